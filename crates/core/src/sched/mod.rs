@@ -1,0 +1,273 @@
+//! The 14 IPVS schedulers (§2), with the kernel's list order, tie-breaks and hooks.
+//!
+//! A scheduler sees the service's destinations through a [`DestView`] (list order, head =
+//! newest) and returns a [`DestId`]. The service table calls the hooks the kernel calls
+//! (`add_dest`, `del_dest`, `upd_dest`) and, in addition, [`Scheduler::on_load_change`] whenever a
+//! destination's connection counters or OVERLOAD flag change, so that schedulers can keep an
+//! index instead of scanning the list (the result must stay exactly the kernel's).
+
+use std::net::IpAddr;
+
+use crate::addr::Protocol;
+use crate::dest::{Dest, DestArena, DestId};
+use crate::error::{Error, Result};
+use crate::service::ServiceFlags;
+use crate::time::Time;
+
+mod rr;
+
+/// The scheduler algorithms.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SchedKind {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connection.
+    Lc,
+    /// Weighted least connection (ipvsadm's default).
+    Wlc,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Source hashing.
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Locality-based least connection.
+    Lblc,
+    /// Locality-based least connection with replication.
+    Lblcr,
+    /// Weighted fail-over.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
+    /// Maglev hashing.
+    Mh,
+    /// Power of two choices.
+    Twos,
+}
+
+impl SchedKind {
+    /// Every scheduler, in the order ipvsadm's help lists them (twos last).
+    pub const ALL: [SchedKind; 14] = [
+        SchedKind::Rr,
+        SchedKind::Wrr,
+        SchedKind::Lc,
+        SchedKind::Wlc,
+        SchedKind::Lblc,
+        SchedKind::Lblcr,
+        SchedKind::Dh,
+        SchedKind::Sh,
+        SchedKind::Sed,
+        SchedKind::Nq,
+        SchedKind::Fo,
+        SchedKind::Ovf,
+        SchedKind::Mh,
+        SchedKind::Twos,
+    ];
+
+    /// The kernel module suffix / ipvsadm name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedKind::Rr => "rr",
+            SchedKind::Wrr => "wrr",
+            SchedKind::Lc => "lc",
+            SchedKind::Wlc => "wlc",
+            SchedKind::Sed => "sed",
+            SchedKind::Nq => "nq",
+            SchedKind::Sh => "sh",
+            SchedKind::Dh => "dh",
+            SchedKind::Lblc => "lblc",
+            SchedKind::Lblcr => "lblcr",
+            SchedKind::Fo => "fo",
+            SchedKind::Ovf => "ovf",
+            SchedKind::Mh => "mh",
+            SchedKind::Twos => "twos",
+        }
+    }
+
+    /// Look a scheduler up by name; `Ok(None)` is the "none" scheduler.
+    pub fn from_name(name: &str) -> Result<Option<SchedKind>> {
+        if name == "none" {
+            return Ok(None);
+        }
+        SchedKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
+            .map(Some)
+            .ok_or_else(|| Error::UnknownScheduler(name.to_string()))
+    }
+}
+
+/// Compile-time parameters of the kernel's schedulers, selectable here.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SchedParams {
+    /// `CONFIG_IP_VS_MH_TAB_INDEX` (8..=17): mh table size is the `index - 8`-th prime of
+    /// 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071. Default 12 (4093).
+    pub mh_tab_index: u8,
+    /// `CONFIG_IP_VS_SH_TAB_BITS` (4..=20), default 8 (256 buckets).
+    pub sh_tab_bits: u8,
+    /// `lblc_expiration` sysctl in seconds (default 86400).
+    pub lblc_expiration: u32,
+    /// `lblcr_expiration` sysctl in seconds (default 86400).
+    pub lblcr_expiration: u32,
+}
+
+impl Default for SchedParams {
+    fn default() -> Self {
+        SchedParams {
+            mh_tab_index: 12,
+            sh_tab_bits: 8,
+            lblc_expiration: 86400,
+            lblcr_expiration: 86400,
+        }
+    }
+}
+
+/// What a scheduler may look at in the packet that starts a connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Transport protocol (`None` for other IP protocols, e.g. ICMP under fwmark services).
+    pub proto: Option<Protocol>,
+    /// Source address.
+    pub saddr: IpAddr,
+    /// Source port (0 if the protocol has none).
+    pub sport: u16,
+    /// Destination address.
+    pub daddr: IpAddr,
+    /// Destination port.
+    pub dport: u16,
+    /// The kernel's `iph->hdr_flags & IP_VS_HDR_INVERSE`: scheduling for an ICMP error in the
+    /// reverse direction, so hashing schedulers use the destination instead of the source.
+    pub inverse: bool,
+}
+
+/// A random source for twos; the kernel uses `get_random_u32_below`.
+pub trait RandomSource {
+    /// A uniformly distributed value in `0..n` (`n > 0`).
+    fn below(&mut self, n: u32) -> u32;
+}
+
+/// A read-only view of a service's destinations in list order.
+#[derive(Copy, Clone)]
+pub struct DestView<'a> {
+    /// Destination ids, head (newest) first.
+    pub ids: &'a [DestId],
+    /// The arena holding them.
+    pub arena: &'a DestArena,
+}
+
+impl<'a> DestView<'a> {
+    /// Number of destinations.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    /// Whether the service has no destination.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+    /// The destination at list position `pos`.
+    #[inline]
+    pub fn at(&self, pos: usize) -> &'a Dest {
+        &self.arena[self.ids[pos]]
+    }
+    /// Destinations in list order with their ids.
+    pub fn iter(&self) -> impl Iterator<Item = (DestId, &'a Dest)> + 'a {
+        let arena = self.arena;
+        self.ids.iter().map(move |&id| (id, &arena[id]))
+    }
+}
+
+/// A scheduler instance bound to one service.
+#[derive(Clone, Debug)]
+pub enum Scheduler {
+    /// Round robin.
+    Rr(rr::Rr),
+}
+
+impl Scheduler {
+    /// `init_service`: bind a new scheduler of `kind` to a service whose destinations are `view`.
+    pub fn new(
+        kind: SchedKind,
+        view: &DestView<'_>,
+        flags: ServiceFlags,
+        params: &SchedParams,
+        now: Time,
+    ) -> Result<Scheduler> {
+        let _ = (view, flags, params, now);
+        match kind {
+            SchedKind::Rr => Ok(Scheduler::Rr(rr::Rr::default())),
+            other => Err(Error::UnknownScheduler(other.name().to_string())),
+        }
+    }
+
+    /// Which algorithm this is.
+    pub fn kind(&self) -> SchedKind {
+        match self {
+            Scheduler::Rr(_) => SchedKind::Rr,
+        }
+    }
+
+    /// Choose a destination for a new connection, or `None` ("no destination available").
+    pub fn schedule(
+        &mut self,
+        view: &DestView<'_>,
+        flow: &Flow,
+        flags: ServiceFlags,
+        now: Time,
+        rng: &mut dyn RandomSource,
+    ) -> Option<DestId> {
+        let _ = (flow, flags, now, rng);
+        match self {
+            Scheduler::Rr(s) => s.schedule(view),
+        }
+    }
+
+    /// `add_dest`: `id` was just linked at the head of the list.
+    pub fn on_add_dest(&mut self, view: &DestView<'_>, flags: ServiceFlags, id: DestId) {
+        let _ = (view, flags, id);
+        match self {
+            Scheduler::Rr(_) => {}
+        }
+    }
+
+    /// `del_dest`: `id` was unlinked from list position `old_pos`.
+    pub fn on_del_dest(
+        &mut self,
+        view: &DestView<'_>,
+        flags: ServiceFlags,
+        id: DestId,
+        old_pos: usize,
+    ) {
+        let _ = flags;
+        match self {
+            Scheduler::Rr(s) => s.on_del_dest(view, id, old_pos),
+        }
+    }
+
+    /// `upd_dest`: `id`'s configuration was edited.
+    pub fn on_edit_dest(&mut self, view: &DestView<'_>, flags: ServiceFlags, id: DestId) {
+        let _ = (view, flags, id);
+        match self {
+            Scheduler::Rr(_) => {}
+        }
+    }
+
+    /// `id`'s active/inactive counters or OVERLOAD flag changed.
+    pub fn on_load_change(&mut self, view: &DestView<'_>, id: DestId) {
+        let _ = (view, id);
+        match self {
+            Scheduler::Rr(_) => {}
+        }
+    }
+
+    /// Periodic housekeeping (lblc/lblcr cache garbage collection); call about once a second.
+    pub fn tick(&mut self, now: Time) {
+        let _ = now;
+    }
+}
