@@ -7,10 +7,12 @@
 //! what to do.
 
 pub mod addr;
+pub mod defense;
 pub mod dest;
 pub mod error;
 pub mod estimator;
 pub mod hash;
+pub mod pe_sip;
 pub mod sched;
 pub mod service;
 pub mod stats;
