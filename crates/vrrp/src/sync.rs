@@ -1,0 +1,223 @@
+//! `vrrp_sync_group`: instances that move together (`spec/keepalived.md` §1.9, keepalived's
+//! `vrrp_sync.c`).
+//!
+//! Rules, as keepalived applies them:
+//! * a member may only become MASTER when every member wants to (its master-down timer expired or
+//!   it is already MASTER); then all BACKUP members go MASTER together;
+//! * a member that leaves MASTER for BACKUP (higher-priority advert) takes the others with it;
+//! * a member in FAULT puts the whole group in FAULT until every member's own fault clears.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::instance::{Action, Instance, State};
+use crate::ip::RxPacket;
+use crate::notify::{Notify, NotifyState};
+use crate::rx::Reject;
+
+/// Output of a [`SyncGroup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupAction {
+    /// An action of member `index` (position in [`SyncGroup::members`]).
+    Member {
+        /// Member index.
+        index: usize,
+        /// Its action.
+        action: Action,
+    },
+    /// A group notification (`GROUP "<name>" <STATE> 0`).
+    Group(Notify),
+}
+
+/// A sync group owning its member instances.
+#[derive(Debug, Clone)]
+pub struct SyncGroup {
+    name: String,
+    members: Vec<Instance>,
+    actions: VecDeque<GroupAction>,
+    state: State,
+}
+
+impl SyncGroup {
+    /// Build a group; keepalived drops groups with fewer than 2 members, so this refuses them.
+    pub fn new(name: &str, mut members: Vec<Instance>) -> Result<SyncGroup, Error> {
+        if members.len() < 2 {
+            return Err(Error::Config(format!(
+                "Sync group {name} has only {} virtual router(s) - removing",
+                members.len()
+            )));
+        }
+        for m in &mut members {
+            m.set_sync_member(true);
+        }
+        Ok(SyncGroup {
+            name: name.to_string(),
+            members,
+            actions: VecDeque::new(),
+            state: State::Init,
+        })
+    }
+
+    /// Group name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The members, in configuration order.
+    pub fn members(&self) -> &[Instance] {
+        &self.members
+    }
+
+    /// The group's state: FAULT if any member is, MASTER if all are, INIT/STOP if all are, else
+    /// BACKUP.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Start every member.
+    pub fn start(&mut self, now: Duration) {
+        let prev = self.states();
+        for m in &mut self.members {
+            m.start(now);
+        }
+        self.reconcile(now, &prev);
+    }
+
+    /// Feed a received packet to member `index` (the driver demultiplexes by VRID).
+    pub fn handle_advert(
+        &mut self,
+        now: Duration,
+        index: usize,
+        rx: &RxPacket<'_>,
+    ) -> Result<(), Reject> {
+        let prev = self.states();
+        let r = match self.members.get_mut(index) {
+            Some(m) => m.handle_advert(now, rx),
+            None => return Ok(()),
+        };
+        self.reconcile(now, &prev);
+        r
+    }
+
+    /// Process due deadlines of every member.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let prev = self.states();
+        for m in &mut self.members {
+            if m.poll_timeout().is_some_and(|t| t <= now) {
+                m.handle_timeout(now);
+            }
+        }
+        self.reconcile(now, &prev);
+    }
+
+    /// Earliest deadline of any member.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.members.iter().filter_map(Instance::poll_timeout).min()
+    }
+
+    /// Interface state of member `index`.
+    pub fn set_interface_up(&mut self, now: Duration, index: usize, up: bool) {
+        let prev = self.states();
+        if let Some(m) = self.members.get_mut(index) {
+            m.set_interface_up(now, up);
+        }
+        self.reconcile(now, &prev);
+    }
+
+    /// Tracker `tracker` of member `index`.
+    pub fn set_tracker(&mut self, now: Duration, index: usize, tracker: usize, ok: bool) {
+        let prev = self.states();
+        if let Some(m) = self.members.get_mut(index) {
+            m.set_tracker(now, tracker, ok);
+        }
+        self.reconcile(now, &prev);
+    }
+
+    /// Shut every member down.
+    pub fn shutdown(&mut self, now: Duration) {
+        let prev = self.states();
+        for m in &mut self.members {
+            m.shutdown(now);
+        }
+        self.reconcile(now, &prev);
+    }
+
+    /// Next action, members' and the group's, in order.
+    pub fn poll_action(&mut self) -> Option<GroupAction> {
+        self.actions.pop_front()
+    }
+
+    /// Member `index` mutably, e.g. for [`Instance::encode_adverts`].
+    pub fn member_mut(&mut self, index: usize) -> Option<&mut Instance> {
+        self.members.get_mut(index)
+    }
+
+    fn states(&self) -> Vec<State> {
+        self.members.iter().map(Instance::state).collect()
+    }
+
+    fn reconcile(&mut self, now: Duration, prev: &[State]) {
+        // Each pass can only move members further in one direction (fault, backup, master), so
+        // three passes settle it; the bound keeps a logic slip from looping forever.
+        for _ in 0..4 {
+            let before = self.states();
+            let any_fault = self.members.iter().any(Instance::own_fault);
+            for m in &mut self.members {
+                m.set_group_fault(now, any_fault);
+            }
+            let dropped = prev
+                .iter()
+                .zip(&self.members)
+                .any(|(p, m)| *p == State::Master && m.state() == State::Backup);
+            if dropped {
+                for m in &mut self.members {
+                    m.force_backup(now);
+                }
+            }
+            let ready = self.members.iter().all(|m| {
+                m.state() == State::Master || (m.state() == State::Backup && m.wants_master())
+            });
+            if ready && self.members.iter().any(|m| m.state() == State::Backup) {
+                for m in &mut self.members {
+                    m.force_master(now);
+                }
+            }
+            if self.states() == before {
+                break;
+            }
+        }
+        for (index, m) in self.members.iter_mut().enumerate() {
+            while let Some(action) = m.poll_action() {
+                self.actions
+                    .push_back(GroupAction::Member { index, action });
+            }
+        }
+        let states = self.states();
+        let new = if states.contains(&State::Fault) {
+            State::Fault
+        } else if states.iter().all(|s| *s == State::Master) {
+            State::Master
+        } else if states.iter().all(|s| *s == State::Stopped) {
+            State::Stopped
+        } else if states.iter().all(|s| *s == State::Init) {
+            State::Init
+        } else {
+            State::Backup
+        };
+        if new != self.state {
+            self.state = new;
+            let ns = match new {
+                State::Master => Some(NotifyState::Master),
+                State::Backup => Some(NotifyState::Backup),
+                State::Fault => Some(NotifyState::Fault),
+                State::Stopped => Some(NotifyState::Stop),
+                State::Init => None,
+            };
+            if let Some(state) = ns {
+                self.actions
+                    .push_back(GroupAction::Group(Notify { state, priority: 0 }));
+            }
+        }
+    }
+}
