@@ -780,3 +780,6 @@ fn ip_cmp_key(a: &IpAddr) -> u128 {
         IpAddr::V6(v) => u128::from(*v),
     }
 }
+
+#[cfg(test)]
+mod tests;
