@@ -462,3 +462,340 @@ pub fn validate(
         old_unicast_checksum,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Auth, UnicastPeer};
+    use crate::ip::{encode_ipv4, Ipv4Header};
+    use crate::wire::{pass_auth_data, Advert, AUTH_DATA_LEN};
+    use std::net::Ipv4Addr;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+
+    fn cfg() -> InstanceConfig {
+        let mut c = InstanceConfig::new(
+            "VI_1",
+            51,
+            Version::V2,
+            IpAddr::V4(ME),
+            vec!["10.0.0.100".parse().unwrap(), "10.0.0.101".parse().unwrap()],
+        );
+        c.auth = Auth::Pass(pass_auth_data(b"secret"));
+        c
+    }
+
+    fn advert(c: &InstanceConfig) -> Advert {
+        Advert {
+            version: c.version,
+            packet_type: 1,
+            vrid: c.vrid,
+            priority: 150,
+            auth_or_reserved: if c.version == Version::V2 {
+                c.auth_type()
+            } else {
+                0
+            },
+            adver_int: c.wire_interval(),
+            addresses: c.vips.clone(),
+            auth_data: c.auth_data(),
+        }
+    }
+
+    fn packet(a: &Advert, dst: Ipv4Addr) -> Vec<u8> {
+        encode_ipv4(a, PEER, dst, 7, 255, ChecksumMode::PseudoHeader).unwrap()
+    }
+
+    fn check(c: &InstanceConfig, pkt: &[u8]) -> Result<ValidAdvert, Reject> {
+        validate(
+            c,
+            &RxPacket::parse(pkt).unwrap(),
+            true,
+            ChecksumMode::PseudoHeader,
+        )
+    }
+
+    /// Rewrite the IPv4 header after editing the packet so only the intended check fails.
+    fn fix_ip(pkt: &mut [u8]) {
+        pkt[10] = 0;
+        pkt[11] = 0;
+        let c = crate::wire::internet_checksum(&pkt[..20]);
+        pkt[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// Recompute the VRRP checksum of a v2 packet after editing it.
+    fn fix_vrrp(pkt: &mut [u8]) {
+        pkt[26] = 0;
+        pkt[27] = 0;
+        let c = crate::wire::internet_checksum(&pkt[20..]);
+        pkt[26..28].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn valid_advert_passes() {
+        let c = cfg();
+        let v = check(&c, &packet(&advert(&c), GROUP)).unwrap();
+        assert_eq!(v.priority, 150);
+        assert_eq!(v.src, IpAddr::V4(PEER));
+        assert_eq!(v.interval_cs, 100);
+        assert!(!v.old_unicast_checksum);
+    }
+
+    #[test]
+    fn each_check_has_its_own_reason() {
+        let c = cfg();
+        let good = packet(&advert(&c), GROUP);
+
+        let mut a = advert(&c);
+        a.vrid = 52;
+        assert_eq!(check(&c, &packet(&a, GROUP)), Err(Reject::Vrid { got: 52 }));
+
+        // #2 length: one trailing byte (IP total length adjusted so only #2 fails).
+        let mut p = good.clone();
+        p.push(0);
+        p[3] += 1;
+        fix_ip(&mut p);
+        assert_eq!(
+            check(&c, &p),
+            Err(Reject::Length {
+                got: 25,
+                expected: 24
+            })
+        );
+        // ... and a v3 packet at a v2 instance is "too short" before "wrong version".
+        let mut a = advert(&c);
+        a.version = Version::V3;
+        a.auth_or_reserved = 0;
+        assert!(matches!(
+            check(&c, &packet(&a, GROUP)),
+            Err(Reject::Length {
+                got: 16,
+                expected: 24
+            })
+        ));
+
+        // #3 TTL (multicast)
+        let mut p = good.clone();
+        p[8] = 254;
+        fix_ip(&mut p);
+        assert_eq!(check(&c, &p), Err(Reject::Ttl { got: 254 }));
+
+        // #4 version: v3 nibble on a v2-sized packet.
+        let mut p = good.clone();
+        p[20] = 0x31;
+        fix_vrrp(&mut p);
+        assert_eq!(
+            check(&c, &p),
+            Err(Reject::Version {
+                got: 3,
+                expected: 2
+            })
+        );
+
+        // #5, #6, #7
+        let mut p = good.clone();
+        p[24] = 3;
+        fix_vrrp(&mut p);
+        assert_eq!(check(&c, &p), Err(Reject::InvalidAuthType(3)));
+        let mut a = advert(&c);
+        a.auth_or_reserved = 0;
+        a.auth_data = [0; AUTH_DATA_LEN];
+        assert_eq!(
+            check(&c, &packet(&a, GROUP)),
+            Err(Reject::AuthTypeMismatch {
+                got: 0,
+                expected: 1
+            })
+        );
+        let mut a = advert(&c);
+        a.auth_data = pass_auth_data(b"secreT");
+        assert_eq!(check(&c, &packet(&a, GROUP)), Err(Reject::Password));
+
+        // #9
+        let mut a = advert(&c);
+        a.adver_int = 3;
+        assert_eq!(
+            check(&c, &packet(&a, GROUP)),
+            Err(Reject::AdvertInterval {
+                got: 3,
+                expected: 1
+            })
+        );
+
+        // #10
+        let mut a = advert(&c);
+        a.packet_type = 2;
+        assert_eq!(check(&c, &packet(&a, GROUP)), Err(Reject::Type(2)));
+
+        // #11
+        let mut a = advert(&c);
+        a.addresses.pop();
+        assert_eq!(
+            check(&c, &packet(&a, GROUP)),
+            Err(Reject::AddressCount {
+                got: 1,
+                expected: 2
+            })
+        );
+
+        // #12: total length says one byte more than received.
+        let mut p = good.clone();
+        p[3] += 1;
+        fix_ip(&mut p);
+        let rx = RxPacket::parse(&p).unwrap();
+        assert_eq!(
+            validate(&c, &rx, true, ChecksumMode::PseudoHeader),
+            Err(Reject::IpLength {
+                total_len: 45,
+                received: 44
+            })
+        );
+
+        // #13
+        let mut p = good.clone();
+        p[27] ^= 1;
+        assert_eq!(check(&c, &p), Err(Reject::Checksum));
+
+        // #14: unicast destination for a multicast instance, and vice versa.
+        assert_eq!(
+            check(&c, &packet(&advert(&c), ME)),
+            Err(Reject::Multicast {
+                expected_multicast: true
+            })
+        );
+        let mut uc = cfg();
+        uc.unicast_peers = vec![UnicastPeer::new(IpAddr::V4(PEER))];
+        assert_eq!(
+            check(&uc, &good),
+            Err(Reject::Multicast {
+                expected_multicast: false
+            })
+        );
+
+        // #15
+        let mut a = advert(&c);
+        a.addresses[1] = "10.0.0.102".parse().unwrap();
+        assert_eq!(
+            check(&c, &packet(&a, GROUP)),
+            Err(Reject::MissingVip("10.0.0.101".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn vip_checks_can_be_skipped() {
+        let c = cfg();
+        let mut a = advert(&c);
+        a.addresses.pop();
+        let p = packet(&a, GROUP);
+        let rx = RxPacket::parse(&p).unwrap();
+        assert!(validate(&c, &rx, false, ChecksumMode::PseudoHeader).is_ok());
+    }
+
+    #[test]
+    fn unicast_source_and_ttl_checks() {
+        let mut c = cfg();
+        c.unicast_peers = vec![UnicastPeer {
+            addr: IpAddr::V4(PEER),
+            min_ttl: 250,
+            max_ttl: 255,
+        }];
+        let a = advert(&c);
+        // TTL is not checked against 255 for unicast, only against the peer's range.
+        let p = encode_ipv4(&a, PEER, ME, 1, 251, ChecksumMode::PseudoHeader).unwrap();
+        assert!(check(&c, &p).is_ok());
+        let p = encode_ipv4(&a, PEER, ME, 1, 64, ChecksumMode::PseudoHeader).unwrap();
+        assert_eq!(
+            check(&c, &p),
+            Err(Reject::PeerTtl {
+                got: 64,
+                min: 250,
+                max: 255
+            })
+        );
+        let other = Ipv4Addr::new(10, 0, 0, 9);
+        let p = encode_ipv4(&a, other, ME, 1, 255, ChecksumMode::PseudoHeader).unwrap();
+        assert_eq!(check(&c, &p), Err(Reject::NotAPeer(IpAddr::V4(other))));
+        // Without check_unicast_src or TTL limits any source is fine.
+        c.unicast_peers[0].min_ttl = 0;
+        assert!(check(&c, &p).is_ok());
+        c.check_unicast_src = true;
+        assert!(check(&c, &p).is_err());
+    }
+
+    #[test]
+    fn ah_header_is_rejected_clearly() {
+        let c = cfg();
+        let mut msg = Vec::new();
+        advert(&c)
+            .emit(
+                &mut msg,
+                IpAddr::V4(PEER),
+                IpAddr::V4(GROUP),
+                ChecksumMode::PseudoHeader,
+            )
+            .unwrap();
+        let mut ah = vec![112, 4, 0, 0];
+        ah.extend_from_slice(&[0; 20]);
+        let mut h = Ipv4Header::vrrp(PEER, GROUP, 1, 255, ah.len() + msg.len());
+        h.protocol = crate::wire::IPPROTO_AH;
+        let mut p = Vec::new();
+        h.emit(&mut p);
+        p.extend_from_slice(&ah);
+        p.extend_from_slice(&msg);
+        let r = check(&c, &p).unwrap_err();
+        assert_eq!(r, Reject::AhHeader);
+        assert!(r.to_string().contains("AH"));
+    }
+
+    #[test]
+    fn short_and_wrong_family_packets() {
+        let c = cfg();
+        let rx = RxPacket {
+            src: IpAddr::V4(PEER),
+            dst: IpAddr::V4(GROUP),
+            ttl: 255,
+            ip_total_len: None,
+            received_len: 3,
+            ah: false,
+            vrrp: &[0x21, 51, 100],
+        };
+        assert!(matches!(
+            validate(&c, &rx, true, ChecksumMode::PseudoHeader),
+            Err(Reject::Length { got: 3, .. })
+        ));
+        let rx = RxPacket::from_ipv6_parts(
+            "fe80::1".parse().unwrap(),
+            "ff02::12".parse().unwrap(),
+            255,
+            &[0x31, 51, 100, 0, 0, 100, 0, 0],
+        );
+        assert_eq!(
+            validate(&c, &rx, true, ChecksumMode::PseudoHeader),
+            Err(Reject::Family)
+        );
+    }
+
+    #[test]
+    fn counters_and_names() {
+        let mut k = RxCounters::default();
+        k.count(RejectKind::Password);
+        k.count(RejectKind::Password);
+        k.count(RejectKind::Ttl);
+        assert_eq!(k.rejected(RejectKind::Password), 2);
+        assert_eq!(k.rejected(RejectKind::Checksum), 0);
+        assert_eq!(k.rejected_total(), 3);
+        let names: std::collections::HashSet<_> =
+            RejectKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), RejectKind::ALL.len(), "distinct metric labels");
+        assert_eq!(
+            Reject::AdvertInterval {
+                got: 2,
+                expected: 1
+            }
+            .to_string(),
+            "advertisement interval mismatch mine=1 sec rcv'd=2 sec"
+        );
+    }
+}

@@ -221,3 +221,167 @@ impl SyncGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::InstanceConfig;
+    use crate::instance::Transmit;
+    use crate::wire::Version;
+    use std::net::IpAddr;
+
+    const T0: Duration = Duration::from_secs(50);
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn cfg(vrid: u8, prio: u8) -> InstanceConfig {
+        let mut c = InstanceConfig::new(
+            &format!("VI_{vrid}"),
+            vrid,
+            Version::V2,
+            ip("10.0.0.2"),
+            vec![ip(&format!("10.0.{vrid}.100"))],
+        );
+        c.priority = prio;
+        c
+    }
+
+    fn group(p1: u8, p2: u8) -> SyncGroup {
+        let m = vec![
+            Instance::new(cfg(1, p1)).unwrap(),
+            Instance::new(cfg(2, p2)).unwrap(),
+        ];
+        SyncGroup::new("G", m).unwrap()
+    }
+
+    fn drain(g: &mut SyncGroup) -> Vec<GroupAction> {
+        std::iter::from_fn(|| g.poll_action()).collect()
+    }
+
+    fn group_notifies(a: &[GroupAction]) -> Vec<NotifyState> {
+        a.iter()
+            .filter_map(|a| match a {
+                GroupAction::Group(n) => Some(n.state),
+                GroupAction::Member { .. } => None,
+            })
+            .collect()
+    }
+
+    fn states(g: &SyncGroup) -> Vec<State> {
+        g.members().iter().map(Instance::state).collect()
+    }
+
+    fn peer_advert(vrid: u8, prio: u8) -> Transmit {
+        let mut c = cfg(vrid, prio.max(1));
+        c.src_addr = ip("10.0.0.1");
+        Instance::new(c)
+            .unwrap()
+            .encode_adverts(prio)
+            .unwrap()
+            .remove(0)
+    }
+
+    fn feed(g: &mut SyncGroup, now: Duration, index: usize, prio: u8) {
+        let tx = peer_advert(index as u8 + 1, prio);
+        g.handle_advert(now, index, &RxPacket::parse(&tx.packet).unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn fewer_than_two_members_is_refused() {
+        let e = SyncGroup::new("G", vec![Instance::new(cfg(1, 100)).unwrap()]).unwrap_err();
+        assert!(e.to_string().contains("only 1 virtual router"));
+    }
+
+    #[test]
+    fn members_become_master_together() {
+        let mut g = group(100, 200);
+        g.start(T0);
+        assert_eq!(group_notifies(&drain(&mut g)), [NotifyState::Backup]);
+        // VI_2 (200) times out first but has to wait for VI_1.
+        let t2 = T0 + Duration::from_micros(3_218_750);
+        assert_eq!(g.poll_timeout(), Some(t2));
+        g.handle_timeout(t2);
+        assert_eq!(states(&g), [State::Backup, State::Backup]);
+        assert!(g.members()[1].wants_master());
+        assert!(drain(&mut g).is_empty());
+        let t1 = T0 + Duration::from_micros(3_609_375);
+        g.handle_timeout(t1);
+        assert_eq!(states(&g), [State::Master, State::Master]);
+        let a = drain(&mut g);
+        assert_eq!(group_notifies(&a), [NotifyState::Master]);
+        for i in 0..2 {
+            assert!(a.contains(&GroupAction::Member {
+                index: i,
+                action: Action::AddVips
+            }));
+        }
+        assert_eq!(g.state(), State::Master);
+    }
+
+    #[test]
+    fn a_heard_master_cancels_the_wish() {
+        let mut g = group(100, 200);
+        g.start(T0);
+        let t2 = T0 + Duration::from_micros(3_218_750);
+        g.handle_timeout(t2);
+        assert!(g.members()[1].wants_master());
+        feed(&mut g, t2 + Duration::from_millis(10), 1, 250);
+        assert!(!g.members()[1].wants_master());
+        g.handle_timeout(T0 + Duration::from_micros(3_609_375));
+        assert_eq!(states(&g), [State::Backup, State::Backup]);
+    }
+
+    #[test]
+    fn one_member_losing_mastership_takes_the_others() {
+        let mut g = group(100, 100);
+        g.start(T0);
+        g.handle_timeout(T0 + Duration::from_micros(3_609_375));
+        assert_eq!(states(&g), [State::Master, State::Master]);
+        drain(&mut g);
+        feed(&mut g, T0 + Duration::from_secs(4), 0, 150);
+        assert_eq!(states(&g), [State::Backup, State::Backup]);
+        let a = drain(&mut g);
+        assert!(a.contains(&GroupAction::Member {
+            index: 1,
+            action: Action::RemoveVips
+        }));
+        assert_eq!(group_notifies(&a), [NotifyState::Backup]);
+    }
+
+    #[test]
+    fn a_fault_faults_the_group_until_it_clears() {
+        let mut g = group(100, 100);
+        g.start(T0);
+        g.handle_timeout(T0 + Duration::from_micros(3_609_375));
+        drain(&mut g);
+        let t = T0 + Duration::from_secs(5);
+        g.set_interface_up(t, 1, false);
+        assert_eq!(states(&g), [State::Fault, State::Fault]);
+        let a = drain(&mut g);
+        for i in 0..2 {
+            assert!(a.contains(&GroupAction::Member {
+                index: i,
+                action: Action::SendAdvert { priority: 0 }
+            }));
+        }
+        assert_eq!(group_notifies(&a), [NotifyState::Fault]);
+        assert_eq!(g.poll_timeout(), None);
+        g.set_interface_up(t + Duration::from_secs(1), 1, true);
+        assert_eq!(states(&g), [State::Backup, State::Backup]);
+        assert_eq!(group_notifies(&drain(&mut g)), [NotifyState::Backup]);
+    }
+
+    #[test]
+    fn shutdown_stops_every_member() {
+        let mut g = group(100, 100);
+        g.start(T0);
+        g.handle_timeout(T0 + Duration::from_micros(3_609_375));
+        drain(&mut g);
+        g.shutdown(T0 + Duration::from_secs(6));
+        assert_eq!(states(&g), [State::Stopped, State::Stopped]);
+        assert_eq!(group_notifies(&drain(&mut g)), [NotifyState::Stop]);
+    }
+}

@@ -558,3 +558,89 @@ fn replay_cap2_vrid61_interval_mismatch_starves_adverts() {
     });
     assert_eq!((adverts, garps), (2, 10));
 }
+
+#[test]
+fn cap2_mismatch_experiment_rejects_for_keepalived_reasons() {
+    use rvs_vrrp::rx::validate;
+    use rvs_vrrp::Reject;
+    // Frames 284-445 of cap2: two keepalived nodes whose VRIDs 61-63 disagree (advert_int 1 vs 2,
+    // password "aaaa" vs "bbbb", one VIP vs two). Each side must reject every advert of the
+    // other, for the reason keepalived logged.
+    let frames = read_pcap("cap2.pcap");
+    let node = |vrid: u8, me: &str| -> InstanceConfig {
+        let n1 = me == "10.77.0.1";
+        let mut vips = vec![v4(&format!("10.77.0.{}", 100 + u16::from(vrid)))];
+        if vrid == 63 && !n1 {
+            vips.push(v4("10.77.0.164"));
+        }
+        let mut c = InstanceConfig::new("VI", vrid, Version::V2, v4(me), vips);
+        c.priority = if n1 { 150 } else { 200 };
+        if vrid == 61 && !n1 {
+            c.advert_int_cs = 200;
+        }
+        if vrid == 62 {
+            c.auth = Auth::Pass(pass_auth_data(if n1 { b"aaaa" } else { b"bbbb" }));
+        }
+        c
+    };
+    let mut seen = 0;
+    for f in &frames {
+        let Some(ip) = vrrp_ip(f) else { continue };
+        let rx = RxPacket::parse(ip).unwrap();
+        let vrid = rx.vrrp[1];
+        if !(61..=63).contains(&vrid) {
+            continue;
+        }
+        let sender_is_n1 = rx.src == v4("10.77.0.1");
+        let receiver = node(
+            vrid,
+            if sender_is_n1 {
+                "10.77.0.2"
+            } else {
+                "10.77.0.1"
+            },
+        );
+        let expected = match (vrid, sender_is_n1) {
+            (61, true) => Reject::AdvertInterval {
+                got: 1,
+                expected: 2,
+            },
+            (61, false) => Reject::AdvertInterval {
+                got: 2,
+                expected: 1,
+            },
+            (62, _) => Reject::Password,
+            (63, true) => Reject::AddressCount {
+                got: 1,
+                expected: 2,
+            },
+            (63, false) => Reject::AddressCount {
+                got: 2,
+                expected: 1,
+            },
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            validate(&receiver, &rx, true, ChecksumMode::PseudoHeader),
+            Err(expected),
+            "frame {}",
+            f.number
+        );
+        // The sender's own configuration accepts it (so the reject is the mismatch alone).
+        let mut sender = node(
+            vrid,
+            if sender_is_n1 {
+                "10.77.0.1"
+            } else {
+                "10.77.0.2"
+            },
+        );
+        sender.src_addr = receiver.src_addr;
+        assert!(validate(&sender, &rx, true, ChecksumMode::PseudoHeader).is_ok());
+        seen += 1;
+    }
+    assert_eq!(
+        seen,
+        3 + 1 + 14 + 1 + 1 + 1 + 18 + 1 + 1 + 1 + 5 + 13 + 1 + 1
+    );
+}
