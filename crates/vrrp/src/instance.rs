@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::ip::{encode_ipv4, RxPacket};
 use crate::notify::{Notify, NotifyState};
 use crate::rx::{validate, Reject, RxCounters, ValidAdvert};
-use crate::wire::{Advert, ChecksumMode, Version, TYPE_ADVERTISEMENT};
+use crate::wire::{Advert, ChecksumMode, Version, HEADER_LEN, TYPE_ADVERTISEMENT};
 
 /// VRRP state of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -359,8 +359,11 @@ impl Instance {
                 // keepalived quirk (§3.5, capture-verified): a MASTER restarts its advert timer
                 // after *any* packet for its VRID, even a rejected one, so two split-brain masters
                 // starve each other's adverts. Copied for wire-identical behaviour.
-                if self.state == State::Master && !matches!(r, Reject::Vrid { .. } | Reject::Family)
-                {
+                // Packets too short to carry a VRID never reach an instance in keepalived (the
+                // dispatcher drops them), so they do not count as "for its VRID".
+                let for_us = rx.vrrp.len() >= HEADER_LEN
+                    && !matches!(r, Reject::Vrid { .. } | Reject::Family);
+                if self.state == State::Master && for_us {
                     self.restart_advert_timer(now);
                 }
                 Err(r)
@@ -685,6 +688,14 @@ impl Instance {
         }
     }
 
+    /// v3: take the master's advertised interval as Master_Adver_Interval. A zero interval (not
+    /// something keepalived sends) is ignored rather than collapsing the down timer to the skew.
+    fn adopt_interval(&mut self, interval_cs: u16) {
+        if self.cfg.version == Version::V3 && interval_cs != 0 {
+            self.master_adver_int_cs = interval_cs;
+        }
+    }
+
     /// BACKUP receive processing (§3.5).
     fn backup_rx(&mut self, now: Duration, v: ValidAdvert) {
         let p = v.priority;
@@ -701,9 +712,7 @@ impl Instance {
                 Some(t) => t > now,
             };
         if !self.cfg.preempt || p >= me || preempt_held {
-            if self.cfg.version == Version::V3 {
-                self.master_adver_int_cs = v.interval_cs;
-            }
+            self.adopt_interval(v.interval_cs);
             self.master_addr = Some(v.src);
             self.master_priority = p;
             self.want_master = false;
@@ -746,9 +755,7 @@ impl Instance {
             return;
         }
         if higher(me) {
-            if self.cfg.version == Version::V3 {
-                self.master_adver_int_cs = v.interval_cs;
-            }
+            self.adopt_interval(v.interval_cs);
             self.master_addr = Some(v.src);
             self.master_priority = p;
             // No priority-0 advert in this case.

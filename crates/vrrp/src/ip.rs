@@ -318,6 +318,12 @@ impl<'a> RxPacket<'a> {
         }
     }
 
+    /// The VRID byte, for demultiplexing among the instances sharing a socket (`None` if the
+    /// message is too short to hold one).
+    pub fn vrid(&self) -> Option<u8> {
+        self.vrrp.get(1).copied()
+    }
+
     /// Build from what a raw IPv6 socket delivers: the payload plus ancillary data
     /// (`IPV6_RECVHOPLIMIT`, `IPV6_RECVPKTINFO`).
     pub fn from_ipv6_parts(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, vrrp: &'a [u8]) -> Self {

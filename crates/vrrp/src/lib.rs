@@ -7,13 +7,15 @@
 //!   method calls, outputs are [`Action`]s drained with [`Instance::poll_action`] plus the next
 //!   deadline from [`Instance::poll_timeout`] — the quinn-proto / smoltcp style. No I/O, no clock.
 //! * [`SyncGroup`]: a `vrrp_sync_group` coordinator moving several instances together.
-//! * [`notify`]: keepalived's notify-script arguments and FIFO lines.
+//! * [`notify`]: keepalived's notify-script arguments and FIFO lines; [`script`]: `vrrp_script`
+//!   rise/fall counting; [`garp`]: the gratuitous ARP / unsolicited NA frames keepalived sends.
 //!
 //! The facts this follows are in `spec/keepalived.md` §3; quirks of keepalived that are copied on
 //! purpose are named in comments where they are implemented.
 
 pub mod config;
 mod error;
+pub mod garp;
 pub mod instance;
 pub mod ip;
 pub mod notify;

@@ -859,3 +859,54 @@ fn rfc9568_checksum_mode() {
     assert_eq!(deliver(&mut me, T0, &tx), Err(Reject::Checksum));
     assert_eq!(me.counters().rx.rejected(RejectKind::Checksum), 1);
 }
+
+#[test]
+fn master_ignores_runt_packets_for_its_timer() {
+    let (mut i, t) = master(cfg_v2(100));
+    let rx = RxPacket {
+        src: ip("10.0.0.1"),
+        dst: ip("224.0.0.18"),
+        ttl: 255,
+        ip_total_len: None,
+        received_len: 3,
+        ah: false,
+        vrrp: &[0x21, 51, 100],
+    };
+    assert!(matches!(
+        i.handle_advert(t + ms(500), &rx),
+        Err(Reject::Length { got: 3, .. })
+    ));
+    assert_eq!(rx.vrid(), Some(51));
+    assert_eq!(i.poll_timeout(), Some(t + ms(1000)));
+}
+
+#[test]
+fn v3_zero_interval_is_not_adopted() {
+    let mut i = started(cfg_v3(100, 100));
+    let mut peer = cfg_v3(200, 100);
+    peer.src_addr = ip("10.0.0.1");
+    let tx = Instance::new(peer)
+        .unwrap()
+        .encode_adverts(200)
+        .unwrap()
+        .remove(0);
+    let mut pkt = tx.packet.clone();
+    // Zero the interval field and fix the checksum (pseudo-header with the real dst).
+    pkt[24] = 0;
+    pkt[25] = 0;
+    pkt[26] = 0;
+    pkt[27] = 0;
+    let rx = RxPacket::parse(&pkt).unwrap();
+    let c = crate::wire::vrrp_checksum(
+        Version::V3,
+        rx.vrrp,
+        rx.src,
+        rx.dst,
+        ChecksumMode::PseudoHeader,
+    );
+    pkt[26..28].copy_from_slice(&c.to_be_bytes());
+    i.handle_advert(T0, &RxPacket::parse(&pkt).unwrap())
+        .unwrap();
+    assert_eq!(i.master_adver_int(), ms(1000));
+    assert_eq!(i.poll_timeout(), Some(T0 + us(3_609_375)));
+}
