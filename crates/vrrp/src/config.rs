@@ -191,6 +191,19 @@ impl InstanceConfig {
         }
     }
 
+    /// keepalived's conversion of an `advert_int` value in seconds to centiseconds (§1.8): v2
+    /// rounds to whole seconds (at least 1, at most 255); v3 rounds to the nearest 10 ms (at least
+    /// 10 ms, at most 40.95 s). Non-finite input gives the default of 1 s.
+    pub fn advert_int_cs_from_secs(version: Version, secs: f64) -> u16 {
+        if !secs.is_finite() {
+            return 100;
+        }
+        match version {
+            Version::V2 => (secs.round().clamp(1.0, 255.0) as u16) * 100,
+            Version::V3 => (secs * 100.0).round().clamp(1.0, 4095.0) as u16,
+        }
+    }
+
     /// The address family (that of `src_addr`).
     pub fn family(&self) -> Family {
         Family::of(&self.src_addr)
@@ -370,6 +383,21 @@ mod tests {
             reverse: false,
         });
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn advert_int_conversion_rounds_like_keepalived() {
+        let f = InstanceConfig::advert_int_cs_from_secs;
+        assert_eq!(f(Version::V2, 1.0), 100);
+        assert_eq!(f(Version::V2, 1.4), 100);
+        assert_eq!(f(Version::V2, 1.5), 200);
+        assert_eq!(f(Version::V2, 0.2), 100);
+        assert_eq!(f(Version::V2, 300.0), 25500);
+        assert_eq!(f(Version::V3, 0.5), 50);
+        assert_eq!(f(Version::V3, 0.014), 1);
+        assert_eq!(f(Version::V3, 0.016), 2);
+        assert_eq!(f(Version::V3, 41.0), 4095);
+        assert_eq!(f(Version::V3, f64::NAN), 100);
     }
 
     #[test]

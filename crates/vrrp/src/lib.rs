@@ -28,7 +28,7 @@ pub use config::{Auth, GarpConfig, InitialState, InstanceConfig, TrackerConfig, 
 pub use error::Error;
 pub use instance::{Action, Counters, Instance, State, Transmit};
 pub use ip::RxPacket;
-pub use notify::{Notify, NotifyState};
+pub use notify::{Notify, NotifyState, Subject};
 pub use rx::{Reject, RejectKind, RxCounters};
 pub use sync::{GroupAction, SyncGroup};
 pub use wire::{Advert, ChecksumMode, Family, Packet, Version};

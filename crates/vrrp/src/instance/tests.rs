@@ -910,3 +910,27 @@ fn v3_zero_interval_is_not_adopted() {
     assert_eq!(i.master_adver_int(), ms(1000));
     assert_eq!(i.poll_timeout(), Some(T0 + us(3_609_375)));
 }
+
+#[test]
+fn shutdown_from_fault_and_init() {
+    let mut i = started(cfg_v2(100));
+    i.set_interface_up(T0 + ms(1), false);
+    drain(&mut i);
+    i.shutdown(T0 + ms(2));
+    assert_eq!(drain(&mut i), [notify(NotifyState::Stop, 100)]);
+    assert_eq!(i.state(), State::Stopped);
+    // Interface changes after STOP do nothing.
+    i.set_interface_up(T0 + ms(3), true);
+    assert_eq!(i.state(), State::Stopped);
+    assert!(drain(&mut i).is_empty());
+
+    let mut i = Instance::new(cfg_v2(100)).unwrap();
+    i.shutdown(T0);
+    assert_eq!(i.state(), State::Stopped);
+    i.start(T0);
+    assert_eq!(
+        i.state(),
+        State::Stopped,
+        "a stopped instance does not restart"
+    );
+}
