@@ -13,6 +13,8 @@
 //! The facts this follows are in `spec/keepalived.md` §3; quirks of keepalived that are copied on
 //! purpose are named in comments where they are implemented.
 
+#![warn(missing_docs)]
+
 pub mod config;
 mod error;
 pub mod garp;
