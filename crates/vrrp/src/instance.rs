@@ -108,6 +108,8 @@ struct Tracker {
     weight: i32,
     reverse: bool,
     ok: bool,
+    /// Dropped because the instance is in a sync group (see [`Instance::ignore_weighted_trackers`]).
+    ignored: bool,
 }
 
 impl Tracker {
@@ -161,6 +163,7 @@ impl Instance {
                 weight: t.weight,
                 reverse: t.reverse,
                 ok: true,
+                ignored: false,
             })
             .collect();
         let mut i = Instance {
@@ -443,7 +446,7 @@ impl Instance {
     /// A tracked object (index into [`InstanceConfig::trackers`]) is now OK (`true`) or failed.
     /// Out-of-range indexes are ignored.
     pub fn set_tracker(&mut self, now: Duration, index: usize, ok: bool) {
-        if let Some(t) = self.trackers.get_mut(index) {
+        if let Some(t) = self.trackers.get_mut(index).filter(|t| !t.ignored) {
             t.ok = ok;
             self.reevaluate(now);
         }
@@ -452,6 +455,20 @@ impl Instance {
     /// Shutdown (SIGTERM): a MASTER sends a priority-0 advert and removes its VIPs; STOP is
     /// notified in any state.
     pub fn shutdown(&mut self, _now: Duration) {
+        self.stop_with(NotifyState::Stop);
+    }
+
+    /// Removed from the configuration by a reload: like [`Instance::shutdown`], but notified as
+    /// DELETED when `notify_deleted` is configured, else as FAULT (keepalived's choice, §3.7).
+    pub fn delete(&mut self, _now: Duration, notify_deleted: bool) {
+        self.stop_with(if notify_deleted {
+            NotifyState::Deleted
+        } else {
+            NotifyState::Fault
+        });
+    }
+
+    fn stop_with(&mut self, report: NotifyState) {
         if self.state == State::Stopped {
             return;
         }
@@ -462,7 +479,7 @@ impl Instance {
         }
         self.set_state(State::Stopped);
         self.clear_timers();
-        self.notify(NotifyState::Stop);
+        self.notify(report);
     }
 
     // ----- sync-group hooks ------------------------------------------------------------------
@@ -471,6 +488,18 @@ impl Instance {
     /// [`Instance::wants_master`] and the [`crate::SyncGroup`] decides.
     pub fn set_sync_member(&mut self, member: bool) {
         self.sync_member = member;
+    }
+
+    /// Drop trackers with a non-zero weight, as keepalived does for sync-group members unless
+    /// `sync_group_tracking_weight` is set (`(I) ignoring tracked script S with weights due to G`).
+    /// Weight-0 trackers still put the instance in FAULT.
+    pub fn ignore_weighted_trackers(&mut self, now: Duration) {
+        for t in &mut self.trackers {
+            if t.weight != 0 {
+                t.ignored = true;
+            }
+        }
+        self.reevaluate(now);
     }
 
     /// Whether the instance's own conditions (interface, weight-0 trackers) put it in FAULT,
@@ -560,6 +589,7 @@ impl Instance {
         let adj: i32 = self
             .trackers
             .iter()
+            .filter(|t| !t.ignored)
             .map(|t| match (t.weight, t.effective_ok()) {
                 (w, true) if w > 0 => w,
                 (w, false) if w < 0 => w,

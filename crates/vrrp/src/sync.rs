@@ -41,7 +41,22 @@ pub struct SyncGroup {
 
 impl SyncGroup {
     /// Build a group; keepalived drops groups with fewer than 2 members, so this refuses them.
-    pub fn new(name: &str, mut members: Vec<Instance>) -> Result<SyncGroup, Error> {
+    /// Members' weighted trackers are dropped, as keepalived does without
+    /// `sync_group_tracking_weight` (use [`SyncGroup::with_tracking_weight`] to keep them).
+    pub fn new(name: &str, members: Vec<Instance>) -> Result<SyncGroup, Error> {
+        Self::build(name, members, false)
+    }
+
+    /// Like [`SyncGroup::new`] with `sync_group_tracking_weight`: weighted trackers keep working.
+    pub fn with_tracking_weight(name: &str, members: Vec<Instance>) -> Result<SyncGroup, Error> {
+        Self::build(name, members, true)
+    }
+
+    fn build(
+        name: &str,
+        mut members: Vec<Instance>,
+        tracking_weight: bool,
+    ) -> Result<SyncGroup, Error> {
         if members.len() < 2 {
             return Err(Error::Config(format!(
                 "Sync group {name} has only {} virtual router(s) - removing",
@@ -50,6 +65,10 @@ impl SyncGroup {
         }
         for m in &mut members {
             m.set_sync_member(true);
+            if !tracking_weight {
+                // Members are still in INIT here, so no transition can result.
+                m.ignore_weighted_trackers(Duration::ZERO);
+            }
         }
         Ok(SyncGroup {
             name: name.to_string(),
@@ -372,6 +391,49 @@ mod tests {
         g.set_interface_up(t + Duration::from_secs(1), 1, true);
         assert_eq!(states(&g), [State::Backup, State::Backup]);
         assert_eq!(group_notifies(&drain(&mut g)), [NotifyState::Backup]);
+    }
+
+    #[test]
+    fn weighted_trackers_are_dropped_unless_tracking_weight() {
+        let with_trackers = |vrid| {
+            let mut c = cfg(vrid, 100);
+            c.trackers = vec![
+                crate::config::TrackerConfig {
+                    weight: -50,
+                    reverse: false,
+                },
+                crate::config::TrackerConfig {
+                    weight: 0,
+                    reverse: false,
+                },
+                crate::config::TrackerConfig {
+                    weight: 20,
+                    reverse: false,
+                },
+            ];
+            Instance::new(c).unwrap()
+        };
+        let mut g = SyncGroup::new("G", vec![with_trackers(1), with_trackers(2)]).unwrap();
+        g.start(T0);
+        g.set_tracker(T0, 0, 0, false);
+        assert_eq!(
+            g.members()[0].effective_priority(),
+            100,
+            "weighted tracker dropped"
+        );
+        g.set_tracker(T0, 0, 1, false);
+        assert_eq!(
+            states(&g),
+            [State::Fault, State::Fault],
+            "weight 0 still faults"
+        );
+
+        let mut g =
+            SyncGroup::with_tracking_weight("G", vec![with_trackers(1), with_trackers(2)]).unwrap();
+        g.start(T0);
+        assert_eq!(g.members()[0].effective_priority(), 120);
+        g.set_tracker(T0, 0, 0, false);
+        assert_eq!(g.members()[0].effective_priority(), 70);
     }
 
     #[test]

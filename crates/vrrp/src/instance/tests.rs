@@ -934,3 +934,21 @@ fn shutdown_from_fault_and_init() {
         "a stopped instance does not restart"
     );
 }
+
+#[test]
+fn delete_reports_deleted_or_fault() {
+    let (mut i, t) = master(cfg_v2(100));
+    i.delete(t, true);
+    assert_eq!(
+        drain(&mut i),
+        [
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+            notify(NotifyState::Deleted, 100)
+        ]
+    );
+    let mut i = started(cfg_v2(100));
+    i.delete(T0, false);
+    assert_eq!(drain(&mut i), [notify(NotifyState::Fault, 100)]);
+    assert_eq!(i.state(), State::Stopped);
+}
