@@ -301,7 +301,8 @@ fn unhex(s: &str) -> Vec<u8> {
 // ----- 3: replays ----------------------------------------------------------------------------------
 
 /// How far an emitted packet may be from keepalived's (its own scheduling/processing latency).
-const TOLERANCE: Duration = Duration::from_millis(5);
+/// 10 ms: a node's other instances' GARP bursts delay its timers by up to ~5 ms (cap2 frame 325).
+const TOLERANCE: Duration = Duration::from_millis(10);
 /// A GARP/NA burst is sent back to back; one burst of 10 NAs in cap2 took 20 ms (frames 172-181).
 const BURST_TOLERANCE: Duration = Duration::from_millis(25);
 
@@ -664,4 +665,65 @@ fn cap2_mismatch_experiment_rejects_for_keepalived_reasons() {
         seen,
         3 + 1 + 14 + 1 + 1 + 1 + 18 + 1 + 1 + 1 + 5 + 13 + 1 + 1
     );
+}
+
+/// The mismatch experiment's node 1 (10.77.0.1, priority 150, advert_int 1) for VRID `vrid`.
+fn cap2_node1(vrid: u8, version: Version) -> InstanceConfig {
+    let vip = v4(&format!("10.77.0.{}", 100 + u16::from(vrid)));
+    let mut c = InstanceConfig::new("VI", vrid, version, v4("10.77.0.1"), vec![vip]);
+    c.priority = if vrid == 64 { 100 } else { 150 };
+    if vrid == 62 {
+        c.auth = Auth::Pass(pass_auth_data(b"aaaa"));
+    }
+    c
+}
+
+#[test]
+fn replay_cap2_vrid61_node1_timer_pushed_back_by_rejected_advert() {
+    // The other side of the starvation quirk: the one advert node 2 sent (frame 333, rejected
+    // for its interval) restarts node 1's advert timer, so node 1's next advert (frame 343)
+    // comes 1.000249 s after frame 333 instead of on its own beat.
+    let frames = read_pcap("cap2.pcap");
+    let cfg = cap2_node1(61, Version::V2);
+    let down = Instance::new(cfg.clone()).unwrap().master_down_interval();
+    let (adverts, garps) = run_replay(Replay {
+        start: frame_time(&frames, 301) - down,
+        end: frame_time(&frames, 439),
+        cfg,
+        frames: &frames,
+    });
+    assert_eq!((adverts, garps), (18, 10));
+}
+
+#[test]
+fn replay_cap2_vrid62_node1_password_mismatch() {
+    // Node 2's advert (frame 284, password "bbbb") arrives while node 1 is BACKUP: rejected, and
+    // it does not restart the master-down timer, so node 1 becomes MASTER on time (frame 307).
+    let frames = read_pcap("cap2.pcap");
+    let cfg = cap2_node1(62, Version::V2);
+    let down = Instance::new(cfg.clone()).unwrap().master_down_interval();
+    let start = frame_time(&frames, 307) - down;
+    assert!(frame_time(&frames, 284) > start);
+    let (adverts, garps) = run_replay(Replay {
+        start,
+        end: frame_time(&frames, 440),
+        cfg,
+        frames: &frames,
+    });
+    assert_eq!((adverts, garps), (19, 10));
+}
+
+#[test]
+fn replay_cap2_vrid64_node1_v3_multicast() {
+    let frames = read_pcap("cap2.pcap");
+    let cfg = cap2_node1(64, Version::V3);
+    let down = Instance::new(cfg.clone()).unwrap().master_down_interval();
+    assert_eq!(down, Duration::from_micros(3_609_375));
+    let (adverts, garps) = run_replay(Replay {
+        start: frame_time(&frames, 319) - down,
+        end: frame_time(&frames, 442),
+        cfg,
+        frames: &frames,
+    });
+    assert_eq!((adverts, garps), (19, 10));
 }
