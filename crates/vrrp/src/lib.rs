@@ -10,6 +10,31 @@
 //! * [`notify`]: keepalived's notify-script arguments and FIFO lines; [`script`]: `vrrp_script`
 //!   rise/fall counting; [`garp`]: the gratuitous ARP / unsolicited NA frames keepalived sends.
 //!
+//! ```
+//! use std::time::Duration;
+//! use rvs_vrrp::{Action, Instance, InstanceConfig, State, Version};
+//!
+//! let cfg = InstanceConfig::new(
+//!     "VI_1",
+//!     51,
+//!     Version::V2,
+//!     "10.0.0.2".parse().unwrap(),
+//!     vec!["10.0.0.100".parse().unwrap()],
+//! );
+//! let mut vi = Instance::new(cfg).unwrap();
+//! vi.start(Duration::ZERO);
+//! assert_eq!(vi.state(), State::Backup);
+//! // Nobody advertises: after Master_Down_Interval (3 × 1 s + 156/256 s) we take over.
+//! let deadline = vi.poll_timeout().unwrap();
+//! assert_eq!(deadline, Duration::from_micros(3_609_375));
+//! vi.handle_timeout(deadline);
+//! assert_eq!(vi.state(), State::Master);
+//! assert_eq!(vi.poll_action(), Some(Action::SendAdvert { priority: 100 }));
+//! let packets = vi.encode_adverts(100).unwrap(); // IPv4 header + VRRP, to 224.0.0.18
+//! assert_eq!(packets[0].packet.len(), 20 + 8 + 4 + 8);
+//! assert_eq!(vi.poll_action(), Some(Action::AddVips));
+//! ```
+//!
 //! The facts this follows are in `spec/keepalived.md` §3; quirks of keepalived that are copied on
 //! purpose are named in comments where they are implemented.
 
