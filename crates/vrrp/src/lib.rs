@@ -24,6 +24,7 @@
 //! let mut vi = Instance::new(cfg).unwrap();
 //! vi.start(Duration::ZERO);
 //! assert_eq!(vi.state(), State::Backup);
+//! assert!(matches!(vi.poll_action(), Some(Action::Notify(_)))); // notify_backup
 //! // Nobody advertises: after Master_Down_Interval (3 × 1 s + 156/256 s) we take over.
 //! let deadline = vi.poll_timeout().unwrap();
 //! assert_eq!(deadline, Duration::from_micros(3_609_375));
