@@ -2,7 +2,7 @@
 //!
 //! Everything is a pure function except [`app::SocketBackend`] and [`names::SystemNames`]:
 //! [`args::parse_command`] turns an argument vector into a command or an exit (message and
-//! status), [`format`] turns snapshots into ipvsadm's exact text, [`restore`] reads `-R` input
+//! status), [`mod@format`] turns snapshots into ipvsadm's exact text, [`restore`] reads `-R` input
 //! like ipvsadm, and [`app::App`] runs commands against a [`app::Backend`].
 
 pub mod app;
