@@ -40,6 +40,8 @@
 //!   for entries that are accepted into the table but not served (e.g. a DR real server while
 //!   only the socket data plane runs), saying why and what is needed.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod codec;
 pub mod model;

@@ -95,6 +95,23 @@ pub enum ServiceKey {
     },
 }
 
+impl std::fmt::Display for ServiceKey {
+    /// `TCP 10.0.0.1:80`, `UDP [2001:db8::1]:53`, `FWM 1`, `FWM 1 IPv6` (for logs and warnings).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceKey::Addr {
+                protocol,
+                addr,
+                port,
+            } => write!(f, "{} {}", protocol.name(), SocketAddr::new(*addr, *port)),
+            ServiceKey::Fwmark { mark, family } => match family {
+                Family::Inet => write!(f, "FWM {mark}"),
+                Family::Inet6 => write!(f, "FWM {mark} IPv6"),
+            },
+        }
+    }
+}
+
 impl ServiceKey {
     /// Address family of the service.
     pub fn family(&self) -> Family {
@@ -190,6 +207,20 @@ pub enum ForwardMethod {
     Bypass,
     /// Full NAT (`--fullnat`): SNAT to a local address plus DNAT (rvs/DPVS addition).
     FullNat,
+}
+
+impl ForwardMethod {
+    /// Name as in `ipvsadm -L` (`Masq`, `Local`, `Tunnel`, `Route`, `FullNat`; `Bypass`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardMethod::Masq => "Masq",
+            ForwardMethod::Local => "Local",
+            ForwardMethod::Tunnel => "Tunnel",
+            ForwardMethod::Route => "Route",
+            ForwardMethod::Bypass => "Bypass",
+            ForwardMethod::FullNat => "FullNat",
+        }
+    }
 }
 
 /// Tunnel encapsulation of a tunnelling real server.

@@ -177,3 +177,66 @@ fn client_handshake_and_calls() {
     assert!(err.to_string().contains("none.sock"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The wire format is a contract with other binaries: changing it needs a PROTOCOL_VERSION bump.
+#[test]
+fn wire_format_is_stable() {
+    let req = Request::AddDest {
+        service: ServiceKey::Fwmark {
+            mark: 7,
+            family: Family::Inet6,
+        },
+        dest: DestSpec {
+            addr: "2001:db8::1".parse().unwrap(),
+            port: 0,
+            weight: 3,
+            method: ForwardMethod::Tunnel,
+            u_threshold: 10,
+            l_threshold: 5,
+            tun_type: TunnelType::Gue,
+            tun_port: 6080,
+            tun_csum: TunnelCsum::RemCsum,
+        },
+    };
+    assert_eq!(
+        serde_json::to_string(&req).unwrap(),
+        r#"{"add_dest":{"service":{"fwmark":{"mark":7,"family":"inet6"}},"dest":{"addr":"2001:db8::1","port":0,"weight":3,"method":"tunnel","u_threshold":10,"l_threshold":5,"tun_type":"gue","tun_port":6080,"tun_csum":"remcsum"}}}"#
+    );
+    let hello = Request::Hello {
+        protocol: PROTOCOL_VERSION,
+        client: "rvsadm 0.1.0".into(),
+    };
+    assert_eq!(
+        serde_json::to_string(&hello).unwrap(),
+        r#"{"hello":{"protocol":1,"client":"rvsadm 0.1.0"}}"#
+    );
+    let resp = Response::err(RemoteError::new(ErrorKind::Esrch));
+    assert_eq!(
+        serde_json::to_string(&resp).unwrap(),
+        r#"{"result":{"Err":{"kind":"esrch","detail":null}},"warnings":[]}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&Response::ok(Payload::Done)).unwrap(),
+        r#"{"result":{"Ok":"done"},"warnings":[]}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&Request::GetServices).unwrap(),
+        r#""get_services""#
+    );
+}
+
+#[test]
+fn display_of_keys() {
+    let k = ServiceKey::Addr {
+        protocol: Protocol::Udp,
+        addr: "2001:db8::1".parse().unwrap(),
+        port: 53,
+    };
+    assert_eq!(k.to_string(), "UDP [2001:db8::1]:53");
+    let f = ServiceKey::Fwmark {
+        mark: 1,
+        family: Family::Inet6,
+    };
+    assert_eq!(f.to_string(), "FWM 1 IPv6");
+    assert_eq!(ForwardMethod::FullNat.name(), "FullNat");
+}

@@ -5,6 +5,8 @@
 //! status), [`mod@format`] turns snapshots into ipvsadm's exact text, [`restore`] reads `-R` input
 //! like ipvsadm, and [`app::App`] runs commands against a [`app::Backend`].
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod args;
 pub mod format;

@@ -1,6 +1,8 @@
 //! `rvsadm`: ipvsadm 1.31 for rvsd. The logic lives in the library; this only wires the
 //! process (arguments, standard streams, exit status) to it.
 
+#![forbid(unsafe_code)]
+
 use rvsadm::app::{take_socket_option, App, SocketBackend};
 use rvsadm::names::SystemNames;
 
