@@ -10,7 +10,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// The socket could not be connected: rvsd is most likely not running.
-    #[error("cannot connect to rvsd at {}: {source} (is rvsd running?)", path.display())]
+    #[error("cannot connect to rvsd at {}: {} (is rvsd running?)", path.display(), io_reason(source))]
     Connect {
         /// The socket path tried.
         path: PathBuf,
@@ -39,6 +39,15 @@ pub enum ClientError {
         /// What the server said.
         reason: String,
     },
+}
+
+/// The text of an I/O error without Rust's ` (os error N)` suffix, for one-line messages.
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(p) if s.ends_with(')') => s[..p].to_string(),
+        _ => s,
+    }
 }
 
 /// A connected, handshaken client.
