@@ -866,3 +866,163 @@ pro expire state       source             virtual            destination\n\
 TCP 100:00 FIN_WAIT    [2001:db8::1234]:40000 [2001:db8::1]:443  [2001:db8::10]:443\n"
     );
 }
+
+#[test]
+fn full_thresholds_listing() {
+    assert_eq!(
+        listing(&["-Ln", "--thresholds"]),
+        g("
+|IP Virtual Server version 1.2.1 (size=4096)⏎
+|Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn ⏎
+|  -> RemoteAddress:Port⏎
+|TCP  192.0.2.200:443 lc persistent 1800 mask 255.255.0.0 pe sip proxy-protocol v2⏎
+|  -> 127.0.0.1:443                0          0          0          0         ⏎
+|  -> 192.168.2.1:443              0          0          3          4         ⏎
+|TCP  10.0.0.1:80 wrr⏎
+|  -> 192.168.1.10:80              100        50         12         345       ⏎
+|  -> 192.168.1.11:8080            0          0          0          1         ⏎
+|TCP  10.0.0.3:0 wlc persistent 360⏎
+|UDP  10.0.0.1:53 mh (mh-fallback,mh-port) ops⏎
+|  -> 192.168.1.20:53              0          0          0          0         ⏎
+|SCTP 10.0.0.2:5000 rr⏎
+|  -> 192.168.3.1:5000             0          0          0          0         ⏎
+|  -> 192.168.3.2:5000             0          0          0          0         ⏎
+|  -> 192.168.3.3:5000             0          0          0          0         ⏎
+|TCP  [2001:db8::1]:443 sed persistent 600 mask 64⏎
+|  -> 192.168.4.1:443              0          0          0          0         ⏎
+|  -> [2001:db8::10]:443           0          0          2          3         ⏎
+|FWM  7 IPv6 wlc persistent 360⏎
+|  -> [2001:db8::20]:0             0          0          0          0         ⏎
+|FWM  100 rr (flag-1,flag-3)⏎
+|  -> 192.168.5.1:0                0          0          0          0         ⏎
+")
+    );
+}
+
+#[test]
+fn full_persistent_conn_listing() {
+    assert_eq!(
+        listing(&["-Ln", "--persistent-conn"]),
+        g("
+|IP Virtual Server version 1.2.1 (size=4096)⏎
+|Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn ⏎
+|  -> RemoteAddress:Port⏎
+|TCP  192.0.2.200:443 lc persistent 1800 mask 255.255.0.0 pe sip proxy-protocol v2⏎
+|  -> 127.0.0.1:443                1         0           0          0         ⏎
+|  -> 192.168.2.1:443              10        9           3          4         ⏎
+|TCP  10.0.0.1:80 wrr⏎
+|  -> 192.168.1.10:80              5         0           12         345       ⏎
+|  -> 192.168.1.11:8080            1         0           0          1         ⏎
+|TCP  10.0.0.3:0 wlc persistent 360⏎
+|UDP  10.0.0.1:53 mh (mh-fallback,mh-port) ops⏎
+|  -> 192.168.1.20:53              1         0           0          0         ⏎
+|SCTP 10.0.0.2:5000 rr⏎
+|  -> 192.168.3.1:5000             1         0           0          0         ⏎
+|  -> 192.168.3.2:5000             2         0           0          0         ⏎
+|  -> 192.168.3.3:5000             3         0           0          0         ⏎
+|TCP  [2001:db8::1]:443 sed persistent 600 mask 64⏎
+|  -> 192.168.4.1:443              1         0           0          0         ⏎
+|  -> [2001:db8::10]:443           1         0           2          3         ⏎
+|FWM  7 IPv6 wlc persistent 360⏎
+|  -> [2001:db8::20]:0             4         0           0          0         ⏎
+|FWM  100 rr (flag-1,flag-3)⏎
+|  -> 192.168.5.1:0                1         0           0          0         ⏎
+")
+    );
+}
+
+#[test]
+fn full_tun_info_listing() {
+    assert_eq!(
+        listing(&["-Ln", "--tun-info"]),
+        g("
+|IP Virtual Server version 1.2.1 (size=4096)⏎
+|Prot LocalAddress:Port Scheduler Flags⏎
+|  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn⏎
+|TCP  192.0.2.200:443 lc persistent 1800 mask 255.255.0.0 pe sip proxy-protocol v2⏎
+|  -> 127.0.0.1:443                Local   n/a           1      0          0         ⏎
+|  -> 192.168.2.1:443              Route   n/a           10     3          4         ⏎
+|TCP  10.0.0.1:80 wrr⏎
+|  -> 192.168.1.10:80              Masq    n/a           5      12         345       ⏎
+|  -> 192.168.1.11:8080            FullNat n/a           1      0          1         ⏎
+|TCP  10.0.0.3:0 wlc persistent 360⏎
+|UDP  10.0.0.1:53 mh (mh-fallback,mh-port) ops⏎
+|  -> 192.168.1.20:53              Masq    n/a           1      0          0         ⏎
+|SCTP 10.0.0.2:5000 rr⏎
+|  -> 192.168.3.1:5000             Tunnel  gue:5555:r+c  1      0          0         ⏎
+|  -> 192.168.3.2:5000             Tunnel  gre:+c        2      0          0         ⏎
+|  -> 192.168.3.3:5000             Tunnel  ipip          3      0          0         ⏎
+|TCP  [2001:db8::1]:443 sed persistent 600 mask 64⏎
+|  -> 192.168.4.1:443              Tunnel  gue:6080:-c   1      0          0         ⏎
+|  -> [2001:db8::10]:443           Masq    n/a           1      2          3         ⏎
+|FWM  7 IPv6 wlc persistent 360⏎
+|  -> [2001:db8::20]:0             Masq    n/a           4      0          0         ⏎
+|FWM  100 rr (flag-1,flag-3)⏎
+|  -> 192.168.5.1:0                Route   n/a           1      0          0         ⏎
+")
+    );
+}
+
+#[test]
+fn full_rate_listing() {
+    assert_eq!(
+        listing(&["-Ln", "--rate"]),
+        g("
+|IP Virtual Server version 1.2.1 (size=4096)⏎
+|Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS⏎
+|  -> RemoteAddress:Port⏎
+|TCP  192.0.2.200:443                     0        0        0        0        0⏎
+|  -> 127.0.0.1:443                       0        0        0        0        0⏎
+|  -> 192.168.2.1:443                     0        0        0        0        0⏎
+|TCP  10.0.0.1:80                      1234    56789  123456K  987654K       12⏎
+|  -> 192.168.1.10:80                  1234    56789 123456789  987654K       12⏎
+|  -> 192.168.1.11:8080                   0        0        0        0        0⏎
+|TCP  10.0.0.3:0                          0        0        0        0        0⏎
+|UDP  10.0.0.1:53                         0        0        0        0        0⏎
+|  -> 192.168.1.20:53                     0        0        0        0        0⏎
+|SCTP 10.0.0.2:5000                       0        0        0        0        0⏎
+|  -> 192.168.3.1:5000                    0        0        0        0        0⏎
+|  -> 192.168.3.2:5000                    0        0        0        0        0⏎
+|  -> 192.168.3.3:5000                    0        0        0        0        0⏎
+|TCP  [2001:db8::1]:443                   0        0        0        0        0⏎
+|  -> 192.168.4.1:443                     0        0        0        0        0⏎
+|  -> [2001:db8::10]:443                  0        0        0        0        0⏎
+|FWM  7 IPv6                              0        0        0        0        0⏎
+|  -> [2001:db8::20]:0                    0        0        0        0        0⏎
+|FWM  100                                 0        0        0        0        0⏎
+|  -> 192.168.5.1:0                       0        0        0        0        0⏎
+")
+    );
+}
+
+#[test]
+fn full_nosort_listing() {
+    assert_eq!(
+        listing(&["-Ln", "--nosort"]),
+        g("
+|IP Virtual Server version 1.2.1 (size=4096)⏎
+|Prot LocalAddress:Port Scheduler Flags⏎
+|  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn⏎
+|FWM  100 rr (flag-1,flag-3)⏎
+|  -> 192.168.5.1:0                Route   1      0          0         ⏎
+|TCP  [2001:db8::1]:443 sed persistent 600 mask 64⏎
+|  -> 192.168.4.1:443              Tunnel  1      0          0         ⏎
+|  -> [2001:db8::10]:443           Masq    1      2          3         ⏎
+|SCTP 10.0.0.2:5000 rr⏎
+|  -> 192.168.3.3:5000             Tunnel  3      0          0         ⏎
+|  -> 192.168.3.2:5000             Tunnel  2      0          0         ⏎
+|  -> 192.168.3.1:5000             Tunnel  1      0          0         ⏎
+|TCP  10.0.0.3:0 wlc persistent 360⏎
+|UDP  10.0.0.1:53 mh (mh-fallback,mh-port) ops⏎
+|  -> 192.168.1.20:53              Masq    1      0          0         ⏎
+|FWM  7 IPv6 wlc persistent 360⏎
+|  -> [2001:db8::20]:0             Masq    4      0          0         ⏎
+|TCP  10.0.0.1:80 wrr⏎
+|  -> 192.168.1.11:8080            FullNat 1      0          1         ⏎
+|  -> 192.168.1.10:80              Masq    5      12         345       ⏎
+|TCP  192.0.2.200:443 lc persistent 1800 mask 255.255.0.0 pe sip proxy-protocol v2⏎
+|  -> 127.0.0.1:443                Local   1      0          0         ⏎
+|  -> 192.168.2.1:443              Route   10     3          4         ⏎
+")
+    );
+}
