@@ -191,6 +191,32 @@ pub struct ServiceSpec {
     pub proxy_protocol: ProxyProtocol,
 }
 
+impl ServiceSpec {
+    /// The persistence granularity ipvsadm uses when `-M` is not given: 255.255.255.255 for
+    /// IPv4, prefix 128 for IPv6.
+    pub fn default_netmask(family: Family) -> u32 {
+        match family {
+            Family::Inet => 0xFFFF_FFFF,
+            Family::Inet6 => 128,
+        }
+    }
+
+    /// A service as `ipvsadm -A` creates it without options: `wlc`, no flags, not persistent,
+    /// default netmask, no PE, no PROXY protocol.
+    pub fn with_defaults(key: ServiceKey) -> ServiceSpec {
+        let netmask = Self::default_netmask(key.family());
+        ServiceSpec {
+            key,
+            scheduler: "wlc".to_string(),
+            flags: ServiceFlags::default(),
+            timeout: 0,
+            netmask,
+            pe_name: None,
+            proxy_protocol: ProxyProtocol::None,
+        }
+    }
+}
+
 /// Forwarding method of a real server (`IP_VS_CONN_F_FWD_MASK` values, plus FULLNAT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -281,6 +307,24 @@ pub struct DestSpec {
     pub tun_port: u16,
     /// Tunnel checksum mode.
     pub tun_csum: TunnelCsum,
+}
+
+impl DestSpec {
+    /// A real server as `ipvsadm -a -r ADDR:PORT` creates it without options: weight 1,
+    /// direct routing, no thresholds, tunnel ipip/0/nocsum.
+    pub fn with_defaults(addr: IpAddr, port: u16) -> DestSpec {
+        DestSpec {
+            addr,
+            port,
+            weight: 1,
+            method: ForwardMethod::Route,
+            u_threshold: 0,
+            l_threshold: 0,
+            tun_type: TunnelType::Ipip,
+            tun_port: 0,
+            tun_csum: TunnelCsum::NoCsum,
+        }
+    }
 }
 
 /// Counters and rates of a service, a destination or the whole table (spec §6.1, §6.2).

@@ -240,3 +240,24 @@ fn display_of_keys() {
     assert_eq!(f.to_string(), "FWM 1 IPv6");
     assert_eq!(ForwardMethod::FullNat.name(), "FullNat");
 }
+
+#[test]
+fn ipvsadm_defaults() {
+    let k6 = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: "2001:db8::1".parse().unwrap(),
+        port: 80,
+    };
+    let s = ServiceSpec::with_defaults(k6);
+    assert_eq!(
+        (s.scheduler.as_str(), s.netmask, s.timeout),
+        ("wlc", 128, 0)
+    );
+    let s4 = ServiceSpec::with_defaults(ServiceKey::Fwmark {
+        mark: 1,
+        family: Family::Inet,
+    });
+    assert_eq!(s4.netmask, 0xFFFF_FFFF);
+    let d = DestSpec::with_defaults("10.0.0.2".parse().unwrap(), 80);
+    assert_eq!((d.weight, d.method), (1, ForwardMethod::Route));
+}
