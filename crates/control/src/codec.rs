@@ -102,3 +102,61 @@ pub fn read_frame<T: DeserializeOwned, R: Read>(r: &mut R) -> Result<Option<T>, 
     })?;
     Ok(Some(serde_json::from_slice(&body)?))
 }
+
+/// Accumulates bytes from a non-blocking or async stream and yields whole messages, for
+/// servers that read into their own buffers (rvsd with tokio).
+#[derive(Debug, Default)]
+pub struct FrameBuffer {
+    buf: Vec<u8>,
+}
+
+impl FrameBuffer {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, if one has fully arrived. After an error the stream is out
+    /// of sync and should be closed.
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CodecError> {
+        match decode(&self.buf)? {
+            Some((msg, used)) => {
+                self.buf.drain(..used);
+                Ok(Some(msg))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes buffered but not yet returned as a message.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Request;
+
+    #[test]
+    fn frame_buffer_byte_by_byte() {
+        let mut wire = encode(&Request::GetInfo).unwrap();
+        wire.extend(encode(&Request::Flush).unwrap());
+        let mut fb = FrameBuffer::new();
+        let mut got = Vec::new();
+        for b in wire {
+            fb.push(&[b]);
+            while let Some(m) = fb.next_message::<Request>().unwrap() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, vec![Request::GetInfo, Request::Flush]);
+        assert_eq!(fb.pending(), 0);
+    }
+}

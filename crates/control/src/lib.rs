@@ -49,7 +49,7 @@ pub mod proto;
 pub mod socket;
 
 pub use client::{Client, ClientError};
-pub use codec::{decode, encode, read_frame, write_frame, CodecError};
+pub use codec::{decode, encode, read_frame, write_frame, CodecError, FrameBuffer};
 pub use model::*;
 pub use proto::{ErrorKind, Payload, RemoteError, Request, Response, PROTOCOL_VERSION};
 pub use socket::{resolve_socket_path, resolve_socket_path_from, SocketPathError};
