@@ -323,10 +323,7 @@ impl<'a> App<'a> {
                 };
             }
         };
-        if let Command::Restore = parsed.command {
-            return self.restore(args, stdin);
-        }
-        match self.execute(&parsed) {
+        match self.execute(&parsed, args, stdin) {
             Ok(c) => Flow::Return(c),
             Err(f) => f,
         }
@@ -357,7 +354,12 @@ impl<'a> App<'a> {
         Flow::Return(result)
     }
 
-    fn execute(&mut self, p: &Parsed) -> Result<i32, Flow> {
+    fn execute(
+        &mut self,
+        p: &Parsed,
+        args: &[String],
+        stdin: &mut dyn BufRead,
+    ) -> Result<i32, Flow> {
         let fmt: &Format = &p.format;
         let names = self.names;
         match &p.command {
@@ -423,7 +425,10 @@ impl<'a> App<'a> {
                 self.put(&text);
                 Ok(0)
             }
-            Command::Restore => unreachable!("handled by process()"),
+            Command::Restore => match self.restore(args, stdin) {
+                Flow::Return(c) => Ok(c),
+                exit => Err(exit),
+            },
             Command::Flush => self.change(Request::Flush, Op::Other),
             Command::AddService(s) => self.change(Request::AddService(s.clone()), Op::AddService),
             Command::EditService(s) => {
