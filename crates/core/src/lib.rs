@@ -7,6 +7,7 @@
 //! what to do.
 
 pub mod addr;
+pub mod conn;
 pub mod dest;
 pub mod error;
 pub mod estimator;
