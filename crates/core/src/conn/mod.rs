@@ -1270,6 +1270,29 @@ impl ConnTable {
     // -----------------------------------------------------------------------------------------
     // Timers and state
 
+    /// Set and clear `IP_VS_CONN_F_*` bits that carry no table invariants (NFCT, IN_SEQ,
+    /// OUT_SEQ, SYNC, NOOUTPUT). Refuses (returns false) for the forwarding method, HASHED,
+    /// INACTIVE, NO_CPORT, TEMPLATE and ONE_PACKET, which only change through the table's own
+    /// operations because indexes or dest counters depend on them.
+    pub fn update_flags(&mut self, id: ConnId, set: u32, clear: u32) -> bool {
+        const FIXED: u32 = flags::FWD_MASK
+            | flags::HASHED
+            | flags::INACTIVE
+            | flags::NO_CPORT
+            | flags::TEMPLATE
+            | flags::ONE_PACKET;
+        if (set | clear) & FIXED != 0 {
+            return false;
+        }
+        match self.get_mut(id) {
+            Some(c) => {
+                c.flags = (c.flags & !clear) | set;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Set entry `id`'s timeout (e.g. a template's persistence timeout) without restarting it.
     pub fn set_timeout(&mut self, id: ConnId, timeout: Duration) -> bool {
         match self.get_mut(id) {

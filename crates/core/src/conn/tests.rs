@@ -1301,3 +1301,125 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn update_flags_guards_structural_bits() {
+    let (mut svc, d) = setup(FwdMethod::Masq, Protocol::Tcp);
+    let mut ct = ConnTable::new(SEED, Time(0));
+    let c = ct.insert(&new_conn(6, 1, d), Time(0), &mut svc).unwrap();
+    assert!(ct.update_flags(c, flags::NFCT | flags::IN_SEQ, 0));
+    assert!(ct.update_flags(c, 0, flags::NFCT));
+    assert_eq!(
+        ct.get(c).unwrap().flags() & (flags::NFCT | flags::IN_SEQ),
+        flags::IN_SEQ
+    );
+    for bad in [
+        flags::TEMPLATE,
+        flags::INACTIVE,
+        flags::HASHED,
+        flags::DROUTE,
+    ] {
+        assert!(!ct.update_flags(c, bad, 0));
+        assert!(!ct.update_flags(c, 0, bad));
+    }
+}
+
+#[test]
+fn hash_spreads_sequential_clients_for_any_seed() {
+    for seed in [SEED, HashSeed([0; 4]), HashSeed([u64::MAX; 4])] {
+        let mut low = std::collections::HashSet::new();
+        let mut full = std::collections::HashSet::new();
+        for i in 0..65_536u32 {
+            let a = Addr16::of(&IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
+            let h = seed.addr_port(6, &a.bytes, 80);
+            full.insert(h);
+            low.insert(h & 0xffff);
+        }
+        assert_eq!(full.len(), 65_536);
+        // 65536 random draws into 65536 bins leave about 41 400 distinct values.
+        assert!(low.len() > 39_000, "{} distinct low bits", low.len());
+        // Same address, sequential ports (one client opening many connections).
+        let a = Addr16::of(&ip("192.0.2.1"));
+        let ports: std::collections::HashSet<u64> = (0..=u16::MAX)
+            .map(|p| seed.addr_port(6, &a.bytes, p) & 0xffff)
+            .collect();
+        assert!(ports.len() > 39_000, "{} distinct low bits", ports.len());
+    }
+}
+
+// Model-based test of the expiry policy with controllers: entries that control others are
+// never removed, n_control always equals the number of live children, and the dest counters
+// always equal the live entries bound to it.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+    #[test]
+    fn expiry_policy_keeps_control_and_counters_consistent(
+        ops in proptest::collection::vec((0u8..4, any::<u16>(), 0u32..120_000), 1..150)
+    ) {
+        let (mut svc, d) = setup(FwdMethod::Route, Protocol::Tcp);
+        let sys = ConnSysctls::default();
+        let mut ct = ConnTable::new(SEED, Time(0));
+        let mut live: Vec<ConnId> = Vec::new();
+        let mut now = 0u64;
+        let mut port = 1u16;
+        let mut ev = Vec::new();
+        for (kind, pick, val) in ops {
+            match kind {
+                0 => {
+                    let mut n = new_conn(6, if pick % 3 == 0 { 0 } else { port }, d);
+                    if pick % 3 == 0 {
+                        n.flags = flags::TEMPLATE;
+                        n.caddr = IpAddr::from((0x0b00_0000u32 + u32::from(port)).to_be_bytes());
+                    }
+                    port = port.wrapping_add(1).max(1);
+                    n.timeout = Duration::from_millis(u64::from(val));
+                    let id = ct.insert(&n, Time(now), &mut svc).unwrap();
+                    if !live.is_empty() && pick % 2 == 1 {
+                        let parent = live[usize::from(pick) % live.len()];
+                        ct.set_control(id, parent);
+                    }
+                    live.push(id);
+                }
+                1 if !live.is_empty() => {
+                    let id = live[usize::from(pick) % live.len()];
+                    let f = TcpFlags::from_byte((val & 0x17) as u8);
+                    let dir = if val & 0x100 != 0 { OUT } else { IN };
+                    ct.on_packet(id, dir, Segment::Tcp(f), &sys, Time(now), &mut svc);
+                }
+                _ => {
+                    now += u64::from(val);
+                    ev.clear();
+                    while ct.expire(Time(now), 5, &mut svc, &mut ev) {}
+                    for e in &ev {
+                        if let Expired::Removed(r) = e {
+                            live.retain(|&x| x != r.id);
+                        }
+                    }
+                }
+            }
+            let mut children: StdHashMap<ConnId, u32> = StdHashMap::new();
+            let (mut act, mut inact, mut pers) = (0, 0, 0);
+            for &id in &live {
+                let c = ct.get(id).unwrap();
+                if let Some(p) = c.control() {
+                    prop_assert!(live.contains(&p));
+                    *children.entry(p).or_default() += 1;
+                }
+                if c.is_template() {
+                    pers += 1;
+                } else if c.is_inactive() {
+                    inact += 1;
+                } else {
+                    act += 1;
+                }
+                prop_assert!(c.expires().is_some());
+            }
+            for &id in &live {
+                prop_assert_eq!(ct.get(id).unwrap().n_control(), children.get(&id).copied().unwrap_or(0));
+            }
+            prop_assert_eq!(ct.len(), live.len());
+            let dd = &svc.dests[d];
+            prop_assert_eq!((dd.active, dd.inactive, dd.persist), (act, inact, pers));
+        }
+    }
+}
