@@ -644,7 +644,8 @@ impl ConnTable {
     }
 
     /// An empty table with room for `n` connections, so that growth (an O(n) rehash and copy)
-    /// does not happen on the packet path.
+    /// does not happen on the packet path. Size it to the expected peak: without it the slab
+    /// grows by doubling and may carry up to 2× slack (88 B per unused slot).
     pub fn with_capacity(seed: HashSeed, now: Time, n: usize) -> ConnTable {
         ConnTable {
             slab: Vec::with_capacity(n),
@@ -1453,7 +1454,8 @@ impl ConnTable {
         None
     }
 
-    /// Low-level expiry: move the wheel to `now` and append up to `budget` ids whose timer fired
+    /// Low-level expiry (`now` must not go backwards between calls; a budget of 0 counts as 1):
+    /// move the wheel to `now` and append up to `budget` ids whose timer fired
     /// to `out` (their timers are now disarmed; they stay in the table until the caller re-arms
     /// them with [`ConnTable::restart_timer`] or removes them). Returns true if more work is
     /// pending at this `now`.

@@ -195,6 +195,8 @@ impl Wheel {
         out: &mut Vec<u32>,
     ) -> bool {
         let target = now_ms / TICK_MS;
+        // A zero budget would make no progress and report "more" forever.
+        let budget = budget.max(1);
         let mut work = 0usize;
         loop {
             // Examine the check list.
