@@ -7,8 +7,10 @@
 //! what to do.
 
 pub mod addr;
+pub mod conn;
 pub mod defense;
 pub mod dest;
+pub mod director;
 pub mod error;
 pub mod estimator;
 pub mod hash;
@@ -20,7 +22,9 @@ pub mod table;
 pub mod time;
 
 pub use addr::{Family, Protocol};
+pub use conn::{ConnId, ConnTable, HashSeed};
 pub use dest::{Dest, DestConfig, DestId, FwdMethod};
+pub use director::{Director, Packet, Verdict};
 pub use error::{Error, Result};
 pub use sched::{Flow, RandomSource, SchedKind, Scheduler};
 pub use service::{Service, ServiceConfig, ServiceFlags, ServiceId, ServiceKey};

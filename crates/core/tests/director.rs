@@ -1,0 +1,630 @@
+//! End-to-end scenarios of the core pipeline: scheduling, persistence (§4), one-packet
+//! scheduling, the SIP engine, state traces with counters, reuse rules and statistics.
+
+use std::net::IpAddr;
+
+use rvs_core::conn::state::{tcp, TcpFlags};
+use rvs_core::conn::{HashSeed, Segment};
+use rvs_core::director::{DropReason, Packet, Verdict};
+use rvs_core::{
+    DestConfig, Director, FwdMethod, Protocol, RandomSource, SchedKind, ServiceConfig,
+    ServiceFlags, ServiceKey, Time,
+};
+
+struct NoRandom;
+impl RandomSource for NoRandom {
+    fn below(&mut self, _n: u32) -> u32 {
+        0
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn tcp_key(vip: &str, port: u16) -> ServiceKey {
+    ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: ip(vip),
+        port,
+    }
+}
+
+fn flags(s: &str) -> TcpFlags {
+    TcpFlags {
+        syn: s.contains('S'),
+        fin: s.contains('F'),
+        ack: s.contains('A'),
+        rst: s.contains('R'),
+    }
+}
+
+fn tcp_pkt<'a>(src: &str, sport: u16, dst: &str, dport: u16, f: &str) -> Packet<'a> {
+    Packet {
+        fwmark: 0,
+        proto: Protocol::Tcp,
+        saddr: ip(src),
+        sport,
+        daddr: ip(dst),
+        dport,
+        seg: Segment::Tcp(flags(f)),
+        len: 60,
+        payload: &[],
+    }
+}
+
+fn udp_pkt<'a>(src: &str, sport: u16, dst: &str, dport: u16, payload: &'a [u8]) -> Packet<'a> {
+    Packet {
+        fwmark: 0,
+        proto: Protocol::Udp,
+        saddr: ip(src),
+        sport,
+        daddr: ip(dst),
+        dport,
+        seg: Segment::Udp,
+        len: 28 + payload.len() as u32,
+        payload,
+    }
+}
+
+fn director() -> Director {
+    Director::new(HashSeed([1, 2, 3, 4]), Time(0))
+}
+
+fn dest_of(v: Verdict) -> IpAddr {
+    match v {
+        Verdict::Forward(r) => r.daddr,
+        other => panic!("expected a route, got {other:?}"),
+    }
+}
+
+#[test]
+fn rr_service_alternates_and_counts() {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    d.table
+        .add_service(k, ServiceConfig::new(SchedKind::Rr, k.family()), Time(0))
+        .unwrap();
+    for rs in ["192.168.1.1", "192.168.1.2"] {
+        d.table
+            .add_dest(
+                &k,
+                DestConfig::new(ip(rs), 80).fwd(FwdMethod::Masq),
+                Time(0),
+            )
+            .unwrap();
+    }
+    let now = Time::from_secs(1);
+    // Newest first: .2 then .1.
+    let a = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "S"),
+        now,
+        &mut NoRandom,
+    ));
+    let b = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 1001, "10.0.0.1", 80, "S"),
+        now,
+        &mut NoRandom,
+    ));
+    assert_eq!((a, b), (ip("192.168.1.2"), ip("192.168.1.1")));
+    // A packet of the first connection sticks to it.
+    let again = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "A"),
+        now,
+        &mut NoRandom,
+    ));
+    assert_eq!(again, a);
+    assert_eq!(d.total.shown().conns, 2);
+    assert_eq!(d.total.shown().inpkts, 3);
+    assert_eq!(d.total.shown().inbytes, 180);
+}
+
+#[test]
+fn nat_trace_counts_active_and_inactive() {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    d.table
+        .add_service(k, ServiceConfig::new(SchedKind::Wlc, k.family()), Time(0))
+        .unwrap();
+    let rs = d
+        .table
+        .add_dest(
+            &k,
+            DestConfig::new(ip("192.168.1.1"), 8080).fwd(FwdMethod::Masq),
+            Time(0),
+        )
+        .unwrap();
+    let t = Time::from_secs(10);
+    let v = d.packet_in(
+        &tcp_pkt("1.1.1.1", 4000, "10.0.0.1", 80, "S"),
+        t,
+        &mut NoRandom,
+    );
+    let Verdict::Forward(r) = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(r.dport, 8080);
+    let id = r.conn.unwrap();
+    let info = d.conns.info(id).unwrap();
+    assert_eq!(info.state, tcp::SYN_RECV);
+    assert_eq!(info.expires_in_secs(t), 60);
+    assert_eq!(
+        (d.table.dests[rs].active, d.table.dests[rs].inactive),
+        (1, 0)
+    );
+    // SYN+ACK from the real server: SYN has priority, SYN_RECV stays.
+    let reply = d
+        .packet_out(&tcp_pkt("192.168.1.1", 8080, "1.1.1.1", 4000, "SA"), t)
+        .unwrap();
+    assert_eq!((reply.vaddr, reply.vport), (ip("10.0.0.1"), 80));
+    assert_eq!(d.conns.info(id).unwrap().state, tcp::SYN_RECV);
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 4000, "10.0.0.1", 80, "A"),
+        t,
+        &mut NoRandom,
+    );
+    let info = d.conns.info(id).unwrap();
+    assert_eq!(info.state, tcp::ESTABLISHED);
+    assert_eq!(info.expires_in_secs(t), 900);
+    // Client FIN → CLOSE_WAIT (60 s, inactive).
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 4000, "10.0.0.1", 80, "FA"),
+        t,
+        &mut NoRandom,
+    );
+    let info = d.conns.info(id).unwrap();
+    assert_eq!(info.state, tcp::CLOSE_WAIT);
+    assert_eq!(info.expires_in_secs(t), 60);
+    assert_eq!(
+        (d.table.dests[rs].active, d.table.dests[rs].inactive),
+        (0, 1)
+    );
+    assert_eq!(d.total.shown().outpkts, 1);
+    // It expires and the counters go back to zero.
+    d.tick(
+        t + rvs_core::Duration::from_secs(61),
+        1 << 30,
+        1000,
+        &mut NoRandom,
+    );
+    assert!(d.conns.info(id).is_none());
+    assert_eq!(
+        (d.table.dests[rs].active, d.table.dests[rs].inactive),
+        (0, 0)
+    );
+}
+
+#[test]
+fn dr_fin_wait_stays_and_outpkts_stay_zero() {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    d.table
+        .add_service(k, ServiceConfig::new(SchedKind::Rr, k.family()), Time(0))
+        .unwrap();
+    let rs = d
+        .table
+        .add_dest(&k, DestConfig::new(ip("192.168.1.1"), 80), Time(0))
+        .unwrap();
+    let t = Time::from_secs(1);
+    let id = match d.packet_in(
+        &tcp_pkt("1.1.1.1", 5, "10.0.0.1", 80, "S"),
+        t,
+        &mut NoRandom,
+    ) {
+        Verdict::Forward(r) => r.conn.unwrap(),
+        v => panic!("{v:?}"),
+    };
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 5, "10.0.0.1", 80, "A"),
+        t,
+        &mut NoRandom,
+    );
+    assert_eq!(d.conns.info(id).unwrap().state, tcp::ESTABLISHED);
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 5, "10.0.0.1", 80, "FA"),
+        t,
+        &mut NoRandom,
+    );
+    assert_eq!(d.conns.info(id).unwrap().state, tcp::FIN_WAIT);
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 5, "10.0.0.1", 80, "A"),
+        t,
+        &mut NoRandom,
+    );
+    let info = d.conns.info(id).unwrap();
+    assert_eq!(info.state, tcp::FIN_WAIT);
+    assert_eq!(info.expires_in_secs(t), 120);
+    assert_eq!(
+        (d.table.dests[rs].active, d.table.dests[rs].inactive),
+        (0, 1)
+    );
+    assert_eq!(d.total.shown().outpkts, 0);
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 5, "10.0.0.1", 80, "R"),
+        t,
+        &mut NoRandom,
+    );
+    let info = d.conns.info(id).unwrap();
+    assert_eq!((info.state, info.expires_in_secs(t)), (tcp::CLOSE, 10));
+}
+
+fn persistent_setup(d: &mut Director, timeout: u32) -> ServiceKey {
+    let k = tcp_key("10.0.0.1", 443);
+    d.table
+        .add_service(
+            k,
+            ServiceConfig::new(SchedKind::Rr, k.family())
+                .persistent(timeout)
+                .netmask(0xffff_ff00),
+            Time(0),
+        )
+        .unwrap();
+    for rs in ["192.168.1.1", "192.168.1.2"] {
+        d.table
+            .add_dest(&k, DestConfig::new(ip(rs), 443), Time(0))
+            .unwrap();
+    }
+    k
+}
+
+#[test]
+fn persistence_keeps_a_client_network_on_one_server() {
+    let mut d = director();
+    persistent_setup(&mut d, 360);
+    let t = Time::from_secs(1);
+    let first = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    // Same /24, other ports: same server; another network: the next server.
+    for (src, port) in [("1.1.1.1", 2), ("1.1.1.77", 3), ("1.1.1.1", 4)] {
+        let r = dest_of(d.packet_in(&tcp_pkt(src, port, "10.0.0.1", 443, "S"), t, &mut NoRandom));
+        assert_eq!(r, first);
+    }
+    let other = dest_of(d.packet_in(
+        &tcp_pkt("2.2.2.2", 1, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    assert_ne!(other, first);
+    // Templates are counted as persistent conns, not active/inactive.
+    let did = d
+        .table
+        .dests
+        .iter()
+        .find(|(_, x)| x.cfg.addr == first)
+        .unwrap()
+        .0;
+    assert_eq!(d.table.dests[did].persist, 1);
+    assert_eq!(d.table.dests[did].total_conns(), 4);
+}
+
+#[test]
+fn quiesced_dest_keeps_its_clients_removed_dest_reschedules_them() {
+    let mut d = director();
+    let k = persistent_setup(&mut d, 360);
+    let t = Time::from_secs(1);
+    let first = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    // Weight 0: existing template still sends the client there.
+    let mut cfg = DestConfig::new(first, 443);
+    cfg.weight = 0;
+    d.table.edit_dest(&k, cfg).unwrap();
+    let again = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 2, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    assert_eq!(again, first);
+    // A new client network does not go there.
+    let other = dest_of(d.packet_in(
+        &tcp_pkt("3.3.3.3", 2, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    assert_ne!(other, first);
+    // With expire_quiescent_template the template is invalidated.
+    d.sys.expire_quiescent_template = true;
+    let moved = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 3, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    assert_ne!(moved, first);
+}
+
+#[test]
+fn removed_dest_reschedules_persistent_clients() {
+    let mut d = director();
+    let k = persistent_setup(&mut d, 360);
+    let t = Time::from_secs(1);
+    let first = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    d.table.del_dest(&k, &first, 443, t).unwrap();
+    let next = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 2, "10.0.0.1", 443, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    assert_ne!(next, first);
+    // The old connection's packets are dropped (expire_nodest_conn = 0).
+    let v = d.packet_in(
+        &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 443, "A"),
+        t,
+        &mut NoRandom,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::DestUnavailable));
+    // With expire_nodest_conn = 1 the old connection is expired; a non-SYN is then not ours.
+    d.sys.conn.expire_nodest_conn = true;
+    let v = d.packet_in(
+        &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 443, "A"),
+        t,
+        &mut NoRandom,
+    );
+    assert_eq!(v, Verdict::Pass);
+}
+
+#[test]
+fn template_outlives_its_timeout_while_it_controls_connections() {
+    let mut d = director();
+    persistent_setup(&mut d, 10);
+    let t0 = Time::from_secs(1);
+    let first = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 443, "S"),
+        t0,
+        &mut NoRandom,
+    ));
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 443, "A"),
+        t0,
+        &mut NoRandom,
+    );
+    // At 11 s the template fires but controls an ESTABLISHED conn: re-armed for 60 s.
+    let t1 = Time::from_secs(12);
+    d.tick(t1, 1 << 30, 1000, &mut NoRandom);
+    let tmpl = d
+        .conns
+        .iter()
+        .find(|&c| d.conns.info(c).unwrap().cport == 0)
+        .unwrap();
+    let info = d.conns.info(tmpl).unwrap();
+    assert_eq!(
+        info.timeout.as_secs(),
+        60,
+        "quirk: timeout overwritten with 60 s"
+    );
+    // A new connection from the same client still goes to the same server.
+    let again = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 9, "10.0.0.1", 443, "S"),
+        t1,
+        &mut NoRandom,
+    ));
+    assert_eq!(again, first);
+}
+
+#[test]
+fn one_packet_scheduling_spreads_every_datagram() {
+    let mut d = director();
+    let k = ServiceKey::Addr {
+        proto: Protocol::Udp,
+        addr: ip("10.0.0.1"),
+        port: 53,
+    };
+    d.table
+        .add_service(
+            k,
+            ServiceConfig::new(SchedKind::Rr, k.family()).flags(ServiceFlags::ONEPACKET),
+            Time(0),
+        )
+        .unwrap();
+    for rs in ["192.168.1.1", "192.168.1.2"] {
+        d.table
+            .add_dest(
+                &k,
+                DestConfig::new(ip(rs), 53).fwd(FwdMethod::Masq),
+                Time(0),
+            )
+            .unwrap();
+    }
+    let t = Time::from_secs(1);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let v = d.packet_in(
+            &udp_pkt("1.1.1.1", 999, "10.0.0.1", 53, b"q"),
+            t,
+            &mut NoRandom,
+        );
+        let Verdict::Forward(r) = v else {
+            panic!("{v:?}")
+        };
+        assert!(r.conn.is_none(), "one-packet entries are not kept");
+        seen.push(r.daddr);
+    }
+    assert_eq!(seen[0], seen[2]);
+    assert_ne!(seen[0], seen[1]);
+    assert_eq!(d.conns.hashed_len(), 0);
+    for (_, x) in d.table.dests.iter() {
+        assert_eq!(x.total_conns(), 0);
+    }
+}
+
+#[test]
+fn sip_engine_persists_by_call_id() {
+    let mut d = director();
+    let k = ServiceKey::Addr {
+        proto: Protocol::Udp,
+        addr: ip("10.0.0.1"),
+        port: 5060,
+    };
+    let mut cfg = ServiceConfig::new(SchedKind::Rr, k.family()).persistent(60);
+    cfg.pe = Some(rvs_core::service::PeKind::Sip);
+    d.table.add_service(k, cfg, Time(0)).unwrap();
+    for rs in ["192.168.1.1", "192.168.1.2"] {
+        d.table
+            .add_dest(
+                &k,
+                DestConfig::new(ip(rs), 5060).fwd(FwdMethod::Masq),
+                Time(0),
+            )
+            .unwrap();
+    }
+    let t = Time::from_secs(1);
+    let call_a = b"INVITE sip:a SIP/2.0\r\nCall-ID: aaa@x\r\n\r\n";
+    let call_b = b"INVITE sip:b SIP/2.0\r\nCall-ID: bbb@x\r\n\r\n";
+    let a1 = dest_of(d.packet_in(
+        &udp_pkt("1.1.1.1", 1, "10.0.0.1", 5060, call_a),
+        t,
+        &mut NoRandom,
+    ));
+    let b1 = dest_of(d.packet_in(
+        &udp_pkt("1.1.1.1", 2, "10.0.0.1", 5060, call_b),
+        t,
+        &mut NoRandom,
+    ));
+    assert_ne!(
+        a1, b1,
+        "different calls from one client may go to different servers"
+    );
+    // The same Call-ID from another client and port goes to the same server.
+    let a2 = dest_of(d.packet_in(
+        &udp_pkt("7.7.7.7", 3, "10.0.0.1", 5060, call_a),
+        t,
+        &mut NoRandom,
+    ));
+    assert_eq!(a1, a2);
+    // No Call-ID: dropped.
+    let v = d.packet_in(
+        &udp_pkt("1.1.1.1", 4, "10.0.0.1", 5060, b"hello"),
+        t,
+        &mut NoRandom,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::PersistenceEngine));
+}
+
+#[test]
+fn no_destination_rejects_and_unknown_traffic_passes() {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    d.table
+        .add_service(k, ServiceConfig::new(SchedKind::Wlc, k.family()), Time(0))
+        .unwrap();
+    let t = Time::from_secs(1);
+    assert_eq!(
+        d.packet_in(
+            &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 80, "S"),
+            t,
+            &mut NoRandom
+        ),
+        Verdict::Reject
+    );
+    assert_eq!(
+        d.packet_in(
+            &tcp_pkt("1.1.1.1", 1, "10.0.0.2", 80, "S"),
+            t,
+            &mut NoRandom
+        ),
+        Verdict::Pass
+    );
+    // A non-SYN segment without a connection is not scheduled.
+    d.table
+        .add_dest(&k, DestConfig::new(ip("192.168.1.1"), 80), Time(0))
+        .unwrap();
+    assert_eq!(
+        d.packet_in(
+            &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 80, "A"),
+            t,
+            &mut NoRandom
+        ),
+        Verdict::Pass
+    );
+    d.sys.conn.sloppy_tcp = true;
+    assert!(matches!(
+        d.packet_in(
+            &tcp_pkt("1.1.1.1", 1, "10.0.0.1", 80, "A"),
+            t,
+            &mut NoRandom
+        ),
+        Verdict::Forward(_)
+    ));
+}
+
+#[test]
+fn reuse_of_a_time_wait_tuple_reschedules() {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    d.table
+        .add_service(k, ServiceConfig::new(SchedKind::Rr, k.family()), Time(0))
+        .unwrap();
+    for rs in ["192.168.1.1", "192.168.1.2"] {
+        d.table
+            .add_dest(
+                &k,
+                DestConfig::new(ip(rs), 80).fwd(FwdMethod::Masq),
+                Time(0),
+            )
+            .unwrap();
+    }
+    let t = Time::from_secs(1);
+    let a = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 7, "10.0.0.1", 80, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    // ESTABLISHED, then RST → CLOSE (an RST in SYN_RECV would keep SYN_RECV); a new SYN on the
+    // same tuple is then a new connection (conn_reuse_mode 1).
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 7, "10.0.0.1", 80, "A"),
+        t,
+        &mut NoRandom,
+    );
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 7, "10.0.0.1", 80, "R"),
+        t,
+        &mut NoRandom,
+    );
+    let b = dest_of(d.packet_in(
+        &tcp_pkt("1.1.1.1", 7, "10.0.0.1", 80, "S"),
+        t,
+        &mut NoRandom,
+    ));
+    assert_ne!(a, b);
+    assert_eq!(d.conns.hashed_len(), 1);
+    assert_eq!(d.total.shown().conns, 2);
+}
+
+#[test]
+fn rates_follow_the_estimator() {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    d.table
+        .add_service(k, ServiceConfig::new(SchedKind::Rr, k.family()), Time(0))
+        .unwrap();
+    d.table
+        .add_dest(&k, DestConfig::new(ip("192.168.1.1"), 80), Time(0))
+        .unwrap();
+    // 100 new connections per second for 4 seconds, estimator every 2 s.
+    let mut port = 1u16;
+    for sec in 0..4u64 {
+        for _ in 0..100 {
+            let t = Time::from_secs(sec) + rvs_core::Duration::from_millis(500);
+            d.packet_in(
+                &tcp_pkt("1.1.1.1", port, "10.0.0.1", 80, "S"),
+                t,
+                &mut NoRandom,
+            );
+            port += 1;
+        }
+        d.tick(Time::from_secs(sec + 1), 1 << 30, 10_000, &mut NoRandom);
+    }
+    assert_eq!(d.total.est.rates().cps, 44);
+    d.zero(None);
+    assert_eq!(d.total.shown().conns, 0);
+    assert_eq!(d.total.est.rates().cps, 0);
+}
