@@ -1,0 +1,295 @@
+//! One worker: a thread running a tokio current-thread runtime with its own SO_REUSEPORT
+//! listeners, so the kernel spreads connections over workers and nothing is shared per connection.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::api::{Balancer, CloseReason, FlowEvent, FlowHandle, ListenerSpec, Protocol, Traffic};
+use crate::ProxyConfig;
+
+/// Per-worker counters; written only by their worker (relaxed, uncontended), summed on read.
+/// Aligned so two workers' counters never share a cache line.
+#[derive(Default, Debug)]
+#[repr(align(128))]
+pub(crate) struct Counters {
+    pub tcp_accepted: AtomicU64,
+    pub tcp_active: AtomicU64,
+    pub refused: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub reschedules: AtomicU64,
+    pub resets: AtomicU64,
+    pub spliced: AtomicU64,
+    pub udp_flows_created: AtomicU64,
+    pub udp_flows_active: AtomicU64,
+    pub udp_dropped: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+impl Counters {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+    pub fn dec(c: &AtomicU64) {
+        c.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A pipe used to splice(2) one direction of one TCP flow.
+pub(crate) struct Pipe {
+    pub read: OwnedFd,
+    pub write: OwnedFd,
+}
+
+/// Pipes kept per worker for reuse; more than this many idle pipes are closed.
+const PIPE_POOL_MAX: usize = 256;
+
+/// State shared by all tasks of one worker (they all run on its thread).
+pub(crate) struct Worker {
+    pub balancer: Arc<dyn Balancer>,
+    pub cfg: ProxyConfig,
+    pub counters: Arc<Counters>,
+    /// TCP buffered-copy scratch: only borrowed between awaits, so one per worker suffices.
+    pub scratch: RefCell<Box<[u8]>>,
+    /// UDP datagram scratch (max datagram size), same rule.
+    pub udp_scratch: RefCell<Box<[u8]>>,
+    pipes: RefCell<Vec<Pipe>>,
+    /// Open TCP flows of this worker, for the shutdown drain.
+    active: Cell<usize>,
+    idle: Notify,
+}
+
+impl Worker {
+    pub fn new(balancer: Arc<dyn Balancer>, cfg: ProxyConfig, counters: Arc<Counters>) -> Self {
+        Worker {
+            scratch: RefCell::new(vec![0u8; cfg.buffer_size].into_boxed_slice()),
+            udp_scratch: RefCell::new(vec![0u8; 65536].into_boxed_slice()),
+            pipes: RefCell::new(Vec::new()),
+            balancer,
+            cfg,
+            counters,
+            active: Cell::new(0),
+            idle: Notify::new(),
+        }
+    }
+
+    /// A clean (empty) pipe from the pool, or a new one.
+    pub fn take_pipe(&self) -> nix::Result<Pipe> {
+        if let Some(p) = self.pipes.borrow_mut().pop() {
+            return Ok(p);
+        }
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+        Ok(Pipe { read, write })
+    }
+
+    /// Give back a pipe that holds no data (a pipe with data left in it must be dropped).
+    pub fn put_pipe(&self, p: Pipe) {
+        let mut pool = self.pipes.borrow_mut();
+        if pool.len() < PIPE_POOL_MAX {
+            pool.push(p);
+        }
+    }
+}
+
+/// Marks one open TCP flow for the drain; dropping it (however the task ends) releases it.
+pub(crate) struct ActiveGuard(Rc<Worker>);
+
+impl ActiveGuard {
+    pub fn new(w: &Rc<Worker>) -> Self {
+        w.active.set(w.active.get() + 1);
+        Counters::inc(&w.counters.tcp_active);
+        ActiveGuard(w.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.active.set(w.active.get() - 1);
+        Counters::dec(&w.counters.tcp_active);
+        if w.active.get() == 0 {
+            w.idle.notify_one();
+        }
+    }
+}
+
+/// Accounting of one flow toward the balancer: batches traffic and guarantees exactly one
+/// `Closed` per handle, even when the task is dropped (shutdown, listener removal).
+pub(crate) struct Flow {
+    worker: Rc<Worker>,
+    handle: Cell<FlowHandle>,
+    traffic: Cell<Traffic>,
+    last_flush: Cell<Instant>,
+    closed: Cell<bool>,
+}
+
+impl Flow {
+    pub fn new(worker: Rc<Worker>, handle: FlowHandle) -> Self {
+        Flow {
+            worker,
+            handle: Cell::new(handle),
+            traffic: Cell::new(Traffic::default()),
+            last_flush: Cell::new(Instant::now()),
+            closed: Cell::new(false),
+        }
+    }
+
+    pub fn worker(&self) -> &Rc<Worker> {
+        &self.worker
+    }
+
+    /// Count `bytes` in one read/datagram; `inbound` is client → server.
+    pub fn count(&self, inbound: bool, bytes: usize) {
+        let mut t = self.traffic.get();
+        let c = &self.worker.counters;
+        if inbound {
+            t.in_packets += 1;
+            t.in_bytes += bytes as u64;
+            c.in_bytes.fetch_add(bytes as u64, Relaxed);
+        } else {
+            t.out_packets += 1;
+            t.out_bytes += bytes as u64;
+            c.out_bytes.fetch_add(bytes as u64, Relaxed);
+        }
+        self.traffic.set(t);
+        let now = Instant::now();
+        if now.duration_since(self.last_flush.get()) >= self.worker.cfg.traffic_interval {
+            self.flush_at(now);
+        }
+    }
+
+    fn flush_at(&self, now: Instant) {
+        self.last_flush.set(now);
+        let t = self.traffic.replace(Traffic::default());
+        if !t.is_empty() {
+            self.worker
+                .balancer
+                .event(self.handle.get(), FlowEvent::Traffic(t));
+        }
+    }
+
+    /// Report pending traffic, then `ev` (a non-terminal event).
+    pub fn event(&self, ev: FlowEvent) {
+        self.flush_at(Instant::now());
+        self.worker.balancer.event(self.handle.get(), ev);
+    }
+
+    /// Report pending traffic and the terminal event; later calls are no-ops.
+    pub fn close(&self, reason: CloseReason) {
+        if self.closed.replace(true) {
+            return;
+        }
+        self.event(FlowEvent::Closed(reason));
+    }
+
+    /// Close the current handle with `reason` and carry on accounting under `next`.
+    pub fn rebind(&self, reason: CloseReason, next: FlowHandle) {
+        self.close(reason);
+        self.handle.set(next);
+        self.closed.set(false);
+    }
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        self.close(CloseReason::Aborted);
+    }
+}
+
+/// Requests from the [`crate::Proxy`] handle to a worker.
+pub(crate) enum Command {
+    /// Serve a listener; the socket is already bound (and listening for TCP).
+    Add {
+        spec: ListenerSpec,
+        socket: socket2::Socket,
+        ack: std_mpsc::Sender<std::io::Result<()>>,
+    },
+    /// Stop serving a listener (closes the socket; for UDP also ends its flows).
+    Remove {
+        spec: ListenerSpec,
+        ack: std_mpsc::Sender<std::io::Result<()>>,
+    },
+    /// Stop all listeners, wait up to `drain` for TCP flows, then return (dropping the rest).
+    Shutdown { drain: Duration },
+}
+
+/// Body of a worker thread.
+pub(crate) fn run(
+    rt: tokio::runtime::Runtime,
+    worker: Worker,
+    rx: mpsc::UnboundedReceiver<Command>,
+) -> usize {
+    let local = tokio::task::LocalSet::new();
+    let worker = Rc::new(worker);
+    let left = local.block_on(&rt, serve(worker, rx));
+    // Dropping the LocalSet drops the flows still open; their guards report Closed(Aborted).
+    let _enter = rt.enter();
+    drop(local);
+    left
+}
+
+async fn serve(w: Rc<Worker>, mut rx: mpsc::UnboundedReceiver<Command>) -> usize {
+    let mut listeners: HashMap<ListenerSpec, AbortHandle> = HashMap::new();
+    let mut drain = Duration::ZERO;
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Add { spec, socket, ack } => {
+                let res = spawn_listener(&w, spec, socket).map(|h| {
+                    if let Some(old) = listeners.insert(spec, h) {
+                        old.abort();
+                    }
+                });
+                let _ = ack.send(res);
+            }
+            Command::Remove { spec, ack } => {
+                if let Some(h) = listeners.remove(&spec) {
+                    h.abort();
+                }
+                let _ = ack.send(Ok(()));
+            }
+            Command::Shutdown { drain: d } => {
+                drain = d;
+                break;
+            }
+        }
+    }
+    // Stop accepting first, then let open TCP flows finish within the drain time.
+    for (_, h) in listeners.drain() {
+        h.abort();
+    }
+    let wait = async {
+        while w.active.get() > 0 {
+            w.idle.notified().await;
+        }
+    };
+    let _ = tokio::time::timeout(drain, wait).await;
+    w.active.get()
+}
+
+fn spawn_listener(
+    w: &Rc<Worker>,
+    spec: ListenerSpec,
+    socket: socket2::Socket,
+) -> std::io::Result<AbortHandle> {
+    let h = match spec.protocol {
+        Protocol::Tcp => {
+            let l = tokio::net::TcpListener::from_std(socket.into())?;
+            tokio::task::spawn_local(crate::tcp::accept_loop(w.clone(), spec, l)).abort_handle()
+        }
+        Protocol::Udp => {
+            let s = tokio::net::UdpSocket::from_std(socket.into())?;
+            tokio::task::spawn_local(crate::udp::listener_loop(w.clone(), spec, s)).abort_handle()
+        }
+    };
+    Ok(h)
+}
