@@ -33,7 +33,9 @@ impl ProxyHeader {
 
 impl std::fmt::Debug for ProxyHeader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ProxyHeader").field(&self.as_bytes()).finish()
+        f.debug_tuple("ProxyHeader")
+            .field(&self.as_bytes())
+            .finish()
     }
 }
 
@@ -42,7 +44,10 @@ impl std::fmt::Debug for ProxyHeader {
 /// `client` and `vip` have the same family (a listener is one family, IPv6 sockets are v6-only);
 /// if they ever differ the header says `UNKNOWN`, which the spec allows receivers to accept.
 pub fn encode_v1(client: SocketAddr, vip: SocketAddr) -> ProxyHeader {
-    let mut h = ProxyHeader { buf: [0; MAX_LEN], len: 0 };
+    let mut h = ProxyHeader {
+        buf: [0; MAX_LEN],
+        len: 0,
+    };
     let mut cur = std::io::Cursor::new(&mut h.buf[..]);
     // Cannot fail: the longest possible line fits in MAX_LEN.
     let res = match (client.ip(), vip.ip()) {
@@ -67,7 +72,10 @@ pub fn encode_v1(client: SocketAddr, vip: SocketAddr) -> ProxyHeader {
 
 /// The v2 binary header (command PROXY) for a flow of `protocol` from `client` to `vip`.
 pub fn encode_v2(protocol: Protocol, client: SocketAddr, vip: SocketAddr) -> ProxyHeader {
-    let mut h = ProxyHeader { buf: [0; MAX_LEN], len: 0 };
+    let mut h = ProxyHeader {
+        buf: [0; MAX_LEN],
+        len: 0,
+    };
     h.buf[..12].copy_from_slice(&V2_SIGNATURE);
     // Version 2 in the high nibble, command PROXY (1) in the low nibble.
     h.buf[12] = 0x21;
@@ -131,8 +139,12 @@ mod tests {
 
     #[test]
     fn v1_tcp6_longest_fits() {
-        let c: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]:65535".parse().unwrap();
-        let v: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65534".parse().unwrap();
+        let c: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]:65535"
+            .parse()
+            .unwrap();
+        let v: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65534"
+            .parse()
+            .unwrap();
         let h = encode_v1(c, v);
         assert_eq!(h.as_bytes().len(), 104);
         let text = std::str::from_utf8(h.as_bytes()).unwrap();
@@ -185,7 +197,8 @@ mod tests {
         let c: SocketAddr = "10.0.0.1:1".parse().unwrap();
         let v: SocketAddr = "[::1]:2".parse().unwrap();
         assert_eq!(encode_v1(c, v).as_bytes(), b"PROXY UNKNOWN\r\n");
-        let parsed = v2::Header::try_from(encode_v2(Protocol::Tcp, c, v).as_bytes()).unwrap();
+        let h = encode_v2(Protocol::Tcp, c, v);
+        let parsed = v2::Header::try_from(h.as_bytes()).unwrap();
         assert_eq!(parsed.addresses, v2::Addresses::Unspecified);
     }
 }

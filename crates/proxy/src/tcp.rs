@@ -259,7 +259,8 @@ async fn splice_dir(
     loop {
         from.readable().await?;
         let n = match from.try_io(Interest::READABLE, || {
-            splice(from, None, &pipe.write, None, SPLICE_CHUNK, splice_flags()).map_err(io::Error::from)
+            splice(from, None, &pipe.write, None, SPLICE_CHUNK, splice_flags())
+                .map_err(io::Error::from)
         }) {
             Ok(0) => {
                 w.put_pipe(pipe);

@@ -173,7 +173,8 @@ fn new_flow(
             return Err(e);
         }
     };
-    let header = (b.proxy_protocol == ProxyProtocol::V2).then(|| encode_v2(Protocol::Udp, key.0, vip));
+    let header =
+        (b.proxy_protocol == ProxyProtocol::V2).then(|| encode_v2(Protocol::Udp, key.0, vip));
     let f = Rc::new(UdpFlow {
         key,
         sock,

@@ -10,7 +10,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::api::{Balancer, CloseReason, FlowEvent, FlowHandle, ListenerSpec, Protocol, Traffic};
@@ -239,21 +239,25 @@ pub(crate) fn run(
 }
 
 async fn serve(w: Rc<Worker>, mut rx: mpsc::UnboundedReceiver<Command>) -> usize {
-    let mut listeners: HashMap<ListenerSpec, AbortHandle> = HashMap::new();
+    let mut listeners: HashMap<ListenerSpec, JoinHandle<()>> = HashMap::new();
     let mut drain = Duration::ZERO;
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::Add { spec, socket, ack } => {
-                let res = spawn_listener(&w, spec, socket).map(|h| {
-                    if let Some(old) = listeners.insert(spec, h) {
-                        old.abort();
+                let res = match spawn_listener(&w, spec, socket) {
+                    Ok(h) => {
+                        if let Some(old) = listeners.insert(spec, h) {
+                            stop_listener(old).await;
+                        }
+                        Ok(())
                     }
-                });
+                    Err(e) => Err(e),
+                };
                 let _ = ack.send(res);
             }
             Command::Remove { spec, ack } => {
                 if let Some(h) = listeners.remove(&spec) {
-                    h.abort();
+                    stop_listener(h).await;
                 }
                 let _ = ack.send(Ok(()));
             }
@@ -265,7 +269,7 @@ async fn serve(w: Rc<Worker>, mut rx: mpsc::UnboundedReceiver<Command>) -> usize
     }
     // Stop accepting first, then let open TCP flows finish within the drain time.
     for (_, h) in listeners.drain() {
-        h.abort();
+        stop_listener(h).await;
     }
     let wait = async {
         while w.active.get() > 0 {
@@ -276,19 +280,26 @@ async fn serve(w: Rc<Worker>, mut rx: mpsc::UnboundedReceiver<Command>) -> usize
     w.active.get()
 }
 
+/// Abort a listener task and wait until it is gone, so its socket is closed when the caller
+/// is told the listener was removed.
+async fn stop_listener(h: JoinHandle<()>) {
+    h.abort();
+    let _ = h.await;
+}
+
 fn spawn_listener(
     w: &Rc<Worker>,
     spec: ListenerSpec,
     socket: socket2::Socket,
-) -> std::io::Result<AbortHandle> {
+) -> std::io::Result<JoinHandle<()>> {
     let h = match spec.protocol {
         Protocol::Tcp => {
             let l = tokio::net::TcpListener::from_std(socket.into())?;
-            tokio::task::spawn_local(crate::tcp::accept_loop(w.clone(), spec, l)).abort_handle()
+            tokio::task::spawn_local(crate::tcp::accept_loop(w.clone(), spec, l))
         }
         Protocol::Udp => {
             let s = tokio::net::UdpSocket::from_std(socket.into())?;
-            tokio::task::spawn_local(crate::udp::listener_loop(w.clone(), spec, s)).abort_handle()
+            tokio::task::spawn_local(crate::udp::listener_loop(w.clone(), spec, s))
         }
     };
     Ok(h)
