@@ -9,6 +9,32 @@
 //! own `SO_REUSEPORT` socket per listener, so the kernel spreads connections over workers and no
 //! lock is taken per connection. [`Proxy::set_listeners`] reconciles the listener set,
 //! [`Proxy::shutdown`] stops accepting and drains.
+//!
+//! # Implementing [`Balancer`] over an IPVS connection table
+//!
+//! The proxy is a full-NAT plane, so the NAT rows of the IPVS TCP state table apply. Feed the
+//! events to the state machine as these segments:
+//!
+//! | proxy call / event | IPVS input | resulting state (normal table) |
+//! |---|---|---|
+//! | `open` → `Ok` | INPUT syn on a new entry | SYN_RECV (active) |
+//! | `Connected` | OUTPUT syn (SYN+ACK), then INPUT ack | ESTABLISHED (active) |
+//! | `ClientFin` | INPUT fin | ESTABLISHED → CLOSE_WAIT, FIN_WAIT → TIME_WAIT |
+//! | `ServerFin` | OUTPUT fin | ESTABLISHED → FIN_WAIT, CLOSE_WAIT → TIME_WAIT |
+//! | `Closed(Normal)` | INPUT ack (last ACK) | stays TIME_WAIT; expire with its timeout |
+//! | `Closed(Reset)`, `Closed(Aborted)` | INPUT rst | CLOSE (10 s) |
+//! | `Closed(ConnectFailed)` | OUTPUT rst | SYN_RECV → CLOSE |
+//! | `Traffic` | counters only (`in_pkts` etc.); restart the entry's timer | unchanged |
+//!
+//! A TCP entry must not expire while its flow is open (no `Closed` yet): the proxy holds the
+//! sockets, so expiring the entry would only make `-Lnc` lie. After `Closed` the entry lives
+//! on for its state's timeout, as in the kernel. For UDP: `open` creates the entry with the udp
+//! timeout, `Traffic` restarts its timer, `Closed(IdleTimeout)` is the kernel's expiry (delete
+//! the entry); the proxy enforces the timeout itself from `Backend::udp_idle_timeout`.
+//! One-packet (`-o`) UDP entries are closed (`Closed(Normal)`) when the next datagram of the
+//! same client to the same real server supersedes them, which is the point where they stop
+//! mattering. `reschedule` is the place to count the retry and re-bind the entry to another
+//! real server (the failed handle is closed right after it returns).
 
 mod api;
 pub mod proxy_protocol;
@@ -174,7 +200,8 @@ impl Proxy {
 
     /// Make the set of listeners equal to `specs`: open the new ones on every worker, close the
     /// ones not listed (closing a UDP listener ends its flows; TCP connections already accepted
-    /// go on). Blocks until the workers have applied the change. Listeners that cannot be opened
+    /// go on). Blocks until the workers have applied the change (from async code call it via
+    /// `spawn_blocking` or `block_in_place`). Listeners that cannot be opened
     /// are reported together in [`ProxyError::Listen`]; the rest of the change is applied.
     pub fn set_listeners(&self, specs: &[ListenerSpec]) -> Result<(), ProxyError> {
         let mut current = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
@@ -194,6 +221,12 @@ impl Proxy {
         let mut failures = Vec::new();
         let mut added = Vec::new();
         for spec in wanted.difference(&current) {
+            if spec.addr.port() == 0 {
+                // Every worker would get its own ephemeral port: not one listener.
+                let e = io::Error::new(io::ErrorKind::InvalidInput, "a listener needs a port");
+                failures.push((*spec, e));
+                continue;
+            }
             // All sockets are opened here first, so a failure leaves no worker half-configured
             // and the caller gets the bind error directly.
             let sockets: io::Result<Vec<Socket>> = (0..self.workers.len())

@@ -177,12 +177,13 @@ async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
 async fn copy_dir(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool) -> io::Result<()> {
     let w = flow.worker();
     let mut bulk = false;
+    let mut splice_ok = w.cfg.splice;
     loop {
-        if bulk && w.cfg.splice {
+        if bulk && splice_ok {
             match splice_dir(flow, from, to, inbound).await? {
                 SpliceEnd::Eof => break,
-                // Splice refused by this kind of socket or no pipe: stay on buffered copy.
-                SpliceEnd::Unsupported => bulk = false,
+                // Splice refused by this kind of socket or no pipe: buffered copy from now on.
+                SpliceEnd::Unsupported => splice_ok = false,
             }
         }
         from.readable().await?;

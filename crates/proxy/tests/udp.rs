@@ -200,3 +200,24 @@ async fn udp_proxy_v1_is_refused_not_sent_bare() {
     assert!(r.is_err());
     proxy.shutdown(Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn udp_ipv6_loopback() {
+    let Ok(probe) = std::net::UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    };
+    let vip = probe.local_addr().unwrap();
+    drop(probe);
+    let a = udp_name_echo("[::1]:0", "A6").await;
+    let bal = Arc::new(RrBalancer::new(vec![a]));
+    let proxy = start_proxy(bal.clone(), 1);
+    proxy.set_listeners(&[udp(vip)]).unwrap();
+    let c = UdpSocket::bind("[::1]:0").await.unwrap();
+    assert_eq!(ask(&c, vip, "v6").await, "A6:v6");
+    // A wildcard port is not a listener: every worker would bind a different one.
+    let zero = udp("[::1]:0".parse().unwrap());
+    assert!(proxy.set_listeners(&[udp(vip), zero]).is_err());
+    assert_eq!(proxy.listeners(), vec![udp(vip)]);
+    proxy.shutdown(Duration::from_secs(1));
+}
