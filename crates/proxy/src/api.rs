@@ -53,6 +53,12 @@ pub struct Backend {
     pub proxy_protocol: ProxyProtocol,
     /// Local address to connect from (full-NAT local address); `None` lets the kernel choose.
     pub source: Option<IpAddr>,
+    /// TCP flows: idle time (no data either way) after which a flow with both directions open
+    /// is reset, like an expiring ESTABLISHED entry (`--set tcp`). `None`: no limit.
+    pub tcp_idle_timeout: Option<Duration>,
+    /// TCP flows: idle time after which a half-closed flow (one FIN seen) is reset, like an
+    /// expiring FIN_WAIT/CLOSE_WAIT entry (`--set tcpfin`). `None`: no limit.
+    pub tcp_fin_timeout: Option<Duration>,
     /// UDP flows: idle time after which the flow ends (the IPVS udp timeout). Not used for TCP,
     /// whose lifetime is the lifetime of its two sockets.
     pub udp_idle_timeout: Duration,
@@ -63,14 +69,16 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// A backend with no PROXY header, kernel-chosen source, the IPVS default udp timeout (300 s)
-    /// and no one-packet scheduling.
+    /// A backend with no PROXY header, kernel-chosen source, no TCP idle limits, the IPVS
+    /// default udp timeout (300 s) and no one-packet scheduling.
     pub fn new(addr: SocketAddr, handle: FlowHandle) -> Self {
         Backend {
             addr,
             handle,
             proxy_protocol: ProxyProtocol::Off,
             source: None,
+            tcp_idle_timeout: None,
+            tcp_fin_timeout: None,
             udp_idle_timeout: Duration::from_secs(300),
             one_packet: false,
         }
@@ -123,6 +131,7 @@ pub enum CloseReason {
     /// TCP: the connect to this handle's real server failed or timed out.
     ConnectFailed,
     /// UDP: no datagram in either direction for the backend's `udp_idle_timeout`.
+    /// TCP: no data for `tcp_idle_timeout`/`tcp_fin_timeout`; both sides were reset.
     IdleTimeout,
     /// The backend asked for something the protocol cannot carry (PROXY v1 over UDP).
     Unsupported,

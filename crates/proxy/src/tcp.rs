@@ -125,14 +125,28 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     if let Some(h) = header {
         result = server.write_all(h.as_bytes()).await;
     }
+    let mut idled = false;
     if result.is_ok() {
-        result = tokio::try_join!(
-            copy_dir(&flow, &client, &server, true),
-            copy_dir(&flow, &server, &client, false)
-        )
-        .map(|_| ());
+        let relay = async {
+            tokio::try_join!(
+                copy_dir(&flow, &client, &server, true),
+                copy_dir(&flow, &server, &client, false)
+            )
+        };
+        tokio::select! {
+            r = relay => result = r.map(|_| ()),
+            () = idle_watch(&flow, backend.tcp_idle_timeout, backend.tcp_fin_timeout) => {
+                idled = true;
+            }
+        }
     }
     match result {
+        Ok(()) if idled => {
+            tracing::debug!(client = %peer, rs = %backend.addr, "flow idle, reset");
+            reset(&client);
+            reset(&server);
+            flow.close(CloseReason::IdleTimeout);
+        }
         Ok(()) => flow.close(CloseReason::Normal),
         Err(e) => {
             tracing::debug!(client = %peer, rs = %backend.addr, error = %e, "flow reset");
@@ -141,6 +155,29 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
             reset(&server);
             flow.close(CloseReason::Reset);
         }
+    }
+}
+
+/// Completes when the flow has been idle longer than its limit for the current phase (both
+/// directions open, or half-closed). Never completes when neither limit is set. The timer is
+/// re-armed only when it fires, so an active flow costs one wake-up per idle period.
+async fn idle_watch(flow: &Flow, idle: Option<Duration>, fin: Option<Duration>) {
+    if idle.is_none() && fin.is_none() {
+        return std::future::pending().await;
+    }
+    // Re-check period while the current phase has no limit (the phase may change).
+    const NO_LIMIT_RECHECK: Duration = Duration::from_secs(1);
+    loop {
+        let limit = if flow.half_closed() { fin } else { idle };
+        let Some(limit) = limit else {
+            tokio::time::sleep(NO_LIMIT_RECHECK).await;
+            continue;
+        };
+        let deadline = flow.last_active() + limit;
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
     }
 }
 

@@ -130,6 +130,10 @@ pub(crate) struct Flow {
     handle: Cell<FlowHandle>,
     traffic: Cell<Traffic>,
     last_flush: Cell<Instant>,
+    /// Last read that returned data or last FIN, for TCP idle limits.
+    last_active: Cell<Instant>,
+    /// One direction has finished (TCP), so the FIN timeout applies.
+    half_closed: Cell<bool>,
     closed: Cell<bool>,
 }
 
@@ -140,6 +144,8 @@ impl Flow {
             handle: Cell::new(handle),
             traffic: Cell::new(Traffic::default()),
             last_flush: Cell::new(Instant::now()),
+            last_active: Cell::new(Instant::now()),
+            half_closed: Cell::new(false),
             closed: Cell::new(false),
         }
     }
@@ -163,6 +169,7 @@ impl Flow {
         }
         self.traffic.set(t);
         let now = Instant::now();
+        self.last_active.set(now);
         if now.duration_since(self.last_flush.get()) >= self.worker.cfg.traffic_interval {
             self.flush_at(now);
         }
@@ -178,8 +185,21 @@ impl Flow {
         }
     }
 
+    pub fn last_active(&self) -> Instant {
+        self.last_active.get()
+    }
+
+    pub fn half_closed(&self) -> bool {
+        self.half_closed.get()
+    }
+
     /// Report pending traffic, then `ev` (a non-terminal event).
     pub fn event(&self, ev: FlowEvent) {
+        if matches!(ev, FlowEvent::ClientFin | FlowEvent::ServerFin) {
+            // A FIN restarts the entry's timer with the FIN timeout, as in IPVS.
+            self.half_closed.set(true);
+            self.last_active.set(Instant::now());
+        }
         self.flush_at(Instant::now());
         self.worker.balancer.event(self.handle.get(), ev);
     }

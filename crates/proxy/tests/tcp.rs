@@ -564,3 +564,162 @@ async fn ipv6_loopback() {
     assert!(bal.opened()[0].0.client.is_ipv6());
     proxy.shutdown(Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn idle_tcp_flow_is_reset_but_active_one_is_not() {
+    let rs = echo_server("127.0.0.101:0").await;
+    let mut b = RrBalancer::new(vec![rs]);
+    b.tcp_idle = Some(Duration::from_millis(600));
+    let bal = Arc::new(b);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.100");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    // Active for 1 s, longer than the limit, with gaps well under it: never cut.
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let mut buf = [0u8; 2];
+    for i in 0..10u8 {
+        s.write_all(&[b'a', i]).await.unwrap();
+        within(s.read_exact(&mut buf)).await.unwrap();
+        assert_eq!(buf, [b'a', i]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Then idle: reset after the limit.
+    let started = std::time::Instant::now();
+    let r = within(s.read(&mut buf)).await;
+    assert_eq!(r.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::IdleTimeout))
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn half_closed_flow_uses_fin_timeout() {
+    // Real server that reads to EOF and then never answers nor closes.
+    let l = TcpListener::bind("127.0.0.103:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all).await;
+        tokio::time::sleep(T).await;
+    });
+    let mut b = RrBalancer::new(vec![rs]);
+    b.tcp_fin = Some(Duration::from_millis(300));
+    let bal = Arc::new(b);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.102");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    s.write_all(b"bye").await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut buf = [0u8; 4];
+    let r = within(s.read(&mut buf)).await;
+    assert_eq!(r.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    let seq: Vec<FlowEvent> = bal
+        .events_of(h)
+        .into_iter()
+        .filter(|e| !matches!(e, FlowEvent::Traffic(_)))
+        .collect();
+    assert_eq!(
+        seq,
+        [
+            FlowEvent::Connected,
+            FlowEvent::ClientFin,
+            FlowEvent::Closed(CloseReason::IdleTimeout)
+        ]
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn many_concurrent_connections_over_two_workers() {
+    let a = name_server("127.0.0.105:0", "A").await;
+    let b = name_server("127.0.0.106:0", "B").await;
+    let bal = Arc::new(RrBalancer::new(vec![a, b]));
+    let proxy = start_proxy(bal.clone(), 2);
+    let vip = free_port("127.0.0.104");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        tasks.push(tokio::spawn(get(vip)));
+    }
+    let mut counts = (0, 0);
+    for t in tasks {
+        let body = within(t).await.unwrap();
+        if body.ends_with('A') {
+            counts.0 += 1;
+        } else if body.ends_with('B') {
+            counts.1 += 1;
+        } else {
+            panic!("bad answer {body:?}");
+        }
+    }
+    assert_eq!(counts, (100, 100));
+    within(async {
+        while proxy.stats().tcp_active > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let s = proxy.stats();
+    assert_eq!(s.tcp_accepted, 200);
+    // Every handle got exactly one Closed.
+    for (_, b) in bal.opened() {
+        let closes = bal
+            .events_of(b.handle)
+            .iter()
+            .filter(|e| matches!(e, FlowEvent::Closed(_)))
+            .count();
+        assert_eq!(closes, 1);
+    }
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn traffic_is_reported_during_a_long_flow() {
+    // Real server that sends 8 small pieces 40 ms apart.
+    let l = TcpListener::bind("127.0.0.108:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        for _ in 0..8 {
+            s.write_all(b"0123456789").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        traffic_interval: Duration::from_millis(50),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port("127.0.0.107");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let mut all = Vec::new();
+    within(s.read_to_end(&mut all)).await.unwrap();
+    assert_eq!(all.len(), 80);
+    drop(s);
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    let evs = bal.events_of(h);
+    let fin_at = evs.iter().position(|e| *e == FlowEvent::ServerFin).unwrap();
+    let interim = evs[..fin_at]
+        .iter()
+        .filter(|e| matches!(e, FlowEvent::Traffic(_)))
+        .count();
+    assert!(interim >= 2, "traffic not reported while flowing: {evs:?}");
+    assert_eq!(bal.traffic_of(h).out_bytes, 80);
+    // One read per piece unless the proxy was stalled long enough for two to coalesce.
+    assert!((2..=8).contains(&bal.traffic_of(h).out_packets));
+    proxy.shutdown(Duration::from_secs(1));
+}

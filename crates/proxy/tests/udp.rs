@@ -67,7 +67,7 @@ async fn udp_flow_stays_while_active() {
     let a = udp_name_echo("127.0.0.75:0", "A").await;
     let b = udp_name_echo("127.0.0.76:0", "B").await;
     let mut bal = RrBalancer::new(vec![a, b]);
-    bal.udp_idle = Duration::from_millis(400);
+    bal.udp_idle = Duration::from_millis(600);
     let bal = Arc::new(bal);
     let proxy = start_proxy(bal.clone(), 1);
     let vip = free_port("127.0.0.74");

@@ -32,6 +32,8 @@ pub struct RrBalancer {
     pub udp_idle: Duration,
     pub one_packet: bool,
     pub source: Option<IpAddr>,
+    pub tcp_idle: Option<Duration>,
+    pub tcp_fin: Option<Duration>,
     pub opens: Mutex<Vec<(FlowInfo, Backend)>>,
     pub reschedules: Mutex<Vec<(FlowInfo, Backend)>>,
     pub events: Mutex<Vec<(FlowHandle, FlowEvent)>>,
@@ -48,6 +50,8 @@ impl RrBalancer {
             udp_idle: Duration::from_secs(300),
             one_packet: false,
             source: None,
+            tcp_idle: None,
+            tcp_fin: None,
             opens: Mutex::new(Vec::new()),
             reschedules: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
@@ -64,6 +68,8 @@ impl RrBalancer {
         b.udp_idle_timeout = self.udp_idle;
         b.one_packet = self.one_packet;
         b.source = self.source;
+        b.tcp_idle_timeout = self.tcp_idle;
+        b.tcp_fin_timeout = self.tcp_fin;
         b
     }
 
