@@ -68,11 +68,13 @@ pub(crate) async fn listener_loop(w: Rc<Worker>, spec: ListenerSpec, vip_sock: U
             tracing::warn!(listener = %spec.addr, error = %e, "udp listener failed");
             return;
         }
-        for _ in 0..BATCH {
+        let mut handled = 0;
+        while handled < BATCH {
             let mut buf = w.udp_scratch.borrow_mut();
             match vip_sock.try_recv_from(&mut buf) {
                 Ok((n, client)) => {
                     datagram(&w, &table, &vip_sock, vip, client, &buf[..n]);
+                    handled += 1;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // ICMP errors reported on the unconnected socket; nothing to do with them.
@@ -82,7 +84,9 @@ pub(crate) async fn listener_loop(w: Rc<Worker>, spec: ListenerSpec, vip_sock: U
                 }
             }
         }
-        tokio::task::yield_now().await;
+        if handled == BATCH {
+            tokio::task::yield_now().await;
+        }
     }
 }
 

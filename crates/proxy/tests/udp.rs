@@ -221,3 +221,29 @@ async fn udp_ipv6_loopback() {
     assert_eq!(proxy.listeners(), vec![udp(vip)]);
     proxy.shutdown(Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn removing_a_udp_listener_ends_its_flows() {
+    let a = udp_name_echo("127.0.0.94:0", "A").await;
+    let bal = Arc::new(RrBalancer::new(vec![a]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.93");
+    proxy.set_listeners(&[udp(vip)]).unwrap();
+    let c = UdpSocket::bind("127.0.0.95:0").await.unwrap();
+    assert_eq!(ask(&c, vip, "hi").await, "A:hi");
+    let h = bal.opened()[0].1.handle;
+    proxy.set_listeners(&[]).unwrap();
+    bal.wait_closed(h).await;
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::Aborted))
+    );
+    assert_eq!(bal.traffic_of(h).in_bytes, 2);
+    within(async {
+        while proxy.stats().udp_flows_active > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    proxy.shutdown(Duration::from_secs(1));
+}
