@@ -57,6 +57,15 @@ async fn connect(b: &Backend, timeout: Duration) -> io::Result<TcpStream> {
         TcpSocket::new_v6()?
     };
     if let Some(src) = b.source {
+        // Without IP_BIND_ADDRESS_NO_PORT, bind(port 0) reserves a port for every destination,
+        // capping one source address at the ephemeral range (~28k) of concurrent flows; with
+        // it the port is picked at connect time and only the 4-tuple must be unique. Best
+        // effort: where the kernel refuses it, the plain bind still works, with that cap.
+        let _ = nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        );
         sock.bind(SocketAddr::new(src, 0))?;
     }
     // The relay forwards what it reads at once; Nagle would add latency the kernel IPVS path
