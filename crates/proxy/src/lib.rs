@@ -343,3 +343,58 @@ fn open_socket(spec: &ListenerSpec, backlog: i32) -> io::Result<Socket> {
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nobody;
+    impl Balancer for Nobody {
+        fn open(&self, _: &FlowInfo) -> Result<Backend, Refusal> {
+            Err(Refusal::NoService)
+        }
+        fn reschedule(&self, _: &FlowInfo, _: &Backend) -> Option<Backend> {
+            None
+        }
+        fn event(&self, _: FlowHandle, _: FlowEvent) {}
+    }
+
+    #[test]
+    fn handle_can_be_shared_with_the_control_plane() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Proxy>();
+        assert_send_sync::<ProxyStats>();
+    }
+
+    #[test]
+    fn bad_config_is_rejected() {
+        let cfg = ProxyConfig {
+            workers: 0,
+            ..ProxyConfig::default()
+        };
+        assert!(matches!(
+            Proxy::start(cfg, Arc::new(Nobody)),
+            Err(ProxyError::Config(_))
+        ));
+        let cfg = ProxyConfig {
+            buffer_size: 10,
+            ..ProxyConfig::default()
+        };
+        assert!(matches!(
+            Proxy::start(cfg, Arc::new(Nobody)),
+            Err(ProxyError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn start_and_stop_without_listeners() {
+        let cfg = ProxyConfig {
+            workers: 3,
+            ..ProxyConfig::default()
+        };
+        let p = Proxy::start(cfg, Arc::new(Nobody)).unwrap();
+        assert!(p.listeners().is_empty());
+        assert_eq!(p.stats(), ProxyStats::default());
+        assert_eq!(p.shutdown(Duration::from_secs(1)).aborted, 0);
+    }
+}
