@@ -142,9 +142,10 @@ pub enum CloseReason {
 /// Lifecycle and accounting events of one flow, in order.
 ///
 /// A TCP flow sees `Connected`, then any of `Traffic`, `ClientFin`, `ServerFin`, then exactly one
-/// `Closed`. A UDP flow sees `Traffic` events then `Closed`. Traffic is batched: it is flushed at
-/// most once per `ProxyConfig::traffic_interval` while data flows, and always just before
-/// `ClientFin`, `ServerFin` and `Closed`, so a balancer that sums them gets exact totals.
+/// `Closed`. A UDP flow sees `Traffic` events then `Closed`. Traffic is batched: a flow that
+/// moved data is reported once per `ProxyConfig::traffic_interval` tick (also when it has gone
+/// idle since), and always just before `ClientFin`, `ServerFin` and `Closed`, so a balancer that
+/// sums them gets exact totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlowEvent {
     /// TCP: the real server accepted the connection (IPVS input: server SYN+ACK → ESTABLISHED).

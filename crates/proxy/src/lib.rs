@@ -88,8 +88,8 @@ pub struct ProxyConfig {
     pub splice: bool,
     /// Buffered-copy chunk, one buffer per worker (not per connection).
     pub buffer_size: usize,
-    /// Longest time traffic counts are held back before a [`FlowEvent::Traffic`] is sent while
-    /// data flows (so rates and `--stats` stay current on long flows).
+    /// Longest time traffic counts are held back before a [`FlowEvent::Traffic`] is sent (so
+    /// rates and `--stats` stay current on long or idle-but-open flows).
     pub traffic_interval: Duration,
     /// TCP listen backlog per worker socket.
     pub backlog: i32,
@@ -183,11 +183,12 @@ impl Proxy {
                 .build()
                 .map_err(ProxyError::Start)?;
             let counters = Arc::new(Counters::default());
-            let w = Worker::new(balancer.clone(), config.clone(), counters.clone());
+            let (b, cfg, c) = (balancer.clone(), config.clone(), counters.clone());
             let (tx, rx) = mpsc::unbounded_channel();
             let thread = std::thread::Builder::new()
                 .name(format!("rvs-proxy-{i}"))
-                .spawn(move || worker::run(rt, w, rx))
+                // The worker state is thread-local (Rc, RefCell): built on its own thread.
+                .spawn(move || worker::run(rt, Worker::new(b, cfg, c), rx))
                 .map_err(ProxyError::Start)?;
             proxy.workers.push(WorkerHandle {
                 tx,

@@ -28,7 +28,7 @@ type Table = RefCell<HashMap<Key, Rc<UdpFlow>>>;
 struct UdpFlow {
     key: Key,
     sock: UdpSocket,
-    flow: Flow,
+    flow: Rc<Flow>,
     header: Option<ProxyHeader>,
     idle: std::time::Duration,
     last_active: Cell<Instant>,

@@ -723,3 +723,34 @@ async fn traffic_is_reported_during_a_long_flow() {
     assert!((2..=8).contains(&bal.traffic_of(h).out_packets));
     proxy.shutdown(Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn traffic_of_an_idle_open_flow_is_reported() {
+    let rs = echo_server("127.0.0.110:0").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        traffic_interval: Duration::from_millis(50),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port("127.0.0.109");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    s.write_all(b"request").await.unwrap();
+    let mut buf = [0u8; 7];
+    within(s.read_exact(&mut buf)).await.unwrap();
+    // The connection stays open and idle; its counts must still reach the balancer.
+    let h = bal.opened()[0].1.handle;
+    within(async {
+        while bal.traffic_of(h).out_bytes < 7 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(bal.traffic_of(h).in_bytes, 7);
+    assert!(!bal.is_closed(h));
+    drop(s);
+    bal.wait_closed(h).await;
+    proxy.shutdown(Duration::from_secs(1));
+}
