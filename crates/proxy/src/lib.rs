@@ -69,12 +69,28 @@ pub enum ProxyError {
     #[error("cannot start proxy worker: {0}")]
     Start(#[source] io::Error),
     /// Some listeners could not be opened; the others were applied.
-    #[error("cannot listen on {} of the requested addresses, first {:?} {}: {}",
-        .0.len(), .0[0].0.protocol, .0[0].0.addr, .0[0].1)]
+    #[error("{}", listen_failures(.0))]
     Listen(Vec<(ListenerSpec, io::Error)>),
     /// A worker thread has exited (it panicked); the proxy should be restarted.
     #[error("proxy worker {0} is not running")]
     WorkerGone(usize),
+    /// A worker did not confirm a listener change in time (it is stuck or overloaded).
+    #[error("proxy workers did not apply the listener change within {0:?}")]
+    WorkerTimeout(Duration),
+}
+
+fn listen_failures(f: &[(ListenerSpec, io::Error)]) -> String {
+    let list: Vec<String> = f
+        .iter()
+        .map(|(s, e)| {
+            let proto = match s.protocol {
+                Protocol::Tcp => "TCP",
+                Protocol::Udp => "UDP",
+            };
+            format!("{proto} {}: {e}", s.addr)
+        })
+        .collect();
+    format!("cannot listen on {}", list.join("; "))
 }
 
 /// Tuning of the proxy. `Default` gives sensible values for a director.
@@ -253,7 +269,7 @@ impl Proxy {
             match ack_rx.recv_timeout(ACK_TIMEOUT) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "worker could not apply a listener"),
-                Err(_) => return Err(ProxyError::WorkerGone(usize::MAX)),
+                Err(_) => return Err(ProxyError::WorkerTimeout(ACK_TIMEOUT)),
             }
         }
         current.retain(|s| wanted.contains(s));

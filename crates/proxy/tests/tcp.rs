@@ -543,6 +543,11 @@ async fn listeners_are_reconciled() {
     };
     let err = proxy.set_listeners(&[tcp(v2), bad]).unwrap_err();
     assert!(matches!(err, rvs_proxy::ProxyError::Listen(ref f) if f.len() == 1 && f[0].0 == bad));
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("cannot listen on UDP {}: ", bad.addr)),
+        "{msg}"
+    );
     assert_eq!(proxy.listeners(), vec![tcp(v2)]);
     proxy.shutdown(Duration::from_secs(1));
 }
