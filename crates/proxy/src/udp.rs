@@ -117,9 +117,11 @@ fn datagram(
                 }
             };
             if b.proxy_protocol == ProxyProtocol::V1 {
-                // v1 has no datagram form; refuse loudly rather than send without the header.
+                // v1 has no datagram form: refuse (counted, and Closed(Unsupported) tells the
+                // balancer) rather than send without the header. Debug level: this repeats per
+                // datagram, and rvsd should reject the configuration in the first place.
                 Counters::inc(&w.counters.refused);
-                tracing::warn!(%vip, rs = %b.addr, "PROXY protocol v1 cannot carry UDP; dropped");
+                tracing::debug!(%vip, rs = %b.addr, "PROXY protocol v1 cannot carry UDP; dropped");
                 Flow::new(w.clone(), b.handle).close(CloseReason::Unsupported);
                 return;
             }
