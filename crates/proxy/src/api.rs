@@ -1,0 +1,188 @@
+//! The boundary between the proxy (moves bytes) and the balancer (decides).
+//!
+//! rvs-proxy does not know rvs-core: rvsd implements [`Balancer`] over its connection table and
+//! schedulers, and the proxy calls it from its worker threads.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Transport protocol of a listener or flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP: connections are terminated and relayed.
+    Tcp,
+    /// UDP: datagrams are relayed per client flow.
+    Udp,
+}
+
+/// What the proxy knows about a new flow when it asks the balancer to schedule it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowInfo {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The client's address and port (CIP:cport).
+    pub client: SocketAddr,
+    /// The virtual service address the client dialled (VIP:vport).
+    pub vip: SocketAddr,
+}
+
+/// Opaque token chosen by the balancer to find its connection entry again in [`Balancer::event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowHandle(pub u64);
+
+/// PROXY protocol header written to the real server before any client byte (per service).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ProxyProtocol {
+    /// No header: the real server sees only the director's address.
+    #[default]
+    Off,
+    /// Text header (TCP only; a UDP flow asking for it is closed with [`CloseReason::Unsupported`]).
+    V1,
+    /// Binary header; for UDP it is prepended to every datagram toward the real server.
+    V2,
+}
+
+/// The real server chosen for a flow, and how to talk to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Real server address (RIP:rport).
+    pub addr: SocketAddr,
+    /// The balancer's token for this flow's connection entry.
+    pub handle: FlowHandle,
+    /// Header to send first toward the real server.
+    pub proxy_protocol: ProxyProtocol,
+    /// Local address to connect from (full-NAT local address); `None` lets the kernel choose.
+    pub source: Option<IpAddr>,
+    /// TCP flows: idle time (no data either way) after which a flow with both directions open
+    /// is reset, like an expiring ESTABLISHED entry (`--set tcp`). `None`: no limit.
+    pub tcp_idle_timeout: Option<Duration>,
+    /// TCP flows: idle time after which a half-closed flow (one FIN seen) is reset, like an
+    /// expiring FIN_WAIT/CLOSE_WAIT entry (`--set tcpfin`). `None`: no limit.
+    pub tcp_fin_timeout: Option<Duration>,
+    /// UDP flows: idle time after which the flow ends (the IPVS udp timeout). Not used for TCP,
+    /// whose lifetime is the lifetime of its two sockets.
+    pub udp_idle_timeout: Duration,
+    /// UDP flows: one-packet scheduling (`-o`): every datagram is scheduled by its own
+    /// [`Balancer::open`] and its handle is closed when the next datagram of that client to the
+    /// same real server supersedes it or the socket idles out. Not used for TCP.
+    pub one_packet: bool,
+}
+
+impl Backend {
+    /// A backend with no PROXY header, kernel-chosen source, no TCP idle limits, the IPVS
+    /// default udp timeout (300 s) and no one-packet scheduling.
+    pub fn new(addr: SocketAddr, handle: FlowHandle) -> Self {
+        Backend {
+            addr,
+            handle,
+            proxy_protocol: ProxyProtocol::Off,
+            source: None,
+            tcp_idle_timeout: None,
+            tcp_fin_timeout: None,
+            udp_idle_timeout: Duration::from_secs(300),
+            one_packet: false,
+        }
+    }
+}
+
+/// Why the balancer will not carry a flow. TCP clients are reset, UDP datagrams dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// No virtual service matches the listener any more.
+    NoService,
+    /// The service has no available real server (all weight 0, over threshold, or none).
+    NoDestination,
+    /// A defence (drop_entry/drop_packet style) decided to drop the flow.
+    Drop,
+}
+
+/// Bytes and packets moved since the previous [`FlowEvent::Traffic`] of the same flow.
+///
+/// "in" is client → real server, "out" is real server → client, as in IPVS statistics.
+/// For TCP the proxy cannot see packets; it counts reads that returned data (each at most one
+/// buffer or one splice chunk), an approximation that is exact for request/response traffic of
+/// small messages. For UDP the counts are datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets (reads/datagrams) client → server.
+    pub in_packets: u64,
+    /// Bytes client → server (payload, without PROXY header).
+    pub in_bytes: u64,
+    /// Packets (reads/datagrams) server → client.
+    pub out_packets: u64,
+    /// Bytes server → client.
+    pub out_bytes: u64,
+}
+
+impl Traffic {
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        *self == Traffic::default()
+    }
+}
+
+/// How a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// TCP: both directions finished with FIN. UDP one-packet: superseded by the next datagram.
+    Normal,
+    /// TCP: a side reset or an I/O error; the other side was reset too.
+    Reset,
+    /// TCP: the connect to this handle's real server failed or timed out.
+    ConnectFailed,
+    /// UDP: no datagram in either direction for the backend's `udp_idle_timeout`.
+    /// TCP: no data for `tcp_idle_timeout`/`tcp_fin_timeout`; both sides were reset.
+    IdleTimeout,
+    /// The backend asked for something the protocol cannot carry (PROXY v1 over UDP).
+    Unsupported,
+    /// The proxy stopped the flow: shutdown drain time ran out, or its listener was removed.
+    Aborted,
+}
+
+/// Lifecycle and accounting events of one flow, in order.
+///
+/// A TCP flow sees `Connected`, then any of `Traffic`, `ClientFin`, `ServerFin`, then exactly one
+/// `Closed`. A UDP flow sees `Traffic` events then `Closed`. Traffic is batched: a flow that
+/// moved data is reported once per `ProxyConfig::traffic_interval` tick (also when it has gone
+/// idle since), and always just before `ClientFin`, `ServerFin` and `Closed`, so a balancer that
+/// sums them gets exact totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// TCP: the real server accepted the connection (IPVS input: server SYN+ACK → ESTABLISHED).
+    Connected,
+    /// Counters since the previous `Traffic` event.
+    Traffic(Traffic),
+    /// TCP: the client finished sending (its FIN was forwarded to the real server).
+    ClientFin,
+    /// TCP: the real server finished sending (its FIN was forwarded to the client).
+    ServerFin,
+    /// Terminal: the flow is gone; no further event carries this handle.
+    Closed(CloseReason),
+}
+
+/// Scheduling and accounting, implemented by rvsd over rvs-core.
+///
+/// Called from the proxy's worker threads, so implementations must be cheap and must not block:
+/// `open` runs once per TCP connection or UDP flow (per datagram for one-packet services).
+///
+/// Contract: every handle returned by `open` or `reschedule` receives exactly one
+/// [`FlowEvent::Closed`] event, after all its other events.
+pub trait Balancer: Send + Sync + 'static {
+    /// A client opened a flow to a listener: choose a real server, or refuse.
+    fn open(&self, flow: &FlowInfo) -> Result<Backend, Refusal>;
+    /// The connect to `failed` did not succeed: choose another real server once (the proxy does
+    /// not ask again for this flow). `failed.handle` is closed with
+    /// [`CloseReason::ConnectFailed`] right after this call returns.
+    fn reschedule(&self, flow: &FlowInfo, failed: &Backend) -> Option<Backend>;
+    /// A lifecycle or accounting event of the flow carrying `handle`.
+    fn event(&self, handle: FlowHandle, ev: FlowEvent);
+}
+
+/// A VIP:port the proxy listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerSpec {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The address to bind; it need not be configured on the host yet (IP_FREEBIND).
+    pub addr: SocketAddr,
+}

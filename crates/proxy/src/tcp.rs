@@ -1,0 +1,340 @@
+//! TCP: accept, schedule, connect (with one reschedule), PROXY header, relay with half-close.
+
+use std::io::{self, ErrorKind};
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use nix::fcntl::{splice, SpliceFFlags};
+use socket2::SockRef;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::api::{
+    Backend, CloseReason, FlowEvent, FlowInfo, ListenerSpec, Protocol, ProxyProtocol,
+};
+use crate::proxy_protocol::{encode_v1, encode_v2};
+use crate::worker::{ActiveGuard, Counters, Flow, Worker};
+
+/// Bytes moved per splice(2) call: the default pipe capacity (16 pages).
+const SPLICE_CHUNK: usize = 64 * 1024;
+
+pub(crate) async fn accept_loop(w: Rc<Worker>, spec: ListenerSpec, listener: TcpListener) {
+    // A wildcard listener needs the accepted socket's own address as the VIP; a specific one
+    // is its own VIP and saves a getsockname per connection.
+    let fixed_vip = (!spec.addr.ip().is_unspecified()).then_some(spec.addr);
+    loop {
+        match listener.accept().await {
+            Ok((stream, client)) => {
+                Counters::inc(&w.counters.tcp_accepted);
+                let vip = match fixed_vip {
+                    Some(v) => v,
+                    None => match stream.local_addr() {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    },
+                };
+                tokio::task::spawn_local(flow(w.clone(), stream, client, vip));
+            }
+            Err(e) => {
+                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full accept queue.
+                tracing::warn!(listener = %spec.addr, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Close `s` with RST instead of FIN (SO_LINGER 0), to pass on an abort or a refusal.
+fn reset(s: &TcpStream) {
+    let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
+}
+
+async fn connect(b: &Backend, timeout: Duration) -> io::Result<TcpStream> {
+    let sock = if b.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(src) = b.source {
+        // Without IP_BIND_ADDRESS_NO_PORT, bind(port 0) reserves a port for every destination,
+        // capping one source address at the ephemeral range (~28k) of concurrent flows; with
+        // it the port is picked at connect time and only the 4-tuple must be unique. Best
+        // effort: where the kernel refuses it, the plain bind still works, with that cap.
+        let _ = nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        );
+        sock.bind(SocketAddr::new(src, 0))?;
+    }
+    // The relay forwards what it reads at once; Nagle would add latency the kernel IPVS path
+    // does not have.
+    sock.set_nodelay(true)?;
+    match tokio::time::timeout(timeout, sock.connect(b.addr)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(ErrorKind::TimedOut, "connect timed out")),
+    }
+}
+
+async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAddr) {
+    let info = FlowInfo {
+        protocol: Protocol::Tcp,
+        client: peer,
+        vip,
+    };
+    let mut backend = match w.balancer.open(&info) {
+        Ok(b) => b,
+        Err(r) => {
+            Counters::inc(&w.counters.refused);
+            tracing::debug!(client = %peer, %vip, refusal = ?r, "refused");
+            reset(&client);
+            return;
+        }
+    };
+    let _active = ActiveGuard::new(&w);
+    let flow = Flow::new(w.clone(), backend.handle);
+    let timeout = w.cfg.connect_timeout;
+    let server = match connect(&backend, timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            Counters::inc(&w.counters.connect_failures);
+            tracing::debug!(rs = %backend.addr, error = %e, "connect failed, rescheduling");
+            let next = w.balancer.reschedule(&info, &backend);
+            let Some(next) = next else {
+                flow.close(CloseReason::ConnectFailed);
+                reset(&client);
+                return;
+            };
+            Counters::inc(&w.counters.reschedules);
+            flow.rebind(CloseReason::ConnectFailed, next.handle);
+            backend = next;
+            match connect(&backend, timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    Counters::inc(&w.counters.connect_failures);
+                    tracing::debug!(rs = %backend.addr, error = %e, "connect failed after reschedule");
+                    flow.close(CloseReason::ConnectFailed);
+                    reset(&client);
+                    return;
+                }
+            }
+        }
+    };
+    flow.event(FlowEvent::Connected);
+    let _ = client.set_nodelay(true);
+
+    let mut server = server;
+    let header = match backend.proxy_protocol {
+        ProxyProtocol::Off => None,
+        ProxyProtocol::V1 => Some(encode_v1(peer, vip)),
+        ProxyProtocol::V2 => Some(encode_v2(Protocol::Tcp, peer, vip)),
+    };
+    let mut result = Ok(());
+    if let Some(h) = header {
+        result = server.write_all(h.as_bytes()).await;
+    }
+    let mut idled = false;
+    if result.is_ok() {
+        let relay = async {
+            tokio::try_join!(
+                copy_dir(&flow, &client, &server, true),
+                copy_dir(&flow, &server, &client, false)
+            )
+        };
+        tokio::select! {
+            r = relay => result = r.map(|_| ()),
+            () = idle_watch(&flow, backend.tcp_idle_timeout, backend.tcp_fin_timeout) => {
+                idled = true;
+            }
+        }
+    }
+    match result {
+        Ok(()) if idled => {
+            tracing::debug!(client = %peer, rs = %backend.addr, "flow idle, reset");
+            reset(&client);
+            reset(&server);
+            flow.close(CloseReason::IdleTimeout);
+        }
+        Ok(()) => flow.close(CloseReason::Normal),
+        Err(e) => {
+            tracing::debug!(client = %peer, rs = %backend.addr, error = %e, "flow reset");
+            Counters::inc(&w.counters.resets);
+            reset(&client);
+            reset(&server);
+            flow.close(CloseReason::Reset);
+        }
+    }
+}
+
+/// Completes when the flow has been idle longer than its limit for the current phase (both
+/// directions open, or half-closed). Never completes when neither limit is set. The timer is
+/// re-armed only when it fires, so an active flow costs one wake-up per idle period.
+async fn idle_watch(flow: &Flow, idle: Option<Duration>, fin: Option<Duration>) {
+    if idle.is_none() && fin.is_none() {
+        return std::future::pending().await;
+    }
+    // Re-check period while the current phase has no limit (the phase may change).
+    const NO_LIMIT_RECHECK: Duration = Duration::from_secs(1);
+    loop {
+        let limit = if flow.half_closed() { fin } else { idle };
+        let Some(limit) = limit else {
+            tokio::time::sleep(NO_LIMIT_RECHECK).await;
+            continue;
+        };
+        let deadline = flow.last_active() + limit;
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+/// What one buffered step did.
+enum Step {
+    /// Spurious readiness.
+    Again,
+    /// The source sent FIN.
+    Eof,
+    /// Data forwarded; `full` when the read filled the whole buffer (bulk transfer).
+    Sent { full: bool },
+    /// Data read but only partly written; the rest must be written before reading again.
+    Pending { rest: Vec<u8>, full: bool },
+}
+
+async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        to.writable().await?;
+        match to.try_write(data) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Relay one direction until EOF, then forward the half-close. `inbound` is client → server.
+///
+/// Starts with buffered copy through the worker's scratch buffer (small messages cost one
+/// read + one write and no per-connection memory); once a read fills the whole buffer the
+/// direction is bulk and switches to splice(2) through a pooled pipe (no copy to user space).
+async fn copy_dir(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool) -> io::Result<()> {
+    let w = flow.worker();
+    let mut bulk = false;
+    let mut splice_ok = w.cfg.splice;
+    loop {
+        if bulk && splice_ok {
+            match splice_dir(flow, from, to, inbound).await? {
+                SpliceEnd::Eof => break,
+                // Splice refused by this kind of socket or no pipe: buffered copy from now on.
+                SpliceEnd::Unsupported => splice_ok = false,
+            }
+        }
+        from.readable().await?;
+        let step = {
+            let mut buf = w.scratch.borrow_mut();
+            match from.try_read(&mut buf) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Again,
+                Err(e) => return Err(e),
+                Ok(0) => Step::Eof,
+                Ok(n) => {
+                    flow.count(inbound, n);
+                    let full = n == buf.len();
+                    // Write directly, bypassing tokio's cached readiness (a fresh socket is
+                    // writable before the reactor has said so).
+                    match SockRef::from(to).send(&buf[..n]) {
+                        Ok(m) if m == n => Step::Sent { full },
+                        Ok(m) => Step::Pending {
+                            rest: buf[m..n].to_vec(),
+                            full,
+                        },
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Pending {
+                            rest: buf[..n].to_vec(),
+                            full,
+                        },
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        };
+        match step {
+            Step::Again => {}
+            Step::Eof => break,
+            Step::Sent { full } => bulk = full,
+            Step::Pending { rest, full } => {
+                write_all(to, &rest).await?;
+                bulk = full;
+            }
+        }
+    }
+    SockRef::from(to).shutdown(Shutdown::Write)?;
+    flow.event(if inbound {
+        FlowEvent::ClientFin
+    } else {
+        FlowEvent::ServerFin
+    });
+    Ok(())
+}
+
+enum SpliceEnd {
+    Eof,
+    Unsupported,
+}
+
+fn splice_flags() -> SpliceFFlags {
+    SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK
+}
+
+async fn splice_dir(
+    flow: &Flow,
+    from: &TcpStream,
+    to: &TcpStream,
+    inbound: bool,
+) -> io::Result<SpliceEnd> {
+    let w = flow.worker();
+    let pipe = match w.take_pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "no pipe for splice, buffered copy");
+            return Ok(SpliceEnd::Unsupported);
+        }
+    };
+    Counters::inc(&w.counters.spliced);
+    let mut moved_any = false;
+    loop {
+        from.readable().await?;
+        let n = match from.try_io(Interest::READABLE, || {
+            splice(from, None, &pipe.write, None, SPLICE_CHUNK, splice_flags())
+                .map_err(io::Error::from)
+        }) {
+            Ok(0) => {
+                w.put_pipe(pipe);
+                return Ok(SpliceEnd::Eof);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) if !moved_any && e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                w.put_pipe(pipe);
+                return Ok(SpliceEnd::Unsupported);
+            }
+            Err(e) => return Err(e),
+        };
+        moved_any = true;
+        flow.count(inbound, n);
+        let mut in_pipe = n;
+        while in_pipe > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || {
+                splice(&pipe.read, None, to, None, in_pipe, splice_flags()).map_err(io::Error::from)
+            }) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(m) => in_pipe -= m,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                // The pipe still holds data: it is dropped, never returned to the pool.
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! One worker: a thread running a tokio current-thread runtime with its own SO_REUSEPORT
+//! listeners, so the kernel spreads connections over workers and nothing is shared per connection.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::api::{Balancer, CloseReason, FlowEvent, FlowHandle, ListenerSpec, Protocol, Traffic};
+use crate::ProxyConfig;
+
+/// Per-worker counters; written only by their worker (relaxed, uncontended), summed on read.
+/// Aligned so two workers' counters never share a cache line.
+#[derive(Default, Debug)]
+#[repr(align(128))]
+pub(crate) struct Counters {
+    pub tcp_accepted: AtomicU64,
+    pub tcp_active: AtomicU64,
+    pub refused: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub reschedules: AtomicU64,
+    pub resets: AtomicU64,
+    pub spliced: AtomicU64,
+    pub udp_flows_created: AtomicU64,
+    pub udp_flows_active: AtomicU64,
+    pub udp_dropped: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+impl Counters {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+    pub fn dec(c: &AtomicU64) {
+        c.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A pipe used to splice(2) one direction of one TCP flow.
+pub(crate) struct Pipe {
+    pub read: OwnedFd,
+    pub write: OwnedFd,
+}
+
+/// Pipes kept per worker for reuse; more than this many idle pipes are closed.
+const PIPE_POOL_MAX: usize = 256;
+
+/// State shared by all tasks of one worker (they all run on its thread).
+pub(crate) struct Worker {
+    pub balancer: Arc<dyn Balancer>,
+    pub cfg: ProxyConfig,
+    pub counters: Arc<Counters>,
+    /// TCP buffered-copy scratch: only borrowed between awaits, so one per worker suffices.
+    pub scratch: RefCell<Box<[u8]>>,
+    /// UDP datagram scratch (max datagram size), same rule.
+    pub udp_scratch: RefCell<Box<[u8]>>,
+    pipes: RefCell<Vec<Pipe>>,
+    /// Flows with traffic not yet reported; drained by [`traffic_tick`].
+    dirty: RefCell<Vec<Weak<Flow>>>,
+    /// Open TCP flows of this worker, for the shutdown drain.
+    active: Cell<usize>,
+    idle: Notify,
+}
+
+impl Worker {
+    pub fn new(balancer: Arc<dyn Balancer>, cfg: ProxyConfig, counters: Arc<Counters>) -> Self {
+        Worker {
+            scratch: RefCell::new(vec![0u8; cfg.buffer_size].into_boxed_slice()),
+            udp_scratch: RefCell::new(vec![0u8; 65536].into_boxed_slice()),
+            pipes: RefCell::new(Vec::new()),
+            dirty: RefCell::new(Vec::new()),
+            balancer,
+            cfg,
+            counters,
+            active: Cell::new(0),
+            idle: Notify::new(),
+        }
+    }
+
+    /// A clean (empty) pipe from the pool, or a new one.
+    pub fn take_pipe(&self) -> nix::Result<Pipe> {
+        if let Some(p) = self.pipes.borrow_mut().pop() {
+            return Ok(p);
+        }
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+        Ok(Pipe { read, write })
+    }
+
+    /// Give back a pipe that holds no data (a pipe with data left in it must be dropped).
+    pub fn put_pipe(&self, p: Pipe) {
+        let mut pool = self.pipes.borrow_mut();
+        if pool.len() < PIPE_POOL_MAX {
+            pool.push(p);
+        }
+    }
+}
+
+/// Marks one open TCP flow for the drain; dropping it (however the task ends) releases it.
+pub(crate) struct ActiveGuard(Rc<Worker>);
+
+impl ActiveGuard {
+    pub fn new(w: &Rc<Worker>) -> Self {
+        w.active.set(w.active.get() + 1);
+        Counters::inc(&w.counters.tcp_active);
+        ActiveGuard(w.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.active.set(w.active.get() - 1);
+        Counters::dec(&w.counters.tcp_active);
+        if w.active.get() == 0 {
+            w.idle.notify_one();
+        }
+    }
+}
+
+/// Accounting of one flow toward the balancer: batches traffic and guarantees exactly one
+/// `Closed` per handle, even when the task is dropped (shutdown, listener removal).
+pub(crate) struct Flow {
+    worker: Rc<Worker>,
+    /// Itself, to put on the worker's list of flows with unreported traffic.
+    me: Weak<Flow>,
+    handle: Cell<FlowHandle>,
+    traffic: Cell<Traffic>,
+    /// On the worker's `dirty` list (until the next traffic tick).
+    listed: Cell<bool>,
+    /// Last read that returned data or last FIN, for TCP idle limits.
+    last_active: Cell<Instant>,
+    /// One direction has finished (TCP), so the FIN timeout applies.
+    half_closed: Cell<bool>,
+    closed: Cell<bool>,
+}
+
+impl Flow {
+    pub fn new(worker: Rc<Worker>, handle: FlowHandle) -> Rc<Self> {
+        Rc::new_cyclic(|me| Flow {
+            worker,
+            me: me.clone(),
+            handle: Cell::new(handle),
+            traffic: Cell::new(Traffic::default()),
+            listed: Cell::new(false),
+            last_active: Cell::new(Instant::now()),
+            half_closed: Cell::new(false),
+            closed: Cell::new(false),
+        })
+    }
+
+    pub fn worker(&self) -> &Rc<Worker> {
+        &self.worker
+    }
+
+    /// Count `bytes` in one read/datagram; `inbound` is client → server.
+    pub fn count(&self, inbound: bool, bytes: usize) {
+        let mut t = self.traffic.get();
+        let c = &self.worker.counters;
+        if inbound {
+            t.in_packets += 1;
+            t.in_bytes += bytes as u64;
+            c.in_bytes.fetch_add(bytes as u64, Relaxed);
+        } else {
+            t.out_packets += 1;
+            t.out_bytes += bytes as u64;
+            c.out_bytes.fetch_add(bytes as u64, Relaxed);
+        }
+        self.traffic.set(t);
+        self.last_active.set(Instant::now());
+        // Reported by the worker's traffic tick (or the next lifecycle event), so a flow that
+        // goes idle still gets its counts out within one interval.
+        if !self.listed.replace(true) {
+            self.worker.dirty.borrow_mut().push(self.me.clone());
+        }
+    }
+
+    /// Report the traffic counted since the last report, if any.
+    fn flush(&self) {
+        let t = self.traffic.replace(Traffic::default());
+        if !t.is_empty() {
+            self.worker
+                .balancer
+                .event(self.handle.get(), FlowEvent::Traffic(t));
+        }
+    }
+
+    pub fn last_active(&self) -> Instant {
+        self.last_active.get()
+    }
+
+    pub fn half_closed(&self) -> bool {
+        self.half_closed.get()
+    }
+
+    /// Report pending traffic, then `ev` (a non-terminal event).
+    pub fn event(&self, ev: FlowEvent) {
+        if matches!(ev, FlowEvent::ClientFin | FlowEvent::ServerFin) {
+            // A FIN restarts the entry's timer with the FIN timeout, as in IPVS.
+            self.half_closed.set(true);
+            self.last_active.set(Instant::now());
+        }
+        self.flush();
+        self.worker.balancer.event(self.handle.get(), ev);
+    }
+
+    /// Report pending traffic and the terminal event; later calls are no-ops.
+    pub fn close(&self, reason: CloseReason) {
+        if self.closed.replace(true) {
+            return;
+        }
+        self.event(FlowEvent::Closed(reason));
+    }
+
+    /// Close the current handle with `reason` and carry on accounting under `next`.
+    pub fn rebind(&self, reason: CloseReason, next: FlowHandle) {
+        self.close(reason);
+        self.handle.set(next);
+        self.closed.set(false);
+    }
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        self.close(CloseReason::Aborted);
+    }
+}
+
+/// Requests from the [`crate::Proxy`] handle to a worker.
+pub(crate) enum Command {
+    /// Serve a listener; the socket is already bound (and listening for TCP).
+    Add {
+        spec: ListenerSpec,
+        socket: socket2::Socket,
+        ack: std_mpsc::Sender<std::io::Result<()>>,
+    },
+    /// Stop serving a listener (closes the socket; for UDP also ends its flows).
+    Remove {
+        spec: ListenerSpec,
+        ack: std_mpsc::Sender<std::io::Result<()>>,
+    },
+    /// Stop all listeners, wait up to `drain` for TCP flows, then return (dropping the rest).
+    Shutdown { drain: Duration },
+}
+
+/// Body of a worker thread.
+pub(crate) fn run(
+    rt: tokio::runtime::Runtime,
+    worker: Worker,
+    rx: mpsc::UnboundedReceiver<Command>,
+) -> usize {
+    let local = tokio::task::LocalSet::new();
+    let worker = Rc::new(worker);
+    let left = local.block_on(&rt, serve(worker, rx));
+    // Dropping the LocalSet drops the flows still open; their guards report Closed(Aborted).
+    let _enter = rt.enter();
+    drop(local);
+    left
+}
+
+/// Reports the traffic of every flow that moved data since the last tick: one timer per
+/// worker instead of one per flow, and no clock read per packet for it.
+async fn traffic_tick(w: Rc<Worker>) {
+    let mut tick = tokio::time::interval(w.cfg.traffic_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::new();
+    loop {
+        tick.tick().await;
+        std::mem::swap(&mut batch, &mut *w.dirty.borrow_mut());
+        for f in batch.drain(..) {
+            if let Some(f) = f.upgrade() {
+                f.listed.set(false);
+                f.flush();
+            }
+        }
+    }
+}
+
+async fn serve(w: Rc<Worker>, mut rx: mpsc::UnboundedReceiver<Command>) -> usize {
+    let _tick = AbortOnDrop(tokio::task::spawn_local(traffic_tick(w.clone())));
+    let mut listeners: HashMap<ListenerSpec, JoinHandle<()>> = HashMap::new();
+    let mut drain = Duration::ZERO;
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Add { spec, socket, ack } => {
+                let res = match spawn_listener(&w, spec, socket) {
+                    Ok(h) => {
+                        if let Some(old) = listeners.insert(spec, h) {
+                            stop_listener(old).await;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = ack.send(res);
+            }
+            Command::Remove { spec, ack } => {
+                if let Some(h) = listeners.remove(&spec) {
+                    stop_listener(h).await;
+                }
+                let _ = ack.send(Ok(()));
+            }
+            Command::Shutdown { drain: d } => {
+                drain = d;
+                break;
+            }
+        }
+    }
+    // Stop accepting first, then let open TCP flows finish within the drain time.
+    for (_, h) in listeners.drain() {
+        stop_listener(h).await;
+    }
+    let wait = async {
+        while w.active.get() > 0 {
+            w.idle.notified().await;
+        }
+    };
+    let _ = tokio::time::timeout(drain, wait).await;
+    w.active.get()
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Abort a listener task and wait until it is gone, so its socket is closed when the caller
+/// is told the listener was removed.
+async fn stop_listener(h: JoinHandle<()>) {
+    h.abort();
+    let _ = h.await;
+}
+
+fn spawn_listener(
+    w: &Rc<Worker>,
+    spec: ListenerSpec,
+    socket: socket2::Socket,
+) -> std::io::Result<JoinHandle<()>> {
+    let h = match spec.protocol {
+        Protocol::Tcp => {
+            let l = tokio::net::TcpListener::from_std(socket.into())?;
+            tokio::task::spawn_local(crate::tcp::accept_loop(w.clone(), spec, l))
+        }
+        Protocol::Udp => {
+            let s = tokio::net::UdpSocket::from_std(socket.into())?;
+            tokio::task::spawn_local(crate::udp::listener_loop(w.clone(), spec, s))
+        }
+    };
+    Ok(h)
+}

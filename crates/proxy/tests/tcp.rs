@@ -1,0 +1,761 @@
+//! TCP through the proxy, real sockets on 127.0.0.0/8 only.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rvs_proxy::{
+    CloseReason, FlowEvent, FlowHandle, ListenerSpec, Protocol, Proxy, ProxyConfig, ProxyProtocol,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+fn tcp(addr: SocketAddr) -> ListenerSpec {
+    ListenerSpec {
+        protocol: Protocol::Tcp,
+        addr,
+    }
+}
+
+#[tokio::test]
+async fn round_robin_order_over_two_workers() {
+    let a = name_server("127.0.0.11:0", "RS1").await;
+    let b = name_server("127.0.0.12:0", "RS2").await;
+    let c = name_server("127.0.0.13:0", "RS3").await;
+    let bal = Arc::new(RrBalancer::new(vec![a, b, c]));
+    let proxy = start_proxy(bal.clone(), 2);
+    let vip = free_port("127.0.0.10");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    assert_eq!(proxy.listeners(), vec![tcp(vip)]);
+
+    let mut got = Vec::new();
+    for _ in 0..9 {
+        let body = get(vip).await;
+        got.push(body.rsplit("\r\n\r\n").next().unwrap().to_string());
+    }
+    assert_eq!(
+        got,
+        ["RS1", "RS2", "RS3", "RS1", "RS2", "RS3", "RS1", "RS2", "RS3"]
+    );
+    let opens = bal.opened();
+    assert_eq!(opens.len(), 9);
+    assert!(opens
+        .iter()
+        .all(|(f, _)| f.vip == vip && f.protocol == Protocol::Tcp && f.client.ip().is_loopback()));
+    let s = proxy.stats();
+    assert_eq!(s.tcp_accepted, 9);
+    let report = proxy.shutdown(Duration::from_secs(5));
+    assert_eq!(report.aborted, 0);
+}
+
+async fn bulk_both_ways(ip_vip: &str, ip_rs: &str, splice: bool) {
+    const LEN: usize = 8 * 1024 * 1024;
+    let rs = echo_server(&format!("{ip_rs}:0")).await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        splice,
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port(ip_vip);
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let data = pattern(LEN, 42);
+    let s = within(TcpStream::connect(vip)).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    let to_send = data.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&to_send).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut back = Vec::with_capacity(LEN);
+    within(r.read_to_end(&mut back)).await.unwrap();
+    within(writer).await.unwrap();
+    assert_eq!(back.len(), LEN);
+    assert!(back == data, "echoed bytes differ");
+
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    let t = bal.traffic_of(h);
+    assert_eq!(t.in_bytes, LEN as u64);
+    assert_eq!(t.out_bytes, LEN as u64);
+    assert!(t.in_packets > 0 && t.out_packets > 0);
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::Normal))
+    );
+    let st = proxy.stats();
+    assert_eq!(st.in_bytes, LEN as u64);
+    assert_eq!(st.out_bytes, LEN as u64);
+    if splice {
+        assert!(st.spliced >= 1, "bulk transfer did not use splice: {st:?}");
+    } else {
+        assert_eq!(st.spliced, 0);
+    }
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn multi_megabyte_both_ways_spliced() {
+    bulk_both_ways("127.0.0.20", "127.0.0.21", true).await;
+}
+
+#[tokio::test]
+async fn multi_megabyte_both_ways_buffered() {
+    bulk_both_ways("127.0.0.22", "127.0.0.23", false).await;
+}
+
+/// Server that reads until the client's FIN, then answers with the byte count and closes.
+async fn count_server(addr: &str) -> SocketAddr {
+    let l = TcpListener::bind(addr).await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                if s.read_to_end(&mut all).await.is_ok() {
+                    let _ = s.write_all(format!("got {}", all.len()).as_bytes()).await;
+                }
+            });
+        }
+    });
+    a
+}
+
+#[tokio::test]
+async fn half_close_and_event_sequence() {
+    let rs = count_server("127.0.0.31:0").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.30");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let req = pattern(100_000, 7);
+    within(s.write_all(&req)).await.unwrap();
+    // The client is done sending but still expects the answer.
+    s.shutdown().await.unwrap();
+    let mut out = String::new();
+    within(s.read_to_string(&mut out)).await.unwrap();
+    assert_eq!(out, "got 100000");
+
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    let seq: Vec<FlowEvent> = bal
+        .events_of(h)
+        .into_iter()
+        .filter(|e| !matches!(e, FlowEvent::Traffic(_)))
+        .collect();
+    assert_eq!(
+        seq,
+        [
+            FlowEvent::Connected,
+            FlowEvent::ClientFin,
+            FlowEvent::ServerFin,
+            FlowEvent::Closed(CloseReason::Normal)
+        ]
+    );
+    let t = bal.traffic_of(h);
+    assert_eq!(t.in_bytes, 100_000);
+    assert_eq!(t.out_bytes, "got 100000".len() as u64);
+    // Traffic before the client FIN is flushed before the ClientFin event.
+    let evs = bal.events_of(h);
+    let fin_at = evs.iter().position(|e| *e == FlowEvent::ClientFin).unwrap();
+    let in_before: u64 = evs[..fin_at]
+        .iter()
+        .map(|e| match e {
+            FlowEvent::Traffic(t) => t.in_bytes,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(in_before, 100_000);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn connect_failure_is_rescheduled_once() {
+    // Nothing listens on `dead`: the connect is refused at once.
+    let dead = free_port("127.0.0.41");
+    let live = name_server("127.0.0.42:0", "LIVE").await;
+    let bal = Arc::new(RrBalancer::new(vec![dead, live]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.40");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let body = get(vip).await;
+    assert!(body.ends_with("LIVE"), "{body:?}");
+    let first = bal.opened()[0].1;
+    assert_eq!(first.addr, dead);
+    assert_eq!(
+        bal.events_of(first.handle),
+        [FlowEvent::Closed(CloseReason::ConnectFailed)]
+    );
+    let re = bal.reschedules.lock().unwrap().clone();
+    assert_eq!(re.len(), 1);
+    assert_eq!(re[0].1.addr, live);
+    bal.wait_closed(re[0].1.handle).await;
+    assert_eq!(
+        bal.events_of(re[0].1.handle).first(),
+        Some(&FlowEvent::Connected)
+    );
+    let s = proxy.stats();
+    assert_eq!((s.connect_failures, s.reschedules), (1, 1));
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn connect_failure_with_no_alternative_resets_client() {
+    let dead = free_port("127.0.0.44");
+    let bal = Arc::new(RrBalancer::new(vec![dead]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.43");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    // The reset may arrive before the client's connect has even returned.
+    match within(TcpStream::connect(vip)).await {
+        Ok(mut s) => {
+            let mut buf = [0u8; 16];
+            let r = within(s.read(&mut buf)).await;
+            assert!(matches!(r, Ok(0)) || r.is_err(), "{r:?}");
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset),
+    }
+    let h = within(async {
+        loop {
+            if let Some((_, b)) = bal.opened().first() {
+                return b.handle;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    bal.wait_closed(h).await;
+    assert_eq!(
+        bal.events_of(h),
+        [FlowEvent::Closed(CloseReason::ConnectFailed)]
+    );
+    assert_eq!(proxy.stats().reschedules, 0);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn refusal_closes_the_connection() {
+    let rs = name_server("127.0.0.46:0", "RS").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    bal.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.45");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    match within(TcpStream::connect(vip)).await {
+        Ok(mut s) => {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
+            let mut buf = [0u8; 16];
+            let r = within(s.read(&mut buf)).await;
+            assert!(
+                matches!(r, Ok(0))
+                    || r.as_ref()
+                        .is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
+                "{r:?}"
+            );
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset),
+    }
+    within(async {
+        while proxy.stats().refused == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(proxy.stats().refused, 1);
+    assert!(bal.events.lock().unwrap().is_empty());
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn server_reset_is_passed_to_client() {
+    let l = TcpListener::bind("127.0.0.48:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4];
+        let _ = s.read_exact(&mut buf).await;
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    });
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.47");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    s.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 16];
+    let r = within(s.read(&mut buf)).await;
+    assert_eq!(r.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::Reset))
+    );
+    assert_eq!(proxy.stats().resets, 1);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// Real server that reads a PROXY header (v1 or v2), parses it with `ppp`, then answers
+/// `src=.. dst=.. rest=..` with the bytes that followed the header.
+async fn pp_server(addr: &str, v2: bool) -> SocketAddr {
+    let l = TcpListener::bind(addr).await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = l.accept().await else {
+            return;
+        };
+        let (src, dst) = if v2 {
+            let mut head = [0u8; 16];
+            s.read_exact(&mut head).await.unwrap();
+            let len = u16::from_be_bytes([head[14], head[15]]) as usize;
+            let mut all = head.to_vec();
+            all.resize(16 + len, 0);
+            s.read_exact(&mut all[16..]).await.unwrap();
+            let h = ppp::v2::Header::try_from(&all[..]).unwrap();
+            assert_eq!(h.protocol, ppp::v2::Protocol::Stream);
+            match h.addresses {
+                ppp::v2::Addresses::IPv4(x) => (
+                    SocketAddr::from((x.source_address, x.source_port)),
+                    SocketAddr::from((x.destination_address, x.destination_port)),
+                ),
+                other => panic!("{other:?}"),
+            }
+        } else {
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while !line.ends_with(b"\r\n") && line.len() < 108 {
+                s.read_exact(&mut b).await.unwrap();
+                line.push(b[0]);
+            }
+            let text = std::str::from_utf8(&line).unwrap();
+            let h = ppp::v1::Header::try_from(text).unwrap();
+            match h.addresses {
+                ppp::v1::Addresses::Tcp4(x) => (
+                    SocketAddr::from((x.source_address, x.source_port)),
+                    SocketAddr::from((x.destination_address, x.destination_port)),
+                ),
+                other => panic!("{other:?}"),
+            }
+        };
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        let answer = format!(
+            "src={src} dst={dst} rest={}",
+            String::from_utf8_lossy(&rest)
+        );
+        s.write_all(answer.as_bytes()).await.unwrap();
+    });
+    a
+}
+
+async fn proxy_protocol_case(v2: bool, vip_ip: &str, rs_ip: &str, client_ip: &str) {
+    let rs = pp_server(&format!("{rs_ip}:0"), v2).await;
+    let mut b = RrBalancer::new(vec![rs]);
+    b.proxy_protocol = if v2 {
+        ProxyProtocol::V2
+    } else {
+        ProxyProtocol::V1
+    };
+    let bal = Arc::new(b);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port(vip_ip);
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{client_ip}:0").parse().unwrap())
+        .unwrap();
+    let mut s = within(sock.connect(vip)).await.unwrap();
+    let me = s.local_addr().unwrap();
+    s.write_all(b"hello").await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = String::new();
+    within(s.read_to_string(&mut out)).await.unwrap();
+    assert_eq!(out, format!("src={me} dst={vip} rest=hello"));
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    // The header is not client payload: it is not counted.
+    assert_eq!(bal.traffic_of(h).in_bytes, 5);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn proxy_protocol_v1_header() {
+    proxy_protocol_case(false, "127.0.0.50", "127.0.0.51", "127.0.0.52").await;
+}
+
+#[tokio::test]
+async fn proxy_protocol_v2_header() {
+    proxy_protocol_case(true, "127.0.0.53", "127.0.0.54", "127.0.0.55").await;
+}
+
+#[tokio::test]
+async fn source_address_is_used_for_the_real_server_side() {
+    let l = TcpListener::bind("127.0.0.57:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        let (mut s, peer) = l.accept().await.unwrap();
+        s.write_all(b"x").await.unwrap();
+        peer
+    });
+    let mut b = RrBalancer::new(vec![rs]);
+    b.source = Some("127.0.0.58".parse().unwrap());
+    let bal = Arc::new(b);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.56");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let mut buf = [0u8; 1];
+    within(s.read_exact(&mut buf)).await.unwrap();
+    let peer = within(seen).await.unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.58");
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// Server that sends `len` bytes of pattern(seed 9) and closes.
+async fn source_server(addr: &str, len: usize) -> SocketAddr {
+    let l = TcpListener::bind(addr).await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = l.accept().await else {
+            return;
+        };
+        let data = pattern(len, 9);
+        let _ = s.write_all(&data).await;
+    });
+    a
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_a_long_transfer_complete() {
+    const LEN: usize = 32 * 1024 * 1024;
+    let rs = source_server("127.0.0.61:0", LEN).await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 2);
+    let vip = free_port("127.0.0.60");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let mut got = vec![0u8; 1024 * 1024];
+    within(s.read_exact(&mut got)).await.unwrap();
+
+    // Shut down while most of the transfer is still to come; the client keeps reading slowly
+    // enough that the proxy is mid-transfer when the listeners close.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(proxy.shutdown(Duration::from_secs(15)));
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // No new connections once shutdown has begun.
+    let refused = TcpStream::connect(vip).await;
+    assert!(refused.is_err(), "listener still open during drain");
+
+    let mut rest = Vec::new();
+    within(s.read_to_end(&mut rest)).await.unwrap();
+    got.extend_from_slice(&rest);
+    // The client closes its side too, so the flow is complete (not half-open).
+    drop(s);
+    assert_eq!(got.len(), LEN);
+    assert!(got == pattern(LEN, 9));
+    let report = within(rx).await.unwrap();
+    assert_eq!(report.aborted, 0);
+    let h = bal.opened()[0].1.handle;
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::Normal))
+    );
+}
+
+#[tokio::test]
+async fn drain_time_bounds_shutdown() {
+    let rs = echo_server("127.0.0.63:0").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.62");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    // An idle connection that would never end by itself.
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    s.write_all(b"x").await.unwrap();
+    let mut b = [0u8; 1];
+    within(s.read_exact(&mut b)).await.unwrap();
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(proxy.shutdown(Duration::from_millis(300)));
+    });
+    let report = within(rx).await.unwrap();
+    assert_eq!(report.aborted, 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let h: FlowHandle = bal.opened()[0].1.handle;
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::Aborted))
+    );
+    let r = within(s.read(&mut b)).await;
+    assert!(matches!(r, Ok(0)) || r.is_err(), "{r:?}");
+}
+
+#[tokio::test]
+async fn listeners_are_reconciled() {
+    let rs = name_server("127.0.0.66:0", "RS").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 2);
+    let v1 = free_port("127.0.0.64");
+    let v2 = free_port("127.0.0.65");
+    // A VIP not configured on any interface yet (TEST-NET-1): IP_FREEBIND lets it bind.
+    // No traffic is sent to it.
+    let future_vip: SocketAddr = format!("192.0.2.77:{}", v1.port()).parse().unwrap();
+    proxy
+        .set_listeners(&[tcp(v1), tcp(v2), tcp(future_vip)])
+        .unwrap();
+    assert!(get(v1).await.ends_with("RS"));
+    assert!(get(v2).await.ends_with("RS"));
+
+    proxy.set_listeners(&[tcp(v2)]).unwrap();
+    assert_eq!(proxy.listeners(), vec![tcp(v2)]);
+    let gone = within(TcpStream::connect(v1)).await;
+    assert_eq!(
+        gone.map(|_| ()).map_err(|e| e.kind()),
+        Err(ErrorKind::ConnectionRefused)
+    );
+    assert!(get(v2).await.ends_with("RS"));
+
+    // A listener that cannot be opened is reported; the others stay.
+    let taken = std::net::UdpSocket::bind("127.0.0.65:0").unwrap();
+    let bad = ListenerSpec {
+        protocol: Protocol::Udp,
+        addr: taken.local_addr().unwrap(),
+    };
+    let err = proxy.set_listeners(&[tcp(v2), bad]).unwrap_err();
+    assert!(matches!(err, rvs_proxy::ProxyError::Listen(ref f) if f.len() == 1 && f[0].0 == bad));
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("cannot listen on UDP {}: ", bad.addr)),
+        "{msg}"
+    );
+    assert_eq!(proxy.listeners(), vec![tcp(v2)]);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn ipv6_loopback() {
+    // Skip where the host has no IPv6 loopback (some containers).
+    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    };
+    let vip = probe.local_addr().unwrap();
+    drop(probe);
+    let rs = name_server("[::1]:0", "RS6").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 1);
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    assert!(get(vip).await.ends_with("RS6"));
+    assert!(bal.opened()[0].0.client.is_ipv6());
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn idle_tcp_flow_is_reset_but_active_one_is_not() {
+    let rs = echo_server("127.0.0.101:0").await;
+    let mut b = RrBalancer::new(vec![rs]);
+    b.tcp_idle = Some(Duration::from_millis(600));
+    let bal = Arc::new(b);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.100");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    // Active for 1 s, longer than the limit, with gaps well under it: never cut.
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let mut buf = [0u8; 2];
+    for i in 0..10u8 {
+        s.write_all(&[b'a', i]).await.unwrap();
+        within(s.read_exact(&mut buf)).await.unwrap();
+        assert_eq!(buf, [b'a', i]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Then idle: reset after the limit.
+    let started = std::time::Instant::now();
+    let r = within(s.read(&mut buf)).await;
+    assert_eq!(r.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::IdleTimeout))
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn half_closed_flow_uses_fin_timeout() {
+    // Real server that reads to EOF and then never answers nor closes.
+    let l = TcpListener::bind("127.0.0.103:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all).await;
+        tokio::time::sleep(T).await;
+    });
+    let mut b = RrBalancer::new(vec![rs]);
+    b.tcp_fin = Some(Duration::from_millis(300));
+    let bal = Arc::new(b);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.102");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    s.write_all(b"bye").await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut buf = [0u8; 4];
+    let r = within(s.read(&mut buf)).await;
+    assert_eq!(r.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    let seq: Vec<FlowEvent> = bal
+        .events_of(h)
+        .into_iter()
+        .filter(|e| !matches!(e, FlowEvent::Traffic(_)))
+        .collect();
+    assert_eq!(
+        seq,
+        [
+            FlowEvent::Connected,
+            FlowEvent::ClientFin,
+            FlowEvent::Closed(CloseReason::IdleTimeout)
+        ]
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn many_concurrent_connections_over_two_workers() {
+    let a = name_server("127.0.0.105:0", "A").await;
+    let b = name_server("127.0.0.106:0", "B").await;
+    let bal = Arc::new(RrBalancer::new(vec![a, b]));
+    let proxy = start_proxy(bal.clone(), 2);
+    let vip = free_port("127.0.0.104");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        tasks.push(tokio::spawn(get(vip)));
+    }
+    let mut counts = (0, 0);
+    for t in tasks {
+        let body = within(t).await.unwrap();
+        if body.ends_with('A') {
+            counts.0 += 1;
+        } else if body.ends_with('B') {
+            counts.1 += 1;
+        } else {
+            panic!("bad answer {body:?}");
+        }
+    }
+    assert_eq!(counts, (100, 100));
+    within(async {
+        while proxy.stats().tcp_active > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let s = proxy.stats();
+    assert_eq!(s.tcp_accepted, 200);
+    // Every handle got exactly one Closed.
+    for (_, b) in bal.opened() {
+        let closes = bal
+            .events_of(b.handle)
+            .iter()
+            .filter(|e| matches!(e, FlowEvent::Closed(_)))
+            .count();
+        assert_eq!(closes, 1);
+    }
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn traffic_is_reported_during_a_long_flow() {
+    // Real server that sends 8 small pieces 40 ms apart.
+    let l = TcpListener::bind("127.0.0.108:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        for _ in 0..8 {
+            s.write_all(b"0123456789").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        traffic_interval: Duration::from_millis(50),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port("127.0.0.107");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let mut all = Vec::new();
+    within(s.read_to_end(&mut all)).await.unwrap();
+    assert_eq!(all.len(), 80);
+    drop(s);
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    let evs = bal.events_of(h);
+    let fin_at = evs.iter().position(|e| *e == FlowEvent::ServerFin).unwrap();
+    let interim = evs[..fin_at]
+        .iter()
+        .filter(|e| matches!(e, FlowEvent::Traffic(_)))
+        .count();
+    assert!(interim >= 2, "traffic not reported while flowing: {evs:?}");
+    assert_eq!(bal.traffic_of(h).out_bytes, 80);
+    // One read per piece unless the proxy was stalled long enough for two to coalesce.
+    assert!((2..=8).contains(&bal.traffic_of(h).out_packets));
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn traffic_of_an_idle_open_flow_is_reported() {
+    let rs = echo_server("127.0.0.110:0").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        traffic_interval: Duration::from_millis(50),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port("127.0.0.109");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    s.write_all(b"request").await.unwrap();
+    let mut buf = [0u8; 7];
+    within(s.read_exact(&mut buf)).await.unwrap();
+    // The connection stays open and idle; its counts must still reach the balancer.
+    let h = bal.opened()[0].1.handle;
+    within(async {
+        while bal.traffic_of(h).out_bytes < 7 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(bal.traffic_of(h).in_bytes, 7);
+    assert!(!bal.is_closed(h));
+    drop(s);
+    bal.wait_closed(h).await;
+    proxy.shutdown(Duration::from_secs(1));
+}
