@@ -14,7 +14,22 @@ use crate::error::{Error, Result};
 use crate::service::ServiceFlags;
 use crate::time::Time;
 
+mod hashing;
+mod index;
+mod lblc;
+mod least;
 mod rr;
+mod twos;
+mod wrr;
+
+pub use hashing::{fold_af, mh_offset_skip, Dh, Mh, Sh, MH_K1, MH_K2};
+pub use lblc::{Lblc, Lblcr};
+pub use least::Least;
+pub use rr::Rr;
+pub use twos::Twos;
+pub use wrr::Wrr;
+
+use least::Metric;
 
 /// The scheduler algorithms.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -176,6 +191,14 @@ impl<'a> DestView<'a> {
     pub fn at(&self, pos: usize) -> &'a Dest {
         &self.arena[self.ids[pos]]
     }
+    /// The list position of `id` if it is linked into this service (the kernel's AVAILABLE
+    /// flag, checked against this very list).
+    #[inline]
+    pub fn pos_of(&self, id: DestId) -> Option<usize> {
+        let d = self.arena.get(id)?;
+        let p = d.list_pos();
+        (d.available && self.ids.get(p) == Some(&id)).then_some(p)
+    }
     /// Destinations in list order with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (DestId, &'a Dest)> + 'a {
         let arena = self.arena;
@@ -184,10 +207,30 @@ impl<'a> DestView<'a> {
 }
 
 /// A scheduler instance bound to one service.
+///
+/// Besides the kernel's hooks, every variant is told about load changes
+/// ([`Scheduler::on_load_change`]) so that it can keep its index current; the choice is always
+/// the one the kernel's code would make on the same list.
 #[derive(Clone, Debug)]
 pub enum Scheduler {
     /// Round robin.
-    Rr(rr::Rr),
+    Rr(Rr),
+    /// Weighted round robin.
+    Wrr(Wrr),
+    /// lc, wlc, sed, nq, fo or ovf.
+    Least(Least),
+    /// Source hashing.
+    Sh(Sh),
+    /// Destination hashing.
+    Dh(Dh),
+    /// Locality-based least connection.
+    Lblc(Lblc),
+    /// Locality-based least connection with replication.
+    Lblcr(Lblcr),
+    /// Maglev hashing.
+    Mh(Mh),
+    /// Power of two choices.
+    Twos(Twos),
 }
 
 impl Scheduler {
@@ -199,21 +242,57 @@ impl Scheduler {
         params: &SchedParams,
         now: Time,
     ) -> Result<Scheduler> {
-        let _ = (view, flags, params, now);
-        match kind {
-            SchedKind::Rr => Ok(Scheduler::Rr(rr::Rr::default())),
-            other => Err(Error::UnknownScheduler(other.name().to_string())),
-        }
+        let _ = flags;
+        let least = |m| Scheduler::Least(Least::new(m, view));
+        Ok(match kind {
+            SchedKind::Rr => Scheduler::Rr(Rr::new(view)),
+            SchedKind::Wrr => Scheduler::Wrr(Wrr::new(view)),
+            SchedKind::Lc => least(Metric::Lc),
+            SchedKind::Wlc => least(Metric::Wlc),
+            SchedKind::Sed => least(Metric::Sed),
+            SchedKind::Nq => least(Metric::Nq),
+            SchedKind::Fo => least(Metric::Fo),
+            SchedKind::Ovf => least(Metric::Ovf),
+            SchedKind::Sh => Scheduler::Sh(Sh::new(view, params.sh_tab_bits)),
+            SchedKind::Dh => Scheduler::Dh(Dh::new(view)),
+            SchedKind::Lblc => Scheduler::Lblc(Lblc::new(view, now, params.lblc_expiration)),
+            SchedKind::Lblcr => Scheduler::Lblcr(Lblcr::new(view, now, params.lblcr_expiration)),
+            SchedKind::Mh => {
+                let m = crate::table::mh_table_size(params.mh_tab_index)
+                    .ok_or(Error::Invalid("mh table index must be 8..=17"))?;
+                if view.len() > m as usize {
+                    return Err(Error::Invalid("more destinations than mh table slots"));
+                }
+                Scheduler::Mh(Mh::new(view, m, params.mh_tab_index))
+            }
+            SchedKind::Twos => Scheduler::Twos(Twos::new(view)),
+        })
     }
 
     /// Which algorithm this is.
     pub fn kind(&self) -> SchedKind {
         match self {
             Scheduler::Rr(_) => SchedKind::Rr,
+            Scheduler::Wrr(_) => SchedKind::Wrr,
+            Scheduler::Least(l) => match l.metric() {
+                Metric::Lc => SchedKind::Lc,
+                Metric::Wlc => SchedKind::Wlc,
+                Metric::Sed => SchedKind::Sed,
+                Metric::Nq => SchedKind::Nq,
+                Metric::Fo => SchedKind::Fo,
+                Metric::Ovf => SchedKind::Ovf,
+            },
+            Scheduler::Sh(_) => SchedKind::Sh,
+            Scheduler::Dh(_) => SchedKind::Dh,
+            Scheduler::Lblc(_) => SchedKind::Lblc,
+            Scheduler::Lblcr(_) => SchedKind::Lblcr,
+            Scheduler::Mh(_) => SchedKind::Mh,
+            Scheduler::Twos(_) => SchedKind::Twos,
         }
     }
 
     /// Choose a destination for a new connection, or `None` ("no destination available").
+    /// Never allocates, except that lblc/lblcr grow their cache like the kernel's `kmalloc`.
     pub fn schedule(
         &mut self,
         view: &DestView<'_>,
@@ -222,17 +301,34 @@ impl Scheduler {
         now: Time,
         rng: &mut dyn RandomSource,
     ) -> Option<DestId> {
-        let _ = (flow, flags, now, rng);
         match self {
             Scheduler::Rr(s) => s.schedule(view),
+            Scheduler::Wrr(s) => s.schedule(view),
+            Scheduler::Least(s) => s.schedule(view),
+            Scheduler::Sh(s) => s.schedule(view, flow, flags),
+            Scheduler::Dh(s) => s.schedule(view, flow),
+            Scheduler::Lblc(s) => s.schedule(view, &flow.daddr, now),
+            Scheduler::Lblcr(s) => s.schedule(view, &flow.daddr, now),
+            Scheduler::Mh(s) => s.schedule(view, flow, flags),
+            Scheduler::Twos(s) => s.schedule(view, rng),
         }
     }
 
-    /// `add_dest`: `id` was just linked at the head of the list.
+    /// `add_dest`: `id` was just linked at the head of the list. Every list position moved, so
+    /// the indexes are rebuilt (O(n), like the kernel's own table rebuilds).
     pub fn on_add_dest(&mut self, view: &DestView<'_>, flags: ServiceFlags, id: DestId) {
-        let _ = (view, flags, id);
+        let _ = (flags, id);
         match self {
-            Scheduler::Rr(_) => {}
+            Scheduler::Rr(s) => s.on_add_dest(view),
+            Scheduler::Wrr(s) => s.dest_changed(view),
+            Scheduler::Least(s) => s.rebuild(view),
+            Scheduler::Sh(s) => s.reassign(view),
+            Scheduler::Dh(s) => s.reassign(view),
+            // The kernel has no add hook for lblc/lblcr: only the wlc index moves.
+            Scheduler::Lblc(s) => s.rebuild(view),
+            Scheduler::Lblcr(s) => s.rebuild(view),
+            Scheduler::Mh(s) => s.reassign(view),
+            Scheduler::Twos(s) => s.rebuild(view),
         }
     }
 
@@ -247,27 +343,58 @@ impl Scheduler {
         let _ = flags;
         match self {
             Scheduler::Rr(s) => s.on_del_dest(view, id, old_pos),
+            Scheduler::Wrr(s) => s.dest_changed(view),
+            Scheduler::Least(s) => s.rebuild(view),
+            Scheduler::Sh(s) => s.reassign(view),
+            Scheduler::Dh(s) => s.reassign(view),
+            // No kernel hook: stale cache entries are rejected lazily.
+            Scheduler::Lblc(s) => s.rebuild(view),
+            Scheduler::Lblcr(s) => s.rebuild(view),
+            Scheduler::Mh(s) => s.reassign(view),
+            Scheduler::Twos(s) => s.rebuild(view),
         }
     }
 
     /// `upd_dest`: `id`'s configuration was edited.
     pub fn on_edit_dest(&mut self, view: &DestView<'_>, flags: ServiceFlags, id: DestId) {
-        let _ = (view, flags, id);
+        let _ = flags;
         match self {
-            Scheduler::Rr(_) => {}
+            Scheduler::Rr(s) => s.on_change(view, id),
+            Scheduler::Wrr(s) => s.dest_changed(view),
+            Scheduler::Least(s) => s.on_change(view, id),
+            Scheduler::Sh(s) => s.reassign(view),
+            // dh has no upd hook (weights are not used), so its table stays as it was.
+            Scheduler::Dh(_) => {}
+            Scheduler::Lblc(s) => s.on_change(view, id),
+            Scheduler::Lblcr(s) => s.on_change(view, id),
+            Scheduler::Mh(s) => s.reassign(view),
+            Scheduler::Twos(s) => s.on_change(view, id),
         }
     }
 
-    /// `id`'s active/inactive counters or OVERLOAD flag changed.
+    /// `id`'s active/inactive counters or OVERLOAD flag changed (no kernel equivalent: keeps
+    /// the indexes current in O(log n)).
     pub fn on_load_change(&mut self, view: &DestView<'_>, id: DestId) {
-        let _ = (view, id);
         match self {
-            Scheduler::Rr(_) => {}
+            Scheduler::Rr(s) => s.on_change(view, id),
+            Scheduler::Wrr(s) => s.on_load_change(view, id),
+            Scheduler::Least(s) => s.on_change(view, id),
+            Scheduler::Sh(s) => s.on_load_change(view, id),
+            Scheduler::Dh(_) => {}
+            Scheduler::Lblc(s) => s.on_change(view, id),
+            Scheduler::Lblcr(s) => s.on_change(view, id),
+            Scheduler::Mh(s) => s.on_load_change(view, id),
+            Scheduler::Twos(s) => s.on_change(view, id),
         }
     }
 
-    /// Periodic housekeeping (lblc/lblcr cache garbage collection); call about once a second.
+    /// Periodic housekeeping (lblc/lblcr cache garbage collection every 60 s); call about once
+    /// a second.
     pub fn tick(&mut self, now: Time) {
-        let _ = now;
+        match self {
+            Scheduler::Lblc(s) => s.tick(now),
+            Scheduler::Lblcr(s) => s.tick(now),
+            _ => {}
+        }
     }
 }
