@@ -69,6 +69,8 @@ const NONE: u32 = u32::MAX;
 pub(crate) struct BestTree {
     /// Number of leaves rounded up to a power of two (at least 1).
     size: usize,
+    /// Number of positions.
+    n: usize,
     /// Rank of each list position (`size` entries; padding is `Rank::NONE`).
     ranks: Vec<Rank>,
     /// `nodes[1]` is the root; leaf `i` is node `size + i`. Values are positions or `NONE`.
@@ -80,6 +82,7 @@ impl BestTree {
     pub fn rebuild(&mut self, n: usize, mut rank: impl FnMut(usize) -> Rank) {
         let size = n.max(1).next_power_of_two();
         self.size = size;
+        self.n = n;
         self.ranks.clear();
         self.ranks.resize(size, Rank::NONE);
         self.nodes.clear();
@@ -122,7 +125,7 @@ impl BestTree {
 
     /// Change the rank of position `pos` (out-of-range positions are ignored).
     pub fn update(&mut self, pos: usize, rank: Rank) {
-        if pos >= self.size {
+        if pos >= self.n {
             return;
         }
         self.ranks[pos] = rank;
