@@ -25,7 +25,15 @@ fn rr_after_adding_a_b_c_gives_c_b_a() {
     let got = s.run(&any_flow(), 7);
     assert_eq!(
         got,
-        vec![Some(c), Some(b), Some(a), Some(c), Some(b), Some(a), Some(c)]
+        vec![
+            Some(c),
+            Some(b),
+            Some(a),
+            Some(c),
+            Some(b),
+            Some(a),
+            Some(c)
+        ]
     );
 }
 
@@ -256,7 +264,11 @@ fn ovf_allows_active_equal_to_weight_but_not_above() {
     let b = s.add(2, 1);
     let a = s.add(1, 2);
     s.bind(a, 2, true);
-    assert_eq!(s.schedule(&any_flow()), Some(a), "active == weight is eligible");
+    assert_eq!(
+        s.schedule(&any_flow()),
+        Some(a),
+        "active == weight is eligible"
+    );
     s.bind(a, 1, true);
     assert_eq!(s.schedule(&any_flow()), Some(b));
     s.bind(b, 2, true);
@@ -290,7 +302,10 @@ fn twos_walks_weights_and_prefers_less_loaded_per_weight() {
     let _ = c;
     s.bind(b, 1, false);
     let mut rng = Script(vec![0, 4], 0);
-    assert_eq!(s.table.schedule(s.id, &any_flow(), Time(0), &mut rng), Some(a));
+    assert_eq!(
+        s.table.schedule(s.id, &any_flow(), Time(0), &mut rng),
+        Some(a)
+    );
 }
 
 // ---------------------------------------------------------------- sh
@@ -312,10 +327,18 @@ fn sh_bucket_examples_and_weighted_fill() {
     let count = |d| b.iter().filter(|e| **e == Some(d)).count();
     assert_eq!((count(x), count(y), count(z)), (128, 64, 64));
     // 10.0.0.2 → bucket 137 → 137 % 4 = 1 → x.
-    let f = flow("10.0.0.2".parse().unwrap(), 5555, "192.0.2.1".parse().unwrap());
+    let f = flow(
+        "10.0.0.2".parse().unwrap(),
+        5555,
+        "192.0.2.1".parse().unwrap(),
+    );
     assert_eq!(s.schedule(&f), Some(x));
     // 10.0.0.3 → 235 → 235 % 4 = 3 → z, weight 0: none without fallback.
-    let g = flow("10.0.0.3".parse().unwrap(), 5555, "192.0.2.1".parse().unwrap());
+    let g = flow(
+        "10.0.0.3".parse().unwrap(),
+        5555,
+        "192.0.2.1".parse().unwrap(),
+    );
     assert_eq!(s.schedule(&g), None);
 }
 
@@ -324,7 +347,11 @@ fn sh_port_flag_hashes_the_source_port() {
     let mut s = Svc::with(SchedKind::Sh, ServiceFlags::SH_PORT, SchedParams::default());
     let ids: Vec<_> = (1..=4).map(|i| s.add(i, 1)).collect();
     // 10.0.0.2 with port 12345 → bucket 232 → 232 % 4 = 0 → list head = the last added.
-    let f = flow("10.0.0.2".parse().unwrap(), 12345, "192.0.2.1".parse().unwrap());
+    let f = flow(
+        "10.0.0.2".parse().unwrap(),
+        12345,
+        "192.0.2.1".parse().unwrap(),
+    );
     assert_eq!(s.schedule(&f), Some(ids[3]));
     // Without the flag the port is ignored: bucket 137 → 1 → ids[2].
     let mut t = Svc::new(SchedKind::Sh);
@@ -416,7 +443,7 @@ fn dh_ignores_weights_hashes_destination_and_is_not_rebuilt_on_edit() {
     assert_eq!(s.schedule(&to("10.0.0.2")), Some(a));
     let even = (0u32..)
         .map(|k| IpAddr::from((0x0a00_0000u32 + k).to_be_bytes()))
-        .find(|ip| hash_32(rvs_core::addr::fold(ip), 8) % 2 == 0)
+        .find(|ip| hash_32(rvs_core::addr::fold(ip), 8).is_multiple_of(2))
         .unwrap();
     let fe = flow("198.51.100.1".parse().unwrap(), 1, even);
     assert_eq!(s.schedule(&fe), Some(b));
@@ -844,7 +871,10 @@ fn every_scheduler_breaks_full_ties_by_list_order_or_table() {
     s.add(1, 2);
     let b = s.add(2, 2);
     let mut rng = Script(vec![0, 0], 0);
-    assert_eq!(s.table.schedule(s.id, &client(1), Time(0), &mut rng), Some(b));
+    assert_eq!(
+        s.table.schedule(s.id, &client(1), Time(0), &mut rng),
+        Some(b)
+    );
     // Hashing schedulers: the same key always gives the same destination.
     for kind in [SchedKind::Sh, SchedKind::Dh, SchedKind::Mh] {
         let mut s = Svc::new(kind);

@@ -99,12 +99,14 @@ impl Reference {
     /// `ids_before` is the list before the unlink.
     fn del_dest(&mut self, v: &DestView<'_>, id: DestId, ids_before: &[DestId]) {
         match self.kind {
-            SchedKind::Rr => {
-                if self.cursor == Some(id) {
-                    // p->next->prev: the predecessor in the old list, or the head.
-                    let p = ids_before.iter().position(|&x| x == id).unwrap();
-                    self.cursor = if p == 0 { None } else { Some(ids_before[p - 1]) };
-                }
+            SchedKind::Rr if self.cursor == Some(id) => {
+                // p->next->prev: the predecessor in the old list, or the head.
+                let p = ids_before.iter().position(|&x| x == id).unwrap();
+                self.cursor = if p == 0 {
+                    None
+                } else {
+                    Some(ids_before[p - 1])
+                };
             }
             SchedKind::Wrr => self.wrr_changed(v),
             SchedKind::Sh => self.sh_reassign(v),
@@ -654,8 +656,7 @@ impl Reference {
         for &e in it {
             let d = &v.arena[e];
             let doh = d.overhead() as i64;
-            if moh * i64::from(d.weight()) < doh * i64::from(v.arena[m].weight())
-                && d.weight() > 0
+            if moh * i64::from(d.weight()) < doh * i64::from(v.arena[m].weight()) && d.weight() > 0
             {
                 m = e;
                 moh = doh;
@@ -735,7 +736,14 @@ enum Op {
 }
 
 fn weight_strategy() -> impl Strategy<Value = u32> {
-    prop_oneof![0u32..5, Just(6u32), Just(8), Just(12), Just(100), 1000u32..2000]
+    prop_oneof![
+        0u32..5,
+        Just(6u32),
+        Just(8),
+        Just(12),
+        Just(100),
+        1000u32..2000
+    ]
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -819,7 +827,11 @@ fn check(kind: SchedKind, flags: u32, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 let id = list[k % list.len()];
                 let d = &mut s.table.dests[id];
-                let has = if to_active { d.inactive > 0 } else { d.active > 0 };
+                let has = if to_active {
+                    d.inactive > 0
+                } else {
+                    d.active > 0
+                };
                 if has {
                     d.move_conn(to_active);
                     s.table.load_changed(id);

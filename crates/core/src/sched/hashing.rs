@@ -319,7 +319,11 @@ impl Mh {
             let (offset, skip) = mh_offset_skip(af, &d.cfg.addr, d.cfg.port, m);
             let lw = u64::from(d.last_weight);
             let shifted = (lw / g) >> rshift;
-            let turns = if shifted != 0 { shifted } else { u64::from(lw != 0) };
+            let turns = if shifted != 0 {
+                shifted
+            } else {
+                u64::from(lw != 0)
+            };
             // (offset, skip, perm, turns)
             self.setup.push((offset, skip, offset, turns));
         }

@@ -101,10 +101,7 @@ impl BestTree {
 
     #[inline]
     fn rank_of(&self, leaf: u32) -> Rank {
-        self.ranks
-            .get(leaf as usize)
-            .copied()
-            .unwrap_or(Rank::NONE)
+        self.ranks.get(leaf as usize).copied().unwrap_or(Rank::NONE)
     }
 
     /// The better of two subtrees' winners; the left (earlier) one on ties.

@@ -98,7 +98,8 @@ impl Common {
     fn rebuild(&mut self, view: &DestView<'_>) {
         self.wlc.rebuild(view);
         self.half_idle.clear();
-        self.half_idle.extend(view.iter().map(|(_, d)| half_idle(d)));
+        self.half_idle
+            .extend(view.iter().map(|(_, d)| half_idle(d)));
         self.half_idle_count = self.half_idle.iter().filter(|&&h| h).count();
     }
 
@@ -151,7 +152,7 @@ fn check_expire<E>(
     expiration: Duration,
     lastuse: impl Fn(&E) -> Time,
 ) {
-    if c.counter % COUNT_FOR_FULL_EXPIRATION == 0 {
+    if c.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
         // Full expiration check: every entry idle for the sysctl expiration goes. The walk
         // starts after the rover and ends on it, leaving it unchanged.
         for b in buckets.iter_mut() {

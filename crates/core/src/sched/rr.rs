@@ -36,7 +36,10 @@ impl Rr {
         // The kernel walks from the element after the cursor, wraps over the head once and
         // ends with the cursor element itself; from the head it does one pass. Both amount to
         // "first eligible at or after start, else first eligible before start".
-        let start = self.cursor.and_then(|c| view.pos_of(c)).map_or(0, |p| p + 1);
+        let start = self
+            .cursor
+            .and_then(|c| view.pos_of(c))
+            .map_or(0, |p| p + 1);
         let pos = self
             .eligible
             .first_at_least(start, 1)

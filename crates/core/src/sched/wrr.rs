@@ -128,7 +128,7 @@ impl Wrr {
             // The kernel tests "qualifies" before "is the stop element", so the stop element
             // itself can still be found; any stop element before the find ends the call.
             if let Some(s) = stop {
-                if s >= from && found.map_or(true, |f| s < f) {
+                if s >= from && found.is_none_or(|f| s < f) {
                     // err_over: the cursor is left on the stop element (= where we started).
                     self.cursor = view.ids.get(s).copied();
                     return None;

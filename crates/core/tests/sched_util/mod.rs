@@ -83,13 +83,13 @@ impl Svc {
         let mut table = ServiceTable::with_params(params);
         let key = ServiceKey::Addr {
             proto: Protocol::Tcp,
-            addr: "192.0.2.1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            addr: "192.0.2.1"
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             port: 80,
         };
         let cfg = ServiceConfig::new(kind, Family::Inet).flags(flags);
-        let id = table
-            .add_service(key, cfg, Time(0))
-            .expect("add service");
+        let id = table.add_service(key, cfg, Time(0)).expect("add service");
         Svc {
             table,
             key,
