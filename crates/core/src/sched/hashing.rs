@@ -75,7 +75,7 @@ impl SlotCount {
         let Some(p) = view.pos_of(id) else {
             return;
         };
-        let now = usable(view.at(p));
+        let now = view.get(p).is_some_and(usable);
         let (Some(was), Some(&n)) = (self.usable.get_mut(p), self.slots.get(p)) else {
             return;
         };
@@ -126,7 +126,7 @@ impl Sh {
             *b = view.ids.get(pos).copied();
             self.count.add_slot(pos);
             d_count += 1;
-            if d_count >= u64::from(view.at(pos).weight()) {
+            if d_count >= view.get(pos).map_or(0, |d| u64::from(d.weight())) {
                 pos = (pos + 1) % n;
                 d_count = 0;
             }
@@ -242,7 +242,11 @@ fn mh_hash(af: Family, addr: &IpAddr, port: u16, key: u64, offset: u32) -> u32 {
 }
 
 /// Offset and skip of a destination in a table of `m` slots (`ip_vs_mh_permutate`).
+/// (`m` is one of the kernel's primes; a degenerate `m < 2` gives `(0, 1)`.)
 pub fn mh_offset_skip(af: Family, addr: &IpAddr, port: u16, m: u32) -> (u32, u32) {
+    if m < 2 {
+        return (0, 1);
+    }
     let offset = mh_hash(af, addr, port, MH_K1, 0) % m;
     let skip = mh_hash(af, addr, port, MH_K2, 0) % (m - 1) + 1;
     (offset, skip)

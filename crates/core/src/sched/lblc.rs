@@ -106,7 +106,7 @@ impl Common {
     fn on_change(&mut self, view: &DestView<'_>, id: DestId) {
         self.wlc.on_change(view, id);
         if let Some(p) = view.pos_of(id) {
-            let now = half_idle(view.at(p));
+            let now = view.get(p).is_some_and(half_idle);
             if let Some(was) = self.half_idle.get_mut(p) {
                 if *was != now {
                     if now {
@@ -158,7 +158,7 @@ fn check_expire<E>(
         for b in buckets.iter_mut() {
             let before = b.len();
             b.retain(|e| now < lastuse(e) + expiration);
-            c.entries -= before - b.len();
+            c.entries = c.entries.saturating_sub(before - b.len());
         }
         c.counter = 1;
         return;
@@ -175,7 +175,7 @@ fn check_expire<E>(
             let before = b.len();
             b.retain(|e| now < lastuse(e) + ENTRY_TIMEOUT);
             let removed = before - b.len();
-            c.entries -= removed;
+            c.entries = c.entries.saturating_sub(removed);
             goal -= removed as i64;
         }
         // The kernel checks the goal only after a whole bucket.

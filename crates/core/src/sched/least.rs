@@ -105,13 +105,17 @@ impl Least {
     /// Positions shifted (add/delete): rebuild in O(n).
     pub(crate) fn rebuild(&mut self, view: &DestView<'_>) {
         let m = self.metric;
-        self.tree.rebuild(view.len(), |p| rank(m, view.at(p)));
+        self.tree.rebuild(view.len(), |p| {
+            view.get(p).map_or(Rank::NONE, |d| rank(m, d))
+        });
     }
 
     /// One destination's weight, counters or OVERLOAD flag changed: O(log n).
     pub(crate) fn on_change(&mut self, view: &DestView<'_>, id: DestId) {
         if let Some(p) = view.pos_of(id) {
-            self.tree.update(p, rank(self.metric, view.at(p)));
+            let m = self.metric;
+            self.tree
+                .update(p, view.get(p).map_or(Rank::NONE, |d| rank(m, d)));
         }
     }
 

@@ -187,9 +187,17 @@ impl<'a> DestView<'a> {
         self.ids.is_empty()
     }
     /// The destination at list position `pos`.
+    ///
+    /// # Panics
+    /// If `pos` is out of range; the schedulers use [`DestView::get`].
     #[inline]
     pub fn at(&self, pos: usize) -> &'a Dest {
         &self.arena[self.ids[pos]]
+    }
+    /// The destination at list position `pos`, if there is one.
+    #[inline]
+    pub fn get(&self, pos: usize) -> Option<&'a Dest> {
+        self.ids.get(pos).and_then(|&id| self.arena.get(id))
     }
     /// The list position of `id` if it is linked into this service (the kernel's AVAILABLE
     /// flag, checked against this very list).

@@ -26,7 +26,8 @@ impl Rr {
     }
 
     fn rebuild(&mut self, view: &DestView<'_>) {
-        self.eligible.rebuild(view.len(), |p| val(view.at(p)));
+        self.eligible
+            .rebuild(view.len(), |p| view.get(p).map_or(0, val));
     }
 
     pub(crate) fn schedule(&mut self, view: &DestView<'_>) -> Option<DestId> {
@@ -69,7 +70,7 @@ impl Rr {
 
     pub(crate) fn on_change(&mut self, view: &DestView<'_>, id: DestId) {
         if let Some(p) = view.pos_of(id) {
-            self.eligible.update(p, val(view.at(p)));
+            self.eligible.update(p, view.get(p).map_or(0, val));
         }
     }
 }

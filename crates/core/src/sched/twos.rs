@@ -31,12 +31,13 @@ impl Twos {
     }
 
     pub(crate) fn rebuild(&mut self, view: &DestView<'_>) {
-        self.weights.rebuild(view.len(), |p| val(view.at(p)));
+        self.weights
+            .rebuild(view.len(), |p| view.get(p).map_or(0, val));
     }
 
     pub(crate) fn on_change(&mut self, view: &DestView<'_>, id: DestId) {
         if let Some(p) = view.pos_of(id) {
-            self.weights.update(p, val(view.at(p)));
+            self.weights.update(p, view.get(p).map_or(0, val));
         }
     }
 
@@ -59,8 +60,8 @@ impl Twos {
         let p2 = self.weights.lower_bound(r2.max(1))?;
         let w1 = u128::from(self.weights.value(p1));
         let w2 = u128::from(self.weights.value(p2));
-        let o1 = u128::from(view.at(p1).overhead());
-        let o2 = u128::from(view.at(p2).overhead());
+        let o1 = u128::from(view.get(p1)?.overhead());
+        let o2 = u128::from(view.get(p2)?.overhead());
         // Choice 2 only if strictly less loaded per weight: `weight2 * overhead1 > weight1 *
         // overhead2`.
         let p = if w2 * o1 > w1 * o2 { p2 } else { p1 };

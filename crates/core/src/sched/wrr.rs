@@ -66,7 +66,8 @@ impl Wrr {
         }
         self.di = if g > 0 { g } else { 1 };
         self.mw = maxw - (self.di - 1);
-        self.tree.rebuild(view.len(), |p| val(view.at(p)));
+        self.tree
+            .rebuild(view.len(), |p| view.get(p).map_or(0, val));
     }
 
     /// `ip_vs_wrr_dest_changed`, the add, delete and edit hook alike.
@@ -83,7 +84,7 @@ impl Wrr {
     /// A destination's OVERLOAD flag may have changed (no kernel hook: only the index moves).
     pub(crate) fn on_load_change(&mut self, view: &DestView<'_>, id: DestId) {
         if let Some(p) = view.pos_of(id) {
-            self.tree.update(p, val(view.at(p)));
+            self.tree.update(p, view.get(p).map_or(0, val));
         }
     }
 
