@@ -903,3 +903,174 @@ fn scheduler_changed_by_service_edit_sees_existing_dests() {
     s.table.edit_service(&s.key, cfg, Time(0)).unwrap();
     assert_eq!(s.schedule(&client(9)), Some(a));
 }
+
+// ---------------------------------------------------------------- families, inverse, errors
+
+#[test]
+fn sh_and_mh_hash_the_destination_side_for_inverse_flows() {
+    for kind in [SchedKind::Sh, SchedKind::Mh] {
+        let flags = ServiceFlags::SCHED2; // *-port
+        let mut s = Svc::with(kind, flags, SchedParams::default());
+        for i in 1..=9 {
+            s.add(i, 1 + u32::from(i % 3));
+        }
+        for k in 0..200u32 {
+            let c = client(k);
+            let forward = s.schedule(&c);
+            // An ICMP error travelling the other way: the client is the destination.
+            let mut inv = c;
+            inv.inverse = true;
+            inv.saddr = "198.18.0.1".parse().unwrap();
+            inv.sport = 7;
+            inv.daddr = c.saddr;
+            inv.dport = c.sport;
+            assert_eq!(s.schedule(&inv), forward, "{kind:?}");
+        }
+        // Without a transport protocol the port is 0 even with the flag.
+        let mut plain = Svc::with(kind, 0, SchedParams::default());
+        let mut ported = Svc::with(kind, flags, SchedParams::default());
+        for i in 1..=9 {
+            plain.add(i, 1);
+            ported.add(i, 1);
+        }
+        for k in 0..50u32 {
+            let mut c = client(k);
+            c.proto = None;
+            assert_eq!(plain.schedule(&c), ported.schedule(&c), "{kind:?}");
+        }
+    }
+}
+
+#[test]
+fn ipv6_services_fold_addresses_like_the_kernel() {
+    use rvs_core::{Protocol, ServiceConfig, ServiceKey, ServiceTable};
+    let mut t = ServiceTable::new();
+    let key = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: "2001:db8::80".parse().unwrap(),
+        port: 443,
+    };
+    t.add_service(
+        key,
+        ServiceConfig::new(SchedKind::Sh, Family::Inet6),
+        Time(0),
+    )
+    .unwrap();
+    let ids: Vec<DestId> = (1..=4u16)
+        .map(|i| {
+            let a: IpAddr = format!("2001:db8:1::{i}").parse().unwrap();
+            t.add_dest(&key, DestConfig::new(a, 443), Time(0)).unwrap()
+        })
+        .collect();
+    let list = t.service(t.id_of(&key).unwrap()).unwrap().dests.clone();
+    assert_eq!(list.len(), ids.len());
+    let c: IpAddr = "2001:db8::1".parse().unwrap();
+    // fold = 0x20010db8 ^ 0 ^ 0 ^ 1
+    let bucket = hash_32(0x2001_0db9, 8) as usize;
+    let f = flow(c, 1, "2001:db8::80".parse().unwrap());
+    let sid = t.id_of(&key).unwrap();
+    let got = t.schedule(sid, &f, Time(0), &mut sched_util::Lcg(1));
+    assert_eq!(got, Some(list[bucket % 4]));
+    // mh offsets of an IPv6 destination use the same fold.
+    let a: IpAddr = "2001:db8:1::1".parse().unwrap();
+    let v = 443u32.wrapping_add(0x2001_0db8 ^ 0x0001_0000 ^ 1);
+    let (off, _) = mh_offset_skip(Family::Inet6, &a, 443, 4093);
+    assert_eq!(
+        off,
+        rvs_core::hash::hsiphash_1u32(v, rvs_core::sched::MH_K1) % 4093
+    );
+    // An IPv6 (tunnel) destination of an IPv4 service folds to its first word (`addr->ip`).
+    assert_eq!(rvs_core::sched::fold_af(Family::Inet, &a), 0x2001_0db8);
+    assert_eq!(
+        rvs_core::sched::fold_af(Family::Inet6, &"10.0.0.1".parse().unwrap()),
+        0x0a00_0001
+    );
+}
+
+#[test]
+fn mh_rejects_bad_table_index_and_too_many_dests() {
+    use rvs_core::sched::DestView;
+    let arena = rvs_core::dest::DestArena::default();
+    let view = DestView {
+        ids: &[],
+        arena: &arena,
+    };
+    let bad = SchedParams {
+        mh_tab_index: 18,
+        ..SchedParams::default()
+    };
+    let flags = ServiceFlags::default();
+    assert!(Scheduler::new(SchedKind::Mh, &view, flags, &bad, Time(0)).is_err());
+    // 252 destinations cannot be switched to mh with a 251-slot table.
+    let small = SchedParams {
+        mh_tab_index: 8,
+        ..SchedParams::default()
+    };
+    let mut s = Svc::with(SchedKind::Rr, 0, small);
+    for i in 0..252u32 {
+        s.add_cfg(DestConfig::new(
+            IpAddr::from((0x0a09_0000 + i).to_be_bytes()),
+            80,
+        ));
+    }
+    let cfg = rvs_core::ServiceConfig::new(SchedKind::Mh, Family::Inet);
+    assert!(s.table.edit_service(&s.key, cfg, Time(0)).is_err());
+}
+
+#[test]
+fn lblc_stale_entry_of_deleted_dest_is_rejected_and_valid_again_after_re_add() {
+    let mut s = Svc::new(SchedKind::Lblc);
+    let b = s.add(2, 1);
+    let a = s.add(1, 1);
+    let f = client(5);
+    assert_eq!(s.schedule(&f), Some(a));
+    s.bind(b, 1, false); // make b the worse wlc choice
+    s.del(a);
+    assert_eq!(s.schedule(&f), Some(b), "stale entry rejected, wlc → b");
+    // Re-adding a re-uses the trashed destination (§1.2); the entry now says b, and b is fine.
+    let a2 = s.add(1, 1);
+    assert_eq!(a2, a, "same destination object re-used from the trash");
+    assert_eq!(s.schedule(&f), Some(b));
+}
+
+#[test]
+fn lblcr_entry_survives_delete_and_re_add_of_its_member() {
+    let mut s = Svc::new(SchedKind::Lblcr);
+    let b = s.add(2, 1);
+    let a = s.add(1, 1);
+    let f = client(5);
+    assert_eq!(s.schedule(&f), Some(a));
+    s.bind(a, 1, false);
+    s.del(a);
+    // set {a}: a not AVAILABLE → wlc → b, added to the set.
+    assert_eq!(s.schedule(&f), Some(b));
+    s.bind(b, 2, false);
+    let a2 = s.add(1, 1);
+    assert_eq!(a2, a);
+    // set {b, a}: a is AVAILABLE again and less loaded (1 vs 2).
+    assert_eq!(s.schedule(&f), Some(a));
+}
+
+#[test]
+fn sh_rejects_table_bits_outside_kconfig_range() {
+    use rvs_core::sched::DestView;
+    let arena = rvs_core::dest::DestArena::default();
+    let view = DestView {
+        ids: &[],
+        arena: &arena,
+    };
+    for bits in [0u8, 3, 21, 255] {
+        let p = SchedParams {
+            sh_tab_bits: bits,
+            ..SchedParams::default()
+        };
+        assert!(
+            Scheduler::new(SchedKind::Sh, &view, ServiceFlags::default(), &p, Time(0)).is_err()
+        );
+    }
+    let p = SchedParams {
+        sh_tab_bits: 20,
+        ..SchedParams::default()
+    };
+    assert!(Scheduler::new(SchedKind::Sh, &view, ServiceFlags::default(), &p, Time(0)).is_ok());
+}

@@ -38,6 +38,8 @@ pub(crate) fn rank(metric: Metric, d: &Dest) -> Rank {
     }
     let active = u64::from(d.active);
     match metric {
+        // Overhead is the shared `(active << 8) + inactive` helper (the comment inside
+        // ip_vs_lc.c still says `<< 5`; the code does not).
         Metric::Lc => Rank {
             class: 0,
             num: d.overhead(),

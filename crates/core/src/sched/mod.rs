@@ -261,7 +261,13 @@ impl Scheduler {
             SchedKind::Nq => least(Metric::Nq),
             SchedKind::Fo => least(Metric::Fo),
             SchedKind::Ovf => least(Metric::Ovf),
-            SchedKind::Sh => Scheduler::Sh(Sh::new(view, params.sh_tab_bits)),
+            SchedKind::Sh => {
+                // CONFIG_IP_VS_SH_TAB_BITS is limited to 4..=20 by Kconfig.
+                if !(4..=20).contains(&params.sh_tab_bits) {
+                    return Err(Error::Invalid("sh table bits must be 4..=20"));
+                }
+                Scheduler::Sh(Sh::new(view, params.sh_tab_bits))
+            }
             SchedKind::Dh => Scheduler::Dh(Dh::new(view)),
             SchedKind::Lblc => Scheduler::Lblc(Lblc::new(view, now, params.lblc_expiration)),
             SchedKind::Lblcr => Scheduler::Lblcr(Lblcr::new(view, now, params.lblcr_expiration)),
