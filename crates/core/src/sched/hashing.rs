@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use crate::addr::{fold, Family};
 use crate::dest::{Dest, DestId};
 use crate::hash::{hash_32, hsiphash_1u32};
+use crate::sched::index::MaxTree;
 use crate::sched::{DestView, Flow};
 use crate::service::ServiceFlags;
 
@@ -91,21 +92,32 @@ impl SlotCount {
 }
 
 /// sh — source hashing with a `2^bits`-bucket table.
+///
+/// The sh-fallback walk probes buckets `2*ih, 2*ih + 1, …` (mod size) for the first usable
+/// destination. A max tree over the buckets' usability answers that in O(log size) instead of
+/// up to `size` probes; a destination's buckets are updated only when its usability flips.
 #[derive(Clone, Debug)]
 pub struct Sh {
     bits: u32,
     buckets: Vec<Option<DestId>>,
-    count: SlotCount,
+    /// 1 where the bucket's destination is usable (weight > 0, not OVERLOAD).
+    usable_buckets: MaxTree,
+    /// Buckets held by the destination at each list position.
+    buckets_of: Vec<Vec<u32>>,
+    /// Usability of the destination at each list position, as last indexed.
+    usable_pos: Vec<bool>,
 }
 
 impl Sh {
     pub(crate) fn new(view: &DestView<'_>, bits: u8) -> Sh {
-        // CONFIG_IP_VS_SH_TAB_BITS is 4..=20 in Kconfig.
+        // CONFIG_IP_VS_SH_TAB_BITS is 4..=20 in Kconfig (Scheduler::new rejects others).
         let bits = u32::from(bits.clamp(4, 20));
         let mut s = Sh {
             bits,
             buckets: vec![None; 1 << bits],
-            count: SlotCount::default(),
+            usable_buckets: MaxTree::default(),
+            buckets_of: Vec::new(),
+            usable_pos: Vec::new(),
         };
         s.reassign(view);
         s
@@ -114,23 +126,34 @@ impl Sh {
     /// `ip_vs_sh_reassign`: walk the list cyclically, giving each destination `max(weight, 1)`
     /// consecutive buckets (weights read now; a weight-0 destination still gets one bucket).
     pub(crate) fn reassign(&mut self, view: &DestView<'_>) {
-        self.count.reset(view);
         let n = view.len();
+        self.buckets_of.iter_mut().for_each(Vec::clear);
+        self.buckets_of.resize_with(n, Vec::new);
+        self.usable_pos.clear();
+        self.usable_pos
+            .extend((0..n).map(|p| view.get(p).is_some_and(usable)));
         let mut pos = 0usize;
         let mut d_count = 0u64;
-        for b in self.buckets.iter_mut() {
+        for (i, b) in self.buckets.iter_mut().enumerate() {
             if n == 0 {
                 *b = None;
                 continue;
             }
             *b = view.ids.get(pos).copied();
-            self.count.add_slot(pos);
+            if let Some(list) = self.buckets_of.get_mut(pos) {
+                list.push(i as u32);
+            }
             d_count += 1;
             if d_count >= view.get(pos).map_or(0, |d| u64::from(d.weight())) {
                 pos = (pos + 1) % n;
                 d_count = 0;
             }
         }
+        let arena = view.arena;
+        let buckets = &self.buckets;
+        self.usable_buckets.rebuild(buckets.len(), |i| {
+            u64::from(buckets[i].and_then(|id| arena.get(id)).is_some_and(usable))
+        });
     }
 
     /// The bucket of `(addr, port)` at `offset`: `(offset + hash_32(port + fold(addr))) & mask`.
@@ -140,9 +163,24 @@ impl Sh {
         (offset.wrapping_add(hash_32(v, self.bits)) & ((1 << self.bits) - 1)) as usize
     }
 
-    /// A load change only matters to the fallback shortcut.
+    /// Re-index the destination's buckets if its usability flipped.
     pub(crate) fn on_load_change(&mut self, view: &DestView<'_>, id: DestId) {
-        self.count.on_change(view, id);
+        let Some(p) = view.pos_of(id) else {
+            return;
+        };
+        let now = view.get(p).is_some_and(usable);
+        let Some(was) = self.usable_pos.get_mut(p) else {
+            return;
+        };
+        if *was == now {
+            return;
+        }
+        *was = now;
+        if let Some(list) = self.buckets_of.get(p) {
+            for &b in list {
+                self.usable_buckets.update(b as usize, u64::from(now));
+            }
+        }
     }
 
     pub(crate) fn schedule(
@@ -153,27 +191,25 @@ impl Sh {
     ) -> Option<DestId> {
         let (addr, port) = hash_addr_port(flow, flags.has(ServiceFlags::SH_PORT));
         let arena = view.arena;
-        let ok = |id: DestId| arena.get(id).is_some_and(usable);
         let ih = self.hashkey(&addr, port, 0);
+        // An empty bucket (empty service) is "none" with or without fallback.
         let first = (*self.buckets.get(ih)?)?;
-        if ok(first) {
+        if arena.get(first).is_some_and(usable) {
             return Some(first);
         }
-        if !flags.has(ServiceFlags::SH_FALLBACK) || self.count.usable_slots == 0 {
+        if !flags.has(ServiceFlags::SH_FALLBACK) {
             return None;
         }
-        let size = self.buckets.len() as u32;
-        for o in 0..size {
-            // Kernel quirk: the probe is hashkey(addr, port, (o + ih) % size), and hashkey adds
-            // the hash again, so the first probe is bucket 2*ih, not ih + 1.
-            let roffset = (o + ih as u32) % size;
-            let b = self.hashkey(&addr, port, roffset);
-            let id = (*self.buckets.get(b)?)?;
-            if ok(id) {
-                return Some(id);
-            }
-        }
-        None
+        // Kernel quirk: the probe for o = 0.. is hashkey(addr, port, (o + ih) % size), and
+        // hashkey adds the hash again, so the walk starts at bucket 2*ih, not ih + 1, and then
+        // visits every bucket once, cyclically. Every bucket is filled (the service is not
+        // empty), so the kernel's "stop at an empty bucket" never triggers here.
+        let start = self.hashkey(&addr, port, ih as u32);
+        let b = self
+            .usable_buckets
+            .first_at_least(start, 1)
+            .or_else(|| self.usable_buckets.first_at_least(0, 1))?;
+        *self.buckets.get(b)?
     }
 
     /// The table (for tests and inspection).
