@@ -158,5 +158,53 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Adversarial cases: almost every destination overloaded, so the walks have to skip far.
+/// `usable` destinations out of `n` stay healthy.
+fn worst(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sched_worst");
+    let cases: [(SchedKind, usize, usize); 6] = [
+        (SchedKind::Rr, 10_000, 1),
+        (SchedKind::Wrr, 10_000, 1),
+        (SchedKind::Sh, 10_000, 1),
+        (SchedKind::Mh, 100, 1),
+        (SchedKind::Mh, 4093, 41),
+        (SchedKind::Twos, 10_000, 1),
+    ];
+    for (kind, n, usable) in cases {
+        let (mut t, sid, ids) = build(kind, n);
+        // Overload everything but the `usable` most recently added destinations (list head,
+        // so that mh gives them slots even when the table is smaller than the list) by editing
+        // in a threshold of 1 and binding one connection.
+        let key = t.service(sid).map(|s| s.key).expect("service");
+        for (i, &id) in ids.iter().rev().enumerate() {
+            let mut cfg = t.dests[id].cfg;
+            if i < usable {
+                cfg.weight = cfg.weight.max(1);
+                cfg.u_threshold = 0;
+            } else {
+                cfg.u_threshold = 1;
+            }
+            cfg.l_threshold = 0;
+            t.edit_dest(&key, cfg).expect("edit");
+            if i >= usable {
+                if let Some(d) = t.dests.get_mut(id) {
+                    d.bind_conn(false, true);
+                }
+                t.load_changed(id);
+            }
+        }
+        let mut rng = Rng(7);
+        let mut k = 0u64;
+        let label = format!("{}-{usable}-of", kind.name());
+        group.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
+            b.iter(|| {
+                k = k.wrapping_add(1);
+                black_box(t.schedule(sid, &flow(k), Time(k), &mut rng))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, worst);
 criterion_main!(benches);

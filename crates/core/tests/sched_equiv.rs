@@ -903,3 +903,50 @@ proptest! {
         check(SchedKind::Mh, flags << 3, &ops)?;
     }
 }
+
+/// wrr with huge weights and the heaviest destination overloaded: the fast version skips the
+/// empty passes arithmetically; the literal loop walks them all. Same answers.
+#[test]
+fn wrr_huge_weights_match_the_literal_loop() {
+    for weights in [
+        vec![65535u32, 1, 30000],
+        vec![1_000_000, 999_999, 7],
+        vec![65534, 2, 4, 65534],
+    ] {
+        let mut s = Svc::new(SchedKind::Wrr);
+        let params = SchedParams::default();
+        let mut reference = Reference::new(SchedKind::Wrr, &s.table.view(s.id).unwrap(), params);
+        let mut ids = Vec::new();
+        for (i, &w) in weights.iter().enumerate() {
+            let cfg = DestConfig::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, i as u8)), 80)
+                .weight(w)
+                .thresholds(1, 0);
+            ids.push(s.add_cfg(cfg));
+            reference.add_dest(&s.table.view(s.id).unwrap());
+        }
+        let f = flow(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+            1,
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+        );
+        let mut rng = Lcg(1);
+        for round in 0..60 {
+            // Overload and release destinations as we go.
+            let d = ids[round % ids.len()];
+            if round % 3 == 0 {
+                s.bind(d, 1, true);
+            } else if round % 3 == 2 {
+                s.unbind(d, 1, true);
+            }
+            let got = s.schedule(&f);
+            let want = reference.schedule(
+                &s.table.view(s.id).unwrap(),
+                &f,
+                ServiceFlags(0),
+                s.now,
+                &mut rng,
+            );
+            assert_eq!(got, want, "{weights:?} round {round}");
+        }
+    }
+}
