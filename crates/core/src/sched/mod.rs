@@ -5,6 +5,23 @@
 //! (`add_dest`, `del_dest`, `upd_dest`) and, in addition, [`Scheduler::on_load_change`] whenever a
 //! destination's connection counters or OVERLOAD flag change, so that schedulers can keep an
 //! index instead of scanning the list (the result must stay exactly the kernel's).
+//!
+//! | scheduler | decision | index kept | on add/del | on load change |
+//! |---|---|---|---|---|
+//! | rr, wrr | O(log n) | max tree of `OVERLOAD ? 0 : weight` (rr: 0/1) per position | O(n) rebuild | O(log n) |
+//! | lc wlc sed nq fo ovf | O(1) | tournament tree, leftmost best leaf per node | O(n) rebuild | O(log n) |
+//! | twos | O(log n) | Fenwick tree of eligible weights | O(n) rebuild | O(log n) |
+//! | sh | O(1), fallback O(log size) | bucket table + max tree of usable buckets | O(size + n) | O(1), O(buckets of dest) on a flip |
+//! | dh | O(1) | bucket table | O(256) | — |
+//! | mh | O(1), fallback expected O(M / usable slots) | Maglev table + usable-slot count | O(M + n) | O(1) |
+//! | lblc | O(bucket) | wlc tree + count of half-idle destinations | O(n) rebuild | O(log n) |
+//! | lblcr | O(bucket + set) | as lblc | O(n) rebuild | O(log n) |
+//!
+//! Equivalence with the kernel's loops is checked by `tests/sched_equiv.rs`, which runs random
+//! add/edit/delete/load/schedule sequences against literal transcriptions of the C code.
+//! The indexes are only as current as the calls to [`Scheduler::on_load_change`]: every
+//! change of a destination's counters or OVERLOAD flag must be reported (the service table's
+//! `load_changed`).
 
 use std::net::IpAddr;
 
