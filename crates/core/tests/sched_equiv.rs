@@ -221,7 +221,6 @@ impl Reference {
             }
             last_pass = self.cw <= self.di;
             if last_pass && restarted && last.is_some() {
-                restarted = false;
                 stop = last;
             }
         }

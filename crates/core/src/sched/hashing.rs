@@ -1,5 +1,9 @@
 //! The hashing schedulers: sh (§2.10, `ip_vs_sh.c`), dh (§2.11, `ip_vs_dh.c`) and mh (§2.14,
 //! `ip_vs_mh.c`). Tables map flows exactly like the kernel's, so kernel directors and rvs agree.
+//!
+//! sh and dh use the modern kernels' `hash_32` (top bits of the golden-ratio product). Old
+//! kernels computed `(fold * 2654435761) & mask` (low bits) instead; a fleet mixing rvs with
+//! such kernels would not agree on sh/dh placement.
 
 use std::net::IpAddr;
 

@@ -154,7 +154,6 @@ impl Wrr {
             }
             last_pass = self.cw <= di;
             if last_pass && restarted && last.is_some() {
-                restarted = false;
                 stop = last;
             }
         }
