@@ -745,9 +745,9 @@ fn weight_strategy() -> impl Strategy<Value = u32> {
     ]
 }
 
-fn op_strategy() -> impl Strategy<Value = Op> {
+fn op_strategy(addrs: u8) -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0u8..10, weight_strategy(), 0u32..6, 0u32..4)
+        3 => (0u8..addrs, weight_strategy(), 0u32..6, 0u32..4)
             .prop_map(|(i, w, u, l)| Op::Add { i, w, u, l }),
         2 => (any::<usize>(), weight_strategy(), 0u32..6, 0u32..4)
             .prop_map(|(k, w, u, l)| Op::Edit { k, w, u, l }),
@@ -862,8 +862,14 @@ fn check(kind: SchedKind, flags: u32, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Up to 10 distinct destinations: lots of delete/re-add from the trash.
 fn ops() -> impl Strategy<Value = Vec<Op>> {
-    proptest::collection::vec(op_strategy(), 1..80)
+    proptest::collection::vec(op_strategy(10), 1..80)
+}
+
+/// Up to 60 distinct destinations: deeper indexes.
+fn many_ops() -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op_strategy(60), 40..200)
 }
 
 proptest! {
@@ -900,6 +906,21 @@ proptest! {
     #[test]
     fn mh_matches_kernel_loop(ops in ops(), flags in 0u32..4) {
         check(SchedKind::Mh, flags << 3, &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_scheduler_matches_with_many_dests(ops in many_ops(), flags in 0u32..4) {
+        for kind in SchedKind::ALL {
+            let f = match kind {
+                SchedKind::Sh | SchedKind::Mh => flags << 3,
+                _ => 0,
+            };
+            check(kind, f, &ops)?;
+        }
     }
 }
 
