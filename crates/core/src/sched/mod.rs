@@ -5,6 +5,23 @@
 //! (`add_dest`, `del_dest`, `upd_dest`) and, in addition, [`Scheduler::on_load_change`] whenever a
 //! destination's connection counters or OVERLOAD flag change, so that schedulers can keep an
 //! index instead of scanning the list (the result must stay exactly the kernel's).
+//!
+//! | scheduler | decision | index kept | on add/del | on load change |
+//! |---|---|---|---|---|
+//! | rr, wrr | O(log n) | max tree of `OVERLOAD ? 0 : weight` (rr: 0/1) per position | O(n) rebuild | O(log n) |
+//! | lc wlc sed nq fo ovf | O(1) | tournament tree, leftmost best leaf per node | O(n) rebuild | O(log n) |
+//! | twos | O(log n) | Fenwick tree of eligible weights | O(n) rebuild | O(log n) |
+//! | sh | O(1), fallback O(log size) | bucket table + max tree of usable buckets | O(size + n) | O(1), O(buckets of dest) on a flip |
+//! | dh | O(1) | bucket table | O(256) | — |
+//! | mh | O(1), fallback expected O(M / usable slots) | Maglev table + usable-slot count | O(M + n) | O(1) |
+//! | lblc | O(bucket) | wlc tree + count of half-idle destinations | O(n) rebuild | O(log n) |
+//! | lblcr | O(bucket + set) | as lblc | O(n) rebuild | O(log n) |
+//!
+//! Equivalence with the kernel's loops is checked by `tests/sched_equiv.rs`, which runs random
+//! add/edit/delete/load/schedule sequences against literal transcriptions of the C code.
+//! The indexes are only as current as the calls to [`Scheduler::on_load_change`]: every
+//! change of a destination's counters or OVERLOAD flag must be reported (the service table's
+//! `load_changed`).
 
 use std::net::IpAddr;
 
@@ -14,7 +31,22 @@ use crate::error::{Error, Result};
 use crate::service::ServiceFlags;
 use crate::time::Time;
 
+mod hashing;
+mod index;
+mod lblc;
+mod least;
 mod rr;
+mod twos;
+mod wrr;
+
+pub use hashing::{fold_af, mh_offset_skip, Dh, Mh, Sh, MH_K1, MH_K2};
+pub use lblc::{Lblc, Lblcr};
+pub use least::Least;
+pub use rr::Rr;
+pub use twos::Twos;
+pub use wrr::Wrr;
+
+use least::Metric;
 
 /// The scheduler algorithms.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -172,9 +204,25 @@ impl<'a> DestView<'a> {
         self.ids.is_empty()
     }
     /// The destination at list position `pos`.
+    ///
+    /// # Panics
+    /// If `pos` is out of range; the schedulers use [`DestView::get`].
     #[inline]
     pub fn at(&self, pos: usize) -> &'a Dest {
         &self.arena[self.ids[pos]]
+    }
+    /// The destination at list position `pos`, if there is one.
+    #[inline]
+    pub fn get(&self, pos: usize) -> Option<&'a Dest> {
+        self.ids.get(pos).and_then(|&id| self.arena.get(id))
+    }
+    /// The list position of `id` if it is linked into this service (the kernel's AVAILABLE
+    /// flag, checked against this very list).
+    #[inline]
+    pub fn pos_of(&self, id: DestId) -> Option<usize> {
+        let d = self.arena.get(id)?;
+        let p = d.list_pos();
+        (d.available && self.ids.get(p) == Some(&id)).then_some(p)
     }
     /// Destinations in list order with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (DestId, &'a Dest)> + 'a {
@@ -184,10 +232,30 @@ impl<'a> DestView<'a> {
 }
 
 /// A scheduler instance bound to one service.
+///
+/// Besides the kernel's hooks, every variant is told about load changes
+/// ([`Scheduler::on_load_change`]) so that it can keep its index current; the choice is always
+/// the one the kernel's code would make on the same list.
 #[derive(Clone, Debug)]
 pub enum Scheduler {
     /// Round robin.
-    Rr(rr::Rr),
+    Rr(Rr),
+    /// Weighted round robin.
+    Wrr(Wrr),
+    /// lc, wlc, sed, nq, fo or ovf.
+    Least(Least),
+    /// Source hashing.
+    Sh(Sh),
+    /// Destination hashing.
+    Dh(Dh),
+    /// Locality-based least connection.
+    Lblc(Lblc),
+    /// Locality-based least connection with replication.
+    Lblcr(Lblcr),
+    /// Maglev hashing.
+    Mh(Mh),
+    /// Power of two choices.
+    Twos(Twos),
 }
 
 impl Scheduler {
@@ -199,21 +267,63 @@ impl Scheduler {
         params: &SchedParams,
         now: Time,
     ) -> Result<Scheduler> {
-        let _ = (view, flags, params, now);
-        match kind {
-            SchedKind::Rr => Ok(Scheduler::Rr(rr::Rr::default())),
-            other => Err(Error::UnknownScheduler(other.name().to_string())),
-        }
+        let _ = flags;
+        let least = |m| Scheduler::Least(Least::new(m, view));
+        Ok(match kind {
+            SchedKind::Rr => Scheduler::Rr(Rr::new(view)),
+            SchedKind::Wrr => Scheduler::Wrr(Wrr::new(view)),
+            SchedKind::Lc => least(Metric::Lc),
+            SchedKind::Wlc => least(Metric::Wlc),
+            SchedKind::Sed => least(Metric::Sed),
+            SchedKind::Nq => least(Metric::Nq),
+            SchedKind::Fo => least(Metric::Fo),
+            SchedKind::Ovf => least(Metric::Ovf),
+            SchedKind::Sh => {
+                // CONFIG_IP_VS_SH_TAB_BITS is limited to 4..=20 by Kconfig.
+                if !(4..=20).contains(&params.sh_tab_bits) {
+                    return Err(Error::Invalid("sh table bits must be 4..=20"));
+                }
+                Scheduler::Sh(Sh::new(view, params.sh_tab_bits))
+            }
+            SchedKind::Dh => Scheduler::Dh(Dh::new(view)),
+            SchedKind::Lblc => Scheduler::Lblc(Lblc::new(view, now, params.lblc_expiration)),
+            SchedKind::Lblcr => Scheduler::Lblcr(Lblcr::new(view, now, params.lblcr_expiration)),
+            SchedKind::Mh => {
+                let m = crate::table::mh_table_size(params.mh_tab_index)
+                    .ok_or(Error::Invalid("mh table index must be 8..=17"))?;
+                if view.len() > m as usize {
+                    return Err(Error::Invalid("more destinations than mh table slots"));
+                }
+                Scheduler::Mh(Mh::new(view, m, params.mh_tab_index))
+            }
+            SchedKind::Twos => Scheduler::Twos(Twos::new(view)),
+        })
     }
 
     /// Which algorithm this is.
     pub fn kind(&self) -> SchedKind {
         match self {
             Scheduler::Rr(_) => SchedKind::Rr,
+            Scheduler::Wrr(_) => SchedKind::Wrr,
+            Scheduler::Least(l) => match l.metric() {
+                Metric::Lc => SchedKind::Lc,
+                Metric::Wlc => SchedKind::Wlc,
+                Metric::Sed => SchedKind::Sed,
+                Metric::Nq => SchedKind::Nq,
+                Metric::Fo => SchedKind::Fo,
+                Metric::Ovf => SchedKind::Ovf,
+            },
+            Scheduler::Sh(_) => SchedKind::Sh,
+            Scheduler::Dh(_) => SchedKind::Dh,
+            Scheduler::Lblc(_) => SchedKind::Lblc,
+            Scheduler::Lblcr(_) => SchedKind::Lblcr,
+            Scheduler::Mh(_) => SchedKind::Mh,
+            Scheduler::Twos(_) => SchedKind::Twos,
         }
     }
 
     /// Choose a destination for a new connection, or `None` ("no destination available").
+    /// Never allocates, except that lblc/lblcr grow their cache like the kernel's `kmalloc`.
     pub fn schedule(
         &mut self,
         view: &DestView<'_>,
@@ -222,17 +332,34 @@ impl Scheduler {
         now: Time,
         rng: &mut dyn RandomSource,
     ) -> Option<DestId> {
-        let _ = (flow, flags, now, rng);
         match self {
             Scheduler::Rr(s) => s.schedule(view),
+            Scheduler::Wrr(s) => s.schedule(view),
+            Scheduler::Least(s) => s.schedule(view),
+            Scheduler::Sh(s) => s.schedule(view, flow, flags),
+            Scheduler::Dh(s) => s.schedule(view, flow),
+            Scheduler::Lblc(s) => s.schedule(view, &flow.daddr, now),
+            Scheduler::Lblcr(s) => s.schedule(view, &flow.daddr, now),
+            Scheduler::Mh(s) => s.schedule(view, flow, flags),
+            Scheduler::Twos(s) => s.schedule(view, rng),
         }
     }
 
-    /// `add_dest`: `id` was just linked at the head of the list.
+    /// `add_dest`: `id` was just linked at the head of the list. Every list position moved, so
+    /// the indexes are rebuilt (O(n), like the kernel's own table rebuilds).
     pub fn on_add_dest(&mut self, view: &DestView<'_>, flags: ServiceFlags, id: DestId) {
-        let _ = (view, flags, id);
+        let _ = (flags, id);
         match self {
-            Scheduler::Rr(_) => {}
+            Scheduler::Rr(s) => s.on_add_dest(view),
+            Scheduler::Wrr(s) => s.dest_changed(view),
+            Scheduler::Least(s) => s.rebuild(view),
+            Scheduler::Sh(s) => s.reassign(view),
+            Scheduler::Dh(s) => s.reassign(view),
+            // The kernel has no add hook for lblc/lblcr: only the wlc index moves.
+            Scheduler::Lblc(s) => s.rebuild(view),
+            Scheduler::Lblcr(s) => s.rebuild(view),
+            Scheduler::Mh(s) => s.reassign(view),
+            Scheduler::Twos(s) => s.rebuild(view),
         }
     }
 
@@ -247,27 +374,58 @@ impl Scheduler {
         let _ = flags;
         match self {
             Scheduler::Rr(s) => s.on_del_dest(view, id, old_pos),
+            Scheduler::Wrr(s) => s.dest_changed(view),
+            Scheduler::Least(s) => s.rebuild(view),
+            Scheduler::Sh(s) => s.reassign(view),
+            Scheduler::Dh(s) => s.reassign(view),
+            // No kernel hook: stale cache entries are rejected lazily.
+            Scheduler::Lblc(s) => s.rebuild(view),
+            Scheduler::Lblcr(s) => s.rebuild(view),
+            Scheduler::Mh(s) => s.reassign(view),
+            Scheduler::Twos(s) => s.rebuild(view),
         }
     }
 
     /// `upd_dest`: `id`'s configuration was edited.
     pub fn on_edit_dest(&mut self, view: &DestView<'_>, flags: ServiceFlags, id: DestId) {
-        let _ = (view, flags, id);
+        let _ = flags;
         match self {
-            Scheduler::Rr(_) => {}
+            Scheduler::Rr(s) => s.on_change(view, id),
+            Scheduler::Wrr(s) => s.dest_changed(view),
+            Scheduler::Least(s) => s.on_change(view, id),
+            Scheduler::Sh(s) => s.reassign(view),
+            // dh has no upd hook (weights are not used), so its table stays as it was.
+            Scheduler::Dh(_) => {}
+            Scheduler::Lblc(s) => s.on_change(view, id),
+            Scheduler::Lblcr(s) => s.on_change(view, id),
+            Scheduler::Mh(s) => s.reassign(view),
+            Scheduler::Twos(s) => s.on_change(view, id),
         }
     }
 
-    /// `id`'s active/inactive counters or OVERLOAD flag changed.
+    /// `id`'s active/inactive counters or OVERLOAD flag changed (no kernel equivalent: keeps
+    /// the indexes current in O(log n)).
     pub fn on_load_change(&mut self, view: &DestView<'_>, id: DestId) {
-        let _ = (view, id);
         match self {
-            Scheduler::Rr(_) => {}
+            Scheduler::Rr(s) => s.on_change(view, id),
+            Scheduler::Wrr(s) => s.on_load_change(view, id),
+            Scheduler::Least(s) => s.on_change(view, id),
+            Scheduler::Sh(s) => s.on_load_change(view, id),
+            Scheduler::Dh(_) => {}
+            Scheduler::Lblc(s) => s.on_change(view, id),
+            Scheduler::Lblcr(s) => s.on_change(view, id),
+            Scheduler::Mh(s) => s.on_load_change(view, id),
+            Scheduler::Twos(s) => s.on_change(view, id),
         }
     }
 
-    /// Periodic housekeeping (lblc/lblcr cache garbage collection); call about once a second.
+    /// Periodic housekeeping (lblc/lblcr cache garbage collection every 60 s); call about once
+    /// a second.
     pub fn tick(&mut self, now: Time) {
-        let _ = now;
+        match self {
+            Scheduler::Lblc(s) => s.tick(now),
+            Scheduler::Lblcr(s) => s.tick(now),
+            _ => {}
+        }
     }
 }
