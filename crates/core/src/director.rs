@@ -22,7 +22,7 @@ use crate::estimator::PERIOD;
 use crate::pe_sip;
 use crate::sched::{Flow, RandomSource};
 use crate::service::{PeKind, ServiceFlags, ServiceId, ServiceKey};
-use crate::stats::Stats;
+use crate::stats::{Stats, Traffic};
 use crate::table::ServiceTable;
 use crate::time::{Duration, Time};
 
@@ -204,6 +204,53 @@ impl Director {
         now: Time,
         rng: &mut dyn RandomSource,
     ) -> Verdict {
+        self.input(pkt, now, rng, true)
+    }
+
+    /// Like [`Director::packet_in`] for a socket data plane that sees connection events rather
+    /// than packets: the event (e.g. a SYN for an accepted TCP connection, or a UDP flow's first
+    /// datagram) finds or schedules the connection and drives its state, but no packet or byte
+    /// is counted — traffic is reported separately with [`Director::conn_traffic`].
+    pub fn open_flow(
+        &mut self,
+        pkt: &Packet<'_>,
+        now: Time,
+        rng: &mut dyn RandomSource,
+    ) -> Verdict {
+        self.input(pkt, now, rng, false)
+    }
+
+    /// Drive the state machine of connection `id` with an event seen by a socket data plane
+    /// (no traffic is counted). Returns false if the connection no longer exists.
+    pub fn conn_event(&mut self, id: ConnId, dir: Direction, seg: Segment, now: Time) -> bool {
+        self.conns
+            .on_packet(id, dir, seg, &self.sys.conn, now, &mut self.table)
+            .is_some()
+    }
+
+    /// Count traffic a socket data plane relayed for connection `id` (`in` = client → server)
+    /// and restart its timer, as packets of the connection would. Returns false if the
+    /// connection no longer exists.
+    pub fn conn_traffic(&mut self, id: ConnId, traffic: Traffic, now: Time) -> bool {
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        c.in_pkts = c
+            .in_pkts
+            .wrapping_add(u32::try_from(traffic.in_pkts).unwrap_or(u32::MAX));
+        let dest = c.dest();
+        self.count_many(dest, traffic);
+        self.conns.restart_timer(id, now);
+        true
+    }
+
+    fn input(
+        &mut self,
+        pkt: &Packet<'_>,
+        now: Time,
+        rng: &mut dyn RandomSource,
+        count: bool,
+    ) -> Verdict {
         let proto = pkt.proto.number();
         let mut found = self
             .conns
@@ -234,7 +281,7 @@ impl Director {
                 Err(v) => return v,
             },
         };
-        self.account_in(id, pkt, now, new)
+        self.account_in(id, pkt, now, new, count)
     }
 
     /// Remove a connection now (the kernel's `ip_vs_conn_expire_now` fires its timer at once; we
@@ -262,7 +309,14 @@ impl Director {
         }
     }
 
-    fn account_in(&mut self, id: ConnId, pkt: &Packet<'_>, now: Time, new: bool) -> Verdict {
+    fn account_in(
+        &mut self,
+        id: ConnId,
+        pkt: &Packet<'_>,
+        now: Time,
+        new: bool,
+        count: bool,
+    ) -> Verdict {
         self.conns.on_packet(
             id,
             Direction::Input,
@@ -285,10 +339,12 @@ impl Director {
         };
         let (dest, one_packet, control) =
             (info.dest, info.flags & flags::ONE_PACKET != 0, info.control);
-        if let Some(c) = self.conns.get_mut(id) {
-            c.in_pkts = c.in_pkts.wrapping_add(1);
+        if count {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.in_pkts = c.in_pkts.wrapping_add(1);
+            }
+            self.count(dest, u64::from(pkt.len), true);
         }
-        self.count(dest, u64::from(pkt.len), true);
         if one_packet {
             // One-packet scheduling: the entry served this packet and is gone; its template
             // (if persistent) still counts the packet.
@@ -326,6 +382,23 @@ impl Director {
             add(s);
         }
         add(&mut self.total);
+    }
+
+    /// Add a batch of traffic to the dest, its service and the total (AVAILABLE dests only).
+    fn count_many(&mut self, dest: Option<DestId>, t: Traffic) {
+        let Some(did) = dest else { return };
+        let Some(d) = self.table.dests.get_mut(did) else {
+            return;
+        };
+        if !d.available {
+            return;
+        }
+        let sid = d.svc;
+        d.stats.count_traffic(t);
+        if let Some(s) = self.table.service_stats_mut(sid) {
+            s.count_traffic(t);
+        }
+        self.total.count_traffic(t);
     }
 
     /// `ip_vs_conn_stats`: one more connection for the dest, its service and the total.
@@ -738,9 +811,56 @@ impl Director {
         }
     }
 
-    /// `ipvsadm -C`: delete every service and flush the connection table.
+    /// `ipvsadm -C`: delete every service. As in the kernel, connections are not flushed: they
+    /// stay until they expire, and their packets are dropped (or, with `expire_nodest_conn`,
+    /// expired) because their destinations are no longer available.
     pub fn clear(&mut self, now: Time) {
-        self.conns.clear(now, &mut self.table);
         self.table.clear(now);
+        if self.sys.conn.expire_nodest_conn {
+            self.expire_nodest(now);
+        }
+    }
+
+    /// `ipvsadm -d`: delete a destination; with `expire_nodest_conn` its connections are expired
+    /// at once (the kernel queues the same sweep).
+    pub fn del_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: &IpAddr,
+        port: u16,
+        now: Time,
+    ) -> crate::Result<DestId> {
+        let id = self.table.del_dest(key, addr, port, now)?;
+        if self.sys.conn.expire_nodest_conn {
+            self.expire_nodest(now);
+        }
+        Ok(id)
+    }
+
+    /// `ipvsadm -D`: delete a service (its destinations go to the trash).
+    pub fn del_service(&mut self, key: &ServiceKey, now: Time) -> crate::Result<()> {
+        self.table.del_service(key, now)?;
+        if self.sys.conn.expire_nodest_conn {
+            self.expire_nodest(now);
+        }
+        Ok(())
+    }
+
+    /// Expire every connection whose destination is no longer available.
+    fn expire_nodest(&mut self, now: Time) {
+        let gone: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|&id| {
+                self.conns
+                    .get(id)
+                    .and_then(|c| c.dest())
+                    .and_then(|d| self.table.dests.get(d))
+                    .is_some_and(|d| !d.available)
+            })
+            .collect();
+        for id in gone {
+            self.expire_conn_now(id, now);
+        }
     }
 }

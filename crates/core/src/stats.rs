@@ -40,6 +40,19 @@ impl Sub for Counters {
     }
 }
 
+/// A batch of traffic of one connection, as a socket data plane reports it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets client → server.
+    pub in_pkts: u64,
+    /// Bytes client → server.
+    pub in_bytes: u64,
+    /// Packets server → client.
+    pub out_pkts: u64,
+    /// Bytes server → client.
+    pub out_bytes: u64,
+}
+
 /// Counters plus the zero point recorded by `ipvsadm -Z` and the rate estimator.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -69,6 +82,13 @@ impl Stats {
     pub fn count_in(&mut self, bytes: u64) {
         self.live.inpkts = self.live.inpkts.wrapping_add(1);
         self.live.inbytes = self.live.inbytes.wrapping_add(bytes);
+    }
+    /// A batch of traffic.
+    pub fn count_traffic(&mut self, t: Traffic) {
+        self.live.inpkts = self.live.inpkts.wrapping_add(t.in_pkts);
+        self.live.inbytes = self.live.inbytes.wrapping_add(t.in_bytes);
+        self.live.outpkts = self.live.outpkts.wrapping_add(t.out_pkts);
+        self.live.outbytes = self.live.outbytes.wrapping_add(t.out_bytes);
     }
     /// One packet server → client of `bytes` bytes.
     pub fn count_out(&mut self, bytes: u64) {
