@@ -1,0 +1,221 @@
+//! In-place rewrites of the forwarding methods that keep the frame size: NAT
+//! (`-m`, spec §5.3), FULLNAT (SNAT + DNAT in one pass), TTL / hop-limit
+//! decrement (§5.2) and the DR MAC rewrite (`-g`, §5.4).
+
+use core::net::IpAddr;
+
+use crate::bytes::{get16, set16};
+use crate::checksum::{self, update128, update16, update32};
+use crate::error::{Error, Layer, Result};
+use crate::ethernet::MacAddr;
+use crate::parse::{self, proto, Parsed, L3};
+
+/// A transport endpoint (address and port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// Address.
+    pub addr: IpAddr,
+    /// Port (host order).
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Builds an endpoint.
+    pub fn new(addr: IpAddr, port: u16) -> Self {
+        Self { addr, port }
+    }
+}
+
+/// What NAT does with an IPv4 UDP datagram whose checksum is 0 ("none").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UdpZeroChecksum {
+    /// Compute a full checksum, as the kernel's `udp_snat_handler` /
+    /// `udp_dnat_handler` do (they take the full-recompute branch when the old
+    /// checksum is 0; spec §5.3). A fragment cannot be summed here and keeps 0.
+    #[default]
+    Compute,
+    /// Leave 0: the datagram goes out without a checksum, as it came in (RFC 768).
+    Keep,
+}
+
+/// Outcome of a TTL / hop-limit decrement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlVerdict {
+    /// Decremented; forward the packet.
+    Forward,
+    /// TTL was ≤ 1: the packet must not be forwarded; answer with ICMP time
+    /// exceeded (spec §5.2) and drop. The frame was not modified.
+    Expired,
+}
+
+fn check_ip(frame: &[u8], p: &Parsed) -> Result<()> {
+    let min = match p.l3 {
+        L3::Ipv4 => 20,
+        L3::Ipv6 => 40,
+        _ => return Err(Error::Unsupported("not an IP packet")),
+    };
+    if p.l3_end > frame.len() || p.l2_len + min > p.l3_end || p.l4_off > p.l3_end {
+        return Err(Error::Truncated {
+            layer: if p.l3 == L3::Ipv4 {
+                Layer::Ipv4
+            } else {
+                Layer::Ipv6
+            },
+            need: p.l3_end.max(p.l2_len + min),
+            have: frame.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Rewrites source and/or destination address and port of a TCP or UDP packet
+/// with checksums kept valid:
+///
+/// - IPv4 header checksum recomputed (`ip_send_check`, as `ip_vs_nat_xmit` does);
+/// - TCP/UDP checksum updated incrementally for the pseudo-header address change
+///   and the port change (RFC 1624; the kernel's `tcp_fast_csum_update` /
+///   `udp_fast_csum_update`), a UDP result of 0 sent as 0xFFFF (`CSUM_MANGLED_0`);
+/// - IPv4 UDP checksum 0 handled per `udp_zero`.
+///
+/// Fragments: the first fragment is rewritten in full (the checksum it carries
+/// covers the whole datagram, and an incremental update is exact for it). A
+/// non-first fragment has no transport header: only its addresses change and the
+/// ports are ignored; this stays consistent as long as every fragment of the
+/// datagram is rewritten with the same endpoints. (The kernel reassembles first,
+/// spec §5.1.) The family of each endpoint must match the packet.
+pub fn rewrite(
+    frame: &mut [u8],
+    p: &Parsed,
+    src: Option<Endpoint>,
+    dst: Option<Endpoint>,
+    udp_zero: UdpZeroChecksum,
+) -> Result<()> {
+    check_ip(frame, p)?;
+    let csum_off = match p.proto {
+        proto::TCP => crate::tcp::CHECKSUM_OFF,
+        proto::UDP => crate::udp::CHECKSUM_OFF,
+        _ => return Err(Error::Unsupported("NAT of a protocol other than TCP/UDP")),
+    };
+    let l4 = p.has_l4();
+    if l4 && p.l4_off + csum_off + 2 > p.l3_end {
+        return Err(Error::Truncated {
+            layer: if p.proto == proto::TCP {
+                Layer::Tcp
+            } else {
+                Layer::Udp
+            },
+            need: p.l4_off + csum_off + 2,
+            have: p.l3_end,
+        });
+    }
+    let ip = p.l2_len;
+    let co = p.l4_off + csum_off;
+    let mut c = if l4 { get16(frame, co) } else { 0 };
+    let udp_zero_in = l4 && p.proto == proto::UDP && c == 0;
+    let (sa_off, da_off, alen) = match p.l3 {
+        L3::Ipv4 => (ip + 12, ip + 16, 4),
+        _ => (ip + 8, ip + 24, 16),
+    };
+    for (ep, a_off, p_off) in [(src, sa_off, 0usize), (dst, da_off, 2usize)] {
+        let Some(ep) = ep else { continue };
+        match (ep.addr, p.l3) {
+            (IpAddr::V4(a), L3::Ipv4) => {
+                let new = a.octets();
+                let old = crate::bytes::arr4(frame, a_off);
+                c = update32(c, old, new);
+                frame[a_off..a_off + alen].copy_from_slice(&new);
+            }
+            (IpAddr::V6(a), L3::Ipv6) => {
+                let new = a.octets();
+                let old = crate::bytes::arr16(frame, a_off);
+                c = update128(c, old, new);
+                frame[a_off..a_off + alen].copy_from_slice(&new);
+            }
+            _ => return Err(Error::FamilyMismatch),
+        }
+        if l4 {
+            let old = get16(frame, p.l4_off + p_off);
+            c = update16(c, old, ep.port);
+            set16(frame, p.l4_off + p_off, ep.port);
+        }
+    }
+    if p.l3 == L3::Ipv4 {
+        crate::ipv4::Ipv4Packet::new_unchecked(&mut frame[ip..p.l3_end]).fill_checksum();
+    }
+    if l4 {
+        if udp_zero_in {
+            match udp_zero {
+                UdpZeroChecksum::Compute if !p.is_fragment() => {
+                    return parse::fill_l4_checksum(frame, p);
+                }
+                // RFC 768: 0 = no checksum; a fragment cannot be summed here.
+                _ => c = 0,
+            }
+        } else if p.proto == proto::UDP {
+            c = checksum::udp_mangle_zero(c);
+        }
+        set16(frame, co, c);
+    }
+    Ok(())
+}
+
+/// NAT request path (client → RS): destination := RS `daddr:dport` (spec §5.3).
+pub fn dnat(frame: &mut [u8], p: &Parsed, dst: Endpoint) -> Result<()> {
+    rewrite(frame, p, None, Some(dst), UdpZeroChecksum::Compute)
+}
+
+/// NAT reply path (RS → client): source := `VIP:vport` (spec §5.3, `handle_response`).
+pub fn snat(frame: &mut [u8], p: &Parsed, src: Endpoint) -> Result<()> {
+    rewrite(frame, p, Some(src), None, UdpZeroChecksum::Compute)
+}
+
+/// FULLNAT in one pass: request `CIP:cport → VIP:vport` becomes `LIP:lport →
+/// RIP:rport`; the reply `RIP:rport → LIP:lport` becomes `VIP:vport → CIP:cport`.
+pub fn fullnat(frame: &mut [u8], p: &Parsed, src: Endpoint, dst: Endpoint) -> Result<()> {
+    rewrite(frame, p, Some(src), Some(dst), UdpZeroChecksum::Compute)
+}
+
+/// Decrements the IPv4 TTL (with the kernel's `ip_decrease_ttl` incremental
+/// checksum step: add 0x0100 with end-around carry) or the IPv6 hop limit.
+/// TTL ≤ 1 → [`TtlVerdict::Expired`], frame untouched (spec §5.2).
+pub fn decrement_ttl(frame: &mut [u8], p: &Parsed) -> Result<TtlVerdict> {
+    check_ip(frame, p)?;
+    let ip = p.l2_len;
+    match p.l3 {
+        L3::Ipv4 => {
+            if frame[ip + 8] <= 1 {
+                return Ok(TtlVerdict::Expired);
+            }
+            frame[ip + 8] -= 1;
+            let c = u32::from(get16(frame, ip + 10)) + 0x0100;
+            let c = c + u32::from(c >= 0xffff);
+            set16(frame, ip + 10, c as u16);
+        }
+        _ => {
+            if frame[ip + 7] <= 1 {
+                return Ok(TtlVerdict::Expired);
+            }
+            frame[ip + 7] -= 1;
+        }
+    }
+    Ok(TtlVerdict::Forward)
+}
+
+/// Sets the Ethernet destination and source MACs.
+pub fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) -> Result<()> {
+    crate::error::need(frame, 12, Layer::Ethernet)?;
+    frame[0..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&src);
+    Ok(())
+}
+
+/// DR (`-g`, spec §5.4): the IP packet is unchanged except the TTL decrement; the
+/// frame goes to the RS's MAC (`dst`) from the egress MAC (`src`) while the IP
+/// destination stays the VIP. On [`TtlVerdict::Expired`] nothing is changed.
+pub fn dr_forward(frame: &mut [u8], p: &Parsed, dst: MacAddr, src: MacAddr) -> Result<TtlVerdict> {
+    let v = decrement_ttl(frame, p)?;
+    if v == TtlVerdict::Forward {
+        set_macs(frame, dst, src)?;
+    }
+    Ok(v)
+}
