@@ -14,14 +14,17 @@ mod bytes;
 pub mod checksum;
 pub mod error;
 pub mod ethernet;
+pub mod generate;
 pub mod gre;
 pub mod gue;
 pub mod icmp;
+pub mod icmp_relay;
 pub mod ipv4;
 pub mod ipv6;
 pub mod nat;
 pub mod parse;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 mod view;
 
