@@ -136,7 +136,15 @@ pub fn frag_needed_v4(
     ident: u16,
 ) -> Result<Option<usize>> {
     let rest = mtu.min(0xffff);
-    icmp4_error(out, orig, src, v4::DEST_UNREACH, v4::FRAG_NEEDED, rest, ident)
+    icmp4_error(
+        out,
+        orig,
+        src,
+        v4::DEST_UNREACH,
+        v4::FRAG_NEEDED,
+        rest,
+        ident,
+    )
 }
 
 /// ICMP DEST_UNREACH / PORT_UNREACH (`nat_icmp_send`, §5.1).
@@ -246,11 +254,11 @@ pub fn arp_reply(out: &mut [u8], frame: &[u8], p: &Parsed, our_mac: MacAddr) -> 
     }
     let req = ArpPacket::new_unchecked(&frame[p.l2_len..]);
     let (sha, spa, tpa) = (req.sha(), req.spa(), req.tpa());
-    let total = (p.l2_len + arp::LEN).max(ETH_MIN);
+    let l2 = ethernet::write_header(out, sha, our_mac, p.vlan_tags(), ethertype::ARP)?;
+    let total = (l2 + arp::LEN).max(ETH_MIN);
     room(out, total)?;
-    ethernet::write_header(out, sha, our_mac, p.vlan_tags(), ethertype::ARP)?;
-    ArpPacket::new_unchecked(&mut out[p.l2_len..]).write(arp::OP_REPLY, our_mac, tpa, sha, spa);
-    out[p.l2_len + arp::LEN..total].fill(0);
+    ArpPacket::new_unchecked(&mut out[l2..]).write(arp::OP_REPLY, our_mac, tpa, sha, spa);
+    out[l2 + arp::LEN..total].fill(0);
     Ok(total)
 }
 
@@ -288,14 +296,13 @@ pub struct Solicitation {
 /// ≥ 24 bytes, valid checksum, target not multicast, no source link-layer option
 /// when the source is unspecified) and returns it.
 pub fn neighbor_solicitation(frame: &[u8], p: &Parsed) -> Option<Solicitation> {
-    if p.l3 != L3::Ipv6 || p.proto != proto::ICMPV6 || p.is_fragment() || p.l3_end > frame.len()
-    {
+    if p.l3 != L3::Ipv6 || p.proto != proto::ICMPV6 || p.is_fragment() {
         return None;
     }
+    p.check_against(frame).ok()?;
     let ip = Ipv6Packet::new_unchecked(&frame[p.l2_len..]);
     let icmp = &frame[p.l4_off..p.l3_end];
-    if ip.hop_limit() != 255 || icmp.len() < 24 || icmp[0] != v6::NEIGHBOR_SOLICIT || icmp[1] != 0
-    {
+    if ip.hop_limit() != 255 || icmp.len() < 24 || icmp[0] != v6::NEIGHBOR_SOLICIT || icmp[1] != 0 {
         return None;
     }
     crate::parse::verify_l4_checksum(frame, p).ok()?;

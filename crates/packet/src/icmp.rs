@@ -170,11 +170,17 @@ mod tests {
         let p = IcmpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(p.msg_type(), 135);
         assert_eq!(p.nd_target(), Some("2001:db8::5".parse().unwrap()));
-        assert_eq!(p.nd_lladdr_option(v6::OPT_SOURCE_LLADDR), Some([2, 0, 0, 0, 0, 9]));
+        assert_eq!(
+            p.nd_lladdr_option(v6::OPT_SOURCE_LLADDR),
+            Some([2, 0, 0, 0, 0, 9])
+        );
         assert_eq!(p.nd_lladdr_option(v6::OPT_TARGET_LLADDR), None);
         let mut bad = b;
         bad[25] = 0;
-        assert_eq!(IcmpPacket::new_unchecked(&bad[..]).nd_lladdr_option(1), None);
+        assert_eq!(
+            IcmpPacket::new_unchecked(&bad[..]).nd_lladdr_option(1),
+            None
+        );
         assert!(v4::is_error(11) && !v4::is_error(8));
         assert!(v6::is_error(2) && !v6::is_error(135));
         assert!(IcmpPacket::new_checked(&b[..7]).is_err());

@@ -70,9 +70,7 @@ pub fn icmp_error(frame: &[u8], p: &Parsed) -> Result<Option<IcmpError>> {
         // The kernel reassembles ICMP before looking inside (§5.1).
         return Err(Error::Fragment);
     }
-    if p.l3_end > frame.len() {
-        return Err(Error::BadLength(Layer::Icmp));
-    }
+    p.check_against(frame)?;
     let layer = if is_v6 { Layer::Icmpv6 } else { Layer::Icmp };
     let icmp = &frame[p.l4_off..p.l3_end];
     need(icmp, 8, layer)?;
@@ -122,9 +120,7 @@ pub fn icmp_error(frame: &[u8], p: &Parsed) -> Result<Option<IcmpError>> {
         )
     };
     let l4 = q + l4_rel;
-    let ports = (first
-        && matches!(qproto, proto::TCP | proto::UDP | proto::SCTP)
-        && end >= l4 + 8)
+    let ports = (first && matches!(qproto, proto::TCP | proto::UDP | proto::SCTP) && end >= l4 + 8)
         .then(|| (get16(frame, l4), get16(frame, l4 + 2)));
     Ok(Some(IcmpError {
         icmp_off: p.l4_off,
@@ -168,10 +164,13 @@ pub fn icmp_rewrite(
     quoted_src: Option<Endpoint>,
     quoted_dst: Option<Endpoint>,
 ) -> Result<()> {
+    p.check_against(frame)?;
     let ip = p.l2_len;
     if e.quoted_end > frame.len()
         || e.quoted_end != p.l3_end
         || e.icmp_off != p.l4_off
+        || e.quoted_off != p.l4_off + 8
+        || e.quoted_l4_off < e.quoted_off
         || e.quoted_off + if p.l3 == L3::Ipv4 { 20 } else { 40 } > e.quoted_end
     {
         return Err(Error::BadLength(Layer::Quoted));
@@ -180,10 +179,8 @@ pub fn icmp_rewrite(
         return Err(Error::BadLength(Layer::Quoted));
     }
     if p.l3 == L3::Ipv4 {
-        let hl = usize::from(frame[e.quoted_off] & 0xf) * 4;
-        if hl < 20 || e.quoted_off + hl > e.quoted_end {
-            return Err(Error::BadIhl(frame[e.quoted_off] & 0xf));
-        }
+        crate::nat::ipv4_header_len(frame, ip, p.l3_end)?;
+        crate::nat::ipv4_header_len(frame, e.quoted_off, e.quoted_end)?;
     }
     let (so, doff) = if p.l3 == L3::Ipv4 { (12, 16) } else { (8, 24) };
     if let Some(a) = outer_src {
@@ -201,11 +198,8 @@ pub fn icmp_rewrite(
         }
     }
     if p.l3 == L3::Ipv4 {
-        Ipv4Packet::new_unchecked(&mut frame[ip..p.l3_end]).fill_checksum();
-        let hl = usize::from(frame[q] & 0xf) * 4;
-        set16(frame, q + 10, 0);
-        let c = checksum::checksum(&frame[q..q + hl]);
-        set16(frame, q + 10, c);
+        crate::nat::ipv4_refresh_checksum(frame, ip, p.l3_end)?;
+        crate::nat::ipv4_refresh_checksum(frame, q, e.quoted_end)?;
         set16(frame, e.icmp_off + 2, 0);
         let c = checksum::checksum(&frame[e.icmp_off..p.l3_end]);
         set16(frame, e.icmp_off + 2, c);

@@ -196,20 +196,29 @@ mod tests {
         assert_eq!(p.payload().len(), 8);
         let e = etherparse::Ipv4HeaderSlice::from_slice(&b).unwrap();
         assert_eq!(e.header_checksum(), p.checksum());
-        assert_eq!(e.calc_header_checksum(), p.checksum());
+        assert_eq!(e.to_header().calc_header_checksum(), p.checksum());
     }
 
     #[test]
     fn rejects_bad_fields() {
         let mut b = sample();
         b[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadIhl(4));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            Error::BadIhl(4)
+        );
         let mut b = sample();
         b[0] = 0x4f;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadIhl(15));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            Error::BadIhl(15)
+        );
         let mut b = sample();
         b[0] = 0x65;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadVersion(6));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            Error::BadVersion(6)
+        );
         let mut b = sample();
         b[3] = 29;
         assert!(matches!(

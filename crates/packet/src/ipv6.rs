@@ -231,7 +231,10 @@ mod tests {
         t[5] = 9;
         assert!(Ipv6Packet::new_checked(&t[..]).is_err());
         t[0] = 0x40;
-        assert_eq!(Ipv6Packet::new_checked(&t[..]).unwrap_err(), Error::BadVersion(4));
+        assert_eq!(
+            Ipv6Packet::new_checked(&t[..]).unwrap_err(),
+            Error::BadVersion(4)
+        );
     }
 
     #[test]
@@ -259,7 +262,10 @@ mod tests {
         assert_eq!(w.frag.unwrap().offset, 8);
         assert_eq!(w.l4_off, 48);
         // hop-by-hop not first
-        let b3 = base(nh::DEST_OPTS, &[0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
+        let b3 = base(
+            nh::DEST_OPTS,
+            &[0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0],
+        );
         assert_eq!(walk_ext(&b3, b3.len()).unwrap_err(), Error::BadExtHeader);
         // truncated extension header
         let b4 = base(nh::ROUTING, &[6, 1, 0, 0, 0, 0, 0, 0]);

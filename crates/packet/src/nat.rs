@@ -49,23 +49,7 @@ pub enum TtlVerdict {
 }
 
 fn check_ip(frame: &[u8], p: &Parsed) -> Result<()> {
-    let min = match p.l3 {
-        L3::Ipv4 => 20,
-        L3::Ipv6 => 40,
-        _ => return Err(Error::Unsupported("not an IP packet")),
-    };
-    if p.l3_end > frame.len() || p.l2_len + min > p.l3_end || p.l4_off > p.l3_end {
-        return Err(Error::Truncated {
-            layer: if p.l3 == L3::Ipv4 {
-                Layer::Ipv4
-            } else {
-                Layer::Ipv6
-            },
-            need: p.l3_end.max(p.l2_len + min),
-            have: frame.len(),
-        });
-    }
-    Ok(())
+    p.check_against(frame)
 }
 
 /// Rewrites source and/or destination address and port of a TCP or UDP packet
@@ -109,6 +93,10 @@ pub fn rewrite(
         });
     }
     let ip = p.l2_len;
+    if p.l3 == L3::Ipv4 {
+        // Validate the header length before touching anything (stale `Parsed`).
+        ipv4_header_len(frame, ip, p.l3_end)?;
+    }
     let co = p.l4_off + csum_off;
     let mut c = if l4 { get16(frame, co) } else { 0 };
     let udp_zero_in = l4 && p.proto == proto::UDP && c == 0;
@@ -140,7 +128,7 @@ pub fn rewrite(
         }
     }
     if p.l3 == L3::Ipv4 {
-        crate::ipv4::Ipv4Packet::new_unchecked(&mut frame[ip..p.l3_end]).fill_checksum();
+        ipv4_refresh_checksum(frame, ip, p.l3_end)?;
     }
     if l4 {
         if udp_zero_in {
@@ -156,6 +144,26 @@ pub fn rewrite(
         }
         set16(frame, co, c);
     }
+    Ok(())
+}
+
+/// Length of the IPv4 header at `ip`, checked to lie within `ip..end`.
+pub(crate) fn ipv4_header_len(frame: &[u8], ip: usize, end: usize) -> Result<usize> {
+    let hl = usize::from(frame.get(ip).copied().unwrap_or(0) & 0x0f) * 4;
+    if hl < 20 || ip + hl > end || end > frame.len() {
+        return Err(Error::BadIhl((hl / 4) as u8));
+    }
+    Ok(hl)
+}
+
+/// Recomputes the IPv4 header checksum at `ip` (the kernel's `ip_send_check`),
+/// after checking the header lies within `ip..end`.
+pub(crate) fn ipv4_refresh_checksum(frame: &mut [u8], ip: usize, end: usize) -> Result<()> {
+    let hl = ipv4_header_len(frame, ip, end)?;
+    frame[ip + 10] = 0;
+    frame[ip + 11] = 0;
+    let c = checksum::checksum(&frame[ip..ip + hl]);
+    set16(frame, ip + 10, c);
     Ok(())
 }
 

@@ -87,11 +87,34 @@ impl Parsed {
     }
     /// Length of the IP packet (header + payload, no padding).
     pub fn l3_len(&self) -> usize {
-        self.l3_end - self.l2_len
+        self.l3_end.saturating_sub(self.l2_len)
     }
     /// Length of the transport segment in this packet.
     pub fn l4_len(&self) -> usize {
-        self.l3_end - self.l4_off
+        self.l3_end.saturating_sub(self.l4_off)
+    }
+    /// Checks that these offsets are usable on `frame` (they are when `self` came
+    /// from `parse(frame)`; the fields are public, so every primitive re-checks
+    /// instead of trusting them): L2 ≥ 14 bytes, for IP a full fixed header before
+    /// the transport offset, and the L3 end within the frame.
+    pub fn check_against(&self, frame: &[u8]) -> Result<()> {
+        let min = match self.l3 {
+            L3::Ipv4 => 20,
+            L3::Ipv6 => 40,
+            _ => return Err(Error::Unsupported("not an IP packet")),
+        };
+        if self.l2_len < HEADER_LEN
+            || self.l3_end > frame.len()
+            || self.l2_len + min > self.l4_off
+            || self.l4_off > self.l3_end
+        {
+            return Err(Error::BadLength(if self.l3 == L3::Ipv4 {
+                Layer::Ipv4
+            } else {
+                Layer::Ipv6
+            }));
+        }
+        Ok(())
     }
     /// True for IPv4 or IPv6.
     pub fn is_ip(&self) -> bool {
@@ -107,7 +130,7 @@ impl Parsed {
     }
     /// The VLAN tags in use.
     pub fn vlan_tags(&self) -> &[(u16, u16)] {
-        &self.vlans[..usize::from(self.vlan_count)]
+        &self.vlans[..usize::from(self.vlan_count).min(MAX_VLAN_TAGS)]
     }
     /// Source and destination addresses of an IP packet.
     pub fn addrs(&self, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
@@ -254,6 +277,7 @@ fn check_l4(l4: &[u8], proto: u8, l3: L3, fragment: bool) -> Result<()> {
 /// header; a routing header's final destination is not substituted (RFC 8200
 /// §8.1 would need it, IPVS traffic does not carry type-0/SRH routing headers).
 pub fn pseudo_header(frame: &[u8], p: &Parsed, l4_len: usize) -> Result<u64> {
+    p.check_against(frame)?;
     match p.addrs(frame) {
         Some((IpAddr::V4(s), IpAddr::V4(d))) => {
             Ok(checksum::pseudo_v4(s, d, p.proto, l4_len as u32))
@@ -273,9 +297,7 @@ pub fn verify_l4_checksum(frame: &[u8], p: &Parsed) -> Result<()> {
     if p.is_fragment() {
         return Err(Error::Fragment);
     }
-    if !p.is_ip() || p.l3_end > frame.len() {
-        return Err(Error::Unsupported("not an IP packet"));
-    }
+    p.check_against(frame)?;
     let l4 = &frame[p.l4_off..p.l3_end];
     let layer = match (p.proto, p.l3) {
         (proto::TCP, _) => Layer::Tcp,
@@ -316,6 +338,7 @@ pub fn fill_l4_checksum(frame: &mut [u8], p: &Parsed) -> Result<()> {
     if p.is_fragment() {
         return Err(Error::Fragment);
     }
+    p.check_against(frame)?;
     let csum_off = match (p.proto, p.l3) {
         (proto::TCP, _) => crate::tcp::CHECKSUM_OFF,
         (proto::UDP, _) => crate::udp::CHECKSUM_OFF,

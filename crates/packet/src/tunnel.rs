@@ -183,9 +183,7 @@ pub fn encapsulate(
             have: buf.len(),
         })?;
     let frame = &buf[start..end];
-    if !p.is_ip() || p.l3_end > frame.len() || p.l2_len + 20 > p.l3_end {
-        return Err(Error::Unsupported("encapsulation of a non-IP frame"));
-    }
+    p.check_against(frame)?;
     let inner_v6 = p.l3 == L3::Ipv6;
     let inner_len = p.l3_len();
     let l3 = p.l2_len;
@@ -356,9 +354,7 @@ pub fn decapsulate(
             have: buf.len(),
         })?;
     let frame = &mut buf[start..end];
-    if !p.is_ip() || p.l3_end > frame.len() || p.l4_off > p.l3_end {
-        return Err(Error::Unsupported("decapsulation of a non-IP frame"));
-    }
+    p.check_against(frame)?;
     if p.is_fragment() {
         return Err(Error::Fragment);
     }
@@ -480,9 +476,7 @@ pub struct MtuCheck {
 /// tunnels with `pmtu_disc` = 0. For IPv6: too big → PACKET_TOO_BIG only for the
 /// first fragment and not for relayed ICMP, dropped in any case.
 pub fn mtu_check(frame: &[u8], p: &Parsed, c: &MtuCheck) -> Result<MtuVerdict> {
-    if !p.is_ip() || p.l3_end > frame.len() {
-        return Err(Error::Unsupported("MTU check of a non-IP frame"));
-    }
+    p.check_against(frame)?;
     let len = p.l3_len() as u32;
     if len <= c.mtu {
         return Ok(MtuVerdict::Fits);

@@ -78,7 +78,10 @@ mod tests {
         u.set_len(12);
         u.set_checksum(0);
         let u = UdpPacket::new_checked(&b[..]).unwrap();
-        assert_eq!((u.src_port(), u.dst_port(), u.len(), u.checksum()), (53, 5353, 12, 0));
+        assert_eq!(
+            (u.src_port(), u.dst_port(), u.len(), u.checksum()),
+            (53, 5353, 12, 0)
+        );
         let mut c = b;
         c[5] = 13;
         assert_eq!(

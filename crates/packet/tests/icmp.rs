@@ -18,7 +18,13 @@ use rvs_packet::{parse, Error, L3};
 
 /// An ICMP error from `src` to `dst` quoting the IP packet of `quoted_frame`
 /// (at most `max_quote` bytes of it).
-fn icmp_error_frame(src: IpAddr, dst: IpAddr, quoted_frame: &[u8], max_quote: usize, too_big: bool) -> Vec<u8> {
+fn icmp_error_frame(
+    src: IpAddr,
+    dst: IpAddr,
+    quoted_frame: &[u8],
+    max_quote: usize,
+    too_big: bool,
+) -> Vec<u8> {
     let qp = parse(quoted_frame).unwrap();
     let q = &quoted_frame[qp.l2_len..qp.l3_end];
     let q = &q[..q.len().min(max_quote)];
@@ -27,13 +33,15 @@ fn icmp_error_frame(src: IpAddr, dst: IpAddr, quoted_frame: &[u8], max_quote: us
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let t = if too_big {
-                Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::FragmentationNeeded {
-                    next_hop_mtu: 1400,
-                })
+                Icmpv4Type::DestinationUnreachable(
+                    icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+                )
             } else {
                 Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
             };
-            eth.ipv4(s.octets(), d.octets(), 60).icmpv4(t).write(&mut out, q)
+            eth.ipv4(s.octets(), d.octets(), 60)
+                .icmpv4(t)
+                .write(&mut out, q)
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let t = if too_big {
@@ -41,7 +49,9 @@ fn icmp_error_frame(src: IpAddr, dst: IpAddr, quoted_frame: &[u8], max_quote: us
             } else {
                 Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
             };
-            eth.ipv6(s.octets(), d.octets(), 60).icmpv6(t).write(&mut out, q)
+            eth.ipv6(s.octets(), d.octets(), 60)
+                .icmpv6(t)
+                .write(&mut out, q)
         }
         _ => panic!("mixed"),
     }
@@ -68,7 +78,11 @@ fn nat_icmp_both_directions() {
                 let e = icmp_error(&fr, &p).unwrap().expect("an error message");
                 assert_eq!((e.quoted_src, e.quoted_dst), (vip(f), cip(f)));
                 let ports_quoted = quote >= hdr + 8;
-                assert_eq!(e.quoted_ports.is_some(), ports_quoted, "{f:?} quote {quote}");
+                assert_eq!(
+                    e.quoted_ports.is_some(),
+                    ports_quoted,
+                    "{f:?} quote {quote}"
+                );
                 let before_l4 = fr[e.quoted_l4_off + 4..].to_vec();
                 icmp_nat_in(&mut fr, &p, &e, Endpoint::new(rip(f), 8080)).unwrap();
                 etherparse_check(&fr);
@@ -121,13 +135,19 @@ fn icmp_error_filters_and_failures() {
     // Quote shorter than an IP header.
     let reply = build(Fam::V4, Proto::Tcp, b"");
     let short = icmp_error_frame(CIP4.into(), VIP4.into(), &reply, 12, false);
-    assert!(matches!(icmp_error(&short, &parse(&short).unwrap()), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        icmp_error(&short, &parse(&short).unwrap()),
+        Err(Error::Truncated { .. })
+    ));
     // Bad ICMP checksum is detected (the kernel drops it).
     let mut bad = icmp_error_frame(CIP4.into(), VIP4.into(), &reply, 100, false);
     let n = bad.len();
     bad[n - 1] ^= 1;
     let p = parse(&bad).unwrap();
-    assert_eq!(verify_l4_checksum(&bad, &p), Err(Error::BadChecksum(rvs_packet::Layer::Icmp)));
+    assert_eq!(
+        verify_l4_checksum(&bad, &p),
+        Err(Error::BadChecksum(rvs_packet::Layer::Icmp))
+    );
     // Family mismatch on rewrite.
     let mut fr = icmp_error_frame(CIP4.into(), VIP4.into(), &reply, 100, false);
     let p = parse(&fr).unwrap();
@@ -171,11 +191,19 @@ fn icmp_about_our_tunnel_packets() {
         let (s, l) = tunnel::encapsulate(&mut buf, 64, client.len(), &p, &t).unwrap();
         let tunnelled = buf[s..s + l].to_vec();
         // ...draws a FRAG_NEEDED from a router on the way, quoting 576 - 28 bytes.
-        let icmp = icmp_error_frame(Ipv4Addr::new(10, 9, 9, 9).into(), DIP4.into(), &tunnelled, 548, true);
+        let icmp = icmp_error_frame(
+            Ipv4Addr::new(10, 9, 9, 9).into(),
+            DIP4.into(),
+            &tunnelled,
+            548,
+            true,
+        );
         let ip = parse(&icmp).unwrap();
         let e = icmp_error(&icmp, &ip).unwrap().unwrap();
         assert!(e.is_too_big(L3::Ipv4));
-        let ti = icmp_relay::icmp_tunnel_inner(&icmp, &e, gue_port).unwrap().expect("tunnel quote");
+        let ti = icmp_relay::icmp_tunnel_inner(&icmp, &e, gue_port)
+            .unwrap()
+            .expect("tunnel quote");
         assert_eq!((ti.inner_src, ti.inner_dst), (CIP4.into(), VIP4.into()));
         assert!(ti.inner_df);
         assert_eq!(ti.inner, L3::Ipv4);
@@ -183,7 +211,8 @@ fn icmp_about_our_tunnel_packets() {
         let mtu = icmp_relay::tunnel_frag_needed_mtu(None, e.info & 0xffff);
         assert_eq!(mtu, 1380);
         let mut out = [0u8; 700];
-        let l2 = ethernet::write_header(&mut out, CLIENT_MAC, DIR_MAC, &[], ethertype::IPV4).unwrap();
+        let l2 =
+            ethernet::write_header(&mut out, CLIENT_MAC, DIR_MAC, &[], ethertype::IPV4).unwrap();
         let n = generate::frag_needed_v4(&mut out[l2..], &icmp[ti.inner_off..], VIP4, mtu, 7)
             .unwrap()
             .unwrap();
@@ -198,7 +227,10 @@ fn icmp_about_our_tunnel_packets() {
         let plain = icmp_error_frame(CIP4.into(), VIP4.into(), &client, 100, true);
         let pp = parse(&plain).unwrap();
         let pe = icmp_error(&plain, &pp).unwrap().unwrap();
-        assert_eq!(icmp_relay::icmp_tunnel_inner(&plain, &pe, gue_port), Ok(None));
+        assert_eq!(
+            icmp_relay::icmp_tunnel_inner(&plain, &pe, gue_port),
+            Ok(None)
+        );
     }
     assert_eq!(icmp_relay::tunnel_frag_needed_mtu(Some(1400), 1480), 1380);
     assert_eq!(icmp_relay::tunnel_frag_needed_mtu(None, 88), 88);
@@ -217,7 +249,9 @@ fn generated_icmpv4_errors() {
             ("port", v4::DEST_UNREACH, v4::PORT_UNREACH),
         ] {
             let mut out = [0u8; 700];
-            let l2 = ethernet::write_reply_header(&mut out, &orig, p.l2_len, DIR_MAC, ethertype::IPV4).unwrap();
+            let l2 =
+                ethernet::write_reply_header(&mut out, &orig, p.l2_len, DIR_MAC, ethertype::IPV4)
+                    .unwrap();
             let body = &mut out[l2..];
             let n = match kind {
                 "time" => generate::time_exceeded_v4(body, ipb, VIP4, 9),
@@ -234,7 +268,10 @@ fn generated_icmpv4_errors() {
             let gp = parse(fr).unwrap();
             verify_l4_checksum(fr, &gp).unwrap();
             let ip = Ipv4Packet::new_checked(&fr[14..]).unwrap();
-            assert_eq!((ip.src(), ip.dst(), ip.ttl(), ip.tos()), (VIP4, CIP4, 64, 0xc0));
+            assert_eq!(
+                (ip.src(), ip.dst(), ip.ttl(), ip.tos()),
+                (VIP4, CIP4, 64, 0xc0)
+            );
             let ic = IcmpPacket::new_checked(&fr[34..]).unwrap();
             assert_eq!((ic.msg_type(), ic.code()), (t, c));
             if kind == "frag" {
@@ -245,17 +282,53 @@ fn generated_icmpv4_errors() {
     }
     let mut out = [0u8; 700];
     // Never about an ICMP error, a non-first fragment, or a multicast/broadcast.
-    let e = icmp_error_frame(CIP4.into(), VIP4.into(), &build(Fam::V4, Proto::Tcp, b""), 100, false);
-    assert_eq!(generate::time_exceeded_v4(&mut out, &e[14..], VIP4, 1), Ok(None));
+    let e = icmp_error_frame(
+        CIP4.into(),
+        VIP4.into(),
+        &build(Fam::V4, Proto::Tcp, b""),
+        100,
+        false,
+    );
+    assert_eq!(
+        generate::time_exceeded_v4(&mut out, &e[14..], VIP4, 1),
+        Ok(None)
+    );
     let echo = build(Fam::V4, Proto::Icmp, b"");
-    assert!(generate::time_exceeded_v4(&mut out, &echo[14..], VIP4, 1).unwrap().is_some());
+    assert!(generate::time_exceeded_v4(&mut out, &echo[14..], VIP4, 1)
+        .unwrap()
+        .is_some());
     let mut frag = build(Fam::V4, Proto::Udp, b"");
     frag[14 + 7] = 1;
-    assert_eq!(generate::time_exceeded_v4(&mut out, &frag[14..], VIP4, 1), Ok(None));
-    let mc = build_addr(CIP4.into(), Ipv4Addr::new(224, 0, 0, 5).into(), Proto::Udp, 1, 2, 1, b"");
-    assert_eq!(generate::time_exceeded_v4(&mut out, &mc[14..], VIP4, 1), Ok(None));
-    let bc = build_addr(Ipv4Addr::UNSPECIFIED.into(), VIP4.into(), Proto::Udp, 1, 2, 1, b"");
-    assert_eq!(generate::time_exceeded_v4(&mut out, &bc[14..], VIP4, 1), Ok(None));
+    assert_eq!(
+        generate::time_exceeded_v4(&mut out, &frag[14..], VIP4, 1),
+        Ok(None)
+    );
+    let mc = build_addr(
+        CIP4.into(),
+        Ipv4Addr::new(224, 0, 0, 5).into(),
+        Proto::Udp,
+        1,
+        2,
+        1,
+        b"",
+    );
+    assert_eq!(
+        generate::time_exceeded_v4(&mut out, &mc[14..], VIP4, 1),
+        Ok(None)
+    );
+    let bc = build_addr(
+        Ipv4Addr::UNSPECIFIED.into(),
+        VIP4.into(),
+        Proto::Udp,
+        1,
+        2,
+        1,
+        b"",
+    );
+    assert_eq!(
+        generate::time_exceeded_v4(&mut out, &bc[14..], VIP4, 1),
+        Ok(None)
+    );
     // Output too small.
     let orig = build(Fam::V4, Proto::Udp, b"");
     assert!(matches!(
@@ -271,7 +344,8 @@ fn generated_icmpv6_errors() {
         let ipb = &orig[14..];
         for kind in ["ptb", "time", "port"] {
             let mut out = [0u8; 1400];
-            let l2 = ethernet::write_reply_header(&mut out, &orig, 14, DIR_MAC, ethertype::IPV6).unwrap();
+            let l2 = ethernet::write_reply_header(&mut out, &orig, 14, DIR_MAC, ethertype::IPV6)
+                .unwrap();
             let body = &mut out[l2..];
             let n = match kind {
                 "ptb" => generate::packet_too_big(body, ipb, VIP6, 1280),
@@ -296,12 +370,28 @@ fn generated_icmpv6_errors() {
     let mut out = [0u8; 1400];
     let mcast: Ipv6Addr = "ff02::1".parse().unwrap();
     let mc = build_addr(CIP6.into(), mcast.into(), Proto::Udp, 1, 2, 64, b"");
-    assert_eq!(generate::port_unreachable_v6(&mut out, &mc[14..], VIP6), Ok(None));
-    assert!(generate::packet_too_big(&mut out, &mc[14..], VIP6, 1280).unwrap().is_some());
-    let err = icmp_error_frame(CIP6.into(), VIP6.into(), &build(Fam::V6, Proto::Tcp, b""), 100, false);
-    assert_eq!(generate::time_exceeded_v6(&mut out, &err[14..], VIP6), Ok(None));
+    assert_eq!(
+        generate::port_unreachable_v6(&mut out, &mc[14..], VIP6),
+        Ok(None)
+    );
+    assert!(generate::packet_too_big(&mut out, &mc[14..], VIP6, 1280)
+        .unwrap()
+        .is_some());
+    let err = icmp_error_frame(
+        CIP6.into(),
+        VIP6.into(),
+        &build(Fam::V6, Proto::Tcp, b""),
+        100,
+        false,
+    );
+    assert_eq!(
+        generate::time_exceeded_v6(&mut out, &err[14..], VIP6),
+        Ok(None)
+    );
     let echo = build(Fam::V6, Proto::Icmp, b"");
-    assert!(generate::time_exceeded_v6(&mut out, &echo[14..], VIP6).unwrap().is_some());
+    assert!(generate::time_exceeded_v6(&mut out, &echo[14..], VIP6)
+        .unwrap()
+        .is_some());
 }
 
 fn arp_request(target: Ipv4Addr, vlans: usize) -> Vec<u8> {
@@ -360,10 +450,26 @@ fn arp_reply_and_gratuitous() {
 /// A neighbour solicitation for `target` from `src` (unspecified for DAD).
 fn neighbor_solicit(src: Ipv6Addr, target: Ipv6Addr, hop: u8, sllao: bool) -> Vec<u8> {
     let t = target.octets();
-    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
+    let dst = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
     let mut f = vec![0u8; 14 + 40 + 24 + if sllao { 8 } else { 0 }];
     let d = dst.octets();
-    ethernet::write_header(&mut f, [0x33, 0x33, d[12], d[13], d[14], d[15]], CLIENT_MAC, &[], ethertype::IPV6).unwrap();
+    ethernet::write_header(
+        &mut f,
+        [0x33, 0x33, d[12], d[13], d[14], d[15]],
+        CLIENT_MAC,
+        &[],
+        ethertype::IPV6,
+    )
+    .unwrap();
     let plen = (f.len() - 54) as u16;
     let mut ip = rvs_packet::ipv6::Ipv6Packet::new_unchecked(&mut f[14..]);
     ip.set_version_tc_flow(0, 0);
@@ -392,7 +498,10 @@ fn neighbor_discovery() {
     etherparse_check(&ns);
     let p = parse(&ns).unwrap();
     let s = generate::neighbor_solicitation(&ns, &p).expect("valid NS");
-    assert_eq!((s.target, s.src, s.src_lladdr), (VIP6, CIP6, Some(CLIENT_MAC)));
+    assert_eq!(
+        (s.target, s.src, s.src_lladdr),
+        (VIP6, CIP6, Some(CLIENT_MAC))
+    );
     let mut out = [0u8; 100];
     let n = generate::neighbor_advert_reply(&mut out, &s, DIR_MAC, p.vlan_tags()).unwrap();
     let fr = &out[..n];
@@ -416,7 +525,10 @@ fn neighbor_discovery() {
     let np = parse(fr).unwrap();
     verify_l4_checksum(fr, &np).unwrap();
     assert_eq!(np.addrs(fr), Some((VIP6.into(), all_nodes.into())));
-    assert_eq!(IcmpPacket::new_checked(&fr[54..]).unwrap().rest(), v6::NA_OVERRIDE);
+    assert_eq!(
+        IcmpPacket::new_checked(&fr[54..]).unwrap().rest(),
+        v6::NA_OVERRIDE
+    );
     assert_eq!(&fr[0..6], &[0x33, 0x33, 0, 0, 0, 1]);
     // Invalid solicitations are ignored.
     let hop = neighbor_solicit(CIP6, VIP6, 254, true);

@@ -22,7 +22,10 @@ fn assert_incremental_equals_full(frame: &[u8]) {
     let mut full = frame.to_vec();
     fill_l4_checksum(&mut full, &p).unwrap();
     let fullc = u16::from_be_bytes([full[at], full[at + 1]]);
-    assert!(checksum::equivalent(inc, fullc), "incremental {inc:#06x} vs full {fullc:#06x}");
+    assert!(
+        checksum::equivalent(inc, fullc),
+        "incremental {inc:#06x} vs full {fullc:#06x}"
+    );
 }
 
 #[test]
@@ -91,7 +94,10 @@ fn parse_rejects_bad_fields() {
     let mut f = good.clone();
     f[34 + 20] ^= 0xff; // payload byte: TCP checksum now wrong
     let p = parse(&f).unwrap();
-    assert_eq!(verify_l4_checksum(&f, &p).unwrap_err(), Error::BadChecksum(Layer::Tcp));
+    assert_eq!(
+        verify_l4_checksum(&f, &p).unwrap_err(),
+        Error::BadChecksum(Layer::Tcp)
+    );
 
     let mut u = build(Fam::V4, Proto::Udp, b"abc");
     u[34 + 5] = 99; // UDP length beyond the packet
@@ -105,7 +111,10 @@ fn parse_rejects_bad_fields() {
     u6[54 + 6] = 0;
     u6[54 + 7] = 0;
     let p = parse(&u6).unwrap();
-    assert_eq!(verify_l4_checksum(&u6, &p).unwrap_err(), Error::UdpZeroChecksumV6);
+    assert_eq!(
+        verify_l4_checksum(&u6, &p).unwrap_err(),
+        Error::UdpZeroChecksumV6
+    );
 
     let mut v = build(Fam::V6, Proto::Tcp, b"");
     v[14] = 0x45;
@@ -143,7 +152,10 @@ fn ipv4_options_are_skipped_and_survive_nat() {
         assert_eq!(v.options(), &[1u8; 8]);
         nat::dnat(&mut f, &p, Endpoint::new(RIP4.into(), 8080)).unwrap();
         etherparse_check(&f);
-        assert_eq!(ep_tuple(&f), (CIP4.into(), RIP4.into(), Some((40000, 8080))));
+        assert_eq!(
+            ep_tuple(&f),
+            (CIP4.into(), RIP4.into(), Some((40000, 8080)))
+        );
         assert_incremental_equals_full(&f);
     }
 }
@@ -163,7 +175,10 @@ fn nat_dnat_snat_fullnat_all_families_protocols_vlans() {
                     assert_eq!(ep_tuple(&fr), (cip(f), rip(f), Some((40000, 8080))));
                     assert_incremental_equals_full(&fr);
                     // reply: RIP:8080 -> CIP:40000 becomes VIP:80 -> CIP:40000
-                    let mut re = add_vlans(&build_addr(rip(f), cip(f), pr, 8080, 40000, 64, &payload), vlans);
+                    let mut re = add_vlans(
+                        &build_addr(rip(f), cip(f), pr, 8080, 40000, 64, &payload),
+                        vlans,
+                    );
                     let p = parse(&re).unwrap();
                     nat::snat(&mut re, &p, Endpoint::new(vip(f), 80)).unwrap();
                     etherparse_check(&re);
@@ -172,14 +187,29 @@ fn nat_dnat_snat_fullnat_all_families_protocols_vlans() {
                     // FULLNAT request: CIP:40000 -> VIP:80 becomes LIP:5000 -> RIP:8080
                     let mut fu = add_vlans(&build(f, pr, &payload), vlans);
                     let p = parse(&fu).unwrap();
-                    nat::fullnat(&mut fu, &p, Endpoint::new(lip(f), 5000), Endpoint::new(rip(f), 8080)).unwrap();
+                    nat::fullnat(
+                        &mut fu,
+                        &p,
+                        Endpoint::new(lip(f), 5000),
+                        Endpoint::new(rip(f), 8080),
+                    )
+                    .unwrap();
                     etherparse_check(&fu);
                     assert_eq!(ep_tuple(&fu), (lip(f), rip(f), Some((5000, 8080))));
                     assert_incremental_equals_full(&fu);
                     // and back: RIP:8080 -> LIP:5000 becomes VIP:80 -> CIP:40000
-                    let mut back = add_vlans(&build_addr(rip(f), lip(f), pr, 8080, 5000, 64, &payload), vlans);
+                    let mut back = add_vlans(
+                        &build_addr(rip(f), lip(f), pr, 8080, 5000, 64, &payload),
+                        vlans,
+                    );
                     let p = parse(&back).unwrap();
-                    nat::fullnat(&mut back, &p, Endpoint::new(vip(f), 80), Endpoint::new(cip(f), 40000)).unwrap();
+                    nat::fullnat(
+                        &mut back,
+                        &p,
+                        Endpoint::new(vip(f), 80),
+                        Endpoint::new(cip(f), 40000),
+                    )
+                    .unwrap();
                     etherparse_check(&back);
                     assert_eq!(ep_tuple(&back), (vip(f), cip(f), Some((80, 40000))));
                 }
@@ -192,10 +222,16 @@ fn nat_dnat_snat_fullnat_all_families_protocols_vlans() {
 fn nat_refuses_wrong_family_and_protocol() {
     let mut f = build(Fam::V4, Proto::Tcp, b"");
     let p = parse(&f).unwrap();
-    assert_eq!(nat::dnat(&mut f, &p, Endpoint::new(RIP6.into(), 1)).unwrap_err(), Error::FamilyMismatch);
+    assert_eq!(
+        nat::dnat(&mut f, &p, Endpoint::new(RIP6.into(), 1)).unwrap_err(),
+        Error::FamilyMismatch
+    );
     let mut i = build(Fam::V4, Proto::Icmp, b"");
     let p = parse(&i).unwrap();
-    assert!(matches!(nat::dnat(&mut i, &p, Endpoint::new(RIP4.into(), 1)), Err(Error::Unsupported(_))));
+    assert!(matches!(
+        nat::dnat(&mut i, &p, Endpoint::new(RIP4.into(), 1)),
+        Err(Error::Unsupported(_))
+    ));
     let mut a = [0u8; 60];
     rvs_packet::generate::gratuitous_arp(&mut a, DIR_MAC, VIP4, &[]).unwrap();
     let p = parse(&a).unwrap();
@@ -223,7 +259,14 @@ fn udp_zero_checksum_rules() {
     let mut k = build(Fam::V4, Proto::Udp, b"payload");
     zero_udp_checksum(&mut k);
     let p = parse(&k).unwrap();
-    nat::rewrite(&mut k, &p, None, Some(Endpoint::new(RIP4.into(), 53)), UdpZeroChecksum::Keep).unwrap();
+    nat::rewrite(
+        &mut k,
+        &p,
+        None,
+        Some(Endpoint::new(RIP4.into(), 53)),
+        UdpZeroChecksum::Keep,
+    )
+    .unwrap();
     assert_eq!(&k[34 + 6..34 + 8], &[0, 0]);
     assert_eq!(ep_tuple(&k).1, std::net::IpAddr::from(RIP4));
     let p2 = parse(&k).unwrap();
@@ -261,20 +304,29 @@ fn ttl_decrement_and_dr() {
         let mut fr = add_vlans(&build(f, Proto::Tcp, b"dr"), 1);
         let orig = fr.clone();
         let p = parse(&fr).unwrap();
-        assert_eq!(nat::dr_forward(&mut fr, &p, RS_MAC, DIR_MAC).unwrap(), TtlVerdict::Forward);
+        assert_eq!(
+            nat::dr_forward(&mut fr, &p, RS_MAC, DIR_MAC).unwrap(),
+            TtlVerdict::Forward
+        );
         etherparse_check(&fr);
         assert_eq!(&fr[0..6], &RS_MAC);
         assert_eq!(&fr[6..12], &DIR_MAC);
         assert_eq!(parse(&fr).unwrap().ttl(&fr), Some(63));
         // Only MACs, TTL and (IPv4) header checksum differ.
         let diff: Vec<usize> = (0..fr.len()).filter(|&i| fr[i] != orig[i]).collect();
-        assert!(diff.iter().all(|&i| i < 12 || (18..18 + 12).contains(&i)), "{diff:?}");
+        assert!(
+            diff.iter().all(|&i| i < 12 || (18..18 + 12).contains(&i)),
+            "{diff:?}"
+        );
         for ttl in [0u8, 1] {
             let mut t = build_addr(cip(f), vip(f), Proto::Udp, 1, 2, ttl, b"");
             let before = t.clone();
             let p = parse(&t).unwrap();
             assert_eq!(nat::decrement_ttl(&mut t, &p).unwrap(), TtlVerdict::Expired);
-            assert_eq!(nat::dr_forward(&mut t, &p, RS_MAC, DIR_MAC).unwrap(), TtlVerdict::Expired);
+            assert_eq!(
+                nat::dr_forward(&mut t, &p, RS_MAC, DIR_MAC).unwrap(),
+                TtlVerdict::Expired
+            );
             assert_eq!(t, before);
         }
     }
@@ -308,7 +360,10 @@ fn fragments() {
         80,
         8080,
     );
-    assert_eq!(u16::from_be_bytes([f[40], f[41]]), checksum::udp_mangle_zero(expect));
+    assert_eq!(
+        u16::from_be_bytes([f[40], f[41]]),
+        checksum::udp_mangle_zero(expect)
+    );
     // A non-first fragment: no transport header; only addresses change.
     let mut n = build(Fam::V4, Proto::Udp, &[5u8; 32]);
     n[14 + 6] = 0x00;
@@ -331,7 +386,14 @@ fn fragments() {
     let pl = (v6.len() - 54) as u16;
     v6[18..20].copy_from_slice(&pl.to_be_bytes());
     let p = parse(&v6).unwrap();
-    assert_eq!(p.frag, Some(rvs_packet::Frag { offset: 8, more: true, ident: 42 }));
+    assert_eq!(
+        p.frag,
+        Some(rvs_packet::Frag {
+            offset: 8,
+            more: true,
+            ident: 42
+        })
+    );
     assert_eq!(p.proto, 17);
     assert!(!p.has_l4());
 }

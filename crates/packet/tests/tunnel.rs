@@ -72,7 +72,11 @@ fn encapsulate_then_decapsulate_every_combination() {
                     assert_eq!(&out[6..12], &DIR_MAC);
                     assert_eq!(op.addrs(&out), Some((dip(outer), rip(outer))), "{ctx}");
                     assert_eq!(op.ttl(&out), Some(64), "outer TTL = inner TTL: {ctx}");
-                    let inner_proto = if inner == Fam::V4 { proto::IPIP } else { proto::IPV6 };
+                    let inner_proto = if inner == Fam::V4 {
+                        proto::IPIP
+                    } else {
+                        proto::IPV6
+                    };
                     let overhead = tunnel::overhead(outer == Fam::V6, kind, csum, false);
                     assert_eq!(l, frame.len() + overhead, "{ctx}");
                     // The inner packet is intact right after the outer headers.
@@ -100,7 +104,10 @@ fn encapsulate_then_decapsulate_every_combination() {
                             let g = GrePacket::new_checked(&out[op.l4_off..]).unwrap();
                             assert_eq!(g.has_checksum(), csum == TunnelCsum::Csum);
                             assert!(g.verify_checksum());
-                            assert_eq!(g.protocol(), if inner == Fam::V4 { 0x0800 } else { 0x86dd });
+                            assert_eq!(
+                                g.protocol(),
+                                if inner == Fam::V4 { 0x0800 } else { 0x86dd }
+                            );
                         }
                     }
                     if outer == Fam::V4 {
@@ -160,7 +167,12 @@ fn ecn_and_df_rules() {
     let mut buf = with_headroom(&frame);
     let t6 = params(Fam::V6, TunnelType::Ipip, TunnelCsum::NoCsum);
     let (s, _) = encapsulate(&mut buf, HEADROOM, frame.len(), &p, &t6).unwrap();
-    assert_eq!(Ipv6Packet::new_checked(&buf[s + 14..]).unwrap().traffic_class(), 0x2a);
+    assert_eq!(
+        Ipv6Packet::new_checked(&buf[s + 14..])
+            .unwrap()
+            .traffic_class(),
+        0x2a
+    );
 }
 
 #[test]
@@ -245,38 +257,97 @@ fn gue_remote_checksum_offload() {
 fn tunnel_mtu_and_mtu_check() {
     use TunnelCsum::*;
     let gue = TunnelType::Gue { port: 1 };
-    assert_eq!(tunnel::tunnel_mtu(1500, false, TunnelType::Ipip, NoCsum, false), Ok(1480));
-    assert_eq!(tunnel::tunnel_mtu(1500, false, gue, NoCsum, false), Ok(1468));
-    assert_eq!(tunnel::tunnel_mtu(1500, false, gue, RemCsum, true), Ok(1460));
-    assert_eq!(tunnel::tunnel_mtu(1500, false, TunnelType::Gre, NoCsum, false), Ok(1476));
-    assert_eq!(tunnel::tunnel_mtu(1500, false, TunnelType::Gre, Csum, false), Ok(1472));
-    assert_eq!(tunnel::tunnel_mtu(1500, true, TunnelType::Ipip, NoCsum, false), Ok(1460));
-    assert_eq!(tunnel::tunnel_mtu(1320, true, TunnelType::Ipip, NoCsum, false), Ok(1280));
+    assert_eq!(
+        tunnel::tunnel_mtu(1500, false, TunnelType::Ipip, NoCsum, false),
+        Ok(1480)
+    );
+    assert_eq!(
+        tunnel::tunnel_mtu(1500, false, gue, NoCsum, false),
+        Ok(1468)
+    );
+    assert_eq!(
+        tunnel::tunnel_mtu(1500, false, gue, RemCsum, true),
+        Ok(1460)
+    );
+    assert_eq!(
+        tunnel::tunnel_mtu(1500, false, TunnelType::Gre, NoCsum, false),
+        Ok(1476)
+    );
+    assert_eq!(
+        tunnel::tunnel_mtu(1500, false, TunnelType::Gre, Csum, false),
+        Ok(1472)
+    );
+    assert_eq!(
+        tunnel::tunnel_mtu(1500, true, TunnelType::Ipip, NoCsum, false),
+        Ok(1460)
+    );
+    assert_eq!(
+        tunnel::tunnel_mtu(1320, true, TunnelType::Ipip, NoCsum, false),
+        Ok(1280)
+    );
     assert_eq!(
         tunnel::tunnel_mtu(1319, true, TunnelType::Ipip, NoCsum, false),
         Err(Error::MtuTooSmall(1279))
     );
-    assert_eq!(tunnel::tunnel_mtu(87, false, TunnelType::Ipip, NoCsum, false), Err(Error::MtuTooSmall(67)));
-    assert_eq!(tunnel::tunnel_mtu(10, false, TunnelType::Ipip, NoCsum, false), Err(Error::MtuTooSmall(0)));
+    assert_eq!(
+        tunnel::tunnel_mtu(87, false, TunnelType::Ipip, NoCsum, false),
+        Err(Error::MtuTooSmall(67))
+    );
+    assert_eq!(
+        tunnel::tunnel_mtu(10, false, TunnelType::Ipip, NoCsum, false),
+        Err(Error::MtuTooSmall(0))
+    );
 
     let big4 = build(Fam::V4, Proto::Tcp, &[0u8; 1000]); // DF set by etherparse
     let p4 = parse(&big4).unwrap();
-    let c = |mtu, tunnel, pmtu_disc, relayed_icmp| MtuCheck { mtu, tunnel, pmtu_disc, relayed_icmp };
-    assert_eq!(tunnel::mtu_check(&big4, &p4, &c(1500, false, true, false)), Ok(MtuVerdict::Fits));
-    assert_eq!(tunnel::mtu_check(&big4, &p4, &c(1040, false, true, false)), Ok(MtuVerdict::Fits));
-    assert_eq!(tunnel::mtu_check(&big4, &p4, &c(1039, false, true, false)), Ok(MtuVerdict::FragNeeded(1039)));
-    assert_eq!(tunnel::mtu_check(&big4, &p4, &c(576, true, false, false)), Ok(MtuVerdict::MayFragment));
-    assert_eq!(tunnel::mtu_check(&big4, &p4, &c(576, false, true, true)), Ok(MtuVerdict::MayFragment));
+    let c = |mtu, tunnel, pmtu_disc, relayed_icmp| MtuCheck {
+        mtu,
+        tunnel,
+        pmtu_disc,
+        relayed_icmp,
+    };
+    assert_eq!(
+        tunnel::mtu_check(&big4, &p4, &c(1500, false, true, false)),
+        Ok(MtuVerdict::Fits)
+    );
+    assert_eq!(
+        tunnel::mtu_check(&big4, &p4, &c(1040, false, true, false)),
+        Ok(MtuVerdict::Fits)
+    );
+    assert_eq!(
+        tunnel::mtu_check(&big4, &p4, &c(1039, false, true, false)),
+        Ok(MtuVerdict::FragNeeded(1039))
+    );
+    assert_eq!(
+        tunnel::mtu_check(&big4, &p4, &c(576, true, false, false)),
+        Ok(MtuVerdict::MayFragment)
+    );
+    assert_eq!(
+        tunnel::mtu_check(&big4, &p4, &c(576, false, true, true)),
+        Ok(MtuVerdict::MayFragment)
+    );
     let mut nodf = big4.clone();
     nodf[20] = 0;
     Ipv4Packet::new_unchecked(&mut nodf[14..]).fill_checksum();
     let pn = parse(&nodf).unwrap();
-    assert_eq!(tunnel::mtu_check(&nodf, &pn, &c(576, false, true, false)), Ok(MtuVerdict::MayFragment));
+    assert_eq!(
+        tunnel::mtu_check(&nodf, &pn, &c(576, false, true, false)),
+        Ok(MtuVerdict::MayFragment)
+    );
     let big6 = build(Fam::V6, Proto::Udp, &[0u8; 1400]);
     let p6 = parse(&big6).unwrap();
-    assert_eq!(tunnel::mtu_check(&big6, &p6, &c(1280, true, true, false)), Ok(MtuVerdict::PacketTooBig(1280)));
-    assert_eq!(tunnel::mtu_check(&big6, &p6, &c(1280, false, true, true)), Ok(MtuVerdict::Drop));
-    assert_eq!(tunnel::mtu_check(&big6, &p6, &c(1500, false, true, false)), Ok(MtuVerdict::Fits));
+    assert_eq!(
+        tunnel::mtu_check(&big6, &p6, &c(1280, true, true, false)),
+        Ok(MtuVerdict::PacketTooBig(1280))
+    );
+    assert_eq!(
+        tunnel::mtu_check(&big6, &p6, &c(1280, false, true, true)),
+        Ok(MtuVerdict::Drop)
+    );
+    assert_eq!(
+        tunnel::mtu_check(&big6, &p6, &c(1500, false, true, false)),
+        Ok(MtuVerdict::Fits)
+    );
 }
 
 #[test]

@@ -130,16 +130,24 @@ pub fn etherparse_check(frame: &[u8]) {
     let payload = h.payload.slice();
     match (&h.net, &h.transport) {
         (Some(NetHeaders::Ipv4(ip, _)), t) => {
-            assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 header checksum");
+            assert_eq!(
+                ip.header_checksum,
+                ip.calc_header_checksum(),
+                "IPv4 header checksum"
+            );
             match t {
                 Some(TransportHeader::Tcp(tcp)) => {
-                    assert_eq!(tcp.checksum, tcp.calc_checksum_ipv4(ip, payload).unwrap(), "TCP/4")
+                    assert_eq!(
+                        tcp.checksum,
+                        tcp.calc_checksum_ipv4(ip, payload).unwrap(),
+                        "TCP/4"
+                    )
                 }
-                Some(TransportHeader::Udp(u)) => {
-                    if u.checksum != 0 {
-                        assert_eq!(u.checksum, u.calc_checksum_ipv4(ip, payload).unwrap(), "UDP/4")
-                    }
-                }
+                Some(TransportHeader::Udp(u)) if u.checksum != 0 => assert_eq!(
+                    u.checksum,
+                    u.calc_checksum_ipv4(ip, payload).unwrap(),
+                    "UDP/4"
+                ),
                 Some(TransportHeader::Icmpv4(i)) => {
                     assert_eq!(i.checksum, i.icmp_type.calc_checksum(payload), "ICMP")
                 }
@@ -148,10 +156,18 @@ pub fn etherparse_check(frame: &[u8]) {
         }
         (Some(NetHeaders::Ipv6(ip, _)), t) => match t {
             Some(TransportHeader::Tcp(tcp)) => {
-                assert_eq!(tcp.checksum, tcp.calc_checksum_ipv6(ip, payload).unwrap(), "TCP/6")
+                assert_eq!(
+                    tcp.checksum,
+                    tcp.calc_checksum_ipv6(ip, payload).unwrap(),
+                    "TCP/6"
+                )
             }
             Some(TransportHeader::Udp(u)) => {
-                assert_eq!(u.checksum, u.calc_checksum_ipv6(ip, payload).unwrap(), "UDP/6")
+                assert_eq!(
+                    u.checksum,
+                    u.calc_checksum_ipv6(ip, payload).unwrap(),
+                    "UDP/6"
+                )
             }
             Some(TransportHeader::Icmpv6(i)) => assert_eq!(
                 i.checksum,
