@@ -25,6 +25,8 @@ pub enum Layer {
     Icmp,
     /// ICMPv6 message.
     Icmpv6,
+    /// SCTP common header (RFC 9260).
+    Sctp,
     /// GRE header (RFC 2784).
     Gre,
     /// GUE header (draft-ietf-intarea-gue).

@@ -7,6 +7,13 @@
 //! frame's own packet and a client packet dug out of a tunnel ICMP error; prefix
 //! them with [`crate::ethernet::write_reply_header`] or
 //! [`crate::ethernet::write_header`]. ARP and ND are written as whole frames.
+//!
+//! Source address of an ICMP error (`src` argument): Linux `icmp_send` /
+//! `icmp6_send` use the original packet's destination when it was addressed to
+//! the host itself (`RTCF_LOCAL`) — for IPVS that is the VIP, also for the
+//! FRAG_NEEDED sent to a client after a tunnel ICMP (§5.8) — and otherwise an
+//! address of the interface the packet arrived on (e.g. the DIP for a NAT reply
+//! from a real server, `nat_icmp_send`). The caller picks it.
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 

@@ -252,6 +252,17 @@ pub fn parse(frame: &[u8]) -> Result<Parsed> {
     Ok(p)
 }
 
+/// [`parse`], then [`verify_l4_checksum`] for unfragmented TCP, UDP, ICMP and
+/// ICMPv6 packets: what a plane that wants every checksum checked calls. IPv6
+/// tunnel receivers that accept zero UDP checksums (RFC 6935) use [`parse`].
+pub fn parse_checked(frame: &[u8]) -> Result<Parsed> {
+    let p = parse(frame)?;
+    if p.is_ip() && !p.is_fragment() {
+        verify_l4_checksum(frame, &p)?;
+    }
+    Ok(p)
+}
+
 fn check_l4(l4: &[u8], proto: u8, l3: L3, fragment: bool) -> Result<()> {
     match (proto, l3) {
         (proto::TCP, _) => TcpPacket::new_checked(l4).map(|_| ()),
@@ -267,7 +278,7 @@ fn check_l4(l4: &[u8], proto: u8, l3: L3, fragment: bool) -> Result<()> {
         (proto::ICMP, L3::Ipv4) => need(l4, 8, Layer::Icmp),
         (proto::ICMPV6, L3::Ipv6) => need(l4, 8, Layer::Icmpv6),
         (proto::GRE, _) => need(l4, 4, Layer::Gre),
-        (proto::SCTP, _) => need(l4, 12, Layer::Ipv4),
+        (proto::SCTP, _) => need(l4, 12, Layer::Sctp),
         _ => Ok(()),
     }
 }
