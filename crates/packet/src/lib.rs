@@ -56,4 +56,4 @@ mod view;
 
 pub use error::{Error, Layer, Result};
 pub use nat::{Endpoint, TtlVerdict, UdpZeroChecksum};
-pub use parse::{parse, parse_checked, Frag, Parsed, L3};
+pub use parse::{parse, parse_checked, parse_ip, Frag, Parsed, L3};

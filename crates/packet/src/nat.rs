@@ -75,10 +75,23 @@ pub fn rewrite(
     udp_zero: UdpZeroChecksum,
 ) -> Result<()> {
     check_ip(frame, p)?;
+    for ep in [src, dst].into_iter().flatten() {
+        if !matches!(
+            (ep.addr, p.l3),
+            (IpAddr::V4(_), L3::Ipv4) | (IpAddr::V6(_), L3::Ipv6)
+        ) {
+            return Err(Error::FamilyMismatch);
+        }
+    }
     let csum_off = match p.proto {
         proto::TCP => crate::tcp::CHECKSUM_OFF,
         proto::UDP => crate::udp::CHECKSUM_OFF,
-        _ => return Err(Error::Unsupported("NAT of a protocol other than TCP/UDP")),
+        proto::SCTP => return rewrite_sctp(frame, p, src, dst),
+        _ => {
+            return Err(Error::Unsupported(
+                "NAT of a protocol other than TCP/UDP/SCTP",
+            ))
+        }
     };
     let l4 = p.has_l4();
     if l4 && p.l4_off + csum_off + 2 > p.l3_end {
@@ -147,6 +160,58 @@ pub fn rewrite(
     Ok(())
 }
 
+/// SCTP NAT (spec §5.3: "SCTP NAT recomputes the CRC32c"): SCTP has no
+/// pseudo-header, so the CRC only changes with the ports; it is recomputed over
+/// the whole packet. A first fragment cannot be summed here ([`Error::Fragment`]);
+/// a non-first fragment gets its addresses only.
+fn rewrite_sctp(
+    frame: &mut [u8],
+    p: &Parsed,
+    src: Option<Endpoint>,
+    dst: Option<Endpoint>,
+) -> Result<()> {
+    let ip = p.l2_len;
+    if p.l3 == L3::Ipv4 {
+        ipv4_header_len(frame, ip, p.l3_end)?;
+    }
+    let l4 = p.has_l4();
+    if l4 && p.is_fragment() {
+        return Err(Error::Fragment);
+    }
+    if l4 && p.l4_off + 12 > p.l3_end {
+        return Err(Error::Truncated {
+            layer: Layer::Sctp,
+            need: p.l4_off + 12,
+            have: p.l3_end,
+        });
+    }
+    let (sa, da) = if p.l3 == L3::Ipv4 {
+        (ip + 12, ip + 16)
+    } else {
+        (ip + 8, ip + 24)
+    };
+    for (ep, a_off, p_off) in [(src, sa, 0usize), (dst, da, 2usize)] {
+        let Some(ep) = ep else { continue };
+        match ep.addr {
+            IpAddr::V4(a) => frame[a_off..a_off + 4].copy_from_slice(&a.octets()),
+            IpAddr::V6(a) => frame[a_off..a_off + 16].copy_from_slice(&a.octets()),
+        }
+        if l4 {
+            set16(frame, p.l4_off + p_off, ep.port);
+        }
+    }
+    if p.l3 == L3::Ipv4 {
+        ipv4_refresh_checksum(frame, ip, p.l3_end)?;
+    }
+    if l4 {
+        let c = p.l4_off + 8;
+        frame[c..c + 4].fill(0);
+        let crc = checksum::sctp_checksum_bytes(&frame[p.l4_off..p.l3_end]);
+        frame[c..c + 4].copy_from_slice(&crc);
+    }
+    Ok(())
+}
+
 /// Length of the IPv4 header at `ip`, checked to lie within `ip..end`.
 pub(crate) fn ipv4_header_len(frame: &[u8], ip: usize, end: usize) -> Result<usize> {
     let hl = usize::from(frame.get(ip).copied().unwrap_or(0) & 0x0f) * 4;
@@ -209,6 +274,14 @@ pub fn decrement_ttl(frame: &mut [u8], p: &Parsed) -> Result<TtlVerdict> {
     Ok(TtlVerdict::Forward)
 }
 
+/// Fails unless `p` describes a frame with an Ethernet header.
+pub(crate) fn need_l2(p: &Parsed) -> Result<()> {
+    if p.l2_len < crate::ethernet::HEADER_LEN {
+        return Err(Error::Unsupported("operation needs an Ethernet header"));
+    }
+    Ok(())
+}
+
 /// Sets the Ethernet destination and source MACs.
 pub fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) -> Result<()> {
     crate::error::need(frame, 12, Layer::Ethernet)?;
@@ -221,6 +294,7 @@ pub fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) -> Result<()> {
 /// frame goes to the RS's MAC (`dst`) from the egress MAC (`src`) while the IP
 /// destination stays the VIP. On [`TtlVerdict::Expired`] nothing is changed.
 pub fn dr_forward(frame: &mut [u8], p: &Parsed, dst: MacAddr, src: MacAddr) -> Result<TtlVerdict> {
+    need_l2(p)?;
     let v = decrement_ttl(frame, p)?;
     if v == TtlVerdict::Forward {
         set_macs(frame, dst, src)?;

@@ -95,18 +95,15 @@ impl Parsed {
     }
     /// Checks that these offsets are usable on `frame` (they are when `self` came
     /// from `parse(frame)`; the fields are public, so every primitive re-checks
-    /// instead of trusting them): L2 ≥ 14 bytes, for IP a full fixed header before
-    /// the transport offset, and the L3 end within the frame.
+    /// instead of trusting them): for IP a full fixed header before the transport
+    /// offset, and the L3 end within the frame.
     pub fn check_against(&self, frame: &[u8]) -> Result<()> {
         let min = match self.l3 {
             L3::Ipv4 => 20,
             L3::Ipv6 => 40,
             _ => return Err(Error::Unsupported("not an IP packet")),
         };
-        if self.l2_len < HEADER_LEN
-            || self.l3_end > frame.len()
-            || self.l2_len + min > self.l4_off
-            || self.l4_off > self.l3_end
+        if self.l3_end > frame.len() || self.l2_len + min > self.l4_off || self.l4_off > self.l3_end
         {
             return Err(Error::BadLength(if self.l3 == L3::Ipv4 {
                 Layer::Ipv4
@@ -193,7 +190,7 @@ pub fn parse(frame: &[u8]) -> Result<Parsed> {
         off += VLAN_TAG_LEN;
         n += 1;
     }
-    let mut p = Parsed {
+    let p = Parsed {
         l2_len: off,
         vlans,
         vlan_count: n as u8,
@@ -204,6 +201,37 @@ pub fn parse(frame: &[u8]) -> Result<Parsed> {
         proto: 0,
         frag: None,
     };
+    parse_l3(frame, p)
+}
+
+/// Classifies a bare IP packet (no L2 header: what a TUN device or a raw socket
+/// delivers), by its version nibble. The result has `l2_len` 0; the L3/L4
+/// primitives (NAT, TTL, ICMP relay, checksums) work on it, the ones that need an
+/// Ethernet header (DR, encapsulation, [`crate::tunnel::decapsulate`]) refuse it.
+pub fn parse_ip(packet: &[u8]) -> Result<Parsed> {
+    need(packet, 1, Layer::Ipv4)?;
+    let et = match packet[0] >> 4 {
+        4 => ethertype::IPV4,
+        6 => ethertype::IPV6,
+        v => return Err(Error::BadVersion(v)),
+    };
+    let p = Parsed {
+        l2_len: 0,
+        vlans: [(0, 0); MAX_VLAN_TAGS],
+        vlan_count: 0,
+        ethertype: et,
+        l3: L3::Other(et),
+        l3_end: packet.len(),
+        l4_off: 0,
+        proto: 0,
+        frag: None,
+    };
+    parse_l3(packet, p)
+}
+
+fn parse_l3(frame: &[u8], mut p: Parsed) -> Result<Parsed> {
+    let off = p.l2_len;
+    let et = p.ethertype;
     let l3 = &frame[off..];
     match et {
         ethertype::ARP => {
@@ -256,6 +284,7 @@ pub fn parse(frame: &[u8]) -> Result<Parsed> {
 /// ICMPv6 packets: what a plane that wants every checksum checked calls. IPv6
 /// tunnel receivers that accept zero UDP checksums (RFC 6935) use [`parse`].
 pub fn parse_checked(frame: &[u8]) -> Result<Parsed> {
+    // Keep in sync with `parse`: checksum checks only add to its validation.
     let p = parse(frame)?;
     if p.is_ip() && !p.is_fragment() {
         verify_l4_checksum(frame, &p)?;
@@ -300,8 +329,8 @@ pub fn pseudo_header(frame: &[u8], p: &Parsed, l4_len: usize) -> Result<u64> {
     }
 }
 
-/// Verifies the transport checksum of an unfragmented TCP, UDP, ICMP or ICMPv6
-/// packet. IPv4 UDP with checksum 0 passes (RFC 768); IPv6 UDP with checksum 0 is
+/// Verifies the transport checksum of an unfragmented TCP, UDP, ICMP, ICMPv6 or
+/// SCTP (CRC32c) packet. IPv4 UDP with checksum 0 passes (RFC 768); IPv6 UDP with checksum 0 is
 /// [`Error::UdpZeroChecksumV6`] (RFC 8200 §8.1; tunnel endpoints that accept it per
 /// RFC 6935 do not call this). Other protocols pass unchecked.
 pub fn verify_l4_checksum(frame: &[u8], p: &Parsed) -> Result<()> {
@@ -332,6 +361,19 @@ pub fn verify_l4_checksum(frame: &[u8], p: &Parsed) -> Result<()> {
             };
         }
         (proto::ICMPV6, L3::Ipv6) => Layer::Icmpv6,
+        (proto::SCTP, _) => {
+            // CRC32c over the SCTP packet with the checksum field taken as zero.
+            need(l4, 12, Layer::Sctp)?;
+            let stored = [l4[8], l4[9], l4[10], l4[11]];
+            let mut c = checksum::crc32c_update(!0, &l4[..8]);
+            c = checksum::crc32c_update(c, &[0; 4]);
+            c = checksum::crc32c_update(c, &l4[12..]);
+            return if (!c).to_le_bytes() == stored {
+                Ok(())
+            } else {
+                Err(Error::BadChecksum(Layer::Sctp))
+            };
+        }
         _ => return Ok(()),
     };
     let acc = pseudo_header(frame, p, l4.len())?;

@@ -183,6 +183,7 @@ pub fn encapsulate(
             have: buf.len(),
         })?;
     let frame = &buf[start..end];
+    crate::nat::need_l2(p)?;
     p.check_against(frame)?;
     let inner_v6 = p.l3 == L3::Ipv6;
     let inner_len = p.l3_len();
@@ -354,6 +355,37 @@ pub fn decapsulate(
             have: buf.len(),
         })?;
     let frame = &mut buf[start..end];
+    crate::nat::need_l2(p)?;
+    let (inner_off, inner_len, inner_v6, encap, outer_src, outer_dst) =
+        decap_inner(frame, p, gue_port)?;
+    let l2 = p.l2_len;
+    let new_rel = inner_off - l2;
+    frame.copy_within(0..l2, new_rel);
+    let et = if inner_v6 {
+        ethertype::IPV6
+    } else {
+        ethertype::IPV4
+    };
+    set16(frame, new_rel + l2 - 2, et);
+    debug_assert_eq!(get16(frame, new_rel + l2 - 2), et);
+    Ok(Decapsulated {
+        start: start + new_rel,
+        len: l2 + inner_len,
+        encap,
+        outer_src,
+        outer_dst,
+    })
+}
+
+/// Finds and validates the inner packet of a tunnel packet classified as `p`,
+/// applying the GUE remote checksum option. Returns
+/// `(inner_off, inner_len, inner_v6, encap, outer_src, outer_dst)`.
+#[allow(clippy::type_complexity)]
+fn decap_inner(
+    frame: &mut [u8],
+    p: &Parsed,
+    gue_port: Option<u16>,
+) -> Result<(usize, usize, bool, Encap, IpAddr, IpAddr)> {
     p.check_against(frame)?;
     if p.is_fragment() {
         return Err(Error::Fragment);
@@ -420,19 +452,31 @@ pub fn decapsulate(
         let c = checksum::checksum(&frame[inner_off + cs..inner_off + inner_len]);
         set16(frame, inner_off + co, c);
     }
-    let l2 = p.l2_len;
-    let new_rel = inner_off - l2;
-    frame.copy_within(0..l2, new_rel);
-    let et = if inner_v6 {
-        ethertype::IPV6
-    } else {
-        ethertype::IPV4
-    };
-    set16(frame, new_rel + l2 - 2, et);
-    debug_assert_eq!(get16(frame, new_rel + l2 - 2), et);
-    Ok(Decapsulated {
-        start: start + new_rel,
-        len: l2 + inner_len,
+    Ok((inner_off, inner_len, inner_v6, encap, outer_src, outer_dst))
+}
+
+/// Result of [`decapsulate_ip`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InnerPacket {
+    /// Where the inner IP packet lies in the outer packet.
+    pub range: core::ops::Range<usize>,
+    /// Encapsulation found.
+    pub encap: Encap,
+    /// Outer source address (the director).
+    pub outer_src: IpAddr,
+    /// Outer destination address (this real server).
+    pub outer_dst: IpAddr,
+}
+
+/// [`decapsulate`] for a bare outer IP packet (as a raw socket delivers it):
+/// validates the outer and inner headers exactly the same way, applies a GUE
+/// remcsum option in place, and returns where the inner IP packet is — ready to
+/// be written to a TUN device — without moving any bytes.
+pub fn decapsulate_ip(packet: &mut [u8], gue_port: Option<u16>) -> Result<InnerPacket> {
+    let p = crate::parse::parse_ip(packet)?;
+    let (off, len, _, encap, outer_src, outer_dst) = decap_inner(packet, &p, gue_port)?;
+    Ok(InnerPacket {
+        range: off..off + len,
         encap,
         outer_src,
         outer_dst,

@@ -101,6 +101,17 @@ fn exercise(frame: &[u8], p: &Parsed) {
     let _ = tunnel::decapsulate(&mut f, 0, frame.len(), p, Some(6080));
     let mut f = frame.to_vec();
     let _ = tunnel::decapsulate(&mut f, 0, frame.len(), p, None);
+    // The same bytes as a bare IP packet (TUN device / raw socket).
+    if let Some(l3) = frame.get(p.l2_len.min(frame.len())..) {
+        let mut ip = l3.to_vec();
+        if let Ok(ipp) = rvs_packet::parse_ip(&ip) {
+            let mut c = ip.clone();
+            let _ = nat::dnat(&mut c, &ipp, EPS[0]());
+            let _ = nat::decrement_ttl(&mut c, &ipp);
+            let _ = icmp_relay::icmp_error(&ip, &ipp);
+        }
+        let _ = tunnel::decapsulate_ip(&mut ip, Some(6080));
+    }
     if let Ok(Some(e)) = icmp_relay::icmp_error(frame, p) {
         for ep in EPS {
             let mut f = frame.to_vec();

@@ -417,3 +417,92 @@ fn ipv6_extension_headers_located() {
     etherparse_check(&f);
     assert_incremental_equals_full(&f);
 }
+
+/// An SCTP packet (common header + one 20-byte INIT chunk) over IPv4 or IPv6.
+fn sctp_frame(f: Fam) -> Vec<u8> {
+    let mut sctp = vec![0u8; 12 + 20];
+    sctp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    sctp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    sctp[4..8].copy_from_slice(&0u32.to_be_bytes());
+    sctp[12] = 1; // INIT
+    sctp[14..16].copy_from_slice(&20u16.to_be_bytes());
+    sctp[16..20].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    let crc = checksum::sctp_checksum_bytes(&sctp);
+    sctp[8..12].copy_from_slice(&crc);
+    // Reuse an etherparse UDP frame for L2/L3 and swap the payload.
+    let base = build(f, Proto::Udp, b"");
+    let l3 = if f == Fam::V4 { 14 } else { 14 };
+    let hl = if f == Fam::V4 { 20 } else { 40 };
+    let mut out = base[..l3 + hl].to_vec();
+    out.extend_from_slice(&sctp);
+    if f == Fam::V4 {
+        out[l3 + 9] = 132;
+        let tl = (hl + sctp.len()) as u16;
+        out[l3 + 2..l3 + 4].copy_from_slice(&tl.to_be_bytes());
+        rvs_packet::ipv4::Ipv4Packet::new_unchecked(&mut out[l3..]).fill_checksum();
+    } else {
+        out[l3 + 6] = 132;
+        out[l3 + 4..l3 + 6].copy_from_slice(&(sctp.len() as u16).to_be_bytes());
+    }
+    out
+}
+
+#[test]
+fn sctp_nat_recomputes_crc32c() {
+    for f in FAMS {
+        let mut fr = sctp_frame(f);
+        let p = parse(&fr).unwrap();
+        assert_eq!(p.proto, proto::SCTP);
+        verify_l4_checksum(&fr, &p).unwrap();
+        nat::fullnat(
+            &mut fr,
+            &p,
+            Endpoint::new(lip(f), 5000),
+            Endpoint::new(rip(f), 8080),
+        )
+        .unwrap();
+        let p2 = parse(&fr).unwrap();
+        verify_l4_checksum(&fr, &p2).unwrap();
+        assert_eq!(p2.addrs(&fr), Some((lip(f), rip(f))));
+        assert_eq!(p2.ports(&fr), Some((5000, 8080)));
+        fr[p2.l4_off + 20] ^= 1;
+        assert_eq!(
+            verify_l4_checksum(&fr, &p2).unwrap_err(),
+            Error::BadChecksum(Layer::Sctp)
+        );
+    }
+}
+
+#[test]
+fn bare_ip_packets_from_a_tun_device() {
+    for f in FAMS {
+        for pr in [Proto::Tcp, Proto::Udp] {
+            let frame = build(f, pr, b"no ethernet");
+            let mut ip = frame[14..].to_vec();
+            let p = rvs_packet::parse_ip(&ip).unwrap();
+            assert_eq!(p.l2_len, 0);
+            assert_eq!(p.l4_off, if f == Fam::V4 { 20 } else { 40 });
+            nat::dnat(&mut ip, &p, Endpoint::new(rip(f), 8080)).unwrap();
+            let p2 = rvs_packet::parse_ip(&ip).unwrap();
+            verify_l4_checksum(&ip, &p2).unwrap();
+            assert_eq!(
+                nat::decrement_ttl(&mut ip, &p2).unwrap(),
+                TtlVerdict::Forward
+            );
+            // Operations that need Ethernet refuse.
+            assert!(nat::dr_forward(&mut ip, &p2, RS_MAC, DIR_MAC).is_err());
+            // Same bytes with an Ethernet header in front agree with etherparse.
+            let mut again = frame[..14].to_vec();
+            again.extend_from_slice(&ip);
+            etherparse_check(&again);
+        }
+    }
+    assert_eq!(
+        rvs_packet::parse_ip(&[0x50; 40]).unwrap_err(),
+        Error::BadVersion(5)
+    );
+    assert!(matches!(
+        rvs_packet::parse_ip(&[]),
+        Err(Error::Truncated { .. })
+    ));
+}

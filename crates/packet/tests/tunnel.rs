@@ -364,3 +364,37 @@ fn gue_source_port_is_in_range_and_stable() {
     let _: IpAddr = dip(Fam::V4);
     assert_eq!(pa.l3, L3::Ipv4);
 }
+
+#[test]
+fn decapsulate_bare_ip_packets() {
+    for outer in [Fam::V4, Fam::V6] {
+        for (kind, csum) in kinds() {
+            let frame = build(Fam::V4, Proto::Udp, b"for the decapsulator");
+            let p = parse(&frame).unwrap();
+            let mut buf = with_headroom(&frame);
+            let (s, l) = encapsulate(
+                &mut buf,
+                HEADROOM,
+                frame.len(),
+                &p,
+                &params(outer, kind, csum),
+            )
+            .unwrap();
+            // What a raw socket hands the decapsulator: the outer IP packet.
+            let mut outer_ip = buf[s + 14..s + l].to_vec();
+            let port = match kind {
+                TunnelType::Gue { port } => Some(port),
+                _ => None,
+            };
+            let inner = tunnel::decapsulate_ip(&mut outer_ip, port).unwrap();
+            assert_eq!(&outer_ip[inner.range.clone()], &frame[14..]);
+            assert_eq!((inner.outer_src, inner.outer_dst), (dip(outer), rip(outer)));
+            // A frame-less packet cannot go through the frame decapsulator.
+            let pp = rvs_packet::parse_ip(&outer_ip).unwrap();
+            let n = outer_ip.len();
+            assert!(decapsulate(&mut outer_ip, 0, n, &pp, port).is_err());
+        }
+    }
+    let mut junk = build(Fam::V4, Proto::Tcp, b"")[14..].to_vec();
+    assert!(tunnel::decapsulate_ip(&mut junk, None).is_err());
+}
