@@ -431,7 +431,7 @@ fn sctp_frame(f: Fam) -> Vec<u8> {
     sctp[8..12].copy_from_slice(&crc);
     // Reuse an etherparse UDP frame for L2/L3 and swap the payload.
     let base = build(f, Proto::Udp, b"");
-    let l3 = if f == Fam::V4 { 14 } else { 14 };
+    let l3 = 14;
     let hl = if f == Fam::V4 { 20 } else { 40 };
     let mut out = base[..l3 + hl].to_vec();
     out.extend_from_slice(&sctp);
