@@ -546,3 +546,91 @@ fn neighbor_discovery() {
     assert_eq!(np.vlan_count, 1);
     assert_eq!(np.addrs(fr), Some((VIP6.into(), all_nodes.into())));
 }
+
+#[test]
+fn fullnat_icmp_rewrites_both_sides() {
+    for f in [Fam::V4, Fam::V6] {
+        // RS answers LIP:5000 -> RIP:8080 traffic with an error; it must reach the
+        // client as VIP -> CIP quoting CIP:40000 -> VIP:80.
+        let req = build_addr(lip(f), rip(f), Proto::Udp, 5000, 8080, 64, b"q");
+        let mut fr = icmp_error_frame(rip(f), lip(f), &req, 200, false);
+        let p = parse(&fr).unwrap();
+        let e = icmp_error(&fr, &p).unwrap().unwrap();
+        icmp_relay::icmp_rewrite(
+            &mut fr,
+            &p,
+            &e,
+            Some(vip(f)),
+            Some(cip(f)),
+            Some(Endpoint::new(cip(f), 40000)),
+            Some(Endpoint::new(vip(f), 80)),
+        )
+        .unwrap();
+        etherparse_check(&fr);
+        let p2 = parse(&fr).unwrap();
+        verify_l4_checksum(&fr, &p2).unwrap();
+        assert_eq!(p2.addrs(&fr), Some((vip(f), cip(f))));
+        let e2 = icmp_error(&fr, &p2).unwrap().unwrap();
+        assert_eq!((e2.quoted_src, e2.quoted_dst), (cip(f), vip(f)));
+        assert_eq!(e2.quoted_ports, Some((40000, 80)));
+    }
+}
+
+#[test]
+fn icmpv6_about_our_ipv6_tunnel_packets() {
+    for (kind, gue_port) in [
+        (TunnelType::Ipip, None),
+        (TunnelType::Gue { port: 6080 }, Some(6080)),
+        (TunnelType::Gre, None),
+    ] {
+        let client = build(Fam::V6, Proto::Tcp, &[7u8; 1300]);
+        let p = parse(&client).unwrap();
+        let mut buf = vec![0u8; 64];
+        buf.extend_from_slice(&client);
+        let t = TunnelParams {
+            kind,
+            csum: TunnelCsum::Csum,
+            src: DIP6.into(),
+            dst: RIP6.into(),
+            dst_mac: RS_MAC,
+            src_mac: DIR_MAC,
+            pmtu_disc: true,
+            ident: 1,
+            gue_sport: 40000,
+            inner_partial: None,
+        };
+        let (s, l) = tunnel::encapsulate(&mut buf, 64, client.len(), &p, &t).unwrap();
+        let tunnelled = &buf[s..s + l];
+        // A router sends PACKET_TOO_BIG to the director, quoting as much as fits.
+        let mut out = [0u8; 1400];
+        let l2 = ethernet::write_header(&mut out, DIR_MAC, RS_MAC, &[], ethertype::IPV6).unwrap();
+        let router: Ipv6Addr = "2001:db8:9::1".parse().unwrap();
+        let n = generate::packet_too_big(&mut out[l2..], &tunnelled[14..], router, 1300)
+            .unwrap()
+            .unwrap();
+        let icmp = &out[..l2 + n];
+        let ip = parse(icmp).unwrap();
+        let e = icmp_error(icmp, &ip).unwrap().unwrap();
+        assert!(e.is_too_big(L3::Ipv6));
+        assert_eq!(e.info, 1300);
+        let ti = icmp_relay::icmp_tunnel_inner(icmp, &e, gue_port)
+            .unwrap()
+            .expect("tunnel quote");
+        assert_eq!(
+            (ti.inner, ti.inner_src, ti.inner_dst),
+            (L3::Ipv6, CIP6.into(), VIP6.into())
+        );
+        // PACKET_TOO_BIG to the client quoting its own packet, from the VIP.
+        let mtu = 1300 - tunnel::overhead(true, kind, TunnelCsum::Csum, false) as u32;
+        let mut o2 = [0u8; 1400];
+        let l2 =
+            ethernet::write_header(&mut o2, CLIENT_MAC, DIR_MAC, &[], ethertype::IPV6).unwrap();
+        let n = generate::packet_too_big(&mut o2[l2..], &icmp[ti.inner_off..], VIP6, mtu)
+            .unwrap()
+            .unwrap();
+        let fr = &o2[..l2 + n];
+        etherparse_check(fr);
+        let gp = parse(fr).unwrap();
+        assert_eq!(gp.addrs(fr), Some((VIP6.into(), CIP6.into())));
+    }
+}
