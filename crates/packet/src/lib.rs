@@ -40,6 +40,7 @@ mod bytes;
 pub mod checksum;
 pub mod error;
 pub mod ethernet;
+pub mod frag;
 pub mod generate;
 pub mod gre;
 pub mod gue;

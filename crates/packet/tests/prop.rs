@@ -68,6 +68,24 @@ fn exercise(frame: &[u8], p: &Parsed) {
         );
     }
     let _ = tunnel::flow_hash(frame, p);
+    for mtu in [0u32, 28, 68, 100, 1500] {
+        if let Ok(mut fr) = rvs_packet::frag::fragment_ipv4(frame, p, mtu) {
+            let mut out = [0u8; 256];
+            for _ in 0..64 {
+                match fr.next_into(&mut out) {
+                    Ok(Some(n)) if parseable => {
+                        // The transport header may be cut (tiny first fragment), the
+                        // IPv4 header never is.
+                        let ip = rvs_packet::ipv4::Ipv4Packet::new_checked(&out[p.l2_len..n])
+                            .expect("fragment IPv4 header valid");
+                        assert!(ip.verify_checksum());
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+        }
+    }
     for outer in [Fam::V4, Fam::V6] {
         for (kind, csum) in [
             (TunnelType::Ipip, TunnelCsum::NoCsum),

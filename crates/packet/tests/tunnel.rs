@@ -398,3 +398,76 @@ fn decapsulate_bare_ip_packets() {
     let mut junk = build(Fam::V4, Proto::Tcp, b"")[14..].to_vec();
     assert!(tunnel::decapsulate_ip(&mut junk, None).is_err());
 }
+
+/// Splits `frame` and checks every fragment, then reassembles the payload.
+fn fragment_all(frame: &[u8], mtu: u32) -> Vec<Vec<u8>> {
+    let p = parse(frame).unwrap();
+    let mut fr = rvs_packet::frag::fragment_ipv4(frame, &p, mtu).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2000];
+    for _ in 0..100 {
+        match fr.next_into(&mut buf).unwrap() {
+            Some(n) => out.push(buf[..n].to_vec()),
+            None => break,
+        }
+    }
+    out
+}
+
+#[test]
+fn ipv4_fragmentation() {
+    let payload: Vec<u8> = (0..1400u32).map(|i| (i * 13) as u8).collect();
+    let mut frame = build(Fam::V4, Proto::Udp, &payload);
+    frame[20] = 0; // clear DF
+    Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
+    let p = parse(&frame).unwrap();
+    let frags = fragment_all(&frame, 576);
+    assert_eq!(frags.len(), 3); // 1408 bytes of UDP: 552 + 552 + 304
+    let mut data = Vec::new();
+    for (i, f) in frags.iter().enumerate() {
+        let fp = parse(f).unwrap();
+        assert!(fp.l3_len() <= 576);
+        let fr = fp.frag.unwrap();
+        assert_eq!(fr.offset as usize, data.len());
+        assert_eq!(fr.more, i + 1 < frags.len());
+        assert_eq!(fp.has_l4(), i == 0);
+        etherparse::PacketHeaders::from_ethernet_slice(f).unwrap();
+        data.extend_from_slice(&f[fp.l4_off..fp.l3_end]);
+    }
+    assert_eq!(&data[..], &frame[p.l4_off..p.l3_end]);
+    // A packet that fits is one unfragmented copy.
+    let one = fragment_all(&frame, 1500);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0], frame);
+    // DF packets are refused (they get FRAG_NEEDED instead), as is a tiny MTU.
+    let df = build(Fam::V4, Proto::Udp, &payload);
+    let dp = parse(&df).unwrap();
+    assert!(rvs_packet::frag::fragment_ipv4(&df, &dp, 576).is_err());
+    assert_eq!(
+        rvs_packet::frag::fragment_ipv4(&frame, &p, 27).unwrap_err(),
+        Error::MtuTooSmall(27)
+    );
+    // Options: copied ones (router alert, 0x94) stay, others become NOPs.
+    let mut o = frame[..34].to_vec();
+    o.extend_from_slice(&[0x94, 4, 0, 0, 7, 3, 4, 0]);
+    o.extend_from_slice(&frame[34..]);
+    o[14] = 0x47;
+    let tl = (o.len() - 14) as u16;
+    o[16..18].copy_from_slice(&tl.to_be_bytes());
+    Ipv4Packet::new_unchecked(&mut o[14..]).fill_checksum();
+    let frags = fragment_all(&o, 576);
+    assert_eq!(&frags[0][34..42], &[0x94, 4, 0, 0, 7, 3, 4, 0]);
+    for f in &frags[1..] {
+        assert_eq!(&f[34..42], &[0x94, 4, 0, 0, 1, 1, 1, 0]);
+        assert!(Ipv4Packet::new_checked(&f[14..]).unwrap().verify_checksum());
+    }
+    // Splitting a fragment keeps its offset and MF.
+    let second = &fragment_all(&frame, 576)[1];
+    let again = fragment_all(second, 300);
+    let offs: Vec<u16> = again
+        .iter()
+        .map(|f| parse(f).unwrap().frag.unwrap().offset)
+        .collect();
+    assert_eq!(offs, vec![552, 552 + 280]);
+    assert!(again.iter().all(|f| parse(f).unwrap().frag.unwrap().more));
+}
