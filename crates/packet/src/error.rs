@@ -95,6 +95,28 @@ pub enum Error {
     BadField(Layer),
 }
 
+impl Error {
+    /// A stable snake_case label for drop counters and metrics (DESIGN.md:
+    /// malformed frames are dropped and counted).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Truncated { .. } => "truncated",
+            Error::BadVersion(_) => "bad_version",
+            Error::BadIhl(_) => "bad_ihl",
+            Error::BadLength(_) => "bad_length",
+            Error::BadChecksum(_) => "bad_checksum",
+            Error::UdpZeroChecksumV6 => "udp_zero_checksum_v6",
+            Error::BadExtHeader => "bad_ext_header",
+            Error::Fragment => "fragment",
+            Error::Unsupported(_) => "unsupported",
+            Error::FamilyMismatch => "family_mismatch",
+            Error::NoRoom { .. } => "no_room",
+            Error::MtuTooSmall(_) => "mtu_too_small",
+            Error::BadField(_) => "bad_field",
+        }
+    }
+}
+
 /// Result alias of the crate.
 pub type Result<T> = core::result::Result<T, Error>;
 
@@ -109,5 +131,41 @@ pub(crate) fn need(buf: &[u8], need: usize, layer: Layer) -> Result<()> {
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_distinct_and_display_works() {
+        let all = [
+            Error::Truncated {
+                layer: Layer::Tcp,
+                need: 20,
+                have: 3,
+            },
+            Error::BadVersion(5),
+            Error::BadIhl(3),
+            Error::BadLength(Layer::Udp),
+            Error::BadChecksum(Layer::Ipv4),
+            Error::UdpZeroChecksumV6,
+            Error::BadExtHeader,
+            Error::Fragment,
+            Error::Unsupported("x"),
+            Error::FamilyMismatch,
+            Error::NoRoom { need: 2, have: 1 },
+            Error::MtuTooSmall(60),
+            Error::BadField(Layer::Gue),
+        ];
+        let mut r: Vec<_> = all.iter().map(Error::reason).collect();
+        r.sort_unstable();
+        r.dedup();
+        assert_eq!(r.len(), all.len());
+        assert_eq!(
+            all[0].to_string(),
+            "truncated Tcp header: need 20 bytes, have 3"
+        );
     }
 }

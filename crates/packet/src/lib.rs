@@ -35,6 +35,8 @@
 //! assert_eq!(p.ports(&f), Some((5000, 5353)));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod arp;
 mod bytes;
 pub mod checksum;

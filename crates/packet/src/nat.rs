@@ -35,6 +35,7 @@ pub enum UdpZeroChecksum {
     #[default]
     Compute,
     /// Leave 0: the datagram goes out without a checksum, as it came in (RFC 768).
+    /// IPv4 only: an (invalid) IPv6 zero checksum is always computed.
     Keep,
 }
 
@@ -145,13 +146,13 @@ pub fn rewrite(
     }
     if l4 {
         if udp_zero_in {
-            match udp_zero {
-                UdpZeroChecksum::Compute if !p.is_fragment() => {
-                    return parse::fill_l4_checksum(frame, p);
-                }
-                // RFC 768: 0 = no checksum; a fragment cannot be summed here.
-                _ => c = 0,
+            // IPv6 forbids 0 (RFC 8200 §8.1), so it is computed under either policy.
+            let compute = udp_zero == UdpZeroChecksum::Compute || p.l3 == L3::Ipv6;
+            if compute && !p.is_fragment() {
+                return parse::fill_l4_checksum(frame, p);
             }
+            // RFC 768: 0 = no checksum; a fragment cannot be summed here.
+            c = 0;
         } else if p.proto == proto::UDP {
             c = checksum::udp_mangle_zero(c);
         }

@@ -201,6 +201,13 @@ fn seeds() -> Vec<Vec<u8>> {
             v.push(buf[s..s + l].to_vec());
         }
     }
+    // Without DF, so the fragmenter has work.
+    for pr in [Proto::Tcp, Proto::Udp] {
+        let mut f = build(Fam::V4, pr, &[9u8; 200]);
+        f[20] = 0;
+        rvs_packet::ipv4::Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        v.push(f);
+    }
     let mut arp = [0u8; 60];
     generate::gratuitous_arp(&mut arp, DIR_MAC, VIP4, &[]).unwrap();
     v.push(arp.to_vec());

@@ -506,3 +506,22 @@ fn bare_ip_packets_from_a_tun_device() {
         Err(Error::Truncated { .. })
     ));
 }
+
+#[test]
+fn ipv6_udp_zero_checksum_is_always_computed() {
+    for policy in [UdpZeroChecksum::Compute, UdpZeroChecksum::Keep] {
+        let mut f = build(Fam::V6, Proto::Udp, b"v6");
+        zero_udp_checksum(&mut f);
+        let p = parse(&f).unwrap();
+        nat::rewrite(
+            &mut f,
+            &p,
+            None,
+            Some(Endpoint::new(RIP6.into(), 53)),
+            policy,
+        )
+        .unwrap();
+        verify_l4_checksum(&f, &p).unwrap();
+        etherparse_check(&f);
+    }
+}
