@@ -56,6 +56,7 @@ pub mod tcp;
 pub mod tunnel;
 pub mod udp;
 mod view;
+pub mod xmit;
 
 pub use error::{Error, Layer, Result};
 pub use nat::{Endpoint, TtlVerdict, UdpZeroChecksum};

@@ -13,7 +13,7 @@ use rvs_packet::icmp_relay;
 use rvs_packet::nat::{self, Endpoint, UdpZeroChecksum};
 use rvs_packet::parse::{fill_l4_checksum, proto, verify_l4_checksum};
 use rvs_packet::tunnel::{self, MtuCheck, TunnelCsum, TunnelParams, TunnelType};
-use rvs_packet::{parse, Parsed};
+use rvs_packet::{parse, xmit, Parsed};
 
 const EPS: [fn() -> Endpoint; 2] = [
     || Endpoint::new(RIP4.into(), 8080),
@@ -68,6 +68,46 @@ fn exercise(frame: &[u8], p: &Parsed) {
         );
     }
     let _ = tunnel::flow_hash(frame, p);
+    let tp = TunnelParams {
+        kind: TunnelType::Gue { port: 6080 },
+        csum: TunnelCsum::Csum,
+        src: DIP4.into(),
+        dst: RIP4.into(),
+        dst_mac: RS_MAC,
+        src_mac: DIR_MAC,
+        pmtu_disc: false,
+        ident: 0,
+        gue_sport: 50000,
+        inner_partial: None,
+    };
+    for m in [
+        xmit::Method::Nat { dst: EPS[0]() },
+        xmit::Method::NatReply { src: EPS[1]() },
+        xmit::Method::FullNat {
+            src: EPS[0](),
+            dst: EPS[0](),
+        },
+        xmit::Method::Dr,
+        xmit::Method::Tun(&tp),
+    ] {
+        for mtu in [100u32, 1500] {
+            let eg = xmit::Egress {
+                dst_mac: RS_MAC,
+                src_mac: DIR_MAC,
+                mtu,
+                pmtu_disc: mtu > 100,
+                relayed_icmp: false,
+            };
+            let mut buf = vec![0u8; 64];
+            buf.extend_from_slice(frame);
+            let r = xmit::transmit(&mut buf, 64, frame.len(), p, m, &eg);
+            if parseable {
+                if let Ok(xmit::Outcome::Send { start, len }) = r {
+                    parse(&buf[start..start + len]).expect("a transmitted frame parses");
+                }
+            }
+        }
+    }
     for mtu in [0u32, 28, 68, 100, 1500] {
         if let Ok(mut fr) = rvs_packet::frag::fragment_ipv4(frame, p, mtu) {
             let mut out = [0u8; 256];
