@@ -284,6 +284,12 @@ impl Director {
         self.account_in(id, pkt, now, new, count)
     }
 
+    /// Remove connection `id` at once, as if it had expired (a socket data plane whose connect to
+    /// the real server failed). Entries that control others are only made to expire.
+    pub fn abort_conn(&mut self, id: ConnId, now: Time) {
+        self.expire_conn_now(id, now);
+    }
+
     /// Remove a connection now (the kernel's `ip_vs_conn_expire_now` fires its timer at once; we
     /// remove it directly so the new connection for the same tuple is the only one that
     /// matches). Entries that control others are only made to expire, which re-arms them.
@@ -382,6 +388,12 @@ impl Director {
             add(s);
         }
         add(&mut self.total);
+    }
+
+    /// Count traffic of a flow that has no connection entry (one-packet scheduling) against its
+    /// destination, its service and the total.
+    pub fn dest_traffic(&mut self, dest: DestId, t: Traffic) {
+        self.count_many(Some(dest), t);
     }
 
     /// Add a batch of traffic to the dest, its service and the total (AVAILABLE dests only).

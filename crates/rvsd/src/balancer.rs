@@ -1,0 +1,297 @@
+//! The socket proxy's [`Balancer`], implemented over the director state.
+//!
+//! The proxy sees connection events, not packets; they are fed to rvs-core as the TCP segments
+//! the kernel would have seen for a NAT connection, so `rvsadm -Lnc` shows SYN_RECV,
+//! ESTABLISHED, FIN_WAIT, CLOSE_WAIT, TIME_WAIT and CLOSE with the kernel's timeouts, and the
+//! active/inactive counts feed lc/wlc/sed/nq:
+//!
+//! | proxy event | segments fed | resulting state |
+//! |---|---|---|
+//! | `open` | INPUT syn (new entry) | SYN_RECV |
+//! | `Connected` | OUTPUT syn+ack, INPUT ack | ESTABLISHED |
+//! | `ClientFin` | INPUT fin | CLOSE_WAIT (or TIME_WAIT after a server FIN) |
+//! | `ServerFin` | OUTPUT fin | FIN_WAIT (or TIME_WAIT after a client FIN) |
+//! | `Closed(Normal)` | INPUT ack | stays, expires on its timeout |
+//! | `Closed(Reset/Aborted/IdleTimeout)` | INPUT rst | CLOSE (10 s) |
+//! | `Closed(ConnectFailed)` | OUTPUT rst | CLOSE |
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use rvs_control::model::ProxyProtocol as CtlProxyProtocol;
+use rvs_core::conn::state::{tcp, Direction, TcpFlags};
+use rvs_core::conn::{ConnId, Segment};
+use rvs_core::director::{Packet, Verdict};
+use rvs_core::stats::Traffic;
+use rvs_core::{DestId, FwdMethod, Protocol, ServiceFlags, ServiceKey};
+use rvs_proxy::{
+    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, ProxyProtocol, Refusal,
+};
+
+use crate::clock::Clock;
+use crate::state::{FlowKey, State};
+
+/// What the balancer remembers about a proxy flow.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowRec {
+    /// The client-side tuple.
+    pub key: FlowKey,
+    /// Its connection entry (`None` for one-packet flows, which have none).
+    pub conn: Option<ConnId>,
+    /// Its destination.
+    pub dest: DestId,
+}
+
+/// The balancer: the shared state plus the clock.
+#[derive(Clone)]
+pub struct DirectorBalancer {
+    /// The daemon state.
+    pub state: Arc<Mutex<State>>,
+    /// The daemon clock.
+    pub clock: Clock,
+}
+
+fn flags(s: &str) -> TcpFlags {
+    TcpFlags {
+        syn: s.contains('S'),
+        fin: s.contains('F'),
+        ack: s.contains('A'),
+        rst: s.contains('R'),
+    }
+}
+
+fn proto_of(f: &FlowInfo) -> Protocol {
+    match f.protocol {
+        rvs_proxy::Protocol::Tcp => Protocol::Tcp,
+        rvs_proxy::Protocol::Udp => Protocol::Udp,
+    }
+}
+
+fn secs(d: rvs_core::Duration) -> StdDuration {
+    StdDuration::from_millis(d.as_millis())
+}
+
+impl DirectorBalancer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock must not take the data plane down with it: the state
+        // is a table whose invariants hold between calls.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Schedule a flow; `avoid` is a real server that just failed to accept a connection.
+    fn schedule(
+        st: &mut State,
+        flow: &FlowInfo,
+        now: rvs_core::Time,
+        avoid: Option<DestId>,
+    ) -> Result<Backend, Refusal> {
+        let proto = proto_of(flow);
+        let seg = match proto {
+            Protocol::Tcp => Segment::Tcp(flags("S")),
+            _ => Segment::Udp,
+        };
+        let pkt = Packet {
+            fwmark: 0,
+            proto,
+            saddr: flow.client.ip(),
+            sport: flow.client.port(),
+            daddr: flow.vip.ip(),
+            dport: flow.vip.port(),
+            seg,
+            len: 0,
+            payload: &[],
+        };
+        // A real server that refused a connect is skipped: try as many times as there are
+        // destinations, dropping each entry that lands on it again.
+        let tries = st
+            .director
+            .table
+            .find(0, proto, &flow.vip.ip(), flow.vip.port())
+            .and_then(|sid| st.director.table.service(sid))
+            .map_or(1, |s| s.dests.len().max(1));
+        for _ in 0..tries {
+            let State { director, rng, .. } = st;
+            let route = match director.open_flow(&pkt, now, rng) {
+                Verdict::Forward(r) => r,
+                Verdict::Pass => return Err(Refusal::NoService),
+                Verdict::Reject => return Err(Refusal::NoDestination),
+                Verdict::Drop(_) => return Err(Refusal::Drop),
+            };
+            let Some(dest) = route.dest else {
+                return Err(Refusal::NoDestination);
+            };
+            if avoid == Some(dest) || !matches!(route.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
+                if let Some(c) = route.conn {
+                    st.director.abort_conn(c, now);
+                }
+                if avoid == Some(dest) {
+                    continue;
+                }
+                // Chosen a DR/TUN real server, which a socket plane cannot reach as the
+                // kernel would: refuse rather than connect to it in the wrong way.
+                tracing::debug!(
+                    "flow {} → {}: scheduled to a real server the proxy cannot serve",
+                    flow.client,
+                    flow.vip
+                );
+                return Err(Refusal::NoDestination);
+            }
+            return Ok(Self::backend(st, flow, proto, route, dest, now));
+        }
+        Err(Refusal::NoDestination)
+    }
+
+    fn backend(
+        st: &mut State,
+        flow: &FlowInfo,
+        proto: Protocol,
+        route: rvs_core::director::Route,
+        dest: DestId,
+        _now: rvs_core::Time,
+    ) -> Backend {
+        let key = ServiceKey::Addr {
+            proto,
+            addr: flow.vip.ip(),
+            port: flow.vip.port(),
+        };
+        let svc = st
+            .director
+            .table
+            .dests
+            .get(dest)
+            .and_then(|d| st.director.table.service(d.svc));
+        let svc_key = svc.map(|s| s.key).unwrap_or(key);
+        let one_packet =
+            svc.is_some_and(|s| s.cfg.flags.has(ServiceFlags::ONEPACKET)) && proto == Protocol::Udp;
+        let handle = st.next_handle;
+        st.next_handle += 1;
+        st.flows.insert(
+            handle,
+            FlowRec {
+                key: FlowKey {
+                    proto,
+                    client: flow.client,
+                    vip: flow.vip,
+                },
+                conn: route.conn,
+                dest,
+            },
+        );
+        let extra = st.extra.get_mut(&svc_key);
+        let proxy_protocol = match extra.as_ref().map(|x| x.proxy_protocol) {
+            Some(CtlProxyProtocol::V1) => ProxyProtocol::V1,
+            Some(CtlProxyProtocol::V2) => ProxyProtocol::V2,
+            _ => ProxyProtocol::Off,
+        };
+        // Full-NAT: connect from one of the service's local addresses, round robin.
+        let source: Option<IpAddr> = match (route.fwd, extra) {
+            (FwdMethod::FullNat, Some(x)) if !x.laddrs.is_empty() => {
+                let i = x.next_laddr % x.laddrs.len();
+                x.next_laddr = x.next_laddr.wrapping_add(1);
+                x.laddrs[i].conns += 1;
+                Some(x.laddrs[i].addr)
+            }
+            _ => None,
+        };
+        let t = &st.director.sys.conn.timeouts;
+        Backend {
+            addr: SocketAddr::new(route.daddr, route.dport),
+            handle: FlowHandle(handle),
+            proxy_protocol,
+            source,
+            tcp_idle_timeout: Some(secs(t.tcp[usize::from(tcp::ESTABLISHED)])),
+            tcp_fin_timeout: Some(secs(t.tcp[usize::from(tcp::FIN_WAIT)])),
+            udp_idle_timeout: secs(t.udp),
+            one_packet,
+        }
+    }
+
+    /// The flow's connection entry if it still belongs to this flow (an entry that expired and
+    /// whose slot was reused by another tuple is not touched).
+    fn conn_of(st: &State, rec: &FlowRec) -> Option<ConnId> {
+        let id = rec.conn?;
+        let i = st.director.conns.info(id)?;
+        let same = i.caddr == rec.key.client.ip()
+            && i.cport == rec.key.client.port()
+            && i.vaddr == rec.key.vip.ip()
+            && i.vport == rec.key.vip.port()
+            && i.protocol == rec.key.proto.number();
+        same.then_some(id)
+    }
+}
+
+impl Balancer for DirectorBalancer {
+    fn open(&self, flow: &FlowInfo) -> Result<Backend, Refusal> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        Self::schedule(&mut st, flow, now, None)
+    }
+
+    fn reschedule(&self, flow: &FlowInfo, failed: &Backend) -> Option<Backend> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        // The failed flow is over: its entry is dropped now, and its coming Closed event must
+        // not touch the new entry for the same client tuple.
+        let rec = st.flows.remove(&failed.handle.0)?;
+        if let Some(c) = Self::conn_of(&st, &rec) {
+            st.director.abort_conn(c, now);
+        }
+        st.reschedules += 1;
+        Self::schedule(&mut st, flow, now, Some(rec.dest)).ok()
+    }
+
+    fn event(&self, handle: FlowHandle, ev: FlowEvent) {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        let Some(rec) = st.flows.get(&handle.0).copied() else {
+            return;
+        };
+        if let FlowEvent::Closed(_) = ev {
+            st.flows.remove(&handle.0);
+        }
+        let conn = Self::conn_of(&st, &rec);
+        let d = &mut st.director;
+        let tcp_ev = |d: &mut rvs_core::Director, c: ConnId, dir: Direction, f: &str| {
+            d.conn_event(c, dir, Segment::Tcp(flags(f)), now);
+        };
+        match (ev, conn) {
+            (FlowEvent::Traffic(t), c) => {
+                let t = Traffic {
+                    in_pkts: t.in_packets,
+                    in_bytes: t.in_bytes,
+                    out_pkts: t.out_packets,
+                    out_bytes: t.out_bytes,
+                };
+                match c {
+                    Some(c) => {
+                        d.conn_traffic(c, t, now);
+                    }
+                    None if rec.conn.is_none() => d.dest_traffic(rec.dest, t),
+                    None => {}
+                }
+            }
+            (_, None) => {}
+            (FlowEvent::Connected, Some(c)) => {
+                tcp_ev(d, c, Direction::Output, "SA");
+                tcp_ev(d, c, Direction::Input, "A");
+            }
+            (FlowEvent::ClientFin, Some(c)) => tcp_ev(d, c, Direction::Input, "FA"),
+            (FlowEvent::ServerFin, Some(c)) => tcp_ev(d, c, Direction::Output, "FA"),
+            (FlowEvent::Closed(reason), Some(c)) => {
+                if rec.key.proto != Protocol::Tcp {
+                    // UDP entries simply expire on their timeout, as in the kernel.
+                    return;
+                }
+                match reason {
+                    CloseReason::Normal => tcp_ev(d, c, Direction::Input, "A"),
+                    CloseReason::ConnectFailed => tcp_ev(d, c, Direction::Output, "R"),
+                    CloseReason::Reset
+                    | CloseReason::Aborted
+                    | CloseReason::IdleTimeout
+                    | CloseReason::Unsupported => tcp_ev(d, c, Direction::Input, "R"),
+                }
+            }
+        }
+    }
+}

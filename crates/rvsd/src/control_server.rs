@@ -1,0 +1,123 @@
+//! The control socket: rvsadm's requests over a Unix stream, length-prefixed JSON frames, with a
+//! version handshake first (see `rvs_control::codec`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rvs_control::codec::{encode, FrameBuffer};
+use rvs_control::proto::{ErrorKind, Payload, RemoteError, Request, Response, PROTOCOL_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::daemon::Daemon;
+
+/// Bind the control socket at `path` with mode 0600, creating its directory (mode 0700) and
+/// replacing a stale socket file that nobody listens on.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another rvsd is already listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Accept and serve control connections until the listener is dropped.
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let d = daemon.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = session(stream, d).await {
+                        tracing::debug!("control session ended: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("control socket accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn send(stream: &mut UnixStream, r: &Response) -> std::io::Result<()> {
+    let bytes = encode(r).map_err(std::io::Error::other)?;
+    stream.write_all(&bytes).await
+}
+
+async fn session(mut stream: UnixStream, daemon: Arc<Daemon>) -> std::io::Result<()> {
+    let mut fb = FrameBuffer::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut greeted = false;
+    loop {
+        let req: Request = loop {
+            match fb.next_message() {
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(std::io::Error::other(e));
+                }
+            }
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            fb.push(&buf[..n]);
+        };
+        if !greeted {
+            match req {
+                Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {
+                    greeted = true;
+                    let r = Response::ok(Payload::Hello {
+                        protocol: PROTOCOL_VERSION,
+                        server: format!("rvsd {}", env!("CARGO_PKG_VERSION")),
+                    });
+                    send(&mut stream, &r).await?;
+                    continue;
+                }
+                Request::Hello { protocol, .. } => {
+                    let r = Response::err(RemoteError {
+                        kind: ErrorKind::ProtocolMismatch,
+                        detail: Some(format!(
+                            "rvsd speaks control protocol {PROTOCOL_VERSION}, the client {protocol}"
+                        )),
+                    });
+                    return send(&mut stream, &r).await;
+                }
+                _ => {
+                    let r = Response::err(RemoteError {
+                        kind: ErrorKind::ProtocolMismatch,
+                        detail: Some("the first message must be Hello".into()),
+                    });
+                    return send(&mut stream, &r).await;
+                }
+            }
+        }
+        let r = daemon.request(req).await;
+        send(&mut stream, &r).await?;
+    }
+}
+
+/// Removes the socket file when dropped.
+pub struct SocketFile(pub PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,96 @@
+//! The running daemon: state, clock, data planes, and the periodic work.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration as StdDuration;
+
+use rvs_control::proto::{Request, Response};
+
+use crate::clock::Clock;
+use crate::state::{is_change, State};
+
+/// Everything the daemon's tasks share.
+pub struct Daemon {
+    /// The director state (one lock; held for microseconds, never across an await).
+    pub state: Arc<Mutex<State>>,
+    /// The clock.
+    pub clock: Clock,
+    /// The socket proxy data plane, if running (taken out at shutdown).
+    pub proxy: Mutex<Option<rvs_proxy::Proxy>>,
+}
+
+impl Daemon {
+    /// Lock the state (a poisoned lock is recovered: the table's invariants hold between calls).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply one control request, then bring the proxy's listeners in line with the table.
+    pub async fn request(self: &Arc<Self>, req: Request) -> Response {
+        let (mut resp, changed) = {
+            let mut st = self.lock();
+            let r = st.handle(&req, self.clock.now());
+            let changed = is_change(&req) && r.result.is_ok();
+            (r, changed)
+        };
+        if changed {
+            let d = self.clone();
+            let res = tokio::task::spawn_blocking(move || d.sync_listeners()).await;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(w)) => resp.warnings.push(w),
+                Err(e) => resp.warnings.push(format!("listener update failed: {e}")),
+            }
+        }
+        resp
+    }
+
+    /// Open and close proxy listeners to match the services (blocking). Returns a one-line
+    /// warning when some listener could not be opened.
+    pub fn sync_listeners(&self) -> Result<(), String> {
+        let want = self.lock().proxy_listeners();
+        let proxy = self.proxy.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = proxy.as_ref() else {
+            return Ok(());
+        };
+        p.set_listeners(&want).map_err(|e| {
+            let msg = format!("socket proxy: {e}");
+            tracing::warn!("{msg}");
+            msg
+        })
+    }
+
+    /// Expiry, estimator and defences: run until the task is dropped.
+    pub async fn ticker(self: Arc<Self>) {
+        let mut iv = tokio::time::interval(StdDuration::from_millis(100));
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut avail = available_pages();
+        let mut n: u64 = 0;
+        loop {
+            iv.tick().await;
+            n += 1;
+            if n.is_multiple_of(10) {
+                avail = available_pages();
+            }
+            let mut st = self.lock();
+            let now = self.clock.now();
+            let State { director, rng, .. } = &mut *st;
+            // A bounded amount of expiry per tick keeps every lock hold short; what is left is
+            // done on the next tick.
+            director.tick(now, avail, 20_000, rng);
+        }
+    }
+}
+
+/// Available memory in pages (free + reclaimable, `MemAvailable`), for the automatic defences.
+pub fn available_pages() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 4)
+        .unwrap_or(u64::MAX)
+}

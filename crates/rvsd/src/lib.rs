@@ -1,0 +1,16 @@
+//! rvsd: the rvs director daemon.
+//!
+//! It owns the one authoritative IPVS table (rvs-core), serves rvsadm over the control socket
+//! (rvs-control), carries traffic with the socket proxy (rvs-proxy), exposes Prometheus
+//! metrics, loads ipvsadm-save rules files and applies their difference on SIGHUP.
+
+pub mod balancer;
+pub mod clock;
+pub mod control_server;
+pub mod convert;
+pub mod daemon;
+pub mod demo;
+pub mod listing;
+pub mod metrics;
+pub mod rules;
+pub mod state;

@@ -1,0 +1,81 @@
+//! Snapshots of the table for rvsadm's listings (`-L`, `--stats`, `--rate`, `-c`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use rvs_control::model as m;
+use rvs_core::{ServiceKey, Time};
+
+use crate::convert::*;
+use crate::state::State;
+
+fn entry(st: &State, id: rvs_core::ServiceId) -> Option<m::ServiceEntry> {
+    let t = &st.director.table;
+    let s = t.service(id)?;
+    let pp = st
+        .extra
+        .get(&s.key)
+        .map(|x| x.proxy_protocol)
+        .unwrap_or_default();
+    let dests = s
+        .dests
+        .iter()
+        .filter_map(|&d| t.dests.get(d))
+        .map(|d| m::DestEntry {
+            spec: dest_from_core(&d.cfg),
+            active_conns: d.active,
+            inactive_conns: d.inactive,
+            persist_conns: d.persist,
+            stats: stats_from_core(&d.stats),
+        })
+        .collect();
+    Some(m::ServiceEntry {
+        spec: service_from_core(&s.key, &s.cfg, pp),
+        stats: stats_from_core(&s.stats),
+        dests,
+    })
+}
+
+/// Every service with its destinations in kernel list order (newest first); rvsadm sorts.
+pub fn services(st: &State) -> Vec<m::ServiceEntry> {
+    st.director
+        .table
+        .services()
+        .filter_map(|(id, _)| entry(st, id))
+        .collect()
+}
+
+/// One service.
+pub fn service(st: &State, key: &ServiceKey) -> Option<m::ServiceEntry> {
+    entry(st, st.director.table.id_of(key)?)
+}
+
+/// The connection table as `ipvsadm -Lc` shows it (one-packet entries are never listed).
+pub fn conns(st: &State, now: Time) -> Vec<m::ConnEntry> {
+    let c = &st.director.conns;
+    c.iter()
+        .filter_map(|id| c.info(id))
+        .map(|i| {
+            let protocol = match i.protocol {
+                0 => m::ConnProtocol::Ip,
+                p => match rvs_core::Protocol::from_number(p) {
+                    Some(p) => m::ConnProtocol::Proto(proto_from_core(p)),
+                    None => m::ConnProtocol::Other(p),
+                },
+            };
+            let pe = i
+                .pe_data
+                .map(|d| ("sip".to_string(), String::from_utf8_lossy(d).into_owned()));
+            // Fwmark templates already carry the mark in vaddr as an IPv4 address.
+            let vaddr: IpAddr = i.vaddr;
+            m::ConnEntry {
+                protocol,
+                client: SocketAddr::new(i.caddr, i.cport),
+                virtual_addr: SocketAddr::new(vaddr, i.vport),
+                dest: SocketAddr::new(i.daddr, i.dport),
+                state: i.state_name.to_string(),
+                expires: u32::try_from(i.expires_in_secs(now)).unwrap_or(u32::MAX),
+                pe,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,277 @@
+//! rvsd — the rvs director daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use clap::Parser;
+use rvs_control::proto::Request;
+use rvsd::balancer::DirectorBalancer;
+use rvsd::clock::Clock;
+use rvsd::control_server::{self, SocketFile};
+use rvsd::daemon::Daemon;
+use rvsd::state::{Planes, State};
+use rvsd::{demo, listing, metrics, rules};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Command line of rvsd.
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvsd",
+    version,
+    about = "rvs director: Linux Virtual Server in userspace, administered with rvsadm (ipvsadm)"
+)]
+struct Args {
+    /// Control socket path (default /run/rvs/rvsd.sock as root, else
+    /// $XDG_RUNTIME_DIR/rvs/rvsd.sock; $RVS_SOCKET overrides the default).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Write the process id to this file.
+    #[arg(long)]
+    pidfile: Option<PathBuf>,
+    /// Load an ipvsadm-save rules file at start; SIGHUP re-reads it and applies the difference.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Prometheus metrics address, or `off`.
+    #[arg(long, default_value = "127.0.0.1:9760")]
+    metrics_listen: String,
+    /// Start two built-in HTTP real servers and a demo virtual service on 127.0.0.1:8080.
+    #[arg(long)]
+    demo: bool,
+    /// Socket proxy worker threads (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// On SIGTERM, how long open connections may take to finish, in seconds.
+    #[arg(long, default_value_t = 30)]
+    drain_time: u64,
+    /// keepalived configuration file (not yet supported).
+    #[arg(short = 'f', long = "use-file")]
+    use_file: Option<PathBuf>,
+    /// Check the configuration and exit (not yet supported).
+    #[arg(short = 't', long = "config-test")]
+    config_test: bool,
+    /// Run the packet data plane on this interface (not yet supported).
+    #[arg(long)]
+    interface: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if args.use_file.is_some() || args.config_test {
+        eprintln!("rvsd: keepalived.conf support (-f, -t) is not yet available in this build");
+        return ExitCode::from(2);
+    }
+    if !args.interface.is_empty() {
+        eprintln!(
+            "rvsd: the packet data plane (--interface) is not yet available in this build; \
+             the socket proxy serves -m and --fullnat real servers"
+        );
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rvsd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Apply requests at start; any error is fatal and names what failed.
+async fn apply_all(daemon: &Arc<Daemon>, reqs: Vec<(String, Request)>) -> Result<(), String> {
+    for (what, req) in reqs {
+        let r = daemon.request(req).await;
+        for w in &r.warnings {
+            tracing::warn!("{what}: {w}");
+        }
+        if let Err(e) = r.result {
+            return Err(format!(
+                "{what}: {}",
+                e.detail.unwrap_or_else(|| e.kind.strerror().to_string())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Check a rules file by playing it on a scratch table (as `ipvsadm -R` would on an empty
+/// table), then apply its difference from the running table.
+async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usize, String> {
+    let parsed = rules::parse_file(path)?;
+    let want = rules::desired(path, &parsed)?;
+    let now = daemon.clock.now();
+    let planes = daemon.lock().planes;
+    let mut scratch = State::new(now, planes);
+    for r in &parsed {
+        if let Err(e) = scratch.handle(&r.req, now).result {
+            return Err(format!(
+                "{}:{}: {}: {}",
+                path.display(),
+                r.line,
+                r.text,
+                e.detail.unwrap_or_else(|| e.kind.strerror().to_string())
+            ));
+        }
+    }
+    let (current, laddrs) = {
+        let mut st = daemon.lock();
+        let cur = listing::services(&st);
+        let l = match st.handle(&Request::GetLocalAddrs(None), now).result {
+            Ok(rvs_control::proto::Payload::LocalAddrs(l)) => l,
+            _ => Vec::new(),
+        };
+        (cur, l)
+    };
+    let reqs = rules::diff(&current, &laddrs, &want);
+    let n = reqs.len();
+    for req in reqs {
+        let r = daemon.request(req.clone()).await;
+        for w in &r.warnings {
+            tracing::warn!("{}: {w}", path.display());
+        }
+        if let Err(e) = r.result {
+            // The scratch run accepted the whole file, so this is unexpected; say what.
+            tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+        }
+    }
+    Ok(n)
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let socket_path = rvs_control::socket::resolve_socket_path(args.socket.as_deref())
+        .map_err(|e| e.to_string())?;
+    let clock = Clock::new();
+    let planes = Planes {
+        proxy: true,
+        packet: false,
+    };
+    let state = Arc::new(Mutex::new(State::new(clock.now(), planes)));
+    let balancer = Arc::new(DirectorBalancer {
+        state: state.clone(),
+        clock,
+    });
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let proxy = rvs_proxy::Proxy::start(
+        rvs_proxy::ProxyConfig {
+            workers,
+            ..rvs_proxy::ProxyConfig::default()
+        },
+        balancer,
+    )
+    .map_err(|e| format!("cannot start the socket proxy: {e}"))?;
+    let daemon = Arc::new(Daemon {
+        state,
+        clock,
+        proxy: Mutex::new(Some(proxy)),
+    });
+
+    if args.demo {
+        demo::start_real_servers()
+            .await
+            .map_err(|e| format!("demo real servers: {e}"))?;
+        let reqs = demo::table()
+            .into_iter()
+            .map(|r| ("demo".to_string(), r))
+            .collect();
+        apply_all(&daemon, reqs).await?;
+    }
+    if let Some(path) = &args.rules {
+        let n = load_rules(&daemon, path).await?;
+        tracing::info!("{}: {n} changes applied", path.display());
+    }
+
+    let listener = control_server::bind(&socket_path)
+        .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
+    let _socket_file = SocketFile(socket_path.clone());
+    if let Some(p) = &args.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("pidfile {}: {e}", p.display()))?;
+    }
+    let control = tokio::spawn(control_server::serve(listener, daemon.clone()));
+    let ticker = tokio::spawn(daemon.clone().ticker());
+    let metrics_task = if args.metrics_listen != "off" {
+        let l = tokio::net::TcpListener::bind(&args.metrics_listen)
+            .await
+            .map_err(|e| format!("metrics listener {}: {e}", args.metrics_listen))?;
+        Some(tokio::spawn(metrics::serve(l, daemon.clone())))
+    } else {
+        None
+    };
+    tracing::info!(
+        "rvsd {} ready: control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        socket_path.display()
+    );
+    if args.demo {
+        println!("{}", demo::banner(&socket_path));
+    }
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                match &args.rules {
+                    Some(path) => match load_rules(&daemon, path).await {
+                        Ok(n) => tracing::info!("SIGHUP: {}: {n} changes applied", path.display()),
+                        Err(e) => tracing::error!("SIGHUP: keeping the running table: {e}"),
+                    },
+                    None => tracing::info!("SIGHUP: no rules file to re-read"),
+                }
+            }
+        }
+    }
+
+    tracing::info!(
+        "shutting down: no new connections; open ones may finish within {} s",
+        args.drain_time
+    );
+    control.abort();
+    if let Some(m) = metrics_task {
+        m.abort();
+    }
+    ticker.abort();
+    let drain = StdDuration::from_secs(args.drain_time);
+    let d = daemon.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let proxy = d.proxy.lock().unwrap_or_else(|p| p.into_inner()).take();
+        proxy.map(|p| p.shutdown(drain))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Some(r) = report {
+        tracing::info!(
+            "drained: {} connection(s) aborted at the deadline",
+            r.aborted
+        );
+    }
+    if let Some(p) = &args.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Prometheus metrics in the text exposition format, with labels that follow node_exporter's
+//! IPVS collector (`local_address`, `local_port`, `local_mark`, `proto`, `remote_address`,
+//! `remote_port`), so dashboards built for kernel LVS carry over.
+//!
+//! The exposition is written by hand: the label sets follow the table (services come and go
+//! with every rvsadm command), which a static registry would only complicate; the format is a
+//! few lines of text.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use rvs_core::{ServiceKey, Time};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::daemon::Daemon;
+use crate::state::State;
+
+/// Escape a label value (`\`, `"` and newline).
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn svc_labels(k: &ServiceKey) -> String {
+    match k {
+        ServiceKey::Addr { proto, addr, port } => format!(
+            "local_address=\"{}\",local_port=\"{port}\",local_mark=\"\",proto=\"{}\"",
+            esc(&addr.to_string()),
+            proto.name()
+        ),
+        ServiceKey::Fwmark { mark, .. } => {
+            format!("local_address=\"\",local_port=\"0\",local_mark=\"{mark}\",proto=\"\"")
+        }
+    }
+}
+
+struct Out {
+    text: String,
+}
+
+impl Out {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &str, v: u64) {
+        if labels.is_empty() {
+            let _ = writeln!(self.text, "{name} {v}");
+        } else {
+            let _ = writeln!(self.text, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+/// Render every metric for the current state.
+pub fn render(st: &State, now: Time) -> String {
+    let _ = now;
+    let mut o = Out {
+        text: String::with_capacity(4096),
+    };
+    let t = &st.director.table;
+    let total = st.director.total.shown();
+    for (name, help, v) in [
+        (
+            "rvs_connections_total",
+            "Connections scheduled.",
+            total.conns,
+        ),
+        (
+            "rvs_incoming_packets_total",
+            "Packets client to server.",
+            total.inpkts,
+        ),
+        (
+            "rvs_outgoing_packets_total",
+            "Packets server to client seen by the director.",
+            total.outpkts,
+        ),
+        (
+            "rvs_incoming_bytes_total",
+            "Bytes client to server.",
+            total.inbytes,
+        ),
+        (
+            "rvs_outgoing_bytes_total",
+            "Bytes server to client seen by the director.",
+            total.outbytes,
+        ),
+    ] {
+        o.header(name, "counter", help);
+        o.sample(name, "", v);
+    }
+    o.header(
+        "rvs_connection_table_entries",
+        "gauge",
+        "Connections and persistence templates in the table.",
+    );
+    o.sample(
+        "rvs_connection_table_entries",
+        "",
+        st.director.conns.len() as u64,
+    );
+    o.header(
+        "rvs_proxy_reschedules_total",
+        "counter",
+        "Proxy connections rescheduled to another real server after a failed connect.",
+    );
+    o.sample("rvs_proxy_reschedules_total", "", st.reschedules);
+
+    // Per service.
+    let services: Vec<_> = t.services().collect();
+    type Get = fn(&rvs_core::stats::Counters, &rvs_core::estimator::Rates) -> u64;
+    let series: [(&str, &str, &str, Get); 10] = [
+        (
+            "connections_total",
+            "counter",
+            "Connections scheduled.",
+            |c, _| c.conns,
+        ),
+        (
+            "incoming_packets_total",
+            "counter",
+            "Packets client to server.",
+            |c, _| c.inpkts,
+        ),
+        (
+            "outgoing_packets_total",
+            "counter",
+            "Packets server to client.",
+            |c, _| c.outpkts,
+        ),
+        (
+            "incoming_bytes_total",
+            "counter",
+            "Bytes client to server.",
+            |c, _| c.inbytes,
+        ),
+        (
+            "outgoing_bytes_total",
+            "counter",
+            "Bytes server to client.",
+            |c, _| c.outbytes,
+        ),
+        (
+            "connections_per_second",
+            "gauge",
+            "Connection rate (2 s estimator).",
+            |_, r| r.cps,
+        ),
+        (
+            "incoming_packets_per_second",
+            "gauge",
+            "Incoming packet rate.",
+            |_, r| r.inpps,
+        ),
+        (
+            "outgoing_packets_per_second",
+            "gauge",
+            "Outgoing packet rate.",
+            |_, r| r.outpps,
+        ),
+        (
+            "incoming_bytes_per_second",
+            "gauge",
+            "Incoming byte rate.",
+            |_, r| r.inbps,
+        ),
+        (
+            "outgoing_bytes_per_second",
+            "gauge",
+            "Outgoing byte rate.",
+            |_, r| r.outbps,
+        ),
+    ];
+    for (suffix, kind, help, get) in series {
+        let name = format!("rvs_service_{suffix}");
+        o.header(&name, kind, help);
+        for (_, s) in &services {
+            let v = get(&s.stats.shown(), &s.stats.est.rates());
+            o.sample(&name, &svc_labels(&s.key), v);
+        }
+    }
+    o.header(
+        "rvs_service_unserved",
+        "gauge",
+        "1 if the service is in the table but no running data plane can serve it.",
+    );
+    for (_, s) in &services {
+        let v = u64::from(st.service_unserved(&s.key).is_some());
+        o.sample("rvs_service_unserved", &svc_labels(&s.key), v);
+    }
+
+    // Per real server.
+    let backend_labels = |k: &ServiceKey, d: &rvs_core::Dest| {
+        format!(
+            "{},remote_address=\"{}\",remote_port=\"{}\"",
+            svc_labels(k),
+            esc(&d.cfg.addr.to_string()),
+            d.cfg.port
+        )
+    };
+    type GetD = fn(&rvs_core::Dest) -> u64;
+    let gauges: [(&str, &str, GetD); 5] = [
+        (
+            "rvs_backend_connections_active",
+            "Active connections.",
+            |d| u64::from(d.active),
+        ),
+        (
+            "rvs_backend_connections_inactive",
+            "Inactive connections.",
+            |d| u64::from(d.inactive),
+        ),
+        (
+            "rvs_backend_connections_persistent",
+            "Persistence templates.",
+            |d| u64::from(d.persist),
+        ),
+        ("rvs_backend_weight", "Weight.", |d| u64::from(d.weight())),
+        (
+            "rvs_backend_overloaded",
+            "1 while over its upper threshold.",
+            |d| u64::from(d.overload),
+        ),
+    ];
+    for (name, help, get) in gauges {
+        o.header(name, "gauge", help);
+        for (_, s) in &services {
+            for d in s.dests.iter().filter_map(|&d| t.dests.get(d)) {
+                o.sample(name, &backend_labels(&s.key, d), get(d));
+            }
+        }
+    }
+    for (suffix, kind, help, get) in series {
+        let name = format!("rvs_backend_{suffix}");
+        o.header(&name, kind, help);
+        for (_, s) in &services {
+            for d in s.dests.iter().filter_map(|&d| t.dests.get(d)) {
+                let v = get(&d.stats.shown(), &d.stats.est.rates());
+                o.sample(&name, &backend_labels(&s.key, d), v);
+            }
+        }
+    }
+    o.header(
+        "rvs_backend_unserved",
+        "gauge",
+        "1 if the real server is in the table but no running data plane can reach it.",
+    );
+    for (_, s) in &services {
+        for d in s.dests.iter().filter_map(|&d| t.dests.get(d)) {
+            let v = u64::from(st.dest_unserved(&s.key, &d.cfg).is_some());
+            o.sample("rvs_backend_unserved", &backend_labels(&s.key, d), v);
+        }
+    }
+    o.text
+}
+
+/// Serve `GET /metrics` on `listener` until dropped.
+pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) {
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        };
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let mut req = Vec::with_capacity(1024);
+            let mut buf = [0u8; 1024];
+            // Read the request head, bounded in size and time.
+            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let line = req.split(|&b| b == b'\n').next().unwrap_or(&[]);
+            let line = String::from_utf8_lossy(line);
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let resp = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+                let body = {
+                    let st = d.lock();
+                    render(&st, d.clock.now())
+                };
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                let body = "rvsd: metrics are at /metrics\n";
+                format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let _ = s.write_all(resp.as_bytes()).await;
+            let _ = s.shutdown().await;
+        });
+    }
+}
