@@ -33,6 +33,9 @@ pub struct Line {
     /// to its last. Script strings are re-tokenised from this with
     /// [`split_quoted_escaped`].
     pub raw: String,
+    /// The whole source line this logical line came from (after comment removal
+    /// and substitution, before brace splitting), for messages.
+    pub source: Arc<str>,
 }
 
 impl Line {
@@ -244,6 +247,7 @@ fn tokenize(
     }
     // Split into logical lines at every unquoted brace.
     let mut lines = Vec::new();
+    let source: Arc<str> = Arc::from(text);
     let mut cur: Vec<(String, usize, usize, bool)> = Vec::new();
     let mk = |group: &[(String, usize, usize, bool)]| -> Option<Line> {
         let first = group.first()?;
@@ -266,7 +270,11 @@ fn tokenize(
                 }
             })
             .collect();
-        Some(Line { tokens, raw })
+        Some(Line {
+            tokens,
+            raw,
+            source: source.clone(),
+        })
     };
     for t in toks {
         if !t.3 && (t.0 == "{" || t.0 == "}") {
@@ -458,13 +466,11 @@ impl Lexer {
                 self.read_str(path, &text);
             }
             Err(e) => {
-                let pos = Pos::new(Arc::from(path), 0, 0);
-                self.diag(
+                self.diags.push(Diagnostic::new(
                     ErrorClass::FileNotFound,
-                    pos,
+                    None,
                     format!("Config files missing '{}': {e}", path.display()),
-                    "",
-                );
+                ));
             }
         }
     }
@@ -620,12 +626,15 @@ impl Lexer {
                     );
                     return;
                 }
+                // Substituted text is not decommented again (keepalived does not),
+                // which is what makes `${_HASH}` and `${_BANG}` useful. A multi-line
+                // value becomes several lines.
                 for piece in new.split('\n') {
-                    let d = decomment(piece);
-                    if d.text.is_empty() {
+                    let piece = piece.trim_matches([' ', '\t']);
+                    if piece.is_empty() {
                         continue;
                     }
-                    self.process(&d.text, file, line_no, col, false, depth + 1, false);
+                    self.process(piece, file, line_no, col, false, depth + 1, false);
                 }
                 return;
             }
@@ -1010,3 +1019,7 @@ pub fn lex_str(path: &Path, text: &str, opts: LexOptions) -> (Vec<Line>, Vec<Dia
     lx.read_str(path, text);
     (lx.lines, lx.diags)
 }
+
+#[cfg(test)]
+#[path = "lexer_tests.rs"]
+mod tests;

@@ -32,14 +32,18 @@ pub(crate) struct RawVs {
     pub scheduler: Option<Scheduler>,
     pub method: Option<ForwardMethod>,
     /// Real servers with whether `weight` was written.
-    pub rs: Vec<(
-        RealServer,
-        Option<u32>,
-        Option<ForwardMethod>,
-        Option<bool>,
-        Option<bool>,
-    )>,
+    pub rs: Vec<RawRs>,
 }
+
+/// A real server with the settings that inherit from the virtual server when
+/// not written: (server, weight, method, inhibit_on_failure, alpha).
+pub(crate) type RawRs = (
+    RealServer,
+    Option<u32>,
+    Option<ForwardMethod>,
+    Option<bool>,
+    Option<bool>,
+);
 
 /// A VRRP instance as written.
 pub(crate) struct RawInstance {
@@ -53,10 +57,6 @@ const MAX_US: u64 = u32::MAX as u64; // 4294.967295 s, keepalived's TIMER maximu
 
 fn fmt_us(us: u64) -> String {
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
-}
-
-fn is_bool_word(s: &str) -> bool {
-    matches!(s, "on" | "true" | "yes" | "off" | "false" | "no")
 }
 
 /// Parse a numeric IP address (no host names, like `inet_pton`).
@@ -103,19 +103,28 @@ impl Parser {
     pub fn err(&mut self, class: ErrorClass, n: &Node, msg: impl Into<String>) {
         let pos = n.head().pos.clone();
         self.diags
-            .push(Diagnostic::new(class, Some(pos), msg).with_snippet(&n.line.raw));
+            .push(Diagnostic::new(class, Some(pos), msg).with_snippet(&*n.line.source));
     }
 
     /// Report against word `t` of node `n`.
     fn err_tok(&mut self, class: ErrorClass, n: &Node, t: &Token, msg: impl Into<String>) {
         self.diags
-            .push(Diagnostic::new(class, Some(t.pos.clone()), msg).with_snippet(&n.line.raw));
+            .push(Diagnostic::new(class, Some(t.pos.clone()), msg).with_snippet(&*n.line.source));
     }
 
     /// An unknown keyword: always reported; its block (if any) is skipped whole.
     fn unknown(&mut self, n: &Node) {
         if n.is_anonymous() {
             return; // already reported by the tree builder
+        }
+        // The loops call `no_block` before dispatching; for an unknown keyword the
+        // block is part of this message instead.
+        if let Some(last) = self.diags.last() {
+            if last.class == ErrorClass::UnexpectedBlockStart
+                && last.pos.as_ref() == Some(&n.head().pos)
+            {
+                self.diags.pop();
+            }
         }
         let mut msg = format!("Unknown keyword '{}'", n.kw());
         if n.children.is_some() {
@@ -241,8 +250,7 @@ impl Parser {
             Some((a, b)) => (a, b),
             None => (s, ""),
         };
-        let ok = !s.is_empty()
-            && !(ip.is_empty() && fp.is_empty())
+        let ok = !(ip.is_empty() && fp.is_empty())
             && ip.bytes().all(|b| b.is_ascii_digit())
             && fp.bytes().all(|b| b.is_ascii_digit());
         if s.starts_with('-') {
@@ -1388,18 +1396,7 @@ impl Parser {
         self.raw_vs.push(r);
     }
 
-    #[allow(clippy::type_complexity)]
-    fn real_server(
-        &mut self,
-        n: &Node,
-        vs: &VirtualServer,
-    ) -> Option<(
-        RealServer,
-        Option<u32>,
-        Option<ForwardMethod>,
-        Option<bool>,
-        Option<bool>,
-    )> {
+    fn real_server(&mut self, n: &Node, vs: &VirtualServer) -> Option<RawRs> {
         let a = self.need(n, 1)?;
         let addr = parse_ip(&a.text);
         let port = match n.arg(2) {
@@ -2617,7 +2614,7 @@ impl Parser {
                         | "peer"
                         | "preferred_lft"
                         | "track_group"
-                ) || (w == "use_vmac" && false);
+                );
                 if takes {
                     let Some(v) = k.arg(i + 1).map(str::to_string) else {
                         self.err(
@@ -2750,7 +2747,7 @@ impl Parser {
                 let w = words[i];
                 let val = words.get(i + 1).copied();
                 let needs_val = !matches!(w, "no_track" | "onlink" | "pervasive");
-                if needs_val && val.is_none() && !(!have_dest && w != "src") {
+                if needs_val && val.is_none() && (have_dest || w == "src") {
                     self.err(
                         ErrorClass::GeneralError,
                         k,
@@ -3214,8 +3211,3 @@ const INSTANCE_UNMODELLED: &[&str] = &[
     "notify_priority_changes_on_startup",
     "version_3_checksum",
 ];
-
-#[allow(dead_code)]
-fn _unused(s: &str) -> bool {
-    is_bool_word(s)
-}

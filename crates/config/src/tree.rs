@@ -79,7 +79,7 @@ pub fn build(lines: Vec<Line>, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
                             Some(line.pos().clone()),
                             format!("blocks nested more than {MAX_DEPTH} deep - ignoring the inner blocks"),
                         )
-                        .with_snippet(&line.raw),
+                        .with_snippet(&*line.source),
                     );
                 }
                 ignored += 1;
@@ -94,7 +94,7 @@ pub fn build(lines: Vec<Line>, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
                         Some(line.pos().clone()),
                         "Unexpected '{' - block without a keyword; skipping the block",
                     )
-                    .with_snippet(&line.raw),
+                    .with_snippet(&*line.source),
                 );
                 if let Some(v) = stack.last_mut() {
                     v.push(Node {
@@ -117,7 +117,7 @@ pub fn build(lines: Vec<Line>, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
                         Some(line.pos().clone()),
                         "Extra '}' found",
                     )
-                    .with_snippet(&line.raw),
+                    .with_snippet(&*line.source),
                 );
                 continue;
             }
@@ -140,7 +140,7 @@ pub fn build(lines: Vec<Line>, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
             format!("There are {n} missing '}}'s or extra '{{'s"),
         );
         if let Some(l) = opens.last() {
-            d = d.with_snippet(format!("last unclosed block opened here: {}", l.raw));
+            d = d.with_snippet(format!("last unclosed block opened here: {}", l.source));
         }
         diags.push(d);
         while stack.len() > 1 {
