@@ -90,7 +90,7 @@ pub fn short_hostname() -> String {
 /// Limits that keep hostile input from exhausting memory or looping forever.
 const MAX_INCLUDE_DEPTH: usize = 32;
 const MAX_SUBST_DEPTH: usize = 64;
-const MAX_LINES: usize = 2_000_000;
+const MAX_LINES: usize = 1_000_000;
 const MAX_LINE_LEN: usize = 1 << 20;
 
 /// A multi-line `$NAME=` definition being collected.
@@ -616,7 +616,18 @@ impl Lexer {
         }
         // 6. Parameter substitution.
         if text.contains('$') {
-            if let Some(new) = self.substitute(text) {
+            let Ok(subst) = self.substitute(text) else {
+                self.diag(
+                    ErrorClass::GeneralError,
+                    Pos::new(file.clone(), line_no, col),
+                    format!(
+                        "Parameter substitution on line '{text}' would exceed maximum line length"
+                    ),
+                    text,
+                );
+                return;
+            };
+            if let Some(new) = subst {
                 if depth >= MAX_SUBST_DEPTH {
                     self.diag(
                         ErrorClass::GeneralError,
@@ -664,7 +675,9 @@ impl Lexer {
 
     /// Replace `${NAME}` and `$NAME` (followed by whitespace or end) by defined
     /// values. Returns `None` if nothing was replaced.
-    fn substitute(&mut self, text: &str) -> Option<String> {
+    /// `Err` if the result would exceed the maximum line length (a definition
+    /// like `$A=${A}${A}` doubles at every round).
+    fn substitute(&mut self, text: &str) -> Result<Option<String>, ()> {
         let mut out = String::with_capacity(text.len());
         let mut changed = false;
         let mut rest = text;
@@ -675,6 +688,9 @@ impl Lexer {
                 if let Some(close) = inner.find('}') {
                     let expr = &inner[..close];
                     if let Some(v) = self.lookup(expr) {
+                        if out.len() + v.len() > MAX_LINE_LEN {
+                            return Err(());
+                        }
                         out.push_str(&v);
                         changed = true;
                         rest = &inner[close + 1..];
@@ -686,6 +702,9 @@ impl Lexer {
                 let name = &after[..end];
                 if is_param_name(name) {
                     if let Some(v) = self.lookup(name) {
+                        if out.len() + v.len() > MAX_LINE_LEN {
+                            return Err(());
+                        }
                         out.push_str(&v);
                         changed = true;
                         rest = &after[end..];
@@ -697,7 +716,7 @@ impl Lexer {
             rest = after;
         }
         out.push_str(rest);
-        changed.then_some(out)
+        Ok(changed.then_some(out))
     }
 
     /// The value of a parameter or of a predefined expression.
@@ -837,6 +856,11 @@ impl Lexer {
             }
         }
         for b in bindings {
+            if self.lines.len() >= MAX_LINES {
+                // Report once (process does) and stop expanding.
+                self.process(&remainder, file, line_no, col, false, depth + 1, false);
+                return;
+            }
             for (k, v) in b {
                 self.params.insert(k, v);
             }
