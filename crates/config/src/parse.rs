@@ -1226,8 +1226,18 @@ impl Parser {
                         }
                     }
                 }
-                "hashed" => self.err(ErrorClass::Warning, k, "'hashed' has no effect - ignoring"),
-                "delay_loop" => match self.timer(k, 1, 1, MAX_US) {
+                // IPVS has no "hashed" flag to set; keepalived accepts it for sh only.
+                "hashed" => {
+                    if r.scheduler != Some(Scheduler::Sh) {
+                        self.err(
+                            ErrorClass::GeneralError,
+                            k,
+                            "hashed only applies to sh scheduler - ignoring",
+                        );
+                    }
+                }
+                // keepalived's maximum here is TIMER_MAXIMUM (ULONG_MAX - 1 µs).
+                "delay_loop" => match self.timer(k, 1, 1, u64::MAX - 1) {
                     Some(d) => vs.delay_loop = d,
                     None if k.len() > 1 => self.err(
                         ErrorClass::GeneralError,
@@ -1512,12 +1522,30 @@ impl Parser {
         match k.kw() {
             "connect_ip" if connecting => c.connect_ip = self.ip(k, 1),
             "connect_port" if connecting => {
-                c.connect_port = self.uint(k, 1, 1, 65535).map(|v| v as u16)
+                c.connect_port = self.uint(k, 1, 1, 65535).map(|v| v as u16);
+                if c.connect_port.is_none() && k.len() > 1 {
+                    let v = k.arg(1).unwrap_or("");
+                    self.err(
+                        ErrorClass::GeneralError,
+                        k,
+                        format!("Invalid checker connect_port '{v}'"),
+                    );
+                }
             }
             "bindto" if connecting => c.bindto = self.ip(k, 1),
             "bind_port" if connecting => c.bind_port = self.uint(k, 1, 1, 65535).map(|v| v as u16),
             "bind_if" if connecting => c.bind_if = self.string(k, 1),
-            "connect_timeout" => c.connect_timeout = self.timer(k, 1, 1, MAX_US),
+            "connect_timeout" => {
+                c.connect_timeout = self.timer(k, 1, 1, MAX_US);
+                if c.connect_timeout.is_none() && k.len() > 1 {
+                    let v = k.arg(1).unwrap_or("");
+                    self.err(
+                        ErrorClass::GeneralError,
+                        k,
+                        format!("connect_timeout {v} invalid - ignoring"),
+                    );
+                }
+            }
             "fwmark" if connecting => {
                 c.fwmark = self.uint(k, 1, 0, u32::MAX as u64).map(|v| v as u32)
             }
@@ -2309,11 +2337,18 @@ impl Parser {
                             }
                         }
                     }
-                    "advert_int" => {
-                        if let Some(d) = self.timer(k, 1, 10_000, 255_000_000) {
-                            inst.advert_int = d
+                    "advert_int" => match self.timer(k, 1, 10_000, 255_000_000) {
+                        Some(d) => inst.advert_int = d,
+                        None if k.len() > 1 => {
+                            let v = k.arg(1).unwrap_or("");
+                            self.err(
+                                ErrorClass::GeneralError,
+                                k,
+                                format!("({name}) Advert interval ({v}) not valid! Must be > 0 - ignoring"),
+                            )
                         }
-                    }
+                        None => {}
+                    },
                     "version" => {
                         if let Some(v) = self.uint(k, 1, 2, 3) {
                             version = Some(v as u8)
@@ -2476,7 +2511,7 @@ impl Parser {
                             self.err(
                                 ErrorClass::Warning,
                                 k,
-                                format!("({name}) Truncating auth_pass to 8 characters"),
+                                "Truncating auth_pass to 8 characters",
                             );
                             b.truncate(8);
                         }
@@ -2866,7 +2901,9 @@ impl Parser {
                 );
                 continue;
             }
-            if tracked && r.dev.is_none() && !r.no_track {
+            // keepalived gives this warning for static routes too.
+            let _ = tracked;
+            if r.dev.is_none() && !r.no_track {
                 self.err(
                     ErrorClass::Warning,
                     k,

@@ -300,9 +300,9 @@ impl Parser {
             let pos = inst.pos.clone();
             if !names.insert(name.clone()) {
                 self.warn(
-                    ErrorClass::Fatal,
+                    ErrorClass::GeneralError,
                     &pos,
-                    format!("vrrp_instance {name} is defined more than once"),
+                    format!("vrrp instance {name} already defined"),
                 );
                 continue;
             }
@@ -401,13 +401,30 @@ impl Parser {
                     format!("({name}) No VIP specified; at least one is sensible"),
                 );
             }
-            if inst.nopreempt && (inst.priority == 255 || inst.state == Some(VrrpState::Master)) {
+            if inst.nopreempt && inst.priority == 255 {
                 self.warn(
                     ErrorClass::Warning,
                     &pos,
-                    format!("({name}) nopreempt is incompatible with initial state MASTER or priority 255 - clearing nopreempt"),
+                    format!(
+                        "({name}) nopreempt is incompatible with priority 255. resetting nopreempt"
+                    ),
                 );
                 inst.nopreempt = false;
+            } else if inst.nopreempt && inst.state == Some(VrrpState::Master) {
+                self.warn(
+                    ErrorClass::Warning,
+                    &pos,
+                    format!("({name}) Warning - nopreempt will not work with initial state MASTER - clearing"),
+                );
+                inst.nopreempt = false;
+            }
+            if !inst.preempt_delay.is_zero() && inst.state == Some(VrrpState::Master) {
+                self.warn(
+                    ErrorClass::Warning,
+                    &pos,
+                    format!("({name}) Warning - preempt delay will not work with initial state MASTER - clearing"),
+                );
+                inst.preempt_delay = std::time::Duration::ZERO;
             }
             // Advert interval rounding (§1.8).
             let us = inst.advert_int.as_micros() as u64;
@@ -418,7 +435,7 @@ impl Parser {
                         ErrorClass::Warning,
                         &pos,
                         format!(
-                            "({name}) VRRPv2 advertisement interval {:.6}s must be an integer. rounding to {secs}",
+                            "({name}) VRRPv2 advertisement interval {:.6}s must be an integer. rounding",
                             us as f64 / 1e6
                         ),
                     );
@@ -499,12 +516,12 @@ impl Parser {
                 continue;
             }
             if g.members.len() == 1 {
+                // keepalived 2.2.7 warns and keeps the group.
                 let msg = format!(
-                    "Sync group {} has only 1 virtual router(s) - removing",
+                    "Sync group {} has only 1 virtual router(s) - this probably isn't what you want",
                     g.name
                 );
-                self.warn(ErrorClass::GeneralError, &g.pos, msg);
-                continue;
+                self.warn(ErrorClass::Warning, &g.pos, msg);
             }
             for m in &g.members {
                 member_of.insert(m.clone(), g.name.clone());
@@ -532,38 +549,62 @@ impl Parser {
             return;
         }
         let default_user_root = g.script_user.is_none() && !user_exists("keepalived_script");
-        let mut scripts: Vec<&Script> = Vec::new();
-        for s in &self.cfg.vrrp_scripts {
-            scripts.push(&s.script);
-        }
-        for i in &self.cfg.vrrp_instances {
-            scripts.extend(i.notify.scripts());
-        }
-        for sg in &self.cfg.vrrp_sync_groups {
-            scripts.extend(sg.notify.scripts());
-        }
-        for vs in &self.cfg.virtual_servers {
-            scripts.extend(vs.quorum_up.iter());
-            scripts.extend(vs.quorum_down.iter());
-            for rs in &vs.real_servers {
-                scripts.extend(rs.notify_up.iter());
-                scripts.extend(rs.notify_down.iter());
-                for c in &rs.checkers {
-                    if let CheckerKind::Misc(m) = &c.kind {
-                        scripts.push(&m.path);
-                    }
-                }
-            }
-        }
         let root = |s: &Script| match &s.user {
             Some(u) => u == "root",
             None => default_user_root,
         };
-        let violating = scripts
+        let insecure = |s: &Script| root(s) && s.argv.first().is_some_and(|p| resolve_program(p));
+        // VRRP process: vrrp_scripts in use (tracked somewhere) and notify scripts.
+        let tracked: HashSet<&str> = self
+            .cfg
+            .vrrp_instances
             .iter()
-            .find(|s| root(s) && s.argv.first().map(|p| resolve_program(p)).unwrap_or(false))
-            .map(|s| s.pos.clone());
-        if let Some(pos) = violating {
+            .flat_map(|i| i.track_scripts.iter())
+            .chain(
+                self.cfg
+                    .vrrp_sync_groups
+                    .iter()
+                    .flat_map(|g| g.track_scripts.iter()),
+            )
+            .map(|t| t.name.as_str())
+            .collect();
+        let mut vrrp: Vec<&Script> = Vec::new();
+        for s in &self.cfg.vrrp_scripts {
+            if tracked.contains(s.name.as_str()) {
+                vrrp.push(&s.script);
+            }
+        }
+        for i in &self.cfg.vrrp_instances {
+            vrrp.extend(i.notify.scripts());
+        }
+        for sg in &self.cfg.vrrp_sync_groups {
+            vrrp.extend(sg.notify.scripts());
+        }
+        // Checker process: quorum/notify scripts and MISC_CHECK programs.
+        let mut check: Vec<&Script> = Vec::new();
+        for vs in &self.cfg.virtual_servers {
+            check.extend(vs.quorum_up.iter());
+            check.extend(vs.quorum_down.iter());
+            for rs in &vs.real_servers {
+                check.extend(rs.notify_up.iter());
+                check.extend(rs.notify_down.iter());
+                for c in &rs.checkers {
+                    if let CheckerKind::Misc(m) = &c.kind {
+                        check.push(&m.path);
+                    }
+                }
+            }
+        }
+        let bad_check = check.iter().find(|s| insecure(s)).map(|s| s.pos.clone());
+        let bad_vrrp = vrrp.iter().find(|s| insecure(s)).map(|s| s.pos.clone());
+        if let Some(pos) = bad_check {
+            self.warn(
+                ErrorClass::SecurityError,
+                &pos,
+                "SECURITY VIOLATION - check scripts are being executed but script_security not enabled.".into(),
+            );
+        }
+        if let Some(pos) = bad_vrrp {
             self.warn(
                 ErrorClass::SecurityError,
                 &pos,

@@ -357,7 +357,7 @@ fn virtual_server_value_errors() {
         "Quorum 0 must be in [1, 4294967295]. Setting to 1.",
         "Ignoring sorry_server inhibit used before or without sorry_server",
         "mh-port only applies to mh scheduler - ignoring",
-        "number '0' outside range [0.000001, 4294.967295]",
+        "number '0' outside range [0.000001, 18446744073709.551614]",
         "virtual server delay loop '0' invalid - ignoring",
         "Unknown protocol ICMP - ignoring",
     ] {
@@ -695,8 +695,10 @@ fn vrrp_instance_full() {
     let r = chk(VRRP_FULL);
     let m = msgs(&r);
     let expected = vec![
-        "(VI_1) Truncating auth_pass to 8 characters".to_string(),
-        "(VI_1) nopreempt is incompatible with initial state MASTER or priority 255 - clearing nopreempt".to_string(),
+        "Truncating auth_pass to 8 characters".to_string(),
+        "(VI_1) Warning - nopreempt will not work with initial state MASTER - clearing".to_string(),
+        "(VI_1) Warning - preempt delay will not work with initial state MASTER - clearing"
+            .to_string(),
     ];
     assert_eq!(m, expected);
     let s = &r.config.vrrp_scripts[0];
@@ -715,7 +717,7 @@ fn vrrp_instance_full() {
     assert_eq!(i.state, Some(VrrpState::Master));
     assert_eq!(i.advert_int, Duration::from_secs(2));
     assert!(!i.nopreempt);
-    assert_eq!(i.preempt_delay, Duration::from_secs(10));
+    assert_eq!(i.preempt_delay, Duration::ZERO, "cleared for state MASTER");
     let a = i.authentication.as_ref().expect("auth");
     assert_eq!(
         (a.auth_type, a.password.as_slice()),
@@ -808,8 +810,7 @@ fn vrrp_v2_advert_int_rounding_and_family_mismatch() {
     let m = msgs(&r);
     assert!(
         m.contains(
-            &"(V) VRRPv2 advertisement interval 1.500000s must be an integer. rounding to 2"
-                .to_string()
+            &"(V) VRRPv2 advertisement interval 1.500000s must be an integer. rounding".to_string()
         ),
         "{m:?}"
     );
@@ -903,7 +904,15 @@ fn vrrp_sync_group_members() {
     ));
     assert_eq!(
         msgs(&one),
-        vec!["Sync group G has only 1 virtual router(s) - removing".to_string()]
+        vec![
+            "Sync group G has only 1 virtual router(s) - this probably isn't what you want"
+                .to_string()
+        ]
+    );
+    assert_eq!(
+        one.config.vrrp_sync_groups.len(),
+        1,
+        "kept, as keepalived 2.2.7 does"
     );
 }
 
@@ -1026,15 +1035,30 @@ fn script_security_violation_needs_an_existing_program_run_as_root() {
     let r = chk(&body("", ""));
     assert_eq!(
         msgs(&r),
-        vec![
-            "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
-                .to_string()
-        ]
+        vec!["SECURITY VIOLATION - check scripts are being executed but script_security not enabled.".to_string()]
     );
     assert_eq!(r.exit_status(), 6);
     assert_eq!(chk(&body(" enable_script_security", "")).exit_status(), 0);
     assert_eq!(chk(&body(" script_user nobody", "")).exit_status(), 0);
     assert_eq!(chk(&body("", "   user nobody")).exit_status(), 0);
+    // VRRP scripts have their own message; a vrrp_script nobody tracks is not checked.
+    let inst = "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1\n }\n TRACK\n}\n";
+    let untracked = chk(&format!(
+        "vrrp_script s {{\n script /bin/sh\n}}\n{}",
+        inst.replace("TRACK", "")
+    ));
+    assert_eq!(untracked.exit_status(), 0, "{:?}", msgs(&untracked));
+    let tracked = chk(&format!(
+        "vrrp_script s {{\n script /bin/sh\n}}\n{}",
+        inst.replace("TRACK", "track_script {\n s\n }")
+    ));
+    assert_eq!(
+        msgs(&tracked),
+        vec![
+            "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+                .to_string()
+        ]
+    );
     // A program that does not exist is not checked (keepalived: rc 0).
     let missing = chk("vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1\n }\n notify_master /nonexistent/x.sh\n}\n");
     assert_eq!(missing.exit_status(), 0, "{:?}", msgs(&missing));
