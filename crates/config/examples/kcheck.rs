@@ -7,6 +7,8 @@ fn main() {
     };
     let opts = rvs_config::CheckOptions {
         config_id: args.next(),
+        // Like `keepalived -t`: interfaces must exist in this namespace.
+        check_interfaces: std::env::var_os("KCHECK_NO_IF").is_none(),
     };
     let r = rvs_config::check(&file, &opts);
     eprint!("{}", r.render());

@@ -30,7 +30,7 @@ use std::path::Path;
 pub use diag::{exit_status, Diagnostic, ErrorClass, Pos};
 pub use lexer::{short_hostname, split_quoted_escaped, LexOptions};
 pub use model::*;
-pub use validate::{program_exists, vs_name};
+pub use validate::{interface_exists, program_exists, vs_name};
 
 /// Errors of the library API (configuration problems are [`Diagnostic`]s, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,10 @@ pub enum ConfigError {
 pub struct CheckOptions {
     /// The config id for `@ID` lines (rvsd `-i`); `None` = the short host name.
     pub config_id: Option<String>,
+    /// Check that every interface the configuration names exists in the current
+    /// network namespace, as `keepalived -t` does (`rvsd -t` should set this).
+    /// Off by default so that a configuration can be checked on another host.
+    pub check_interfaces: bool,
 }
 
 impl CheckOptions {
@@ -132,11 +136,14 @@ impl Report {
     }
 }
 
-fn finish(lines: Vec<lexer::Line>, mut diags: Vec<Diagnostic>) -> Report {
+fn finish(lines: Vec<lexer::Line>, mut diags: Vec<Diagnostic>, opts: &CheckOptions) -> Report {
     let nodes = tree::build(lines, &mut diags);
     let mut p = parse::Parser::new();
     p.top(&nodes);
     p.validate();
+    if opts.check_interfaces {
+        p.check_interfaces(&validate::interface_exists);
+    }
     diags.extend(p.diags);
     Report {
         config: p.cfg,
@@ -151,7 +158,7 @@ fn finish(lines: Vec<lexer::Line>, mut diags: Vec<Diagnostic>) -> Report {
 pub fn check(path: impl AsRef<Path>, opts: &CheckOptions) -> Report {
     let mut lx = lexer::Lexer::new(opts.lex());
     lx.read_file(path.as_ref());
-    finish(lx.lines, lx.diags)
+    finish(lx.lines, lx.diags, opts)
 }
 
 /// Like [`check`] for configuration text that claims to be file `path` (includes
@@ -159,7 +166,7 @@ pub fn check(path: impl AsRef<Path>, opts: &CheckOptions) -> Report {
 pub fn check_str(path: impl AsRef<Path>, text: &str, opts: &CheckOptions) -> Report {
     let mut lx = lexer::Lexer::new(opts.lex());
     lx.read_str(path.as_ref(), text);
-    finish(lx.lines, lx.diags)
+    finish(lx.lines, lx.diags, opts)
 }
 
 /// Parse `path` for running: the model, or an error if rvsd cannot run it.

@@ -135,7 +135,8 @@ impl Parser {
 
     /// A keyword that takes no block but has one.
     fn no_block(&mut self, n: &Node) {
-        if n.children.is_some() {
+        // An anonymous block was already reported by the tree builder.
+        if n.children.is_some() && !n.is_anonymous() {
             self.err(
                 ErrorClass::UnexpectedBlockStart,
                 n,
@@ -1163,16 +1164,12 @@ impl Parser {
                 "persistence_granularity" => {
                     if let Some(t) = self.need(k, 1) {
                         let g = if t.text.contains('.') {
-                            match t.text.parse::<std::net::Ipv4Addr>() {
-                                Ok(m)
-                                    if u32::from(m).leading_ones()
-                                        + u32::from(m).trailing_zeros()
-                                        == 32 =>
-                                {
-                                    Some(Granularity::V4(m))
-                                }
-                                _ => None,
-                            }
+                            // keepalived (and IPVS) take any dotted mask, even a
+                            // non-contiguous one.
+                            t.text
+                                .parse::<std::net::Ipv4Addr>()
+                                .ok()
+                                .map(Granularity::V4)
                         } else {
                             t.text
                                 .parse::<u8>()
@@ -1611,7 +1608,7 @@ impl Parser {
                             Some(o) => self.err(
                                 ErrorClass::GeneralError,
                                 k,
-                                format!("Invalid http_protocol {o} - ignoring"),
+                                format!("Invalid http_protocol version {o}"),
                             ),
                             None => {
                                 self.need(k, 1);

@@ -640,3 +640,92 @@ fn resolve_program(p: &str) -> bool {
 pub fn program_exists(prog: &str) -> bool {
     resolve_program(prog)
 }
+
+/// Does network interface `name` exist in the current network namespace?
+pub fn interface_exists(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('/')
+        && name != "."
+        && name != ".."
+        && Path::new("/sys/class/net").join(name).exists()
+}
+
+impl Parser {
+    /// keepalived checks every interface the configuration names against the
+    /// current network namespace and refuses to run without them (unless
+    /// `dynamic_interfaces`). `exists` answers for one interface name.
+    pub(crate) fn check_interfaces(&mut self, exists: &dyn Fn(&str) -> bool) {
+        if self.cfg.global.dynamic_interfaces {
+            return;
+        }
+        let mut missing: Vec<(Pos, String)> = Vec::new();
+        let mut need = |pos: &Pos, name: &str, what: String| {
+            if !exists(name) {
+                missing.push((
+                    pos.clone(),
+                    format!("WARNING - interface {name} for {what} doesn't exist"),
+                ));
+            }
+        };
+        for i in &self.cfg.vrrp_instances {
+            if let Some(ifn) = &i.interface {
+                need(&i.pos, ifn, format!("vrrp_instance {}", i.name));
+            }
+            for t in &i.track_interfaces {
+                need(
+                    &i.pos,
+                    &t.name,
+                    format!("track_interface of vrrp_instance {}", i.name),
+                );
+            }
+            for a in i
+                .virtual_ipaddresses
+                .iter()
+                .chain(&i.virtual_ipaddresses_excluded)
+            {
+                if let Some(d) = &a.dev {
+                    need(&a.pos, d, format!("ip address {}/{}", a.addr, a.prefix));
+                }
+            }
+            for r in &i.virtual_routes {
+                if let Some(d) = &r.dev {
+                    need(&r.pos, d, format!("route {}/{}", r.dest.addr, r.dest.len));
+                }
+            }
+        }
+        for g in &self.cfg.vrrp_sync_groups {
+            for t in &g.track_interfaces {
+                need(
+                    &g.pos,
+                    &t.name,
+                    format!("track_interface of vrrp_sync_group {}", g.name),
+                );
+            }
+        }
+        for a in &self.cfg.static_ipaddresses {
+            if let Some(d) = &a.dev {
+                need(&a.pos, d, format!("ip address {}/{}", a.addr, a.prefix));
+            }
+        }
+        for r in &self.cfg.static_routes {
+            if let Some(d) = &r.dev {
+                need(&r.pos, d, format!("route {}/{}", r.dest.addr, r.dest.len));
+            }
+        }
+        if let Some(d) = &self.cfg.global.lvs_sync_daemon {
+            need(&d.pos, &d.interface, "lvs_sync_daemon".into());
+        }
+        if missing.is_empty() {
+            return;
+        }
+        let first = missing[0].0.clone();
+        for (pos, msg) in missing {
+            self.warn(ErrorClass::BadInterface, &pos, msg);
+        }
+        self.warn(
+            ErrorClass::BadInterface,
+            &first,
+            "Non-existent interface specified in configuration".into(),
+        );
+    }
+}

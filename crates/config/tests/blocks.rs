@@ -12,6 +12,7 @@ fn chk(text: &str) -> Report {
         text,
         &CheckOptions {
             config_id: Some("main".into()),
+            ..Default::default()
         },
     )
 }
@@ -1062,4 +1063,39 @@ fn script_security_violation_needs_an_existing_program_run_as_root() {
     // A program that does not exist is not checked (keepalived: rc 0).
     let missing = chk("vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1\n }\n notify_master /nonexistent/x.sh\n}\n");
     assert_eq!(missing.exit_status(), 0, "{:?}", msgs(&missing));
+}
+
+#[test]
+fn interfaces_are_checked_when_asked() {
+    let text = "vrrp_instance V {\n interface lo\n virtual_router_id 5\n track_interface {\n  rvs-nosuch0\n }\n virtual_ipaddress {\n  10.0.0.1/24 dev rvs-nosuch1\n }\n}\n";
+    let off = chk(text);
+    assert_eq!(
+        off.exit_status(),
+        0,
+        "not checked by default: {:?}",
+        msgs(&off)
+    );
+    let opts = CheckOptions {
+        config_id: Some("main".into()),
+        check_interfaces: true,
+    };
+    let on = check_str("t.conf", text, &opts);
+    assert_eq!(
+        msgs(&on),
+        vec![
+            "WARNING - interface rvs-nosuch0 for track_interface of vrrp_instance V doesn't exist"
+                .to_string(),
+            "WARNING - interface rvs-nosuch1 for ip address 10.0.0.1/24 doesn't exist".to_string(),
+            "Non-existent interface specified in configuration".to_string(),
+        ]
+    );
+    assert_eq!(on.exit_status(), 4);
+    let dynamic = check_str(
+        "t.conf",
+        &format!("global_defs {{\n dynamic_interfaces\n}}\n{text}"),
+        &opts,
+    );
+    assert_eq!(dynamic.exit_status(), 0, "{:?}", msgs(&dynamic));
+    assert!(interface_exists("lo"));
+    assert!(!interface_exists("../lo"));
 }

@@ -187,6 +187,7 @@ fn run(c: &Case) -> Report {
         c.conf,
         &CheckOptions {
             config_id: Some("test".into()),
+            ..Default::default()
         },
     )
 }

@@ -143,6 +143,7 @@ fn corpus_texts() -> Vec<String> {
 fn mutated_configs_never_panic() {
     let opts = CheckOptions {
         config_id: Some("main".into()),
+        ..Default::default()
     };
     let texts = corpus_texts();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -164,6 +165,7 @@ fn mutated_configs_never_panic() {
 fn hostile_inputs_are_bounded() {
     let opts = CheckOptions {
         config_id: Some("main".into()),
+        ..Default::default()
     };
     let deep = "a {\n".repeat(10_000);
     let closes = "}\n".repeat(10_000);
