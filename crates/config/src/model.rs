@@ -1159,3 +1159,119 @@ pub struct VrrpScript {
     /// `init_fail`.
     pub init_fail: bool,
 }
+
+/// One IPVS virtual service a `virtual_server` stands for (spec §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceKey {
+    /// (protocol, address, port); port 0 = all ports (persistent services only).
+    Addr {
+        /// Transport protocol.
+        protocol: Protocol,
+        /// Virtual address.
+        addr: IpAddr,
+        /// Virtual port (0 = any).
+        port: u16,
+    },
+    /// (family, firewall mark).
+    Fwmark {
+        /// Address family of the service.
+        family: Family,
+        /// The mark.
+        mark: u32,
+    },
+}
+
+impl VsgEntry {
+    /// Number of addresses in the entry (1 for fwmark entries).
+    pub fn len(&self) -> u128 {
+        match self {
+            VsgEntry::Range { first, last, .. } => ip_u128(last)
+                .saturating_sub(ip_u128(first))
+                .saturating_add(1),
+            VsgEntry::Fwmark { .. } => 1,
+        }
+    }
+
+    /// Never true: an entry always names at least one address or mark.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The addresses of a range entry, first to last, lazily (a range can be large).
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let (lo, hi, v4) = match self {
+            VsgEntry::Range { first, last, .. } => (ip_u128(first), ip_u128(last), first.is_ipv4()),
+            VsgEntry::Fwmark { .. } => (1, 0, true),
+        };
+        (0..=hi.saturating_sub(lo))
+            .take_while(move |_| lo <= hi)
+            .map(move |i| {
+                let v = lo + i;
+                if v4 {
+                    IpAddr::V4(Ipv4Addr::from(v as u32))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(v))
+                }
+            })
+    }
+}
+
+fn ip_u128(a: &IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u32::from(*v) as u128,
+        IpAddr::V6(v) => u128::from(*v),
+    }
+}
+
+impl VirtualServer {
+    /// The IPVS services this virtual server stands for, lazily: one for an address
+    /// or fwmark server; for `group NAME` one per address of every address entry
+    /// (ranges expanded address by address, with the entry's port) plus one per
+    /// fwmark entry, all sharing this server's real servers (keepalived quirk: for
+    /// group address entries the persistence netmask is not applied).
+    /// `groups` is [`Config::virtual_server_groups`]; a missing group yields nothing.
+    pub fn services<'a>(
+        &'a self,
+        groups: &'a [VirtualServerGroup],
+    ) -> Box<dyn Iterator<Item = ServiceKey> + 'a> {
+        let proto = self.protocol.unwrap_or(Protocol::Udp);
+        match &self.key {
+            VsKey::Addr { addr, port } => Box::new(std::iter::once(ServiceKey::Addr {
+                protocol: proto,
+                addr: *addr,
+                port: port.unwrap_or(0),
+            })),
+            VsKey::Fwmark(mark) => Box::new(std::iter::once(ServiceKey::Fwmark {
+                family: self.family.unwrap_or(Family::Inet),
+                mark: *mark,
+            })),
+            VsKey::Group(name) => {
+                let family = self.family;
+                let entries = groups
+                    .iter()
+                    .filter(move |g| &g.name == name)
+                    .flat_map(|g| g.entries.iter());
+                Box::new(
+                    entries.flat_map(move |e| -> Box<dyn Iterator<Item = ServiceKey> + 'a> {
+                        match e {
+                            VsgEntry::Range { port, .. } => {
+                                let port = port.unwrap_or(0);
+                                Box::new(e.addresses().map(move |addr| ServiceKey::Addr {
+                                    protocol: proto,
+                                    addr,
+                                    port,
+                                }))
+                            }
+                            VsgEntry::Fwmark { mark, family: f } => {
+                                Box::new(std::iter::once(ServiceKey::Fwmark {
+                                    family: f.or(family).unwrap_or(Family::Inet),
+                                    mark: *mark,
+                                }))
+                            }
+                        }
+                    }),
+                )
+            }
+        }
+    }
+}

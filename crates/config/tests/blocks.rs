@@ -1099,3 +1099,46 @@ fn interfaces_are_checked_when_asked() {
     assert!(interface_exists("lo"));
     assert!(!interface_exists("../lo"));
 }
+
+#[test]
+fn services_expand_groups_like_keepalived() {
+    let r = chk("virtual_server_group G {\n 10.0.0.1-3 80\n ae00::fe-ff 443\n fwmark 9\n}\nvirtual_server group G {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n real_server 10.1.0.1 80 {\n }\n}\nvirtual_server fwmark 4 {\n lb_algo rr\n lb_kind NAT\n real_server 10.1.0.1 80 {\n }\n}\n");
+    assert!(r.diagnostics.is_empty(), "{:?}", msgs(&r));
+    let groups = &r.config.virtual_server_groups;
+    let s: Vec<ServiceKey> = r.config.virtual_servers[0].services(groups).collect();
+    let a = |addr: &str, port| ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: ip(addr),
+        port,
+    };
+    assert_eq!(
+        s,
+        vec![
+            a("10.0.0.1", 80),
+            a("10.0.0.2", 80),
+            a("10.0.0.3", 80),
+            a("ae00::fe", 443),
+            a("ae00::ff", 443),
+            ServiceKey::Fwmark {
+                family: Family::Inet,
+                mark: 9
+            },
+        ]
+    );
+    let f: Vec<ServiceKey> = r.config.virtual_servers[1].services(groups).collect();
+    assert_eq!(
+        f,
+        vec![ServiceKey::Fwmark {
+            family: Family::Inet,
+            mark: 4
+        }]
+    );
+    // A /8 is 16M services: the iterator is lazy and the size is known up front.
+    let big = VsgEntry::Range {
+        first: ip("10.0.0.0"),
+        last: ip("10.255.255.255"),
+        port: None,
+    };
+    assert_eq!(big.len(), 1 << 24);
+    assert_eq!(big.addresses().nth(256), Some(ip("10.0.1.0")));
+}
