@@ -2884,9 +2884,17 @@ impl Parser {
                         i += 1;
                         continue;
                     }
-                    _ => r
+                    _ if ROUTE_OPTIONS.contains(&w) => r
                         .options
                         .push((w.to_string(), val.unwrap_or("").to_string())),
+                    _ => {
+                        self.err(
+                            ErrorClass::GeneralError,
+                            k,
+                            format!("Unknown route option '{w}' - skipping route"),
+                        );
+                        continue 'line;
+                    }
                 }
                 i += 2;
             }
@@ -2986,7 +2994,17 @@ impl Parser {
                             continue 'line;
                         }
                     },
-                    _ => r.options.push((w.to_string(), val.to_string())),
+                    _ if RULE_OPTIONS.contains(&w) => {
+                        r.options.push((w.to_string(), val.to_string()))
+                    }
+                    _ => {
+                        self.err(
+                            ErrorClass::GeneralError,
+                            k,
+                            format!("Unknown rule option '{w}' - skipping rule"),
+                        );
+                        continue 'line;
+                    }
                 }
                 i += 2;
             }
@@ -3220,6 +3238,58 @@ const GLOBAL_UNMODELLED: &[&str] = &[
     "child_wait_time",
     "disable_local_igmp",
     "vrrp_dont_defer_addr_changes",
+];
+
+/// `ip route` options keepalived passes through (kept in [`Route::options`]).
+const ROUTE_OPTIONS: &[&str] = &[
+    "mtu",
+    "advmss",
+    "rtt",
+    "rttvar",
+    "reordering",
+    "window",
+    "cwnd",
+    "initcwnd",
+    "initrwnd",
+    "ssthresh",
+    "realms",
+    "rto_min",
+    "features",
+    "quickack",
+    "congctl",
+    "pref",
+    "expires",
+    "fastopen_no_cookie",
+    "proto",
+    "protocol",
+    "tos",
+    "dsfield",
+    "type",
+    "encap",
+    "nexthop",
+    "weight",
+    "hoplimit",
+    "ttl-propagate",
+];
+
+/// `ip rule` options keepalived passes through (kept in [`Rule::options`]).
+const RULE_OPTIONS: &[&str] = &[
+    "tos",
+    "dsfield",
+    "fwmark",
+    "realms",
+    "goto",
+    "suppress_prefixlength",
+    "suppress_ifgroup",
+    "iif",
+    "oif",
+    "uidrange",
+    "sport",
+    "dport",
+    "ipproto",
+    "protocol",
+    "no_track",
+    "type",
 ];
 
 /// Known `vrrp_instance` keywords rvs records but does not model.

@@ -292,7 +292,7 @@ impl Parser {
             .collect();
         let global_version = self.cfg.global.vrrp_version;
         let raws = std::mem::take(&mut self.raw_instances);
-        let mut seen_vrid: HashMap<(u8, bool, String), String> = HashMap::new();
+        let mut seen_vrid: HashMap<(u8, bool, String, Option<IpAddr>), String> = HashMap::new();
         let mut names = HashSet::new();
         for r in raws {
             let mut inst = r.inst;
@@ -455,7 +455,13 @@ impl Parser {
                 );
                 continue;
             }
-            let key = (vrid, v6, inst.interface.clone().unwrap_or_default());
+            // Identity as keepalived sees it: VRID, family, interface and (unicast) source.
+            let key = (
+                vrid,
+                v6,
+                inst.interface.clone().unwrap_or_default(),
+                inst.unicast_src_ip,
+            );
             if let Some(other) = seen_vrid.get(&key) {
                 self.warn(
                     ErrorClass::Fatal,

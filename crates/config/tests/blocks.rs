@@ -1142,3 +1142,37 @@ fn services_expand_groups_like_keepalived() {
     assert_eq!(big.len(), 1 << 24);
     assert_eq!(big.addresses().nth(256), Some(ip("10.0.1.0")));
 }
+
+#[test]
+fn unknown_route_and_rule_options_are_reported() {
+    let r = chk("static_routes {\n 10.9.0.0/16 dev eth0 mtu 1400\n 10.8.0.0/16 dev eth0 frob 1\n}\nstatic_rules {\n from 10.0.0.0/8 table 1 priority 5 fwmark 3\n from 10.1.0.0/16 table 1 priority 6 bogus 1\n}\n");
+    assert_eq!(
+        msgs(&r),
+        vec![
+            "Unknown route option 'frob' - skipping route".to_string(),
+            "Unknown rule option 'bogus' - skipping rule".to_string(),
+        ]
+    );
+    assert_eq!(r.config.static_routes.len(), 1);
+    assert_eq!(
+        r.config.static_routes[0].options,
+        vec![("mtu".to_string(), "1400".to_string())]
+    );
+    assert_eq!(
+        r.config.static_rules[0].options,
+        vec![("fwmark".to_string(), "3".to_string())]
+    );
+}
+
+#[test]
+fn same_vrid_with_different_unicast_sources_is_fine() {
+    let inst = |n: &str, src: &str| {
+        format!("vrrp_instance {n} {{\n virtual_router_id 7\n unicast_src_ip {src}\n unicast_peer {{\n  10.9.9.9\n }}\n virtual_ipaddress {{\n  10.0.0.1\n }}\n}}\n")
+    };
+    let r = chk(&format!(
+        "{}{}",
+        inst("A", "10.0.0.2"),
+        inst("B", "10.0.0.3")
+    ));
+    assert_eq!(r.exit_status(), 0, "{:?}", msgs(&r));
+}
