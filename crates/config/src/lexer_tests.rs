@@ -425,3 +425,30 @@ fn brace_expansion() {
 fn trailing_backslash_outside_definitions_is_text() {
     assert_eq!(words("a b\\"), w(&[&["a", "b\\"]]));
 }
+
+#[test]
+fn runaway_expansions_are_reported() {
+    let (_, diags) = lex_str(Path::new("t"), "$A=${A}${A}\n$A\n", opts("x"));
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("would exceed maximum line length")),
+        "{diags:?}"
+    );
+    let (lines, diags) = lex_str(Path::new("t"), "~SEQ(I, 0, 200000) x\n", opts("x"));
+    assert!(lines.is_empty());
+    assert!(diags.iter().any(|d| d.message.contains("more than 100000 values")));
+    let (lines, diags) = lex_str(
+        Path::new("t"),
+        "~SEQ(A, 1, 1000) ~SEQ(B, 1, 1000) ~SEQ(C, 1, 2) x\n",
+        opts("x"),
+    );
+    assert_eq!(lines.len(), MAX_LINES);
+    assert_eq!(
+        diags
+            .iter()
+            .filter(|d| d.class == ErrorClass::Fatal && d.message.contains("more than"))
+            .count(),
+        1
+    );
+}
