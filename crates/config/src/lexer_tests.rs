@@ -437,7 +437,9 @@ fn runaway_expansions_are_reported() {
     );
     let (lines, diags) = lex_str(Path::new("t"), "~SEQ(I, 0, 200000) x\n", opts("x"));
     assert!(lines.is_empty());
-    assert!(diags.iter().any(|d| d.message.contains("more than 100000 values")));
+    assert!(diags
+        .iter()
+        .any(|d| d.message.contains("more than 100000 values")));
     let (lines, diags) = lex_str(
         Path::new("t"),
         "~SEQ(A, 1, 1000) ~SEQ(B, 1, 1000) ~SEQ(C, 1, 2) x\n",
