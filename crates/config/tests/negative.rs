@@ -277,3 +277,73 @@ fn missing_parameter_wins_over_everything() {
     );
     assert_eq!(r.exit_status(), 2);
 }
+
+/// The `keepalived_exit` column is a fact about keepalived 2.2.7: when the real
+/// program is installed (CI installs Debian's package), check it.
+#[test]
+fn keepalived_column_matches_the_real_keepalived() {
+    let bin = ["/usr/sbin/keepalived", "/usr/bin/keepalived"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    let Some(bin) = bin else {
+        eprintln!("SKIP: keepalived is not installed (scripts/install-test-deps installs it)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("rvs-config-kat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let has_eth0 = std::path::Path::new("/sys/class/net/eth0").exists();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (i, c) in CASES.iter().enumerate() {
+        if c.conf.contains("interface eth0") && !has_eth0 {
+            eprintln!("SKIP [{}]: needs an interface named eth0", c.name);
+            continue;
+        }
+        let conf = dir.join(format!("case{i}.conf"));
+        std::fs::write(&conf, c.conf).expect("write");
+        let pid = |n: &str| dir.join(format!("{n}{i}.pid"));
+        // `timeout` bounds the run; a crash is reported as 128+signal (139 = SEGV).
+        // No core file from the 2.2.7 crash: `ulimit -c 0` first.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -c 0; exec timeout 20 \"$@\"")
+            .arg("sh")
+            .arg(bin)
+            .arg("-t")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-p")
+            .arg(pid("p"))
+            .arg("-r")
+            .arg(pid("r"))
+            .arg("-c")
+            .arg(pid("c"))
+            .arg("-b")
+            .arg(pid("b"))
+            .output();
+        let Ok(out) = out else {
+            eprintln!("SKIP: cannot run `timeout {bin}`");
+            return;
+        };
+        ran += 1;
+        // A crash shows as a signal (timeout re-raises the child's signal).
+        let rc = {
+            use std::os::unix::process::ExitStatusExt;
+            out.status
+                .code()
+                .or_else(|| out.status.signal().map(|s| 128 + s))
+                .unwrap_or(-1)
+        };
+        if rc != c.keepalived_exit {
+            failures.push(format!(
+                "[{}] keepalived exited {rc}, the table says {}; stderr:\n{}",
+                c.name,
+                c.keepalived_exit,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("compared {ran} cases with {bin}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
