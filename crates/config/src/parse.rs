@@ -177,6 +177,28 @@ impl Parser {
         }
     }
 
+    /// Word `i`, or keepalived's non-fatal message for keywords whose handler checks
+    /// for the value itself (they do not stop keepalived).
+    fn need_or<'a>(&mut self, n: &'a Node, i: usize, msg: &str) -> Option<&'a Token> {
+        let t = n.word(i);
+        if t.is_none() {
+            self.err(ErrorClass::GeneralError, n, msg.to_string());
+        }
+        t
+    }
+
+    /// keepalived's fatal message for a missing word `i` of a line whose first
+    /// word is not the keyword (route and rule lines).
+    fn missing_after(&mut self, n: &Node, i: usize) {
+        let first = n.kw().to_string();
+        let prev = n.arg(i.saturating_sub(1)).unwrap_or("").to_string();
+        self.err(
+            ErrorClass::MissingParameter,
+            n,
+            format!("*** Configuration line starting `{first}` is missing a parameter after keyword `{prev}` at word position {}", i + 1),
+        );
+    }
+
     /// Unsigned integer in `[min, max]` (keepalived `read_unsigned`).
     fn uint_tok(&mut self, n: &Node, t: &Token, min: u64, max: u64) -> Option<u64> {
         let s = t.text.trim_start();
@@ -500,12 +522,23 @@ impl Parser {
             }
             let mut g = std::mem::take(&mut self.cfg.global);
             match n.kw() {
-                "router_id" => g.router_id = self.string(n, 1),
+                "router_id" => {
+                    if let Some(t) = self.need_or(n, 1, "routerid name missing - ignoring") {
+                        g.router_id = Some(t.text.clone())
+                    }
+                }
                 "notification_email" => {
                     if n.children.is_some() {
                         for k in n.kids() {
                             g.notification_email
                                 .extend(k.line.tokens.iter().map(|t| t.text.clone()));
+                        }
+                        if n.kids().is_empty() {
+                            self.err(
+                                ErrorClass::Warning,
+                                n,
+                                "Warning - empty notification_email block",
+                            );
                         }
                     } else {
                         // keepalived logs "'{' missing from beginning of block"
@@ -516,7 +549,11 @@ impl Parser {
                         );
                     }
                 }
-                "notification_email_from" => g.notification_email_from = self.string(n, 1),
+                "notification_email_from" => {
+                    if let Some(t) = self.need_or(n, 1, "emailfrom missing - ignoring") {
+                        g.notification_email_from = Some(t.text.clone())
+                    }
+                }
                 "smtp_server" => {
                     if let Some(a) = self.ip(n, 1) {
                         let port = match n.word(2) {
@@ -538,8 +575,9 @@ impl Parser {
                     g.checker_log_all_failures = self.opt_bool(n, 1).unwrap_or(false)
                 }
                 "default_interface" => {
-                    if let Some(s) = self.string(n, 1) {
-                        g.default_interface = s
+                    if let Some(t) = self.need_or(n, 1, "default_interface requires interface name")
+                    {
+                        g.default_interface = t.text.clone()
                     }
                 }
                 "vrrp_mcast_group4" => match self.ip(n, 1) {
@@ -662,8 +700,8 @@ impl Parser {
                 "vrrp_notify_fifo" => g.vrrp_notify_fifo = self.script(n, true),
                 "lvs_notify_fifo" => g.lvs_notify_fifo = self.script(n, true),
                 "script_user" => {
-                    if let Some(u) = self.string(n, 1) {
-                        g.script_user = Some((u, n.arg(2).map(str::to_string)))
+                    if let Some(u) = self.need_or(n, 1, "No script username specified") {
+                        g.script_user = Some((u.text.clone(), n.arg(2).map(str::to_string)))
                     }
                 }
                 "enable_script_security" => g.enable_script_security = true,
@@ -716,7 +754,10 @@ impl Parser {
     }
 
     fn lvs_sync_daemon(&mut self, n: &Node) -> Option<LvsSyncDaemon> {
-        let interface = self.string(n, 1)?;
+        let interface = self
+            .need_or(n, 1, "lvs_sync_daemon requires interface")?
+            .text
+            .clone();
         let mut d = LvsSyncDaemon {
             pos: n.head().pos.clone(),
             interface,
@@ -1377,7 +1418,11 @@ impl Parser {
                     }
                 }
                 "ha_suspend" => vs.ha_suspend = true,
-                "virtualhost" => vs.virtualhost = self.string(k, 1),
+                "virtualhost" => {
+                    if let Some(t) = self.need_or(k, 1, "virtual server virtualhost missing") {
+                        vs.virtualhost = Some(t.text.clone())
+                    }
+                }
                 "smtp_alert" => vs.smtp_alert = self.opt_bool(k, 1),
                 "ip_family" => match k.arg(1) {
                     Some("inet") => vs.family = check_family(vs.family, Family::Inet, self, k),
@@ -1648,7 +1693,9 @@ impl Parser {
                         continue;
                     }
                     match k.kw() {
-                        "misc_path" => path = self.script(k, false),
+                        // Without a value keepalived only says so at the end of the block.
+                        "misc_path" if k.len() > 1 => path = self.script(k, false),
+                        "misc_path" => {}
                         "misc_timeout" => {
                             timeout = self.uint(k, 1, 1, u32::MAX as u64).map(Duration::from_secs)
                         }
@@ -1693,8 +1740,8 @@ impl Parser {
                     }
                     match k.kw() {
                         "helo_name" => {
-                            if let Some(h) = self.string(k, 1) {
-                                s.helo_name = h
+                            if let Some(h) = self.need_or(k, 1, "SMTP_CHECK helo name missing") {
+                                s.helo_name = h.text.clone()
                             }
                         }
                         "host" => {
@@ -1874,10 +1921,8 @@ impl Parser {
                         }
                     }
                 }
+                // keepalived silently keeps the default for a bare `status_code`.
                 "status_code" => {
-                    if self.need(k, 1).is_none() {
-                        continue;
-                    }
                     for t in &k.line.tokens[1..] {
                         match parse_status(&t.text) {
                             Some(r) => u.status_codes.push(r),
@@ -1943,7 +1988,9 @@ impl Parser {
             for k in n.kids() {
                 self.no_block(k);
                 match k.kw() {
-                    "script" => script = self.script(k, false),
+                    // Without a value keepalived only says "No script set" later.
+                    "script" if k.len() > 1 => script = self.script(k, false),
+                    "script" => {}
                     "interval" => {
                         if let Some(v) = self.uint(k, 1, 1, u32::MAX as u64 / 1_000_000) {
                             s.interval = Duration::from_secs(v)
@@ -1966,7 +2013,7 @@ impl Parser {
                                 Some(o) => self.err(
                                     ErrorClass::GeneralError,
                                     k,
-                                    format!("({name}) unknown weight option {o}"),
+                                    format!("vrrp_script {name} unknown weight option {o}"),
                                 ),
                             }
                         }
@@ -2146,7 +2193,10 @@ impl Parser {
     }
 
     fn vrrp_sync_group(&mut self, n: &Node) {
-        let Some(name) = self.string(n, 1) else {
+        let Some(name) = self
+            .need_or(n, 1, "vrrp_sync_group must have a name - skipping")
+            .map(|t| t.text.clone())
+        else {
             return;
         };
         let mut g = VrrpSyncGroup {
@@ -2203,7 +2253,10 @@ impl Parser {
     }
 
     fn vrrp_instance(&mut self, n: &Node) {
-        let Some(name) = self.string(n, 1) else {
+        let Some(name) = self
+            .need_or(n, 1, "vrrp_instance must have a name")
+            .map(|t| t.text.clone())
+        else {
             return;
         };
         let mut inst = VrrpInstance {
@@ -2758,6 +2811,7 @@ impl Parser {
                     i = 1;
                 }
             }
+            let first_word = i;
             let mut r = Route {
                 pos: k.head().pos.clone(),
                 route_type,
@@ -2780,11 +2834,7 @@ impl Parser {
                 let val = words.get(i + 1).copied();
                 let needs_val = !matches!(w, "no_track" | "onlink" | "pervasive");
                 if needs_val && val.is_none() && (have_dest || w == "src") {
-                    self.err(
-                        ErrorClass::GeneralError,
-                        k,
-                        format!("Route option '{w}' has no value - skipping route"),
-                    );
+                    self.missing_after(k, i + 1);
                     continue 'line;
                 }
                 match w {
@@ -2899,11 +2949,13 @@ impl Parser {
                 i += 2;
             }
             if !have_dest {
-                self.err(
-                    ErrorClass::GeneralError,
-                    k,
-                    "Route has no destination - skipping",
-                );
+                // keepalived: missing parameter after the last word (e.g. a bare
+                // `blackhole`).
+                if words.len() <= first_word {
+                    self.missing_after(k, words.len());
+                } else {
+                    self.err(ErrorClass::GeneralError, k, "Route must have a destination");
+                }
                 continue;
             }
             // keepalived gives this warning for static routes too.
@@ -2947,11 +2999,7 @@ impl Parser {
                     continue;
                 }
                 let Some(val) = words.get(i + 1).copied() else {
-                    self.err(
-                        ErrorClass::GeneralError,
-                        k,
-                        format!("Rule option '{w}' has no value - skipping rule"),
-                    );
+                    self.missing_after(k, i + 1);
                     continue 'line;
                 };
                 match w {

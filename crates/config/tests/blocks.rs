@@ -995,9 +995,9 @@ fn keyword_case_matters() {
 
 #[test]
 fn render_names_file_line_col_and_text() {
-    let r = chk("global_defs {\n  router_id\n}\n");
+    let r = chk("global_defs {\n  vrrp_version\n}\n");
     let out = r.render();
-    assert!(out.contains("t.conf:2:3: error: *** Configuration line starting `router_id` is missing a parameter after keyword `router_id` at word position 2\n    | router_id\n"), "{out}");
+    assert!(out.contains("t.conf:2:3: error: *** Configuration line starting `vrrp_version` is missing a parameter after keyword `vrrp_version` at word position 2\n    | vrrp_version\n"), "{out}");
     assert!(out.ends_with("1 error(s), 0 warning(s): configuration has a missing parameter: rvsd will not start (exit status 2)\n"), "{out}");
     assert_eq!(r.exit_status(), 2);
     let ok = chk("global_defs {\n router_id a\n}\n");
@@ -1175,4 +1175,34 @@ fn same_vrid_with_different_unicast_sources_is_fine() {
         inst("B", "10.0.0.3")
     ));
     assert_eq!(r.exit_status(), 0, "{:?}", msgs(&r));
+}
+
+#[test]
+fn missing_values_that_keepalived_does_not_treat_as_fatal() {
+    // keepalived's handlers for these check the value themselves (exit 5, not 2).
+    let r = chk("global_defs {\n router_id\n notification_email_from\n default_interface\n script_user\n lvs_sync_daemon\n notification_email {\n }\n}\nvrrp_sync_group\nvrrp_instance\n");
+    assert_eq!(
+        msgs(&r),
+        vec![
+            "routerid name missing - ignoring".to_string(),
+            "emailfrom missing - ignoring".to_string(),
+            "default_interface requires interface name".to_string(),
+            "No script username specified".to_string(),
+            "lvs_sync_daemon requires interface".to_string(),
+            "Warning - empty notification_email block".to_string(),
+            "vrrp_sync_group must have a name - skipping".to_string(),
+            "vrrp_instance must have a name".to_string(),
+        ]
+    );
+    assert_eq!(r.exit_status(), 5);
+    let r = chk("static_routes {\n blackhole\n via 10.0.0.1 dev eth0\n 10.0.0.0/8 via\n}\n");
+    assert_eq!(
+        msgs(&r),
+        vec![
+            "*** Configuration line starting `blackhole` is missing a parameter after keyword `blackhole` at word position 2".to_string(),
+            "Route must have a destination".to_string(),
+            "*** Configuration line starting `10.0.0.0/8` is missing a parameter after keyword `via` at word position 3".to_string(),
+        ]
+    );
+    assert_eq!(r.exit_status(), 2);
 }
