@@ -2832,8 +2832,43 @@ impl Parser {
             while i < words.len() {
                 let w = words[i];
                 let val = words.get(i + 1).copied();
+                let known = matches!(
+                    w,
+                    "src"
+                        | "via"
+                        | "gw"
+                        | "or"
+                        | "nexthop"
+                        | "dev"
+                        | "oif"
+                        | "table"
+                        | "scope"
+                        | "metric"
+                        | "priority"
+                        | "preference"
+                ) || ROUTE_OPTIONS.contains(&w);
                 let needs_val = !matches!(w, "no_track" | "onlink" | "pervasive");
-                if needs_val && val.is_none() && (have_dest || w == "src") {
+                if have_dest && !known && needs_val {
+                    if let (Some(a), true) = (parse_ip(w), r.via.is_empty()) {
+                        // `DEST GATEWAY …`: keepalived takes a bare address as the gateway.
+                        r.via.push(a);
+                        i += 1;
+                        continue;
+                    }
+                    // keepalived first tries the word as an address.
+                    self.err(
+                        ErrorClass::GeneralError,
+                        k,
+                        format!("VRRP parsed invalid IP {w}. skipping IP..."),
+                    );
+                    self.err(
+                        ErrorClass::GeneralError,
+                        k,
+                        format!("unknown route keyword {w}"),
+                    );
+                    continue 'line;
+                }
+                if needs_val && known && val.is_none() {
                     self.missing_after(k, i + 1);
                     continue 'line;
                 }
@@ -2941,7 +2976,7 @@ impl Parser {
                         self.err(
                             ErrorClass::GeneralError,
                             k,
-                            format!("Unknown route option '{w}' - skipping route"),
+                            format!("unknown route keyword {w}"),
                         );
                         continue 'line;
                     }
@@ -2998,6 +3033,21 @@ impl Parser {
                     i += 1;
                     continue;
                 }
+                let known = matches!(
+                    w,
+                    "from" | "to" | "table" | "lookup" | "preference" | "priority" | "prio"
+                ) || RULE_OPTIONS.contains(&w);
+                if !known {
+                    // keepalived's wording depends on whether the rule's action
+                    // (`table …`) has been seen yet.
+                    let msg = if r.table.is_none() {
+                        format!("Invalid rule action {w}")
+                    } else {
+                        format!("Unknown rule option {w}")
+                    };
+                    self.err(ErrorClass::GeneralError, k, msg);
+                    continue 'line;
+                }
                 let Some(val) = words.get(i + 1).copied() else {
                     self.missing_after(k, i + 1);
                     continue 'line;
@@ -3049,7 +3099,7 @@ impl Parser {
                         self.err(
                             ErrorClass::GeneralError,
                             k,
-                            format!("Unknown rule option '{w}' - skipping rule"),
+                            format!("Invalid rule action {w}"),
                         );
                         continue 'line;
                     }

@@ -1145,18 +1145,26 @@ fn services_expand_groups_like_keepalived() {
 
 #[test]
 fn unknown_route_and_rule_options_are_reported() {
-    let r = chk("static_routes {\n 10.9.0.0/16 dev eth0 mtu 1400\n 10.8.0.0/16 dev eth0 frob 1\n}\nstatic_rules {\n from 10.0.0.0/8 table 1 priority 5 fwmark 3\n from 10.1.0.0/16 table 1 priority 6 bogus 1\n}\n");
+    // Texts as keepalived 2.2.7 prints them for the same lines.
+    let r = chk("static_routes {\n 10.9.0.0/16 dev eth0 mtu 1400\n 10.8.0.0/16 dev eth0 frob 1\n 10.7.0.0/16 10.0.0.1 dev eth0\n}\nstatic_rules {\n from 10.0.0.0/8 table 1 priority 5 fwmark 3\n from 10.1.0.0/16 table 1 priority 6 bogus 1\n from 10.2.0.0/16 2 2\n}\n");
     assert_eq!(
         msgs(&r),
         vec![
-            "Unknown route option 'frob' - skipping route".to_string(),
-            "Unknown rule option 'bogus' - skipping rule".to_string(),
+            "VRRP parsed invalid IP frob. skipping IP...".to_string(),
+            "unknown route keyword frob".to_string(),
+            "Unknown rule option bogus".to_string(),
+            "Invalid rule action 2".to_string(),
         ]
     );
-    assert_eq!(r.config.static_routes.len(), 1);
+    assert_eq!(r.config.static_routes.len(), 2);
     assert_eq!(
         r.config.static_routes[0].options,
         vec![("mtu".to_string(), "1400".to_string())]
+    );
+    assert_eq!(
+        r.config.static_routes[1].via,
+        vec![ip("10.0.0.1")],
+        "bare gateway"
     );
     assert_eq!(
         r.config.static_rules[0].options,
