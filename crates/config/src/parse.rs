@@ -565,8 +565,15 @@ impl Parser {
                 }
                 "smtp_helo_name" => g.smtp_helo_name = self.string(n, 1),
                 "smtp_connect_timeout" => {
-                    g.smtp_connect_timeout =
-                        self.uint(n, 1, 1, u32::MAX as u64).map(Duration::from_secs)
+                    g.smtp_connect_timeout = self.uint(n, 1, 0, 4294).map(Duration::from_secs);
+                    if g.smtp_connect_timeout.is_none() && n.len() > 1 {
+                        let v = n.arg(1).unwrap_or("");
+                        self.err(
+                            ErrorClass::GeneralError,
+                            n,
+                            format!("smtp_connect_timeout '{v}' must be in [0, 4294] - ignoring"),
+                        );
+                    }
                 }
                 "smtp_alert" => g.smtp_alert = self.opt_bool(n, 1),
                 "smtp_alert_vrrp" => g.smtp_alert_vrrp = self.opt_bool(n, 1),

@@ -271,8 +271,26 @@ impl Parser {
         let strict = self.cfg.global.vrrp_strict;
         // Scripts.
         let scripts = std::mem::take(&mut self.raw_scripts);
+        // With enable_script_security keepalived will not fall back to root: a
+        // script without a user needs `script_user` or the keepalived_script user.
+        let no_default_user = self.cfg.global.enable_script_security
+            && self.cfg.global.script_user.is_none()
+            && !user_exists("keepalived_script");
         for (pos, name, script, mut s) in scripts {
             match script {
+                Some(sc) if no_default_user && sc.user.is_none() => {
+                    let p = sc.pos.clone();
+                    self.warn(
+                        ErrorClass::GeneralError,
+                        &p,
+                        "Unable to set default user keepalived_script for script".into(),
+                    );
+                    self.warn(
+                        ErrorClass::GeneralError,
+                        &p,
+                        format!("Unable to set default user for vrrp script {name} - removing"),
+                    );
+                }
                 Some(sc) => {
                     s.script = sc;
                     self.cfg.vrrp_scripts.push(s);
@@ -551,15 +569,15 @@ impl Parser {
     /// `enable_script_security` give `SECURITY VIOLATION` (exit 6).
     fn script_security(&mut self) {
         let g = &self.cfg.global;
-        if g.enable_script_security {
-            return;
-        }
+        let security_on = g.enable_script_security;
         let default_user_root = g.script_user.is_none() && !user_exists("keepalived_script");
         let root = |s: &Script| match &s.user {
             Some(u) => u == "root",
             None => default_user_root,
         };
-        let insecure = |s: &Script| root(s) && s.argv.first().is_some_and(|p| resolve_program(p));
+        let insecure = |s: &Script| {
+            !security_on && root(s) && s.argv.first().is_some_and(|p| resolve_program(p))
+        };
         // VRRP process: vrrp_scripts in use (tracked somewhere) and notify scripts.
         let tracked: HashSet<&str> = self
             .cfg
@@ -601,8 +619,35 @@ impl Parser {
                 }
             }
         }
+        // Tracked scripts whose program cannot be found are disabled, and keepalived
+        // counts that as an error (notify and MISC scripts are only logged). A
+        // script starting `</` only tests that a file can be opened. Observed:
+        // with `net_namespace` set, keepalived -t does not get as far as this.
+        let in_netns =
+            self.cfg.unmodelled.iter().any(|u| {
+                u.context.is_empty() && u.words.first().is_some_and(|w| w == "net_namespace")
+            });
+        let mut disabled: Vec<(Pos, String)> = Vec::new();
+        if !self.cfg.vrrp_instances.is_empty() && !in_netns {
+            for s in &self.cfg.vrrp_scripts {
+                let prog = s.script.argv.first().map(String::as_str).unwrap_or("");
+                let file_test = prog
+                    .strip_prefix('<')
+                    .is_some_and(|r| r.trim_start().starts_with('/'));
+                if tracked.contains(s.name.as_str()) && !file_test && !resolve_program(prog) {
+                    disabled.push((s.pos.clone(), s.name.clone()));
+                }
+            }
+        }
         let bad_check = check.iter().find(|s| insecure(s)).map(|s| s.pos.clone());
         let bad_vrrp = vrrp.iter().find(|s| insecure(s)).map(|s| s.pos.clone());
+        for (pos, name) in disabled {
+            self.warn(
+                ErrorClass::GeneralError,
+                &pos,
+                format!("Disabling track script {name} since not found/accessible"),
+            );
+        }
         if let Some(pos) = bad_check {
             self.warn(
                 ErrorClass::SecurityError,

@@ -640,7 +640,7 @@ fn ssl_block() {
 
 const VRRP_FULL: &str = r#"
 vrrp_script chk {
-    script "killall -0 haproxy"
+    script "/bin/sh -c 'exit 0'"
     interval 2
     timeout 3
     weight -20 reverse
@@ -703,7 +703,7 @@ fn vrrp_instance_full() {
     ];
     assert_eq!(m, expected);
     let s = &r.config.vrrp_scripts[0];
-    assert_eq!(s.script.argv, vec!["killall", "-0", "haproxy"]);
+    assert_eq!(s.script.argv, vec!["/bin/sh", "-c", "exit 0"]);
     assert_eq!(s.script.user.as_deref(), Some("nobody"));
     assert_eq!(
         (s.interval, s.timeout),
@@ -1213,4 +1213,33 @@ fn missing_values_that_keepalived_does_not_treat_as_fatal() {
         ]
     );
     assert_eq!(r.exit_status(), 2);
+}
+
+#[test]
+fn tracked_scripts_that_cannot_be_found_are_disabled() {
+    let inst = "vrrp_instance V {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1\n }\n track_script {\n  s\n }\n}\n";
+    let r = chk(&format!(
+        "vrrp_script s {{\n script /nonexistent/x.sh\n}}\n{inst}"
+    ));
+    assert_eq!(
+        msgs(&r),
+        vec!["Disabling track script s since not found/accessible".to_string()]
+    );
+    // `</path` only tests that a file opens: not a program to look up.
+    let r = chk(&format!(
+        "vrrp_script s {{\n script \"</dev/tcp/127.0.0.1/80\"\n}}\n{inst}"
+    ));
+    assert_eq!(r.exit_status(), 0, "{:?}", msgs(&r));
+    // With enable_script_security and no user to run as, the script is removed.
+    let r = chk(&format!(
+        "global_defs {{\n enable_script_security\n}}\nvrrp_script s {{\n script /bin/sh\n}}\n{inst}"
+    ));
+    assert_eq!(
+        msgs(&r),
+        vec![
+            "Unable to set default user keepalived_script for script".to_string(),
+            "Unable to set default user for vrrp script s - removing".to_string(),
+            "(V) track script s not found, ignoring...".to_string(),
+        ]
+    );
 }
