@@ -92,6 +92,9 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 const MAX_SUBST_DEPTH: usize = 64;
 const MAX_LINES: usize = 1_000_000;
 const MAX_LINE_LEN: usize = 1 << 20;
+/// Braces on one line handled one at a time like keepalived; past this many the
+/// rest of the line is split in one go (same words, no re-processing).
+const MAX_BRACE_RESIDUES: usize = 256;
 
 /// A multi-line `$NAME=` definition being collected.
 struct PendingDef {
@@ -112,6 +115,10 @@ pub struct Lexer {
     pub diags: Vec<Diagnostic>,
     rand_state: u64,
     overflow_reported: bool,
+    /// The physical line being processed (after comment removal), for messages.
+    source: Arc<str>,
+    /// How many brace residues deep the current line is (bounded recursion).
+    brace_depth: usize,
 }
 
 /// Result of decommenting one physical line.
@@ -190,6 +197,7 @@ fn is_param_name(s: &str) -> bool {
 /// unquoted `{`/`}` is a word and a logical line of its own.
 fn tokenize(
     text: &str,
+    source: &Arc<str>,
     file: &Arc<Path>,
     line_no: u32,
     col0: u32,
@@ -247,7 +255,6 @@ fn tokenize(
     }
     // Split into logical lines at every unquoted brace.
     let mut lines = Vec::new();
-    let source: Arc<str> = Arc::from(text);
     let mut cur: Vec<(String, usize, usize, bool)> = Vec::new();
     let mk = |group: &[(String, usize, usize, bool)]| -> Option<Line> {
         let first = group.first()?;
@@ -449,6 +456,8 @@ impl Lexer {
             diags: Vec::new(),
             rand_state: 0x2545_f491_4f6c_dd1d,
             overflow_reported: false,
+            source: Arc::from(""),
+            brace_depth: 0,
         }
     }
 
@@ -528,6 +537,7 @@ impl Lexer {
                     &d.text,
                 );
             }
+            self.source = Arc::from(d.text.as_str());
             self.process(&d.text, &file, line_no, d.col, true, 0, d.continued);
         }
         if let Some(p) = self.pending.take() {
@@ -669,7 +679,45 @@ impl Lexer {
         } else {
             text
         };
-        let ls = tokenize(text, file, line_no, col, exact, &mut self.diags);
+        // keepalived returns the text before the first unquoted brace (or the brace
+        // itself) as a line and reads the rest again as the next line, so the rest
+        // goes through conditional, parameter and include processing too.
+        if let Some(pos) = first_unquoted_brace(text) {
+            if self.brace_depth < MAX_BRACE_RESIDUES {
+                let (line_part, rest_at) = if pos == 0 {
+                    (&text[..1], 1)
+                } else {
+                    (&text[..pos], pos)
+                };
+                let source = self.source.clone();
+                let ls = tokenize(
+                    line_part.trim_end(),
+                    &source,
+                    file,
+                    line_no,
+                    col,
+                    exact,
+                    &mut self.diags,
+                );
+                self.lines.extend(ls);
+                let rest = &text[rest_at..];
+                let trimmed = rest.trim_start_matches([' ', '\t']);
+                if !trimmed.is_empty() {
+                    let off = text.len() - trimmed.len();
+                    let rcol = if exact {
+                        col + text[..off].chars().count() as u32
+                    } else {
+                        col
+                    };
+                    self.brace_depth += 1;
+                    self.process(trimmed, file, line_no, rcol, exact, depth, false);
+                    self.brace_depth -= 1;
+                }
+                return;
+            }
+        }
+        let source = self.source.clone();
+        let ls = tokenize(text, &source, file, line_no, col, exact, &mut self.diags);
         self.lines.extend(ls);
     }
 
@@ -1028,6 +1076,19 @@ fn strip_braces(s: &str) -> &str {
     t.strip_prefix('{')
         .and_then(|x| x.strip_suffix('}'))
         .unwrap_or(t)
+}
+
+/// Byte offset of the first `{` or `}` outside double quotes.
+fn first_unquoted_brace(text: &str) -> Option<usize> {
+    let mut in_quote = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => in_quote = !in_quote,
+            '{' | '}' if !in_quote => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Lex a file into logical lines (convenience wrapper).

@@ -454,3 +454,21 @@ fn runaway_expansions_are_reported() {
         1
     );
 }
+
+#[test]
+fn text_after_a_brace_is_read_again_as_a_line() {
+    // keepalived pushes the rest of the line back and reads it like a new line,
+    // so a conditional after a brace applies to the rest of the line.
+    assert_eq!(
+        words_id("vs { @main weight 1 }", "main"),
+        w(&[&["vs"], &["{"], &["weight", "1"], &["}"]])
+    );
+    assert_eq!(
+        words_id("vs { @main weight 1 }", "other"),
+        w(&[&["vs"], &["{"]])
+    );
+    let (lines, _) = lex_str(Path::new("t"), "a {  b 1 }", opts("x"));
+    let cols: Vec<u32> = lines.iter().map(|l| l.pos().col).collect();
+    assert_eq!(cols, vec![1, 3, 6, 10]);
+    assert!(lines.iter().all(|l| &*l.source == "a {  b 1 }"));
+}
