@@ -3343,6 +3343,15 @@ const GLOBAL_UNMODELLED: &[&str] = &[
     "child_wait_time",
     "disable_local_igmp",
     "vrrp_dont_defer_addr_changes",
+    "config_save_dir",
+    "log_unknown_vrids",
+    "nftables_ipvs_priority",
+    "nftables_ipvs_start_fwmark",
+    "process_monitor_rcv_bufs",
+    "process_monitor_rcv_bufs_force",
+    "reload_file",
+    "reload_repeat",
+    "reload_time_file",
 ];
 
 /// `ip route` options keepalived passes through (kept in [`Route::options`]).
