@@ -3345,6 +3345,7 @@ const GLOBAL_UNMODELLED: &[&str] = &[
     "vrrp_dont_defer_addr_changes",
     "config_save_dir",
     "log_unknown_vrids",
+    "nftables_ipvs",
     "nftables_ipvs_priority",
     "nftables_ipvs_start_fwmark",
     "process_monitor_rcv_bufs",
