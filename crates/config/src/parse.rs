@@ -53,7 +53,11 @@ pub(crate) struct RawInstance {
     pub version: Option<u8>,
 }
 
-const MAX_US: u64 = u32::MAX as u64; // 4294.967295 s, keepalived's TIMER maximum
+/// 4294.967295 s: the range keepalived gives `connect_timeout` and global timers.
+const MAX_US: u64 = u32::MAX as u64;
+/// keepalived's TIMER_MAXIMUM (ULONG_MAX - 1 µs): `delay_loop`, `delay_before_retry`
+/// and `warmup` at every level.
+const TIMER_MAX: u64 = u64::MAX - 1;
 
 fn fmt_us(us: u64) -> String {
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
@@ -211,7 +215,9 @@ impl Parser {
             );
             return None;
         }
-        let v: u64 = match s.parse() {
+        // strtoul("") is 0 without an error in keepalived.
+        let parsed = if s.is_empty() { Ok(0) } else { s.parse() };
+        let v: u64 = match parsed {
             Ok(v) => v,
             Err(_) => {
                 let is_big = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -273,7 +279,8 @@ impl Parser {
             Some((a, b)) => (a, b),
             None => (s, ""),
         };
-        let ok = !(ip.is_empty() && fp.is_empty())
+        // strtod("") is 0 without an error in keepalived, so an empty value is 0.
+        let ok = (s.is_empty() || !(ip.is_empty() && fp.is_empty()))
             && ip.bytes().all(|b| b.is_ascii_digit())
             && fp.bytes().all(|b| b.is_ascii_digit());
         if s.starts_with('-') {
@@ -1282,7 +1289,7 @@ impl Parser {
                     }
                 }
                 // keepalived's maximum here is TIMER_MAXIMUM (ULONG_MAX - 1 µs).
-                "delay_loop" => match self.timer(k, 1, 1, u64::MAX - 1) {
+                "delay_loop" => match self.timer(k, 1, 1, TIMER_MAX) {
                     Some(d) => vs.delay_loop = d,
                     None if k.len() > 1 => self.err(
                         ErrorClass::GeneralError,
@@ -1309,9 +1316,9 @@ impl Parser {
                     }
                 }
                 "delay_before_retry" => {
-                    vs.delay_before_retry = self.timer(k, 1, 0, MAX_US).or(vs.delay_before_retry)
+                    vs.delay_before_retry = self.timer(k, 1, 0, TIMER_MAX).or(vs.delay_before_retry)
                 }
-                "warmup" => vs.warmup = self.timer(k, 1, 0, MAX_US).or(vs.warmup),
+                "warmup" => vs.warmup = self.timer(k, 1, 0, TIMER_MAX).or(vs.warmup),
                 "inhibit_on_failure" => {
                     vs.inhibit_on_failure = self.opt_bool(k, 1).unwrap_or(vs.inhibit_on_failure)
                 }
@@ -1541,10 +1548,10 @@ impl Parser {
                         self.err(ErrorClass::GeneralError, k, format!("retry value invalid - {}", k.arg(1).unwrap_or("")));
                     }
                 }
-                "delay_before_retry" => rs.delay_before_retry = self.timer(k, 1, 0, MAX_US).or(rs.delay_before_retry),
-                "warmup" => rs.warmup = self.timer(k, 1, 0, MAX_US).or(rs.warmup),
+                "delay_before_retry" => rs.delay_before_retry = self.timer(k, 1, 0, TIMER_MAX).or(rs.delay_before_retry),
+                "warmup" => rs.warmup = self.timer(k, 1, 0, TIMER_MAX).or(rs.warmup),
                 "connect_timeout" => rs.connect_timeout = self.timer(k, 1, 1, MAX_US).or(rs.connect_timeout),
-                "delay_loop" => rs.delay_loop = self.timer(k, 1, 1, MAX_US).or(rs.delay_loop),
+                "delay_loop" => rs.delay_loop = self.timer(k, 1, 1, TIMER_MAX).or(rs.delay_loop),
                 "smtp_alert" => rs.smtp_alert = self.opt_bool(k, 1),
                 "virtualhost" => rs.virtualhost = self.string(k, 1),
                 "snmp_name" => self.record_unmodelled(k, "real_server"),
@@ -1607,9 +1614,9 @@ impl Parser {
                 );
                 c.retry = self.uint(k, 1, 0, u32::MAX as u64).map(|v| v as u32)
             }
-            "delay_before_retry" => c.delay_before_retry = self.timer(k, 1, 0, MAX_US),
-            "warmup" => c.warmup = self.timer(k, 1, 0, MAX_US),
-            "delay_loop" => c.delay_loop = self.timer(k, 1, 1, MAX_US),
+            "delay_before_retry" => c.delay_before_retry = self.timer(k, 1, 0, TIMER_MAX),
+            "warmup" => c.warmup = self.timer(k, 1, 0, TIMER_MAX),
+            "delay_loop" => c.delay_loop = self.timer(k, 1, 1, TIMER_MAX),
             "alpha" => c.alpha = self.opt_bool(k, 1),
             "log_all_failures" => c.log_all_failures = self.opt_bool(k, 1),
             _ => return false,

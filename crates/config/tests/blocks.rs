@@ -1243,3 +1243,24 @@ fn tracked_scripts_that_cannot_be_found_are_disabled() {
         ]
     );
 }
+
+#[test]
+fn timer_ranges_and_empty_values_follow_keepalived() {
+    // delay_loop/delay_before_retry/warmup take keepalived's TIMER_MAXIMUM; an
+    // empty quoted value reads as 0 (strtod/strtoul of "" in keepalived).
+    let r = chk(&vs(" real_server 10.0.0.2 80 {\n  TCP_CHECK {\n   delay_before_retry 999999\n   warmup \"\"\n   retry \"\"\n  }\n }"));
+    assert!(r.diagnostics.is_empty(), "{:?}", msgs(&r));
+    let c = &r.config.virtual_servers[0].real_servers[0].checkers[0].common;
+    assert_eq!(c.delay_before_retry, Some(Duration::from_secs(999_999)));
+    assert_eq!((c.warmup, c.retry), (Some(Duration::ZERO), Some(0)));
+    let r = chk(&vs(
+        " real_server 10.0.0.2 80 {\n  TCP_CHECK {\n   connect_timeout 4295\n  }\n }",
+    ));
+    assert_eq!(
+        msgs(&r),
+        vec![
+            "number '4295' outside range [0.000001, 4294.967295]".to_string(),
+            "connect_timeout 4295 invalid - ignoring".to_string(),
+        ]
+    );
+}
