@@ -6,7 +6,23 @@
 //! `file:line:col`, the offending text and keepalived's message texts.
 //!
 //! The one-call entry point for `rvsd -t -f FILE` is [`check`]; [`Report::render`]
-//! produces the text to print and [`Report::exit_status`] the status to exit with.
+//! produces the text to print and [`Report::exit_status`] the status to exit with
+//! (keepalived's classes: 0 OK, 2 missing value, 4 cannot run, 5 errors or
+//! warnings, 6 script security). `rvsd -t` should set
+//! [`CheckOptions::check_interfaces`] and pass `-i` as [`CheckOptions::config_id`]:
+//!
+//! ```no_run
+//! let opts = rvs_config::CheckOptions { config_id: None, check_interfaces: true };
+//! let report = rvs_config::check("/etc/keepalived/keepalived.conf", &opts);
+//! eprint!("{}", report.render());
+//! std::process::exit(report.exit_status());
+//! ```
+//!
+//! For running, [`load`] returns the model (or an error if it cannot run) plus the
+//! warnings. The model is plain data: [`VirtualServer::services`] lists the IPVS
+//! services a `virtual_server` stands for, [`Checker::timing`] resolves a checker's
+//! inherited timers. Deliberate differences from keepalived are listed in
+//! `docs/keepalived-differences.md`.
 //!
 //! ```
 //! let text = "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n \
