@@ -45,12 +45,17 @@ struct Args {
     /// On SIGTERM, how long open connections may take to finish, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_time: u64,
-    /// keepalived configuration file (not yet supported).
+    /// keepalived configuration file (`-t` checks it; running it is not yet supported).
     #[arg(short = 'f', long = "use-file")]
     use_file: Option<PathBuf>,
-    /// Check the configuration and exit (not yet supported).
+    /// Check the keepalived configuration (`-f`, default /etc/keepalived/keepalived.conf) and
+    /// exit with keepalived's exit classes (0 ok, 2 missing value, 4 cannot run, 5 errors,
+    /// 6 script security).
     #[arg(short = 't', long = "config-test")]
     config_test: bool,
+    /// Configuration id for `@ID` lines (default: the short host name).
+    #[arg(short = 'i', long = "config-id")]
+    config_id: Option<String>,
     /// Run the packet data plane on this interface (not yet supported).
     #[arg(long)]
     interface: Vec<String>,
@@ -65,8 +70,26 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if args.use_file.is_some() || args.config_test {
-        eprintln!("rvsd: keepalived.conf support (-f, -t) is not yet available in this build");
+    if args.config_test {
+        let path = args
+            .use_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/keepalived/keepalived.conf"));
+        let report = rvs_config::check(
+            &path,
+            &rvs_config::CheckOptions {
+                config_id: args.config_id.clone(),
+                check_interfaces: true,
+            },
+        );
+        eprint!("{}", report.render());
+        return ExitCode::from(u8::try_from(report.exit_status()).unwrap_or(1));
+    }
+    if args.use_file.is_some() {
+        eprintln!(
+            "rvsd: running a keepalived.conf (-f without -t) is not yet available in this build; \
+             use -t to check one, or --rules with an ipvsadm-save file"
+        );
         return ExitCode::from(2);
     }
     if !args.interface.is_empty() {
