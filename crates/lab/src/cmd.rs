@@ -187,7 +187,7 @@ impl NsCommand {
 
     /// Starts the program in the background. The returned handle kills it when dropped.
     /// stdin is the bytes given with [`NsCommand::stdin`] (then closed) or empty; stdout and
-    /// stderr go to the given files if set with [`NsChild`] helpers, else they are discarded.
+    /// stderr are discarded (see [`NsCommand::spawn_captured`]).
     pub fn spawn(self) -> Result<NsChild> {
         self.spawn_with(Stdio::null(), Stdio::null())
     }

@@ -295,6 +295,19 @@ impl Netns {
         Ok(child)
     }
 
+    /// Starts an echo server with socat on `port` (all addresses): TCP sends back what each
+    /// connection sends (`TCP-LISTEN:PORT,fork,reuseaddr PIPE`), UDP answers each datagram
+    /// with itself (`UDP-RECVFROM:PORT,fork PIPE`). Returns once the port is bound (≤ 5 s).
+    pub fn echo_server(&self, proto: Proto, port: u16) -> Result<NsChild> {
+        let listen = match proto {
+            Proto::Tcp => format!("TCP-LISTEN:{port},fork,reuseaddr"),
+            Proto::Udp => format!("UDP-RECVFROM:{port},fork"),
+        };
+        let child = self.cmd("socat").args([listen.as_str(), "PIPE"]).spawn()?;
+        self.wait_for_port(proto, port, Duration::from_secs(5))?;
+        Ok(child)
+    }
+
     /// `curl -sS --max-time 3 URL` inside the namespace; returns the body.
     pub fn curl(&self, url: &str) -> Result<String> {
         self.cmd("curl")
@@ -400,8 +413,9 @@ static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Lab {
     /// A lab for a test: prefix `rvlt-<tag>-<pid>-<n>`, unique per process and call, so tests
-    /// can run in parallel. `tag` is cut to 12 characters of `[a-z0-9]`. Fails with
-    /// [`LabError::NotRoot`] when not root.
+    /// can run in parallel. `tag` is cut to 12 characters of `[a-z0-9]`. Removes orphaned labs
+    /// of dead test processes first ([`cleanup_orphans`]). Fails with [`LabError::NotRoot`]
+    /// when not root.
     pub fn new(tag: &str) -> Result<Lab> {
         let tag: String = tag
             .chars()
@@ -409,6 +423,10 @@ impl Lab {
             .map(|c| c.to_ascii_lowercase())
             .take(12)
             .collect();
+        if is_root() {
+            // Leftovers of killed runs would otherwise pile up; never touches live labs.
+            let _ = cleanup_orphans();
+        }
         let n = LAB_SEQ.fetch_add(1, Ordering::Relaxed);
         Lab::with_prefix(&format!("{TEST_PREFIX}-{tag}-{}-{n}", std::process::id()))
     }
@@ -655,21 +673,39 @@ pub fn cleanup_stale(prefix: &str) -> Result<Vec<String>> {
 }
 
 /// Removes test labs (`rvlt-<tag>-<pid>-<n>-…`) whose process no longer exists: leftovers of
-/// test runs that were killed (SIGKILL, timeout) before `Drop` could run. Safe to call while
-/// other tests run. Returns the namespaces deleted.
+/// test runs that were killed (SIGKILL, timeout) before `Drop` could run, namespaces and work
+/// directories. Safe to call while other tests run ([`Lab::new`] calls it). Returns the
+/// namespaces deleted.
 pub fn cleanup_orphans() -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for name in list_namespaces(TEST_PREFIX)? {
-        // rvlt-<tag>-<pid>-<n>-<role>: the tag is alphanumeric, so the pid is field 2.
-        let pid = name.split('-').nth(2).and_then(|p| p.parse::<u32>().ok());
-        let Some(pid) = pid else { continue };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        if !orphaned(&name) {
             continue;
         }
-        delete_netns(&name)?;
-        removed.push(name);
+        // Another process may be removing the same orphan right now; that is not an error.
+        if delete_netns(&name).is_ok() {
+            removed.push(name);
+        }
+    }
+    if let Ok(dir) = fs::read_dir(WORK_ROOT) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{TEST_PREFIX}-")) && orphaned(&name) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
     Ok(removed)
+}
+
+/// True for a test lab name (`rvlt-<tag>-<pid>-…`) whose process is gone. The tag is
+/// alphanumeric, so the pid is the third dash-separated field.
+fn orphaned(name: &str) -> bool {
+    let pid = name.split('-').nth(2).and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
 }
 
 #[cfg(test)]

@@ -112,6 +112,20 @@ fn nat_lab_connectivity_without_a_director() {
             format!("{cip}\n")
         );
     }
+    // socat echo servers, TCP and UDP, through the director.
+    let rs1 = t.real_servers()[0].ns.clone();
+    let rip1 = t.real_servers()[0].addr().unwrap();
+    let _tcp = rs1.echo_server(Proto::Tcp, 9001).unwrap();
+    let _udp = rs1.echo_server(Proto::Udp, 9002).unwrap();
+    for (proto, port) in [("TCP", 9001), ("UDP", 9002)] {
+        let back = client
+            .cmd("socat")
+            .args(["-t", "1", "-T", "2", "-", &format!("{proto}:{rip1}:{port}")])
+            .stdin(b"echo me\n".to_vec())
+            .run()
+            .unwrap();
+        assert_eq!(back, "echo me\n", "{proto} echo");
+    }
     // Real servers' gateway is the DIP.
     let route = t.real_servers()[0]
         .ns
@@ -434,6 +448,114 @@ fn selftest_tun_decapsulator_delivers_a_hand_built_ipip_packet() {
     );
     let c = counters_when(&t.lab().decaps()[0], |c| c.ipip == 1);
     assert_eq!((c.ipip, c.gre, c.gue, c.dropped), (1, 0, 0, 0));
+}
+
+#[test]
+fn selftest_tun_decapsulator_handles_ipv6_outer_and_inner() {
+    if !require_root("selftest_tun_decapsulator_handles_ipv6_outer_and_inner") {
+        return;
+    }
+    let t = rvs_lab::selftest("sttun6", SelftestMode::Tun).unwrap();
+    let ns0 = t.client().ns.clone();
+    let ns1 = t.director().ns.clone();
+    let ns2 = t.real_servers()[0].ns.clone();
+    // An IPv6 leg between director and real server (nodad: usable at once).
+    ns1.ip(["-6", "addr", "add", "fd01::1/64", "dev", "veth12", "nodad"])
+        .unwrap();
+    ns2.ip(["-6", "addr", "add", "fd01::2/64", "dev", "veth21", "nodad"])
+        .unwrap();
+    ns2.ip(["-6", "addr", "add", "fd00::100/128", "dev", "lo", "nodad"])
+        .unwrap();
+    let rs6: std::net::Ipv6Addr = "fd01::2".parse().unwrap();
+
+    // IPv4 in IPv6 (the raw IPv6 socket path), reply straight to the client over IPv4.
+    tunnel_round_trip(
+        &ns0,
+        Ipv4Addr::new(10, 0, 0, 2),
+        &ns2,
+        t.vip,
+        8080,
+        40020,
+        |inner| {
+            ns1.exec(|| -> std::io::Result<usize> {
+                let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(4)))?;
+                s.send_to(
+                    inner,
+                    &SockAddr::from(std::net::SocketAddrV6::new(rs6, 0, 0, 0)),
+                )
+            })
+            .unwrap()
+            .unwrap();
+        },
+    );
+
+    // IPv6 in IPv4 (protocol 41): the inner packet reaches a socket on an IPv6 VIP.
+    let vip6: std::net::Ipv6Addr = "fd00::100".parse().unwrap();
+    let server = ns2
+        .exec(|| UdpSocket::bind(std::net::SocketAddrV6::new(vip6, 9000, 0, 0)))
+        .unwrap()
+        .unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let data = payload();
+    let mut inner = Vec::new();
+    etherparse::PacketBuilder::ipv6(
+        "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        vip6.octets(),
+        64,
+    )
+    .udp(40021, 9000)
+    .write(&mut inner, &data)
+    .unwrap();
+    send_raw(&ns1, 41, Ipv4Addr::new(172, 16, 0, 2), &inner);
+    let mut buf = [0u8; 128];
+    let (n, from) = server.recv_from(&mut buf).expect("6in4 inner packet lost");
+    assert_eq!(&buf[..n], &data[..]);
+    assert_eq!(from.port(), 40021);
+    let c = counters_when(&t.lab().decaps()[0], |c| c.ipip == 2);
+    assert_eq!((c.ipip, c.dropped), (2, 0));
+}
+
+#[test]
+fn ha_pair_carries_vrrp_multicast() {
+    if !require_root("ha_pair_carries_vrrp_multicast") {
+        return;
+    }
+    let t = rvs_lab::ha("havrrp").unwrap();
+    let ds = t.directors();
+    let group = Ipv4Addr::new(224, 0, 0, 18);
+    let a1 = ds[0].iface("eth0").unwrap().addr;
+    let a2 = ds[1].iface("eth0").unwrap().addr;
+    // director2 listens like a VRRP backup: raw protocol 112, member of 224.0.0.18 on eth0.
+    let rx = ds[1]
+        .ns
+        .exec(|| -> std::io::Result<Socket> {
+            let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+            s.join_multicast_v4(&group, &a2)?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            Ok(s)
+        })
+        .unwrap()
+        .unwrap();
+    // director1 advertises like a VRRP master (TTL 255, out of eth0).
+    let advert = [0x21, 51, 100, 1, 0, 1, 0, 0, 10, 1, 0, 100];
+    ds[0]
+        .ns
+        .exec(|| -> std::io::Result<usize> {
+            let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+            s.set_multicast_if_v4(&a1)?;
+            s.set_multicast_ttl_v4(255)?;
+            s.send_to(&advert, &SockAddr::from(SocketAddrV4::new(group, 0)))
+        })
+        .unwrap()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = std::io::Read::read(&mut &rx, &mut buf).expect("advertisement lost");
+    // Raw IPv4 sockets deliver the IP header: source director1, TTL 255, then our bytes.
+    assert_eq!(&buf[12..16], &a1.octets());
+    assert_eq!(buf[8], 255);
+    assert_eq!(&buf[20..n], &advert);
 }
 
 #[test]
