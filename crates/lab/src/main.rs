@@ -28,6 +28,12 @@ enum Cmd {
         /// Namespace name prefix (namespaces are PREFIX-ROLE).
         #[arg(long, default_value = CLI_PREFIX)]
         prefix: String,
+        /// Setup of the selftest topology (the kernel's ipvs.sh runs dr, nat, tun).
+        #[arg(long, value_enum, default_value_t = Mode::Dr)]
+        mode: Mode,
+        /// Number of real servers (not for selftest, which has one).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=i64::from(rvs_lab::topo::MAX_REAL_SERVERS)))]
+        real_servers: u8,
         /// Do not start nginx on the real servers.
         #[arg(long)]
         no_nginx: bool,
@@ -57,29 +63,39 @@ enum Cmd {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Kind {
+    /// Client, director with two interfaces, real servers whose gateway is the DIP.
     Nat,
+    /// Client, router, director and real servers on one segment, VIP on the servers' lo.
     Dr,
+    /// Real servers on routed networks, each with a userspace IPIP/GRE/GUE decapsulator.
     Tun,
+    /// Real servers with no route to the client; a local address on the director.
     Fullnat,
-    /// Kernel selftest topology, DR setup.
+    /// The kernel IPVS selftest's three namespaces (see --mode).
     Selftest,
-    /// Kernel selftest topology, NAT setup.
-    SelftestNat,
-    /// Kernel selftest topology, TUN setup.
-    SelftestTun,
+    /// Two directors on the client segment, for VRRP.
     Ha,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Dr,
+    Nat,
+    Tun,
+}
+
 impl Kind {
-    fn lab_kind(self) -> LabKind {
+    fn lab_kind(self, mode: Mode) -> LabKind {
         match self {
             Kind::Nat => LabKind::Nat,
             Kind::Dr => LabKind::Dr,
             Kind::Tun => LabKind::Tun,
             Kind::Fullnat => LabKind::Fullnat,
-            Kind::Selftest => LabKind::Selftest(SelftestMode::Dr),
-            Kind::SelftestNat => LabKind::Selftest(SelftestMode::Nat),
-            Kind::SelftestTun => LabKind::Selftest(SelftestMode::Tun),
+            Kind::Selftest => LabKind::Selftest(match mode {
+                Mode::Dr => SelftestMode::Dr,
+                Mode::Nat => SelftestMode::Nat,
+                Mode::Tun => SelftestMode::Tun,
+            }),
             Kind::Ha => LabKind::Ha,
         }
     }
@@ -91,8 +107,10 @@ fn main() -> ExitCode {
         Cmd::Up {
             kind,
             prefix,
+            mode,
+            real_servers,
             no_nginx,
-        } => up(kind, &prefix, !no_nginx),
+        } => up(kind.lab_kind(mode), &prefix, real_servers, !no_nginx),
         Cmd::Down { prefix, orphans } => down(&prefix, orphans),
         Cmd::List => list(),
         Cmd::Decap { dev, gue_port } => decap(dev, gue_port),
@@ -106,7 +124,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn up(kind: Kind, prefix: &str, nginx: bool) -> rvs_lab::Result<()> {
+fn up(kind: LabKind, prefix: &str, real_servers: u8, nginx: bool) -> rvs_lab::Result<()> {
     if !list_namespaces(prefix)?.is_empty() {
         return Err(rvs_lab::LabError::Invalid(format!(
             "a lab with prefix {prefix} is up; `rvs-lab down --prefix {prefix}` first"
@@ -117,9 +135,10 @@ fn up(kind: Kind, prefix: &str, nginx: bool) -> rvs_lab::Result<()> {
     // servers' namespaces, where `down` finds and kills them.
     let mut topo = Topology::build(
         lab,
-        kind.lab_kind(),
+        kind,
         BuildOptions {
             in_process_decap: false,
+            real_servers,
         },
     )?;
     let exe = std::env::current_exe().map_err(|e| rvs_lab::LabError::io("current_exe", e))?;
@@ -139,7 +158,7 @@ fn up(kind: Kind, prefix: &str, nginx: bool) -> rvs_lab::Result<()> {
         // The device appears once the decapsulator runs; waiting makes `up` report failures.
         wait_link(&ns, &cfg.dev)?;
     }
-    if nginx && !matches!(kind.lab_kind(), LabKind::Selftest(_)) {
+    if nginx && !matches!(kind, LabKind::Selftest(_)) {
         if which("nginx") {
             topo.start_nginx()?;
         } else {

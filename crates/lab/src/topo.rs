@@ -112,12 +112,20 @@ pub struct BuildOptions {
     /// command turns this off and runs them as `rvs-lab decap` processes instead, so they
     /// outlive it.
     pub in_process_decap: bool,
+    /// Number of real servers, 1..=[`MAX_REAL_SERVERS`] (default 2). The kernel selftest
+    /// topology always has exactly one and ignores this.
+    pub real_servers: u8,
 }
+
+/// Most real servers a topology can have: their host parts (10 + *i*) stay below the FULLNAT
+/// local address 10.2.0.100.
+pub const MAX_REAL_SERVERS: u8 = 80;
 
 impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             in_process_decap: true,
+            real_servers: 2,
         }
     }
 }
@@ -195,6 +203,7 @@ pub fn ha(tag: &str) -> Result<Topology> {
 struct Builder {
     lab: Lab,
     nodes: Vec<Node>,
+    real_servers: u8,
 }
 
 impl Builder {
@@ -311,9 +320,16 @@ const fn ip(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
 impl Topology {
     /// Builds topology `kind` inside `lab`. On error everything made so far is removed.
     pub fn build(lab: Lab, kind: LabKind, opts: BuildOptions) -> Result<Topology> {
+        if opts.real_servers == 0 || opts.real_servers > MAX_REAL_SERVERS {
+            return Err(LabError::Invalid(format!(
+                "real_servers must be 1..={MAX_REAL_SERVERS}, not {}",
+                opts.real_servers
+            )));
+        }
         let mut b = Builder {
             lab,
             nodes: Vec::new(),
+            real_servers: opts.real_servers,
         };
         let spec = match kind {
             LabKind::Nat => build_nat(&mut b)?,
@@ -585,78 +601,91 @@ impl Spec {
     }
 }
 
-/// NAT lab:
-/// client 10.1.0.2 — 10.1.0.1 director 10.2.0.1 (DIP) — switch — rs1 10.2.0.11, rs2 10.2.0.12,
-/// real servers' default route via the DIP, VIP 10.100.0.1 on the director's `lo`.
-fn build_nat(b: &mut Builder) -> Result<Spec> {
-    for r in ["client", "director", "switch", "rs1", "rs2"] {
+/// Role names of the real servers, `rs1`…`rsN`.
+fn rs_roles(n: u8) -> Vec<String> {
+    (1..=n).map(|i| format!("rs{i}")).collect()
+}
+
+/// Creates the nodes `fixed` followed by the real servers.
+fn nodes_with_servers(b: &mut Builder, fixed: &[&str]) -> Result<Vec<String>> {
+    for r in fixed {
         b.node(r)?;
     }
+    let rs = rs_roles(b.real_servers);
+    for r in &rs {
+        b.node(r)?;
+    }
+    Ok(rs)
+}
+
+/// Real server `i` (1-based) on a /24 whose first three octets are `net`: host part `10 + i`
+/// (rs1 = .11, rs2 = .12, …).
+fn rs_addr(net: [u8; 3], i: usize) -> Ipv4Addr {
+    // `i` ≤ MAX_REAL_SERVERS, so 10 + i fits an octet.
+    ip(net[0], net[1], net[2], 10 + u8::try_from(i).unwrap_or(0))
+}
+
+/// NAT lab:
+/// client 10.1.0.2 — 10.1.0.1 director 10.2.0.1 (DIP) — switch — rs1 10.2.0.11, rs2 10.2.0.12,
+/// …, real servers' default route via the DIP, VIP 10.100.0.1 on the director's `lo`.
+fn build_nat(b: &mut Builder) -> Result<Spec> {
+    let rs = nodes_with_servers(b, &["client", "director", "switch"])?;
     b.p2p(
         ("client", "eth0", ip(10, 1, 0, 2)),
         ("director", "eth0", ip(10, 1, 0, 1)),
         24,
     )?;
-    b.segment(
-        "br0",
-        &[
-            ("director", "eth1", ip(10, 2, 0, 1)),
-            ("rs1", "eth0", ip(10, 2, 0, 11)),
-            ("rs2", "eth0", ip(10, 2, 0, 12)),
-        ],
-        24,
-    )?;
+    let mut seg = vec![("director", "eth1", ip(10, 2, 0, 1))];
+    for (i, r) in rs.iter().enumerate() {
+        seg.push((r.as_str(), "eth0", rs_addr([10, 2, 0], i + 1)));
+    }
+    b.segment("br0", &seg, 24)?;
     b.vip_on_lo("director", LAB_VIP)?;
     b.forward("director", true)?;
     b.route("client", "default", ip(10, 1, 0, 1))?;
-    for rs in ["rs1", "rs2"] {
-        b.route(rs, "default", ip(10, 2, 0, 1))?;
+    for r in &rs {
+        b.route(r, "default", ip(10, 2, 0, 1))?;
     }
     Ok(Spec::new(LAB_VIP, 80))
 }
 
 /// DR lab: client 192.168.1.2 — 192.168.1.1 router 10.3.0.1 — switch — director 10.3.0.10,
-/// rs1 10.3.0.11, rs2 10.3.0.12; VIP 10.100.0.1 on every `lo` of director and real servers; the
-/// router routes the VIP to the director; real servers answer through the router directly.
+/// rs1 10.3.0.11, rs2 10.3.0.12, …; VIP 10.100.0.1 on every `lo` of director and real servers;
+/// the router routes the VIP to the director; real servers answer through the router directly.
 fn build_dr(b: &mut Builder) -> Result<Spec> {
-    for r in ["client", "router", "director", "switch", "rs1", "rs2"] {
-        b.node(r)?;
-    }
+    let rs = nodes_with_servers(b, &["client", "router", "director", "switch"])?;
     b.p2p(
         ("client", "eth0", ip(192, 168, 1, 2)),
         ("router", "eth0", ip(192, 168, 1, 1)),
         24,
     )?;
-    b.segment(
-        "br0",
-        &[
-            ("router", "eth1", ip(10, 3, 0, 1)),
-            ("director", "eth0", ip(10, 3, 0, 10)),
-            ("rs1", "eth0", ip(10, 3, 0, 11)),
-            ("rs2", "eth0", ip(10, 3, 0, 12)),
-        ],
-        24,
-    )?;
+    let mut seg = vec![
+        ("router", "eth1", ip(10, 3, 0, 1)),
+        ("director", "eth0", ip(10, 3, 0, 10)),
+    ];
+    for (i, r) in rs.iter().enumerate() {
+        seg.push((r.as_str(), "eth0", rs_addr([10, 3, 0], i + 1)));
+    }
+    b.segment("br0", &seg, 24)?;
     b.forward("router", true)?;
     b.no_rp_filter("router", &["eth0", "eth1"])?;
     b.route("router", &format!("{LAB_VIP}/32"), ip(10, 3, 0, 10))?;
     b.route("client", "default", ip(192, 168, 1, 1))?;
     b.vip_on_lo("director", LAB_VIP)?;
     b.route("director", "default", ip(10, 3, 0, 1))?;
-    for rs in ["rs1", "rs2"] {
-        b.real_server_vip(rs, LAB_VIP, &["eth0", "lo"])?;
-        b.route(rs, "default", ip(10, 3, 0, 1))?;
+    for r in &rs {
+        b.real_server_vip(r, LAB_VIP, &["eth0", "lo"])?;
+        b.route(r, "default", ip(10, 3, 0, 1))?;
     }
     Ok(Spec::new(LAB_VIP, 80))
 }
 
-/// TUN lab: the router joins four networks — client 192.168.1.0/24, director 10.4.0.0/24, rs1
-/// 10.5.1.0/24, rs2 10.5.2.0/24 — so real servers are reachable only by routing. Real servers
-/// have the VIP on `lo`, the DR sysctls and a userspace decapsulator.
+/// TUN lab: the router joins the client network 192.168.1.0/24, the director's 10.4.0.0/24 and
+/// one network per real server (rs*i* on 10.5.*i*.0/24 at 10.5.*i*.(10+*i*), router eth(1+*i*)
+/// at 10.5.*i*.1), so real servers are reachable only by routing. Real servers have the VIP on
+/// `lo`, the DR sysctls and a userspace decapsulator.
 fn build_tun(b: &mut Builder) -> Result<Spec> {
-    for r in ["client", "router", "director", "rs1", "rs2"] {
-        b.node(r)?;
-    }
+    let rs = nodes_with_servers(b, &["client", "router", "director"])?;
     b.p2p(
         ("client", "eth0", ip(192, 168, 1, 2)),
         ("router", "eth0", ip(192, 168, 1, 1)),
@@ -667,30 +696,29 @@ fn build_tun(b: &mut Builder) -> Result<Spec> {
         ("router", "eth1", ip(10, 4, 0, 1)),
         24,
     )?;
-    b.p2p(
-        ("rs1", "eth0", ip(10, 5, 1, 11)),
-        ("router", "eth2", ip(10, 5, 1, 1)),
-        24,
-    )?;
-    b.p2p(
-        ("rs2", "eth0", ip(10, 5, 2, 12)),
-        ("router", "eth3", ip(10, 5, 2, 1)),
-        24,
-    )?;
+    let mut router_devs = vec!["eth0".to_owned(), "eth1".to_owned()];
+    for (i, r) in rs.iter().enumerate() {
+        let net = u8::try_from(i + 1).unwrap_or(0);
+        let dev = format!("eth{}", i + 2);
+        b.p2p(
+            (r.as_str(), "eth0", rs_addr([10, 5, net], i + 1)),
+            ("router", &dev, ip(10, 5, net, 1)),
+            24,
+        )?;
+        b.route(r, "default", ip(10, 5, net, 1))?;
+        b.real_server_vip(r, LAB_VIP, &["eth0", "lo"])?;
+        router_devs.push(dev);
+    }
     b.forward("router", true)?;
-    b.no_rp_filter("router", &["eth0", "eth1", "eth2", "eth3"])?;
+    let devs: Vec<&str> = router_devs.iter().map(String::as_str).collect();
+    b.no_rp_filter("router", &devs)?;
     b.route("router", &format!("{LAB_VIP}/32"), ip(10, 4, 0, 10))?;
     b.route("client", "default", ip(192, 168, 1, 1))?;
     b.vip_on_lo("director", LAB_VIP)?;
     b.route("director", "default", ip(10, 4, 0, 1))?;
-    b.route("rs1", "default", ip(10, 5, 1, 1))?;
-    b.route("rs2", "default", ip(10, 5, 2, 1))?;
-    for rs in ["rs1", "rs2"] {
-        b.real_server_vip(rs, LAB_VIP, &["eth0", "lo"])?;
-    }
     let mut spec = Spec::new(LAB_VIP, 80);
     spec.gue_port = Some(TUN_GUE_PORT);
-    spec.decap_roles = vec!["rs1".into(), "rs2".into()];
+    spec.decap_roles = rs;
     Ok(spec)
 }
 
@@ -698,23 +726,17 @@ fn build_tun(b: &mut Builder) -> Result<Spec> {
 /// 10.2.0.100/32 on eth1, and real servers have no default route at all: they can only answer
 /// the director's addresses on their own segment.
 fn build_fullnat(b: &mut Builder) -> Result<Spec> {
-    for r in ["client", "director", "switch", "rs1", "rs2"] {
-        b.node(r)?;
-    }
+    let rs = nodes_with_servers(b, &["client", "director", "switch"])?;
     b.p2p(
         ("client", "eth0", ip(10, 1, 0, 2)),
         ("director", "eth0", ip(10, 1, 0, 1)),
         24,
     )?;
-    b.segment(
-        "br0",
-        &[
-            ("director", "eth1", ip(10, 2, 0, 1)),
-            ("rs1", "eth0", ip(10, 2, 0, 11)),
-            ("rs2", "eth0", ip(10, 2, 0, 12)),
-        ],
-        24,
-    )?;
+    let mut seg = vec![("director", "eth1", ip(10, 2, 0, 1))];
+    for (i, r) in rs.iter().enumerate() {
+        seg.push((r.as_str(), "eth0", rs_addr([10, 2, 0], i + 1)));
+    }
+    b.segment("br0", &seg, 24)?;
     b.ns("director")?
         .add_addr("eth1", &format!("{FULLNAT_LADDR}/32"))?;
     b.vip_on_lo("director", LAB_VIP)?;
@@ -778,9 +800,7 @@ fn build_selftest(b: &mut Builder, mode: SelftestMode) -> Result<Spec> {
 /// 10.2.0.12 with their default route via the floating DIP 10.2.0.1. The VIP 10.1.0.100 and
 /// the DIP are left to VRRP.
 fn build_ha(b: &mut Builder) -> Result<Spec> {
-    for r in ["client", "director1", "director2", "switch", "rs1", "rs2"] {
-        b.node(r)?;
-    }
+    let rs = nodes_with_servers(b, &["client", "director1", "director2", "switch"])?;
     b.segment(
         "br0",
         &[
@@ -790,21 +810,19 @@ fn build_ha(b: &mut Builder) -> Result<Spec> {
         ],
         24,
     )?;
-    b.segment(
-        "br1",
-        &[
-            ("director1", "eth1", ip(10, 2, 0, 2)),
-            ("director2", "eth1", ip(10, 2, 0, 3)),
-            ("rs1", "eth0", ip(10, 2, 0, 11)),
-            ("rs2", "eth0", ip(10, 2, 0, 12)),
-        ],
-        24,
-    )?;
+    let mut seg = vec![
+        ("director1", "eth1", ip(10, 2, 0, 2)),
+        ("director2", "eth1", ip(10, 2, 0, 3)),
+    ];
+    for (i, r) in rs.iter().enumerate() {
+        seg.push((r.as_str(), "eth0", rs_addr([10, 2, 0], i + 1)));
+    }
+    b.segment("br1", &seg, 24)?;
     for d in ["director1", "director2"] {
         b.forward(d, true)?;
     }
-    for rs in ["rs1", "rs2"] {
-        b.route(rs, "default", HA_DIP)?;
+    for r in &rs {
+        b.route(r, "default", HA_DIP)?;
     }
     Ok(Spec::new(HA_VIP, 80))
 }

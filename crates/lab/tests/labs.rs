@@ -733,6 +733,53 @@ fn cli_up_list_down() {
 }
 
 #[test]
+fn topologies_scale_the_number_of_real_servers() {
+    if !require_root("topologies_scale_the_number_of_real_servers") {
+        return;
+    }
+    let opts = rvs_lab::BuildOptions {
+        real_servers: 4,
+        ..Default::default()
+    };
+    let t = Topology::build(Lab::new("nat4").unwrap(), LabKind::Nat, opts).unwrap();
+    assert_eq!(
+        t.rips(),
+        (11..=14)
+            .map(|h| Ipv4Addr::new(10, 2, 0, h))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(t.rvsadm_commands().len(), 5);
+    let rs4 = t.node("rs4").unwrap();
+    let data = payload();
+    let got = socat_transfer(&rs4.ns, &t.client().ns, rs4.addr().unwrap(), 7041, &data);
+    assert_eq!(got.unwrap(), data);
+
+    let opts = rvs_lab::BuildOptions {
+        real_servers: 3,
+        ..Default::default()
+    };
+    let t = Topology::build(Lab::new("tun3").unwrap(), LabKind::Tun, opts).unwrap();
+    assert_eq!(t.lab().decaps().len(), 3);
+    assert_eq!(addr(&t, "router", "eth4"), Ipv4Addr::new(10, 5, 3, 1));
+    let rs3 = t.node("rs3").unwrap();
+    assert_eq!(rs3.addr(), Some(Ipv4Addr::new(10, 5, 3, 13)));
+    let cip = addr(&t, "client", "eth0");
+    let director = t.director().ns.clone();
+    tunnel_round_trip(&t.client().ns, cip, &rs3.ns, t.vip, 9000, 40030, |inner| {
+        send_raw(&director, 4, Ipv4Addr::new(10, 5, 3, 13), inner)
+    });
+
+    let bad = rvs_lab::BuildOptions {
+        real_servers: 0,
+        ..Default::default()
+    };
+    let lab = Lab::new("bad").unwrap();
+    let prefix = lab.prefix().to_owned();
+    assert!(Topology::build(lab, LabKind::Dr, bad).is_err());
+    assert!(list_namespaces(&prefix).unwrap().is_empty());
+}
+
+#[test]
 fn topologies_describe_themselves() {
     if !require_root("topologies_describe_themselves") {
         return;
