@@ -13,7 +13,7 @@
 //!   long-running processes that die with their handle ([`NsChild`]; nginx with a generated
 //!   config via [`Netns::nginx`]), runs Rust closures inside it ([`Netns::exec`]), waits for
 //!   ports, reads MACs, sets sysctls, addresses and routes.
-//! * [`topo`] builds the topologies: [`nat`], [`dr`], [`tun`], [`fullnat`], [`selftest`] (the
+//! * [`topo`] builds the topologies: [`nat`], [`dr`], [`tun()`], [`fullnat`], [`selftest`] (the
 //!   kernel's `ipvs.sh`) and [`ha`], each a [`Topology`] describing names, addresses and MACs.
 //! * [`decap`] is a userspace IPIP/GRE/GUE decapsulator on a TUN device for the TUN lab's real
 //!   servers, because **this kernel has no ipip/gre/fou modules** (see its module docs for how
@@ -44,6 +44,8 @@
 //!     Ok(())
 //! }
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod cmd;
 pub mod decap;

@@ -536,6 +536,11 @@ impl Topology {
         for c in self.rvsadm_commands() {
             s.push_str(&format!("  ip netns exec {dir} {c}\n"));
         }
+        if let Some(p) = self.gue_port {
+            s.push_str(&format!(
+                "  # GUE instead of IPIP: add the dests with -i --tun-type gue --tun-port {p}\n"
+            ));
+        }
         let client = self.client().ns.name();
         if matches!(self.kind, LabKind::Selftest(_)) {
             s.push_str(&format!(
