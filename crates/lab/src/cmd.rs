@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -152,11 +153,11 @@ impl NsCommand {
         let out = drain(child.stdout.take());
         let err = drain(child.stderr.take());
         let status = wait_deadline(&mut child, self.timeout);
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
-        if let Some(f) = feeder {
-            let _ = f.join();
-        }
+        let grace = Instant::now() + DRAIN_GRACE;
+        let stdout = out.collect(grace);
+        let stderr = err.collect(grace);
+        // The feeder ends when the program exits (its stdin pipe breaks) or has read it all.
+        drop(feeder);
         match status {
             Some(status) => Ok(Output {
                 status,
@@ -227,14 +228,49 @@ impl NsCommand {
     }
 }
 
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+/// A pipe being read to its end on a thread.
+#[derive(Debug)]
+struct Drain {
+    buf: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+/// How long we wait for a pipe to reach end-of-file after its program exited. A daemon the
+/// program left behind may keep the pipe open forever; we then return what was read so far
+/// rather than hang.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+impl Drain {
+    /// What the pipe delivered, waiting for its end at most until `deadline`.
+    fn collect(self, deadline: Instant) -> Vec<u8> {
+        let _ = self
+            .done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let mut buf = self
+            .buf
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::take(&mut *buf)
+    }
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Drain {
+    let (tx, done) = mpsc::channel();
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buf);
     thread::spawn(move || {
-        let mut buf = Vec::new();
         if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut buf);
+            let mut chunk = [0u8; 4096];
+            // Ends at end-of-file or on a read error; each read makes progress or ends it.
+            while let Ok(n @ 1..) = p.read(&mut chunk) {
+                sink.lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend_from_slice(&chunk[..n]);
+            }
         }
-        buf
-    })
+        let _ = tx.send(());
+    });
+    Drain { buf, done }
 }
 
 /// Waits for `child` at most `timeout`; on expiry kills it (SIGKILL), reaps it and returns `None`.
@@ -260,8 +296,8 @@ fn wait_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 pub struct NsChild {
     child: Option<Child>,
     command: String,
-    out: Option<thread::JoinHandle<Vec<u8>>>,
-    err: Option<thread::JoinHandle<Vec<u8>>>,
+    out: Option<Drain>,
+    err: Option<Drain>,
 }
 
 /// Grace period between SIGTERM and SIGKILL.
@@ -294,8 +330,9 @@ impl NsChild {
             )));
         };
         let status = wait_deadline(&mut child, timeout);
-        let stdout = self.out.take().map(|h| h.join().unwrap_or_default());
-        let stderr = self.err.take().map(|h| h.join().unwrap_or_default());
+        let grace = Instant::now() + DRAIN_GRACE;
+        let stdout = self.out.take().map(|d| d.collect(grace));
+        let stderr = self.err.take().map(|d| d.collect(grace));
         match status {
             Some(status) => Ok(Output {
                 status,

@@ -206,7 +206,7 @@ fn bind_udp(ns: &Netns, at: SocketAddrV4) -> UdpSocket {
         .exec(|| UdpSocket::bind(at))
         .unwrap()
         .unwrap_or_else(|e| panic!("bind {at} in {}: {e}", ns.name()));
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     s
 }
 
@@ -496,7 +496,7 @@ fn selftest_tun_decapsulator_handles_ipv6_outer_and_inner() {
         .unwrap()
         .unwrap();
     server
-        .set_read_timeout(Some(Duration::from_secs(2)))
+        .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
     let data = payload();
     let mut inner = Vec::new();
@@ -510,7 +510,12 @@ fn selftest_tun_decapsulator_handles_ipv6_outer_and_inner() {
     .unwrap();
     send_raw(&ns1, 41, Ipv4Addr::new(172, 16, 0, 2), &inner);
     let mut buf = [0u8; 128];
-    let (n, from) = server.recv_from(&mut buf).expect("6in4 inner packet lost");
+    let (n, from) = server.recv_from(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "6in4 inner packet lost ({e}); decap {:?}",
+            t.lab().decaps()[0].counters()
+        )
+    });
     assert_eq!(&buf[..n], &data[..]);
     assert_eq!(from.port(), 40021);
     let c = counters_when(&t.lab().decaps()[0], |c| c.ipip == 2);
@@ -533,7 +538,7 @@ fn ha_pair_carries_vrrp_multicast() {
         .exec(|| -> std::io::Result<Socket> {
             let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
             s.join_multicast_v4(&group, &a2)?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
             Ok(s)
         })
         .unwrap()
@@ -676,6 +681,17 @@ fn commands_time_out_and_report_failures() {
         .unwrap_err();
     assert!(matches!(err, rvs_lab::LabError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(2));
+    // A program that leaves a child holding its stdout open does not hang `run`.
+    let started = std::time::Instant::now();
+    let out = ns
+        .cmd("sh")
+        .args(["-c", "echo hi; sleep 3 & exit 0"])
+        .timeout(Duration::from_secs(2))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout_str(), "hi\n");
+    assert!(started.elapsed() < Duration::from_millis(2500));
     let err = ns.ip(["link", "set", "nonexistent", "up"]).unwrap_err();
     assert!(matches!(err, rvs_lab::LabError::Command { .. }), "{err}");
     let err = ns
