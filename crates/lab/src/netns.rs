@@ -87,6 +87,20 @@ impl FromStr for MacAddr {
     }
 }
 
+/// Packet and byte counters of an interface (`/sys/class/net/DEV/statistics`), e.g. to show
+/// that DR/TUN replies bypass the director.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
 /// Transport protocol of a listening socket, for [`Netns::wait_for_port`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -197,6 +211,32 @@ impl Netns {
             .nth(1)
             .ok_or_else(|| LabError::Invalid(format!("{dev} in {} has no MAC", self.name)))?;
         mac.parse()
+    }
+
+    /// Counters of `dev` (read through `ip netns exec`, which mounts the namespace's `/sys`).
+    pub fn link_stats(&self, dev: &str) -> Result<LinkStats> {
+        check_ifname(dev)?;
+        let base = format!("/sys/class/net/{dev}/statistics");
+        let out = self
+            .cmd("cat")
+            .args(
+                ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes"].map(|f| format!("{base}/{f}")),
+            )
+            .run()?;
+        let v: Vec<u64> = out
+            .lines()
+            .map(|l| l.trim().parse::<u64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| LabError::Invalid(format!("statistics of {dev}: {e}")))?;
+        match v[..] {
+            [rx_packets, tx_packets, rx_bytes, tx_bytes] => Ok(LinkStats {
+                rx_packets,
+                tx_packets,
+                rx_bytes,
+                tx_bytes,
+            }),
+            _ => Err(LabError::Invalid(format!("statistics of {dev}: {out:?}"))),
+        }
     }
 
     /// Names of the interfaces in the namespace.

@@ -169,6 +169,25 @@ fn dr_lab_segment_and_real_server_setup() {
             "0"
         );
     }
+    // Real server to client traffic goes through the router, never through the director.
+    let before = director.link_stats("eth0").unwrap();
+    let big = vec![0x5a; 200_000];
+    let got = socat_transfer(
+        &client,
+        &t.real_servers()[0].ns,
+        addr(&t, "client", "eth0"),
+        7014,
+        &big,
+    );
+    assert_eq!(got.unwrap().len(), big.len());
+    let after = director.link_stats("eth0").unwrap();
+    let router_in = t.router().unwrap().ns.link_stats("eth1").unwrap();
+    assert!(router_in.rx_bytes >= 200_000, "{router_in:?}");
+    // Only broadcast/multicast chatter may reach the director meanwhile.
+    assert!(
+        after.rx_bytes - before.rx_bytes < 20_000,
+        "{before:?} {after:?}"
+    );
     // The router sends VIP traffic to the director, where the VIP is local.
     let got = socat_transfer(&director, &client, t.vip, 7013, &data).unwrap();
     assert_eq!(got, data);
