@@ -329,7 +329,13 @@ impl Netns {
         write_file(&conf_path, &conf)?;
         let child = self
             .cmd("nginx")
-            .args(["-c", &conf_path.display().to_string()])
+            // -e: nginx opens its error log before reading the config; keep it in our dir.
+            .args([
+                "-c",
+                &conf_path.display().to_string(),
+                "-e",
+                &dir.join("error.log").display().to_string(),
+            ])
             .spawn()?;
         self.wait_for_port(Proto::Tcp, port, Duration::from_secs(5))?;
         Ok(child)
