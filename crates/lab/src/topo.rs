@@ -146,6 +146,9 @@ pub const TUN_GUE_PORT: u16 = 6080;
 /// The FULLNAT lab's local address (on the director's server-side interface).
 pub const FULLNAT_LADDR: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 100);
 
+/// nftables table of [`Topology::kernel_nat_baseline`].
+pub const BASELINE_TABLE: &str = "rvslab_baseline";
+
 /// A built topology. Dropping it tears everything down.
 #[derive(Debug)]
 pub struct Topology {
@@ -465,6 +468,59 @@ impl Topology {
             self.lab.own(child);
         }
         Ok(())
+    }
+
+    /// Makes the director's kernel do the NAT lab's job, for comparisons: an nftables table
+    /// `ip rvslab_baseline` that DNATs every TCP/UDP packet to the VIP (any port, kept) to the
+    /// real servers in turn (`numgen inc mod N`, per connection through conntrack), the replies
+    /// being un-NATed by conntrack on their way back. This is the kernel path the packet-plane
+    /// benchmark compares against. NAT lab and selftest NAT mode only; needs `nft` (Debian
+    /// `nftables`). Undo with [`Topology::remove_kernel_nat_baseline`].
+    pub fn kernel_nat_baseline(&self) -> Result<()> {
+        if !matches!(
+            self.kind,
+            LabKind::Nat | LabKind::Selftest(SelftestMode::Nat)
+        ) {
+            return Err(LabError::Invalid(format!(
+                "the kernel NAT baseline needs the NAT lab, not {}",
+                self.kind
+            )));
+        }
+        let map: Vec<String> = self
+            .rips()
+            .iter()
+            .enumerate()
+            .map(|(i, rip)| format!("{i} : {rip}"))
+            .collect();
+        let rules = format!(
+            "table ip {BASELINE_TABLE} {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr {vip} meta l4proto {{ tcp, udp }} dnat to numgen inc mod {n} map {{ {map} }}
+  }}
+}}
+",
+            vip = self.vip,
+            n = map.len(),
+            map = map.join(", ")
+        );
+        self.director()
+            .ns
+            .cmd("nft")
+            .args(["-f", "-"])
+            .stdin(rules)
+            .run()
+            .map(drop)
+    }
+
+    /// Removes what [`Topology::kernel_nat_baseline`] installed.
+    pub fn remove_kernel_nat_baseline(&self) -> Result<()> {
+        self.director()
+            .ns
+            .cmd("nft")
+            .args(["delete", "table", "ip", BASELINE_TABLE])
+            .run()
+            .map(drop)
     }
 
     /// The `rvsadm` command lines that configure the director for this topology (run inside the

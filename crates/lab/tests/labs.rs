@@ -136,6 +136,44 @@ fn nat_lab_connectivity_without_a_director() {
 }
 
 #[test]
+fn nat_lab_kernel_baseline_alternates_real_servers() {
+    if !require_root("nat_lab_kernel_baseline_alternates_real_servers") {
+        return;
+    }
+    let mut t = rvs_lab::nat("natbase").unwrap();
+    t.start_nginx().unwrap();
+    let client = t.client().ns.clone();
+    let url = format!("http://{}/", t.vip);
+    // Without the baseline the director itself owns the VIP and nothing listens on :80.
+    assert!(client.curl(&url).is_err());
+    t.kernel_nat_baseline().unwrap();
+    let pages: Vec<String> = (0..4).map(|_| client.curl(&url).unwrap()).collect();
+    assert_eq!(pages, ["rs1\n", "rs2\n", "rs1\n", "rs2\n"]);
+    // Masquerading keeps the client address, and the reply came back through the director.
+    let cip = addr(&t, "client", "eth0");
+    let seen = client.curl(&format!("http://{}/whoami", t.vip)).unwrap();
+    assert_eq!(seen, format!("{cip}\n"));
+    // UDP too, any port: a socat echo on each real server.
+    let _e: Vec<_> = t
+        .real_servers()
+        .iter()
+        .map(|rs| rs.ns.echo_server(Proto::Udp, 5353).unwrap())
+        .collect();
+    let back = client
+        .cmd("socat")
+        .args(["-t", "1", "-T", "2", "-", &format!("UDP:{}:5353", t.vip)])
+        .stdin(b"via the kernel\n".to_vec())
+        .run()
+        .unwrap();
+    assert_eq!(back, "via the kernel\n");
+    t.remove_kernel_nat_baseline().unwrap();
+    assert!(client.curl(&url).is_err());
+    // Other kinds refuse.
+    let dr = rvs_lab::dr("natbasedr").unwrap();
+    assert!(dr.kernel_nat_baseline().is_err());
+}
+
+#[test]
 fn dr_lab_segment_and_real_server_setup() {
     if !require_root("dr_lab_segment_and_real_server_setup") {
         return;
