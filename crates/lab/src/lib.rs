@@ -1,0 +1,65 @@
+//! # rvs-lab: network-namespace topologies for rvs
+//!
+//! Tests, benchmarks and demos of the rvs data planes need the networks LVS runs in: a client, a
+//! director, real servers, sometimes a router or a second director. This crate builds them out
+//! of network namespaces, veth pairs and bridges by driving `ip` (iproute2) — every step is a
+//! command a person could type — and removes them again:
+//!
+//! * [`Lab`] owns namespaces named `<prefix>-<role>` (prefix unique per test and process, so
+//!   tests run in parallel) and deletes them in `Drop`, also while a test panics; it kills the
+//!   processes inside first. [`cleanup_stale`] and [`cleanup_orphans`] remove leftovers of runs
+//!   that were killed.
+//! * [`Netns`] runs commands inside a namespace ([`NsCommand`], always with a deadline), spawns
+//!   long-running processes that die with their handle ([`NsChild`]; nginx with a generated
+//!   config via [`Netns::nginx`]), runs Rust closures inside it ([`Netns::exec`]), waits for
+//!   ports, reads MACs, sets sysctls, addresses and routes.
+//! * [`topo`] builds the topologies: [`nat`], [`dr`], [`tun()`], [`fullnat`], [`selftest`] (the
+//!   kernel's `ipvs.sh`) and [`ha`], each a [`Topology`] describing names, addresses and MACs.
+//! * [`decap`] is a userspace IPIP/GRE/GUE decapsulator on a TUN device for the TUN lab's real
+//!   servers, because **this kernel has no ipip/gre/fou modules** (see its module docs for how
+//!   it works).
+//!
+//! Everything except the pure helpers needs root. Tests should start with
+//! [`require_root`], which prints a skip reason and returns `false` when not root.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use rvs_lab::{Proto, Result};
+//!
+//! fn nat_lab_baseline() -> Result<()> {
+//!     if !rvs_lab::require_root("nat_lab_baseline") {
+//!         return Ok(());
+//!     }
+//!     let mut t = rvs_lab::nat("nat_lab_baseline")?; // removed when `t` drops, even on panic
+//!     t.start_nginx()?; // rs1, rs2 serve "rs1\n" / "rs2\n" on port 80
+//!     let rs1 = t.real_servers()[0].addr().unwrap();
+//!     let page = t
+//!         .client()
+//!         .ns
+//!         .cmd("curl")
+//!         .args(["-sS", "--max-time", "3", &format!("http://{rs1}/")])
+//!         .run()?;
+//!     assert_eq!(page, "rs1\n");
+//!     t.director().ns.wait_for_port(Proto::Tcp, 22, Duration::from_millis(1)).ok();
+//!     Ok(())
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod cmd;
+pub mod decap;
+pub mod error;
+pub mod netns;
+pub mod topo;
+
+pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};
+pub use decap::{DecapConfig, DecapCounters, Decapsulator};
+pub use error::{LabError, Result};
+pub use netns::{
+    cleanup_orphans, cleanup_stale, is_root, list_namespaces, require_root, socat_transfer, Lab,
+    MacAddr, Netns, Proto, CLI_PREFIX, TEST_PREFIX,
+};
+pub use topo::{
+    dr, fullnat, ha, nat, selftest, tun, BuildOptions, Iface, LabKind, Node, SelftestMode, Topology,
+};

@@ -1,0 +1,237 @@
+//! `rvs-lab`: bring a lab up by hand, look at it, take it down.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rvs_lab::{
+    cleanup_orphans, cleanup_stale, list_namespaces, BuildOptions, DecapConfig, Decapsulator, Lab,
+    LabKind, NsCommand, SelftestMode, Topology, CLI_PREFIX, TEST_PREFIX,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "rvs-lab",
+    version,
+    about = "Network-namespace labs for rvs: NAT, DR, TUN, FULLNAT, the kernel IPVS selftest, an HA pair"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a topology, print it with the commands to try next, and leave it up.
+    Up {
+        /// Which topology.
+        kind: Kind,
+        /// Namespace name prefix (namespaces are PREFIX-ROLE).
+        #[arg(long, default_value = CLI_PREFIX)]
+        prefix: String,
+        /// Setup of the selftest topology (the kernel's ipvs.sh runs dr, nat, tun).
+        #[arg(long, value_enum, default_value_t = Mode::Dr)]
+        mode: Mode,
+        /// Number of real servers (not for selftest, which has one).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=i64::from(rvs_lab::topo::MAX_REAL_SERVERS)))]
+        real_servers: u8,
+        /// Do not start nginx on the real servers.
+        #[arg(long)]
+        no_nginx: bool,
+    },
+    /// Remove a lab: kill the processes inside its namespaces, delete them.
+    Down {
+        /// Namespace name prefix given to `up`.
+        #[arg(long, default_value = CLI_PREFIX)]
+        prefix: String,
+        /// Also remove test labs whose test process is gone.
+        #[arg(long)]
+        orphans: bool,
+    },
+    /// List the namespaces of rvs labs (CLI and test labs).
+    List,
+    /// Run a userspace tunnel decapsulator in the current namespace until killed
+    /// (`rvs-lab up tun` starts these under `ip netns exec`).
+    Decap {
+        /// TUN device to create.
+        #[arg(long, default_value = rvs_lab::decap::DEFAULT_DEV)]
+        dev: String,
+        /// Also accept GUE on this UDP port.
+        #[arg(long)]
+        gue_port: Option<u16>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Client, director with two interfaces, real servers whose gateway is the DIP.
+    Nat,
+    /// Client, router, director and real servers on one segment, VIP on the servers' lo.
+    Dr,
+    /// Real servers on routed networks, each with a userspace IPIP/GRE/GUE decapsulator.
+    Tun,
+    /// Real servers with no route to the client; a local address on the director.
+    Fullnat,
+    /// The kernel IPVS selftest's three namespaces (see --mode).
+    Selftest,
+    /// Two directors on the client segment, for VRRP.
+    Ha,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Dr,
+    Nat,
+    Tun,
+}
+
+impl Kind {
+    fn lab_kind(self, mode: Mode) -> LabKind {
+        match self {
+            Kind::Nat => LabKind::Nat,
+            Kind::Dr => LabKind::Dr,
+            Kind::Tun => LabKind::Tun,
+            Kind::Fullnat => LabKind::Fullnat,
+            Kind::Selftest => LabKind::Selftest(match mode {
+                Mode::Dr => SelftestMode::Dr,
+                Mode::Nat => SelftestMode::Nat,
+                Mode::Tun => SelftestMode::Tun,
+            }),
+            Kind::Ha => LabKind::Ha,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Up {
+            kind,
+            prefix,
+            mode,
+            real_servers,
+            no_nginx,
+        } => up(kind.lab_kind(mode), &prefix, real_servers, !no_nginx),
+        Cmd::Down { prefix, orphans } => down(&prefix, orphans),
+        Cmd::List => list(),
+        Cmd::Decap { dev, gue_port } => decap(dev, gue_port),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvs-lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn up(kind: LabKind, prefix: &str, real_servers: u8, nginx: bool) -> rvs_lab::Result<()> {
+    if !list_namespaces(prefix)?.is_empty() {
+        return Err(rvs_lab::LabError::Invalid(format!(
+            "a lab with prefix {prefix} is up; `rvs-lab down --prefix {prefix}` first"
+        )));
+    }
+    let lab = Lab::with_prefix(prefix)?;
+    // Decapsulators must outlive this command, so they run as processes inside the real
+    // servers' namespaces, where `down` finds and kills them.
+    let mut topo = Topology::build(
+        lab,
+        kind,
+        BuildOptions {
+            in_process_decap: false,
+            real_servers,
+        },
+    )?;
+    let exe = std::env::current_exe().map_err(|e| rvs_lab::LabError::io("current_exe", e))?;
+    let exe = exe.display().to_string();
+    let cfg = topo.decap_config();
+    for role in topo.decap_roles().to_vec() {
+        let Some(node) = topo.node(&role) else {
+            continue;
+        };
+        let mut cmd = node.ns.cmd(&exe).args(["decap", "--dev", &cfg.dev]);
+        if let Some(p) = cfg.gue_port {
+            cmd = cmd.args(["--gue-port", &p.to_string()]);
+        }
+        let child = cmd.spawn()?;
+        let ns = node.ns.clone();
+        topo.lab_mut().own(child);
+        // The device appears once the decapsulator runs; waiting makes `up` report failures.
+        wait_link(&ns, &cfg.dev)?;
+    }
+    if nginx && !matches!(kind, LabKind::Selftest(_)) {
+        if which("nginx") {
+            topo.start_nginx()?;
+        } else {
+            eprintln!("rvs-lab: nginx not found, real servers serve nothing (apt-get install nginx-light)");
+        }
+    }
+    topo.keep();
+    print!("{topo}");
+    Ok(())
+}
+
+fn wait_link(ns: &rvs_lab::Netns, dev: &str) -> rvs_lab::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if ns.links()?.iter().any(|l| l == dev) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(rvs_lab::LabError::Timeout {
+        what: format!("decapsulator device {dev} in {}", ns.name()),
+        after: std::time::Duration::from_secs(5),
+    })
+}
+
+fn which(program: &str) -> bool {
+    NsCommand::host("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .run()
+        .is_ok()
+}
+
+fn down(prefix: &str, orphans: bool) -> rvs_lab::Result<()> {
+    let removed = cleanup_stale(prefix)?;
+    for n in &removed {
+        println!("deleted {n}");
+    }
+    if orphans {
+        for n in cleanup_orphans()? {
+            println!("deleted {n}");
+        }
+    }
+    if removed.is_empty() {
+        println!("no namespaces with prefix {prefix}-");
+    }
+    Ok(())
+}
+
+fn list() -> rvs_lab::Result<()> {
+    for prefix in [CLI_PREFIX, TEST_PREFIX] {
+        for n in list_namespaces(prefix)? {
+            println!("{n}");
+        }
+    }
+    Ok(())
+}
+
+fn decap(dev: String, gue_port: Option<u16>) -> rvs_lab::Result<()> {
+    let d = Decapsulator::start(
+        None,
+        DecapConfig {
+            dev,
+            gue_port,
+            ..DecapConfig::default()
+        },
+    )?;
+    // Runs until killed (`rvs-lab down` kills every process in the lab's namespaces); the
+    // worker only ends by itself if poll(2) fails, which is then reported.
+    while d.is_running() {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    Err(rvs_lab::LabError::Invalid(format!(
+        "decapsulator on {} stopped unexpectedly",
+        d.dev()
+    )))
+}
