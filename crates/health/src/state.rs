@@ -1,0 +1,683 @@
+//! Pure state logic: the per-checker retry machine (spec §2.3) and the per-virtual-server
+//! real-server / quorum / sorry-server logic (spec §2.2, §2.4–2.6, §2.8, §2.9).
+//!
+//! Nothing here does I/O or reads a clock: inputs are check results and configuration, outputs
+//! are the next delay and lists of [`Action`]s in keepalived's order.
+
+use std::time::Duration;
+
+use crate::action::{Action, Notification};
+use crate::config::{CheckerTiming, RealServerCheck, SorryServer, VirtualServerCheck};
+
+/// Largest weight IPVS accepts; effective weights are clamped to `0..=MAX_WEIGHT` (spec §2).
+pub const MAX_WEIGHT: i64 = 2_147_483_647;
+
+/// Retry state of one checker (spec §2.3): `is_up`, `has_run` and the retry counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckerState {
+    /// The checker considers its target up.
+    pub up: bool,
+    /// At least one check has completed.
+    pub has_run: bool,
+    /// Failures since the last success or transition (keepalived's `retry_it`).
+    pub retry_it: u32,
+}
+
+/// What to do after one check attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// `Some(up)` if the checker changed state.
+    pub transition: Option<bool>,
+    /// Delay until the next attempt.
+    pub next: Duration,
+    /// The failure was absorbed by a retry (logged only with `log_all_failures`).
+    pub retrying: bool,
+}
+
+impl CheckerState {
+    /// Initial state (spec §2.2 step 2): alpha checkers start down, others up; the retry
+    /// counter is pre-loaded with `retry` so the very first failure takes the checker down.
+    pub fn new(alpha: bool, retry: u32) -> Self {
+        CheckerState {
+            up: !alpha,
+            has_run: false,
+            retry_it: retry,
+        }
+    }
+
+    /// A fresh checker with a given starting state (reload, spec §2.9: a fresh checker also
+    /// goes down on its first failure).
+    pub fn fresh(up: bool, retry: u32) -> Self {
+        CheckerState {
+            up,
+            has_run: false,
+            retry_it: retry,
+        }
+    }
+
+    /// Feed one check result (spec §2.3).
+    ///
+    /// `http_spacing`: HTTP_GET/SSL_GET space their retries by `max(delay_before_retry,
+    /// delay_loop)` (spec §2.3) instead of `delay_before_retry`.
+    pub fn on_result(&mut self, ok: bool, t: &CheckerTiming, http_spacing: bool) -> StepOutcome {
+        if ok {
+            self.retry_it = 0;
+            let was_up = self.up;
+            self.up = true;
+            self.has_run = true;
+            StepOutcome {
+                transition: (!was_up).then_some(true),
+                next: t.delay_loop,
+                retrying: false,
+            }
+        } else if self.retry_it < t.retry {
+            self.retry_it += 1;
+            let next = if http_spacing {
+                t.delay_before_retry.max(t.delay_loop)
+            } else {
+                t.delay_before_retry
+            };
+            StepOutcome {
+                transition: None,
+                next,
+                retrying: true,
+            }
+        } else {
+            let was_up = self.up;
+            self.up = false;
+            self.has_run = true;
+            self.retry_it = 0;
+            StepOutcome {
+                transition: was_up.then_some(false),
+                next: t.delay_loop,
+                retrying: false,
+            }
+        }
+    }
+}
+
+/// State of one real server inside a [`VsState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsState {
+    /// Configuration.
+    pub cfg: RealServerCheck,
+    /// Up state of each checker (same order as `cfg.checkers`), as last reported.
+    pub checker_up: Vec<bool>,
+    /// Dynamic weight contribution of each checker (MISC_CHECK `misc_dynamic`, spec §2.5).
+    pub checker_dyn: Vec<i64>,
+    /// keepalived's "alive": no checker is down.
+    pub alive: bool,
+    /// keepalived's "set": installed as an IPVS destination (possibly with weight 0).
+    pub set: bool,
+}
+
+impl RsState {
+    fn new(cfg: &RealServerCheck, checker_up: Vec<bool>) -> Self {
+        let n = cfg.checkers.len();
+        let alive = checker_up.iter().all(|u| *u);
+        RsState {
+            cfg: cfg.clone(),
+            checker_up,
+            checker_dyn: vec![0; n],
+            alive,
+            set: false,
+        }
+    }
+
+    /// Number of checkers that are down (keepalived's `num_failed_checkers`).
+    pub fn failed_checkers(&self) -> usize {
+        self.checker_up.iter().filter(|u| !**u).count()
+    }
+
+    /// Configured weight plus dynamic adjustments, clamped to `0..=MAX_WEIGHT` (spec §2).
+    pub fn effective_weight(&self) -> u32 {
+        let w = i64::from(self.cfg.weight) + self.checker_dyn.iter().sum::<i64>();
+        w.clamp(0, MAX_WEIGHT) as u32
+    }
+}
+
+/// What a reload keeps of an old checker (spec §2.9: an equal checker inherits its state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InheritedChecker {
+    /// Up state.
+    pub up: bool,
+    /// Dynamic weight contribution.
+    pub dynamic: i64,
+}
+
+/// State of one virtual server: its real servers, quorum and sorry server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VsState {
+    /// Configuration (real servers' configs live in [`RsState::cfg`]).
+    pub cfg: VirtualServerCheck,
+    /// Quorum after clamping to `1..=Σ weights` (spec §1.5).
+    pub quorum: u32,
+    /// Hysteresis after clamping to `quorum − 1`.
+    pub hysteresis: u32,
+    /// Quorum state.
+    pub quorum_up: bool,
+    /// The sorry server is in use ("sorry server mode": quorum down and sorry server active).
+    pub sorry_active: bool,
+    /// The sorry server is installed (weight 1 when active, 0 with `sorry_server_inhibit`).
+    pub sorry_set: bool,
+    /// Real servers, in configuration order.
+    pub rs: Vec<RsState>,
+}
+
+fn clamp_quorum(cfg: &VirtualServerCheck) -> (u32, u32) {
+    let total: u64 = cfg.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+    let q = u64::from(cfg.quorum.max(1)).min(total.max(1)) as u32;
+    let h = cfg.hysteresis.min(q - 1);
+    (q, h)
+}
+
+impl VsState {
+    /// Initial state before start-up (spec §2.2 step 2): alpha checkers down, others up;
+    /// nothing installed yet. Call [`VsState::start`] next.
+    pub fn new(cfg: &VirtualServerCheck) -> Self {
+        let (quorum, hysteresis) = clamp_quorum(cfg);
+        let rs = cfg
+            .real_servers
+            .iter()
+            .map(|r| RsState::new(r, r.checkers.iter().map(|c| !c.alpha).collect()))
+            .collect();
+        let mut cfg = cfg.clone();
+        cfg.real_servers.clear();
+        VsState {
+            cfg,
+            quorum,
+            hysteresis,
+            quorum_up: false,
+            sorry_active: false,
+            sorry_set: false,
+            rs,
+        }
+    }
+
+    /// Sum of the effective weights of alive real servers (`W` of spec §2.6).
+    pub fn alive_weight(&self) -> u64 {
+        self.rs
+            .iter()
+            .filter(|r| r.alive)
+            .map(|r| u64::from(r.effective_weight()))
+            .sum()
+    }
+
+    fn key(&self) -> crate::VsKey {
+        self.cfg.key.clone()
+    }
+
+    fn add(&self, rs: &RsState, weight: u32) -> Action {
+        Action::AddDest {
+            vs: self.key(),
+            dest: rs.cfg.addr,
+            weight,
+            sorry: false,
+        }
+    }
+
+    fn edit(&self, rs: &RsState, weight: u32) -> Action {
+        Action::SetWeight {
+            vs: self.key(),
+            dest: rs.cfg.addr,
+            weight,
+            sorry: false,
+        }
+    }
+
+    fn remove(&self, rs: &RsState) -> Action {
+        Action::RemoveDest {
+            vs: self.key(),
+            dest: rs.cfg.addr,
+            sorry: false,
+        }
+    }
+
+    /// Start-up (spec §2.2 steps 3–4): install real servers, evaluate quorum with `init`,
+    /// install the sorry server when needed.
+    ///
+    /// When quorum is already down at start and a sorry server exists, keepalived adds the
+    /// alive servers and then removes them again for the sorry server; we go straight to the
+    /// end state (alive servers not added, inhibited ones at weight 0), which is the same table
+    /// without the churn.
+    pub fn start(&mut self, rs_init_notifies: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        let w = self.alive_weight();
+        self.quorum_up = w >= u64::from(self.quorum) + u64::from(self.hysteresis);
+        let sorry_mode = !self.quorum_up && self.cfg.sorry_server.is_some();
+        for i in 0..self.rs.len() {
+            let r = &self.rs[i];
+            if r.alive && !sorry_mode {
+                out.push(self.add(r, r.effective_weight()));
+                self.rs[i].set = true;
+            } else if r.cfg.inhibit_on_failure {
+                out.push(self.add(r, 0));
+                self.rs[i].set = true;
+            }
+            let r = &self.rs[i];
+            if r.alive && rs_init_notifies {
+                if let Some(c) = &r.cfg.notify_up {
+                    out.push(Action::RunCommand(c.clone()));
+                }
+                out.push(Action::Notify(Notification::RealServer {
+                    vs: self.key(),
+                    rs: r.cfg.addr,
+                    up: true,
+                }));
+            }
+        }
+        if sorry_mode {
+            // "Starting with quorum down": sorry server in, down notifiers (spec §2.6).
+            self.enter_sorry_mode(&mut out);
+            self.quorum_notify(false, &mut out);
+        } else if let Some(ss) = self.cfg.sorry_server.clone() {
+            if ss.inhibit {
+                out.push(sorry_action(&self.cfg.key, &ss, Some(0), false));
+                self.sorry_set = true;
+            }
+        }
+        out
+    }
+
+    /// A checker of real server `rs` changed state (spec §2.3 aggregation, §2.4).
+    pub fn checker_changed(&mut self, rs: usize, checker: usize, up: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(r) = self.rs.get_mut(rs) else {
+            return out;
+        };
+        let Some(slot) = r.checker_up.get_mut(checker) else {
+            return out;
+        };
+        if *slot == up {
+            return out;
+        }
+        *slot = up;
+        if !up {
+            // A failed checker's dynamic weight contribution is removed (spec §2.5).
+            r.checker_dyn[checker] = 0;
+        }
+        let alive = r.failed_checkers() == 0;
+        if alive != r.alive {
+            self.perform_svr_state(rs, alive, &mut out);
+        }
+        out
+    }
+
+    /// A MISC_CHECK with `misc_dynamic` reported a weight (`Some(status − 2)`) or exit 0
+    /// (`None`: back to the configured weight) — spec §2.5, keepalived `update_svr_wgt`.
+    pub fn dynamic_weight(
+        &mut self,
+        rs: usize,
+        checker: usize,
+        weight: Option<u32>,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(r) = self.rs.get_mut(rs) else {
+            return out;
+        };
+        if checker >= r.checker_dyn.len() {
+            return out;
+        }
+        let old = r.effective_weight();
+        r.checker_dyn[checker] = match weight {
+            Some(w) => i64::from(w) - i64::from(r.cfg.weight),
+            None => 0,
+        };
+        let new = r.effective_weight();
+        if old == new {
+            return out;
+        }
+        let r = &self.rs[rs];
+        if r.alive && r.set && !self.sorry_active {
+            out.push(self.edit(r, new));
+        }
+        self.update_quorum(&mut out);
+        out
+    }
+
+    /// keepalived `perform_svr_state` (spec §2.4): IPVS change unless in sorry-server mode,
+    /// then the notify command and notification, then quorum re-evaluation.
+    fn perform_svr_state(&mut self, i: usize, alive: bool, out: &mut Vec<Action>) {
+        self.rs[i].alive = alive;
+        let r = self.rs[i].clone();
+        if !self.sorry_active {
+            if alive {
+                if r.cfg.inhibit_on_failure && r.set {
+                    out.push(self.edit(&r, r.effective_weight()));
+                } else {
+                    out.push(self.add(&r, r.effective_weight()));
+                }
+                self.rs[i].set = true;
+            } else if r.set {
+                if r.cfg.inhibit_on_failure {
+                    out.push(self.edit(&r, 0));
+                } else {
+                    out.push(self.remove(&r));
+                    self.rs[i].set = false;
+                }
+            }
+        }
+        let cmd = if alive {
+            &r.cfg.notify_up
+        } else {
+            &r.cfg.notify_down
+        };
+        if let Some(c) = cmd {
+            out.push(Action::RunCommand(c.clone()));
+        }
+        out.push(Action::Notify(Notification::RealServer {
+            vs: self.key(),
+            rs: r.cfg.addr,
+            up: alive,
+        }));
+        self.update_quorum(out);
+    }
+
+    /// keepalived `update_quorum_state` (spec §2.6), not at start-up.
+    fn update_quorum(&mut self, out: &mut Vec<Action>) {
+        let w = self.alive_weight();
+        let q = u64::from(self.quorum);
+        let h = u64::from(self.hysteresis);
+        if self.quorum_up {
+            if w == 0 || w < q.saturating_sub(h) {
+                tracing::info!(
+                    "Lost quorum {}-{}={} > {} for VS {}",
+                    q,
+                    h,
+                    q.saturating_sub(h),
+                    w,
+                    self.cfg.key
+                );
+                self.quorum_up = false;
+                if self.cfg.sorry_server.is_some() && !self.sorry_active {
+                    self.enter_sorry_mode(out);
+                }
+                self.quorum_notify(false, out);
+            }
+        } else if w >= q + h {
+            tracing::info!(
+                "Gained quorum {}+{}={} <= {} for VS {}",
+                q,
+                h,
+                q + h,
+                w,
+                self.cfg.key
+            );
+            self.quorum_up = true;
+            if self.sorry_active {
+                self.leave_sorry_mode(out);
+            }
+            self.quorum_notify(true, out);
+        }
+    }
+
+    /// Quorum lost with a sorry server: alive servers out (or weight 0 with inhibit), then the
+    /// sorry server in (spec §2.6).
+    fn enter_sorry_mode(&mut self, out: &mut Vec<Action>) {
+        for i in 0..self.rs.len() {
+            let r = self.rs[i].clone();
+            if r.alive && r.set {
+                if r.cfg.inhibit_on_failure {
+                    out.push(self.edit(&r, 0));
+                } else {
+                    out.push(self.remove(&r));
+                    self.rs[i].set = false;
+                }
+            }
+        }
+        if let Some(ss) = self.cfg.sorry_server.clone() {
+            let edit = self.sorry_set;
+            out.push(sorry_action(&self.cfg.key, &ss, Some(1), edit));
+            self.sorry_set = true;
+            self.sorry_active = true;
+        }
+    }
+
+    /// Quorum gained in sorry-server mode: sorry server out (or weight 0 with
+    /// `sorry_server_inhibit`), then every alive server back in (spec §2.6).
+    fn leave_sorry_mode(&mut self, out: &mut Vec<Action>) {
+        if let Some(ss) = self.cfg.sorry_server.clone() {
+            if ss.inhibit {
+                out.push(sorry_action(&self.cfg.key, &ss, Some(0), true));
+            } else {
+                out.push(sorry_action(&self.cfg.key, &ss, None, false));
+                self.sorry_set = false;
+            }
+        }
+        self.sorry_active = false;
+        self.restore_pool(out);
+    }
+
+    /// Put every alive real server back at its effective weight.
+    fn restore_pool(&mut self, out: &mut Vec<Action>) {
+        for i in 0..self.rs.len() {
+            let r = self.rs[i].clone();
+            if r.alive {
+                if r.cfg.inhibit_on_failure && r.set {
+                    out.push(self.edit(&r, r.effective_weight()));
+                } else if !r.set {
+                    out.push(self.add(&r, r.effective_weight()));
+                }
+                self.rs[i].set = true;
+            }
+        }
+    }
+
+    fn quorum_notify(&self, up: bool, out: &mut Vec<Action>) {
+        let cmd = if up {
+            &self.cfg.quorum_up
+        } else {
+            &self.cfg.quorum_down
+        };
+        if let Some(c) = cmd {
+            out.push(Action::RunCommand(c.clone()));
+        }
+        out.push(Action::Notify(Notification::Quorum { vs: self.key(), up }));
+    }
+
+    /// Shutdown (spec §2.8): every installed real server and the sorry server are deleted;
+    /// with `omega`, alive servers' `notify_down` and (if quorum is up) `quorum_down` run.
+    /// The daemon deletes the service itself afterwards.
+    pub fn shutdown(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        for i in 0..self.rs.len() {
+            let r = self.rs[i].clone();
+            if r.set {
+                out.push(self.remove(&r));
+                self.rs[i].set = false;
+            }
+            if self.cfg.omega && r.alive {
+                if let Some(c) = &r.cfg.notify_down {
+                    out.push(Action::RunCommand(c.clone()));
+                }
+                out.push(Action::Notify(Notification::RealServer {
+                    vs: self.key(),
+                    rs: r.cfg.addr,
+                    up: false,
+                }));
+            }
+        }
+        if self.sorry_set {
+            if let Some(ss) = self.cfg.sorry_server.clone() {
+                out.push(sorry_action(&self.cfg.key, &ss, None, false));
+            }
+            self.sorry_set = false;
+            self.sorry_active = false;
+        }
+        if self.cfg.omega && self.quorum_up {
+            self.quorum_notify(false, &mut out);
+        }
+        out
+    }
+
+    /// The virtual server vanished from the configuration on reload: drain everything it had
+    /// installed (spec §2.9; drain instead of delete per issue 5 item 4).
+    pub fn removed(&self) -> Vec<Action> {
+        let mut out = Vec::new();
+        for r in self.rs.iter().filter(|r| r.set) {
+            out.push(Action::DrainDest {
+                vs: self.key(),
+                dest: r.cfg.addr,
+                sorry: false,
+            });
+        }
+        if let (true, Some(ss)) = (self.sorry_set, &self.cfg.sorry_server) {
+            out.push(Action::DrainDest {
+                vs: self.key(),
+                dest: ss.addr,
+                sorry: true,
+            });
+        }
+        out
+    }
+
+    /// Reload of a surviving virtual server (spec §2.9).
+    ///
+    /// `inherited[i][c]` is `Some` when checker `c` of real server `i` of the new config
+    /// compares equal to a running checker, which keeps its state. Fresh checkers of a
+    /// surviving server start up, except alpha ones on a server that is not alive; fresh
+    /// checkers of a new server start like at start-up. A failed server is not re-added by
+    /// the reload; it waits for a checker success.
+    pub fn reload(
+        old: &VsState,
+        cfg: &VirtualServerCheck,
+        inherited: &[Vec<Option<InheritedChecker>>],
+    ) -> (VsState, Vec<Action>) {
+        let mut out = Vec::new();
+        let mut new = VsState::new(cfg);
+        new.quorum_up = old.quorum_up;
+        new.sorry_active = old.sorry_active;
+
+        // Vanished real servers.
+        for o in &old.rs {
+            if o.set && !cfg.real_servers.iter().any(|r| r.addr == o.cfg.addr) {
+                out.push(Action::DrainDest {
+                    vs: cfg.key.clone(),
+                    dest: o.cfg.addr,
+                    sorry: false,
+                });
+            }
+        }
+
+        // Sorry server.
+        match (&old.cfg.sorry_server, &cfg.sorry_server) {
+            (Some(o), Some(n)) if o.addr == n.addr => {
+                new.sorry_set = old.sorry_set;
+                if !new.sorry_active {
+                    if new.sorry_set && !n.inhibit {
+                        out.push(sorry_action(&cfg.key, n, None, false));
+                        new.sorry_set = false;
+                    } else if !new.sorry_set && n.inhibit {
+                        out.push(sorry_action(&cfg.key, n, Some(0), false));
+                        new.sorry_set = true;
+                    }
+                }
+            }
+            (o, n) => {
+                if let (Some(o), true) = (o, old.sorry_set) {
+                    out.push(Action::DrainDest {
+                        vs: cfg.key.clone(),
+                        dest: o.addr,
+                        sorry: true,
+                    });
+                }
+                match n {
+                    Some(n) if new.sorry_active => {
+                        out.push(sorry_action(&cfg.key, n, Some(1), false));
+                        new.sorry_set = true;
+                    }
+                    Some(n) if n.inhibit => {
+                        out.push(sorry_action(&cfg.key, n, Some(0), false));
+                        new.sorry_set = true;
+                    }
+                    Some(_) => {}
+                    // Sorry server gone while in use: the pool comes back (restore_pool below).
+                    None => new.sorry_active = false,
+                }
+            }
+        }
+
+        for (i, rcfg) in cfg.real_servers.iter().enumerate() {
+            let inh = inherited.get(i);
+            let old_rs = old.rs.iter().find(|o| o.cfg.addr == rcfg.addr);
+            let was_alive = old_rs.map(|o| o.alive);
+            for (c, ccfg) in rcfg.checkers.iter().enumerate() {
+                match inh.and_then(|v| v.get(c)).copied().flatten() {
+                    Some(ic) => {
+                        new.rs[i].checker_up[c] = ic.up;
+                        new.rs[i].checker_dyn[c] = ic.dynamic;
+                    }
+                    None => {
+                        new.rs[i].checker_up[c] = match was_alive {
+                            Some(alive) => !ccfg.alpha || alive,
+                            None => !ccfg.alpha,
+                        };
+                    }
+                }
+            }
+            let alive_now = new.rs[i].failed_checkers() == 0;
+            match old_rs {
+                Some(o) => {
+                    new.rs[i].alive = o.alive;
+                    new.rs[i].set = o.set;
+                    let old_eff = o.effective_weight();
+                    let r = new.rs[i].clone();
+                    if alive_now != r.alive {
+                        new.perform_svr_state(i, alive_now, &mut out);
+                    } else if r.alive && r.set && !new.sorry_active {
+                        if old_eff != r.effective_weight() {
+                            out.push(new.edit(&r, r.effective_weight()));
+                        }
+                    } else if !r.alive && !new.sorry_active {
+                        if r.set && !r.cfg.inhibit_on_failure {
+                            out.push(new.remove(&r));
+                            new.rs[i].set = false;
+                        } else if !r.set && r.cfg.inhibit_on_failure {
+                            out.push(new.add(&r, 0));
+                            new.rs[i].set = true;
+                        }
+                    }
+                }
+                None => {
+                    new.rs[i].alive = alive_now;
+                    let r = new.rs[i].clone();
+                    if r.alive && !new.sorry_active {
+                        out.push(new.add(&r, r.effective_weight()));
+                        new.rs[i].set = true;
+                    } else if r.cfg.inhibit_on_failure {
+                        out.push(new.add(&r, 0));
+                        new.rs[i].set = true;
+                    }
+                }
+            }
+        }
+        if old.sorry_active && !new.sorry_active {
+            new.restore_pool(&mut out);
+        }
+        new.update_quorum(&mut out);
+        (new, out)
+    }
+}
+
+/// Add (`weight` Some and not `edit`), edit (`edit`) or remove (`weight` None) the sorry server.
+fn sorry_action(vs: &crate::VsKey, ss: &SorryServer, weight: Option<u32>, edit: bool) -> Action {
+    match (weight, edit) {
+        (Some(weight), false) => Action::AddDest {
+            vs: vs.clone(),
+            dest: ss.addr,
+            weight,
+            sorry: true,
+        },
+        (Some(weight), true) => Action::SetWeight {
+            vs: vs.clone(),
+            dest: ss.addr,
+            weight,
+            sorry: true,
+        },
+        (None, _) => Action::RemoveDest {
+            vs: vs.clone(),
+            dest: ss.addr,
+            sorry: true,
+        },
+    }
+}
