@@ -681,3 +681,477 @@ fn sorry_action(vs: &crate::VsKey, ss: &SorryServer, weight: Option<u32>, edit: 
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::*;
+    use crate::Action::*;
+    use std::net::SocketAddr;
+
+    fn timing(retry: u32) -> CheckerTiming {
+        CheckerTiming {
+            delay_loop: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(1),
+            retry,
+            delay_before_retry: Duration::from_secs(2),
+            warmup: Duration::ZERO,
+        }
+    }
+
+    fn checker(alpha: bool) -> CheckerConfig {
+        CheckerConfig {
+            kind: CheckKind::Tcp(ConnectOpts::to("127.0.0.1:1".parse().unwrap())),
+            timing: timing(1),
+            alpha,
+            log_all_failures: false,
+        }
+    }
+
+    fn vs_key() -> VsKey {
+        VsKey::Addr {
+            protocol: Protocol::Tcp,
+            addr: "10.0.0.1:80".parse().unwrap(),
+        }
+    }
+
+    fn rs(n: u8, weight: u32) -> RealServerCheck {
+        RealServerCheck {
+            addr: format!("127.0.1.{n}:80").parse().unwrap(),
+            weight,
+            inhibit_on_failure: false,
+            notify_up: Some(Command::new(["up", &n.to_string()])),
+            notify_down: Some(Command::new(["down", &n.to_string()])),
+            checkers: vec![checker(false)],
+        }
+    }
+
+    fn vs(rss: Vec<RealServerCheck>) -> VirtualServerCheck {
+        VirtualServerCheck {
+            key: vs_key(),
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: Some(Command::new(["qup"])),
+            quorum_down: Some(Command::new(["qdown"])),
+            sorry_server: None,
+            omega: false,
+            real_servers: rss,
+        }
+    }
+
+    fn addr(n: u8) -> SocketAddr {
+        format!("127.0.1.{n}:80").parse().unwrap()
+    }
+
+    fn sorry_addr() -> SocketAddr {
+        "127.0.9.9:80".parse().unwrap()
+    }
+
+    fn add(n: u8, weight: u32) -> Action {
+        AddDest {
+            vs: vs_key(),
+            dest: addr(n),
+            weight,
+            sorry: false,
+        }
+    }
+
+    fn edit(n: u8, weight: u32) -> Action {
+        SetWeight {
+            vs: vs_key(),
+            dest: addr(n),
+            weight,
+            sorry: false,
+        }
+    }
+
+    fn remove(n: u8) -> Action {
+        RemoveDest {
+            vs: vs_key(),
+            dest: addr(n),
+            sorry: false,
+        }
+    }
+
+    fn cmd(argv: &[&str]) -> Action {
+        RunCommand(Command::new(argv.iter().copied()))
+    }
+
+    fn rs_note(n: u8, up: bool) -> Action {
+        Notify(Notification::RealServer {
+            vs: vs_key(),
+            rs: addr(n),
+            up,
+        })
+    }
+
+    fn q_note(up: bool) -> Action {
+        Notify(Notification::Quorum { vs: vs_key(), up })
+    }
+
+    #[test]
+    fn checker_goes_down_after_retry_plus_one_failures() {
+        let t = timing(2);
+        let mut s = CheckerState::new(false, 2);
+        // First success: already up, no transition.
+        let o = s.on_result(true, &t, false);
+        assert_eq!((o.transition, o.next), (None, t.delay_loop));
+        for _ in 0..2 {
+            let o = s.on_result(false, &t, false);
+            assert_eq!((o.transition, o.next, o.retrying), (None, t.delay_before_retry, true));
+        }
+        let o = s.on_result(false, &t, false);
+        assert_eq!((o.transition, o.next), (Some(false), t.delay_loop));
+        // Down → up on one success.
+        let o = s.on_result(true, &t, false);
+        assert_eq!(o.transition, Some(true));
+        // A success in between resets the count.
+        s.on_result(false, &t, false);
+        s.on_result(true, &t, false);
+        s.on_result(false, &t, false);
+        s.on_result(false, &t, false);
+        assert!(s.up);
+    }
+
+    #[test]
+    fn first_failure_at_start_is_enough() {
+        let t = timing(3);
+        let mut s = CheckerState::new(false, 3);
+        let o = s.on_result(false, &t, false);
+        assert_eq!(o.transition, Some(false));
+    }
+
+    #[test]
+    fn alpha_starts_down_and_http_spacing() {
+        let t = timing(1);
+        let mut s = CheckerState::new(true, 1);
+        assert!(!s.up);
+        assert_eq!(s.on_result(true, &t, false).transition, Some(true));
+        // HTTP: retries spaced by max(delay_before_retry, delay_loop).
+        let o = s.on_result(false, &t, true);
+        assert_eq!(o.next, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn start_adds_alive_and_down_removes() {
+        let mut v = VsState::new(&vs(vec![rs(1, 3), rs(2, 1)]));
+        assert_eq!(v.start(false), vec![add(1, 3), add(2, 1)]);
+        assert!(v.quorum_up);
+        assert_eq!(
+            v.checker_changed(0, 0, false),
+            vec![remove(1), cmd(&["down", "1"]), rs_note(1, false)]
+        );
+        assert_eq!(v.checker_changed(0, 0, false), vec![]);
+        assert_eq!(
+            v.checker_changed(0, 0, true),
+            vec![add(1, 3), cmd(&["up", "1"]), rs_note(1, true)]
+        );
+    }
+
+    #[test]
+    fn rs_init_notifies_fires_at_start() {
+        let mut v = VsState::new(&vs(vec![rs(1, 1)]));
+        assert_eq!(v.start(true), vec![add(1, 1), cmd(&["up", "1"]), rs_note(1, true)]);
+    }
+
+    #[test]
+    fn inhibit_on_failure_sets_weight_zero() {
+        let mut r = rs(1, 5);
+        r.inhibit_on_failure = true;
+        let mut v = VsState::new(&vs(vec![r, rs(2, 1)]));
+        v.start(false);
+        assert_eq!(
+            v.checker_changed(0, 0, false),
+            vec![edit(1, 0), cmd(&["down", "1"]), rs_note(1, false)]
+        );
+        assert!(v.rs[0].set);
+        assert_eq!(
+            v.checker_changed(0, 0, true),
+            vec![edit(1, 5), cmd(&["up", "1"]), rs_note(1, true)]
+        );
+    }
+
+    #[test]
+    fn several_checkers_all_must_be_up() {
+        let mut r = rs(1, 1);
+        r.checkers = vec![checker(false), checker(false)];
+        let mut v = VsState::new(&vs(vec![r, rs(2, 1)]));
+        v.start(false);
+        assert_eq!(v.checker_changed(0, 0, false).len(), 3);
+        // Second checker down: the server is already down, nothing happens.
+        assert_eq!(v.checker_changed(0, 1, false), vec![]);
+        // First back up: one checker still failed.
+        assert_eq!(v.checker_changed(0, 0, true), vec![]);
+        assert_eq!(v.checker_changed(0, 1, true).len(), 3);
+        assert!(v.rs[0].alive);
+    }
+
+    #[test]
+    fn quorum_loss_and_gain_with_sorry_server() {
+        let mut c = vs(vec![rs(1, 1), rs(2, 1)]);
+        c.quorum = 2;
+        c.sorry_server = Some(SorryServer {
+            addr: sorry_addr(),
+            inhibit: false,
+        });
+        let mut v = VsState::new(&c);
+        assert_eq!(v.start(false), vec![add(1, 1), add(2, 1)]);
+        // RS 1 down: removed, notified, then quorum lost: RS 2 out, sorry in, quorum_down.
+        assert_eq!(
+            v.checker_changed(0, 0, false),
+            vec![
+                remove(1),
+                cmd(&["down", "1"]),
+                rs_note(1, false),
+                remove(2),
+                AddDest {
+                    vs: vs_key(),
+                    dest: sorry_addr(),
+                    weight: 1,
+                    sorry: true
+                },
+                cmd(&["qdown"]),
+                q_note(false),
+            ]
+        );
+        assert!(v.sorry_active);
+        // RS 1 up: no IPVS change in sorry mode; then quorum gained: sorry out, pool back.
+        assert_eq!(
+            v.checker_changed(0, 0, true),
+            vec![
+                cmd(&["up", "1"]),
+                rs_note(1, true),
+                RemoveDest {
+                    vs: vs_key(),
+                    dest: sorry_addr(),
+                    sorry: true
+                },
+                add(1, 1),
+                add(2, 1),
+                cmd(&["qup"]),
+                q_note(true),
+            ]
+        );
+        assert!(!v.sorry_active);
+    }
+
+    #[test]
+    fn hysteresis() {
+        let mut c = vs(vec![rs(1, 1), rs(2, 1), rs(3, 1)]);
+        c.quorum = 2;
+        c.hysteresis = 1;
+        let mut v = VsState::new(&c);
+        v.start(false);
+        assert!(v.quorum_up); // W=3 >= Q+H=3
+        v.checker_changed(0, 0, false); // W=2
+        v.checker_changed(1, 0, false); // W=1, not < Q-H=1
+        assert!(v.quorum_up);
+        let out = v.checker_changed(2, 0, false); // W=0
+        assert!(!v.quorum_up);
+        assert!(out.contains(&cmd(&["qdown"])));
+        v.checker_changed(0, 0, true); // W=1
+        let out = v.checker_changed(1, 0, true); // W=2 < 3
+        assert!(!v.quorum_up);
+        assert!(!out.contains(&cmd(&["qup"])));
+        let out = v.checker_changed(2, 0, true); // W=3
+        assert!(v.quorum_up);
+        assert_eq!(out.last(), Some(&q_note(true)));
+    }
+
+    #[test]
+    fn quorum_and_hysteresis_are_clamped() {
+        let mut c = vs(vec![rs(1, 2)]);
+        c.quorum = 5;
+        c.hysteresis = 7;
+        let v = VsState::new(&c);
+        assert_eq!((v.quorum, v.hysteresis), (2, 1));
+    }
+
+    #[test]
+    fn sorry_server_inhibit() {
+        let mut c = vs(vec![rs(1, 1)]);
+        c.sorry_server = Some(SorryServer {
+            addr: sorry_addr(),
+            inhibit: true,
+        });
+        let ss = |weight, edit: bool| {
+            if edit {
+                SetWeight {
+                    vs: vs_key(),
+                    dest: sorry_addr(),
+                    weight,
+                    sorry: true,
+                }
+            } else {
+                AddDest {
+                    vs: vs_key(),
+                    dest: sorry_addr(),
+                    weight,
+                    sorry: true,
+                }
+            }
+        };
+        let mut v = VsState::new(&c);
+        assert_eq!(v.start(false), vec![add(1, 1), ss(0, false)]);
+        let out = v.checker_changed(0, 0, false);
+        assert_eq!(out[3], ss(1, true));
+        let out = v.checker_changed(0, 0, true);
+        assert_eq!(out[2], ss(0, true));
+        assert_eq!(out[3], add(1, 1));
+    }
+
+    #[test]
+    fn alpha_start_without_and_with_sorry() {
+        let mut r = rs(1, 1);
+        r.checkers = vec![checker(true)];
+        let mut r2 = rs(2, 1);
+        r2.checkers = vec![checker(true)];
+        r2.inhibit_on_failure = true;
+        let mut v = VsState::new(&vs(vec![r.clone(), r2.clone()]));
+        // Not added (inhibit: weight 0); quorum down but no sorry server: no notifier.
+        assert_eq!(v.start(false), vec![add(2, 0)]);
+        assert!(!v.quorum_up);
+        // First success: added; quorum gained → quorum_up runs.
+        assert_eq!(
+            v.checker_changed(0, 0, true),
+            vec![add(1, 1), cmd(&["up", "1"]), rs_note(1, true), cmd(&["qup"]), q_note(true)]
+        );
+
+        let mut c = vs(vec![r, r2]);
+        c.sorry_server = Some(SorryServer {
+            addr: sorry_addr(),
+            inhibit: false,
+        });
+        let mut v = VsState::new(&c);
+        assert_eq!(
+            v.start(false),
+            vec![
+                add(2, 0),
+                AddDest {
+                    vs: vs_key(),
+                    dest: sorry_addr(),
+                    weight: 1,
+                    sorry: true
+                },
+                cmd(&["qdown"]),
+                q_note(false)
+            ]
+        );
+    }
+
+    #[test]
+    fn misc_dynamic_weights() {
+        let mut v = VsState::new(&vs(vec![rs(1, 1), rs(2, 1)]));
+        v.start(false);
+        // exit 10 → weight 8.
+        assert_eq!(v.dynamic_weight(0, 0, Some(8)), vec![edit(1, 8)]);
+        assert_eq!(v.dynamic_weight(0, 0, Some(8)), vec![]);
+        // exit 2 → weight 0 (alive, no new connections).
+        assert_eq!(v.dynamic_weight(0, 0, Some(0)), vec![edit(1, 0)]);
+        assert!(v.rs[0].alive);
+        // exit 0 → configured weight.
+        assert_eq!(v.dynamic_weight(0, 0, None), vec![edit(1, 1)]);
+        v.dynamic_weight(0, 0, Some(253));
+        // Failure removes the contribution; coming back uses the configured weight.
+        v.checker_changed(0, 0, false);
+        assert_eq!(v.rs[0].effective_weight(), 1);
+        assert_eq!(v.checker_changed(0, 0, true)[0], add(1, 1));
+    }
+
+    #[test]
+    fn dynamic_weight_zero_loses_quorum() {
+        let mut v = VsState::new(&vs(vec![rs(1, 1)]));
+        v.start(false);
+        let out = v.dynamic_weight(0, 0, Some(0));
+        assert_eq!(out, vec![edit(1, 0), cmd(&["qdown"]), q_note(false)]);
+    }
+
+    #[test]
+    fn shutdown_with_and_without_omega() {
+        let mut c = vs(vec![rs(1, 1), rs(2, 1)]);
+        let mut v = VsState::new(&c);
+        v.start(false);
+        v.checker_changed(1, 0, false);
+        assert_eq!(v.shutdown(), vec![remove(1)]);
+        c.omega = true;
+        let mut v = VsState::new(&c);
+        v.start(false);
+        assert_eq!(
+            v.shutdown(),
+            vec![
+                remove(1),
+                cmd(&["down", "1"]),
+                rs_note(1, false),
+                remove(2),
+                cmd(&["down", "2"]),
+                rs_note(2, false),
+                cmd(&["qdown"]),
+                q_note(false)
+            ]
+        );
+    }
+
+    #[test]
+    fn reload_keeps_state_and_applies_differences() {
+        let c = vs(vec![rs(1, 1), rs(2, 1), rs(3, 1)]);
+        let mut v = VsState::new(&c);
+        v.start(false);
+        v.checker_changed(1, 0, false); // RS 2 down
+        // New config: RS 1 weight 4, RS 2 kept (still down), RS 3 gone, RS 4 new.
+        let mut r1 = rs(1, 4);
+        r1.notify_up = None;
+        let c2 = vs(vec![r1, rs(2, 1), rs(4, 1)]);
+        let keep = |up| Some(InheritedChecker { up, dynamic: 0 });
+        let (n, out) = VsState::reload(&v, &c2, &[vec![keep(true)], vec![keep(false)], vec![None]]);
+        assert_eq!(
+            out,
+            vec![
+                DrainDest {
+                    vs: vs_key(),
+                    dest: addr(3),
+                    sorry: false
+                },
+                edit(1, 4),
+                add(4, 1),
+            ]
+        );
+        assert!(!n.rs[1].alive && !n.rs[1].set);
+        // Reloading the same config again changes nothing.
+        let (n2, out) = VsState::reload(&n, &c2, &[vec![keep(true)], vec![keep(false)], vec![keep(true)]]);
+        assert_eq!(out, vec![]);
+        assert!(n2.quorum_up);
+    }
+
+    #[test]
+    fn reload_removing_sorry_server_in_use_restores_pool() {
+        let mut c = vs(vec![rs(1, 1), rs(2, 1)]);
+        c.quorum = 2;
+        c.sorry_server = Some(SorryServer {
+            addr: sorry_addr(),
+            inhibit: false,
+        });
+        let mut v = VsState::new(&c);
+        v.start(false);
+        v.checker_changed(0, 0, false);
+        assert!(v.sorry_active);
+        let mut c2 = c.clone();
+        c2.sorry_server = None;
+        c2.quorum = 1;
+        let keep = |up| Some(InheritedChecker { up, dynamic: 0 });
+        let (n, out) = VsState::reload(&v, &c2, &[vec![keep(false)], vec![keep(true)]]);
+        assert_eq!(
+            out,
+            vec![
+                DrainDest {
+                    vs: vs_key(),
+                    dest: sorry_addr(),
+                    sorry: true
+                },
+                add(2, 1),
+                cmd(&["qup"]),
+                q_note(true)
+            ]
+        );
+        assert!(!n.sorry_active && n.quorum_up);
+    }
+}
