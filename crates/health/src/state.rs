@@ -798,7 +798,10 @@ mod tests {
         assert_eq!((o.transition, o.next), (None, t.delay_loop));
         for _ in 0..2 {
             let o = s.on_result(false, &t, false);
-            assert_eq!((o.transition, o.next, o.retrying), (None, t.delay_before_retry, true));
+            assert_eq!(
+                (o.transition, o.next, o.retrying),
+                (None, t.delay_before_retry, true)
+            );
         }
         let o = s.on_result(false, &t, false);
         assert_eq!((o.transition, o.next), (Some(false), t.delay_loop));
@@ -851,7 +854,10 @@ mod tests {
     #[test]
     fn rs_init_notifies_fires_at_start() {
         let mut v = VsState::new(&vs(vec![rs(1, 1)]));
-        assert_eq!(v.start(true), vec![add(1, 1), cmd(&["up", "1"]), rs_note(1, true)]);
+        assert_eq!(
+            v.start(true),
+            vec![add(1, 1), cmd(&["up", "1"]), rs_note(1, true)]
+        );
     }
 
     #[test]
@@ -1014,7 +1020,13 @@ mod tests {
         // First success: added; quorum gained → quorum_up runs.
         assert_eq!(
             v.checker_changed(0, 0, true),
-            vec![add(1, 1), cmd(&["up", "1"]), rs_note(1, true), cmd(&["qup"]), q_note(true)]
+            vec![
+                add(1, 1),
+                cmd(&["up", "1"]),
+                rs_note(1, true),
+                cmd(&["qup"]),
+                q_note(true)
+            ]
         );
 
         let mut c = vs(vec![r, r2]);
@@ -1097,7 +1109,7 @@ mod tests {
         let mut v = VsState::new(&c);
         v.start(false);
         v.checker_changed(1, 0, false); // RS 2 down
-        // New config: RS 1 weight 4, RS 2 kept (still down), RS 3 gone, RS 4 new.
+                                        // New config: RS 1 weight 4, RS 2 kept (still down), RS 3 gone, RS 4 new.
         let mut r1 = rs(1, 4);
         r1.notify_up = None;
         let c2 = vs(vec![r1, rs(2, 1), rs(4, 1)]);
@@ -1117,7 +1129,11 @@ mod tests {
         );
         assert!(!n.rs[1].alive && !n.rs[1].set);
         // Reloading the same config again changes nothing.
-        let (n2, out) = VsState::reload(&n, &c2, &[vec![keep(true)], vec![keep(false)], vec![keep(true)]]);
+        let (n2, out) = VsState::reload(
+            &n,
+            &c2,
+            &[vec![keep(true)], vec![keep(false)], vec![keep(true)]],
+        );
         assert_eq!(out, vec![]);
         assert!(n2.quorum_up);
     }
