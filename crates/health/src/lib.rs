@@ -8,6 +8,34 @@
 //! * [`engine`]: tokio tasks driving it all: [`HealthEngine::start`] → [`Handle`].
 //!
 //! Section numbers refer to `spec/keepalived.md`.
+//!
+//! # Mapping keepalived.conf (for the daemon)
+//!
+//! One [`VirtualServerCheck`] per `virtual_server` block (a `group` VS is one entry with
+//! [`VsKey::Group`]; apply its actions to every service of the group, spec §2.1). Resolve
+//! inheritance before filling the types (checker → real server → virtual server → type
+//! default via [`CheckerTiming::keepalived_defaults`]): `delay_loop`, `connect_timeout`,
+//! `retry`/`nb_get_retry`, `delay_before_retry`, `warmup` (unset = `delay_loop`), `alpha`,
+//! `inhibit_on_failure`, `virtualhost` (url → checker → RS → VS; put the first three levels
+//! below url into [`HttpCheck::virtualhost`]). `misc_timeout` unset = the VS `delay_loop`.
+//! `connect_ip`/`connect_port` default to the real server's address ([`ConnectOpts::to`]).
+//! Tokenise `notify_*`/`quorum_*`/`misc_path` with keepalived's quoted tokenizer into
+//! [`Command::argv`]; `script_user` defaults are the daemon's to fill into [`Command::user`].
+//! `quorum`/`hysteresis` may be given unclamped (the engine clamps as §1.5 says).
+//! Refuse with a clear message what this crate does not do: `BFD_CHECK`, `FILE_CHECK`, url
+//! `regex*`, `fast_recovery` is accepted but behaves as always-on (see [`check`]).
+//! `global_defs { rs_init_notifies }` → [`EngineOptions::rs_init_notifies`].
+//!
+//! # Applying actions
+//!
+//! Apply [`Action`]s in order through the same table-edit path as rvsadm: `AddDest`,
+//! `SetWeight` (falls back to add), `RemoveDest`, `DrainDest` (reload removal: drain, then
+//! delete), with keepalived's tolerance of "exists"/"not found" (spec §2.1). Run
+//! `RunCommand` asynchronously (e.g. spawn [`run_command`]); write `Notify` to
+//! `lvs_notify_fifo` via [`Notification::fifo_line`] and count it in metrics. The daemon
+//! creates and deletes the services themselves; the engine only manages destinations.
+//! [`Handle::reload`] applies a new config keeping unchanged checkers' state;
+//! [`Handle::shutdown`] emits the §2.8 removals (skip them for `--dont-release-ipvs`).
 
 pub mod action;
 pub mod check;

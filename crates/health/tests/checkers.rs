@@ -409,3 +409,29 @@ async fn misc_user_switch() {
         assert!(r.is_err());
     }
 }
+
+#[tokio::test]
+async fn misc_timeout_sends_sigterm_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("terminated");
+    // `sleep & wait` so the shell runs its TERM trap at once.
+    let s = script(
+        dir.path(),
+        "trap.sh",
+        &format!(
+            "trap 'echo term > {}; exit 0' TERM\nsleep 5 &\nwait",
+            marker.display()
+        ),
+    );
+    let k = CheckKind::Misc(MiscCheck {
+        command: Command::new([s]),
+        timeout: Duration::from_millis(200),
+        dynamic: false,
+    });
+    let started = std::time::Instant::now();
+    let e = run_check(&k, T, &ctx()).await.unwrap_err();
+    assert!(e.to_string().contains("timed out"), "{e}");
+    // Exited on SIGTERM (no 2 s SIGKILL grace needed) and ran its handler.
+    assert!(started.elapsed() < Duration::from_millis(1900));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n");
+}

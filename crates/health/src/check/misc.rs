@@ -3,6 +3,9 @@
 use std::process::{ExitStatus, Stdio};
 
 use super::MiscWeight;
+
+/// Time between SIGTERM and SIGKILL for a MISC_CHECK program that overran `misc_timeout`.
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::config::{Command, MiscCheck};
 use crate::error::{Error, Result};
 
@@ -74,10 +77,21 @@ pub(crate) async fn check(m: &MiscCheck) -> Result<Option<MiscWeight>> {
         .map_err(|e| Error::Misc(format!("cannot run {prog:?}: {e}")))?;
     let status = match tokio::time::timeout(m.timeout, child.wait()).await {
         Err(_) => {
-            // keepalived sends SIGTERM and SIGKILL 2 s later; without unsafe code we can only
-            // send SIGKILL (tokio's kill), so the script gets no chance to clean up.
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+            // keepalived sends SIGTERM, then SIGKILL 2 s later (spec §2.5).
+            let pid = child
+                .id()
+                .and_then(|p| i32::try_from(p).ok())
+                .and_then(rustix::process::Pid::from_raw);
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            if tokio::time::timeout(KILL_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
             return Err(Error::Misc(format!("{prog} timed out")));
         }
         Ok(r) => r.map_err(Error::io("waiting for MISC_CHECK program"))?,

@@ -2,6 +2,12 @@
 //!
 //! Retries, spacing and state live in [`crate::state::CheckerState`]; a function here only
 //! answers "did this one attempt succeed?".
+//!
+//! HTTP_GET/SSL_GET with several urls: one attempt fetches every url in order and fails at the
+//! first failing one; a retry starts again from the first url. keepalived instead retries only
+//! the failing url and, while a server is down, spaces the urls by `delay_loop` unless
+//! `fast_recovery` is set (spec §1.7) — so rvs recovers like `fast_recovery` always on and may
+//! send a few more requests to urls that already passed.
 
 mod dns;
 mod http;
