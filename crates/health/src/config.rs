@@ -315,8 +315,10 @@ pub struct HttpCheck {
     pub virtualhost: Option<String>,
     /// TLS (SSL_GET); `None` for HTTP_GET.
     pub tls: Option<TlsOpts>,
-    /// URLs, checked in order; all must pass. Must not be empty.
+    /// URLs, checked in order, one per attempt; all must pass. Must not be empty.
     pub urls: Vec<HttpUrl>,
+    /// `fast_recovery`: no `delay_loop` gaps between urls while recovering (spec §1.7).
+    pub fast_recovery: bool,
 }
 
 /// SSL_GET TLS options. The server certificate is never verified, like keepalived.

@@ -11,19 +11,20 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::action::Action;
-use crate::check::{run_check, CheckContext, CheckSuccess, MiscWeight};
+use crate::check::{run_check_url, CheckContext, CheckSuccess, MiscWeight};
 use crate::config::{CheckKind, CheckerConfig, EngineOptions, VirtualServerCheck, VsKey};
 use crate::error::{Error, Result};
-use crate::state::{CheckerState, InheritedChecker, VsState};
+use crate::state::{CheckerState, HttpCheckerState, InheritedChecker, VsState};
 
 /// Performs one check attempt. The engine uses [`NetProbe`] (the real checkers) unless
 /// [`EngineOptions::probe`] says otherwise; tests of pure timing inject a scripted probe so
 /// they can run on tokio's paused clock without sockets.
 pub trait Probe: Send + Sync + 'static {
-    /// One attempt of `checker`.
+    /// One attempt of `checker` (for HTTP_GET/SSL_GET: of its url number `url`).
     fn probe<'a>(
         &'a self,
         checker: &'a CheckerConfig,
+        url: usize,
         ctx: &'a CheckContext,
     ) -> Pin<Box<dyn Future<Output = Result<CheckSuccess>> + Send + 'a>>;
 }
@@ -36,10 +37,12 @@ impl Probe for NetProbe {
     fn probe<'a>(
         &'a self,
         checker: &'a CheckerConfig,
+        url: usize,
         ctx: &'a CheckContext,
     ) -> Pin<Box<dyn Future<Output = Result<CheckSuccess>> + Send + 'a>> {
-        Box::pin(run_check(
+        Box::pin(run_check_url(
             &checker.kind,
+            url,
             checker.timing.connect_timeout,
             ctx,
         ))
@@ -559,21 +562,26 @@ impl Engine {
 async fn checker_loop(
     uid: u64,
     cfg: CheckerConfig,
-    mut st: CheckerState,
+    st: CheckerState,
     first: std::time::Duration,
     ctx: CheckContext,
     probe: Arc<dyn Probe>,
     status: Arc<Mutex<CheckerStatus>>,
     reports: mpsc::Sender<Report>,
 ) {
-    let http = matches!(cfg.kind, CheckKind::Http(_));
+    let mut machine = match &cfg.kind {
+        CheckKind::Http(_) => Machine::Http(HttpCheckerState::new(st)),
+        _ => Machine::Simple(st),
+    };
     let name = cfg.kind.name();
     let tgt = target(&cfg.kind);
     let mut delay = first;
     loop {
         tokio::time::sleep(delay).await;
-        let res = probe.probe(&cfg, &ctx).await;
-        let step = st.on_result(res.is_ok(), &cfg.timing, http);
+        let url = machine.url();
+        let res = probe.probe(&cfg, url, &ctx).await;
+        let step = machine.step(res.is_ok(), &cfg);
+        let st = machine.base();
         {
             let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
             s.up = st.up;
@@ -635,5 +643,37 @@ async fn checker_loop(
             }
         }
         delay = step.next;
+    }
+}
+
+/// The per-checker retry machine: HTTP has its own url sequencing (spec §1.7).
+enum Machine {
+    Simple(CheckerState),
+    Http(HttpCheckerState),
+}
+
+impl Machine {
+    fn url(&self) -> usize {
+        match self {
+            Machine::Simple(_) => 0,
+            Machine::Http(h) => h.url_it,
+        }
+    }
+
+    fn base(&self) -> CheckerState {
+        match self {
+            Machine::Simple(s) => *s,
+            Machine::Http(h) => h.base,
+        }
+    }
+
+    fn step(&mut self, ok: bool, cfg: &CheckerConfig) -> crate::state::StepOutcome {
+        match (self, &cfg.kind) {
+            (Machine::Http(h), CheckKind::Http(hc)) => {
+                h.on_result(ok, hc.urls.len(), &cfg.timing, hc.fast_recovery)
+            }
+            (Machine::Http(h), _) => h.base.on_result(ok, &cfg.timing),
+            (Machine::Simple(s), _) => s.on_result(ok, &cfg.timing),
+        }
     }
 }

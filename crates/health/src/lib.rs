@@ -23,7 +23,7 @@
 //! [`Command::argv`]; `script_user` defaults are the daemon's to fill into [`Command::user`].
 //! `quorum`/`hysteresis` may be given unclamped (the engine clamps as §1.5 says).
 //! Refuse with a clear message what this crate does not do: `BFD_CHECK`, `FILE_CHECK`, url
-//! `regex*`, `fast_recovery` is accepted but behaves as always-on (see [`check`]).
+//! `regex*`, SMTP_CHECK `host {}` sub-blocks beyond one (make one checker per block).
 //! `global_defs { rs_init_notifies }` → [`EngineOptions::rs_init_notifies`].
 //!
 //! # Applying actions
@@ -46,7 +46,7 @@ pub mod random;
 pub mod state;
 
 pub use action::{Action, Notification};
-pub use check::{run_check, run_command, CheckContext, CheckSuccess, MiscWeight};
+pub use check::{run_check, run_check_url, run_command, CheckContext, CheckSuccess, MiscWeight};
 pub use config::*;
 pub use engine::{
     validate, CheckerStatus, Handle, HealthEngine, NetProbe, Probe, RsStatus, VsStatus,

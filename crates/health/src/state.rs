@@ -55,11 +55,8 @@ impl CheckerState {
         }
     }
 
-    /// Feed one check result (spec §2.3).
-    ///
-    /// `http_spacing`: HTTP_GET/SSL_GET space their retries by `max(delay_before_retry,
-    /// delay_loop)` (spec §2.3) instead of `delay_before_retry`.
-    pub fn on_result(&mut self, ok: bool, t: &CheckerTiming, http_spacing: bool) -> StepOutcome {
+    /// Feed one check result (spec §2.3; keepalived's TCP/UDP/SMTP/DNS/MISC/PING epilogs).
+    pub fn on_result(&mut self, ok: bool, t: &CheckerTiming) -> StepOutcome {
         if ok {
             self.retry_it = 0;
             let was_up = self.up;
@@ -72,14 +69,9 @@ impl CheckerState {
             }
         } else if self.retry_it < t.retry {
             self.retry_it += 1;
-            let next = if http_spacing {
-                t.delay_before_retry.max(t.delay_loop)
-            } else {
-                t.delay_before_retry
-            };
             StepOutcome {
                 transition: None,
-                next,
+                next: t.delay_before_retry,
                 retrying: true,
             }
         } else {
@@ -92,6 +84,110 @@ impl CheckerState {
                 next: t.delay_loop,
                 retrying: false,
             }
+        }
+    }
+}
+
+/// HTTP_GET/SSL_GET state: one url is fetched per attempt (keepalived `check_http.c` epilog,
+/// spec §1.7 and §2.3).
+///
+/// * A url that passes moves on to the next one after `delay_loop`; when the last one passes
+///   (and no url is marked failed) the checker is up.
+/// * A failure while up (or before the first full pass) is retried on the same url after
+///   `delay_before_retry`; after `retry + 1` consecutive failures the checker goes down and the
+///   url is marked failed.
+/// * While a url is marked failed it is retried every `max(delay_before_retry, delay_loop)`;
+///   once it passes, every url is checked again from the first before the checker is up.
+/// * `fast_recovery` runs the next attempt at once while the checker is down (or has never
+///   completed a pass) and no url is marked failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCheckerState {
+    /// Up/has-run/retry counter, as for the other checkers.
+    pub base: CheckerState,
+    /// Index of the url the next attempt fetches.
+    pub url_it: usize,
+    /// The url that took the checker down, until it passes again.
+    pub failed_url: Option<usize>,
+}
+
+impl HttpCheckerState {
+    /// Start at the first url.
+    pub fn new(base: CheckerState) -> Self {
+        HttpCheckerState {
+            base,
+            url_it: 0,
+            failed_url: None,
+        }
+    }
+
+    /// Feed the result of fetching url `self.url_it` out of `n_urls`.
+    pub fn on_result(
+        &mut self,
+        ok: bool,
+        n_urls: usize,
+        t: &CheckerTiming,
+        fast_recovery: bool,
+    ) -> StepOutcome {
+        let b = &mut self.base;
+        let mut transition = None;
+        let mut retrying = false;
+        // keepalived: REGISTER_CHECKER_NEW on success; on failure RETRY if the checker is up
+        // or has never run (marking it has-run), else FAILED.
+        let retry = !ok && (b.up || !b.has_run);
+        if !ok && retry {
+            b.has_run = true;
+        }
+        let mut wrapped = false;
+        if ok {
+            if self.url_it + 1 >= n_urls {
+                wrapped = true;
+            } else {
+                self.url_it += 1;
+            }
+            b.retry_it = 0;
+        } else if retry {
+            b.retry_it += 1;
+        }
+        if ok && wrapped && self.failed_url.is_none() {
+            if !b.up || !b.has_run {
+                transition = (!b.up).then_some(true);
+                b.up = true;
+                b.has_run = true;
+            }
+            self.url_it = 0;
+            b.retry_it = 0;
+        } else if retry && b.retry_it > t.retry {
+            if b.up {
+                transition = Some(false);
+                b.up = false;
+            }
+            self.failed_url = Some(self.url_it);
+        } else if ok && self.failed_url.is_some() {
+            // The failed url passes again: check all urls from the first.
+            self.failed_url = None;
+            self.url_it = 0;
+            b.retry_it = 0;
+        } else if retry {
+            retrying = true;
+        }
+        let mut next = if ok {
+            if !b.has_run {
+                // Before the first full pass one failure is enough (spec §2.2).
+                b.retry_it = t.retry;
+            }
+            t.delay_loop
+        } else if self.failed_url.is_some() {
+            t.delay_before_retry.max(t.delay_loop)
+        } else {
+            t.delay_before_retry
+        };
+        if fast_recovery && (!b.has_run || (!b.up && self.failed_url.is_none())) {
+            next = Duration::ZERO;
+        }
+        StepOutcome {
+            transition,
+            next,
+            retrying,
         }
     }
 }
@@ -794,25 +890,25 @@ mod tests {
         let t = timing(2);
         let mut s = CheckerState::new(false, 2);
         // First success: already up, no transition.
-        let o = s.on_result(true, &t, false);
+        let o = s.on_result(true, &t);
         assert_eq!((o.transition, o.next), (None, t.delay_loop));
         for _ in 0..2 {
-            let o = s.on_result(false, &t, false);
+            let o = s.on_result(false, &t);
             assert_eq!(
                 (o.transition, o.next, o.retrying),
                 (None, t.delay_before_retry, true)
             );
         }
-        let o = s.on_result(false, &t, false);
+        let o = s.on_result(false, &t);
         assert_eq!((o.transition, o.next), (Some(false), t.delay_loop));
         // Down → up on one success.
-        let o = s.on_result(true, &t, false);
+        let o = s.on_result(true, &t);
         assert_eq!(o.transition, Some(true));
         // A success in between resets the count.
-        s.on_result(false, &t, false);
-        s.on_result(true, &t, false);
-        s.on_result(false, &t, false);
-        s.on_result(false, &t, false);
+        s.on_result(false, &t);
+        s.on_result(true, &t);
+        s.on_result(false, &t);
+        s.on_result(false, &t);
         assert!(s.up);
     }
 
@@ -820,19 +916,89 @@ mod tests {
     fn first_failure_at_start_is_enough() {
         let t = timing(3);
         let mut s = CheckerState::new(false, 3);
-        let o = s.on_result(false, &t, false);
+        let o = s.on_result(false, &t);
         assert_eq!(o.transition, Some(false));
     }
 
     #[test]
-    fn alpha_starts_down_and_http_spacing() {
+    fn alpha_starts_down() {
         let t = timing(1);
         let mut s = CheckerState::new(true, 1);
         assert!(!s.up);
-        assert_eq!(s.on_result(true, &t, false).transition, Some(true));
-        // HTTP: retries spaced by max(delay_before_retry, delay_loop).
-        let o = s.on_result(false, &t, true);
-        assert_eq!(o.next, Duration::from_secs(10));
+        assert_eq!(s.on_result(true, &t).transition, Some(true));
+    }
+
+    fn http(alpha: bool, retry: u32) -> HttpCheckerState {
+        HttpCheckerState::new(CheckerState::new(alpha, retry))
+    }
+
+    #[test]
+    fn http_single_url_down_and_recovery() {
+        let t = timing(2); // delay_loop 10 s, delay_before_retry 2 s
+        let mut h = http(false, 2);
+        let o = h.on_result(true, 1, &t, false);
+        assert_eq!((o.transition, o.next), (None, t.delay_loop));
+        assert!(h.base.has_run);
+        // Retries while up are spaced by delay_before_retry; retry + 1 failures → down.
+        for _ in 0..2 {
+            let o = h.on_result(false, 1, &t, false);
+            assert_eq!(
+                (o.transition, o.next, o.retrying),
+                (None, t.delay_before_retry, true)
+            );
+        }
+        let o = h.on_result(false, 1, &t, false);
+        assert_eq!(o.transition, Some(false));
+        // Once a url has failed: max(delay_before_retry, delay_loop).
+        assert_eq!(o.next, t.delay_loop);
+        assert_eq!(h.failed_url, Some(0));
+        let o = h.on_result(false, 1, &t, false);
+        assert_eq!(
+            (o.transition, o.next, o.retrying),
+            (None, t.delay_loop, false)
+        );
+        // The failed url passes: all urls are checked again before the checker is up.
+        let o = h.on_result(true, 1, &t, false);
+        assert_eq!((o.transition, o.next), (None, t.delay_loop));
+        let o = h.on_result(true, 1, &t, false);
+        assert_eq!(o.transition, Some(true));
+    }
+
+    #[test]
+    fn http_urls_in_sequence_and_first_failure_at_start() {
+        let t = timing(1);
+        let mut h = http(false, 1);
+        // url 0 passes, url 1 fails: down at once (never completed a pass).
+        assert_eq!(h.on_result(true, 2, &t, false).transition, None);
+        assert_eq!(h.url_it, 1);
+        let o = h.on_result(false, 2, &t, false);
+        assert_eq!(o.transition, Some(false));
+        assert_eq!(h.failed_url, Some(1));
+        // url 1 passes → restart at url 0; both pass → up.
+        h.on_result(true, 2, &t, false);
+        assert_eq!((h.url_it, h.failed_url), (0, None));
+        assert_eq!(h.on_result(true, 2, &t, false).transition, None);
+        assert_eq!(h.on_result(true, 2, &t, false).transition, Some(true));
+        assert_eq!(h.url_it, 0);
+    }
+
+    #[test]
+    fn http_alpha_and_fast_recovery() {
+        let t = timing(1);
+        let mut h = http(true, 1);
+        // Never run: fast_recovery fetches the urls back to back.
+        let o = h.on_result(true, 2, &t, true);
+        assert_eq!((o.transition, o.next), (None, Duration::ZERO));
+        let o = h.on_result(true, 2, &t, true);
+        assert_eq!((o.transition, o.next), (Some(true), t.delay_loop));
+        // Without fast_recovery the same pass takes delay_loop per url.
+        let mut h = http(true, 1);
+        assert_eq!(h.on_result(true, 2, &t, false).next, t.delay_loop);
+        // An alpha checker failing before its first pass stays down without a transition.
+        let mut h = http(true, 1);
+        let o = h.on_result(false, 1, &t, false);
+        assert_eq!(o.transition, None);
+        assert!(!h.base.up && h.base.has_run);
     }
 
     #[test]

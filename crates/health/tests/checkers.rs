@@ -22,6 +22,7 @@ fn http(addr: std::net::SocketAddr, urls: Vec<HttpUrl>) -> HttpCheck {
         virtualhost: None,
         tls: None,
         urls,
+        fast_recovery: false,
     }
 }
 

@@ -90,6 +90,7 @@ async fn http_get_down_and_up_with_notify_scripts() {
             virtualhost: Some("www.example.org".into()),
             tls: None,
             urls: vec![url],
+            fast_recovery: false,
         };
         let mut rs = real_server(
             addr,
@@ -359,6 +360,7 @@ async fn server_with_two_checkers_needs_both() {
         virtualhost: None,
         tls: None,
         urls: vec![HttpUrl::new("/")],
+        fast_recovery: false,
     };
     let rs = real_server(
         srv.addr,

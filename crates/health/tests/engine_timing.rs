@@ -21,6 +21,7 @@ struct Scripted {
     healthy: Mutex<HashMap<SocketAddr, bool>>,
     dynamic: Mutex<HashMap<SocketAddr, MiscWeight>>,
     calls: Mutex<Vec<(SocketAddr, Duration)>>,
+    urls: Mutex<Vec<(usize, Duration)>>,
 }
 
 impl Scripted {
@@ -30,6 +31,7 @@ impl Scripted {
             healthy: Mutex::new(HashMap::new()),
             dynamic: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
+            urls: Mutex::new(Vec::new()),
         })
     }
 
@@ -52,13 +54,18 @@ impl Probe for Scripted {
     fn probe<'a>(
         &'a self,
         checker: &'a CheckerConfig,
+        url: usize,
         _ctx: &'a CheckContext,
     ) -> Pin<Box<dyn Future<Output = Result<CheckSuccess>> + Send + 'a>> {
         Box::pin(async move {
-            let CheckKind::Tcp(o) = &checker.kind else {
-                panic!("scripted probe only answers TCP_CHECK configs")
+            let a = match &checker.kind {
+                CheckKind::Tcp(o) => o.connect,
+                CheckKind::Http(h) => {
+                    self.urls.lock().unwrap().push((url, self.start.elapsed()));
+                    h.connect.connect
+                }
+                _ => panic!("scripted probe only answers TCP_CHECK and HTTP_GET configs"),
             };
-            let a = o.connect;
             self.calls.lock().unwrap().push((a, self.start.elapsed()));
             if *self.healthy.lock().unwrap().get(&a).unwrap_or(&true) {
                 Ok(CheckSuccess {
@@ -331,4 +338,61 @@ async fn misc_dynamic_weight_through_engine() {
     assert_eq!(p.start.elapsed(), secs(11));
     assert_eq!(h.status().await.unwrap()[0].real_servers[0].weight, 1);
     h.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn http_urls_one_per_delay_loop_and_recovery_through_all_urls() {
+    let p = Scripted::new();
+    let h = HttpCheck {
+        connect: ConnectOpts::to(rs_addr(1)),
+        protocol: HttpProtocol::Http10,
+        virtualhost: None,
+        tls: None,
+        urls: vec![HttpUrl::new("/a"), HttpUrl::new("/b")],
+        fast_recovery: false,
+    };
+    let t = CheckerTiming {
+        delay_loop: secs(10),
+        connect_timeout: secs(1),
+        retry: 1,
+        delay_before_retry: secs(3),
+        warmup: Duration::ZERO,
+    };
+    let cfg = vec![virtual_server(vec![
+        real_server(rs_addr(1), 1, vec![checker(CheckKind::Http(h), t)]),
+        real_server(rs_addr(2), 1, vec![tcp(2, t10())]),
+    ])];
+    let (hd, mut rx) = start(cfg, p.clone(), Arc::new(Fixed(0)));
+    next_action(&mut rx).await;
+    next_action(&mut rx).await;
+    tokio::time::sleep(secs(25)).await;
+    p.set(rs_addr(1), false);
+    let a = next_action(&mut rx).await;
+    assert!(is_remove(&a, rs_addr(1)), "{a:?}");
+    // url /b fails at 31 s, retried after delay_before_retry: down at 34 s.
+    assert_eq!(p.start.elapsed(), secs(34));
+    tokio::time::sleep(secs(11)).await; // t = 45 s
+    p.set(rs_addr(1), true);
+    let a = next_action(&mut rx).await;
+    assert!(is_add(&a, rs_addr(1)), "{a:?}");
+    // While down the failed url is tried every max(delay_before_retry, delay_loop); when it
+    // passes (54 s) every url is checked again from the first (64 s, 74 s) before going up.
+    assert_eq!(p.start.elapsed(), secs(74));
+    let got = p.urls.lock().unwrap().clone();
+    let want: Vec<(usize, Duration)> = [
+        (0, 1),
+        (1, 11),
+        (0, 21),
+        (1, 31),
+        (1, 34),
+        (1, 44),
+        (1, 54),
+        (0, 64),
+        (1, 74),
+    ]
+    .into_iter()
+    .map(|(u, t)| (u, secs(t)))
+    .collect();
+    assert_eq!(got, want);
+    hd.shutdown().await.unwrap();
 }

@@ -135,7 +135,7 @@ pub(crate) async fn check(
     Ok(None)
 }
 
-async fn check_url(
+pub(crate) async fn check_url(
     h: &HttpCheck,
     url: &HttpUrl,
     timeout: Duration,

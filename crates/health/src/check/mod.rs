@@ -3,11 +3,8 @@
 //! Retries, spacing and state live in [`crate::state::CheckerState`]; a function here only
 //! answers "did this one attempt succeed?".
 //!
-//! HTTP_GET/SSL_GET with several urls: one attempt fetches every url in order and fails at the
-//! first failing one; a retry starts again from the first url. keepalived instead retries only
-//! the failing url and, while a server is down, spaces the urls by `delay_loop` unless
-//! `fast_recovery` is set (spec §1.7) — so rvs recovers like `fast_recovery` always on and may
-//! send a few more requests to urls that already passed.
+//! HTTP_GET/SSL_GET fetch one url per attempt ([`run_check_url`]); the url sequencing is
+//! [`crate::state::HttpCheckerState`]'s. [`run_check`] fetches them all, for one-off checks.
 
 mod dns;
 mod http;
@@ -67,7 +64,28 @@ impl CheckContext {
 }
 
 /// Perform one check attempt of `kind`, bounded by `connect_timeout` per network step
-/// (MISC_CHECK uses its own `misc_timeout`).
+/// (MISC_CHECK uses its own `misc_timeout`). For HTTP_GET/SSL_GET only url number `url` is
+/// fetched; other checkers ignore `url`.
+pub async fn run_check_url(
+    kind: &CheckKind,
+    url: usize,
+    connect_timeout: Duration,
+    ctx: &CheckContext,
+) -> Result<CheckSuccess> {
+    match kind {
+        CheckKind::Http(h) => {
+            let u = h.urls.get(url).ok_or_else(|| {
+                crate::Error::Unsupported(format!("{} has no url number {url}", kind.name()))
+            })?;
+            http::check_url(h, u, connect_timeout, ctx).await?;
+            Ok(CheckSuccess::default())
+        }
+        _ => run_check(kind, connect_timeout, ctx).await,
+    }
+}
+
+/// Perform one complete check of `kind` (every url for HTTP_GET/SSL_GET), bounded by
+/// `connect_timeout` per network step (MISC_CHECK uses its own `misc_timeout`).
 pub async fn run_check(
     kind: &CheckKind,
     connect_timeout: Duration,
