@@ -303,12 +303,18 @@ fn target(kind: &CheckKind) -> String {
 }
 
 impl Engine {
-    /// Spawn checker tasks for a VS. `reuse[i][c]` hands over a running task.
+    /// Spawn checker tasks for a VS. `reuse[i][c]` hands over a running task; `healthy[i]`
+    /// says real server `i` survived a reload alive.
+    ///
+    /// Fresh checkers get keepalived's pre-loaded retry counter (one failure is enough) at
+    /// start-up, on new servers and on servers that are not alive; on a server that survived
+    /// a reload alive they need the usual `retry + 1` failures (ipwrapper.c
+    /// `migrate_checkers`, spec §2.9).
     fn spawn_vs(
         &mut self,
         state: VsState,
         cfg: &VirtualServerCheck,
-        mut reuse: Option<Vec<Vec<Option<CheckerTask>>>>,
+        mut reuse: Option<(Vec<Vec<Option<CheckerTask>>>, Vec<bool>)>,
     ) -> VsRuntime {
         let mut checkers = Vec::new();
         for (i, rs) in cfg.real_servers.iter().enumerate() {
@@ -316,13 +322,18 @@ impl Engine {
             for (c, ch) in rs.checkers.iter().enumerate() {
                 let old = reuse
                     .as_mut()
-                    .and_then(|r| r.get_mut(i))
+                    .and_then(|r| r.0.get_mut(i))
                     .and_then(|v| v.get_mut(c))
                     .and_then(Option::take);
+                let healthy = reuse
+                    .as_ref()
+                    .and_then(|r| r.1.get(i).copied())
+                    .unwrap_or(false);
                 let task = match old {
                     Some(t) => t,
                     None => {
-                        let init = CheckerState::fresh(state.rs[i].checker_up[c], ch.timing.retry);
+                        let retry_it = if healthy { 0 } else { ch.timing.retry };
+                        let init = CheckerState::fresh(state.rs[i].checker_up[c], retry_it);
                         self.spawn_checker(ch.clone(), init)
                     }
                 };
@@ -508,6 +519,16 @@ impl Engine {
                     }
                     let mut inherited = Vec::new();
                     let mut reuse = Vec::new();
+                    let healthy: Vec<bool> = cfg
+                        .real_servers
+                        .iter()
+                        .map(|rs| {
+                            old_state
+                                .rs
+                                .iter()
+                                .any(|o| o.cfg.addr == rs.addr && o.alive)
+                        })
+                        .collect();
                     for rs in &cfg.real_servers {
                         let mut inh = Vec::new();
                         let mut re = Vec::new();
@@ -542,7 +563,7 @@ impl Engine {
                     }
                     let (state, actions) = VsState::reload(&old_state, cfg, &inherited);
                     out.extend(actions);
-                    new_vss.push(self.spawn_vs(state, cfg, Some(reuse)));
+                    new_vss.push(self.spawn_vs(state, cfg, Some((reuse, healthy))));
                 }
             }
         }

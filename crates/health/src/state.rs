@@ -45,13 +45,13 @@ impl CheckerState {
         }
     }
 
-    /// A fresh checker with a given starting state (reload, spec §2.9: a fresh checker also
-    /// goes down on its first failure).
-    pub fn fresh(up: bool, retry: u32) -> Self {
+    /// A checker that has not run yet, with a given state and retry counter (reload, spec
+    /// §2.9: `retry_it = retry` makes the first failure take it down).
+    pub fn fresh(up: bool, retry_it: u32) -> Self {
         CheckerState {
             up,
             has_run: false,
-            retry_it: retry,
+            retry_it,
         }
     }
 

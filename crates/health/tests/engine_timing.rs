@@ -396,3 +396,35 @@ async fn http_urls_one_per_delay_loop_and_recovery_through_all_urls() {
     assert_eq!(got, want);
     hd.shutdown().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn reload_fresh_checker_on_healthy_server_needs_all_retries() {
+    let p = Scripted::new();
+    let rs1 = real_server(rs_addr(1), 1, vec![tcp(1, t10())]);
+    let rs2 = real_server(rs_addr(2), 1, vec![tcp(2, t10())]);
+    let (h, mut rx) = start(
+        vec![virtual_server(vec![rs1, rs2.clone()])],
+        p.clone(),
+        Arc::new(Fixed(0)),
+    );
+    next_action(&mut rx).await;
+    next_action(&mut rx).await;
+    tokio::time::sleep(secs(5)).await;
+    let mut t = t10();
+    t.delay_loop = secs(20);
+    let rs1b = real_server(rs_addr(1), 1, vec![tcp(1, t)]);
+    h.reload(vec![virtual_server(vec![rs1b, rs2])])
+        .await
+        .unwrap();
+    p.set(rs_addr(1), false);
+    let a = next_action(&mut rx).await;
+    assert!(is_remove(&a, rs_addr(1)), "{a:?}");
+    // Fresh checker, first run 1 s after the reload; a server that survived alive is not
+    // taken down by one failure: 6 s, 7 s, 8 s.
+    assert_eq!(p.start.elapsed(), secs(8));
+    assert_eq!(
+        p.calls_to(rs_addr(1)),
+        vec![secs(1), secs(6), secs(7), secs(8)]
+    );
+    h.shutdown().await.unwrap();
+}
