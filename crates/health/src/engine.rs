@@ -127,6 +127,10 @@ struct CheckerTask {
     join: JoinHandle<()>,
 }
 
+/// Running tasks handed over by a reload (`[rs][checker]`) and, per real server, whether it
+/// survived the reload alive.
+type Reuse = (Vec<Vec<Option<CheckerTask>>>, Vec<bool>);
+
 struct VsRuntime {
     state: VsState,
     checkers: Vec<Vec<CheckerTask>>,
@@ -314,7 +318,7 @@ impl Engine {
         &mut self,
         state: VsState,
         cfg: &VirtualServerCheck,
-        mut reuse: Option<(Vec<Vec<Option<CheckerTask>>>, Vec<bool>)>,
+        mut reuse: Option<Reuse>,
     ) -> VsRuntime {
         let mut checkers = Vec::new();
         for (i, rs) in cfg.real_servers.iter().enumerate() {
