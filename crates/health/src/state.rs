@@ -56,6 +56,10 @@ impl CheckerState {
     }
 
     /// Feed one check result (spec §2.3; keepalived's TCP/UDP/SMTP/DNS/MISC/PING epilogs).
+    ///
+    /// Retries are only spent while the checker is up (or has never run): a checker that is
+    /// already down is simply tried again every `delay_loop`, as keepalived's MISC, UDP and
+    /// HTTP epilogs do.
     pub fn on_result(&mut self, ok: bool, t: &CheckerTiming) -> StepOutcome {
         if ok {
             self.retry_it = 0;
@@ -64,6 +68,12 @@ impl CheckerState {
             self.has_run = true;
             StepOutcome {
                 transition: (!was_up).then_some(true),
+                next: t.delay_loop,
+                retrying: false,
+            }
+        } else if self.has_run && !self.up {
+            StepOutcome {
+                transition: None,
                 next: t.delay_loop,
                 retrying: false,
             }
@@ -901,6 +911,12 @@ mod tests {
         }
         let o = s.on_result(false, &t);
         assert_eq!((o.transition, o.next), (Some(false), t.delay_loop));
+        // While down no retries: every delay_loop.
+        let o = s.on_result(false, &t);
+        assert_eq!(
+            (o.transition, o.next, o.retrying),
+            (None, t.delay_loop, false)
+        );
         // Down → up on one success.
         let o = s.on_result(true, &t);
         assert_eq!(o.transition, Some(true));

@@ -436,3 +436,44 @@ async fn misc_timeout_sends_sigterm_first() {
     assert!(started.elapsed() < Duration::from_millis(1900));
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n");
 }
+
+#[tokio::test]
+async fn misc_timeout_kills_the_scripts_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    // The script ignores SIGTERM and leaves a grandchild behind.
+    let s = script(
+        dir.path(),
+        "stubborn.sh",
+        &format!(
+            "trap '' TERM\nsleep 30 &\necho $! > {}\nwait\nwait",
+            pidfile.display()
+        ),
+    );
+    let k = CheckKind::Misc(MiscCheck {
+        command: Command::new([s]),
+        timeout: Duration::from_millis(100),
+        dynamic: false,
+    });
+    let e = run_check(&k, T, &ctx()).await.unwrap_err();
+    assert!(e.to_string().contains("timed out"), "{e}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let proc_dir = format!("/proc/{}", pid.trim());
+    // The grandchild is killed with the group (allow the kernel a moment to reap it; a
+    // zombie has no cmdline).
+    let gone = async {
+        loop {
+            let alive = std::fs::read(format!("{proc_dir}/cmdline"))
+                .map(|c| !c.is_empty())
+                .unwrap_or(false);
+            if !alive {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    // Well before the grandchild's own 30 s end.
+    tokio::time::timeout(Duration::from_secs(5), gone)
+        .await
+        .expect("grandchild survived");
+}

@@ -72,7 +72,10 @@ pub async fn run_command(cmd: &Command) -> Result<ExitStatus> {
 
 pub(crate) async fn check(m: &MiscCheck) -> Result<Option<MiscWeight>> {
     let prog = m.command.argv.first().cloned().unwrap_or_default();
-    let mut child = process(&m.command)?
+    let mut p = process(&m.command)?;
+    // Own process group, so a timed-out script's children can be killed with it.
+    p.process_group(0);
+    let mut child = p
         .spawn()
         .map_err(|e| Error::Misc(format!("cannot run {prog:?}: {e}")))?;
     let status = match tokio::time::timeout(m.timeout, child.wait()).await {
@@ -85,12 +88,14 @@ pub(crate) async fn check(m: &MiscCheck) -> Result<Option<MiscWeight>> {
             if let Some(pid) = pid {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
-            if tokio::time::timeout(KILL_GRACE, child.wait())
-                .await
-                .is_err()
-            {
+            let exited = tokio::time::timeout(KILL_GRACE, child.wait()).await.is_ok();
+            if !exited {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
+            }
+            // Whatever the script started dies with it (keepalived kills the group too).
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
             return Err(Error::Misc(format!("{prog} timed out")));
         }
