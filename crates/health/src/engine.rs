@@ -141,6 +141,10 @@ struct VsRuntime {
 pub struct HealthEngine;
 
 /// Controls a running engine. Dropping it stops all checkers without emitting actions.
+///
+/// The engine awaits room in the action channel, so keep receiving actions while awaiting
+/// [`Handle::reload`] or [`Handle::shutdown`] (e.g. in another task); otherwise a full
+/// channel would stall both sides.
 #[derive(Debug)]
 pub struct Handle {
     ctl: mpsc::Sender<Control>,

@@ -49,12 +49,10 @@ pub(crate) async fn check(
             Err(_) => return Err(Error::Timeout("DNS reply")),
             Ok(r) => r.map_err(Error::io("DNS receive"))?,
         };
-        // Replies with another id are not ours (late answer to an earlier query): keep waiting.
-        if n < 12 || buf[..2] != id.to_be_bytes() {
+        // Too short, another id (a late answer to an earlier query) or not a response (QR
+        // clear): not ours, keep waiting until the timeout, like keepalived.
+        if n < 12 || buf[..2] != id.to_be_bytes() || buf[2] & 0x80 == 0 {
             continue;
-        }
-        if buf[2] & 0x80 == 0 {
-            return Err(Error::Dns("reply without QR bit".into()));
         }
         let rcode = buf[3] & 0x0f;
         return if rcode == 0 {
