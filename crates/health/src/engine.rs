@@ -501,6 +501,21 @@ impl Engine {
             .into_iter()
             .map(Some)
             .collect();
+        // Vanished virtual servers first, as keepalived's clear_diff_services runs before the
+        // new configuration is installed.
+        for slot in old.iter_mut() {
+            let gone = slot
+                .as_ref()
+                .is_some_and(|o| !config.iter().any(|c| c.key == o.state.cfg.key));
+            if gone {
+                if let Some(o) = slot.take() {
+                    for t in o.checkers.iter().flatten() {
+                        t.join.abort();
+                    }
+                    out.extend(o.state.removed());
+                }
+            }
+        }
         let mut new_vss = Vec::new();
         for cfg in &config {
             let pos = old
@@ -574,12 +589,6 @@ impl Engine {
                     new_vss.push(self.spawn_vs(state, cfg, Some((reuse, healthy))));
                 }
             }
-        }
-        for o in old.into_iter().flatten() {
-            for t in o.checkers.iter().flatten() {
-                t.join.abort();
-            }
-            out.extend(o.state.removed());
         }
         self.vss = new_vss;
         self.reindex();

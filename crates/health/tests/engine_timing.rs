@@ -428,3 +428,65 @@ async fn reload_fresh_checker_on_healthy_server_needs_all_retries() {
     );
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn reload_removes_a_virtual_server_before_adding_new_ones() {
+    let p = Scripted::new();
+    let a = virtual_server(vec![real_server(rs_addr(1), 1, vec![tcp(1, t10())])]);
+    let mut b = virtual_server(vec![real_server(rs_addr(2), 1, vec![tcp(2, t10())])]);
+    b.key = VsKey::Fwmark {
+        mark: 7,
+        ipv6: false,
+    };
+    b.sorry_server = Some(SorryServer {
+        addr: rs_addr(9),
+        inhibit: true,
+    });
+    let mut c = virtual_server(vec![real_server(rs_addr(3), 1, vec![tcp(3, t10())])]);
+    c.key = VsKey::Group { name: "g".into() };
+    let (h, mut rx) = start(vec![a, b.clone()], p.clone(), Arc::new(Fixed(0)));
+    let got = until(&mut rx, |x| is_add(x, rs_addr(9))).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    h.reload(vec![c.clone(), b.clone()]).await.unwrap();
+    assert_eq!(
+        next_action(&mut rx).await,
+        Action::DrainDest {
+            vs: vs_key(),
+            dest: rs_addr(1),
+            sorry: false
+        }
+    );
+    assert_eq!(
+        next_action(&mut rx).await,
+        Action::AddDest {
+            vs: c.key.clone(),
+            dest: rs_addr(3),
+            weight: 1,
+            sorry: false
+        }
+    );
+    // B unchanged: nothing for it; its sorry server stays installed at weight 0.
+    let st = h.status().await.unwrap();
+    assert_eq!(st.len(), 2);
+    assert_eq!(st[1].key, b.key);
+    // Removing B drains its real server and its (inhibited) sorry server.
+    h.reload(vec![c]).await.unwrap();
+    assert_eq!(
+        next_action(&mut rx).await,
+        Action::DrainDest {
+            vs: b.key.clone(),
+            dest: rs_addr(2),
+            sorry: false
+        }
+    );
+    assert_eq!(
+        next_action(&mut rx).await,
+        Action::DrainDest {
+            vs: b.key.clone(),
+            dest: rs_addr(9),
+            sorry: true
+        }
+    );
+    h.shutdown().await.unwrap();
+    assert!(is_remove(&next_action(&mut rx).await, rs_addr(3)));
+}
