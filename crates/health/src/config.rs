@@ -428,8 +428,8 @@ pub struct UdpCheck {
     /// `payload` (decoded hex); empty sends an empty datagram.
     pub payload: Vec<u8>,
     /// `require_reply [HEX]`: `None` = no reply needed (only an ICMP error fails the check);
-    /// `Some(prefix)` = a reply must arrive within `connect_timeout` and start with `prefix`
-    /// (empty prefix: any reply).
+    /// `Some(bytes)` = a reply must arrive within `connect_timeout` and agree with `bytes` over
+    /// the shorter of the two (keepalived's comparison; empty: any reply).
     pub require_reply: Option<Vec<u8>>,
     /// `min_reply_length`.
     pub min_reply_length: usize,

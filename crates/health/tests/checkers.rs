@@ -294,6 +294,18 @@ async fn udp_check_semantics() {
             .await
             .is_err()
     );
+    // Only the shorter of reply and expectation is compared (keepalived); a minimum length
+    // makes the whole expectation count.
+    run_check(
+        &CheckKind::Udp(u(echo, Some(b"PONG-1-and-more"))),
+        short,
+        &c,
+    )
+    .await
+    .unwrap();
+    let mut strict = u(echo, Some(b"PONG-1-and-more"));
+    strict.min_reply_length = 15;
+    assert!(run_check(&CheckKind::Udp(strict), short, &c).await.is_err());
     assert!(run_check(&CheckKind::Udp(u(silent, Some(b""))), short, &c)
         .await
         .is_err());

@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 /// Largest response header block we accept before giving up on a url.
 const MAX_HEADER: usize = 64 * 1024;
 
+/// Largest body we read: a server streaming without end fails the check instead of holding
+/// the checker forever (each read is bounded by `connect_timeout`, the whole body by this).
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+
 /// Accepts any server certificate, like keepalived's SSL_GET (which never verifies the peer).
 /// Handshake signatures are still checked with the provider's algorithms: that is part of TLS
 /// itself, not of certificate trust.
@@ -279,10 +283,15 @@ async fn read_response<S: AsyncRead + Unpin>(s: &mut S, timeout: Duration) -> Re
         *remaining -= take as u64;
     };
     feed(&buf[header_end..], &mut remaining);
+    let mut total = (buf.len() - header_end) as u64;
     while remaining > 0 {
         let n = read_some(s, &mut chunk, timeout).await?;
         if n == 0 {
             break;
+        }
+        total += n as u64;
+        if total > MAX_BODY {
+            return Err(Error::Http(format!("body larger than {MAX_BODY} bytes")));
         }
         feed(&chunk[..n], &mut remaining);
     }

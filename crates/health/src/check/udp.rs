@@ -1,7 +1,7 @@
 //! UDP_CHECK (spec §1.7): send `payload`; an ICMP error (seen as ECONNREFUSED on the
 //! connected socket) fails the check. Without `require_reply` silence until `connect_timeout`
-//! is success; with it a reply must arrive, start with the required bytes and have a length in
-//! `[min_reply_length, max_reply_length]`.
+//! is success; with it a reply must arrive, match the required bytes (over the shorter of the
+//! two, like keepalived) and have a length in `[min_reply_length, max_reply_length]`.
 
 use std::io::ErrorKind;
 use std::time::Duration;
@@ -40,8 +40,11 @@ pub(crate) async fn check(u: &UdpCheck, timeout: Duration) -> Result<Option<Misc
         return Err(Error::Udp(format!("reply length {n} out of range")));
     }
     if let Some(want) = &u.require_reply {
-        if !reply.starts_with(want) {
-            return Err(Error::Udp("reply does not match".into()));
+        // keepalived compares only the shorter of the reply and the expected bytes
+        // (check_udp.c `check_udp_reply`); use min_reply_length to insist on all of them.
+        let n = reply.len().min(want.len());
+        if reply[..n] != want[..n] {
+            return Err(Error::Udp("reply data mismatch".into()));
         }
     }
     Ok(None)
