@@ -113,6 +113,11 @@ pub struct VirtualServerCheck {
     pub sorry_server: Option<SorryServer>,
     /// `omega`: run RS `notify_down` and `quorum_down` at shutdown (spec §2.8).
     pub omega: bool,
+    /// Start with checking suspended: `ha_suspend` with the VIP not configured locally (spec
+    /// §2.2 step 5). Suspended checkers only reschedule every `delay_loop`; the daemon flips
+    /// this at run time with [`crate::Handle::set_suspended`]. Only read when the virtual server
+    /// first appears (a reload keeps the run-time state).
+    pub suspended: bool,
     /// Real servers, at most one per address (the parser removes duplicates, spec §1.5).
     pub real_servers: Vec<RealServerCheck>,
 }

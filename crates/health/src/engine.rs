@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
@@ -106,6 +107,7 @@ pub struct VsStatus {
 
 enum Control {
     Reload(Vec<VirtualServerCheck>, oneshot::Sender<Result<()>>),
+    Suspend(VsKey, bool, oneshot::Sender<Result<()>>),
     Status(oneshot::Sender<Vec<VsStatus>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -134,6 +136,8 @@ type Reuse = (Vec<Vec<Option<CheckerTask>>>, Vec<bool>);
 struct VsRuntime {
     state: VsState,
     checkers: Vec<Vec<CheckerTask>>,
+    /// `ha_suspend`: shared with the checker tasks of this VS.
+    suspended: Arc<AtomicBool>,
 }
 
 /// Entry point.
@@ -240,7 +244,8 @@ impl HealthEngine {
             for cfg in &config {
                 let mut state = VsState::new(cfg);
                 out.extend(state.start(engine.opts.rs_init_notifies));
-                let rt = engine.spawn_vs(state, cfg, None);
+                let susp = Arc::new(AtomicBool::new(cfg.suspended));
+                let rt = engine.spawn_vs(state, cfg, None, susp);
                 engine.vss.push(rt);
             }
             engine.reindex();
@@ -259,6 +264,18 @@ impl Handle {
         let (tx, rx) = oneshot::channel();
         self.ctl
             .send(Control::Reload(config, tx))
+            .await
+            .map_err(|_| Error::EngineGone)?;
+        rx.await.map_err(|_| Error::EngineGone)?
+    }
+
+    /// Suspend or resume the checkers of a virtual server (`ha_suspend`: the daemon calls this
+    /// as the VIP disappears from / appears on local interfaces, spec §2.2 step 5). Suspended
+    /// checkers keep their state and run no checks.
+    pub async fn set_suspended(&self, vs: VsKey, suspended: bool) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.ctl
+            .send(Control::Suspend(vs, suspended, tx))
             .await
             .map_err(|_| Error::EngineGone)?;
         rx.await.map_err(|_| Error::EngineGone)?
@@ -323,6 +340,7 @@ impl Engine {
         state: VsState,
         cfg: &VirtualServerCheck,
         mut reuse: Option<Reuse>,
+        suspended: Arc<AtomicBool>,
     ) -> VsRuntime {
         let mut checkers = Vec::new();
         for (i, rs) in cfg.real_servers.iter().enumerate() {
@@ -342,17 +360,26 @@ impl Engine {
                     None => {
                         let retry_it = if healthy { 0 } else { ch.timing.retry };
                         let init = CheckerState::fresh(state.rs[i].checker_up[c], retry_it);
-                        self.spawn_checker(ch.clone(), init)
+                        self.spawn_checker(ch.clone(), init, suspended.clone())
                     }
                 };
                 tasks.push(task);
             }
             checkers.push(tasks);
         }
-        VsRuntime { state, checkers }
+        VsRuntime {
+            state,
+            checkers,
+            suspended,
+        }
     }
 
-    fn spawn_checker(&mut self, cfg: CheckerConfig, init: CheckerState) -> CheckerTask {
+    fn spawn_checker(
+        &mut self,
+        cfg: CheckerConfig,
+        init: CheckerState,
+        suspended: Arc<AtomicBool>,
+    ) -> CheckerTask {
         let uid = self.next_uid;
         self.next_uid += 1;
         let status = Arc::new(Mutex::new(CheckerStatus {
@@ -378,6 +405,7 @@ impl Engine {
             self.opts.probe.clone(),
             status.clone(),
             self.reports.clone(),
+            suspended,
         ));
         CheckerTask {
             uid,
@@ -428,6 +456,16 @@ impl Engine {
                     }
                     Some(Control::Status(tx)) => {
                         let _ = tx.send(self.status());
+                    }
+                    Some(Control::Suspend(key, on, tx)) => {
+                        let r = match self.vss.iter().find(|v| v.state.cfg.key == key) {
+                            Some(v) => {
+                                v.suspended.store(on, Ordering::Relaxed);
+                                Ok(())
+                            }
+                            None => Err(Error::Unsupported(format!("no virtual server {key}"))),
+                        };
+                        let _ = tx.send(r);
                     }
                     Some(Control::Reload(cfg, tx)) => {
                         let out = self.reload(cfg);
@@ -525,12 +563,14 @@ impl Engine {
                 None => {
                     let mut state = VsState::new(cfg);
                     out.extend(state.start(false));
-                    new_vss.push(self.spawn_vs(state, cfg, None));
+                    let susp = Arc::new(AtomicBool::new(cfg.suspended));
+                    new_vss.push(self.spawn_vs(state, cfg, None, susp));
                 }
                 Some(o) => {
                     let VsRuntime {
                         state: old_state,
                         checkers: old_tasks,
+                        suspended,
                     } = o;
                     // Pool old tasks per RS address.
                     let mut pool: HashMap<SocketAddr, Vec<(usize, CheckerTask)>> = HashMap::new();
@@ -586,7 +626,7 @@ impl Engine {
                     }
                     let (state, actions) = VsState::reload(&old_state, cfg, &inherited);
                     out.extend(actions);
-                    new_vss.push(self.spawn_vs(state, cfg, Some((reuse, healthy))));
+                    new_vss.push(self.spawn_vs(state, cfg, Some((reuse, healthy)), suspended));
                 }
             }
         }
@@ -606,6 +646,7 @@ async fn checker_loop(
     probe: Arc<dyn Probe>,
     status: Arc<Mutex<CheckerStatus>>,
     reports: mpsc::Sender<Report>,
+    suspended: Arc<AtomicBool>,
 ) {
     let mut machine = match &cfg.kind {
         CheckKind::Http(_) => Machine::Http(HttpCheckerState::new(st)),
@@ -616,6 +657,11 @@ async fn checker_loop(
     let mut delay = first;
     loop {
         tokio::time::sleep(delay).await;
+        if suspended.load(Ordering::Relaxed) {
+            // ha_suspend: only reschedule (keepalived's disabled checker).
+            delay = cfg.timing.delay_loop;
+            continue;
+        }
         let url = machine.url();
         let res = probe.probe(&cfg, url, &ctx).await;
         let step = machine.step(res.is_ok(), &cfg);

@@ -24,7 +24,9 @@
 //! `quorum`/`hysteresis` may be given unclamped (the engine clamps as §1.5 says).
 //! Refuse with a clear message what this crate does not do: `BFD_CHECK`, `FILE_CHECK`, url
 //! `regex*`, SMTP_CHECK `host {}` sub-blocks beyond one (make one checker per block).
-//! `global_defs { rs_init_notifies }` → [`EngineOptions::rs_init_notifies`].
+//! `global_defs { rs_init_notifies }` → [`EngineOptions::rs_init_notifies`]. `ha_suspend`:
+//! set [`VirtualServerCheck::suspended`] when the VIP is not local at start and call
+//! [`Handle::set_suspended`] as it comes and goes.
 //!
 //! # Applying actions
 //!

@@ -841,6 +841,7 @@ mod tests {
             quorum_down: Some(Command::new(["qdown"])),
             sorry_server: None,
             omega: false,
+            suspended: false,
             real_servers: rss,
         }
     }

@@ -490,3 +490,35 @@ async fn reload_removes_a_virtual_server_before_adding_new_ones() {
     h.shutdown().await.unwrap();
     assert!(is_remove(&next_action(&mut rx).await, rs_addr(3)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn ha_suspend_stops_and_resumes_checks() {
+    let p = Scripted::new();
+    let mut vs = virtual_server(vec![
+        real_server(rs_addr(1), 1, vec![tcp(1, t10())]),
+        real_server(rs_addr(2), 1, vec![tcp(2, t10())]),
+    ]);
+    vs.suspended = true;
+    let (h, mut rx) = start(vec![vs.clone()], p.clone(), Arc::new(Fixed(0)));
+    next_action(&mut rx).await;
+    next_action(&mut rx).await;
+    p.set(rs_addr(1), false);
+    tokio::time::sleep(secs(35)).await;
+    assert!(p.calls_to(rs_addr(1)).is_empty());
+    // A reload keeps the run-time suspension.
+    h.reload(vec![vs]).await.unwrap();
+    tokio::time::sleep(secs(10)).await;
+    assert!(p.calls_to(rs_addr(1)).is_empty());
+    h.set_suspended(vs_key(), false).await.unwrap();
+    let a = next_action(&mut rx).await;
+    assert!(is_remove(&a, rs_addr(1)), "{a:?}");
+    // Suspended checkers reschedule every delay_loop (1 s + 4 × 10 s): the first check after
+    // resuming is at 51 s.
+    assert_eq!(p.calls_to(rs_addr(1)), vec![secs(51)]);
+    let other = VsKey::Fwmark {
+        mark: 1,
+        ipv6: false,
+    };
+    assert!(h.set_suspended(other, true).await.is_err());
+    h.shutdown().await.unwrap();
+}

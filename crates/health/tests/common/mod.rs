@@ -60,6 +60,7 @@ pub fn virtual_server(rss: Vec<RealServerCheck>) -> VirtualServerCheck {
         quorum_down: None,
         sorry_server: None,
         omega: false,
+        suspended: false,
         real_servers: rss,
     }
 }
