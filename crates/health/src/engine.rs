@@ -114,6 +114,7 @@ enum Control {
 
 enum ReportKind {
     Up(bool),
+    ConfirmedDown,
     Weight(MiscWeight),
 }
 
@@ -480,6 +481,7 @@ impl Engine {
                     let state = &mut self.vss[v].state;
                     let out = match r.kind {
                         ReportKind::Up(up) => state.checker_changed(i, c, up),
+                        ReportKind::ConfirmedDown => state.checker_confirmed_down(i),
                         ReportKind::Weight(MiscWeight::Configured) => state.dynamic_weight(i, c, None),
                         ReportKind::Weight(MiscWeight::Weight(w)) => state.dynamic_weight(i, c, Some(w)),
                     };
@@ -713,6 +715,17 @@ async fn checker_loop(
             {
                 return;
             }
+        }
+        if step.confirmed_down
+            && reports
+                .send(Report {
+                    uid,
+                    kind: ReportKind::ConfirmedDown,
+                })
+                .await
+                .is_err()
+        {
+            return;
         }
         if let Some(up) = step.transition {
             if reports

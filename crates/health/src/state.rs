@@ -32,6 +32,9 @@ pub struct StepOutcome {
     pub next: Duration,
     /// The failure was absorbed by a retry (logged only with `log_all_failures`).
     pub retrying: bool,
+    /// The first completed check of a checker that started down (alpha) failed: keepalived
+    /// still runs the server's down notifiers then (ipwrapper.c `update_svr_checker_state`).
+    pub confirmed_down: bool,
 }
 
 impl CheckerState {
@@ -70,12 +73,14 @@ impl CheckerState {
                 transition: (!was_up).then_some(true),
                 next: t.delay_loop,
                 retrying: false,
+                confirmed_down: false,
             }
         } else if self.has_run && !self.up {
             StepOutcome {
                 transition: None,
                 next: t.delay_loop,
                 retrying: false,
+                confirmed_down: false,
             }
         } else if self.retry_it < t.retry {
             self.retry_it += 1;
@@ -83,9 +88,11 @@ impl CheckerState {
                 transition: None,
                 next: t.delay_before_retry,
                 retrying: true,
+                confirmed_down: false,
             }
         } else {
             let was_up = self.up;
+            let had_run = self.has_run;
             self.up = false;
             self.has_run = true;
             self.retry_it = 0;
@@ -93,6 +100,7 @@ impl CheckerState {
                 transition: was_up.then_some(false),
                 next: t.delay_loop,
                 retrying: false,
+                confirmed_down: !was_up && !had_run,
             }
         }
     }
@@ -194,10 +202,13 @@ impl HttpCheckerState {
         if fast_recovery && (!b.has_run || (!b.up && self.failed_url.is_none())) {
             next = Duration::ZERO;
         }
+        // HTTP marks the checker as run before judging a failure, so keepalived never
+        // reports a confirmed-down here.
         StepOutcome {
             transition,
             next,
             retrying,
+            confirmed_down: false,
         }
     }
 }
@@ -406,6 +417,27 @@ impl VsState {
         if alive != r.alive {
             self.perform_svr_state(rs, alive, &mut out);
         }
+        out
+    }
+
+    /// The first check of an alpha checker failed while its server was never up: run the
+    /// server's down notifiers (keepalived `update_svr_checker_state` → `do_rs_notifies`).
+    pub fn checker_confirmed_down(&mut self, rs: usize) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(r) = self.rs.get(rs) else {
+            return out;
+        };
+        if r.alive {
+            return out;
+        }
+        if let Some(c) = &r.cfg.notify_down {
+            out.push(Action::RunCommand(c.clone()));
+        }
+        out.push(Action::Notify(Notification::RealServer {
+            vs: self.key(),
+            rs: r.cfg.addr,
+            up: false,
+        }));
         out
     }
 
@@ -943,6 +975,28 @@ mod tests {
         let mut s = CheckerState::new(true, 1);
         assert!(!s.up);
         assert_eq!(s.on_result(true, &t).transition, Some(true));
+        // An alpha checker whose first check fails confirms the down state once.
+        let mut s = CheckerState::new(true, 1);
+        let o = s.on_result(false, &t);
+        assert_eq!((o.transition, o.confirmed_down), (None, true));
+        assert!(!s.on_result(false, &t).confirmed_down);
+        // A non-alpha checker going down is a transition, not a confirmation.
+        let mut s = CheckerState::new(false, 1);
+        let o = s.on_result(false, &t);
+        assert_eq!((o.transition, o.confirmed_down), (Some(false), false));
+    }
+
+    #[test]
+    fn confirmed_down_runs_notify_down_only_for_dead_servers() {
+        let mut r = rs(1, 1);
+        r.checkers = vec![checker(true)];
+        let mut v = VsState::new(&vs(vec![r, rs(2, 1)]));
+        v.start(false);
+        assert_eq!(
+            v.checker_confirmed_down(0),
+            vec![cmd(&["down", "1"]), rs_note(1, false)]
+        );
+        assert_eq!(v.checker_confirmed_down(1), vec![]);
     }
 
     fn http(alpha: bool, retry: u32) -> HttpCheckerState {
