@@ -564,7 +564,7 @@ impl Engine {
             match pos.and_then(|p| old[p].take()) {
                 None => {
                     let mut state = VsState::new(cfg);
-                    out.extend(state.start(false));
+                    out.extend(state.start(self.opts.rs_init_notifies));
                     let susp = Arc::new(AtomicBool::new(cfg.suspended));
                     new_vss.push(self.spawn_vs(state, cfg, None, susp));
                 }
