@@ -385,3 +385,129 @@ async fn server_with_two_checkers_needs_both() {
     apply_until(&mut rx, &mut table, |a| is_add(a, srv.addr)).await;
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_checker_type_through_the_engine_with_alpha() {
+    // alpha: a server is only added after its checker succeeded, so each AddDest below
+    // proves that checker type ran for real through the engine.
+    let http_srv = http_server("127.0.0.7", Arc::new(|_: &str| (200, b"ok".to_vec()))).await;
+    let tls_srv = tls_server("127.0.0.8", b"tls ok").await;
+    let (smtp_addr, _, smtp_task) = smtp_server("127.0.0.9", 250).await;
+    let (dns_addr, _, dns_task) = dns_server("127.0.0.10", 0, false).await;
+    let (udp_addr, _, udp_task) = udp_server("127.0.0.11", Some(b"pong".to_vec())).await;
+    let tcp_task = tcp_listener("127.0.0.12:8080").await;
+    let closed_udp = closed_udp_port("127.0.0.13").await;
+    let t = timing(30, 1, 10);
+    let http = |addr, tls| HttpCheck {
+        connect: ConnectOpts::to(addr),
+        protocol: HttpProtocol::Http10,
+        virtualhost: None,
+        tls,
+        urls: vec![HttpUrl::new("/")],
+        fast_recovery: true,
+    };
+    let udp = |addr| UdpCheck {
+        connect: ConnectOpts::to(addr),
+        payload: b"ping".to_vec(),
+        require_reply: Some(b"pong".to_vec()),
+        min_reply_length: 0,
+        max_reply_length: None,
+    };
+    let kinds: Vec<(SocketAddr, CheckKind)> = vec![
+        (
+            "127.0.0.12:8080".parse().unwrap(),
+            CheckKind::Tcp(ConnectOpts::to("127.0.0.12:8080".parse().unwrap())),
+        ),
+        (http_srv.addr, CheckKind::Http(http(http_srv.addr, None))),
+        (
+            tls_srv.addr,
+            CheckKind::Http(http(tls_srv.addr, Some(TlsOpts::default()))),
+        ),
+        (
+            smtp_addr,
+            CheckKind::Smtp(SmtpCheck {
+                connect: ConnectOpts::to(smtp_addr),
+                helo_name: "rvs".into(),
+            }),
+        ),
+        (
+            dns_addr,
+            CheckKind::Dns(DnsCheck {
+                connect: ConnectOpts::to(dns_addr),
+                qtype: DnsType::Soa,
+                name: ".".into(),
+            }),
+        ),
+        (udp_addr, CheckKind::Udp(udp(udp_addr))),
+        (
+            "127.0.0.14:0".parse().unwrap(),
+            CheckKind::Ping(PingCheck {
+                connect: ConnectOpts::to("127.0.0.14:0".parse().unwrap()),
+            }),
+        ),
+        (
+            "127.0.0.15:80".parse().unwrap(),
+            CheckKind::Misc(MiscCheck {
+                command: Command::new(["/bin/true"]),
+                timeout: Duration::from_secs(5),
+                dynamic: false,
+            }),
+        ),
+        (closed_udp, CheckKind::Udp(udp(closed_udp))),
+    ];
+    let rss: Vec<RealServerCheck> = kinds
+        .iter()
+        .map(|(addr, k)| {
+            let mut c = checker(k.clone(), t);
+            c.alpha = true;
+            real_server(*addr, 1, vec![c])
+        })
+        .collect();
+    let (h, mut rx) = start(vec![virtual_server(rss)]);
+    let mut want: std::collections::HashSet<SocketAddr> =
+        kinds[..kinds.len() - 1].iter().map(|(a, _)| *a).collect();
+    let ping_ok = match run_check(
+        &kinds[6].1,
+        Duration::from_millis(500),
+        &CheckContext::new(Arc::new(Fixed(1))).unwrap(),
+    )
+    .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            // Documented refusal when neither ICMP socket kind is allowed.
+            assert!(e.to_string().contains("no ICMP socket"), "{e}");
+            want.remove(&kinds[6].0);
+            false
+        }
+    };
+    let mut table = Table::default();
+    while !want.is_empty() {
+        let a = next_action(&mut rx).await;
+        table.apply(&a).await;
+        if let Action::AddDest { dest, .. } = a {
+            assert!(want.remove(&dest), "unexpected add of {dest}");
+        }
+    }
+    // The failing checker has run at least once (bounded poll).
+    let st = tokio::time::timeout(WAIT, async {
+        loop {
+            let st = h.status().await.unwrap();
+            if st[0].real_servers.last().unwrap().checkers[0].has_run {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("failing checker never ran");
+    let failing = st[0].real_servers.last().unwrap();
+    assert!(!failing.alive && !failing.set);
+    let err = failing.checkers[0].last_error.clone().unwrap_or_default();
+    assert!(err.contains("ICMP port unreachable"), "{err}");
+    assert_eq!(table.dests.len(), if ping_ok { 8 } else { 7 });
+    h.shutdown().await.unwrap();
+    for t in [smtp_task, dns_task, udp_task, tcp_task] {
+        t.abort();
+    }
+}
