@@ -489,3 +489,49 @@ async fn misc_timeout_kills_the_scripts_children() {
         .await
         .expect("grandchild survived");
 }
+
+#[tokio::test]
+async fn ipv6_loopback_tcp_http_udp_ping() {
+    let Ok(l) = tokio::net::TcpListener::bind("[::1]:0").await else {
+        eprintln!("skipping: no IPv6 loopback here");
+        return;
+    };
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let srv = http_server("[::1]", body_handler()).await;
+    let c = ctx();
+    run_check(&CheckKind::Tcp(ConnectOpts::to(srv.addr)), T, &c)
+        .await
+        .unwrap();
+    run_check(
+        &CheckKind::Http(http(srv.addr, vec![HttpUrl::new("/ok")])),
+        T,
+        &c,
+    )
+    .await
+    .unwrap();
+    // Host header for IPv6 without virtualhost: [ip]:port.
+    assert!(srv.requests.lock().unwrap()[0].contains(&format!("\r\nHost: {}\r\n", srv.addr)));
+    assert!(srv.addr.to_string().starts_with("[::1]:"));
+    assert!(run_check(&CheckKind::Tcp(ConnectOpts::to(addr)), T, &c)
+        .await
+        .is_err());
+    let (udp, _, t) = udp_server("[::1]", Some(b"x".to_vec())).await;
+    let u = UdpCheck {
+        connect: ConnectOpts::to(udp),
+        payload: b"y".to_vec(),
+        require_reply: Some(Vec::new()),
+        min_reply_length: 1,
+        max_reply_length: None,
+    };
+    run_check(&CheckKind::Udp(u), T, &c).await.unwrap();
+    t.abort();
+    let p = PingCheck {
+        connect: ConnectOpts::to("[::1]:0".parse().unwrap()),
+    };
+    match run_check(&CheckKind::Ping(p), T, &c).await {
+        Ok(_) => {}
+        Err(Error::Ping(msg)) if msg.contains("no ICMP socket") => eprintln!("{msg}"),
+        Err(e) => panic!("ping ::1 failed: {e}"),
+    }
+}
