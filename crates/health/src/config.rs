@@ -329,8 +329,10 @@ pub struct HttpCheck {
 /// SSL_GET TLS options. The server certificate is never verified, like keepalived.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TlsOpts {
-    /// `enable_sni`: send the virtual host as SNI (only when a virtual host is set and is a DNS
-    /// name; keepalived sends none otherwise).
+    /// `enable_sni`: send the virtual host (url → checker/RS → VS) as SNI. keepalived sends
+    /// none without `enable_sni` or without a virtual host; a virtual host that is not a DNS
+    /// name (an IP literal, a `host:port`) is not sent either, where OpenSSL would send the
+    /// string as given.
     pub enable_sni: bool,
 }
 
