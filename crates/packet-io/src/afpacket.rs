@@ -446,6 +446,11 @@ struct TxQueue {
     len: usize,
 }
 
+// SAFETY: the raw pointers refer to this queue's own vectors or to frames that are only
+// queued between a `queue` and the `flush` in the same call on the same thread; nothing is
+// shared, so moving the queue between threads is sound.
+unsafe impl Send for TxQueue {}
+
 impl std::fmt::Debug for TxQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TxQueue")
@@ -525,6 +530,10 @@ struct Ring {
     next: usize,
 }
 
+// SAFETY: the mapping is owned by this value alone (no slice into it outlives a
+// `recv_batch` call), so moving it to another thread is sound.
+unsafe impl Send for Ring {}
+
 impl Drop for Ring {
     fn drop(&mut self) {
         // SAFETY: `base`/`size` are exactly the mapping created in `Port::open`, unmapped once.
@@ -574,10 +583,6 @@ pub struct Port {
     reinsert_vlan: bool,
     stats: PortStats,
 }
-
-// SAFETY: the ring mapping is owned by this value alone (no aliases leave `recv_batch`), so
-// moving the port to another thread is sound.
-unsafe impl Send for Port {}
 
 impl Port {
     /// Opens `ifname` with the given configuration.
@@ -764,7 +769,7 @@ impl Port {
                 // guess where the next frame starts.
                 break;
             }
-            let vlan = (h.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then(|| VlanTag {
+            let vlan = (h.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then_some(VlanTag {
                 tpid: if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
                     h.hv1.tp_vlan_tpid
                 } else {
@@ -897,7 +902,7 @@ fn check_geometry(cfg: &PortConfig) -> Result<(), Error> {
     // SAFETY: sysconf has no memory-safety preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
     let bad = |m: String| Err(Error::Config(m));
-    if cfg.block_size == 0 || cfg.block_size % page != 0 {
+    if cfg.block_size == 0 || !cfg.block_size.is_multiple_of(page) {
         return bad(format!(
             "block_size {} is not a multiple of the page size {page}",
             cfg.block_size
@@ -907,9 +912,9 @@ fn check_geometry(cfg: &PortConfig) -> Result<(), Error> {
         return bad("block_count must be at least 1".into());
     }
     if cfg.frame_size < 128
-        || cfg.frame_size as usize % libc::TPACKET_ALIGNMENT != 0
+        || !(cfg.frame_size as usize).is_multiple_of(libc::TPACKET_ALIGNMENT)
         || cfg.frame_size > cfg.block_size
-        || cfg.block_size % cfg.frame_size != 0
+        || !cfg.block_size.is_multiple_of(cfg.frame_size)
     {
         return bad(format!(
             "frame_size {} must be a multiple of {} dividing block_size {}",
