@@ -592,3 +592,86 @@ fn gratuitous_arp_and_unsolicited_na_reach_the_peer() {
         p.b.sh("awk '$2 != 0' /proc/net/snmp6")
     );
 }
+
+#[test]
+fn nft_guard_stops_forwarding_to_vips_and_of_real_server_replies() {
+    if !common::can_run("nft_guard_stops_forwarding_to_vips_and_of_real_server_replies") {
+        return;
+    }
+    // b0 (client side) -- a0 [A: router/director, ip_forward=1] a1 -- c0 (real server side)
+    let p = Pair::new("fwd");
+    let c = common::Netns::new("fwdc");
+    let out = std::process::Command::new("ip")
+        .args([
+            "link", "add", "a1", "netns", &p.a.name, "type", "veth", "peer", "name", "c0", "netns",
+            &c.name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.a.sh(
+        "ip addr add 10.78.0.1/24 dev a1 && ip link set a1 up && sysctl -qw net.ipv4.ip_forward=1",
+    );
+    c.sh("ip addr add 10.78.0.5/24 dev c0 && ip link set c0 up && ip route add default via 10.78.0.1");
+    p.b.sh("ip route add 10.78.0.0/24 via 10.77.0.1");
+    let b_to_c = "ping -c 2 -i 0.2 -W 1 10.78.0.5";
+    let c_to_b = "ping -c 2 -i 0.2 -W 1 10.77.0.2";
+    assert!(
+        p.b.try_sh(b_to_c).0,
+        "forwarding must work before the guard"
+    );
+    assert!(c.try_sh(c_to_b).0, "forwarding must work before the guard");
+
+    let mut tap_a0 = open(&p.a, "a0", PortConfig::default());
+    let mut tap_a1 = open(&p.a, "a1", PortConfig::default());
+    let mut c_capture = open(&c, "c0", PortConfig::default());
+    let mut b_capture = open(&p.b, "b0", PortConfig::default());
+    let (a, b) = (&p.a, &p.b);
+    a.run(|| {
+        let rules = GuardRules {
+            vips: vec![Match::addr(IpAddr::from([10, 78, 0, 5]))],
+            replies: vec![Match::addr(IpAddr::from([10, 78, 0, 5]))],
+            ..GuardRules::default()
+        };
+        let guard = IngressGuard::install(&["a0", "a1"], &rules).unwrap();
+        for port in [&mut tap_a0, &mut tap_a1, &mut c_capture, &mut b_capture] {
+            drain(port, Duration::from_millis(50), usize::MAX, |_| false);
+        }
+        // Client -> VIP: seen by the tap on a0, never forwarded to c0.
+        assert!(!b.try_sh(b_to_c).0, "a guarded VIP was forwarded");
+        let is_req = |f: &[u8], s, d| icmp_echo(f, s, d) == Some(8);
+        let seen = drain(&mut tap_a0, Duration::from_millis(300), usize::MAX, |f| {
+            is_req(f, [10, 77, 0, 2], [10, 78, 0, 5])
+        });
+        assert_eq!(seen, 2, "the tap on a0 must see the client's packets");
+        let leaked = drain(
+            &mut c_capture,
+            Duration::from_millis(300),
+            usize::MAX,
+            |f| is_req(f, [10, 77, 0, 2], [10, 78, 0, 5]),
+        );
+        assert_eq!(leaked, 0, "the kernel forwarded VIP traffic");
+        // Real server -> client (a NAT reply would look like this): seen on a1, not forwarded.
+        assert!(!c.try_sh(c_to_b).0, "a real server's packet was forwarded");
+        let seen = drain(&mut tap_a1, Duration::from_millis(300), usize::MAX, |f| {
+            is_req(f, [10, 78, 0, 5], [10, 77, 0, 2])
+        });
+        assert_eq!(seen, 2, "the tap on a1 must see the real server's packets");
+        let leaked = drain(
+            &mut b_capture,
+            Duration::from_millis(300),
+            usize::MAX,
+            |f| is_req(f, [10, 78, 0, 5], [10, 77, 0, 2]),
+        );
+        assert_eq!(leaked, 0, "the kernel forwarded a real server's reply");
+        guard.remove().unwrap();
+    });
+    assert!(
+        p.b.try_sh(b_to_c).0,
+        "forwarding must work again after removal"
+    );
+}
