@@ -26,7 +26,7 @@
 use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
@@ -868,6 +868,12 @@ impl Port {
     }
 }
 
+impl AsFd for Port {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.fd.as_fd()
+    }
+}
+
 impl FrameIo for Port {
     fn recv_batch(
         &mut self,
@@ -1034,6 +1040,17 @@ mod tests {
         assert!(!f.truncated());
         f.truncate(100);
         assert_eq!(f.data().len(), 42);
+    }
+
+    #[test]
+    fn unknown_interface_is_an_error_naming_it() {
+        match Port::open("rvs-nosuch0", &PortConfig::default()) {
+            Err(Error::Sys { op, ifname, .. }) => {
+                assert_eq!((op, ifname.as_str()), ("if_nametoindex", "rvs-nosuch0"))
+            }
+            other => panic!("expected an if_nametoindex error, got {other:?}"),
+        }
+        assert!(matches!(Sender::open("bad\0name"), Err(Error::Config(_))));
     }
 
     #[test]

@@ -118,6 +118,23 @@ pub struct Resolver {
     buf: Vec<u8>,
 }
 
+/// Why a request failed: the kernel said no (errno), or the conversation itself failed.
+enum ReqError {
+    Nack(i32),
+    Io(Error),
+}
+
+impl From<ReqError> for Error {
+    fn from(e: ReqError) -> Error {
+        match e {
+            ReqError::Nack(errno) => {
+                Error::Netlink(std::io::Error::from_raw_os_error(errno).to_string())
+            }
+            ReqError::Io(e) => e,
+        }
+    }
+}
+
 /// Upper bound on netlink datagrams read for one request, so a misbehaving peer cannot keep
 /// us looping.
 const MAX_REPLY_DATAGRAMS: usize = 100_000;
@@ -148,7 +165,9 @@ impl Resolver {
         &mut self,
         msg: RouteNetlinkMessage,
         dump: bool,
-    ) -> Result<Vec<RouteNetlinkMessage>, Error> {
+    ) -> Result<Vec<RouteNetlinkMessage>, ReqError> {
+        let io =
+            |what: &str, e: std::io::Error| ReqError::Io(Error::Netlink(format!("{what}: {e}")));
         self.seq = self.seq.wrapping_add(1);
         let mut hdr = NetlinkHeader::default();
         hdr.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
@@ -157,31 +176,26 @@ impl Resolver {
         req.finalize();
         let mut out = vec![0; req.header.length as usize];
         req.serialize(&mut out);
-        self.sock
-            .send(&out, 0)
-            .map_err(|e| Error::Netlink(format!("send: {e}")))?;
+        self.sock.send(&out, 0).map_err(|e| io("send", e))?;
         let mut answers = Vec::new();
         for _ in 0..MAX_REPLY_DATAGRAMS {
             let n = self
                 .sock
                 .recv(&mut &mut self.buf[..], 0)
-                .map_err(|e| Error::Netlink(format!("recv: {e}")))?;
+                .map_err(|e| io("recv", e))?;
             let mut off = 0;
             while off < n {
                 let msg: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&self.buf[off..n])
-                        .map_err(|e| Error::Netlink(format!("malformed reply: {e}")))?;
+                    NetlinkMessage::deserialize(&self.buf[off..n]).map_err(|e| {
+                        ReqError::Io(Error::Netlink(format!("malformed reply: {e}")))
+                    })?;
                 let len = msg.header.length as usize;
                 if msg.header.sequence_number == self.seq {
                     match msg.payload {
                         NetlinkPayload::Done(_) => return Ok(answers),
                         NetlinkPayload::Error(e) => match e.code {
                             None => return Ok(answers),
-                            Some(code) => {
-                                return Err(Error::Netlink(
-                                    std::io::Error::from_raw_os_error(-code.get()).to_string(),
-                                ))
-                            }
+                            Some(code) => return Err(ReqError::Nack(-code.get())),
                         },
                         NetlinkPayload::InnerMessage(m) => {
                             answers.push(m);
@@ -198,7 +212,7 @@ impl Resolver {
                 off += len;
             }
         }
-        Err(Error::Netlink("reply did not end".into()))
+        Err(ReqError::Io(Error::Netlink("reply did not end".into())))
     }
 
     /// The kernel's route to `dst` (like `ip route get`).
@@ -212,9 +226,12 @@ impl Resolver {
             .push(RouteAttribute::Destination(RouteAddress::from(dst)));
         let answers = match self.request(RouteNetlinkMessage::GetRoute(m), false) {
             Ok(a) => a,
-            // ENETUNREACH and friends: there is simply no route.
-            Err(Error::Netlink(_)) => return Err(Error::NoRoute(dst)),
-            Err(e) => return Err(e),
+            // The kernel's verdicts for "no route": unreachable/prohibit/blackhole routes and
+            // an empty table.
+            Err(ReqError::Nack(
+                libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EINVAL,
+            )) => return Err(Error::NoRoute(dst)),
+            Err(e) => return Err(e.into()),
         };
         for a in answers {
             if let RouteNetlinkMessage::NewRoute(r) = a {

@@ -467,8 +467,10 @@ fn neighbours_are_resolved_and_missing_ones_probed() {
     p.a.sh("ip route add 10.99.0.0/24 via 10.77.0.2 && ip -6 route add fd99::/64 via fd77::2");
     let a = &p.a;
     a.run(|| {
+        let ttl = Duration::from_millis(300);
         let mut r = Resolver::new(ResolverConfig {
             probe_timeout: Duration::from_secs(2),
+            ttl,
             ..ResolverConfig::default()
         })
         .unwrap();
@@ -521,6 +523,12 @@ fn neighbours_are_resolved_and_missing_ones_probed() {
             r.resolve("10.123.0.1".parse().unwrap()),
             Err(Error::NoRoute(_))
         ));
+        // Expired entries leave the fast path and come back with a refresh.
+        std::thread::sleep(ttl);
+        let v4: IpAddr = "10.99.0.5".parse().unwrap();
+        assert_eq!(r.lookup(v4, Instant::now()), None);
+        assert_eq!(r.refresh(), 4);
+        assert!(r.lookup(v4, Instant::now()).is_some());
         r.invalidate("10.77.0.2".parse().unwrap());
         assert_eq!(r.lookup("10.77.0.2".parse().unwrap(), Instant::now()), None);
     });
@@ -674,4 +682,43 @@ fn nft_guard_stops_forwarding_to_vips_and_of_real_server_replies() {
         p.b.try_sh(b_to_c).0,
         "forwarding must work again after removal"
     );
+}
+
+#[test]
+fn full_ring_drops_are_counted() {
+    if !common::can_run("full_ring_drops_are_counted") {
+        return;
+    }
+    let p = Pair::new("drop");
+    let (a_mac, b_mac) = (p.a.mac("a0"), p.b.mac("b0"));
+    // Two 4 KiB blocks hold a few dozen small frames; send far more without reading.
+    let mut port = open(
+        &p.a,
+        "a0",
+        PortConfig {
+            block_size: 4096,
+            block_count: 2,
+            ..PortConfig::default()
+        },
+    );
+    let mut sender = p.b.run(|| Sender::open("b0").expect("sender"));
+    let frames: Vec<Vec<u8>> = (0..500)
+        .map(|i| marker_frame(a_mac, b_mac, i, 60))
+        .collect();
+    assert_eq!(sender.send_batch(&refs(&frames)), 500);
+    std::thread::sleep(Duration::from_millis(50));
+    let received = drain(&mut port, Duration::from_millis(300), usize::MAX, |f| {
+        marker_seq(f).is_some()
+    });
+    let st = port.stats().unwrap();
+    assert!(received > 0 && received < 500, "received {received}");
+    assert!(st.kernel_drops > 0, "{st:?}");
+    assert!(
+        received as u64 + st.kernel_drops >= 500,
+        "received {received}, {st:?}"
+    );
+    assert!(st.kernel_packets >= 500, "{st:?}");
+    // Counters accumulate across reads (the kernel resets its own on every read).
+    let again = port.stats().unwrap();
+    assert_eq!(again.kernel_drops, st.kernel_drops);
 }
