@@ -12,11 +12,25 @@
 //!   rtnetlink, with a cache and probing of missing entries.
 //! - [`announce`]: gratuitous ARP and unsolicited neighbour advertisement frames.
 //!
-//! Everything that moves frames implements [`FrameIo`], so a test double (or an AF_XDP backend
-//! later) can stand in for [`Port`].
+//! Everything that moves frames implements [`FrameIo`], so [`MemIo`] (in memory, for tests
+//! without root) or an AF_XDP backend later can stand in for [`Port`].
+//!
+//! # Network namespaces
+//!
+//! Sockets (AF_PACKET, rtnetlink, the probe's UDP socket) belong to the network namespace of
+//! the thread that creates them and keep it wherever they are used from afterwards. The
+//! [`nft`] functions run the `nft` program, which starts in the calling *thread's* namespace:
+//! call [`IngressGuard`] methods (and let it drop) on a thread of the namespace it guards.
+//!
+//! # Privileges and host requirements
+//!
+//! `CAP_NET_RAW` for ports and senders, `CAP_NET_ADMIN` for the ingress guard; the `nft`
+//! program (Debian package `nftables`) on `PATH`. The root-only tests also use `ip`
+//! (`iproute2`), `ping` (`iputils-ping`) and `bash`.
 
 pub mod afpacket;
 pub mod announce;
+pub mod mem;
 pub mod neigh;
 pub mod nft;
 
@@ -24,6 +38,7 @@ mod error;
 
 pub use afpacket::{Fanout, Port, PortConfig, PortStats, RxFrame, Sender, VlanTag};
 pub use error::Error;
+pub use mem::MemIo;
 pub use neigh::{NextHop, Resolver, ResolverConfig, Route};
 pub use nft::{GuardRules, IngressGuard, L4Proto, LocalPorts, Match};
 

@@ -273,6 +273,19 @@ fn fanout_splits_flows_between_sockets() {
         first > 0 && first < 64,
         "all 64 flows on one socket ({first} on the first)"
     );
+    // The group's own hook must also ignore outgoing frames (PACKET_FANOUT_FLAG_IGNORE_OUTGOING).
+    // Sent from a socket outside the group: the kernel never loops a member's own frames back
+    // to its group anyway.
+    let markers: Vec<Vec<u8>> = (0..10).map(|i| marker_frame(b_mac, a_mac, i, 60)).collect();
+    let mut other = p.a.run(|| Sender::open("a0").expect("sender"));
+    assert_eq!(other.send_batch(&refs(&markers)), 10);
+    let mut echoed = 0;
+    for port in ports.iter_mut() {
+        echoed += drain(port, Duration::from_millis(200), usize::MAX, |f| {
+            marker_seq(f).is_some()
+        });
+    }
+    assert_eq!(echoed, 0, "a fanout member saw our own transmissions");
 }
 
 #[test]
