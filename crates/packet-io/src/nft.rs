@@ -23,6 +23,10 @@
 //!
 //! For rule 3 to be safe the local-port range must not overlap the kernel's
 //! `net.ipv4.ip_local_port_range` on those addresses.
+//!
+//! Port-qualified rules need the transport header, which non-first IP fragments lack: such
+//! fragments are only caught by the address-only sets (`vip4`, `rs4`, ...). Address-only
+//! entries are the safe choice for VIPs that receive fragmented traffic.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -100,7 +104,7 @@ pub struct GuardRules {
     pub local_ports: Vec<LocalPorts>,
     /// The director's own addresses: traffic to them is exempt from the `replies` rule.
     pub keep_local: Vec<IpAddr>,
-    /// Traffic from these sources is rvsd's (NAT replies from real servers, by RIP[:port]).
+    /// Traffic from these sources is rvsd's (NAT replies from real servers, by real-server address and optionally port).
     pub replies: Vec<Match>,
 }
 
