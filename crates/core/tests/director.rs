@@ -71,6 +71,23 @@ fn director() -> Director {
     Director::new(HashSeed([1, 2, 3, 4]), Time(0))
 }
 
+/// Add service `k` with `cfg` and the real servers `rss` (port `port`, method `fwd`), at time 0.
+fn setup(
+    d: &mut Director,
+    k: ServiceKey,
+    cfg: ServiceConfig,
+    rss: &[&str],
+    port: u16,
+    fwd: FwdMethod,
+) {
+    d.table.add_service(k, cfg, Time(0)).unwrap();
+    for rs in rss {
+        d.table
+            .add_dest(&k, DestConfig::new(ip(rs), port).fwd(fwd), Time(0))
+            .unwrap();
+    }
+}
+
 fn dest_of(v: Verdict) -> IpAddr {
     match v {
         Verdict::Forward(r) => r.daddr,
@@ -82,18 +99,14 @@ fn dest_of(v: Verdict) -> IpAddr {
 fn rr_service_alternates_and_counts() {
     let mut d = director();
     let k = tcp_key("10.0.0.1", 80);
-    d.table
-        .add_service(k, ServiceConfig::new(SchedKind::Rr, k.family()), Time(0))
-        .unwrap();
-    for rs in ["192.168.1.1", "192.168.1.2"] {
-        d.table
-            .add_dest(
-                &k,
-                DestConfig::new(ip(rs), 80).fwd(FwdMethod::Masq),
-                Time(0),
-            )
-            .unwrap();
-    }
+    setup(
+        &mut d,
+        k,
+        ServiceConfig::new(SchedKind::Rr, k.family()),
+        &["192.168.1.1", "192.168.1.2"],
+        80,
+        FwdMethod::Masq,
+    );
     let now = Time::from_secs(1);
     // Newest first: .2 then .1.
     let a = dest_of(d.packet_in(
@@ -250,20 +263,16 @@ fn dr_fin_wait_stays_and_outpkts_stay_zero() {
 
 fn persistent_setup(d: &mut Director, timeout: u32) -> ServiceKey {
     let k = tcp_key("10.0.0.1", 443);
-    d.table
-        .add_service(
-            k,
-            ServiceConfig::new(SchedKind::Rr, k.family())
-                .persistent(timeout)
-                .netmask(0xffff_ff00),
-            Time(0),
-        )
-        .unwrap();
-    for rs in ["192.168.1.1", "192.168.1.2"] {
-        d.table
-            .add_dest(&k, DestConfig::new(ip(rs), 443), Time(0))
-            .unwrap();
-    }
+    setup(
+        d,
+        k,
+        ServiceConfig::new(SchedKind::Rr, k.family())
+            .persistent(timeout)
+            .netmask(0xffff_ff00),
+        &["192.168.1.1", "192.168.1.2"],
+        443,
+        FwdMethod::Route,
+    );
     k
 }
 
@@ -417,22 +426,14 @@ fn one_packet_scheduling_spreads_every_datagram() {
         addr: ip("10.0.0.1"),
         port: 53,
     };
-    d.table
-        .add_service(
-            k,
-            ServiceConfig::new(SchedKind::Rr, k.family()).flags(ServiceFlags::ONEPACKET),
-            Time(0),
-        )
-        .unwrap();
-    for rs in ["192.168.1.1", "192.168.1.2"] {
-        d.table
-            .add_dest(
-                &k,
-                DestConfig::new(ip(rs), 53).fwd(FwdMethod::Masq),
-                Time(0),
-            )
-            .unwrap();
-    }
+    setup(
+        &mut d,
+        k,
+        ServiceConfig::new(SchedKind::Rr, k.family()).flags(ServiceFlags::ONEPACKET),
+        &["192.168.1.1", "192.168.1.2"],
+        53,
+        FwdMethod::Masq,
+    );
     let t = Time::from_secs(1);
     let mut seen = Vec::new();
     for _ in 0..4 {
@@ -559,18 +560,14 @@ fn no_destination_rejects_and_unknown_traffic_passes() {
 fn reuse_of_a_time_wait_tuple_reschedules() {
     let mut d = director();
     let k = tcp_key("10.0.0.1", 80);
-    d.table
-        .add_service(k, ServiceConfig::new(SchedKind::Rr, k.family()), Time(0))
-        .unwrap();
-    for rs in ["192.168.1.1", "192.168.1.2"] {
-        d.table
-            .add_dest(
-                &k,
-                DestConfig::new(ip(rs), 80).fwd(FwdMethod::Masq),
-                Time(0),
-            )
-            .unwrap();
-    }
+    setup(
+        &mut d,
+        k,
+        ServiceConfig::new(SchedKind::Rr, k.family()),
+        &["192.168.1.1", "192.168.1.2"],
+        80,
+        FwdMethod::Masq,
+    );
     let t = Time::from_secs(1);
     let a = dest_of(d.packet_in(
         &tcp_pkt("1.1.1.1", 7, "10.0.0.1", 80, "S"),
