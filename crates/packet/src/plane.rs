@@ -997,8 +997,11 @@ impl<N: Neighbours> Plane<N> {
             return Some(self.drop(DropReason::TunnelIcmp));
         }
         self.drops.add(DropReason::TunnelIcmp);
+        // Quote only what the ICMP message holds (not the Ethernet padding after it).
         let inner_start = f.start + t.inner_off;
-        let n = (f.end - inner_start).min(self.scratch.len());
+        let n = (f.start + p.l3_end)
+            .saturating_sub(inner_start)
+            .min(self.scratch.len());
         self.scratch[..n].copy_from_slice(&buf[inner_start..inner_start + n]);
         let et = if t.inner == L3::Ipv6 {
             ethertype::IPV6
