@@ -13,8 +13,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use etherparse::PacketBuilder;
 use rvs_core::conn::HashSeed;
 use rvs_core::{
-    DestConfig, Director, FwdMethod, Protocol, RandomSource, SchedKind, ServiceConfig,
-    ServiceKey, Time,
+    DestConfig, Director, FwdMethod, Protocol, RandomSource, SchedKind, ServiceConfig, ServiceKey,
+    Time,
 };
 use rvs_packet::plane::{Neighbours, NextHop, Plane, PlaneConfig, PortConfig, Verdict};
 
@@ -57,7 +57,11 @@ fn plane(fwd: FwdMethod) -> Plane<Table> {
         port: 80,
     };
     d.table
-        .add_service(key, ServiceConfig::new(SchedKind::Wlc, key.family()), Time(0))
+        .add_service(
+            key,
+            ServiceConfig::new(SchedKind::Wlc, key.family()),
+            Time(0),
+        )
         .unwrap();
     for n in 11..15u8 {
         let port = if fwd == FwdMethod::Masq { 8080 } else { 80 };

@@ -13,7 +13,7 @@
 //!
 //! What the plane does not do, and where it differs from the kernel:
 //! - No IPv4 reassembly: the kernel reassembles before IPVS sees a fragment (§5.1). Here a
-//!   fragment addressed to an address the director owns is dropped and counted
+//!   fragment addressed to a VIP or full-NAT local address is dropped and counted
 //!   ([`DropReason::Fragment`]); other fragments are passed to the host stack.
 //! - TCP/UDP checksums of forwarded packets are not verified, as in the kernel (which checks
 //!   them only when an application helper mangles the payload); the incremental update of
@@ -473,6 +473,21 @@ impl<N: Neighbours> Plane<N> {
         self.ident
     }
 
+    /// Writes the `i`-th announcement of the owned addresses into `out`: a gratuitous ARP
+    /// for an IPv4 address, an unsolicited neighbour advertisement for an IPv6 one, sent on
+    /// the port the address lives on (what the director sends when it starts or takes over
+    /// the VIPs). Returns the port and the frame length, or `None` past the last address.
+    /// Call with `i = 0, 1, ...` until `None`.
+    pub fn announcement(&self, i: usize, out: &mut [u8]) -> Option<(PortId, usize)> {
+        let &(addr, port) = self.cfg.owned.get(i)?;
+        let mac = self.cfg.ports.get(usize::from(port))?.mac;
+        let len = match addr {
+            IpAddr::V4(a) => generate::gratuitous_arp(out, mac, a, &[]),
+            IpAddr::V6(a) => generate::unsolicited_neighbor_advert(out, mac, a, &[]),
+        };
+        len.ok().map(|n| (port, n))
+    }
+
     // ---------------------------------------------------------------------------------------
     // ARP and neighbour discovery
 
@@ -543,8 +558,9 @@ impl<N: Neighbours> Plane<N> {
         }
         if p.is_fragment() {
             // §5.1: the kernel reassembles IPv4 and never schedules non-first IPv6
-            // fragments; without reassembly we refuse fragments for our addresses.
-            return if self.is_local(dst) {
+            // fragments; without reassembly we refuse fragments for the addresses we serve
+            // (VIPs, local addresses). The host's own (DIP) traffic goes to its stack.
+            return if self.owns(dst, None) {
                 self.drop(DropReason::Fragment)
             } else {
                 Verdict::Pass
@@ -613,7 +629,11 @@ impl<N: Neighbours> Plane<N> {
         let tun;
         let method = match route.fwd {
             FwdMethod::Masq => Method::Nat { dst: rs },
-            FwdMethod::Route | FwdMethod::Bypass => Method::Dr,
+            FwdMethod::Route => Method::Dr,
+            // §5.6: bypass forwards to the original destination only if it is not one of
+            // ours (the kernel requires a non-local unicast address).
+            FwdMethod::Bypass if self.is_local(route.daddr) => return Verdict::Pass,
+            FwdMethod::Bypass => Method::Dr,
             FwdMethod::FullNat => match route.local {
                 Some((la, lp)) => Method::FullNat {
                     src: Endpoint::new(la, lp),

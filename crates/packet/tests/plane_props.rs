@@ -93,3 +93,37 @@ fn buffer_too_small_is_a_counted_drop() {
     let v = plane.process(&mut buf, 10, f.len(), 0, Time(1000), &mut Zero);
     assert_eq!(v, Verdict::Drop(rvs_packet::plane::DropReason::NoRoom));
 }
+
+#[test]
+fn announcements_cover_every_owned_address() {
+    let plane = build_plane(&[]).unwrap();
+    let mut out = [0u8; 128];
+    let mut seen = Vec::new();
+    let mut i = 0;
+    while let Some((port, len)) = plane.announcement(i, &mut out) {
+        let f = &out[..len];
+        let (desc, errs) = fixture::check(f);
+        assert!(errs.is_empty(), "{desc}: {errs:?}");
+        seen.push((port, desc));
+        i += 1;
+    }
+    assert_eq!(seen.len(), plane.config().owned.len());
+    // Gratuitous ARP: broadcast request, sender = target = the VIP (RFC 5227 §2.3).
+    assert_eq!(
+        seen[0].1,
+        "eth 02:00:00:00:00:01>ff:ff:ff:ff:ff:ff | arp op=1 198.51.100.10@02:00:00:00:00:01 -> 198.51.100.10@00:00:00:00:00:00"
+    );
+    assert_eq!(seen[0].0, 0);
+    // Unsolicited NA to all-nodes, override flag only.
+    assert!(
+        seen[1].1.contains("ipv6 2001:db8:1::10>ff02::1 hlim=255"),
+        "{}",
+        seen[1].1
+    );
+    assert!(
+        seen[1].1.contains("icmpv6 type=136 code=0 rest=0x20000000"),
+        "{}",
+        seen[1].1
+    );
+    assert_eq!(seen[2].0, 1);
+}
