@@ -1147,6 +1147,19 @@ fn fragments(v: &mut Vec<Case>) {
             .drops("fragment=1")
             .done(),
         );
+        let i = ip(client(v6), p0_addr(v6)).frag(0, true);
+        let f = from_client(&i, &req_l4(true, 40016));
+        v.push(
+            with_config(
+                case(
+                    &format!("frag-dip-{}", fam(v6)),
+                    "fragment for the director's own interface address: the host stack's (pass)",
+                ),
+                service(M::Nat, v6, true, "rr", &[11]),
+            )
+            .step("fragment to the DIP", 0, f, "pass", None)
+            .done(),
+        );
         let other = if v6 {
             a6("2001:db8:1::77")
         } else {
@@ -2030,6 +2043,91 @@ fn fullnat_ports(v: &mut Vec<Case>) {
 }
 
 fn misc(v: &mut Vec<Case>) {
+    // cache_bypass (§5.6): a fwmark service with no usable dest forwards the packet unchanged
+    // to its original destination; the bypass connection has no dest, so nothing is counted.
+    let other = a4("198.51.100.77");
+    let i = ip(client(false), other);
+    let l4 = tcp(40090, 80, "S");
+    let f = from_client(&i, &l4);
+    v.push(
+        case("bypass-fwmark-v4", "cache_bypass=1, fwmark service without a usable dest: forwarded unchanged toward the original destination")
+            .config("sysctl cache_bypass 1")
+            .config(format!("mark 6 {other} 80-80 7"))
+            .config("-A -f 7 -s rr")
+            .config(format!("-a -f 7 -r {} -g -w 0", rs(false, 11)))
+            .step("SYN to a marked address", 0, f, "transmit port=0", Some(frame(ROUTER_MAC, P0_MAC, &dec(&i), &l4)))
+            .live(1)
+            .done(),
+    );
+    // GUE with --tun-remcsum and complete inner checksums (frames from the wire): no remote
+    // checksum option (the kernel adds it only for CHECKSUM_PARTIAL), UDP checksum computed.
+    for v6 in [false, true] {
+        let s = svc(v6, false, 80);
+        let i = ip(client(v6), vip(v6));
+        let l4 = tcp(40091, 80, "S");
+        let f = from_client(&i, &l4);
+        let out = fwd_expect(M::GueCsum, &i, &l4, rs(v6, 11), (c0(), 0), 1, true);
+        v.push(
+            case(&format!("fwd-tun-gue-remcsum-{}-tcp", fam(v6)), "--tun-remcsum with a complete inner checksum: plain GUE header, outer UDP checksum computed (§5.5)")
+                .config(format!("-A {s} -s rr"))
+                .config(format!("-a {s} -r {} -i --tun-type gue --tun-port {GUE_PORT} --tun-remcsum", ep(rs(v6, 11), 80)))
+                .step("SYN", 0, f.clone(), "transmit port=1", Some(out))
+                .counters(1, 1, f.len() - 14, 0, 0)
+                .live(1)
+                .done(),
+        );
+    }
+    // Tunnel MTU below the outer family's minimum (1280 for IPv6): dropped (§5.7).
+    let i = ip(client(true), vip(true));
+    let l4 = tcp(40092, 80, "S");
+    let f = from_client(&i, &l4);
+    v.push(
+        with_config(
+            case(
+                "tun-gue-v6-mtu-below-minimum",
+                "6in6 GUE on a 1300-byte link leaves 1248 < 1280: every packet dropped (§5.7)",
+            ),
+            service(M::Gue, true, false, "rr", &[11]),
+        )
+        .config("mtu 1 1300")
+        .step("SYN", 0, f.clone(), "drop rewrite", None)
+        .counters(1, 1, f.len() - 14, 0, 0)
+        .drops("rewrite=1")
+        .live(1)
+        .done(),
+    );
+    // IPv6 UDP with checksum 0 (invalid, RFC 8200 §8.1) to a NAT service: a checksum is
+    // computed on the rewrite.
+    let i = ip(client(true), vip(true));
+    let l4 = L4::Udp {
+        sport: 40093,
+        dport: 53,
+        payload: b"zero".to_vec(),
+        zero: true,
+    };
+    let f = from_client(&i, &l4);
+    let out = fwd_expect(
+        M::Nat,
+        &i,
+        &udp(40093, 53, b"zero"),
+        rs(true, 11),
+        (c0(), 0),
+        1,
+        true,
+    );
+    v.push(
+        with_config(
+            case(
+                "udp-zero-csum-nat-v6",
+                "IPv6 UDP with checksum 0: NAT computes a valid checksum",
+            ),
+            service(M::Nat, true, true, "rr", &[11]),
+        )
+        .step("datagram", 0, f.clone(), "transmit port=1", Some(out))
+        .counters(1, 1, f.len() - 14, 0, 0)
+        .live(1)
+        .done(),
+    );
     // No route / unresolved neighbour toward the real server: counted in, then dropped.
     for v6 in [false, true] {
         let s = svc(v6, false, 80);

@@ -457,6 +457,7 @@ pub fn apply(d: &mut Director, line: &str, now: Time) -> Result<(), String> {
                 != 0;
             match args.get(1).copied() {
                 Some("expire_nodest_conn") => d.sys.conn.expire_nodest_conn = v,
+                Some("cache_bypass") => d.sys.cache_bypass = v,
                 Some("pmtu_disc") => {} // plane setting, see `build`
                 _ => return Err("unknown sysctl".into()),
             }
