@@ -116,6 +116,29 @@ pub enum DropReason {
     PersistenceEngine,
     /// A connection entry could not be created.
     NoMemory,
+    /// A full-NAT connection could not get a local address and port: the service has no local
+    /// address, or every `<laddr, lport>` toward this real server is taken (rvs, DPVS's
+    /// `--add-laddr` pools; the kernel has no full-NAT).
+    NoLocalAddress,
+}
+
+/// Chooses the local address and port of a new full-NAT connection (DPVS-style
+/// `--add-laddr` pools, owned by the packet data plane). Asked by
+/// [`Director::packet_in_fullnat`] once per new connection to a `--fullnat` destination,
+/// before the entry is created, so the entry is hashed in the local index with its local
+/// address from the start and replies can be matched by [`ConnTable::lookup_fullnat_out`].
+pub trait LocalAddrs {
+    /// A free `(laddr, lport)` for a `proto` connection of service `svc` toward the real
+    /// server `rs:rs_port`, or `None` if none is left. `conns` answers "is this tuple taken"
+    /// through [`ConnTable::lookup_fullnat_out`]`(proto, rs, rs_port, laddr, lport)`.
+    fn pick(
+        &mut self,
+        svc: &ServiceKey,
+        proto: u8,
+        rs: IpAddr,
+        rs_port: u16,
+        conns: &ConnTable,
+    ) -> Option<(IpAddr, u16)>;
 }
 
 /// The verdict for a client→server packet.
@@ -204,7 +227,21 @@ impl Director {
         now: Time,
         rng: &mut dyn RandomSource,
     ) -> Verdict {
-        self.input(pkt, now, rng, true)
+        self.input(pkt, now, rng, true, None)
+    }
+
+    /// [`Director::packet_in`] for a data plane that owns full-NAT local address pools: a new
+    /// connection to a `--fullnat` destination takes its local address and port from `local`
+    /// (dropped with [`DropReason::NoLocalAddress`] if there is none). Everything else is
+    /// exactly [`Director::packet_in`].
+    pub fn packet_in_fullnat(
+        &mut self,
+        pkt: &Packet<'_>,
+        now: Time,
+        rng: &mut dyn RandomSource,
+        local: &mut dyn LocalAddrs,
+    ) -> Verdict {
+        self.input(pkt, now, rng, true, Some(local))
     }
 
     /// Like [`Director::packet_in`] for a socket data plane that sees connection events rather
@@ -217,7 +254,7 @@ impl Director {
         now: Time,
         rng: &mut dyn RandomSource,
     ) -> Verdict {
-        self.input(pkt, now, rng, false)
+        self.input(pkt, now, rng, false, None)
     }
 
     /// Drive the state machine of connection `id` with an event seen by a socket data plane
@@ -250,6 +287,7 @@ impl Director {
         now: Time,
         rng: &mut dyn RandomSource,
         count: bool,
+        local: Option<&mut dyn LocalAddrs>,
     ) -> Verdict {
         let proto = pkt.proto.number();
         let mut found = self
@@ -276,7 +314,7 @@ impl Director {
         }
         let (id, new) = match found {
             Some(id) => (id, false),
-            None => match self.try_schedule(pkt, now, rng) {
+            None => match self.try_schedule(pkt, now, rng, local) {
                 Ok(id) => (id, true),
                 Err(v) => return v,
             },
@@ -432,6 +470,7 @@ impl Director {
         pkt: &Packet<'_>,
         now: Time,
         rng: &mut dyn RandomSource,
+        local: Option<&mut dyn LocalAddrs>,
     ) -> Result<ConnId, Verdict> {
         if !pkt.may_create(&self.sys.conn) {
             return Err(Verdict::Pass);
@@ -467,7 +506,7 @@ impl Director {
             0
         };
         if persistent {
-            return self.schedule_persistent(sid, pkt, &flow, one_packet, now, rng);
+            return self.schedule_persistent(sid, pkt, &flow, one_packet, now, rng, local);
         }
         if key.fwmark() == 0 && pkt.dport != key.port() {
             // A non-persistent port-0 (or FTP-matched) service cannot schedule this packet.
@@ -494,6 +533,7 @@ impl Director {
         n.flags = one_packet;
         n.dest = Some(dest);
         n.fwmark = pkt.fwmark;
+        n.local = self.pick_local(local, &key, pkt.proto.number(), dest, dport)?;
         let id = self
             .conns
             .insert(&n, now, &mut self.table)
@@ -502,7 +542,30 @@ impl Director {
         Ok(id)
     }
 
+    /// The full-NAT local address of a new connection to `dest` (real-server port `dport`), when a picker is given and
+    /// the dest is `--fullnat`; `None` otherwise (the entry then has no local address).
+    fn pick_local(
+        &self,
+        local: Option<&mut dyn LocalAddrs>,
+        key: &ServiceKey,
+        proto: u8,
+        dest: DestId,
+        dport: u16,
+    ) -> Result<Option<(IpAddr, u16)>, Verdict> {
+        let (Some(local), Some(d)) = (local, self.table.dests.get(dest)) else {
+            return Ok(None);
+        };
+        if d.cfg.fwd != FwdMethod::FullNat {
+            return Ok(None);
+        }
+        match local.pick(key, proto, d.cfg.addr, dport, &self.conns) {
+            Some(l) => Ok(Some(l)),
+            None => Err(Verdict::Drop(DropReason::NoLocalAddress)),
+        }
+    }
+
     /// `ip_vs_sched_persist` (§4).
+    #[allow(clippy::too_many_arguments)]
     fn schedule_persistent(
         &mut self,
         sid: ServiceId,
@@ -511,6 +574,7 @@ impl Director {
         one_packet: u32,
         now: Time,
         rng: &mut dyn RandomSource,
+        local: Option<&mut dyn LocalAddrs>,
     ) -> Result<ConnId, Verdict> {
         let Some(svc) = self.table.service(sid) else {
             return Err(Verdict::Pass);
@@ -591,6 +655,7 @@ impl Director {
         n.dest = Some(dest);
         n.fwmark = pkt.fwmark;
         n.timeout = INITIAL_TIMEOUT;
+        n.local = self.pick_local(local, &key, pkt.proto.number(), dest, dport)?;
         let id = self
             .conns
             .insert(&n, now, &mut self.table)

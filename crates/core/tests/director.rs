@@ -625,3 +625,109 @@ fn rates_follow_the_estimator() {
     assert_eq!(d.total.shown().conns, 0);
     assert_eq!(d.total.est.rates().cps, 0);
 }
+
+/// A picker that hands out one local address with ports from 5000, skipping taken tuples.
+struct OneLaddr {
+    laddr: IpAddr,
+    next: u16,
+    last: u16,
+    asked: u32,
+}
+
+impl rvs_core::director::LocalAddrs for OneLaddr {
+    fn pick(
+        &mut self,
+        _svc: &ServiceKey,
+        proto: u8,
+        rs: IpAddr,
+        rs_port: u16,
+        conns: &rvs_core::ConnTable,
+    ) -> Option<(IpAddr, u16)> {
+        self.asked += 1;
+        while self.next <= self.last {
+            let p = self.next;
+            self.next += 1;
+            if conns
+                .lookup_fullnat_out(proto, &rs, rs_port, &self.laddr, p)
+                .is_none()
+            {
+                return Some((self.laddr, p));
+            }
+        }
+        None
+    }
+}
+
+#[test]
+fn fullnat_local_address_comes_from_the_picker() {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    d.table
+        .add_service(k, ServiceConfig::new(SchedKind::Rr, k.family()), Time(0))
+        .unwrap();
+    d.table
+        .add_dest(
+            &k,
+            DestConfig::new(ip("192.168.1.1"), 8080).fwd(FwdMethod::FullNat),
+            Time(0),
+        )
+        .unwrap();
+    let mut pick = OneLaddr {
+        laddr: ip("192.168.1.100"),
+        next: 5000,
+        last: 5000,
+        asked: 0,
+    };
+    let now = Time::from_secs(1);
+    let v = d.packet_in_fullnat(
+        &tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "S"),
+        now,
+        &mut NoRandom,
+        &mut pick,
+    );
+    let Verdict::Forward(r) = v else {
+        panic!("expected a route, got {v:?}")
+    };
+    assert_eq!(r.local, Some((ip("192.168.1.100"), 5000)));
+    assert_eq!(r.dport, 8080);
+    // The reply to the local address finds the connection and goes back to the client.
+    let reply = d
+        .packet_out(
+            &tcp_pkt("192.168.1.1", 8080, "192.168.1.100", 5000, "SA"),
+            now,
+        )
+        .expect("reply matched by local address");
+    assert_eq!(
+        (reply.caddr, reply.cport, reply.vaddr, reply.vport),
+        (ip("1.1.1.1"), 1000, ip("10.0.0.1"), 80)
+    );
+    // Packets of the existing connection do not ask for another address.
+    d.packet_in_fullnat(
+        &tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "A"),
+        now,
+        &mut NoRandom,
+        &mut pick,
+    );
+    assert_eq!(pick.asked, 1);
+    // The only port is taken toward this real server: the next connection is dropped and
+    // not counted.
+    let v = d.packet_in_fullnat(
+        &tcp_pkt("1.1.1.2", 1000, "10.0.0.1", 80, "S"),
+        now,
+        &mut NoRandom,
+        &mut pick,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoLocalAddress));
+    assert_eq!(d.total.shown().conns, 1);
+    assert_eq!(d.conns.len(), 1);
+    // Plain packet_in keeps its old behaviour: no local address.
+    let v = d.packet_in(
+        &tcp_pkt("1.1.1.3", 1000, "10.0.0.1", 80, "S"),
+        now,
+        &mut NoRandom,
+    );
+    let Verdict::Forward(r) = v else {
+        panic!("expected a route, got {v:?}")
+    };
+    assert_eq!(r.local, None);
+}

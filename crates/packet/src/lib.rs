@@ -52,6 +52,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod nat;
 pub mod parse;
+pub mod plane;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;

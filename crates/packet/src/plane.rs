@@ -1,0 +1,1147 @@
+//! The data-plane entry point: one frame in, one verdict out (spec `ipvs.md` §5).
+//!
+//! [`Plane::process`] classifies a frame, asks the director ([`rvs_core::Director`]) what to do
+//! with it, rewrites it in place with the primitives of this crate and returns a [`Verdict`]:
+//! transmit on a port, send a frame the director originated (ARP / ND reply, ICMP error), pass
+//! to the host stack, or drop with a counted [`DropReason`].
+//!
+//! The order of the kernel's hooks is kept (§5.1): a packet is first tried as a reply of a
+//! NAT / full-NAT connection (`ip_vs_out_hook`, [`Director::packet_out`]), then as a
+//! client→server packet (`ip_vs_in_hook`, [`Director::packet_in_fullnat`]). Statistics are
+//! counted by the director exactly where the kernel counts them: requests in `packet_in`,
+//! replies in `packet_out`, so DR and TUN connections keep OutPkts at 0 (§6.1).
+//!
+//! What the plane does not do, and where it differs from the kernel:
+//! - No IPv4 reassembly: the kernel reassembles before IPVS sees a fragment (§5.1). Here a
+//!   fragment addressed to a VIP or full-NAT local address is dropped and counted
+//!   ([`DropReason::Fragment`]); other fragments are passed to the host stack.
+//! - TCP/UDP checksums of forwarded packets are not verified, as in the kernel (which checks
+//!   them only when an application helper mangles the payload); the incremental update of
+//!   RFC 1624 keeps a bad checksum bad, so the receiver still rejects it. The checksum of an
+//!   ICMP error is verified before it is relayed (§5.8).
+//! - No route-PMTU cache toward real servers: a FRAG_NEEDED about a tunnel packet is answered
+//!   from the MTU it reports (§5.8 "else the MTU reported in the ICMP").
+//!
+//! Nothing on the forward path allocates: the scratch buffer used to quote a packet inside a
+//! generated ICMP error is allocated once with the plane.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rvs_core::conn::flags as cflags;
+use rvs_core::conn::state::{sctp_event_chunk, TcpFlags};
+use rvs_core::conn::{ConnId, Segment};
+use rvs_core::director::{DropReason as CoreDrop, LocalAddrs, Packet, ReplyRoute, Route};
+use rvs_core::stats::Traffic;
+use rvs_core::{ConnTable, Director, FwdMethod, Protocol, RandomSource, ServiceKey, Time};
+
+use crate::error::Error;
+use crate::ethernet::{self, ethertype, MacAddr};
+use crate::generate;
+use crate::icmp_relay::{self, IcmpError};
+use crate::nat::Endpoint;
+use crate::parse::{parse, proto, verify_l4_checksum, Parsed, L3};
+use crate::tunnel::{self, TunnelCsum, TunnelParams, TunnelType};
+use crate::xmit::{self, Egress, Method, Outcome};
+
+/// Index of a port (interface) of the plane, into [`PlaneConfig::ports`].
+pub type PortId = u16;
+
+/// One interface of the director.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Its MAC address (source of everything sent on it).
+    pub mac: MacAddr,
+    /// Route MTU of the link (§5.2 / §5.7).
+    pub mtu: u32,
+    /// Its IPv4 address (DIP): source of tunnels and of ICMP errors about transit packets.
+    pub addr4: Option<Ipv4Addr>,
+    /// Its IPv6 address.
+    pub addr6: Option<Ipv6Addr>,
+}
+
+/// Where to send a packet for an address: the I/O layer answers from the kernel's route and
+/// neighbour tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Egress port.
+    pub port: PortId,
+    /// MAC of the next hop (the host itself on a link, else the gateway).
+    pub mac: MacAddr,
+}
+
+/// Route and neighbour resolution, implemented by the I/O layer (rtnetlink there, a table
+/// in tests).
+pub trait Neighbours {
+    /// The next hop toward `dst`, or `None` if there is no route or the neighbour is not
+    /// resolved yet (the packet is then dropped as [`DropReason::NoRoute`]; the I/O layer
+    /// probes).
+    fn next_hop(&self, dst: IpAddr) -> Option<NextHop>;
+}
+
+/// A firewall-mark rule: what `nft ... meta mark set N` does in front of the kernel's IPVS,
+/// so that fwmark services (`-f N`) see marked packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkRule {
+    /// IP protocol, 0 for any.
+    pub proto: u8,
+    /// Destination address.
+    pub addr: IpAddr,
+    /// Destination ports, inclusive.
+    pub ports: (u16, u16),
+    /// Mark to set.
+    pub mark: u32,
+}
+
+/// Static configuration of a plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaneConfig {
+    /// Interfaces.
+    pub ports: Vec<PortConfig>,
+    /// Addresses the director owns and answers ARP / neighbour solicitations for, with the
+    /// port they live on: the VIPs, and the full-NAT local addresses.
+    pub owned: Vec<(IpAddr, PortId)>,
+    /// Firewall-mark rules, first match wins.
+    pub marks: Vec<MarkRule>,
+    /// Full-NAT local addresses per service (`rvsadm --add-laddr -t VIP:port -z LIP`).
+    pub laddrs: Vec<(ServiceKey, IpAddr)>,
+    /// Local port range for full-NAT, inclusive.
+    pub lport_range: (u16, u16),
+    /// `pmtu_disc` sysctl (§3.6, default 1).
+    pub pmtu_disc: bool,
+}
+
+impl Default for PlaneConfig {
+    fn default() -> Self {
+        PlaneConfig {
+            ports: Vec::new(),
+            owned: Vec::new(),
+            marks: Vec::new(),
+            laddrs: Vec::new(),
+            lport_range: (1024, 65535),
+            pmtu_disc: true,
+        }
+    }
+}
+
+/// Why the plane dropped a frame (or consumed it and answered with an ICMP error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Truncated or inconsistent headers (parse error).
+    Malformed,
+    /// Bad IPv4 header checksum, or bad checksum of an ICMP error to relay (§5.8).
+    BadChecksum,
+    /// A fragment for an address the director owns (no reassembly here, §5.1).
+    Fragment,
+    /// The connection's destination was deleted (§3.6, `expire_nodest_conn` = 0).
+    DestUnavailable,
+    /// The drop_packet defence (§3.6).
+    Defense,
+    /// The persistence engine could not parse the packet (§4.2).
+    PersistenceEngine,
+    /// No connection entry could be created.
+    NoMemory,
+    /// No full-NAT local address/port left.
+    NoLocalAddress,
+    /// No route or unresolved neighbour toward the next hop.
+    NoRoute,
+    /// TTL / hop limit ≤ 1: ICMP time exceeded sent (§5.2).
+    TtlExceeded,
+    /// IPv4 DF packet too big: FRAG_NEEDED sent (§5.7).
+    FragNeeded,
+    /// IPv6 packet too big: PACKET_TOO_BIG sent (§5.7).
+    PacketTooBig,
+    /// Too big and silently dropped (IPv6 non-first fragment, relayed ICMPv6; §5.7).
+    TooBig,
+    /// No destination: ICMP port unreachable sent (`ip_vs_leave`, §3.7).
+    Rejected,
+    /// The buffer has no room for the rewrite (tunnel headroom, generated reply).
+    NoRoom,
+    /// The rewrite refused the frame (unsupported protocol for NAT, tunnel MTU < minimum...).
+    Rewrite,
+    /// An ICMP error about one of the director's tunnel packets, consumed (§5.8).
+    TunnelIcmp,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 17] = [
+        DropReason::Malformed,
+        DropReason::BadChecksum,
+        DropReason::Fragment,
+        DropReason::DestUnavailable,
+        DropReason::Defense,
+        DropReason::PersistenceEngine,
+        DropReason::NoMemory,
+        DropReason::NoLocalAddress,
+        DropReason::NoRoute,
+        DropReason::TtlExceeded,
+        DropReason::FragNeeded,
+        DropReason::PacketTooBig,
+        DropReason::TooBig,
+        DropReason::Rejected,
+        DropReason::NoRoom,
+        DropReason::Rewrite,
+        DropReason::TunnelIcmp,
+    ];
+    /// Stable snake_case name (metrics, fixtures).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::DestUnavailable => "dest_unavailable",
+            DropReason::Defense => "defense",
+            DropReason::PersistenceEngine => "persistence_engine",
+            DropReason::NoMemory => "no_memory",
+            DropReason::NoLocalAddress => "no_local_address",
+            DropReason::NoRoute => "no_route",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::FragNeeded => "frag_needed",
+            DropReason::PacketTooBig => "packet_too_big",
+            DropReason::TooBig => "too_big",
+            DropReason::Rejected => "rejected",
+            DropReason::NoRoom => "no_room",
+            DropReason::Rewrite => "rewrite",
+            DropReason::TunnelIcmp => "tunnel_icmp",
+        }
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What to do with the frame after [`Plane::process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward `buf[start..start + len]` (rewritten in place) on `port`.
+    Transmit {
+        /// Egress port.
+        port: PortId,
+        /// Frame start in the buffer.
+        start: usize,
+        /// Frame length.
+        len: usize,
+    },
+    /// Forward the IPv4 packet in `buf[start..start + len]` on `port` in fragments of at most
+    /// `mtu` bytes ([`crate::frag::fragment_ipv4`]): too big, and allowed to be fragmented
+    /// (§5.7).
+    Fragment {
+        /// Egress port.
+        port: PortId,
+        /// Frame start.
+        start: usize,
+        /// Frame length.
+        len: usize,
+        /// IP MTU of the fragments.
+        mtu: u32,
+    },
+    /// Send the frame the director generated in `buf[start..start + len]` (ARP reply,
+    /// neighbour advertisement, ICMP error) on `port`. The input frame is consumed.
+    Local {
+        /// Egress port.
+        port: PortId,
+        /// Frame start.
+        start: usize,
+        /// Frame length.
+        len: usize,
+    },
+    /// Not the director's business: hand the frame, unchanged, to the host stack.
+    Pass,
+    /// Dropped, and counted under this reason.
+    Drop(DropReason),
+}
+
+/// Per-reason drop counters of a plane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    counts: [u64; DropReason::ALL.len()],
+}
+
+impl DropCounters {
+    /// The count for `r`.
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.counts[r.index()]
+    }
+    /// Non-zero counters, in [`DropReason::ALL`] order.
+    pub fn nonzero(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|&r| (r, self.get(r)))
+            .filter(|&(_, n)| n != 0)
+    }
+    fn add(&mut self, r: DropReason) {
+        self.counts[r.index()] = self.counts[r.index()].wrapping_add(1);
+    }
+}
+
+/// Full-NAT local address pools with a collision-free port allocator.
+#[derive(Debug, Clone)]
+struct Pools {
+    laddrs: Vec<(ServiceKey, IpAddr)>,
+    range: (u16, u16),
+    /// Next port to try, shared by every local address (any port is fine as long as the
+    /// `<laddr, lport, rs, rs_port>` tuple is free).
+    cursor: u16,
+    /// Round-robin position over a service's local addresses.
+    next_addr: usize,
+}
+
+/// At most this many ports are tried per local address before the next address is tried:
+/// bounds the work per new connection when a pool is nearly exhausted.
+const PORT_TRIES: u32 = 4096;
+
+impl LocalAddrs for Pools {
+    fn pick(
+        &mut self,
+        svc: &ServiceKey,
+        proto: u8,
+        rs: IpAddr,
+        rs_port: u16,
+        conns: &ConnTable,
+    ) -> Option<(IpAddr, u16)> {
+        let n = self
+            .laddrs
+            .iter()
+            .filter(|(k, a)| k == svc && a.is_ipv4() == rs.is_ipv4())
+            .count();
+        if n == 0 {
+            return None;
+        }
+        let (lo, hi) = self.range;
+        let span = u32::from(hi.saturating_sub(lo)) + 1;
+        for i in 0..n {
+            let k = (self.next_addr + i) % n;
+            let Some(&(_, laddr)) = self
+                .laddrs
+                .iter()
+                .filter(|(key, a)| key == svc && a.is_ipv4() == rs.is_ipv4())
+                .nth(k)
+            else {
+                continue;
+            };
+            for _ in 0..span.min(PORT_TRIES) {
+                let port = if self.cursor < lo || self.cursor > hi {
+                    lo
+                } else {
+                    self.cursor
+                };
+                self.cursor = if port == hi { lo } else { port + 1 };
+                if conns
+                    .lookup_fullnat_out(proto, &rs, rs_port, &laddr, port)
+                    .is_none()
+                {
+                    self.next_addr = (k + 1) % n;
+                    return Some((laddr, port));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Size of the scratch buffer: the longest quote of a generated ICMPv6 error
+/// ([`generate::ICMP6_MAX`]) plus an L2 header with two VLAN tags.
+const SCRATCH: usize = generate::ICMP6_MAX + 32;
+
+/// The packet data plane: a director plus the configuration of the machine it runs on.
+pub struct Plane<N: Neighbours> {
+    /// The director (services, connections, statistics).
+    pub director: Director,
+    /// Route and neighbour resolution.
+    pub neigh: N,
+    cfg: PlaneConfig,
+    pools: Pools,
+    drops: DropCounters,
+    scratch: Box<[u8]>,
+    ident: u16,
+}
+
+/// A frame and where it lies in the caller's buffer.
+#[derive(Clone, Copy)]
+struct Frame {
+    start: usize,
+    end: usize,
+    port_in: PortId,
+}
+
+impl<N: Neighbours> Plane<N> {
+    /// A plane over `director` with configuration `cfg`.
+    pub fn new(director: Director, cfg: PlaneConfig, neigh: N) -> Plane<N> {
+        let pools = Pools {
+            laddrs: cfg.laddrs.clone(),
+            range: cfg.lport_range,
+            cursor: cfg.lport_range.0,
+            next_addr: 0,
+        };
+        Plane {
+            director,
+            neigh,
+            cfg,
+            pools,
+            drops: DropCounters::default(),
+            scratch: vec![0; SCRATCH].into_boxed_slice(),
+            ident: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PlaneConfig {
+        &self.cfg
+    }
+
+    /// The drop counters.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Processes the Ethernet frame `buf[start..start + len]` received on `port_in` at `now`.
+    ///
+    /// The frame is rewritten in place; tunnels grow it into the headroom before `start`
+    /// (up to 40 + 8 + 12 bytes), and a generated reply is written from `buf[0]`, so give a
+    /// buffer with about 64 bytes of headroom and room for `len + 48` bytes after it (an
+    /// [`generate::ICMP6_MAX`]-byte error at most). The verdict says which bytes to send.
+    pub fn process(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        port_in: PortId,
+        now: Time,
+        rng: &mut dyn RandomSource,
+    ) -> Verdict {
+        let Some(end) = start.checked_add(len).filter(|&e| e <= buf.len()) else {
+            return self.drop(DropReason::NoRoom);
+        };
+        let f = Frame {
+            start,
+            end,
+            port_in,
+        };
+        let p = match parse(&buf[start..end]) {
+            Ok(p) => p,
+            Err(e) => return self.parse_error(e),
+        };
+        match p.l3 {
+            L3::Arp => self.arp(buf, f, &p),
+            L3::Ipv4 | L3::Ipv6 => self.ip(buf, f, &p, now, rng),
+            L3::Other(_) => Verdict::Pass,
+        }
+    }
+
+    fn drop(&mut self, r: DropReason) -> Verdict {
+        self.drops.add(r);
+        Verdict::Drop(r)
+    }
+
+    fn parse_error(&mut self, e: Error) -> Verdict {
+        match e {
+            // More VLAN tags than we walk, or nothing we know: the host stack decides.
+            Error::Unsupported(_) => Verdict::Pass,
+            Error::BadChecksum(_) => self.drop(DropReason::BadChecksum),
+            _ => self.drop(DropReason::Malformed),
+        }
+    }
+
+    fn owns(&self, a: IpAddr, port: Option<PortId>) -> bool {
+        self.cfg
+            .owned
+            .iter()
+            .any(|&(o, p)| o == a && port.is_none_or(|q| q == p))
+    }
+
+    /// An address of this machine: owned (VIP, local address) or an interface address.
+    fn is_local(&self, a: IpAddr) -> bool {
+        self.owns(a, None)
+            || self
+                .cfg
+                .ports
+                .iter()
+                .any(|p| p.addr4.map(IpAddr::V4) == Some(a) || p.addr6.map(IpAddr::V6) == Some(a))
+    }
+
+    fn port_addr(&self, port: PortId, v6: bool) -> Option<IpAddr> {
+        let p = self.cfg.ports.get(usize::from(port))?;
+        if v6 {
+            p.addr6.map(IpAddr::V6)
+        } else {
+            p.addr4.map(IpAddr::V4)
+        }
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+
+    /// Writes the `i`-th announcement of the owned addresses into `out`: a gratuitous ARP
+    /// for an IPv4 address, an unsolicited neighbour advertisement for an IPv6 one, sent on
+    /// the port the address lives on (what the director sends when it starts or takes over
+    /// the VIPs). Returns the port and the frame length, or `None` past the last address.
+    /// Call with `i = 0, 1, ...` until `None`.
+    pub fn announcement(&self, i: usize, out: &mut [u8]) -> Option<(PortId, usize)> {
+        let &(addr, port) = self.cfg.owned.get(i)?;
+        let mac = self.cfg.ports.get(usize::from(port))?.mac;
+        let len = match addr {
+            IpAddr::V4(a) => generate::gratuitous_arp(out, mac, a, &[]),
+            IpAddr::V6(a) => generate::unsolicited_neighbor_advert(out, mac, a, &[]),
+        };
+        len.ok().map(|n| (port, n))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // ARP and neighbour discovery
+
+    /// Answers ARP requests for owned addresses on the port they live on; everything else
+    /// ARP goes to the host stack.
+    fn arp(&mut self, buf: &mut [u8], f: Frame, p: &Parsed) -> Verdict {
+        let frame = &buf[f.start..f.end];
+        let Some(tpa) = generate::arp_request_target(frame, p) else {
+            return Verdict::Pass;
+        };
+        if !self.owns(IpAddr::V4(tpa), Some(f.port_in)) {
+            return Verdict::Pass;
+        }
+        let Some(mac) = self.cfg.ports.get(usize::from(f.port_in)).map(|p| p.mac) else {
+            return Verdict::Pass;
+        };
+        let n = (f.end - f.start).min(self.scratch.len());
+        self.scratch[..n].copy_from_slice(&buf[f.start..f.start + n]);
+        match generate::arp_reply(buf, &self.scratch[..n], p, mac) {
+            Ok(len) => Verdict::Local {
+                port: f.port_in,
+                start: 0,
+                len,
+            },
+            Err(_) => self.drop(DropReason::NoRoom),
+        }
+    }
+
+    /// Answers a neighbour solicitation for an owned address (RFC 4861 §7.2.4).
+    fn neighbour(&mut self, buf: &mut [u8], f: Frame, p: &Parsed) -> Option<Verdict> {
+        let ns = generate::neighbor_solicitation(&buf[f.start..f.end], p)?;
+        if !self.owns(IpAddr::V6(ns.target), Some(f.port_in)) {
+            return None;
+        }
+        let mac = self.cfg.ports.get(usize::from(f.port_in))?.mac;
+        let vlans = p.vlans;
+        let nv = usize::from(p.vlan_count).min(vlans.len());
+        Some(
+            match generate::neighbor_advert_reply(buf, &ns, mac, &vlans[..nv]) {
+                Ok(len) => Verdict::Local {
+                    port: f.port_in,
+                    start: 0,
+                    len,
+                },
+                Err(_) => self.drop(DropReason::NoRoom),
+            },
+        )
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // IP
+
+    fn ip(
+        &mut self,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        now: Time,
+        rng: &mut dyn RandomSource,
+    ) -> Verdict {
+        let Some((src, dst)) = p.addrs(&buf[f.start..f.end]) else {
+            return self.drop(DropReason::Malformed);
+        };
+        if p.l3 == L3::Ipv6 && p.proto == proto::ICMPV6 {
+            if let Some(v) = self.neighbour(buf, f, p) {
+                return v;
+            }
+        }
+        if p.is_fragment() {
+            // §5.1: the kernel reassembles IPv4 and never schedules non-first IPv6
+            // fragments; without reassembly we refuse fragments for the addresses we serve
+            // (VIPs, local addresses). The host's own (DIP) traffic goes to its stack.
+            return if self.owns(dst, None) {
+                self.drop(DropReason::Fragment)
+            } else {
+                Verdict::Pass
+            };
+        }
+        let protocol = match p.proto {
+            proto::TCP => Protocol::Tcp,
+            proto::UDP => Protocol::Udp,
+            proto::SCTP => Protocol::Sctp,
+            proto::ICMP | proto::ICMPV6 => return self.icmp(buf, f, p, now),
+            _ => return Verdict::Pass,
+        };
+        let frame = &buf[f.start..f.end];
+        let Some((sport, dport)) = p.ports(frame) else {
+            return self.drop(DropReason::Malformed);
+        };
+        let (seg, payload_off) = segment(frame, p);
+        let fwmark = self.mark(p.proto, dst, dport);
+        let pkt = Packet {
+            fwmark,
+            proto: protocol,
+            saddr: src,
+            sport,
+            daddr: dst,
+            dport,
+            seg,
+            len: p.l3_len() as u32,
+            payload: &frame[payload_off.min(p.l3_end)..p.l3_end],
+        };
+        // Out-hook before in-hook (§5.1: LOCAL_IN priorities 98 < 99; FORWARD replies).
+        if let Some(r) = self.director.packet_out(&pkt, now) {
+            return self.reply(buf, f, p, &r);
+        }
+        let v = self
+            .director
+            .packet_in_fullnat(&pkt, now, rng, &mut self.pools);
+        match v {
+            rvs_core::Verdict::Forward(route) => self.forward(buf, f, p, &route),
+            rvs_core::Verdict::Pass => Verdict::Pass,
+            rvs_core::Verdict::Reject => self.icmp_to_sender(buf, f, p, Gen::PortUnreach),
+            rvs_core::Verdict::Drop(r) => self.drop(match r {
+                CoreDrop::DestUnavailable => DropReason::DestUnavailable,
+                CoreDrop::Defense => DropReason::Defense,
+                CoreDrop::PersistenceEngine => DropReason::PersistenceEngine,
+                CoreDrop::NoMemory => DropReason::NoMemory,
+                CoreDrop::NoLocalAddress => DropReason::NoLocalAddress,
+            }),
+        }
+    }
+
+    fn mark(&self, protocol: u8, dst: IpAddr, dport: u16) -> u32 {
+        self.cfg
+            .marks
+            .iter()
+            .find(|m| {
+                (m.proto == 0 || m.proto == protocol)
+                    && m.addr == dst
+                    && (m.ports.0..=m.ports.1).contains(&dport)
+            })
+            .map_or(0, |m| m.mark)
+    }
+
+    /// Client → server: transmit per the connection's forwarding method (§5.3–§5.5).
+    fn forward(&mut self, buf: &mut [u8], f: Frame, p: &Parsed, route: &Route) -> Verdict {
+        let rs = Endpoint::new(route.daddr, route.dport);
+        let tun;
+        let method = match route.fwd {
+            FwdMethod::Masq => Method::Nat { dst: rs },
+            FwdMethod::Route => Method::Dr,
+            // §5.6: bypass forwards to the original destination only if it is not one of
+            // ours (the kernel requires a non-local unicast address).
+            FwdMethod::Bypass if self.is_local(route.daddr) => return Verdict::Pass,
+            FwdMethod::Bypass => Method::Dr,
+            FwdMethod::FullNat => match route.local {
+                Some((la, lp)) => Method::FullNat {
+                    src: Endpoint::new(la, lp),
+                    dst: rs,
+                },
+                None => return self.drop(DropReason::NoLocalAddress),
+            },
+            FwdMethod::Tunnel => {
+                let Some(t) = self.tunnel_params(buf, f, p, route) else {
+                    return self.drop(DropReason::NoRoute);
+                };
+                tun = t;
+                Method::Tun(&tun)
+            }
+            // §5.6: a local real server gets the packet through the host stack.
+            FwdMethod::Local => return Verdict::Pass,
+        };
+        self.send(buf, f, p, method, route.daddr, false)
+    }
+
+    fn tunnel_params(
+        &mut self,
+        buf: &[u8],
+        f: Frame,
+        p: &Parsed,
+        route: &Route,
+    ) -> Option<TunnelParams> {
+        let cfg = route
+            .dest
+            .and_then(|d| self.director.table.dests.get(d))
+            .map(|d| d.cfg.tunnel)?;
+        let hop = self.neigh.next_hop(route.daddr)?;
+        let port = self.cfg.ports.get(usize::from(hop.port))?;
+        let src = self.port_addr(hop.port, route.daddr.is_ipv6())?;
+        let kind = match cfg.tun_type {
+            rvs_core::dest::TunType::Ipip => TunnelType::Ipip,
+            rvs_core::dest::TunType::Gue => TunnelType::Gue { port: cfg.port },
+            rvs_core::dest::TunType::Gre => TunnelType::Gre,
+        };
+        let csum = match cfg.csum {
+            rvs_core::dest::TunCsum::NoCsum => TunnelCsum::NoCsum,
+            rvs_core::dest::TunCsum::Csum => TunnelCsum::Csum,
+            rvs_core::dest::TunCsum::RemCsum => TunnelCsum::RemCsum,
+        };
+        let frame = &buf[f.start..f.end];
+        let gue_sport = tunnel::gue_source_port(tunnel::flow_hash(frame, p));
+        Some(TunnelParams {
+            kind,
+            csum,
+            src,
+            dst: route.daddr,
+            dst_mac: hop.mac,
+            src_mac: port.mac,
+            pmtu_disc: self.cfg.pmtu_disc,
+            ident: self.next_ident(),
+            gue_sport,
+            // Frames from the wire carry complete checksums: never CHECKSUM_PARTIAL.
+            inner_partial: None,
+        })
+    }
+
+    /// Server → client of a NAT / full-NAT connection (`handle_response`, §5.1).
+    fn reply(&mut self, buf: &mut [u8], f: Frame, p: &Parsed, r: &ReplyRoute) -> Verdict {
+        let vip = Endpoint::new(r.vaddr, r.vport);
+        let method = match r.fwd {
+            FwdMethod::Masq => Method::NatReply { src: vip },
+            FwdMethod::FullNat => Method::FullNat {
+                src: vip,
+                dst: Endpoint::new(r.caddr, r.cport),
+            },
+            // Replies of other methods that pass through are accepted unchanged (§5.1).
+            _ => return Verdict::Pass,
+        };
+        self.send(buf, f, p, method, r.caddr, false)
+    }
+
+    /// Runs [`xmit::transmit`] toward `next` and turns its outcome into a verdict, answering
+    /// TTL expiry and MTU refusals with ICMP errors to the sender.
+    fn send(
+        &mut self,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        method: Method<'_>,
+        next: IpAddr,
+        relayed_icmp: bool,
+    ) -> Verdict {
+        let Some(hop) = self.neigh.next_hop(next) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(port) = self.cfg.ports.get(usize::from(hop.port)).copied() else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let eg = Egress {
+            dst_mac: hop.mac,
+            src_mac: port.mac,
+            mtu: port.mtu,
+            pmtu_disc: self.cfg.pmtu_disc,
+            relayed_icmp,
+        };
+        match xmit::transmit(buf, f.start, f.end - f.start, p, method, &eg) {
+            Ok(Outcome::Send { start, len }) => Verdict::Transmit {
+                port: hop.port,
+                start,
+                len,
+            },
+            Ok(Outcome::Fragment { start, len, mtu }) => Verdict::Fragment {
+                port: hop.port,
+                start,
+                len,
+                mtu,
+            },
+            Ok(Outcome::TimeExceeded) => self.icmp_to_sender(buf, f, p, Gen::TimeExceeded),
+            Ok(Outcome::FragNeeded(m)) => self.icmp_to_sender(buf, f, p, Gen::FragNeeded(m)),
+            Ok(Outcome::PacketTooBig(m)) => self.icmp_to_sender(buf, f, p, Gen::TooBig(m)),
+            Ok(Outcome::Drop) => self.drop(DropReason::TooBig),
+            Err(Error::NoRoom { .. }) => self.drop(DropReason::NoRoom),
+            Err(_) => self.drop(DropReason::Rewrite),
+        }
+    }
+
+    /// Answers the sender of the frame with an ICMP error, through the port and MAC it came
+    /// from, and counts the frame as dropped for that reason. The source address is the
+    /// packet's destination when it was addressed to the director (the VIP or a local
+    /// address, as `icmp_send` does for local packets), else the address of the port it
+    /// arrived on.
+    fn icmp_to_sender(&mut self, buf: &mut [u8], f: Frame, p: &Parsed, g: Gen) -> Verdict {
+        let reason = g.reason();
+        self.drops.add(reason);
+        let frame = &buf[f.start..f.end];
+        let Some((_, dst)) = p.addrs(frame) else {
+            return Verdict::Drop(reason);
+        };
+        let v6 = p.l3 == L3::Ipv6;
+        let src = if self.is_local(dst) {
+            Some(dst)
+        } else {
+            self.port_addr(f.port_in, v6)
+        };
+        let Some(src) = src else {
+            return Verdict::Drop(reason);
+        };
+        let Some(mac) = self.cfg.ports.get(usize::from(f.port_in)).map(|p| p.mac) else {
+            return Verdict::Drop(reason);
+        };
+        // Copy L2 header and the quoted packet aside: the reply is written over the buffer.
+        let l2 = p.l2_len;
+        let n = (p.l3_end).min(self.scratch.len());
+        self.scratch[..n].copy_from_slice(&buf[f.start..f.start + n]);
+        let et = if v6 { ethertype::IPV6 } else { ethertype::IPV4 };
+        let Ok(h) = ethernet::write_reply_header(buf, &self.scratch[..n], l2, mac, et) else {
+            return Verdict::Drop(reason);
+        };
+        let ident = self.next_ident();
+        let orig = &self.scratch[l2..n];
+        let out = &mut buf[h..];
+        let written = match (src, g) {
+            (IpAddr::V4(s), Gen::TimeExceeded) => generate::time_exceeded_v4(out, orig, s, ident),
+            (IpAddr::V4(s), Gen::FragNeeded(m)) => generate::frag_needed_v4(out, orig, s, m, ident),
+            (IpAddr::V4(s), Gen::PortUnreach) => generate::port_unreachable_v4(out, orig, s, ident),
+            (IpAddr::V6(s), Gen::TimeExceeded) => generate::time_exceeded_v6(out, orig, s),
+            (IpAddr::V6(s), Gen::TooBig(m)) => generate::packet_too_big(out, orig, s, m),
+            (IpAddr::V6(s), Gen::PortUnreach) => generate::port_unreachable_v6(out, orig, s),
+            _ => Ok(None),
+        };
+        match written {
+            Ok(Some(len)) => Verdict::Local {
+                port: f.port_in,
+                start: 0,
+                len: h + len,
+            },
+            // RFC 1122 / 4443 forbid an error here (e.g. about an ICMP error): just drop.
+            _ => Verdict::Drop(reason),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // ICMP (§5.8)
+
+    fn icmp(&mut self, buf: &mut [u8], f: Frame, p: &Parsed, now: Time) -> Verdict {
+        let e = match icmp_relay::icmp_error(&buf[f.start..f.end], p) {
+            Ok(Some(e)) => e,
+            // Echo and other informational messages: the host stack answers (§5.8).
+            Ok(None) => return Verdict::Pass,
+            Err(_) => return self.drop(DropReason::Malformed),
+        };
+        if let Some(v) = self.icmp_tunnel(buf, f, p, &e) {
+            return v;
+        }
+        let Some((qs, qd)) = e.quoted_ports else {
+            return Verdict::Pass;
+        };
+        let conns = &self.director.conns;
+        // A client's error about a reply we sent (quoted VIP:vport → client:cport):
+        // the connection is found with the quote reversed (`ip_vs_in_icmp`).
+        if let Some(id) = conns.lookup_in(e.quoted_proto, &e.quoted_dst, qd, &e.quoted_src, qs) {
+            return self.icmp_in(buf, f, p, &e, id, now);
+        }
+        // A real server's error about a request we forwarded (`ip_vs_out_icmp`): quoted
+        // client:cport → RS:dport (NAT) or LIP:lport → RS:dport (full-NAT).
+        let out = conns
+            .lookup_out(e.quoted_proto, &e.quoted_dst, qd, &e.quoted_src, qs)
+            .or_else(|| {
+                conns.lookup_fullnat_out(e.quoted_proto, &e.quoted_dst, qd, &e.quoted_src, qs)
+            });
+        if let Some(id) = out {
+            return self.icmp_out(buf, f, p, &e, id, now);
+        }
+        Verdict::Pass
+    }
+
+    fn verify_icmp(&mut self, buf: &[u8], f: Frame, p: &Parsed) -> bool {
+        verify_l4_checksum(&buf[f.start..f.end], p).is_ok()
+    }
+
+    fn icmp_in(
+        &mut self,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        e: &IcmpError,
+        id: ConnId,
+        now: Time,
+    ) -> Verdict {
+        if !self.verify_icmp(buf, f, p) {
+            return self.drop(DropReason::BadChecksum);
+        }
+        let Some(info) = self.director.conns.info(id) else {
+            return Verdict::Pass;
+        };
+        let (daddr, dport, local, dest) = (info.daddr, info.dport, info.local, info.dest);
+        let fwd = fwd_of(info.flags);
+        let traffic = Traffic {
+            in_pkts: 1,
+            in_bytes: p.l3_len() as u64,
+            out_pkts: 0,
+            out_bytes: 0,
+        };
+        self.director.conn_traffic(id, traffic, now);
+        let rs = Endpoint::new(daddr, dport);
+        let frame = &mut buf[f.start..f.end];
+        let rewritten = match fwd {
+            FwdMethod::Masq => icmp_relay::icmp_nat_in(frame, p, e, rs),
+            FwdMethod::FullNat => match local {
+                Some((la, lp)) => icmp_relay::icmp_rewrite(
+                    frame,
+                    p,
+                    e,
+                    Some(la),
+                    Some(daddr),
+                    Some(rs),
+                    Some(Endpoint::new(la, lp)),
+                ),
+                None => return self.drop(DropReason::NoLocalAddress),
+            },
+            FwdMethod::Local => return Verdict::Pass,
+            _ => Ok(()),
+        };
+        if rewritten.is_err() {
+            return self.drop(DropReason::Rewrite);
+        }
+        let tun;
+        let method = match fwd {
+            FwdMethod::Tunnel => {
+                let route = Route {
+                    conn: Some(id),
+                    dest,
+                    fwd,
+                    daddr,
+                    dport,
+                    local,
+                    new: false,
+                };
+                let Some(t) = self.tunnel_params(buf, f, p, &route) else {
+                    return self.drop(DropReason::NoRoute);
+                };
+                tun = t;
+                Method::Tun(&tun)
+            }
+            // NAT / full-NAT after the rewrite, DR as is: MACs and TTL only.
+            _ => Method::Dr,
+        };
+        self.send(buf, f, p, method, daddr, true)
+    }
+
+    fn icmp_out(
+        &mut self,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        e: &IcmpError,
+        id: ConnId,
+        now: Time,
+    ) -> Verdict {
+        let Some(info) = self.director.conns.info(id) else {
+            return Verdict::Pass;
+        };
+        let fwd = fwd_of(info.flags);
+        let vip = Endpoint::new(info.vaddr, info.vport);
+        let client = Endpoint::new(info.caddr, info.cport);
+        if !matches!(fwd, FwdMethod::Masq | FwdMethod::FullNat) {
+            return Verdict::Pass;
+        }
+        if !self.verify_icmp(buf, f, p) {
+            return self.drop(DropReason::BadChecksum);
+        }
+        let traffic = Traffic {
+            in_pkts: 0,
+            in_bytes: 0,
+            out_pkts: 1,
+            out_bytes: p.l3_len() as u64,
+        };
+        self.director.conn_traffic(id, traffic, now);
+        let frame = &mut buf[f.start..f.end];
+        let rewritten = if fwd == FwdMethod::Masq {
+            icmp_relay::icmp_nat_out(frame, p, e, vip)
+        } else {
+            icmp_relay::icmp_rewrite(
+                frame,
+                p,
+                e,
+                Some(vip.addr),
+                Some(client.addr),
+                Some(client),
+                Some(vip),
+            )
+        };
+        if rewritten.is_err() {
+            return self.drop(DropReason::Rewrite);
+        }
+        self.send(buf, f, p, Method::Dr, client.addr, true)
+    }
+
+    /// An ICMP error about one of our tunnel packets (addressed to an interface address,
+    /// quoting IPIP / GRE / GUE toward a tunnel real server): tell the client (§5.8).
+    fn icmp_tunnel(
+        &mut self,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        e: &IcmpError,
+    ) -> Option<Verdict> {
+        if !matches!(
+            e.quoted_proto,
+            proto::IPIP | proto::IPV6 | proto::GRE | proto::UDP
+        ) {
+            return None;
+        }
+        let (_, dst) = p.addrs(&buf[f.start..f.end])?;
+        let ours =
+            self.cfg.ports.iter().any(|q| {
+                q.addr4.map(IpAddr::V4) == Some(dst) || q.addr6.map(IpAddr::V6) == Some(dst)
+            });
+        if !ours || e.quoted_src != dst {
+            return None;
+        }
+        // The tunnel real server the quote was sent to, and its GUE port.
+        let dest = self
+            .director
+            .table
+            .dests
+            .iter()
+            .find(|(_, d)| d.cfg.fwd == FwdMethod::Tunnel && d.cfg.addr == e.quoted_dst);
+        let (_, d) = dest?;
+        let gue_port =
+            (d.cfg.tunnel.tun_type == rvs_core::dest::TunType::Gue).then_some(d.cfg.tunnel.port);
+        let t = icmp_relay::icmp_tunnel_inner(&buf[f.start..f.end], e, gue_port).ok()??;
+        if !self.verify_icmp(buf, f, p) {
+            return Some(self.drop(DropReason::BadChecksum));
+        }
+        // The error goes to the client from the VIP, through the client's next hop.
+        let Some(hop) = self.neigh.next_hop(t.inner_src) else {
+            return Some(self.drop(DropReason::NoRoute));
+        };
+        let Some(mac) = self.cfg.ports.get(usize::from(hop.port)).map(|q| q.mac) else {
+            return Some(self.drop(DropReason::NoRoute));
+        };
+        let too_big = e.is_too_big(p.l3);
+        if too_big && t.inner == L3::Ipv4 && !t.inner_df {
+            // The client's packet may be fragmented: nothing to tell it.
+            return Some(self.drop(DropReason::TunnelIcmp));
+        }
+        self.drops.add(DropReason::TunnelIcmp);
+        // Quote only what the ICMP message holds (not the Ethernet padding after it).
+        let inner_start = f.start + t.inner_off;
+        let n = (f.start + p.l3_end)
+            .saturating_sub(inner_start)
+            .min(self.scratch.len());
+        self.scratch[..n].copy_from_slice(&buf[inner_start..inner_start + n]);
+        let et = if t.inner == L3::Ipv6 {
+            ethertype::IPV6
+        } else {
+            ethertype::IPV4
+        };
+        let h = ethernet::write_header(buf, hop.mac, mac, &[], et).ok()?;
+        let ident = self.next_ident();
+        let orig = &self.scratch[..n];
+        let out = &mut buf[h..];
+        let reported = if p.l3 == L3::Ipv4 {
+            e.info & 0xffff
+        } else {
+            e.info
+        };
+        let mtu = tunnel_inner_mtu(p.l3, t.inner, reported);
+        // Other errors are relayed with their type and code when the families agree; an
+        // ICMPv4 error about a 6in4 packet (or the reverse) has no counterpart and is only
+        // consumed.
+        let written = match (t.inner_dst, too_big, p.l3) {
+            (IpAddr::V4(s), true, _) => generate::frag_needed_v4(out, orig, s, mtu, ident),
+            (IpAddr::V4(s), false, L3::Ipv4) => {
+                generate::icmp4_error(out, orig, s, e.msg_type, e.code, 0, ident)
+            }
+            (IpAddr::V6(s), true, _) => generate::packet_too_big(out, orig, s, mtu),
+            (IpAddr::V6(s), false, L3::Ipv6) => {
+                generate::icmp6_error(out, orig, s, e.msg_type, e.code, 0)
+            }
+            _ => Ok(None),
+        };
+        Some(match written {
+            Ok(Some(len)) => Verdict::Local {
+                port: hop.port,
+                start: 0,
+                len: h + len,
+            },
+            _ => Verdict::Drop(DropReason::TunnelIcmp),
+        })
+    }
+}
+
+/// The MTU announced to the client after a FRAG_NEEDED / PACKET_TOO_BIG about a tunnel
+/// packet (§5.8): the reported MTU less the outer header, `tunnel_frag_needed_mtu` for an
+/// IPv4 outer header (minus 20 above 88), minus 40 for an IPv6 outer header, and never below
+/// 1280 for an IPv6 client.
+fn tunnel_inner_mtu(outer: L3, inner: L3, reported: u32) -> u32 {
+    let m = match outer {
+        L3::Ipv4 => icmp_relay::tunnel_frag_needed_mtu(None, reported),
+        _ => reported.saturating_sub(40),
+    };
+    if inner == L3::Ipv6 {
+        m.max(1280)
+    } else {
+        m
+    }
+}
+
+/// What ICMP error to generate.
+#[derive(Debug, Clone, Copy)]
+enum Gen {
+    TimeExceeded,
+    FragNeeded(u32),
+    TooBig(u32),
+    PortUnreach,
+}
+
+impl Gen {
+    fn reason(self) -> DropReason {
+        match self {
+            Gen::TimeExceeded => DropReason::TtlExceeded,
+            Gen::FragNeeded(_) => DropReason::FragNeeded,
+            Gen::TooBig(_) => DropReason::PacketTooBig,
+            Gen::PortUnreach => DropReason::Rejected,
+        }
+    }
+}
+
+/// The forwarding method in a connection's flags.
+fn fwd_of(fl: u32) -> FwdMethod {
+    match fl & cflags::FWD_MASK {
+        cflags::MASQ => FwdMethod::Masq,
+        cflags::LOCALNODE => FwdMethod::Local,
+        cflags::TUNNEL => FwdMethod::Tunnel,
+        cflags::DROUTE => FwdMethod::Route,
+        cflags::BYPASS => FwdMethod::Bypass,
+        _ => FwdMethod::FullNat,
+    }
+}
+
+/// The state-machine input of a transport header and the offset of its payload.
+fn segment(frame: &[u8], p: &Parsed) -> (Segment, usize) {
+    let l4 = p.l4_off;
+    match p.proto {
+        proto::TCP => {
+            let fl = frame.get(l4 + 13).copied().unwrap_or(0);
+            let doff = usize::from(frame.get(l4 + 12).copied().unwrap_or(0x50) >> 4) * 4;
+            (
+                Segment::Tcp(TcpFlags {
+                    fin: fl & 0x01 != 0,
+                    syn: fl & 0x02 != 0,
+                    rst: fl & 0x04 != 0,
+                    ack: fl & 0x10 != 0,
+                }),
+                l4 + doff,
+            )
+        }
+        proto::UDP => (Segment::Udp, l4 + 8),
+        proto::SCTP => {
+            // The first chunk decides, except COOKIE_ECHO/ACK followed by ABORT
+            // (`sctp_event_chunk`).
+            let first = frame.get(l4 + 12).copied().unwrap_or(0);
+            let clen = frame
+                .get(l4 + 14..l4 + 16)
+                .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            let next = l4 + 12 + ((clen + 3) & !3);
+            let second = (clen >= 4 && next < p.l3_end)
+                .then(|| frame.get(next).copied())
+                .flatten();
+            (Segment::Sctp(sctp_event_chunk(first, second)), l4 + 12)
+        }
+        _ => (Segment::Other, l4),
+    }
+}
