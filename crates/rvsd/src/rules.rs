@@ -64,10 +64,12 @@ pub fn parse_file(path: &Path) -> Result<Vec<Rule>, String> {
             Command::SetTimeouts(t) => Request::SetTimeouts(t),
             Command::AddLaddr(service, addr) => Request::AddLocalAddr { service, addr },
             Command::DelLaddr(service, addr) => Request::DelLocalAddr { service, addr },
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "{}:{line}: {text}: only table changes belong in a rules file (found {other:?})",
                 path.display()
-            )),
+            ))
+            }
         };
         out.push(Rule { line, text, req });
     }
