@@ -117,6 +117,48 @@ fn rr_and_wrr_follow_the_kernel_order() {
     assert_eq!(stat(&st, "127.77.1.1:8081", true).n[0], 21);
 }
 
+/// Concurrency: many connections at once over two workers, rr still hands them out exactly
+/// evenly, none fails, and the active counts return to 0.
+#[test]
+fn parallel_connections_are_spread_exactly_and_none_fails() {
+    require!("nginx", "curl");
+    const N: usize = 300;
+    let dir = tempdir("parallel");
+    let _ng = abc(dir.path(), 14, None);
+    let d = Rvsd::start(dir.path(), &["--workers", "2"]);
+    d.table(&[
+        "-A -t 127.77.14.1:8080 -s rr",
+        "-a -t 127.77.14.1:8080 -r 127.77.14.11:8080 -m",
+        "-a -t 127.77.14.1:8080 -r 127.77.14.12:8080 -m",
+        "-a -t 127.77.14.1:8080 -r 127.77.14.13:8080 -m",
+    ]);
+    let got = names(
+        "http://127.77.14.1:8080/",
+        N,
+        &["--parallel", "--parallel-max", "30", "--fail"],
+    );
+    assert_eq!(got.len(), N, "answers: {}", got.len());
+    for n in ["A", "B", "C"] {
+        assert_eq!(got.iter().filter(|g| *g == n).count(), N / 3, "{n}");
+    }
+    let st = stats_until(&d, "all connections", |s| {
+        stat(s, "127.77.14.1:8080", true).n[0] == N as u64
+    });
+    for rip in [
+        "127.77.14.11:8080",
+        "127.77.14.12:8080",
+        "127.77.14.13:8080",
+    ] {
+        assert_eq!(stat(&st, rip, false).n[0], (N / 3) as u64);
+    }
+    let ok = wait_until(5 * SEC, POLL, || {
+        ["11", "12", "13"]
+            .iter()
+            .all(|h| dest_line(&d, &format!("127.77.14.{h}:8080")).is_some_and(|f| f[4] == "0"))
+    });
+    assert!(ok, "active connections left: {}", d.ok(&["-Ln"]));
+}
+
 /// The kernel's sh bucket of an IPv4 source (spec §2.10, port 0): `hash_32(fold(addr), 8)`.
 fn sh_bucket(a: Ipv4Addr) -> usize {
     (u32::from(a).wrapping_mul(0x61C8_8647) >> 24) as usize
@@ -401,8 +443,17 @@ fn stats_conns_zero_and_timeouts_reflect_the_traffic() {
     });
     assert!((50..=60).contains(&entry(&c, &est2).unwrap().expires));
     assert!((20..=30).contains(&entry(&c, &fin2).unwrap().expires));
-    // An entry not updated since keeps the timer it had (kernel: next state update).
+    // An entry not updated since keeps the timer it had (kernel: next state update)...
     assert!(entry(&c, &est).unwrap().expires > 800);
+    // ...and its next packets load the new ESTABLISHED timeout.
+    let mut est = est;
+    est.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = [0u8; 512];
+    est.set_read_timeout(Some(5 * SEC)).unwrap();
+    assert!(est.read(&mut answer).unwrap() > 0);
+    conns_until(&d, "the open entry with the new timeout", |c| {
+        entry(c, &est).is_some_and(|e| e.state == "ESTABLISHED" && e.expires <= 60)
+    });
 
     // Close everything, let the counts settle, then zero.
     drop((est, fin, est2, fin2));
@@ -476,6 +527,19 @@ fn udp_service_with_an_echo_server() {
         ("UDP", "UDP", "127.77.7.1:5300", "127.77.7.11:5300")
     );
     assert!((280..=300).contains(&e.expires), "{e:?}");
+    // --set udp: every datagram restarts the entry's timer with the current udp timeout.
+    d.ok(&["--set", "0", "0", "100"]);
+    assert_eq!(
+        d.ok(&["-L", "--timeout"]),
+        "Timeout (tcp tcpfin udp): 900 120 100\n"
+    );
+    c.send(b"ping-4").unwrap();
+    let n = c.recv(&mut buf).expect("echo");
+    assert_eq!(&buf[..n], b"ping-4");
+    conns_until(&d, "the UDP entry with the new timeout", |c| {
+        c.iter()
+            .any(|c| c.source == me && (90..=100).contains(&c.expires))
+    });
     // Datagrams: every echo we received went out; what we sent came in.
     let st = stats_until(&d, "the datagrams", |s| {
         stat(s, "127.77.7.1:5300", true).n[2] >= 4
@@ -695,6 +759,17 @@ fn rules_file_reload_on_sighup() {
     assert!(logged, "{log}");
     assert!(log.contains(&format!("{}:2:", rules.display())), "{log}");
     assert_eq!(d.ok(&["-Sn"]), want);
+    // The same file at start is fatal, with the same message.
+    let o = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        .args(["--metrics-listen", "off", "--workers", "1", "--socket"])
+        .arg(dir.path().join("second.sock"))
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}:2:", rules.display())), "{err}");
 }
 
 /// Acceptance 11a: with no rvsd, rvsadm says so in one line naming the socket and exits 2
@@ -813,8 +888,8 @@ fn dr_real_server_warns_and_is_listed() {
     assert!(d.log_text().contains("not served"));
     // Nothing is served: the connection is reset (possibly before connect returns) or closed
     // without an answer.
-    let answer = TcpStream::connect_timeout(&"127.77.12.1:8080".parse().unwrap(), SEC)
-        .and_then(|mut s| {
+    let answer =
+        TcpStream::connect_timeout(&"127.77.12.1:8080".parse().unwrap(), SEC).and_then(|mut s| {
             s.set_read_timeout(Some(2 * SEC))?;
             s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
             let mut buf = Vec::new();
