@@ -249,6 +249,7 @@ const MID: usize = 24 << 20;
 fn slow_download(d: &Rvsd, dir: &std::path::Path, net: u8, rip: &str, rate: &str) -> Download {
     let dl = Download::start(
         &dir.join("download"),
+        None,
         &[
             "--limit-rate",
             rate,
@@ -313,6 +314,8 @@ fn weight_zero_lets_open_connections_finish() {
 /// instead — the socket proxy has no packets to drop, and cutting a client that has lost
 /// nothing yet would be worse); new connections go to the remaining servers. The flow's entry
 /// stays in `-Lnc` until it expires, as the kernel keeps entries of deleted destinations.
+/// Its traffic after the delete is not counted in `--stats` (rvs-core counts only available
+/// destinations, like the kernel, whose packets for them are dropped anyway).
 #[test]
 fn deleting_a_server_lets_its_open_connection_finish() {
     require!("nginx", "curl");
@@ -608,8 +611,10 @@ fn sigterm_lets_a_long_transfer_complete() {
         "-a -t 127.77.9.1:8080 -r 127.77.9.11:8080 -m",
     ]);
     // ~2 s at 25 MB/s.
+    let body = dir.path().join("body");
     let mut dl = Download::start(
         &dir.path().join("download"),
+        Some(&body),
         &["--limit-rate", "25M", "http://127.77.9.1:8080/big.bin"],
     );
     conns_until(&d, "the download ESTABLISHED", |c| {
@@ -631,6 +636,9 @@ fn sigterm_lets_a_long_transfer_complete() {
     let (ok, report) = dl.finish(30 * SEC);
     assert!(ok, "download failed: {report}");
     assert_eq!(report, format!("200 {BIG}"));
+    let got = std::fs::read(&body).unwrap();
+    let want = std::fs::read(dir.path().join("nginx/www/big.bin")).unwrap();
+    assert!(got == want, "the body differs from the file");
     let st = d.wait_exit(10 * SEC).expect("rvsd exits after the drain");
     assert_eq!(st.code(), Some(0), "{}", d.log_text());
     eprintln!("drain lasted {:?}", t.elapsed());
@@ -859,13 +867,25 @@ fn metrics_use_node_exporter_labels() {
     assert!(find(&text, "rvs_backend_weight", &be).as_deref() == Some("1"));
 }
 
+/// GET `/metrics` from `addr` with a bare HTTP/1.0 request (no curl needed); the body.
+fn metrics(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("metrics endpoint");
+    s.set_read_timeout(Some(5 * SEC)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let (head, body) = r.split_once("\r\n\r\n").expect("HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
 /// Acceptance 12: a DR real server (ipvsadm's default `-g`) is accepted and listed, with a
-/// one-line warning that it is not served and needs the packet data plane; the VIP does not
-/// carry traffic to it.
+/// one-line warning that it is not served and needs the packet data plane, logged and exposed
+/// in the metrics; the VIP does not carry traffic to it.
 #[test]
 fn dr_real_server_warns_and_is_listed() {
     let dir = tempdir("drwarn");
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = Rvsd::start(dir.path(), &["--metrics-listen", "127.77.12.1:9760"]);
     d.ok(&["-A", "-t", "127.77.12.1:8080", "-s", "rr"]);
     let add = ["-a", "-t", "127.77.12.1:8080", "-r", "127.77.12.11:8080"];
     let a = match rvsadm_bin() {
@@ -886,6 +906,11 @@ fn dr_real_server_warns_and_is_listed() {
         ["Route", "1", "0", "0"]
     );
     assert!(d.log_text().contains("not served"));
+    let m = metrics("127.77.12.1:9760");
+    let line = "rvs_backend_unserved{local_address=\"127.77.12.1\",local_port=\"8080\",\
+                local_mark=\"\",proto=\"TCP\",remote_address=\"127.77.12.11\",\
+                remote_port=\"8080\"} 1";
+    assert!(m.lines().any(|l| l == line), "{m}");
     // Nothing is served: the connection is reset (possibly before connect returns) or closed
     // without an answer.
     let answer =

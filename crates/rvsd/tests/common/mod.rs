@@ -485,24 +485,18 @@ pub struct Download {
 }
 
 impl Download {
-    /// Start `curl -sS -o /dev/null -w '%{http_code} %{size_download}' args` writing its
-    /// report to `out`.
-    pub fn start(out: &Path, args: &[&str]) -> Download {
+    /// Start `curl -sS -o BODY -w '%{http_code} %{size_download}' args` writing its report
+    /// to `out` and the body to `body` (or /dev/null).
+    pub fn start(out: &Path, body: Option<&Path>, args: &[&str]) -> Download {
         let curl = which("curl").expect("curl installed (checked by require!)");
         let mut cmd = Command::new(curl);
-        cmd.args([
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{size_download}",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(out).expect("download report"))
-        .stderr(Stdio::null());
+        cmd.args(["-sS", "--max-time", "30", "-o"])
+            .arg(body.unwrap_or(Path::new("/dev/null")))
+            .args(["-w", "%{http_code} %{size_download}"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(out).expect("download report"))
+            .stderr(Stdio::null());
         Download {
             proc: Proc::spawn("curl", cmd),
             out: out.to_path_buf(),
