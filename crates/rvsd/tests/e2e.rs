@@ -99,9 +99,9 @@ fn rr_and_wrr_follow_the_kernel_order() {
     // Added A, B, C → list C, B, A → rr hands out C, B, A, C, …
     assert_eq!(names("http://127.77.1.1:8080/", 9, &[]), cycle("C B A", 3));
     // wrr: the §2.2 cycle `A A B A B C A B C`, after a first pass at cw = 1. That first pass
-    // is the kernel's: the service started empty (mw = 0, cw = 0), and the add that made
-    // cw 0 → mw set it to C's weight less (di - 1) = 1; later adds only raise mw, and
-    // `cw > mw || cw == 0` no longer holds, so cw stays 1 (ip_vs_wrr_dest_changed).
+    // is the kernel's (ip_vs_wrr_dest_changed): the service started empty (mw = 0, cw = 0);
+    // adding C (w 2) gave di = 2, mw = 2 - (di - 1) = 1 and, as cw was 0, cw = mw = 1; the
+    // later adds only raise mw and `cw > mw || cw == 0` no longer holds, so cw stays 1.
     let mut want = cycle("A B C", 1);
     want.extend(cycle("A A B A B C A B C", 2));
     assert_eq!(names("http://127.77.1.1:8081/", 21, &[]), want);
@@ -327,18 +327,26 @@ fn deleting_a_server_lets_its_open_connection_finish() {
         "-a -t 127.77.5.1:8080 -r 127.77.5.11:8080 -m",
         "-a -t 127.77.5.1:8080 -r 127.77.5.12:8080 -m",
     ]);
-    let dl = slow_download(&d, dir.path(), 5, "127.77.5.12:8080", "12M");
+    let mut dl = slow_download(&d, dir.path(), 5, "127.77.5.12:8080", "12M");
     d.ok(&["-d", "-t", "127.77.5.1:8080", "-r", "127.77.5.12:8080"]);
     assert!(dest_line(&d, "127.77.5.12:8080").is_none());
+    // The flow is still open on the deleted server.
+    let c = parse_conns(&d.ok(&["-Lnc"]));
+    assert!(
+        c.iter()
+            .any(|c| c.dest == "127.77.5.12:8080" && c.state == "ESTABLISHED"),
+        "{c:#?}"
+    );
     assert_eq!(names("http://127.77.5.1:8080/", 6, &[]), cycle("A", 6));
+    assert!(dl.running(), "the transfer ended before the check");
     let (ok, report) = dl.finish(30 * SEC);
     assert!(ok, "download failed: {report}");
     assert_eq!(report, format!("200 {MID}"));
-    let c = parse_conns(&d.ok(&["-Lnc"]));
-    assert!(
-        c.iter().any(|c| c.dest == "127.77.5.12:8080"),
-        "entry of the deleted server's connection: {c:#?}"
-    );
+    // It closed normally through rvsd; its entry stays listed until it expires.
+    conns_until(&d, "the deleted server's flow closed normally", |c| {
+        c.iter()
+            .any(|c| c.dest == "127.77.5.12:8080" && c.state == "TIME_WAIT")
+    });
 }
 
 /// Send one HTTP request with `Connection: close` on a new connection to `vip` and read the
