@@ -657,6 +657,50 @@ fn sigterm_lets_a_long_transfer_complete() {
     );
 }
 
+/// Acceptance 9, the bound: a transfer still open when the drain time runs out is reset (so
+/// the client knows it is incomplete), counted as aborted, and rvsd exits 0.
+#[test]
+fn sigterm_drain_deadline_resets_what_is_left() {
+    require!("nginx", "curl");
+    const BIG: usize = 24 << 20;
+    let dir = tempdir("deadline");
+    let _ng = Nginx::start(
+        dir.path(),
+        &[Site::named("127.77.15.11:8080", "A")],
+        Some(BIG),
+    );
+    let mut d = Rvsd::start(dir.path(), &["--drain-time", "1"]);
+    d.table(&[
+        "-A -t 127.77.15.1:8080 -s rr",
+        "-a -t 127.77.15.1:8080 -r 127.77.15.11:8080 -m",
+    ]);
+    // ~8 s at 3 MB/s: far longer than the drain time.
+    let dl = Download::start(
+        &dir.path().join("download"),
+        None,
+        &["--limit-rate", "3M", "http://127.77.15.1:8080/big.bin"],
+    );
+    conns_until(&d, "the download ESTABLISHED", |c| {
+        c.iter().any(|c| c.state == "ESTABLISHED")
+    });
+    let t = Instant::now();
+    d.signal(Signal::SIGTERM);
+    let st = d
+        .wait_exit(10 * SEC)
+        .expect("rvsd exits after the drain time");
+    assert_eq!(st.code(), Some(0), "{}", d.log_text());
+    assert!(t.elapsed() < 5 * SEC, "exit took {:?}", t.elapsed());
+    assert!(
+        d.log_text().contains("1 connection(s) aborted"),
+        "{}",
+        d.log_text()
+    );
+    // curl 56: "Recv failure: Connection reset by peer" (a FIN would be 18, a short read
+    // that a client without Content-Length could not tell from a complete one).
+    let (ok, report) = dl.finish_code(10 * SEC);
+    assert_eq!(ok, Some(56), "{report}");
+}
+
 /// A varied table: every scheduler family, persistence, thresholds, flags, PROXY protocol,
 /// UDP one-packet, fwmark and DR/TUN/full-NAT real servers (the last ones warn).
 const VARIED: &[&str] = &[

@@ -508,6 +508,13 @@ impl Download {
         self.proc.try_status().is_none()
     }
 
+    /// Wait for the download (at most `limit`); returns (curl's exit code, "code size").
+    pub fn finish_code(mut self, limit: Duration) -> (Option<i32>, String) {
+        let st = self.proc.wait_timeout(limit);
+        let report = std::fs::read_to_string(&self.out).unwrap_or_default();
+        (st.and_then(|s| s.code()), report)
+    }
+
     /// Wait for the download (at most `limit`); returns (exit success, "code size").
     pub fn finish(mut self, limit: Duration) -> (bool, String) {
         let st = self.proc.wait_timeout(limit);
