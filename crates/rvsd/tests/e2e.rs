@@ -820,16 +820,18 @@ fn rules_file_reload_on_sighup() {
     assert!(log.contains(&format!("{}:2:", rules.display())), "{log}");
     assert_eq!(d.ok(&["-Sn"]), want);
     // The same file at start is fatal, with the same message.
-    let o = Command::new(env!("CARGO_BIN_EXE_rvsd"))
-        .args(["--metrics-listen", "off", "--workers", "1", "--socket"])
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rvsd"));
+    c.args(["--metrics-listen", "off", "--workers", "1", "--socket"])
         .arg(dir.path().join("second.sock"))
         .arg("--rules")
-        .arg(&rules)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("{}:2:", rules.display())), "{err}");
+        .arg(&rules);
+    let o = run_bounded("rvsd", c, "", 10 * SEC);
+    assert_eq!(o.code, 1, "{}", o.err);
+    assert!(
+        o.err.contains(&format!("{}:2:", rules.display())),
+        "{}",
+        o.err
+    );
 }
 
 /// Acceptance 11a: with no rvsd, rvsadm says so in one line naming the socket and exits 2

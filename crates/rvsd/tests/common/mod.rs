@@ -175,21 +175,63 @@ pub struct Adm {
     pub err: String,
 }
 
-/// Run rvsadm's library (the binary's code) against `socket`, `stdin` feeding `-R`.
+/// Run rvsadm's library (the binary's code) against `socket`, `stdin` feeding `-R`. The call
+/// runs on its own thread, bounded to 20 s, so a wedged daemon fails the test instead of
+/// hanging it (the thread is released when the daemon is killed).
 pub fn rvsadm_lib(socket: &Path, args: &[&str], stdin: &str) -> Adm {
-    let mut backend = SocketBackend::new(Some(socket.to_path_buf()));
-    let names = SystemNames::new();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let socket = socket.to_path_buf();
     let argv: Vec<String> = std::iter::once("rvsadm")
         .chain(args.iter().copied())
         .map(String::from)
         .collect();
-    let mut input = std::io::Cursor::new(stdin.as_bytes().to_vec());
-    let code = App::new(&mut backend, &names, &mut out, &mut err).run(&argv, &mut input);
+    let input = stdin.as_bytes().to_vec();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shown = argv.clone();
+    std::thread::spawn(move || {
+        let mut backend = SocketBackend::new(Some(socket));
+        let names = SystemNames::new();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut input = std::io::Cursor::new(input);
+        let code = App::new(&mut backend, &names, &mut out, &mut err).run(&argv, &mut input);
+        let _ = tx.send(Adm {
+            code,
+            out: String::from_utf8(out).expect("utf-8 stdout"),
+            err: String::from_utf8(err).expect("utf-8 stderr"),
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{shown:?} did not finish within 20 s"))
+}
+
+/// Run `cmd` to completion with `stdin`, at most `limit` (killed and a panic beyond it).
+pub fn run_bounded(name: &str, mut cmd: Command, stdin: &str, limit: Duration) -> Adm {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut p = Proc::spawn(name, cmd);
+    let mut input = p.child.stdin.take().expect("stdin");
+    // Readers on their own threads: a full pipe must not block the child.
+    let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            String::from_utf8_lossy(&v).into_owned()
+        })
+    };
+    let out = read(p.child.stdout.take().map(|s| Box::new(s) as _));
+    let err = read(p.child.stderr.take().map(|s| Box::new(s) as _));
+    // A child that exits without reading its input is not an error here.
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let st = p
+        .wait_timeout(limit)
+        .unwrap_or_else(|| panic!("{name} did not finish within {limit:?}"));
     Adm {
-        code,
-        out: String::from_utf8(out).expect("utf-8 stdout"),
-        err: String::from_utf8(err).expect("utf-8 stderr"),
+        code: st.code().unwrap_or(-1),
+        out: out.join().expect("stdout reader"),
+        err: err.join().expect("stderr reader"),
     }
 }
 
@@ -200,29 +242,14 @@ pub fn rvsadm_bin() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Run the `rvsadm` binary with `--socket socket`.
+/// Run the `rvsadm` binary with `--socket socket` (bounded to 20 s).
 pub fn rvsadm_exe(bin: &Path, socket: &Path, args: &[&str], stdin: &str) -> Adm {
     let mut c = Command::new(bin);
     c.arg("--socket")
         .arg(socket)
         .args(args)
-        .env_remove("RVS_SOCKET")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn rvsadm");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write rvsadm stdin");
-    let o = child.wait_with_output().expect("rvsadm output");
-    Adm {
-        code: o.status.code().unwrap_or(-1),
-        out: String::from_utf8(o.stdout).expect("utf-8 stdout"),
-        err: String::from_utf8(o.stderr).expect("utf-8 stderr"),
-    }
+        .env_remove("RVS_SOCKET");
+    run_bounded("rvsadm", c, stdin, Duration::from_secs(20))
 }
 
 /// A running rvsd with its socket and log in a temporary directory.
