@@ -918,6 +918,24 @@ fn metrics_use_node_exporter_labels() {
     });
     assert!(ok, "{text}");
     assert!(text.contains("# TYPE rvs_service_connections_total counter"));
+    // The whole exposition is well formed: every sample parses, has a numeric value and a
+    // TYPE declared before it, and no series appears twice.
+    let mut typed = std::collections::BTreeSet::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            typed.insert(rest.split_whitespace().next().unwrap().to_string());
+            continue;
+        }
+        if l.starts_with('#') || l.is_empty() {
+            continue;
+        }
+        let (name, mut labels, value) = sample(l).unwrap_or_else(|| panic!("bad line {l:?}"));
+        assert!(typed.contains(&name), "no TYPE before {l:?}");
+        assert!(value.parse::<f64>().is_ok(), "{l:?}");
+        labels.sort();
+        assert!(seen.insert((name, labels)), "duplicate series {l:?}");
+    }
     assert!(find(&text, "rvs_backend_weight", &be).as_deref() == Some("1"));
 }
 
