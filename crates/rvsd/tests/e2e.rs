@@ -770,9 +770,15 @@ fn rules_file_reload_on_sighup() {
         "-A -t 127.77.10.1:8080 -s rr\n\
          -a -t 127.77.10.1:8080 -r 127.77.10.11:8080 -m -w 1\n\
          -a -t 127.77.10.1:8080 -r 127.77.10.12:8080 -m -w 1\n\
-         -a -t 127.77.10.1:8080 -r 127.77.10.13:8080 -m -w 1\n",
+         -a -t 127.77.10.1:8080 -r 127.77.10.13:8080 -m -w 1\n\
+         -A -t 127.77.10.1:8082 -s rr\n\
+         -a -t 127.77.10.1:8082 -r 127.77.10.14:8082 -g -w 1\n",
     );
     let d = Rvsd::start(dir.path(), &["--rules", rules.to_str().unwrap()]);
+    // The DR real server is not served: said once per time it is applied.
+    let dr_warnings = || d.log_text().matches("127.77.10.14:8082 of TCP").count();
+    let warned = dr_warnings();
+    assert!(warned > 0, "{}", d.log_text());
     let vip = "127.77.10.1:8080";
     assert_eq!(names(&format!("http://{vip}/"), 6, &[]), cycle("C B A", 2));
     let before = stats_until(&d, "6 connections", |s| stat(s, vip, true).n[0] == 6);
@@ -786,7 +792,9 @@ fn rules_file_reload_on_sighup() {
          -a -t 127.77.10.1:8080 -r 127.77.10.11:8080 -m -w 1\n\
          -a -t 127.77.10.1:8080 -r 127.77.10.12:8080 -m -w 3\n\
          -A -t 127.77.10.1:8081 -s wlc\n\
-         -a -t 127.77.10.1:8081 -r 127.77.10.13:8080 -m -w 1\n",
+         -a -t 127.77.10.1:8081 -r 127.77.10.13:8080 -m -w 1\n\
+         -A -t 127.77.10.1:8082 -s rr\n\
+         -a -t 127.77.10.1:8082 -r 127.77.10.14:8082 -g -w 1\n",
     );
     d.signal(Signal::SIGHUP);
     // (-S sorts real servers by address.)
@@ -794,13 +802,24 @@ fn rules_file_reload_on_sighup() {
                 -a -t 127.77.10.1:8080 -r 127.77.10.11:8080 -m -w 1\n\
                 -a -t 127.77.10.1:8080 -r 127.77.10.12:8080 -m -w 3\n\
                 -A -t 127.77.10.1:8081 -s wlc\n\
-                -a -t 127.77.10.1:8081 -r 127.77.10.13:8080 -m -w 1\n";
+                -a -t 127.77.10.1:8081 -r 127.77.10.13:8080 -m -w 1\n\
+                -A -t 127.77.10.1:8082 -s rr\n\
+                -a -t 127.77.10.1:8082 -r 127.77.10.14:8082 -g -w 1\n";
     let mut now = String::new();
     let applied = wait_until(5 * SEC, POLL, || {
         now = d.ok(&["-Sn"]);
         now == want
     });
     assert!(applied, "after SIGHUP -Sn is\n{now}");
+    // Exactly the difference: B edited, C deleted, the new service and its real server.
+    let hup = format!("SIGHUP: {}: 4 changes applied", rules.display());
+    assert!(
+        wait_until(5 * SEC, POLL, || d.log_text().contains(&hup)),
+        "{}",
+        d.log_text()
+    );
+    // The unchanged DR entry was not re-applied, so not warned about again.
+    assert_eq!(dr_warnings(), warned, "{}", d.log_text());
     let after = parse_stats(&d.ok(&["-Ln", "--stats", "--exact"]));
     assert_eq!(stat(&after, "127.77.10.11:8080", false), &a_before);
     assert_eq!(stat(&after, vip, true).n[0], 6, "the service was kept");
