@@ -277,7 +277,7 @@ fn weight_zero_lets_open_connections_finish() {
     ]);
     // List B, A: the first connection goes to B.
     let started = Instant::now();
-    let dl = slow_download(&d, dir.path(), 4, "127.77.4.12:8080", "12M");
+    let dl = slow_download(&d, dir.path(), 4, "127.77.4.12:8080", "8M");
     d.ok(&[
         "-e",
         "-t",
@@ -327,7 +327,7 @@ fn deleting_a_server_lets_its_open_connection_finish() {
         "-a -t 127.77.5.1:8080 -r 127.77.5.11:8080 -m",
         "-a -t 127.77.5.1:8080 -r 127.77.5.12:8080 -m",
     ]);
-    let mut dl = slow_download(&d, dir.path(), 5, "127.77.5.12:8080", "12M");
+    let mut dl = slow_download(&d, dir.path(), 5, "127.77.5.12:8080", "8M");
     d.ok(&["-d", "-t", "127.77.5.1:8080", "-r", "127.77.5.12:8080"]);
     assert!(dest_line(&d, "127.77.5.12:8080").is_none());
     // The flow is still open on the deleted server.
@@ -618,12 +618,12 @@ fn sigterm_lets_a_long_transfer_complete() {
         "-A -t 127.77.9.1:8080 -s rr",
         "-a -t 127.77.9.1:8080 -r 127.77.9.11:8080 -m",
     ]);
-    // ~2 s at 25 MB/s.
+    // ~2.5 s at 20 MB/s: long enough to check the drain while it runs.
     let body = dir.path().join("body");
     let mut dl = Download::start(
         &dir.path().join("download"),
         Some(&body),
-        &["--limit-rate", "25M", "http://127.77.9.1:8080/big.bin"],
+        &["--limit-rate", "20M", "http://127.77.9.1:8080/big.bin"],
     );
     conns_until(&d, "the download ESTABLISHED", |c| {
         c.iter().any(|c| c.state == "ESTABLISHED")
