@@ -50,6 +50,27 @@ fn reset(s: &TcpStream) {
     let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
+/// Resets the sockets it watches if dropped while armed. A flow the proxy stops — its task is
+/// dropped when the drain time at shutdown runs out — must end with RST, not the FIN a plain
+/// drop sends: after a FIN a client of a protocol without its own framing would take the
+/// truncated stream for a complete one.
+struct ResetOnDrop<'a>(Option<&'a TcpStream>);
+
+impl ResetOnDrop<'_> {
+    /// The flow ends normally: let the socket close with FIN.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0 {
+            reset(s);
+        }
+    }
+}
+
 async fn connect(b: &Backend, timeout: Duration) -> io::Result<TcpStream> {
     let sock = if b.addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -93,6 +114,7 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
         }
     };
     let _active = ActiveGuard::new(&w);
+    let mut client_abort = ResetOnDrop(Some(&client));
     let flow = Flow::new(w.clone(), backend.handle);
     let timeout = w.cfg.connect_timeout;
     let server = match connect(&backend, timeout).await {
@@ -134,6 +156,7 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     if let Some(h) = header {
         result = server.write_all(h.as_bytes()).await;
     }
+    let mut server_abort = ResetOnDrop(Some(&server));
     let mut idled = false;
     if result.is_ok() {
         let relay = async {
@@ -156,7 +179,11 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
             reset(&server);
             flow.close(CloseReason::IdleTimeout);
         }
-        Ok(()) => flow.close(CloseReason::Normal),
+        Ok(()) => {
+            client_abort.disarm();
+            server_abort.disarm();
+            flow.close(CloseReason::Normal);
+        }
         Err(e) => {
             tracing::debug!(client = %peer, rs = %backend.addr, error = %e, "flow reset");
             Counters::inc(&w.counters.resets);

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `open` | INPUT syn (new entry) | SYN_RECV |
 //! | `Connected` | OUTPUT syn+ack, INPUT ack | ESTABLISHED |
+//! | `Traffic` | INPUT ack / OUTPUT ack (UDP: a datagram) per direction that moved data | unchanged, timeout reloaded |
 //! | `ClientFin` | INPUT fin | CLOSE_WAIT (or TIME_WAIT after a server FIN) |
 //! | `ServerFin` | OUTPUT fin | FIN_WAIT (or TIME_WAIT after a client FIN) |
 //! | `Closed(Normal)` | INPUT ack | stays, expires on its timeout |
@@ -266,6 +267,22 @@ impl Balancer for DirectorBalancer {
                 match c {
                     Some(c) => {
                         d.conn_traffic(c, t, now);
+                        // In the kernel every packet also goes through the state machine,
+                        // which reloads the entry's timeout from the current table: that is
+                        // how `--set` reaches open connections ("on their next packet"). Feed
+                        // one data segment per direction that carried packets (a TCP ACK
+                        // keeps the state; a UDP packet refreshes the udp timeout; a UDP
+                        // reply also assures a persistence template, as the kernel does).
+                        let seg = match rec.key.proto {
+                            Protocol::Tcp => Segment::Tcp(flags("A")),
+                            _ => Segment::Udp,
+                        };
+                        if t.in_pkts > 0 {
+                            d.conn_event(c, Direction::Input, seg, now);
+                        }
+                        if t.out_pkts > 0 {
+                            d.conn_event(c, Direction::Output, seg, now);
+                        }
                     }
                     None if rec.conn.is_none() => d.dest_traffic(rec.dest, t),
                     None => {}

@@ -141,8 +141,16 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     let parsed = rules::parse_file(path)?;
     let want = rules::desired(path, &parsed)?;
     let now = daemon.clock.now();
-    let planes = daemon.lock().planes;
-    let mut scratch = State::new(now, planes);
+    // The scratch table only checks that the file is valid: with every plane "running" it
+    // raises no not-served warnings, which the real apply below logs once for what changes
+    // (before, every SIGHUP logged them again even when nothing changed).
+    let mut scratch = State::new(
+        now,
+        Planes {
+            proxy: true,
+            packet: true,
+        },
+    );
     for r in &parsed {
         if let Err(e) = scratch.handle(&r.req, now).result {
             return Err(format!(
