@@ -10,6 +10,7 @@ pub mod control_server;
 pub mod convert;
 pub mod daemon;
 pub mod demo;
+pub mod keepalived;
 pub mod listing;
 pub mod metrics;
 pub mod rules;
