@@ -915,12 +915,14 @@ impl Keepalived {
         let path = self.path.display().to_string();
         let report = kc::check(&self.path, &self.opts);
         // Stricter than keepalived, which applies a partially parsed file (§2.9): any error
-        // (not a mere warning) keeps the running configuration, like keepalived's
-        // reload_check_config but without refusing warnings.
+        // keeps the running configuration, like keepalived's reload_check_config but without
+        // refusing warnings. The script-security class (scripts that would run as root
+        // without enable_script_security) is reported but, as in keepalived, not refused:
+        // the file ran the same way at start-up.
         let errors: Vec<&kc::Diagnostic> = report
             .diagnostics
             .iter()
-            .filter(|d| !d.class.is_warning())
+            .filter(|d| !d.class.is_warning() && d.class != kc::ErrorClass::SecurityError)
             .collect();
         if let Some(first) = errors.first() {
             for d in &errors {

@@ -75,7 +75,11 @@ fn sighup_with_a_broken_file_keeps_serving() {
         "still serving: {bodies:?}"
     );
 
-    // And a good file afterwards is applied: the second server goes (drained, then deleted).
+    // And a good file afterwards is applied: the second server goes (drained, then deleted)
+    // while the unchanged first one is not touched: its connection counter is not reset
+    // (a delete and re-add would zero it).
+    let conns_before = d.conns(sa(rs[0])).expect("listed");
+    assert!(conns_before > 0, "{}", d.listing());
     d.reload(&conf(vip, &rs[..1]));
     assert!(
         wait_until(Duration::from_secs(10), || d.dests().len() == 1).is_some(),
@@ -83,6 +87,10 @@ fn sighup_with_a_broken_file_keeps_serving() {
         d.listing(),
         d.log_text()
     );
+    assert!(d
+        .log_text()
+        .contains("reloaded: 0 service(s) added, 0 changed, 0 removed"));
+    assert!(d.conns(sa(rs[0])).expect("still listed") >= conns_before);
 }
 
 #[test]
@@ -165,5 +173,8 @@ fn sighup_removing_a_server_drains_it_without_resetting_connections() {
         d.log_text()
     );
     assert!(d.log_text().contains("draining"), "{}", d.log_text());
+    if let Some(l) = d.log_text().lines().find(|l| l.contains("drained ")) {
+        report("drain", l);
+    }
     assert_eq!(d.weight(sa(keep)), Some(1));
 }

@@ -289,6 +289,21 @@ impl Rvsd {
     }
 }
 
+impl Rvsd {
+    /// The connection counter of one destination (`rvsadm -Ln --stats`), if listed.
+    pub fn conns(&self, dest: SocketAddr) -> Option<u64> {
+        let (code, out, err) = self.rvsadm(&["-Ln", "--stats"]);
+        assert_eq!(code, 0, "rvsadm -Ln --stats: {err}");
+        let d = dest.to_string();
+        out.lines().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 3 && w[0] == "->" && w[1] == d)
+                .then(|| w[2].parse().ok())
+                .flatten()
+        })
+    }
+}
+
 impl Drop for Rvsd {
     fn drop(&mut self) {
         let _ = self.child.kill();
