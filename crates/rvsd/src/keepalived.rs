@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -481,6 +482,66 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
     Ok(p)
 }
 
+/// What the health engine did, counted for the metrics endpoint
+/// (`rvs_health_actions_total{action=…}`, `rvs_health_transitions_total{kind=…,to=…}`).
+/// Process-wide: one daemon runs one configuration.
+static COUNTS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
+const ACTION_LABELS: [&str; 7] = [
+    "add",
+    "set_weight",
+    "remove",
+    "drain",
+    "drain_deleted",
+    "run_command",
+    "error",
+];
+const C_ADD: usize = 0;
+const C_WEIGHT: usize = 1;
+const C_REMOVE: usize = 2;
+const C_DRAIN: usize = 3;
+const C_DRAINED: usize = 4;
+const C_COMMAND: usize = 5;
+const C_ERROR: usize = 6;
+const C_RS_UP: usize = 7;
+const C_RS_DOWN: usize = 8;
+const C_Q_UP: usize = 9;
+const C_Q_DOWN: usize = 10;
+
+fn count(i: usize) {
+    COUNTS[i].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Append the health counters in Prometheus text format (called by [`crate::metrics`]).
+pub fn render_metrics(out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP rvs_health_actions_total Table changes and commands requested by the health \
+         checkers (rvsd -f), by action.\n# TYPE rvs_health_actions_total counter"
+    );
+    for (i, l) in ACTION_LABELS.iter().enumerate() {
+        let v = COUNTS[i].load(Ordering::Relaxed);
+        let _ = writeln!(out, "rvs_health_actions_total{{action=\"{l}\"}} {v}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rvs_health_transitions_total Real server and quorum state changes (rvsd -f).\n\
+         # TYPE rvs_health_transitions_total counter"
+    );
+    for (i, kind, to) in [
+        (C_RS_UP, "real_server", "up"),
+        (C_RS_DOWN, "real_server", "down"),
+        (C_Q_UP, "quorum", "up"),
+        (C_Q_DOWN, "quorum", "down"),
+    ] {
+        let v = COUNTS[i].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "rvs_health_transitions_total{{kind=\"{kind}\",to=\"{to}\"}} {v}"
+        );
+    }
+}
+
 /// A real server being drained after a reload removed it.
 #[derive(Debug, Clone)]
 struct Drain {
@@ -587,7 +648,7 @@ async fn add_or_edit(daemon: &Arc<Daemon>, svc: &m::ServiceKey, dest: m::DestSpe
 /// Apply one engine action through the rvsadm path (spec §2.1 error tolerance).
 async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duration, a: Action) {
     let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
-    match a {
+    match &a {
         Action::AddDest {
             vs,
             dest,
@@ -600,7 +661,14 @@ async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duratio
             weight,
             sorry,
         } => {
+            let (vs, dest, weight, sorry) = (vs, *dest, *weight, *sorry);
+            count(if matches!(a, Action::AddDest { .. }) {
+                C_ADD
+            } else {
+                C_WEIGHT
+            });
             let Some((svcs, mut spec)) = lock().resolve(&vs, dest, sorry) else {
+                count(C_ERROR);
                 tracing::error!("health: no configuration for {dest} of VS {vs}; ignored");
                 return;
             };
@@ -624,7 +692,9 @@ async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duratio
             }
         }
         Action::RemoveDest { vs, dest, sorry } => {
-            let svcs = lock().services(&vs);
+            let (dest, sorry) = (*dest, *sorry);
+            count(C_REMOVE);
+            let svcs = lock().services(vs);
             for svc in svcs {
                 let r = send(
                     daemon,
@@ -641,12 +711,15 @@ async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duratio
                         if sorry { "sorry server " } else { "" }
                     );
                 } else if !is_kind(&r, &[ErrorKind::Enoent, ErrorKind::Esrch]) {
+                    count(C_ERROR);
                     tracing::error!("IPVS cmd del {svc} -> {dest} error: {}", describe(&r));
                 }
             }
         }
         Action::DrainDest { vs, dest, .. } => {
-            let svcs = lock().services(&vs);
+            let dest = *dest;
+            count(C_DRAIN);
+            let svcs = lock().services(vs);
             for svc in svcs {
                 let Some(cur) = current_dest(daemon, &svc, dest) else {
                     continue;
@@ -686,6 +759,8 @@ async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duratio
             }
         }
         Action::RunCommand(cmd) => {
+            count(C_COMMAND);
+            let cmd = cmd.clone();
             // Asynchronously, like keepalived (§2.7); the result is only logged.
             tokio::spawn(async move {
                 match hc::run_command(&cmd).await {
@@ -695,7 +770,15 @@ async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duratio
                 }
             });
         }
-        Action::Notify(n) => tracing::info!("{n}"),
+        Action::Notify(n) => {
+            count(match n {
+                hc::Notification::RealServer { up: true, .. } => C_RS_UP,
+                hc::Notification::RealServer { up: false, .. } => C_RS_DOWN,
+                hc::Notification::Quorum { up: true, .. } => C_Q_UP,
+                hc::Notification::Quorum { up: false, .. } => C_Q_DOWN,
+            });
+            tracing::info!("{n}")
+        }
     }
 }
 
@@ -761,6 +844,7 @@ async fn drain_tick(daemon: &Arc<Daemon>, shared: &Mutex<Shared>) {
         )
         .await;
         if r.result.is_ok() {
+            count(C_DRAINED);
             tracing::info!(
                 "drained {} of {}: deleted after {:.1} s ({why})",
                 SocketAddr::new(d.addr, d.port),
@@ -1121,6 +1205,27 @@ mod tests {
         assert_eq!(d.method, m::ForwardMethod::Tunnel);
         assert_eq!(d.tun_type, m::TunnelType::Gue);
         assert_eq!(d.tun_port, 6080);
+    }
+
+    #[test]
+    fn metrics_text() {
+        count(C_RS_DOWN);
+        let mut t = String::new();
+        render_metrics(&mut t);
+        assert!(
+            t.contains("# TYPE rvs_health_actions_total counter\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rvs_health_actions_total{action=\"drain\"} "),
+            "{t}"
+        );
+        assert!(
+            t.lines().any(|l| l
+                .starts_with("rvs_health_transitions_total{kind=\"real_server\",to=\"down\"} ")
+                && !l.ends_with(" 0")),
+            "{t}"
+        );
     }
 
     #[test]
