@@ -667,7 +667,7 @@ async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duratio
             } else {
                 C_WEIGHT
             });
-            let Some((svcs, mut spec)) = lock().resolve(&vs, dest, sorry) else {
+            let Some((svcs, mut spec)) = lock().resolve(vs, dest, sorry) else {
                 count(C_ERROR);
                 tracing::error!("health: no configuration for {dest} of VS {vs}; ignored");
                 return;
