@@ -47,6 +47,15 @@ pub struct Plan {
     pub timeouts: [Option<Duration>; 3],
     /// `global_defs { lvs_flush }`: flush the table at start-up (§2.2 step 1).
     pub flush: bool,
+    /// `ha_suspend` virtual servers and their addresses: their checkers run only while one
+    /// of the addresses is configured locally (§2.2 step 5).
+    pub suspend_vips: Vec<(hc::VsKey, Vec<IpAddr>)>,
+}
+
+/// Whether `ip` is configured on this host (binding a socket to it succeeds). keepalived
+/// follows netlink address events; rvsd polls this once a second.
+pub fn is_local(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// The IPVS side of one `virtual_server` block.
@@ -418,12 +427,6 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
     for vs in &cfg.virtual_servers {
         let name = kc::vs_name(&vs.key, vs.protocol);
         let key = vs_key(vs);
-        if vs.ha_suspend {
-            notes.push(format!(
-                "{}: ha_suspend is not supported by rvsd: the checkers of {name} always run",
-                vs.pos
-            ));
-        }
         let mut vp = VsPlan::default();
         for sk in vs.services(&cfg.virtual_server_groups) {
             let k = service_key(&sk);
@@ -465,6 +468,22 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
                 inhibit: ss.inhibit,
             }
         });
+        let mut suspended = false;
+        if vs.ha_suspend {
+            // fwmark services have no address (the parser clears ha_suspend there, §1.5).
+            let ips: Vec<IpAddr> = vp
+                .services
+                .iter()
+                .filter_map(|k| match k {
+                    m::ServiceKey::Addr { addr, .. } => Some(*addr),
+                    m::ServiceKey::Fwmark { .. } => None,
+                })
+                .collect();
+            if !ips.is_empty() {
+                suspended = !ips.iter().any(|ip| is_local(*ip));
+                p.suspend_vips.push((key.clone(), ips));
+            }
+        }
         p.checks.push(hc::VirtualServerCheck {
             key: key.clone(),
             quorum: vs.quorum,
@@ -473,7 +492,7 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
             quorum_down: vs.quorum_down.as_ref().map(|s| command(s, &cfg.global)),
             sorry_server: sorry,
             omega: vs.omega,
-            suspended: false,
+            suspended,
             real_servers: rss,
         });
         p.vs.insert(key, vp);
@@ -861,9 +880,56 @@ pub struct Keepalived {
     path: PathBuf,
     opts: kc::CheckOptions,
     shared: Arc<Mutex<Shared>>,
-    engine: Option<hc::Handle>,
+    engine: Arc<tokio::sync::Mutex<Option<hc::Handle>>>,
     applier: JoinHandle<()>,
     drainer: JoinHandle<()>,
+    suspender: JoinHandle<()>,
+}
+
+/// `ha_suspend`: once a second, suspend or resume the checkers of virtual servers whose
+/// address disappeared from or appeared on this host (§2.2 step 5).
+async fn watch_suspend(
+    shared: Arc<Mutex<Shared>>,
+    engine: Arc<tokio::sync::Mutex<Option<hc::Handle>>>,
+) {
+    let mut known: HashMap<hc::VsKey, bool> = HashMap::new();
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        iv.tick().await;
+        let vips = {
+            let sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+            sh.cur.suspend_vips.clone()
+        };
+        known.retain(|k, _| vips.iter().any(|(v, _)| v == k));
+        for (key, ips) in vips {
+            let local = ips.iter().any(|ip| is_local(*ip));
+            // First sight (start, or ha_suspend added by a reload): tell the engine anyway;
+            // it is idempotent, and a surviving VS keeps its run-time state over a reload.
+            let was = known.get(&key).copied();
+            if was == Some(local) {
+                continue;
+            }
+            let guard = engine.lock().await;
+            let Some(h) = guard.as_ref() else { return };
+            match h.set_suspended(key.clone(), !local).await {
+                Ok(()) => {
+                    if was.is_some() || !local {
+                        tracing::info!(
+                            "ha_suspend: address of VS {key} {}: checkers {}",
+                            if local {
+                                "is configured"
+                            } else {
+                                "is not configured"
+                            },
+                            if local { "running" } else { "suspended" }
+                        );
+                    }
+                    known.insert(key, local);
+                }
+                Err(e) => tracing::warn!("ha_suspend: VS {key}: {e}"),
+            }
+        }
+    }
 }
 
 fn log_notes(notes: &[String]) {
@@ -962,6 +1028,8 @@ impl Keepalived {
             })
         };
         let engine = hc::HealthEngine::start(checks, tx).map_err(|e| e.to_string())?;
+        let engine = Arc::new(tokio::sync::Mutex::new(Some(engine)));
+        let suspender = tokio::spawn(watch_suspend(shared.clone(), engine.clone()));
         tracing::info!(
             "{}: {} virtual server(s), {} service(s); health checking started",
             path.display(),
@@ -978,9 +1046,10 @@ impl Keepalived {
             path: path.to_path_buf(),
             opts,
             shared,
-            engine: Some(engine),
+            engine,
             applier,
             drainer,
+            suspender,
         })
     }
 
@@ -1072,7 +1141,7 @@ impl Keepalived {
             sh.prev = Some(old.clone());
             sh.cur = new.clone();
         }
-        if let Some(e) = &self.engine {
+        if let Some(e) = self.engine.lock().await.as_ref() {
             e.reload(checks)
                 .await
                 .map_err(|e| format!("health engine refused the new configuration: {e}"))?;
@@ -1120,7 +1189,9 @@ impl Keepalived {
     /// SIGTERM: stop checking and apply keepalived's shutdown removals and `omega` notifiers
     /// (spec §2.8), bounded in time; the socket proxy then drains open connections.
     pub async fn shutdown(mut self) {
-        if let Some(e) = self.engine.take() {
+        self.suspender.abort();
+        let engine = self.engine.lock().await.take();
+        if let Some(e) = engine {
             if tokio::time::timeout(Duration::from_secs(3), e.shutdown())
                 .await
                 .is_err()
@@ -1136,7 +1207,7 @@ impl Keepalived {
 
     /// The health engine's view, for status output.
     pub async fn status(&self) -> Option<Vec<hc::VsStatus>> {
-        self.engine.as_ref()?.status().await.ok()
+        self.engine.lock().await.as_ref()?.status().await.ok()
     }
 }
 
@@ -1205,6 +1276,22 @@ mod tests {
         assert_eq!(d.method, m::ForwardMethod::Tunnel);
         assert_eq!(d.tun_type, m::TunnelType::Gue);
         assert_eq!(d.tun_port, 6080);
+    }
+
+    #[test]
+    fn ha_suspend_starts_suspended_without_the_vip() {
+        let conf = |vip: &str| {
+            format!(
+                "virtual_server {vip} 80 {{\n lb_algo rr\n lb_kind NAT\n protocol TCP\n \
+                 ha_suspend\n real_server 127.0.0.1 80 {{\n }}\n}}\n"
+            )
+        };
+        // 192.0.2.0/24 is TEST-NET-1: never configured here.
+        let p = plan_of(&conf("192.0.2.1"));
+        assert!(p.checks[0].suspended);
+        assert_eq!(p.suspend_vips.len(), 1);
+        let p = plan_of(&conf("127.0.0.1"));
+        assert!(!p.checks[0].suspended);
     }
 
     #[test]
