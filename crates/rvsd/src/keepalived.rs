@@ -50,6 +50,61 @@ pub struct Plan {
     /// `ha_suspend` virtual servers and their addresses: their checkers run only while one
     /// of the addresses is configured locally (§2.2 step 5).
     pub suspend_vips: Vec<(hc::VsKey, Vec<IpAddr>)>,
+    /// `notify_fifo` / `lvs_notify_fifo` paths.
+    pub fifos: Vec<PathBuf>,
+}
+
+/// Writes `lvs_notify_fifo` lines from a thread of its own: a FIFO without a reader fills up
+/// and blocks its writer, which must never be the daemon. Lines that do not fit in the
+/// queue are dropped with a warning.
+struct FifoWriter {
+    tx: std::sync::mpsc::SyncSender<String>,
+}
+
+impl FifoWriter {
+    /// Open (creating the FIFO if missing, as keepalived does) every path.
+    fn start(paths: &[PathBuf]) -> Option<FifoWriter> {
+        let mut files = Vec::new();
+        for p in paths {
+            if !p.exists() {
+                if let Err(e) =
+                    rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600))
+                {
+                    tracing::error!("notify fifo {}: cannot create: {e}", p.display());
+                    continue;
+                }
+            }
+            // Read+write: opening a FIFO this way does not wait for a reader (Linux).
+            match std::fs::OpenOptions::new().read(true).append(true).open(p) {
+                Ok(f) => files.push((p.clone(), f)),
+                Err(e) => tracing::error!("notify fifo {}: {e}", p.display()),
+            }
+        }
+        if files.is_empty() {
+            return None;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(1024);
+        std::thread::Builder::new()
+            .name("rvsd-notify-fifo".into())
+            .spawn(move || {
+                use std::io::Write;
+                while let Ok(line) = rx.recv() {
+                    for (p, f) in &mut files {
+                        if let Err(e) = f.write_all(line.as_bytes()) {
+                            tracing::warn!("notify fifo {}: {e}", p.display());
+                        }
+                    }
+                }
+            })
+            .ok()?;
+        Some(FifoWriter { tx })
+    }
+
+    fn send(&self, line: String) {
+        if self.tx.try_send(line).is_err() {
+            tracing::warn!("notify fifo: no reader keeps up; line dropped");
+        }
+    }
 }
 
 /// Whether `ip` is configured on this host (binding a socket to it succeeds). keepalived
@@ -397,15 +452,13 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
             s.pos
         ));
     }
-    for (name, s) in [
-        ("notify_fifo", &cfg.global.notify_fifo),
-        ("lvs_notify_fifo", &cfg.global.lvs_notify_fifo),
-    ] {
-        if let Some(s) = s {
-            notes.push(format!(
-                "{}: {name} is not supported by rvsd; state changes are logged instead",
-                s.pos
-            ));
+    // keepalived writes the LVS lines to both the general and the LVS FIFO (§2.7).
+    for s in [&cfg.global.notify_fifo, &cfg.global.lvs_notify_fifo]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(path) = s.argv.first() {
+            p.fifos.push(PathBuf::from(path));
         }
     }
     if cfg.ssl.is_some() {
@@ -580,6 +633,8 @@ struct Shared {
     prev: Option<Arc<Plan>>,
     /// Destinations being drained.
     drains: Vec<Drain>,
+    /// `lvs_notify_fifo` writer (set at start-up).
+    fifo: Option<Arc<FifoWriter>>,
 }
 
 impl Shared {
@@ -796,7 +851,11 @@ async fn apply(daemon: &Arc<Daemon>, shared: &Mutex<Shared>, drain_time: Duratio
                 hc::Notification::Quorum { up: true, .. } => C_Q_UP,
                 hc::Notification::Quorum { up: false, .. } => C_Q_DOWN,
             });
-            tracing::info!("{n}")
+            tracing::info!("{n}");
+            let fifo = lock().fifo.clone();
+            if let Some(f) = fifo {
+                f.send(format!("{}\n", n.fifo_line()));
+            }
         }
     }
 }
@@ -1001,10 +1060,12 @@ impl Keepalived {
             put_service(&daemon, s).await?;
         }
         let checks = plan.checks.clone();
+        let fifos = plan.fifos.clone();
         let shared = Arc::new(Mutex::new(Shared {
             cur: Arc::new(plan),
             prev: None,
             drains: Vec::new(),
+            fifo: FifoWriter::start(&fifos).map(Arc::new),
         }));
         let (tx, mut rx) = mpsc::channel::<Action>(1024);
         let applier = {

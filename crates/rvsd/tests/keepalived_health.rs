@@ -56,11 +56,36 @@ fn checker_body(checker: &str) -> String {
 
 /// Stop one of two real servers under client load; it must leave `-Ln` within the bound,
 /// and come back when restarted. Prints the time taken and the failed client requests.
-fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2]) {
+/// With `fifo`, the configuration also has `lvs_notify_fifo` and the test reads the
+/// real server's DOWN and UP lines from it.
+fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2], fifo: bool) {
     let dir = TempDir::new(test);
     let mut a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
     let _b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
-    let d = Rvsd::start(&dir.0, &pair_conf(vip, rs, checker, ""), &[]);
+    let fifo_path = dir.0.join("notify.fifo");
+    let mut conf = pair_conf(vip, rs, checker, "");
+    if fifo {
+        conf = format!(
+            "global_defs {{\n  lvs_notify_fifo {}\n}}\n{conf}",
+            fifo_path.display()
+        );
+    }
+    let d = Rvsd::start(&dir.0, &conf, &[]);
+    let lines = fifo.then(|| {
+        // rvsd created the FIFO at start-up and holds it open, so this open does not block;
+        // the reader ends at EOF when rvsd exits.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let f = std::fs::File::open(&fifo_path).expect("rvsd created the FIFO");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    });
     assert!(
         wait_until(Duration::from_secs(10), || d.dests().len() == 2).is_some(),
         "both real servers installed:\n{}\n{}",
@@ -112,6 +137,31 @@ fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2]) {
         back <= Duration::from_secs(2) + SLACK,
         "back after {back:?}"
     );
+    if let Some(rx) = lines {
+        let v: SocketAddr = vip.parse().unwrap();
+        let r = sa(rs[0]);
+        let want = [
+            format!(
+                "RS [{}]:tcp:{} [{}]:tcp:{} DOWN",
+                r.ip(),
+                r.port(),
+                v.ip(),
+                v.port()
+            ),
+            format!(
+                "RS [{}]:tcp:{} [{}]:tcp:{} UP",
+                r.ip(),
+                r.port(),
+                v.ip(),
+                v.port()
+            ),
+        ];
+        let got: Vec<String> = (0..2)
+            .filter_map(|_| rx.recv_timeout(Duration::from_secs(5)).ok())
+            .collect();
+        assert_eq!(got, want, "lvs_notify_fifo lines");
+        report(test, &format!("lvs_notify_fifo: {got:?}"));
+    }
     let _ = (t0, t1);
 }
 
@@ -123,6 +173,7 @@ fn http_get_takes_a_stopped_server_out_and_back() {
         "HTTP_GET",
         "127.0.21.1:8080",
         ["127.0.21.11:8081", "127.0.21.12:8081"],
+        false,
     );
 }
 
@@ -134,6 +185,7 @@ fn tcp_check_takes_a_stopped_server_out_and_back() {
         "TCP_CHECK",
         "127.0.22.1:8080",
         ["127.0.22.11:8081", "127.0.22.12:8081"],
+        true,
     );
 }
 
