@@ -678,13 +678,10 @@ fn describe(r: &Response) -> String {
     }
 }
 
-/// Send one request; log its warnings; return the response.
+/// Send one request through the rvsadm path. Its warnings (entries not served by the running
+/// data planes, listeners that could not be opened) are already logged by the daemon.
 async fn send(daemon: &Arc<Daemon>, req: Request) -> Response {
-    let r = daemon.request(req).await;
-    for w in &r.warnings {
-        tracing::warn!("{w}");
-    }
-    r
+    daemon.request(req).await
 }
 
 /// The current state of one destination in the table.
