@@ -17,16 +17,21 @@ fn sa(s: &str) -> SocketAddr {
 }
 
 fn conf(vip: &str, rs: &[&str]) -> String {
+    let w: Vec<(&str, u32)> = rs.iter().map(|r| (*r, 1)).collect();
+    conf_w(vip, &w)
+}
+
+fn conf_w(vip: &str, rs: &[(&str, u32)]) -> String {
     let v: SocketAddr = vip.parse().unwrap();
     let mut s = format!(
         "virtual_server {} {} {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n",
         v.ip(),
         v.port()
     );
-    for r in rs {
+    for (r, w) in rs {
         let a: SocketAddr = r.parse().unwrap();
         s.push_str(&format!(
-            "  real_server {} {} {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n      \
+            "  real_server {} {} {{\n    weight {w}\n    TCP_CHECK {{\n      connect_timeout 1\n      \
              warmup 0\n    }}\n  }}\n",
             a.ip(),
             a.port()
@@ -177,4 +182,50 @@ fn sighup_removing_a_server_drains_it_without_resetting_connections() {
         report("drain", l);
     }
     assert_eq!(d.weight(sa(keep)), Some(1));
+}
+
+#[test]
+fn sighup_applies_only_the_differences() {
+    skip_unless_ready!();
+    let dir = TempDir::new("diff");
+    let (vip, rs) = ("127.0.28.1:8080", ["127.0.28.11:8081", "127.0.28.12:8081"]);
+    let _a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
+    let _b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
+    let d = Rvsd::start(&dir.0, &conf_w(vip, &[(rs[0], 1)]), &[]);
+    assert!(wait_until(Duration::from_secs(10), || d.dests().len() == 1).is_some());
+    let url = format!("http://{vip}/");
+    for _ in 0..3 {
+        assert_eq!(curl(&url).as_deref(), Some("A\n"));
+    }
+    let conns = d.conns(sa(rs[0])).expect("listed");
+    // A new real server and a new weight for the old one: the new one is added as at
+    // start-up, the old one is edited in place (its counters survive).
+    d.reload(&conf_w(vip, &[(rs[0], 3), (rs[1], 1)]));
+    let t = wait_until(Duration::from_secs(10), || {
+        d.weight(sa(rs[0])) == Some(3) && d.weight(sa(rs[1])) == Some(1)
+    });
+    assert!(t.is_some(), "{}\n{}", d.listing(), d.log_text());
+    report(
+        "diff",
+        &format!(
+            "weight edit and new real server visible {:.2} s after SIGHUP",
+            t.unwrap_or_default().as_secs_f64()
+        ),
+    );
+    assert!(d
+        .log_text()
+        .contains("reloaded: 0 service(s) added, 0 changed, 0 removed"));
+    assert!(d.conns(sa(rs[0])).expect("still listed") >= conns);
+    // A scheduler change edits the service in place.
+    d.reload(&conf_w(vip, &[(rs[0], 3), (rs[1], 1)]).replace("lb_algo rr", "lb_algo wrr"));
+    assert!(
+        d.wait_log(
+            "reloaded: 0 service(s) added, 1 changed, 0 removed",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.listing().contains(" wrr"), "{}", d.listing());
+    assert!(d.conns(sa(rs[0])).expect("still listed") >= conns);
 }
