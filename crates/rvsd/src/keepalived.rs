@@ -1041,11 +1041,18 @@ impl Keepalived {
         opts: kc::CheckOptions,
         drain_time: Duration,
     ) -> Result<Keepalived, String> {
-        let (cfg, diags) = kc::load(path, &opts).map_err(|e| e.to_string())?;
-        for d in &diags {
+        let report = kc::check(path, &opts);
+        for d in &report.diagnostics {
             // Recoverable problems: keepalived logs them and runs (§2.10); so does rvsd.
-            tracing::warn!("{d}");
+            if d.class.is_warning() || report.can_run() {
+                tracing::warn!("{d}");
+            } else {
+                tracing::error!("{d}");
+            }
         }
+        let cfg = report
+            .into_result(&path.display().to_string())
+            .map_err(|e| e.to_string())?;
         let mut notes = Vec::new();
         let plan = plan(&cfg, &mut notes).map_err(|e| format!("{}: {e}", path.display()))?;
         log_notes(&notes);
