@@ -1344,6 +1344,61 @@ mod tests {
     }
 
     #[test]
+    fn checker_inheritance() {
+        let p = plan_of(
+            "global_defs {\n script_user nobody\n}\n\
+             virtual_server 10.0.0.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n \
+             delay_loop 7\n virtualhost vs.example\n alpha\n \
+             real_server 192.168.1.1 8080 {\n  connect_timeout 2\n  \
+             HTTP_GET {\n   url {\n    path /a\n    status_code 200-204\n   }\n  }\n  \
+             SSL_GET {\n   enable_sni\n   virtualhost ssl.example\n   url {\n    path /b\n   }\n  }\n  \
+             MISC_CHECK {\n   misc_path \"/bin/true x\"\n  }\n  \
+             TCP_CHECK {\n   connect_ip 192.168.1.9\n   connect_port 9000\n   retry 0\n  }\n }\n}\n",
+        );
+        let cs = &p.checks[0].real_servers[0].checkers;
+        assert_eq!(cs.len(), 4);
+        let rs: SocketAddr = "192.168.1.1:8080".parse().unwrap();
+        match &cs[0].kind {
+            hc::CheckKind::Http(h) => {
+                assert!(h.tls.is_none());
+                assert_eq!(h.connect.connect, rs);
+                assert_eq!(h.virtualhost.as_deref(), Some("vs.example"));
+                assert_eq!(h.urls[0].status_codes, vec![(200, 204)]);
+            }
+            k => panic!("{k:?}"),
+        }
+        // HTTP defaults: delay_before_retry 3 s; connect_timeout from the real server.
+        assert_eq!(cs[0].timing.delay_loop, Duration::from_secs(7));
+        assert_eq!(cs[0].timing.connect_timeout, Duration::from_secs(2));
+        assert_eq!(cs[0].timing.delay_before_retry, Duration::from_secs(3));
+        assert!(cs[0].alpha, "alpha inherited from the virtual server");
+        match &cs[1].kind {
+            hc::CheckKind::Http(h) => {
+                assert_eq!(h.tls, Some(hc::TlsOpts { enable_sni: true }));
+                assert_eq!(h.virtualhost.as_deref(), Some("ssl.example"));
+            }
+            k => panic!("{k:?}"),
+        }
+        match &cs[2].kind {
+            hc::CheckKind::Misc(m) => {
+                assert_eq!(m.command.argv, vec!["/bin/true", "x"]);
+                assert_eq!(m.command.user.as_deref(), Some("nobody"));
+                // misc_timeout defaults to the VS delay_loop; MISC retry defaults to 0.
+                assert_eq!(m.timeout, Duration::from_secs(7));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(cs[2].timing.retry, 0);
+        match &cs[3].kind {
+            hc::CheckKind::Tcp(c) => {
+                assert_eq!(c.connect, "192.168.1.9:9000".parse().unwrap())
+            }
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(cs[3].timing.retry, 0);
+    }
+
+    #[test]
     fn ha_suspend_starts_suspended_without_the_vip() {
         let conf = |vip: &str| {
             format!(
