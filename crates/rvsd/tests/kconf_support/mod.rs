@@ -17,19 +17,21 @@ use std::time::{Duration, Instant};
 use rvsadm::app::{App, SocketBackend};
 use rvsadm::names::SystemNames;
 
-/// Whether a program is on PATH.
-fn have(prog: &str) -> bool {
+/// Where a program is: on PATH, or in /usr/sbin (nginx, when PATH lacks the sbin directories).
+fn find(prog: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
-        || Path::new("/usr/sbin").join(prog).is_file()
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
 }
 
 /// `Some(reason)` when the test cannot run here (nginx or curl missing; CI installs them with
 /// scripts/install-test-deps).
 pub fn skip_reason() -> Option<String> {
     for p in ["nginx", "curl"] {
-        if !have(p) {
+        if find(p).is_none() {
             return Some(format!(
                 "{p} is not installed (scripts/install-test-deps installs nginx-light and curl)"
             ));
@@ -147,7 +149,7 @@ impl Nginx {
     /// Start (again) and wait until it accepts connections.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "nginx {} already running", self.addr);
-        let child = Command::new("nginx")
+        let child = Command::new(find("nginx").expect("nginx (checked by skip_reason)"))
             .arg("-e")
             .arg(self.dir.join(format!("nginx-{}.err", tag(self.addr))))
             .arg("-c")
