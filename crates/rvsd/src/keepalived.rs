@@ -13,6 +13,10 @@
 //!   applies only the differences (§2.9). A real server the file no longer has is **drained**
 //!   (weight 0, deleted when its connections end or after `--drain-time`) instead of being
 //!   deleted at once as keepalived does (keepalived issues #1228, #2240).
+//! * Around it: `lvs_notify_fifo`/`notify_fifo` lines (§2.7) from a thread of their own,
+//!   `ha_suspend` (§2.2 step 5) by polling whether the VIP is local, and counters of what the
+//!   checkers did for the metrics endpoint ([`render_metrics`]). Configured features rvsd does
+//!   not run (VRRP, the sync daemon, FIFO reader scripts, …) are named in a warning at start.
 //!
 //! Section numbers refer to `spec/keepalived.md`; deliberate differences are listed in
 //! `docs/keepalived-differences.md` ("Running a configuration").
