@@ -2,7 +2,8 @@
 //!
 //! It owns the one authoritative IPVS table (rvs-core), serves rvsadm over the control socket
 //! (rvs-control), carries traffic with the socket proxy (rvs-proxy), exposes Prometheus
-//! metrics, loads ipvsadm-save rules files and applies their difference on SIGHUP.
+//! metrics, loads ipvsadm-save rules files and applies their difference on SIGHUP, and runs
+//! keepalived.conf virtual servers with their health checkers ([`keepalived`], `rvsd -f`).
 
 pub mod balancer;
 pub mod clock;
@@ -10,6 +11,7 @@ pub mod control_server;
 pub mod convert;
 pub mod daemon;
 pub mod demo;
+pub mod keepalived;
 pub mod listing;
 pub mod metrics;
 pub mod rules;

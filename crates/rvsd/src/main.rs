@@ -42,10 +42,11 @@ struct Args {
     /// Socket proxy worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
-    /// On SIGTERM, how long open connections may take to finish, in seconds.
+    /// How long open connections may take to finish, in seconds: on SIGTERM, and for a real
+    /// server that a reload of `-f` removed (drained, then deleted).
     #[arg(long, default_value_t = 30)]
     drain_time: u64,
-    /// keepalived configuration file (`-t` checks it; running it is not yet supported).
+    /// keepalived configuration file: run it (SIGHUP reloads it), or check it with `-t`.
     #[arg(short = 'f', long = "use-file")]
     use_file: Option<PathBuf>,
     /// Check the keepalived configuration (`-f`, default /etc/keepalived/keepalived.conf) and
@@ -85,11 +86,8 @@ fn main() -> ExitCode {
         eprint!("{}", report.render());
         return ExitCode::from(u8::try_from(report.exit_status()).unwrap_or(1));
     }
-    if args.use_file.is_some() {
-        eprintln!(
-            "rvsd: running a keepalived.conf (-f without -t) is not yet available in this build; \
-             use -t to check one, or --rules with an ipvsadm-save file"
-        );
+    if args.use_file.is_some() && args.rules.is_some() {
+        eprintln!("rvsd: -f (keepalived.conf) and --rules (ipvsadm-save) both describe the table; use one");
         return ExitCode::from(2);
     }
     if !args.interface.is_empty() {
@@ -233,6 +231,22 @@ async fn run(args: Args) -> Result<(), String> {
         tracing::info!("{}: {n} changes applied", path.display());
     }
 
+    let mut kconf = match &args.use_file {
+        Some(path) => Some(
+            rvsd::keepalived::Keepalived::start(
+                daemon.clone(),
+                path,
+                rvs_config::CheckOptions {
+                    config_id: args.config_id.clone(),
+                    check_interfaces: true,
+                },
+                StdDuration::from_secs(args.drain_time),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
     let _socket_file = SocketFile(socket_path.clone());
@@ -267,6 +281,10 @@ async fn run(args: Args) -> Result<(), String> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
+                if let Some(k) = kconf.as_mut() {
+                    let _ = k.reload().await;
+                    continue;
+                }
                 match &args.rules {
                     Some(path) => match load_rules(&daemon, path).await {
                         Ok(n) => tracing::info!("SIGHUP: {}: {n} changes applied", path.display()),
@@ -283,6 +301,9 @@ async fn run(args: Args) -> Result<(), String> {
         args.drain_time
     );
     control.abort();
+    if let Some(k) = kconf {
+        k.shutdown().await;
+    }
     if let Some(m) = metrics_task {
         m.abort();
     }

@@ -254,6 +254,7 @@ pub fn render(st: &State, now: Time) -> String {
             o.sample("rvs_backend_unserved", &backend_labels(&s.key, d), v);
         }
     }
+    crate::keepalived::render_metrics(&mut o.text);
     o.text
 }
 
