@@ -122,7 +122,7 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
         }
     };
     flow.event(FlowEvent::Connected);
-    let _ = client.set_nodelay(true);
+    // The client socket has TCP_NODELAY already: it is inherited from the listener.
 
     let mut server = server;
     let header = match backend.proxy_protocol {
