@@ -296,7 +296,13 @@ async fn copy_dir(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool) 
             }
         }
     }
-    SockRef::from(to).shutdown(Shutdown::Write)?;
+    if !flow.half_closed() {
+        SockRef::from(to).shutdown(Shutdown::Write)?;
+    }
+    // else the other direction has finished already, so both sockets are closed as soon as
+    // this returns, and close(2) sends the FIN itself: neither socket has unread data (each
+    // was read to EOF), so it is a FIN and not a RST, and any data held back is sent first.
+    // A shutdown here would be one more syscall for the same segment.
     flow.event(if inbound {
         FlowEvent::ClientFin
     } else {
