@@ -6,10 +6,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use nix::fcntl::{splice, SpliceFFlags};
-use nix::libc::{MSG_MORE, MSG_NOSIGNAL};
-use socket2::SockRef;
+use nix::libc::{EINPROGRESS, MSG_MORE, MSG_NOSIGNAL};
+use socket2::{Domain, SockRef, Socket, Type};
 use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::{
     Backend, CloseReason, FlowEvent, FlowInfo, ListenerSpec, Protocol, ProxyProtocol,
@@ -52,11 +52,11 @@ fn reset(s: &TcpStream) {
 }
 
 async fn connect(b: &Backend, timeout: Duration) -> io::Result<TcpStream> {
-    let sock = if b.addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let sock = Socket::new(
+        Domain::for_address(b.addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
     if let Some(src) = b.source {
         // Without IP_BIND_ADDRESS_NO_PORT, bind(port 0) reserves a port for every destination,
         // capping one source address at the ephemeral range (~28k) of concurrent flows; with
@@ -67,15 +67,31 @@ async fn connect(b: &Backend, timeout: Duration) -> io::Result<TcpStream> {
             nix::sys::socket::sockopt::IpBindAddressNoPort,
             &true,
         );
-        sock.bind(SocketAddr::new(src, 0))?;
+        sock.bind(&SocketAddr::new(src, 0).into())?;
     }
     // The relay forwards what it reads at once; Nagle would add latency the kernel IPVS path
     // does not have.
-    sock.set_nodelay(true)?;
-    match tokio::time::timeout(timeout, sock.connect(b.addr)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(ErrorKind::TimedOut, "connect timed out")),
+    sock.set_tcp_nodelay(true)?;
+    match sock.connect(&b.addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+        Err(e) => return Err(e),
     }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+    // The connect is over when the socket becomes writable. A failed one (refused, reset,
+    // unreachable) also hangs up the socket (EPOLLHUP/EPOLLERR, seen as write-closed), and
+    // only then is SO_ERROR read: tokio's own connect reads it every time, one getsockopt
+    // per connection for nothing.
+    let ready = match tokio::time::timeout(timeout, stream.ready(Interest::WRITABLE)).await {
+        Ok(r) => r?,
+        Err(_) => return Err(io::Error::new(ErrorKind::TimedOut, "connect timed out")),
+    };
+    if ready.is_write_closed() {
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+    }
+    Ok(stream)
 }
 
 async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAddr) {
