@@ -5,7 +5,7 @@
 # The load balancer under test is pinned to CPU 0; real servers and wrk share CPU 1.
 #
 # Usage: bench/proxy.sh [seconds-per-run]   (needs: haproxy, nginx-light + libnginx-mod-stream, wrk)
-#   ROUNDS=3   rounds; each round runs every proxy once per mode, in turn, so a change in the
+#   ROUNDS=5   rounds; each round runs every proxy once per mode, in turn, so a change in the
 #              machine's load hits all of them alike; the table shows the median of the rounds
 #   CONNS=50   wrk connections
 #   RVS_BENCH_BIN=DIR  use DIR/rvsd and DIR/rvsadm instead of building them
@@ -33,8 +33,8 @@ if [ -z "${RVS_BENCH_CHILD:-}" ] && [ "${RVS_BENCH_NICE:--15}" != 0 ] && command
   exit "$rc"
 fi
 
-DUR=${1:-8}
-ROUNDS=${ROUNDS:-3}
+DUR=${1:-5}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-50}
 NICE=${RVS_BENCH_NICE:--15}
 work=$(mktemp -d /tmp/rvs-bench-proxy.XXXXXX)
