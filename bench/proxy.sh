@@ -184,7 +184,9 @@ for n in "${NAMES[@]}"; do
 done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$ROUNDS"); do
-  for n in "${NAMES[@]}"; do
+  # Rotate who goes first, so no proxy always inherits the previous run's TIME_WAIT sockets.
+  for i in 0 1 2; do
+    n=${NAMES[$(((r + i) % 3))]}
     read -r rps p99 cpu < <(run_wrk "$n" "${PORT[$n]}")
     KA_RPS[$n]+=" $rps"; KA_P99[$n]+=" $p99"; KA_CPU[$n]+=" $cpu"
     read -r rps p99 cpu < <(run_wrk "$n" "${PORT[$n]}" -H "Connection: close")
