@@ -5,11 +5,38 @@
 # The load balancer under test is pinned to CPU 0; real servers and wrk share CPU 1.
 #
 # Usage: bench/proxy.sh [seconds-per-run]   (needs: haproxy, nginx-light + libnginx-mod-stream, wrk)
-# Prints a markdown table; paste it into docs/benchmarks.md with the date and `uptime`.
+#   ROUNDS=5   rounds; each round runs every proxy once per mode, in turn, so a change in the
+#              machine's load hits all of them alike; the table shows the median of the rounds
+#   CONNS=50   wrk connections
+#   RVS_BENCH_BIN=DIR  use DIR/rvsd and DIR/rvsadm instead of building them
+#   RVS_BENCH_NICE=-15
+#              autogroup nice of the benchmark (0 = off). The run gets its own session, so its
+#              own scheduler autogroup; on a shared machine (autogroups are on by default) every
+#              other session's group would otherwise get an equal share of each CPU, whatever
+#              the nice value of single processes. Applies alike to all proxies, wrk and nginx.
+# Prints a markdown table (medians), the per-round samples and the ratios; paste them into
+# docs/benchmarks.md with the command and the load it prints.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-DUR=${1:-10}
+self=$(readlink -f "$0")
+cd "$(dirname "$self")/.."
+
+# Own session = own autogroup, so the nice value below is ours alone (not the caller's
+# shell, nor a build it runs in the background).
+if [ -z "${RVS_BENCH_CHILD:-}" ] && [ "${RVS_BENCH_NICE:--15}" != 0 ] && command -v setsid >/dev/null; then
+  RVS_BENCH_CHILD=1 setsid --wait "$self" "$@" &
+  child=$!
+  trap 'kill -TERM "$child" 2>/dev/null || true' INT TERM
+  rc=0
+  wait "$child" || rc=$?
+  # A trapped signal interrupts the first wait; the child is then cleaning up.
+  wait "$child" 2>/dev/null || true
+  exit "$rc"
+fi
+
+DUR=${1:-5}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-50}
+NICE=${RVS_BENCH_NICE:--15}
 work=$(mktemp -d /tmp/rvs-bench-proxy.XXXXXX)
 pids=()
 cleanup() {
@@ -18,6 +45,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 need() { command -v "$1" >/dev/null || { echo "bench/proxy.sh: $1 is missing (apt-get install -y $2)" >&2; exit 2; }; }
 need haproxy haproxy
@@ -27,9 +55,20 @@ need taskset util-linux
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f "$STREAM_MOD" ] || { echo "bench/proxy.sh: $STREAM_MOD missing (apt-get install -y libnginx-mod-stream)" >&2; exit 2; }
 
-cargo build --release -q -p rvsd -p rvsadm
-RVSD=target/release/rvsd
-RVSADM=target/release/rvsadm
+# RVS_BENCH_BIN=DIR: take rvsd and rvsadm from DIR instead of building (to compare builds).
+BIN=${RVS_BENCH_BIN:-target/release}
+[ -n "${RVS_BENCH_BIN:-}" ] || cargo build --release -q -p rvsd -p rvsadm
+RVSD=$BIN/rvsd
+RVSADM=$BIN/rvsadm
+
+if [ "$NICE" != 0 ]; then
+  if echo "$NICE" 2>/dev/null >/proc/self/autogroup; then
+    echo "bench/proxy.sh: $(cat /proc/self/autogroup) for this run (RVS_BENCH_NICE=0 to turn off)" >&2
+  else
+    echo "bench/proxy.sh: cannot set the autogroup nice (not root?); running without it" >&2
+    NICE=0
+  fi
+fi
 
 RS1=127.0.0.21:18181
 RS2=127.0.0.22:18181
@@ -72,6 +111,7 @@ backend be
 CONF
 taskset -c 0 haproxy -f "$work/haproxy.cfg" -db &
 pids+=($!)
+HAPROXY_PID=$!
 
 # nginx stream: one worker, round robin.
 mkdir -p "$work/ng"
@@ -88,46 +128,98 @@ stream {
 CONF
 taskset -c 0 nginx -c "$work/ng/nginx.conf" -p "$work/ng" -g 'daemon off;' &
 pids+=($!)
+NGINX_PID=$!
 
 # rvsd: one proxy worker.
 SOCK=$work/rvsd.sock
 RUST_LOG=warn taskset -c 0 "$RVSD" --socket "$SOCK" --workers 1 --metrics-listen off &
 pids+=($!)
+RVSD_PID=$!
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 "$RVSADM" --socket "$SOCK" -A -t 127.0.0.1:18081 -s rr
 "$RVSADM" --socket "$SOCK" -a -t 127.0.0.1:18081 -r "$RS1" -m
 "$RVSADM" --socket "$SOCK" -a -t 127.0.0.1:18081 -r "$RS2" -m
 sleep 0.5
 
-# One wrk run: prints "req/s p99_ms".
-run_wrk() {
-  local port=$1; shift
-  local out
-  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" "http://127.0.0.1:$port/" 2>&1)
-  local rps p99
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
-  echo "${rps:-0} ${p99:-0}"
+# CPU time (user + system, all threads, clock ticks) of a proxy: for nginx its worker(s).
+cpu_ticks() {
+  local n=$1 pids_of
+  case $n in
+    rvsd) pids_of=$RVSD_PID ;;
+    haproxy) pids_of=$HAPROXY_PID ;;
+    nginx-stream) pids_of="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
+  esac
+  local t=0 p
+  for p in $pids_of; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
 }
 
-declare -A KA CL
-for name in rvsd:18081 haproxy:18082 nginx-stream:18083; do
-  n=${name%%:*}; p=${name##*:}
-  curl -sf "http://127.0.0.1:$p/" >/dev/null || { echo "bench/proxy.sh: $n does not answer on $p" >&2; exit 1; }
-  KA[$n]=$(run_wrk "$p")
-  CL[$n]=$(run_wrk "$p" -H "Connection: close")
+# One wrk run: prints "req/s p99_ms cpu_us_per_request" (the proxy's CPU time per request).
+run_wrk() {
+  local n=$1 port=$2; shift 2
+  local out c0 c1
+  c0=$(cpu_ticks "$n")
+  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" "http://127.0.0.1:$port/" 2>&1)
+  c1=$(cpu_ticks "$n")
+  awk -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" '
+    /requests in/ { req = $1 }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "99%" { v = $2
+      if (v ~ /us$/) { sub(/us/, "", v); v = v / 1000 }
+      else if (v ~ /ms$/) { sub(/ms/, "", v) }
+      else if (v ~ /s$/) { sub(/s/, "", v); v = v * 1000 }
+      p99 = v }
+    END { cpu = req > 0 ? (c1 - c0) / hz * 1e6 / req : 0; printf "%s %s %.1f\n", rps + 0, p99 + 0, cpu }' <<<"$out"
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+NAMES=(rvsd haproxy nginx-stream)
+declare -A PORT=([rvsd]=18081 [haproxy]=18082 [nginx-stream]=18083)
+declare -A KA_RPS KA_P99 KA_CPU CL_RPS CL_P99 CL_CPU
+for n in "${NAMES[@]}"; do
+  curl -sf "http://127.0.0.1:${PORT[$n]}/" >/dev/null || { echo "bench/proxy.sh: $n does not answer on ${PORT[$n]}" >&2; exit 1; }
+  # Warm-up: connections, caches, the proxies' pools; not measured.
+  taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORT[$n]}/" >/dev/null 2>&1
+done
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+for r in $(seq "$ROUNDS"); do
+  # Rotate who goes first, so no proxy always inherits the previous run's TIME_WAIT sockets.
+  for i in 0 1 2; do
+    n=${NAMES[$(((r + i) % 3))]}
+    read -r rps p99 cpu < <(run_wrk "$n" "${PORT[$n]}")
+    KA_RPS[$n]+=" $rps"; KA_P99[$n]+=" $p99"; KA_CPU[$n]+=" $cpu"
+    read -r rps p99 cpu < <(run_wrk "$n" "${PORT[$n]}" -H "Connection: close")
+    CL_RPS[$n]+=" $rps"; CL_P99[$n]+=" $p99"; CL_CPU[$n]+=" $cpu"
+  done
+  echo "bench/proxy.sh: round $r/$ROUNDS done, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+declare -A M
+for n in "${NAMES[@]}"; do
+  M[$n,ka]=$(median <<<"${KA_RPS[$n]}"); M[$n,kap]=$(median <<<"${KA_P99[$n]}"); M[$n,kac]=$(median <<<"${KA_CPU[$n]}")
+  M[$n,cl]=$(median <<<"${CL_RPS[$n]}"); M[$n,clp]=$(median <<<"${CL_P99[$n]}"); M[$n,clc]=$(median <<<"${CL_CPU[$n]}")
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 echo
-echo "| proxy (1 worker, CPU 0) | keep-alive req/s | p99 ms | Connection: close conn/s | p99 ms |"
-echo "|---|---|---|---|---|"
-for n in rvsd haproxy nginx-stream; do
-  read -r ka kap <<<"${KA[$n]}"; read -r cl clp <<<"${CL[$n]}"
-  echo "| $n | $ka | $kap | $cl | $clp |"
+echo "| proxy (1 worker, CPU 0) | keep-alive req/s | p99 ms | CPU µs/req | Connection: close conn/s | p99 ms | CPU µs/conn |"
+echo "|---|---|---|---|---|---|---|"
+for n in "${NAMES[@]}"; do
+  printf '| %s | %.0f | %s | %s | %.0f | %s | %s |\n' "$n" "${M[$n,ka]}" "${M[$n,kap]}" "${M[$n,kac]}" "${M[$n,cl]}" "${M[$n,clp]}" "${M[$n,clc]}"
 done
-read -r rka rkap <<<"${KA[rvsd]}"; read -r rcl rclp <<<"${CL[rvsd]}"
-read -r hka hkap <<<"${KA[haproxy]}"; read -r hcl hclp <<<"${CL[haproxy]}"
 echo
-echo "rvsd / HAProxy: keep-alive $(ratio "$rka" "$hka")x, close $(ratio "$rcl" "$hcl")x, p99 (HAProxy / rvsd, higher is better) keep-alive $(ratio "$hkap" "$rkap")x, close $(ratio "$hclp" "$rclp")x"
-echo "($(date -u +%F), ${DUR}s per run, $CONNS connections, load: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "rvsd / HAProxy: keep-alive $(ratio "${M[rvsd,ka]}" "${M[haproxy,ka]}")x," \
+  "close $(ratio "${M[rvsd,cl]}" "${M[haproxy,cl]}")x," \
+  "p99 (HAProxy / rvsd, higher is better) keep-alive $(ratio "${M[haproxy,kap]}" "${M[rvsd,kap]}")x," \
+  "close $(ratio "${M[haproxy,clp]}" "${M[rvsd,clp]}")x;" \
+  "CPU per request (HAProxy / rvsd) keep-alive $(ratio "${M[haproxy,kac]}" "${M[rvsd,kac]}")x," \
+  "close $(ratio "${M[haproxy,clc]}" "${M[rvsd,clc]}")x"
+echo
+echo "samples (req/s; p99 ms), one per round:"
+for n in "${NAMES[@]}"; do
+  echo "  $n keep-alive:${KA_RPS[$n]};${KA_P99[$n]}  close:${CL_RPS[$n]};${CL_P99[$n]}"
+done
+echo "($(date -u '+%F %H:%M UTC'), $ROUNDS rounds of ${DUR}s per proxy and mode (medians), $CONNS connections," \
+  "autogroup nice $NICE, load at start: $load_start, at end: $load_end)"

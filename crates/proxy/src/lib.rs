@@ -356,6 +356,10 @@ fn open_socket(spec: &ListenerSpec, backlog: i32) -> io::Result<Socket> {
     }
     s.bind(&SockAddr::from(spec.addr))?;
     if spec.protocol == Protocol::Tcp {
+        // Accepted sockets inherit TCP_NODELAY from the listener (Linux copies the listener's
+        // TCP options to the child): the relay forwards what it reads at once, and this saves
+        // a setsockopt per connection.
+        s.set_tcp_nodelay(true)?;
         s.listen(backlog)?;
     }
     Ok(s)
@@ -401,6 +405,20 @@ mod tests {
             Proxy::start(cfg, Arc::new(Nobody)),
             Err(ProxyError::Config(_))
         ));
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let spec = ListenerSpec {
+            protocol: Protocol::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let l = open_socket(&spec, 8).unwrap();
+        l.set_nonblocking(false).unwrap();
+        let addr = l.local_addr().unwrap().as_socket().unwrap();
+        let _c = std::net::TcpStream::connect(addr).unwrap();
+        let (a, _) = l.accept().unwrap();
+        assert!(a.tcp_nodelay().unwrap());
     }
 
     #[test]
