@@ -14,3 +14,4 @@ pub mod listing;
 pub mod metrics;
 pub mod rules;
 pub mod state;
+pub mod vrrp;

@@ -56,6 +56,10 @@ struct Args {
     /// Configuration id for `@ID` lines (default: the short host name).
     #[arg(short = 'i', long = "config-id")]
     config_id: Option<String>,
+    /// Run the VRRP instances (`vrrp_instance`, `vrrp_sync_group`, `vrrp_script`) of this
+    /// keepalived configuration (interim flag until `-f` runs whole keepalived.conf files).
+    #[arg(long)]
+    vrrp: Option<PathBuf>,
     /// Run the packet data plane on this interface (not yet supported).
     #[arg(long)]
     interface: Vec<String>,
@@ -178,6 +182,28 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     Ok(n)
 }
 
+/// Load `path` and start the VRRP driver; its status goes into the metrics.
+fn start_vrrp(
+    daemon: &Arc<Daemon>,
+    path: &std::path::Path,
+    config_id: Option<String>,
+) -> Result<Option<rvsd::vrrp::Handle>, String> {
+    let opts = rvs_config::CheckOptions {
+        config_id,
+        check_interfaces: true,
+    };
+    let (cfg, diags) = rvs_config::load(path, &opts).map_err(|e| e.to_string())?;
+    for d in &diags {
+        tracing::warn!("{d}");
+    }
+    let h = rvsd::vrrp::start(&cfg)?;
+    match &h {
+        Some(h) => daemon.lock().vrrp = Some(h.status()),
+        None => tracing::warn!("{}: no vrrp_instance", path.display()),
+    }
+    Ok(h)
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let socket_path = rvs_control::socket::resolve_socket_path(args.socket.as_deref())
         .map_err(|e| e.to_string())?;
@@ -224,6 +250,11 @@ async fn run(args: Args) -> Result<(), String> {
         let n = load_rules(&daemon, path).await?;
         tracing::info!("{}: {n} changes applied", path.display());
     }
+
+    let vrrp = match &args.vrrp {
+        Some(path) => start_vrrp(&daemon, path, args.config_id.clone())?,
+        None => None,
+    };
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -274,6 +305,9 @@ async fn run(args: Args) -> Result<(), String> {
         "shutting down: no new connections; open ones may finish within {} s",
         args.drain_time
     );
+    if let Some(v) = vrrp {
+        v.shutdown().await;
+    }
     control.abort();
     if let Some(m) = metrics_task {
         m.abort();

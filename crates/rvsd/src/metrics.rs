@@ -254,6 +254,9 @@ pub fn render(st: &State, now: Time) -> String {
             o.sample("rvs_backend_unserved", &backend_labels(&s.key, d), v);
         }
     }
+    if let Some(v) = &st.vrrp {
+        v.render_metrics(&mut o.text);
+    }
     o.text
 }
 
