@@ -111,3 +111,51 @@ impl Fifo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exit_status_and_timeout_kill_the_group() {
+        assert_eq!(
+            run(&["/bin/true".into()], Duration::from_secs(5)).await,
+            Outcome::Exited(0)
+        );
+        assert_eq!(
+            run(&["/bin/false".into()], Duration::from_secs(5)).await,
+            Outcome::Exited(1)
+        );
+        assert_eq!(
+            run(&["/nonexistent/rvs".into()], Duration::from_secs(5)).await,
+            Outcome::Failed
+        );
+        // A script whose child would outlive it: the whole group is killed at the timeout.
+        let dir = std::env::temp_dir().join(format!("rvs-vrrp-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("survived");
+        let script = format!("(sleep 1; touch {}) & sleep 30", marker.display());
+        let t = std::time::Instant::now();
+        let o = run(
+            &["sh".into(), "-c".into(), script],
+            Duration::from_millis(200),
+        )
+        .await;
+        assert_eq!(o, Outcome::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!marker.exists(), "the script's child was not killed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fifo_is_created_and_written_without_a_reader() {
+        let path = std::env::temp_dir().join(format!("rvs-vrrp-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut f = Fifo::open(&path).unwrap();
+        f.write_line("INSTANCE \"VI_1\" MASTER 100\n");
+        assert!(std::fs::metadata(&path).unwrap().file_type().is_fifo());
+        drop(f);
+        let _ = std::fs::remove_file(&path);
+    }
+}

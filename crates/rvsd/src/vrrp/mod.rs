@@ -911,3 +911,37 @@ impl Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_name_every_instance_and_its_state() {
+        let cfg = rvs_vrrp::InstanceConfig::new(
+            "VI_1",
+            51,
+            rvs_vrrp::Version::V2,
+            "10.0.0.1".parse().unwrap(),
+            vec!["10.0.0.100".parse().unwrap()],
+        );
+        let mut i = Instance::new(cfg).unwrap();
+        i.start(Duration::ZERO);
+        let b = StatusBoard::default();
+        let mut empty = String::new();
+        b.render_metrics(&mut empty);
+        assert!(empty.is_empty(), "no VRRP, no VRRP metrics");
+        b.publish(vec![InstanceStatus::of(&i, "eth0")]);
+        let mut out = String::new();
+        b.render_metrics(&mut out);
+        let l = "instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"";
+        assert!(
+            out.contains(&format!("rvs_vrrp_state{{{l},state=\"BACKUP\"}} 1")),
+            "{out}"
+        );
+        assert!(out.contains(&format!("rvs_vrrp_state{{{l},state=\"MASTER\"}} 0")));
+        assert!(out.contains(&format!("rvs_vrrp_priority{{{l}}} 100")));
+        assert!(out.contains(&format!("rvs_vrrp_transitions_total{{{l}}} 1")));
+        assert!(out.contains("# TYPE rvs_vrrp_adverts_rejected_total counter"));
+    }
+}

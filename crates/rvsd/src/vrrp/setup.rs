@@ -333,3 +333,146 @@ pub fn plan(cfg: &Config) -> Result<Plan, String> {
     }
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn load(text: &str) -> Config {
+        rvs_config::check_str("/tmp/rvs-vrrp-test.conf", text, &Default::default())
+            .into_result("test")
+            .expect("config")
+    }
+
+    /// The loopback interface exists in every namespace, so the lookups work anywhere.
+    #[test]
+    fn plan_converts_instance_fields_and_trackers() {
+        let cfg = load(
+            r#"
+global_defs {
+    vrrp_garp_master_delay 2
+    vrrp_garp_interval 0.01
+}
+vrrp_script chk {
+    script "/bin/true"
+    interval 2
+    weight -20
+    rise 2
+    fall 3
+}
+vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 7
+    version 3
+    priority 120
+    advert_int 0.5
+    nopreempt
+    virtual_ipaddress {
+        192.0.2.1/24 dev lo label lo:vip
+    }
+    virtual_ipaddress_excluded {
+        192.0.2.2
+    }
+    track_interface {
+        lo weight 5
+    }
+    track_script {
+        chk
+    }
+}
+"#,
+        );
+        let p = plan(&cfg).unwrap();
+        assert_eq!(p.instances.len(), 1);
+        let i = &p.instances[0];
+        assert_eq!(i.ifname, "lo");
+        assert_eq!(i.cfg.vrid, 7);
+        assert_eq!(i.cfg.version, Version::V3);
+        assert_eq!(i.cfg.advert_int_cs, 50);
+        assert!(!i.cfg.preempt);
+        assert_eq!(i.cfg.src_addr, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(i.cfg.vips, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(i.cfg.garp.master_delay, Duration::from_secs(2));
+        assert_eq!(i.cfg.garp.lower_prio_delay, Duration::from_secs(2));
+        assert_eq!(p.garp_interval, Duration::from_millis(10));
+        // Interfaces first, then scripts; the script's weight applies.
+        assert_eq!(
+            i.cfg.trackers.iter().map(|t| t.weight).collect::<Vec<_>>(),
+            vec![5, -20]
+        );
+        assert_eq!(
+            i.track,
+            vec![TrackSource::Interface("lo".into()), TrackSource::Script(0)]
+        );
+        // VIP with its label, then the excluded one (installed, not advertised).
+        assert_eq!(i.addrs.len(), 2);
+        assert_eq!(i.addrs[0].label.as_deref(), Some("lo:vip"));
+        assert_eq!(i.addrs[0].prefix, 24);
+        assert_eq!(i.addrs[1].prefix, 32);
+        let s = &p.scripts[0];
+        assert_eq!((s.rise, s.fall), (2, 3));
+        assert_eq!(s.timeout, s.interval, "timeout defaults to the interval");
+        assert_eq!(s.argv, vec!["/bin/true".to_string()]);
+    }
+
+    #[test]
+    fn plan_v2_pass_unicast_and_sync_group() {
+        let cfg = load(
+            r#"
+vrrp_sync_group G {
+    group {
+        A
+        B
+    }
+}
+vrrp_instance A {
+    interface lo
+    virtual_router_id 1
+    authentication {
+        auth_type PASS
+        auth_pass 0123456789
+    }
+    unicast_src_ip 127.0.0.1
+    unicast_peer {
+        127.0.0.2
+    }
+    virtual_ipaddress {
+        192.0.2.10
+    }
+}
+vrrp_instance B {
+    interface lo
+    virtual_router_id 2
+    virtual_ipaddress {
+        192.0.2.11
+    }
+}
+"#,
+        );
+        let p = plan(&cfg).unwrap();
+        let a = &p.instances[0];
+        assert_eq!(a.cfg.auth, rvs_vrrp::Auth::Pass(*b"01234567"));
+        assert!(a.cfg.is_unicast());
+        assert_eq!(a.cfg.advert_int_cs, 100);
+        assert_eq!(p.groups.len(), 1);
+        assert_eq!(p.groups[0].members, vec![0, 1]);
+    }
+
+    #[test]
+    fn ipv6_instances_are_refused_with_a_reason() {
+        let cfg = load(
+            r#"
+vrrp_instance V6 {
+    interface lo
+    virtual_router_id 3
+    virtual_ipaddress {
+        2001:db8::1
+    }
+}
+"#,
+        );
+        let e = plan(&cfg).unwrap_err();
+        assert!(e.contains("IPv6"), "{e}");
+    }
+}
