@@ -140,9 +140,14 @@ impl Director {
 
     /// Start rvsd (proxy + rules; VRRP too with `Impl::Rvsd`) or rvsd (proxy) + keepalived.
     fn start(&mut self, imp: Impl, v: Vrrp) {
+        self.start_conf(imp, &v.conf());
+    }
+
+    /// Like [`Director::start`] with a whole keepalived.conf.
+    fn start_conf(&mut self, imp: Impl, text: &str) {
         self.runs += 1;
         let conf = self.dir.join(format!("keepalived-{}.conf", self.runs));
-        std::fs::write(&conf, v.conf()).expect("write conf");
+        std::fs::write(&conf, text).expect("write conf");
         let rules = self.dir.join("rules");
         std::fs::write(
             &rules,
@@ -303,6 +308,17 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool, what: &str) {
         thread::sleep(Duration::from_millis(20));
     }
     panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// [`wait_until`] that shows the directors' logs when it fails.
+fn wait_logs(timeout: Duration, f: impl FnMut() -> bool, what: &str, dirs: &[&Director]) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until(timeout, f, what)
+    }));
+    if r.is_err() {
+        let logs: String = dirs.iter().map(|d| d.logs()).collect();
+        panic!("timed out waiting for {what}:\n{logs}");
+    }
 }
 
 /// One HTTP GET through the VIP with short timeouts, so that a probe that hits the dead
@@ -532,6 +548,162 @@ fn rvsd_pair_nopreempt() {
         "nopreempt director1 took over:\n{log}"
     );
     assert!(topo.client().ns.exec(|| probe(HA_VIP)).unwrap());
+}
+
+/// The driver's I/O besides adverts and VIPs: a failing `track_script` (weight −60, on the
+/// `vrrp_sync_group`, so every member tracks it; `sync_group_tracking_weight` keeps the weight)
+/// moves the group's two instances to the peer together; a `track_interface` with weight 0 puts
+/// the group in FAULT; `notify` scripts get keepalived's four
+/// arguments and `vrrp_notify_fifo` keepalived's lines; SIGTERM notifies STOP.
+#[test]
+fn rvsd_tracking_notify_and_sync_group() {
+    if !rvs_lab::require_root("rvsd_tracking_notify_and_sync_group") {
+        return;
+    }
+    let _g = serial();
+    let topo = rvs_lab::ha("vrrpt").expect("HA topology");
+    let mut d1 = Director::new(&topo, "director1");
+    let mut d2 = Director::new(&topo, "director2");
+    let vip2 = Ipv4Addr::new(10, 1, 0, 101);
+    let conf = |d: &Director, prio: u8, tracked: bool| {
+        let dir = d.dir.display().to_string();
+        std::fs::write(
+            d.dir.join("notify.sh"),
+            format!("#!/bin/sh\necho \"$@\" >> {dir}/notify.log\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.dir.join("chk.sh"),
+            format!("#!/bin/sh\ntest ! -e {dir}/fail\n"),
+        )
+        .unwrap();
+        for f in ["notify.sh", "chk.sh"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d.dir.join(f), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let track = if tracked {
+            "    track_script {\n        chk\n    }\n    track_interface {\n        eth1 weight 0\n    }\n"
+        } else {
+            ""
+        };
+        let inst = |name: &str, vrid: u8, vip: Ipv4Addr, label: &str| {
+            format!(
+                "vrrp_instance {name} {{\n    state BACKUP\n    interface eth0\n    \
+                 virtual_router_id {vrid}\n    priority {prio}\n    advert_int 1\n    \
+                 virtual_ipaddress {{\n        {vip}/24 dev eth0 label {label}\n    }}\n    \
+                 notify {dir}/notify.sh\n}}\n"
+            )
+        };
+        format!(
+            "global_defs {{\n    vrrp_notify_fifo {dir}/fifo\n    vrrp_garp_master_delay 0\n}}\n\
+             vrrp_script chk {{\n    script {dir}/chk.sh\n    interval 1\n    weight -60\n}}\n\
+             vrrp_sync_group G {{\n    group {{\n        VI_1\n        VI_2\n    }}\n    \
+             sync_group_tracking_weight\n{track}    notify {dir}/notify.sh\n}}\n{}{}",
+            inst("VI_1", 61, HA_VIP, "eth0:1"),
+            inst("VI_2", 62, vip2, "eth0:2"),
+        )
+    };
+    // Read director1's FIFO from before rvsd opens it.
+    let fifo = d1.dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let fifo_log = d1.dir.join("fifo.log");
+    let _reader = rvs_lab::NsCommand::host("sh")
+        .args([
+            "-c",
+            &format!("exec cat {} > {}", fifo.display(), fifo_log.display()),
+        ])
+        .spawn()
+        .unwrap();
+    let c1 = conf(&d1, 150, true);
+    let c2 = conf(&d2, 100, false);
+    d1.start_conf(Impl::Rvsd, &c1);
+    d2.start_conf(Impl::Rvsd, &c2);
+    let has = |d: &Director, vip: Ipv4Addr| {
+        d.ns.ip(["-4", "-o", "addr", "show", "dev", "eth0"])
+            .map(|s| s.contains(&format!("{vip}/24")))
+            .unwrap_or(false)
+    };
+    let both = |d: &Director| has(d, HA_VIP) && has(d, vip2);
+    let none = |d: &Director| !has(d, HA_VIP) && !has(d, vip2);
+    wait_logs(
+        Duration::from_secs(10),
+        || both(&d1) && none(&d2),
+        "director1 master of G",
+        &[&d1, &d2],
+    );
+    let labels = d1
+        .ns
+        .ip(["-4", "-o", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(
+        labels.contains("eth0:1") && labels.contains("eth0:2"),
+        "{labels}"
+    );
+    let notify1 = d1.dir.join("notify.log");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    wait_logs(
+        Duration::from_secs(3),
+        || {
+            read(&notify1).contains("INSTANCE VI_1 MASTER 150")
+                && read(&notify1).contains("GROUP G MASTER 0")
+        },
+        "notify MASTER",
+        &[&d1, &d2],
+    );
+    // The script fails: VI_1 drops to 90 < 100, the whole group moves to director2.
+    std::fs::write(d1.dir.join("fail"), "").unwrap();
+    wait_logs(
+        Duration::from_secs(10),
+        || both(&d2) && none(&d1),
+        "G moves to director2",
+        &[&d1, &d2],
+    );
+    wait_logs(
+        Duration::from_secs(3),
+        || {
+            read(&notify1).contains("INSTANCE VI_1 BACKUP 90")
+                && read(&notify1).contains("INSTANCE VI_2 BACKUP")
+        },
+        "notify BACKUP",
+        &[&d1, &d2],
+    );
+    // track_interface eth1 weight 0: FAULT.
+    d1.ns.ip(["link", "set", "eth1", "down"]).unwrap();
+    wait_logs(
+        Duration::from_secs(3),
+        || {
+            read(&notify1).contains("INSTANCE VI_1 FAULT")
+                && read(&notify1).contains("GROUP G FAULT")
+        },
+        "notify FAULT",
+        &[&d1, &d2],
+    );
+    // Everything clears: director1 (150) preempts with both instances.
+    d1.ns.ip(["link", "set", "eth1", "up"]).unwrap();
+    std::fs::remove_file(d1.dir.join("fail")).unwrap();
+    wait_logs(
+        Duration::from_secs(10),
+        || both(&d1) && none(&d2),
+        "G back on director1",
+        &[&d1, &d2],
+    );
+    d1.stop_all();
+    let n1 = read(&notify1);
+    assert!(n1.contains("INSTANCE VI_1 STOP"), "{n1}");
+    wait_logs(
+        Duration::from_secs(3),
+        || {
+            let f = read(&fifo_log);
+            f.contains("INSTANCE \"VI_1\" MASTER 150")
+                && f.contains("INSTANCE \"VI_1\" BACKUP 90")
+                && f.contains("GROUP \"G\" FAULT 0")
+                && f.contains("INSTANCE \"VI_1\" STOP")
+        },
+        "FIFO lines",
+        &[&d1, &d2],
+    );
+    println!("notify log of director1:\n{n1}");
 }
 
 /// tshark's verdict on rvsd's adverts captured in `ns`: panics on a malformed packet, an expert

@@ -302,6 +302,7 @@ struct Driver {
     counters: Vec<rvs_vrrp::script::ScriptCounter>,
     link_up: HashMap<String, bool>,
     last_state: Vec<State>,
+    last_priority: Vec<u8>,
     epoch: Instant,
     status: Arc<StatusBoard>,
     events_tx: mpsc::Sender<Event>,
@@ -387,6 +388,7 @@ impl Driver {
             .collect();
         let (events_tx, events) = mpsc::channel(1024);
         let n = plan.instances.len();
+        let last_priority = plan.instances.iter().map(|i| i.cfg.priority).collect();
         Ok(Driver {
             plan,
             units,
@@ -399,6 +401,7 @@ impl Driver {
             counters,
             link_up: HashMap::new(),
             last_state: vec![State::Init; n],
+            last_priority,
             epoch: Instant::now(),
             status: Arc::new(StatusBoard::default()),
             events_tx,
@@ -642,6 +645,15 @@ impl Driver {
 
     fn log_transitions(&mut self) {
         for id in 0..self.last_state.len() {
+            let prio = self.instance(id).effective_priority();
+            if prio != self.last_priority[id] {
+                tracing::info!(
+                    "({}) Changing effective priority from {} to {prio}",
+                    self.plan.instances[id].cfg.name,
+                    self.last_priority[id]
+                );
+                self.last_priority[id] = prio;
+            }
             let st = self.instance(id).state();
             if st != self.last_state[id] {
                 let i = self.instance(id);

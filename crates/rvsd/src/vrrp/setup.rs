@@ -230,8 +230,18 @@ fn instance(
     let mut ifs: Vec<&rvs_config::model::TrackInterface> = vi.track_interfaces.iter().collect();
     let mut tss: Vec<&rvs_config::model::TrackScript> = vi.track_scripts.iter().collect();
     if let Some(gr) = group_extra {
-        ifs.extend(gr.track_interfaces.iter());
-        tss.extend(gr.track_scripts.iter());
+        // An object tracked by both the instance and its group counts once: keepalived keeps one
+        // tracking entry per (object, instance) pair.
+        for t in &gr.track_interfaces {
+            if !ifs.iter().any(|x| x.name == t.name) {
+                ifs.push(t);
+            }
+        }
+        for t in &gr.track_scripts {
+            if !tss.iter().any(|x| x.name == t.name) {
+                tss.push(t);
+            }
+        }
     }
     for ti in ifs {
         c.trackers.push(TrackerConfig {
@@ -457,6 +467,60 @@ vrrp_instance B {
         assert_eq!(a.cfg.advert_int_cs, 100);
         assert_eq!(p.groups.len(), 1);
         assert_eq!(p.groups[0].members, vec![0, 1]);
+    }
+
+    #[test]
+    fn group_trackers_apply_once_to_every_member() {
+        let cfg = load(
+            r#"
+vrrp_script chk {
+    script /bin/true
+    weight -60
+}
+vrrp_sync_group G {
+    group {
+        A
+        B
+    }
+    track_script {
+        chk
+    }
+    track_interface {
+        lo weight 0
+    }
+}
+vrrp_instance A {
+    interface lo
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.1
+    }
+    track_script {
+        chk weight -10
+    }
+}
+vrrp_instance B {
+    interface lo
+    virtual_router_id 2
+    virtual_ipaddress {
+        192.0.2.2
+    }
+}
+"#,
+        );
+        let p = plan(&cfg).unwrap();
+        let w = |i: usize| -> Vec<i32> {
+            p.instances[i]
+                .cfg
+                .trackers
+                .iter()
+                .map(|t| t.weight)
+                .collect()
+        };
+        // A: its own chk (-10), the group's interface; B: the group's interface and chk.
+        assert_eq!(w(0), vec![0, -10]);
+        assert_eq!(w(1), vec![0, -60]);
+        assert_eq!(p.scripts.len(), 1);
     }
 
     #[test]
