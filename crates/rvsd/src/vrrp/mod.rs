@@ -283,7 +283,7 @@ enum Who {
 }
 
 enum Event {
-    Packet { sock: usize, data: Vec<u8> },
+    Packet { sock: usize, data: socket::Received },
     Script { index: usize, ok: bool },
 }
 
@@ -316,22 +316,29 @@ impl Driver {
         let mut sockets: Vec<Arc<RawSocket>> = Vec::new();
         let mut sock_of = Vec::new();
         for ip in &plan.instances {
-            let i = match sockets.iter().position(|s| s.ifname() == ip.ifname) {
+            let v6 = ip.cfg.src_addr.is_ipv6();
+            let i = match sockets
+                .iter()
+                .position(|s| s.ifname() == ip.ifname && s.is_v6() == v6)
+            {
                 Some(i) => i,
                 None => {
-                    sockets.push(Arc::new(
+                    let s = if v6 {
+                        RawSocket::open_v6(&ip.ifname, ip.ifindex, ip.cfg.unicast_ttl)
+                    } else {
                         RawSocket::open_v4(&ip.ifname, ip.ifindex)
-                            .map_err(|e| format!("VRRP socket on {}: {e}", ip.ifname))?,
+                    };
+                    sockets.push(Arc::new(
+                        s.map_err(|e| format!("VRRP socket on {}: {e}", ip.ifname))?,
                     ));
                     sockets.len() - 1
                 }
             };
             if !ip.cfg.is_unicast() {
-                if let IpAddr::V4(g) = ip.cfg.mcast_group {
-                    sockets[i]
-                        .join_v4(g)
-                        .map_err(|e| format!("join {g} on {}: {e}", ip.ifname))?;
-                }
+                let g = ip.cfg.mcast_group;
+                sockets[i]
+                    .join(g)
+                    .map_err(|e| format!("join {g} on {}: {e}", ip.ifname))?;
             }
             sock_of.push(i);
         }
@@ -515,7 +522,7 @@ impl Driver {
                 };
                 let sock = &self.sockets[self.sock_of[id]];
                 for tx in txs {
-                    if let Err(e) = sock.send(&tx.packet, tx.dst) {
+                    if let Err(e) = sock.send(&tx.packet, tx.src, tx.dst) {
                         tracing::warn!("({name}) send advert to {}: {e}", tx.dst);
                     }
                 }
@@ -569,6 +576,11 @@ impl Driver {
     fn garp(&self, id: usize, addrs: Vec<IpAddr>, rounds: u32) {
         let ifname = self.plan.instances[id].ifname.clone();
         let interval = self.plan.garp_interval;
+        // The NA's router flag says whether we forward (keepalived reads the same sysctl).
+        let router =
+            std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{ifname}/forwarding"))
+                .map(|v| v.trim() == "1")
+                .unwrap_or(false);
         tokio::spawn(async move {
             let mut sender = match rvs_packet_io::afpacket::Sender::open(&ifname) {
                 Ok(s) => s,
@@ -583,7 +595,7 @@ impl Driver {
                     let r = match a {
                         IpAddr::V4(v4) => sender.send(&rvs_vrrp::garp::garp_frame(mac, *v4)),
                         IpAddr::V6(v6) => {
-                            sender.send(&rvs_vrrp::garp::unsolicited_na_frame(mac, *v6, false))
+                            sender.send(&rvs_vrrp::garp::unsolicited_na_frame(mac, *v6, router))
                         }
                     };
                     if let Err(e) = r {
@@ -811,9 +823,14 @@ impl Driver {
     }
 
     /// Demultiplex one received packet by VRID to the instance on that socket's interface.
-    fn dispatch(&mut self, sock: usize, data: &[u8], seen: &mut HashSet<(usize, u8)>) {
-        let Ok(rx) = RxPacket::parse(data) else {
-            return;
+    fn dispatch(&mut self, sock: usize, data: &socket::Received, seen: &mut HashSet<(usize, u8)>) {
+        let rx = match data.v6 {
+            Some((src, dst, hops)) => RxPacket::from_ipv6_parts(src, dst, hops, &data.data),
+            None if self.sockets[sock].is_v6() => return,
+            None => match RxPacket::parse(&data.data) {
+                Ok(rx) => rx,
+                Err(_) => return,
+            },
         };
         let Some(vrid) = rx.vrid() else { return };
         let Some(id) = (0..self.plan.instances.len())

@@ -13,7 +13,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr as NlAddr};
@@ -192,6 +192,12 @@ impl Rtnl {
         }
         if let Some(b) = spec.broadcast {
             m.attributes.push(AddressAttribute::Broadcast(b));
+        }
+        if spec.addr.is_ipv6() {
+            // A VIP moves between routers: duplicate address detection would only delay it
+            // (keepalived adds IPv6 VIPs with IFA_F_NODAD too).
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         m
     }

@@ -137,22 +137,26 @@ fn instance(
         .map(IpAddr::is_ipv6)
         .or(vi.unicast_src_ip.map(|a| a.is_ipv6()))
         .unwrap_or(false);
-    if v6 {
-        return Err(err(
-            "IPv6 VRRP instances are not supported by the rvsd driver yet".into(),
-        ));
-    }
     // The source: unicast_src_ip / mcast_src_ip, else the interface's primary address (not one
-    // of our VIPs, which a killed predecessor may have left behind).
+    // of our VIPs, which a killed predecessor may have left behind); IPv6 uses the link-local
+    // address (RFC 5798 §5.1.2.1).
     let src = match vi.unicast_src_ip.or(vi.mcast_src_ip) {
         Some(a) => a,
         None => rtnl
-            .addresses(link.index, false)
+            .addresses(link.index, v6)
             .map_err(|e| err(format!("addresses of {ifname}: {e}")))?
             .into_iter()
             .map(|(a, _)| a)
-            .find(|a| !vips.contains(a))
-            .ok_or_else(|| err(format!("interface {ifname} has no IPv4 address")))?,
+            .find(|a| match a {
+                IpAddr::V4(_) => !vips.contains(a),
+                IpAddr::V6(a6) => a6.is_unicast_link_local(),
+            })
+            .ok_or_else(|| {
+                err(format!(
+                    "interface {ifname} has no {} address",
+                    if v6 { "IPv6 link-local" } else { "IPv4" }
+                ))
+            })?,
     };
     let mut c = InstanceConfig::new(&vi.name, vi.vrid, version, src, vips);
     c.priority = vi.priority;
@@ -189,7 +193,11 @@ fn instance(
             .unicast_peers
             .iter()
             .any(|p| p.min_ttl.is_some() || p.max_ttl.is_some());
-    c.mcast_group = vi.mcast_dst_ip.unwrap_or(IpAddr::V4(g.vrrp_mcast_group4));
+    c.mcast_group = vi.mcast_dst_ip.unwrap_or(if v6 {
+        IpAddr::V6(g.vrrp_mcast_group6)
+    } else {
+        IpAddr::V4(g.vrrp_mcast_group4)
+    });
     if let Some(t) = vi.unicast_ttl {
         c.unicast_ttl = t;
     }
@@ -524,19 +532,23 @@ vrrp_instance B {
     }
 
     #[test]
-    fn ipv6_instances_are_refused_with_a_reason() {
+    fn ipv6_instances_are_version_3_with_the_ipv6_group() {
         let cfg = load(
             r#"
 vrrp_instance V6 {
     interface lo
     virtual_router_id 3
+    unicast_src_ip ::1
     virtual_ipaddress {
         2001:db8::1
     }
 }
 "#,
         );
-        let e = plan(&cfg).unwrap_err();
-        assert!(e.contains("IPv6"), "{e}");
+        let p = plan(&cfg).unwrap();
+        let c = &p.instances[0].cfg;
+        assert_eq!(c.version, Version::V3);
+        assert_eq!(c.mcast_group, "ff02::12".parse::<IpAddr>().unwrap());
+        assert_eq!(p.instances[0].addrs[0].prefix, 128);
     }
 }
