@@ -835,6 +835,132 @@ fn interop_with_keepalived() {
     }
 }
 
+/// (b) over IPv6 (VRRPv3, ff02::12, link-local sources): rvsd and keepalived as master and
+/// backup, exactly one holder of the IPv6 VIP, failover (SIGTERM) and failback; tshark on rvsd's
+/// adverts.
+#[test]
+fn interop_with_keepalived_ipv6() {
+    if !rvs_lab::require_root("interop_with_keepalived_ipv6") {
+        return;
+    }
+    if rvs_lab::NsCommand::host("keepalived")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP interop_with_keepalived_ipv6: keepalived not installed");
+        return;
+    }
+    let _g = serial();
+    let topo = rvs_lab::ha("vrrp6").expect("HA topology");
+    let vip = "fd00:1::100/64";
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_instance VI_6 {{\n    state BACKUP\n    interface eth0\n    \
+             virtual_router_id 66\n    version 3\n    priority {prio}\n    advert_int 1\n    \
+             virtual_ipaddress {{\n        {vip} dev eth0\n    }}\n}}\n"
+        )
+    };
+    let has6 = |d: &Director| {
+        d.ns.ip(["-6", "-o", "addr", "show", "dev", "eth0"])
+            .map(|s| s.contains(vip))
+            .unwrap_or(false)
+    };
+    for rvsd_master in [true, false] {
+        let mut d1 = Director::new(&topo, "director1");
+        let mut d2 = Director::new(&topo, "director2");
+        let (i1, i2) = if rvsd_master {
+            (Impl::Rvsd, Impl::Keepalived)
+        } else {
+            (Impl::Keepalived, Impl::Rvsd)
+        };
+        let case = format!("IPv6 master={i1:?} backup={i2:?}");
+        d2.start_conf(i2, &conf(100));
+        d1.start_conf(i1, &conf(150));
+        let only =
+            |m: usize, d1: &Director, d2: &Director| has6(d1) == (m == 0) && has6(d2) == (m == 1);
+        wait_logs(
+            Duration::from_secs(10),
+            || only(0, &d1, &d2),
+            &format!("{case}: director1 master"),
+            &[&d1, &d2],
+        );
+        for _ in 0..40 {
+            assert!(only(0, &d1, &d2), "{case}: exactly one master");
+            thread::sleep(Duration::from_millis(50));
+        }
+        // rvsd's adverts are checked while it is master (after the failover when it is BACKUP).
+        if rvsd_master {
+            tshark_check6(&d1.ns, &d1.dir);
+        }
+        d1.stop_all();
+        wait_logs(
+            Duration::from_secs(5),
+            || only(1, &d1, &d2),
+            &format!("{case}: director2 takes over"),
+            &[&d1, &d2],
+        );
+        if !rvsd_master {
+            tshark_check6(&d2.ns, &d2.dir);
+        }
+        d1.start_conf(i1, &conf(150));
+        wait_logs(
+            Duration::from_secs(10),
+            || only(0, &d1, &d2),
+            &format!("{case}: director1 preempts"),
+            &[&d1, &d2],
+        );
+        println!("{case}: exactly one master, failover and failback OK");
+        d1.stop_all();
+        d2.stop_all();
+        for d in [&d1, &d2] {
+            let _ = d.ns.ip(["addr", "del", vip, "dev", "eth0"]);
+        }
+    }
+}
+
+/// [`tshark_check`] for IPv6 adverts (VRRPv3) sent from `ns`.
+fn tshark_check6(ns: &Netns, dir: &Path) {
+    let pcap = dir.join("adverts-v6.pcap");
+    let _ = std::fs::remove_file(&pcap);
+    ns.cmd("tshark")
+        .args([
+            "-q",
+            "-i",
+            "eth0",
+            "-a",
+            "duration:3",
+            "-f",
+            "ip6 proto 112",
+            "-w",
+        ])
+        .arg(pcap.display().to_string())
+        .timeout(Duration::from_secs(15))
+        .output()
+        .expect("tshark capture");
+    let text = rvs_lab::NsCommand::host("tshark")
+        .args(["-r", &pcap.display().to_string(), "-V"])
+        .timeout(Duration::from_secs(15))
+        .output()
+        .expect("tshark -V")
+        .stdout_str();
+    let n = text
+        .matches("Version 3, Packet type 1 (Advertisement)")
+        .count();
+    assert!(n >= 2, "tshark saw {n} VRRPv3 adverts:\n{text}");
+    assert!(text.contains("[Checksum Status: Good]"), "{text}");
+    for bad in [
+        "[Malformed",
+        "Expert Info (Warning",
+        "Expert Info (Error",
+        "[incorrect",
+        "Status: Bad",
+    ] {
+        assert!(!text.contains(bad), "tshark reports {bad:?}:\n{text}");
+    }
+    println!("tshark: {n} IPv6 VRRPv3 adverts from rvsd dissected without warnings");
+}
+
 /// Benchmark (not a test; `bench/vrrp.sh` runs it): failover time from the master's death to the
 /// first successful request via the backup, rvsd vs keepalived under the same settings.
 #[test]
