@@ -919,6 +919,72 @@ fn interop_with_keepalived_ipv6() {
     }
 }
 
+/// Unicast peers (`unicast_src_ip` / `unicast_peer`, v2 with PASS) between rvsd and
+/// keepalived, both roles: one master, failover (SIGTERM) and failback.
+#[test]
+fn interop_unicast_with_keepalived() {
+    if !rvs_lab::require_root("interop_unicast_with_keepalived") {
+        return;
+    }
+    if rvs_lab::NsCommand::host("keepalived")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP interop_unicast_with_keepalived: keepalived not installed");
+        return;
+    }
+    let _g = serial();
+    let topo = rvs_lab::ha("vrrpu").expect("HA topology");
+    let conf = |prio: u8, me: &str, peer: &str| {
+        format!(
+            "vrrp_instance VI_U {{\n    state BACKUP\n    interface eth0\n    \
+             virtual_router_id 71\n    priority {prio}\n    advert_int 1\n    \
+             authentication {{\n        auth_type PASS\n        auth_pass unicast\n    }}\n    \
+             unicast_src_ip {me}\n    unicast_peer {{\n        {peer}\n    }}\n    \
+             virtual_ipaddress {{\n        {HA_VIP}/24 dev eth0 label eth0:1\n    }}\n}}\n"
+        )
+    };
+    let (a1, a2) = ("10.1.0.11", "10.1.0.12");
+    for rvsd_master in [true, false] {
+        let mut d1 = Director::new(&topo, "director1");
+        let mut d2 = Director::new(&topo, "director2");
+        let (i1, i2) = if rvsd_master {
+            (Impl::Rvsd, Impl::Keepalived)
+        } else {
+            (Impl::Keepalived, Impl::Rvsd)
+        };
+        let case = format!("unicast master={i1:?} backup={i2:?}");
+        d2.start_conf(i2, &conf(100, a2, a1));
+        d1.start_conf(i1, &conf(150, a1, a2));
+        expect_master(
+            &[&d1, &d2],
+            0,
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        );
+        d1.stop_all();
+        expect_master(
+            &[&d1, &d2],
+            1,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        );
+        d1.revive();
+        d1.start_conf(i1, &conf(150, a1, a2));
+        expect_master(
+            &[&d1, &d2],
+            0,
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        );
+        println!("{case}: exactly one master, failover and failback OK");
+        d1.stop_all();
+        d2.stop_all();
+        d2.revive();
+    }
+}
+
 /// [`tshark_check`] for IPv6 adverts (VRRPv3) sent from `ns`.
 fn tshark_check6(ns: &Netns, dir: &Path) {
     let pcap = dir.join("adverts-v6.pcap");
