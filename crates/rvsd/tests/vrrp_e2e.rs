@@ -248,8 +248,8 @@ impl Director {
     /// Bring the link back (after [`Director::crash`]).
     fn revive(&mut self) {
         self.ns.ip(["link", "set", "eth0", "up"]).expect("link up");
-        // keepalived does not remove a VIP a killed predecessor left; rvsd does, but the
-        // keepalived runs must start from the same clean slate.
+        // A killed director leaves its VIP configured. rvsd removes it when it starts; the
+        // test removes it for every implementation so that all runs start alike.
         let _ = self
             .ns
             .ip(["addr", "del", &format!("{HA_VIP}/24"), "dev", "eth0"]);
