@@ -382,6 +382,43 @@ fn measure(topo: &Topology, dur: Duration, during: impl FnOnce() -> Instant) -> 
     (back.0 - at, failed)
 }
 
+/// The longest run of failed requests in `measure`'s sense is what a planned switch (preemption)
+/// costs; used where the event itself causes no outage until the switch.
+fn outage(topo: &Topology, dur: Duration, during: impl FnOnce() -> Instant) -> Duration {
+    let mut worst = Duration::ZERO;
+    let client = topo.client().ns.clone();
+    let v = thread::scope(|s| {
+        let h = s.spawn(move || {
+            client
+                .exec(move || {
+                    let end = Instant::now() + dur;
+                    let mut v = Vec::new();
+                    while Instant::now() < end {
+                        v.push((Instant::now(), probe(HA_VIP)));
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    v
+                })
+                .expect("probe in client namespace")
+        });
+        during();
+        h.join().expect("probe thread")
+    });
+    let mut fail_start = None;
+    for (t, ok) in &v {
+        match (ok, fail_start) {
+            (false, None) => fail_start = Some(*t),
+            (true, Some(f)) => {
+                worst = worst.max(*t - f);
+                fail_start = None;
+            }
+            _ => {}
+        }
+    }
+    assert!(fail_start.is_none(), "requests still failing at the end");
+    worst
+}
+
 fn lab(tag: &str) -> Topology {
     let mut t = rvs_lab::ha(tag).expect("HA topology");
     t.start_nginx().expect("nginx");
@@ -479,7 +516,7 @@ fn rvsd_pair_failover_and_preempt() {
     );
     // Preempt: director1 (150) comes back and takes the VIP again.
     d1.revive();
-    let (gap_back, failed_back) = measure(&topo, Duration::from_secs(8), || {
+    let out = outage(&topo, Duration::from_secs(8), || {
         let t = Instant::now();
         d1.start(Impl::Rvsd, hi);
         t
@@ -491,8 +528,8 @@ fn rvsd_pair_failover_and_preempt() {
         Duration::from_secs(2),
     );
     println!(
-        "rvsd pair: director1 preempted after restart; client gap {:.3} s ({failed_back} failed)",
-        gap_back.as_secs_f64()
+        "rvsd pair: director1 preempted after restart; longest client outage {:.3} s",
+        out.as_secs_f64()
     );
     let log = d2.rvsd.as_ref().unwrap().log_text();
     assert!(
@@ -532,7 +569,14 @@ fn rvsd_pair_nopreempt() {
         Duration::from_secs(2),
     );
     d1.crash();
-    expect_master(&[&d1, &d2], 1, Duration::from_secs(5), Duration::ZERO);
+    // director1's VIP may stay on its dead link (as on a machine that lost power); revive()
+    // clears it.
+    wait_logs(
+        Duration::from_secs(5),
+        || d2.has_vip(),
+        "director2 takes over",
+        &[&d2],
+    );
     d1.revive();
     d1.start(Impl::Rvsd, hi);
     // Master_Down_Interval is 3 × 0.5 + skew ≈ 1.7 s: 4 s is well past any preemption.
