@@ -16,7 +16,7 @@
 //! * Around it: `lvs_notify_fifo`/`notify_fifo` lines (§2.7) from a thread of their own,
 //!   `ha_suspend` (§2.2 step 5) by polling whether the VIP is local, and counters of what the
 //!   checkers did for the metrics endpoint ([`render_metrics`]). Configured features rvsd does
-//!   not run (VRRP, the sync daemon, FIFO reader scripts, …) are named in a warning at start.
+//!   not run (the sync daemon, FIFO reader scripts, …) are named in a warning at start.
 //!
 //! Section numbers refer to `spec/keepalived.md`; deliberate differences are listed in
 //! `docs/keepalived-differences.md` ("Running a configuration").
@@ -429,8 +429,8 @@ fn checkers(
 
 /// Map a configuration onto IPVS services, destination templates and health checks.
 ///
-/// `notes` receives one line per configured feature rvsd accepts but does not act on (VRRP,
-/// sync daemon, notify FIFOs, `ha_suspend`, …) so the operator is told, never left guessing.
+/// VRRP instances are run by `rvsd::vrrp` from the same file. `notes` receives one line per
+/// configured feature rvsd accepts but does not act on (sync daemon, notify FIFOs, `ha_suspend`, …) so the operator is told, never left guessing.
 /// Errors name what cannot run.
 pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
     let mut p = Plan {
@@ -442,14 +442,6 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
         ],
         ..Plan::default()
     };
-    if !cfg.vrrp_instances.is_empty() || !cfg.vrrp_sync_groups.is_empty() {
-        notes.push(format!(
-            "{} vrrp_instance(s) and {} vrrp_sync_group(s) are not run by rvsd -f (VRRP is not \
-             part of this build); the virtual servers run as if this director were MASTER",
-            cfg.vrrp_instances.len(),
-            cfg.vrrp_sync_groups.len()
-        ));
-    }
     if let Some(s) = &cfg.global.lvs_sync_daemon {
         notes.push(format!(
             "{}: lvs_sync_daemon is not supported by rvsd (no connection synchronisation)",

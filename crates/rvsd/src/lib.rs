@@ -16,3 +16,4 @@ pub mod listing;
 pub mod metrics;
 pub mod rules;
 pub mod state;
+pub mod vrrp;

@@ -57,6 +57,10 @@ struct Args {
     /// Configuration id for `@ID` lines (default: the short host name).
     #[arg(short = 'i', long = "config-id")]
     config_id: Option<String>,
+    /// Run the VRRP instances (`vrrp_instance`, `vrrp_sync_group`, `vrrp_script`) of this
+    /// keepalived configuration (interim flag until `-f` runs whole keepalived.conf files).
+    #[arg(long)]
+    vrrp: Option<PathBuf>,
     /// Run the packet data plane on this interface (not yet supported).
     #[arg(long)]
     interface: Vec<String>,
@@ -184,6 +188,33 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     Ok(n)
 }
 
+/// Load `path` and start the VRRP driver; its status goes into the metrics.
+fn start_vrrp(
+    daemon: &Arc<Daemon>,
+    path: &std::path::Path,
+    config_id: Option<String>,
+    explicit: bool,
+) -> Result<Option<rvsd::vrrp::Handle>, String> {
+    let opts = rvs_config::CheckOptions {
+        config_id,
+        check_interfaces: true,
+    };
+    let (cfg, diags) = rvs_config::load(path, &opts).map_err(|e| e.to_string())?;
+    // With -f the LVS part already reported the file's diagnostics.
+    if explicit {
+        for d in &diags {
+            tracing::warn!("{d}");
+        }
+    }
+    let h = rvsd::vrrp::start(&cfg)?;
+    match &h {
+        Some(h) => daemon.lock().vrrp = Some(h.status()),
+        None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
+        None => {}
+    }
+    Ok(h)
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let socket_path = rvs_control::socket::resolve_socket_path(args.socket.as_deref())
         .map_err(|e| e.to_string())?;
@@ -246,6 +277,12 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    // VRRP instances come from the same keepalived.conf as the virtual servers (`-f`), or from
+    // `--vrrp FILE` when the table comes from elsewhere (`--rules`).
+    let vrrp = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
+        Some(path) => start_vrrp(&daemon, path, args.config_id.clone(), args.vrrp.is_some())?,
+        None => None,
+    };
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -300,6 +337,9 @@ async fn run(args: Args) -> Result<(), String> {
         "shutting down: no new connections; open ones may finish within {} s",
         args.drain_time
     );
+    if let Some(v) = vrrp {
+        v.shutdown().await;
+    }
     control.abort();
     if let Some(k) = kconf {
         k.shutdown().await;

@@ -255,6 +255,9 @@ pub fn render(st: &State, now: Time) -> String {
         }
     }
     crate::keepalived::render_metrics(&mut o.text);
+    if let Some(v) = &st.vrrp {
+        v.render_metrics(&mut o.text);
+    }
     o.text
 }
 

@@ -62,6 +62,8 @@ pub struct State {
     pub next_handle: u64,
     /// Connections the proxy rescheduled after a failed connect.
     pub reschedules: u64,
+    /// The VRRP driver's status, when it runs (rendered into the metrics).
+    pub vrrp: Option<std::sync::Arc<crate::vrrp::StatusBoard>>,
 }
 
 /// The client-side tuple of a proxy flow.
@@ -96,6 +98,7 @@ impl State {
             flows: HashMap::new(),
             next_handle: 1,
             reschedules: 0,
+            vrrp: None,
         }
     }
 

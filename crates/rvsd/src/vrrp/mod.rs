@@ -1,0 +1,976 @@
+//! The VRRP driver: runs the `vrrp_instance` / `vrrp_sync_group` / `vrrp_script` blocks of a
+//! keepalived.conf with the sans-IO protocol of `rvs-vrrp` (`spec/keepalived.md` §1.8–1.9, §3).
+//!
+//! One tokio task owns every instance and does all protocol work; I/O is at its edges:
+//!
+//! * **Sockets** ([`socket`]): one raw IPv4 protocol-112 socket per interface with `IP_HDRINCL`
+//!   (the protocol crate writes the IP header exactly as keepalived does), bound to the
+//!   interface, multicast loop off, joined to the instances' groups. A reader task per socket
+//!   forwards packets; the driver demultiplexes by VRID and hands each VRID at most one advert
+//!   per read batch, as keepalived does.
+//! * **VIPs** ([`netlink`]): rtnetlink `RTM_NEWADDR` / `RTM_DELADDR` with `IFA_LABEL`
+//!   (`label eth0:1`), `brd` and `scope`; `virtual_ipaddress_excluded` is handled the same way but
+//!   not advertised. The socket proxy listens with `IP_FREEBIND`, so it starts receiving when the
+//!   VIP appears and stops when it goes.
+//! * **GARP / unsolicited NA**: frames from `rvs_vrrp::garp` (byte-identical to keepalived's)
+//!   sent with `rvs_packet_io::afpacket::Sender`, spaced by `vrrp_garp_interval`.
+//! * **Link state** (`track_interface` and the instance's own interface): rtnetlink `RTM_GETLINK`
+//!   polled every [`LINK_POLL`]; up = `IFF_UP` and `IFF_RUNNING`.
+//! * **Scripts** ([`exec`]): each tracked `vrrp_script` runs every `interval` with its `timeout`
+//!   (process group killed), results counted with `rvs_vrrp::script::ScriptCounter` (rise/fall).
+//! * **Notify**: `notify_<state>` and `notify` (+ `INSTANCE|GROUP name STATE priority`) scripts,
+//!   `notify_fifo` / `vrrp_notify_fifo` lines.
+//! * **Shutdown** ([`Handle::shutdown`]): every instance resigns (priority-0 advert, VIPs
+//!   removed, `notify_stop`) before rvsd exits.
+//!
+//! Status: [`StatusBoard`] (per instance state, priorities, transitions, adverts sent / received /
+//! rejected), rendered into rvsd's Prometheus metrics by [`StatusBoard::render_metrics`].
+
+pub mod exec;
+pub mod netlink;
+pub mod setup;
+pub mod socket;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rvs_vrrp::{
+    Action, GroupAction, Instance, Notify, NotifyState, RxPacket, State, Subject, SyncGroup,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use self::netlink::Rtnl;
+use self::setup::{GroupPlan, Plan, TrackSource};
+use self::socket::RawSocket;
+
+/// How often link state is read for `track_interface` and the instances' own interfaces.
+pub const LINK_POLL: Duration = Duration::from_millis(200);
+/// Most packets handled per read batch (keeps one batch short).
+const BATCH: usize = 64;
+
+/// One instance as shown in metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    /// Instance name.
+    pub name: String,
+    /// Interface.
+    pub interface: String,
+    /// VRID.
+    pub vrid: u8,
+    /// `INIT`, `BACKUP`, `MASTER`, `FAULT`, `STOP`.
+    pub state: &'static str,
+    /// Effective priority.
+    pub priority: u8,
+    /// Configured (base) priority.
+    pub base_priority: u8,
+    /// State transitions.
+    pub transitions: u64,
+    /// Times MASTER was entered.
+    pub became_master: u64,
+    /// Adverts sent (per advert, not per unicast peer).
+    pub adverts_sent: u64,
+    /// Of which priority 0.
+    pub priority_zero_sent: u64,
+    /// Packets received for this VRID.
+    pub adverts_received: u64,
+    /// Of which accepted.
+    pub adverts_accepted: u64,
+    /// Of which rejected by validation.
+    pub adverts_rejected: u64,
+    /// Received with priority 0.
+    pub priority_zero_received: u64,
+}
+
+impl InstanceStatus {
+    fn of(i: &Instance, ifname: &str) -> InstanceStatus {
+        let c = i.counters();
+        InstanceStatus {
+            name: i.config().name.clone(),
+            interface: ifname.to_string(),
+            vrid: i.config().vrid,
+            state: i.state().as_str(),
+            priority: i.effective_priority(),
+            base_priority: i.base_priority(),
+            transitions: c.transitions,
+            became_master: c.became_master,
+            adverts_sent: c.adverts_sent,
+            priority_zero_sent: c.priority_zero_sent,
+            adverts_received: c.rx.received,
+            adverts_accepted: c.rx.accepted,
+            adverts_rejected: c.rx.rejected_total(),
+            priority_zero_received: c.rx.priority_zero,
+        }
+    }
+}
+
+/// The driver's published status, read by the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    instances: Mutex<Vec<InstanceStatus>>,
+}
+
+impl StatusBoard {
+    /// A copy of every instance's status.
+    pub fn snapshot(&self) -> Vec<InstanceStatus> {
+        self.instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, v: Vec<InstanceStatus>) {
+        *self.instances.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// Append the `rvs_vrrp_*` metric families (Prometheus text format) to `out`.
+    pub fn render_metrics(&self, out: &mut String) {
+        let v = self.snapshot();
+        if v.is_empty() {
+            return;
+        }
+        let labels = |s: &InstanceStatus| {
+            format!(
+                "instance=\"{}\",interface=\"{}\",vrid=\"{}\"",
+                s.name.replace('\\', "\\\\").replace('"', "\\\""),
+                s.interface.replace('\\', "\\\\").replace('"', "\\\""),
+                s.vrid
+            )
+        };
+        let _ = writeln!(
+            out,
+            "# HELP rvs_vrrp_state 1 for the state the VRRP instance is in.\n# TYPE rvs_vrrp_state gauge"
+        );
+        for s in &v {
+            for st in ["INIT", "BACKUP", "MASTER", "FAULT", "STOP"] {
+                let _ = writeln!(
+                    out,
+                    "rvs_vrrp_state{{{},state=\"{st}\"}} {}",
+                    labels(s),
+                    u8::from(s.state == st)
+                );
+            }
+        }
+        type Get = fn(&InstanceStatus) -> u64;
+        let series: [(&str, &str, &str, Get); 10] = [
+            ("priority", "gauge", "Effective priority.", |s| {
+                u64::from(s.priority)
+            }),
+            ("base_priority", "gauge", "Configured priority.", |s| {
+                u64::from(s.base_priority)
+            }),
+            ("transitions_total", "counter", "State transitions.", |s| {
+                s.transitions
+            }),
+            (
+                "became_master_total",
+                "counter",
+                "Times MASTER was entered.",
+                |s| s.became_master,
+            ),
+            ("adverts_sent_total", "counter", "Adverts sent.", |s| {
+                s.adverts_sent
+            }),
+            (
+                "priority_zero_sent_total",
+                "counter",
+                "Priority-0 adverts sent.",
+                |s| s.priority_zero_sent,
+            ),
+            (
+                "adverts_received_total",
+                "counter",
+                "VRRP packets received for the VRID.",
+                |s| s.adverts_received,
+            ),
+            (
+                "adverts_accepted_total",
+                "counter",
+                "Adverts that passed validation.",
+                |s| s.adverts_accepted,
+            ),
+            (
+                "adverts_rejected_total",
+                "counter",
+                "Adverts rejected by validation.",
+                |s| s.adverts_rejected,
+            ),
+            (
+                "priority_zero_received_total",
+                "counter",
+                "Priority-0 adverts received.",
+                |s| s.priority_zero_received,
+            ),
+        ];
+        for (name, kind, help, get) in series {
+            let _ = writeln!(
+                out,
+                "# HELP rvs_vrrp_{name} {help}\n# TYPE rvs_vrrp_{name} {kind}"
+            );
+            for s in &v {
+                let _ = writeln!(out, "rvs_vrrp_{name}{{{}}} {}", labels(s), get(s));
+            }
+        }
+    }
+}
+
+/// A running VRRP driver.
+pub struct Handle {
+    status: Arc<StatusBoard>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// The status board (for metrics).
+    pub fn status(&self) -> Arc<StatusBoard> {
+        self.status.clone()
+    }
+
+    /// Resign every instance (priority-0 adverts, VIPs removed, `notify_stop`) and wait for the
+    /// driver to finish (bounded: 5 s).
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::error!("VRRP: driver did not stop within 5 s");
+            self.task.abort();
+        }
+    }
+}
+
+/// Start the VRRP driver for every `vrrp_instance` in `cfg`, in the current network namespace.
+/// Must be called inside a tokio runtime (with time, net, process and signal drivers). Returns
+/// `Ok(None)` when the configuration has no `vrrp_instance`.
+pub fn start(cfg: &rvs_config::Config) -> Result<Option<Handle>, String> {
+    if cfg.vrrp_instances.is_empty() {
+        return Ok(None);
+    }
+    let plan = setup::plan(cfg)?;
+    let driver = Driver::new(plan)?;
+    let status = driver.status.clone();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(driver.run(rx));
+    Ok(Some(Handle {
+        status,
+        stop: Some(tx),
+        task,
+    }))
+}
+
+/// Where an instance lives: a lone instance or a member of a sync group.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    unit: usize,
+    member: usize,
+}
+
+enum Unit {
+    Single(Instance),
+    Group(Box<SyncGroup>, GroupPlan),
+}
+
+/// What an action is about.
+enum Who {
+    Instance(usize),
+    Group(usize),
+}
+
+enum Event {
+    Packet { sock: usize, data: socket::Received },
+    Script { index: usize, ok: bool },
+}
+
+struct Driver {
+    plan: Plan,
+    units: Vec<Unit>,
+    /// Instance id → slot.
+    slots: Vec<Slot>,
+    /// (unit, member) → instance id.
+    ids: HashMap<(usize, usize), usize>,
+    sockets: Vec<Arc<RawSocket>>,
+    /// Instance id → socket index.
+    sock_of: Vec<usize>,
+    rtnl: Rtnl,
+    fifos: Vec<exec::Fifo>,
+    counters: Vec<rvs_vrrp::script::ScriptCounter>,
+    link_up: HashMap<String, bool>,
+    last_state: Vec<State>,
+    last_priority: Vec<u8>,
+    epoch: Instant,
+    status: Arc<StatusBoard>,
+    events_tx: mpsc::Sender<Event>,
+    events: mpsc::Receiver<Event>,
+}
+
+impl Driver {
+    fn new(plan: Plan) -> Result<Driver, String> {
+        let rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
+        // Sockets: one per interface.
+        let mut sockets: Vec<Arc<RawSocket>> = Vec::new();
+        let mut sock_of = Vec::new();
+        for ip in &plan.instances {
+            let v6 = ip.cfg.src_addr.is_ipv6();
+            let i = match sockets
+                .iter()
+                .position(|s| s.ifname() == ip.ifname && s.is_v6() == v6)
+            {
+                Some(i) => i,
+                None => {
+                    let s = if v6 {
+                        RawSocket::open_v6(&ip.ifname, ip.ifindex, ip.cfg.unicast_ttl)
+                    } else {
+                        RawSocket::open_v4(&ip.ifname, ip.ifindex)
+                    };
+                    sockets.push(Arc::new(
+                        s.map_err(|e| format!("VRRP socket on {}: {e}", ip.ifname))?,
+                    ));
+                    sockets.len() - 1
+                }
+            };
+            if !ip.cfg.is_unicast() {
+                let g = ip.cfg.mcast_group;
+                sockets[i]
+                    .join(g)
+                    .map_err(|e| format!("join {g} on {}: {e}", ip.ifname))?;
+            }
+            sock_of.push(i);
+        }
+        // Units: sync groups, then lone instances.
+        let mut units = Vec::new();
+        let mut slots = vec![Slot { unit: 0, member: 0 }; plan.instances.len()];
+        let mut grouped = HashSet::new();
+        for g in &plan.groups {
+            let mut members = Vec::new();
+            for (m, &id) in g.members.iter().enumerate() {
+                members.push(
+                    Instance::new(plan.instances[id].cfg.clone()).map_err(|e| e.to_string())?,
+                );
+                slots[id] = Slot {
+                    unit: units.len(),
+                    member: m,
+                };
+                grouped.insert(id);
+            }
+            let sg = if g.tracking_weight {
+                SyncGroup::with_tracking_weight(&g.name, members)
+            } else {
+                SyncGroup::new(&g.name, members)
+            }
+            .map_err(|e| e.to_string())?;
+            units.push(Unit::Group(Box::new(sg), g.clone()));
+        }
+        for (id, ip) in plan.instances.iter().enumerate() {
+            if grouped.contains(&id) {
+                continue;
+            }
+            slots[id] = Slot {
+                unit: units.len(),
+                member: 0,
+            };
+            units.push(Unit::Single(
+                Instance::new(ip.cfg.clone()).map_err(|e| e.to_string())?,
+            ));
+        }
+        let ids = slots
+            .iter()
+            .enumerate()
+            .map(|(id, s)| ((s.unit, s.member), id))
+            .collect();
+        let fifos = plan
+            .fifos
+            .iter()
+            .map(|p| exec::Fifo::open(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counters = plan
+            .scripts
+            .iter()
+            .map(|s| rvs_vrrp::script::ScriptCounter::new(s.rise, s.fall, s.init_fail))
+            .collect();
+        let (events_tx, events) = mpsc::channel(1024);
+        let n = plan.instances.len();
+        let last_priority = plan.instances.iter().map(|i| i.cfg.priority).collect();
+        Ok(Driver {
+            plan,
+            units,
+            slots,
+            ids,
+            sockets,
+            sock_of,
+            rtnl,
+            fifos,
+            counters,
+            link_up: HashMap::new(),
+            last_state: vec![State::Init; n],
+            last_priority,
+            epoch: Instant::now(),
+            status: Arc::new(StatusBoard::default()),
+            events_tx,
+            events,
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn instance(&self, id: usize) -> &Instance {
+        let s = self.slots[id];
+        match &self.units[s.unit] {
+            Unit::Single(i) => i,
+            Unit::Group(g, _) => &g.members()[s.member],
+        }
+    }
+
+    fn instance_mut(&mut self, id: usize) -> Option<&mut Instance> {
+        let s = self.slots[id];
+        match &mut self.units[s.unit] {
+            Unit::Single(i) => Some(i),
+            Unit::Group(g, _) => g.member_mut(s.member),
+        }
+    }
+
+    // ----- inputs routed to the unit that owns the instance ----------------------------------
+
+    fn set_interface_up(&mut self, id: usize, up: bool) {
+        let now = self.now();
+        let s = self.slots[id];
+        match &mut self.units[s.unit] {
+            Unit::Single(i) => i.set_interface_up(now, up),
+            Unit::Group(g, _) => g.set_interface_up(now, s.member, up),
+        }
+    }
+
+    fn set_tracker(&mut self, id: usize, t: usize, ok: bool) {
+        let now = self.now();
+        let s = self.slots[id];
+        match &mut self.units[s.unit] {
+            Unit::Single(i) => i.set_tracker(now, t, ok),
+            Unit::Group(g, _) => g.set_tracker(now, s.member, t, ok),
+        }
+    }
+
+    fn handle_packet(&mut self, id: usize, rx: &RxPacket<'_>) {
+        let now = self.now();
+        let s = self.slots[id];
+        let r = match &mut self.units[s.unit] {
+            Unit::Single(i) => i.handle_advert(now, rx),
+            Unit::Group(g, _) => g.handle_advert(now, s.member, rx),
+        };
+        if let Err(reason) = r {
+            tracing::debug!(
+                "({}) advert from {} rejected: {reason}",
+                self.plan.instances[id].cfg.name,
+                rx.src
+            );
+        }
+    }
+
+    // ----- outputs ---------------------------------------------------------------------------
+
+    /// Drain and perform every queued action of every unit.
+    fn drain(&mut self) {
+        for u in 0..self.units.len() {
+            // Bounded: each action is performed once; the state machine queues a handful per
+            // input.
+            for _ in 0..10_000 {
+                let next = match &mut self.units[u] {
+                    Unit::Single(i) => i
+                        .poll_action()
+                        .map(|a| (Who::Instance(self.ids[&(u, 0)]), a)),
+                    Unit::Group(g, _) => g.poll_action().map(|ga| match ga {
+                        GroupAction::Member { index, action } => {
+                            (Who::Instance(self.ids[&(u, index)]), action)
+                        }
+                        GroupAction::Group(n) => (Who::Group(u), Action::Notify(n)),
+                    }),
+                };
+                let Some((who, action)) = next else { break };
+                self.perform(who, action);
+            }
+        }
+        self.log_transitions();
+        self.publish();
+    }
+
+    fn perform(&mut self, who: Who, action: Action) {
+        let id = match who {
+            Who::Group(u) => {
+                if let Action::Notify(n) = action {
+                    self.notify_group(u, n);
+                }
+                return;
+            }
+            Who::Instance(id) => id,
+        };
+        let name = self.plan.instances[id].cfg.name.clone();
+        match action {
+            Action::SendAdvert { priority } => {
+                let txs = match self.instance_mut(id).map(|i| i.encode_adverts(priority)) {
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => {
+                        tracing::error!("({name}) cannot encode advert: {e}");
+                        return;
+                    }
+                    None => return,
+                };
+                let sock = &self.sockets[self.sock_of[id]];
+                for tx in txs {
+                    if let Err(e) = sock.send(&tx.packet, tx.src, tx.dst) {
+                        tracing::warn!("({name}) send advert to {}: {e}", tx.dst);
+                    }
+                }
+            }
+            Action::AddVips => {
+                for a in self.plan.instances[id].addrs.clone() {
+                    match self.rtnl.add_address(&a) {
+                        Ok(()) => tracing::info!(
+                            "({name}) added {}/{}{}",
+                            a.addr,
+                            a.prefix,
+                            a.label
+                                .as_deref()
+                                .map(|l| format!(" label {l}"))
+                                .unwrap_or_default()
+                        ),
+                        Err(e) => tracing::error!("({name}) cannot add {}: {e}", a.addr),
+                    }
+                }
+            }
+            Action::RemoveVips => self.remove_vips(id),
+            Action::Garp { rounds } => {
+                let addrs: Vec<IpAddr> = self.plan.instances[id]
+                    .addrs
+                    .iter()
+                    .map(|a| a.addr)
+                    .collect();
+                self.garp(id, addrs, rounds);
+            }
+            Action::AnnounceSource => {
+                let src = self.plan.instances[id].cfg.src_addr;
+                self.garp(id, vec![src], 1);
+            }
+            Action::Notify(n) => self.notify_instance(id, n),
+        }
+    }
+
+    fn remove_vips(&mut self, id: usize) {
+        let name = self.plan.instances[id].cfg.name.clone();
+        for a in self.plan.instances[id].addrs.clone() {
+            match self.rtnl.del_address(&a) {
+                Ok(true) => tracing::info!("({name}) removed {}/{}", a.addr, a.prefix),
+                Ok(false) => {}
+                Err(e) => tracing::error!("({name}) cannot remove {}: {e}", a.addr),
+            }
+        }
+    }
+
+    /// `rounds` × (every address) gratuitous ARPs, spaced by `vrrp_garp_interval`, in a task of
+    /// their own so a spaced burst does not hold up the protocol.
+    fn garp(&self, id: usize, addrs: Vec<IpAddr>, rounds: u32) {
+        let ifname = self.plan.instances[id].ifname.clone();
+        let interval = self.plan.garp_interval;
+        // The NA's router flag says whether we forward (keepalived reads the same sysctl).
+        let router =
+            std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{ifname}/forwarding"))
+                .map(|v| v.trim() == "1")
+                .unwrap_or(false);
+        tokio::spawn(async move {
+            let mut sender = match rvs_packet_io::afpacket::Sender::open(&ifname) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("gratuitous ARP on {ifname}: {e}");
+                    return;
+                }
+            };
+            let mac = sender.mac();
+            for _ in 0..rounds.min(1000) {
+                for a in &addrs {
+                    let r = match a {
+                        IpAddr::V4(v4) => sender.send(&rvs_vrrp::garp::garp_frame(mac, *v4)),
+                        IpAddr::V6(v6) => {
+                            sender.send(&rvs_vrrp::garp::unsolicited_na_frame(mac, *v6, router))
+                        }
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!("gratuitous ARP for {a} on {ifname}: {e}");
+                    }
+                    if !interval.is_zero() {
+                        tokio::time::sleep(interval).await;
+                    }
+                }
+            }
+        });
+    }
+
+    fn notify_instance(&mut self, id: usize, n: Notify) {
+        let name = self.plan.instances[id].cfg.name.clone();
+        let notify = self.plan.instances[id].notify.clone();
+        self.run_notify(&notify, Subject::Instance, &name, n);
+    }
+
+    fn notify_group(&mut self, u: usize, n: Notify) {
+        if let Unit::Group(_, gp) = &self.units[u] {
+            let (name, notify) = (gp.name.clone(), gp.notify.clone());
+            tracing::info!("({name}) Sync group entering {} state", n.state);
+            self.run_notify(&notify, Subject::Group, &name, n);
+        }
+    }
+
+    fn run_notify(
+        &mut self,
+        notify: &rvs_config::model::Notify,
+        subject: Subject,
+        name: &str,
+        n: Notify,
+    ) {
+        let specific = match n.state {
+            NotifyState::Master => notify.master.as_ref(),
+            NotifyState::Backup => notify.backup.as_ref(),
+            NotifyState::Fault => notify.fault.as_ref(),
+            NotifyState::Stop => notify.stop.as_ref(),
+            NotifyState::Deleted => notify.deleted.as_ref(),
+            NotifyState::MasterRxLowerPri => notify.master_rx_lower_pri.as_ref(),
+            _ => None,
+        };
+        if let Some(s) = specific {
+            exec::spawn_notify(s.argv.clone());
+        }
+        if n.state.runs_generic_script() {
+            if let Some(s) = &notify.notify {
+                let mut argv = s.argv.clone();
+                argv.extend(n.script_args(subject, name));
+                exec::spawn_notify(argv);
+            }
+        }
+        let line = n.fifo_line(subject, name);
+        for f in &mut self.fifos {
+            f.write_line(&line);
+        }
+    }
+
+    fn log_transitions(&mut self) {
+        for id in 0..self.last_state.len() {
+            let prio = self.instance(id).effective_priority();
+            if prio != self.last_priority[id] {
+                tracing::info!(
+                    "({}) Changing effective priority from {} to {prio}",
+                    self.plan.instances[id].cfg.name,
+                    self.last_priority[id]
+                );
+                self.last_priority[id] = prio;
+            }
+            let st = self.instance(id).state();
+            if st != self.last_state[id] {
+                let i = self.instance(id);
+                tracing::info!(
+                    "({}) Entering {} STATE (priority {})",
+                    i.config().name,
+                    st.as_str(),
+                    i.effective_priority()
+                );
+                self.last_state[id] = st;
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let v = (0..self.slots.len())
+            .map(|id| InstanceStatus::of(self.instance(id), &self.plan.instances[id].ifname))
+            .collect();
+        self.status.publish(v);
+    }
+
+    // ----- periodic inputs -------------------------------------------------------------------
+
+    /// Read link state of every interface that matters and report changes.
+    fn poll_links(&mut self) {
+        let mut names: Vec<String> = Vec::new();
+        for ip in &self.plan.instances {
+            names.push(ip.ifname.clone());
+            for t in &ip.track {
+                if let TrackSource::Interface(n) = t {
+                    names.push(n.clone());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        for n in names {
+            // A vanished interface is down.
+            let up = self.rtnl.link(&n).map(|l| l.up).unwrap_or(false);
+            if self.link_up.get(&n) == Some(&up) {
+                continue;
+            }
+            if self.link_up.contains_key(&n) {
+                tracing::info!("interface {n} is {}", if up { "up" } else { "down" });
+            }
+            self.link_up.insert(n.clone(), up);
+            for id in 0..self.plan.instances.len() {
+                let ip = &self.plan.instances[id];
+                let own = ip.track_primary && ip.ifname == n;
+                let trackers: Vec<usize> = ip
+                    .track
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| matches!(t, TrackSource::Interface(x) if *x == n))
+                    .map(|(k, _)| k)
+                    .collect();
+                if own {
+                    self.set_interface_up(id, up);
+                }
+                for k in trackers {
+                    self.set_tracker(id, k, up);
+                }
+            }
+        }
+    }
+
+    fn script_result(&mut self, index: usize, ok: bool) {
+        let Some(c) = self.counters.get_mut(index) else {
+            return;
+        };
+        let Some(now_ok) = c.record(ok) else { return };
+        tracing::info!(
+            "VRRP_Script({}) {}",
+            self.plan.scripts[index].name,
+            if now_ok { "succeeded" } else { "failed" }
+        );
+        for id in 0..self.plan.instances.len() {
+            let ks: Vec<usize> = self.plan.instances[id]
+                .track
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| **t == TrackSource::Script(index))
+                .map(|(k, _)| k)
+                .collect();
+            for k in ks {
+                self.set_tracker(id, k, now_ok);
+            }
+        }
+    }
+
+    fn start_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for (i, s) in self.sockets.iter().enumerate() {
+            let s = s.clone();
+            let tx = self.events_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match s.recv().await {
+                        Ok(data) => {
+                            if tx.send(Event::Packet { sock: i, data }).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("VRRP receive on {}: {e}", s.ifname());
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        for (index, sp) in self.plan.scripts.iter().enumerate() {
+            let sp = sp.clone();
+            let tx = self.events_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut iv = tokio::time::interval(sp.interval.max(Duration::from_millis(10)));
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    iv.tick().await;
+                    let ok = match exec::run(&sp.argv, sp.timeout).await {
+                        exec::Outcome::Exited(0) => true,
+                        exec::Outcome::Exited(_) | exec::Outcome::Failed => false,
+                        exec::Outcome::TimedOut => {
+                            tracing::warn!("VRRP_Script({}) timed out", sp.name);
+                            false
+                        }
+                    };
+                    if tx.send(Event::Script { index, ok }).await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        tasks
+    }
+
+    fn handle_batch(&mut self, first: Event) {
+        let mut seen: HashSet<(usize, u8)> = HashSet::new();
+        let mut ev = Some(first);
+        for _ in 0..BATCH {
+            let Some(e) = ev.take() else { break };
+            match e {
+                Event::Script { index, ok } => self.script_result(index, ok),
+                Event::Packet { sock, data } => self.dispatch(sock, &data, &mut seen),
+            }
+            ev = self.events.try_recv().ok();
+        }
+        if let Some(e) = ev {
+            // The batch is full: handle the one already taken out of the queue.
+            match e {
+                Event::Script { index, ok } => self.script_result(index, ok),
+                Event::Packet { sock, data } => self.dispatch(sock, &data, &mut HashSet::new()),
+            }
+        }
+    }
+
+    /// Demultiplex one received packet by VRID to the instance on that socket's interface.
+    fn dispatch(&mut self, sock: usize, data: &socket::Received, seen: &mut HashSet<(usize, u8)>) {
+        let rx = match data.v6 {
+            Some((src, dst, hops)) => RxPacket::from_ipv6_parts(src, dst, hops, &data.data),
+            None if self.sockets[sock].is_v6() => return,
+            None => match RxPacket::parse(&data.data) {
+                Ok(rx) => rx,
+                Err(_) => return,
+            },
+        };
+        let Some(vrid) = rx.vrid() else { return };
+        let Some(id) = (0..self.plan.instances.len())
+            .find(|&id| self.sock_of[id] == sock && self.plan.instances[id].cfg.vrid == vrid)
+        else {
+            return;
+        };
+        // Our own adverts (possible with unicast to a local address) are not for us.
+        if rx.src == self.plan.instances[id].cfg.src_addr {
+            return;
+        }
+        // keepalived handles at most one advert per VRID per read batch.
+        if !seen.insert((sock, vrid)) {
+            return;
+        }
+        self.handle_packet(id, &rx);
+    }
+
+    fn next_deadline(&self) -> Option<Duration> {
+        self.units
+            .iter()
+            .filter_map(|u| match u {
+                Unit::Single(i) => i.poll_timeout(),
+                Unit::Group(g, _) => g.poll_timeout(),
+            })
+            .min()
+    }
+
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        // A VIP left behind by a killed predecessor must not be served while we are BACKUP.
+        for id in 0..self.plan.instances.len() {
+            self.remove_vips(id);
+        }
+        self.poll_links();
+        // Scripts with init_fail start failed.
+        for (index, sp) in self.plan.scripts.clone().iter().enumerate() {
+            if sp.init_fail {
+                for id in 0..self.plan.instances.len() {
+                    let ks: Vec<usize> = self.plan.instances[id]
+                        .track
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| **t == TrackSource::Script(index))
+                        .map(|(k, _)| k)
+                        .collect();
+                    for k in ks {
+                        self.set_tracker(id, k, false);
+                    }
+                }
+            }
+        }
+        let now = self.now();
+        for u in &mut self.units {
+            match u {
+                Unit::Single(i) => i.start(now),
+                Unit::Group(g, _) => g.start(now),
+            }
+        }
+        self.drain();
+        let tasks = self.start_tasks();
+        let mut links = tokio::time::interval(LINK_POLL);
+        links.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self
+                .next_deadline()
+                .map(|d| tokio::time::Instant::from_std(self.epoch + d));
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = sleep => {
+                    let now = self.now();
+                    for u in &mut self.units {
+                        match u {
+                            Unit::Single(i) => {
+                                if i.poll_timeout().is_some_and(|t| t <= now) {
+                                    i.handle_timeout(now);
+                                }
+                            }
+                            Unit::Group(g, _) => g.handle_timeout(now),
+                        }
+                    }
+                }
+                _ = links.tick() => self.poll_links(),
+                ev = self.events.recv() => match ev {
+                    Some(e) => self.handle_batch(e),
+                    None => break,
+                },
+            }
+            self.drain();
+        }
+        tracing::info!("VRRP: stopping (priority-0 adverts from every MASTER)");
+        let now = self.now();
+        for u in &mut self.units {
+            match u {
+                Unit::Single(i) => i.shutdown(now),
+                Unit::Group(g, _) => g.shutdown(now),
+            }
+        }
+        self.drain();
+        for t in tasks {
+            t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_name_every_instance_and_its_state() {
+        let cfg = rvs_vrrp::InstanceConfig::new(
+            "VI_1",
+            51,
+            rvs_vrrp::Version::V2,
+            "10.0.0.1".parse().unwrap(),
+            vec!["10.0.0.100".parse().unwrap()],
+        );
+        let mut i = Instance::new(cfg).unwrap();
+        i.start(Duration::ZERO);
+        let b = StatusBoard::default();
+        let mut empty = String::new();
+        b.render_metrics(&mut empty);
+        assert!(empty.is_empty(), "no VRRP, no VRRP metrics");
+        b.publish(vec![InstanceStatus::of(&i, "eth0")]);
+        let mut out = String::new();
+        b.render_metrics(&mut out);
+        let l = "instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"";
+        assert!(
+            out.contains(&format!("rvs_vrrp_state{{{l},state=\"BACKUP\"}} 1")),
+            "{out}"
+        );
+        assert!(out.contains(&format!("rvs_vrrp_state{{{l},state=\"MASTER\"}} 0")));
+        assert!(out.contains(&format!("rvs_vrrp_priority{{{l}}} 100")));
+        assert!(out.contains(&format!("rvs_vrrp_transitions_total{{{l}}} 1")));
+        assert!(out.contains("# TYPE rvs_vrrp_adverts_rejected_total counter"));
+    }
+}
