@@ -12,5 +12,6 @@ pub mod daemon;
 pub mod demo;
 pub mod listing;
 pub mod metrics;
+pub mod packet_plane;
 pub mod rules;
 pub mod state;

@@ -56,9 +56,14 @@ struct Args {
     /// Configuration id for `@ID` lines (default: the short host name).
     #[arg(short = 'i', long = "config-id")]
     config_id: Option<String>,
-    /// Run the packet data plane on this interface (not yet supported).
+    /// Run the packet data plane (NAT, DR, TUN, FULLNAT) on this interface; repeatable.
+    /// Every service whose VIP is not a loopback address then goes to the packet plane.
     #[arg(long)]
     interface: Vec<String>,
+    /// Packet plane: mark packets `PROTO:ADDR:PORT[-PORT]=MARK` for firewall-mark services
+    /// (`-f MARK`), as an nft `meta mark set` rule would for the kernel; repeatable.
+    #[arg(long = "fwmark-rule", value_parser = rvsd::packet_plane::parse_mark_rule)]
+    fwmark_rule: Vec<rvs_packet::plane::MarkRule>,
 }
 
 fn main() -> ExitCode {
@@ -89,13 +94,6 @@ fn main() -> ExitCode {
         eprintln!(
             "rvsd: running a keepalived.conf (-f without -t) is not yet available in this build; \
              use -t to check one, or --rules with an ipvsadm-save file"
-        );
-        return ExitCode::from(2);
-    }
-    if !args.interface.is_empty() {
-        eprintln!(
-            "rvsd: the packet data plane (--interface) is not yet available in this build; \
-             the socket proxy serves -m and --fullnat real servers"
         );
         return ExitCode::from(2);
     }
@@ -184,9 +182,22 @@ async fn run(args: Args) -> Result<(), String> {
     let clock = Clock::new();
     let planes = Planes {
         proxy: true,
-        packet: false,
+        packet: !args.interface.is_empty(),
     };
     let state = Arc::new(Mutex::new(State::new(clock.now(), planes)));
+    // Stopped (threads joined, nft guard removed) when dropped, on every way out of `run`.
+    let packet_plane = if args.interface.is_empty() {
+        None
+    } else {
+        let opts = rvsd::packet_plane::Options {
+            marks: args.fwmark_rule.clone(),
+            ..Default::default()
+        };
+        Some(
+            rvsd::packet_plane::PacketPlane::start(&args.interface, state.clone(), clock, opts)
+                .map_err(|e| format!("packet plane: {e}"))?,
+        )
+    };
     let balancer = Arc::new(DirectorBalancer {
         state: state.clone(),
         clock,
@@ -292,6 +303,9 @@ async fn run(args: Args) -> Result<(), String> {
             "drained: {} connection(s) aborted at the deadline",
             r.aborted
         );
+    }
+    if let Some(p) = packet_plane {
+        p.stop();
     }
     if let Some(p) = &args.pidfile {
         let _ = std::fs::remove_file(p);
