@@ -67,7 +67,7 @@ use rvs_packet::plane::{
     DropCounters, MarkRule, Neighbours, NextHop, Plane, PlaneConfig, PortConfig, PortId, Verdict,
 };
 use rvs_packet_io::nft::{self, GuardRules, IngressGuard, L4Proto, LocalPorts, Match};
-use rvs_packet_io::{Port, Resolver, ResolverConfig, Sender};
+use rvs_packet_io::{Port, Resolver, ResolverConfig, RxFrame, Sender};
 
 use crate::clock::Clock;
 use crate::state::State;
@@ -75,8 +75,11 @@ use crate::state::State;
 /// Headroom before a frame in a worker's buffer: tunnels grow the frame into it (up to
 /// 40 + 8 + 12 bytes, `Plane::process`), generated replies are written from byte 0.
 const HEADROOM: usize = 128;
-/// Largest frame a worker handles (jumbo frames included); larger ones are left to the host.
-const MAX_FRAME: usize = 9216 + 22;
+/// Largest frame a worker takes: a 64 KB GRO / GSO super-frame (cut into segments, see
+/// `rvs_packet::gso`) plus an Ethernet header with two VLAN tags.
+const MAX_FRAME: usize = 65535 + 22;
+/// Largest frame a worker sends: a jumbo frame plus an L2 header and a tunnel header.
+const OUT_FRAME: usize = 9216 + 22 + 64;
 /// Room after the frame for a generated ICMP error (`Plane::process` asks for `len + 48`).
 const TAIL: usize = 256;
 /// Frames that do not fit back into their ring slot (tunnel encapsulation, fragments),
@@ -420,7 +423,7 @@ struct OutQueue {
     failed: u64,
 }
 
-const SLOT: usize = MAX_FRAME + TAIL;
+const SLOT: usize = OUT_FRAME;
 
 impl OutQueue {
     fn new() -> Self {
@@ -485,6 +488,8 @@ pub struct WorkerReport {
     pub oversize: u64,
     /// Frames whose transport checksum was completed (`CHECKSUM_PARTIAL`).
     pub csum_completed: u64,
+    /// TCP super-frames (GRO / GSO) cut into segments.
+    pub segmented: u64,
     /// Frames sent outside the ring (tunnels, fragments) / that failed.
     pub out_sent: u64,
     /// See `out_sent`.
@@ -501,6 +506,70 @@ struct Shared {
     stop: Arc<AtomicBool>,
     ifaces: Arc<Vec<Iface>>,
     opts: Options,
+}
+
+/// Where a verdict's bytes go: back into the ring slot (sent by the port's batched
+/// `sendmmsg` before the block is released), or into the out queue.
+struct Emitter {
+    ifaces: Arc<Vec<Iface>>,
+    senders: Vec<Sender>,
+    out: OutQueue,
+    frag: Vec<u8>,
+}
+
+impl Emitter {
+    fn emit(&mut self, v: Verdict, buf: &[u8], ring: Option<&mut RxFrame<'_>>) {
+        match v {
+            Verdict::Transmit { port, start, len } | Verdict::Local { port, start, len } => {
+                let Some(ifindex) = self.ifaces.get(usize::from(port)).map(|i| i.ifindex) else {
+                    return;
+                };
+                match ring {
+                    Some(f) if len <= f.data().len() => {
+                        f.data_mut()[..len].copy_from_slice(&buf[start..start + len]);
+                        f.truncate(len);
+                        f.transmit_on(ifindex);
+                    }
+                    _ => self
+                        .out
+                        .push(&mut self.senders, port, &buf[start..start + len]),
+                }
+            }
+            Verdict::Fragment {
+                port,
+                start,
+                len,
+                mtu,
+            } => {
+                let frame = &buf[start..start + len];
+                let Ok(p) = rvs_packet::parse(frame) else {
+                    return;
+                };
+                let Ok(mut fr) = rvs_packet::frag::fragment_ipv4(frame, &p, mtu) else {
+                    return;
+                };
+                for _ in 0..MAX_FRAGMENTS {
+                    match fr.next_into(&mut self.frag) {
+                        Ok(Some(k)) => self.out.push(&mut self.senders, port, &self.frag[..k]),
+                        _ => break,
+                    }
+                }
+            }
+            // Pass: the host stack has its own copy (the guard lets it through);
+            // Drop: counted by the plane, and the guard keeps it from the host.
+            Verdict::Pass | Verdict::Drop(_) => {}
+        }
+    }
+}
+
+/// True when `frame` is a TCP packet longer than the link MTU: a GRO / GSO super-frame that
+/// must be cut into segments first (`rvs_packet::gso`).
+fn super_frame(frame: &[u8], mtu: u32) -> Option<rvs_packet::Parsed> {
+    if frame.len() <= mtu as usize + 14 {
+        return None;
+    }
+    let p = rvs_packet::parse(frame).ok()?;
+    (p.proto == 6 && !p.is_fragment() && p.l3_len() > mtu as usize).then_some(p)
 }
 
 fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
@@ -532,9 +601,14 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
     let mut plane = Plane::new(PlaneConfig::default(), hops);
     let mut generation: Option<u64> = None;
     let mut buf = vec![0u8; HEADROOM + MAX_FRAME + TAIL];
-    let mut frag = vec![0u8; MAX_FRAME];
-    let mut out = OutQueue::new();
+    let mut em = Emitter {
+        ifaces: sh.ifaces.clone(),
+        senders,
+        out: OutQueue::new(),
+        frag: vec![0u8; OUT_FRAME],
+    };
     let port_in = me as PortId;
+    let mtu = sh.ifaces[me].mtu;
     while !sh.stop.load(Ordering::Relaxed) {
         let mut guard: Option<MutexGuard<'_, State>> = None;
         let mut now = Time(0);
@@ -557,6 +631,24 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
                 generation = Some(st.generation);
             }
             rep.frames += 1;
+            let State { director, rng, .. } = st;
+            if let Some(p) = super_frame(f.data(), mtu) {
+                // Cut into segments that fit the link, each processed like a frame of its
+                // own (checksums are recomputed in full, partial or not).
+                rep.segmented += 1;
+                let Ok(mut seg) = rvs_packet::gso::segment_tcp(f.data(), &p, mtu) else {
+                    return;
+                };
+                for _ in 0..MAX_FRAGMENTS {
+                    let n = match seg.next_into(&mut buf[HEADROOM..HEADROOM + OUT_FRAME]) {
+                        Ok(Some(n)) => n,
+                        _ => break,
+                    };
+                    let v = plane.process(director, &mut buf, HEADROOM, n, port_in, now, rng);
+                    em.emit(v, &buf, None);
+                }
+                return;
+            }
             let len = f.data().len();
             buf[HEADROOM..HEADROOM + len].copy_from_slice(f.data());
             if f.checksum_not_ready() {
@@ -570,65 +662,18 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
                     }
                 }
             }
-            let State { director, rng, .. } = st;
             let v = plane.process(director, &mut buf, HEADROOM, len, port_in, now, rng);
-            match v {
-                Verdict::Transmit {
-                    port,
-                    start,
-                    len: n,
-                }
-                | Verdict::Local {
-                    port,
-                    start,
-                    len: n,
-                } => {
-                    let Some(ifindex) = sh.ifaces.get(usize::from(port)).map(|i| i.ifindex) else {
-                        return;
-                    };
-                    if n <= f.data().len() {
-                        // Back into the ring slot: sent by the port's batched sendmmsg.
-                        f.data_mut()[..n].copy_from_slice(&buf[start..start + n]);
-                        f.truncate(n);
-                        f.transmit_on(ifindex);
-                    } else {
-                        out.push(&mut senders, port, &buf[start..start + n]);
-                    }
-                }
-                Verdict::Fragment {
-                    port,
-                    start,
-                    len: n,
-                    mtu,
-                } => {
-                    let frame = &buf[start..start + n];
-                    let Ok(p) = rvs_packet::parse(frame) else {
-                        return;
-                    };
-                    let Ok(mut fr) = rvs_packet::frag::fragment_ipv4(frame, &p, mtu) else {
-                        return;
-                    };
-                    for _ in 0..MAX_FRAGMENTS {
-                        match fr.next_into(&mut frag) {
-                            Ok(Some(k)) => out.push(&mut senders, port, &frag[..k]),
-                            _ => break,
-                        }
-                    }
-                }
-                // Pass: the host stack has its own copy (the guard lets it through);
-                // Drop: counted by the plane, and the guard keeps it from the host.
-                Verdict::Pass | Verdict::Drop(_) => {}
-            }
+            em.emit(v, &buf, Some(f));
         });
         drop(guard);
-        out.flush(&mut senders);
+        em.out.flush(&mut em.senders);
         if let Err(e) = res {
             rep.error = Some(format!("receive on {}: {e}", rep.iface));
             break;
         }
     }
-    rep.out_sent = out.sent;
-    rep.out_failed = out.failed;
+    rep.out_sent = em.out.sent;
+    rep.out_failed = em.out.failed;
     rep.drops = plane.drops().clone();
     rep
 }
@@ -795,12 +840,13 @@ impl PacketPlane {
                         .map(|(d, n)| format!("{}={n}", d.name()))
                         .collect();
                     tracing::info!(
-                        "packet worker {}: {} frames in {} batches, {} oversize, {} checksums completed, {} sent outside the ring ({} failed), drops: {}",
+                        "packet worker {}: {} frames in {} batches, {} oversize, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), drops: {}",
                         r.iface,
                         r.frames,
                         r.batches,
                         r.oversize,
                         r.csum_completed,
+                        r.segmented,
                         r.out_sent,
                         r.out_failed,
                         if drops.is_empty() { "none".into() } else { drops.join(" ") }
