@@ -385,7 +385,7 @@ impl State {
             .services()
             .filter_map(|(_, s)| match s.key {
                 ServiceKey::Addr { proto, addr, port }
-                    if port != 0 && !(self.planes.packet && !addr.is_loopback()) =>
+                    if port != 0 && (!self.planes.packet || addr.is_loopback()) =>
                 {
                     let protocol = match proto {
                         Protocol::Tcp => rvs_proxy::Protocol::Tcp,

@@ -143,6 +143,37 @@ fn curl(ns: &Netns, url: &str) -> String {
     panic!("curl {url}: {last}");
 }
 
+/// Puts `bytes` as `/name` on every real server's nginx (started by `start_nginx`).
+fn publish(t: &rvs_lab::Topology, name: &str, bytes: &[u8]) {
+    for rs in t.real_servers() {
+        let dir = t
+            .lab()
+            .workdir()
+            .join(format!("nginx-{}-{}", rs.ns.name(), t.port))
+            .join("html");
+        std::fs::write(dir.join(name), bytes).expect("write page");
+    }
+}
+
+/// Downloads `url` in `ns` into memory (through a file in `dir`), optionally rate-limited.
+fn download(ns: &Netns, dir: &Path, url: &str, rate: Option<&str>, tag: &str) -> Vec<u8> {
+    let path = dir.join(format!("download-{tag}"));
+    let mut args = vec!["-sS", "--max-time", "15", "-o"];
+    let p = path.display().to_string();
+    args.push(&p);
+    if let Some(r) = rate {
+        args.push("--limit-rate");
+        args.push(r);
+    }
+    args.push(url);
+    ns.cmd("curl")
+        .args(&args)
+        .timeout(Duration::from_secs(20))
+        .run()
+        .unwrap_or_else(|e| panic!("download {url}: {e}"));
+    std::fs::read(&path).expect("downloaded file")
+}
+
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
     std::fs::File::open("/dev/urandom")
@@ -187,11 +218,23 @@ fn nat_lab_round_robin_snat_and_stats() {
         assert_ne!(w[0], w[1], "rr must alternate: {pages:?}");
     }
     assert!(pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"));
+    // A transfer of many segments: the real servers' GSO super-frames are cut to the MTU
+    // (rvs_packet::gso) and every byte arrives.
+    let big = random_bytes(300_000);
+    publish(&t, "big.bin", &big);
+    let got = download(
+        &client,
+        t.lab().workdir(),
+        &format!("{url}big.bin"),
+        None,
+        "a",
+    );
+    assert!(got == big, "300 KB through NAT: got {} bytes", got.len());
     // NAT keeps the client address toward the real server.
     let who = curl(&client, &format!("http://{}:{}/whoami", t.vip, t.port));
     assert_eq!(who.trim(), "10.1.0.2");
     let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {}:{}", t.vip, t.port));
-    assert!(conns >= 6, "conns {conns}");
+    assert!(conns >= 7, "conns {conns}");
     assert!(inpkts >= 6 * 3, "inpkts {inpkts}");
     assert!(outpkts >= 6 * 2, "outpkts {outpkts}");
     let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
@@ -262,4 +305,154 @@ fn selftest_tun_bytes_and_outpkts_zero() {
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Tun, "ppstun");
     assert!(conns >= 1 && inpkts >= 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "TUN replies bypass the director");
+}
+
+/// (c) FULLNAT lab: the real server sees the director's local address (10.2.0.100), not the
+/// client; the client still talks to the VIP only.
+#[test]
+fn fullnat_lab_real_server_sees_local_address() {
+    if !require_root("fullnat_lab_real_server_sees_local_address") {
+        return;
+    }
+    let mut t = rvs_lab::fullnat("ppfnat").expect("fullnat lab");
+    t.start_nginx().expect("nginx");
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    for c in t.rvsadm_commands() {
+        rvsd.adm_ok(&c);
+    }
+    let base = format!("http://{}:{}/", t.vip, t.port);
+    let who = curl(&client, &format!("{base}whoami"));
+    assert_eq!(who.trim(), t.laddrs[0].to_string());
+    let pages: Vec<String> = (0..2).map(|_| curl(&client, &base)).collect();
+    assert_ne!(pages[0], pages[1], "rr over both real servers: {pages:?}");
+    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {}:{}", t.vip, t.port));
+    assert!(
+        conns >= 3 && inpkts >= 9 && outpkts >= 6,
+        "{conns} {inpkts} {outpkts}"
+    );
+}
+
+/// (d) A firewall-mark service joining ports 80 and 443 (`-f 6666`) with persistence (`-p`):
+/// one client lands on the same real server for both ports. The mark comes from
+/// `--fwmark-rule`, rvsd's stand-in for the nft `meta mark set` rule (AF_PACKET sees frames
+/// before netfilter and does not report skb marks; see rvsd's packet_plane docs).
+#[test]
+fn fwmark_service_with_persistence_joins_ports() {
+    if !require_root("fwmark_service_with_persistence_joins_ports") {
+        return;
+    }
+    let mut t = rvs_lab::nat("ppfwm").expect("nat lab");
+    t.start_nginx().expect("nginx");
+    let servers: Vec<(String, Netns)> = t
+        .real_servers()
+        .iter()
+        .map(|n| (n.role.clone(), n.ns.clone()))
+        .collect();
+    for (role, ns) in servers {
+        let child = ns.nginx(&role, 443).expect("nginx on 443");
+        t.lab_mut().own(child);
+    }
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let vip = t.vip;
+    let rules = [format!("tcp:{vip}:80=6666"), format!("tcp:{vip}:443=6666")];
+    let rvsd = Rvsd::start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        &["--fwmark-rule", &rules[0], "--fwmark-rule", &rules[1]],
+    );
+    rvsd.adm_ok("-A -f 6666 -s rr -p 60");
+    for rip in t.rips() {
+        rvsd.adm_ok(&format!("-a -f 6666 -r {rip} -m"));
+    }
+    let mut pages = Vec::new();
+    for _ in 0..3 {
+        pages.push(curl(&client, &format!("http://{vip}:80/")));
+        pages.push(curl(&client, &format!("http://{vip}:443/")));
+    }
+    assert!(
+        pages.iter().all(|p| p == &pages[0]),
+        "one real server for both ports: {pages:?}"
+    );
+    let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(":443"), "-Lnc lists the 443 flows:\n{out}");
+    let (conns, inpkts, outpkts) = rvsd.stats("FWM  6666");
+    assert!(
+        conns >= 6 && inpkts > 0 && outpkts > 0,
+        "{conns} {inpkts} {outpkts}"
+    );
+}
+
+/// (e) A real server taken out while traffic flows: weight 0 (quiesced: its running transfer
+/// finishes intact, new connections go to the other), then deleted (requests keep working;
+/// it is gone from the table).
+#[test]
+fn real_server_quiesced_then_deleted_under_traffic() {
+    if !require_root("real_server_quiesced_then_deleted_under_traffic") {
+        return;
+    }
+    let mut t = rvs_lab::nat("ppout").expect("nat lab");
+    t.start_nginx().expect("nginx");
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    for c in t.rvsadm_commands() {
+        rvsd.adm_ok(&c);
+    }
+    let vip = format!("{}:{}", t.vip, t.port);
+    let base = format!("http://{vip}/");
+    let big = random_bytes(300_000);
+    publish(&t, "big.bin", &big);
+    // The first connection goes to the first real server (rr), a slow one: ~3 s.
+    let dir = t.lab().workdir().to_path_buf();
+    let (c2, u2) = (client.clone(), format!("{base}big.bin"));
+    let slow = std::thread::spawn(move || download(&c2, &dir, &u2, Some("100K"), "slow"));
+    // Find its real server in the connection table (bounded wait).
+    let mut victim = None;
+    for _ in 0..50 {
+        let (_, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+        if let Some(l) = out.lines().find(|l| l.contains("ESTABLISHED")) {
+            victim = l.split_whitespace().last().map(String::from);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let victim = victim.expect("the slow transfer shows in -Lnc");
+    let other = t
+        .rips()
+        .iter()
+        .map(|r| format!("{r}:{}", t.port))
+        .find(|r| *r != victim)
+        .expect("two real servers");
+    let page_of = |rs: &str| {
+        t.real_servers()
+            .iter()
+            .find(|n| n.addr().map(|a| format!("{a}:{}", t.port)).as_deref() == Some(rs))
+            .map(|n| format!("{}\n", n.role))
+            .expect("known real server")
+    };
+    rvsd.adm_ok(&format!("-e -t {vip} -r {victim} -m -w 0"));
+    for _ in 0..4 {
+        assert_eq!(
+            curl(&client, &base),
+            page_of(&other),
+            "weight 0 gets no new connections"
+        );
+    }
+    let got = slow.join().expect("slow transfer thread");
+    assert!(
+        got == big,
+        "the quiesced server's transfer finished intact ({} bytes)",
+        got.len()
+    );
+    rvsd.adm_ok(&format!("-d -t {vip} -r {victim}"));
+    for _ in 0..3 {
+        assert_eq!(curl(&client, &base), page_of(&other));
+    }
+    let (_, out, _) = rvsd.adm(&["-L", "-n"]);
+    assert!(!out.contains(&victim), "deleted:\n{out}");
 }
