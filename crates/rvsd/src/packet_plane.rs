@@ -38,6 +38,11 @@
 //! servers (by address and port) unless addressed to one of the director's own interface
 //! addresses (`keep_local`, so health checks and the director's own connections work).
 //!
+//! The keeper applies a table change within about 10 ms plus one `nft` run, then resolves
+//! new real servers; the control request that made the change waits for that (at most
+//! [`APPLY_WAIT`], see [`wait_applied`]), so, as with the kernel, a rule is in force when
+//! `rvsadm` returns and the first packet after it meets the plane, not the host stack.
+//!
 //! # Next hops
 //!
 //! Each worker has its own rtnetlink [`Resolver`] and uses [`Resolver::try_resolve`], which
@@ -57,7 +62,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -678,6 +683,23 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
     rep
 }
 
+/// Waits (at most [`APPLY_WAIT`]) until the packet plane applied table generation
+/// `generation`: its nft guard lists the new VIPs and new real servers are resolved, so the
+/// first packet after `rvsadm -A/-a` is the plane's and not the host stack's.
+pub async fn wait_applied(applied: &AtomicU64, generation: u64) {
+    let polls = (APPLY_WAIT.as_millis() / 10) as usize;
+    for _ in 0..polls {
+        if applied.load(Ordering::Acquire) >= generation {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::warn!("the packet plane has not applied table change {generation} yet");
+}
+
+/// Longest a control request waits for the packet plane ([`wait_applied`]).
+pub const APPLY_WAIT: Duration = Duration::from_secs(3);
+
 /// Sends a gratuitous ARP / unsolicited NA for each address (best effort, logged).
 fn announce(ifaces: &[Iface], senders: &mut [Sender], addrs: &[(IpAddr, PortId)]) {
     for &(a, p) in addrs {
@@ -698,7 +720,7 @@ fn announce(ifaces: &[Iface], senders: &mut [Sender], addrs: &[(IpAddr, PortId)]
 
 /// Keeps the nft guard in line with the table, announces new VIPs and warms the neighbour
 /// table for new real servers. Removes the guard when stopped.
-fn keeper(mut guard: IngressGuard, sh: Shared) -> Result<(), String> {
+fn keeper(mut guard: IngressGuard, sh: Shared, applied: Arc<AtomicU64>) -> Result<(), String> {
     let mut resolver =
         Resolver::new(ResolverConfig::default()).map_err(|e| format!("rtnetlink: {e}"))?;
     let mut senders = Vec::new();
@@ -709,15 +731,20 @@ fn keeper(mut guard: IngressGuard, sh: Shared) -> Result<(), String> {
     let mut announced: HashSet<IpAddr> = HashSet::new();
     let mut resolved: HashSet<IpAddr> = HashSet::new();
     while !sh.stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        let (rules, rs, owned) = {
+        std::thread::sleep(Duration::from_millis(10));
+        let (gen_now, rules, rs, owned) = {
             let st = lock(&sh.state);
             if generation == Some(st.generation) {
                 continue;
             }
             generation = Some(st.generation);
             let (rules, rs) = guard_rules(&sh.ifaces, &st, &sh.opts);
-            (rules, rs, plane_config(&sh.ifaces, &st, &sh.opts).owned)
+            (
+                st.generation,
+                rules,
+                rs,
+                plane_config(&sh.ifaces, &st, &sh.opts).owned,
+            )
         };
         if let Err(e) = guard.update(&rules) {
             tracing::error!("nft ingress guard update: {e}");
@@ -742,6 +769,7 @@ fn keeper(mut guard: IngressGuard, sh: Shared) -> Result<(), String> {
                 Err(e) => tracing::warn!("next hop of real server {a}: {e}"),
             }
         }
+        applied.store(gen_now, Ordering::Release);
     }
     guard
         .remove()
@@ -797,10 +825,12 @@ impl PacketPlane {
             keeper: None,
         };
         let sh = shared();
+        let applied = Arc::new(AtomicU64::new(0));
+        lock(&state).packet_applied = Some(applied.clone());
         pp.keeper = Some(
             std::thread::Builder::new()
                 .name("rvs-keeper".into())
-                .spawn(move || keeper(guard, sh))
+                .spawn(move || keeper(guard, sh, applied))
                 .map_err(|e| format!("spawning the keeper thread: {e}"))?,
         );
         for (i, port) in ports.into_iter().enumerate() {

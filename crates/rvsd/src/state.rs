@@ -65,6 +65,9 @@ pub struct State {
     /// Bumped by every request that may change the table or the local addresses: the packet
     /// plane rebuilds its configuration and its nft guard when it sees a new value.
     pub generation: u64,
+    /// The last `generation` the packet plane applied (nft guard refilled, new real servers
+    /// resolved), when it runs: control requests wait for it (`Daemon::request`).
+    pub packet_applied: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The client-side tuple of a proxy flow.
@@ -100,6 +103,7 @@ impl State {
             next_handle: 1,
             reschedules: 0,
             generation: 0,
+            packet_applied: None,
         }
     }
 

@@ -86,10 +86,9 @@ impl Rvsd {
         assert_eq!(code, 0, "rvsadm {line}: {out}{err}");
     }
 
-    /// Waits (bounded) until the plane caught up with the table: the nft guard lists `vip`
-    /// and the kernel resolved every real server's MAC. rvsd applies a table change to the
-    /// guard asynchronously (its keeper thread polls the table every 50 ms), so without this
-    /// the first packets after `rvsadm -A` may still meet the host stack (which resets them).
+    /// Checks (with a bounded wait) that the plane caught up with the table: the nft guard
+    /// lists `vip` and the kernel resolved every real server's MAC. rvsadm returns only once
+    /// rvsd applied the change, so this should hold at once.
     fn wait_ready(&self, ns: &Netns, vip: &str, rips: &[String]) {
         for _ in 0..100 {
             let guard = ns
