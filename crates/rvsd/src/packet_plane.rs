@@ -495,6 +495,10 @@ pub struct WorkerReport {
     pub csum_completed: u64,
     /// TCP super-frames (GRO / GSO) cut into segments.
     pub segmented: u64,
+    /// Frames the kernel dropped because the receive ring was full.
+    pub ring_drops: u64,
+    /// Frames the port failed to transmit.
+    pub tx_errors: u64,
     /// Frames sent outside the ring (tunnels, fragments) / that failed.
     pub out_sent: u64,
     /// See `out_sent`.
@@ -676,6 +680,10 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
             rep.error = Some(format!("receive on {}: {e}", rep.iface));
             break;
         }
+    }
+    if let Ok(ps) = port.stats() {
+        rep.ring_drops = ps.kernel_drops;
+        rep.tx_errors = ps.tx_errors;
     }
     rep.out_sent = em.out.sent;
     rep.out_failed = em.out.failed;
@@ -870,11 +878,13 @@ impl PacketPlane {
                         .map(|(d, n)| format!("{}={n}", d.name()))
                         .collect();
                     tracing::info!(
-                        "packet worker {}: {} frames in {} batches, {} oversize, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), drops: {}",
+                        "packet worker {}: {} frames in {} batches, {} oversize, {} ring drops, {} transmit errors, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), drops: {}",
                         r.iface,
                         r.frames,
                         r.batches,
                         r.oversize,
+                        r.ring_drops,
+                        r.tx_errors,
                         r.csum_completed,
                         r.segmented,
                         r.out_sent,
