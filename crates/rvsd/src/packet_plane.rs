@@ -47,10 +47,11 @@
 //!
 //! Each worker has its own rtnetlink [`Resolver`] and uses [`Resolver::try_resolve`], which
 //! never blocks: a frame whose next hop is not resolved yet is dropped (counted `no_route`)
-//! while the kernel is made to probe it. The keeper resolves every real server with the
-//! blocking [`Resolver::resolve`] as soon as it is added, so the first packet of a flow
-//! normally finds the entry. A cache miss costs two netlink round trips inside the batch (and
-//! so under the lock), once per destination per cache TTL (30 s).
+//! while the kernel is made to probe it, and the failure is remembered for 200 ms. The keeper
+//! resolves every real server with the blocking [`Resolver::resolve`] as soon as it is added
+//! (before the control request returns), so the first packet of a flow normally finds the
+//! entry. A cache miss costs two netlink round trips inside the batch (and so under the
+//! lock), once per destination per cache TTL (30 s).
 //!
 //! # Firewall marks
 //!
@@ -60,12 +61,12 @@
 //! applies exactly where the kernel's mangle/PREROUTING rule would (`PlaneConfig::marks`).
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 use rvs_packet::plane::{
@@ -407,11 +408,37 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
 struct Hops {
     resolver: RefCell<Resolver>,
     ifindexes: Vec<u32>,
+    /// Destinations the kernel could not resolve, and when: not asked again for
+    /// [`NEGATIVE_TTL`], so a flood toward an unroutable or dead address costs a hash lookup
+    /// per packet, not two netlink round trips (and a probe) under the state lock.
+    failed: RefCell<HashMap<IpAddr, Instant>>,
 }
+
+/// How long a failed next-hop lookup is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_millis(200);
+/// Most remembered failures; the memory is cleared when full (bounded, allocation-free after
+/// warm-up).
+const NEGATIVE_MAX: usize = 4096;
 
 impl Neighbours for Hops {
     fn next_hop(&self, dst: IpAddr) -> Option<NextHop> {
-        let nh = self.resolver.borrow_mut().try_resolve(dst).ok().flatten()?;
+        let now = Instant::now();
+        if let Some(t) = self.failed.borrow().get(&dst) {
+            if now.duration_since(*t) < NEGATIVE_TTL {
+                return None;
+            }
+        }
+        let nh = match self.resolver.borrow_mut().try_resolve(dst) {
+            Ok(Some(nh)) => nh,
+            _ => {
+                let mut f = self.failed.borrow_mut();
+                if f.len() >= NEGATIVE_MAX {
+                    f.clear();
+                }
+                f.insert(dst, now);
+                return None;
+            }
+        };
         let port = self.ifindexes.iter().position(|&i| i == nh.ifindex)?;
         Some(NextHop {
             port: port as PortId,
@@ -606,6 +633,7 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
     let hops = Hops {
         resolver: RefCell::new(resolver),
         ifindexes: sh.ifaces.iter().map(|i| i.ifindex).collect(),
+        failed: RefCell::new(HashMap::with_capacity(NEGATIVE_MAX)),
     };
     let mut plane = Plane::new(PlaneConfig::default(), hops);
     let mut generation: Option<u64> = None;
