@@ -9,7 +9,8 @@
 # of their interfaces over the run; an nft rule on each real server then drops the datagrams,
 # so no ICMP port-unreachable flows back). trafgen sends as fast as it can on one CPU.
 #
-# Usage: sudo bench/packet.sh [seconds-per-run]  (FLOWS=N source ports, default 256)
+# Usage: sudo bench/packet.sh [seconds-per-run]  (FLOWS=N source ports, default 256;
+#        PACKET_WORKERS=N rvsd workers per interface, default 1)
 # Needs: trafgen (Debian netsniff-ng), nftables, iproute2. Prints a markdown table for
 # docs/benchmarks.md; note `uptime` with it (the numbers depend on the host's load).
 set -euo pipefail
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 DUR=${1:-10}
 FLOWS=${FLOWS:-256}
 P=${PREFIX:-rvbench}
+PW=${PACKET_WORKERS:-1}
 
 need() { command -v "$1" >/dev/null || { echo "bench/packet.sh: $1 is missing (apt-get install -y $2)" >&2; exit 2; }; }
 need trafgen netsniff-ng
@@ -77,7 +79,7 @@ run() {
 
 # 1. rvsd
 ip netns exec "$D" "$RVSD" --socket "$work/rvsd.sock" --metrics-listen off --workers 1 --drain-time 0 \
-  --interface eth0 --interface eth1 2>"$work/rvsd.log" &
+  --interface eth0 --interface eth1 --packet-workers "$PW" 2>"$work/rvsd.log" &
 rvsd_pid=$!
 for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
 "$RVSADM" --socket "$work/rvsd.sock" -A -u $VIP:9 -s rr
@@ -106,9 +108,9 @@ ip netns exec "$D" nft delete table ip rvslab_baseline
 ratio=$(awk -v a="$rvsd_pps" -v b="$kern_pps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
 echo "| path | offered pkt/s | delivered pkt/s | ratio |"
 echo "|---|---:|---:|---:|"
-echo "| rvsd packet plane (1 worker/interface) | $rvsd_sent | $rvsd_pps | $ratio |"
+echo "| rvsd packet plane ($PW worker(s)/interface) | $rvsd_sent | $rvsd_pps | $ratio |"
 echo "| kernel nftables DNAT (numgen inc mod 2) | $kern_sent | $kern_pps | 1.00 |"
 echo
 echo "$DUR s per run, $FLOWS flows, 64-byte UDP; $(uptime)"
-echo "rvsd: $workers" | head -3
+echo "rvsd: $workers" | head -5
 sed -n '3,6p' "$work/rvsd.stats"

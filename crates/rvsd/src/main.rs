@@ -64,6 +64,9 @@ struct Args {
     /// (`-f MARK`), as an nft `meta mark set` rule would for the kernel; repeatable.
     #[arg(long = "fwmark-rule", value_parser = rvsd::packet_plane::parse_mark_rule)]
     fwmark_rule: Vec<rvs_packet::plane::MarkRule>,
+    /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
+    #[arg(long, default_value_t = 1)]
+    packet_workers: usize,
 }
 
 fn main() -> ExitCode {
@@ -191,6 +194,7 @@ async fn run(args: Args) -> Result<(), String> {
     } else {
         let opts = rvsd::packet_plane::Options {
             marks: args.fwmark_rule.clone(),
+            workers_per_interface: args.packet_workers,
             ..Default::default()
         };
         Some(

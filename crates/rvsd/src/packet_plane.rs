@@ -1,8 +1,9 @@
 //! The packet data plane inside rvsd (`rvsd --interface IFACE`, repeatable; issue 4 item 2).
 //!
-//! One AF_PACKET [`Port`] per interface, each served by one worker thread, plus one *keeper*
-//! thread that owns the nftables ingress guard and warms the kernel's neighbour table. The
-//! frames are classified and rewritten by [`rvs_packet::plane::Plane`] (spec `ipvs.md` §5);
+//! One AF_PACKET [`Port`] per interface and worker thread (`--packet-workers N` per
+//! interface, default 1; several join a `PACKET_FANOUT` hash group), plus one *keeper* thread
+//! that owns the nftables ingress guard and warms the kernel's neighbour table. The frames
+//! are classified and rewritten by [`rvs_packet::plane::Plane`] (spec `ipvs.md` §5);
 //! the decisions come from the daemon's one authoritative [`rvs_core::Director`] in
 //! [`State`], the same one the socket proxy and `rvsadm -L`, `--stats`, `-Lnc` use, so both
 //! planes share one connection and statistics model (DESIGN.md "Data planes").
@@ -230,11 +231,15 @@ pub struct Options {
     /// Full-NAT local port range (must not overlap the kernel's `ip_local_port_range` on the
     /// local addresses: the guard drops replies to these ports).
     pub lport_range: (u16, u16),
+    /// Worker threads per interface (`--packet-workers`); more than one joins the
+    /// interface's sockets in a `PACKET_FANOUT` hash group, so a flow stays on one worker.
+    pub workers_per_interface: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
+            workers_per_interface: 1,
             marks: Vec::new(),
             lport_range: PlaneConfig::default().lport_range,
         }
@@ -832,14 +837,31 @@ impl PacketPlane {
     ) -> Result<PacketPlane, String> {
         let mut ports = Vec::new();
         let mut ifaces = Vec::new();
-        for name in interfaces {
+        let per = opts.workers_per_interface.clamp(1, 64);
+        for (n, name) in interfaces.iter().enumerate() {
             if ifaces.iter().any(|i: &Iface| &i.name == name) {
                 return Err(format!("--interface {name} given twice"));
             }
-            let port = Port::open(name, &rvs_packet_io::PortConfig::default())
-                .map_err(|e| format!("--interface {name}: {e}"))?;
-            ifaces.push(iface_info(&port)?);
-            ports.push(port);
+            let mut cfg = rvs_packet_io::PortConfig::default();
+            if per > 1 {
+                // One fanout group per interface (ids are per network namespace): the
+                // kernel's flow hash keeps both directions of a flow on one worker; defrag so
+                // all fragments of a datagram meet.
+                cfg.fanout = Some(rvs_packet_io::Fanout {
+                    group: (std::process::id() as u16)
+                        .wrapping_mul(64)
+                        .wrapping_add(n as u16),
+                    defrag: true,
+                });
+            }
+            for _ in 0..per {
+                let port =
+                    Port::open(name, &cfg).map_err(|e| format!("--interface {name}: {e}"))?;
+                if ports.iter().all(|(i, _)| *i != n) {
+                    ifaces.push(iface_info(&port)?);
+                }
+                ports.push((n, port));
+            }
         }
         nft::cleanup_stale().map_err(|e| format!("removing a stale nft guard: {e}"))?;
         let (rules, _) = guard_rules(&ifaces, &lock(&state), &opts);
@@ -869,7 +891,7 @@ impl PacketPlane {
                 .spawn(move || keeper(guard, sh, applied))
                 .map_err(|e| format!("spawning the keeper thread: {e}"))?,
         );
-        for (i, port) in ports.into_iter().enumerate() {
+        for (i, port) in ports {
             let sh = shared();
             let h = std::thread::Builder::new()
                 .name(format!("rvs-pkt-{}", ifaces[i].name))

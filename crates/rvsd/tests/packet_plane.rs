@@ -228,7 +228,14 @@ fn nat_lab_round_robin_snat_and_stats() {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let mut rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    // Two workers per interface: the PACKET_FANOUT path (a flow's two directions arrive on
+    // different interfaces, so at different workers sharing the one director).
+    let mut rvsd = Rvsd::start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        &["--packet-workers", "2"],
+    );
     for c in t.rvsadm_commands() {
         rvsd.adm_ok(&c);
     }
