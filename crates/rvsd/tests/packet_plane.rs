@@ -279,6 +279,8 @@ fn nat_lab_round_robin_snat_and_stats() {
         "nft guard left after exit:\n{log}"
     );
     assert!(log.contains("nft ingress guard removed"), "{log}");
+    assert_eq!(log.matches("packet worker eth0:").count(), 2, "{log}");
+    assert_eq!(log.matches("packet worker eth1:").count(), 2, "{log}");
 }
 
 /// (b) The kernel selftest's pass criterion (spec §9) through rvsd: 32 random bytes sent
