@@ -501,3 +501,50 @@ fn real_server_quiesced_then_deleted_under_traffic() {
     let (_, out, _) = rvsd.adm(&["-L", "-n"]);
     assert!(!out.contains(&victim), "deleted:\n{out}");
 }
+
+/// DR and TUN labs with nginx: both real servers answer under rr, they see the client's own
+/// address, and the replies bypass the director (its OutPkts stay 0).
+/// `on_link`: the real servers are neighbours of the director (DR), not behind a router (TUN).
+fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool) {
+    t.start_nginx().expect("nginx");
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0"], &[]);
+    for c in t.rvsadm_commands() {
+        rvsd.adm_ok(&c);
+    }
+    let rips: Vec<String> = if on_link {
+        t.rips().iter().map(|r| r.to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    rvsd.wait_ready(&director, &t.vip.to_string(), &rips);
+    let base = format!("http://{}:{}/", t.vip, t.port);
+    let pages: Vec<String> = (0..4).map(|_| curl(&client, &base)).collect();
+    for w in pages.windows(2) {
+        assert_ne!(w[0], w[1], "rr must alternate: {pages:?}");
+    }
+    let who = curl(&client, &format!("{base}whoami"));
+    assert_eq!(who.trim(), client_addr);
+    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {}:{}", t.vip, t.port));
+    assert!(conns >= 5 && inpkts >= 15, "{conns} {inpkts}");
+    assert_eq!(outpkts, 0, "replies bypass the director");
+}
+
+#[test]
+fn dr_lab_replies_bypass_the_director() {
+    if !require_root("dr_lab_replies_bypass_the_director") {
+        return;
+    }
+    let mut t = rvs_lab::dr("ppdr").expect("dr lab");
+    bypass_lab(&mut t, "192.168.1.2", true);
+}
+
+#[test]
+fn tun_lab_replies_bypass_the_director() {
+    if !require_root("tun_lab_replies_bypass_the_director") {
+        return;
+    }
+    let mut t = rvs_lab::tun("pptun").expect("tun lab");
+    bypass_lab(&mut t, "192.168.1.2", false);
+}
