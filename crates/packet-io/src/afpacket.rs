@@ -151,6 +151,7 @@ pub struct RxFrame<'a> {
     pkt_type: u8,
     tx_ifindex: Option<u32>,
     own_ifindex: u32,
+    csum_not_ready: bool,
 }
 
 impl<'a> RxFrame<'a> {
@@ -167,6 +168,7 @@ impl<'a> RxFrame<'a> {
             pkt_type: libc::PACKET_HOST,
             tx_ifindex: None,
             own_ifindex: ifindex,
+            csum_not_ready: false,
         }
     }
 
@@ -225,6 +227,15 @@ impl<'a> RxFrame<'a> {
     /// `PACKET_OTHERHOST` (not for us: seen in promiscuous mode) or `PACKET_OUTGOING`.
     pub fn pkt_type(&self) -> u8 {
         self.pkt_type
+    }
+
+    /// True when the kernel handed the frame over with its transport checksum not filled in
+    /// (`TP_STATUS_CSUMNOTREADY`: a `CHECKSUM_PARTIAL` skb, e.g. from a local sender or a
+    /// container on a veth with checksum offload). The checksum field then holds only the
+    /// pseudo-header sum; a frame forwarded as it is arrives with a bad checksum, so the
+    /// data plane must complete it first.
+    pub fn checksum_not_ready(&self) -> bool {
+        self.csum_not_ready
     }
 
     /// Send this frame (as it is when the callback returns) out of the interface it came in on.
@@ -808,6 +819,7 @@ impl Port {
                 pkt_type,
                 tx_ifindex: None,
                 own_ifindex: self.sock.ifindex,
+                csum_not_ready: h.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0,
             };
             if frame.truncated() {
                 self.stats.rx_truncated += 1;

@@ -49,7 +49,8 @@ impl RandomSource for Rng {
     }
 }
 
-fn plane(fwd: FwdMethod) -> Plane<Table> {
+/// A plane and the director it is lent (rvsd keeps the director outside the plane).
+fn plane(fwd: FwdMethod) -> (Plane<Table>, Director) {
     let mut d = Director::new(HashSeed([7, 8, 9, 10]), Time(0));
     let key = ServiceKey::Addr {
         proto: Protocol::Tcp,
@@ -91,7 +92,7 @@ fn plane(fwd: FwdMethod) -> Plane<Table> {
         owned: vec![(IpAddr::from(VIP), 0)],
         ..PlaneConfig::default()
     };
-    Plane::new(d, cfg, Table)
+    (Plane::new(cfg, Table), d)
 }
 
 /// A 64-byte frame: Ethernet + IPv4 + TCP + 10 bytes of data.
@@ -106,23 +107,47 @@ fn frame(sport: u16, syn: bool) -> Vec<u8> {
 }
 
 fn known_flow(c: &mut Criterion, name: &str, fwd: FwdMethod) {
-    let mut p = plane(fwd);
+    let (mut p, mut d) = plane(fwd);
     let syn = frame(40000, true);
     let ack = frame(40000, false);
     let mut buf = vec![0u8; HEADROOM + 2048];
     buf[HEADROOM..HEADROOM + syn.len()].copy_from_slice(&syn);
-    let v = p.process(&mut buf, HEADROOM, syn.len(), 0, Time(1000), &mut Rng(1));
+    let v = p.process(
+        &mut d,
+        &mut buf,
+        HEADROOM,
+        syn.len(),
+        0,
+        Time(1000),
+        &mut Rng(1),
+    );
     assert!(matches!(v, Verdict::Transmit { .. }), "{v:?}");
     c.bench_function(name, |b| {
         b.iter(|| {
             buf[HEADROOM..HEADROOM + ack.len()].copy_from_slice(&ack);
-            let v = p.process(&mut buf, HEADROOM, ack.len(), 0, Time(2000), &mut Rng(1));
+            let v = p.process(
+                &mut d,
+                &mut buf,
+                HEADROOM,
+                ack.len(),
+                0,
+                Time(2000),
+                &mut Rng(1),
+            );
             black_box(v)
         })
     });
     // The flow is still known after the run (every iteration took the fast path).
     buf[HEADROOM..HEADROOM + ack.len()].copy_from_slice(&ack);
-    let v = p.process(&mut buf, HEADROOM, ack.len(), 0, Time(2000), &mut Rng(1));
+    let v = p.process(
+        &mut d,
+        &mut buf,
+        HEADROOM,
+        ack.len(),
+        0,
+        Time(2000),
+        &mut Rng(1),
+    );
     assert!(matches!(v, Verdict::Transmit { .. }), "{v:?}");
 }
 
@@ -139,16 +164,24 @@ fn new_flow(c: &mut Criterion, name: &str, fwd: FwdMethod) {
             let mut buf = vec![0u8; HEADROOM + 2048];
             while left > 0 {
                 let n = left.min(60_000);
-                let mut p = plane(fwd);
+                let (mut p, mut d) = plane(fwd);
                 let t = Instant::now();
                 for i in 0..n {
                     buf[HEADROOM..HEADROOM + syn.len()].copy_from_slice(&syn);
                     let sport = (1024 + i as u16).to_be_bytes();
                     buf[HEADROOM + 34..HEADROOM + 36].copy_from_slice(&sport);
-                    black_box(p.process(&mut buf, HEADROOM, syn.len(), 0, Time(1000), &mut rng));
+                    black_box(p.process(
+                        &mut d,
+                        &mut buf,
+                        HEADROOM,
+                        syn.len(),
+                        0,
+                        Time(1000),
+                        &mut rng,
+                    ));
                 }
                 total += t.elapsed();
-                assert_eq!(p.director.conns.len() as u64, n);
+                assert_eq!(d.conns.len() as u64, n);
                 left -= n;
             }
             total

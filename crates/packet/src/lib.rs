@@ -45,6 +45,7 @@ pub mod ethernet;
 pub mod frag;
 pub mod generate;
 pub mod gre;
+pub mod gso;
 pub mod gue;
 pub mod icmp;
 pub mod icmp_relay;

@@ -343,10 +343,13 @@ impl LocalAddrs for Pools {
 /// ([`generate::ICMP6_MAX`]) plus an L2 header with two VLAN tags.
 const SCRATCH: usize = generate::ICMP6_MAX + 32;
 
-/// The packet data plane: a director plus the configuration of the machine it runs on.
+/// The packet data plane of one worker: the configuration of the machine it runs on, the
+/// full-NAT port allocator, drop counters and scratch space. The director (services,
+/// connections, statistics) is *not* part of it: the daemon keeps the one authoritative
+/// [`Director`] that every plane and the socket proxy share, and lends it to
+/// [`Plane::process`] — the caller decides how it is locked (rvsd locks it once per received
+/// batch of frames, not per frame).
 pub struct Plane<N: Neighbours> {
-    /// The director (services, connections, statistics).
-    pub director: Director,
     /// Route and neighbour resolution.
     pub neigh: N,
     cfg: PlaneConfig,
@@ -365,8 +368,8 @@ struct Frame {
 }
 
 impl<N: Neighbours> Plane<N> {
-    /// A plane over `director` with configuration `cfg`.
-    pub fn new(director: Director, cfg: PlaneConfig, neigh: N) -> Plane<N> {
+    /// A plane with configuration `cfg`.
+    pub fn new(cfg: PlaneConfig, neigh: N) -> Plane<N> {
         let pools = Pools {
             laddrs: cfg.laddrs.clone(),
             range: cfg.lport_range,
@@ -374,7 +377,6 @@ impl<N: Neighbours> Plane<N> {
             next_addr: 0,
         };
         Plane {
-            director,
             neigh,
             cfg,
             pools,
@@ -389,19 +391,33 @@ impl<N: Neighbours> Plane<N> {
         &self.cfg
     }
 
+    /// Replaces the configuration (after a table or interface change). Drop counters and the
+    /// full-NAT port cursor are kept, so ports are not reused sooner than necessary.
+    pub fn set_config(&mut self, cfg: PlaneConfig) {
+        self.pools.laddrs = cfg.laddrs.clone();
+        self.pools.range = cfg.lport_range;
+        self.pools.next_addr = 0;
+        self.cfg = cfg;
+    }
+
     /// The drop counters.
     pub fn drops(&self) -> &DropCounters {
         &self.drops
     }
 
-    /// Processes the Ethernet frame `buf[start..start + len]` received on `port_in` at `now`.
+    /// Processes the Ethernet frame `buf[start..start + len]` received on `port_in` at `now`,
+    /// asking `director` (and updating its connections and statistics).
     ///
     /// The frame is rewritten in place; tunnels grow it into the headroom before `start`
     /// (up to 40 + 8 + 12 bytes), and a generated reply is written from `buf[0]`, so give a
     /// buffer with about 64 bytes of headroom and room for `len + 48` bytes after it (an
     /// [`generate::ICMP6_MAX`]-byte error at most). The verdict says which bytes to send.
+    // The director is lent per call (rvsd locks it once per batch), which makes the eighth
+    // argument; a struct around the frame coordinates would only move them around.
+    #[allow(clippy::too_many_arguments)]
     pub fn process(
         &mut self,
+        director: &mut Director,
         buf: &mut [u8],
         start: usize,
         len: usize,
@@ -423,7 +439,7 @@ impl<N: Neighbours> Plane<N> {
         };
         match p.l3 {
             L3::Arp => self.arp(buf, f, &p),
-            L3::Ipv4 | L3::Ipv6 => self.ip(buf, f, &p, now, rng),
+            L3::Ipv4 | L3::Ipv6 => self.ip(director, buf, f, &p, now, rng),
             L3::Other(_) => Verdict::Pass,
         }
     }
@@ -542,6 +558,7 @@ impl<N: Neighbours> Plane<N> {
 
     fn ip(
         &mut self,
+        director: &mut Director,
         buf: &mut [u8],
         f: Frame,
         p: &Parsed,
@@ -570,7 +587,7 @@ impl<N: Neighbours> Plane<N> {
             proto::TCP => Protocol::Tcp,
             proto::UDP => Protocol::Udp,
             proto::SCTP => Protocol::Sctp,
-            proto::ICMP | proto::ICMPV6 => return self.icmp(buf, f, p, now),
+            proto::ICMP | proto::ICMPV6 => return self.icmp(director, buf, f, p, now),
             _ => return Verdict::Pass,
         };
         let frame = &buf[f.start..f.end];
@@ -591,14 +608,12 @@ impl<N: Neighbours> Plane<N> {
             payload: &frame[payload_off.min(p.l3_end)..p.l3_end],
         };
         // Out-hook before in-hook (§5.1: LOCAL_IN priorities 98 < 99; FORWARD replies).
-        if let Some(r) = self.director.packet_out(&pkt, now) {
+        if let Some(r) = director.packet_out(&pkt, now) {
             return self.reply(buf, f, p, &r);
         }
-        let v = self
-            .director
-            .packet_in_fullnat(&pkt, now, rng, &mut self.pools);
+        let v = director.packet_in_fullnat(&pkt, now, rng, &mut self.pools);
         match v {
-            rvs_core::Verdict::Forward(route) => self.forward(buf, f, p, &route),
+            rvs_core::Verdict::Forward(route) => self.forward(director, buf, f, p, &route),
             rvs_core::Verdict::Pass => Verdict::Pass,
             rvs_core::Verdict::Reject => self.icmp_to_sender(buf, f, p, Gen::PortUnreach),
             rvs_core::Verdict::Drop(r) => self.drop(match r {
@@ -624,7 +639,14 @@ impl<N: Neighbours> Plane<N> {
     }
 
     /// Client → server: transmit per the connection's forwarding method (§5.3–§5.5).
-    fn forward(&mut self, buf: &mut [u8], f: Frame, p: &Parsed, route: &Route) -> Verdict {
+    fn forward(
+        &mut self,
+        director: &mut Director,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        route: &Route,
+    ) -> Verdict {
         let rs = Endpoint::new(route.daddr, route.dport);
         let tun;
         let method = match route.fwd {
@@ -642,7 +664,7 @@ impl<N: Neighbours> Plane<N> {
                 None => return self.drop(DropReason::NoLocalAddress),
             },
             FwdMethod::Tunnel => {
-                let Some(t) = self.tunnel_params(buf, f, p, route) else {
+                let Some(t) = self.tunnel_params(director, buf, f, p, route) else {
                     return self.drop(DropReason::NoRoute);
                 };
                 tun = t;
@@ -656,6 +678,7 @@ impl<N: Neighbours> Plane<N> {
 
     fn tunnel_params(
         &mut self,
+        director: &mut Director,
         buf: &[u8],
         f: Frame,
         p: &Parsed,
@@ -663,7 +686,7 @@ impl<N: Neighbours> Plane<N> {
     ) -> Option<TunnelParams> {
         let cfg = route
             .dest
-            .and_then(|d| self.director.table.dests.get(d))
+            .and_then(|d| director.table.dests.get(d))
             .map(|d| d.cfg.tunnel)?;
         let hop = self.neigh.next_hop(route.daddr)?;
         let port = self.cfg.ports.get(usize::from(hop.port))?;
@@ -813,24 +836,31 @@ impl<N: Neighbours> Plane<N> {
     // ---------------------------------------------------------------------------------------
     // ICMP (§5.8)
 
-    fn icmp(&mut self, buf: &mut [u8], f: Frame, p: &Parsed, now: Time) -> Verdict {
+    fn icmp(
+        &mut self,
+        director: &mut Director,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        now: Time,
+    ) -> Verdict {
         let e = match icmp_relay::icmp_error(&buf[f.start..f.end], p) {
             Ok(Some(e)) => e,
             // Echo and other informational messages: the host stack answers (§5.8).
             Ok(None) => return Verdict::Pass,
             Err(_) => return self.drop(DropReason::Malformed),
         };
-        if let Some(v) = self.icmp_tunnel(buf, f, p, &e) {
+        if let Some(v) = self.icmp_tunnel(director, buf, f, p, &e) {
             return v;
         }
         let Some((qs, qd)) = e.quoted_ports else {
             return Verdict::Pass;
         };
-        let conns = &self.director.conns;
+        let conns = &director.conns;
         // A client's error about a reply we sent (quoted VIP:vport → client:cport):
         // the connection is found with the quote reversed (`ip_vs_in_icmp`).
         if let Some(id) = conns.lookup_in(e.quoted_proto, &e.quoted_dst, qd, &e.quoted_src, qs) {
-            return self.icmp_in(buf, f, p, &e, id, now);
+            return self.icmp_in(director, buf, f, p, &e, id, now);
         }
         // A real server's error about a request we forwarded (`ip_vs_out_icmp`): quoted
         // client:cport → RS:dport (NAT) or LIP:lport → RS:dport (full-NAT).
@@ -840,7 +870,7 @@ impl<N: Neighbours> Plane<N> {
                 conns.lookup_fullnat_out(e.quoted_proto, &e.quoted_dst, qd, &e.quoted_src, qs)
             });
         if let Some(id) = out {
-            return self.icmp_out(buf, f, p, &e, id, now);
+            return self.icmp_out(director, buf, f, p, &e, id, now);
         }
         Verdict::Pass
     }
@@ -849,8 +879,10 @@ impl<N: Neighbours> Plane<N> {
         verify_l4_checksum(&buf[f.start..f.end], p).is_ok()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn icmp_in(
         &mut self,
+        director: &mut Director,
         buf: &mut [u8],
         f: Frame,
         p: &Parsed,
@@ -861,7 +893,7 @@ impl<N: Neighbours> Plane<N> {
         if !self.verify_icmp(buf, f, p) {
             return self.drop(DropReason::BadChecksum);
         }
-        let Some(info) = self.director.conns.info(id) else {
+        let Some(info) = director.conns.info(id) else {
             return Verdict::Pass;
         };
         let (daddr, dport, local, dest) = (info.daddr, info.dport, info.local, info.dest);
@@ -872,7 +904,7 @@ impl<N: Neighbours> Plane<N> {
             out_pkts: 0,
             out_bytes: 0,
         };
-        self.director.conn_traffic(id, traffic, now);
+        director.conn_traffic(id, traffic, now);
         let rs = Endpoint::new(daddr, dport);
         let frame = &mut buf[f.start..f.end];
         let rewritten = match fwd {
@@ -907,7 +939,7 @@ impl<N: Neighbours> Plane<N> {
                     local,
                     new: false,
                 };
-                let Some(t) = self.tunnel_params(buf, f, p, &route) else {
+                let Some(t) = self.tunnel_params(director, buf, f, p, &route) else {
                     return self.drop(DropReason::NoRoute);
                 };
                 tun = t;
@@ -919,8 +951,10 @@ impl<N: Neighbours> Plane<N> {
         self.send(buf, f, p, method, daddr, true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn icmp_out(
         &mut self,
+        director: &mut Director,
         buf: &mut [u8],
         f: Frame,
         p: &Parsed,
@@ -928,7 +962,7 @@ impl<N: Neighbours> Plane<N> {
         id: ConnId,
         now: Time,
     ) -> Verdict {
-        let Some(info) = self.director.conns.info(id) else {
+        let Some(info) = director.conns.info(id) else {
             return Verdict::Pass;
         };
         let fwd = fwd_of(info.flags);
@@ -946,7 +980,7 @@ impl<N: Neighbours> Plane<N> {
             out_pkts: 1,
             out_bytes: p.l3_len() as u64,
         };
-        self.director.conn_traffic(id, traffic, now);
+        director.conn_traffic(id, traffic, now);
         let frame = &mut buf[f.start..f.end];
         let rewritten = if fwd == FwdMethod::Masq {
             icmp_relay::icmp_nat_out(frame, p, e, vip)
@@ -971,6 +1005,7 @@ impl<N: Neighbours> Plane<N> {
     /// quoting IPIP / GRE / GUE toward a tunnel real server): tell the client (§5.8).
     fn icmp_tunnel(
         &mut self,
+        director: &mut Director,
         buf: &mut [u8],
         f: Frame,
         p: &Parsed,
@@ -991,8 +1026,7 @@ impl<N: Neighbours> Plane<N> {
             return None;
         }
         // The tunnel real server the quote was sent to, and its GUE port.
-        let dest = self
-            .director
+        let dest = director
             .table
             .dests
             .iter()

@@ -26,12 +26,17 @@ impl Daemon {
 
     /// Apply one control request, then bring the proxy's listeners in line with the table.
     pub async fn request(self: &Arc<Self>, req: Request) -> Response {
-        let (mut resp, changed) = {
+        let (mut resp, changed, packet) = {
             let mut st = self.lock();
             let r = st.handle(&req, self.clock.now());
             let changed = is_change(&req) && r.result.is_ok();
-            (r, changed)
+            let packet = st.packet_applied.clone().map(|a| (a, st.generation));
+            (r, changed, packet)
         };
+        if let Some((applied, generation)) = packet {
+            // Like the kernel, a change is in force when rvsadm returns (bounded wait).
+            crate::packet_plane::wait_applied(&applied, generation).await;
+        }
         if changed {
             let d = self.clone();
             let res = tokio::task::spawn_blocking(move || d.sync_listeners()).await;

@@ -58,12 +58,21 @@ struct Args {
     #[arg(short = 'i', long = "config-id")]
     config_id: Option<String>,
     /// Run the VRRP instances (`vrrp_instance`, `vrrp_sync_group`, `vrrp_script`) of this
-    /// keepalived configuration (interim flag until `-f` runs whole keepalived.conf files).
+    /// keepalived configuration while the table comes from `--rules` (with `-f`, the VRRP
+    /// instances of that file run anyway).
     #[arg(long)]
     vrrp: Option<PathBuf>,
-    /// Run the packet data plane on this interface (not yet supported).
+    /// Run the packet data plane (NAT, DR, TUN, FULLNAT) on this interface; repeatable.
+    /// Every service whose VIP is not a loopback address then goes to the packet plane.
     #[arg(long)]
     interface: Vec<String>,
+    /// Packet plane: mark packets `PROTO:ADDR:PORT[-PORT]=MARK` for firewall-mark services
+    /// (`-f MARK`), as an nft `meta mark set` rule would for the kernel; repeatable.
+    #[arg(long = "fwmark-rule", value_parser = rvsd::packet_plane::parse_mark_rule)]
+    fwmark_rule: Vec<rvs_packet::plane::MarkRule>,
+    /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
+    #[arg(long, default_value_t = 1)]
+    packet_workers: usize,
 }
 
 fn main() -> ExitCode {
@@ -92,13 +101,6 @@ fn main() -> ExitCode {
     }
     if args.use_file.is_some() && args.rules.is_some() {
         eprintln!("rvsd: -f (keepalived.conf) and --rules (ipvsadm-save) both describe the table; use one");
-        return ExitCode::from(2);
-    }
-    if !args.interface.is_empty() {
-        eprintln!(
-            "rvsd: the packet data plane (--interface) is not yet available in this build; \
-             the socket proxy serves -m and --fullnat real servers"
-        );
         return ExitCode::from(2);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -221,9 +223,23 @@ async fn run(args: Args) -> Result<(), String> {
     let clock = Clock::new();
     let planes = Planes {
         proxy: true,
-        packet: false,
+        packet: !args.interface.is_empty(),
     };
     let state = Arc::new(Mutex::new(State::new(clock.now(), planes)));
+    // Stopped (threads joined, nft guard removed) when dropped, on every way out of `run`.
+    let packet_plane = if args.interface.is_empty() {
+        None
+    } else {
+        let opts = rvsd::packet_plane::Options {
+            marks: args.fwmark_rule.clone(),
+            workers_per_interface: args.packet_workers,
+            ..Default::default()
+        };
+        Some(
+            rvsd::packet_plane::PacketPlane::start(&args.interface, state.clone(), clock, opts)
+                .map_err(|e| format!("packet plane: {e}"))?,
+        )
+    };
     let balancer = Arc::new(DirectorBalancer {
         state: state.clone(),
         clock,
@@ -361,6 +377,9 @@ async fn run(args: Args) -> Result<(), String> {
             "drained: {} connection(s) aborted at the deadline",
             r.aborted
         );
+    }
+    if let Some(p) = packet_plane {
+        p.stop();
     }
     if let Some(p) = &args.pidfile {
         let _ = std::fs::remove_file(p);

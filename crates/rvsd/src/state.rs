@@ -64,6 +64,12 @@ pub struct State {
     pub reschedules: u64,
     /// The VRRP driver's status, when it runs (rendered into the metrics).
     pub vrrp: Option<std::sync::Arc<crate::vrrp::StatusBoard>>,
+    /// Bumped by every request that may change the table or the local addresses: the packet
+    /// plane rebuilds its configuration and its nft guard when it sees a new value.
+    pub generation: u64,
+    /// The last `generation` the packet plane applied (nft guard refilled, new real servers
+    /// resolved), when it runs: control requests wait for it (`Daemon::request`).
+    pub packet_applied: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The client-side tuple of a proxy flow.
@@ -99,6 +105,8 @@ impl State {
             next_handle: 1,
             reschedules: 0,
             vrrp: None,
+            generation: 0,
+            packet_applied: None,
         }
     }
 
@@ -145,6 +153,14 @@ impl State {
 
     /// Apply one control request.
     pub fn handle(&mut self, req: &Request, now: Time) -> Response {
+        if is_change(req)
+            || matches!(
+                req,
+                Request::AddLocalAddr { .. } | Request::DelLocalAddr { .. }
+            )
+        {
+            self.generation = self.generation.wrapping_add(1);
+        }
         let d = &mut self.director;
         match req {
             Request::Hello { .. } => Response::err(error(
@@ -366,14 +382,18 @@ impl State {
         }
     }
 
-    /// The listeners the socket proxy should have: every TCP and UDP service with a port.
+    /// The listeners the socket proxy should have: every TCP and UDP service with a port —
+    /// except, when the packet plane runs, services it serves (every VIP but loopback ones,
+    /// see `packet_plane`), so a service is never carried by both planes.
     pub fn proxy_listeners(&self) -> Vec<rvs_proxy::ListenerSpec> {
         let mut v: Vec<rvs_proxy::ListenerSpec> = self
             .director
             .table
             .services()
             .filter_map(|(_, s)| match s.key {
-                ServiceKey::Addr { proto, addr, port } if port != 0 => {
+                ServiceKey::Addr { proto, addr, port }
+                    if port != 0 && (!self.planes.packet || addr.is_loopback()) =>
+                {
                     let protocol = match proto {
                         Protocol::Tcp => rvs_proxy::Protocol::Tcp,
                         Protocol::Udp => rvs_proxy::Protocol::Udp,

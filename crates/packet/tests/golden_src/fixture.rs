@@ -35,7 +35,9 @@ use rvs_core::{
     DestConfig, Director, Family, FwdMethod, Protocol, RandomSource, SchedKind, ServiceConfig,
     ServiceFlags, ServiceKey, Time,
 };
-use rvs_packet::plane::{MarkRule, Neighbours, NextHop, Plane, PlaneConfig, PortConfig, Verdict};
+use rvs_packet::plane::{
+    DropCounters, MarkRule, Neighbours, NextHop, Plane, PlaneConfig, PortConfig, PortId, Verdict,
+};
 
 use super::build::{a4, a6, Mac};
 
@@ -469,7 +471,38 @@ pub fn apply(d: &mut Director, line: &str, now: Time) -> Result<(), String> {
 }
 
 /// Builds a plane: the topology, plane settings from the config, then the table.
-pub fn build(config: &[String]) -> Result<Plane<Topology>, String> {
+/// A plane and the director it is lent, as rvsd pairs them (the director lives outside the
+/// plane so that several planes and the socket proxy can share it).
+pub struct Rig {
+    pub plane: Plane<Topology>,
+    pub director: Director,
+}
+
+impl Rig {
+    pub fn process(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        port_in: PortId,
+        now: Time,
+        rng: &mut dyn RandomSource,
+    ) -> Verdict {
+        self.plane
+            .process(&mut self.director, buf, start, len, port_in, now, rng)
+    }
+    pub fn drops(&self) -> &DropCounters {
+        self.plane.drops()
+    }
+    pub fn announcement(&self, i: usize, out: &mut [u8]) -> Option<(PortId, usize)> {
+        self.plane.announcement(i, out)
+    }
+    pub fn config(&self) -> &PlaneConfig {
+        self.plane.config()
+    }
+}
+
+pub fn build(config: &[String]) -> Result<Rig, String> {
     let mut cfg = topology();
     for line in config {
         let args: Vec<&str> = line.split_whitespace().collect();
@@ -514,7 +547,10 @@ pub fn build(config: &[String]) -> Result<Plane<Topology>, String> {
     for line in config {
         apply(&mut d, line, Time(0)).map_err(|e| format!("config `{line}`: {e}"))?;
     }
-    Ok(Plane::new(d, cfg, Topology))
+    Ok(Rig {
+        plane: Plane::new(cfg, Topology),
+        director: d,
+    })
 }
 
 pub fn verdict_text(v: &Verdict) -> String {
@@ -527,7 +563,7 @@ pub fn verdict_text(v: &Verdict) -> String {
     }
 }
 
-pub fn counters_text(p: &Plane<Topology>) -> (String, String, usize) {
+pub fn counters_text(p: &Rig) -> (String, String, usize) {
     let t = p.director.total.shown();
     let c = format!(
         "conns={} inpkts={} inbytes={} outpkts={} outbytes={}",
