@@ -21,11 +21,19 @@
 //! - *batch* benchmarks do 32 independent look-ups per iteration, as a data plane working
 //!   through a batch of received frames would; out-of-order execution overlaps their misses.
 //!   Criterion's time is per iteration: divide by 32 (the `thrpt` line gives look-ups/s).
+//!
+//! # Clock
+//!
+//! Times are the benchmark thread's CPU time (`/proc/thread-self/schedstat`), not wall time:
+//! the machine this was written on is shared by several busy builds, and wall time then counts
+//! the time the thread waits for a core. Other processes still compete for the shared cache,
+//! so a quiet machine gives lower numbers. Set `RVS_BENCH_WALL=1` for wall-clock time.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rvs_core::conn::{
     ConnId, ConnSysctls, ConnTable, Direction, Expired, HashSeed, InKey, NewConn, OutKey, Segment,
@@ -84,19 +92,97 @@ fn new_conn(k: &(Ipv4Addr, u16), timeout: Duration) -> NewConn<'static> {
     n
 }
 
-fn bench_size<const N: u64>(c: &mut Criterion) {
+/// Thread CPU time in ns (wall time since an arbitrary point with `RVS_BENCH_WALL=1`).
+fn clock_ns() -> u64 {
+    static WALL: std::sync::OnceLock<Option<Instant>> = std::sync::OnceLock::new();
+    let wall = WALL.get_or_init(|| std::env::var_os("RVS_BENCH_WALL").map(|_| Instant::now()));
+    if let Some(t0) = wall {
+        return t0.elapsed().as_nanos() as u64;
+    }
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    s.split_whitespace()
+        .next()
+        .and_then(|x| x.parse().ok())
+        .expect("schedstat format")
+}
+
+/// Time elapsed on [`clock_ns`] since `t0`.
+fn since(t0: u64) -> std::time::Duration {
+    std::time::Duration::from_nanos(clock_ns().saturating_sub(t0))
+}
+
+/// Criterion measurement on [`clock_ns`].
+struct CpuTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = std::time::Duration;
+    fn start(&self) -> u64 {
+        clock_ns()
+    }
+    fn end(&self, t0: u64) -> std::time::Duration {
+        since(t0)
+    }
+    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
+        *a + *b
+    }
+    fn zero(&self) -> Self::Value {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, v: &Self::Value) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NsFormatter
+    }
+}
+
+/// Formats nanoseconds like criterion's wall-time formatter (elements/s for throughput).
+struct NsFormatter;
+
+impl ValueFormatter for NsFormatter {
+    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if ns < 1e3 {
+            (1.0, "ns")
+        } else if ns < 1e6 {
+            (1e-3, "µs")
+        } else if ns < 1e9 {
+            (1e-6, "ms")
+        } else {
+            (1e-9, "s")
+        };
+        for v in values {
+            *v *= factor;
+        }
+        unit
+    }
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let n = match *t {
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Elements(n) => n,
+        } as f64;
+        for v in values {
+            *v = n * 1e9 / *v / 1e6;
+        }
+        "M/s"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn bench_size<const N: u64>(c: &mut Criterion<CpuTime>) {
     let n = N as usize;
     let mut svc = ServiceTable::new();
     let now = Time::from_secs(1_000);
     let long = Duration::from_secs(900);
     // Exactly the capacity the table holds, so bytes/entry is what a full table costs.
     let mut ct = ConnTable::with_capacity(SEED, now, n);
-    let t0 = Instant::now();
+    let t0 = clock_ns();
     for i in 0..n as u32 {
         let id = ct.insert(&new_conn(&key(i, 0), long), now, &mut svc);
         assert_eq!(id.ok(), Some(ConnId(i)));
     }
-    let fill = t0.elapsed();
+    let fill = since(t0);
     let bytes = ct.memory_bytes();
     println!(
         "conn/{n}: filled in {:.2?} ({:.0} ns/insert, growing nothing); {} bytes total, \
@@ -270,13 +356,13 @@ fn bench_size<const N: u64>(c: &mut Criterion) {
             while left > 0 {
                 let batch = left.min(ROUND);
                 take_out::<N>(&mut ct, &mut svc, batch, &mut picked, &mut pick, &ids, now);
-                let t = Instant::now();
+                let t = clock_ns();
                 for _ in 0..batch {
                     fresh = fresh.wrapping_add(1);
                     let id = ct.insert(&new_conn(&key(fresh, 0x4000_0000), long), now, &mut svc);
                     scratch.push(id.expect("insert"));
                 }
-                total += t.elapsed();
+                total += since(t);
                 for id in scratch.drain(..) {
                     ct.remove_and_unbind(id, now, &mut svc);
                 }
@@ -312,9 +398,9 @@ fn bench_size<const N: u64>(c: &mut Criterion) {
                 events.clear();
                 let mut more = true;
                 while more {
-                    let t = Instant::now();
+                    let t = clock_ns();
                     more = ct.expire(clock, 10_000, &mut svc, &mut events);
-                    let d = t.elapsed();
+                    let d = since(t);
                     total += d;
                     worst = worst.max(d);
                     calls += 1;
@@ -369,10 +455,14 @@ fn put_back(
     }
 }
 
-fn benches(c: &mut Criterion) {
+fn benches(c: &mut Criterion<CpuTime>) {
     bench_size::<1_000_000>(c);
     bench_size::<10_000_000>(c);
 }
 
-criterion_group!(conn, benches);
+criterion_group! {
+    name = conn;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = benches
+}
 criterion_main!(conn);

@@ -7,8 +7,9 @@
 //! about once in 2^(32 - log2 slots) comparisons. Slots are grouped eight to a 64-byte aligned
 //! line, and linear probing walks consecutive slots, so most probes stay within one line.
 //!
-//! The home slot is the tag's top bits, so an entry's home can be recomputed from the slot
-//! alone. That gives two properties the connection table needs:
+//! The home slot is the tag scaled to the slot count (`tag * slots >> 32`, so the count need
+//! not be a power of two and a table sized for `n` entries holds about `4n/3` slots, not up
+//! to twice that), so an entry's home can be recomputed from the slot alone. That gives two properties the connection table needs:
 //! - removal by *backward shift* (no tombstones), so a long-running table never needs a
 //!   clean-up rehash, and its probe lengths do not degrade with churn;
 //! - growth without reading the slab (re-placing slots needs only their tags).
@@ -34,14 +35,12 @@ fn slot_of(h: u64, id: u32) -> u64 {
     (h & 0xffff_ffff_0000_0000) | u64::from(id)
 }
 
-/// The index: `lines.len() * 8` slots, a power of two.
+/// The index: `lines.len() * 8` slots.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
     lines: Vec<Line>,
-    /// Slot count - 1.
-    mask: usize,
-    /// `32 - log2(slots)`: the tag shifted right by this is the home slot.
-    shift: u32,
+    /// Slot count (`lines.len() * 8`).
+    slots: usize,
     len: usize,
 }
 
@@ -55,19 +54,17 @@ impl Index {
         ix
     }
 
-    /// Slots needed for `n` entries at a load of at most 3/4 (at least one line).
+    /// Slots needed for `n` entries at a load of at most 3/4, in whole lines.
     fn slots_for(n: usize) -> usize {
-        n.saturating_mul(4).div_ceil(3).max(8).next_power_of_two()
+        n.saturating_mul(4).div_ceil(3).max(8).next_multiple_of(8)
     }
 
     fn alloc(&mut self, slots: usize) {
-        debug_assert!(slots.is_power_of_two() && slots >= 8);
-        // The home slot comes from the 32-bit tag, so at most 2^32 slots (2^31 entries, the
-        // table's limit, need no more at a load of 1/2).
+        // The home slot is scaled from the 32-bit tag, so at most 2^32 slots (2^31 entries,
+        // the table's limit, need no more at a load of 1/2).
         let slots = slots.min(usize::try_from(1u64 << 32).unwrap_or(usize::MAX));
         self.lines = vec![EMPTY_LINE; slots / 8];
-        self.mask = slots - 1;
-        self.shift = 32 - slots.trailing_zeros();
+        self.slots = self.lines.len() * 8;
         self.len = 0;
     }
 
@@ -81,7 +78,7 @@ impl Index {
 
     /// Number of entries it holds without growing.
     pub(crate) fn capacity(&self) -> usize {
-        (self.mask + 1) / 4 * 3
+        self.slots / 4 * 3
     }
 
     /// Bytes allocated.
@@ -91,7 +88,27 @@ impl Index {
 
     #[inline]
     fn home(&self, tag: u32) -> usize {
-        (u64::from(tag) >> self.shift) as usize
+        ((u64::from(tag) * self.slots as u64) >> 32) as usize
+    }
+
+    /// The slot after `p`, wrapping at the end.
+    #[inline]
+    fn next(&self, p: usize) -> usize {
+        if p + 1 == self.slots {
+            0
+        } else {
+            p + 1
+        }
+    }
+
+    /// How many slots `to` lies after `from`, wrapping at the end.
+    #[inline]
+    fn dist(&self, from: usize, to: usize) -> usize {
+        if to >= from {
+            to - from
+        } else {
+            to + self.slots - from
+        }
     }
 
     #[inline]
@@ -132,7 +149,7 @@ impl Index {
             if tag_of(s) == tag && eq(s as u32) {
                 return Some(s as u32);
             }
-            p = (p + 1) & self.mask;
+            p = self.next(p);
         }
     }
 
@@ -150,7 +167,7 @@ impl Index {
     fn place(&mut self, s: u64) {
         let mut p = self.home(tag_of(s));
         while self.get(p) != EMPTY {
-            p = (p + 1) & self.mask;
+            p = self.next(p);
         }
         self.set(p, s);
     }
@@ -158,7 +175,7 @@ impl Index {
     fn grow(&mut self) {
         let old = core::mem::take(&mut self.lines);
         let len = self.len;
-        self.alloc(((self.mask + 1) * 2).max(8));
+        self.alloc((self.slots * 2).max(8));
         for line in &old {
             for &s in &line.0 {
                 if s != EMPTY {
@@ -184,20 +201,20 @@ impl Index {
             if s == want {
                 break;
             }
-            p = (p + 1) & self.mask;
+            p = self.next(p);
         }
         // Backward shift: pull later entries of the run into the hole when the hole lies
         // between their home and where they sit, so no probe ever needs a tombstone.
         let mut hole = p;
         let mut j = p;
         loop {
-            j = (j + 1) & self.mask;
+            j = self.next(j);
             let s = self.get(j);
             if s == EMPTY {
                 break;
             }
             let home = self.home(tag_of(s));
-            if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
+            if self.dist(home, j) >= self.dist(hole, j) {
                 self.set(hole, s);
                 hole = j;
             }
@@ -235,8 +252,12 @@ mod tests {
         /// findable and nothing else. Hashes are drawn from a few values of the top bits so
         /// runs and wrap-around at the end of the table are common.
         #[test]
-        fn index_matches_model(ops in proptest::collection::vec((any::<bool>(), 0u32..64, 0u64..16), 1..400)) {
-            let mut ix = Index::with_capacity(0);
+        fn index_matches_model(
+            cap in 0usize..40,
+            ops in proptest::collection::vec((any::<bool>(), 0u32..64, 0u64..16), 1..400),
+        ) {
+            // Initial sizes that are not powers of two (e.g. 24, 48 slots), then doublings.
+            let mut ix = Index::with_capacity(cap);
             let mut model: HashMap<u32, u64> = HashMap::new();
             for (add, id, hi) in ops {
                 // Top 4 bits from `hi` (crowded homes), the rest of the tag from the id.
@@ -266,6 +287,7 @@ mod tests {
     #[test]
     fn wraps_around_the_end() {
         let mut ix = Index::with_capacity(6);
+        assert_eq!(ix.capacity(), 6);
         // All at the last home slot: the run wraps to slot 0 and removal shifts across it.
         let h = u64::MAX << 32;
         for id in 0..5 {
