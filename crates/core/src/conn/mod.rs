@@ -852,6 +852,19 @@ impl ConnTable {
         if self.free_head == NIL && self.slab.len() >= MAX_ENTRIES {
             return Err(Error::Range("connection table full"));
         }
+        // Start the two cache misses an insert cannot avoid, the free slab slot and the index
+        // line the entry goes to, before the (cached) work below, so they overlap instead of
+        // coming one after the other. Plain loads; `hash` recomputes the same hash.
+        if let Some(c) = self.slab.get(self.free_head as usize) {
+            core::hint::black_box(c.next);
+        }
+        let h = match n.pe_data {
+            Some(d) if n.flags & flags::TEMPLATE != 0 => self.seed.pe(n.protocol, d, n.vport),
+            _ => self
+                .seed
+                .addr_port(n.protocol, &Addr16::of(&n.caddr).bytes, n.cport),
+        };
+        core::hint::black_box(self.by_client.touch(h));
         let mut fl = n.flags & !flags::HASHED;
         let mut dest_ref = NONE_REF;
         if let Some(did) = n.dest {
@@ -1628,6 +1641,17 @@ impl ConnTable {
         let mut ids = core::mem::take(&mut self.expired);
         ids.clear();
         let more = self.wheel.advance(&mut self.slab, now.0, budget, &mut ids);
+        // Walking the wheel list brought the entries in; read the index line each one is
+        // unhashed from now, all at once, so those misses overlap instead of each removal
+        // waiting for its own.
+        for &i in &ids {
+            if let Some(c) = self.slab.get(i as usize) {
+                if c.flags & flags::HASHED != 0 {
+                    let h = client_hash(&self.seed, &self.pe, c);
+                    core::hint::black_box(self.by_client.touch(h));
+                }
+            }
+        }
         for &i in &ids {
             let id = ConnId(i);
             let Some(c) = self.get_mut(id) else {
