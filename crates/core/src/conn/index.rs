@@ -8,13 +8,17 @@
 //! line, and linear probing walks consecutive slots, so most probes stay within one line.
 //!
 //! The home slot is the tag scaled to the slot count (`tag * slots >> 32`, so the count need
-//! not be a power of two and a table sized for `n` entries holds about `4n/3` slots, not up
-//! to twice that), so an entry's home can be recomputed from the slot alone. That gives two properties the connection table needs:
+//! not be a power of two and a table sized for `n` entries holds about `8n/5` slots, not up
+//! to twice that), so an entry's home can be recomputed from the slot alone. That gives two
+//! properties the connection table needs:
 //! - removal by *backward shift* (no tombstones), so a long-running table never needs a
 //!   clean-up rehash, and its probe lengths do not degrade with churn;
 //! - growth without reading the slab (re-placing slots needs only their tags).
 //!
-//! The table is kept at most 3/4 full (7/8 would make linear-probing misses long).
+//! The table is kept at most 5/8 full. Linear probing's expected probe length for a miss is
+//! about (1 + 1/(1-load)^2)/2 slots: 4 at 5/8 (within a line or two), 8.5 at 3/4 (measured
+//! with callgrind at 1 M entries: 1.9 instead of 1.2 lines read per miss, and twice the
+//! instructions).
 
 /// Eight slots on one 64-byte line. The alignment makes a line one cache line.
 #[derive(Clone, Copy, Debug)]
@@ -54,9 +58,9 @@ impl Index {
         ix
     }
 
-    /// Slots needed for `n` entries at a load of at most 3/4, in whole lines.
+    /// Slots needed for `n` entries at a load of at most 5/8, in whole lines.
     fn slots_for(n: usize) -> usize {
-        n.saturating_mul(4).div_ceil(3).max(8).next_multiple_of(8)
+        n.saturating_mul(8).div_ceil(5).max(8).next_multiple_of(8)
     }
 
     fn alloc(&mut self, slots: usize) {
@@ -78,7 +82,7 @@ impl Index {
 
     /// Number of entries it holds without growing.
     pub(crate) fn capacity(&self) -> usize {
-        self.slots / 4 * 3
+        self.slots / 8 * 5
     }
 
     /// Bytes allocated.
@@ -154,7 +158,7 @@ impl Index {
     }
 
     /// Add `id` under `h` (the caller guarantees it is not there yet). Grows (doubling, an O(n)
-    /// re-placement of slots that does not read the slab) past a load of 3/4; size the table
+    /// re-placement of slots that does not read the slab) past a load of 5/8; size the table
     /// up front to keep that off the packet path.
     pub(crate) fn insert(&mut self, h: u64, id: u32) {
         if self.len >= self.capacity() {
@@ -286,13 +290,14 @@ mod tests {
 
     #[test]
     fn wraps_around_the_end() {
-        let mut ix = Index::with_capacity(6);
-        assert_eq!(ix.capacity(), 6);
+        let mut ix = Index::with_capacity(5);
+        assert_eq!(ix.capacity(), 5);
         // All at the last home slot: the run wraps to slot 0 and removal shifts across it.
         let h = u64::MAX << 32;
         for id in 0..5 {
             ix.insert(h, id);
         }
+        assert_eq!(ix.bytes(), 64, "no growth");
         assert!(ix.remove(h, 1));
         for id in [0, 2, 3, 4] {
             assert_eq!(ix.find(h, |j| j == id), Some(id));
