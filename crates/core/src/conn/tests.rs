@@ -1144,7 +1144,7 @@ fn existing_reads_dest_state_and_expire_now() {
 
 #[test]
 fn memory_per_entry_is_within_budget() {
-    assert_eq!(core::mem::size_of::<Conn>(), 88);
+    assert_eq!(core::mem::size_of::<Conn>(), 96);
     let mut svc = ServiceTable::new();
     let n = 100_000usize;
     let mut ct = ConnTable::with_capacity(SEED, Time(0), n);
@@ -1155,6 +1155,58 @@ fn memory_per_entry_is_within_budget() {
     }
     let per = ct.memory_bytes() / n;
     assert!(per <= 128, "{per} bytes per entry");
+}
+
+#[test]
+fn lazy_restart_fires_at_the_new_deadline_never_the_old() {
+    // Restarts that push the deadline later leave the entry in its wheel bucket; when that
+    // bucket comes due the entry must be re-filed, not fired, and fire exactly at its last
+    // deadline. A restart that pulls the deadline earlier must take effect at once.
+    let mut svc = ServiceTable::new();
+    let t0 = 5_000_000u64;
+    let mut ct = ConnTable::new(SEED, Time(t0));
+    let mut n = NewConn::new(
+        6,
+        ip("10.0.0.9"),
+        1000,
+        ip("10.0.0.1"),
+        80,
+        ip("10.1.1.1"),
+        80,
+    );
+    n.timeout = Duration::from_secs(900);
+    let a = ct.insert(&n, Time(t0), &mut svc).unwrap();
+    n.cport = 1001;
+    let b = ct.insert(&n, Time(t0), &mut svc).unwrap();
+    let mut out = Vec::new();
+    // Restart `a` every 7 s for an hour (its original bucket comes due long before).
+    let mut now = t0;
+    while now < t0 + 3_600_000 {
+        now += 7_000;
+        ct.restart_timer(a, Time(now));
+        while ct.poll_expired(Time(now), 3, &mut out) {}
+        assert!(!out.contains(&a), "fired at {now} though restarted");
+    }
+    assert_eq!(ct.get(a).unwrap().expires(), Some(Time(now + 900_000)));
+    assert!(out.contains(&b), "the untouched entry expired");
+    let last = now;
+    // `a`: one ms before its deadline nothing, at the deadline it fires.
+    out.clear();
+    while ct.poll_expired(Time(last + 899_999), 3, &mut out) {}
+    assert!(out.is_empty());
+    while ct.poll_expired(Time(last + 900_000), 3, &mut out) {}
+    assert_eq!(out, vec![a]);
+    // Shortening: re-arm with 900 s, then restart with 1 s; it fires after 1 s.
+    ct.set_timeout(a, Duration::from_secs(900));
+    let t1 = last + 900_000;
+    ct.restart_timer(a, Time(t1));
+    ct.set_timeout(a, Duration::from_secs(1));
+    ct.restart_timer(a, Time(t1));
+    out.clear();
+    while ct.poll_expired(Time(t1 + 999), 3, &mut out) {}
+    assert!(out.is_empty());
+    while ct.poll_expired(Time(t1 + 1_000), 3, &mut out) {}
+    assert_eq!(out, vec![a]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1429,4 +1481,69 @@ proptest! {
             prop_assert_eq!((dd.active, dd.inactive, dd.persist), (act, inact, pers));
         }
     }
+}
+
+#[test]
+fn batch_lookups_equal_single_lookups() {
+    // Hits, misses, IPv6, a NO_CPORT entry found through the cport-0 retry, a template (never
+    // found by lookup_in/out), and more keys than one chunk.
+    let mut svc = ServiceTable::new();
+    let mut ct = ConnTable::new(SEED, Time(0));
+    let mut keys = Vec::new();
+    let mut out_keys = Vec::new();
+    for i in 0..40u16 {
+        let caddr = if i % 3 == 0 {
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i])
+        } else {
+            IpAddr::from([10, 9, (i >> 8) as u8, i as u8])
+        };
+        let rs = IpAddr::from([10, 1, 1, (i % 4) as u8]);
+        if i % 5 != 4 {
+            let mut n = NewConn::new(6, caddr, 2000 + i, ip("10.0.0.1"), 80, rs, 8080);
+            if i == 7 {
+                n.cport = 0;
+                n.flags = flags::NO_CPORT;
+            }
+            if i == 8 {
+                n.cport = 0;
+                n.flags = flags::TEMPLATE;
+            }
+            ct.insert(&n, Time(0), &mut svc).unwrap();
+        }
+        let cport = 2000 + i;
+        keys.push(InKey {
+            protocol: 6,
+            caddr,
+            cport,
+            vaddr: ip("10.0.0.1"),
+            vport: 80,
+        });
+        out_keys.push(OutKey {
+            protocol: 6,
+            saddr: rs,
+            sport: 8080,
+            daddr: caddr,
+            dport: cport,
+        });
+    }
+    let mut got = vec![None; keys.len()];
+    ct.lookup_in_batch(&keys, &mut got);
+    let want: Vec<_> = keys
+        .iter()
+        .map(|k| ct.lookup_in(k.protocol, &k.caddr, k.cport, &k.vaddr, k.vport))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        want.iter().filter(|x| x.is_some()).count(),
+        31,
+        "hits incl. NO_CPORT"
+    );
+    let mut got = vec![None; out_keys.len()];
+    ct.lookup_out_batch(&out_keys, &mut got);
+    let want: Vec<_> = out_keys
+        .iter()
+        .map(|k| ct.lookup_out(k.protocol, &k.saddr, k.sport, &k.daddr, k.dport))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(want.iter().filter(|x| x.is_some()).count(), 30);
 }

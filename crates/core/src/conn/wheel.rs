@@ -96,9 +96,36 @@ impl Wheel {
     #[inline]
     pub(crate) fn arm(&mut self, slab: &mut [Conn], i: u32) {
         self.stop(slab, i);
-        let b = self.bucket_for(tick_of(slab[i as usize].expires));
+        let t = tick_of(slab[i as usize].expires);
+        let b = self.bucket_for(t);
+        slab[i as usize].due = t as u32;
         self.push(slab, b, i);
         self.armed += 1;
+    }
+
+    /// Entry `i`'s `expires` has been set anew (a timer restart): arm it, or, if it is armed
+    /// and its new tick is not earlier than the tick it is filed under, leave it where it is.
+    ///
+    /// This makes the per-packet restart of a long timeout nearly free: no unlinking (which
+    /// touches two neighbour entries in random places of the slab) and no relinking. It is
+    /// exact because the wheel never trusts a bucket: every entry of a bucket that comes due
+    /// is checked against its `expires` and fires only if that is reached, or is filed again
+    /// further on. A bucket comes due no later than the tick it was chosen for (`due`), so an
+    /// entry whose deadline moved later is looked at before its deadline and moved then, once
+    /// per bucket period instead of once per packet. A deadline that moved earlier must be
+    /// re-filed now.
+    ///
+    /// `due` keeps only 32 bits; comparing with wrap-around is exact while the two ticks are
+    /// less than 2^31 ticks (248 days) apart. A new tick earlier than `due` is always closer
+    /// than that (it is at least the current time, `due` at most a maximal timeout ahead of
+    /// the time it was filed), and a later tick that looks earlier only costs a re-file.
+    #[inline]
+    pub(crate) fn restart(&mut self, slab: &mut [Conn], i: u32) {
+        let c = &slab[i as usize];
+        if Self::is_armed(c) && (tick_of(c.expires) as u32).wrapping_sub(c.due) < 1 << 31 {
+            return;
+        }
+        self.arm(slab, i);
     }
 
     /// Arm entry `i`'s timer so that it fires at the next [`Wheel::advance`] whose `now` has
@@ -107,6 +134,8 @@ impl Wheel {
     #[inline]
     pub(crate) fn arm_due(&mut self, slab: &mut [Conn], i: u32) {
         self.stop(slab, i);
+        // The check list is examined at the next advance whatever `due` says.
+        slab[i as usize].due = self.elapsed as u32;
         self.push(slab, CHECK, i);
         self.armed += 1;
     }
@@ -215,6 +244,7 @@ impl Wheel {
                     out.push(i);
                 } else {
                     let b = self.bucket_for(t);
+                    slab[i as usize].due = t as u32;
                     self.push(slab, b, i);
                     self.armed += 1;
                 }
