@@ -303,6 +303,13 @@ pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig
             own(m.addr);
         }
     }
+    // With VRRP, a VIP belongs to this director only while its instance is MASTER: as BACKUP
+    // the plane must not answer ARP/ND for it (the VRRP driver removes it from the interface
+    // and the peer announces it).
+    if let Some(board) = &st.vrrp {
+        let standby = board.standby_vips();
+        owned.retain(|(a, _)| !standby.contains(a));
+    }
     PlaneConfig {
         ports,
         owned,
@@ -641,7 +648,7 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
         failed: RefCell::new(HashMap::with_capacity(NEGATIVE_MAX)),
     };
     let mut plane = Plane::new(PlaneConfig::default(), hops);
-    let mut generation: Option<u64> = None;
+    let mut generation: Option<(u64, u64)> = None;
     let mut buf = vec![0u8; HEADROOM + MAX_FRAME + TAIL];
     let mut em = Emitter {
         ifaces: sh.ifaces.clone(),
@@ -668,9 +675,10 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
             let Some(st) = guard.as_deref_mut() else {
                 return;
             };
-            if generation != Some(st.generation) {
+            let key = config_key(st);
+            if generation != Some(key) {
                 plane.set_config(plane_config(&sh.ifaces, st, &sh.opts));
-                generation = Some(st.generation);
+                generation = Some(key);
             }
             rep.frames += 1;
             let State { director, rng, .. } = st;
@@ -761,6 +769,11 @@ fn announce(ifaces: &[Iface], senders: &mut [Sender], addrs: &[(IpAddr, PortId)]
 
 /// Keeps the nft guard in line with the table, announces new VIPs and warms the neighbour
 /// table for new real servers. Removes the guard when stopped.
+/// What the plane's configuration depends on: the table generation and the VRRP state epoch.
+fn config_key(st: &State) -> (u64, u64) {
+    (st.generation, st.vrrp.as_ref().map_or(0, |b| b.epoch()))
+}
+
 fn keeper(mut guard: IngressGuard, sh: Shared, applied: Arc<AtomicU64>) -> Result<(), String> {
     let mut resolver =
         Resolver::new(ResolverConfig::default()).map_err(|e| format!("rtnetlink: {e}"))?;
@@ -1040,6 +1053,57 @@ mod tests {
         b.0.into_iter()
             .find(|r| !matches!(r, Request::GetInfo))
             .expect("a request")
+    }
+
+    #[test]
+    fn vrrp_backup_does_not_own_its_vips() {
+        use crate::vrrp::{InstanceStatus, StatusBoard};
+        let mut st = state(&["-A -t 10.100.0.1:80 -s rr", "-A -t 10.100.0.7:80 -s rr"]);
+        let inst = |state: &'static str, vip: &str| InstanceStatus {
+            name: "VI_1".into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            state,
+            priority: 100,
+            base_priority: 100,
+            transitions: 0,
+            became_master: 0,
+            adverts_sent: 0,
+            priority_zero_sent: 0,
+            adverts_received: 0,
+            adverts_accepted: 0,
+            adverts_rejected: 0,
+            priority_zero_received: 0,
+            vips: vec![vip.parse().unwrap()],
+        };
+        let board = std::sync::Arc::new(StatusBoard::default());
+        board.publish(vec![inst("BACKUP", "10.100.0.1")]);
+        st.vrrp = Some(board.clone());
+        let owns = |st: &State, a: &str| {
+            plane_config(&ifaces(), st, &Options::default())
+                .owned
+                .iter()
+                .any(|(o, _)| o.to_string() == a)
+        };
+        let e0 = config_key(&st);
+        assert!(
+            !owns(&st, "10.100.0.1"),
+            "BACKUP must not answer ARP for its VIP"
+        );
+        assert!(
+            owns(&st, "10.100.0.7"),
+            "a VIP no instance manages stays owned"
+        );
+        board.publish(vec![inst("MASTER", "10.100.0.1")]);
+        assert_ne!(
+            config_key(&st),
+            e0,
+            "a transition must make the workers rebuild"
+        );
+        assert!(owns(&st, "10.100.0.1"));
+        let e1 = config_key(&st);
+        board.publish(vec![inst("MASTER", "10.100.0.1")]);
+        assert_eq!(config_key(&st), e1, "no transition, no rebuild");
     }
 
     #[test]

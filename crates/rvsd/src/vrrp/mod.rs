@@ -82,6 +82,9 @@ pub struct InstanceStatus {
     pub adverts_rejected: u64,
     /// Received with priority 0.
     pub priority_zero_received: u64,
+    /// The addresses the instance advertises (and installs while MASTER): the packet plane
+    /// answers ARP/ND for them only while this instance is MASTER.
+    pub vips: Vec<std::net::IpAddr>,
 }
 
 impl InstanceStatus {
@@ -102,6 +105,7 @@ impl InstanceStatus {
             adverts_accepted: c.rx.accepted,
             adverts_rejected: c.rx.rejected_total(),
             priority_zero_received: c.rx.priority_zero,
+            vips: i.config().vips.clone(),
         }
     }
 }
@@ -110,6 +114,7 @@ impl InstanceStatus {
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     instances: Mutex<Vec<InstanceStatus>>,
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl StatusBoard {
@@ -121,8 +126,36 @@ impl StatusBoard {
             .clone()
     }
 
-    fn publish(&self, v: Vec<InstanceStatus>) {
-        *self.instances.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    pub(crate) fn publish(&self, v: Vec<InstanceStatus>) {
+        let mut cur = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        let moved = cur.len() != v.len() || cur.iter().zip(&v).any(|(a, b)| a.state != b.state);
+        *cur = v;
+        if moved {
+            self.epoch
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Changes whenever an instance changes state, so that the packet plane knows when to
+    /// re-read which VIPs it owns.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// VIPs of instances that are not MASTER (and that no MASTER instance also holds): a
+    /// director must not answer ARP/ND for them, or it would steal the VIP from the peer.
+    pub fn standby_vips(&self) -> std::collections::HashSet<std::net::IpAddr> {
+        let v = self.snapshot();
+        let master: std::collections::HashSet<std::net::IpAddr> = v
+            .iter()
+            .filter(|i| i.state == "MASTER")
+            .flat_map(|i| i.vips.iter().copied())
+            .collect();
+        v.iter()
+            .filter(|i| i.state != "MASTER")
+            .flat_map(|i| i.vips.iter().copied())
+            .filter(|a| !master.contains(a))
+            .collect()
     }
 
     /// Append the `rvs_vrrp_*` metric families (Prometheus text format) to `out`.
