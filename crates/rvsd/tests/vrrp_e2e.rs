@@ -733,8 +733,14 @@ fn rvsd_tracking_notify_and_sync_group() {
         &[&d1, &d2],
     );
     d1.stop_all();
-    let n1 = read(&notify1);
-    assert!(n1.contains("INSTANCE VI_1 STOP"), "{n1}");
+    // Notify scripts run in their own tasks: the last ones may still be writing when the
+    // daemon is gone, so wait (bounded) for the STOP lines instead of reading once.
+    wait_logs(
+        Duration::from_secs(3),
+        || read(&notify1).contains("INSTANCE VI_1 STOP"),
+        "notify STOP of VI_1",
+        &[&d1, &d2],
+    );
     wait_logs(
         Duration::from_secs(3),
         || {
@@ -747,7 +753,7 @@ fn rvsd_tracking_notify_and_sync_group() {
         "FIFO lines",
         &[&d1, &d2],
     );
-    println!("notify log of director1:\n{n1}");
+    println!("notify log of director1:\n{}", read(&notify1));
 }
 
 /// tshark's verdict on rvsd's adverts captured in `ns`: panics on a malformed packet, an expert
