@@ -138,7 +138,7 @@ impl DirectorBalancer {
                 );
                 return Err(Refusal::NoDestination);
             }
-            return Ok(Self::backend(st, flow, proto, route, dest, now));
+            return Ok(Self::backend(st, flow, proto, route, dest));
         }
         Err(Refusal::NoDestination)
     }
@@ -149,7 +149,6 @@ impl DirectorBalancer {
         proto: Protocol,
         route: rvs_core::director::Route,
         dest: DestId,
-        _now: rvs_core::Time,
     ) -> Backend {
         let key = ServiceKey::Addr {
             proto,

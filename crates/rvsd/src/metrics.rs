@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rvs_core::{ServiceKey, Time};
+use rvs_core::ServiceKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -55,8 +55,7 @@ impl Out {
 }
 
 /// Render every metric for the current state.
-pub fn render(st: &State, now: Time) -> String {
-    let _ = now;
+pub fn render(st: &State) -> String {
     let mut o = Out {
         text: String::with_capacity(4096),
     };
@@ -292,7 +291,7 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) {
             let resp = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
                 let body = {
                     let st = d.lock();
-                    render(&st, d.clock.now())
+                    render(&st)
                 };
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
