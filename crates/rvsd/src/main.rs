@@ -148,13 +148,7 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     // The scratch table only checks that the file is valid: with every plane "running" it
     // raises no not-served warnings, which the real apply below logs once for what changes
     // (before, every SIGHUP logged them again even when nothing changed).
-    let mut scratch = State::new(
-        now,
-        Planes {
-            proxy: true,
-            packet: true,
-        },
-    );
+    let mut scratch = State::new(now, Planes { packet: true });
     for r in &parsed {
         if let Err(e) = scratch.handle(&r.req, now).result {
             return Err(format!(
@@ -222,7 +216,6 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let clock = Clock::new();
     let planes = Planes {
-        proxy: true,
         packet: !args.interface.is_empty(),
     };
     let state = Arc::new(Mutex::new(State::new(clock.now(), planes)));

@@ -1006,13 +1006,7 @@ mod tests {
     }
 
     fn state(cmds: &[&str]) -> State {
-        let mut st = State::new(
-            Time(0),
-            Planes {
-                proxy: true,
-                packet: true,
-            },
-        );
+        let mut st = State::new(Time(0), Planes { packet: true });
         for c in cmds {
             let req = parse_cmd(c);
             let r = st.handle(&req, Time(0));

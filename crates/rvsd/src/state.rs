@@ -36,11 +36,10 @@ pub struct LocalAddr {
     pub conns: u64,
 }
 
-/// Which data planes run, to say what the table can and cannot serve.
+/// Which data planes run beside the socket proxy (which always runs), to say what the table can
+/// and cannot serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planes {
-    /// The socket proxy (always, unless disabled for tests).
-    pub proxy: bool,
     /// The packet plane (`--interface`).
     pub packet: bool,
 }
