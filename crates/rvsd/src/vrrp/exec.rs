@@ -65,14 +65,47 @@ pub async fn run(argv: &[String], timeout: Duration) -> Outcome {
     }
 }
 
+/// Notify commands started and not yet finished (see [`wait_notifies`]).
+static NOTIFIES_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one running notify command for as long as it lives, even if its task is dropped.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        NOTIFIES_RUNNING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        NOTIFIES_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Start a notify command in the background (keepalived does not wait for notify scripts).
 pub fn spawn_notify(argv: Vec<String>) {
+    let running = Running::start();
     tokio::spawn(async move {
+        let _running = running;
         match run(&argv, NOTIFY_TIMEOUT).await {
             Outcome::Exited(0) => {}
             o => tracing::warn!("notify script {:?}: {o:?}", argv.first()),
         }
     });
+}
+
+/// Wait (at most `limit`) for the notify commands still running: at shutdown the `notify_stop`
+/// scripts are started last, and the daemon must not exit (dropping their tasks and killing
+/// them) before they have run.
+pub async fn wait_notifies(limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while NOTIFIES_RUNNING.load(std::sync::atomic::Ordering::Acquire) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A notify FIFO (`notify_fifo`, `vrrp_notify_fifo`): created if missing, opened read-write so

@@ -263,7 +263,7 @@ impl Handle {
     }
 
     /// Resign every instance (priority-0 adverts, VIPs removed, `notify_stop`) and wait for the
-    /// driver to finish (bounded: 5 s).
+    /// driver to finish (bounded: 5 s) and for its notify scripts to run (bounded: 3 s).
     pub async fn shutdown(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -275,6 +275,7 @@ impl Handle {
             tracing::error!("VRRP: driver did not stop within 5 s");
             self.task.abort();
         }
+        exec::wait_notifies(Duration::from_secs(3)).await;
     }
 }
 
