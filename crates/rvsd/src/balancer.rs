@@ -17,7 +17,7 @@
 //! | `Closed(ConnectFailed)` | OUTPUT rst | CLOSE |
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use rvs_control::model::ProxyProtocol as CtlProxyProtocol;
@@ -31,7 +31,8 @@ use rvs_proxy::{
 };
 
 use crate::clock::Clock;
-use crate::state::{FlowKey, State};
+use crate::shard::{self, shard_of_handle, Routes, Shard};
+use crate::state::FlowKey;
 
 /// What the balancer remembers about a proxy flow.
 #[derive(Clone, Copy, Debug)]
@@ -44,11 +45,12 @@ pub struct FlowRec {
     pub dest: DestId,
 }
 
-/// The balancer: the shared state plus the clock.
+/// The balancer: the shards (found through the published routes, never through the daemon
+/// state's lock) plus the clock.
 #[derive(Clone)]
 pub struct DirectorBalancer {
-    /// The daemon state.
-    pub state: Arc<Mutex<State>>,
+    /// Where each service's shard is.
+    pub routes: Arc<Routes>,
     /// The daemon clock.
     pub clock: Clock,
 }
@@ -74,15 +76,9 @@ fn secs(d: rvs_core::Duration) -> StdDuration {
 }
 
 impl DirectorBalancer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock must not take the data plane down with it: the state
-        // is a table whose invariants hold between calls.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Schedule a flow; `avoid` is a real server that just failed to accept a connection.
     fn schedule(
-        st: &mut State,
+        st: &mut Shard,
         flow: &FlowInfo,
         now: rvs_core::Time,
         avoid: Option<DestId>,
@@ -112,7 +108,7 @@ impl DirectorBalancer {
             .and_then(|sid| st.director.table.service(sid))
             .map_or(1, |s| s.dests.len().max(1));
         for _ in 0..tries {
-            let State { director, rng, .. } = st;
+            let Shard { director, rng, .. } = st;
             let route = match director.open_flow(&pkt, now, rng) {
                 Verdict::Forward(r) => r,
                 Verdict::Pass => return Err(Refusal::NoService),
@@ -144,7 +140,7 @@ impl DirectorBalancer {
     }
 
     fn backend(
-        st: &mut State,
+        st: &mut Shard,
         flow: &FlowInfo,
         proto: Protocol,
         route: rvs_core::director::Route,
@@ -164,8 +160,7 @@ impl DirectorBalancer {
         let svc_key = svc.map(|s| s.key).unwrap_or(key);
         let one_packet =
             svc.is_some_and(|s| s.cfg.flags.has(ServiceFlags::ONEPACKET)) && proto == Protocol::Udp;
-        let handle = st.next_handle;
-        st.next_handle += 1;
+        let handle = st.next_handle();
         st.flows.insert(
             handle,
             FlowRec {
@@ -209,7 +204,7 @@ impl DirectorBalancer {
 
     /// The flow's connection entry if it still belongs to this flow (an entry that expired and
     /// whose slot was reused by another tuple is not touched).
-    fn conn_of(st: &State, rec: &FlowRec) -> Option<ConnId> {
+    fn conn_of(st: &Shard, rec: &FlowRec) -> Option<ConnId> {
         let id = rec.conn?;
         let i = st.director.conns.info(id)?;
         let same = i.caddr == rec.key.client.ip()
@@ -223,14 +218,21 @@ impl DirectorBalancer {
 
 impl Balancer for DirectorBalancer {
     fn open(&self, flow: &FlowInfo) -> Result<Backend, Refusal> {
+        let key = ServiceKey::Addr {
+            proto: proto_of(flow),
+            addr: flow.vip.ip(),
+            port: flow.vip.port(),
+        };
+        let shard = self.routes.service(&key).ok_or(Refusal::NoService)?;
         let now = self.clock.now();
-        let mut st = self.lock();
+        let mut st = shard::lock(&shard);
         Self::schedule(&mut st, flow, now, None)
     }
 
     fn reschedule(&self, flow: &FlowInfo, failed: &Backend) -> Option<Backend> {
+        let shard = self.routes.shard(shard_of_handle(failed.handle.0))?;
         let now = self.clock.now();
-        let mut st = self.lock();
+        let mut st = shard::lock(&shard);
         // The failed flow is over: its entry is dropped now, and its coming Closed event must
         // not touch the new entry for the same client tuple.
         let rec = st.flows.remove(&failed.handle.0)?;
@@ -242,8 +244,11 @@ impl Balancer for DirectorBalancer {
     }
 
     fn event(&self, handle: FlowHandle, ev: FlowEvent) {
+        let Some(shard) = self.routes.shard(shard_of_handle(handle.0)) else {
+            return;
+        };
         let now = self.clock.now();
-        let mut st = self.lock();
+        let mut st = shard::lock(&shard);
         let Some(rec) = st.flows.get(&handle.0).copied() else {
             return;
         };

@@ -6,11 +6,13 @@ use std::time::Duration as StdDuration;
 use rvs_control::proto::{Request, Response};
 
 use crate::clock::Clock;
+use crate::shard::Shard;
 use crate::state::{is_change, State};
 
 /// Everything the daemon's tasks share.
 pub struct Daemon {
-    /// The director state (one lock; held for microseconds, never across an await).
+    /// The control plane's state (held for microseconds, never across an await; the data
+    /// planes do not take it per connection or packet: they lock their shard).
     pub state: Arc<Mutex<State>>,
     /// The clock.
     pub clock: Clock,
@@ -30,7 +32,7 @@ impl Daemon {
             let mut st = self.lock();
             let r = st.handle(&req, self.clock.now());
             let changed = is_change(&req) && r.result.is_ok();
-            let packet = st.packet_applied.clone().map(|a| (a, st.generation));
+            let packet = st.packet_applied.clone().map(|a| (a, st.generation()));
             (r, changed, packet)
         };
         if let Some((applied, generation)) = packet {
@@ -76,12 +78,19 @@ impl Daemon {
             if n.is_multiple_of(10) {
                 avail = available_pages();
             }
-            let mut st = self.lock();
-            let now = self.clock.now();
-            let State { director, rng, .. } = &mut *st;
-            // A bounded amount of expiry per tick keeps every lock hold short; what is left is
-            // done on the next tick.
-            director.tick(now, avail, 20_000, rng);
+            let shards = {
+                let mut st = self.lock();
+                st.reap_retired();
+                st.shards()
+            };
+            for s in shards {
+                let mut g = crate::shard::lock(&s);
+                let now = self.clock.now();
+                let Shard { director, rng, .. } = &mut *g;
+                // A bounded amount of expiry per tick keeps every lock hold short; what is
+                // left is done on the next tick.
+                director.tick(now, avail, 20_000, rng);
+            }
         }
     }
 }

@@ -16,5 +16,8 @@ pub mod listing;
 pub mod metrics;
 pub mod packet_plane;
 pub mod rules;
+pub mod shard;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 pub mod vrrp;

@@ -6,12 +6,13 @@ use rvs_control::model as m;
 use rvs_core::{ServiceKey, Time};
 
 use crate::convert::*;
+use crate::shard::{self, Shard};
 use crate::state::State;
 
-fn entry(st: &State, id: rvs_core::ServiceId) -> Option<m::ServiceEntry> {
-    let t = &st.director.table;
-    let s = t.service(id)?;
-    let pp = st
+fn entry(sh: &Shard, key: &ServiceKey) -> Option<m::ServiceEntry> {
+    let t = &sh.director.table;
+    let s = t.service(t.id_of(key)?)?;
+    let pp = sh
         .extra
         .get(&s.key)
         .map(|x| x.proxy_protocol)
@@ -37,21 +38,28 @@ fn entry(st: &State, id: rvs_core::ServiceId) -> Option<m::ServiceEntry> {
 
 /// Every service with its destinations in kernel list order (newest first); rvsadm sorts.
 pub fn services(st: &State) -> Vec<m::ServiceEntry> {
-    st.director
-        .table
-        .services()
-        .filter_map(|(id, _)| entry(st, id))
+    st.service_keys()
+        .iter()
+        .filter_map(|k| service(st, k))
         .collect()
 }
 
 /// One service.
 pub fn service(st: &State, key: &ServiceKey) -> Option<m::ServiceEntry> {
-    entry(st, st.director.table.id_of(key)?)
+    st.with_service(key, |sh| entry(sh, key)).flatten()
 }
 
 /// The connection table as `ipvsadm -Lc` shows it (one-packet entries are never listed).
 pub fn conns(st: &State, now: Time) -> Vec<m::ConnEntry> {
-    let c = &st.director.conns;
+    let mut out = Vec::new();
+    for s in st.shards() {
+        out.extend(shard_conns(&shard::lock(&s), now));
+    }
+    out
+}
+
+fn shard_conns(sh: &Shard, now: Time) -> Vec<m::ConnEntry> {
+    let c = &sh.director.conns;
     c.iter()
         .filter_map(|id| c.info(id))
         .map(|i| {

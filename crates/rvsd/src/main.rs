@@ -204,7 +204,7 @@ fn start_vrrp(
     }
     let h = rvsd::vrrp::start(&cfg)?;
     match &h {
-        Some(h) => daemon.lock().vrrp = Some(h.status()),
+        Some(h) => daemon.lock().set_vrrp(h.status()),
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
         None => {}
     }
@@ -234,7 +234,11 @@ async fn run(args: Args) -> Result<(), String> {
         )
     };
     let balancer = Arc::new(DirectorBalancer {
-        state: state.clone(),
+        routes: state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .routes
+            .clone(),
         clock,
     });
     let workers = args.workers.unwrap_or_else(|| {

@@ -54,13 +54,18 @@ impl Out {
     }
 }
 
+/// What the metrics need of a service (its scheduler, which may be large, is not copied).
+struct Svc {
+    key: ServiceKey,
+    stats: rvs_core::stats::Stats,
+}
+
 /// Render every metric for the current state.
 pub fn render(st: &State) -> String {
     let mut o = Out {
         text: String::with_capacity(4096),
     };
-    let t = &st.director.table;
-    let total = st.director.total.shown();
+    let (total, _, entries, reschedules) = st.totals();
     for (name, help, v) in [
         (
             "rvs_connections_total",
@@ -96,20 +101,32 @@ pub fn render(st: &State) -> String {
         "gauge",
         "Connections and persistence templates in the table.",
     );
-    o.sample(
-        "rvs_connection_table_entries",
-        "",
-        st.director.conns.len() as u64,
-    );
+    o.sample("rvs_connection_table_entries", "", entries);
     o.header(
         "rvs_proxy_reschedules_total",
         "counter",
         "Proxy connections rescheduled to another real server after a failed connect.",
     );
-    o.sample("rvs_proxy_reschedules_total", "", st.reschedules);
+    o.sample("rvs_proxy_reschedules_total", "", reschedules);
 
-    // Per service.
-    let services: Vec<_> = t.services().collect();
+    // Per service: a copy of each, taken under its shard's lock one at a time.
+    let services: Vec<(Svc, Vec<rvs_core::Dest>)> = st
+        .service_keys()
+        .iter()
+        .filter_map(|k| {
+            st.with_service(k, |sh| {
+                let t = &sh.director.table;
+                let s = t.service(t.id_of(k)?)?;
+                let dests = s.dests.iter().filter_map(|&d| t.dests.get(d)).cloned();
+                let svc = Svc {
+                    key: s.key,
+                    stats: s.stats.clone(),
+                };
+                Some((svc, dests.collect()))
+            })
+            .flatten()
+        })
+        .collect();
     type Get = fn(&rvs_core::stats::Counters, &rvs_core::estimator::Rates) -> u64;
     let series: [(&str, &str, &str, Get); 10] = [
         (
@@ -176,7 +193,7 @@ pub fn render(st: &State) -> String {
     for (suffix, kind, help, get) in series {
         let name = format!("rvs_service_{suffix}");
         o.header(&name, kind, help);
-        for (_, s) in &services {
+        for (s, _) in &services {
             let v = get(&s.stats.shown(), &s.stats.est.rates());
             o.sample(&name, &svc_labels(&s.key), v);
         }
@@ -186,7 +203,7 @@ pub fn render(st: &State) -> String {
         "gauge",
         "1 if the service is in the table but no running data plane can serve it.",
     );
-    for (_, s) in &services {
+    for (s, _) in &services {
         let v = u64::from(st.service_unserved(&s.key).is_some());
         o.sample("rvs_service_unserved", &svc_labels(&s.key), v);
     }
@@ -226,8 +243,8 @@ pub fn render(st: &State) -> String {
     ];
     for (name, help, get) in gauges {
         o.header(name, "gauge", help);
-        for (_, s) in &services {
-            for d in s.dests.iter().filter_map(|&d| t.dests.get(d)) {
+        for (s, dests) in &services {
+            for d in dests {
                 o.sample(name, &backend_labels(&s.key, d), get(d));
             }
         }
@@ -235,8 +252,8 @@ pub fn render(st: &State) -> String {
     for (suffix, kind, help, get) in series {
         let name = format!("rvs_backend_{suffix}");
         o.header(&name, kind, help);
-        for (_, s) in &services {
-            for d in s.dests.iter().filter_map(|&d| t.dests.get(d)) {
+        for (s, dests) in &services {
+            for d in dests {
                 let v = get(&d.stats.shown(), &d.stats.est.rates());
                 o.sample(&name, &backend_labels(&s.key, d), v);
             }
@@ -247,8 +264,8 @@ pub fn render(st: &State) -> String {
         "gauge",
         "1 if the real server is in the table but no running data plane can reach it.",
     );
-    for (_, s) in &services {
-        for d in s.dests.iter().filter_map(|&d| t.dests.get(d)) {
+    for (s, dests) in &services {
+        for d in dests {
             let v = u64::from(st.dest_unserved(&s.key, &d.cfg).is_some());
             o.sample("rvs_backend_unserved", &backend_labels(&s.key, d), v);
         }

@@ -77,6 +77,7 @@ use rvs_packet_io::nft::{self, GuardRules, IngressGuard, L4Proto, LocalPorts, Ma
 use rvs_packet_io::{Port, Resolver, ResolverConfig, RxFrame, Sender};
 
 use crate::clock::Clock;
+use crate::shard::{self, Shard, ShardRef};
 use crate::state::State;
 
 /// Headroom before a frame in a worker's buffer: tunnels grow the frame into it (up to
@@ -254,14 +255,22 @@ fn port_of(ifaces: &[Iface], a: IpAddr) -> PortId {
 }
 
 fn serves(key: &ServiceKey) -> bool {
-    match key {
-        ServiceKey::Addr { addr, .. } => !addr.is_loopback(),
-        ServiceKey::Fwmark { .. } => true,
-    }
+    State::packet_serves(key)
 }
 
 /// The plane's configuration for the current table (pure: unit-tested below).
 pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig {
+    let shard = st.packet_shard().map(|s| shard::lock(s));
+    plane_config_of(ifaces, shard.as_deref(), st.vrrp.as_deref(), opts)
+}
+
+/// The plane's configuration for the packet shard's services and the VRRP state.
+fn plane_config_of(
+    ifaces: &[Iface],
+    sh: Option<&Shard>,
+    vrrp: Option<&crate::vrrp::StatusBoard>,
+    opts: &Options,
+) -> PlaneConfig {
     let ports = ifaces
         .iter()
         .map(|i| PortConfig {
@@ -278,14 +287,15 @@ pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig
         }
     };
     let mut laddrs = Vec::new();
-    for (_, s) in st.director.table.services() {
+    let services = || sh.into_iter().flat_map(|sh| sh.director.table.services());
+    for (_, s) in services() {
         if !serves(&s.key) {
             continue;
         }
         if let ServiceKey::Addr { addr, .. } = s.key {
             own(addr);
         }
-        if let Some(x) = st.extra.get(&s.key) {
+        if let Some(x) = sh.and_then(|sh| sh.extra.get(&s.key)) {
             for l in &x.laddrs {
                 laddrs.push((s.key, l.addr));
                 own(l.addr);
@@ -294,10 +304,7 @@ pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig
     }
     // Firewall-mark VIPs are owned only while a service of that mark exists.
     for m in &opts.marks {
-        let marked = st
-            .director
-            .table
-            .services()
+        let marked = services()
             .any(|(_, s)| matches!(s.key, ServiceKey::Fwmark { mark, .. } if mark == m.mark));
         if marked {
             own(m.addr);
@@ -306,7 +313,7 @@ pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig
     // With VRRP, a VIP belongs to this director only while its instance is MASTER: as BACKUP
     // the plane must not answer ARP/ND for it (the VRRP driver removes it from the interface
     // and the peer announces it).
-    if let Some(board) = &st.vrrp {
+    if let Some(board) = vrrp {
         let standby = board.standby_vips();
         owned.retain(|(a, _)| !standby.contains(a));
     }
@@ -343,7 +350,12 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
     let mut g = GuardRules::default();
     let mut rs = Vec::new();
     let (lo, hi) = opts.lport_range;
-    for (_, s) in st.director.table.services() {
+    let shard = st.packet_shard().map(|s| shard::lock(s));
+    let shard = shard.as_deref();
+    for (_, s) in shard
+        .into_iter()
+        .flat_map(|sh| sh.director.table.services())
+    {
         if !serves(&s.key) {
             continue;
         }
@@ -367,7 +379,7 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
         for d in s
             .dests
             .iter()
-            .filter_map(|id| st.director.table.dests.get(*id))
+            .filter_map(|id| shard.and_then(|sh| sh.director.table.dests.get(*id)))
         {
             if !rs.contains(&d.cfg.addr) {
                 rs.push(d.cfg.addr);
@@ -379,7 +391,7 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
                 });
             }
         }
-        if let Some(x) = st.extra.get(&s.key) {
+        if let Some(x) = shard.and_then(|sh| sh.extra.get(&s.key)) {
             let protos: Vec<L4Proto> = match svc_l4 {
                 Some(p) => vec![p],
                 None => {
@@ -550,6 +562,10 @@ pub struct WorkerReport {
 
 struct Shared {
     state: Arc<Mutex<State>>,
+    /// The shard of the services this plane serves: the only lock a worker takes per batch.
+    shard: ShardRef,
+    /// The table generation (`State::generation`), read without the state lock.
+    generation: Arc<AtomicU64>,
     clock: Clock,
     stop: Arc<AtomicBool>,
     ifaces: Arc<Vec<Iface>>,
@@ -649,6 +665,7 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
     };
     let mut plane = Plane::new(PlaneConfig::default(), hops);
     let mut generation: Option<(u64, u64)> = None;
+    let mut vrrp: Option<Arc<crate::vrrp::StatusBoard>> = None;
     let mut buf = vec![0u8; HEADROOM + MAX_FRAME + TAIL];
     let mut em = Emitter {
         ifaces: sh.ifaces.clone(),
@@ -659,29 +676,37 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
     let port_in = me as PortId;
     let mtu = sh.ifaces[me].mtu;
     while !sh.stop.load(Ordering::Relaxed) {
-        let mut guard: Option<MutexGuard<'_, State>> = None;
+        let mut guard: Option<MutexGuard<'_, Shard>> = None;
         let mut now = Time(0);
         let res = port.recv_batch(POLL, |f| {
             if f.truncated() || f.data().len() > MAX_FRAME {
                 rep.oversize += 1;
                 return;
             }
-            // The lock is taken at the first frame of the batch and held to its end.
+            // The shard's lock is taken at the first frame of the batch and held to its end.
             if guard.is_none() {
-                guard = Some(lock(&sh.state));
+                // A changed table or VRRP state rebuilds the configuration first; that reads
+                // the daemon state, whose lock comes before the shard's.
+                let key = config_key(&sh.generation, vrrp.as_deref());
+                if generation != Some(key) {
+                    let st = lock(&sh.state);
+                    vrrp = st.vrrp.clone();
+                    let g = shard::lock(&sh.shard);
+                    let cfg = plane_config_of(&sh.ifaces, Some(&g), vrrp.as_deref(), &sh.opts);
+                    plane.set_config(cfg);
+                    // The epoch is read again: a transition between the two reads is then
+                    // seen at the next batch.
+                    generation = Some((key.0, config_key(&sh.generation, vrrp.as_deref()).1));
+                }
+                guard = Some(shard::lock(&sh.shard));
                 now = sh.clock.now();
                 rep.batches += 1;
             }
             let Some(st) = guard.as_deref_mut() else {
                 return;
             };
-            let key = config_key(st);
-            if generation != Some(key) {
-                plane.set_config(plane_config(&sh.ifaces, st, &sh.opts));
-                generation = Some(key);
-            }
             rep.frames += 1;
-            let State { director, rng, .. } = st;
+            let Shard { director, rng, .. } = st;
             if let Some(p) = super_frame(f.data(), mtu) {
                 // Cut into segments that fit the link, each processed like a frame of its
                 // own (checksums are recomputed in full, partial or not).
@@ -770,8 +795,11 @@ fn announce(ifaces: &[Iface], senders: &mut [Sender], addrs: &[(IpAddr, PortId)]
 /// Keeps the nft guard in line with the table, announces new VIPs and warms the neighbour
 /// table for new real servers. Removes the guard when stopped.
 /// What the plane's configuration depends on: the table generation and the VRRP state epoch.
-fn config_key(st: &State) -> (u64, u64) {
-    (st.generation, st.vrrp.as_ref().map_or(0, |b| b.epoch()))
+fn config_key(generation: &AtomicU64, vrrp: Option<&crate::vrrp::StatusBoard>) -> (u64, u64) {
+    (
+        generation.load(Ordering::Acquire),
+        vrrp.map_or(0, |b| b.epoch()),
+    )
 }
 
 fn keeper(mut guard: IngressGuard, sh: Shared, applied: Arc<AtomicU64>) -> Result<(), String> {
@@ -788,13 +816,14 @@ fn keeper(mut guard: IngressGuard, sh: Shared, applied: Arc<AtomicU64>) -> Resul
         std::thread::sleep(Duration::from_millis(10));
         let (gen_now, rules, rs, owned) = {
             let st = lock(&sh.state);
-            if generation == Some(st.generation) {
+            let gen_now = st.generation();
+            if generation == Some(gen_now) {
                 continue;
             }
-            generation = Some(st.generation);
+            generation = Some(gen_now);
             let (rules, rs) = guard_rules(&sh.ifaces, &st, &sh.opts);
             (
-                st.generation,
+                gen_now,
                 rules,
                 rs,
                 plane_config(&sh.ifaces, &st, &sh.opts).owned,
@@ -883,8 +912,18 @@ impl PacketPlane {
             .map_err(|e| format!("installing the nft ingress guard: {e}"))?;
         let ifaces = Arc::new(ifaces);
         let stop = Arc::new(AtomicBool::new(false));
+        let (packet_shard, generation) = {
+            let st = lock(&state);
+            let s = st
+                .packet_shard()
+                .cloned()
+                .ok_or("the daemon state was made without the packet plane")?;
+            (s, st.generation.clone())
+        };
         let shared = || Shared {
             state: state.clone(),
+            shard: packet_shard.clone(),
+            generation: generation.clone(),
             clock,
             stop: stop.clone(),
             ifaces: ifaces.clone(),
@@ -981,6 +1020,7 @@ impl Drop for PacketPlane {
 mod tests {
     use super::*;
     use crate::state::Planes;
+    use crate::test_support::parse_cmd;
     use rvs_control::proto::Request;
 
     fn ifaces() -> Vec<Iface> {
@@ -1015,40 +1055,6 @@ mod tests {
         st
     }
 
-    fn parse_cmd(c: &str) -> Request {
-        let args: Vec<String> = std::iter::once("rvsadm".to_string())
-            .chain(c.split_whitespace().map(String::from))
-            .collect();
-        rvsadm_request(&args)
-    }
-
-    /// Turns an rvsadm command line into its request with rvsadm's own parser.
-    fn rvsadm_request(args: &[String]) -> Request {
-        struct Capture(Vec<Request>);
-        impl rvsadm::app::Backend for Capture {
-            fn call(
-                &mut self,
-                req: &Request,
-            ) -> Result<rvs_control::proto::Response, rvsadm::app::BackendError> {
-                self.0.push(req.clone());
-                Ok(match req {
-                    Request::GetInfo => rvs_control::proto::Response::ok(
-                        rvs_control::proto::Payload::Info(rvs_control::model::Info::default()),
-                    ),
-                    _ => rvs_control::proto::Response::ok(rvs_control::proto::Payload::Done),
-                })
-            }
-        }
-        let mut b = Capture(Vec::new());
-        let names = rvsadm::names::NoNames;
-        let (mut o, mut e) = (Vec::new(), Vec::new());
-        let code = rvsadm::app::App::new(&mut b, &names, &mut o, &mut e).run(args, &mut &b""[..]);
-        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&e));
-        b.0.into_iter()
-            .find(|r| !matches!(r, Request::GetInfo))
-            .expect("a request")
-    }
-
     #[test]
     fn vrrp_backup_does_not_own_its_vips() {
         use crate::vrrp::{InstanceStatus, StatusBoard};
@@ -1079,7 +1085,7 @@ mod tests {
                 .iter()
                 .any(|(o, _)| o.to_string() == a)
         };
-        let e0 = config_key(&st);
+        let e0 = config_key(&st.generation, st.vrrp.as_deref());
         assert!(
             !owns(&st, "10.100.0.1"),
             "BACKUP must not answer ARP for its VIP"
@@ -1090,14 +1096,18 @@ mod tests {
         );
         board.publish(vec![inst("MASTER", "10.100.0.1")]);
         assert_ne!(
-            config_key(&st),
+            config_key(&st.generation, st.vrrp.as_deref()),
             e0,
             "a transition must make the workers rebuild"
         );
         assert!(owns(&st, "10.100.0.1"));
-        let e1 = config_key(&st);
+        let e1 = config_key(&st.generation, st.vrrp.as_deref());
         board.publish(vec![inst("MASTER", "10.100.0.1")]);
-        assert_eq!(config_key(&st), e1, "no transition, no rebuild");
+        assert_eq!(
+            config_key(&st.generation, st.vrrp.as_deref()),
+            e1,
+            "no transition, no rebuild"
+        );
     }
 
     #[test]
@@ -1162,11 +1172,11 @@ mod tests {
     #[test]
     fn generation_moves_on_changes_only() {
         let mut st = state(&["-A -t 10.100.0.1:80"]);
-        let g = st.generation;
+        let g = st.generation();
         st.handle(&Request::GetServices, Time(0));
-        assert_eq!(st.generation, g);
+        assert_eq!(st.generation(), g);
         st.handle(&parse_cmd("-a -t 10.100.0.1:80 -r 10.2.0.11 -m"), Time(0));
-        assert_ne!(st.generation, g);
+        assert_ne!(st.generation(), g);
     }
 
     #[test]

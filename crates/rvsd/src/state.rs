@@ -1,20 +1,23 @@
-//! The one authoritative director state of the daemon, and the control requests applied to it.
+//! The control plane's state of the daemon, and the control requests applied to it.
 //!
-//! Every change — from rvsadm, a rules file, or (later) health checks — goes through
-//! [`State::handle`], so the table, the warnings and the listeners stay consistent whoever made
-//! the change.
+//! Every change — from rvsadm, a rules file, or health checks — goes through [`State::handle`],
+//! so the table, the warnings and the listeners stay consistent whoever made the change. The
+//! services themselves live in shards ([`crate::shard`]) that the data planes lock without
+//! this state's lock.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rvs_control::model as m;
 use rvs_control::proto::{ErrorKind, Payload, Request, Response};
 use rvs_core::conn::state::tcp;
-use rvs_core::conn::HashSeed;
-use rvs_core::{Director, FwdMethod, Protocol, ServiceKey, Time};
+use rvs_core::director::Sysctls;
+use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 
-use crate::clock::{os_random_u64, Rng};
 use crate::convert::*;
+use crate::shard::{self, RouteMap, Routes, Shard, ShardRef};
 
 /// rvs additions kept per service beside the core's table.
 #[derive(Clone, Debug, Default)]
@@ -44,33 +47,42 @@ pub struct Planes {
     pub packet: bool,
 }
 
-/// The daemon's state.
-pub struct State {
-    /// The IPVS model.
-    pub director: Director,
-    /// Random source for schedulers and defences.
-    pub rng: Rng,
-    /// Per-service additions.
-    pub extra: HashMap<ServiceKey, ServiceExtra>,
-    /// Running data planes.
-    pub planes: Planes,
-    /// Proxy flows: handle → the connection tuple (looked up on every event, so a connection
-    /// that expired in the meantime is never confused with a new one reusing its id).
-    pub flows: HashMap<u64, crate::balancer::FlowRec>,
-    /// Next proxy flow handle.
-    pub next_handle: u64,
-    /// Connections the proxy rescheduled after a failed connect.
-    pub reschedules: u64,
-    /// The VRRP driver's status, when it runs (rendered into the metrics).
-    pub vrrp: Option<std::sync::Arc<crate::vrrp::StatusBoard>>,
-    /// Bumped by every request that may change the table or the local addresses: the packet
-    /// plane rebuilds its configuration and its nft guard when it sees a new value.
-    pub generation: u64,
-    /// The last `generation` the packet plane applied (nft guard refilled, new real servers
-    /// resolved), when it runs: control requests wait for it (`Daemon::request`).
-    pub packet_applied: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+/// Where a service lives.
+#[derive(Clone)]
+struct Placement {
+    /// Its shard.
+    shard: ShardRef,
+    /// Creation order: the order of `-L --nosort` (the kernel lists its hash order, which
+    /// ipvsadm's default sort hides).
+    seq: u64,
 }
 
+/// The daemon's state: the control plane's view over the shards.
+pub struct State {
+    /// Settings every shard applies (`--set` timeouts and the other sysctls).
+    pub sys: Sysctls,
+    /// Current services.
+    services: HashMap<ServiceKey, Placement>,
+    /// The shard of every service the packet plane serves, when it runs.
+    packet_shard: Option<ShardRef>,
+    /// Shards whose services were deleted, kept while connections or proxy flows remain.
+    retired: Vec<ShardRef>,
+    next_shard: u32,
+    next_seq: u64,
+    /// The proxy's view of the shards.
+    pub routes: Arc<Routes>,
+    /// Running data planes.
+    pub planes: Planes,
+    /// The VRRP driver's status, when it runs (rendered into the metrics).
+    pub vrrp: Option<Arc<crate::vrrp::StatusBoard>>,
+    /// Bumped by every request that may change the table or the local addresses, and when the
+    /// VRRP driver starts: the packet plane rebuilds its configuration and its nft guard when
+    /// it sees a new value (read without the state lock by its workers).
+    pub generation: Arc<AtomicU64>,
+    /// The last `generation` the packet plane applied (nft guard refilled, new real servers
+    /// resolved), when it runs: control requests wait for it (`Daemon::request`).
+    pub packet_applied: Option<Arc<AtomicU64>>,
+}
 /// The client-side tuple of a proxy flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
@@ -87,26 +99,164 @@ fn done() -> Response {
 }
 
 impl State {
-    /// A fresh state at time `now` with random hash seeds.
+    /// A fresh state at time `now` with no services.
     pub fn new(now: Time, planes: Planes) -> State {
-        let seed = HashSeed([
-            os_random_u64(),
-            os_random_u64(),
-            os_random_u64(),
-            os_random_u64(),
-        ]);
-        State {
-            director: Director::new(seed, now),
-            rng: Rng::from_os(),
-            extra: HashMap::new(),
+        let mut st = State {
+            sys: Sysctls::default(),
+            services: HashMap::new(),
+            packet_shard: None,
+            retired: Vec::new(),
+            next_shard: 1,
+            next_seq: 0,
+            routes: Arc::new(Routes::default()),
             planes,
-            flows: HashMap::new(),
-            next_handle: 1,
-            reschedules: 0,
             vrrp: None,
-            generation: 0,
+            generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
+        };
+        if planes.packet {
+            st.packet_shard = Some(st.new_shard(now));
         }
+        st
+    }
+
+    fn new_shard(&mut self, now: Time) -> ShardRef {
+        let id = self.next_shard;
+        // Ids are never reused while the daemon runs (2^24 services created is far away;
+        // a handle keeps 24 bits for the id).
+        self.next_shard = self.next_shard.wrapping_add(1).max(1) & 0x00ff_ffff;
+        Arc::new(Mutex::new(Shard::new(id, now, &self.sys)))
+    }
+
+    /// The current table generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Bump the table generation (see [`State::generation`]).
+    pub fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Attach the VRRP driver's status board.
+    pub fn set_vrrp(&mut self, board: Arc<crate::vrrp::StatusBoard>) {
+        self.vrrp = Some(board);
+        self.bump_generation();
+    }
+
+    /// Whether the packet plane serves `key` (when it runs): every VIP but loopback ones,
+    /// firewall-mark services included; loopback VIPs stay with the socket proxy.
+    pub fn packet_serves(key: &ServiceKey) -> bool {
+        match key {
+            ServiceKey::Addr { addr, .. } => !addr.is_loopback(),
+            ServiceKey::Fwmark { .. } => true,
+        }
+    }
+
+    /// The packet plane's shard, when it runs.
+    pub fn packet_shard(&self) -> Option<&ShardRef> {
+        self.packet_shard.as_ref()
+    }
+
+    /// The shard of service `key`.
+    pub fn shard_of(&self, key: &ServiceKey) -> Option<&ShardRef> {
+        self.services.get(key).map(|p| &p.shard)
+    }
+
+    /// Every service key, in creation order.
+    pub fn service_keys(&self) -> Vec<ServiceKey> {
+        let mut v: Vec<(u64, ServiceKey)> =
+            self.services.iter().map(|(k, p)| (p.seq, *k)).collect();
+        v.sort_unstable_by_key(|(s, _)| *s);
+        v.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// Every shard once: the packet plane's, each service's, and retired ones.
+    pub fn shards(&self) -> Vec<ShardRef> {
+        let mut v: Vec<ShardRef> = self.packet_shard.iter().cloned().collect();
+        for p in self.services.values() {
+            if !v.iter().any(|s| Arc::ptr_eq(s, &p.shard)) {
+                v.push(p.shard.clone());
+            }
+        }
+        v.extend(self.retired.iter().cloned());
+        v
+    }
+
+    /// Run `f` on the shard of `key` with its lock held.
+    pub fn with_service<R>(&self, key: &ServiceKey, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
+        let s = self.shard_of(key)?;
+        let mut g = shard::lock(s);
+        Some(f(&mut g))
+    }
+
+    /// Tell the proxy where every service and shard is now.
+    fn publish_routes(&self) {
+        let mut m = RouteMap::default();
+        for (k, p) in &self.services {
+            m.by_service.insert(*k, p.shard.clone());
+        }
+        for s in self.shards() {
+            let id = shard::lock(&s).id;
+            m.by_id.insert(id, s);
+        }
+        self.routes.publish(m);
+    }
+
+    /// Drop retired shards nothing refers to any more; called by the ticker.
+    pub fn reap_retired(&mut self) {
+        let before = self.retired.len();
+        self.retired.retain(|s| !shard::lock(s).is_idle());
+        if self.retired.len() != before {
+            self.publish_routes();
+        }
+    }
+
+    /// A service left its shard: a shard of its own retires (it stays until its connections
+    /// are gone), the packet plane's shard stays.
+    fn unplace(&mut self, key: &ServiceKey) {
+        let Some(p) = self.services.remove(key) else {
+            return;
+        };
+        let shared = self
+            .packet_shard
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &p.shard));
+        if !shared {
+            self.retired.push(p.shard);
+        }
+    }
+
+    /// Totals over every shard: counters, rates, connection-table entries, proxy reschedules.
+    pub fn totals(
+        &self,
+    ) -> (
+        rvs_core::stats::Counters,
+        rvs_core::estimator::Rates,
+        u64,
+        u64,
+    ) {
+        let mut c = rvs_core::stats::Counters::default();
+        let mut r = rvs_core::estimator::Rates::default();
+        let (mut conns, mut resched) = (0u64, 0u64);
+        for s in self.shards() {
+            let g = shard::lock(&s);
+            let t = g.director.total.shown();
+            c.conns += t.conns;
+            c.inpkts += t.inpkts;
+            c.outpkts += t.outpkts;
+            c.inbytes += t.inbytes;
+            c.outbytes += t.outbytes;
+            let x = g.director.total.est.rates();
+            r.cps += x.cps;
+            r.inpps += x.inpps;
+            r.outpps += x.outpps;
+            r.inbps += x.inbps;
+            r.outbps += x.outbps;
+            conns += g.director.conns.len() as u64;
+            resched += g.reschedules;
+        }
+        (c, r, conns, resched)
     }
 
     /// Why a service cannot be served by the running planes, if it cannot.
@@ -158,9 +308,13 @@ impl State {
                 Request::AddLocalAddr { .. } | Request::DelLocalAddr { .. }
             )
         {
-            self.generation = self.generation.wrapping_add(1);
+            self.bump_generation();
         }
-        let d = &mut self.director;
+        let no_service = || Response::err(remote_error(&rvs_core::Error::NoService));
+        let result = |r: rvs_core::Result<()>| match r {
+            Ok(()) => done(),
+            Err(e) => Response::err(remote_error(&e)),
+        };
         match req {
             Request::Hello { .. } => Response::err(error(
                 ErrorKind::Einval,
@@ -173,24 +327,45 @@ impl State {
                     Ok(c) => c,
                     Err(e) => return Response::err(remote_error(&e)),
                 };
-                match d.table.add_service(key, cfg, now) {
-                    Ok(_) => {
-                        self.extra.insert(
+                if self.services.contains_key(&key) {
+                    return Response::err(remote_error(&rvs_core::Error::Exists));
+                }
+                let shard = match &self.packet_shard {
+                    Some(p) if Self::packet_serves(&key) => p.clone(),
+                    _ => self.new_shard(now),
+                };
+                let added = {
+                    let mut g = shard::lock(&shard);
+                    let r = g.director.table.add_service(key, cfg, now).map(|_| ());
+                    if r.is_ok() {
+                        g.extra.insert(
                             key,
                             ServiceExtra {
                                 proxy_protocol: spec.proxy_protocol,
                                 ..ServiceExtra::default()
                             },
                         );
-                        let mut r = done();
-                        if let Some(w) = self.service_unserved(&key) {
-                            tracing::warn!("{w}");
-                            r = r.warn(w);
-                        }
-                        r
                     }
-                    Err(e) => Response::err(remote_error(&e)),
+                    r
+                };
+                if let Err(e) = added {
+                    return Response::err(remote_error(&e));
                 }
+                self.services.insert(
+                    key,
+                    Placement {
+                        shard,
+                        seq: self.next_seq,
+                    },
+                );
+                self.next_seq += 1;
+                self.publish_routes();
+                let mut r = done();
+                if let Some(w) = self.service_unserved(&key) {
+                    tracing::warn!("{w}");
+                    r = r.warn(w);
+                }
+                r
             }
             Request::EditService(spec) => {
                 let key = key_to_core(&spec.key);
@@ -198,47 +373,73 @@ impl State {
                     Ok(c) => c,
                     Err(e) => return Response::err(remote_error(&e)),
                 };
-                match d.table.edit_service(&key, cfg, now) {
-                    Ok(()) => {
-                        self.extra.entry(key).or_default().proxy_protocol = spec.proxy_protocol;
-                        done()
+                self.with_service(&key, |g| {
+                    let r = g.director.table.edit_service(&key, cfg, now);
+                    if r.is_ok() {
+                        g.extra.entry(key).or_default().proxy_protocol = spec.proxy_protocol;
                     }
-                    Err(e) => Response::err(remote_error(&e)),
-                }
+                    result(r)
+                })
+                .unwrap_or_else(no_service)
             }
             Request::DelService(k) => {
                 let key = key_to_core(k);
-                match d.del_service(&key, now) {
-                    Ok(()) => {
-                        self.extra.remove(&key);
+                let r = self.with_service(&key, |g| {
+                    let r = g.director.del_service(&key, now);
+                    if r.is_ok() {
+                        g.extra.remove(&key);
+                    }
+                    r
+                });
+                match r {
+                    None => no_service(),
+                    Some(Err(e)) => Response::err(remote_error(&e)),
+                    Some(Ok(())) => {
+                        self.unplace(&key);
+                        self.publish_routes();
                         done()
                     }
-                    Err(e) => Response::err(remote_error(&e)),
                 }
             }
             Request::Flush => {
-                d.clear(now);
-                self.extra.clear();
+                for key in self.service_keys() {
+                    self.unplace(&key);
+                }
+                // Connections stay in their shards until they expire, as in the kernel.
+                for s in self.shards() {
+                    let mut g = shard::lock(&s);
+                    g.director.clear(now);
+                    g.extra.clear();
+                }
+                self.publish_routes();
                 done()
             }
             Request::Zero(k) => match k {
                 None => {
-                    d.zero(None);
+                    for s in self.shards() {
+                        shard::lock(&s).director.zero(None);
+                    }
                     done()
                 }
-                Some(k) => match d.table.id_of(&key_to_core(k)) {
-                    Some(id) => {
-                        d.zero(Some(id));
-                        done()
-                    }
-                    None => Response::err(remote_error(&rvs_core::Error::NoService)),
-                },
+                Some(k) => {
+                    let key = key_to_core(k);
+                    self.with_service(&key, |g| match g.director.table.id_of(&key) {
+                        Some(id) => {
+                            g.director.zero(Some(id));
+                            done()
+                        }
+                        None => no_service(),
+                    })
+                    .unwrap_or_else(no_service)
+                }
             },
             Request::AddDest { service, dest } => {
                 let key = key_to_core(service);
                 let cfg = dest_to_core(dest);
-                match d.table.add_dest(&key, cfg, now) {
-                    Ok(_) => {
+                match self.with_service(&key, |g| g.director.table.add_dest(&key, cfg, now)) {
+                    None => no_service(),
+                    Some(Err(e)) => Response::err(remote_error(&e)),
+                    Some(Ok(_)) => {
                         let mut r = done();
                         if let Some(w) = self.dest_unserved(&key, &cfg) {
                             tracing::warn!("{w}");
@@ -246,14 +447,15 @@ impl State {
                         }
                         r
                     }
-                    Err(e) => Response::err(remote_error(&e)),
                 }
             }
             Request::EditDest { service, dest } => {
                 let key = key_to_core(service);
                 let cfg = dest_to_core(dest);
-                match d.table.edit_dest(&key, cfg) {
-                    Ok(_) => {
+                match self.with_service(&key, |g| g.director.table.edit_dest(&key, cfg)) {
+                    None => no_service(),
+                    Some(Err(e)) => Response::err(remote_error(&e)),
+                    Some(Ok(_)) => {
                         let mut r = done();
                         if let Some(w) = self.dest_unserved(&key, &cfg) {
                             tracing::warn!("{w}");
@@ -261,29 +463,34 @@ impl State {
                         }
                         r
                     }
-                    Err(e) => Response::err(remote_error(&e)),
                 }
             }
             Request::DelDest {
                 service,
                 addr,
                 port,
-            } => match d.del_dest(&key_to_core(service), addr, *port, now) {
-                Ok(_) => done(),
-                Err(e) => Response::err(remote_error(&e)),
-            },
+            } => {
+                let key = key_to_core(service);
+                self.with_service(&key, |g| {
+                    result(g.director.del_dest(&key, addr, *port, now).map(|_| ()))
+                })
+                .unwrap_or_else(no_service)
+            }
             Request::SetTimeouts(t) => {
-                match d.sys.conn.timeouts.set(
+                let r = self.sys.conn.timeouts.set(
                     u64::from(t.tcp),
                     u64::from(t.tcp_fin),
                     u64::from(t.udp),
-                ) {
-                    Ok(()) => done(),
-                    Err(e) => Response::err(remote_error(&e)),
+                );
+                if r.is_ok() {
+                    for s in self.shards() {
+                        shard::lock(&s).director.sys = self.sys.clone();
+                    }
                 }
+                result(r)
             }
             Request::GetTimeouts => {
-                let t = &d.sys.conn.timeouts;
+                let t = &self.sys.conn.timeouts;
                 let secs = |x: rvs_core::Duration| u32::try_from(x.as_secs()).unwrap_or(u32::MAX);
                 Response::ok(Payload::Timeouts(m::Timeouts {
                     tcp: secs(t.tcp[usize::from(tcp::ESTABLISHED)]),
@@ -294,11 +501,11 @@ impl State {
             Request::GetServices => Response::ok(Payload::Services(crate::listing::services(self))),
             Request::GetService(k) => match crate::listing::service(self, &key_to_core(k)) {
                 Some(s) => Response::ok(Payload::Service(s)),
-                None => Response::err(remote_error(&rvs_core::Error::NoService)),
+                None => no_service(),
             },
             Request::GetDests(k) => match crate::listing::service(self, &key_to_core(k)) {
                 Some(s) => Response::ok(Payload::Dests(s.dests)),
-                None => Response::err(remote_error(&rvs_core::Error::NoService)),
+                None => no_service(),
             },
             Request::GetConns => Response::ok(Payload::Conns(crate::listing::conns(self, now))),
             Request::GetDaemons => Response::ok(Payload::Daemons(Vec::new())),
@@ -312,66 +519,69 @@ impl State {
             )),
             Request::AddLocalAddr { service, addr } => {
                 let key = key_to_core(service);
-                if d.table.id_of(&key).is_none() {
-                    return Response::err(remote_error(&rvs_core::Error::NoService));
-                }
-                if rvs_core::Family::of(addr) != key.family() {
+                if rvs_core::Family::of(addr) != key.family() && self.shard_of(&key).is_some() {
                     return Response::err(error(
                         ErrorKind::Einval,
                         "local address family differs from the service",
                     ));
                 }
-                let x = self.extra.entry(key).or_default();
-                if x.laddrs.iter().any(|l| l.addr == *addr) {
-                    return Response::err(remote_error(&rvs_core::Error::Exists));
-                }
-                x.laddrs.push(LocalAddr {
-                    addr: *addr,
-                    conns: 0,
-                });
-                done()
+                self.with_service(&key, |g| {
+                    let x = g.extra.entry(key).or_default();
+                    if x.laddrs.iter().any(|l| l.addr == *addr) {
+                        return Response::err(remote_error(&rvs_core::Error::Exists));
+                    }
+                    x.laddrs.push(LocalAddr {
+                        addr: *addr,
+                        conns: 0,
+                    });
+                    done()
+                })
+                .unwrap_or_else(no_service)
             }
             Request::DelLocalAddr { service, addr } => {
                 let key = key_to_core(service);
-                if d.table.id_of(&key).is_none() {
-                    return Response::err(remote_error(&rvs_core::Error::NoService));
-                }
-                let x = self.extra.entry(key).or_default();
-                match x.laddrs.iter().position(|l| l.addr == *addr) {
-                    Some(i) => {
-                        x.laddrs.remove(i);
-                        done()
+                self.with_service(&key, |g| {
+                    let x = g.extra.entry(key).or_default();
+                    match x.laddrs.iter().position(|l| l.addr == *addr) {
+                        Some(i) => {
+                            x.laddrs.remove(i);
+                            done()
+                        }
+                        None => Response::err(remote_error(&rvs_core::Error::NotFound)),
                     }
-                    None => Response::err(remote_error(&rvs_core::Error::NotFound)),
-                }
+                })
+                .unwrap_or_else(no_service)
             }
             Request::GetLocalAddrs(k) => {
                 let keys: Vec<ServiceKey> = match k {
                     Some(k) => {
                         let key = key_to_core(k);
-                        if d.table.id_of(&key).is_none() {
-                            return Response::err(remote_error(&rvs_core::Error::NoService));
+                        if self.shard_of(&key).is_none() {
+                            return no_service();
                         }
                         vec![key]
                     }
-                    None => d.table.services().map(|(_, s)| s.key).collect(),
+                    None => self.service_keys(),
                 };
                 let out = keys
                     .iter()
                     .map(|key| m::ServiceLocalAddrs {
                         service: key_from_core(key),
                         laddrs: self
-                            .extra
-                            .get(key)
-                            .map(|x| {
-                                x.laddrs
-                                    .iter()
-                                    .map(|l| m::LocalAddrEntry {
-                                        addr: l.addr,
-                                        port_conflicts: 0,
-                                        conns: l.conns,
+                            .with_service(key, |g| {
+                                g.extra
+                                    .get(key)
+                                    .map(|x| {
+                                        x.laddrs
+                                            .iter()
+                                            .map(|l| m::LocalAddrEntry {
+                                                addr: l.addr,
+                                                port_conflicts: 0,
+                                                conns: l.conns,
+                                            })
+                                            .collect()
                                     })
-                                    .collect()
+                                    .unwrap_or_default()
                             })
                             .unwrap_or_default(),
                     })
@@ -386,10 +596,9 @@ impl State {
     /// see `packet_plane`), so a service is never carried by both planes.
     pub fn proxy_listeners(&self) -> Vec<rvs_proxy::ListenerSpec> {
         let mut v: Vec<rvs_proxy::ListenerSpec> = self
-            .director
-            .table
-            .services()
-            .filter_map(|(_, s)| match s.key {
+            .services
+            .keys()
+            .filter_map(|key| match *key {
                 ServiceKey::Addr { proto, addr, port }
                     if port != 0 && (!self.planes.packet || addr.is_loopback()) =>
                 {
@@ -423,4 +632,178 @@ pub fn is_change(req: &Request) -> bool {
             | Request::EditDest { .. }
             | Request::DelDest { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balancer::DirectorBalancer;
+    use crate::clock::Clock;
+    use crate::test_support::parse_cmd;
+    use rvs_proxy::{Balancer, CloseReason, FlowEvent, FlowInfo};
+
+    fn state(cmds: &[&str]) -> State {
+        let mut st = State::new(Time(0), Planes { packet: false });
+        for c in cmds {
+            let r = st.handle(&parse_cmd(c), Time(0));
+            assert!(r.result.is_ok(), "{c}: {r:?}");
+        }
+        st
+    }
+
+    fn tcp(client: &str, vip: &str) -> FlowInfo {
+        FlowInfo {
+            protocol: rvs_proxy::Protocol::Tcp,
+            client: client.parse().unwrap(),
+            vip: vip.parse().unwrap(),
+        }
+    }
+
+    fn key(s: &str) -> ServiceKey {
+        let a: SocketAddr = s.parse().unwrap();
+        ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: a.ip(),
+            port: a.port(),
+        }
+    }
+
+    #[test]
+    fn every_proxied_service_has_a_shard_of_its_own() {
+        let st = state(&[
+            "-A -t 127.0.0.1:80 -s rr",
+            "-A -t 127.0.0.1:81 -s wlc",
+            "-A -f 7 -s rr",
+        ]);
+        let a = st.shard_of(&key("127.0.0.1:80")).unwrap();
+        let b = st.shard_of(&key("127.0.0.1:81")).unwrap();
+        assert!(!Arc::ptr_eq(a, b));
+        assert_eq!(st.shards().len(), 3);
+        assert_eq!(
+            st.service_keys()[..2],
+            [key("127.0.0.1:80"), key("127.0.0.1:81")]
+        );
+        let dup = state(&["-A -t 127.0.0.1:80"]).handle(&parse_cmd("-A -t 127.0.0.1:80"), Time(0));
+        assert!(dup.result.is_err(), "a second -A of one service must fail");
+    }
+
+    #[test]
+    fn packet_plane_services_share_its_shard_and_loopback_ones_do_not() {
+        let mut st = State::new(Time(0), Planes { packet: true });
+        for c in [
+            "-A -t 10.0.0.1:80",
+            "-A -u 10.0.0.2:53",
+            "-A -f 9",
+            "-A -t 127.0.0.1:80",
+        ] {
+            assert!(st.handle(&parse_cmd(c), Time(0)).result.is_ok());
+        }
+        let p = st.packet_shard().unwrap().clone();
+        assert!(Arc::ptr_eq(st.shard_of(&key("10.0.0.1:80")).unwrap(), &p));
+        assert!(!Arc::ptr_eq(st.shard_of(&key("127.0.0.1:80")).unwrap(), &p));
+        assert_eq!(shard::lock(&p).director.table.len(), 3);
+    }
+
+    #[test]
+    fn proxy_flows_use_their_service_shard_and_survive_its_deletion() {
+        let mut st = state(&[
+            "-A -t 127.0.0.1:80 -s rr",
+            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
+            "-A -t 127.0.0.1:81 -s rr",
+            "-a -t 127.0.0.1:81 -r 127.0.0.12:8081 -m",
+        ]);
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock: Clock::new(),
+        };
+        let f80 = tcp("127.0.0.5:40000", "127.0.0.1:80");
+        let f81 = tcp("127.0.0.5:40001", "127.0.0.1:81");
+        let b80 = b.open(&f80).unwrap();
+        let b81 = b.open(&f81).unwrap();
+        assert_eq!(b80.addr, "127.0.0.11:8081".parse().unwrap());
+        assert_eq!(b81.addr, "127.0.0.12:8081".parse().unwrap());
+        b.event(b80.handle, FlowEvent::Connected);
+        let count = |st: &State, k: &str| {
+            st.with_service(&key(k), |g| g.director.conns.len())
+                .unwrap()
+        };
+        assert_eq!(
+            (count(&st, "127.0.0.1:80"), count(&st, "127.0.0.1:81")),
+            (1, 1)
+        );
+        let listed = crate::listing::conns(&st, Time(0));
+        assert_eq!(listed.len(), 2);
+
+        // Deleting :80 keeps its connection listed (as the kernel keeps it until it expires),
+        // and the flow's late events still reach it.
+        assert!(st
+            .handle(&parse_cmd("-D -t 127.0.0.1:80"), Time(0))
+            .result
+            .is_ok());
+        assert!(st.shard_of(&key("127.0.0.1:80")).is_none());
+        assert_eq!(crate::listing::conns(&st, Time(0)).len(), 2);
+        assert!(b.open(&tcp("127.0.0.6:1", "127.0.0.1:80")).is_err());
+        b.event(b80.handle, FlowEvent::Closed(CloseReason::Reset));
+        st.reap_retired();
+        assert_eq!(st.shards().len(), 2, "kept while its entry has not expired");
+
+        // Once expired, the retired shard goes.
+        let later = b.clock.now() + rvs_core::Duration::from_secs(3600);
+        for s in st.shards() {
+            let mut g = shard::lock(&s);
+            let Shard { director, rng, .. } = &mut *g;
+            director.tick(later, u64::MAX, 100_000, rng);
+        }
+        st.reap_retired();
+        assert_eq!(st.shards().len(), 1);
+        b.event(b81.handle, FlowEvent::Closed(CloseReason::Normal));
+        assert_eq!(
+            st.with_service(&key("127.0.0.1:81"), |g| g.flows.len()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn totals_timeouts_and_zero_cover_every_shard() {
+        let mut st = state(&[
+            "-A -t 127.0.0.1:80 -s rr",
+            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
+            "-A -t 127.0.0.1:81 -s rr",
+            "-a -t 127.0.0.1:81 -r 127.0.0.12:8081 -m",
+        ]);
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock: Clock::new(),
+        };
+        for (i, vip) in ["127.0.0.1:80", "127.0.0.1:81"].iter().enumerate() {
+            let be = b
+                .open(&tcp(&format!("127.0.0.5:{}", 1000 + i), vip))
+                .unwrap();
+            b.event(be.handle, FlowEvent::Connected);
+        }
+        assert_eq!(st.totals().0.conns, 2);
+        assert!(st
+            .handle(&parse_cmd("--set 100 20 30"), Time(0))
+            .result
+            .is_ok());
+        for s in st.shards() {
+            assert_eq!(shard::lock(&s).director.sys.conn.timeouts.udp.as_secs(), 30);
+        }
+        let fresh = st.handle(&parse_cmd("-A -t 127.0.0.1:82"), Time(0));
+        assert!(fresh.result.is_ok());
+        let s82 = st.shard_of(&key("127.0.0.1:82")).unwrap().clone();
+        assert_eq!(
+            shard::lock(&s82).director.sys.conn.timeouts.udp.as_secs(),
+            30
+        );
+        assert!(st.handle(&parse_cmd("-Z"), Time(0)).result.is_ok());
+        assert_eq!(st.totals().0.conns, 0);
+        assert!(st.handle(&parse_cmd("-C"), Time(0)).result.is_ok());
+        assert!(st.service_keys().is_empty());
+        assert_eq!(
+            crate::listing::conns(&st, Time(0)).len(),
+            2,
+            "entries outlive -C"
+        );
+    }
 }

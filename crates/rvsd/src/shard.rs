@@ -1,0 +1,208 @@
+//! Shards of the director: each is one rvs-core [`Director`] (its own services, connection
+//! table, statistics and random source) behind its own lock.
+//!
+//! Why: the kernel serialises scheduling per service (`svc->sched_lock`) and looks connections
+//! up under RCU; it has no lock that every connection of every service takes. rvsd gets the
+//! same property by giving every service the socket proxy carries a shard of its own, so proxy
+//! workers serving different services never meet on a lock, and one service's connections
+//! serialise only on that service's lock, as they do on its scheduler lock in the kernel.
+//! The services of the packet plane share one shard (a reply from a real server must find its
+//! connection without knowing the service first), which its workers lock once per receive
+//! batch, never per packet.
+//!
+//! The control plane ([`crate::state::State`]) owns the map from service to shard; data planes
+//! reach their shard without it: the proxy through [`Routes`], the packet plane through the
+//! shard it was given at start. Lock order: `State`, then a shard; never two shards at once.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use rvs_core::{Director, ServiceKey, Time};
+
+use crate::balancer::FlowRec;
+use crate::clock::{os_random_u64, Rng};
+use crate::state::ServiceExtra;
+
+/// One shard: a director of its own and the proxy flows it carries.
+pub struct Shard {
+    /// Unique for the daemon's lifetime (never reused), so a proxy flow handle names its shard.
+    pub id: u32,
+    /// The IPVS model of this shard's services.
+    pub director: Director,
+    /// Random source for schedulers and defences.
+    pub rng: Rng,
+    /// Per-service additions (PROXY protocol, full-NAT local addresses).
+    pub extra: HashMap<ServiceKey, ServiceExtra>,
+    /// Proxy flows: handle → the connection tuple (looked up on every event, so a connection
+    /// that expired in the meantime is never confused with a new one reusing its id).
+    pub flows: HashMap<u64, FlowRec>,
+    /// Next proxy flow sequence number (the low [`SEQ_BITS`] of a handle).
+    pub next_flow: u64,
+    /// Connections the proxy rescheduled after a failed connect.
+    pub reschedules: u64,
+}
+
+/// A shared shard.
+pub type ShardRef = Arc<Mutex<Shard>>;
+
+/// Bits of a proxy flow handle that count flows within a shard; the bits above are the
+/// shard's id. 2^40 flows per shard outlast any daemon.
+pub const SEQ_BITS: u32 = 40;
+
+impl Shard {
+    /// An empty shard at time `now` with a random connection-hash seed.
+    pub fn new(id: u32, now: Time, sys: &rvs_core::director::Sysctls) -> Shard {
+        let seed = rvs_core::conn::HashSeed([
+            os_random_u64(),
+            os_random_u64(),
+            os_random_u64(),
+            os_random_u64(),
+        ]);
+        let mut director = Director::new(seed, now);
+        director.sys = sys.clone();
+        Shard {
+            id,
+            director,
+            rng: Rng::from_os(),
+            extra: HashMap::new(),
+            flows: HashMap::new(),
+            next_flow: 1,
+            reschedules: 0,
+        }
+    }
+
+    /// A new proxy flow handle naming this shard.
+    pub fn next_handle(&mut self) -> u64 {
+        let seq = self.next_flow & ((1 << SEQ_BITS) - 1);
+        self.next_flow = self.next_flow.wrapping_add(1);
+        (u64::from(self.id) << SEQ_BITS) | seq
+    }
+
+    /// True when nothing refers to the shard any more: no service, no connection, no flow.
+    pub fn is_idle(&self) -> bool {
+        self.director.table.is_empty() && self.director.conns.is_empty() && self.flows.is_empty()
+    }
+}
+
+/// Lock a shard (a poisoned lock is recovered: the table's invariants hold between calls).
+pub fn lock(s: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The id of the shard a proxy flow handle belongs to.
+pub fn shard_of_handle(handle: u64) -> u32 {
+    (handle >> SEQ_BITS) as u32
+}
+
+/// Where the proxy finds a service's shard.
+#[derive(Clone, Default)]
+pub struct RouteMap {
+    /// Current services.
+    pub by_service: HashMap<ServiceKey, ShardRef>,
+    /// Every live shard by id, also shards of deleted services whose connections and flows are
+    /// still winding down.
+    pub by_id: HashMap<u32, ShardRef>,
+}
+
+/// The published [`RouteMap`]: written by the control plane on every change of the service
+/// set, read by the proxy workers through a per-thread copy revalidated with one atomic load,
+/// so looking up a shard takes no lock that all workers share.
+pub struct Routes {
+    /// Unique per `Routes` (the per-thread copy must never be taken for another table's).
+    id: u64,
+    version: AtomicU64,
+    map: RwLock<RouteMap>,
+}
+
+impl Default for Routes {
+    fn default() -> Routes {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Routes {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            version: AtomicU64::new(0),
+            map: RwLock::new(RouteMap::default()),
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread copy: (identity of the `Routes`, its version, the map).
+    static CACHE: RefCell<Option<(u64, u64, RouteMap)>> = const { RefCell::new(None) };
+}
+
+impl Routes {
+    /// Replace the map.
+    pub fn publish(&self, map: RouteMap) {
+        *self.map.write().unwrap_or_else(|p| p.into_inner()) = map;
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Run `f` over the current map.
+    pub fn with<R>(&self, f: impl FnOnce(&RouteMap) -> R) -> R {
+        let me = self.id;
+        let v = self.version.load(Ordering::Acquire);
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            let fresh = matches!(&*c, Some((who, ver, _)) if *who == me && *ver == v);
+            if !fresh {
+                let map = self.map.read().unwrap_or_else(|p| p.into_inner()).clone();
+                *c = Some((me, v, map));
+            }
+            match &*c {
+                Some((_, _, map)) => f(map),
+                None => f(&RouteMap::default()),
+            }
+        })
+    }
+
+    /// The shard serving `key`.
+    pub fn service(&self, key: &ServiceKey) -> Option<ShardRef> {
+        self.with(|m| m.by_service.get(key).cloned())
+    }
+
+    /// The shard with `id`.
+    pub fn shard(&self, id: u32) -> Option<ShardRef> {
+        self.with(|m| m.by_id.get(&id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(id: u32) -> ShardRef {
+        Arc::new(Mutex::new(Shard::new(id, Time(0), &Default::default())))
+    }
+
+    #[test]
+    fn handles_name_their_shard() {
+        let s = shard(7);
+        let mut g = lock(&s);
+        let a = g.next_handle();
+        let b = g.next_handle();
+        assert_ne!(a, b);
+        assert_eq!(shard_of_handle(a), 7);
+        assert_eq!(shard_of_handle(b), 7);
+    }
+
+    #[test]
+    fn route_cache_follows_publications() {
+        let r = Routes::default();
+        assert!(r.shard(1).is_none());
+        let mut m = RouteMap::default();
+        m.by_id.insert(1, shard(1));
+        r.publish(m);
+        assert_eq!(r.shard(1).map(|s| lock(&s).id), Some(1));
+        r.publish(RouteMap::default());
+        assert!(r.shard(1).is_none(), "a stale per-thread copy was used");
+        // Two route tables on one thread do not share the cached copy.
+        let other = Routes::default();
+        let mut m = RouteMap::default();
+        m.by_id.insert(2, shard(2));
+        other.publish(m);
+        assert!(r.shard(2).is_none());
+        assert!(other.shard(2).is_some());
+    }
+}
