@@ -14,6 +14,7 @@ pub mod demo;
 pub mod keepalived;
 pub mod listing;
 pub mod metrics;
+pub mod nft_marks;
 pub mod packet_plane;
 pub mod rules;
 pub mod shard;

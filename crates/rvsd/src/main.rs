@@ -67,7 +67,8 @@ struct Args {
     #[arg(long)]
     interface: Vec<String>,
     /// Packet plane: mark packets `PROTO:ADDR:PORT[-PORT]=MARK` for firewall-mark services
-    /// (`-f MARK`), as an nft `meta mark set` rule would for the kernel; repeatable.
+    /// (`-f MARK`), as an nft `meta mark set` rule would for the kernel; repeatable. The
+    /// director's own nft mark rules are read and applied as well.
     #[arg(long = "fwmark-rule", value_parser = rvsd::packet_plane::parse_mark_rule)]
     fwmark_rule: Vec<rvs_packet::plane::MarkRule>,
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).

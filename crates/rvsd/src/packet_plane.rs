@@ -57,9 +57,11 @@
 //! # Firewall marks
 //!
 //! AF_PACKET shows a frame before netfilter, and `tpacket3_hdr` has no `skb->mark` anyway, so
-//! an nft `meta mark set` rule on the director is invisible to rvsd. Firewall-mark services
-//! (`-f N`) are fed by mark rules given to rvsd itself (`--fwmark-rule`), which the plane
-//! applies exactly where the kernel's mangle/PREROUTING rule would (`PlaneConfig::marks`).
+//! the mark an nft `meta mark set` rule puts on a packet never reaches rvsd. The keeper reads
+//! the director's ruleset instead (every second, [`crate::nft_marks`]) and the plane applies
+//! the mark rules it finds exactly where the kernel's mangle/PREROUTING rule would
+//! (`PlaneConfig::marks`); rules it cannot express are logged, and `--fwmark-rule` gives a
+//! rule to rvsd directly.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -260,8 +262,17 @@ fn serves(key: &ServiceKey) -> bool {
 
 /// The plane's configuration for the current table (pure: unit-tested below).
 pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig {
+    let opts = with_nft_marks(st, opts);
     let shard = st.packet_shard().map(|s| shard::lock(s));
-    plane_config_of(ifaces, shard.as_deref(), st.vrrp.as_deref(), opts)
+    plane_config_of(ifaces, shard.as_deref(), st.vrrp.as_deref(), &opts)
+}
+
+/// The options with the mark rules read from the director's nft ruleset added after the
+/// `--fwmark-rule` ones (see [`crate::nft_marks`]).
+fn with_nft_marks(st: &State, opts: &Options) -> Options {
+    let mut o = opts.clone();
+    o.marks.extend(st.nft_marks.iter().cloned());
+    o
 }
 
 /// The plane's configuration for the packet shard's services and the VRRP state.
@@ -347,6 +358,7 @@ fn l4_of_ip(p: u8) -> Option<L4Proto> {
 /// The nft guard's rules for the current table (pure: unit-tested below), and the real
 /// servers to resolve.
 pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules, Vec<IpAddr>) {
+    let opts = &with_nft_marks(st, opts);
     let mut g = GuardRules::default();
     let mut rs = Vec::new();
     let (lo, hi) = opts.lport_range;
@@ -692,7 +704,8 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
                     let st = lock(&sh.state);
                     vrrp = st.vrrp.clone();
                     let g = shard::lock(&sh.shard);
-                    let cfg = plane_config_of(&sh.ifaces, Some(&g), vrrp.as_deref(), &sh.opts);
+                    let opts = with_nft_marks(&st, &sh.opts);
+                    let cfg = plane_config_of(&sh.ifaces, Some(&g), vrrp.as_deref(), &opts);
                     plane.set_config(cfg);
                     // The epoch is read again: a transition between the two reads is then
                     // seen at the next batch.
@@ -794,6 +807,57 @@ fn announce(ifaces: &[Iface], senders: &mut [Sender], addrs: &[(IpAddr, PortId)]
 
 /// Keeps the nft guard in line with the table, announces new VIPs and warms the neighbour
 /// table for new real servers. Removes the guard when stopped.
+/// Follows the director's nft ruleset for mark rules (every [`NFT_POLL`]).
+#[derive(Default)]
+struct NftMarks {
+    last: Option<Result<crate::nft_marks::Found, String>>,
+    next: Option<Instant>,
+}
+
+/// How often the nft ruleset is read for mark rules.
+const NFT_POLL: Duration = Duration::from_secs(1);
+
+impl NftMarks {
+    fn poll(&mut self, state: &Mutex<State>) {
+        let now = Instant::now();
+        if self.next.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next = Some(now + NFT_POLL);
+        let found = crate::nft_marks::read_ruleset(Duration::from_secs(2));
+        if self.last.as_ref() == Some(&found) {
+            return;
+        }
+        match &found {
+            Ok(f) => {
+                for r in &f.rules {
+                    tracing::info!(
+                        "nft mark rule: proto {} daddr {} dport {}-{} → mark {}",
+                        r.proto,
+                        r.addr,
+                        r.ports.0,
+                        r.ports.1,
+                        r.mark
+                    );
+                }
+                for u in &f.unsupported {
+                    tracing::warn!(
+                        "nft: {u}: this mark rule is not applied by the packet plane \
+                         (use --fwmark-rule)"
+                    );
+                }
+                let mut st = lock(state);
+                if st.nft_marks != f.rules {
+                    st.nft_marks = f.rules.clone();
+                    st.bump_generation();
+                }
+            }
+            Err(e) => tracing::warn!("firewall marks from nft: {e}"),
+        }
+        self.last = Some(found);
+    }
+}
+
 /// What the plane's configuration depends on: the table generation and the VRRP state epoch.
 fn config_key(generation: &AtomicU64, vrrp: Option<&crate::vrrp::StatusBoard>) -> (u64, u64) {
     (
@@ -802,7 +866,12 @@ fn config_key(generation: &AtomicU64, vrrp: Option<&crate::vrrp::StatusBoard>) -
     )
 }
 
-fn keeper(mut guard: IngressGuard, sh: Shared, applied: Arc<AtomicU64>) -> Result<(), String> {
+fn keeper(
+    mut guard: IngressGuard,
+    sh: Shared,
+    applied: Arc<AtomicU64>,
+    mut marks: NftMarks,
+) -> Result<(), String> {
     let mut resolver =
         Resolver::new(ResolverConfig::default()).map_err(|e| format!("rtnetlink: {e}"))?;
     let mut senders = Vec::new();
@@ -814,6 +883,7 @@ fn keeper(mut guard: IngressGuard, sh: Shared, applied: Arc<AtomicU64>) -> Resul
     let mut resolved: HashSet<IpAddr> = HashSet::new();
     while !sh.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
+        marks.poll(&sh.state);
         let (gen_now, rules, rs, owned) = {
             let st = lock(&sh.state);
             let gen_now = st.generation();
@@ -936,11 +1006,14 @@ impl PacketPlane {
         };
         let sh = shared();
         let applied = Arc::new(AtomicU64::new(0));
+        // Mark rules from nft are in place before the first frame is seen.
+        let mut marks = NftMarks::default();
+        marks.poll(&state);
         lock(&state).packet_applied = Some(applied.clone());
         pp.keeper = Some(
             std::thread::Builder::new()
                 .name("rvs-keeper".into())
-                .spawn(move || keeper(guard, sh, applied))
+                .spawn(move || keeper(guard, sh, applied, marks))
                 .map_err(|e| format!("spawning the keeper thread: {e}"))?,
         );
         for (i, port) in ports {

@@ -82,6 +82,8 @@ pub struct State {
     /// The last `generation` the packet plane applied (nft guard refilled, new real servers
     /// resolved), when it runs: control requests wait for it (`Daemon::request`).
     pub packet_applied: Option<Arc<AtomicU64>>,
+    /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
+    pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
 }
 /// The client-side tuple of a proxy flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +115,7 @@ impl State {
             vrrp: None,
             generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
+            nft_marks: Vec::new(),
         };
         if planes.packet {
             st.packet_shard = Some(st.new_shard(now));

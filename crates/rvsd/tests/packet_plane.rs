@@ -376,9 +376,10 @@ fn fullnat_lab_real_server_sees_local_address() {
 }
 
 /// (d) A firewall-mark service joining ports 80 and 443 (`-f 6666`) with persistence (`-p`):
-/// one client lands on the same real server for both ports. The mark comes from
-/// `--fwmark-rule`, rvsd's stand-in for the nft `meta mark set` rule (AF_PACKET sees frames
-/// before netfilter and does not report skb marks; see rvsd's packet_plane docs).
+/// one client lands on the same real server for both ports. The mark comes from an nft
+/// `meta mark set 6666` rule in the director's mangle prerouting chain, as an LVS operator
+/// writes it; rvsd reads it from the ruleset (AF_PACKET sees frames before netfilter and does
+/// not report skb marks; see rvsd's nft_marks docs).
 #[test]
 fn fwmark_service_with_persistence_joins_ports() {
     if !require_root("fwmark_service_with_persistence_joins_ports") {
@@ -398,13 +399,18 @@ fn fwmark_service_with_persistence_joins_ports() {
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
     let vip = t.vip;
-    let rules = [format!("tcp:{vip}:80=6666"), format!("tcp:{vip}:443=6666")];
-    let rvsd = Rvsd::start(
-        &director,
-        t.lab().workdir(),
-        &["eth0", "eth1"],
-        &["--fwmark-rule", &rules[0], "--fwmark-rule", &rules[1]],
+    let ruleset = format!(
+        "table ip mangle {{\n chain prerouting {{\n  type filter hook prerouting priority mangle;\n  \
+         ip daddr {vip} tcp dport {{ 80, 443 }} meta mark set 6666\n }}\n}}\n"
     );
+    let rules_file = t.lab().workdir().join("mangle.nft");
+    std::fs::write(&rules_file, ruleset).expect("write nft rules");
+    director
+        .cmd("nft")
+        .args(["-f", rules_file.to_str().expect("utf-8 path")])
+        .run()
+        .expect("nft mark rule");
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     rvsd.adm_ok("-A -f 6666 -s rr -p 60");
     for rip in t.rips() {
         rvsd.adm_ok(&format!("-a -f 6666 -r {rip} -m"));
