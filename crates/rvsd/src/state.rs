@@ -809,4 +809,36 @@ mod tests {
             "entries outlive -C"
         );
     }
+
+    #[test]
+    fn a_proxy_connection_waits_neither_for_the_state_nor_for_another_service() {
+        let st = state(&[
+            "-A -t 127.0.0.1:80 -s rr",
+            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
+            "-A -t 127.0.0.1:81 -s rr",
+            "-a -t 127.0.0.1:81 -r 127.0.0.12:8081 -m",
+        ]);
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock: Clock::new(),
+        };
+        let a = st.shard_of(&key("127.0.0.1:80")).unwrap().clone();
+        let state = Arc::new(Mutex::new(st));
+        // The control plane's lock and service :80's shard are both held...
+        let _st = state.lock().unwrap();
+        let _a = shard::lock(&a);
+        // ...and a whole connection to :81 still goes through on another thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let f = tcp("127.0.0.5:2000", "127.0.0.1:81");
+            let be = b.open(&f).expect("scheduled");
+            b.event(be.handle, FlowEvent::Connected);
+            b.event(be.handle, FlowEvent::ClientFin);
+            b.event(be.handle, FlowEvent::ServerFin);
+            b.event(be.handle, FlowEvent::Closed(CloseReason::Normal));
+            let _ = tx.send(be.addr);
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got, Ok("127.0.0.12:8081".parse().unwrap()));
+    }
 }
