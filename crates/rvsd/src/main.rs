@@ -185,13 +185,14 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     Ok(n)
 }
 
-/// Load `path` and start the VRRP driver; its status goes into the metrics.
-fn start_vrrp(
+/// Load `path` and set up the VRRP driver (started later by the caller); its status goes
+/// into the metrics and tells the packet plane which VIPs are not this director's.
+fn prepare_vrrp(
     daemon: &Arc<Daemon>,
     path: &std::path::Path,
     config_id: Option<String>,
     explicit: bool,
-) -> Result<Option<rvsd::vrrp::Handle>, String> {
+) -> Result<Option<rvsd::vrrp::Prepared>, String> {
     let opts = rvs_config::CheckOptions {
         config_id,
         check_interfaces: true,
@@ -203,7 +204,7 @@ fn start_vrrp(
             tracing::warn!("{d}");
         }
     }
-    let h = rvsd::vrrp::start(&cfg)?;
+    let h = rvsd::vrrp::prepare(&cfg)?;
     match &h {
         Some(h) => daemon.lock().set_vrrp(h.status()),
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
@@ -261,6 +262,15 @@ async fn run(args: Args) -> Result<(), String> {
         proxy: Mutex::new(Some(proxy)),
     });
 
+    // VRRP instances come from the same keepalived.conf as the virtual servers (`-f`), or from
+    // `--vrrp FILE` when the table comes from elsewhere (`--rules`). Set up (its status board
+    // attached, every instance INIT) before the table is loaded, so that the packet plane
+    // never owns or announces a VIP that VRRP has not made ours; started once the table is in.
+    let vrrp = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
+        Some(path) => prepare_vrrp(&daemon, path, args.config_id.clone(), args.vrrp.is_some())?,
+        None => None,
+    };
+
     if args.demo {
         demo::start_real_servers()
             .await
@@ -291,12 +301,7 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
-    // VRRP instances come from the same keepalived.conf as the virtual servers (`-f`), or from
-    // `--vrrp FILE` when the table comes from elsewhere (`--rules`).
-    let vrrp = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
-        Some(path) => start_vrrp(&daemon, path, args.config_id.clone(), args.vrrp.is_some())?,
-        None => None,
-    };
+    let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;

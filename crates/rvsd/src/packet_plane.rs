@@ -554,6 +554,8 @@ pub struct WorkerReport {
     pub batches: u64,
     /// Frames too large or truncated, left to the host.
     pub oversize: u64,
+    /// Frames for another host's MAC (`PACKET_OTHERHOST`), ignored.
+    pub other_host: u64,
     /// Frames whose transport checksum was completed (`CHECKSUM_PARTIAL`).
     pub csum_completed: u64,
     /// TCP super-frames (GRO / GSO) cut into segments.
@@ -648,6 +650,15 @@ fn super_frame(frame: &[u8], mtu: u32) -> Option<rvs_packet::Parsed> {
     (p.proto == 6 && !p.is_fragment() && p.l3_len() > mtu as usize).then_some(p)
 }
 
+/// Whether a received frame is the plane's business: not one for another host's MAC
+/// (`PACKET_OTHERHOST`), which reaches the socket when a switch floods an unknown unicast
+/// (e.g. after the peer that owned the MAC went away) or on a veth, which does not filter by
+/// MAC. The kernel drops those frames, and so must the plane: a VRRP BACKUP would otherwise
+/// serve a VIP it does not own with the frames flooded toward its dead MASTER's MAC.
+fn addressed_to_us(pkt_type: u8) -> bool {
+    pkt_type != libc::PACKET_OTHERHOST
+}
+
 fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
     let mut rep = WorkerReport {
         iface: sh.ifaces[me].name.clone(),
@@ -691,6 +702,10 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
         let mut guard: Option<MutexGuard<'_, Shard>> = None;
         let mut now = Time(0);
         let res = port.recv_batch(POLL, |f| {
+            if !addressed_to_us(f.pkt_type()) {
+                rep.other_host += 1;
+                return;
+            }
             if f.truncated() || f.data().len() > MAX_FRAME {
                 rep.oversize += 1;
                 return;
@@ -1053,11 +1068,12 @@ impl PacketPlane {
                         .map(|(d, n)| format!("{}={n}", d.name()))
                         .collect();
                     tracing::info!(
-                        "packet worker {}: {} frames in {} batches, {} oversize, {} ring drops, {} transmit errors, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), drops: {}",
+                        "packet worker {}: {} frames in {} batches, {} oversize, {} for other hosts, {} ring drops, {} transmit errors, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), drops: {}",
                         r.iface,
                         r.frames,
                         r.batches,
                         r.oversize,
+                        r.other_host,
                         r.ring_drops,
                         r.tx_errors,
                         r.csum_completed,
@@ -1129,6 +1145,18 @@ mod tests {
     }
 
     #[test]
+    fn frames_for_other_hosts_are_ignored() {
+        assert!(!addressed_to_us(libc::PACKET_OTHERHOST));
+        for t in [
+            libc::PACKET_HOST,
+            libc::PACKET_BROADCAST,
+            libc::PACKET_MULTICAST,
+        ] {
+            assert!(addressed_to_us(t), "pkt_type {t}");
+        }
+    }
+
+    #[test]
     fn vrrp_backup_does_not_own_its_vips() {
         use crate::vrrp::{InstanceStatus, StatusBoard};
         let mut st = state(&["-A -t 10.100.0.1:80 -s rr", "-A -t 10.100.0.7:80 -s rr"]);
@@ -1150,14 +1178,20 @@ mod tests {
             vips: vec![vip.parse().unwrap()],
         };
         let board = std::sync::Arc::new(StatusBoard::default());
-        board.publish(vec![inst("BACKUP", "10.100.0.1")]);
-        st.vrrp = Some(board.clone());
         let owns = |st: &State, a: &str| {
             plane_config(&ifaces(), st, &Options::default())
                 .owned
                 .iter()
                 .any(|(o, _)| o.to_string() == a)
         };
+        // As rvsd attaches it (`vrrp::prepare`): every instance INIT, before the driver runs.
+        board.publish(vec![inst("INIT", "10.100.0.1")]);
+        st.vrrp = Some(board.clone());
+        assert!(
+            !owns(&st, "10.100.0.1"),
+            "INIT must not answer ARP for its VIP"
+        );
+        board.publish(vec![inst("BACKUP", "10.100.0.1")]);
         let e0 = config_key(&st.generation, st.vrrp.as_deref());
         assert!(
             !owns(&st, "10.100.0.1"),

@@ -283,19 +283,49 @@ impl Handle {
 /// Must be called inside a tokio runtime (with time, net, process and signal drivers). Returns
 /// `Ok(None)` when the configuration has no `vrrp_instance`.
 pub fn start(cfg: &rvs_config::Config) -> Result<Option<Handle>, String> {
+    Ok(prepare(cfg)?.map(Prepared::start))
+}
+
+/// Set up the VRRP driver for every `vrrp_instance` in `cfg` without running it: the
+/// configuration is checked, the sockets are open, and the status board already lists every
+/// instance (INIT). rvsd attaches the board to its state before it loads the virtual servers,
+/// so the packet plane never owns — answers ARP/ND for, announces — a VIP of an instance that
+/// is not MASTER, not even in the moment before the driver runs. `Ok(None)` when the
+/// configuration has no `vrrp_instance`.
+pub fn prepare(cfg: &rvs_config::Config) -> Result<Option<Prepared>, String> {
     if cfg.vrrp_instances.is_empty() {
         return Ok(None);
     }
     let plan = setup::plan(cfg)?;
     let driver = Driver::new(plan)?;
-    let status = driver.status.clone();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(driver.run(rx));
-    Ok(Some(Handle {
-        status,
-        stop: Some(tx),
-        task,
-    }))
+    driver.publish();
+    Ok(Some(Prepared { driver }))
+}
+
+/// A VRRP driver set up by [`prepare`], not running yet (dropping it changes nothing on the
+/// host: no advert sent, no address touched).
+pub struct Prepared {
+    driver: Driver,
+}
+
+impl Prepared {
+    /// The status board (every instance INIT until [`Prepared::start`]).
+    pub fn status(&self) -> Arc<StatusBoard> {
+        self.driver.status.clone()
+    }
+
+    /// Run the driver. Must be called inside a tokio runtime (with time, net, process and
+    /// signal drivers).
+    pub fn start(self) -> Handle {
+        let status = self.driver.status.clone();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(self.driver.run(rx));
+        Handle {
+            status,
+            stop: Some(tx),
+            task,
+        }
+    }
 }
 
 /// Where an instance lives: a lone instance or a member of a sync group.
@@ -579,16 +609,17 @@ impl Driver {
             }
             Action::RemoveVips => self.remove_vips(id),
             Action::Garp { rounds } => {
-                let addrs: Vec<IpAddr> = self.plan.instances[id]
-                    .addrs
-                    .iter()
-                    .map(|a| a.addr)
-                    .collect();
-                self.garp(id, addrs, rounds);
+                let ip = &self.plan.instances[id];
+                let addrs = garp_targets(&ip.ifname, ip.ifindex, &ip.addrs, |i| {
+                    nix::net::if_::if_indextoname(i)
+                        .ok()
+                        .map(|n| n.to_string_lossy().into_owned())
+                });
+                self.garp(addrs, rounds);
             }
             Action::AnnounceSource => {
-                let src = self.plan.instances[id].cfg.src_addr;
-                self.garp(id, vec![src], 1);
+                let ip = &self.plan.instances[id];
+                self.garp(vec![(ip.ifname.clone(), ip.cfg.src_addr)], 1);
             }
             Action::Notify(n) => self.notify_instance(id, n),
         }
@@ -606,30 +637,41 @@ impl Driver {
     }
 
     /// `rounds` × (every address) gratuitous ARPs, spaced by `vrrp_garp_interval`, in a task of
-    /// their own so a spaced burst does not hold up the protocol.
-    fn garp(&self, id: usize, addrs: Vec<IpAddr>, rounds: u32) {
-        let ifname = self.plan.instances[id].ifname.clone();
+    /// their own so a spaced burst does not hold up the protocol. Each address goes out of the
+    /// interface it is configured on (`(interface, address)`, see [`garp_targets`]).
+    fn garp(&self, addrs: Vec<(String, IpAddr)>, rounds: u32) {
         let interval = self.plan.garp_interval;
-        // The NA's router flag says whether we forward (keepalived reads the same sysctl).
-        let router =
-            std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{ifname}/forwarding"))
-                .map(|v| v.trim() == "1")
-                .unwrap_or(false);
         tokio::spawn(async move {
-            let mut sender = match rvs_packet_io::afpacket::Sender::open(&ifname) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("gratuitous ARP on {ifname}: {e}");
-                    return;
+            // One sender per interface; the NA's router flag says whether that interface
+            // forwards (keepalived reads the same sysctl).
+            let mut senders: Vec<(String, rvs_packet_io::afpacket::Sender, bool)> = Vec::new();
+            for (ifname, _) in &addrs {
+                if senders.iter().any(|(n, ..)| n == ifname) {
+                    continue;
                 }
-            };
-            let mac = sender.mac();
+                match rvs_packet_io::afpacket::Sender::open(ifname) {
+                    Ok(s) => {
+                        let router = std::fs::read_to_string(format!(
+                            "/proc/sys/net/ipv6/conf/{ifname}/forwarding"
+                        ))
+                        .map(|v| v.trim() == "1")
+                        .unwrap_or(false);
+                        senders.push((ifname.clone(), s, router));
+                    }
+                    Err(e) => tracing::warn!("gratuitous ARP on {ifname}: {e}"),
+                }
+            }
             for _ in 0..rounds.min(1000) {
-                for a in &addrs {
+                for (ifname, a) in &addrs {
+                    let Some((_, sender, router)) = senders.iter_mut().find(|(n, ..)| n == ifname)
+                    else {
+                        continue;
+                    };
+                    let mac = sender.mac();
                     let r = match a {
                         IpAddr::V4(v4) => sender.send(&rvs_vrrp::garp::garp_frame(mac, *v4)),
                         IpAddr::V6(v6) => {
-                            sender.send(&rvs_vrrp::garp::unsolicited_na_frame(mac, *v6, router))
+                            sender.send(&rvs_vrrp::garp::unsolicited_na_frame(mac, *v6, *router))
                         }
                     };
                     if let Err(e) = r {
@@ -975,9 +1017,66 @@ impl Driver {
     }
 }
 
+/// Where each VIP of an instance is announced: on the interface it is configured on
+/// (`virtual_ipaddress … dev IF`), as keepalived does — a floating gateway on the server-side
+/// interface must reach the real servers, not the clients on the instance's `interface`.
+/// `name_of` maps an interface index to its name; the instance's own interface (`ifname`,
+/// `ifindex`) is used when it fails.
+fn garp_targets(
+    ifname: &str,
+    ifindex: u32,
+    addrs: &[netlink::AddrSpec],
+    name_of: impl Fn(u32) -> Option<String>,
+) -> Vec<(String, IpAddr)> {
+    addrs
+        .iter()
+        .map(|a| {
+            let dev = if a.index == ifindex {
+                None
+            } else {
+                name_of(a.index)
+            };
+            (dev.unwrap_or_else(|| ifname.to_string()), a.addr)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vips_are_announced_on_their_own_interface() {
+        let spec = |index: u32, addr: &str| netlink::AddrSpec {
+            index,
+            addr: addr.parse().unwrap(),
+            prefix: 24,
+            label: None,
+            broadcast: None,
+            scope: netlink::parse_scope(None),
+        };
+        let addrs = [
+            spec(2, "10.1.0.100"),
+            spec(3, "10.2.0.1"),
+            spec(9, "10.9.0.1"),
+        ];
+        let names = |i: u32| match i {
+            2 => Some("eth0".to_string()),
+            3 => Some("eth1".to_string()),
+            _ => None,
+        };
+        let got = garp_targets("eth0", 2, &addrs, names);
+        let want: Vec<(String, IpAddr)> = [
+            ("eth0", "10.1.0.100"),
+            ("eth1", "10.2.0.1"),
+            // An index without a name (gone): the instance's interface.
+            ("eth0", "10.9.0.1"),
+        ]
+        .iter()
+        .map(|(d, a)| (d.to_string(), a.parse().unwrap()))
+        .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn metrics_name_every_instance_and_its_state() {
