@@ -277,6 +277,7 @@ impl<'a> App<'a> {
             Payload::Timeouts(_) => "timeouts",
             Payload::Daemons(_) => "daemons",
             Payload::LocalAddrs(_) => "local addresses",
+            Payload::Vrrp(_) => "vrrp",
         };
         let line = format!("rvsd sent an unexpected answer ({kind})\n");
         self.eput(&line);

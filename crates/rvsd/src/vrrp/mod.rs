@@ -24,12 +24,14 @@
 //!   removed, `notify_stop`) before rvsd exits.
 //!
 //! Status: [`StatusBoard`] (per instance state, priorities, transitions, adverts sent / received /
-//! rejected), rendered into rvsd's Prometheus metrics by [`StatusBoard::render_metrics`].
+//! rejected), rendered into rvsd's Prometheus metrics by [`StatusBoard::render_metrics`] and
+//! answered to `rvsadm -L --vrrp` by [`status::answer`] (with the [`InstanceDetail`]s).
 
 pub mod exec;
 pub mod netlink;
 pub mod setup;
 pub mod socket;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -110,26 +112,95 @@ impl InstanceStatus {
     }
 }
 
-/// The driver's published status, read by the metrics endpoint.
+/// What `rvsadm -L --vrrp` shows of an instance beyond [`InstanceStatus`] (kept apart so that
+/// the metrics' record stays small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceDetail {
+    /// VRRP version, 2 or 3.
+    pub version: u8,
+    /// IPv6 adverts.
+    pub ipv6: bool,
+    /// `advert_int` in centiseconds.
+    pub advert_int_cs: u16,
+    /// Rejected adverts by reason (`RejectKind::name`), nonzero counts only.
+    pub rejects: Vec<(&'static str, u64)>,
+    /// Received adverts with priority 0.
+    pub priority_zero_received: u64,
+    /// The `vrrp_sync_group` the instance is a member of.
+    pub sync_group: Option<String>,
+    /// When the instance entered its current state.
+    pub since: Instant,
+}
+
+impl InstanceDetail {
+    fn of(i: &Instance, sync_group: Option<&str>, since: Instant) -> InstanceDetail {
+        let rx = &i.counters().rx;
+        InstanceDetail {
+            version: i.config().version.number(),
+            ipv6: i.config().src_addr.is_ipv6(),
+            advert_int_cs: i.config().advert_int_cs,
+            rejects: rvs_vrrp::RejectKind::ALL
+                .iter()
+                .map(|k| (k.name(), rx.rejected(*k)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            priority_zero_received: rx.priority_zero,
+            sync_group: sync_group.map(str::to_string),
+            since,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Board {
+    instances: Vec<InstanceStatus>,
+    /// Parallel to `instances` when the driver published them; empty otherwise.
+    details: Vec<InstanceDetail>,
+}
+
+/// The driver's published status, read by the metrics endpoint, the packet plane and the
+/// control socket.
 #[derive(Debug, Default)]
 pub struct StatusBoard {
-    instances: Mutex<Vec<InstanceStatus>>,
+    board: Mutex<Board>,
     epoch: std::sync::atomic::AtomicU64,
 }
 
 impl StatusBoard {
     /// A copy of every instance's status.
     pub fn snapshot(&self) -> Vec<InstanceStatus> {
-        self.instances
+        self.board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .instances
             .clone()
     }
 
+    /// A copy of every instance's status with its details (`None` for a status published
+    /// without them).
+    pub fn detailed(&self) -> Vec<(InstanceStatus, Option<InstanceDetail>)> {
+        let b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        b.instances
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (s.clone(), b.details.get(k).cloned()))
+            .collect()
+    }
+
+    /// Publish statuses without details (tests that stand in for the driver).
+    #[cfg(test)]
     pub(crate) fn publish(&self, v: Vec<InstanceStatus>) {
-        let mut cur = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish_detailed(v, Vec::new());
+    }
+
+    /// Publish statuses with their details (`d` parallel to `v`, or empty).
+    pub(crate) fn publish_detailed(&self, v: Vec<InstanceStatus>, d: Vec<InstanceDetail>) {
+        let mut b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = &b.instances;
         let moved = cur.len() != v.len() || cur.iter().zip(&v).any(|(a, b)| a.state != b.state);
-        *cur = v;
+        b.instances = v;
+        b.details = d;
+        drop(b);
         if moved {
             self.epoch
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -337,6 +408,8 @@ struct Driver {
     link_up: HashMap<String, bool>,
     last_state: Vec<State>,
     last_priority: Vec<u8>,
+    /// Instance id → when it entered its current state (for `rvsadm -L --vrrp`).
+    state_since: Vec<Instant>,
     epoch: Instant,
     status: Arc<StatusBoard>,
     events_tx: mpsc::Sender<Event>,
@@ -443,6 +516,7 @@ impl Driver {
             link_up: HashMap::new(),
             last_state: vec![State::Init; n],
             last_priority,
+            state_since: vec![Instant::now(); n],
             epoch: Instant::now(),
             status: Arc::new(StatusBoard::default()),
             events_tx,
@@ -710,6 +784,7 @@ impl Driver {
                     i.effective_priority()
                 );
                 self.last_state[id] = st;
+                self.state_since[id] = Instant::now();
             }
         }
     }
@@ -718,7 +793,16 @@ impl Driver {
         let v = (0..self.slots.len())
             .map(|id| InstanceStatus::of(self.instance(id), &self.plan.instances[id].ifname))
             .collect();
-        self.status.publish(v);
+        let d = (0..self.slots.len())
+            .map(|id| {
+                let group = match &self.units[self.slots[id].unit] {
+                    Unit::Group(_, gp) => Some(gp.name.as_str()),
+                    Unit::Single(_) => None,
+                };
+                InstanceDetail::of(self.instance(id), group, self.state_since[id])
+            })
+            .collect();
+        self.status.publish_detailed(v, d);
     }
 
     // ----- periodic inputs -------------------------------------------------------------------
