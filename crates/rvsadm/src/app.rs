@@ -417,6 +417,14 @@ impl<'a> App<'a> {
                 self.put(&format::daemons(&d));
                 Ok(0)
             }
+            Command::ListVrrp => {
+                let v = match self.fetch(Request::GetVrrp, Op::Other)? {
+                    Payload::Vrrp(v) => v,
+                    other => return Err(self.unexpected(&other)),
+                };
+                self.put(&format::vrrp(&v));
+                Ok(0)
+            }
             Command::GetLaddr(key) => {
                 let l = match self.fetch(Request::GetLocalAddrs(key.clone()), Op::GetLaddr)? {
                     Payload::LocalAddrs(l) => l,
