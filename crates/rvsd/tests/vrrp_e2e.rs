@@ -120,6 +120,8 @@ struct Director {
     rvsd: Option<Proc>,
     /// keepalived, when `Impl::Keepalived`.
     keepalived: Option<Proc>,
+    /// Control socket of the current rvsd.
+    socket: Option<PathBuf>,
     runs: u32,
 }
 
@@ -134,6 +136,7 @@ impl Director {
             dir,
             rvsd: None,
             keepalived: None,
+            socket: None,
             runs: 0,
         }
     }
@@ -184,6 +187,7 @@ impl Director {
             || sock.exists(),
             "rvsd control socket",
         );
+        self.socket = Some(sock);
         if imp == Impl::Keepalived {
             let log = self.dir.join(format!("keepalived-{}.log", self.runs));
             let d = &self.dir;
@@ -263,6 +267,28 @@ impl Director {
         if let Some(mut r) = self.rvsd.take() {
             r.terminate();
         }
+    }
+
+    /// `rvsadm -L --vrrp` against this director's rvsd (rvsadm's library, so the test never
+    /// runs a stale binary), bounded to 10 s: (exit status, stdout, stderr).
+    fn rvsadm_vrrp(&self) -> (i32, String, String) {
+        let sock = self.socket.clone().expect("rvsd started");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let argv: Vec<String> = ["rvsadm", "-L", "--vrrp"].map(String::from).to_vec();
+            let mut backend = rvsadm::app::SocketBackend::new(Some(sock));
+            let names = rvsadm::names::NoNames;
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = rvsadm::app::App::new(&mut backend, &names, &mut out, &mut err)
+                .run(&argv, &mut &b""[..]);
+            let _ = tx.send((
+                code,
+                String::from_utf8_lossy(&out).into_owned(),
+                String::from_utf8_lossy(&err).into_owned(),
+            ));
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("rvsadm -L --vrrp answers within 10 s")
     }
 
     fn has_vip(&self) -> bool {
@@ -497,6 +523,33 @@ fn rvsd_pair_failover_and_preempt() {
         topo.client().ns.exec(|| probe(HA_VIP)).unwrap(),
         "request through the VIP on director1"
     );
+    // Issue 6: `rvsadm -L --vrrp` shows each side's state, priorities and advert counters.
+    let row = |d: &Director| -> Vec<String> {
+        let (code, out, err) = d.rvsadm_vrrp();
+        assert_eq!((code, err.as_str()), (0, ""), "{}: {out}", d.name);
+        println!("{}: rvsadm -L --vrrp\n{out}", d.name);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{}: header + one instance:\n{out}", d.name);
+        assert!(lines[0].starts_with("Name "), "{out}");
+        lines[1].split_whitespace().map(String::from).collect()
+    };
+    let count = |r: &[String], col: usize| r[col].parse::<u64>().expect("counter");
+    // Columns: Name VRID Interface Ver State Prio Adv-int Transitions Sent Rcvd Rejected
+    // In-state Sync-group VIPs.
+    let m = row(&d1);
+    assert_eq!(
+        &m[..7],
+        ["VI_E2E", "61", "eth0", "2", "MASTER", "150/150", "1.00s"]
+    );
+    assert!(count(&m, 8) > 0, "the master sent adverts: {m:?}");
+    assert_eq!(m[13], HA_VIP.to_string());
+    let b = row(&d2);
+    assert_eq!(
+        &b[..7],
+        ["VI_E2E", "61", "eth0", "2", "BACKUP", "100/100", "1.00s"]
+    );
+    assert!(count(&b, 9) > 0, "the backup received adverts: {b:?}");
+    assert_eq!(count(&b, 10), 0, "no advert rejected: {b:?}");
     let (gap, failed) = measure(&topo, Duration::from_secs(8), || {
         thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
