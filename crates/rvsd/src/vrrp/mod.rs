@@ -22,6 +22,8 @@
 //!   `notify_fifo` / `vrrp_notify_fifo` lines.
 //! * **Shutdown** ([`Handle::shutdown`]): every instance resigns (priority-0 advert, VIPs
 //!   removed, `notify_stop`) before rvsd exits.
+//! * **Reload** ([`Handle::reload`], SIGHUP): instances whose identity is unchanged keep their
+//!   state and take the new settings, removed ones resign, new ones start (`vrrp/reload.rs`).
 //!
 //! Status: [`StatusBoard`] (per instance state, priorities, transitions, adverts sent / received /
 //! rejected), rendered into rvsd's Prometheus metrics by [`StatusBoard::render_metrics`] and
@@ -29,6 +31,7 @@
 
 pub mod exec;
 pub mod netlink;
+mod reload;
 pub mod setup;
 pub mod socket;
 pub mod status;
@@ -197,7 +200,12 @@ impl StatusBoard {
     pub(crate) fn publish_detailed(&self, v: Vec<InstanceStatus>, d: Vec<InstanceDetail>) {
         let mut b = self.board.lock().unwrap_or_else(|p| p.into_inner());
         let cur = &b.instances;
-        let moved = cur.len() != v.len() || cur.iter().zip(&v).any(|(a, b)| a.state != b.state);
+        // A reload can change an instance's VIPs without a state change: that moves them too.
+        let moved = cur.len() != v.len()
+            || cur
+                .iter()
+                .zip(&v)
+                .any(|(a, b)| a.state != b.state || a.vips != b.vips);
         b.instances = v;
         b.details = d;
         drop(b);
@@ -324,6 +332,7 @@ impl StatusBoard {
 pub struct Handle {
     status: Arc<StatusBoard>,
     stop: Option<oneshot::Sender<()>>,
+    reloads: mpsc::Sender<reload::Request>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -361,10 +370,12 @@ pub fn start(cfg: &rvs_config::Config) -> Result<Option<Handle>, String> {
     let driver = Driver::new(plan)?;
     let status = driver.status.clone();
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(driver.run(rx));
+    let (reloads, reload_rx) = mpsc::channel(4);
+    let task = tokio::spawn(driver.run(rx, reload_rx));
     Ok(Some(Handle {
         status,
         stop: Some(tx),
+        reloads,
         task,
     }))
 }
@@ -419,77 +430,12 @@ struct Driver {
 impl Driver {
     fn new(plan: Plan) -> Result<Driver, String> {
         let rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
-        // Sockets: one per interface.
-        let mut sockets: Vec<Arc<RawSocket>> = Vec::new();
-        let mut sock_of = Vec::new();
-        for ip in &plan.instances {
-            let v6 = ip.cfg.src_addr.is_ipv6();
-            let i = match sockets
-                .iter()
-                .position(|s| s.ifname() == ip.ifname && s.is_v6() == v6)
-            {
-                Some(i) => i,
-                None => {
-                    let s = if v6 {
-                        RawSocket::open_v6(&ip.ifname, ip.ifindex, ip.cfg.unicast_ttl)
-                    } else {
-                        RawSocket::open_v4(&ip.ifname, ip.ifindex)
-                    };
-                    sockets.push(Arc::new(
-                        s.map_err(|e| format!("VRRP socket on {}: {e}", ip.ifname))?,
-                    ));
-                    sockets.len() - 1
-                }
-            };
-            if !ip.cfg.is_unicast() {
-                let g = ip.cfg.mcast_group;
-                sockets[i]
-                    .join(g)
-                    .map_err(|e| format!("join {g} on {}: {e}", ip.ifname))?;
-            }
-            sock_of.push(i);
-        }
+        let (sockets, sock_of) = open_sockets(&plan)?;
         // Units: sync groups, then lone instances.
-        let mut units = Vec::new();
-        let mut slots = vec![Slot { unit: 0, member: 0 }; plan.instances.len()];
-        let mut grouped = HashSet::new();
-        for g in &plan.groups {
-            let mut members = Vec::new();
-            for (m, &id) in g.members.iter().enumerate() {
-                members.push(
-                    Instance::new(plan.instances[id].cfg.clone()).map_err(|e| e.to_string())?,
-                );
-                slots[id] = Slot {
-                    unit: units.len(),
-                    member: m,
-                };
-                grouped.insert(id);
-            }
-            let sg = if g.tracking_weight {
-                SyncGroup::with_tracking_weight(&g.name, members)
-            } else {
-                SyncGroup::new(&g.name, members)
-            }
-            .map_err(|e| e.to_string())?;
-            units.push(Unit::Group(Box::new(sg), g.clone()));
-        }
-        for (id, ip) in plan.instances.iter().enumerate() {
-            if grouped.contains(&id) {
-                continue;
-            }
-            slots[id] = Slot {
-                unit: units.len(),
-                member: 0,
-            };
-            units.push(Unit::Single(
-                Instance::new(ip.cfg.clone()).map_err(|e| e.to_string())?,
-            ));
-        }
-        let ids = slots
-            .iter()
-            .enumerate()
-            .map(|(id, s)| ((s.unit, s.member), id))
-            .collect();
+        let (units, slots) = build_units(&plan, |id| {
+            Instance::new(plan.instances[id].cfg.clone()).map_err(|e| e.to_string())
+        })?;
+        let ids = ids_of(&slots);
         let fifos = plan
             .fifos
             .iter()
@@ -523,7 +469,93 @@ impl Driver {
             events,
         })
     }
+}
 
+/// One raw socket per (interface, family), joined to the instances' multicast groups; and the
+/// socket index of every instance.
+fn open_sockets(plan: &Plan) -> Result<(Vec<Arc<RawSocket>>, Vec<usize>), String> {
+    let mut sockets: Vec<Arc<RawSocket>> = Vec::new();
+    let mut sock_of = Vec::new();
+    for ip in &plan.instances {
+        let v6 = ip.cfg.src_addr.is_ipv6();
+        let i = match sockets
+            .iter()
+            .position(|s| s.ifname() == ip.ifname && s.is_v6() == v6)
+        {
+            Some(i) => i,
+            None => {
+                let s = if v6 {
+                    RawSocket::open_v6(&ip.ifname, ip.ifindex, ip.cfg.unicast_ttl)
+                } else {
+                    RawSocket::open_v4(&ip.ifname, ip.ifindex)
+                };
+                sockets.push(Arc::new(
+                    s.map_err(|e| format!("VRRP socket on {}: {e}", ip.ifname))?,
+                ));
+                sockets.len() - 1
+            }
+        };
+        if !ip.cfg.is_unicast() {
+            let g = ip.cfg.mcast_group;
+            sockets[i]
+                .join(g)
+                .map_err(|e| format!("join {g} on {}: {e}", ip.ifname))?;
+        }
+        sock_of.push(i);
+    }
+    Ok((sockets, sock_of))
+}
+
+/// The units of `plan` (sync groups, then lone instances) and every instance's slot, with the
+/// instances `make` returns.
+fn build_units(
+    plan: &Plan,
+    mut make: impl FnMut(usize) -> Result<Instance, String>,
+) -> Result<(Vec<Unit>, Vec<Slot>), String> {
+    let mut units = Vec::new();
+    let mut slots = vec![Slot { unit: 0, member: 0 }; plan.instances.len()];
+    let mut grouped = HashSet::new();
+    for g in &plan.groups {
+        let mut members = Vec::new();
+        for (m, &id) in g.members.iter().enumerate() {
+            members.push(make(id)?);
+            slots[id] = Slot {
+                unit: units.len(),
+                member: m,
+            };
+            grouped.insert(id);
+        }
+        let sg = if g.tracking_weight {
+            SyncGroup::with_tracking_weight(&g.name, members)
+        } else {
+            SyncGroup::new(&g.name, members)
+        }
+        .map_err(|e| e.to_string())?;
+        units.push(Unit::Group(Box::new(sg), g.clone()));
+    }
+    for (id, slot) in slots.iter_mut().enumerate() {
+        if grouped.contains(&id) {
+            continue;
+        }
+        *slot = Slot {
+            unit: units.len(),
+            member: 0,
+        };
+        units.push(Unit::Single(make(id)?));
+    }
+    Ok((units, slots))
+}
+
+/// (unit, member) → instance id.
+fn ids_of(slots: &[Slot]) -> HashMap<(usize, usize), usize> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(id, s)| ((s.unit, s.member), id))
+        .collect()
+}
+
+impl Driver {
     fn now(&self) -> Duration {
         self.epoch.elapsed()
     }
@@ -977,7 +1009,11 @@ impl Driver {
             .min()
     }
 
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+    async fn run(
+        mut self,
+        mut stop: oneshot::Receiver<()>,
+        mut reloads: mpsc::Receiver<reload::Request>,
+    ) {
         // A VIP left behind by a killed predecessor must not be served while we are BACKUP.
         for id in 0..self.plan.instances.len() {
             self.remove_vips(id);
@@ -1008,7 +1044,7 @@ impl Driver {
             }
         }
         self.drain();
-        let tasks = self.start_tasks();
+        let mut tasks = self.start_tasks();
         let mut links = tokio::time::interval(LINK_POLL);
         links.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -1037,6 +1073,17 @@ impl Driver {
                     }
                 }
                 _ = links.tick() => self.poll_links(),
+                Some(r) = reloads.recv() => {
+                    let result = self.reload(r.plan);
+                    if result.is_ok() {
+                        // The readers and script runners belong to the old sockets and scripts.
+                        for t in tasks.drain(..) {
+                            t.abort();
+                        }
+                        tasks = self.start_tasks();
+                    }
+                    let _ = r.done.send(result);
+                }
                 ev = self.events.recv() => match ev {
                     Some(e) => self.handle_batch(e),
                     None => break,
