@@ -1,7 +1,7 @@
 //! rvs-control: the request/response protocol between `rvsd` and `rvsadm`.
 //!
 //! - [`model`]: IPVS objects as ipvsadm sees them (services, real servers, counters,
-//!   connections, timeouts, sync daemons, FULLNAT local addresses).
+//!   connections, timeouts, sync daemons, FULLNAT local addresses), and VRRP instance status.
 //! - [`proto`]: [`Request`], [`Response`] (data or an errno-like [`RemoteError`], plus warnings).
 //! - [`codec`]: `u32` big-endian length-prefixed JSON frames and the handshake rules.
 //! - [`client`]: a blocking Unix-socket client for rvsadm.
@@ -35,7 +35,8 @@
 //!   one service with dests. [`Request::GetConns`] → connections and templates (no one-packet
 //!   entries), expiry in seconds, fwmark templates with protocol [`ConnProtocol::Ip`] and the
 //!   mark as virtual IPv4 address. [`Request::GetTimeouts`], [`Request::GetDaemons`] (empty when
-//!   none), [`Request::GetLocalAddrs`].
+//!   none), [`Request::GetLocalAddrs`], [`Request::GetVrrp`] (every VRRP instance's status in
+//!   configuration order; an empty list when no `vrrp_instance` runs).
 //! - `warnings` are printed by rvsadm to stderr, one line each, before its output: use them
 //!   for entries that are accepted into the table but not served (e.g. a DR real server while
 //!   only the socket data plane runs), saying why and what is needed.

@@ -503,3 +503,100 @@ pub struct ServiceLocalAddrs {
 pub fn fwmark_as_addr(mark: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(mark))
 }
+
+/// State of a VRRP instance (rvs addition, `rvsadm -L --vrrp`), as keepalived names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VrrpState {
+    /// Not started yet.
+    Init,
+    /// Listening to a master (or waiting for the down timer).
+    Backup,
+    /// Owns the virtual addresses and advertises.
+    Master,
+    /// An interface or a tracked object failed; the instance neither listens nor advertises.
+    Fault,
+    /// Shut down (rvsd is stopping).
+    Stop,
+}
+
+impl VrrpState {
+    /// keepalived's upper-case name (`MASTER`, `BACKUP`, `FAULT`, `INIT`, `STOP`).
+    pub fn name(self) -> &'static str {
+        match self {
+            VrrpState::Init => "INIT",
+            VrrpState::Backup => "BACKUP",
+            VrrpState::Master => "MASTER",
+            VrrpState::Fault => "FAULT",
+            VrrpState::Stop => "STOP",
+        }
+    }
+
+    /// The state for keepalived's upper-case name (the inverse of [`VrrpState::name`]).
+    pub fn from_name(s: &str) -> Option<VrrpState> {
+        [
+            VrrpState::Init,
+            VrrpState::Backup,
+            VrrpState::Master,
+            VrrpState::Fault,
+            VrrpState::Stop,
+        ]
+        .into_iter()
+        .find(|v| v.name() == s)
+    }
+}
+
+/// How many received adverts were rejected for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpRejects {
+    /// Short reason name (`ttl`, `password`, `advert_interval`, `checksum`, `not_a_peer`, ...):
+    /// which validation check of an advert failed.
+    pub reason: String,
+    /// Rejected adverts with this reason.
+    pub count: u64,
+}
+
+/// The status of one VRRP instance (`rvsadm -L --vrrp`, rvs addition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpInstanceEntry {
+    /// `vrrp_instance` name.
+    pub name: String,
+    /// `virtual_router_id`.
+    pub vrid: u8,
+    /// Interface the instance advertises on.
+    pub interface: String,
+    /// VRRP version, 2 or 3.
+    pub version: u8,
+    /// Address family of the adverts.
+    pub family: Family,
+    /// Current state.
+    pub state: VrrpState,
+    /// Configured `priority`.
+    pub base_priority: u8,
+    /// Priority after tracked objects' weights (what the adverts carry).
+    pub effective_priority: u8,
+    /// `advert_int` in centiseconds.
+    pub advert_int_cs: u16,
+    /// State transitions since the instance started.
+    pub transitions: u64,
+    /// Times MASTER was entered.
+    pub became_master: u64,
+    /// Adverts sent (per advert, not per unicast peer).
+    pub adverts_sent: u64,
+    /// Of which with priority 0 (resignations).
+    pub priority_zero_sent: u64,
+    /// VRRP packets received for this VRID.
+    pub adverts_received: u64,
+    /// Of which rejected by validation.
+    pub adverts_rejected: u64,
+    /// Received with priority 0 (the peer resigned).
+    pub priority_zero_received: u64,
+    /// `adverts_rejected` by reason: only the reasons with a nonzero count.
+    pub rejects: Vec<VrrpRejects>,
+    /// Milliseconds since the instance entered its current state, if known.
+    pub in_state_ms: Option<u64>,
+    /// `vrrp_sync_group` the instance belongs to, if any.
+    pub sync_group: Option<String>,
+    /// `virtual_ipaddress` addresses, in configuration order.
+    pub vips: Vec<IpAddr>,
+}

@@ -5,8 +5,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 
-/// Version of this protocol. Bump on any incompatible change of the types in this crate.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol. Bump on any incompatible change of the types in this crate,
+/// including a new [`Request`] or [`Payload`] variant: a peer built before it could not decode
+/// the message and would drop the connection, where a version mismatch is reported clearly at
+/// the handshake.
+///
+/// History: 1 = the IPVS requests; 2 = [`Request::GetVrrp`] / [`Payload::Vrrp`].
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One operation, mirroring ipvsadm's kernel calls (spec §10.1) plus rvs additions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +98,9 @@ pub enum Request {
     },
     /// `--get-laddr`: for one service or all → [`Payload::LocalAddrs`]. Errors: ESRCH.
     GetLocalAddrs(Option<ServiceKey>),
+    /// rvs addition (`-L --vrrp`): the status of every VRRP instance → [`Payload::Vrrp`], in
+    /// configuration order; empty when rvsd runs no `vrrp_instance`.
+    GetVrrp,
 }
 
 /// Successful answer data.
@@ -124,6 +132,8 @@ pub enum Payload {
     Daemons(Vec<DaemonConfig>),
     /// Answer to [`Request::GetLocalAddrs`].
     LocalAddrs(Vec<ServiceLocalAddrs>),
+    /// Answer to [`Request::GetVrrp`].
+    Vrrp(Vec<VrrpInstanceEntry>),
 }
 
 /// Kernel-errno-like error kinds, so that rvsadm can print ipvsadm's exact texts (spec §7.4).

@@ -208,7 +208,7 @@ fn wire_format_is_stable() {
     };
     assert_eq!(
         serde_json::to_string(&hello).unwrap(),
-        r#"{"hello":{"protocol":1,"client":"rvsadm 0.1.0"}}"#
+        r#"{"hello":{"protocol":2,"client":"rvsadm 0.1.0"}}"#
     );
     let resp = Response::err(RemoteError::new(ErrorKind::Esrch));
     assert_eq!(
@@ -223,6 +223,12 @@ fn wire_format_is_stable() {
         serde_json::to_string(&Request::GetServices).unwrap(),
         r#""get_services""#
     );
+    assert_eq!(
+        serde_json::to_string(&Request::GetVrrp).unwrap(),
+        r#""get_vrrp""#
+    );
+    let state = serde_json::to_string(&VrrpState::Master).unwrap();
+    assert_eq!(state, r#""master""#);
 }
 
 #[test]
@@ -260,4 +266,50 @@ fn ipvsadm_defaults() {
     assert_eq!(s4.netmask, 0xFFFF_FFFF);
     let d = DestSpec::with_defaults("10.0.0.2".parse().unwrap(), 80);
     assert_eq!((d.weight, d.method), (1, ForwardMethod::Route));
+}
+
+#[test]
+fn vrrp_status_round_trips() {
+    let e = VrrpInstanceEntry {
+        name: "VI_1".into(),
+        vrid: 51,
+        interface: "eth0".into(),
+        version: 3,
+        family: Family::Inet6,
+        state: VrrpState::Master,
+        base_priority: 150,
+        effective_priority: 90,
+        advert_int_cs: 50,
+        transitions: 2,
+        became_master: 1,
+        adverts_sent: 1234,
+        priority_zero_sent: 0,
+        adverts_received: 7,
+        adverts_rejected: 3,
+        priority_zero_received: 1,
+        rejects: vec![VrrpRejects {
+            reason: "ttl".into(),
+            count: 3,
+        }],
+        in_state_ms: Some(61_500),
+        sync_group: Some("G1".into()),
+        vips: vec!["2001:db8::100".parse().unwrap()],
+    };
+    let r = Response::ok(Payload::Vrrp(vec![e]));
+    let (back, _) = decode::<Response>(&encode(&r).unwrap()).unwrap().unwrap();
+    assert_eq!(back, r);
+    let (req, _) = decode::<Request>(&encode(&Request::GetVrrp).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(req, Request::GetVrrp);
+    for s in [
+        VrrpState::Init,
+        VrrpState::Backup,
+        VrrpState::Master,
+        VrrpState::Fault,
+        VrrpState::Stop,
+    ] {
+        assert_eq!(VrrpState::from_name(s.name()), Some(s));
+    }
+    assert_eq!(VrrpState::from_name("master"), None);
 }

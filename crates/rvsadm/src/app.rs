@@ -277,6 +277,7 @@ impl<'a> App<'a> {
             Payload::Timeouts(_) => "timeouts",
             Payload::Daemons(_) => "daemons",
             Payload::LocalAddrs(_) => "local addresses",
+            Payload::Vrrp(_) => "vrrp",
         };
         let line = format!("rvsd sent an unexpected answer ({kind})\n");
         self.eput(&line);
@@ -414,6 +415,14 @@ impl<'a> App<'a> {
                     other => return Err(self.unexpected(&other)),
                 };
                 self.put(&format::daemons(&d));
+                Ok(0)
+            }
+            Command::ListVrrp => {
+                let v = match self.fetch(Request::GetVrrp, Op::Other)? {
+                    Payload::Vrrp(v) => v,
+                    other => return Err(self.unexpected(&other)),
+                };
+                self.put(&format::vrrp(&v));
                 Ok(0)
             }
             Command::GetLaddr(key) => {

@@ -74,6 +74,8 @@ pub enum Command {
     ListTimeout,
     /// `-L --daemon`.
     ListDaemon,
+    /// `-L --vrrp` (rvs addition): VRRP instance status.
+    ListVrrp,
     /// `-S`.
     Save,
     /// `-R`.
@@ -203,7 +205,8 @@ const OPTC_TUN_CSUM: usize = 32;
 const OPTC_TUN_REMCSUM: usize = 33;
 const OPTC_PROXY_PROTOCOL: usize = 34;
 const OPTC_LADDR: usize = 35;
-const NUMBER_OF_OPT: usize = 36;
+const OPTC_VRRP: usize = 36;
+const NUMBER_OF_OPT: usize = 37;
 
 const OPT_NAMES: [&str; NUMBER_OF_OPT] = [
     "numeric",
@@ -242,29 +245,31 @@ const OPT_NAMES: [&str; NUMBER_OF_OPT] = [
     "tun-remcsum",
     "proxy-protocol",
     "laddr",
+    "vrrp",
 ];
 
 /// ipvsadm's `commands_v_options` ('+' compulsory, 'x' illegal, '1' exclusive, ' ' optional),
-/// copied column for column, with two rvs columns appended (proxy-protocol, laddr) and three
-/// rvs rows (add-laddr, del-laddr, get-laddr).
+/// copied column for column, with three rvs columns appended (proxy-protocol, laddr, vrrp) and
+/// three rvs rows (add-laddr, del-laddr, get-laddr). `--vrrp` is a list-only output selector
+/// like `--daemon`: exclusive ('1') with the other selectors of `-L`, illegal elsewhere.
 const COMMANDS_V_OPTIONS: [&[u8; NUMBER_OF_OPT]; 17] = [
-    /* ADD      */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx x",
-    /* EDIT     */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx x",
-    /* DEL      */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* FLUSH    */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* LIST     */ b" 11xxxxxxxxx11       xxxxxxx xxxxxxx",
-    /* ADDSRV   */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
-    /* DELSRV   */ b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* EDITSRV  */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
-    /* TIMEOUT  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* STARTD   */ b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx",
-    /* STOPD    */ b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx",
-    /* RESTORE  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* SAVE     */ b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* ZERO     */ b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* ADDLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
-    /* DELLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
-    /* GETLADDR */ b" x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* ADD      */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xx",
+    /* EDIT     */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xx",
+    /* DEL      */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* FLUSH    */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* LIST     */ b" 11xxxxxxxxx11       xxxxxxx xxxxxxx1",
+    /* ADDSRV   */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx",
+    /* DELSRV   */ b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* EDITSRV  */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx",
+    /* TIMEOUT  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* STARTD   */ b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxx",
+    /* STOPD    */ b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxx",
+    /* RESTORE  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* SAVE     */ b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* ZERO     */ b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* ADDLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x",
+    /* DELLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x",
+    /* GETLADDR */ b" x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
 const TUN_NAMES: [&str; 3] = ["ipip", "gue", "gre"];
@@ -346,6 +351,7 @@ enum Tag {
     DelLaddr,
     GetLaddr,
     Laddr,
+    Vrrp,
 }
 
 const fn o(long: &'static str, short: Option<char>, arg: ArgKind, val: Tag) -> OptDef<Tag> {
@@ -427,6 +433,7 @@ const OPTIONS: &[OptDef<Tag>] = &[
     o("del-laddr", None, N, Tag::DelLaddr),
     o("get-laddr", None, N, Tag::GetLaddr),
     o("laddr", Some('z'), Req, Tag::Laddr),
+    o("vrrp", None, N, Tag::Vrrp),
 ];
 
 /// `ipvs_service_t` as ipvsadm fills it.
@@ -689,9 +696,11 @@ rvs additions:
   PROGRAM --add-laddr virtual-service -z local-address
   PROGRAM --del-laddr virtual-service -z local-address
   PROGRAM --get-laddr [virtual-service] [-n]
+  PROGRAM -L|l --vrrp
   --fullnat                           full NAT (SNAT to a local address + DNAT) for -a/-e
   --proxy-protocol v1|v2              PROXY protocol header to real servers, for -A/-E
   --laddr        -z local-address     FULLNAT local address
+  --vrrp                              output of VRRP instance status (with -L|-l)
   --socket PATH                       rvsd control socket (default /run/rvs/rvsd.sock as root,
                                       else $XDG_RUNTIME_DIR/rvs/rvsd.sock; env RVS_SOCKET)
 "#;
@@ -1182,6 +1191,7 @@ pub fn parse_command(
             }
             Tag::Timeout => st.set(OPTC_TIMEOUT)?,
             Tag::Daemon => st.set(OPTC_DAEMON)?,
+            Tag::Vrrp => st.set(OPTC_VRRP)?,
             Tag::Stats => {
                 st.set(OPTC_STATS)?;
                 st.format.stats = true;
@@ -1418,6 +1428,16 @@ pub fn parse_command(
             if (st.has(OPTC_CONNECTION) || st.has(OPTC_TIMEOUT) || st.has(OPTC_DAEMON))
                 && (st.has(OPTC_STATS) || st.has(OPTC_RATE) || st.has(OPTC_THRESHOLDS))
                 || (st.has(OPTC_TIMEOUT) || st.has(OPTC_DAEMON)) && st.has(OPTC_PERSISTENTCONN)
+                || st.has(OPTC_VRRP)
+                    && [
+                        OPTC_STATS,
+                        OPTC_RATE,
+                        OPTC_THRESHOLDS,
+                        OPTC_PERSISTENTCONN,
+                        OPTC_TUN_INFO,
+                    ]
+                    .iter()
+                    .any(|&o| st.has(o))
             {
                 return Err(Exit::fail(2, "options conflicts in the list command"));
             }
@@ -1429,6 +1449,8 @@ pub fn parse_command(
                 Command::ListTimeout
             } else if st.has(OPTC_DAEMON) {
                 Command::ListDaemon
+            } else if st.has(OPTC_VRRP) {
+                Command::ListVrrp
             } else {
                 Command::ListAll
             }

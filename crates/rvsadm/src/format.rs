@@ -646,6 +646,77 @@ pub fn laddrs(list: &[ServiceLocalAddrs], fmt: &Format, names: &dyn Names) -> St
     out
 }
 
+/// What `-L --vrrp` prints when rvsd runs no VRRP instance (rvs addition).
+pub const NO_VRRP: &str = "no VRRP instances (rvsd runs without vrrp_instance configuration)\n";
+
+/// `-L --vrrp` (rvs addition): a header and one fixed-width line per VRRP instance, in
+/// configuration order; an instance with rejected adverts gets a second line
+/// `  -> rejected REASON=COUNT ...` (ipvsadm's `  -> ` marks lines that belong to the line
+/// above). Counters are exact (no K/M rounding); a value that does not fit widens its column
+/// instead of being cut. `-` stands for "none" / "unknown".
+pub fn vrrp(list: &[VrrpInstanceEntry]) -> String {
+    if list.is_empty() {
+        return NO_VRRP.to_string();
+    }
+    let line = |c: [&str; 14]| {
+        format!(
+            "{:<16} {:>4} {:<10} {:>3} {:<6} {:>14} {:>7} {:>11} {:>10} {:>10} {:>10} {:>9} {:<12} {}\n",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13]
+        )
+    };
+    let mut out = line([
+        "Name",
+        "VRID",
+        "Interface",
+        "Ver",
+        "State",
+        "Prio(eff/base)",
+        "Adv-int",
+        "Transitions",
+        "Sent",
+        "Rcvd",
+        "Rejected",
+        "In-state",
+        "Sync-group",
+        "VIPs",
+    ]);
+    for e in list {
+        let vips = if e.vips.is_empty() {
+            "-".to_string()
+        } else {
+            e.vips.iter().map(inet_ntop).collect::<Vec<_>>().join(",")
+        };
+        let in_state = e
+            .in_state_ms
+            .map_or_else(|| "-".to_string(), |ms| format!("{}s", ms / 1000));
+        let row = line([
+            &e.name,
+            &e.vrid.to_string(),
+            &e.interface,
+            &e.version.to_string(),
+            e.state.name(),
+            &format!("{}/{}", e.effective_priority, e.base_priority),
+            &format!("{}.{:02}s", e.advert_int_cs / 100, e.advert_int_cs % 100),
+            &e.transitions.to_string(),
+            &e.adverts_sent.to_string(),
+            &e.adverts_received.to_string(),
+            &e.adverts_rejected.to_string(),
+            &in_state,
+            e.sync_group.as_deref().unwrap_or("-"),
+            &vips,
+        ]);
+        out.push_str(&row);
+        if !e.rejects.is_empty() {
+            out.push_str("  -> rejected");
+            for r in &e.rejects {
+                out.push_str(&format!(" {}={}", r.reason, r.count));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1026,3 +1026,97 @@ fn full_nosort_listing() {
 ")
     );
 }
+
+fn vrrp_entry(name: &str, vrid: u8, state: VrrpState) -> VrrpInstanceEntry {
+    VrrpInstanceEntry {
+        name: name.into(),
+        vrid,
+        interface: "eth0".into(),
+        version: 2,
+        family: Family::Inet,
+        state,
+        base_priority: 100,
+        effective_priority: 100,
+        advert_int_cs: 100,
+        transitions: 1,
+        became_master: 0,
+        adverts_sent: 0,
+        priority_zero_sent: 0,
+        adverts_received: 0,
+        adverts_rejected: 0,
+        priority_zero_received: 0,
+        rejects: vec![],
+        in_state_ms: Some(999),
+        sync_group: None,
+        vips: vec![ip("10.1.0.100")],
+    }
+}
+
+/// `-L --vrrp` (rvs addition): the header, one fixed-width line per instance in the order rvsd
+/// sent them, a `  -> rejected` line under an instance with rejected adverts; `-l` and `-n`
+/// change nothing.
+#[test]
+fn vrrp_listing() {
+    let mut master = vrrp_entry("VI_1", 51, VrrpState::Master);
+    master.base_priority = 150;
+    master.effective_priority = 150;
+    master.transitions = 2;
+    master.became_master = 1;
+    master.adverts_sent = 1234;
+    master.adverts_received = 3;
+    master.adverts_rejected = 3;
+    master.rejects = vec![
+        VrrpRejects {
+            reason: "ttl".into(),
+            count: 2,
+        },
+        VrrpRejects {
+            reason: "password".into(),
+            count: 1,
+        },
+    ];
+    master.in_state_ms = Some(125_400);
+    master.sync_group = Some("G1".into());
+    master.vips = vec![ip("10.1.0.100"), ip("10.1.0.101")];
+    let mut v6 = vrrp_entry("a_long_instance_name", 7, VrrpState::Backup);
+    v6.interface = "bond0.100".into();
+    v6.version = 3;
+    v6.family = Family::Inet6;
+    v6.base_priority = 200;
+    v6.effective_priority = 140;
+    v6.advert_int_cs = 50;
+    v6.adverts_received = 98_765_432_100;
+    v6.in_state_ms = None;
+    v6.vips = vec![ip("2001:db8::100")];
+    let fault = vrrp_entry("VI_F", 9, VrrpState::Fault);
+    let mut t = MemTable::with(vec![]);
+    t.vrrp = vec![master, v6, fault];
+    let want = g("
+|Name             VRID Interface  Ver State  Prio(eff/base) Adv-int Transitions       Sent       Rcvd   Rejected  In-state Sync-group   VIPs⏎
+|VI_1               51 eth0         2 MASTER        150/150   1.00s           2       1234          3          3      125s G1           10.1.0.100,10.1.0.101⏎
+|  -> rejected ttl=2 password=1⏎
+|a_long_instance_name    7 bond0.100    3 BACKUP        140/200   0.50s           1          0 98765432100          0         - -            2001:db8::100⏎
+|VI_F                9 eth0         2 FAULT         100/100   1.00s           1          0          0          0        0s -            10.1.0.100⏎
+");
+    for args in [&["-L", "--vrrp"][..], &["-l", "--vrrp"], &["-Ln", "--vrrp"]] {
+        let r = run(&mut t, args);
+        assert_eq!((r.code, r.err.as_str()), (0, ""), "{args:?}");
+        assert_eq!(r.out, want, "{args:?}");
+        assert_eq!(t.requests.last(), Some(&Request::GetVrrp));
+    }
+}
+
+/// Without VRRP in rvsd: one line saying so, exit status 0.
+#[test]
+fn vrrp_listing_without_vrrp() {
+    let mut t = MemTable::with(vec![]);
+    let r = run(&mut t, &["-L", "--vrrp"]);
+    assert_eq!(
+        (r.code, r.out.as_str(), r.err.as_str()),
+        (
+            0,
+            "no VRRP instances (rvsd runs without vrrp_instance configuration)\n",
+            ""
+        )
+    );
+}

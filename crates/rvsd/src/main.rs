@@ -337,6 +337,11 @@ async fn run(args: Args) -> Result<(), String> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
+                // VRRP first: the `-f` branch below ends with `continue`.
+                let vrrp_file = args.vrrp.as_ref().or(args.use_file.as_ref());
+                if let (Some(v), Some(path)) = (&vrrp, vrrp_file) {
+                    v.reload_file(path, args.config_id.clone()).await;
+                }
                 if let Some(k) = kconf.as_mut() {
                     let _ = k.reload().await;
                     continue;

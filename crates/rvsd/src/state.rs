@@ -324,6 +324,7 @@ impl State {
                 "Hello is only valid as the first message",
             )),
             Request::GetInfo => Response::ok(Payload::Info(m::Info::default())),
+            Request::GetVrrp => crate::vrrp::status::answer(self.vrrp.as_deref()),
             Request::AddService(spec) => {
                 let key = key_to_core(&spec.key);
                 let cfg = match service_to_core(spec) {

@@ -120,6 +120,8 @@ struct Director {
     rvsd: Option<Proc>,
     /// keepalived, when `Impl::Keepalived`.
     keepalived: Option<Proc>,
+    /// Control socket of the current rvsd.
+    socket: Option<PathBuf>,
     runs: u32,
 }
 
@@ -134,6 +136,7 @@ impl Director {
             dir,
             rvsd: None,
             keepalived: None,
+            socket: None,
             runs: 0,
         }
     }
@@ -184,6 +187,7 @@ impl Director {
             || sock.exists(),
             "rvsd control socket",
         );
+        self.socket = Some(sock);
         if imp == Impl::Keepalived {
             let log = self.dir.join(format!("keepalived-{}.log", self.runs));
             let d = &self.dir;
@@ -209,6 +213,18 @@ impl Director {
                 log,
             });
         }
+    }
+
+    /// Replace the running rvsd's keepalived.conf by `text` (atomically) and send it SIGHUP.
+    fn reload_conf(&mut self, text: &str) {
+        let conf = self.dir.join(format!("keepalived-{}.conf", self.runs));
+        let tmp = conf.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write conf");
+        std::fs::rename(&tmp, &conf).expect("replace conf");
+        self.rvsd
+            .as_mut()
+            .expect("rvsd running")
+            .signal(Signal::SIGHUP);
     }
 
     /// The VRRP process (rvsd or keepalived).
@@ -263,6 +279,28 @@ impl Director {
         if let Some(mut r) = self.rvsd.take() {
             r.terminate();
         }
+    }
+
+    /// `rvsadm -L --vrrp` against this director's rvsd (rvsadm's library, so the test never
+    /// runs a stale binary), bounded to 10 s: (exit status, stdout, stderr).
+    fn rvsadm_vrrp(&self) -> (i32, String, String) {
+        let sock = self.socket.clone().expect("rvsd started");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let argv: Vec<String> = ["rvsadm", "-L", "--vrrp"].map(String::from).to_vec();
+            let mut backend = rvsadm::app::SocketBackend::new(Some(sock));
+            let names = rvsadm::names::NoNames;
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = rvsadm::app::App::new(&mut backend, &names, &mut out, &mut err)
+                .run(&argv, &mut &b""[..]);
+            let _ = tx.send((
+                code,
+                String::from_utf8_lossy(&out).into_owned(),
+                String::from_utf8_lossy(&err).into_owned(),
+            ));
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("rvsadm -L --vrrp answers within 10 s")
     }
 
     fn has_vip(&self) -> bool {
@@ -497,6 +535,33 @@ fn rvsd_pair_failover_and_preempt() {
         topo.client().ns.exec(|| probe(HA_VIP)).unwrap(),
         "request through the VIP on director1"
     );
+    // Issue 6: `rvsadm -L --vrrp` shows each side's state, priorities and advert counters.
+    let row = |d: &Director| -> Vec<String> {
+        let (code, out, err) = d.rvsadm_vrrp();
+        assert_eq!((code, err.as_str()), (0, ""), "{}: {out}", d.name);
+        println!("{}: rvsadm -L --vrrp\n{out}", d.name);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{}: header + one instance:\n{out}", d.name);
+        assert!(lines[0].starts_with("Name "), "{out}");
+        lines[1].split_whitespace().map(String::from).collect()
+    };
+    let count = |r: &[String], col: usize| r[col].parse::<u64>().expect("counter");
+    // Columns: Name VRID Interface Ver State Prio Adv-int Transitions Sent Rcvd Rejected
+    // In-state Sync-group VIPs.
+    let m = row(&d1);
+    assert_eq!(
+        &m[..7],
+        ["VI_E2E", "61", "eth0", "2", "MASTER", "150/150", "1.00s"]
+    );
+    assert!(count(&m, 8) > 0, "the master sent adverts: {m:?}");
+    assert_eq!(m[13], HA_VIP.to_string());
+    let b = row(&d2);
+    assert_eq!(
+        &b[..7],
+        ["VI_E2E", "61", "eth0", "2", "BACKUP", "100/100", "1.00s"]
+    );
+    assert!(count(&b, 9) > 0, "the backup received adverts: {b:?}");
+    assert_eq!(count(&b, 10), 0, "no advert rejected: {b:?}");
     let (gap, failed) = measure(&topo, Duration::from_secs(8), || {
         thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
@@ -535,6 +600,116 @@ fn rvsd_pair_failover_and_preempt() {
     assert!(
         log.contains("Entering BACKUP STATE"),
         "director2 gave up:\n{log}"
+    );
+}
+
+/// SIGHUP reloads VRRP: a raised priority on the backup preempts the master while the instance
+/// keeps running (same counters); a file that does not load changes nothing; an instance the
+/// file no longer has resigns (priority 0), so the peer takes over within Skew_Time.
+#[test]
+fn rvsd_reload_priority_preempts() {
+    if !rvs_lab::require_root("rvsd_reload_priority_preempts") {
+        return;
+    }
+    let _g = serial();
+    let topo = lab("vrrpr");
+    let mut d1 = Director::new(&topo, "director1");
+    let mut d2 = Director::new(&topo, "director2");
+    let hi = Vrrp {
+        version: 3,
+        advert_int: 0.5,
+        priority: 150,
+        nopreempt: false,
+    };
+    let lo = Vrrp {
+        priority: 100,
+        ..hi
+    };
+    d1.start(Impl::Rvsd, hi);
+    d2.start(Impl::Rvsd, lo);
+    expect_master(
+        &[&d1, &d2],
+        0,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    // The Rcvd column of `rvsadm -L --vrrp`.
+    let received = |d: &Director| -> u64 {
+        let (code, out, err) = d.rvsadm_vrrp();
+        assert_eq!((code, err.as_str()), (0, ""), "{out}");
+        let line = out.lines().nth(1).unwrap_or("");
+        let row: Vec<&str> = line.split_whitespace().collect();
+        row.get(9).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let logged = |d: &Director, what: &str| d.rvsd.as_ref().unwrap().log_text().contains(what);
+    let before = received(&d2);
+    assert!(before > 0, "director2 hears director1");
+
+    // director2 100 → 200: it preempts (Master_Down_Interval 3 × 0.5 s + skew), in place.
+    let raised = Vrrp {
+        priority: 200,
+        ..lo
+    };
+    d2.reload_conf(&raised.conf());
+    wait_logs(
+        Duration::from_secs(5),
+        || logged(&d2, "1 instance(s) kept, 0 started, 0 removed"),
+        "director2 reloads VRRP in place",
+        &[&d2],
+    );
+    expect_master(
+        &[&d1, &d2],
+        1,
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+    );
+    let (_, table, _) = d2.rvsadm_vrrp();
+    println!("director2 after the reload:\n{table}");
+    assert!(table.contains("MASTER        200/200"), "{table}");
+    assert!(
+        received(&d2) >= before,
+        "the instance kept its counters (not restarted):\n{table}"
+    );
+    assert!(
+        topo.client().ns.exec(|| probe(HA_VIP)).unwrap(),
+        "request through the VIP on director2"
+    );
+
+    // A file that does not load: nothing changes.
+    d2.reload_conf("vrrp_instance VI_E2E {\n    state BACKUP\n");
+    wait_logs(
+        Duration::from_secs(5),
+        || logged(&d2, "VRRP keeps the running instances"),
+        "director2 refuses the broken file",
+        &[&d2],
+    );
+    expect_master(&[&d1, &d2], 1, Duration::ZERO, Duration::from_secs(2));
+
+    // The instance removed from the file resigns: director1 takes over after Skew_Time
+    // (0.21 s), not after Master_Down_Interval (1.7 s).
+    let t = Instant::now();
+    d2.reload_conf("global_defs {\n    vrrp_garp_master_delay 1\n}\n");
+    expect_master(&[&d1, &d2], 0, Duration::from_secs(3), Duration::ZERO);
+    let took = t.elapsed();
+    println!(
+        "director2 removed its instance: director1 master after {:.3} s",
+        took.as_secs_f64()
+    );
+    assert!(
+        took < Duration::from_millis(1200),
+        "director1 took over by the priority-0 advert, not the down timer: {took:?}"
+    );
+    expect_master(&[&d1, &d2], 0, Duration::ZERO, Duration::from_secs(1));
+    assert!(
+        logged(&d2, "0 instance(s) kept, 0 started, 1 removed"),
+        "{}",
+        d2.logs()
+    );
+    let (code, out, _) = d2.rvsadm_vrrp();
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "no VRRP instances (rvsd runs without vrrp_instance configuration)\n"
     );
 }
 
@@ -731,6 +906,26 @@ fn rvsd_tracking_notify_and_sync_group() {
         || both(&d1) && none(&d2),
         "G back on director1",
         &[&d1, &d2],
+    );
+    // SIGHUP keeps the group and its members (same names, VRIDs, interface): director2 raised
+    // to 200 takes G over by preemption, both instances moving together.
+    d2.reload_conf(&conf(&d2, 200, false));
+    wait_logs(
+        Duration::from_secs(10),
+        || both(&d2) && none(&d1),
+        "G preempted by the reloaded director2",
+        &[&d1, &d2],
+    );
+    let log2 = d2.rvsd.as_ref().unwrap().log_text();
+    assert!(
+        log2.contains("2 instance(s) kept, 0 started, 0 removed"),
+        "{log2}"
+    );
+    wait_logs(
+        Duration::from_secs(3),
+        || read(&d2.dir.join("notify.log")).contains("GROUP G MASTER 0"),
+        "notify GROUP G MASTER on director2",
+        &[&d2],
     );
     d1.stop_all();
     // Notify scripts run in their own tasks: the last ones may still be writing when the

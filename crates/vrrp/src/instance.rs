@@ -468,6 +468,87 @@ impl Instance {
         });
     }
 
+    /// Reload (SIGHUP) of an instance whose identity (name, interface, VRID, family, version)
+    /// is unchanged: take the new configuration — priority, `advert_int`, VIPs, trackers,
+    /// preemption, notify flags — and keep the state, the master last heard, the running timers
+    /// and the counters, as keepalived keeps a MASTER a MASTER across a reload (§2.9).
+    ///
+    /// `tracker_ok` holds the current state of the new configuration's tracked objects, by
+    /// index (missing entries are OK), so the new priority is right from the first advert. A
+    /// MASTER advertises at once (with its new priority, so a higher backup can preempt it); a
+    /// BACKUP keeps its down timer (shifted by the change of skew), so a raised priority takes
+    /// over through ordinary preemption: the next lower-priority advert is discarded and the
+    /// timer runs out. Adding or removing the VIPs of a MASTER is the driver's job (it knows the
+    /// old and the new address lists). A configuration that does not validate changes nothing.
+    pub fn reconfigure(
+        &mut self,
+        now: Duration,
+        cfg: InstanceConfig,
+        tracker_ok: &[bool],
+    ) -> Result<(), Error> {
+        cfg.validate()?;
+        if (cfg.vrid, cfg.version, cfg.src_addr.is_ipv6())
+            != (self.cfg.vrid, self.cfg.version, self.cfg.src_addr.is_ipv6())
+        {
+            return Err(Error::Config(format!(
+                "({}) VRID, version or address family changed: not the same instance",
+                cfg.name
+            )));
+        }
+        let cfg = cfg.normalized();
+        let old_skew = self.skew_time();
+        let old_priority = self.effective_priority;
+        self.trackers = cfg
+            .trackers
+            .iter()
+            .enumerate()
+            .map(|(k, t)| Tracker {
+                weight: t.weight,
+                reverse: t.reverse,
+                ok: tracker_ok.get(k).copied().unwrap_or(true),
+                ignored: false,
+            })
+            .collect();
+        self.base_priority = cfg.priority;
+        if cfg.checksum_mode != self.cfg.checksum_mode {
+            self.checksum_mode = cfg.checksum_mode;
+        }
+        self.cfg = cfg;
+        self.effective_priority = self.compute_priority();
+        match self.state {
+            State::Master => {
+                // A MASTER always advertises its own interval.
+                self.master_adver_int_cs = self.cfg.advert_int_cs;
+                self.send_advert(self.effective_priority);
+                self.main_deadline = Some(now + self.cfg.advert_int());
+                if old_priority != self.effective_priority && self.cfg.notify_priority_changes {
+                    self.notify(NotifyState::MasterPriority);
+                }
+            }
+            State::Backup => {
+                if self.cfg.version == Version::V2 {
+                    // v2 never learns the master's interval: it is the configured one.
+                    self.master_adver_int_cs = self.cfg.advert_int_cs;
+                }
+                if let Some(t) = self.main_deadline {
+                    let new = (t + self.skew_time()).saturating_sub(old_skew);
+                    self.main_deadline = Some(new.max(now));
+                }
+                if old_priority != self.effective_priority && self.cfg.notify_priority_changes {
+                    self.notify(NotifyState::BackupPriority);
+                }
+            }
+            _ => {}
+        }
+        let fault = self.fault_active();
+        match self.state {
+            State::Backup | State::Master if fault => self.enter_fault(now),
+            State::Fault if !fault => self.leave_fault(now),
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn stop_with(&mut self, report: NotifyState) {
         if self.state == State::Stopped {
             return;

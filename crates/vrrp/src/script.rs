@@ -33,6 +33,12 @@ impl ScriptCounter {
         self.ok == Some(true)
     }
 
+    /// The declared state: `Some(ok)` once a result declared it, `None` before (a driver
+    /// reloading its configuration re-reports only declared states).
+    pub fn declared(&self) -> Option<bool> {
+        self.ok
+    }
+
     /// Record one result (a timeout counts as failure). Returns `Some(new_ok)` when the state
     /// changes, including the first declaration after start-up.
     pub fn record(&mut self, success: bool) -> Option<bool> {

@@ -37,6 +37,7 @@ pub struct SyncGroup {
     members: Vec<Instance>,
     actions: VecDeque<GroupAction>,
     state: State,
+    tracking_weight: bool,
 }
 
 impl SyncGroup {
@@ -75,6 +76,7 @@ impl SyncGroup {
             members,
             actions: VecDeque::new(),
             state: State::Init,
+            tracking_weight,
         })
     }
 
@@ -160,6 +162,47 @@ impl SyncGroup {
             m.shutdown(now);
         }
         self.reconcile(now, &prev);
+    }
+
+    /// Removed from the configuration by a reload: every member resigns like at shutdown
+    /// ([`Instance::delete`]: DELETED or FAULT notified).
+    pub fn delete(&mut self, now: Duration, notify_deleted: bool) {
+        let prev = self.states();
+        for m in &mut self.members {
+            m.delete(now, notify_deleted);
+        }
+        self.reconcile(now, &prev);
+    }
+
+    /// Whether weighted trackers keep working (`sync_group_tracking_weight`).
+    pub fn tracking_weight(&self) -> bool {
+        self.tracking_weight
+    }
+
+    /// Reload of member `index` with its identity unchanged ([`Instance::reconfigure`], with
+    /// `tracker_ok` the current states of its new trackers); the
+    /// group's rules apply to the result (weighted trackers dropped again unless
+    /// `sync_group_tracking_weight`, a member's new fault faults the group). An out-of-range
+    /// index is an error.
+    pub fn reconfigure_member(
+        &mut self,
+        now: Duration,
+        index: usize,
+        cfg: crate::config::InstanceConfig,
+        tracker_ok: &[bool],
+    ) -> Result<(), Error> {
+        let prev = self.states();
+        let tracking_weight = self.tracking_weight;
+        let m = self
+            .members
+            .get_mut(index)
+            .ok_or_else(|| Error::Config(format!("sync group {}: no member {index}", self.name)))?;
+        m.reconfigure(now, cfg, tracker_ok)?;
+        if !tracking_weight {
+            m.ignore_weighted_trackers(now);
+        }
+        self.reconcile(now, &prev);
+        Ok(())
     }
 
     /// Next action, members' and the group's, in order.
@@ -445,5 +488,39 @@ mod tests {
         g.shutdown(T0 + Duration::from_secs(6));
         assert_eq!(states(&g), [State::Stopped, State::Stopped]);
         assert_eq!(group_notifies(&drain(&mut g)), [NotifyState::Stop]);
+    }
+
+    #[test]
+    fn reconfigured_member_keeps_the_group_master_and_deleted_group_resigns() {
+        let mut g = group(150, 150);
+        g.start(T0);
+        let t = g.poll_timeout().unwrap();
+        g.handle_timeout(t);
+        assert_eq!(states(&g), vec![State::Master, State::Master]);
+        drain(&mut g);
+        g.reconfigure_member(t + Duration::from_millis(10), 1, cfg(2, 120), &[])
+            .unwrap();
+        assert_eq!(states(&g), vec![State::Master, State::Master]);
+        assert_eq!(g.members()[1].base_priority(), 120);
+        let a = drain(&mut g);
+        assert!(group_notifies(&a).is_empty(), "{a:?}");
+        assert!(a.contains(&GroupAction::Member {
+            index: 1,
+            action: Action::SendAdvert { priority: 120 }
+        }));
+        assert!(g.reconfigure_member(t, 2, cfg(3, 100), &[]).is_err());
+        g.delete(t + Duration::from_millis(20), false);
+        assert_eq!(states(&g), vec![State::Stopped, State::Stopped]);
+        let a = drain(&mut g);
+        for index in [0, 1] {
+            assert!(a.contains(&GroupAction::Member {
+                index,
+                action: Action::SendAdvert { priority: 0 }
+            }));
+            assert!(a.contains(&GroupAction::Member {
+                index,
+                action: Action::RemoveVips
+            }));
+        }
     }
 }

@@ -18,6 +18,8 @@ pub struct MemTable {
     pub timeouts: Option<Timeouts>,
     pub daemons: Vec<DaemonConfig>,
     pub laddrs: Vec<ServiceLocalAddrs>,
+    /// VRRP instances (`-L --vrrp`); empty = rvsd runs no VRRP.
+    pub vrrp: Vec<VrrpInstanceEntry>,
     /// If set, every request other than GetInfo fails with this error.
     pub fail_with: Option<RemoteError>,
     /// Warnings attached to every response.
@@ -250,6 +252,7 @@ impl MemTable {
                     .cloned()
                     .collect(),
             )),
+            Request::GetVrrp => ok(Payload::Vrrp(self.vrrp.clone())),
         }
     }
 }

@@ -22,14 +22,19 @@
 //!   `notify_fifo` / `vrrp_notify_fifo` lines.
 //! * **Shutdown** ([`Handle::shutdown`]): every instance resigns (priority-0 advert, VIPs
 //!   removed, `notify_stop`) before rvsd exits.
+//! * **Reload** ([`Handle::reload`], SIGHUP): instances whose identity is unchanged keep their
+//!   state and take the new settings, removed ones resign, new ones start (`vrrp/reload.rs`).
 //!
 //! Status: [`StatusBoard`] (per instance state, priorities, transitions, adverts sent / received /
-//! rejected), rendered into rvsd's Prometheus metrics by [`StatusBoard::render_metrics`].
+//! rejected), rendered into rvsd's Prometheus metrics by [`StatusBoard::render_metrics`] and
+//! answered to `rvsadm -L --vrrp` by [`status::answer`] (with the [`InstanceDetail`]s).
 
 pub mod exec;
 pub mod netlink;
+mod reload;
 pub mod setup;
 pub mod socket;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -110,26 +115,100 @@ impl InstanceStatus {
     }
 }
 
-/// The driver's published status, read by the metrics endpoint.
+/// What `rvsadm -L --vrrp` shows of an instance beyond [`InstanceStatus`] (kept apart so that
+/// the metrics' record stays small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceDetail {
+    /// VRRP version, 2 or 3.
+    pub version: u8,
+    /// IPv6 adverts.
+    pub ipv6: bool,
+    /// `advert_int` in centiseconds.
+    pub advert_int_cs: u16,
+    /// Rejected adverts by reason (`RejectKind::name`), nonzero counts only.
+    pub rejects: Vec<(&'static str, u64)>,
+    /// Received adverts with priority 0.
+    pub priority_zero_received: u64,
+    /// The `vrrp_sync_group` the instance is a member of.
+    pub sync_group: Option<String>,
+    /// When the instance entered its current state.
+    pub since: Instant,
+}
+
+impl InstanceDetail {
+    fn of(i: &Instance, sync_group: Option<&str>, since: Instant) -> InstanceDetail {
+        let rx = &i.counters().rx;
+        InstanceDetail {
+            version: i.config().version.number(),
+            ipv6: i.config().src_addr.is_ipv6(),
+            advert_int_cs: i.config().advert_int_cs,
+            rejects: rvs_vrrp::RejectKind::ALL
+                .iter()
+                .map(|k| (k.name(), rx.rejected(*k)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            priority_zero_received: rx.priority_zero,
+            sync_group: sync_group.map(str::to_string),
+            since,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Board {
+    instances: Vec<InstanceStatus>,
+    /// Parallel to `instances` when the driver published them; empty otherwise.
+    details: Vec<InstanceDetail>,
+}
+
+/// The driver's published status, read by the metrics endpoint, the packet plane and the
+/// control socket.
 #[derive(Debug, Default)]
 pub struct StatusBoard {
-    instances: Mutex<Vec<InstanceStatus>>,
+    board: Mutex<Board>,
     epoch: std::sync::atomic::AtomicU64,
 }
 
 impl StatusBoard {
     /// A copy of every instance's status.
     pub fn snapshot(&self) -> Vec<InstanceStatus> {
-        self.instances
+        self.board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .instances
             .clone()
     }
 
+    /// A copy of every instance's status with its details (`None` for a status published
+    /// without them).
+    pub fn detailed(&self) -> Vec<(InstanceStatus, Option<InstanceDetail>)> {
+        let b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        b.instances
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (s.clone(), b.details.get(k).cloned()))
+            .collect()
+    }
+
+    /// Publish statuses without details (tests that stand in for the driver).
+    #[cfg(test)]
     pub(crate) fn publish(&self, v: Vec<InstanceStatus>) {
-        let mut cur = self.instances.lock().unwrap_or_else(|p| p.into_inner());
-        let moved = cur.len() != v.len() || cur.iter().zip(&v).any(|(a, b)| a.state != b.state);
-        *cur = v;
+        self.publish_detailed(v, Vec::new());
+    }
+
+    /// Publish statuses with their details (`d` parallel to `v`, or empty).
+    pub(crate) fn publish_detailed(&self, v: Vec<InstanceStatus>, d: Vec<InstanceDetail>) {
+        let mut b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = &b.instances;
+        // A reload can change an instance's VIPs without a state change: that moves them too.
+        let moved = cur.len() != v.len()
+            || cur
+                .iter()
+                .zip(&v)
+                .any(|(a, b)| a.state != b.state || a.vips != b.vips);
+        b.instances = v;
+        b.details = d;
+        drop(b);
         if moved {
             self.epoch
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -253,6 +332,7 @@ impl StatusBoard {
 pub struct Handle {
     status: Arc<StatusBoard>,
     stop: Option<oneshot::Sender<()>>,
+    reloads: mpsc::Sender<reload::Request>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -319,10 +399,12 @@ impl Prepared {
     pub fn start(self) -> Handle {
         let status = self.driver.status.clone();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(self.driver.run(rx));
+        let (reloads, reload_rx) = mpsc::channel(4);
+        let task = tokio::spawn(self.driver.run(rx, reload_rx));
         Handle {
             status,
             stop: Some(tx),
+            reloads,
             task,
         }
     }
@@ -367,6 +449,8 @@ struct Driver {
     link_up: HashMap<String, bool>,
     last_state: Vec<State>,
     last_priority: Vec<u8>,
+    /// Instance id → when it entered its current state (for `rvsadm -L --vrrp`).
+    state_since: Vec<Instant>,
     epoch: Instant,
     status: Arc<StatusBoard>,
     events_tx: mpsc::Sender<Event>,
@@ -376,77 +460,12 @@ struct Driver {
 impl Driver {
     fn new(plan: Plan) -> Result<Driver, String> {
         let rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
-        // Sockets: one per interface.
-        let mut sockets: Vec<Arc<RawSocket>> = Vec::new();
-        let mut sock_of = Vec::new();
-        for ip in &plan.instances {
-            let v6 = ip.cfg.src_addr.is_ipv6();
-            let i = match sockets
-                .iter()
-                .position(|s| s.ifname() == ip.ifname && s.is_v6() == v6)
-            {
-                Some(i) => i,
-                None => {
-                    let s = if v6 {
-                        RawSocket::open_v6(&ip.ifname, ip.ifindex, ip.cfg.unicast_ttl)
-                    } else {
-                        RawSocket::open_v4(&ip.ifname, ip.ifindex)
-                    };
-                    sockets.push(Arc::new(
-                        s.map_err(|e| format!("VRRP socket on {}: {e}", ip.ifname))?,
-                    ));
-                    sockets.len() - 1
-                }
-            };
-            if !ip.cfg.is_unicast() {
-                let g = ip.cfg.mcast_group;
-                sockets[i]
-                    .join(g)
-                    .map_err(|e| format!("join {g} on {}: {e}", ip.ifname))?;
-            }
-            sock_of.push(i);
-        }
+        let (sockets, sock_of) = open_sockets(&plan)?;
         // Units: sync groups, then lone instances.
-        let mut units = Vec::new();
-        let mut slots = vec![Slot { unit: 0, member: 0 }; plan.instances.len()];
-        let mut grouped = HashSet::new();
-        for g in &plan.groups {
-            let mut members = Vec::new();
-            for (m, &id) in g.members.iter().enumerate() {
-                members.push(
-                    Instance::new(plan.instances[id].cfg.clone()).map_err(|e| e.to_string())?,
-                );
-                slots[id] = Slot {
-                    unit: units.len(),
-                    member: m,
-                };
-                grouped.insert(id);
-            }
-            let sg = if g.tracking_weight {
-                SyncGroup::with_tracking_weight(&g.name, members)
-            } else {
-                SyncGroup::new(&g.name, members)
-            }
-            .map_err(|e| e.to_string())?;
-            units.push(Unit::Group(Box::new(sg), g.clone()));
-        }
-        for (id, ip) in plan.instances.iter().enumerate() {
-            if grouped.contains(&id) {
-                continue;
-            }
-            slots[id] = Slot {
-                unit: units.len(),
-                member: 0,
-            };
-            units.push(Unit::Single(
-                Instance::new(ip.cfg.clone()).map_err(|e| e.to_string())?,
-            ));
-        }
-        let ids = slots
-            .iter()
-            .enumerate()
-            .map(|(id, s)| ((s.unit, s.member), id))
-            .collect();
+        let (units, slots) = build_units(&plan, |id| {
+            Instance::new(plan.instances[id].cfg.clone()).map_err(|e| e.to_string())
+        })?;
+        let ids = ids_of(&slots);
         let fifos = plan
             .fifos
             .iter()
@@ -473,13 +492,100 @@ impl Driver {
             link_up: HashMap::new(),
             last_state: vec![State::Init; n],
             last_priority,
+            state_since: vec![Instant::now(); n],
             epoch: Instant::now(),
             status: Arc::new(StatusBoard::default()),
             events_tx,
             events,
         })
     }
+}
 
+/// One raw socket per (interface, family), joined to the instances' multicast groups; and the
+/// socket index of every instance.
+fn open_sockets(plan: &Plan) -> Result<(Vec<Arc<RawSocket>>, Vec<usize>), String> {
+    let mut sockets: Vec<Arc<RawSocket>> = Vec::new();
+    let mut sock_of = Vec::new();
+    for ip in &plan.instances {
+        let v6 = ip.cfg.src_addr.is_ipv6();
+        let i = match sockets
+            .iter()
+            .position(|s| s.ifname() == ip.ifname && s.is_v6() == v6)
+        {
+            Some(i) => i,
+            None => {
+                let s = if v6 {
+                    RawSocket::open_v6(&ip.ifname, ip.ifindex, ip.cfg.unicast_ttl)
+                } else {
+                    RawSocket::open_v4(&ip.ifname, ip.ifindex)
+                };
+                sockets.push(Arc::new(
+                    s.map_err(|e| format!("VRRP socket on {}: {e}", ip.ifname))?,
+                ));
+                sockets.len() - 1
+            }
+        };
+        if !ip.cfg.is_unicast() {
+            let g = ip.cfg.mcast_group;
+            sockets[i]
+                .join(g)
+                .map_err(|e| format!("join {g} on {}: {e}", ip.ifname))?;
+        }
+        sock_of.push(i);
+    }
+    Ok((sockets, sock_of))
+}
+
+/// The units of `plan` (sync groups, then lone instances) and every instance's slot, with the
+/// instances `make` returns.
+fn build_units(
+    plan: &Plan,
+    mut make: impl FnMut(usize) -> Result<Instance, String>,
+) -> Result<(Vec<Unit>, Vec<Slot>), String> {
+    let mut units = Vec::new();
+    let mut slots = vec![Slot { unit: 0, member: 0 }; plan.instances.len()];
+    let mut grouped = HashSet::new();
+    for g in &plan.groups {
+        let mut members = Vec::new();
+        for (m, &id) in g.members.iter().enumerate() {
+            members.push(make(id)?);
+            slots[id] = Slot {
+                unit: units.len(),
+                member: m,
+            };
+            grouped.insert(id);
+        }
+        let sg = if g.tracking_weight {
+            SyncGroup::with_tracking_weight(&g.name, members)
+        } else {
+            SyncGroup::new(&g.name, members)
+        }
+        .map_err(|e| e.to_string())?;
+        units.push(Unit::Group(Box::new(sg), g.clone()));
+    }
+    for (id, slot) in slots.iter_mut().enumerate() {
+        if grouped.contains(&id) {
+            continue;
+        }
+        *slot = Slot {
+            unit: units.len(),
+            member: 0,
+        };
+        units.push(Unit::Single(make(id)?));
+    }
+    Ok((units, slots))
+}
+
+/// (unit, member) → instance id.
+fn ids_of(slots: &[Slot]) -> HashMap<(usize, usize), usize> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(id, s)| ((s.unit, s.member), id))
+        .collect()
+}
+
+impl Driver {
     fn now(&self) -> Duration {
         self.epoch.elapsed()
     }
@@ -609,12 +715,7 @@ impl Driver {
             }
             Action::RemoveVips => self.remove_vips(id),
             Action::Garp { rounds } => {
-                let ip = &self.plan.instances[id];
-                let addrs = garp_targets(&ip.ifname, ip.ifindex, &ip.addrs, |i| {
-                    nix::net::if_::if_indextoname(i)
-                        .ok()
-                        .map(|n| n.to_string_lossy().into_owned())
-                });
+                let addrs = self.vip_targets(id, &self.plan.instances[id].addrs);
                 self.garp(addrs, rounds);
             }
             Action::AnnounceSource => {
@@ -639,6 +740,16 @@ impl Driver {
     /// `rounds` × (every address) gratuitous ARPs, spaced by `vrrp_garp_interval`, in a task of
     /// their own so a spaced burst does not hold up the protocol. Each address goes out of the
     /// interface it is configured on (`(interface, address)`, see [`garp_targets`]).
+    /// Where to announce `addrs` of instance `id`: each out of its own interface.
+    fn vip_targets(&self, id: usize, addrs: &[netlink::AddrSpec]) -> Vec<(String, IpAddr)> {
+        let ip = &self.plan.instances[id];
+        garp_targets(&ip.ifname, ip.ifindex, addrs, |i| {
+            nix::net::if_::if_indextoname(i)
+                .ok()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+    }
+
     fn garp(&self, addrs: Vec<(String, IpAddr)>, rounds: u32) {
         let interval = self.plan.garp_interval;
         tokio::spawn(async move {
@@ -752,6 +863,7 @@ impl Driver {
                     i.effective_priority()
                 );
                 self.last_state[id] = st;
+                self.state_since[id] = Instant::now();
             }
         }
     }
@@ -760,7 +872,16 @@ impl Driver {
         let v = (0..self.slots.len())
             .map(|id| InstanceStatus::of(self.instance(id), &self.plan.instances[id].ifname))
             .collect();
-        self.status.publish(v);
+        let d = (0..self.slots.len())
+            .map(|id| {
+                let group = match &self.units[self.slots[id].unit] {
+                    Unit::Group(_, gp) => Some(gp.name.as_str()),
+                    Unit::Single(_) => None,
+                };
+                InstanceDetail::of(self.instance(id), group, self.state_since[id])
+            })
+            .collect();
+        self.status.publish_detailed(v, d);
     }
 
     // ----- periodic inputs -------------------------------------------------------------------
@@ -935,7 +1056,11 @@ impl Driver {
             .min()
     }
 
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+    async fn run(
+        mut self,
+        mut stop: oneshot::Receiver<()>,
+        mut reloads: mpsc::Receiver<reload::Request>,
+    ) {
         // A VIP left behind by a killed predecessor must not be served while we are BACKUP.
         for id in 0..self.plan.instances.len() {
             self.remove_vips(id);
@@ -966,7 +1091,7 @@ impl Driver {
             }
         }
         self.drain();
-        let tasks = self.start_tasks();
+        let mut tasks = self.start_tasks();
         let mut links = tokio::time::interval(LINK_POLL);
         links.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -995,6 +1120,17 @@ impl Driver {
                     }
                 }
                 _ = links.tick() => self.poll_links(),
+                Some(r) = reloads.recv() => {
+                    let result = self.reload(r.plan);
+                    if result.is_ok() {
+                        // The readers and script runners belong to the old sockets and scripts.
+                        for t in tasks.drain(..) {
+                            t.abort();
+                        }
+                        tasks = self.start_tasks();
+                    }
+                    let _ = r.done.send(result);
+                }
                 ev = self.events.recv() => match ev {
                     Some(e) => self.handle_batch(e),
                     None => break,

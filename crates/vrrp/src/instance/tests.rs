@@ -952,3 +952,96 @@ fn delete_reports_deleted_or_fault() {
     assert_eq!(drain(&mut i), [notify(NotifyState::Fault, 100)]);
     assert_eq!(i.state(), State::Stopped);
 }
+
+// ----- reload ----------------------------------------------------------------------------------
+
+#[test]
+fn reconfigured_master_stays_master_and_advertises_its_new_priority() {
+    let (mut i, t) = master(cfg_v2(150));
+    let before = i.counters().clone();
+    let mut c = cfg_v2(90);
+    c.vips = vec![ip("10.0.0.100")];
+    i.reconfigure(t + ms(300), c, &[]).unwrap();
+    assert_eq!(i.state(), State::Master);
+    assert_eq!((i.base_priority(), i.effective_priority()), (90, 90));
+    assert_eq!(i.config().vips, vec![ip("10.0.0.100")]);
+    assert_eq!(drain(&mut i), vec![Action::SendAdvert { priority: 90 }]);
+    assert_eq!(i.counters().transitions, before.transitions);
+    assert_eq!(i.counters().adverts_sent, before.adverts_sent + 1);
+    assert_eq!(i.poll_timeout(), Some(t + ms(300) + Duration::from_secs(1)));
+    // A peer at 100 is now higher: the reconfigured master yields to it.
+    from_peer(&mut i, t + ms(400), "10.0.0.3", 100).unwrap();
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
+fn reconfigured_backup_with_a_higher_priority_preempts_by_its_down_timer() {
+    let mut i = started(cfg_v2(100));
+    from_peer(&mut i, T0 + ms(100), "10.0.0.3", 150).unwrap();
+    let down = i.poll_timeout().unwrap();
+    i.reconfigure(T0 + ms(200), cfg_v2(200), &[]).unwrap();
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(i.effective_priority(), 200);
+    assert!(drain(&mut i).is_empty(), "a BACKUP sends nothing on reload");
+    // Skew shrinks with the higher priority, so the timer moves earlier, never later.
+    let shifted = i.poll_timeout().unwrap();
+    assert!(shifted <= down, "{shifted:?} > {down:?}");
+    // The master's next advert (150 < 200) is discarded without restarting the timer ...
+    from_peer(&mut i, T0 + ms(1100), "10.0.0.3", 150).unwrap();
+    assert_eq!(i.poll_timeout(), Some(shifted));
+    // ... so it runs out and the instance takes over.
+    i.handle_timeout(shifted);
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
+fn reconfigure_with_an_invalid_configuration_changes_nothing() {
+    let (mut i, t) = master(cfg_v2(150));
+    let mut bad = cfg_v2(120);
+    bad.vrid = 0;
+    assert!(i.reconfigure(t + ms(10), bad, &[]).is_err());
+    assert_eq!((i.state(), i.base_priority()), (State::Master, 150));
+    assert!(drain(&mut i).is_empty());
+}
+
+#[test]
+fn reconfigure_to_a_failed_weight_zero_tracker_is_handled_by_the_driver_report() {
+    // Trackers start OK after a reload; a failed weight-0 tracker reported by the driver then
+    // moves a MASTER to FAULT with a priority-0 advert.
+    let (mut i, t) = master(cfg_v2(150));
+    let mut c = cfg_v2(150);
+    c.trackers = vec![TrackerConfig {
+        weight: 0,
+        reverse: false,
+    }];
+    i.reconfigure(t + ms(10), c, &[]).unwrap();
+    assert_eq!(i.state(), State::Master);
+    drain(&mut i);
+    i.set_tracker(t + ms(20), 0, false);
+    assert_eq!(i.state(), State::Fault);
+    assert!(drain(&mut i).contains(&Action::SendAdvert { priority: 0 }));
+}
+
+#[test]
+fn reconfigure_refuses_another_vrid_or_version() {
+    let (mut i, t) = master(cfg_v2(150));
+    let mut other = cfg_v2(150);
+    other.vrid = 52;
+    assert!(i.reconfigure(t, other, &[]).is_err());
+    assert!(i.reconfigure(t, cfg_v3(150, 100), &[]).is_err());
+    assert_eq!(i.config().vrid, 51);
+}
+
+#[test]
+fn reconfigure_takes_the_current_tracker_states() {
+    // A failed weight −60 tracker is known at reload: the first advert already carries 90.
+    let (mut i, t) = master(cfg_v2(150));
+    let mut c = cfg_v2(150);
+    c.trackers = vec![TrackerConfig {
+        weight: -60,
+        reverse: false,
+    }];
+    i.reconfigure(t + ms(10), c, &[false]).unwrap();
+    assert_eq!(i.effective_priority(), 90);
+    assert_eq!(drain(&mut i), vec![Action::SendAdvert { priority: 90 }]);
+}
