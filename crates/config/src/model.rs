@@ -61,6 +61,20 @@ pub struct Script {
     pub group: Option<String>,
 }
 
+impl GlobalDefs {
+    /// The user (and group) a script runs as, as keepalived chooses it: the script's own
+    /// `user`, else `script_user`, else `keepalived_script` when that user exists; `None`
+    /// means root (§1.3).
+    pub fn script_identity(&self, s: &Script) -> Option<(String, Option<String>)> {
+        match (&s.user, &self.script_user) {
+            (Some(u), _) => Some((u.clone(), s.group.clone())),
+            (None, Some((u, g))) => Some((u.clone(), g.clone())),
+            (None, None) => crate::validate::user_exists("keepalived_script")
+                .then(|| ("keepalived_script".to_string(), None)),
+        }
+    }
+}
+
 /// `global_defs`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlobalDefs {

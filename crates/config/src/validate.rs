@@ -666,7 +666,7 @@ impl Parser {
     }
 }
 
-fn user_exists(name: &str) -> bool {
+pub(crate) fn user_exists(name: &str) -> bool {
     std::fs::read_to_string("/etc/passwd")
         .map(|s| s.lines().any(|l| l.split(':').next() == Some(name)))
         .unwrap_or(false)

@@ -48,7 +48,9 @@ pub mod random;
 pub mod state;
 
 pub use action::{Action, Notification};
-pub use check::{run_check, run_check_url, run_command, CheckContext, CheckSuccess, MiscWeight};
+pub use check::{
+    run_as_ids, run_check, run_check_url, run_command, CheckContext, CheckSuccess, MiscWeight,
+};
 pub use config::*;
 pub use engine::{
     validate, CheckerStatus, Handle, HealthEngine, NetProbe, Probe, RsStatus, VsStatus,

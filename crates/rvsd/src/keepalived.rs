@@ -256,11 +256,11 @@ pub fn dest_spec(addr: IpAddr, port: u16, method: kc::ForwardMethod) -> m::DestS
 }
 
 fn command(s: &kc::Script, g: &kc::GlobalDefs) -> hc::Command {
-    // `script_user` from global_defs is the default user of every script (§1.3).
-    let (user, group) = match (&s.user, &g.script_user) {
-        (Some(u), _) => (Some(u.clone()), s.group.clone()),
-        (None, Some((u, grp))) => (Some(u.clone()), grp.clone()),
-        (None, None) => (None, None),
+    // `script_user` from global_defs (else keepalived_script) is the default user of every
+    // script (§1.3).
+    let (user, group) = match g.script_identity(s) {
+        Some((u, grp)) => (Some(u), grp),
+        None => (None, None),
     };
     hc::Command {
         argv: s.argv.clone(),

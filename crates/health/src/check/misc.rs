@@ -31,6 +31,17 @@ fn lookup(file: &str, name: &str) -> Result<(u32, u32)> {
     )))
 }
 
+/// The user id and group id to run a command as: `user` from `/etc/passwd` (or a number), its
+/// primary group unless `group` (from `/etc/group`, or a number) is given.
+pub fn run_as_ids(user: &str, group: Option<&str>) -> Result<(u32, u32)> {
+    let (uid, gid) = lookup("/etc/passwd", user)?;
+    let gid = match group {
+        Some(g) => lookup("/etc/group", g)?.0,
+        None => gid,
+    };
+    Ok((uid, gid))
+}
+
 /// Build the process for `cmd`: argv executed directly (no shell, spec §2.7), stdio to
 /// /dev/null, user/group switched when given.
 fn process(cmd: &Command) -> Result<tokio::process::Command> {
@@ -45,11 +56,7 @@ fn process(cmd: &Command) -> Result<tokio::process::Command> {
         .stderr(Stdio::null())
         .kill_on_drop(true);
     if let Some(user) = &cmd.user {
-        let (uid, gid) = lookup("/etc/passwd", user)?;
-        let gid = match &cmd.group {
-            Some(g) => lookup("/etc/group", g)?.0,
-            None => gid,
-        };
+        let (uid, gid) = run_as_ids(user, cmd.group.as_deref())?;
         p.uid(uid).gid(gid);
     } else if let Some(g) = &cmd.group {
         p.gid(lookup("/etc/group", g)?.0);

@@ -22,7 +22,7 @@ use crate::config::CheckKind;
 use crate::error::Result;
 use crate::random::RandomSource;
 
-pub use misc::run_command;
+pub use misc::{run_as_ids, run_command};
 
 /// Weight reported by a successful MISC_CHECK with `misc_dynamic` (spec §2.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,8 +31,14 @@ pub enum Outcome {
 /// Run `argv` in its own process group with stdin/stdout/stderr on /dev/null; kill the group
 /// (SIGKILL) when `timeout` passes. keepalived runs scripts the same way (`system_call_script`
 /// puts the child in a new process group, and the timeout handler signals the group), so a
-/// script's own children do not outlive it.
-pub async fn run(argv: &[String], timeout: Duration) -> Outcome {
+/// script's own children do not outlive it. With `user` (name, optional group) it runs as that
+/// user and group, with no supplementary groups (keepalived's `script_user`); a user that does
+/// not exist fails the run.
+pub async fn run(
+    argv: &[String],
+    user: Option<&(String, Option<String>)>,
+    timeout: Duration,
+) -> Outcome {
     let Some((prog, args)) = argv.split_first() else {
         return Outcome::Failed;
     };
@@ -43,6 +49,18 @@ pub async fn run(argv: &[String], timeout: Duration) -> Outcome {
         .stderr(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some((u, g)) = user {
+        match rvs_health::run_as_ids(u, g.as_deref()) {
+            // std drops the supplementary groups when it changes the uid.
+            Ok((uid, gid)) => {
+                cmd.uid(uid).gid(gid);
+            }
+            Err(e) => {
+                tracing::warn!("cannot run {prog} as {u}: {e}");
+                return Outcome::Failed;
+            }
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -85,11 +103,11 @@ impl Drop for Running {
 }
 
 /// Start a notify command in the background (keepalived does not wait for notify scripts).
-pub fn spawn_notify(argv: Vec<String>) {
+pub fn spawn_notify(argv: Vec<String>, user: Option<(String, Option<String>)>) {
     let running = Running::start();
     tokio::spawn(async move {
         let _running = running;
-        match run(&argv, NOTIFY_TIMEOUT).await {
+        match run(&argv, user.as_ref(), NOTIFY_TIMEOUT).await {
             Outcome::Exited(0) => {}
             o => tracing::warn!("notify script {:?}: {o:?}", argv.first()),
         }
@@ -152,15 +170,15 @@ mod tests {
     #[tokio::test]
     async fn exit_status_and_timeout_kill_the_group() {
         assert_eq!(
-            run(&["/bin/true".into()], Duration::from_secs(5)).await,
+            run(&["/bin/true".into()], None, Duration::from_secs(5)).await,
             Outcome::Exited(0)
         );
         assert_eq!(
-            run(&["/bin/false".into()], Duration::from_secs(5)).await,
+            run(&["/bin/false".into()], None, Duration::from_secs(5)).await,
             Outcome::Exited(1)
         );
         assert_eq!(
-            run(&["/nonexistent/rvs".into()], Duration::from_secs(5)).await,
+            run(&["/nonexistent/rvs".into()], None, Duration::from_secs(5)).await,
             Outcome::Failed
         );
         // A script whose child would outlive it: the whole group is killed at the timeout.
@@ -171,6 +189,7 @@ mod tests {
         let t = std::time::Instant::now();
         let o = run(
             &["sh".into(), "-c".into(), script],
+            None,
             Duration::from_millis(200),
         )
         .await;
@@ -179,6 +198,31 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(!marker.exists(), "the script's child was not killed");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn scripts_run_as_their_user() {
+        let sh = |c: &str| vec!["sh".to_string(), "-c".to_string(), c.to_string()];
+        let t = Duration::from_secs(5);
+        let nobody = ("nobody".to_string(), None);
+        let unknown = ("rvs-no-such-user".to_string(), None);
+        assert_eq!(
+            run(&sh("exit 0"), Some(&unknown), t).await,
+            Outcome::Failed,
+            "an unknown user must not fall back to root"
+        );
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP scripts_run_as_their_user (switching user needs root)");
+            return;
+        }
+        // uid 65534 and no supplementary group of root's left.
+        let check = sh(r#"[ "$(id -u)" = 65534 ] && [ "$(id -G)" = "$(id -g)" ]"#);
+        assert_eq!(run(&check, Some(&nobody), t).await, Outcome::Exited(0));
+        assert_eq!(
+            run(&check, None, t).await,
+            Outcome::Exited(1),
+            "root otherwise"
+        );
     }
 
     #[test]

@@ -826,14 +826,17 @@ impl Driver {
             NotifyState::MasterRxLowerPri => notify.master_rx_lower_pri.as_ref(),
             _ => None,
         };
+        let user = |s: &rvs_config::model::Script| {
+            self.plan.global.as_ref().and_then(|g| g.script_identity(s))
+        };
         if let Some(s) = specific {
-            exec::spawn_notify(s.argv.clone());
+            exec::spawn_notify(s.argv.clone(), user(s));
         }
         if n.state.runs_generic_script() {
             if let Some(s) = &notify.notify {
                 let mut argv = s.argv.clone();
                 argv.extend(n.script_args(subject, name));
-                exec::spawn_notify(argv);
+                exec::spawn_notify(argv, user(s));
             }
         }
         let line = n.fifo_line(subject, name);
@@ -982,7 +985,7 @@ impl Driver {
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     iv.tick().await;
-                    let ok = match exec::run(&sp.argv, sp.timeout).await {
+                    let ok = match exec::run(&sp.argv, sp.user.as_ref(), sp.timeout).await {
                         exec::Outcome::Exited(0) => true,
                         exec::Outcome::Exited(_) | exec::Outcome::Failed => false,
                         exec::Outcome::TimedOut => {

@@ -210,7 +210,11 @@ impl Driver {
                     .scripts
                     .iter()
                     .position(|o| {
-                        o.name == s.name && o.argv == s.argv && o.rise == s.rise && o.fall == s.fall
+                        o.name == s.name
+                            && o.argv == s.argv
+                            && o.user == s.user
+                            && o.rise == s.rise
+                            && o.fall == s.fall
                     })
                     .and_then(|k| self.counters.get(k).copied())
                     .unwrap_or_else(|| {

@@ -65,6 +65,8 @@ pub struct ScriptPlan {
     pub interval: std::time::Duration,
     /// `timeout` (default: the interval, as keepalived).
     pub timeout: std::time::Duration,
+    /// The user (and group) it runs as; `None` is root (`GlobalDefs::script_identity`).
+    pub user: Option<(String, Option<String>)>,
     /// `rise`, `fall`, `init_fail`.
     pub rise: u32,
     /// `fall`.
@@ -86,6 +88,8 @@ pub struct Plan {
     pub fifos: Vec<std::path::PathBuf>,
     /// `vrrp_garp_interval`: spacing of gratuitous ARPs.
     pub garp_interval: std::time::Duration,
+    /// `global_defs`, for the user notify scripts run as (`script_user`).
+    pub global: Option<rvs_config::model::GlobalDefs>,
 }
 
 fn addr_spec(rtnl: &mut Rtnl, a: &IpAddress, default_if: &str) -> Result<AddrSpec, String> {
@@ -270,6 +274,7 @@ fn instance(
                 scripts.push(ScriptPlan {
                     name: s.name.clone(),
                     argv: s.script.argv.clone(),
+                    user: cfg.global.script_identity(&s.script),
                     interval: s.interval,
                     timeout: s.timeout.unwrap_or(s.interval),
                     rise: s.rise,
@@ -311,6 +316,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, String> {
     let mut rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
     let mut p = Plan {
         garp_interval: cfg.global.vrrp_garp_interval,
+        global: Some(cfg.global.clone()),
         ..Plan::default()
     };
     let group_of: HashMap<&str, &rvs_config::model::VrrpSyncGroup> = cfg
