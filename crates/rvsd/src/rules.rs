@@ -41,39 +41,38 @@ pub fn parse_file(path: &Path) -> Result<Vec<Rule>, String> {
             continue;
         }
         let text = argv[1..].join(" ");
-        let parsed = parse_command(&argv, true, &names).map_err(|e| {
-            format!(
-                "{}:{line}: {}: {}",
-                path.display(),
-                text,
-                e.stderr.trim_end()
-            )
-        })?;
-        let req = match parsed.command {
-            Command::Flush => Request::Flush,
-            Command::AddService(s) => Request::AddService(s),
-            Command::EditService(s) => Request::EditService(s),
-            Command::DelService(k) => Request::DelService(k),
-            Command::AddDest(service, dest) => Request::AddDest { service, dest },
-            Command::EditDest(service, dest) => Request::EditDest { service, dest },
-            Command::DelDest(service, addr, port) => Request::DelDest {
-                service,
-                addr,
-                port,
-            },
-            Command::SetTimeouts(t) => Request::SetTimeouts(t),
-            Command::AddLaddr(service, addr) => Request::AddLocalAddr { service, addr },
-            Command::DelLaddr(service, addr) => Request::DelLocalAddr { service, addr },
-            other => {
-                return Err(format!(
-                "{}:{line}: {text}: only table changes belong in a rules file (found {other:?})",
-                path.display()
-            ))
-            }
-        };
+        let req = table_request(&argv, &names)
+            .map_err(|e| format!("{}:{line}: {text}: {e}", path.display()))?;
         out.push(Rule { line, text, req });
     }
     Ok(out)
+}
+
+/// The request of one table-changing ipvsadm command line (`argv[0]` is the program name),
+/// parsed as `ipvsadm -R` parses it.
+pub fn table_request(argv: &[String], names: &dyn rvsadm::names::Names) -> Result<Request, String> {
+    let parsed = parse_command(argv, true, names).map_err(|e| e.stderr.trim_end().to_string())?;
+    Ok(match parsed.command {
+        Command::Flush => Request::Flush,
+        Command::AddService(s) => Request::AddService(s),
+        Command::EditService(s) => Request::EditService(s),
+        Command::DelService(k) => Request::DelService(k),
+        Command::AddDest(service, dest) => Request::AddDest { service, dest },
+        Command::EditDest(service, dest) => Request::EditDest { service, dest },
+        Command::DelDest(service, addr, port) => Request::DelDest {
+            service,
+            addr,
+            port,
+        },
+        Command::SetTimeouts(t) => Request::SetTimeouts(t),
+        Command::AddLaddr(service, addr) => Request::AddLocalAddr { service, addr },
+        Command::DelLaddr(service, addr) => Request::DelLocalAddr { service, addr },
+        other => {
+            return Err(format!(
+                "only table changes belong in a rules file (found {other:?})"
+            ))
+        }
+    })
 }
 
 /// A service as a rules file wants it.
