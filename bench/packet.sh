@@ -61,7 +61,7 @@ rvsd_pid=
 cleanup() {
   if [ -n "$rvsd_pid" ]; then kill -TERM "$rvsd_pid" 2>/dev/null || true; wait "$rvsd_pid" 2>/dev/null || true; fi
   "$LAB" down --prefix "$P" >/dev/null 2>&1 || true
-  [ -n "${KEEP_LOG:-}" ] && cp "$work"/*.log /tmp/pio/ 2>/dev/null; rm -rf "$work"
+  rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -119,6 +119,8 @@ run() {
   local b0 t0 s0 b1 t1 s1
   b0=$(rx_total); t0=$(tx_client); s0=$(softnet_drops)
   ip netns exec "$C" "${GEN_PIN[@]}" timeout -s INT "$DUR" trafgen --dev eth0 --conf "$work/udp64.cfg" -P 1 -C -q >"$work/trafgen.log" 2>&1 || true
+  # trafgen gives up on a send error (e.g. EAGAIN): say so rather than report a short run.
+  grep -i 'fail' "$work/trafgen.log" >&2 || true
   sleep 0.5
   b1=$(rx_total); t1=$(tx_client); s1=$(softnet_drops)
   echo "$(( (t1 - t0) / DUR )) $(( (b1 - b0) / DUR )) $((s1 - s0))"
