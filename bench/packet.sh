@@ -31,7 +31,8 @@
 # both runs, the host's softnet backlog drops (/proc/net/softnet_stat, column 2).
 #
 # Usage: sudo bench/packet.sh [seconds-per-run]  (FLOWS=N source ports, default 256;
-#        PACKET_WORKERS=N rvsd workers per interface, default 1; RVSD_ARGS extra rvsd options)
+#        PACKET_WORKERS=N rvsd workers per interface, default 1; RVSD_ARGS extra rvsd options;
+#        RVSD_BIN=path another rvsd binary, e.g. an older build, for A/B runs)
 # Needs: trafgen (Debian netsniff-ng), nftables, iproute2, util-linux (taskset). Prints a
 # markdown table for docs/benchmarks.md with `uptime` (the numbers depend on the host's load).
 set -euo pipefail
@@ -54,7 +55,7 @@ need taskset util-linux
 
 cargo build --release -q -p rvsd -p rvsadm -p rvs-lab
 LAB=target/release/rvs-lab
-RVSD=target/release/rvsd
+RVSD=${RVSD_BIN:-target/release/rvsd}
 RVSADM=target/release/rvsadm
 work=$(mktemp -d /tmp/rvs-bench-packet.XXXXXX)
 rvsd_pid=
