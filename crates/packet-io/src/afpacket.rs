@@ -1,23 +1,17 @@
 //! AF_PACKET backend: one `ETH_P_ALL` socket per interface and worker, a TPACKET_V3 receive
 //! ring, batched transmit with `sendmmsg`.
 //!
-//! # Transmit: `sendmmsg`, or a TPACKET_V2 TX ring
+//! # Why `sendmmsg` and not a TPACKET TX ring
 //!
 //! A forwarded frame lives in the receive ring (rewritten in place by the data plane); the
 //! generated ones (ICMP errors, ARP replies, tunnel encapsulations) live in caller buffers.
-//! Either way one copy is needed to reach the kernel. By default frames go out with
-//! `sendmmsg`, one system call per [`PortConfig::tx_batch`] frames, its iovecs pointing
-//! straight into the receive ring (the kernel copies into the skb), so a ring block is
-//! returned to the kernel only after the frames in it were sent.
-//!
-//! With [`PortConfig::tx_ring`] the port also has a `PACKET_TX_RING` per egress interface
-//! (its own, and those added with [`Port::add_tx_interface`]): a frame marked for transmission
-//! is copied into a ring slot (a 64-byte frame: one small `memcpy`), and one `send()` per
-//! [`TxRingConfig::kick_batch`] frames makes the kernel transmit every filled slot. That
-//! saves, per frame, what `sendmmsg` costs on top of the transmission itself (copying the
-//! `msghdr`, the address and the iovec in, the per-message socket and security hooks) and
-//! lets the receive block go back to the kernel as soon as it is walked. Frames that do not
-//! fit a slot, or go out of an interface without a ring, still take the `sendmmsg` path.
+//! Either way one copy is needed to reach the kernel: with a TX ring we would copy into a ring
+//! slot, with `sendmmsg` the kernel copies into the skb. `sendmmsg` gives the same single
+//! system call per batch, points its iovecs straight into the receive ring (no copy of ours),
+//! reports failures per batch position, and needs no slot bookkeeping, no waiting for the
+//! kernel to hand `TP_STATUS_AVAILABLE` slots back, and no second mmap. A TX ring would save
+//! the skb data copy through page fragments, which is worth revisiting only if the benchmark
+//! shows transmit to be the bottleneck.
 //!
 //! # Safety model
 //!
@@ -26,10 +20,7 @@
 //! only touch the block while we own it, and hand it back with a release fence before storing
 //! `TP_STATUS_KERNEL`. Frame offsets read from the ring are bounds-checked against the block
 //! before any slice is formed, so a corrupt header can drop a frame but never read outside
-//! the mapping. A TX ring slot is written only while its status is `TP_STATUS_AVAILABLE`
-//! (read with an acquire fence), at offsets computed from our own geometry (never from
-//! anything the kernel wrote), and handed over with a release fence before storing
-//! `TP_STATUS_SEND_REQUEST`.
+//! the mapping.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -94,31 +85,6 @@ pub struct PortConfig {
     pub qdisc_bypass: bool,
     /// Frames sent per `sendmmsg` call at most.
     pub tx_batch: usize,
-    /// Transmit forwarded frames through a `PACKET_TX_RING` (see the module docs) instead of
-    /// `sendmmsg`; `None` (the default) keeps `sendmmsg` only.
-    pub tx_ring: Option<TxRingConfig>,
-}
-
-/// Geometry of a TPACKET_V2 transmit ring ([`PortConfig::tx_ring`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxRingConfig {
-    /// Size of one slot: a power of two from 128 to the page size. A frame of up to
-    /// `frame_size - 32` bytes fits (longer ones are sent with `sendmmsg`).
-    pub frame_size: u32,
-    /// Number of slots.
-    pub frame_count: u32,
-    /// Filled slots that trigger a `send()`; the rest go at the end of each received block.
-    pub kick_batch: usize,
-}
-
-impl Default for TxRingConfig {
-    fn default() -> Self {
-        TxRingConfig {
-            frame_size: 2048,
-            frame_count: 1024,
-            kick_batch: 256,
-        }
-    }
 }
 
 impl Default for PortConfig {
@@ -135,7 +101,6 @@ impl Default for PortConfig {
             promiscuous: false,
             qdisc_bypass: false,
             tx_batch: 64,
-            tx_ring: None,
         }
     }
 }
@@ -172,11 +137,9 @@ pub struct PortStats {
     pub rx_truncated: u64,
     /// Frames whose stripped VLAN tag was re-inserted.
     pub rx_vlan_reinserted: u64,
-    /// Frames the kernel accepted for transmission (`sendmmsg`) or that were queued in a TX
-    /// ring.
+    /// Frames the kernel accepted for transmission.
     pub tx_frames: u64,
-    /// Frames that could not be sent (kernel error, no buffer space or no free TX ring slot
-    /// after retries).
+    /// Frames that could not be sent (kernel error or no buffer space after retries).
     pub tx_errors: u64,
 }
 
@@ -626,237 +589,6 @@ impl Ring {
     }
 }
 
-/// Offset of the frame data in a TPACKET_V2 TX slot: the kernel takes it at
-/// `TPACKET2_HDRLEN - sizeof(sockaddr_ll)` when `PACKET_TX_HAS_OFF` is not set.
-const TX_DATA_OFF: usize = libc::TPACKET2_HDRLEN - size_of::<libc::sockaddr_ll>();
-
-/// Slot waits (1 ms each) allowed per [`TxRing::reset_budget`] before full-ring frames are
-/// dropped instead of waited for: bounds the stall when the device does not drain.
-const TX_STALL_BUDGET: u32 = 10;
-
-/// A `PACKET_TX_RING` (TPACKET_V2) on its own socket, bound to one egress interface.
-#[derive(Debug)]
-struct TxRing {
-    // Field order matters for Drop: unmap before the socket closes.
-    map: Mapping,
-    sock: RawSocket,
-    frame_size: usize,
-    frames_per_block: usize,
-    block_size: usize,
-    frame_count: usize,
-    kick_batch: usize,
-    /// Next slot we fill.
-    head: usize,
-    /// Slots filled since the last successful `send()`.
-    pending: usize,
-    stall_budget: u32,
-    queued: u64,
-    dropped: u64,
-}
-
-/// An mmap'd region, unmapped on drop.
-#[derive(Debug)]
-struct Mapping {
-    base: NonNull<u8>,
-    size: usize,
-}
-
-// SAFETY: the mapping is owned by this value alone and only accessed through `&mut` of its
-// owner, so moving it to another thread is sound.
-unsafe impl Send for Mapping {}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `base`/`size` are exactly one live mapping, unmapped once.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.size) };
-    }
-}
-
-impl TxRing {
-    fn open(ifname: &str, cfg: &TxRingConfig, qdisc_bypass: bool) -> Result<Self, Error> {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
-        if !cfg.frame_size.is_power_of_two()
-            || cfg.frame_size < 128
-            || cfg.frame_size > page
-            || cfg.frame_count == 0
-            || cfg.kick_batch == 0
-        {
-            return Err(Error::Config(format!(
-                "tx ring: frame_size {} must be a power of two from 128 to {page}, frame_count \
-                 and kick_batch at least 1",
-                cfg.frame_size
-            )));
-        }
-        let frames_per_block = page / cfg.frame_size;
-        let block_count = cfg.frame_count.div_ceil(frames_per_block);
-        let frame_count = block_count * frames_per_block;
-        let sock = RawSocket::open(ifname, 1)?;
-        let fd = sock.fd.as_raw_fd();
-        sock.set(
-            "setsockopt(PACKET_VERSION)",
-            libc::PACKET_VERSION,
-            libc::tpacket_versions::TPACKET_V2 as libc::c_int,
-        )?;
-        // A malformed frame is skipped (its slot made available again) instead of stopping
-        // the ring at it.
-        sock.set("setsockopt(PACKET_LOSS)", libc::PACKET_LOSS, 1)?;
-        if qdisc_bypass {
-            sock.set(
-                "setsockopt(PACKET_QDISC_BYPASS)",
-                libc::PACKET_QDISC_BYPASS,
-                1,
-            )?;
-        }
-        // Room for a whole ring in flight (best effort: needs CAP_NET_ADMIN).
-        let sndbuf = (frame_count as libc::c_int).saturating_mul(4096);
-        let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf);
-        let req = libc::tpacket_req {
-            tp_block_size: page,
-            tp_block_nr: block_count,
-            tp_frame_size: cfg.frame_size,
-            tp_frame_nr: frame_count,
-        };
-        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_TX_RING, &req)
-            .map_err(|e| Error::sys("setsockopt(PACKET_TX_RING)", ifname, e))?;
-        let size = page as usize * block_count as usize;
-        // SAFETY: mapping the ring the kernel just allocated for this socket, at its exact size.
-        let base = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Error::sys("mmap(tx ring)", ifname, last_err()));
-        }
-        let map = Mapping {
-            base: NonNull::new(base.cast()).expect("mmap returned a non-null mapping"),
-            size,
-        };
-        // Protocol 0: bound to the interface for sending (the frames' EtherType sets the
-        // skb protocol), no receive hook.
-        sock.bind(0)?;
-        Ok(TxRing {
-            map,
-            sock,
-            frame_size: cfg.frame_size as usize,
-            frames_per_block: frames_per_block as usize,
-            block_size: page as usize,
-            frame_count: frame_count as usize,
-            kick_batch: cfg.kick_batch,
-            head: 0,
-            pending: 0,
-            stall_budget: TX_STALL_BUDGET,
-            queued: 0,
-            dropped: 0,
-        })
-    }
-
-    fn slot(&self, i: usize) -> *mut u8 {
-        let off = (i / self.frames_per_block) * self.block_size
-            + (i % self.frames_per_block) * self.frame_size;
-        debug_assert!(off + self.frame_size <= self.map.size);
-        // SAFETY: i < frame_count, so the slot lies inside the mapping (geometry from `open`).
-        unsafe { self.map.base.as_ptr().add(off) }
-    }
-
-    fn status(&self, i: usize) -> u32 {
-        let h = self.slot(i).cast::<libc::tpacket2_hdr>();
-        // SAFETY: the slot header is inside the mapping and 16-aligned (power-of-two slots in
-        // page-aligned blocks); volatile because the kernel writes it concurrently.
-        let st = unsafe { ptr::read_volatile(ptr::addr_of!((*h).tp_status)) };
-        // The kernel is done with the slot's bytes before we reuse them.
-        fence(Ordering::Acquire);
-        st
-    }
-
-    fn max_len(&self) -> usize {
-        self.frame_size - TX_DATA_OFF
-    }
-
-    /// Copies `frame` into the next free slot and marks it for sending. Returns false if
-    /// the frame is too long for a slot (send it another way); a frame that finds the ring
-    /// full after the stall budget is spent is dropped and counted.
-    fn push(&mut self, frame: &[u8]) -> bool {
-        if frame.len() > self.max_len() {
-            return false;
-        }
-        loop {
-            let st = self.status(self.head);
-            // WRONG_FORMAT cannot stay with PACKET_LOSS set; treat it as free either way.
-            if st == libc::TP_STATUS_AVAILABLE || st == libc::TP_STATUS_WRONG_FORMAT {
-                break;
-            }
-            if self.pending > 0 {
-                // Our own requests not yet taken: hand them over, then look again.
-                if self.kick() {
-                    continue;
-                }
-            }
-            if self.stall_budget == 0 {
-                self.dropped += 1;
-                return true;
-            }
-            self.stall_budget -= 1;
-            wait_writable(self.sock.fd.as_raw_fd(), 1);
-        }
-        let slot = self.slot(self.head);
-        // SAFETY: the slot is ours (status AVAILABLE seen with acquire) and `frame` fits
-        // after the header (`max_len`); the header fields are inside the slot.
-        unsafe {
-            ptr::copy_nonoverlapping(frame.as_ptr(), slot.add(TX_DATA_OFF), frame.len());
-            let h = slot.cast::<libc::tpacket2_hdr>();
-            ptr::write(ptr::addr_of_mut!((*h).tp_len), frame.len() as u32);
-            ptr::write(ptr::addr_of_mut!((*h).tp_snaplen), frame.len() as u32);
-        }
-        // The frame bytes and length are visible before the kernel may see the request.
-        fence(Ordering::Release);
-        // SAFETY: as above; this store hands the slot to the kernel.
-        unsafe {
-            ptr::write_volatile(
-                ptr::addr_of_mut!((*slot.cast::<libc::tpacket2_hdr>()).tp_status),
-                libc::TP_STATUS_SEND_REQUEST,
-            )
-        };
-        self.head = (self.head + 1) % self.frame_count;
-        self.pending += 1;
-        self.queued += 1;
-        if self.pending >= self.kick_batch {
-            self.kick();
-        }
-        true
-    }
-
-    /// Asks the kernel to send every requested slot. True when it took them all; on
-    /// back-pressure (`EAGAIN`/`ENOBUFS`) the rest stay requested for the next kick.
-    fn kick(&mut self) -> bool {
-        if self.pending == 0 {
-            return true;
-        }
-        loop {
-            // SAFETY: a zero-length send with no buffer: the kernel reads only the ring.
-            let rc =
-                unsafe { libc::send(self.sock.fd.as_raw_fd(), ptr::null(), 0, libc::MSG_DONTWAIT) };
-            if rc >= 0 {
-                self.pending = 0;
-                return true;
-            }
-            if last_err().raw_os_error() != Some(libc::EINTR) {
-                return false;
-            }
-        }
-    }
-
-    fn reset_budget(&mut self) {
-        self.stall_budget = TX_STALL_BUDGET;
-    }
-}
-
 /// An AF_PACKET port: receive ring plus batched transmit on one interface.
 ///
 /// Not `Sync`: a worker owns its port. Several workers each open their own port on the same
@@ -867,9 +599,6 @@ pub struct Port {
     ring: Ring,
     sock: RawSocket,
     blocks_per_call: usize,
-    tx_rings: Vec<TxRing>,
-    tx_ring_cfg: Option<TxRingConfig>,
-    qdisc_bypass: bool,
     reinsert_vlan: bool,
     stats: PortStats,
 }
@@ -953,10 +682,6 @@ impl Port {
         if let Some(fan) = cfg.fanout {
             join_fanout(&sock, fan, cfg.ignore_outgoing)?;
         }
-        let mut tx_rings = Vec::new();
-        if let Some(t) = &cfg.tx_ring {
-            tx_rings.push(TxRing::open(ifname, t, cfg.qdisc_bypass)?);
-        }
         Ok(Port {
             blocks_per_call: cfg
                 .blocks_per_call
@@ -964,28 +689,9 @@ impl Port {
                 .clamp(1, ring.block_count),
             ring,
             sock,
-            tx_rings,
-            tx_ring_cfg: cfg.tx_ring.clone(),
-            qdisc_bypass: cfg.qdisc_bypass,
             reinsert_vlan: cfg.reinsert_vlan,
             stats: PortStats::default(),
         })
-    }
-
-    /// Adds a transmit ring for frames the callback sends out of `ifname` (another interface
-    /// of the same network namespace, [`RxFrame::transmit_on`]), with the geometry of
-    /// [`PortConfig::tx_ring`]. Without `tx_ring`, or for the port's own interface, nothing
-    /// is added.
-    pub fn add_tx_interface(&mut self, ifname: &str) -> Result<(), Error> {
-        let Some(cfg) = self.tx_ring_cfg.clone() else {
-            return Ok(());
-        };
-        if ifname == self.sock.ifname || self.tx_rings.iter().any(|r| r.sock.ifname == ifname) {
-            return Ok(());
-        }
-        let ring = TxRing::open(ifname, &cfg, self.qdisc_bypass)?;
-        self.tx_rings.push(ring);
-        Ok(())
     }
 
     /// The interface name.
@@ -1033,9 +739,6 @@ impl Port {
             }
         }
         let mut seen = 0;
-        for r in &mut self.tx_rings {
-            r.reset_budget();
-        }
         // At most one pass over the ring (or `blocks_per_call` blocks): bounded work per call,
         // and blocks retired while we work are picked up by the next call.
         for _ in 0..self.blocks_per_call {
@@ -1044,12 +747,8 @@ impl Port {
                 break;
             }
             seen += self.walk_block(i, &mut f);
-            // Frames pointing into this block must be on their way before it is released
-            // (those copied into a TX ring already are; send them now too).
+            // Frames pointing into this block must be on their way before it is released.
             self.sock.flush();
-            for r in &mut self.tx_rings {
-                r.kick();
-            }
             self.ring.release(i);
             self.ring.next = (i + 1) % self.ring.block_count;
         }
@@ -1140,13 +839,10 @@ impl Port {
             f(&mut frame);
             seen += 1;
             if let Some(ifindex) = frame.tx_ifindex {
-                let ring = self.tx_rings.iter_mut().find(|r| r.sock.ifindex == ifindex);
-                if !ring.is_some_and(|r| r.push(frame.data)) {
-                    let (p, l) = (frame.data.as_ptr(), frame.data.len());
-                    // SAFETY: the frame lies in block `i`, which we release only after the
-                    // flush that follows the walk of this block.
-                    unsafe { self.sock.queue(p, l, ifindex) };
-                }
+                let (p, l) = (frame.data.as_ptr(), frame.data.len());
+                // SAFETY: the frame lies in block `i`, which we release only after the flush
+                // that follows the walk of this block.
+                unsafe { self.sock.queue(p, l, ifindex) };
             }
             if h.tp_next_offset == 0 {
                 break;
@@ -1190,8 +886,8 @@ impl Port {
         self.stats.kernel_drops += u64::from(st.tp_drops);
         self.stats.kernel_freezes += u64::from(st.tp_freeze_q_cnt);
         let mut out = self.stats;
-        out.tx_frames = self.sock.tx_frames + self.tx_rings.iter().map(|r| r.queued).sum::<u64>();
-        out.tx_errors = self.sock.tx_errors + self.tx_rings.iter().map(|r| r.dropped).sum::<u64>();
+        out.tx_frames = self.sock.tx_frames;
+        out.tx_errors = self.sock.tx_errors;
         Ok(out)
     }
 }

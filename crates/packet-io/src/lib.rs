@@ -36,7 +36,7 @@ pub mod nft;
 
 mod error;
 
-pub use afpacket::{Fanout, Port, PortConfig, PortStats, RxFrame, Sender, TxRingConfig, VlanTag};
+pub use afpacket::{Fanout, Port, PortConfig, PortStats, RxFrame, Sender, VlanTag};
 pub use error::Error;
 pub use mem::MemIo;
 pub use neigh::{NextHop, Resolver, ResolverConfig, Route};

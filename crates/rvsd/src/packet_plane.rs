@@ -863,7 +863,6 @@ impl PacketPlane {
             }
             let mut cfg = rvs_packet_io::PortConfig {
                 blocks_per_call: Some(BLOCKS_PER_BATCH),
-                tx_ring: Some(rvs_packet_io::TxRingConfig::default()),
                 ..Default::default()
             };
             if per > 1 {
@@ -878,12 +877,8 @@ impl PacketPlane {
                 });
             }
             for _ in 0..per {
-                let mut port =
+                let port =
                     Port::open(name, &cfg).map_err(|e| format!("--interface {name}: {e}"))?;
-                for other in interfaces {
-                    port.add_tx_interface(other)
-                        .map_err(|e| format!("--interface {name}: tx ring on {other}: {e}"))?;
-                }
                 if ports.iter().all(|(i, _)| *i != n) {
                     ifaces.push(iface_info(&port)?);
                 }
