@@ -715,8 +715,9 @@ impl Port {
     }
 
     /// Waits up to `timeout` for a retired block, then hands every frame of every ready block
-    /// (at most [`PortConfig::blocks_per_call`] blocks) to `f`. Frames the callback marks for transmission go out in batches before their block
-    /// is returned to the kernel. Returns the number of frames seen (0 on timeout).
+    /// (at most [`PortConfig::blocks_per_call`] blocks) to `f`. Frames the callback marks for
+    /// transmission go out in batches before their block is returned to the kernel. Returns
+    /// the number of frames seen (0 on timeout).
     pub fn recv_batch<F>(&mut self, timeout: Duration, mut f: F) -> Result<usize, Error>
     where
         F: FnMut(&mut RxFrame<'_>),
