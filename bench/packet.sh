@@ -9,26 +9,53 @@
 # of their interfaces over the run; an nft rule on each real server then drops the datagrams,
 # so no ICMP port-unreachable flows back). trafgen sends as fast as it can on one CPU.
 #
+# CPU pinning (PIN=1, the default; needs 2+ CPUs): trafgen is pinned to CPU $GEN_CPU (default
+# 0) and rvsd (all its threads) to CPU $DIR_CPU (default 1), the same in both runs. What the
+# pinning cannot equalise: on the kernel path the director's forwarding runs in the softirq of
+# the sender, i.e. inline on the generator's CPU (veth delivers in the sender's context), and
+# so do the server-side bridge and the real servers' receive path; on the rvsd path the
+# generator's CPU also pays the AF_PACKET tap (the copy into rvsd's ring) and the nft ingress
+# drop, while rvsd's CPU pays the forwarding, the transmit and, inline in its `sendmmsg`, the
+# server-side bridge and the real servers' receive path. (Steering the director's receive to
+# its own CPU with RPS does not work here: the queued skbs keep their trafgen socket reference,
+# trafgen's send buffer fills, and trafgen aborts on EAGAIN.) PIN=0 leaves placement to the
+# scheduler (trafgen -P 1 still pins itself to CPU 0). The CPUs are shared with whatever else
+# runs on the host: note the load.
+#
+# The lab's switch is a Linux bridge in its own namespace. On a host with br_netfilter loaded
+# (this one), a bridge hands every frame to that namespace's netfilter hooks too, which a real
+# switch does not do and which costs the same on both paths; BR_NF=0 (the default) turns that
+# off in the switch namespace only (net.bridge.bridge-nf-call-*=0), BR_NF=1 leaves it on.
+#
+# Also reported: rvsd's receive-ring drops (frames the kernel could not queue to rvsd) and, for
+# both runs, the host's softnet backlog drops (/proc/net/softnet_stat, column 2).
+#
 # Usage: sudo bench/packet.sh [seconds-per-run]  (FLOWS=N source ports, default 256;
-#        PACKET_WORKERS=N rvsd workers per interface, default 1)
-# Needs: trafgen (Debian netsniff-ng), nftables, iproute2. Prints a markdown table for
-# docs/benchmarks.md; note `uptime` with it (the numbers depend on the host's load).
+#        PACKET_WORKERS=N rvsd workers per interface, default 1; RVSD_ARGS extra rvsd options;
+#        RVSD_BIN=path another rvsd binary, e.g. an older build, for A/B runs)
+# Needs: trafgen (Debian netsniff-ng), nftables, iproute2, util-linux (taskset). Prints a
+# markdown table for docs/benchmarks.md with `uptime` (the numbers depend on the host's load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
 FLOWS=${FLOWS:-256}
 P=${PREFIX:-rvbench}
 PW=${PACKET_WORKERS:-1}
+PIN=${PIN:-1}
+BR_NF=${BR_NF:-0}
+GEN_CPU=${GEN_CPU:-0}
+DIR_CPU=${DIR_CPU:-1}
 
 need() { command -v "$1" >/dev/null || { echo "bench/packet.sh: $1 is missing (apt-get install -y $2)" >&2; exit 2; }; }
 need trafgen netsniff-ng
 need nft nftables
 need ip iproute2
+need taskset util-linux
 [ "$(id -u)" = 0 ] || { echo "bench/packet.sh: needs root (network namespaces)" >&2; exit 2; }
 
 cargo build --release -q -p rvsd -p rvsadm -p rvs-lab
 LAB=target/release/rvs-lab
-RVSD=target/release/rvsd
+RVSD=${RVSD_BIN:-target/release/rvsd}
 RVSADM=target/release/rvsadm
 work=$(mktemp -d /tmp/rvs-bench-packet.XXXXXX)
 rvsd_pid=
@@ -45,6 +72,19 @@ C=$P-client D=$P-director RS=("$P-rs1" "$P-rs2")
 VIP=10.100.0.1
 DMAC=$(ip netns exec "$D" cat /sys/class/net/eth0/address)
 CMAC=$(ip netns exec "$C" cat /sys/class/net/eth0/address)
+if [ "$BR_NF" = 0 ]; then
+  for t in iptables ip6tables arptables; do
+    ip netns exec "$P-switch" sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
+  done
+fi
+brnf="switch bridge netfilter $([ "$BR_NF" = 0 ] && echo off || echo on) (BR_NF=$BR_NF)"
+if [ "$PIN" = 1 ]; then
+  GEN_PIN=(taskset -c "$GEN_CPU") DIR_PIN=(taskset -c "$DIR_CPU")
+  pin="trafgen pinned to CPU $GEN_CPU, rvsd to CPU $DIR_CPU"
+else
+  GEN_PIN=() DIR_PIN=()
+  pin="unpinned (PIN=0): trafgen -P 1 pins itself to CPU 0, rvsd runs where the scheduler puts it"
+fi
 for rs in "${RS[@]}"; do
   ip netns exec "$rs" nft -f - <<NFT
 table ip sink {
@@ -66,20 +106,30 @@ rx_total() {
   echo "$n"
 }
 tx_client() { ip netns exec "$C" cat /sys/class/net/eth0/statistics/tx_packets; }
+# Backlog drops (all CPUs).
+softnet_drops() {
+  local n=0 _p d _r
+  while read -r _p d _r; do
+    n=$((n + 16#$d))
+  done </proc/net/softnet_stat
+  echo "$n"
+}
 
-# One run: prints "<sent pps> <delivered pps>".
+# One run: prints "<sent pps> <delivered pps> <softnet drops>".
 run() {
-  local b0 t0 b1 t1
-  b0=$(rx_total); t0=$(tx_client)
-  ip netns exec "$C" timeout -s INT "$DUR" trafgen --dev eth0 --conf "$work/udp64.cfg" -P 1 -C -q >/dev/null 2>&1 || true
+  local b0 t0 s0 b1 t1 s1
+  b0=$(rx_total); t0=$(tx_client); s0=$(softnet_drops)
+  ip netns exec "$C" "${GEN_PIN[@]}" timeout -s INT "$DUR" trafgen --dev eth0 --conf "$work/udp64.cfg" -P 1 -C -q >"$work/trafgen.log" 2>&1 || true
+  # trafgen gives up on a send error (e.g. EAGAIN): say so rather than report a short run.
+  grep -i 'fail' "$work/trafgen.log" >&2 || true
   sleep 0.5
-  b1=$(rx_total); t1=$(tx_client)
-  echo "$(( (t1 - t0) / DUR )) $(( (b1 - b0) / DUR ))"
+  b1=$(rx_total); t1=$(tx_client); s1=$(softnet_drops)
+  echo "$(( (t1 - t0) / DUR )) $(( (b1 - b0) / DUR )) $((s1 - s0))"
 }
 
 # 1. rvsd
-ip netns exec "$D" "$RVSD" --socket "$work/rvsd.sock" --metrics-listen off --workers 1 --drain-time 0 \
-  --interface eth0 --interface eth1 --packet-workers "$PW" 2>"$work/rvsd.log" &
+ip netns exec "$D" "${DIR_PIN[@]}" "$RVSD" --socket "$work/rvsd.sock" --metrics-listen off --workers 1 --drain-time 0 \
+  --interface eth0 --interface eth1 --packet-workers "$PW" ${RVSD_ARGS:-} 2>"$work/rvsd.log" &
 rvsd_pid=$!
 for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
 "$RVSADM" --socket "$work/rvsd.sock" -A -u $VIP:9 -s rr
@@ -88,7 +138,15 @@ for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
 for _ in $(seq 100); do ip netns exec "$D" nft list table netdev rvs 2>/dev/null | grep -q "$VIP" && break; sleep 0.1; done
 ip netns exec "$D" ping -c1 -W1 10.2.0.11 >/dev/null 2>&1 || true
 ip netns exec "$D" ping -c1 -W1 10.2.0.12 >/dev/null 2>&1 || true
-read -r rvsd_sent rvsd_pps < <(run)
+# rvsd's CPU time (all threads; the real servers' receive path that runs inline in its
+# sendmmsg is included) over the run, for the CPU cost per delivered packet.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$rvsd_pid/stat"; }
+c0=$(cpu_ticks)
+read -r rvsd_sent rvsd_pps rvsd_snd < <(run)
+c1=$(cpu_ticks)
+hz=$(getconf CLK_TCK)
+rvsd_cpu=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v d="$DUR" -v p="$rvsd_pps" \
+  'BEGIN { s = t / hz; printf "%.0f%% of a CPU, %.2f µs per delivered packet", 100 * s / (d + 0.5), (p > 0) ? 1e6 * s / (p * d) : 0 }')
 "$RVSADM" --socket "$work/rvsd.sock" -L -n --stats > "$work/rvsd.stats"
 kill -TERM "$rvsd_pid"; wait "$rvsd_pid" 2>/dev/null || true; rvsd_pid=
 workers=$(grep -o 'packet worker.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
@@ -102,15 +160,20 @@ table ip rvslab_baseline {
   }
 }
 NFT
-read -r kern_sent kern_pps < <(run)
+read -r kern_sent kern_pps kern_snd < <(run)
 ip netns exec "$D" nft delete table ip rvslab_baseline
 
 ratio=$(awk -v a="$rvsd_pps" -v b="$kern_pps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-echo "| path | offered pkt/s | delivered pkt/s | ratio |"
-echo "|---|---:|---:|---:|"
-echo "| rvsd packet plane ($PW worker(s)/interface) | $rvsd_sent | $rvsd_pps | $ratio |"
-echo "| kernel nftables DNAT (numgen inc mod 2) | $kern_sent | $kern_pps | 1.00 |"
+ring_drops=$(sed -n 's/.* \([0-9][0-9]*\) ring drops.*/\1/p' <<<"$workers" | awk '{ n += $1 } END { print n + 0 }')
+echo "| path | offered pkt/s | delivered pkt/s | ratio | rvsd ring drops | softnet drops |"
+echo "|---|---:|---:|---:|---:|---:|"
+echo "| rvsd packet plane ($PW worker(s)/interface) | $rvsd_sent | $rvsd_pps | $ratio | $ring_drops | $rvsd_snd |"
+echo "| kernel nftables DNAT (numgen inc mod 2) | $kern_sent | $kern_pps | 1.00 | — | $kern_snd |"
 echo
-echo "$DUR s per run, $FLOWS flows, 64-byte UDP; $(uptime)"
+echo "$DUR s per run, $FLOWS flows, 64-byte UDP; $pin; $brnf; $(uptime)"
+echo "rvsd CPU: $rvsd_cpu"
+# Frames per recv_batch call of the busiest worker = frames per hold of the state lock.
+sed -n 's/.*: \([0-9][0-9]*\) frames in \([0-9][0-9]*\) batches.*/\1 \2/p' <<<"$workers" | sort -n | tail -1 |
+  awk '$2 > 0 { printf "rvsd busiest worker: %.0f frames per batch (per hold of the state lock)\n", $1 / $2 }'
 echo "rvsd: $workers" | head -5
 sed -n '3,6p' "$work/rvsd.stats"

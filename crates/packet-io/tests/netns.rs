@@ -115,6 +115,48 @@ fn rx_ring_receives_peer_frames_and_pings() {
 }
 
 #[test]
+fn blocks_per_call_bounds_a_batch() {
+    if !common::can_run("blocks_per_call_bounds_a_batch") {
+        return;
+    }
+    let p = Pair::new("bpc");
+    let (a_mac, b_mac) = (p.a.mac("a0"), p.b.mac("b0"));
+    let small = |blocks_per_call| PortConfig {
+        block_size: 4096,
+        block_count: 8,
+        blocks_per_call,
+        ..PortConfig::default()
+    };
+    // A 60-byte frame takes about 150 bytes of a block: 60 frames fill several 4 KB blocks.
+    let mut one = open(&p.a, "a0", small(Some(1)));
+    let mut all = open(&p.a, "a0", small(None));
+    let mut sender = p.b.run(|| Sender::open("b0").expect("sender"));
+    let frames: Vec<Vec<u8>> = (0..60).map(|i| marker_frame(a_mac, b_mac, i, 60)).collect();
+    assert_eq!(sender.send_batch(&refs(&frames)), 60);
+    // Every block is retired (full, or after the 1 ms timeout).
+    std::thread::sleep(Duration::from_millis(50));
+    let batch = |port: &mut Port| {
+        let mut seqs = Vec::new();
+        port.recv_batch(Duration::from_millis(20), |f| {
+            seqs.extend(marker_seq(f.data()))
+        })
+        .expect("recv_batch");
+        seqs
+    };
+    let first = batch(&mut one);
+    assert!(!first.is_empty() && first.len() < 60, "{}", first.len());
+    let mut seqs = first;
+    for _ in 0..20 {
+        if seqs.len() >= 60 {
+            break;
+        }
+        seqs.extend(batch(&mut one));
+    }
+    assert_eq!(seqs, (0..60).collect::<Vec<u32>>());
+    assert_eq!(batch(&mut all), (0..60).collect::<Vec<u32>>());
+}
+
+#[test]
 fn tx_batch_arrives_and_outgoing_is_ignored() {
     if !common::can_run("tx_batch_arrives_and_outgoing_is_ignored") {
         return;

@@ -11,8 +11,12 @@
 //! # Locking: one lock per received batch
 //!
 //! A worker takes the state lock when the first frame of a `recv_batch` call arrives and
-//! holds it until every frame of that batch (every ring block that was ready) is processed,
-//! then releases it: one lock per batch, not per packet. This is only a step toward what the
+//! holds it until every frame of that batch (one ring block, [`BLOCKS_PER_BATCH`]) is
+//! processed, then releases it: one lock per batch, not per packet. One block is a few
+//! hundred frames under load (the kernel retires a block after 1 ms), so the lock is held
+//! for about a millisecond; a batch of every ready block held it for up to the whole ring
+//! (16 blocks, ~20 ms measured at saturation), stalling the other workers and the control
+//! plane for that long. This is only a step toward what the
 //! issue asks ("shared by the workers with no global lock per packet"): the lock is still
 //! global, so workers of several interfaces serialise on it, and the in-ring transmissions of
 //! a block (`sendmmsg`) happen before the block is released, i.e. under the lock. The
@@ -95,6 +99,8 @@ const TAIL: usize = 256;
 /// Frames that do not fit back into their ring slot (tunnel encapsulation, fragments),
 /// queued per batch and sent with one `sendmmsg` per interface.
 const OUT_SLOTS: usize = 64;
+/// Ring blocks a worker processes per hold of the state lock (see "Locking" above).
+const BLOCKS_PER_BATCH: usize = 1;
 /// How long a worker waits for frames before it looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(100);
 /// Most fragments one packet is split into (a 9 KB frame at the 68-byte minimum MTU).
@@ -969,7 +975,10 @@ impl PacketPlane {
             if ifaces.iter().any(|i: &Iface| &i.name == name) {
                 return Err(format!("--interface {name} given twice"));
             }
-            let mut cfg = rvs_packet_io::PortConfig::default();
+            let mut cfg = rvs_packet_io::PortConfig {
+                blocks_per_call: Some(BLOCKS_PER_BATCH),
+                ..Default::default()
+            };
             if per > 1 {
                 // One fanout group per interface (ids are per network namespace): the
                 // kernel's flow hash keeps both directions of a flow on one worker; defrag so
