@@ -718,9 +718,26 @@ impl Port {
     /// (at most [`PortConfig::blocks_per_call`] blocks) to `f`. Frames the callback marks for
     /// transmission go out in batches before their block is returned to the kernel. Returns
     /// the number of frames seen (0 on timeout).
-    pub fn recv_batch<F>(&mut self, timeout: Duration, mut f: F) -> Result<usize, Error>
+    pub fn recv_batch<F>(&mut self, timeout: Duration, f: F) -> Result<usize, Error>
     where
         F: FnMut(&mut RxFrame<'_>),
+    {
+        self.recv_batch_then(timeout, f, || {})
+    }
+
+    /// [`Port::recv_batch`], calling `walked` after the callback has seen the last frame of a
+    /// block and before that block's transmissions go out: a caller that holds a lock for
+    /// the frames' processing can release it there, so the transmit system calls (most of
+    /// a forwarding worker's time) run without it.
+    pub fn recv_batch_then<F, W>(
+        &mut self,
+        timeout: Duration,
+        mut f: F,
+        mut walked: W,
+    ) -> Result<usize, Error>
+    where
+        F: FnMut(&mut RxFrame<'_>),
+        W: FnMut(),
     {
         if self.ring.block_status(self.ring.next) & libc::TP_STATUS_USER == 0 {
             let mut pfd = libc::pollfd {
@@ -748,6 +765,7 @@ impl Port {
                 break;
             }
             seen += self.walk_block(i, &mut f);
+            walked();
             // Frames pointing into this block must be on their way before it is released.
             self.sock.flush();
             self.ring.release(i);

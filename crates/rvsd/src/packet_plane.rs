@@ -8,20 +8,19 @@
 //! [`State`], the same one the socket proxy and `rvsadm -L`, `--stats`, `-Lnc` use, so both
 //! planes share one connection and statistics model (DESIGN.md "Data planes").
 //!
-//! # Locking: one lock per received batch
+//! # Locking: one lock per received block, none while transmitting
 //!
-//! A worker takes the state lock when the first frame of a `recv_batch` call arrives and
-//! holds it until every frame of that batch (one ring block, [`BLOCKS_PER_BATCH`]) is
-//! processed, then releases it: one lock per batch, not per packet. One block is a few
-//! hundred frames under load (the kernel retires a block after 1 ms), so the lock is held
-//! for about a millisecond; a batch of every ready block held it for up to the whole ring
-//! (16 blocks, ~20 ms measured at saturation), stalling the other workers and the control
-//! plane for that long. This is only a step toward what the
-//! issue asks ("shared by the workers with no global lock per packet"): the lock is still
-//! global, so workers of several interfaces serialise on it, and the in-ring transmissions of
-//! a block (`sendmmsg`) happen before the block is released, i.e. under the lock. The
-//! remaining gap is per-worker connection-table shards (flows steered to a worker by the
-//! fanout hash, as DPVS does per core) with the table snapshot published read-only.
+//! The packet plane's services live in one shard of their own ([`crate::shard`]): a reply
+//! from a real server must find its connection before its service is known. A worker takes
+//! that shard's lock when the first frame of a ring block arrives and holds it until every
+//! frame of the block (`BLOCKS_PER_BATCH`) is processed: one lock per block, not per packet
+//! (a few hundred frames under load; the kernel retires a block after 1 ms). The lock is
+//! released before the block's rewritten frames are transmitted (`recv_batch_then`), so the
+//! `sendmmsg` calls — about 90 % of a worker's time, most of it the receiving side's work run
+//! inline by veth — run without it, in parallel across workers. Neither the socket proxy's
+//! services nor control requests for them take this lock; a table change for a packet-plane
+//! service does, briefly. Not done: per-worker connection tables (flows steered to a worker by
+//! the fanout hash, as DPVS does per core), which would remove the remaining shared lock.
 //!
 //! # Which plane serves which service
 //!
@@ -705,9 +704,11 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
     let port_in = me as PortId;
     let mtu = sh.ifaces[me].mtu;
     while !sh.stop.load(Ordering::Relaxed) {
-        let mut guard: Option<MutexGuard<'_, Shard>> = None;
+        // Taken at a block's first frame, released once the block is processed and before its
+        // transmissions go out (`recv_batch_then`), so the sendmmsg calls run without it.
+        let guard: RefCell<Option<MutexGuard<'_, Shard>>> = RefCell::new(None);
         let mut now = Time(0);
-        let res = port.recv_batch(POLL, |f| {
+        let walk = |f: &mut RxFrame<'_>| {
             if !addressed_to_us(f.pkt_type()) {
                 rep.other_host += 1;
                 return;
@@ -716,7 +717,7 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
                 rep.oversize += 1;
                 return;
             }
-            // The shard's lock is taken at the first frame of the batch and held to its end.
+            let mut guard = guard.borrow_mut();
             if guard.is_none() {
                 // A changed table or VRRP state rebuilds the configuration first; that reads
                 // the daemon state, whose lock comes before the shard's.
@@ -732,7 +733,7 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
                     // seen at the next batch.
                     generation = Some((key.0, config_key(&sh.generation, vrrp.as_deref()).1));
                 }
-                guard = Some(shard::lock(&sh.shard));
+                *guard = Some(shard::lock(&sh.shard));
                 now = sh.clock.now();
                 rep.batches += 1;
             }
@@ -773,7 +774,8 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
             }
             let v = plane.process(director, &mut buf, HEADROOM, len, port_in, now, rng);
             em.emit(v, &buf, Some(f));
-        });
+        };
+        let res = port.recv_batch_then(POLL, walk, || drop(guard.borrow_mut().take()));
         drop(guard);
         em.out.flush(&mut em.senders);
         if let Err(e) = res {
