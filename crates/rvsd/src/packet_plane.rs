@@ -261,10 +261,6 @@ fn port_of(ifaces: &[Iface], a: IpAddr) -> PortId {
     ifaces.iter().position(|i| i.on_link(a)).unwrap_or(0) as PortId
 }
 
-fn serves(key: &ServiceKey) -> bool {
-    State::packet_serves(key)
-}
-
 /// The plane's configuration for the current table (pure: unit-tested below).
 pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig {
     let opts = with_nft_marks(st, opts);
@@ -305,7 +301,7 @@ fn plane_config_of(
     let mut laddrs = Vec::new();
     let services = || sh.into_iter().flat_map(|sh| sh.director.table.services());
     for (_, s) in services() {
-        if !serves(&s.key) {
+        if !State::packet_serves(&s.key) {
             continue;
         }
         if let ServiceKey::Addr { addr, .. } = s.key {
@@ -373,7 +369,7 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
         .into_iter()
         .flat_map(|sh| sh.director.table.services())
     {
-        if !serves(&s.key) {
+        if !State::packet_serves(&s.key) {
             continue;
         }
         // The protocol and port replies come from, when the service has them.
