@@ -21,6 +21,17 @@ pub struct Rates {
     pub outbps: u64,
 }
 
+impl core::ops::AddAssign for Rates {
+    /// Rates of several estimators add up to the rate of their sum (the averages are linear).
+    fn add_assign(&mut self, o: Rates) {
+        self.cps += o.cps;
+        self.inpps += o.inpps;
+        self.outpps += o.outpps;
+        self.inbps += o.inbps;
+        self.outbps += o.outbps;
+    }
+}
+
 /// Estimator state: last counter values and scaled averages.
 #[derive(Clone, Debug, Default)]
 pub struct Estimator {

@@ -244,18 +244,8 @@ impl State {
         let (mut conns, mut resched) = (0u64, 0u64);
         for s in self.shards() {
             let g = shard::lock(&s);
-            let t = g.director.total.shown();
-            c.conns += t.conns;
-            c.inpkts += t.inpkts;
-            c.outpkts += t.outpkts;
-            c.inbytes += t.inbytes;
-            c.outbytes += t.outbytes;
-            let x = g.director.total.est.rates();
-            r.cps += x.cps;
-            r.inpps += x.inpps;
-            r.outpps += x.outpps;
-            r.inbps += x.inbps;
-            r.outbps += x.outbps;
+            c += g.director.total.shown();
+            r += g.director.total.est.rates();
             conns += g.director.conns.len() as u64;
             resched += g.reschedules;
         }
