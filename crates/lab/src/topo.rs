@@ -3,7 +3,7 @@
 //! [`Lab`] (dropping the topology removes everything).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::decap::{DecapConfig, DEFAULT_DEV};
 use crate::error::{LabError, Result};
@@ -146,6 +146,10 @@ pub const TUN_GUE_PORT: u16 = 6080;
 /// The FULLNAT lab's local address (on the director's server-side interface).
 pub const FULLNAT_LADDR: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 100);
 
+/// IPv6 VIP of the NAT lab's IPv6 layer ([`Topology::add_ipv6`]): on the client's link and
+/// configured nowhere.
+pub const LAB_VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x100);
+
 /// nftables table of [`Topology::kernel_nat_baseline`].
 pub const BASELINE_TABLE: &str = "rvslab_baseline";
 
@@ -164,6 +168,8 @@ pub struct Topology {
     pub gue_port: Option<u16>,
     /// Roles whose real servers need a decapsulator (TUN lab, selftest TUN).
     decap_roles: Vec<String>,
+    /// The IPv6 layer, once [`Topology::add_ipv6`] added it.
+    ipv6: Option<Ipv6Layer>,
     // Last: the lab must be dropped after everything that refers to it.
     lab: Lab,
 }
@@ -171,6 +177,14 @@ pub struct Topology {
 /// Builds the NAT lab in a fresh test lab named after `tag`.
 pub fn nat(tag: &str) -> Result<Topology> {
     Topology::build(Lab::new(tag)?, LabKind::Nat, BuildOptions::default())
+}
+
+/// Builds the NAT lab with its IPv6 layer ([`Topology::add_ipv6`]) in a fresh test lab named
+/// after `tag`: dual stack, the IPv4 lab unchanged.
+pub fn nat_dual(tag: &str) -> Result<Topology> {
+    let mut t = nat(tag)?;
+    t.add_ipv6()?;
+    Ok(t)
 }
 
 /// Builds the DR lab in a fresh test lab named after `tag`.
@@ -350,6 +364,7 @@ impl Topology {
             laddrs: spec.laddrs,
             gue_port: spec.gue_port,
             decap_roles: spec.decap_roles,
+            ipv6: None,
             lab: b.lab,
         };
         if opts.in_process_decap {
@@ -438,6 +453,80 @@ impl Topology {
             .iter()
             .filter_map(|n| n.addr())
             .collect()
+    }
+
+    /// The IPv6 layer, if [`Topology::add_ipv6`] added one.
+    pub fn ipv6(&self) -> Option<&Ipv6Layer> {
+        self.ipv6.as_ref()
+    }
+
+    /// Adds an IPv6 layer to the NAT lab (dual stack; the IPv4 addresses and routes stay as
+    /// they are), see [`Ipv6Layer`] for the addresses:
+    ///
+    /// * client `fd00:1::2/64` and director `eth0` `fd00:1::1/64` on the client link; the
+    ///   client's default IPv6 route goes via `fd00:1::1`;
+    /// * director `eth1` `fd00:2::1/64` (the IPv6 DIP) and real servers `fd00:2::11`,
+    ///   `fd00:2::12`, … `/64` on the server segment, their default IPv6 route via the DIP;
+    /// * IPv6 forwarding on in the director (as `ip_forward` is for IPv4);
+    /// * the VIP [`LAB_VIP6`] (`fd00:1::100`) lies on the client's link and is configured
+    ///   **nowhere**, unlike the IPv4 VIP on the director's `lo`: the client resolves it with a
+    ///   neighbour solicitation, and only a data plane that answers ND for its VIPs (rvsd's
+    ///   packet plane) makes it reachable.
+    ///
+    /// Every address is added with `nodad`, so it is usable at once. Call it before starting
+    /// a data plane that reads the interfaces' addresses at start (rvsd). NAT lab only; a
+    /// second call is an error.
+    pub fn add_ipv6(&mut self) -> Result<&Ipv6Layer> {
+        if self.kind != LabKind::Nat {
+            return Err(LabError::Invalid(format!(
+                "the IPv6 layer needs the NAT lab, not {}",
+                self.kind
+            )));
+        }
+        if self.ipv6.is_some() {
+            return Err(LabError::Invalid("the IPv6 layer is already there".into()));
+        }
+        let v6 = |net: u16, host: u16| Ipv6Addr::new(0xfd00, net, 0, 0, 0, 0, 0, host);
+        let layer = Ipv6Layer {
+            vip: LAB_VIP6,
+            client: v6(1, 2),
+            director_client_side: v6(1, 1),
+            dip: v6(2, 1),
+            rips: (1..=self.real_servers().len())
+                .map(|i| v6(2, 0x10 + u16::try_from(i).unwrap_or(0)))
+                .collect(),
+            prefix_len: 64,
+        };
+        let len = layer.prefix_len;
+        let add = |ns: &Netns, dev: &str, a: Ipv6Addr| {
+            ns.ip([
+                "-6",
+                "addr",
+                "add",
+                &format!("{a}/{len}"),
+                "dev",
+                dev,
+                "nodad",
+            ])
+            .map(drop)
+        };
+        let via = |ns: &Netns, gw: Ipv6Addr| {
+            ns.ip(["-6", "route", "add", "default", "via", &gw.to_string()])
+                .map(drop)
+        };
+        let client = self.client().ns.clone();
+        let director = self.director().ns.clone();
+        add(&client, "eth0", layer.client)?;
+        add(&director, "eth0", layer.director_client_side)?;
+        add(&director, "eth1", layer.dip)?;
+        director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        via(&client, layer.director_client_side)?;
+        let servers: Vec<Netns> = self.real_servers().iter().map(|n| n.ns.clone()).collect();
+        for (ns, rip) in servers.iter().zip(&layer.rips) {
+            add(ns, "eth0", *rip)?;
+            via(ns, layer.dip)?;
+        }
+        Ok(self.ipv6.insert(layer))
     }
 
     /// Roles that run a decapsulator.
@@ -564,6 +653,19 @@ impl Topology {
                 ));
             }
         }
+        if let Some(v6) = &self.ipv6 {
+            let rips: Vec<String> = v6.rips.iter().map(Ipv6Addr::to_string).collect();
+            s.push_str(&format!(
+                "  IPv6 (/{}): VIP [{}]:{} (not configured; the data plane answers ND), client {}, director {} / {}, real servers {}\n",
+                v6.prefix_len,
+                v6.vip,
+                self.port,
+                v6.client,
+                v6.director_client_side,
+                v6.dip,
+                rips.join(" ")
+            ));
+        }
         if !self.laddrs.is_empty() {
             let l: Vec<String> = self.laddrs.iter().map(Ipv4Addr::to_string).collect();
             s.push_str(&format!("  FULLNAT local addresses: {}\n", l.join(" ")));
@@ -639,6 +741,25 @@ impl fmt::Display for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// The IPv6 addresses of a dual-stack NAT lab ([`Topology::add_ipv6`], [`nat_dual`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv6Layer {
+    /// The IPv6 VIP, [`LAB_VIP6`] (`fd00:1::100`): on the client's link, configured nowhere.
+    pub vip: Ipv6Addr,
+    /// The client's address, `fd00:1::2` on its `eth0`.
+    pub client: Ipv6Addr,
+    /// The director's client-side address, `fd00:1::1` on its `eth0`.
+    pub director_client_side: Ipv6Addr,
+    /// The director's server-side address `fd00:2::1` on its `eth1`: the real servers' IPv6
+    /// gateway.
+    pub dip: Ipv6Addr,
+    /// The real servers' addresses, `fd00:2::11`, `fd00:2::12`, … on their `eth0`, in the
+    /// order of [`Topology::real_servers`].
+    pub rips: Vec<Ipv6Addr>,
+    /// Prefix length of every address (64).
+    pub prefix_len: u8,
 }
 
 /// What a builder decided besides the nodes.

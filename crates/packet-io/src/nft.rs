@@ -17,8 +17,14 @@
 //! 3. destination `addr . proto . port` in the FULLNAT local-port ranges `lport4`/`lport6`
 //!    (replies to a local address within rvsd's port range): drop;
 //! 4. destination in `keep4`/`keep6` (the director's own addresses): accept — so replies to the
-//!    director's own connections, e.g. health checks to a real server, are not caught by 5;
-//! 5. source in `rs4`/`rs6` or source `addr . proto . port` in `rs4_svc`/`rs6_svc` (NAT replies
+//!    director's own connections, e.g. health checks to a real server, are not caught by 6;
+//! 5. ICMPv6 router solicitations and neighbour solicitations / advertisements: accept — a
+//!    real server's neighbour discovery goes to multicast addresses (a solicitation for its
+//!    gateway, the director, is sent to the solicited-node group), which are not in `keep6`,
+//!    so rule 6 would hide it from the kernel when the real server is listed by address only
+//!    (`rs6`: a port-0 or firewall-mark NAT service), and the real server could no longer
+//!    resolve its gateway; IPv4 needs no such rule, ARP is not IP;
+//! 6. source in `rs4`/`rs6` or source `addr . proto . port` in `rs4_svc`/`rs6_svc` (NAT replies
 //!    from real servers): drop.
 //!
 //! For rule 3 to be safe the local-port range must not overlap the kernel's
@@ -125,7 +131,7 @@ const SETS: [(&str, &str, bool); 12] = [
 ];
 
 /// The rules of every chain, in order (see the module docs).
-const CHAIN_RULES: [&str; 12] = [
+const CHAIN_RULES: [&str; 13] = [
     "ip daddr @vip4 counter drop",
     "ip daddr . meta l4proto . th dport @vip4_svc counter drop",
     "ip6 daddr @vip6 counter drop",
@@ -134,6 +140,7 @@ const CHAIN_RULES: [&str; 12] = [
     "ip6 daddr . meta l4proto . th dport @lport6 counter drop",
     "ip daddr @keep4 accept",
     "ip6 daddr @keep6 accept",
+    "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept",
     "ip saddr @rs4 counter drop",
     "ip saddr . meta l4proto . th sport @rs4_svc counter drop",
     "ip6 saddr @rs6 counter drop",
@@ -418,6 +425,13 @@ mod tests {
         let keep = s.find("ip daddr @keep4 accept").unwrap();
         assert!(s.find("@lport4 counter drop").unwrap() < keep);
         assert!(keep < s.find("ip saddr @rs4 counter drop").unwrap());
+        // IPv6 neighbour discovery is accepted after the VIP drops and before the real-server
+        // drops (a real server listed by address only must still resolve its gateway).
+        let nd = s
+            .find("icmpv6 type { nd-router-solicit, nd-neighbor-solicit")
+            .unwrap();
+        assert!(s.find("@vip6_svc counter drop").unwrap() < nd);
+        assert!(nd < s.find("ip6 saddr @rs6 counter drop").unwrap());
     }
 
     #[test]

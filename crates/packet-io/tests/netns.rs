@@ -777,3 +777,56 @@ fn full_ring_drops_are_counted() {
     let again = port.stats().unwrap();
     assert_eq!(again.kernel_drops, st.kernel_drops);
 }
+
+/// A NAT real server listed by address only (`rs6`: port-0 or firewall-mark service) must
+/// still resolve its gateway, the director: its neighbour solicitation goes to the
+/// solicited-node multicast group, not to one of the director's own addresses (`keep6`), and
+/// the guard must let it through to the kernel (rule 5 of the guard). Its other traffic to
+/// the director's own addresses passes as before, and what is not neighbour discovery and not
+/// for the director is still dropped.
+#[test]
+fn nft_guard_lets_an_address_only_ipv6_real_server_resolve_the_director() {
+    if !common::can_run("nft_guard_lets_an_address_only_ipv6_real_server_resolve_the_director") {
+        return;
+    }
+    // a: director (fd77::1), b: real server (fd77::2), a second address on b's side that is
+    // not the director's.
+    let p = Pair::new("nd6");
+    p.a.sh("ip addr add fd77::99/64 dev a0 nodad");
+    let ping = "ping -6 -c 1 -W 2 fd77::1";
+    assert!(p.b.try_sh(ping).0, "ping must work before the guard");
+    let (a, b) = (&p.a, &p.b);
+    a.run(|| {
+        let rules = GuardRules {
+            keep_local: vec!["fd77::1".parse().unwrap()],
+            replies: vec![Match::addr("fd77::2".parse().unwrap())],
+            ..GuardRules::default()
+        };
+        let guard = IngressGuard::install(&["a0"], &rules).unwrap();
+        // Both sides forget each other: b must send a multicast solicitation for fd77::1.
+        a.sh("ip -6 neigh flush dev a0");
+        b.sh("ip -6 neigh flush dev b0");
+        let (ok, out) = b.try_sh(ping);
+        assert!(
+            ok,
+            "the real server could not resolve the director: {out}\n{}\n{}",
+            b.sh("ip -6 neigh show dev b0"),
+            a.sh("nft list chain netdev rvs in_0")
+        );
+        assert!(
+            b.sh("ip -6 neigh show fd77::1 dev b0").contains("lladdr"),
+            "the director's MAC is known"
+        );
+        // fd77::99 is not in keep6: the real server's ping to it stays dropped.
+        assert!(
+            !b.try_sh("ping -6 -c 1 -W 1 fd77::99").0,
+            "traffic from an address-only real server reached the kernel"
+        );
+        let counters = a.sh("nft list chain netdev rvs in_0");
+        assert!(
+            !counters.contains("@rs6 counter packets 0 "),
+            "the rs6 rule dropped the ping to fd77::99: {counters}"
+        );
+        guard.remove().unwrap();
+    });
+}

@@ -554,3 +554,185 @@ fn tun_lab_replies_bypass_the_director() {
     let mut t = rvs_lab::tun("pptun").expect("tun lab");
     bypass_lab(&mut t, "192.168.1.2", false);
 }
+
+/// One UDP request from `client` to `[dst]:port` over IPv6 with socat (`-t 1`: it waits 1 s
+/// for the answer after sending); returns what came back (empty when nothing did).
+fn udp6_request(client: &Netns, dst: std::net::Ipv6Addr, port: u16, msg: &str) -> String {
+    client
+        .cmd("socat")
+        .args(["-t", "1", "-T", "2", "-", &format!("UDP6:[{dst}]:{port}")])
+        .stdin(msg.as_bytes().to_vec())
+        .timeout(Duration::from_secs(5))
+        .run()
+        .unwrap_or_else(|e| panic!("socat UDP6 to [{dst}]:{port}: {e}"))
+}
+
+/// (f) IPv6 through the packet plane, end to end: the dual-stack NAT lab
+/// (`rvs_lab::nat_dual`), whose IPv6 VIP fd00:1::100 lies on the client's link and is
+/// configured nowhere. The client's neighbour entry for the VIP is the director's MAC (rvsd
+/// answered the neighbour solicitation); curl -6 to the VIP gets answers (so they came back
+/// SNATed from the VIP), the two real servers alternate under rr, they see the client's own
+/// address, `--stats` counts both directions and `-Lnc` lists the IPv6 connections; the same
+/// for UDP with socat UDP6 echo servers.
+#[test]
+fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
+    if !require_root("nat_lab_ipv6_nd_round_robin_snat_and_stats") {
+        return;
+    }
+    let mut t = rvs_lab::nat_dual("ppnat6").expect("dual-stack nat lab");
+    t.start_nginx().expect("nginx");
+    let v6 = t.ipv6().cloned().expect("IPv6 layer");
+    const UDP_PORT: u16 = 5353;
+    let servers: Vec<(String, Netns)> = t
+        .real_servers()
+        .iter()
+        .map(|n| (n.role.clone(), n.ns.clone()))
+        .collect();
+    for (role, ns) in &servers {
+        // Each datagram is answered with the server's name.
+        let child = ns
+            .cmd("socat")
+            .args([
+                &format!("UDP6-RECVFROM:{UDP_PORT},fork"),
+                &format!("SYSTEM:echo {role}"),
+            ])
+            .spawn()
+            .expect("socat UDP6 server");
+        t.lab_mut().own(child);
+        ns.wait_for_port(rvs_lab::Proto::Udp, UDP_PORT, Duration::from_secs(5))
+            .expect("UDP6 server bound");
+    }
+    let director = t.director().ns.clone();
+    let director_mac = t.director().iface("eth0").expect("director eth0").mac;
+    let client = t.client().ns.clone();
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let tsvc = format!("[{}]:{}", v6.vip, t.port);
+    let usvc = format!("[{}]:{UDP_PORT}", v6.vip);
+    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
+    rvsd.adm_ok(&format!("-A -u {usvc} -s rr"));
+    for rip in &v6.rips {
+        rvsd.adm_ok(&format!("-a -t {tsvc} -r [{rip}]:{} -m", t.port));
+        rvsd.adm_ok(&format!("-a -u {usvc} -r [{rip}]:{UDP_PORT} -m"));
+    }
+    let rips: Vec<String> = v6.rips.iter().map(|r| r.to_string()).collect();
+    rvsd.wait_ready(&director, &v6.vip.to_string(), &rips);
+
+    let url = format!("http://[{}]:{}/", v6.vip, t.port);
+    let first = curl(&client, &url);
+    assert!(first == "rs1\n" || first == "rs2\n", "{first:?}");
+    // The VIP is on the client's link and configured nowhere: only rvsd's neighbour
+    // advertisement can have put the director's MAC there.
+    let neigh = client
+        .cmd("ip")
+        .args(["-6", "neigh", "show", &v6.vip.to_string(), "dev", "eth0"])
+        .run()
+        .expect("ip neigh");
+    assert!(
+        neigh.contains(&format!("lladdr {director_mac}")),
+        "client's neighbour entry for {}: {neigh:?} (want {director_mac})",
+        v6.vip
+    );
+    let pages: Vec<String> = (0..4).map(|_| curl(&client, &url)).collect();
+    for w in pages.windows(2) {
+        assert_ne!(w[0], w[1], "rr must alternate: {pages:?}");
+    }
+    assert!(pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"));
+    // A transfer of many segments over IPv6 (GSO super-frames cut, checksums right).
+    let big = random_bytes(300_000);
+    publish(&t, "big.bin", &big);
+    let got = download(
+        &client,
+        t.lab().workdir(),
+        &format!("{url}big.bin"),
+        None,
+        "v6",
+    );
+    assert!(
+        got == big,
+        "300 KB through IPv6 NAT: got {} bytes",
+        got.len()
+    );
+    let who = curl(&client, &format!("{url}whoami"));
+    assert_eq!(
+        who.trim(),
+        v6.client.to_string(),
+        "NAT keeps the client address"
+    );
+
+    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    assert!(conns >= 7, "conns {conns}");
+    assert!(inpkts >= 7 * 3, "inpkts {inpkts}");
+    assert!(outpkts >= 7 * 2, "outpkts {outpkts}");
+
+    // UDP: each request is a new flow (new source port), so rr alternates too.
+    let answers: Vec<String> = (0..4)
+        .map(|i| udp6_request(&client, v6.vip, UDP_PORT, &format!("ping {i}\n")))
+        .collect();
+    for a in &answers {
+        assert!(a == "rs1\n" || a == "rs2\n", "UDP6 answers: {answers:?}");
+    }
+    for w in answers.windows(2) {
+        assert_ne!(w[0], w[1], "rr must alternate over UDP: {answers:?}");
+    }
+    let (uconns, uin, uout) = rvsd.stats(&format!("UDP  {usvc}"));
+    assert!(
+        uconns >= 4 && uin >= 4 && uout >= 4,
+        "UDP {uconns} {uin} {uout}"
+    );
+
+    let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+    assert_eq!(code, 0);
+    let lines = |proto: &str| {
+        out.lines()
+            .filter(|l| l.starts_with(proto) && l.contains(&format!("[{}]:", v6.client)))
+            .count()
+    };
+    assert!(lines("TCP") >= 1, "-Lnc lists the IPv6 TCP flows:\n{out}");
+    assert!(lines("UDP") >= 1, "-Lnc lists the IPv6 UDP flows:\n{out}");
+    for rip in &v6.rips {
+        assert!(out.contains(&format!("[{rip}]:")), "{rip} in -Lnc:\n{out}");
+    }
+    // The kernel never saw the VIP traffic nor the real servers' replies: the guard's IPv6
+    // rules dropped them (after rvsd's tap saw them).
+    let guard = director
+        .cmd("nft")
+        .args(["list", "table", "netdev", "rvs"])
+        .run()
+        .expect("nft list");
+    assert!(
+        nft_counter_total(&guard, "@vip6_svc") > 0 && nft_counter_total(&guard, "@rs6_svc") > 0,
+        "IPv6 guard rules dropped nothing:\n{guard}"
+    );
+
+    // A port-0 (all ports, persistent) service lists its real server by address only in the
+    // guard (`rs6`). The real server must still resolve its gateway, the director, with a
+    // multicast neighbour solicitation after forgetting it (the guard used to drop those).
+    let vip2 = "fd00:1::101";
+    rvsd.adm_ok(&format!("-A -t [{vip2}]:0 -s rr -p 60"));
+    rvsd.adm_ok(&format!("-a -t [{vip2}]:0 -r {} -m", v6.rips[0]));
+    let rs1 = &servers[0].1;
+    rs1.cmd("ip")
+        .args(["-6", "neigh", "flush", "dev", "eth0"])
+        .run()
+        .expect("flush rs1's neighbours");
+    let page = curl(&client, &format!("http://[{vip2}]:80/"));
+    assert_eq!(page, "rs1\n", "port-0 service over IPv6");
+    let n = rs1
+        .cmd("ip")
+        .args(["-6", "neigh", "show", &v6.dip.to_string()])
+        .run()
+        .expect("ip neigh");
+    assert!(n.contains("lladdr"), "rs1 resolved the director: {n:?}");
+}
+
+/// Sum of the packet counters of the rules of an `nft list` output that match `set`.
+fn nft_counter_total(listing: &str, set: &str) -> u64 {
+    listing
+        .lines()
+        .filter(|l| l.contains(&format!("{set} counter")))
+        .filter_map(|l| {
+            let rest = l.split("counter packets ").nth(1)?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
