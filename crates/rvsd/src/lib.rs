@@ -12,6 +12,7 @@ pub mod convert;
 pub mod daemon;
 pub mod demo;
 pub mod keepalived;
+pub mod learned_neighbours;
 pub mod listing;
 pub mod metrics;
 pub mod nft_marks;

@@ -82,6 +82,7 @@ use rvs_packet_io::nft::{self, GuardRules, IngressGuard, L4Proto, LocalPorts, Ma
 use rvs_packet_io::{Port, Resolver, ResolverConfig, RxFrame, Sender};
 
 use crate::clock::Clock;
+use crate::learned_neighbours::{solicitation_sender, Learned};
 use crate::shard::{self, Shard, ShardRef};
 use crate::state::State;
 
@@ -449,6 +450,11 @@ struct Hops {
     /// [`NEGATIVE_TTL`], so a flood toward an unroutable or dead address costs a hash lookup
     /// per packet, not two netlink round trips (and a probe) under the state lock.
     failed: RefCell<HashMap<IpAddr, Instant>>,
+    /// Senders of ARP requests and neighbour solicitations (see [`crate::learned_neighbours`]):
+    /// used when the kernel has no entry. Shared by the workers (a reply often arrives on
+    /// another interface than the client's solicitation); touched only on a kernel miss or
+    /// for a solicitation, never per forwarded packet.
+    learned: Arc<Mutex<Learned>>,
 }
 
 /// How long a failed next-hop lookup is remembered.
@@ -457,12 +463,21 @@ const NEGATIVE_TTL: Duration = Duration::from_millis(200);
 /// warm-up).
 const NEGATIVE_MAX: usize = 4096;
 
+impl Hops {
+    fn learned_hop(&self, dst: &IpAddr, now: Instant) -> Option<NextHop> {
+        self.learned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(dst, now)
+    }
+}
+
 impl Neighbours for Hops {
     fn next_hop(&self, dst: IpAddr) -> Option<NextHop> {
         let now = Instant::now();
         if let Some(t) = self.failed.borrow().get(&dst) {
             if now.duration_since(*t) < NEGATIVE_TTL {
-                return None;
+                return self.learned_hop(&dst, now);
             }
         }
         let nh = match self.resolver.borrow_mut().try_resolve(dst) {
@@ -473,7 +488,7 @@ impl Neighbours for Hops {
                     f.clear();
                 }
                 f.insert(dst, now);
-                return None;
+                return self.learned_hop(&dst, now);
             }
         };
         let port = self.ifindexes.iter().position(|&i| i == nh.ifindex)?;
@@ -581,6 +596,8 @@ struct Shared {
     shard: ShardRef,
     /// The table generation (`State::generation`), read without the state lock.
     generation: Arc<AtomicU64>,
+    /// Neighbours learned from solicitations, shared by the workers.
+    learned: Arc<Mutex<Learned>>,
     clock: Clock,
     stop: Arc<AtomicBool>,
     ifaces: Arc<Vec<Iface>>,
@@ -686,6 +703,7 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
         resolver: RefCell::new(resolver),
         ifindexes: sh.ifaces.iter().map(|i| i.ifindex).collect(),
         failed: RefCell::new(HashMap::with_capacity(NEGATIVE_MAX)),
+        learned: sh.learned.clone(),
     };
     let mut plane = Plane::new(PlaneConfig::default(), hops);
     let mut generation: Option<(u64, u64)> = None;
@@ -712,6 +730,14 @@ fn worker(me: usize, mut port: Port, sh: Shared) -> WorkerReport {
             if f.truncated() || f.data().len() > MAX_FRAME {
                 rep.oversize += 1;
                 return;
+            }
+            if let Some((ip, mac)) = solicitation_sender(f.data()) {
+                // As the kernel does for a request to one of its addresses: remember the
+                // sender, so the first reply toward it is not dropped for want of a neighbour.
+                if sh.ifaces[me].on_link(ip) {
+                    let mut l = sh.learned.lock().unwrap_or_else(|p| p.into_inner());
+                    l.learn(ip, mac, port_in, Instant::now());
+                }
             }
             let mut guard = guard.borrow_mut();
             if guard.is_none() {
@@ -1012,10 +1038,12 @@ impl PacketPlane {
                 .ok_or("the daemon state was made without the packet plane")?;
             (s, st.generation.clone())
         };
+        let learned = Arc::new(Mutex::new(Learned::default()));
         let shared = || Shared {
             state: state.clone(),
             shard: packet_shard.clone(),
             generation: generation.clone(),
+            learned: learned.clone(),
             clock,
             stop: stop.clone(),
             ifaces: ifaces.clone(),

@@ -723,6 +723,14 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
         .run()
         .expect("ip neigh");
     assert!(n.contains("lladdr"), "rs1 resolved the director: {n:?}");
+    // The director's kernel never resolved the client (it asked for the VIP, which rvsd
+    // answered): rvsd learned it from the solicitation, so no reply waited for a neighbour.
+    let mut rvsd = rvsd;
+    let log = rvsd.stop();
+    assert!(
+        !log.contains("no_route"),
+        "a reply found no neighbour:\n{log}"
+    );
 }
 
 /// Sum of the packet counters of the rules of an `nft list` output that match `set`.
