@@ -176,6 +176,25 @@ pub trait Balancer: Send + Sync + 'static {
     fn reschedule(&self, flow: &FlowInfo, failed: &Backend) -> Option<Backend>;
     /// A lifecycle or accounting event of the flow carrying `handle`.
     fn event(&self, handle: FlowHandle, ev: FlowEvent);
+    /// The idle limits now in force for the flow carrying `handle`, asked when one of its
+    /// limits runs out: `ipvsadm --set` changes them for open connections (the kernel applies
+    /// the new timeout from a connection's next packet). `None` keeps the limits of the
+    /// [`Backend`] the flow was opened with.
+    fn limits(&self, handle: FlowHandle) -> Option<IdleLimits> {
+        let _ = handle;
+        None
+    }
+}
+
+/// A flow's idle limits (see [`Backend`]'s fields of the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleLimits {
+    /// TCP, both directions open.
+    pub tcp_idle_timeout: Option<Duration>,
+    /// TCP, one direction finished.
+    pub tcp_fin_timeout: Option<Duration>,
+    /// UDP.
+    pub udp_idle_timeout: Duration,
 }
 
 /// A VIP:port the proxy listens on.

@@ -53,8 +53,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::sync::mpsc;
 
 pub use api::{
-    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, ListenerSpec, Protocol,
-    ProxyProtocol, Refusal, Traffic,
+    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, IdleLimits, ListenerSpec,
+    Protocol, ProxyProtocol, Refusal, Traffic,
 };
 
 use worker::{Command, Counters, Worker};

@@ -214,7 +214,7 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
 /// Completes when the flow has been idle longer than its limit for the current phase (both
 /// directions open, or half-closed). Never completes when neither limit is set. The timer is
 /// re-armed only when it fires, so an active flow costs one wake-up per idle period.
-async fn idle_watch(flow: &Flow, idle: Option<Duration>, fin: Option<Duration>) {
+async fn idle_watch(flow: &Flow, mut idle: Option<Duration>, mut fin: Option<Duration>) {
     if idle.is_none() && fin.is_none() {
         return std::future::pending().await;
     }
@@ -228,7 +228,14 @@ async fn idle_watch(flow: &Flow, idle: Option<Duration>, fin: Option<Duration>) 
         };
         let deadline = flow.last_active() + limit;
         if tokio::time::Instant::now() >= deadline {
-            return;
+            // The limit ran out; `--set` may have changed it since the flow opened.
+            match flow.current_limits() {
+                Some(l) if (l.tcp_idle_timeout, l.tcp_fin_timeout) != (idle, fin) => {
+                    (idle, fin) = (l.tcp_idle_timeout, l.tcp_fin_timeout);
+                    continue;
+                }
+                _ => return,
+            }
         }
         tokio::time::sleep_until(deadline).await;
     }

@@ -30,7 +30,8 @@ struct UdpFlow {
     sock: UdpSocket,
     flow: Rc<Flow>,
     header: Option<ProxyHeader>,
-    idle: std::time::Duration,
+    /// Idle limit (the udp timeout; re-read when it runs out, see `Balancer::limits`).
+    idle: Cell<std::time::Duration>,
     last_active: Cell<Instant>,
     task: Cell<Option<AbortHandle>>,
 }
@@ -186,7 +187,7 @@ fn new_flow(
         sock,
         flow,
         header,
-        idle: b.udp_idle_timeout,
+        idle: Cell::new(b.udp_idle_timeout),
         last_active: Cell::new(Instant::now()),
         task: Cell::new(None),
     });
@@ -231,7 +232,7 @@ async fn reply_loop(f: Rc<UdpFlow>, table: Weak<Table>, vip_sock: Rc<UdpSocket>)
     let client = SockAddr::from(f.key.0);
     let mut reason = CloseReason::IdleTimeout;
     loop {
-        let deadline = f.last_active.get() + f.idle;
+        let deadline = f.last_active.get() + f.idle.get();
         tokio::select! {
             r = f.sock.readable() => {
                 if r.is_err() {
@@ -256,7 +257,11 @@ async fn reply_loop(f: Rc<UdpFlow>, table: Weak<Table>, vip_sock: Rc<UdpSocket>)
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
-                if Instant::now() >= f.last_active.get() + f.idle {
+                // `--set udp` may have changed the limit since the flow opened.
+                if let Some(l) = f.flow.current_limits() {
+                    f.idle.set(l.udp_idle_timeout);
+                }
+                if Instant::now() >= f.last_active.get() + f.idle.get() {
                     break;
                 }
             }

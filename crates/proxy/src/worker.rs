@@ -193,6 +193,11 @@ impl Flow {
         }
     }
 
+    /// The flow's idle limits as the balancer has them now (`None`: unchanged since open).
+    pub fn current_limits(&self) -> Option<crate::api::IdleLimits> {
+        self.worker.balancer.limits(self.handle.get())
+    }
+
     pub fn last_active(&self) -> Instant {
         self.last_active.get()
     }

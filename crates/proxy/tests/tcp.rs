@@ -608,6 +608,35 @@ async fn idle_tcp_flow_is_reset_but_active_one_is_not() {
 }
 
 #[tokio::test]
+async fn a_longer_tcp_timeout_set_after_open_keeps_the_flow() {
+    let rs = echo_server("127.0.0.125:0").await;
+    let mut b = RrBalancer::new(vec![rs]);
+    b.tcp_idle = Some(Duration::from_millis(300));
+    let bal = Arc::new(b);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.124");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let mut s = within(TcpStream::connect(vip)).await.unwrap();
+    let mut buf = [0u8; 2];
+    s.write_all(b"a1").await.unwrap();
+    within(s.read_exact(&mut buf)).await.unwrap();
+    // `--set` raises the tcp timeout: idle past the old limit, the connection still works.
+    *bal.limits.lock().unwrap() = Some(rvs_proxy::IdleLimits {
+        tcp_idle_timeout: Some(Duration::from_millis(1500)),
+        tcp_fin_timeout: None,
+        udp_idle_timeout: Duration::from_secs(300),
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    s.write_all(b"a2").await.unwrap();
+    within(s.read_exact(&mut buf)).await.unwrap();
+    assert_eq!(&buf, b"a2");
+    // Then idle past the new limit: reset.
+    let r = within(s.read(&mut buf)).await;
+    assert_eq!(r.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
 async fn half_closed_flow_uses_fin_timeout() {
     // Real server that reads to EOF and then never answers nor closes.
     let l = TcpListener::bind("127.0.0.103:0").await.unwrap();

@@ -63,6 +63,39 @@ async fn udp_flow_is_sticky_and_expires_when_idle() {
 }
 
 #[tokio::test]
+async fn a_longer_udp_timeout_set_after_open_keeps_the_flow() {
+    let a = udp_name_echo("127.0.0.120:0", "A").await;
+    let b = udp_name_echo("127.0.0.121:0", "B").await;
+    let mut bal = RrBalancer::new(vec![a, b]);
+    bal.udp_idle = Duration::from_millis(300);
+    let bal = Arc::new(bal);
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.122");
+    proxy.set_listeners(&[udp(vip)]).unwrap();
+    let c = UdpSocket::bind("127.0.0.123:0").await.unwrap();
+    assert_eq!(ask(&c, vip, "one").await, "A:one");
+    let first = bal.opened()[0].1.handle;
+    // `--set` raises the udp timeout while the flow is open: at the old limit the flow asks
+    // again and stays.
+    *bal.limits.lock().unwrap() = Some(rvs_proxy::IdleLimits {
+        tcp_idle_timeout: None,
+        tcp_fin_timeout: None,
+        udp_idle_timeout: Duration::from_millis(1500),
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!bal.is_closed(first), "closed at the old limit");
+    assert_eq!(ask(&c, vip, "two").await, "A:two");
+    assert_eq!(bal.opened().len(), 1);
+    // Then it idles out on the new limit.
+    bal.wait_closed(first).await;
+    assert_eq!(
+        bal.events_of(first).last(),
+        Some(&FlowEvent::Closed(CloseReason::IdleTimeout))
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test]
 async fn udp_flow_stays_while_active() {
     let a = udp_name_echo("127.0.0.75:0", "A").await;
     let b = udp_name_echo("127.0.0.76:0", "B").await;

@@ -27,7 +27,8 @@ use rvs_core::director::{Packet, Verdict};
 use rvs_core::stats::Traffic;
 use rvs_core::{DestId, FwdMethod, Protocol, ServiceFlags, ServiceKey};
 use rvs_proxy::{
-    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, ProxyProtocol, Refusal,
+    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, IdleLimits, ProxyProtocol,
+    Refusal,
 };
 
 use crate::clock::Clock;
@@ -189,16 +190,27 @@ impl DirectorBalancer {
             }
             _ => None,
         };
-        let t = &st.director.sys.conn.timeouts;
+        let l = Self::limits_of(st);
         Backend {
             addr: SocketAddr::new(route.daddr, route.dport),
             handle: FlowHandle(handle),
             proxy_protocol,
             source,
+            tcp_idle_timeout: l.tcp_idle_timeout,
+            tcp_fin_timeout: l.tcp_fin_timeout,
+            udp_idle_timeout: l.udp_idle_timeout,
+            one_packet,
+        }
+    }
+
+    /// The proxy's idle limits from the shard's timeouts (`--set`): ESTABLISHED, FIN_WAIT,
+    /// udp.
+    fn limits_of(st: &Shard) -> IdleLimits {
+        let t = &st.director.sys.conn.timeouts;
+        IdleLimits {
             tcp_idle_timeout: Some(secs(t.tcp[usize::from(tcp::ESTABLISHED)])),
             tcp_fin_timeout: Some(secs(t.tcp[usize::from(tcp::FIN_WAIT)])),
             udp_idle_timeout: secs(t.udp),
-            one_packet,
         }
     }
 
@@ -217,6 +229,12 @@ impl DirectorBalancer {
 }
 
 impl Balancer for DirectorBalancer {
+    fn limits(&self, handle: FlowHandle) -> Option<IdleLimits> {
+        let shard = self.routes.shard(shard_of_handle(handle.0))?;
+        let st = shard::lock(&shard);
+        Some(Self::limits_of(&st))
+    }
+
     fn open(&self, flow: &FlowInfo) -> Result<Backend, Refusal> {
         let key = ServiceKey::Addr {
             proto: proto_of(flow),

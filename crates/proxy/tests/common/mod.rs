@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rvs_proxy::{
-    Backend, Balancer, FlowEvent, FlowHandle, FlowInfo, Proxy, ProxyConfig, ProxyProtocol, Refusal,
-    Traffic,
+    Backend, Balancer, FlowEvent, FlowHandle, FlowInfo, IdleLimits, Proxy, ProxyConfig,
+    ProxyProtocol, Refusal, Traffic,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -37,6 +37,8 @@ pub struct RrBalancer {
     pub opens: Mutex<Vec<(FlowInfo, Backend)>>,
     pub reschedules: Mutex<Vec<(FlowInfo, Backend)>>,
     pub events: Mutex<Vec<(FlowHandle, FlowEvent)>>,
+    /// What `limits` answers (as after an `ipvsadm --set`); `None` keeps the open-time limits.
+    pub limits: Mutex<Option<IdleLimits>>,
 }
 
 impl RrBalancer {
@@ -55,6 +57,7 @@ impl RrBalancer {
             opens: Mutex::new(Vec::new()),
             reschedules: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
+            limits: Mutex::new(None),
         }
     }
 
@@ -141,6 +144,10 @@ impl Balancer for RrBalancer {
 
     fn event(&self, handle: FlowHandle, ev: FlowEvent) {
         self.events.lock().unwrap().push((handle, ev));
+    }
+
+    fn limits(&self, _handle: FlowHandle) -> Option<IdleLimits> {
+        *self.limits.lock().unwrap()
     }
 }
 
