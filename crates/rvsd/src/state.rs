@@ -85,6 +85,7 @@ pub struct State {
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
 }
+
 /// The client-side tuple of a proxy flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
