@@ -863,12 +863,30 @@ struct NftMarks {
 const NFT_POLL: Duration = Duration::from_secs(1);
 
 impl NftMarks {
-    fn poll(&mut self, state: &Mutex<State>) {
+    /// Re-reads the ruleset when due, or at once with `force` (a table change). Only while
+    /// some firewall-mark service exists: otherwise marks matter to nobody, and a large
+    /// ruleset (container hosts) is not listed every second for nothing.
+    fn poll(&mut self, state: &Mutex<State>, force: bool) {
         let now = Instant::now();
-        if self.next.is_some_and(|t| now < t) {
+        if !force && self.next.is_some_and(|t| now < t) {
             return;
         }
         self.next = Some(now + NFT_POLL);
+        {
+            let mut st = lock(state);
+            let wanted = st
+                .service_keys()
+                .iter()
+                .any(|k| matches!(k, ServiceKey::Fwmark { .. }));
+            if !wanted {
+                if !st.nft_marks.is_empty() {
+                    st.nft_marks.clear();
+                    st.bump_generation();
+                }
+                self.last = None;
+                return;
+            }
+        }
         let found = crate::nft_marks::read_ruleset(Duration::from_secs(2));
         if self.last.as_ref() == Some(&found) {
             return;
@@ -928,7 +946,10 @@ fn keeper(
     let mut resolved: HashSet<IpAddr> = HashSet::new();
     while !sh.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
-        marks.poll(&sh.state);
+        // A table change may have added the first firewall-mark service: its marks are read
+        // before the change is applied (and before rvsadm returns, see `wait_applied`).
+        let changed = generation != Some(lock(&sh.state).generation());
+        marks.poll(&sh.state, changed);
         let (gen_now, rules, rs, owned) = {
             let st = lock(&sh.state);
             let gen_now = st.generation();
@@ -1058,7 +1079,7 @@ impl PacketPlane {
         let applied = Arc::new(AtomicU64::new(0));
         // Mark rules from nft are in place before the first frame is seen.
         let mut marks = NftMarks::default();
-        marks.poll(&state);
+        marks.poll(&state, true);
         lock(&state).packet_applied = Some(applied.clone());
         pp.keeper = Some(
             std::thread::Builder::new()
