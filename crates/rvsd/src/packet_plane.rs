@@ -61,7 +61,8 @@
 //!
 //! AF_PACKET shows a frame before netfilter, and `tpacket3_hdr` has no `skb->mark` anyway, so
 //! the mark an nft `meta mark set` rule puts on a packet never reaches rvsd. The keeper reads
-//! the director's ruleset instead (every second, [`crate::nft_marks`]) and the plane applies
+//! the director's ruleset instead (every second and on each table change, while a
+//! firewall-mark service exists; [`crate::nft_marks`]) and the plane applies
 //! the mark rules it finds exactly where the kernel's mangle/PREROUTING rule would
 //! (`PlaneConfig::marks`); rules it cannot express are logged, and `--fwmark-rule` gives a
 //! rule to rvsd directly.
