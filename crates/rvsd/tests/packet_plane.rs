@@ -744,3 +744,215 @@ fn nft_counter_total(listing: &str, set: &str) -> u64 {
         })
         .sum()
 }
+
+/// `ip -6 neigh show ADDR dev DEV` in `ns` has `lladdr MAC`.
+fn neigh6_is(ns: &Netns, addr: &str, dev: &str, mac: &str) -> (bool, String) {
+    let n = ns
+        .cmd("ip")
+        .args(["-6", "neigh", "show", addr, "dev", dev])
+        .run()
+        .expect("ip -6 neigh");
+    (n.contains(&format!("lladdr {mac}")), n)
+}
+
+/// (g) FULLNAT over IPv6 in the dual-stack NAT lab: the local address fd00:2::100 is on the
+/// real servers' segment and configured **nowhere** (rvsd answers the real servers' neighbour
+/// solicitations for it); the real servers have no default IPv6 route left and the director's
+/// IPv6 forwarding is off, so only rvsd can carry the requests and their replies (which go
+/// back to the on-link local address, not to a gateway). The real servers see the local
+/// address as the peer, rr alternates, `--stats` counts both directions, `-Lnc` lists the
+/// flows, and the real servers' neighbour entry for the local address is the director's MAC.
+#[test]
+fn fullnat_lab_ipv6_local_address_nd_and_stats() {
+    if !require_root("fullnat_lab_ipv6_local_address_nd_and_stats") {
+        return;
+    }
+    let mut t = rvs_lab::nat_dual("ppfnat6").expect("dual-stack nat lab");
+    t.start_nginx().expect("nginx");
+    let v6 = t.ipv6().cloned().expect("IPv6 layer");
+    let lip = "fd00:2::100";
+    let director = t.director().ns.clone();
+    let director_mac1 = t.director().iface("eth1").expect("director eth1").mac;
+    let client = t.client().ns.clone();
+    let servers: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
+    // The replies must not need the director as a gateway, nor its kernel as a router.
+    for ns in &servers {
+        ns.ip(["-6", "route", "del", "default"])
+            .expect("remove the real server's default IPv6 route");
+        let routes = ns.ip(["-6", "route", "show"]).expect("ip -6 route");
+        assert!(!routes.contains("default"), "{routes}");
+    }
+    director
+        .sysctl("net.ipv6.conf.all.forwarding", "0")
+        .expect("IPv6 forwarding off");
+    let dirs = director.ip(["-6", "addr", "show"]).expect("ip -6 addr");
+    assert!(!dirs.contains(lip), "{lip} must not be configured:\n{dirs}");
+
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let tsvc = format!("[{}]:{}", v6.vip, t.port);
+    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
+    rvsd.adm_ok(&format!("--add-laddr -t {tsvc} -z {lip}"));
+    for rip in &v6.rips {
+        rvsd.adm_ok(&format!("-a -t {tsvc} -r [{rip}]:{} --fullnat", t.port));
+    }
+    let rips: Vec<String> = v6.rips.iter().map(|r| r.to_string()).collect();
+    rvsd.wait_ready(&director, &v6.vip.to_string(), &rips);
+
+    let url = format!("http://[{}]:{}/", v6.vip, t.port);
+    let who = curl(&client, &format!("{url}whoami"));
+    assert_eq!(
+        who.trim(),
+        lip,
+        "the real server's peer is the local address"
+    );
+    let pages: Vec<String> = (0..4).map(|_| curl(&client, &url)).collect();
+    for w in pages.windows(2) {
+        assert_ne!(w[0], w[1], "rr must alternate: {pages:?}");
+    }
+    assert!(pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"));
+    let whos: Vec<String> = (0..2)
+        .map(|_| curl(&client, &format!("{url}whoami")))
+        .collect();
+    for w in &whos {
+        assert_eq!(w.trim(), lip, "both real servers see the local address");
+    }
+    // Many segments each way (GSO super-frames cut, checksums right after the 4 rewrites).
+    let big = random_bytes(300_000);
+    publish(&t, "big.bin", &big);
+    let got = download(
+        &client,
+        t.lab().workdir(),
+        &format!("{url}big.bin"),
+        None,
+        "fnat6",
+    );
+    assert!(
+        got == big,
+        "300 KB through IPv6 FULLNAT: got {} bytes",
+        got.len()
+    );
+    // Each real server resolved the local address to the director's eth1: rvsd's neighbour
+    // advertisement, since no one has the address.
+    for ns in &servers {
+        let (ok, n) = neigh6_is(ns, lip, "eth0", &director_mac1.to_string());
+        assert!(ok, "{}'s neighbour entry for {lip}: {n:?}", ns.name());
+    }
+
+    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    assert!(conns >= 8, "conns {conns}");
+    assert!(inpkts >= 8 * 3, "inpkts {inpkts}");
+    assert!(outpkts >= 8 * 2, "outpkts {outpkts}");
+    let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+    assert_eq!(code, 0);
+    let flows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("TCP") && l.contains(&format!("[{}]:", v6.client)))
+        .collect();
+    assert!(
+        !flows.is_empty(),
+        "-Lnc lists the IPv6 FULLNAT flows:\n{out}"
+    );
+    for rip in &v6.rips {
+        assert!(
+            flows.iter().any(|l| l.contains(&format!("[{rip}]:"))),
+            "{rip} in -Lnc:\n{out}"
+        );
+    }
+    let mut rvsd = rvsd;
+    let log = rvsd.stop();
+    assert!(
+        !log.contains("no_route"),
+        "a frame found no neighbour:\n{log}"
+    );
+}
+
+/// (h) DR over IPv6 in the dual-stack NAT lab: the real servers carry the VIP fd00:1::100/128
+/// on `lo`, rvsd forwards the client's requests to them on the server segment rewriting the
+/// MACs only. An nft counter in each real server's ingress proves what arrives: source the
+/// client, destination the VIP, Ethernet source the director's eth1, and nothing else for the
+/// VIP. The real servers answer from the VIP through their default route (the director's
+/// kernel routes the replies to the client: rvsd never handles them, so OutPkts stay 0).
+#[test]
+fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
+    if !require_root("dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero") {
+        return;
+    }
+    let mut t = rvs_lab::nat_dual("ppdr6").expect("dual-stack nat lab");
+    t.start_nginx().expect("nginx");
+    let v6 = t.ipv6().cloned().expect("IPv6 layer");
+    let director = t.director().ns.clone();
+    let director_mac1 = t.director().iface("eth1").expect("director eth1").mac;
+    let client = t.client().ns.clone();
+    let servers: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
+    for ns in &servers {
+        ns.ip(["-6", "addr", "add", &format!("{}/128", v6.vip), "dev", "lo"])
+            .expect("VIP on lo");
+        let mac = ns.mac("eth0").expect("rs mac");
+        let rules = format!(
+            "table netdev rvstest {{\n\
+             chain in {{ type filter hook ingress device \"eth0\" priority 0; policy accept;\n\
+             ip6 daddr {vip} tcp dport {port} ether saddr {dmac} ether daddr {mac} \
+             ip6 saddr {client} counter comment \"exact\"\n\
+             ip6 daddr {vip} counter comment \"all\"\n\
+             }}\n}}\n",
+            vip = v6.vip,
+            port = t.port,
+            dmac = director_mac1,
+            client = v6.client,
+        );
+        ns.cmd("nft")
+            .args(["-f", "-"])
+            .stdin(rules.into_bytes())
+            .run()
+            .expect("nft counters on the real server");
+    }
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let tsvc = format!("[{}]:{}", v6.vip, t.port);
+    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
+    for rip in &v6.rips {
+        rvsd.adm_ok(&format!("-a -t {tsvc} -r {rip} -g"));
+    }
+    let rips: Vec<String> = v6.rips.iter().map(|r| r.to_string()).collect();
+    rvsd.wait_ready(&director, &v6.vip.to_string(), &rips);
+
+    let url = format!("http://[{}]:{}/", v6.vip, t.port);
+    let pages: Vec<String> = (0..4).map(|_| curl(&client, &url)).collect();
+    for w in pages.windows(2) {
+        assert_ne!(w[0], w[1], "rr must alternate: {pages:?}");
+    }
+    assert!(pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"));
+    let who = curl(&client, &format!("{url}whoami"));
+    assert_eq!(
+        who.trim(),
+        v6.client.to_string(),
+        "DR keeps the client address"
+    );
+
+    for ns in &servers {
+        let listing = ns
+            .cmd("nft")
+            .args(["list", "table", "netdev", "rvstest"])
+            .run()
+            .expect("nft list");
+        let count = |tag: &str| -> u64 {
+            listing
+                .lines()
+                .find(|l| l.contains(&format!("comment \"{tag}\"")))
+                .and_then(|l| l.split("counter packets ").nth(1))
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {tag} counter in\n{listing}"))
+        };
+        let (exact, all) = (count("exact"), count("all"));
+        assert!(exact >= 2 * 3, "{}: {exact} frames to the VIP", ns.name());
+        assert_eq!(
+            exact,
+            all,
+            "{}: every frame to the VIP is the client's, from the director's MAC:\n{listing}",
+            ns.name()
+        );
+    }
+    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    assert!(conns >= 5 && inpkts >= 5 * 3, "{conns} {inpkts}");
+    assert_eq!(outpkts, 0, "DR replies bypass rvsd");
+}
