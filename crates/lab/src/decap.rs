@@ -17,7 +17,8 @@
 //!   socket gets a copy of every packet of its protocol addressed to the namespace, after
 //!   reassembly; because a raw socket took the packet the kernel does *not* answer "protocol
 //!   unreachable" even though it has no handler of its own;
-//! * optionally a UDP socket on the GUE port;
+//! * optionally a UDP socket on the GUE port (dual stack when IPv6 is enabled, taking IPv6
+//!   datagrams with UDP checksum 0 as the kernel's `fou` does, see `gue_socket`);
 //! * a TUN device (default name `rvsdec0`, up, `rp_filter` 0, no address).
 //!
 //! One thread waits on all sockets with `poll(2)` (100 ms ticks, so that stopping is prompt),
@@ -296,18 +297,63 @@ fn open_all(config: &DecapConfig) -> Result<(tun::Device, Vec<(Sock, Source)>)> 
         }
     }
     if let Some(port) = config.gue_port {
-        // One dual-stack socket when IPv6 is on, else plain IPv4.
-        let addr: SocketAddr = if v6 {
-            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
-        } else {
-            SocketAddr::from(([0, 0, 0, 0], port))
-        };
-        let s = UdpSocket::bind(addr).map_err(|e| LabError::io(format!("GUE port {port}"), e))?;
-        s.set_nonblocking(true)
-            .map_err(|e| LabError::io("GUE socket", e))?;
-        socks.push((Sock::Udp(s), Source::Gue));
+        socks.push((Sock::Udp(gue_socket(port, v6)?), Source::Gue));
     }
     Ok((device, socks))
+}
+
+/// The GUE socket on `port`: one dual-stack socket when IPv6 is on (`v6`), else plain IPv4;
+/// non-blocking.
+///
+/// Over IPv6 it accepts UDP checksum 0 (`UDP_NO_CHECK6_RX`, RFC 6935/6936 zero checksums for
+/// tunnels), as the kernel's `fou` receive socket does (`udp_sock_create6` sets it unless
+/// `use_udp6_rx_checksums`): IPVS (and rvsd) send GUE without a UDP checksum unless the dest
+/// has `--tun-csum`/`--tun-remcsum`, and a plain IPv6 UDP socket has the kernel drop such
+/// datagrams as checksum errors (`Udp6InCsumErrors`).
+fn gue_socket(port: u16, v6: bool) -> Result<UdpSocket> {
+    let addr: SocketAddr = if v6 {
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], port))
+    };
+    let s = UdpSocket::bind(addr).map_err(|e| LabError::io(format!("GUE port {port}"), e))?;
+    if v6 {
+        set_udp_flag(&s, UDP_NO_CHECK6_RX)
+            .map_err(|e| LabError::io("setsockopt(UDP_NO_CHECK6_RX) on the GUE socket", e))?;
+    }
+    s.set_nonblocking(true)
+        .map_err(|e| LabError::io("GUE socket", e))?;
+    Ok(s)
+}
+
+/// `UDP_NO_CHECK6_TX` / `UDP_NO_CHECK6_RX` (linux/udp.h), options of level `SOL_UDP`.
+#[cfg(test)]
+const UDP_NO_CHECK6_TX: i32 = 101;
+const UDP_NO_CHECK6_RX: i32 = 102;
+
+/// Turns on the boolean `SOL_UDP` option `name` of `sock`. Neither socket2 nor nix wraps
+/// these options, so this is the crate's one `setsockopt` call of its own.
+#[allow(unsafe_code)]
+fn set_udp_flag(sock: &UdpSocket, name: i32) -> std::io::Result<()> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: the descriptor is owned by `sock` and open for the call; the value pointer and
+    // length describe a live `c_int`, which is what the kernel reads for this option.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_UDP,
+            name,
+            std::ptr::addr_of!(one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn ipv6_enabled() -> bool {
@@ -559,6 +605,48 @@ mod tests {
         let mut bad_proto = vec![0x00, 17, 0, 0];
         bad_proto.extend_from_slice(&inner);
         assert_eq!(inner_packet(Source::Gue, &bad_proto), None);
+    }
+
+    /// A GUE datagram over IPv6 without a UDP checksum (what rvsd and IPVS send by default)
+    /// reaches the decapsulator's socket; before `UDP_NO_CHECK6_RX` the kernel dropped it as
+    /// a checksum error. Unprivileged: the sender zeroes its checksums with
+    /// `UDP_NO_CHECK6_TX` on `::1` of the caller's namespace.
+    #[test]
+    fn gue_socket_takes_zero_checksum_udp_over_ipv6() {
+        if !ipv6_enabled() || UdpSocket::bind("[::1]:0").is_err() {
+            eprintln!("SKIP gue_socket_takes_zero_checksum_udp_over_ipv6: no IPv6 loopback");
+            return;
+        }
+        // A free port: bind an ephemeral one, note it, let it go.
+        let port = UdpSocket::bind("[::]:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let rx = gue_socket(port, true).expect("GUE socket");
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        set_udp_flag(&tx, UDP_NO_CHECK6_TX).expect("UDP_NO_CHECK6_TX");
+        let inner = ipv4(17, &[0; 8]);
+        let mut gue = vec![0x00, 4, 0, 0];
+        gue.extend_from_slice(&inner);
+        tx.send_to(&gue, ("::1", port)).unwrap();
+        let mut buf = [0u8; 256];
+        let mut got = None;
+        // Bounded: 100 polls of 10 ms.
+        for _ in 0..100 {
+            match rx.recv(&mut buf) {
+                Ok(n) => {
+                    got = Some(n);
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        let n = got.expect("zero-checksum GUE over IPv6 was dropped");
+        assert_eq!(inner_packet(Source::Gue, &buf[..n]), Some(&inner[..]));
     }
 
     #[test]
