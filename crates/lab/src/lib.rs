@@ -15,7 +15,8 @@
 //!   ports, reads MACs, sets sysctls, addresses and routes.
 //! * [`topo`] builds the topologies: [`nat`], [`dr`], [`tun()`], [`fullnat`], [`selftest`] (the
 //!   kernel's `ipvs.sh`) and [`ha`], each a [`Topology`] describing names, addresses and MACs;
-//!   [`nat_dual`] is the NAT lab with an IPv6 layer ([`Topology::add_ipv6`]).
+//!   [`nat_dual`] and [`tun_dual`] are the NAT and TUN labs with an IPv6 layer
+//!   ([`Topology::add_ipv6`]).
 //! * [`decap`] is a userspace IPIP/GRE/GUE decapsulator on a TUN device for the TUN lab's real
 //!   servers, because **this kernel has no ipip/gre/fou modules** (see its module docs for how
 //!   it works).
@@ -62,6 +63,6 @@ pub use netns::{
     MacAddr, Netns, Proto, CLI_PREFIX, TEST_PREFIX,
 };
 pub use topo::{
-    dr, fullnat, ha, nat, nat_dual, selftest, tun, BuildOptions, Iface, Ipv6Layer, LabKind, Node,
-    SelftestMode, Topology,
+    dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,
+    LabKind, Node, SelftestMode, Topology,
 };

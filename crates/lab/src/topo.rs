@@ -150,6 +150,11 @@ pub const FULLNAT_LADDR: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 100);
 /// configured nowhere.
 pub const LAB_VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x100);
 
+/// IPv6 VIP of the TUN lab's IPv6 layer ([`Topology::add_ipv6`] on [`tun()`]): on the
+/// director's and the real servers' `lo`, routed by the router to the director (the IPv6 twin of
+/// [`LAB_VIP`] there).
+pub const LAB_TUN_VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 1);
+
 /// nftables table of [`Topology::kernel_nat_baseline`].
 pub const BASELINE_TABLE: &str = "rvslab_baseline";
 
@@ -183,6 +188,15 @@ pub fn nat(tag: &str) -> Result<Topology> {
 /// after `tag`: dual stack, the IPv4 lab unchanged.
 pub fn nat_dual(tag: &str) -> Result<Topology> {
     let mut t = nat(tag)?;
+    t.add_ipv6()?;
+    Ok(t)
+}
+
+/// Builds the TUN lab with its IPv6 layer ([`Topology::add_ipv6`]) in a fresh test lab named
+/// after `tag`: dual stack, the IPv4 lab unchanged, the decapsulators taking 6in6, 4in6, GRE
+/// and GUE over IPv6 as well.
+pub fn tun_dual(tag: &str) -> Result<Topology> {
+    let mut t = tun(tag)?;
     t.add_ipv6()?;
     Ok(t)
 }
@@ -330,6 +344,31 @@ fn switch_port(role: &str, dev: &str) -> String {
     s
 }
 
+/// `fd00:net:sub::host`, the lab's IPv6 addressing.
+const fn v6(net: u16, sub: u16, host: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, net, sub, 0, 0, 0, 0, host)
+}
+
+/// Adds `addr/len` to `dev` with `nodad` (usable at once).
+fn add6(ns: &Netns, dev: &str, addr: Ipv6Addr, len: u8) -> Result<()> {
+    ns.ip([
+        "-6",
+        "addr",
+        "add",
+        &format!("{addr}/{len}"),
+        "dev",
+        dev,
+        "nodad",
+    ])
+    .map(drop)
+}
+
+/// An IPv6 route to `dest` (`default` or a prefix) via `gw`.
+fn route6(ns: &Netns, dest: &str, gw: Ipv6Addr) -> Result<()> {
+    ns.ip(["-6", "route", "add", dest, "via", &gw.to_string()])
+        .map(drop)
+}
+
 const fn ip(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
     Ipv4Addr::new(a, b, c, d)
 }
@@ -460,8 +499,10 @@ impl Topology {
         self.ipv6.as_ref()
     }
 
-    /// Adds an IPv6 layer to the NAT lab (dual stack; the IPv4 addresses and routes stay as
-    /// they are), see [`Ipv6Layer`] for the addresses:
+    /// Adds an IPv6 layer to the NAT or the TUN lab (dual stack; the IPv4 addresses and routes
+    /// stay as they are), see [`Ipv6Layer`] for the addresses.
+    ///
+    /// NAT lab ([`nat_dual`]):
     ///
     /// * client `fd00:1::2/64` and director `eth0` `fd00:1::1/64` on the client link; the
     ///   client's default IPv6 route goes via `fd00:1::1`;
@@ -473,60 +514,117 @@ impl Topology {
     ///   neighbour solicitation, and only a data plane that answers ND for its VIPs (rvsd's
     ///   packet plane) makes it reachable.
     ///
+    /// TUN lab ([`tun_dual`]), the IPv6 twin of its IPv4 addressing:
+    ///
+    /// * client `fd00:1::2/64`, router `eth0` `fd00:1::1/64`, the client's default route via
+    ///   the router;
+    /// * director `eth0` `fd00:4::10/64` (its only interface, so both
+    ///   [`Ipv6Layer::director_client_side`] and [`Ipv6Layer::dip`], the source of its
+    ///   tunnels), router `eth1` `fd00:4::1/64`, the director's default route via the router;
+    /// * real server *i* `fd00:5:i::(10+i)/64` on its own link with router `eth(1+i)`
+    ///   `fd00:5:i::1/64`, its default route via the router: real servers are reachable only
+    ///   by routing, and answer the client straight through the router;
+    /// * IPv6 forwarding on in the router, which routes the VIP [`LAB_TUN_VIP6`]
+    ///   (`fd00:100::1`) to the director; the VIP is on the director's `lo` and on every real
+    ///   server's `lo` (where the decapsulated packets are delivered), like the IPv4 VIP.
+    ///   The decapsulators (started with the lab) already take IPv6-outer packets.
+    ///
     /// Every address is added with `nodad`, so it is usable at once. Call it before starting
-    /// a data plane that reads the interfaces' addresses at start (rvsd). NAT lab only; a
-    /// second call is an error.
+    /// a data plane that reads the interfaces' addresses at start (rvsd). NAT and TUN labs
+    /// only; a second call is an error.
     pub fn add_ipv6(&mut self) -> Result<&Ipv6Layer> {
-        if self.kind != LabKind::Nat {
+        if self.kind != LabKind::Nat && self.kind != LabKind::Tun {
             return Err(LabError::Invalid(format!(
-                "the IPv6 layer needs the NAT lab, not {}",
+                "the IPv6 layer needs the NAT or the TUN lab, not {}",
                 self.kind
             )));
         }
         if self.ipv6.is_some() {
             return Err(LabError::Invalid("the IPv6 layer is already there".into()));
         }
-        let v6 = |net: u16, host: u16| Ipv6Addr::new(0xfd00, net, 0, 0, 0, 0, 0, host);
+        let layer = if self.kind == LabKind::Tun {
+            self.add_ipv6_tun()?
+        } else {
+            self.add_ipv6_nat()?
+        };
+        Ok(self.ipv6.insert(layer))
+    }
+
+    fn add_ipv6_nat(&self) -> Result<Ipv6Layer> {
         let layer = Ipv6Layer {
             vip: LAB_VIP6,
-            client: v6(1, 2),
-            director_client_side: v6(1, 1),
-            dip: v6(2, 1),
+            client: v6(1, 0, 2),
+            director_client_side: v6(1, 0, 1),
+            dip: v6(2, 0, 1),
             rips: (1..=self.real_servers().len())
-                .map(|i| v6(2, 0x10 + u16::try_from(i).unwrap_or(0)))
+                .map(|i| v6(2, 0, 0x10 + u16::try_from(i).unwrap_or(0)))
                 .collect(),
             prefix_len: 64,
         };
         let len = layer.prefix_len;
-        let add = |ns: &Netns, dev: &str, a: Ipv6Addr| {
+        let client = self.client().ns.clone();
+        let director = self.director().ns.clone();
+        add6(&client, "eth0", layer.client, len)?;
+        add6(&director, "eth0", layer.director_client_side, len)?;
+        add6(&director, "eth1", layer.dip, len)?;
+        director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        route6(&client, "default", layer.director_client_side)?;
+        let servers: Vec<Netns> = self.real_servers().iter().map(|n| n.ns.clone()).collect();
+        for (ns, rip) in servers.iter().zip(&layer.rips) {
+            add6(ns, "eth0", *rip, len)?;
+            route6(ns, "default", layer.dip)?;
+        }
+        Ok(layer)
+    }
+
+    fn add_ipv6_tun(&self) -> Result<Ipv6Layer> {
+        let n = self.real_servers().len();
+        let net = |i: usize| u16::try_from(i).unwrap_or(0);
+        let director_addr = v6(4, 0, 0x10);
+        let layer = Ipv6Layer {
+            vip: LAB_TUN_VIP6,
+            client: v6(1, 0, 2),
+            director_client_side: director_addr,
+            dip: director_addr,
+            rips: (1..=n).map(|i| v6(5, net(i), 0x10 + net(i))).collect(),
+            prefix_len: 64,
+        };
+        let len = layer.prefix_len;
+        let router = self
+            .router()
+            .map(|r| r.ns.clone())
+            .ok_or_else(|| LabError::Invalid("the TUN lab has no router".into()))?;
+        let client = self.client().ns.clone();
+        let director = self.director().ns.clone();
+        let vip_on_lo = |ns: &Netns| {
             ns.ip([
                 "-6",
                 "addr",
                 "add",
-                &format!("{a}/{len}"),
+                &format!("{}/128", layer.vip),
                 "dev",
-                dev,
-                "nodad",
+                "lo",
             ])
             .map(drop)
         };
-        let via = |ns: &Netns, gw: Ipv6Addr| {
-            ns.ip(["-6", "route", "add", "default", "via", &gw.to_string()])
-                .map(drop)
-        };
-        let client = self.client().ns.clone();
-        let director = self.director().ns.clone();
-        add(&client, "eth0", layer.client)?;
-        add(&director, "eth0", layer.director_client_side)?;
-        add(&director, "eth1", layer.dip)?;
-        director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
-        via(&client, layer.director_client_side)?;
+        add6(&client, "eth0", layer.client, len)?;
+        add6(&router, "eth0", v6(1, 0, 1), len)?;
+        route6(&client, "default", v6(1, 0, 1))?;
+        add6(&director, "eth0", director_addr, len)?;
+        add6(&router, "eth1", v6(4, 0, 1), len)?;
+        route6(&director, "default", v6(4, 0, 1))?;
+        vip_on_lo(&director)?;
         let servers: Vec<Netns> = self.real_servers().iter().map(|n| n.ns.clone()).collect();
-        for (ns, rip) in servers.iter().zip(&layer.rips) {
-            add(ns, "eth0", *rip)?;
-            via(ns, layer.dip)?;
+        for (i, (ns, rip)) in servers.iter().zip(&layer.rips).enumerate() {
+            let gw = v6(5, net(i + 1), 1);
+            add6(ns, "eth0", *rip, len)?;
+            add6(&router, &format!("eth{}", i + 2), gw, len)?;
+            route6(ns, "default", gw)?;
+            vip_on_lo(ns)?;
         }
-        Ok(self.ipv6.insert(layer))
+        router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        route6(&router, &format!("{}/128", layer.vip), director_addr)?;
+        Ok(layer)
     }
 
     /// Roles that run a decapsulator.
@@ -656,10 +754,15 @@ impl Topology {
         if let Some(v6) = &self.ipv6 {
             let rips: Vec<String> = v6.rips.iter().map(Ipv6Addr::to_string).collect();
             s.push_str(&format!(
-                "  IPv6 (/{}): VIP [{}]:{} (not configured; the data plane answers ND), client {}, director {} / {}, real servers {}\n",
+                "  IPv6 (/{}): VIP [{}]:{} ({}), client {}, director {} / {}, real servers {}\n",
                 v6.prefix_len,
                 v6.vip,
                 self.port,
+                if self.kind == LabKind::Tun {
+                    "on the director's and real servers' lo, routed to the director"
+                } else {
+                    "not configured; the data plane answers ND"
+                },
                 v6.client,
                 v6.director_client_side,
                 v6.dip,
@@ -743,20 +846,25 @@ impl fmt::Display for Topology {
     }
 }
 
-/// The IPv6 addresses of a dual-stack NAT lab ([`Topology::add_ipv6`], [`nat_dual`]).
+/// The IPv6 addresses of a dual-stack NAT or TUN lab ([`Topology::add_ipv6`], [`nat_dual`],
+/// [`tun_dual`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ipv6Layer {
-    /// The IPv6 VIP, [`LAB_VIP6`] (`fd00:1::100`): on the client's link, configured nowhere.
+    /// The IPv6 VIP: NAT lab [`LAB_VIP6`] (`fd00:1::100`), on the client's link, configured
+    /// nowhere; TUN lab [`LAB_TUN_VIP6`] (`fd00:100::1`), on the director's and the real
+    /// servers' `lo`, routed by the router to the director.
     pub vip: Ipv6Addr,
     /// The client's address, `fd00:1::2` on its `eth0`.
     pub client: Ipv6Addr,
-    /// The director's client-side address, `fd00:1::1` on its `eth0`.
+    /// The director's client-side address: `fd00:1::1` on its `eth0` (NAT lab); `fd00:4::10` on
+    /// its `eth0`, its only interface (TUN lab).
     pub director_client_side: Ipv6Addr,
-    /// The director's server-side address `fd00:2::1` on its `eth1`: the real servers' IPv6
-    /// gateway.
+    /// The director's server-side address: `fd00:2::1` on its `eth1`, the real servers' IPv6
+    /// gateway (NAT lab); in the TUN lab the same as `director_client_side`, the source address
+    /// of its tunnels (the real servers' gateway is the router).
     pub dip: Ipv6Addr,
-    /// The real servers' addresses, `fd00:2::11`, `fd00:2::12`, … on their `eth0`, in the
-    /// order of [`Topology::real_servers`].
+    /// The real servers' addresses on their `eth0`, in the order of [`Topology::real_servers`]:
+    /// `fd00:2::11`, `fd00:2::12`, … (NAT lab); `fd00:5:1::11`, `fd00:5:2::12`, … (TUN lab).
     pub rips: Vec<Ipv6Addr>,
     /// Prefix length of every address (64).
     pub prefix_len: u8,

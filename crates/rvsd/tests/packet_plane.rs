@@ -956,3 +956,94 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
     assert!(conns >= 5 && inpkts >= 5 * 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "DR replies bypass rvsd");
 }
+
+/// (g) IPv6 TUN, end to end, on the dual-stack TUN lab (`rvs_lab::tun_dual`): the client
+/// fd00:1::2 dials the VIP fd00:100::1, which the router routes to the director; rvsd
+/// encapsulates each request in IPv6 to the real server's own address behind the router
+/// (6in6, then GUE over IPv6 on the decapsulators' port, then GRE over IPv6: the same dests
+/// edited with `-e`), the real server's userspace decapsulator injects the inner packet into
+/// its TUN device, nginx answers from the VIP on `lo` straight through the router. For each
+/// encapsulation: curl -6 gets both real servers' pages alternating under rr, the real server
+/// sees the client's own address, only the decapsulator counter of that encapsulation moved
+/// (by at least 3 packets per request), and `--stats` OutPkts stay 0 (replies bypass rvsd).
+#[test]
+fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
+    if !require_root("tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director") {
+        return;
+    }
+    let mut t = rvs_lab::tun_dual("pptun6").expect("dual-stack tun lab");
+    t.start_nginx().expect("nginx");
+    let v6 = t.ipv6().cloned().expect("IPv6 layer");
+    let gue_port = t.gue_port.expect("TUN lab GUE port");
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0"], &[]);
+    let tsvc = format!("[{}]:{}", v6.vip, t.port);
+    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
+    for rip in &v6.rips {
+        rvsd.adm_ok(&format!("-a -t {tsvc} -r [{rip}]:{} -i", t.port));
+    }
+    // The real servers are behind the router: nothing to resolve on the director's link.
+    rvsd.wait_ready(&director, &v6.vip.to_string(), &[]);
+
+    // (ipip, gre, gue) summed over the real servers' decapsulators.
+    let decapped = |t: &rvs_lab::Topology| {
+        t.lab().decaps().iter().fold((0, 0, 0), |acc, d| {
+            let c = d.counters();
+            (acc.0 + c.ipip, acc.1 + c.gre, acc.2 + c.gue)
+        })
+    };
+    assert_eq!(
+        t.lab().decaps().len(),
+        v6.rips.len(),
+        "one decapsulator each"
+    );
+    let url = format!("http://[{}]:{}/", v6.vip, t.port);
+    let kinds = [
+        ("6in6", String::new()),
+        ("gue", format!("--tun-type gue --tun-port {gue_port}")),
+        ("gre", "--tun-type gre".to_string()),
+    ];
+    let mut requests = 0u64;
+    for (kind, opts) in &kinds {
+        if !opts.is_empty() {
+            for rip in &v6.rips {
+                rvsd.adm_ok(&format!("-e -t {tsvc} -r [{rip}]:{} -i {opts}", t.port));
+            }
+        }
+        let before = decapped(&t);
+        let pages: Vec<String> = (0..4).map(|_| curl(&client, &url)).collect();
+        for w in pages.windows(2) {
+            assert_ne!(w[0], w[1], "{kind}: rr must alternate: {pages:?}");
+        }
+        assert!(
+            pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"),
+            "{kind}: {pages:?}"
+        );
+        let who = curl(&client, &format!("{url}whoami"));
+        assert_eq!(
+            who.trim(),
+            v6.client.to_string(),
+            "{kind}: TUN keeps the client address"
+        );
+        requests += 5;
+        let after = decapped(&t);
+        let delta = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+        let (this, others) = match *kind {
+            "6in6" => (delta.0, delta.1 + delta.2),
+            "gre" => (delta.1, delta.0 + delta.2),
+            _ => (delta.2, delta.0 + delta.1),
+        };
+        assert!(
+            this >= 5 * 3,
+            "{kind}: decapsulated (ipip, gre, gue) {delta:?}"
+        );
+        assert_eq!(others, 0, "{kind}: other encapsulations seen {delta:?}");
+    }
+    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    assert!(
+        conns >= requests && inpkts >= requests * 3,
+        "{conns} {inpkts}"
+    );
+    assert_eq!(outpkts, 0, "TUN replies bypass the director");
+}
