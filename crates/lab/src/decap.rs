@@ -318,42 +318,12 @@ fn gue_socket(port: u16, v6: bool) -> Result<UdpSocket> {
     };
     let s = UdpSocket::bind(addr).map_err(|e| LabError::io(format!("GUE port {port}"), e))?;
     if v6 {
-        set_udp_flag(&s, UDP_NO_CHECK6_RX)
+        rvs_packet_io::sockopt::set_udp_flag(&s, rvs_packet_io::sockopt::UDP_NO_CHECK6_RX)
             .map_err(|e| LabError::io("setsockopt(UDP_NO_CHECK6_RX) on the GUE socket", e))?;
     }
     s.set_nonblocking(true)
         .map_err(|e| LabError::io("GUE socket", e))?;
     Ok(s)
-}
-
-/// `UDP_NO_CHECK6_TX` / `UDP_NO_CHECK6_RX` (linux/udp.h), options of level `SOL_UDP`.
-#[cfg(test)]
-const UDP_NO_CHECK6_TX: i32 = 101;
-const UDP_NO_CHECK6_RX: i32 = 102;
-
-/// Turns on the boolean `SOL_UDP` option `name` of `sock`. Neither socket2 nor nix wraps
-/// these options, so this is the crate's one `setsockopt` call of its own.
-#[allow(unsafe_code)]
-fn set_udp_flag(sock: &UdpSocket, name: i32) -> std::io::Result<()> {
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: the descriptor is owned by `sock` and open for the call; the value pointer and
-    // length describe a live `c_int`, which is what the kernel reads for this option.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_UDP,
-            name,
-            std::ptr::addr_of!(one).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 fn ipv6_enabled() -> bool {
@@ -625,7 +595,8 @@ mod tests {
             .port();
         let rx = gue_socket(port, true).expect("GUE socket");
         let tx = UdpSocket::bind("[::1]:0").unwrap();
-        set_udp_flag(&tx, UDP_NO_CHECK6_TX).expect("UDP_NO_CHECK6_TX");
+        rvs_packet_io::sockopt::set_udp_flag(&tx, rvs_packet_io::sockopt::UDP_NO_CHECK6_TX)
+            .expect("UDP_NO_CHECK6_TX");
         let inner = ipv4(17, &[0; 8]);
         let mut gue = vec![0x00, 4, 0, 0];
         gue.extend_from_slice(&inner);

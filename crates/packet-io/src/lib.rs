@@ -33,6 +33,7 @@ pub mod announce;
 pub mod mem;
 pub mod neigh;
 pub mod nft;
+pub mod sockopt;
 
 mod error;
 
