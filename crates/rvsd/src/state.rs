@@ -654,6 +654,22 @@ mod tests {
         }
     }
 
+    /// Proxied services :80 (→ 127.0.0.11) and :81 (→ 127.0.0.12), rr, and a balancer over
+    /// them.
+    fn two_services() -> (State, DirectorBalancer) {
+        let st = state(&[
+            "-A -t 127.0.0.1:80 -s rr",
+            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
+            "-A -t 127.0.0.1:81 -s rr",
+            "-a -t 127.0.0.1:81 -r 127.0.0.12:8081 -m",
+        ]);
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock: Clock::new(),
+        };
+        (st, b)
+    }
+
     fn key(s: &str) -> ServiceKey {
         let a: SocketAddr = s.parse().unwrap();
         ServiceKey::Addr {
@@ -701,16 +717,7 @@ mod tests {
 
     #[test]
     fn proxy_flows_use_their_service_shard_and_survive_its_deletion() {
-        let mut st = state(&[
-            "-A -t 127.0.0.1:80 -s rr",
-            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
-            "-A -t 127.0.0.1:81 -s rr",
-            "-a -t 127.0.0.1:81 -r 127.0.0.12:8081 -m",
-        ]);
-        let b = DirectorBalancer {
-            routes: st.routes.clone(),
-            clock: Clock::new(),
-        };
+        let (mut st, b) = two_services();
         let f80 = tcp("127.0.0.5:40000", "127.0.0.1:80");
         let f81 = tcp("127.0.0.5:40001", "127.0.0.1:81");
         let b80 = b.open(&f80).unwrap();
@@ -760,16 +767,7 @@ mod tests {
 
     #[test]
     fn totals_timeouts_and_zero_cover_every_shard() {
-        let mut st = state(&[
-            "-A -t 127.0.0.1:80 -s rr",
-            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
-            "-A -t 127.0.0.1:81 -s rr",
-            "-a -t 127.0.0.1:81 -r 127.0.0.12:8081 -m",
-        ]);
-        let b = DirectorBalancer {
-            routes: st.routes.clone(),
-            clock: Clock::new(),
-        };
+        let (mut st, b) = two_services();
         for (i, vip) in ["127.0.0.1:80", "127.0.0.1:81"].iter().enumerate() {
             let be = b
                 .open(&tcp(&format!("127.0.0.5:{}", 1000 + i), vip))
@@ -804,16 +802,7 @@ mod tests {
 
     #[test]
     fn a_proxy_connection_waits_neither_for_the_state_nor_for_another_service() {
-        let st = state(&[
-            "-A -t 127.0.0.1:80 -s rr",
-            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
-            "-A -t 127.0.0.1:81 -s rr",
-            "-a -t 127.0.0.1:81 -r 127.0.0.12:8081 -m",
-        ]);
-        let b = DirectorBalancer {
-            routes: st.routes.clone(),
-            clock: Clock::new(),
-        };
+        let (st, b) = two_services();
         let a = st.shard_of(&key("127.0.0.1:80")).unwrap().clone();
         let state = Arc::new(Mutex::new(st));
         // The control plane's lock and service :80's shard are both held...

@@ -8,12 +8,13 @@
 //! lab (namespaces, processes, work directory) is torn down on drop, even on panic; rvsd is
 //! declared after the lab so it is stopped first.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rvs_lab::{require_root, socat_transfer, Netns, NsChild, SelftestMode};
-use rvsadm::app::{App, SocketBackend};
 
 /// rvsd running in a namespace; SIGTERM + wait on [`Rvsd::stop`], killed on drop otherwise.
 struct Rvsd {
@@ -66,17 +67,8 @@ impl Rvsd {
 
     /// Runs rvsadm with `args` against this rvsd; (exit code, stdout, stderr).
     fn adm(&self, args: &[&str]) -> (i32, String, String) {
-        let mut argv = vec!["rvsadm".to_string()];
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let mut backend = SocketBackend::new(Some(self.socket.clone()));
-        let names = rvsadm::names::NoNames;
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = App::new(&mut backend, &names, &mut out, &mut err).run(&argv, &mut &b""[..]);
-        (
-            code,
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
-        )
+        let a = common::rvsadm_lib(&self.socket, args, "");
+        (a.code, a.out, a.err)
     }
 
     fn adm_ok(&self, line: &str) {

@@ -11,6 +11,8 @@
 //! gets SIGKILL — no priority-0 advert, the VIP stays configured — and its client-side link goes
 //! down. The graceful path (SIGTERM, priority 0) is exercised by the interop test.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -282,25 +284,11 @@ impl Director {
     }
 
     /// `rvsadm -L --vrrp` against this director's rvsd (rvsadm's library, so the test never
-    /// runs a stale binary), bounded to 10 s: (exit status, stdout, stderr).
+    /// runs a stale binary), bounded to 20 s: (exit status, stdout, stderr).
     fn rvsadm_vrrp(&self) -> (i32, String, String) {
         let sock = self.socket.clone().expect("rvsd started");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let argv: Vec<String> = ["rvsadm", "-L", "--vrrp"].map(String::from).to_vec();
-            let mut backend = rvsadm::app::SocketBackend::new(Some(sock));
-            let names = rvsadm::names::NoNames;
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            let code = rvsadm::app::App::new(&mut backend, &names, &mut out, &mut err)
-                .run(&argv, &mut &b""[..]);
-            let _ = tx.send((
-                code,
-                String::from_utf8_lossy(&out).into_owned(),
-                String::from_utf8_lossy(&err).into_owned(),
-            ));
-        });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("rvsadm -L --vrrp answers within 10 s")
+        let a = common::rvsadm_lib(&sock, &["-L", "--vrrp"], "");
+        (a.code, a.out, a.err)
     }
 
     fn has_vip(&self) -> bool {
@@ -465,6 +453,33 @@ fn lab(tag: &str) -> Topology {
 
 /// Wait until exactly `master` holds the VIP; then check for `hold` that it stays that way
 /// (sampled every 50 ms: exactly one master at any time after convergence).
+/// rvsd on both directors of `topo` with one preemptive instance (director1 priority 150,
+/// director2 100), started together; returns once director1 has been the only MASTER for
+/// `hold` (converged within 10 s), with the two settings.
+fn rvsd_pair(
+    topo: &Topology,
+    version: u8,
+    advert_int: f64,
+    hold: Duration,
+) -> (Director, Director, Vrrp, Vrrp) {
+    let mut d1 = Director::new(topo, "director1");
+    let mut d2 = Director::new(topo, "director2");
+    let hi = Vrrp {
+        version,
+        advert_int,
+        priority: 150,
+        nopreempt: false,
+    };
+    let lo = Vrrp {
+        priority: 100,
+        ..hi
+    };
+    d1.start(Impl::Rvsd, hi);
+    d2.start(Impl::Rvsd, lo);
+    expect_master(&[&d1, &d2], 0, Duration::from_secs(10), hold);
+    (d1, d2, hi, lo)
+}
+
 fn expect_master(dirs: &[&Director], master: usize, converge: Duration, hold: Duration) {
     let ok = |d: &[&Director]| {
         d.iter()
@@ -511,26 +526,7 @@ fn rvsd_pair_failover_and_preempt() {
     }
     let _g = serial();
     let topo = lab("vrrpa");
-    let mut d1 = Director::new(&topo, "director1");
-    let mut d2 = Director::new(&topo, "director2");
-    let hi = Vrrp {
-        version: 2,
-        advert_int: 1.0,
-        priority: 150,
-        nopreempt: false,
-    };
-    let lo = Vrrp {
-        priority: 100,
-        ..hi
-    };
-    d1.start(Impl::Rvsd, hi);
-    d2.start(Impl::Rvsd, lo);
-    expect_master(
-        &[&d1, &d2],
-        0,
-        Duration::from_secs(10),
-        Duration::from_secs(2),
-    );
+    let (mut d1, d2, hi, _) = rvsd_pair(&topo, 2, 1.0, Duration::from_secs(2));
     assert!(
         topo.client().ns.exec(|| probe(HA_VIP)).unwrap(),
         "request through the VIP on director1"
@@ -613,26 +609,7 @@ fn rvsd_reload_priority_preempts() {
     }
     let _g = serial();
     let topo = lab("vrrpr");
-    let mut d1 = Director::new(&topo, "director1");
-    let mut d2 = Director::new(&topo, "director2");
-    let hi = Vrrp {
-        version: 3,
-        advert_int: 0.5,
-        priority: 150,
-        nopreempt: false,
-    };
-    let lo = Vrrp {
-        priority: 100,
-        ..hi
-    };
-    d1.start(Impl::Rvsd, hi);
-    d2.start(Impl::Rvsd, lo);
-    expect_master(
-        &[&d1, &d2],
-        0,
-        Duration::from_secs(10),
-        Duration::from_secs(1),
-    );
+    let (d1, mut d2, _, lo) = rvsd_pair(&topo, 3, 0.5, Duration::from_secs(1));
     // The Rcvd column of `rvsadm -L --vrrp`.
     let received = |d: &Director| -> u64 {
         let (code, out, err) = d.rvsadm_vrrp();

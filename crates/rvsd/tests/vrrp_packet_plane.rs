@@ -27,6 +27,8 @@
 //! tshark`, see scripts/install-test-deps). Every wait is bounded; the lab (namespaces,
 //! nginx), rvsd and the capture are torn down on drop, also when the test panics.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,7 +37,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rvs_lab::topo::{HA_DIP, HA_VIP};
 use rvs_lab::{MacAddr, Netns, NsChild, Topology};
-use rvsadm::app::{App, SocketBackend};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 const PORT: u16 = 80;
@@ -128,35 +129,17 @@ impl Director {
 
     /// rvsadm (the library, over the control socket); (exit code, stdout, stderr).
     fn adm(&self, args: &[&str]) -> (i32, String, String) {
-        let mut argv = vec!["rvsadm".to_string()];
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let mut backend = SocketBackend::new(Some(self.socket.clone()));
-        let names = rvsadm::names::NoNames;
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = App::new(&mut backend, &names, &mut out, &mut err).run(&argv, &mut &b""[..]);
-        (
-            code,
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
-        )
+        let a = common::rvsadm_lib(&self.socket, args, "");
+        (a.code, a.out, a.err)
     }
 
     /// `Conns InPkts OutPkts` of the VIP's service line in `rvsadm -L -n --stats --exact`.
     fn stats(&self) -> (u64, u64, u64) {
         let (code, out, err) = self.adm(&["-L", "-n", "--stats", "--exact"]);
         assert_eq!(code, 0, "{}: rvsadm --stats: {err}", self.name);
-        let prefix = format!("TCP  {HA_VIP}:{PORT}");
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("{}: no {prefix:?} in\n{out}", self.name));
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .skip(2)
-            .take(3)
-            .map(|x| x.parse().unwrap_or_else(|_| panic!("{line}")))
-            .collect();
-        (f[0], f[1], f[2])
+        let lines = common::parse_stats(&out);
+        let n = common::stat(&lines, &format!("{HA_VIP}:{PORT}"), true).n;
+        (n[0], n[1], n[2])
     }
 
     fn has_vip(&self) -> bool {

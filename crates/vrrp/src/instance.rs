@@ -540,12 +540,7 @@ impl Instance {
             }
             _ => {}
         }
-        let fault = self.fault_active();
-        match self.state {
-            State::Backup | State::Master if fault => self.enter_fault(now),
-            State::Fault if !fault => self.leave_fault(now),
-            _ => {}
-        }
+        self.follow_fault(now);
         Ok(())
     }
 
@@ -704,6 +699,11 @@ impl Instance {
                 _ => {}
             }
         }
+        self.follow_fault(now);
+    }
+
+    /// Enter or leave FAULT as the tracked objects now say.
+    fn follow_fault(&mut self, now: Duration) {
         let fault = self.fault_active();
         match self.state {
             State::Backup | State::Master if fault => self.enter_fault(now),
