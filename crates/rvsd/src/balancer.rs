@@ -32,19 +32,7 @@ use rvs_proxy::{
 };
 
 use crate::clock::Clock;
-use crate::shard::{self, shard_of_handle, Routes, Shard};
-use crate::state::FlowKey;
-
-/// What the balancer remembers about a proxy flow.
-#[derive(Clone, Copy, Debug)]
-pub struct FlowRec {
-    /// The client-side tuple.
-    pub key: FlowKey,
-    /// Its connection entry (`None` for one-packet flows, which have none).
-    pub conn: Option<ConnId>,
-    /// Its destination.
-    pub dest: DestId,
-}
+use crate::shard::{self, shard_of_handle, FlowKey, FlowRec, Routes, Shard};
 
 /// The balancer: the shards (found through the published routes, never through the daemon
 /// state's lock) plus the clock.

@@ -23,7 +23,7 @@ pub struct Daemon {
 impl Daemon {
     /// Lock the state (a poisoned lock is recovered: the table's invariants hold between calls).
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.state)
     }
 
     /// Apply one control request, then bring the proxy's listeners in line with the table.
@@ -32,7 +32,9 @@ impl Daemon {
             let mut st = self.lock();
             let r = st.handle(&req, self.clock.now());
             let changed = is_change(&req) && r.result.is_ok();
-            let packet = st.packet_applied.clone().map(|a| (a, st.generation()));
+            let packet = st
+                .packet_feed()
+                .map(|f| (f.applied.clone(), st.generation()));
             (r, changed, packet)
         };
         if let Some((applied, generation)) = packet {
@@ -55,7 +57,7 @@ impl Daemon {
     /// warning when some listener could not be opened.
     pub fn sync_listeners(&self) -> Result<(), String> {
         let want = self.lock().proxy_listeners();
-        let proxy = self.proxy.lock().unwrap_or_else(|p| p.into_inner());
+        let proxy = crate::lock::lock(&self.proxy);
         let Some(p) = proxy.as_ref() else {
             return Ok(());
         };

@@ -236,11 +236,7 @@ async fn run(args: Args) -> Result<(), String> {
         )
     };
     let balancer = Arc::new(DirectorBalancer {
-        routes: state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .routes
-            .clone(),
+        routes: rvsd::lock::lock(&state).routes.clone(),
         clock,
     });
     let workers = args.workers.unwrap_or_else(|| {
@@ -375,7 +371,7 @@ async fn run(args: Args) -> Result<(), String> {
     let drain = StdDuration::from_secs(args.drain_time);
     let d = daemon.clone();
     let report = tokio::task::spawn_blocking(move || {
-        let proxy = d.proxy.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let proxy = rvsd::lock::lock(&d.proxy).take();
         proxy.map(|p| p.shutdown(drain))
     })
     .await

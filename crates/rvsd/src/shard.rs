@@ -13,17 +13,66 @@
 //! The control plane ([`crate::state::State`]) owns the map from service to shard; data planes
 //! reach their shard without it: the proxy through [`Routes`], the packet plane through the
 //! shard it was given at start. Lock order: `State`, then a shard; never two shards at once.
+//!
+//! The types a shard holds are declared here, below every module that uses them (the control
+//! state, the balancer, the listings), so those modules depend on this one and not on each
+//! other.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
-use rvs_core::{Director, ServiceKey, Time};
+use rvs_control::model as m;
+use rvs_core::conn::ConnId;
+use rvs_core::{DestId, Director, Protocol, ServiceKey, Time};
 
-use crate::balancer::FlowRec;
 use crate::clock::{os_random_u64, Rng};
-use crate::state::ServiceExtra;
+use crate::published::{Published, ThreadCache};
+
+pub use crate::lock::lock;
+
+/// rvs additions kept per service beside the core's table.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceExtra {
+    /// PROXY protocol header toward real servers (`--proxy-protocol`).
+    pub proxy_protocol: m::ProxyProtocol,
+    /// Full-NAT local addresses (`--add-laddr -z`).
+    pub laddrs: Vec<LocalAddr>,
+    /// Round-robin cursor over `laddrs`.
+    pub next_laddr: usize,
+}
+
+/// One full-NAT local address and its use.
+#[derive(Clone, Debug)]
+pub struct LocalAddr {
+    /// The address.
+    pub addr: IpAddr,
+    /// Flows that used it.
+    pub conns: u64,
+}
+
+/// The client-side tuple of a proxy flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowKey {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Client.
+    pub client: SocketAddr,
+    /// Virtual service address.
+    pub vip: SocketAddr,
+}
+
+/// What the balancer remembers about a proxy flow.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowRec {
+    /// The client-side tuple.
+    pub key: FlowKey,
+    /// Its connection entry (`None` for one-packet flows, which have none).
+    pub conn: Option<ConnId>,
+    /// Its destination.
+    pub dest: DestId,
+}
 
 /// One shard: a director of its own and the proxy flows it carries.
 pub struct Shard {
@@ -86,11 +135,6 @@ impl Shard {
     }
 }
 
-/// Lock a shard (a poisoned lock is recovered: the table's invariants hold between calls).
-pub fn lock(s: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The id of the shard a proxy flow handle belongs to.
 pub fn shard_of_handle(handle: u64) -> u32 {
     (handle >> SEQ_BITS) as u32
@@ -107,64 +151,25 @@ pub struct RouteMap {
 }
 
 /// The published [`RouteMap`]: written by the control plane on every change of the service
-/// set, read by the proxy workers through a per-thread copy revalidated with one atomic load,
-/// so looking up a shard takes no lock that all workers share.
-pub struct Routes {
-    /// Unique per `Routes` (the per-thread copy must never be taken for another table's).
-    id: u64,
-    version: AtomicU64,
-    map: RwLock<RouteMap>,
-}
-
-impl Default for Routes {
-    fn default() -> Routes {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Routes {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
-            version: AtomicU64::new(0),
-            map: RwLock::new(RouteMap::default()),
-        }
-    }
-}
+/// set, read by the proxy workers through a per-thread snapshot revalidated with one atomic
+/// load ([`Published::with_cached`]), so looking up a shard takes no lock that all workers
+/// share.
+pub type Routes = Published<RouteMap>;
 
 thread_local! {
-    /// Per-thread copy: (identity of the `Routes`, its version, the map).
-    static CACHE: RefCell<Option<(u64, u64, RouteMap)>> = const { RefCell::new(None) };
+    /// A proxy worker's snapshot of the routes.
+    static CACHE: ThreadCache<RouteMap> = const { RefCell::new(None) };
 }
 
 impl Routes {
-    /// Replace the map.
-    pub fn publish(&self, map: RouteMap) {
-        *self.map.write().unwrap_or_else(|p| p.into_inner()) = map;
-        self.version.fetch_add(1, Ordering::Release);
-    }
-
-    /// Run `f` over the current map.
-    pub fn with<R>(&self, f: impl FnOnce(&RouteMap) -> R) -> R {
-        let me = self.id;
-        let v = self.version.load(Ordering::Acquire);
-        CACHE.with(|c| {
-            let mut c = c.borrow_mut();
-            let fresh = matches!(&*c, Some((who, ver, _)) if *who == me && *ver == v);
-            if !fresh {
-                let map = self.map.read().unwrap_or_else(|p| p.into_inner()).clone();
-                *c = Some((me, v, map));
-            }
-            match &*c {
-                Some((_, _, map)) => f(map),
-                None => f(&RouteMap::default()),
-            }
-        })
-    }
-
     /// The shard serving `key`.
     pub fn service(&self, key: &ServiceKey) -> Option<ShardRef> {
-        self.with(|m| m.by_service.get(key).cloned())
+        self.with_cached(&CACHE, |m| m.by_service.get(key).cloned())
     }
 
     /// The shard with `id`.
     pub fn shard(&self, id: u32) -> Option<ShardRef> {
-        self.with(|m| m.by_id.get(&id).cloned())
+        self.with_cached(&CACHE, |m| m.by_id.get(&id).cloned())
     }
 }
 

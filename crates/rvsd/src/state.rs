@@ -6,8 +6,7 @@
 //! this state's lock.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use rvs_control::model as m;
@@ -17,27 +16,8 @@ use rvs_core::director::Sysctls;
 use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 
 use crate::convert::*;
-use crate::shard::{self, RouteMap, Routes, Shard, ShardRef};
-
-/// rvs additions kept per service beside the core's table.
-#[derive(Clone, Debug, Default)]
-pub struct ServiceExtra {
-    /// PROXY protocol header toward real servers (`--proxy-protocol`).
-    pub proxy_protocol: m::ProxyProtocol,
-    /// Full-NAT local addresses (`--add-laddr -z`).
-    pub laddrs: Vec<LocalAddr>,
-    /// Round-robin cursor over `laddrs`.
-    pub next_laddr: usize,
-}
-
-/// One full-NAT local address and its use.
-#[derive(Clone, Debug)]
-pub struct LocalAddr {
-    /// The address.
-    pub addr: IpAddr,
-    /// Flows that used it.
-    pub conns: u64,
-}
+use crate::packet_plane::config::{self as packet_config, PacketFeed};
+use crate::shard::{self, LocalAddr, RouteMap, Routes, ServiceExtra, Shard, ShardRef};
 
 /// Which data planes run beside the socket proxy (which always runs), to say what the table can
 /// and cannot serve.
@@ -75,26 +55,14 @@ pub struct State {
     pub planes: Planes,
     /// The VRRP driver's status, when it runs (rendered into the metrics).
     pub vrrp: Option<Arc<crate::vrrp::StatusBoard>>,
-    /// Bumped by every request that may change the table or the local addresses, and when the
-    /// VRRP driver starts: the packet plane rebuilds its configuration and its nft guard when
-    /// it sees a new value (read without the state lock by its workers).
-    pub generation: Arc<AtomicU64>,
-    /// The last `generation` the packet plane applied (nft guard refilled, new real servers
-    /// resolved), when it runs: control requests wait for it (`Daemon::request`).
-    pub packet_applied: Option<Arc<AtomicU64>>,
+    /// Bumped by every request that may change the table or the local addresses, when the
+    /// VRRP driver starts and when the nft mark rules change; each bump publishes a new
+    /// [`PacketView`] to the packet plane, when it runs.
+    generation: u64,
+    /// The packet plane's feed, once it runs ([`State::attach_packet_plane`]).
+    packet: Option<PacketFeed>,
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
-}
-
-/// The client-side tuple of a proxy flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowKey {
-    /// Protocol.
-    pub proto: Protocol,
-    /// Client.
-    pub client: SocketAddr,
-    /// Virtual service address.
-    pub vip: SocketAddr,
 }
 
 fn done() -> Response {
@@ -114,8 +82,8 @@ impl State {
             routes: Arc::new(Routes::default()),
             planes,
             vrrp: None,
-            generation: Arc::new(AtomicU64::new(0)),
-            packet_applied: None,
+            generation: 0,
+            packet: None,
             nft_marks: Vec::new(),
         };
         if planes.packet {
@@ -134,27 +102,71 @@ impl State {
 
     /// The current table generation.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation
     }
 
-    /// Bump the table generation (see [`State::generation`]).
-    pub fn bump_generation(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+    /// Bump the table generation (see [`State::generation`]) and hand the packet plane its
+    /// new view.
+    pub fn bump_generation(&mut self) {
+        self.generation += 1;
+        self.publish_packet_view();
+    }
+
+    /// Connect the packet plane: from now on every change publishes its view to `feed`
+    /// (once here, so the plane starts from the current table).
+    pub fn attach_packet_plane(&mut self, feed: PacketFeed) {
+        self.packet = Some(feed);
+        self.publish_packet_view();
+    }
+
+    /// The packet plane's feed, when it runs.
+    pub fn packet_feed(&self) -> Option<&PacketFeed> {
+        self.packet.as_ref()
+    }
+
+    /// Compute the packet plane's view of the table (once, for every worker and the keeper)
+    /// and publish it.
+    fn publish_packet_view(&self) {
+        let Some(feed) = &self.packet else {
+            return;
+        };
+        let sh = self.packet_shard.as_ref().map(|s| shard::lock(s));
+        let view = packet_config::view_of(
+            feed,
+            sh.as_deref(),
+            self.vrrp.as_ref(),
+            &self.nft_marks,
+            self.generation,
+        );
+        drop(sh);
+        feed.view.publish(view);
+    }
+
+    /// After a VRRP transition (the packet plane's keeper sees the board's epoch move):
+    /// publish a view with the new owned addresses. Does nothing when the current view
+    /// already reflects the board.
+    pub fn follow_vrrp(&mut self) {
+        let moved = self
+            .packet
+            .as_ref()
+            .is_some_and(|f| f.view.load().vrrp_moved());
+        if moved {
+            self.bump_generation();
+        }
+    }
+
+    /// Replace the mark rules read from nft; a change is published like a table change.
+    pub fn set_nft_marks(&mut self, rules: Vec<rvs_packet::plane::MarkRule>) {
+        if self.nft_marks != rules {
+            self.nft_marks = rules;
+            self.bump_generation();
+        }
     }
 
     /// Attach the VRRP driver's status board.
     pub fn set_vrrp(&mut self, board: Arc<crate::vrrp::StatusBoard>) {
         self.vrrp = Some(board);
         self.bump_generation();
-    }
-
-    /// Whether the packet plane serves `key` (when it runs): every VIP but loopback ones,
-    /// firewall-mark services included; loopback VIPs stay with the socket proxy.
-    pub fn packet_serves(key: &ServiceKey) -> bool {
-        match key {
-            ServiceKey::Addr { addr, .. } => !addr.is_loopback(),
-            ServiceKey::Fwmark { .. } => true,
-        }
     }
 
     /// The packet plane's shard, when it runs.
@@ -296,6 +308,8 @@ impl State {
 
     /// Apply one control request.
     pub fn handle(&mut self, req: &Request, now: Time) -> Response {
+        let r = self.apply(req, now);
+        // After the change, so the packet plane's view is computed from the new table.
         if is_change(req)
             || matches!(
                 req,
@@ -304,6 +318,10 @@ impl State {
         {
             self.bump_generation();
         }
+        r
+    }
+
+    fn apply(&mut self, req: &Request, now: Time) -> Response {
         let no_service = || Response::err(remote_error(&rvs_core::Error::NoService));
         let result = |r: rvs_core::Result<()>| match r {
             Ok(()) => done(),
@@ -326,7 +344,7 @@ impl State {
                     return Response::err(remote_error(&rvs_core::Error::Exists));
                 }
                 let shard = match &self.packet_shard {
-                    Some(p) if Self::packet_serves(&key) => p.clone(),
+                    Some(p) if packet_config::packet_serves(&key) => p.clone(),
                     _ => self.new_shard(now),
                 };
                 let added = {

@@ -1,0 +1,195 @@
+//! The keeper: the packet plane's thread on the control side of the published view. It keeps
+//! the nft ingress guard in line with the table, announces new VIPs, resolves new real
+//! servers, follows the director's nft ruleset for mark rules, and reports each applied
+//! table generation (what control requests wait for, [`super::wait_applied`]). It removes
+//! the guard when stopped.
+//!
+//! It wakes when the control side publishes a new [`PacketView`], not on a timer. Two inputs
+//! have no notification of their own and are looked at on the keeper's bounded wait: the
+//! VRRP status board (its epoch, every [`VRRP_FOLLOW`] while a driver runs) and the nft
+//! ruleset (every [`NFT_POLL`] while a firewall-mark service exists).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rvs_packet::plane::PortId;
+use rvs_packet_io::nft::IngressGuard;
+use rvs_packet_io::{Resolver, ResolverConfig, Sender};
+
+use super::config::{Iface, PacketView};
+use crate::lock::lock;
+use crate::published::Published;
+use crate::state::State;
+
+/// How often the VRRP board's epoch is compared with the view's while a driver runs.
+const VRRP_FOLLOW: Duration = Duration::from_millis(10);
+/// Longest wait for a change, so that the stop flag is seen.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Sends a gratuitous ARP / unsolicited NA for each address (best effort, logged).
+fn announce(ifaces: &[Iface], senders: &mut [Sender], addrs: &[(IpAddr, PortId)]) {
+    for &(a, p) in addrs {
+        let (Some(i), Some(s)) = (ifaces.get(usize::from(p)), senders.get_mut(usize::from(p)))
+        else {
+            continue;
+        };
+        let r = match a {
+            IpAddr::V4(v4) => s.send(&rvs_packet_io::announce::gratuitous_arp(i.mac, v4)),
+            IpAddr::V6(v6) => s.send(&rvs_packet_io::announce::unsolicited_na(i.mac, v6)),
+        };
+        match r {
+            Ok(()) => tracing::info!("announced {a} on {}", i.name),
+            Err(e) => tracing::warn!("announcing {a} on {}: {e}", i.name),
+        }
+    }
+}
+
+/// Follows the director's nft ruleset for mark rules (every [`NFT_POLL`]).
+#[derive(Default)]
+pub(super) struct NftMarks {
+    last: Option<Result<crate::nft_marks::Found, String>>,
+    next: Option<Instant>,
+}
+
+/// How often the nft ruleset is read for mark rules.
+const NFT_POLL: Duration = Duration::from_secs(1);
+
+impl NftMarks {
+    /// Re-reads the ruleset when due, or at once with `force` (a table change), and hands
+    /// changed rules to the control state (which publishes a new view). Only while some
+    /// firewall-mark service exists (`wanted`): otherwise marks matter to nobody, and a large
+    /// ruleset (container hosts) is not listed every second for nothing.
+    pub(super) fn poll(&mut self, state: &Mutex<State>, wanted: bool, force: bool) {
+        if !wanted {
+            let had_rules = matches!(&self.last, Some(Ok(f)) if !f.rules.is_empty());
+            if had_rules {
+                lock(state).set_nft_marks(Vec::new());
+            }
+            self.last = None;
+            self.next = None;
+            return;
+        }
+        let now = Instant::now();
+        if !force && self.next.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next = Some(now + NFT_POLL);
+        let found = crate::nft_marks::read_ruleset(Duration::from_secs(2));
+        if self.last.as_ref() == Some(&found) {
+            return;
+        }
+        match &found {
+            Ok(f) => {
+                for r in &f.rules {
+                    tracing::info!(
+                        "nft mark rule: proto {} daddr {} dport {}-{} → mark {}",
+                        r.proto,
+                        r.addr,
+                        r.ports.0,
+                        r.ports.1,
+                        r.mark
+                    );
+                }
+                for u in &f.unsupported {
+                    tracing::warn!(
+                        "nft: {u}: this mark rule is not applied by the packet plane \
+                         (use --fwmark-rule)"
+                    );
+                }
+                lock(state).set_nft_marks(f.rules.clone());
+            }
+            Err(e) => tracing::warn!("firewall marks from nft: {e}"),
+        }
+        self.last = Some(found);
+    }
+}
+
+/// What the keeper shares with the rest of the plane.
+pub(super) struct Context {
+    /// The control state: taken only to hand it a VRRP transition or new mark rules.
+    pub state: Arc<Mutex<State>>,
+    pub view: Arc<Published<PacketView>>,
+    pub applied: Arc<Published<u64>>,
+    pub stop: Arc<AtomicBool>,
+    pub ifaces: Arc<Vec<Iface>>,
+}
+
+/// How long to wait for the next publication.
+fn wait_time(view: &PacketView) -> Duration {
+    if view.vrrp.is_some() {
+        VRRP_FOLLOW
+    } else {
+        STOP_CHECK
+    }
+}
+
+pub(super) fn keeper(
+    mut guard: IngressGuard,
+    cx: Context,
+    mut marks: NftMarks,
+) -> Result<(), String> {
+    let mut resolver =
+        Resolver::new(ResolverConfig::default()).map_err(|e| format!("rtnetlink: {e}"))?;
+    let mut senders = Vec::new();
+    for i in cx.ifaces.iter() {
+        senders.push(Sender::open(&i.name).map_err(|e| format!("sender on {}: {e}", i.name))?);
+    }
+    // The version of the view last applied.
+    let mut seen: Option<u64> = None;
+    let mut announced: HashSet<IpAddr> = HashSet::new();
+    let mut resolved: HashSet<IpAddr> = HashSet::new();
+    while !cx.stop.load(Ordering::Relaxed) {
+        let cur = cx.view.load();
+        if seen == Some(cur.version()) {
+            cx.view.wait_newer(cur.version(), wait_time(&cur));
+            if cx.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        if cx.view.load().vrrp_moved() {
+            lock(&cx.state).follow_vrrp();
+        }
+        // A table change may have added the first firewall-mark service: its marks are read
+        // before the change is applied (and before rvsadm returns, see `wait_applied`).
+        let cur = cx.view.load();
+        marks.poll(&cx.state, cur.wants_marks, seen != Some(cur.version()));
+        let view = cx.view.load();
+        if seen == Some(view.version()) {
+            continue;
+        }
+        seen = Some(view.version());
+        if let Err(e) = guard.update(&view.guard) {
+            tracing::error!("nft ingress guard update: {e}");
+        }
+        let new: Vec<(IpAddr, PortId)> = view
+            .config
+            .owned
+            .iter()
+            .copied()
+            .filter(|(a, _)| announced.insert(*a))
+            .collect();
+        announce(&cx.ifaces, &mut senders, &new);
+        // Bounded: each resolve waits at most the resolver's probe timeout (3 s).
+        for &a in &view.real_servers {
+            if cx.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if resolved.contains(&a) {
+                continue;
+            }
+            match resolver.resolve(a) {
+                Ok(_) => {
+                    resolved.insert(a);
+                }
+                Err(e) => tracing::warn!("next hop of real server {a}: {e}"),
+            }
+        }
+        cx.applied.publish(view.generation);
+    }
+    guard
+        .remove()
+        .map_err(|e| format!("removing the nft guard: {e}"))
+}
