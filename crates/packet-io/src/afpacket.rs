@@ -31,7 +31,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
-use crate::{Error, FrameIo};
+use crate::{Error, FrameSink, PacketPort, RxBlock};
 
 /// 802.1Q header length: what re-inserting a tag adds in front of the EtherType.
 const VLAN_HLEN: usize = 4;
@@ -717,29 +717,38 @@ impl Port {
     /// Waits up to `timeout` for a retired block, then hands every frame of every ready block
     /// (at most [`PortConfig::blocks_per_call`] blocks) to `f`. Frames the callback marks for
     /// transmission go out in batches before their block is returned to the kernel. Returns
-    /// the number of frames seen (0 on timeout).
-    pub fn recv_batch<F>(&mut self, timeout: Duration, f: F) -> Result<usize, Error>
+    /// the number of frames seen (0 on timeout). A convenience over [`PacketPort::next_block`].
+    pub fn recv_batch<F>(&mut self, timeout: Duration, mut f: F) -> Result<usize, Error>
     where
         F: FnMut(&mut RxFrame<'_>),
     {
-        self.recv_batch_then(timeout, f, || {})
+        let mut seen = 0;
+        // At most one pass over the ring (or `blocks_per_call` blocks): bounded work per call,
+        // and blocks retired while we work are picked up by the next call.
+        for k in 0..self.blocks_per_call {
+            if k > 0 && !self.block_ready() {
+                break;
+            }
+            let Some(mut block) = self.next_block(timeout)? else {
+                break;
+            };
+            while let Some(frame) = block.next_frame() {
+                f(frame);
+                seen += 1;
+            }
+            block.finish();
+        }
+        Ok(seen)
     }
 
-    /// [`Port::recv_batch`], calling `walked` after the callback has seen the last frame of a
-    /// block and before that block's transmissions go out: a caller that holds a lock for
-    /// the frames' processing can release it there, so the transmit system calls (most of
-    /// a forwarding worker's time) run without it.
-    pub fn recv_batch_then<F, W>(
-        &mut self,
-        timeout: Duration,
-        mut f: F,
-        mut walked: W,
-    ) -> Result<usize, Error>
-    where
-        F: FnMut(&mut RxFrame<'_>),
-        W: FnMut(),
-    {
-        if self.ring.block_status(self.ring.next) & libc::TP_STATUS_USER == 0 {
+    fn block_ready(&self) -> bool {
+        self.ring.block_status(self.ring.next) & libc::TP_STATUS_USER != 0
+    }
+
+    /// Waits up to `timeout` for the next retired ring block and lends it out
+    /// ([`PacketPort::next_block`]).
+    pub fn next_block(&mut self, timeout: Duration) -> Result<Option<Block<'_>>, Error> {
+        if !self.block_ready() {
             let mut pfd = libc::pollfd {
                 fd: self.sock.fd.as_raw_fd(),
                 events: libc::POLLIN | libc::POLLERR,
@@ -751,36 +760,16 @@ impl Port {
             if rc < 0 {
                 let e = last_err();
                 if e.raw_os_error() == Some(libc::EINTR) {
-                    return Ok(0);
+                    return Ok(None);
                 }
                 return Err(Error::sys("poll", &self.sock.ifname, e));
             }
-        }
-        let mut seen = 0;
-        // At most one pass over the ring (or `blocks_per_call` blocks): bounded work per call,
-        // and blocks retired while we work are picked up by the next call.
-        for _ in 0..self.blocks_per_call {
-            let i = self.ring.next;
-            if self.ring.block_status(i) & libc::TP_STATUS_USER == 0 {
-                break;
+            if !self.block_ready() {
+                return Ok(None);
             }
-            seen += self.walk_block(i, &mut f);
-            walked();
-            // Frames pointing into this block must be on their way before it is released.
-            self.sock.flush();
-            self.ring.release(i);
-            self.ring.next = (i + 1) % self.ring.block_count;
         }
-        Ok(seen)
-    }
-
-    fn walk_block<F>(&mut self, i: usize, f: &mut F) -> usize
-    where
-        F: FnMut(&mut RxFrame<'_>),
-    {
-        let block_size = self.ring.block_size;
+        let i = self.ring.next;
         let bd = self.ring.block(i);
-        let block = bd.cast::<u8>();
         // SAFETY: we own block `i` (TP_STATUS_USER seen with acquire); its descriptor is valid.
         let (num, first) = unsafe {
             let h = ptr::addr_of!((*bd).hdr.bh1);
@@ -789,87 +778,14 @@ impl Port {
                 ptr::read(ptr::addr_of!((*h).offset_to_first_pkt)) as usize,
             )
         };
-        let sll_off = tpacket_align(size_of::<libc::tpacket3_hdr>());
-        let min_mac = sll_off + size_of::<libc::sockaddr_ll>();
-        let mut off = first;
-        let mut seen = 0;
-        for _ in 0..num {
-            if off + min_mac > block_size {
-                break;
-            }
-            // SAFETY: `off + min_mac <= block_size`, so the frame header and its sockaddr_ll
-            // are inside our block; tpacket3_hdr offsets are 16-aligned (TPACKET_ALIGNMENT).
-            let (h, pkt_type) = unsafe {
-                let hp = block.add(off).cast::<libc::tpacket3_hdr>();
-                let sll = block.add(off + sll_off).cast::<libc::sockaddr_ll>();
-                (ptr::read(hp), ptr::read(ptr::addr_of!((*sll).sll_pkttype)))
-            };
-            let mac = h.tp_mac as usize;
-            let snap = h.tp_snaplen as usize;
-            if mac < min_mac || off + mac + snap > block_size {
-                // A header we do not understand: skip the rest of the block rather than
-                // guess where the next frame starts.
-                break;
-            }
-            let vlan = (h.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then_some(VlanTag {
-                tpid: if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                    h.hv1.tp_vlan_tpid
-                } else {
-                    libc::ETH_P_8021Q as u16
-                },
-                tci: h.hv1.tp_vlan_tci as u16,
-            });
-            let reinsert = vlan.is_some()
-                && self.reinsert_vlan
-                && snap >= ETH_ALEN2
-                && mac - VLAN_HLEN >= min_mac;
-            let (start, len) = if reinsert {
-                (off + mac - VLAN_HLEN, snap + VLAN_HLEN)
-            } else {
-                (off + mac, snap)
-            };
-            // SAFETY: `start + len <= off + mac + snap <= block_size` and `start >= off +
-            // min_mac` (headroom reserved with PACKET_RESERVE), all inside our block; no other
-            // reference to these bytes exists while the callback runs.
-            let data = unsafe { std::slice::from_raw_parts_mut(block.add(start), len) };
-            if let (true, Some(tag)) = (reinsert, vlan) {
-                // Move the two MAC addresses into the headroom and put the tag after them.
-                data.copy_within(VLAN_HLEN..VLAN_HLEN + ETH_ALEN2, 0);
-                data[ETH_ALEN2..ETH_ALEN2 + 2].copy_from_slice(&tag.tpid.to_be_bytes());
-                data[ETH_ALEN2 + 2..ETH_ALEN2 + 4].copy_from_slice(&tag.tci.to_be_bytes());
-                self.stats.rx_vlan_reinserted += 1;
-            }
-            let wire_len = h.tp_len + if reinsert { VLAN_HLEN as u32 } else { 0 };
-            let mut frame = RxFrame {
-                data,
-                wire_len,
-                vlan,
-                vlan_in_data: reinsert,
-                rxhash: h.hv1.tp_rxhash,
-                timestamp: Duration::new(u64::from(h.tp_sec), h.tp_nsec.min(999_999_999)),
-                pkt_type,
-                tx_ifindex: None,
-                own_ifindex: self.sock.ifindex,
-                csum_not_ready: h.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0,
-            };
-            if frame.truncated() {
-                self.stats.rx_truncated += 1;
-            }
-            f(&mut frame);
-            seen += 1;
-            if let Some(ifindex) = frame.tx_ifindex {
-                let (p, l) = (frame.data.as_ptr(), frame.data.len());
-                // SAFETY: the frame lies in block `i`, which we release only after the flush
-                // that follows the walk of this block.
-                unsafe { self.sock.queue(p, l, ifindex) };
-            }
-            if h.tp_next_offset == 0 {
-                break;
-            }
-            off += h.tp_next_offset as usize;
-        }
-        self.stats.rx_frames += seen as u64;
-        seen
+        Ok(Some(Block {
+            index: i,
+            left: num,
+            off: Some(first),
+            seen: 0,
+            current: None,
+            port: self,
+        }))
     }
 
     /// Sends complete Ethernet frames out of this interface with as few `sendmmsg` calls as
@@ -911,23 +827,170 @@ impl Port {
     }
 }
 
+/// A ring block lent out by [`Port::next_block`]: its frames, one at a time, rewritable in
+/// place. Frames marked for transmission are queued as the walk moves past them and sent
+/// when the block is finished (or dropped), just before the block goes back to the kernel.
+pub struct Block<'a> {
+    port: &'a mut Port,
+    index: usize,
+    /// Frames the block header still announces.
+    left: u32,
+    /// Offset of the next frame header in the block; `None` once the walk ended.
+    off: Option<usize>,
+    seen: usize,
+    /// The frame last lent out (its transmit mark is read when the walk moves on).
+    current: Option<RxFrame<'a>>,
+}
+
+impl std::fmt::Debug for Block<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block")
+            .field("index", &self.index)
+            .field("left", &self.left)
+            .field("seen", &self.seen)
+            .finish()
+    }
+}
+
+impl<'a> Block<'a> {
+    /// Queues the transmission of the frame last lent out, if it was marked.
+    fn retire_current(&mut self) {
+        if let Some(frame) = self.current.take() {
+            if let Some(ifindex) = frame.tx_ifindex {
+                let (p, l) = (frame.data.as_ptr(), frame.data.len());
+                // SAFETY: the frame lies in this block, which is released only after the
+                // flush in `Drop`, and nothing refers to it any more (`current` was taken).
+                unsafe { self.port.sock.queue(p, l, ifindex) };
+            }
+        }
+    }
+
+    /// Parses the frame at the walk's offset into `current`.
+    fn advance(&mut self) -> bool {
+        let Some(off) = self.off else {
+            return false;
+        };
+        if self.left == 0 {
+            self.off = None;
+            return false;
+        }
+        self.left -= 1;
+        let ring = &self.port.ring;
+        let block_size = ring.block_size;
+        let block = ring.block(self.index).cast::<u8>();
+        let sll_off = tpacket_align(size_of::<libc::tpacket3_hdr>());
+        let min_mac = sll_off + size_of::<libc::sockaddr_ll>();
+        if off + min_mac > block_size {
+            self.off = None;
+            return false;
+        }
+        // SAFETY: `off + min_mac <= block_size`, so the frame header and its sockaddr_ll
+        // are inside our block; tpacket3_hdr offsets are 16-aligned (TPACKET_ALIGNMENT).
+        let (h, pkt_type) = unsafe {
+            let hp = block.add(off).cast::<libc::tpacket3_hdr>();
+            let sll = block.add(off + sll_off).cast::<libc::sockaddr_ll>();
+            (ptr::read(hp), ptr::read(ptr::addr_of!((*sll).sll_pkttype)))
+        };
+        let mac = h.tp_mac as usize;
+        let snap = h.tp_snaplen as usize;
+        if mac < min_mac || off + mac + snap > block_size {
+            // A header we do not understand: skip the rest of the block rather than
+            // guess where the next frame starts.
+            self.off = None;
+            return false;
+        }
+        let vlan = (h.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then_some(VlanTag {
+            tpid: if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                h.hv1.tp_vlan_tpid
+            } else {
+                libc::ETH_P_8021Q as u16
+            },
+            tci: h.hv1.tp_vlan_tci as u16,
+        });
+        let reinsert = vlan.is_some()
+            && self.port.reinsert_vlan
+            && snap >= ETH_ALEN2
+            && mac - VLAN_HLEN >= min_mac;
+        let (start, len) = if reinsert {
+            (off + mac - VLAN_HLEN, snap + VLAN_HLEN)
+        } else {
+            (off + mac, snap)
+        };
+        // SAFETY: `start + len <= off + mac + snap <= block_size` and `start >= off +
+        // min_mac` (headroom reserved with PACKET_RESERVE), all inside our block, which we
+        // own until `Drop`; frames of a block do not overlap, and the previous frame's slice
+        // was given up in `retire_current`.
+        let data: &'a mut [u8] = unsafe { std::slice::from_raw_parts_mut(block.add(start), len) };
+        if let (true, Some(tag)) = (reinsert, vlan) {
+            // Move the two MAC addresses into the headroom and put the tag after them.
+            data.copy_within(VLAN_HLEN..VLAN_HLEN + ETH_ALEN2, 0);
+            data[ETH_ALEN2..ETH_ALEN2 + 2].copy_from_slice(&tag.tpid.to_be_bytes());
+            data[ETH_ALEN2 + 2..ETH_ALEN2 + 4].copy_from_slice(&tag.tci.to_be_bytes());
+            self.port.stats.rx_vlan_reinserted += 1;
+        }
+        let wire_len = h.tp_len + if reinsert { VLAN_HLEN as u32 } else { 0 };
+        let frame = RxFrame {
+            data,
+            wire_len,
+            vlan,
+            vlan_in_data: reinsert,
+            rxhash: h.hv1.tp_rxhash,
+            timestamp: Duration::new(u64::from(h.tp_sec), h.tp_nsec.min(999_999_999)),
+            pkt_type,
+            tx_ifindex: None,
+            own_ifindex: self.port.sock.ifindex,
+            csum_not_ready: h.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0,
+        };
+        if frame.truncated() {
+            self.port.stats.rx_truncated += 1;
+        }
+        self.off = (h.tp_next_offset != 0).then(|| off + h.tp_next_offset as usize);
+        self.seen += 1;
+        self.current = Some(frame);
+        true
+    }
+}
+
+impl<'a> RxBlock<'a> for Block<'a> {
+    fn next_frame(&mut self) -> Option<&mut RxFrame<'a>> {
+        self.retire_current();
+        if !self.advance() {
+            return None;
+        }
+        self.current.as_mut()
+    }
+
+    fn finish(self) {}
+}
+
+impl Drop for Block<'_> {
+    fn drop(&mut self) {
+        self.retire_current();
+        // Frames pointing into this block must be on their way before it is released.
+        self.port.sock.flush();
+        self.port.ring.release(self.index);
+        self.port.ring.next = (self.index + 1) % self.port.ring.block_count;
+        self.port.stats.rx_frames += self.seen as u64;
+    }
+}
+
 impl AsFd for Port {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.sock.fd.as_fd()
     }
 }
 
-impl FrameIo for Port {
-    fn recv_batch(
-        &mut self,
-        timeout: Duration,
-        f: &mut dyn FnMut(&mut RxFrame<'_>),
-    ) -> Result<usize, Error> {
-        Port::recv_batch(self, timeout, f)
+impl FrameSink for Port {
+    fn send_frames(&mut self, frames: &[&[u8]]) -> usize {
+        self.sock.send_frames(frames)
     }
+}
 
-    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, Error> {
-        Port::send_batch(self, frames)
+impl PacketPort for Port {
+    type Block<'a> = Block<'a>;
+
+    fn next_block(&mut self, timeout: Duration) -> Result<Option<Block<'_>>, Error> {
+        Port::next_block(self, timeout)
     }
 
     fn stats(&mut self) -> Result<PortStats, Error> {
@@ -1043,6 +1106,12 @@ impl Sender {
     /// The interface's index.
     pub fn ifindex(&self) -> u32 {
         self.sock.ifindex
+    }
+}
+
+impl FrameSink for Sender {
+    fn send_frames(&mut self, frames: &[&[u8]]) -> usize {
+        self.send_batch(frames)
     }
 }
 

@@ -12,9 +12,16 @@
 //!   rtnetlink, with a cache and probing of missing entries.
 //! - [`announce`]: gratuitous ARP and unsolicited neighbour advertisement frames.
 //!
-//! Everything that moves frames implements [`FrameIo`], so [`MemIo`] (in memory, for tests
-//! without root) or an AF_XDP backend later can stand in for [`Port`].
-//!
+//! Receiving is *pull-style*: a [`PacketPort`] lends out one block of received frames at a
+//! time ([`PacketPort::next_block`]); the caller walks its frames ([`RxBlock::next_frame`]),
+//! rewriting them in place and marking those to send back out, and finishes the block
+//! ([`RxBlock::finish`]), which transmits the marked frames and returns the block's memory to
+//! the kernel. The caller decides what happens between the last frame and the transmission
+//! (the rvsd packet worker releases its table lock there) without callbacks. [`Port`]
+//! (AF_PACKET, TPACKET_V3: a block is a ring block) and [`MemIo`] (in memory, for tests
+//! without root) implement it; an AF_XDP port implements the same trait (a block is a batch
+//! of RX descriptors, frames are borrowed UMEM chunks, marked frames go to the TX ring).
+
 //! # Network namespaces
 //!
 //! Sockets (AF_PACKET, rtnetlink, the probe's UDP socket) belong to the network namespace of
@@ -37,7 +44,7 @@ pub mod sockopt;
 
 mod error;
 
-pub use afpacket::{Fanout, Port, PortConfig, PortStats, RxFrame, Sender, VlanTag};
+pub use afpacket::{Block, Fanout, Port, PortConfig, PortStats, RxFrame, Sender, VlanTag};
 pub use error::Error;
 pub use mem::MemIo;
 pub use neigh::{NextHop, Resolver, ResolverConfig, Route};
@@ -45,23 +52,24 @@ pub use nft::{GuardRules, IngressGuard, L4Proto, LocalPorts, Match};
 
 use std::time::Duration;
 
-/// A source and sink of Ethernet frames on one interface.
-///
-/// Object safe so the data plane can hold `Box<dyn FrameIo>`; [`Port`] is the AF_PACKET
-/// implementation.
-pub trait FrameIo {
-    /// Waits at most `timeout` for frames and hands every available frame to `f`, in arrival
-    /// order. Frames marked with [`RxFrame::transmit`] / [`RxFrame::transmit_on`] are sent
-    /// (as the callback left them) before the call returns. Returns the number of frames seen;
-    /// 0 means the timeout expired.
-    fn recv_batch(
-        &mut self,
-        timeout: Duration,
-        f: &mut dyn FnMut(&mut RxFrame<'_>),
-    ) -> Result<usize, Error>;
+/// Something that sends complete Ethernet frames: the transmit side of a [`PacketPort`], and
+/// all of a transmit-only [`Sender`].
+pub trait FrameSink {
+    /// Sends `frames` (each a complete Ethernet frame); returns how many were taken (the
+    /// rest are counted as transmit errors by the implementation).
+    fn send_frames(&mut self, frames: &[&[u8]]) -> usize;
+}
 
-    /// Sends complete Ethernet frames out of this interface; returns how many the kernel took.
-    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, Error>;
+/// A pull-style packet port on one interface (see the crate docs).
+pub trait PacketPort: FrameSink {
+    /// A block of received frames, borrowed from the port until finished.
+    type Block<'a>: RxBlock<'a>
+    where
+        Self: 'a;
+
+    /// Waits at most `timeout` for received frames and lends out the next block of them;
+    /// `None` when none arrived in time.
+    fn next_block(&mut self, timeout: Duration) -> Result<Option<Self::Block<'_>>, Error>;
 
     /// Counters since the port was opened.
     fn stats(&mut self) -> Result<PortStats, Error>;
@@ -71,4 +79,16 @@ pub trait FrameIo {
 
     /// The interface's index.
     fn ifindex(&self) -> u32;
+}
+
+/// One block of received frames, lent out by [`PacketPort::next_block`].
+pub trait RxBlock<'a> {
+    /// The next frame of the block, in arrival order, or `None` after the last. The frame
+    /// may be rewritten in place and marked with [`RxFrame::transmit`] /
+    /// [`RxFrame::transmit_on`]; a marked frame is sent as it is when the walk moves on.
+    fn next_frame(&mut self) -> Option<&mut RxFrame<'a>>;
+
+    /// Sends the marked frames and gives the block back to the port. Dropping the block
+    /// does the same; `finish` says where it happens.
+    fn finish(self);
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{marker_frame, marker_seq, udp4_frame, Pair};
 use rvs_packet_io::announce::{gratuitous_arp, unsolicited_na};
 use rvs_packet_io::{
-    nft, Error, Fanout, FrameIo, GuardRules, IngressGuard, L4Proto, Match, Port, PortConfig,
+    nft, Error, Fanout, FrameSink, GuardRules, IngressGuard, L4Proto, Match, Port, PortConfig,
     Resolver, ResolverConfig, Sender,
 };
 
@@ -177,9 +177,9 @@ fn tx_batch_arrives_and_outgoing_is_ignored() {
     let frames: Vec<Vec<u8>> = (0..200)
         .map(|i| marker_frame(b_mac, a_mac, i, 64))
         .collect();
-    // Through the trait object, as the data plane will hold it.
-    let io: &mut dyn FrameIo = &mut tx;
-    assert_eq!(io.send_batch(&refs(&frames)).unwrap(), 200);
+    // Through the trait object, as the data plane's out queue holds its senders.
+    let io: &mut dyn FrameSink = &mut tx;
+    assert_eq!(io.send_frames(&refs(&frames)), 200);
     let st = tx.stats().unwrap();
     assert_eq!((st.tx_frames, st.tx_errors), (200, 0));
 

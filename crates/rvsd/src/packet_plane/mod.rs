@@ -241,7 +241,7 @@ impl PacketPlane {
             };
             let h = std::thread::Builder::new()
                 .name(format!("rvs-pkt-{}", ifaces[i].name))
-                .spawn(move || worker::worker(i, port, cx))
+                .spawn(move || worker::run(i, port, cx))
                 .map_err(|e| format!("spawning a packet worker: {e}"))?;
             pp.workers.push(h);
         }

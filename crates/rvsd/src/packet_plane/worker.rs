@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use rvs_core::Time;
 use rvs_packet::plane::{DropCounters, Neighbours, NextHop, Plane, PortId, Verdict};
-use rvs_packet_io::{Port, Resolver, ResolverConfig, RxFrame, Sender};
+use rvs_packet_io::{FrameSink, PacketPort, Resolver, ResolverConfig, RxBlock, RxFrame, Sender};
 
 use super::config::{Iface, PacketView};
 use crate::clock::Clock;
 use crate::learned_neighbours::{solicitation_sender, Learned};
 use crate::lock::lock;
-use crate::published::Published;
+use crate::published::{Published, Snapshot};
 use crate::shard::{self, Shard, ShardRef};
 
 /// Headroom before a frame in a worker's buffer: tunnels grow the frame into it (up to
@@ -114,7 +114,7 @@ impl OutQueue {
         }
     }
 
-    fn push(&mut self, senders: &mut [Sender], port: PortId, frame: &[u8]) {
+    fn push<S: FrameSink>(&mut self, senders: &mut [S], port: PortId, frame: &[u8]) {
         if frame.len() > SLOT {
             self.failed += 1;
             return;
@@ -127,7 +127,7 @@ impl OutQueue {
         self.frames.push((port, frame.len()));
     }
 
-    fn flush(&mut self, senders: &mut [Sender]) {
+    fn flush<S: FrameSink>(&mut self, senders: &mut [S]) {
         if self.frames.is_empty() {
             return;
         }
@@ -142,7 +142,7 @@ impl OutQueue {
             if batch.is_empty() {
                 continue;
             }
-            let n = sender.send_batch(&batch);
+            let n = sender.send_frames(&batch);
             self.sent += n as u64;
             self.failed += (batch.len() - n) as u64;
         }
@@ -196,14 +196,14 @@ pub(super) struct Context {
 
 /// Where a verdict's bytes go: back into the ring slot (sent by the port's batched
 /// `sendmmsg` before the block is released), or into the out queue.
-struct Emitter {
+struct Emitter<S> {
     ifaces: Arc<Vec<Iface>>,
-    senders: Vec<Sender>,
+    senders: Vec<S>,
     out: OutQueue,
     frag: Vec<u8>,
 }
 
-impl Emitter {
+impl<S: FrameSink> Emitter<S> {
     fn emit(&mut self, v: Verdict, buf: &[u8], ring: Option<&mut RxFrame<'_>>) {
         match v {
             Verdict::Transmit { port, start, len } | Verdict::Local { port, start, len } => {
@@ -267,80 +267,133 @@ fn addressed_to_us(pkt_type: u8) -> bool {
     pkt_type != libc::PACKET_OTHERHOST
 }
 
-pub(super) fn worker(me: usize, mut port: Port, sh: Context) -> WorkerReport {
-    let mut rep = WorkerReport {
-        iface: sh.ifaces[me].name.clone(),
+/// Runs a worker on `port` until the plane stops; returns what it counted.
+pub(super) fn run<P: PacketPort>(me: usize, mut port: P, cx: Context) -> WorkerReport {
+    let fail = |e: String| WorkerReport {
+        iface: cx.ifaces[me].name.clone(),
+        error: Some(e),
         ..WorkerReport::default()
     };
     let resolver = match Resolver::new(ResolverConfig::default()) {
         Ok(r) => r,
-        Err(e) => {
-            rep.error = Some(format!("rtnetlink: {e}"));
-            return rep;
-        }
+        Err(e) => return fail(format!("rtnetlink: {e}")),
     };
-    let mut senders = Vec::with_capacity(sh.ifaces.len());
-    for i in sh.ifaces.iter() {
+    let mut senders = Vec::with_capacity(cx.ifaces.len());
+    for i in cx.ifaces.iter() {
         match Sender::open(&i.name) {
             Ok(s) => senders.push(s),
-            Err(e) => {
-                rep.error = Some(format!("sender on {}: {e}", i.name));
-                return rep;
-            }
+            Err(e) => return fail(format!("sender on {}: {e}", i.name)),
         }
     }
     let hops = Hops {
         resolver: RefCell::new(resolver),
-        ifindexes: sh.ifaces.iter().map(|i| i.ifindex).collect(),
+        ifindexes: cx.ifaces.iter().map(|i| i.ifindex).collect(),
         failed: RefCell::new(HashMap::with_capacity(NEGATIVE_MAX)),
-        learned: sh.learned.clone(),
+        learned: cx.learned.clone(),
     };
-    let mut view = sh.view.load();
-    let mut plane = Plane::new(view.config.clone(), hops);
-    let mut buf = vec![0u8; HEADROOM + MAX_FRAME + TAIL];
-    let mut em = Emitter {
-        ifaces: sh.ifaces.clone(),
-        senders,
-        out: OutQueue::new(),
-        frag: vec![0u8; OUT_FRAME],
-    };
-    let port_in = me as PortId;
-    let mtu = sh.ifaces[me].mtu;
-    while !sh.stop.load(Ordering::Relaxed) {
-        // Taken at a block's first frame, released once the block is processed and before its
-        // transmissions go out (`recv_batch_then`), so the sendmmsg calls run without it.
-        let guard: RefCell<Option<MutexGuard<'_, Shard>>> = RefCell::new(None);
+    let stop = cx.stop.clone();
+    let mut w = Worker::new(me, cx, hops, senders);
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = w.step(&mut port, POLL) {
+            w.rep.error = Some(format!("receive on {}: {e}", w.rep.iface));
+            break;
+        }
+    }
+    w.report(&mut port)
+}
+
+/// One worker's state between blocks: its plane (configuration, neighbours, drop counters),
+/// its snapshot of the published view, its buffers and counters. Generic over the port it
+/// receives from ([`Worker::step`]) and the senders of its out queue, so that it runs on
+/// AF_PACKET in the daemon and on [`rvs_packet_io::MemIo`] in tests.
+pub(super) struct Worker<N: Neighbours, S: FrameSink> {
+    me: usize,
+    cx: Context,
+    plane: Plane<N>,
+    view: Snapshot<PacketView>,
+    buf: Vec<u8>,
+    em: Emitter<S>,
+    rep: WorkerReport,
+}
+
+impl<N: Neighbours, S: FrameSink> Worker<N, S> {
+    /// A worker for interface `me` of `cx.ifaces`; `senders` has one sender per interface.
+    pub(super) fn new(me: usize, cx: Context, neighbours: N, senders: Vec<S>) -> Self {
+        let view = cx.view.load();
+        Worker {
+            me,
+            plane: Plane::new(view.config.clone(), neighbours),
+            view,
+            buf: vec![0u8; HEADROOM + MAX_FRAME + TAIL],
+            em: Emitter {
+                ifaces: cx.ifaces.clone(),
+                senders,
+                out: OutQueue::new(),
+                frag: vec![0u8; OUT_FRAME],
+            },
+            rep: WorkerReport {
+                iface: cx.ifaces[me].name.clone(),
+                ..WorkerReport::default()
+            },
+            cx,
+        }
+    }
+
+    /// Waits at most `timeout` for a block and processes it: the packet shard's lock is
+    /// taken at the block's first frame for the plane and released after its last, before
+    /// the block's transmissions and the out queue go out, so those system calls run
+    /// without it. Returns the number of frames in the block.
+    pub(super) fn step<P: PacketPort>(
+        &mut self,
+        port: &mut P,
+        timeout: Duration,
+    ) -> Result<usize, rvs_packet_io::Error> {
+        let Some(mut block) = port.next_block(timeout)? else {
+            return Ok(0);
+        };
+        let Worker {
+            me,
+            cx,
+            plane,
+            view,
+            buf,
+            em,
+            rep,
+        } = self;
+        let port_in = *me as PortId;
+        let mtu = cx.ifaces[*me].mtu;
+        let mut guard: Option<MutexGuard<'_, Shard>> = None;
         let mut now = Time(0);
-        let walk = |f: &mut RxFrame<'_>| {
+        let mut seen = 0;
+        while let Some(f) = block.next_frame() {
+            seen += 1;
             if !addressed_to_us(f.pkt_type()) {
                 rep.other_host += 1;
-                return;
+                continue;
             }
             if f.truncated() || f.data().len() > MAX_FRAME {
                 rep.oversize += 1;
-                return;
+                continue;
             }
             if let Some((ip, mac)) = solicitation_sender(f.data()) {
                 // As the kernel does for a request to one of its addresses: remember the
                 // sender, so the first reply toward it is not dropped for want of a neighbour.
-                if sh.ifaces[me].on_link(ip) {
-                    let mut l = lock(&sh.learned);
-                    l.learn(ip, mac, port_in, Instant::now());
+                if cx.ifaces[*me].on_link(ip) {
+                    lock(&cx.learned).learn(ip, mac, port_in, Instant::now());
                 }
             }
-            let mut guard = guard.borrow_mut();
             if guard.is_none() {
                 // A changed table or VRRP state: the control side published a new
                 // configuration (one atomic load when nothing changed).
-                if sh.view.refresh(&mut view) {
+                if cx.view.refresh(view) {
                     plane.set_config(view.config.clone());
                 }
-                *guard = Some(shard::lock(&sh.shard));
-                now = sh.clock.now();
+                guard = Some(shard::lock(&cx.shard));
+                now = cx.clock.now();
                 rep.batches += 1;
             }
             let Some(st) = guard.as_deref_mut() else {
-                return;
+                continue;
             };
             rep.frames += 1;
             let Shard { director, rng, .. } = st;
@@ -349,17 +402,17 @@ pub(super) fn worker(me: usize, mut port: Port, sh: Context) -> WorkerReport {
                 // own (checksums are recomputed in full, partial or not).
                 rep.segmented += 1;
                 let Ok(mut seg) = rvs_packet::gso::segment_tcp(f.data(), &p, mtu) else {
-                    return;
+                    continue;
                 };
                 for _ in 0..MAX_FRAGMENTS {
                     let n = match seg.next_into(&mut buf[HEADROOM..HEADROOM + OUT_FRAME]) {
                         Ok(Some(n)) => n,
                         _ => break,
                     };
-                    let v = plane.process(director, &mut buf, HEADROOM, n, port_in, now, rng);
-                    em.emit(v, &buf, None);
+                    let v = plane.process(director, buf, HEADROOM, n, port_in, now, rng);
+                    em.emit(v, buf, None);
                 }
-                return;
+                continue;
             }
             let len = f.data().len();
             buf[HEADROOM..HEADROOM + len].copy_from_slice(f.data());
@@ -374,30 +427,333 @@ pub(super) fn worker(me: usize, mut port: Port, sh: Context) -> WorkerReport {
                     }
                 }
             }
-            let v = plane.process(director, &mut buf, HEADROOM, len, port_in, now, rng);
-            em.emit(v, &buf, Some(f));
-        };
-        let res = port.recv_batch_then(POLL, walk, || drop(guard.borrow_mut().take()));
-        drop(guard);
-        em.out.flush(&mut em.senders);
-        if let Err(e) = res {
-            rep.error = Some(format!("receive on {}: {e}", rep.iface));
-            break;
+            let v = plane.process(director, buf, HEADROOM, len, port_in, now, rng);
+            em.emit(v, buf, Some(f));
         }
+        drop(guard);
+        block.finish();
+        em.out.flush(&mut em.senders);
+        Ok(seen)
     }
-    if let Ok(ps) = port.stats() {
-        rep.ring_drops = ps.kernel_drops;
-        rep.tx_errors = ps.tx_errors;
+
+    /// The worker's counters, with the port's.
+    pub(super) fn report<P: PacketPort>(mut self, port: &mut P) -> WorkerReport {
+        if let Ok(ps) = port.stats() {
+            self.rep.ring_drops = ps.kernel_drops;
+            self.rep.tx_errors = ps.tx_errors;
+        }
+        self.rep.out_sent = self.em.out.sent;
+        self.rep.out_failed = self.em.out.failed;
+        self.rep.drops = self.plane.drops().clone();
+        self.rep
     }
-    rep.out_sent = em.out.sent;
-    rep.out_failed = em.out.failed;
-    rep.drops = plane.drops().clone();
-    rep
 }
 
 #[cfg(test)]
 mod tests {
+    //! The worker on [`MemIo`] ports, without root: one lock per block, the configuration
+    //! swapped after a publication, the out queue (tunnels, fragments) flushed without the
+    //! lock, drops counted.
+
     use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::net::Ipv4Addr;
+    use std::rc::Rc;
+
+    use rvs_packet::plane::DropReason;
+    use rvs_packet_io::MemIo;
+
+    use crate::packet_plane::config::{Options, PacketFeed};
+    use crate::state::{Planes, State};
+    use crate::test_support::parse_cmd;
+
+    const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x50];
+    const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+
+    fn ifaces() -> Vec<Iface> {
+        vec![
+            Iface {
+                name: "eth0".into(),
+                ifindex: 2,
+                mac: MAC0,
+                mtu: 1500,
+                addrs: vec![("10.1.0.1".parse().unwrap(), 24)],
+            },
+            // A smaller MTU toward the real servers, so that large frames are fragmented.
+            Iface {
+                name: "eth1".into(),
+                ifindex: 3,
+                mac: MAC1,
+                mtu: 1000,
+                addrs: vec![("10.2.0.1".parse().unwrap(), 24)],
+            },
+        ]
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    /// Next hops from a table; records whether the shard lock was held at each lookup
+    /// (the plane looks up a next hop once per forwarded frame).
+    struct Table {
+        hops: HashMap<IpAddr, NextHop>,
+        shard: ShardRef,
+        lookups: Rc<Cell<usize>>,
+        unlocked: Rc<Cell<usize>>,
+    }
+
+    impl Neighbours for Table {
+        fn next_hop(&self, dst: IpAddr) -> Option<NextHop> {
+            self.lookups.set(self.lookups.get() + 1);
+            if self.shard.try_lock().is_ok() {
+                self.unlocked.set(self.unlocked.get() + 1);
+            }
+            self.hops.get(&dst).copied()
+        }
+    }
+
+    /// An out-queue sender that records its frames and whether the shard lock was free.
+    struct Probe {
+        shard: ShardRef,
+        frames: Rc<RefCell<Vec<Vec<u8>>>>,
+        locked: Rc<Cell<usize>>,
+    }
+
+    impl FrameSink for Probe {
+        fn send_frames(&mut self, frames: &[&[u8]]) -> usize {
+            if self.shard.try_lock().is_err() {
+                self.locked.set(self.locked.get() + 1);
+            }
+            self.frames
+                .borrow_mut()
+                .extend(frames.iter().map(|f| f.to_vec()));
+            frames.len()
+        }
+    }
+
+    struct Rig {
+        st: State,
+        worker: Worker<Table, Probe>,
+        lookups: Rc<Cell<usize>>,
+        unlocked: Rc<Cell<usize>>,
+        /// Frames each interface's out-queue sender sent.
+        out: Vec<Rc<RefCell<Vec<Vec<u8>>>>>,
+        locked_sends: Rc<Cell<usize>>,
+    }
+
+    /// A state with the packet plane attached (configured by rvsadm commands) and a worker
+    /// on interface 0; the real servers 10.2.0.11 and 10.2.0.12 are resolved, 10.2.0.13 not.
+    fn rig(cmds: &[&str]) -> Rig {
+        let mut st = State::new(Time(0), Planes { packet: true });
+        let feed = PacketFeed::new(ifaces(), Options::default());
+        st.attach_packet_plane(feed.clone());
+        for c in cmds {
+            let r = st.handle(&parse_cmd(c), Time(0));
+            assert!(r.result.is_ok(), "{c}: {:?}", r.result);
+        }
+        let shard = st.packet_shard().unwrap().clone();
+        let cx = Context {
+            shard: shard.clone(),
+            view: feed.view.clone(),
+            learned: Arc::new(Mutex::new(Learned::default())),
+            clock: Clock::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            ifaces: feed.ifaces.clone(),
+        };
+        let (lookups, unlocked) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let hop = NextHop {
+            port: 1,
+            mac: RS_MAC,
+        };
+        let table = Table {
+            hops: [("10.2.0.11", hop), ("10.2.0.12", hop)]
+                .iter()
+                .map(|(a, h)| (a.parse().unwrap(), *h))
+                .collect(),
+            shard: shard.clone(),
+            lookups: lookups.clone(),
+            unlocked: unlocked.clone(),
+        };
+        let locked_sends = Rc::new(Cell::new(0));
+        let out: Vec<_> = (0..2).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
+        let senders = out
+            .iter()
+            .map(|frames| Probe {
+                shard: shard.clone(),
+                frames: frames.clone(),
+                locked: locked_sends.clone(),
+            })
+            .collect();
+        Rig {
+            st,
+            worker: Worker::new(0, cx, table, senders),
+            lookups,
+            unlocked,
+            out,
+            locked_sends,
+        }
+    }
+
+    fn port() -> MemIo {
+        MemIo::new(MAC0, 2)
+    }
+
+    /// An Ethernet + IPv4 + UDP frame from the client to `dst`, `payload` bytes of data.
+    fn udp4(dst: &str, dport: u16, payload: usize, df: bool) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend(MAC0);
+        f.extend(CLIENT_MAC);
+        f.extend([0x08, 0x00]);
+        let total = (20 + 8 + payload) as u16;
+        let mut h = vec![0x45, 0];
+        h.extend(total.to_be_bytes());
+        h.extend([0, 1, if df { 0x40 } else { 0 }, 0, 64, 17, 0, 0]);
+        h.extend(ip("10.1.0.50").octets());
+        h.extend(ip(dst).octets());
+        let c = rvs_packet::checksum::checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend(h);
+        f.extend(40000u16.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend(((8 + payload) as u16).to_be_bytes());
+        f.extend([0, 0]); // no UDP checksum
+        f.extend(std::iter::repeat_n(0x61, payload));
+        f
+    }
+
+    /// A broadcast ARP request from the client for `target`.
+    fn arp_request(target: &str) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend(CLIENT_MAC);
+        f.extend([0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend(CLIENT_MAC);
+        f.extend(ip("10.1.0.50").octets());
+        f.extend([0; 6]);
+        f.extend(ip(target).octets());
+        f.resize(60, 0);
+        f
+    }
+
+    const DR: [&str; 2] = [
+        "-A -u 10.100.0.1:53 -s rr",
+        "-a -u 10.100.0.1:53 -r 10.2.0.11:53 -g",
+    ];
+
+    #[test]
+    fn one_lock_per_block_held_while_frames_are_processed() {
+        let mut r = rig(&DR);
+        let mut io = port();
+        for _ in 0..5 {
+            io.inject(&udp4("10.100.0.1", 53, 64, false));
+        }
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 5);
+        assert_eq!(r.worker.rep.frames, 5);
+        assert_eq!(r.worker.rep.batches, 1, "one lock for the whole block");
+        assert_eq!(r.lookups.get(), 5, "each frame forwarded");
+        assert_eq!(
+            r.unlocked.get(),
+            0,
+            "a frame was processed without the lock"
+        );
+        // DR: rewritten in place and sent from the ring slot toward the real server.
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 5);
+        assert!(sent.iter().all(|(i, f)| *i == 3 && f[..6] == RS_MAC));
+
+        // The same frames in blocks of two: three blocks, three locks.
+        let mut io = port().with_block_frames(2);
+        for _ in 0..5 {
+            io.inject(&udp4("10.100.0.1", 53, 64, false));
+        }
+        while r.worker.step(&mut io, Duration::ZERO).unwrap() > 0 {}
+        assert_eq!(r.worker.rep.frames, 10);
+        assert_eq!(r.worker.rep.batches, 4);
+        assert_eq!(io.take_sent().len(), 5);
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 0);
+        assert_eq!(r.worker.rep.batches, 4, "no frame, no lock");
+    }
+
+    #[test]
+    fn configuration_is_swapped_after_a_publication() {
+        let mut r = rig(&[]);
+        let mut io = port();
+        io.inject(&arp_request("10.100.0.9"));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert!(io.take_sent().is_empty(), "not our address yet");
+        // The control side adds a service: the next block sees the published view.
+        let resp = r.st.handle(&parse_cmd("-A -t 10.100.0.9:80"), Time(0));
+        assert!(resp.result.is_ok());
+        io.inject(&arp_request("10.100.0.9"));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1, "ARP reply for the new VIP");
+        let (_, reply) = &sent[0];
+        assert_eq!(reply[..6], CLIENT_MAC);
+        assert_eq!(&reply[12..14], &[0x08, 0x06]);
+        assert_eq!(reply[22..28], MAC0, "answered with our MAC");
+    }
+
+    #[test]
+    fn out_queue_and_fragments_are_flushed_without_the_lock() {
+        let mut cmds = DR.to_vec();
+        cmds.extend([
+            "-A -u 10.100.0.2:53 -s rr",
+            "-a -u 10.100.0.2:53 -r 10.2.0.12:53 -i",
+        ]);
+        let mut r = rig(&cmds);
+        let mut io = port();
+        // IP-in-IP grows the frame past its ring slot: sent from the out queue.
+        let small = udp4("10.100.0.2", 53, 200, false);
+        io.inject(&small);
+        // Too big for eth1's MTU of 1000, DF clear: fragmented into the out queue.
+        io.inject(&udp4("10.100.0.1", 53, 1200, false));
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 2);
+        assert!(io.take_sent().is_empty(), "nothing fits its ring slot");
+        assert!(r.out[0].borrow().is_empty());
+        let out = r.out[1].borrow().clone();
+        assert_eq!(out.len(), 3, "one tunnel packet and two fragments");
+        assert_eq!(out[0].len(), small.len() + 20, "IP-in-IP");
+        assert!(out[1..].iter().all(|f| f.len() <= 1000 + 14));
+        assert_eq!(
+            r.locked_sends.get(),
+            0,
+            "the out queue went out under the lock"
+        );
+        let rep = r.worker.report(&mut io);
+        assert_eq!((rep.out_sent, rep.out_failed), (3, 0));
+    }
+
+    #[test]
+    fn drops_are_counted() {
+        let mut cmds = DR.to_vec();
+        cmds.extend([
+            "-A -u 10.100.0.3:53 -s rr",
+            "-a -u 10.100.0.3:53 -r 10.2.0.13:53 -g",
+        ]);
+        let mut r = rig(&cmds);
+        let mut io = port();
+        // The real server's next hop is unknown.
+        io.inject(&udp4("10.100.0.3", 53, 64, false));
+        io.inject(&udp4("10.100.0.3", 53, 64, false));
+        // A fragment for a VIP: no reassembly here.
+        let mut frag = udp4("10.100.0.1", 53, 64, false);
+        frag[20] |= 0x20; // more fragments
+        let c = {
+            frag[24..26].copy_from_slice(&[0, 0]);
+            rvs_packet::checksum::checksum(&frag[14..34])
+        };
+        frag[24..26].copy_from_slice(&c.to_be_bytes());
+        io.inject(&frag);
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 3);
+        assert!(io.take_sent().is_empty());
+        let rep = r.worker.report(&mut io);
+        assert_eq!(rep.drops.get(DropReason::NoRoute), 2);
+        assert_eq!(rep.drops.get(DropReason::Fragment), 1);
+        assert_eq!(rep.frames, 3);
+    }
 
     #[test]
     fn frames_for_other_hosts_are_ignored() {
