@@ -162,7 +162,7 @@ pub struct RxFrame<'a> {
 }
 
 impl<'a> RxFrame<'a> {
-    /// A frame over a caller's buffer, for test doubles of [`FrameIo`].
+    /// A frame over a caller's buffer, for test doubles of [`PacketPort`].
     pub fn new(data: &'a mut [u8], ifindex: u32) -> Self {
         let wire_len = data.len() as u32;
         RxFrame {

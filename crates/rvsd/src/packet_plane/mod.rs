@@ -1,6 +1,6 @@
 //! The packet data plane inside rvsd (`rvsd --interface IFACE`, repeatable; issue 4 item 2).
 //!
-//! One AF_PACKET [`Port`] per interface and worker thread (`--packet-workers N` per
+//! One AF_PACKET [`Port`] (a pull-style [`rvs_packet_io::PacketPort`]) per interface and worker thread (`--packet-workers N` per
 //! interface, default 1; several join a `PACKET_FANOUT` hash group), plus one *keeper* thread
 //! that owns the nftables ingress guard and warms the kernel's neighbour table. The frames
 //! are classified and rewritten by [`rvs_packet::plane::Plane`] (spec `ipvs.md` §5);
@@ -15,7 +15,8 @@
 //! that shard's lock when the first frame of a ring block arrives and holds it until every
 //! frame of the block (`BLOCKS_PER_BATCH`) is processed: one lock per block, not per packet
 //! (a few hundred frames under load; the kernel retires a block after 1 ms). The lock is
-//! released before the block's rewritten frames are transmitted (`recv_batch_then`), so the
+//! released before the block is finished and its rewritten frames are transmitted
+//! ([`rvs_packet_io::RxBlock::finish`], see `worker::Worker::step`), so the
 //! `sendmmsg` calls — about 90 % of a worker's time, most of it the receiving side's work run
 //! inline by veth — run without it, in parallel across workers. Neither the socket proxy's
 //! services nor control requests for them take this lock; a table change for a packet-plane
@@ -42,7 +43,7 @@
 //! servers (by address and port) unless addressed to one of the director's own interface
 //! addresses (`keep_local`, so health checks and the director's own connections work).
 //!
-//! The keeper ([`keeper`]) applies a table change as soon as the control side publishes it
+//! The keeper (`keeper`) applies a table change as soon as the control side publishes it
 //! (one `nft` run), then resolves new real servers; the control request that made the change
 //! waits for that (at most [`APPLY_WAIT`], see [`wait_applied`]), so, as with the kernel, a
 //! rule is in force when `rvsadm` returns and the first packet after it meets the plane, not
@@ -58,15 +59,15 @@
 //!
 //! # Modules
 //!
-//! [`config`]: interfaces, options and the view; [`worker`]: the per-port loop; [`keeper`]:
+//! [`config`]: interfaces, options and the view; `worker`: the per-port loop; `keeper`:
 //! the guard, announcements, real-server resolution and mark rules.
 //!
 //! # Next hops
 //!
-//! Each worker has its own rtnetlink [`Resolver`] and uses [`Resolver::try_resolve`], which
+//! Each worker has its own rtnetlink [`Resolver`](rvs_packet_io::Resolver) and uses [`Resolver::try_resolve`](rvs_packet_io::Resolver::try_resolve), which
 //! never blocks: a frame whose next hop is not resolved yet is dropped (counted `no_route`)
 //! while the kernel is made to probe it, and the failure is remembered for 200 ms. The keeper
-//! resolves every real server with the blocking [`Resolver::resolve`] as soon as it is added
+//! resolves every real server with the blocking [`Resolver::resolve`](rvs_packet_io::Resolver::resolve) as soon as it is added
 //! (before the control request returns), so the first packet of a flow normally finds the
 //! entry. A cache miss costs two netlink round trips inside the batch (and so under the
 //! lock), once per destination per cache TTL (30 s).
