@@ -44,7 +44,7 @@ use crate::daemon::Daemon;
 use apply::{add_or_edit, apply, current_dest, describe, drain_tick, is_kind, send, Shared};
 pub use counters::render_metrics;
 use fifo::FifoWriter;
-use plan::plan;
+pub use plan::{plan, Plan, VsPlan};
 
 /// Whether `ip` is configured on this host (binding a socket to it succeeds). keepalived
 /// follows netlink address events; rvsd polls this once a second.
