@@ -69,12 +69,16 @@ pub struct NextHop {
     pub mac: MacAddr,
 }
 
-/// Route and neighbour resolution, implemented by the I/O layer (rtnetlink there, a table
-/// in tests).
+/// Next-hop lookup: a cache the I/O layer keeps filled (from the kernel's route and
+/// neighbour tables there, a table in tests).
+///
+/// The plane asks it for every forwarded packet, inside a batch and under the data plane's
+/// table lock, so an implementation answers from memory only: no system call, no waiting.
 pub trait Neighbours {
-    /// The next hop toward `dst`, or `None` if there is no route or the neighbour is not
-    /// resolved yet (the packet is then dropped as [`DropReason::NoRoute`]; the I/O layer
-    /// probes).
+    /// The cached next hop toward `dst`; `None` when the cache has none — *neighbour
+    /// pending*, smoltcp's term: no route, or the neighbour is not resolved yet. The packet
+    /// is then dropped as [`DropReason::NoRoute`], and the implementation notes `dst` so
+    /// that it is resolved outside the batch (after which later packets find it).
     fn next_hop(&self, dst: IpAddr) -> Option<NextHop>;
 }
 

@@ -1,4 +1,6 @@
-//! Snapshots of the table for rvsadm's listings (`-L`, `--stats`, `--rate`, `-c`).
+//! Snapshots of the table for rvsadm's listings (`-L`, `--stats`, `--rate`, `-c`), one shard
+//! at a time: the control state ([`crate::state::State::list_services`] and friends) walks
+//! its shards and calls these under each shard's lock.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -6,10 +8,11 @@ use rvs_control::model as m;
 use rvs_core::{ServiceKey, Time};
 
 use crate::convert::*;
-use crate::shard::{self, Shard};
-use crate::state::State;
+use crate::shard::Shard;
 
-fn entry(sh: &Shard, key: &ServiceKey) -> Option<m::ServiceEntry> {
+/// Service `key` of shard `sh`, with its destinations in kernel list order (newest first;
+/// rvsadm sorts).
+pub fn service(sh: &Shard, key: &ServiceKey) -> Option<m::ServiceEntry> {
     let t = &sh.director.table;
     let s = t.service(t.id_of(key)?)?;
     let pp = sh
@@ -36,29 +39,9 @@ fn entry(sh: &Shard, key: &ServiceKey) -> Option<m::ServiceEntry> {
     })
 }
 
-/// Every service with its destinations in kernel list order (newest first); rvsadm sorts.
-pub fn services(st: &State) -> Vec<m::ServiceEntry> {
-    st.service_keys()
-        .iter()
-        .filter_map(|k| service(st, k))
-        .collect()
-}
-
-/// One service.
-pub fn service(st: &State, key: &ServiceKey) -> Option<m::ServiceEntry> {
-    st.with_service(key, |sh| entry(sh, key)).flatten()
-}
-
-/// The connection table as `ipvsadm -Lc` shows it (one-packet entries are never listed).
-pub fn conns(st: &State, now: Time) -> Vec<m::ConnEntry> {
-    let mut out = Vec::new();
-    for s in st.shards() {
-        out.extend(shard_conns(&shard::lock(&s), now));
-    }
-    out
-}
-
-fn shard_conns(sh: &Shard, now: Time) -> Vec<m::ConnEntry> {
+/// The connection entries of shard `sh` as `ipvsadm -Lc` shows them (one-packet entries are
+/// never listed).
+pub fn conns(sh: &Shard, now: Time) -> Vec<m::ConnEntry> {
     let c = &sh.director.conns;
     c.iter()
         .filter_map(|id| c.info(id))

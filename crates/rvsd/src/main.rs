@@ -12,7 +12,7 @@ use rvsd::clock::Clock;
 use rvsd::control_server::{self, SocketFile};
 use rvsd::daemon::Daemon;
 use rvsd::state::{Planes, State};
-use rvsd::{demo, listing, rules};
+use rvsd::{demo, rules};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Command line of rvsd.
@@ -194,7 +194,7 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     }
     let (current, laddrs) = {
         let mut st = daemon.lock();
-        let cur = listing::services(&st);
+        let cur = st.list_services();
         let l = match st.handle(&Request::GetLocalAddrs(None), now).result {
             Ok(rvs_control::proto::Payload::LocalAddrs(l)) => l,
             _ => Vec::new(),

@@ -37,6 +37,34 @@ pub struct Published<T> {
     changed: Condvar,
     /// Notified on every publication, for waiting async tasks.
     notify: tokio::sync::Notify,
+    /// Rung on every publication, for a follower that waits on more than this value.
+    bell: Option<Arc<Doorbell>>,
+}
+
+/// A wake-up for one thread that follows several sources (published values, work queued by
+/// others): each source rings it, the follower waits on it.
+#[derive(Debug, Default)]
+pub struct Doorbell {
+    rung: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Doorbell {
+    /// Wakes the follower (or makes its next wait return at once).
+    pub fn ring(&self) {
+        *lock(&self.rung) = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until rung or `timeout` passes; returns whether it was rung, and resets it.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let rung = lock(&self.rung);
+        let (mut rung, _) = self
+            .cv
+            .wait_timeout_while(rung, timeout, |r| !*r)
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *rung, false)
+    }
 }
 
 /// A reader's copy of a published value and the version it had.
@@ -88,7 +116,14 @@ impl<T> Published<T> {
             slot: Mutex::new(Arc::new(value)),
             changed: Condvar::new(),
             notify: tokio::sync::Notify::new(),
+            bell: None,
         }
+    }
+
+    /// The same, ringing `bell` on every publication.
+    pub fn ringing(mut self, bell: Arc<Doorbell>) -> Self {
+        self.bell = Some(bell);
+        self
     }
 
     /// Replaces the value, wakes every waiter, and returns the new version.
@@ -102,6 +137,9 @@ impl<T> Published<T> {
         };
         self.changed.notify_all();
         self.notify.notify_waiters();
+        if let Some(b) = &self.bell {
+            b.ring();
+        }
         v
     }
 
@@ -225,6 +263,24 @@ mod tests {
         assert_eq!(t.join().unwrap(), 1);
         // Nothing new: the wait ends at its timeout with the same version.
         assert_eq!(p.wait_newer(1, Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn publications_ring_the_bell() {
+        let bell = Arc::new(Doorbell::default());
+        let p = Published::new(0u32).ringing(bell.clone());
+        assert!(!bell.wait(Duration::from_millis(1)), "not rung yet");
+        p.publish(1);
+        assert!(bell.wait(Duration::from_secs(20)));
+        assert!(
+            !bell.wait(Duration::from_millis(1)),
+            "a ring wakes one wait"
+        );
+        let b = bell.clone();
+        let t = std::thread::spawn(move || b.wait(Duration::from_secs(20)));
+        std::thread::sleep(Duration::from_millis(20));
+        bell.ring();
+        assert!(t.join().unwrap());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use rvs_core::director::Sysctls;
 use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 
 use crate::convert::*;
+use crate::listing;
 use crate::packet_plane::config::{self as packet_config, PacketFeed};
 use crate::shard::{self, LocalAddr, RouteMap, Routes, ServiceExtra, Shard, ShardRef};
 
@@ -204,6 +205,29 @@ impl State {
         let s = self.shard_of(key)?;
         let mut g = shard::lock(s);
         Some(f(&mut g))
+    }
+
+    /// Every service with its destinations in kernel list order (newest first); rvsadm sorts.
+    pub fn list_services(&self) -> Vec<m::ServiceEntry> {
+        self.service_keys()
+            .iter()
+            .filter_map(|k| self.list_service(k))
+            .collect()
+    }
+
+    /// One service as the listings show it.
+    pub fn list_service(&self, key: &ServiceKey) -> Option<m::ServiceEntry> {
+        self.with_service(key, |sh| listing::service(sh, key))
+            .flatten()
+    }
+
+    /// The connection table as `ipvsadm -Lc` shows it, every shard's.
+    pub fn list_conns(&self, now: Time) -> Vec<m::ConnEntry> {
+        let mut out = Vec::new();
+        for s in self.shards() {
+            out.extend(listing::conns(&shard::lock(&s), now));
+        }
+        out
     }
 
     /// Tell the proxy where every service and shard is now.
@@ -511,16 +535,16 @@ impl State {
                     udp: secs(t.udp),
                 }))
             }
-            Request::GetServices => Response::ok(Payload::Services(crate::listing::services(self))),
-            Request::GetService(k) => match crate::listing::service(self, &key_to_core(k)) {
+            Request::GetServices => Response::ok(Payload::Services(self.list_services())),
+            Request::GetService(k) => match self.list_service(&key_to_core(k)) {
                 Some(s) => Response::ok(Payload::Service(s)),
                 None => no_service(),
             },
-            Request::GetDests(k) => match crate::listing::service(self, &key_to_core(k)) {
+            Request::GetDests(k) => match self.list_service(&key_to_core(k)) {
                 Some(s) => Response::ok(Payload::Dests(s.dests)),
                 None => no_service(),
             },
-            Request::GetConns => Response::ok(Payload::Conns(crate::listing::conns(self, now))),
+            Request::GetConns => Response::ok(Payload::Conns(self.list_conns(now))),
             Request::GetDaemons => Response::ok(Payload::Daemons(Vec::new())),
             Request::StartDaemon(_) => Response::err(error(
                 ErrorKind::Unsupported,
@@ -751,7 +775,7 @@ mod tests {
             (count(&st, "127.0.0.1:80"), count(&st, "127.0.0.1:81")),
             (1, 1)
         );
-        let listed = crate::listing::conns(&st, Time(0));
+        let listed = st.list_conns(Time(0));
         assert_eq!(listed.len(), 2);
 
         // Deleting :80 keeps its connection listed (as the kernel keeps it until it expires),
@@ -761,7 +785,7 @@ mod tests {
             .result
             .is_ok());
         assert!(st.shard_of(&key("127.0.0.1:80")).is_none());
-        assert_eq!(crate::listing::conns(&st, Time(0)).len(), 2);
+        assert_eq!(st.list_conns(Time(0)).len(), 2);
         assert!(b.open(&tcp("127.0.0.6:1", "127.0.0.1:80")).is_err());
         b.event(b80.handle, FlowEvent::Closed(CloseReason::Reset));
         st.reap_retired();
@@ -811,11 +835,7 @@ mod tests {
         assert_eq!(st.totals().0.conns, 0);
         assert!(st.handle(&parse_cmd("-C"), Time(0)).result.is_ok());
         assert!(st.service_keys().is_empty());
-        assert_eq!(
-            crate::listing::conns(&st, Time(0)).len(),
-            2,
-            "entries outlive -C"
-        );
+        assert_eq!(st.list_conns(Time(0)).len(), 2, "entries outlive -C");
     }
 
     #[test]

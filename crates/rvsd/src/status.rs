@@ -101,7 +101,7 @@ pub fn snapshot(st: &State) -> StatusDoc {
     let (c, r, entries, resched) = st.totals();
     let mut services = Vec::new();
     for k in st.service_keys() {
-        let Some(entry) = crate::listing::service(st, &k) else {
+        let Some(entry) = st.list_service(&k) else {
             continue;
         };
         // Flags per real server, keyed by address and port (the listing record has no id).

@@ -91,7 +91,7 @@ pub(super) fn current_dest(
     addr: SocketAddr,
 ) -> Option<m::DestEntry> {
     let st = daemon.lock();
-    crate::listing::service(&st, &crate::convert::key_to_core(svc))?
+    st.list_service(&crate::convert::key_to_core(svc))?
         .dests
         .into_iter()
         .find(|d| d.spec.addr == addr.ip() && d.spec.port == addr.port())

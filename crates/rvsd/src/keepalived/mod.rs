@@ -312,7 +312,7 @@ impl Keepalived {
                     if let Some(sib) = sibling {
                         let entry = {
                             let st = d.lock();
-                            crate::listing::service(&st, &crate::convert::key_to_core(&sib))
+                            st.list_service(&crate::convert::key_to_core(&sib))
                         };
                         for de in entry.map(|e| e.dests).unwrap_or_default() {
                             add_or_edit(d, &s.key, de.spec).await;

@@ -10,7 +10,7 @@ use rvs_core::{FwdMethod, Protocol, ServiceKey};
 use rvs_packet::plane::{MarkRule, PlaneConfig, PortConfig, PortId};
 use rvs_packet_io::nft::{GuardRules, L4Proto, LocalPorts, Match};
 
-use crate::published::Published;
+use crate::published::{Doorbell, Published};
 use crate::shard::Shard;
 use crate::vrrp::StatusBoard;
 
@@ -188,16 +188,20 @@ pub struct PacketFeed {
     /// The last table generation the plane applied (nft guard refilled, new real servers
     /// resolved): control requests wait for it ([`super::wait_applied`]).
     pub applied: Arc<Published<u64>>,
+    /// The keeper's wake-up: rung by every publication of the view.
+    pub bell: Arc<Doorbell>,
 }
 
 impl PacketFeed {
     /// A feed for a plane on `ifaces`, with an empty view.
     pub fn new(ifaces: Vec<Iface>, opts: Options) -> PacketFeed {
+        let bell = Arc::new(Doorbell::default());
         PacketFeed {
             ifaces: Arc::new(ifaces),
             opts,
-            view: Arc::new(Published::default()),
+            view: Arc::new(Published::default().ringing(bell.clone())),
             applied: Arc::new(Published::new(0)),
+            bell,
         }
     }
 }

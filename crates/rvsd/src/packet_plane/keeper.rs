@@ -4,7 +4,11 @@
 //! table generation (what control requests wait for, [`super::wait_applied`]). It removes
 //! the guard when stopped.
 //!
-//! It wakes when the control side publishes a new [`PacketView`], not on a timer. Two inputs
+//! It also owns the workers' next hops ([`super::hops`]): it resolves the real servers and
+//! the destinations the workers missed, and publishes the table.
+//!
+//! It wakes when the control side publishes a new [`PacketView`] or a worker queues a miss
+//! (both ring its [`Doorbell`]), not on a timer. Two inputs
 //! have no notification of their own and are looked at on the keeper's bounded wait: the
 //! VRRP status board (its epoch, every [`VRRP_FOLLOW`] while a driver runs) and the nft
 //! ruleset (every [`NFT_POLL`] while a firewall-mark service exists).
@@ -20,14 +24,18 @@ use rvs_packet_io::nft::IngressGuard;
 use rvs_packet_io::{Resolver, ResolverConfig, Sender};
 
 use super::config::{Iface, PacketView};
+use super::hops::{HopTable, Misses, Resolving};
 use crate::lock::lock;
-use crate::published::Published;
+use crate::published::{Doorbell, Published};
 use crate::state::State;
 
 /// How often the VRRP board's epoch is compared with the view's while a driver runs.
 const VRRP_FOLLOW: Duration = Duration::from_millis(10);
 /// Longest wait for a change, so that the stop flag is seen.
 const STOP_CHECK: Duration = Duration::from_millis(100);
+/// How often the keeper looks for cached next hops due for a re-read
+/// ([`super::hops::REFRESH_AFTER`]).
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// Sends a gratuitous ARP / unsolicited NA for each address (best effort, logged).
 fn announce(ifaces: &[Iface], senders: &mut [Sender], addrs: &[(IpAddr, PortId)]) {
@@ -113,11 +121,17 @@ pub(super) struct Context {
     pub state: Arc<Mutex<State>>,
     pub view: Arc<Published<PacketView>>,
     pub applied: Arc<Published<u64>>,
+    /// Rung by every publication of the view and by workers that queued misses.
+    pub bell: Arc<Doorbell>,
+    /// The next hops the keeper publishes to the workers.
+    pub hops: Arc<Published<HopTable>>,
+    /// Destinations the workers could not find.
+    pub misses: Arc<Misses>,
     pub stop: Arc<AtomicBool>,
     pub ifaces: Arc<Vec<Iface>>,
 }
 
-/// How long to wait for the next publication.
+/// How long to wait for the bell.
 fn wait_time(view: &PacketView) -> Duration {
     if view.vrrp.is_some() {
         VRRP_FOLLOW
@@ -131,8 +145,9 @@ pub(super) fn keeper(
     cx: Context,
     mut marks: NftMarks,
 ) -> Result<(), String> {
-    let mut resolver =
+    let resolver =
         Resolver::new(ResolverConfig::default()).map_err(|e| format!("rtnetlink: {e}"))?;
+    let mut hops = Resolving::new(resolver, &cx.ifaces, cx.hops.clone());
     let mut senders = Vec::new();
     for i in cx.ifaces.iter() {
         senders.push(Sender::open(&i.name).map_err(|e| format!("sender on {}: {e}", i.name))?);
@@ -140,15 +155,22 @@ pub(super) fn keeper(
     // The version of the view last applied.
     let mut seen: Option<u64> = None;
     let mut announced: HashSet<IpAddr> = HashSet::new();
-    let mut resolved: HashSet<IpAddr> = HashSet::new();
+    let mut next_refresh = Instant::now() + REFRESH_EVERY;
     while !cx.stop.load(Ordering::Relaxed) {
         let cur = cx.view.load();
         if seen == Some(cur.version()) {
-            cx.view.wait_newer(cur.version(), wait_time(&cur));
+            cx.bell.wait(wait_time(&cur));
             if cx.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
+        // Next hops the workers missed: one look at the kernel each, outside any batch.
+        hops.misses(cx.misses.take());
+        if Instant::now() >= next_refresh {
+            hops.refresh();
+            next_refresh = Instant::now() + REFRESH_EVERY;
+        }
+        hops.publish();
         if cx.view.load().vrrp_moved() {
             lock(&cx.state).follow_vrrp();
         }
@@ -177,16 +199,12 @@ pub(super) fn keeper(
             if cx.stop.load(Ordering::Relaxed) {
                 break;
             }
-            if resolved.contains(&a) {
-                continue;
-            }
-            match resolver.resolve(a) {
-                Ok(_) => {
-                    resolved.insert(a);
-                }
-                Err(e) => tracing::warn!("next hop of real server {a}: {e}"),
+            if let Err(e) = hops.resolve(a) {
+                tracing::warn!("next hop of real server {a}: {e}");
             }
         }
+        // The workers have the real servers' next hops before the change counts as applied.
+        hops.publish();
         cx.applied.publish(view.generation);
     }
     guard

@@ -83,6 +83,7 @@
 //! rule to rvsd directly.
 
 pub mod config;
+mod hops;
 mod keeper;
 mod worker;
 
@@ -218,10 +219,15 @@ impl PacketPlane {
             workers: Vec::new(),
             keeper: None,
         };
+        let table = Arc::new(Published::<hops::HopTable>::default());
+        let misses = Arc::new(hops::Misses::default());
         let kcx = keeper::Context {
             state: state.clone(),
             view: feed.view.clone(),
             applied: feed.applied.clone(),
+            bell: feed.bell.clone(),
+            hops: table.clone(),
+            misses: misses.clone(),
             stop: stop.clone(),
             ifaces: ifaces.clone(),
         };
@@ -236,6 +242,9 @@ impl PacketPlane {
                 shard: packet_shard.clone(),
                 view: feed.view.clone(),
                 learned: learned.clone(),
+                hops: table.clone(),
+                misses: misses.clone(),
+                bell: feed.bell.clone(),
                 clock,
                 stop: stop.clone(),
                 ifaces: ifaces.clone(),
@@ -275,7 +284,7 @@ impl PacketPlane {
                         .map(|(d, n)| format!("{}={n}", d.name()))
                         .collect();
                     tracing::info!(
-                        "packet worker {}: {} frames in {} batches, {} oversize, {} for other hosts, {} ring drops, {} transmit errors, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), drops: {}",
+                        "packet worker {}: {} frames in {} batches, {} oversize, {} for other hosts, {} ring drops, {} transmit errors, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), {} next hops pending, drops: {}",
                         r.iface,
                         r.frames,
                         r.batches,
@@ -287,6 +296,7 @@ impl PacketPlane {
                         r.segmented,
                         r.out_sent,
                         r.out_failed,
+                        r.neighbour_pending,
                         if drops.is_empty() { "none".into() } else { drops.join(" ") }
                     );
                     if let Some(e) = r.error {

@@ -2,22 +2,20 @@
 //! processes its frames with [`rvs_packet::plane::Plane`] under the packet shard's lock
 //! (taken once per block), and transmits the rewritten frames after the lock is released.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rvs_core::Time;
-use rvs_packet::plane::{DropCounters, Neighbours, NextHop, Plane, PortId, Verdict};
-use rvs_packet_io::{FrameSink, PacketPort, Resolver, ResolverConfig, RxBlock, RxFrame, Sender};
+use rvs_packet::plane::{DropCounters, Neighbours, Plane, PortId, Verdict};
+use rvs_packet_io::{FrameSink, PacketPort, RxBlock, RxFrame, Sender};
 
 use super::config::{Iface, PacketView};
+use super::hops::{HopTable, Hops, Misses};
 use crate::clock::Clock;
 use crate::learned_neighbours::{solicitation_sender, Learned};
 use crate::lock::lock;
-use crate::published::{Published, Snapshot};
+use crate::published::{Doorbell, Published, Snapshot};
 use crate::shard::{self, Shard, ShardRef};
 
 /// Headroom before a frame in a worker's buffer: tunnels grow the frame into it (up to
@@ -40,57 +38,21 @@ const POLL: Duration = Duration::from_millis(100);
 /// Most fragments one packet is split into (a 9 KB frame at the 68-byte minimum MTU).
 const MAX_FRAGMENTS: usize = 256;
 
-/// Next hops for a worker's plane: its own rtnetlink resolver, asked without blocking.
-struct Hops {
-    resolver: RefCell<Resolver>,
-    ifindexes: Vec<u32>,
-    /// Destinations the kernel could not resolve, and when: not asked again for
-    /// [`NEGATIVE_TTL`], so a flood toward an unroutable or dead address costs a hash lookup
-    /// per packet, not two netlink round trips (and a probe) under the state lock.
-    failed: RefCell<HashMap<IpAddr, Instant>>,
-    /// Senders of ARP requests and neighbour solicitations (see [`crate::learned_neighbours`]):
-    /// used when the kernel has no entry. Shared by the workers (a reply often arrives on
-    /// another interface than the client's solicitation); touched only on a kernel miss or
-    /// for a solicitation, never per forwarded packet.
-    learned: Arc<Mutex<Learned>>,
+/// What a worker does with its next-hop lookup after a block, outside the lock.
+pub(super) trait Lookup: Neighbours {
+    /// Hands the block's misses to the keeper.
+    fn after_block(&self, cx: &Context);
+    /// Lookups that found nothing so far.
+    fn pending(&self) -> u64;
 }
 
-/// How long a failed next-hop lookup is remembered.
-const NEGATIVE_TTL: Duration = Duration::from_millis(200);
-/// Most remembered failures; the memory is cleared when full (bounded, allocation-free after
-/// warm-up).
-const NEGATIVE_MAX: usize = 4096;
-
-impl Hops {
-    fn learned_hop(&self, dst: &IpAddr, now: Instant) -> Option<NextHop> {
-        lock(&self.learned).get(dst, now)
+impl Lookup for Hops {
+    fn after_block(&self, cx: &Context) {
+        self.hand_over(&cx.misses, &cx.bell);
     }
-}
 
-impl Neighbours for Hops {
-    fn next_hop(&self, dst: IpAddr) -> Option<NextHop> {
-        let now = Instant::now();
-        if let Some(t) = self.failed.borrow().get(&dst) {
-            if now.duration_since(*t) < NEGATIVE_TTL {
-                return self.learned_hop(&dst, now);
-            }
-        }
-        let nh = match self.resolver.borrow_mut().try_resolve(dst) {
-            Ok(Some(nh)) => nh,
-            _ => {
-                let mut f = self.failed.borrow_mut();
-                if f.len() >= NEGATIVE_MAX {
-                    f.clear();
-                }
-                f.insert(dst, now);
-                return self.learned_hop(&dst, now);
-            }
-        };
-        let port = self.ifindexes.iter().position(|&i| i == nh.ifindex)?;
-        Some(NextHop {
-            port: port as PortId,
-            mac: nh.mac,
-        })
+    fn pending(&self) -> u64 {
+        Hops::pending(self)
     }
 }
 
@@ -177,6 +139,9 @@ pub struct WorkerReport {
     pub out_failed: u64,
     /// The plane's drop counters.
     pub drops: DropCounters,
+    /// Next-hop lookups that found nothing (neighbour pending; each frame is in the
+    /// `no_route` drops), handed to the keeper.
+    pub neighbour_pending: u64,
     /// Why the worker stopped early, if it did.
     pub error: Option<String>,
 }
@@ -189,6 +154,11 @@ pub(super) struct Context {
     pub view: Arc<Published<PacketView>>,
     /// Neighbours learned from solicitations, shared by the workers.
     pub learned: Arc<Mutex<Learned>>,
+    /// The next hops the keeper resolved.
+    pub hops: Arc<Published<HopTable>>,
+    /// Where misses go, and the keeper's bell.
+    pub misses: Arc<Misses>,
+    pub bell: Arc<Doorbell>,
     pub clock: Clock,
     pub stop: Arc<AtomicBool>,
     pub ifaces: Arc<Vec<Iface>>,
@@ -274,10 +244,6 @@ pub(super) fn run<P: PacketPort>(me: usize, mut port: P, cx: Context) -> WorkerR
         error: Some(e),
         ..WorkerReport::default()
     };
-    let resolver = match Resolver::new(ResolverConfig::default()) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("rtnetlink: {e}")),
-    };
     let mut senders = Vec::with_capacity(cx.ifaces.len());
     for i in cx.ifaces.iter() {
         match Sender::open(&i.name) {
@@ -285,12 +251,7 @@ pub(super) fn run<P: PacketPort>(me: usize, mut port: P, cx: Context) -> WorkerR
             Err(e) => return fail(format!("sender on {}: {e}", i.name)),
         }
     }
-    let hops = Hops {
-        resolver: RefCell::new(resolver),
-        ifindexes: cx.ifaces.iter().map(|i| i.ifindex).collect(),
-        failed: RefCell::new(HashMap::with_capacity(NEGATIVE_MAX)),
-        learned: cx.learned.clone(),
-    };
+    let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
     let stop = cx.stop.clone();
     let mut w = Worker::new(me, cx, hops, senders);
     while !stop.load(Ordering::Relaxed) {
@@ -306,7 +267,7 @@ pub(super) fn run<P: PacketPort>(me: usize, mut port: P, cx: Context) -> WorkerR
 /// its snapshot of the published view, its buffers and counters. Generic over the port it
 /// receives from ([`Worker::step`]) and the senders of its out queue, so that it runs on
 /// AF_PACKET in the daemon and on [`rvs_packet_io::MemIo`] in tests.
-pub(super) struct Worker<N: Neighbours, S: FrameSink> {
+pub(super) struct Worker<N: Lookup, S: FrameSink> {
     me: usize,
     cx: Context,
     plane: Plane<N>,
@@ -316,7 +277,7 @@ pub(super) struct Worker<N: Neighbours, S: FrameSink> {
     rep: WorkerReport,
 }
 
-impl<N: Neighbours, S: FrameSink> Worker<N, S> {
+impl<N: Lookup, S: FrameSink> Worker<N, S> {
     /// A worker for interface `me` of `cx.ifaces`; `senders` has one sender per interface.
     pub(super) fn new(me: usize, cx: Context, neighbours: N, senders: Vec<S>) -> Self {
         let view = cx.view.load();
@@ -433,6 +394,7 @@ impl<N: Neighbours, S: FrameSink> Worker<N, S> {
         drop(guard);
         block.finish();
         em.out.flush(&mut em.senders);
+        plane.neigh.after_block(cx);
         Ok(seen)
     }
 
@@ -445,6 +407,7 @@ impl<N: Neighbours, S: FrameSink> Worker<N, S> {
         self.rep.out_sent = self.em.out.sent;
         self.rep.out_failed = self.em.out.failed;
         self.rep.drops = self.plane.drops().clone();
+        self.rep.neighbour_pending = self.plane.neigh.pending();
         self.rep
     }
 }
@@ -457,10 +420,10 @@ mod tests {
 
     use super::*;
     use std::cell::{Cell, RefCell};
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
     use std::rc::Rc;
 
-    use rvs_packet::plane::DropReason;
+    use rvs_packet::plane::{DropReason, NextHop};
     use rvs_packet_io::MemIo;
 
     use crate::packet_plane::config::{Options, PacketFeed};
@@ -496,10 +459,10 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// Next hops from a table; records whether the shard lock was held at each lookup
-    /// (the plane looks up a next hop once per forwarded frame).
+    /// The worker's own cache-only lookup, recording whether the shard lock was held at
+    /// each lookup (the plane looks up a next hop once per forwarded frame).
     struct Table {
-        hops: HashMap<IpAddr, NextHop>,
+        hops: Hops,
         shard: ShardRef,
         lookups: Rc<Cell<usize>>,
         unlocked: Rc<Cell<usize>>,
@@ -511,7 +474,17 @@ mod tests {
             if self.shard.try_lock().is_ok() {
                 self.unlocked.set(self.unlocked.get() + 1);
             }
-            self.hops.get(&dst).copied()
+            self.hops.next_hop(dst)
+        }
+    }
+
+    impl Lookup for Table {
+        fn after_block(&self, cx: &Context) {
+            self.hops.after_block(cx);
+        }
+
+        fn pending(&self) -> u64 {
+            Lookup::pending(&self.hops)
         }
     }
 
@@ -555,24 +528,28 @@ mod tests {
             assert!(r.result.is_ok(), "{c}: {:?}", r.result);
         }
         let shard = st.packet_shard().unwrap().clone();
+        let hop = NextHop {
+            port: 1,
+            mac: RS_MAC,
+        };
+        let table: HopTable = [("10.2.0.11", hop), ("10.2.0.12", hop)]
+            .iter()
+            .map(|(a, h)| (a.parse().unwrap(), *h))
+            .collect();
         let cx = Context {
             shard: shard.clone(),
             view: feed.view.clone(),
             learned: Arc::new(Mutex::new(Learned::default())),
+            hops: Arc::new(Published::new(table)),
+            misses: Arc::new(Misses::default()),
+            bell: feed.bell.clone(),
             clock: Clock::new(),
             stop: Arc::new(AtomicBool::new(false)),
             ifaces: feed.ifaces.clone(),
         };
         let (lookups, unlocked) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-        let hop = NextHop {
-            port: 1,
-            mac: RS_MAC,
-        };
         let table = Table {
-            hops: [("10.2.0.11", hop), ("10.2.0.12", hop)]
-                .iter()
-                .map(|(a, h)| (a.parse().unwrap(), *h))
-                .collect(),
+            hops: Hops::new(cx.hops.clone(), cx.learned.clone()),
             shard: shard.clone(),
             lookups: lookups.clone(),
             unlocked: unlocked.clone(),
@@ -727,13 +704,15 @@ mod tests {
     }
 
     #[test]
-    fn drops_are_counted() {
+    fn drops_are_counted_and_misses_go_to_the_keeper() {
         let mut cmds = DR.to_vec();
         cmds.extend([
             "-A -u 10.100.0.3:53 -s rr",
             "-a -u 10.100.0.3:53 -r 10.2.0.13:53 -g",
         ]);
         let mut r = rig(&cmds);
+        // Publications rang the keeper's bell already; only the miss may ring it now.
+        r.worker.cx.bell.wait(Duration::ZERO);
         let mut io = port();
         // The real server's next hop is unknown.
         io.inject(&udp4("10.100.0.3", 53, 64, false));
@@ -749,8 +728,18 @@ mod tests {
         io.inject(&frag);
         assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 3);
         assert!(io.take_sent().is_empty());
+        // The miss went to the keeper (once, after the block) and woke it.
+        assert_eq!(
+            r.worker.cx.misses.take(),
+            vec!["10.2.0.13".parse::<IpAddr>().unwrap()]
+        );
+        assert!(
+            r.worker.cx.bell.wait(Duration::ZERO),
+            "the keeper was not woken"
+        );
         let rep = r.worker.report(&mut io);
         assert_eq!(rep.drops.get(DropReason::NoRoute), 2);
+        assert_eq!(rep.neighbour_pending, 2);
         assert_eq!(rep.drops.get(DropReason::Fragment), 1);
         assert_eq!(rep.frames, 3);
     }
