@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{rvsadm_bin, run_bounded, tempdir, which, Adm, Rvsd};
+use common::{run_bounded, rvsadm_bin, tempdir, which, Adm, Rvsd};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,7 +42,10 @@ fn cannot(why: &str) {
 /// `man -l` output of a page (plain text, fixed width).
 fn man(page: &Path) -> String {
     let mut c = Command::new(which("man").unwrap());
-    c.arg("-l").arg(page).env("MANWIDTH", "100").env("MAN_KEEP_FORMATTING", "0");
+    c.arg("-l")
+        .arg(page)
+        .env("MANWIDTH", "100")
+        .env("MAN_KEEP_FORMATTING", "0");
     c.env("GROFF_NO_SGR", "1").env("PAGER", "cat");
     let out = ok("man", c);
     // Drop overstrike bold/underline, if any.
@@ -82,8 +85,20 @@ fn manuals_render_cleanly() {
     c.arg("--generate-man");
     std::fs::write(&rvsd8, ok("rvsd --generate-man", c)).unwrap();
     for (page, must) in [
-        (rvsd8.clone(), &["--rules", "--drain-time", "SIGHUP", "READY=1", "/api/status"][..]),
-        (ws.join("crates/rvsadm/man/rvsadm.8"), &["--add-service", "--vrrp", "EXIT STATUS"][..]),
+        (
+            rvsd8.clone(),
+            &[
+                "--rules",
+                "--drain-time",
+                "SIGHUP",
+                "READY=1",
+                "/api/status",
+            ][..],
+        ),
+        (
+            ws.join("crates/rvsadm/man/rvsadm.8"),
+            &["--add-service", "--vrrp", "EXIT STATUS"][..],
+        ),
         (
             ws.join("crates/config/man/rvs-keepalived.conf.5"),
             &["virtual_server", "HTTP_GET", "vrrp_instance"][..],
@@ -102,7 +117,16 @@ fn manuals_render_cleanly() {
 
 #[test]
 fn debian_package_installs_into_an_empty_root_and_runs() {
-    require!("dpkg", "dpkg-deb", "strip", "man", "bash", "chroot", "ldd", "systemd-analyze");
+    require!(
+        "dpkg",
+        "dpkg-deb",
+        "strip",
+        "man",
+        "bash",
+        "chroot",
+        "ldd",
+        "systemd-analyze"
+    );
     if !common::is_root() {
         return cannot("dpkg --root and chroot need root");
     }
@@ -137,7 +161,8 @@ fn debian_package_installs_into_an_empty_root_and_runs() {
         .arg(&deb);
     ok("dpkg -i", c);
     let mut c = Command::new("dpkg");
-    c.arg(format!("--root={}", root.display())).args(["-L", "rvs"]);
+    c.arg(format!("--root={}", root.display()))
+        .args(["-L", "rvs"]);
     let files = ok("dpkg -L", c);
     for f in [
         "/usr/sbin/rvsd",
@@ -156,11 +181,15 @@ fn debian_package_installs_into_an_empty_root_and_runs() {
         "/usr/share/zsh/vendor-completions/_rvsadm",
         "/usr/share/fish/vendor_completions.d/rvsd.fish",
     ] {
-        assert!(files.lines().any(|l| l == f), "{f} not in the package:\n{files}");
+        assert!(
+            files.lines().any(|l| l == f),
+            "{f} not in the package:\n{files}"
+        );
         assert!(root.join(&f[1..]).exists(), "{f} not installed");
     }
     let mut c = Command::new("dpkg");
-    c.arg(format!("--root={}", root.display())).args(["-s", "rvs"]);
+    c.arg(format!("--root={}", root.display()))
+        .args(["-s", "rvs"]);
     assert!(ok("dpkg -s", c).contains("Status: install ok installed"));
 
     // The C libraries rvsd links, copied in, so that the chroot holds nothing else.
@@ -207,11 +236,13 @@ fn debian_package_installs_into_an_empty_root_and_runs() {
     let out = ok("bash completions", c);
     assert!(out.contains("complete -F _rvsadm rvsadm"), "{out}");
     assert!(
-        out.lines().any(|l| l.starts_with("complete ") && l.ends_with(" -F _rvsd rvsd")),
+        out.lines()
+            .any(|l| l.starts_with("complete ") && l.ends_with(" -F _rvsd rvsd")),
         "{out}"
     );
     assert!(
-        out.lines().any(|l| l.starts_with("A:") && l.contains("--sched-flags")),
+        out.lines()
+            .any(|l| l.starts_with("A:") && l.contains("--sched-flags")),
         "{out}"
     );
     assert!(out.contains("B:wrr wlc"), "{out}");
