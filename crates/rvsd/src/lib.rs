@@ -20,6 +20,7 @@ pub mod keepalived;
 pub mod learned_neighbours;
 pub mod listing;
 pub mod lock;
+pub mod manual;
 pub mod metrics;
 pub mod nft_marks;
 pub mod packet_plane;
@@ -29,6 +30,7 @@ pub mod sd_notify;
 pub mod shard;
 pub mod state;
 pub mod status;
+pub mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod vrrp;

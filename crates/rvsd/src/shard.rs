@@ -162,14 +162,19 @@ thread_local! {
 }
 
 impl Routes {
+    /// Run `f` over the current map (this thread's snapshot of it).
+    pub fn with<R>(&self, f: impl FnOnce(&RouteMap) -> R) -> R {
+        self.with_cached(&CACHE, f)
+    }
+
     /// The shard serving `key`.
     pub fn service(&self, key: &ServiceKey) -> Option<ShardRef> {
-        self.with_cached(&CACHE, |m| m.by_service.get(key).cloned())
+        self.with(|m| m.by_service.get(key).cloned())
     }
 
     /// The shard with `id`.
     pub fn shard(&self, id: u32) -> Option<ShardRef> {
-        self.with_cached(&CACHE, |m| m.by_id.get(&id).cloned())
+        self.with(|m| m.by_id.get(&id).cloned())
     }
 }
 
