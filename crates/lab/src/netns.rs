@@ -35,23 +35,6 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// For root-only tests: returns `true` when the test may run; otherwise prints why it is
-/// skipped (on stderr, visible with `--nocapture` and in CI logs) and returns `false`.
-///
-/// ```no_run
-/// if !rvs_lab::require_root("nat_lab_works") {
-///     return;
-/// }
-/// ```
-pub fn require_root(test: &str) -> bool {
-    if is_root() {
-        true
-    } else {
-        eprintln!("SKIP {test}: needs root (network namespaces, veth, TUN); CI runs it as root");
-        false
-    }
-}
-
 /// A 48-bit Ethernet address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MacAddr(pub [u8; 6]);

@@ -24,62 +24,16 @@ use nix::unistd::Pid;
 use rvsadm::app::{App, SocketBackend};
 use rvsadm::names::SystemNames;
 
-/// Skip the test (with the reason on stderr) unless every program in the list is installed.
-/// As root (CI) a missing program is a failure, not a skip: CI installs them all
-/// (`scripts/install-test-deps`), so a skip there would hide a broken setup.
+/// Stop the test unless every program in the list is installed: skipped with the reason
+/// outside CI, a failure under CI (`RVS_REQUIRE_ALL=1` or `CI=true`; see rvs-require).
 #[macro_export]
 macro_rules! require {
     ($($prog:expr),+ $(,)?) => {
-        if let Err(why) = $crate::common::check_tools(&[$($prog),+]) {
-            eprintln!("SKIP: {why}");
-            return;
-        }
+        rvs_require::require_tools!($($prog),+);
     };
 }
 
-/// Directories searched for the external programs (nginx lives in /usr/sbin, which is not on
-/// an unprivileged user's PATH).
-fn search_dirs() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    for d in ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"] {
-        v.push(PathBuf::from(d));
-    }
-    v
-}
-
-/// Full path of an installed program.
-pub fn which(prog: &str) -> Option<PathBuf> {
-    search_dirs()
-        .into_iter()
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
-}
-
-/// Whether the tests run as root.
-pub fn is_root() -> bool {
-    rvs_control::socket::effective_uid() == Some(0)
-}
-
-/// `Ok` if all programs are present; `Err(reason)` to skip when not root; panics when root.
-pub fn check_tools(progs: &[&str]) -> Result<(), String> {
-    let missing: Vec<&str> = progs
-        .iter()
-        .copied()
-        .filter(|p| which(p).is_none())
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let why = format!(
-        "{} not installed (Debian: apt-get install nginx-light socat curl, or run \
-         scripts/install-test-deps as root)",
-        missing.join(", ")
-    );
-    assert!(!is_root(), "running as root but {why}");
-    Err(why)
-}
+pub use rvs_require::which;
 
 /// Poll `f` every `step` until it returns true or `limit` has passed; returns its last answer.
 pub fn wait_until(limit: Duration, step: Duration, mut f: impl FnMut() -> bool) -> bool {

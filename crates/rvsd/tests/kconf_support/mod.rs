@@ -17,37 +17,12 @@ use std::time::{Duration, Instant};
 use rvsadm::app::{App, SocketBackend};
 use rvsadm::names::SystemNames;
 
-/// Where a program is: on PATH, or in /usr/sbin (nginx, when PATH lacks the sbin directories).
-fn find(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
-}
-
-/// `Some(reason)` when the test cannot run here (nginx or curl missing; CI installs them with
-/// scripts/install-test-deps).
-pub fn skip_reason() -> Option<String> {
-    for p in ["nginx", "curl"] {
-        if find(p).is_none() {
-            return Some(format!(
-                "{p} is not installed (scripts/install-test-deps installs nginx-light and curl)"
-            ));
-        }
-    }
-    None
-}
-
-/// Skip the test with a printed reason.
+/// Stop the test unless nginx and curl are installed (scripts/install-test-deps installs
+/// them): skipped with the reason outside CI, a failure under CI (see rvs-require).
 #[macro_export]
 macro_rules! skip_unless_ready {
     () => {
-        if let Some(why) = $crate::kconf_support::skip_reason() {
-            eprintln!("SKIPPED: {why}");
-            return;
-        }
+        rvs_require::require_tools!("nginx", "curl");
     };
 }
 
@@ -149,16 +124,18 @@ impl Nginx {
     /// Start (again) and wait until it accepts connections.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "nginx {} already running", self.addr);
-        let child = Command::new(find("nginx").expect("nginx (checked by skip_reason)"))
-            .arg("-e")
-            .arg(self.dir.join(format!("nginx-{}.err", tag(self.addr))))
-            .arg("-c")
-            .arg(&self.conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
+        let child = Command::new(
+            rvs_require::which("nginx").expect("nginx (checked by skip_unless_ready!)"),
+        )
+        .arg("-e")
+        .arg(self.dir.join(format!("nginx-{}.err", tag(self.addr))))
+        .arg("-c")
+        .arg(&self.conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
         self.child = Some(child);
         let addr = self.addr;
         let err = self.dir.join(format!("nginx-{}.err", tag(self.addr)));
