@@ -181,15 +181,8 @@ fn cap_field(status: &str, field: &str) -> u64 {
 
 #[test]
 fn the_running_daemon_keeps_only_the_capabilities_it_needs() {
-    if !common::is_root() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI runs as root: the capability drop cannot be checked unprivileged"
-        );
-        eprintln!("SKIP: not root, rvsd has no capabilities to drop");
-        return;
-    }
+    // Unprivileged, rvsd has no capabilities to drop.
+    rvs_require::require_root!();
     let dir = tempdir("caps");
     let d = common::Rvsd::start(dir.path(), &["--workers", "2"]);
     d.table(&["-A -t 127.77.61.2:8080"]);
