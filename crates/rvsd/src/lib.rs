@@ -26,3 +26,4 @@ pub mod status;
 #[cfg(test)]
 mod test_support;
 pub mod vrrp;
+pub mod web;
