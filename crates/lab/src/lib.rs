@@ -22,7 +22,7 @@
 //!   it works).
 //!
 //! Everything except the pure helpers needs root. Tests start with
-//! `rvs_require::require_root!()` (the rvs-require dev crate), which skips with the reason
+//! `rvs_require::require_root!()` (the rvs-require crate), which skips with the reason
 //! outside CI and fails the test under CI.
 //!
 //! ```no_run
@@ -54,6 +54,8 @@ pub mod cmd;
 pub mod decap;
 pub mod error;
 pub mod netns;
+pub mod nginx;
+pub mod tools;
 pub mod topo;
 
 pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};
@@ -63,6 +65,8 @@ pub use netns::{
     cleanup_orphans, cleanup_stale, is_root, list_namespaces, socat_transfer, Lab, MacAddr, Netns,
     Proto, CLI_PREFIX, TEST_PREFIX,
 };
+pub use nginx::{Listen, Nginx, Site};
+pub use tools::which;
 pub use topo::{
     dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,
     LabKind, Node, SelftestMode, Topology,
