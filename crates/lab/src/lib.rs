@@ -57,6 +57,7 @@ pub mod netns;
 pub mod nginx;
 pub mod tools;
 pub mod topo;
+pub mod walkthrough;
 
 pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};
 pub use decap::{DecapConfig, DecapCounters, Decapsulator};
@@ -66,8 +67,9 @@ pub use netns::{
     Proto, CLI_PREFIX, TEST_PREFIX,
 };
 pub use nginx::{Listen, Nginx, Site};
-pub use tools::which;
+pub use tools::{in_ci, require, require_root, which};
 pub use topo::{
     dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,
     LabKind, Node, SelftestMode, Topology,
 };
+pub use walkthrough::{parse_walkthrough, Step, TRY_IT};

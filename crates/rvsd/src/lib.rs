@@ -19,6 +19,7 @@ pub mod demo;
 pub mod keepalived;
 pub mod learned_neighbours;
 pub mod listing;
+pub mod manual;
 pub mod metrics;
 pub mod nft_marks;
 pub mod packet_plane;
@@ -27,6 +28,7 @@ pub mod sd_notify;
 pub mod shard;
 pub mod state;
 pub mod status;
+pub mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod vrrp;

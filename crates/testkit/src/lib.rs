@@ -26,7 +26,7 @@ pub mod wait;
 pub use client::{curl, curl_get, curl_ok, report, write_pattern, ClientLoop, Download};
 pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};
 pub use proc::{run_bounded, Proc};
-pub use rvs_lab::{is_root, Listen, Netns, Nginx, Site};
+pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
 pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
 pub use wait::{tempdir, wait_for, wait_until};

@@ -11,6 +11,16 @@ use std::path::{Path, PathBuf};
 
 pub use rvs_testkit::*;
 
+/// `require!("nginx", "curl")` at the top of a test: skip (with the reason) unless every
+/// program is installed; a failure instead under CI (rvs-require decides). Defined here too so
+/// that a test file names it without importing it.
+#[macro_export]
+macro_rules! require {
+    ($($prog:expr),+ $(,)?) => {
+        rvs_require::require_tools!($($prog),+);
+    };
+}
+
 /// The rvsd binary under test.
 pub const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 
