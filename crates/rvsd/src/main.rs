@@ -74,6 +74,24 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
+    /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
+    #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
+    sysctl: Vec<(String, String)>,
+}
+
+/// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
+/// daemon's sysctl table at start.
+fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
+    let (n, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}': NAME=VALUE expected"))?;
+    let n = n.trim();
+    let n = n.strip_prefix("net.ipv4.vs.").unwrap_or(n);
+    if n.is_empty() || v.trim().is_empty() {
+        return Err(format!("`{s}': NAME=VALUE expected"));
+    }
+    Ok((n.to_string(), v.trim().to_string()))
 }
 
 fn main() -> ExitCode {
@@ -261,6 +279,22 @@ async fn run(args: Args) -> Result<(), String> {
         clock,
         proxy: Mutex::new(Some(proxy)),
     });
+
+    // Sysctls first: the table loaded below is then served with them from its first packet.
+    let sysctls = args
+        .sysctl
+        .iter()
+        .map(|(name, value)| {
+            (
+                format!("--sysctl {name}={value}"),
+                Request::SetSysctl {
+                    name: name.clone(),
+                    value: value.clone(),
+                },
+            )
+        })
+        .collect();
+    apply_all(&daemon, sysctls).await?;
 
     // VRRP instances come from the same keepalived.conf as the virtual servers (`-f`), or from
     // `--vrrp FILE` when the table comes from elsewhere (`--rules`). Set up (its status board
