@@ -18,6 +18,7 @@ pub mod pe_sip;
 pub mod sched;
 pub mod service;
 pub mod stats;
+pub mod sync;
 pub mod sysctl;
 pub mod table;
 pub mod time;

@@ -9,7 +9,7 @@
 //! is [`Effect::NotYet`]: it is listed with a note and setting it answers with a warning,
 //! never silently. A subsystem that starts honouring an entry (the connection-sync engine for
 //! `sync_*` and `backup_only`) changes that entry's effect to [`Effect::Acts`] here and reads
-//! the value with [`SysctlSet::int`] or [`SysctlSet::pair`].
+//! the values with [`SysctlSet::sync_params`] (or [`SysctlSet::int`] / [`SysctlSet::pair`]).
 //!
 //! Semantics of each value: `docs/internals/sysctls.md`.
 
@@ -323,6 +323,24 @@ impl SysctlSet {
         Ok(d)
     }
 
+    /// The `sync_*` and `backup_only` values as the connection-sync engine reads them (the
+    /// one way it should: this table owns the names, defaults and checks).
+    pub fn sync_params(&self) -> crate::sync::SyncParams {
+        let u = |n: &str| self.int(n).clamp(0, i64::from(u32::MAX)) as u32;
+        let (threshold, period) = self.pair("sync_threshold").unwrap_or((3, 50));
+        crate::sync::SyncParams {
+            version: u("sync_version") as u8,
+            threshold: threshold.clamp(0, i64::from(u32::MAX)) as u32,
+            period: period.clamp(0, i64::from(u32::MAX)) as u32,
+            refresh_period_secs: u("sync_refresh_period"),
+            retries: u("sync_retries"),
+            persist_mode: self.int("sync_persist_mode") != 0,
+            qlen_max: u("sync_qlen_max"),
+            sock_size: u("sync_sock_size"),
+            backup_only: self.int("backup_only") != 0,
+        }
+    }
+
     /// Apply every entry that the director model reads (a new director, e.g. a new shard).
     pub fn apply_all(&self, d: &mut Director) {
         for def in TABLE {
@@ -593,6 +611,20 @@ mod tests {
         s.apply_all(&mut d2);
         assert!(d2.sys.conn.sloppy_tcp && !d2.sys.run_estimation);
         assert_eq!(d2.table.params.lblc_expiration, 60);
+    }
+
+    #[test]
+    fn sync_params_come_from_the_table() {
+        let mut s = SysctlSet::new(M);
+        let d = s.sync_params();
+        assert_eq!((d.version, d.threshold, d.period, d.qlen_max), (1, 3, 50, 1000));
+        s.set("sync_version", "0", 4).unwrap();
+        s.set("sync_threshold", "10 100", 4).unwrap();
+        s.set("sync_retries", "2", 4).unwrap();
+        s.set("backup_only", "1", 4).unwrap();
+        let p = s.sync_params();
+        assert_eq!((p.version, p.threshold, p.period, p.retries), (0, 10, 100, 2));
+        assert!(p.backup_only && !p.persist_mode);
     }
 
     #[test]

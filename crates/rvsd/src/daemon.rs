@@ -91,6 +91,16 @@ impl Daemon {
                 // left is done on the next tick.
                 director.tick(now, avail, 20_000, rng);
             }
+            if let Some(notifier) = crate::sd_notify::get() {
+                // Only a ticker that got through every shard keeps systemd's watchdog quiet.
+                notifier.watchdog_tick(std::time::Instant::now());
+                if n.is_multiple_of(50) {
+                    let doc = crate::status::snapshot(&self.lock());
+                    notifier.send(&crate::sd_notify::status_line(&crate::status::summary(
+                        &doc,
+                    )));
+                }
+            }
         }
     }
 }

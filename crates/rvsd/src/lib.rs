@@ -6,6 +6,7 @@
 //! keepalived.conf virtual servers with their health checkers ([`keepalived`], `rvsd -f`).
 
 pub mod balancer;
+pub mod capabilities;
 pub mod clock;
 pub mod control_server;
 pub mod convert;
@@ -18,8 +19,10 @@ pub mod metrics;
 pub mod nft_marks;
 pub mod packet_plane;
 pub mod rules;
+pub mod sd_notify;
 pub mod shard;
 pub mod state;
+pub mod status;
 #[cfg(test)]
 mod test_support;
 pub mod vrrp;

@@ -122,6 +122,18 @@ fn main() -> ExitCode {
         eprintln!("rvsd: -f (keepalived.conf) and --rules (ipvsadm-save) both describe the table; use one");
         return ExitCode::from(2);
     }
+    // Both before any thread exists: the environment is process-wide, and capabilities are
+    // per thread (threads started later inherit the reduced sets).
+    rvsd::sd_notify::init_from_env();
+    match rvsd::capabilities::drop_unneeded() {
+        Ok(d) if !d.dropped.is_empty() => tracing::info!(
+            "capabilities: dropped {}; kept {}",
+            rvsd::capabilities::names(d.dropped),
+            rvsd::capabilities::names(d.kept)
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("capabilities: cannot drop the unneeded ones: {e}"),
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -138,6 +150,24 @@ fn main() -> ExitCode {
             eprintln!("rvsd: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The `STATUS=` text for the service manager.
+fn status_summary(daemon: &Daemon) -> String {
+    let doc = rvsd::status::snapshot(&daemon.lock());
+    rvsd::status::summary(&doc)
+}
+
+/// Sends `READY=1` with the new status when a reload is over, however its branch ends.
+struct ReadyAgain<'a>(&'a Daemon);
+
+impl Drop for ReadyAgain<'_> {
+    fn drop(&mut self) {
+        rvsd::sd_notify::notify(&format!(
+            "READY=1\n{}",
+            rvsd::sd_notify::status_line(&status_summary(self.0))
+        ));
     }
 }
 
@@ -362,6 +392,11 @@ async fn run(args: Args) -> Result<(), String> {
     if args.demo {
         println!("{}", demo::banner(&socket_path));
     }
+    // Table, planes, VRRP, control socket and metrics are up: tell systemd (Type=notify).
+    rvsd::sd_notify::notify(&format!(
+        "READY=1\n{}",
+        rvsd::sd_notify::status_line(&status_summary(&daemon))
+    ));
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -371,6 +406,8 @@ async fn run(args: Args) -> Result<(), String> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
+                rvsd::sd_notify::notify("RELOADING=1\nSTATUS=reloading");
+                let _ready = ReadyAgain(&daemon);
                 // VRRP first: the `-f` branch below ends with `continue`.
                 let vrrp_file = args.vrrp.as_ref().or(args.use_file.as_ref());
                 if let (Some(v), Some(path)) = (&vrrp, vrrp_file) {
@@ -395,6 +432,10 @@ async fn run(args: Args) -> Result<(), String> {
         "shutting down: no new connections; open ones may finish within {} s",
         args.drain_time
     );
+    rvsd::sd_notify::notify(&format!(
+        "STOPPING=1\nSTATUS=draining: open connections may finish within {} s",
+        args.drain_time
+    ));
     if let Some(v) = vrrp {
         v.shutdown().await;
     }

@@ -1,0 +1,353 @@
+//! The daemon's status as one document, read by the status page (`/`), its JSON
+//! (`/api/status`), the charts' history (`/api/history`) and the service manager's `STATUS=`
+//! line.
+//!
+//! Services and real servers are the control protocol's own listing records (the ones
+//! `rvsadm -L --json` prints), each with a display name and what the metrics add: whether a
+//! running data plane can serve it, whether a real server is overloaded. VRRP instances are
+//! the records `rvsadm -L --vrrp` lists.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use rvs_control::model as m;
+use serde::Serialize;
+
+use crate::state::State;
+
+/// A real server: the listing record plus its name and flags.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestStatus {
+    /// `addr:port` (`[v6]:port`).
+    pub name: String,
+    /// Over its upper connection threshold (no new connections).
+    pub overloaded: bool,
+    /// Why no running data plane can reach it, if none can.
+    pub unserved: Option<String>,
+    /// Configuration, connection counts, counters and rates.
+    #[serde(flatten)]
+    pub entry: m::DestEntry,
+}
+
+/// A virtual service: its configuration, counters, rates and real servers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// `TCP 10.0.0.1:80`, `FWM 1`.
+    pub name: String,
+    /// Why no running data plane can serve it, if none can.
+    pub unserved: Option<String>,
+    /// Configuration.
+    pub spec: m::ServiceSpec,
+    /// Counters and rates.
+    pub stats: m::Stats,
+    /// Real servers in list order.
+    pub dests: Vec<DestStatus>,
+}
+
+/// Totals over the whole table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    /// Counters and rates.
+    pub stats: m::Stats,
+    /// Connections and persistence templates in the table.
+    pub connection_entries: u64,
+    /// Proxy connections rescheduled after a failed connect.
+    pub proxy_reschedules: u64,
+}
+
+/// Everything the status page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusDoc {
+    /// rvsd's version.
+    pub version: &'static str,
+    /// Wall-clock time of the snapshot, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Whether the packet plane runs (the socket proxy always does).
+    pub packet_plane: bool,
+    /// Totals.
+    pub totals: Totals,
+    /// Virtual services.
+    pub services: Vec<ServiceStatus>,
+    /// VRRP instances (empty without VRRP).
+    pub vrrp: Vec<m::VrrpInstanceEntry>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn stats(c: rvs_core::stats::Counters, r: rvs_core::estimator::Rates) -> m::Stats {
+    m::Stats {
+        conns: c.conns,
+        inpkts: c.inpkts,
+        outpkts: c.outpkts,
+        inbytes: c.inbytes,
+        outbytes: c.outbytes,
+        cps: r.cps,
+        inpps: r.inpps,
+        outpps: r.outpps,
+        inbps: r.inbps,
+        outbps: r.outbps,
+    }
+}
+
+/// The document for the current state (each service copied under its shard's lock, one at a
+/// time, as the metrics are).
+pub fn snapshot(st: &State) -> StatusDoc {
+    let (c, r, entries, resched) = st.totals();
+    let mut services = Vec::new();
+    for k in st.service_keys() {
+        let Some(entry) = crate::listing::service(st, &k) else {
+            continue;
+        };
+        // Flags per real server, keyed by address and port (the listing record has no id).
+        let flags: HashMap<SocketAddr, (bool, Option<String>)> = st
+            .with_service(&k, |sh| {
+                let t = &sh.director.table;
+                let Some(s) = t.id_of(&k).and_then(|id| t.service(id)) else {
+                    return HashMap::new();
+                };
+                s.dests
+                    .iter()
+                    .filter_map(|&d| t.dests.get(d))
+                    .map(|d| {
+                        (
+                            SocketAddr::new(d.cfg.addr, d.cfg.port),
+                            (d.overload, st.dest_unserved(&k, &d.cfg)),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dests = entry
+            .dests
+            .into_iter()
+            .map(|d| {
+                let sa = SocketAddr::new(d.spec.addr, d.spec.port);
+                let (overloaded, unserved) = flags.get(&sa).cloned().unwrap_or((false, None));
+                DestStatus {
+                    name: sa.to_string(),
+                    overloaded,
+                    unserved,
+                    entry: d,
+                }
+            })
+            .collect();
+        services.push(ServiceStatus {
+            name: entry.spec.key.to_string(),
+            unserved: st.service_unserved(&k),
+            spec: entry.spec,
+            stats: entry.stats,
+            dests,
+        });
+    }
+    let vrrp = match crate::vrrp::status::answer(st.vrrp.as_deref()).result {
+        Ok(rvs_control::proto::Payload::Vrrp(v)) => v,
+        _ => Vec::new(),
+    };
+    StatusDoc {
+        version: env!("CARGO_PKG_VERSION"),
+        time_ms: now_ms(),
+        packet_plane: st.planes.packet,
+        totals: Totals {
+            stats: stats(c, r),
+            connection_entries: entries,
+            proxy_reschedules: resched,
+        },
+        services,
+        vrrp,
+    }
+}
+
+/// One line for the service manager (`systemctl status rvsd`): what is served, how busy, and
+/// the VRRP states.
+pub fn summary(doc: &StatusDoc) -> String {
+    let dests: usize = doc.services.iter().map(|s| s.dests.len()).sum();
+    let mut s = format!(
+        "{} service(s), {} real server(s), {} connection(s), {} conn/s",
+        doc.services.len(),
+        dests,
+        doc.totals.connection_entries,
+        doc.totals.stats.cps
+    );
+    if !doc.vrrp.is_empty() {
+        let mut by: BTreeMap<String, usize> = BTreeMap::new();
+        for v in &doc.vrrp {
+            *by.entry(v.state.name().to_string()).or_default() += 1;
+        }
+        let states: Vec<String> = by.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        s.push_str("; VRRP ");
+        s.push_str(&states.join(", "));
+    }
+    s
+}
+
+/// Samples kept per series: one per second for five minutes.
+pub const HISTORY_LEN: usize = 300;
+/// Most series (services plus real servers) with a history; beyond it, the page shows the
+/// current numbers only (memory stays bounded whatever the table's size).
+pub const HISTORY_SERIES: usize = 2048;
+
+/// Per-second rates of one service or real server over the last [`HISTORY_LEN`] samples.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Series {
+    /// Connections per second.
+    pub cps: VecDeque<u64>,
+    /// Packets per second, both directions.
+    pub pps: VecDeque<u64>,
+    /// Bytes per second, both directions.
+    pub bps: VecDeque<u64>,
+    #[serde(skip)]
+    last: Option<(u64, u64, u64)>,
+    #[serde(skip)]
+    seen: u64,
+}
+
+/// The charts' data: per-second differences of the counters, sampled by the metrics listener.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct History {
+    /// Sample times, milliseconds since the Unix epoch.
+    pub t: VecDeque<u64>,
+    /// Series by name: a service's name, or `service -> real server`.
+    pub series: BTreeMap<String, Series>,
+    /// True when some series were left out ([`HISTORY_SERIES`]).
+    pub truncated: bool,
+    #[serde(skip)]
+    round: u64,
+}
+
+fn push(q: &mut VecDeque<u64>, v: u64) {
+    if q.len() == HISTORY_LEN {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+impl History {
+    /// Add one sample of every service and real server in `doc`. A series that is new gets
+    /// zeros for the samples before it appeared; one that went away is removed.
+    pub fn sample(&mut self, doc: &StatusDoc) {
+        self.round += 1;
+        let round = self.round;
+        if self.t.len() == HISTORY_LEN {
+            self.t.pop_front();
+        }
+        self.t.push_back(doc.time_ms);
+        let n = self.t.len();
+        let mut truncated = false;
+        let mut add = |name: String, s: &m::Stats| {
+            let len = self.series.len();
+            let e = match self.series.get_mut(&name) {
+                Some(e) => e,
+                None if len < HISTORY_SERIES => self.series.entry(name).or_default(),
+                None => {
+                    truncated = true;
+                    return;
+                }
+            };
+            let cur = (
+                s.conns,
+                s.inpkts.wrapping_add(s.outpkts),
+                s.inbytes.wrapping_add(s.outbytes),
+            );
+            // The first sample (and one after `-Z` made a counter go back) has no rate yet.
+            let (c, p, b) = match e.last {
+                Some(l) if cur.0 >= l.0 && cur.1 >= l.1 && cur.2 >= l.2 => {
+                    (cur.0 - l.0, cur.1 - l.1, cur.2 - l.2)
+                }
+                _ => (0, 0, 0),
+            };
+            e.last = Some(cur);
+            e.seen = round;
+            for q in [&mut e.cps, &mut e.pps, &mut e.bps] {
+                while q.len() + 1 < n {
+                    q.push_front(0);
+                }
+            }
+            push(&mut e.cps, c);
+            push(&mut e.pps, p);
+            push(&mut e.bps, b);
+        };
+        for s in &doc.services {
+            add(s.name.clone(), &s.stats);
+            for d in &s.dests {
+                add(format!("{} -> {}", s.name, d.name), &d.entry.stats);
+            }
+        }
+        self.truncated = truncated;
+        self.series.retain(|_, e| e.seen == round);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(conns: u64, pkts: u64) -> StatusDoc {
+        let spec = m::ServiceSpec::with_defaults(m::ServiceKey::Addr {
+            protocol: m::Protocol::Tcp,
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        });
+        StatusDoc {
+            version: "t",
+            time_ms: 1000 + conns,
+            packet_plane: false,
+            totals: Totals {
+                stats: m::Stats::default(),
+                connection_entries: 0,
+                proxy_reschedules: 0,
+            },
+            services: vec![ServiceStatus {
+                name: "TCP 10.0.0.1:80".into(),
+                unserved: None,
+                spec,
+                stats: m::Stats {
+                    conns,
+                    inpkts: pkts,
+                    ..Default::default()
+                },
+                dests: Vec::new(),
+            }],
+            vrrp: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn history_is_per_second_differences_bounded() {
+        let mut h = History::default();
+        h.sample(&doc(10, 100));
+        h.sample(&doc(15, 130));
+        let s = &h.series["TCP 10.0.0.1:80"];
+        assert_eq!(Vec::from(s.cps.clone()), [0, 5]);
+        assert_eq!(Vec::from(s.pps.clone()), [0, 30]);
+        for i in 0..2 * HISTORY_LEN as u64 {
+            h.sample(&doc(20 + i, 200 + i));
+        }
+        let s = &h.series["TCP 10.0.0.1:80"];
+        assert_eq!(s.cps.len(), HISTORY_LEN);
+        assert_eq!(h.t.len(), HISTORY_LEN);
+        assert!(s.cps.iter().all(|&c| c == 1));
+        // A zeroed counter gives 0, not a huge difference.
+        h.sample(&doc(0, 0));
+        assert_eq!(h.series["TCP 10.0.0.1:80"].cps.back(), Some(&0));
+        // A service that went away loses its series.
+        let mut empty = doc(0, 0);
+        empty.services.clear();
+        h.sample(&empty);
+        assert!(h.series.is_empty());
+    }
+
+    #[test]
+    fn summary_line() {
+        let d = doc(1, 1);
+        assert_eq!(
+            summary(&d),
+            "1 service(s), 0 real server(s), 0 connection(s), 0 conn/s"
+        );
+    }
+}

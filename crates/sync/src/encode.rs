@@ -1,0 +1,316 @@
+//! The master's side of the wire: records appended to a message until the next one does not
+//! fit in `sync_maxlen`, as `ip_vs_sync_conn_v1` / `ip_vs_sync_conn_v0` fill their buffers.
+
+use std::net::IpAddr;
+
+use rvs_core::conn::flags;
+use rvs_core::sync::{SeqData, SyncConn};
+
+use crate::wire::*;
+
+/// Protocol version of the messages an [`Encoder`] builds (`sync_version`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// Version 0: IPv4 only, no timeout, fwmark or PE data.
+    V0,
+    /// Version 1 (the default).
+    V1,
+}
+
+impl Version {
+    /// From the `sync_version` sysctl value (anything but 0 is version 1, as the kernel reads it).
+    pub fn from_sysctl(v: u8) -> Version {
+        if v == 0 {
+            Version::V0
+        } else {
+            Version::V1
+        }
+    }
+}
+
+/// Why a connection cannot be put on the wire.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EncodeError {
+    /// Version 0 carries IPv4 only.
+    V0Ipv6,
+    /// The virtual or real-server address has another family than the client address.
+    MixedFamily,
+    /// PE data longer than 255 bytes.
+    PeDataTooLong,
+    /// PE name longer than 16 bytes.
+    PeNameTooLong,
+}
+
+impl EncodeError {
+    /// Name for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncodeError::V0Ipv6 => "v0_ipv6",
+            EncodeError::MixedFamily => "mixed_family",
+            EncodeError::PeDataTooLong => "pe_data_too_long",
+            EncodeError::PeNameTooLong => "pe_name_too_long",
+        }
+    }
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EncodeError::V0Ipv6 => "sync version 0 cannot carry IPv6 connections",
+            EncodeError::MixedFamily => "connection addresses of different families",
+            EncodeError::PeDataTooLong => "persistence-engine data longer than 255 bytes",
+            EncodeError::PeNameTooLong => "persistence-engine name longer than 16 bytes",
+        })
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Most records one message can announce: `nr_conns` is one byte. (The kernel does not check
+/// this for version 1 and would wrap the count with a `sync_maxlen` above ~9 KB; rvs closes the
+/// message instead.)
+pub const MAX_RECORDS: u8 = u8::MAX;
+
+/// Builds sync messages of one version, syncid and maximum length.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    version: Version,
+    syncid: u8,
+    maxlen: usize,
+    buf: Vec<u8>,
+    nr: u8,
+}
+
+impl Encoder {
+    /// An encoder for messages of at most `maxlen` bytes (UDP payload; see
+    /// [`effective_maxlen`]). A single record longer than that still goes out, alone, as the
+    /// kernel sizes its buffer `max(record + header, sync_maxlen)`.
+    pub fn new(version: Version, syncid: u8, maxlen: u32) -> Encoder {
+        Encoder {
+            version,
+            syncid,
+            maxlen: (maxlen as usize).min(usize::from(u16::MAX)),
+            buf: Vec::new(),
+            nr: 0,
+        }
+    }
+
+    /// The version records are written in.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Switch the version (the `sync_version` sysctl changed): the message under construction is
+    /// finished first, since one message holds one version, and returned.
+    pub fn set_version(&mut self, v: Version) -> Option<Vec<u8>> {
+        if v == self.version {
+            return None;
+        }
+        let out = self.finish();
+        self.version = v;
+        out
+    }
+
+    /// Records in the message under construction.
+    pub fn pending(&self) -> u8 {
+        self.nr
+    }
+
+    /// Append `c`. If it does not fit in the current message, that message is finished and
+    /// returned and `c` starts a new one.
+    pub fn push(&mut self, c: &SyncConn) -> Result<Option<Vec<u8>>, EncodeError> {
+        check(c, self.version)?;
+        let len = record_len(c, self.version);
+        let mut done = None;
+        if self.nr > 0 {
+            let pad = self.pad();
+            if self.buf.len() + pad + len > self.maxlen || self.nr == MAX_RECORDS {
+                done = self.finish();
+            }
+        }
+        if self.nr == 0 {
+            self.start(len);
+        }
+        let pad = self.pad();
+        self.buf.resize(self.buf.len() + pad, 0);
+        match self.version {
+            Version::V1 => write_v1(&mut self.buf, c, len),
+            Version::V0 => write_v0(&mut self.buf, c),
+        }
+        self.nr += 1;
+        self.patch_header();
+        Ok(done)
+    }
+
+    /// Finish the message under construction, if it has records.
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        if self.nr == 0 {
+            return None;
+        }
+        self.nr = 0;
+        Some(std::mem::take(&mut self.buf))
+    }
+
+    fn pad(&self) -> usize {
+        match self.version {
+            // Version-1 records start at 4-byte-aligned offsets from the message start.
+            Version::V1 if self.nr > 0 => (4 - (self.buf.len() & 3)) & 3,
+            _ => 0,
+        }
+    }
+
+    fn start(&mut self, first: usize) {
+        let hdr = match self.version {
+            Version::V1 => V1_HEADER_LEN,
+            Version::V0 => V0_HEADER_LEN,
+        };
+        self.buf = Vec::with_capacity(self.maxlen.max(first + hdr));
+        match self.version {
+            Version::V1 => {
+                self.buf
+                    .extend_from_slice(&[0, self.syncid, 0, 8, 0, PROTO_VERSION_1, 0, 0])
+            }
+            Version::V0 => self.buf.extend_from_slice(&[0, self.syncid, 0, 4]),
+        }
+    }
+
+    fn patch_header(&mut self) {
+        let size = (self.buf.len() as u16).to_be_bytes();
+        self.buf[2..4].copy_from_slice(&size);
+        match self.version {
+            Version::V1 => self.buf[4] = self.nr,
+            Version::V0 => self.buf[0] = self.nr,
+        }
+    }
+}
+
+fn check(c: &SyncConn, v: Version) -> Result<(), EncodeError> {
+    let v6 = c.is_v6();
+    let fwmark_template = c.flags & flags::TEMPLATE != 0 && c.protocol == 0;
+    if c.daddr.is_ipv6() != v6 || (c.vaddr.is_ipv6() != v6 && !fwmark_template) {
+        return Err(EncodeError::MixedFamily);
+    }
+    if v == Version::V0 && v6 {
+        return Err(EncodeError::V0Ipv6);
+    }
+    if c.pe_data.len() > PE_DATA_MAX {
+        return Err(EncodeError::PeDataTooLong);
+    }
+    if c.pe_name.len() > PE_NAME_MAX {
+        return Err(EncodeError::PeNameTooLong);
+    }
+    Ok(())
+}
+
+fn has_seq(c: &SyncConn) -> bool {
+    c.flags & (flags::IN_SEQ | flags::OUT_SEQ) != 0
+}
+
+/// Length of `c`'s record with options, without padding.
+pub fn record_len(c: &SyncConn, v: Version) -> usize {
+    match v {
+        Version::V0 => {
+            if has_seq(c) {
+                V0_FULL_RECORD_LEN
+            } else {
+                V0_RECORD_LEN
+            }
+        }
+        Version::V1 => {
+            let mut len = if c.is_v6() {
+                V1_V6_RECORD_LEN
+            } else {
+                V1_V4_RECORD_LEN
+            };
+            if has_seq(c) {
+                len += 2 + SEQ_DATA_LEN;
+            }
+            if !c.pe_data.is_empty() {
+                len += 2 + c.pe_data.len();
+                if !c.pe_name.is_empty() {
+                    len += 2 + c.pe_name.len();
+                }
+            }
+            len
+        }
+    }
+}
+
+/// The 16 (IPv6 record) or 4 bytes of an address; an IPv4 address in an IPv6 record (a fwmark
+/// template's mark) fills the first four.
+fn put_addr(buf: &mut Vec<u8>, a: &IpAddr, v6: bool) {
+    match (a, v6) {
+        (IpAddr::V4(a), false) => buf.extend_from_slice(&a.octets()),
+        (IpAddr::V6(a), true) => buf.extend_from_slice(&a.octets()),
+        (IpAddr::V4(a), true) => {
+            buf.extend_from_slice(&a.octets());
+            buf.extend_from_slice(&[0; 12]);
+        }
+        (IpAddr::V6(a), false) => buf.extend_from_slice(&a.octets()[12..]),
+    }
+}
+
+fn seq_words(s: &SeqData) -> [u32; 6] {
+    [
+        s.in_seq.init_seq,
+        s.in_seq.delta,
+        s.in_seq.previous_delta,
+        s.out_seq.init_seq,
+        s.out_seq.delta,
+        s.out_seq.previous_delta,
+    ]
+}
+
+fn write_v1(buf: &mut Vec<u8>, c: &SyncConn, len: usize) {
+    let v6 = c.is_v6();
+    buf.push(if v6 { TYPE_F_INET6 } else { 0 });
+    buf.push(c.protocol);
+    buf.extend_from_slice(&((len as u16) & SIZE_MASK).to_be_bytes());
+    buf.extend_from_slice(&(c.flags & !flags::HASHED).to_be_bytes());
+    buf.extend_from_slice(&c.state.to_be_bytes());
+    buf.extend_from_slice(&c.cport.to_be_bytes());
+    buf.extend_from_slice(&c.vport.to_be_bytes());
+    buf.extend_from_slice(&c.dport.to_be_bytes());
+    buf.extend_from_slice(&c.fwmark.to_be_bytes());
+    buf.extend_from_slice(&c.timeout_secs.to_be_bytes());
+    put_addr(buf, &c.caddr, v6);
+    put_addr(buf, &c.vaddr, v6);
+    put_addr(buf, &c.daddr, v6);
+    if has_seq(c) {
+        buf.push(OPT_SEQ_DATA);
+        buf.push(SEQ_DATA_LEN as u8);
+        for w in seq_words(&c.seq.unwrap_or_default()) {
+            buf.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    if !c.pe_data.is_empty() {
+        buf.push(OPT_PE_DATA);
+        buf.push(c.pe_data.len() as u8);
+        buf.extend_from_slice(&c.pe_data);
+        if !c.pe_name.is_empty() {
+            buf.push(OPT_PE_NAME);
+            buf.push(c.pe_name.len() as u8);
+            buf.extend_from_slice(&c.pe_name);
+        }
+    }
+}
+
+/// Version 0 copies the sequence data in the sender's byte order (a kernel quirk). rvs writes
+/// little-endian, the order of every x86 and arm64 kernel it meets.
+fn write_v0(buf: &mut Vec<u8>, c: &SyncConn) {
+    buf.push(0);
+    buf.push(c.protocol);
+    buf.extend_from_slice(&c.cport.to_be_bytes());
+    buf.extend_from_slice(&c.vport.to_be_bytes());
+    buf.extend_from_slice(&c.dport.to_be_bytes());
+    put_addr(buf, &c.caddr, false);
+    put_addr(buf, &c.vaddr, false);
+    put_addr(buf, &c.daddr, false);
+    buf.extend_from_slice(&((c.flags & !flags::HASHED) as u16).to_be_bytes());
+    buf.extend_from_slice(&c.state.to_be_bytes());
+    if has_seq(c) {
+        for w in seq_words(&c.seq.unwrap_or_default()) {
+            buf.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+}

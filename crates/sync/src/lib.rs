@@ -1,0 +1,20 @@
+//! rvs-sync: the IPVS connection-synchronisation protocol, without I/O
+//! (`docs/internals/sync.md`).
+//!
+//! - [`wire`]: sizes, option types, defaults and `sync_maxlen` as the kernel computes it.
+//! - [`encode`]: the master's [`Encoder`], filling messages of version 0 or 1 up to
+//!   `sync_maxlen`, byte-compatible with the kernel's sync daemon.
+//! - [`decode`]: the backup's hardened decoder; every malformed datagram is reported with a
+//!   reason ([`DropReason`], [`SkipReason`]) and counted in [`RxStats`], never a panic.
+//!
+//! The connection model both ends share, [`rvs_core::sync::SyncConn`], lives in rvs-core.
+
+pub mod decode;
+pub mod encode;
+pub mod rx_stats;
+pub mod wire;
+
+pub use decode::{parse, DropReason, Message, RecordError, Records, SkipReason};
+pub use encode::{EncodeError, Encoder, Version};
+pub use rvs_core::sync::{SeqAdjust, SeqData, SyncConn};
+pub use rx_stats::RxStats;
