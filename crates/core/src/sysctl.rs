@@ -617,13 +617,19 @@ mod tests {
     fn sync_params_come_from_the_table() {
         let mut s = SysctlSet::new(M);
         let d = s.sync_params();
-        assert_eq!((d.version, d.threshold, d.period, d.qlen_max), (1, 3, 50, 1000));
+        assert_eq!(
+            (d.version, d.threshold, d.period, d.qlen_max),
+            (1, 3, 50, 1000)
+        );
         s.set("sync_version", "0", 4).unwrap();
         s.set("sync_threshold", "10 100", 4).unwrap();
         s.set("sync_retries", "2", 4).unwrap();
         s.set("backup_only", "1", 4).unwrap();
         let p = s.sync_params();
-        assert_eq!((p.version, p.threshold, p.period, p.retries), (0, 10, 100, 2));
+        assert_eq!(
+            (p.version, p.threshold, p.period, p.retries),
+            (0, 10, 100, 2)
+        );
         assert!(p.backup_only && !p.persist_mode);
     }
 
