@@ -5,6 +5,7 @@
 //! metrics, loads ipvsadm-save rules files and applies their difference on SIGHUP, and runs
 //! keepalived.conf virtual servers with their health checkers ([`keepalived`], `rvsd -f`).
 
+pub mod announce;
 pub mod balancer;
 pub mod capabilities;
 pub mod clock;

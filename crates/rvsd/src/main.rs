@@ -78,6 +78,17 @@ struct Args {
     /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
     sysctl: Vec<(String, String)>,
+    /// Scale-out: keep a route VIP/32 (/128) on `lo` in this kernel routing table for every VIP
+    /// that can be served, for a routing daemon (BIRD, FRR, GoBGP) to announce by BGP.
+    #[arg(long, value_name = "TABLE")]
+    announce_table: Option<u32>,
+    /// Route protocol number of the announced routes (not kernel/boot/static/bird).
+    #[arg(long, value_name = "PROTO", default_value_t = rvsd::announce::DEFAULT_PROTOCOL)]
+    announce_protocol: u8,
+    /// On SIGTERM with --announce-table: seconds between withdrawing the routes and starting
+    /// to drain, while rvsd still forwards (the routers' convergence time).
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    announce_delay: f64,
 }
 
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
@@ -366,6 +377,22 @@ async fn run(args: Args) -> Result<(), String> {
         None => None,
     };
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
+    // Announce once the table is in, so that no VIP is announced before it can be served.
+    let mut announcer = match args.announce_table {
+        Some(table) => {
+            let a = rvsd::announce::Announcer::start(
+                daemon.state.clone(),
+                rvsd::announce::Options {
+                    table,
+                    protocol: args.announce_protocol,
+                },
+            )
+            .map_err(|e| format!("--announce-table {table}: {e}"))?;
+            daemon.lock().announce = Some((table, a.status.clone()));
+            Some(a)
+        }
+        None => None,
+    };
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -428,6 +455,19 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
+    // arrives until they have converged, and only then drains.
+    if let Some(a) = announcer.as_mut() {
+        match a.withdraw_all() {
+            Ok(n) => tracing::info!(
+                "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
+                args.announce_delay
+            ),
+            Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
+        }
+        rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
+        tokio::time::sleep(StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0))).await;
+    }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",
         args.drain_time

@@ -271,6 +271,9 @@ pub fn render(st: &State) -> String {
         }
     }
     sysctls(&mut o, st);
+    if let Some((table, a)) = &st.announce {
+        a.render_metrics(*table, &mut o.text);
+    }
     crate::keepalived::render_metrics(&mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);

@@ -87,6 +87,11 @@ pub struct State {
     pub packet_applied: Option<Arc<AtomicU64>>,
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
+    /// Virtual services whose keepalived `quorum` is not met: their VIPs are not announced
+    /// (`crate::announce`).
+    pub quorum_lost: std::collections::HashSet<ServiceKey>,
+    /// The announce table and the announcer's counters, when `--announce-table` runs.
+    pub announce: Option<(u32, Arc<crate::announce::AnnounceStatus>)>,
 }
 
 /// The client-side tuple of a proxy flow.
@@ -121,6 +126,8 @@ impl State {
             generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
             nft_marks: Vec::new(),
+            quorum_lost: std::collections::HashSet::new(),
+            announce: None,
         };
         if planes.packet {
             st.packet_shard = Some(st.new_shard(now));
