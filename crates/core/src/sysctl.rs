@@ -369,6 +369,8 @@ impl SysctlSet {
             // The kernel tests the bits of the int as written.
             "conn_reuse_mode" => d.sys.conn.conn_reuse_mode = v as i32 as u32,
             "run_estimation" => d.sys.run_estimation = on,
+            // Read by the packet path only while a master sync daemon runs.
+            n if n.starts_with("sync_") || n == "backup_only" => d.sync.params = self.sync_params(),
             "lblc_expiration" | "lblcr_expiration" => {
                 let lblc = Duration::from_secs(self.int("lblc_expiration").max(0) as u64);
                 let lblcr = Duration::from_secs(self.int("lblcr_expiration").max(0) as u64);
@@ -631,6 +633,9 @@ mod tests {
             (0, 10, 100, 2)
         );
         assert!(p.backup_only && !p.persist_mode);
+        let mut d = Director::new(HashSeed([1, 2, 3, 4]), Time::from_secs(0));
+        s.apply("sync_threshold", &mut d);
+        assert_eq!(d.sync.params, p);
     }
 
     #[test]

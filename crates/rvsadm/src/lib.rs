@@ -23,8 +23,8 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod args;
 pub mod format;
-pub mod names;
-pub mod popt;
-pub mod restore;
+
+// The command language itself lives in rvs-ipvsadm (rvsd reads it too); re-exported under its
+// old paths.
+pub use rvs_ipvsadm::{args, names, popt, restore};

@@ -28,7 +28,7 @@ fn table() -> State {
             .chain(cmd.split_whitespace())
             .map(String::from)
             .collect();
-        let req = rvsd::rules::table_request(&argv, &rvsadm::names::NoNames).expect(cmd);
+        let req = rvsd::rules::table_request(&argv, &rvs_ipvsadm::names::NoNames).expect(cmd);
         assert!(st.handle(&req, Time(0)).result.is_ok(), "{cmd}");
     }
     st

@@ -70,7 +70,11 @@ pub fn check_options(o: &Options) -> Result<(), String> {
 
 /// The VIPs that can be served now (see the module documentation).
 pub fn serving_vips(st: &State) -> BTreeSet<IpAddr> {
-    let standby = st.vrrp.as_ref().map(|b| b.standby_vips()).unwrap_or_default();
+    let standby = st
+        .vrrp
+        .as_ref()
+        .map(|b| b.standby_vips())
+        .unwrap_or_default();
     let mut out = BTreeSet::new();
     for key in st.service_keys() {
         let ServiceKey::Addr { addr, .. } = key else {
@@ -393,7 +397,10 @@ mod tests {
         ]);
         // 10.0.0.2 only has a weight-0 server; the fwmark service has no address.
         assert_eq!(serving_vips(&s), ips(&["10.0.0.1", "2001:db8::1"]));
-        s.handle(&parse_cmd("-e -t 10.0.0.2:80 -r 192.168.1.10:80 -g -w 1"), Time(0));
+        s.handle(
+            &parse_cmd("-e -t 10.0.0.2:80 -r 192.168.1.10:80 -g -w 1"),
+            Time(0),
+        );
         assert_eq!(
             serving_vips(&s),
             ips(&["10.0.0.1", "10.0.0.2", "2001:db8::1"])

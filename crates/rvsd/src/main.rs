@@ -12,7 +12,7 @@ use rvsd::clock::Clock;
 use rvsd::control_server::{self, SocketFile};
 use rvsd::daemon::Daemon;
 use rvsd::state::{Planes, State};
-use rvsd::{demo, listing, metrics, rules};
+use rvsd::{demo, listing, rules};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Command line of rvsd.
@@ -33,7 +33,8 @@ struct Args {
     /// Load an ipvsadm-save rules file at start; SIGHUP re-reads it and applies the difference.
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// Prometheus metrics address, or `off`.
+    /// HTTP address of the Prometheus metrics (`/metrics`), the status page (`/`) and its
+    /// JSON (`/api/status`, `/api/history`), or `off`.
     #[arg(long, default_value = "127.0.0.1:9760")]
     metrics_listen: String,
     /// Start two built-in HTTP real servers and a demo virtual service on 127.0.0.1:8080.
@@ -407,7 +408,7 @@ async fn run(args: Args) -> Result<(), String> {
         let l = tokio::net::TcpListener::bind(&args.metrics_listen)
             .await
             .map_err(|e| format!("metrics listener {}: {e}", args.metrics_listen))?;
-        Some(tokio::spawn(metrics::serve(l, daemon.clone())))
+        Some(tokio::spawn(rvsd::web::serve(l, daemon.clone())))
     } else {
         None
     };
@@ -466,7 +467,10 @@ async fn run(args: Args) -> Result<(), String> {
             Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
         }
         rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
-        tokio::time::sleep(StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0))).await;
+        tokio::time::sleep(StdDuration::from_secs_f64(
+            args.announce_delay.clamp(0.0, 3600.0),
+        ))
+        .await;
     }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",

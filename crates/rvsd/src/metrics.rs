@@ -4,17 +4,12 @@
 //!
 //! The exposition is written by hand: the label sets follow the table (services come and go
 //! with every rvsadm command), which a static registry would only complicate; the format is a
-//! few lines of text.
+//! few lines of text. It is served by [`crate::web`] at `/metrics`.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use rvs_core::ServiceKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-use crate::daemon::Daemon;
 use crate::state::State;
+use rvs_core::ServiceKey;
 
 /// Escape a label value (`\`, `"` and newline).
 fn esc(v: &str) -> String {
@@ -307,55 +302,5 @@ fn sysctls(o: &mut Out, st: &State) {
     o.header(info, "gauge", "IPVS sysctl with a text value (always 1).");
     for l in text {
         o.sample(info, &l, 1);
-    }
-}
-
-/// Serve `GET /metrics` on `listener` until dropped.
-pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) {
-    loop {
-        let Ok((mut s, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            continue;
-        };
-        let d = daemon.clone();
-        tokio::spawn(async move {
-            let mut req = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            // Read the request head, bounded in size and time.
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let line = req.split(|&b| b == b'\n').next().unwrap_or(&[]);
-            let line = String::from_utf8_lossy(line);
-            let mut parts = line.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let resp = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-                let body = {
-                    let st = d.lock();
-                    render(&st)
-                };
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                let body = "rvsd: metrics are at /metrics\n";
-                format!(
-                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            };
-            let _ = s.write_all(resp.as_bytes()).await;
-            let _ = s.shutdown().await;
-        });
     }
 }

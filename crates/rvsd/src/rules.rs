@@ -8,9 +8,9 @@ use std::path::Path;
 
 use rvs_control::model as m;
 use rvs_control::proto::Request;
-use rvsadm::args::{parse_command, Command};
-use rvsadm::names::SystemNames;
-use rvsadm::restore::{read_line, ByteReader};
+use rvs_ipvsadm::args::{parse_command, Command};
+use rvs_ipvsadm::names::SystemNames;
+use rvs_ipvsadm::restore::{read_line, ByteReader};
 
 /// One table-changing command from a rules file, with its line number.
 #[derive(Clone, Debug)]
@@ -50,7 +50,10 @@ pub fn parse_file(path: &Path) -> Result<Vec<Rule>, String> {
 
 /// The request of one table-changing ipvsadm command line (`argv[0]` is the program name),
 /// parsed as `ipvsadm -R` parses it.
-pub fn table_request(argv: &[String], names: &dyn rvsadm::names::Names) -> Result<Request, String> {
+pub fn table_request(
+    argv: &[String],
+    names: &dyn rvs_ipvsadm::names::Names,
+) -> Result<Request, String> {
     let parsed = parse_command(argv, true, names).map_err(|e| e.stderr.trim_end().to_string())?;
     Ok(match parsed.command {
         Command::Flush => Request::Flush,

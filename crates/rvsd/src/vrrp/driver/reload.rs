@@ -27,8 +27,8 @@ use rvs_vrrp::script::ScriptCounter;
 use rvs_vrrp::{Instance, State, Version};
 use tokio::sync::{mpsc, oneshot};
 
-use super::setup::{InstancePlan, Plan, TrackSource};
-use super::{build_units, ids_of, open_sockets, setup, Driver, Handle, Unit};
+use super::{build_units, ids_of, open_sockets, Driver, Handle, Unit};
+use crate::vrrp::setup::{self, InstancePlan, Plan, TrackSource};
 
 /// A reload handed to the driver task.
 pub(super) struct Request {
@@ -131,7 +131,7 @@ impl Driver {
         let fifos = plan
             .fifos
             .iter()
-            .map(|p| super::exec::Fifo::open(p))
+            .map(|p| crate::vrrp::exec::Fifo::open(p))
             .collect::<Result<Vec<_>, _>>()?;
         let now = self.now();
 
@@ -226,7 +226,7 @@ impl Driver {
             .into_iter()
             .map(Some)
             .collect();
-        let mut announce: Vec<(usize, Vec<super::netlink::AddrSpec>)> = Vec::new();
+        let mut announce: Vec<(usize, Vec<crate::vrrp::netlink::AddrSpec>)> = Vec::new();
         let mut old_of_new: Vec<Option<usize>> = vec![None; plan.instances.len()];
         for (nu, ou) in reuse.iter().enumerate() {
             let Some(ou) = *ou else { continue };
