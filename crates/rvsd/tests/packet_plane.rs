@@ -939,7 +939,7 @@ fn echo_conns(client: &Netns, addr: std::net::SocketAddr, n: usize) -> Vec<std::
 /// Reads from `s` until `want` bytes arrived or `limit` passed; returns what arrived.
 fn read_for(s: &mut std::net::TcpStream, want: usize, limit: Duration) -> Vec<u8> {
     use std::io::Read as _;
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
     while got.len() < want && start.elapsed() < limit {
@@ -986,17 +986,17 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
         table.push(format!("-a -t {svc} -r {rip}:{port} -g"));
     }
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    let start = |tag: &str| {
+    let start_rvsd = |tag: &str| {
         let dir = workdir.join(tag);
         std::fs::create_dir_all(&dir).unwrap();
-        let r = Rvsd::start(&director, &dir, &["eth0"], &[]);
+        let r = start(&director, &dir, &["eth0"], &[]);
         for c in &table {
-            r.adm_ok(c);
+            r.line(c);
         }
-        r.wait_ready(&director, &t.vip.to_string(), &rips);
+        wait_plane_ready(&director, &t.vip.to_string(), &rips);
         r
     };
-    let mut first = start("first");
+    let mut first = start_rvsd("first");
     let addr: std::net::SocketAddr = svc.parse().unwrap();
     let mut conns = echo_conns(&client, addr, 8);
     for (i, c) in conns.iter_mut().enumerate() {
@@ -1006,11 +1006,11 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
     }
     // The director is replaced: same table, empty connection table, sloppy_tcp 0.
     first.stop();
-    let second = start("second");
-    assert!(second
-        .adm(&["--sysctl", "sloppy_tcp"])
-        .1
-        .contains("net.ipv4.vs.sloppy_tcp = 0"));
+    let second = start_rvsd("second");
+    assert_eq!(
+        second.ok(&["--sysctl", "sloppy_tcp"]),
+        "net.ipv4.vs.sloppy_tcp = 0\n"
+    );
     for (i, c) in conns.iter_mut().enumerate() {
         c.write_all(format!("stalled {i}\n").as_bytes()).unwrap();
     }
@@ -1021,13 +1021,13 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
             "connection {i} got {got:?} through a director without its entry and sloppy_tcp 0"
         );
     }
-    let (_, inpkts_before, _) = second.stats(&format!("TCP  {svc}"));
+    let (_, inpkts_before, _) = second.service_stats(&format!("TCP  {svc}"));
     assert_eq!(
         inpkts_before, 0,
         "nothing may be forwarded without sloppy_tcp"
     );
 
-    second.adm_ok("--sysctl sloppy_tcp=1");
+    second.line("--sysctl sloppy_tcp=1");
     for (i, c) in conns.iter_mut().enumerate() {
         // The client retransmits the stalled line (exponential backoff: a few seconds).
         let want = format!("stalled {i}\n");
@@ -1037,7 +1037,7 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
         c.write_all(m.as_bytes()).unwrap();
         assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
     }
-    let (conns_after, inpkts, _) = second.stats(&format!("TCP  {svc}"));
+    let (conns_after, inpkts, _) = second.service_stats(&format!("TCP  {svc}"));
     assert!(
         conns_after >= 8 && inpkts >= 16,
         "the second director scheduled the mid-stream connections: {conns_after} {inpkts}"

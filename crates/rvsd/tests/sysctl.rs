@@ -71,7 +71,7 @@ net.ipv4.vs.lblcr_expiration = 86400
 fn sysctls_at_start_listed_set_and_exported() {
     require!("curl");
     let dir = tempdir("sysctl");
-    let d = Rvsd::start(
+    let d = start_rvsd(
         dir.path(),
         &[
             "--metrics-listen",
