@@ -379,18 +379,37 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
-    let mut announcer = match args.announce_table {
-        Some(table) => {
+    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).
+    let announce = match (args.announce_table, &args.use_file) {
+        (Some(table), _) => Some((
+            table,
+            args.announce_protocol,
+            StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
+        )),
+        (None, Some(path)) => {
+            let opts = rvs_config::CheckOptions {
+                config_id: args.config_id.clone(),
+                check_interfaces: true,
+            };
+            rvs_config::load(path, &opts)
+                .ok()
+                .and_then(|(cfg, _)| cfg.global.rvs_announce)
+                .map(|a| (a.table, a.protocol, a.delay))
+        }
+        (None, None) => None,
+    };
+    let mut announcer = match announce {
+        Some((table, protocol, delay)) => {
             let a = rvsd::announce::Announcer::start(
                 daemon.state.clone(),
-                rvsd::announce::Options {
-                    table,
-                    protocol: args.announce_protocol,
-                },
+                rvsd::announce::Options { table, protocol },
             )
-            .map_err(|e| format!("--announce-table {table}: {e}"))?;
+            .map_err(|e| format!("announce table {table}: {e}"))?;
             daemon.lock().announce = Some((table, a.status.clone()));
-            Some(a)
+            tracing::info!(
+                "announcing the VIPs that can be served in routing table {table} (protocol {protocol})"
+            );
+            Some((a, delay))
         }
         None => None,
     };
@@ -458,19 +477,16 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
     // arrives until they have converged, and only then drains.
-    if let Some(a) = announcer.as_mut() {
+    if let Some((a, delay)) = announcer.as_mut() {
         match a.withdraw_all() {
             Ok(n) => tracing::info!(
                 "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
-                args.announce_delay
+                delay.as_secs_f64()
             ),
             Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
         }
         rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
-        tokio::time::sleep(StdDuration::from_secs_f64(
-            args.announce_delay.clamp(0.0, 3600.0),
-        ))
-        .await;
+        tokio::time::sleep(*delay).await;
     }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",
