@@ -20,6 +20,7 @@ pub mod demo;
 pub mod keepalived;
 pub mod learned_neighbours;
 pub mod listing;
+pub mod manual;
 pub mod metrics;
 pub mod nft_marks;
 pub mod packet_plane;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use rvs_control::proto::Request;
 use rvsd::balancer::DirectorBalancer;
 use rvsd::clock::Clock;
@@ -90,7 +90,14 @@ struct Args {
     /// to drain, while rvsd still forwards (the routers' convergence time).
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     announce_delay: f64,
+    /// Print the rvsd(8) manual page (roff) and exit (used to build the package).
+    #[arg(long, hide = true)]
+    generate_man: bool,
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) and exit.
+    #[arg(long, hide = true, value_name = "SHELL")]
+    generate_completions: Option<clap_complete::Shell>,
 }
+
 
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
 /// daemon's sysctl table at start.
@@ -108,6 +115,14 @@ fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.generate_man {
+        print!("{}", rvsd::manual::man_page(Args::command()));
+        return ExitCode::SUCCESS;
+    }
+    if let Some(shell) = args.generate_completions {
+        print!("{}", rvsd::manual::completions(Args::command(), shell));
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
