@@ -7,9 +7,10 @@
 //! validated exactly as the kernel's `proc_handler` validates a write (ranges, power of two,
 //! `sync_threshold`'s pair rule, the defence modes 0..3), and an entry rvs does not act on yet
 //! is [`Effect::NotYet`]: it is listed with a note and setting it answers with a warning,
-//! never silently. A subsystem that starts honouring an entry (the connection-sync engine for
-//! `sync_*` and `backup_only`) changes that entry's effect to [`Effect::Acts`] here and reads
-//! the values with [`SysctlSet::sync_params`] (or [`SysctlSet::int`] / [`SysctlSet::pair`]).
+//! never silently. A subsystem that starts honouring an entry changes that entry's effect to
+//! [`Effect::Acts`] here and reads the value from the daemon's one [`SysctlSet`]; the
+//! connection-sync engine gets the `sync_*` values as [`SysctlSet::sync_params`] (a daemon
+//! takes the values in force when it starts, the packet path's thresholds change at once).
 //!
 //! Semantics of each value: `docs/internals/sysctls.md`.
 
@@ -68,7 +69,6 @@ pub struct Def {
     pub effect: Effect,
 }
 
-const SYNC_NOTE: &str = "used by the connection-sync daemon, which rvs does not run yet";
 const EST_NOTE: &str = "rvs runs the rate estimator in the daemon's ticker, not in kernel threads";
 
 /// Every sysctl of `/proc/sys/net/ipv4/vs/`, in the kernel's registration order, followed by
@@ -93,49 +93,24 @@ pub const TABLE: &[Def] = &[
             "the packet plane routes NAT replies itself; there is no netfilter re-route",
         ),
     ),
-    def(
-        "sync_version",
-        Kind::Range(0, 1),
-        "1",
-        Effect::NotYet(SYNC_NOTE),
-    ),
+    def("sync_version", Kind::Range(0, 1), "1", Effect::Acts),
     def(
         "sync_ports",
         Kind::PowerOfTwo,
         "1",
-        Effect::NotYet(SYNC_NOTE),
+        Effect::NotYet("rvs runs one sync thread and port per daemon"),
     ),
-    def(
-        "sync_persist_mode",
-        Kind::Int,
-        "0",
-        Effect::NotYet(SYNC_NOTE),
-    ),
-    def("sync_qlen_max", Kind::ULong, "", Effect::NotYet(SYNC_NOTE)),
-    def("sync_sock_size", Kind::Int, "0", Effect::NotYet(SYNC_NOTE)),
+    def("sync_persist_mode", Kind::Int, "0", Effect::Acts),
+    def("sync_qlen_max", Kind::ULong, "", Effect::Acts),
+    def("sync_sock_size", Kind::Int, "0", Effect::Acts),
     def("cache_bypass", Kind::Int, "0", Effect::Acts),
     def("expire_nodest_conn", Kind::Int, "0", Effect::Acts),
     def("sloppy_tcp", Kind::Int, "0", Effect::Acts),
     def("sloppy_sctp", Kind::Int, "0", Effect::Acts),
     def("expire_quiescent_template", Kind::Int, "0", Effect::Acts),
-    def(
-        "sync_threshold",
-        Kind::SyncThreshold,
-        "3 50",
-        Effect::NotYet(SYNC_NOTE),
-    ),
-    def(
-        "sync_refresh_period",
-        Kind::Seconds,
-        "0",
-        Effect::NotYet(SYNC_NOTE),
-    ),
-    def(
-        "sync_retries",
-        Kind::Range(0, 3),
-        "0",
-        Effect::NotYet(SYNC_NOTE),
-    ),
+    def("sync_threshold", Kind::SyncThreshold, "3 50", Effect::Acts),
+    def("sync_refresh_period", Kind::Seconds, "0", Effect::Acts),
+    def("sync_retries", Kind::Range(0, 3), "0", Effect::Acts),
     def(
         "nat_icmp_send",
         Kind::Int,
@@ -143,7 +118,12 @@ pub const TABLE: &[Def] = &[
         Effect::NotYet("the packet plane does not answer stray real-server packets with ICMP yet"),
     ),
     def("pmtu_disc", Kind::Int, "1", Effect::Acts),
-    def("backup_only", Kind::Int, "0", Effect::NotYet(SYNC_NOTE)),
+    def(
+        "backup_only",
+        Kind::Int,
+        "0",
+        Effect::NotYet("a director with a backup sync daemon keeps forwarding"),
+    ),
     def("conn_reuse_mode", Kind::Int, "1", Effect::Acts),
     def(
         "schedule_icmp",

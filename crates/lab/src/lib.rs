@@ -56,6 +56,7 @@ pub mod netns;
 pub mod nginx;
 pub mod tools;
 pub mod topo;
+pub mod walkthrough;
 
 pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};
 pub use decap::{DecapConfig, DecapCounters, Decapsulator};
@@ -70,3 +71,4 @@ pub use topo::{
     dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,
     LabKind, Node, SelftestMode, Topology,
 };
+pub use walkthrough::{parse_walkthrough, Step, TRY_IT};

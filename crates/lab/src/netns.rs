@@ -327,7 +327,17 @@ impl Netns {
     /// as the server saw it (`$remote_addr`), which is what FULLNAT tests check. Returns once
     /// the port listens (≤ 5 s). Needs Debian's `nginx-light` (or any nginx).
     pub fn nginx(&self, name: &str, port: u16) -> Result<NsChild> {
-        let n = Nginx::start(Some(self), &self.nginx_dir(port), &[Site::port(port, name)])?;
+        self.nginx_ports(name, &[port])
+    }
+
+    /// [`Netns::nginx`] listening on several ports (one nginx; its files are those of the first
+    /// port's, see [`Netns::nginx_root`]).
+    pub fn nginx_ports(&self, name: &str, ports: &[u16]) -> Result<NsChild> {
+        let first = *ports
+            .first()
+            .ok_or_else(|| LabError::Invalid("nginx needs a port".into()))?;
+        let sites: Vec<Site> = ports.iter().map(|p| Site::port(*p, name)).collect();
+        let n = Nginx::start(Some(self), &self.nginx_dir(first), &sites)?;
         n.into_child()
             .ok_or_else(|| LabError::Invalid(format!("nginx in {} not running", self.name)))
     }

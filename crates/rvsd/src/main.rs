@@ -98,7 +98,6 @@ struct Args {
     generate_completions: Option<clap_complete::Shell>,
 }
 
-
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
 /// daemon's sysctl table at start.
 fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
@@ -284,6 +283,23 @@ fn prepare_vrrp(
         Some(h) => daemon.lock().set_vrrp(h.status()),
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
         None => {}
+    }
+    if let Some(spec) = &cfg.global.lvs_sync_daemon {
+        // The config check already warned about an unknown instance; keepalived then runs both.
+        let inst = spec
+            .instance
+            .as_ref()
+            .and_then(|n| cfg.vrrp_instances.iter().find(|i| &i.name == n));
+        let mut spec = spec.clone();
+        if inst.is_none() {
+            spec.instance = None;
+        }
+        rvsd::sync::follow::spawn(
+            daemon.clone(),
+            spec,
+            inst.map(|i| i.vrid),
+            h.as_ref().map(|h| h.status()),
+        );
     }
     Ok(h)
 }

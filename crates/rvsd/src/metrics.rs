@@ -270,6 +270,7 @@ pub fn render(st: &State) -> String {
         a.render_metrics(*table, &mut o.text);
     }
     crate::keepalived::render_metrics(&mut o.text);
+    crate::sync::metrics::render(&st.sync, &st.shards(), &mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }

@@ -92,6 +92,8 @@ pub struct State {
     pub quorum_lost: std::collections::HashSet<ServiceKey>,
     /// The announce table and the announcer's counters, when `--announce-table` runs.
     pub announce: Option<(u32, Arc<crate::announce::AnnounceStatus>)>,
+    /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
+    pub sync: crate::sync::SyncDaemons,
 }
 
 /// The client-side tuple of a proxy flow.
@@ -128,7 +130,9 @@ impl State {
             nft_marks: Vec::new(),
             quorum_lost: std::collections::HashSet::new(),
             announce: None,
+            sync: crate::sync::SyncDaemons::default(),
         };
+        st.sync.params = st.sysctls.sync_params();
         if planes.packet {
             st.packet_shard = Some(st.new_shard(now));
         }
@@ -162,6 +166,10 @@ impl State {
         };
         for s in self.shards() {
             self.sysctls.apply(def.name, &mut shard::lock(&s).director);
+        }
+        if def.name.starts_with("sync_") || def.name == "backup_only" {
+            // Sync daemons started from now on use them (`crate::sync`).
+            self.sync.params = self.sysctls.sync_params();
         }
         self.bump_generation();
         let r = done();
@@ -252,6 +260,14 @@ impl State {
         }
         v.extend(self.retired.iter().cloned());
         v
+    }
+
+    /// Where the sync daemons find the shards.
+    pub fn sync_shards(&self) -> crate::sync::Shards {
+        crate::sync::Shards {
+            routes: self.routes.clone(),
+            packet: self.packet_shard.clone(),
+        }
     }
 
     /// Run `f` on the shard of `key` with its lock held.
@@ -572,15 +588,18 @@ impl State {
                 None => no_service(),
             },
             Request::GetConns => Response::ok(Payload::Conns(crate::listing::conns(self, now))),
-            Request::GetDaemons => Response::ok(Payload::Daemons(Vec::new())),
-            Request::StartDaemon(_) => Response::err(error(
-                ErrorKind::Unsupported,
-                "connection synchronisation (--start-daemon) is not yet supported by rvsd",
-            )),
-            Request::StopDaemon { .. } => Response::err(error(
-                ErrorKind::Esrch,
-                "no connection synchronisation daemon is running",
-            )),
+            Request::GetDaemons => Response::ok(Payload::Daemons(self.sync.list())),
+            Request::StartDaemon(cfg) => {
+                let shards = self.sync_shards();
+                match self.sync.start(cfg, shards, crate::clock::Clock::at(now)) {
+                    Ok(()) => done(),
+                    Err((kind, detail)) => Response::err(error(kind, detail)),
+                }
+            }
+            Request::StopDaemon { role, .. } => match self.sync.stop(*role) {
+                Ok(()) => done(),
+                Err((kind, detail)) => Response::err(error(kind, detail)),
+            },
             Request::AddLocalAddr { service, addr } => {
                 let key = key_to_core(service);
                 if rvs_core::Family::of(addr) != key.family() && self.shard_of(&key).is_some() {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{run_bounded, rvsadm_bin, tempdir, which, Adm, Rvsd};
+use common::{run_bounded, rvsadm_bin, tempdir, which, Adm};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -266,7 +266,7 @@ fn debian_package_installs_into_an_empty_root_and_runs() {
     assert!(a.code == 0 && a.err.trim().is_empty(), "{a:?}");
 
     // rvsadm-save / rvsadm-restore from the root against a running rvsd.
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = common::start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -t 127.77.64.1:8080 -s wrr",
         "-a -t 127.77.64.1:8080 -r 127.77.64.11:8080 -m -w 3",

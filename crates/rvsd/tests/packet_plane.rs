@@ -255,16 +255,9 @@ fn fwmark_service_with_persistence_joins_ports() {
         return;
     }
     let mut t = rvs_lab::nat("ppfwm").expect("nat lab");
+    // nginx listens on 80 and 443 (Topology::nginx_ports).
     t.start_nginx().expect("nginx");
-    let servers: Vec<(String, Netns)> = t
-        .real_servers()
-        .iter()
-        .map(|n| (n.role.clone(), n.ns.clone()))
-        .collect();
-    for (role, ns) in servers {
-        let child = ns.nginx(&role, 443).expect("nginx on 443");
-        t.lab_mut().own(child);
-    }
+    assert_eq!(t.nginx_ports(), [80, 443]);
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
     let vip = t.vip;

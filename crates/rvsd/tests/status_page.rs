@@ -11,9 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    curl, curl_ok, require, start_nginx, start_rvsd, tempdir, wait_until, Nginx, Rvsd, Site,
-};
+use common::{curl, curl_ok, start_nginx, start_rvsd, tempdir, wait_until, Nginx, Rvsd, Site};
 use serde_json::Value;
 
 /// A service `127.77.N.1:8080` (round robin, weights 1 and 2) over two nginx real servers,

@@ -26,9 +26,6 @@ fn normalised(out: &str) -> String {
         .collect()
 }
 
-const SYNC: &str =
-    "# no effect in rvs yet: used by the connection-sync daemon, which rvs does not run yet";
-
 fn golden(sloppy_tcp: &str, drop_entry: &str, sync_version: &str) -> String {
     format!(
         "net.ipv4.vs.amemthresh = 1024
@@ -38,22 +35,22 @@ net.ipv4.vs.drop_packet = 0
 net.ipv4.vs.conntrack = 0\t# read-only: rvs keeps no netfilter conntrack entries for its connections
 net.ipv4.vs.secure_tcp = 0
 net.ipv4.vs.snat_reroute = 1\t# no effect in rvs yet: the packet plane routes NAT replies itself; there is no netfilter re-route
-net.ipv4.vs.sync_version = {sync_version}\t{SYNC}
-net.ipv4.vs.sync_ports = 1\t{SYNC}
-net.ipv4.vs.sync_persist_mode = 0\t{SYNC}
-net.ipv4.vs.sync_qlen_max = <machine>\t{SYNC}
-net.ipv4.vs.sync_sock_size = 0\t{SYNC}
+net.ipv4.vs.sync_version = {sync_version}
+net.ipv4.vs.sync_ports = 2\t# no effect in rvs yet: rvs runs one sync thread and port per daemon
+net.ipv4.vs.sync_persist_mode = 0
+net.ipv4.vs.sync_qlen_max = <machine>
+net.ipv4.vs.sync_sock_size = 0
 net.ipv4.vs.cache_bypass = 0
 net.ipv4.vs.expire_nodest_conn = 0
 net.ipv4.vs.sloppy_tcp = {sloppy_tcp}
 net.ipv4.vs.sloppy_sctp = 0
 net.ipv4.vs.expire_quiescent_template = 0
-net.ipv4.vs.sync_threshold = 3\t50\t{SYNC}
-net.ipv4.vs.sync_refresh_period = 0\t{SYNC}
-net.ipv4.vs.sync_retries = 0\t{SYNC}
+net.ipv4.vs.sync_threshold = 3\t50
+net.ipv4.vs.sync_refresh_period = 0
+net.ipv4.vs.sync_retries = 0
 net.ipv4.vs.nat_icmp_send = 0\t# no effect in rvs yet: the packet plane does not answer stray real-server packets with ICMP yet
 net.ipv4.vs.pmtu_disc = 1
-net.ipv4.vs.backup_only = 0\t{SYNC}
+net.ipv4.vs.backup_only = 0\t# no effect in rvs yet: a director with a backup sync daemon keeps forwarding
 net.ipv4.vs.conn_reuse_mode = 1
 net.ipv4.vs.schedule_icmp = 0\t# no effect in rvs yet: the packet plane never schedules a connection from an ICMP error yet
 net.ipv4.vs.ignore_tunneled = 0\t# no effect in rvs yet: the packet plane passes unknown protocols to the host unmarked
@@ -80,16 +77,19 @@ fn sysctls_at_start_listed_set_and_exported() {
             "sloppy_tcp=1",
             "--sysctl",
             "net.ipv4.vs.sync_version=0",
+            "--sysctl",
+            "sync_ports=2",
         ],
     );
     // A sysctl rvs does not act on is never accepted silently.
     assert!(
         d.log_text().contains(
-            "--sysctl net.ipv4.vs.sync_version=0: net.ipv4.vs.sync_version = 0: stored, but rvs does not act on it yet"
-        ) || d.log_text().contains("sync_version = 0: stored, but rvs does not act on it yet"),
+            "--sysctl sync_ports=2: net.ipv4.vs.sync_ports = 2: stored, but rvs does not act on it yet (rvs runs one sync thread and port per daemon)"
+        ),
         "{}",
         d.log_text()
     );
+    assert!(!d.log_text().contains("sync_version = 0: stored"));
     assert_eq!(normalised(&d.ok(&["--sysctl"])), golden("1", "0", "0"));
 
     // Run time: valid, then refused as the kernel refuses them; the table keeps its values.
@@ -124,18 +124,24 @@ fn sysctls_at_start_listed_set_and_exported() {
     }
     let a = d.adm(&["--sysctl", "sloppy_tcp=0"]);
     assert_eq!((a.code, a.err.as_str()), (0, ""));
-    let a = d.adm(&["--sysctl", "sync_retries=3"]);
+    assert_eq!(d.ok(&["--sysctl", "sync_retries=3"]), "");
+    let a = d.adm(&["--sysctl", "nat_icmp_send=1"]);
     assert_eq!(
         (a.code, a.err.as_str()),
         (
             0,
-            "net.ipv4.vs.sync_retries = 3: stored, but rvs does not act on it yet (used by the connection-sync daemon, which rvs does not run yet)\n"
+            "net.ipv4.vs.nat_icmp_send = 1: stored, but rvs does not act on it yet (the packet plane does not answer stray real-server packets with ICMP yet)\n"
         )
     );
-    let want = golden("0", "2", "0").replace(
-        "net.ipv4.vs.sync_retries = 0",
-        "net.ipv4.vs.sync_retries = 3",
-    );
+    let want = golden("0", "2", "0")
+        .replace(
+            "net.ipv4.vs.sync_retries = 0",
+            "net.ipv4.vs.sync_retries = 3",
+        )
+        .replace(
+            "net.ipv4.vs.nat_icmp_send = 0",
+            "net.ipv4.vs.nat_icmp_send = 1",
+        );
     assert_eq!(normalised(&d.ok(&["--sysctl"])), want);
     assert_eq!(
         d.ok(&["--sysctl", "drop_entry"]),
@@ -151,10 +157,12 @@ fn sysctls_at_start_listed_set_and_exported() {
     assert!(ok, "{text}");
     for l in [
         "rvs_ipvs_sysctl{name=\"sloppy_tcp\",acts=\"1\"} 0\n",
-        "rvs_ipvs_sysctl{name=\"sync_version\",acts=\"0\"} 0\n",
-        "rvs_ipvs_sysctl{name=\"sync_retries\",acts=\"0\"} 3\n",
-        "rvs_ipvs_sysctl{name=\"sync_threshold\",acts=\"0\",part=\"threshold\"} 3\n",
-        "rvs_ipvs_sysctl{name=\"sync_threshold\",acts=\"0\",part=\"period\"} 50\n",
+        "rvs_ipvs_sysctl{name=\"sync_version\",acts=\"1\"} 0\n",
+        "rvs_ipvs_sysctl{name=\"sync_retries\",acts=\"1\"} 3\n",
+        "rvs_ipvs_sysctl{name=\"sync_ports\",acts=\"0\"} 2\n",
+        "rvs_ipvs_sysctl{name=\"nat_icmp_send\",acts=\"0\"} 1\n",
+        "rvs_ipvs_sysctl{name=\"sync_threshold\",acts=\"1\",part=\"threshold\"} 3\n",
+        "rvs_ipvs_sysctl{name=\"sync_threshold\",acts=\"1\",part=\"period\"} 50\n",
         "rvs_ipvs_sysctl{name=\"est_nice\",acts=\"0\"} 0\n",
     ] {
         assert!(text.contains(l), "{l} missing in\n{text}");
