@@ -28,6 +28,7 @@ pub mod sd_notify;
 pub mod shard;
 pub mod state;
 pub mod status;
+pub mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod vrrp;

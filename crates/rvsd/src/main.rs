@@ -255,6 +255,23 @@ fn prepare_vrrp(
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
         None => {}
     }
+    if let Some(spec) = &cfg.global.lvs_sync_daemon {
+        // The config check already warned about an unknown instance; keepalived then runs both.
+        let inst = spec
+            .instance
+            .as_ref()
+            .and_then(|n| cfg.vrrp_instances.iter().find(|i| &i.name == n));
+        let mut spec = spec.clone();
+        if inst.is_none() {
+            spec.instance = None;
+        }
+        rvsd::sync::follow::spawn(
+            daemon.clone(),
+            spec,
+            inst.map(|i| i.vrid),
+            h.as_ref().map(|h| h.status()),
+        );
+    }
     Ok(h)
 }
 

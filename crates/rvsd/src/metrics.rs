@@ -266,6 +266,7 @@ pub fn render(st: &State) -> String {
         }
     }
     crate::keepalived::render_metrics(&mut o.text);
+    crate::sync::metrics::render(&st.sync, &st.shards(), &mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }
