@@ -208,19 +208,21 @@ impl PacketFeed {
 
 /// The view of the packet shard `sh` at table generation `generation`; `nft_marks` are the
 /// mark rules read from the director's nft ruleset (see [`crate::nft_marks`]), applied after
-/// the `--fwmark-rule` ones.
+/// the `--fwmark-rule` ones; `pmtu_disc` is the sysctl of that name.
 pub fn view_of(
     feed: &PacketFeed,
     sh: Option<&Shard>,
     vrrp: Option<&Arc<StatusBoard>>,
     nft_marks: &[MarkRule],
+    pmtu_disc: bool,
     generation: u64,
 ) -> PacketView {
     let mut opts = feed.opts.clone();
     opts.marks.extend(nft_marks.iter().cloned());
     // The epoch is read before the board: a transition in between is seen as a move later.
     let vrrp = vrrp.map(|b| (b.clone(), b.epoch()));
-    let config = plane_config_of(&feed.ifaces, sh, vrrp.as_ref().map(|(b, _)| &**b), &opts);
+    let mut config = plane_config_of(&feed.ifaces, sh, vrrp.as_ref().map(|(b, _)| &**b), &opts);
+    config.pmtu_disc = pmtu_disc;
     let (guard, real_servers) = guard_rules_of(&feed.ifaces, sh, &opts);
     let wants_marks = sh.is_some_and(|sh| {
         sh.director
