@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::Signal;
-use rvs_lab::{require_root, Lab, Netns, Proto};
+use rvs_lab::{Lab, Netns, Proto};
 
 /// `ip route show table 100 proto 252` (both families), one route per line, trimmed.
 fn routes(ns: &Netns) -> Vec<String> {
