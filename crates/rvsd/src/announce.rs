@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,6 +31,8 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rvs_core::ServiceKey;
 
+pub use crate::announce_status::AnnounceStatus;
+use crate::lock::lock;
 use crate::state::State;
 use crate::vrrp::netlink::Rtnl;
 
@@ -225,39 +227,6 @@ impl KernelRoutes {
     }
 }
 
-/// What the announcer shares with the metrics.
-#[derive(Default)]
-pub struct AnnounceStatus {
-    /// Routes in the table now.
-    pub routes: AtomicU64,
-    /// Route additions and withdrawals done.
-    pub changes: AtomicU64,
-    /// Reconciliations that failed (rtnetlink errors).
-    pub errors: AtomicU64,
-}
-
-impl AnnounceStatus {
-    /// Prometheus lines for the announcer of table `table`.
-    pub fn render_metrics(&self, table: u32, out: &mut String) {
-        use std::fmt::Write as _;
-        let _ = write!(
-            out,
-            "# HELP rvs_announce_routes VIP routes rvsd keeps in its announce table.\n\
-             # TYPE rvs_announce_routes gauge\n\
-             rvs_announce_routes{{table=\"{table}\"}} {}\n\
-             # HELP rvs_announce_changes_total Routes added or withdrawn.\n\
-             # TYPE rvs_announce_changes_total counter\n\
-             rvs_announce_changes_total{{table=\"{table}\"}} {}\n\
-             # HELP rvs_announce_errors_total Failed reconciliations of the announce table.\n\
-             # TYPE rvs_announce_errors_total counter\n\
-             rvs_announce_errors_total{{table=\"{table}\"}} {}\n",
-            self.routes.load(Ordering::Relaxed),
-            self.changes.load(Ordering::Relaxed),
-            self.errors.load(Ordering::Relaxed),
-        );
-    }
-}
-
 /// The running announcer: a thread that reconciles table N with [`serving_vips`].
 pub struct Announcer {
     stop: Arc<AtomicBool>,
@@ -320,10 +289,6 @@ impl Drop for Announcer {
             let _ = t.join();
         }
     }
-}
-
-fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The reconciliation loop: every [`PERIOD`] (checked for stop every 50 ms).

@@ -72,13 +72,13 @@ impl Daemon {
     pub async fn ticker(self: Arc<Self>) {
         let mut iv = tokio::time::interval(StdDuration::from_millis(100));
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut avail = available_pages();
+        let mut avail = crate::memory::available_pages();
         let mut n: u64 = 0;
         loop {
             iv.tick().await;
             n += 1;
             if n.is_multiple_of(10) {
-                avail = available_pages();
+                avail = crate::memory::available_pages();
             }
             let shards = {
                 let mut st = self.lock();
@@ -105,18 +105,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// Available memory in pages (free + reclaimable, `MemAvailable`), for the automatic defences.
-pub fn available_pages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 4)
-        .unwrap_or(u64::MAX)
 }

@@ -10,6 +10,7 @@
 //! How the pieces fit: docs/internals/architecture.md.
 
 pub mod announce;
+pub mod announce_status;
 pub mod balancer;
 pub mod capabilities;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod learned_neighbours;
 pub mod listing;
 pub mod lock;
 pub mod manual;
+pub mod memory;
 pub mod metrics;
 pub mod nft_marks;
 pub mod packet_plane;

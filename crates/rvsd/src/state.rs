@@ -71,7 +71,7 @@ pub struct State {
     /// (`crate::announce`).
     pub quorum_lost: std::collections::HashSet<ServiceKey>,
     /// The announce table and the announcer's counters, when `--announce-table` runs.
-    pub announce: Option<(u32, Arc<crate::announce::AnnounceStatus>)>,
+    pub announce: Option<(u32, Arc<crate::announce_status::AnnounceStatus>)>,
     /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
     pub sync: crate::sync::SyncDaemons,
 }
@@ -750,7 +750,7 @@ impl State {
 /// kernel uses its free buffer pages), `est_cpulist` from the CPU count.
 fn machine_defaults() -> MachineDefaults {
     MachineDefaults {
-        free_buffer_pages: crate::daemon::available_pages(),
+        free_buffer_pages: crate::memory::available_pages(),
         cpus: cpu_count(),
     }
 }
