@@ -265,7 +265,9 @@ pub fn render(st: &State) -> String {
             o.sample("rvs_backend_unserved", &backend_labels(&s.key, d), v);
         }
     }
-    crate::keepalived::render_metrics(&mut o.text);
+    if let Some(h) = &st.health {
+        h.render_metrics(&mut o.text);
+    }
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }

@@ -75,6 +75,8 @@ pub struct State {
     pub planes: Planes,
     /// The VRRP driver's status, when it runs (rendered into the metrics).
     pub vrrp: Option<Arc<crate::vrrp::StatusBoard>>,
+    /// The keepalived runtime's health counters, when `-f` runs one (rendered into the metrics).
+    pub health: Option<Arc<crate::keepalived::HealthCounters>>,
     /// Bumped by every request that may change the table or the local addresses, and when the
     /// VRRP driver starts: the packet plane rebuilds its configuration and its nft guard when
     /// it sees a new value (read without the state lock by its workers).
@@ -114,6 +116,7 @@ impl State {
             routes: Arc::new(Routes::default()),
             planes,
             vrrp: None,
+            health: None,
             generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
             nft_marks: Vec::new(),
@@ -146,6 +149,11 @@ impl State {
     pub fn set_vrrp(&mut self, board: Arc<crate::vrrp::StatusBoard>) {
         self.vrrp = Some(board);
         self.bump_generation();
+    }
+
+    /// Attach the keepalived runtime's health counters.
+    pub fn set_health(&mut self, counters: Arc<crate::keepalived::HealthCounters>) {
+        self.health = Some(counters);
     }
 
     /// Whether the packet plane serves `key` (when it runs): every VIP but loopback ones,
