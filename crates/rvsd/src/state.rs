@@ -602,23 +602,21 @@ impl State {
             .services
             .keys()
             .filter_map(|key| match *key {
+                // The proxy carries TCP and UDP; SCTP services are the packet plane's.
                 ServiceKey::Addr { proto, addr, port }
-                    if port != 0 && (!self.planes.packet || addr.is_loopback()) =>
+                    if port != 0
+                        && proto != Protocol::Sctp
+                        && (!self.planes.packet || addr.is_loopback()) =>
                 {
-                    let protocol = match proto {
-                        Protocol::Tcp => rvs_proxy::Protocol::Tcp,
-                        Protocol::Udp => rvs_proxy::Protocol::Udp,
-                        Protocol::Sctp => return None,
-                    };
                     Some(rvs_proxy::ListenerSpec {
-                        protocol,
+                        protocol: proto,
                         addr: SocketAddr::new(addr, port),
                     })
                 }
                 _ => None,
             })
             .collect();
-        v.sort_by_key(|l| (l.addr, l.protocol == rvs_proxy::Protocol::Udp));
+        v.sort_by_key(|l| (l.addr, l.protocol == Protocol::Udp));
         v
     }
 }
@@ -656,7 +654,7 @@ mod tests {
 
     fn tcp(client: &str, vip: &str) -> FlowInfo {
         FlowInfo {
-            protocol: rvs_proxy::Protocol::Tcp,
+            protocol: Protocol::Tcp,
             client: client.parse().unwrap(),
             vip: vip.parse().unwrap(),
         }
