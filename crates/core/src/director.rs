@@ -23,6 +23,7 @@ use crate::pe_sip;
 use crate::sched::{Flow, RandomSource};
 use crate::service::{PeKind, ServiceFlags, ServiceId, ServiceKey};
 use crate::stats::{Stats, Traffic};
+use crate::sync::SyncTap;
 use crate::table::ServiceTable;
 use crate::time::{Duration, Time};
 
@@ -195,6 +196,9 @@ pub struct Director {
     pub defense: Defense,
     /// Totals over every service (`ipvsadm --stats` has them in `/proc/net/ip_vs_stats`).
     pub total: Stats,
+    /// Connection synchronisation: the sync sysctls and, while a master daemon runs, the
+    /// announcements the packet path queued for the sync engine.
+    pub sync: SyncTap,
     next_estimate: Time,
     next_second: Time,
     expired: Vec<Expired>,
@@ -210,6 +214,7 @@ impl Director {
             sys: Sysctls::default(),
             defense: Defense::default(),
             total: Stats::default(),
+            sync: SyncTap::default(),
             next_estimate: now + PERIOD,
             next_second: now + Duration::from_secs(1),
             expired: Vec::new(),
@@ -383,16 +388,32 @@ impl Director {
         };
         let (dest, one_packet, control) =
             (info.dest, info.flags & flags::ONE_PACKET != 0, info.control);
+        let mut pkts = 0;
         if count {
             if let Some(c) = self.conns.get_mut(id) {
                 c.in_pkts = c.in_pkts.wrapping_add(1);
+                pkts = c.in_pkts;
             }
             self.count(dest, u64::from(pkt.len), true);
+        }
+        let master = count && self.sync.is_master();
+        if master {
+            // `ip_vs_sync_conn`: one-packet entries count as at the threshold (only their
+            // template can be announced, and the sync rules count the template's packet).
+            let pkts = if one_packet {
+                self.sync.params.threshold
+            } else {
+                pkts
+            };
+            self.sync_conn(id, pkts, now);
         }
         if one_packet {
             // One-packet scheduling: the entry served this packet and is gone; its template
             // (if persistent) still counts the packet.
-            if let Some(t) = control.and_then(|t| self.conns.get_mut(t)) {
+            if let Some(t) = control
+                .filter(|_| !master)
+                .and_then(|t| self.conns.get_mut(t))
+            {
                 t.in_pkts = t.in_pkts.wrapping_add(1);
             }
             self.conns.remove_and_unbind(id, now, &mut self.table);
@@ -774,6 +795,16 @@ impl Director {
         let mut out = core::mem::take(&mut self.expired);
         out.clear();
         let more = self.conns.expire(now, budget, &mut self.table, &mut out);
+        if self.sync.is_master() {
+            // An entry kept alive at expiry (it controls others) is announced again, so the
+            // backup's copy does not expire under its children.
+            let threshold = self.sync.params.threshold;
+            for e in &out {
+                if let Expired::Rearmed(id) = *e {
+                    self.sync_conn(id, threshold, now);
+                }
+            }
+        }
         self.expired = out;
         while now >= self.next_second {
             self.next_second = self.next_second + Duration::from_secs(1);

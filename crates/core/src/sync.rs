@@ -5,7 +5,16 @@
 //! [`SyncConn`] is one connection or template as a master announces it and a backup applies it,
 //! independent of the protocol version that carries it.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
+
+use crate::addr::{Family, Protocol};
+use crate::conn::state::{proto, sctp, tcp, tmpl};
+use crate::conn::{flags, ConnId, ConnTable, NewConn};
+use crate::dest::DestId;
+use crate::director::Director;
+use crate::service::ServiceKey;
+use crate::time::{Duration, Time};
 
 /// Sequence-number adjustment of one direction (`struct ip_vs_seq`), carried by the SEQ option
 /// when a connection has IN_SEQ/OUT_SEQ (the FTP helper's NAT rewrites).
@@ -115,6 +124,467 @@ impl Default for SyncParams {
             qlen_max: DEFAULT_SYNC_QLEN_MAX,
             sock_size: 0,
             backup_only: false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Master: when a connection is announced
+
+/// Whether `state` of `protocol` is one the master announces (TCP: ESTABLISHED, FIN_WAIT,
+/// CLOSE, CLOSE_WAIT, TIME_WAIT; SCTP: ESTABLISHED, the SHUTDOWN states, CLOSED; others
+/// always), and whether it is the protocol's ESTABLISHED state.
+fn synced_state(protocol: u8, state: u8) -> Option<bool> {
+    match protocol {
+        proto::TCP => matches!(
+            state,
+            tcp::ESTABLISHED | tcp::FIN_WAIT | tcp::CLOSE | tcp::CLOSE_WAIT | tcp::TIME_WAIT
+        )
+        .then_some(state == tcp::ESTABLISHED),
+        proto::SCTP => matches!(
+            state,
+            sctp::ESTABLISHED
+                | sctp::SHUTDOWN_SENT
+                | sctp::SHUTDOWN_RECEIVED
+                | sctp::SHUTDOWN_ACK_SENT
+                | sctp::CLOSED
+        )
+        .then_some(state == sctp::ESTABLISHED),
+        _ => Some(false),
+    }
+}
+
+/// Whether entry `id` is controlled, directly or further up, by a persistence template.
+fn in_persistence(conns: &ConnTable, id: ConnId) -> bool {
+    let mut cur = conns.get(id).and_then(|c| c.control());
+    for _ in 0..8 {
+        let Some(p) = cur.and_then(|p| conns.get(p)) else {
+            return false;
+        };
+        if p.is_template() {
+            return true;
+        }
+        cur = p.control();
+    }
+    false
+}
+
+/// `ip_vs_sync_conn_needed`: decide whether entry `id`, seen with packet count `pkts`, is
+/// announced now, and record the decision in the entry (`old_state`, `sync_endtime`).
+///
+/// Time is kept in milliseconds where the kernel uses jiffies; the expiry time is rounded down
+/// to a multiple of 4 so that its low 2 bits can count the retries, as the kernel does.
+pub fn sync_needed(
+    p: &SyncParams,
+    conns: &mut ConnTable,
+    id: ConnId,
+    pkts: u32,
+    now: Time,
+) -> bool {
+    let persistent = in_persistence(conns, id);
+    let Some(c) = conns.get_mut(id) else {
+        return false;
+    };
+    let orig = c.sync_endtime;
+    let now_ms = now.0 as u32;
+    let timeout = c.timeout().as_millis().min(u64::from(u32::MAX)) as u32;
+    let mut n = now_ms.wrapping_add(timeout) & !3;
+    let template = c.is_template();
+    if template {
+        // Templates have no state filter.
+    } else if p.persist_mode && persistent {
+        return false;
+    } else {
+        let Some(established) = synced_state(c.protocol(), c.state()) else {
+            return false;
+        };
+        // A state change is announced at once, except into ESTABLISHED, which waits for the
+        // packet-count rule below (and stays a "change" until announced).
+        let force = matches!(c.protocol(), proto::TCP | proto::SCTP) && c.state() != c.old_state;
+        if force && !established {
+            c.old_state = c.state();
+            c.sync_endtime = n;
+            return true;
+        }
+    }
+    let refresh = p.refresh_period_secs.saturating_mul(1000);
+    if refresh > 0 {
+        let diff = i64::from(n.wrapping_sub(orig) as i32);
+        let min_diff = i64::from((timeout / 2).max(10_000));
+        if diff.abs() < i64::from(refresh).min(min_diff) {
+            let retries = orig & 3;
+            if retries >= p.retries {
+                return false;
+            }
+            // time_before(now, orig - timeout + refresh / 8)
+            let not_before = orig.wrapping_sub(timeout).wrapping_add(refresh / 8);
+            if (now_ms.wrapping_sub(not_before) as i32) < 0 {
+                return false;
+            }
+            n |= retries + 1;
+        }
+    }
+    if p.period > 0 {
+        if !template && pkts % p.period != p.threshold {
+            return false;
+        }
+    } else if refresh == 0 && pkts != p.threshold {
+        return false;
+    }
+    c.old_state = c.state();
+    c.sync_endtime = n;
+    // The kernel's cmpxchg always succeeds here: one thread owns the table.
+    true
+}
+
+/// Most announcements the director holds for the sync engine to collect; beyond this they are
+/// dropped and counted (the engine drains far more often than this fills).
+pub const TAP_CAPACITY: usize = 65_536;
+
+/// The master side of a director: while a master daemon runs, the packet path queues the
+/// entries the kernel's rules say to announce; the sync engine drains them (outside the data
+/// plane's lock) into messages.
+#[derive(Clone, Debug, Default)]
+pub struct SyncTap {
+    /// The sync sysctls.
+    pub params: SyncParams,
+    master: bool,
+    queue: VecDeque<SyncConn>,
+    /// Announcements dropped because the queue was full.
+    pub dropped_full: u64,
+    /// Announcements queued since start.
+    pub queued: u64,
+}
+
+impl SyncTap {
+    /// Whether a master daemon runs (the packet path announces connections).
+    pub fn is_master(&self) -> bool {
+        self.master
+    }
+    /// Start or stop announcing. Stopping discards what was not collected.
+    pub fn set_master(&mut self, on: bool) {
+        self.master = on;
+        if !on {
+            self.queue.clear();
+        }
+    }
+    /// Announcements waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+    /// Move every waiting announcement to `out`, oldest first.
+    pub fn drain_into(&mut self, out: &mut Vec<SyncConn>) {
+        out.extend(self.queue.drain(..));
+    }
+    fn push(&mut self, c: SyncConn) {
+        if self.queue.len() >= TAP_CAPACITY {
+            self.dropped_full += 1;
+            return;
+        }
+        self.queued += 1;
+        self.queue.push_back(c);
+    }
+}
+
+/// Why a received record was not applied (the kernel's "single msg dropped" cases).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ApplySkip {
+    /// Not a template and the protocol is not TCP, UDP or SCTP.
+    UnknownProtocol,
+    /// A state number the protocol does not have.
+    BadState,
+    /// PE data without a PE name, or a PE this director does not have.
+    PeUnknown,
+    /// The record is an expiry notice for a connection that already moved to another real
+    /// server (INACTIVE and a different destination): ignored.
+    StaleInactive,
+    /// Version 0 carries IPv4 only, or the addresses mix families.
+    BadAddress,
+    /// The connection table refused the entry.
+    TableFull,
+}
+
+impl ApplySkip {
+    /// Every reason, for metrics.
+    pub const ALL: [ApplySkip; 6] = [
+        ApplySkip::UnknownProtocol,
+        ApplySkip::BadState,
+        ApplySkip::PeUnknown,
+        ApplySkip::StaleInactive,
+        ApplySkip::BadAddress,
+        ApplySkip::TableFull,
+    ];
+    /// Name for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplySkip::UnknownProtocol => "unknown_protocol",
+            ApplySkip::BadState => "bad_state",
+            ApplySkip::PeUnknown => "pe_unknown",
+            ApplySkip::StaleInactive => "stale_inactive",
+            ApplySkip::BadAddress => "bad_address",
+            ApplySkip::TableFull => "table_full",
+        }
+    }
+}
+
+/// What applying a record did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A new entry was created.
+    Created(ConnId),
+    /// An existing entry was updated.
+    Updated(ConnId),
+}
+
+/// Connection flags a backup keeps from a version-1 record (`IP_VS_CONN_F_BACKUP_MASK`).
+pub const BACKUP_MASK: u32 = flags::FWD_MASK
+    | flags::NOOUTPUT
+    | flags::INACTIVE
+    | flags::IN_SEQ
+    | flags::OUT_SEQ
+    | flags::NO_CPORT
+    | flags::TEMPLATE;
+/// Timeout of a version-0 template (no timeout travels): 3 minutes.
+pub const V0_TEMPLATE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Longest timeout a record may set (`MAX_SCHEDULE_TIMEOUT / HZ` bounds it in the kernel; the
+/// connection table stores milliseconds in 32 bits).
+const MAX_SYNC_TIMEOUT_SECS: u32 = u32::MAX / 1000;
+
+impl Director {
+    /// After a forwarded client packet of entry `id` whose count is `pkts` (`ip_vs_sync_conn`):
+    /// queue the entry, and then its controller, if the rules say so. Called by the packet path
+    /// only while a master daemon runs.
+    pub(crate) fn sync_conn(&mut self, mut id: ConnId, mut pkts: u32, now: Time) {
+        let p = self.sync.params;
+        // A connection, its template, and at most an FTP-style controller above that.
+        for _ in 0..4 {
+            let Some(c) = self.conns.get(id) else { return };
+            let one_packet = c.flags() & flags::ONE_PACKET != 0;
+            let control = c.control();
+            if p.version == 0 {
+                if c.family() != Family::Inet || one_packet {
+                    return;
+                }
+                if !sync_needed(&p, &mut self.conns, id, pkts, now) {
+                    return;
+                }
+                if let Some(s) = self.snapshot(id) {
+                    self.sync.push(s);
+                }
+            } else if !one_packet && sync_needed(&p, &mut self.conns, id, pkts, now) {
+                if let Some(s) = self.snapshot(id) {
+                    self.sync.push(s);
+                }
+            }
+            let Some(ctl) = control else { return };
+            pkts = match self.conns.get_mut(ctl) {
+                Some(t) if t.is_template() => {
+                    t.in_pkts = t.in_pkts.wrapping_add(1);
+                    t.in_pkts
+                }
+                Some(_) => p.threshold,
+                None => return,
+            };
+            id = ctl;
+        }
+    }
+
+    /// Entry `id` as a sync record.
+    pub fn snapshot(&self, id: ConnId) -> Option<SyncConn> {
+        let i = self.conns.info(id)?;
+        let pe_data = i.pe_data.map(<[u8]>::to_vec).unwrap_or_default();
+        let pe_name = if pe_data.is_empty() {
+            Vec::new()
+        } else {
+            // SIP is the only persistence engine.
+            crate::service::PeKind::Sip.name().as_bytes().to_vec()
+        };
+        Some(SyncConn {
+            protocol: i.protocol,
+            flags: i.flags & !flags::HASHED,
+            state: u16::from(i.state),
+            caddr: i.caddr,
+            cport: i.cport,
+            vaddr: i.vaddr,
+            vport: i.vport,
+            daddr: i.daddr,
+            dport: i.dport,
+            fwmark: i.fwmark,
+            timeout_secs: (i.timeout.as_millis() / 1000).min(u64::from(u32::MAX)) as u32,
+            seq: None,
+            pe_data,
+            pe_name,
+        })
+    }
+
+    /// The local real server a synced entry belongs to (`ip_vs_find_dest`): the service by
+    /// fwmark or by `<protocol, vaddr, vport>`, then the dest by address and port (port 0 for
+    /// non-NAT fwmark services), then by address with port 0.
+    fn sync_find_dest(&self, c: &SyncConn, fl: u32) -> Option<DestId> {
+        let family = Family::of(&c.caddr);
+        let sid = if c.fwmark != 0 {
+            self.table.id_of(&ServiceKey::Fwmark {
+                family,
+                mark: c.fwmark,
+            })
+        } else {
+            None
+        };
+        let sid = match sid {
+            Some(s) => s,
+            None => {
+                let proto = Protocol::from_number(c.protocol)?;
+                self.table.find(0, proto, &c.vaddr, c.vport)?
+            }
+        };
+        let mut port = c.dport;
+        if c.fwmark != 0 && fl & flags::FWD_MASK != flags::MASQ {
+            port = 0;
+        }
+        self.table
+            .find_dest(sid, &c.daddr, port)
+            .or_else(|| self.table.find_dest(sid, &c.daddr, port ^ c.dport))
+    }
+
+    /// Apply one received record as a backup (`ip_vs_proc_sync_conn` + `ip_vs_proc_conn`):
+    /// validate it, create or update the entry (flag SYNC, the dest's forwarding method), set its
+    /// state, `in_pkts` = `sync_threshold` and its timeout — from the record (version 1) or the
+    /// local table for its state (version 0, `v0` = true; templates 3 minutes) — and restart its
+    /// timer. Synced entries then carry traffic like any other when this director forwards.
+    pub fn apply_synced(
+        &mut self,
+        c: &SyncConn,
+        v0: bool,
+        now: Time,
+    ) -> Result<Applied, ApplySkip> {
+        let fl = if v0 {
+            (c.flags | flags::SYNC) & !flags::HASHED
+        } else {
+            (c.flags & BACKUP_MASK) | flags::SYNC
+        };
+        let template = fl & flags::TEMPLATE != 0;
+        if !template {
+            let states = match c.protocol {
+                proto::TCP => tcp::COUNT,
+                proto::UDP => 1,
+                proto::SCTP => sctp::COUNT,
+                _ => return Err(ApplySkip::UnknownProtocol),
+            };
+            if usize::from(c.state) >= states {
+                return Err(ApplySkip::BadState);
+            }
+        }
+        if !c.pe_data.is_empty() && c.pe_name != b"sip" {
+            return Err(ApplySkip::PeUnknown);
+        }
+        let v6 = c.caddr.is_ipv6();
+        if (v0 && v6) || c.daddr.is_ipv6() != v6 {
+            return Err(ApplySkip::BadAddress);
+        }
+        // Fwmark templates keep the mark as an IPv4 virtual address (first four bytes of an
+        // IPv6 record's address).
+        let vaddr = match c.vaddr {
+            IpAddr::V6(a) if template && c.protocol == proto::IP => {
+                let o = a.octets();
+                IpAddr::V4(std::net::Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+            }
+            a => a,
+        };
+        if vaddr.is_ipv6() != v6 && !(template && c.protocol == proto::IP) {
+            return Err(ApplySkip::BadAddress);
+        }
+        let pe = (!c.pe_data.is_empty()).then_some(c.pe_data.as_slice());
+        let existing = if template {
+            self.conns
+                .lookup_template(c.protocol, &c.caddr, &vaddr, c.vport, pe)
+        } else {
+            let found = self
+                .conns
+                .lookup_in(c.protocol, &c.caddr, c.cport, &vaddr, c.vport);
+            match found.and_then(|id| self.conns.info(id).map(|i| (id, i.daddr, i.dport))) {
+                Some((id, daddr, dport)) if daddr != c.daddr || dport != c.dport => {
+                    if fl & flags::INACTIVE != 0 {
+                        return Err(ApplySkip::StaleInactive);
+                    }
+                    // The master moved the client to another real server: replace.
+                    self.expire_synced(id, now);
+                    None
+                }
+                other => other.map(|(id, _, _)| id),
+            }
+        };
+        let result = match existing {
+            Some(id) => {
+                // Only INACTIVE and the SEQ bits change (`IP_VS_CONN_F_BACKUP_UPD_MASK`).
+                self.conns
+                    .set_synced_inactive(id, fl & flags::INACTIVE != 0, &mut self.table);
+                let seq_bits = flags::IN_SEQ | flags::OUT_SEQ;
+                let set = fl & seq_bits;
+                let clear = seq_bits & !set;
+                self.conns.update_flags(id, set, clear);
+                if self.conns.get(id).is_some_and(|e| e.dest().is_none()) {
+                    if let Some(d) = self.sync_find_dest(c, fl) {
+                        self.conns.bind_dest(id, d, &mut self.table);
+                    }
+                }
+                Applied::Updated(id)
+            }
+            None => {
+                // Without a matching local dest the entry stays unbound (a later record
+                // retries) and keeps the master's forwarding bits.
+                let dest = self.sync_find_dest(c, fl);
+                let n = NewConn {
+                    protocol: c.protocol,
+                    caddr: c.caddr,
+                    cport: c.cport,
+                    vaddr,
+                    vport: c.vport,
+                    daddr: c.daddr,
+                    dport: c.dport,
+                    local: None,
+                    fwmark: c.fwmark,
+                    flags: fl,
+                    dest,
+                    timeout: crate::conn::INITIAL_TIMEOUT,
+                    pe_data: if template { pe } else { None },
+                };
+                let id = self
+                    .conns
+                    .insert(&n, now, &mut self.table)
+                    .map_err(|_| ApplySkip::TableFull)?;
+                Applied::Created(id)
+            }
+        };
+        let id = match result {
+            Applied::Created(id) | Applied::Updated(id) => id,
+        };
+        let state = u8::try_from(c.state).unwrap_or(if template { tmpl::ASSURED } else { 0 });
+        self.conns.set_synced_state(id, state);
+        if let Some(e) = self.conns.get_mut(id) {
+            e.in_pkts = self.sync.params.threshold;
+        }
+        let timeout = if c.timeout_secs != 0 {
+            Duration::from_secs(u64::from(c.timeout_secs.min(MAX_SYNC_TIMEOUT_SECS)))
+        } else if !template {
+            self.sys.conn.timeouts.for_state(c.protocol, state)
+        } else {
+            V0_TEMPLATE_TIMEOUT
+        };
+        self.conns.set_timeout(id, timeout);
+        self.conns.restart_timer(id, now);
+        Ok(result)
+    }
+
+    fn expire_synced(&mut self, id: ConnId, now: Time) {
+        let controls = self.conns.get(id).is_some_and(|c| c.n_control() > 0);
+        if controls {
+            self.conns.expire_now(id, now);
+        } else {
+            self.conns.remove_and_unbind(id, now, &mut self.table);
         }
     }
 }

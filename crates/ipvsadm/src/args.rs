@@ -604,6 +604,13 @@ fn tryhelp(program: &str) -> Exit {
     }
 }
 
+/// Every option of the parser's table as (long name, short letter), in table order (`list`
+/// twice, for `-L` and `-l`): the manual page and the shell completions are checked
+/// against it.
+pub fn options() -> impl Iterator<Item = (&'static str, Option<char>)> {
+    OPTIONS.iter().map(|o| (o.long, o.short))
+}
+
 /// `ipvsadm -v` text.
 pub fn version_text() -> String {
     "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n".to_string()

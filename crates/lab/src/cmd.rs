@@ -357,6 +357,21 @@ impl NsChild {
         self.terminate();
     }
 
+    /// Kills the process now (SIGKILL, no grace: like a crash) and reaps it.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `sig` to the process (not reaped; see [`NsChild::wait_output`]).
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+
     fn terminate(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;

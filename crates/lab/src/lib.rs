@@ -53,7 +53,10 @@ pub mod cmd;
 pub mod decap;
 pub mod error;
 pub mod netns;
+pub mod nginx;
+pub mod tools;
 pub mod topo;
+pub mod walkthrough;
 
 pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};
 pub use decap::{DecapConfig, DecapCounters, Decapsulator};
@@ -62,7 +65,10 @@ pub use netns::{
     cleanup_orphans, cleanup_stale, is_root, list_namespaces, require_root, socat_transfer, Lab,
     MacAddr, Netns, Proto, CLI_PREFIX, TEST_PREFIX,
 };
+pub use nginx::{Listen, Nginx, Site};
+pub use tools::{check_tools, in_ci, require, which};
 pub use topo::{
     dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,
     LabKind, Node, SelftestMode, Topology,
 };
+pub use walkthrough::{parse_walkthrough, Step, TRY_IT};

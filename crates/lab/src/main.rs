@@ -158,7 +158,8 @@ fn up(kind: LabKind, prefix: &str, real_servers: u8, nginx: bool) -> rvs_lab::Re
         // The device appears once the decapsulator runs; waiting makes `up` report failures.
         wait_link(&ns, &cfg.dev)?;
     }
-    if nginx && !matches!(kind, LabKind::Selftest(_)) {
+    topo.write_walkthrough_files()?;
+    if nginx {
         if which("nginx") {
             topo.start_nginx()?;
         } else {

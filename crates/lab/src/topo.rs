@@ -175,6 +175,8 @@ pub struct Topology {
     decap_roles: Vec<String>,
     /// The IPv6 layer, once [`Topology::add_ipv6`] added it.
     ipv6: Option<Ipv6Layer>,
+    /// Whether [`Topology::start_nginx`] ran (the walkthrough says what listens).
+    nginx: bool,
     // Last: the lab must be dropped after everything that refers to it.
     lab: Lab,
 }
@@ -404,6 +406,7 @@ impl Topology {
             gue_port: spec.gue_port,
             decap_roles: spec.decap_roles,
             ipv6: None,
+            nginx: false,
             lab: b.lab,
         };
         if opts.in_process_decap {
@@ -627,6 +630,11 @@ impl Topology {
         Ok(layer)
     }
 
+    /// Whether [`Topology::start_nginx`] started nginx on the real servers.
+    pub fn nginx_started(&self) -> bool {
+        self.nginx
+    }
+
     /// Roles that run a decapsulator.
     pub fn decap_roles(&self) -> &[String] {
         &self.decap_roles
@@ -642,18 +650,31 @@ impl Topology {
         }
     }
 
-    /// Starts nginx on every real server, listening on [`Topology::port`], serving a page with
-    /// the role name (`rs1\n`) and `/whoami`. The processes are owned by the lab.
+    /// The ports nginx listens on after [`Topology::start_nginx`]: [`Topology::port`], and 443
+    /// as well in the labs on port 80 (a second port for firewall-mark services).
+    pub fn nginx_ports(&self) -> Vec<u16> {
+        if self.port == 80 {
+            vec![80, 443]
+        } else {
+            vec![self.port]
+        }
+    }
+
+    /// Starts nginx on every real server, listening on [`Topology::nginx_ports`] (plain HTTP
+    /// on each), serving a page with the role name (`rs1\n`) and `/whoami`. The processes are
+    /// owned by the lab.
     pub fn start_nginx(&mut self) -> Result<()> {
         let servers: Vec<(String, Netns)> = self
             .real_servers()
             .iter()
             .map(|n| (n.role.clone(), n.ns.clone()))
             .collect();
+        let ports = self.nginx_ports();
         for (role, ns) in servers {
-            let child = ns.nginx(&role, self.port)?;
+            let child = ns.nginx_ports(&role, &ports)?;
             self.lab.own(child);
         }
+        self.nginx = true;
         Ok(())
     }
 
@@ -783,45 +804,9 @@ impl Topology {
                 self.decap_roles.join(" ")
             ));
         }
-        let dir = self.director().ns.name();
-        s.push_str("next:\n");
-        if self.kind == LabKind::Ha {
-            s.push_str(&format!(
-                "  run keepalived/rvsd with VRRP in {} and {} (VIP {HA_VIP}, floating DIP {HA_DIP}), then:\n",
-                dir,
-                self.directors().get(1).map(|n| n.ns.name()).unwrap_or(dir)
-            ));
-        } else {
-            s.push_str(&format!("  ip netns exec {dir} rvsd …   # then:\n"));
-        }
-        for c in self.rvsadm_commands() {
-            s.push_str(&format!("  ip netns exec {dir} {c}\n"));
-        }
-        if let Some(p) = self.gue_port {
-            s.push_str(&format!(
-                "  # GUE instead of IPIP: add the dests with -i --tun-type gue --tun-port {p}\n"
-            ));
-        }
-        let client = self.client().ns.name();
-        if matches!(self.kind, LabKind::Selftest(_)) {
-            s.push_str(&format!(
-                "  ip netns exec {} socat -u TCP-LISTEN:{},reuseaddr STDOUT\n",
-                self.real_servers()
-                    .first()
-                    .map(|n| n.ns.name())
-                    .unwrap_or(dir),
-                self.port
-            ));
-            s.push_str(&format!(
-                "  head -c 32 /dev/urandom | ip netns exec {client} socat -u STDIN TCP:{}:{}\n",
-                self.vip, self.port
-            ));
-        } else {
-            s.push_str(&format!(
-                "  ip netns exec {client} curl -s http://{}:{}/\n",
-                self.vip, self.port
-            ));
-        }
+        s.push_str(crate::walkthrough::TRY_IT);
+        s.push('\n');
+        s.push_str(&self.render_walkthrough());
         s.push_str(&format!(
             "remove with: rvs-lab down --prefix {}\n",
             self.lab.prefix()

@@ -782,7 +782,7 @@ fn cli_up_list_down() {
     };
     let up = run(&["up", "tun", "--prefix", &prefix, "--no-nginx"]);
     assert!(
-        up.contains("rvsadm -a -t 10.100.0.1:80 -r 10.5.1.11:80 -i"),
+        up.contains(" -a -t 10.100.0.1:80 -r 10.5.1.11:80 -i\n"),
         "{up}"
     );
     assert!(up.contains(&format!("{prefix}-rs1")), "{up}");
@@ -864,15 +864,35 @@ fn topologies_describe_themselves() {
     )
     .unwrap();
     let d = t.describe();
+    let cmds = rvs_lab::parse_walkthrough(&d);
+    let dir = t.director().ns.name();
+    let sock = t.walkthrough_socket(t.director()).display().to_string();
     assert!(
-        d.contains("rvsadm --add-laddr -t 10.100.0.1:80 -z 10.2.0.100"),
+        cmds.iter().any(|c| c.starts_with(&format!(
+            "ip netns exec {dir} rvsd --socket {sock} --interface eth0 --interface eth1 >"
+        )) && c.ends_with(" 2>&1 &")),
         "{d}"
     );
     assert!(
-        d.contains("rvsadm -a -t 10.100.0.1:80 -r 10.2.0.12:80 --fullnat"),
+        cmds.contains(&format!(
+            "ip netns exec {dir} rvsadm --socket {sock} --add-laddr -t 10.100.0.1:80 -z 10.2.0.100"
+        )),
         "{d}"
     );
-    assert!(d.contains(t.director().ns.name()));
+    assert!(
+        cmds.contains(&format!(
+            "ip netns exec {dir} rvsadm --socket {sock} -a -t 10.100.0.1:80 -r 10.2.0.12:80 --fullnat"
+        )),
+        "{d}"
+    );
+    let client = t.client().ns.name();
+    assert!(
+        cmds.contains(&format!(
+            "ip netns exec {client} curl -sS --max-time 5 http://10.100.0.1:80/whoami"
+        )),
+        "{d}"
+    );
+    assert!(!d.contains('…'), "no ellipsis: {d}");
 }
 
 /// A stand-in for the TUN data plane, to prove the TUN lab carries real TCP: the director routes

@@ -17,6 +17,14 @@ impl Clock {
             start: Instant::now(),
         }
     }
+    /// The clock whose reading is `now` at this instant (for code that was handed a time, not
+    /// the daemon's clock, and must keep reading the same timeline).
+    pub fn at(now: Time) -> Clock {
+        let start = Instant::now()
+            .checked_sub(std::time::Duration::from_millis(now.0))
+            .unwrap_or_else(Instant::now);
+        Clock { start }
+    }
     /// The current time.
     pub fn now(&self) -> Time {
         Time(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))

@@ -1,9 +1,13 @@
 //! rvsd: the rvs director daemon.
 //!
-//! It owns the one authoritative IPVS table (rvs-core), serves rvsadm over the control socket
-//! (rvs-control), carries traffic with the socket proxy (rvs-proxy), exposes Prometheus
-//! metrics, loads ipvsadm-save rules files and applies their difference on SIGHUP, and runs
-//! keepalived.conf virtual servers with their health checkers ([`keepalived`], `rvsd -f`).
+//! It owns the IPVS table (rvs-core), kept in shards — one `Director` per service the socket
+//! proxy carries and one for all packet-plane services ([`shard`]) — behind the control state
+//! every change goes through ([`state::State`]). It serves rvsadm over the control socket
+//! (rvs-control), carries traffic with the socket proxy (rvs-proxy) and the packet plane
+//! ([`packet_plane`], `--interface`), exposes Prometheus metrics, loads ipvsadm-save rules files
+//! and applies their difference on SIGHUP, and runs keepalived.conf virtual servers with their
+//! health checkers ([`keepalived`], `rvsd -f`) and VRRP instances ([`vrrp`]).
+//! How the pieces fit: docs/internals/architecture.md.
 
 pub mod balancer;
 pub mod capabilities;
@@ -15,6 +19,7 @@ pub mod demo;
 pub mod keepalived;
 pub mod learned_neighbours;
 pub mod listing;
+pub mod manual;
 pub mod metrics;
 pub mod nft_marks;
 pub mod packet_plane;
@@ -23,6 +28,7 @@ pub mod sd_notify;
 pub mod shard;
 pub mod state;
 pub mod status;
+pub mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod vrrp;

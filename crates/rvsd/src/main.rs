@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use rvs_control::proto::Request;
 use rvsd::balancer::DirectorBalancer;
 use rvsd::clock::Clock;
@@ -75,10 +75,24 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Print the rvsd(8) manual page (roff) and exit (used to build the package).
+    #[arg(long, hide = true)]
+    generate_man: bool,
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) and exit.
+    #[arg(long, hide = true, value_name = "SHELL")]
+    generate_completions: Option<clap_complete::Shell>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.generate_man {
+        print!("{}", rvsd::manual::man_page(Args::command()));
+        return ExitCode::SUCCESS;
+    }
+    if let Some(shell) = args.generate_completions {
+        print!("{}", rvsd::manual::completions(Args::command(), shell));
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -240,6 +254,23 @@ fn prepare_vrrp(
         Some(h) => daemon.lock().set_vrrp(h.status()),
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
         None => {}
+    }
+    if let Some(spec) = &cfg.global.lvs_sync_daemon {
+        // The config check already warned about an unknown instance; keepalived then runs both.
+        let inst = spec
+            .instance
+            .as_ref()
+            .and_then(|n| cfg.vrrp_instances.iter().find(|i| &i.name == n));
+        let mut spec = spec.clone();
+        if inst.is_none() {
+            spec.instance = None;
+        }
+        rvsd::sync::follow::spawn(
+            daemon.clone(),
+            spec,
+            inst.map(|i| i.vrid),
+            h.as_ref().map(|h| h.status()),
+        );
     }
     Ok(h)
 }

@@ -268,6 +268,7 @@ pub fn render(st: &State) -> String {
     if let Some(h) = &st.health {
         h.render_metrics(&mut o.text);
     }
+    crate::sync::metrics::render(&st.sync, &st.shards(), &mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }

@@ -86,6 +86,8 @@ pub struct State {
     pub packet_applied: Option<Arc<AtomicU64>>,
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
+    /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
+    pub sync: crate::sync::SyncDaemons,
 }
 
 /// The client-side tuple of a proxy flow.
@@ -120,6 +122,7 @@ impl State {
             generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
             nft_marks: Vec::new(),
+            sync: crate::sync::SyncDaemons::default(),
         };
         if planes.packet {
             st.packet_shard = Some(st.new_shard(now));
@@ -193,6 +196,14 @@ impl State {
         }
         v.extend(self.retired.iter().cloned());
         v
+    }
+
+    /// Where the sync daemons find the shards.
+    pub fn sync_shards(&self) -> crate::sync::Shards {
+        crate::sync::Shards {
+            routes: self.routes.clone(),
+            packet: self.packet_shard.clone(),
+        }
     }
 
     /// Run `f` on the shard of `key` with its lock held.
@@ -511,15 +522,18 @@ impl State {
                 None => no_service(),
             },
             Request::GetConns => Response::ok(Payload::Conns(crate::listing::conns(self, now))),
-            Request::GetDaemons => Response::ok(Payload::Daemons(Vec::new())),
-            Request::StartDaemon(_) => Response::err(error(
-                ErrorKind::Unsupported,
-                "connection synchronisation (--start-daemon) is not yet supported by rvsd",
-            )),
-            Request::StopDaemon { .. } => Response::err(error(
-                ErrorKind::Esrch,
-                "no connection synchronisation daemon is running",
-            )),
+            Request::GetDaemons => Response::ok(Payload::Daemons(self.sync.list())),
+            Request::StartDaemon(cfg) => {
+                let shards = self.sync_shards();
+                match self.sync.start(cfg, shards, crate::clock::Clock::at(now)) {
+                    Ok(()) => done(),
+                    Err((kind, detail)) => Response::err(error(kind, detail)),
+                }
+            }
+            Request::StopDaemon { role, .. } => match self.sync.stop(*role) {
+                Ok(()) => done(),
+                Err((kind, detail)) => Response::err(error(kind, detail)),
+            },
             Request::AddLocalAddr { service, addr } => {
                 let key = key_to_core(service);
                 if rvs_core::Family::of(addr) != key.family() && self.shard_of(&key).is_some() {

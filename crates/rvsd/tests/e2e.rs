@@ -17,7 +17,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Three nginx real servers A, B, C on 127.77.`net`.11–13:8080.
 fn abc(dir: &std::path::Path, net: u8, big: Option<usize>) -> Nginx {
-    Nginx::start(
+    start_nginx(
         dir,
         &[
             Site::named(&format!("127.77.{net}.11:8080"), "A"),
@@ -84,7 +84,7 @@ fn rr_and_wrr_follow_the_kernel_order() {
     require!("nginx", "curl");
     let dir = tempdir("order");
     let _ng = abc(dir.path(), 1, None);
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -t 127.77.1.1:8080 -s rr",
         "-a -t 127.77.1.1:8080 -r 127.77.1.11:8080 -m",
@@ -125,7 +125,7 @@ fn parallel_connections_are_spread_exactly_and_none_fails() {
     const N: usize = 300;
     let dir = tempdir("parallel");
     let _ng = abc(dir.path(), 14, None);
-    let d = Rvsd::start(dir.path(), &["--workers", "2"]);
+    let d = start_rvsd(dir.path(), &["--workers", "2"]);
     d.table(&[
         "-A -t 127.77.14.1:8080 -s rr",
         "-a -t 127.77.14.1:8080 -r 127.77.14.11:8080 -m",
@@ -175,7 +175,7 @@ fn sh_keeps_each_source_address_on_its_kernel_server() {
     let dir = tempdir("sh");
     let _ng = abc(dir.path(), 2, None);
     // Two workers: the mapping must not depend on which worker accepted the connection.
-    let d = Rvsd::start(dir.path(), &["--workers", "2"]);
+    let d = start_rvsd(dir.path(), &["--workers", "2"]);
     d.table(&[
         "-A -t 127.77.2.1:8080 -s sh",
         "-a -t 127.77.2.1:8080 -r 127.77.2.11:8080 -m",
@@ -208,7 +208,7 @@ fn persistence_keeps_a_client_on_its_server() {
     require!("nginx", "curl");
     let dir = tempdir("persist");
     let _ng = abc(dir.path(), 3, None);
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -t 127.77.3.1:8080 -s rr -p 60",
         "-a -t 127.77.3.1:8080 -r 127.77.3.11:8080 -m",
@@ -269,7 +269,7 @@ fn weight_zero_lets_open_connections_finish() {
     require!("nginx", "curl");
     let dir = tempdir("quiesce");
     let _ng = abc(dir.path(), 4, Some(MID));
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -t 127.77.4.1:8080 -s rr",
         "-a -t 127.77.4.1:8080 -r 127.77.4.11:8080 -m",
@@ -321,7 +321,7 @@ fn deleting_a_server_lets_its_open_connection_finish() {
     require!("nginx", "curl");
     let dir = tempdir("delete");
     let _ng = abc(dir.path(), 5, Some(MID));
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -t 127.77.5.1:8080 -s rr",
         "-a -t 127.77.5.1:8080 -r 127.77.5.11:8080 -m",
@@ -385,7 +385,7 @@ fn stats_conns_zero_and_timeouts_reflect_the_traffic() {
     require!("nginx");
     let dir = tempdir("stats");
     let _ng = abc(dir.path(), 6, None);
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -t 127.77.6.1:8080 -s rr",
         "-a -t 127.77.6.1:8080 -r 127.77.6.11:8080 -m",
@@ -498,7 +498,7 @@ fn udp_service_with_an_echo_server() {
         "PIPE",
     ]);
     let _echo = Proc::spawn("socat", cmd);
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -u 127.77.7.1:5300 -s rr",
         "-a -u 127.77.7.1:5300 -r 127.77.7.11:5300 -m",
@@ -569,16 +569,18 @@ fn udp_service_with_an_echo_server() {
 fn proxy_protocol_v2_carries_the_client_address() {
     require!("nginx", "curl");
     let dir = tempdir("ppv2");
-    let _ng = Nginx::start(
+    let _ng = start_nginx(
         dir.path(),
         &[Site {
-            addr: "127.77.8.11:8080".parse().unwrap(),
-            body: "$proxy_protocol_addr:$proxy_protocol_port\\n".into(),
             proxy_protocol: true,
+            ..Site::named(
+                "127.77.8.11:8080",
+                "$proxy_protocol_addr:$proxy_protocol_port",
+            )
         }],
         None,
     );
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     d.table(&[
         "-A -t 127.77.8.1:8080 -s rr --proxy-protocol v2",
         "-a -t 127.77.8.1:8080 -r 127.77.8.11:8080 -m",
@@ -608,12 +610,12 @@ fn sigterm_lets_a_long_transfer_complete() {
     require!("nginx", "curl");
     const BIG: usize = 50 << 20;
     let dir = tempdir("sigterm");
-    let _ng = Nginx::start(
+    let ng = start_nginx(
         dir.path(),
         &[Site::named("127.77.9.11:8080", "A")],
         Some(BIG),
     );
-    let mut d = Rvsd::start(dir.path(), &["--drain-time", "20"]);
+    let mut d = start_rvsd(dir.path(), &["--drain-time", "20"]);
     d.table(&[
         "-A -t 127.77.9.1:8080 -s rr",
         "-a -t 127.77.9.1:8080 -r 127.77.9.11:8080 -m",
@@ -645,7 +647,7 @@ fn sigterm_lets_a_long_transfer_complete() {
     assert!(ok, "download failed: {report}");
     assert_eq!(report, format!("200 {BIG}"));
     let got = std::fs::read(&body).unwrap();
-    let want = std::fs::read(dir.path().join("nginx/www/big.bin")).unwrap();
+    let want = std::fs::read(ng.root(0).join("big.bin")).unwrap();
     assert!(got == want, "the body differs from the file");
     let st = d.wait_exit(10 * SEC).expect("rvsd exits after the drain");
     assert_eq!(st.code(), Some(0), "{}", d.log_text());
@@ -664,12 +666,12 @@ fn sigterm_drain_deadline_resets_what_is_left() {
     require!("nginx", "curl");
     const BIG: usize = 24 << 20;
     let dir = tempdir("deadline");
-    let _ng = Nginx::start(
+    let _ng = start_nginx(
         dir.path(),
         &[Site::named("127.77.15.11:8080", "A")],
         Some(BIG),
     );
-    let mut d = Rvsd::start(dir.path(), &["--drain-time", "1"]);
+    let mut d = start_rvsd(dir.path(), &["--drain-time", "1"]);
     d.table(&[
         "-A -t 127.77.15.1:8080 -s rr",
         "-a -t 127.77.15.1:8080 -r 127.77.15.11:8080 -m",
@@ -723,7 +725,7 @@ const VARIED: &[&str] = &[
 #[test]
 fn save_clear_restore_round_trip() {
     let dir = tempdir("restore");
-    let d = Rvsd::start(dir.path(), &[]);
+    let d = start_rvsd(dir.path(), &[]);
     for l in VARIED {
         let args: Vec<&str> = l.split_whitespace().collect();
         let a = d.adm(&args);
@@ -774,7 +776,7 @@ fn rules_file_reload_on_sighup() {
          -A -t 127.77.10.1:8082 -s rr\n\
          -a -t 127.77.10.1:8082 -r 127.77.10.14:8082 -g -w 1\n",
     );
-    let d = Rvsd::start(dir.path(), &["--rules", rules.to_str().unwrap()]);
+    let d = start_rvsd(dir.path(), &["--rules", rules.to_str().unwrap()]);
     // The DR real server is not served: said once per time it is applied.
     let dr_warnings = || d.log_text().matches("127.77.10.14:8082 of TCP").count();
     let warned = dr_warnings();
@@ -900,7 +902,7 @@ fn metrics_use_node_exporter_labels() {
     require!("nginx", "curl");
     let dir = tempdir("metrics");
     let _ng = abc(dir.path(), 11, None);
-    let d = Rvsd::start(dir.path(), &["--metrics-listen", "127.77.11.1:9760"]);
+    let d = start_rvsd(dir.path(), &["--metrics-listen", "127.77.11.1:9760"]);
     d.table(&[
         "-A -t 127.77.11.1:8080 -s rr",
         "-a -t 127.77.11.1:8080 -r 127.77.11.11:8080 -m",
@@ -976,7 +978,7 @@ fn metrics(addr: &str) -> String {
 #[test]
 fn dr_real_server_warns_and_is_listed() {
     let dir = tempdir("drwarn");
-    let d = Rvsd::start(dir.path(), &["--metrics-listen", "127.77.12.1:9760"]);
+    let d = start_rvsd(dir.path(), &["--metrics-listen", "127.77.12.1:9760"]);
     d.ok(&["-A", "-t", "127.77.12.1:8080", "-s", "rr"]);
     let add = ["-a", "-t", "127.77.12.1:8080", "-r", "127.77.12.11:8080"];
     let a = match rvsadm_bin() {

@@ -7,12 +7,12 @@
 //! Each test has its own VIP (127.0.2x.1) and ports, so they run in parallel. Measurements are
 //! printed (`cargo test -- --nocapture` shows them).
 
-mod kconf_support;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use kconf_support::*;
+use common::*;
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -59,10 +59,10 @@ fn checker_body(checker: &str) -> String {
 /// With `fifo`, the configuration also has `lvs_notify_fifo` and the test reads the
 /// real server's DOWN and UP lines from it.
 fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2], fifo: bool) {
-    let dir = TempDir::new(test);
-    let mut a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
-    let _b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
-    let fifo_path = dir.0.join("notify.fifo");
+    let dir = tempdir(test);
+    let mut a = start_nginx(dir.path(), &[Site::new(sa(rs[0]), "A\n")], None);
+    let _b = start_nginx(dir.path(), &[Site::new(sa(rs[1]), "B\n")], None);
+    let fifo_path = dir.path().join("notify.fifo");
     let mut conf = pair_conf(vip, rs, checker, "");
     if fifo {
         conf = format!(
@@ -70,7 +70,7 @@ fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2], fifo: b
             fifo_path.display()
         );
     }
-    let d = Rvsd::start(&dir.0, &conf, &[]);
+    let d = start_keepalived(dir.path(), &conf, &[]);
     let lines = fifo.then(|| {
         // rvsd created the FIFO at start-up and holds it open, so this open does not block;
         // the reader ends at EOF when rvsd exits.
@@ -87,20 +87,20 @@ fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2], fifo: b
         rx
     });
     assert!(
-        wait_until(Duration::from_secs(10), || d.dests().len() == 2).is_some(),
+        wait_for(Duration::from_secs(10), || d.dests().len() == 2).is_some(),
         "both real servers installed:\n{}\n{}",
         d.listing(),
         d.log_text()
     );
     let url = format!("http://{vip}/");
-    assert!(curl(&url).is_some(), "VIP serves");
+    assert!(curl_get(&url).is_some(), "VIP serves");
     // Let the checkers settle into their delay_loop rhythm (first check after 1 s).
     std::thread::sleep(Duration::from_millis(1500));
 
     let clients = ClientLoop::start(&url, 2000);
     let t0 = Instant::now();
     a.stop();
-    let gone = wait_until(Duration::from_secs(10), || d.weight(sa(rs[0])).is_none());
+    let gone = wait_for(Duration::from_secs(10), || d.weight(sa(rs[0])).is_none());
     let left = gone.unwrap_or_else(|| panic!("{} never left -Ln:\n{}", rs[0], d.log_text()));
     std::thread::sleep(Duration::from_millis(300));
     let (n, failed) = clients.finish();
@@ -119,11 +119,11 @@ fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2], fifo: b
         d.log_text()
     );
     assert_eq!(d.weight(sa(rs[1])), Some(1), "the other server stays");
-    assert_eq!(curl(&url).as_deref(), Some("B\n"));
+    assert_eq!(curl_get(&url).as_deref(), Some("B\n"));
 
     let t1 = Instant::now();
-    a.restart();
-    let back = wait_until(Duration::from_secs(10), || d.weight(sa(rs[0])) == Some(1))
+    a.restart().expect("nginx restart");
+    let back = wait_for(Duration::from_secs(10), || d.weight(sa(rs[0])) == Some(1))
         .unwrap_or_else(|| panic!("{} never came back:\n{}", rs[0], d.log_text()));
     report(
         test,
@@ -167,7 +167,7 @@ fn leave_and_return(test: &str, checker: &str, vip: &str, rs: [&str; 2], fifo: b
 
 #[test]
 fn http_get_takes_a_stopped_server_out_and_back() {
-    skip_unless_ready!();
+    require!("nginx", "curl");
     leave_and_return(
         "http_get",
         "HTTP_GET",
@@ -179,7 +179,7 @@ fn http_get_takes_a_stopped_server_out_and_back() {
 
 #[test]
 fn tcp_check_takes_a_stopped_server_out_and_back() {
-    skip_unless_ready!();
+    require!("nginx", "curl");
     leave_and_return(
         "tcp_check",
         "TCP_CHECK",
@@ -191,20 +191,20 @@ fn tcp_check_takes_a_stopped_server_out_and_back() {
 
 #[test]
 fn inhibit_on_failure_sets_weight_zero() {
-    skip_unless_ready!();
-    let dir = TempDir::new("inhibit");
+    require!("nginx", "curl");
+    let dir = tempdir("inhibit");
     let (vip, rs) = ("127.0.23.1:8080", ["127.0.23.11:8081", "127.0.23.12:8081"]);
-    let mut a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
-    let _b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
-    let d = Rvsd::start(
-        &dir.0,
+    let mut a = start_nginx(dir.path(), &[Site::new(sa(rs[0]), "A\n")], None);
+    let _b = start_nginx(dir.path(), &[Site::new(sa(rs[1]), "B\n")], None);
+    let d = start_keepalived(
+        dir.path(),
         &pair_conf(vip, rs, "TCP_CHECK", "  inhibit_on_failure\n"),
         &[],
     );
-    assert!(wait_until(Duration::from_secs(10), || d.dests().len() == 2).is_some());
+    assert!(wait_for(Duration::from_secs(10), || d.dests().len() == 2).is_some());
     std::thread::sleep(Duration::from_millis(1500));
     a.stop();
-    let t = wait_until(Duration::from_secs(10), || d.weight(sa(rs[0])) == Some(0))
+    let t = wait_for(Duration::from_secs(10), || d.weight(sa(rs[0])) == Some(0))
         .unwrap_or_else(|| panic!("weight never 0:\n{}\n{}", d.listing(), d.log_text()));
     report(
         "inhibit",
@@ -215,25 +215,25 @@ fn inhibit_on_failure_sets_weight_zero() {
     );
     assert!(t <= BOUND + SLACK);
     assert_eq!(d.dests().len(), 2, "inhibited server stays listed");
-    a.restart();
+    a.restart().expect("nginx restart");
     assert!(
-        wait_until(Duration::from_secs(10), || d.weight(sa(rs[0])) == Some(1)).is_some(),
+        wait_for(Duration::from_secs(10), || d.weight(sa(rs[0])) == Some(1)).is_some(),
         "weight restored"
     );
 }
 
 #[test]
 fn losing_quorum_brings_in_the_sorry_server() {
-    skip_unless_ready!();
-    let dir = TempDir::new("quorum");
+    require!("nginx", "curl");
+    let dir = tempdir("quorum");
     let (vip, rs) = ("127.0.24.1:8080", ["127.0.24.11:8081", "127.0.24.12:8081"]);
     let sorry = "127.0.24.99:8081";
-    let mut a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
-    let _b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
-    let _s = Nginx::start(&dir.0, sa(sorry), "SORRY\n");
+    let mut a = start_nginx(dir.path(), &[Site::new(sa(rs[0]), "A\n")], None);
+    let _b = start_nginx(dir.path(), &[Site::new(sa(rs[1]), "B\n")], None);
+    let _s = start_nginx(dir.path(), &[Site::new(sa(sorry), "SORRY\n")], None);
     let extra = "  quorum 2\n  sorry_server 127.0.24.99 8081\n";
-    let d = Rvsd::start(&dir.0, &pair_conf(vip, rs, "TCP_CHECK", extra), &[]);
-    assert!(wait_until(Duration::from_secs(10), || d.dests().len() == 2).is_some());
+    let d = start_keepalived(dir.path(), &pair_conf(vip, rs, "TCP_CHECK", extra), &[]);
+    assert!(wait_for(Duration::from_secs(10), || d.dests().len() == 2).is_some());
     assert_eq!(
         d.weight(sa(sorry)),
         None,
@@ -243,7 +243,7 @@ fn losing_quorum_brings_in_the_sorry_server() {
     a.stop();
     // Quorum 2 with one server of weight 1 alive is lost: the alive servers are taken out
     // and the sorry server (weight 1) takes over (spec §2.6).
-    let t = wait_until(Duration::from_secs(10), || {
+    let t = wait_for(Duration::from_secs(10), || {
         let ds = d.dests();
         ds.len() == 1 && ds[0].0 == sorry && ds[0].1 == 1
     })
@@ -255,10 +255,13 @@ fn losing_quorum_brings_in_the_sorry_server() {
             t.as_secs_f64()
         ),
     );
-    assert_eq!(curl(&format!("http://{vip}/")).as_deref(), Some("SORRY\n"));
-    a.restart();
+    assert_eq!(
+        curl_get(&format!("http://{vip}/")).as_deref(),
+        Some("SORRY\n")
+    );
+    a.restart().expect("nginx restart");
     assert!(
-        wait_until(Duration::from_secs(10), || {
+        wait_for(Duration::from_secs(10), || {
             let ds = d.dests();
             ds.len() == 2 && ds.iter().all(|x| x.0 != sorry)
         })
@@ -270,13 +273,13 @@ fn losing_quorum_brings_in_the_sorry_server() {
 
 #[test]
 fn misc_dynamic_sets_the_weight() {
-    skip_unless_ready!();
-    let dir = TempDir::new("misc");
+    require!("nginx", "curl");
+    let dir = tempdir("misc");
     let (vip, rs) = ("127.0.25.1:8080", "127.0.25.11:8081");
-    let _a = Nginx::start(&dir.0, sa(rs), "A\n");
-    let code = dir.0.join("exit-code");
+    let _a = start_nginx(dir.path(), &[Site::new(sa(rs), "A\n")], None);
+    let code = dir.path().join("exit-code");
     std::fs::write(&code, "12\n").unwrap();
-    let script = dir.0.join("check.sh");
+    let script = dir.path().join("check.sh");
     std::fs::write(
         &script,
         format!("#!/bin/sh\nexit $(cat {})\n", code.display()),
@@ -292,16 +295,16 @@ fn misc_dynamic_sets_the_weight() {
         r.port(),
         script.display()
     );
-    let d = Rvsd::start(&dir.0, &conf, &[]);
+    let d = start_keepalived(dir.path(), &conf, &[]);
     // exit 12 → weight 12 − 2 = 10 (spec §2.5).
-    let t = wait_until(Duration::from_secs(10), || d.weight(r) == Some(10))
+    let t = wait_for(Duration::from_secs(10), || d.weight(r) == Some(10))
         .unwrap_or_else(|| panic!("weight 10:\n{}\n{}", d.listing(), d.log_text()));
     report(
         "misc",
         &format!("exit 12 → weight 10 after {:.2} s", t.as_secs_f64()),
     );
     std::fs::write(&code, "7\n").unwrap();
-    let t = wait_until(Duration::from_secs(10), || d.weight(r) == Some(5))
+    let t = wait_for(Duration::from_secs(10), || d.weight(r) == Some(5))
         .unwrap_or_else(|| panic!("weight 5:\n{}\n{}", d.listing(), d.log_text()));
     report(
         "misc",
@@ -310,7 +313,7 @@ fn misc_dynamic_sets_the_weight() {
     // exit 1 is a failure: the server leaves the table.
     std::fs::write(&code, "1\n").unwrap();
     assert!(
-        wait_until(Duration::from_secs(10), || d.weight(r).is_none()).is_some(),
+        wait_for(Duration::from_secs(10), || d.weight(r).is_none()).is_some(),
         "exit 1 takes it out:\n{}",
         d.listing()
     );

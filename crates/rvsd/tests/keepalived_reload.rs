@@ -4,13 +4,13 @@
 //! connections end — without resetting its open connections (keepalived deletes it at once,
 //! keepalived issues #1228 and #2240).
 
-mod kconf_support;
+mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kconf_support::*;
+use common::*;
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -43,13 +43,13 @@ fn conf_w(vip: &str, rs: &[(&str, u32)]) -> String {
 
 #[test]
 fn sighup_with_a_broken_file_keeps_serving() {
-    skip_unless_ready!();
-    let dir = TempDir::new("broken");
+    require!("nginx", "curl");
+    let dir = tempdir("broken");
     let (vip, rs) = ("127.0.26.1:8080", ["127.0.26.11:8081", "127.0.26.12:8081"]);
-    let _a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
-    let _b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
-    let d = Rvsd::start(&dir.0, &conf(vip, &rs), &[]);
-    assert!(wait_until(Duration::from_secs(10), || d.dests().len() == 2).is_some());
+    let _a = start_nginx(dir.path(), &[Site::new(sa(rs[0]), "A\n")], None);
+    let _b = start_nginx(dir.path(), &[Site::new(sa(rs[1]), "B\n")], None);
+    let d = start_keepalived(dir.path(), &conf(vip, &rs), &[]);
+    assert!(wait_for(Duration::from_secs(10), || d.dests().len() == 2).is_some());
     let before = d.listing();
 
     // Line 5 misses its value: keepalived would stop the whole daemon here (spec §2.9).
@@ -74,7 +74,7 @@ fn sighup_with_a_broken_file_keeps_serving() {
     );
     assert_eq!(d.listing(), before, "table unchanged");
     let url = format!("http://{vip}/");
-    let bodies: Vec<Option<String>> = (0..4).map(|_| curl(&url)).collect();
+    let bodies: Vec<Option<String>> = (0..4).map(|_| curl_get(&url)).collect();
     assert!(
         bodies.iter().all(|b| b.is_some()),
         "still serving: {bodies:?}"
@@ -87,7 +87,7 @@ fn sighup_with_a_broken_file_keeps_serving() {
     assert!(conns_before > 0, "{}", d.listing());
     d.reload(&conf(vip, &rs[..1]));
     assert!(
-        wait_until(Duration::from_secs(10), || d.dests().len() == 1).is_some(),
+        wait_for(Duration::from_secs(10), || d.dests().len() == 1).is_some(),
         "{}\n{}",
         d.listing(),
         d.log_text()
@@ -100,20 +100,20 @@ fn sighup_with_a_broken_file_keeps_serving() {
 
 #[test]
 fn sighup_removing_a_server_drains_it_without_resetting_connections() {
-    skip_unless_ready!();
-    let dir = TempDir::new("drain");
+    require!("nginx", "curl");
+    let dir = tempdir("drain");
     let (vip, rs) = ("127.0.27.1:8080", ["127.0.27.11:8081", "127.0.27.12:8081"]);
-    let a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
-    let b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
+    let a = start_nginx(dir.path(), &[Site::new(sa(rs[0]), "A\n")], None);
+    let b = start_nginx(dir.path(), &[Site::new(sa(rs[1]), "B\n")], None);
     // 24 MB at 3 MB/s: the download lasts ~8 s, well past the reload.
     const SIZE: usize = 24 * 1024 * 1024;
     let big: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
-    std::fs::write(a.root.join("big"), &big).unwrap();
-    std::fs::write(b.root.join("big"), &big).unwrap();
-    let d = Rvsd::start(&dir.0, &conf(vip, &rs), &["--drain-time", "60"]);
-    assert!(wait_until(Duration::from_secs(10), || d.dests().len() == 2).is_some());
+    std::fs::write(a.root(0).join("big"), &big).unwrap();
+    std::fs::write(b.root(0).join("big"), &big).unwrap();
+    let d = start_keepalived(dir.path(), &conf(vip, &rs), &["--drain-time", "60"]);
+    assert!(wait_for(Duration::from_secs(10), || d.dests().len() == 2).is_some());
 
-    let out = dir.0.join("download");
+    let out = dir.path().join("download");
     let url = format!("http://{vip}/big");
     let mut dl = Command::new("curl")
         .args(["-s", "--limit-rate", "3M", "--max-time", "40", "-o"])
@@ -124,7 +124,7 @@ fn sighup_removing_a_server_drains_it_without_resetting_connections() {
         .expect("curl");
     // The real server carrying the download is the one with an active connection.
     let mut busy = None;
-    wait_until(Duration::from_secs(5), || {
+    wait_for(Duration::from_secs(5), || {
         busy = d.dests().into_iter().find(|x| x.2 > 0).map(|x| x.0);
         busy.is_some()
     });
@@ -136,7 +136,7 @@ fn sighup_removing_a_server_drains_it_without_resetting_connections() {
     let t0 = Instant::now();
     d.reload(&conf(vip, &[keep]));
     // Drained, not deleted: still listed with weight 0 while the download runs.
-    let drained = wait_until(Duration::from_secs(5), || d.weight(sa(&busy)) == Some(0));
+    let drained = wait_for(Duration::from_secs(5), || d.weight(sa(&busy)) == Some(0));
     let listed_at_0 = d.listing();
     assert!(
         drained.is_some(),
@@ -146,7 +146,10 @@ fn sighup_removing_a_server_drains_it_without_resetting_connections() {
     // New connections go to the remaining server only.
     let keep_body = if keep == rs[0] { "A\n" } else { "B\n" };
     for _ in 0..3 {
-        assert_eq!(curl(&format!("http://{vip}/")).as_deref(), Some(keep_body));
+        assert_eq!(
+            curl_get(&format!("http://{vip}/")).as_deref(),
+            Some(keep_body)
+        );
     }
     let res = dl.wait_with_output().expect("curl output");
     let took = t0.elapsed();
@@ -170,7 +173,7 @@ fn sighup_removing_a_server_drains_it_without_resetting_connections() {
     assert_eq!(got as usize, SIZE, "complete download");
     assert_eq!(std::fs::read(&out).unwrap(), big, "intact download");
     // Its connections have ended: the drained server is deleted (well before --drain-time).
-    let gone = wait_until(Duration::from_secs(10), || d.weight(sa(&busy)).is_none());
+    let gone = wait_for(Duration::from_secs(10), || d.weight(sa(&busy)).is_none());
     assert!(
         gone.is_some(),
         "deleted after the drain:\n{}\n{}",
@@ -186,22 +189,22 @@ fn sighup_removing_a_server_drains_it_without_resetting_connections() {
 
 #[test]
 fn sighup_applies_only_the_differences() {
-    skip_unless_ready!();
-    let dir = TempDir::new("diff");
+    require!("nginx", "curl");
+    let dir = tempdir("diff");
     let (vip, rs) = ("127.0.28.1:8080", ["127.0.28.11:8081", "127.0.28.12:8081"]);
-    let _a = Nginx::start(&dir.0, sa(rs[0]), "A\n");
-    let _b = Nginx::start(&dir.0, sa(rs[1]), "B\n");
-    let d = Rvsd::start(&dir.0, &conf_w(vip, &[(rs[0], 1)]), &[]);
-    assert!(wait_until(Duration::from_secs(10), || d.dests().len() == 1).is_some());
+    let _a = start_nginx(dir.path(), &[Site::new(sa(rs[0]), "A\n")], None);
+    let _b = start_nginx(dir.path(), &[Site::new(sa(rs[1]), "B\n")], None);
+    let d = start_keepalived(dir.path(), &conf_w(vip, &[(rs[0], 1)]), &[]);
+    assert!(wait_for(Duration::from_secs(10), || d.dests().len() == 1).is_some());
     let url = format!("http://{vip}/");
     for _ in 0..3 {
-        assert_eq!(curl(&url).as_deref(), Some("A\n"));
+        assert_eq!(curl_get(&url).as_deref(), Some("A\n"));
     }
     let conns = d.conns(sa(rs[0])).expect("listed");
     // A new real server and a new weight for the old one: the new one is added as at
     // start-up, the old one is edited in place (its counters survive).
     d.reload(&conf_w(vip, &[(rs[0], 3), (rs[1], 1)]));
-    let t = wait_until(Duration::from_secs(10), || {
+    let t = wait_for(Duration::from_secs(10), || {
         d.weight(sa(rs[0])) == Some(3) && d.weight(sa(rs[1])) == Some(1)
     });
     assert!(t.is_some(), "{}\n{}", d.listing(), d.log_text());

@@ -11,139 +11,21 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use rvs_lab::{require_root, socat_transfer, Netns, NsChild, SelftestMode};
+use common::{wait_plane_ready, Adm, Rvsd};
+use rvs_lab::{require_root, socat_transfer, Netns, SelftestMode};
 
-/// rvsd running in a namespace; SIGTERM + wait on [`Rvsd::stop`], killed on drop otherwise.
-struct Rvsd {
-    child: Option<NsChild>,
-    socket: PathBuf,
-}
-
-impl Rvsd {
-    fn start(ns: &Netns, dir: &Path, ifaces: &[&str], extra: &[&str]) -> Rvsd {
-        let socket = dir.join("rvsd.sock");
-        let mut args: Vec<String> = vec![
-            "--socket".into(),
-            socket.display().to_string(),
-            "--metrics-listen".into(),
-            "off".into(),
-            "--workers".into(),
-            "1".into(),
-            "--drain-time".into(),
-            "0".into(),
-        ];
-        for i in ifaces {
-            args.push("--interface".into());
-            args.push((*i).into());
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = ns
-            .cmd(env!("CARGO_BIN_EXE_rvsd"))
-            .args(&args)
-            .env("RUST_LOG", "info")
-            .spawn_captured()
-            .expect("spawn rvsd");
-        let mut r = Rvsd {
-            child: Some(child),
-            socket,
-        };
-        let start = Instant::now();
-        for _ in 0..200 {
-            if r.socket.exists() && r.adm(&["-L", "-n"]).0 == 0 {
-                return r;
-            }
-            let running = r.child.as_mut().is_some_and(|c| c.is_running());
-            if !running || start.elapsed() > Duration::from_secs(20) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let err = r.stop();
-        panic!("rvsd did not come up:\n{err}");
+/// rvsd with the packet plane on `ifaces` in `ns` (`--drain-time 0`), its socket and log in
+/// `dir`.
+fn start(ns: &Netns, dir: &Path, ifaces: &[&str], extra: &[&str]) -> Rvsd {
+    let mut args = vec!["--drain-time", "0"];
+    for i in ifaces {
+        args.extend(["--interface", i]);
     }
-
-    /// Runs rvsadm with `args` against this rvsd; (exit code, stdout, stderr).
-    fn adm(&self, args: &[&str]) -> (i32, String, String) {
-        let a = common::rvsadm_lib(&self.socket, args, "");
-        (a.code, a.out, a.err)
-    }
-
-    fn adm_ok(&self, line: &str) {
-        let line = line.strip_prefix("rvsadm ").unwrap_or(line);
-        let args: Vec<&str> = line.split_whitespace().collect();
-        let (code, out, err) = self.adm(&args);
-        assert_eq!(code, 0, "rvsadm {line}: {out}{err}");
-    }
-
-    /// Checks (with a bounded wait) that the plane caught up with the table: the nft guard
-    /// lists `vip` and the kernel resolved every real server's MAC. rvsadm returns only once
-    /// rvsd applied the change, so this should hold at once.
-    fn wait_ready(&self, ns: &Netns, vip: &str, rips: &[String]) {
-        for _ in 0..100 {
-            let guard = ns
-                .cmd("nft")
-                .args(["list", "table", "netdev", "rvs"])
-                .run()
-                .unwrap_or_default();
-            let neigh = ns.cmd("ip").args(["neigh"]).run().unwrap_or_default();
-            let resolved = rips.iter().all(|r| {
-                neigh
-                    .lines()
-                    .any(|l| l.starts_with(&format!("{r} ")) && l.contains("lladdr"))
-            });
-            if guard.contains(vip) && resolved {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("rvsd did not apply the table to the guard / neighbours within 10 s");
-    }
-
-    /// `Conns InPkts OutPkts` of the service line of `rvsadm -L -n --stats` starting with
-    /// `prefix` (e.g. `TCP  10.100.0.1:80`).
-    fn stats(&self, prefix: &str) -> (u64, u64, u64) {
-        let (code, out, err) = self.adm(&["-L", "-n", "--stats"]);
-        assert_eq!(code, 0, "{err}");
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"));
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .skip(2)
-            .take(3)
-            .map(|x| x.parse().unwrap_or_else(|_| panic!("{line}")))
-            .collect();
-        (f[0], f[1], f[2])
-    }
-
-    /// SIGTERM, then waits for the exit; returns what rvsd logged.
-    fn stop(&mut self) -> String {
-        let Some(child) = self.child.take() else {
-            return String::new();
-        };
-        if let Some(pid) = child.pid() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        match child.wait_output(Duration::from_secs(20)) {
-            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-            Err(e) => format!("rvsd did not stop: {e}"),
-        }
-    }
-}
-
-impl Drop for Rvsd {
-    fn drop(&mut self) {
-        let log = self.stop();
-        if std::thread::panicking() {
-            eprintln!("--- rvsd log ---\n{log}");
-        }
-    }
+    args.extend_from_slice(extra);
+    Rvsd::start_in(common::RVSD, Some(ns), dir, &args)
 }
 
 /// curl with a few bounded retries (the first packets of a lab may meet an unresolved
@@ -162,12 +44,7 @@ fn curl(ns: &Netns, url: &str) -> String {
 /// Puts `bytes` as `/name` on every real server's nginx (started by `start_nginx`).
 fn publish(t: &rvs_lab::Topology, name: &str, bytes: &[u8]) {
     for rs in t.real_servers() {
-        let dir = t
-            .lab()
-            .workdir()
-            .join(format!("nginx-{}-{}", rs.ns.name(), t.port))
-            .join("html");
-        std::fs::write(dir.join(name), bytes).expect("write page");
+        std::fs::write(rs.ns.nginx_root(t.port).join(name), bytes).expect("write page");
     }
 }
 
@@ -222,17 +99,17 @@ fn nat_lab_round_robin_snat_and_stats() {
     let client = t.client().ns.clone();
     // Two workers per interface: the PACKET_FANOUT path (a flow's two directions arrive on
     // different interfaces, so at different workers sharing the one director).
-    let mut rvsd = Rvsd::start(
+    let mut rvsd = start(
         &director,
         t.lab().workdir(),
         &["eth0", "eth1"],
         &["--packet-workers", "2"],
     );
     for c in t.rvsadm_commands() {
-        rvsd.adm_ok(&c);
+        rvsd.line(&c);
     }
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &t.vip.to_string(), &rips);
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
     assert!(guard_present(&director), "nft guard missing");
     let url = format!("http://{}:{}/", t.vip, t.port);
     // Warm up (one connection), then four in a row must alternate.
@@ -258,11 +135,11 @@ fn nat_lab_round_robin_snat_and_stats() {
     // NAT keeps the client address toward the real server.
     let who = curl(&client, &format!("http://{}:{}/whoami", t.vip, t.port));
     assert_eq!(who.trim(), "10.1.0.2");
-    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {}:{}", t.vip, t.port));
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
     assert!(conns >= 7, "conns {conns}");
     assert!(inpkts >= 6 * 3, "inpkts {inpkts}");
     assert!(outpkts >= 6 * 2, "outpkts {outpkts}");
-    let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+    let Adm { code, out, .. } = rvsd.adm(&["-L", "-n", "-c"]);
     assert_eq!(code, 0);
     assert!(out.contains("10.1.0.2"), "-Lnc shows the client:\n{out}");
     let log = rvsd.stop();
@@ -282,12 +159,12 @@ fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
     let rs = t.real_servers()[0].ns.clone();
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["veth10", "veth12"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["veth10", "veth12"], &[]);
     for c in t.rvsadm_commands() {
-        rvsd.adm_ok(&c);
+        rvsd.line(&c);
     }
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &t.vip.to_string(), &rips);
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
     let payload = random_bytes(32);
     let mut got = Vec::new();
     for _ in 0..3 {
@@ -301,7 +178,7 @@ fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
         }
     }
     assert_eq!(got, payload, "{tag}: bytes differ");
-    rvsd.stats(&format!("TCP  {}:{}", t.vip, t.port))
+    rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port))
 }
 
 #[test]
@@ -349,18 +226,18 @@ fn fullnat_lab_real_server_sees_local_address() {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     for c in t.rvsadm_commands() {
-        rvsd.adm_ok(&c);
+        rvsd.line(&c);
     }
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &t.vip.to_string(), &rips);
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
     let base = format!("http://{}:{}/", t.vip, t.port);
     let who = curl(&client, &format!("{base}whoami"));
     assert_eq!(who.trim(), t.laddrs[0].to_string());
     let pages: Vec<String> = (0..2).map(|_| curl(&client, &base)).collect();
     assert_ne!(pages[0], pages[1], "rr over both real servers: {pages:?}");
-    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {}:{}", t.vip, t.port));
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
     assert!(
         conns >= 3 && inpkts >= 9 && outpkts >= 6,
         "{conns} {inpkts} {outpkts}"
@@ -378,16 +255,9 @@ fn fwmark_service_with_persistence_joins_ports() {
         return;
     }
     let mut t = rvs_lab::nat("ppfwm").expect("nat lab");
+    // nginx listens on 80 and 443 (Topology::nginx_ports).
     t.start_nginx().expect("nginx");
-    let servers: Vec<(String, Netns)> = t
-        .real_servers()
-        .iter()
-        .map(|n| (n.role.clone(), n.ns.clone()))
-        .collect();
-    for (role, ns) in servers {
-        let child = ns.nginx(&role, 443).expect("nginx on 443");
-        t.lab_mut().own(child);
-    }
+    assert_eq!(t.nginx_ports(), [80, 443]);
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
     let vip = t.vip;
@@ -402,13 +272,13 @@ fn fwmark_service_with_persistence_joins_ports() {
         .args(["-f", rules_file.to_str().expect("utf-8 path")])
         .run()
         .expect("nft mark rule");
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
-    rvsd.adm_ok("-A -f 6666 -s rr -p 60");
+    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    rvsd.line("-A -f 6666 -s rr -p 60");
     for rip in t.rips() {
-        rvsd.adm_ok(&format!("-a -f 6666 -r {rip} -m"));
+        rvsd.line(&format!("-a -f 6666 -r {rip} -m"));
     }
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &vip.to_string(), &rips);
+    wait_plane_ready(&director, &vip.to_string(), &rips);
     let mut pages = Vec::new();
     for _ in 0..3 {
         pages.push(curl(&client, &format!("http://{vip}:80/")));
@@ -418,10 +288,10 @@ fn fwmark_service_with_persistence_joins_ports() {
         pages.iter().all(|p| p == &pages[0]),
         "one real server for both ports: {pages:?}"
     );
-    let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+    let Adm { code, out, .. } = rvsd.adm(&["-L", "-n", "-c"]);
     assert_eq!(code, 0);
     assert!(out.contains(":443"), "-Lnc lists the 443 flows:\n{out}");
-    let (conns, inpkts, outpkts) = rvsd.stats("FWM  6666");
+    let (conns, inpkts, outpkts) = rvsd.service_stats("FWM  6666");
     assert!(
         conns >= 6 && inpkts > 0 && outpkts > 0,
         "{conns} {inpkts} {outpkts}"
@@ -440,12 +310,12 @@ fn real_server_quiesced_then_deleted_under_traffic() {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     for c in t.rvsadm_commands() {
-        rvsd.adm_ok(&c);
+        rvsd.line(&c);
     }
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &t.vip.to_string(), &rips);
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
     let vip = format!("{}:{}", t.vip, t.port);
     let base = format!("http://{vip}/");
     let big = random_bytes(300_000);
@@ -457,7 +327,7 @@ fn real_server_quiesced_then_deleted_under_traffic() {
     // Find its real server in the connection table (bounded wait).
     let mut victim = None;
     for _ in 0..50 {
-        let (_, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+        let Adm { out, .. } = rvsd.adm(&["-L", "-n", "-c"]);
         if let Some(l) = out.lines().find(|l| l.contains("ESTABLISHED")) {
             victim = l.split_whitespace().last().map(String::from);
             break;
@@ -478,7 +348,7 @@ fn real_server_quiesced_then_deleted_under_traffic() {
             .map(|n| format!("{}\n", n.role))
             .expect("known real server")
     };
-    rvsd.adm_ok(&format!("-e -t {vip} -r {victim} -m -w 0"));
+    rvsd.line(&format!("-e -t {vip} -r {victim} -m -w 0"));
     for _ in 0..4 {
         assert_eq!(
             curl(&client, &base),
@@ -492,11 +362,11 @@ fn real_server_quiesced_then_deleted_under_traffic() {
         "the quiesced server's transfer finished intact ({} bytes)",
         got.len()
     );
-    rvsd.adm_ok(&format!("-d -t {vip} -r {victim}"));
+    rvsd.line(&format!("-d -t {vip} -r {victim}"));
     for _ in 0..3 {
         assert_eq!(curl(&client, &base), page_of(&other));
     }
-    let (_, out, _) = rvsd.adm(&["-L", "-n"]);
+    let Adm { out, .. } = rvsd.adm(&["-L", "-n"]);
     assert!(!out.contains(&victim), "deleted:\n{out}");
 }
 
@@ -507,16 +377,16 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool) {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0"], &[]);
     for c in t.rvsadm_commands() {
-        rvsd.adm_ok(&c);
+        rvsd.line(&c);
     }
     let rips: Vec<String> = if on_link {
         t.rips().iter().map(|r| r.to_string()).collect()
     } else {
         Vec::new()
     };
-    rvsd.wait_ready(&director, &t.vip.to_string(), &rips);
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
     let base = format!("http://{}:{}/", t.vip, t.port);
     let pages: Vec<String> = (0..4).map(|_| curl(&client, &base)).collect();
     for w in pages.windows(2) {
@@ -524,7 +394,7 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool) {
     }
     let who = curl(&client, &format!("{base}whoami"));
     assert_eq!(who.trim(), client_addr);
-    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {}:{}", t.vip, t.port));
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
     assert!(conns >= 5 && inpkts >= 15, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "replies bypass the director");
 }
@@ -597,17 +467,17 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
     let director = t.director().ns.clone();
     let director_mac = t.director().iface("eth0").expect("director eth0").mac;
     let client = t.client().ns.clone();
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
     let usvc = format!("[{}]:{UDP_PORT}", v6.vip);
-    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
-    rvsd.adm_ok(&format!("-A -u {usvc} -s rr"));
+    rvsd.line(&format!("-A -t {tsvc} -s rr"));
+    rvsd.line(&format!("-A -u {usvc} -s rr"));
     for rip in &v6.rips {
-        rvsd.adm_ok(&format!("-a -t {tsvc} -r [{rip}]:{} -m", t.port));
-        rvsd.adm_ok(&format!("-a -u {usvc} -r [{rip}]:{UDP_PORT} -m"));
+        rvsd.line(&format!("-a -t {tsvc} -r [{rip}]:{} -m", t.port));
+        rvsd.line(&format!("-a -u {usvc} -r [{rip}]:{UDP_PORT} -m"));
     }
     let rips: Vec<String> = v6.rips.iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &v6.vip.to_string(), &rips);
+    wait_plane_ready(&director, &v6.vip.to_string(), &rips);
 
     let url = format!("http://[{}]:{}/", v6.vip, t.port);
     let first = curl(&client, &url);
@@ -651,7 +521,7 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
         "NAT keeps the client address"
     );
 
-    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
     assert!(conns >= 7, "conns {conns}");
     assert!(inpkts >= 7 * 3, "inpkts {inpkts}");
     assert!(outpkts >= 7 * 2, "outpkts {outpkts}");
@@ -666,13 +536,13 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
     for w in answers.windows(2) {
         assert_ne!(w[0], w[1], "rr must alternate over UDP: {answers:?}");
     }
-    let (uconns, uin, uout) = rvsd.stats(&format!("UDP  {usvc}"));
+    let (uconns, uin, uout) = rvsd.service_stats(&format!("UDP  {usvc}"));
     assert!(
         uconns >= 4 && uin >= 4 && uout >= 4,
         "UDP {uconns} {uin} {uout}"
     );
 
-    let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+    let Adm { code, out, .. } = rvsd.adm(&["-L", "-n", "-c"]);
     assert_eq!(code, 0);
     let lines = |proto: &str| {
         out.lines()
@@ -700,8 +570,8 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
     // guard (`rs6`). The real server must still resolve its gateway, the director, with a
     // multicast neighbour solicitation after forgetting it (the guard used to drop those).
     let vip2 = "fd00:1::101";
-    rvsd.adm_ok(&format!("-A -t [{vip2}]:0 -s rr -p 60"));
-    rvsd.adm_ok(&format!("-a -t [{vip2}]:0 -r {} -m", v6.rips[0]));
+    rvsd.line(&format!("-A -t [{vip2}]:0 -s rr -p 60"));
+    rvsd.line(&format!("-a -t [{vip2}]:0 -r {} -m", v6.rips[0]));
     let rs1 = &servers[0].1;
     rs1.cmd("ip")
         .args(["-6", "neigh", "flush", "dev", "eth0"])
@@ -780,15 +650,15 @@ fn fullnat_lab_ipv6_local_address_nd_and_stats() {
     let dirs = director.ip(["-6", "addr", "show"]).expect("ip -6 addr");
     assert!(!dirs.contains(lip), "{lip} must not be configured:\n{dirs}");
 
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
-    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
-    rvsd.adm_ok(&format!("--add-laddr -t {tsvc} -z {lip}"));
+    rvsd.line(&format!("-A -t {tsvc} -s rr"));
+    rvsd.line(&format!("--add-laddr -t {tsvc} -z {lip}"));
     for rip in &v6.rips {
-        rvsd.adm_ok(&format!("-a -t {tsvc} -r [{rip}]:{} --fullnat", t.port));
+        rvsd.line(&format!("-a -t {tsvc} -r [{rip}]:{} --fullnat", t.port));
     }
     let rips: Vec<String> = v6.rips.iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &v6.vip.to_string(), &rips);
+    wait_plane_ready(&director, &v6.vip.to_string(), &rips);
 
     let url = format!("http://[{}]:{}/", v6.vip, t.port);
     let who = curl(&client, &format!("{url}whoami"));
@@ -830,11 +700,11 @@ fn fullnat_lab_ipv6_local_address_nd_and_stats() {
         assert!(ok, "{}'s neighbour entry for {lip}: {n:?}", ns.name());
     }
 
-    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
     assert!(conns >= 8, "conns {conns}");
     assert!(inpkts >= 8 * 3, "inpkts {inpkts}");
     assert!(outpkts >= 8 * 2, "outpkts {outpkts}");
-    let (code, out, _) = rvsd.adm(&["-L", "-n", "-c"]);
+    let Adm { code, out, .. } = rvsd.adm(&["-L", "-n", "-c"]);
     assert_eq!(code, 0);
     let flows: Vec<&str> = out
         .lines()
@@ -898,14 +768,14 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
             .run()
             .expect("nft counters on the real server");
     }
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
-    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
+    rvsd.line(&format!("-A -t {tsvc} -s rr"));
     for rip in &v6.rips {
-        rvsd.adm_ok(&format!("-a -t {tsvc} -r {rip} -g"));
+        rvsd.line(&format!("-a -t {tsvc} -r {rip} -g"));
     }
     let rips: Vec<String> = v6.rips.iter().map(|r| r.to_string()).collect();
-    rvsd.wait_ready(&director, &v6.vip.to_string(), &rips);
+    wait_plane_ready(&director, &v6.vip.to_string(), &rips);
 
     let url = format!("http://[{}]:{}/", v6.vip, t.port);
     let pages: Vec<String> = (0..4).map(|_| curl(&client, &url)).collect();
@@ -944,7 +814,7 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
             ns.name()
         );
     }
-    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
     assert!(conns >= 5 && inpkts >= 5 * 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "DR replies bypass rvsd");
 }
@@ -969,14 +839,14 @@ fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
     let gue_port = t.gue_port.expect("TUN lab GUE port");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = Rvsd::start(&director, t.lab().workdir(), &["eth0"], &[]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0"], &[]);
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
-    rvsd.adm_ok(&format!("-A -t {tsvc} -s rr"));
+    rvsd.line(&format!("-A -t {tsvc} -s rr"));
     for rip in &v6.rips {
-        rvsd.adm_ok(&format!("-a -t {tsvc} -r [{rip}]:{} -i", t.port));
+        rvsd.line(&format!("-a -t {tsvc} -r [{rip}]:{} -i", t.port));
     }
     // The real servers are behind the router: nothing to resolve on the director's link.
-    rvsd.wait_ready(&director, &v6.vip.to_string(), &[]);
+    wait_plane_ready(&director, &v6.vip.to_string(), &[]);
 
     // (ipip, gre, gue) summed over the real servers' decapsulators.
     let decapped = |t: &rvs_lab::Topology| {
@@ -1000,7 +870,7 @@ fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
     for (kind, opts) in &kinds {
         if !opts.is_empty() {
             for rip in &v6.rips {
-                rvsd.adm_ok(&format!("-e -t {tsvc} -r [{rip}]:{} -i {opts}", t.port));
+                rvsd.line(&format!("-e -t {tsvc} -r [{rip}]:{} -i {opts}", t.port));
             }
         }
         let before = decapped(&t);
@@ -1032,7 +902,7 @@ fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
         );
         assert_eq!(others, 0, "{kind}: other encapsulations seen {delta:?}");
     }
-    let (conns, inpkts, outpkts) = rvsd.stats(&format!("TCP  {tsvc}"));
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
     assert!(
         conns >= requests && inpkts >= requests * 3,
         "{conns} {inpkts}"

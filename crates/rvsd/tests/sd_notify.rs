@@ -191,7 +191,7 @@ fn the_running_daemon_keeps_only_the_capabilities_it_needs() {
         return;
     }
     let dir = tempdir("caps");
-    let d = common::Rvsd::start(dir.path(), &["--workers", "2"]);
+    let d = common::start_rvsd(dir.path(), &["--workers", "2"]);
     d.table(&["-A -t 127.77.61.2:8080"]);
     let pid = std::fs::read_dir("/proc")
         .unwrap()

@@ -11,13 +11,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{curl, curl_ok, tempdir, wait_until, Nginx, Rvsd, Site};
+use common::{curl, curl_ok, start_nginx, start_rvsd, tempdir, wait_until, Nginx, Rvsd, Site};
 use serde_json::Value;
 
 /// A service `127.77.N.1:8080` (round robin, weights 1 and 2) over two nginx real servers,
 /// rvsd's HTTP listener on `127.77.N.1:9760`.
 fn start(dir: &std::path::Path, n: u8) -> (Nginx, Rvsd) {
-    let nginx = Nginx::start(
+    let nginx = start_nginx(
         dir,
         &[
             Site::named(&format!("127.77.{n}.11:8080"), "rs1"),
@@ -26,7 +26,7 @@ fn start(dir: &std::path::Path, n: u8) -> (Nginx, Rvsd) {
         None,
     );
     let vip = format!("127.77.{n}.1:8080");
-    let d = Rvsd::start(dir, &["--metrics-listen", &format!("127.77.{n}.1:9760")]);
+    let d = start_rvsd(dir, &["--metrics-listen", &format!("127.77.{n}.1:9760")]);
     d.table(&[
         &format!("-A -t {vip} -s rr"),
         &format!("-a -t {vip} -r 127.77.{n}.11:8080 -m"),

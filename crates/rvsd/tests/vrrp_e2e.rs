@@ -20,14 +20,13 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{Rvsd, RVSD};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rvs_lab::topo::HA_VIP;
 use rvs_lab::{Netns, NsChild, Topology};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 
 /// Which VRRP implementation runs on a director.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,11 +118,9 @@ struct Director {
     ns: Netns,
     dir: PathBuf,
     /// rvsd (the proxy plane, and VRRP when `Impl::Rvsd`).
-    rvsd: Option<Proc>,
+    rvsd: Option<Rvsd>,
     /// keepalived, when `Impl::Keepalived`.
     keepalived: Option<Proc>,
-    /// Control socket of the current rvsd.
-    socket: Option<PathBuf>,
     runs: u32,
 }
 
@@ -138,7 +135,6 @@ impl Director {
             dir,
             rvsd: None,
             keepalived: None,
-            socket: None,
             runs: 0,
         }
     }
@@ -162,34 +158,15 @@ impl Director {
             ),
         )
         .expect("write rules");
-        let log = self.dir.join(format!("rvsd-{}.log", self.runs));
-        let sock = self.dir.join(format!("rvsd-{}.sock", self.runs));
-        let mut cmd = format!(
-            "exec {RVSD} --socket {} --metrics-listen off --drain-time 0 --workers 1 --rules {}",
-            sock.display(),
-            rules.display()
-        );
+        // Each run in its own directory: a fresh control socket and log.
+        let run = self.dir.join(format!("run-{}", self.runs));
+        std::fs::create_dir_all(&run).expect("run directory");
+        let (rules, conf_arg) = (rules.display().to_string(), conf.display().to_string());
+        let mut args = vec!["--drain-time", "0", "--rules", &rules];
         if imp == Impl::Rvsd {
-            cmd.push_str(&format!(" --vrrp {}", conf.display()));
+            args.extend(["--vrrp", &conf_arg]);
         }
-        cmd.push_str(&format!(" 2>{}", log.display()));
-        let child = self
-            .ns
-            .cmd("sh")
-            .args(["-c", &cmd])
-            .env("RUST_LOG", "info")
-            .spawn()
-            .expect("spawn rvsd");
-        self.rvsd = Some(Proc {
-            child: Some(child),
-            log,
-        });
-        wait_until(
-            Duration::from_secs(10),
-            || sock.exists(),
-            "rvsd control socket",
-        );
-        self.socket = Some(sock);
+        self.rvsd = Some(Rvsd::start_in(RVSD, Some(&self.ns), &run, &args));
         if imp == Impl::Keepalived {
             let log = self.dir.join(format!("keepalived-{}.log", self.runs));
             let d = &self.dir;
@@ -229,15 +206,6 @@ impl Director {
             .signal(Signal::SIGHUP);
     }
 
-    /// The VRRP process (rvsd or keepalived).
-    fn vrrp_proc(&mut self) -> &mut Proc {
-        match (&mut self.keepalived, &mut self.rvsd) {
-            (Some(k), _) => k,
-            (None, Some(r)) => r,
-            (None, None) => panic!("{}: nothing running", self.name),
-        }
-    }
-
     /// Machine loss: the client-side link goes down (so no last advert leaves), then the VRRP
     /// process is SIGKILLed (keepalived: its VRRP child first, which would otherwise resign on
     /// its parent's death), then the rest stops.
@@ -246,7 +214,12 @@ impl Director {
             .ip(["link", "set", "eth0", "down"])
             .expect("link down");
         self.kill_keepalived_child();
-        self.vrrp_proc().kill();
+        // SIGKILL the VRRP process: keepalived, or rvsd (dropping the harness's handle kills
+        // its process group).
+        match &mut self.keepalived {
+            Some(k) => k.kill(),
+            None => self.rvsd = None,
+        }
         self.stop_all();
     }
 
@@ -279,15 +252,18 @@ impl Director {
             k.terminate();
         }
         if let Some(mut r) = self.rvsd.take() {
-            r.terminate();
+            r.stop();
         }
     }
 
     /// `rvsadm -L --vrrp` against this director's rvsd (rvsadm's library, so the test never
     /// runs a stale binary), bounded to 20 s: (exit status, stdout, stderr).
     fn rvsadm_vrrp(&self) -> (i32, String, String) {
-        let sock = self.socket.clone().expect("rvsd started");
-        let a = common::rvsadm_lib(&sock, &["-L", "--vrrp"], "");
+        let a = self
+            .rvsd
+            .as_ref()
+            .expect("rvsd started")
+            .adm(&["-L", "--vrrp"]);
         (a.code, a.out, a.err)
     }
 
@@ -300,7 +276,15 @@ impl Director {
 
     fn logs(&self) -> String {
         let mut s = String::new();
-        for p in [&self.rvsd, &self.keepalived].into_iter().flatten() {
+        if let Some(r) = &self.rvsd {
+            s.push_str(&format!(
+                "--- {} {}\n{}",
+                self.name,
+                r.log.display(),
+                r.log_text()
+            ));
+        }
+        if let Some(p) = &self.keepalived {
             s.push_str(&format!(
                 "--- {} {}\n{}",
                 self.name,
@@ -318,9 +302,8 @@ impl Drop for Director {
         if let Some(mut k) = self.keepalived.take() {
             k.kill();
         }
-        if let Some(mut r) = self.rvsd.take() {
-            r.kill();
-        }
+        // The harness's Rvsd is killed (SIGKILL to its process group) when dropped.
+        self.rvsd = None;
     }
 }
 
@@ -977,17 +960,10 @@ fn tshark_check(ns: &Netns, dir: &Path, src: Ipv4Addr, version: u8) {
 /// rvsd's adverts.
 #[test]
 fn interop_with_keepalived() {
-    if !rvs_lab::require_root("interop_with_keepalived") {
-        return;
-    }
-    if rvs_lab::NsCommand::host("keepalived")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "SKIP interop_with_keepalived: keepalived not installed (Debian package keepalived)"
-        );
+    if !common::require(
+        "interop_with_keepalived",
+        &["keepalived", "tshark", "nginx"],
+    ) {
         return;
     }
     let _g = serial();
@@ -1062,15 +1038,10 @@ fn interop_with_keepalived() {
 /// adverts.
 #[test]
 fn interop_with_keepalived_ipv6() {
-    if !rvs_lab::require_root("interop_with_keepalived_ipv6") {
-        return;
-    }
-    if rvs_lab::NsCommand::host("keepalived")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP interop_with_keepalived_ipv6: keepalived not installed");
+    if !common::require(
+        "interop_with_keepalived_ipv6",
+        &["keepalived", "tshark", "nginx"],
+    ) {
         return;
     }
     let _g = serial();
@@ -1145,15 +1116,10 @@ fn interop_with_keepalived_ipv6() {
 /// keepalived, both roles: one master, failover (SIGTERM) and failback.
 #[test]
 fn interop_unicast_with_keepalived() {
-    if !rvs_lab::require_root("interop_unicast_with_keepalived") {
-        return;
-    }
-    if rvs_lab::NsCommand::host("keepalived")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP interop_unicast_with_keepalived: keepalived not installed");
+    if !common::require(
+        "interop_unicast_with_keepalived",
+        &["keepalived", "tshark", "nginx"],
+    ) {
         return;
     }
     let _g = serial();

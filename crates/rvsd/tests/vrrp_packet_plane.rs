@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{Rvsd, RVSD};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rvs_lab::topo::{HA_DIP, HA_VIP};
 use rvs_lab::{MacAddr, Netns, NsChild, Topology};
 
-const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 const PORT: u16 = 80;
 
 /// Seconds since the epoch (the clock dumpcap stamps frames with).
@@ -51,13 +51,10 @@ fn epoch_now() -> f64 {
 
 /// One director: rvsd with the packet plane on both interfaces and VRRP.
 struct Director {
-    name: String,
     ns: Netns,
     /// MAC of its client-side `eth0`.
     mac: MacAddr,
-    child: Option<NsChild>,
-    socket: PathBuf,
-    log: PathBuf,
+    rvsd: Option<Rvsd>,
 }
 
 impl Director {
@@ -88,55 +85,35 @@ impl Director {
             ),
         )
         .expect("write rules");
-        let socket = dir.join("rvsd.sock");
-        let log = dir.join("rvsd.log");
-        let cmd = format!(
-            "exec {RVSD} --socket {} --metrics-listen off --drain-time 0 --workers 1 \
-             --interface eth0 --interface eth1 --rules {} --vrrp {} 2>{}",
-            socket.display(),
-            rules.display(),
-            conf.display(),
-            log.display()
+        let (rules, conf) = (rules.display().to_string(), conf.display().to_string());
+        let rvsd = Rvsd::start_in(
+            RVSD,
+            Some(&ns),
+            &dir,
+            &[
+                "--drain-time",
+                "0",
+                "--interface",
+                "eth0",
+                "--interface",
+                "eth1",
+                "--rules",
+                &rules,
+                "--vrrp",
+                &conf,
+            ],
         );
-        let child = ns
-            .cmd("sh")
-            .args(["-c", &cmd])
-            .env("RUST_LOG", "info")
-            .spawn()
-            .expect("spawn rvsd");
-        let mut d = Director {
-            name: role.into(),
+        Director {
             ns,
             mac,
-            child: Some(child),
-            socket,
-            log,
-        };
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            if d.socket.exists() && d.adm(&["-L", "-n"]).0 == 0 {
-                return d;
-            }
-            let running = d.child.as_mut().is_some_and(NsChild::is_running);
-            assert!(
-                running && Instant::now() < end,
-                "{role}: rvsd did not come up:\n{}",
-                d.log_text()
-            );
-            thread::sleep(Duration::from_millis(50));
+            rvsd: Some(rvsd),
         }
-    }
-
-    /// rvsadm (the library, over the control socket); (exit code, stdout, stderr).
-    fn adm(&self, args: &[&str]) -> (i32, String, String) {
-        let a = common::rvsadm_lib(&self.socket, args, "");
-        (a.code, a.out, a.err)
     }
 
     /// `Conns InPkts OutPkts` of the VIP's service line in `rvsadm -L -n --stats --exact`.
     fn stats(&self) -> (u64, u64, u64) {
-        let (code, out, err) = self.adm(&["-L", "-n", "--stats", "--exact"]);
-        assert_eq!(code, 0, "{}: rvsadm --stats: {err}", self.name);
+        let rvsd = self.rvsd.as_ref().expect("rvsd running");
+        let out = rvsd.ok(&["-L", "-n", "--stats", "--exact"]);
         let lines = common::parse_stats(&out);
         let n = common::stat(&lines, &format!("{HA_VIP}:{PORT}"), true).n;
         (n[0], n[1], n[2])
@@ -155,29 +132,12 @@ impl Director {
         for dev in ["eth0", "eth1"] {
             self.ns.ip(["link", "set", dev, "down"]).expect("link down");
         }
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        if let Some(c) = self.child.take() {
-            if let Some(pid) = c.pid().and_then(|p| i32::try_from(p).ok()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            let _ = c.wait_output(Duration::from_secs(5));
-        }
+        // Dropping the harness's Rvsd SIGKILLs its process group and reaps it.
+        self.rvsd = None;
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Director {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- {} rvsd log ---\n{}", self.name, self.log_text());
-        }
+        self.rvsd.as_ref().map(Rvsd::log_text).unwrap_or_default()
     }
 }
 

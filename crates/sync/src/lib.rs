@@ -4,6 +4,8 @@
 //! - [`wire`]: sizes, option types, defaults and `sync_maxlen` as the kernel computes it.
 //! - [`encode`]: the master's [`Encoder`], filling messages of version 0 or 1 up to
 //!   `sync_maxlen`, byte-compatible with the kernel's sync daemon.
+//! - [`outbox`]: the master's send queue, bounded by `sync_qlen_max`, flushing partial
+//!   messages after a short delay (never later than the kernel's 2 s).
 //! - [`decode`]: the backup's hardened decoder; every malformed datagram is reported with a
 //!   reason ([`DropReason`], [`SkipReason`]) and counted in [`RxStats`], never a panic.
 //!
@@ -11,10 +13,12 @@
 
 pub mod decode;
 pub mod encode;
+pub mod outbox;
 pub mod rx_stats;
 pub mod wire;
 
 pub use decode::{parse, DropReason, Message, RecordError, Records, SkipReason};
 pub use encode::{EncodeError, Encoder, Version};
+pub use outbox::{Outbox, TxStats};
 pub use rvs_core::sync::{SeqAdjust, SeqData, SyncConn};
 pub use rx_stats::RxStats;

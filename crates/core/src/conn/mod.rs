@@ -227,6 +227,9 @@ pub struct Conn {
     control: u32,
     n_control: u32,
     pe: u32,
+    /// Expiry time (ms, low 32 bits, rounded down to 4 ms) at the last sync, with the retries
+    /// done in its low 2 bits (`sync_endtime`); maintained by the sync master's rules.
+    pub sync_endtime: u32,
 }
 
 // The layout above is what the look-up cost rests on; keep it from drifting.
@@ -259,6 +262,7 @@ impl Conn {
             protocol: 0,
             state: 0,
             old_state: 0,
+            sync_endtime: 0,
         }
     }
     #[inline]
@@ -946,6 +950,7 @@ impl ConnTable {
             protocol: n.protocol,
             state: 0,
             old_state: 0,
+            sync_endtime: 0,
         };
         let i = if self.free_head != NIL {
             let i = self.free_head;
@@ -1449,6 +1454,71 @@ impl ConnTable {
             }
             None => false,
         }
+    }
+
+    /// Set entry `id`'s state and `old_state` as a sync backup does with a received record
+    /// (no counter moves: the INACTIVE bit decides those). Returns false if `id` is not live.
+    pub fn set_synced_state(&mut self, id: ConnId, state: u8) -> bool {
+        match self.get_mut(id) {
+            Some(c) => {
+                c.state = state;
+                c.old_state = state;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Replace the INACTIVE bit of a sync-created entry as a newer record says, moving its dest
+    /// between the active and inactive counters (`ip_vs_proc_conn` on an existing entry).
+    /// Templates only take the bit. Returns false if `id` is not live.
+    pub fn set_synced_inactive(
+        &mut self,
+        id: ConnId,
+        inactive: bool,
+        svc: &mut ServiceTable,
+    ) -> bool {
+        let Some(c) = self.get_mut(id) else {
+            return false;
+        };
+        let was = c.flags & flags::INACTIVE != 0;
+        if was == inactive {
+            return true;
+        }
+        c.flags ^= flags::INACTIVE;
+        let template = c.flags & flags::TEMPLATE != 0;
+        if let (false, Some(did)) = (template, c.dest()) {
+            if let Some(d) = svc.dests.get_mut(did) {
+                d.move_conn(!inactive);
+            }
+        }
+        true
+    }
+
+    /// Bind an unbound sync-created entry to `dest` (`ip_vs_try_bind_dest`): the forwarding
+    /// method and NOOUTPUT come from the dest, the entry keeps its INACTIVE bit, and the dest's
+    /// counters are bumped. Returns false if `id` is not live, already bound, or `dest` unknown.
+    pub fn bind_dest(&mut self, id: ConnId, dest: DestId, svc: &mut ServiceTable) -> bool {
+        let Some(c) = self.slab.get(id.0 as usize).filter(|c| c.live()) else {
+            return false;
+        };
+        if c.dest != NONE_REF {
+            return false;
+        }
+        let Some(d) = svc.dests.get_mut(dest) else {
+            return false;
+        };
+        let mut fl = c.flags & !(flags::FWD_MASK | flags::NOOUTPUT);
+        fl |= d.cfg.fwd.code();
+        if !d.cfg.fwd.sees_replies() {
+            fl |= flags::NOOUTPUT;
+        }
+        d.bind_conn(fl & flags::TEMPLATE != 0, fl & flags::INACTIVE != 0);
+        svc.load_changed(dest);
+        let c = &mut self.slab[id.0 as usize];
+        c.flags = fl;
+        c.dest = dest.0;
+        true
     }
 
     /// Set entry `id`'s timeout (e.g. a template's persistence timeout) without restarting it.

@@ -319,7 +319,7 @@ fn checkers(
 /// Map a configuration onto IPVS services, destination templates and health checks.
 ///
 /// VRRP instances are run by `rvsd::vrrp` from the same file. `notes` receives one line per
-/// configured feature rvsd accepts but does not act on (sync daemon, notify FIFOs, `ha_suspend`, …) so the operator is told, never left guessing.
+/// configured feature rvsd accepts but does not act on (notify FIFOs, `ha_suspend`, …) so the operator is told, never left guessing.
 /// Errors name what cannot run.
 pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
     let mut p = Plan {
@@ -331,12 +331,6 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
         ],
         ..Plan::default()
     };
-    if let Some(s) = &cfg.global.lvs_sync_daemon {
-        notes.push(format!(
-            "{}: lvs_sync_daemon is not supported by rvsd (no connection synchronisation)",
-            s.pos
-        ));
-    }
     // keepalived writes the LVS lines to both the general and the LVS FIFO (§2.7).
     for s in [&cfg.global.notify_fifo, &cfg.global.lvs_notify_fifo]
         .into_iter()

@@ -1,0 +1,111 @@
+//! The backup daemon's thread: receive, decode, apply to the shards.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rvs_control::model::DaemonConfig;
+use rvs_core::sync::{Applied, ApplySkip, SyncConn, SyncParams};
+use rvs_sync::{parse, Version};
+
+use super::{Counters, Shards};
+use crate::clock::Clock;
+use crate::shard;
+
+/// How long a receive waits before the thread looks at its stop flag again.
+const POLL: Duration = Duration::from_millis(100);
+
+pub(super) fn run(
+    sock: UdpSocket,
+    cfg: DaemonConfig,
+    params: SyncParams,
+    shards: Shards,
+    clock: Clock,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+) {
+    if let Err(e) = sock.set_read_timeout(Some(POLL)) {
+        tracing::warn!("sync backup: {e}");
+    }
+    // Larger than any UDP payload: a datagram is never cut, so its size field is checked
+    // against what was really sent.
+    let mut buf = vec![0u8; 65_536];
+    let mut recs: Vec<SyncConn> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::debug!("sync recv: {e}");
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        let dgram = &buf[..n];
+        let v0 = parse(dgram, cfg.syncid).is_ok_and(|m| m.version() == Version::V0);
+        counters
+            .rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .decode(dgram, cfg.syncid, |c| recs.push(c));
+        apply(&recs, v0, &params, &shards, &clock, &counters);
+        recs.clear();
+    }
+}
+
+/// Apply a datagram's records, taking each shard's lock once for its run of records.
+fn apply(
+    recs: &[SyncConn],
+    v0: bool,
+    params: &SyncParams,
+    shards: &Shards,
+    clock: &Clock,
+    counters: &Counters,
+) {
+    let mut i = 0;
+    while i < recs.len() {
+        let Some(s) = shards.for_record(&recs[i]) else {
+            counters.rx_no_shard.fetch_add(1, Ordering::Relaxed);
+            i += 1;
+            continue;
+        };
+        let mut g = shard::lock(&s);
+        g.director.sync.params.threshold = params.threshold;
+        let now = clock.now();
+        // Consecutive records of the same shard share the lock hold.
+        loop {
+            match g.director.apply_synced(&recs[i], v0, now) {
+                Ok(Applied::Created(_)) => {
+                    counters.rx_created.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Applied::Updated(_)) => {
+                    counters.rx_updated.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if let Some(k) = ApplySkip::ALL.iter().position(|x| *x == e) {
+                        counters
+                            .rx_skipped
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())[k] += 1;
+                    }
+                }
+            }
+            i += 1;
+            if i >= recs.len()
+                || !shards
+                    .for_record(&recs[i])
+                    .is_some_and(|n| Arc::ptr_eq(&n, &s))
+            {
+                break;
+            }
+        }
+    }
+}

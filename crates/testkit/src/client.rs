@@ -1,0 +1,180 @@
+//! Real clients: curl in the foreground, in the background (a long download), or in a bounded
+//! loop counting failures.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::proc::Proc;
+use rvs_lab::which;
+
+/// Run curl (`-sS --max-time 20` added); returns its output.
+///
+/// # Panics
+/// If curl is not installed (tests check with `require!` first).
+pub fn curl(args: &[&str]) -> Output {
+    let curl = which("curl").expect("curl installed (checked by require!)");
+    Command::new(curl)
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run curl")
+}
+
+/// curl that must succeed; returns stdout.
+///
+/// # Panics
+/// If curl fails.
+pub fn curl_ok(args: &[&str]) -> String {
+    let o = curl(args);
+    assert!(
+        o.status.success(),
+        "curl {args:?}: {:?} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 body")
+}
+
+/// One HTTP GET (`curl -s -f --max-time 3`): the body on success, `None` on any failure
+/// (connection refused or reset, timeout, HTTP error).
+pub fn curl_get(url: &str) -> Option<String> {
+    let out = Command::new(which("curl")?)
+        .args(["-s", "-f", "--max-time", "3", url])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A background curl (e.g. a long download), killed on drop if still running.
+pub struct Download {
+    proc: Proc,
+    out: PathBuf,
+}
+
+impl Download {
+    /// Start `curl -sS -o BODY -w '%{http_code} %{size_download}' args` writing its report
+    /// to `out` and the body to `body` (or /dev/null).
+    ///
+    /// # Panics
+    /// If curl is not installed.
+    pub fn start(out: &Path, body: Option<&Path>, args: &[&str]) -> Download {
+        let curl = which("curl").expect("curl installed (checked by require!)");
+        let mut cmd = Command::new(curl);
+        cmd.args(["-sS", "--max-time", "30", "-o"])
+            .arg(body.unwrap_or(Path::new("/dev/null")))
+            .args(["-w", "%{http_code} %{size_download}"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(out).expect("download report"))
+            .stderr(Stdio::null());
+        Download {
+            proc: Proc::spawn("curl", cmd),
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// Whether curl is still running.
+    pub fn running(&mut self) -> bool {
+        self.proc.try_status().is_none()
+    }
+
+    /// Wait for the download (at most `limit`); returns (curl's exit code, "code size").
+    pub fn finish_code(mut self, limit: Duration) -> (Option<i32>, String) {
+        let st = self.proc.wait_timeout(limit);
+        let report = std::fs::read_to_string(&self.out).unwrap_or_default();
+        (st.and_then(|s| s.code()), report)
+    }
+
+    /// Wait for the download (at most `limit`); returns (exit success, "code size").
+    pub fn finish(mut self, limit: Duration) -> (bool, String) {
+        let st = self.proc.wait_timeout(limit);
+        let report = std::fs::read_to_string(&self.out).unwrap_or_default();
+        (st.is_some_and(|s| s.success()), report)
+    }
+}
+
+/// A client requesting a URL in the background with [`curl_get`], counting failures; bounded
+/// in count and time.
+pub struct ClientLoop {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<(u32, u32)>>,
+}
+
+impl ClientLoop {
+    /// Start requesting `url` (at most `max` requests, 20 ms apart).
+    pub fn start(url: &str, max: u32) -> ClientLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let url = url.to_string();
+        let handle = std::thread::spawn(move || {
+            let (mut n, mut failed) = (0, 0);
+            while n < max && !s.load(Ordering::Relaxed) {
+                n += 1;
+                if curl_get(&url).is_none() {
+                    failed += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (n, failed)
+        });
+        ClientLoop {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop; (requests, failed).
+    pub fn finish(mut self) -> (u32, u32) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .map(|h| h.join().unwrap_or((0, 0)))
+            .unwrap_or((0, 0))
+    }
+}
+
+impl Drop for ClientLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Write `n` bytes of a fixed non-repeating-per-block pattern (so a truncated or reordered
+/// download would be noticed by size and content).
+///
+/// # Panics
+/// If the file cannot be written.
+pub fn write_pattern(path: &Path, n: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create big file"));
+    let mut block = [0u8; 4096];
+    let mut left = n;
+    let mut i: u32 = 0;
+    while left > 0 {
+        for (j, b) in block.iter_mut().enumerate() {
+            *b = (i.wrapping_mul(31).wrapping_add(j as u32) % 251) as u8;
+        }
+        let k = left.min(block.len());
+        f.write_all(&block[..k]).expect("write big file");
+        left -= k;
+        i += 1;
+    }
+    f.flush().expect("flush big file");
+}
+
+/// Print a measurement so it shows in the test output (`--nocapture`) and CI logs.
+pub fn report(test: &str, what: &str) {
+    let mut e = std::io::stderr();
+    let _ = writeln!(e, "[{test}] {what}");
+}

@@ -1,0 +1,77 @@
+//! # rvs-testkit: the end-to-end test harness
+//!
+//! One place for what every end-to-end test of rvs needs, so the tests read as scenarios:
+//!
+//! * [`Rvsd`]: the daemon as a real process — on the host's loopback or inside an rvs-lab
+//!   namespace, with rvsadm commands, a `keepalived.conf`, or `--interface` packet-plane
+//!   options — its control socket and log in the test's directory, driven with rvsadm's own
+//!   code ([`rvsadm_lib`]).
+//! * [`start_nginx`]: nginx real servers (rvs-lab's [`Nginx`], the one launcher the labs use
+//!   too).
+//! * [`curl`], [`curl_ok`], [`curl_get`], [`Download`], [`ClientLoop`]: real clients.
+//! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
+//! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
+//! * [`require!`], [`require_root`], [`check_tools`]: skip without root or a program, but
+//!   fail under CI or (for a missing program) as root.
+//!
+//! Every process dies with its guard (also when the test panics), every wait is bounded.
+
+pub mod client;
+pub mod listing;
+pub mod proc;
+pub mod rvsd;
+pub mod wait;
+
+pub use client::{curl, curl_get, curl_ok, report, write_pattern, ClientLoop, Download};
+pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};
+pub use proc::{run_bounded, Proc};
+pub use rvs_lab::{
+    check_tools, in_ci, is_root, require, require_root, which, Listen, Netns, Nginx, Site,
+};
+pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
+pub use wait::{tempdir, wait_for, wait_until};
+
+use std::path::Path;
+
+/// Skip the test (with the reason on stderr) unless every program in the list is installed;
+/// fails instead under CI or as root ([`check_tools`]).
+#[macro_export]
+macro_rules! require {
+    ($($prog:expr),+ $(,)?) => {
+        if let Err(why) = $crate::check_tools(&[$($prog),+]) {
+            eprintln!("SKIP: {why}");
+            return;
+        }
+    };
+}
+
+/// Starts nginx on the host serving `sites` (files in `dir/nginx-<first site>/`); `big`
+/// writes `/big.bin` of that many bytes into every site's root. Returns once every site
+/// accepts connections.
+///
+/// # Panics
+/// If nginx cannot start (the test checked with [`require!`] that it is installed).
+pub fn start_nginx(dir: &Path, sites: &[Site], big: Option<usize>) -> Nginx {
+    start_nginx_in(None, dir, sites, big)
+}
+
+/// [`start_nginx`] inside a namespace (`None`: the host).
+///
+/// # Panics
+/// If nginx cannot start.
+pub fn start_nginx_in(ns: Option<&Netns>, dir: &Path, sites: &[Site], big: Option<usize>) -> Nginx {
+    let first = sites.first().expect("at least one site");
+    let tag = match first.listen {
+        Listen::Port(p) => format!("port-{p}"),
+        Listen::Addr(a) => format!("{}-{}", a.ip(), a.port()),
+    };
+    let dir = dir.join(format!("nginx-{tag}"));
+    if let Some(n) = big {
+        for s in sites {
+            let root = rvs_lab::nginx::site_root(&dir, s);
+            std::fs::create_dir_all(&root).expect("nginx root");
+            write_pattern(&root.join("big.bin"), n);
+        }
+    }
+    Nginx::start(ns, &dir, sites).unwrap_or_else(|e| panic!("nginx: {e}"))
+}
