@@ -1,0 +1,480 @@
+//! Connection synchronisation end to end (issue 11): a director failover loses no established
+//! connection.
+//!
+//! rvs-lab's HA pair with four real servers: the client 10.1.0.2 and the directors' `eth0`
+//! (10.1.0.11, 10.1.0.12) on one bridge, the directors' `eth1` (10.2.0.2, 10.2.0.3) and the
+//! real servers rs1..rs4 (10.2.0.11..14, each a socat TCP echo server on port 9000) on another;
+//! the real servers' default route is the floating DIP 10.2.0.1. Two real `rvsd` processes,
+//! each with the AF_PACKET plane on both interfaces, configured only by a keepalived.conf
+//! (`-f`): one VRRP instance that owns the VIP 10.1.0.100 on `eth0` and the DIP on `eth1`
+//! (priorities 150 / 100), a NAT virtual server VIP:9000 with `rr` over the four real
+//! servers, and — in the synced run — `lvs_sync_daemon eth1 VI_SYNC` in `global_defs`.
+//!
+//! N long-lived TCP connections (one thread each, from the client's namespace) send a line
+//! every 100 ms and wait for its echo. Once the BACKUP lists every connection (`-Lnc`, so the
+//! sync stream carried them), the MASTER's machine is lost (both links down, rvsd SIGKILLed);
+//! the BACKUP takes the VIP and DIP. With sync, every connection gets its echoes back through
+//! the new MASTER: no reset, no end of stream, and the new MASTER counts their packets. The
+//! same run without `lvs_sync_daemon` shows the loss (the new MASTER has no entry for a
+//! mid-stream segment and does not schedule it), so the test can fail.
+//!
+//! Root only (CI runs it as root). Needs `ip`, `nft` and `socat` (Debian `iproute2 nftables
+//! socat`). Every wait is bounded; the lab, the echo servers, the client threads and rvsd are
+//! torn down on drop, also when the test panics.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rvs_lab::topo::{BuildOptions, LabKind, HA_DIP, HA_VIP};
+use rvs_lab::{Lab, Netns, NsChild, Proto, Topology};
+
+const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+const PORT: u16 = 9000;
+const REAL_SERVERS: u8 = 4;
+
+/// One director: rvsd with the packet plane on both interfaces, run from keepalived.conf.
+struct Director {
+    name: String,
+    ns: Netns,
+    child: Option<NsChild>,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Director {
+    fn start(topo: &Topology, role: &str, priority: u8, sync: bool) -> Director {
+        let node = topo.node(role).expect("director node");
+        let ns = node.ns.clone();
+        let dir = topo.lab().workdir().join(role);
+        std::fs::create_dir_all(&dir).expect("director workdir");
+        let conf = dir.join("keepalived.conf");
+        let sync_line = if sync {
+            "    lvs_sync_daemon eth1 VI_SYNC\n"
+        } else {
+            ""
+        };
+        let mut rs = String::new();
+        for i in 0..REAL_SERVERS {
+            rs.push_str(&format!(
+                "    real_server 10.2.0.{} {PORT} {{\n        weight 1\n    }}\n",
+                11 + i
+            ));
+        }
+        std::fs::write(
+            &conf,
+            format!(
+                "global_defs {{\n    vrrp_garp_master_delay 1\n{sync_line}}}\n\
+                 vrrp_instance VI_SYNC {{\n    state BACKUP\n    interface eth0\n    \
+                 virtual_router_id 63\n    priority {priority}\n    advert_int 1\n    \
+                 virtual_ipaddress {{\n        {HA_VIP}/24 dev eth0 label eth0:1\n        \
+                 {HA_DIP}/24 dev eth1 label eth1:1\n    }}\n}}\n\
+                 virtual_server {HA_VIP} {PORT} {{\n    lb_algo rr\n    lb_kind NAT\n    \
+                 protocol TCP\n{rs}}}\n"
+            ),
+        )
+        .expect("write keepalived.conf");
+        let socket = dir.join("rvsd.sock");
+        let log = dir.join("rvsd.log");
+        let cmd = format!(
+            "exec {RVSD} --socket {} --metrics-listen off --drain-time 0 --workers 1 \
+             --interface eth0 --interface eth1 -f {} 2>{}",
+            socket.display(),
+            conf.display(),
+            log.display()
+        );
+        let child = ns
+            .cmd("sh")
+            .args(["-c", &cmd])
+            .env("RUST_LOG", "info")
+            .spawn()
+            .expect("spawn rvsd");
+        let mut d = Director {
+            name: role.into(),
+            ns,
+            child: Some(child),
+            socket,
+            log,
+        };
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if d.socket.exists() && d.adm(&["-L", "-n"]).0 == 0 {
+                return d;
+            }
+            let running = d.child.as_mut().is_some_and(NsChild::is_running);
+            assert!(
+                running && Instant::now() < end,
+                "{role}: rvsd did not come up:\n{}",
+                d.log_text()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// rvsadm (the library, over the control socket); (exit code, stdout, stderr).
+    fn adm(&self, args: &[&str]) -> (i32, String, String) {
+        let a = common::rvsadm_lib(&self.socket, args, "");
+        (a.code, a.out, a.err)
+    }
+
+    /// ESTABLISHED entries of the VIP's service in `-Lnc`.
+    fn established(&self) -> usize {
+        let (code, out, _) = self.adm(&["-L", "-n", "-c"]);
+        if code != 0 {
+            return 0;
+        }
+        let vip = format!("{HA_VIP}:{PORT}");
+        out.lines()
+            .filter(|l| l.contains("ESTABLISHED") && l.contains(&vip))
+            .count()
+    }
+
+    /// InPkts of the VIP's service (`-Ln --stats --exact`).
+    fn in_pkts(&self) -> u64 {
+        let (code, out, err) = self.adm(&["-L", "-n", "--stats", "--exact"]);
+        assert_eq!(code, 0, "{}: rvsadm --stats: {err}", self.name);
+        let lines = common::parse_stats(&out);
+        common::stat(&lines, &format!("{HA_VIP}:{PORT}"), true).n[1]
+    }
+
+    fn has_vip(&self) -> bool {
+        self.ns
+            .ip(["-4", "-o", "addr", "show", "dev", "eth0"])
+            .map(|s| s.contains(&format!("{HA_VIP}/24")))
+            .unwrap_or(false)
+    }
+
+    /// Machine loss: both links go down (no last advert, no more sync messages), then rvsd is
+    /// SIGKILLed and reaped.
+    fn crash(&mut self) {
+        for dev in ["eth0", "eth1"] {
+            self.ns.ip(["link", "set", dev, "down"]).expect("link down");
+        }
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(c) = self.child.take() {
+            if let Some(pid) = c.pid().and_then(|p| i32::try_from(p).ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = c.wait_output(Duration::from_secs(5));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Director {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            eprintln!("--- {} rvsd log ---\n{}", self.name, self.log_text());
+        }
+    }
+}
+
+/// What one client connection saw.
+#[derive(Debug, Default)]
+struct ConnLog {
+    /// When each echo came back.
+    echoes: Vec<Instant>,
+    /// How the connection ended early (reset, end of stream, connect failure).
+    error: Option<String>,
+}
+
+/// N client connections, each on its own thread: send `id:seq\n`, wait for the echo, pause
+/// 100 ms, repeat until stopped.
+struct Clients {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<ConnLog>>,
+}
+
+impl Clients {
+    fn start(client: &Netns, n: usize) -> Clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let vip = SocketAddr::from((HA_VIP, PORT));
+        // Sockets made inside the namespace stay there.
+        let streams: Vec<std::io::Result<TcpStream>> = client
+            .exec(move || {
+                (0..n)
+                    .map(|_| TcpStream::connect_timeout(&vip, Duration::from_secs(3)))
+                    .collect()
+            })
+            .expect("enter the client namespace");
+        let threads = streams
+            .into_iter()
+            .enumerate()
+            .map(|(id, s)| {
+                let stop = stop.clone();
+                thread::spawn(move || converse(id, s, &stop))
+            })
+            .collect();
+        Clients { stop, threads }
+    }
+
+    fn finish(mut self) -> Vec<ConnLog> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads
+            .drain(..)
+            .map(|t| t.join().unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn converse(id: usize, s: std::io::Result<TcpStream>, stop: &AtomicBool) -> ConnLog {
+    let mut log = ConnLog::default();
+    let mut s = match s {
+        Ok(s) => s,
+        Err(e) => {
+            log.error = Some(format!("connect: {e}"));
+            return log;
+        }
+    };
+    let _ = s.set_nodelay(true);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut seq = 0u64;
+    let mut got: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 256];
+    // Bounded: the test stops every client within its own bounded run.
+    while !stop.load(Ordering::Relaxed) {
+        let line = format!("{id}:{seq}\n");
+        if let Err(e) = s.write_all(line.as_bytes()) {
+            log.error = Some(format!("write: {e}"));
+            return log;
+        }
+        got.clear();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return log;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    log.error = Some("end of stream".into());
+                    return log;
+                }
+                Ok(k) => {
+                    got.extend_from_slice(&buf[..k]);
+                    if got.ends_with(b"\n") {
+                        break;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => {
+                    log.error = Some(format!("read: {e}"));
+                    return log;
+                }
+            }
+        }
+        if got != line.as_bytes() {
+            log.error = Some(format!(
+                "echo mismatch: {:?}",
+                String::from_utf8_lossy(&got)
+            ));
+            return log;
+        }
+        log.echoes.push(Instant::now());
+        seq += 1;
+        thread::sleep(Duration::from_millis(100));
+    }
+    log
+}
+
+/// Waits (bounded) until `pred` holds, sampling every 50 ms; false on timeout.
+fn wait(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Outcome of one failover run.
+struct Outcome {
+    n: usize,
+    /// Connections that echoed at least 5 times after the VIP moved and never failed.
+    survived: usize,
+    /// Their largest wait for the first echo after the VIP moved.
+    worst_gap: Duration,
+    failures: Vec<String>,
+    /// Entries the BACKUP listed before the failover.
+    backup_entries: usize,
+}
+
+fn failover(tag: &str, n: usize, sync: bool) -> Outcome {
+    let mut topo = Topology::build(
+        Lab::new(tag).expect("lab"),
+        LabKind::Ha,
+        BuildOptions {
+            real_servers: REAL_SERVERS,
+            ..BuildOptions::default()
+        },
+    )
+    .expect("HA topology");
+    let mut echo = Vec::new();
+    for rs in topo.real_servers() {
+        echo.push(
+            rs.ns
+                .echo_server(Proto::Tcp, PORT)
+                .expect("socat echo server"),
+        );
+    }
+    for c in echo {
+        topo.lab_mut().own(c);
+    }
+    let client = topo.client().ns.clone();
+    let mut d1 = Director::start(&topo, "director1", 150, sync);
+    let d2 = Director::start(&topo, "director2", 100, sync);
+    assert!(
+        wait(Duration::from_secs(15), || d1.has_vip() && !d2.has_vip()),
+        "director1 did not become the only MASTER:\n{}\n{}",
+        d1.log_text(),
+        d2.log_text()
+    );
+    if sync {
+        assert!(
+            wait(Duration::from_secs(5), || {
+                let (_, a, _) = d1.adm(&["-L", "--daemon"]);
+                let (_, b, _) = d2.adm(&["-L", "--daemon"]);
+                a.starts_with("master sync daemon (mcast=eth1, syncid=63,")
+                    && b.starts_with("backup sync daemon (mcast=eth1, syncid=63,")
+            }),
+            "sync daemons do not follow VRRP: {:?} {:?}",
+            d1.adm(&["-L", "--daemon"]),
+            d2.adm(&["-L", "--daemon"])
+        );
+    }
+    let clients = Clients::start(&client, n);
+    // Every connection is established on the MASTER; with sync the BACKUP lists them too.
+    assert!(
+        wait(Duration::from_secs(10), || d1.established() >= n),
+        "MASTER lists {} of {n} connections",
+        d1.established()
+    );
+    if sync {
+        assert!(
+            wait(Duration::from_secs(10), || d2.established() >= n),
+            "BACKUP lists {} of {n} synced connections:\n{}",
+            d2.established(),
+            d2.adm(&["-L", "-n", "-c"]).1
+        );
+    } else {
+        thread::sleep(Duration::from_secs(2));
+    }
+    let backup_entries = d2.established();
+    let before = d2.in_pkts();
+
+    d1.crash();
+    assert!(
+        wait(Duration::from_secs(10), || d2.has_vip()),
+        "director2 did not take the VIP:\n{}",
+        d2.log_text()
+    );
+    let moved = Instant::now();
+    // Time for the stalled connections to retransmit (TCP backs off up to a few seconds
+    // while the VIP was away) and then to echo on.
+    thread::sleep(Duration::from_secs(8));
+    let logs = clients.finish();
+    let after = d2.in_pkts();
+
+    let mut survived = 0;
+    let mut worst_gap = Duration::ZERO;
+    let mut failures = Vec::new();
+    for (id, l) in logs.iter().enumerate() {
+        let later: Vec<&Instant> = l.echoes.iter().filter(|t| **t > moved).collect();
+        match (&l.error, later.first()) {
+            (None, Some(first)) if later.len() >= 5 => {
+                survived += 1;
+                worst_gap = worst_gap.max(first.duration_since(moved));
+            }
+            (err, _) => failures.push(format!(
+                "conn {id}: {} echoes after failover, error {err:?}",
+                later.len()
+            )),
+        }
+    }
+    if sync {
+        assert!(
+            after > before,
+            "the new MASTER forwarded nothing ({before} → {after})"
+        );
+    }
+    println!(
+        "sync={sync}: {survived}/{n} connections continued; worst first echo {:.2} s after the \
+         VIP moved; BACKUP had {backup_entries} entries; new MASTER InPkts {before} → {after}",
+        worst_gap.as_secs_f64()
+    );
+    Outcome {
+        n,
+        survived,
+        worst_gap,
+        failures,
+        backup_entries,
+    }
+}
+
+#[test]
+fn failover_keeps_every_synced_connection() {
+    if !rvs_lab::require(
+        "failover_keeps_every_synced_connection",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let o = failover("syncon", 200, true);
+    assert_eq!(o.backup_entries, o.n);
+    assert_eq!(
+        o.survived,
+        o.n,
+        "connections lost in the failover:\n{}",
+        o.failures.join("\n")
+    );
+    // TCP's retransmission backoff decides when a stalled client tries again; the sync makes
+    // sure the new MASTER then forwards it at once.
+    assert!(o.worst_gap < Duration::from_secs(5), "{:?}", o.worst_gap);
+}
+
+#[test]
+fn failover_without_sync_loses_the_connections() {
+    if !rvs_lab::require(
+        "failover_without_sync_loses_the_connections",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let o = failover("syncoff", 50, false);
+    assert_eq!(
+        o.backup_entries, 0,
+        "nothing to sync without lvs_sync_daemon"
+    );
+    assert!(
+        o.survived < o.n / 2,
+        "{} of {} connections survived without sync: the synced run proves nothing",
+        o.survived,
+        o.n
+    );
+}
