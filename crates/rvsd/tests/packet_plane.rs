@@ -933,9 +933,7 @@ fn read_for(s: &mut std::net::TcpStream, want: usize, limit: Duration) -> Vec<u8
 #[test]
 fn sloppy_tcp_lets_a_director_take_over_established_connections() {
     use std::io::Write as _;
-    if !require_root("sloppy_tcp_lets_a_director_take_over_established_connections") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppsl").expect("dr lab");
     let port = 7000;
     let rs: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
