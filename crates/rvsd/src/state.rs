@@ -14,6 +14,7 @@ use rvs_control::model as m;
 use rvs_control::proto::{ErrorKind, Payload, Request, Response};
 use rvs_core::conn::state::tcp;
 use rvs_core::director::Sysctls;
+use rvs_core::sysctl::{Effect, MachineDefaults, SysctlError, SysctlSet};
 use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 
 use crate::convert::*;
@@ -59,8 +60,10 @@ struct Placement {
 
 /// The daemon's state: the control plane's view over the shards.
 pub struct State {
-    /// Settings every shard applies (`--set` timeouts and the other sysctls).
+    /// Settings every shard applies (`--set` timeouts; the sysctls below are applied on top).
     pub sys: Sysctls,
+    /// The IPVS sysctls (`rvsd --sysctl`, `rvsadm --sysctl`): the one place their values live.
+    pub sysctls: SysctlSet,
     /// Current services.
     services: HashMap<ServiceKey, Placement>,
     /// The shard of every service the packet plane serves, when it runs.
@@ -75,6 +78,8 @@ pub struct State {
     pub planes: Planes,
     /// The VRRP driver's status, when it runs (rendered into the metrics).
     pub vrrp: Option<Arc<crate::vrrp::StatusBoard>>,
+    /// The keepalived runtime's health counters, when `-f` runs one (rendered into the metrics).
+    pub health: Option<Arc<crate::keepalived::HealthCounters>>,
     /// Bumped by every request that may change the table or the local addresses, and when the
     /// VRRP driver starts: the packet plane rebuilds its configuration and its nft guard when
     /// it sees a new value (read without the state lock by its workers).
@@ -84,6 +89,11 @@ pub struct State {
     pub packet_applied: Option<Arc<AtomicU64>>,
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
+    /// Virtual services whose keepalived `quorum` is not met: their VIPs are not announced
+    /// (`crate::announce`).
+    pub quorum_lost: std::collections::HashSet<ServiceKey>,
+    /// The announce table and the announcer's counters, when `--announce-table` runs.
+    pub announce: Option<(u32, Arc<crate::announce::AnnounceStatus>)>,
     /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
     pub sync: crate::sync::SyncDaemons,
 }
@@ -108,6 +118,7 @@ impl State {
     pub fn new(now: Time, planes: Planes) -> State {
         let mut st = State {
             sys: Sysctls::default(),
+            sysctls: SysctlSet::new(machine_defaults()),
             services: HashMap::new(),
             packet_shard: None,
             retired: Vec::new(),
@@ -116,11 +127,15 @@ impl State {
             routes: Arc::new(Routes::default()),
             planes,
             vrrp: None,
+            health: None,
             generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
             nft_marks: Vec::new(),
+            quorum_lost: std::collections::HashSet::new(),
+            announce: None,
             sync: crate::sync::SyncDaemons::default(),
         };
+        st.sync.params = st.sysctls.sync_params();
         if planes.packet {
             st.packet_shard = Some(st.new_shard(now));
         }
@@ -132,7 +147,67 @@ impl State {
         // Ids are never reused while the daemon runs (2^24 services created is far away;
         // a handle keeps 24 bits for the id).
         self.next_shard = self.next_shard.wrapping_add(1).max(1) & 0x00ff_ffff;
-        Arc::new(Mutex::new(Shard::new(id, now, &self.sys)))
+        let mut sh = Shard::new(id, now, &self.sys);
+        self.sysctls.apply_all(&mut sh.director);
+        Arc::new(Mutex::new(sh))
+    }
+
+    /// `rvsadm --sysctl NAME=VALUE` / `rvsd --sysctl`: validate, store, apply to every shard
+    /// (the packet plane reads `pmtu_disc` when it sees the new generation). A sysctl rvs does
+    /// not act on yet is stored with a warning.
+    fn set_sysctl(&mut self, name: &str, value: &str) -> Response {
+        let def = match self.sysctls.set(name, value, cpu_count()) {
+            Ok(d) => d,
+            Err(e) => {
+                let kind = match e {
+                    SysctlError::Unknown(_) => ErrorKind::Enoent,
+                    SysctlError::Invalid { .. } => ErrorKind::Einval,
+                    SysctlError::ReadOnly { .. } => ErrorKind::Eperm,
+                };
+                return Response::err(error(kind, e.to_string()));
+            }
+        };
+        for s in self.shards() {
+            self.sysctls.apply(def.name, &mut shard::lock(&s).director);
+        }
+        if def.name.starts_with("sync_") || def.name == "backup_only" {
+            // Sync daemons started from now on use them (`crate::sync`).
+            self.sync.params = self.sysctls.sync_params();
+        }
+        self.bump_generation();
+        let r = done();
+        match def.effect {
+            Effect::NotYet(why) => r.warn(format!(
+                "net.ipv4.vs.{} = {}: stored, but rvs does not act on it yet ({why})",
+                def.name,
+                self.sysctls
+                    .get(def.name)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            )),
+            _ => r,
+        }
+    }
+
+    /// `rvsadm --sysctl`: every sysctl with its value.
+    fn sysctl_entries(&self) -> Vec<m::SysctlEntry> {
+        self.sysctls
+            .iter()
+            .map(|(d, v)| {
+                let (acts, writable, note) = match d.effect {
+                    Effect::Acts => (true, true, None),
+                    Effect::NotYet(w) => (false, true, Some(w.to_string())),
+                    Effect::ReadOnly(w) => (false, false, Some(w.to_string())),
+                };
+                m::SysctlEntry {
+                    name: d.name.to_string(),
+                    value: v.to_string(),
+                    writable,
+                    acts,
+                    note,
+                }
+            })
+            .collect()
     }
 
     /// The current table generation.
@@ -149,6 +224,11 @@ impl State {
     pub fn set_vrrp(&mut self, board: Arc<crate::vrrp::StatusBoard>) {
         self.vrrp = Some(board);
         self.bump_generation();
+    }
+
+    /// Attach the keepalived runtime's health counters.
+    pub fn set_health(&mut self, counters: Arc<crate::keepalived::HealthCounters>) {
+        self.health = Some(counters);
     }
 
     /// Whether the packet plane serves `key` (when it runs): every VIP but loopback ones,
@@ -327,6 +407,8 @@ impl State {
             )),
             Request::GetInfo => Response::ok(Payload::Info(m::Info::default())),
             Request::GetVrrp => crate::vrrp::status::answer(self.vrrp.as_deref()),
+            Request::GetSysctls => Response::ok(Payload::Sysctls(self.sysctl_entries())),
+            Request::SetSysctl { name, value } => self.set_sysctl(name, value),
             Request::AddService(spec) => {
                 let key = key_to_core(&spec.key);
                 let cfg = match service_to_core(spec) {
@@ -490,7 +572,7 @@ impl State {
                 );
                 if r.is_ok() {
                     for s in self.shards() {
-                        shard::lock(&s).director.sys = self.sys.clone();
+                        shard::lock(&s).director.sys.conn.timeouts = self.sys.conn.timeouts.clone();
                     }
                 }
                 result(r)
@@ -608,25 +690,38 @@ impl State {
             .services
             .keys()
             .filter_map(|key| match *key {
+                // The proxy carries TCP and UDP; SCTP services are the packet plane's.
                 ServiceKey::Addr { proto, addr, port }
-                    if port != 0 && (!self.planes.packet || addr.is_loopback()) =>
+                    if port != 0
+                        && proto != Protocol::Sctp
+                        && (!self.planes.packet || addr.is_loopback()) =>
                 {
-                    let protocol = match proto {
-                        Protocol::Tcp => rvs_proxy::Protocol::Tcp,
-                        Protocol::Udp => rvs_proxy::Protocol::Udp,
-                        Protocol::Sctp => return None,
-                    };
                     Some(rvs_proxy::ListenerSpec {
-                        protocol,
+                        protocol: proto,
                         addr: SocketAddr::new(addr, port),
                     })
                 }
                 _ => None,
             })
             .collect();
-        v.sort_by_key(|l| (l.addr, l.protocol == rvs_proxy::Protocol::Udp));
+        v.sort_by_key(|l| (l.addr, l.protocol == Protocol::Udp));
         v
     }
+}
+
+/// The machine-dependent sysctl defaults: `sync_qlen_max` from the available memory (the
+/// kernel uses its free buffer pages), `est_cpulist` from the CPU count.
+fn machine_defaults() -> MachineDefaults {
+    MachineDefaults {
+        free_buffer_pages: crate::daemon::available_pages(),
+        cpus: cpu_count(),
+    }
+}
+
+fn cpu_count() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .unwrap_or(1)
 }
 
 /// Whether a request changes the table (and so the listeners).
@@ -662,7 +757,7 @@ mod tests {
 
     fn tcp(client: &str, vip: &str) -> FlowInfo {
         FlowInfo {
-            protocol: rvs_proxy::Protocol::Tcp,
+            protocol: Protocol::Tcp,
             client: client.parse().unwrap(),
             vip: vip.parse().unwrap(),
         }
@@ -835,5 +930,55 @@ mod tests {
         });
         let got = rx.recv_timeout(std::time::Duration::from_secs(10));
         assert_eq!(got, Ok("127.0.0.12:8081".parse().unwrap()));
+    }
+
+    /// A sysctl reaches the shards that exist and the ones created later; `--set` leaves it
+    /// alone; a refused value changes nothing.
+    #[test]
+    fn sysctls_reach_every_shard() {
+        let mut st = state(&["-A -t 127.0.0.1:80 -s rr"]);
+        let set = |st: &mut State, n: &str, v: &str| {
+            st.handle(
+                &Request::SetSysctl {
+                    name: n.into(),
+                    value: v.into(),
+                },
+                Time(0),
+            )
+        };
+        assert!(set(&mut st, "sloppy_tcp", "1").result.is_ok());
+        assert!(set(&mut st, "expire_nodest_conn", "1").result.is_ok());
+        let r = set(&mut st, "sync_ports", "4");
+        assert!(r.result.is_ok() && r.warnings.len() == 1, "{r:?}");
+        let e = set(&mut st, "drop_packet", "5").result.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Einval);
+        assert_eq!(
+            set(&mut st, "debug_level", "1").result.unwrap_err().kind,
+            ErrorKind::Eperm
+        );
+        assert!(st
+            .handle(&parse_cmd("-A -t 127.0.0.1:81 -s rr"), Time(0))
+            .result
+            .is_ok());
+        assert!(st
+            .handle(&parse_cmd("--set 10 0 0"), Time(0))
+            .result
+            .is_ok());
+        for k in ["127.0.0.1:80", "127.0.0.1:81"] {
+            let (sloppy, nodest, tcp_to) = st
+                .with_service(&key(k), |g| {
+                    let s = &g.director.sys;
+                    (
+                        s.conn.sloppy_tcp,
+                        s.conn.expire_nodest_conn,
+                        s.conn.timeouts.tcp[usize::from(tcp::ESTABLISHED)].as_secs(),
+                    )
+                })
+                .unwrap();
+            assert!(sloppy && nodest, "{k}");
+            assert_eq!(tcp_to, 10, "{k}");
+        }
+        assert_eq!(st.sysctls.int("drop_packet"), 0);
+        assert_eq!(st.sysctls.int("sync_ports"), 4);
     }
 }

@@ -3,7 +3,8 @@
 //! (in-process `App` over the real control socket), nginx / socat real servers and curl /
 //! socat clients in their own namespaces.
 //!
-//! Root only: each test prints `SKIP …` and passes without root (CI runs them as root).
+//! Root only: without root each test prints `SKIP …` and passes, except under CI
+//! (`RVS_REQUIRE_ALL=1` or `CI=true`), where it fails (see rvs-require).
 //! Everything is bounded in time (curl `--max-time`, socat timeouts, bounded polls), and the
 //! lab (namespaces, processes, work directory) is torn down on drop, even on panic; rvsd is
 //! declared after the lab so it is stopped first.
@@ -15,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{wait_plane_ready, Adm, Rvsd};
-use rvs_lab::{require_root, socat_transfer, Netns, SelftestMode};
+use rvs_lab::{socat_transfer, Netns, SelftestMode};
 
 /// rvsd with the packet plane on `ifaces` in `ns` (`--drain-time 0`), its socket and log in
 /// `dir`.
@@ -90,9 +91,7 @@ fn guard_present(ns: &Netns) -> bool {
 /// gone after it stops.
 #[test]
 fn nat_lab_round_robin_snat_and_stats() {
-    if !require_root("nat_lab_round_robin_snat_and_stats") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("ppnat").expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
@@ -183,9 +182,7 @@ fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
 
 #[test]
 fn selftest_dr_bytes_and_outpkts_zero() {
-    if !require_root("selftest_dr_bytes_and_outpkts_zero") {
-        return;
-    }
+    rvs_require::require_root!();
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Dr, "ppsdr");
     assert!(conns >= 1 && inpkts >= 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "DR replies bypass the director");
@@ -193,9 +190,7 @@ fn selftest_dr_bytes_and_outpkts_zero() {
 
 #[test]
 fn selftest_nat_bytes() {
-    if !require_root("selftest_nat_bytes") {
-        return;
-    }
+    rvs_require::require_root!();
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Nat, "ppsnat");
     // Replies pass the director (at least the SYN-ACK is counted when the transfer is
     // done; the server's last ACK/FIN may still be on its way when the stats are read).
@@ -207,9 +202,7 @@ fn selftest_nat_bytes() {
 
 #[test]
 fn selftest_tun_bytes_and_outpkts_zero() {
-    if !require_root("selftest_tun_bytes_and_outpkts_zero") {
-        return;
-    }
+    rvs_require::require_root!();
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Tun, "ppstun");
     assert!(conns >= 1 && inpkts >= 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "TUN replies bypass the director");
@@ -219,9 +212,7 @@ fn selftest_tun_bytes_and_outpkts_zero() {
 /// client; the client still talks to the VIP only.
 #[test]
 fn fullnat_lab_real_server_sees_local_address() {
-    if !require_root("fullnat_lab_real_server_sees_local_address") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::fullnat("ppfnat").expect("fullnat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
@@ -251,9 +242,7 @@ fn fullnat_lab_real_server_sees_local_address() {
 /// not report skb marks; see rvsd's nft_marks docs).
 #[test]
 fn fwmark_service_with_persistence_joins_ports() {
-    if !require_root("fwmark_service_with_persistence_joins_ports") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("ppfwm").expect("nat lab");
     // nginx listens on 80 and 443 (Topology::nginx_ports).
     t.start_nginx().expect("nginx");
@@ -303,9 +292,7 @@ fn fwmark_service_with_persistence_joins_ports() {
 /// it is gone from the table).
 #[test]
 fn real_server_quiesced_then_deleted_under_traffic() {
-    if !require_root("real_server_quiesced_then_deleted_under_traffic") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("ppout").expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
@@ -401,18 +388,14 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool) {
 
 #[test]
 fn dr_lab_replies_bypass_the_director() {
-    if !require_root("dr_lab_replies_bypass_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdr").expect("dr lab");
     bypass_lab(&mut t, "192.168.1.2", true);
 }
 
 #[test]
 fn tun_lab_replies_bypass_the_director() {
-    if !require_root("tun_lab_replies_bypass_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptun").expect("tun lab");
     bypass_lab(&mut t, "192.168.1.2", false);
 }
@@ -438,9 +421,7 @@ fn udp6_request(client: &Netns, dst: std::net::Ipv6Addr, port: u16, msg: &str) -
 /// for UDP with socat UDP6 echo servers.
 #[test]
 fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
-    if !require_root("nat_lab_ipv6_nd_round_robin_snat_and_stats") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat_dual("ppnat6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -626,9 +607,7 @@ fn neigh6_is(ns: &Netns, addr: &str, dev: &str, mac: &str) -> (bool, String) {
 /// flows, and the real servers' neighbour entry for the local address is the director's MAC.
 #[test]
 fn fullnat_lab_ipv6_local_address_nd_and_stats() {
-    if !require_root("fullnat_lab_ipv6_local_address_nd_and_stats") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat_dual("ppfnat6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -736,9 +715,7 @@ fn fullnat_lab_ipv6_local_address_nd_and_stats() {
 /// kernel routes the replies to the client: rvsd never handles them, so OutPkts stay 0).
 #[test]
 fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
-    if !require_root("dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat_dual("ppdr6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -830,9 +807,7 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
 /// (by at least 3 packets per request), and `--stats` OutPkts stay 0 (replies bypass rvsd).
 #[test]
 fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
-    if !require_root("tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::tun_dual("pptun6").expect("dual-stack tun lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -908,4 +883,129 @@ fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
         "{conns} {inpkts}"
     );
     assert_eq!(outpkts, 0, "TUN replies bypass the director");
+}
+
+/// Echo connections opened from `client` to `addr`, with a read timeout so a stalled path is a
+/// timeout, not a hang.
+fn echo_conns(client: &Netns, addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    client
+        .exec(move || {
+            (0..n)
+                .map(|_| {
+                    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                        .expect("connect through the director");
+                    s.set_read_timeout(Some(Duration::from_millis(300)))
+                        .unwrap();
+                    s.set_nodelay(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .expect("exec in the client namespace")
+}
+
+/// Reads from `s` until `want` bytes arrived or `limit` passed; returns what arrived.
+fn read_for(s: &mut std::net::TcpStream, want: usize, limit: Duration) -> Vec<u8> {
+    use std::io::Read as _;
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while got.len() < want && start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// `sloppy_tcp` acts (set at run time with `rvsadm --sysctl`): a director that never saw a
+/// connection's SYN — here rvsd restarted with the same `mh` table, as a second director
+/// taking over an ECMP share — drops its mid-stream segments while `sloppy_tcp` is 0 (no echo
+/// comes back), and forwards them once it is 1: every connection continues on the real
+/// server `mh` chose before, with its bytes intact.
+#[test]
+fn sloppy_tcp_lets_a_director_take_over_established_connections() {
+    use std::io::Write as _;
+    rvs_require::require_root!();
+    let mut t = rvs_lab::dr("ppsl").expect("dr lab");
+    let port = 7000;
+    let rs: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
+    for ns in &rs {
+        let c = ns
+            .echo_server(rvs_lab::Proto::Tcp, port)
+            .expect("echo server");
+        t.lab_mut().own(c);
+    }
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let workdir = t.lab().workdir().to_path_buf();
+    let svc = format!("{}:{port}", t.vip);
+    let mut table = vec![format!("-A -t {svc} -s mh")];
+    for rip in t.rips() {
+        table.push(format!("-a -t {svc} -r {rip}:{port} -g"));
+    }
+    let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
+    let start_rvsd = |tag: &str| {
+        let dir = workdir.join(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = start(&director, &dir, &["eth0"], &[]);
+        for c in &table {
+            r.line(c);
+        }
+        wait_plane_ready(&director, &t.vip.to_string(), &rips);
+        r
+    };
+    let mut first = start_rvsd("first");
+    let addr: std::net::SocketAddr = svc.parse().unwrap();
+    let mut conns = echo_conns(&client, addr, 8);
+    for (i, c) in conns.iter_mut().enumerate() {
+        let m = format!("hello {i}\n");
+        c.write_all(m.as_bytes()).unwrap();
+        assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
+    }
+    // The director is replaced: same table, empty connection table, sloppy_tcp 0.
+    first.stop();
+    let second = start_rvsd("second");
+    assert_eq!(
+        second.ok(&["--sysctl", "sloppy_tcp"]),
+        "net.ipv4.vs.sloppy_tcp = 0\n"
+    );
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(format!("stalled {i}\n").as_bytes()).unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let got = read_for(c, 1, Duration::from_millis(400));
+        assert!(
+            got.is_empty(),
+            "connection {i} got {got:?} through a director without its entry and sloppy_tcp 0"
+        );
+    }
+    let (_, inpkts_before, _) = second.service_stats(&format!("TCP  {svc}"));
+    assert_eq!(
+        inpkts_before, 0,
+        "nothing may be forwarded without sloppy_tcp"
+    );
+
+    second.line("--sysctl sloppy_tcp=1");
+    for (i, c) in conns.iter_mut().enumerate() {
+        // The client retransmits the stalled line (exponential backoff: a few seconds).
+        let want = format!("stalled {i}\n");
+        let got = read_for(c, want.len(), Duration::from_secs(20));
+        assert_eq!(got, want.as_bytes(), "connection {i} after sloppy_tcp=1");
+        let m = format!("again {i}\n");
+        c.write_all(m.as_bytes()).unwrap();
+        assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
+    }
+    let (conns_after, inpkts, _) = second.service_stats(&format!("TCP  {svc}"));
+    assert!(
+        conns_after >= 8 && inpkts >= 16,
+        "the second director scheduled the mid-stream connections: {conns_after} {inpkts}"
+    );
 }

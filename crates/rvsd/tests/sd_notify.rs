@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{rvsadm_lib, tempdir, Proc};
+use common::*;
 use nix::sys::signal::Signal;
 
 /// Every datagram received within `limit`, until `stop` says so (bounded in time).
@@ -48,7 +48,7 @@ fn has_line(msgs: &[String], line: &str) -> bool {
 fn start(dir: &Path, notify: &str, watchdog_usec: Option<&str>, rules: &str) -> Proc {
     let rules_path = dir.join("rules");
     std::fs::write(&rules_path, rules).expect("rules file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rvsd"));
+    let mut cmd = Command::new(RVSD);
     cmd.arg("--socket")
         .arg(dir.join("rvsd.sock"))
         .args([
@@ -181,15 +181,8 @@ fn cap_field(status: &str, field: &str) -> u64 {
 
 #[test]
 fn the_running_daemon_keeps_only_the_capabilities_it_needs() {
-    if !common::is_root() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI runs as root: the capability drop cannot be checked unprivileged"
-        );
-        eprintln!("SKIP: not root, rvsd has no capabilities to drop");
-        return;
-    }
+    // Unprivileged, rvsd has no capabilities to drop.
+    rvs_require::require_root!();
     let dir = tempdir("caps");
     let d = common::start_rvsd(dir.path(), &["--workers", "2"]);
     d.table(&["-A -t 127.77.61.2:8080"]);
@@ -203,7 +196,7 @@ fn the_running_daemon_keeps_only_the_capabilities_it_needs() {
         })
         .expect("rvsd's /proc entry")
         .path();
-    let keep = rvsd::capabilities::KEEP.bits();
+    let keep = ::rvsd::capabilities::KEEP.bits();
     let own = std::fs::read_to_string("/proc/self/status").unwrap();
     let mut threads = 0;
     for t in std::fs::read_dir(pid.join("task")).unwrap() {
