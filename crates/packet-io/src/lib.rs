@@ -48,7 +48,7 @@ pub use afpacket::{Block, Fanout, Port, PortConfig, PortStats, RxFrame, Sender, 
 pub use error::Error;
 pub use mem::MemIo;
 pub use neigh::{NextHop, Resolver, ResolverConfig, Route};
-pub use nft::{GuardRules, IngressGuard, L4Proto, LocalPorts, Match};
+pub use nft::{GuardRules, IngressGuard, LocalPorts, Match};
 
 use std::time::Duration;
 

@@ -59,6 +59,8 @@ pub struct State {
     pub planes: Planes,
     /// The VRRP driver's status, when it runs (rendered into the metrics).
     pub vrrp: Option<Arc<crate::vrrp::StatusBoard>>,
+    /// The keepalived runtime's health counters, when `-f` runs one (rendered into the metrics).
+    pub health: Option<Arc<crate::keepalived::counters::HealthCounters>>,
     /// Bumped by every request that may change the table or the local addresses, when the
     /// VRRP driver starts and when the nft mark rules change; each bump publishes a new
     /// [`PacketView`] to the packet plane, when it runs.
@@ -94,6 +96,7 @@ impl State {
             routes: Arc::new(Routes::default()),
             planes,
             vrrp: None,
+            health: None,
             generation: 0,
             packet: None,
             nft_marks: Vec::new(),
@@ -244,6 +247,11 @@ impl State {
     pub fn set_vrrp(&mut self, board: Arc<crate::vrrp::StatusBoard>) {
         self.vrrp = Some(board);
         self.bump_generation();
+    }
+
+    /// Attach the keepalived runtime's health counters.
+    pub fn set_health(&mut self, counters: Arc<crate::keepalived::counters::HealthCounters>) {
+        self.health = Some(counters);
     }
 
     /// The packet plane's shard, when it runs.
@@ -725,23 +733,21 @@ impl State {
             .services
             .keys()
             .filter_map(|key| match *key {
+                // The proxy carries TCP and UDP; SCTP services are the packet plane's.
                 ServiceKey::Addr { proto, addr, port }
-                    if port != 0 && (!self.planes.packet || addr.is_loopback()) =>
+                    if port != 0
+                        && proto != Protocol::Sctp
+                        && (!self.planes.packet || addr.is_loopback()) =>
                 {
-                    let protocol = match proto {
-                        Protocol::Tcp => rvs_proxy::Protocol::Tcp,
-                        Protocol::Udp => rvs_proxy::Protocol::Udp,
-                        Protocol::Sctp => return None,
-                    };
                     Some(rvs_proxy::ListenerSpec {
-                        protocol,
+                        protocol: proto,
                         addr: SocketAddr::new(addr, port),
                     })
                 }
                 _ => None,
             })
             .collect();
-        v.sort_by_key(|l| (l.addr, l.protocol == rvs_proxy::Protocol::Udp));
+        v.sort_by_key(|l| (l.addr, l.protocol == Protocol::Udp));
         v
     }
 }
@@ -794,7 +800,7 @@ mod tests {
 
     fn tcp(client: &str, vip: &str) -> FlowInfo {
         FlowInfo {
-            protocol: rvs_proxy::Protocol::Tcp,
+            protocol: Protocol::Tcp,
             client: client.parse().unwrap(),
             vip: vip.parse().unwrap(),
         }

@@ -52,29 +52,6 @@ impl VsPlan {
     }
 }
 
-fn family(f: kc::Family) -> m::Family {
-    match f {
-        kc::Family::Inet => m::Family::Inet,
-        kc::Family::Inet6 => m::Family::Inet6,
-    }
-}
-
-fn protocol(p: kc::Protocol) -> m::Protocol {
-    match p {
-        kc::Protocol::Tcp => m::Protocol::Tcp,
-        kc::Protocol::Udp => m::Protocol::Udp,
-        kc::Protocol::Sctp => m::Protocol::Sctp,
-    }
-}
-
-fn hprotocol(p: kc::Protocol) -> hc::Protocol {
-    match p {
-        kc::Protocol::Tcp => hc::Protocol::Tcp,
-        kc::Protocol::Udp => hc::Protocol::Udp,
-        kc::Protocol::Sctp => hc::Protocol::Sctp,
-    }
-}
-
 /// The control-protocol key of one service of a virtual server.
 pub fn service_key(k: &kc::ServiceKey) -> m::ServiceKey {
     match *k {
@@ -83,14 +60,11 @@ pub fn service_key(k: &kc::ServiceKey) -> m::ServiceKey {
             addr,
             port,
         } => m::ServiceKey::Addr {
-            protocol: protocol(p),
+            protocol: p,
             addr,
             port,
         },
-        kc::ServiceKey::Fwmark { family: f, mark } => m::ServiceKey::Fwmark {
-            mark,
-            family: family(f),
-        },
+        kc::ServiceKey::Fwmark { family: f, mark } => m::ServiceKey::Fwmark { mark, family: f },
     }
 }
 
@@ -98,7 +72,7 @@ pub fn service_key(k: &kc::ServiceKey) -> m::ServiceKey {
 pub fn vs_key(vs: &kc::VirtualServer) -> hc::VsKey {
     match &vs.key {
         kc::VsKey::Addr { addr, port } => hc::VsKey::Addr {
-            protocol: hprotocol(vs.protocol.unwrap_or(kc::Protocol::Udp)),
+            protocol: vs.protocol.unwrap_or(kc::Protocol::Udp),
             addr: SocketAddr::new(*addr, port.unwrap_or(0)),
         },
         kc::VsKey::Fwmark(mark) => hc::VsKey::Fwmark {
@@ -468,6 +442,31 @@ mod tests {
         assert!(r.can_run(), "{}", r.render());
         let mut notes = Vec::new();
         plan(&r.config, &mut notes).unwrap()
+    }
+
+    /// docs/keepalived-differences.md: a keyword rvs parses but does not act on is named, with
+    /// its position, in a note (a warning at start), never dropped silently.
+    #[test]
+    fn recognised_keywords_not_acted_on_are_named() {
+        let text = "global_defs {\n vrrp_priority -5\n enable_snmp_keepalived\n}\n\
+             virtual_server 10.0.0.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n \
+             snmp_name web\n real_server 192.168.1.1 80 {\n }\n}\n";
+        let r = kc::check_str("k.conf", text, &kc::CheckOptions::default());
+        assert!(r.can_run(), "{}", r.render());
+        let mut notes = Vec::new();
+        plan(&r.config, &mut notes).unwrap();
+        for (kw, line) in [
+            ("vrrp_priority", "k.conf:2"),
+            ("enable_snmp_keepalived", "k.conf:3"),
+            ("snmp_name", "k.conf:9"),
+        ] {
+            assert!(
+                notes.iter().any(|n| n.starts_with(line)
+                    && n.contains(&format!("`{kw}"))
+                    && n.ends_with("is recognised but not acted on by rvsd")),
+                "no note for {kw} at {line}: {notes:#?}"
+            );
+        }
     }
 
     #[test]
