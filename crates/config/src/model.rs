@@ -140,6 +140,9 @@ pub struct GlobalDefs {
     pub vrrp_startup_delay: Duration,
     /// `lvs_sync_daemon …`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// rvs addition: `rvs_announce_table TABLE [protocol P] [delay SECS]` (scale-out route
+    /// injection, as `rvsd --announce-table`).
+    pub rvs_announce: Option<RvsAnnounce>,
     /// `lvs_timeouts [tcp S] [tcpfin S] [udp S]` (unset = unchanged).
     pub lvs_timeouts: LvsTimeouts,
     /// `lvs_flush`.
@@ -196,6 +199,7 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             vrrp_startup_delay: Duration::ZERO,
             lvs_sync_daemon: None,
+            rvs_announce: None,
             lvs_timeouts: LvsTimeouts::default(),
             lvs_flush: false,
             lvs_flush_on_stop: None,
@@ -228,6 +232,19 @@ pub enum FlushOnStop {
     All,
     /// Delete only the configured virtual services.
     VirtualServers,
+}
+
+/// rvs addition: `rvs_announce_table TABLE [protocol P] [delay SECS]`: keep a route for every
+/// VIP that can be served in kernel routing table TABLE with route protocol P, for a routing
+/// daemon to announce; on stop withdraw them and wait SECS before draining.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RvsAnnounce {
+    /// Kernel routing table (1..=4294967295 except 253, 254, 255).
+    pub table: u32,
+    /// Route protocol number (default 252; not 0-4 or 12).
+    pub protocol: u8,
+    /// Convergence delay after the withdrawal (default 3 s).
+    pub delay: Duration,
 }
 
 /// `lvs_sync_daemon IFNAME [[inst] VRRP_INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group IP]`.

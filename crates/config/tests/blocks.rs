@@ -1264,3 +1264,45 @@ fn timer_ranges_and_empty_values_follow_keepalived() {
         ]
     );
 }
+
+/// rvs addition: `rvs_announce_table TABLE [protocol P] [delay SECS]`.
+#[test]
+fn rvs_announce_table_forms() {
+    let r = chk("global_defs {\n rvs_announce_table 100\n}\n");
+    assert!(r.diagnostics.is_empty(), "{:?}", msgs(&r));
+    let a = r.config.global.rvs_announce.clone().expect("announce");
+    assert_eq!(
+        (a.table, a.protocol, a.delay),
+        (100, 252, Duration::from_secs(3))
+    );
+    let r = chk("global_defs {\n rvs_announce_table 70000 protocol 99 delay 0.5\n}\n");
+    assert!(r.diagnostics.is_empty(), "{:?}", msgs(&r));
+    let a = r.config.global.rvs_announce.clone().expect("announce");
+    assert_eq!(
+        (a.table, a.protocol, a.delay),
+        (70000, 99, Duration::from_millis(500))
+    );
+    for (text, want) in [
+        ("rvs_announce_table 254", "use a table of its own"),
+        ("rvs_announce_table 0", ""),
+        (
+            "rvs_announce_table 100 protocol 12",
+            "protocol 12 is not ours",
+        ),
+        (
+            "rvs_announce_table 100 protocol",
+            "no value after 'protocol'",
+        ),
+        ("rvs_announce_table 100 bogus 1", "Unknown option bogus"),
+        ("rvs_announce_table", ""),
+    ] {
+        let r = chk(&format!("global_defs {{\n {text}\n}}\n"));
+        assert!(r.config.global.rvs_announce.is_none(), "{text}");
+        assert!(r.exit_status() != 0, "{text}: {:?}", msgs(&r));
+        assert!(
+            msgs(&r).iter().any(|m| m.contains(want)),
+            "{text}: {:?}",
+            msgs(&r)
+        );
+    }
+}

@@ -600,3 +600,18 @@ pub struct VrrpInstanceEntry {
     /// `virtual_ipaddress` addresses, in configuration order.
     pub vips: Vec<IpAddr>,
 }
+
+/// One IPVS sysctl as `rvsadm --sysctl` lists it (rvs addition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysctlEntry {
+    /// Name under `net.ipv4.vs.`.
+    pub name: String,
+    /// Value as `sysctl -n` prints it.
+    pub value: String,
+    /// Whether it may be set.
+    pub writable: bool,
+    /// Whether rvs acts on it; when not (or when read-only), `note` says why.
+    pub acts: bool,
+    /// Why rvs does not act on it, or why it is read-only.
+    pub note: Option<String>,
+}

@@ -10,8 +10,9 @@ use std::net::IpAddr;
 /// the message and would drop the connection, where a version mismatch is reported clearly at
 /// the handshake.
 ///
-/// History: 1 = the IPVS requests; 2 = [`Request::GetVrrp`] / [`Payload::Vrrp`].
-pub const PROTOCOL_VERSION: u32 = 2;
+/// History: 1 = the IPVS requests; 2 = [`Request::GetVrrp`] / [`Payload::Vrrp`];
+/// 3 = [`Request::GetSysctls`] / [`Request::SetSysctl`] / [`Payload::Sysctls`].
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One operation, mirroring ipvsadm's kernel calls (spec §10.1) plus rvs additions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +102,17 @@ pub enum Request {
     /// rvs addition (`-L --vrrp`): the status of every VRRP instance → [`Payload::Vrrp`], in
     /// configuration order; empty when rvsd runs no `vrrp_instance`.
     GetVrrp,
+    /// rvs addition (`rvsadm --sysctl`): every IPVS sysctl with its value → [`Payload::Sysctls`].
+    GetSysctls,
+    /// rvs addition (`rvsadm --sysctl NAME=VALUE`): set one IPVS sysctl. Errors: ENOENT (no
+    /// such name), EINVAL (the kernel's check refuses the value), EPERM (read-only in rvs);
+    /// a sysctl that rvs does not act on yet is stored and answered with a warning.
+    SetSysctl {
+        /// Name under `net.ipv4.vs.`, e.g. `sloppy_tcp`.
+        name: String,
+        /// The value as written to `/proc/sys/net/ipv4/vs/NAME`.
+        value: String,
+    },
 }
 
 /// Successful answer data.
@@ -134,6 +146,8 @@ pub enum Payload {
     LocalAddrs(Vec<ServiceLocalAddrs>),
     /// Answer to [`Request::GetVrrp`].
     Vrrp(Vec<VrrpInstanceEntry>),
+    /// Answer to [`Request::GetSysctls`], in the kernel's order.
+    Sysctls(Vec<SysctlEntry>),
 }
 
 /// Kernel-errno-like error kinds, so that rvsadm can print ipvsadm's exact texts (spec §7.4).

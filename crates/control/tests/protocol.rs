@@ -208,7 +208,7 @@ fn wire_format_is_stable() {
     };
     assert_eq!(
         serde_json::to_string(&hello).unwrap(),
-        r#"{"hello":{"protocol":2,"client":"rvsadm 0.1.0"}}"#
+        r#"{"hello":{"protocol":3,"client":"rvsadm 0.1.0"}}"#
     );
     let resp = Response::err(RemoteError::new(ErrorKind::Esrch));
     assert_eq!(
@@ -226,6 +226,14 @@ fn wire_format_is_stable() {
     assert_eq!(
         serde_json::to_string(&Request::GetVrrp).unwrap(),
         r#""get_vrrp""#
+    );
+    assert_eq!(
+        serde_json::to_string(&Request::SetSysctl {
+            name: "sloppy_tcp".into(),
+            value: "1".into()
+        })
+        .unwrap(),
+        r#"{"set_sysctl":{"name":"sloppy_tcp","value":"1"}}"#
     );
     let state = serde_json::to_string(&VrrpState::Master).unwrap();
     assert_eq!(state, r#""master""#);

@@ -32,8 +32,9 @@ const FTPPORT: u16 = 21;
 /// FTP data port: the kernel never schedules a connection whose client port is 20 (§3.7).
 const FTPDATA: u16 = 20;
 
-/// The sysctls of `/proc/sys/net/ipv4/vs/` that the core applies (§3.6).
-#[derive(Clone, Debug, Default)]
+/// The sysctls of `/proc/sys/net/ipv4/vs/` that the core applies (§3.6); written through
+/// [`crate::sysctl::SysctlSet::apply`].
+#[derive(Clone, Debug)]
 pub struct Sysctls {
     /// Connection-level settings: timeouts, sloppy_tcp/sctp, conn_reuse_mode,
     /// expire_nodest_conn, and whether secure_tcp is in force.
@@ -42,6 +43,19 @@ pub struct Sysctls {
     pub expire_quiescent_template: bool,
     /// `cache_bypass`: a fwmark service with no usable dest forwards to the original destination.
     pub cache_bypass: bool,
+    /// `run_estimation`: the 2-second rate estimator runs (rates freeze while it is off).
+    pub run_estimation: bool,
+}
+
+impl Default for Sysctls {
+    fn default() -> Sysctls {
+        Sysctls {
+            conn: ConnSysctls::default(),
+            expire_quiescent_template: false,
+            cache_bypass: false,
+            run_estimation: true,
+        }
+    }
 }
 
 /// A packet as the core needs to see it.
@@ -817,6 +831,9 @@ impl Director {
         }
         while now >= self.next_estimate {
             self.next_estimate = self.next_estimate + PERIOD;
+            if !self.sys.run_estimation {
+                continue;
+            }
             self.table.for_each_stats_mut(|s| s.est.tick(s.live));
             self.total.est.tick(self.total.live);
         }

@@ -19,6 +19,7 @@ pub mod sched;
 pub mod service;
 pub mod stats;
 pub mod sync;
+pub mod sysctl;
 pub mod table;
 pub mod time;
 

@@ -488,6 +488,18 @@ impl ServiceTable {
         }
     }
 
+    /// `lblc_expiration` / `lblcr_expiration`: for services created from now on and for the
+    /// lblc/lblcr schedulers already running (the kernel reads the sysctl at every collection).
+    pub fn set_lblc_expiration(&mut self, lblc: Duration, lblcr: Duration) {
+        self.params.lblc_expiration = lblc.as_secs().min(u64::from(u32::MAX)) as u32;
+        self.params.lblcr_expiration = lblcr.as_secs().min(u64::from(u32::MAX)) as u32;
+        for s in self.services.iter_mut().flatten() {
+            if let Some(sched) = s.sched.as_mut() {
+                sched.set_expiration(lblc, lblcr);
+            }
+        }
+    }
+
     /// Scheduler housekeeping (lblc/lblcr garbage collection) and trash collection; call about
     /// once a second.
     pub fn tick(&mut self, now: Time) {

@@ -110,6 +110,10 @@ pub enum Command {
     DelLaddr(ServiceKey, IpAddr),
     /// `--get-laddr`.
     GetLaddr(Option<ServiceKey>),
+    /// `--sysctl [NAME]` (rvs addition): list every IPVS sysctl, or one.
+    GetSysctl(Option<String>),
+    /// `--sysctl NAME=VALUE` (rvs addition): set one IPVS sysctl.
+    SetSysctl(String, String),
 }
 
 /// Result of parsing one command line.
@@ -148,9 +152,10 @@ enum Cmd {
     AddLaddr,
     DelLaddr,
     GetLaddr,
+    Sysctl,
 }
 
-const CMD_NAMES: [&str; 17] = [
+const CMD_NAMES: [&str; 18] = [
     "add-service",
     "edit-service",
     "delete-service",
@@ -168,6 +173,7 @@ const CMD_NAMES: [&str; 17] = [
     "add-laddr",
     "del-laddr",
     "get-laddr",
+    "sysctl",
 ];
 
 // Option bit indexes (`OPTC_*`), plus ours at the end.
@@ -257,7 +263,7 @@ const OPT_NAMES: [&str; NUMBER_OF_OPT] = [
 /// three rvs rows (add-laddr, del-laddr, get-laddr). `--vrrp` is a list-only output selector
 /// like `--daemon`: exclusive ('1') with the other selectors of `-L`, illegal elsewhere.
 /// `--json` is an output format of `-L` only.
-const COMMANDS_V_OPTIONS: [&[u8; NUMBER_OF_OPT]; 17] = [
+const COMMANDS_V_OPTIONS: [&[u8; NUMBER_OF_OPT]; 18] = [
     /* ADD      */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xxx",
     /* EDIT     */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xxx",
     /* DEL      */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
@@ -275,6 +281,7 @@ const COMMANDS_V_OPTIONS: [&[u8; NUMBER_OF_OPT]; 17] = [
     /* ADDLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xx",
     /* DELLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xx",
     /* GETLADDR */ b" x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* SYSCTL   */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
 const TUN_NAMES: [&str; 3] = ["ipip", "gue", "gre"];
@@ -358,6 +365,7 @@ enum Tag {
     Laddr,
     Vrrp,
     Json,
+    Sysctl,
 }
 
 const fn o(long: &'static str, short: Option<char>, arg: ArgKind, val: Tag) -> OptDef<Tag> {
@@ -441,6 +449,7 @@ const OPTIONS: &[OptDef<Tag>] = &[
     o("laddr", Some('z'), Req, Tag::Laddr),
     o("vrrp", None, N, Tag::Vrrp),
     o("json", None, N, Tag::Json),
+    o("sysctl", None, N, Tag::Sysctl),
 ];
 
 /// `ipvs_service_t` as ipvsadm fills it.
@@ -711,14 +720,40 @@ rvs additions:
   PROGRAM --del-laddr virtual-service -z local-address
   PROGRAM --get-laddr [virtual-service] [-n]
   PROGRAM -L|l --vrrp
+  PROGRAM --sysctl [name[=value]]
   --fullnat                           full NAT (SNAT to a local address + DNAT) for -a/-e
   --proxy-protocol v1|v2              PROXY protocol header to real servers, for -A/-E
   --laddr        -z local-address     FULLNAT local address
   --vrrp                              output of VRRP instance status (with -L|-l)
   --json                              -L|-l output as JSON
+  --sysctl [name[=value]]             list the IPVS sysctls (net.ipv4.vs.*), or set one
   --socket PATH                       rvsd control socket (default /run/rvs/rvsd.sock as root,
                                       else $XDG_RUNTIME_DIR/rvs/rvsd.sock; env RVS_SOCKET)
 "#;
+
+/// `--sysctl`, `--sysctl NAME`, `--sysctl NAME=VALUE`; a name may carry the `net.ipv4.vs.`
+/// prefix that `sysctl(8)` shows.
+fn sysctl_command(arg: Option<String>) -> Result<Command, Exit> {
+    let Some(a) = arg else {
+        return Ok(Command::GetSysctl(None));
+    };
+    let (name, value) = match a.split_once('=') {
+        Some((n, v)) => (n.trim(), Some(v.trim())),
+        None => (a.trim(), None),
+    };
+    let name = name.strip_prefix("net.ipv4.vs.").unwrap_or(name);
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(Exit::fail(
+            2,
+            format!("illegal sysctl name `{name}' specified"),
+        ));
+    }
+    Ok(match value {
+        None => Command::GetSysctl(Some(name.to_string())),
+        Some("") => return Err(Exit::fail(2, format!("--sysctl {name}= needs a value"))),
+        Some(v) => Command::SetSysctl(name.to_string(), v.to_string()),
+    })
+}
 
 /// `ipvsadm -h` text for program name `program`, with rvs additions appended.
 pub fn usage_text(program: &str) -> String {
@@ -1036,6 +1071,7 @@ pub fn parse_command(
         Tag::AddLaddr => Cmd::AddLaddr,
         Tag::DelLaddr => Cmd::DelLaddr,
         Tag::GetLaddr => Cmd::GetLaddr,
+        Tag::Sysctl => Cmd::Sysctl,
         Tag::StartDaemon | Tag::StopDaemon => {
             let a = arg.unwrap_or_default();
             st.daemon.role = match a.as_str() {
@@ -1360,7 +1396,8 @@ pub fn parse_command(
             | Tag::StopDaemon
             | Tag::AddLaddr
             | Tag::DelLaddr
-            | Tag::GetLaddr => {
+            | Tag::GetLaddr
+            | Tag::Sysctl => {
                 return Err(Exit::fail(
                     2,
                     format!("invalid option `{}'", popt.bad_option()),
@@ -1381,6 +1418,11 @@ pub fn parse_command(
             _ => return Err(Exit::fail(2, "--set option requires 3 timeout values")),
         }
     }
+    let sysctl = if cmd == Cmd::Sysctl {
+        popt.get_arg()
+    } else {
+        None
+    };
     if let Some(extra) = popt.get_arg() {
         return Err(Exit::fail(2, format!("unexpected argument {extra}")));
     }
@@ -1515,6 +1557,7 @@ pub fn parse_command(
         Cmd::AddLaddr => Command::AddLaddr(need_key(), st.laddr.expect("checked")),
         Cmd::DelLaddr => Command::DelLaddr(need_key(), st.laddr.expect("checked")),
         Cmd::GetLaddr => Command::GetLaddr(key.clone()),
+        Cmd::Sysctl => sysctl_command(sysctl)?,
     };
     Ok(Parsed {
         command,

@@ -80,6 +80,8 @@ pub fn take_socket_option(args: &mut Vec<String>) -> Result<Option<PathBuf>, Str
 /// Which libipvs call an error belongs to (`ipvs_func`), for `ipvs_strerror`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `--sysctl` (rvs): rvsd's text names the sysctl and the rule, as sysctl(8) would.
+    Sysctl,
     /// `ipvs_add_service`.
     AddService,
     /// `ipvs_update_service`.
@@ -115,6 +117,9 @@ pub enum Op {
 /// `ipvs_strerror`: ipvsadm's text for an error of operation `op`.
 pub fn ipvs_strerror(op: Op, e: &RemoteError) -> String {
     use ErrorKind::*;
+    if let (Op::Sysctl, Some(d)) = (op, &e.detail) {
+        return d.clone();
+    }
     let specific = match (op, e.kind) {
         (Op::AddService, Eexist) => Some("Service already exists"),
         (Op::AddService | Op::EditService, Enoent) => {
@@ -288,6 +293,7 @@ impl<'a> App<'a> {
             Payload::Daemons(_) => "daemons",
             Payload::LocalAddrs(_) => "local addresses",
             Payload::Vrrp(_) => "vrrp",
+            Payload::Sysctls(_) => "sysctls",
         };
         let line = format!("rvsd sent an unexpected answer ({kind})\n");
         self.eput(&line);
@@ -459,6 +465,30 @@ impl<'a> App<'a> {
                 self.put(&format::vrrp(&v));
                 Ok(0)
             }
+            Command::GetSysctl(name) => {
+                let all = match self.fetch(Request::GetSysctls, Op::Sysctl)? {
+                    Payload::Sysctls(v) => v,
+                    other => return Err(self.unexpected(&other)),
+                };
+                let shown: Vec<_> = match name {
+                    None => all,
+                    Some(n) => all.into_iter().filter(|e| &e.name == n).collect(),
+                };
+                if let (Some(n), true) = (name, shown.is_empty()) {
+                    let line = format!("net.ipv4.vs.{n}: no such sysctl\n");
+                    self.eput(&line);
+                    return Err(Flow::Exit(1));
+                }
+                self.put(&format::sysctls(&shown));
+                Ok(0)
+            }
+            Command::SetSysctl(name, value) => self.change(
+                Request::SetSysctl {
+                    name: name.clone(),
+                    value: value.clone(),
+                },
+                Op::Sysctl,
+            ),
             Command::GetLaddr(key) => {
                 let l = match self.fetch(Request::GetLocalAddrs(key.clone()), Op::GetLaddr)? {
                     Payload::LocalAddrs(l) => l,

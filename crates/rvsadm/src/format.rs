@@ -717,6 +717,22 @@ pub fn vrrp(list: &[VrrpInstanceEntry]) -> String {
     out
 }
 
+/// `--sysctl` (rvs addition): `sysctl -a` lines (`net.ipv4.vs.NAME = VALUE`), each sysctl that
+/// rvs does not act on, or that is read-only, followed by a `#` note saying why.
+pub fn sysctls(list: &[rvs_control::model::SysctlEntry]) -> String {
+    let mut out = String::new();
+    for e in list {
+        out.push_str(&format!("net.ipv4.vs.{} = {}", e.name, e.value));
+        match (&e.note, e.writable) {
+            (Some(n), false) => out.push_str(&format!("\t# read-only: {n}")),
+            (Some(n), true) => out.push_str(&format!("\t# no effect in rvs yet: {n}")),
+            (None, _) => {}
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

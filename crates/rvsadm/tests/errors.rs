@@ -9,7 +9,7 @@ use common::*;
 use rvs_control::*;
 
 /// ipvsadm.c `commands_v_options`, verbatim, plus rvs columns (proxy-protocol, laddr, vrrp)
-/// appended to each row and three rvs rows.
+/// appended to each row and four rvs rows (add-laddr, del-laddr, get-laddr, sysctl).
 const C_TABLE: &str = r"
 /*ADD*/     {'x', 'x', '+', ' ', ' ', ' ', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ' ', ' ', ' ', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ' ', 'x', 'x'},
 /*EDIT*/    {'x', 'x', '+', ' ', ' ', ' ', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ' ', ' ', ' ', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ' ', 'x', 'x'},
@@ -28,9 +28,10 @@ const C_TABLE: &str = r"
 /*ADDLADDR*/{'x', 'x', '+', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', '+', 'x'},
 /*DELLADDR*/{'x', 'x', '+', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', '+', 'x'},
 /*GETLADDR*/{' ', 'x', ' ', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'},
+/*SYSCTL*/  {'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'},
 ";
 
-const CMD_NAMES: [&str; 17] = [
+const CMD_NAMES: [&str; 18] = [
     "add-service",
     "edit-service",
     "delete-service",
@@ -48,6 +49,7 @@ const CMD_NAMES: [&str; 17] = [
     "add-laddr",
     "del-laddr",
     "get-laddr",
+    "sysctl",
 ];
 
 const OPT_NAMES: [&str; 37] = [
@@ -154,6 +156,7 @@ fn command_word(cmd: usize) -> Vec<&'static str> {
         14 => vec!["--add-laddr"],
         15 => vec!["--del-laddr"],
         16 => vec!["--get-laddr"],
+        17 => vec!["--sysctl"],
         _ => unreachable!(),
     }
 }
@@ -208,7 +211,7 @@ fn expect(args: &[&str], code: i32, stderr: &str) {
 #[test]
 fn every_illegal_option_of_every_command() {
     let t = table();
-    assert_eq!(t.len(), 17);
+    assert_eq!(t.len(), 18);
     let mut checked = 0;
     for (i, row) in t.iter().enumerate() {
         for (j, &cell) in row.iter().enumerate() {
@@ -860,5 +863,42 @@ fn duplicate_add_and_warnings() {
     assert_eq!(
         r.err,
         "rvsd: real server 10.1.1.1:80 uses direct routing; it is in the table but not served without the packet data plane\n"
+    );
+}
+
+/// `--sysctl` (rvs addition): usage errors exit 2 before anything is sent; rvsd's refusal of a
+/// value is printed as rvsd words it and exits 255 like any refused change.
+#[test]
+fn sysctl_usage_and_refusals() {
+    expect(&["--sysctl", "=1"], 2, "illegal sysctl name `' specified\n");
+    expect(
+        &["--sysctl", "Sloppy_TCP=1"],
+        2,
+        "illegal sysctl name `Sloppy_TCP' specified\n",
+    );
+    expect(
+        &["--sysctl", "sloppy_tcp="],
+        2,
+        "--sysctl sloppy_tcp= needs a value\n",
+    );
+    expect(&["--sysctl", "a=1", "b=2"], 2, "unexpected argument b=2\n");
+    expect(&["-L", "--sysctl"], 2, "invalid option `--sysctl'\n");
+    let mut t = MemTable::with(vec![]);
+    let r = run(&mut t, &["--sysctl", "net.ipv4.vs.nope=1"]);
+    assert_eq!(
+        (r.code, r.err.as_str()),
+        (255, "net.ipv4.vs.nope: no such sysctl\n")
+    );
+    assert_eq!(
+        t.requests.last(),
+        Some(&Request::SetSysctl {
+            name: "nope".into(),
+            value: "1".into()
+        })
+    );
+    let r = run(&mut t, &["--sysctl", "nope"]);
+    assert_eq!(
+        (r.code, r.err.as_str()),
+        (1, "net.ipv4.vs.nope: no such sysctl\n")
     );
 }

@@ -9,6 +9,7 @@
 //! health checkers ([`keepalived`], `rvsd -f`) and VRRP instances ([`vrrp`]).
 //! How the pieces fit: docs/internals/architecture.md.
 
+pub mod announce;
 pub mod balancer;
 pub mod capabilities;
 pub mod clock;

@@ -75,12 +75,41 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
+    /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
+    #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
+    sysctl: Vec<(String, String)>,
+    /// Scale-out: keep a route VIP/32 (/128) on `lo` in this kernel routing table for every VIP
+    /// that can be served, for a routing daemon (BIRD, FRR, GoBGP) to announce by BGP.
+    #[arg(long, value_name = "TABLE")]
+    announce_table: Option<u32>,
+    /// Route protocol number of the announced routes (not kernel/boot/static/bird).
+    #[arg(long, value_name = "PROTO", default_value_t = rvsd::announce::DEFAULT_PROTOCOL)]
+    announce_protocol: u8,
+    /// On SIGTERM with --announce-table: seconds between withdrawing the routes and starting
+    /// to drain, while rvsd still forwards (the routers' convergence time).
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    announce_delay: f64,
     /// Print the rvsd(8) manual page (roff) and exit (used to build the package).
     #[arg(long, hide = true)]
     generate_man: bool,
     /// Print a completion script for SHELL (bash, zsh, fish, ...) and exit.
     #[arg(long, hide = true, value_name = "SHELL")]
     generate_completions: Option<clap_complete::Shell>,
+}
+
+/// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
+/// daemon's sysctl table at start.
+fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
+    let (n, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}': NAME=VALUE expected"))?;
+    let n = n.trim();
+    let n = n.strip_prefix("net.ipv4.vs.").unwrap_or(n);
+    if n.is_empty() || v.trim().is_empty() {
+        return Err(format!("`{s}': NAME=VALUE expected"));
+    }
+    Ok((n.to_string(), v.trim().to_string()))
 }
 
 fn main() -> ExitCode {
@@ -324,6 +353,22 @@ async fn run(args: Args) -> Result<(), String> {
         proxy: Mutex::new(Some(proxy)),
     });
 
+    // Sysctls first: the table loaded below is then served with them from its first packet.
+    let sysctls = args
+        .sysctl
+        .iter()
+        .map(|(name, value)| {
+            (
+                format!("--sysctl {name}={value}"),
+                Request::SetSysctl {
+                    name: name.clone(),
+                    value: value.clone(),
+                },
+            )
+        })
+        .collect();
+    apply_all(&daemon, sysctls).await?;
+
     // VRRP instances come from the same keepalived.conf as the virtual servers (`-f`), or from
     // `--vrrp FILE` when the table comes from elsewhere (`--rules`). Set up (its status board
     // attached, every instance INIT) before the table is loaded, so that the packet plane
@@ -364,6 +409,41 @@ async fn run(args: Args) -> Result<(), String> {
         None => None,
     };
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
+    // Announce once the table is in, so that no VIP is announced before it can be served.
+    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).
+    let announce = match (args.announce_table, &args.use_file) {
+        (Some(table), _) => Some((
+            table,
+            args.announce_protocol,
+            StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
+        )),
+        (None, Some(path)) => {
+            let opts = rvs_config::CheckOptions {
+                config_id: args.config_id.clone(),
+                check_interfaces: true,
+            };
+            rvs_config::load(path, &opts)
+                .ok()
+                .and_then(|(cfg, _)| cfg.global.rvs_announce)
+                .map(|a| (a.table, a.protocol, a.delay))
+        }
+        (None, None) => None,
+    };
+    let mut announcer = match announce {
+        Some((table, protocol, delay)) => {
+            let a = rvsd::announce::Announcer::start(
+                daemon.state.clone(),
+                rvsd::announce::Options { table, protocol },
+            )
+            .map_err(|e| format!("announce table {table}: {e}"))?;
+            daemon.lock().announce = Some((table, a.status.clone()));
+            tracing::info!(
+                "announcing the VIPs that can be served in routing table {table} (protocol {protocol})"
+            );
+            Some((a, delay))
+        }
+        None => None,
+    };
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -426,6 +506,19 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
+    // arrives until they have converged, and only then drains.
+    if let Some((a, delay)) = announcer.as_mut() {
+        match a.withdraw_all() {
+            Ok(n) => tracing::info!(
+                "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
+                delay.as_secs_f64()
+            ),
+            Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
+        }
+        rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
+        tokio::time::sleep(*delay).await;
+    }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",
         args.drain_time

@@ -265,10 +265,43 @@ pub fn render(st: &State) -> String {
             o.sample("rvs_backend_unserved", &backend_labels(&s.key, d), v);
         }
     }
+    sysctls(&mut o, st);
+    if let Some((table, a)) = &st.announce {
+        a.render_metrics(*table, &mut o.text);
+    }
     crate::keepalived::render_metrics(&mut o.text);
     crate::sync::metrics::render(&st.sync, &st.shards(), &mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }
     o.text
+}
+
+/// The IPVS sysctls: one gauge per integer value (`sync_threshold` as two, `part` =
+/// `threshold`/`period`), the CPU list as an info series; `acts="0"` marks a sysctl rvs stores
+/// but does not act on yet (or a read-only one).
+fn sysctls(o: &mut Out, st: &State) {
+    use rvs_core::sysctl::{Effect, Value};
+    let name = "rvs_ipvs_sysctl";
+    o.header(name, "gauge", "IPVS sysctl value (net.ipv4.vs.NAME).");
+    let mut text = Vec::new();
+    for (d, v) in st.sysctls.iter() {
+        let acts = u8::from(d.effect == Effect::Acts);
+        let l = format!("name=\"{}\",acts=\"{acts}\"", d.name);
+        match v {
+            Value::Int(x) => {
+                let _ = writeln!(o.text, "{name}{{{l}}} {x}");
+            }
+            Value::Pair(a, b) => {
+                let _ = writeln!(o.text, "{name}{{{l},part=\"threshold\"}} {a}");
+                let _ = writeln!(o.text, "{name}{{{l},part=\"period\"}} {b}");
+            }
+            Value::Text(t) => text.push(format!("{l},value=\"{}\"", esc(t))),
+        }
+    }
+    let info = "rvs_ipvs_sysctl_info";
+    o.header(info, "gauge", "IPVS sysctl with a text value (always 1).");
+    for l in text {
+        o.sample(info, &l, 1);
+    }
 }

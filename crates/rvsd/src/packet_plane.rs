@@ -267,7 +267,9 @@ fn port_of(ifaces: &[Iface], a: IpAddr) -> PortId {
 pub fn plane_config(ifaces: &[Iface], st: &State, opts: &Options) -> PlaneConfig {
     let opts = with_nft_marks(st, opts);
     let shard = st.packet_shard().map(|s| shard::lock(s));
-    plane_config_of(ifaces, shard.as_deref(), st.vrrp.as_deref(), &opts)
+    let mut c = plane_config_of(ifaces, shard.as_deref(), st.vrrp.as_deref(), &opts);
+    c.pmtu_disc = st.sysctls.int("pmtu_disc") != 0;
+    c
 }
 
 /// The options with the mark rules read from the director's nft ruleset added after the

@@ -14,6 +14,7 @@ use rvs_control::model as m;
 use rvs_control::proto::{ErrorKind, Payload, Request, Response};
 use rvs_core::conn::state::tcp;
 use rvs_core::director::Sysctls;
+use rvs_core::sysctl::{Effect, MachineDefaults, SysctlError, SysctlSet};
 use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 
 use crate::convert::*;
@@ -59,8 +60,10 @@ struct Placement {
 
 /// The daemon's state: the control plane's view over the shards.
 pub struct State {
-    /// Settings every shard applies (`--set` timeouts and the other sysctls).
+    /// Settings every shard applies (`--set` timeouts; the sysctls below are applied on top).
     pub sys: Sysctls,
+    /// The IPVS sysctls (`rvsd --sysctl`, `rvsadm --sysctl`): the one place their values live.
+    pub sysctls: SysctlSet,
     /// Current services.
     services: HashMap<ServiceKey, Placement>,
     /// The shard of every service the packet plane serves, when it runs.
@@ -84,6 +87,11 @@ pub struct State {
     pub packet_applied: Option<Arc<AtomicU64>>,
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
+    /// Virtual services whose keepalived `quorum` is not met: their VIPs are not announced
+    /// (`crate::announce`).
+    pub quorum_lost: std::collections::HashSet<ServiceKey>,
+    /// The announce table and the announcer's counters, when `--announce-table` runs.
+    pub announce: Option<(u32, Arc<crate::announce::AnnounceStatus>)>,
     /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
     pub sync: crate::sync::SyncDaemons,
 }
@@ -108,6 +116,7 @@ impl State {
     pub fn new(now: Time, planes: Planes) -> State {
         let mut st = State {
             sys: Sysctls::default(),
+            sysctls: SysctlSet::new(machine_defaults()),
             services: HashMap::new(),
             packet_shard: None,
             retired: Vec::new(),
@@ -119,8 +128,11 @@ impl State {
             generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
             nft_marks: Vec::new(),
+            quorum_lost: std::collections::HashSet::new(),
+            announce: None,
             sync: crate::sync::SyncDaemons::default(),
         };
+        st.sync.params = st.sysctls.sync_params();
         if planes.packet {
             st.packet_shard = Some(st.new_shard(now));
         }
@@ -132,7 +144,67 @@ impl State {
         // Ids are never reused while the daemon runs (2^24 services created is far away;
         // a handle keeps 24 bits for the id).
         self.next_shard = self.next_shard.wrapping_add(1).max(1) & 0x00ff_ffff;
-        Arc::new(Mutex::new(Shard::new(id, now, &self.sys)))
+        let mut sh = Shard::new(id, now, &self.sys);
+        self.sysctls.apply_all(&mut sh.director);
+        Arc::new(Mutex::new(sh))
+    }
+
+    /// `rvsadm --sysctl NAME=VALUE` / `rvsd --sysctl`: validate, store, apply to every shard
+    /// (the packet plane reads `pmtu_disc` when it sees the new generation). A sysctl rvs does
+    /// not act on yet is stored with a warning.
+    fn set_sysctl(&mut self, name: &str, value: &str) -> Response {
+        let def = match self.sysctls.set(name, value, cpu_count()) {
+            Ok(d) => d,
+            Err(e) => {
+                let kind = match e {
+                    SysctlError::Unknown(_) => ErrorKind::Enoent,
+                    SysctlError::Invalid { .. } => ErrorKind::Einval,
+                    SysctlError::ReadOnly { .. } => ErrorKind::Eperm,
+                };
+                return Response::err(error(kind, e.to_string()));
+            }
+        };
+        for s in self.shards() {
+            self.sysctls.apply(def.name, &mut shard::lock(&s).director);
+        }
+        if def.name.starts_with("sync_") || def.name == "backup_only" {
+            // Sync daemons started from now on use them (`crate::sync`).
+            self.sync.params = self.sysctls.sync_params();
+        }
+        self.bump_generation();
+        let r = done();
+        match def.effect {
+            Effect::NotYet(why) => r.warn(format!(
+                "net.ipv4.vs.{} = {}: stored, but rvs does not act on it yet ({why})",
+                def.name,
+                self.sysctls
+                    .get(def.name)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            )),
+            _ => r,
+        }
+    }
+
+    /// `rvsadm --sysctl`: every sysctl with its value.
+    fn sysctl_entries(&self) -> Vec<m::SysctlEntry> {
+        self.sysctls
+            .iter()
+            .map(|(d, v)| {
+                let (acts, writable, note) = match d.effect {
+                    Effect::Acts => (true, true, None),
+                    Effect::NotYet(w) => (false, true, Some(w.to_string())),
+                    Effect::ReadOnly(w) => (false, false, Some(w.to_string())),
+                };
+                m::SysctlEntry {
+                    name: d.name.to_string(),
+                    value: v.to_string(),
+                    writable,
+                    acts,
+                    note,
+                }
+            })
+            .collect()
     }
 
     /// The current table generation.
@@ -327,6 +399,8 @@ impl State {
             )),
             Request::GetInfo => Response::ok(Payload::Info(m::Info::default())),
             Request::GetVrrp => crate::vrrp::status::answer(self.vrrp.as_deref()),
+            Request::GetSysctls => Response::ok(Payload::Sysctls(self.sysctl_entries())),
+            Request::SetSysctl { name, value } => self.set_sysctl(name, value),
             Request::AddService(spec) => {
                 let key = key_to_core(&spec.key);
                 let cfg = match service_to_core(spec) {
@@ -490,7 +564,7 @@ impl State {
                 );
                 if r.is_ok() {
                     for s in self.shards() {
-                        shard::lock(&s).director.sys = self.sys.clone();
+                        shard::lock(&s).director.sys.conn.timeouts = self.sys.conn.timeouts.clone();
                     }
                 }
                 result(r)
@@ -627,6 +701,21 @@ impl State {
         v.sort_by_key(|l| (l.addr, l.protocol == rvs_proxy::Protocol::Udp));
         v
     }
+}
+
+/// The machine-dependent sysctl defaults: `sync_qlen_max` from the available memory (the
+/// kernel uses its free buffer pages), `est_cpulist` from the CPU count.
+fn machine_defaults() -> MachineDefaults {
+    MachineDefaults {
+        free_buffer_pages: crate::daemon::available_pages(),
+        cpus: cpu_count(),
+    }
+}
+
+fn cpu_count() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .unwrap_or(1)
 }
 
 /// Whether a request changes the table (and so the listeners).
@@ -835,5 +924,55 @@ mod tests {
         });
         let got = rx.recv_timeout(std::time::Duration::from_secs(10));
         assert_eq!(got, Ok("127.0.0.12:8081".parse().unwrap()));
+    }
+
+    /// A sysctl reaches the shards that exist and the ones created later; `--set` leaves it
+    /// alone; a refused value changes nothing.
+    #[test]
+    fn sysctls_reach_every_shard() {
+        let mut st = state(&["-A -t 127.0.0.1:80 -s rr"]);
+        let set = |st: &mut State, n: &str, v: &str| {
+            st.handle(
+                &Request::SetSysctl {
+                    name: n.into(),
+                    value: v.into(),
+                },
+                Time(0),
+            )
+        };
+        assert!(set(&mut st, "sloppy_tcp", "1").result.is_ok());
+        assert!(set(&mut st, "expire_nodest_conn", "1").result.is_ok());
+        let r = set(&mut st, "sync_ports", "4");
+        assert!(r.result.is_ok() && r.warnings.len() == 1, "{r:?}");
+        let e = set(&mut st, "drop_packet", "5").result.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Einval);
+        assert_eq!(
+            set(&mut st, "debug_level", "1").result.unwrap_err().kind,
+            ErrorKind::Eperm
+        );
+        assert!(st
+            .handle(&parse_cmd("-A -t 127.0.0.1:81 -s rr"), Time(0))
+            .result
+            .is_ok());
+        assert!(st
+            .handle(&parse_cmd("--set 10 0 0"), Time(0))
+            .result
+            .is_ok());
+        for k in ["127.0.0.1:80", "127.0.0.1:81"] {
+            let (sloppy, nodest, tcp_to) = st
+                .with_service(&key(k), |g| {
+                    let s = &g.director.sys;
+                    (
+                        s.conn.sloppy_tcp,
+                        s.conn.expire_nodest_conn,
+                        s.conn.timeouts.tcp[usize::from(tcp::ESTABLISHED)].as_secs(),
+                    )
+                })
+                .unwrap();
+            assert!(sloppy && nodest, "{k}");
+            assert_eq!(tcp_to, 10, "{k}");
+        }
+        assert_eq!(st.sysctls.int("drop_packet"), 0);
+        assert_eq!(st.sysctls.int("sync_ports"), 4);
     }
 }

@@ -909,3 +909,130 @@ fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
     );
     assert_eq!(outpkts, 0, "TUN replies bypass the director");
 }
+
+/// Echo connections opened from `client` to `addr`, with a read timeout so a stalled path is a
+/// timeout, not a hang.
+fn echo_conns(client: &Netns, addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    client
+        .exec(move || {
+            (0..n)
+                .map(|_| {
+                    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                        .expect("connect through the director");
+                    s.set_read_timeout(Some(Duration::from_millis(300)))
+                        .unwrap();
+                    s.set_nodelay(true).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .expect("exec in the client namespace")
+}
+
+/// Reads from `s` until `want` bytes arrived or `limit` passed; returns what arrived.
+fn read_for(s: &mut std::net::TcpStream, want: usize, limit: Duration) -> Vec<u8> {
+    use std::io::Read as _;
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while got.len() < want && start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// `sloppy_tcp` acts (set at run time with `rvsadm --sysctl`): a director that never saw a
+/// connection's SYN — here rvsd restarted with the same `mh` table, as a second director
+/// taking over an ECMP share — drops its mid-stream segments while `sloppy_tcp` is 0 (no echo
+/// comes back), and forwards them once it is 1: every connection continues on the real
+/// server `mh` chose before, with its bytes intact.
+#[test]
+fn sloppy_tcp_lets_a_director_take_over_established_connections() {
+    use std::io::Write as _;
+    if !require_root("sloppy_tcp_lets_a_director_take_over_established_connections") {
+        return;
+    }
+    let mut t = rvs_lab::dr("ppsl").expect("dr lab");
+    let port = 7000;
+    let rs: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
+    for ns in &rs {
+        let c = ns
+            .echo_server(rvs_lab::Proto::Tcp, port)
+            .expect("echo server");
+        t.lab_mut().own(c);
+    }
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let workdir = t.lab().workdir().to_path_buf();
+    let svc = format!("{}:{port}", t.vip);
+    let mut table = vec![format!("-A -t {svc} -s mh")];
+    for rip in t.rips() {
+        table.push(format!("-a -t {svc} -r {rip}:{port} -g"));
+    }
+    let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
+    let start_rvsd = |tag: &str| {
+        let dir = workdir.join(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = start(&director, &dir, &["eth0"], &[]);
+        for c in &table {
+            r.line(c);
+        }
+        wait_plane_ready(&director, &t.vip.to_string(), &rips);
+        r
+    };
+    let mut first = start_rvsd("first");
+    let addr: std::net::SocketAddr = svc.parse().unwrap();
+    let mut conns = echo_conns(&client, addr, 8);
+    for (i, c) in conns.iter_mut().enumerate() {
+        let m = format!("hello {i}\n");
+        c.write_all(m.as_bytes()).unwrap();
+        assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
+    }
+    // The director is replaced: same table, empty connection table, sloppy_tcp 0.
+    first.stop();
+    let second = start_rvsd("second");
+    assert_eq!(
+        second.ok(&["--sysctl", "sloppy_tcp"]),
+        "net.ipv4.vs.sloppy_tcp = 0\n"
+    );
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(format!("stalled {i}\n").as_bytes()).unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let got = read_for(c, 1, Duration::from_millis(400));
+        assert!(
+            got.is_empty(),
+            "connection {i} got {got:?} through a director without its entry and sloppy_tcp 0"
+        );
+    }
+    let (_, inpkts_before, _) = second.service_stats(&format!("TCP  {svc}"));
+    assert_eq!(
+        inpkts_before, 0,
+        "nothing may be forwarded without sloppy_tcp"
+    );
+
+    second.line("--sysctl sloppy_tcp=1");
+    for (i, c) in conns.iter_mut().enumerate() {
+        // The client retransmits the stalled line (exponential backoff: a few seconds).
+        let want = format!("stalled {i}\n");
+        let got = read_for(c, want.len(), Duration::from_secs(20));
+        assert_eq!(got, want.as_bytes(), "connection {i} after sloppy_tcp=1");
+        let m = format!("again {i}\n");
+        c.write_all(m.as_bytes()).unwrap();
+        assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
+    }
+    let (conns_after, inpkts, _) = second.service_stats(&format!("TCP  {svc}"));
+    assert!(
+        conns_after >= 8 && inpkts >= 16,
+        "the second director scheduled the mid-stream connections: {conns_after} {inpkts}"
+    );
+}

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::proc::Proc;
-use rvs_lab::which;
+use rvs_lab::{which, Netns};
 
 /// Run curl (`-sS --max-time 20` added); returns its output.
 ///
@@ -177,4 +177,29 @@ pub fn write_pattern(path: &Path, n: usize) {
 pub fn report(test: &str, what: &str) {
     let mut e = std::io::stderr();
     let _ = writeln!(e, "[{test}] {what}");
+}
+
+/// One `curl -sS --max-time 5 [extra…] URL` inside `ns`: the body, or `None` if it failed.
+pub fn curl_in(ns: &Netns, extra: &[&str], url: &str) -> Option<String> {
+    ns.cmd("curl")
+        .args(["-sS", "--max-time", "5"])
+        .args(extra)
+        .arg(url)
+        .timeout(Duration::from_secs(8))
+        .run()
+        .ok()
+}
+
+/// [`curl_in`] that must succeed.
+///
+/// # Panics
+/// If curl fails (with its error).
+pub fn curl_in_ok(ns: &Netns, extra: &[&str], url: &str) -> String {
+    ns.cmd("curl")
+        .args(["-sS", "--max-time", "5"])
+        .args(extra)
+        .arg(url)
+        .timeout(Duration::from_secs(8))
+        .run()
+        .unwrap_or_else(|e| panic!("curl {extra:?} {url} in {}: {e}", ns.name()))
 }

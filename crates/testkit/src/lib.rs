@@ -22,7 +22,9 @@ pub mod proc;
 pub mod rvsd;
 pub mod wait;
 
-pub use client::{curl, curl_get, curl_ok, report, write_pattern, ClientLoop, Download};
+pub use client::{
+    curl, curl_get, curl_in, curl_in_ok, curl_ok, report, write_pattern, ClientLoop, Download,
+};
 pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};
 pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{

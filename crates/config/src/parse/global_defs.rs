@@ -182,6 +182,7 @@ impl Parser {
                     }
                 }
                 "lvs_sync_daemon" => g.lvs_sync_daemon = self.lvs_sync_daemon(n),
+                "rvs_announce_table" => g.rvs_announce = self.rvs_announce(n),
                 "lvs_timeouts" => self.lvs_timeouts(n, &mut g.lvs_timeouts),
                 "lvs_flush" => g.lvs_flush = true,
                 "lvs_flush_on_stop" => {
@@ -253,6 +254,68 @@ impl Parser {
             }
             i += 2;
         }
+    }
+
+    /// `rvs_announce_table TABLE [protocol P] [delay SECS]` (rvs addition).
+    fn rvs_announce(&mut self, n: &Node) -> Option<RvsAnnounce> {
+        let t = self.need(n, 1)?.clone();
+        let table = self.uint_tok(n, &t, 1, u64::from(u32::MAX))? as u32;
+        if (253..=255).contains(&table) {
+            self.err_tok(
+                ErrorClass::GeneralError,
+                n,
+                &t,
+                format!(
+                    "rvs_announce_table {table}: use a table of its own (not default 253, main 254, local 255)"
+                ),
+            );
+            return None;
+        }
+        let mut a = RvsAnnounce {
+            table,
+            protocol: 252,
+            delay: Duration::from_secs(3),
+        };
+        let mut i = 2;
+        while i < n.len() {
+            let w = n.arg(i).unwrap_or("").to_string();
+            let Some(v) = n.word(i + 1).cloned() else {
+                self.err(
+                    ErrorClass::GeneralError,
+                    n,
+                    format!("rvs_announce_table: no value after '{w}'"),
+                );
+                return None;
+            };
+            match w.as_str() {
+                "protocol" => {
+                    let p = self.uint_tok(n, &v, 1, 255)? as u8;
+                    if matches!(p, 1..=4 | 12) {
+                        self.err_tok(
+                            ErrorClass::GeneralError,
+                            n,
+                            &v,
+                            format!(
+                                "rvs_announce_table: protocol {p} is not ours to use (redirect, kernel, boot, static, bird)"
+                            ),
+                        );
+                        return None;
+                    }
+                    a.protocol = p;
+                }
+                "delay" => a.delay = self.timer_tok(n, &v, 0, 3_600_000_000)?,
+                _ => {
+                    self.err(
+                        ErrorClass::GeneralError,
+                        n,
+                        format!("Unknown option {w} specified for rvs_announce_table"),
+                    );
+                    return None;
+                }
+            }
+            i += 2;
+        }
+        Some(a)
     }
 
     fn lvs_sync_daemon(&mut self, n: &Node) -> Option<LvsSyncDaemon> {

@@ -198,7 +198,7 @@ struct LblcEntry {
 pub struct Lblc {
     common: Common,
     buckets: Vec<Vec<LblcEntry>>,
-    expiration: Duration,
+    pub(crate) expiration: Duration,
 }
 
 impl Lblc {
@@ -292,7 +292,7 @@ struct LblcrEntry {
 pub struct Lblcr {
     common: Common,
     buckets: Vec<Vec<LblcrEntry>>,
-    expiration: Duration,
+    pub(crate) expiration: Duration,
 }
 
 /// `ip_vs_dest_set_min`: the weighted least-connection member (index into `set`).

@@ -29,7 +29,7 @@ use crate::addr::Protocol;
 use crate::dest::{Dest, DestArena, DestId};
 use crate::error::{Error, Result};
 use crate::service::ServiceFlags;
-use crate::time::Time;
+use crate::time::{Duration, Time};
 
 mod hashing;
 mod index;
@@ -256,6 +256,18 @@ pub enum Scheduler {
     Mh(Mh),
     /// Power of two choices.
     Twos(Twos),
+}
+
+impl Scheduler {
+    /// Set the cache expiration of an lblc (`lblc`) or lblcr (`lblcr`) scheduler; others have
+    /// none.
+    pub fn set_expiration(&mut self, lblc: Duration, lblcr: Duration) {
+        match self {
+            Scheduler::Lblc(s) => s.expiration = lblc,
+            Scheduler::Lblcr(s) => s.expiration = lblcr,
+            _ => {}
+        }
+    }
 }
 
 impl Scheduler {

@@ -20,6 +20,8 @@ pub struct MemTable {
     pub laddrs: Vec<ServiceLocalAddrs>,
     /// VRRP instances (`-L --vrrp`); empty = rvsd runs no VRRP.
     pub vrrp: Vec<VrrpInstanceEntry>,
+    /// IPVS sysctls (`--sysctl`).
+    pub sysctls: Vec<SysctlEntry>,
     /// If set, every request other than GetInfo fails with this error.
     pub fail_with: Option<RemoteError>,
     /// Warnings attached to every response.
@@ -253,6 +255,19 @@ impl MemTable {
                     .collect(),
             )),
             Request::GetVrrp => ok(Payload::Vrrp(self.vrrp.clone())),
+            Request::GetSysctls => ok(Payload::Sysctls(self.sysctls.clone())),
+            Request::SetSysctl { name, value } => {
+                match self.sysctls.iter_mut().find(|e| &e.name == name) {
+                    Some(e) => {
+                        e.value = value.clone();
+                        ok(Payload::Done)
+                    }
+                    None => Response::err(RemoteError::with_detail(
+                        ErrorKind::Enoent,
+                        format!("net.ipv4.vs.{name}: no such sysctl"),
+                    )),
+                }
+            }
         }
     }
 }

@@ -262,6 +262,28 @@ pub(super) async fn apply(
                 hc::Notification::Quorum { up: false, .. } => C_Q_DOWN,
             });
             tracing::info!("{n}");
+            if let hc::Notification::Quorum {
+                vs: hc::VsKey::Addr { protocol, addr },
+                up,
+            } = n
+            {
+                // The route announcer stops announcing a VIP whose quorum is lost.
+                let key = rvs_core::ServiceKey::Addr {
+                    proto: match protocol {
+                        hc::Protocol::Tcp => rvs_core::Protocol::Tcp,
+                        hc::Protocol::Udp => rvs_core::Protocol::Udp,
+                        hc::Protocol::Sctp => rvs_core::Protocol::Sctp,
+                    },
+                    addr: addr.ip(),
+                    port: addr.port(),
+                };
+                let mut st = daemon.lock();
+                if *up {
+                    st.quorum_lost.remove(&key);
+                } else {
+                    st.quorum_lost.insert(key);
+                }
+            }
             let fifo = lock().fifo.clone();
             if let Some(f) = fifo {
                 f.send(format!("{}\n", n.fifo_line()));

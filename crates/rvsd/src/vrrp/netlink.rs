@@ -71,8 +71,8 @@ impl Rtnl {
     }
 
     /// Send one request; collect the answers (all parts of a dump). A NACK is `Err` with the
-    /// errno.
-    fn request(
+    /// errno. Also used by the route announcer (`crate::announce`).
+    pub(crate) fn request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
