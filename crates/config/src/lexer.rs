@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::budget::{Budget, Exceeded};
 use crate::diag::{Diagnostic, ErrorClass, Pos};
 
 /// One word of a logical line.
@@ -87,7 +88,8 @@ pub fn short_hostname() -> String {
     h.trim().split('.').next().unwrap_or("").to_string()
 }
 
-/// Limits that keep hostile input from exhausting memory or looping forever.
+/// Limits that keep hostile input from exhausting memory or looping forever (per level; the
+/// totals over the whole configuration are in [`crate::budget`]).
 const MAX_INCLUDE_DEPTH: usize = 32;
 const MAX_SUBST_DEPTH: usize = 64;
 const MAX_LINES: usize = 1_000_000;
@@ -114,7 +116,10 @@ pub struct Lexer {
     /// Problems found so far.
     pub diags: Vec<Diagnostic>,
     rand_state: u64,
-    overflow_reported: bool,
+    /// The work charged so far (includes, `~SEQ` values, substitutions).
+    budget: Budget,
+    /// A limit was crossed (reported once): nothing more is read.
+    stopped: bool,
     /// The physical line being processed (after comment removal), for messages.
     source: Arc<str>,
     /// How many brace residues deep the current line is (bounded recursion).
@@ -455,7 +460,8 @@ impl Lexer {
             lines: Vec::new(),
             diags: Vec::new(),
             rand_state: 0x2545_f491_4f6c_dd1d,
-            overflow_reported: false,
+            budget: Budget::default(),
+            stopped: false,
             source: Arc::from(""),
             brace_depth: 0,
         }
@@ -466,9 +472,40 @@ impl Lexer {
             .push(Diagnostic::new(class, Some(pos), msg).with_snippet(snippet));
     }
 
+    /// Stop reading: one fatal diagnostic (the first limit crossed), nothing read after it.
+    fn stop(&mut self, pos: Pos, msg: String, snippet: &str) {
+        if !self.stopped {
+            self.stopped = true;
+            self.diag(ErrorClass::Fatal, pos, msg, snippet);
+        }
+    }
+
+    /// Charge `r` (a budget step) and stop at `pos` if it crossed a limit; false then. The
+    /// physical line being read is the offending text (not the expanded remainder).
+    fn charged(&mut self, r: Result<(), Exceeded>, pos: impl FnOnce() -> Pos) -> bool {
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                let source = self.source.clone();
+                self.stop(pos(), e.to_string(), &source);
+                false
+            }
+        }
+    }
+
+    /// True once a limit was crossed: what was read is incomplete and cannot run.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Read the top-level file. A missing file is reported as
     /// [`ErrorClass::FileNotFound`] (keepalived `-t` exits 0 here; rvs does not).
     pub fn read_file(&mut self, path: &Path) {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let r = self.budget.read_file(len, false);
+        if !self.charged(r, || Pos::new(Arc::from(path), 1, 1)) {
+            return;
+        }
         match std::fs::read(path) {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -505,6 +542,9 @@ impl Lexer {
         self.params
             .insert("_PWD".into(), dir_abs.to_string_lossy().into_owned());
         for (n, phys) in text.split('\n').enumerate() {
+            if self.stopped {
+                break;
+            }
             let line_no = (n + 1).min(u32::MAX as usize) as u32;
             let phys = phys.trim_end_matches('\r');
             if phys.len() > MAX_LINE_LEN {
@@ -567,16 +607,15 @@ impl Lexer {
         depth: usize,
         continued: bool,
     ) {
+        if self.stopped {
+            return;
+        }
         if self.lines.len() >= MAX_LINES {
-            if !self.overflow_reported {
-                self.overflow_reported = true;
-                self.diag(
-                    ErrorClass::Fatal,
-                    Pos::new(file.clone(), line_no, col),
-                    format!("configuration expands to more than {MAX_LINES} lines - stopping"),
-                    text,
-                );
-            }
+            self.stop(
+                Pos::new(file.clone(), line_no, col),
+                format!("configuration expands to more than {MAX_LINES} lines - stopping"),
+                text,
+            );
             return;
         }
         let mut text = text;
@@ -638,6 +677,10 @@ impl Lexer {
                 return;
             };
             if let Some(new) = subst {
+                let r = self.budget.substitution(new.len() as u64);
+                if !self.charged(r, || Pos::new(file.clone(), line_no, col)) {
+                    return;
+                }
                 if depth >= MAX_SUBST_DEPTH {
                     self.diag(
                         ErrorClass::GeneralError,
@@ -904,6 +947,10 @@ impl Lexer {
             }
         }
         for b in bindings {
+            let r = self.budget.seq_value();
+            if !self.charged(r, || Pos::new(file.clone(), line_no, col)) {
+                return;
+            }
             if self.lines.len() >= MAX_LINES {
                 // Report once (process does) and stop expanding.
                 self.process(&remainder, file, line_no, col, false, depth + 1, false);
@@ -993,6 +1040,9 @@ impl Lexer {
             return;
         }
         for f in files {
+            if self.stopped {
+                return;
+            }
             let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
             if self.stack.contains(&canon) {
                 self.diag(
@@ -1008,6 +1058,11 @@ impl Lexer {
             }
             if f.is_dir() {
                 continue;
+            }
+            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+            let r = self.budget.read_file(len, true);
+            if !self.charged(r, || pos.clone()) {
+                return;
             }
             match std::fs::read(&f) {
                 Ok(bytes) => {

@@ -442,7 +442,8 @@ fn runaway_expansions_are_reported() {
         .any(|d| d.message.contains("more than 100000 values")));
     let (lines, diags) = lex_str(
         Path::new("t"),
-        "~SEQ(A, 1, 1000) ~SEQ(B, 1, 1000) ~SEQ(C, 1, 2) x\n",
+        // 201 000 values (within their budget), seven lines each: the line limit stops it.
+        "~SEQ(A, 1, 1000) ~SEQ(B, 1, 200) a { b { c } }\n",
         opts("x"),
     );
     assert_eq!(lines.len(), MAX_LINES);

@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod diag;
 pub mod lexer;
 pub mod model;
@@ -152,7 +153,18 @@ impl Report {
     }
 }
 
-fn finish(lines: Vec<lexer::Line>, mut diags: Vec<Diagnostic>, opts: &CheckOptions) -> Report {
+fn finish(lx: lexer::Lexer, opts: &CheckOptions) -> Report {
+    let stopped = lx.stopped();
+    let (lines, mut diags) = (lx.lines, lx.diags);
+    if stopped {
+        // A budget was exceeded (crate::budget): the text read so far is a truncated
+        // expansion that cannot run, and parsing up to a million lines of it would only
+        // add time and noise to the one fatal diagnostic that matters.
+        return Report {
+            config: Config::default(),
+            diagnostics: diags,
+        };
+    }
     let nodes = tree::build(lines, &mut diags);
     let mut p = parse::Parser::new();
     p.top(&nodes);
@@ -174,7 +186,7 @@ fn finish(lines: Vec<lexer::Line>, mut diags: Vec<Diagnostic>, opts: &CheckOptio
 pub fn check(path: impl AsRef<Path>, opts: &CheckOptions) -> Report {
     let mut lx = lexer::Lexer::new(opts.lex());
     lx.read_file(path.as_ref());
-    finish(lx.lines, lx.diags, opts)
+    finish(lx, opts)
 }
 
 /// Like [`check`] for configuration text that claims to be file `path` (includes
@@ -182,7 +194,7 @@ pub fn check(path: impl AsRef<Path>, opts: &CheckOptions) -> Report {
 pub fn check_str(path: impl AsRef<Path>, text: &str, opts: &CheckOptions) -> Report {
     let mut lx = lexer::Lexer::new(opts.lex());
     lx.read_str(path.as_ref(), text);
-    finish(lx.lines, lx.diags, opts)
+    finish(lx, opts)
 }
 
 /// Parse `path` for running: the model, or an error if rvsd cannot run it.

@@ -166,13 +166,10 @@ fn run(row: &Row) -> Report {
 
 #[test]
 fn corpus_exit_status_matches_keepalived() {
-    if !Path::new(SAMPLES).is_dir() {
-        eprintln!(
-            "SKIP corpus: {SAMPLES} is absent - install Debian's keepalived package \
-             (scripts/install-test-deps does) to run this test"
-        );
-        return;
-    }
+    rvs_require::require_that!(
+        Path::new(SAMPLES).is_dir(),
+        "{SAMPLES} is absent (Debian's keepalived package installs it)"
+    );
     // Every sample the package ships must be in the table.
     let mut listed: Vec<String> = Vec::new();
     for e in std::fs::read_dir(SAMPLES)
@@ -200,8 +197,12 @@ fn corpus_exit_status_matches_keepalived() {
     let mut table = String::from("file | -i | keepalived | rvs\n");
     let mut ran = 0;
     for row in ROWS {
-        if row.file == ETC_SAMPLE && !Path::new(ETC_SAMPLE).is_file() {
-            eprintln!("SKIP {ETC_SAMPLE}: not installed");
+        if row.file == ETC_SAMPLE
+            && !rvs_require::that(
+                Path::new(ETC_SAMPLE).is_file(),
+                format_args!("{ETC_SAMPLE} not installed"),
+            )
+        {
             continue;
         }
         let mut want = row.keepalived;
@@ -269,10 +270,10 @@ fn corpus_exit_status_matches_keepalived() {
 
 #[test]
 fn corpus_models_look_right() {
-    if !Path::new(SAMPLES).is_dir() {
-        eprintln!("SKIP corpus models: {SAMPLES} is absent");
-        return;
-    }
+    rvs_require::require_that!(
+        Path::new(SAMPLES).is_dir(),
+        "{SAMPLES} is absent (Debian's keepalived package installs it)"
+    );
     let opts = CheckOptions {
         config_id: Some("no-such-id".into()),
         ..Default::default()

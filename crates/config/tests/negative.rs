@@ -282,21 +282,21 @@ fn missing_parameter_wins_over_everything() {
 /// program is installed (CI installs Debian's package), check it.
 #[test]
 fn keepalived_column_matches_the_real_keepalived() {
-    let bin = ["/usr/sbin/keepalived", "/usr/bin/keepalived"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file());
-    let Some(bin) = bin else {
-        eprintln!("SKIP: keepalived is not installed (scripts/install-test-deps installs it)");
-        return;
-    };
+    rvs_require::require_tools!("keepalived", "timeout");
+    let bin = rvs_require::which("keepalived").unwrap();
+    let bin = bin.to_str().unwrap();
     let dir = std::env::temp_dir().join(format!("rvs-config-kat-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let has_eth0 = std::path::Path::new("/sys/class/net/eth0").exists();
     let mut failures = Vec::new();
     let mut ran = 0;
     for (i, c) in CASES.iter().enumerate() {
-        if c.conf.contains("interface eth0") && !has_eth0 {
-            eprintln!("SKIP [{}]: needs an interface named eth0", c.name);
+        if c.conf.contains("interface eth0")
+            && !rvs_require::that(
+                has_eth0,
+                format_args!("[{}] needs an interface named eth0", c.name),
+            )
+        {
             continue;
         }
         let conf = dir.join(format!("case{i}.conf"));
@@ -321,10 +321,7 @@ fn keepalived_column_matches_the_real_keepalived() {
             .arg("-b")
             .arg(pid("b"))
             .output();
-        let Ok(out) = out else {
-            eprintln!("SKIP: cannot run `timeout {bin}`");
-            return;
-        };
+        let out = out.unwrap_or_else(|e| panic!("cannot run `timeout {bin}`: {e}"));
         ran += 1;
         // A crash shows as a signal (timeout re-raises the child's signal).
         let rc = {

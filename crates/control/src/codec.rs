@@ -13,15 +13,28 @@ use serde::Serialize;
 use std::io::{Read, Write};
 use thiserror::Error;
 
-/// Largest frame accepted (a connection listing of a busy director can be large).
+/// Largest frame accepted (a connection listing of a busy director can be large). This is the
+/// limit of what rvsadm reads from rvsd.
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// Largest request frame rvsd accepts on its control socket: 16 MiB. Requests are small (the
+/// largest ipvsadm command is a few hundred bytes of JSON); the cap keeps one connection from
+/// making rvsd buffer up to [`MAX_FRAME`]. A longer length prefix is answered with `EMSGSIZE`
+/// naming this limit, and the connection is closed without reading the frame's body.
+pub const MAX_REQUEST_FRAME: usize = 16 * 1024 * 1024;
 
 /// Framing or serialization failure.
 #[derive(Debug, Error)]
 pub enum CodecError {
-    /// The length prefix announces more than [`MAX_FRAME`] bytes.
-    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME} bytes")]
-    TooLarge(usize),
+    /// The length prefix announces more bytes than the reader accepts ([`MAX_FRAME`], or
+    /// [`MAX_REQUEST_FRAME`] for rvsd's requests).
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit it exceeds.
+        limit: usize,
+    },
     /// The payload is not valid JSON for the expected type.
     #[error("malformed message: {0}")]
     Json(#[from] serde_json::Error),
@@ -37,7 +50,10 @@ pub enum CodecError {
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
     let body = serde_json::to_vec(msg)?;
     if body.len() > MAX_FRAME {
-        return Err(CodecError::TooLarge(body.len()));
+        return Err(CodecError::TooLarge {
+            len: body.len(),
+            limit: MAX_FRAME,
+        });
     }
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -50,12 +66,21 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
 /// Returns `Ok(None)` if `buf` does not yet hold a whole frame, else the message and the
 /// number of bytes it used (the caller drops them from its buffer).
 pub fn decode<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, CodecError> {
+    decode_limited(buf, MAX_FRAME)
+}
+
+/// [`decode`] with a frame limit of `limit` bytes: a longer length prefix is an error as soon
+/// as its four bytes are in `buf`, before any of the body.
+pub fn decode_limited<T: DeserializeOwned>(
+    buf: &[u8],
+    limit: usize,
+) -> Result<Option<(T, usize)>, CodecError> {
     if buf.len() < 4 {
         return Ok(None);
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if len > MAX_FRAME {
-        return Err(CodecError::TooLarge(len));
+    if len > limit {
+        return Err(CodecError::TooLarge { len, limit });
     }
     if buf.len() < 4 + len {
         return Ok(None);
@@ -90,7 +115,10 @@ pub fn read_frame<T: DeserializeOwned, R: Read>(r: &mut R) -> Result<Option<T>, 
     }
     let len = u32::from_be_bytes(len_buf) as usize;
     if len > MAX_FRAME {
-        return Err(CodecError::TooLarge(len));
+        return Err(CodecError::TooLarge {
+            len,
+            limit: MAX_FRAME,
+        });
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).map_err(|e| {
@@ -105,15 +133,35 @@ pub fn read_frame<T: DeserializeOwned, R: Read>(r: &mut R) -> Result<Option<T>, 
 
 /// Accumulates bytes from a non-blocking or async stream and yields whole messages, for
 /// servers that read into their own buffers (rvsd with tokio).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameBuffer {
     buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Default for FrameBuffer {
+    fn default() -> Self {
+        FrameBuffer {
+            buf: Vec::new(),
+            limit: MAX_FRAME,
+        }
+    }
 }
 
 impl FrameBuffer {
-    /// An empty buffer.
+    /// An empty buffer accepting frames up to [`MAX_FRAME`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty buffer accepting frames up to `limit` bytes (rvsd: [`MAX_REQUEST_FRAME`]).
+    /// [`FrameBuffer::next_message`] reports a longer frame as soon as its length prefix has
+    /// arrived, so the caller never buffers more than one read beyond it.
+    pub fn with_limit(limit: usize) -> Self {
+        FrameBuffer {
+            buf: Vec::new(),
+            limit,
+        }
     }
 
     /// Appends bytes read from the stream.
@@ -124,7 +172,7 @@ impl FrameBuffer {
     /// The next complete message, if one has fully arrived. After an error the stream is out
     /// of sync and should be closed.
     pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CodecError> {
-        match decode(&self.buf)? {
+        match decode_limited(&self.buf, self.limit)? {
             Some((msg, used)) => {
                 self.buf.drain(..used);
                 Ok(Some(msg))
@@ -158,5 +206,21 @@ mod tests {
         }
         assert_eq!(got, vec![Request::GetInfo, Request::Flush]);
         assert_eq!(fb.pending(), 0);
+    }
+
+    #[test]
+    fn frame_buffer_refuses_an_oversized_prefix_before_its_body() {
+        let mut fb = FrameBuffer::with_limit(MAX_REQUEST_FRAME);
+        fb.push(&((MAX_REQUEST_FRAME + 1) as u32).to_be_bytes());
+        match fb.next_message::<Request>() {
+            Err(CodecError::TooLarge { len, limit }) => {
+                assert_eq!((len, limit), (MAX_REQUEST_FRAME + 1, MAX_REQUEST_FRAME));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Exactly at the limit is still waiting for its body.
+        let mut fb = FrameBuffer::with_limit(MAX_REQUEST_FRAME);
+        fb.push(&(MAX_REQUEST_FRAME as u32).to_be_bytes());
+        assert!(fb.next_message::<Request>().unwrap().is_none());
     }
 }

@@ -50,7 +50,10 @@ pub mod proto;
 pub mod socket;
 
 pub use client::{Client, ClientError};
-pub use codec::{decode, encode, read_frame, write_frame, CodecError, FrameBuffer};
+pub use codec::{
+    decode, decode_limited, encode, read_frame, write_frame, CodecError, FrameBuffer,
+    MAX_REQUEST_FRAME,
+};
 pub use model::*;
 pub use proto::{ErrorKind, Payload, RemoteError, Request, Response, PROTOCOL_VERSION};
 pub use socket::{resolve_socket_path, resolve_socket_path_from, SocketPathError};

@@ -72,7 +72,7 @@ fn oversized_and_garbage_frames_are_errors() {
     bad.extend_from_slice(b"{}");
     assert!(matches!(
         decode::<Request>(&bad),
-        Err(CodecError::TooLarge(_))
+        Err(CodecError::TooLarge { .. })
     ));
     let mut junk = 3u32.to_be_bytes().to_vec();
     junk.extend_from_slice(b"xyz");

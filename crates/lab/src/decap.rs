@@ -583,8 +583,8 @@ mod tests {
     /// `UDP_NO_CHECK6_TX` on `::1` of the caller's namespace.
     #[test]
     fn gue_socket_takes_zero_checksum_udp_over_ipv6() {
-        if !ipv6_enabled() || UdpSocket::bind("[::1]:0").is_err() {
-            eprintln!("SKIP gue_socket_takes_zero_checksum_udp_over_ipv6: no IPv6 loopback");
+        rvs_require::require_that!(ipv6_enabled(), "IPv6 is disabled on this host");
+        if !rvs_require::ipv6_loopback() {
             return;
         }
         // A free port: bind an ephemeral one, note it, let it go.

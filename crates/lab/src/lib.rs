@@ -21,15 +21,16 @@
 //!   servers, because **this kernel has no ipip/gre/fou modules** (see its module docs for how
 //!   it works).
 //!
-//! Everything except the pure helpers needs root. Tests should start with
-//! [`require_root`], which prints a skip reason and returns `false` when not root.
+//! Everything except the pure helpers needs root. Tests start with
+//! `rvs_require::require_root!()` (the rvs-require crate), which skips with the reason
+//! outside CI and fails the test under CI.
 //!
 //! ```no_run
 //! use std::time::Duration;
 //! use rvs_lab::{Proto, Result};
 //!
 //! fn nat_lab_baseline() -> Result<()> {
-//!     if !rvs_lab::require_root("nat_lab_baseline") {
+//!     if !rvs_lab::is_root() {
 //!         return Ok(());
 //!     }
 //!     let mut t = rvs_lab::nat("nat_lab_baseline")?; // removed when `t` drops, even on panic
@@ -62,11 +63,11 @@ pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};
 pub use decap::{DecapConfig, DecapCounters, Decapsulator};
 pub use error::{LabError, Result};
 pub use netns::{
-    cleanup_orphans, cleanup_stale, is_root, list_namespaces, require_root, socat_transfer, Lab,
-    MacAddr, Netns, Proto, CLI_PREFIX, TEST_PREFIX,
+    cleanup_orphans, cleanup_stale, is_root, list_namespaces, socat_transfer, Lab, MacAddr, Netns,
+    Proto, CLI_PREFIX, TEST_PREFIX,
 };
 pub use nginx::{Listen, Nginx, Site};
-pub use tools::{check_tools, in_ci, require, which};
+pub use tools::{in_ci, require, require_root, which};
 pub use topo::{
     dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,
     LabKind, Node, SelftestMode, Topology,

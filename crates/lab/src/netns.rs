@@ -36,31 +36,6 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// For root-only tests: returns `true` when the test may run; otherwise prints why it is
-/// skipped (on stderr, visible with `--nocapture` and in CI logs) and returns `false`.
-///
-/// # Panics
-/// Under CI (`CI=true`, see [`crate::tools::in_ci`]) a test that cannot run fails instead:
-/// CI runs the tests as root, so a skip there would hide a broken setup.
-///
-/// ```no_run
-/// if !rvs_lab::require_root("nat_lab_works") {
-///     return;
-/// }
-/// ```
-pub fn require_root(test: &str) -> bool {
-    if is_root() {
-        true
-    } else {
-        assert!(
-            !crate::tools::in_ci(),
-            "{test} needs root (network namespaces, veth, TUN) and CI=true: failing, not skipping"
-        );
-        eprintln!("SKIP {test}: needs root (network namespaces, veth, TUN); CI runs it as root");
-        false
-    }
-}
-
 /// A 48-bit Ethernet address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MacAddr(pub [u8; 6]);

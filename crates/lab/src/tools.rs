@@ -1,73 +1,26 @@
-//! Is a test able to run here? Root and the external programs it drives (nginx, curl, socat,
-//! nft, keepalived, …). Every end-to-end test asks through these functions, so "skip when
-//! unprivileged, fail in CI" is decided in one place.
+//! Where the external programs the labs drive (nginx, socat, …) are installed, and whether a
+//! test may run here.
+//!
+//! The decision — skip with the reason outside CI, fail under CI (`RVS_REQUIRE_ALL=1` from
+//! `.ci/run`, or `CI=true`) — is made in one place for every test crate, rvs-require; these are
+//! the names the labs' and rvsd's end-to-end tests use for it.
 
-use std::path::PathBuf;
+pub use rvs_require::which;
 
-use crate::netns::is_root;
-
-/// Whether the tests run under CI (`CI=true`, as every CI service sets it). There every
-/// program is installed (`scripts/install-test-deps`) and the tests run as root, so a test
-/// that cannot run its check is a broken setup and must fail rather than skip.
+/// Whether unmet needs fail the test (CI); see `rvs_require::strict`.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    rvs_require::strict()
 }
 
-/// Directories searched for external programs: `PATH`, then the sbin directories (nginx lives
-/// in /usr/sbin, which an unprivileged user's `PATH` lacks).
-fn search_dirs() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    for d in ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"] {
-        v.push(PathBuf::from(d));
-    }
-    v
+/// For root-only tests: `true` when the test may run; otherwise the skip (or, under CI, the
+/// failure) with the reason. The test's name comes from its thread (`_test` is kept for
+/// callers that pass it).
+pub fn require_root(_test: &str) -> bool {
+    rvs_require::root()
 }
 
-/// Full path of an installed program.
-pub fn which(prog: &str) -> Option<PathBuf> {
-    search_dirs()
-        .into_iter()
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
-}
-
-/// `Ok` if every program is installed; `Err(reason)` (the test should skip) otherwise.
-///
-/// # Panics
-/// As root or under CI ([`in_ci`]) a missing program panics: CI installs them all, so a skip
-/// there would hide a broken setup.
-pub fn check_tools(progs: &[&str]) -> Result<(), String> {
-    let missing: Vec<&str> = progs
-        .iter()
-        .copied()
-        .filter(|p| which(p).is_none())
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let why = format!(
-        "{} not installed (run scripts/install-test-deps as root; Debian packages: nginx-light \
-         curl socat nftables iproute2 keepalived)",
-        missing.join(", ")
-    );
-    assert!(!is_root() && !in_ci(), "cannot run the test: {why}");
-    Err(why)
-}
-
-/// For tests that need root and programs: `true` when the test may run; otherwise prints why
-/// it is skipped and returns `false`. Panics instead of skipping under CI or (for a missing
-/// program) as root, see [`check_tools`] and [`crate::require_root`].
-pub fn require(test: &str, progs: &[&str]) -> bool {
-    if !crate::require_root(test) {
-        return false;
-    }
-    match check_tools(progs) {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIP {test}: {why}");
-            false
-        }
-    }
+/// For tests that need root and programs: `true` when the test may run; otherwise the skip
+/// (or, under CI, the failure) with the reason.
+pub fn require(_test: &str, progs: &[&str]) -> bool {
+    rvs_require::root() && rvs_require::tools(progs)
 }

@@ -1,6 +1,7 @@
 //! Root-only tests: build every topology, check the connectivity that needs no director, the
 //! userspace decapsulator end to end, and that nothing is left behind — even after a panic.
-//! Without root each test prints why it is skipped and passes.
+//! Without root each test prints why it is skipped and passes; under CI (`RVS_REQUIRE_ALL=1` or
+//! `CI=true`) it fails instead (see rvs-require).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::Path;
@@ -8,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use rvs_lab::{
-    list_namespaces, require_root, socat_transfer, DecapCounters, Lab, LabKind, Netns, Proto,
-    SelftestMode, Topology,
+    list_namespaces, socat_transfer, DecapCounters, Lab, LabKind, Netns, Proto, SelftestMode,
+    Topology,
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -66,9 +67,7 @@ fn drop_and_check_gone(t: Topology) {
 
 #[test]
 fn nat_lab_connectivity_without_a_director() {
-    if !require_root("nat_lab_connectivity_without_a_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("nat").unwrap();
     assert_eq!(t.kind(), LabKind::Nat);
     assert_eq!(t.nodes().len(), 5);
@@ -137,9 +136,7 @@ fn nat_lab_connectivity_without_a_director() {
 
 #[test]
 fn nat_lab_kernel_baseline_alternates_real_servers() {
-    if !require_root("nat_lab_kernel_baseline_alternates_real_servers") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("natbase").unwrap();
     t.start_nginx().unwrap();
     let client = t.client().ns.clone();
@@ -175,9 +172,7 @@ fn nat_lab_kernel_baseline_alternates_real_servers() {
 
 #[test]
 fn dr_lab_segment_and_real_server_setup() {
-    if !require_root("dr_lab_segment_and_real_server_setup") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::dr("dr").unwrap();
     assert_macs(&t);
     let router = t.router().unwrap().ns.clone();
@@ -302,9 +297,7 @@ fn tunnel_round_trip(
 
 #[test]
 fn tun_lab_decapsulates_ipip_gre_and_gue() {
-    if !require_root("tun_lab_decapsulates_ipip_gre_and_gue") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::tun("tun").unwrap();
     assert_macs(&t);
     assert_eq!(t.lab().decaps().len(), 2);
@@ -345,9 +338,7 @@ fn tun_lab_decapsulates_ipip_gre_and_gue() {
 
 #[test]
 fn tun_lab_decapsulator_drops_garbage() {
-    if !require_root("tun_lab_decapsulator_drops_garbage") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::tun("tungarbage").unwrap();
     let director = t.director().ns.clone();
     let rip1 = t.node("rs1").unwrap().addr().unwrap();
@@ -359,9 +350,7 @@ fn tun_lab_decapsulator_drops_garbage() {
 
 #[test]
 fn fullnat_lab_real_servers_only_see_the_director() {
-    if !require_root("fullnat_lab_real_servers_only_see_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::fullnat("fullnat").unwrap();
     assert_macs(&t);
     assert_eq!(t.laddrs, vec![Ipv4Addr::new(10, 2, 0, 100)]);
@@ -398,9 +387,7 @@ fn fullnat_lab_real_servers_only_see_the_director() {
 
 #[test]
 fn selftest_dr_topology_matches_the_kernel_selftest() {
-    if !require_root("selftest_dr_topology_matches_the_kernel_selftest") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::selftest("stdr", SelftestMode::Dr).unwrap();
     assert_macs(&t);
     assert_eq!(t.vip, Ipv4Addr::new(207, 175, 44, 110));
@@ -459,9 +446,7 @@ fn selftest_dr_topology_matches_the_kernel_selftest() {
 
 #[test]
 fn selftest_nat_baseline_through_the_director() {
-    if !require_root("selftest_nat_baseline_through_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::selftest("stnat", SelftestMode::Nat).unwrap();
     let ns0 = t.client().ns.clone();
     let ns2 = t.real_servers()[0];
@@ -480,9 +465,7 @@ fn selftest_nat_baseline_through_the_director() {
 
 #[test]
 fn selftest_tun_decapsulator_delivers_a_hand_built_ipip_packet() {
-    if !require_root("selftest_tun_decapsulator_delivers_a_hand_built_ipip_packet") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::selftest("sttun", SelftestMode::Tun).unwrap();
     assert_eq!(
         t.director().ns.sysctl_get("net.ipv4.ip_forward").unwrap(),
@@ -509,9 +492,7 @@ fn selftest_tun_decapsulator_delivers_a_hand_built_ipip_packet() {
 
 #[test]
 fn selftest_tun_decapsulator_handles_ipv6_outer_and_inner() {
-    if !require_root("selftest_tun_decapsulator_handles_ipv6_outer_and_inner") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::selftest("sttun6", SelftestMode::Tun).unwrap();
     let ns0 = t.client().ns.clone();
     let ns1 = t.director().ns.clone();
@@ -581,9 +562,7 @@ fn selftest_tun_decapsulator_handles_ipv6_outer_and_inner() {
 
 #[test]
 fn ha_pair_carries_vrrp_multicast() {
-    if !require_root("ha_pair_carries_vrrp_multicast") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::ha("havrrp").unwrap();
     let ds = t.directors();
     let group = Ipv4Addr::new(224, 0, 0, 18);
@@ -622,9 +601,7 @@ fn ha_pair_carries_vrrp_multicast() {
 
 #[test]
 fn ha_pair_shares_both_segments() {
-    if !require_root("ha_pair_shares_both_segments") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = rvs_lab::ha("ha").unwrap();
     assert_macs(&t);
     let ds = t.directors();
@@ -662,9 +639,7 @@ fn ha_pair_shares_both_segments() {
 
 #[test]
 fn a_panicking_test_leaves_nothing_behind() {
-    if !require_root("a_panicking_test_leaves_nothing_behind") {
-        return;
-    }
+    rvs_require::require_root!();
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let mut t = rvs_lab::nat("panics").unwrap();
@@ -700,9 +675,7 @@ fn a_panicking_test_leaves_nothing_behind() {
 
 #[test]
 fn cleanup_stale_removes_a_kept_lab() {
-    if !require_root("cleanup_stale_removes_a_kept_lab") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut lab = Lab::new("stale").unwrap();
     let prefix = lab.prefix().to_owned();
     let a = lab.add_netns("a").unwrap();
@@ -724,9 +697,7 @@ fn cleanup_stale_removes_a_kept_lab() {
 
 #[test]
 fn commands_time_out_and_report_failures() {
-    if !require_root("commands_time_out_and_report_failures") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut lab = Lab::new("cmds").unwrap();
     let ns = lab.add_netns("x").unwrap();
     let started = std::time::Instant::now();
@@ -766,9 +737,7 @@ fn commands_time_out_and_report_failures() {
 
 #[test]
 fn cli_up_list_down() {
-    if !require_root("cli_up_list_down") {
-        return;
-    }
+    rvs_require::require_root!();
     let exe = env!("CARGO_BIN_EXE_rvs-lab");
     let prefix = format!("rvlt-cli-{}-x", std::process::id());
     let run = |args: &[&str]| {
@@ -807,9 +776,7 @@ fn cli_up_list_down() {
 
 #[test]
 fn topologies_scale_the_number_of_real_servers() {
-    if !require_root("topologies_scale_the_number_of_real_servers") {
-        return;
-    }
+    rvs_require::require_root!();
     let opts = rvs_lab::BuildOptions {
         real_servers: 4,
         ..Default::default()
@@ -854,9 +821,7 @@ fn topologies_scale_the_number_of_real_servers() {
 
 #[test]
 fn topologies_describe_themselves() {
-    if !require_root("topologies_describe_themselves") {
-        return;
-    }
+    rvs_require::require_root!();
     let t = Topology::build(
         Lab::new("describe").unwrap(),
         LabKind::Fullnat,
@@ -946,9 +911,7 @@ fn emulated_ipip_director(
 
 #[test]
 fn tun_lab_carries_tcp_through_an_emulated_ipip_director() {
-    if !require_root("tun_lab_carries_tcp_through_an_emulated_ipip_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::tun("tuntcp").unwrap();
     t.start_nginx().unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -50,7 +50,7 @@ fn icmp_echo(f: &[u8], src: [u8; 4], dst: [u8; 4]) -> Option<u8> {
 
 #[test]
 fn rx_ring_receives_peer_frames_and_pings() {
-    if !common::can_run("rx_ring_receives_peer_frames_and_pings") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("rx");
@@ -116,7 +116,7 @@ fn rx_ring_receives_peer_frames_and_pings() {
 
 #[test]
 fn blocks_per_call_bounds_a_batch() {
-    if !common::can_run("blocks_per_call_bounds_a_batch") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("bpc");
@@ -158,7 +158,7 @@ fn blocks_per_call_bounds_a_batch() {
 
 #[test]
 fn tx_batch_arrives_and_outgoing_is_ignored() {
-    if !common::can_run("tx_batch_arrives_and_outgoing_is_ignored") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("tx");
@@ -214,7 +214,7 @@ fn tx_batch_arrives_and_outgoing_is_ignored() {
 
 #[test]
 fn rx_frames_marked_for_transmit_are_forwarded_from_the_ring() {
-    if !common::can_run("rx_frames_marked_for_transmit_are_forwarded_from_the_ring") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("fw");
@@ -254,7 +254,7 @@ fn rx_frames_marked_for_transmit_are_forwarded_from_the_ring() {
 
 #[test]
 fn fanout_splits_flows_between_sockets() {
-    if !common::can_run("fanout_splits_flows_between_sockets") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("fan");
@@ -332,7 +332,7 @@ fn fanout_splits_flows_between_sockets() {
 
 #[test]
 fn vlan_tag_is_reinserted_or_reported() {
-    if !common::can_run("vlan_tag_is_reinserted_or_reported") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("vl");
@@ -386,7 +386,7 @@ fn vlan_tag_is_reinserted_or_reported() {
 
 #[test]
 fn nft_guard_hides_vip_traffic_from_the_kernel_but_not_from_the_tap() {
-    if !common::can_run("nft_guard_hides_vip_traffic_from_the_kernel_but_not_from_the_tap") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("nft");
@@ -514,7 +514,7 @@ fn nft_guard_hides_vip_traffic_from_the_kernel_but_not_from_the_tap() {
 
 #[test]
 fn neighbours_are_resolved_and_missing_ones_probed() {
-    if !common::can_run("neighbours_are_resolved_and_missing_ones_probed") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("nb");
@@ -591,7 +591,7 @@ fn neighbours_are_resolved_and_missing_ones_probed() {
 
 #[test]
 fn gratuitous_arp_and_unsolicited_na_reach_the_peer() {
-    if !common::can_run("gratuitous_arp_and_unsolicited_na_reach_the_peer") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("ga");
@@ -658,7 +658,7 @@ fn gratuitous_arp_and_unsolicited_na_reach_the_peer() {
 
 #[test]
 fn nft_guard_stops_forwarding_to_vips_and_of_real_server_replies() {
-    if !common::can_run("nft_guard_stops_forwarding_to_vips_and_of_real_server_replies") {
+    if !common::can_run() {
         return;
     }
     // b0 (client side) -- a0 [A: router/director, ip_forward=1] a1 -- c0 (real server side)
@@ -741,7 +741,7 @@ fn nft_guard_stops_forwarding_to_vips_and_of_real_server_replies() {
 
 #[test]
 fn full_ring_drops_are_counted() {
-    if !common::can_run("full_ring_drops_are_counted") {
+    if !common::can_run() {
         return;
     }
     let p = Pair::new("drop");
@@ -786,7 +786,7 @@ fn full_ring_drops_are_counted() {
 /// for the director is still dropped.
 #[test]
 fn nft_guard_lets_an_address_only_ipv6_real_server_resolve_the_director() {
-    if !common::can_run("nft_guard_lets_an_address_only_ipv6_real_server_resolve_the_director") {
+    if !common::can_run() {
         return;
     }
     // a: director (fd77::1), b: real server (fd77::2), a second address on b's side that is

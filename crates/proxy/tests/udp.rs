@@ -236,10 +236,10 @@ async fn udp_proxy_v1_is_refused_not_sent_bare() {
 
 #[tokio::test]
 async fn udp_ipv6_loopback() {
-    let Ok(probe) = std::net::UdpSocket::bind("[::1]:0") else {
-        eprintln!("skipped: no IPv6 loopback");
+    if !rvs_require::ipv6_loopback() {
         return;
-    };
+    }
+    let probe = std::net::UdpSocket::bind("[::1]:0").unwrap();
     let vip = probe.local_addr().unwrap();
     drop(probe);
     let a = udp_name_echo("[::1]:0", "A6").await;

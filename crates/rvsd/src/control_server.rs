@@ -1,14 +1,23 @@
 //! The control socket: rvsadm's requests over a Unix stream, length-prefixed JSON frames, with a
 //! version handshake first (see `rvs_control::codec`).
+//!
+//! A connection cannot make rvsd hold much or wait long: a request frame is at most
+//! [`MAX_REQUEST_FRAME`] bytes (a longer length prefix is answered with `EMSGSIZE` naming the
+//! limit and the connection is closed before any of the body is read), a frame must arrive
+//! whole within [`FRAME_TIMEOUT`] of its first byte (a slowloris client is dropped), and a
+//! connection idle for [`IDLE_TIMEOUT`] between requests is closed. Each connection is its
+//! own task, so none of this delays the others.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use rvs_control::codec::{encode, FrameBuffer};
+use rvs_control::codec::{encode, CodecError, FrameBuffer, MAX_REQUEST_FRAME};
 use rvs_control::proto::{ErrorKind, Payload, RemoteError, Request, Response, PROTOCOL_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::time::Instant;
 
 use crate::daemon::Daemon;
 
@@ -60,20 +69,59 @@ async fn send(stream: &mut UnixStream, r: &Response) -> std::io::Result<()> {
     stream.write_all(&bytes).await
 }
 
+/// How long a request frame may take to arrive, from its first byte to its last.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may stay open with no request in progress.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 async fn session(mut stream: UnixStream, daemon: Arc<Daemon>) -> std::io::Result<()> {
-    let mut fb = FrameBuffer::new();
+    let mut fb = FrameBuffer::with_limit(MAX_REQUEST_FRAME);
     let mut buf = vec![0u8; 64 * 1024];
     let mut greeted = false;
     loop {
+        let idle_since = Instant::now();
+        let mut frame_started: Option<Instant> = None;
         let req: Request = loop {
             match fb.next_message() {
                 Ok(Some(r)) => break r,
                 Ok(None) => {}
+                Err(CodecError::TooLarge { len, limit }) => {
+                    let detail = format!(
+                        "request of {len} bytes exceeds the control socket's limit of {limit} \
+                         bytes ({} MiB); connection closed",
+                        limit >> 20
+                    );
+                    tracing::warn!("control connection: {detail}");
+                    let r = Response::err(RemoteError::with_detail(ErrorKind::Emsgsize, detail));
+                    return send(&mut stream, &r).await;
+                }
                 Err(e) => {
                     return Err(std::io::Error::other(e));
                 }
             }
-            let n = stream.read(&mut buf).await?;
+            if fb.pending() > 0 && frame_started.is_none() {
+                frame_started = Some(Instant::now());
+            }
+            let deadline = match frame_started {
+                Some(t) => t + FRAME_TIMEOUT,
+                None => idle_since + IDLE_TIMEOUT,
+            };
+            let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    let why = match frame_started {
+                        Some(_) => format!(
+                            "a request frame did not arrive whole within {} s ({} bytes so far)",
+                            FRAME_TIMEOUT.as_secs(),
+                            fb.pending()
+                        ),
+                        None => format!("idle for {} s", IDLE_TIMEOUT.as_secs()),
+                    };
+                    tracing::info!("control connection closed: {why}");
+                    return Ok(());
+                }
+            };
             if n == 0 {
                 return Ok(());
             }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::Signal;
-use rvs_lab::{require_root, Lab, Netns, Proto};
+use rvs_lab::{Lab, Netns, Proto};
 
 /// `ip route show table 100 proto 252` (both families), one route per line, trimmed.
 fn routes(ns: &Netns) -> Vec<String> {
@@ -68,9 +68,7 @@ fn echo(ns: &Netns, addr: SocketAddr) -> Result<(), String> {
 
 #[test]
 fn routes_follow_what_can_be_served_and_go_first_on_sigterm() {
-    if !require_root("routes_follow_what_can_be_served_and_go_first_on_sigterm") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut lab = Lab::new("annc").expect("lab");
     let ns = lab.add_netns("d").expect("netns");
     ns.ip(["link", "set", "lo", "up"]).expect("lo up");
@@ -179,9 +177,7 @@ fn routes_follow_what_can_be_served_and_go_first_on_sigterm() {
 /// keepalived.conf's `rvs_announce_table` does the same as the flag, and `rvsd -t` checks it.
 #[test]
 fn keepalived_conf_keyword_announces() {
-    if !require_root("keepalived_conf_keyword_announces") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut lab = Lab::new("annk").expect("lab");
     let ns = lab.add_netns("d").expect("netns");
     ns.ip(["link", "set", "lo", "up"]).expect("lo up");

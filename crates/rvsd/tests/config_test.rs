@@ -50,3 +50,70 @@ fn missing_file_is_an_error_not_success() {
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rvs/keepalived.conf"));
 }
+
+/// Run `rvsd -t -f path`, killed (and the test failed) if still running after 60 s: the
+/// unbounded reads these tests guard against ran for hours.
+fn rvsd_t_path(path: &std::path::Path) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        .args(["-t", "-f"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rvsd -t -f {} still running after 60 s", path.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Each file includes the next one twice, 30 deep (2^30 reads unbounded): stopped at the
+/// included-files budget with the place and the include line.
+#[test]
+fn include_bomb_is_refused_promptly() {
+    let dir = std::env::temp_dir().join(format!("rvsd-t-{}-bomb", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..30 {
+        let line = format!("include f{}.conf\n", i + 1);
+        std::fs::write(dir.join(format!("f{i}.conf")), line.repeat(2)).unwrap();
+    }
+    std::fs::write(dir.join("f30.conf"), "global_defs {\n}\n").unwrap();
+    let (code, text) = rvsd_t_path(&dir.join("f0.conf"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 4, "{text}");
+    assert!(
+        text.contains(
+            "error: configuration exceeds its budget: more than 10000 files read by include lines"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(".conf:1:1: error:") || text.contains(".conf:2:1: error:"),
+        "{text}"
+    );
+    assert!(text.contains("| include f"), "{text}");
+    assert!(text.contains("cannot run"), "{text}");
+}
+
+/// Three nested `~SEQ` of 100 000 values each (10^15 unbounded): stopped at the budget of
+/// values, at the line that holds them.
+#[test]
+fn nested_seq_bomb_is_refused_promptly() {
+    let (code, text) = rvsd_t(
+        "seqbomb",
+        "global_defs {\n}\n~SEQ(A, 1, 100000) ~SEQ(B, 1, 100000) ~SEQ(C, 1, 100000) real_server 10.0.0.$A 80\n",
+    );
+    assert_eq!(code, 4, "{text}");
+    assert!(text.contains("keepalived.conf:3:1: error: configuration exceeds its budget: more than 250000 ~SEQ/~LST values"), "{text}");
+    assert!(text.contains("| ~SEQ(A, 1, 100000)"), "{text}");
+}

@@ -3,7 +3,8 @@
 //! (in-process `App` over the real control socket), nginx / socat real servers and curl /
 //! socat clients in their own namespaces.
 //!
-//! Root only: each test prints `SKIP …` and passes without root (CI runs them as root).
+//! Root only: without root each test prints `SKIP …` and passes, except under CI
+//! (`RVS_REQUIRE_ALL=1` or `CI=true`), where it fails (see rvs-require).
 //! Everything is bounded in time (curl `--max-time`, socat timeouts, bounded polls), and the
 //! lab (namespaces, processes, work directory) is torn down on drop, even on panic; rvsd is
 //! declared after the lab so it is stopped first.
@@ -15,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{wait_plane_ready, Adm, Rvsd};
-use rvs_lab::{require_root, socat_transfer, Netns, SelftestMode};
+use rvs_lab::{socat_transfer, Netns, SelftestMode};
 
 /// rvsd with the packet plane on `ifaces` in `ns` (`--drain-time 0`), its socket and log in
 /// `dir`.
@@ -90,9 +91,7 @@ fn guard_present(ns: &Netns) -> bool {
 /// gone after it stops.
 #[test]
 fn nat_lab_round_robin_snat_and_stats() {
-    if !require_root("nat_lab_round_robin_snat_and_stats") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("ppnat").expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
@@ -183,9 +182,7 @@ fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
 
 #[test]
 fn selftest_dr_bytes_and_outpkts_zero() {
-    if !require_root("selftest_dr_bytes_and_outpkts_zero") {
-        return;
-    }
+    rvs_require::require_root!();
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Dr, "ppsdr");
     assert!(conns >= 1 && inpkts >= 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "DR replies bypass the director");
@@ -193,9 +190,7 @@ fn selftest_dr_bytes_and_outpkts_zero() {
 
 #[test]
 fn selftest_nat_bytes() {
-    if !require_root("selftest_nat_bytes") {
-        return;
-    }
+    rvs_require::require_root!();
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Nat, "ppsnat");
     // Replies pass the director (at least the SYN-ACK is counted when the transfer is
     // done; the server's last ACK/FIN may still be on its way when the stats are read).
@@ -207,9 +202,7 @@ fn selftest_nat_bytes() {
 
 #[test]
 fn selftest_tun_bytes_and_outpkts_zero() {
-    if !require_root("selftest_tun_bytes_and_outpkts_zero") {
-        return;
-    }
+    rvs_require::require_root!();
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Tun, "ppstun");
     assert!(conns >= 1 && inpkts >= 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "TUN replies bypass the director");
@@ -219,9 +212,7 @@ fn selftest_tun_bytes_and_outpkts_zero() {
 /// client; the client still talks to the VIP only.
 #[test]
 fn fullnat_lab_real_server_sees_local_address() {
-    if !require_root("fullnat_lab_real_server_sees_local_address") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::fullnat("ppfnat").expect("fullnat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
@@ -251,9 +242,7 @@ fn fullnat_lab_real_server_sees_local_address() {
 /// not report skb marks; see rvsd's nft_marks docs).
 #[test]
 fn fwmark_service_with_persistence_joins_ports() {
-    if !require_root("fwmark_service_with_persistence_joins_ports") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("ppfwm").expect("nat lab");
     // nginx listens on 80 and 443 (Topology::nginx_ports).
     t.start_nginx().expect("nginx");
@@ -303,9 +292,7 @@ fn fwmark_service_with_persistence_joins_ports() {
 /// it is gone from the table).
 #[test]
 fn real_server_quiesced_then_deleted_under_traffic() {
-    if !require_root("real_server_quiesced_then_deleted_under_traffic") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat("ppout").expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
@@ -401,18 +388,14 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool) {
 
 #[test]
 fn dr_lab_replies_bypass_the_director() {
-    if !require_root("dr_lab_replies_bypass_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdr").expect("dr lab");
     bypass_lab(&mut t, "192.168.1.2", true);
 }
 
 #[test]
 fn tun_lab_replies_bypass_the_director() {
-    if !require_root("tun_lab_replies_bypass_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptun").expect("tun lab");
     bypass_lab(&mut t, "192.168.1.2", false);
 }
@@ -438,9 +421,7 @@ fn udp6_request(client: &Netns, dst: std::net::Ipv6Addr, port: u16, msg: &str) -
 /// for UDP with socat UDP6 echo servers.
 #[test]
 fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
-    if !require_root("nat_lab_ipv6_nd_round_robin_snat_and_stats") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat_dual("ppnat6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -626,9 +607,7 @@ fn neigh6_is(ns: &Netns, addr: &str, dev: &str, mac: &str) -> (bool, String) {
 /// flows, and the real servers' neighbour entry for the local address is the director's MAC.
 #[test]
 fn fullnat_lab_ipv6_local_address_nd_and_stats() {
-    if !require_root("fullnat_lab_ipv6_local_address_nd_and_stats") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat_dual("ppfnat6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -736,9 +715,7 @@ fn fullnat_lab_ipv6_local_address_nd_and_stats() {
 /// kernel routes the replies to the client: rvsd never handles them, so OutPkts stay 0).
 #[test]
 fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
-    if !require_root("dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::nat_dual("ppdr6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -830,9 +807,7 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
 /// (by at least 3 packets per request), and `--stats` OutPkts stay 0 (replies bypass rvsd).
 #[test]
 fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
-    if !require_root("tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::tun_dual("pptun6").expect("dual-stack tun lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
@@ -958,9 +933,7 @@ fn read_for(s: &mut std::net::TcpStream, want: usize, limit: Duration) -> Vec<u8
 #[test]
 fn sloppy_tcp_lets_a_director_take_over_established_connections() {
     use std::io::Write as _;
-    if !require_root("sloppy_tcp_lets_a_director_take_over_established_connections") {
-        return;
-    }
+    rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppsl").expect("dr lab");
     let port = 7000;
     let rs: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();

@@ -181,9 +181,8 @@ fn cap_field(status: &str, field: &str) -> u64 {
 
 #[test]
 fn the_running_daemon_keeps_only_the_capabilities_it_needs() {
-    if !require_root("the_running_daemon_keeps_only_the_capabilities_it_needs") {
-        return;
-    }
+    // Unprivileged, rvsd has no capabilities to drop.
+    rvs_require::require_root!();
     let dir = tempdir("caps");
     let d = common::start_rvsd(dir.path(), &["--workers", "2"]);
     d.table(&["-A -t 127.77.61.2:8080"]);

@@ -3,7 +3,7 @@
 //! 10.1.0.12 on the client segment; VIP 10.1.0.100 owned by VRRP; nginx on rs1/rs2 behind a
 //! `-m` service on the VIP served by rvsd's socket proxy).
 //!
-//! Needs root (skipped with a printed reason otherwise), `ip`, `nginx`, `keepalived` and
+//! Needs root (skipped with a printed reason otherwise, a failure under CI: see rvs-require), `ip`, `nginx`, `keepalived` and
 //! `tshark` (Debian packages `iproute2 nginx-light keepalived tshark`). The tests share one lock:
 //! they measure failover gaps, which CPU contention from a parallel test would distort.
 //!
@@ -504,9 +504,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// VIP); restart the higher-priority node, it preempts.
 #[test]
 fn rvsd_pair_failover_and_preempt() {
-    if !rvs_lab::require_root("rvsd_pair_failover_and_preempt") {
-        return;
-    }
+    rvs_require::require_root!();
     let _g = serial();
     let topo = lab("vrrpa");
     let (mut d1, d2, hi, _) = rvsd_pair(&topo, 2, 1.0, Duration::from_secs(2));
@@ -587,9 +585,7 @@ fn rvsd_pair_failover_and_preempt() {
 /// file no longer has resigns (priority 0), so the peer takes over within Skew_Time.
 #[test]
 fn rvsd_reload_priority_preempts() {
-    if !rvs_lab::require_root("rvsd_reload_priority_preempts") {
-        return;
-    }
+    rvs_require::require_root!();
     let _g = serial();
     let topo = lab("vrrpr");
     let (d1, mut d2, _, lo) = rvsd_pair(&topo, 3, 0.5, Duration::from_secs(1));
@@ -676,9 +672,7 @@ fn rvsd_reload_priority_preempts() {
 /// (a) With `nopreempt` a restarted higher-priority node stays BACKUP.
 #[test]
 fn rvsd_pair_nopreempt() {
-    if !rvs_lab::require_root("rvsd_pair_nopreempt") {
-        return;
-    }
+    rvs_require::require_root!();
     let _g = serial();
     let topo = lab("vrrpn");
     let mut d1 = Director::new(&topo, "director1");
@@ -736,9 +730,7 @@ fn rvsd_pair_nopreempt() {
 /// arguments and `vrrp_notify_fifo` keepalived's lines; SIGTERM notifies STOP.
 #[test]
 fn rvsd_tracking_notify_and_sync_group() {
-    if !rvs_lab::require_root("rvsd_tracking_notify_and_sync_group") {
-        return;
-    }
+    rvs_require::require_root!();
     let _g = serial();
     let topo = rvs_lab::ha("vrrpt").expect("HA topology");
     let mut d1 = Director::new(&topo, "director1");
@@ -960,12 +952,8 @@ fn tshark_check(ns: &Netns, dir: &Path, src: Ipv4Addr, version: u8) {
 /// rvsd's adverts.
 #[test]
 fn interop_with_keepalived() {
-    if !common::require(
-        "interop_with_keepalived",
-        &["keepalived", "tshark", "nginx"],
-    ) {
-        return;
-    }
+    rvs_require::require_root!();
+    rvs_require::require_tools!("keepalived", "tshark", "nginx");
     let _g = serial();
     let topo = lab("vrrpk");
     for version in [2u8, 3] {
@@ -1038,12 +1026,8 @@ fn interop_with_keepalived() {
 /// adverts.
 #[test]
 fn interop_with_keepalived_ipv6() {
-    if !common::require(
-        "interop_with_keepalived_ipv6",
-        &["keepalived", "tshark", "nginx"],
-    ) {
-        return;
-    }
+    rvs_require::require_root!();
+    rvs_require::require_tools!("keepalived", "tshark", "nginx");
     let _g = serial();
     let topo = rvs_lab::ha("vrrp6").expect("HA topology");
     let vip = "fd00:1::100/64";
@@ -1116,12 +1100,8 @@ fn interop_with_keepalived_ipv6() {
 /// keepalived, both roles: one master, failover (SIGTERM) and failback.
 #[test]
 fn interop_unicast_with_keepalived() {
-    if !common::require(
-        "interop_unicast_with_keepalived",
-        &["keepalived", "tshark", "nginx"],
-    ) {
-        return;
-    }
+    rvs_require::require_root!();
+    rvs_require::require_tools!("keepalived", "tshark", "nginx");
     let _g = serial();
     let topo = rvs_lab::ha("vrrpu").expect("HA topology");
     let conf = |prio: u8, me: &str, peer: &str| {
@@ -1220,9 +1200,7 @@ fn tshark_check6(ns: &Netns, dir: &Path) {
 #[test]
 #[ignore = "benchmark: run with bench/vrrp.sh"]
 fn bench_failover() {
-    if !rvs_lab::require_root("bench_failover") {
-        return;
-    }
+    rvs_require::require_root!();
     let _g = serial();
     let runs: usize = std::env::var("RVS_VRRP_BENCH_RUNS")
         .ok()

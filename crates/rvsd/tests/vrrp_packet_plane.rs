@@ -22,7 +22,7 @@
 //! (d) before the failover the BACKUP never claimed the VIP (no ARP reply, no gratuitous ARP
 //!     from its MAC), although it saw every one of the client's broadcast requests.
 //!
-//! Root only: prints `SKIP …` and returns without root (CI runs it as root). Needs `ip`,
+//! Root only: prints `SKIP …` and returns without root, a failure under CI (see rvs-require). Needs `ip`,
 //! `nft`, `nginx`, `curl` and `dumpcap`/`tshark` (Debian `iproute2 nftables nginx-light curl
 //! tshark`, see scripts/install-test-deps). Every wait is bounded; the lab (namespaces,
 //! nginx), rvsd and the capture are torn down on drop, also when the test panics.
@@ -303,9 +303,7 @@ fn describe(frames: &[&Arp]) -> String {
 
 #[test]
 fn arp_follows_vrrp_master_and_failover_through_the_packet_plane() {
-    if !rvs_lab::require_root("arp_follows_vrrp_master_and_failover_through_the_packet_plane") {
-        return;
-    }
+    rvs_require::require_root!();
     let t0 = Instant::now();
     let mut topo = rvs_lab::ha("vrrppp").expect("HA topology");
     topo.start_nginx().expect("nginx");

@@ -11,8 +11,9 @@
 //! * [`curl`], [`curl_ok`], [`curl_get`], [`Download`], [`ClientLoop`]: real clients.
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
 //! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
-//! * [`require!`], [`require_root`], [`check_tools`]: skip without root or a program, but
-//!   fail under CI or (for a missing program) as root.
+//! * [`require!`] (programs), [`require_root!`] (root): skip with the reason outside CI, fail
+//!   under CI (`RVS_REQUIRE_ALL=1` from `.ci/run`, or `CI=true`); the decision is rvs-require's,
+//!   re-exported here.
 //!
 //! Every process dies with its guard (also when the test panics), every wait is bounded.
 
@@ -27,23 +28,19 @@ pub use client::{
 };
 pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};
 pub use proc::{run_bounded, Proc};
-pub use rvs_lab::{
-    check_tools, in_ci, is_root, require, require_root, which, Listen, Netns, Nginx, Site,
-};
+pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
+pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
 pub use wait::{tempdir, wait_for, wait_until};
 
 use std::path::Path;
 
-/// Skip the test (with the reason on stderr) unless every program in the list is installed;
-/// fails instead under CI or as root ([`check_tools`]).
+/// Stop the test unless every program in the list is installed: skipped with the reason
+/// outside CI, a failure under CI (see rvs-require's `require_tools!`).
 #[macro_export]
 macro_rules! require {
     ($($prog:expr),+ $(,)?) => {
-        if let Err(why) = $crate::check_tools(&[$($prog),+]) {
-            eprintln!("SKIP: {why}");
-            return;
-        }
+        $crate::require_tools!($($prog),+);
     };
 }
 

@@ -8,32 +8,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sched::{setns, CloneFlags};
 
-/// True if the tests can create namespaces; prints why not otherwise.
-pub fn can_run(test: &str) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        == Some("0");
-    if !root {
-        eprintln!("skipping {test}: needs root (network namespaces, AF_PACKET, nft)");
-        return false;
-    }
-    for tool in ["ip", "nft", "ping"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !found {
-            eprintln!(
-                "skipping {test}: `{tool}` not installed (Debian: iproute2 nftables iputils-ping)"
-            );
-            return false;
-        }
-    }
-    true
+/// True if the tests can create namespaces (root, `ip`, `nft`, `ping`); otherwise skipped with
+/// the reason, or a failure under CI (see rvs-require).
+pub fn can_run() -> bool {
+    rvs_require::root() && rvs_require::tools(&["ip", "nft", "ping"])
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -211,10 +211,7 @@ mod tests {
             Outcome::Failed,
             "an unknown user must not fall back to root"
         );
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIP scripts_run_as_their_user (switching user needs root)");
-            return;
-        }
+        rvs_require::require_root!();
         // uid 65534 and no supplementary group of root's left.
         let check = sh(r#"[ "$(id -u)" = 65534 ] && [ "$(id -G)" = "$(id -g)" ]"#);
         assert_eq!(run(&check, Some(&nobody), t).await, Outcome::Exited(0));

@@ -12,15 +12,12 @@ use std::path::{Path, PathBuf};
 pub use rvs_testkit::*;
 
 /// `require!("nginx", "curl")` at the top of a test: skip (with the reason) unless every
-/// program is installed; fail instead under CI or as root (see [`check_tools`]). Defined here
-/// too so that a test file names it without importing it.
+/// program is installed; a failure instead under CI (rvs-require decides). Defined here too so
+/// that a test file names it without importing it.
 #[macro_export]
 macro_rules! require {
     ($($prog:expr),+ $(,)?) => {
-        if let Err(why) = $crate::common::check_tools(&[$($prog),+]) {
-            eprintln!("SKIP: {why}");
-            return;
-        }
+        rvs_require::require_tools!($($prog),+);
     };
 }
 
