@@ -268,24 +268,9 @@ pub struct LvsSyncDaemon {
     pub group: IpAddr,
 }
 
-/// Address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// IPv4 (`inet`).
-    Inet,
-    /// IPv6 (`inet6`).
-    Inet6,
-}
-
-impl Family {
-    /// The family of an address.
-    pub fn of(a: &IpAddr) -> Family {
-        match a {
-            IpAddr::V4(_) => Family::Inet,
-            IpAddr::V6(_) => Family::Inet6,
-        }
-    }
-}
+/// Address family (`inet`, `inet6`) and IPVS transport protocol (keepalived's default when
+/// `protocol` is missing is UDP): the workspace's one type for each.
+pub use rvs_core::{Family, Protocol};
 
 /// `virtual_server_group NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,28 +319,6 @@ pub enum VsKey {
     Fwmark(u32),
     /// `virtual_server group NAME`.
     Group(String),
-}
-
-/// IPVS transport protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP (keepalived's default when `protocol` is missing).
-    Udp,
-    /// SCTP.
-    Sctp,
-}
-
-impl Protocol {
-    /// The lower-case name used in keepalived's messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        }
-    }
 }
 
 /// IPVS scheduler (`lvs_sched` / `lb_algo`).

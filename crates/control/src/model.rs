@@ -13,65 +13,9 @@ pub const IPVS_VERSION_CODE: u32 = 0x0001_0201;
 /// Default size of the connection hash table, printed by `ipvsadm -L` as `(size=4096)`.
 pub const DEFAULT_CONN_TAB_SIZE: u32 = 4096;
 
-/// Transport protocol of a virtual service (or of a connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TCP (IPPROTO_TCP = 6).
-    Tcp,
-    /// UDP (IPPROTO_UDP = 17).
-    Udp,
-    /// SCTP (IPPROTO_SCTP = 132).
-    Sctp,
-}
-
-impl Protocol {
-    /// The IANA protocol number, used by ipvsadm's sort order (TCP < UDP < SCTP).
-    pub fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-            Protocol::Sctp => 132,
-        }
-    }
-
-    /// Name as printed by ipvsadm listings (`TCP`, `UDP`, `SCTP`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "TCP",
-            Protocol::Udp => "UDP",
-            Protocol::Sctp => "SCTP",
-        }
-    }
-}
-
-/// Address family of a service or destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    /// IPv4 (AF_INET = 2).
-    Inet,
-    /// IPv6 (AF_INET6 = 10).
-    Inet6,
-}
-
-impl Family {
-    /// The Linux `AF_*` value; ipvsadm sorts services by it (IPv4 before IPv6).
-    pub fn af(self) -> u16 {
-        match self {
-            Family::Inet => 2,
-            Family::Inet6 => 10,
-        }
-    }
-
-    /// The family of an address.
-    pub fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::Inet,
-            IpAddr::V6(_) => Family::Inet6,
-        }
-    }
-}
+/// Transport protocol and address family: the workspace's one type for each (rvs-core), on the
+/// wire as `"tcp"`/`"udp"`/`"sctp"` and `"inet"`/`"inet6"`.
+pub use rvs_core::{Family, Protocol};
 
 /// Identifies a virtual service: `proto VIP:port` or a firewall mark.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,9 +1,19 @@
 //! Address families, protocols and the kernel's address folding.
+//!
+//! [`Family`] and [`Protocol`] are the one family and transport-protocol type of the workspace:
+//! the control protocol, the keepalived configuration, the health checkers, the socket proxy and
+//! the packet I/O layer all use these (with the `serde` feature, as the control protocol's
+//! lower-case wire names `inet`/`inet6` and `tcp`/`udp`/`sctp`).
 
 use std::net::IpAddr;
 
 /// Address family of a service, destination or connection.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Family {
     /// IPv4 (`AF_INET` = 2).
     Inet,
@@ -30,6 +40,11 @@ impl Family {
 
 /// Transport protocol of a virtual service or connection.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Protocol {
     /// TCP (6).
     Tcp,
@@ -63,6 +78,14 @@ impl Protocol {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
             Protocol::Sctp => "SCTP",
+        }
+    }
+    /// Lower-case name, as keepalived's messages and nftables write it.
+    pub fn lower_name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
         }
     }
 }

@@ -92,11 +92,7 @@ impl Notification {
         match self {
             Notification::RealServer { vs, rs, up } => {
                 let proto = match vs {
-                    VsKey::Addr { protocol, .. } => match protocol {
-                        crate::Protocol::Tcp => "tcp",
-                        crate::Protocol::Udp => "udp",
-                        crate::Protocol::Sctp => "sctp",
-                    },
+                    VsKey::Addr { protocol, .. } => protocol.lower_name(),
                     _ => "none",
                 };
                 format!(

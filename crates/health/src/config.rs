@@ -9,16 +9,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// Transport protocol of an address-based virtual service (spec §1.5 `protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP (keepalived's default when `protocol` is missing).
-    Udp,
-    /// SCTP.
-    Sctp,
-}
+/// Transport protocol of an address-based virtual service (spec §1.5 `protocol`): the
+/// workspace's one type.
+pub use rvs_core::Protocol;
 
 /// Identity of a virtual server, as keepalived matches them on reload (spec §2.9).
 ///
@@ -53,11 +46,7 @@ impl fmt::Display for VsKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VsKey::Addr { protocol, addr } => {
-                let p = match protocol {
-                    Protocol::Tcp => "tcp",
-                    Protocol::Udp => "udp",
-                    Protocol::Sctp => "sctp",
-                };
+                let p = protocol.lower_name();
                 write!(f, "[{}]:{}:{}", addr.ip(), p, addr.port())
             }
             VsKey::Fwmark { mark, .. } => write!(f, "FWM {mark}"),

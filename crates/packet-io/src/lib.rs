@@ -41,7 +41,7 @@ pub use afpacket::{Fanout, Port, PortConfig, PortStats, RxFrame, Sender, VlanTag
 pub use error::Error;
 pub use mem::MemIo;
 pub use neigh::{NextHop, Resolver, ResolverConfig, Route};
-pub use nft::{GuardRules, IngressGuard, L4Proto, LocalPorts, Match};
+pub use nft::{GuardRules, IngressGuard, LocalPorts, Match};
 
 use std::time::Duration;
 

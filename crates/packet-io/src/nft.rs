@@ -45,26 +45,9 @@ use crate::Error;
 /// The table's name (family `netdev`).
 pub const TABLE: &str = "rvs";
 
-/// A transport protocol as nftables names it in `inet_proto` sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum L4Proto {
-    /// TCP (6).
-    Tcp,
-    /// UDP (17).
-    Udp,
-    /// SCTP (132).
-    Sctp,
-}
-
-impl L4Proto {
-    fn nft_name(self) -> &'static str {
-        match self {
-            L4Proto::Tcp => "tcp",
-            L4Proto::Udp => "udp",
-            L4Proto::Sctp => "sctp",
-        }
-    }
-}
+/// A transport protocol in an `inet_proto` set (nftables writes it lower-case): the workspace's
+/// one protocol type.
+pub use rvs_core::Protocol;
 
 /// An address, optionally narrowed to one protocol and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,7 +55,7 @@ pub struct Match {
     /// The IPv4 or IPv6 address.
     pub addr: IpAddr,
     /// Protocol and port; `None` matches every packet of the address.
-    pub l4: Option<(L4Proto, u16)>,
+    pub l4: Option<(Protocol, u16)>,
 }
 
 impl Match {
@@ -82,7 +65,7 @@ impl Match {
     }
 
     /// Packets of `addr` with protocol `proto` and port `port`.
-    pub fn service(addr: IpAddr, proto: L4Proto, port: u16) -> Self {
+    pub fn service(addr: IpAddr, proto: Protocol, port: u16) -> Self {
         Match {
             addr,
             l4: Some((proto, port)),
@@ -96,7 +79,7 @@ pub struct LocalPorts {
     /// The local address (LIP).
     pub addr: IpAddr,
     /// The protocol.
-    pub proto: L4Proto,
+    pub proto: Protocol,
     /// The ports rvsd owns on that address.
     pub ports: RangeInclusive<u16>,
 }
@@ -162,7 +145,7 @@ fn elements(rules: &GuardRules) -> [Vec<String>; 12] {
             None => put(&format!("vip{}", fam(&m.addr)), m.addr.to_string()),
             Some((p, port)) => put(
                 &format!("vip{}_svc", fam(&m.addr)),
-                format!("{} . {} . {}", m.addr, p.nft_name(), port),
+                format!("{} . {} . {}", m.addr, p.lower_name(), port),
             ),
         }
     }
@@ -172,7 +155,7 @@ fn elements(rules: &GuardRules) -> [Vec<String>; 12] {
             format!(
                 "{} . {} . {}-{}",
                 l.addr,
-                l.proto.nft_name(),
+                l.proto.lower_name(),
                 l.ports.start(),
                 l.ports.end()
             ),
@@ -186,7 +169,7 @@ fn elements(rules: &GuardRules) -> [Vec<String>; 12] {
             None => put(&format!("rs{}", fam(&m.addr)), m.addr.to_string()),
             Some((p, port)) => put(
                 &format!("rs{}_svc", fam(&m.addr)),
-                format!("{} . {} . {}", m.addr, p.nft_name(), port),
+                format!("{} . {} . {}", m.addr, p.lower_name(), port),
             ),
         }
     }
@@ -383,18 +366,18 @@ mod tests {
         GuardRules {
             vips: vec![
                 Match::addr("10.0.0.100".parse().unwrap()),
-                Match::service("10.0.0.101".parse().unwrap(), L4Proto::Tcp, 80),
-                Match::service("2001:db8::100".parse().unwrap(), L4Proto::Udp, 53),
-                Match::service("10.0.0.101".parse().unwrap(), L4Proto::Tcp, 80),
+                Match::service("10.0.0.101".parse().unwrap(), Protocol::Tcp, 80),
+                Match::service("2001:db8::100".parse().unwrap(), Protocol::Udp, 53),
+                Match::service("10.0.0.101".parse().unwrap(), Protocol::Tcp, 80),
             ],
             local_ports: vec![LocalPorts {
                 addr: "10.0.1.1".parse().unwrap(),
-                proto: L4Proto::Tcp,
+                proto: Protocol::Tcp,
                 ports: 40000..=49999,
             }],
             keep_local: vec!["10.0.1.1".parse().unwrap()],
             replies: vec![
-                Match::service("10.0.1.10".parse().unwrap(), L4Proto::Tcp, 8080),
+                Match::service("10.0.1.10".parse().unwrap(), Protocol::Tcp, 8080),
                 Match::addr("fd00::10".parse().unwrap()),
             ],
         }
@@ -454,7 +437,7 @@ mod tests {
         let empty = 10..=1;
         r.local_ports.push(LocalPorts {
             addr: "10.0.0.1".parse().unwrap(),
-            proto: L4Proto::Udp,
+            proto: Protocol::Udp,
             ports: empty,
         });
         assert!(render_update(&r).is_err());

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::{marker_frame, marker_seq, udp4_frame, Pair};
 use rvs_packet_io::announce::{gratuitous_arp, unsolicited_na};
 use rvs_packet_io::{
-    nft, Error, Fanout, FrameIo, GuardRules, IngressGuard, L4Proto, Match, Port, PortConfig,
-    Resolver, ResolverConfig, Sender,
+    nft, Error, Fanout, FrameIo, GuardRules, IngressGuard, Match, Port, PortConfig, Resolver,
+    ResolverConfig, Sender,
 };
 
 const VIP: [u8; 4] = [10, 77, 0, 100];
@@ -434,7 +434,7 @@ fn nft_guard_hides_vip_traffic_from_the_kernel_but_not_from_the_tap() {
             vips: vec![Match::addr(vip)],
             replies: vec![Match::service(
                 IpAddr::from([10, 77, 0, 2]),
-                L4Proto::Udp,
+                rvs_core::Protocol::Udp,
                 5353,
             )],
             ..GuardRules::default()
@@ -475,7 +475,7 @@ fn nft_guard_hides_vip_traffic_from_the_kernel_but_not_from_the_tap() {
 
         // Narrow the VIP to tcp/80: ICMP to it is the kernel's again, atomically updated sets.
         let narrow = GuardRules {
-            vips: vec![Match::service(vip, L4Proto::Tcp, 80)],
+            vips: vec![Match::service(vip, rvs_core::Protocol::Tcp, 80)],
             ..GuardRules::default()
         };
         guard.update(&narrow).unwrap();

@@ -1,19 +1,19 @@
 //! The boundary between the proxy (moves bytes) and the balancer (decides).
 //!
-//! rvs-proxy does not know rvs-core: rvsd implements [`Balancer`] over its connection table and
-//! schedulers, and the proxy calls it from its worker threads.
+//! rvs-proxy does not know rvs-core's table (only its [`Protocol`] type): rvsd implements
+//! [`Balancer`] over its connection table and schedulers, and the proxy calls it from its worker
+//! threads.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// Transport protocol of a listener or flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// TCP: connections are terminated and relayed.
-    Tcp,
-    /// UDP: datagrams are relayed per client flow.
-    Udp,
-}
+/// Transport protocol of a listener or flow: the workspace's one type. The proxy carries TCP
+/// (connections terminated and relayed) and UDP (datagrams relayed per client flow); a listener
+/// asked for SCTP is refused when it is opened ([`SCTP_UNSUPPORTED`]).
+pub use rvs_core::Protocol;
+
+/// Why an SCTP listener cannot be opened.
+pub const SCTP_UNSUPPORTED: &str = "the socket proxy carries TCP and UDP, not SCTP";
 
 /// What the proxy knows about a new flow when it asks the balancer to schedule it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

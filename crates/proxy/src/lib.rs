@@ -82,13 +82,7 @@ pub enum ProxyError {
 fn listen_failures(f: &[(ListenerSpec, io::Error)]) -> String {
     let list: Vec<String> = f
         .iter()
-        .map(|(s, e)| {
-            let proto = match s.protocol {
-                Protocol::Tcp => "TCP",
-                Protocol::Udp => "UDP",
-            };
-            format!("{proto} {}: {e}", s.addr)
-        })
+        .map(|(s, e)| format!("{} {}: {e}", s.protocol.name(), s.addr))
         .collect();
     format!("cannot listen on {}", list.join("; "))
 }
@@ -343,6 +337,12 @@ fn open_socket(spec: &ListenerSpec, backlog: i32) -> io::Result<Socket> {
     let ty = match spec.protocol {
         Protocol::Tcp => Type::STREAM,
         Protocol::Udp => Type::DGRAM,
+        Protocol::Sctp => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                api::SCTP_UNSUPPORTED,
+            ))
+        }
     };
     let domain = Domain::for_address(spec.addr);
     let s = Socket::new(domain, ty.nonblocking().cloexec(), None)?;
@@ -368,6 +368,17 @@ fn open_socket(spec: &ListenerSpec, backlog: i32) -> io::Result<Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_sctp_listener_is_refused_by_name() {
+        let spec = ListenerSpec {
+            protocol: Protocol::Sctp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let e = open_socket(&spec, 16).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        assert!(e.to_string().contains("not SCTP"), "{e}");
+    }
 
     struct Nobody;
     impl Balancer for Nobody {

@@ -79,8 +79,10 @@ pub fn encode_v2(protocol: Protocol, client: SocketAddr, vip: SocketAddr) -> Pro
     h.buf[..12].copy_from_slice(&V2_SIGNATURE);
     // Version 2 in the high nibble, command PROXY (1) in the low nibble.
     h.buf[12] = 0x21;
+    // STREAM (1) or DGRAM (2). SCTP never reaches the proxy (its listeners are refused); were
+    // it to, its one-to-one sockets are streams.
     let transport = match protocol {
-        Protocol::Tcp => 0x1,
+        Protocol::Tcp | Protocol::Sctp => 0x1,
         Protocol::Udp => 0x2,
     };
     match (client.ip(), vip.ip()) {

@@ -361,6 +361,13 @@ fn spawn_listener(
             let s = tokio::net::UdpSocket::from_std(socket.into())?;
             tokio::task::spawn_local(crate::udp::listener_loop(w.clone(), spec, s))
         }
+        // `open_socket` already refused it; no socket of ours is SCTP.
+        Protocol::Sctp => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                crate::api::SCTP_UNSUPPORTED,
+            ))
+        }
     };
     Ok(h)
 }

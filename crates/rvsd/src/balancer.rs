@@ -65,13 +65,6 @@ fn flags(s: &str) -> TcpFlags {
     }
 }
 
-fn proto_of(f: &FlowInfo) -> Protocol {
-    match f.protocol {
-        rvs_proxy::Protocol::Tcp => Protocol::Tcp,
-        rvs_proxy::Protocol::Udp => Protocol::Udp,
-    }
-}
-
 fn secs(d: rvs_core::Duration) -> StdDuration {
     StdDuration::from_millis(d.as_millis())
 }
@@ -84,7 +77,7 @@ impl DirectorBalancer {
         now: rvs_core::Time,
         avoid: Option<DestId>,
     ) -> Result<Backend, Refusal> {
-        let proto = proto_of(flow);
+        let proto = flow.protocol;
         let seg = match proto {
             Protocol::Tcp => Segment::Tcp(flags("S")),
             _ => Segment::Udp,
@@ -237,7 +230,7 @@ impl Balancer for DirectorBalancer {
 
     fn open(&self, flow: &FlowInfo) -> Result<Backend, Refusal> {
         let key = ServiceKey::Addr {
-            proto: proto_of(flow),
+            proto: flow.protocol,
             addr: flow.vip.ip(),
             port: flow.vip.port(),
         };

@@ -29,38 +29,6 @@ pub fn error(kind: ErrorKind, detail: impl Into<String>) -> RemoteError {
     }
 }
 
-/// Protocol.
-pub fn proto_to_core(p: m::Protocol) -> rvs_core::Protocol {
-    match p {
-        m::Protocol::Tcp => rvs_core::Protocol::Tcp,
-        m::Protocol::Udp => rvs_core::Protocol::Udp,
-        m::Protocol::Sctp => rvs_core::Protocol::Sctp,
-    }
-}
-
-/// Protocol.
-pub fn proto_from_core(p: rvs_core::Protocol) -> m::Protocol {
-    match p {
-        rvs_core::Protocol::Tcp => m::Protocol::Tcp,
-        rvs_core::Protocol::Udp => m::Protocol::Udp,
-        rvs_core::Protocol::Sctp => m::Protocol::Sctp,
-    }
-}
-
-fn family_to_core(f: m::Family) -> rvs_core::Family {
-    match f {
-        m::Family::Inet => rvs_core::Family::Inet,
-        m::Family::Inet6 => rvs_core::Family::Inet6,
-    }
-}
-
-fn family_from_core(f: rvs_core::Family) -> m::Family {
-    match f {
-        rvs_core::Family::Inet => m::Family::Inet,
-        rvs_core::Family::Inet6 => m::Family::Inet6,
-    }
-}
-
 /// Service key.
 pub fn key_to_core(k: &m::ServiceKey) -> rvs_core::ServiceKey {
     match k {
@@ -69,12 +37,12 @@ pub fn key_to_core(k: &m::ServiceKey) -> rvs_core::ServiceKey {
             addr,
             port,
         } => rvs_core::ServiceKey::Addr {
-            proto: proto_to_core(*protocol),
+            proto: *protocol,
             addr: *addr,
             port: *port,
         },
         m::ServiceKey::Fwmark { mark, family } => rvs_core::ServiceKey::Fwmark {
-            family: family_to_core(*family),
+            family: *family,
             mark: *mark,
         },
     }
@@ -84,13 +52,13 @@ pub fn key_to_core(k: &m::ServiceKey) -> rvs_core::ServiceKey {
 pub fn key_from_core(k: &rvs_core::ServiceKey) -> m::ServiceKey {
     match k {
         rvs_core::ServiceKey::Addr { proto, addr, port } => m::ServiceKey::Addr {
-            protocol: proto_from_core(*proto),
+            protocol: *proto,
             addr: *addr,
             port: *port,
         },
         rvs_core::ServiceKey::Fwmark { family, mark } => m::ServiceKey::Fwmark {
             mark: *mark,
-            family: family_from_core(*family),
+            family: *family,
         },
     }
 }

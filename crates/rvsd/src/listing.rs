@@ -66,7 +66,7 @@ fn shard_conns(sh: &Shard, now: Time) -> Vec<m::ConnEntry> {
             let protocol = match i.protocol {
                 0 => m::ConnProtocol::Ip,
                 p => match rvs_core::Protocol::from_number(p) {
-                    Some(p) => m::ConnProtocol::Proto(proto_from_core(p)),
+                    Some(p) => m::ConnProtocol::Proto(p),
                     None => m::ConnProtocol::Other(p),
                 },
             };

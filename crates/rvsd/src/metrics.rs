@@ -269,7 +269,9 @@ pub fn render(st: &State) -> String {
     if let Some((table, a)) = &st.announce {
         a.render_metrics(*table, &mut o.text);
     }
-    crate::keepalived::render_metrics(&mut o.text);
+    if let Some(h) = &st.health {
+        h.render_metrics(&mut o.text);
+    }
     crate::sync::metrics::render(&st.sync, &st.shards(), &mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);

@@ -79,7 +79,7 @@ use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 use rvs_packet::plane::{
     DropCounters, MarkRule, Neighbours, NextHop, Plane, PlaneConfig, PortConfig, PortId, Verdict,
 };
-use rvs_packet_io::nft::{self, GuardRules, IngressGuard, L4Proto, LocalPorts, Match};
+use rvs_packet_io::nft::{self, GuardRules, IngressGuard, LocalPorts, Match};
 use rvs_packet_io::{Port, Resolver, ResolverConfig, RxFrame, Sender};
 
 use crate::clock::Clock;
@@ -343,23 +343,6 @@ fn plane_config_of(
     }
 }
 
-fn l4(p: Protocol) -> L4Proto {
-    match p {
-        Protocol::Tcp => L4Proto::Tcp,
-        Protocol::Udp => L4Proto::Udp,
-        Protocol::Sctp => L4Proto::Sctp,
-    }
-}
-
-fn l4_of_ip(p: u8) -> Option<L4Proto> {
-    match p {
-        6 => Some(L4Proto::Tcp),
-        17 => Some(L4Proto::Udp),
-        132 => Some(L4Proto::Sctp),
-        _ => None,
-    }
-}
-
 /// The nft guard's rules for the current table (pure: unit-tested below), and the real
 /// servers to resolve.
 pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules, Vec<IpAddr>) {
@@ -382,9 +365,9 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
                 g.vips.push(if port == 0 {
                     Match::addr(addr)
                 } else {
-                    Match::service(addr, l4(proto), port)
+                    Match::service(addr, proto, port)
                 });
-                Some(l4(proto))
+                Some(proto)
             }
             ServiceKey::Fwmark { mark, .. } => {
                 for m in opts.marks.iter().filter(|m| m.mark == mark) {
@@ -409,17 +392,17 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
             }
         }
         if let Some(x) = shard.and_then(|sh| sh.extra.get(&s.key)) {
-            let protos: Vec<L4Proto> = match svc_l4 {
+            let protos: Vec<Protocol> = match svc_l4 {
                 Some(p) => vec![p],
                 None => {
-                    let mut v: Vec<L4Proto> = opts
+                    let mut v: Vec<Protocol> = opts
                         .marks
                         .iter()
-                        .filter_map(|m| l4_of_ip(m.proto))
+                        .filter_map(|m| Protocol::from_number(m.proto))
                         .collect();
                     v.dedup();
                     if v.is_empty() {
-                        v = vec![L4Proto::Tcp, L4Proto::Udp];
+                        v = vec![Protocol::Tcp, Protocol::Udp];
                     }
                     v
                 }
@@ -1315,14 +1298,14 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(g
             .vips
-            .contains(&Match::service(ip("10.100.0.1"), L4Proto::Tcp, 80)));
+            .contains(&Match::service(ip("10.100.0.1"), Protocol::Tcp, 80)));
         assert!(g.vips.contains(&Match::addr(ip("10.2.0.50"))));
         assert!(g.vips.contains(&Match::addr(ip("10.100.0.2"))));
         assert!(!g.vips.iter().any(|m| m.addr == ip("127.0.0.1")));
         // NAT replies by address and port; DR real servers are not guarded (replies bypass).
         assert!(g
             .replies
-            .contains(&Match::service(ip("10.2.0.11"), L4Proto::Tcp, 80)));
+            .contains(&Match::service(ip("10.2.0.11"), Protocol::Tcp, 80)));
         assert!(!g.replies.iter().any(|m| m.addr == ip("10.2.0.12")));
         assert!(g.replies.contains(&Match::addr(ip("10.2.0.13"))));
         assert_eq!(g.local_ports.len(), 1);

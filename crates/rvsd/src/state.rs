@@ -78,6 +78,8 @@ pub struct State {
     pub planes: Planes,
     /// The VRRP driver's status, when it runs (rendered into the metrics).
     pub vrrp: Option<Arc<crate::vrrp::StatusBoard>>,
+    /// The keepalived runtime's health counters, when `-f` runs one (rendered into the metrics).
+    pub health: Option<Arc<crate::keepalived::HealthCounters>>,
     /// Bumped by every request that may change the table or the local addresses, and when the
     /// VRRP driver starts: the packet plane rebuilds its configuration and its nft guard when
     /// it sees a new value (read without the state lock by its workers).
@@ -125,6 +127,7 @@ impl State {
             routes: Arc::new(Routes::default()),
             planes,
             vrrp: None,
+            health: None,
             generation: Arc::new(AtomicU64::new(0)),
             packet_applied: None,
             nft_marks: Vec::new(),
@@ -221,6 +224,11 @@ impl State {
     pub fn set_vrrp(&mut self, board: Arc<crate::vrrp::StatusBoard>) {
         self.vrrp = Some(board);
         self.bump_generation();
+    }
+
+    /// Attach the keepalived runtime's health counters.
+    pub fn set_health(&mut self, counters: Arc<crate::keepalived::HealthCounters>) {
+        self.health = Some(counters);
     }
 
     /// Whether the packet plane serves `key` (when it runs): every VIP but loopback ones,
@@ -682,23 +690,21 @@ impl State {
             .services
             .keys()
             .filter_map(|key| match *key {
+                // The proxy carries TCP and UDP; SCTP services are the packet plane's.
                 ServiceKey::Addr { proto, addr, port }
-                    if port != 0 && (!self.planes.packet || addr.is_loopback()) =>
+                    if port != 0
+                        && proto != Protocol::Sctp
+                        && (!self.planes.packet || addr.is_loopback()) =>
                 {
-                    let protocol = match proto {
-                        Protocol::Tcp => rvs_proxy::Protocol::Tcp,
-                        Protocol::Udp => rvs_proxy::Protocol::Udp,
-                        Protocol::Sctp => return None,
-                    };
                     Some(rvs_proxy::ListenerSpec {
-                        protocol,
+                        protocol: proto,
                         addr: SocketAddr::new(addr, port),
                     })
                 }
                 _ => None,
             })
             .collect();
-        v.sort_by_key(|l| (l.addr, l.protocol == rvs_proxy::Protocol::Udp));
+        v.sort_by_key(|l| (l.addr, l.protocol == Protocol::Udp));
         v
     }
 }
@@ -751,7 +757,7 @@ mod tests {
 
     fn tcp(client: &str, vip: &str) -> FlowInfo {
         FlowInfo {
-            protocol: rvs_proxy::Protocol::Tcp,
+            protocol: Protocol::Tcp,
             client: client.parse().unwrap(),
             vip: vip.parse().unwrap(),
         }

@@ -128,6 +128,7 @@ pub(super) async fn add_or_edit(
 pub(super) async fn apply(
     daemon: &Arc<Daemon>,
     shared: &Mutex<Shared>,
+    counters: &HealthCounters,
     drain_time: Duration,
     a: Action,
 ) {
@@ -146,13 +147,13 @@ pub(super) async fn apply(
             sorry,
         } => {
             let (vs, dest, weight, sorry) = (vs, *dest, *weight, *sorry);
-            count(if matches!(a, Action::AddDest { .. }) {
+            counters.count(if matches!(a, Action::AddDest { .. }) {
                 C_ADD
             } else {
                 C_WEIGHT
             });
             let Some((svcs, mut spec)) = lock().resolve(vs, dest, sorry) else {
-                count(C_ERROR);
+                counters.count(C_ERROR);
                 tracing::error!("health: no configuration for {dest} of VS {vs}; ignored");
                 return;
             };
@@ -177,7 +178,7 @@ pub(super) async fn apply(
         }
         Action::RemoveDest { vs, dest, sorry } => {
             let (dest, sorry) = (*dest, *sorry);
-            count(C_REMOVE);
+            counters.count(C_REMOVE);
             let svcs = lock().services(vs);
             for svc in svcs {
                 let r = send(
@@ -195,14 +196,14 @@ pub(super) async fn apply(
                         if sorry { "sorry server " } else { "" }
                     );
                 } else if !is_kind(&r, &[ErrorKind::Enoent, ErrorKind::Esrch]) {
-                    count(C_ERROR);
+                    counters.count(C_ERROR);
                     tracing::error!("IPVS cmd del {svc} -> {dest} error: {}", describe(&r));
                 }
             }
         }
         Action::DrainDest { vs, dest, .. } => {
             let dest = *dest;
-            count(C_DRAIN);
+            counters.count(C_DRAIN);
             let svcs = lock().services(vs);
             for svc in svcs {
                 let Some(cur) = current_dest(daemon, &svc, dest) else {
@@ -243,7 +244,7 @@ pub(super) async fn apply(
             }
         }
         Action::RunCommand(cmd) => {
-            count(C_COMMAND);
+            counters.count(C_COMMAND);
             let cmd = cmd.clone();
             // Asynchronously, like keepalived (§2.7); the result is only logged.
             tokio::spawn(async move {
@@ -255,7 +256,7 @@ pub(super) async fn apply(
             });
         }
         Action::Notify(n) => {
-            count(match n {
+            counters.count(match n {
                 hc::Notification::RealServer { up: true, .. } => C_RS_UP,
                 hc::Notification::RealServer { up: false, .. } => C_RS_DOWN,
                 hc::Notification::Quorum { up: true, .. } => C_Q_UP,
@@ -293,7 +294,11 @@ pub(super) async fn apply(
 }
 
 /// Delete drained destinations whose connections ended or whose time is up.
-pub(super) async fn drain_tick(daemon: &Arc<Daemon>, shared: &Mutex<Shared>) {
+pub(super) async fn drain_tick(
+    daemon: &Arc<Daemon>,
+    shared: &Mutex<Shared>,
+    counters: &HealthCounters,
+) {
     let due: Vec<(Drain, String)> = {
         let drains = shared
             .lock()
@@ -354,7 +359,7 @@ pub(super) async fn drain_tick(daemon: &Arc<Daemon>, shared: &Mutex<Shared>) {
         )
         .await;
         if r.result.is_ok() {
-            count(C_DRAINED);
+            counters.count(C_DRAINED);
             tracing::info!(
                 "drained {} of {}: deleted after {:.1} s ({why})",
                 SocketAddr::new(d.addr, d.port),

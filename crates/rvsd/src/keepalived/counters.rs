@@ -2,10 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// What the health engine did, counted for the metrics endpoint
-/// (`rvs_health_actions_total{action=…}`, `rvs_health_transitions_total{kind=…,to=…}`).
-/// Process-wide: one daemon runs one configuration.
-static COUNTS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 const ACTION_LABELS: [&str; 7] = [
     "add",
     "set_weight",
@@ -27,38 +23,50 @@ pub(super) const C_RS_DOWN: usize = 8;
 pub(super) const C_Q_UP: usize = 9;
 pub(super) const C_Q_DOWN: usize = 10;
 
-pub(super) fn count(i: usize) {
-    COUNTS[i].fetch_add(1, Ordering::Relaxed);
+/// What the health engine of one running configuration did, counted for the metrics endpoint
+/// (`rvs_health_actions_total{action=…}`, `rvs_health_transitions_total{kind=…,to=…}`).
+/// Owned by the [`super::Keepalived`] runtime, which attaches it to the daemon's state so that
+/// the metrics endpoint reads it ([`crate::state::State::set_health`]); a daemon without `-f`
+/// has none and exports no health series, as one without VRRP exports no VRRP series.
+#[derive(Debug, Default)]
+pub struct HealthCounters {
+    counts: [AtomicU64; 11],
 }
 
-/// Append the health counters in Prometheus text format (called by [`crate::metrics`]).
-pub fn render_metrics(out: &mut String) {
-    use std::fmt::Write;
-    let _ = writeln!(
-        out,
-        "# HELP rvs_health_actions_total Table changes and commands requested by the health \
-         checkers (rvsd -f), by action.\n# TYPE rvs_health_actions_total counter"
-    );
-    for (i, l) in ACTION_LABELS.iter().enumerate() {
-        let v = COUNTS[i].load(Ordering::Relaxed);
-        let _ = writeln!(out, "rvs_health_actions_total{{action=\"{l}\"}} {v}");
+impl HealthCounters {
+    pub(super) fn count(&self, i: usize) {
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
     }
-    let _ = writeln!(
-        out,
-        "# HELP rvs_health_transitions_total Real server and quorum state changes (rvsd -f).\n\
-         # TYPE rvs_health_transitions_total counter"
-    );
-    for (i, kind, to) in [
-        (C_RS_UP, "real_server", "up"),
-        (C_RS_DOWN, "real_server", "down"),
-        (C_Q_UP, "quorum", "up"),
-        (C_Q_DOWN, "quorum", "down"),
-    ] {
-        let v = COUNTS[i].load(Ordering::Relaxed);
+
+    /// Append the counters in Prometheus text format (called by [`crate::metrics`]).
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
         let _ = writeln!(
             out,
-            "rvs_health_transitions_total{{kind=\"{kind}\",to=\"{to}\"}} {v}"
+            "# HELP rvs_health_actions_total Table changes and commands requested by the health \
+             checkers (rvsd -f), by action.\n# TYPE rvs_health_actions_total counter"
         );
+        for (i, l) in ACTION_LABELS.iter().enumerate() {
+            let v = self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "rvs_health_actions_total{{action=\"{l}\"}} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rvs_health_transitions_total Real server and quorum state changes (rvsd -f).\n\
+             # TYPE rvs_health_transitions_total counter"
+        );
+        for (i, kind, to) in [
+            (C_RS_UP, "real_server", "up"),
+            (C_RS_DOWN, "real_server", "down"),
+            (C_Q_UP, "quorum", "up"),
+            (C_Q_DOWN, "quorum", "down"),
+        ] {
+            let v = self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "rvs_health_transitions_total{{kind=\"{kind}\",to=\"{to}\"}} {v}"
+            );
+        }
     }
 }
 
@@ -68,9 +76,10 @@ mod tests {
 
     #[test]
     fn metrics_text() {
-        count(C_RS_DOWN);
+        let c = HealthCounters::default();
+        c.count(C_RS_DOWN);
         let mut t = String::new();
-        render_metrics(&mut t);
+        c.render_metrics(&mut t);
         assert!(
             t.contains("# TYPE rvs_health_actions_total counter\n"),
             "{t}"
@@ -83,6 +92,31 @@ mod tests {
             t.lines().any(|l| l
                 .starts_with("rvs_health_transitions_total{kind=\"real_server\",to=\"down\"} ")
                 && !l.ends_with(" 0")),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn metrics_endpoint_reads_the_runtime_counters() {
+        use crate::state::{Planes, State};
+        let mut st = State::new(rvs_core::Time(0), Planes { packet: false });
+        let t = crate::metrics::render(&st);
+        assert!(!t.contains("rvs_health_"), "no -f, no health series: {t}");
+        let c = std::sync::Arc::new(HealthCounters::default());
+        st.set_health(c.clone());
+        c.count(C_DRAIN);
+        c.count(C_DRAIN);
+        let t = crate::metrics::render(&st);
+        assert!(
+            t.contains("rvs_health_actions_total{action=\"drain\"} 2\n"),
+            "{t}"
+        );
+        // A second runtime's counters start from zero: nothing is process-wide.
+        let other = HealthCounters::default();
+        let mut t = String::new();
+        other.render_metrics(&mut t);
+        assert!(
+            t.contains("rvs_health_actions_total{action=\"drain\"} 0\n"),
             "{t}"
         );
     }

@@ -15,7 +15,8 @@
 //!   deleted at once as keepalived does (keepalived issues #1228, #2240).
 //! * Around it: `lvs_notify_fifo`/`notify_fifo` lines (§2.7) from a thread of their own,
 //!   `ha_suspend` (§2.2 step 5) by polling whether the VIP is local, and counters of what the
-//!   checkers did for the metrics endpoint ([`render_metrics`]). Configured features rvsd does
+//!   checkers did for the metrics endpoint ([`HealthCounters`]: created by [`Keepalived::start`],
+//!   counted by its tasks and attached to the daemon's state). Configured features rvsd does
 //!   not run (the sync daemon, FIFO reader scripts, …) are named in a warning at start.
 //!
 //! Section numbers refer to `spec/keepalived.md`; deliberate differences are listed in
@@ -42,7 +43,7 @@ use tokio::task::JoinHandle;
 
 use crate::daemon::Daemon;
 use apply::{add_or_edit, apply, current_dest, describe, drain_tick, is_kind, send, Shared};
-pub use counters::render_metrics;
+pub use counters::HealthCounters;
 use fifo::FifoWriter;
 pub use plan::{plan, Plan, VsPlan};
 
@@ -193,30 +194,34 @@ impl Keepalived {
             drains: Vec::new(),
             fifo: FifoWriter::start(&fifos).map(Arc::new),
         }));
+        let counters = Arc::new(HealthCounters::default());
         let (tx, mut rx) = mpsc::channel::<Action>(1024);
         let applier = {
             let daemon = daemon.clone();
             let shared = shared.clone();
+            let counters = counters.clone();
             tokio::spawn(async move {
                 while let Some(a) = rx.recv().await {
-                    apply(&daemon, &shared, drain_time, a).await;
+                    apply(&daemon, &shared, &counters, drain_time, a).await;
                 }
             })
         };
         let drainer = {
             let daemon = daemon.clone();
             let shared = shared.clone();
+            let counters = counters.clone();
             tokio::spawn(async move {
                 let mut iv = tokio::time::interval(Duration::from_millis(250));
                 loop {
                     iv.tick().await;
-                    drain_tick(&daemon, &shared).await;
+                    drain_tick(&daemon, &shared, &counters).await;
                 }
             })
         };
         let engine = hc::HealthEngine::start(checks, tx).map_err(|e| e.to_string())?;
         let engine = Arc::new(tokio::sync::Mutex::new(Some(engine)));
         let suspender = tokio::spawn(watch_suspend(shared.clone(), engine.clone()));
+        daemon.lock().set_health(counters.clone());
         tracing::info!(
             "{}: {} virtual server(s), {} service(s); health checking started",
             path.display(),

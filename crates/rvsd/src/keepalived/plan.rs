@@ -52,29 +52,6 @@ impl VsPlan {
     }
 }
 
-fn family(f: kc::Family) -> m::Family {
-    match f {
-        kc::Family::Inet => m::Family::Inet,
-        kc::Family::Inet6 => m::Family::Inet6,
-    }
-}
-
-fn protocol(p: kc::Protocol) -> m::Protocol {
-    match p {
-        kc::Protocol::Tcp => m::Protocol::Tcp,
-        kc::Protocol::Udp => m::Protocol::Udp,
-        kc::Protocol::Sctp => m::Protocol::Sctp,
-    }
-}
-
-fn hprotocol(p: kc::Protocol) -> hc::Protocol {
-    match p {
-        kc::Protocol::Tcp => hc::Protocol::Tcp,
-        kc::Protocol::Udp => hc::Protocol::Udp,
-        kc::Protocol::Sctp => hc::Protocol::Sctp,
-    }
-}
-
 /// The control-protocol key of one service of a virtual server.
 pub fn service_key(k: &kc::ServiceKey) -> m::ServiceKey {
     match *k {
@@ -83,14 +60,11 @@ pub fn service_key(k: &kc::ServiceKey) -> m::ServiceKey {
             addr,
             port,
         } => m::ServiceKey::Addr {
-            protocol: protocol(p),
+            protocol: p,
             addr,
             port,
         },
-        kc::ServiceKey::Fwmark { family: f, mark } => m::ServiceKey::Fwmark {
-            mark,
-            family: family(f),
-        },
+        kc::ServiceKey::Fwmark { family: f, mark } => m::ServiceKey::Fwmark { mark, family: f },
     }
 }
 
@@ -98,7 +72,7 @@ pub fn service_key(k: &kc::ServiceKey) -> m::ServiceKey {
 pub fn vs_key(vs: &kc::VirtualServer) -> hc::VsKey {
     match &vs.key {
         kc::VsKey::Addr { addr, port } => hc::VsKey::Addr {
-            protocol: hprotocol(vs.protocol.unwrap_or(kc::Protocol::Udp)),
+            protocol: vs.protocol.unwrap_or(kc::Protocol::Udp),
             addr: SocketAddr::new(*addr, port.unwrap_or(0)),
         },
         kc::VsKey::Fwmark(mark) => hc::VsKey::Fwmark {

@@ -35,8 +35,18 @@ pub fn start_keepalived(dir: &Path, conf: &str, extra: &[&str]) -> Rvsd {
 }
 
 /// The `rvsadm` binary built next to `rvsd` (cargo builds it for the workspace's tests); it
-/// is not built from a test. `None` when only rvsd's package was built.
+/// is not built from a test. `None` when only rvsd's package was built, or when the binary is
+/// older than rvsd's: then it may predate a change of the control protocol (a run of rvsd's
+/// tests alone rebuilds rvsd, not rvsadm), and the tests use rvsadm's library instead.
 pub fn rvsadm_bin() -> Option<PathBuf> {
     let p = Path::new(RVSD).with_file_name("rvsadm");
-    p.is_file().then_some(p)
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = matches!((mtime(&p), mtime(Path::new(RVSD))), (Some(a), Some(d)) if a >= d);
+    if p.is_file() && !fresh {
+        eprintln!(
+            "note: {} is older than rvsd; using rvsadm's library (cargo build -p rvsadm to test the binary)",
+            p.display()
+        );
+    }
+    (p.is_file() && fresh).then_some(p)
 }
