@@ -52,6 +52,7 @@
 
 pub mod cmd;
 pub mod decap;
+pub mod ecmp;
 pub mod error;
 pub mod netns;
 pub mod nginx;

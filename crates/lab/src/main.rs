@@ -75,6 +75,9 @@ enum Kind {
     Selftest,
     /// Two directors on the client segment, for VRRP.
     Ha,
+    /// Scale-out: three directors (rvsd + BIRD) behind an ECMP router running BIRD with BGP
+    /// multipath and BFD, four DR real servers, a client behind the router.
+    Ecmp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -97,6 +100,7 @@ impl Kind {
                 Mode::Tun => SelftestMode::Tun,
             }),
             Kind::Ha => LabKind::Ha,
+            Kind::Ecmp => unreachable!("ecmp is built by up_ecmp"),
         }
     }
 }
@@ -110,7 +114,11 @@ fn main() -> ExitCode {
             mode,
             real_servers,
             no_nginx,
-        } => up(kind.lab_kind(mode), &prefix, real_servers, !no_nginx),
+        } => match kind {
+            // Three directors and four real servers unless --real-servers says otherwise.
+            Kind::Ecmp => up_ecmp(&prefix, real_servers, !no_nginx),
+            _ => up(kind.lab_kind(mode), &prefix, real_servers, !no_nginx),
+        },
         Cmd::Down { prefix, orphans } => down(&prefix, orphans),
         Cmd::List => list(),
         Cmd::Decap { dev, gue_port } => decap(dev, gue_port),
@@ -168,6 +176,39 @@ fn up(kind: LabKind, prefix: &str, real_servers: u8, nginx: bool) -> rvs_lab::Re
     }
     topo.keep();
     print!("{topo}");
+    Ok(())
+}
+
+/// `rvs-lab up ecmp`: the scale-out lab with BIRD running on the router and the directors;
+/// rvsd is left for the person to start (the printed commands).
+fn up_ecmp(prefix: &str, real_servers: u8, nginx: bool) -> rvs_lab::Result<()> {
+    if !list_namespaces(prefix)?.is_empty() {
+        return Err(rvs_lab::LabError::Invalid(format!(
+            "a lab with prefix {prefix} is up; `rvs-lab down --prefix {prefix}` first"
+        )));
+    }
+    if !which("bird") {
+        return Err(rvs_lab::LabError::Invalid(
+            "bird not found (apt-get install bird2)".into(),
+        ));
+    }
+    let lab = Lab::with_prefix(prefix)?;
+    // `--real-servers` defaults to 2 for the other labs; this one is about four.
+    let rs = if real_servers == 2 {
+        4
+    } else {
+        usize::from(real_servers)
+    };
+    let mut e = rvs_lab::ecmp::Ecmp::build(lab, 3, rs)?;
+    e.start_bird()?;
+    if nginx && which("nginx") {
+        for (i, s) in e.real_servers.clone().iter().enumerate() {
+            let child = s.nginx(&format!("rs{}", i + 1), rvs_lab::ecmp::PORT)?;
+            e.lab_mut().own(child);
+        }
+    }
+    e.keep();
+    print!("{e}");
     Ok(())
 }
 

@@ -1,0 +1,273 @@
+//! Scale-out end to end with real BIRD (`rvs_lab::ecmp`): three rvsd directors announce the
+//! VIP through BIRD (kernel `learn` + eBGP + BFD) to an ECMP router running BIRD with
+//! `merge paths`; long-lived TCP connections from many source ports spread over the three;
+//! a director is lost (links down, then SIGKILL) and BFD withdraws it; another is stopped
+//! with SIGTERM and its route goes before it stops forwarding. With `mh` (source port hashed)
+//! and `sloppy_tcp` every connection continues on its real server through whichever director
+//! the router now picks; with `sloppy_tcp` off the moved connections break, so the test can
+//! fail. The number of connections is `RVS_ECMP_CONNS` (default 300).
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::Signal;
+use rvs_lab::ecmp::{self, Ecmp, VIP};
+use rvs_lab::{require_root, Proto};
+
+const ECHO_PORT: u16 = 7000;
+
+fn conns_wanted() -> usize {
+    std::env::var("RVS_ECMP_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+/// rvsd on director `i` with the echo service (mh over source address and port, DR).
+fn start_director(e: &Ecmp, i: usize, sloppy: bool) -> Rvsd {
+    let ns = &e.directors[i];
+    let dir = e.lab().workdir().join(format!("rvsd-{}", ns.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sloppy_arg = format!("sloppy_tcp={}", u8::from(sloppy));
+    let d = Rvsd::start_in(
+        RVSD,
+        Some(ns),
+        &dir,
+        &[
+            "--interface",
+            "eth0",
+            "--announce-table",
+            "100",
+            "--announce-delay",
+            "3",
+            "--drain-time",
+            "0",
+            "--sysctl",
+            &sloppy_arg,
+        ],
+    );
+    let svc = format!("{VIP}:{ECHO_PORT}");
+    d.table(&[&format!("-A -t {svc} -s mh -b mh-port")]);
+    for r in 0..e.real_servers.len() {
+        d.table(&[&format!(
+            "-a -t {svc} -r {}:{ECHO_PORT} -g",
+            ecmp::real_server_addr(r)
+        )]);
+    }
+    d
+}
+
+/// Conns of the echo service on a director (`-L -n --stats`).
+fn scheduled(d: &Rvsd) -> u64 {
+    d.service_stats(&format!("TCP  {VIP}:{ECHO_PORT}")).0
+}
+
+/// One message on every connection; returns the indexes of those whose echo did not come
+/// back complete within `limit` (all connections are served in parallel).
+fn round(conns: &mut [Option<TcpStream>], tag: &str, limit: Duration) -> Vec<usize> {
+    let mut want: Vec<Vec<u8>> = Vec::new();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let m = format!("{tag} {i}\n").into_bytes();
+        if let Some(s) = c {
+            if s.write_all(&m).is_err() {
+                *c = None;
+            }
+        }
+        want.push(m);
+    }
+    let mut got: Vec<Vec<u8>> = vec![Vec::new(); conns.len()];
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        let mut pending = 0;
+        for (i, c) in conns.iter_mut().enumerate() {
+            let Some(s) = c else { continue };
+            if got[i].len() >= want[i].len() {
+                continue;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => *c = None,
+                Ok(n) => got[i].extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => *c = None,
+            }
+            if c.is_some() && got[i].len() < want[i].len() {
+                pending += 1;
+            }
+        }
+        if pending == 0 || start.elapsed() > limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (0..conns.len())
+        .filter(|&i| conns[i].is_none() || got[i] != want[i])
+        .collect()
+}
+
+fn open(e: &Ecmp, n: usize) -> Vec<Option<TcpStream>> {
+    let addr = SocketAddr::from((VIP, ECHO_PORT));
+    e.client
+        .exec(move || {
+            (0..n)
+                .map(|_| {
+                    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+                    s.set_nonblocking(true).ok()?;
+                    s.set_nodelay(true).ok()?;
+                    Some(s)
+                })
+                .collect()
+        })
+        .expect("exec in the client namespace")
+}
+
+struct Lab {
+    e: Ecmp,
+    directors: Vec<Rvsd>,
+    hops: Vec<Ipv4Addr>,
+}
+
+fn lab(tag: &str, sloppy: bool) -> Lab {
+    let mut e = ecmp::ecmp(tag, 3, 4).expect("ecmp lab");
+    for s in e.real_servers.clone() {
+        let c = s.echo_server(Proto::Tcp, ECHO_PORT).expect("echo server");
+        e.lab_mut().own(c);
+    }
+    let directors: Vec<Rvsd> = (0..3).map(|i| start_director(&e, i, sloppy)).collect();
+    let hops: Vec<Ipv4Addr> = (0..3).map(ecmp::director_addr).collect();
+    if let Err(err) = e.wait_next_hops(&hops, Duration::from_secs(30)) {
+        let log = std::fs::read_to_string(e.bird_log(&e.router)).unwrap_or_default();
+        panic!("{err}\nrouter BIRD log:\n{log}");
+    }
+    Lab { e, directors, hops }
+}
+
+#[test]
+fn directors_come_and_go_and_every_connection_continues() {
+    if !require_root("directors_come_and_go_and_every_connection_continues") {
+        return;
+    }
+    let Lab {
+        mut e,
+        mut directors,
+        hops,
+    } = lab("ecmp", true);
+    let n = conns_wanted();
+    let mut conns = open(&e, n);
+    let opened = conns.iter().filter(|c| c.is_some()).count();
+    assert_eq!(opened, n, "every connection opens through the ECMP router");
+    assert_eq!(
+        round(&mut conns, "hello", Duration::from_secs(5)),
+        Vec::<usize>::new()
+    );
+    // Spread: every director scheduled some of them.
+    let shares: Vec<u64> = directors.iter().map(scheduled).collect();
+    eprintln!("connections per director: {shares:?}");
+    assert!(
+        shares.iter().all(|&s| s > 0) && shares.iter().sum::<u64>() >= n as u64,
+        "{shares:?}"
+    );
+
+    // A lost machine: links down, then SIGKILL. BFD takes its next hop away.
+    let t0 = Instant::now();
+    e.cut_director(0).expect("links down");
+    let bfd = e
+        .wait_next_hops(&hops[1..], Duration::from_secs(10))
+        .expect("BFD withdraws the lost director");
+    directors[0].signal(Signal::SIGKILL);
+    eprintln!("lost director withdrawn by BFD after {bfd:?}");
+    let lost = round(&mut conns, "after-loss", Duration::from_secs(3));
+    assert!(
+        lost.is_empty(),
+        "{} of {n} broke after the loss: {lost:?}",
+        lost.len()
+    );
+    assert!(
+        bfd < Duration::from_millis(1500),
+        "BFD withdrawal took {bfd:?} (goal 1 s)"
+    );
+    let _ = t0;
+
+    // New connections keep working.
+    let mut fresh = open(&e, 20);
+    assert_eq!(
+        round(&mut fresh, "fresh", Duration::from_secs(3)),
+        Vec::<usize>::new()
+    );
+
+    // SIGTERM director 2: its route goes first, while it still runs and forwards.
+    directors[1].signal(Signal::SIGTERM);
+    let t1 = Instant::now();
+    let took = e
+        .wait_next_hops(&hops[2..], Duration::from_secs(5))
+        .expect("SIGTERM withdraws the route");
+    assert!(
+        directors[1].running(),
+        "the route must go before rvsd stops ({took:?})"
+    );
+    let lost = round(&mut conns, "after-term", Duration::from_secs(3));
+    assert!(
+        lost.is_empty(),
+        "{} of {n} broke after SIGTERM: {lost:?}",
+        lost.len()
+    );
+    assert!(directors[1].wait_exit(Duration::from_secs(20)).is_some());
+    assert!(
+        t1.elapsed() >= Duration::from_secs(3),
+        "announce delay kept"
+    );
+    let lost = round(&mut conns, "after-exit", Duration::from_secs(3));
+    assert!(
+        lost.is_empty(),
+        "{} of {n} broke after the exit: {lost:?}",
+        lost.len()
+    );
+
+    // Scale out again: a fourth director joins; nothing breaks.
+    e.add_director().expect("fourth director");
+    let d4 = start_director(&e, 3, true);
+    e.wait_next_hops(&[hops[2], ecmp::director_addr(3)], Duration::from_secs(30))
+        .expect("the fourth director is announced");
+    let lost = round(&mut conns, "after-join", Duration::from_secs(3));
+    assert!(
+        lost.is_empty(),
+        "{} of {n} broke after the join: {lost:?}",
+        lost.len()
+    );
+    assert!(scheduled(&d4) > 0, "the new director carries some of them");
+    let mut fresh = open(&e, 20);
+    assert_eq!(
+        round(&mut fresh, "fresh2", Duration::from_secs(3)),
+        Vec::<usize>::new()
+    );
+}
+
+/// The same loss without `sloppy_tcp`: the connections the router moves to another director
+/// break (the control that shows the test above can fail).
+#[test]
+fn without_sloppy_tcp_moved_connections_break() {
+    if !require_root("without_sloppy_tcp_moved_connections_break") {
+        return;
+    }
+    let Lab { e, directors, hops } = lab("ecmpns", false);
+    let n = conns_wanted().min(120);
+    let mut conns = open(&e, n);
+    assert_eq!(
+        round(&mut conns, "hello", Duration::from_secs(5)),
+        Vec::<usize>::new()
+    );
+    e.cut_director(0).expect("links down");
+    e.wait_next_hops(&hops[1..], Duration::from_secs(10))
+        .expect("BFD withdraws the lost director");
+    directors[0].signal(Signal::SIGKILL);
+    let lost = round(&mut conns, "after-loss", Duration::from_secs(3));
+    eprintln!("without sloppy_tcp: {} of {n} broke", lost.len());
+    assert!(
+        !lost.is_empty(),
+        "without sloppy_tcp some of {n} connections must break when a director is lost"
+    );
+}
