@@ -26,6 +26,7 @@ pub mod manual;
 pub mod memory;
 pub mod metrics;
 pub mod nft_marks;
+pub mod off_runtime;
 pub mod packet_plane;
 pub mod published;
 pub mod rules;

@@ -43,13 +43,12 @@ pub struct ServiceExtra {
     pub next_laddr: usize,
 }
 
-/// One full-NAT local address and its use.
+/// One full-NAT local address. Its use (`--get-laddr` CONNS) is not kept here but counted from
+/// what lives on both planes when asked ([`crate::listing::local_addr_conns`]).
 #[derive(Clone, Debug)]
 pub struct LocalAddr {
     /// The address.
     pub addr: IpAddr,
-    /// Flows that used it.
-    pub conns: u64,
 }
 
 /// The client-side tuple of a proxy flow.
@@ -72,6 +71,9 @@ pub struct FlowRec {
     pub conn: Option<ConnId>,
     /// Its destination.
     pub dest: DestId,
+    /// The full-NAT local address it connects from (`--add-laddr`), counted by `--get-laddr`
+    /// while the flow lives.
+    pub laddr: Option<IpAddr>,
 }
 
 /// One shard: a director of its own and the proxy flows it carries.
