@@ -36,6 +36,13 @@ impl Family {
             Family::Inet6 => 10,
         }
     }
+    /// Bytes in an address of this family.
+    pub fn addr_len(self) -> usize {
+        match self {
+            Family::Inet => 4,
+            Family::Inet6 => 16,
+        }
+    }
 }
 
 /// Transport protocol of a virtual service or connection.

@@ -59,6 +59,8 @@ pub struct Format {
     pub exact: bool,
     /// `--tun-info`.
     pub tun_info: bool,
+    /// `--json` (rvs addition): the listing as JSON, the control protocol's own records.
+    pub json: bool,
 }
 
 /// A command ready to be executed.
@@ -212,7 +214,8 @@ const OPTC_TUN_REMCSUM: usize = 33;
 const OPTC_PROXY_PROTOCOL: usize = 34;
 const OPTC_LADDR: usize = 35;
 const OPTC_VRRP: usize = 36;
-const NUMBER_OF_OPT: usize = 37;
+const OPTC_JSON: usize = 37;
+const NUMBER_OF_OPT: usize = 38;
 
 const OPT_NAMES: [&str; NUMBER_OF_OPT] = [
     "numeric",
@@ -252,31 +255,33 @@ const OPT_NAMES: [&str; NUMBER_OF_OPT] = [
     "proxy-protocol",
     "laddr",
     "vrrp",
+    "json",
 ];
 
 /// ipvsadm's `commands_v_options` ('+' compulsory, 'x' illegal, '1' exclusive, ' ' optional),
-/// copied column for column, with three rvs columns appended (proxy-protocol, laddr, vrrp) and
+/// copied column for column, with four rvs columns appended (proxy-protocol, laddr, vrrp, json) and
 /// three rvs rows (add-laddr, del-laddr, get-laddr). `--vrrp` is a list-only output selector
 /// like `--daemon`: exclusive ('1') with the other selectors of `-L`, illegal elsewhere.
+/// `--json` is an output format of `-L` only.
 const COMMANDS_V_OPTIONS: [&[u8; NUMBER_OF_OPT]; 18] = [
-    /* ADD      */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xx",
-    /* EDIT     */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xx",
-    /* DEL      */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* FLUSH    */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* LIST     */ b" 11xxxxxxxxx11       xxxxxxx xxxxxxx1",
-    /* ADDSRV   */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx",
-    /* DELSRV   */ b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* EDITSRV  */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xxx",
-    /* TIMEOUT  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* STARTD   */ b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxx",
-    /* STOPD    */ b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxx",
-    /* RESTORE  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* SAVE     */ b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* ZERO     */ b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* ADDLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x",
-    /* DELLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x",
-    /* GETLADDR */ b" x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    /* SYSCTL   */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* ADD      */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xxx",
+    /* EDIT     */ b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx xxx",
+    /* DEL      */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* FLUSH    */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* LIST     */ b" 11xxxxxxxxx11       xxxxxxx xxxxxxx1 ",
+    /* ADDSRV   */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxx",
+    /* DELSRV   */ b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* EDITSRV  */ b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xxxx",
+    /* TIMEOUT  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* STARTD   */ b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxx",
+    /* STOPD    */ b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxx",
+    /* RESTORE  */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* SAVE     */ b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* ZERO     */ b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* ADDLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xx",
+    /* DELLADDR */ b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xx",
+    /* GETLADDR */ b" x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    /* SYSCTL   */ b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
 const TUN_NAMES: [&str; 3] = ["ipip", "gue", "gre"];
@@ -359,6 +364,7 @@ enum Tag {
     GetLaddr,
     Laddr,
     Vrrp,
+    Json,
     Sysctl,
 }
 
@@ -442,6 +448,7 @@ const OPTIONS: &[OptDef<Tag>] = &[
     o("get-laddr", None, N, Tag::GetLaddr),
     o("laddr", Some('z'), Req, Tag::Laddr),
     o("vrrp", None, N, Tag::Vrrp),
+    o("json", None, N, Tag::Json),
     o("sysctl", None, N, Tag::Sysctl),
 ];
 
@@ -718,6 +725,7 @@ rvs additions:
   --proxy-protocol v1|v2              PROXY protocol header to real servers, for -A/-E
   --laddr        -z local-address     FULLNAT local address
   --vrrp                              output of VRRP instance status (with -L|-l)
+  --json                              -L|-l output as JSON
   --sysctl [name[=value]]             list the IPVS sysctls (net.ipv4.vs.*), or set one
   --socket PATH                       rvsd control socket (default /run/rvs/rvsd.sock as root,
                                       else $XDG_RUNTIME_DIR/rvs/rvsd.sock; env RVS_SOCKET)
@@ -1235,6 +1243,10 @@ pub fn parse_command(
             Tag::Timeout => st.set(OPTC_TIMEOUT)?,
             Tag::Daemon => st.set(OPTC_DAEMON)?,
             Tag::Vrrp => st.set(OPTC_VRRP)?,
+            Tag::Json => {
+                st.set(OPTC_JSON)?;
+                st.format.json = true;
+            }
             Tag::Stats => {
                 st.set(OPTC_STATS)?;
                 st.format.stats = true;

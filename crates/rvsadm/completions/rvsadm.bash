@@ -36,7 +36,7 @@ _rvsadm() {
         --thresholds --persistent-conn --nosort --sort -X --exact -6 --ipv6 -o --ops --pe
         -b --sched-flags --mcast-group --mcast-port --mcast-ttl --sync-maxlen --tun-info
         --tun-type --tun-port --tun-nocsum --tun-csum --tun-remcsum --fullnat --proxy-protocol
-        --add-laddr --del-laddr --get-laddr -z --laddr --vrrp --sysctl --socket"
+        --add-laddr --del-laddr --get-laddr -z --laddr --vrrp --json --sysctl --socket"
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 }
 complete -F _rvsadm rvsadm

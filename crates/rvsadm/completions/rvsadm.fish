@@ -65,6 +65,7 @@ complete -c rvsadm -l del-laddr
 complete -c rvsadm -l get-laddr
 complete -c rvsadm -l laddr -s z -r
 complete -c rvsadm -l vrrp
+complete -c rvsadm -l json
 complete -c rvsadm -l sysctl
 complete -c rvsadm -l socket -r -F
 complete -c rvsadm -s l -d 'list the table'

@@ -196,6 +196,16 @@ impl<'a> App<'a> {
         }
     }
 
+    /// `-L --json`: `{"KEY": records}` with the control protocol's own records (the status
+    /// page's `/api/status` uses the same ones), pretty-printed, one trailing newline.
+    fn put_json(&mut self, key: &str, v: serde_json::Result<serde_json::Value>) {
+        let doc = v.map(|v| serde_json::json!({ key: v }));
+        match doc.and_then(|d| serde_json::to_string_pretty(&d)) {
+            Ok(text) => self.put(&(text + "\n")),
+            Err(e) => self.eput(&format!("rvsadm: cannot write JSON: {e}\n")),
+        }
+    }
+
     fn eput(&mut self, s: &str) {
         if !self.io_failed && self.err.write_all(s.as_bytes()).is_err() {
             self.io_failed = true;
@@ -376,6 +386,10 @@ impl<'a> App<'a> {
                     Payload::Services(s) => s,
                     other => return Err(self.unexpected(&other)),
                 };
+                if fmt.json {
+                    self.put_json("services", serde_json::to_value(&services));
+                    return Ok(0);
+                }
                 let text = format::list_all(&info, &services, fmt, names);
                 self.put(&text);
                 Ok(0)
@@ -394,6 +408,10 @@ impl<'a> App<'a> {
                     Payload::Service(s) => s,
                     other => return Err(self.unexpected(&other)),
                 };
+                if fmt.json {
+                    self.put_json("services", serde_json::to_value([&entry]));
+                    return Ok(0);
+                }
                 let text = format::list_service(&entry, fmt, names);
                 self.put(&text);
                 Ok(0)
@@ -403,6 +421,10 @@ impl<'a> App<'a> {
                     Payload::Conns(c) => c,
                     other => return Err(self.unexpected(&other)),
                 };
+                if fmt.json {
+                    self.put_json("connections", serde_json::to_value(&conns));
+                    return Ok(0);
+                }
                 let text = format::list_conns(&conns, fmt, names);
                 self.put(&text);
                 Ok(0)
@@ -412,6 +434,10 @@ impl<'a> App<'a> {
                     Payload::Timeouts(t) => t,
                     other => return Err(self.unexpected(&other)),
                 };
+                if fmt.json {
+                    self.put_json("timeouts", serde_json::to_value(t));
+                    return Ok(0);
+                }
                 self.put(&format::timeouts(&t));
                 Ok(0)
             }
@@ -420,6 +446,10 @@ impl<'a> App<'a> {
                     Payload::Daemons(d) => d,
                     other => return Err(self.unexpected(&other)),
                 };
+                if fmt.json {
+                    self.put_json("daemons", serde_json::to_value(&d));
+                    return Ok(0);
+                }
                 self.put(&format::daemons(&d));
                 Ok(0)
             }
@@ -428,6 +458,10 @@ impl<'a> App<'a> {
                     Payload::Vrrp(v) => v,
                     other => return Err(self.unexpected(&other)),
                 };
+                if fmt.json {
+                    self.put_json("vrrp", serde_json::to_value(&v));
+                    return Ok(0);
+                }
                 self.put(&format::vrrp(&v));
                 Ok(0)
             }

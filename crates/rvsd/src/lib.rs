@@ -23,6 +23,7 @@ pub mod listing;
 pub mod manual;
 pub mod metrics;
 pub mod nft_marks;
+pub mod off_runtime;
 pub mod packet_plane;
 pub mod rules;
 pub mod sd_notify;

@@ -217,7 +217,14 @@ async fn apply_all(daemon: &Arc<Daemon>, reqs: Vec<(String, Request)>) -> Result
 /// Check a rules file by playing it on a scratch table (as `ipvsadm -R` would on an empty
 /// table), then apply its difference from the running table.
 async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usize, String> {
-    let parsed = rules::parse_file(path)?;
+    // Read off the runtime (rvsd::off_runtime): a large file must not stall rvsadm and timers.
+    let p = path.to_path_buf();
+    let parsed = rvsd::off_runtime::run(
+        &path.display().to_string(),
+        rvsd::off_runtime::READ_DEADLINE,
+        move || rules::parse_file(&p),
+    )
+    .await??;
     let want = rules::desired(path, &parsed)?;
     let now = daemon.clock.now();
     // The scratch table only checks that the file is valid: with every plane "running" it
@@ -479,28 +486,45 @@ async fn run(args: Args) -> Result<(), String> {
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    loop {
+    'signals: loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
                 rvsd::sd_notify::notify("RELOADING=1\nSTATUS=reloading");
                 let _ready = ReadyAgain(&daemon);
-                // VRRP first: the `-f` branch below ends with `continue`.
-                let vrrp_file = args.vrrp.as_ref().or(args.use_file.as_ref());
-                if let (Some(v), Some(path)) = (&vrrp, vrrp_file) {
-                    v.reload_file(path, args.config_id.clone()).await;
-                }
-                if let Some(k) = kconf.as_mut() {
-                    let _ = k.reload().await;
-                    continue;
-                }
-                match &args.rules {
-                    Some(path) => match load_rules(&daemon, path).await {
-                        Ok(n) => tracing::info!("SIGHUP: {}: {n} changes applied", path.display()),
-                        Err(e) => tracing::error!("SIGHUP: keeping the running table: {e}"),
-                    },
-                    None => tracing::info!("SIGHUP: no rules file to re-read"),
+                // The files are read off the runtime (rvsd::off_runtime), so the control
+                // socket, the ticker and the checkers go on meanwhile; SIGTERM/SIGINT during a
+                // reload drop it (nothing of it was applied yet if it was still reading).
+                let reload = async {
+                    let vrrp_file = args.vrrp.as_ref().or(args.use_file.as_ref());
+                    if let (Some(v), Some(path)) = (&vrrp, vrrp_file) {
+                        v.reload_file(path, args.config_id.clone()).await;
+                    }
+                    if let Some(k) = kconf.as_mut() {
+                        let _ = k.reload().await;
+                        return;
+                    }
+                    match &args.rules {
+                        Some(path) => match load_rules(&daemon, path).await {
+                            Ok(n) => {
+                                tracing::info!("SIGHUP: {}: {n} changes applied", path.display())
+                            }
+                            Err(e) => tracing::error!("SIGHUP: keeping the running table: {e}"),
+                        },
+                        None => tracing::info!("SIGHUP: no rules file to re-read"),
+                    }
+                };
+                tokio::select! {
+                    _ = reload => {}
+                    _ = term.recv() => {
+                        tracing::warn!("SIGTERM during a reload: the reload is abandoned");
+                        break 'signals;
+                    }
+                    _ = int.recv() => {
+                        tracing::warn!("SIGINT during a reload: the reload is abandoned");
+                        break 'signals;
+                    }
                 }
             }
         }

@@ -5,7 +5,8 @@
 //!
 //! - `keepalived-nat-http.conf` (NAT lab): both servers serve, they see the client's address
 //!   (classic LVS-NAT), HTTP_GET takes a server whose nginx stopped out of the table and
-//!   brings it back when it restarts;
+//!   brings it back when it restarts; and the same on the socket proxy alone (no
+//!   `--interface`), where the servers see the director's address;
 //! - `keepalived-dr-tcp.conf` (DR lab): wrr 3:1 exactly, replies bypass the director,
 //!   TCP_CHECK takes a stopped server out and back;
 //! - `keepalived-tun.conf` (TUN lab): rr over two tunnelled servers on other networks,
@@ -15,7 +16,7 @@
 //!   /24 joins it (granularity), and when that server's 443 stops they move to the other;
 //! - `keepalived-sorry-quorum.conf` (NAT lab, four real servers): losing one of three keeps
 //!   quorum, losing two brings in the sorry server for every request, and it leaves when
-//!   quorum returns.
+//!   quorum returns; on the packet plane and on the socket proxy alone.
 //!
 //! Root only (skipped with a reason otherwise, failing under CI). Every wait is bounded; the
 //! lab, nginx and rvsd are torn down on drop, also on panic. Health-check times are printed.
@@ -164,36 +165,49 @@ fn count(pages: &[String], name: &str) -> usize {
 
 #[test]
 fn example_nat_http_get_takes_a_stopped_server_out_and_back() {
-    const T: &str = "example_nat_http_get_takes_a_stopped_server_out_and_back";
-    if !common::require(T, &["nginx", "curl", "nft"]) {
+    nat_http(
+        "example_nat_http_get_takes_a_stopped_server_out_and_back",
+        "exnat",
+        &["eth0", "eth1"],
+    );
+}
+
+/// The same file without `--interface`: the socket proxy alone serves it, as its comment says
+/// (the real servers then see the director's address).
+#[test]
+fn example_nat_http_on_the_socket_proxy() {
+    nat_http("example_nat_http_on_the_socket_proxy", "exnatpx", &[]);
+}
+
+/// `keepalived-nat-http.conf` with the packet plane on `ifaces`, or on the socket proxy
+/// (none).
+fn nat_http(test: &str, tag: &str, ifaces: &[&str]) {
+    if !common::require(test, &["nginx", "curl", "nft"]) {
         return;
     }
-    let mut r = Running::start(
-        "exnat",
-        LabKind::Nat,
-        2,
-        "keepalived-nat-http.conf",
-        &["eth0", "eth1"],
-        2,
-    );
+    let packet_plane = !ifaces.is_empty();
+    let mut r = Running::start(tag, LabKind::Nat, 2, "keepalived-nat-http.conf", ifaces, 2);
     let client = r.client();
     let rips: Vec<String> = r.t.rips().iter().map(|a| a.to_string()).collect();
-    wait_plane_ready(&r.t.director().ns, "10.100.0.1", &rips);
+    if packet_plane {
+        wait_plane_ready(&r.t.director().ns, "10.100.0.1", &rips);
+    }
     let url = "http://10.100.0.1/";
     let p = pages(&client, &[], url, 6);
     assert!(
         count(&p, "rs1") >= 1 && count(&p, "rs2") >= 1,
         "both serve: {p:?}"
     );
-    // Classic LVS-NAT: the real server sees the client itself.
+    // Classic LVS-NAT keeps the client's address; the proxy connects from the director.
+    let seen = if packet_plane { "10.1.0.2" } else { "10.2.0.1" };
     assert_eq!(
         curl_in_ok(&client, &[], &format!("{url}whoami")).trim(),
-        "10.1.0.2"
+        seen
     );
 
     r.stop(0);
     let gone = r.wait_listed(&["10.2.0.12:80"], Duration::from_secs(30), "HTTP_GET fails");
-    report(T, &format!("rs1 left the table {:.1} s after its nginx stopped (delay_loop 5, retry 2, delay_before_retry 1)", gone.as_secs_f64()));
+    report(test, &format!("rs1 left the table {:.1} s after its nginx stopped (delay_loop 5, retry 2, delay_before_retry 1)", gone.as_secs_f64()));
     // Three failed checks: the first within delay_loop, then two retries 1 s apart (the
     // clock starts once nginx is reaped, so a check failing at the kill is up to a few
     // hundred ms earlier).
@@ -219,12 +233,14 @@ fn example_nat_http_get_takes_a_stopped_server_out_and_back() {
         "HTTP_GET succeeds again",
     );
     report(
-        T,
+        test,
         &format!("rs1 back {:.1} s after nginx restarted", back.as_secs_f64()),
     );
     // Back after two good checks delay_loop apart: the url that failed, then a full pass.
     assert!(back <= Duration::from_secs(13), "{back:?}");
-    wait_plane_ready(&r.t.director().ns, "10.100.0.1", &rips);
+    if packet_plane {
+        wait_plane_ready(&r.t.director().ns, "10.100.0.1", &rips);
+    }
     // wlc: rs2 holds the (inactive) connections of the last requests, rs1 none, so new
     // connections go to the server that came back.
     let p = pages(&client, &[], url, 3);
@@ -432,16 +448,31 @@ fn example_fwmark_persistence_keeps_a_client_and_its_24_on_one_server() {
 
 #[test]
 fn example_sorry_server_replaces_the_pool_when_quorum_is_lost() {
-    const T: &str = "example_sorry_server_replaces_the_pool_when_quorum_is_lost";
-    if !common::require(T, &["nginx", "curl", "nft"]) {
+    sorry_quorum(
+        "example_sorry_server_replaces_the_pool_when_quorum_is_lost",
+        "exsorry",
+        &["eth0", "eth1"],
+    );
+}
+
+/// The same file on the socket proxy alone (no `--interface`), as its comment says it runs.
+#[test]
+fn example_sorry_server_on_the_socket_proxy() {
+    sorry_quorum("example_sorry_server_on_the_socket_proxy", "exsorrypx", &[]);
+}
+
+/// `keepalived-sorry-quorum.conf` with the packet plane on `ifaces`, or on the socket proxy
+/// (none).
+fn sorry_quorum(test: &str, tag: &str, ifaces: &[&str]) {
+    if !common::require(test, &["nginx", "curl", "nft"]) {
         return;
     }
     let mut r = Running::start(
-        "exsorry",
+        tag,
         LabKind::Nat,
         4,
         "keepalived-sorry-quorum.conf",
-        &["eth0", "eth1"],
+        ifaces,
         3,
     );
     let pool = ["10.2.0.11:80", "10.2.0.12:80", "10.2.0.13:80"];
@@ -449,7 +480,9 @@ fn example_sorry_server_replaces_the_pool_when_quorum_is_lost() {
     let client = r.client();
     // The pool's neighbours (the sorry server is not in the table yet).
     let rips: Vec<String> = r.t.rips()[..3].iter().map(|a| a.to_string()).collect();
-    wait_plane_ready(&r.t.director().ns, "10.100.0.1", &rips);
+    if !ifaces.is_empty() {
+        wait_plane_ready(&r.t.director().ns, "10.100.0.1", &rips);
+    }
     let url = "http://10.100.0.1/";
     let p = pages(&client, &[], url, 3);
     for rs in ["rs1", "rs2", "rs3"] {
@@ -469,7 +502,7 @@ fn example_sorry_server_replaces_the_pool_when_quorum_is_lost() {
     r.stop(1);
     let lost = r.wait_listed(&["10.2.0.14:80"], Duration::from_secs(20), "quorum lost");
     report(
-        T,
+        test,
         &format!(
             "sorry server in {:.1} s after the second server stopped",
             lost.as_secs_f64()
@@ -486,7 +519,7 @@ fn example_sorry_server_replaces_the_pool_when_quorum_is_lost() {
     r.restart(1);
     let back = r.wait_listed(&pool[1..], Duration::from_secs(20), "quorum regained");
     report(
-        T,
+        test,
         &format!(
             "pool back, sorry server gone {:.1} s after rs2 restarted",
             back.as_secs_f64()

@@ -153,7 +153,7 @@ fn status_json_and_history() {
     const VIP: &str = "127.77.63.1:8080";
     const METRICS: &str = "127.77.63.1:9760";
     let dir = tempdir("status-json");
-    let (_nginx, _d) = start(dir.path(), 63);
+    let (_nginx, d) = start(dir.path(), 63);
     for _ in 0..5 {
         curl_ok(&[&format!("http://{VIP}/")]);
     }
@@ -177,6 +177,40 @@ fn status_json_and_history() {
         .sum();
     assert_eq!(conns, 5, "{doc}");
     assert_eq!(doc["vrrp"], serde_json::json!([]));
+
+    // `rvsadm -L --json`: the same records (the page adds names and flags to them).
+    let adm: Value = serde_json::from_str(&d.ok(&["-Ln", "--json"])).unwrap();
+    let a = &adm["services"][0];
+    assert_eq!(a["spec"], s["spec"], "{adm}");
+    assert_eq!(a["stats"]["conns"], 5, "{adm}");
+    let mut from_adm: Vec<(String, u64)> = a["dests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["spec"]["addr"].to_string(),
+                d["stats"]["conns"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut from_api: Vec<(String, u64)> = dests
+        .iter()
+        .map(|d| {
+            (
+                d["spec"]["addr"].to_string(),
+                d["stats"]["conns"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    from_adm.sort();
+    from_api.sort();
+    assert_eq!(from_adm, from_api);
+    let one: Value = serde_json::from_str(&d.ok(&["-Ln", "-t", VIP, "--json"])).unwrap();
+    assert_eq!(one["services"][0]["spec"], s["spec"]);
+    let conns: Value = serde_json::from_str(&d.ok(&["-Lnc", "--json"])).unwrap();
+    assert!(conns["connections"].is_array(), "{conns}");
+    assert_eq!(d.adm(&["-C", "--json"]).code, 2, "--json is for -L only");
 
     // The history is sampled once a second: after two samples the 5 connections show up as
     // a per-second rate in the service's series and its real servers'.

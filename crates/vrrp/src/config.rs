@@ -282,7 +282,7 @@ impl InstanceConfig {
         }
         match self.auth {
             Auth::Ah => return bad("AH authentication is not supported by rvs".into()),
-            Auth::Pass(_) if self.version == Version::V3 || fam == Family::Ipv6 => {
+            Auth::Pass(_) if self.version == Version::V3 || fam == Family::Inet6 => {
                 return bad("PASS authentication is only valid with VRRPv2 over IPv4".into())
             }
             _ => {}

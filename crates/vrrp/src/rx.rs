@@ -409,7 +409,7 @@ pub fn validate(
     // #13: the configured variant; for unicast v3/IPv4 fall back to the old variant when allowed.
     let mut old_unicast_checksum = false;
     if !p.verify_checksum(rx.src, rx.dst, mode) {
-        let v3v4 = cfg.version == Version::V3 && family == Family::Ipv4;
+        let v3v4 = cfg.version == Version::V3 && family == Family::Inet;
         if v3v4
             && cfg.is_unicast()
             && cfg.old_unicast_autodetect

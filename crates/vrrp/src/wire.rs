@@ -34,8 +34,8 @@ pub const TYPE_ADVERTISEMENT: u8 = 1;
 /// The multicast group VRRP uses for `family`.
 pub fn mcast_group(family: Family) -> IpAddr {
     match family {
-        Family::Ipv4 => IpAddr::V4(MCAST_GROUP_V4),
-        Family::Ipv6 => IpAddr::V6(MCAST_GROUP_V6),
+        Family::Inet => IpAddr::V4(MCAST_GROUP_V4),
+        Family::Inet6 => IpAddr::V6(MCAST_GROUP_V6),
     }
 }
 
@@ -67,32 +67,9 @@ impl Version {
     }
 }
 
-/// Address family of a VRRP instance (and of every address in its adverts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// IPv4: 4-byte addresses.
-    Ipv4,
-    /// IPv6: 16-byte addresses.
-    Ipv6,
-}
-
-impl Family {
-    /// Bytes per address in the advert's address list.
-    pub fn addr_len(self) -> usize {
-        match self {
-            Family::Ipv4 => 4,
-            Family::Ipv6 => 16,
-        }
-    }
-
-    /// The family of `addr`.
-    pub fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::Ipv4,
-            IpAddr::V6(_) => Family::Ipv6,
-        }
-    }
-}
+/// Address family of a VRRP instance (and of every address in its adverts): the workspace's
+/// one family type.
+pub use rvs_core::Family;
 
 /// VRRPv2 authentication type (byte 4 of a v2 advert).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -212,7 +189,7 @@ pub fn vrrp_checksum(
 /// Length of a VRRP message with `count` addresses of `family` (including the v2/IPv4 auth
 /// trailer).
 pub fn message_len(version: Version, family: Family, count: u8) -> usize {
-    let trailer = if version == Version::V2 && family == Family::Ipv4 {
+    let trailer = if version == Version::V2 && family == Family::Inet {
         AUTH_DATA_LEN
     } else {
         0
@@ -336,11 +313,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let off = HEADER_LEN + i * self.family.addr_len();
         let b = self.b();
         match self.family {
-            Family::Ipv4 => {
+            Family::Inet => {
                 let o: [u8; 4] = b.get(off..off + 4)?.try_into().ok()?;
                 Some(IpAddr::V4(Ipv4Addr::from(o)))
             }
-            Family::Ipv6 => {
+            Family::Inet6 => {
                 let o: [u8; 16] = b.get(off..off + 16)?.try_into().ok()?;
                 Some(IpAddr::V6(Ipv6Addr::from(o)))
             }
@@ -354,7 +331,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// v2 over IPv4: the 8 authentication bytes after the addresses.
     pub fn auth_data(&self) -> Option<[u8; AUTH_DATA_LEN]> {
-        if self.version() != Version::V2 || self.family != Family::Ipv4 {
+        if self.version() != Version::V2 || self.family != Family::Inet {
             return None;
         }
         let off = HEADER_LEN + usize::from(self.count()) * 4;
@@ -439,14 +416,14 @@ impl Advert {
 
     /// The address family of the list (IPv4 for an empty list).
     pub fn family(&self) -> Family {
-        self.addresses.first().map_or(Family::Ipv4, Family::of)
+        self.addresses.first().map_or(Family::Inet, Family::of)
     }
 
     /// Encoded length for `family`.
     pub fn buffer_len(&self, family: Family) -> usize {
         HEADER_LEN
             + self.addresses.len() * family.addr_len()
-            + if self.version == Version::V2 && family == Family::Ipv4 {
+            + if self.version == Version::V2 && family == Family::Inet {
                 AUTH_DATA_LEN
             } else {
                 0
@@ -509,15 +486,15 @@ impl Advert {
         ]);
         for a in &self.addresses {
             match (a, family) {
-                (IpAddr::V4(v4), Family::Ipv4) => out.extend_from_slice(&v4.octets()),
-                (IpAddr::V6(v6), Family::Ipv6) => out.extend_from_slice(&v6.octets()),
+                (IpAddr::V4(v4), Family::Inet) => out.extend_from_slice(&v4.octets()),
+                (IpAddr::V6(v6), Family::Inet6) => out.extend_from_slice(&v6.octets()),
                 _ => {
                     out.truncate(start);
                     return Err(Error::FamilyMismatch);
                 }
             }
         }
-        if self.version == Version::V2 && family == Family::Ipv4 {
+        if self.version == Version::V2 && family == Family::Inet {
             out.extend_from_slice(&self.auth_data);
         }
         let c = vrrp_checksum(self.version, &out[start..], src, dst, mode);
@@ -602,15 +579,15 @@ mod tests {
     #[test]
     fn view_rejects_short_and_unknown_version() {
         assert!(matches!(
-            Packet::new_checked(&[0x21u8, 1, 2][..], Family::Ipv4),
+            Packet::new_checked(&[0x21u8, 1, 2][..], Family::Inet),
             Err(Error::Truncated { need: 8, got: 3 })
         ));
         assert!(matches!(
-            Packet::new_checked(&[0x41u8, 1, 2, 0, 0, 1, 0, 0][..], Family::Ipv4),
+            Packet::new_checked(&[0x41u8, 1, 2, 0, 0, 1, 0, 0][..], Family::Inet),
             Err(Error::UnknownVersion(4))
         ));
         // v2/IPv4 with one address needs 8 + 4 + 8 bytes.
-        let r = Packet::new_checked(&[0x21u8, 1, 2, 1, 0, 1, 0, 0, 1, 2, 3, 4][..], Family::Ipv4);
+        let r = Packet::new_checked(&[0x21u8, 1, 2, 1, 0, 1, 0, 0, 1, 2, 3, 4][..], Family::Inet);
         assert!(matches!(r, Err(Error::Truncated { need: 20, got: 12 })));
     }
 
@@ -627,15 +604,15 @@ mod tests {
             auth_data: [0; 8],
         };
         let src: IpAddr = "fe80::1".parse().unwrap();
-        let dst = mcast_group(Family::Ipv6);
+        let dst = mcast_group(Family::Inet6);
         let mut out = Vec::new();
         a.emit(&mut out, src, dst, ChecksumMode::PseudoHeader)
             .unwrap();
         assert_eq!(out.len(), 8 + 32);
-        let p = Packet::new_checked(&out[..], Family::Ipv6).unwrap();
+        let p = Packet::new_checked(&out[..], Family::Inet6).unwrap();
         assert!(p.verify_checksum(src, dst, ChecksumMode::PseudoHeader));
         assert_eq!(p.interval(), Duration::from_millis(100));
-        assert_eq!(Advert::parse(&out, Family::Ipv6).unwrap(), a);
+        assert_eq!(Advert::parse(&out, Family::Inet6).unwrap(), a);
     }
 
     #[test]
@@ -670,7 +647,7 @@ mod tests {
     fn fill_checksum_matches_emit() {
         let mut buf = unhex("31 34 64 01 0032 0000 0a4d0096");
         let (s, d) = (v4("10.77.0.2"), v4("10.77.0.1"));
-        let mut p = Packet::new_checked(&mut buf[..], Family::Ipv4).unwrap();
+        let mut p = Packet::new_checked(&mut buf[..], Family::Inet).unwrap();
         p.fill_checksum(s, d, ChecksumMode::PseudoHeader);
         assert_eq!(p.checksum(), 0x4a9c);
         p.set_priority(200);

@@ -74,7 +74,7 @@ fn exercise(bytes: &[u8]) {
     let _ = Ipv4Header::parse(bytes);
     let _ = Ipv6Header::parse(bytes);
     let _ = Ipv4Header::checksum_ok(bytes);
-    for fam in [Family::Ipv4, Family::Ipv6] {
+    for fam in [Family::Inet, Family::Inet6] {
         let _ = Advert::parse(bytes, fam);
     }
 }

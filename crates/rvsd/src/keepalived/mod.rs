@@ -258,7 +258,8 @@ impl Keepalived {
 
     async fn try_reload(&mut self) -> Result<String, String> {
         let path = self.path.display().to_string();
-        let report = kc::check(&self.path, &self.opts);
+        // Off the runtime: the control socket, signals, ticker and checkers go on meanwhile.
+        let report = crate::off_runtime::check_config(&self.path, &self.opts).await?;
         // Stricter than keepalived, which applies a partially parsed file (§2.9): any error
         // keeps the running configuration, like keepalived's reload_check_config but without
         // refusing warnings. The script-security class (scripts that would run as root

@@ -444,6 +444,31 @@ mod tests {
         plan(&r.config, &mut notes).unwrap()
     }
 
+    /// docs/keepalived-differences.md: a keyword rvs parses but does not act on is named, with
+    /// its position, in a note (a warning at start), never dropped silently.
+    #[test]
+    fn recognised_keywords_not_acted_on_are_named() {
+        let text = "global_defs {\n vrrp_priority -5\n enable_snmp_keepalived\n}\n\
+             virtual_server 10.0.0.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n \
+             snmp_name web\n real_server 192.168.1.1 80 {\n }\n}\n";
+        let r = kc::check_str("k.conf", text, &kc::CheckOptions::default());
+        assert!(r.can_run(), "{}", r.render());
+        let mut notes = Vec::new();
+        plan(&r.config, &mut notes).unwrap();
+        for (kw, line) in [
+            ("vrrp_priority", "k.conf:2"),
+            ("enable_snmp_keepalived", "k.conf:3"),
+            ("snmp_name", "k.conf:9"),
+        ] {
+            assert!(
+                notes.iter().any(|n| n.starts_with(line)
+                    && n.contains(&format!("`{kw}"))
+                    && n.ends_with("is recognised but not acted on by rvsd")),
+                "no note for {kw} at {line}: {notes:#?}"
+            );
+        }
+    }
+
     #[test]
     fn nat_service_and_dests() {
         let p = plan_of(

@@ -768,7 +768,7 @@ fn unicast_adverts_one_per_peer_with_ip_ids() {
         assert_eq!(t.packet[8], 64);
         assert_eq!(u16::from_be_bytes([t.packet[4], t.packet[5]]), n as u16 + 1);
         let rx = RxPacket::parse(&t.packet).unwrap();
-        let p = crate::wire::Packet::new_checked(rx.vrrp, crate::wire::Family::Ipv4).unwrap();
+        let p = crate::wire::Packet::new_checked(rx.vrrp, crate::wire::Family::Inet).unwrap();
         assert!(p.verify_checksum(rx.src, rx.dst, ChecksumMode::PseudoHeader));
     }
 }

@@ -99,8 +99,15 @@ impl Handle {
             config_id,
             check_interfaces: true,
         };
-        let cfg = match rvs_config::load(path, &opts) {
-            Ok((cfg, _)) => cfg,
+        // Off the runtime (see crate::off_runtime), then the same verdict as rvs_config::load.
+        let loaded = crate::off_runtime::check_config(path, &opts)
+            .await
+            .and_then(|r| {
+                r.into_result(&path.display().to_string())
+                    .map_err(|e| e.to_string())
+            });
+        let cfg = match loaded {
+            Ok(cfg) => cfg,
             Err(e) => {
                 tracing::error!(
                     "SIGHUP: VRRP keeps the running instances: {}: {e}",
