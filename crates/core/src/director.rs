@@ -308,6 +308,9 @@ impl Director {
         count: bool,
         local: Option<&mut dyn LocalAddrs>,
     ) -> Verdict {
+        if self.sync.forwarding_disabled() {
+            return Verdict::Pass;
+        }
         let proto = pkt.proto.number();
         let mut found = self
             .conns
@@ -762,6 +765,9 @@ impl Director {
     /// matched by the client tuple and the real server's address, full-NAT replies by the local
     /// address and port. Returns `None` if it belongs to no connection.
     pub fn packet_out(&mut self, pkt: &Packet<'_>, now: Time) -> Option<ReplyRoute> {
+        if self.sync.forwarding_disabled() {
+            return None;
+        }
         let proto = pkt.proto.number();
         let id = self
             .conns

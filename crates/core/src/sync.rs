@@ -249,6 +249,7 @@ pub struct SyncTap {
     /// The sync sysctls.
     pub params: SyncParams,
     master: bool,
+    backup: bool,
     queue: VecDeque<SyncConn>,
     /// Announcements dropped because the queue was full.
     pub dropped_full: u64,
@@ -267,6 +268,19 @@ impl SyncTap {
         if !on {
             self.queue.clear();
         }
+    }
+    /// Whether a backup daemon runs (with `backup_only` the director then forwards nothing).
+    pub fn is_backup(&self) -> bool {
+        self.backup
+    }
+    /// A backup daemon started or stopped.
+    pub fn set_backup(&mut self, on: bool) {
+        self.backup = on;
+    }
+    /// `backup_only` in force: a backup daemon runs and the sysctl is set, so packets are
+    /// left to the host stack untouched (`sysctl_backup_only`).
+    pub fn forwarding_disabled(&self) -> bool {
+        self.backup && self.params.backup_only
     }
     /// Announcements waiting.
     pub fn len(&self) -> usize {

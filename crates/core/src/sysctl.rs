@@ -118,12 +118,7 @@ pub const TABLE: &[Def] = &[
         Effect::NotYet("the packet plane does not answer stray real-server packets with ICMP yet"),
     ),
     def("pmtu_disc", Kind::Int, "1", Effect::Acts),
-    def(
-        "backup_only",
-        Kind::Int,
-        "0",
-        Effect::NotYet("a director with a backup sync daemon keeps forwarding"),
-    ),
+    def("backup_only", Kind::Int, "0", Effect::Acts),
     def("conn_reuse_mode", Kind::Int, "1", Effect::Acts),
     def(
         "schedule_icmp",

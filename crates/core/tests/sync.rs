@@ -563,3 +563,37 @@ fn backup_templates_are_found_again_and_keep_the_mark_address() {
     assert_eq!(b.apply_synced(&t, false, at), Ok(Applied::Updated(id)));
     assert_eq!(b.table.dests.get(dest).unwrap().persist, 1);
 }
+
+#[test]
+fn backup_only_leaves_packets_to_the_host_while_a_backup_daemon_runs() {
+    let mut d = director(false);
+    d.sync.params.backup_only = true;
+    // No backup daemon: the sysctl alone changes nothing.
+    let v = d.packet_in(
+        &tcp("1.1.1.1", 1000, "S"),
+        Time::from_secs(1),
+        &mut NoRandom,
+    );
+    assert!(matches!(v, Verdict::Forward(_)));
+    d.sync.set_backup(true);
+    let v = d.packet_in(
+        &tcp("1.1.1.1", 1000, "A"),
+        Time::from_secs(1),
+        &mut NoRandom,
+    );
+    assert_eq!(v, Verdict::Pass);
+    let v = d.packet_in(
+        &tcp("3.3.3.3", 1000, "S"),
+        Time::from_secs(1),
+        &mut NoRandom,
+    );
+    assert_eq!(v, Verdict::Pass);
+    // Without the sysctl a backup forwards as usual.
+    d.sync.params.backup_only = false;
+    let v = d.packet_in(
+        &tcp("1.1.1.1", 1000, "A"),
+        Time::from_secs(1),
+        &mut NoRandom,
+    );
+    assert!(matches!(v, Verdict::Forward(_)));
+}

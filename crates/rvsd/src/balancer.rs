@@ -44,6 +44,9 @@ pub struct FlowRec {
     pub conn: Option<ConnId>,
     /// Its destination.
     pub dest: DestId,
+    /// The full-NAT local address it connects from (`--add-laddr`), counted by `--get-laddr`
+    /// while the flow lives.
+    pub laddr: Option<IpAddr>,
 }
 
 /// The balancer: the shards (found through the published routes, never through the daemon
@@ -154,19 +157,6 @@ impl DirectorBalancer {
         let svc_key = svc.map(|s| s.key).unwrap_or(key);
         let one_packet =
             svc.is_some_and(|s| s.cfg.flags.has(ServiceFlags::ONEPACKET)) && proto == Protocol::Udp;
-        let handle = st.next_handle();
-        st.flows.insert(
-            handle,
-            FlowRec {
-                key: FlowKey {
-                    proto,
-                    client: flow.client,
-                    vip: flow.vip,
-                },
-                conn: route.conn,
-                dest,
-            },
-        );
         let extra = st.extra.get_mut(&svc_key);
         let proxy_protocol = match extra.as_ref().map(|x| x.proxy_protocol) {
             Some(CtlProxyProtocol::V1) => ProxyProtocol::V1,
@@ -178,11 +168,24 @@ impl DirectorBalancer {
             (FwdMethod::FullNat, Some(x)) if !x.laddrs.is_empty() => {
                 let i = x.next_laddr % x.laddrs.len();
                 x.next_laddr = x.next_laddr.wrapping_add(1);
-                x.laddrs[i].conns += 1;
                 Some(x.laddrs[i].addr)
             }
             _ => None,
         };
+        let handle = st.next_handle();
+        st.flows.insert(
+            handle,
+            FlowRec {
+                key: FlowKey {
+                    proto,
+                    client: flow.client,
+                    vip: flow.vip,
+                },
+                conn: route.conn,
+                dest,
+                laddr: source,
+            },
+        );
         let l = Self::limits_of(st);
         Backend {
             addr: SocketAddr::new(route.daddr, route.dport),

@@ -87,3 +87,28 @@ fn shard_conns(sh: &Shard, now: Time) -> Vec<m::ConnEntry> {
         })
         .collect()
 }
+
+/// `--get-laddr` CONNS: how many live connections of service `key` use the full-NAT local
+/// address `addr`, on both planes — packet-plane connections by the local address in their
+/// entry, socket-proxy flows by the address they connected from. Counted when asked (a walk of
+/// the shard's connections, like `-L -c`), so it is always the current use, as DPVS's counter is.
+pub fn local_addr_conns(sh: &Shard, key: &ServiceKey, addr: IpAddr) -> u64 {
+    let table = &sh.director.table;
+    let of_service = |d: Option<rvs_core::DestId>| {
+        d.and_then(|d| table.dests.get(d))
+            .and_then(|d| table.service(d.svc))
+            .is_some_and(|s| s.key == *key)
+    };
+    let conns = &sh.director.conns;
+    let packet = conns
+        .iter()
+        .filter_map(|id| conns.info(id))
+        .filter(|c| c.local.is_some_and(|(a, _)| a == addr) && of_service(c.dest))
+        .count();
+    let proxy = sh
+        .flows
+        .values()
+        .filter(|f| f.laddr == Some(addr) && of_service(Some(f.dest)))
+        .count();
+    (packet + proxy) as u64
+}

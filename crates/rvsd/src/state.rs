@@ -31,13 +31,12 @@ pub struct ServiceExtra {
     pub next_laddr: usize,
 }
 
-/// One full-NAT local address and its use.
+/// One full-NAT local address. Its use (`--get-laddr` CONNS) is not kept here but counted from
+/// what lives on both planes when asked ([`crate::listing::local_addr_conns`]).
 #[derive(Clone, Debug)]
 pub struct LocalAddr {
     /// The address.
     pub addr: IpAddr,
-    /// Flows that used it.
-    pub conns: u64,
 }
 
 /// Which data planes run beside the socket proxy (which always runs), to say what the table can
@@ -621,10 +620,7 @@ impl State {
                     if x.laddrs.iter().any(|l| l.addr == *addr) {
                         return Response::err(remote_error(&rvs_core::Error::Exists));
                     }
-                    x.laddrs.push(LocalAddr {
-                        addr: *addr,
-                        conns: 0,
-                    });
+                    x.laddrs.push(LocalAddr { addr: *addr });
                     done()
                 })
                 .unwrap_or_else(no_service)
@@ -660,19 +656,19 @@ impl State {
                         service: key_from_core(key),
                         laddrs: self
                             .with_service(key, |g| {
-                                g.extra
+                                let addrs: Vec<IpAddr> = g
+                                    .extra
                                     .get(key)
-                                    .map(|x| {
-                                        x.laddrs
-                                            .iter()
-                                            .map(|l| m::LocalAddrEntry {
-                                                addr: l.addr,
-                                                port_conflicts: 0,
-                                                conns: l.conns,
-                                            })
-                                            .collect()
+                                    .map(|x| x.laddrs.iter().map(|l| l.addr).collect())
+                                    .unwrap_or_default();
+                                addrs
+                                    .into_iter()
+                                    .map(|addr| m::LocalAddrEntry {
+                                        addr,
+                                        port_conflicts: 0,
+                                        conns: crate::listing::local_addr_conns(g, key, addr),
                                     })
-                                    .unwrap_or_default()
+                                    .collect()
                             })
                             .unwrap_or_default(),
                     })
@@ -786,6 +782,107 @@ mod tests {
             addr: a.ip(),
             port: a.port(),
         }
+    }
+
+    /// `--get-laddr` CONNS of `svc`: (local address, connections) as rvsadm receives them.
+    fn laddr_conns(st: &mut State, svc: &str) -> Vec<(IpAddr, u64)> {
+        let req = Request::GetLocalAddrs(Some(key_from_core(&key(svc))));
+        match st.handle(&req, Time(0)).result {
+            Ok(Payload::LocalAddrs(v)) => v[0].laddrs.iter().map(|l| (l.addr, l.conns)).collect(),
+            r => panic!("{r:?}"),
+        }
+    }
+
+    /// One full-NAT local-address view for both planes: `--get-laddr` CONNS counts the live
+    /// packet-plane connections that use the address (by the local address in their entry)
+    /// and the live proxy flows that connect from it, and forgets them when they end.
+    #[test]
+    fn get_laddr_counts_live_fullnat_use_on_both_planes() {
+        let mut st = State::new(Time(0), Planes { packet: true });
+        for c in [
+            "-A -t 10.0.0.1:80 -s rr",
+            "-a -t 10.0.0.1:80 -r 10.1.0.11:8080 --fullnat",
+            "--add-laddr -t 10.0.0.1:80 -z 10.2.0.1",
+            "--add-laddr -t 10.0.0.1:80 -z 10.2.0.2",
+            "-A -t 127.0.0.1:80 -s rr",
+            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 --fullnat",
+            "--add-laddr -t 127.0.0.1:80 -z 127.0.0.2",
+        ] {
+            let r = st.handle(&parse_cmd(c), Time(0));
+            assert!(r.result.is_ok(), "{c}: {r:?}");
+        }
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+
+        // Packet plane: two new connections through the director as the plane makes them, both
+        // given 10.2.0.1 by the plane's local-address allocator.
+        struct First(u16);
+        impl rvs_core::director::LocalAddrs for First {
+            fn pick(
+                &mut self,
+                _: &ServiceKey,
+                _: u8,
+                _: IpAddr,
+                _: u16,
+                _: &rvs_core::ConnTable,
+            ) -> Option<(IpAddr, u16)> {
+                self.0 += 1;
+                Some(("10.2.0.1".parse().unwrap(), self.0))
+            }
+        }
+        let mut pool = First(40000);
+        let syn = rvs_core::conn::state::TcpFlags {
+            syn: true,
+            fin: false,
+            ack: false,
+            rst: false,
+        };
+        {
+            let shard = st.packet_shard().unwrap().clone();
+            let mut g = shard::lock(&shard);
+            let Shard { director, rng, .. } = &mut *g;
+            for sport in [50000, 50001] {
+                let pkt = rvs_core::director::Packet {
+                    fwmark: 0,
+                    proto: Protocol::Tcp,
+                    saddr: ip("192.0.2.7"),
+                    sport,
+                    daddr: ip("10.0.0.1"),
+                    dport: 80,
+                    seg: rvs_core::conn::Segment::Tcp(syn),
+                    len: 60,
+                    payload: &[],
+                };
+                let v = director.packet_in_fullnat(&pkt, Time(0), rng, &mut pool);
+                assert!(matches!(v, rvs_core::Verdict::Forward(_)), "{v:?}");
+            }
+        }
+        assert_eq!(
+            laddr_conns(&mut st, "10.0.0.1:80"),
+            [(ip("10.2.0.1"), 2), (ip("10.2.0.2"), 0)]
+        );
+        {
+            let shard = st.packet_shard().unwrap().clone();
+            let mut g = shard::lock(&shard);
+            let ids: Vec<_> = g.director.conns.iter().collect();
+            for id in ids {
+                g.director.abort_conn(id, Time(0));
+            }
+        }
+        assert_eq!(
+            laddr_conns(&mut st, "10.0.0.1:80"),
+            [(ip("10.2.0.1"), 0), (ip("10.2.0.2"), 0)]
+        );
+
+        // Socket proxy: an open flow counts, a closed one no more.
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock: Clock::new(),
+        };
+        let be = b.open(&tcp("127.0.0.5:40000", "127.0.0.1:80")).unwrap();
+        assert_eq!(be.source, Some(ip("127.0.0.2")));
+        assert_eq!(laddr_conns(&mut st, "127.0.0.1:80"), [(ip("127.0.0.2"), 1)]);
+        b.event(be.handle, FlowEvent::Closed(CloseReason::Normal));
+        assert_eq!(laddr_conns(&mut st, "127.0.0.1:80"), [(ip("127.0.0.2"), 0)]);
     }
 
     #[test]

@@ -166,6 +166,7 @@ fn debian_package_installs_into_an_empty_root_and_runs() {
     for f in [
         "/usr/sbin/rvsd",
         "/usr/sbin/rvsadm",
+        "/usr/sbin/rvstop",
         "/usr/sbin/rvsadm-save",
         "/usr/sbin/rvsadm-restore",
         "/usr/lib/systemd/system/rvsd.service",

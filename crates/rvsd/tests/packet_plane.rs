@@ -233,6 +233,16 @@ fn fullnat_lab_real_server_sees_local_address() {
         conns >= 3 && inpkts >= 9 && outpkts >= 6,
         "{conns} {inpkts} {outpkts}"
     );
+    // `--get-laddr`: CONNS counts the packet plane's live full-NAT connections on their local
+    // addresses (the three entries live on in FIN/TIME_WAIT until they expire).
+    let l = rvsd.ok(&["--get-laddr", "-n"]);
+    let used: u64 = l
+        .lines()
+        .map(|row| row.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.len() == 3 && t.laddrs.iter().any(|a| a.to_string() == w[0]))
+        .map(|w| w[2].parse::<u64>().expect("CONNS"))
+        .sum();
+    assert!(used >= 3, "--get-laddr:\n{l}");
 }
 
 /// (d) A firewall-mark service joining ports 80 and 443 (`-f 6666`) with persistence (`-p`):

@@ -51,7 +51,7 @@ struct Director {
 }
 
 impl Director {
-    fn start(topo: &Topology, role: &str, priority: u8, sync: bool, kind: &str) -> Director {
+    fn start(topo: &Topology, role: &str, priority: u8, sync: bool, persist: bool) -> Director {
         let node = topo.node(role).expect("director node");
         let ns = node.ns.clone();
         let dir = topo.lab().workdir().join(role);
@@ -63,6 +63,9 @@ impl Director {
             ""
         };
         let mut rs = String::new();
+        if persist {
+            rs.push_str("    persistence_timeout 300\n");
+        }
         for i in 0..REAL_SERVERS {
             rs.push_str(&format!(
                 "    real_server 10.2.0.{} {PORT} {{\n        weight 1\n    }}\n",
@@ -77,7 +80,7 @@ impl Director {
                  virtual_router_id 63\n    priority {priority}\n    advert_int 1\n    \
                  virtual_ipaddress {{\n        {HA_VIP}/24 dev eth0 label eth0:1\n        \
                  {HA_DIP}/24 dev eth1 label eth1:1\n    }}\n}}\n\
-                 virtual_server {HA_VIP} {PORT} {{\n    lb_algo rr\n    lb_kind {kind}\n    \
+                 virtual_server {HA_VIP} {PORT} {{\n    lb_algo rr\n    lb_kind NAT\n    \
                  protocol TCP\n{rs}}}\n"
             ),
         )
@@ -135,6 +138,18 @@ impl Director {
         out.lines()
             .filter(|l| l.contains("ESTABLISHED") && l.contains(&vip))
             .count()
+    }
+
+    /// Real servers of the ESTABLISHED entries of the VIP's service in `-Lnc`.
+    fn destinations(&self) -> std::collections::BTreeSet<String> {
+        let (_, out, _) = self.adm(&["-L", "-n", "-c"]);
+        let vip = format!("{HA_VIP}:{PORT}");
+        out.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 6 && f[2] == "ESTABLISHED" && f[4] == vip).then(|| f[5].to_string())
+            })
+            .collect()
     }
 
     /// InPkts of the VIP's service (`-Ln --stats --exact`).
@@ -333,12 +348,17 @@ struct Outcome {
     failures: Vec<String>,
     /// Entries the BACKUP listed before the failover.
     backup_entries: usize,
+    /// Real servers of the connections on the old MASTER before the failover.
+    servers_before: std::collections::BTreeSet<String>,
+    /// Real servers of the connections on the new MASTER after new ones were opened (only
+    /// with persistence).
+    servers_after: std::collections::BTreeSet<String>,
 }
 
-/// One run: `kind` is keepalived's `lb_kind`. Only NAT fits this lab: a DR real server's
-/// replies (source VIP) would come back through the director, which owns the VIP and drops
-/// them as martians.
-fn failover(tag: &str, n: usize, sync: bool, kind: &str) -> Outcome {
+/// One run, NAT (the one method this lab fits: a DR real server's replies, source VIP, would
+/// come back through the director, which owns the VIP and drops them as martians), with
+/// `persistence_timeout` when `persist`.
+fn failover(tag: &str, n: usize, sync: bool, persist: bool) -> Outcome {
     let mut topo = Topology::build(
         Lab::new(tag).expect("lab"),
         LabKind::Ha,
@@ -360,8 +380,8 @@ fn failover(tag: &str, n: usize, sync: bool, kind: &str) -> Outcome {
         topo.lab_mut().own(c);
     }
     let client = topo.client().ns.clone();
-    let mut d1 = Director::start(&topo, "director1", 150, sync, kind);
-    let d2 = Director::start(&topo, "director2", 100, sync, kind);
+    let mut d1 = Director::start(&topo, "director1", 150, sync, persist);
+    let d2 = Director::start(&topo, "director2", 100, sync, persist);
     assert!(
         wait(Duration::from_secs(15), || d1.has_vip() && !d2.has_vip()),
         "director1 did not become the only MASTER:\n{}\n{}",
@@ -400,6 +420,7 @@ fn failover(tag: &str, n: usize, sync: bool, kind: &str) -> Outcome {
     }
     let backup_entries = d2.established();
     let before = d2.in_pkts();
+    let servers_before = d1.destinations();
 
     d1.crash();
     assert!(
@@ -411,6 +432,20 @@ fn failover(tag: &str, n: usize, sync: bool, kind: &str) -> Outcome {
     // Time for the stalled connections to retransmit (TCP backs off up to a few seconds
     // while the VIP was away) and then to echo on.
     thread::sleep(Duration::from_secs(8));
+    // New connections from the same client after the failover: with persistence they go to
+    // the real server of the synced template.
+    let mut servers_after = Default::default();
+    if persist {
+        let more = Clients::start(&client, 3);
+        assert!(
+            wait(Duration::from_secs(10), || d2.established() >= n + 3),
+            "the new MASTER lists {} of {} connections",
+            d2.established(),
+            n + 3
+        );
+        servers_after = d2.destinations();
+        drop(more);
+    }
     let logs = clients.finish();
     let after = d2.in_pkts();
 
@@ -437,7 +472,7 @@ fn failover(tag: &str, n: usize, sync: bool, kind: &str) -> Outcome {
         );
     }
     println!(
-        "{kind} sync={sync}: {survived}/{n} connections continued; worst first echo {:.2} s after the \
+        "sync={sync} persist={persist}: {survived}/{n} connections continued; worst first echo {:.2} s after the \
          VIP moved; BACKUP had {backup_entries} entries; new MASTER InPkts {before} → {after}",
         worst_gap.as_secs_f64()
     );
@@ -447,6 +482,8 @@ fn failover(tag: &str, n: usize, sync: bool, kind: &str) -> Outcome {
         worst_gap,
         failures,
         backup_entries,
+        servers_before,
+        servers_after,
     }
 }
 
@@ -458,7 +495,7 @@ fn failover_keeps_every_synced_connection() {
     ) {
         return;
     }
-    let o = failover("syncnat", 200, true, "NAT");
+    let o = failover("syncnat", 200, true, false);
     assert_eq!(o.backup_entries, o.n);
     assert_eq!(
         o.survived,
@@ -479,7 +516,7 @@ fn failover_without_sync_loses_the_connections() {
     ) {
         return;
     }
-    let o = failover("syncoff", 50, false, "NAT");
+    let o = failover("syncoff", 50, false, false);
     assert_eq!(
         o.backup_entries, 0,
         "nothing to sync without lvs_sync_daemon"
@@ -490,4 +527,25 @@ fn failover_without_sync_loses_the_connections() {
         o.survived,
         o.n
     );
+}
+
+#[test]
+fn persistent_clients_keep_their_real_server_after_failover() {
+    if !rvs_lab::require(
+        "persistent_clients_keep_their_real_server_after_failover",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let o = failover("syncper", 50, true, true);
+    assert_eq!(
+        o.survived,
+        o.n,
+        "connections lost in the failover:\n{}",
+        o.failures.join("\n")
+    );
+    // One client: persistence put every connection on one real server, and the synced template
+    // sends the new connections there too (rr without it would spread them over others).
+    assert_eq!(o.servers_before.len(), 1, "{:?}", o.servers_before);
+    assert_eq!(o.servers_after, o.servers_before);
 }

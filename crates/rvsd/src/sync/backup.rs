@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rvs_control::model::DaemonConfig;
-use rvs_core::sync::{Applied, ApplySkip, SyncConn, SyncParams};
+use rvs_core::sync::{Applied, ApplySkip, SyncConn};
 use rvs_sync::{parse, Version};
 
 use super::{Counters, Shards};
@@ -19,7 +19,6 @@ const POLL: Duration = Duration::from_millis(100);
 pub(super) fn run(
     sock: UdpSocket,
     cfg: DaemonConfig,
-    params: SyncParams,
     shards: Shards,
     clock: Clock,
     counters: Arc<Counters>,
@@ -33,6 +32,8 @@ pub(super) fn run(
     let mut buf = vec![0u8; 65_536];
     let mut recs: Vec<SyncConn> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        // Every shard (also one created since) knows a backup daemon runs, for `backup_only`.
+        mark_backup(&shards, true);
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
             Err(e)
@@ -56,20 +57,23 @@ pub(super) fn run(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .decode(dgram, cfg.syncid, |c| recs.push(c));
-        apply(&recs, v0, &params, &shards, &clock, &counters);
+        apply(&recs, v0, &shards, &clock, &counters);
         recs.clear();
+    }
+    mark_backup(&shards, false);
+}
+
+fn mark_backup(shards: &Shards, on: bool) {
+    for s in shards.all() {
+        let mut g = shard::lock(&s);
+        if g.director.sync.is_backup() != on {
+            g.director.sync.set_backup(on);
+        }
     }
 }
 
 /// Apply a datagram's records, taking each shard's lock once for its run of records.
-fn apply(
-    recs: &[SyncConn],
-    v0: bool,
-    params: &SyncParams,
-    shards: &Shards,
-    clock: &Clock,
-    counters: &Counters,
-) {
+fn apply(recs: &[SyncConn], v0: bool, shards: &Shards, clock: &Clock, counters: &Counters) {
     let mut i = 0;
     while i < recs.len() {
         let Some(s) = shards.for_record(&recs[i]) else {
@@ -78,7 +82,6 @@ fn apply(
             continue;
         };
         let mut g = shard::lock(&s);
-        g.director.sync.params.threshold = params.threshold;
         let now = clock.now();
         // Consecutive records of the same shard share the lock hold.
         loop {

@@ -37,14 +37,20 @@ pub(super) fn run(
     let mut batch: Vec<SyncConn> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(COLLECT_EVERY);
+        // The shards carry the current sysctls (the control plane applies `sync_*` to each);
+        // a changed `sync_version` closes the message under construction.
+        let mut version = None;
         for s in shards.all() {
             let mut g = shard::lock(&s);
             let tap = &mut g.director.sync;
             if !tap.is_master() {
-                tap.params = params;
                 tap.set_master(true);
             }
+            version.get_or_insert(tap.params.version);
             tap.drain_into(&mut batch);
+        }
+        if let Some(v) = version {
+            out.set_version(Version::from_sysctl(v));
         }
         let now = clock.now().0;
         for c in batch.drain(..) {

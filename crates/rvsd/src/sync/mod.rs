@@ -220,7 +220,7 @@ impl SyncDaemons {
                 let c = cfg.clone();
                 std::thread::Builder::new()
                     .name("rvs-sync-backup".into())
-                    .spawn(move || backup::run(sock, c, params, shards, clock, counters, st))
+                    .spawn(move || backup::run(sock, c, shards, clock, counters, st))
             }
         }
         .map_err(|e| (ErrorKind::Enomem, format!("sync thread: {e}")))?;

@@ -1,0 +1,272 @@
+//! The sync daemons' control and the backup's receive path, against a real rvsd:
+//! `--start-daemon` / `--stop-daemon` / `-L --daemon` with ipvsadm's texts and exit codes, and
+//! sync messages multicast from another namespace — a good one is installed (`-Lnc` lists it,
+//! bound to the local real server), a wrong syncid and a bad size are dropped and counted by
+//! reason in the metrics.
+//!
+//! Two namespaces joined by a veth (a: 10.9.0.1, b: 10.9.0.2); rvsd (socket proxy only) in b.
+//! Root only (CI runs it as root); needs `ip` and `curl`. Everything is torn down on drop.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rvs_lab::{Lab, Netns, NsChild};
+use rvs_sync::{Encoder, SyncConn, Version};
+
+const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+const METRICS: &str = "127.0.0.1:19105";
+
+struct Rvsd {
+    child: Option<NsChild>,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Rvsd {
+    fn start(ns: &Netns, dir: &std::path::Path) -> Rvsd {
+        let socket = dir.join("rvsd.sock");
+        let log = dir.join("rvsd.log");
+        let cmd = format!(
+            "exec {RVSD} --socket {} --metrics-listen {METRICS} --drain-time 0 --workers 1 2>{}",
+            socket.display(),
+            log.display()
+        );
+        let child = ns.cmd("sh").args(["-c", &cmd]).spawn().expect("spawn rvsd");
+        let mut r = Rvsd {
+            child: Some(child),
+            socket,
+            log,
+        };
+        let end = Instant::now() + Duration::from_secs(20);
+        while !(r.socket.exists() && r.adm(&["-L", "-n"]).0 == 0) {
+            let running = r.child.as_mut().is_some_and(NsChild::is_running);
+            assert!(
+                running && Instant::now() < end,
+                "rvsd did not come up:\n{}",
+                r.log_text()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn adm(&self, args: &[&str]) -> (i32, String, String) {
+        let a = common::rvsadm_lib(&self.socket, args, "");
+        (a.code, a.out, a.err)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.take() {
+            if let Some(pid) = c.pid().and_then(|p| i32::try_from(p).ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = c.wait_output(Duration::from_secs(5));
+        }
+        if thread::panicking() {
+            eprintln!("--- rvsd log ---\n{}", self.log_text());
+        }
+    }
+}
+
+fn record() -> SyncConn {
+    SyncConn {
+        protocol: 6,
+        flags: 0,
+        state: 1,
+        caddr: IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
+        cport: 1000,
+        vaddr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        vport: 80,
+        daddr: IpAddr::V4(Ipv4Addr::new(10, 9, 0, 5)),
+        dport: 80,
+        fwmark: 0,
+        timeout_secs: 900,
+        seq: None,
+        pe_data: Vec::new(),
+        pe_name: Vec::new(),
+    }
+}
+
+fn message(syncid: u8, c: &SyncConn) -> Vec<u8> {
+    let mut e = Encoder::new(Version::V1, syncid, 1472);
+    assert!(e.push(c).unwrap().is_none());
+    e.finish().unwrap()
+}
+
+fn metric(ns: &Netns, line_start: &str) -> Option<u64> {
+    let body = ns.curl(&format!("http://{METRICS}/metrics")).ok()?;
+    body.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn wait(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn daemons_are_controlled_like_ipvsadm_and_the_backup_installs_what_it_receives() {
+    if !rvs_lab::require(
+        "daemons_are_controlled_like_ipvsadm_and_the_backup_installs_what_it_receives",
+        &["ip", "curl"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::new("syncd").expect("lab");
+    let a = lab.add_netns("a").expect("netns a");
+    let b = lab.add_netns("b").expect("netns b");
+    lab.veth(&a, "a0", &b, "b0").expect("veth");
+    a.add_addr("a0", "10.9.0.1/24").expect("addr a");
+    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
+    let dir = lab.workdir().join("b");
+    std::fs::create_dir_all(&dir).expect("workdir");
+    let d = Rvsd::start(&b, &dir);
+
+    for l in [
+        &["-A", "-t", "10.0.0.1:80", "-s", "rr"][..],
+        &["-a", "-t", "10.0.0.1:80", "-r", "10.9.0.5:80", "-m"],
+    ] {
+        assert_eq!(d.adm(l).0, 0, "{l:?}");
+    }
+    assert_eq!(
+        d.adm(&["-L", "--daemon"]),
+        (0, String::new(), String::new())
+    );
+    assert_eq!(
+        d.adm(&[
+            "--start-daemon",
+            "backup",
+            "--mcast-interface",
+            "b0",
+            "--syncid",
+            "7"
+        ])
+        .0,
+        0
+    );
+    assert_eq!(
+        d.adm(&["--start-daemon", "backup", "--mcast-interface", "b0"]),
+        (255, String::new(), "Daemon has already run\n".into())
+    );
+    assert_eq!(
+        d.adm(&["--start-daemon", "master", "--mcast-interface", "nosuch0"]),
+        (255, String::new(), "No such device\n".into())
+    );
+    assert_eq!(
+        d.adm(&["--stop-daemon", "master"]),
+        (255, String::new(), "No daemon is running\n".into())
+    );
+    assert_eq!(
+        d.adm(&["-L", "--daemon"]).1,
+        "backup sync daemon (mcast=b0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+
+    // The "master": a multicast sender in namespace a.
+    let tx = a
+        .exec(|| -> std::io::Result<UdpSocket> {
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            s.set_multicast_if_v4(&Ipv4Addr::new(10, 9, 0, 1))?;
+            s.set_multicast_ttl_v4(1)?;
+            s.bind(&SocketAddr::from(([10, 9, 0, 1], 0)).into())?;
+            Ok(s.into())
+        })
+        .expect("enter a")
+        .expect("sender socket");
+    let to = SocketAddr::from(([224, 0, 0, 81], 8848));
+    let good = message(7, &record());
+    let mut short = good.clone();
+    short.pop();
+    let mut other = record();
+    other.caddr = IpAddr::V4(Ipv4Addr::new(2, 2, 2, 2));
+    tx.send_to(&message(8, &other), to).expect("send");
+    tx.send_to(&short, to).expect("send");
+    tx.send_to(&good, to).expect("send");
+
+    assert!(
+        wait(Duration::from_secs(5), || d
+            .adm(&["-L", "-n", "-c"])
+            .1
+            .contains(
+                "ESTABLISHED 1.1.1.1:1000       10.0.0.1:80        10.9.0.5:80"
+            )),
+        "the synced connection is not listed:\n{}",
+        d.adm(&["-L", "-n", "-c"]).1
+    );
+    let (_, conns, _) = d.adm(&["-L", "-n", "-c"]);
+    assert!(
+        !conns.contains("2.2.2.2"),
+        "another syncid was applied:\n{conns}"
+    );
+    // Bound to the local real server: one active connection.
+    let (_, table, _) = d.adm(&["-L", "-n"]);
+    assert!(
+        table.contains("  -> 10.9.0.5:80                  Masq    1      1          0"),
+        "{table}"
+    );
+    let m = |l: &str| metric(&b, l);
+    assert!(
+        wait(Duration::from_secs(5), || m(
+            "rvs_sync_applied_connections_total{result=\"created\"}"
+        ) == Some(1)),
+        "metrics: {:?}",
+        b.curl(&format!("http://{METRICS}/metrics"))
+    );
+    assert_eq!(
+        m("rvs_sync_dropped_datagrams_total{side=\"receive\",reason=\"syncid_mismatch\"}"),
+        Some(1)
+    );
+    assert_eq!(
+        m("rvs_sync_dropped_datagrams_total{side=\"receive\",reason=\"size_mismatch\"}"),
+        Some(1)
+    );
+    assert_eq!(m("rvs_sync_received_datagrams_total"), Some(3));
+    assert_eq!(m("rvs_sync_daemon_running{role=\"backup\"}"), Some(1));
+
+    // Master and backup together, listed master first; stop both.
+    assert_eq!(
+        d.adm(&[
+            "--start-daemon",
+            "master",
+            "--mcast-interface",
+            "b0",
+            "--syncid",
+            "7"
+        ])
+        .0,
+        0
+    );
+    assert_eq!(
+        d.adm(&["-L", "--daemon"]).1,
+        "master sync daemon (mcast=b0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
+         backup sync daemon (mcast=b0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+    assert_eq!(d.adm(&["--stop-daemon", "backup"]).0, 0);
+    assert_eq!(d.adm(&["--stop-daemon", "master"]).0, 0);
+    assert_eq!(d.adm(&["-L", "--daemon"]).1, "");
+}
