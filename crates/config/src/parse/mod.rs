@@ -14,8 +14,6 @@ use crate::lexer::{split_quoted_escaped, Token};
 use crate::model::*;
 use crate::tree::Node;
 
-/// Parser state: the model being built and the diagnostics.
-
 /// keepalived keywords rvs parses (into the model, with keepalived's checks) but rvsd does not
 /// act on: no addresses, routes or rules are installed from them, no mail is sent, and VRRP
 /// starts without the delay. Each occurrence is reported (see `Config::not_acted_on`).
@@ -36,6 +34,7 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "smtp_alert_checker",
 ];
 
+/// Parser state: the model being built and the diagnostics.
 pub(crate) struct Parser {
     pub diags: Vec<Diagnostic>,
     pub cfg: Config,
