@@ -119,16 +119,31 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("master");
     g.throughput(Throughput::Elements(u64::from(CONNS)));
     g.sample_size(20);
-    g.bench_function("10k new TCP connections, 3 packets each, no sync daemon", |b| {
-        b.iter_batched(|| director(false), |mut d| run(&mut d, None), BatchSize::PerIteration)
-    });
-    g.bench_function("10k new TCP connections, 3 packets each, master daemon + encode", |b| {
-        b.iter_batched(
-            || (director(true), Outbox::new(Version::V1, 1, 1472, 100_000, 20)),
-            |(mut d, mut o)| run(&mut d, Some(&mut o)),
-            BatchSize::PerIteration,
-        )
-    });
+    g.bench_function(
+        "10k new TCP connections, 3 packets each, no sync daemon",
+        |b| {
+            b.iter_batched(
+                || director(false),
+                |mut d| run(&mut d, None),
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    g.bench_function(
+        "10k new TCP connections, 3 packets each, master daemon + encode",
+        |b| {
+            b.iter_batched(
+                || {
+                    (
+                        director(true),
+                        Outbox::new(Version::V1, 1, 1472, 100_000, 20),
+                    )
+                },
+                |(mut d, mut o)| run(&mut d, Some(&mut o)),
+                BatchSize::PerIteration,
+            )
+        },
+    );
     g.finish();
 
     // The backup: decode and apply the messages the master produced.
