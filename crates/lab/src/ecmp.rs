@@ -109,18 +109,30 @@ impl Ecmp {
         for _ in 0..directors {
             e.add_director_ns()?;
         }
-        for i in 0..real_servers {
-            let ns = e.lab.add_netns(&format!("s{}", i + 1))?;
-            let port = format!("s{}", i + 1);
-            e.lab.veth(&ns, "eth0", &e.router, &port)?;
-            e.router.ip(["link", "set", &port, "master", "br0"])?;
-            ns.add_addr("eth0", &format!("{}/24", real_server_addr(i)))?;
-            ns.add_addr("lo", &format!("{VIP}/32"))?;
-            ns.real_server_sysctls(&["eth0"])?;
-            ns.ip(["route", "add", "default", "via", &ROUTER.to_string()])?;
-            e.real_servers.push(ns);
+        for _ in 0..real_servers {
+            e.add_real_server()?;
         }
         Ok(e)
+    }
+
+    /// One more real server on the segment (DR: VIP on `lo`), named `s<N>`.
+    pub fn add_real_server(&mut self) -> Result<Netns> {
+        let i = self.real_servers.len();
+        if i >= MAX_NODES {
+            return Err(LabError::Invalid(format!(
+                "ecmp: at most {MAX_NODES} real servers"
+            )));
+        }
+        let ns = self.lab.add_netns(&format!("s{}", i + 1))?;
+        let port = format!("s{}", i + 1);
+        self.lab.veth(&ns, "eth0", &self.router, &port)?;
+        self.router.ip(["link", "set", &port, "master", "br0"])?;
+        ns.add_addr("eth0", &format!("{}/24", real_server_addr(i)))?;
+        ns.add_addr("lo", &format!("{VIP}/32"))?;
+        ns.real_server_sysctls(&["eth0"])?;
+        ns.ip(["route", "add", "default", "via", &ROUTER.to_string()])?;
+        self.real_servers.push(ns.clone());
+        Ok(ns)
     }
 
     /// A director namespace on the segment (no BIRD, no rvsd yet).

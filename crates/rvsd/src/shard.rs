@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use rvs_control::model as m;
 use rvs_core::conn::ConnId;
+use rvs_core::laddr::LaddrPool;
 use rvs_core::{DestId, Director, Protocol, ServiceKey, Time};
 
 use crate::clock::{os_random_u64, Rng};
@@ -37,18 +38,11 @@ pub use crate::lock::lock;
 pub struct ServiceExtra {
     /// PROXY protocol header toward real servers (`--proxy-protocol`).
     pub proxy_protocol: m::ProxyProtocol,
-    /// Full-NAT local addresses (`--add-laddr -z`).
-    pub laddrs: Vec<LocalAddr>,
-    /// Round-robin cursor over `laddrs`.
-    pub next_laddr: usize,
-}
-
-/// One full-NAT local address. Its use (`--get-laddr` CONNS) is not kept here but counted from
-/// what lives on both planes when asked ([`crate::listing::local_addr_conns`]).
-#[derive(Clone, Debug)]
-pub struct LocalAddr {
-    /// The address.
-    pub addr: IpAddr,
+    /// Full-NAT local addresses (`--add-laddr -z`): the socket proxy takes them round-robin
+    /// from this pool, the packet plane builds its own pool of the same type from them. Their
+    /// use (`--get-laddr` CONNS) is counted from the live connections when asked
+    /// ([`crate::listing::local_addr_conns`]).
+    pub laddrs: LaddrPool,
 }
 
 /// The client-side tuple of a proxy flow.

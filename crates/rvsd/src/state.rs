@@ -19,7 +19,7 @@ use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 use crate::convert::*;
 use crate::listing;
 use crate::packet_plane::config::{self as packet_config, PacketFeed};
-use crate::shard::{self, LocalAddr, RouteMap, Routes, ServiceExtra, Shard, ShardRef};
+use crate::shard::{self, RouteMap, Routes, ServiceExtra, Shard, ShardRef};
 
 /// Which data planes run beside the socket proxy (which always runs), to say what the table can
 /// and cannot serve.
@@ -661,10 +661,9 @@ impl State {
                 }
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    if x.laddrs.iter().any(|l| l.addr == *addr) {
+                    if !x.laddrs.add(key, *addr) {
                         return Response::err(remote_error(&rvs_core::Error::Exists));
                     }
-                    x.laddrs.push(LocalAddr { addr: *addr });
                     done()
                 })
                 .unwrap_or_else(no_service)
@@ -673,12 +672,10 @@ impl State {
                 let key = key_to_core(service);
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    match x.laddrs.iter().position(|l| l.addr == *addr) {
-                        Some(i) => {
-                            x.laddrs.remove(i);
-                            done()
-                        }
-                        None => Response::err(remote_error(&rvs_core::Error::NotFound)),
+                    if x.laddrs.remove(&key, *addr) {
+                        done()
+                    } else {
+                        Response::err(remote_error(&rvs_core::Error::NotFound))
                     }
                 })
                 .unwrap_or_else(no_service)
@@ -703,7 +700,7 @@ impl State {
                                 let addrs: Vec<IpAddr> = g
                                     .extra
                                     .get(key)
-                                    .map(|x| x.laddrs.iter().map(|l| l.addr).collect())
+                                    .map(|x| x.laddrs.entries().iter().map(|&(_, a)| a).collect())
                                     .unwrap_or_default();
                                 addrs
                                     .into_iter()

@@ -109,18 +109,52 @@ fn round(conns: &mut [Option<TcpStream>], tag: &str, limit: Duration) -> Vec<usi
         .collect()
 }
 
-fn open(e: &Ecmp, n: usize) -> Vec<Option<TcpStream>> {
+/// An echo server on real server `ns` that first says its name (`s1\n`), so the test knows
+/// which real server each connection reached.
+fn named_echo(e: &mut Ecmp, i: usize) {
+    let ns = e.real_servers[i].clone();
+    let cmd = format!("echo s{}; exec cat", i + 1);
+    let c = ns
+        .cmd("socat")
+        .args([
+            &format!("TCP-LISTEN:{ECHO_PORT},fork,reuseaddr"),
+            &format!("SYSTEM:{cmd}"),
+        ])
+        .spawn()
+        .expect("socat");
+    e.lab_mut().own(c);
+    ns.wait_for_port(Proto::Tcp, ECHO_PORT, Duration::from_secs(5))
+        .expect("echo server listens");
+}
+
+/// `n` connections to the VIP from the client, each with the name of the real server that
+/// greeted it (empty when the connection failed).
+fn open(e: &Ecmp, n: usize) -> (Vec<Option<TcpStream>>, Vec<String>) {
     let addr = SocketAddr::from((VIP, ECHO_PORT));
     e.client
         .exec(move || {
             (0..n)
                 .map(|_| {
-                    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
-                    s.set_nonblocking(true).ok()?;
-                    s.set_nodelay(true).ok()?;
-                    Some(s)
+                    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok();
+                    let mut name = String::new();
+                    if let Some(c) = s.as_mut() {
+                        let _ = c.set_read_timeout(Some(Duration::from_secs(3)));
+                        let mut b = [0u8; 1];
+                        while let Ok(1) = c.read(&mut b) {
+                            if b[0] == b'\n' {
+                                break;
+                            }
+                            name.push(char::from(b[0]));
+                        }
+                    }
+                    let s = s.filter(|c| {
+                        !name.is_empty()
+                            && c.set_nonblocking(true).is_ok()
+                            && c.set_nodelay(true).is_ok()
+                    });
+                    (s, name)
                 })
-                .collect()
+                .unzip()
         })
         .expect("exec in the client namespace")
 }
@@ -133,9 +167,8 @@ struct Lab {
 
 fn lab(tag: &str, sloppy: bool) -> Lab {
     let mut e = ecmp::ecmp(tag, 3, 4).expect("ecmp lab");
-    for s in e.real_servers.clone() {
-        let c = s.echo_server(Proto::Tcp, ECHO_PORT).expect("echo server");
-        e.lab_mut().own(c);
+    for i in 0..e.real_servers.len() {
+        named_echo(&mut e, i);
     }
     let directors: Vec<Rvsd> = (0..3).map(|i| start_director(&e, i, sloppy)).collect();
     let hops: Vec<Ipv4Addr> = (0..3).map(ecmp::director_addr).collect();
@@ -157,7 +190,7 @@ fn directors_come_and_go_and_every_connection_continues() {
         hops,
     } = lab("ecmp", true);
     let n = conns_wanted();
-    let mut conns = open(&e, n);
+    let (mut conns, owner) = open(&e, n);
     let opened = conns.iter().filter(|c| c.is_some()).count();
     assert_eq!(opened, n, "every connection opens through the ECMP router");
     assert_eq!(
@@ -193,7 +226,7 @@ fn directors_come_and_go_and_every_connection_continues() {
     let _ = t0;
 
     // New connections keep working.
-    let mut fresh = open(&e, 20);
+    let mut fresh = open(&e, 20).0;
     assert_eq!(
         round(&mut fresh, "fresh", Duration::from_secs(3)),
         Vec::<usize>::new()
@@ -239,10 +272,45 @@ fn directors_come_and_go_and_every_connection_continues() {
         lost.len()
     );
     assert!(scheduled(&d4) > 0, "the new director carries some of them");
-    let mut fresh = open(&e, 20);
+    let mut fresh = open(&e, 20).0;
     assert_eq!(
         round(&mut fresh, "fresh2", Duration::from_secs(3)),
         Vec::<usize>::new()
+    );
+
+    // A real server is added on the running directors: the mh table changes, every
+    // connection keeps its entry and so its real server.
+    let running = [&directors[2], &d4];
+    e.add_real_server().expect("fifth real server");
+    named_echo(&mut e, 4);
+    let svc = format!("{VIP}:{ECHO_PORT}");
+    for d in running {
+        d.table(&[&format!(
+            "-a -t {svc} -r {}:{ECHO_PORT} -g",
+            ecmp::real_server_addr(4)
+        )]);
+    }
+    let lost = round(&mut conns, "after-add", Duration::from_secs(3));
+    assert!(
+        lost.is_empty(),
+        "{} of {n} broke after a real server was added: {lost:?}",
+        lost.len()
+    );
+    // One is removed: exactly its own connections break (their packets are dropped, as the
+    // kernel drops them with expire_nodest_conn 0), the others continue.
+    for d in running {
+        d.table(&[&format!(
+            "-d -t {svc} -r {}:{ECHO_PORT}",
+            ecmp::real_server_addr(3)
+        )]);
+    }
+    let expected: Vec<usize> = (0..n).filter(|&i| owner[i] == "s4").collect();
+    eprintln!("connections on s4: {}", expected.len());
+    let lost = round(&mut conns, "after-del", Duration::from_secs(3));
+    assert!(!expected.is_empty());
+    assert_eq!(
+        lost, expected,
+        "only the removed real server's connections break"
     );
 }
 
@@ -255,7 +323,7 @@ fn without_sloppy_tcp_moved_connections_break() {
     }
     let Lab { e, directors, hops } = lab("ecmpns", false);
     let n = conns_wanted().min(120);
-    let mut conns = open(&e, n);
+    let mut conns = open(&e, n).0;
     assert_eq!(
         round(&mut conns, "hello", Duration::from_secs(5)),
         Vec::<usize>::new()
