@@ -35,6 +35,10 @@ pub struct Config {
     /// Keywords rvs recognises as keepalived's but does not model (e.g.
     /// `net_namespace`, `use_vmac`, SNMP settings), kept so nothing is lost silently.
     pub unmodelled: Vec<RawSetting>,
+    /// Keywords parsed into this model whose effect rvsd does not implement (static and
+    /// virtual addresses/routes/rules, SMTP alerts, `vrrp_startup_delay`): `rvsd -t` and
+    /// `rvsd -f` name each with its position, so none is ignored silently.
+    pub not_acted_on: Vec<RawSetting>,
 }
 
 /// A recognised keepalived keyword whose meaning rvs does not implement.

@@ -12,7 +12,8 @@ use crate::parse::{Parser, RawVs};
 /// keepalived's way of naming a virtual service in messages: `[ADDR]:proto:PORT`,
 /// `FWM n` or `[GROUP]:0`.
 pub fn vs_name(key: &VsKey, proto: Option<Protocol>) -> String {
-    let p = proto.map(Protocol::name).unwrap_or("none");
+    // keepalived writes the protocol in lower case in these names ("[10.0.0.1]:tcp:80").
+    let p = proto.map_or_else(|| "none".to_string(), |p| p.name().to_ascii_lowercase());
     match key {
         VsKey::Addr { addr, port } => format!("[{addr}]:{p}:{}", port.unwrap_or(0)),
         VsKey::Fwmark(m) => format!("FWM {m}"),
@@ -23,7 +24,7 @@ pub fn vs_name(key: &VsKey, proto: Option<Protocol>) -> String {
 fn rs_name(addr: &IpAddr, port: Option<u16>, proto: Option<Protocol>) -> String {
     format!(
         "[{addr}]:{}:{}",
-        proto.map(Protocol::name).unwrap_or("none"),
+        proto.map_or_else(|| "none".to_string(), |p| p.name().to_ascii_lowercase()),
         port.unwrap_or(0)
     )
 }

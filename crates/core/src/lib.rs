@@ -14,6 +14,7 @@ pub mod director;
 pub mod error;
 pub mod estimator;
 pub mod hash;
+pub mod laddr;
 pub mod pe_sip;
 pub mod sched;
 pub mod service;

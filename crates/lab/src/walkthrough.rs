@@ -168,7 +168,11 @@ impl Topology {
             .map(|d| format!("[ -S {} ]", self.walkthrough_socket(d).display()))
             .collect();
         v.push(Step::new(
-            Some("wait (at most 10 s) until rvsd listens on its control socket".into()),
+            Some(if is_ha {
+                "wait (at most 10 s) until both rvsd listen on their control sockets".into()
+            } else {
+                "wait (at most 10 s) until rvsd listens on its control socket".into()
+            }),
             format!(
                 "timeout 10 sh -c 'until {}; do sleep 0.1; done'",
                 sockets.join(" && ")

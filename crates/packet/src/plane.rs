@@ -30,9 +30,10 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use rvs_core::conn::flags as cflags;
 use rvs_core::conn::state::{sctp_event_chunk, TcpFlags};
 use rvs_core::conn::{ConnId, Segment};
-use rvs_core::director::{DropReason as CoreDrop, LocalAddrs, Packet, ReplyRoute, Route};
+use rvs_core::director::{DropReason as CoreDrop, Packet, ReplyRoute, Route};
+use rvs_core::laddr::LaddrPool;
 use rvs_core::stats::Traffic;
-use rvs_core::{ConnTable, Director, FwdMethod, Protocol, RandomSource, ServiceKey, Time};
+use rvs_core::{Director, FwdMethod, Protocol, RandomSource, ServiceKey, Time};
 
 use crate::error::Error;
 use crate::ethernet::{self, ethertype, MacAddr};
@@ -274,71 +275,6 @@ impl DropCounters {
     }
 }
 
-/// Full-NAT local address pools with a collision-free port allocator.
-#[derive(Debug, Clone)]
-struct Pools {
-    laddrs: Vec<(ServiceKey, IpAddr)>,
-    range: (u16, u16),
-    /// Next port to try, shared by every local address (any port is fine as long as the
-    /// `<laddr, lport, rs, rs_port>` tuple is free).
-    cursor: u16,
-    /// Round-robin position over a service's local addresses.
-    next_addr: usize,
-}
-
-/// At most this many ports are tried per local address before the next address is tried:
-/// bounds the work per new connection when a pool is nearly exhausted.
-const PORT_TRIES: u32 = 4096;
-
-impl LocalAddrs for Pools {
-    fn pick(
-        &mut self,
-        svc: &ServiceKey,
-        proto: u8,
-        rs: IpAddr,
-        rs_port: u16,
-        conns: &ConnTable,
-    ) -> Option<(IpAddr, u16)> {
-        let n = self
-            .laddrs
-            .iter()
-            .filter(|(k, a)| k == svc && a.is_ipv4() == rs.is_ipv4())
-            .count();
-        if n == 0 {
-            return None;
-        }
-        let (lo, hi) = self.range;
-        let span = u32::from(hi.saturating_sub(lo)) + 1;
-        for i in 0..n {
-            let k = (self.next_addr + i) % n;
-            let Some(&(_, laddr)) = self
-                .laddrs
-                .iter()
-                .filter(|(key, a)| key == svc && a.is_ipv4() == rs.is_ipv4())
-                .nth(k)
-            else {
-                continue;
-            };
-            for _ in 0..span.min(PORT_TRIES) {
-                let port = if self.cursor < lo || self.cursor > hi {
-                    lo
-                } else {
-                    self.cursor
-                };
-                self.cursor = if port == hi { lo } else { port + 1 };
-                if conns
-                    .lookup_fullnat_out(proto, &rs, rs_port, &laddr, port)
-                    .is_none()
-                {
-                    self.next_addr = (k + 1) % n;
-                    return Some((laddr, port));
-                }
-            }
-        }
-        None
-    }
-}
-
 /// Size of the scratch buffer: the longest quote of a generated ICMPv6 error
 /// ([`generate::ICMP6_MAX`]) plus an L2 header with two VLAN tags.
 const SCRATCH: usize = generate::ICMP6_MAX + 32;
@@ -353,7 +289,7 @@ pub struct Plane<N: Neighbours> {
     /// Route and neighbour resolution.
     pub neigh: N,
     cfg: PlaneConfig,
-    pools: Pools,
+    pools: LaddrPool,
     drops: DropCounters,
     scratch: Box<[u8]>,
     ident: u16,
@@ -370,12 +306,7 @@ struct Frame {
 impl<N: Neighbours> Plane<N> {
     /// A plane with configuration `cfg`.
     pub fn new(cfg: PlaneConfig, neigh: N) -> Plane<N> {
-        let pools = Pools {
-            laddrs: cfg.laddrs.clone(),
-            range: cfg.lport_range,
-            cursor: cfg.lport_range.0,
-            next_addr: 0,
-        };
+        let pools = LaddrPool::new(cfg.laddrs.clone(), cfg.lport_range);
         Plane {
             neigh,
             cfg,
@@ -394,9 +325,7 @@ impl<N: Neighbours> Plane<N> {
     /// Replaces the configuration (after a table or interface change). Drop counters and the
     /// full-NAT port cursor are kept, so ports are not reused sooner than necessary.
     pub fn set_config(&mut self, cfg: PlaneConfig) {
-        self.pools.laddrs = cfg.laddrs.clone();
-        self.pools.range = cfg.lport_range;
-        self.pools.next_addr = 0;
+        self.pools.reconfigure(cfg.laddrs.clone(), cfg.lport_range);
         self.cfg = cfg;
     }
 

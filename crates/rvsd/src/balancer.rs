@@ -165,11 +165,7 @@ impl DirectorBalancer {
         };
         // Full-NAT: connect from one of the service's local addresses, round robin.
         let source: Option<IpAddr> = match (route.fwd, extra) {
-            (FwdMethod::FullNat, Some(x)) if !x.laddrs.is_empty() => {
-                let i = x.next_laddr % x.laddrs.len();
-                x.next_laddr = x.next_laddr.wrapping_add(1);
-                Some(x.laddrs[i].addr)
-            }
+            (FwdMethod::FullNat, Some(x)) => x.laddrs.next_addr(&svc_key, route.daddr),
             _ => None,
         };
         let handle = st.next_handle();

@@ -141,7 +141,19 @@ fn main() -> ExitCode {
                 check_interfaces: true,
             },
         );
+        let ignored = rvsd::keepalived::parsed_not_acted_on(&report.config);
+        for w in &ignored {
+            eprintln!("{w}");
+        }
         eprint!("{}", report.render());
+        if !ignored.is_empty() {
+            // keepalived -t exits 0 for these: the status stays keepalived's.
+            eprintln!(
+                "{} keyword(s) parsed but not acted on by rvsd (listed above; not counted in \
+                 the exit status)",
+                ignored.len()
+            );
+        }
         return ExitCode::from(u8::try_from(report.exit_status()).unwrap_or(1));
     }
     if args.use_file.is_some() && args.rules.is_some() {

@@ -312,9 +312,9 @@ fn plane_config_of(
             own(addr);
         }
         if let Some(x) = sh.and_then(|sh| sh.extra.get(&s.key)) {
-            for l in &x.laddrs {
-                laddrs.push((s.key, l.addr));
-                own(l.addr);
+            for &(_, a) in x.laddrs.entries() {
+                laddrs.push((s.key, a));
+                own(a);
             }
         }
     }
@@ -407,10 +407,10 @@ pub fn guard_rules(ifaces: &[Iface], st: &State, opts: &Options) -> (GuardRules,
                     v
                 }
             };
-            for l in &x.laddrs {
+            for &(_, addr) in x.laddrs.entries() {
                 for &proto in &protos {
                     g.local_ports.push(LocalPorts {
-                        addr: l.addr,
+                        addr,
                         proto,
                         ports: lo..=hi,
                     });

@@ -14,6 +14,7 @@ use rvs_control::model as m;
 use rvs_control::proto::{ErrorKind, Payload, Request, Response};
 use rvs_core::conn::state::tcp;
 use rvs_core::director::Sysctls;
+use rvs_core::laddr::LaddrPool;
 use rvs_core::sysctl::{Effect, MachineDefaults, SysctlError, SysctlSet};
 use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 
@@ -25,18 +26,11 @@ use crate::shard::{self, RouteMap, Routes, Shard, ShardRef};
 pub struct ServiceExtra {
     /// PROXY protocol header toward real servers (`--proxy-protocol`).
     pub proxy_protocol: m::ProxyProtocol,
-    /// Full-NAT local addresses (`--add-laddr -z`).
-    pub laddrs: Vec<LocalAddr>,
-    /// Round-robin cursor over `laddrs`.
-    pub next_laddr: usize,
-}
-
-/// One full-NAT local address. Its use (`--get-laddr` CONNS) is not kept here but counted from
-/// what lives on both planes when asked ([`crate::listing::local_addr_conns`]).
-#[derive(Clone, Debug)]
-pub struct LocalAddr {
-    /// The address.
-    pub addr: IpAddr,
+    /// Full-NAT local addresses (`--add-laddr -z`): the socket proxy takes them round-robin
+    /// from this pool, the packet plane builds its own pool of the same type from them. Their
+    /// use (`--get-laddr` CONNS) is counted from the live connections when asked
+    /// ([`crate::listing::local_addr_conns`]).
+    pub laddrs: LaddrPool,
 }
 
 /// Which data planes run beside the socket proxy (which always runs), to say what the table can
@@ -617,10 +611,9 @@ impl State {
                 }
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    if x.laddrs.iter().any(|l| l.addr == *addr) {
+                    if !x.laddrs.add(key, *addr) {
                         return Response::err(remote_error(&rvs_core::Error::Exists));
                     }
-                    x.laddrs.push(LocalAddr { addr: *addr });
                     done()
                 })
                 .unwrap_or_else(no_service)
@@ -629,12 +622,10 @@ impl State {
                 let key = key_to_core(service);
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    match x.laddrs.iter().position(|l| l.addr == *addr) {
-                        Some(i) => {
-                            x.laddrs.remove(i);
-                            done()
-                        }
-                        None => Response::err(remote_error(&rvs_core::Error::NotFound)),
+                    if x.laddrs.remove(&key, *addr) {
+                        done()
+                    } else {
+                        Response::err(remote_error(&rvs_core::Error::NotFound))
                     }
                 })
                 .unwrap_or_else(no_service)
@@ -659,7 +650,7 @@ impl State {
                                 let addrs: Vec<IpAddr> = g
                                     .extra
                                     .get(key)
-                                    .map(|x| x.laddrs.iter().map(|l| l.addr).collect())
+                                    .map(|x| x.laddrs.entries().iter().map(|&(_, a)| a).collect())
                                     .unwrap_or_default();
                                 addrs
                                     .into_iter()

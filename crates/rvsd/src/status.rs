@@ -70,6 +70,8 @@ pub struct StatusDoc {
     pub services: Vec<ServiceStatus>,
     /// VRRP instances (empty without VRRP).
     pub vrrp: Vec<m::VrrpInstanceEntry>,
+    /// Connection synchronisation daemons running (`rvsadm -L --daemon`; empty: none).
+    pub sync: Vec<m::DaemonConfig>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -160,6 +162,7 @@ pub fn snapshot(st: &State) -> StatusDoc {
         },
         services,
         vrrp,
+        sync: st.sync.list(),
     }
 }
 
@@ -182,6 +185,13 @@ pub fn summary(doc: &StatusDoc) -> String {
         let states: Vec<String> = by.iter().map(|(k, n)| format!("{n} {k}")).collect();
         s.push_str("; VRRP ");
         s.push_str(&states.join(", "));
+    }
+    for d in &doc.sync {
+        let role = match d.role {
+            m::SyncRole::Master => "master",
+            m::SyncRole::Backup => "backup",
+        };
+        s.push_str(&format!("; sync {role} on {}", d.mcast_ifn));
     }
     s
 }
@@ -314,6 +324,7 @@ mod tests {
                 dests: Vec::new(),
             }],
             vrrp: Vec::new(),
+            sync: Vec::new(),
         }
     }
 

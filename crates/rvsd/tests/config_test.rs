@@ -117,3 +117,50 @@ fn nested_seq_bomb_is_refused_promptly() {
     assert!(text.contains("keepalived.conf:3:1: error: configuration exceeds its budget: more than 250000 ~SEQ/~LST values"), "{text}");
     assert!(text.contains("| ~SEQ(A, 1, 100000)"), "{text}");
 }
+
+/// Keywords rvs parses but rvsd does not act on are each named with file:line:col by `-t`;
+/// the exit status stays keepalived's (0 for this file).
+#[test]
+fn keywords_parsed_but_not_acted_on_are_warned_about() {
+    let (code, text) = rvsd_t(
+        "ignored",
+        "global_defs {\n  smtp_server 127.0.0.1\n  vrrp_startup_delay 5\n}\n\
+         static_routes {\n  10.9.0.0/16 via 127.0.0.1 dev lo\n}\n\
+         static_ipaddress {\n  10.9.9.9/32 dev lo\n}\n\
+         virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  smtp_alert\n\
+           real_server 192.168.1.1 80 {\n    TCP_CHECK {\n      connect_timeout 3\n    }\n  }\n}\n",
+    );
+    for (kw, at) in [
+        (
+            "smtp_server",
+            "keepalived.conf:2:3: warning: `smtp_server` (in global_defs)",
+        ),
+        (
+            "vrrp_startup_delay",
+            "keepalived.conf:3:3: warning: `vrrp_startup_delay` (in global_defs)",
+        ),
+        (
+            "static_routes",
+            "keepalived.conf:5:1: warning: `static_routes`",
+        ),
+        (
+            "static_ipaddress",
+            "keepalived.conf:8:1: warning: `static_ipaddress`",
+        ),
+        (
+            "smtp_alert",
+            "keepalived.conf:15:3: warning: `smtp_alert` (in virtual_server)",
+        ),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(at) && l.ends_with("is parsed but not acted on by rvsd")),
+            "no warning for {kw} ({at}):\n{text}"
+        );
+    }
+    assert!(
+        text.contains("5 keyword(s) parsed but not acted on by rvsd"),
+        "{text}"
+    );
+    assert_eq!(code, 0, "{text}");
+}

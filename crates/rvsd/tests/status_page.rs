@@ -53,6 +53,7 @@ const PROBE: &str = r##"JSON.stringify({
   lastError: window.rvsStatus ? window.rvsStatus.lastError : null,
   services: Array.from(document.querySelectorAll("tr.svc")).map(r => r.dataset.service),
   realServers: Array.from(document.querySelectorAll("tr.rs")).map(r => r.dataset.realServer),
+  sync: Array.from(document.querySelectorAll("#sync tbody tr")).map(r => r.textContent),
   charts: Array.from(document.querySelectorAll("#charts canvas")).map(c => ({
     service: c.closest(".card").dataset.service, kind: c.dataset.kind,
     sum: Number(c.dataset.sum || 0), pixels: c.toDataURL() })),
@@ -79,6 +80,8 @@ fn status_page_in_chromium_shows_services_and_live_charts() {
     const METRICS: &str = "127.77.62.1:9760";
     let dir = tempdir("status-page");
     let (_nginx, d) = start(dir.path(), 62);
+    // A backup sync daemon on lo (an unusual port, so that no other test's sync meets it).
+    d.table(&["--start-daemon backup --mcast-interface lo --syncid 7 --mcast-port 28467"]);
     let mut b = cdp::Browser::start(dir.path());
     b.navigate(&format!("http://{METRICS}/"));
 
@@ -98,6 +101,11 @@ fn status_page_in_chromium_shows_services_and_live_charts() {
     rs.sort();
     assert_eq!(rs, ["127.77.62.11:8080", "127.77.62.12:8080"], "{p}");
     assert_eq!(p["charts"].as_array().unwrap().len(), 3, "{p}");
+    let sync = p["sync"].as_array().unwrap();
+    assert!(
+        sync.len() == 1 && sync[0].as_str().unwrap().starts_with("backuplo7"),
+        "{p}"
+    );
     let before = p.clone();
     assert_eq!(chart(&before, "cps")["sum"], 0, "no traffic yet: {p}");
 

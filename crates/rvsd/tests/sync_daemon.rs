@@ -10,73 +10,31 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use rvs_lab::{Lab, Netns, NsChild};
+use rvs_lab::{Lab, Netns};
 use rvs_sync::{Encoder, SyncConn, Version};
 
-const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 const METRICS: &str = "127.0.0.1:19105";
 
-struct Rvsd {
-    child: Option<NsChild>,
-    socket: PathBuf,
-    log: PathBuf,
-}
+/// rvsd (socket proxy only) in a namespace, started and torn down by the shared harness.
+struct Rvsd(common::Rvsd);
 
 impl Rvsd {
     fn start(ns: &Netns, dir: &std::path::Path) -> Rvsd {
-        let socket = dir.join("rvsd.sock");
-        let log = dir.join("rvsd.log");
-        let cmd = format!(
-            "exec {RVSD} --socket {} --metrics-listen {METRICS} --drain-time 0 --workers 1 2>{}",
-            socket.display(),
-            log.display()
-        );
-        let child = ns.cmd("sh").args(["-c", &cmd]).spawn().expect("spawn rvsd");
-        let mut r = Rvsd {
-            child: Some(child),
-            socket,
-            log,
-        };
-        let end = Instant::now() + Duration::from_secs(20);
-        while !(r.socket.exists() && r.adm(&["-L", "-n"]).0 == 0) {
-            let running = r.child.as_mut().is_some_and(NsChild::is_running);
-            assert!(
-                running && Instant::now() < end,
-                "rvsd did not come up:\n{}",
-                r.log_text()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        r
+        Rvsd(common::Rvsd::start_in(
+            common::RVSD,
+            Some(ns),
+            dir,
+            &["--metrics-listen", METRICS, "--drain-time", "0"],
+        ))
     }
 
+    /// rvsadm (the library) against it: (exit code, stdout, stderr).
     fn adm(&self, args: &[&str]) -> (i32, String, String) {
-        let a = common::rvsadm_lib(&self.socket, args, "");
+        let a = self.0.adm(args);
         (a.code, a.out, a.err)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Rvsd {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            if let Some(pid) = c.pid().and_then(|p| i32::try_from(p).ok()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            let _ = c.wait_output(Duration::from_secs(5));
-        }
-        if thread::panicking() {
-            eprintln!("--- rvsd log ---\n{}", self.log_text());
-        }
     }
 }
 

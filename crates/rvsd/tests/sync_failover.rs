@@ -26,18 +26,14 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use rvs_lab::topo::{BuildOptions, LabKind, HA_DIP, HA_VIP};
-use rvs_lab::{Lab, Netns, NsChild, Proto, Topology};
+use rvs_lab::{Lab, Netns, Proto, Topology};
 
-const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 const PORT: u16 = 9000;
 const REAL_SERVERS: u8 = 4;
 
@@ -45,9 +41,8 @@ const REAL_SERVERS: u8 = 4;
 struct Director {
     name: String,
     ns: Netns,
-    child: Option<NsChild>,
-    socket: PathBuf,
-    log: PathBuf,
+    /// rvsd, run by the shared harness (`None` after a crash).
+    rvsd: Option<common::Rvsd>,
 }
 
 impl Director {
@@ -85,47 +80,38 @@ impl Director {
             ),
         )
         .expect("write keepalived.conf");
-        let socket = dir.join("rvsd.sock");
-        let log = dir.join("rvsd.log");
-        let cmd = format!(
-            "exec {RVSD} --socket {} --metrics-listen off --drain-time 0 --workers 1 \
-             --interface eth0 --interface eth1 -f {} 2>{}",
-            socket.display(),
-            conf.display(),
-            log.display()
+        let conf = conf.display().to_string();
+        let rvsd = common::Rvsd::start_in(
+            common::RVSD,
+            Some(&ns),
+            &dir,
+            &[
+                "--drain-time",
+                "0",
+                "--interface",
+                "eth0",
+                "--interface",
+                "eth1",
+                "-f",
+                &conf,
+            ],
         );
-        let child = ns
-            .cmd("sh")
-            .args(["-c", &cmd])
-            .env("RUST_LOG", "info")
-            .spawn()
-            .expect("spawn rvsd");
-        let mut d = Director {
+        Director {
             name: role.into(),
             ns,
-            child: Some(child),
-            socket,
-            log,
-        };
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            if d.socket.exists() && d.adm(&["-L", "-n"]).0 == 0 {
-                return d;
-            }
-            let running = d.child.as_mut().is_some_and(NsChild::is_running);
-            assert!(
-                running && Instant::now() < end,
-                "{role}: rvsd did not come up:\n{}",
-                d.log_text()
-            );
-            thread::sleep(Duration::from_millis(50));
+            rvsd: Some(rvsd),
         }
     }
 
     /// rvsadm (the library, over the control socket); (exit code, stdout, stderr).
     fn adm(&self, args: &[&str]) -> (i32, String, String) {
-        let a = common::rvsadm_lib(&self.socket, args, "");
-        (a.code, a.out, a.err)
+        match &self.rvsd {
+            Some(r) => {
+                let a = r.adm(args);
+                (a.code, a.out, a.err)
+            }
+            None => (2, String::new(), format!("{}: rvsd crashed", self.name)),
+        }
     }
 
     /// ESTABLISHED entries of the VIP's service in `-Lnc`.
@@ -173,29 +159,15 @@ impl Director {
         for dev in ["eth0", "eth1"] {
             self.ns.ip(["link", "set", dev, "down"]).expect("link down");
         }
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        if let Some(c) = self.child.take() {
-            if let Some(pid) = c.pid().and_then(|p| i32::try_from(p).ok()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            let _ = c.wait_output(Duration::from_secs(5));
-        }
+        // Dropping the harness's Rvsd SIGKILLs its process group and reaps it.
+        self.rvsd = None;
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Director {
-    fn drop(&mut self) {
-        self.kill();
-        if thread::panicking() {
-            eprintln!("--- {} rvsd log ---\n{}", self.name, self.log_text());
-        }
+        self.rvsd
+            .as_ref()
+            .map(common::Rvsd::log_text)
+            .unwrap_or_default()
     }
 }
 

@@ -12,6 +12,7 @@ use crate::tree::Node;
 impl Parser {
     pub(super) fn global_defs(&mut self, kids: &[Node]) {
         for n in kids {
+            self.note_not_acted_on(n, "global_defs");
             if n.kw() != "notification_email" {
                 self.no_block(n);
             }

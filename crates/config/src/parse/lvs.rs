@@ -310,6 +310,7 @@ impl Parser {
         }
         let name = n.line.raw.clone();
         for k in n.kids() {
+            self.note_not_acted_on(k, "virtual_server");
             if k.kw() != "real_server" {
                 self.no_block(k);
             }
@@ -660,6 +661,7 @@ impl Parser {
             self.need_block(n);
         }
         for k in n.kids() {
+            self.note_not_acted_on(k, "real_server");
             if !is_checker_kw(k.kw()) {
                 self.no_block(k);
             }

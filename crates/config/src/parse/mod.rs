@@ -14,6 +14,26 @@ use crate::lexer::{split_quoted_escaped, Token};
 use crate::model::*;
 use crate::tree::Node;
 
+/// keepalived keywords rvs parses (into the model, with keepalived's checks) but rvsd does not
+/// act on: no addresses, routes or rules are installed from them, no mail is sent, and VRRP
+/// starts without the delay. Each occurrence is reported (see `Config::not_acted_on`).
+pub const NOT_ACTED_ON: &[&str] = &[
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "virtual_routes",
+    "virtual_rules",
+    "vrrp_startup_delay",
+    "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_helo_name",
+    "smtp_connect_timeout",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+];
+
 /// Parser state: the model being built and the diagnostics.
 pub(crate) struct Parser {
     pub diags: Vec<Diagnostic>,
@@ -442,6 +462,17 @@ impl Parser {
         })
     }
 
+    /// A keyword of [`NOT_ACTED_ON`]: parsed as usual, and noted in `Config::not_acted_on`.
+    fn note_not_acted_on(&mut self, n: &Node, context: &str) {
+        if NOT_ACTED_ON.contains(&n.kw()) {
+            self.cfg.not_acted_on.push(RawSetting {
+                pos: n.head().pos.clone(),
+                context: context.to_string(),
+                words: n.line.tokens.iter().map(|t| t.text.clone()).collect(),
+            });
+        }
+    }
+
     fn record_unmodelled(&mut self, n: &Node, context: &str) {
         self.cfg.unmodelled.push(RawSetting {
             pos: n.head().pos.clone(),
@@ -454,6 +485,7 @@ impl Parser {
 
     pub fn top(&mut self, nodes: &[Node]) {
         for n in nodes {
+            self.note_not_acted_on(n, "");
             match n.kw() {
                 "global_defs" => {
                     if self.need_block(n) {

@@ -261,6 +261,7 @@ impl Parser {
         };
         if self.need_block(n) {
             for k in n.kids() {
+                self.note_not_acted_on(k, &format!("vrrp_sync_group {name}"));
                 let block_kw = matches!(k.kw(), "group" | "track_interface" | "track_script");
                 if !block_kw {
                     self.no_block(k);
@@ -358,6 +359,7 @@ impl Parser {
         let ctx = format!("vrrp_instance {name}");
         if self.need_block(n) {
             for k in n.kids() {
+                self.note_not_acted_on(k, &ctx);
                 let block_kw = matches!(
                     k.kw(),
                     "virtual_ipaddress"

@@ -45,7 +45,7 @@ use crate::daemon::Daemon;
 use apply::{add_or_edit, apply, current_dest, describe, drain_tick, is_kind, send, Shared};
 pub use counters::HealthCounters;
 use fifo::FifoWriter;
-pub use plan::{plan, Plan, VsPlan};
+pub use plan::{parsed_not_acted_on, plan, Plan, VsPlan};
 
 /// Whether `ip` is configured on this host (binding a socket to it succeeds). keepalived
 /// follows netlink address events; rvsd polls this once a second.

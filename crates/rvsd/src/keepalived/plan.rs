@@ -318,6 +318,27 @@ fn checkers(
 
 /// Map a configuration onto IPVS services, destination templates and health checks.
 ///
+/// One warning line per keyword rvs parses but rvsd does not act on (`rvs_config`'s
+/// `NOT_ACTED_ON`: static/virtual routes and rules, SMTP alerts, `vrrp_startup_delay`, …), with
+/// its position; printed by `rvsd -t` and logged at start and on reload.
+pub fn parsed_not_acted_on(cfg: &kc::Config) -> Vec<String> {
+    cfg.not_acted_on
+        .iter()
+        .map(|u| {
+            let ctx = if u.context.is_empty() {
+                String::new()
+            } else {
+                format!(" (in {})", u.context)
+            };
+            let kw = u.words.first().map(String::as_str).unwrap_or("");
+            format!(
+                "{}: warning: `{kw}`{ctx} is parsed but not acted on by rvsd",
+                u.pos
+            )
+        })
+        .collect()
+}
+
 /// VRRP instances are run by `rvsd::vrrp` from the same file. `notes` receives one line per
 /// configured feature rvsd accepts but does not act on (notify FIFOs, `ha_suspend`, …) so the operator is told, never left guessing.
 /// Errors name what cannot run.
@@ -355,6 +376,7 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
             u.context
         ));
     }
+    notes.extend(parsed_not_acted_on(cfg));
     let mut seen: HashMap<m::ServiceKey, String> = HashMap::new();
     for vs in &cfg.virtual_servers {
         let name = kc::vs_name(&vs.key, vs.protocol);
