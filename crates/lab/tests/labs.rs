@@ -967,3 +967,66 @@ fn tun_lab_carries_tcp_through_an_emulated_ipip_director() {
     assert_eq!(c1 + c2, sent);
     assert!(c1 > 0 && c2 > 0, "{c1} {c2}");
 }
+
+/// `rvs-lab up ecmp`: BIRD runs on the router and the three directors, every director's BGP
+/// session with the router is established (BFD on), and the printed text says what to run.
+#[test]
+fn cli_up_ecmp_starts_bird_and_prints_what_to_try() {
+    rvs_require::require_root!();
+    let exe = env!("CARGO_BIN_EXE_rvs-lab");
+    let prefix = format!("rvlt-ecmp-{}-x", std::process::id());
+    let out = Command::new(exe)
+        .args(["up", "ecmp", "--prefix", &prefix, "--no-nginx"])
+        .output()
+        .unwrap();
+    let up = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Removed whatever happens below.
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = rvs_lab::cleanup_stale(&self.0);
+        }
+    }
+    let _down = Down(prefix.clone());
+    assert!(
+        out.status.success(),
+        "{up}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        up.contains("--announce-table 100 --sysctl sloppy_tcp=1"),
+        "{up}"
+    );
+    assert!(up.contains("-A -t 10.100.0.1:80 -s mh -b mh-port"), "{up}");
+    assert!(
+        up.contains("-a -t 10.100.0.1:80 -r 10.30.0.24:80 -g"),
+        "{up}"
+    );
+    let sock = format!("/tmp/rvs-lab/{prefix}/bird-{prefix}-r.ctl");
+    let mut shown = String::new();
+    let established = (0..100).any(|_| {
+        shown = rvs_lab::NsCommand::new(&format!("{prefix}-r"), "birdc")
+            .args(["-s", &sock, "show", "protocols"])
+            .run()
+            .unwrap_or_default();
+        let ok = shown.matches("Established").count() == 3;
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(established, "three BGP sessions on the router:\n{shown}");
+    let mut bfd = String::new();
+    let up3 = (0..100).any(|_| {
+        bfd = rvs_lab::NsCommand::new(&format!("{prefix}-r"), "birdc")
+            .args(["-s", &sock, "show", "bfd", "sessions"])
+            .run()
+            .unwrap_or_default();
+        let ok = bfd.matches(" Up ").count() == 3;
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(up3, "three BFD sessions up:\n{bfd}");
+}

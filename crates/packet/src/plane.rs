@@ -285,10 +285,11 @@ const SCRATCH: usize = generate::ICMP6_MAX + 32;
 
 /// The packet data plane of one worker: the configuration of the machine it runs on, the
 /// full-NAT port allocator, drop counters and scratch space. The director (services,
-/// connections, statistics) is *not* part of it: the daemon keeps the one authoritative
-/// [`Director`] that every plane and the socket proxy share, and lends it to
-/// [`Plane::process`] — the caller decides how it is locked (rvsd locks it once per received
-/// batch of frames, not per frame).
+/// connections, statistics) is *not* part of it: the daemon keeps it — in rvsd, the
+/// [`Director`] of the shard that holds every packet-plane service, shared by all workers (the
+/// socket proxy's services live in shards of their own) — and lends it to [`Plane::process`];
+/// the caller decides how it is locked (rvsd locks it once per received batch of frames, not
+/// per frame).
 pub struct Plane<N: Neighbours> {
     /// Route and neighbour resolution.
     pub neigh: N,

@@ -784,7 +784,11 @@ mod tests {
     use rvs_proxy::{Balancer, CloseReason, FlowEvent, FlowInfo};
 
     fn state(cmds: &[&str]) -> State {
-        let mut st = State::new(Time(0), Planes { packet: false });
+        state_with(Planes { packet: false }, cmds)
+    }
+
+    fn state_with(planes: Planes, cmds: &[&str]) -> State {
+        let mut st = State::new(Time(0), planes);
         for c in cmds {
             let r = st.handle(&parse_cmd(c), Time(0));
             assert!(r.result.is_ok(), "{c}: {r:?}");
@@ -839,19 +843,18 @@ mod tests {
     /// and the live proxy flows that connect from it, and forgets them when they end.
     #[test]
     fn get_laddr_counts_live_fullnat_use_on_both_planes() {
-        let mut st = State::new(Time(0), Planes { packet: true });
-        for c in [
-            "-A -t 10.0.0.1:80 -s rr",
-            "-a -t 10.0.0.1:80 -r 10.1.0.11:8080 --fullnat",
-            "--add-laddr -t 10.0.0.1:80 -z 10.2.0.1",
-            "--add-laddr -t 10.0.0.1:80 -z 10.2.0.2",
-            "-A -t 127.0.0.1:80 -s rr",
-            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 --fullnat",
-            "--add-laddr -t 127.0.0.1:80 -z 127.0.0.2",
-        ] {
-            let r = st.handle(&parse_cmd(c), Time(0));
-            assert!(r.result.is_ok(), "{c}: {r:?}");
-        }
+        let mut st = state_with(
+            Planes { packet: true },
+            &[
+                "-A -t 10.0.0.1:80 -s rr",
+                "-a -t 10.0.0.1:80 -r 10.1.0.11:8080 --fullnat",
+                "--add-laddr -t 10.0.0.1:80 -z 10.2.0.1",
+                "--add-laddr -t 10.0.0.1:80 -z 10.2.0.2",
+                "-A -t 127.0.0.1:80 -s rr",
+                "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 --fullnat",
+                "--add-laddr -t 127.0.0.1:80 -z 127.0.0.2",
+            ],
+        );
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
 
         // Packet plane: two new connections through the director as the plane makes them, both
@@ -947,15 +950,15 @@ mod tests {
 
     #[test]
     fn packet_plane_services_share_its_shard_and_loopback_ones_do_not() {
-        let mut st = State::new(Time(0), Planes { packet: true });
-        for c in [
-            "-A -t 10.0.0.1:80",
-            "-A -u 10.0.0.2:53",
-            "-A -f 9",
-            "-A -t 127.0.0.1:80",
-        ] {
-            assert!(st.handle(&parse_cmd(c), Time(0)).result.is_ok());
-        }
+        let st = state_with(
+            Planes { packet: true },
+            &[
+                "-A -t 10.0.0.1:80",
+                "-A -u 10.0.0.2:53",
+                "-A -f 9",
+                "-A -t 127.0.0.1:80",
+            ],
+        );
         let p = st.packet_shard().unwrap().clone();
         assert!(Arc::ptr_eq(st.shard_of(&key("10.0.0.1:80")).unwrap(), &p));
         assert!(!Arc::ptr_eq(st.shard_of(&key("127.0.0.1:80")).unwrap(), &p));

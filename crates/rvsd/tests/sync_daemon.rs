@@ -2,7 +2,7 @@
 //! `--start-daemon` / `--stop-daemon` / `-L --daemon` with ipvsadm's texts and exit codes, and
 //! sync messages multicast from another namespace — a good one is installed (`-Lnc` lists it,
 //! bound to the local real server), a wrong syncid and a bad size are dropped and counted by
-//! reason in the metrics.
+//! reason in the metrics; and the same receive path on an IPv6 group.
 //!
 //! Two namespaces joined by a veth (a: 10.9.0.1, b: 10.9.0.2); rvsd (socket proxy only) in b.
 //! Root only (CI runs it as root); needs `ip` and `curl`. Everything is torn down on drop.
@@ -227,4 +227,75 @@ fn daemons_are_controlled_like_ipvsadm_and_the_backup_installs_what_it_receives(
     assert_eq!(d.adm(&["--stop-daemon", "backup"]).0, 0);
     assert_eq!(d.adm(&["--stop-daemon", "master"]).0, 0);
     assert_eq!(d.adm(&["-L", "--daemon"]).1, "");
+}
+
+/// An IPv6 group: the backup binds and joins it on its interface (`maxlen` 1500 − 48), and a
+/// message multicast to it from the other namespace is installed.
+#[test]
+fn backup_receives_on_an_ipv6_group() {
+    if !rvs_lab::require("backup_receives_on_an_ipv6_group", &["ip", "curl"]) {
+        return;
+    }
+    let mut lab = Lab::new("syncd6").expect("lab");
+    let a = lab.add_netns("a").expect("netns a");
+    let b = lab.add_netns("b").expect("netns b");
+    lab.veth(&a, "a0", &b, "b0").expect("veth");
+    // Link-local addresses come with the links; wait until they left duplicate detection.
+    for (ns, dev) in [(&a, "a0"), (&b, "b0")] {
+        assert!(
+            wait(Duration::from_secs(10), || {
+                ns.ip(["-6", "-o", "addr", "show", "dev", dev])
+                    .is_ok_and(|s| s.contains("fe80") && !s.contains("tentative"))
+            }),
+            "no usable link-local address on {dev}"
+        );
+    }
+    let dir = lab.workdir().join("b");
+    std::fs::create_dir_all(&dir).expect("workdir");
+    let d = Rvsd::start(&b, &dir);
+    for l in [
+        &["-A", "-t", "10.0.0.1:80", "-s", "rr"][..],
+        &["-a", "-t", "10.0.0.1:80", "-r", "10.9.0.5:80", "-m"],
+        &[
+            "--start-daemon",
+            "backup",
+            "--mcast-interface",
+            "b0",
+            "--mcast-group",
+            "ff02::1:81",
+        ],
+    ] {
+        assert_eq!(d.adm(l).0, 0, "{l:?}");
+    }
+    assert_eq!(
+        d.adm(&["-L", "--daemon"]).1,
+        "backup sync daemon (mcast=b0, syncid=0, maxlen=1452, group=ff02::1:81, port=8848, ttl=1)\n"
+    );
+    let tx = a
+        .exec(|| -> std::io::Result<UdpSocket> {
+            let idx = nix::net::if_::if_nametoindex("a0").map_err(std::io::Error::from)?;
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            s.set_multicast_if_v6(idx)?;
+            s.set_multicast_hops_v6(1)?;
+            s.bind_device(Some(b"a0"))?;
+            Ok(s.into())
+        })
+        .expect("enter a")
+        .expect("sender socket");
+    let to: SocketAddr = "[ff02::1:81]:8848".parse().unwrap();
+    tx.send_to(&message(0, &record()), to).expect("send");
+    assert!(
+        wait(Duration::from_secs(5), || d
+            .adm(&["-L", "-n", "-c"])
+            .1
+            .contains(
+                "ESTABLISHED 1.1.1.1:1000       10.0.0.1:80        10.9.0.5:80"
+            )),
+        "the synced connection is not listed:\n{}",
+        d.adm(&["-L", "-n", "-c"]).1
+    );
 }
