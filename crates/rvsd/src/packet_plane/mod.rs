@@ -64,13 +64,17 @@
 //!
 //! # Next hops
 //!
-//! Each worker has its own rtnetlink [`Resolver`](rvs_packet_io::Resolver) and uses [`Resolver::try_resolve`](rvs_packet_io::Resolver::try_resolve), which
-//! never blocks: a frame whose next hop is not resolved yet is dropped (counted `no_route`)
-//! while the kernel is made to probe it, and the failure is remembered for 200 ms. The keeper
-//! resolves every real server with the blocking [`Resolver::resolve`](rvs_packet_io::Resolver::resolve) as soon as it is added
-//! (before the control request returns), so the first packet of a flow normally finds the
-//! entry. A cache miss costs two netlink round trips inside the batch (and so under the
-//! lock), once per destination per cache TTL (30 s).
+//! A worker's next-hop lookup is cache-only (`hops`): it reads the table the keeper
+//! publishes, then the neighbours learned from solicitations, and makes no system call. A
+//! destination in neither is *neighbour pending*: the frame is dropped (counted `no_route`),
+//! and after the block, outside the lock, the destination goes to the keeper (at most once
+//! per 200 ms per worker), which asks the kernel over rtnetlink, fires a probe when the
+//! neighbour is unknown, and publishes what it learned. The keeper resolves every real server
+//! with the blocking [`Resolver::resolve`](rvs_packet_io::Resolver::resolve) as soon as it is
+//! added (before the control request returns), so the first packet of a flow normally finds
+//! the entry; entries older than 30 s are re-read from the kernel. What this costs: the first
+//! packet toward a destination the kernel knows but the table does not yet (a new client
+//! behind a router, say) is dropped, where the old inline lookup found it.
 //!
 //! # Firewall marks
 //!
