@@ -328,16 +328,48 @@ impl Netns {
         crate::nginx::site_root(&self.nginx_dir(port), &Site::port(port, ""))
     }
 
-    /// Starts an echo server with socat on `port` (all addresses): TCP sends back what each
-    /// connection sends (`TCP-LISTEN:PORT,fork,reuseaddr PIPE`), UDP answers each datagram
-    /// with itself (`UDP-RECVFROM:PORT,fork PIPE`). Returns once the port is bound (≤ 5 s).
+    /// Starts an echo server on `port` (all addresses): TCP sends back what each connection
+    /// sends (socat `TCP-LISTEN:PORT,fork,reuseaddr PIPE`), UDP answers each datagram with
+    /// itself ([`Netns::udp_responder`]). Returns once the port is bound (≤ 5 s).
     pub fn echo_server(&self, proto: Proto, port: u16) -> Result<NsChild> {
-        let listen = match proto {
-            Proto::Tcp => format!("TCP-LISTEN:{port},fork,reuseaddr"),
-            Proto::Udp => format!("UDP-RECVFROM:{port},fork"),
-        };
-        let child = self.cmd("socat").args([listen.as_str(), "PIPE"]).spawn()?;
-        self.wait_for_port(proto, port, Duration::from_secs(5))?;
+        match proto {
+            Proto::Tcp => {
+                let listen = format!("TCP-LISTEN:{port},fork,reuseaddr");
+                let child = self.cmd("socat").args([listen.as_str(), "PIPE"]).spawn()?;
+                self.wait_for_port(proto, port, Duration::from_secs(5))?;
+                Ok(child)
+            }
+            Proto::Udp => self.udp_responder(port, None),
+        }
+    }
+
+    /// Starts a UDP server on `port` (IPv4 and IPv6, all addresses) that answers every datagram
+    /// from its sender: with `reply` when given, else with the datagram itself. Returns once the
+    /// port is bound (≤ 5 s).
+    ///
+    /// Why not socat: `socat UDP-RECVFROM:PORT,fork` loses datagrams. The child it forks for
+    /// one datagram keeps reading the shared socket until its own timeout, and drops a datagram
+    /// from another peer that it happens to read, so a second flow that arrives within that
+    /// window sometimes gets no answer (seen as a flaky IPv6 NAT test). This server is one
+    /// process with one socket and no fork (Debian's `python3`).
+    pub fn udp_responder(&self, port: u16, reply: Option<&str>) -> Result<NsChild> {
+        const SERVER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+reply = sys.argv[2].encode() if len(sys.argv) > 2 else None
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(reply if reply is not None else data, peer)
+"#;
+        let port_arg = port.to_string();
+        let mut args = vec!["-c", SERVER, port_arg.as_str()];
+        if let Some(r) = reply {
+            args.push(r);
+        }
+        let child = self.cmd("python3").args(args).spawn()?;
+        self.wait_for_port(Proto::Udp, port, Duration::from_secs(5))?;
         Ok(child)
     }
 

@@ -444,16 +444,9 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
     for (role, ns) in &servers {
         // Each datagram is answered with the server's name.
         let child = ns
-            .cmd("socat")
-            .args([
-                &format!("UDP6-RECVFROM:{UDP_PORT},fork"),
-                &format!("SYSTEM:echo {role}"),
-            ])
-            .spawn()
-            .expect("socat UDP6 server");
+            .udp_responder(UDP_PORT, Some(&format!("{role}\n")))
+            .expect("UDP6 server");
         t.lab_mut().own(child);
-        ns.wait_for_port(rvs_lab::Proto::Udp, UDP_PORT, Duration::from_secs(5))
-            .expect("UDP6 server bound");
     }
     let director = t.director().ns.clone();
     let director_mac = t.director().iface("eth0").expect("director eth0").mac;
