@@ -4,9 +4,10 @@
 //! interface, default 1; several join a `PACKET_FANOUT` hash group), plus one *keeper* thread
 //! that owns the nftables ingress guard and warms the kernel's neighbour table. The frames
 //! are classified and rewritten by [`rvs_packet::plane::Plane`] (spec `ipvs.md` §5);
-//! the decisions come from the daemon's one authoritative [`rvs_core::Director`] in
-//! the daemon state, the same one the socket proxy and `rvsadm -L`, `--stats`, `-Lnc` use, so both
-//! planes share one connection and statistics model (DESIGN.md "Data planes").
+//! the decisions come from the [`rvs_core::Director`] of the shard that holds every
+//! packet-plane service (the socket proxy's services have shards of their own), the same model
+//! `rvsadm -L`, `--stats` and `-Lnc` read, so both planes share one connection and statistics
+//! model (DESIGN.md "Data planes").
 //!
 //! # Locking: one lock per received block, none while transmitting
 //!
