@@ -142,7 +142,7 @@ impl fmt::Display for Diagnostic {
 
 /// The exit status of `rvsd -t` for a set of diagnostics.
 ///
-/// keepalived 2.2.7 (§2.11): 0 OK, 2 missing parameter (it exits from inside the
+/// keepalived 2.2.7 (docs/internals/keepalived.md#exit-classes): 0 OK, 2 missing parameter (it exits from inside the
 /// parser), 4 cannot run, 5 errors but would run, 6 script security.
 /// keepalived keeps the *least* severe class seen, so a fatal error followed by any
 /// ordinary error reports 5. rvs deliberately lets "cannot run" win (4) — a test that

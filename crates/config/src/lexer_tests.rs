@@ -1,4 +1,4 @@
-//! Unit tests for every lexical rule of spec §1.1.
+//! Unit tests for every lexical rule of docs/internals/keepalived.md#lines.
 
 use super::*;
 use std::sync::atomic::{AtomicUsize, Ordering};

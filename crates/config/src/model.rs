@@ -68,7 +68,7 @@ pub struct Script {
 impl GlobalDefs {
     /// The user (and group) a script runs as, as keepalived chooses it: the script's own
     /// `user`, else `script_user`, else `keepalived_script` when that user exists; `None`
-    /// means root (§1.3).
+    /// means root (docs/internals/keepalived.md#global_defs).
     pub fn script_identity(&self, s: &Script) -> Option<(String, Option<String>)> {
         match (&s.user, &self.script_user) {
             (Some(u), _) => Some((u.clone(), s.group.clone())),
@@ -570,7 +570,7 @@ pub struct RealServer {
     pub connect_timeout: Option<Duration>,
     /// `delay_loop`.
     pub delay_loop: Option<Duration>,
-    /// `smtp_alert [BOOL]` (real servers default to true, see spec §1.3).
+    /// `smtp_alert [BOOL]` (real servers default to true, see docs/internals/keepalived.md#global_defs).
     pub smtp_alert: Option<bool>,
     /// `virtualhost`.
     pub virtualhost: Option<String>,
@@ -866,7 +866,7 @@ pub struct Authentication {
     pub password: Vec<u8>,
 }
 
-/// A VIP / static address line (§1.8.1).
+/// A VIP / static address line (docs/internals/vrrp.md#configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpAddress {
     /// Where it was written.
@@ -1028,7 +1028,7 @@ pub struct VrrpInstance {
     pub pos: Pos,
     /// Instance name.
     pub name: String,
-    /// `state` as written (an initial preference only, §3.5).
+    /// `state` as written (an initial preference only, docs/internals/vrrp.md#states).
     pub state: Option<VrrpState>,
     /// `interface`.
     pub interface: Option<String>,
@@ -1158,7 +1158,7 @@ pub struct VrrpScript {
     pub init_fail: bool,
 }
 
-/// One IPVS virtual service a `virtual_server` stands for (spec §2.1).
+/// One IPVS virtual service a `virtual_server` stands for (docs/internals/keepalived.md#virtual-servers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceKey {
     /// (protocol, address, port); port 0 = all ports (persistent services only).

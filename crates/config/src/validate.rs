@@ -445,7 +445,7 @@ impl Parser {
                 );
                 inst.preempt_delay = std::time::Duration::ZERO;
             }
-            // Advert interval rounding (§1.8).
+            // Advert interval rounding (docs/internals/vrrp.md#configuration).
             let us = inst.advert_int.as_micros() as u64;
             if inst.version == 2 {
                 if us % 1_000_000 != 0 {

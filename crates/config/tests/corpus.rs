@@ -1,6 +1,6 @@
 //! The corpus: every sample configuration Debian's `keepalived` package (2.2.7)
 //! installs goes through `check`, and the exit status must match what
-//! `keepalived -t` 2.2.7 returned for it (spec §4.1; re-run on this machine in a
+//! `keepalived -t` 2.2.7 returned for it (docs/internals/keepalived.md; re-run on this machine in a
 //! network namespace with interfaces eth0..eth3 and eth0.1). The files are read
 //! from the installed package, never copied into this repository.
 //!

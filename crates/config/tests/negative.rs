@@ -1,6 +1,6 @@
-//! The hand-written negative cases of spec §4.2, one named row each: the message
+//! The hand-written negative cases of docs/internals/keepalived.md, one named row each: the message
 //! rvs gives, where, and the `-t` exit status. `keepalived` is what 2.2.7 printed
-//! and returned for the same file (observed, see the spec); where rvs differs the
+//! and returned for the same file (observed); where rvs differs the
 //! row says why (also in docs/keepalived-differences.md).
 
 use rvs_config::{check, check_str, CheckOptions, ErrorClass, Report};

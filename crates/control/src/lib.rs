@@ -18,14 +18,14 @@
 //!   Then answer each request with exactly one [`Response`], in order. rvsadm keeps one
 //!   connection for a whole `-R` restore and sends one request per input line.
 //! - Changes answer [`Payload::Done`] or an error whose [`ErrorKind`] is what the kernel would
-//!   return (spec §7.4, §10.1): add service EEXIST / ENOENT (unknown scheduler or PE); edit,
+//!   return (docs/internals/ipvsadm.md): add service EEXIST / ENOENT (unknown scheduler or PE); edit,
 //!   delete, zero, get service ESRCH; add/edit/delete dest ESRCH (no service), EEXIST / ENOENT
 //!   (dest), ERANGE (weight, `l_threshold > u_threshold`), EINVAL (GUE without port, bad
 //!   address); start daemon EEXIST; stop daemon ESRCH; local addresses ESRCH / EEXIST / ENOENT.
 //!   rvsadm turns these into ipvsadm's texts itself; `detail` is only printed for
 //!   [`ErrorKind::Unsupported`] (e.g. `--start-daemon` until connection sync exists),
 //!   [`ErrorKind::ProtocolMismatch`] and [`ErrorKind::Internal`], and must then say what failed.
-//! - [`Request::EditService`] and [`Request::EditDest`] are full replacements (spec §7.5):
+//! - [`Request::EditService`] and [`Request::EditDest`] are full replacements (docs/internals/ipvsadm.md#which-options-go-with-which-command):
 //!   every field of the spec is the new value (scheduler, all flags, timeout, netmask, PE,
 //!   PROXY protocol; weight, method, thresholds, tunnel settings).
 //! - Listings: [`Request::GetInfo`] → version `0x010201` and the connection table size (first

@@ -1,7 +1,7 @@
-//! IPVS objects as ipvsadm sees them (spec §1, §6, §7).
+//! IPVS objects as ipvsadm sees them (docs/internals/connections.md, docs/internals/ipvsadm.md).
 //!
 //! The types stay close to the kernel's user API (`ip_vs_service_user`, `ip_vs_dest_user`,
-//! the netlink attributes of spec §10.1) so that rvsd can apply ipvsadm's requests with kernel
+//! the netlink attributes of docs/internals/ipvsadm.md) so that rvsd can apply ipvsadm's requests with kernel
 //! semantics and rvsadm can print them byte for byte like ipvsadm does.
 
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,7 @@ impl ProxyProtocol {
 
 /// A complete virtual service definition, as sent by `-A` and `-E`.
 ///
-/// `-E` is a full replacement (spec §7.5): every field is meaningful, none means "unchanged".
+/// `-E` is a full replacement (docs/internals/ipvsadm.md#which-options-go-with-which-command): every field is meaningful, none means "unchanged".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     /// Which service.
@@ -271,7 +271,7 @@ impl DestSpec {
     }
 }
 
-/// Counters and rates of a service, a destination or the whole table (spec §6.1, §6.2).
+/// Counters and rates of a service, a destination or the whole table (docs/internals/connections.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Connections scheduled.

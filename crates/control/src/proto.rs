@@ -14,7 +14,7 @@ use std::net::IpAddr;
 /// 3 = [`Request::GetSysctls`] / [`Request::SetSysctl`] / [`Payload::Sysctls`].
 pub const PROTOCOL_VERSION: u32 = 3;
 
-/// One operation, mirroring ipvsadm's kernel calls (spec §10.1) plus rvs additions.
+/// One operation, mirroring ipvsadm's kernel calls (docs/internals/ipvsadm.md) plus rvs additions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
@@ -150,7 +150,7 @@ pub enum Payload {
     Sysctls(Vec<SysctlEntry>),
 }
 
-/// Kernel-errno-like error kinds, so that rvsadm can print ipvsadm's exact texts (spec §7.4).
+/// Kernel-errno-like error kinds, so that rvsadm can print ipvsadm's exact texts (docs/internals/ipvsadm.md#exit-status-and-error-texts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {

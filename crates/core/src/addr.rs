@@ -110,7 +110,7 @@ pub fn fold(addr: &IpAddr) -> u32 {
     }
 }
 
-/// Apply a service's persistence netmask to a client address (§4): IPv4 `mask` is the mask as a
+/// Apply a service's persistence netmask to a client address (docs/internals/persistence.md): IPv4 `mask` is the mask as a
 /// host-order `u32` (255.255.255.255 = `0xffff_ffff`); IPv6 `mask` is a prefix length.
 pub fn mask_addr(addr: &IpAddr, mask: u32) -> IpAddr {
     match addr {

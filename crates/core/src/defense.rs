@@ -1,4 +1,4 @@
-//! The kernel's memory-pressure defences (§3.6: `drop_entry`, `drop_packet`, `secure_tcp`), as
+//! The kernel's memory-pressure defences (docs/internals/sysctls.md#memory-pressure-defences: `drop_entry`, `drop_packet`, `secure_tcp`), as
 //! pure functions the data planes apply. `update_defense_level` runs once per second with the
 //! available memory the caller measured.
 

@@ -1,5 +1,5 @@
 //! Destinations (real servers): configuration, connection counters and the OVERLOAD
-//! hysteresis of §1.3.
+//! hysteresis of docs/internals/schedulers.md#words-used-on-this-page.
 
 use std::net::IpAddr;
 
@@ -140,7 +140,7 @@ impl DestConfig {
 pub struct Dest {
     /// The service this destination belongs (or last belonged) to.
     pub svc: ServiceId,
-    /// The key of that service, used to re-use trashed destinations (§1.2).
+    /// The key of that service, used to re-use trashed destinations (docs/internals/connections.md#services-and-real-servers).
     pub svc_key: ServiceKey,
     /// Configuration.
     pub cfg: DestConfig,
@@ -195,7 +195,7 @@ impl Dest {
     pub fn weight(&self) -> u32 {
         self.cfg.weight
     }
-    /// `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns` (§1.4).
+    /// `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns` (docs/internals/schedulers.md#words-used-on-this-page).
     #[inline]
     pub fn overhead(&self) -> u64 {
         (u64::from(self.active) << 8) + u64::from(self.inactive)
@@ -210,7 +210,7 @@ impl Dest {
     pub fn eligible(&self) -> bool {
         self.cfg.weight > 0 && !self.overload
     }
-    /// Connections counted against the thresholds (templates excluded, §1.3).
+    /// Connections counted against the thresholds (templates excluded, docs/internals/schedulers.md#words-used-on-this-page).
     #[inline]
     pub fn total_conns(&self) -> u32 {
         self.active.saturating_add(self.inactive)
@@ -276,7 +276,7 @@ impl Dest {
 
     /// Apply an edit (`-e`, full replacement), with the kernel's OVERLOAD and `last_weight` rules.
     pub(crate) fn update(&mut self, cfg: DestConfig) {
-        // §1.3: OVERLOAD is cleared if the new upper threshold is 0 or larger than the old one.
+        // docs/internals/schedulers.md#words-used-on-this-page: OVERLOAD is cleared if the new upper threshold is 0 or larger than the old one.
         if cfg.u_threshold == 0 || cfg.u_threshold > self.cfg.u_threshold {
             self.overload = false;
         }

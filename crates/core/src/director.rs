@@ -1,8 +1,8 @@
 //! The director: service table + connection table + the kernel's packet pipeline.
 //!
 //! This is where the pieces meet as `ip_vs_core.c` joins them: the checks on a packet that
-//! matches an existing connection (§3.6), scheduling of a new connection (§3.7) with persistence
-//! templates and one-packet scheduling (§4, §4.1), the SIP persistence engine (§4.2), per-packet
+//! matches an existing connection (docs/internals/connections.md#when-a-packet-meets-an-existing-entry), scheduling of a new connection (docs/internals/connections.md#life-of-an-entry) with persistence
+//! templates and one-packet scheduling (docs/internals/persistence.md), the SIP persistence engine (docs/internals/persistence.md#persistence-engines---pe-sip), per-packet
 //! state and statistics, expiry with the re-arm of controlling entries, the 2-second rate
 //! estimator and the once-a-second defences. The data planes call [`Director::packet_in`] for
 //! client→server packets and [`Director::packet_out`] for replies that pass through the
@@ -27,12 +27,12 @@ use crate::sync::SyncTap;
 use crate::table::ServiceTable;
 use crate::time::{Duration, Time};
 
-/// FTP control port: persistence and lookup rules treat it specially (§1.1, §4).
+/// FTP control port: persistence and lookup rules treat it specially (docs/internals/connections.md#services-and-real-servers, docs/internals/persistence.md).
 const FTPPORT: u16 = 21;
-/// FTP data port: the kernel never schedules a connection whose client port is 20 (§3.7).
+/// FTP data port: the kernel never schedules a connection whose client port is 20 (docs/internals/connections.md#life-of-an-entry).
 const FTPDATA: u16 = 20;
 
-/// The sysctls of `/proc/sys/net/ipv4/vs/` that the core applies (§3.6); written through
+/// The sysctls of `/proc/sys/net/ipv4/vs/` that the core applies (docs/internals/sysctls.md); written through
 /// [`crate::sysctl::SysctlSet::apply`].
 #[derive(Clone, Debug)]
 pub struct Sysctls {
@@ -502,7 +502,7 @@ impl Director {
         self.total.count_conn();
     }
 
-    /// `ip_vs_try_to_schedule` + `ip_vs_schedule` (§3.7).
+    /// `ip_vs_try_to_schedule` + `ip_vs_schedule` (docs/internals/connections.md#life-of-an-entry).
     fn try_schedule(
         &mut self,
         pkt: &Packet<'_>,
@@ -602,7 +602,7 @@ impl Director {
         }
     }
 
-    /// `ip_vs_sched_persist` (§4).
+    /// `ip_vs_sched_persist` (docs/internals/persistence.md).
     #[allow(clippy::too_many_arguments)]
     fn schedule_persistent(
         &mut self,
@@ -847,7 +847,7 @@ impl Director {
     }
 
     /// `ip_vs_random_dropentry`: scan a random 1/32 of the table and drop what the rules allow
-    /// (§3.6 drop_entry).
+    /// (docs/internals/sysctls.md#memory-pressure-defences drop_entry).
     fn random_drop_entry(&mut self, now: Time, rng: &mut dyn RandomSource) {
         let n = self.conns.hashed_len();
         if n == 0 {

@@ -1,4 +1,4 @@
-//! The kernel's rate estimator (`ip_vs_est.c`, §6.2): every 2 s, an exponentially weighted
+//! The kernel's rate estimator (`ip_vs_est.c`, docs/internals/connections.md#rate-estimator): every 2 s, an exponentially weighted
 //! average with weight 2^-2 of the per-second rates, in fixed point.
 
 use crate::stats::Counters;
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn constant_100_cps_reads_like_the_spec() {
-        // §6.2: a constant 100 conn/s from zero is shown as 25, 44, 58, 68, 76, 82, 87, 90 …
+        // docs/internals/connections.md#rate-estimator: a constant 100 conn/s from zero is shown as 25, 44, 58, 68, 76, 82, 87, 90 …
         let mut e = Estimator::default();
         let mut c = Counters::default();
         let mut shown = Vec::new();

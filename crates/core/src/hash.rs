@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn hash_32_matches_spec_examples() {
-        // sh bucket of 10.0.0.2 (port 0) is 137 (spec §2.10).
+        // sh bucket of 10.0.0.2 (port 0) is 137 (docs/internals/schedulers.md#sh--source-hashing).
         assert_eq!(hash_32(0x0a00_0002, 8), 137);
         assert_eq!(hash_32(0x0a00_0003, 8), 235);
         assert_eq!(hash_32(0xc0a8_0164, 8), 89);
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn mh_offset_skip_of_10_0_0_1_port_80() {
-        // spec §2.14: 10.0.0.1:80 → offset 3167, skip 700 with M = 4093.
+        // docs/internals/schedulers.md#mh--maglev-hashing: 10.0.0.1:80 → offset 3167, skip 700 with M = 4093.
         let v = 80u32.wrapping_add(0x0a00_0001);
         assert_eq!(hsiphash_1u32(v, 2_654_435_761) % 4093, 3167);
         assert_eq!(hsiphash_1u32(v, 2_654_446_892) % 4092 + 1, 700);

@@ -1,7 +1,7 @@
 //! rvs-core: the IPVS model as a pure library.
 //!
 //! Services, destinations, the 14 schedulers, the connection table with its state machines,
-//! persistence and statistics, following the kernel's IPVS (`spec/ipvs.md`). Nothing here does
+//! persistence and statistics, following the kernel's IPVS (docs/internals/). Nothing here does
 //! I/O, reads a clock or spawns a thread: time is an argument, so every decision is
 //! deterministic and testable. The data planes (packet and proxy) and the daemon ask this crate
 //! what to do.

@@ -1,4 +1,4 @@
-//! The SIP persistence engine's Call-ID extraction (§4.2, `ip_vs_pe_sip.c` on top of the
+//! The SIP persistence engine's Call-ID extraction (docs/internals/persistence.md#persistence-engines---pe-sip, `ip_vs_pe_sip.c` on top of the
 //! header matching rules of `nf_conntrack_sip.c`).
 //!
 //! The kernel finds a `Call-ID:` (or compact `i:`) header that starts a line, skips linear
@@ -153,7 +153,7 @@ fn find_header(d: &[u8], from: usize) -> Search {
 }
 
 /// Extract the Call-ID from a SIP message carried in a UDP payload, as the kernel's SIP
-/// persistence engine does; `None` means the packet must be dropped (§4.2).
+/// persistence engine does; `None` means the packet must be dropped (docs/internals/persistence.md#persistence-engines---pe-sip).
 pub fn call_id(payload: &[u8]) -> Option<&[u8]> {
     let mut from = 0;
     let (off, len) = loop {

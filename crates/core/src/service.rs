@@ -1,4 +1,4 @@
-//! Virtual services (§1.1): keys, flags and configuration.
+//! Virtual services (docs/internals/connections.md#services-and-real-servers): keys, flags and configuration.
 
 use std::net::IpAddr;
 
@@ -90,7 +90,7 @@ impl ServiceFlags {
 /// Persistence engine (`--pe`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PeKind {
-    /// SIP: persistence by Call-ID (§4.2).
+    /// SIP: persistence by Call-ID (docs/internals/persistence.md#persistence-engines---pe-sip).
     Sip,
 }
 

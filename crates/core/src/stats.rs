@@ -1,4 +1,4 @@
-//! Counters of services, destinations and the whole director (§6.1).
+//! Counters of services, destinations and the whole director (docs/internals/connections.md#counters).
 
 use core::ops::{AddAssign, Sub};
 

@@ -1,5 +1,5 @@
 //! The service table: services, their destinations, the trash of deleted destinations, and
-//! packet-to-service lookup (§1.1, §1.2).
+//! packet-to-service lookup (docs/internals/connections.md#services-and-real-servers).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,7 +37,7 @@ pub struct ServiceTable {
     trash: Vec<DestId>,
     /// Number of port-0 (catch-all) services, to skip that lookup when there are none.
     port0: u32,
-    /// Number of TCP port-21 services (the FTP lookup rule of §1.1).
+    /// Number of TCP port-21 services (the FTP lookup rule of docs/internals/connections.md#services-and-real-servers).
     ftp: u32,
     /// Compile-time scheduler parameters.
     pub params: SchedParams,
@@ -277,7 +277,7 @@ impl ServiceTable {
     }
 
     /// `-a`: add a destination at the head of the service's list, re-using a trashed one with the
-    /// same service, address and port (keeping its counters, §1.2).
+    /// same service, address and port (keeping its counters, docs/internals/connections.md#services-and-real-servers).
     pub fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig, now: Time) -> Result<DestId> {
         Self::validate_dest(key, &cfg)?;
         let sid = self.id_of(key).ok_or(Error::NoService)?;
@@ -405,7 +405,7 @@ impl ServiceTable {
         &self.trash
     }
 
-    /// Packet-to-service lookup in the kernel's order (§1.1): fwmark, exact match, the FTP rule,
+    /// Packet-to-service lookup in the kernel's order (docs/internals/connections.md#services-and-real-servers): fwmark, exact match, the FTP rule,
     /// then the port-0 catch-all.
     pub fn find(
         &self,

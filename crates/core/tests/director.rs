@@ -1,4 +1,4 @@
-//! End-to-end scenarios of the core pipeline: scheduling, persistence (§4), one-packet
+//! End-to-end scenarios of the core pipeline: scheduling, persistence (docs/internals/persistence.md), one-packet
 //! scheduling, the SIP engine, state traces with counters, reuse rules and statistics.
 
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! Scheduler behaviour from the spec's worked examples (§2) and the tie-break, weight-0,
+//! Scheduler behaviour from the kernel's worked examples (docs/internals/schedulers.md) and the tie-break, weight-0,
 //! OVERLOAD and threshold-hysteresis cases of every scheduler.
 
 mod sched_util;
@@ -1027,7 +1027,7 @@ fn lblc_stale_entry_of_deleted_dest_is_rejected_and_valid_again_after_re_add() {
     s.bind(b, 1, false); // make b the worse wlc choice
     s.del(a);
     assert_eq!(s.schedule(&f), Some(b), "stale entry rejected, wlc → b");
-    // Re-adding a re-uses the trashed destination (§1.2); the entry now says b, and b is fine.
+    // Re-adding a re-uses the trashed destination (docs/internals/connections.md#services-and-real-servers); the entry now says b, and b is fine.
     let a2 = s.add(1, 1);
     assert_eq!(a2, a, "same destination object re-used from the trash");
     assert_eq!(s.schedule(&f), Some(b));

@@ -7,7 +7,7 @@ use crate::config::{Command, VsKey};
 
 /// One step for the daemon to apply, in order, through the same path as rvsadm.
 ///
-/// IPVS semantics the daemon must provide (spec §2.1): "already exists" on add and "not found"
+/// IPVS semantics the daemon must provide (docs/internals/keepalived.md#virtual-servers): "already exists" on add and "not found"
 /// on remove are success; a [`Action::SetWeight`] on a missing destination falls back to an add.
 /// The destination's forwarding method and thresholds come from the daemon's own config (the
 /// real server's, or the VS's `sorry_server_lvs_method` when `sorry` is true).
@@ -44,7 +44,7 @@ pub enum Action {
         /// This is the sorry server.
         sorry: bool,
     },
-    /// The configuration no longer has this destination (reload, spec §2.9). keepalived deletes
+    /// The configuration no longer has this destination (reload, docs/internals/keepalived.md#reload-sighup). keepalived deletes
     /// it at once; rvs drains it instead (weight 0, delete when its connections end or after a
     /// bounded time, issue 5 item 4) — the policy is the daemon's.
     DrainDest {
@@ -55,10 +55,10 @@ pub enum Action {
         /// This was the sorry server.
         sorry: bool,
     },
-    /// Run a notify/quorum command asynchronously (spec §2.7). [`crate::run_command`] does it
+    /// Run a notify/quorum command asynchronously (docs/internals/keepalived.md#notifications). [`crate::run_command`] does it
     /// the way keepalived does.
     RunCommand(Command),
-    /// A state change to report: `lvs_notify_fifo` line, log, metrics (spec §2.7). Comes after
+    /// A state change to report: `lvs_notify_fifo` line, log, metrics (docs/internals/keepalived.md#notifications). Comes after
     /// the IPVS change and the command, as in keepalived.
     Notify(Notification),
 }
@@ -85,7 +85,7 @@ pub enum Notification {
 }
 
 impl Notification {
-    /// The `lvs_notify_fifo` line without the newline (spec §2.7), e.g.
+    /// The `lvs_notify_fifo` line without the newline (docs/internals/keepalived.md#notifications), e.g.
     /// `RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 DOWN`. The RS is printed with the VS protocol.
     pub fn fifo_line(&self) -> String {
         let ud = |up: bool| if up { "UP" } else { "DOWN" };

@@ -2,22 +2,22 @@
 //!
 //! These are *resolved* values: the daemon fills them from the parsed keepalived.conf after
 //! applying keepalived's inheritance (checker value → real server → virtual server → checker-type
-//! default, spec §1.7) and validation/clamping (spec §1.5). [`CheckerTiming::keepalived_defaults`]
-//! gives the checker-type defaults of the §1.7 table so the daemon does not have to copy them.
+//! default, docs/internals/keepalived.md#checkers-and-their-timers) and validation/clamping (docs/internals/keepalived.md#virtual-servers). [`CheckerTiming::keepalived_defaults`]
+//! gives the checker-type defaults of the docs/internals/keepalived.md#checkers-and-their-timers table so the daemon does not have to copy them.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// Transport protocol of an address-based virtual service (spec §1.5 `protocol`): the
+/// Transport protocol of an address-based virtual service (docs/internals/keepalived.md#virtual-servers `protocol`): the
 /// workspace's one type.
 pub use rvs_core::Protocol;
 
-/// Identity of a virtual server, as keepalived matches them on reload (spec §2.9).
+/// Identity of a virtual server, as keepalived matches them on reload (docs/internals/keepalived.md#reload-sighup).
 ///
 /// The engine never interprets it beyond equality; it is handed back in every [`crate::Action`]
 /// so the daemon can find the IPVS service(s). For `Group` the daemon applies the action to
-/// every service of the group (spec §2.1: all members get the same destinations).
+/// every service of the group (docs/internals/keepalived.md#virtual-servers: all members get the same destinations).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum VsKey {
     /// `virtual_server IP PORT` with its protocol.
@@ -42,7 +42,7 @@ pub enum VsKey {
 }
 
 impl fmt::Display for VsKey {
-    /// keepalived's message format (spec §1.5 end): `[ADDR]:proto:PORT`, `FWM n`, `[NAME]`.
+    /// keepalived's message format (docs/internals/keepalived.md#virtual-servers end): `[ADDR]:proto:PORT`, `FWM n`, `[NAME]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VsKey::Addr { protocol, addr } => {
@@ -59,7 +59,7 @@ impl fmt::Display for VsKey {
 ///
 /// keepalived splits the configured string with its quoted tokenizer and `execve`s the result
 /// directly (no shell); the configured arguments are passed exactly, nothing is appended
-/// (spec §2.7). `user`/`group` are the optional `script [user [group]]` words.
+/// (docs/internals/keepalived.md#notifications). `user`/`group` are the optional `script [user [group]]` words.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Command {
     /// Program followed by its arguments; must not be empty.
@@ -90,9 +90,9 @@ impl Command {
 pub struct VirtualServerCheck {
     /// Identity of the service.
     pub key: VsKey,
-    /// `quorum` (default 1). Clamped by the engine to `1..=Σ configured RS weights` (spec §1.5).
+    /// `quorum` (default 1). Clamped by the engine to `1..=Σ configured RS weights` (docs/internals/keepalived.md#virtual-servers).
     pub quorum: u32,
-    /// `hysteresis` (default 0). Clamped by the engine to `quorum − 1` (spec §1.5).
+    /// `hysteresis` (default 0). Clamped by the engine to `quorum − 1` (docs/internals/keepalived.md#virtual-servers).
     pub hysteresis: u32,
     /// `quorum_up` command.
     pub quorum_up: Option<Command>,
@@ -100,18 +100,17 @@ pub struct VirtualServerCheck {
     pub quorum_down: Option<Command>,
     /// `sorry_server` (+ `sorry_server_inhibit`).
     pub sorry_server: Option<SorryServer>,
-    /// `omega`: run RS `notify_down` and `quorum_down` at shutdown (spec §2.8).
+    /// `omega`: run RS `notify_down` and `quorum_down` at shutdown (docs/internals/keepalived.md#shutdown).
     pub omega: bool,
-    /// Start with checking suspended: `ha_suspend` with the VIP not configured locally (spec
-    /// §2.2 step 5). Suspended checkers only reschedule every `delay_loop`; the daemon flips
+    /// Start with checking suspended: `ha_suspend` with the VIP not configured locally (docs/internals/keepalived.md#the-retry-machine). Suspended checkers only reschedule every `delay_loop`; the daemon flips
     /// this at run time with [`crate::Handle::set_suspended`]. Only read when the virtual server
     /// first appears (a reload keeps the run-time state).
     pub suspended: bool,
-    /// Real servers, at most one per address (the parser removes duplicates, spec §1.5).
+    /// Real servers, at most one per address (the parser removes duplicates, docs/internals/keepalived.md#virtual-servers).
     pub real_servers: Vec<RealServerCheck>,
 }
 
-/// `sorry_server IP [PORT]` with `sorry_server_inhibit`. Its weight is always 1 (spec §2.6).
+/// `sorry_server IP [PORT]` with `sorry_server_inhibit`. Its weight is always 1 (docs/internals/keepalived.md#quorum-and-the-sorry-server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SorryServer {
     /// Address of the sorry server (port as normalised by the parser).
@@ -123,7 +122,7 @@ pub struct SorryServer {
 /// One `real_server` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealServerCheck {
-    /// Destination address as installed in IPVS (port normalised per spec §1.5).
+    /// Destination address as installed in IPVS (port normalised per docs/internals/keepalived.md#virtual-servers).
     pub addr: SocketAddr,
     /// Configured `weight` (0..=2147483647).
     pub weight: u32,
@@ -133,7 +132,7 @@ pub struct RealServerCheck {
     pub notify_up: Option<Command>,
     /// `notify_down` command.
     pub notify_down: Option<Command>,
-    /// Checkers; none means the server is always up (spec §1.6).
+    /// Checkers; none means the server is always up (docs/internals/keepalived.md#virtual-servers).
     pub checkers: Vec<CheckerConfig>,
 }
 
@@ -142,15 +141,15 @@ pub struct RealServerCheck {
 pub struct CheckerConfig {
     /// What to check.
     pub kind: CheckKind,
-    /// Timing, resolved per spec §1.7 inheritance.
+    /// Timing, resolved per docs/internals/keepalived.md#checkers-and-their-timers inheritance.
     pub timing: CheckerTiming,
-    /// `alpha`: start down and need a success before the RS is used (spec §2.2).
+    /// `alpha`: start down and need a success before the RS is used (docs/internals/keepalived.md#the-retry-machine).
     pub alpha: bool,
-    /// `log_all_failures`: log intermediate failures (spec §2.3).
+    /// `log_all_failures`: log intermediate failures (docs/internals/keepalived.md#the-retry-machine).
     pub log_all_failures: bool,
 }
 
-/// Timing of one checker (spec §1.5, §1.7, §2.3).
+/// Timing of one checker (docs/internals/keepalived.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CheckerTiming {
     /// `delay_loop`: interval between checks while stable.
@@ -187,7 +186,7 @@ pub enum CheckerType {
 }
 
 impl CheckerTiming {
-    /// keepalived's checker-type defaults (spec §1.7 table, §1.5): `connect_timeout` 5 s,
+    /// keepalived's checker-type defaults (docs/internals/keepalived.md#checkers-and-their-timers table, docs/internals/keepalived.md#virtual-servers): `connect_timeout` 5 s,
     /// `retry` 1 (MISC 0, DNS 3), `delay_before_retry` 1 s (HTTP/SSL 3 s, DNS = `delay_loop`),
     /// `warmup` = `delay_loop`.
     pub fn keepalived_defaults(ty: CheckerType, delay_loop: Duration) -> Self {
@@ -209,7 +208,7 @@ impl CheckerTiming {
     }
 }
 
-/// Where a network checker connects and from where (spec §1.7 common keywords).
+/// Where a network checker connects and from where (docs/internals/keepalived.md#checkers-and-their-timers common keywords).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConnectOpts {
     /// `connect_ip`/`connect_port`, default the RS address and port.
@@ -237,7 +236,7 @@ impl ConnectOpts {
     }
 }
 
-/// The checker types (spec §1.7). BFD_CHECK and FILE_CHECK are not handled by this crate.
+/// The checker types (docs/internals/keepalived.md#checkers-and-their-timers). BFD_CHECK and FILE_CHECK are not handled by this crate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CheckKind {
     /// TCP_CHECK: success = connected within `connect_timeout`.
@@ -285,7 +284,7 @@ impl CheckKind {
     }
 }
 
-/// `http_protocol` (spec §1.7).
+/// `http_protocol` (docs/internals/keepalived.md#checkers-and-their-timers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HttpProtocol {
     /// `1.0` (default): `HTTP/1.0`, no `Connection` header.
@@ -311,7 +310,7 @@ pub struct HttpCheck {
     pub tls: Option<TlsOpts>,
     /// URLs, checked in order, one per attempt; all must pass. Must not be empty.
     pub urls: Vec<HttpUrl>,
-    /// `fast_recovery`: no `delay_loop` gaps between urls while recovering (spec §1.7).
+    /// `fast_recovery`: no `delay_loop` gaps between urls while recovering (docs/internals/keepalived.md#checkers-and-their-timers).
     pub fast_recovery: bool,
 }
 
@@ -357,7 +356,7 @@ pub struct MiscCheck {
     pub command: Command,
     /// `misc_timeout` (keepalived default: the VS `delay_loop`).
     pub timeout: Duration,
-    /// `misc_dynamic`: exit codes 2..=255 set the RS weight to `code − 2` (spec §2.5).
+    /// `misc_dynamic`: exit codes 2..=255 set the RS weight to `code − 2` (docs/internals/keepalived.md#checkers-and-their-timers).
     pub dynamic: bool,
 }
 
@@ -370,7 +369,7 @@ pub struct SmtpCheck {
     pub helo_name: String,
 }
 
-/// DNS_CHECK query type (spec §1.7).
+/// DNS_CHECK query type (docs/internals/keepalived.md#checkers-and-their-timers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DnsType {
     /// A
@@ -444,7 +443,7 @@ pub struct PingCheck {
 #[derive(Clone)]
 pub struct EngineOptions {
     /// Fixed delay before every checker's first run, before the warmup jitter
-    /// (keepalived: 1 s, spec §2.2 step 5).
+    /// (keepalived: 1 s, docs/internals/keepalived.md#the-retry-machine).
     pub startup_delay: Duration,
     /// `rs_init_notifies` from `global_defs`: fire `notify_up` for servers added at start-up.
     pub rs_init_notifies: bool,

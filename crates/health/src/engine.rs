@@ -258,7 +258,7 @@ impl HealthEngine {
 }
 
 impl Handle {
-    /// Apply a new configuration, keeping the state of unchanged checkers (spec §2.9). An
+    /// Apply a new configuration, keeping the state of unchanged checkers (docs/internals/keepalived.md#reload-sighup). An
     /// invalid configuration is refused and the old one keeps running.
     pub async fn reload(&self, config: Vec<VirtualServerCheck>) -> Result<()> {
         validate(&config)?;
@@ -271,7 +271,7 @@ impl Handle {
     }
 
     /// Suspend or resume the checkers of a virtual server (`ha_suspend`: the daemon calls this
-    /// as the VIP disappears from / appears on local interfaces, spec §2.2 step 5). Suspended
+    /// as the VIP disappears from / appears on local interfaces, docs/internals/keepalived.md#the-retry-machine). Suspended
     /// checkers keep their state and run no checks.
     pub async fn set_suspended(&self, vs: VsKey, suspended: bool) -> Result<()> {
         let (tx, rx) = oneshot::channel();
@@ -292,7 +292,7 @@ impl Handle {
         rx.await.map_err(|_| Error::EngineGone)
     }
 
-    /// Stop all checkers and emit the shutdown actions (spec §2.8); returns when they are sent.
+    /// Stop all checkers and emit the shutdown actions (docs/internals/keepalived.md#shutdown); returns when they are sent.
     pub async fn shutdown(self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.ctl
@@ -335,7 +335,7 @@ impl Engine {
     /// Fresh checkers get keepalived's pre-loaded retry counter (one failure is enough) at
     /// start-up, on new servers and on servers that are not alive; on a server that survived
     /// a reload alive they need the usual `retry + 1` failures (ipwrapper.c
-    /// `migrate_checkers`, spec §2.9).
+    /// `migrate_checkers`, docs/internals/keepalived.md#reload-sighup).
     fn spawn_vs(
         &mut self,
         state: VsState,
@@ -395,7 +395,7 @@ impl Engine {
             last_ok: None,
             last_error: None,
         }));
-        // First run after the start-up delay plus a uniform random warmup (spec §2.2 step 5).
+        // First run after the start-up delay plus a uniform random warmup (docs/internals/keepalived.md#the-retry-machine).
         let first = self.opts.startup_delay + self.opts.random.duration_up_to(cfg.timing.warmup);
         let join = tokio::spawn(checker_loop(
             uid,
@@ -532,7 +532,7 @@ impl Engine {
             .collect()
     }
 
-    /// Reload (spec §2.9): VS identity = key; RS identity = address; a new checker that
+    /// Reload (docs/internals/keepalived.md#reload-sighup): VS identity = key; RS identity = address; a new checker that
     /// compares equal to an unused old one on the same RS takes over its running task and
     /// state; everything else starts fresh.
     fn reload(&mut self, config: Vec<VirtualServerCheck>) -> Vec<Action> {
@@ -704,7 +704,7 @@ async fn checker_loop(
             _ => {}
         }
         if let Ok(CheckSuccess { dynamic: Some(w) }) = res {
-            // keepalived applies the weight before the up transition (spec §2.5).
+            // keepalived applies the weight before the up transition (docs/internals/keepalived.md#checkers-and-their-timers).
             if reports
                 .send(Report {
                     uid,
@@ -743,7 +743,7 @@ async fn checker_loop(
     }
 }
 
-/// The per-checker retry machine: HTTP has its own url sequencing (spec §1.7).
+/// The per-checker retry machine: HTTP has its own url sequencing (docs/internals/keepalived.md#checkers-and-their-timers).
 enum Machine {
     Simple(CheckerState),
     Http(HttpCheckerState),

@@ -2,17 +2,17 @@
 //!
 //! * [`config`]: plain, resolved configuration types the daemon fills from keepalived.conf.
 //! * [`check`]: one attempt of each checker type (TCP, HTTP/SSL, MISC, SMTP, DNS, UDP, PING).
-//! * [`state`]: the pure logic — checker retries (spec §2.3), real server up/down → IPVS
-//!   (§2.4), `misc_dynamic` weights (§2.5), quorum/hysteresis/sorry server (§2.6), shutdown
-//!   (§2.8) and reload (§2.9) — producing [`Action`]s.
+//! * [`state`]: the pure logic — checker retries (docs/internals/keepalived.md#the-retry-machine), real server up/down → IPVS
+//!   (docs/internals/keepalived.md#the-retry-machine), `misc_dynamic` weights (docs/internals/keepalived.md#checkers-and-their-timers), quorum/hysteresis/sorry server (docs/internals/keepalived.md#quorum-and-the-sorry-server), shutdown
+//!   (docs/internals/keepalived.md#shutdown) and reload (docs/internals/keepalived.md#reload-sighup) — producing [`Action`]s.
 //! * [`engine`]: tokio tasks driving it all: [`HealthEngine::start`] → [`Handle`].
 //!
-//! Section numbers refer to `spec/keepalived.md`.
+//! The behaviour reproduced here is described in docs/internals/keepalived.md.
 //!
 //! # Mapping keepalived.conf (for the daemon)
 //!
 //! One [`VirtualServerCheck`] per `virtual_server` block (a `group` VS is one entry with
-//! [`VsKey::Group`]; apply its actions to every service of the group, spec §2.1). Resolve
+//! [`VsKey::Group`]; apply its actions to every service of the group, docs/internals/keepalived.md#virtual-servers). Resolve
 //! inheritance before filling the types (checker → real server → virtual server → type
 //! default via [`CheckerTiming::keepalived_defaults`]): `delay_loop`, `connect_timeout`,
 //! `retry`/`nb_get_retry`, `delay_before_retry`, `warmup` (unset = `delay_loop`), `alpha`,
@@ -21,7 +21,7 @@
 //! `connect_ip`/`connect_port` default to the real server's address ([`ConnectOpts::to`]).
 //! Tokenise `notify_*`/`quorum_*`/`misc_path` with keepalived's quoted tokenizer into
 //! [`Command::argv`]; `script_user` defaults are the daemon's to fill into [`Command::user`].
-//! `quorum`/`hysteresis` may be given unclamped (the engine clamps as §1.5 says).
+//! `quorum`/`hysteresis` may be given unclamped (the engine clamps as docs/internals/keepalived.md#virtual-servers says).
 //! Refuse with a clear message what this crate does not do: `BFD_CHECK`, `FILE_CHECK`, url
 //! `regex*`, SMTP_CHECK `host {}` sub-blocks beyond one (make one checker per block).
 //! `global_defs { rs_init_notifies }` → [`EngineOptions::rs_init_notifies`]. `ha_suspend`:
@@ -32,12 +32,12 @@
 //!
 //! Apply [`Action`]s in order through the same table-edit path as rvsadm: `AddDest`,
 //! `SetWeight` (falls back to add), `RemoveDest`, `DrainDest` (reload removal: drain, then
-//! delete), with keepalived's tolerance of "exists"/"not found" (spec §2.1). Run
+//! delete), with keepalived's tolerance of "exists"/"not found" (docs/internals/keepalived.md#virtual-servers). Run
 //! `RunCommand` asynchronously (e.g. spawn [`run_command`]); write `Notify` to
 //! `lvs_notify_fifo` via [`Notification::fifo_line`] and count it in metrics. The daemon
 //! creates and deletes the services themselves; the engine only manages destinations.
 //! [`Handle::reload`] applies a new config keeping unchanged checkers' state;
-//! [`Handle::shutdown`] emits the §2.8 removals (skip them for `--dont-release-ipvs`).
+//! [`Handle::shutdown`] emits the docs/internals/keepalived.md#shutdown removals (skip them for `--dont-release-ipvs`).
 
 pub mod action;
 pub mod check;

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A source of random numbers. The engine takes it as an argument so that tests are
-/// deterministic (DESIGN.md: time and randomness are passed in).
+/// deterministic (docs/internals/architecture.md: time and randomness are passed in).
 pub trait RandomSource: Send + Sync {
     /// A uniformly distributed 64-bit value.
     fn next_u64(&self) -> u64;

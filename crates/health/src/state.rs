@@ -1,5 +1,5 @@
-//! Pure state logic: the per-checker retry machine (spec §2.3) and the per-virtual-server
-//! real-server / quorum / sorry-server logic (spec §2.2, §2.4–2.6, §2.8, §2.9).
+//! Pure state logic: the per-checker retry machine (docs/internals/keepalived.md#the-retry-machine) and the per-virtual-server
+//! real-server / quorum / sorry-server logic (docs/internals/keepalived.md).
 //!
 //! Nothing here does I/O or reads a clock: inputs are check results and configuration, outputs
 //! are the next delay and lists of [`Action`]s in keepalived's order.
@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::action::{Action, Notification};
 use crate::config::{CheckerTiming, RealServerCheck, SorryServer, VirtualServerCheck};
 
-/// Largest weight IPVS accepts; effective weights are clamped to `0..=MAX_WEIGHT` (spec §2).
+/// Largest weight IPVS accepts; effective weights are clamped to `0..=MAX_WEIGHT` (docs/internals/keepalived.md).
 pub const MAX_WEIGHT: i64 = 2_147_483_647;
 
-/// Retry state of one checker (spec §2.3): `is_up`, `has_run` and the retry counter.
+/// Retry state of one checker (docs/internals/keepalived.md#the-retry-machine): `is_up`, `has_run` and the retry counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckerState {
     /// The checker considers its target up.
@@ -38,7 +38,7 @@ pub struct StepOutcome {
 }
 
 impl CheckerState {
-    /// Initial state (spec §2.2 step 2): alpha checkers start down, others up; the retry
+    /// Initial state (docs/internals/keepalived.md#the-retry-machine): alpha checkers start down, others up; the retry
     /// counter is pre-loaded with `retry` so the very first failure takes the checker down.
     pub fn new(alpha: bool, retry: u32) -> Self {
         CheckerState {
@@ -48,8 +48,7 @@ impl CheckerState {
         }
     }
 
-    /// A checker that has not run yet, with a given state and retry counter (reload, spec
-    /// §2.9: `retry_it = retry` makes the first failure take it down).
+    /// A checker that has not run yet, with a given state and retry counter (reload, docs/internals/keepalived.md#reload-sighup: `retry_it = retry` makes the first failure take it down).
     pub fn fresh(up: bool, retry_it: u32) -> Self {
         CheckerState {
             up,
@@ -58,7 +57,7 @@ impl CheckerState {
         }
     }
 
-    /// Feed one check result (spec §2.3; keepalived's TCP/UDP/SMTP/DNS/MISC/PING epilogs).
+    /// Feed one check result (docs/internals/keepalived.md#the-retry-machine; keepalived's TCP/UDP/SMTP/DNS/MISC/PING epilogs).
     ///
     /// Retries are only spent while the checker is up (or has never run): a checker that is
     /// already down is simply tried again every `delay_loop`, as keepalived's MISC, UDP and
@@ -107,7 +106,7 @@ impl CheckerState {
 }
 
 /// HTTP_GET/SSL_GET state: one url is fetched per attempt (keepalived `check_http.c` epilog,
-/// spec §1.7 and §2.3).
+/// docs/internals/keepalived.md).
 ///
 /// * A url that passes moves on to the next one after `delay_loop`; when the last one passes
 ///   (and no url is marked failed) the checker is up.
@@ -190,7 +189,7 @@ impl HttpCheckerState {
         }
         let mut next = if ok {
             if !b.has_run {
-                // Before the first full pass one failure is enough (spec §2.2).
+                // Before the first full pass one failure is enough (docs/internals/keepalived.md#the-retry-machine).
                 b.retry_it = t.retry;
             }
             t.delay_loop
@@ -220,7 +219,7 @@ pub struct RsState {
     pub cfg: RealServerCheck,
     /// Up state of each checker (same order as `cfg.checkers`), as last reported.
     pub checker_up: Vec<bool>,
-    /// Dynamic weight contribution of each checker (MISC_CHECK `misc_dynamic`, spec §2.5).
+    /// Dynamic weight contribution of each checker (MISC_CHECK `misc_dynamic`, docs/internals/keepalived.md#checkers-and-their-timers).
     pub checker_dyn: Vec<i64>,
     /// keepalived's "alive": no checker is down.
     pub alive: bool,
@@ -246,14 +245,14 @@ impl RsState {
         self.checker_up.iter().filter(|u| !**u).count()
     }
 
-    /// Configured weight plus dynamic adjustments, clamped to `0..=MAX_WEIGHT` (spec §2).
+    /// Configured weight plus dynamic adjustments, clamped to `0..=MAX_WEIGHT` (docs/internals/keepalived.md).
     pub fn effective_weight(&self) -> u32 {
         let w = i64::from(self.cfg.weight) + self.checker_dyn.iter().sum::<i64>();
         w.clamp(0, MAX_WEIGHT) as u32
     }
 }
 
-/// What a reload keeps of an old checker (spec §2.9: an equal checker inherits its state).
+/// What a reload keeps of an old checker (docs/internals/keepalived.md#reload-sighup: an equal checker inherits its state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InheritedChecker {
     /// Up state.
@@ -267,7 +266,7 @@ pub struct InheritedChecker {
 pub struct VsState {
     /// Configuration (real servers' configs live in [`RsState::cfg`]).
     pub cfg: VirtualServerCheck,
-    /// Quorum after clamping to `1..=Σ weights` (spec §1.5).
+    /// Quorum after clamping to `1..=Σ weights` (docs/internals/keepalived.md#virtual-servers).
     pub quorum: u32,
     /// Hysteresis after clamping to `quorum − 1`.
     pub hysteresis: u32,
@@ -289,7 +288,7 @@ fn clamp_quorum(cfg: &VirtualServerCheck) -> (u32, u32) {
 }
 
 impl VsState {
-    /// Initial state before start-up (spec §2.2 step 2): alpha checkers down, others up;
+    /// Initial state before start-up (docs/internals/keepalived.md#the-retry-machine): alpha checkers down, others up;
     /// nothing installed yet. Call [`VsState::start`] next.
     pub fn new(cfg: &VirtualServerCheck) -> Self {
         let (quorum, hysteresis) = clamp_quorum(cfg);
@@ -311,7 +310,7 @@ impl VsState {
         }
     }
 
-    /// Sum of the effective weights of alive real servers (`W` of spec §2.6).
+    /// Sum of the effective weights of alive real servers (`W` of docs/internals/keepalived.md#quorum-and-the-sorry-server).
     pub fn alive_weight(&self) -> u64 {
         self.rs
             .iter()
@@ -350,7 +349,7 @@ impl VsState {
         }
     }
 
-    /// Start-up (spec §2.2 steps 3–4): install real servers, evaluate quorum with `init`,
+    /// Start-up (docs/internals/keepalived.md#the-retry-machine): install real servers, evaluate quorum with `init`,
     /// install the sorry server when needed.
     ///
     /// When quorum is already down at start and a sorry server exists, keepalived adds the
@@ -384,7 +383,7 @@ impl VsState {
             }
         }
         if sorry_mode {
-            // "Starting with quorum down": sorry server in, down notifiers (spec §2.6).
+            // "Starting with quorum down": sorry server in, down notifiers (docs/internals/keepalived.md#quorum-and-the-sorry-server).
             self.enter_sorry_mode(&mut out);
             self.quorum_notify(false, &mut out);
         } else if let Some(ss) = self.cfg.sorry_server.clone() {
@@ -396,7 +395,7 @@ impl VsState {
         out
     }
 
-    /// A checker of real server `rs` changed state (spec §2.3 aggregation, §2.4).
+    /// A checker of real server `rs` changed state (docs/internals/keepalived.md#the-retry-machine aggregation, docs/internals/keepalived.md#the-retry-machine).
     pub fn checker_changed(&mut self, rs: usize, checker: usize, up: bool) -> Vec<Action> {
         let mut out = Vec::new();
         let Some(r) = self.rs.get_mut(rs) else {
@@ -410,7 +409,7 @@ impl VsState {
         }
         *slot = up;
         if !up {
-            // A failed checker's dynamic weight contribution is removed (spec §2.5).
+            // A failed checker's dynamic weight contribution is removed (docs/internals/keepalived.md#checkers-and-their-timers).
             r.checker_dyn[checker] = 0;
         }
         let alive = r.failed_checkers() == 0;
@@ -442,7 +441,7 @@ impl VsState {
     }
 
     /// A MISC_CHECK with `misc_dynamic` reported a weight (`Some(status − 2)`) or exit 0
-    /// (`None`: back to the configured weight) — spec §2.5, keepalived `update_svr_wgt`.
+    /// (`None`: back to the configured weight) — docs/internals/keepalived.md#checkers-and-their-timers, keepalived `update_svr_wgt`.
     pub fn dynamic_weight(
         &mut self,
         rs: usize,
@@ -473,7 +472,7 @@ impl VsState {
         out
     }
 
-    /// keepalived `perform_svr_state` (spec §2.4): IPVS change unless in sorry-server mode,
+    /// keepalived `perform_svr_state` (docs/internals/keepalived.md#the-retry-machine): IPVS change unless in sorry-server mode,
     /// then the notify command and notification, then quorum re-evaluation.
     fn perform_svr_state(&mut self, i: usize, alive: bool, out: &mut Vec<Action>) {
         self.rs[i].alive = alive;
@@ -511,7 +510,7 @@ impl VsState {
         self.update_quorum(out);
     }
 
-    /// keepalived `update_quorum_state` (spec §2.6), not at start-up.
+    /// keepalived `update_quorum_state` (docs/internals/keepalived.md#quorum-and-the-sorry-server), not at start-up.
     fn update_quorum(&mut self, out: &mut Vec<Action>) {
         let w = self.alive_weight();
         let q = u64::from(self.quorum);
@@ -550,7 +549,7 @@ impl VsState {
     }
 
     /// Quorum lost with a sorry server: alive servers out (or weight 0 with inhibit), then the
-    /// sorry server in (spec §2.6).
+    /// sorry server in (docs/internals/keepalived.md#quorum-and-the-sorry-server).
     fn enter_sorry_mode(&mut self, out: &mut Vec<Action>) {
         for i in 0..self.rs.len() {
             let r = self.rs[i].clone();
@@ -572,7 +571,7 @@ impl VsState {
     }
 
     /// Quorum gained in sorry-server mode: sorry server out (or weight 0 with
-    /// `sorry_server_inhibit`), then every alive server back in (spec §2.6).
+    /// `sorry_server_inhibit`), then every alive server back in (docs/internals/keepalived.md#quorum-and-the-sorry-server).
     fn leave_sorry_mode(&mut self, out: &mut Vec<Action>) {
         if let Some(ss) = self.cfg.sorry_server.clone() {
             if ss.inhibit {
@@ -613,7 +612,7 @@ impl VsState {
         out.push(Action::Notify(Notification::Quorum { vs: self.key(), up }));
     }
 
-    /// Shutdown (spec §2.8): every installed real server and the sorry server are deleted;
+    /// Shutdown (docs/internals/keepalived.md#shutdown): every installed real server and the sorry server are deleted;
     /// with `omega`, alive servers' `notify_down` and (if quorum is up) `quorum_down` run.
     /// The daemon deletes the service itself afterwards.
     pub fn shutdown(&mut self) -> Vec<Action> {
@@ -649,7 +648,7 @@ impl VsState {
     }
 
     /// The virtual server vanished from the configuration on reload: drain everything it had
-    /// installed (spec §2.9; drain instead of delete per issue 5 item 4).
+    /// installed (docs/internals/keepalived.md#reload-sighup; drain instead of delete per issue 5 item 4).
     pub fn removed(&self) -> Vec<Action> {
         let mut out = Vec::new();
         for r in self.rs.iter().filter(|r| r.set) {
@@ -669,7 +668,7 @@ impl VsState {
         out
     }
 
-    /// Reload of a surviving virtual server (spec §2.9).
+    /// Reload of a surviving virtual server (docs/internals/keepalived.md#reload-sighup).
     ///
     /// `inherited[i][c]` is `Some` when checker `c` of real server `i` of the new config
     /// compares equal to a running checker, which keeps its state. Fresh checkers of a

@@ -109,7 +109,7 @@ async fn http_get_down_and_up_with_notify_scripts() {
     apply_until(&mut rx, &mut table, |a| is_add(a, srv2.addr)).await;
     assert_eq!(table.dests.len(), 2);
     // Let the checker succeed once: a checker that has never run goes down on its first
-    // failure (spec §2.2), after that it takes retry + 1.
+    // failure (docs/internals/keepalived.md#the-retry-machine), after that it takes retry + 1.
     wait_checked(&h, 0).await;
 
     status.store(500, Ordering::SeqCst);

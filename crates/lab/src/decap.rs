@@ -562,7 +562,7 @@ mod tests {
         v0.extend_from_slice(&inner);
         assert_eq!(inner_packet(Source::Gue, &v0), Some(&inner[..]));
 
-        // hlen = 2 words of options (the remote checksum offload layout of spec §5.5).
+        // hlen = 2 words of options (the remote checksum offload layout of docs/internals/forwarding.md#tunnelling).
         let mut opts = vec![0x02, 4, 0, 1, 0x80, 0, 0, 0, 0, 20, 0, 26];
         opts.extend_from_slice(&inner);
         assert_eq!(inner_packet(Source::Gue, &opts), Some(&inner[..]));

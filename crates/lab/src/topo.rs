@@ -27,7 +27,7 @@ pub enum LabKind {
     Ha,
 }
 
-/// The per-mode setup of the kernel selftest (spec §9).
+/// The per-mode setup of the kernel selftest (docs/internals/forwarding.md#the-kernels-ipvs-selftest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelftestMode {
     /// Direct routing: VIP on ns2's `lo`, ARP sysctls, reply via veth20 straight to the client.
@@ -1022,7 +1022,7 @@ fn build_fullnat(b: &mut Builder) -> Result<Spec> {
     Ok(spec)
 }
 
-/// The kernel selftest (`tools/testing/selftests/net/netfilter/ipvs.sh`, spec §9), same names
+/// The kernel selftest (`tools/testing/selftests/net/netfilter/ipvs.sh`, docs/internals/forwarding.md#the-kernels-ipvs-selftest), same names
 /// and addresses; namespaces `<prefix>-ns0` (client and bridge), `-ns1` (director), `-ns2`
 /// (real server).
 fn build_selftest(b: &mut Builder, mode: SelftestMode) -> Result<Spec> {

@@ -37,7 +37,7 @@ pub enum Layer {
 
 /// Everything that can go wrong while parsing, rewriting or generating a frame.
 ///
-/// Bad input never panics (DESIGN.md "Errors"); the data plane drops the frame and
+/// Bad input never panics (docs/internals/architecture.md#rules-of-the-house); the data plane drops the frame and
 /// counts the error by its variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum Error {
@@ -87,7 +87,7 @@ pub enum Error {
         /// Bytes available.
         have: usize,
     },
-    /// Tunnel MTU below the minimum of the outer family (68 / 1280, spec §5.7).
+    /// Tunnel MTU below the minimum of the outer family (68 / 1280, docs/internals/forwarding.md#mtu).
     #[error("tunnel MTU {0} below the outer family minimum")]
     MtuTooSmall(u32),
     /// A field holds a value this implementation rejects (GUE version, GRE version...).
@@ -96,7 +96,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable snake_case label for drop counters and metrics (DESIGN.md:
+    /// A stable snake_case label for drop counters and metrics (docs/internals/architecture.md:
     /// malformed frames are dropped and counted).
     pub fn reason(&self) -> &'static str {
         match self {

@@ -1,5 +1,5 @@
 //! IPv4 fragmentation on output (RFC 791 §3.2, the kernel's `ip_fragment`), for
-//! packets the MTU check of §5.7 lets through as [`crate::tunnel::MtuVerdict::MayFragment`]:
+//! packets the MTU check of docs/internals/forwarding.md#mtu lets through as [`crate::tunnel::MtuVerdict::MayFragment`]:
 //! no DF, or the outer packet of a tunnel with `pmtu_disc` = 0.
 
 use crate::bytes::{get16, set16};
@@ -27,7 +27,7 @@ pub struct Ipv4Fragmenter<'a> {
 
 /// Prepares to split the IPv4 packet of `frame` (classified as `p`) into
 /// fragments of at most `mtu` bytes of IP packet each. Refuses DF packets (they
-/// get FRAG_NEEDED instead, §5.7) and an MTU that cannot carry the header plus
+/// get FRAG_NEEDED instead, docs/internals/forwarding.md#mtu) and an MTU that cannot carry the header plus
 /// 8 bytes. A packet that already fits yields itself as the single fragment.
 pub fn fragment_ipv4<'a>(frame: &'a [u8], p: &Parsed, mtu: u32) -> Result<Ipv4Fragmenter<'a>> {
     if p.l3 != L3::Ipv4 {

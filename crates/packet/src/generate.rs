@@ -1,6 +1,6 @@
 //! Messages the director originates, each written into a caller-provided buffer:
-//! ICMP/ICMPv6 errors (time exceeded §5.2, FRAG_NEEDED / PACKET_TOO_BIG §5.7,
-//! port unreachable §5.1), ARP replies and gratuitous ARP, IPv6 neighbour
+//! ICMP/ICMPv6 errors (time exceeded docs/internals/forwarding.md#common-steps-for-every-method, FRAG_NEEDED / PACKET_TOO_BIG docs/internals/forwarding.md#mtu,
+//! port unreachable docs/internals/forwarding.md#where-the-director-sees-packets), ARP replies and gratuitous ARP, IPv6 neighbour
 //! advertisements.
 //!
 //! ICMP errors are written as IP packets (L3 onward) so the same code serves a
@@ -11,7 +11,7 @@
 //! Source address of an ICMP error (`src` argument): Linux `icmp_send` /
 //! `icmp6_send` use the original packet's destination when it was addressed to
 //! the host itself (`RTCF_LOCAL`) — for IPVS that is the VIP, also for the
-//! FRAG_NEEDED sent to a client after a tunnel ICMP (§5.8) — and otherwise an
+//! FRAG_NEEDED sent to a client after a tunnel ICMP (docs/internals/forwarding.md#icmp-errors) — and otherwise an
 //! address of the interface the packet arrived on (e.g. the DIP for a NAT reply
 //! from a real server, `nat_icmp_send`). The caller picks it.
 
@@ -124,7 +124,7 @@ pub fn icmp4_error(
     Ok(Some(total))
 }
 
-/// ICMP TIME_EXCEEDED / TTL exceeded in transit (§5.2: TTL ≤ 1).
+/// ICMP TIME_EXCEEDED / TTL exceeded in transit (docs/internals/forwarding.md#common-steps-for-every-method: TTL ≤ 1).
 pub fn time_exceeded_v4(
     out: &mut [u8],
     orig: &[u8],
@@ -134,7 +134,7 @@ pub fn time_exceeded_v4(
     icmp4_error(out, orig, src, v4::TIME_EXCEEDED, v4::EXC_TTL, 0, ident)
 }
 
-/// ICMP DEST_UNREACH / FRAG_NEEDED with the next-hop MTU (RFC 1191 §4, §5.7).
+/// ICMP DEST_UNREACH / FRAG_NEEDED with the next-hop MTU (RFC 1191 §4, docs/internals/forwarding.md#mtu).
 pub fn frag_needed_v4(
     out: &mut [u8],
     orig: &[u8],
@@ -154,7 +154,7 @@ pub fn frag_needed_v4(
     )
 }
 
-/// ICMP DEST_UNREACH / PORT_UNREACH (`nat_icmp_send`, §5.1).
+/// ICMP DEST_UNREACH / PORT_UNREACH (`nat_icmp_send`, docs/internals/forwarding.md#where-the-director-sees-packets).
 pub fn port_unreachable_v4(
     out: &mut [u8],
     orig: &[u8],
@@ -223,12 +223,12 @@ pub fn icmp6_error(
     Ok(Some(total))
 }
 
-/// ICMPv6 TIME_EXCEEDED / hop limit exceeded (§5.2).
+/// ICMPv6 TIME_EXCEEDED / hop limit exceeded (docs/internals/forwarding.md#common-steps-for-every-method).
 pub fn time_exceeded_v6(out: &mut [u8], orig: &[u8], src: Ipv6Addr) -> Result<Option<usize>> {
     icmp6_error(out, orig, src, v6::TIME_EXCEEDED, v6::EXC_HOPLIMIT, 0)
 }
 
-/// ICMPv6 PACKET_TOO_BIG with the MTU (§5.7).
+/// ICMPv6 PACKET_TOO_BIG with the MTU (docs/internals/forwarding.md#mtu).
 pub fn packet_too_big(
     out: &mut [u8],
     orig: &[u8],

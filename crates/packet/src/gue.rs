@@ -1,5 +1,5 @@
 //! GUE header (draft-ietf-intarea-gue, variant 0) as the kernel's `ipvs_gue_encap`
-//! writes it (spec §5.5): version 0, C = 0, hlen in 4-byte option words, protocol
+//! writes it (docs/internals/forwarding.md#tunnelling): version 0, C = 0, hlen in 4-byte option words, protocol
 //! of the inner packet, 16 flag bits; optional private-flags word with the
 //! remote-checksum-offload option (`GUE_PFLAG_REMCSUM`).
 
@@ -100,7 +100,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> GuePacket<T> {
     }
 }
 
-/// GUE header length with or without the remcsum option (spec §5.7: 4, or 4 + 8).
+/// GUE header length with or without the remcsum option (docs/internals/forwarding.md#mtu: 4, or 4 + 8).
 pub fn header_len_for(remcsum: bool) -> usize {
     HEADER_LEN + if remcsum { LEN_PRIV + PLEN_REMCSUM } else { 0 }
 }

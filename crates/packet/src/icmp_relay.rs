@@ -1,4 +1,4 @@
-//! ICMP error relay (spec §5.8): find the packet quoted inside an ICMP/ICMPv6
+//! ICMP error relay (docs/internals/forwarding.md#icmp-errors): find the packet quoted inside an ICMP/ICMPv6
 //! error, rewrite it and the outer header for NAT / FULLNAT connections, and dig
 //! the client's packet out of errors about the director's own tunnel packets.
 
@@ -39,7 +39,7 @@ pub struct IcmpError {
     /// Quoted destination address.
     pub quoted_dst: IpAddr,
     /// Quoted `(source, destination)` ports of TCP/UDP/SCTP, present only when at
-    /// least 8 transport bytes are quoted (§5.8) and the quote is not a non-first
+    /// least 8 transport bytes are quoted (docs/internals/forwarding.md#icmp-errors) and the quote is not a non-first
     /// fragment.
     pub quoted_ports: Option<(u16, u16)>,
     /// The quoted packet had DF set (IPv4 only).
@@ -59,7 +59,7 @@ impl IcmpError {
 /// Locates the quoted packet of an ICMP error in an unfragmented ICMP/ICMPv6
 /// packet. Returns `Ok(None)` for messages IPVS leaves alone: ICMPv4 types other
 /// than DEST_UNREACH, SOURCE_QUENCH and TIME_EXCEEDED, and ICMPv6 informational
-/// messages (§5.8). Errors for a truncated or malformed quote.
+/// messages (docs/internals/forwarding.md#icmp-errors). Errors for a truncated or malformed quote.
 pub fn icmp_error(frame: &[u8], p: &Parsed) -> Result<Option<IcmpError>> {
     let is_v6 = match (p.l3, p.proto) {
         (L3::Ipv4, proto::ICMP) => false,
@@ -67,7 +67,7 @@ pub fn icmp_error(frame: &[u8], p: &Parsed) -> Result<Option<IcmpError>> {
         _ => return Ok(None),
     };
     if p.is_fragment() {
-        // The kernel reassembles ICMP before looking inside (§5.1).
+        // The kernel reassembles ICMP before looking inside (docs/internals/forwarding.md#where-the-director-sees-packets).
         return Err(Error::Fragment);
     }
     p.check_against(frame)?;
@@ -217,13 +217,13 @@ pub fn icmp_rewrite(
     Ok(())
 }
 
-/// Incoming ICMP error from the client side about a NAT connection (§5.8): outer
+/// Incoming ICMP error from the client side about a NAT connection (docs/internals/forwarding.md#icmp-errors): outer
 /// destination := RS, quoted source := RS `daddr:dport`.
 pub fn icmp_nat_in(frame: &mut [u8], p: &Parsed, e: &IcmpError, rs: Endpoint) -> Result<()> {
     icmp_rewrite(frame, p, e, None, Some(rs.addr), Some(rs), None)
 }
 
-/// Outgoing ICMP error from a real server about a NAT connection (§5.8): outer
+/// Outgoing ICMP error from a real server about a NAT connection (docs/internals/forwarding.md#icmp-errors): outer
 /// source := VIP, quoted destination := `VIP:vport`.
 pub fn icmp_nat_out(frame: &mut [u8], p: &Parsed, e: &IcmpError, vip: Endpoint) -> Result<()> {
     icmp_rewrite(frame, p, e, Some(vip.addr), None, None, Some(vip))
@@ -245,7 +245,7 @@ pub struct TunnelIcmp {
     pub inner_df: bool,
 }
 
-/// Recognises an ICMP error quoting one of the director's tunnel packets (§5.8:
+/// Recognises an ICMP error quoting one of the director's tunnel packets (docs/internals/forwarding.md#icmp-errors:
 /// quoted protocol IPIP / IPv6-in-IP, GRE, or UDP to `gue_port`) and locates the
 /// client's packet inside. `Ok(None)` when the quote is not a tunnel packet or is
 /// too short to reach the inner IP header.
@@ -314,7 +314,7 @@ pub fn icmp_tunnel_inner(
 }
 
 /// The MTU to announce to the client after a FRAG_NEEDED about a tunnel packet
-/// (§5.8, `ip_vs_in_icmp`): the updated route MTU toward the RS when known, else
+/// (docs/internals/forwarding.md#icmp-errors, `ip_vs_in_icmp`): the updated route MTU toward the RS when known, else
 /// the reported MTU; minus 20 when that value exceeds 68 + 20.
 pub fn tunnel_frag_needed_mtu(route_mtu: Option<u32>, reported: u32) -> u32 {
     let mtu = route_mtu.unwrap_or(reported);

@@ -3,7 +3,7 @@
 //! Views over frames in the smoltcp style (`Packet<T: AsRef<[u8]>>`, mutable
 //! with `AsMut<[u8]>`), one classifying [`parse`], the Internet checksum and its
 //! RFC 1624 incremental updates, and the in-place rewrites of the IPVS forwarding
-//! methods (spec `ipvs.md` §5): NAT, DR, TUN (IPIP / GUE / GRE), FULLNAT, ICMP
+//! methods (docs/internals/forwarding.md): NAT, DR, TUN (IPIP / GUE / GRE), FULLNAT, ICMP
 //! error relay and the ICMP/ARP/ND messages the director generates.
 //!
 //! Nothing here allocates, does I/O or reads the clock; no input panics.
@@ -28,7 +28,7 @@
 //! f[36..38].copy_from_slice(&53u16.to_be_bytes());
 //! f[38..40].copy_from_slice(&8u16.to_be_bytes());
 //!
-//! // Classify, then DNAT to the real server (spec §5.3) in place.
+//! // Classify, then DNAT to the real server (docs/internals/forwarding.md#nat) in place.
 //! let p = parse(&f).unwrap();
 //! nat::dnat(&mut f, &p, Endpoint::new(Ipv4Addr::new(10, 1, 0, 2).into(), 5353)).unwrap();
 //! let p = rvs_packet::parse_checked(&f).unwrap(); // every checksum verifies

@@ -1,6 +1,6 @@
 //! In-place rewrites of the forwarding methods that keep the frame size: NAT
-//! (`-m`, spec §5.3), FULLNAT (SNAT + DNAT in one pass), TTL / hop-limit
-//! decrement (§5.2) and the DR MAC rewrite (`-g`, §5.4).
+//! (`-m`, docs/internals/forwarding.md#nat), FULLNAT (SNAT + DNAT in one pass), TTL / hop-limit
+//! decrement (docs/internals/forwarding.md#common-steps-for-every-method) and the DR MAC rewrite (`-g`, docs/internals/forwarding.md#direct-routing).
 
 use core::net::IpAddr;
 
@@ -31,7 +31,7 @@ impl Endpoint {
 pub enum UdpZeroChecksum {
     /// Compute a full checksum, as the kernel's `udp_snat_handler` /
     /// `udp_dnat_handler` do (they take the full-recompute branch when the old
-    /// checksum is 0; spec §5.3). A fragment cannot be summed here and keeps 0.
+    /// checksum is 0; docs/internals/forwarding.md#nat). A fragment cannot be summed here and keeps 0.
     #[default]
     Compute,
     /// Leave 0: the datagram goes out without a checksum, as it came in (RFC 768).
@@ -45,7 +45,7 @@ pub enum TtlVerdict {
     /// Decremented; forward the packet.
     Forward,
     /// TTL was ≤ 1: the packet must not be forwarded; answer with ICMP time
-    /// exceeded (spec §5.2) and drop. The frame was not modified.
+    /// exceeded (docs/internals/forwarding.md#common-steps-for-every-method) and drop. The frame was not modified.
     Expired,
 }
 
@@ -67,7 +67,7 @@ fn check_ip(frame: &[u8], p: &Parsed) -> Result<()> {
 /// non-first fragment has no transport header: only its addresses change and the
 /// ports are ignored; this stays consistent as long as every fragment of the
 /// datagram is rewritten with the same endpoints. (The kernel reassembles first,
-/// spec §5.1.) The family of each endpoint must match the packet.
+/// docs/internals/forwarding.md#where-the-director-sees-packets.) The family of each endpoint must match the packet.
 pub fn rewrite(
     frame: &mut [u8],
     p: &Parsed,
@@ -161,7 +161,7 @@ pub fn rewrite(
     Ok(())
 }
 
-/// SCTP NAT (spec §5.3: "SCTP NAT recomputes the CRC32c"): SCTP has no
+/// SCTP NAT (docs/internals/forwarding.md#nat: "SCTP NAT recomputes the CRC32c"): SCTP has no
 /// pseudo-header, so the CRC only changes with the ports; it is recomputed over
 /// the whole packet. A first fragment cannot be summed here ([`Error::Fragment`]);
 /// a non-first fragment gets its addresses only.
@@ -233,12 +233,12 @@ pub(crate) fn ipv4_refresh_checksum(frame: &mut [u8], ip: usize, end: usize) -> 
     Ok(())
 }
 
-/// NAT request path (client → RS): destination := RS `daddr:dport` (spec §5.3).
+/// NAT request path (client → RS): destination := RS `daddr:dport` (docs/internals/forwarding.md#nat).
 pub fn dnat(frame: &mut [u8], p: &Parsed, dst: Endpoint) -> Result<()> {
     rewrite(frame, p, None, Some(dst), UdpZeroChecksum::Compute)
 }
 
-/// NAT reply path (RS → client): source := `VIP:vport` (spec §5.3, `handle_response`).
+/// NAT reply path (RS → client): source := `VIP:vport` (docs/internals/forwarding.md#nat, `handle_response`).
 pub fn snat(frame: &mut [u8], p: &Parsed, src: Endpoint) -> Result<()> {
     rewrite(frame, p, Some(src), None, UdpZeroChecksum::Compute)
 }
@@ -251,7 +251,7 @@ pub fn fullnat(frame: &mut [u8], p: &Parsed, src: Endpoint, dst: Endpoint) -> Re
 
 /// Decrements the IPv4 TTL (with the kernel's `ip_decrease_ttl` incremental
 /// checksum step: add 0x0100 with end-around carry) or the IPv6 hop limit.
-/// TTL ≤ 1 → [`TtlVerdict::Expired`], frame untouched (spec §5.2).
+/// TTL ≤ 1 → [`TtlVerdict::Expired`], frame untouched (docs/internals/forwarding.md#common-steps-for-every-method).
 pub fn decrement_ttl(frame: &mut [u8], p: &Parsed) -> Result<TtlVerdict> {
     check_ip(frame, p)?;
     let ip = p.l2_len;
@@ -291,7 +291,7 @@ pub fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) -> Result<()> {
     Ok(())
 }
 
-/// DR (`-g`, spec §5.4): the IP packet is unchanged except the TTL decrement; the
+/// DR (`-g`, docs/internals/forwarding.md#direct-routing): the IP packet is unchanged except the TTL decrement; the
 /// frame goes to the RS's MAC (`dst`) from the egress MAC (`src`) while the IP
 /// destination stays the VIP. On [`TtlVerdict::Expired`] nothing is changed.
 pub fn dr_forward(frame: &mut [u8], p: &Parsed, dst: MacAddr, src: MacAddr) -> Result<TtlVerdict> {

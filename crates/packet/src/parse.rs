@@ -169,7 +169,7 @@ impl Parsed {
 /// Walks up to two VLAN tags (802.1ad outer + 802.1Q inner), then ARP / IPv4 /
 /// IPv6. For IP it checks version, IHL, total/payload length against the buffer
 /// (shorter is padding, longer is truncation), the IPv4 header checksum, the
-/// IPv6 extension header chain (§5.1: non-first IPv6 fragments are recognised so
+/// IPv6 extension header chain (docs/internals/forwarding.md#where-the-director-sees-packets: non-first IPv6 fragments are recognised so
 /// they are not scheduled), and the transport header of the first fragment:
 /// TCP data offset, UDP length (unfragmented only), ICMP/ICMPv6/GRE minimum length.
 /// A first fragment too short to hold its transport header is truncated (the

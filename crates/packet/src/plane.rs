@@ -1,26 +1,26 @@
-//! The data-plane entry point: one frame in, one verdict out (spec `ipvs.md` §5).
+//! The data-plane entry point: one frame in, one verdict out (docs/internals/forwarding.md).
 //!
 //! [`Plane::process`] classifies a frame, asks the director ([`rvs_core::Director`]) what to do
 //! with it, rewrites it in place with the primitives of this crate and returns a [`Verdict`]:
 //! transmit on a port, send a frame the director originated (ARP / ND reply, ICMP error), pass
 //! to the host stack, or drop with a counted [`DropReason`].
 //!
-//! The order of the kernel's hooks is kept (§5.1): a packet is first tried as a reply of a
+//! The order of the kernel's hooks is kept (docs/internals/forwarding.md#where-the-director-sees-packets): a packet is first tried as a reply of a
 //! NAT / full-NAT connection (`ip_vs_out_hook`, [`Director::packet_out`]), then as a
 //! client→server packet (`ip_vs_in_hook`, [`Director::packet_in_fullnat`]). Statistics are
 //! counted by the director exactly where the kernel counts them: requests in `packet_in`,
-//! replies in `packet_out`, so DR and TUN connections keep OutPkts at 0 (§6.1).
+//! replies in `packet_out`, so DR and TUN connections keep OutPkts at 0 (docs/internals/connections.md#counters).
 //!
 //! What the plane does not do, and where it differs from the kernel:
-//! - No IPv4 reassembly: the kernel reassembles before IPVS sees a fragment (§5.1). Here a
+//! - No IPv4 reassembly: the kernel reassembles before IPVS sees a fragment (docs/internals/forwarding.md#where-the-director-sees-packets). Here a
 //!   fragment addressed to a VIP or full-NAT local address is dropped and counted
 //!   ([`DropReason::Fragment`]); other fragments are passed to the host stack.
 //! - TCP/UDP checksums of forwarded packets are not verified, as in the kernel (which checks
 //!   them only when an application helper mangles the payload); the incremental update of
 //!   RFC 1624 keeps a bad checksum bad, so the receiver still rejects it. The checksum of an
-//!   ICMP error is verified before it is relayed (§5.8).
+//!   ICMP error is verified before it is relayed (docs/internals/forwarding.md#icmp-errors).
 //! - No route-PMTU cache toward real servers: a FRAG_NEEDED about a tunnel packet is answered
-//!   from the MTU it reports (§5.8 "else the MTU reported in the ICMP").
+//!   from the MTU it reports (docs/internals/forwarding.md#icmp-errors "else the MTU reported in the ICMP").
 //!
 //! Nothing on the forward path allocates: the scratch buffer used to quote a packet inside a
 //! generated ICMP error is allocated once with the plane.
@@ -52,7 +52,7 @@ pub type PortId = u16;
 pub struct PortConfig {
     /// Its MAC address (source of everything sent on it).
     pub mac: MacAddr,
-    /// Route MTU of the link (§5.2 / §5.7).
+    /// Route MTU of the link (docs/internals/forwarding.md).
     pub mtu: u32,
     /// Its IPv4 address (DIP): source of tunnels and of ICMP errors about transit packets.
     pub addr4: Option<Ipv4Addr>,
@@ -111,7 +111,7 @@ pub struct PlaneConfig {
     pub laddrs: Vec<(ServiceKey, IpAddr)>,
     /// Local port range for full-NAT, inclusive.
     pub lport_range: (u16, u16),
-    /// `pmtu_disc` sysctl (§3.6, default 1).
+    /// `pmtu_disc` sysctl (docs/internals/sysctls.md, default 1).
     pub pmtu_disc: bool,
 }
 
@@ -133,15 +133,15 @@ impl Default for PlaneConfig {
 pub enum DropReason {
     /// Truncated or inconsistent headers (parse error).
     Malformed,
-    /// Bad IPv4 header checksum, or bad checksum of an ICMP error to relay (§5.8).
+    /// Bad IPv4 header checksum, or bad checksum of an ICMP error to relay (docs/internals/forwarding.md#icmp-errors).
     BadChecksum,
-    /// A fragment for an address the director owns (no reassembly here, §5.1).
+    /// A fragment for an address the director owns (no reassembly here, docs/internals/forwarding.md#where-the-director-sees-packets).
     Fragment,
-    /// The connection's destination was deleted (§3.6, `expire_nodest_conn` = 0).
+    /// The connection's destination was deleted (docs/internals/connections.md#when-a-packet-meets-an-existing-entry, `expire_nodest_conn` = 0).
     DestUnavailable,
-    /// The drop_packet defence (§3.6).
+    /// The drop_packet defence (docs/internals/sysctls.md#memory-pressure-defences).
     Defense,
-    /// The persistence engine could not parse the packet (§4.2).
+    /// The persistence engine could not parse the packet (docs/internals/persistence.md#persistence-engines---pe-sip).
     PersistenceEngine,
     /// No connection entry could be created.
     NoMemory,
@@ -149,21 +149,21 @@ pub enum DropReason {
     NoLocalAddress,
     /// No route or unresolved neighbour toward the next hop.
     NoRoute,
-    /// TTL / hop limit ≤ 1: ICMP time exceeded sent (§5.2).
+    /// TTL / hop limit ≤ 1: ICMP time exceeded sent (docs/internals/forwarding.md#common-steps-for-every-method).
     TtlExceeded,
-    /// IPv4 DF packet too big: FRAG_NEEDED sent (§5.7).
+    /// IPv4 DF packet too big: FRAG_NEEDED sent (docs/internals/forwarding.md#mtu).
     FragNeeded,
-    /// IPv6 packet too big: PACKET_TOO_BIG sent (§5.7).
+    /// IPv6 packet too big: PACKET_TOO_BIG sent (docs/internals/forwarding.md#mtu).
     PacketTooBig,
-    /// Too big and silently dropped (IPv6 non-first fragment, relayed ICMPv6; §5.7).
+    /// Too big and silently dropped (IPv6 non-first fragment, relayed ICMPv6; docs/internals/forwarding.md#mtu).
     TooBig,
-    /// No destination: ICMP port unreachable sent (`ip_vs_leave`, §3.7).
+    /// No destination: ICMP port unreachable sent (`ip_vs_leave`, docs/internals/connections.md#life-of-an-entry).
     Rejected,
     /// The buffer has no room for the rewrite (tunnel headroom, generated reply).
     NoRoom,
     /// The rewrite refused the frame (unsupported protocol for NAT, tunnel MTU < minimum...).
     Rewrite,
-    /// An ICMP error about one of the director's tunnel packets, consumed (§5.8).
+    /// An ICMP error about one of the director's tunnel packets, consumed (docs/internals/forwarding.md#icmp-errors).
     TunnelIcmp,
 }
 
@@ -229,7 +229,7 @@ pub enum Verdict {
     },
     /// Forward the IPv4 packet in `buf[start..start + len]` on `port` in fragments of at most
     /// `mtu` bytes ([`crate::frag::fragment_ipv4`]): too big, and allowed to be fragmented
-    /// (§5.7).
+    /// (docs/internals/forwarding.md#mtu).
     Fragment {
         /// Egress port.
         port: PortId,
@@ -508,7 +508,7 @@ impl<N: Neighbours> Plane<N> {
             }
         }
         if p.is_fragment() {
-            // §5.1: the kernel reassembles IPv4 and never schedules non-first IPv6
+            // docs/internals/forwarding.md#where-the-director-sees-packets: the kernel reassembles IPv4 and never schedules non-first IPv6
             // fragments; without reassembly we refuse fragments for the addresses we serve
             // (VIPs, local addresses). The host's own (DIP) traffic goes to its stack.
             return if self.owns(dst, None) {
@@ -541,7 +541,7 @@ impl<N: Neighbours> Plane<N> {
             len: p.l3_len() as u32,
             payload: &frame[payload_off.min(p.l3_end)..p.l3_end],
         };
-        // Out-hook before in-hook (§5.1: LOCAL_IN priorities 98 < 99; FORWARD replies).
+        // Out-hook before in-hook (docs/internals/forwarding.md#where-the-director-sees-packets: LOCAL_IN priorities 98 < 99; FORWARD replies).
         if let Some(r) = director.packet_out(&pkt, now) {
             return self.reply(buf, f, p, &r);
         }
@@ -572,7 +572,7 @@ impl<N: Neighbours> Plane<N> {
             .map_or(0, |m| m.mark)
     }
 
-    /// Client → server: transmit per the connection's forwarding method (§5.3–§5.5).
+    /// Client → server: transmit per the connection's forwarding method (docs/internals/forwarding.md).
     fn forward(
         &mut self,
         director: &mut Director,
@@ -586,7 +586,7 @@ impl<N: Neighbours> Plane<N> {
         let method = match route.fwd {
             FwdMethod::Masq => Method::Nat { dst: rs },
             FwdMethod::Route => Method::Dr,
-            // §5.6: bypass forwards to the original destination only if it is not one of
+            // docs/internals/forwarding.md#when-nothing-can-be-scheduled: bypass forwards to the original destination only if it is not one of
             // ours (the kernel requires a non-local unicast address).
             FwdMethod::Bypass if self.is_local(route.daddr) => return Verdict::Pass,
             FwdMethod::Bypass => Method::Dr,
@@ -604,7 +604,7 @@ impl<N: Neighbours> Plane<N> {
                 tun = t;
                 Method::Tun(&tun)
             }
-            // §5.6: a local real server gets the packet through the host stack.
+            // docs/internals/forwarding.md#when-nothing-can-be-scheduled: a local real server gets the packet through the host stack.
             FwdMethod::Local => return Verdict::Pass,
         };
         self.send(buf, f, p, method, route.daddr, false)
@@ -652,7 +652,7 @@ impl<N: Neighbours> Plane<N> {
         })
     }
 
-    /// Server → client of a NAT / full-NAT connection (`handle_response`, §5.1).
+    /// Server → client of a NAT / full-NAT connection (`handle_response`, docs/internals/forwarding.md#where-the-director-sees-packets).
     fn reply(&mut self, buf: &mut [u8], f: Frame, p: &Parsed, r: &ReplyRoute) -> Verdict {
         let vip = Endpoint::new(r.vaddr, r.vport);
         let method = match r.fwd {
@@ -661,7 +661,7 @@ impl<N: Neighbours> Plane<N> {
                 src: vip,
                 dst: Endpoint::new(r.caddr, r.cport),
             },
-            // Replies of other methods that pass through are accepted unchanged (§5.1).
+            // Replies of other methods that pass through are accepted unchanged (docs/internals/forwarding.md#where-the-director-sees-packets).
             _ => return Verdict::Pass,
         };
         self.send(buf, f, p, method, r.caddr, false)
@@ -768,7 +768,7 @@ impl<N: Neighbours> Plane<N> {
     }
 
     // ---------------------------------------------------------------------------------------
-    // ICMP (§5.8)
+    // ICMP (docs/internals/forwarding.md#icmp-errors)
 
     fn icmp(
         &mut self,
@@ -780,7 +780,7 @@ impl<N: Neighbours> Plane<N> {
     ) -> Verdict {
         let e = match icmp_relay::icmp_error(&buf[f.start..f.end], p) {
             Ok(Some(e)) => e,
-            // Echo and other informational messages: the host stack answers (§5.8).
+            // Echo and other informational messages: the host stack answers (docs/internals/forwarding.md#icmp-errors).
             Ok(None) => return Verdict::Pass,
             Err(_) => return self.drop(DropReason::Malformed),
         };
@@ -936,7 +936,7 @@ impl<N: Neighbours> Plane<N> {
     }
 
     /// An ICMP error about one of our tunnel packets (addressed to an interface address,
-    /// quoting IPIP / GRE / GUE toward a tunnel real server): tell the client (§5.8).
+    /// quoting IPIP / GRE / GUE toward a tunnel real server): tell the client (docs/internals/forwarding.md#icmp-errors).
     fn icmp_tunnel(
         &mut self,
         director: &mut Director,
@@ -1032,7 +1032,7 @@ impl<N: Neighbours> Plane<N> {
 }
 
 /// The MTU announced to the client after a FRAG_NEEDED / PACKET_TOO_BIG about a tunnel
-/// packet (§5.8): the reported MTU less the outer header, `tunnel_frag_needed_mtu` for an
+/// packet (docs/internals/forwarding.md#icmp-errors): the reported MTU less the outer header, `tunnel_frag_needed_mtu` for an
 /// IPv4 outer header (minus 20 above 88), minus 40 for an IPv6 outer header, and never below
 /// 1280 for an IPv6 client.
 fn tunnel_inner_mtu(outer: L3, inner: L3, reported: u32) -> u32 {

@@ -1,6 +1,6 @@
-//! TUN forwarding (`-i`, spec §5.5): IPIP / 6in6 / 4in6 / 6in4, GUE and GRE
+//! TUN forwarding (`-i`, docs/internals/forwarding.md#tunnelling): IPIP / 6in6 / 4in6 / 6in4, GUE and GRE
 //! encapsulation in place (growing into headroom), the matching decapsulation for
-//! the lab's userspace decapsulator, and the tunnel MTU rules of §5.7.
+//! the lab's userspace decapsulator, and the tunnel MTU rules of docs/internals/forwarding.md#mtu.
 
 use core::net::IpAddr;
 
@@ -56,7 +56,7 @@ pub struct TunnelParams {
     pub dst_mac: MacAddr,
     /// Ethernet source (egress interface).
     pub src_mac: MacAddr,
-    /// `pmtu_disc` sysctl: copy DF from an IPv4 inner header (§5.5).
+    /// `pmtu_disc` sysctl: copy DF from an IPv4 inner header (docs/internals/forwarding.md#tunnelling).
     pub pmtu_disc: bool,
     /// IPv4 outer identification ("normal IP ident selection" is the caller's).
     pub ident: u16,
@@ -69,7 +69,7 @@ pub struct TunnelParams {
     pub inner_partial: Option<(u16, u16)>,
 }
 
-/// Bytes the outer headers add (§5.7: IP header 20/40, + UDP 8 + GUE 4 [+8 with the
+/// Bytes the outer headers add (docs/internals/forwarding.md#mtu: IP header 20/40, + UDP 8 + GUE 4 [+8 with the
 /// remcsum option], or GRE 4 [+4 with checksum]).
 pub fn overhead(outer_v6: bool, kind: TunnelType, csum: TunnelCsum, remcsum_opt: bool) -> usize {
     let ip = if outer_v6 {
@@ -90,7 +90,7 @@ pub fn overhead(outer_v6: bool, kind: TunnelType, csum: TunnelCsum, remcsum_opt:
     }
 }
 
-/// The MTU available to the inner packet (§5.7): route MTU minus [`overhead`];
+/// The MTU available to the inner packet (docs/internals/forwarding.md#mtu): route MTU minus [`overhead`];
 /// below 68 (IPv4 outer) or 1280 (IPv6 outer) the packet must be dropped.
 pub fn tunnel_mtu(
     route_mtu: u32,
@@ -151,7 +151,7 @@ pub fn flow_hash(frame: &[u8], p: &Parsed) -> u32 {
 }
 
 /// `INET_ECN_encapsulate`: DSCP copied; inner CE becomes ECT(0) outside, other ECN
-/// codepoints copied (§5.5).
+/// codepoints copied (docs/internals/forwarding.md#tunnelling).
 pub fn ecn_encapsulate(inner_ds: u8) -> u8 {
     let ecn = inner_ds & 3;
     (inner_ds & !3) | if ecn == 3 { 2 } else { ecn }
@@ -163,7 +163,7 @@ pub fn ecn_encapsulate(inner_ds: u8) -> u8 {
 /// Ethernet padding after the inner packet is dropped. Returns the new
 /// `(start, len)` of the frame.
 ///
-/// Outer header per §5.5: IPv4 (IHL 5, TOS = [`ecn_encapsulate`] of the inner DS
+/// Outer header per docs/internals/forwarding.md#tunnelling: IPv4 (IHL 5, TOS = [`ecn_encapsulate`] of the inner DS
 /// field, DF copied from an IPv4 inner only with `pmtu_disc`, TTL = inner TTL —
 /// decrement it first) or IPv6 (traffic class likewise, flow label 0, hop limit =
 /// inner TTL). GUE: UDP checksum 0 unless csum/remcsum; GRE: C bit and checksum
@@ -483,7 +483,7 @@ pub fn decapsulate_ip(packet: &mut [u8], gue_port: Option<u16>) -> Result<InnerP
     })
 }
 
-/// Outcome of the MTU check of §5.7.
+/// Outcome of the MTU check of docs/internals/forwarding.md#mtu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MtuVerdict {
     /// The packet fits; send it.
@@ -515,7 +515,7 @@ pub struct MtuCheck {
     pub relayed_icmp: bool,
 }
 
-/// The kernel's `ensure_mtu_is_adequate` (§5.7), applied to the inner packet's
+/// The kernel's `ensure_mtu_is_adequate` (docs/internals/forwarding.md#mtu), applied to the inner packet's
 /// family. For IPv4: DF and too big and not relayed ICMP → FRAG_NEEDED, except
 /// tunnels with `pmtu_disc` = 0. For IPv6: too big → PACKET_TOO_BIG only for the
 /// first fragment and not for relayed ICMP, dropped in any case.

@@ -1,4 +1,4 @@
-//! The per-method transmit sequence of `ip_vs_*_xmit` (spec §5.2–§5.5, §5.7) as
+//! The per-method transmit sequence of `ip_vs_*_xmit` (docs/internals/forwarding.md) as
 //! one call, for a data plane that has already decided the connection and the
 //! route: TTL / hop limit decrement, MTU check, then the method's rewrite.
 //!
@@ -17,12 +17,12 @@ use crate::tunnel::{self, MtuCheck, MtuVerdict, TunnelParams};
 /// What to do to the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method<'a> {
-    /// NAT request (`-m`, §5.3): destination := RS.
+    /// NAT request (`-m`, docs/internals/forwarding.md#nat): destination := RS.
     Nat {
         /// RS `daddr:dport`.
         dst: Endpoint,
     },
-    /// NAT reply (`handle_response`, §5.1): source := `VIP:vport`.
+    /// NAT reply (`handle_response`, docs/internals/forwarding.md#where-the-director-sees-packets): source := `VIP:vport`.
     NatReply {
         /// `VIP:vport`.
         src: Endpoint,
@@ -34,9 +34,9 @@ pub enum Method<'a> {
         /// New destination.
         dst: Endpoint,
     },
-    /// Direct routing (`-g`, §5.4): only the MACs (and TTL) change.
+    /// Direct routing (`-g`, docs/internals/forwarding.md#direct-routing): only the MACs (and TTL) change.
     Dr,
-    /// Tunnel (`-i`, §5.5). Its MACs are in the parameters.
+    /// Tunnel (`-i`, docs/internals/forwarding.md#tunnelling). Its MACs are in the parameters.
     Tun(&'a TunnelParams),
 }
 

@@ -9,7 +9,7 @@
 //!   etherparse must parse it and every checksum must verify by full recomputation (only the
 //!   `badsum` cases carry a deliberately bad transport checksum).
 //! - `golden_fixtures_are_the_specs` rebuilds the fixtures from `golden_src/cases.rs`, where
-//!   inputs and expected outputs are constructed with etherparse from what the spec says the
+//!   inputs and expected outputs are constructed with etherparse from what docs/internals/forwarding.md says the
 //!   fields become (never from the plane's output), and requires the files to be exactly
 //!   that. `UPDATE_GOLDEN=1 cargo test -p rvs-packet --test golden` rewrites the files from
 //!   the specifications.

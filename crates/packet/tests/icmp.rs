@@ -1,4 +1,4 @@
-//! ICMP error relay (§5.8), generated ICMP/ICMPv6 errors, ARP and ND.
+//! ICMP error relay (docs/internals/forwarding.md#icmp-errors), generated ICMP/ICMPv6 errors, ARP and ND.
 
 mod common;
 
@@ -207,7 +207,7 @@ fn icmp_about_our_tunnel_packets() {
         assert_eq!((ti.inner_src, ti.inner_dst), (CIP4.into(), VIP4.into()));
         assert!(ti.inner_df);
         assert_eq!(ti.inner, L3::Ipv4);
-        // The MTU announced to the client (§5.8) and the FRAG_NEEDED itself.
+        // The MTU announced to the client (docs/internals/forwarding.md#icmp-errors) and the FRAG_NEEDED itself.
         let mtu = icmp_relay::tunnel_frag_needed_mtu(None, e.info & 0xffff);
         assert_eq!(mtu, 1380);
         let mut out = [0u8; 700];

@@ -1,4 +1,4 @@
-//! The plane never panics (DESIGN.md "Errors"): every golden input frame, mutated (bytes
+//! The plane never panics (docs/internals/architecture.md#rules-of-the-house): every golden input frame, mutated (bytes
 //! flipped, cut short, extended), goes through [`Plane::process`] under every golden
 //! configuration, and whatever the verdict, the frame range it names lies in the buffer.
 

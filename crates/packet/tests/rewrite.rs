@@ -246,7 +246,7 @@ fn zero_udp_checksum(frame: &mut [u8]) {
 
 #[test]
 fn udp_zero_checksum_rules() {
-    // Kernel behaviour (spec §5.3): an absent IPv4 UDP checksum is computed on NAT.
+    // Kernel behaviour (docs/internals/forwarding.md#nat): an absent IPv4 UDP checksum is computed on NAT.
     let mut f = build(Fam::V4, Proto::Udp, b"payload");
     zero_udp_checksum(&mut f);
     let p = parse(&f).unwrap();

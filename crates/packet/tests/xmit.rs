@@ -1,4 +1,4 @@
-//! The per-method transmit sequence (§5.2 order: TTL, MTU, rewrite).
+//! The per-method transmit sequence (docs/internals/forwarding.md#common-steps-for-every-method order: TTL, MTU, rewrite).
 
 mod common;
 

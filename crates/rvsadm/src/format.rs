@@ -1,4 +1,4 @@
-//! ipvsadm's listing, save and connection formats (spec §7.6, §7.7), as pure functions from a
+//! ipvsadm's listing, save and connection formats (docs/internals/ipvsadm.md), as pure functions from a
 //! snapshot to text.
 
 use crate::args::Format;

@@ -1,4 +1,4 @@
-//! Every illegal command line of spec §7.3 and every error text of §7.4, with exit status.
+//! Every illegal command line of docs/internals/ipvsadm.md#which-options-go-with-which-command and every error text of docs/internals/ipvsadm.md#exit-status-and-error-texts, with exit status.
 //!
 //! The legality tables are embedded here exactly as they appear in ipvsadm.c (and the rvs
 //! rows/columns appended), parsed independently of rvsadm's own copy, and every cell that can
@@ -761,7 +761,7 @@ fn help_and_version() {
     assert!(t.requests.is_empty());
 }
 
-/// §7.4: errors reported by rvsd print ipvsadm's texts; changes exit 255, listings exit 1.
+/// docs/internals/ipvsadm.md#exit-status-and-error-texts: errors reported by rvsd print ipvsadm's texts; changes exit 255, listings exit 1.
 #[test]
 fn kernel_error_texts() {
     use ErrorKind::*;

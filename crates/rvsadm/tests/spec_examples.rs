@@ -1,5 +1,5 @@
-//! The exact examples of spec §7.6 and §7.7, byte for byte (`⏎` marks an end of line so that
-//! trailing spaces are visible, as in the spec).
+//! The exact examples of docs/internals/ipvsadm.md, byte for byte (`⏎` marks an end of line so that
+//! trailing spaces are visible, as in docs/internals/ipvsadm.md).
 
 mod common;
 use common::*;

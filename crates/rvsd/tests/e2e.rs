@@ -91,7 +91,7 @@ fn rr_and_wrr_follow_the_kernel_order() {
         "-a -t 127.77.1.1:8080 -r 127.77.1.11:8080 -m",
         "-a -t 127.77.1.1:8080 -r 127.77.1.12:8080 -m",
         "-a -t 127.77.1.1:8080 -r 127.77.1.13:8080 -m",
-        // spec §2.2 worked example: list order [A=4, B=3, C=2], i.e. C added first.
+        // docs/internals/schedulers.md#wrr--weighted-round-robin worked example: list order [A=4, B=3, C=2], i.e. C added first.
         "-A -t 127.77.1.1:8081 -s wrr",
         "-a -t 127.77.1.1:8081 -r 127.77.1.13:8080 -m -w 2",
         "-a -t 127.77.1.1:8081 -r 127.77.1.12:8080 -m -w 3",
@@ -99,7 +99,7 @@ fn rr_and_wrr_follow_the_kernel_order() {
     ]);
     // Added A, B, C → list C, B, A → rr hands out C, B, A, C, …
     assert_eq!(names("http://127.77.1.1:8080/", 9, &[]), cycle("C B A", 3));
-    // wrr: the §2.2 cycle `A A B A B C A B C`, after a first pass at cw = 1. That first pass
+    // wrr: the docs/internals/schedulers.md#wrr--weighted-round-robin cycle `A A B A B C A B C`, after a first pass at cw = 1. That first pass
     // is the kernel's (ip_vs_wrr_dest_changed): the service started empty (mw = 0, cw = 0);
     // adding C (w 2) gave di = 2, mw = 2 - (di - 1) = 1 and, as cw was 0, cw = mw = 1; the
     // later adds only raise mw and `cw > mw || cw == 0` no longer holds, so cw stays 1.
@@ -160,7 +160,7 @@ fn parallel_connections_are_spread_exactly_and_none_fails() {
     assert!(ok, "active connections left: {}", d.ok(&["-Ln"]));
 }
 
-/// The kernel's sh bucket of an IPv4 source (spec §2.10, port 0): `hash_32(fold(addr), 8)`.
+/// The kernel's sh bucket of an IPv4 source (docs/internals/schedulers.md#sh--source-hashing, port 0): `hash_32(fold(addr), 8)`.
 fn sh_bucket(a: Ipv4Addr) -> usize {
     (u32::from(a).wrapping_mul(0x61C8_8647) >> 24) as usize
 }
@@ -169,7 +169,7 @@ fn sh_bucket(a: Ipv4Addr) -> usize {
 #[test]
 fn sh_keeps_each_source_address_on_its_kernel_server() {
     require!("nginx", "curl");
-    // The hash is the spec's (its worked examples), so the expectation below is the kernel's.
+    // The hash is the kernel's (the worked examples of docs/internals/schedulers.md), so the expectation below is the kernel's.
     assert_eq!(sh_bucket(Ipv4Addr::new(10, 0, 0, 2)), 137);
     assert_eq!(sh_bucket(Ipv4Addr::new(10, 0, 0, 3)), 235);
     assert_eq!(sh_bucket(Ipv4Addr::new(192, 168, 1, 100)), 89);

@@ -242,7 +242,7 @@ fn losing_quorum_brings_in_the_sorry_server() {
     std::thread::sleep(Duration::from_millis(1500));
     a.stop();
     // Quorum 2 with one server of weight 1 alive is lost: the alive servers are taken out
-    // and the sorry server (weight 1) takes over (spec §2.6).
+    // and the sorry server (weight 1) takes over (docs/internals/keepalived.md#quorum-and-the-sorry-server).
     let t = wait_for(Duration::from_secs(10), || {
         let ds = d.dests();
         ds.len() == 1 && ds[0].0 == sorry && ds[0].1 == 1
@@ -296,7 +296,7 @@ fn misc_dynamic_sets_the_weight() {
         script.display()
     );
     let d = start_keepalived(dir.path(), &conf, &[]);
-    // exit 12 → weight 12 − 2 = 10 (spec §2.5).
+    // exit 12 → weight 12 − 2 = 10 (docs/internals/keepalived.md#checkers-and-their-timers).
     let t = wait_for(Duration::from_secs(10), || d.weight(r) == Some(10))
         .unwrap_or_else(|| panic!("weight 10:\n{}\n{}", d.listing(), d.log_text()));
     report(

@@ -52,7 +52,7 @@ fn sighup_with_a_broken_file_keeps_serving() {
     assert!(wait_for(Duration::from_secs(10), || d.dests().len() == 2).is_some());
     let before = d.listing();
 
-    // Line 5 misses its value: keepalived would stop the whole daemon here (spec §2.9).
+    // Line 5 misses its value: keepalived would stop the whole daemon here (docs/internals/keepalived.md#reload-sighup).
     d.reload(
         "virtual_server 127.0.26.1 8080 {\n  lb_algo rr\n  protocol TCP\n  real_server 127.0.26.11 8081 {\n    weight\n  }\n}\n",
     );

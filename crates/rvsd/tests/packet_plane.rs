@@ -151,7 +151,7 @@ fn nat_lab_round_robin_snat_and_stats() {
     assert_eq!(log.matches("packet worker eth1:").count(), 2, "{log}");
 }
 
-/// (b) The kernel selftest's pass criterion (spec §9) through rvsd: 32 random bytes sent
+/// (b) The kernel selftest's pass criterion (docs/internals/forwarding.md#the-kernels-ipvs-selftest) through rvsd: 32 random bytes sent
 /// with socat from ns0 to the VIP arrive unchanged at the real server in ns2.
 fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
     let t = rvs_lab::selftest(tag, mode).expect("selftest lab");

@@ -1,5 +1,4 @@
-//! Per-instance configuration: the `vrrp_instance` fields of keepalived.conf (`spec/keepalived.md`
-//! §1.8) that the protocol logic needs, already parsed. Parsing the text is `rvs-config`'s job.
+//! Per-instance configuration: the `vrrp_instance` fields of keepalived.conf (docs/internals/vrrp.md#configuration) that the protocol logic needs, already parsed. Parsing the text is `rvs-config`'s job.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,7 +20,7 @@ pub enum Auth {
     Ah,
 }
 
-/// keepalived's `state` keyword: only an initial preference (§3.5).
+/// keepalived's `state` keyword: only an initial preference (docs/internals/vrrp.md#states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialState {
     /// `state MASTER` (or derived for priority 255): an address owner starts as MASTER at once.
@@ -52,7 +51,7 @@ impl UnicastPeer {
     }
 }
 
-/// Gratuitous ARP / unsolicited NA settings (`garp_*`, §3.6), keepalived 2.2.7 defaults.
+/// Gratuitous ARP / unsolicited NA settings (`garp_*`, docs/internals/vrrp.md#gratuitous-arp-and-unsolicited-na), keepalived 2.2.7 defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GarpConfig {
     /// `garp_master_delay`: second batch after becoming MASTER (0 = none). Default 5 s.
@@ -191,7 +190,7 @@ impl InstanceConfig {
         }
     }
 
-    /// keepalived's conversion of an `advert_int` value in seconds to centiseconds (§1.8): v2
+    /// keepalived's conversion of an `advert_int` value in seconds to centiseconds (docs/internals/vrrp.md#configuration): v2
     /// rounds to whole seconds (at least 1, at most 255); v3 rounds to the nearest 10 ms (at least
     /// 10 ms, at most 40.95 s). Non-finite input gives the default of 1 s.
     pub fn advert_int_cs_from_secs(version: Version, secs: f64) -> u16 {
@@ -319,7 +318,7 @@ impl InstanceConfig {
         Ok(())
     }
 
-    /// The configuration after keepalived's silent/warned fix-ups (§1.8): `nopreempt` is cleared
+    /// The configuration after keepalived's silent/warned fix-ups (docs/internals/vrrp.md#configuration): `nopreempt` is cleared
     /// for an address owner or `state MASTER`; `preempt_delay` is cleared with `state MASTER` or
     /// `nopreempt`.
     pub fn normalized(&self) -> InstanceConfig {

@@ -1,5 +1,5 @@
 //! Gratuitous ARP and unsolicited Neighbour Advertisement frames exactly as keepalived sends them
-//! (`spec/keepalived.md` §3.6, checked byte for byte against the captures), for the driver to put
+//! (docs/internals/vrrp.md#gratuitous-arp-and-unsolicited-na, checked byte for byte against the captures), for the driver to put
 //! on the wire when an [`crate::Action::Garp`] or [`crate::Action::AnnounceSource`] asks for it.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn garp_matches_spec_example() {
-        // spec §3.6
+        // docs/internals/vrrp.md#gratuitous-arp-and-unsolicited-na
         let f = garp_frame(
             [0xb6, 0x06, 0xc0, 0x58, 0x10, 0x9a],
             Ipv4Addr::new(10, 77, 0, 100),

@@ -1,5 +1,4 @@
-//! The state machine of one `vrrp_instance`, as keepalived 2.2.7 runs it (`spec/keepalived.md`
-//! §3.3–3.6).
+//! The state machine of one `vrrp_instance`, as keepalived 2.2.7 runs it (docs/internals/vrrp.md).
 //!
 //! Sans-IO: every method takes `now`, a [`Duration`] since an epoch the driver picks (use a
 //! monotonic clock), queues [`Action`]s for the driver to perform ([`Instance::poll_action`]) and
@@ -124,7 +123,7 @@ impl Tracker {
 pub struct Instance {
     cfg: InstanceConfig,
     state: State,
-    /// Base priority; an owner lowers it to 254 on an owner conflict (§3.5 step 3).
+    /// Base priority; an owner lowers it to 254 on an owner conflict (docs/internals/vrrp.md#states).
     base_priority: u8,
     effective_priority: u8,
     trackers: Vec<Tracker>,
@@ -240,7 +239,7 @@ impl Instance {
         self.want_master
     }
 
-    /// Skew_Time (§3.3): v2 `(256 − P) / 256` s; v3 `(256 − P) × M / 256`, in whole µs.
+    /// Skew_Time (docs/internals/vrrp.md#timers): v2 `(256 − P) / 256` s; v3 `(256 − P) × M / 256`, in whole µs.
     pub fn skew_time(&self) -> Duration {
         let p = 256 - u64::from(self.effective_priority);
         match self.cfg.version {
@@ -359,7 +358,7 @@ impl Instance {
         match validate(&self.cfg, rx, check_vips, self.checksum_mode) {
             Err(r) => {
                 self.counters.rx.count(r.kind());
-                // keepalived quirk (§3.5, capture-verified): a MASTER restarts its advert timer
+                // keepalived quirk (docs/internals/vrrp.md#states, capture-verified): a MASTER restarts its advert timer
                 // after *any* packet for its VRID, even a rejected one, so two split-brain masters
                 // starve each other's adverts. Copied for wire-identical behaviour.
                 // Packets too short to carry a VRID never reach an instance in keepalived (the
@@ -459,7 +458,7 @@ impl Instance {
     }
 
     /// Removed from the configuration by a reload: like [`Instance::shutdown`], but notified as
-    /// DELETED when `notify_deleted` is configured, else as FAULT (keepalived's choice, §3.7).
+    /// DELETED when `notify_deleted` is configured, else as FAULT (keepalived's choice, docs/internals/vrrp.md#notifications).
     pub fn delete(&mut self, _now: Duration, notify_deleted: bool) {
         self.stop_with(if notify_deleted {
             NotifyState::Deleted
@@ -471,7 +470,7 @@ impl Instance {
     /// Reload (SIGHUP) of an instance whose identity (name, interface, VRID, family, version)
     /// is unchanged: take the new configuration — priority, `advert_int`, VIPs, trackers,
     /// preemption, notify flags — and keep the state, the master last heard, the running timers
-    /// and the counters, as keepalived keeps a MASTER a MASTER across a reload (§2.9).
+    /// and the counters, as keepalived keeps a MASTER a MASTER across a reload (docs/internals/vrrp.md#reload).
     ///
     /// `tracker_ok` holds the current state of the new configuration's tracked objects, by
     /// index (missing entries are OK), so the new priority is right from the first advert. A
@@ -683,7 +682,7 @@ impl Instance {
         if old != self.effective_priority {
             match self.state {
                 State::Backup => {
-                    // §3.3: a priority change in BACKUP shifts the running down timer by the
+                    // docs/internals/vrrp.md#timers: a priority change in BACKUP shifts the running down timer by the
                     // difference in skew.
                     if let Some(t) = self.main_deadline {
                         let new = (t + self.skew_time()).saturating_sub(old_skew);
@@ -807,7 +806,7 @@ impl Instance {
         }
     }
 
-    /// BACKUP receive processing (§3.5).
+    /// BACKUP receive processing (docs/internals/vrrp.md#states).
     fn backup_rx(&mut self, now: Duration, v: ValidAdvert) {
         let p = v.priority;
         let me = self.effective_priority;
@@ -840,7 +839,7 @@ impl Instance {
         // restarted, so we take over when it expires (observed).
     }
 
-    /// MASTER receive processing (§3.5).
+    /// MASTER receive processing (docs/internals/vrrp.md#states).
     fn master_rx(&mut self, now: Duration, v: ValidAdvert) {
         let p = v.priority;
         let own = self.cfg.src_addr;

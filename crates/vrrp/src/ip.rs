@@ -255,7 +255,7 @@ pub struct RxPacket<'a> {
     pub dst: IpAddr,
     /// TTL / hop limit as received.
     pub ttl: u8,
-    /// IPv4 total-length field, when the IP header was seen (check 12 of §3.4).
+    /// IPv4 total-length field, when the IP header was seen (check 12 of docs/internals/vrrp.md#receive-checks).
     pub ip_total_len: Option<u16>,
     /// Bytes actually received including the IPv4 header (compared with `ip_total_len`).
     pub received_len: usize,
@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn ipv4_header_matches_spec_example() {
-        // spec §3.2: 45c0 002c 0001 0000 ff70 d03f 0a4d0002 e0000012
+        // docs/internals/vrrp.md#on-the-wire: 45c0 002c 0001 0000 ff70 d03f 0a4d0002 e0000012
         let h = Ipv4Header::vrrp(
             Ipv4Addr::new(10, 77, 0, 2),
             Ipv4Addr::new(224, 0, 0, 18),

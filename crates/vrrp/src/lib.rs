@@ -36,7 +36,7 @@
 //! assert_eq!(vi.poll_action(), Some(Action::AddVips));
 //! ```
 //!
-//! The facts this follows are in `spec/keepalived.md` §3; quirks of keepalived that are copied on
+//! The facts this follows are in docs/internals/vrrp.md; quirks of keepalived that are copied on
 //! purpose are named in comments where they are implemented.
 
 #![warn(missing_docs)]

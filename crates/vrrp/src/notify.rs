@@ -1,4 +1,4 @@
-//! Notifications as keepalived sends them (`spec/keepalived.md` §3.7): the state names, the four
+//! Notifications as keepalived sends them (docs/internals/vrrp.md#notifications): the state names, the four
 //! arguments appended for the generic `notify` script, and the notify-FIFO line.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Receive validation as keepalived 2.2.7 does it (`vrrp_check_packet`, `spec/keepalived.md` §3.4):
+//! Receive validation as keepalived 2.2.7 does it (`vrrp_check_packet`, docs/internals/vrrp.md#receive-checks):
 //! the same checks in the same order, each failure a distinct [`Reject`] reason, counted in
 //! [`RxCounters`].
 
@@ -9,7 +9,7 @@ use crate::config::InstanceConfig;
 use crate::ip::RxPacket;
 use crate::wire::{message_len, ChecksumMode, Family, Packet, Version, HEADER_LEN};
 
-/// Why a received advert was ignored. Every variant is one row of §3.4 (plus the VRID/family
+/// Why a received advert was ignored. Every variant is one row of docs/internals/vrrp.md#receive-checks (plus the VRID/family
 /// demultiplexing that keepalived does before it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reject {

@@ -1,4 +1,4 @@
-//! `vrrp_script` result counting (rise/fall hysteresis, `spec/keepalived.md` §3.5), so the driver
+//! `vrrp_script` result counting (rise/fall hysteresis, docs/internals/vrrp.md#states), so the driver
 //! only has to run the command and report exit statuses.
 
 /// The rise/fall counter of one `vrrp_script`.

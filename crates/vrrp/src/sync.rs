@@ -1,4 +1,4 @@
-//! `vrrp_sync_group`: instances that move together (`spec/keepalived.md` §1.9, keepalived's
+//! `vrrp_sync_group`: instances that move together (docs/internals/vrrp.md#configuration, keepalived's
 //! `vrrp_sync.c`).
 //!
 //! Rules, as keepalived applies them:

@@ -4,7 +4,7 @@
 //! * [`Packet`] is a zero-copy view over a byte buffer (`&[u8]` to read, `&mut [u8]` to write);
 //! * [`Advert`] is the owned, decoded representation with [`Advert::parse`] and [`Advert::emit`].
 //!
-//! Checksums follow keepalived 2.2.7 (`spec/keepalived.md` §3.2): v2/IPv4 over the VRRP message only,
+//! Checksums follow keepalived 2.2.7 (docs/internals/vrrp.md#on-the-wire): v2/IPv4 over the VRRP message only,
 //! v3/IPv4 over an IPv4 pseudo-header plus the message, IPv6 (any version) over the IPv6
 //! pseudo-header, with [`ChecksumMode`] for the two interop variants (old keepalived unicast and
 //! RFC 9568 peers). The enclosing IP headers are in [`crate::ip`].
@@ -529,7 +529,7 @@ mod tests {
 
     #[test]
     fn spec_checksum_examples() {
-        // spec §3.2 worked checks.
+        // docs/internals/vrrp.md#on-the-wire worked checks.
         let v2 = unhex("21 33 64 02 01 01 0000 0a4d0064 0a4d0065 7365637265743132");
         let c = vrrp_checksum(
             Version::V2,

@@ -93,7 +93,7 @@ fn gratuitous_target(f: &Frame) -> Option<IpAddr> {
     let p = &f.data[14..];
     match ethertype(f) {
         0x0806 => {
-            // keepalived's GARP (spec §3.6): a request whose sender IP is the target IP, to the
+            // keepalived's GARP (docs/internals/vrrp.md#gratuitous-arp-and-unsolicited-na): a request whose sender IP is the target IP, to the
             // broadcast MAC. Ordinary ARP traffic in the capture is not one.
             let garp = p[6..8] == [0, 1] && p[14..18] == p[24..28] && p[18..24] == [0xff; 6];
             garp.then(|| IpAddr::V4(Ipv4Addr::new(p[24], p[25], p[26], p[27])))
@@ -269,7 +269,7 @@ fn gratuitous_frames_rebuild_byte_for_byte() {
 
 #[test]
 fn spec_examples_are_in_the_captures() {
-    // The hex dumps quoted in spec §3.2 are frames 1 and 53 of cap1 and 3/10 of cap2.
+    // The hex dumps quoted in docs/internals/vrrp.md#on-the-wire are frames 1 and 53 of cap1 and 3/10 of cap2.
     let c1 = read_pcap("cap1.pcap");
     assert_eq!(
         &c1[0].data[14..],

@@ -689,7 +689,7 @@ impl Parser {
         self.ip_addresses(n.kids(), owner, is_static)
     }
 
-    /// VIP / static address lines (§1.8.1).
+    /// VIP / static address lines (docs/internals/vrrp.md#configuration).
     pub(super) fn ip_addresses(
         &mut self,
         kids: &[Node],

@@ -1,4 +1,4 @@
-//! The connection table (§3): entries, hash indexes for both directions, the protocol state
+//! The connection table (docs/internals/connections.md): entries, hash indexes for both directions, the protocol state
 //! machines and expiry on a timer wheel.
 //!
 //! # Shape
@@ -126,7 +126,7 @@ pub mod flags {
 /// Timeout the kernel gives a new connection before its first state transition
 /// (`ip_vs_conn_new`: 3 s).
 pub const INITIAL_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long expiry is postponed for an entry that still controls others (§3.6).
+/// How long expiry is postponed for an entry that still controls others (docs/internals/connections.md#when-a-packet-meets-an-existing-entry).
 pub const EXPIRE_LATER: Duration = Duration::from_secs(60);
 /// Longest persistence-engine data (SIP Call-ID).
 pub const PE_DATA_MAX: usize = 255;
@@ -181,7 +181,7 @@ impl Addr16 {
     }
 }
 
-/// One tracked flow or persistence template (§3.1). 96 bytes, laid out for the packet path.
+/// One tracked flow or persistence template (docs/internals/connections.md#the-table). 96 bytes, laid out for the packet path.
 ///
 /// Key fields (addresses, ports, protocol, hashing-relevant flags) are read through accessors
 /// and changed only through [`ConnTable`] methods so the indexes stay consistent.
@@ -1136,7 +1136,7 @@ impl ConnTable {
         true
     }
 
-    /// Template invalidation of `ip_vs_check_template` (§4): unhash, set vport and dport to
+    /// Template invalidation of `ip_vs_check_template` (docs/internals/persistence.md): unhash, set vport and dport to
     /// 0xffff and cport to 0, re-hash, so the template no longer matches any look-up but still
     /// lives (and is listed) until it expires. Does nothing if vport is already 0xffff.
     pub fn invalidate_template(&mut self, id: ConnId) -> bool {
@@ -1728,7 +1728,7 @@ impl ConnTable {
                 continue;
             };
             if c.n_control > 0 {
-                // Quirk (§4): the timeout itself is overwritten, so later restarts use 60 s.
+                // Quirk (docs/internals/persistence.md): the timeout itself is overwritten, so later restarts use 60 s.
                 c.timeout = clamp_ms(EXPIRE_LATER);
                 self.restart_timer(id, now);
                 out.push(Expired::Rearmed(id));

@@ -1,4 +1,4 @@
-//! Protocol state machines as pure functions (§3.2–§3.6): the TCP normal and secure_tcp tables,
+//! Protocol state machines as pure functions (docs/internals/connections.md, docs/internals/sysctls.md#memory-pressure-defences): the TCP normal and secure_tcp tables,
 //! UDP, SCTP, template states, timeouts with `--set`, and the decisions the kernel takes when a
 //! packet meets an existing connection (`conn_reuse_mode`, `expire_nodest_conn`, sloppy
 //! creation).
@@ -19,7 +19,7 @@ pub enum Direction {
 }
 
 /// The row set of a state table actually used for a packet: `INPUT_ONLY` replaces `INPUT`
-/// while the connection has `NOOUTPUT` (DR, TUN, local), §3.2.
+/// while the connection has `NOOUTPUT` (DR, TUN, local), docs/internals/connections.md#tcp.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TableDir {
     /// `IP_VS_DIR_INPUT`.
@@ -80,7 +80,7 @@ pub const TCP_STATE_NAMES: [&str; tcp::COUNT] = [
 pub const TCP_DEFAULT_TIMEOUTS_SECS: [u64; tcp::COUNT] =
     [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120];
 
-/// Whether a TCP state counts as "active" for the destination counters (§3.2/§3.3):
+/// Whether a TCP state counts as "active" for the destination counters (docs/internals/connections.md):
 /// ESTABLISHED, SYN_SENT, SYN_RECV, SYNACK.
 pub fn tcp_state_active(state: u8) -> bool {
     matches!(
@@ -137,7 +137,7 @@ const ROW_RST: usize = 3;
 /// A TCP state table: `[direction][flag row][current state] -> next state`.
 pub type TcpTable = [[[u8; tcp::COUNT]; 4]; 3];
 
-// Short names so the tables below read like the spec's text (§3.2).
+// Short names so the tables below read like the kernel's tables (docs/internals/connections.md#tcp).
 const ES: u8 = tcp::ESTABLISHED;
 const SS: u8 = tcp::SYN_SENT;
 const SR: u8 = tcp::SYN_RECV;
@@ -149,7 +149,7 @@ const LA: u8 = tcp::LAST_ACK;
 const LI: u8 = tcp::LISTEN;
 const SA: u8 = tcp::SYNACK;
 
-/// The normal TCP state table (`tcp_states[]`), §3.2. Columns: NO ES SS SR FW TW CL CW LA LI SA.
+/// The normal TCP state table (`tcp_states[]`), docs/internals/connections.md#tcp. Columns: NO ES SS SR FW TW CL CW LA LI SA.
 pub const TCP_STATES: TcpTable = [
     // INPUT
     [
@@ -237,7 +237,7 @@ pub const UDP_STATE_NORMAL: u8 = 0;
 // ---------------------------------------------------------------------------------------------
 // SCTP
 //
-// §11 of the spec says the SCTP machine was not specified in detail. What follows was read from
+// The SCTP machine is only summarised in docs/internals/connections.md#sctp. What follows was read from
 // the kernel's `net/netfilter/ipvs/ip_vs_proto_sctp.c` (mainline, via the stored copy of
 // yailabs/yai) and re-expressed here; the facts relied on are:
 // - 14 states NONE INIT1 INIT C-SENT C-REPLIED C-WAIT COOKIE C-ECHOED ESTABLISHED S-SENT
@@ -544,7 +544,7 @@ impl Default for Timeouts {
 pub const MAX_SET_TIMEOUT_SECS: u64 = (i32::MAX as u64) / 1000;
 
 impl Timeouts {
-    /// `ipvsadm --set tcp tcpfin udp` (§3.5): seconds, 0 = leave unchanged. `tcp` sets the
+    /// `ipvsadm --set tcp tcpfin udp` (docs/internals/connections.md#timeouts-and---set): seconds, 0 = leave unchanged. `tcp` sets the
     /// ESTABLISHED timeout, `tcpfin` FIN_WAIT and `udp` the UDP timeout. Values above
     /// `INT_MAX / HZ` are rejected with EINVAL as the kernel does, and nothing changes.
     /// Existing connections pick the new value up on their next state update.
@@ -590,7 +590,7 @@ impl Timeouts {
     }
 }
 
-/// The sysctls the connection code reads (§3.6), with the kernel's defaults.
+/// The sysctls the connection code reads (docs/internals/sysctls.md), with the kernel's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnSysctls {
     /// Per-state timeouts (`--set`).
@@ -683,7 +683,7 @@ pub fn is_new_conn_expected(c: &ExistingConn, conn_reuse_mode: u32) -> bool {
     }
 }
 
-/// The checks of `ip_vs_in_hook` between finding a connection and using it (§3.6, mainline
+/// The checks of `ip_vs_in_hook` between finding a connection and using it (docs/internals/connections.md#when-a-packet-meets-an-existing-entry, mainline
 /// after the 2021 change that made expire_nodest_conn independent of conn_reuse_mode):
 ///
 /// 1. If the packet starts a new connection (`is_new_conn`: TCP SYN / SCTP INIT, first

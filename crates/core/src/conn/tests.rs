@@ -252,7 +252,7 @@ fn established_assures_template_and_udp_reply_too() {
     assert_eq!(counts(&svc, d), (0, 1));
 }
 
-/// The spec's §3.2 tables, copied verbatim.
+/// The docs/internals/connections.md#tcp tables, copied verbatim.
 const SPEC_TABLES: &str = "
 INPUT       NO  ES  SS  SR  FW  TW  CL  CW  LA  LI  SA
   syn       SR  ES  ES  SR  SR  SR  SR  SR  SR  SR  SR

@@ -1,4 +1,4 @@
-//! The hashing schedulers: sh (§2.10, `ip_vs_sh.c`), dh (§2.11, `ip_vs_dh.c`) and mh (§2.14,
+//! The hashing schedulers: sh (docs/internals/schedulers.md#sh--source-hashing, `ip_vs_sh.c`), dh (docs/internals/schedulers.md#dh--destination-hashing, `ip_vs_dh.c`) and mh (docs/internals/schedulers.md#mh--maglev-hashing,
 //! `ip_vs_mh.c`). Tables map flows exactly like the kernel's, so kernel directors and rvs agree.
 //!
 //! sh and dh use the modern kernels' `hash_32` (top bits of the golden-ratio product). Old

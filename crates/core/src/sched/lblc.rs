@@ -1,4 +1,4 @@
-//! lblc (§2.12, `ip_vs_lblc.c`) and lblcr (§2.13, `ip_vs_lblcr.c`): a per-service cache from
+//! lblc (docs/internals/schedulers.md#lblc--locality-based-least-connection, `ip_vs_lblc.c`) and lblcr (docs/internals/schedulers.md#lblcr--lblc-with-replication, `ip_vs_lblcr.c`): a per-service cache from
 //! destination IP to destination (lblc) or to a set of destinations (lblcr), falling back to
 //! wlc, with the kernel's 60-second garbage collection.
 //!

@@ -1,5 +1,5 @@
-//! The list-scanning "pick the best" schedulers: lc (§2.3), wlc (§2.4), sed (§2.5), nq (§2.6),
-//! fo (§2.7) and ovf (§2.8).
+//! The list-scanning "pick the best" schedulers: lc (docs/internals/schedulers.md#lc-wlc-sed-nq--least-connection-family), wlc (docs/internals/schedulers.md#lc-wlc-sed-nq--least-connection-family), sed (docs/internals/schedulers.md#lc-wlc-sed-nq--least-connection-family), nq (docs/internals/schedulers.md#lc-wlc-sed-nq--least-connection-family),
+//! fo (docs/internals/schedulers.md#fo-ovf--weight-ordered) and ovf (docs/internals/schedulers.md#fo-ovf--weight-ordered).
 //!
 //! Each kernel version scans the whole list keeping the first destination that is strictly
 //! better than the candidate so far. That is "the leftmost minimum of a rank", which a

@@ -1,4 +1,4 @@
-//! The 14 IPVS schedulers (§2), with the kernel's list order, tie-breaks and hooks.
+//! The 14 IPVS schedulers (docs/internals/schedulers.md), with the kernel's list order, tie-breaks and hooks.
 //!
 //! A scheduler sees the service's destinations through a [`DestView`] (list order, head =
 //! newest) and returns a [`DestId`]. The service table calls the hooks the kernel calls

@@ -1,4 +1,4 @@
-//! rr — round robin (§2.1).
+//! rr — round robin (docs/internals/schedulers.md#rr--round-robin).
 
 use crate::dest::{Dest, DestId};
 use crate::sched::index::MaxTree;

@@ -1,4 +1,4 @@
-//! twos — power of two choices, weighted random (§2.9, `ip_vs_twos.c`).
+//! twos — power of two choices, weighted random (docs/internals/schedulers.md#twos--power-of-two-choices, `ip_vs_twos.c`).
 //!
 //! The kernel sums the eligible weights, draws `r1`, `r2` uniformly in `[0, total]` and walks the
 //! list subtracting weights until each reaches ≤ 0. That walk is "the first position whose

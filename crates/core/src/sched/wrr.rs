@@ -1,4 +1,4 @@
-//! wrr — weighted round robin (§2.2, `ip_vs_wrr.c`).
+//! wrr — weighted round robin (docs/internals/schedulers.md#wrr--weighted-round-robin, `ip_vs_wrr.c`).
 //!
 //! The kernel walks the list from the cursor looking for the first destination with
 //! `!OVERLOAD && weight >= cw`, lowering `cw` by the gcd each time it passes the end of the list.

@@ -1,4 +1,4 @@
-//! DNS_CHECK (spec §1.7): one UDP query of `type` for `name` with RD set and a random id;
+//! DNS_CHECK (docs/internals/keepalived.md#checkers-and-their-timers): one UDP query of `type` for `name` with RD set and a random id;
 //! success = a reply with the same id, QR set and RCODE 0.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! HTTP_GET / SSL_GET (spec §1.7): keepalived's request bytes, status code set, MD5 digest of
+//! HTTP_GET / SSL_GET (docs/internals/keepalived.md#checkers-and-their-timers): keepalived's request bytes, status code set, MD5 digest of
 //! the body, TLS without certificate verification.
 
 use std::sync::Arc;
@@ -101,7 +101,7 @@ impl TlsConfigs {
 }
 
 /// The `Host:` value: url `virtualhost` → checker (RS/VS-resolved) `virtualhost` →
-/// `<connect ip>:<port>` (IPv6 bracketed), spec §1.7.
+/// `<connect ip>:<port>` (IPv6 bracketed), docs/internals/keepalived.md#checkers-and-their-timers.
 fn host_header(h: &HttpCheck, url: &HttpUrl) -> String {
     url.virtualhost
         .clone()
@@ -109,7 +109,7 @@ fn host_header(h: &HttpCheck, url: &HttpUrl) -> String {
         .unwrap_or_else(|| h.connect.connect.to_string())
 }
 
-/// keepalived's request bytes (spec §1.7).
+/// keepalived's request bytes (docs/internals/keepalived.md#checkers-and-their-timers).
 pub(crate) fn request(proto: HttpProtocol, path: &str, host: &str) -> String {
     let (minor, close) = match proto {
         HttpProtocol::Http10 => (0, false),
@@ -128,7 +128,7 @@ pub(crate) async fn check(
     ctx: &CheckContext,
 ) -> Result<Option<MiscWeight>> {
     if h.urls.is_empty() {
-        // keepalived: "HTTP/SSL_GET checker has no urls specified - ignoring" (spec §1.7).
+        // keepalived: "HTTP/SSL_GET checker has no urls specified - ignoring" (docs/internals/keepalived.md#checkers-and-their-timers).
         return Err(Error::Unsupported(
             "HTTP_GET/SSL_GET checker has no url".into(),
         ));
@@ -151,7 +151,7 @@ pub(crate) async fn check_url(
     match &h.tls {
         None => exchange(tcp, &req, url, timeout).await,
         Some(tls) => {
-            // keepalived sends SNI only with `enable_sni` and a virtual host (spec §1.7).
+            // keepalived sends SNI only with `enable_sni` and a virtual host (docs/internals/keepalived.md#checkers-and-their-timers).
             let vhost = url.virtualhost.as_ref().or(h.virtualhost.as_ref());
             let sni_name = if tls.enable_sni {
                 vhost.and_then(|v| ServerName::try_from(v.clone()).ok())
@@ -193,7 +193,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     judge(url, &resp)
 }
 
-/// Judgement in keepalived's order: status code, then digest (spec §1.7).
+/// Judgement in keepalived's order: status code, then digest (docs/internals/keepalived.md#checkers-and-their-timers).
 fn judge(url: &HttpUrl, resp: &Response) -> Result<()> {
     let ok_status = if url.status_codes.is_empty() {
         (200..=299).contains(&resp.status)

@@ -1,4 +1,4 @@
-//! MISC_CHECK (spec §2.5) and running notify commands (spec §2.7).
+//! MISC_CHECK (docs/internals/keepalived.md#checkers-and-their-timers) and running notify commands (docs/internals/keepalived.md#notifications).
 
 use std::process::{ExitStatus, Stdio};
 
@@ -42,7 +42,7 @@ pub fn run_as_ids(user: &str, group: Option<&str>) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-/// Build the process for `cmd`: argv executed directly (no shell, spec §2.7), stdio to
+/// Build the process for `cmd`: argv executed directly (no shell, docs/internals/keepalived.md#notifications), stdio to
 /// /dev/null, user/group switched when given.
 fn process(cmd: &Command) -> Result<tokio::process::Command> {
     let (prog, args) = cmd
@@ -66,7 +66,7 @@ fn process(cmd: &Command) -> Result<tokio::process::Command> {
 
 /// Run a notify/quorum command to completion and return its exit status.
 ///
-/// keepalived runs these asynchronously (spec §2.7): the daemon should spawn a task per
+/// keepalived runs these asynchronously (docs/internals/keepalived.md#notifications): the daemon should spawn a task per
 /// [`crate::Action::RunCommand`] rather than await this inline.
 pub async fn run_command(cmd: &Command) -> Result<ExitStatus> {
     let mut p = process(cmd)?;
@@ -87,7 +87,7 @@ pub(crate) async fn check(m: &MiscCheck) -> Result<Option<MiscWeight>> {
         .map_err(|e| Error::Misc(format!("cannot run {prog:?}: {e}")))?;
     let status = match tokio::time::timeout(m.timeout, child.wait()).await {
         Err(_) => {
-            // keepalived sends SIGTERM, then SIGKILL 2 s later (spec §2.5).
+            // keepalived sends SIGTERM, then SIGKILL 2 s later (docs/internals/keepalived.md#checkers-and-their-timers).
             let pid = child
                 .id()
                 .and_then(|p| i32::try_from(p).ok())

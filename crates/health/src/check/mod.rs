@@ -24,7 +24,7 @@ use crate::random::RandomSource;
 
 pub use misc::{run_as_ids, run_command};
 
-/// Weight reported by a successful MISC_CHECK with `misc_dynamic` (spec §2.5).
+/// Weight reported by a successful MISC_CHECK with `misc_dynamic` (docs/internals/keepalived.md#checkers-and-their-timers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MiscWeight {
     /// Exit 0: back to the configured weight.

@@ -1,5 +1,5 @@
 //! Socket set-up shared by the network checkers: `bindto`, `bind_port`, `bind_if`, `fwmark`
-//! (spec §1.7 common keywords).
+//! (docs/internals/keepalived.md#checkers-and-their-timers common keywords).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;

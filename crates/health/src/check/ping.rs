@@ -1,4 +1,4 @@
-//! PING_CHECK (spec §1.7): one ICMP/ICMPv6 echo request, success = a matching echo reply within
+//! PING_CHECK (docs/internals/keepalived.md#checkers-and-their-timers): one ICMP/ICMPv6 echo request, success = a matching echo reply within
 //! `connect_timeout`.
 //!
 //! Socket choice: first an unprivileged ICMP datagram socket (`SOCK_DGRAM`, `IPPROTO_ICMP`),

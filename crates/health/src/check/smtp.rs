@@ -1,8 +1,8 @@
-//! SMTP_CHECK (spec §1.7): expect the `220` banner, send `HELO <name>`, expect `250`, send
+//! SMTP_CHECK (docs/internals/keepalived.md#checkers-and-their-timers): expect the `220` banner, send `HELO <name>`, expect `250`, send
 //! `QUIT` and wait for its reply.
 //!
 //! Two deliberate details: keepalived (`check_smtp.c`) reads the QUIT reply but does not look at
-//! its code, so neither do we (the spec's "expect 221" is stricter than the program); and
+//! its code, so neither do we (expecting "221" would be stricter than the program); and
 //! keepalived only reads the first line of a reply, so a multi-line `220-` banner fails there,
 //! while we read continuation lines and judge the final one.
 

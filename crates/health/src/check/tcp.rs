@@ -1,4 +1,4 @@
-//! TCP_CHECK (spec §1.7): success = connected within `connect_timeout`; the socket is closed
+//! TCP_CHECK (docs/internals/keepalived.md#checkers-and-their-timers): success = connected within `connect_timeout`; the socket is closed
 //! at once.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! UDP_CHECK (spec §1.7): send `payload`; an ICMP error (seen as ECONNREFUSED on the
+//! UDP_CHECK (docs/internals/keepalived.md#checkers-and-their-timers): send `payload`; an ICMP error (seen as ECONNREFUSED on the
 //! connected socket) fails the check. Without `require_reply` silence until `connect_timeout`
 //! is success; with it a reply must arrive, match the required bytes (over the shorter of the
 //! two, like keepalived) and have a length in `[min_reply_length, max_reply_length]`.

@@ -1,7 +1,7 @@
 //! Frame construction for the golden cases, independent of rvs-packet: every header is
 //! serialised by etherparse and every checksum is computed from scratch (etherparse for
 //! IPv4/TCP/UDP/ICMP/ICMPv6, a local RFC 1071 sum for GRE, a local CRC32c for SCTP). Expected
-//! outputs are built with these functions from what the spec says the fields must become, never
+//! outputs are built with these functions from what docs/internals/forwarding.md says the fields must become, never
 //! copied from what the plane produced.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -435,7 +435,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
     !c
 }
 
-/// The outer header of a tunnel (§5.5) around the inner IP packet `inner`.
+/// The outer header of a tunnel (docs/internals/forwarding.md#tunnelling) around the inner IP packet `inner`.
 #[derive(Clone, Copy, Debug)]
 pub enum Tun {
     Ipip,

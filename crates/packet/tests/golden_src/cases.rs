@@ -1,5 +1,5 @@
 //! The golden cases as specifications: inputs and expected outputs are built with
-//! [`super::build`] (etherparse + from-scratch checksums) from what `spec/ipvs.md` §3–§6
+//! [`super::build`] (etherparse + from-scratch checksums) from what docs/internals/connections.md, docs/internals/persistence.md, docs/internals/forwarding.md
 //! says the packet must become. The fixture files are these specifications written out; the
 //! runner then holds the plane to them byte for byte.
 
@@ -135,7 +135,7 @@ impl M {
             M::FullNat => "--fullnat".into(),
         }
     }
-    /// Methods that rewrite ports go to 8080; DR/TUN keep the virtual port (§5.4).
+    /// Methods that rewrite ports go to 8080; DR/TUN keep the virtual port (docs/internals/forwarding.md#direct-routing).
     fn translates(self) -> bool {
         matches!(self, M::Nat | M::FullNat)
     }
@@ -166,7 +166,7 @@ impl M {
             _ => None,
         }
     }
-    /// Bytes the tunnel adds (§5.7), for the IPv4 outer header.
+    /// Bytes the tunnel adds (docs/internals/forwarding.md#mtu), for the IPv4 outer header.
     fn overhead(self, outer_v6: bool) -> u32 {
         let ip = if outer_v6 { 40 } else { 20 };
         ip + match self {
@@ -266,7 +266,7 @@ fn fwd_expect(
                 dst: rsa,
                 ttl: inner_ip.ttl,
                 tos: ecn_encap(i.tos),
-                // §5.5: DF copied from an IPv4 inner header only with pmtu_disc.
+                // docs/internals/forwarding.md#tunnelling: DF copied from an IPv4 inner header only with pmtu_disc.
                 df: !i.v6() && pmtu && i.df,
                 ident,
                 options: Vec::new(),
@@ -404,7 +404,7 @@ pub fn all() -> Vec<Case> {
     v
 }
 
-/// Every method × family × protocol: the first packet of a flow (§5.3–§5.5).
+/// Every method × family × protocol: the first packet of a flow (docs/internals/forwarding.md).
 fn forwarding(v: &mut Vec<Case>) {
     for m in M::ALL {
         for v6 in [false, true] {
@@ -416,7 +416,7 @@ fn forwarding(v: &mut Vec<Case>) {
                 let b = case(
                     &format!("fwd-{}-{}-{}", m.name(), fam(v6), pname(udp)),
                     &format!(
-                        "{} {} {}: first packet of a flow is scheduled and forwarded (§5.3-§5.5)",
+                        "{} {} {}: first packet of a flow is scheduled and forwarded (docs/internals/forwarding.md)",
                         m.name(),
                         fam(v6),
                         pname(udp)
@@ -435,7 +435,7 @@ fn forwarding(v: &mut Vec<Case>) {
     }
 }
 
-/// Tunnels may mix families (§5.5): 4in6 and 6in4, IPIP and GRE.
+/// Tunnels may mix families (docs/internals/forwarding.md#tunnelling): 4in6 and 6in4, IPIP and GRE.
 fn mixed_tunnels(v: &mut Vec<Case>) {
     for m in [M::Ipip, M::Gre, M::Gue] {
         for inner_v6 in [false, true] {
@@ -454,7 +454,7 @@ fn mixed_tunnels(v: &mut Vec<Case>) {
                         if inner_v6 { 6 } else { 4 },
                         if outer_v6 { 6 } else { 4 }
                     ),
-                    "mixed-family tunnel: the outer header follows the real server's family (§5.5)",
+                    "mixed-family tunnel: the outer header follows the real server's family (docs/internals/forwarding.md)",
                 )
                 .config(format!("-A {} -s rr", svc(inner_v6, false, 80)))
                 .config(format!(
@@ -473,7 +473,7 @@ fn mixed_tunnels(v: &mut Vec<Case>) {
 }
 
 /// NAT and FULLNAT: request, reply (rewritten back to VIP:vport), next request on the same
-/// connection. In-direction counted in packet_in, replies in packet_out (§6.1).
+/// connection. In-direction counted in packet_in, replies in packet_out (docs/internals/connections.md#counters).
 fn replies(v: &mut Vec<Case>) {
     for m in [M::Nat, M::FullNat] {
         for v6 in [false, true] {
@@ -512,7 +512,7 @@ fn replies(v: &mut Vec<Case>) {
                 let (n1, n2, n3) = (req.len() - 14, reply.len() - 14, req2.len() - 14);
                 let b = case(
                     &format!("seq-{}-{}-{}", m.name(), fam(v6), pname(udp_)),
-                    &format!("{} {} {}: request, reply rewritten back to VIP:vport (§5.1 handle_response), second request", m.name(), fam(v6), pname(udp_)),
+                    &format!("{} {} {}: request, reply rewritten back to VIP:vport (docs/internals/forwarding.md handle_response), second request", m.name(), fam(v6), pname(udp_)),
                 );
                 v.push(
                     with_config(b, service(m, v6, udp_, "rr", &[11]))
@@ -540,7 +540,7 @@ fn replies(v: &mut Vec<Case>) {
     }
 }
 
-/// DR and TUN: SYN then ACK; replies bypass the director, so OutPkts stay 0 (§6.1).
+/// DR and TUN: SYN then ACK; replies bypass the director, so OutPkts stay 0 (docs/internals/connections.md#counters).
 fn dr_tun_sequences(v: &mut Vec<Case>) {
     for m in [M::Dr, M::Ipip, M::Gre] {
         for v6 in [false, true] {
@@ -571,7 +571,7 @@ fn dr_tun_sequences(v: &mut Vec<Case>) {
 }
 
 /// TTL / hop limit ≤ 1: ICMP time exceeded from the VIP to the client; the packet still
-/// counted in InPkts, as the kernel counts before transmitting (§5.1, §5.2).
+/// counted in InPkts, as the kernel counts before transmitting (docs/internals/forwarding.md).
 fn ttl(v: &mut Vec<Case>) {
     for m in [M::Nat, M::Dr, M::Ipip, M::FullNat] {
         for v6 in [false, true] {
@@ -594,7 +594,7 @@ fn ttl(v: &mut Vec<Case>) {
                 with_config(
                     case(
                         &format!("ttl-{}-{}", m.name(), fam(v6)),
-                        "TTL 1 toward the real server: time exceeded from the VIP (§5.2)",
+                        "TTL 1 toward the real server: time exceeded from the VIP (docs/internals/forwarding.md)",
                     ),
                     service(m, v6, false, "rr", &[11]),
                 )
@@ -653,11 +653,11 @@ fn ttl(v: &mut Vec<Case>) {
 
 fn big_tcp(v6: bool, sport: u16, l3len: usize) -> L4 {
     let hdr = if v6 { 40 } else { 20 } + 20;
-    // A SYN carrying data, so that it creates the connection (§3.2).
+    // A SYN carrying data, so that it creates the connection (docs/internals/connections.md#tcp).
     tcp_data(sport, 80, "S", vec![0x5a; l3len - hdr])
 }
 
-/// MTU (§5.7): FRAG_NEEDED (IPv4 DF) / PACKET_TOO_BIG (IPv6) toward the client with the
+/// MTU (docs/internals/forwarding.md#mtu): FRAG_NEEDED (IPv4 DF) / PACKET_TOO_BIG (IPv6) toward the client with the
 /// effective MTU (tunnel overhead subtracted); fragmentation allowed without DF or for
 /// tunnels with pmtu_disc=0.
 fn mtu(v: &mut Vec<Case>) {
@@ -697,7 +697,7 @@ fn mtu(v: &mut Vec<Case>) {
             let cfg = service(m, v6, false, "rr", &[11]);
             v.push(
                 with_config(
-                    case(&format!("mtu-{}-{}", m.name(), fam(v6)), &format!("{size}-byte packet, link MTU {link}: too big, the client learns MTU {eff} (§5.7)")),
+                    case(&format!("mtu-{}-{}", m.name(), fam(v6)), &format!("{size}-byte packet, link MTU {link}: too big, the client learns MTU {eff} (docs/internals/forwarding.md)")),
                     cfg,
                 )
                 .config(format!("mtu 1 {link}"))
@@ -720,7 +720,7 @@ fn mtu(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("mtu-{}-v4-nodf", m.name()),
-                    "too big without DF: fragment on output (§5.7)",
+                    "too big without DF: fragment on output (docs/internals/forwarding.md)",
                 ),
                 service(m, false, false, "rr", &[11]),
             )
@@ -737,7 +737,7 @@ fn mtu(v: &mut Vec<Case>) {
             .done(),
         );
     }
-    // Tunnel with pmtu_disc=0: DF not copied, the outer packet is fragmented (§5.5, §5.7).
+    // Tunnel with pmtu_disc=0: DF not copied, the outer packet is fragmented (docs/internals/forwarding.md).
     for m in [M::Ipip, M::Gre] {
         let i = ip(client(false), vip(false));
         let l4 = big_tcp(false, 40008, 1100);
@@ -774,7 +774,7 @@ fn mtu(v: &mut Vec<Case>) {
         with_config(
             case(
                 "tun-ipip-v4-pmtu-disc-0-df-clear",
-                "pmtu_disc=0: the outer IPv4 header does not copy DF (§5.5)",
+                "pmtu_disc=0: the outer IPv4 header does not copy DF (docs/internals/forwarding.md)",
             ),
             service(M::Ipip, false, false, "rr", &[11]),
         )
@@ -792,7 +792,7 @@ fn mtu(v: &mut Vec<Case>) {
     );
 }
 
-/// No usable destination: ICMP port unreachable from the VIP (`ip_vs_leave`, §3.7).
+/// No usable destination: ICMP port unreachable from the VIP (`ip_vs_leave`, docs/internals/connections.md#life-of-an-entry).
 fn reject(v: &mut Vec<Case>) {
     for v6 in [false, true] {
         for udp in [false, true] {
@@ -1040,7 +1040,7 @@ fn non_vip(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("pass-ack-no-conn-{}", fam(v6)),
-                    "ACK without a connection cannot create one (§3.2, sloppy_tcp=0): pass",
+                    "ACK without a connection cannot create one (docs/internals/connections.md, sloppy_tcp=0): pass",
                 ),
                 service(M::Nat, v6, false, "rr", &[11]),
             )
@@ -1061,7 +1061,7 @@ fn non_vip(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("pass-echo-vip-{}", fam(v6)),
-                    "echo request to the VIP: the host stack answers (§5.8)",
+                    "echo request to the VIP: the host stack answers (docs/internals/forwarding.md)",
                 ),
                 service(M::Nat, v6, false, "rr", &[11]),
             )
@@ -1102,7 +1102,7 @@ fn non_vip(v: &mut Vec<Case>) {
         with_config(
             case(
                 "pass-reply-no-conn",
-                "reply from a real server with no connection: pass (§5.1 out-hook accepts)",
+                "reply from a real server with no connection: pass (docs/internals/forwarding.md out-hook accepts)",
             ),
             service(M::Nat, false, true, "rr", &[11]),
         )
@@ -1120,7 +1120,7 @@ fn fragments(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("frag-first-{}", fam(v6)),
-                    "first fragment of a datagram to the VIP: dropped (§5.1, no reassembly)",
+                    "first fragment of a datagram to the VIP: dropped (docs/internals/forwarding.md, no reassembly)",
                 ),
                 service(M::Nat, v6, true, "rr", &[11]),
             )
@@ -1139,7 +1139,7 @@ fn fragments(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("frag-later-{}", fam(v6)),
-                    "non-first fragment to the VIP: dropped, never scheduled (§5.1)",
+                    "non-first fragment to the VIP: dropped, never scheduled (docs/internals/forwarding.md)",
                 ),
                 service(M::Nat, v6, true, "rr", &[11]),
             )
@@ -1214,7 +1214,7 @@ fn options(v: &mut Vec<Case>) {
     }
 }
 
-/// Malformed frames: dropped and counted, never a panic (DESIGN.md "Errors").
+/// Malformed frames: dropped and counted, never a panic (docs/internals/architecture.md#rules-of-the-house).
 fn malformed(v: &mut Vec<Case>) {
     let good4 = from_client(&ip(client(false), vip(false)), &tcp(40018, 80, "S"));
     let good6 = from_client(&ip(client(true), vip(true)), &tcp(40018, 80, "S"));
@@ -1311,7 +1311,7 @@ fn malformed(v: &mut Vec<Case>) {
 
 /// Transport checksums are not verified on the forward path (as in the kernel) but the
 /// incremental update keeps a bad one bad; IPv4 UDP without checksum gets one computed on
-/// NAT (§5.3), DR leaves it alone.
+/// NAT (docs/internals/forwarding.md#nat), DR leaves it alone.
 fn checksums(v: &mut Vec<Case>) {
     for (m, v6) in [
         (M::Nat, false),
@@ -1369,7 +1369,7 @@ fn checksums(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("udp-zero-csum-{}-v4", m.name()),
-                    "IPv4 UDP with checksum 0: NAT computes one (§5.3), DR leaves 0",
+                    "IPv4 UDP with checksum 0: NAT computes one (docs/internals/forwarding.md), DR leaves 0",
                 ),
                 service(m, false, true, "rr", &[11]),
             )
@@ -1396,7 +1396,7 @@ fn requote(l4: &[u8], sport: u16, dport: u16) -> Vec<u8> {
     b
 }
 
-/// ICMP errors for tracked connections relayed and rewritten both ways (§5.8).
+/// ICMP errors for tracked connections relayed and rewritten both ways (docs/internals/forwarding.md#icmp-errors).
 fn icmp_relay(v: &mut Vec<Case>) {
     for m in [M::Nat, M::Dr, M::Ipip, M::FullNat] {
         for v6 in [false, true] {
@@ -1470,7 +1470,7 @@ fn icmp_relay(v: &mut Vec<Case>) {
             };
             let n = req.len() + err.len() - 28;
             v.push(
-                with_config(case(&format!("icmp-in-{}-{}", m.name(), fam(v6)), "client's ICMP error about a reply, relayed to the real server (ip_vs_in_icmp, §5.8); counted as incoming"), service(m, v6, true, "rr", &[11]))
+                with_config(case(&format!("icmp-in-{}-{}", m.name(), fam(v6)), "client's ICMP error about a reply, relayed to the real server (ip_vs_in_icmp, docs/internals/forwarding.md); counted as incoming"), service(m, v6, true, "rr", &[11]))
                     .step("client request", 0, req, "transmit port=1", Some(fwd))
                     .step("client: port unreachable about our reply", 0, err, "transmit port=1", Some(out))
                     .counters(1, 2, n, 0, 0)
@@ -1521,7 +1521,7 @@ fn icmp_relay(v: &mut Vec<Case>) {
                 },
             );
             v.push(
-                with_config(case(&format!("icmp-out-{}-{}", m.name(), fam(v6)), "real server's ICMP error about a request, rewritten to come from the VIP (ip_vs_out_icmp, §5.8); counted as outgoing"), service(m, v6, true, "rr", &[11]))
+                with_config(case(&format!("icmp-out-{}-{}", m.name(), fam(v6)), "real server's ICMP error about a request, rewritten to come from the VIP (ip_vs_out_icmp, docs/internals/forwarding.md); counted as outgoing"), service(m, v6, true, "rr", &[11]))
                     .step("client request", 0, req.clone(), "transmit port=1", Some(fwd))
                     .step("real server: port unreachable", 1, err.clone(), "transmit port=0", Some(out))
                     .counters(1, 1, req.len() - 14, 1, err.len() - 14)
@@ -1530,7 +1530,7 @@ fn icmp_relay(v: &mut Vec<Case>) {
             );
         }
     }
-    // Bad ICMP checksum on a related error: dropped (§5.8 "verify ICMP checksum (drop if bad)").
+    // Bad ICMP checksum on a related error: dropped (docs/internals/forwarding.md#icmp-errors "verify ICMP checksum (drop if bad)").
     for v6 in [false, true] {
         let c = client(v6);
         let i = ip(c, vip(v6));
@@ -1555,7 +1555,7 @@ fn icmp_relay(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("icmp-in-badsum-{}", fam(v6)),
-                    "related ICMP error with a bad checksum: dropped (§5.8)",
+                    "related ICMP error with a bad checksum: dropped (docs/internals/forwarding.md)",
                 ),
                 service(M::Nat, v6, true, "rr", &[11]),
             )
@@ -1600,7 +1600,7 @@ fn icmp_relay(v: &mut Vec<Case>) {
     }
 }
 
-/// ICMP errors about the director's own tunnel packets (§5.8): the client gets FRAG_NEEDED
+/// ICMP errors about the director's own tunnel packets (docs/internals/forwarding.md#icmp-errors): the client gets FRAG_NEEDED
 /// (if its packet had DF) with the reported MTU less 20, or the error relayed.
 fn tunnel_icmp(v: &mut Vec<Case>) {
     for m in [M::Ipip, M::Gre, M::Gue] {
@@ -1635,7 +1635,7 @@ fn tunnel_icmp(v: &mut Vec<Case>) {
         let inner = quote[inner_at..].to_vec();
         let out = icmp_err(ROUTER_MAC, P0_MAC, vip(false), &inner, 3, 4, 1400 - 20, 2);
         v.push(
-            with_config(case(&format!("tunicmp-fragneeded-{}", m.name()), "FRAG_NEEDED (MTU 1400) about our tunnel packet: the client learns 1380 from the VIP (§5.8)"), service(m, false, false, "rr", &[11]))
+            with_config(case(&format!("tunicmp-fragneeded-{}", m.name()), "FRAG_NEEDED (MTU 1400) about our tunnel packet: the client learns 1380 from the VIP (docs/internals/forwarding.md)"), service(m, false, false, "rr", &[11]))
                 .step("client SYN (DF)", 0, req.clone(), "transmit port=1", Some(fwd))
                 .step("FRAG_NEEDED about the tunnel packet", 1, err, "local port=0", Some(out))
                 .counters(1, 1, req.len() - 14, 0, 0)
@@ -1705,7 +1705,7 @@ fn tunnel_icmp(v: &mut Vec<Case>) {
     err[6..12].copy_from_slice(&host_mac(a4("192.168.1.254")));
     let out = icmp_err(ROUTER_MAC, P0_MAC, vip(false), &quote[20..], 3, 1, 0, 2);
     v.push(
-        with_config(case("tunicmp-host-unreach", "host unreachable about a tunnel packet: relayed to the client as host unreachable (§5.8)"), service(M::Ipip, false, false, "rr", &[11]))
+        with_config(case("tunicmp-host-unreach", "host unreachable about a tunnel packet: relayed to the client as host unreachable (docs/internals/forwarding.md)"), service(M::Ipip, false, false, "rr", &[11]))
             .step("client SYN", 0, req.clone(), "transmit port=1", Some(fwd))
             .step("router: host unreachable", 1, err, "local port=0", Some(out))
             .counters(1, 1, req.len() - 14, 0, 0)
@@ -1750,7 +1750,7 @@ fn tunnel_icmp(v: &mut Vec<Case>) {
     );
 }
 
-/// Persistence (§4): a second connection of the same client goes to the same real server,
+/// Persistence (docs/internals/persistence.md): a second connection of the same client goes to the same real server,
 /// where rr alone would alternate.
 fn persistence(v: &mut Vec<Case>) {
     for m in [M::Dr, M::Nat] {
@@ -1763,7 +1763,7 @@ fn persistence(v: &mut Vec<Case>) {
             let ob = fwd_expect(m, &i, &b, rs(v6, 12), (c0(), 0), 2, true);
             let n = fa.len() + fb.len() - 28;
             v.push(
-                with_config(case(&format!("persist-{}-{}", m.name(), fam(v6)), "-p 300: both connections of the client land on the same real server (template, §4)"), {
+                with_config(case(&format!("persist-{}-{}", m.name(), fam(v6)), "-p 300: both connections of the client land on the same real server (template, docs/internals/persistence.md)"), {
                     let mut l = vec![format!("-A {s} -s rr -p 300")];
                     l.extend(dests(m, v6, false, &[11, 12]));
                     l
@@ -1853,7 +1853,7 @@ fn fwmark(v: &mut Vec<Case>) {
         let i = ip(client(v6), vip(v6));
         let (a, b) = (tcp(40040, 80, "S"), tcp(40041, 443, "S"));
         let (fa, fb) = (from_client(&i, &a), from_client(&i, &b));
-        // NAT dests with port 0 keep the packet's port (§3.7 "dport = dest.port ? : vport").
+        // NAT dests with port 0 keep the packet's port (docs/internals/connections.md#life-of-an-entry "dport = dest.port ? : vport").
         let exp = |l4: &L4, n: u8, ident: u16| {
             let rsa = rs(v6, n);
             match m {
@@ -1885,7 +1885,7 @@ fn fwmark(v: &mut Vec<Case>) {
     }
 }
 
-/// One-packet scheduling (-o, §4.1): each UDP datagram scheduled on its own, nothing kept.
+/// One-packet scheduling (-o, docs/internals/persistence.md#one-packet-scheduling): each UDP datagram scheduled on its own, nothing kept.
 fn one_packet(v: &mut Vec<Case>) {
     for v6 in [false, true] {
         let s = svc(v6, true, 53);
@@ -1930,7 +1930,7 @@ fn one_packet(v: &mut Vec<Case>) {
     );
 }
 
-/// A deleted destination (§3.6): its connection's packets are dropped silently, or with
+/// A deleted destination (docs/internals/connections.md#when-a-packet-meets-an-existing-entry): its connection's packets are dropped silently, or with
 /// expire_nodest_conn=1 the connection is expired and a SYN rescheduled.
 fn dest_gone(v: &mut Vec<Case>) {
     for v6 in [false, true] {
@@ -2043,7 +2043,7 @@ fn fullnat_ports(v: &mut Vec<Case>) {
 }
 
 fn misc(v: &mut Vec<Case>) {
-    // cache_bypass (§5.6): a fwmark service with no usable dest forwards the packet unchanged
+    // cache_bypass (docs/internals/forwarding.md#when-nothing-can-be-scheduled): a fwmark service with no usable dest forwards the packet unchanged
     // to its original destination; the bypass connection has no dest, so nothing is counted.
     let other = a4("198.51.100.77");
     let i = ip(client(false), other);
@@ -2068,7 +2068,7 @@ fn misc(v: &mut Vec<Case>) {
         let f = from_client(&i, &l4);
         let out = fwd_expect(M::GueCsum, &i, &l4, rs(v6, 11), (c0(), 0), 1, true);
         v.push(
-            case(&format!("fwd-tun-gue-remcsum-{}-tcp", fam(v6)), "--tun-remcsum with a complete inner checksum: plain GUE header, outer UDP checksum computed (§5.5)")
+            case(&format!("fwd-tun-gue-remcsum-{}-tcp", fam(v6)), "--tun-remcsum with a complete inner checksum: plain GUE header, outer UDP checksum computed (docs/internals/forwarding.md)")
                 .config(format!("-A {s} -s rr"))
                 .config(format!("-a {s} -r {} -i --tun-type gue --tun-port {GUE_PORT} --tun-remcsum", ep(rs(v6, 11), 80)))
                 .step("SYN", 0, f.clone(), "transmit port=1", Some(out))
@@ -2077,7 +2077,7 @@ fn misc(v: &mut Vec<Case>) {
                 .done(),
         );
     }
-    // Tunnel MTU below the outer family's minimum (1280 for IPv6): dropped (§5.7).
+    // Tunnel MTU below the outer family's minimum (1280 for IPv6): dropped (docs/internals/forwarding.md#mtu).
     let i = ip(client(true), vip(true));
     let l4 = tcp(40092, 80, "S");
     let f = from_client(&i, &l4);
@@ -2085,7 +2085,7 @@ fn misc(v: &mut Vec<Case>) {
         with_config(
             case(
                 "tun-gue-v6-mtu-below-minimum",
-                "6in6 GUE on a 1300-byte link leaves 1248 < 1280: every packet dropped (§5.7)",
+                "6in6 GUE on a 1300-byte link leaves 1248 < 1280: every packet dropped (docs/internals/forwarding.md)",
             ),
             service(M::Gue, true, false, "rr", &[11]),
         )
@@ -2168,7 +2168,7 @@ fn misc(v: &mut Vec<Case>) {
             .done(),
         );
     }
-    // SCTP NAT (CRC32c recomputed, §5.3) and DR.
+    // SCTP NAT (CRC32c recomputed, docs/internals/forwarding.md#nat) and DR.
     for m in [M::Nat, M::Dr] {
         let s = format!("--sctp-service {}", ep(vip(false), 80));
         let i = ip(client(false), vip(false));
@@ -2202,7 +2202,7 @@ fn misc(v: &mut Vec<Case>) {
         v.push(
             case(
                 &format!("sctp-{}-v4", m.name()),
-                "SCTP INIT: NAT recomputes the CRC32c (§5.3), DR leaves the packet",
+                "SCTP INIT: NAT recomputes the CRC32c (docs/internals/forwarding.md), DR leaves the packet",
             )
             .config(format!("-A {s} -s rr"))
             .config(format!("-a {s} -r {} {}", ep(rsa, port), m.flag()))
@@ -2212,7 +2212,7 @@ fn misc(v: &mut Vec<Case>) {
             .done(),
         );
     }
-    // ECN CE inside becomes ECT(0) on the outer header; DSCP copied (§5.5).
+    // ECN CE inside becomes ECT(0) on the outer header; DSCP copied (docs/internals/forwarding.md#tunnelling).
     let i = ip(client(false), vip(false)).tos(0xb8 | 3);
     let l4 = tcp(40083, 80, "S");
     let f = from_client(&i, &l4);

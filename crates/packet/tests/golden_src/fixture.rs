@@ -808,7 +808,7 @@ fn check_ip(p: &[u8], d: &mut String, errs: &mut Vec<String>, depth: usize) {
                 u16::from_be_bytes([body[4], body[5]])
             );
             // Zero means "no checksum" for IPv4, and for IPv6 tunnel encapsulation
-            // (RFC 6935; GUE with --tun-nocsum, §5.5); otherwise it must verify.
+            // (RFC 6935; GUE with --tun-nocsum, docs/internals/forwarding.md#tunnelling); otherwise it must verify.
             let zero_ok = c == 0 && (!v6 || dp == GUE_PORT);
             if !zero_ok && !l4_ok(pseudo(&src, &dst, 17, body.len()), body) {
                 errs.push("udp checksum".into());

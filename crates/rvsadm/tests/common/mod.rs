@@ -405,7 +405,7 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// The table of spec §7.6's `-Ln` example, deliberately in a scrambled "kernel" order so the
+/// The table of docs/internals/ipvsadm.md#listings's `-Ln` example, deliberately in a scrambled "kernel" order so the
 /// listing must sort it (dests are newest-first, i.e. reversed).
 pub fn spec_example_table() -> Vec<ServiceEntry> {
     use ForwardMethod::*;

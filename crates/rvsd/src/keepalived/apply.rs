@@ -97,7 +97,7 @@ pub(super) fn current_dest(
         .find(|d| d.spec.addr == addr.ip() && d.spec.port == addr.port())
 }
 
-/// Add with keepalived's tolerance: "exists" means edit to the wanted spec (§2.1).
+/// Add with keepalived's tolerance: "exists" means edit to the wanted spec (docs/internals/keepalived.md#virtual-servers).
 pub(super) async fn add_or_edit(
     daemon: &Arc<Daemon>,
     svc: &m::ServiceKey,
@@ -124,7 +124,7 @@ pub(super) async fn add_or_edit(
     r
 }
 
-/// Apply one engine action through the rvsadm path (spec §2.1 error tolerance).
+/// Apply one engine action through the rvsadm path (docs/internals/keepalived.md#virtual-servers error tolerance).
 pub(super) async fn apply(
     daemon: &Arc<Daemon>,
     shared: &Mutex<Shared>,
@@ -157,7 +157,7 @@ pub(super) async fn apply(
                 tracing::error!("health: no configuration for {dest} of VS {vs}; ignored");
                 return;
             };
-            // keepalived clamps the effective weight to 0..=INT_MAX (§2 terms).
+            // keepalived clamps the effective weight to 0..=INT_MAX (docs/internals/keepalived.md terms).
             spec.weight = weight.min(i32::MAX as u32);
             for svc in svcs {
                 lock().drains.retain(|d| {
@@ -246,7 +246,7 @@ pub(super) async fn apply(
         Action::RunCommand(cmd) => {
             counters.count(C_COMMAND);
             let cmd = cmd.clone();
-            // Asynchronously, like keepalived (§2.7); the result is only logged.
+            // Asynchronously, like keepalived (docs/internals/keepalived.md#notifications); the result is only logged.
             tokio::spawn(async move {
                 match hc::run_command(&cmd).await {
                     Ok(st) if st.success() => tracing::debug!("{:?}: {st}", cmd.argv),

@@ -1,25 +1,24 @@
 //! `rvsd -f keepalived.conf`: run what a keepalived configuration describes.
 //!
 //! * [`plan`] maps the parsed configuration (rvs-config) onto IPVS services and real-server
-//!   templates exactly as keepalived's `ipvs_set_srule`/`ipvs_set_drule` do (spec
-//!   `keepalived.md` §2.1), and onto the health engine's resolved checker configuration
-//!   (rvs-health, §1.5–1.7 inheritance).
+//!   templates exactly as keepalived's `ipvs_set_srule`/`ipvs_set_drule` do (docs/internals/keepalived.md#virtual-servers), and onto the health engine's resolved checker configuration
+//!   (rvs-health, docs/internals/keepalived.md inheritance).
 //! * [`Keepalived`] runs it: the services are created through [`Daemon::request`] (the path
 //!   rvsadm uses, so `rvsadm -Ln`, metrics and the proxy listeners follow), the health engine is
 //!   started, and its [`Action`]s are applied through the same path by one task that never stops
 //!   draining the channel. Commands run in their own tasks.
 //! * [`Keepalived::reload`] (SIGHUP) re-reads the file, keeps the running configuration when the
 //!   new one has any error (logged with `file:line:col` and the offending text), and otherwise
-//!   applies only the differences (§2.9). A real server the file no longer has is **drained**
+//!   applies only the differences (docs/internals/keepalived.md#reload-sighup). A real server the file no longer has is **drained**
 //!   (weight 0, deleted when its connections end or after `--drain-time`) instead of being
 //!   deleted at once as keepalived does (keepalived issues #1228, #2240).
-//! * Around it: `lvs_notify_fifo`/`notify_fifo` lines (§2.7) from a thread of their own,
-//!   `ha_suspend` (§2.2 step 5) by polling whether the VIP is local, and counters of what the
+//! * Around it: `lvs_notify_fifo`/`notify_fifo` lines (docs/internals/keepalived.md#notifications) from a thread of their own,
+//!   `ha_suspend` (docs/internals/keepalived.md#the-retry-machine) by polling whether the VIP is local, and counters of what the
 //!   checkers did for the metrics endpoint ([`HealthCounters`]: created by [`Keepalived::start`],
 //!   counted by its tasks and attached to the daemon's state). Configured features rvsd does
 //!   not run (the sync daemon, FIFO reader scripts, …) are named in a warning at start.
 //!
-//! Section numbers refer to `spec/keepalived.md`; deliberate differences are listed in
+//! The behaviour reproduced here is described in docs/internals/keepalived.md; deliberate differences are listed in
 //! `docs/keepalived-differences.md` ("Running a configuration").
 
 mod apply;
@@ -66,7 +65,7 @@ pub struct Keepalived {
 }
 
 /// `ha_suspend`: once a second, suspend or resume the checkers of virtual servers whose
-/// address disappeared from or appeared on this host (§2.2 step 5).
+/// address disappeared from or appeared on this host (docs/internals/keepalived.md#the-retry-machine).
 async fn watch_suspend(
     shared: Arc<Mutex<Shared>>,
     engine: Arc<tokio::sync::Mutex<Option<hc::Handle>>>,
@@ -156,7 +155,7 @@ async fn put_service(daemon: &Arc<Daemon>, spec: &m::ServiceSpec) -> Result<(), 
 }
 
 impl Keepalived {
-    /// Load `path`, create its services and start checking (spec §2.2). Errors (a file that
+    /// Load `path`, create its services and start checking (docs/internals/keepalived.md#the-retry-machine). Errors (a file that
     /// cannot run, a feature rvsd cannot run) are returned with the file position.
     pub async fn start(
         daemon: Arc<Daemon>,
@@ -166,7 +165,7 @@ impl Keepalived {
     ) -> Result<Keepalived, String> {
         let report = kc::check(path, &opts);
         for d in &report.diagnostics {
-            // Recoverable problems: keepalived logs them and runs (§2.10); so does rvsd.
+            // Recoverable problems: keepalived logs them and runs (docs/internals/keepalived.md#exit-classes); so does rvsd.
             if d.class.is_warning() || report.can_run() {
                 tracing::warn!("{d}");
             } else {
@@ -245,7 +244,7 @@ impl Keepalived {
         })
     }
 
-    /// SIGHUP: re-read the file and apply only the differences (spec §2.9), or keep the
+    /// SIGHUP: re-read the file and apply only the differences (docs/internals/keepalived.md#reload-sighup), or keep the
     /// running configuration and say why. Returns the outcome as one line (also logged).
     pub async fn reload(&mut self) -> Result<String, String> {
         let r = self.try_reload().await;
@@ -260,7 +259,7 @@ impl Keepalived {
         let path = self.path.display().to_string();
         // Off the runtime: the control socket, signals, ticker and checkers go on meanwhile.
         let report = crate::off_runtime::check_config(&self.path, &self.opts).await?;
-        // Stricter than keepalived, which applies a partially parsed file (§2.9): any error
+        // Stricter than keepalived, which applies a partially parsed file (docs/internals/keepalived.md#reload-sighup): any error
         // keeps the running configuration, like keepalived's reload_check_config but without
         // refusing warnings. The script-security class (scripts that would run as root
         // without enable_script_security) is reported but, as in keepalived, not refused:
@@ -295,7 +294,7 @@ impl Keepalived {
         let d = &self.daemon;
 
         // Services: add new ones (a new member of a surviving group gets the group's current
-        // real servers, §2.9), edit changed ones.
+        // real servers, docs/internals/keepalived.md#reload-sighup), edit changed ones.
         let old_specs: HashMap<&m::ServiceKey, &m::ServiceSpec> =
             old.services.iter().map(|s| (&s.key, s)).collect();
         let (mut added, mut edited) = (0, 0);
@@ -380,7 +379,7 @@ impl Keepalived {
     }
 
     /// SIGTERM: stop checking and apply keepalived's shutdown removals and `omega` notifiers
-    /// (spec §2.8), bounded in time; the socket proxy then drains open connections.
+    /// (docs/internals/keepalived.md#shutdown), bounded in time; the socket proxy then drains open connections.
     pub async fn shutdown(mut self) {
         self.suspender.abort();
         let engine = self.engine.lock().await.take();

@@ -23,10 +23,10 @@ pub struct Plan {
     pub checks: Vec<hc::VirtualServerCheck>,
     /// `global_defs { lvs_timeouts }`: tcp, tcpfin, udp (unset ones keep the running value).
     pub timeouts: [Option<Duration>; 3],
-    /// `global_defs { lvs_flush }`: flush the table at start-up (§2.2 step 1).
+    /// `global_defs { lvs_flush }`: flush the table at start-up (docs/internals/keepalived.md#the-retry-machine).
     pub flush: bool,
     /// `ha_suspend` virtual servers and their addresses: their checkers run only while one
-    /// of the addresses is configured locally (§2.2 step 5).
+    /// of the addresses is configured locally (docs/internals/keepalived.md#the-retry-machine).
     pub suspend_vips: Vec<(hc::VsKey, Vec<IpAddr>)>,
     /// `notify_fifo` / `lvs_notify_fifo` paths.
     pub fifos: Vec<PathBuf>,
@@ -35,7 +35,7 @@ pub struct Plan {
 /// The IPVS side of one `virtual_server` block.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VsPlan {
-    /// The services it stands for (several for a group, §2.1).
+    /// The services it stands for (several for a group, docs/internals/keepalived.md#virtual-servers).
     pub services: Vec<m::ServiceKey>,
     /// Real servers: how to install each (the weight is the engine's to set).
     pub dests: HashMap<SocketAddr, m::DestSpec>,
@@ -68,7 +68,7 @@ pub fn service_key(k: &kc::ServiceKey) -> m::ServiceKey {
     }
 }
 
-/// The health engine's identity of a virtual server (spec §2.9 reload identity).
+/// The health engine's identity of a virtual server (docs/internals/keepalived.md#reload-sighup reload identity).
 pub fn vs_key(vs: &kc::VirtualServer) -> hc::VsKey {
     match &vs.key {
         kc::VsKey::Addr { addr, port } => hc::VsKey::Addr {
@@ -83,7 +83,7 @@ pub fn vs_key(vs: &kc::VirtualServer) -> hc::VsKey {
     }
 }
 
-/// The IPVS service attributes of a virtual server (spec §2.1 `ipvs_set_srule`).
+/// The IPVS service attributes of a virtual server (docs/internals/keepalived.md#virtual-servers `ipvs_set_srule`).
 ///
 /// keepalived quirk copied: for the address entries of a `virtual_server_group` the
 /// persistence netmask is reset to /32 (/128), so `persistence_granularity` only applies to
@@ -118,7 +118,7 @@ pub fn service_spec(vs: &kc::VirtualServer, key: m::ServiceKey) -> m::ServiceSpe
     s
 }
 
-/// A destination template for a forwarding method (spec §2.1 `ipvs_set_drule`).
+/// A destination template for a forwarding method (docs/internals/keepalived.md#virtual-servers `ipvs_set_drule`).
 pub fn dest_spec(addr: IpAddr, port: u16, method: kc::ForwardMethod) -> m::DestSpec {
     let mut d = m::DestSpec::with_defaults(addr, port);
     match method {
@@ -146,7 +146,7 @@ pub fn dest_spec(addr: IpAddr, port: u16, method: kc::ForwardMethod) -> m::DestS
 
 fn command(s: &kc::Script, g: &kc::GlobalDefs) -> hc::Command {
     // `script_user` from global_defs (else keepalived_script) is the default user of every
-    // script (§1.3).
+    // script (docs/internals/keepalived.md#global_defs).
     let (user, group) = match g.script_identity(s) {
         Some((u, grp)) => (Some(u), grp),
         None => (None, None),
@@ -206,7 +206,7 @@ fn http(
             kc::HttpProtocol::Http10C => hc::HttpProtocol::Http10Close,
             kc::HttpProtocol::Http11 => hc::HttpProtocol::Http11,
         },
-        // virtualhost inheritance: url (kept on the url) → checker → RS → VS (§1.7).
+        // virtualhost inheritance: url (kept on the url) → checker → RS → VS (docs/internals/keepalived.md#checkers-and-their-timers).
         virtualhost: h
             .virtualhost
             .clone()
@@ -248,7 +248,7 @@ fn checkers(
             )?)],
             kc::CheckerKind::Misc(mc) => vec![hc::CheckKind::Misc(hc::MiscCheck {
                 command: command(&mc.path, &cfg.global),
-                // misc_timeout defaults to the VS delay_loop (§2.5).
+                // misc_timeout defaults to the VS delay_loop (docs/internals/keepalived.md#checkers-and-their-timers).
                 timeout: mc.timeout.unwrap_or(vs.delay_loop),
                 dynamic: mc.dynamic,
             })],
@@ -352,7 +352,7 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
         ],
         ..Plan::default()
     };
-    // keepalived writes the LVS lines to both the general and the LVS FIFO (§2.7).
+    // keepalived writes the LVS lines to both the general and the LVS FIFO (docs/internals/keepalived.md#notifications).
     for s in [&cfg.global.notify_fifo, &cfg.global.lvs_notify_fifo]
         .into_iter()
         .flatten()
@@ -414,7 +414,7 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
         let sorry = vs.sorry_server.as_ref().map(|ss| {
             let addr = SocketAddr::new(ss.addr, ss.port.unwrap_or(0));
             // The sorry server has its own method (sorry_server_lvs_method, default the VS
-            // method) and weight 1 (§2.6).
+            // method) and weight 1 (docs/internals/keepalived.md#quorum-and-the-sorry-server).
             let d = dest_spec(ss.addr, addr.port(), ss.method.unwrap_or(vs.method));
             vp.sorry = Some((addr, d));
             hc::SorryServer {
@@ -424,7 +424,7 @@ pub fn plan(cfg: &kc::Config, notes: &mut Vec<String>) -> Result<Plan, String> {
         });
         let mut suspended = false;
         if vs.ha_suspend {
-            // fwmark services have no address (the parser clears ha_suspend there, §1.5).
+            // fwmark services have no address (the parser clears ha_suspend there, docs/internals/keepalived.md#virtual-servers).
             let ips: Vec<IpAddr> = vp
                 .services
                 .iter()

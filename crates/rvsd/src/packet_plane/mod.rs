@@ -3,11 +3,11 @@
 //! One AF_PACKET [`Port`] (a pull-style [`rvs_packet_io::PacketPort`]) per interface and worker thread (`--packet-workers N` per
 //! interface, default 1; several join a `PACKET_FANOUT` hash group), plus one *keeper* thread
 //! that owns the nftables ingress guard and warms the kernel's neighbour table. The frames
-//! are classified and rewritten by [`rvs_packet::plane::Plane`] (spec `ipvs.md` §5);
+//! are classified and rewritten by [`rvs_packet::plane::Plane`] (docs/internals/forwarding.md);
 //! the decisions come from the [`rvs_core::Director`] of the shard that holds every
 //! packet-plane service (the socket proxy's services have shards of their own), the same model
 //! `rvsadm -L`, `--stats` and `-Lnc` read, so both planes share one connection and statistics
-//! model (DESIGN.md "Data planes").
+//! model (docs/internals/architecture.md#two-data-planes-one-model).
 //!
 //! # Locking: one lock per received block, none while transmitting
 //!

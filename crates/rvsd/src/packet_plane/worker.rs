@@ -379,7 +379,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             buf[HEADROOM..HEADROOM + len].copy_from_slice(f.data());
             if f.checksum_not_ready() {
                 // CHECKSUM_PARTIAL (veth, local senders): complete the transport checksum,
-                // or the incremental rewrite of §5.3 keeps it wrong and the receiver drops
+                // or the incremental rewrite of docs/internals/forwarding.md#nat keeps it wrong and the receiver drops
                 // the packet. TCP, UDP and ICMP only; others are left as they are.
                 let frame = &mut buf[HEADROOM..HEADROOM + len];
                 if let Ok(p) = rvs_packet::parse(frame) {

@@ -1,6 +1,6 @@
 //! Running external programs for VRRP: `vrrp_script` checks (with a timeout, the whole process
 //! group killed when it expires, as keepalived does) and notify scripts (`notify_master`, …,
-//! `notify` with keepalived's four extra arguments, `spec/keepalived.md` §1.8), plus the notify
+//! `notify` with keepalived's four extra arguments, docs/internals/vrrp.md#configuration), plus the notify
 //! FIFO lines.
 
 use std::fs::File;

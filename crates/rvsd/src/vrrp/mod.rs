@@ -1,5 +1,5 @@
 //! The VRRP driver: runs the `vrrp_instance` / `vrrp_sync_group` / `vrrp_script` blocks of a
-//! keepalived.conf with the sans-IO protocol of `rvs-vrrp` (`spec/keepalived.md` §1.8–1.9, §3).
+//! keepalived.conf with the sans-IO protocol of `rvs-vrrp` (docs/internals/vrrp.md).
 //!
 //! One tokio task (`vrrp/driver.rs`) owns every instance and does all protocol work; I/O is at its edges:
 //!

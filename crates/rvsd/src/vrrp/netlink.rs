@@ -1,6 +1,5 @@
 //! The few rtnetlink requests the VRRP driver needs: interface index and link state, the
-//! interface's primary address, and VIP add/remove with keepalived's `label` (`spec/keepalived.md`
-//! §1.8 `virtual_ipaddress`: `<IP>/<len> [brd] [dev] [scope] [label <LABEL>]`).
+//! interface's primary address, and VIP add/remove with keepalived's `label` (docs/internals/vrrp.md#configuration `virtual_ipaddress`: `<IP>/<len> [brd] [dev] [scope] [label <LABEL>]`).
 //!
 //! Requests are synchronous: the kernel answers address and link requests at once, and the read
 //! timeout only guards against a reply that never comes. The socket belongs to the network

@@ -1,7 +1,7 @@
 //! From the parsed keepalived.conf model (`rvs_config::Config`) to what the driver runs: one
 //! [`rvs_vrrp::InstanceConfig`] per `vrrp_instance` plus what the protocol crate does not need
 //! (interface, VIP specs with labels, scripts, notify commands). Defaults and the
-//! instance-over-global precedence follow `spec/keepalived.md` §1.8 and §1.2.
+//! instance-over-global precedence follow docs/internals/vrrp.md#configuration, docs/internals/keepalived.md#keywords-and-blocks.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -237,7 +237,7 @@ fn instance(
     c.notify_priority_changes = vi.notify_priority_changes.unwrap_or(false);
 
     // Trackers: the instance's, then its sync group's (keepalived adds a group's tracked objects
-    // to every member, §1.9).
+    // to every member, docs/internals/vrrp.md#configuration).
     let mut track = Vec::new();
     let mut ifs: Vec<&rvs_config::model::TrackInterface> = vi.track_interfaces.iter().collect();
     let mut tss: Vec<&rvs_config::model::TrackScript> = vi.track_scripts.iter().collect();

@@ -1,4 +1,4 @@
-//! Raw protocol-112 sockets (`spec/keepalived.md` §3.2, and the driver notes in
+//! Raw protocol-112 sockets (docs/internals/vrrp.md#on-the-wire, and the driver notes in
 //! `crates/vrrp/README.md`).
 //!
 //! * IPv4: `IP_HDRINCL`, so the IP header goes out exactly as `rvs_vrrp::ip` writes it (TOS 0xc0,

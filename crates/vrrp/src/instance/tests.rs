@@ -1,5 +1,5 @@
-//! Transition tests for [`Instance`]: every arrow of §3.5, the timers of §3.3 and the GARP rules
-//! of §3.6.
+//! Transition tests for [`Instance`]: every arrow of docs/internals/vrrp.md#states, the timers of docs/internals/vrrp.md#timers and the GARP rules
+//! of docs/internals/vrrp.md#gratuitous-arp-and-unsolicited-na.
 
 use super::*;
 use crate::config::{Auth, TrackerConfig, UnicastPeer};
@@ -94,7 +94,7 @@ fn master(cfg: InstanceConfig) -> (Instance, Duration) {
 
 #[test]
 fn skew_and_down_interval_v2() {
-    // spec §3.3: v2, P=100, A=1 s → 3.609375 s; skew independent of the interval.
+    // docs/internals/vrrp.md#timers: v2, P=100, A=1 s → 3.609375 s; skew independent of the interval.
     let i = Instance::new(cfg_v2(100)).unwrap();
     assert_eq!(i.skew_time(), us(609_375));
     assert_eq!(i.master_down_interval(), us(3_609_375));
@@ -107,7 +107,7 @@ fn skew_and_down_interval_v2() {
 
 #[test]
 fn skew_and_down_interval_v3() {
-    // spec §3.3: v3, P=90, M=0.5 s → 1824218 µs exactly.
+    // docs/internals/vrrp.md#timers: v3, P=90, M=0.5 s → 1824218 µs exactly.
     let i = Instance::new(cfg_v3(90, 50)).unwrap();
     assert_eq!(i.master_down_interval(), us(1_824_218));
     // Sub-second: 10 cs, P=100 → 3 × 100 ms + floor(156 × 10 × 625 / 16) µs.
@@ -557,7 +557,7 @@ fn two_address_owners_reduce_local_priority() {
 
 #[test]
 fn master_restarts_advert_timer_on_rejected_packets() {
-    // keepalived quirk (§3.5): any packet for our VRID pushes the advert timer back.
+    // keepalived quirk (docs/internals/vrrp.md#states): any packet for our VRID pushes the advert timer back.
     let (mut i, t) = master(cfg_v2(100));
     let mut peer = cfg_v2(100);
     peer.advert_int_cs = 200;
@@ -798,7 +798,7 @@ fn ipv6_adverts_are_vrrp_messages_with_checksum() {
     let mut i = Instance::new(c).unwrap();
     let tx = i.encode_adverts(110).unwrap().remove(0);
     assert_eq!(tx.dst, ip("ff02::12"));
-    // The captured bytes of spec §3.2.
+    // The captured bytes of docs/internals/vrrp.md#on-the-wire.
     assert_eq!(
         &tx.packet[..8],
         &[0x31, 0x35, 0x6e, 0x02, 0x00, 0x64, 0xb1, 0x5c]

@@ -1,5 +1,4 @@
-//! Reload (SIGHUP) of the VRRP driver: keepalived's `clear_diff_vrrp` (`spec/keepalived.md`
-//! §2.9) as far as it is safe.
+//! Reload (SIGHUP) of the VRRP driver: keepalived's `clear_diff_vrrp` (docs/internals/vrrp.md#reload) as far as it is safe.
 //!
 //! * An instance is the same across a reload when its name, interface, VRID, address family and
 //!   version are: it keeps its state, the master it follows, its timers and counters, and takes
