@@ -192,8 +192,11 @@ pub fn fwd_from_core(f: FwdMethod) -> m::ForwardMethod {
 
 /// Counters and rates.
 pub fn stats_from_core(s: &rvs_core::stats::Stats) -> m::Stats {
-    let c = s.shown();
-    let r = s.est.rates();
+    stats_of(s.shown(), s.est.rates())
+}
+
+/// Counters and rates given apart (the status page samples them on its own clock).
+pub fn stats_of(c: rvs_core::stats::Counters, r: rvs_core::estimator::Rates) -> m::Stats {
     m::Stats {
         conns: c.conns,
         inpkts: c.inpkts,

@@ -82,21 +82,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn stats(c: rvs_core::stats::Counters, r: rvs_core::estimator::Rates) -> m::Stats {
-    m::Stats {
-        conns: c.conns,
-        inpkts: c.inpkts,
-        outpkts: c.outpkts,
-        inbytes: c.inbytes,
-        outbytes: c.outbytes,
-        cps: r.cps,
-        inpps: r.inpps,
-        outpps: r.outpps,
-        inbps: r.inbps,
-        outbps: r.outbps,
-    }
-}
-
 /// The document for the current state (each service copied under its shard's lock, one at a
 /// time, as the metrics are).
 pub fn snapshot(st: &State) -> StatusDoc {
@@ -156,7 +141,7 @@ pub fn snapshot(st: &State) -> StatusDoc {
         time_ms: now_ms(),
         packet_plane: st.planes.packet,
         totals: Totals {
-            stats: stats(c, r),
+            stats: crate::convert::stats_of(c, r),
             connection_entries: entries,
             proxy_reschedules: resched,
         },

@@ -9,9 +9,9 @@
 
 mod common;
 
+use rvs_testkit::wait;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rvs_lab::{Lab, Netns};
 use rvs_sync::{Encoder, SyncConn, Version};
@@ -69,19 +69,6 @@ fn metric(ns: &Netns, line_start: &str) -> Option<u64> {
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-}
-
-fn wait(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if pred() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

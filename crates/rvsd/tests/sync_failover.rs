@@ -24,6 +24,7 @@
 
 mod common;
 
+use rvs_testkit::wait;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -294,20 +295,6 @@ fn converse(id: usize, s: std::io::Result<TcpStream>, stop: &AtomicBool) -> Conn
         thread::sleep(Duration::from_millis(100));
     }
     log
-}
-
-/// Waits (bounded) until `pred` holds, sampling every 50 ms; false on timeout.
-fn wait(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if pred() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Outcome of one failover run.

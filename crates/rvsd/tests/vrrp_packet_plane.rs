@@ -29,6 +29,7 @@
 
 mod common;
 
+use rvs_testkit::wait;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -273,20 +274,6 @@ fn client_neigh(client: &Netns) -> Option<String> {
         .position(|w| *w == "lladdr")
         .and_then(|i| f.get(i + 1))
         .map(|s| s.to_string())
-}
-
-/// Waits (bounded) until `pred` holds, sampling every 50 ms; false on timeout.
-fn wait(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if pred() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn describe(frames: &[&Arp]) -> String {

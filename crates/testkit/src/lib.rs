@@ -31,7 +31,7 @@ pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
 pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
-pub use wait::{tempdir, wait_for, wait_until};
+pub use wait::{tempdir, wait, wait_for, wait_until};
 
 use std::path::Path;
 

@@ -16,6 +16,11 @@ pub fn wait_until(limit: Duration, step: Duration, mut f: impl FnMut() -> bool) 
     }
 }
 
+/// Poll `f` every 50 ms for at most `limit`; true once it holds, false on timeout.
+pub fn wait(limit: Duration, f: impl FnMut() -> bool) -> bool {
+    wait_until(limit, Duration::from_millis(50), f)
+}
+
 /// Poll `f` every 50 ms for at most `limit`; returns how long it took to hold (`None`: it never
 /// did). For tests that measure the time something takes.
 pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
