@@ -24,7 +24,8 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{
     curl_in, curl_in_ok, report, start_nginx_in, tempdir, wait_for, wait_plane_ready, Nginx, Rvsd,
@@ -187,6 +188,8 @@ fn nat_http(test: &str, tag: &str, ifaces: &[&str]) {
     }
     let packet_plane = !ifaces.is_empty();
     let mut r = Running::start(tag, LabKind::Nat, 2, "keepalived-nat-http.conf", ifaces, 2);
+    // Health checking started before rvsd answered; see the wait before `r.stop(0)`.
+    let checks_started = Instant::now();
     let client = r.client();
     let rips: Vec<String> = r.t.rips().iter().map(|a| a.to_string()).collect();
     if packet_plane {
@@ -205,6 +208,11 @@ fn nat_http(test: &str, tag: &str, ifaces: &[&str]) {
         seen
     );
 
+    // Until a checker's first check has passed, keepalived's pre-loaded retry counter makes
+    // ONE failure enough to take a server out (docs/internals/keepalived.md#the-retry-machine).
+    // The first check runs within the start-up delay (1 s) plus a random warm-up of up to
+    // delay_loop (5 s): wait that out, so the stop below meets a checker that has passed.
+    thread::sleep(Duration::from_millis(6500).saturating_sub(checks_started.elapsed()));
     r.stop(0);
     let gone = r.wait_listed(&["10.2.0.12:80"], Duration::from_secs(30), "HTTP_GET fails");
     report(test, &format!("rs1 left the table {:.1} s after its nginx stopped (delay_loop 5, retry 2, delay_before_retry 1)", gone.as_secs_f64()));

@@ -36,17 +36,49 @@ pub fn start_keepalived(dir: &Path, conf: &str, extra: &[&str]) -> Rvsd {
 
 /// The `rvsadm` binary built next to `rvsd` (cargo builds it for the workspace's tests); it
 /// is not built from a test. `None` when only rvsd's package was built, or when the binary is
-/// older than rvsd's: then it may predate a change of the control protocol (a run of rvsd's
-/// tests alone rebuilds rvsd, not rvsadm), and the tests use rvsadm's library instead.
+/// stale: older than a source file of the crates it is made of (rvsadm, rvs-ipvsadm,
+/// rvs-control), so it may predate a change of the control protocol (a run of rvsd's tests
+/// alone rebuilds rvsd, not rvsadm). Then the tests use rvsadm's library instead. Its age
+/// against rvsd's own binary says nothing: rvsd is relinked whenever only rvsd changed.
 pub fn rvsadm_bin() -> Option<PathBuf> {
     let p = Path::new(RVSD).with_file_name("rvsadm");
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let fresh = matches!((mtime(&p), mtime(Path::new(RVSD))), (Some(a), Some(d)) if a >= d);
-    if p.is_file() && !fresh {
+    let built = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newest = ["rvsadm", "ipvsadm", "control"]
+        .iter()
+        .filter_map(|c| newest_source(&crates.join(c).join("src")))
+        .max();
+    let fresh = match newest {
+        Some(n) => built >= n,
+        None => true,
+    };
+    if !fresh {
         eprintln!(
-            "note: {} is older than rvsd; using rvsadm's library (cargo build -p rvsadm to test the binary)",
+            "note: {} is older than its sources; using rvsadm's library (cargo build -p rvsadm to test the binary)",
             p.display()
         );
     }
-    (p.is_file() && fresh).then_some(p)
+    fresh.then_some(p)
+}
+
+/// The newest modification time of a file below `dir` (bounded depth).
+fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
+    fn walk(dir: &Path, depth: u8, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                if depth < 8 {
+                    walk(&e.path(), depth + 1, newest);
+                }
+            } else if let Ok(t) = m.modified() {
+                *newest = Some(newest.map_or(t, |n| n.max(t)));
+            }
+        }
+    }
+    let mut newest = None;
+    walk(dir, 0, &mut newest);
+    newest
 }
