@@ -48,11 +48,8 @@ fn rvstop_under_tmux_shows_services_follows_traffic_and_sorts() {
     require!("tmux", "nginx", "curl");
     let rvstop = PathBuf::from(RVSD).with_file_name("rvstop");
     if !rvstop.is_file() {
-        assert!(
-            !in_ci(),
-            "rvstop is not built next to rvsd (cargo build --workspace)"
-        );
-        eprintln!("SKIP: rvstop not built next to rvsd (cargo build -p rvsadm)");
+        // Fails under CI (RVS_REQUIRE_ALL=1 / CI=true); elsewhere a logged skip.
+        rvs_require::unmet("rvstop is not built next to rvsd (cargo build --workspace)");
         return;
     }
     let dir = tempdir("rvstop");

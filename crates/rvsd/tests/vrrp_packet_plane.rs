@@ -121,18 +121,13 @@ impl Director {
     }
 
     fn has_vip(&self) -> bool {
-        self.ns
-            .ip(["-4", "-o", "addr", "show", "dev", "eth0"])
-            .map(|s| s.contains(&format!("{HA_VIP}/24")))
-            .unwrap_or(false)
+        rvs_testkit::ha::has_addr(&self.ns, "eth0", &format!("{HA_VIP}/24"))
     }
 
     /// Machine loss: both links go down (no last advert, no ARP from its kernel, which keeps
     /// the addresses), then rvsd is SIGKILLed and reaped.
     fn crash(&mut self) {
-        for dev in ["eth0", "eth1"] {
-            self.ns.ip(["link", "set", dev, "down"]).expect("link down");
-        }
+        rvs_testkit::ha::links_down(&self.ns, &["eth0", "eth1"]);
         // Dropping the harness's Rvsd SIGKILLs its process group and reaps it.
         self.rvsd = None;
     }

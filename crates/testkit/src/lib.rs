@@ -18,6 +18,7 @@
 //! Every process dies with its guard (also when the test panics), every wait is bounded.
 
 pub mod client;
+pub mod ha;
 pub mod listing;
 pub mod proc;
 pub mod rvsd;
