@@ -39,6 +39,7 @@
 mod api;
 pub mod proxy_protocol;
 mod tcp;
+pub mod tcp_info;
 mod udp;
 mod worker;
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -141,6 +142,40 @@ pub(crate) struct Flow {
     /// One direction has finished (TCP), so the FIN timeout applies.
     half_closed: Cell<bool>,
     closed: Cell<bool>,
+    /// TCP: the sockets whose kernel segment counts are the flow's packets (see [`Segments`]).
+    segments: RefCell<Option<Segments>>,
+}
+
+/// The two sockets of a TCP flow and their segment counts already reported. Packets of a TCP
+/// flow are the kernel's segments (`TCP_INFO`): "in" are those received from the client,
+/// "out" those received from the real server, as IPVS counts the packets it sees in each
+/// direction. Weak, so a flow outliving its sockets (dropped task) reads nothing.
+struct Segments {
+    client: Weak<TcpStream>,
+    server: Weak<TcpStream>,
+    reported_in: u32,
+    reported_out: u32,
+}
+
+impl Segments {
+    /// Segments received on each socket since the last call (wrapping `u32` counters).
+    fn take(&mut self) -> (u64, u64) {
+        let seen = |s: &Weak<TcpStream>| {
+            s.upgrade()
+                .and_then(|s| crate::tcp_info::tcp_info(&*s).ok())
+                .map(|i| i.segs_in)
+        };
+        let mut d = (0, 0);
+        if let Some(n) = seen(&self.client) {
+            d.0 = u64::from(n.wrapping_sub(self.reported_in));
+            self.reported_in = n;
+        }
+        if let Some(n) = seen(&self.server) {
+            d.1 = u64::from(n.wrapping_sub(self.reported_out));
+            self.reported_out = n;
+        }
+        d
+    }
 }
 
 impl Flow {
@@ -154,23 +189,45 @@ impl Flow {
             last_active: Cell::new(Instant::now()),
             half_closed: Cell::new(false),
             closed: Cell::new(false),
+            segments: RefCell::new(None),
         })
+    }
+
+    /// TCP: count packets from now on as the kernel's segments of `client` and `server`, from
+    /// the start of each connection (handshake included, as IPVS counts the SYN).
+    pub fn count_segments(&self, client: &Rc<TcpStream>, server: &Rc<TcpStream>) {
+        *self.segments.borrow_mut() = Some(Segments {
+            client: Rc::downgrade(client),
+            server: Rc::downgrade(server),
+            reported_in: 0,
+            reported_out: 0,
+        });
     }
 
     pub fn worker(&self) -> &Rc<Worker> {
         &self.worker
     }
 
-    /// Count `bytes` in one read/datagram; `inbound` is client → server.
+    /// Count one datagram of `bytes`; `inbound` is client → server.
     pub fn count(&self, inbound: bool, bytes: usize) {
+        self.count_with(inbound, bytes, 1);
+    }
+
+    /// Count `bytes` of TCP payload moved (the packets are the kernel's segment counts, read
+    /// when the traffic is reported).
+    pub fn count_bytes(&self, inbound: bool, bytes: usize) {
+        self.count_with(inbound, bytes, 0);
+    }
+
+    fn count_with(&self, inbound: bool, bytes: usize, packets: u64) {
         let mut t = self.traffic.get();
         let c = &self.worker.counters;
         if inbound {
-            t.in_packets += 1;
+            t.in_packets += packets;
             t.in_bytes += bytes as u64;
             c.in_bytes.fetch_add(bytes as u64, Relaxed);
         } else {
-            t.out_packets += 1;
+            t.out_packets += packets;
             t.out_bytes += bytes as u64;
             c.out_bytes.fetch_add(bytes as u64, Relaxed);
         }
@@ -183,9 +240,18 @@ impl Flow {
         }
     }
 
-    /// Report the traffic counted since the last report, if any.
-    fn flush(&self) {
-        let t = self.traffic.replace(Traffic::default());
+    /// Report the traffic counted since the last report, if any; with `segments`, read the
+    /// sockets' segment counts first (two getsockopts: done per traffic interval and at close,
+    /// not before each FIN).
+    fn flush(&self, segments: bool) {
+        let mut t = self.traffic.replace(Traffic::default());
+        if segments {
+            if let Some(s) = self.segments.borrow_mut().as_mut() {
+                let (i, o) = s.take();
+                t.in_packets += i;
+                t.out_packets += o;
+            }
+        }
         if !t.is_empty() {
             self.worker
                 .balancer
@@ -213,7 +279,7 @@ impl Flow {
             self.half_closed.set(true);
             self.last_active.set(Instant::now());
         }
-        self.flush();
+        self.flush(matches!(ev, FlowEvent::Closed(_)));
         self.worker.balancer.event(self.handle.get(), ev);
     }
 
@@ -283,7 +349,7 @@ async fn traffic_tick(w: Rc<Worker>) {
         for f in batch.drain(..) {
             if let Some(f) = f.upgrade() {
                 f.listed.set(false);
-                f.flush();
+                f.flush(true);
             }
         }
     }

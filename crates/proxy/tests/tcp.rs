@@ -757,8 +757,9 @@ async fn traffic_is_reported_during_a_long_flow() {
         .count();
     assert!(interim >= 2, "traffic not reported while flowing: {evs:?}");
     assert_eq!(bal.traffic_of(h).out_bytes, 80);
-    // One read per piece unless the proxy was stalled long enough for two to coalesce.
-    assert!((2..=8).contains(&bal.traffic_of(h).out_packets));
+    // Segments from the real server: its SYN+ACK, the 8 pieces (40 ms apart: no coalescing)
+    // and its FIN.
+    assert_eq!(bal.traffic_of(h).out_packets, 10);
     proxy.shutdown(Duration::from_secs(1));
 }
 
@@ -790,5 +791,59 @@ async fn traffic_of_an_idle_open_flow_is_reported() {
     assert!(!bal.is_closed(h));
     drop(s);
     bal.wait_closed(h).await;
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// Packets of a TCP flow are the segments the proxy's two sockets received, as IPVS counts the
+/// packets of each direction: checked against what the client and the real server themselves
+/// sent (their own `TCP_INFO`), on an exchange of five messages each way with half-closes.
+#[tokio::test]
+async fn packets_are_the_segments_each_side_sent() {
+    use rvs_proxy::tcp_info::tcp_info;
+    let l = TcpListener::bind("127.0.0.112:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.111");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let mut c = within(TcpStream::connect(vip)).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    let (mut s, _) = within(l.accept()).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut buf = [0u8; 4];
+    for _ in 0..5 {
+        c.write_all(b"ping").await.unwrap();
+        within(s.read_exact(&mut buf)).await.unwrap();
+        s.write_all(b"pong").await.unwrap();
+        within(c.read_exact(&mut buf)).await.unwrap();
+    }
+    // Client FIN first; the real server answers it with its own FIN and sends nothing after.
+    c.shutdown().await.unwrap();
+    assert_eq!(within(s.read(&mut buf)).await.unwrap(), 0);
+    s.shutdown().await.unwrap();
+    assert_eq!(within(c.read(&mut buf)).await.unwrap(), 0);
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    // Let the client's last ACK (of the proxy's FIN) leave; the proxy may have closed first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client_sent = tcp_info(&c).unwrap().segs_out;
+    let server_sent = tcp_info(&s).unwrap().segs_out;
+    let t = bal.traffic_of(h);
+    assert_eq!((t.in_bytes, t.out_bytes), (20, 20));
+    // Everything the server sent ended with its FIN, which the proxy read before closing; its
+    // SYN+ACK left from the listening socket, so the accepted socket's count lacks it.
+    assert_eq!(
+        t.out_packets,
+        u64::from(server_sent) + 1,
+        "{t:?}, client sent {client_sent}"
+    );
+    // The client's ACK of the proxy's FIN may arrive after the proxy's last count.
+    assert!(
+        (u64::from(client_sent) - 1..=u64::from(client_sent)).contains(&t.in_packets),
+        "{t:?}, client sent {client_sent}"
+    );
+    // The handshake and the FIN are segments too: more than one per message.
+    assert!(t.in_packets >= 5 + 2 && t.out_packets >= 5 + 2, "{t:?}");
     proxy.shutdown(Duration::from_secs(1));
 }
