@@ -90,7 +90,8 @@ fn headers_present(clang: &str, out: &Path) -> bool {
     let mut cmd = Command::new(clang);
     cmd.args(["-target", "bpf", "-E"]);
     if let Some(multiarch) = multiarch() {
-        cmd.arg("-idirafter").arg(format!("/usr/include/{multiarch}"));
+        cmd.arg("-idirafter")
+            .arg(format!("/usr/include/{multiarch}"));
     }
     cmd.arg(&probe).arg("-o").arg(out.join("probe.i"));
     cmd.output().is_ok_and(|o| o.status.success())
