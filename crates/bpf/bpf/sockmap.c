@@ -40,6 +40,7 @@ struct {
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct rvs_splice_dir);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 } rvs_dirs SEC(".maps");
 
 SEC("sk_skb/stream_verdict")

@@ -180,14 +180,21 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     let mut server_abort = ResetOnDrop(Some(&server));
     let mut idled = false;
     if result.is_ok() {
+        // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
+        let in_kernel = crate::kernel_splice::start(&flow, &client, &server);
         let relay = async {
-            tokio::try_join!(
-                copy_dir(&flow, &client, &server, true),
-                copy_dir(&flow, &server, &client, false)
-            )
+            if in_kernel {
+                crate::kernel_splice::relay(&flow, &client, &server).await
+            } else {
+                tokio::try_join!(
+                    copy_dir(&flow, &client, &server, true),
+                    copy_dir(&flow, &server, &client, false)
+                )
+                .map(|_| ())
+            }
         };
         tokio::select! {
-            r = relay => result = r.map(|_| ()),
+            r = relay => result = r,
             () = idle_watch(&flow, backend.tcp_idle_timeout, backend.tcp_fin_timeout) => {
                 idled = true;
             }
@@ -230,7 +237,12 @@ async fn idle_watch(flow: &Flow, mut idle: Option<Duration>, mut fin: Option<Dur
             tokio::time::sleep(NO_LIMIT_RECHECK).await;
             continue;
         };
-        let deadline = flow.last_active() + limit;
+        let mut deadline = flow.last_active() + limit;
+        if tokio::time::Instant::now() >= deadline {
+            // A spliced flow's data never passes here: ask the kernel when it last moved.
+            flow.refresh_last_active();
+            deadline = flow.last_active() + limit;
+        }
         if tokio::time::Instant::now() >= deadline {
             // The limit ran out; `--set` may have changed it since the flow opened.
             match flow.current_limits() {
@@ -284,7 +296,7 @@ fn read_drain(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         to.writable().await?;
         match to.try_write(data) {
