@@ -181,7 +181,10 @@ impl Director {
     /// The lost machine boots again: the addresses VRRP had put on it are gone (a reboot loses
     /// them), its links come up, rvsd starts with the same configuration.
     fn reboot(self, topo: &Topology, priority: u8, setup: &Setup) -> Director {
-        for (cidr, dev) in [(format!("{HA_VIP}/24"), "eth0"), (format!("{HA_DIP}/24"), "eth1")] {
+        for (cidr, dev) in [
+            (format!("{HA_VIP}/24"), "eth0"),
+            (format!("{HA_DIP}/24"), "eth1"),
+        ] {
             let _ = self.ns.ip(["addr", "del", &cidr, "dev", dev]);
         }
         rvs_testkit::ha::links_up(&self.ns, &["eth0", "eth1"]);
@@ -622,7 +625,8 @@ fn after_failover(tag: &str, n: usize) -> (Topology, Director, Director, Clients
     // The stalled connections retransmit and go on through director2.
     let in_before = d2.in_pkts();
     assert!(
-        wait(Duration::from_secs(10), || d2.in_pkts() > in_before + n as u64),
+        wait(Duration::from_secs(10), || d2.in_pkts()
+            > in_before + n as u64),
         "director2 forwards nothing after the failover"
     );
     (topo, d1, d2, clients)
@@ -668,12 +672,8 @@ fn failback_resyncs_before_preempting_and_keeps_every_connection() {
         }
         thread::sleep(Duration::from_millis(20));
     }
-    let (back, listed, log) = at_vip.unwrap_or_else(|| {
-        panic!(
-            "director1 did not preempt within 40 s:\n{}",
-            d1.log_text()
-        )
-    });
+    let (back, listed, log) = at_vip
+        .unwrap_or_else(|| panic!("director1 did not preempt within 40 s:\n{}", d1.log_text()));
     assert!(
         log.contains(&format!("complete: {n} records")),
         "director1 took the VIP before its resync completed:\n{log}"

@@ -142,7 +142,11 @@ mod tests {
     fn a_kernel_receiver_sees_a_bogus_size() {
         // The kernel drops a message whose be16 at offset 2 is not the datagram length.
         for m in [
-            Control::Request { syncid: 0, nonce: 0 }.encode(),
+            Control::Request {
+                syncid: 0,
+                nonce: 0,
+            }
+            .encode(),
             Control::End {
                 syncid: 0,
                 nonce: 0,
@@ -152,13 +156,20 @@ mod tests {
         ] {
             let size = usize::from(u16::from_be_bytes([m[2], m[3]]));
             assert_ne!(size, m.len());
-            assert!(crate::parse(&m, 0).is_err(), "rvs's own decoder refuses it too");
+            assert!(
+                crate::parse(&m, 0).is_err(),
+                "rvs's own decoder refuses it too"
+            );
         }
     }
 
     #[test]
     fn anything_else_is_not_a_control_message() {
-        let good = Control::Request { syncid: 1, nonce: 5 }.encode();
+        let good = Control::Request {
+            syncid: 1,
+            nonce: 5,
+        }
+        .encode();
         for cut in 0..good.len() {
             assert_eq!(Control::parse(&good[..cut]), None);
         }
@@ -177,9 +188,16 @@ mod tests {
 
     #[test]
     fn syncid_filter() {
-        let q = Control::Request { syncid: 3, nonce: 0 };
+        let q = Control::Request {
+            syncid: 3,
+            nonce: 0,
+        };
         assert!(q.matches(0) && q.matches(3) && !q.matches(4));
-        assert!(Control::Request { syncid: 0, nonce: 0 }.matches(4));
+        assert!(Control::Request {
+            syncid: 0,
+            nonce: 0
+        }
+        .matches(4));
         assert_eq!(resync_port(8848), 8912);
     }
 }

@@ -312,11 +312,7 @@ impl SyncDaemons {
             cfg.mcast_port,
             cfg.mcast_ttl
         );
-        let r = Running {
-            cfg,
-            stop,
-            threads,
-        };
+        let r = Running { cfg, stop, threads };
         match req.role {
             SyncRole::Master => self.master = Some(r),
             SyncRole::Backup => self.backup = Some(r),

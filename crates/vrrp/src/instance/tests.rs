@@ -254,7 +254,11 @@ fn external_preempt_hold_keeps_a_lower_master_until_released() {
     for _ in 0..10 {
         now += Duration::from_secs(1);
         from_peer(&mut i, now, "10.0.0.1", 50).unwrap();
-        assert_eq!(i.poll_timeout(), Some(now + us(3_609_375)), "held: timer restarted");
+        assert_eq!(
+            i.poll_timeout(),
+            Some(now + us(3_609_375)),
+            "held: timer restarted"
+        );
         i.handle_timeout(now);
         assert_eq!(i.state(), State::Backup);
     }
@@ -262,7 +266,11 @@ fn external_preempt_hold_keeps_a_lower_master_until_released() {
     now += Duration::from_secs(1);
     let deadline = i.poll_timeout().unwrap();
     from_peer(&mut i, now, "10.0.0.1", 50).unwrap();
-    assert_eq!(i.poll_timeout(), Some(deadline), "released: discarded again");
+    assert_eq!(
+        i.poll_timeout(),
+        Some(deadline),
+        "released: discarded again"
+    );
     i.handle_timeout(deadline);
     assert_eq!(i.state(), State::Master);
 }
