@@ -503,7 +503,10 @@ mod tests {
         for (i, d) in TABLE.iter().enumerate() {
             assert_eq!(lookup(d.name).unwrap().0, i, "{}", d.name);
         }
-        assert_eq!(TABLE.len(), 32);
+        // The kernel's 32, then rvs's own, each named `rvs_*`.
+        assert_eq!(TABLE.len(), 33);
+        assert!(TABLE[32..].iter().all(|d| d.name.starts_with("rvs_")));
+        assert!(TABLE[..32].iter().all(|d| !d.name.starts_with("rvs_")));
     }
 
     #[test]
