@@ -458,40 +458,26 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
-    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).
-    let announce = match (args.announce_table, &args.use_file) {
-        (Some(table), _) => Some((
-            table,
-            args.announce_protocol,
-            StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
-        )),
-        (None, Some(path)) => {
-            let opts = rvs_config::CheckOptions {
-                config_id: args.config_id.clone(),
-                check_interfaces: true,
-            };
-            rvs_config::load(path, &opts)
-                .ok()
-                .and_then(|(cfg, _)| cfg.global.rvs_announce)
-                .map(|a| (a.table, a.protocol, a.delay))
-        }
-        (None, None) => None,
+    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (which a SIGHUP
+    // re-reads: rvsd::announce_control).
+    let announce_setting = match args.announce_table {
+        Some(table) => Some(rvsd::announce_control::Setting {
+            opts: rvsd::announce::Options {
+                table,
+                protocol: args.announce_protocol,
+            },
+            delay: StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
+        }),
+        None => kconf
+            .as_ref()
+            .and_then(|k| k.announce_setting())
+            .map(rvsd::announce_control::Setting::from),
     };
-    let mut announcer = match announce {
-        Some((table, protocol, delay)) => {
-            let a = rvsd::announce::Announcer::start(
-                daemon.state.clone(),
-                rvsd::announce::Options { table, protocol },
-            )
-            .map_err(|e| format!("announce table {table}: {e}"))?;
-            daemon.lock().announce = Some((table, a.status.clone()));
-            tracing::info!(
-                "announcing the VIPs that can be served in routing table {table} (protocol {protocol})"
-            );
-            Some((a, delay))
-        }
-        None => None,
-    };
+    let mut announcer = rvsd::announce_control::AnnounceControl::start(
+        daemon.clone(),
+        announce_setting,
+        args.announce_table.is_some(),
+    )?;
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -543,7 +529,9 @@ async fn run(args: Args) -> Result<(), String> {
                         v.reload_file(path, args.config_id.clone()).await;
                     }
                     if let Some(k) = kconf.as_mut() {
-                        let _ = k.reload().await;
+                        if k.reload().await.is_ok() {
+                            announcer.follow_file(k.announce_setting());
+                        }
                         return;
                     }
                     match &args.rules {
@@ -573,16 +561,9 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
     // arrives until they have converged, and only then drains.
-    if let Some((a, delay)) = announcer.as_mut() {
-        match a.withdraw_all() {
-            Ok(n) => tracing::info!(
-                "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
-                delay.as_secs_f64()
-            ),
-            Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
-        }
+    if let Some(delay) = announcer.withdraw_for_stop() {
         rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
-        tokio::time::sleep(*delay).await;
+        tokio::time::sleep(delay).await;
     }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",
