@@ -400,13 +400,19 @@ mod tests {
         board.publish(vec![s.clone()]);
         assert!(bell.wait(Duration::ZERO), "the first status is a change");
         board.publish(vec![s.clone()]);
-        assert!(!bell.wait(Duration::ZERO), "the same state again is no change");
+        assert!(
+            !bell.wait(Duration::ZERO),
+            "the same state again is no change"
+        );
         s.state = "MASTER";
         board.publish(vec![s]);
         assert!(bell.wait(Duration::ZERO), "BACKUP -> MASTER rings");
         drop(bell);
         board.publish(Vec::new());
-        assert!(lock(&board.bells).is_empty(), "a dropped follower is forgotten");
+        assert!(
+            lock(&board.bells).is_empty(),
+            "a dropped follower is forgotten"
+        );
     }
 
     #[test]
