@@ -98,13 +98,70 @@ static __always_inline __u16 ipv4_csum(const __u8 *h)
 struct parsed {
 	__u32 l3_len;   /* IP total length */
 	__u32 l3_off;   /* offset of the IP header */
-	__u32 csum_off; /* offset of the transport checksum */
 	__u8 v6;
 	__u8 proto;
 	__u8 ttl;
 	__u8 tos;
 	__u8 df;
 };
+
+/* NAT / FULLNAT / DR in place. `v6` is a constant at each call, so every offset below is one
+ * and the verifier sees each access checked. Returns 0 (untouched) when the packet is shorter
+ * than the headers it needs. */
+static __always_inline int rewrite(void *data, void *end, const struct parsed *p, const int v6,
+				   __u8 flags, const __u8 *naddr_s, const __u8 *naddr_d,
+				   __be16 nsport, __be16 ndport)
+{
+	const int hlen = v6 ? 40 : 20;
+	const int alen = v6 ? 16 : 4;
+	const int csum_at = p->proto == IPPROTO_TCP ? 16 : 6;
+	__u8 *ip = data + sizeof(struct ethhdr);
+	__u8 *l4 = ip + hlen;
+	if ((void *)(l4 + 18) > end && p->proto == IPPROTO_TCP)
+		return 0;
+	if ((void *)(l4 + 8) > end)
+		return 0;
+	__u8 *sa = v6 ? ip + 8 : ip + 12;
+	__u8 *da = v6 ? ip + 24 : ip + 16;
+	__u8 *csum = l4 + csum_at;
+	if ((void *)(csum + 2) > end)
+		return 0;
+	__u64 acc = (__u16)~get16(csum);
+	if (flags & RVS_F_SRC) {
+		acc = diff_acc(acc, sa, naddr_s, alen / 2);
+		acc = diff_acc(acc, l4, (const __u8 *)&nsport, 1);
+	}
+	if (flags & RVS_F_DST) {
+		acc = diff_acc(acc, da, naddr_d, alen / 2);
+		acc = diff_acc(acc, l4 + 2, (const __u8 *)&ndport, 1);
+	}
+	__u16 c = ~fold(acc);
+	if (p->proto == IPPROTO_UDP && c == 0)
+		c = 0xffff;
+	if (flags & (RVS_F_SRC | RVS_F_DST)) {
+		csum[0] = c >> 8;
+		csum[1] = c & 0xff;
+	}
+	if (flags & RVS_F_SRC) {
+		__builtin_memcpy(sa, naddr_s, alen);
+		__builtin_memcpy(l4, &nsport, 2);
+	}
+	if (flags & RVS_F_DST) {
+		__builtin_memcpy(da, naddr_d, alen);
+		__builtin_memcpy(l4 + 2, &ndport, 2);
+	}
+	if (v6) {
+		ip[7] -= 1;
+	} else {
+		ip[8] -= 1;
+		ip[10] = 0;
+		ip[11] = 0;
+		__u16 h = ipv4_csum(ip);
+		ip[10] = h >> 8;
+		ip[11] = h & 0xff;
+	}
+	return 1;
+}
 
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
@@ -172,7 +229,6 @@ int rvs_xdp(struct xdp_md *ctx)
 			return count(RVS_STAT_PASS_STATE, XDP_PASS);
 		key.sport = tcp->source;
 		key.dport = tcp->dest;
-		p.csum_off = (__u8 *)&tcp->check - (__u8 *)data;
 	} else if (p.proto == IPPROTO_UDP) {
 		struct udphdr *udp = (void *)l4;
 		if ((void *)(udp + 1) > end)
@@ -182,7 +238,6 @@ int rvs_xdp(struct xdp_md *ctx)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 		key.sport = udp->source;
 		key.dport = udp->dest;
-		p.csum_off = (__u8 *)&udp->check - (__u8 *)data;
 	} else {
 		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 	}
@@ -208,65 +263,23 @@ int rvs_xdp(struct xdp_md *ctx)
 	__u32 l3_len = p.l3_len;
 
 	if (op == RVS_OP_REWRITE) {
-		__u8 *ip = data + p.l3_off;
-		int alen = p.v6 ? 16 : 4;
-		__u8 *csum = data + (p.csum_off & 0xff);
-		__u8 *l4h = p.v6 ? ip + 40 : ip + 20;
-		if ((void *)(ip + 40) > end || (void *)(csum + 2) > end || (void *)(l4h + 4) > end)
+		int ok = p.v6 ? rewrite(data, end, &p, 1, flags, naddr_s, naddr_d, nsport, ndport)
+			      : rewrite(data, end, &p, 0, flags, naddr_s, naddr_d, nsport, ndport);
+		if (!ok)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
-		__u8 *sa = p.v6 ? ip + 8 : ip + 12;
-		__u8 *da = p.v6 ? ip + 24 : ip + 16;
-		__u64 acc = (__u16)~get16(csum);
-		if (flags & RVS_F_SRC) {
-			acc = diff_acc(acc, sa, naddr_s, alen / 2);
-			acc = diff_acc(acc, l4h, (__u8 *)&nsport, 1);
-		}
-		if (flags & RVS_F_DST) {
-			acc = diff_acc(acc, da, naddr_d, alen / 2);
-			acc = diff_acc(acc, l4h + 2, (__u8 *)&ndport, 1);
-		}
-		__u16 c = ~fold(acc);
-		if (p.proto == IPPROTO_UDP && c == 0)
-			c = 0xffff;
-		if (flags & (RVS_F_SRC | RVS_F_DST)) {
-			csum[0] = c >> 8;
-			csum[1] = c & 0xff;
-		}
-		if (flags & RVS_F_SRC) {
-			if (p.v6)
-				__builtin_memcpy(sa, naddr_s, 16);
-			else
-				__builtin_memcpy(sa, naddr_s, 4);
-			__builtin_memcpy(l4h, &nsport, 2);
-		}
-		if (flags & RVS_F_DST) {
-			if (p.v6)
-				__builtin_memcpy(da, naddr_d, 16);
-			else
-				__builtin_memcpy(da, naddr_d, 4);
-			__builtin_memcpy(l4h + 2, &ndport, 2);
-		}
-		if (p.v6) {
-			ip[7] -= 1;
-		} else {
-			ip[8] -= 1;
-			ip[10] = 0;
-			ip[11] = 0;
-			__u16 h = ipv4_csum(ip);
-			ip[10] = h >> 8;
-			ip[11] = h & 0xff;
-		}
 	} else if (op == RVS_OP_IPIP) {
 		int outer_v6 = (flags & RVS_F_OUTER_V6) != 0;
 		int hdr = outer_v6 ? 40 : 20;
 		/* TTL first (the inner packet is forwarded), then the outer header around it. */
-		__u8 *ip = data + p.l3_off;
-		if ((void *)(ip + 40) > end)
-			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		__u8 *ip = data + sizeof(struct ethhdr);
 		__u8 ttl = p.ttl - 1;
 		if (p.v6) {
+			if ((void *)(ip + 40) > end)
+				return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 			ip[7] = ttl;
 		} else {
+			if ((void *)(ip + 20) > end)
+				return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 			ip[8] = ttl;
 			ip[10] = 0;
 			ip[11] = 0;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use aya::maps::{DevMapHash, HashMap, MapData, MapError, PerCpuArray};
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::Ebpf;
+use rvs_packet::fastpath::{Offer, OfferAction};
 
 /// The program's name in `bpf/xdp.c`.
 const PROGRAM: &str = "rvs_xdp";
@@ -116,28 +117,6 @@ impl FlowKey {
     }
 }
 
-/// What the program does with a flow's packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Replace the source and/or the destination (NAT request: destination; NAT reply:
-    /// source; FULLNAT: both; DR: neither — only MACs and TTL change).
-    Rewrite {
-        /// New source address and port.
-        src: Option<(IpAddr, u16)>,
-        /// New destination address and port.
-        dst: Option<(IpAddr, u16)>,
-    },
-    /// Encapsulate in IP (IPIP / IPv6-in-IP), outer header `src → dst`.
-    Ipip {
-        /// Outer source (the director's address on the egress interface).
-        src: IpAddr,
-        /// Outer destination (the real server).
-        dst: IpAddr,
-        /// `pmtu_disc`: copy DF from an IPv4 inner header.
-        pmtu_disc: bool,
-    },
-}
-
 /// Where the program sends a flow's packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Egress {
@@ -153,8 +132,21 @@ pub struct Egress {
 }
 
 impl Flow {
+    /// The entry for `offer` (the plane's own rewrite of the flow), sent out of interface
+    /// `ifindex` (the offer's port), with its key.
+    pub fn from_offer(offer: &Offer, ifindex: u32) -> (FlowKey, Flow) {
+        let key = FlowKey::new(offer.proto, offer.src, offer.dst);
+        let egress = Egress {
+            ifindex,
+            dst_mac: offer.dst_mac,
+            src_mac: offer.src_mac,
+            max_len: offer.max_len,
+        };
+        (key, Flow::new(offer.action, egress))
+    }
+
     /// An entry doing `action` toward `egress`, counters at zero.
-    pub fn new(action: Action, egress: Egress) -> Flow {
+    pub fn new(action: OfferAction, egress: Egress) -> Flow {
         let mut f = Flow {
             ifindex: egress.ifindex,
             max_len: egress.max_len,
@@ -163,7 +155,7 @@ impl Flow {
             ..Flow::default()
         };
         match action {
-            Action::Rewrite { src, dst } => {
+            OfferAction::Rewrite { src, dst } => {
                 f.op = OP_REWRITE;
                 if let Some((a, p)) = src {
                     f.flags |= F_SRC;
@@ -176,7 +168,7 @@ impl Flow {
                     f.dport = p.to_be();
                 }
             }
-            Action::Ipip {
+            OfferAction::Ipip {
                 src,
                 dst,
                 pmtu_disc,

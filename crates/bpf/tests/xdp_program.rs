@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use rvs_bpf::test_run::verdict;
-use rvs_bpf::xdp::{Action, Egress, FastPath, Flow, FlowKey};
+use rvs_bpf::xdp::{Egress, FastPath, Flow, FlowKey};
+use rvs_packet::fastpath::OfferAction;
 
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -56,7 +57,7 @@ fn nat_request_rewritten_only_with_an_entry() {
         src_mac: [2, 0, 0, 0, 1, 1],
         max_len: 1500,
     };
-    let action = Action::Rewrite {
+    let action = OfferAction::Rewrite {
         src: None,
         dst: Some((ip("192.168.1.11"), 8080)),
     };
