@@ -57,7 +57,14 @@ struct Setup {
     sync_opts: &'static str,
     /// More rvsd arguments.
     args: Vec<&'static str>,
+    /// FULLNAT instead of NAT: the table comes from an ipvsadm rules file (`--rules`; keepalived
+    /// has no FULLNAT `lb_kind`), with the local address [`LIP`] that VRRP moves with the VIP;
+    /// keepalived.conf (`--vrrp`) holds VRRP and `lvs_sync_daemon`.
+    fullnat: bool,
 }
+
+/// The FULLNAT local address: a VRRP virtual address on `eth1`, so it moves with the VIP.
+const LIP: &str = "10.2.0.100";
 
 impl Director {
     fn start(topo: &Topology, role: &str, priority: u8, sync: bool, persist: bool) -> Director {
@@ -90,6 +97,20 @@ impl Director {
                 11 + i
             ));
         }
+        let (lip_line, virtual_server) = if setup.fullnat {
+            (
+                format!("        {LIP}/24 dev eth1 label eth1:2\n"),
+                String::new(),
+            )
+        } else {
+            (
+                String::new(),
+                format!(
+                    "virtual_server {HA_VIP} {PORT} {{\n    lb_algo rr\n    lb_kind NAT\n    \
+                     protocol TCP\n{rs}}}\n"
+                ),
+            )
+        };
         std::fs::write(
             &conf,
             format!(
@@ -98,13 +119,13 @@ impl Director {
                  version 3\n    \
                  virtual_router_id 63\n    priority {priority}\n    advert_int 0.5\n    \
                  virtual_ipaddress {{\n        {HA_VIP}/24 dev eth0 label eth0:1\n        \
-                 {HA_DIP}/24 dev eth1 label eth1:1\n    }}\n}}\n\
-                 virtual_server {HA_VIP} {PORT} {{\n    lb_algo rr\n    lb_kind NAT\n    \
-                 protocol TCP\n{rs}}}\n"
+                 {HA_DIP}/24 dev eth1 label eth1:1\n{lip_line}    }}\n}}\n{virtual_server}"
             ),
         )
         .expect("write keepalived.conf");
         let conf = conf.display().to_string();
+        let rules = dir.join("rules");
+        let rules = rules.display().to_string();
         let mut args = vec![
             "--drain-time",
             "0",
@@ -112,9 +133,22 @@ impl Director {
             "eth0",
             "--interface",
             "eth1",
-            "-f",
-            &conf,
         ];
+        if setup.fullnat {
+            let svc = format!("{HA_VIP}:{PORT}");
+            let persist = if setup.persist { " -p 300" } else { "" };
+            let mut r = format!("-A -t {svc} -s rr{persist}\n--add-laddr -t {svc} -z {LIP}\n");
+            for i in 0..REAL_SERVERS {
+                r.push_str(&format!(
+                    "-a -t {svc} -r 10.2.0.{}:{PORT} --fullnat\n",
+                    11 + i
+                ));
+            }
+            std::fs::write(&rules, r).expect("write the rules file");
+            args.extend(["--vrrp", &conf, "--rules", &rules]);
+        } else {
+            args.extend(["-f", &conf]);
+        }
         args.extend(setup.args.iter().copied());
         let rvsd = common::Rvsd::start_in(common::RVSD, Some(&ns), &dir, &args);
         Director {
@@ -364,6 +398,17 @@ struct Outcome {
 /// come back through the director, which owns the VIP and drops them as martians), with
 /// `persistence_timeout` when `persist`.
 fn failover(tag: &str, n: usize, sync: bool, persist: bool) -> Outcome {
+    let setup = Setup {
+        sync,
+        persist,
+        ..Setup::default()
+    };
+    failover_with(tag, n, &setup)
+}
+
+/// One failover run of directors set up as `setup` says.
+fn failover_with(tag: &str, n: usize, setup: &Setup) -> Outcome {
+    let (sync, persist) = (setup.sync, setup.persist);
     let mut topo = Topology::build(
         Lab::new(tag).expect("lab"),
         LabKind::Ha,
@@ -385,8 +430,8 @@ fn failover(tag: &str, n: usize, sync: bool, persist: bool) -> Outcome {
         topo.lab_mut().own(c);
     }
     let client = topo.client().ns.clone();
-    let mut d1 = Director::start(&topo, "director1", 150, sync, persist);
-    let d2 = Director::start(&topo, "director2", 100, sync, persist);
+    let mut d1 = Director::start_with(&topo, "director1", 150, setup);
+    let d2 = Director::start_with(&topo, "director2", 100, setup);
     assert!(
         wait(Duration::from_secs(15), || d1.has_vip() && !d2.has_vip()),
         "director1 did not become the only MASTER:\n{}\n{}",
@@ -522,6 +567,60 @@ fn failover_keeps_every_synced_connection() {
     assert!(o.worst_gap < Duration::from_secs(2), "{:?}", o.worst_gap);
 }
 
+/// FULLNAT: the local address and port travel with each connection (rvs's optional-flagged
+/// option), so the real servers' replies to the local address — which VRRP moves with the
+/// VIP — find the synced entries on the new MASTER.
+#[test]
+fn fullnat_failover_keeps_every_synced_connection() {
+    if !rvs_lab::require(
+        "fullnat_failover_keeps_every_synced_connection",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let setup = Setup {
+        sync: true,
+        fullnat: true,
+        ..Setup::default()
+    };
+    let o = failover_with("syncfnat", 200, &setup);
+    assert_eq!(o.backup_entries, o.n);
+    assert_eq!(
+        o.survived,
+        o.n,
+        "connections lost in the failover:\n{}",
+        o.failures.join("\n")
+    );
+    assert!(o.worst_gap < Duration::from_secs(2), "{:?}", o.worst_gap);
+}
+
+/// FULLNAT with `-p`: the clients keep their real server after the failover (templates
+/// synced), and their connections continue.
+#[test]
+fn fullnat_persistent_clients_keep_their_real_server_after_failover() {
+    if !rvs_lab::require(
+        "fullnat_persistent_clients_keep_their_real_server_after_failover",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let setup = Setup {
+        sync: true,
+        persist: true,
+        fullnat: true,
+        ..Setup::default()
+    };
+    let o = failover_with("syncfnatp", 50, &setup);
+    assert_eq!(
+        o.survived,
+        o.n,
+        "connections lost in the failover:\n{}",
+        o.failures.join("\n")
+    );
+    assert_eq!(o.servers_before.len(), 1, "{:?}", o.servers_before);
+    assert_eq!(o.servers_after, o.servers_before);
+}
+
 #[test]
 fn failover_without_sync_loses_the_connections() {
     if !rvs_lab::require(
@@ -582,6 +681,7 @@ fn failback_setup() -> Setup {
             "--sync-resync-hold",
             "60",
         ],
+        fullnat: false,
     }
 }
 

@@ -381,7 +381,11 @@ fn v1_fullnat_local_address_option() {
     let mut mandatory = want.clone();
     mandatory[44] = 0x10;
     let mut st = RxStats::default();
-    assert_eq!(st.decode(&mandatory, 0, |_| {}), 0, "unknown mandatory option: skipped");
+    assert_eq!(
+        st.decode(&mandatory, 0, |_| {}),
+        0,
+        "unknown mandatory option: skipped"
+    );
 
     // IPv6: 16 address bytes and the port, length 18.
     let c6 = SyncConn {
@@ -391,7 +395,11 @@ fn v1_fullnat_local_address_option() {
     };
     let mut enc = Encoder::new(Version::V1, 0, 1472);
     let m = encode_all(&mut enc, std::slice::from_ref(&c6)).remove(0);
-    assert_eq!(m.len(), 8 + 72 + 2 + 18, "a 92-byte record needs no padding");
+    assert_eq!(
+        m.len(),
+        8 + 72 + 2 + 18,
+        "a 92-byte record needs no padding"
+    );
     assert_eq!(&m[8 + 72..8 + 72 + 2], &[0x50, 18]);
     assert_eq!(decode_all(&m, 0), vec![c6]);
 
