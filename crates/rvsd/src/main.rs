@@ -169,6 +169,18 @@ fn main() -> ExitCode {
         eprintln!("rvsd: -f (keepalived.conf) and --rules (ipvsadm-save) both describe the table; use one");
         return ExitCode::from(2);
     }
+    match rvsd::fd_limit::raise() {
+        Ok(r) if r.before != r.after => tracing::info!(
+            "descriptor limit raised from {} to {}",
+            r.before.map_or("unlimited".into(), |v| v.to_string()),
+            r.after.map_or("unlimited".into(), |v| v.to_string())
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot raise the descriptor limit ({:?}): {e}",
+            rvsd::fd_limit::current()
+        ),
+    }
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
     rvsd::sd_notify::init_from_env();
@@ -252,8 +264,11 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     // raises no not-served warnings, which the real apply below logs once for what changes
     // (before, every SIGHUP logged them again even when nothing changed).
     let mut scratch = State::new(now, Planes { packet: true });
-    for r in &parsed {
-        if let Err(e) = scratch.handle(&r.req, now).result {
+    // One batch (publications once, at its end): checking a file of N lines costs O(N).
+    let reqs: Vec<Request> = parsed.iter().map(|r| r.req.clone()).collect();
+    let answers = scratch.handle_batch(&reqs, now);
+    for (r, a) in parsed.iter().zip(answers) {
+        if let Err(e) = a.result {
             return Err(format!(
                 "{}:{}: {}: {}",
                 path.display(),
@@ -274,14 +289,26 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     };
     let reqs = rules::diff(&current, &laddrs, &want);
     let n = reqs.len();
-    for req in reqs {
-        let r = daemon.request(req.clone()).await;
+    for chunk in reqs.chunks(rvs_control::proto::BATCH_MAX) {
+        let r = daemon.request(Request::Batch(chunk.to_vec())).await;
         for w in &r.warnings {
             tracing::warn!("{}: {w}", path.display());
         }
-        if let Err(e) = r.result {
-            // The scratch run accepted the whole file, so this is unexpected; say what.
-            tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+        let answers = match r.result {
+            Ok(rvs_control::proto::Payload::Batch(a)) => a,
+            other => {
+                tracing::error!("{}: applying a batch: {other:?}", path.display());
+                continue;
+            }
+        };
+        for (req, a) in chunk.iter().zip(answers) {
+            for w in &a.warnings {
+                tracing::warn!("{}: {w}", path.display());
+            }
+            if let Err(e) = a.result {
+                // The scratch run accepted the whole file, so this is unexpected; say what.
+                tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+            }
         }
     }
     Ok(n)
