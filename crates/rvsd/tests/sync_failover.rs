@@ -67,15 +67,6 @@ struct Setup {
 const LIP: &str = "10.2.0.100";
 
 impl Director {
-    fn start(topo: &Topology, role: &str, priority: u8, sync: bool, persist: bool) -> Director {
-        let setup = Setup {
-            sync,
-            persist,
-            ..Setup::default()
-        };
-        Director::start_with(topo, role, priority, &setup)
-    }
-
     fn start_with(topo: &Topology, role: &str, priority: u8, setup: &Setup) -> Director {
         let node = topo.node(role).expect("director node");
         let ns = node.ns.clone();
