@@ -343,11 +343,7 @@ fn seen_at(
     let last_userspace = director.conns.get(offer.conn).and_then(|c| {
         let expires = c.expires()?;
         let timeout = c.timeout();
-        Some(Time(
-            expires
-                .0
-                .saturating_sub(timeout.as_millis()),
-        ))
+        Some(Time(expires.0.saturating_sub(timeout.as_millis())))
     });
     match last_userspace {
         Some(t) if t.0 > seen.0 => t,
