@@ -42,6 +42,12 @@ fn xdp_args(xdp: bool) -> &'static [&'static str] {
 /// With the XDP fast path: rvsd attached it to each of `ifaces` and the program forwarded
 /// frames itself (the count rvsd logs when it stops). Without: no XDP line at all.
 fn check_xdp_log(xdp: bool, ifaces: &[&str], log: &str) {
+    check_xdp_log_forwarding(xdp, ifaces, log, true);
+}
+
+/// [`check_xdp_log`]; `forwards`: whether the program must have forwarded frames (TUN flows
+/// are not installed yet and must not have been).
+fn check_xdp_log_forwarding(xdp: bool, ifaces: &[&str], log: &str, forwards: bool) {
     if !xdp {
         assert!(!log.contains("XDP fast path"), "{log}");
         return;
@@ -65,7 +71,27 @@ fn check_xdp_log(xdp: bool, ifaces: &[&str], log: &str) {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no XDP counters in the log:\n{log}"));
-    assert!(forwarded > 0, "the XDP program forwarded nothing:\n{log}");
+    assert_eq!(
+        forwarded > 0,
+        forwards,
+        "the XDP program forwarded {forwarded} frames:\n{log}"
+    );
+}
+
+/// A 300 KB download that arrives intact: a connection long enough that its ESTABLISHED
+/// packets reach the XDP program after the syncer installed the flow (the short page fetches
+/// may all be over before).
+fn long_transfer(t: &rvs_lab::Topology, client: &Netns, base: &str, tag: &str) {
+    let big = random_bytes(300_000);
+    publish(t, "big.bin", &big);
+    let got = download(
+        client,
+        t.lab().workdir(),
+        &format!("{base}big.bin"),
+        None,
+        tag,
+    );
+    assert!(got == big, "300 KB download: got {} bytes", got.len());
 }
 
 /// curl with a few bounded retries (the first packets of a lab may meet an unresolved
@@ -305,6 +331,9 @@ fn fullnat_lab(name: &str, xdp: bool) {
         .map(|w| w[2].parse::<u64>().expect("CONNS"))
         .sum();
     assert!(used >= 3, "--get-laddr:\n{l}");
+    if xdp {
+        long_transfer(&t, &client, &base, "fullnat");
+    }
     check_xdp_log(xdp, &["eth0", "eth1"], &rvsd.stop());
 }
 
@@ -474,7 +503,10 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool, xdp: 
     let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
     assert!(conns >= 5 && inpkts >= 15, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "replies bypass the director");
-    check_xdp_log(xdp, &["eth0"], &rvsd.stop());
+    if xdp {
+        long_transfer(t, &client, &base, "bypass");
+    }
+    check_xdp_log_forwarding(xdp, &["eth0"], &rvsd.stop(), on_link);
 }
 
 #[test]
