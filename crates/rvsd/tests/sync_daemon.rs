@@ -329,3 +329,65 @@ fn mixed_family_services_and_sync_daemons_exclude_each_other() {
     assert_eq!(d.adm(&["--stop-daemon", "master"]).0, 0);
     assert_eq!(d.adm(&mixed).0, 0, "allowed again once no daemon runs");
 }
+
+/// keepalived's `lvs_sync_daemon` followed across reloads: a changed line restarts the daemons
+/// with the new settings, a removed one stops them, a line added back starts them again.
+#[test]
+fn lvs_sync_daemon_changes_on_reload_restart_the_daemons() {
+    if !rvs_lab::require(
+        "lvs_sync_daemon_changes_on_reload_restart_the_daemons",
+        &["ip", "curl"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::new("syncrl").expect("lab");
+    let a = lab.add_netns("a").expect("netns a");
+    let b = lab.add_netns("b").expect("netns b");
+    lab.veth(&a, "a0", &b, "b0").expect("veth");
+    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
+    let dir = lab.workdir().join("b");
+    std::fs::create_dir_all(&dir).expect("workdir");
+    let conf = |line: &str| {
+        format!(
+            "global_defs {{\n{line}\n}}\nvirtual_server 10.0.0.3 80 {{\n    lb_algo rr\n    \
+             lb_kind NAT\n    protocol TCP\n}}\n"
+        )
+    };
+    let d = common::Rvsd::keepalived_in(
+        common::RVSD,
+        Some(&b),
+        &dir,
+        &conf("    lvs_sync_daemon b0 id 5"),
+        &["--drain-time", "0"],
+    );
+    let daemons = || d.adm(&["-L", "--daemon"]).out;
+    let both = |id: u8, port: u16| {
+        format!(
+            "master sync daemon (mcast=b0, syncid={id}, maxlen=1472, group=224.0.0.81, port={port}, ttl=1)\n\
+             backup sync daemon (mcast=b0, syncid={id}, maxlen=1472, group=224.0.0.81, port={port}, ttl=1)\n"
+        )
+    };
+    assert!(
+        wait(Duration::from_secs(10), || daemons() == both(5, 8848)),
+        "{}",
+        daemons()
+    );
+    d.reload(&conf("    lvs_sync_daemon b0 id 9 port 9000"));
+    assert!(
+        wait(Duration::from_secs(10), || daemons() == both(9, 9000)),
+        "after the change: {}",
+        daemons()
+    );
+    d.reload(&conf(""));
+    assert!(
+        wait(Duration::from_secs(10), || daemons().is_empty()),
+        "after the removal: {}",
+        daemons()
+    );
+    d.reload(&conf("    lvs_sync_daemon b0 id 7"));
+    assert!(
+        wait(Duration::from_secs(10), || daemons() == both(7, 8848)),
+        "after adding it back: {}",
+        daemons()
+    );
+}
