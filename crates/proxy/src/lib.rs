@@ -37,6 +37,7 @@
 //! real server (the failed handle is closed right after it returns).
 
 mod api;
+mod latency_probe;
 pub mod proxy_protocol;
 mod tcp;
 mod udp;

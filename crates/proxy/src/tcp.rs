@@ -133,6 +133,7 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     let _active = ActiveGuard::new(&w);
     let mut client_abort = ResetOnDrop(Some(&client));
     let flow = Flow::new(w.clone(), backend.handle);
+    flow.measure_latency(backend.measure_latency);
     let timeout = w.cfg.connect_timeout;
     let server = match connect(&backend, timeout).await {
         Ok(s) => s,

@@ -141,6 +141,8 @@ pub(crate) struct Flow {
     /// One direction has finished (TCP), so the FIN timeout applies.
     half_closed: Cell<bool>,
     closed: Cell<bool>,
+    /// Timing of the real server's first answer, for latency-aware scheduling.
+    latency: Cell<crate::latency_probe::LatencyProbe>,
 }
 
 impl Flow {
@@ -154,7 +156,15 @@ impl Flow {
             last_active: Cell::new(Instant::now()),
             half_closed: Cell::new(false),
             closed: Cell::new(false),
+            latency: Cell::new(crate::latency_probe::LatencyProbe::Off),
         })
+    }
+
+    /// Time the connect that starts now and the real server's first answer, if `on`
+    /// ([`crate::Backend::measure_latency`]).
+    pub fn measure_latency(&self, on: bool) {
+        self.latency
+            .set(crate::latency_probe::LatencyProbe::start(on));
     }
 
     pub fn worker(&self) -> &Rc<Worker> {
@@ -163,6 +173,13 @@ impl Flow {
 
     /// Count `bytes` in one read/datagram; `inbound` is client → server.
     pub fn count(&self, inbound: bool, bytes: usize) {
+        let (probe, sample) = self.latency.get().bytes(inbound);
+        self.latency.set(probe);
+        if let Some(d) = sample {
+            self.worker
+                .balancer
+                .event(self.handle.get(), FlowEvent::Latency(d));
+        }
         let mut t = self.traffic.get();
         let c = &self.worker.counters;
         if inbound {
@@ -208,6 +225,9 @@ impl Flow {
 
     /// Report pending traffic, then `ev` (a non-terminal event).
     pub fn event(&self, ev: FlowEvent) {
+        if ev == FlowEvent::Connected {
+            self.latency.set(self.latency.get().connected());
+        }
         if matches!(ev, FlowEvent::ClientFin | FlowEvent::ServerFin) {
             // A FIN restarts the entry's timer with the FIN timeout, as in IPVS.
             self.half_closed.set(true);
@@ -230,6 +250,9 @@ impl Flow {
         self.close(reason);
         self.handle.set(next);
         self.closed.set(false);
+        // The connect to the next server is timed afresh.
+        let on = self.latency.get() != crate::latency_probe::LatencyProbe::Off;
+        self.measure_latency(on);
     }
 }
 
