@@ -43,6 +43,11 @@ struct Args {
     /// Socket proxy worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Kernel splicing of proxied TCP flows once connected (BPF sockmap: the kernel moves the
+    /// bytes between the two sockets): `auto` where the kernel allows it, `on` (the same, but a
+    /// kernel that refuses is a warning), `off` (every byte through the proxy's threads).
+    #[arg(long, default_value = "auto", value_parser = parse_proxy_splice)]
+    proxy_splice: rvs_proxy::KernelSplice,
     /// How long open connections may take to finish, in seconds: on SIGTERM, and for a real
     /// server that a reload of `-f` removed (drained, then deleted).
     #[arg(long, default_value_t = 30)]
@@ -75,6 +80,11 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Packet plane: the XDP fast path for established connections. `auto` tries it (native
+    /// mode where the driver has it, else generic) and falls back to AF_PACKET alone with one
+    /// log line saying why; `on` requires it; `native` / `generic` require that mode; `off`.
+    #[arg(long, default_value = "off", value_parser = clap::value_parser!(rvsd::packet_plane::XdpSetting))]
+    xdp: rvsd::packet_plane::XdpSetting,
     /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
     /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
@@ -90,6 +100,15 @@ struct Args {
     /// to drain, while rvsd still forwards (the routers' convergence time).
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     announce_delay: f64,
+    /// Safe failback: a director started with `lvs_sync_daemon` holds VRRP preemption until its
+    /// bulk connection resync from the MASTER ended, but at most this many seconds (0: no hold).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    sync_resync_hold: f64,
+    /// Bulk resync pacing on a master: datagrams per second one answer may use (the live sync
+    /// stream always goes first).
+    #[arg(long, value_name = "N", default_value_t = rvsd::sync::DEFAULT_RESYNC_RATE,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    sync_resync_rate: u32,
     /// Print the rvsd(8) manual page (roff) and exit (used to build the package).
     #[arg(long, hide = true)]
     generate_man: bool,
@@ -100,6 +119,10 @@ struct Args {
 
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
 /// daemon's sysctl table at start.
+fn parse_proxy_splice(s: &str) -> Result<rvs_proxy::KernelSplice, String> {
+    rvs_proxy::KernelSplice::parse(s).ok_or_else(|| format!("{s}: expected auto, on or off"))
+}
+
 fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
     let (n, v) = s
         .split_once('=')
@@ -160,10 +183,26 @@ fn main() -> ExitCode {
         eprintln!("rvsd: -f (keepalived.conf) and --rules (ipvsadm-save) both describe the table; use one");
         return ExitCode::from(2);
     }
+    match rvsd::fd_limit::raise() {
+        Ok(r) if r.before != r.after => tracing::info!(
+            "descriptor limit raised from {} to {}",
+            r.before.map_or("unlimited".into(), |v| v.to_string()),
+            r.after.map_or("unlimited".into(), |v| v.to_string())
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot raise the descriptor limit ({:?}): {e}",
+            rvsd::fd_limit::current()
+        ),
+    }
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
     rvsd::sd_notify::init_from_env();
-    match rvsd::capabilities::drop_unneeded() {
+    let xdp = !args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off;
+    if args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off {
+        tracing::warn!("--xdp without --interface: there is no packet plane to accelerate");
+    }
+    match rvsd::capabilities::drop_unneeded(xdp) {
         Ok(d) if !d.dropped.is_empty() => tracing::info!(
             "capabilities: dropped {}; kept {}",
             rvsd::capabilities::names(d.dropped),
@@ -243,8 +282,11 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     // raises no not-served warnings, which the real apply below logs once for what changes
     // (before, every SIGHUP logged them again even when nothing changed).
     let mut scratch = State::new(now, Planes { packet: true });
-    for r in &parsed {
-        if let Err(e) = scratch.handle(&r.req, now).result {
+    // One batch (publications once, at its end): checking a file of N lines costs O(N).
+    let reqs: Vec<Request> = parsed.iter().map(|r| r.req.clone()).collect();
+    let answers = scratch.handle_batch(&reqs, now);
+    for (r, a) in parsed.iter().zip(answers) {
+        if let Err(e) = a.result {
             return Err(format!(
                 "{}:{}: {}: {}",
                 path.display(),
@@ -265,27 +307,51 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     };
     let reqs = rules::diff(&current, &laddrs, &want);
     let n = reqs.len();
-    for req in reqs {
-        let r = daemon.request(req.clone()).await;
+    for chunk in reqs.chunks(rvs_control::proto::BATCH_MAX) {
+        let r = daemon.request(Request::Batch(chunk.to_vec())).await;
         for w in &r.warnings {
             tracing::warn!("{}: {w}", path.display());
         }
-        if let Err(e) = r.result {
-            // The scratch run accepted the whole file, so this is unexpected; say what.
-            tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+        let answers = match r.result {
+            Ok(rvs_control::proto::Payload::Batch(a)) => a,
+            other => {
+                tracing::error!("{}: applying a batch: {other:?}", path.display());
+                continue;
+            }
+        };
+        for (req, a) in chunk.iter().zip(answers) {
+            for w in &a.warnings {
+                tracing::warn!("{}: {w}", path.display());
+            }
+            if let Err(e) = a.result {
+                // The scratch run accepted the whole file, so this is unexpected; say what.
+                tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+            }
         }
     }
     Ok(n)
 }
 
+/// `lvs_sync_daemon` as the follower thread needs it: the spec, the instance's VRID, the VRRP
+/// status board.
+type SyncFollow = (
+    rvs_config::model::LvsSyncDaemon,
+    Option<u8>,
+    Option<Arc<rvsd::vrrp::StatusBoard>>,
+);
+
 /// Load `path` and set up the VRRP driver (started later by the caller); its status goes
-/// into the metrics and tells the packet plane which VIPs are not this director's.
+/// into the metrics and tells the packet plane which VIPs are not this director's. With
+/// `lvs_sync_daemon`, the resync gate is armed for `resync_hold` and the driver holds
+/// preemption while it is; the sync follower is returned, to be started once the table is in
+/// (so that the first resync finds the services its records belong to).
 fn prepare_vrrp(
     daemon: &Arc<Daemon>,
     path: &std::path::Path,
     config_id: Option<String>,
     explicit: bool,
-) -> Result<Option<rvsd::vrrp::Prepared>, String> {
+    resync_hold: StdDuration,
+) -> Result<(Option<rvsd::vrrp::Prepared>, Option<SyncFollow>), String> {
     let opts = rvs_config::CheckOptions {
         config_id,
         check_interfaces: true,
@@ -297,7 +363,7 @@ fn prepare_vrrp(
             tracing::warn!("{d}");
         }
     }
-    let h = rvsd::vrrp::prepare(&cfg)?;
+    let mut h = rvsd::vrrp::prepare(&cfg)?;
     match &h {
         Some(h) => daemon.lock().set_vrrp(h.status()),
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
@@ -313,14 +379,15 @@ fn prepare_vrrp(
         if inst.is_none() {
             spec.instance = None;
         }
-        rvsd::sync::follow::spawn(
-            daemon.clone(),
-            spec,
-            inst.map(|i| i.vrid),
-            h.as_ref().map(|h| h.status()),
-        );
+        let gate = daemon.lock().sync.gate.clone();
+        gate.arm(resync_hold);
+        if let Some(h) = h.as_mut() {
+            h.hold_preempt_while(Arc::new(move || gate.holding()));
+        }
+        let board = h.as_ref().map(|h| h.status());
+        return Ok((h, Some((spec, inst.map(|i| i.vrid), board))));
     }
-    Ok(h)
+    Ok((h, None))
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -338,6 +405,7 @@ async fn run(args: Args) -> Result<(), String> {
         let opts = rvsd::packet_plane::Options {
             marks: args.fwmark_rule.clone(),
             workers_per_interface: args.packet_workers,
+            xdp: args.xdp,
             ..Default::default()
         };
         Some(
@@ -357,6 +425,7 @@ async fn run(args: Args) -> Result<(), String> {
     let proxy = rvs_proxy::Proxy::start(
         rvs_proxy::ProxyConfig {
             workers,
+            kernel_splice: args.proxy_splice,
             ..rvs_proxy::ProxyConfig::default()
         },
         balancer,
@@ -388,9 +457,17 @@ async fn run(args: Args) -> Result<(), String> {
     // `--vrrp FILE` when the table comes from elsewhere (`--rules`). Set up (its status board
     // attached, every instance INIT) before the table is loaded, so that the packet plane
     // never owns or announces a VIP that VRRP has not made ours; started once the table is in.
-    let vrrp = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
-        Some(path) => prepare_vrrp(&daemon, path, args.config_id.clone(), args.vrrp.is_some())?,
-        None => None,
+    daemon.lock().sync.resync_rate = args.sync_resync_rate;
+    let resync_hold = StdDuration::from_secs_f64(args.sync_resync_hold.clamp(0.0, 3600.0));
+    let (vrrp, sync_follow) = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
+        Some(path) => prepare_vrrp(
+            &daemon,
+            path,
+            args.config_id.clone(),
+            args.vrrp.is_some(),
+            resync_hold,
+        )?,
+        None => (None, None),
     };
 
     if args.demo {
@@ -423,42 +500,31 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    if let Some((spec, vrid, board)) = sync_follow {
+        rvsd::sync::follow::spawn(daemon.clone(), spec, vrid, board);
+    }
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
-    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).
-    let announce = match (args.announce_table, &args.use_file) {
-        (Some(table), _) => Some((
-            table,
-            args.announce_protocol,
-            StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
-        )),
-        (None, Some(path)) => {
-            let opts = rvs_config::CheckOptions {
-                config_id: args.config_id.clone(),
-                check_interfaces: true,
-            };
-            rvs_config::load(path, &opts)
-                .ok()
-                .and_then(|(cfg, _)| cfg.global.rvs_announce)
-                .map(|a| (a.table, a.protocol, a.delay))
-        }
-        (None, None) => None,
+    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (which a SIGHUP
+    // re-reads: rvsd::announce_control).
+    let announce_setting = match args.announce_table {
+        Some(table) => Some(rvsd::announce_control::Setting {
+            opts: rvsd::announce::Options {
+                table,
+                protocol: args.announce_protocol,
+            },
+            delay: StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
+        }),
+        None => kconf
+            .as_ref()
+            .and_then(|k| k.announce_setting())
+            .map(rvsd::announce_control::Setting::from),
     };
-    let mut announcer = match announce {
-        Some((table, protocol, delay)) => {
-            let a = rvsd::announce::Announcer::start(
-                daemon.state.clone(),
-                rvsd::announce::Options { table, protocol },
-            )
-            .map_err(|e| format!("announce table {table}: {e}"))?;
-            daemon.lock().announce = Some((table, a.status.clone()));
-            tracing::info!(
-                "announcing the VIPs that can be served in routing table {table} (protocol {protocol})"
-            );
-            Some((a, delay))
-        }
-        None => None,
-    };
+    let mut announcer = rvsd::announce_control::AnnounceControl::start(
+        daemon.clone(),
+        announce_setting,
+        args.announce_table.is_some(),
+    )?;
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -510,7 +576,9 @@ async fn run(args: Args) -> Result<(), String> {
                         v.reload_file(path, args.config_id.clone()).await;
                     }
                     if let Some(k) = kconf.as_mut() {
-                        let _ = k.reload().await;
+                        if k.reload().await.is_ok() {
+                            announcer.follow_file(k.announce_setting());
+                        }
                         return;
                     }
                     match &args.rules {
@@ -540,16 +608,9 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
     // arrives until they have converged, and only then drains.
-    if let Some((a, delay)) = announcer.as_mut() {
-        match a.withdraw_all() {
-            Ok(n) => tracing::info!(
-                "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
-                delay.as_secs_f64()
-            ),
-            Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
-        }
+    if let Some(delay) = announcer.withdraw_for_stop() {
         rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
-        tokio::time::sleep(*delay).await;
+        tokio::time::sleep(delay).await;
     }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",
