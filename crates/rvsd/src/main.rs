@@ -43,6 +43,11 @@ struct Args {
     /// Socket proxy worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Kernel splicing of proxied TCP flows once connected (BPF sockmap: the kernel moves the
+    /// bytes between the two sockets): `auto` where the kernel allows it, `on` (the same, but a
+    /// kernel that refuses is a warning), `off` (every byte through the proxy's threads).
+    #[arg(long, default_value = "auto", value_parser = parse_proxy_splice)]
+    proxy_splice: rvs_proxy::KernelSplice,
     /// How long open connections may take to finish, in seconds: on SIGTERM, and for a real
     /// server that a reload of `-f` removed (drained, then deleted).
     #[arg(long, default_value_t = 30)]
@@ -109,6 +114,10 @@ struct Args {
 
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
 /// daemon's sysctl table at start.
+fn parse_proxy_splice(s: &str) -> Result<rvs_proxy::KernelSplice, String> {
+    rvs_proxy::KernelSplice::parse(s).ok_or_else(|| format!("{s}: expected auto, on or off"))
+}
+
 fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
     let (n, v) = s
         .split_once('=')
@@ -406,6 +415,7 @@ async fn run(args: Args) -> Result<(), String> {
     let proxy = rvs_proxy::Proxy::start(
         rvs_proxy::ProxyConfig {
             workers,
+            kernel_splice: args.proxy_splice,
             ..rvs_proxy::ProxyConfig::default()
         },
         balancer,
