@@ -80,6 +80,11 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Packet plane: the XDP fast path for established connections. `auto` tries it (native
+    /// mode where the driver has it, else generic) and falls back to AF_PACKET alone with one
+    /// log line saying why; `on` requires it; `native` / `generic` require that mode; `off`.
+    #[arg(long, default_value = "off", value_parser = clap::value_parser!(rvsd::packet_plane::XdpSetting))]
+    xdp: rvsd::packet_plane::XdpSetting,
     /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
     /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
@@ -193,7 +198,11 @@ fn main() -> ExitCode {
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
     rvsd::sd_notify::init_from_env();
-    match rvsd::capabilities::drop_unneeded() {
+    let xdp = !args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off;
+    if args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off {
+        tracing::warn!("--xdp without --interface: there is no packet plane to accelerate");
+    }
+    match rvsd::capabilities::drop_unneeded(xdp) {
         Ok(d) if !d.dropped.is_empty() => tracing::info!(
             "capabilities: dropped {}; kept {}",
             rvsd::capabilities::names(d.dropped),
@@ -396,6 +405,7 @@ async fn run(args: Args) -> Result<(), String> {
         let opts = rvsd::packet_plane::Options {
             marks: args.fwmark_rule.clone(),
             workers_per_interface: args.packet_workers,
+            xdp: args.xdp,
             ..Default::default()
         };
         Some(
