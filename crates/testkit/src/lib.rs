@@ -25,6 +25,7 @@ pub mod ha;
 pub mod listing;
 pub mod proc;
 pub mod rvsd;
+pub mod slow_http;
 pub mod stream;
 pub mod wait;
 
@@ -37,6 +38,7 @@ pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
 pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
+pub use slow_http::SlowHttp;
 pub use stream::{EchoStreams, StreamReport};
 pub use wait::{tempdir, wait, wait_for, wait_until};
 
