@@ -20,6 +20,8 @@
 //! - Only with the packet plane's XDP fast path (`--interface` with `--xdp` other than
 //!   `off`): `CAP_BPF` (its maps, and the syncer reads them all the daemon's life) and
 //!   `CAP_PERFMON` (the verifier accepts the program's packet-pointer arithmetic only with it).
+//!   The proxy's kernel splicing (`--proxy-splice` other than `off`) keeps the same two: its
+//!   sockmap program and maps need `CAP_BPF`.
 //!
 //! Everything else (for example `CAP_SYS_ADMIN`, `CAP_SYS_MODULE`, `CAP_DAC_OVERRIDE`,
 //! `CAP_CHOWN`, `CAP_SYS_PTRACE`) leaves the effective, permitted and inheritable sets. The

@@ -202,7 +202,9 @@ fn main() -> ExitCode {
     if args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off {
         tracing::warn!("--xdp without --interface: there is no packet plane to accelerate");
     }
-    match rvsd::capabilities::drop_unneeded(xdp) {
+    // The proxy's kernel splicing loads a BPF program and maps too (CAP_BPF), like XDP.
+    let bpf = xdp || args.proxy_splice != rvs_proxy::KernelSplice::Off;
+    match rvsd::capabilities::drop_unneeded(bpf) {
         Ok(d) if !d.dropped.is_empty() => tracing::info!(
             "capabilities: dropped {}; kept {}",
             rvsd::capabilities::names(d.dropped),
