@@ -187,6 +187,9 @@ pub enum ErrorKind {
     ProtocolMismatch,
     /// rvs addition: the daemon failed internally; see `detail`.
     Internal,
+    /// rvs addition: the entry belongs to another source of the table (etcd, Docker
+    /// discovery) and an rvsadm change of it would be undone; `detail` names the source.
+    Managed,
 }
 
 impl ErrorKind {
@@ -209,6 +212,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "Operation not supported",
             ErrorKind::ProtocolMismatch => "Protocol version mismatch",
             ErrorKind::Internal => "Internal error",
+            ErrorKind::Managed => "Operation not permitted",
         }
     }
 }
@@ -218,7 +222,7 @@ impl ErrorKind {
 pub struct RemoteError {
     /// What went wrong, errno style.
     pub kind: ErrorKind,
-    /// Human text. Required for `Unsupported`, `ProtocolMismatch` and `Internal`; rvsadm prints
+    /// Human text. Required for `Unsupported`, `ProtocolMismatch`, `Internal` and `Managed`; rvsadm prints
     /// it instead of an errno text for those kinds. Optional (ignored by rvsadm) otherwise.
     pub detail: Option<String>,
 }

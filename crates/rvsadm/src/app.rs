@@ -148,7 +148,7 @@ pub fn ipvs_strerror(op: Op, e: &RemoteError) -> String {
     };
     match (specific, e.kind, &e.detail) {
         (Some(s), _, _) => s.to_string(),
-        (None, Unsupported | ProtocolMismatch | Internal, Some(d)) => d.clone(),
+        (None, Unsupported | ProtocolMismatch | Internal | Managed, Some(d)) => d.clone(),
         (None, k, _) => k.strerror().to_string(),
     }
 }

@@ -156,7 +156,12 @@ async fn session(mut stream: UnixStream, daemon: Arc<Daemon>) -> std::io::Result
                 }
             }
         }
-        let r = daemon.request(req).await;
+        // Entries a discovery source owns are changed there, not by rvsadm.
+        let refused = daemon.lock().managed.refusal(&req);
+        let r = match refused {
+            Some(e) => Response::err(e),
+            None => daemon.request(req).await,
+        };
         send(&mut stream, &r).await?;
     }
 }

@@ -10,6 +10,8 @@
 //!   too).
 //! * [`curl`], [`curl_ok`], [`curl_get`], [`Download`], [`ClientLoop`]: real clients.
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
+//! * [`Etcd`], [`Dockerd`]: a real etcd and a real dockerd (own data, ports or socket and
+//!   bridge), stopped on drop, for the discovery tests.
 //! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
 //! * [`require!`] (programs), [`require_root!`] (root): skip with the reason outside CI, fail
 //!   under CI (`RVS_REQUIRE_ALL=1` from `.ci/run`, or `CI=true`); the decision is rvs-require's,
@@ -18,6 +20,8 @@
 //! Every process dies with its guard (also when the test panics), every wait is bounded.
 
 pub mod client;
+pub mod docker;
+pub mod etcd;
 pub mod ha;
 pub mod listing;
 pub mod proc;
@@ -27,6 +31,8 @@ pub mod wait;
 pub use client::{
     curl, curl_get, curl_in, curl_in_ok, curl_ok, report, write_pattern, ClientLoop, Download,
 };
+pub use docker::Dockerd;
+pub use etcd::Etcd;
 pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};
 pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
