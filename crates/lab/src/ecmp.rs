@@ -271,7 +271,8 @@ impl Ecmp {
     pub fn rvsd_command(&self, i: usize) -> String {
         format!(
             "ip netns exec {} rvsd --interface eth0 --announce-table {ANNOUNCE_TABLE} \
-             --sysctl sloppy_tcp=1 --socket /run/rvs/{}.sock --metrics-listen off &",
+             --sysctl sloppy_tcp=1 --sysctl rvs_mh_grace=120 --socket /run/rvs/{}.sock \
+             --metrics-listen off &",
             self.directors[i].name(),
             self.directors[i].name()
         )
