@@ -10,6 +10,7 @@
 //! How the pieces fit: docs/internals/architecture.md.
 
 pub mod announce;
+pub mod announce_control;
 pub mod announce_status;
 pub mod balancer;
 pub mod capabilities;
@@ -19,6 +20,7 @@ pub mod convert;
 pub mod daemon;
 pub mod demo;
 pub mod discovery;
+pub mod fd_limit;
 pub mod keepalived;
 pub mod learned_neighbours;
 pub mod listing;

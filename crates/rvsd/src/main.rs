@@ -196,6 +196,18 @@ fn main() -> ExitCode {
         eprintln!("rvsd: -f (keepalived.conf) and --rules (ipvsadm-save) both describe the table; use one");
         return ExitCode::from(2);
     }
+    match rvsd::fd_limit::raise() {
+        Ok(r) if r.before != r.after => tracing::info!(
+            "descriptor limit raised from {} to {}",
+            r.before.map_or("unlimited".into(), |v| v.to_string()),
+            r.after.map_or("unlimited".into(), |v| v.to_string())
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot raise the descriptor limit ({:?}): {e}",
+            rvsd::fd_limit::current()
+        ),
+    }
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
     rvsd::sd_notify::init_from_env();
@@ -279,8 +291,11 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     // raises no not-served warnings, which the real apply below logs once for what changes
     // (before, every SIGHUP logged them again even when nothing changed).
     let mut scratch = State::new(now, Planes { packet: true });
-    for r in &parsed {
-        if let Err(e) = scratch.handle(&r.req, now).result {
+    // One batch (publications once, at its end): checking a file of N lines costs O(N).
+    let reqs: Vec<Request> = parsed.iter().map(|r| r.req.clone()).collect();
+    let answers = scratch.handle_batch(&reqs, now);
+    for (r, a) in parsed.iter().zip(answers) {
+        if let Err(e) = a.result {
             return Err(format!(
                 "{}:{}: {}: {}",
                 path.display(),
@@ -306,14 +321,26 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     };
     let reqs = rules::diff(&current, &laddrs, &want);
     let n = reqs.len();
-    for req in reqs {
-        let r = daemon.request(req.clone()).await;
+    for chunk in reqs.chunks(rvs_control::proto::BATCH_MAX) {
+        let r = daemon.request(Request::Batch(chunk.to_vec())).await;
         for w in &r.warnings {
             tracing::warn!("{}: {w}", path.display());
         }
-        if let Err(e) = r.result {
-            // The scratch run accepted the whole file, so this is unexpected; say what.
-            tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+        let answers = match r.result {
+            Ok(rvs_control::proto::Payload::Batch(a)) => a,
+            other => {
+                tracing::error!("{}: applying a batch: {other:?}", path.display());
+                continue;
+            }
+        };
+        for (req, a) in chunk.iter().zip(answers) {
+            for w in &a.warnings {
+                tracing::warn!("{}: {w}", path.display());
+            }
+            if let Err(e) = a.result {
+                // The scratch run accepted the whole file, so this is unexpected; say what.
+                tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+            }
         }
     }
     Ok(n)
@@ -526,40 +553,26 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
-    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).
-    let announce = match (args.announce_table, &args.use_file) {
-        (Some(table), _) => Some((
-            table,
-            args.announce_protocol,
-            StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
-        )),
-        (None, Some(path)) => {
-            let opts = rvs_config::CheckOptions {
-                config_id: args.config_id.clone(),
-                check_interfaces: true,
-            };
-            rvs_config::load(path, &opts)
-                .ok()
-                .and_then(|(cfg, _)| cfg.global.rvs_announce)
-                .map(|a| (a.table, a.protocol, a.delay))
-        }
-        (None, None) => None,
+    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (which a SIGHUP
+    // re-reads: rvsd::announce_control).
+    let announce_setting = match args.announce_table {
+        Some(table) => Some(rvsd::announce_control::Setting {
+            opts: rvsd::announce::Options {
+                table,
+                protocol: args.announce_protocol,
+            },
+            delay: StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
+        }),
+        None => kconf
+            .as_ref()
+            .and_then(|k| k.announce_setting())
+            .map(rvsd::announce_control::Setting::from),
     };
-    let mut announcer = match announce {
-        Some((table, protocol, delay)) => {
-            let a = rvsd::announce::Announcer::start(
-                daemon.state.clone(),
-                rvsd::announce::Options { table, protocol },
-            )
-            .map_err(|e| format!("announce table {table}: {e}"))?;
-            daemon.lock().announce = Some((table, a.status.clone()));
-            tracing::info!(
-                "announcing the VIPs that can be served in routing table {table} (protocol {protocol})"
-            );
-            Some((a, delay))
-        }
-        None => None,
-    };
+    let mut announcer = rvsd::announce_control::AnnounceControl::start(
+        daemon.clone(),
+        announce_setting,
+        args.announce_table.is_some(),
+    )?;
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -611,7 +624,9 @@ async fn run(args: Args) -> Result<(), String> {
                         v.reload_file(path, args.config_id.clone()).await;
                     }
                     if let Some(k) = kconf.as_mut() {
-                        let _ = k.reload().await;
+                        if k.reload().await.is_ok() {
+                            announcer.follow_file(k.announce_setting());
+                        }
                         return;
                     }
                     match &args.rules {
@@ -641,16 +656,9 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
     // arrives until they have converged, and only then drains.
-    if let Some((a, delay)) = announcer.as_mut() {
-        match a.withdraw_all() {
-            Ok(n) => tracing::info!(
-                "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
-                delay.as_secs_f64()
-            ),
-            Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
-        }
+    if let Some(delay) = announcer.withdraw_for_stop() {
         rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
-        tokio::time::sleep(*delay).await;
+        tokio::time::sleep(delay).await;
     }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",
