@@ -73,6 +73,9 @@ pub struct SyncConn {
     pub pe_data: Vec<u8>,
     /// Persistence-engine name (`sip`), ≤ 16 bytes; empty when none. Sent only with PE data.
     pub pe_name: Vec<u8>,
+    /// FULLNAT: the director's local address and port the real server talks to (an rvs option
+    /// kernel peers skip; version 1 only). Same family as the real server.
+    pub local: Option<(IpAddr, u16)>,
 }
 
 impl SyncConn {
@@ -455,6 +458,7 @@ impl Director {
             seq: None,
             pe_data,
             pe_name,
+            local: i.local,
         })
     }
 
@@ -582,7 +586,9 @@ impl Director {
                     vport: c.vport,
                     daddr: c.daddr,
                     dport: c.dport,
-                    local: None,
+                    // FULLNAT: replies to the local address find the entry; the local
+                    // address itself moves with the VIP (docs/internals/sync.md).
+                    local: c.local.filter(|(a, _)| a.is_ipv6() == c.daddr.is_ipv6()),
                     fwmark: c.fwmark,
                     flags: fl,
                     dest,

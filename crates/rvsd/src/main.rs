@@ -43,6 +43,11 @@ struct Args {
     /// Socket proxy worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Kernel splicing of proxied TCP flows once connected (BPF sockmap: the kernel moves the
+    /// bytes between the two sockets): `auto` where the kernel allows it, `on` (the same, but a
+    /// kernel that refuses is a warning), `off` (every byte through the proxy's threads).
+    #[arg(long, default_value = "auto", value_parser = parse_proxy_splice)]
+    proxy_splice: rvs_proxy::KernelSplice,
     /// How long open connections may take to finish, in seconds: on SIGTERM, and for a real
     /// server that a reload of `-f` removed (drained, then deleted).
     #[arg(long, default_value_t = 30)]
@@ -75,6 +80,11 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Packet plane: the XDP fast path for established connections. `auto` tries it (native
+    /// mode where the driver has it, else generic) and falls back to AF_PACKET alone with one
+    /// log line saying why; `on` requires it; `native` / `generic` require that mode; `off`.
+    #[arg(long, default_value = "off", value_parser = clap::value_parser!(rvsd::packet_plane::XdpSetting))]
+    xdp: rvsd::packet_plane::XdpSetting,
     /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
     /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
@@ -136,6 +146,10 @@ struct Args {
 
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
 /// daemon's sysctl table at start.
+fn parse_proxy_splice(s: &str) -> Result<rvs_proxy::KernelSplice, String> {
+    rvs_proxy::KernelSplice::parse(s).ok_or_else(|| format!("{s}: expected auto, on or off"))
+}
+
 fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
     let (n, v) = s
         .split_once('=')
@@ -211,7 +225,11 @@ fn main() -> ExitCode {
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
     rvsd::sd_notify::init_from_env();
-    match rvsd::capabilities::drop_unneeded() {
+    let xdp = !args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off;
+    if args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off {
+        tracing::warn!("--xdp without --interface: there is no packet plane to accelerate");
+    }
+    match rvsd::capabilities::drop_unneeded(xdp) {
         Ok(d) if !d.dropped.is_empty() => tracing::info!(
             "capabilities: dropped {}; kept {}",
             rvsd::capabilities::names(d.dropped),
@@ -433,6 +451,7 @@ async fn run(args: Args) -> Result<(), String> {
         let opts = rvsd::packet_plane::Options {
             marks: args.fwmark_rule.clone(),
             workers_per_interface: args.packet_workers,
+            xdp: args.xdp,
             ..Default::default()
         };
         Some(
@@ -452,6 +471,7 @@ async fn run(args: Args) -> Result<(), String> {
     let proxy = rvs_proxy::Proxy::start(
         rvs_proxy::ProxyConfig {
             workers,
+            kernel_splice: args.proxy_splice,
             ..rvs_proxy::ProxyConfig::default()
         },
         balancer,

@@ -54,6 +54,7 @@ fn record() -> SyncConn {
         seq: None,
         pe_data: Vec::new(),
         pe_name: Vec::new(),
+        local: None,
     }
 }
 
