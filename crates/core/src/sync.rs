@@ -416,6 +416,22 @@ impl Director {
         }
     }
 
+    /// Whether a service has a real server of the other address family (a tunnel "mixed"
+    /// service): the sync protocol cannot carry those connections, so the kernel refuses to
+    /// start a sync daemon while one exists, and refuses such a real server while a daemon
+    /// runs (EINVAL both ways).
+    pub fn has_mixed_family_dests(&self) -> bool {
+        self.table.services().any(|(_, s)| {
+            let fam = s.key.family();
+            s.dests.iter().any(|d| {
+                self.table
+                    .dests
+                    .get(*d)
+                    .is_some_and(|d| Family::of(&d.cfg.addr) != fam)
+            })
+        })
+    }
+
     /// Every entry a bulk resync carries (`docs/internals/sync.md#bulk-resync`): templates, and
     /// connections in a state the master announces (so a backup ends with what the live stream
     /// would have given it). Resolve each with [`Director::resync_record`], in small batches,
