@@ -165,7 +165,11 @@ fn two_directors_follow_one_etcd_prefix() {
         &format!("-a -t {VIP} -r 127.77.190.13:8080 -m\n-A -t 127.77.190.51:8080 -s rr\n"),
     );
     assert!(r.err.contains("managed by etcd"), "{r:?}");
-    assert!(a.listing().contains("127.77.190.51:8080"), "{}", a.listing());
+    assert!(
+        a.listing().contains("127.77.190.51:8080"),
+        "{}",
+        a.listing()
+    );
     assert_eq!(table(&a).len(), 2, "the refused line was applied");
     a.table(&["-e -t 127.77.190.50:8080 -r 127.77.190.13:8080 -m -w 4"]);
 
