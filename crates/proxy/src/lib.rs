@@ -37,6 +37,8 @@
 //! real server (the failed handle is closed right after it returns).
 
 mod api;
+pub mod http;
+mod pe_relay;
 pub mod proxy_protocol;
 mod tcp;
 mod udp;
@@ -53,8 +55,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::sync::mpsc;
 
 pub use api::{
-    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, IdleLimits, ListenerSpec,
-    Protocol, ProxyProtocol, Refusal, Traffic,
+    Backend, Balancer, CloseReason, ContentReject, FlowEvent, FlowHandle, FlowInfo, IdleLimits,
+    Inspect, ListenerSpec, Protocol, ProxyProtocol, Refusal, Routed, Traffic,
 };
 
 use worker::{Command, Counters, Worker};
