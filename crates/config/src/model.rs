@@ -639,6 +639,19 @@ pub enum CheckerKind {
     Udp(UdpCheck),
     /// `PING_CHECK`.
     Ping,
+    /// `AGENT_CHECK` (rvs's own): HAProxy's agent protocol.
+    Agent(AgentCheck),
+}
+
+/// `AGENT_CHECK { … }`: besides the TCP_CHECK keywords, `send`, `min_weight`, `max_weight`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentCheck {
+    /// `send STRING`: written after connecting.
+    pub send: Option<String>,
+    /// `min_weight N` (default 0).
+    pub min_weight: Option<u32>,
+    /// `max_weight N` (default: the real server's weight).
+    pub max_weight: Option<u32>,
 }
 
 impl CheckerKind {
@@ -653,6 +666,7 @@ impl CheckerKind {
             CheckerKind::Dns(_) => "DNS_CHECK",
             CheckerKind::Udp(_) => "UDP_CHECK",
             CheckerKind::Ping => "PING_CHECK",
+            CheckerKind::Agent(_) => "AGENT_CHECK",
         }
     }
 

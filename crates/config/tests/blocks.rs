@@ -1306,3 +1306,31 @@ fn rvs_announce_table_forms() {
         );
     }
 }
+
+#[test]
+fn agent_check_block() {
+    let r = chk(&vs(" real_server 10.0.0.2 80 {\n  weight 10\n  AGENT_CHECK {\n   connect_port 9999\n   connect_timeout 2\n   retry 0\n   send \"web\"\n   min_weight 1\n   max_weight 20\n  }\n }"));
+    assert!(r.diagnostics.is_empty(), "{:?}", msgs(&r));
+    let c = &r.config.virtual_servers[0].real_servers[0].checkers[0];
+    assert_eq!(
+        c.kind,
+        CheckerKind::Agent(AgentCheck {
+            send: Some("web".into()),
+            min_weight: Some(1),
+            max_weight: Some(20),
+        })
+    );
+    assert_eq!(c.common.connect_port, Some(9999));
+    assert_eq!(c.common.retry, Some(0));
+    // min above max is an error naming both; unknown keywords are reported.
+    let r = chk(&vs(" real_server 10.0.0.2 80 {\n  AGENT_CHECK {\n   min_weight 5\n   max_weight 2\n   frob 1\n  }\n }"));
+    let m = msgs(&r);
+    assert!(
+        m.contains(&"AGENT_CHECK min_weight 5 is above max_weight 2".to_string()),
+        "{m:?}"
+    );
+    assert!(m.contains(&"Unknown keyword 'frob'".to_string()), "{m:?}");
+    assert!(r.config.virtual_servers[0].real_servers[0]
+        .checkers
+        .is_empty());
+}

@@ -11,8 +11,9 @@ use std::net::IpAddr;
 /// the handshake.
 ///
 /// History: 1 = the IPVS requests; 2 = [`Request::GetVrrp`] / [`Payload::Vrrp`];
-/// 3 = [`Request::GetSysctls`] / [`Request::SetSysctl`] / [`Payload::Sysctls`].
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 3 = [`Request::GetSysctls`] / [`Request::SetSysctl`] / [`Payload::Sysctls`];
+/// 4 = [`Request::Batch`] / [`Payload::Batch`] / [`ErrorKind::CannotListen`].
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// One operation, mirroring ipvsadm's kernel calls (docs/internals/ipvsadm.md) plus rvs additions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +114,41 @@ pub enum Request {
         /// The value as written to `/proc/sys/net/ipv4/vs/NAME`.
         value: String,
     },
+    /// rvs addition (`rvsadm -R`, rules files): table changes applied in order under one lock
+    /// of the table and handed to the data planes once, at the end → [`Payload::Batch`], one
+    /// response per request in the same order. Why: publishing the table to the planes costs
+    /// time proportional to its size, so 110 000 `-R` lines sent one by one cost time
+    /// proportional to the square of the table; a batch costs that once. A failed request
+    /// does not stop the others (ipvsadm `-R` goes on after a failed line). Only the requests
+    /// for which [`Request::is_batchable`] holds may be inside; anything else is answered
+    /// EINVAL in its place.
+    Batch(Vec<Request>),
+}
+
+/// How many requests a sender puts in one [`Request::Batch`]: large enough that publishing
+/// once per batch is cheap next to applying it, small enough that a batch of the largest
+/// requests stays far below the control socket's frame limit.
+pub const BATCH_MAX: usize = 2048;
+
+impl Request {
+    /// Whether the request may be part of a [`Request::Batch`]: the table changes ipvsadm
+    /// makes (services, real servers, local addresses, timeouts, zeroing, flush).
+    pub fn is_batchable(&self) -> bool {
+        matches!(
+            self,
+            Request::AddService(_)
+                | Request::EditService(_)
+                | Request::DelService(_)
+                | Request::Flush
+                | Request::Zero(_)
+                | Request::AddDest { .. }
+                | Request::EditDest { .. }
+                | Request::DelDest { .. }
+                | Request::SetTimeouts(_)
+                | Request::AddLocalAddr { .. }
+                | Request::DelLocalAddr { .. }
+        )
+    }
 }
 
 /// Successful answer data.
@@ -148,6 +184,8 @@ pub enum Payload {
     Vrrp(Vec<VrrpInstanceEntry>),
     /// Answer to [`Request::GetSysctls`], in the kernel's order.
     Sysctls(Vec<SysctlEntry>),
+    /// Answer to [`Request::Batch`]: one response per request, in order.
+    Batch(Vec<Response>),
 }
 
 /// Kernel-errno-like error kinds, so that rvsadm can print ipvsadm's exact texts (docs/internals/ipvsadm.md#exit-status-and-error-texts).
@@ -187,6 +225,10 @@ pub enum ErrorKind {
     ProtocolMismatch,
     /// rvs addition: the daemon failed internally; see `detail`.
     Internal,
+    /// rvs addition: the socket proxy could not listen on a new service's address (address in
+    /// use, out of descriptors, ...): the service was not added; `detail` names the address
+    /// and the system's reason, and rvsadm prints it.
+    CannotListen,
 }
 
 impl ErrorKind {
@@ -209,6 +251,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "Operation not supported",
             ErrorKind::ProtocolMismatch => "Protocol version mismatch",
             ErrorKind::Internal => "Internal error",
+            ErrorKind::CannotListen => "Cannot listen on the service address",
         }
     }
 }
@@ -218,8 +261,9 @@ impl ErrorKind {
 pub struct RemoteError {
     /// What went wrong, errno style.
     pub kind: ErrorKind,
-    /// Human text. Required for `Unsupported`, `ProtocolMismatch` and `Internal`; rvsadm prints
-    /// it instead of an errno text for those kinds. Optional (ignored by rvsadm) otherwise.
+    /// Human text. Required for `Unsupported`, `ProtocolMismatch`, `Internal` and
+    /// `CannotListen`; rvsadm prints it instead of an errno text for those kinds. Optional
+    /// (ignored by rvsadm) otherwise.
     pub detail: Option<String>,
 }
 

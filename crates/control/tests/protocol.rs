@@ -208,7 +208,7 @@ fn wire_format_is_stable() {
     };
     assert_eq!(
         serde_json::to_string(&hello).unwrap(),
-        r#"{"hello":{"protocol":3,"client":"rvsadm 0.1.0"}}"#
+        r#"{"hello":{"protocol":4,"client":"rvsadm 0.1.0"}}"#
     );
     let resp = Response::err(RemoteError::new(ErrorKind::Esrch));
     assert_eq!(
@@ -237,6 +237,17 @@ fn wire_format_is_stable() {
     );
     let state = serde_json::to_string(&VrrpState::Master).unwrap();
     assert_eq!(state, r#""master""#);
+    assert_eq!(
+        serde_json::to_string(&Request::Batch(vec![Request::Flush])).unwrap(),
+        r#"{"batch":["flush"]}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&Response::ok(Payload::Batch(vec![Response::err(
+            RemoteError::with_detail(ErrorKind::CannotListen, "x")
+        )])))
+        .unwrap(),
+        r#"{"result":{"Ok":{"batch":[{"result":{"Err":{"kind":"cannot_listen","detail":"x"}},"warnings":[]}]}},"warnings":[]}"#
+    );
 }
 
 #[test]

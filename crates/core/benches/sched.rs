@@ -100,6 +100,7 @@ fn flow(k: u64) -> Flow {
         daddr: IpAddr::V4(Ipv4Addr::from(0xac10_0000u32 + (k % 4096) as u32)),
         dport: 80,
         inverse: false,
+        midstream: false,
     }
 }
 

@@ -540,6 +540,8 @@ impl Director {
             daddr: pkt.daddr,
             dport: pkt.dport,
             inverse: false,
+            midstream: matches!(pkt.seg, Segment::Tcp(_) | Segment::Sctp(_))
+                && !pkt.starts_connection(),
         };
         let one_packet = if cfg_flags.has(ServiceFlags::ONEPACKET) && pkt.proto == Protocol::Udp {
             flags::ONE_PACKET

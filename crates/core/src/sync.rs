@@ -251,6 +251,8 @@ pub struct SyncTap {
     master: bool,
     backup: bool,
     queue: VecDeque<SyncConn>,
+    /// When the oldest waiting announcement was queued (the start of the sync lag).
+    oldest: Option<Time>,
     /// Announcements dropped because the queue was full.
     pub dropped_full: u64,
     /// Announcements queued since start.
@@ -267,6 +269,7 @@ impl SyncTap {
         self.master = on;
         if !on {
             self.queue.clear();
+            self.oldest = None;
         }
     }
     /// Whether a backup daemon runs (with `backup_only` the director then forwards nothing).
@@ -290,16 +293,19 @@ impl SyncTap {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
-    /// Move every waiting announcement to `out`, oldest first.
-    pub fn drain_into(&mut self, out: &mut Vec<SyncConn>) {
+    /// Move every waiting announcement to `out`, oldest first; returns when the oldest of them
+    /// was queued.
+    pub fn drain_into(&mut self, out: &mut Vec<SyncConn>) -> Option<Time> {
         out.extend(self.queue.drain(..));
+        self.oldest.take()
     }
-    fn push(&mut self, c: SyncConn) {
+    fn push(&mut self, c: SyncConn, now: Time) {
         if self.queue.len() >= TAP_CAPACITY {
             self.dropped_full += 1;
             return;
         }
         self.queued += 1;
+        self.oldest.get_or_insert(now);
         self.queue.push_back(c);
     }
 }
@@ -387,11 +393,11 @@ impl Director {
                     return;
                 }
                 if let Some(s) = self.snapshot(id) {
-                    self.sync.push(s);
+                    self.sync.push(s, now);
                 }
             } else if !one_packet && sync_needed(&p, &mut self.conns, id, pkts, now) {
                 if let Some(s) = self.snapshot(id) {
-                    self.sync.push(s);
+                    self.sync.push(s, now);
                 }
             }
             let Some(ctl) = control else { return };
@@ -411,6 +417,23 @@ impl Director {
     pub fn pe_of(&self, dest: Option<crate::dest::DestId>) -> Option<&crate::service::PeKind> {
         let d = self.table.dests.get(dest?)?;
         self.table.service(d.svc)?.cfg.pe.as_ref()
+    }
+
+    /// Every entry a bulk resync carries (`docs/internals/sync.md#bulk-resync`): templates, and
+    /// connections in a state the master announces (so a backup ends with what the live stream
+    /// would have given it). Resolve each with [`Director::resync_record`], in small batches,
+    /// so the table's lock is never held for the whole table.
+    pub fn resync_ids(&self) -> Vec<ConnId> {
+        self.conns.iter().collect()
+    }
+
+    /// Entry `id` as a bulk-resync record, or `None` if it is gone or not one the stream syncs.
+    pub fn resync_record(&self, id: ConnId) -> Option<SyncConn> {
+        let c = self.conns.get(id)?;
+        if !c.is_template() && synced_state(c.protocol(), c.state()).is_none() {
+            return None;
+        }
+        self.snapshot(id)
     }
 
     /// Entry `id` as a sync record.

@@ -72,7 +72,8 @@ pub struct Def {
 const EST_NOTE: &str = "rvs runs the rate estimator in the daemon's ticker, not in kernel threads";
 
 /// Every sysctl of `/proc/sys/net/ipv4/vs/`, in the kernel's registration order, followed by
-/// those of the lblc/lblcr modules.
+/// those of the lblc/lblcr modules, then rvs's own (named `rvs_*`): `rvs_mh_grace` keeps mh's
+/// previous table for mid-stream packets after a real-server change (docs/scale-out.md).
 pub const TABLE: &[Def] = &[
     def("amemthresh", Kind::Int, "1024", Effect::Acts),
     def("am_droprate", Kind::Int, "10", Effect::Acts),
@@ -148,6 +149,8 @@ pub const TABLE: &[Def] = &[
     ),
     def("lblc_expiration", Kind::Seconds, "86400", Effect::Acts),
     def("lblcr_expiration", Kind::Seconds, "86400", Effect::Acts),
+    // rvs additions (no kernel counterpart; the `rvs_` prefix says so).
+    def("rvs_mh_grace", Kind::Seconds, "0", Effect::Acts),
 ];
 
 const fn def(name: &'static str, kind: Kind, default: &'static str, effect: Effect) -> Def {
@@ -346,6 +349,7 @@ impl SysctlSet {
             "run_estimation" => d.sys.run_estimation = on,
             // Read by the packet path only while a master sync daemon runs.
             n if n.starts_with("sync_") || n == "backup_only" => d.sync.params = self.sync_params(),
+            "rvs_mh_grace" => d.table.set_mh_grace(Duration::from_secs(v.max(0) as u64)),
             "lblc_expiration" | "lblcr_expiration" => {
                 let lblc = Duration::from_secs(self.int("lblc_expiration").max(0) as u64);
                 let lblcr = Duration::from_secs(self.int("lblcr_expiration").max(0) as u64);
@@ -499,7 +503,10 @@ mod tests {
         for (i, d) in TABLE.iter().enumerate() {
             assert_eq!(lookup(d.name).unwrap().0, i, "{}", d.name);
         }
-        assert_eq!(TABLE.len(), 32);
+        // The kernel's 32, then rvs's own, each named `rvs_*`.
+        assert_eq!(TABLE.len(), 33);
+        assert!(TABLE[32..].iter().all(|d| d.name.starts_with("rvs_")));
+        assert!(TABLE[..32].iter().all(|d| !d.name.starts_with("rvs_")));
     }
 
     #[test]

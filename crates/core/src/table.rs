@@ -500,6 +500,16 @@ impl ServiceTable {
         }
     }
 
+    /// `rvs_mh_grace`: how long every mh scheduler keeps its previous table (new services too).
+    pub fn set_mh_grace(&mut self, grace: Duration) {
+        self.params.mh_grace = grace.as_secs().min(u64::from(u32::MAX)) as u32;
+        for s in self.services.iter_mut().flatten() {
+            if let Some(sched) = s.sched.as_mut() {
+                sched.set_mh_grace(grace);
+            }
+        }
+    }
+
     /// Scheduler housekeeping (lblc/lblcr garbage collection) and trash collection; call about
     /// once a second.
     pub fn tick(&mut self, now: Time) {

@@ -183,6 +183,8 @@ pub enum CheckerType {
     Udp,
     /// PING_CHECK
     Ping,
+    /// AGENT_CHECK (ours: HAProxy's agent protocol)
+    Agent,
 }
 
 impl CheckerTiming {
@@ -194,9 +196,11 @@ impl CheckerTiming {
             CheckerType::Http => (1, Duration::from_secs(3)),
             CheckerType::Misc => (0, Duration::from_secs(1)),
             CheckerType::Dns => (3, delay_loop),
-            CheckerType::Tcp | CheckerType::Smtp | CheckerType::Udp | CheckerType::Ping => {
-                (1, Duration::from_secs(1))
-            }
+            CheckerType::Tcp
+            | CheckerType::Smtp
+            | CheckerType::Udp
+            | CheckerType::Ping
+            | CheckerType::Agent => (1, Duration::from_secs(1)),
         };
         CheckerTiming {
             delay_loop,
@@ -253,6 +257,8 @@ pub enum CheckKind {
     Udp(UdpCheck),
     /// PING_CHECK.
     Ping(PingCheck),
+    /// AGENT_CHECK (ours): the real server's agent reports its weight.
+    Agent(AgentCheck),
 }
 
 impl CheckKind {
@@ -266,6 +272,7 @@ impl CheckKind {
             CheckKind::Dns(_) => CheckerType::Dns,
             CheckKind::Udp(_) => CheckerType::Udp,
             CheckKind::Ping(_) => CheckerType::Ping,
+            CheckKind::Agent(_) => CheckerType::Agent,
         }
     }
 
@@ -280,6 +287,7 @@ impl CheckKind {
             CheckKind::Dns(_) => "DNS_CHECK",
             CheckKind::Udp(_) => "UDP_CHECK",
             CheckKind::Ping(_) => "PING_CHECK",
+            CheckKind::Agent(_) => "AGENT_CHECK",
         }
     }
 }
@@ -439,6 +447,22 @@ pub struct PingCheck {
     pub connect: ConnectOpts,
 }
 
+/// AGENT_CHECK (docs/guide/load-aware.md#the-agent-check): connect, read one line of HAProxy's
+/// agent protocol, and scale the real server's weight by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgentCheck {
+    /// Connection (`connect_port` is usually the agent's own port).
+    pub connect: ConnectOpts,
+    /// `send STRING`: written once after connecting (HAProxy's `agent-send`), e.g. a
+    /// service name for an agent serving several.
+    pub send: Option<String>,
+    /// `min_weight`: lowest weight a percentage may give (`drain` still gives 0).
+    pub min_weight: u32,
+    /// `max_weight`: highest weight a percentage may give (default: the configured weight,
+    /// so `150%` is capped at 100% unless this is raised).
+    pub max_weight: u32,
+}
+
 /// Options of the engine itself (globals and test hooks).
 #[derive(Clone)]
 pub struct EngineOptions {
@@ -451,6 +475,8 @@ pub struct EngineOptions {
     pub random: std::sync::Arc<dyn crate::RandomSource>,
     /// What performs a check attempt: [`crate::NetProbe`] (the real checkers) by default.
     pub probe: std::sync::Arc<dyn crate::Probe>,
+    /// Where AGENT_CHECK replies are counted (the daemon renders them as metrics).
+    pub agent_counters: std::sync::Arc<crate::AgentCounters>,
 }
 
 impl fmt::Debug for EngineOptions {
@@ -469,6 +495,7 @@ impl Default for EngineOptions {
             rs_init_notifies: false,
             random: std::sync::Arc::new(crate::random::SplitMix::from_time()),
             probe: std::sync::Arc::new(crate::NetProbe),
+            agent_counters: std::sync::Arc::default(),
         }
     }
 }

@@ -116,6 +116,8 @@ enum ReportKind {
     Up(bool),
     ConfirmedDown,
     Weight(MiscWeight),
+    /// AGENT_CHECK: the percentage of the configured weight now asked for (0: drain).
+    AgentPercent(u32),
 }
 
 struct Report {
@@ -200,6 +202,12 @@ pub fn validate(config: &[VirtualServerCheck]) -> Result<()> {
                             rs.addr
                         )))
                     }
+                    CheckKind::Agent(a) if a.min_weight > a.max_weight => {
+                        return Err(Error::Unsupported(format!(
+                            "AGENT_CHECK of real server {}: min_weight {} above max_weight {}",
+                            rs.addr, a.min_weight, a.max_weight
+                        )))
+                    }
                     CheckKind::Misc(m) if m.command.argv.is_empty() => {
                         return Err(Error::Unsupported(format!(
                             "MISC_CHECK of real server {} has no misc_path",
@@ -228,7 +236,8 @@ impl HealthEngine {
         opts: EngineOptions,
     ) -> Result<Handle> {
         validate(&config)?;
-        let ctx = CheckContext::new(opts.random.clone())?;
+        let ctx = CheckContext::new(opts.random.clone())?
+            .with_agent_counters(opts.agent_counters.clone());
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
         let (rep_tx, rep_rx) = mpsc::channel(1024);
         let mut engine = Engine {
@@ -325,6 +334,7 @@ fn target(kind: &CheckKind) -> String {
         CheckKind::Dns(d) => d.connect.connect.to_string(),
         CheckKind::Udp(u) => u.connect.connect.to_string(),
         CheckKind::Ping(p) => p.connect.connect.ip().to_string(),
+        CheckKind::Agent(a) => a.connect.connect.to_string(),
     }
 }
 
@@ -484,6 +494,7 @@ impl Engine {
                         ReportKind::ConfirmedDown => state.checker_confirmed_down(i),
                         ReportKind::Weight(MiscWeight::Configured) => state.dynamic_weight(i, c, None),
                         ReportKind::Weight(MiscWeight::Weight(w)) => state.dynamic_weight(i, c, Some(w)),
+                        ReportKind::AgentPercent(p) => state.agent_weight(i, c, p),
                     };
                     self.emit(out).await;
                 }
@@ -657,6 +668,8 @@ async fn checker_loop(
     let name = cfg.kind.name();
     let tgt = target(&cfg.kind);
     let mut delay = first;
+    // AGENT_CHECK: what the agent asked for so far (`ready` returns to the last percentage).
+    let mut agent = crate::check::agent::AgentMemory::default();
     loop {
         tokio::time::sleep(delay).await;
         if suspended.load(Ordering::Relaxed) {
@@ -703,7 +716,28 @@ async fn checker_loop(
             (Ok(_), Some(true)) => tracing::info!("{name} on service {tgt} succeeded"),
             _ => {}
         }
-        if let Ok(CheckSuccess { dynamic: Some(w) }) = res {
+        if let Ok(CheckSuccess {
+            agent: Some(Some(reply)),
+            ..
+        }) = &res
+        {
+            // Like misc_dynamic: the weight first, then any up transition.
+            let percent = agent.apply(reply);
+            if reports
+                .send(Report {
+                    uid,
+                    kind: ReportKind::AgentPercent(percent),
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if let Ok(CheckSuccess {
+            dynamic: Some(w), ..
+        }) = res
+        {
             // keepalived applies the weight before the up transition (docs/internals/keepalived.md#checkers-and-their-timers).
             if reports
                 .send(Report {

@@ -39,6 +39,9 @@ pub enum Error {
     /// No ICMP echo reply.
     #[error("PING: {0}")]
     Ping(String),
+    /// The AGENT_CHECK agent answered `down`, `fail`, `stopped` or `maint`.
+    #[error("AGENT: {0}")]
+    Agent(String),
     /// The MISC_CHECK program failed, timed out or could not be started.
     #[error("MISC: {0}")]
     Misc(String),

@@ -48,6 +48,7 @@ pub mod random;
 pub mod state;
 
 pub use action::{Action, Notification};
+pub use check::agent::{parse_reply, AgentCounters, AgentReply, MalformedReply};
 pub use check::{
     run_as_ids, run_check, run_check_url, run_command, CheckContext, CheckSuccess, MiscWeight,
 };

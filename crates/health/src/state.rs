@@ -472,6 +472,24 @@ impl VsState {
         out
     }
 
+    /// An AGENT_CHECK asks for `percent` of the configured weight (0: `drain` or `0%`), scaled
+    /// and bounded by its `min_weight`/`max_weight` (docs/guide/load-aware.md#the-agent-check).
+    pub fn agent_weight(&mut self, rs: usize, checker: usize, percent: u32) -> Vec<Action> {
+        let Some(r) = self.rs.get(rs) else {
+            return Vec::new();
+        };
+        let Some(crate::config::CheckKind::Agent(a)) = r.cfg.checkers.get(checker).map(|c| &c.kind)
+        else {
+            return Vec::new();
+        };
+        let w = if percent == 0 {
+            0
+        } else {
+            crate::check::agent::scaled_weight(r.cfg.weight, percent, a.min_weight, a.max_weight)
+        };
+        self.dynamic_weight(rs, checker, Some(w))
+    }
+
     /// keepalived `perform_svr_state` (docs/internals/keepalived.md#the-retry-machine): IPVS change unless in sorry-server mode,
     /// then the notify command and notification, then quorum re-evaluation.
     fn perform_svr_state(&mut self, i: usize, alive: bool, out: &mut Vec<Action>) {
@@ -1304,6 +1322,28 @@ mod tests {
         v.checker_changed(0, 0, false);
         assert_eq!(v.rs[0].effective_weight(), 1);
         assert_eq!(v.checker_changed(0, 0, true)[0], add(1, 1));
+    }
+
+    #[test]
+    fn agent_weights_scale_and_bound() {
+        let mut r = rs(1, 10);
+        r.checkers[0].kind = CheckKind::Agent(AgentCheck {
+            connect: ConnectOpts::to("127.0.0.1:1".parse().unwrap()),
+            send: None,
+            min_weight: 2,
+            max_weight: 15,
+        });
+        let mut v = VsState::new(&vs(vec![r, rs(2, 1)]));
+        v.start(false);
+        assert_eq!(v.agent_weight(0, 0, 50), vec![edit(1, 5)]);
+        assert_eq!(v.agent_weight(0, 0, 50), vec![]);
+        assert_eq!(v.agent_weight(0, 0, 1), vec![edit(1, 2)], "min_weight");
+        assert_eq!(v.agent_weight(0, 0, 300), vec![edit(1, 15)], "max_weight");
+        assert_eq!(v.agent_weight(0, 0, 0), vec![edit(1, 0)], "drain: 0");
+        assert!(v.rs[0].alive, "drained, still installed");
+        assert_eq!(v.agent_weight(0, 0, 100), vec![edit(1, 10)]);
+        // A checker that is not an agent is left alone.
+        assert_eq!(v.agent_weight(1, 0, 50), vec![]);
     }
 
     #[test]

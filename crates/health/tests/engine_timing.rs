@@ -70,6 +70,7 @@ impl Probe for Scripted {
             if *self.healthy.lock().unwrap().get(&a).unwrap_or(&true) {
                 Ok(CheckSuccess {
                     dynamic: self.dynamic.lock().unwrap().get(&a).copied(),
+                    agent: None,
                 })
             } else {
                 Err(Error::ConnectTimeout(a))

@@ -63,6 +63,8 @@ pub struct Ecmp {
     pub directors: Vec<Netns>,
     /// The real servers (`s1`, …).
     pub real_servers: Vec<Netns>,
+    /// Whether [`Ecmp::start_nginx`] ran (the walkthrough says so, or says what is missing).
+    nginx: bool,
 }
 
 /// Builds the ECMP lab with `directors` directors and `real_servers` real servers in a fresh
@@ -105,6 +107,7 @@ impl Ecmp {
             client,
             directors: Vec::new(),
             real_servers: Vec::new(),
+            nginx: false,
         };
         for _ in 0..directors {
             e.add_director_ns()?;
@@ -158,6 +161,21 @@ impl Ecmp {
         let ns = self.add_director_ns()?;
         self.start_bird_in(&ns, "director", BIRD_DIRECTOR_CONF)?;
         Ok(ns)
+    }
+
+    /// nginx on every real server, port [`PORT`], each page naming its server (`rs1`, …).
+    pub fn start_nginx(&mut self) -> Result<()> {
+        for (i, s) in self.real_servers.clone().iter().enumerate() {
+            let child = s.nginx(&format!("rs{}", i + 1), PORT)?;
+            self.lab.own(child);
+        }
+        self.nginx = true;
+        Ok(())
+    }
+
+    /// Whether nginx runs on the real servers.
+    pub fn nginx_started(&self) -> bool {
+        self.nginx
     }
 
     /// The lab (work directory, ownership of processes).
@@ -267,16 +285,6 @@ impl Ecmp {
         Ok(())
     }
 
-    /// The rvsd command line for director `i` (packet plane on eth0, announcing).
-    pub fn rvsd_command(&self, i: usize) -> String {
-        format!(
-            "ip netns exec {} rvsd --interface eth0 --announce-table {ANNOUNCE_TABLE} \
-             --sysctl sloppy_tcp=1 --socket /run/rvs/{}.sock --metrics-listen off &",
-            self.directors[i].name(),
-            self.directors[i].name()
-        )
-    }
-
     /// The table every director runs: `mh` on source address and port (`-b mh-port`), so
     /// every director picks the same real server for a flow, DR to every real server.
     pub fn rvsadm_commands(&self) -> Vec<String> {
@@ -342,48 +350,9 @@ impl fmt::Display for Ecmp {
                 real_server_addr(i)
             )?;
         }
-        writeln!(
-            f,
-            "\nStart rvsd on every director and give each the same table:"
-        )?;
-        for i in 0..self.directors.len() {
-            writeln!(f, "  {}", self.rvsd_command(i))?;
-            for c in self.rvsadm_commands() {
-                writeln!(
-                    f,
-                    "  ip netns exec {} rvsadm --socket /run/rvs/{}.sock {c}",
-                    self.directors[i].name(),
-                    self.directors[i].name()
-                )?;
-            }
-        }
-        writeln!(f, "\nThen try:")?;
-        writeln!(
-            f,
-            "  ip netns exec {p}-r ip route show {VIP}          # one next hop per announcing director"
-        )?;
-        writeln!(
-            f,
-            "  ip netns exec {p}-r birdc -s {} show protocols  # BGP and BFD sessions",
-            self.bird_socket(&self.router).display()
-        )?;
-        writeln!(
-            f,
-            "  ip netns exec {p}-d1 ip route show table {ANNOUNCE_TABLE}   # what rvsd announces"
-        )?;
-        writeln!(
-            f,
-            "  for i in $(seq 20); do ip netns exec {p}-c curl -s http://{VIP}/; done   # spread over the real servers"
-        )?;
-        writeln!(
-            f,
-            "  ip netns exec {p}-d1 rvsadm --socket /run/rvs/{p}-d1.sock -L -n --stats   # each director's share"
-        )?;
-        writeln!(
-            f,
-            "  kill -TERM <rvsd of d1>      # its route goes first, then it drains; flows continue on d2/d3"
-        )?;
-        writeln!(f, "\nrvs-lab down --prefix {p}    # remove everything")
+        writeln!(f, "{}", crate::walkthrough::TRY_IT)?;
+        f.write_str(&crate::walkthrough::render(&self.walkthrough()))?;
+        writeln!(f, "remove with: rvs-lab down --prefix {p}")
     }
 }
 

@@ -73,4 +73,4 @@ pub use topo::{
     dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,
     LabKind, Node, SelftestMode, Topology,
 };
-pub use walkthrough::{parse_walkthrough, Step, TRY_IT};
+pub use walkthrough::{parse_walkthrough, Step, ECMP_CURLS, TRY_IT};

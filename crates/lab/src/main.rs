@@ -202,10 +202,7 @@ fn up_ecmp(prefix: &str, real_servers: u8, nginx: bool) -> rvs_lab::Result<()> {
     let mut e = rvs_lab::ecmp::Ecmp::build(lab, 3, rs)?;
     e.start_bird()?;
     if nginx && which("nginx") {
-        for (i, s) in e.real_servers.clone().iter().enumerate() {
-            let child = s.nginx(&format!("rs{}", i + 1), rvs_lab::ecmp::PORT)?;
-            e.lab_mut().own(child);
-        }
+        e.start_nginx()?;
     }
     e.keep();
     print!("{e}");

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::ecmp::{real_server_addr, Ecmp, ANNOUNCE_TABLE, PORT, VIP};
 use crate::error::{LabError, Result};
 use crate::topo::{LabKind, Node, Topology, HA_DIP, HA_VIP};
 
@@ -233,16 +234,209 @@ impl Topology {
 
     /// The walkthrough as printed (two-space indent, comments above their command).
     pub fn render_walkthrough(&self) -> String {
-        let mut s = String::new();
-        for st in self.walkthrough() {
-            if let Some(c) = &st.comment {
-                let _ = writeln!(s, "  # {c}");
-            }
-            if !st.command.is_empty() {
-                let _ = writeln!(s, "  {}", st.command);
+        render(&self.walkthrough())
+    }
+}
+
+/// Steps as printed (two-space indent, comments above their command).
+pub fn render(steps: &[Step]) -> String {
+    let mut s = String::new();
+    for st in steps {
+        if let Some(c) = &st.comment {
+            let _ = writeln!(s, "  # {c}");
+        }
+        if !st.command.is_empty() {
+            let _ = writeln!(s, "  {}", st.command);
+        }
+    }
+    s
+}
+
+/// Connections the ECMP walkthrough opens to show the spread (enough that every director and
+/// every real server gets some: a miss has a probability below 1e-4 with 4 real servers).
+pub const ECMP_CURLS: usize = 40;
+
+/// A shell test that the router has `n` next hops for the VIP (`via` appears once per hop,
+/// in a single route as in a multipath one).
+fn router_has_hops(router: &str, n: usize) -> String {
+    format!("[ $(ip netns exec {router} ip route show {VIP} | grep -c via) -eq {n} ]")
+}
+
+impl Ecmp {
+    /// The control socket of director `i`'s rvsd in the walkthrough.
+    pub fn walkthrough_socket(&self, i: usize) -> PathBuf {
+        self.lab()
+            .workdir()
+            .join(format!("{}.sock", self.directors[i].name()))
+    }
+
+    /// The log file of director `i`'s rvsd in the walkthrough.
+    pub fn walkthrough_log(&self, i: usize) -> PathBuf {
+        self.lab()
+            .workdir()
+            .join(format!("{}.log", self.directors[i].name()))
+    }
+
+    /// The pid file the walkthrough writes for director `i`'s rvsd (for the SIGTERM step).
+    pub fn walkthrough_pid(&self, i: usize) -> PathBuf {
+        self.lab()
+            .workdir()
+            .join(format!("{}.pid", self.directors[i].name()))
+    }
+
+    /// The walkthrough `rvs-lab up ecmp` prints: rvsd with the announce table, `sloppy_tcp`
+    /// and the `mh` grace on every director, the same table everywhere, the router's ECMP
+    /// route and BGP sessions, connections spread over directors and real servers, and a
+    /// director stopped with SIGTERM while new connections keep working.
+    pub fn walkthrough(&self) -> Vec<Step> {
+        let mut v = Vec::new();
+        let r = self.router.name().to_owned();
+        let c = self.client.name().to_owned();
+        let url = format!("http://{VIP}:{PORT}/");
+        let n = self.directors.len();
+        let d0 = self.directors[0].name().to_owned();
+        if self.nginx_started() {
+            let listing: Vec<String> = (0..self.real_servers.len())
+                .map(|i| format!("rs{} {}", i + 1, real_server_addr(i)))
+                .collect();
+            v.push(Step::new(
+                Some(format!(
+                    "nginx already listens on every real server ({}); each page names its \
+                     server:",
+                    listing.join(", ")
+                )),
+                format!(
+                    "ip netns exec {d0} curl -sS --max-time 5 http://{}:{PORT}/",
+                    real_server_addr(0)
+                ),
+            ));
+        } else {
+            v.push(Step::new(
+                Some(format!(
+                    "nothing listens on the real servers (--no-nginx): the curls below fail \
+                     until a web server listens on port {PORT} in each"
+                )),
+                String::new(),
+            ));
+        }
+        for i in 0..n {
+            v.push(Step::new(
+                (i == 0).then(|| {
+                    format!(
+                        "rvsd on every director, in the background: packet plane on eth0, the \
+                         VIP's route in table {ANNOUNCE_TABLE} (BIRD announces it) while it can \
+                         serve, sloppy_tcp to take over moved flows, mh's previous table kept \
+                         120 s after a real-server change (logs in {})",
+                        self.lab().workdir().display()
+                    )
+                }),
+                format!(
+                    "ip netns exec {} rvsd --socket {} --interface eth0 --announce-table \
+                     {ANNOUNCE_TABLE} --sysctl sloppy_tcp=1 --sysctl rvs_mh_grace=120 \
+                     --metrics-listen off >{} 2>&1 & echo $! >{}",
+                    self.directors[i].name(),
+                    self.walkthrough_socket(i).display(),
+                    self.walkthrough_log(i).display(),
+                    self.walkthrough_pid(i).display()
+                ),
+            ));
+        }
+        let sockets: Vec<String> = (0..n)
+            .map(|i| format!("[ -S {} ]", self.walkthrough_socket(i).display()))
+            .collect();
+        v.push(Step::new(
+            Some("wait (at most 10 s) until every rvsd listens on its control socket".into()),
+            format!(
+                "timeout 10 sh -c 'until {}; do sleep 0.1; done'",
+                sockets.join(" && ")
+            ),
+        ));
+        for i in 0..n {
+            for (k, cmd) in self.rvsadm_commands().iter().enumerate() {
+                v.push(Step::new(
+                    (i == 0 && k == 0).then(|| {
+                        "the same table on every director: mh over source address and port \
+                         (every director picks the same real server for a flow), DR"
+                            .to_owned()
+                    }),
+                    format!(
+                        "ip netns exec {} rvsadm --socket {} {cmd}",
+                        self.directors[i].name(),
+                        self.walkthrough_socket(i).display()
+                    ),
+                ));
             }
         }
-        s
+        v.push(Step::new(
+            Some(format!(
+                "wait (at most 30 s) until the router has one next hop per director (BGP \
+                 through BIRD); then the route, the BGP sessions, and what {d0} announces"
+            )),
+            format!(
+                "timeout 30 sh -c 'until {}; do sleep 0.2; done'",
+                router_has_hops(&r, n)
+            ),
+        ));
+        v.push(Step::new(
+            None,
+            format!("ip netns exec {r} ip route show {VIP}"),
+        ));
+        v.push(Step::new(
+            None,
+            format!(
+                "ip netns exec {r} birdc -s {} show protocols",
+                self.bird_socket(&self.router).display()
+            ),
+        ));
+        v.push(Step::new(
+            None,
+            format!("ip netns exec {d0} ip route show table {ANNOUNCE_TABLE}"),
+        ));
+        v.push(Step::new(
+            Some(format!(
+                "{ECMP_CURLS} connections from the client: the router spreads them over the \
+                 directors (L4 hash), mh over the real servers"
+            )),
+            format!(
+                "for i in $(seq {ECMP_CURLS}); do ip netns exec {c} curl -sS --max-time 5 {url}; \
+                 done | sort | uniq -c"
+            ),
+        ));
+        for i in 0..n {
+            v.push(Step::new(
+                (i == 0).then(|| "each director's share".to_owned()),
+                format!(
+                    "ip netns exec {} rvsadm --socket {} -Ln --stats",
+                    self.directors[i].name(),
+                    self.walkthrough_socket(i).display()
+                ),
+            ));
+        }
+        if n > 1 {
+            v.push(Step::new(
+                Some(format!(
+                    "stop {d0}'s rvsd: its route goes first (the router keeps {} next hops), \
+                     then it drains and exits; new connections keep working meanwhile",
+                    n - 1
+                )),
+                format!("kill -TERM $(cat {})", self.walkthrough_pid(0).display()),
+            ));
+            v.push(Step::new(
+                None,
+                format!(
+                    "timeout 10 sh -c 'until {}; do sleep 0.1; done'",
+                    router_has_hops(&r, n - 1)
+                ),
+            ));
+            v.push(Step::new(
+                None,
+                format!(
+                    "for i in $(seq 20); do ip netns exec {c} curl -sS --max-time 5 -o /dev/null \
+                     -w '%{{http_code}}\\n' {url}; done | sort | uniq -c"
+                ),
+            ));
+        }
+        v
     }
 }
 

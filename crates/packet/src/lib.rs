@@ -42,6 +42,7 @@ mod bytes;
 pub mod checksum;
 pub mod error;
 pub mod ethernet;
+pub mod fastpath;
 pub mod frag;
 pub mod generate;
 pub mod gre;

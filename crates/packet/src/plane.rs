@@ -28,6 +28,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rvs_core::conn::flags as cflags;
+use rvs_core::conn::state::Direction;
 use rvs_core::conn::state::{sctp_event_chunk, TcpFlags};
 use rvs_core::conn::{ConnId, Segment};
 use rvs_core::director::{DropReason as CoreDrop, Packet, ReplyRoute, Route};
@@ -37,6 +38,7 @@ use rvs_core::{Director, FwdMethod, Protocol, RandomSource, ServiceKey, Time};
 
 use crate::error::Error;
 use crate::ethernet::{self, ethertype, MacAddr};
+use crate::fastpath::{Offer, OfferAction};
 use crate::generate;
 use crate::icmp_relay::{self, IcmpError};
 use crate::nat::Endpoint;
@@ -298,6 +300,21 @@ pub struct Plane<N: Neighbours> {
     drops: DropCounters,
     scratch: Box<[u8]>,
     ident: u16,
+    /// Fast-path offers made since the last [`Plane::drain_offers`]; `None` when off.
+    offers: Option<Vec<Offer>>,
+    /// The flow of the packet being forwarded, when it may be offered (set by `ip`, taken by
+    /// `send`).
+    offer_ctx: Option<OfferCtx>,
+}
+
+/// What `ip` knows of an offerable packet before it is rewritten.
+#[derive(Clone, Copy)]
+struct OfferCtx {
+    conn: ConnId,
+    dir: Direction,
+    proto: u8,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
 }
 
 /// A frame and where it lies in the caller's buffer.
@@ -319,6 +336,23 @@ impl<N: Neighbours> Plane<N> {
             drops: DropCounters::default(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             ident: 0,
+            offers: None,
+            offer_ctx: None,
+        }
+    }
+
+    /// Turns fast-path offers on or off (off by default): with them on, every forwarded
+    /// packet of an established flow that a kernel fast path could forward the same way is
+    /// described in an [`Offer`] (see [`crate::fastpath`]); collect them with
+    /// [`Plane::drain_offers`].
+    pub fn set_fast_path_offers(&mut self, on: bool) {
+        self.offers = on.then(Vec::new);
+    }
+
+    /// Moves the offers made so far to the end of `out`.
+    pub fn drain_offers(&mut self, out: &mut Vec<Offer>) {
+        if let Some(o) = self.offers.as_mut() {
+            out.append(o);
         }
     }
 
@@ -499,6 +533,7 @@ impl<N: Neighbours> Plane<N> {
         now: Time,
         rng: &mut dyn RandomSource,
     ) -> Verdict {
+        self.offer_ctx = None;
         let Some((src, dst)) = p.addrs(&buf[f.start..f.end]) else {
             return self.drop(DropReason::Malformed);
         };
@@ -541,13 +576,36 @@ impl<N: Neighbours> Plane<N> {
             len: p.l3_len() as u32,
             payload: &frame[payload_off.min(p.l3_end)..p.l3_end],
         };
+        let steady = self.offers.is_some() && steady_packet(frame, p, seg);
+        let offer = |director: &Director, conn: ConnId, dir: Direction| {
+            let established = match protocol {
+                Protocol::Tcp => director
+                    .conns
+                    .get(conn)
+                    .is_some_and(|c| c.state() == rvs_core::conn::state::tcp::ESTABLISHED),
+                _ => true,
+            };
+            (steady && established).then_some(OfferCtx {
+                conn,
+                dir,
+                proto: p.proto,
+                src: (src, sport),
+                dst: (dst, dport),
+            })
+        };
         // Out-hook before in-hook (docs/internals/forwarding.md#where-the-director-sees-packets: LOCAL_IN priorities 98 < 99; FORWARD replies).
         if let Some(r) = director.packet_out(&pkt, now) {
+            self.offer_ctx = offer(director, r.conn, Direction::Output);
             return self.reply(buf, f, p, &r);
         }
         let v = director.packet_in_fullnat(&pkt, now, rng, &mut self.pools);
         match v {
-            rvs_core::Verdict::Forward(route) => self.forward(director, buf, f, p, &route),
+            rvs_core::Verdict::Forward(route) => {
+                if let (Some(conn), Some(_)) = (route.conn, route.dest) {
+                    self.offer_ctx = offer(director, conn, Direction::Input);
+                }
+                self.forward(director, buf, f, p, &route)
+            }
             rvs_core::Verdict::Pass => Verdict::Pass,
             rvs_core::Verdict::Reject => self.icmp_to_sender(buf, f, p, Gen::PortUnreach),
             rvs_core::Verdict::Drop(r) => self.drop(match r {
@@ -691,12 +749,20 @@ impl<N: Neighbours> Plane<N> {
             pmtu_disc: self.cfg.pmtu_disc,
             relayed_icmp,
         };
+        let ctx = self.offer_ctx.take().filter(|_| !relayed_icmp);
         match xmit::transmit(buf, f.start, f.end - f.start, p, method, &eg) {
-            Ok(Outcome::Send { start, len }) => Verdict::Transmit {
-                port: hop.port,
-                start,
-                len,
-            },
+            Ok(Outcome::Send { start, len }) => {
+                if let (Some(ctx), Some(offers)) = (ctx, self.offers.as_mut()) {
+                    if let Some(o) = make_offer(ctx, method, hop.port, &eg) {
+                        offers.push(o);
+                    }
+                }
+                Verdict::Transmit {
+                    port: hop.port,
+                    start,
+                    len,
+                }
+            }
             Ok(Outcome::Fragment { start, len, mtu }) => Verdict::Fragment {
                 port: hop.port,
                 start,
@@ -1080,6 +1146,93 @@ fn fwd_of(fl: u32) -> FwdMethod {
 }
 
 /// The state-machine input of a transport header and the offset of its payload.
+/// Whether a packet is one whose flow a fast path may take over: TCP without SYN/FIN/RST or
+/// UDP with a checksum, no VLAN tag, IPv4 without options, IPv6 without extension headers.
+fn steady_packet(frame: &[u8], p: &Parsed, seg: Segment) -> bool {
+    let plain_ip = match p.l3 {
+        L3::Ipv4 => p.l4_off == p.l2_len + 20,
+        L3::Ipv6 => p.l4_off == p.l2_len + 40,
+        _ => false,
+    };
+    let steady_l4 = match seg {
+        Segment::Tcp(fl) => !(fl.syn || fl.fin || fl.rst),
+        Segment::Udp => frame
+            .get(p.l4_off + 6..p.l4_off + 8)
+            .is_some_and(|c| c != [0, 0]),
+        _ => false,
+    };
+    p.vlan_count == 0 && plain_ip && steady_l4
+}
+
+/// The offer for a packet just sent whole with `method` through `eg` on `port`; `None` for a
+/// rewrite the fast path does not do (GUE and GRE tunnels).
+fn make_offer(ctx: OfferCtx, method: Method<'_>, port: PortId, eg: &Egress) -> Option<Offer> {
+    let (action, dst_mac, src_mac, max_len) = match method {
+        Method::Nat { dst } => (
+            OfferAction::Rewrite {
+                src: None,
+                dst: Some((dst.addr, dst.port)),
+            },
+            eg.dst_mac,
+            eg.src_mac,
+            eg.mtu,
+        ),
+        Method::NatReply { src } => (
+            OfferAction::Rewrite {
+                src: Some((src.addr, src.port)),
+                dst: None,
+            },
+            eg.dst_mac,
+            eg.src_mac,
+            eg.mtu,
+        ),
+        Method::FullNat { src, dst } => (
+            OfferAction::Rewrite {
+                src: Some((src.addr, src.port)),
+                dst: Some((dst.addr, dst.port)),
+            },
+            eg.dst_mac,
+            eg.src_mac,
+            eg.mtu,
+        ),
+        Method::Dr => (
+            OfferAction::Rewrite {
+                src: None,
+                dst: None,
+            },
+            eg.dst_mac,
+            eg.src_mac,
+            eg.mtu,
+        ),
+        Method::Tun(t) if t.kind == TunnelType::Ipip => {
+            let mtu = tunnel::tunnel_mtu(eg.mtu, t.dst.is_ipv6(), t.kind, t.csum, false).ok()?;
+            (
+                OfferAction::Ipip {
+                    src: t.src,
+                    dst: t.dst,
+                    pmtu_disc: t.pmtu_disc,
+                },
+                t.dst_mac,
+                t.src_mac,
+                mtu,
+            )
+        }
+        Method::Tun(_) => return None,
+    };
+    Some(Offer {
+        conn: ctx.conn,
+        dir: ctx.dir,
+        proto: ctx.proto,
+        src: ctx.src,
+        dst: ctx.dst,
+        action,
+        port,
+        dst_mac,
+        src_mac,
+        max_len: u16::try_from(max_len).unwrap_or(u16::MAX),
+    })
+}
+
 fn segment(frame: &[u8], p: &Parsed) -> (Segment, usize) {
     let l4 = p.l4_off;
     match p.proto {

@@ -191,3 +191,77 @@ fn golden_fixtures_are_the_specs() {
         );
     }
 }
+
+/// Fast-path offers (`rvs_packet::fastpath`): with them on, the plane offers a flow direction
+/// only once its connection is ESTABLISHED and only for packets without SYN/FIN/RST, and the
+/// offer's rewrite is the one it just did; nothing changes in the plane's own verdicts.
+#[test]
+fn fast_path_offers_follow_the_connection_state() {
+    use rvs_core::conn::state::Direction;
+    use rvs_packet::fastpath::{still_valid, OfferAction};
+    let case = load()
+        .into_iter()
+        .find(|(_, c)| c.name == "est-nat-v4-tcp")
+        .expect("est-nat-v4-tcp")
+        .1;
+    let mut rig = fixture::build(&case.config).unwrap();
+    rig.plane.set_fast_path_offers(true);
+    let mut per_step = Vec::new();
+    for (i, st) in case.steps.iter().enumerate() {
+        let now = rvs_core::Time(1000 * (i as u64 + 1));
+        let mut buf = vec![0u8; fixture::HEADROOM + st.input.len() + 2048];
+        buf[fixture::HEADROOM..][..st.input.len()].copy_from_slice(&st.input);
+        let v = rig.process(
+            &mut buf,
+            fixture::HEADROOM,
+            st.input.len(),
+            st.port,
+            now,
+            &mut fixture::Zero,
+        );
+        assert_eq!(fixture::verdict_text(&v), st.verdict, "step {}", i + 1);
+        let mut offers = Vec::new();
+        rig.plane.drain_offers(&mut offers);
+        for o in &offers {
+            assert!(still_valid(&rig.director, o), "step {}: {o:?}", i + 1);
+        }
+        per_step.push(offers);
+    }
+    // SYN, SYN-ACK: not established, no offer; ACK, data, ACK: client direction; the reply
+    // direction once a reply passed in ESTABLISHED.
+    let dirs: Vec<Vec<Direction>> = per_step
+        .iter()
+        .map(|o| o.iter().map(|o| o.dir).collect())
+        .collect();
+    use Direction::{Input as I, Output as O};
+    assert_eq!(
+        dirs,
+        vec![vec![], vec![], vec![I], vec![I], vec![O], vec![I], vec![O]]
+    );
+    let first = per_step[2][0];
+    assert_eq!(first.port, 1);
+    assert!(matches!(
+        first.action,
+        OfferAction::Rewrite {
+            src: None,
+            dst: Some((_, 8080))
+        }
+    ));
+    let reply = per_step[4][0];
+    assert_eq!(reply.port, 0);
+    assert!(matches!(
+        reply.action,
+        OfferAction::Rewrite {
+            src: Some((_, 80)),
+            dst: None
+        }
+    ));
+    // Once the destination is deleted, the offer no longer describes what rvs-core would do.
+    fixture::apply(
+        &mut rig.director,
+        "-d -t 198.51.100.10:80 -r 192.168.1.11:8080",
+        rvs_core::Time(9000),
+    )
+    .unwrap();
+    assert!(!still_valid(&rig.director, &first));
+}

@@ -4,6 +4,7 @@ use crate::args::{parse_command, Command, Format, Parsed};
 use crate::format;
 use crate::names::Names;
 use crate::restore::{read_line, ByteReader};
+use rvs_control::proto::BATCH_MAX;
 use rvs_control::*;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -148,9 +149,28 @@ pub fn ipvs_strerror(op: Op, e: &RemoteError) -> String {
     };
     match (specific, e.kind, &e.detail) {
         (Some(s), _, _) => s.to_string(),
-        (None, Unsupported | ProtocolMismatch | Internal, Some(d)) => d.clone(),
+        (None, Unsupported | ProtocolMismatch | Internal | CannotListen, Some(d)) => d.clone(),
         (None, k, _) => k.strerror().to_string(),
     }
+}
+
+/// Whether a command is a table change that `-R` may queue into a batch (the commands behind
+/// [`Request::is_batchable`]).
+fn is_table_change(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::AddService(_)
+            | Command::EditService(_)
+            | Command::DelService(_)
+            | Command::Zero(_)
+            | Command::AddDest(..)
+            | Command::EditDest(..)
+            | Command::DelDest(..)
+            | Command::Flush
+            | Command::SetTimeouts(_)
+            | Command::AddLaddr(..)
+            | Command::DelLaddr(..)
+    )
 }
 
 /// How a command ended: a status to return, or the whole process must exit now.
@@ -170,6 +190,11 @@ pub struct App<'a> {
     err: &'a mut dyn Write,
     info: Option<Info>,
     io_failed: bool,
+    /// During `-R`: table changes not sent yet, with the call each answers for. They go to
+    /// rvsd as one [`Request::Batch`] (see [`App::flush`]) when [`BATCH_MAX`] are queued, and
+    /// before anything else is done or printed, so the output and the table are what line
+    /// by line sending gives, at a cost independent of the table's size.
+    pending: Option<Vec<(Request, Op)>>,
 }
 
 impl<'a> App<'a> {
@@ -187,6 +212,7 @@ impl<'a> App<'a> {
             err,
             info: None,
             io_failed: false,
+            pending: None,
         }
     }
 
@@ -294,6 +320,7 @@ impl<'a> App<'a> {
             Payload::LocalAddrs(_) => "local addresses",
             Payload::Vrrp(_) => "vrrp",
             Payload::Sysctls(_) => "sysctls",
+            Payload::Batch(_) => "batch",
         };
         let line = format!("rvsd sent an unexpected answer ({kind})\n");
         self.eput(&line);
@@ -313,10 +340,25 @@ impl<'a> App<'a> {
         }
     }
 
-    /// A change request: 0, or print ipvsadm's text and return -1 (255).
+    /// A change request: 0, or print ipvsadm's text and return -1 (255). During `-R` a table
+    /// change is queued instead (0 for now; its own status comes from [`App::flush`]).
     fn change(&mut self, req: Request, op: Op) -> Result<i32, Flow> {
+        if let Some(p) = self.pending.as_mut() {
+            if req.is_batchable() {
+                p.push((req, op));
+                if p.len() >= BATCH_MAX {
+                    return Ok(self.flush()?.unwrap_or(0));
+                }
+                return Ok(0);
+            }
+        }
         let r = self.call(&req)?;
-        match r.result {
+        self.answered(r.result, op)
+    }
+
+    /// The status of a change's answer, printing ipvsadm's text for an error.
+    fn answered(&mut self, result: Result<Payload, RemoteError>, op: Op) -> Result<i32, Flow> {
+        match result {
             Ok(Payload::Done) => Ok(0),
             Ok(other) => Err(self.unexpected(&other)),
             Err(e) => {
@@ -327,8 +369,45 @@ impl<'a> App<'a> {
         }
     }
 
+    /// Send the queued `-R` changes as one batch and print each answer as [`App::change`]
+    /// would have. Returns the last one's status (`None`: nothing was queued).
+    fn flush(&mut self) -> Result<Option<i32>, Flow> {
+        let queued = match self.pending.as_mut() {
+            Some(p) if !p.is_empty() => std::mem::take(p),
+            _ => return Ok(None),
+        };
+        let (reqs, ops): (Vec<Request>, Vec<Op>) = queued.into_iter().unzip();
+        let r = self.call(&Request::Batch(reqs))?;
+        let answers = match r.result {
+            Ok(Payload::Batch(a)) if a.len() == ops.len() => a,
+            Ok(other) => return Err(self.unexpected(&other)),
+            Err(e) => {
+                let line = format!("{}\n", ipvs_strerror(Op::Other, &e));
+                self.eput(&line);
+                return Err(Flow::Exit(1));
+            }
+        };
+        let mut code = 0;
+        for (a, op) in answers.into_iter().zip(ops) {
+            for w in &a.warnings {
+                let line = format!("{w}\n");
+                self.eput(&line);
+            }
+            code = self.answered(a.result, op)?;
+        }
+        Ok(Some(code))
+    }
+
     fn process(&mut self, args: &[String], reading_stdin: bool, stdin: &mut dyn BufRead) -> Flow {
-        let parsed = match parse_command(args, reading_stdin, self.names) {
+        let parsed = parse_command(args, reading_stdin, self.names);
+        // Anything but a queued change is done after what is queued: send it first.
+        let queues = matches!(&parsed, Ok(p) if is_table_change(&p.command));
+        if !queues {
+            if let Err(f) = self.flush() {
+                return f;
+            }
+        }
+        let parsed = match parsed {
             Ok(p) => p,
             Err(e) => {
                 self.put(&e.stdout);
@@ -350,25 +429,47 @@ impl<'a> App<'a> {
         let program = args.first().cloned().unwrap_or_else(|| "ipvsadm".into());
         let mut reader = ByteReader::new(stdin);
         let mut result = 0;
+        let outer = self.pending.replace(Vec::new());
+        let flow = self.restore_lines(&program, &mut reader, &mut result);
+        // What is still queued is sent whatever ended the input; its last answer is the
+        // last line's status.
+        let sent = self.flush();
+        self.pending = outer;
+        match (flow, sent) {
+            (Some(exit), _) | (None, Err(exit)) => exit,
+            (None, Ok(Some(c))) => Flow::Return(c),
+            (None, Ok(None)) => Flow::Return(result),
+        }
+    }
+
+    /// The lines of a `-R` stream; `Some` when one ends the process.
+    fn restore_lines(
+        &mut self,
+        program: &str,
+        reader: &mut ByteReader<&mut dyn BufRead>,
+        result: &mut i32,
+    ) -> Option<Flow> {
         loop {
-            let line = match read_line(&mut reader, &program) {
+            let line = match read_line(reader, program) {
                 Ok(Some(l)) => l,
-                Ok(None) => break,
+                Ok(None) => return None,
                 Err(e) => {
+                    if let Err(f) = self.flush() {
+                        return Some(f);
+                    }
                     let line = format!("reading standard input: {e}\n");
                     self.eput(&line);
-                    return Flow::Exit(1);
+                    return Some(Flow::Exit(1));
                 }
             };
             if line.len() > 1 {
                 let mut no_input: &[u8] = &[];
                 match self.process(&line, true, &mut no_input) {
-                    Flow::Return(c) => result = c,
-                    Flow::Exit(c) => return Flow::Exit(c),
+                    Flow::Return(c) => *result = c,
+                    Flow::Exit(c) => return Some(Flow::Exit(c)),
                 }
             }
         }
-        Flow::Return(result)
     }
 
     fn execute(

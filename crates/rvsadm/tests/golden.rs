@@ -342,13 +342,14 @@ fn save_clear_restore_round_trip() {
     assert_eq!((r.code, r.err.as_str(), r.out.as_str()), (0, "", ""));
     assert_eq!(saved_shape(&t.services), before);
     assert_eq!(run(&mut t, &["-Sn"]).out, saved.out);
-    // One request per line, in order: no batching that would change error behaviour.
+    // One request per line, in order, sent as one batch.
     let adds = t
         .requests
         .iter()
         .filter(|r| matches!(r, Request::AddService(_) | Request::AddDest { .. }))
         .count();
     assert_eq!(adds, saved.out.lines().count());
+    assert_eq!(t.batches, 1);
 }
 
 #[test]
@@ -417,6 +418,41 @@ fn restore_error_behaviour() {
         r.out,
         "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.1.1:80 -m -w 1\n"
     );
+}
+
+/// `-R` sends its changes in batches of `BATCH_MAX`, flushed before anything else is done or
+/// printed: the output, the order of requests and the status are those of line-by-line
+/// sending.
+#[test]
+fn restore_sends_batches_and_keeps_line_order() {
+    let max = rvs_control::proto::BATCH_MAX;
+    let mut input: String = (0..max + 1)
+        .map(|i| format!("-A -t 10.{}.{}.1:80\n", i / 256, i % 256))
+        .collect();
+    // The last line fails: its status is the restore's.
+    input.push_str("-A -t 10.0.0.1:80\n");
+    let mut t = MemTable::with(vec![]);
+    let r = run_with(&mut t, &rvsadm::names::NoNames, &["-R"], &input);
+    assert_eq!((r.code, r.err.as_str()), (255, "Service already exists\n"));
+    assert_eq!(t.services.len(), max + 1);
+    assert_eq!(t.batches, 2);
+
+    // A listing in the stream sees every change queued before it; an error printed by a
+    // queued change comes before the listing's output and the next parse error.
+    let mut t = MemTable::with(vec![]);
+    let r = run_with(
+        &mut t,
+        &rvsadm::names::NoNames,
+        &["-R"],
+        "-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.1:80\n-S -n\n-A --bogus\n-D -t 10.0.0.1:80\n",
+    );
+    assert_eq!(r.out, "-A -t 10.0.0.1:80 -s rr\n");
+    assert_eq!(
+        (r.code, r.err.as_str()),
+        (0, "Service already exists\n--bogus: unknown option\n")
+    );
+    assert!(t.services.is_empty());
+    assert_eq!(t.batches, 2);
 }
 
 fn last_request(t: &MemTable) -> Request {

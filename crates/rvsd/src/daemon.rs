@@ -3,11 +3,17 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration as StdDuration;
 
-use rvs_control::proto::{Request, Response};
+use std::collections::HashMap;
+
+use rvs_control::model as m;
+use rvs_control::proto::{ErrorKind, Payload, RemoteError, Request, Response};
 
 use crate::clock::Clock;
 use crate::shard::Shard;
 use crate::state::{is_change, State};
+
+/// Ticks (of 100 ms) between two visits of every shard by the ticker.
+const FULL_PASS: u64 = 10;
 
 /// Everything the daemon's tasks share.
 pub struct Daemon {
@@ -26,7 +32,10 @@ impl Daemon {
         crate::lock::lock(&self.state)
     }
 
-    /// Apply one control request, then bring the proxy's listeners in line with the table.
+    /// Apply one control request (or a batch of them), then bring the proxy's listeners in
+    /// line with the table. A service the proxy cannot listen for is taken out again and its
+    /// `-A` answered [`ErrorKind::CannotListen`], as the kernel would refuse a service it
+    /// cannot hold, so `rvsadm` fails (status 255) instead of warning with status 0.
     pub async fn request(self: &Arc<Self>, req: Request) -> Response {
         let (mut resp, changed, packet) = {
             let mut st = self.lock();
@@ -46,44 +55,117 @@ impl Daemon {
             let res = tokio::task::spawn_blocking(move || d.sync_listeners()).await;
             match res {
                 Ok(Ok(())) => {}
-                Ok(Err(w)) => resp.warnings.push(w),
+                Ok(Err(rvs_proxy::ProxyError::Listen(failed))) => {
+                    let left = self.refuse_unlistened(&req, &mut resp, failed);
+                    if !left.is_empty() {
+                        let w = rvs_proxy::ProxyError::Listen(left).to_string();
+                        tracing::warn!("socket proxy: {w}");
+                        resp.warnings.push(format!("socket proxy: {w}"));
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("socket proxy: {e}");
+                    resp.warnings.push(format!("socket proxy: {e}"));
+                }
                 Err(e) => resp.warnings.push(format!("listener update failed: {e}")),
             }
         }
         resp
     }
 
-    /// Open and close proxy listeners to match the services (blocking). Returns a one-line
-    /// warning when some listener could not be opened.
-    pub fn sync_listeners(&self) -> Result<(), String> {
+    /// Services whose listener failed and that `req` added (alone or in its batch): delete
+    /// them again and turn their `-A` answers into [`ErrorKind::CannotListen`] errors. Returns
+    /// the failures that belong to no `-A` of this request (they stay warnings).
+    fn refuse_unlistened(
+        &self,
+        req: &Request,
+        resp: &mut Response,
+        failed: Vec<(rvs_proxy::ListenerSpec, std::io::Error)>,
+    ) -> Vec<(rvs_proxy::ListenerSpec, std::io::Error)> {
+        // (request, response) pairs: the batch's, or the single request's.
+        let pairs: Vec<(&Request, &mut Response)> = match req {
+            Request::Batch(reqs) => match &mut resp.result {
+                Ok(Payload::Batch(resps)) => reqs.iter().zip(resps.iter_mut()).collect(),
+                _ => Vec::new(),
+            },
+            _ => vec![(req, resp)],
+        };
+        let mut adds: HashMap<rvs_proxy::ListenerSpec, &mut Response> = HashMap::new();
+        for (q, r) in pairs {
+            if let (Request::AddService(spec), true) = (q, r.result.is_ok()) {
+                if let Some(l) = listener_of(&spec.key) {
+                    adds.insert(l, r);
+                }
+            }
+        }
+        let mut left = Vec::new();
+        let mut undo = Vec::new();
+        for (spec, e) in failed {
+            match adds.remove(&spec) {
+                Some(r) => {
+                    let proto = match spec.protocol {
+                        rvs_core::Protocol::Udp => "UDP",
+                        _ => "TCP",
+                    };
+                    let detail = format!(
+                        "cannot listen on {proto} {}: {e}; service not added",
+                        spec.addr
+                    );
+                    tracing::warn!("socket proxy: {detail}");
+                    *r = Response::err(RemoteError::with_detail(ErrorKind::CannotListen, detail));
+                    undo.push(Request::DelService(key_of(&spec)));
+                }
+                None => left.push((spec, e)),
+            }
+        }
+        if !undo.is_empty() {
+            let mut st = self.lock();
+            let now = self.clock.now();
+            for r in st.handle_batch(&undo, now) {
+                if let Err(e) = r.result {
+                    tracing::warn!("taking out a service that cannot listen: {e}");
+                }
+            }
+        }
+        left
+    }
+
+    /// Open and close proxy listeners to match the services (blocking).
+    pub fn sync_listeners(&self) -> Result<(), rvs_proxy::ProxyError> {
         let want = self.lock().proxy_listeners();
         let proxy = crate::lock::lock(&self.proxy);
         let Some(p) = proxy.as_ref() else {
             return Ok(());
         };
-        p.set_listeners(&want).map_err(|e| {
-            let msg = format!("socket proxy: {e}");
-            tracing::warn!("{msg}");
-            msg
-        })
+        p.set_listeners(&want)
     }
 
     /// Expiry, estimator and defences: run until the task is dropped.
+    ///
+    /// Every [`FULL_PASS`]-th tick (once a second) visits every shard: the per-second work
+    /// (defences, the estimator) is due, and each shard with connections or proxy flows is
+    /// noted. The ticks between visit only those shards, so an idle table of 10 000 services
+    /// costs one visit per shard per second, not ten. A shard that gets its first connection
+    /// between two full passes is seen at the next one: entries live at least a second
+    /// (timeouts are whole seconds), so none expires more than a tick late.
     pub async fn ticker(self: Arc<Self>) {
         let mut iv = tokio::time::interval(StdDuration::from_millis(100));
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut avail = crate::memory::available_pages();
         let mut n: u64 = 0;
+        let mut busy: Vec<crate::shard::ShardRef> = Vec::new();
         loop {
             iv.tick().await;
+            let full = n.is_multiple_of(FULL_PASS);
             n += 1;
-            if n.is_multiple_of(10) {
+            let shards = if full {
                 avail = crate::memory::available_pages();
-            }
-            let shards = {
                 let mut st = self.lock();
                 st.reap_retired();
+                busy.clear();
                 st.shards()
+            } else {
+                busy.clone()
             };
             for s in shards {
                 let mut g = crate::shard::lock(&s);
@@ -92,6 +174,11 @@ impl Daemon {
                 // A bounded amount of expiry per tick keeps every lock hold short; what is
                 // left is done on the next tick.
                 director.tick(now, avail, 20_000, rng);
+                let active = !g.director.conns.is_empty() || !g.flows.is_empty();
+                drop(g);
+                if full && active {
+                    busy.push(s);
+                }
             }
             if let Some(notifier) = crate::sd_notify::get() {
                 // Only a ticker that got through every shard keeps systemd's watchdog quiet.
@@ -105,4 +192,24 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The listener a service of the control model needs, when the proxy carries it at all.
+fn listener_of(key: &m::ServiceKey) -> Option<rvs_proxy::ListenerSpec> {
+    match crate::convert::key_to_core(key) {
+        rvs_core::ServiceKey::Addr { proto, addr, port } => Some(rvs_proxy::ListenerSpec {
+            protocol: proto,
+            addr: std::net::SocketAddr::new(addr, port),
+        }),
+        rvs_core::ServiceKey::Fwmark { .. } => None,
+    }
+}
+
+/// The control model's key of the service a listener was for.
+fn key_of(l: &rvs_proxy::ListenerSpec) -> m::ServiceKey {
+    crate::convert::key_from_core(&rvs_core::ServiceKey::Addr {
+        proto: l.protocol,
+        addr: l.addr.ip(),
+        port: l.addr.port(),
+    })
 }

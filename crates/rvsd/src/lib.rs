@@ -18,6 +18,7 @@ pub mod control_server;
 pub mod convert;
 pub mod daemon;
 pub mod demo;
+pub mod fd_limit;
 pub mod keepalived;
 pub mod learned_neighbours;
 pub mod listing;

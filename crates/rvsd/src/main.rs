@@ -90,6 +90,15 @@ struct Args {
     /// to drain, while rvsd still forwards (the routers' convergence time).
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     announce_delay: f64,
+    /// Safe failback: a director started with `lvs_sync_daemon` holds VRRP preemption until its
+    /// bulk connection resync from the MASTER ended, but at most this many seconds (0: no hold).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    sync_resync_hold: f64,
+    /// Bulk resync pacing on a master: datagrams per second one answer may use (the live sync
+    /// stream always goes first).
+    #[arg(long, value_name = "N", default_value_t = rvsd::sync::DEFAULT_RESYNC_RATE,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    sync_resync_rate: u32,
     /// Print the rvsd(8) manual page (roff) and exit (used to build the package).
     #[arg(long, hide = true)]
     generate_man: bool,
@@ -159,6 +168,18 @@ fn main() -> ExitCode {
     if args.use_file.is_some() && args.rules.is_some() {
         eprintln!("rvsd: -f (keepalived.conf) and --rules (ipvsadm-save) both describe the table; use one");
         return ExitCode::from(2);
+    }
+    match rvsd::fd_limit::raise() {
+        Ok(r) if r.before != r.after => tracing::info!(
+            "descriptor limit raised from {} to {}",
+            r.before.map_or("unlimited".into(), |v| v.to_string()),
+            r.after.map_or("unlimited".into(), |v| v.to_string())
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot raise the descriptor limit ({:?}): {e}",
+            rvsd::fd_limit::current()
+        ),
     }
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
@@ -243,8 +264,11 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     // raises no not-served warnings, which the real apply below logs once for what changes
     // (before, every SIGHUP logged them again even when nothing changed).
     let mut scratch = State::new(now, Planes { packet: true });
-    for r in &parsed {
-        if let Err(e) = scratch.handle(&r.req, now).result {
+    // One batch (publications once, at its end): checking a file of N lines costs O(N).
+    let reqs: Vec<Request> = parsed.iter().map(|r| r.req.clone()).collect();
+    let answers = scratch.handle_batch(&reqs, now);
+    for (r, a) in parsed.iter().zip(answers) {
+        if let Err(e) = a.result {
             return Err(format!(
                 "{}:{}: {}: {}",
                 path.display(),
@@ -265,27 +289,51 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     };
     let reqs = rules::diff(&current, &laddrs, &want);
     let n = reqs.len();
-    for req in reqs {
-        let r = daemon.request(req.clone()).await;
+    for chunk in reqs.chunks(rvs_control::proto::BATCH_MAX) {
+        let r = daemon.request(Request::Batch(chunk.to_vec())).await;
         for w in &r.warnings {
             tracing::warn!("{}: {w}", path.display());
         }
-        if let Err(e) = r.result {
-            // The scratch run accepted the whole file, so this is unexpected; say what.
-            tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+        let answers = match r.result {
+            Ok(rvs_control::proto::Payload::Batch(a)) => a,
+            other => {
+                tracing::error!("{}: applying a batch: {other:?}", path.display());
+                continue;
+            }
+        };
+        for (req, a) in chunk.iter().zip(answers) {
+            for w in &a.warnings {
+                tracing::warn!("{}: {w}", path.display());
+            }
+            if let Err(e) = a.result {
+                // The scratch run accepted the whole file, so this is unexpected; say what.
+                tracing::error!("{}: applying {req:?}: {:?}", path.display(), e);
+            }
         }
     }
     Ok(n)
 }
 
+/// `lvs_sync_daemon` as the follower thread needs it: the spec, the instance's VRID, the VRRP
+/// status board.
+type SyncFollow = (
+    rvs_config::model::LvsSyncDaemon,
+    Option<u8>,
+    Option<Arc<rvsd::vrrp::StatusBoard>>,
+);
+
 /// Load `path` and set up the VRRP driver (started later by the caller); its status goes
-/// into the metrics and tells the packet plane which VIPs are not this director's.
+/// into the metrics and tells the packet plane which VIPs are not this director's. With
+/// `lvs_sync_daemon`, the resync gate is armed for `resync_hold` and the driver holds
+/// preemption while it is; the sync follower is returned, to be started once the table is in
+/// (so that the first resync finds the services its records belong to).
 fn prepare_vrrp(
     daemon: &Arc<Daemon>,
     path: &std::path::Path,
     config_id: Option<String>,
     explicit: bool,
-) -> Result<Option<rvsd::vrrp::Prepared>, String> {
+    resync_hold: StdDuration,
+) -> Result<(Option<rvsd::vrrp::Prepared>, Option<SyncFollow>), String> {
     let opts = rvs_config::CheckOptions {
         config_id,
         check_interfaces: true,
@@ -297,7 +345,7 @@ fn prepare_vrrp(
             tracing::warn!("{d}");
         }
     }
-    let h = rvsd::vrrp::prepare(&cfg)?;
+    let mut h = rvsd::vrrp::prepare(&cfg)?;
     match &h {
         Some(h) => daemon.lock().set_vrrp(h.status()),
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
@@ -313,14 +361,15 @@ fn prepare_vrrp(
         if inst.is_none() {
             spec.instance = None;
         }
-        rvsd::sync::follow::spawn(
-            daemon.clone(),
-            spec,
-            inst.map(|i| i.vrid),
-            h.as_ref().map(|h| h.status()),
-        );
+        let gate = daemon.lock().sync.gate.clone();
+        gate.arm(resync_hold);
+        if let Some(h) = h.as_mut() {
+            h.hold_preempt_while(Arc::new(move || gate.holding()));
+        }
+        let board = h.as_ref().map(|h| h.status());
+        return Ok((h, Some((spec, inst.map(|i| i.vrid), board))));
     }
-    Ok(h)
+    Ok((h, None))
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -388,9 +437,17 @@ async fn run(args: Args) -> Result<(), String> {
     // `--vrrp FILE` when the table comes from elsewhere (`--rules`). Set up (its status board
     // attached, every instance INIT) before the table is loaded, so that the packet plane
     // never owns or announces a VIP that VRRP has not made ours; started once the table is in.
-    let vrrp = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
-        Some(path) => prepare_vrrp(&daemon, path, args.config_id.clone(), args.vrrp.is_some())?,
-        None => None,
+    daemon.lock().sync.resync_rate = args.sync_resync_rate;
+    let resync_hold = StdDuration::from_secs_f64(args.sync_resync_hold.clamp(0.0, 3600.0));
+    let (vrrp, sync_follow) = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
+        Some(path) => prepare_vrrp(
+            &daemon,
+            path,
+            args.config_id.clone(),
+            args.vrrp.is_some(),
+            resync_hold,
+        )?,
+        None => (None, None),
     };
 
     if args.demo {
@@ -423,6 +480,9 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    if let Some((spec, vrid, board)) = sync_follow {
+        rvsd::sync::follow::spawn(daemon.clone(), spec, vrid, board);
+    }
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
     // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).

@@ -15,6 +15,7 @@
 //! exists, and the variables are then removed so that the scripts rvsd runs (checkers, VRRP
 //! notify scripts) do not talk to systemd in its name.
 
+use crate::lock::lock;
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::{Mutex, OnceLock};
@@ -83,7 +84,7 @@ impl Notifier {
         let Some(every) = self.watchdog_every else {
             return;
         };
-        let mut last = self.last_ping.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_ping);
         let due = match *last {
             None => true,
             Some(t) => now.saturating_duration_since(t) >= every,

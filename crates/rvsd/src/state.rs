@@ -76,6 +76,18 @@ pub struct State {
     pub announce: Option<(u32, Arc<crate::announce_status::AnnounceStatus>)>,
     /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
     pub sync: crate::sync::SyncDaemons,
+    /// While a [`Request::Batch`] is applied: publications to the data planes are deferred
+    /// to its end (see [`Deferred`]).
+    deferred: Option<Deferred>,
+}
+
+/// What a batch owes the data planes once it is applied. Publishing the routes or the packet
+/// plane's view costs time proportional to the whole table; a batch pays it once instead of
+/// once per request, so loading N services costs O(N), not O(N²).
+#[derive(Clone, Copy, Default)]
+struct Deferred {
+    routes: bool,
+    view: bool,
 }
 
 fn done() -> Response {
@@ -103,6 +115,7 @@ impl State {
             quorum_lost: std::collections::HashSet::new(),
             announce: None,
             sync: crate::sync::SyncDaemons::default(),
+            deferred: None,
         };
         st.sync.params = st.sysctls.sync_params();
         if planes.packet {
@@ -187,6 +200,10 @@ impl State {
     /// Bump the table generation (see [`State::generation`]) and hand the packet plane its
     /// new view.
     pub fn bump_generation(&mut self) {
+        if let Some(d) = &mut self.deferred {
+            d.view = true;
+            return;
+        }
         self.generation += 1;
         self.publish_packet_view();
     }
@@ -272,14 +289,19 @@ impl State {
         v.into_iter().map(|(_, k)| k).collect()
     }
 
-    /// Every shard once: the packet plane's, each service's, and retired ones.
+    /// Every shard once: the packet plane's, each service's, and retired ones. O(services):
+    /// the packet plane's shard is the only one services share (every other service has a
+    /// shard of its own, see [`crate::shard`]), so skipping it is the whole de-duplication.
     pub fn shards(&self) -> Vec<ShardRef> {
-        let mut v: Vec<ShardRef> = self.packet_shard.iter().cloned().collect();
-        for p in self.services.values() {
-            if !v.iter().any(|s| Arc::ptr_eq(s, &p.shard)) {
-                v.push(p.shard.clone());
-            }
-        }
+        let mut v: Vec<ShardRef> = Vec::with_capacity(1 + self.services.len() + self.retired.len());
+        v.extend(self.packet_shard.iter().cloned());
+        let packet = self.packet_shard.as_ref();
+        v.extend(
+            self.services
+                .values()
+                .filter(|p| !packet.is_some_and(|s| Arc::ptr_eq(s, &p.shard)))
+                .map(|p| p.shard.clone()),
+        );
         v.extend(self.retired.iter().cloned());
         v
     }
@@ -322,8 +344,13 @@ impl State {
         out
     }
 
-    /// Tell the proxy where every service and shard is now.
-    fn publish_routes(&self) {
+    /// Tell the proxy where every service and shard is now (at the end of a batch, when one
+    /// is being applied).
+    fn publish_routes(&mut self) {
+        if let Some(d) = &mut self.deferred {
+            d.routes = true;
+            return;
+        }
         let mut m = RouteMap::default();
         for (k, p) in &self.services {
             m.by_service.insert(*k, p.shard.clone());
@@ -443,8 +470,39 @@ impl State {
         ))
     }
 
+    /// Apply the requests of a [`Request::Batch`] in order, then publish to the data planes
+    /// once. A request that may not be batched is answered EINVAL in its place; a failed
+    /// request does not stop the others.
+    pub fn handle_batch(&mut self, reqs: &[Request], now: Time) -> Vec<Response> {
+        let outer = self.deferred.replace(Deferred::default());
+        let out = reqs
+            .iter()
+            .map(|r| {
+                if r.is_batchable() {
+                    self.handle(r, now)
+                } else {
+                    Response::err(error(
+                        ErrorKind::Einval,
+                        "only table changes can be sent in a batch",
+                    ))
+                }
+            })
+            .collect();
+        let owed = std::mem::replace(&mut self.deferred, outer).unwrap_or_default();
+        if owed.routes {
+            self.publish_routes();
+        }
+        if owed.view {
+            self.bump_generation();
+        }
+        out
+    }
+
     /// Apply one control request.
     pub fn handle(&mut self, req: &Request, now: Time) -> Response {
+        if let Request::Batch(reqs) = req {
+            return Response::ok(Payload::Batch(self.handle_batch(reqs, now)));
+        }
         let r = self.apply(req, now);
         // After the change, so the packet plane's view is computed from the new table.
         if is_change(req)
@@ -469,6 +527,7 @@ impl State {
                 ErrorKind::Einval,
                 "Hello is only valid as the first message",
             )),
+            Request::Batch(reqs) => Response::ok(Payload::Batch(self.handle_batch(reqs, now))),
             Request::GetInfo => Response::ok(Payload::Info(m::Info::default())),
             Request::GetVrrp => crate::vrrp::status::answer(self.vrrp.as_deref()),
             Request::GetSysctls => Response::ok(Payload::Sysctls(self.sysctl_entries())),
@@ -788,8 +847,12 @@ fn cpu_count() -> u32 {
         .unwrap_or(1)
 }
 
-/// Whether a request changes the table (and so the listeners).
+/// Whether a request changes the table (and so the listeners); a batch does when any of its
+/// requests does.
 pub fn is_change(req: &Request) -> bool {
+    if let Request::Batch(reqs) = req {
+        return reqs.iter().any(is_change);
+    }
     matches!(
         req,
         Request::AddService(_)
@@ -954,6 +1017,85 @@ mod tests {
         assert_eq!(laddr_conns(&mut st, "127.0.0.1:80"), [(ip("127.0.0.2"), 1)]);
         b.event(be.handle, FlowEvent::Closed(CloseReason::Normal));
         assert_eq!(laddr_conns(&mut st, "127.0.0.1:80"), [(ip("127.0.0.2"), 0)]);
+    }
+
+    /// A batch gives each request the answer it gets alone, goes on after a failure, refuses
+    /// what may not be batched, and publishes the routes and the table generation once.
+    #[test]
+    fn a_batch_answers_each_request_and_publishes_once() {
+        let mut st = state(&[]);
+        let (routes0, gen0) = (st.routes.version(), st.generation());
+        let reqs: Vec<Request> = [
+            "-A -t 127.0.0.1:80 -s rr",
+            "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
+            "-A -t 127.0.0.1:80",
+            "-A -t 127.0.0.1:81",
+            "-a -t 127.0.0.1:82 -r 127.0.0.11:8081 -m",
+            "-D -t 127.0.0.1:81",
+        ]
+        .iter()
+        .map(|c| parse_cmd(c))
+        .chain([Request::GetServices])
+        .collect();
+        let r = st.handle(&Request::Batch(reqs), Time(0));
+        let Ok(Payload::Batch(answers)) = r.result else {
+            panic!("{r:?}");
+        };
+        let kinds: Vec<Option<ErrorKind>> = answers
+            .iter()
+            .map(|a| a.result.as_ref().err().map(|e| e.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                None,
+                None,
+                Some(ErrorKind::Eexist),
+                None,
+                Some(ErrorKind::Esrch),
+                None,
+                Some(ErrorKind::Einval)
+            ]
+        );
+        assert_eq!(st.service_keys(), [key("127.0.0.1:80")]);
+        assert_eq!(st.routes.version(), routes0 + 1, "routes published once");
+        assert_eq!(st.generation(), gen0 + 1, "one new table generation");
+        assert!(st.routes.service(&key("127.0.0.1:80")).is_some());
+        assert!(st.routes.service(&key("127.0.0.1:81")).is_none());
+        // Nested batches are refused.
+        let r = st.handle_batch(&[Request::Batch(vec![])], Time(0));
+        assert_eq!(r[0].result.as_ref().unwrap_err().kind, ErrorKind::Einval);
+    }
+
+    /// `shards()` lists each shard once: the packet plane's shard (shared by its services)
+    /// once, every proxied service's own, and retired ones.
+    #[test]
+    fn shards_lists_each_shard_once() {
+        let mut st = state_with(
+            Planes { packet: true },
+            &[
+                "-A -t 10.0.0.1:80",
+                "-A -t 10.0.0.2:80",
+                "-A -t 127.0.0.1:80",
+                "-A -t 127.0.0.1:81",
+            ],
+        );
+        let ids = |st: &State| {
+            let mut v: Vec<u32> = st.shards().iter().map(|s| shard::lock(s).id).collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(ids(&st).len(), 3);
+        let mut uniq = ids(&st);
+        uniq.dedup();
+        assert_eq!(uniq, ids(&st));
+        assert!(st
+            .handle(&parse_cmd("-D -t 127.0.0.1:81"), Time(0))
+            .result
+            .is_ok());
+        assert_eq!(ids(&st).len(), 3, "a retired shard is still listed");
+        st.reap_retired();
+        assert_eq!(ids(&st).len(), 2);
     }
 
     #[test]

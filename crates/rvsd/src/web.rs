@@ -13,6 +13,7 @@
 //! HTTP is handled by hand, as for the metrics before: a request head read with a size and
 //! time bound, one response, the connection closed. Nothing here changes the table.
 
+use crate::lock::lock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,7 +75,7 @@ fn route(method: &str, path: &str, daemon: &Daemon, history: &Mutex<History>) ->
             )
         }
         "/api/history" => {
-            let h = history.lock().unwrap_or_else(|p| p.into_inner());
+            let h = lock(history);
             ok(
                 "application/json",
                 serde_json::to_string(&*h).unwrap_or_default(),
@@ -146,7 +147,7 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) {
                 let (d, h) = (daemon.clone(), history.clone());
                 let _ = tokio::task::spawn_blocking(move || {
                     let doc = crate::status::snapshot(&d.lock());
-                    h.lock().unwrap_or_else(|p| p.into_inner()).sample(&doc);
+                    lock(&h).sample(&doc);
                 })
                 .await;
             }

@@ -752,6 +752,61 @@ fn save_clear_restore_round_trip() {
     assert_eq!(d.ok(&["-Ln"]), listed);
 }
 
+/// A service the socket proxy cannot listen for (its address is taken by another socket) is
+/// not added: `-A` fails with status 255 and the reason, alone and inside `-R` (whose other
+/// lines are applied), and the table does not list it.
+#[test]
+fn a_service_that_cannot_listen_is_refused() {
+    let dir = tempdir("nolisten");
+    let d = start_rvsd(dir.path(), &[]);
+    // Held without SO_REUSEPORT: the proxy's listener cannot bind beside it.
+    let _taken = std::net::TcpListener::bind("127.77.80.1:8080").unwrap();
+    let bin = rvsadm_bin();
+    let adm = |args: &[&str], stdin: &str| match &bin {
+        Some(b) => rvsadm_exe(b, &d.socket, args, stdin),
+        None => rvsadm_lib(&d.socket, args, stdin),
+    };
+    if bin.is_none() {
+        rvs_require::unmet("rvsadm binary not built next to rvsd; checked with the library only");
+    }
+    let a = adm(&["-A", "-t", "127.77.80.1:8080", "-s", "rr"], "");
+    assert_eq!(a.code, 255, "{a:?}");
+    assert!(
+        a.err.contains("cannot listen on TCP 127.77.80.1:8080")
+            && a.err.contains("Address already in use"),
+        "{a:?}"
+    );
+    assert_eq!(d.ok(&["-Sn"]), "");
+    // In a restore: the other lines are applied, the failing one reports, and as ipvsadm's
+    // -R the status is the last line's.
+    let r = adm(
+        &["-R"],
+        "-A -t 127.77.80.1:8081 -s rr\n-A -t 127.77.80.1:8080 -s rr\n-A -t 127.77.80.1:8082 -s rr\n",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.err.lines().count(), 1, "{r:?}");
+    assert!(
+        r.err.contains("cannot listen on TCP 127.77.80.1:8080"),
+        "{r:?}"
+    );
+    assert_eq!(
+        d.ok(&["-Sn"]),
+        "-A -t 127.77.80.1:8081 -s rr\n-A -t 127.77.80.1:8082 -s rr\n"
+    );
+    let r = adm(
+        &["-R"],
+        "-A -t 127.77.80.1:8083 -s rr\n-A -t 127.77.80.1:8080 -s rr\n",
+    );
+    assert_eq!(r.code, 255, "{r:?}");
+    // The services that were added listen: a connection is accepted (and, with no real
+    // server, closed or reset by the proxy), never refused.
+    let c = TcpStream::connect_timeout(&"127.77.80.1:8083".parse().unwrap(), SEC);
+    assert!(
+        !matches!(&c, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{c:?}"
+    );
+}
+
 /// Write a rules file atomically (a reader never sees half a file).
 fn write_rules(path: &std::path::Path, text: &str) {
     let tmp = path.with_extension("tmp");

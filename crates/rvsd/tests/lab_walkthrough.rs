@@ -208,3 +208,112 @@ fn selftest_tun_lab_walkthrough_runs() {
 fn ha_lab_walkthrough_runs() {
     walkthrough("wtha", LabKind::Ha);
 }
+
+/// Lines of `uniq -c` output: (count, text).
+fn counts(out: &str) -> Vec<(u64, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let (n, w) = l.trim().split_once(' ')?;
+            Some((n.parse().ok()?, w.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// The ECMP lab's walkthrough (`rvs-lab up ecmp`, real BIRD): every printed line runs, and
+/// what it shows is checked — the real server answers, three next hops on the router, three
+/// established BGP sessions, the VIP in the announce table, the connections reach every real
+/// server and every director counts some, and after SIGTERM on one director its next hop goes
+/// while every new connection still answers.
+#[test]
+fn ecmp_lab_walkthrough_runs() {
+    let test = "ecmp_lab_walkthrough_runs";
+    if !common::require(test, &["nginx", "curl", "bird", "birdc", "timeout"]) {
+        return;
+    }
+    let dir = tempdir("wtecmp");
+    let (bin, have_rvsadm) = bin_dir(dir.path());
+    let mut e = rvs_lab::ecmp::ecmp("wtecmp", 3, 4).expect("ecmp lab");
+    e.start_nginx().expect("nginx");
+    let printed = e.to_string();
+    let cmds = parse_walkthrough(&printed);
+    assert!(
+        !printed.contains('…') && !printed.contains('<'),
+        "{printed}"
+    );
+    let client = e.client.name().to_owned();
+    let names: BTreeSet<String> = (1..=4).map(|i| format!("rs{i}")).collect();
+    for i in 0..3 {
+        assert!(
+            cmds.iter().any(|c| c.starts_with(&format!(
+                "ip netns exec {} rvsd --socket {} --interface eth0 --announce-table 100",
+                e.directors[i].name(),
+                e.walkthrough_socket(i).display()
+            ))),
+            "director {i} runs rvsd:\n{printed}"
+        );
+    }
+    let (mut hops_seen, mut sessions, mut announced, mut spread) = (false, false, false, false);
+    let (mut stats, mut after_term) = (Vec::new(), false);
+    for c in &cmds {
+        let (ok, out, err) = run(c, &bin, have_rvsadm);
+        let logs = || {
+            (0..e.directors.len())
+                .map(|i| std::fs::read_to_string(e.walkthrough_log(i)).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        };
+        assert!(
+            ok,
+            "printed command failed: {c}\nstdout: {out}\nstderr: {err}\nrvsd logs:\n{}\nprinted:\n{printed}",
+            logs()
+        );
+        if c.ends_with(&format!("ip route show {}", rvs_lab::ecmp::VIP)) {
+            let hops = rvs_lab::ecmp::parse_next_hops(&out);
+            assert_eq!(hops.len(), 3, "three next hops: {out}");
+            hops_seen = true;
+        } else if c.ends_with("show protocols") {
+            assert_eq!(out.matches("Established").count(), 3, "{out}");
+            sessions = true;
+        } else if c.ends_with("ip route show table 100") {
+            assert!(out.contains(&rvs_lab::ecmp::VIP.to_string()), "{out}");
+            announced = true;
+        } else if c.starts_with("ip netns exec") && c.contains(" curl ") {
+            assert_eq!(
+                out, "rs1\n",
+                "{c}: the real server answers before rvsd runs"
+            );
+        } else if c.contains(&format!("ip netns exec {client} curl")) && c.contains("-w ") {
+            let got = counts(&out);
+            assert_eq!(
+                got,
+                vec![(20, "200".to_owned())],
+                "every connection answered after SIGTERM: {out}"
+            );
+            after_term = true;
+        } else if c.contains(&format!("ip netns exec {client} curl")) {
+            let got = counts(&out);
+            let total: u64 = got.iter().map(|g| g.0).sum();
+            let seen: BTreeSet<String> = got.into_iter().map(|g| g.1).collect();
+            assert_eq!(total, rvs_lab::ECMP_CURLS as u64, "{out}");
+            assert_eq!(seen, names, "every real server answered: {out}");
+            spread = true;
+        } else if c.ends_with("-Ln --stats") {
+            let lines = parse_stats(&out);
+            let svc = format!("{}:{}", rvs_lab::ecmp::VIP, rvs_lab::ecmp::PORT);
+            let s = lines
+                .iter()
+                .find(|l| l.is_service && l.addr == svc)
+                .unwrap_or_else(|| panic!("no {svc} in\n{out}"));
+            stats.push(s.n[0]);
+        }
+    }
+    assert!(
+        hops_seen && sessions && announced && spread && after_term,
+        "{printed}"
+    );
+    assert_eq!(stats.len(), 3, "{printed}");
+    assert!(
+        stats.iter().all(|&s| s > 0) && stats.iter().sum::<u64>() >= rvs_lab::ECMP_CURLS as u64,
+        "every director scheduled some of the connections: {stats:?}"
+    );
+}

@@ -29,10 +29,16 @@ fn conns_wanted() -> usize {
 
 /// rvsd on director `i` with the echo service (mh over source address and port, DR).
 fn start_director(e: &Ecmp, i: usize, sloppy: bool) -> Rvsd {
+    start_director_with(e, i, sloppy, 0)
+}
+
+/// As [`start_director`], with mh's previous table kept `grace` seconds (`rvs_mh_grace`).
+fn start_director_with(e: &Ecmp, i: usize, sloppy: bool, grace: u32) -> Rvsd {
     let ns = &e.directors[i];
     let dir = e.lab().workdir().join(format!("rvsd-{}", ns.name()));
     std::fs::create_dir_all(&dir).unwrap();
     let sloppy_arg = format!("sloppy_tcp={}", u8::from(sloppy));
+    let grace_arg = format!("rvs_mh_grace={grace}");
     let d = Rvsd::start_in(
         RVSD,
         Some(ns),
@@ -48,6 +54,8 @@ fn start_director(e: &Ecmp, i: usize, sloppy: bool) -> Rvsd {
             "0",
             "--sysctl",
             &sloppy_arg,
+            "--sysctl",
+            &grace_arg,
         ],
     );
     let svc = format!("{VIP}:{ECHO_PORT}");
@@ -166,11 +174,17 @@ struct Lab {
 }
 
 fn lab(tag: &str, sloppy: bool) -> Lab {
+    lab_with(tag, sloppy, 0)
+}
+
+fn lab_with(tag: &str, sloppy: bool, grace: u32) -> Lab {
     let mut e = ecmp::ecmp(tag, 3, 4).expect("ecmp lab");
     for i in 0..e.real_servers.len() {
         named_echo(&mut e, i);
     }
-    let directors: Vec<Rvsd> = (0..3).map(|i| start_director(&e, i, sloppy)).collect();
+    let directors: Vec<Rvsd> = (0..3)
+        .map(|i| start_director_with(&e, i, sloppy, grace))
+        .collect();
     let hops: Vec<Ipv4Addr> = (0..3).map(ecmp::director_addr).collect();
     if let Err(err) = e.wait_next_hops(&hops, Duration::from_secs(30)) {
         let log = std::fs::read_to_string(e.bird_log(&e.router)).unwrap_or_default();
@@ -337,5 +351,128 @@ fn without_sloppy_tcp_moved_connections_break() {
     assert!(
         !lost.is_empty(),
         "without sloppy_tcp some of {n} connections must break when a director is lost"
+    );
+}
+
+/// What [`add_real_server_then_lose_a_director`] leaves running.
+struct AfterLoss {
+    e: Ecmp,
+    directors: Vec<Rvsd>,
+    conns: Vec<Option<TcpStream>>,
+    /// The real server that greeted each connection.
+    owner: Vec<String>,
+    /// Connections that broke after the loss.
+    lost: Vec<usize>,
+}
+
+/// A real server is added on every director, then a director is lost: the flows the router
+/// moves are looked up in the changed `mh` table by directors that have no entry for them.
+fn add_real_server_then_lose_a_director(tag: &str, grace: u32, n: usize) -> AfterLoss {
+    let Lab {
+        mut e,
+        directors,
+        hops,
+    } = lab_with(tag, true, grace);
+    let (mut conns, owner) = open(&e, n);
+    assert_eq!(conns.iter().filter(|c| c.is_some()).count(), n);
+    assert_eq!(
+        round(&mut conns, "hello", Duration::from_secs(5)),
+        Vec::<usize>::new()
+    );
+    e.add_real_server().expect("fifth real server");
+    named_echo(&mut e, 4);
+    let svc = format!("{VIP}:{ECHO_PORT}");
+    for d in &directors {
+        d.table(&[&format!(
+            "-a -t {svc} -r {}:{ECHO_PORT} -g",
+            ecmp::real_server_addr(4)
+        )]);
+    }
+    let lost = round(&mut conns, "after-add", Duration::from_secs(3));
+    assert!(
+        lost.is_empty(),
+        "{} of {n} broke after a real server was added: {lost:?}",
+        lost.len()
+    );
+    e.cut_director(0).expect("links down");
+    e.wait_next_hops(&hops[1..], Duration::from_secs(10))
+        .expect("BFD withdraws the lost director");
+    directors[0].signal(Signal::SIGKILL);
+    let lost = round(&mut conns, "after-loss", Duration::from_secs(3));
+    // New connections go by the new table, some of them to the new real server.
+    let (mut fresh, greeted) = open(&e, 40);
+    assert_eq!(
+        round(&mut fresh, "fresh", Duration::from_secs(3)),
+        Vec::<usize>::new()
+    );
+    assert!(
+        greeted.iter().any(|g| g == "s5"),
+        "new connections use the new table: {greeted:?}"
+    );
+    AfterLoss {
+        e,
+        directors,
+        conns,
+        owner,
+        lost,
+    }
+}
+
+/// Item 3 of scale-out: with `rvs_mh_grace` every moved flow keeps its real server although
+/// the `mh` table changed before the director was lost; then a real server is removed and
+/// exactly its own connections break.
+#[test]
+fn real_server_added_then_director_lost_every_connection_continues() {
+    if !require_root("real_server_added_then_director_lost_every_connection_continues") {
+        return;
+    }
+    let n = conns_wanted();
+    let AfterLoss {
+        e,
+        directors,
+        mut conns,
+        owner,
+        lost,
+    } = add_real_server_then_lose_a_director("ecmpgr", 120, n);
+    eprintln!("with rvs_mh_grace=120: {} of {n} broke", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {n} broke although the previous table was kept: {lost:?}",
+        lost.len()
+    );
+    let svc = format!("{VIP}:{ECHO_PORT}");
+    for d in &directors[1..] {
+        d.table(&[&format!(
+            "-d -t {svc} -r {}:{ECHO_PORT}",
+            ecmp::real_server_addr(1)
+        )]);
+    }
+    let expected: Vec<usize> = (0..n).filter(|&i| owner[i] == "s2").collect();
+    let lost = round(&mut conns, "after-del", Duration::from_secs(3));
+    eprintln!(
+        "s2 removed: {} broke, {} expected",
+        lost.len(),
+        expected.len()
+    );
+    assert!(!expected.is_empty());
+    assert_eq!(
+        lost, expected,
+        "only the removed real server's connections break"
+    );
+    drop(e);
+}
+
+/// The control: without the grace the moved flows whose slot changed owner break.
+#[test]
+fn real_server_added_then_director_lost_without_grace_breaks_some() {
+    if !require_root("real_server_added_then_director_lost_without_grace_breaks_some") {
+        return;
+    }
+    let n = conns_wanted();
+    let lost = add_real_server_then_lose_a_director("ecmpng", 0, n).lost;
+    eprintln!("with rvs_mh_grace=0: {} of {n} broke", lost.len());
+    assert!(
+        !lost.is_empty(),
+        "without the previous table some of {n} moved connections must break"
     );
 }

@@ -46,20 +46,42 @@ struct Director {
     rvsd: Option<common::Rvsd>,
 }
 
+/// How a director is set up beyond its priority.
+#[derive(Clone, Default)]
+struct Setup {
+    /// `lvs_sync_daemon eth1 VI_SYNC` in `global_defs`.
+    sync: bool,
+    /// `persistence_timeout 300` on the virtual server.
+    persist: bool,
+    /// More words for the `lvs_sync_daemon` line (e.g. `maxlen 100`).
+    sync_opts: &'static str,
+    /// More rvsd arguments.
+    args: Vec<&'static str>,
+}
+
 impl Director {
     fn start(topo: &Topology, role: &str, priority: u8, sync: bool, persist: bool) -> Director {
+        let setup = Setup {
+            sync,
+            persist,
+            ..Setup::default()
+        };
+        Director::start_with(topo, role, priority, &setup)
+    }
+
+    fn start_with(topo: &Topology, role: &str, priority: u8, setup: &Setup) -> Director {
         let node = topo.node(role).expect("director node");
         let ns = node.ns.clone();
         let dir = topo.lab().workdir().join(role);
         std::fs::create_dir_all(&dir).expect("director workdir");
         let conf = dir.join("keepalived.conf");
-        let sync_line = if sync {
-            "    lvs_sync_daemon eth1 VI_SYNC\n"
+        let sync_line = if setup.sync {
+            format!("    lvs_sync_daemon eth1 VI_SYNC {}\n", setup.sync_opts)
         } else {
-            ""
+            String::new()
         };
         let mut rs = String::new();
-        if persist {
+        if setup.persist {
             rs.push_str("    persistence_timeout 300\n");
         }
         for i in 0..REAL_SERVERS {
@@ -82,21 +104,18 @@ impl Director {
         )
         .expect("write keepalived.conf");
         let conf = conf.display().to_string();
-        let rvsd = common::Rvsd::start_in(
-            common::RVSD,
-            Some(&ns),
-            &dir,
-            &[
-                "--drain-time",
-                "0",
-                "--interface",
-                "eth0",
-                "--interface",
-                "eth1",
-                "-f",
-                &conf,
-            ],
-        );
+        let mut args = vec![
+            "--drain-time",
+            "0",
+            "--interface",
+            "eth0",
+            "--interface",
+            "eth1",
+            "-f",
+            &conf,
+        ];
+        args.extend(setup.args.iter().copied());
+        let rvsd = common::Rvsd::start_in(common::RVSD, Some(&ns), &dir, &args);
         Director {
             name: role.into(),
             ns,
@@ -159,6 +178,34 @@ impl Director {
         self.rvsd = None;
     }
 
+    /// The lost machine boots again: the addresses VRRP had put on it are gone (a reboot loses
+    /// them), its links come up, rvsd starts with the same configuration.
+    fn reboot(self, topo: &Topology, priority: u8, setup: &Setup) -> Director {
+        for (cidr, dev) in [
+            (format!("{HA_VIP}/24"), "eth0"),
+            (format!("{HA_DIP}/24"), "eth1"),
+        ] {
+            let _ = self.ns.ip(["addr", "del", &cidr, "dev", dev]);
+        }
+        rvs_testkit::ha::links_up(&self.ns, &["eth0", "eth1"]);
+        Director::start_with(topo, &self.name, priority, setup)
+    }
+
+    /// Client ports of the ESTABLISHED entries of the VIP's service in `-Lnc`.
+    fn client_ports(&self) -> std::collections::BTreeSet<u16> {
+        let (_, out, _) = self.adm(&["-L", "-n", "-c"]);
+        let vip = format!("{HA_VIP}:{PORT}");
+        out.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if f.len() != 6 || f[2] != "ESTABLISHED" || f[4] != vip {
+                    return None;
+                }
+                f[3].rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+            })
+            .collect()
+    }
+
     fn log_text(&self) -> String {
         self.rvsd
             .as_ref()
@@ -170,6 +217,8 @@ impl Director {
 /// What one client connection saw.
 #[derive(Debug, Default)]
 struct ConnLog {
+    /// The client's port.
+    port: u16,
     /// When each echo came back.
     echoes: Vec<Instant>,
     /// How the connection ended early (reset, end of stream, connect failure).
@@ -243,6 +292,7 @@ fn converse(id: usize, s: std::io::Result<TcpStream>, stop: &AtomicBool) -> Conn
             return log;
         }
     };
+    log.port = s.local_addr().map(|a| a.port()).unwrap_or(0);
     let _ = s.set_nodelay(true);
     let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
     let mut seq = 0u64;
@@ -502,4 +552,202 @@ fn persistent_clients_keep_their_real_server_after_failover() {
     // sends the new connections there too (rr without it would spread them over others).
     assert_eq!(o.servers_before.len(), 1, "{:?}", o.servers_before);
     assert_eq!(o.servers_after, o.servers_before);
+}
+
+/// The failback runs' directors: both sync; the live stream announces a connection only once
+/// (`sync_threshold 3 0`), so a director that restarts learns the old connections from the
+/// bulk resync alone; the master paces its answer to 20 datagrams of 2 records per second
+/// (200 connections take 5 s, longer than VRRP's 3.6 s down timer, so preempting without the
+/// hold would come too early), and the hold's bound is 60 s.
+fn failback_setup() -> Setup {
+    Setup {
+        sync: true,
+        persist: false,
+        sync_opts: "maxlen 100",
+        args: vec![
+            "--sysctl",
+            "sync_threshold=3 0",
+            "--sync-resync-rate",
+            "20",
+            "--sync-resync-hold",
+            "60",
+        ],
+    }
+}
+
+/// An HA pair after the first failover: director1 (priority 150) was lost, director2 (100)
+/// carries the `n` connections. Returns the topology, both directors and the clients.
+fn after_failover(tag: &str, n: usize) -> (Topology, Director, Director, Clients) {
+    let mut topo = Topology::build(
+        Lab::new(tag).expect("lab"),
+        LabKind::Ha,
+        BuildOptions {
+            real_servers: REAL_SERVERS,
+            ..BuildOptions::default()
+        },
+    )
+    .expect("HA topology");
+    let mut echo = Vec::new();
+    for rs in topo.real_servers() {
+        echo.push(
+            rs.ns
+                .echo_server(Proto::Tcp, PORT)
+                .expect("socat echo server"),
+        );
+    }
+    for c in echo {
+        topo.lab_mut().own(c);
+    }
+    let setup = failback_setup();
+    let mut d1 = Director::start_with(&topo, "director1", 150, &setup);
+    let d2 = Director::start_with(&topo, "director2", 100, &setup);
+    assert!(
+        wait(Duration::from_secs(15), || d1.has_vip() && !d2.has_vip()),
+        "director1 did not become the only MASTER:\n{}\n{}",
+        d1.log_text(),
+        d2.log_text()
+    );
+    let client = topo.client().ns.clone();
+    let clients = Clients::start(&client, n);
+    assert!(
+        wait(Duration::from_secs(15), || d1.established() >= n
+            && d2.established() >= n),
+        "MASTER lists {}, BACKUP {} of {n} connections",
+        d1.established(),
+        d2.established()
+    );
+    d1.crash();
+    assert!(
+        wait(Duration::from_secs(10), || d2.has_vip()),
+        "director2 did not take the VIP:\n{}",
+        d2.log_text()
+    );
+    // The stalled connections retransmit and go on through director2.
+    let in_before = d2.in_pkts();
+    assert!(
+        wait(Duration::from_secs(10), || d2.in_pkts()
+            > in_before + n as u64),
+        "director2 forwards nothing after the failover"
+    );
+    (topo, d1, d2, clients)
+}
+
+/// Connections with at least 5 echoes after `t` and no error, and the rest as failures.
+fn continued_after(logs: &[ConnLog], t: Instant) -> (Vec<u16>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut failures = Vec::new();
+    for l in logs {
+        let later = l.echoes.iter().filter(|e| **e > t).count();
+        if l.error.is_none() && later >= 5 {
+            ok.push(l.port);
+        } else {
+            failures.push(format!(
+                "port {}: {later} echoes after, error {:?}",
+                l.port, l.error
+            ));
+        }
+    }
+    (ok, failures)
+}
+
+#[test]
+fn failback_resyncs_before_preempting_and_keeps_every_connection() {
+    if !rvs_lab::require(
+        "failback_resyncs_before_preempting_and_keeps_every_connection",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let n = 200;
+    let (topo, d1, d2, clients) = after_failover("syncfb", n);
+    // director1 comes back with the higher priority: it must resync, then preempt.
+    let d1 = d1.reboot(&topo, 150, &failback_setup());
+    let mut at_vip = None;
+    // Bounded: 40 s (the resync takes ~5 s, then VRRP's down timer ~3.6 s).
+    let end = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < end {
+        if d1.has_vip() {
+            at_vip = Some((Instant::now(), d1.established(), d1.log_text()));
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (back, listed, log) = at_vip
+        .unwrap_or_else(|| panic!("director1 did not preempt within 40 s:\n{}", d1.log_text()));
+    assert!(
+        log.contains(&format!("complete: {n} records")),
+        "director1 took the VIP before its resync completed:\n{log}"
+    );
+    assert!(
+        listed >= n,
+        "director1 took the VIP listing {listed} of {n} connections"
+    );
+    assert!(
+        wait(Duration::from_secs(10), || !d2.has_vip()),
+        "director2 kept the VIP"
+    );
+    // Time for retransmissions across the move, then some echoes.
+    thread::sleep(Duration::from_secs(8));
+    let logs = clients.finish();
+    let (ok, failures) = continued_after(&logs, back);
+    println!(
+        "failback: {}/{n} connections continued; director1 listed {listed} when it took the VIP",
+        ok.len()
+    );
+    assert_eq!(
+        ok.len(),
+        n,
+        "connections lost in the failback:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn killing_the_master_during_a_resync_keeps_what_arrived() {
+    if !rvs_lab::require(
+        "killing_the_master_during_a_resync_keeps_what_arrived",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let n = 200;
+    let (topo, d1, mut d2, clients) = after_failover("syncfbk", n);
+    let d1 = d1.reboot(&topo, 150, &failback_setup());
+    // Part of the table has arrived (the answer takes ~5 s at 40 records per second).
+    assert!(
+        wait(Duration::from_secs(20), || d1.established() >= 40),
+        "director1's resync brought {} connections:\n{}",
+        d1.established(),
+        d1.log_text()
+    );
+    d2.crash();
+    thread::sleep(Duration::from_millis(200));
+    let had = d1.client_ports();
+    assert!(
+        !had.is_empty() && had.len() < n,
+        "the resync was not cut short: director1 holds {} of {n}",
+        had.len()
+    );
+    // No MASTER is heard any more: the hold must not keep director1 from taking over.
+    assert!(
+        wait(Duration::from_secs(10), || d1.has_vip()),
+        "director1 did not take over after director2 was lost:\n{}",
+        d1.log_text()
+    );
+    let back = Instant::now();
+    thread::sleep(Duration::from_secs(8));
+    let logs = clients.finish();
+    let (ok, failures) = continued_after(&logs, back);
+    let lost: Vec<&u16> = had.iter().filter(|p| !ok.contains(p)).collect();
+    println!(
+        "resync cut short: director1 held {} of {n}; {} of them continued, {} connections in all",
+        had.len(),
+        had.len() - lost.len(),
+        ok.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "connections director1 had synced were lost: {lost:?}\n{}",
+        failures.join("\n")
+    );
 }

@@ -60,6 +60,7 @@ net.ipv4.vs.est_nice = 0\t# no effect in rvs yet: rvs runs the rate estimator in
 net.ipv4.vs.debug_level = 0\t# read-only: kernel debug output (CONFIG_IP_VS_DEBUG); rvs logs through RUST_LOG
 net.ipv4.vs.lblc_expiration = 86400
 net.ipv4.vs.lblcr_expiration = 86400
+net.ipv4.vs.rvs_mh_grace = 0
 "
     )
 }

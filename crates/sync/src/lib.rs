@@ -6,6 +6,7 @@
 //!   `sync_maxlen`, byte-compatible with the kernel's sync daemon.
 //! - [`outbox`]: the master's send queue, bounded by `sync_qlen_max`, flushing partial
 //!   messages after a short delay (never later than the kernel's 2 s).
+//! - [`resync`]: the control messages of bulk resync (an rvs extension kernel peers drop).
 //! - [`decode`]: the backup's hardened decoder; every malformed datagram is reported with a
 //!   reason ([`DropReason`], [`SkipReason`]) and counted in [`RxStats`], never a panic.
 //!
@@ -14,6 +15,7 @@
 pub mod decode;
 pub mod encode;
 pub mod outbox;
+pub mod resync;
 pub mod rx_stats;
 pub mod wire;
 

@@ -33,11 +33,15 @@ pub struct TxStats {
 #[derive(Clone, Debug)]
 pub struct Outbox {
     enc: Encoder,
-    queue: VecDeque<Vec<u8>>,
+    /// Full messages, each with the time its oldest record was queued by the packet path.
+    queue: VecDeque<(Vec<u8>, u64)>,
     qlen_max: usize,
     flush_after_ms: u64,
     /// When the message under construction got its first record.
     started_ms: Option<u64>,
+    /// When the oldest record of the message under construction was queued by the packet
+    /// path (for the sync lag).
+    oldest_ms: Option<u64>,
     /// Counters.
     pub stats: TxStats,
 }
@@ -59,6 +63,7 @@ impl Outbox {
             qlen_max: qlen_max.max(1) as usize,
             flush_after_ms: flush_after_ms.min(KERNEL_FLUSH_MS),
             started_ms: None,
+            oldest_ms: None,
             stats: TxStats::default(),
         }
     }
@@ -71,22 +76,36 @@ impl Outbox {
     /// Change the protocol version (the `sync_version` sysctl): the current message is closed.
     pub fn set_version(&mut self, v: Version) {
         if let Some(m) = self.enc.set_version(v) {
-            self.enqueue(m);
+            let oldest = self.oldest_ms.take().unwrap_or(0);
+            self.enqueue(m, oldest);
             self.started_ms = None;
         }
     }
 
     /// Add one record at time `now_ms`.
     pub fn push(&mut self, c: &SyncConn, now_ms: u64) -> Result<(), EncodeError> {
+        self.push_queued(c, now_ms, now_ms)
+    }
+
+    /// Add one record at time `now_ms` that the packet path queued at `queued_ms` (the sync lag
+    /// of its message is measured from the oldest such time).
+    pub fn push_queued(
+        &mut self,
+        c: &SyncConn,
+        now_ms: u64,
+        queued_ms: u64,
+    ) -> Result<(), EncodeError> {
         match self.enc.push(c) {
             Ok(done) => {
                 self.stats.records += 1;
                 if let Some(m) = done {
-                    self.enqueue(m);
+                    let oldest = self.oldest_ms.take().unwrap_or(queued_ms);
+                    self.enqueue(m, oldest);
                     self.started_ms = Some(now_ms);
                 } else if self.started_ms.is_none() {
                     self.started_ms = Some(now_ms);
                 }
+                self.oldest_ms = Some(self.oldest_ms.map_or(queued_ms, |o| o.min(queued_ms)));
                 Ok(())
             }
             Err(e) => {
@@ -99,19 +118,34 @@ impl Outbox {
     /// The next message to send at time `now_ms`: a queued full message, else the partial one
     /// if it has waited long enough.
     pub fn poll(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+        self.poll_timed(now_ms).map(|(m, _)| m)
+    }
+
+    /// Like [`Outbox::poll`], with the time the message's oldest record was queued.
+    pub fn poll_timed(&mut self, now_ms: u64) -> Option<(Vec<u8>, u64)> {
         if let Some(m) = self.queue.pop_front() {
             return Some(m);
         }
         let started = self.started_ms?;
         if now_ms.saturating_sub(started) >= self.flush_after_ms {
             self.started_ms = None;
+            let oldest = self.oldest_ms.take().unwrap_or(started);
             let m = self.enc.finish();
             if m.is_some() {
                 self.stats.messages += 1;
             }
-            return m;
+            return m.map(|m| (m, oldest));
         }
         None
+    }
+
+    /// When the oldest record not sent yet was queued by the packet path, if any waits.
+    pub fn oldest_unsent(&self) -> Option<u64> {
+        self.queue
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(self.oldest_ms)
+            .min()
     }
 
     /// Milliseconds until the partial message is due, if there is one and nothing is queued.
@@ -123,13 +157,13 @@ impl Outbox {
             .map(|s| (s + self.flush_after_ms).saturating_sub(now_ms))
     }
 
-    fn enqueue(&mut self, m: Vec<u8>) {
+    fn enqueue(&mut self, m: Vec<u8>, oldest_ms: u64) {
         self.stats.messages += 1;
         if self.queue.len() >= self.qlen_max {
             self.stats.dropped_queue_full += 1;
             return;
         }
-        self.queue.push_back(m);
+        self.queue.push_back((m, oldest_ms));
     }
 }
 
@@ -193,6 +227,22 @@ mod tests {
         assert_eq!(o.poll(0), None, "the partial one waits");
         assert_eq!(o.poll(20).map(|m| m[4]), Some(1));
         assert_eq!(o.stats.records, 9);
+    }
+
+    #[test]
+    fn each_message_carries_the_queue_time_of_its_oldest_record() {
+        // 100 bytes hold two records.
+        let mut o = Outbox::new(Version::V1, 0, 100, 10, 20);
+        o.push_queued(&c(1), 50, 30).unwrap();
+        o.push_queued(&c(2), 50, 10).unwrap();
+        assert_eq!(o.oldest_unsent(), Some(10));
+        o.push_queued(&c(3), 60, 40).unwrap();
+        assert_eq!(o.oldest_unsent(), Some(10));
+        assert_eq!(o.poll_timed(60).map(|(_, t)| t), Some(10));
+        assert_eq!(o.oldest_unsent(), Some(40));
+        assert_eq!(o.poll_timed(60), None);
+        assert_eq!(o.poll_timed(80).map(|(_, t)| t), Some(40));
+        assert_eq!(o.oldest_unsent(), None);
     }
 
     #[test]

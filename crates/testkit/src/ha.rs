@@ -16,3 +16,10 @@ pub fn links_down(ns: &Netns, devs: &[&str]) {
         ns.ip(["link", "set", dev, "down"]).expect("link down");
     }
 }
+
+/// A lost machine coming back: every link in `devs` up again.
+pub fn links_up(ns: &Netns, devs: &[&str]) {
+    for dev in devs {
+        ns.ip(["link", "set", dev, "up"]).expect("link up");
+    }
+}

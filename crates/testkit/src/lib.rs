@@ -17,6 +17,7 @@
 //!
 //! Every process dies with its guard (also when the test panics), every wait is bounded.
 
+pub mod agent;
 pub mod client;
 pub mod ha;
 pub mod listing;
@@ -24,6 +25,7 @@ pub mod proc;
 pub mod rvsd;
 pub mod wait;
 
+pub use agent::Agent;
 pub use client::{
     curl, curl_get, curl_in, curl_in_ok, curl_ok, report, write_pattern, ClientLoop, Download,
 };

@@ -138,6 +138,8 @@ pub struct Instance {
     /// BACKUP: master-down timer. MASTER: advert timer.
     main_deadline: Option<Duration>,
     preempt_time: Option<Duration>,
+    /// Preemption held from outside (rvsd: until the connection resync after a start ended).
+    preempt_hold: bool,
     garp_delayed: Option<(Duration, u32)>,
     garp_lower_delayed: Option<(Duration, u32)>,
     garp_refresh: Option<Duration>,
@@ -176,6 +178,7 @@ impl Instance {
             master_adver_int_cs: cfg.advert_int_cs,
             main_deadline: None,
             preempt_time: None,
+            preempt_hold: false,
             garp_delayed: None,
             garp_lower_delayed: None,
             garp_refresh: None,
@@ -338,7 +341,7 @@ impl Instance {
         self.master_adver_int_cs = self.cfg.advert_int_cs;
         if self.fault_active() {
             self.enter_fault(now);
-        } else if self.owner_wants_master() {
+        } else if self.owner_wants_master() && !self.preempt_hold {
             self.owner_takeover(now);
         } else {
             self.enter_backup(now);
@@ -555,6 +558,20 @@ impl Instance {
         self.set_state(State::Stopped);
         self.clear_timers();
         self.notify(report);
+    }
+
+    /// Hold or allow preemption from outside the protocol: while held, a BACKUP treats a
+    /// lower-priority MASTER's adverts like a higher one's (it stays BACKUP and its master-down
+    /// timer restarts), and an address owner starting up waits in BACKUP instead of taking over
+    /// at once. A MASTER that falls silent is still replaced when the down timer expires. rvsd
+    /// holds it while a restarted director resyncs its connection table.
+    pub fn set_preempt_hold(&mut self, hold: bool) {
+        self.preempt_hold = hold;
+    }
+
+    /// Whether preemption is held ([`Instance::set_preempt_hold`]).
+    pub fn preempt_held(&self) -> bool {
+        self.preempt_hold
     }
 
     // ----- sync-group hooks ------------------------------------------------------------------
@@ -821,7 +838,7 @@ impl Instance {
                 None => true,
                 Some(t) => t > now,
             };
-        if !self.cfg.preempt || p >= me || preempt_held {
+        if !self.cfg.preempt || p >= me || preempt_held || self.preempt_hold {
             self.adopt_interval(v.interval_cs);
             self.master_addr = Some(v.src);
             self.master_priority = p;

@@ -41,6 +41,13 @@ pub struct SyncGroup {
 }
 
 impl SyncGroup {
+    /// Hold or allow preemption for every member ([`Instance::set_preempt_hold`]).
+    pub fn set_preempt_hold(&mut self, hold: bool) {
+        for m in &mut self.members {
+            m.set_preempt_hold(hold);
+        }
+    }
+
     /// Build a group; keepalived drops groups with fewer than 2 members, so this refuses them.
     /// Members' weighted trackers are dropped, as keepalived does without
     /// `sync_group_tracking_weight` (use [`SyncGroup::with_tracking_weight`] to keep them).

@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use super::{Parser, MAX_US, TIMER_MAX};
+
+/// Largest IPVS weight, the bound of AGENT_CHECK's `min_weight`/`max_weight`.
+const MAX_WEIGHT: u64 = 2_147_483_647;
 use crate::diag::ErrorClass;
 use crate::lexer::split_quoted_escaped;
 use crate::model::*;
@@ -80,6 +83,36 @@ impl Parser {
                 } else {
                     CheckerKind::Ping
                 }
+            }
+            "AGENT_CHECK" => {
+                let mut a = AgentCheck::default();
+                for k in n.kids() {
+                    self.no_block(k);
+                    if self.checker_common(k, &mut common, true) {
+                        continue;
+                    }
+                    match k.kw() {
+                        "send" => a.send = self.string(k, 1),
+                        "min_weight" => {
+                            a.min_weight = self.uint(k, 1, 0, MAX_WEIGHT).map(|v| v as u32)
+                        }
+                        "max_weight" => {
+                            a.max_weight = self.uint(k, 1, 0, MAX_WEIGHT).map(|v| v as u32)
+                        }
+                        _ => self.unknown(k),
+                    }
+                }
+                if let (Some(lo), Some(hi)) = (a.min_weight, a.max_weight) {
+                    if lo > hi {
+                        self.err(
+                            ErrorClass::GeneralError,
+                            n,
+                            format!("AGENT_CHECK min_weight {lo} is above max_weight {hi}"),
+                        );
+                        return None;
+                    }
+                }
+                CheckerKind::Agent(a)
             }
             "HTTP_GET" | "SSL_GET" => {
                 let mut h = HttpCheck::default();

@@ -743,6 +743,7 @@ fn is_checker_kw(s: &str) -> bool {
             | "DNS_CHECK"
             | "UDP_CHECK"
             | "PING_CHECK"
+            | "AGENT_CHECK"
             | "BFD_CHECK"
             | "FILE_CHECK"
     )

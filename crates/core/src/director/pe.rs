@@ -131,6 +131,8 @@ impl Director {
             daddr: pkt.daddr,
             dport: pkt.dport,
             inverse: false,
+            // The proxy schedules connections it accepted: never mid-stream.
+            midstream: false,
         };
         let Some(dest) = self.table.schedule(sid, &flow, now, rng) else {
             return Err(self.leave(sid, pkt, now));

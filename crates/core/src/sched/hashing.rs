@@ -11,8 +11,10 @@ use crate::addr::{fold, Family};
 use crate::dest::{Dest, DestId};
 use crate::hash::{hash_32, hsiphash_1u32};
 use crate::sched::index::MaxTree;
+use crate::sched::mh_grace::{self, Members, PreviousTable};
 use crate::sched::{DestView, Flow};
 use crate::service::ServiceFlags;
+use crate::time::{Duration, Time};
 
 /// sh/mh "is_unavailable": weight ≤ 0 or OVERLOAD (the AVAILABLE flag is not checked; removed
 /// destinations are no longer in the table because del rebuilds it).
@@ -304,6 +306,10 @@ pub struct Mh {
     /// Rebuild scratch, kept to avoid reallocating on every change.
     setup: Vec<(u32, u32, u32, u64)>,
     taken: Vec<bool>,
+    /// The destinations the current table was built from (handed to `previous` on a change).
+    members: Members,
+    /// The table before the last change, kept for `rvs_mh_grace` (rvs addition).
+    previous: PreviousTable,
 }
 
 fn gcd_u64(mut a: u64, mut b: u64) -> u64 {
@@ -321,7 +327,7 @@ fn fls(x: u64) -> u32 {
 }
 
 impl Mh {
-    pub(crate) fn new(view: &DestView<'_>, m: u32, tab_index: u8) -> Mh {
+    pub(crate) fn new(view: &DestView<'_>, m: u32, tab_index: u8, grace: Duration) -> Mh {
         let mut s = Mh {
             m,
             tab_bits: u32::from(tab_index / 2),
@@ -329,13 +335,44 @@ impl Mh {
             count: SlotCount::default(),
             setup: Vec::new(),
             taken: Vec::new(),
+            members: Members::new(),
+            previous: PreviousTable::new(grace),
         };
         s.reassign(view);
         s
     }
 
-    /// `ip_vs_mh_dest_changed` / `ip_vs_mh_reassign`: rebuild from `last_weight`.
+    /// `ip_vs_mh_dest_changed` / `ip_vs_mh_reassign`: rebuild from `last_weight`. With a grace
+    /// (`rvs_mh_grace`), the outgoing table is kept for mid-stream packets (see `mh_grace`).
     pub(crate) fn reassign(&mut self, view: &DestView<'_>) {
+        let outgoing = self
+            .previous
+            .wanted()
+            .then(|| (self.lookup.clone(), std::mem::take(&mut self.members)));
+        self.rebuild(view);
+        mh_grace::members(view, &mut self.members);
+        if let Some((old, old_members)) = outgoing {
+            self.previous.changed(old, old_members, &self.lookup);
+        }
+    }
+
+    /// A new grace length (`rvs_mh_grace`); 0 forgets a kept table.
+    pub(crate) fn set_grace(&mut self, grace: Duration) {
+        self.previous.set_grace(grace);
+    }
+
+    /// Housekeeping about once a second: the kept table's grace.
+    pub(crate) fn tick(&mut self, now: Time) {
+        self.previous.tick(now);
+    }
+
+    /// Whether a previous table is kept (for tests).
+    pub fn keeps_previous(&self) -> bool {
+        self.previous.is_kept()
+    }
+
+    /// The table built from the destinations' `last_weight` (the kernel's populate).
+    fn rebuild(&mut self, view: &DestView<'_>) {
         self.count.reset(view);
         let m = self.m;
         // gcd of the positive last weights; none → the table is cleared.
@@ -419,6 +456,13 @@ impl Mh {
         let arena = view.arena;
         let ok = |id: DestId| arena.get(id).is_some_and(usable);
         let ih = mh_hash(af, &addr, port, MH_K1, 0) % m;
+        if flow.midstream {
+            // A flow already under way: where the table before the last change sent it, while
+            // that table is kept and its choice is still usable (rvs addition).
+            if let Some(id) = self.previous.choose(ih, view, ok) {
+                return Some(id);
+            }
+        }
         let first = (*self.lookup.get(ih as usize)?)?;
         if ok(first) {
             return Some(first);

@@ -35,6 +35,7 @@ mod hashing;
 mod index;
 mod lblc;
 mod least;
+mod mh_grace;
 mod rr;
 mod twos;
 mod wrr;
@@ -146,6 +147,9 @@ pub struct SchedParams {
     pub lblc_expiration: u32,
     /// `lblcr_expiration` sysctl in seconds (default 86400).
     pub lblcr_expiration: u32,
+    /// `rvs_mh_grace` sysctl in seconds (rvs addition, default 0 = off): how long mh keeps the
+    /// table of before a real-server change for packets that do not start a connection.
+    pub mh_grace: u32,
 }
 
 impl Default for SchedParams {
@@ -155,6 +159,7 @@ impl Default for SchedParams {
             sh_tab_bits: 8,
             lblc_expiration: 86400,
             lblcr_expiration: 86400,
+            mh_grace: 0,
         }
     }
 }
@@ -175,6 +180,11 @@ pub struct Flow {
     /// The kernel's `iph->hdr_flags & IP_VS_HDR_INVERSE`: scheduling for an ICMP error in the
     /// reverse direction, so hashing schedulers use the destination instead of the source.
     pub inverse: bool,
+    /// The packet does not start a connection: a TCP segment without SYN or an SCTP packet
+    /// without INIT, taken under `sloppy_tcp`/`sloppy_sctp` by a director that has no entry
+    /// for it (its flow was moved here). Only mh reads it, for its previous table
+    /// (`rvs_mh_grace`, an rvs addition); the kernel's schedulers do not see it.
+    pub midstream: bool,
 }
 
 /// A random source for twos; the kernel uses `get_random_u32_below`.
@@ -268,6 +278,14 @@ impl Scheduler {
             _ => {}
         }
     }
+
+    /// Set how long an mh scheduler keeps its previous table (`rvs_mh_grace`); others have
+    /// none.
+    pub fn set_mh_grace(&mut self, grace: Duration) {
+        if let Scheduler::Mh(s) = self {
+            s.set_grace(grace);
+        }
+    }
 }
 
 impl Scheduler {
@@ -306,7 +324,12 @@ impl Scheduler {
                 if view.len() > m as usize {
                     return Err(Error::Invalid("more destinations than mh table slots"));
                 }
-                Scheduler::Mh(Mh::new(view, m, params.mh_tab_index))
+                Scheduler::Mh(Mh::new(
+                    view,
+                    m,
+                    params.mh_tab_index,
+                    Duration::from_secs(u64::from(params.mh_grace)),
+                ))
             }
             SchedKind::Twos => Scheduler::Twos(Twos::new(view)),
         })
@@ -431,12 +454,13 @@ impl Scheduler {
         }
     }
 
-    /// Periodic housekeeping (lblc/lblcr cache garbage collection every 60 s); call about once
-    /// a second.
+    /// Periodic housekeeping (lblc/lblcr cache garbage collection every 60 s, the end of mh's
+    /// previous-table grace); call about once a second.
     pub fn tick(&mut self, now: Time) {
         match self {
             Scheduler::Lblc(s) => s.tick(now),
             Scheduler::Lblcr(s) => s.tick(now),
+            Scheduler::Mh(s) => s.tick(now),
             _ => {}
         }
     }

@@ -51,6 +51,7 @@ pub fn flow(saddr: IpAddr, sport: u16, daddr: IpAddr) -> Flow {
         daddr,
         dport: 80,
         inverse: false,
+        midstream: false,
     }
 }
 

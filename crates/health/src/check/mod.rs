@@ -6,6 +6,7 @@
 //! HTTP_GET/SSL_GET fetch one url per attempt ([`run_check_url`]); the url sequencing is
 //! [`crate::state::HttpCheckerState`]'s. [`run_check`] fetches them all, for one-off checks.
 
+pub mod agent;
 mod dns;
 mod http;
 mod misc;
@@ -38,6 +39,8 @@ pub enum MiscWeight {
 pub struct CheckSuccess {
     /// Set only by MISC_CHECK with `misc_dynamic`.
     pub dynamic: Option<MiscWeight>,
+    /// Set only by AGENT_CHECK: the agent's reply (`None` inside: malformed, ignored).
+    pub agent: Option<Option<agent::AgentReply>>,
 }
 
 /// Shared context of all checkers of an engine: TLS client configs and randomness.
@@ -45,6 +48,7 @@ pub struct CheckSuccess {
 pub struct CheckContext {
     pub(crate) random: Arc<dyn RandomSource>,
     pub(crate) tls: http::TlsConfigs,
+    pub(crate) agent_counters: Arc<agent::AgentCounters>,
 }
 
 impl std::fmt::Debug for CheckContext {
@@ -59,7 +63,14 @@ impl CheckContext {
         Ok(CheckContext {
             random,
             tls: http::TlsConfigs::new()?,
+            agent_counters: Arc::default(),
         })
+    }
+
+    /// Count AGENT_CHECK replies in `counters` (shared with the daemon's metrics).
+    pub fn with_agent_counters(mut self, counters: Arc<agent::AgentCounters>) -> Self {
+        self.agent_counters = counters;
+        self
     }
 }
 
@@ -91,14 +102,27 @@ pub async fn run_check(
     connect_timeout: Duration,
     ctx: &CheckContext,
 ) -> Result<CheckSuccess> {
+    let plain = |dynamic| CheckSuccess {
+        dynamic,
+        agent: None,
+    };
     match kind {
-        CheckKind::Tcp(o) => tcp::check(o, connect_timeout).await,
-        CheckKind::Http(h) => http::check(h, connect_timeout, ctx).await,
-        CheckKind::Misc(m) => misc::check(m).await,
-        CheckKind::Smtp(s) => smtp::check(s, connect_timeout).await,
-        CheckKind::Dns(d) => dns::check(d, connect_timeout, ctx).await,
-        CheckKind::Udp(u) => udp::check(u, connect_timeout).await,
-        CheckKind::Ping(p) => ping::check(p, connect_timeout, ctx).await,
+        CheckKind::Tcp(o) => tcp::check(o, connect_timeout).await.map(plain),
+        CheckKind::Http(h) => http::check(h, connect_timeout, ctx).await.map(plain),
+        CheckKind::Misc(m) => misc::check(m).await.map(plain),
+        CheckKind::Smtp(s) => smtp::check(s, connect_timeout).await.map(plain),
+        CheckKind::Dns(d) => dns::check(d, connect_timeout, ctx).await.map(plain),
+        CheckKind::Udp(u) => udp::check(u, connect_timeout).await.map(plain),
+        CheckKind::Ping(p) => ping::check(p, connect_timeout, ctx).await.map(plain),
+        CheckKind::Agent(a) => {
+            let out = agent::check(a, connect_timeout, &ctx.agent_counters).await?;
+            Ok(CheckSuccess {
+                dynamic: None,
+                agent: Some(match out {
+                    agent::AgentOutcome::Reply(r) => Some(r),
+                    agent::AgentOutcome::Malformed => None,
+                }),
+            })
+        }
     }
-    .map(|dynamic| CheckSuccess { dynamic })
 }

@@ -384,6 +384,7 @@ pub fn all() -> Vec<Case> {
     mixed_tunnels(&mut v);
     replies(&mut v);
     dr_tun_sequences(&mut v);
+    established(&mut v);
     ttl(&mut v);
     mtu(&mut v);
     reject(&mut v);
@@ -566,6 +567,80 @@ fn dr_tun_sequences(v: &mut Vec<Case>) {
                 .live(1)
                 .done(),
             );
+        }
+    }
+}
+
+/// A TCP connection carried on after it is ESTABLISHED: handshake, data both ways, ACKs. The
+/// packets after the handshake are the ones a kernel fast path (rvsd's XDP program) takes
+/// over, so these cases give it established traffic in both directions to be checked against.
+/// NAT and FULLNAT see the replies; DR and TUN only the client's packets.
+fn established(v: &mut Vec<Case>) {
+    for m in [M::Nat, M::FullNat, M::Dr, M::Ipip] {
+        for v6 in [false, true] {
+            let c = client(v6);
+            let i = ip(c, vip(v6));
+            let rsa = rs(v6, 11);
+            let lp = 1024;
+            let sport = 40010;
+            let replies = matches!(m, M::Nat | M::FullNat);
+            let (rdst, rport) = if m == M::Nat {
+                (c, sport)
+            } else {
+                (lip(v6), lp)
+            };
+            let ri = ip(rsa, rdst).ident(0x4321);
+            let ri_out = dec(&ri).src(vip(v6)).dst(c);
+            let mut b = with_config(
+                case(
+                    &format!("est-{}-{}-tcp", m.name(), fam(v6)),
+                    &format!(
+                        "{} {} tcp: handshake, then data and ACKs of the ESTABLISHED connection{}",
+                        m.name(),
+                        fam(v6),
+                        if replies { " both ways" } else { "" }
+                    ),
+                ),
+                service(m, v6, false, "rr", &[11]),
+            );
+            let (mut n_in, mut b_in, mut n_out, mut b_out) = (0, 0, 0, 0);
+            let mut ident = 0;
+            let data = b"GET / HTTP/1.0\r\n\r\n".to_vec();
+            let answer = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+            let mut steps: Vec<(&str, bool, L4)> = vec![("client SYN", true, tcp(sport, 80, "S"))];
+            if replies {
+                steps.push(("real-server SYN-ACK", false, tcp(RS_PORT, rport, "SA")));
+            }
+            steps.push(("client ACK: ESTABLISHED", true, tcp(sport, 80, "A")));
+            steps.push(("client data", true, tcp_data(sport, 80, "PA", data)));
+            if replies {
+                steps.push((
+                    "real-server data",
+                    false,
+                    tcp_data(RS_PORT, rport, "PA", answer),
+                ));
+            }
+            steps.push(("client ACK", true, tcp(sport, 80, "A")));
+            if replies {
+                steps.push(("real-server ACK", false, tcp(RS_PORT, rport, "A")));
+            }
+            for (doc, from_c, l4) in steps {
+                if from_c {
+                    let input = from_client(&i, &l4);
+                    ident += 1;
+                    let out = fwd_expect(m, &i, &l4, rsa, (lip(v6), lp), ident, true);
+                    n_in += 1;
+                    b_in += input.len() - 14;
+                    b = b.step(doc, 0, input, "transmit port=1", Some(out));
+                } else {
+                    let input = from_rs(&ri, &l4);
+                    let out = frame(ROUTER_MAC, P0_MAC, &ri_out, &l4.ports(vport(false), sport));
+                    n_out += 1;
+                    b_out += input.len() - 14;
+                    b = b.step(doc, 1, input, "transmit port=0", Some(out));
+                }
+            }
+            v.push(b.counters(1, n_in, b_in, n_out, b_out).live(1).done());
         }
     }
 }

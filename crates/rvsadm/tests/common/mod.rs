@@ -26,8 +26,10 @@ pub struct MemTable {
     pub fail_with: Option<RemoteError>,
     /// Warnings attached to every response.
     pub warnings: Vec<String>,
-    /// Every request received, in order.
+    /// Every request received, in order (the requests of a batch one by one).
     pub requests: Vec<Request>,
+    /// Batches received (`-R`).
+    pub batches: usize,
 }
 
 fn ok(p: Payload) -> Response {
@@ -60,6 +62,8 @@ impl MemTable {
             return Response::err(e.clone());
         }
         match req {
+            // rvsd refuses a batch inside a batch.
+            Request::Batch(_) => err(ErrorKind::Einval),
             Request::Hello { .. } => ok(Payload::Hello {
                 protocol: PROTOCOL_VERSION,
                 server: "memtable".into(),
@@ -274,6 +278,15 @@ impl MemTable {
 
 impl Backend for MemTable {
     fn call(&mut self, req: &Request) -> Result<Response, BackendError> {
+        if let Request::Batch(reqs) = req {
+            // As rvsd answers one: each request on its own, in order.
+            self.batches += 1;
+            let mut answers = Vec::new();
+            for r in reqs {
+                answers.push(self.call(r)?);
+            }
+            return Ok(Response::ok(Payload::Batch(answers)));
+        }
         self.requests.push(req.clone());
         let mut r = self.answer(req);
         if !matches!(req, Request::GetInfo) {

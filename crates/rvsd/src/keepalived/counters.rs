@@ -31,6 +31,8 @@ pub(super) const C_Q_DOWN: usize = 10;
 #[derive(Debug, Default)]
 pub struct HealthCounters {
     counts: [AtomicU64; 11],
+    /// AGENT_CHECK replies, counted by the health engine itself.
+    pub(super) agent: std::sync::Arc<rvs_health::AgentCounters>,
 }
 
 impl HealthCounters {
@@ -66,6 +68,14 @@ impl HealthCounters {
                 out,
                 "rvs_health_transitions_total{{kind=\"{kind}\",to=\"{to}\"}} {v}"
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rvs_health_agent_replies_total AGENT_CHECK replies by effect (malformed \
+             replies are ignored).\n# TYPE rvs_health_agent_replies_total counter"
+        );
+        for (l, v) in self.agent.snapshot() {
+            let _ = writeln!(out, "rvs_health_agent_replies_total{{reply=\"{l}\"}} {v}");
         }
     }
 }

@@ -217,7 +217,12 @@ impl Keepalived {
                 }
             })
         };
-        let engine = hc::HealthEngine::start(checks, tx).map_err(|e| e.to_string())?;
+        let opts_hc = hc::EngineOptions {
+            agent_counters: counters.agent.clone(),
+            ..hc::EngineOptions::default()
+        };
+        let engine =
+            hc::HealthEngine::start_with(checks, tx, opts_hc).map_err(|e| e.to_string())?;
         let engine = Arc::new(tokio::sync::Mutex::new(Some(engine)));
         let suspender = tokio::spawn(watch_suspend(shared.clone(), engine.clone()));
         daemon.lock().set_health(counters.clone());

@@ -301,6 +301,17 @@ fn checkers(
             kc::CheckerKind::Ping => vec![hc::CheckKind::Ping(hc::PingCheck {
                 connect: connect(c, addr),
             })],
+            kc::CheckerKind::Agent(a) => {
+                let min_weight = a.min_weight.unwrap_or(0);
+                // Unset: the configured weight, so percentages above 100% change nothing.
+                let max_weight = a.max_weight.unwrap_or(rs.weight).max(min_weight);
+                vec![hc::CheckKind::Agent(hc::AgentCheck {
+                    connect: connect(c, addr),
+                    send: a.send.clone(),
+                    min_weight,
+                    max_weight,
+                })]
+            }
         };
         for kind in kinds {
             out.push(hc::CheckerConfig {

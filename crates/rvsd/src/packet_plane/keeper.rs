@@ -7,11 +7,10 @@
 //! It also owns the workers' next hops ([`super::hops`]): it resolves the real servers and
 //! the destinations the workers missed, and publishes the table.
 //!
-//! It wakes when the control side publishes a new [`PacketView`] or a worker queues a miss
-//! (both ring its [`Doorbell`]), not on a timer. Two inputs
-//! have no notification of their own and are looked at on the keeper's bounded wait: the
-//! VRRP status board (its epoch, every [`VRRP_FOLLOW`] while a driver runs) and the nft
-//! ruleset (every [`NFT_POLL`] while a firewall-mark service exists).
+//! It wakes when the control side publishes a new [`PacketView`], a worker queues a miss or
+//! the VRRP status board records a transition (all three ring its [`Doorbell`]), not on a
+//! timer. One input has no notification of its own and is looked at on the keeper's bounded
+//! wait: the nft ruleset (every [`NFT_POLL`] while a firewall-mark service exists).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -29,8 +28,6 @@ use crate::lock::lock;
 use crate::published::{Doorbell, Published};
 use crate::state::State;
 
-/// How often the VRRP board's epoch is compared with the view's while a driver runs.
-const VRRP_FOLLOW: Duration = Duration::from_millis(10);
 /// Longest wait for a change, so that the stop flag is seen.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 /// How often the keeper looks for cached next hops due for a re-read
@@ -131,15 +128,6 @@ pub(super) struct Context {
     pub ifaces: Arc<Vec<Iface>>,
 }
 
-/// How long to wait for the bell.
-fn wait_time(view: &PacketView) -> Duration {
-    if view.vrrp.is_some() {
-        VRRP_FOLLOW
-    } else {
-        STOP_CHECK
-    }
-}
-
 pub(super) fn keeper(
     mut guard: IngressGuard,
     cx: Context,
@@ -158,8 +146,13 @@ pub(super) fn keeper(
     let mut next_refresh = Instant::now() + REFRESH_EVERY;
     while !cx.stop.load(Ordering::Relaxed) {
         let cur = cx.view.load();
+        // A VRRP transition rings the bell (the board may be attached after the plane
+        // started, so this is looked at on every round; following twice is harmless).
+        if let Some((board, _)) = &cur.vrrp {
+            board.follow(&cx.bell);
+        }
         if seen == Some(cur.version()) {
-            cx.bell.wait(wait_time(&cur));
+            cx.bell.wait(STOP_CHECK);
             if cx.stop.load(Ordering::Relaxed) {
                 break;
             }

@@ -73,7 +73,13 @@ fn mark_backup(shards: &Shards, on: bool) {
 }
 
 /// Apply a datagram's records, taking each shard's lock once for its run of records.
-fn apply(recs: &[SyncConn], v0: bool, shards: &Shards, clock: &Clock, counters: &Counters) {
+pub(super) fn apply(
+    recs: &[SyncConn],
+    v0: bool,
+    shards: &Shards,
+    clock: &Clock,
+    counters: &Counters,
+) {
     let mut i = 0;
     while i < recs.len() {
         let Some(s) = shards.for_record(&recs[i]) else {

@@ -1,5 +1,7 @@
-//! The master daemon's thread: collect announcements from the shards, encode, send.
+//! The master daemon's thread: collect announcements from the shards, encode, send; and answer
+//! bulk-resync requests (`docs/internals/sync.md#bulk-resync`), paced behind the live stream.
 
+use std::collections::VecDeque;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use rvs_core::sync::{SyncConn, SyncParams};
 use rvs_sync::outbox::DEFAULT_FLUSH_MS;
 use rvs_sync::{Outbox, Version};
 
+use super::resync::{answerable, request_of, Bulk};
 use super::{Counters, Shards};
 use crate::clock::Clock;
 use crate::shard;
@@ -17,11 +20,26 @@ use crate::shard;
 /// How often the shards' taps are emptied: the announcements wait at most this long before
 /// they are encoded, and partial messages at most [`DEFAULT_FLUSH_MS`] more.
 const COLLECT_EVERY: Duration = Duration::from_millis(10);
+/// Resync answers in progress at once (more requests wait for a slot by being repeated).
+const MAX_ANSWERS: usize = 4;
 
+/// The sockets of a master daemon.
+pub(super) struct MasterSockets {
+    /// The live stream, connected to the group.
+    pub stream: UdpSocket,
+    /// Bound to the group's resync port: requests (`None` when it could not be opened: the
+    /// master then only streams).
+    pub listener: Option<UdpSocket>,
+    /// Unicast answers to requests.
+    pub answer: Option<UdpSocket>,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
-    sock: UdpSocket,
+    socks: MasterSockets,
     cfg: DaemonConfig,
     params: SyncParams,
+    resync_rate: u32,
     shards: Shards,
     clock: Clock,
     counters: Arc<Counters>,
@@ -35,11 +53,19 @@ pub(super) fn run(
         DEFAULT_FLUSH_MS,
     );
     let mut batch: Vec<SyncConn> = Vec::new();
+    let mut answers: VecDeque<Bulk> = VecDeque::new();
+    // Resync pacing: a token bucket filled at `resync_rate` datagrams per second, holding at
+    // most 100 ms worth (a late round does not turn into a burst).
+    let mut credit = 0f64;
+    let cap = (f64::from(resync_rate) / 10.0).max(1.0);
+    let mut last_round = std::time::Instant::now();
+    let mut buf = [0u8; 64];
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(COLLECT_EVERY);
         // The shards carry the current sysctls (the control plane applies `sync_*` to each);
         // a changed `sync_version` closes the message under construction.
         let mut version = None;
+        let mut oldest: Option<u64> = None;
         for s in shards.all() {
             let mut g = shard::lock(&s);
             let tap = &mut g.director.sync;
@@ -47,18 +73,22 @@ pub(super) fn run(
                 tap.set_master(true);
             }
             version.get_or_insert(tap.params.version);
-            tap.drain_into(&mut batch);
+            if let Some(t) = tap.drain_into(&mut batch) {
+                oldest = Some(oldest.map_or(t.0, |o| o.min(t.0)));
+            }
         }
         if let Some(v) = version {
             out.set_version(Version::from_sysctl(v));
         }
         let now = clock.now().0;
+        let queued = oldest.unwrap_or(now);
         for c in batch.drain(..) {
             // Refusals (IPv6 under version 0, …) are counted by the outbox.
-            let _ = out.push(&c, now);
+            let _ = out.push_queued(&c, now, queued);
         }
-        while let Some(m) = out.poll(now) {
-            match sock.send(&m) {
+        // The live stream first.
+        while let Some((m, oldest)) = out.poll_timed(now) {
+            match socks.stream.send(&m) {
                 Ok(n) => {
                     counters.tx_datagrams.fetch_add(1, Ordering::Relaxed);
                     counters.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
@@ -68,8 +98,47 @@ pub(super) fn run(
                     tracing::debug!("sync send: {e}");
                 }
             }
+            counters.lag.record(now.saturating_sub(oldest));
         }
+        counters.lag.set_waiting(
+            out.oldest_unsent()
+                .map_or(0, |t| clock.now().0.saturating_sub(t)),
+        );
         *counters.tx.lock().unwrap_or_else(|p| p.into_inner()) = out.stats.clone();
+        // Then resync: new requests (bounded per round), and one answer's share of the rate.
+        if let (Some(l), Some(a)) = (&socks.listener, &socks.answer) {
+            for _ in 0..16 {
+                let Ok((n, from)) = l.recv_from(&mut buf) else {
+                    break;
+                };
+                let Some(nonce) = request_of(&buf[..n], cfg.syncid) else {
+                    continue;
+                };
+                if !answerable(&from) {
+                    continue;
+                }
+                // A repeated request restarts that asker's answer.
+                answers.retain(|b| b.to() != from);
+                if answers.len() < MAX_ANSWERS {
+                    tracing::info!("sync resync requested by {from}");
+                    answers.push_back(Bulk::new(from, nonce, &cfg, &shards));
+                }
+            }
+            let elapsed = last_round.elapsed().as_secs_f64();
+            last_round = std::time::Instant::now();
+            if let Some(b) = answers.front_mut() {
+                credit = (credit + elapsed * f64::from(resync_rate)).min(cap);
+                let budget = credit.floor();
+                if budget >= 1.0 {
+                    credit -= budget;
+                    if b.step(a, budget as usize, &counters) {
+                        answers.pop_front();
+                    }
+                }
+            } else {
+                credit = 0.0;
+            }
+        }
     }
     // Stopped: the packet path stops announcing.
     for s in shards.all() {

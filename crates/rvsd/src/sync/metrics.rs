@@ -7,6 +7,7 @@ use rvs_control::model::SyncRole;
 use rvs_core::sync::ApplySkip;
 use rvs_sync::DropReason;
 
+use super::lag::BOUNDS_MS;
 use super::SyncDaemons;
 use crate::shard::{self, ShardRef};
 
@@ -143,6 +144,8 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
     for (i, r) in ApplySkip::ALL.iter().enumerate() {
         let _ = writeln!(out, "{name}{{reason=\"{}\"}} {}", r.as_str(), skipped[i]);
     }
+    render_lag(d, out);
+    render_resync(d, out);
     let name = "rvs_sync_applied_connections_total";
     header(
         out,
@@ -160,4 +163,113 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         "{name}{{result=\"updated\"}} {}",
         c.rx_updated.load(Ordering::Relaxed)
     );
+}
+
+/// The master's sync lag: histogram, p99 since start, age of the oldest update waiting now.
+fn render_lag(d: &SyncDaemons, out: &mut String) {
+    let lag = &d.counters.lag;
+    let name = "rvs_sync_lag_seconds";
+    header(
+        out,
+        name,
+        "histogram",
+        "Age of the oldest connection update of each sync message when it was sent.",
+    );
+    let (cum, sum_ms, count) = lag.snapshot();
+    for (i, b) in BOUNDS_MS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {}",
+            *b as f64 / 1000.0,
+            cum[i]
+        );
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {}", sum_ms as f64 / 1000.0);
+    let _ = writeln!(out, "{name}_count {count}");
+    let name = "rvs_sync_lag_p99_seconds";
+    header(
+        out,
+        name,
+        "gauge",
+        "Bucket bound under which 99 % of the sync messages since start stayed (NaN before the first).",
+    );
+    let p99 = match lag.p99_ms() {
+        None => "NaN".to_string(),
+        Some(u64::MAX) => "+Inf".to_string(),
+        Some(ms) => (ms as f64 / 1000.0).to_string(),
+    };
+    let _ = writeln!(out, "{name} {p99}");
+    let name = "rvs_sync_oldest_unsent_seconds";
+    header(
+        out,
+        name,
+        "gauge",
+        "Age of the oldest connection update the master has not sent yet (0: none waits).",
+    );
+    let _ = writeln!(out, "{name} {}", lag.waiting_ms() as f64 / 1000.0);
+}
+
+/// Bulk resync: what this director asked for and got, and what it served as master.
+fn render_resync(d: &SyncDaemons, out: &mut String) {
+    let r = &d.counters.resync;
+    let name = "rvs_sync_resyncs_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Bulk resyncs this director ran as backup, by outcome.",
+    );
+    for (o, v) in [
+        ("complete", &r.complete),
+        ("partial", &r.partial),
+        ("unanswered", &r.unanswered),
+    ] {
+        let _ = writeln!(
+            out,
+            "{name}{{outcome=\"{o}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+    for (name, kind, help, v) in [
+        (
+            "rvs_sync_resync_requests_total",
+            "counter",
+            "Bulk resync requests sent (a resync asks again when no answer or records were lost).",
+            r.requests.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "rvs_sync_resync_last_connections",
+            "gauge",
+            "Connection records received by the last bulk resync.",
+            r.last_records.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "rvs_sync_resync_last_duration_seconds",
+            "gauge",
+            "Duration of the last bulk resync, first request to end.",
+            r.last_duration_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        ),
+        (
+            "rvs_sync_resync_served_total",
+            "counter",
+            "Bulk resync requests this director answered as master.",
+            r.served.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "rvs_sync_resync_served_connections_total",
+            "counter",
+            "Connection records sent in bulk resync answers.",
+            r.served_records.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "rvs_sync_preempt_held",
+            "gauge",
+            "1 while VRRP preemption waits for this director's bulk resync.",
+            f64::from(u8::from(d.gate.holding())),
+        ),
+    ] {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
 }

@@ -112,3 +112,49 @@ pub fn backup(ifc: &Interface, group: IpAddr, port: u16, rcvbuf: u32) -> io::Res
     s.bind(&SockAddr::from(SocketAddr::new(group, port)))?;
     Ok(s.into())
 }
+
+/// The master's resync listener: bound to `group:port` (the resync port) on the interface and
+/// joined, like a backup's socket; its answers go unicast from it to the asker.
+pub fn resync_listener(ifc: &Interface, group: IpAddr, port: u16) -> io::Result<UdpSocket> {
+    let s = backup(ifc, group, port, 0)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// A backup's resync socket: sends the request to `group:port` out of the interface and
+/// receives the master's unicast answer on its own address and an ephemeral port.
+pub fn resync_asker(ifc: &Interface, group: IpAddr, ttl: u8) -> io::Result<UdpSocket> {
+    let dom = if group.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(dom, Type::DGRAM, Some(Protocol::UDP))?;
+    s.bind_device(Some(ifc.name.as_bytes()))?;
+    match group {
+        IpAddr::V4(_) => {
+            let src = ifc.ipv4.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("interface {} has no IPv4 address", ifc.name),
+                )
+            })?;
+            s.set_multicast_if_v4(&src)?;
+            s.set_multicast_loop_v4(false)?;
+            s.set_multicast_ttl_v4(u32::from(ttl))?;
+            s.bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(src), 0)))?;
+        }
+        IpAddr::V6(_) => {
+            s.set_multicast_if_v6(ifc.index)?;
+            s.set_multicast_loop_v6(false)?;
+            s.set_multicast_hops_v6(u32::from(ttl))?;
+            s.bind(&SockAddr::from(SocketAddr::new(
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                0,
+            )))?;
+        }
+    }
+    // A whole paced burst fits while the applying thread holds a shard lock.
+    s.set_recv_buffer_size(4 << 20)?;
+    Ok(s.into())
+}

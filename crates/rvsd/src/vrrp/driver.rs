@@ -91,6 +91,13 @@ impl Prepared {
         self.driver.status.clone()
     }
 
+    /// Hold preemption (`rvs_vrrp::Instance::set_preempt_hold`) of every instance while
+    /// `held` says so: rvsd passes its resync gate, so a restarted director does not take the
+    /// VIP from a live MASTER before it has that MASTER's connections.
+    pub fn hold_preempt_while(&mut self, held: PreemptHold) {
+        self.driver.preempt_hold = Some(held);
+    }
+
     /// Run the driver. Must be called inside a tokio runtime (with time, net, process and
     /// signal drivers).
     pub fn start(self) -> Handle {
@@ -106,6 +113,9 @@ impl Prepared {
         }
     }
 }
+
+/// Whether preemption is held now (read before every advert is handled).
+pub type PreemptHold = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Where an instance lives: a lone instance or a member of a sync group.
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +162,10 @@ struct Driver {
     status: Arc<StatusBoard>,
     events_tx: mpsc::Sender<Event>,
     events: mpsc::Receiver<Event>,
+    /// See [`Prepared::hold_preempt_while`].
+    preempt_hold: Option<PreemptHold>,
+    /// The hold last given to the instances.
+    held: bool,
 }
 
 impl Driver {
@@ -194,6 +208,8 @@ impl Driver {
             status: Arc::new(StatusBoard::default()),
             events_tx,
             events,
+            preempt_hold: None,
+            held: false,
         })
     }
 }
@@ -323,7 +339,28 @@ impl Driver {
         }
     }
 
+    /// Give the instances the current preemption hold, if it changed.
+    fn follow_preempt_hold(&mut self) {
+        let held = self.preempt_hold.as_ref().is_some_and(|f| f());
+        if held == self.held {
+            return;
+        }
+        self.held = held;
+        tracing::info!(
+            "VRRP: preemption {} (connection resync {})",
+            if held { "held" } else { "allowed" },
+            if held { "running" } else { "ended" }
+        );
+        for u in &mut self.units {
+            match u {
+                Unit::Single(i) => i.set_preempt_hold(held),
+                Unit::Group(g, _) => g.set_preempt_hold(held),
+            }
+        }
+    }
+
     fn handle_packet(&mut self, id: usize, rx: &RxPacket<'_>) {
+        self.follow_preempt_hold();
         let now = self.now();
         let s = self.slots[id];
         let r = match &mut self.units[s.unit] {
@@ -783,6 +820,7 @@ impl Driver {
                 }
             }
         }
+        self.follow_preempt_hold();
         let now = self.now();
         for u in &mut self.units {
             match u {

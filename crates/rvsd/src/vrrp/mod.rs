@@ -36,5 +36,5 @@ pub mod setup;
 pub mod socket;
 pub mod status;
 
-pub use driver::{prepare, start, Handle, Prepared, LINK_POLL};
+pub use driver::{prepare, start, Handle, PreemptHold, Prepared, LINK_POLL};
 pub use status::{InstanceDetail, InstanceStatus, StatusBoard};

@@ -2,6 +2,8 @@
 //! transitions, adverts), rendered into rvsd's Prometheus metrics and answered to
 //! `rvsadm -L --vrrp` by [`answer`].
 
+use crate::lock::lock;
+use crate::published::Doorbell;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -121,22 +123,21 @@ struct Board {
 pub struct StatusBoard {
     board: Mutex<Board>,
     epoch: std::sync::atomic::AtomicU64,
+    /// Rung whenever the epoch moves, so followers (the packet plane's keeper) wake on a
+    /// transition instead of polling the epoch.
+    bells: Mutex<Vec<std::sync::Weak<Doorbell>>>,
 }
 
 impl StatusBoard {
     /// A copy of every instance's status.
     pub fn snapshot(&self) -> Vec<InstanceStatus> {
-        self.board
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .instances
-            .clone()
+        lock(&self.board).instances.clone()
     }
 
     /// A copy of every instance's status with its details (`None` for a status published
     /// without them).
     pub fn detailed(&self) -> Vec<(InstanceStatus, Option<InstanceDetail>)> {
-        let b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        let b = lock(&self.board);
         b.instances
             .iter()
             .enumerate()
@@ -152,7 +153,7 @@ impl StatusBoard {
 
     /// Publish statuses with their details (`d` parallel to `v`, or empty).
     pub(crate) fn publish_detailed(&self, v: Vec<InstanceStatus>, d: Vec<InstanceDetail>) {
-        let mut b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = lock(&self.board);
         let cur = &b.instances;
         // A reload can change an instance's VIPs without a state change: that moves them too.
         let moved = cur.len() != v.len()
@@ -166,6 +167,23 @@ impl StatusBoard {
         if moved {
             self.epoch
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
+            lock(&self.bells).retain(|b| match b.upgrade() {
+                Some(bell) => {
+                    bell.ring();
+                    true
+                }
+                None => false,
+            });
+        }
+    }
+
+    /// Ring `bell` on every change of [`StatusBoard::epoch`] from now on (held weakly: a
+    /// follower that goes away is forgotten). Subscribing twice is harmless.
+    pub fn follow(&self, bell: &std::sync::Arc<Doorbell>) {
+        let mut bells = lock(&self.bells);
+        let w = std::sync::Arc::downgrade(bell);
+        if !bells.iter().any(|b| b.ptr_eq(&w)) {
+            bells.push(w);
         }
     }
 
@@ -369,6 +387,32 @@ mod tests {
         i.start(Duration::ZERO);
         let s = InstanceStatus::of(&i, "eth0");
         (i, s)
+    }
+
+    #[test]
+    fn a_transition_rings_the_followers_and_a_repeat_does_not() {
+        let board = StatusBoard::default();
+        let bell = std::sync::Arc::new(Doorbell::default());
+        board.follow(&bell);
+        board.follow(&bell);
+        let (_, mut s) = status("VI_1", false);
+        s.state = "BACKUP";
+        board.publish(vec![s.clone()]);
+        assert!(bell.wait(Duration::ZERO), "the first status is a change");
+        board.publish(vec![s.clone()]);
+        assert!(
+            !bell.wait(Duration::ZERO),
+            "the same state again is no change"
+        );
+        s.state = "MASTER";
+        board.publish(vec![s]);
+        assert!(bell.wait(Duration::ZERO), "BACKUP -> MASTER rings");
+        drop(bell);
+        board.publish(Vec::new());
+        assert!(
+            lock(&board.bells).is_empty(),
+            "a dropped follower is forgotten"
+        );
     }
 
     #[test]

@@ -247,6 +247,56 @@ fn nopreempt_accepts_lower_priority_master() {
 }
 
 #[test]
+fn external_preempt_hold_keeps_a_lower_master_until_released() {
+    let mut i = started(cfg_v2(100));
+    i.set_preempt_hold(true);
+    let mut now = T0;
+    for _ in 0..10 {
+        now += Duration::from_secs(1);
+        from_peer(&mut i, now, "10.0.0.1", 50).unwrap();
+        assert_eq!(
+            i.poll_timeout(),
+            Some(now + us(3_609_375)),
+            "held: timer restarted"
+        );
+        i.handle_timeout(now);
+        assert_eq!(i.state(), State::Backup);
+    }
+    i.set_preempt_hold(false);
+    now += Duration::from_secs(1);
+    let deadline = i.poll_timeout().unwrap();
+    from_peer(&mut i, now, "10.0.0.1", 50).unwrap();
+    assert_eq!(
+        i.poll_timeout(),
+        Some(deadline),
+        "released: discarded again"
+    );
+    i.handle_timeout(deadline);
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
+fn external_preempt_hold_never_blocks_a_silent_master_takeover() {
+    let mut i = started(cfg_v2(100));
+    i.set_preempt_hold(true);
+    let deadline = i.poll_timeout().unwrap();
+    i.handle_timeout(deadline);
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
+fn external_preempt_hold_makes_a_starting_owner_wait() {
+    let mut c = cfg_v2(255);
+    c.initial_state = InitialState::Master;
+    let mut i = Instance::new(c).unwrap();
+    i.set_preempt_hold(true);
+    i.start(T0);
+    assert_eq!(i.state(), State::Backup);
+    from_peer(&mut i, T0 + ms(500), "10.0.0.1", 100).unwrap();
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
 fn preempt_delay_holds_then_preempts() {
     let mut c = cfg_v2(100);
     c.preempt_delay = Duration::from_secs(10);

@@ -312,6 +312,15 @@ impl Driver {
         self.ids = ids_of(&slots);
         self.slots = slots;
         self.units = units;
+        // New instances start without the preemption hold: give it to them again.
+        if self.held {
+            for u in &mut self.units {
+                match u {
+                    Unit::Single(i) => i.set_preempt_hold(true),
+                    Unit::Group(g, _) => g.set_preempt_hold(true),
+                }
+            }
+        }
         self.sockets = sockets;
         self.sock_of = sock_of;
         self.fifos = fifos;

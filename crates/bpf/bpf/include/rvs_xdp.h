@@ -1,0 +1,60 @@
+/* The layout shared by bpf/xdp.c and crates/bpf/src/xdp.rs (which mirrors it with #[repr(C)]
+ * structs and checks their sizes). Change both together. */
+#ifndef RVS_XDP_H
+#define RVS_XDP_H
+
+#include <linux/types.h>
+
+/* A packet's 5-tuple as it is on the wire (one entry per direction of a connection).
+ * IPv4 addresses use the first 4 bytes of the 16, the rest is zero. */
+struct rvs_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 family; /* 4 or 6 */
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[2];
+};
+
+/* What to do with a packet of the flow (written by rvsd) and what happened (written here). */
+enum rvs_flow_op {
+	RVS_OP_REWRITE = 1, /* NAT, FULLNAT, DR: addresses/ports per flags, MACs, TTL */
+	RVS_OP_IPIP = 2,    /* TUN: IP-in-IP (4in4, 6in4, 4in6, 6in6) */
+};
+
+#define RVS_F_SRC 0x01       /* rewrite the source to saddr:sport */
+#define RVS_F_DST 0x02       /* rewrite the destination to daddr:dport */
+#define RVS_F_PMTU_DISC 0x04 /* tunnel: copy DF from an IPv4 inner header */
+#define RVS_F_OUTER_V6 0x08  /* tunnel: the outer header is IPv6 */
+
+struct rvs_flow {
+	__u32 ifindex;  /* egress interface: XDP_TX when it is the ingress one, else devmap */
+	__u16 max_len;  /* largest (inner) L3 length forwarded here; longer goes to userspace */
+	__u8 op;        /* enum rvs_flow_op */
+	__u8 flags;     /* RVS_F_* */
+	__u8 dst_mac[6];
+	__u8 src_mac[6];
+	__u8 saddr[16]; /* new source (rewrite) or outer source (tunnel) */
+	__u8 daddr[16]; /* new destination (rewrite) or outer destination (tunnel) */
+	__be16 sport;
+	__be16 dport;
+	__u32 pad[2];
+	/* Written by the program. */
+	__u64 packets;
+	__u64 bytes;        /* L3 length (of the inner packet for tunnels), as IPVS counts */
+	__u64 last_seen_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+};
+
+/* Per-CPU verdict counters, index into the rvs_xdp_stats array. */
+enum rvs_xdp_stat {
+	RVS_STAT_TX = 0,       /* forwarded out of the ingress interface */
+	RVS_STAT_REDIRECT,     /* forwarded out of another interface */
+	RVS_STAT_PASS_NOFLOW,  /* no entry: userspace decides */
+	RVS_STAT_PASS_STATE,   /* may change the connection's state (SYN, FIN, RST) */
+	RVS_STAT_PASS_OTHER,   /* not a case the fast path handles (ICMP, fragment, options, ...) */
+	RVS_STAT_PASS_LIMIT,   /* has an entry but too big, TTL expiring, no egress: userspace */
+	RVS_STAT_MAX,
+};
+
+#endif

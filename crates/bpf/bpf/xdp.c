@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The packet plane's XDP fast path (docs/internals/packet-plane.md#the-xdp-fast-path).
+ *
+ * Forwards the packets of connections rvsd already has, without leaving the kernel: it looks
+ * the packet's 5-tuple up in rvs_flows (an entry per direction, installed by rvsd once
+ * rvs-core has the connection established) and applies the entry's precomputed rewrite:
+ * NAT (either direction), FULLNAT (either direction), DR, or IP-in-IP encapsulation, with the
+ * TTL decrement, incremental transport checksums, a recomputed IPv4 header checksum and the
+ * next hop's MACs, then XDP_TX or XDP_REDIRECT through rvs_xdp_ports.
+ *
+ * It never schedules and never changes a connection's state: TCP SYN/FIN/RST, ICMP, fragments,
+ * IPv4 options, IPv6 extension headers, UDP without checksum, packets that would expire (TTL
+ * <= 1) or exceed the entry's MTU, and everything unknown are passed (XDP_PASS) untouched to
+ * the userspace path, which sees exactly what it would have seen without this program. */
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "rvs_xdp.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct rvs_flow_key);
+	__type(value, struct rvs_flow);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} rvs_flows SEC(".maps");
+
+/* The plane's interfaces, by ifindex, for XDP_REDIRECT. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} rvs_xdp_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RVS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} rvs_xdp_stats SEC(".maps");
+
+static __always_inline int count(__u32 stat, int verdict)
+{
+	__u64 *n = bpf_map_lookup_elem(&rvs_xdp_stats, &stat);
+	if (n)
+		*n += 1;
+	return verdict;
+}
+
+static __always_inline __u16 get16(const __u8 *b)
+{
+	return ((__u16)b[0] << 8) | b[1];
+}
+
+static __always_inline __u16 fold(__u64 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* RFC 1624 eqn. 3 over n changed 16-bit words (host-order checksum value). */
+static __always_inline __u64 diff_acc(__u64 acc, const __u8 *old, const __u8 *new, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		if (i >= n)
+			break;
+		acc += (__u16)~get16(old + 2 * i);
+		acc += get16(new + 2 * i);
+	}
+	return acc;
+}
+
+/* The IPv4 header checksum of a 20-byte header whose checksum field is zero. */
+static __always_inline __u16 ipv4_csum(const __u8 *h)
+{
+	__u64 s = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += get16(h + 2 * i);
+	return ~fold(s);
+}
+
+struct parsed {
+	__u32 l3_len;   /* IP total length */
+	__u32 l3_off;   /* offset of the IP header */
+	__u8 v6;
+	__u8 proto;
+	__u8 ttl;
+	__u8 tos;
+	__u8 df;
+};
+
+/* NAT / FULLNAT / DR in place. `v6` is a constant at each call, so every offset below is one
+ * and the verifier sees each access checked. Returns 0 (untouched) when the packet is shorter
+ * than the headers it needs. */
+static __always_inline int rewrite(void *data, void *end, const struct parsed *p, const int v6,
+				   __u8 flags, const __u8 *naddr_s, const __u8 *naddr_d,
+				   __be16 nsport, __be16 ndport)
+{
+	const int hlen = v6 ? 40 : 20;
+	const int alen = v6 ? 16 : 4;
+	const int csum_at = p->proto == IPPROTO_TCP ? 16 : 6;
+	__u8 *ip = data + sizeof(struct ethhdr);
+	__u8 *l4 = ip + hlen;
+	if ((void *)(l4 + 18) > end && p->proto == IPPROTO_TCP)
+		return 0;
+	if ((void *)(l4 + 8) > end)
+		return 0;
+	__u8 *sa = v6 ? ip + 8 : ip + 12;
+	__u8 *da = v6 ? ip + 24 : ip + 16;
+	__u8 *csum = l4 + csum_at;
+	if ((void *)(csum + 2) > end)
+		return 0;
+	__u64 acc = (__u16)~get16(csum);
+	if (flags & RVS_F_SRC) {
+		acc = diff_acc(acc, sa, naddr_s, alen / 2);
+		acc = diff_acc(acc, l4, (const __u8 *)&nsport, 1);
+	}
+	if (flags & RVS_F_DST) {
+		acc = diff_acc(acc, da, naddr_d, alen / 2);
+		acc = diff_acc(acc, l4 + 2, (const __u8 *)&ndport, 1);
+	}
+	__u16 c = ~fold(acc);
+	if (p->proto == IPPROTO_UDP && c == 0)
+		c = 0xffff;
+	if (flags & (RVS_F_SRC | RVS_F_DST)) {
+		csum[0] = c >> 8;
+		csum[1] = c & 0xff;
+	}
+	if (flags & RVS_F_SRC) {
+		__builtin_memcpy(sa, naddr_s, alen);
+		__builtin_memcpy(l4, &nsport, 2);
+	}
+	if (flags & RVS_F_DST) {
+		__builtin_memcpy(da, naddr_d, alen);
+		__builtin_memcpy(l4 + 2, &ndport, 2);
+	}
+	if (v6) {
+		ip[7] -= 1;
+	} else {
+		ip[8] -= 1;
+		ip[10] = 0;
+		ip[11] = 0;
+		__u16 h = ipv4_csum(ip);
+		ip[10] = h >> 8;
+		ip[11] = h & 0xff;
+	}
+	return 1;
+}
+
+SEC("xdp")
+int rvs_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct rvs_flow_key key = {};
+	struct parsed p = {};
+	__u8 *l4;
+
+	if ((void *)(eth + 1) > end)
+		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+	p.l3_off = sizeof(*eth);
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		/* Options, fragments: userspace. */
+		if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		/* A bad header checksum is dropped and counted by userspace. */
+		if (ipv4_csum((const __u8 *)ip) != 0)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		p.l3_len = bpf_ntohs(ip->tot_len);
+		p.proto = ip->protocol;
+		p.ttl = ip->ttl;
+		p.tos = ip->tos;
+		p.df = (ip->frag_off & bpf_htons(0x4000)) != 0;
+		key.family = 4;
+		__builtin_memcpy(key.saddr, &ip->saddr, 4);
+		__builtin_memcpy(key.daddr, &ip->daddr, 4);
+		l4 = (__u8 *)(ip + 1);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		if (ip6->version != 6)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		p.v6 = 1;
+		p.l3_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		/* Extension headers (fragments among them): userspace. */
+		p.proto = ip6->nexthdr;
+		p.ttl = ip6->hop_limit;
+		p.tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
+		key.family = 6;
+		__builtin_memcpy(key.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(key.daddr, &ip6->daddr, 16);
+		l4 = (__u8 *)(ip6 + 1);
+	} else {
+		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+	}
+	/* Truncated packets are userspace's to drop and count. */
+	if (data + p.l3_off + p.l3_len > end || p.l3_len > 0xffff)
+		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+
+	key.proto = p.proto;
+	if (p.proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = (void *)l4;
+		if ((void *)(tcp + 1) > end)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		if (tcp->doff < 5)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		if (tcp->syn || tcp->fin || tcp->rst)
+			return count(RVS_STAT_PASS_STATE, XDP_PASS);
+		key.sport = tcp->source;
+		key.dport = tcp->dest;
+	} else if (p.proto == IPPROTO_UDP) {
+		struct udphdr *udp = (void *)l4;
+		if ((void *)(udp + 1) > end)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		/* No checksum: NAT computes a full one in userspace. */
+		if (udp->check == 0)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		key.sport = udp->source;
+		key.dport = udp->dest;
+	} else {
+		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+	}
+
+	struct rvs_flow *f = bpf_map_lookup_elem(&rvs_flows, &key);
+	if (!f)
+		return count(RVS_STAT_PASS_NOFLOW, XDP_PASS);
+	/* Time exceeded, too big: userspace answers with the ICMP error. */
+	if (p.ttl <= 1 || p.l3_len > f->max_len)
+		return count(RVS_STAT_PASS_LIMIT, XDP_PASS);
+	__u32 egress = f->ifindex;
+	if (egress != ctx->ingress_ifindex && !bpf_map_lookup_elem(&rvs_xdp_ports, &egress))
+		return count(RVS_STAT_PASS_LIMIT, XDP_PASS);
+
+	/* Copy the entry's action: the packet pointers are re-derived after adjust_head. */
+	__u8 op = f->op, flags = f->flags;
+	__u8 dst_mac[6], src_mac[6], naddr_s[16], naddr_d[16];
+	__be16 nsport = f->sport, ndport = f->dport;
+	__builtin_memcpy(dst_mac, f->dst_mac, 6);
+	__builtin_memcpy(src_mac, f->src_mac, 6);
+	__builtin_memcpy(naddr_s, f->saddr, 16);
+	__builtin_memcpy(naddr_d, f->daddr, 16);
+	__u32 l3_len = p.l3_len;
+
+	if (op == RVS_OP_REWRITE) {
+		int ok = p.v6 ? rewrite(data, end, &p, 1, flags, naddr_s, naddr_d, nsport, ndport)
+			      : rewrite(data, end, &p, 0, flags, naddr_s, naddr_d, nsport, ndport);
+		if (!ok)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+	} else if (op == RVS_OP_IPIP) {
+		int outer_v6 = (flags & RVS_F_OUTER_V6) != 0;
+		int hdr = outer_v6 ? 40 : 20;
+		/* TTL first (the inner packet is forwarded), then the outer header around it. */
+		__u8 *ip = data + sizeof(struct ethhdr);
+		__u8 ttl = p.ttl - 1;
+		if (p.v6) {
+			if ((void *)(ip + 40) > end)
+				return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+			ip[7] = ttl;
+		} else {
+			if ((void *)(ip + 20) > end)
+				return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+			ip[8] = ttl;
+			ip[10] = 0;
+			ip[11] = 0;
+			__u16 h = ipv4_csum(ip);
+			ip[10] = h >> 8;
+			ip[11] = h & 0xff;
+		}
+		/* Ethernet padding after the inner packet goes. */
+		int pad = (int)((long)end - (long)data) - (int)(p.l3_off + l3_len);
+		if (pad > 0 && bpf_xdp_adjust_tail(ctx, -pad))
+			return count(RVS_STAT_PASS_OTHER, XDP_ABORTED);
+		if (bpf_xdp_adjust_head(ctx, -hdr))
+			return count(RVS_STAT_PASS_OTHER, XDP_ABORTED);
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+		__u8 *o = data + sizeof(struct ethhdr);
+		if ((void *)(o + 40) > end)
+			return XDP_ABORTED;
+		struct ethhdr *oeth = data;
+		oeth->h_proto = outer_v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+		__u8 ecn = p.tos & 3;
+		__u8 tos = (p.tos & ~3) | (ecn == 3 ? 2 : ecn);
+		__u8 inner_proto = p.v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+		if (outer_v6) {
+			__u16 plen = l3_len;
+			o[0] = 0x60 | (tos >> 4);
+			o[1] = (tos & 0xf) << 4;
+			o[2] = 0;
+			o[3] = 0;
+			o[4] = plen >> 8;
+			o[5] = plen & 0xff;
+			o[6] = inner_proto;
+			o[7] = ttl;
+			__builtin_memcpy(o + 8, naddr_s, 16);
+			__builtin_memcpy(o + 24, naddr_d, 16);
+		} else {
+			__u16 tot = l3_len + 20;
+			__u16 id = bpf_get_prandom_u32();
+			int df = !p.v6 && (flags & RVS_F_PMTU_DISC) && p.df;
+			o[0] = 0x45;
+			o[1] = tos;
+			o[2] = tot >> 8;
+			o[3] = tot & 0xff;
+			o[4] = id >> 8;
+			o[5] = id & 0xff;
+			o[6] = df ? 0x40 : 0;
+			o[7] = 0;
+			o[8] = ttl;
+			o[9] = inner_proto;
+			o[10] = 0;
+			o[11] = 0;
+			__builtin_memcpy(o + 12, naddr_s, 4);
+			__builtin_memcpy(o + 16, naddr_d, 4);
+			__u16 h = ipv4_csum(o);
+			o[10] = h >> 8;
+			o[11] = h & 0xff;
+		}
+	} else {
+		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+	}
+
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_ABORTED;
+	__builtin_memcpy(eth->h_dest, dst_mac, 6);
+	__builtin_memcpy(eth->h_source, src_mac, 6);
+
+	/* The entry may have been replaced since the lookup; the counters are in whichever
+	 * value the pointer still holds, which rvsd reads back. */
+	__sync_fetch_and_add(&f->packets, 1);
+	__sync_fetch_and_add(&f->bytes, l3_len);
+	f->last_seen_ns = bpf_ktime_get_ns();
+
+	if (egress == ctx->ingress_ifindex)
+		return count(RVS_STAT_TX, XDP_TX);
+	return count(RVS_STAT_REDIRECT, bpf_redirect_map(&rvs_xdp_ports, egress, 0));
+}

@@ -1,0 +1,403 @@
+//! The packet plane's XDP fast path (`bpf/xdp.c`): loading, attaching, and its maps.
+//!
+//! The program forwards packets of connections that have an entry in `rvs_flows` — one entry
+//! per direction, keyed by the 5-tuple as it is on the wire — and passes everything else to
+//! the userspace plane. rvsd computes each entry's action from rvs-core's connection (the
+//! program never schedules, never changes a state), installs it with [`FastPath::insert`],
+//! reads the per-entry counters back with [`FastPath::flow`] and removes it when the
+//! connection expires.
+#![allow(unsafe_code)]
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use aya::maps::{DevMapHash, HashMap, MapData, MapError, PerCpuArray};
+use aya::programs::{ProgramError, Xdp, XdpMode};
+use aya::Ebpf;
+use rvs_packet::fastpath::{Offer, OfferAction};
+
+/// The program's name in `bpf/xdp.c`.
+const PROGRAM: &str = "rvs_xdp";
+
+/// Why the fast path cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object is not in this build.
+    #[error("XDP unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The kernel refused to load the object (verifier, BTF, privileges).
+    #[error("XDP unavailable: loading the program: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// Loading or attaching the program failed.
+    #[error("XDP program: {0}")]
+    Program(#[from] ProgramError),
+    /// A map operation failed.
+    #[error("XDP map: {0}")]
+    Map(#[from] MapError),
+    /// Adding an interface to the redirect map failed.
+    #[error("XDP redirect map: {0}")]
+    Ports(#[from] aya::maps::xdp::XdpMapError),
+    /// The object does not have what this module expects (out of step with `bpf/xdp.c`).
+    #[error("XDP object: {0}")]
+    Object(String),
+}
+
+/// An entry's key: the packet's 5-tuple as it is on the wire (the C `struct rvs_flow_key`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+    sport: u16,
+    dport: u16,
+    family: u8,
+    proto: u8,
+    pad: [u8; 2],
+}
+
+/// An entry's value (the C `struct rvs_flow`): the action, then what the program counted.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flow {
+    ifindex: u32,
+    max_len: u16,
+    op: u8,
+    flags: u8,
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+    sport: u16,
+    dport: u16,
+    pad: [u32; 2],
+    packets: u64,
+    bytes: u64,
+    last_seen_ns: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
+const _: () = assert!(std::mem::size_of::<Flow>() == 88);
+
+// SAFETY: both are #[repr(C)] structs of integers and byte arrays with no implicit padding
+// (sizes asserted above match the C layout), so every bit pattern is a valid value and
+// they can be copied to and from the kernel as plain bytes.
+unsafe impl aya::Pod for FlowKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Flow {}
+
+const OP_REWRITE: u8 = 1;
+const OP_IPIP: u8 = 2;
+const F_SRC: u8 = 0x01;
+const F_DST: u8 = 0x02;
+const F_PMTU_DISC: u8 = 0x04;
+const F_OUTER_V6: u8 = 0x08;
+
+fn addr16(a: IpAddr) -> [u8; 16] {
+    let mut out = [0; 16];
+    match a {
+        IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => out = a.octets(),
+    }
+    out
+}
+
+impl FlowKey {
+    /// The key of packets `src → dst` of IP protocol `proto` (TCP or UDP).
+    pub fn new(proto: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> FlowKey {
+        FlowKey {
+            saddr: addr16(src.0),
+            daddr: addr16(dst.0),
+            sport: src.1.to_be(),
+            dport: dst.1.to_be(),
+            family: if src.0.is_ipv6() { 6 } else { 4 },
+            proto,
+            pad: [0; 2],
+        }
+    }
+}
+
+/// Where the program sends a flow's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress {
+    /// Egress interface (`XDP_TX` when it is the one the packet came in on, else redirect).
+    pub ifindex: u32,
+    /// Next hop's MAC.
+    pub dst_mac: [u8; 6],
+    /// Egress interface's MAC.
+    pub src_mac: [u8; 6],
+    /// Largest (inner) L3 packet the program forwards: the route MTU, minus the tunnel
+    /// header for tunnels. Longer packets go to userspace (fragmentation, ICMP errors).
+    pub max_len: u16,
+}
+
+impl Flow {
+    /// The entry for `offer` (the plane's own rewrite of the flow), sent out of interface
+    /// `ifindex` (the offer's port), with its key.
+    pub fn from_offer(offer: &Offer, ifindex: u32) -> (FlowKey, Flow) {
+        let key = FlowKey::new(offer.proto, offer.src, offer.dst);
+        let egress = Egress {
+            ifindex,
+            dst_mac: offer.dst_mac,
+            src_mac: offer.src_mac,
+            max_len: offer.max_len,
+        };
+        (key, Flow::new(offer.action, egress))
+    }
+
+    /// An entry doing `action` toward `egress`, counters at zero.
+    pub fn new(action: OfferAction, egress: Egress) -> Flow {
+        let mut f = Flow {
+            ifindex: egress.ifindex,
+            max_len: egress.max_len,
+            dst_mac: egress.dst_mac,
+            src_mac: egress.src_mac,
+            ..Flow::default()
+        };
+        match action {
+            OfferAction::Rewrite { src, dst } => {
+                f.op = OP_REWRITE;
+                if let Some((a, p)) = src {
+                    f.flags |= F_SRC;
+                    f.saddr = addr16(a);
+                    f.sport = p.to_be();
+                }
+                if let Some((a, p)) = dst {
+                    f.flags |= F_DST;
+                    f.daddr = addr16(a);
+                    f.dport = p.to_be();
+                }
+            }
+            OfferAction::Ipip {
+                src,
+                dst,
+                pmtu_disc,
+            } => {
+                f.op = OP_IPIP;
+                f.saddr = addr16(src);
+                f.daddr = addr16(dst);
+                if pmtu_disc {
+                    f.flags |= F_PMTU_DISC;
+                }
+                if dst.is_ipv6() {
+                    f.flags |= F_OUTER_V6;
+                }
+            }
+        }
+        f
+    }
+
+    /// True when `other` does the same thing (counters ignored).
+    pub fn same_action(&self, other: &Flow) -> bool {
+        Flow {
+            packets: 0,
+            bytes: 0,
+            last_seen_ns: 0,
+            ..*self
+        } == Flow {
+            packets: 0,
+            bytes: 0,
+            last_seen_ns: 0,
+            ..*other
+        }
+    }
+
+    /// Packets the program forwarded for this entry.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Their bytes (L3 length of the forwarded — inner, for tunnels — packets).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// When the program last forwarded a packet of the entry, on `CLOCK_MONOTONIC`; `None`
+    /// when it never did.
+    pub fn last_seen(&self) -> Option<Duration> {
+        (self.last_seen_ns != 0).then(|| Duration::from_nanos(self.last_seen_ns))
+    }
+}
+
+/// Where the program runs on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// In the driver, before an skb exists.
+    Native,
+    /// Generic XDP in the stack, after the skb is built (works on every interface).
+    Generic,
+}
+
+impl Mode {
+    /// `native` / `generic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Generic => "generic",
+        }
+    }
+}
+
+/// The program's verdict counters, summed over CPUs (`enum rvs_xdp_stat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Forwarded out of the ingress interface (`XDP_TX`).
+    pub tx: u64,
+    /// Forwarded out of another interface (`XDP_REDIRECT`).
+    pub redirect: u64,
+    /// Passed: no entry for the 5-tuple.
+    pub pass_no_flow: u64,
+    /// Passed: SYN, FIN or RST (may change the connection's state).
+    pub pass_state: u64,
+    /// Passed: not a case the fast path handles (ICMP, fragment, IP options...).
+    pub pass_other: u64,
+    /// Passed: has an entry but TTL expiring, too big, or egress not in the redirect map.
+    pub pass_limit: u64,
+}
+
+/// The loaded program and its maps.
+pub struct FastPath {
+    ebpf: Ebpf,
+    flows: HashMap<MapData, FlowKey, Flow>,
+    ports: DevMapHash<MapData>,
+    stats: PerCpuArray<MapData, u64>,
+    attached: Vec<(u32, Mode)>,
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("attached", &self.attached)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FastPath {
+    /// Loads `bpf/xdp.c` into the kernel (the verifier checks it here); attaches nothing.
+    pub fn load() -> Result<FastPath, Error> {
+        let object = crate::object("xdp").map_err(|u| Error::Unavailable(u.reason))?;
+        let mut ebpf = Ebpf::load(object)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| Error::Object(format!("no program {PROGRAM}")))?
+            .try_into()?;
+        prog.load()?;
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| Error::Object(format!("no map {name}")))
+        };
+        let flows = HashMap::try_from(take("rvs_flows")?)?;
+        let ports = DevMapHash::try_from(take("rvs_xdp_ports")?)?;
+        let stats = PerCpuArray::try_from(take("rvs_xdp_stats")?)?;
+        Ok(FastPath {
+            ebpf,
+            flows,
+            ports,
+            stats,
+            attached: Vec::new(),
+        })
+    }
+
+    fn program(&mut self) -> Result<&mut Xdp, Error> {
+        Ok(self
+            .ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| Error::Object(format!("no program {PROGRAM}")))?
+            .try_into()?)
+    }
+
+    /// Attaches the program to interface `ifindex` in `mode` (or native, falling back to
+    /// generic, when `None`) and adds the interface to the redirect map. Returns the mode in
+    /// use. The program is detached when the [`FastPath`] is dropped.
+    pub fn attach(&mut self, ifindex: u32, mode: Option<Mode>) -> Result<Mode, Error> {
+        let prog = self.program()?;
+        let used = match mode {
+            Some(Mode::Native) => {
+                prog.attach_to_if_index(ifindex, XdpMode::Driver)?;
+                Mode::Native
+            }
+            Some(Mode::Generic) => {
+                prog.attach_to_if_index(ifindex, XdpMode::Skb)?;
+                Mode::Generic
+            }
+            None => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+                Ok(_) => Mode::Native,
+                Err(_) => {
+                    prog.attach_to_if_index(ifindex, XdpMode::Skb)?;
+                    Mode::Generic
+                }
+            },
+        };
+        self.add_port(ifindex)?;
+        self.attached.push((ifindex, used));
+        Ok(used)
+    }
+
+    /// Makes `ifindex` a possible egress (`XDP_REDIRECT` target) without attaching to it.
+    pub fn add_port(&mut self, ifindex: u32) -> Result<(), Error> {
+        self.ports.insert(ifindex, ifindex, None, 0)?;
+        Ok(())
+    }
+
+    /// Where the program is attached, and how.
+    pub fn attached(&self) -> &[(u32, Mode)] {
+        &self.attached
+    }
+
+    /// Installs (or replaces) the entry for `key`. Replacing resets its counters: read them
+    /// first with [`FastPath::flow`].
+    pub fn insert(&mut self, key: &FlowKey, flow: &Flow) -> Result<(), Error> {
+        self.flows.insert(key, flow, 0)?;
+        Ok(())
+    }
+
+    /// Removes the entry for `key` (no error when there is none).
+    pub fn remove(&mut self, key: &FlowKey) -> Result<(), Error> {
+        match self.flows.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The entry for `key` with its counters, if installed.
+    pub fn flow(&self, key: &FlowKey) -> Result<Option<Flow>, Error> {
+        match self.flows.get(key, 0) {
+            Ok(f) => Ok(Some(f)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The program's verdict counters.
+    pub fn counters(&self) -> Result<Counters, Error> {
+        let mut sums = [0u64; 6];
+        for (i, sum) in sums.iter_mut().enumerate() {
+            let per_cpu = self.stats.get(&(i as u32), 0)?;
+            *sum = per_cpu.iter().copied().fold(0u64, u64::wrapping_add);
+        }
+        Ok(Counters {
+            tx: sums[0],
+            redirect: sums[1],
+            pass_no_flow: sums[2],
+            pass_state: sums[3],
+            pass_other: sums[4],
+            pass_limit: sums[5],
+        })
+    }
+
+    /// Runs the program once on `frame` as received on `ingress_ifindex`
+    /// (`BPF_PROG_TEST_RUN`), with the maps as they are.
+    pub fn test_run(
+        &mut self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+    ) -> Result<crate::test_run::Run, Error> {
+        let prog = self.program()?;
+        let fd = prog.fd()?;
+        crate::test_run::xdp(fd.as_fd(), frame, ingress_ifindex)
+            .map_err(|e| Error::Object(format!("BPF_PROG_TEST_RUN: {e}")))
+    }
+}

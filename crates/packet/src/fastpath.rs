@@ -1,0 +1,102 @@
+//! Offers to a kernel fast path (rvsd's XDP program): when the plane forwards a packet of an
+//! established connection, it describes the rewrite it just did — keyed by the packet's
+//! 5-tuple as it arrived — so that later packets of the same flow and direction can get the
+//! same rewrite without reaching userspace.
+//!
+//! An offer is made only for a packet that changed nothing in rvs-core's model and whose
+//! followers would not either: TCP without SYN/FIN/RST on an ESTABLISHED connection, UDP with a
+//! checksum; no VLAN tag, IPv4 options or IPv6 extension headers; sent whole (not fragmented);
+//! NAT, FULLNAT, DR or an IP-in-IP tunnel. The fast path still passes to userspace every packet
+//! that could change a state (see docs/internals/packet-plane.md#the-xdp-fast-path), so the
+//! offer is what the plane *would* do with the flow's ordinary packets, nothing more.
+
+use core::net::IpAddr;
+
+use rvs_core::conn::state::{existing_conn_action, Direction, ExistingAction};
+use rvs_core::conn::ConnId;
+use rvs_core::Director;
+
+use crate::ethernet::MacAddr;
+use crate::plane::PortId;
+
+/// The rewrite of an offered flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferAction {
+    /// Replace the source and/or destination (NAT: one of them; FULLNAT: both; DR: neither).
+    Rewrite {
+        /// New source address and port.
+        src: Option<(IpAddr, u16)>,
+        /// New destination address and port.
+        dst: Option<(IpAddr, u16)>,
+    },
+    /// IP-in-IP encapsulation with this outer header.
+    Ipip {
+        /// Outer source.
+        src: IpAddr,
+        /// Outer destination.
+        dst: IpAddr,
+        /// `pmtu_disc`: DF copied from an IPv4 inner header.
+        pmtu_disc: bool,
+    },
+}
+
+/// One flow direction the plane forwarded, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// The connection in the director.
+    pub conn: ConnId,
+    /// Client → server or back.
+    pub dir: Direction,
+    /// IP protocol (TCP or UDP).
+    pub proto: u8,
+    /// Source of the packets as they arrive.
+    pub src: (IpAddr, u16),
+    /// Destination of the packets as they arrive.
+    pub dst: (IpAddr, u16),
+    /// The rewrite.
+    pub action: OfferAction,
+    /// Egress port.
+    pub port: PortId,
+    /// Next hop's MAC.
+    pub dst_mac: MacAddr,
+    /// Egress port's MAC.
+    pub src_mac: MacAddr,
+    /// Largest (inner) L3 length sent whole: longer packets are the plane's (fragmentation,
+    /// ICMP errors).
+    pub max_len: u16,
+}
+
+/// Whether `offer` still describes its connection as rvs-core has it now: the entry exists and
+/// is the same connection (ids are reused), a TCP connection is still ESTABLISHED, and a
+/// packet of it would still be forwarded to its real server (the destination was not deleted
+/// or made unavailable). A fast path removes an offer as soon as this turns false, so that
+/// the flow's packets meet rvs-core again.
+pub fn still_valid(director: &Director, offer: &Offer) -> bool {
+    let Some(c) = director.conns.info(offer.conn) else {
+        return false;
+    };
+    if c.protocol != offer.proto || c.flags & rvs_core::conn::flags::TEMPLATE != 0 {
+        return false;
+    }
+    if c.protocol == crate::parse::proto::TCP && c.state != rvs_core::conn::state::tcp::ESTABLISHED
+    {
+        return false;
+    }
+    // Port-0 and firewall-mark connections keep the packet's ports; compare what is set.
+    let same = |a: (IpAddr, u16), b: (IpAddr, u16)| a.0 == b.0 && (b.1 == 0 || a.1 == b.1);
+    let client = (c.caddr, c.cport);
+    let identity = match offer.dir {
+        Direction::Input => same(offer.src, client),
+        Direction::Output => {
+            same(offer.src, (c.daddr, c.dport))
+                && (same(offer.dst, client) || c.local.is_some_and(|l| same(offer.dst, l)))
+        }
+    };
+    identity
+        && director
+            .conns
+            .existing(offer.conn, &director.table)
+            .is_some_and(|ex| {
+                existing_conn_action(&director.sys.conn, &ex, false, false) == ExistingAction::Use
+            })
+}

@@ -1,0 +1,192 @@
+//! Load-aware weights end to end (issue 15 item 2): `rvsd -f keepalived.conf` with nginx real
+//! servers and a python3 agent per server speaking HAProxy's agent protocol (AGENT_CHECK).
+//!
+//! A `50%` answer halves the weight in `rvsadm -Ln` within two check intervals; `drain` gives
+//! weight 0 while a long download through the VIP carries on to its end; `ready` returns to
+//! the last percentage; a malformed answer changes nothing; `down` takes the server out.
+//!
+//! Addresses: 127.77.150.0/24 (VIP .1, real servers .11/.12, agents on port 9999).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const DELAY_LOOP: Duration = Duration::from_secs(1);
+/// Polling the listing and process scheduling on a loaded 2-core CI box.
+const SLACK: Duration = Duration::from_millis(700);
+
+fn conf(vip: SocketAddr, rs: &[SocketAddr]) -> String {
+    let mut s = format!(
+        "virtual_server {} {} {{\n  delay_loop 1\n  lb_algo wlc\n  lb_kind NAT\n  protocol TCP\n",
+        vip.ip(),
+        vip.port()
+    );
+    for r in rs {
+        s.push_str(&format!(
+            "  real_server {} {} {{\n    weight 10\n    AGENT_CHECK {{\n      connect_port 9999\n      \
+             connect_timeout 1\n      retry 1\n      delay_before_retry 1\n      warmup 0\n    }}\n  }}\n",
+            r.ip(),
+            r.port()
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+#[test]
+fn agent_percent_drain_ready_malformed_down() {
+    require!("nginx", "curl", "python3");
+    let dir = tempdir("agent");
+    let vip = sa("127.77.150.1:8080");
+    let rs = [sa("127.77.150.11:8081"), sa("127.77.150.12:8081")];
+    let a = start_nginx(dir.path(), &[Site::new(rs[0], "A\n")], None);
+    let b = start_nginx(dir.path(), &[Site::new(rs[1], "B\n")], None);
+    // 24 MB at 3 MB/s: the download lasts ~8 s, well past the drain.
+    const SIZE: usize = 24 * 1024 * 1024;
+    let big: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    std::fs::write(a.root(0).join("big"), &big).unwrap();
+    std::fs::write(b.root(0).join("big"), &big).unwrap();
+    let agents = [
+        Agent::start(dir.path(), sa("127.77.150.11:9999"), "100%\n"),
+        Agent::start(dir.path(), sa("127.77.150.12:9999"), "up 100%\n"),
+    ];
+    let d = start_keepalived(dir.path(), &conf(vip, &rs), &[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || d.weight(rs[0]) == Some(10)
+            && d.weight(rs[1]) == Some(10))
+        .is_some(),
+        "both at weight 10:\n{}\n{}",
+        d.listing(),
+        d.log_text()
+    );
+
+    // 50% → half the configured weight within two check intervals.
+    agents[0].set("50%\n");
+    let t = wait_for(Duration::from_secs(10), || d.weight(rs[0]) == Some(5))
+        .unwrap_or_else(|| panic!("50% → weight 5:\n{}\n{}", d.listing(), d.log_text()));
+    report(
+        "agent",
+        &format!("50% → weight 5 after {:.2} s", t.as_secs_f64()),
+    );
+    assert!(t <= 2 * DELAY_LOOP + SLACK, "took {t:?}");
+    assert_eq!(
+        d.weight(rs[1]),
+        Some(10),
+        "the other server keeps its weight"
+    );
+
+    // A long download through the VIP; drain its real server.
+    let out = dir.path().join("download");
+    let body = dir.path().join("body");
+    let dl = Download::start(
+        &out,
+        Some(&body),
+        &["--limit-rate", "3M", &format!("http://{vip}/big")],
+    );
+    let mut busy = None;
+    wait_for(Duration::from_secs(5), || {
+        busy = d.dests().into_iter().find(|x| x.2 > 0).map(|x| x.0);
+        busy.is_some()
+    });
+    let busy: SocketAddr = busy
+        .unwrap_or_else(|| panic!("download has an active connection:\n{}", d.listing()))
+        .parse()
+        .unwrap();
+    let (bi, other) = if busy == rs[0] { (0, 1) } else { (1, 0) };
+    agents[bi].set("drain # maintenance soon\n");
+    let t = wait_for(Duration::from_secs(10), || d.weight(busy) == Some(0))
+        .unwrap_or_else(|| panic!("drain → weight 0:\n{}\n{}", d.listing(), d.log_text()));
+    report(
+        "agent",
+        &format!("drain → weight 0 after {:.2} s", t.as_secs_f64()),
+    );
+    assert!(t <= 2 * DELAY_LOOP + SLACK, "took {t:?}");
+    // New requests go to the other server; the download carries on.
+    let other_body = if other == 0 { "A\n" } else { "B\n" };
+    for _ in 0..5 {
+        assert_eq!(
+            curl_get(&format!("http://{vip}/")).as_deref(),
+            Some(other_body)
+        );
+    }
+    let (ok, report_line) = dl.finish(Duration::from_secs(40));
+    assert!(
+        ok,
+        "download through the drained server completed: {report_line}"
+    );
+    assert_eq!(report_line, format!("200 {SIZE}"), "whole body received");
+    assert_eq!(std::fs::read(&body).unwrap(), big, "body intact");
+
+    // ready → back to the last percentage (100% for agent B's server, 50% for A's).
+    agents[bi].set("ready\n");
+    let want = if bi == 0 { 5 } else { 10 };
+    assert!(
+        wait_for(Duration::from_secs(10), || d.weight(busy) == Some(want)).is_some(),
+        "ready → weight {want}:\n{}",
+        d.listing()
+    );
+
+    // A malformed answer is ignored: the weight stays for several check intervals.
+    agents[bi].set("75 percent please\n");
+    std::thread::sleep(3 * DELAY_LOOP);
+    assert_eq!(d.weight(busy), Some(want), "malformed answer ignored");
+
+    // down → taken out like a failed check (retry 1: two failures).
+    agents[bi].set("down#disk full\n");
+    assert!(
+        wait_for(Duration::from_secs(10), || d.weight(busy).is_none()).is_some(),
+        "down takes it out:\n{}",
+        d.listing()
+    );
+    // up again: back in, at the last percentage.
+    agents[bi].set("up\n");
+    assert!(
+        wait_for(Duration::from_secs(10), || d.weight(busy) == Some(want)).is_some(),
+        "up brings it back:\n{}",
+        d.listing()
+    );
+}
+
+#[test]
+fn agent_check_config_is_checked_by_rvsd_t() {
+    let dir = tempdir("agent-t");
+    let bad = "virtual_server 127.77.151.1 8080 {\n  real_server 127.77.151.11 8081 {\n    \
+               weight 10\n    AGENT_CHECK {\n      connect_port 9999\n      min_weight 8\n      \
+               max_weight 4\n    }\n  }\n  protocol TCP\n  lb_algo wlc\n  lb_kind NAT\n}\n";
+    let path = dir.path().join("keepalived.conf");
+    std::fs::write(&path, bad).unwrap();
+    let out = std::process::Command::new(RVSD)
+        .arg("-t")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("rvsd -t");
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "min above max refused: {err}");
+    assert!(
+        err.contains("min_weight 8 is above max_weight 4") && err.contains(":4:"),
+        "position and reason: {err}"
+    );
+    let good = bad.replace("max_weight 4", "max_weight 40");
+    std::fs::write(&path, good).unwrap();
+    let out = std::process::Command::new(RVSD)
+        .arg("-t")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("rvsd -t");
+    assert!(
+        out.status.success(),
+        "valid AGENT_CHECK accepted: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
