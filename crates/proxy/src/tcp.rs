@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::fcntl::{splice, SpliceFFlags};
 use nix::libc::{EINPROGRESS, MSG_MORE, MSG_NOSIGNAL};
 use socket2::{Domain, SockRef, Socket, Type};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::{
@@ -145,6 +145,9 @@ pub(crate) async fn serve(
 ) {
     let (peer, vip) = (info.client, info.vip);
     let _active = ActiveGuard::new(&w);
+    // Shared with the flow's accounting, which reads the sockets' segment counts (weakly: they
+    // are closed when this task ends).
+    let client = Rc::new(client);
     let mut client_abort = ResetOnDrop(Some(&client));
     let flow = Flow::new(w.clone(), backend.handle);
     let timeout = w.cfg.connect_timeout;
@@ -177,7 +180,8 @@ pub(crate) async fn serve(
     flow.event(FlowEvent::Connected);
     // The client socket has TCP_NODELAY already: it is inherited from the listener.
 
-    let mut server = server;
+    let server = Rc::new(server);
+    flow.count_segments(&client, &server);
     let header = match backend.proxy_protocol {
         ProxyProtocol::Off => None,
         ProxyProtocol::V1 => Some(encode_v1(peer, vip)),
@@ -185,23 +189,30 @@ pub(crate) async fn serve(
     };
     let mut result = Ok(());
     if let Some(h) = header {
-        result = server.write_all(h.as_bytes()).await;
+        result = write_all(&server, h.as_bytes()).await;
     }
     if result.is_ok() && !first.is_empty() {
         flow.count(true, first.len());
-        result = server.write_all(first).await;
+        result = write_all(&server, first).await;
     }
     let mut server_abort = ResetOnDrop(Some(&server));
     let mut idled = false;
     if result.is_ok() {
+        // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
+        let in_kernel = crate::kernel_splice::start(&flow, &client, &server);
         let relay = async {
-            tokio::try_join!(
-                copy_dir(&flow, &client, &server, true),
-                copy_dir(&flow, &server, &client, false)
-            )
+            if in_kernel {
+                crate::kernel_splice::relay(&flow, &client, &server).await
+            } else {
+                tokio::try_join!(
+                    copy_dir(&flow, &client, &server, true),
+                    copy_dir(&flow, &server, &client, false)
+                )
+                .map(|_| ())
+            }
         };
         tokio::select! {
-            r = relay => result = r.map(|_| ()),
+            r = relay => result = r,
             () = idle_watch(&flow, backend.tcp_idle_timeout, backend.tcp_fin_timeout) => {
                 idled = true;
             }
@@ -244,7 +255,12 @@ pub(crate) async fn idle_watch(flow: &Flow, mut idle: Option<Duration>, mut fin:
             tokio::time::sleep(NO_LIMIT_RECHECK).await;
             continue;
         };
-        let deadline = flow.last_active() + limit;
+        let mut deadline = flow.last_active() + limit;
+        if tokio::time::Instant::now() >= deadline {
+            // A spliced flow's data never passes here: ask the kernel when it last moved.
+            flow.refresh_last_active();
+            deadline = flow.last_active() + limit;
+        }
         if tokio::time::Instant::now() >= deadline {
             // The limit ran out; `--set` may have changed it since the flow opened.
             match flow.current_limits() {
@@ -350,7 +366,7 @@ pub(crate) async fn copy_dir(
                 Err(e) => return Err(e),
                 Ok(0) => Step::Eof,
                 Ok(n) => {
-                    flow.count(inbound, n);
+                    flow.count_bytes(inbound, n);
                     let full = n == buf.len();
                     // Write directly, bypassing tokio's cached readiness (a fresh socket is
                     // writable before the reactor has said so).
@@ -438,7 +454,7 @@ async fn splice_dir(
             Err(e) => return Err(e),
         };
         moved_any = true;
-        flow.count(inbound, n);
+        flow.count_bytes(inbound, n);
         let mut in_pipe = n;
         while in_pipe > 0 {
             to.writable().await?;

@@ -43,6 +43,11 @@ struct Args {
     /// Socket proxy worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Kernel splicing of proxied TCP flows once connected (BPF sockmap: the kernel moves the
+    /// bytes between the two sockets): `auto` where the kernel allows it, `on` (the same, but a
+    /// kernel that refuses is a warning), `off` (every byte through the proxy's threads).
+    #[arg(long, default_value = "auto", value_parser = parse_proxy_splice)]
+    proxy_splice: rvs_proxy::KernelSplice,
     /// How long open connections may take to finish, in seconds: on SIGTERM, and for a real
     /// server that a reload of `-f` removed (drained, then deleted).
     #[arg(long, default_value_t = 30)]
@@ -75,6 +80,11 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Packet plane: the XDP fast path for established connections. `auto` tries it (native
+    /// mode where the driver has it, else generic) and falls back to AF_PACKET alone with one
+    /// log line saying why; `on` requires it; `native` / `generic` require that mode; `off`.
+    #[arg(long, default_value = "off", value_parser = clap::value_parser!(rvsd::packet_plane::XdpSetting))]
+    xdp: rvsd::packet_plane::XdpSetting,
     /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
     /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
@@ -109,6 +119,10 @@ struct Args {
 
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
 /// daemon's sysctl table at start.
+fn parse_proxy_splice(s: &str) -> Result<rvs_proxy::KernelSplice, String> {
+    rvs_proxy::KernelSplice::parse(s).ok_or_else(|| format!("{s}: expected auto, on or off"))
+}
+
 fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
     let (n, v) = s
         .split_once('=')
@@ -184,7 +198,11 @@ fn main() -> ExitCode {
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
     rvsd::sd_notify::init_from_env();
-    match rvsd::capabilities::drop_unneeded() {
+    let xdp = !args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off;
+    if args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off {
+        tracing::warn!("--xdp without --interface: there is no packet plane to accelerate");
+    }
+    match rvsd::capabilities::drop_unneeded(xdp) {
         Ok(d) if !d.dropped.is_empty() => tracing::info!(
             "capabilities: dropped {}; kept {}",
             rvsd::capabilities::names(d.dropped),
@@ -387,6 +405,7 @@ async fn run(args: Args) -> Result<(), String> {
         let opts = rvsd::packet_plane::Options {
             marks: args.fwmark_rule.clone(),
             workers_per_interface: args.packet_workers,
+            xdp: args.xdp,
             ..Default::default()
         };
         Some(
@@ -406,6 +425,7 @@ async fn run(args: Args) -> Result<(), String> {
     let proxy = rvs_proxy::Proxy::start(
         rvs_proxy::ProxyConfig {
             workers,
+            kernel_splice: args.proxy_splice,
             ..rvs_proxy::ProxyConfig::default()
         },
         balancer,
@@ -485,40 +505,26 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
-    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).
-    let announce = match (args.announce_table, &args.use_file) {
-        (Some(table), _) => Some((
-            table,
-            args.announce_protocol,
-            StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
-        )),
-        (None, Some(path)) => {
-            let opts = rvs_config::CheckOptions {
-                config_id: args.config_id.clone(),
-                check_interfaces: true,
-            };
-            rvs_config::load(path, &opts)
-                .ok()
-                .and_then(|(cfg, _)| cfg.global.rvs_announce)
-                .map(|a| (a.table, a.protocol, a.delay))
-        }
-        (None, None) => None,
+    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (which a SIGHUP
+    // re-reads: rvsd::announce_control).
+    let announce_setting = match args.announce_table {
+        Some(table) => Some(rvsd::announce_control::Setting {
+            opts: rvsd::announce::Options {
+                table,
+                protocol: args.announce_protocol,
+            },
+            delay: StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
+        }),
+        None => kconf
+            .as_ref()
+            .and_then(|k| k.announce_setting())
+            .map(rvsd::announce_control::Setting::from),
     };
-    let mut announcer = match announce {
-        Some((table, protocol, delay)) => {
-            let a = rvsd::announce::Announcer::start(
-                daemon.state.clone(),
-                rvsd::announce::Options { table, protocol },
-            )
-            .map_err(|e| format!("announce table {table}: {e}"))?;
-            daemon.lock().announce = Some((table, a.status.clone()));
-            tracing::info!(
-                "announcing the VIPs that can be served in routing table {table} (protocol {protocol})"
-            );
-            Some((a, delay))
-        }
-        None => None,
-    };
+    let mut announcer = rvsd::announce_control::AnnounceControl::start(
+        daemon.clone(),
+        announce_setting,
+        args.announce_table.is_some(),
+    )?;
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -570,7 +576,9 @@ async fn run(args: Args) -> Result<(), String> {
                         v.reload_file(path, args.config_id.clone()).await;
                     }
                     if let Some(k) = kconf.as_mut() {
-                        let _ = k.reload().await;
+                        if k.reload().await.is_ok() {
+                            announcer.follow_file(k.announce_setting());
+                        }
                         return;
                     }
                     match &args.rules {
@@ -600,16 +608,9 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
     // arrives until they have converged, and only then drains.
-    if let Some((a, delay)) = announcer.as_mut() {
-        match a.withdraw_all() {
-            Ok(n) => tracing::info!(
-                "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
-                delay.as_secs_f64()
-            ),
-            Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
-        }
+    if let Some(delay) = announcer.withdraw_for_stop() {
         rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
-        tokio::time::sleep(*delay).await;
+        tokio::time::sleep(delay).await;
     }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",

@@ -399,8 +399,8 @@ fn stats_conns_zero_and_timeouts_reflect_the_traffic() {
         sent += s;
         got += r;
     }
-    // Byte counts are exact (payload both ways); packets are reads, so at least one per
-    // direction per connection.
+    // Byte counts are exact (payload both ways); packets are the segments of each side (at
+    // least one per direction per connection).
     let st = stats_until(&d, "4 closed connections", |s| {
         let l = stat(s, vip, true);
         l.n[0] == 4 && l.n[3] == sent as u64 && l.n[4] == got as u64
