@@ -39,6 +39,7 @@
 mod api;
 pub mod http;
 mod kernel_splice;
+mod latency_probe;
 mod pe_relay;
 pub mod proxy_protocol;
 mod tcp;
