@@ -45,6 +45,7 @@ pub mod proxy_protocol;
 mod tcp;
 pub mod tcp_info;
 mod udp;
+mod udp_batch;
 mod worker;
 
 use std::collections::BTreeSet;
