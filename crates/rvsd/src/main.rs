@@ -332,26 +332,35 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     Ok(n)
 }
 
-/// `lvs_sync_daemon` as the follower thread needs it: the spec, the instance's VRID, the VRRP
-/// status board.
-type SyncFollow = (
-    rvs_config::model::LvsSyncDaemon,
-    Option<u8>,
-    Option<Arc<rvsd::vrrp::StatusBoard>>,
-);
+/// `lvs_sync_daemon` of `cfg` as the follower follows it: the spec and the VRID of its
+/// instance (an unknown instance is dropped: the config check already warned about it, and
+/// keepalived then runs both daemons).
+fn sync_target(cfg: &rvs_config::Config) -> rvsd::sync::follow::Target {
+    let spec = cfg.global.lvs_sync_daemon.as_ref()?;
+    let inst = spec
+        .instance
+        .as_ref()
+        .and_then(|n| cfg.vrrp_instances.iter().find(|i| &i.name == n));
+    let mut spec = spec.clone();
+    if inst.is_none() {
+        spec.instance = None;
+    }
+    Some((spec, inst.map(|i| i.vrid)))
+}
 
 /// Load `path` and set up the VRRP driver (started later by the caller); its status goes
 /// into the metrics and tells the packet plane which VIPs are not this director's. With
 /// `lvs_sync_daemon`, the resync gate is armed for `resync_hold` and the driver holds
-/// preemption while it is; the sync follower is returned, to be started once the table is in
-/// (so that the first resync finds the services its records belong to).
+/// preemption while it is. Also returns what the sync follower is to follow, started by the
+/// caller once the table is in (so that the first resync finds the services its records
+/// belong to).
 fn prepare_vrrp(
     daemon: &Arc<Daemon>,
     path: &std::path::Path,
     config_id: Option<String>,
     explicit: bool,
     resync_hold: StdDuration,
-) -> Result<(Option<rvsd::vrrp::Prepared>, Option<SyncFollow>), String> {
+) -> Result<(Option<rvsd::vrrp::Prepared>, rvsd::sync::follow::Target), String> {
     let opts = rvs_config::CheckOptions {
         config_id,
         check_interfaces: true,
@@ -369,25 +378,38 @@ fn prepare_vrrp(
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
         None => {}
     }
-    if let Some(spec) = &cfg.global.lvs_sync_daemon {
-        // The config check already warned about an unknown instance; keepalived then runs both.
-        let inst = spec
-            .instance
-            .as_ref()
-            .and_then(|n| cfg.vrrp_instances.iter().find(|i| &i.name == n));
-        let mut spec = spec.clone();
-        if inst.is_none() {
-            spec.instance = None;
-        }
+    let target = sync_target(&cfg);
+    if target.is_some() {
         let gate = daemon.lock().sync.gate.clone();
         gate.arm(resync_hold);
         if let Some(h) = h.as_mut() {
             h.hold_preempt_while(Arc::new(move || gate.holding()));
         }
-        let board = h.as_ref().map(|h| h.status());
-        return Ok((h, Some((spec, inst.map(|i| i.vrid), board))));
     }
-    Ok((h, None))
+    Ok((h, target))
+}
+
+/// SIGHUP: what `lvs_sync_daemon` says now in `path` (`None` when the file cannot be read:
+/// the follower then keeps what it follows).
+async fn reload_sync_target(
+    path: &std::path::Path,
+    config_id: Option<String>,
+) -> Option<rvsd::sync::follow::Target> {
+    let p = path.to_path_buf();
+    let opts = rvs_config::CheckOptions {
+        config_id,
+        check_interfaces: true,
+    };
+    let loaded = rvsd::off_runtime::run(
+        "lvs_sync_daemon reload",
+        rvsd::off_runtime::READ_DEADLINE,
+        move || rvs_config::load(&p, &opts),
+    )
+    .await;
+    match loaded {
+        Ok(Ok((cfg, _))) => Some(sync_target(&cfg)),
+        _ => None,
+    }
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -500,9 +522,12 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
-    if let Some((spec, vrid, board)) = sync_follow {
-        rvsd::sync::follow::spawn(daemon.clone(), spec, vrid, board);
-    }
+    // Followed from the start when the file has `lvs_sync_daemon`, and from a reload that
+    // adds one.
+    let board = vrrp.as_ref().map(|v| v.status());
+    let mut follower = sync_follow
+        .is_some()
+        .then(|| rvsd::sync::follow::spawn(daemon.clone(), sync_follow.clone(), board.clone()));
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
     // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (which a SIGHUP
@@ -574,6 +599,19 @@ async fn run(args: Args) -> Result<(), String> {
                     let vrrp_file = args.vrrp.as_ref().or(args.use_file.as_ref());
                     if let (Some(v), Some(path)) = (&vrrp, vrrp_file) {
                         v.reload_file(path, args.config_id.clone()).await;
+                    }
+                    if let Some(path) = vrrp_file {
+                        if let Some(t) = reload_sync_target(path, args.config_id.clone()).await {
+                            match &follower {
+                                Some(f) => f.set(t),
+                                None if t.is_some() => {
+                                    let b = vrrp.as_ref().map(|v| v.status());
+                                    follower =
+                                        Some(rvsd::sync::follow::spawn(daemon.clone(), t, b));
+                                }
+                                None => {}
+                            }
+                        }
                     }
                     if let Some(k) = kconf.as_mut() {
                         if k.reload().await.is_ok() {
