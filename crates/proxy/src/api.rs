@@ -62,6 +62,9 @@ pub struct Backend {
     /// UDP flows: idle time after which the flow ends (the IPVS udp timeout). Not used for TCP,
     /// whose lifetime is the lifetime of its two sockets.
     pub udp_idle_timeout: Duration,
+    /// TCP flows: time the real server's first answer and report it with
+    /// [`FlowEvent::Latency`] (set for services whose scheduler uses it, `pewma`).
+    pub measure_latency: bool,
     /// UDP flows: one-packet scheduling (`-o`): every datagram is scheduled by its own
     /// [`Balancer::open`] and its handle is closed when the next datagram of that client to the
     /// same real server supersedes it or the socket idles out. Not used for TCP.
@@ -80,6 +83,7 @@ impl Backend {
             tcp_idle_timeout: None,
             tcp_fin_timeout: None,
             udp_idle_timeout: Duration::from_secs(300),
+            measure_latency: false,
             one_packet: false,
         }
     }
@@ -158,6 +162,9 @@ pub enum FlowEvent {
     ClientFin,
     /// TCP: the real server finished sending (its FIN was forwarded to the client).
     ServerFin,
+    /// TCP, when [`Backend::measure_latency`]: the connect time plus the time from the
+    /// client's first bytes to the real server's first bytes (once per connection).
+    Latency(Duration),
     /// Terminal: the flow is gone; no further event carries this handle.
     Closed(CloseReason),
 }

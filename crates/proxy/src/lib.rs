@@ -38,6 +38,7 @@
 
 mod api;
 mod kernel_splice;
+mod latency_probe;
 pub mod proxy_protocol;
 mod tcp;
 pub mod tcp_info;

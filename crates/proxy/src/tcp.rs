@@ -136,6 +136,7 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     let client = Rc::new(client);
     let mut client_abort = ResetOnDrop(Some(&client));
     let flow = Flow::new(w.clone(), backend.handle);
+    flow.measure_latency(backend.measure_latency);
     let timeout = w.cfg.connect_timeout;
     let server = match connect(&backend, timeout).await {
         Ok(s) => s,
@@ -181,7 +182,9 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     let mut idled = false;
     if result.is_ok() {
         // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
-        let in_kernel = crate::kernel_splice::start(&flow, &client, &server);
+        // A flow timed for pewma stays in user space: the splicer would hide the first byte.
+        let in_kernel =
+            !backend.measure_latency && crate::kernel_splice::start(&flow, &client, &server);
         let relay = async {
             if in_kernel {
                 crate::kernel_splice::relay(&flow, &client, &server).await

@@ -150,6 +150,8 @@ pub(crate) struct Flow {
     /// One direction has finished (TCP), so the FIN timeout applies.
     half_closed: Cell<bool>,
     closed: Cell<bool>,
+    /// Timing of the real server's first answer, for latency-aware scheduling.
+    latency: Cell<crate::latency_probe::LatencyProbe>,
     /// TCP: the sockets whose kernel segment counts are the flow's packets (see [`Segments`]).
     segments: RefCell<Option<Segments>>,
     /// TCP: the flow's pair in the kernel splicer, and the bytes of it already reported.
@@ -216,6 +218,7 @@ impl Flow {
             last_active: Cell::new(Instant::now()),
             half_closed: Cell::new(false),
             closed: Cell::new(false),
+            latency: Cell::new(crate::latency_probe::LatencyProbe::Off),
             segments: RefCell::new(None),
             kernel: RefCell::new(None),
         })
@@ -279,6 +282,13 @@ impl Flow {
         });
     }
 
+    /// Time the connect that starts now and the real server's first answer, if `on`
+    /// ([`crate::Backend::measure_latency`]).
+    pub fn measure_latency(&self, on: bool) {
+        self.latency
+            .set(crate::latency_probe::LatencyProbe::start(on));
+    }
+
     pub fn worker(&self) -> &Rc<Worker> {
         &self.worker
     }
@@ -295,6 +305,13 @@ impl Flow {
     }
 
     fn count_with(&self, inbound: bool, bytes: usize, packets: u64) {
+        let (probe, sample) = self.latency.get().bytes(inbound);
+        self.latency.set(probe);
+        if let Some(d) = sample {
+            self.worker
+                .balancer
+                .event(self.handle.get(), FlowEvent::Latency(d));
+        }
         let mut t = self.traffic.get();
         let c = &self.worker.counters;
         if inbound {
@@ -375,6 +392,9 @@ impl Flow {
 
     /// Report pending traffic, then `ev` (a non-terminal event).
     pub fn event(&self, ev: FlowEvent) {
+        if ev == FlowEvent::Connected {
+            self.latency.set(self.latency.get().connected());
+        }
         if matches!(ev, FlowEvent::ClientFin | FlowEvent::ServerFin) {
             // A FIN restarts the entry's timer with the FIN timeout, as in IPVS.
             self.half_closed.set(true);
@@ -405,6 +425,9 @@ impl Flow {
         self.close(reason);
         self.handle.set(next);
         self.closed.set(false);
+        // The connect to the next server is timed afresh.
+        let on = self.latency.get() != crate::latency_probe::LatencyProbe::Off;
+        self.measure_latency(on);
     }
 }
 

@@ -23,6 +23,7 @@ pub mod ha;
 pub mod listing;
 pub mod proc;
 pub mod rvsd;
+pub mod slow_http;
 pub mod wait;
 
 pub use agent::Agent;
@@ -34,6 +35,7 @@ pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
 pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
+pub use slow_http::SlowHttp;
 pub use wait::{tempdir, wait, wait_for, wait_until};
 
 use std::path::Path;
