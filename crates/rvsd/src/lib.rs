@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod nft_marks;
 pub mod off_runtime;
 pub mod packet_plane;
+pub mod pe;
 pub mod published;
 pub mod rules;
 pub mod sd_notify;
