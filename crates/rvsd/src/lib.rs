@@ -19,6 +19,7 @@ pub mod control_server;
 pub mod convert;
 pub mod daemon;
 pub mod demo;
+pub mod discovery;
 pub mod fd_limit;
 pub mod keepalived;
 pub mod learned_neighbours;

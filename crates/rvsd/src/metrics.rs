@@ -286,6 +286,7 @@ pub fn render(st: &State) -> String {
         h.render_metrics(&mut o.text);
     }
     crate::sync::metrics::render(&st.sync, &st.shards(), &mut o.text);
+    crate::discovery::status::render_metrics(&st.discovery, &mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }

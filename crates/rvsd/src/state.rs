@@ -76,6 +76,10 @@ pub struct State {
     pub announce: Option<(u32, Arc<crate::announce_status::AnnounceStatus>)>,
     /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
     pub sync: crate::sync::SyncDaemons,
+    /// Services owned by a discovery source (etcd, Docker): rvsadm may not change them.
+    pub managed: crate::discovery::status::Managed,
+    /// The discovery sources' counters (rendered into the metrics).
+    pub discovery: Vec<Arc<crate::discovery::status::SourceStatus>>,
     /// While a [`Request::Batch`] is applied: publications to the data planes are deferred
     /// to its end (see [`Deferred`]).
     deferred: Option<Deferred>,
@@ -115,6 +119,8 @@ impl State {
             quorum_lost: std::collections::HashSet::new(),
             announce: None,
             sync: crate::sync::SyncDaemons::default(),
+            managed: crate::discovery::status::Managed::default(),
+            discovery: Vec::new(),
             deferred: None,
         };
         st.sync.params = st.sysctls.sync_params();
