@@ -79,6 +79,29 @@ pub struct SyncConn {
 }
 
 impl SyncConn {
+    /// Which of `ports` sync sockets (a power of two) carries this connection: the same one
+    /// for every update of it, so a backup applies them in order.
+    pub fn port_index(&self, ports: u32) -> usize {
+        if ports <= 1 {
+            return 0;
+        }
+        // FNV-1a over the client tuple: cheap, and spreads clients over the sockets.
+        let mut h: u32 = 0x811c_9dc5;
+        let mut eat = |b: &[u8]| {
+            for x in b {
+                h = (h ^ u32::from(*x)).wrapping_mul(0x0100_0193);
+            }
+        };
+        match self.caddr {
+            IpAddr::V4(a) => eat(&a.octets()),
+            IpAddr::V6(a) => eat(&a.octets()),
+        }
+        eat(&self.cport.to_be_bytes());
+        eat(&self.vport.to_be_bytes());
+        eat(&[self.protocol]);
+        (h & (ports - 1)) as usize
+    }
+
     /// Whether the entry is IPv6 (by its client address).
     pub fn is_v6(&self) -> bool {
         self.caddr.is_ipv6()
@@ -113,6 +136,9 @@ pub struct SyncParams {
     pub sock_size: u32,
     /// `backup_only`: no forwarding while the backup daemon runs.
     pub backup_only: bool,
+    /// `sync_ports`: sockets (and ports, from the daemon's port up) per daemon, a power of
+    /// two 1..=64, read when a daemon starts.
+    pub ports: u32,
 }
 
 impl Default for SyncParams {
@@ -127,6 +153,7 @@ impl Default for SyncParams {
             qlen_max: DEFAULT_SYNC_QLEN_MAX,
             sock_size: 0,
             backup_only: false,
+            ports: 1,
         }
     }
 }
@@ -416,6 +443,12 @@ impl Director {
         }
     }
 
+    /// The persistence engine of the service `dest` belongs to.
+    pub fn pe_of(&self, dest: Option<crate::dest::DestId>) -> Option<&crate::service::PeKind> {
+        let d = self.table.dests.get(dest?)?;
+        self.table.service(d.svc)?.cfg.pe.as_ref()
+    }
+
     /// Whether a service has a real server of the other address family (a tunnel "mixed"
     /// service): the sync protocol cannot carry those connections, so the kernel refuses to
     /// start a sync daemon while one exists, and refuses such a real server while a daemon
@@ -456,8 +489,14 @@ impl Director {
         let pe_name = if pe_data.is_empty() {
             Vec::new()
         } else {
-            // SIP is the only persistence engine.
-            crate::service::PeKind::Sip.name().as_bytes().to_vec()
+            match self.pe_of(i.dest) {
+                // The content engines' templates are not sent: their keys are meaningful to
+                // this daemon only (the cookie engine's hash key is per daemon), and their
+                // names do not fit the protocol's 16 bytes. A backup schedules such requests
+                // anew.
+                Some(pe) if pe.content_only() => return None,
+                _ => crate::service::PeKind::Sip.name().into_bytes(),
+            }
         };
         Some(SyncConn {
             protocol: i.protocol,

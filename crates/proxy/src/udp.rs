@@ -118,7 +118,8 @@ fn datagram(
                 client,
                 vip,
             };
-            let b = match w.balancer.open(&info) {
+            // The datagram goes along: a persistence engine (SIP) schedules by its content.
+            let b = match w.balancer.open_with(&info, payload) {
                 Ok(b) => b,
                 Err(r) => {
                     Counters::inc(&w.counters.refused);
