@@ -30,6 +30,13 @@
 # Also reported: rvsd's receive-ring drops (frames the kernel could not queue to rvsd) and, for
 # both runs, the host's softnet backlog drops (/proc/net/softnet_stat, column 2).
 #
+# Contenders, in one run (issue 13): a baseline where the director drops everything at
+# ingress, rvsd on AF_PACKET alone, rvsd with the XDP fast path (`--xdp generic`: the lab's
+# links are veths), the kernel's nftables DNAT; each first with $FLOWS steady flows, then with
+# a new connection per packet. Reported per contender: offered and delivered packets per
+# second, loss, and the CPU time of the WHOLE MACHINE (/proc/stat, every CPU) above the
+# baseline's, per delivered packet — so a contender gains nothing by using another core.
+#
 # Usage: sudo bench/packet.sh [seconds-per-run]  (FLOWS=N source ports, default 256;
 #        PACKET_WORKERS=N rvsd workers per interface, default 1; RVSD_ARGS extra rvsd options;
 #        RVSD_BIN=path another rvsd binary, e.g. an older build, for A/B runs)
@@ -115,44 +122,52 @@ softnet_drops() {
   echo "$n"
 }
 
-# One run: prints "<sent pps> <delivered pps> <softnet drops>".
+# Busy CPU time of the whole machine, in nanoseconds (all CPUs: user, nice, system, irq,
+# softirq, steal from /proc/stat), so that no contender gains by using another core.
+busy_ns() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
+}
+
+# One run with trafgen config $1: prints
+# "<sent pps> <delivered pps> <softnet drops> <busy CPU ns of the machine> <delivered total>".
 run() {
-  local b0 t0 s0 b1 t1 s1
-  b0=$(rx_total); t0=$(tx_client); s0=$(softnet_drops)
-  ip netns exec "$C" "${GEN_PIN[@]}" timeout -s INT "$DUR" trafgen --dev eth0 --conf "$work/udp64.cfg" -P 1 -C -q >"$work/trafgen.log" 2>&1 || true
+  local cfg=$1 b0 t0 s0 c0 b1 t1 s1 c1
+  b0=$(rx_total); t0=$(tx_client); s0=$(softnet_drops); c0=$(busy_ns)
+  ip netns exec "$C" "${GEN_PIN[@]}" timeout -s INT "$DUR" trafgen --dev eth0 --conf "$cfg" -P 1 -C -q >"$work/trafgen.log" 2>&1 || true
   # trafgen gives up on a send error (e.g. EAGAIN): say so rather than report a short run.
   grep -i 'fail' "$work/trafgen.log" >&2 || true
   sleep 0.5
-  b1=$(rx_total); t1=$(tx_client); s1=$(softnet_drops)
-  echo "$(( (t1 - t0) / DUR )) $(( (b1 - b0) / DUR )) $((s1 - s0))"
+  b1=$(rx_total); t1=$(tx_client); s1=$(softnet_drops); c1=$(busy_ns)
+  echo "$(( (t1 - t0) / DUR )) $(( (b1 - b0) / DUR )) $((s1 - s0)) $((c1 - c0)) $((b1 - b0))"
 }
 
-# 1. rvsd
-ip netns exec "$D" "${DIR_PIN[@]}" "$RVSD" --socket "$work/rvsd.sock" --metrics-listen off --workers 1 --drain-time 0 \
-  --interface eth0 --interface eth1 --packet-workers "$PW" ${RVSD_ARGS:-} 2>"$work/rvsd.log" &
-rvsd_pid=$!
-for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
-"$RVSADM" --socket "$work/rvsd.sock" -A -u $VIP:9 -s rr
-"$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.11:9 -m
-"$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.12:9 -m
-for _ in $(seq 100); do ip netns exec "$D" nft list table netdev rvs 2>/dev/null | grep -q "$VIP" && break; sleep 0.1; done
-ip netns exec "$D" ping -c1 -W1 10.2.0.11 >/dev/null 2>&1 || true
-ip netns exec "$D" ping -c1 -W1 10.2.0.12 >/dev/null 2>&1 || true
-# rvsd's CPU time (all threads; the real servers' receive path that runs inline in its
-# sendmmsg is included) over the run, for the CPU cost per delivered packet.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$rvsd_pid/stat"; }
-c0=$(cpu_ticks)
-read -r rvsd_sent rvsd_pps rvsd_snd < <(run)
-c1=$(cpu_ticks)
-hz=$(getconf CLK_TCK)
-rvsd_cpu=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v d="$DUR" -v p="$rvsd_pps" \
-  'BEGIN { s = t / hz; printf "%.0f%% of a CPU, %.2f µs per delivered packet", 100 * s / (d + 0.5), (p > 0) ? 1e6 * s / (p * d) : 0 }')
-"$RVSADM" --socket "$work/rvsd.sock" -L -n --stats > "$work/rvsd.stats"
-kill -TERM "$rvsd_pid"; wait "$rvsd_pid" 2>/dev/null || true; rvsd_pid=
-workers=$(grep -o 'packet worker.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
+# New connections: every packet from another source address (trafgen increments it per
+# packet), so every packet makes a connection (rvsd: a new rvs-core entry scheduled in
+# userspace, with XDP too; kernel: a new conntrack entry). Replies never come (the real
+# servers drop the datagrams), so the director's reverse-path filter is off for these.
+cat > "$work/newconn.cfg" <<CFG
+{ eth(da=$DMAC, sa=$CMAC), ipv4(saddr=dinc(), daddr=$VIP, ttl=64), udp(sp=10000, dp=9), fill(0x41, 18) }
+CFG
+for k in all default eth0; do ip netns exec "$D" sysctl -qw "net.ipv4.conf.$k.rp_filter=0" 2>/dev/null || true; done
 
-# 2. the kernel's nftables DNAT (what rvs-lab's kernel_nat_baseline installs)
-ip netns exec "$D" nft -f - <<NFT
+rvsd_start() {
+  ip netns exec "$D" "${DIR_PIN[@]}" "$RVSD" --socket "$work/rvsd.sock" --metrics-listen off --workers 1 --drain-time 0 \
+    --interface eth0 --interface eth1 --packet-workers "$PW" "$@" ${RVSD_ARGS:-} 2>"$work/rvsd.log" &
+  rvsd_pid=$!
+  for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
+  "$RVSADM" --socket "$work/rvsd.sock" -A -u $VIP:9 -s rr
+  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.11:9 -m
+  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.12:9 -m
+  for _ in $(seq 100); do ip netns exec "$D" nft list table netdev rvs 2>/dev/null | grep -q "$VIP" && break; sleep 0.1; done
+  ip netns exec "$D" ping -c1 -W1 10.2.0.11 >/dev/null 2>&1 || true
+  ip netns exec "$D" ping -c1 -W1 10.2.0.12 >/dev/null 2>&1 || true
+}
+rvsd_stop() {
+  kill -TERM "$rvsd_pid"; wait "$rvsd_pid" 2>/dev/null || true; rvsd_pid=
+  rm -f "$work/rvsd.sock"
+}
+kernel_nat_on() {
+  ip netns exec "$D" nft -f - <<NFT
 table ip rvslab_baseline {
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
@@ -160,20 +175,76 @@ table ip rvslab_baseline {
   }
 }
 NFT
-read -r kern_sent kern_pps kern_snd < <(run)
-ip netns exec "$D" nft delete table ip rvslab_baseline
+}
+kernel_nat_off() { ip netns exec "$D" nft delete table ip rvslab_baseline; ip netns exec "$D" conntrack -F >/dev/null 2>&1 || true; }
 
-ratio=$(awk -v a="$rvsd_pps" -v b="$kern_pps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-ring_drops=$(sed -n 's/.* \([0-9][0-9]*\) ring drops.*/\1/p' <<<"$workers" | awk '{ n += $1 } END { print n + 0 }')
-echo "| path | offered pkt/s | delivered pkt/s | ratio | rvsd ring drops | softnet drops |"
+# Results, one row per run: name, and the five numbers of run().
+rows=()
+measure() {
+  local name=$1 cfg=$2
+  rows+=("$name|$(run "$cfg")")
+}
+
+# 0. Baseline: the director drops everything at ingress (netdev ingress hook on eth0): what
+# the generator, the links and the director's receive cost without any forwarding.
+ip netns exec "$D" nft -f - <<NFT
+table netdev rvsbench_drop {
+  chain in { type filter hook ingress device eth0 priority -500; policy accept; udp dport 9 drop; }
+}
+NFT
+measure "baseline: dropped at the director's ingress" "$work/udp64.cfg"
+base_new=$(run "$work/newconn.cfg")
+ip netns exec "$D" nft delete table netdev rvsbench_drop
+
+# 1. rvsd, AF_PACKET alone
+rvsd_start --xdp off
+measure "rvsd AF_PACKET ($PW worker(s)/interface)" "$work/udp64.cfg"
+"$RVSADM" --socket "$work/rvsd.sock" -L -n --stats > "$work/rvsd.stats"
+rvsd_stop
+workers=$(grep -o 'packet worker.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
+rvsd_start --xdp off
+measure "new connections: rvsd AF_PACKET" "$work/newconn.cfg"
+rvsd_stop
+
+# 2. rvsd with the XDP fast path (generic mode: the lab's links are veths, see
+# docs/internals/packet-plane.md; XDP_MODE=native to force native)
+rvsd_start --xdp "${XDP_MODE:-generic}"
+measure "rvsd XDP (${XDP_MODE:-generic}) + AF_PACKET" "$work/udp64.cfg"
+"$RVSADM" --socket "$work/rvsd.sock" -L -n --stats > "$work/rvsd-xdp.stats"
+rvsd_stop
+xdp_log=$(grep -o 'XDP fast path.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
+rvsd_start --xdp "${XDP_MODE:-generic}"
+measure "new connections: rvsd XDP (${XDP_MODE:-generic}) + AF_PACKET" "$work/newconn.cfg"
+rvsd_stop
+
+# 3. the kernel's nftables DNAT (what rvs-lab's kernel_nat_baseline installs), rvsd stopped
+kernel_nat_on
+measure "kernel nftables DNAT (numgen inc mod 2)" "$work/udp64.cfg"
+kernel_nat_off
+kernel_nat_on
+measure "new connections: kernel nftables DNAT" "$work/newconn.cfg"
+kernel_nat_off
+
+read -r _ _ _ base_cpu _ <<<"$(cut -d'|' -f2 <<<"${rows[0]}")"
+read -r _ _ _ base_new_cpu _ <<<"$base_new"
+echo "| path | offered pkt/s | delivered pkt/s | loss | softnet drops | machine CPU ns / delivered pkt above the drop baseline |"
 echo "|---|---:|---:|---:|---:|---:|"
-echo "| rvsd packet plane ($PW worker(s)/interface) | $rvsd_sent | $rvsd_pps | $ratio | $ring_drops | $rvsd_snd |"
-echo "| kernel nftables DNAT (numgen inc mod 2) | $kern_sent | $kern_pps | 1.00 | — | $kern_snd |"
+for r in "${rows[@]}"; do
+  name=${r%%|*}
+  read -r sent pps snd cpu total <<<"${r#*|}"
+  case "$name" in
+    baseline*) per="(baseline: $(awk -v c="$cpu" -v d="$DUR" 'BEGIN { printf "%.0f%% of the machine", 100 * c / ((d + 0.5) * 1e9 * '"$(nproc)"') }'))" ;;
+    new*) per=$(awk -v c="$cpu" -v b="$base_new_cpu" -v n="$total" 'BEGIN { printf (n > 0) ? "%.0f" : "n/a", (c - b) / n }') ;;
+    *) per=$(awk -v c="$cpu" -v b="$base_cpu" -v n="$total" 'BEGIN { printf (n > 0) ? "%.0f" : "n/a", (c - b) / n }') ;;
+  esac
+  loss=$(awk -v s="$sent" -v p="$pps" 'BEGIN { if (s > 0) printf "%.1f %%", 100 * (s - p) / s; else print "n/a" }')
+  echo "| $name | $sent | $pps | $loss | $snd | $per |"
+done
 echo
-echo "$DUR s per run, $FLOWS flows, 64-byte UDP; $pin; $brnf; $(uptime)"
-echo "rvsd CPU: $rvsd_cpu"
-# Frames per recv_batch call of the busiest worker = frames per hold of the state lock.
-sed -n 's/.*: \([0-9][0-9]*\) frames in \([0-9][0-9]*\) batches.*/\1 \2/p' <<<"$workers" | sort -n | tail -1 |
-  awk '$2 > 0 { printf "rvsd busiest worker: %.0f frames per batch (per hold of the state lock)\n", $1 / $2 }'
+echo "$DUR s per run, $FLOWS flows (new connections: a new source address per packet), 64-byte UDP; $pin; $brnf; $(nproc) CPUs; $(uptime)"
+ring_drops=$(sed -n 's/.* \([0-9][0-9]*\) ring drops.*/\1/p' <<<"$workers" | awk '{ n += $1 } END { print n + 0 }')
+echo "rvsd AF_PACKET ring drops: $ring_drops"
 echo "rvsd: $workers" | head -5
-sed -n '3,6p' "$work/rvsd.stats"
+echo "$xdp_log" | head -4
+echo "rvsd AF_PACKET --stats:"; sed -n '3,6p' "$work/rvsd.stats"
+echo "rvsd XDP --stats:"; sed -n '3,6p' "$work/rvsd-xdp.stats"

@@ -3,7 +3,8 @@
 //! This crate is the one home of every BPF program rvs runs in the kernel. Each program is a C
 //! file `bpf/NAME.c`, compiled by `build.rs` with clang (`-target bpf -O2 -g`) into an object
 //! that is embedded in the binary; nothing prebuilt lives in the repository. A module per
-//! program loads it with aya and wraps its maps: [`xdp`] (the packet plane's fast path).
+//! program loads it with aya and wraps its maps: [`xdp`] (the packet plane's fast path),
+//! [`sockmap`] (kernel splicing of the socket proxy's TCP flows).
 //!
 //! A machine without clang still builds this crate: no object is embedded and [`object`]
 //! answers [`Unavailable`] with the reason ("built without clang"), which the daemon reports
@@ -12,6 +13,7 @@
 //! `unsafe` is confined to [`test_run`] (the raw `bpf(2)` call aya does not expose), each block
 //! with its `// SAFETY:` reasoning.
 
+pub mod sockmap;
 pub mod test_run;
 pub mod xdp;
 

@@ -343,6 +343,8 @@ pub enum Scheduler {
     Sed,
     Nq,
     Twos,
+    /// rvs's latency-aware scheduler (not a kernel one).
+    Pewma,
 }
 
 impl Scheduler {
@@ -363,6 +365,7 @@ impl Scheduler {
             "sed" => Scheduler::Sed,
             "nq" => Scheduler::Nq,
             "twos" => Scheduler::Twos,
+            "pewma" => Scheduler::Pewma,
             _ => return None,
         })
     }
@@ -384,6 +387,7 @@ impl Scheduler {
             Scheduler::Sed => "sed",
             Scheduler::Nq => "nq",
             Scheduler::Twos => "twos",
+            Scheduler::Pewma => "pewma",
         }
     }
 }

@@ -159,6 +159,8 @@ pub struct Dest {
     pub persist: u32,
     /// Counters and rate estimator.
     pub stats: Stats,
+    /// Measured response time (rvs addition; only the `pewma` scheduler reads it).
+    pub latency: crate::latency::LatencyEwma,
     /// Position in the service's list (0 = head = newest). Kept current by the service table.
     pub(crate) pos: u32,
     /// When the destination was deleted, if it is in the trash.
@@ -180,6 +182,7 @@ impl Dest {
             inactive: 0,
             persist: 0,
             stats: Stats::default(),
+            latency: crate::latency::LatencyEwma::default(),
             pos: 0,
             trashed_at: None,
             last_unbind: now,

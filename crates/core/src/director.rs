@@ -466,6 +466,25 @@ impl Director {
         add(&mut self.total);
     }
 
+    /// A data plane measured how long `dest` took to answer (`us` microseconds: connect plus
+    /// time to first byte on the socket proxy, SYN → SYN-ACK on the packet plane), for the
+    /// latency-aware scheduler ([`crate::latency::LatencyEwma`]). Only destinations of a
+    /// `pewma` service keep samples; for the others this is a look-up and nothing more.
+    pub fn latency_sample(&mut self, dest: DestId, us: u64, now: Time) {
+        let Some(d) = self.table.dests.get(dest) else {
+            return;
+        };
+        let Some(crate::sched::Scheduler::Pewma(s)) =
+            self.table.service(d.svc).and_then(|s| s.scheduler())
+        else {
+            return;
+        };
+        let params = *s.params();
+        if let Some(d) = self.table.dests.get_mut(dest) {
+            d.latency.sample(us, now, &params);
+        }
+    }
+
     /// Count traffic of a flow that has no connection entry (one-packet scheduling) against its
     /// destination, its service and the total.
     pub fn dest_traffic(&mut self, dest: DestId, t: Traffic) {
@@ -778,6 +797,7 @@ impl Director {
                 self.conns
                     .lookup_fullnat_out(proto, &pkt.saddr, pkt.sport, &pkt.daddr, pkt.dport)
             })?;
+        let syn_ack = self.syn_ack_time(id, pkt.seg, now);
         self.conns.on_packet(
             id,
             Direction::Output,
@@ -797,7 +817,29 @@ impl Director {
         };
         let dest = info.dest;
         self.count(dest, u64::from(pkt.len), false);
+        if let (Some(ms), Some(d)) = (syn_ack, dest) {
+            self.latency_sample(d, ms.saturating_mul(1000), now);
+        }
         Some(route)
+    }
+
+    /// For a real server's SYN-ACK to a NAT or full-NAT connection still in SYN_RECV: the time
+    /// since the client's (last) SYN, in ms. The entry keeps no creation time, but in SYN_RECV
+    /// its timer was last restarted by that SYN: `expires − timeout` is when it passed.
+    fn syn_ack_time(&self, id: ConnId, seg: Segment, now: Time) -> Option<u64> {
+        let Segment::Tcp(f) = seg else { return None };
+        if !(f.syn && f.ack) {
+            return None;
+        }
+        let c = self.conns.get(id)?;
+        if c.state() != crate::conn::state::tcp::SYN_RECV
+            || !matches!(fwd_of(c.flags()), FwdMethod::Masq | FwdMethod::FullNat)
+        {
+            return None;
+        }
+        let armed = c.expires()?;
+        let syn_at = armed.0.checked_sub(c.timeout().as_millis())?;
+        Some(now.0.saturating_sub(syn_at))
     }
 
     // -----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ pub mod error;
 pub mod estimator;
 pub mod hash;
 pub mod laddr;
+pub mod latency;
 pub mod pe_sip;
 pub mod sched;
 pub mod service;

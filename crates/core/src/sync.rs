@@ -73,6 +73,9 @@ pub struct SyncConn {
     pub pe_data: Vec<u8>,
     /// Persistence-engine name (`sip`), ≤ 16 bytes; empty when none. Sent only with PE data.
     pub pe_name: Vec<u8>,
+    /// FULLNAT: the director's local address and port the real server talks to (an rvs option
+    /// kernel peers skip; version 1 only). Same family as the real server.
+    pub local: Option<(IpAddr, u16)>,
 }
 
 impl SyncConn {
@@ -413,6 +416,22 @@ impl Director {
         }
     }
 
+    /// Whether a service has a real server of the other address family (a tunnel "mixed"
+    /// service): the sync protocol cannot carry those connections, so the kernel refuses to
+    /// start a sync daemon while one exists, and refuses such a real server while a daemon
+    /// runs (EINVAL both ways).
+    pub fn has_mixed_family_dests(&self) -> bool {
+        self.table.services().any(|(_, s)| {
+            let fam = s.key.family();
+            s.dests.iter().any(|d| {
+                self.table
+                    .dests
+                    .get(*d)
+                    .is_some_and(|d| Family::of(&d.cfg.addr) != fam)
+            })
+        })
+    }
+
     /// Every entry a bulk resync carries (`docs/internals/sync.md#bulk-resync`): templates, and
     /// connections in a state the master announces (so a backup ends with what the live stream
     /// would have given it). Resolve each with [`Director::resync_record`], in small batches,
@@ -455,6 +474,7 @@ impl Director {
             seq: None,
             pe_data,
             pe_name,
+            local: i.local,
         })
     }
 
@@ -582,7 +602,9 @@ impl Director {
                     vport: c.vport,
                     daddr: c.daddr,
                     dport: c.dport,
-                    local: None,
+                    // FULLNAT: replies to the local address find the entry; the local
+                    // address itself moves with the VIP (docs/internals/sync.md).
+                    local: c.local.filter(|(a, _)| a.is_ipv6() == c.daddr.is_ipv6()),
                     fwmark: c.fwmark,
                     flags: fl,
                     dest,

@@ -380,6 +380,7 @@ fn record(daddr: &str, state: u8, fl: u32) -> SyncConn {
         seq: None,
         pe_data: Vec::new(),
         pe_name: Vec::new(),
+        local: None,
     }
 }
 
@@ -550,6 +551,7 @@ fn backup_templates_are_found_again_and_keep_the_mark_address() {
         seq: None,
         pe_data: Vec::new(),
         pe_name: Vec::new(),
+        local: None,
     };
     let at = Time::from_secs(1);
     let Ok(Applied::Created(id)) = b.apply_synced(&t, false, at) else {
@@ -596,4 +598,31 @@ fn backup_only_leaves_packets_to_the_host_while_a_backup_daemon_runs() {
         &mut NoRandom,
     );
     assert!(matches!(v, Verdict::Forward(_)));
+}
+
+#[test]
+fn fullnat_local_address_travels_and_replies_find_the_synced_entry() {
+    let mut b = director(false);
+    let mut rec = record("192.168.1.1", tcp::ESTABLISHED, 5);
+    rec.local = Some((ip("10.9.0.1"), 2001));
+    let Applied::Created(id) = b.apply_synced(&rec, false, Time::from_secs(10)).unwrap() else {
+        panic!("not created")
+    };
+    assert_eq!(b.conns.info(id).unwrap().local, rec.local);
+    // The real server's reply to the local address finds it, as on the master.
+    assert_eq!(
+        b.conns
+            .lookup_fullnat_out(6, &ip("192.168.1.1"), 80, &ip("10.9.0.1"), 2001),
+        Some(id)
+    );
+    // And the backup's snapshot carries it on (a third director resyncing from this one).
+    assert_eq!(b.snapshot(id).unwrap().local, rec.local);
+    // A local address of the other family than the real server is not taken.
+    let mut bad = record("192.168.1.2", tcp::ESTABLISHED, 5);
+    bad.caddr = ip("3.3.3.3");
+    bad.local = Some((ip("fd00::1"), 2002));
+    let Applied::Created(id) = b.apply_synced(&bad, false, Time::from_secs(10)).unwrap() else {
+        panic!("not created")
+    };
+    assert_eq!(b.conns.info(id).unwrap().local, None);
 }

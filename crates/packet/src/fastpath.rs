@@ -66,33 +66,42 @@ pub struct Offer {
     pub max_len: u16,
 }
 
-/// Whether `offer` still describes its connection as rvs-core has it now: the entry exists and
-/// is the same connection (ids are reused), a TCP connection is still ESTABLISHED, and a
-/// packet of it would still be forwarded to its real server (the destination was not deleted
-/// or made unavailable). A fast path removes an offer as soon as this turns false, so that
-/// the flow's packets meet rvs-core again.
-pub fn still_valid(director: &Director, offer: &Offer) -> bool {
+/// Whether connection `offer.conn` is still the one the offer was made for (ids are reused
+/// once an entry expires): same protocol, same client, same real server or local address.
+/// Traffic a fast path forwarded for the offer belongs to the connection only then.
+pub fn same_connection(director: &Director, offer: &Offer) -> bool {
     let Some(c) = director.conns.info(offer.conn) else {
         return false;
     };
     if c.protocol != offer.proto || c.flags & rvs_core::conn::flags::TEMPLATE != 0 {
         return false;
     }
-    if c.protocol == crate::parse::proto::TCP && c.state != rvs_core::conn::state::tcp::ESTABLISHED
-    {
-        return false;
-    }
     // Port-0 and firewall-mark connections keep the packet's ports; compare what is set.
     let same = |a: (IpAddr, u16), b: (IpAddr, u16)| a.0 == b.0 && (b.1 == 0 || a.1 == b.1);
     let client = (c.caddr, c.cport);
-    let identity = match offer.dir {
+    match offer.dir {
         Direction::Input => same(offer.src, client),
         Direction::Output => {
             same(offer.src, (c.daddr, c.dport))
                 && (same(offer.dst, client) || c.local.is_some_and(|l| same(offer.dst, l)))
         }
-    };
-    identity
+    }
+}
+
+/// Whether `offer` still describes its connection as rvs-core has it now: the
+/// [`same_connection`], a TCP connection still ESTABLISHED, and a packet of it would still be
+/// forwarded to its real server (the destination was not deleted or made unavailable). A fast
+/// path removes an offer as soon as this turns false, so that the flow's packets meet rvs-core
+/// again.
+pub fn still_valid(director: &Director, offer: &Offer) -> bool {
+    if !same_connection(director, offer) {
+        return false;
+    }
+    let established = director.conns.get(offer.conn).is_some_and(|c| {
+        c.protocol() != crate::parse::proto::TCP
+            || c.state() == rvs_core::conn::state::tcp::ESTABLISHED
+    });
+    established
         && director
             .conns
             .existing(offer.conn, &director.table)

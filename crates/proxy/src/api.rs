@@ -62,6 +62,9 @@ pub struct Backend {
     /// UDP flows: idle time after which the flow ends (the IPVS udp timeout). Not used for TCP,
     /// whose lifetime is the lifetime of its two sockets.
     pub udp_idle_timeout: Duration,
+    /// TCP flows: time the real server's first answer and report it with
+    /// [`FlowEvent::Latency`] (set for services whose scheduler uses it, `pewma`).
+    pub measure_latency: bool,
     /// UDP flows: one-packet scheduling (`-o`): every datagram is scheduled by its own
     /// [`Balancer::open`] and its handle is closed when the next datagram of that client to the
     /// same real server supersedes it or the socket idles out. Not used for TCP.
@@ -80,6 +83,7 @@ impl Backend {
             tcp_idle_timeout: None,
             tcp_fin_timeout: None,
             udp_idle_timeout: Duration::from_secs(300),
+            measure_latency: false,
             one_packet: false,
         }
     }
@@ -99,16 +103,17 @@ pub enum Refusal {
 /// Bytes and packets moved since the previous [`FlowEvent::Traffic`] of the same flow.
 ///
 /// "in" is client → real server, "out" is real server → client, as in IPVS statistics.
-/// For TCP the proxy cannot see packets; it counts reads that returned data (each at most one
-/// buffer or one splice chunk), an approximation that is exact for request/response traffic of
-/// small messages. For UDP the counts are datagrams.
+/// For TCP the packets are the kernel's segment counts of the proxy's two sockets (`TCP_INFO`
+/// `tcpi_segs_in`: "in" received from the client, "out" received from the real server, ACKs
+/// and FIN included), as IPVS counts the packets of each direction; the bytes are payload. For
+/// UDP the counts are datagrams.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
-    /// Packets (reads/datagrams) client → server.
+    /// Packets (TCP segments / datagrams) client → server.
     pub in_packets: u64,
     /// Bytes client → server (payload, without PROXY header).
     pub in_bytes: u64,
-    /// Packets (reads/datagrams) server → client.
+    /// Packets (TCP segments / datagrams) server → client.
     pub out_packets: u64,
     /// Bytes server → client.
     pub out_bytes: u64,
@@ -145,7 +150,8 @@ pub enum CloseReason {
 /// `Closed`. A UDP flow sees `Traffic` events then `Closed`. Traffic is batched: a flow that
 /// moved data is reported once per `ProxyConfig::traffic_interval` tick (also when it has gone
 /// idle since), and always just before `ClientFin`, `ServerFin` and `Closed`, so a balancer that
-/// sums them gets exact totals.
+/// sums them gets exact totals (TCP segment counts are read at the interval and at `Closed`, not
+/// before each FIN: two system calls per read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlowEvent {
     /// TCP: the real server accepted the connection (IPVS input: server SYN+ACK → ESTABLISHED).
@@ -156,6 +162,9 @@ pub enum FlowEvent {
     ClientFin,
     /// TCP: the real server finished sending (its FIN was forwarded to the client).
     ServerFin,
+    /// TCP, when [`Backend::measure_latency`]: the connect time plus the time from the
+    /// client's first bytes to the real server's first bytes (once per connection).
+    Latency(Duration),
     /// Terminal: the flow is gone; no further event carries this handle.
     Closed(CloseReason),
 }

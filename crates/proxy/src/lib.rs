@@ -37,8 +37,11 @@
 //! real server (the failed handle is closed right after it returns).
 
 mod api;
+mod kernel_splice;
+mod latency_probe;
 pub mod proxy_protocol;
 mod tcp;
+pub mod tcp_info;
 mod udp;
 mod worker;
 
@@ -95,7 +98,11 @@ pub struct ProxyConfig {
     /// Bound on a connect to a real server before it counts as failed and is rescheduled.
     pub connect_timeout: Duration,
     /// Use splice(2) for bulk directions (after a read fills the buffer); off = always copy.
+    /// Applies to flows the kernel does not splice (see `kernel_splice`).
     pub splice: bool,
+    /// Hand established TCP flows to the kernel (BPF sockmap): after the connect and the PROXY
+    /// header, the kernel moves the data between the two sockets without user space.
+    pub kernel_splice: KernelSplice,
     /// Buffered-copy chunk, one buffer per worker (not per connection).
     pub buffer_size: usize,
     /// Longest time traffic counts are held back before a [`FlowEvent::Traffic`] is sent (so
@@ -111,9 +118,35 @@ impl Default for ProxyConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             connect_timeout: Duration::from_secs(3),
             splice: true,
+            kernel_splice: KernelSplice::Auto,
             buffer_size: 16 * 1024,
             traffic_interval: Duration::from_secs(1),
             backlog: 1024,
+        }
+    }
+}
+
+/// Whether established TCP flows are spliced in the kernel (`rvsd --proxy-splice`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KernelSplice {
+    /// Where the kernel allows it (BPF sockmap loads): every TCP flow once connected.
+    #[default]
+    Auto,
+    /// The same as `Auto`, but a kernel that refuses is a warning rather than a note: the
+    /// operator asked for it. Flows still fall back to the user-space relay.
+    On,
+    /// Never: every byte goes through user space (copy or splice(2)).
+    Off,
+}
+
+impl KernelSplice {
+    /// `auto`, `on` or `off`.
+    pub fn parse(s: &str) -> Option<KernelSplice> {
+        match s {
+            "auto" => Some(KernelSplice::Auto),
+            "on" => Some(KernelSplice::On),
+            "off" => Some(KernelSplice::Off),
+            _ => None,
         }
     }
 }
@@ -135,6 +168,8 @@ pub struct ProxyStats {
     pub resets: u64,
     /// TCP directions that switched to splice(2).
     pub spliced: u64,
+    /// TCP flows handed to the kernel (BPF sockmap).
+    pub kernel_spliced: u64,
     /// UDP flows created.
     pub udp_flows_created: u64,
     /// UDP flows currently open.
@@ -292,6 +327,7 @@ impl Proxy {
             s.reschedules += c.reschedules.load(Relaxed);
             s.resets += c.resets.load(Relaxed);
             s.spliced += c.spliced.load(Relaxed);
+            s.kernel_spliced += c.kernel_spliced.load(Relaxed);
             s.udp_flows_created += c.udp_flows_created.load(Relaxed);
             s.udp_flows_active += c.udp_flows_active.load(Relaxed);
             s.udp_dropped += c.udp_dropped.load(Relaxed);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::fcntl::{splice, SpliceFFlags};
 use nix::libc::{EINPROGRESS, MSG_MORE, MSG_NOSIGNAL};
 use socket2::{Domain, SockRef, Socket, Type};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::{
@@ -131,8 +131,12 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
         }
     };
     let _active = ActiveGuard::new(&w);
+    // Shared with the flow's accounting, which reads the sockets' segment counts (weakly: they
+    // are closed when this task ends).
+    let client = Rc::new(client);
     let mut client_abort = ResetOnDrop(Some(&client));
     let flow = Flow::new(w.clone(), backend.handle);
+    flow.measure_latency(backend.measure_latency);
     let timeout = w.cfg.connect_timeout;
     let server = match connect(&backend, timeout).await {
         Ok(s) => s,
@@ -163,7 +167,8 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     flow.event(FlowEvent::Connected);
     // The client socket has TCP_NODELAY already: it is inherited from the listener.
 
-    let mut server = server;
+    let server = Rc::new(server);
+    flow.count_segments(&client, &server);
     let header = match backend.proxy_protocol {
         ProxyProtocol::Off => None,
         ProxyProtocol::V1 => Some(encode_v1(peer, vip)),
@@ -171,19 +176,28 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     };
     let mut result = Ok(());
     if let Some(h) = header {
-        result = server.write_all(h.as_bytes()).await;
+        result = write_all(&server, h.as_bytes()).await;
     }
     let mut server_abort = ResetOnDrop(Some(&server));
     let mut idled = false;
     if result.is_ok() {
+        // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
+        // A flow timed for pewma stays in user space: the splicer would hide the first byte.
+        let in_kernel =
+            !backend.measure_latency && crate::kernel_splice::start(&flow, &client, &server);
         let relay = async {
-            tokio::try_join!(
-                copy_dir(&flow, &client, &server, true),
-                copy_dir(&flow, &server, &client, false)
-            )
+            if in_kernel {
+                crate::kernel_splice::relay(&flow, &client, &server).await
+            } else {
+                tokio::try_join!(
+                    copy_dir(&flow, &client, &server, true),
+                    copy_dir(&flow, &server, &client, false)
+                )
+                .map(|_| ())
+            }
         };
         tokio::select! {
-            r = relay => result = r.map(|_| ()),
+            r = relay => result = r,
             () = idle_watch(&flow, backend.tcp_idle_timeout, backend.tcp_fin_timeout) => {
                 idled = true;
             }
@@ -226,7 +240,12 @@ async fn idle_watch(flow: &Flow, mut idle: Option<Duration>, mut fin: Option<Dur
             tokio::time::sleep(NO_LIMIT_RECHECK).await;
             continue;
         };
-        let deadline = flow.last_active() + limit;
+        let mut deadline = flow.last_active() + limit;
+        if tokio::time::Instant::now() >= deadline {
+            // A spliced flow's data never passes here: ask the kernel when it last moved.
+            flow.refresh_last_active();
+            deadline = flow.last_active() + limit;
+        }
         if tokio::time::Instant::now() >= deadline {
             // The limit ran out; `--set` may have changed it since the flow opened.
             match flow.current_limits() {
@@ -280,7 +299,7 @@ fn read_drain(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         to.writable().await?;
         match to.try_write(data) {
@@ -327,7 +346,7 @@ async fn copy_dir(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool) 
                 Err(e) => return Err(e),
                 Ok(0) => Step::Eof,
                 Ok(n) => {
-                    flow.count(inbound, n);
+                    flow.count_bytes(inbound, n);
                     let full = n == buf.len();
                     // Write directly, bypassing tokio's cached readiness (a fresh socket is
                     // writable before the reactor has said so).
@@ -415,7 +434,7 @@ async fn splice_dir(
             Err(e) => return Err(e),
         };
         moved_any = true;
-        flow.count(inbound, n);
+        flow.count_bytes(inbound, n);
         let mut in_pipe = n;
         while in_pipe > 0 {
             to.writable().await?;

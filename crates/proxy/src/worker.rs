@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -28,6 +29,7 @@ pub(crate) struct Counters {
     pub reschedules: AtomicU64,
     pub resets: AtomicU64,
     pub spliced: AtomicU64,
+    pub kernel_spliced: AtomicU64,
     pub udp_flows_created: AtomicU64,
     pub udp_flows_active: AtomicU64,
     pub udp_dropped: AtomicU64,
@@ -63,8 +65,13 @@ pub(crate) struct Worker {
     /// UDP datagram scratch (max datagram size), same rule.
     pub udp_scratch: RefCell<Box<[u8]>>,
     pipes: RefCell<Vec<Pipe>>,
+    /// The kernel splicer (BPF sockmap) of this worker, when the kernel allows it.
+    pub splicer: RefCell<Option<rvs_bpf::sockmap::Splicer>>,
     /// Flows with traffic not yet reported; drained by [`traffic_tick`].
     dirty: RefCell<Vec<Weak<Flow>>>,
+    /// Flows spliced in the kernel: user space sees none of their reads, so every traffic tick
+    /// reads their counts.
+    spliced: RefCell<Vec<Weak<Flow>>>,
     /// Open TCP flows of this worker, for the shutdown drain.
     active: Cell<usize>,
     idle: Notify,
@@ -76,7 +83,9 @@ impl Worker {
             scratch: RefCell::new(vec![0u8; cfg.buffer_size].into_boxed_slice()),
             udp_scratch: RefCell::new(vec![0u8; 65536].into_boxed_slice()),
             pipes: RefCell::new(Vec::new()),
+            splicer: RefCell::new(crate::kernel_splice::load(cfg.kernel_splice)),
             dirty: RefCell::new(Vec::new()),
+            spliced: RefCell::new(Vec::new()),
             balancer,
             cfg,
             counters,
@@ -141,6 +150,61 @@ pub(crate) struct Flow {
     /// One direction has finished (TCP), so the FIN timeout applies.
     half_closed: Cell<bool>,
     closed: Cell<bool>,
+    /// Timing of the real server's first answer, for latency-aware scheduling.
+    latency: Cell<crate::latency_probe::LatencyProbe>,
+    /// TCP: the sockets whose kernel segment counts are the flow's packets (see [`Segments`]).
+    segments: RefCell<Option<Segments>>,
+    /// TCP: the flow's pair in the kernel splicer, and the bytes of it already reported.
+    kernel: RefCell<Option<KernelSpliced>>,
+}
+
+/// Why a flow's traffic is reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// Before a FIN event: bytes only.
+    Fin,
+    /// The traffic tick: bytes, and segments if anything moved.
+    Tick,
+    /// Before `Closed`: everything, so the totals are exact.
+    Close,
+}
+
+struct KernelSpliced {
+    pair: rvs_bpf::sockmap::Pair,
+    reported_in: u64,
+    reported_out: u64,
+}
+
+/// The two sockets of a TCP flow and their segment counts already reported. Packets of a TCP
+/// flow are the kernel's segments (`TCP_INFO`): "in" are those received from the client,
+/// "out" those received from the real server, as IPVS counts the packets it sees in each
+/// direction. Weak, so a flow outliving its sockets (dropped task) reads nothing.
+struct Segments {
+    client: Weak<TcpStream>,
+    server: Weak<TcpStream>,
+    reported_in: u32,
+    reported_out: u32,
+}
+
+impl Segments {
+    /// Segments received on each socket since the last call (wrapping `u32` counters).
+    fn take(&mut self) -> (u64, u64) {
+        let seen = |s: &Weak<TcpStream>| {
+            s.upgrade()
+                .and_then(|s| crate::tcp_info::tcp_info(&*s).ok())
+                .map(|i| i.segs_in)
+        };
+        let mut d = (0, 0);
+        if let Some(n) = seen(&self.client) {
+            d.0 = u64::from(n.wrapping_sub(self.reported_in));
+            self.reported_in = n;
+        }
+        if let Some(n) = seen(&self.server) {
+            d.1 = u64::from(n.wrapping_sub(self.reported_out));
+            self.reported_out = n;
+        }
+        d
+    }
 }
 
 impl Flow {
@@ -154,23 +218,108 @@ impl Flow {
             last_active: Cell::new(Instant::now()),
             half_closed: Cell::new(false),
             closed: Cell::new(false),
+            latency: Cell::new(crate::latency_probe::LatencyProbe::Off),
+            segments: RefCell::new(None),
+            kernel: RefCell::new(None),
         })
+    }
+
+    /// The flow's sockets are spliced in the kernel as `pair`: its bytes are the splicer's
+    /// counts from now on, read at every traffic tick.
+    pub fn kernel_spliced(&self, pair: rvs_bpf::sockmap::Pair) {
+        *self.kernel.borrow_mut() = Some(KernelSpliced {
+            pair,
+            reported_in: 0,
+            reported_out: 0,
+        });
+        self.worker.spliced.borrow_mut().push(self.me.clone());
+    }
+
+    /// The flow's pair in the kernel splicer, if spliced.
+    pub fn kernel_pair(&self) -> Option<rvs_bpf::sockmap::Pair> {
+        self.kernel.borrow().as_ref().map(|k| k.pair)
+    }
+
+    /// Spliced flows: move the idle clock to the kernel's last data time of either socket
+    /// (`TCP_INFO` `tcpi_last_data_recv`), since user space sees no reads. Asked when an idle
+    /// limit runs out, so it costs two getsockopts per idle period, none per byte.
+    pub fn refresh_last_active(&self) {
+        if self.kernel.borrow().is_none() {
+            return;
+        }
+        let Some((c, s)) = self
+            .segments
+            .borrow()
+            .as_ref()
+            .map(|s| (s.client.upgrade(), s.server.upgrade()))
+        else {
+            return;
+        };
+        let since = [c, s]
+            .iter()
+            .flatten()
+            .filter_map(|s| crate::tcp_info::tcp_info(&**s).ok())
+            .map(|i| i.last_data_recv)
+            .min();
+        if let Some(ms) = since {
+            let at = Instant::now()
+                .checked_sub(Duration::from_millis(u64::from(ms)))
+                .unwrap_or_else(Instant::now);
+            if at > self.last_active.get() {
+                self.last_active.set(at);
+            }
+        }
+    }
+
+    /// TCP: count packets from now on as the kernel's segments of `client` and `server`, from
+    /// the start of each connection (handshake included, as IPVS counts the SYN).
+    pub fn count_segments(&self, client: &Rc<TcpStream>, server: &Rc<TcpStream>) {
+        *self.segments.borrow_mut() = Some(Segments {
+            client: Rc::downgrade(client),
+            server: Rc::downgrade(server),
+            reported_in: 0,
+            reported_out: 0,
+        });
+    }
+
+    /// Time the connect that starts now and the real server's first answer, if `on`
+    /// ([`crate::Backend::measure_latency`]).
+    pub fn measure_latency(&self, on: bool) {
+        self.latency
+            .set(crate::latency_probe::LatencyProbe::start(on));
     }
 
     pub fn worker(&self) -> &Rc<Worker> {
         &self.worker
     }
 
-    /// Count `bytes` in one read/datagram; `inbound` is client → server.
+    /// Count one datagram of `bytes`; `inbound` is client → server.
     pub fn count(&self, inbound: bool, bytes: usize) {
+        self.count_with(inbound, bytes, 1);
+    }
+
+    /// Count `bytes` of TCP payload moved (the packets are the kernel's segment counts, read
+    /// when the traffic is reported).
+    pub fn count_bytes(&self, inbound: bool, bytes: usize) {
+        self.count_with(inbound, bytes, 0);
+    }
+
+    fn count_with(&self, inbound: bool, bytes: usize, packets: u64) {
+        let (probe, sample) = self.latency.get().bytes(inbound);
+        self.latency.set(probe);
+        if let Some(d) = sample {
+            self.worker
+                .balancer
+                .event(self.handle.get(), FlowEvent::Latency(d));
+        }
         let mut t = self.traffic.get();
         let c = &self.worker.counters;
         if inbound {
-            t.in_packets += 1;
+            t.in_packets += packets;
             t.in_bytes += bytes as u64;
             c.in_bytes.fetch_add(bytes as u64, Relaxed);
         } else {
-            t.out_packets += 1;
+            t.out_packets += packets;
             t.out_bytes += bytes as u64;
             c.out_bytes.fetch_add(bytes as u64, Relaxed);
         }
@@ -183,9 +332,44 @@ impl Flow {
         }
     }
 
-    /// Report the traffic counted since the last report, if any.
-    fn flush(&self) {
-        let t = self.traffic.replace(Traffic::default());
+    /// Report the traffic counted since the last report, if any. Segment counts cost two
+    /// getsockopts, so they are read at close and at a traffic tick when bytes moved, not
+    /// before each FIN.
+    fn flush(&self, when: Flush) {
+        let mut t = self.traffic.replace(Traffic::default());
+        if let Some(k) = self.kernel.borrow_mut().as_mut() {
+            // Bytes the kernel moved (one map lookup per direction).
+            let moved = self
+                .worker
+                .splicer
+                .borrow()
+                .as_ref()
+                .map(|s| s.moved(&k.pair));
+            if let Some(Ok((to_server, to_client))) = moved {
+                let (i, o) = (
+                    to_server.bytes.saturating_sub(k.reported_in),
+                    to_client.bytes.saturating_sub(k.reported_out),
+                );
+                (k.reported_in, k.reported_out) = (to_server.bytes, to_client.bytes);
+                t.in_bytes += i;
+                t.out_bytes += o;
+                let c = &self.worker.counters;
+                c.in_bytes.fetch_add(i, Relaxed);
+                c.out_bytes.fetch_add(o, Relaxed);
+            }
+        }
+        let segments = match when {
+            Flush::Fin => false,
+            Flush::Tick => !t.is_empty(),
+            Flush::Close => true,
+        };
+        if segments {
+            if let Some(s) = self.segments.borrow_mut().as_mut() {
+                let (i, o) = s.take();
+                t.in_packets += i;
+                t.out_packets += o;
+            }
+        }
         if !t.is_empty() {
             self.worker
                 .balancer
@@ -208,12 +392,18 @@ impl Flow {
 
     /// Report pending traffic, then `ev` (a non-terminal event).
     pub fn event(&self, ev: FlowEvent) {
+        if ev == FlowEvent::Connected {
+            self.latency.set(self.latency.get().connected());
+        }
         if matches!(ev, FlowEvent::ClientFin | FlowEvent::ServerFin) {
             // A FIN restarts the entry's timer with the FIN timeout, as in IPVS.
             self.half_closed.set(true);
             self.last_active.set(Instant::now());
         }
-        self.flush();
+        self.flush(match ev {
+            FlowEvent::Closed(_) => Flush::Close,
+            _ => Flush::Fin,
+        });
         self.worker.balancer.event(self.handle.get(), ev);
     }
 
@@ -223,6 +413,11 @@ impl Flow {
             return;
         }
         self.event(FlowEvent::Closed(reason));
+        if let Some(k) = self.kernel.borrow_mut().take() {
+            if let Some(s) = self.worker.splicer.borrow_mut().as_mut() {
+                s.unsplice(&k.pair);
+            }
+        }
     }
 
     /// Close the current handle with `reason` and carry on accounting under `next`.
@@ -230,6 +425,9 @@ impl Flow {
         self.close(reason);
         self.handle.set(next);
         self.closed.set(false);
+        // The connect to the next server is timed afresh.
+        let on = self.latency.get() != crate::latency_probe::LatencyProbe::Off;
+        self.measure_latency(on);
     }
 }
 
@@ -283,9 +481,20 @@ async fn traffic_tick(w: Rc<Worker>) {
         for f in batch.drain(..) {
             if let Some(f) = f.upgrade() {
                 f.listed.set(false);
-                f.flush();
+                f.flush(Flush::Tick);
             }
         }
+        // Spliced flows: the kernel moved their bytes; read and report them (and forget the
+        // flows that have closed).
+        std::mem::swap(&mut batch, &mut *w.spliced.borrow_mut());
+        batch.retain(|f| match f.upgrade() {
+            Some(f) if !f.closed.get() => {
+                f.flush(Flush::Tick);
+                true
+            }
+            _ => false,
+        });
+        w.spliced.borrow_mut().append(&mut batch);
     }
 }
 

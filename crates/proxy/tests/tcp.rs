@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use rvs_proxy::{
-    CloseReason, FlowEvent, FlowHandle, ListenerSpec, Protocol, Proxy, ProxyConfig, ProxyProtocol,
+    CloseReason, FlowEvent, FlowHandle, KernelSplice, ListenerSpec, Protocol, Proxy, ProxyConfig,
+    ProxyProtocol,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -59,7 +60,7 @@ async fn bulk_both_ways(ip_vip: &str, ip_rs: &str, splice: bool) {
     let cfg = ProxyConfig {
         workers: 1,
         splice,
-        ..ProxyConfig::default()
+        ..config()
     };
     let proxy = Proxy::start(cfg, bal.clone()).unwrap();
     let vip = free_port(ip_vip);
@@ -92,10 +93,16 @@ async fn bulk_both_ways(ip_vip: &str, ip_rs: &str, splice: bool) {
     let st = proxy.stats();
     assert_eq!(st.in_bytes, LEN as u64);
     assert_eq!(st.out_bytes, LEN as u64);
-    if splice {
+    if st.kernel_spliced > 0 {
+        // The kernel moved the bytes: user space never saw a bulk read.
+        assert_eq!((st.kernel_spliced, st.spliced), (1, 0), "{st:?}");
+    } else if splice {
         assert!(st.spliced >= 1, "bulk transfer did not use splice: {st:?}");
     } else {
         assert_eq!(st.spliced, 0);
+    }
+    if splice_mode() == KernelSplice::Off {
+        assert_eq!(st.kernel_spliced, 0);
     }
     proxy.shutdown(Duration::from_secs(1));
 }
@@ -737,7 +744,7 @@ async fn traffic_is_reported_during_a_long_flow() {
     let cfg = ProxyConfig {
         workers: 1,
         traffic_interval: Duration::from_millis(50),
-        ..ProxyConfig::default()
+        ..config()
     };
     let proxy = Proxy::start(cfg, bal.clone()).unwrap();
     let vip = free_port("127.0.0.107");
@@ -757,8 +764,9 @@ async fn traffic_is_reported_during_a_long_flow() {
         .count();
     assert!(interim >= 2, "traffic not reported while flowing: {evs:?}");
     assert_eq!(bal.traffic_of(h).out_bytes, 80);
-    // One read per piece unless the proxy was stalled long enough for two to coalesce.
-    assert!((2..=8).contains(&bal.traffic_of(h).out_packets));
+    // Segments from the real server: its SYN+ACK, the 8 pieces (40 ms apart: no coalescing)
+    // and its FIN.
+    assert_eq!(bal.traffic_of(h).out_packets, 10);
     proxy.shutdown(Duration::from_secs(1));
 }
 
@@ -769,7 +777,7 @@ async fn traffic_of_an_idle_open_flow_is_reported() {
     let cfg = ProxyConfig {
         workers: 1,
         traffic_interval: Duration::from_millis(50),
-        ..ProxyConfig::default()
+        ..config()
     };
     let proxy = Proxy::start(cfg, bal.clone()).unwrap();
     let vip = free_port("127.0.0.109");
@@ -790,5 +798,136 @@ async fn traffic_of_an_idle_open_flow_is_reported() {
     assert!(!bal.is_closed(h));
     drop(s);
     bal.wait_closed(h).await;
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// Packets of a TCP flow are the segments the proxy's two sockets received, as IPVS counts the
+/// packets of each direction: checked against what the client and the real server themselves
+/// sent (their own `TCP_INFO`), on an exchange of five messages each way with half-closes.
+#[tokio::test]
+async fn packets_are_the_segments_each_side_sent() {
+    use rvs_proxy::tcp_info::tcp_info;
+    let l = TcpListener::bind("127.0.0.112:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let proxy = start_proxy(bal.clone(), 1);
+    let vip = free_port("127.0.0.111");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let mut c = within(TcpStream::connect(vip)).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    let (mut s, _) = within(l.accept()).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut buf = [0u8; 4];
+    for _ in 0..5 {
+        c.write_all(b"ping").await.unwrap();
+        within(s.read_exact(&mut buf)).await.unwrap();
+        s.write_all(b"pong").await.unwrap();
+        within(c.read_exact(&mut buf)).await.unwrap();
+    }
+    // Client FIN first; the real server answers it with its own FIN and sends nothing after.
+    c.shutdown().await.unwrap();
+    assert_eq!(within(s.read(&mut buf)).await.unwrap(), 0);
+    s.shutdown().await.unwrap();
+    assert_eq!(within(c.read(&mut buf)).await.unwrap(), 0);
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    // Let the client's last ACK (of the proxy's FIN) leave; the proxy may have closed first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client_sent = tcp_info(&c).unwrap().segs_out;
+    let server_sent = tcp_info(&s).unwrap().segs_out;
+    let t = bal.traffic_of(h);
+    assert_eq!((t.in_bytes, t.out_bytes), (20, 20));
+    // Everything the server sent ended with its FIN, which the proxy read before closing; its
+    // SYN+ACK left from the listening socket, so the accepted socket's count lacks it.
+    assert_eq!(
+        t.out_packets,
+        u64::from(server_sent) + 1,
+        "{t:?}, client sent {client_sent}"
+    );
+    // The client's ACK of the proxy's FIN may arrive after the proxy's last count.
+    assert!(
+        (u64::from(client_sent) - 1..=u64::from(client_sent)).contains(&t.in_packets),
+        "{t:?}, client sent {client_sent}"
+    );
+    // The handshake and the FIN are segments too: more than one per message.
+    assert!(t.in_packets >= 5 + 2 && t.out_packets >= 5 + 2, "{t:?}");
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// Kernel splicing forced on (whatever `RVS_TEST_PROXY_SPLICE` says): the flow is spliced, bytes
+/// the client sent before the real server was connected and a real server that speaks first
+/// both come through, the half-close is passed on after the data, and the counts are the
+/// kernel's.
+#[tokio::test]
+async fn kernel_splice_relays_early_data_banner_and_half_close() {
+    if !rvs_require::root() {
+        return;
+    }
+    // Real server: greets first, then answers with the length of what it got until EOF.
+    let l = TcpListener::bind("127.0.0.114:0").await.unwrap();
+    let rs = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        s.write_all(b"220 hello\r\n").await.unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).await.unwrap();
+        s.write_all(format!("got {}", all.len()).as_bytes())
+            .await
+            .unwrap();
+    });
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        kernel_splice: KernelSplice::On,
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port("127.0.0.113");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let mut c = within(TcpStream::connect(vip)).await.unwrap();
+    // Sent at once: it may well arrive before the proxy has connected the real server.
+    let body = pattern(300_000, 3);
+    let mut banner = [0u8; 11];
+    let (mut r, mut w) = c.split();
+    let send = async {
+        w.write_all(&body).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let recv = async {
+        r.read_exact(&mut banner).await.unwrap();
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).await.unwrap();
+        rest
+    };
+    let ((), rest) = within(async { tokio::join!(send, recv) }).await;
+    assert_eq!(&banner, b"220 hello\r\n");
+    assert_eq!(rest, "got 300000");
+    drop(c);
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    let st = proxy.stats();
+    assert_eq!(
+        st.kernel_spliced, 1,
+        "the flow was not spliced in the kernel: {st:?}"
+    );
+    let t = bal.traffic_of(h);
+    assert_eq!((t.in_bytes, t.out_bytes), (300_000, 11 + 10));
+    assert!(t.in_packets > 2 && t.out_packets > 2, "{t:?}");
+    let seq: Vec<FlowEvent> = bal
+        .events_of(h)
+        .into_iter()
+        .filter(|e| !matches!(e, FlowEvent::Traffic(_)))
+        .collect();
+    assert_eq!(
+        seq,
+        [
+            FlowEvent::Connected,
+            FlowEvent::ClientFin,
+            FlowEvent::ServerFin,
+            FlowEvent::Closed(CloseReason::Normal)
+        ]
+    );
     proxy.shutdown(Duration::from_secs(1));
 }

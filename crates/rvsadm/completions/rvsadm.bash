@@ -6,7 +6,7 @@ _rvsadm() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     case "$prev" in
         -s|--scheduler)
-            COMPREPLY=($(compgen -W "rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh" -- "$cur")); return ;;
+            COMPREPLY=($(compgen -W "rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos pewma" -- "$cur")); return ;;
         --start-daemon|--stop-daemon)
             COMPREPLY=($(compgen -W "master backup" -- "$cur")); return ;;
         --tun-type)

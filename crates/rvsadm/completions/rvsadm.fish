@@ -21,7 +21,7 @@ complete -c rvsadm -l tcp-service -s t -r
 complete -c rvsadm -l udp-service -s u -r
 complete -c rvsadm -l sctp-service -r
 complete -c rvsadm -l fwmark-service -s f -r
-complete -c rvsadm -l scheduler -s s -xa 'rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh'
+complete -c rvsadm -l scheduler -s s -xa 'rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos pewma'
 complete -c rvsadm -l persistent -s p
 complete -c rvsadm -l netmask -s M -r
 complete -c rvsadm -l real-server -s r -r

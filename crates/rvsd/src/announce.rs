@@ -267,10 +267,7 @@ impl Announcer {
     /// Stop reconciling and delete every route of ours from the table (the first step of a
     /// graceful shutdown). Returns how many routes were withdrawn.
     pub fn withdraw_all(&mut self) -> Result<usize, String> {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
         let mut kr = KernelRoutes::open(self.opts).map_err(|e| format!("rtnetlink: {e}"))?;
         let n = kr
             .reconcile(&BTreeSet::new())
@@ -280,14 +277,22 @@ impl Announcer {
     }
 }
 
-impl Drop for Announcer {
-    /// Stops the thread; the routes stay (a crash leaves them too: the next start removes
-    /// what cannot be served). A graceful stop calls [`Announcer::withdraw_all`] first.
-    fn drop(&mut self) {
+impl Announcer {
+    /// Stop reconciling; the routes stay as they are (a reload that replaces the announcer
+    /// stops the old one before the new one starts, then withdraws the old one's routes).
+    pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for Announcer {
+    /// Stops the thread; the routes stay (a crash leaves them too: the next start removes
+    /// what cannot be served). A graceful stop calls [`Announcer::withdraw_all`] first.
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

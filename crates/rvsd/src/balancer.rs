@@ -15,6 +15,7 @@
 //! | `Closed(Normal)` | INPUT ack | stays, expires on its timeout |
 //! | `Closed(Reset/Aborted/IdleTimeout)` | INPUT rst | CLOSE (10 s) |
 //! | `Closed(ConnectFailed)` | OUTPUT rst | CLOSE |
+//! | `Latency` (pewma services) | none: a response-time sample for the real server | unchanged |
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -142,6 +143,10 @@ impl DirectorBalancer {
         let svc_key = svc.map(|s| s.key).unwrap_or(key);
         let one_packet =
             svc.is_some_and(|s| s.cfg.flags.has(ServiceFlags::ONEPACKET)) && proto == Protocol::Udp;
+        let measure_latency = proto == Protocol::Tcp
+            && svc.is_some_and(|s| {
+                matches!(s.scheduler(), Some(rvs_core::sched::Scheduler::Pewma(_)))
+            });
         let extra = st.extra.get_mut(&svc_key);
         let proxy_protocol = match extra.as_ref().map(|x| x.proxy_protocol) {
             Some(CtlProxyProtocol::V1) => ProxyProtocol::V1,
@@ -176,6 +181,7 @@ impl DirectorBalancer {
             tcp_idle_timeout: l.tcp_idle_timeout,
             tcp_fin_timeout: l.tcp_fin_timeout,
             udp_idle_timeout: l.udp_idle_timeout,
+            measure_latency,
             one_packet,
         }
     }
@@ -286,6 +292,10 @@ impl Balancer for DirectorBalancer {
                     None if rec.conn.is_none() => d.dest_traffic(rec.dest, t),
                     None => {}
                 }
+            }
+            (FlowEvent::Latency(t), _) => {
+                let us = u64::try_from(t.as_micros()).unwrap_or(u64::MAX);
+                d.latency_sample(rec.dest, us, now);
             }
             (_, None) => {}
             (FlowEvent::Connected, Some(c)) => {

@@ -17,6 +17,9 @@
 //! - `CAP_KILL`: a timed-out script's process group, which runs as another user, is killed.
 //! - `CAP_DAC_READ_SEARCH`: a reload reads the configuration and its `include`s with the
 //!   rights start-up had, whoever owns them.
+//! - Only with the packet plane's XDP fast path (`--interface` with `--xdp` other than
+//!   `off`): `CAP_BPF` (its maps, and the syncer reads them all the daemon's life) and
+//!   `CAP_PERFMON` (the verifier accepts the program's packet-pointer arithmetic only with it).
 //!
 //! Everything else (for example `CAP_SYS_ADMIN`, `CAP_SYS_MODULE`, `CAP_DAC_OVERRIDE`,
 //! `CAP_CHOWN`, `CAP_SYS_PTRACE`) leaves the effective, permitted and inheritable sets. The
@@ -36,6 +39,9 @@ pub const KEEP: CapabilitySet = CapabilitySet::NET_ADMIN
     .union(CapabilitySet::KILL)
     .union(CapabilitySet::DAC_READ_SEARCH);
 
+/// What the XDP fast path needs on top of [`KEEP`].
+pub const KEEP_XDP: CapabilitySet = CapabilitySet::BPF.union(CapabilitySet::PERFMON);
+
 /// What [`drop_unneeded`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dropped {
@@ -45,15 +51,16 @@ pub struct Dropped {
     pub kept: CapabilitySet,
 }
 
-/// Reduce the calling thread's effective, permitted and inheritable sets to [`KEEP`]. Call
-/// before any other thread is started. A process that holds nothing beyond [`KEEP`] (an
-/// unprivileged user) has nothing to drop.
-pub fn drop_unneeded() -> std::io::Result<Dropped> {
+/// Reduce the calling thread's effective, permitted and inheritable sets to [`KEEP`] (with
+/// [`KEEP_XDP`] when `xdp`). Call before any other thread is started. A process that holds
+/// nothing beyond them (an unprivileged user) has nothing to drop.
+pub fn drop_unneeded(xdp: bool) -> std::io::Result<Dropped> {
+    let keep = if xdp { KEEP.union(KEEP_XDP) } else { KEEP };
     let cur = capabilities(None)?;
     let want = CapabilitySets {
-        effective: cur.effective & KEEP,
-        permitted: cur.permitted & KEEP,
-        inheritable: cur.inheritable & KEEP,
+        effective: cur.effective & keep,
+        permitted: cur.permitted & keep,
+        inheritable: cur.inheritable & keep,
     };
     if want != cur {
         set_capabilities(None, want)?;

@@ -10,6 +10,7 @@
 //! How the pieces fit: docs/internals/architecture.md.
 
 pub mod announce;
+pub mod announce_control;
 pub mod announce_status;
 pub mod balancer;
 pub mod capabilities;

@@ -43,6 +43,11 @@ struct Args {
     /// Socket proxy worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Kernel splicing of proxied TCP flows once connected (BPF sockmap: the kernel moves the
+    /// bytes between the two sockets): `auto` where the kernel allows it, `on` (the same, but a
+    /// kernel that refuses is a warning), `off` (every byte through the proxy's threads).
+    #[arg(long, default_value = "auto", value_parser = parse_proxy_splice)]
+    proxy_splice: rvs_proxy::KernelSplice,
     /// How long open connections may take to finish, in seconds: on SIGTERM, and for a real
     /// server that a reload of `-f` removed (drained, then deleted).
     #[arg(long, default_value_t = 30)]
@@ -75,6 +80,11 @@ struct Args {
     /// Packet plane worker threads per interface (PACKET_FANOUT by flow hash).
     #[arg(long, default_value_t = 1)]
     packet_workers: usize,
+    /// Packet plane: the XDP fast path for established connections. `auto` tries it (native
+    /// mode where the driver has it, else generic) and falls back to AF_PACKET alone with one
+    /// log line saying why; `on` requires it; `native` / `generic` require that mode; `off`.
+    #[arg(long, default_value = "off", value_parser = clap::value_parser!(rvsd::packet_plane::XdpSetting))]
+    xdp: rvsd::packet_plane::XdpSetting,
     /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
     /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
@@ -109,6 +119,10 @@ struct Args {
 
 /// `--sysctl NAME=VALUE` (the `net.ipv4.vs.` prefix is accepted); the value is checked by the
 /// daemon's sysctl table at start.
+fn parse_proxy_splice(s: &str) -> Result<rvs_proxy::KernelSplice, String> {
+    rvs_proxy::KernelSplice::parse(s).ok_or_else(|| format!("{s}: expected auto, on or off"))
+}
+
 fn parse_sysctl_arg(s: &str) -> Result<(String, String), String> {
     let (n, v) = s
         .split_once('=')
@@ -184,7 +198,11 @@ fn main() -> ExitCode {
     // Both before any thread exists: the environment is process-wide, and capabilities are
     // per thread (threads started later inherit the reduced sets).
     rvsd::sd_notify::init_from_env();
-    match rvsd::capabilities::drop_unneeded() {
+    let xdp = !args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off;
+    if args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off {
+        tracing::warn!("--xdp without --interface: there is no packet plane to accelerate");
+    }
+    match rvsd::capabilities::drop_unneeded(xdp) {
         Ok(d) if !d.dropped.is_empty() => tracing::info!(
             "capabilities: dropped {}; kept {}",
             rvsd::capabilities::names(d.dropped),
@@ -314,26 +332,35 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     Ok(n)
 }
 
-/// `lvs_sync_daemon` as the follower thread needs it: the spec, the instance's VRID, the VRRP
-/// status board.
-type SyncFollow = (
-    rvs_config::model::LvsSyncDaemon,
-    Option<u8>,
-    Option<Arc<rvsd::vrrp::StatusBoard>>,
-);
+/// `lvs_sync_daemon` of `cfg` as the follower follows it: the spec and the VRID of its
+/// instance (an unknown instance is dropped: the config check already warned about it, and
+/// keepalived then runs both daemons).
+fn sync_target(cfg: &rvs_config::Config) -> rvsd::sync::follow::Target {
+    let spec = cfg.global.lvs_sync_daemon.as_ref()?;
+    let inst = spec
+        .instance
+        .as_ref()
+        .and_then(|n| cfg.vrrp_instances.iter().find(|i| &i.name == n));
+    let mut spec = spec.clone();
+    if inst.is_none() {
+        spec.instance = None;
+    }
+    Some((spec, inst.map(|i| i.vrid)))
+}
 
 /// Load `path` and set up the VRRP driver (started later by the caller); its status goes
 /// into the metrics and tells the packet plane which VIPs are not this director's. With
 /// `lvs_sync_daemon`, the resync gate is armed for `resync_hold` and the driver holds
-/// preemption while it is; the sync follower is returned, to be started once the table is in
-/// (so that the first resync finds the services its records belong to).
+/// preemption while it is. Also returns what the sync follower is to follow, started by the
+/// caller once the table is in (so that the first resync finds the services its records
+/// belong to).
 fn prepare_vrrp(
     daemon: &Arc<Daemon>,
     path: &std::path::Path,
     config_id: Option<String>,
     explicit: bool,
     resync_hold: StdDuration,
-) -> Result<(Option<rvsd::vrrp::Prepared>, Option<SyncFollow>), String> {
+) -> Result<(Option<rvsd::vrrp::Prepared>, rvsd::sync::follow::Target), String> {
     let opts = rvs_config::CheckOptions {
         config_id,
         check_interfaces: true,
@@ -351,25 +378,38 @@ fn prepare_vrrp(
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
         None => {}
     }
-    if let Some(spec) = &cfg.global.lvs_sync_daemon {
-        // The config check already warned about an unknown instance; keepalived then runs both.
-        let inst = spec
-            .instance
-            .as_ref()
-            .and_then(|n| cfg.vrrp_instances.iter().find(|i| &i.name == n));
-        let mut spec = spec.clone();
-        if inst.is_none() {
-            spec.instance = None;
-        }
+    let target = sync_target(&cfg);
+    if target.is_some() {
         let gate = daemon.lock().sync.gate.clone();
         gate.arm(resync_hold);
         if let Some(h) = h.as_mut() {
             h.hold_preempt_while(Arc::new(move || gate.holding()));
         }
-        let board = h.as_ref().map(|h| h.status());
-        return Ok((h, Some((spec, inst.map(|i| i.vrid), board))));
     }
-    Ok((h, None))
+    Ok((h, target))
+}
+
+/// SIGHUP: what `lvs_sync_daemon` says now in `path` (`None` when the file cannot be read:
+/// the follower then keeps what it follows).
+async fn reload_sync_target(
+    path: &std::path::Path,
+    config_id: Option<String>,
+) -> Option<rvsd::sync::follow::Target> {
+    let p = path.to_path_buf();
+    let opts = rvs_config::CheckOptions {
+        config_id,
+        check_interfaces: true,
+    };
+    let loaded = rvsd::off_runtime::run(
+        "lvs_sync_daemon reload",
+        rvsd::off_runtime::READ_DEADLINE,
+        move || rvs_config::load(&p, &opts),
+    )
+    .await;
+    match loaded {
+        Ok(Ok((cfg, _))) => Some(sync_target(&cfg)),
+        _ => None,
+    }
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -387,6 +427,7 @@ async fn run(args: Args) -> Result<(), String> {
         let opts = rvsd::packet_plane::Options {
             marks: args.fwmark_rule.clone(),
             workers_per_interface: args.packet_workers,
+            xdp: args.xdp,
             ..Default::default()
         };
         Some(
@@ -406,6 +447,7 @@ async fn run(args: Args) -> Result<(), String> {
     let proxy = rvs_proxy::Proxy::start(
         rvs_proxy::ProxyConfig {
             workers,
+            kernel_splice: args.proxy_splice,
             ..rvs_proxy::ProxyConfig::default()
         },
         balancer,
@@ -480,45 +522,34 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
-    if let Some((spec, vrid, board)) = sync_follow {
-        rvsd::sync::follow::spawn(daemon.clone(), spec, vrid, board);
-    }
+    // Followed from the start when the file has `lvs_sync_daemon`, and from a reload that
+    // adds one.
+    let board = vrrp.as_ref().map(|v| v.status());
+    let mut follower = sync_follow
+        .is_some()
+        .then(|| rvsd::sync::follow::spawn(daemon.clone(), sync_follow.clone(), board.clone()));
     let vrrp = vrrp.map(rvsd::vrrp::Prepared::start);
     // Announce once the table is in, so that no VIP is announced before it can be served.
-    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (read at start).
-    let announce = match (args.announce_table, &args.use_file) {
-        (Some(table), _) => Some((
-            table,
-            args.announce_protocol,
-            StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
-        )),
-        (None, Some(path)) => {
-            let opts = rvs_config::CheckOptions {
-                config_id: args.config_id.clone(),
-                check_interfaces: true,
-            };
-            rvs_config::load(path, &opts)
-                .ok()
-                .and_then(|(cfg, _)| cfg.global.rvs_announce)
-                .map(|a| (a.table, a.protocol, a.delay))
-        }
-        (None, None) => None,
+    // `--announce-table` wins over keepalived.conf's `rvs_announce_table` (which a SIGHUP
+    // re-reads: rvsd::announce_control).
+    let announce_setting = match args.announce_table {
+        Some(table) => Some(rvsd::announce_control::Setting {
+            opts: rvsd::announce::Options {
+                table,
+                protocol: args.announce_protocol,
+            },
+            delay: StdDuration::from_secs_f64(args.announce_delay.clamp(0.0, 3600.0)),
+        }),
+        None => kconf
+            .as_ref()
+            .and_then(|k| k.announce_setting())
+            .map(rvsd::announce_control::Setting::from),
     };
-    let mut announcer = match announce {
-        Some((table, protocol, delay)) => {
-            let a = rvsd::announce::Announcer::start(
-                daemon.state.clone(),
-                rvsd::announce::Options { table, protocol },
-            )
-            .map_err(|e| format!("announce table {table}: {e}"))?;
-            daemon.lock().announce = Some((table, a.status.clone()));
-            tracing::info!(
-                "announcing the VIPs that can be served in routing table {table} (protocol {protocol})"
-            );
-            Some((a, delay))
-        }
-        None => None,
-    };
+    let mut announcer = rvsd::announce_control::AnnounceControl::start(
+        daemon.clone(),
+        announce_setting,
+        args.announce_table.is_some(),
+    )?;
 
     let listener = control_server::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -569,8 +600,23 @@ async fn run(args: Args) -> Result<(), String> {
                     if let (Some(v), Some(path)) = (&vrrp, vrrp_file) {
                         v.reload_file(path, args.config_id.clone()).await;
                     }
+                    if let Some(path) = vrrp_file {
+                        if let Some(t) = reload_sync_target(path, args.config_id.clone()).await {
+                            match &follower {
+                                Some(f) => f.set(t),
+                                None if t.is_some() => {
+                                    let b = vrrp.as_ref().map(|v| v.status());
+                                    follower =
+                                        Some(rvsd::sync::follow::spawn(daemon.clone(), t, b));
+                                }
+                                None => {}
+                            }
+                        }
+                    }
                     if let Some(k) = kconf.as_mut() {
-                        let _ = k.reload().await;
+                        if k.reload().await.is_ok() {
+                            announcer.follow_file(k.announce_setting());
+                        }
                         return;
                     }
                     match &args.rules {
@@ -600,16 +646,9 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Scale-out: the routers stop sending new flows here first; rvsd forwards what still
     // arrives until they have converged, and only then drains.
-    if let Some((a, delay)) = announcer.as_mut() {
-        match a.withdraw_all() {
-            Ok(n) => tracing::info!(
-                "shutting down: {n} announced route(s) withdrawn; forwarding for {} s more",
-                delay.as_secs_f64()
-            ),
-            Err(e) => tracing::error!("shutting down: withdrawing the announced routes: {e}"),
-        }
+    if let Some(delay) = announcer.withdraw_for_stop() {
         rvsd::sd_notify::notify("STATUS=routes withdrawn, waiting for the routers");
-        tokio::time::sleep(*delay).await;
+        tokio::time::sleep(delay).await;
     }
     tracing::info!(
         "shutting down: no new connections; open ones may finish within {} s",

@@ -276,7 +276,58 @@ pub fn render(st: &State) -> String {
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }
+    xdp(&mut o, st);
     o.text
+}
+
+/// The packet plane's XDP fast path: which mode on which interface, the program's verdicts,
+/// the entries installed (nothing when the packet plane does not run).
+fn xdp(o: &mut Out, st: &State) {
+    let Some(feed) = st.packet_feed() else {
+        return;
+    };
+    let r = crate::lock::lock(&feed.xdp).clone();
+    o.header(
+        "rvs_xdp_mode",
+        "gauge",
+        "1 for the XDP mode (native or generic) in use on each packet-plane interface.",
+    );
+    for (iface, mode) in &r.modes {
+        o.sample(
+            "rvs_xdp_mode",
+            &format!("interface=\"{iface}\",mode=\"{mode}\""),
+            1,
+        );
+    }
+    if r.modes.is_empty() {
+        return;
+    }
+    o.header(
+        "rvs_xdp_packets_total",
+        "counter",
+        "Packets seen by the XDP program, by verdict: forwarded (tx, redirect) or passed to userspace (and why).",
+    );
+    let c = r.counters;
+    for (verdict, v) in [
+        ("tx", c.tx),
+        ("redirect", c.redirect),
+        ("pass_no_flow", c.pass_no_flow),
+        ("pass_state", c.pass_state),
+        ("pass_other", c.pass_other),
+        ("pass_limit", c.pass_limit),
+    ] {
+        o.sample(
+            "rvs_xdp_packets_total",
+            &format!("verdict=\"{verdict}\""),
+            v,
+        );
+    }
+    o.header(
+        "rvs_xdp_flow_entries",
+        "gauge",
+        "Flow directions the XDP program forwards in the kernel.",
+    );
+    o.sample("rvs_xdp_flow_entries", "", r.entries);
 }
 
 /// The IPVS sysctls: one gauge per integer value (`sync_threshold` as two, `part` =

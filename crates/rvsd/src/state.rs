@@ -626,6 +626,14 @@ impl State {
             Request::AddDest { service, dest } => {
                 let key = key_to_core(service);
                 let cfg = dest_to_core(dest);
+                if self.sync.any_runs() && rvs_core::Family::of(&cfg.addr) != key.family() {
+                    // The sync protocol cannot carry mixed-family connections (as the kernel).
+                    return Response::err(error(
+                        ErrorKind::Einval,
+                        "a sync daemon runs: real servers of the other address family are \
+                         refused",
+                    ));
+                }
                 match self.with_service(&key, |g| g.director.table.add_dest(&key, cfg, now)) {
                     None => no_service(),
                     Some(Err(e)) => Response::err(remote_error(&e)),

@@ -64,6 +64,10 @@ pub struct StatusDoc {
     pub time_ms: u64,
     /// Whether the packet plane runs (the socket proxy always does).
     pub packet_plane: bool,
+    /// The packet plane's XDP fast path: `INTERFACE MODE` per interface (empty: not in use).
+    pub xdp: Vec<String>,
+    /// Why the XDP fast path is not in use although `--xdp auto` asked for it.
+    pub xdp_unavailable: Option<String>,
     /// Totals.
     pub totals: Totals,
     /// Virtual services.
@@ -150,6 +154,10 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
             dests,
         });
     }
+    let xdp_report = st
+        .packet_feed()
+        .map(|f| crate::lock::lock(&f.xdp).clone())
+        .unwrap_or_default();
     let vrrp = match crate::vrrp::status::answer(st.vrrp.as_deref()).result {
         Ok(rvs_control::proto::Payload::Vrrp(v)) => v,
         _ => Vec::new(),
@@ -158,6 +166,12 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
         version: env!("CARGO_PKG_VERSION"),
         time_ms: now_ms(),
         packet_plane: st.planes.packet,
+        xdp: xdp_report
+            .modes
+            .iter()
+            .map(|(i, m)| format!("{i} {m}"))
+            .collect(),
+        xdp_unavailable: xdp_report.unavailable,
         totals: Totals {
             stats: crate::convert::stats_of(c, r),
             connection_entries: entries,
@@ -189,6 +203,10 @@ pub fn summary(doc: &StatusDoc) -> String {
         let states: Vec<String> = by.iter().map(|(k, n)| format!("{n} {k}")).collect();
         s.push_str("; VRRP ");
         s.push_str(&states.join(", "));
+    }
+    if !doc.xdp.is_empty() {
+        s.push_str("; XDP ");
+        s.push_str(&doc.xdp.join(", "));
     }
     for d in &doc.sync {
         let role = match d.role {
@@ -344,6 +362,8 @@ mod tests {
             version: "t",
             time_ms: 1000 + conns,
             packet_plane: false,
+            xdp: Vec::new(),
+            xdp_unavailable: None,
             totals: Totals {
                 stats: m::Stats::default(),
                 connection_entries: 0,

@@ -15,11 +15,17 @@ use rvs_lab::{Lab, Netns, Proto};
 
 /// `ip route show table 100 proto 252` (both families), one route per line, trimmed.
 fn routes(ns: &Netns) -> Vec<String> {
+    routes_in(ns, 100, 252)
+}
+
+/// `ip route show table TABLE proto PROTO` (both families), one route per line, trimmed.
+fn routes_in(ns: &Netns, table: u32, proto: u8) -> Vec<String> {
+    let (table, proto) = (table.to_string(), proto.to_string());
     let mut v = Vec::new();
     for fam in ["-4", "-6"] {
         let out = ns
             .cmd("ip")
-            .args([fam, "route", "show", "table", "100", "proto", "252"])
+            .args([fam, "route", "show", "table", &table, "proto", &proto])
             .output()
             .expect("ip route");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -212,4 +218,104 @@ fn keepalived_conf_keyword_announces() {
     d.signal(Signal::SIGTERM);
     expect_routes(&ns, &[]);
     assert!(d.wait_exit(Duration::from_secs(15)).is_some());
+}
+
+/// Waits (≤ 5 s) until table `table` holds exactly the destinations `want` with protocol
+/// `proto`.
+fn expect_routes_in(ns: &Netns, table: u32, proto: u8, want: &[&str]) {
+    let mut got = Vec::new();
+    let ok = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        got = routes_in(ns, table, proto);
+        let dst: Vec<&str> = got
+            .iter()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        dst.len() == want.len() && want.iter().all(|w| dst.contains(w))
+    });
+    assert!(
+        ok,
+        "table {table} proto {proto} should hold {want:?}, holds {got:?}"
+    );
+}
+
+/// A keepalived.conf with one virtual server on 127.0.0.11:80 and `global` as its
+/// global_defs body.
+fn announce_conf(global: &str) -> String {
+    format!(
+        "global_defs {{\n  {global}\n}}\n\
+         virtual_server 127.0.0.11 80 {{\n  lb_algo mh\n  lb_kind NAT\n  protocol TCP\n\
+         \x20 real_server 127.0.0.1 8080 {{\n    weight 1\n  }}\n}}\n"
+    )
+}
+
+/// SIGHUP re-reads `rvs_announce_table`: a new table or protocol moves the routes, a removed
+/// keyword withdraws them, a broken file changes nothing; with `--announce-table` on the
+/// command line the file's keyword is not followed.
+#[test]
+fn sighup_follows_the_files_announce_table() {
+    rvs_require::require_root!();
+    let mut lab = Lab::new("annh").expect("lab");
+    let ns = lab.add_netns("d").expect("netns");
+    ns.ip(["link", "set", "lo", "up"]).expect("lo up");
+    let dir = lab.workdir().join("rvsd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = announce_conf("rvs_announce_table 100 protocol 252 delay 0");
+    let mut d = Rvsd::keepalived_in(RVSD, Some(&ns), &dir, &first, &["--drain-time", "0"]);
+    expect_routes_in(&ns, 100, 252, &["127.0.0.11"]);
+
+    // Another table: the route moves there and leaves table 100.
+    d.reload(&announce_conf(
+        "rvs_announce_table 101 protocol 252 delay 0",
+    ));
+    expect_routes_in(&ns, 101, 252, &["127.0.0.11"]);
+    expect_routes_in(&ns, 100, 252, &[]);
+    // Another protocol in the same table.
+    d.reload(&announce_conf(
+        "rvs_announce_table 101 protocol 200 delay 0",
+    ));
+    expect_routes_in(&ns, 101, 200, &["127.0.0.11"]);
+    expect_routes_in(&ns, 101, 252, &[]);
+    // A file that does not parse: the running setting stays.
+    d.reload(&announce_conf(
+        "rvs_announce_table 101 protocol 200 delay 0\n  }",
+    ));
+    assert!(d.wait_log("keeping the running configuration", Duration::from_secs(5)));
+    expect_routes_in(&ns, 101, 200, &["127.0.0.11"]);
+    // The keyword removed: nothing is announced.
+    d.reload(&announce_conf("router_id annh"));
+    assert!(d.wait_log("announcing stopped", Duration::from_secs(5)));
+    expect_routes_in(&ns, 101, 200, &[]);
+    // And back.
+    d.reload(&first);
+    expect_routes_in(&ns, 100, 252, &["127.0.0.11"]);
+    d.signal(Signal::SIGTERM);
+    expect_routes_in(&ns, 100, 252, &[]);
+    assert!(d.wait_exit(Duration::from_secs(15)).is_some());
+
+    // The command line wins: the file's keyword is not followed on reload.
+    let dir2 = lab.workdir().join("rvsd2");
+    std::fs::create_dir_all(&dir2).unwrap();
+    let mut d2 = Rvsd::keepalived_in(
+        RVSD,
+        Some(&ns),
+        &dir2,
+        &first,
+        &[
+            "--drain-time",
+            "0",
+            "--announce-table",
+            "102",
+            "--announce-delay",
+            "0",
+        ],
+    );
+    expect_routes_in(&ns, 102, 252, &["127.0.0.11"]);
+    d2.reload(&announce_conf(
+        "rvs_announce_table 101 protocol 252 delay 0",
+    ));
+    assert!(d2.wait_log("is not followed", Duration::from_secs(5)));
+    expect_routes_in(&ns, 102, 252, &["127.0.0.11"]);
+    expect_routes_in(&ns, 101, 252, &[]);
+    d2.signal(Signal::SIGTERM);
+    assert!(d2.wait_exit(Duration::from_secs(15)).is_some());
 }

@@ -399,8 +399,8 @@ fn stats_conns_zero_and_timeouts_reflect_the_traffic() {
         sent += s;
         got += r;
     }
-    // Byte counts are exact (payload both ways); packets are reads, so at least one per
-    // direction per connection.
+    // Byte counts are exact (payload both ways); packets are the segments of each side (at
+    // least one per direction per connection).
     let st = stats_until(&d, "4 closed connections", |s| {
         let l = stat(s, vip, true);
         l.n[0] == 4 && l.n[3] == sent as u64 && l.n[4] == got as u64
@@ -1008,7 +1008,12 @@ fn metrics_use_node_exporter_labels() {
             continue;
         }
         let (name, mut labels, value) = sample(l).unwrap_or_else(|| panic!("bad line {l:?}"));
-        assert!(typed.contains(&name), "no TYPE before {l:?}");
+        // A histogram's series are its name with _bucket, _sum and _count.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|b| typed.contains(*b)))
+            .unwrap_or(&name);
+        assert!(typed.contains(family), "no TYPE before {l:?}");
         assert!(value.parse::<f64>().is_ok(), "{l:?}");
         labels.sort();
         assert!(seen.insert((name, labels)), "duplicate series {l:?}");

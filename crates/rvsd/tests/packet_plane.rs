@@ -29,6 +29,71 @@ fn start(ns: &Netns, dir: &Path, ifaces: &[&str], extra: &[&str]) -> Rvsd {
     Rvsd::start_in(common::RVSD, Some(ns), dir, &args)
 }
 
+/// `--xdp generic` for the XDP variants of the tests (the lab's interfaces are veths, whose
+/// native XDP needs the peers' NAPI), nothing for the AF_PACKET ones.
+fn xdp_args(xdp: bool) -> &'static [&'static str] {
+    if xdp {
+        &["--xdp", "generic"]
+    } else {
+        &[]
+    }
+}
+
+/// With the XDP fast path: rvsd attached it to each of `ifaces` and the program forwarded
+/// frames itself (the count rvsd logs when it stops). Without: no XDP line at all.
+fn check_xdp_log(xdp: bool, ifaces: &[&str], log: &str) {
+    check_xdp_log_forwarding(xdp, ifaces, log, true);
+}
+
+/// [`check_xdp_log`]; `forwards`: whether the program must have forwarded frames (TUN flows
+/// are not installed yet and must not have been).
+fn check_xdp_log_forwarding(xdp: bool, ifaces: &[&str], log: &str, forwards: bool) {
+    if !xdp {
+        assert!(!log.contains("XDP fast path"), "{log}");
+        return;
+    }
+    for i in ifaces {
+        assert!(
+            log.contains(&format!("XDP fast path on {i} (generic mode)")),
+            "{log}"
+        );
+    }
+    eprintln!(
+        "{}",
+        log.lines()
+            .filter(|l| l.contains("XDP"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let forwarded: u64 = log
+        .split("XDP fast path: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no XDP counters in the log:\n{log}"));
+    assert_eq!(
+        forwarded > 0,
+        forwards,
+        "the XDP program forwarded {forwarded} frames:\n{log}"
+    );
+}
+
+/// A 300 KB download that arrives intact: a connection long enough that its ESTABLISHED
+/// packets reach the XDP program after the syncer installed the flow (the short page fetches
+/// may all be over before).
+fn long_transfer(t: &rvs_lab::Topology, client: &Netns, base: &str, tag: &str) {
+    let big = random_bytes(300_000);
+    publish(t, "big.bin", &big);
+    let got = download(
+        client,
+        t.lab().workdir(),
+        &format!("{base}big.bin"),
+        None,
+        tag,
+    );
+    assert!(got == big, "300 KB download: got {} bytes", got.len());
+}
+
 /// curl with a few bounded retries (the first packets of a lab may meet an unresolved
 /// neighbour, which the plane drops while the kernel probes it).
 fn curl(ns: &Netns, url: &str) -> String {
@@ -91,19 +156,27 @@ fn guard_present(ns: &Netns) -> bool {
 /// gone after it stops.
 #[test]
 fn nat_lab_round_robin_snat_and_stats() {
+    nat_lab("ppnat", false);
+}
+
+/// (a) with the XDP fast path: established packets are forwarded by the XDP program, and
+/// `--stats` still counts them (rvsd reads the program's counters back).
+#[test]
+fn nat_lab_round_robin_snat_and_stats_xdp() {
+    nat_lab("ppnatx", true);
+}
+
+fn nat_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat("ppnat").expect("nat lab");
+    let mut t = rvs_lab::nat(name).expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
     // Two workers per interface: the PACKET_FANOUT path (a flow's two directions arrive on
     // different interfaces, so at different workers sharing the one director).
-    let mut rvsd = start(
-        &director,
-        t.lab().workdir(),
-        &["eth0", "eth1"],
-        &["--packet-workers", "2"],
-    );
+    let mut extra = vec!["--packet-workers", "2"];
+    extra.extend_from_slice(xdp_args(xdp));
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &extra);
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -149,6 +222,7 @@ fn nat_lab_round_robin_snat_and_stats() {
     assert!(log.contains("nft ingress guard removed"), "{log}");
     assert_eq!(log.matches("packet worker eth0:").count(), 2, "{log}");
     assert_eq!(log.matches("packet worker eth1:").count(), 2, "{log}");
+    check_xdp_log(xdp, &["eth0", "eth1"], &log);
 }
 
 /// (b) The kernel selftest's pass criterion (docs/internals/forwarding.md#the-kernels-ipvs-selftest) through rvsd: 32 random bytes sent
@@ -212,12 +286,26 @@ fn selftest_tun_bytes_and_outpkts_zero() {
 /// client; the client still talks to the VIP only.
 #[test]
 fn fullnat_lab_real_server_sees_local_address() {
+    fullnat_lab("ppfnat", false);
+}
+
+#[test]
+fn fullnat_lab_real_server_sees_local_address_xdp() {
+    fullnat_lab("ppfnatx", true);
+}
+
+fn fullnat_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::fullnat("ppfnat").expect("fullnat lab");
+    let mut t = rvs_lab::fullnat(name).expect("fullnat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        xdp_args(xdp),
+    );
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -243,6 +331,10 @@ fn fullnat_lab_real_server_sees_local_address() {
         .map(|w| w[2].parse::<u64>().expect("CONNS"))
         .sum();
     assert!(used >= 3, "--get-laddr:\n{l}");
+    if xdp {
+        long_transfer(&t, &client, &base, "fullnat");
+    }
+    check_xdp_log(xdp, &["eth0", "eth1"], &rvsd.stop());
 }
 
 /// (d) A firewall-mark service joining ports 80 and 443 (`-f 6666`) with persistence (`-p`):
@@ -302,12 +394,28 @@ fn fwmark_service_with_persistence_joins_ports() {
 /// it is gone from the table).
 #[test]
 fn real_server_quiesced_then_deleted_under_traffic() {
+    quiesce_then_delete("ppout", false);
+}
+
+/// (e) with the XDP fast path: the quiesced server's transfer runs in the kernel, and once the
+/// server is deleted its entries go (its flows meet rvs-core again).
+#[test]
+fn real_server_quiesced_then_deleted_under_traffic_xdp() {
+    quiesce_then_delete("ppoutx", true);
+}
+
+fn quiesce_then_delete(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat("ppout").expect("nat lab");
+    let mut t = rvs_lab::nat(name).expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        xdp_args(xdp),
+    );
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -365,16 +473,17 @@ fn real_server_quiesced_then_deleted_under_traffic() {
     }
     let Adm { out, .. } = rvsd.adm(&["-L", "-n"]);
     assert!(!out.contains(&victim), "deleted:\n{out}");
+    check_xdp_log(xdp, &["eth0", "eth1"], &rvsd.stop());
 }
 
 /// DR and TUN labs with nginx: both real servers answer under rr, they see the client's own
 /// address, and the replies bypass the director (its OutPkts stay 0).
 /// `on_link`: the real servers are neighbours of the director (DR), not behind a router (TUN).
-fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool) {
+fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool, xdp: bool) {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = start(&director, t.lab().workdir(), &["eth0"], &[]);
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0"], xdp_args(xdp));
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -394,20 +503,38 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool) {
     let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
     assert!(conns >= 5 && inpkts >= 15, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "replies bypass the director");
+    if xdp {
+        long_transfer(t, &client, &base, "bypass");
+    }
+    check_xdp_log_forwarding(xdp, &["eth0"], &rvsd.stop(), on_link);
 }
 
 #[test]
 fn dr_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdr").expect("dr lab");
-    bypass_lab(&mut t, "192.168.1.2", true);
+    bypass_lab(&mut t, "192.168.1.2", true, false);
+}
+
+#[test]
+fn dr_lab_replies_bypass_the_director_xdp() {
+    rvs_require::require_root!();
+    let mut t = rvs_lab::dr("ppdrx").expect("dr lab");
+    bypass_lab(&mut t, "192.168.1.2", true, true);
 }
 
 #[test]
 fn tun_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptun").expect("tun lab");
-    bypass_lab(&mut t, "192.168.1.2", false);
+    bypass_lab(&mut t, "192.168.1.2", false, false);
+}
+
+#[test]
+fn tun_lab_replies_bypass_the_director_xdp() {
+    rvs_require::require_root!();
+    let mut t = rvs_lab::tun("pptunx").expect("tun lab");
+    bypass_lab(&mut t, "192.168.1.2", false, true);
 }
 
 /// One UDP request from `client` to `[dst]:port` over IPv6 with socat (`-t 1`: it waits 1 s

@@ -54,6 +54,7 @@ fn record() -> SyncConn {
         seq: None,
         pe_data: Vec::new(),
         pe_name: Vec::new(),
+        local: None,
     }
 }
 
@@ -284,5 +285,109 @@ fn backup_receives_on_an_ipv6_group() {
             )),
         "the synced connection is not listed:\n{}",
         d.adm(&["-L", "-n", "-c"]).1
+    );
+}
+
+/// As the kernel: no sync daemon starts while a service has a real server of the other address
+/// family (the protocol cannot carry those connections), and no such real server is added
+/// while one runs — EINVAL both ways, with ipvsadm's text for it.
+#[test]
+fn mixed_family_services_and_sync_daemons_exclude_each_other() {
+    if !rvs_lab::require(
+        "mixed_family_services_and_sync_daemons_exclude_each_other",
+        &["ip", "curl"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::new("syncmix").expect("lab");
+    let a = lab.add_netns("a").expect("netns a");
+    let b = lab.add_netns("b").expect("netns b");
+    lab.veth(&a, "a0", &b, "b0").expect("veth");
+    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
+    let dir = lab.workdir().join("b");
+    std::fs::create_dir_all(&dir).expect("workdir");
+    let d = Rvsd::start(&b, &dir);
+    let einval = "Invalid operation.  Possibly wrong module version, address not unicast, ...\n";
+    let mixed = ["-a", "-t", "10.0.0.2:80", "-r", "[fd00::5]:80", "-i"];
+    assert_eq!(d.adm(&["-A", "-t", "10.0.0.2:80", "-s", "rr"]).0, 0);
+    assert_eq!(d.adm(&mixed).0, 0, "a tunnel service may mix families");
+    let start = ["--start-daemon", "master", "--mcast-interface", "b0"];
+    assert_eq!(d.adm(&start), (255, String::new(), einval.into()));
+    assert_eq!(d.adm(&["-L", "--daemon"]).1, "");
+    assert_eq!(
+        d.adm(&["-d", "-t", "10.0.0.2:80", "-r", "[fd00::5]:80"]).0,
+        0
+    );
+    assert_eq!(d.adm(&start).0, 0);
+    assert_eq!(d.adm(&mixed), (255, String::new(), einval.into()));
+    // Same-family real servers are fine.
+    assert_eq!(
+        d.adm(&["-a", "-t", "10.0.0.2:80", "-r", "10.9.0.5:80", "-i"])
+            .0,
+        0
+    );
+    assert_eq!(d.adm(&["--stop-daemon", "master"]).0, 0);
+    assert_eq!(d.adm(&mixed).0, 0, "allowed again once no daemon runs");
+}
+
+/// keepalived's `lvs_sync_daemon` followed across reloads: a changed line restarts the daemons
+/// with the new settings, a removed one stops them, a line added back starts them again.
+#[test]
+fn lvs_sync_daemon_changes_on_reload_restart_the_daemons() {
+    if !rvs_lab::require(
+        "lvs_sync_daemon_changes_on_reload_restart_the_daemons",
+        &["ip", "curl"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::new("syncrl").expect("lab");
+    let a = lab.add_netns("a").expect("netns a");
+    let b = lab.add_netns("b").expect("netns b");
+    lab.veth(&a, "a0", &b, "b0").expect("veth");
+    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
+    let dir = lab.workdir().join("b");
+    std::fs::create_dir_all(&dir).expect("workdir");
+    let conf = |line: &str| {
+        format!(
+            "global_defs {{\n{line}\n}}\nvirtual_server 10.0.0.3 80 {{\n    lb_algo rr\n    \
+             lb_kind NAT\n    protocol TCP\n}}\n"
+        )
+    };
+    let d = common::Rvsd::keepalived_in(
+        common::RVSD,
+        Some(&b),
+        &dir,
+        &conf("    lvs_sync_daemon b0 id 5"),
+        &["--drain-time", "0"],
+    );
+    let daemons = || d.adm(&["-L", "--daemon"]).out;
+    let both = |id: u8, port: u16| {
+        format!(
+            "master sync daemon (mcast=b0, syncid={id}, maxlen=1472, group=224.0.0.81, port={port}, ttl=1)\n\
+             backup sync daemon (mcast=b0, syncid={id}, maxlen=1472, group=224.0.0.81, port={port}, ttl=1)\n"
+        )
+    };
+    assert!(
+        wait(Duration::from_secs(10), || daemons() == both(5, 8848)),
+        "{}",
+        daemons()
+    );
+    d.reload(&conf("    lvs_sync_daemon b0 id 9 port 9000"));
+    assert!(
+        wait(Duration::from_secs(10), || daemons() == both(9, 9000)),
+        "after the change: {}",
+        daemons()
+    );
+    d.reload(&conf(""));
+    assert!(
+        wait(Duration::from_secs(10), || daemons().is_empty()),
+        "after the removal: {}",
+        daemons()
+    );
+    d.reload(&conf("    lvs_sync_daemon b0 id 7"));
+    assert!(
+        wait(Duration::from_secs(10), || daemons() == both(7, 8848)),
+        "after adding it back: {}",
+        daemons()
     );
 }

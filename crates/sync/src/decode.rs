@@ -278,6 +278,7 @@ impl Records<'_> {
             seq: None,
             pe_data: Vec::new(),
             pe_name: Vec::new(),
+            local: None,
         };
         let a = start + 24;
         if is_v6 {
@@ -328,6 +329,15 @@ impl Records<'_> {
                     }
                     have_pe_name = true;
                     c.pe_name = data.to_vec();
+                }
+                // rvs's own option is optional-flagged; without the flag it is some other
+                // sender's mandatory option and the record is skipped like any unknown one.
+                OPT_LOCAL_ADDR if ptype & OPT_F_OPTIONAL != 0 => {
+                    if plen != crate::encode::local_len(is_v6) || c.local.is_some() {
+                        return drop(DropReason::BadOption);
+                    }
+                    let a = if is_v6 { v6(data, 0) } else { v4(data, 0) };
+                    c.local = Some((a, be16(data, plen - 2)));
                 }
                 _ => {
                     if ptype & OPT_F_OPTIONAL == 0 {
@@ -385,6 +395,7 @@ impl Records<'_> {
             seq,
             pe_data: Vec::new(),
             pe_name: Vec::new(),
+            local: None,
         })
     }
 }

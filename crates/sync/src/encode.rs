@@ -199,7 +199,19 @@ fn check(c: &SyncConn, v: Version) -> Result<(), EncodeError> {
     if c.pe_name.len() > PE_NAME_MAX {
         return Err(EncodeError::PeNameTooLong);
     }
+    if c.local.is_some_and(|(a, _)| a.is_ipv6() != v6) {
+        return Err(EncodeError::MixedFamily);
+    }
     Ok(())
+}
+
+/// Data length of the local-address option for a record of this family.
+pub fn local_len(v6: bool) -> usize {
+    if v6 {
+        18
+    } else {
+        6
+    }
 }
 
 fn has_seq(c: &SyncConn) -> bool {
@@ -230,6 +242,9 @@ pub fn record_len(c: &SyncConn, v: Version) -> usize {
                 if !c.pe_name.is_empty() {
                     len += 2 + c.pe_name.len();
                 }
+            }
+            if c.local.is_some() {
+                len += 2 + local_len(c.is_v6());
             }
             len
         }
@@ -292,6 +307,12 @@ fn write_v1(buf: &mut Vec<u8>, c: &SyncConn, len: usize) {
             buf.push(c.pe_name.len() as u8);
             buf.extend_from_slice(&c.pe_name);
         }
+    }
+    if let Some((a, port)) = c.local {
+        buf.push(OPT_LOCAL_ADDR | OPT_F_OPTIONAL);
+        buf.push(local_len(v6) as u8);
+        put_addr(buf, &a, v6);
+        buf.extend_from_slice(&port.to_be_bytes());
     }
 }
 

@@ -188,6 +188,7 @@ mod tests {
             seq: None,
             pe_data: Vec::new(),
             pe_name: Vec::new(),
+            local: None,
         }
     }
 

@@ -38,6 +38,10 @@ pub const OPT_PE_NAME: u8 = 3;
 /// Option type bit: the option may be ignored by a receiver that does not know it
 /// (`IPVS_OPT_F_PARAM`). Receivers mask it off before matching the known types.
 pub const OPT_F_OPTIONAL: u8 = 0x40;
+/// Option (rvs): the FULLNAT local address and port, 4 or 16 address bytes (the record's
+/// family) then the port. Always sent with [`OPT_F_OPTIONAL`], so that a kernel receiver skips
+/// it; its type without that bit (0x10) is none of the kernel's (1..=3).
+pub const OPT_LOCAL_ADDR: u8 = 0x10;
 /// Longest PE data (`IP_VS_PEDATA_MAXLEN`).
 pub const PE_DATA_MAX: usize = 255;
 /// Longest PE name (`IP_VS_PENAME_MAXLEN`).

@@ -52,6 +52,7 @@ fn conn(caddr: IpAddr, vaddr: IpAddr, daddr: IpAddr) -> SyncConn {
         seq: None,
         pe_data: Vec::new(),
         pe_name: Vec::new(),
+        local: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn v1_options_padding_and_ipv6() {
         timeout_secs: 360,
         pe_data: b"abc123".to_vec(),
         pe_name: b"sip".to_vec(),
+        local: None,
         ..conn(v4([0, 0, 0, 0]), v4([10, 0, 0, 1]), v4([172, 16, 0, 2]))
     };
     let seq = SeqData {
@@ -339,4 +341,70 @@ fn unknown_options() {
     let mut st = RxStats::default();
     assert_eq!(st.decode(&with(0x09), 0, |_| {}), 1);
     assert_eq!(st.skipped_unknown_option, 1);
+}
+
+/// rvs's FULLNAT option: type 0x50 (0x40 optional | 0x10), length 6, local address and port,
+/// after the kernel's fixed record. A kernel receiver masks 0x40 off, finds no option 0x10 and,
+/// the optional bit being set, skips it: it reads the connection as without the option.
+#[test]
+fn v1_fullnat_local_address_option() {
+    let c = SyncConn {
+        flags: 0x0005, // FULLNAT (rvs's forwarding method 5)
+        cport: 40000,
+        vport: 9000,
+        dport: 9000,
+        timeout_secs: 900,
+        local: Some((v4([10, 2, 0, 100]), 1025)),
+        ..conn(v4([10, 1, 0, 2]), v4([10, 1, 0, 100]), v4([10, 2, 0, 11]))
+    };
+    #[rustfmt::skip]
+    let want: Vec<u8> = vec![
+        // header: syncid 0, size 52, 1 conn, version 1
+        0x00, 0x00, 0x00, 0x34, 0x01, 0x01, 0x00, 0x00,
+        // type IPv4, TCP, ver_size 0|44 (36 + option 2 + 6)
+        0x00, 0x06, 0x00, 0x2c,
+        0x00, 0x00, 0x00, 0x05,
+        // state 1, cport 40000 (0x9c40), vport 9000 (0x2328), dport 9000
+        0x00, 0x01, 0x9c, 0x40, 0x23, 0x28, 0x23, 0x28,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x84,
+        10, 1, 0, 2, 10, 1, 0, 100, 10, 2, 0, 11,
+        // option 0x50, length 6: 10.2.0.100, port 1025 (0x0401)
+        0x50, 0x06, 10, 2, 0, 100, 0x04, 0x01,
+    ];
+    let mut enc = Encoder::new(Version::V1, 0, 1472);
+    let got = encode_all(&mut enc, std::slice::from_ref(&c));
+    assert_eq!(got, vec![want.clone()]);
+    assert_eq!(decode_all(&want, 0), vec![c.clone()]);
+
+    // What a kernel sees: the same record with the option's type made mandatory would be
+    // skipped; with it optional, the record stands. rvs's decoder follows the same rule.
+    let mut mandatory = want.clone();
+    mandatory[44] = 0x10;
+    let mut st = RxStats::default();
+    assert_eq!(
+        st.decode(&mandatory, 0, |_| {}),
+        0,
+        "unknown mandatory option: skipped"
+    );
+
+    // IPv6: 16 address bytes and the port, length 18.
+    let c6 = SyncConn {
+        flags: 0x0005,
+        local: Some((v6("fd00:2::100"), 2000)),
+        ..conn(v6("fd00:1::2"), v6("fd00:1::100"), v6("fd00:2::11"))
+    };
+    let mut enc = Encoder::new(Version::V1, 0, 1472);
+    let m = encode_all(&mut enc, std::slice::from_ref(&c6)).remove(0);
+    assert_eq!(
+        m.len(),
+        8 + 72 + 2 + 18,
+        "a 92-byte record needs no padding"
+    );
+    assert_eq!(&m[8 + 72..8 + 72 + 2], &[0x50, 18]);
+    assert_eq!(decode_all(&m, 0), vec![c6]);
+
+    // Version 0 has no options: the local address does not travel.
+    let mut enc = Encoder::new(Version::V0, 0, 1472);
+    let m = encode_all(&mut enc, std::slice::from_ref(&c)).remove(0);
+    assert_eq!(m.len(), 4 + 24);
 }

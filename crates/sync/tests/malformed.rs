@@ -21,6 +21,7 @@ fn c4(i: u8) -> SyncConn {
         seq: None,
         pe_data: Vec::new(),
         pe_name: Vec::new(),
+        local: None,
     }
 }
 

@@ -46,6 +46,7 @@ prop_compose! {
         s in seq(),
         pe_data in proptest::collection::vec(any::<u8>(), 0..=255),
         pe_name in proptest::collection::vec(any::<u8>(), 1..=16),
+        laddr in addr(v6), lport in any::<u16>(), fullnat in any::<bool>(),
     ) -> SyncConn {
         // HASHED never travels; SEQ data exactly when a SEQ flag says so.
         let flags = flags & !0x40;
@@ -54,6 +55,7 @@ prop_compose! {
         SyncConn {
             protocol, flags, state, caddr, cport: ports.0, vaddr, vport: ports.1, daddr,
             dport: ports.2, fwmark, timeout_secs, seq: has_seq.then_some(s), pe_data, pe_name,
+            local: fullnat.then_some((laddr, lport)),
         }
     }
 }
@@ -72,6 +74,7 @@ fn as_v0(c: &SyncConn) -> SyncConn {
         seq: if flags & 0x600 != 0 { c.seq } else { None },
         pe_data: Vec::new(),
         pe_name: Vec::new(),
+        local: None,
         ..c.clone()
     }
 }

@@ -10,6 +10,8 @@
 //!   too).
 //! * [`curl`], [`curl_ok`], [`curl_get`], [`Download`], [`ClientLoop`]: real clients.
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
+//! * [`EchoStreams`]: connections streaming numbered lines through a failover, with the
+//!   largest gap each one saw.
 //! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
 //! * [`require!`] (programs), [`require_root!`] (root): skip with the reason outside CI, fail
 //!   under CI (`RVS_REQUIRE_ALL=1` from `.ci/run`, or `CI=true`); the decision is rvs-require's,
@@ -23,6 +25,8 @@ pub mod ha;
 pub mod listing;
 pub mod proc;
 pub mod rvsd;
+pub mod slow_http;
+pub mod stream;
 pub mod wait;
 
 pub use agent::Agent;
@@ -34,6 +38,8 @@ pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
 pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
+pub use slow_http::SlowHttp;
+pub use stream::{EchoStreams, StreamReport};
 pub use wait::{tempdir, wait, wait_for, wait_until};
 
 use std::path::Path;

@@ -113,7 +113,8 @@ impl Rvsd {
 
     /// Start the rvsd binary `bin` (tests pass `env!("CARGO_BIN_EXE_rvsd")`) in `ns` (`None`:
     /// the host) with `--socket DIR/rvsd.sock` and, unless `args` set them,
-    /// `--metrics-listen off --workers 1`; its stderr goes to `DIR/rvsd.log`. Waits (≤ 20 s)
+    /// `--metrics-listen off --workers 1` (and `--proxy-splice $RVS_TEST_PROXY_SPLICE` when set);
+    /// its stderr goes to `DIR/rvsd.log`. Waits (≤ 20 s)
     /// until it answers rvsadm.
     ///
     /// # Panics
@@ -167,6 +168,13 @@ impl Rvsd {
         }
         if !args.contains(&"--workers") {
             cmd.args(["--workers", "1"]);
+        }
+        // The proxy e2e tests run once as they are and once with kernel splicing forced off
+        // (scripts/test sets RVS_TEST_PROXY_SPLICE=off), so both relays are covered.
+        if let Ok(mode) = std::env::var("RVS_TEST_PROXY_SPLICE") {
+            if !args.contains(&"--proxy-splice") {
+                cmd.args(["--proxy-splice", &mode]);
+            }
         }
         cmd.args(args)
             .env_remove("RVS_SOCKET")

@@ -284,6 +284,17 @@ impl Fenwick {
         self.vals.get(pos).copied().unwrap_or(0)
     }
 
+    /// Sum of the values at positions `0..pos` (pewma's second draw skips one position).
+    pub fn prefix(&self, pos: usize) -> u64 {
+        let mut i = pos.min(self.vals.len());
+        let mut s = 0;
+        while i > 0 {
+            s += self.tree[i];
+            i &= i - 1;
+        }
+        s
+    }
+
     /// The first position whose inclusive prefix sum is `≥ r` (`1 ≤ r ≤ total`).
     pub fn lower_bound(&self, r: u64) -> Option<usize> {
         let n = self.vals.len();

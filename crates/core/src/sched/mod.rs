@@ -36,6 +36,7 @@ mod index;
 mod lblc;
 mod least;
 mod mh_grace;
+mod pewma;
 mod rr;
 mod twos;
 mod wrr;
@@ -43,6 +44,7 @@ mod wrr;
 pub use hashing::{fold_af, mh_offset_skip, Dh, Mh, Sh, MH_K1, MH_K2};
 pub use lblc::{Lblc, Lblcr};
 pub use least::Least;
+pub use pewma::Pewma;
 pub use rr::Rr;
 pub use twos::Twos;
 pub use wrr::Wrr;
@@ -80,6 +82,8 @@ pub enum SchedKind {
     Mh,
     /// Power of two choices.
     Twos,
+    /// Latency-aware power of two choices (rvs's own, not a kernel scheduler).
+    Pewma,
 }
 
 impl SchedKind {
@@ -101,6 +105,10 @@ impl SchedKind {
         SchedKind::Twos,
     ];
 
+    /// The schedulers of rvs's own, after the kernel's ([`SchedKind::ALL`] is the kernel's 14,
+    /// whose behaviour is checked against transcriptions of the kernel's code).
+    pub const OURS: [SchedKind; 1] = [SchedKind::Pewma];
+
     /// The kernel module suffix / ipvsadm name.
     pub fn name(self) -> &'static str {
         match self {
@@ -118,6 +126,7 @@ impl SchedKind {
             SchedKind::Ovf => "ovf",
             SchedKind::Mh => "mh",
             SchedKind::Twos => "twos",
+            SchedKind::Pewma => "pewma",
         }
     }
 
@@ -128,6 +137,7 @@ impl SchedKind {
         }
         SchedKind::ALL
             .iter()
+            .chain(SchedKind::OURS.iter())
             .copied()
             .find(|k| k.name() == name)
             .map(Some)
@@ -150,6 +160,8 @@ pub struct SchedParams {
     /// `rvs_mh_grace` sysctl in seconds (rvs addition, default 0 = off): how long mh keeps the
     /// table of before a real-server change for packets that do not start a connection.
     pub mh_grace: u32,
+    /// pewma's parameters (rvs addition).
+    pub pewma: crate::latency::PewmaParams,
 }
 
 impl Default for SchedParams {
@@ -160,6 +172,7 @@ impl Default for SchedParams {
             lblc_expiration: 86400,
             lblcr_expiration: 86400,
             mh_grace: 0,
+            pewma: crate::latency::PewmaParams::default(),
         }
     }
 }
@@ -266,6 +279,8 @@ pub enum Scheduler {
     Mh(Mh),
     /// Power of two choices.
     Twos(Twos),
+    /// Latency-aware power of two choices.
+    Pewma(Pewma),
 }
 
 impl Scheduler {
@@ -332,6 +347,7 @@ impl Scheduler {
                 ))
             }
             SchedKind::Twos => Scheduler::Twos(Twos::new(view)),
+            SchedKind::Pewma => Scheduler::Pewma(Pewma::new(view, params.pewma)),
         })
     }
 
@@ -354,6 +370,7 @@ impl Scheduler {
             Scheduler::Lblcr(_) => SchedKind::Lblcr,
             Scheduler::Mh(_) => SchedKind::Mh,
             Scheduler::Twos(_) => SchedKind::Twos,
+            Scheduler::Pewma(_) => SchedKind::Pewma,
         }
     }
 
@@ -377,6 +394,7 @@ impl Scheduler {
             Scheduler::Lblcr(s) => s.schedule(view, &flow.daddr, now),
             Scheduler::Mh(s) => s.schedule(view, flow, flags),
             Scheduler::Twos(s) => s.schedule(view, rng),
+            Scheduler::Pewma(s) => s.schedule(view, now, rng),
         }
     }
 
@@ -395,6 +413,7 @@ impl Scheduler {
             Scheduler::Lblcr(s) => s.rebuild(view),
             Scheduler::Mh(s) => s.reassign(view),
             Scheduler::Twos(s) => s.rebuild(view),
+            Scheduler::Pewma(s) => s.rebuild(view),
         }
     }
 
@@ -418,6 +437,7 @@ impl Scheduler {
             Scheduler::Lblcr(s) => s.rebuild(view),
             Scheduler::Mh(s) => s.reassign(view),
             Scheduler::Twos(s) => s.rebuild(view),
+            Scheduler::Pewma(s) => s.rebuild(view),
         }
     }
 
@@ -435,6 +455,7 @@ impl Scheduler {
             Scheduler::Lblcr(s) => s.on_change(view, id),
             Scheduler::Mh(s) => s.reassign(view),
             Scheduler::Twos(s) => s.on_change(view, id),
+            Scheduler::Pewma(s) => s.on_change(view, id),
         }
     }
 
@@ -451,6 +472,7 @@ impl Scheduler {
             Scheduler::Lblcr(s) => s.on_change(view, id),
             Scheduler::Mh(s) => s.on_load_change(view, id),
             Scheduler::Twos(s) => s.on_change(view, id),
+            Scheduler::Pewma(s) => s.on_change(view, id),
         }
     }
 

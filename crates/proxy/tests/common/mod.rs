@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rvs_proxy::{
-    Backend, Balancer, FlowEvent, FlowHandle, FlowInfo, IdleLimits, Proxy, ProxyConfig,
-    ProxyProtocol, Refusal, Traffic,
+    Backend, Balancer, FlowEvent, FlowHandle, FlowInfo, IdleLimits, KernelSplice, Proxy,
+    ProxyConfig, ProxyProtocol, Refusal, Traffic,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -162,11 +162,34 @@ pub fn free_port(ip: &str) -> SocketAddr {
     }
 }
 
+/// Kernel splicing mode of every proxy these tests start: `RVS_TEST_PROXY_SPLICE=on|off|auto`
+/// (unset: auto, the daemon's default). The suite runs once as it is and once with `off`
+/// (scripts/test), so every test covers both relays; `on` needs root (BPF).
+pub fn splice_mode() -> KernelSplice {
+    let mode = match std::env::var("RVS_TEST_PROXY_SPLICE") {
+        Ok(v) => KernelSplice::parse(&v)
+            .unwrap_or_else(|| panic!("RVS_TEST_PROXY_SPLICE={v}: expected on, off or auto")),
+        Err(_) => KernelSplice::Auto,
+    };
+    if mode == KernelSplice::On {
+        rvs_require::root();
+    }
+    mode
+}
+
+/// The proxy configuration of the tests: the defaults, with [`splice_mode`].
+pub fn config() -> ProxyConfig {
+    ProxyConfig {
+        kernel_splice: splice_mode(),
+        ..ProxyConfig::default()
+    }
+}
+
 pub fn start_proxy(b: Arc<RrBalancer>, workers: usize) -> Proxy {
     let cfg = ProxyConfig {
         workers,
         connect_timeout: Duration::from_secs(2),
-        ..ProxyConfig::default()
+        ..config()
     };
     Proxy::start(cfg, b).unwrap()
 }

@@ -62,6 +62,9 @@ pub struct Keepalived {
     applier: JoinHandle<()>,
     drainer: JoinHandle<()>,
     suspender: JoinHandle<()>,
+    /// `rvs_announce_table` of the file in force (start or last successful reload), for the
+    /// route announcer (crate::announce_control).
+    announce: Option<kc::RvsAnnounce>,
 }
 
 /// `ha_suspend`: once a second, suspend or resume the checkers of virtual servers whose
@@ -246,6 +249,7 @@ impl Keepalived {
             applier,
             drainer,
             suspender,
+            announce: cfg.global.rvs_announce.clone(),
         })
     }
 
@@ -378,9 +382,15 @@ impl Keepalived {
             }
         }
         apply_timeouts(d, new.timeouts).await;
+        self.announce = report.config.global.rvs_announce.clone();
         Ok(format!(
             "{path} reloaded: {added} service(s) added, {edited} changed, {removed} removed"
         ))
+    }
+
+    /// `rvs_announce_table` of the file in force (re-read by every successful reload).
+    pub fn announce_setting(&self) -> Option<&kc::RvsAnnounce> {
+        self.announce.as_ref()
     }
 
     /// SIGTERM: stop checking and apply keepalived's shutdown removals and `omega` notifiers

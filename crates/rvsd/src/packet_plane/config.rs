@@ -124,12 +124,15 @@ pub struct Options {
     /// Worker threads per interface (`--packet-workers`); more than one joins the
     /// interface's sockets in a `PACKET_FANOUT` hash group, so a flow stays on one worker.
     pub workers_per_interface: usize,
+    /// `--xdp`: the XDP fast path for established flows.
+    pub xdp: super::xdp::XdpSetting,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             workers_per_interface: 1,
+            xdp: super::xdp::XdpSetting::default(),
             marks: Vec::new(),
             lport_range: PlaneConfig::default().lport_range,
         }
@@ -190,6 +193,8 @@ pub struct PacketFeed {
     pub applied: Arc<Published<u64>>,
     /// The keeper's wake-up: rung by every publication of the view.
     pub bell: Arc<Doorbell>,
+    /// The XDP fast path's modes and counters (metrics, status).
+    pub xdp: Arc<std::sync::Mutex<super::xdp::XdpReport>>,
 }
 
 impl PacketFeed {
@@ -202,6 +207,7 @@ impl PacketFeed {
             view: Arc::new(Published::default().ringing(bell.clone())),
             applied: Arc::new(Published::new(0)),
             bell,
+            xdp: Arc::default(),
         }
     }
 }

@@ -91,6 +91,7 @@ pub mod config;
 mod hops;
 mod keeper;
 mod worker;
+pub mod xdp;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +104,7 @@ use rvs_packet_io::Port;
 
 pub use config::{parse_mark_rule, Iface, Options, PacketFeed, PacketView};
 pub use worker::WorkerReport;
+pub use xdp::{XdpReport, XdpSetting};
 
 use crate::clock::Clock;
 use crate::learned_neighbours::Learned;
@@ -159,6 +161,7 @@ pub struct PacketPlane {
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<WorkerReport>>,
     keeper: Option<JoinHandle<Result<(), String>>>,
+    syncer: Option<JoinHandle<()>>,
 }
 
 impl PacketPlane {
@@ -223,7 +226,28 @@ impl PacketPlane {
             stop: stop.clone(),
             workers: Vec::new(),
             keeper: None,
+            syncer: None,
         };
+        // The XDP fast path, when asked for: attached before the workers start, so they know
+        // whether to make offers.
+        let mut offers_tx = None;
+        if let Some(attached) = xdp::attach(feed.opts.xdp, &ifaces, &feed.xdp)? {
+            let (tx, rx) = std::sync::mpsc::sync_channel(xdp::QUEUE);
+            offers_tx = Some(tx);
+            let scx = xdp::SyncContext {
+                shard: packet_shard.clone(),
+                clock,
+                stop: stop.clone(),
+                ifaces: ifaces.clone(),
+                report: feed.xdp.clone(),
+            };
+            pp.syncer = Some(
+                std::thread::Builder::new()
+                    .name("rvs-xdp".into())
+                    .spawn(move || xdp::syncer(attached, rx, scx))
+                    .map_err(|e| format!("spawning the XDP syncer thread: {e}"))?,
+            );
+        }
         let table = Arc::new(Published::<hops::HopTable>::default());
         let misses = Arc::new(hops::Misses::default());
         let kcx = keeper::Context {
@@ -253,6 +277,7 @@ impl PacketPlane {
                 clock,
                 stop: stop.clone(),
                 ifaces: ifaces.clone(),
+                offers: offers_tx.clone(),
             };
             let h = std::thread::Builder::new()
                 .name(format!("rvs-pkt-{}", ifaces[i].name))
@@ -309,6 +334,11 @@ impl PacketPlane {
                     }
                 }
                 Err(_) => tracing::error!("a packet worker panicked"),
+            }
+        }
+        if let Some(s) = self.syncer.take() {
+            if s.join().is_err() {
+                tracing::error!("the XDP syncer panicked");
             }
         }
         if let Some(k) = self.keeper.take() {

@@ -12,6 +12,7 @@ use rvs_packet_io::{FrameSink, PacketPort, RxBlock, RxFrame, Sender};
 
 use super::config::{Iface, PacketView};
 use super::hops::{HopTable, Hops, Misses};
+use super::xdp::OfferOut;
 use crate::clock::Clock;
 use crate::learned_neighbours::{solicitation_sender, Learned};
 use crate::lock::lock;
@@ -162,6 +163,8 @@ pub(super) struct Context {
     pub clock: Clock,
     pub stop: Arc<AtomicBool>,
     pub ifaces: Arc<Vec<Iface>>,
+    /// Where fast-path offers go, when the XDP fast path runs (`super::xdp`).
+    pub offers: Option<std::sync::mpsc::SyncSender<Vec<rvs_packet::fastpath::Offer>>>,
 }
 
 /// Where a verdict's bytes go: back into the ring slot (sent by the port's batched
@@ -275,15 +278,20 @@ pub(super) struct Worker<N: Lookup, S: FrameSink> {
     buf: Vec<u8>,
     em: Emitter<S>,
     rep: WorkerReport,
+    offers: Option<OfferOut>,
 }
 
 impl<N: Lookup, S: FrameSink> Worker<N, S> {
     /// A worker for interface `me` of `cx.ifaces`; `senders` has one sender per interface.
     pub(super) fn new(me: usize, cx: Context, neighbours: N, senders: Vec<S>) -> Self {
         let view = cx.view.load();
+        let mut plane = Plane::new(view.config.clone(), neighbours);
+        let offers = cx.offers.clone().map(OfferOut::new);
+        plane.set_fast_path_offers(offers.is_some());
         Worker {
             me,
-            plane: Plane::new(view.config.clone(), neighbours),
+            offers,
+            plane,
             view,
             buf: vec![0u8; HEADROOM + MAX_FRAME + TAIL],
             em: Emitter {
@@ -320,6 +328,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             buf,
             em,
             rep,
+            offers,
         } = self;
         let port_in = *me as PortId;
         let mtu = cx.ifaces[*me].mtu;
@@ -392,6 +401,9 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             em.emit(v, buf, Some(f));
         }
         drop(guard);
+        if let Some(o) = offers.as_mut() {
+            o.send(plane);
+        }
         block.finish();
         em.out.flush(&mut em.senders);
         plane.neigh.after_block(cx);
@@ -546,6 +558,7 @@ mod tests {
             clock: Clock::new(),
             stop: Arc::new(AtomicBool::new(false)),
             ifaces: feed.ifaces.clone(),
+            offers: None,
         };
         let (lookups, unlocked) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
         let table = Table {

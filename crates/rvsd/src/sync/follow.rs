@@ -2,7 +2,7 @@
 //! it (MASTER → the master daemon, any other state → the backup daemon, as keepalived switches
 //! the kernel's daemons); without an instance both run for the daemon's lifetime.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rvs_config::model::LvsSyncDaemon;
@@ -43,18 +43,57 @@ fn wanted(spec: &LvsSyncDaemon, board: Option<&StatusBoard>) -> [bool; 2] {
     [master, !master]
 }
 
-/// Start the follower thread for `spec` (from `global_defs`), reading VRRP state from `board`.
-pub fn spawn(
-    daemon: Arc<Daemon>,
-    spec: LvsSyncDaemon,
-    vrid: Option<u8>,
-    board: Option<Arc<StatusBoard>>,
-) {
+/// What the follower follows: keepalived's `lvs_sync_daemon` and the VRID of its instance, or
+/// nothing (no `lvs_sync_daemon`: the daemons it started are stopped).
+pub type Target = Option<(LvsSyncDaemon, Option<u8>)>;
+
+/// The follower thread's handle: a reload gives it the new [`Target`].
+pub struct Follower {
+    target: Arc<Mutex<Target>>,
+}
+
+impl Follower {
+    /// The configuration was reloaded: follow `t` from now on. A changed `lvs_sync_daemon`
+    /// (interface, instance, id, maxlen, port, ttl, group) stops the daemons running for the
+    /// old one and starts them again as the new one says, as keepalived restarts the kernel's
+    /// daemons on a reload; a removed one stops them.
+    pub fn set(&self, t: Target) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+}
+
+/// Start the follower thread for `target` (from `global_defs`), reading VRRP state from
+/// `board`.
+pub fn spawn(daemon: Arc<Daemon>, target: Target, board: Option<Arc<StatusBoard>>) -> Follower {
+    let shared = Arc::new(Mutex::new(target));
+    let follower = Follower {
+        target: shared.clone(),
+    };
     let run = move || {
         let mut last_err: Option<String> = None;
+        let mut current: Target = None;
+        let roles = [SyncRole::Master, SyncRole::Backup];
         loop {
-            let want = wanted(&spec, board.as_deref());
-            let roles = [SyncRole::Master, SyncRole::Backup];
+            let t = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if t != current {
+                // Whatever runs was started for the old setting: stop it, start afresh.
+                if current.is_some() {
+                    tracing::info!("lvs_sync_daemon changed: restarting the sync daemons");
+                    let mut st = daemon.lock();
+                    for role in roles {
+                        if st.sync.runs(role) {
+                            let _ = st.sync.stop(role);
+                        }
+                    }
+                }
+                current = t;
+                last_err = None;
+            }
+            let Some((spec, vrid)) = &current else {
+                std::thread::sleep(POLL);
+                continue;
+            };
+            let want = wanted(spec, board.as_deref());
             // Stop first, so that a MASTER → BACKUP switch never runs both.
             for (i, role) in roles.iter().enumerate() {
                 let mut st = daemon.lock();
@@ -65,7 +104,7 @@ pub fn spawn(
             for (i, role) in roles.iter().enumerate() {
                 let mut st = daemon.lock();
                 if want[i] && !st.sync.runs(*role) {
-                    let cfg = daemon_config(&spec, vrid, *role);
+                    let cfg = daemon_config(spec, *vrid, *role);
                     let shards = st.sync_shards();
                     match st.sync.start(&cfg, shards, daemon.clock) {
                         Ok(()) => last_err = None,
@@ -88,4 +127,5 @@ pub fn spawn(
     {
         tracing::warn!("lvs_sync_daemon: cannot start: {e}");
     }
+    follower
 }

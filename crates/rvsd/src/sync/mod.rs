@@ -35,7 +35,7 @@ use rvs_sync::wire::{effective_maxlen, Role, DEFAULT_GROUP, DEFAULT_PORT, DEFAUL
 use rvs_sync::{RxStats, TxStats};
 
 use crate::clock::Clock;
-use crate::shard::{Routes, ShardRef};
+use crate::shard::{self, Routes, ShardRef};
 
 /// Where the daemons find the shards: the published routes (every service's shard) and the
 /// packet plane's shard.
@@ -181,6 +181,11 @@ impl SyncDaemons {
             .collect()
     }
 
+    /// Whether any daemon runs.
+    pub fn any_runs(&self) -> bool {
+        self.master.is_some() || self.backup.is_some()
+    }
+
     /// Whether `role` runs.
     pub fn runs(&self, role: SyncRole) -> bool {
         match role {
@@ -199,6 +204,18 @@ impl SyncDaemons {
     ) -> Result<(), Failure> {
         if self.runs(req.role) {
             return Err((ErrorKind::Eexist, "Daemon has already run".into()));
+        }
+        if shards
+            .all()
+            .iter()
+            .any(|s| shard::lock(s).director.has_mixed_family_dests())
+        {
+            return Err((
+                ErrorKind::Einval,
+                "a service has real servers of the other address family, which the sync \
+                 protocol cannot carry"
+                    .into(),
+            ));
         }
         let ifc = socket::Interface::lookup(&req.mcast_ifn)
             .ok_or_else(|| (ErrorKind::Enodev, format!("no interface {}", req.mcast_ifn)))?;
