@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Whole-system benchmark of the socket proxy data plane against its peers, in one run:
-#   rvsd (one worker) vs HAProxy (tcp mode, one thread) vs nginx stream (one worker),
+#   rvsd with kernel splicing (--proxy-splice on), rvsd without (--proxy-splice off), each one
+#   worker, vs HAProxy (tcp mode, one thread) vs nginx stream (one worker),
 # the same two nginx real servers behind each, wrk as the client, all on loopback.
 # The load balancer under test is pinned to CPU 0; real servers and wrk share CPU 1.
+# Three loads: keep-alive requests (25-byte body), Connection: close (a new connection through
+# the proxy per request), and bulk (1 MiB responses over keep-alive connections).
 #
 # Usage: bench/proxy.sh [seconds-per-run]   (needs: haproxy, nginx-light + libnginx-mod-stream, wrk)
 #   ROUNDS=5   rounds; each round runs every proxy once per mode, in turn, so a change in the
 #              machine's load hits all of them alike; the table shows the median of the rounds
-#   CONNS=50   wrk connections
+#   CONNS=50   wrk connections (bulk: BULK_CONNS=10)
 #   RVS_BENCH_BIN=DIR  use DIR/rvsd and DIR/rvsadm instead of building them
 #   RVS_BENCH_NICE=-15
 #              autogroup nice of the benchmark (0 = off). The run gets its own session, so its
@@ -36,6 +39,7 @@ fi
 DUR=${1:-5}
 ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-50}
+BULK_CONNS=${BULK_CONNS:-10}
 NICE=${RVS_BENCH_NICE:--15}
 work=$(mktemp -d /tmp/rvs-bench-proxy.XXXXXX)
 pids=()
@@ -73,8 +77,9 @@ fi
 RS1=127.0.0.21:18181
 RS2=127.0.0.22:18181
 
-# Real servers: one nginx, one worker, two listen addresses, a small fixed body.
+# Real servers: one nginx, one worker, two listen addresses, a small fixed body; /bulk is 1 MiB.
 mkdir -p "$work/rs"
+head -c 1048576 /dev/zero > "$work/rs/bulk"
 cat > "$work/rs/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/rs/nginx.pid;
@@ -85,7 +90,8 @@ http {
   client_body_temp_path $work/rs; proxy_temp_path $work/rs; fastcgi_temp_path $work/rs;
   uwsgi_temp_path $work/rs; scgi_temp_path $work/rs;
   keepalive_requests 1000000;
-  server { listen $RS1; listen $RS2; location / { return 200 "hello from a real server\n"; } }
+  server { listen $RS1; listen $RS2; location / { return 200 "hello from a real server\n"; }
+           location = /bulk { alias $work/rs/bulk; } }
 }
 CONF
 taskset -c 1 nginx -c "$work/rs/nginx.conf" -p "$work/rs" -g 'daemon off;' &
@@ -130,21 +136,27 @@ taskset -c 0 nginx -c "$work/ng/nginx.conf" -p "$work/ng" -g 'daemon off;' &
 pids+=($!)
 NGINX_PID=$!
 
-# rvsd: one proxy worker.
-SOCK=$work/rvsd.sock
-RUST_LOG=warn taskset -c 0 "$RVSD" --socket "$SOCK" --workers 1 --metrics-listen off &
-pids+=($!)
-RVSD_PID=$!
-for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
-"$RVSADM" --socket "$SOCK" -A -t 127.0.0.1:18081 -s rr
-"$RVSADM" --socket "$SOCK" -a -t 127.0.0.1:18081 -r "$RS1" -m
-"$RVSADM" --socket "$SOCK" -a -t 127.0.0.1:18081 -r "$RS2" -m
+# rvsd: one proxy worker; one daemon with kernel splicing forced on, one with it off.
+start_rvsd() {
+  local sock=$1 port=$2 mode=$3
+  RUST_LOG=warn taskset -c 0 "$RVSD" --socket "$sock" --workers 1 --metrics-listen off --proxy-splice "$mode" &
+  pids+=($!)
+  for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+  "$RVSADM" --socket "$sock" -A -t 127.0.0.1:$port -s rr
+  "$RVSADM" --socket "$sock" -a -t 127.0.0.1:$port -r "$RS1" -m
+  "$RVSADM" --socket "$sock" -a -t 127.0.0.1:$port -r "$RS2" -m
+}
+start_rvsd "$work/rvsd-splice.sock" 18081 on
+RVSD_SPLICE_PID=${pids[-1]}
+start_rvsd "$work/rvsd.sock" 18084 off
+RVSD_PID=${pids[-1]}
 sleep 0.5
 
 # CPU time (user + system, all threads, clock ticks) of a proxy: for nginx its worker(s).
 cpu_ticks() {
   local n=$1 pids_of
   case $n in
+    rvsd-splice) pids_of=$RVSD_SPLICE_PID ;;
     rvsd) pids_of=$RVSD_PID ;;
     haproxy) pids_of=$HAPROXY_PID ;;
     nginx-stream) pids_of="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
@@ -154,43 +166,54 @@ cpu_ticks() {
   echo "$t"
 }
 
-# One wrk run: prints "req/s p99_ms cpu_us_per_request" (the proxy's CPU time per request).
+# One wrk run: prints "req/s p99_ms cpu_us_per_request MiB/s" (the proxy's CPU time per request).
 run_wrk() {
-  local n=$1 port=$2; shift 2
+  local n=$1 url=$2 c=$3; shift 3
   local out c0 c1
   c0=$(cpu_ticks "$n")
-  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" "http://127.0.0.1:$port/" 2>&1)
+  out=$(taskset -c 1 wrk -t1 -c"$c" -d"${DUR}s" --latency "$@" "$url" 2>&1)
   c1=$(cpu_ticks "$n")
   awk -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" '
     /requests in/ { req = $1 }
     /Requests\/sec/ { rps = $2 }
+    /Transfer\/sec/ { v = $2
+      if (v ~ /GB$/) { sub(/GB/, "", v); v = v * 1024 }
+      else if (v ~ /MB$/) { sub(/MB/, "", v) }
+      else if (v ~ /KB$/) { sub(/KB/, "", v); v = v / 1024 }
+      else { sub(/B/, "", v); v = v / 1048576 }
+      mibs = v }
     $1 == "99%" { v = $2
       if (v ~ /us$/) { sub(/us/, "", v); v = v / 1000 }
       else if (v ~ /ms$/) { sub(/ms/, "", v) }
       else if (v ~ /s$/) { sub(/s/, "", v); v = v * 1000 }
       p99 = v }
-    END { cpu = req > 0 ? (c1 - c0) / hz * 1e6 / req : 0; printf "%s %s %.1f\n", rps + 0, p99 + 0, cpu }' <<<"$out"
+    END { cpu = req > 0 ? (c1 - c0) / hz * 1e6 / req : 0; printf "%s %s %.1f %.1f\n", rps + 0, p99 + 0, cpu, mibs + 0 }' <<<"$out"
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-NAMES=(rvsd haproxy nginx-stream)
-declare -A PORT=([rvsd]=18081 [haproxy]=18082 [nginx-stream]=18083)
-declare -A KA_RPS KA_P99 KA_CPU CL_RPS CL_P99 CL_CPU
+NAMES=(rvsd-splice rvsd haproxy nginx-stream)
+declare -A PORT=([rvsd-splice]=18081 [rvsd]=18084 [haproxy]=18082 [nginx-stream]=18083)
+declare -A KA_RPS KA_P99 KA_CPU CL_RPS CL_P99 CL_CPU BK_MIB BK_P99 BK_CPU
 for n in "${NAMES[@]}"; do
   curl -sf "http://127.0.0.1:${PORT[$n]}/" >/dev/null || { echo "bench/proxy.sh: $n does not answer on ${PORT[$n]}" >&2; exit 1; }
+  size=$(curl -sf "http://127.0.0.1:${PORT[$n]}/bulk" | wc -c)
+  [ "$size" = 1048576 ] || { echo "bench/proxy.sh: $n returned $size bytes of /bulk" >&2; exit 1; }
   # Warm-up: connections, caches, the proxies' pools; not measured.
   taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORT[$n]}/" >/dev/null 2>&1
 done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$ROUNDS"); do
   # Rotate who goes first, so no proxy always inherits the previous run's TIME_WAIT sockets.
-  for i in 0 1 2; do
-    n=${NAMES[$(((r + i) % 3))]}
-    read -r rps p99 cpu < <(run_wrk "$n" "${PORT[$n]}")
+  for i in 0 1 2 3; do
+    n=${NAMES[$(((r + i) % 4))]}
+    base="http://127.0.0.1:${PORT[$n]}"
+    read -r rps p99 cpu _ < <(run_wrk "$n" "$base/" "$CONNS")
     KA_RPS[$n]+=" $rps"; KA_P99[$n]+=" $p99"; KA_CPU[$n]+=" $cpu"
-    read -r rps p99 cpu < <(run_wrk "$n" "${PORT[$n]}" -H "Connection: close")
+    read -r rps p99 cpu _ < <(run_wrk "$n" "$base/" "$CONNS" -H "Connection: close")
     CL_RPS[$n]+=" $rps"; CL_P99[$n]+=" $p99"; CL_CPU[$n]+=" $cpu"
+    read -r rps p99 cpu mib < <(run_wrk "$n" "$base/bulk" "$BULK_CONNS")
+    BK_MIB[$n]+=" $mib"; BK_P99[$n]+=" $p99"; BK_CPU[$n]+=" $cpu"
   done
   echo "bench/proxy.sh: round $r/$ROUNDS done, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
@@ -200,26 +223,31 @@ declare -A M
 for n in "${NAMES[@]}"; do
   M[$n,ka]=$(median <<<"${KA_RPS[$n]}"); M[$n,kap]=$(median <<<"${KA_P99[$n]}"); M[$n,kac]=$(median <<<"${KA_CPU[$n]}")
   M[$n,cl]=$(median <<<"${CL_RPS[$n]}"); M[$n,clp]=$(median <<<"${CL_P99[$n]}"); M[$n,clc]=$(median <<<"${CL_CPU[$n]}")
+  M[$n,bk]=$(median <<<"${BK_MIB[$n]}"); M[$n,bkp]=$(median <<<"${BK_P99[$n]}"); M[$n,bkc]=$(median <<<"${BK_CPU[$n]}")
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 echo
-echo "| proxy (1 worker, CPU 0) | keep-alive req/s | p99 ms | CPU µs/req | Connection: close conn/s | p99 ms | CPU µs/conn |"
-echo "|---|---|---|---|---|---|---|"
+echo "| proxy (1 worker, CPU 0) | keep-alive req/s | p99 ms | CPU µs/req | close conn/s | p99 ms | CPU µs/conn | bulk MiB/s | p99 ms | CPU µs/MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for n in "${NAMES[@]}"; do
-  printf '| %s | %.0f | %s | %s | %.0f | %s | %s |\n' "$n" "${M[$n,ka]}" "${M[$n,kap]}" "${M[$n,kac]}" "${M[$n,cl]}" "${M[$n,clp]}" "${M[$n,clc]}"
+  printf '| %s | %.0f | %s | %s | %.0f | %s | %s | %.0f | %s | %s |\n' "$n" "${M[$n,ka]}" "${M[$n,kap]}" "${M[$n,kac]}" \
+    "${M[$n,cl]}" "${M[$n,clp]}" "${M[$n,clc]}" "${M[$n,bk]}" "${M[$n,bkp]}" "${M[$n,bkc]}"
 done
 echo
-echo "rvsd / HAProxy: keep-alive $(ratio "${M[rvsd,ka]}" "${M[haproxy,ka]}")x," \
-  "close $(ratio "${M[rvsd,cl]}" "${M[haproxy,cl]}")x," \
-  "p99 (HAProxy / rvsd, higher is better) keep-alive $(ratio "${M[haproxy,kap]}" "${M[rvsd,kap]}")x," \
-  "close $(ratio "${M[haproxy,clp]}" "${M[rvsd,clp]}")x;" \
-  "CPU per request (HAProxy / rvsd) keep-alive $(ratio "${M[haproxy,kac]}" "${M[rvsd,kac]}")x," \
-  "close $(ratio "${M[haproxy,clc]}" "${M[rvsd,clc]}")x"
-echo
-echo "samples (req/s; p99 ms), one per round:"
-for n in "${NAMES[@]}"; do
-  echo "  $n keep-alive:${KA_RPS[$n]};${KA_P99[$n]}  close:${CL_RPS[$n]};${CL_P99[$n]}"
+for n in rvsd-splice rvsd; do
+  echo "$n / HAProxy: keep-alive $(ratio "${M[$n,ka]}" "${M[haproxy,ka]}")x," \
+    "close $(ratio "${M[$n,cl]}" "${M[haproxy,cl]}")x," \
+    "bulk $(ratio "${M[$n,bk]}" "${M[haproxy,bk]}")x;" \
+    "p99 (HAProxy / $n, higher is better) keep-alive $(ratio "${M[haproxy,kap]}" "${M[$n,kap]}")x," \
+    "close $(ratio "${M[haproxy,clp]}" "${M[$n,clp]}")x, bulk $(ratio "${M[haproxy,bkp]}" "${M[$n,bkp]}")x;" \
+    "CPU per request (HAProxy / $n) keep-alive $(ratio "${M[haproxy,kac]}" "${M[$n,kac]}")x," \
+    "close $(ratio "${M[haproxy,clc]}" "${M[$n,clc]}")x, per MiB $(ratio "${M[haproxy,bkc]}" "${M[$n,bkc]}")x"
 done
-echo "($(date -u '+%F %H:%M UTC'), $ROUNDS rounds of ${DUR}s per proxy and mode (medians), $CONNS connections," \
-  "autogroup nice $NICE, load at start: $load_start, at end: $load_end)"
+echo
+echo "samples (keep-alive req/s; p99 ms | close conn/s; p99 ms | bulk MiB/s; CPU µs/MiB), one per round:"
+for n in "${NAMES[@]}"; do
+  echo "  $n:${KA_RPS[$n]};${KA_P99[$n]} |${CL_RPS[$n]};${CL_P99[$n]} |${BK_MIB[$n]};${BK_CPU[$n]}"
+done
+echo "($(date -u '+%F %H:%M UTC'), $ROUNDS rounds of ${DUR}s per proxy and load (medians), $CONNS connections" \
+  "($BULK_CONNS for bulk), autogroup nice $NICE, load at start: $load_start, at end: $load_end)"

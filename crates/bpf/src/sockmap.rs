@@ -178,25 +178,25 @@ impl Splicer {
         Ok((get(pair.a)?, get(pair.b)?))
     }
 
-    /// Bytes redirected toward `b` and toward `a` that their sockets have not taken yet. The
-    /// kernel hands redirected data to the receiving socket's transmit path from a work queue,
-    /// so it can lag behind the program (and behind the sender's FIN, which user space sees
-    /// as EOF at once): a half-close or close of `b` must wait until the first number is 0,
-    /// or the data still queued for it would be lost.
-    pub fn unsent(
-        &self,
-        pair: &Pair,
-        a: BorrowedFd<'_>,
-        b: BorrowedFd<'_>,
-    ) -> Result<(u64, u64), Error> {
-        let (ab, ba) = self.moved(pair)?;
-        let to_b = ab
-            .bytes
-            .saturating_sub(written(b)?.wrapping_sub(pair.written_b));
-        let to_a = ba
-            .bytes
-            .saturating_sub(written(a)?.wrapping_sub(pair.written_a));
-        Ok((to_b, to_a))
+    /// Bytes redirected toward one socket of the pair that it has not taken yet: toward `b`
+    /// (the second socket given to [`Splicer::splice`]) when `toward_b`, else toward `a`; `to`
+    /// is that socket. The kernel hands redirected data to the receiving socket's transmit path
+    /// from a work queue, so it can lag behind the program (and behind the sender's FIN, which
+    /// user space sees as EOF at once): a half-close or close of `to` must wait until this is
+    /// 0, or the data still queued for it would be lost. One map lookup, one getsockopt, one
+    /// ioctl.
+    pub fn unsent(&self, pair: &Pair, to: BorrowedFd<'_>, toward_b: bool) -> Result<u64, Error> {
+        let (from, base) = if toward_b {
+            (pair.a, pair.written_b)
+        } else {
+            (pair.b, pair.written_a)
+        };
+        let redirected = match self.dirs.get(&from, 0) {
+            Ok(d) => d.bytes,
+            Err(MapError::KeyNotFound) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(redirected.saturating_sub(written(to)?.wrapping_sub(base)))
     }
 
     /// Forgets the pair's directions (and its sockets, if still open). Closing a spliced socket

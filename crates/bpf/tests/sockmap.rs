@@ -70,8 +70,8 @@ fn spliced_sockets_relay_both_ways_and_count() {
     // then close both, once a has too.
     let flushed = |toward_b: bool| {
         for _ in 0..2000 {
-            let (to_b, to_a) = sp.unsent(&p, a.as_fd(), b.as_fd()).unwrap();
-            if (if toward_b { to_b } else { to_a }) == 0 {
+            let to = if toward_b { b.as_fd() } else { a.as_fd() };
+            if sp.unsent(&p, to, toward_b).unwrap() == 0 {
                 return;
             }
             std::thread::sleep(Duration::from_millis(1));

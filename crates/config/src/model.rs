@@ -147,6 +147,9 @@ pub struct GlobalDefs {
     /// rvs addition: `rvs_announce_table TABLE [protocol P] [delay SECS]` (scale-out route
     /// injection, as `rvsd --announce-table`).
     pub rvs_announce: Option<RvsAnnounce>,
+    /// rvs addition: `rvs_docker [SOCKET]`: labelled Docker containers become real servers
+    /// (as `rvsd --docker`); the dockerd API socket, `/var/run/docker.sock` by default.
+    pub rvs_docker: Option<std::path::PathBuf>,
     /// `lvs_timeouts [tcp S] [tcpfin S] [udp S]` (unset = unchanged).
     pub lvs_timeouts: LvsTimeouts,
     /// `lvs_flush`.
@@ -204,6 +207,7 @@ impl Default for GlobalDefs {
             vrrp_startup_delay: Duration::ZERO,
             lvs_sync_daemon: None,
             rvs_announce: None,
+            rvs_docker: None,
             lvs_timeouts: LvsTimeouts::default(),
             lvs_flush: false,
             lvs_flush_on_stop: None,

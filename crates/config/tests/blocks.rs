@@ -1315,6 +1315,36 @@ fn rvs_announce_table_forms() {
     }
 }
 
+/// rvs addition: `rvs_docker [SOCKET]`.
+#[test]
+fn rvs_docker_forms() {
+    let r = chk("global_defs {\n rvs_docker\n}\n");
+    assert!(r.diagnostics.is_empty(), "{:?}", msgs(&r));
+    assert_eq!(
+        r.config.global.rvs_docker.as_deref(),
+        Some(std::path::Path::new("/var/run/docker.sock"))
+    );
+    let r = chk("global_defs {\n rvs_docker unix:///run/d.sock\n}\n");
+    assert!(r.diagnostics.is_empty(), "{:?}", msgs(&r));
+    assert_eq!(
+        r.config.global.rvs_docker.as_deref(),
+        Some(std::path::Path::new("/run/d.sock"))
+    );
+    for (text, want) in [
+        ("rvs_docker run/d.sock", "must be an absolute path"),
+        ("rvs_docker /a /b", "takes one argument"),
+    ] {
+        let r = chk(&format!("global_defs {{\n {text}\n}}\n"));
+        assert!(r.config.global.rvs_docker.is_none(), "{text}");
+        assert!(r.exit_status() != 0, "{text}: {:?}", msgs(&r));
+        assert!(
+            msgs(&r).iter().any(|m| m.contains(want)),
+            "{text}: {:?}",
+            msgs(&r)
+        );
+    }
+}
+
 #[test]
 fn agent_check_block() {
     let r = chk(&vs(" real_server 10.0.0.2 80 {\n  weight 10\n  AGENT_CHECK {\n   connect_port 9999\n   connect_timeout 2\n   retry 0\n   send \"web\"\n   min_weight 1\n   max_weight 20\n  }\n }"));

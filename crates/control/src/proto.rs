@@ -225,6 +225,9 @@ pub enum ErrorKind {
     ProtocolMismatch,
     /// rvs addition: the daemon failed internally; see `detail`.
     Internal,
+    /// rvs addition: the entry belongs to another source of the table (etcd, Docker
+    /// discovery) and an rvsadm change of it would be undone; `detail` names the source.
+    Managed,
     /// rvs addition: the socket proxy could not listen on a new service's address (address in
     /// use, out of descriptors, ...): the service was not added; `detail` names the address
     /// and the system's reason, and rvsadm prints it.
@@ -251,6 +254,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "Operation not supported",
             ErrorKind::ProtocolMismatch => "Protocol version mismatch",
             ErrorKind::Internal => "Internal error",
+            ErrorKind::Managed => "Operation not permitted",
             ErrorKind::CannotListen => "Cannot listen on the service address",
         }
     }
@@ -261,8 +265,8 @@ impl ErrorKind {
 pub struct RemoteError {
     /// What went wrong, errno style.
     pub kind: ErrorKind,
-    /// Human text. Required for `Unsupported`, `ProtocolMismatch`, `Internal` and
-    /// `CannotListen`; rvsadm prints it instead of an errno text for those kinds. Optional
+    /// Human text. Required for `Unsupported`, `ProtocolMismatch`, `Internal`, `CannotListen`
+    /// and `Managed`; rvsadm prints it instead of an errno text for those kinds. Optional
     /// (ignored by rvsadm) otherwise.
     pub detail: Option<String>,
 }

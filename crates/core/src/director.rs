@@ -27,6 +27,9 @@ use crate::sync::SyncTap;
 use crate::table::ServiceTable;
 use crate::time::{Duration, Time};
 
+mod pe;
+pub use pe::{PeKey, PeRecord, PeTarget};
+
 /// FTP control port: persistence and lookup rules treat it specially (docs/internals/connections.md#services-and-real-servers, docs/internals/persistence.md).
 const FTPPORT: u16 = 21;
 /// FTP data port: the kernel never schedules a connection whose client port is 20 (docs/internals/connections.md#life-of-an-entry).
@@ -638,7 +641,8 @@ impl Director {
         let Some(svc) = self.table.service(sid) else {
             return Err(Verdict::Pass);
         };
-        let (key, netmask, timeout, pe) = (svc.key, svc.cfg.netmask, svc.cfg.timeout, svc.cfg.pe);
+        let (key, netmask, timeout) = (svc.key, svc.cfg.netmask, svc.cfg.timeout);
+        let pe = svc.cfg.pe.as_ref().map(PeKind::content_only);
         let snet = mask_addr(&pkt.saddr, netmask);
         // Template key: <proto, snet, 0, vaddr, vport> where vport is the service port for a
         // normal service, 0 for FTP and port-0 services, and <IPPROTO_IP, snet, 0, fwmark, 0> for
@@ -652,15 +656,16 @@ impl Director {
             (pkt.proto.number(), pkt.daddr, 0)
         };
         let pe_data = match pe {
-            Some(PeKind::Sip) => {
-                if pkt.proto != Protocol::Udp {
-                    return Err(Verdict::Drop(DropReason::PersistenceEngine));
-                }
-                match pe_sip::call_id(pkt.payload) {
-                    Some(d) => Some(d),
-                    None => return Err(Verdict::Drop(DropReason::PersistenceEngine)),
-                }
-            }
+            // SIP: the Call-ID of the packet's payload. A TCP SYN has none, so on the packet
+            // plane only UDP works, as in the kernel; the socket proxy hands over the first
+            // segment of a TCP connection.
+            Some(false) => match pe_sip::call_id(pkt.payload) {
+                Some(d) => Some(d),
+                None => return Err(Verdict::Drop(DropReason::PersistenceEngine)),
+            },
+            // The content engines' keys come through `pe_target` (socket proxy only); the
+            // control plane refuses them on services of the packet plane.
+            Some(true) => return Err(Verdict::Drop(DropReason::PersistenceEngine)),
             None => None,
         };
         let template = self

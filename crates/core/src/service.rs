@@ -1,6 +1,7 @@
 //! Virtual services (docs/internals/connections.md#services-and-real-servers): keys, flags and configuration.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::addr::{Family, Protocol};
 use crate::dest::DestId;
@@ -87,26 +88,77 @@ impl ServiceFlags {
     }
 }
 
-/// Persistence engine (`--pe`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+/// Persistence engine (`--pe`): what, beyond the client's address, decides which real server a
+/// persistent service's new connection goes to (docs/internals/persistence.md).
+///
+/// `sip` is the kernel's engine (the packet plane and the socket proxy both run it). The
+/// others read the flow's bytes as a proxy does, so only the socket proxy runs them
+/// ([`PeKind::content_only`]): the HTTP engines look at every request of a connection, `sni`
+/// at the TLS ClientHello.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PeKind {
     /// SIP: persistence by Call-ID (docs/internals/persistence.md#persistence-engines---pe-sip).
     Sip,
+    /// `cookie[:NAME]`: the director issues a cookie naming the real server (keyed hash).
+    Cookie(Arc<str>),
+    /// `cookie-learn:NAME`: pins the application's own session cookie to the server that set it.
+    CookieLearn(Arc<str>),
+    /// `header:NAME`: pins the value of a request header.
+    Header(Arc<str>),
+    /// `sni`: pins the server name of a TLS ClientHello (no decryption).
+    Sni,
+}
+
+/// Name of the cookie `--pe cookie` issues when no name is given.
+pub const DEFAULT_PE_COOKIE: &str = "RVSID";
+
+/// RFC 9110 token: what a cookie or header name may be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
 }
 
 impl PeKind {
-    /// From the name ipvsadm passes.
+    /// From the name ipvsadm passes (`sip`, `sni`, `cookie`, `cookie:NAME`,
+    /// `cookie-learn:NAME`, `header:NAME`); `None` for an unknown engine or an invalid NAME.
     pub fn from_name(name: &str) -> Option<PeKind> {
-        match name {
-            "sip" => Some(PeKind::Sip),
+        let (engine, arg) = match name.split_once(':') {
+            Some((e, a)) => (e, Some(a)),
+            None => (name, None),
+        };
+        let named = |a: Option<&str>| a.filter(|a| is_token(a)).map(Arc::<str>::from);
+        match (engine, arg) {
+            ("sip", None) => Some(PeKind::Sip),
+            ("sni", None) => Some(PeKind::Sni),
+            ("cookie", None) => Some(PeKind::Cookie(Arc::from(DEFAULT_PE_COOKIE))),
+            ("cookie", a) => named(a).map(PeKind::Cookie),
+            ("cookie-learn", a) => named(a).map(PeKind::CookieLearn),
+            ("header", a) => named(a).map(PeKind::Header),
             _ => None,
         }
     }
-    /// Name.
-    pub fn name(self) -> &'static str {
+    /// The engine's name as ipvsadm shows it, with its argument (`cookie:RVSID`).
+    pub fn name(&self) -> String {
         match self {
-            PeKind::Sip => "sip",
+            PeKind::Sip => "sip".into(),
+            PeKind::Sni => "sni".into(),
+            PeKind::Cookie(n) => format!("cookie:{n}"),
+            PeKind::CookieLearn(n) => format!("cookie-learn:{n}"),
+            PeKind::Header(n) => format!("header:{n}"),
         }
+    }
+    /// Whether only a plane that reads the connection's bytes (the socket proxy) can run the
+    /// engine: every engine but `sip`.
+    pub fn content_only(&self) -> bool {
+        !matches!(self, PeKind::Sip)
+    }
+    /// Whether the engine reads HTTP/1.x requests.
+    pub fn is_http(&self) -> bool {
+        matches!(
+            self,
+            PeKind::Cookie(_) | PeKind::CookieLearn(_) | PeKind::Header(_)
+        )
     }
 }
 

@@ -416,6 +416,12 @@ impl Director {
         }
     }
 
+    /// The persistence engine of the service `dest` belongs to.
+    pub fn pe_of(&self, dest: Option<crate::dest::DestId>) -> Option<&crate::service::PeKind> {
+        let d = self.table.dests.get(dest?)?;
+        self.table.service(d.svc)?.cfg.pe.as_ref()
+    }
+
     /// Whether a service has a real server of the other address family (a tunnel "mixed"
     /// service): the sync protocol cannot carry those connections, so the kernel refuses to
     /// start a sync daemon while one exists, and refuses such a real server while a daemon
@@ -456,8 +462,14 @@ impl Director {
         let pe_name = if pe_data.is_empty() {
             Vec::new()
         } else {
-            // SIP is the only persistence engine.
-            crate::service::PeKind::Sip.name().as_bytes().to_vec()
+            match self.pe_of(i.dest) {
+                // The content engines' templates are not sent: their keys are meaningful to
+                // this daemon only (the cookie engine's hash key is per daemon), and their
+                // names do not fit the protocol's 16 bytes. A backup schedules such requests
+                // anew.
+                Some(pe) if pe.content_only() => return None,
+                _ => crate::service::PeKind::Sip.name().into_bytes(),
+            }
         };
         Some(SyncConn {
             protocol: i.protocol,

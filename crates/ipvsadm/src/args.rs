@@ -1289,7 +1289,13 @@ pub fn parse_command(
             }
             Tag::Pe => {
                 st.set(OPTC_PERSISTENCE_ENGINE)?;
-                st.svc.pe_name = truncate(&a, 15);
+                // ipvsadm cuts names at the kernel's 15 bytes; rvs's engines with an
+                // argument (`cookie-learn:JSESSIONID`) are longer and are kept whole.
+                st.svc.pe_name = if a.contains(':') {
+                    truncate(&a, 127)
+                } else {
+                    truncate(&a, 15)
+                };
             }
             Tag::SchedFlags => {
                 st.set(OPTC_SCHED_FLAGS)?;

@@ -45,6 +45,9 @@ pub struct Site {
     pub body: String,
     /// `listen … proxy_protocol`: the site insists on a PROXY header.
     pub proxy_protocol: bool,
+    /// More directives for the `server` block, e.g. `add_header Set-Cookie "...";` for a site
+    /// that plays an application setting its own session cookie.
+    pub extra: String,
 }
 
 impl Site {
@@ -54,6 +57,7 @@ impl Site {
             listen: Listen::Addr(addr),
             body: body.into(),
             proxy_protocol: false,
+            extra: String::new(),
         }
     }
 
@@ -71,6 +75,7 @@ impl Site {
             listen: Listen::Port(port),
             body: format!("{name}\n"),
             proxy_protocol: false,
+            extra: String::new(),
         }
     }
 
@@ -148,11 +153,12 @@ pub fn render_conf(dir: &Path, sites: &[Site], ipv6: bool) -> String {
             .replace('"', "\\\"")
             .replace('\n', "\\n");
         c += &format!(
-            "    server {{\n        {listen}\n        root {};\n        \
+            "    server {{\n        {listen}\n        root {};\n        {extra}\n        \
              location = /whoami {{ return 200 \"$remote_addr\\n\"; }}\n        \
              location / {{ try_files $uri @body; }}\n        \
              location @body {{ return 200 \"{body}\"; }}\n    }}\n",
-            site_root(dir, s).display()
+            site_root(dir, s).display(),
+            extra = s.extra,
         );
     }
     c += "}\n";

@@ -98,6 +98,80 @@ pub enum Refusal {
     NoDestination,
     /// A defence (drop_entry/drop_packet style) decided to drop the flow.
     Drop,
+    /// Not a refusal: the service runs a persistence engine that reads the flow's content
+    /// (`--pe`), so the balancer must see it before it chooses a real server. The proxy reads
+    /// what [`Inspect`] says and calls the matching method.
+    Inspect(Inspect),
+}
+
+/// What of a flow's bytes a content persistence engine needs to see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Inspect {
+    /// The first message as it arrives (SIP: its Call-ID): [`Balancer::open_with`]. UDP
+    /// flows always go through `open_with`, so UDP never sees this.
+    FirstData,
+    /// The TLS ClientHello's server name: [`Balancer::open_tls`].
+    TlsHello,
+    /// Every HTTP/1.x request head ([`Balancer::route_request`]) and every response head
+    /// ([`Balancer::response`]).
+    Http,
+}
+
+/// Why the proxy closed a flow of a content-engine service without serving it; the balancer
+/// counts them ([`Balancer::rejected`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContentReject {
+    /// The bytes are not HTTP/1.x (another protocol, HTTP/2, TLS on an HTTP engine).
+    NotHttp,
+    /// A request head over the size or header-count limit (answered `431`).
+    HeadTooLarge,
+    /// A malformed or ambiguous request (answered `400`).
+    BadRequest,
+    /// A real server's response could not be framed (answered `502` if nothing was sent yet).
+    BadResponse,
+    /// The bytes are not a TLS ClientHello (on `sni`).
+    NotTls,
+    /// A ClientHello over the size limit or malformed.
+    BadHello,
+    /// The client sent nothing usable before the head timeout or closed first.
+    Timeout,
+}
+
+impl ContentReject {
+    /// Every reason, in a fixed order (for counters).
+    pub const ALL: [ContentReject; 7] = [
+        ContentReject::NotHttp,
+        ContentReject::HeadTooLarge,
+        ContentReject::BadRequest,
+        ContentReject::BadResponse,
+        ContentReject::NotTls,
+        ContentReject::BadHello,
+        ContentReject::Timeout,
+    ];
+    /// Label of the metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            ContentReject::NotHttp => "not_http",
+            ContentReject::HeadTooLarge => "head_too_large",
+            ContentReject::BadRequest => "bad_request",
+            ContentReject::BadResponse => "bad_response",
+            ContentReject::NotTls => "not_tls",
+            ContentReject::BadHello => "bad_hello",
+            ContentReject::Timeout => "timeout",
+        }
+    }
+}
+
+/// Where one HTTP request goes ([`Balancer::route_request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routed {
+    /// A new backend: the proxy finishes with the connection's current real server (its
+    /// handle is closed) and connects to this one. `None`: the request goes to the current
+    /// backend.
+    pub backend: Option<Backend>,
+    /// A header line (CRLF included) to add to this request's final response: the cookie
+    /// engine's `Set-Cookie`.
+    pub add_header: Option<String>,
 }
 
 /// Bytes and packets moved since the previous [`FlowEvent::Traffic`] of the same flow.
@@ -185,6 +259,38 @@ pub trait Balancer: Send + Sync + 'static {
     fn reschedule(&self, flow: &FlowInfo, failed: &Backend) -> Option<Backend>;
     /// A lifecycle or accounting event of the flow carrying `handle`.
     fn event(&self, handle: FlowHandle, ev: FlowEvent);
+    /// [`Balancer::open`] with the flow's first message: every UDP flow is opened this way
+    /// (the datagram is at hand), and TCP flows after [`Inspect::FirstData`].
+    fn open_with(&self, flow: &FlowInfo, first: &[u8]) -> Result<Backend, Refusal> {
+        let _ = first;
+        self.open(flow)
+    }
+    /// Schedule a flow after [`Inspect::TlsHello`], by the ClientHello's server name (`None`:
+    /// the hello names none).
+    fn open_tls(&self, flow: &FlowInfo, server_name: Option<&[u8]>) -> Result<Backend, Refusal> {
+        let _ = server_name;
+        self.open(flow)
+    }
+    /// Route one HTTP request of a flow after [`Inspect::Http`]. `current`: the backend the
+    /// connection's previous request went to, if that connection is still usable.
+    fn route_request(
+        &self,
+        flow: &FlowInfo,
+        request: &crate::http::Request<'_>,
+        current: Option<&Backend>,
+    ) -> Result<Routed, Refusal> {
+        let _ = (flow, request, current);
+        Err(Refusal::NoService)
+    }
+    /// The final response head a real server sent for a request routed to `handle` (the
+    /// `cookie-learn` engine learns from it).
+    fn response(&self, handle: FlowHandle, response: &crate::http::Response<'_>) {
+        let _ = (handle, response);
+    }
+    /// A flow of a content-engine service was closed without being served.
+    fn rejected(&self, flow: &FlowInfo, why: ContentReject) {
+        let _ = (flow, why);
+    }
     /// The idle limits now in force for the flow carrying `handle`, asked when one of its
     /// limits runs out: `ipvsadm --set` changes them for open connections (the kernel applies
     /// the new timeout from a connection's next packet). `None` keeps the limits of the

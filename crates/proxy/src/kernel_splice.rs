@@ -100,7 +100,7 @@ async fn direction(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool)
             Err(e) => return Err(e),
         }
     }
-    flushed(flow, from, to, inbound).await?;
+    flushed(flow, to, inbound).await?;
     if !flow.half_closed() {
         SockRef::from(to).shutdown(Shutdown::Write)?;
     }
@@ -118,26 +118,17 @@ async fn direction(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool)
 /// 1 ms to 20 ms: this runs once per direction and most often finds nothing pending. A peer
 /// that stops reading keeps it waiting, as a blocked write would the user-space relay; the
 /// idle limit ends such a flow.
-async fn flushed(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool) -> io::Result<()> {
-    let (client, server) = if inbound { (from, to) } else { (to, from) };
+async fn flushed(flow: &Flow, to: &TcpStream, inbound: bool) -> io::Result<()> {
     let mut wait = Duration::from_millis(1);
     loop {
         let pending = {
             let sp = flow.worker().splicer.borrow();
-            let Some(sp) = sp.as_ref() else {
+            let (Some(sp), Some(pair)) = (sp.as_ref(), flow.kernel_pair()) else {
                 return Ok(());
             };
-            let Some(pair) = flow.kernel_pair() else {
-                return Ok(());
-            };
-            match sp.unsent(&pair, client.as_fd(), server.as_fd()) {
-                Ok((to_server, to_client)) => {
-                    if inbound {
-                        to_server
-                    } else {
-                        to_client
-                    }
-                }
+            // The pair is (client, server): data from the client goes toward the server.
+            match sp.unsent(&pair, to.as_fd(), inbound) {
+                Ok(n) => n,
                 Err(Error::Io(e)) => return Err(e),
                 Err(e) => return Err(io::Error::other(e)),
             }

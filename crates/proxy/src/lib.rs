@@ -37,12 +37,15 @@
 //! real server (the failed handle is closed right after it returns).
 
 mod api;
+pub mod http;
 mod kernel_splice;
 mod latency_probe;
+mod pe_relay;
 pub mod proxy_protocol;
 mod tcp;
 pub mod tcp_info;
 mod udp;
+mod udp_batch;
 mod worker;
 
 use std::collections::BTreeSet;
@@ -56,8 +59,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::sync::mpsc;
 
 pub use api::{
-    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, IdleLimits, ListenerSpec,
-    Protocol, ProxyProtocol, Refusal, Traffic,
+    Backend, Balancer, CloseReason, ContentReject, FlowEvent, FlowHandle, FlowInfo, IdleLimits,
+    Inspect, ListenerSpec, Protocol, ProxyProtocol, Refusal, Routed, Traffic,
 };
 
 use worker::{Command, Counters, Worker};

@@ -12,7 +12,7 @@ use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::{
-    Backend, CloseReason, FlowEvent, FlowInfo, ListenerSpec, Protocol, ProxyProtocol,
+    Backend, CloseReason, FlowEvent, FlowInfo, ListenerSpec, Protocol, ProxyProtocol, Refusal,
 };
 use crate::proxy_protocol::{encode_v1, encode_v2};
 use crate::worker::{ActiveGuard, Counters, Flow, Worker};
@@ -47,7 +47,7 @@ pub(crate) async fn accept_loop(w: Rc<Worker>, spec: ListenerSpec, listener: Tcp
 }
 
 /// Close `s` with RST instead of FIN (SO_LINGER 0), to pass on an abort or a refusal.
-fn reset(s: &TcpStream) {
+pub(crate) fn reset(s: &TcpStream) {
     let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
@@ -55,11 +55,11 @@ fn reset(s: &TcpStream) {
 /// dropped when the drain time at shutdown runs out — must end with RST, not the FIN a plain
 /// drop sends: after a FIN a client of a protocol without its own framing would take the
 /// truncated stream for a complete one.
-struct ResetOnDrop<'a>(Option<&'a TcpStream>);
+pub(crate) struct ResetOnDrop<'a>(pub Option<&'a TcpStream>);
 
 impl ResetOnDrop<'_> {
     /// The flow ends normally: let the socket close with FIN.
-    fn disarm(&mut self) {
+    pub fn disarm(&mut self) {
         self.0 = None;
     }
 }
@@ -72,7 +72,7 @@ impl Drop for ResetOnDrop<'_> {
     }
 }
 
-async fn connect(b: &Backend, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) async fn connect(b: &Backend, timeout: Duration) -> io::Result<TcpStream> {
     let sock = Socket::new(
         Domain::for_address(b.addr),
         Type::STREAM.nonblocking().cloexec(),
@@ -121,8 +121,9 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
         client: peer,
         vip,
     };
-    let mut backend = match w.balancer.open(&info) {
+    let backend = match w.balancer.open(&info) {
         Ok(b) => b,
+        Err(Refusal::Inspect(what)) => return crate::pe_relay::flow(w, client, info, what).await,
         Err(r) => {
             Counters::inc(&w.counters.refused);
             tracing::debug!(client = %peer, %vip, refusal = ?r, "refused");
@@ -130,6 +131,19 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
             return;
         }
     };
+    serve(w, client, info, backend, &[]).await;
+}
+
+/// Carry a scheduled flow: connect to `backend` (rescheduling once), send the PROXY header and
+/// `first` (bytes a persistence engine read from the client already), then relay.
+pub(crate) async fn serve(
+    w: Rc<Worker>,
+    client: TcpStream,
+    info: FlowInfo,
+    mut backend: Backend,
+    first: &[u8],
+) {
+    let (peer, vip) = (info.client, info.vip);
     let _active = ActiveGuard::new(&w);
     // Shared with the flow's accounting, which reads the sockets' segment counts (weakly: they
     // are closed when this task ends).
@@ -177,6 +191,10 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
     let mut result = Ok(());
     if let Some(h) = header {
         result = write_all(&server, h.as_bytes()).await;
+    }
+    if result.is_ok() && !first.is_empty() {
+        flow.count(true, first.len());
+        result = write_all(&server, first).await;
     }
     let mut server_abort = ResetOnDrop(Some(&server));
     let mut idled = false;
@@ -228,7 +246,7 @@ async fn flow(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, vip: SocketAdd
 /// Completes when the flow has been idle longer than its limit for the current phase (both
 /// directions open, or half-closed). Never completes when neither limit is set. The timer is
 /// re-armed only when it fires, so an active flow costs one wake-up per idle period.
-async fn idle_watch(flow: &Flow, mut idle: Option<Duration>, mut fin: Option<Duration>) {
+pub(crate) async fn idle_watch(flow: &Flow, mut idle: Option<Duration>, mut fin: Option<Duration>) {
     if idle.is_none() && fin.is_none() {
         return std::future::pending().await;
     }
@@ -317,7 +335,12 @@ pub(crate) async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()>
 /// Starts with buffered copy through the worker's scratch buffer (small messages cost one
 /// read + one write and no per-connection memory); once a read fills the whole buffer the
 /// direction is bulk and switches to splice(2) through a pooled pipe (no copy to user space).
-async fn copy_dir(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool) -> io::Result<()> {
+pub(crate) async fn copy_dir(
+    flow: &Flow,
+    from: &TcpStream,
+    to: &TcpStream,
+    inbound: bool,
+) -> io::Result<()> {
     let w = flow.worker();
     let mut bulk = false;
     let mut splice_ok = w.cfg.splice;

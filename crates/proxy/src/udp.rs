@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::api::{Backend, CloseReason, FlowInfo, ListenerSpec, Protocol, ProxyProtocol};
 use crate::proxy_protocol::{encode_v2, ProxyHeader};
+use crate::udp_batch::SLOTS;
 use crate::worker::{Counters, Flow, Worker};
 
 /// Datagrams handled per readiness wake-up before yielding, so one busy listener cannot starve
@@ -71,11 +72,19 @@ pub(crate) async fn listener_loop(w: Rc<Worker>, spec: ListenerSpec, vip_sock: U
         }
         let mut handled = 0;
         while handled < BATCH {
-            let mut buf = w.udp_scratch.borrow_mut();
-            match vip_sock.try_recv_from(&mut buf) {
-                Ok((n, client)) => {
-                    datagram(&w, &table, &vip_sock, vip, client, &buf[..n]);
-                    handled += 1;
+            let mut batch = w.udp_batch.borrow_mut();
+            match batch.recv(&vip_sock) {
+                Ok(n) => {
+                    for i in 0..n {
+                        // recvmmsg on an IPv4/IPv6 socket always gives the source address.
+                        if let (payload, Some(client)) = batch.get(i) {
+                            datagram(&w, &table, &vip_sock, vip, client, payload);
+                        }
+                    }
+                    handled += n;
+                    if n < SLOTS {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // ICMP errors reported on the unconnected socket; nothing to do with them.
@@ -85,7 +94,7 @@ pub(crate) async fn listener_loop(w: Rc<Worker>, spec: ListenerSpec, vip_sock: U
                 }
             }
         }
-        if handled == BATCH {
+        if handled >= BATCH {
             tokio::task::yield_now().await;
         }
     }
@@ -109,7 +118,8 @@ fn datagram(
                 client,
                 vip,
             };
-            let b = match w.balancer.open(&info) {
+            // The datagram goes along: a persistence engine (SIP) schedules by its content.
+            let b = match w.balancer.open_with(&info, payload) {
                 Ok(b) => b,
                 Err(r) => {
                     Counters::inc(&w.counters.refused);
@@ -229,7 +239,7 @@ impl Drop for ActiveUdp {
 async fn reply_loop(f: Rc<UdpFlow>, table: Weak<Table>, vip_sock: Rc<UdpSocket>) {
     let w = f.flow.worker().clone();
     let _active = ActiveUdp(w.clone());
-    let client = SockAddr::from(f.key.0);
+    let client = f.key.0;
     let mut reason = CloseReason::IdleTimeout;
     loop {
         let deadline = f.last_active.get() + f.idle.get();
@@ -239,14 +249,21 @@ async fn reply_loop(f: Rc<UdpFlow>, table: Weak<Table>, vip_sock: Rc<UdpSocket>)
                     reason = CloseReason::Reset;
                     break;
                 }
-                for _ in 0..BATCH {
-                    let mut buf = w.udp_scratch.borrow_mut();
-                    match f.sock.try_recv(&mut buf) {
+                for _ in 0..BATCH / SLOTS {
+                    let mut batch = w.udp_batch.borrow_mut();
+                    match batch.recv(&f.sock) {
                         Ok(n) => {
                             f.last_active.set(Instant::now());
-                            f.flow.count(false, n);
-                            if SockRef::from(&*vip_sock).send_to(&buf[..n], &client).is_err() {
+                            for i in 0..n {
+                                f.flow.count(false, batch.get(i).0.len());
+                            }
+                            // All of them to the client in one sendmmsg, from the VIP socket.
+                            let sent = batch.send_to(&vip_sock, client).unwrap_or(0);
+                            for _ in sent..n {
                                 Counters::inc(&w.counters.udp_dropped);
+                            }
+                            if n < SLOTS {
+                                break;
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,

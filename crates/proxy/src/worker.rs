@@ -62,8 +62,8 @@ pub(crate) struct Worker {
     pub counters: Arc<Counters>,
     /// TCP buffered-copy scratch: only borrowed between awaits, so one per worker suffices.
     pub scratch: RefCell<Box<[u8]>>,
-    /// UDP datagram scratch (max datagram size), same rule.
-    pub udp_scratch: RefCell<Box<[u8]>>,
+    /// UDP datagram batch (recvmmsg/sendmmsg buffers), same rule.
+    pub udp_batch: RefCell<crate::udp_batch::Batch>,
     pipes: RefCell<Vec<Pipe>>,
     /// The kernel splicer (BPF sockmap) of this worker, when the kernel allows it.
     pub splicer: RefCell<Option<rvs_bpf::sockmap::Splicer>>,
@@ -81,7 +81,7 @@ impl Worker {
     pub fn new(balancer: Arc<dyn Balancer>, cfg: ProxyConfig, counters: Arc<Counters>) -> Self {
         Worker {
             scratch: RefCell::new(vec![0u8; cfg.buffer_size].into_boxed_slice()),
-            udp_scratch: RefCell::new(vec![0u8; 65536].into_boxed_slice()),
+            udp_batch: RefCell::new(crate::udp_batch::Batch::new()),
             pipes: RefCell::new(Vec::new()),
             splicer: RefCell::new(crate::kernel_splice::load(cfg.kernel_splice)),
             dirty: RefCell::new(Vec::new()),

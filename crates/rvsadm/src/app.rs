@@ -149,7 +149,9 @@ pub fn ipvs_strerror(op: Op, e: &RemoteError) -> String {
     };
     match (specific, e.kind, &e.detail) {
         (Some(s), _, _) => s.to_string(),
-        (None, Unsupported | ProtocolMismatch | Internal | CannotListen, Some(d)) => d.clone(),
+        (None, Unsupported | ProtocolMismatch | Internal | CannotListen | Managed, Some(d)) => {
+            d.clone()
+        }
         (None, k, _) => k.strerror().to_string(),
     }
 }

@@ -24,12 +24,13 @@ use std::time::Duration as StdDuration;
 use rvs_control::model::ProxyProtocol as CtlProxyProtocol;
 use rvs_core::conn::state::{tcp, Direction, TcpFlags};
 use rvs_core::conn::{ConnId, Segment};
-use rvs_core::director::{Packet, Verdict};
+use rvs_core::director::{Packet, PeKey, PeRecord, Verdict};
+use rvs_core::service::PeKind;
 use rvs_core::stats::Traffic;
 use rvs_core::{DestId, FwdMethod, Protocol, ServiceFlags, ServiceKey};
 use rvs_proxy::{
-    Backend, Balancer, CloseReason, FlowEvent, FlowHandle, FlowInfo, IdleLimits, ProxyProtocol,
-    Refusal,
+    Backend, Balancer, CloseReason, ContentReject, FlowEvent, FlowHandle, FlowInfo, IdleLimits,
+    ProxyProtocol, Refusal, Routed,
 };
 
 use crate::clock::Clock;
@@ -54,45 +55,74 @@ fn flags(s: &str) -> TcpFlags {
     }
 }
 
+/// The service a flow's listener stands for.
+fn service_key(flow: &FlowInfo) -> ServiceKey {
+    ServiceKey::Addr {
+        proto: flow.protocol,
+        addr: flow.vip.ip(),
+        port: flow.vip.port(),
+    }
+}
+
+/// A director verdict that scheduled nothing, as the proxy's refusal.
+pub(crate) fn refusal_of(v: Verdict) -> Refusal {
+    match v {
+        Verdict::Pass => Refusal::NoService,
+        Verdict::Drop(_) => Refusal::Drop,
+        _ => Refusal::NoDestination,
+    }
+}
+
 fn secs(d: rvs_core::Duration) -> StdDuration {
     StdDuration::from_millis(d.as_millis())
 }
 
 impl DirectorBalancer {
     /// Schedule a flow; `avoid` is a real server that just failed to accept a connection.
+    /// `first`: the flow's first message, when the proxy has it (UDP, or after
+    /// [`rvs_proxy::Inspect::FirstData`]).
     fn schedule(
         st: &mut Shard,
         flow: &FlowInfo,
         now: rvs_core::Time,
         avoid: Option<DestId>,
+        first: Option<&[u8]>,
     ) -> Result<Backend, Refusal> {
         let proto = flow.protocol;
-        let seg = match proto {
-            Protocol::Tcp => Segment::Tcp(flags("S")),
-            _ => Segment::Udp,
-        };
-        let pkt = Packet {
-            fwmark: 0,
-            proto,
-            saddr: flow.client.ip(),
-            sport: flow.client.port(),
-            daddr: flow.vip.ip(),
-            dport: flow.vip.port(),
-            seg,
-            len: 0,
-            payload: &[],
-        };
+        let pkt = Self::packet(flow, first.unwrap_or(&[]));
         // A real server that refused a connect is skipped: try as many times as there are
         // destinations, dropping each entry that lands on it again.
-        let tries = st
+        let svc = st
             .director
             .table
             .find(0, proto, &flow.vip.ip(), flow.vip.port())
-            .and_then(|sid| st.director.table.service(sid))
-            .map_or(1, |s| s.dests.len().max(1));
+            .and_then(|sid| st.director.table.service(sid));
+        let tries = svc.map_or(1, |s| s.dests.len().max(1));
+        // A persistence engine that reads content: the proxy must read it first. A reschedule
+        // after a failed connect goes to any other server (the key is not at hand any more).
+        let pe = svc.and_then(|s| s.cfg.pe.as_ref());
+        if let (Some(pe), None) = (pe, avoid) {
+            if let Some(what) = crate::pe::inspect_of(pe, proto, first) {
+                return Err(Refusal::Inspect(what));
+            }
+        }
+        let keyless = pe.is_some() && avoid.is_some();
         for _ in 0..tries {
             let Shard { director, rng, .. } = st;
-            let route = match director.open_flow(&pkt, now, rng) {
+            let verdict = if keyless {
+                let key = PeKey {
+                    data: None,
+                    named: None,
+                    record: PeRecord::Nothing,
+                };
+                match director.pe_target(&pkt, &key, now, rng) {
+                    Ok(t) => director.open_flow_to(&pkt, t, now),
+                    Err(v) => v,
+                }
+            } else {
+                director.open_flow(&pkt, now, rng)
+            };
+            let route = match verdict {
                 Verdict::Forward(r) => r,
                 Verdict::Pass => return Err(Refusal::NoService),
                 Verdict::Reject => return Err(Refusal::NoDestination),
@@ -120,6 +150,48 @@ impl DirectorBalancer {
             return Ok(Self::backend(st, flow, proto, route, dest));
         }
         Err(Refusal::NoDestination)
+    }
+
+    /// The packet a new flow stands for: a TCP SYN or a UDP datagram (with `payload`).
+    pub(crate) fn packet<'a>(flow: &FlowInfo, payload: &'a [u8]) -> Packet<'a> {
+        let seg = match flow.protocol {
+            Protocol::Tcp => Segment::Tcp(flags("S")),
+            _ => Segment::Udp,
+        };
+        Packet {
+            fwmark: 0,
+            proto: flow.protocol,
+            saddr: flow.client.ip(),
+            sport: flow.client.port(),
+            daddr: flow.vip.ip(),
+            dport: flow.vip.port(),
+            seg,
+            len: 0,
+            payload,
+        }
+    }
+
+    /// The backend of a flow whose entry the director just made (content engines).
+    pub(crate) fn accept(
+        st: &mut Shard,
+        flow: &FlowInfo,
+        verdict: Verdict,
+        now: rvs_core::Time,
+    ) -> Result<Backend, Refusal> {
+        let route = match verdict {
+            Verdict::Forward(r) => r,
+            v => return Err(refusal_of(v)),
+        };
+        let Some(dest) = route.dest else {
+            return Err(Refusal::NoDestination);
+        };
+        if !matches!(route.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
+            if let Some(c) = route.conn {
+                st.director.abort_conn(c, now);
+            }
+            return Err(Refusal::NoDestination);
+        }
+        Ok(Self::backend(st, flow, flow.protocol, route, dest))
     }
 
     fn backend(
@@ -227,7 +299,60 @@ impl Balancer for DirectorBalancer {
         let shard = self.routes.service(&key).ok_or(Refusal::NoService)?;
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
-        Self::schedule(&mut st, flow, now, None)
+        Self::schedule(&mut st, flow, now, None, None)
+    }
+
+    fn open_with(&self, flow: &FlowInfo, first: &[u8]) -> Result<Backend, Refusal> {
+        let shard = self
+            .routes
+            .service(&service_key(flow))
+            .ok_or(Refusal::NoService)?;
+        let now = self.clock.now();
+        let mut st = shard::lock(&shard);
+        Self::schedule(&mut st, flow, now, None, Some(first))
+    }
+
+    fn open_tls(&self, flow: &FlowInfo, server_name: Option<&[u8]>) -> Result<Backend, Refusal> {
+        let shard = self
+            .routes
+            .service(&service_key(flow))
+            .ok_or(Refusal::NoService)?;
+        let now = self.clock.now();
+        let mut st = shard::lock(&shard);
+        Self::pe_open_tls(&mut st, flow, server_name, now)
+    }
+
+    fn route_request(
+        &self,
+        flow: &FlowInfo,
+        request: &rvs_proxy::http::Request<'_>,
+        current: Option<&Backend>,
+    ) -> Result<Routed, Refusal> {
+        let shard = self
+            .routes
+            .service(&service_key(flow))
+            .ok_or(Refusal::NoService)?;
+        let now = self.clock.now();
+        let mut st = shard::lock(&shard);
+        Self::pe_route_request(&mut st, flow, request, current, now)
+    }
+
+    fn response(&self, handle: FlowHandle, response: &rvs_proxy::http::Response<'_>) {
+        let Some(shard) = self.routes.shard(shard_of_handle(handle.0)) else {
+            return;
+        };
+        let now = self.clock.now();
+        let mut st = shard::lock(&shard);
+        Self::pe_learn(&mut st, handle, response, now);
+    }
+
+    fn rejected(&self, flow: &FlowInfo, why: ContentReject) {
+        if let Some(shard) = self.routes.service(&service_key(flow)) {
+            let mut st = shard::lock(&shard);
+            if let Some(i) = ContentReject::ALL.iter().position(|&r| r == why) {
+                st.pe_rejects[i] += 1;
+            }
+        }
     }
 
     fn reschedule(&self, flow: &FlowInfo, failed: &Backend) -> Option<Backend> {
@@ -241,7 +366,7 @@ impl Balancer for DirectorBalancer {
             st.director.abort_conn(c, now);
         }
         st.reschedules += 1;
-        Self::schedule(&mut st, flow, now, Some(rec.dest)).ok()
+        Self::schedule(&mut st, flow, now, Some(rec.dest), None).ok()
     }
 
     fn event(&self, handle: FlowHandle, ev: FlowEvent) {
@@ -319,5 +444,149 @@ impl Balancer for DirectorBalancer {
                 }
             }
         }
+    }
+}
+
+/// The content persistence engines' side (`crate::pe` has their keys and checks).
+impl DirectorBalancer {
+    /// The service of a flow's listener and its persistence engine.
+    fn pe_engine_of(st: &Shard, flow: &FlowInfo) -> Result<(ServiceKey, PeKind), Refusal> {
+        let t = &st.director.table;
+        let svc = t
+            .find(0, flow.protocol, &flow.vip.ip(), flow.vip.port())
+            .and_then(|sid| t.service(sid))
+            .ok_or(Refusal::NoService)?;
+        let pe = svc.cfg.pe.clone().ok_or(Refusal::NoService)?;
+        Ok((svc.key, pe))
+    }
+
+    /// `sni`: schedule a TLS flow by its ClientHello's server name.
+    pub(crate) fn pe_open_tls(
+        st: &mut Shard,
+        flow: &FlowInfo,
+        server_name: Option<&[u8]>,
+        now: rvs_core::Time,
+    ) -> Result<Backend, Refusal> {
+        let pkt = Self::packet(flow, &[]);
+        let key = PeKey {
+            data: server_name.filter(|n| !n.is_empty()),
+            named: None,
+            record: PeRecord::Data,
+        };
+        let Shard { director, rng, .. } = st;
+        let target = director
+            .pe_target(&pkt, &key, now, rng)
+            .map_err(refusal_of)?;
+        let verdict = director.open_flow_to(&pkt, target, now);
+        Self::accept(st, flow, verdict, now)
+    }
+
+    /// Route one HTTP request of a `cookie`, `cookie-learn` or `header` service (see
+    /// [`rvs_proxy::Balancer::route_request`]).
+    pub(crate) fn pe_route_request(
+        st: &mut Shard,
+        flow: &FlowInfo,
+        req: &rvs_proxy::http::Request<'_>,
+        current: Option<&Backend>,
+        now: rvs_core::Time,
+    ) -> Result<Routed, Refusal> {
+        let (svc, pe) = Self::pe_engine_of(st, flow)?;
+        let ckey = crate::pe::CookieKey::daemon();
+        let (raw, cookie_name) = match &pe {
+            PeKind::Cookie(n) => (req.cookie(n.as_bytes()), Some(n)),
+            PeKind::CookieLearn(n) => (req.cookie(n.as_bytes()), None),
+            PeKind::Header(n) => (req.header(n.as_bytes()), None),
+            PeKind::Sip | PeKind::Sni => return Err(Refusal::NoService),
+        };
+        let raw = raw.filter(|v| !v.is_empty());
+        let named = match (cookie_name, raw) {
+            (Some(_), Some(v)) => {
+                let t = &st.director.table;
+                let dests = t
+                    .find(0, flow.protocol, &flow.vip.ip(), flow.vip.port())
+                    .and_then(|sid| t.service(sid))
+                    .map(|s| s.dests.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|&d| t.dests.get(d))
+                    .map(|d| (d.cfg.addr, d.cfg.port));
+                ckey.verify(&svc, v, dests)
+            }
+            _ => None,
+        };
+        let data = raw.map(crate::pe::template_key);
+        let issue = |addr, port| ckey.value(&svc, addr, port).into_bytes();
+        let record = match &pe {
+            PeKind::Cookie(_) => PeRecord::Issued(&issue),
+            PeKind::Header(_) => PeRecord::Data,
+            _ => PeRecord::Nothing,
+        };
+        let key = PeKey {
+            data: data.as_deref(),
+            named,
+            record,
+        };
+        let pkt = Self::packet(flow, &[]);
+        let Shard { director, rng, .. } = st;
+        let target = director
+            .pe_target(&pkt, &key, now, rng)
+            .map_err(refusal_of)?;
+        let add_header = match cookie_name {
+            Some(name) => {
+                let d = &director.table.dests[target.dest];
+                let v = ckey.value(&svc, d.cfg.addr, d.cfg.port);
+                (raw != Some(v.as_bytes()))
+                    .then(|| rvs_proxy::http::cookie::set_cookie_line(name, &v))
+            }
+            None => None,
+        };
+        if let Some(cur) = current {
+            if st
+                .flows
+                .get(&cur.handle.0)
+                .is_some_and(|r| r.dest == target.dest)
+            {
+                return Ok(Routed {
+                    backend: None,
+                    add_header,
+                });
+            }
+            // Re-pinned: the old server connection's entry is replaced by the new one (same
+            // client tuple); the proxy's later events for the old handle are ignored.
+            st.flows.remove(&cur.handle.0);
+        }
+        let verdict = st.director.open_flow_to(&pkt, target, now);
+        let backend = Self::accept(st, flow, verdict, now)?;
+        Ok(Routed {
+            backend: Some(backend),
+            add_header,
+        })
+    }
+
+    /// `cookie-learn`: a response that sets the engine's cookie pins its value to the server that
+    /// sent it.
+    pub(crate) fn pe_learn(
+        st: &mut Shard,
+        handle: FlowHandle,
+        resp: &rvs_proxy::http::Response<'_>,
+        now: rvs_core::Time,
+    ) {
+        let Some(rec) = st.flows.get(&handle.0).copied() else {
+            return;
+        };
+        let Some(PeKind::CookieLearn(name)) = st.director.pe_of(Some(rec.dest)).cloned() else {
+            return;
+        };
+        let Some(v) = resp.set_cookie(name.as_bytes()).filter(|v| !v.is_empty()) else {
+            return;
+        };
+        let flow = FlowInfo {
+            protocol: rec.key.proto,
+            client: rec.key.client,
+            vip: rec.key.vip,
+        };
+        let pkt = Self::packet(&flow, &[]);
+        st.director
+            .pe_learn(&pkt, &crate::pe::template_key(v), rec.dest, now);
     }
 }

@@ -156,9 +156,51 @@ async fn session(mut stream: UnixStream, daemon: Arc<Daemon>) -> std::io::Result
                 }
             }
         }
-        let r = daemon.request(req).await;
+        let r = admit(&daemon, req).await;
         send(&mut stream, &r).await?;
     }
+}
+
+/// Apply an rvsadm request, except changes to entries a discovery source owns (etcd,
+/// Docker): those are changed there, and refused here with a message naming the source. In a
+/// batch (`rvsadm -R`) each refused request is answered in its place and the others are
+/// applied, as a failed line does not stop ipvsadm -R.
+async fn admit(daemon: &Arc<Daemon>, req: Request) -> Response {
+    let refusals: Vec<Option<RemoteError>> = {
+        let st = daemon.lock();
+        match &req {
+            Request::Batch(reqs) => reqs.iter().map(|r| st.managed.refusal(r)).collect(),
+            r => vec![st.managed.refusal(r)],
+        }
+    };
+    if refusals.iter().all(Option::is_none) {
+        return daemon.request(req).await;
+    }
+    let Request::Batch(reqs) = req else {
+        let e = refusals.into_iter().flatten().next();
+        return Response::err(e.unwrap_or_else(|| RemoteError::new(ErrorKind::Internal)));
+    };
+    let allowed: Vec<Request> = reqs
+        .into_iter()
+        .zip(&refusals)
+        .filter(|(_, r)| r.is_none())
+        .map(|(q, _)| q)
+        .collect();
+    let mut resp = daemon.request(Request::Batch(allowed)).await;
+    if let Ok(Payload::Batch(answers)) = &mut resp.result {
+        let mut answers = std::mem::take(answers).into_iter();
+        let merged = refusals
+            .into_iter()
+            .map(|r| match r {
+                Some(e) => Response::err(e),
+                None => answers
+                    .next()
+                    .unwrap_or_else(|| Response::err(RemoteError::new(ErrorKind::Internal))),
+            })
+            .collect();
+        resp.result = Ok(Payload::Batch(merged));
+    }
+    resp
 }
 
 /// Removes the socket file when dropped.

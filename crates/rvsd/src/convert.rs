@@ -118,7 +118,7 @@ pub fn service_from_core(
         },
         timeout: c.timeout,
         netmask: c.netmask,
-        pe_name: c.pe.map(|p| p.name().to_string()),
+        pe_name: c.pe.as_ref().map(PeKind::name),
         proxy_protocol,
     }
 }

@@ -53,9 +53,13 @@ pub fn conns(sh: &Shard, now: Time) -> Vec<m::ConnEntry> {
                     None => m::ConnProtocol::Other(p),
                 },
             };
-            let pe = i
-                .pe_data
-                .map(|d| ("sip".to_string(), String::from_utf8_lossy(d).into_owned()));
+            let pe = i.pe_data.map(|d| {
+                let name = sh
+                    .director
+                    .pe_of(i.dest)
+                    .map_or_else(|| "sip".to_string(), rvs_core::service::PeKind::name);
+                (name, String::from_utf8_lossy(d).into_owned())
+            });
             // Fwmark templates already carry the mark in vaddr as an IPv4 address.
             let vaddr: IpAddr = i.vaddr;
             m::ConnEntry {

@@ -100,6 +100,33 @@ struct Args {
     /// to drain, while rvsd still forwards (the routers' convergence time).
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     announce_delay: f64,
+    /// Docker discovery: containers labelled `rvs.service=tcp:VIP:PORT` become real servers
+    /// while they run and are healthy (docs/containers.md). SOCKET: the dockerd API socket
+    /// (default /var/run/docker.sock).
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1,
+          default_missing_value = rvsd::discovery::docker::DEFAULT_SOCKET)]
+    docker: Option<PathBuf>,
+    /// etcd as the table's source of truth: the services and real servers under
+    /// `--etcd-prefix` (docs/containers.md). `http://HOST:PORT` or `https://HOST:PORT`;
+    /// several members comma-separated.
+    #[arg(long, value_name = "URL")]
+    etcd: Option<String>,
+    /// The etcd key prefix whose services and real servers are the table.
+    #[arg(long, value_name = "PREFIX", default_value = "/rvs", requires = "etcd")]
+    etcd_prefix: String,
+    /// CA certificate(s), PEM, that sign etcd's server certificate (with https://).
+    #[arg(long, value_name = "FILE", requires = "etcd")]
+    etcd_cacert: Option<PathBuf>,
+    /// Client certificate, PEM, for etcd's client-certificate authentication.
+    #[arg(long, value_name = "FILE", requires = "etcd")]
+    etcd_cert: Option<PathBuf>,
+    /// Private key of --etcd-cert, PEM.
+    #[arg(long, value_name = "FILE", requires = "etcd")]
+    etcd_key: Option<PathBuf>,
+    /// etcd user authentication: NAME:PASSWORD, or NAME with the password in
+    /// $RVS_ETCD_PASSWORD (which keeps it out of the process list).
+    #[arg(long, value_name = "NAME[:PASSWORD]", requires = "etcd")]
+    etcd_user: Option<String>,
     /// Safe failback: a director started with `lvs_sync_daemon` holds VRRP preemption until its
     /// bulk connection resync from the MASTER ended, but at most this many seconds (0: no hold).
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -298,7 +325,12 @@ async fn load_rules(daemon: &Arc<Daemon>, path: &std::path::Path) -> Result<usiz
     }
     let (current, laddrs) = {
         let mut st = daemon.lock();
-        let cur = st.list_services();
+        // Services a discovery source owns are not the rules file's to delete.
+        let cur: Vec<_> = st
+            .list_services()
+            .into_iter()
+            .filter(|s| st.managed.owner(&s.spec.key).is_none())
+            .collect();
         let l = match st.handle(&Request::GetLocalAddrs(None), now).result {
             Ok(rvs_control::proto::Payload::LocalAddrs(l)) => l,
             _ => Vec::new(),
@@ -415,6 +447,20 @@ async fn reload_sync_target(
 async fn run(args: Args) -> Result<(), String> {
     let socket_path = rvs_control::socket::resolve_socket_path(args.socket.as_deref())
         .map_err(|e| e.to_string())?;
+    // etcd options are checked before anything starts (files, URLs, credentials).
+    let etcd = match &args.etcd {
+        Some(urls) => Some(rvsd::discovery::etcd::Etcd::new(
+            &rvsd::discovery::etcd::EtcdOptions {
+                urls: urls.clone(),
+                prefix: args.etcd_prefix.clone(),
+                cacert: args.etcd_cacert.clone(),
+                cert: args.etcd_cert.clone(),
+                key: args.etcd_key.clone(),
+                user: args.etcd_user.clone(),
+            },
+        )?),
+        None => None,
+    };
     let clock = Clock::new();
     let planes = Planes {
         packet: !args.interface.is_empty(),
@@ -522,6 +568,28 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    // Discovery sources start once the static table is in: they only add services of their
+    // own and leave everything else alone.
+    let docker_socket = args.docker.clone().or_else(|| {
+        let path = args.use_file.as_ref()?;
+        let opts = rvs_config::CheckOptions {
+            config_id: args.config_id.clone(),
+            check_interfaces: true,
+        };
+        rvs_config::load(path, &opts)
+            .ok()
+            .and_then(|(cfg, _)| cfg.global.rvs_docker)
+    });
+    let drain = StdDuration::from_secs(args.drain_time);
+    let mut discovery = Vec::new();
+    if let Some(sock) = docker_socket {
+        tracing::info!("following Docker containers on {}", sock.display());
+        discovery.push(rvsd::discovery::spawn_docker(daemon.clone(), sock, drain));
+    }
+    if let Some(e) = etcd {
+        tracing::info!("following {}", e.owner);
+        discovery.push(rvsd::discovery::spawn_etcd(daemon.clone(), e, drain));
+    }
     // Followed from the start when the file has `lvs_sync_daemon`, and from a reload that
     // adds one.
     let board = vrrp.as_ref().map(|v| v.status());
@@ -662,6 +730,9 @@ async fn run(args: Args) -> Result<(), String> {
         v.shutdown().await;
     }
     control.abort();
+    for d in discovery {
+        d.abort();
+    }
     if let Some(k) = kconf {
         k.shutdown().await;
     }

@@ -103,6 +103,19 @@ pub fn render(st: &State) -> String {
         "Proxy connections rescheduled to another real server after a failed connect.",
     );
     o.sample("rvs_proxy_reschedules_total", "", reschedules);
+    o.header(
+        "rvs_proxy_pe_rejected_total",
+        "counter",
+        "Proxy connections of content persistence engines (--pe cookie, header, sni...) closed \
+         unserved, by reason.",
+    );
+    for (why, n) in rvs_proxy::ContentReject::ALL.iter().zip(st.pe_rejects()) {
+        o.sample(
+            "rvs_proxy_pe_rejected_total",
+            &format!("reason=\"{}\"", why.label()),
+            n,
+        );
+    }
 
     // Per service: a copy of each, taken under its shard's lock one at a time.
     let services: Vec<(Svc, Vec<rvs_core::Dest>)> = st
@@ -273,6 +286,7 @@ pub fn render(st: &State) -> String {
         h.render_metrics(&mut o.text);
     }
     crate::sync::metrics::render(&st.sync, &st.shards(), &mut o.text);
+    crate::discovery::status::render_metrics(&st.discovery, &mut o.text);
     if let Some(v) = &st.vrrp {
         v.render_metrics(&mut o.text);
     }

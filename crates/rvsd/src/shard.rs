@@ -87,6 +87,9 @@ pub struct Shard {
     pub next_flow: u64,
     /// Connections the proxy rescheduled after a failed connect.
     pub reschedules: u64,
+    /// Proxy flows of content persistence engines closed unserved, per
+    /// [`rvs_proxy::ContentReject::ALL`] reason.
+    pub pe_rejects: [u64; rvs_proxy::ContentReject::ALL.len()],
 }
 
 /// A shared shard.
@@ -115,6 +118,7 @@ impl Shard {
             flows: HashMap::new(),
             next_flow: 1,
             reschedules: 0,
+            pe_rejects: [0; rvs_proxy::ContentReject::ALL.len()],
         }
     }
 

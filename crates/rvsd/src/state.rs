@@ -76,6 +76,10 @@ pub struct State {
     pub announce: Option<(u32, Arc<crate::announce_status::AnnounceStatus>)>,
     /// Connection-synchronisation daemons (`--start-daemon`, `lvs_sync_daemon`).
     pub sync: crate::sync::SyncDaemons,
+    /// Services owned by a discovery source (etcd, Docker): rvsadm may not change them.
+    pub managed: crate::discovery::status::Managed,
+    /// The discovery sources' counters (rendered into the metrics).
+    pub discovery: Vec<Arc<crate::discovery::status::SourceStatus>>,
     /// While a [`Request::Batch`] is applied: publications to the data planes are deferred
     /// to its end (see [`Deferred`]).
     deferred: Option<Deferred>,
@@ -115,6 +119,8 @@ impl State {
             quorum_lost: std::collections::HashSet::new(),
             announce: None,
             sync: crate::sync::SyncDaemons::default(),
+            managed: crate::discovery::status::Managed::default(),
+            discovery: Vec::new(),
             deferred: None,
         };
         st.sync.params = st.sysctls.sync_params();
@@ -408,6 +414,19 @@ impl State {
         (c, r, conns, resched)
     }
 
+    /// Proxy flows of content persistence engines closed unserved, summed over shards, per
+    /// [`rvs_proxy::ContentReject::ALL`] reason.
+    pub fn pe_rejects(&self) -> [u64; rvs_proxy::ContentReject::ALL.len()] {
+        let mut out = [0; rvs_proxy::ContentReject::ALL.len()];
+        for s in self.shards() {
+            let g = shard::lock(&s);
+            for (o, n) in out.iter_mut().zip(g.pe_rejects) {
+                *o += n;
+            }
+        }
+        out
+    }
+
     /// Why a service cannot be served by the running planes, if it cannot.
     pub fn service_unserved(&self, key: &ServiceKey) -> Option<String> {
         if self.planes.packet {
@@ -427,6 +446,14 @@ impl State {
              and rvsd runs only the socket proxy",
             key_from_core(key)
         ))
+    }
+
+    /// Why the service's persistence engine cannot work where the service is served, if it
+    /// cannot (the content engines need the socket proxy, persistence and TCP).
+    fn pe_unusable(&self, key: &ServiceKey, cfg: &rvs_core::ServiceConfig) -> Option<String> {
+        let pe = cfg.pe.as_ref()?;
+        let packet = self.planes.packet && packet_config::packet_serves(key);
+        crate::pe::unusable(pe, key, cfg.is_persistent(), packet)
     }
 
     /// Why a destination cannot be served by the running planes, if it cannot.
@@ -520,6 +547,9 @@ impl State {
                 if self.services.contains_key(&key) {
                     return Response::err(remote_error(&rvs_core::Error::Exists));
                 }
+                if let Some(e) = self.pe_unusable(&key, &cfg) {
+                    return Response::err(error(ErrorKind::Unsupported, &e));
+                }
                 let shard = match &self.packet_shard {
                     Some(p) if packet_config::packet_serves(&key) => p.clone(),
                     _ => self.new_shard(now),
@@ -563,6 +593,9 @@ impl State {
                     Ok(c) => c,
                     Err(e) => return Response::err(remote_error(&e)),
                 };
+                if let Some(e) = self.pe_unusable(&key, &cfg) {
+                    return Response::err(error(ErrorKind::Unsupported, &e));
+                }
                 self.with_service(&key, |g| {
                     let r = g.director.table.edit_service(&key, cfg, now);
                     if r.is_ok() {

@@ -10,6 +10,8 @@
 //!   too).
 //! * [`curl`], [`curl_ok`], [`curl_get`], [`Download`], [`ClientLoop`]: real clients.
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
+//! * [`Etcd`], [`Dockerd`]: a real etcd and a real dockerd (own data, ports or socket and
+//!   bridge), stopped on drop, for the discovery tests.
 //! * [`EchoStreams`]: connections streaming numbered lines through a failover, with the
 //!   largest gap each one saw.
 //! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
@@ -21,6 +23,8 @@
 
 pub mod agent;
 pub mod client;
+pub mod docker;
+pub mod etcd;
 pub mod ha;
 pub mod listing;
 pub mod proc;
@@ -33,6 +37,8 @@ pub use agent::Agent;
 pub use client::{
     curl, curl_get, curl_in, curl_in_ok, curl_ok, report, write_pattern, ClientLoop, Download,
 };
+pub use docker::Dockerd;
+pub use etcd::Etcd;
 pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};
 pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};

@@ -184,6 +184,7 @@ impl Parser {
                 }
                 "lvs_sync_daemon" => g.lvs_sync_daemon = self.lvs_sync_daemon(n),
                 "rvs_announce_table" => g.rvs_announce = self.rvs_announce(n),
+                "rvs_docker" => g.rvs_docker = self.rvs_docker(n),
                 "lvs_timeouts" => self.lvs_timeouts(n, &mut g.lvs_timeouts),
                 "lvs_flush" => g.lvs_flush = true,
                 "lvs_flush_on_stop" => {
@@ -255,6 +256,37 @@ impl Parser {
             }
             i += 2;
         }
+    }
+
+    /// `rvs_docker [SOCKET]` (rvs addition): the dockerd API socket, an absolute path.
+    fn rvs_docker(&mut self, n: &Node) -> Option<std::path::PathBuf> {
+        if n.len() > 2 {
+            let extra = n.word(2)?.clone();
+            self.err_tok(
+                ErrorClass::GeneralError,
+                n,
+                &extra,
+                "rvs_docker takes one argument, the dockerd socket path".to_string(),
+            );
+            return None;
+        }
+        let Some(t) = n.word(1).cloned() else {
+            return Some(std::path::PathBuf::from("/var/run/docker.sock"));
+        };
+        let p = t.text.strip_prefix("unix://").unwrap_or(&t.text);
+        if !p.starts_with('/') {
+            self.err_tok(
+                ErrorClass::GeneralError,
+                n,
+                &t,
+                format!(
+                    "rvs_docker {}: the dockerd socket must be an absolute path",
+                    t.text
+                ),
+            );
+            return None;
+        }
+        Some(std::path::PathBuf::from(p))
     }
 
     /// `rvs_announce_table TABLE [protocol P] [delay SECS]` (rvs addition).
