@@ -79,6 +79,29 @@ pub struct SyncConn {
 }
 
 impl SyncConn {
+    /// Which of `ports` sync sockets (a power of two) carries this connection: the same one
+    /// for every update of it, so a backup applies them in order.
+    pub fn port_index(&self, ports: u32) -> usize {
+        if ports <= 1 {
+            return 0;
+        }
+        // FNV-1a over the client tuple: cheap, and spreads clients over the sockets.
+        let mut h: u32 = 0x811c_9dc5;
+        let mut eat = |b: &[u8]| {
+            for x in b {
+                h = (h ^ u32::from(*x)).wrapping_mul(0x0100_0193);
+            }
+        };
+        match self.caddr {
+            IpAddr::V4(a) => eat(&a.octets()),
+            IpAddr::V6(a) => eat(&a.octets()),
+        }
+        eat(&self.cport.to_be_bytes());
+        eat(&self.vport.to_be_bytes());
+        eat(&[self.protocol]);
+        (h & (ports - 1)) as usize
+    }
+
     /// Whether the entry is IPv6 (by its client address).
     pub fn is_v6(&self) -> bool {
         self.caddr.is_ipv6()
@@ -113,6 +136,9 @@ pub struct SyncParams {
     pub sock_size: u32,
     /// `backup_only`: no forwarding while the backup daemon runs.
     pub backup_only: bool,
+    /// `sync_ports`: sockets (and ports, from the daemon's port up) per daemon, a power of
+    /// two 1..=64, read when a daemon starts.
+    pub ports: u32,
 }
 
 impl Default for SyncParams {
@@ -127,6 +153,7 @@ impl Default for SyncParams {
             qlen_max: DEFAULT_SYNC_QLEN_MAX,
             sock_size: 0,
             backup_only: false,
+            ports: 1,
         }
     }
 }

@@ -95,12 +95,7 @@ pub const TABLE: &[Def] = &[
         ),
     ),
     def("sync_version", Kind::Range(0, 1), "1", Effect::Acts),
-    def(
-        "sync_ports",
-        Kind::PowerOfTwo,
-        "1",
-        Effect::NotYet("rvs runs one sync thread and port per daemon"),
-    ),
+    def("sync_ports", Kind::PowerOfTwo, "1", Effect::Acts),
     def("sync_persist_mode", Kind::Int, "0", Effect::Acts),
     def("sync_qlen_max", Kind::ULong, "", Effect::Acts),
     def("sync_sock_size", Kind::Int, "0", Effect::Acts),
@@ -316,6 +311,7 @@ impl SysctlSet {
             qlen_max: u("sync_qlen_max"),
             sock_size: u("sync_sock_size"),
             backup_only: self.int("backup_only") != 0,
+            ports: u("sync_ports").clamp(1, 64),
         }
     }
 

@@ -626,3 +626,23 @@ fn fullnat_local_address_travels_and_replies_find_the_synced_entry() {
     };
     assert_eq!(b.conns.info(id).unwrap().local, None);
 }
+
+#[test]
+fn sync_ports_choose_one_port_per_connection_and_spread_them() {
+    let mut seen = std::collections::BTreeSet::new();
+    for cport in 0..64u16 {
+        let mut c = record("192.168.1.1", tcp::ESTABLISHED, 0);
+        c.cport = cport;
+        assert_eq!(c.port_index(1), 0);
+        let i = c.port_index(4);
+        assert!(i < 4);
+        c.state = u16::from(tcp::CLOSE_WAIT);
+        assert_eq!(
+            c.port_index(4),
+            i,
+            "every update of a connection on one port"
+        );
+        seen.insert(i);
+    }
+    assert_eq!(seen.len(), 4, "64 clients use all 4 ports");
+}

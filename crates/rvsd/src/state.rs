@@ -1268,8 +1268,11 @@ mod tests {
         };
         assert!(set(&mut st, "sloppy_tcp", "1").result.is_ok());
         assert!(set(&mut st, "expire_nodest_conn", "1").result.is_ok());
-        let r = set(&mut st, "sync_ports", "4");
+        // Stored with a warning: rvs does not act on it.
+        let r = set(&mut st, "snat_reroute", "0");
         assert!(r.result.is_ok() && r.warnings.len() == 1, "{r:?}");
+        let r = set(&mut st, "sync_ports", "4");
+        assert!(r.result.is_ok() && r.warnings.is_empty(), "{r:?}");
         let e = set(&mut st, "drop_packet", "5").result.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Einval);
         assert_eq!(
@@ -1300,5 +1303,6 @@ mod tests {
         }
         assert_eq!(st.sysctls.int("drop_packet"), 0);
         assert_eq!(st.sysctls.int("sync_ports"), 4);
+        assert_eq!(st.sync.params.ports, 4);
     }
 }

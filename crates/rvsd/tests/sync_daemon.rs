@@ -391,3 +391,69 @@ fn lvs_sync_daemon_changes_on_reload_restart_the_daemons() {
         daemons()
     );
 }
+
+/// `sync_ports` = 4: the backup receives on the daemon's port and the next three (a kernel
+/// master with 4 ports spreads its connections over them).
+#[test]
+fn backup_receives_on_every_sync_port() {
+    if !rvs_lab::require("backup_receives_on_every_sync_port", &["ip", "curl"]) {
+        return;
+    }
+    let mut lab = Lab::new("syncports").expect("lab");
+    let a = lab.add_netns("a").expect("netns a");
+    let b = lab.add_netns("b").expect("netns b");
+    lab.veth(&a, "a0", &b, "b0").expect("veth");
+    a.add_addr("a0", "10.9.0.1/24").expect("addr a");
+    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
+    let dir = lab.workdir().join("b");
+    std::fs::create_dir_all(&dir).expect("workdir");
+    let d = common::Rvsd::start_in(
+        common::RVSD,
+        Some(&b),
+        &dir,
+        &["--drain-time", "0", "--sysctl", "sync_ports=4"],
+    );
+    for l in [
+        &["-A", "-t", "10.0.0.1:80", "-s", "rr"][..],
+        &["-a", "-t", "10.0.0.1:80", "-r", "10.9.0.5:80", "-m"],
+        &["--start-daemon", "backup", "--mcast-interface", "b0"],
+    ] {
+        assert_eq!(d.adm(l).code, 0, "{l:?}");
+    }
+    let tx = a
+        .exec(|| -> std::io::Result<UdpSocket> {
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            s.set_multicast_if_v4(&Ipv4Addr::new(10, 9, 0, 1))?;
+            s.set_multicast_ttl_v4(1)?;
+            s.bind(&SocketAddr::from(([10, 9, 0, 1], 0)).into())?;
+            Ok(s.into())
+        })
+        .expect("enter a")
+        .expect("sender socket");
+    // One connection per port, 8848 … 8851.
+    for i in 0..4u16 {
+        let mut c = record();
+        c.cport = 2000 + i;
+        tx.send_to(
+            &message(0, &c),
+            SocketAddr::from(([224, 0, 0, 81], 8848 + i)),
+        )
+        .expect("send");
+    }
+    let listed = || {
+        let out = d.adm(&["-L", "-n", "-c"]).out;
+        (0..4u16)
+            .filter(|i| out.contains(&format!("1.1.1.1:{}", 2000 + i)))
+            .count()
+    };
+    assert!(
+        wait(Duration::from_secs(5), || listed() == 4),
+        "{} of 4 connections arrived:\n{}",
+        listed(),
+        d.adm(&["-L", "-n", "-c"]).out
+    );
+}

@@ -263,7 +263,7 @@ impl Clients {
         let stop = Arc::new(AtomicBool::new(false));
         let vip = SocketAddr::from((HA_VIP, PORT));
         // Sockets made inside the namespace stay there.
-        // Bounded: 1 s per connect and 15 s in all; what is not connected by then fails.
+        // Bounded: 3 s per connect and 15 s in all; what is not connected by then fails.
         let streams: Vec<std::io::Result<TcpStream>> = client
             .exec(move || {
                 let end = Instant::now() + Duration::from_secs(15);
@@ -275,7 +275,8 @@ impl Clients {
                                 "connect budget spent",
                             ));
                         }
-                        TcpStream::connect_timeout(&vip, Duration::from_secs(1))
+                        // 3 s: a SYN lost on a loaded machine is sent again after 1 s.
+                        TcpStream::connect_timeout(&vip, Duration::from_secs(3))
                     })
                     .collect()
             })

@@ -34,9 +34,9 @@ net.ipv4.vs.drop_entry = {drop_entry}
 net.ipv4.vs.drop_packet = 0
 net.ipv4.vs.conntrack = 0\t# read-only: rvs keeps no netfilter conntrack entries for its connections
 net.ipv4.vs.secure_tcp = 0
-net.ipv4.vs.snat_reroute = 1\t# no effect in rvs yet: the packet plane routes NAT replies itself; there is no netfilter re-route
+net.ipv4.vs.snat_reroute = 0\t# no effect in rvs yet: the packet plane routes NAT replies itself; there is no netfilter re-route
 net.ipv4.vs.sync_version = {sync_version}
-net.ipv4.vs.sync_ports = 2\t# no effect in rvs yet: rvs runs one sync thread and port per daemon
+net.ipv4.vs.sync_ports = 2
 net.ipv4.vs.sync_persist_mode = 0
 net.ipv4.vs.sync_qlen_max = <machine>
 net.ipv4.vs.sync_sock_size = 0
@@ -80,12 +80,14 @@ fn sysctls_at_start_listed_set_and_exported() {
             "net.ipv4.vs.sync_version=0",
             "--sysctl",
             "sync_ports=2",
+            "--sysctl",
+            "snat_reroute=0",
         ],
     );
     // A sysctl rvs does not act on is never accepted silently.
     assert!(
         d.log_text().contains(
-            "--sysctl sync_ports=2: net.ipv4.vs.sync_ports = 2: stored, but rvs does not act on it yet (rvs runs one sync thread and port per daemon)"
+            "--sysctl snat_reroute=0: net.ipv4.vs.snat_reroute = 0: stored, but rvs does not act on it yet (the packet plane routes NAT replies itself; there is no netfilter re-route)"
         ),
         "{}",
         d.log_text()
@@ -160,7 +162,7 @@ fn sysctls_at_start_listed_set_and_exported() {
         "rvs_ipvs_sysctl{name=\"sloppy_tcp\",acts=\"1\"} 0\n",
         "rvs_ipvs_sysctl{name=\"sync_version\",acts=\"1\"} 0\n",
         "rvs_ipvs_sysctl{name=\"sync_retries\",acts=\"1\"} 3\n",
-        "rvs_ipvs_sysctl{name=\"sync_ports\",acts=\"0\"} 2\n",
+        "rvs_ipvs_sysctl{name=\"sync_ports\",acts=\"1\"} 2\n",
         "rvs_ipvs_sysctl{name=\"nat_icmp_send\",acts=\"0\"} 1\n",
         "rvs_ipvs_sysctl{name=\"sync_threshold\",acts=\"1\",part=\"threshold\"} 3\n",
         "rvs_ipvs_sysctl{name=\"sync_threshold\",acts=\"1\",part=\"period\"} 50\n",

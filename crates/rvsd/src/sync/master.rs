@@ -25,8 +25,9 @@ const MAX_ANSWERS: usize = 4;
 
 /// The sockets of a master daemon.
 pub(super) struct MasterSockets {
-    /// The live stream, connected to the group.
-    pub stream: UdpSocket,
+    /// The live stream, connected to the group: one socket per `sync_ports` port; a connection
+    /// always goes out on the same one ([`SyncConn::port_index`]).
+    pub stream: Vec<UdpSocket>,
     /// Bound to the group's resync port: requests (`None` when it could not be opened: the
     /// master then only streams).
     pub listener: Option<UdpSocket>,
@@ -45,13 +46,18 @@ pub(super) fn run(
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut out = Outbox::new(
-        Version::from_sysctl(params.version),
-        cfg.syncid,
-        u32::from(cfg.sync_maxlen),
-        params.qlen_max,
-        DEFAULT_FLUSH_MS,
-    );
+    let ports = socks.stream.len().max(1);
+    let mut outs: Vec<Outbox> = (0..ports)
+        .map(|_| {
+            Outbox::new(
+                Version::from_sysctl(params.version),
+                cfg.syncid,
+                u32::from(cfg.sync_maxlen),
+                params.qlen_max,
+                DEFAULT_FLUSH_MS,
+            )
+        })
+        .collect();
     let mut batch: Vec<SyncConn> = Vec::new();
     let mut answers: VecDeque<Bulk> = VecDeque::new();
     // Resync pacing: a token bucket filled at `resync_rate` datagrams per second, holding at
@@ -78,33 +84,46 @@ pub(super) fn run(
             }
         }
         if let Some(v) = version {
-            out.set_version(Version::from_sysctl(v));
+            for out in &mut outs {
+                out.set_version(Version::from_sysctl(v));
+            }
         }
         let now = clock.now().0;
         let queued = oldest.unwrap_or(now);
         for c in batch.drain(..) {
+            let i = c.port_index(ports as u32);
             // Refusals (IPv6 under version 0, …) are counted by the outbox.
-            let _ = out.push_queued(&c, now, queued);
+            let _ = outs[i].push_queued(&c, now, queued);
         }
         // The live stream first.
-        while let Some((m, oldest)) = out.poll_timed(now) {
-            match socks.stream.send(&m) {
-                Ok(n) => {
-                    counters.tx_datagrams.fetch_add(1, Ordering::Relaxed);
-                    counters.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        let mut waiting: Option<u64> = None;
+        let mut tx = rvs_sync::TxStats::default();
+        for (out, sock) in outs.iter_mut().zip(&socks.stream) {
+            while let Some((m, oldest)) = out.poll_timed(now) {
+                match sock.send(&m) {
+                    Ok(n) => {
+                        counters.tx_datagrams.fetch_add(1, Ordering::Relaxed);
+                        counters.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("sync send: {e}");
+                    }
                 }
-                Err(e) => {
-                    counters.tx_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("sync send: {e}");
-                }
+                counters.lag.record(now.saturating_sub(oldest));
             }
-            counters.lag.record(now.saturating_sub(oldest));
+            if let Some(t) = out.oldest_unsent() {
+                waiting = Some(waiting.map_or(t, |w| w.min(t)));
+            }
+            tx.records += out.stats.records;
+            tx.refused += out.stats.refused;
+            tx.messages += out.stats.messages;
+            tx.dropped_queue_full += out.stats.dropped_queue_full;
         }
-        counters.lag.set_waiting(
-            out.oldest_unsent()
-                .map_or(0, |t| clock.now().0.saturating_sub(t)),
-        );
-        *counters.tx.lock().unwrap_or_else(|p| p.into_inner()) = out.stats.clone();
+        counters
+            .lag
+            .set_waiting(waiting.map_or(0, |t| clock.now().0.saturating_sub(t)));
+        *counters.tx.lock().unwrap_or_else(|p| p.into_inner()) = tx;
         // Then resync: new requests (bounded per round), and one answer's share of the rate.
         if let (Some(l), Some(a)) = (&socks.listener, &socks.answer) {
             for _ in 0..16 {

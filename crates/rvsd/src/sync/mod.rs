@@ -257,9 +257,14 @@ impl SyncDaemons {
         let mut threads = Vec::new();
         match req.role {
             SyncRole::Master => {
-                let stream =
-                    socket::master(&ifc, group, cfg.mcast_port, cfg.mcast_ttl, params.sock_size)
-                        .map_err(sock_err)?;
+                // `sync_ports` sockets, on the daemon's port and the next ones.
+                let stream = (0..params.ports.max(1))
+                    .map(|i| {
+                        let port = cfg.mcast_port.wrapping_add(i as u16);
+                        socket::master(&ifc, group, port, cfg.mcast_ttl, params.sock_size)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sock_err)?;
                 // Without them the master still streams; it only cannot answer resyncs.
                 let listener = socket::resync_listener(&ifc, group, rport)
                     .map_err(|e| tracing::warn!("sync resync listener: {e}"))
@@ -283,7 +288,13 @@ impl SyncDaemons {
                 );
             }
             SyncRole::Backup => {
-                let sock = socket::backup(&ifc, group, cfg.mcast_port, params.sock_size)
+                // One receiving thread per `sync_ports` socket, as the kernel runs them.
+                let socks = (0..params.ports.max(1))
+                    .map(|i| {
+                        let port = cfg.mcast_port.wrapping_add(i as u16);
+                        socket::backup(&ifc, group, port, params.sock_size)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(sock_err)?;
                 // The resync runs beside the live stream, which the daemon thread applies.
                 let gate = self.gate.clone();
@@ -303,18 +314,21 @@ impl SyncDaemons {
                         gate.release();
                     }
                 }
-                let (st, c) = (stop.clone(), cfg.clone());
-                let t = std::thread::Builder::new()
-                    .name("rvs-sync-backup".into())
-                    .spawn(move || backup::run(sock, c, shards, clock, counters, st));
-                match t {
-                    Ok(t) => threads.push(t),
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        for t in threads {
-                            let _ = t.join();
+                for sock in socks {
+                    let (st, c, sh, co) =
+                        (stop.clone(), cfg.clone(), shards.clone(), counters.clone());
+                    let t = std::thread::Builder::new()
+                        .name("rvs-sync-backup".into())
+                        .spawn(move || backup::run(sock, c, sh, clock, co, st));
+                    match t {
+                        Ok(t) => threads.push(t),
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            for t in threads {
+                                let _ = t.join();
+                            }
+                            return Err(thread_err(e));
                         }
-                        return Err(thread_err(e));
                     }
                 }
             }
