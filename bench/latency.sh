@@ -84,6 +84,7 @@ adm -A -t "$VIP" -s wlc
 for r in "${RS[@]}"; do adm -a -t "$VIP" -r "$r" -m; done
 sleep 0.5
 for r in "${RS[@]}"; do
+  for _ in $(seq 50); do curl -sf "http://$r/" >/dev/null && break; sleep 0.1; done
   curl -sf "http://$r/" >/dev/null || { echo "bench/latency.sh: real server $r does not answer" >&2; exit 1; }
 done
 curl -sf "http://$VIP/" >/dev/null || { echo "bench/latency.sh: rvsd does not answer on $VIP" >&2; exit 1; }
