@@ -99,6 +99,11 @@ pub struct Diagnostic {
     pub message: String,
     /// The offending configuration text (the logical line), if any.
     pub snippet: Option<String>,
+    /// The daemon cannot run with this although its class is not a fatal one: keepalived
+    /// reports some problems that stop its VRRP process (no `virtual_router_id`, no VIP for
+    /// VRRPv3, no interface, a VRID used twice) with an ordinary error class, so `-t` exits 5
+    /// for them; rvs reports the same class and keeps the "cannot run" verdict here.
+    pub stops: bool,
 }
 
 impl Diagnostic {
@@ -109,7 +114,19 @@ impl Diagnostic {
             pos,
             message: message.into(),
             snippet: None,
+            stops: false,
         }
+    }
+
+    /// The same, marked as stopping the daemon (see [`Diagnostic::stops`]).
+    pub fn stopping(mut self) -> Self {
+        self.stops = true;
+        self
+    }
+
+    /// Whether the daemon cannot run a configuration with this diagnostic.
+    pub fn prevents_running(&self) -> bool {
+        self.stops || self.class.is_fatal() || self.class == ErrorClass::MissingParameter
     }
 
     /// The same with the offending text attached.
@@ -142,12 +159,13 @@ impl fmt::Display for Diagnostic {
 
 /// The exit status of `rvsd -t` for a set of diagnostics.
 ///
-/// keepalived 2.2.7 (docs/internals/keepalived.md#exit-classes): 0 OK, 2 missing parameter (it exits from inside the
-/// parser), 4 cannot run, 5 errors but would run, 6 script security.
-/// keepalived keeps the *least* severe class seen, so a fatal error followed by any
-/// ordinary error reports 5. rvs deliberately lets "cannot run" win (4) — a test that
-/// says "would run" for a configuration the daemon refuses is harmful; see
-/// `docs/keepalived-differences.md`. Otherwise the ordering is keepalived's.
+/// keepalived 2.2.7 (docs/internals/keepalived.md#exit-classes): 2 missing parameter (it exits
+/// from inside the parser); otherwise the class of the *least* severe diagnostic decides
+/// (keepalived records the highest class value seen): 4 when it is one of the "cannot run"
+/// classes, 6 script security, 5 any other error or warning, 0 none. So a missing interface
+/// (two messages, the second of a less severe class) gives 5, as does a VRRP instance without
+/// `virtual_router_id`. Whether rvsd can run the configuration is a separate question
+/// ([`Diagnostic::prevents_running`]), which `rvsd -t` answers in its verdict line.
 pub fn exit_status(diags: &[Diagnostic]) -> i32 {
     if diags
         .iter()
@@ -155,15 +173,10 @@ pub fn exit_status(diags: &[Diagnostic]) -> i32 {
     {
         return 2;
     }
-    if diags.iter().any(|d| d.class.is_fatal()) {
-        return 4;
-    }
-    if diags.iter().any(|d| d.class == ErrorClass::SecurityError) {
-        return 6;
-    }
-    if diags.is_empty() {
-        0
-    } else {
-        5
+    match diags.iter().map(|d| d.class).max() {
+        None => 0,
+        Some(c) if c.is_fatal() => 4,
+        Some(ErrorClass::SecurityError) => 6,
+        Some(_) => 5,
     }
 }

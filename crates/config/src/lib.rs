@@ -100,9 +100,12 @@ impl Report {
         diag::exit_status(&self.diagnostics)
     }
 
-    /// True if rvsd can run this configuration (no missing parameter, nothing fatal).
+    /// True if rvsd can run this configuration (no missing parameter, nothing fatal, nothing
+    /// that stops keepalived's processes; see [`diag::Diagnostic::prevents_running`]). Not the
+    /// same as the exit status: keepalived's `-t` says 5 for some configurations it then
+    /// refuses to run.
     pub fn can_run(&self) -> bool {
-        !matches!(self.exit_status(), 2 | 4)
+        !self.diagnostics.iter().any(|d| d.prevents_running())
     }
 
     /// The report text for `rvsd -t`: one diagnostic per entry (position, severity,
@@ -119,11 +122,11 @@ impl Report {
             .filter(|d| !d.class.is_warning())
             .count();
         let warnings = self.diagnostics.len() - errors;
-        let verdict = match self.exit_status() {
-            0 => "configuration OK",
-            2 => "configuration has a missing parameter: rvsd will not start",
-            4 => "configuration cannot run: rvsd will not start",
-            6 => "scripts would run as root without enable_script_security",
+        let verdict = match (self.exit_status(), self.can_run()) {
+            (0, _) => "configuration OK",
+            (2, _) => "configuration has a missing parameter: rvsd will not start",
+            (_, false) => "configuration cannot run: rvsd will not start",
+            (6, _) => "scripts would run as root without enable_script_security",
             _ => "configuration has problems but would run",
         };
         s.push_str(&format!(
@@ -141,7 +144,7 @@ impl Report {
         let first = self
             .diagnostics
             .iter()
-            .find(|d| d.class.is_fatal() || d.class == ErrorClass::MissingParameter)
+            .find(|d| d.prevents_running())
             .or(self.diagnostics.first())
             .map(|d| d.to_string())
             .unwrap_or_default();

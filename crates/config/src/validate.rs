@@ -34,6 +34,15 @@ impl Parser {
         self.err_at(class, pos, msg, "");
     }
 
+    /// An error that stops keepalived's VRRP process although `-t` reports it with an ordinary
+    /// class (exit 5): a general error marked [`crate::diag::Diagnostic::stops`].
+    fn stop(&mut self, pos: &Pos, msg: String) {
+        self.err_at(ErrorClass::GeneralError, pos, msg, "");
+        if let Some(d) = self.diags.last_mut() {
+            d.stops = true;
+        }
+    }
+
     pub(crate) fn validate(&mut self) {
         let raw = std::mem::take(&mut self.raw_vs);
         for r in raw {
@@ -327,11 +336,7 @@ impl Parser {
             }
             let Some(vrid) = r.vrid else {
                 // keepalived's VRRP process exits here (the daemon stops), yet -t says 5.
-                self.warn(
-                    ErrorClass::Fatal,
-                    &pos,
-                    format!("({name}) the virtual router id must be set"),
-                );
+                self.stop(&pos, format!("({name}) the virtual router id must be set"));
                 continue;
             };
             inst.vrid = vrid;
@@ -407,8 +412,7 @@ impl Parser {
             }
             if inst.virtual_ipaddresses.is_empty() {
                 if inst.version == 3 || strict_i {
-                    self.warn(
-                        ErrorClass::Fatal,
+                    self.stop(
                         &pos,
                         format!("({name}) No VIP specified; at least one is required"),
                     );
@@ -467,11 +471,7 @@ impl Parser {
             let unicast = !inst.unicast_peers.is_empty();
             if inst.interface.is_none() && !(unicast && inst.unicast_src_ip.is_some()) {
                 // keepalived stops the VRRP process for a multicast instance without one.
-                self.warn(
-                    ErrorClass::Fatal,
-                    &pos,
-                    format!("({name}) no interface specified - an interface is required unless unicast_src_ip and unicast_peer are set"),
-                );
+                self.stop(&pos, format!("({name}) no interface specified - an interface is required unless unicast_src_ip and unicast_peer are set"));
                 continue;
             }
             // Identity as keepalived sees it: VRID, family, interface and (unicast) source.
@@ -482,8 +482,7 @@ impl Parser {
                 inst.unicast_src_ip,
             );
             if let Some(other) = seen_vrid.get(&key) {
-                self.warn(
-                    ErrorClass::Fatal,
+                self.stop(
                     &pos,
                     format!(
                         "{other} and {name} both use VRID {vrid} with {} on interface {}",
@@ -771,8 +770,10 @@ impl Parser {
             return;
         }
         let first = missing[0].0.clone();
+        // Each "doesn't exist" line is an ordinary error in keepalived (so `-t` exits 5); the
+        // summary line below is the "cannot run" one.
         for (pos, msg) in missing {
-            self.warn(ErrorClass::BadInterface, &pos, msg);
+            self.warn(ErrorClass::GeneralError, &pos, msg);
         }
         self.warn(
             ErrorClass::BadInterface,

@@ -802,7 +802,8 @@ fn vrrp_instance_errors() {
     ] {
         assert!(m.iter().any(|x| x == want), "missing {want:?} in {m:?}");
     }
-    assert_eq!(r.exit_status(), 4, "no VRID: rvsd will not start");
+    assert_eq!(r.exit_status(), 5, "keepalived -t: 5");
+    assert!(!r.can_run(), "no VRID: rvsd will not start");
 }
 
 #[test]
@@ -829,10 +830,13 @@ fn vrrp_v2_advert_int_rounding_and_family_mismatch() {
 fn vrrp_fatal_configurations() {
     let dup = chk("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n 10.0.0.1\n }\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n 10.0.0.2\n }\n}\n");
     assert!(msgs(&dup).contains(&"A and B both use VRID 5 with IPv4 on interface eth0".to_string()));
-    assert_eq!(dup.exit_status(), 4);
+    // keepalived 2.2.7 -t exits 5 for each of these, and its VRRP process stops on them.
+    assert_eq!(dup.exit_status(), 5);
+    assert!(!dup.can_run());
     let v3 = chk("vrrp_instance A {\n interface eth0\n version 3\n virtual_router_id 5\n}\n");
     assert!(msgs(&v3).contains(&"(A) No VIP specified; at least one is required".to_string()));
-    assert_eq!(v3.exit_status(), 4);
+    assert_eq!(v3.exit_status(), 5);
+    assert!(!v3.can_run());
     let v2 = chk("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n");
     assert_eq!(
         msgs(&v2),
@@ -841,7 +845,8 @@ fn vrrp_fatal_configurations() {
     assert_eq!(v2.exit_status(), 5);
     let noif =
         chk("vrrp_instance A {\n virtual_router_id 5\n virtual_ipaddress {\n 10.0.0.1\n }\n}\n");
-    assert_eq!(noif.exit_status(), 4);
+    assert_eq!(noif.exit_status(), 5);
+    assert!(!noif.can_run());
     let uni = chk("vrrp_instance A {\n virtual_router_id 5\n unicast_src_ip 10.0.0.1\n unicast_peer {\n 10.0.0.2\n }\n virtual_ipaddress {\n 10.0.0.1\n }\n}\n");
     assert_eq!(uni.exit_status(), 0, "{:?}", msgs(&uni));
 }
@@ -1089,7 +1094,10 @@ fn interfaces_are_checked_when_asked() {
             "Non-existent interface specified in configuration".to_string(),
         ]
     );
-    assert_eq!(on.exit_status(), 4);
+    // keepalived 2.2.7 -t: 5 (the "doesn't exist" lines are ordinary errors, the least severe
+    // class decides); rvsd still will not start.
+    assert_eq!(on.exit_status(), 5);
+    assert!(!on.can_run());
     let dynamic = check_str(
         "t.conf",
         &format!("global_defs {{\n dynamic_interfaces\n}}\n{text}"),

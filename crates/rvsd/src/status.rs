@@ -76,6 +76,9 @@ pub struct StatusDoc {
     pub vrrp: Vec<m::VrrpInstanceEntry>,
     /// Connection synchronisation daemons running (`rvsadm -L --daemon`; empty: none).
     pub sync: Vec<m::DaemonConfig>,
+    /// Services were left out ([`snapshot_limited`]).
+    #[serde(skip)]
+    pub partial: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -89,12 +92,27 @@ pub fn now_ms() -> u64 {
 /// The document for the current state (each service copied under its shard's lock, one at a
 /// time, as the metrics are).
 pub fn snapshot(st: &State) -> StatusDoc {
+    snapshot_limited(st, usize::MAX)
+}
+
+/// The same, with services (in creation order) only until they and their real servers make
+/// `max_series` entries; `partial` says whether some were left out. The history sampler
+/// takes no more than it keeps ([`HISTORY_SERIES`]): copying and naming every service of a
+/// 10 000-service table once a second would be an idle rvsd's main cost.
+pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
     let (c, r, entries, resched) = st.totals();
     let mut services = Vec::new();
+    let mut series = 0usize;
+    let mut partial = false;
     for k in st.service_keys() {
+        if series >= max_series {
+            partial = true;
+            break;
+        }
         let Some(entry) = st.list_service(&k) else {
             continue;
         };
+        series += 1 + entry.dests.len();
         // Flags per real server, keyed by address and port (the listing record has no id).
         let flags: HashMap<SocketAddr, (bool, Option<String>)> = st
             .with_service(&k, |sh| {
@@ -162,6 +180,7 @@ pub fn snapshot(st: &State) -> StatusDoc {
         services,
         vrrp,
         sync: st.sync.list(),
+        partial,
     }
 }
 
@@ -291,7 +310,7 @@ impl History {
                 add(format!("{} -> {}", s.name, d.name), &d.entry.stats);
             }
         }
-        self.truncated = truncated;
+        self.truncated = truncated || doc.partial;
         self.series.retain(|_, e| e.seen == round);
     }
 }
@@ -299,6 +318,39 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sampler's snapshot stops once it has the series the history keeps, and says so.
+    #[test]
+    fn limited_snapshot_takes_services_until_the_series_are_enough() {
+        let mut st = State::new(rvs_core::Time(0), crate::state::Planes { packet: false });
+        for c in [
+            "-A -t 127.0.0.1:80",
+            "-a -t 127.0.0.1:80 -r 127.0.0.11:80 -m",
+            "-a -t 127.0.0.1:80 -r 127.0.0.12:80 -m",
+            "-A -t 127.0.0.1:81",
+            "-a -t 127.0.0.1:81 -r 127.0.0.11:80 -m",
+            "-A -t 127.0.0.1:82",
+        ] {
+            let r = st.handle(&crate::test_support::parse_cmd(c), rvs_core::Time(0));
+            assert!(r.result.is_ok(), "{c}");
+        }
+        let names = |d: &StatusDoc| {
+            d.services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let all = snapshot(&st);
+        assert_eq!(names(&all).len(), 3);
+        assert!(!all.partial);
+        let part = snapshot_limited(&st, 4);
+        assert_eq!(names(&part), ["TCP 127.0.0.1:80", "TCP 127.0.0.1:81"]);
+        assert!(part.partial);
+        let mut h = History::default();
+        h.sample(&part);
+        assert!(h.truncated);
+        assert_eq!(h.series.len(), 5);
+    }
 
     fn doc(conns: u64, pkts: u64) -> StatusDoc {
         let spec = m::ServiceSpec::with_defaults(m::ServiceKey::Addr {
@@ -328,6 +380,7 @@ mod tests {
                 },
                 dests: Vec::new(),
             }],
+            partial: false,
             vrrp: Vec::new(),
             sync: Vec::new(),
         }

@@ -146,7 +146,10 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) {
             _ = every.tick() => {
                 let (d, h) = (daemon.clone(), history.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    let doc = crate::status::snapshot(&d.lock());
+                    let doc = crate::status::snapshot_limited(
+                        &d.lock(),
+                        crate::status::HISTORY_SERIES,
+                    );
                     lock(&h).sample(&doc);
                 })
                 .await;

@@ -164,3 +164,46 @@ fn keywords_parsed_but_not_acted_on_are_warned_about() {
     );
     assert_eq!(code, 0, "{text}");
 }
+
+/// keepalived 2.2.7's `-t` exits 5 for a VRRP instance on an interface that does not exist
+/// and for one without `virtual_router_id` (its least severe message decides), although its
+/// daemon refuses to run either: rvsd -t exits 5 too and its verdict says it will not start.
+/// Compared with the real keepalived (installed by CI).
+#[test]
+fn vrrp_problems_that_stop_the_daemon_exit_like_keepalived() {
+    let cases = [
+        (
+            "noif",
+            "vrrp_instance V {\n interface rvs-nosuch9\n virtual_router_id 51\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
+        ),
+        (
+            "novrid",
+            "vrrp_instance V {\n interface lo\n priority 100\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
+        ),
+    ];
+    for (name, conf) in cases {
+        let (code, text) = rvsd_t(name, conf);
+        assert_eq!(code, 5, "{name}: {text}");
+        assert!(text.contains("rvsd will not start"), "{name}: {text}");
+    }
+    rvs_require::require_tools!("keepalived", "timeout");
+    let dir = std::env::temp_dir().join(format!("rvsd-t-ka-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, conf) in cases {
+        let path = dir.join(format!("{name}.conf"));
+        std::fs::write(&path, conf).unwrap();
+        let mut c = Command::new("timeout");
+        c.arg("20").arg("keepalived").arg("-t").arg("-f").arg(&path);
+        for (flag, pid) in [("-p", "p"), ("-r", "r"), ("-c", "c"), ("-b", "b")] {
+            c.arg(flag).arg(dir.join(format!("{name}.{pid}.pid")));
+        }
+        let out = c.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{name}: keepalived: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
