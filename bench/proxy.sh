@@ -42,6 +42,8 @@ CONNS=${CONNS:-50}
 BULK_CONNS=${BULK_CONNS:-10}
 NICE=${RVS_BENCH_NICE:--15}
 work=$(mktemp -d /tmp/rvs-bench-proxy.XXXXXX)
+# nginx workers (user www-data) read the bulk file from here.
+chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

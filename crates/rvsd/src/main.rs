@@ -46,7 +46,7 @@ struct Args {
     /// Kernel splicing of proxied TCP flows once connected (BPF sockmap: the kernel moves the
     /// bytes between the two sockets): `auto` where the kernel allows it, `on` (the same, but a
     /// kernel that refuses is a warning), `off` (every byte through the proxy's threads).
-    #[arg(long, default_value = "auto", value_parser = parse_proxy_splice)]
+    #[arg(long, default_value = "off", value_parser = parse_proxy_splice)]
     proxy_splice: rvs_proxy::KernelSplice,
     /// How long open connections may take to finish, in seconds: on SIGTERM, and for a real
     /// server that a reload of `-f` removed (drained, then deleted).

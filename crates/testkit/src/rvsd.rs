@@ -169,8 +169,8 @@ impl Rvsd {
         if !args.contains(&"--workers") {
             cmd.args(["--workers", "1"]);
         }
-        // The proxy e2e tests run once as they are and once with kernel splicing forced off
-        // (scripts/test sets RVS_TEST_PROXY_SPLICE=off), so both relays are covered.
+        // The proxy e2e tests run once as they are (splicing off, the default) and once with
+        // kernel splicing on (scripts/test sets RVS_TEST_PROXY_SPLICE=on): both relays covered.
         if let Ok(mode) = std::env::var("RVS_TEST_PROXY_SPLICE") {
             if !args.contains(&"--proxy-splice") {
                 cmd.args(["--proxy-splice", &mode]);

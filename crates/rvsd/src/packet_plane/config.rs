@@ -3,76 +3,17 @@
 //! the keeper (pure functions of the packet shard, the VRRP state and the options, unit-tested
 //! below).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use rvs_core::{FwdMethod, Protocol, ServiceKey};
 use rvs_packet::plane::{MarkRule, PlaneConfig, PortConfig, PortId};
 use rvs_packet_io::nft::{GuardRules, LocalPorts, Match};
 
+pub use super::iface::Iface;
 use crate::published::{Doorbell, Published};
 use crate::shard::Shard;
 use crate::vrrp::StatusBoard;
-
-/// What rvsd needs to know about one interface of the plane.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Iface {
-    /// Interface name.
-    pub name: String,
-    /// Interface index.
-    pub ifindex: u32,
-    /// MAC address.
-    pub mac: [u8; 6],
-    /// MTU.
-    pub mtu: u32,
-    /// Addresses with their prefix lengths.
-    pub addrs: Vec<(IpAddr, u8)>,
-}
-
-impl Iface {
-    fn addr4(&self) -> Option<Ipv4Addr> {
-        self.addrs.iter().find_map(|(a, _)| match a {
-            IpAddr::V4(v) => Some(*v),
-            IpAddr::V6(_) => None,
-        })
-    }
-
-    /// A global IPv6 address (link-local ones cannot source tunnels or ICMP errors to
-    /// clients off-link).
-    fn addr6(&self) -> Option<Ipv6Addr> {
-        self.addrs.iter().find_map(|(a, _)| match a {
-            IpAddr::V6(v) if (v.segments()[0] & 0xffc0) != 0xfe80 => Some(*v),
-            _ => None,
-        })
-    }
-
-    /// True when `a` is on one of the interface's networks.
-    pub fn on_link(&self, a: IpAddr) -> bool {
-        self.addrs
-            .iter()
-            .any(|&(net, len)| same_prefix(net, a, len))
-    }
-}
-
-fn same_prefix(a: IpAddr, b: IpAddr, len: u8) -> bool {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let len = u32::from(len.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let len = u32::from(len.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
-    }
-}
 
 /// Parses a `--fwmark-rule` value: `PROTO:ADDR:PORT[-PORT]=MARK`, PROTO one of `tcp`, `udp`,
 /// `sctp`, `any`; an IPv6 address in brackets. The rvs stand-in for
@@ -621,9 +562,25 @@ mod tests {
     #[test]
     fn prefixes() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(same_prefix(ip("10.2.0.1"), ip("10.2.0.200"), 24));
-        assert!(!same_prefix(ip("10.2.0.1"), ip("10.2.1.1"), 24));
-        assert!(same_prefix(ip("2001:db8::1"), ip("2001:db8::ff"), 64));
-        assert!(!same_prefix(ip("10.2.0.1"), ip("2001:db8::ff"), 0));
+        assert!(super::super::iface::same_prefix(
+            ip("10.2.0.1"),
+            ip("10.2.0.200"),
+            24
+        ));
+        assert!(!super::super::iface::same_prefix(
+            ip("10.2.0.1"),
+            ip("10.2.1.1"),
+            24
+        ));
+        assert!(super::super::iface::same_prefix(
+            ip("2001:db8::1"),
+            ip("2001:db8::ff"),
+            64
+        ));
+        assert!(!super::super::iface::same_prefix(
+            ip("10.2.0.1"),
+            ip("2001:db8::ff"),
+            0
+        ));
     }
 }

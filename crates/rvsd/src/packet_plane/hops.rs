@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rvs_packet::plane::{Neighbours, NextHop, PortId};
 use rvs_packet_io::Resolver;
 
-use super::config::Iface;
+use super::iface::Iface;
 use crate::learned_neighbours::Learned;
 use crate::lock::lock;
 use crate::published::{Doorbell, Published, Snapshot};

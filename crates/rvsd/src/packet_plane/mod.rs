@@ -89,6 +89,7 @@
 
 pub mod config;
 mod hops;
+mod iface;
 mod keeper;
 mod worker;
 pub mod xdp;

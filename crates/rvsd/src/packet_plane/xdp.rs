@@ -32,7 +32,7 @@ use rvs_core::stats::Traffic;
 use rvs_core::{Director, Time};
 use rvs_packet::fastpath::{same_connection, still_valid, Offer};
 
-use super::config::Iface;
+use super::iface::Iface;
 use crate::clock::Clock;
 use crate::shard::{self, ShardRef};
 
