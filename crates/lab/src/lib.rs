@@ -27,7 +27,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use rvs_lab::{Proto, Result};
+//! use rvs_lab::{Protocol, Result};
 //!
 //! fn nat_lab_baseline() -> Result<()> {
 //!     if !rvs_lab::is_root() {
@@ -43,7 +43,7 @@
 //!         .args(["-sS", "--max-time", "3", &format!("http://{rs1}/")])
 //!         .run()?;
 //!     assert_eq!(page, "rs1\n");
-//!     t.director().ns.wait_for_port(Proto::Tcp, 22, Duration::from_millis(1)).ok();
+//!     t.director().ns.wait_for_port(Protocol::Tcp, 22, Duration::from_millis(1)).ok();
 //!     Ok(())
 //! }
 //! ```
@@ -65,9 +65,11 @@ pub use decap::{DecapConfig, DecapCounters, Decapsulator};
 pub use error::{LabError, Result};
 pub use netns::{
     cleanup_orphans, cleanup_stale, is_root, list_namespaces, socat_transfer, Lab, MacAddr, Netns,
-    Proto, CLI_PREFIX, TEST_PREFIX,
+    CLI_PREFIX, TEST_PREFIX,
 };
 pub use nginx::{Listen, Nginx, Site};
+/// The workspace's transport-protocol type, re-exported for the lab's callers.
+pub use rvs_core::Protocol;
 pub use tools::{in_ci, require, require_root, which};
 pub use topo::{
     dr, fullnat, ha, nat, nat_dual, selftest, tun, tun_dual, BuildOptions, Iface, Ipv6Layer,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rvs_core::Protocol;
 
 use crate::cmd::{NsChild, NsCommand};
 use crate::decap::{DecapConfig, Decapsulator};
@@ -83,15 +84,6 @@ pub struct LinkStats {
     pub rx_bytes: u64,
     /// Bytes sent.
     pub tx_bytes: u64,
-}
-
-/// Transport protocol of a listening socket, for [`Netns::wait_for_port`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    /// TCP listener.
-    Tcp,
-    /// UDP bound socket.
-    Udp,
 }
 
 /// A handle on one named network namespace (`/run/netns/<name>`). Cheap to clone; it does not
@@ -270,10 +262,11 @@ impl Netns {
 
     /// Waits (at most `timeout`) until something in the namespace listens on `port` (TCP) or has
     /// bound it (UDP), as reported by `ss`.
-    pub fn wait_for_port(&self, proto: Proto, port: u16, timeout: Duration) -> Result<()> {
+    pub fn wait_for_port(&self, proto: Protocol, port: u16, timeout: Duration) -> Result<()> {
         let flag = match proto {
-            Proto::Tcp => "-Hltn",
-            Proto::Udp => "-Hlun",
+            Protocol::Tcp => "-Hltn",
+            Protocol::Udp => "-Hlun",
+            Protocol::Sctp => "-HlSn",
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -328,19 +321,20 @@ impl Netns {
         crate::nginx::site_root(&self.nginx_dir(port), &Site::port(port, ""))
     }
 
-    /// Starts an echo server on `port` (all addresses): TCP sends back what each connection
-    /// sends (socat `TCP-LISTEN:PORT,fork,reuseaddr PIPE`), UDP answers each datagram with
-    /// itself ([`Netns::udp_responder`]). Returns once the port is bound (≤ 5 s).
-    pub fn echo_server(&self, proto: Proto, port: u16) -> Result<NsChild> {
-        match proto {
-            Proto::Tcp => {
-                let listen = format!("TCP-LISTEN:{port},fork,reuseaddr");
-                let child = self.cmd("socat").args([listen.as_str(), "PIPE"]).spawn()?;
-                self.wait_for_port(proto, port, Duration::from_secs(5))?;
-                Ok(child)
-            }
-            Proto::Udp => self.udp_responder(port, None),
-        }
+    /// Starts an echo server on `port` (all addresses): TCP and SCTP send back what each
+    /// connection sends (socat `TCP-LISTEN:PORT,fork,reuseaddr PIPE`, `SCTP-LISTEN` likewise),
+    /// UDP answers each datagram with itself ([`Netns::udp_responder`]). Returns once the port
+    /// is bound (≤ 5 s).
+    pub fn echo_server(&self, proto: Protocol, port: u16) -> Result<NsChild> {
+        let kind = match proto {
+            Protocol::Tcp => "TCP",
+            Protocol::Sctp => "SCTP",
+            Protocol::Udp => return self.udp_responder(port, None),
+        };
+        let listen = format!("{kind}-LISTEN:{port},fork,reuseaddr");
+        let child = self.cmd("socat").args([listen.as_str(), "PIPE"]).spawn()?;
+        self.wait_for_port(proto, port, Duration::from_secs(5))?;
+        Ok(child)
     }
 
     /// Starts a UDP server on `port` (IPv4 and IPv6, all addresses) that answers every datagram
@@ -369,7 +363,7 @@ while True:
             args.push(r);
         }
         let child = self.cmd("python3").args(args).spawn()?;
-        self.wait_for_port(Proto::Udp, port, Duration::from_secs(5))?;
+        self.wait_for_port(Protocol::Udp, port, Duration::from_secs(5))?;
         Ok(child)
     }
 
@@ -413,7 +407,7 @@ pub fn socat_transfer(
         .cmd("socat")
         .args(["-u", &format!("TCP-LISTEN:{port},reuseaddr"), "STDOUT"])
         .spawn_captured()?;
-    server.wait_for_port(Proto::Tcp, port, Duration::from_secs(5))?;
+    server.wait_for_port(Protocol::Tcp, port, Duration::from_secs(5))?;
     client
         .cmd("socat")
         .args([

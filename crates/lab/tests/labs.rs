@@ -9,8 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rvs_lab::{
-    list_namespaces, socat_transfer, DecapCounters, Lab, LabKind, Netns, Proto, SelftestMode,
-    Topology,
+    list_namespaces, socat_transfer, DecapCounters, Lab, LabKind, Netns, SelftestMode, Topology,
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -114,8 +113,8 @@ fn nat_lab_connectivity_without_a_director() {
     // socat echo servers, TCP and UDP, through the director.
     let rs1 = t.real_servers()[0].ns.clone();
     let rip1 = t.real_servers()[0].addr().unwrap();
-    let _tcp = rs1.echo_server(Proto::Tcp, 9001).unwrap();
-    let _udp = rs1.echo_server(Proto::Udp, 9002).unwrap();
+    let _tcp = rs1.echo_server(rvs_lab::Protocol::Tcp, 9001).unwrap();
+    let _udp = rs1.echo_server(rvs_lab::Protocol::Udp, 9002).unwrap();
     for (proto, port) in [("TCP", 9001), ("UDP", 9002)] {
         let back = client
             .cmd("socat")
@@ -154,7 +153,7 @@ fn nat_lab_kernel_baseline_alternates_real_servers() {
     let _e: Vec<_> = t
         .real_servers()
         .iter()
-        .map(|rs| rs.ns.echo_server(Proto::Udp, 5353).unwrap())
+        .map(|rs| rs.ns.echo_server(rvs_lab::Protocol::Udp, 5353).unwrap())
         .collect();
     let back = client
         .cmd("socat")
@@ -723,7 +722,7 @@ fn commands_time_out_and_report_failures() {
     let err = ns.ip(["link", "set", "nonexistent", "up"]).unwrap_err();
     assert!(matches!(err, rvs_lab::LabError::Command { .. }), "{err}");
     let err = ns
-        .wait_for_port(Proto::Tcp, 9, Duration::from_millis(100))
+        .wait_for_port(rvs_lab::Protocol::Tcp, 9, Duration::from_millis(100))
         .unwrap_err();
     assert!(matches!(err, rvs_lab::LabError::Timeout { .. }), "{err}");
     assert!(lab.veth(&ns, "name-much-too-long", &ns, "b").is_err());

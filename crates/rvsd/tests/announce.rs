@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::Signal;
-use rvs_lab::{Lab, Netns, Proto};
+use rvs_lab::{Lab, Netns, Protocol};
 
 /// `ip route show table 100 proto 252` (both families), one route per line, trimmed.
 fn routes(ns: &Netns) -> Vec<String> {
@@ -78,7 +78,7 @@ fn routes_follow_what_can_be_served_and_go_first_on_sigterm() {
     let mut lab = Lab::new("annc").expect("lab");
     let ns = lab.add_netns("d").expect("netns");
     ns.ip(["link", "set", "lo", "up"]).expect("lo up");
-    let echo_srv = ns.echo_server(Proto::Tcp, 8080).expect("echo server");
+    let echo_srv = ns.echo_server(Protocol::Tcp, 8080).expect("echo server");
     lab.own(echo_srv);
     // A route a killed rvsd left behind (our protocol, a VIP that is not served): removed.
     ns.ip([

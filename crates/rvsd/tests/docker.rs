@@ -43,23 +43,18 @@ fn served(d: &Rvsd) -> BTreeSet<String> {
         .collect()
 }
 
-/// `docker run -d` a labelled httpd container answering its own name.
+/// A labelled httpd container answering its own name, started by
+/// `examples/docker/run-web.sh` (so the example is tested); its real-server address.
 fn run(dk: &Dockerd, name: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "run",
-        "-d",
-        "--name",
-        name,
-        "-l",
-        "rvs.service=tcp:127.77.191.100:8080",
-        "-l",
-        "rvs.port=80",
-    ];
+    let mut args = vec![IMAGE, name, "tcp:127.77.191.100:8080"];
     args.extend_from_slice(extra);
-    let cmd = format!("echo {name} > /www/index.html; exec /bin/httpd -f -p 80 -h /www");
-    args.extend_from_slice(&[IMAGE, "/bin/sh", "-c", &cmd]);
-    dk.docker(&args);
-    format!("{}:80", dk.ip_of(name))
+    let addr = dk.example("run-web.sh", &args);
+    assert_eq!(
+        addr,
+        format!("{}:80", dk.ip_of(name)),
+        "run-web.sh printed {addr:?}"
+    );
+    addr
 }
 
 #[test]

@@ -1069,7 +1069,7 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
     let rs: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
     for ns in &rs {
         let c = ns
-            .echo_server(rvs_lab::Proto::Tcp, port)
+            .echo_server(rvs_lab::Protocol::Tcp, port)
             .expect("echo server");
         t.lab_mut().own(c);
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 use rvs_lab::ecmp::{self, Ecmp, VIP};
-use rvs_lab::{require_root, Proto};
+use rvs_lab::{require_root, Protocol};
 
 const ECHO_PORT: u16 = 7000;
 
@@ -164,7 +164,7 @@ fn named_echo(e: &mut Ecmp, i: usize) {
         .spawn()
         .expect("socat");
     e.lab_mut().own(c);
-    ns.wait_for_port(Proto::Tcp, ECHO_PORT, Duration::from_secs(5))
+    ns.wait_for_port(Protocol::Tcp, ECHO_PORT, Duration::from_secs(5))
         .expect("echo server listens");
 }
 

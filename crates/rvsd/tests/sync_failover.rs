@@ -33,7 +33,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rvs_lab::topo::{BuildOptions, LabKind, HA_DIP, HA_VIP};
-use rvs_lab::{Lab, Netns, Proto, Topology};
+use rvs_lab::{Lab, Netns, Protocol, Topology};
 
 const PORT: u16 = 9000;
 const REAL_SERVERS: u8 = 4;
@@ -414,7 +414,7 @@ fn failover_with(tag: &str, n: usize, setup: &Setup) -> Outcome {
     for rs in topo.real_servers() {
         echo.push(
             rs.ns
-                .echo_server(Proto::Tcp, PORT)
+                .echo_server(Protocol::Tcp, PORT)
                 .expect("socat echo server"),
         );
     }
@@ -693,7 +693,7 @@ fn after_failover(tag: &str, n: usize) -> (Topology, Director, Director, Clients
     for rs in topo.real_servers() {
         echo.push(
             rs.ns
-                .echo_server(Proto::Tcp, PORT)
+                .echo_server(Protocol::Tcp, PORT)
                 .expect("socat echo server"),
         );
     }

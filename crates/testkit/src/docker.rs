@@ -138,35 +138,38 @@ impl Dockerd {
 
     /// Import an image `tag` made `FROM scratch` of the static busybox (`/bin/busybox` of
     /// Debian's busybox-static) with `/www/index.html` answering `hello`: no registry needed.
-    /// Containers run it as `/bin/httpd -f -p PORT -h /www`.
+    /// Containers run it as `/bin/httpd -f -p PORT -h /www`. Built by the repository's own
+    /// `examples/docker/busybox-image.sh`, so the example is exercised by every Docker test.
     ///
     /// # Panics
     /// If the image cannot be made.
     pub fn import_busybox(&self, tag: &str) {
-        let root = self.dir.join("image-root");
-        let bin = root.join("bin");
-        std::fs::create_dir_all(&bin).expect("image dir");
-        std::fs::create_dir_all(root.join("www")).expect("image dir");
-        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy /bin/busybox");
-        for applet in ["sh", "httpd", "sleep", "wget", "true", "cat", "hostname"] {
-            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
-        }
-        std::fs::write(root.join("www/index.html"), "hello\n").expect("index.html");
-        let tar = self.dir.join("image.tar");
-        let o = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
+        let o = self.example("busybox-image.sh", &[tag]);
+        assert_eq!(o, tag, "busybox-image.sh printed {o:?}");
+    }
+
+    /// Runs `examples/docker/SCRIPT ARGS` against this dockerd (`DOCKER_HOST`); its stdout,
+    /// trimmed.
+    ///
+    /// # Panics
+    /// If the script fails.
+    pub fn example(&self, script: &str, args: &[&str]) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/docker")
+            .join(script);
+        let o = Command::new(&path)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .stdin(Stdio::null())
             .output()
-            .expect("run tar");
+            .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
         assert!(
             o.status.success(),
-            "tar: {}",
+            "{script} {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
-        self.docker(&["import", &tar.display().to_string(), tag]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     /// The container's address on the bridge.

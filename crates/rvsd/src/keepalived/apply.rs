@@ -132,7 +132,7 @@ pub(super) async fn apply(
     drain_time: Duration,
     a: Action,
 ) {
-    let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
+    let lock = || crate::lock::lock(shared);
     match &a {
         Action::AddDest {
             vs,
@@ -300,11 +300,7 @@ pub(super) async fn drain_tick(
     counters: &HealthCounters,
 ) {
     let due: Vec<(Drain, String)> = {
-        let drains = shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drains
-            .clone();
+        let drains = crate::lock::lock(shared).drains.clone();
         let now = Instant::now();
         let mut due = Vec::new();
         let mut gone = Vec::new();
@@ -339,7 +335,7 @@ pub(super) async fn drain_tick(
                 }
             }
         }
-        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sh = crate::lock::lock(shared);
         sh.drains.retain(|x| {
             !gone
                 .iter()

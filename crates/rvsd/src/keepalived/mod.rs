@@ -78,7 +78,7 @@ async fn watch_suspend(
     loop {
         iv.tick().await;
         let vips = {
-            let sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let sh = crate::lock::lock(&shared);
             sh.cur.suspend_vips.clone()
         };
         known.retain(|k, _| vips.iter().any(|(v, _)| v == k));
@@ -233,12 +233,7 @@ impl Keepalived {
             "{}: {} virtual server(s), {} service(s); health checking started",
             path.display(),
             cfg.virtual_servers.len(),
-            shared
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .cur
-                .services
-                .len()
+            crate::lock::lock(&shared).cur.services.len()
         );
         Ok(Keepalived {
             daemon,
@@ -294,12 +289,7 @@ impl Keepalived {
         let mut notes = Vec::new();
         let new = plan(&report.config, &mut notes).map_err(|e| format!("{path}: {e}"))?;
         log_notes(&notes);
-        let old = self
-            .shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .cur
-            .clone();
+        let old = crate::lock::lock(&self.shared).cur.clone();
         let d = &self.daemon;
 
         // Services: add new ones (a new member of a surviving group gets the group's current
@@ -338,7 +328,7 @@ impl Keepalived {
         let checks = new.checks.clone();
         let new = Arc::new(new);
         {
-            let mut sh = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sh = crate::lock::lock(&self.shared);
             sh.prev = Some(old.clone());
             sh.cur = new.clone();
         }

@@ -52,11 +52,7 @@ pub(super) fn run(
         };
         let dgram = &buf[..n];
         let v0 = parse(dgram, cfg.syncid).is_ok_and(|m| m.version() == Version::V0);
-        counters
-            .rx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .decode(dgram, cfg.syncid, |c| recs.push(c));
+        crate::lock::lock(&counters.rx).decode(dgram, cfg.syncid, |c| recs.push(c));
         apply(&recs, v0, &shards, &clock, &counters);
         recs.clear();
     }
@@ -100,10 +96,7 @@ pub(super) fn apply(
                 }
                 Err(e) => {
                     if let Some(k) = ApplySkip::ALL.iter().position(|x| *x == e) {
-                        counters
-                            .rx_skipped
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())[k] += 1;
+                        crate::lock::lock(&counters.rx_skipped)[k] += 1;
                     }
                 }
             }

@@ -58,7 +58,7 @@ impl Follower {
     /// old one and starts them again as the new one says, as keepalived restarts the kernel's
     /// daemons on a reload; a removed one stops them.
     pub fn set(&self, t: Target) {
-        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        *crate::lock::lock(&self.target) = t;
     }
 }
 
@@ -74,7 +74,7 @@ pub fn spawn(daemon: Arc<Daemon>, target: Target, board: Option<Arc<StatusBoard>
         let mut current: Target = None;
         let roles = [SyncRole::Master, SyncRole::Backup];
         loop {
-            let t = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let t = crate::lock::lock(&shared).clone();
             if t != current {
                 // Whatever runs was started for the old setting: stop it, start afresh.
                 if current.is_some() {

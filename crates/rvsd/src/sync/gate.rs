@@ -18,21 +18,18 @@ pub struct ResyncGate {
 impl ResyncGate {
     /// Hold preemption for at most `bound` from now (no hold for a zero bound).
     pub fn arm(&self, bound: Duration) {
-        let mut u = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u = crate::lock::lock(&self.until);
         *u = (!bound.is_zero()).then(|| Instant::now() + bound);
     }
 
     /// The resync ended: preemption is allowed again.
     pub fn release(&self) {
-        *self.until.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *crate::lock::lock(&self.until) = None;
     }
 
     /// Whether preemption is held now.
     pub fn holding(&self) -> bool {
-        self.until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| Instant::now() < t)
+        crate::lock::lock(&self.until).is_some_and(|t| Instant::now() < t)
     }
 }
 

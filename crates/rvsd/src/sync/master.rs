@@ -123,7 +123,7 @@ pub(super) fn run(
         counters
             .lag
             .set_waiting(waiting.map_or(0, |t| clock.now().0.saturating_sub(t)));
-        *counters.tx.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+        *crate::lock::lock(&counters.tx) = tx;
         // Then resync: new requests (bounded per round), and one answer's share of the rate.
         if let (Some(l), Some(a)) = (&socks.listener, &socks.answer) {
             for _ in 0..16 {

@@ -38,9 +38,9 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         tap_full += g.director.sync.dropped_full;
     }
     let c = &d.counters;
-    let tx = c.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let rx = c.rx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let skipped = *c.rx_skipped.lock().unwrap_or_else(|p| p.into_inner());
+    let tx = crate::lock::lock(&c.tx).clone();
+    let rx = crate::lock::lock(&c.rx).clone();
+    let skipped = *crate::lock::lock(&c.rx_skipped);
     for (name, kind, help, v) in [
         (
             "rvs_sync_queue_length",

@@ -156,11 +156,7 @@ pub(super) fn ask(
                     master = Some(from);
                     answered = true;
                     last = Instant::now();
-                    counters
-                        .rx
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .decode(dgram, cfg.syncid, |r| recs.push(r));
+                    crate::lock::lock(&counters.rx).decode(dgram, cfg.syncid, |r| recs.push(r));
                     got += recs.len() as u64;
                     super::backup::apply(&recs, false, &shards, &clock, &counters);
                     recs.clear();
