@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use rvs_control::model as m;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::http::{Client, Endpoint};
 use super::reconcile::{want_service, Desired, Reconciler};
@@ -417,7 +416,7 @@ async fn follow(
     status: &SourceStatus,
 ) -> String {
     // The stream first, then the list: nothing that happens in between is missed.
-    let (head, mut stream) = match client
+    let (head, stream) = match client
         .open(
             "GET",
             &format!("/events?filters={}", filters(true)),
@@ -473,30 +472,7 @@ async fn follow(
     );
     apply(known, rec).await;
 
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, String>>(1024);
-    let reader = tokio::spawn(async move {
-        let mut q = Vec::new();
-        loop {
-            match stream.next_line(&mut q).await {
-                Ok(true) => {
-                    for l in q.drain(..) {
-                        if tx.send(Ok(l)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Ok(false) => {
-                    let _ = tx.send(Err("the event stream ended".into())).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(format!("event stream: {e}"))).await;
-                    return;
-                }
-            }
-        }
-    });
-    let _reader = AbortOnDrop(reader);
+    let (mut rx, _reader) = stream.spawn_lines("event stream");
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -579,15 +555,6 @@ fn note_event(ev: &Event, known: &mut BTreeMap<String, Known>, look: &mut BTreeS
             look.insert(ev.id.clone());
         }
         _ => {}
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

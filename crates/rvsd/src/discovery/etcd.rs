@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 use rvs_control::model as m;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::http::{Client, Endpoint, HttpError};
 use super::reconcile::{want_service, Desired, Reconciler};
@@ -905,30 +904,7 @@ async fn follow_inner(
     }
     // Lines are read by a task of their own, so that waiting for one is cancel-safe and
     // coalescing can look at what is already there.
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, String>>(1024);
-    let reader = tokio::spawn(async move {
-        let mut q = Vec::new();
-        loop {
-            match stream.next_line(&mut q).await {
-                Ok(true) => {
-                    for l in q.drain(..) {
-                        if tx.send(Ok(l)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Ok(false) => {
-                    let _ = tx.send(Err("the watch stream ended".into())).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(format!("watch stream: {e}"))).await;
-                    return;
-                }
-            }
-        }
-    });
-    let _reader = AbortOnDrop(reader);
+    let (mut rx, _reader) = stream.spawn_lines("watch stream");
     let mut created = false;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut probe = tokio::time::interval(PROBE_EVERY);
@@ -1017,15 +993,6 @@ fn handle_line(
             store.rev = top;
             Ok(changed)
         }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -415,6 +415,43 @@ impl BodyStream {
         }
     }
 
+    /// Reads the body's lines on a task of its own (so that waiting for one is cancel-safe
+    /// and a follower can coalesce what is already there): every line as `Ok`, then one
+    /// `Err` naming `what` when the stream ends or fails. The task stops when the returned
+    /// guard is dropped. Docker's event stream and etcd's watch are both read this way.
+    pub fn spawn_lines(
+        mut self,
+        what: &'static str,
+    ) -> (
+        tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
+        AbortOnDrop,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(1024);
+        let reader = tokio::spawn(async move {
+            let mut q = Vec::new();
+            loop {
+                match self.next_line(&mut q).await {
+                    Ok(true) => {
+                        for l in q.drain(..) {
+                            if tx.send(Ok(l)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(false) => {
+                        let _ = tx.send(Err(format!("the {what} ended"))).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("{what}: {e}"))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        (rx, AbortOnDrop(reader))
+    }
+
     /// The whole remaining body, at most [`MAX_BODY`] bytes.
     pub async fn read_all(&mut self) -> Result<Vec<u8>, HttpError> {
         let mut out = Vec::new();
@@ -548,6 +585,15 @@ impl Client {
         })
         .await
         .map_err(|_| HttpError::Timeout(t))?
+    }
+}
+
+/// Aborts a task when dropped.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
