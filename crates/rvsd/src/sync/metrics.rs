@@ -35,7 +35,7 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
     for s in shards {
         let g = shard::lock(s);
         waiting += g.director.sync.len() as u64;
-        tap_full += g.director.sync.dropped_full;
+        tap_full += g.director.sync.dropped_full();
     }
     let c = &d.counters;
     let tx = crate::lock::lock(&c.tx).clone();
