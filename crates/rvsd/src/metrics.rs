@@ -98,6 +98,16 @@ pub fn render(st: &State) -> String {
     );
     o.sample("rvs_connection_table_entries", "", entries);
     o.header(
+        "rvs_connection_table_full_total",
+        "counter",
+        "New connections refused because the table held rvs_conn_max entries.",
+    );
+    o.sample(
+        "rvs_connection_table_full_total",
+        "",
+        st.conns_refused_full(),
+    );
+    o.header(
         "rvs_proxy_reschedules_total",
         "counter",
         "Proxy connections rescheduled to another real server after a failed connect.",
