@@ -55,6 +55,7 @@ pub mod ipv6;
 pub mod nat;
 pub mod parse;
 pub mod plane;
+pub mod syncookie;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;
