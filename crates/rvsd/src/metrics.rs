@@ -327,6 +327,19 @@ fn xdp(o: &mut Out, st: &State) {
         return;
     }
     o.header(
+        "rvs_xdp_slow_path",
+        "gauge",
+        "1 for the slow path in use on each packet-plane interface with XDP: path=\"xsk\" (AF_XDP, xsk_mode copy or zerocopy) or \"af_packet\".",
+    );
+    for (iface, path) in &r.slow_paths {
+        let (path, mode) = path.split_once(' ').unwrap_or((path.as_str(), ""));
+        o.sample(
+            "rvs_xdp_slow_path",
+            &format!("interface=\"{iface}\",path=\"{path}\",xsk_mode=\"{mode}\""),
+            1,
+        );
+    }
+    o.header(
         "rvs_xdp_packets_total",
         "counter",
         "Packets seen by the XDP program, by verdict: forwarded (tx, redirect) or passed to userspace (and why).",
@@ -339,6 +352,7 @@ fn xdp(o: &mut Out, st: &State) {
         ("pass_state", c.pass_state),
         ("pass_other", c.pass_other),
         ("pass_limit", c.pass_limit),
+        ("xsk", c.xsk),
     ] {
         o.sample(
             "rvs_xdp_packets_total",

@@ -67,6 +67,8 @@ pub struct Options {
     pub workers_per_interface: usize,
     /// `--xdp`: the XDP fast path for established flows.
     pub xdp: super::xdp::XdpSetting,
+    /// `--xdp-slow-path`: AF_XDP or AF_PACKET for what the XDP program does not forward.
+    pub slow_path: super::xsk::SlowPathSetting,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
         Options {
             workers_per_interface: 1,
             xdp: super::xdp::XdpSetting::default(),
+            slow_path: super::xsk::SlowPathSetting::default(),
             marks: Vec::new(),
             lport_range: PlaneConfig::default().lport_range,
         }
