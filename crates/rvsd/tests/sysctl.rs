@@ -61,6 +61,11 @@ net.ipv4.vs.debug_level = 0\t# read-only: kernel debug output (CONFIG_IP_VS_DEBU
 net.ipv4.vs.lblc_expiration = 86400
 net.ipv4.vs.lblcr_expiration = 86400
 net.ipv4.vs.rvs_mh_grace = 0
+net.ipv4.vs.rvs_pewma_decay_ms = 2000
+net.ipv4.vs.rvs_pewma_floor_us = 50
+net.ipv4.vs.rvs_pewma_ceiling_us = 10000000
+net.ipv4.vs.rvs_pewma_unmeasured_us = 1000
+net.ipv4.vs.rvs_pewma_explore = 64
 "
     )
 }
