@@ -152,6 +152,20 @@ fn agent_percent_drain_ready_malformed_down() {
         "up brings it back:\n{}",
         d.listing()
     );
+
+    // maxconn:N is accepted (the weight follows the rest of the line) but not acted on: one
+    // warning per checker, not one per reply.
+    agents[bi].set("up 100% maxconn:30\n");
+    let full = 10;
+    assert!(
+        wait_for(Duration::from_secs(10), || d.weight(busy) == Some(full)).is_some(),
+        "100% with maxconn:\n{}",
+        d.listing()
+    );
+    std::thread::sleep(3 * DELAY_LOOP);
+    let warned = d.log_text().matches("maxconn:30 is not acted on").count();
+    assert_eq!(warned, 1, "one warning per checker:\n{}", d.log_text());
+    assert_eq!(d.weight(busy), Some(full));
 }
 
 #[test]
