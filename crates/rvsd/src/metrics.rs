@@ -100,6 +100,16 @@ pub fn render(st: &State) -> String {
     );
     o.sample("rvs_connection_table_entries", "", entries);
     o.header(
+        "rvs_connection_table_full_total",
+        "counter",
+        "New connections refused because the table held rvs_conn_max entries.",
+    );
+    o.sample(
+        "rvs_connection_table_full_total",
+        "",
+        st.conns_refused_full(),
+    );
+    o.header(
         "rvs_proxy_reschedules_total",
         "counter",
         "Proxy connections rescheduled to another real server after a failed connect.",
@@ -328,7 +338,59 @@ pub fn render(st: &State) -> String {
         v.render_metrics(&mut o.text);
     }
     xdp(&mut o, st);
+    frag(&mut o, st);
     o.text
+}
+
+/// The packet plane's reassembly (docs/internals/forwarding.md#fragments), summed over the
+/// workers (nothing when the packet plane does not run).
+fn frag(o: &mut Out, st: &State) {
+    let Some(feed) = st.packet_feed() else {
+        return;
+    };
+    let t = feed.frag.totals();
+    o.header(
+        "rvs_packet_frag_fragments_total",
+        "counter",
+        "IP fragments the packet plane took for reassembly (to a VIP or local address, or from a NAT real server).",
+    );
+    o.sample("rvs_packet_frag_fragments_total", "", t.fragments);
+    o.header(
+        "rvs_packet_frag_reassembled_total",
+        "counter",
+        "Datagrams the packet plane reassembled.",
+    );
+    o.sample("rvs_packet_frag_reassembled_total", "", t.reassembled);
+    o.header(
+        "rvs_packet_frag_drops_total",
+        "counter",
+        "Fragments (overlap, duplicate, too_big, bad_length, malformed, no_room) or incomplete datagrams (timeout, evicted) the packet plane gave up, by reason.",
+    );
+    for (reason, n) in &t.drops {
+        o.sample(
+            "rvs_packet_frag_drops_total",
+            &format!("reason=\"{}\"", reason.name()),
+            *n,
+        );
+    }
+    o.header(
+        "rvs_packet_frag_sent_total",
+        "counter",
+        "Fragments the packet plane sent (reassembled datagrams sent on, packets too big for the link).",
+    );
+    o.sample("rvs_packet_frag_sent_total", "", t.sent);
+    o.header(
+        "rvs_packet_frag_held_bytes",
+        "gauge",
+        "Memory charged to incomplete datagrams (bounded per worker by the 4 MiB high threshold).",
+    );
+    o.sample("rvs_packet_frag_held_bytes", "", t.held_bytes);
+    o.header(
+        "rvs_packet_frag_held_datagrams",
+        "gauge",
+        "Incomplete datagrams being reassembled.",
+    );
+    o.sample("rvs_packet_frag_held_datagrams", "", t.held_datagrams);
 }
 
 /// The packet plane's XDP fast path: which mode on which interface, the program's verdicts,
@@ -354,6 +416,19 @@ fn xdp(o: &mut Out, st: &State) {
         return;
     }
     o.header(
+        "rvs_xdp_slow_path",
+        "gauge",
+        "1 for the slow path in use on each packet-plane interface with XDP: path=\"xsk\" (AF_XDP, xsk_mode copy or zerocopy) or \"af_packet\".",
+    );
+    for (iface, path) in &r.slow_paths {
+        let (path, mode) = path.split_once(' ').unwrap_or((path.as_str(), ""));
+        o.sample(
+            "rvs_xdp_slow_path",
+            &format!("interface=\"{iface}\",path=\"{path}\",xsk_mode=\"{mode}\""),
+            1,
+        );
+    }
+    o.header(
         "rvs_xdp_packets_total",
         "counter",
         "Packets seen by the XDP program, by verdict: forwarded (tx, redirect) or passed to userspace (and why).",
@@ -366,6 +441,7 @@ fn xdp(o: &mut Out, st: &State) {
         ("pass_state", c.pass_state),
         ("pass_other", c.pass_other),
         ("pass_limit", c.pass_limit),
+        ("xsk", c.xsk),
     ] {
         o.sample(
             "rvs_xdp_packets_total",

@@ -12,6 +12,10 @@
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
 //! * [`Etcd`], [`Dockerd`]: a real etcd and a real dockerd (own data, ports or socket and
 //!   bridge), stopped on drop, for the discovery tests.
+//! * [`failover`]: an HA pair of directors with connection sync (NAT, FULLNAT, DR, TUN),
+//!   long-lived clients and a lost MASTER, for the sync end-to-end tests.
+//! * [`SyncLink`]: two namespaces on one veth and a multicast sender, for the sync daemon
+//!   tests.
 //! * [`EchoStreams`]: connections streaming numbered lines through a failover, with the
 //!   largest gap each one saw.
 //! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
@@ -25,12 +29,14 @@ pub mod agent;
 pub mod client;
 pub mod docker;
 pub mod etcd;
+pub mod failover;
 pub mod ha;
 pub mod listing;
 pub mod proc;
 pub mod rvsd;
 pub mod slow_http;
 pub mod stream;
+pub mod sync_link;
 pub mod wait;
 
 pub use agent::Agent;
@@ -46,6 +52,7 @@ pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
 pub use slow_http::SlowHttp;
 pub use stream::{EchoStreams, StreamReport};
+pub use sync_link::SyncLink;
 pub use wait::{tempdir, wait, wait_for, wait_until};
 
 use std::path::Path;

@@ -67,6 +67,8 @@ pub struct Options {
     pub workers_per_interface: usize,
     /// `--xdp`: the XDP fast path for established flows.
     pub xdp: super::xdp::XdpSetting,
+    /// `--xdp-slow-path`: AF_XDP or AF_PACKET for what the XDP program does not forward.
+    pub slow_path: super::xsk::SlowPathSetting,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
         Options {
             workers_per_interface: 1,
             xdp: super::xdp::XdpSetting::default(),
+            slow_path: super::xsk::SlowPathSetting::default(),
             marks: Vec::new(),
             lport_range: PlaneConfig::default().lport_range,
         }
@@ -136,6 +139,8 @@ pub struct PacketFeed {
     pub bell: Arc<Doorbell>,
     /// The XDP fast path's modes and counters (metrics, status).
     pub xdp: Arc<std::sync::Mutex<super::xdp::XdpReport>>,
+    /// The workers' reassembly counters (metrics).
+    pub frag: Arc<super::frag_stats::FragStats>,
 }
 
 impl PacketFeed {
@@ -149,6 +154,7 @@ impl PacketFeed {
             applied: Arc::new(Published::new(0)),
             bell,
             xdp: Arc::default(),
+            frag: Arc::default(),
         }
     }
 }
