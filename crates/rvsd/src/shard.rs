@@ -38,10 +38,11 @@ pub use crate::lock::lock;
 pub struct ServiceExtra {
     /// PROXY protocol header toward real servers (`--proxy-protocol`).
     pub proxy_protocol: m::ProxyProtocol,
-    /// Full-NAT local addresses (`--add-laddr -z`): the socket proxy takes them round-robin
-    /// from this pool, the packet plane builds its own pool of the same type from them. Their
-    /// use (`--get-laddr` CONNS) is counted from the live connections when asked
-    /// ([`crate::listing::local_addr_conns`]).
+    /// Full-NAT local addresses (`--add-laddr -z`): the service's one pool. The socket proxy
+    /// takes addresses round-robin from it; the packet plane's workers get clones of it in
+    /// their published configuration, which share its port cursor and conflict counters
+    /// (`rvs_core::laddr`), so `--get-laddr` CONFLICTS reads them here. The use (CONNS) is
+    /// counted from the live connections when asked ([`crate::listing::local_addr_conns`]).
     pub laddrs: LaddrPool,
 }
 

@@ -761,7 +761,7 @@ impl State {
                 }
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    if !x.laddrs.add(key, *addr) {
+                    if !x.laddrs.add(*addr) {
                         return Response::err(remote_error(&rvs_core::Error::Exists));
                     }
                     done()
@@ -772,7 +772,7 @@ impl State {
                 let key = key_to_core(service);
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    if x.laddrs.remove(&key, *addr) {
+                    if x.laddrs.remove(*addr) {
                         done()
                     } else {
                         Response::err(remote_error(&rvs_core::Error::NotFound))
@@ -797,16 +797,16 @@ impl State {
                         service: key_from_core(key),
                         laddrs: self
                             .with_service(key, |g| {
-                                let addrs: Vec<IpAddr> = g
+                                let addrs: Vec<(IpAddr, u64)> = g
                                     .extra
                                     .get(key)
-                                    .map(|x| x.laddrs.entries().iter().map(|&(_, a)| a).collect())
+                                    .map(|x| x.laddrs.conflicts().collect())
                                     .unwrap_or_default();
                                 addrs
                                     .into_iter()
-                                    .map(|addr| m::LocalAddrEntry {
+                                    .map(|(addr, port_conflicts)| m::LocalAddrEntry {
                                         addr,
-                                        port_conflicts: 0,
+                                        port_conflicts,
                                         conns: crate::listing::local_addr_conns(g, key, addr),
                                     })
                                     .collect()
