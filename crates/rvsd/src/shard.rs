@@ -29,6 +29,7 @@ use rvs_core::laddr::LaddrPool;
 use rvs_core::{DestId, Director, Protocol, ServiceKey, Time};
 
 use crate::clock::{os_random_u64, Rng};
+use crate::cow_map::CowMap;
 use crate::published::{Published, ThreadCache};
 
 pub use crate::lock::lock;
@@ -141,14 +142,16 @@ pub fn shard_of_handle(handle: u64) -> u32 {
     (handle >> SEQ_BITS) as u32
 }
 
-/// Where the proxy finds a service's shard.
+/// Where the proxy finds a service's shard. The control side keeps one and changes it entry by
+/// entry; copy-on-write buckets ([`CowMap`]) make publishing it after a change cost O(changed
+/// bucket), not O(table).
 #[derive(Clone, Default)]
 pub struct RouteMap {
     /// Current services.
-    pub by_service: HashMap<ServiceKey, ShardRef>,
+    pub by_service: CowMap<ServiceKey, ShardRef>,
     /// Every live shard by id, also shards of deleted services whose connections and flows are
     /// still winding down.
-    pub by_id: HashMap<u32, ShardRef>,
+    pub by_id: CowMap<u32, ShardRef>,
 }
 
 /// The published [`RouteMap`]: written by the control plane on every change of the service
