@@ -10,8 +10,10 @@
  *
  * It never schedules and never changes a connection's state: TCP SYN/FIN/RST, ICMP, fragments,
  * IPv4 options, IPv6 extension headers, UDP without checksum, packets that would expire (TTL
- * <= 1) or exceed the entry's MTU, and everything unknown are passed (XDP_PASS) untouched to
- * the userspace path, which sees exactly what it would have seen without this program. */
+ * <= 1) or exceed the entry's MTU, and everything unknown go untouched to the userspace path,
+ * which sees exactly what it would have seen without this program: through the AF_XDP socket
+ * of the receive queue (rvs_xsks) when rvsd registered one and the packet is one rvsd handles
+ * (rvs_take), else XDP_PASS to the host stack, where rvsd's AF_PACKET tap sees it. */
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -42,6 +44,30 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bpf_devmap_val);
 } rvs_xdp_ports SEC(".maps");
+
+/* The slow path's AF_XDP sockets, at slot * RVS_XSK_QUEUES + rx queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, RVS_XSK_SLOTS * RVS_XSK_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} rvs_xsks SEC(".maps");
+
+/* An interface's slot in rvs_xsks, by ifindex; no entry: no XSK on that interface. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RVS_XSK_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} rvs_xsk_slots SEC(".maps");
+
+/* What the userspace plane takes (see rvs_xdp.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct rvs_take_key);
+	__type(value, struct rvs_take_val);
+} rvs_take SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -93,6 +119,63 @@ static __always_inline __u16 ipv4_csum(const __u8 *h)
 	for (int i = 0; i < 10; i++)
 		s += get16(h + 2 * i);
 	return ~fold(s);
+}
+
+static __always_inline int take_has(struct rvs_take_key *k, const __u8 *addr, __be16 port,
+				    __u8 proto, __u8 kind)
+{
+	__builtin_memcpy(k->addr, addr, 16);
+	k->port = port;
+	k->proto = proto;
+	k->kind = kind;
+	return bpf_map_lookup_elem(&rvs_take, k) != 0;
+}
+
+/* Whether rvsd's userspace plane handles this packet (rvs_take: the nft guard's rules). */
+static __always_inline int taken(const struct rvs_flow_key *fk)
+{
+	struct rvs_take_key k = {};
+	k.family = fk->family;
+	if (take_has(&k, fk->daddr, 0, 0, RVS_TAKE_VIP_ADDR))
+		return 1;
+	if (take_has(&k, fk->daddr, fk->dport, fk->proto, RVS_TAKE_VIP_SVC))
+		return 1;
+	__builtin_memcpy(k.addr, fk->daddr, 16);
+	k.port = 0;
+	k.proto = fk->proto;
+	k.kind = RVS_TAKE_LPORT;
+	struct rvs_take_val *r = bpf_map_lookup_elem(&rvs_take, &k);
+	if (r) {
+		__u16 port = bpf_ntohs(fk->dport);
+#pragma unroll
+		for (int i = 0; i < RVS_TAKE_RANGES; i++)
+			if (r->lo[i] <= port && port <= r->hi[i])
+				return 1;
+	}
+	if (take_has(&k, fk->daddr, 0, 0, RVS_TAKE_KEEP))
+		return 0;
+	if (take_has(&k, fk->saddr, 0, 0, RVS_TAKE_RS_ADDR))
+		return 1;
+	return take_has(&k, fk->saddr, fk->sport, fk->proto, RVS_TAKE_RS_SVC);
+}
+
+/* A packet this program does not forward: to the slow path's XSK of its receive queue when
+ * rvsd handles it and the XSK exists, else to the host stack (and rvsd's AF_PACKET tap). */
+static __always_inline int slow_path(struct xdp_md *ctx, const struct rvs_flow_key *fk,
+				     __u32 stat)
+{
+	long len = (long)ctx->data_end - (long)ctx->data;
+	if (len > RVS_XSK_MAX_FRAME || !taken(fk))
+		return count(stat, XDP_PASS);
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *slot = bpf_map_lookup_elem(&rvs_xsk_slots, &ifindex);
+	if (!slot || *slot >= RVS_XSK_SLOTS || ctx->rx_queue_index >= RVS_XSK_QUEUES)
+		return count(stat, XDP_PASS);
+	__u32 at = *slot * RVS_XSK_QUEUES + ctx->rx_queue_index;
+	/* No socket at that index: the lower bits of the flags are the verdict, XDP_PASS. */
+	if (bpf_redirect_map(&rvs_xsks, at, XDP_PASS) == XDP_REDIRECT)
+		return count(RVS_STAT_XSK, XDP_REDIRECT);
+	return count(stat, XDP_PASS);
 }
 
 struct parsed {
@@ -225,32 +308,32 @@ int rvs_xdp(struct xdp_md *ctx)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 		if (tcp->doff < 5)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
-		if (tcp->syn || tcp->fin || tcp->rst)
-			return count(RVS_STAT_PASS_STATE, XDP_PASS);
 		key.sport = tcp->source;
 		key.dport = tcp->dest;
+		if (tcp->syn || tcp->fin || tcp->rst)
+			return slow_path(ctx, &key, RVS_STAT_PASS_STATE);
 	} else if (p.proto == IPPROTO_UDP) {
 		struct udphdr *udp = (void *)l4;
 		if ((void *)(udp + 1) > end)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
-		/* No checksum: NAT computes a full one in userspace. */
-		if (udp->check == 0)
-			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 		key.sport = udp->source;
 		key.dport = udp->dest;
+		/* No checksum: NAT computes a full one in userspace. */
+		if (udp->check == 0)
+			return slow_path(ctx, &key, RVS_STAT_PASS_OTHER);
 	} else {
 		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 	}
 
 	struct rvs_flow *f = bpf_map_lookup_elem(&rvs_flows, &key);
 	if (!f)
-		return count(RVS_STAT_PASS_NOFLOW, XDP_PASS);
+		return slow_path(ctx, &key, RVS_STAT_PASS_NOFLOW);
 	/* Time exceeded, too big: userspace answers with the ICMP error. */
 	if (p.ttl <= 1 || p.l3_len > f->max_len)
-		return count(RVS_STAT_PASS_LIMIT, XDP_PASS);
+		return slow_path(ctx, &key, RVS_STAT_PASS_LIMIT);
 	__u32 egress = f->ifindex;
 	if (egress != ctx->ingress_ifindex && !bpf_map_lookup_elem(&rvs_xdp_ports, &egress))
-		return count(RVS_STAT_PASS_LIMIT, XDP_PASS);
+		return slow_path(ctx, &key, RVS_STAT_PASS_LIMIT);
 
 	/* Copy the entry's action: the packet pointers are re-derived after adjust_head. */
 	__u8 op = f->op, flags = f->flags;

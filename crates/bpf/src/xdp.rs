@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use aya::maps::{DevMapHash, HashMap, MapData, MapError, PerCpuArray};
+use aya::maps::{DevMapHash, HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::Ebpf;
 use rvs_packet::fastpath::{Offer, OfferAction};
@@ -253,6 +253,9 @@ pub struct Counters {
     pub pass_other: u64,
     /// Passed: has an entry but TTL expiring, too big, or egress not in the redirect map.
     pub pass_limit: u64,
+    /// Not forwarded, redirected to the slow path's AF_XDP socket (a subset of none of the
+    /// above: a packet counts under one verdict).
+    pub xsk: u64,
 }
 
 /// The loaded program and its maps.
@@ -261,6 +264,7 @@ pub struct FastPath {
     flows: HashMap<MapData, FlowKey, Flow>,
     ports: DevMapHash<MapData>,
     stats: PerCpuArray<MapData, u64>,
+    slow: Option<SlowPath>,
     attached: Vec<(u32, Mode)>,
 }
 
@@ -289,11 +293,18 @@ impl FastPath {
         let flows = HashMap::try_from(take("rvs_flows")?)?;
         let ports = DevMapHash::try_from(take("rvs_xdp_ports")?)?;
         let stats = PerCpuArray::try_from(take("rvs_xdp_stats")?)?;
+        let slow = SlowPath {
+            xsks: XskMap::try_from(take("rvs_xsks")?)?,
+            slots: HashMap::try_from(take("rvs_xsk_slots")?)?,
+            take: HashMap::try_from(take("rvs_take")?)?,
+            taken: std::collections::HashMap::new(),
+        };
         Ok(FastPath {
             ebpf,
             flows,
             ports,
             stats,
+            slow: Some(slow),
             attached: Vec::new(),
         })
     }
@@ -339,6 +350,12 @@ impl FastPath {
         Ok(())
     }
 
+    /// The maps of the AF_XDP slow path, to be owned by whoever registers the sockets and
+    /// keeps the rules (the first call takes them; later calls answer `None`).
+    pub fn slow_path(&mut self) -> Option<SlowPath> {
+        self.slow.take()
+    }
+
     /// Where the program is attached, and how.
     pub fn attached(&self) -> &[(u32, Mode)] {
         &self.attached
@@ -373,7 +390,7 @@ impl FastPath {
 
     /// The program's verdict counters.
     pub fn counters(&self) -> Result<Counters, Error> {
-        let mut sums = [0u64; 6];
+        let mut sums = [0u64; 7];
         for (i, sum) in sums.iter_mut().enumerate() {
             let per_cpu = self.stats.get(&(i as u32), 0)?;
             *sum = per_cpu.iter().copied().fold(0u64, u64::wrapping_add);
@@ -385,6 +402,7 @@ impl FastPath {
             pass_state: sums[3],
             pass_other: sums[4],
             pass_limit: sums[5],
+            xsk: sums[6],
         })
     }
 
@@ -399,5 +417,193 @@ impl FastPath {
         let fd = prog.fd()?;
         crate::test_run::xdp(fd.as_fd(), frame, ingress_ifindex)
             .map_err(|e| Error::Object(format!("BPF_PROG_TEST_RUN: {e}")))
+    }
+}
+
+/// A rule of the slow path: which packets the program sends to the AF_XDP socket rather than
+/// to the host stack (the C `struct rvs_take_key`; see `rvs_xdp.h`). These mirror the nft
+/// guard's rules, in the same order of precedence.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TakeKey {
+    addr: [u8; 16],
+    port: u16,
+    family: u8,
+    proto: u8,
+    kind: u8,
+    pad: [u8; 3],
+}
+
+/// The port ranges of a [`TakeKey::local_ports`] rule (the C `struct rvs_take_val`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakeRanges {
+    lo: [u16; TAKE_RANGES],
+    hi: [u16; TAKE_RANGES],
+}
+
+/// Port ranges one [`TakeKey::local_ports`] rule holds (`RVS_TAKE_RANGES`).
+pub const TAKE_RANGES: usize = 4;
+/// Interfaces and queues per interface the XSK map has room for (`RVS_XSK_SLOTS`,
+/// `RVS_XSK_QUEUES`).
+pub const XSK_SLOTS: u32 = 64;
+/// See [`XSK_SLOTS`].
+pub const XSK_QUEUES: u32 = 64;
+
+const _: () = assert!(std::mem::size_of::<TakeKey>() == 24);
+const _: () = assert!(std::mem::size_of::<TakeRanges>() == 16);
+
+// SAFETY: #[repr(C)] structs of integers and byte arrays without implicit padding (sizes
+// asserted above match the C layout): every bit pattern is valid, copyable as bytes.
+unsafe impl aya::Pod for TakeKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for TakeRanges {}
+
+impl Default for TakeRanges {
+    /// No range (`lo > hi` in every slot).
+    fn default() -> Self {
+        TakeRanges {
+            lo: [1; TAKE_RANGES],
+            hi: [0; TAKE_RANGES],
+        }
+    }
+}
+
+const TAKE_VIP_ADDR: u8 = 1;
+const TAKE_VIP_SVC: u8 = 2;
+const TAKE_LPORT: u8 = 3;
+const TAKE_KEEP: u8 = 4;
+const TAKE_RS_ADDR: u8 = 5;
+const TAKE_RS_SVC: u8 = 6;
+
+impl TakeKey {
+    fn new(kind: u8, addr: IpAddr, proto: u8, port: u16) -> TakeKey {
+        TakeKey {
+            addr: addr16(addr),
+            port: port.to_be(),
+            family: if addr.is_ipv6() { 6 } else { 4 },
+            proto,
+            kind,
+            pad: [0; 3],
+        }
+    }
+
+    /// Every packet to `addr` (a port-0 or firewall-mark service's VIP).
+    pub fn vip(addr: IpAddr) -> TakeKey {
+        TakeKey::new(TAKE_VIP_ADDR, addr, 0, 0)
+    }
+
+    /// Packets to `addr`, IP protocol `proto`, port `port` (a service).
+    pub fn vip_service(addr: IpAddr, proto: u8, port: u16) -> TakeKey {
+        TakeKey::new(TAKE_VIP_SVC, addr, proto, port)
+    }
+
+    /// Packets to `addr`, IP protocol `proto`, with a port in the rule's ranges (replies to a
+    /// FULLNAT local address).
+    pub fn local_ports(addr: IpAddr, proto: u8) -> TakeKey {
+        TakeKey::new(TAKE_LPORT, addr, proto, 0)
+    }
+
+    /// The director's own address: packets to it are not taken by the real-server rules.
+    pub fn keep(addr: IpAddr) -> TakeKey {
+        TakeKey::new(TAKE_KEEP, addr, 0, 0)
+    }
+
+    /// Every packet from `addr` (a NAT real server listed by address).
+    pub fn real_server(addr: IpAddr) -> TakeKey {
+        TakeKey::new(TAKE_RS_ADDR, addr, 0, 0)
+    }
+
+    /// Packets from `addr`, IP protocol `proto`, port `port` (a NAT real server's replies).
+    pub fn real_server_service(addr: IpAddr, proto: u8, port: u16) -> TakeKey {
+        TakeKey::new(TAKE_RS_SVC, addr, proto, port)
+    }
+}
+
+impl TakeRanges {
+    /// Adds `lo..=hi`; false when the rule already holds [`TAKE_RANGES`] ranges.
+    pub fn add(&mut self, lo: u16, hi: u16) -> bool {
+        for i in 0..TAKE_RANGES {
+            if self.lo[i] > self.hi[i] {
+                self.lo[i] = lo;
+                self.hi[i] = hi;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The slow path's maps: the AF_XDP sockets by interface slot and queue, and the rules of
+/// what goes to them.
+pub struct SlowPath {
+    xsks: XskMap<MapData>,
+    slots: HashMap<MapData, u32, u32>,
+    take: HashMap<MapData, TakeKey, TakeRanges>,
+    taken: std::collections::HashMap<TakeKey, TakeRanges>,
+}
+
+impl std::fmt::Debug for SlowPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowPath")
+            .field("rules", &self.taken.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlowPath {
+    /// Registers the AF_XDP socket `fd`, bound to queue `queue` of interface `ifindex`, which
+    /// has slot `slot` (each interface its own, below [`XSK_SLOTS`]): the program redirects
+    /// the packets rvsd takes that arrive on that queue to it.
+    pub fn register(
+        &mut self,
+        ifindex: u32,
+        slot: u32,
+        queue: u32,
+        fd: std::os::fd::RawFd,
+    ) -> Result<(), Error> {
+        if slot >= XSK_SLOTS || queue >= XSK_QUEUES {
+            return Err(Error::Object(format!(
+                "XSK slot {slot} / queue {queue} beyond the map ({XSK_SLOTS} x {XSK_QUEUES})"
+            )));
+        }
+        self.xsks.set(slot * XSK_QUEUES + queue, fd, 0)?;
+        self.slots.insert(ifindex, slot, 0)?;
+        Ok(())
+    }
+
+    /// Makes the map's rules exactly `rules` (inserting the new ones first, then removing the
+    /// ones that went, so a packet of a rule that stays never falls between two states).
+    pub fn set_rules(
+        &mut self,
+        rules: &std::collections::HashMap<TakeKey, TakeRanges>,
+    ) -> Result<(), Error> {
+        for (k, v) in rules {
+            if self.taken.get(k) != Some(v) {
+                self.take.insert(k, v, 0)?;
+                self.taken.insert(*k, *v);
+            }
+        }
+        let gone: Vec<TakeKey> = self
+            .taken
+            .keys()
+            .filter(|k| !rules.contains_key(k))
+            .copied()
+            .collect();
+        for k in gone {
+            match self.take.remove(&k) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.taken.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// Rules installed now.
+    pub fn rules(&self) -> usize {
+        self.taken.len()
     }
 }

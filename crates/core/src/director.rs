@@ -134,6 +134,8 @@ pub enum DropReason {
     PersistenceEngine,
     /// A connection entry could not be created.
     NoMemory,
+    /// The connection table holds `rvs_conn_max` entries: no new entry until some expire.
+    TableFull,
     /// A full-NAT connection could not get a local address and port: the service has no local
     /// address, or every `<laddr, lport>` toward this real server is taken (rvs, DPVS's
     /// `--add-laddr` pools; the kernel has no full-NAT).
@@ -187,6 +189,16 @@ pub struct ReplyRoute {
     pub cport: u16,
     /// Forwarding method of the connection.
     pub fwd: FwdMethod,
+}
+
+/// The verdict for a packet whose connection entry could not be inserted.
+pub(crate) fn insert_refused(e: &crate::Error) -> Verdict {
+    match e {
+        crate::Error::Range(m) if *m == crate::conn::TABLE_FULL => {
+            Verdict::Drop(DropReason::TableFull)
+        }
+        _ => Verdict::Drop(DropReason::NoMemory),
+    }
 }
 
 fn fwd_of(flags_: u32) -> FwdMethod {
@@ -599,7 +611,7 @@ impl Director {
         let id = self
             .conns
             .insert(&n, now, &mut self.table)
-            .map_err(|_| Verdict::Drop(DropReason::NoMemory))?;
+            .map_err(|e| insert_refused(&e))?;
         self.count_conn(dest);
         Ok(id)
     }
@@ -696,7 +708,7 @@ impl Director {
                 let t = self
                     .conns
                     .insert(&n, now, &mut self.table)
-                    .map_err(|_| Verdict::Drop(DropReason::NoMemory))?;
+                    .map_err(|e| insert_refused(&e))?;
                 (t, dest)
             }
         };
@@ -723,7 +735,7 @@ impl Director {
         let id = self
             .conns
             .insert(&n, now, &mut self.table)
-            .map_err(|_| Verdict::Drop(DropReason::NoMemory))?;
+            .map_err(|e| insert_refused(&e))?;
         self.conns.set_control(id, template);
         // `ip_vs_conn_put(ct)`: the template's timer restarts with its own timeout.
         self.conns.restart_timer(template, now);
@@ -775,7 +787,7 @@ impl Director {
                     local: None,
                     new: true,
                 }),
-                Err(_) => Verdict::Drop(DropReason::NoMemory),
+                Err(e) => insert_refused(&e),
             };
         }
         if matches!(key, ServiceKey::Addr { port: FTPPORT, .. }) && pkt.dport != FTPPORT {

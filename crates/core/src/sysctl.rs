@@ -73,7 +73,8 @@ const EST_NOTE: &str = "rvs runs the rate estimator in the daemon's ticker, not 
 
 /// Every sysctl of `/proc/sys/net/ipv4/vs/`, in the kernel's registration order, followed by
 /// those of the lblc/lblcr modules, then rvs's own (named `rvs_*`): `rvs_mh_grace` keeps mh's
-/// previous table for mid-stream packets after a real-server change (docs/scale-out.md).
+/// previous table for mid-stream packets after a real-server change (docs/scale-out.md),
+/// `rvs_conn_max` bounds the connection table (docs/internals/sysctls.md).
 pub const TABLE: &[Def] = &[
     def("amemthresh", Kind::Int, "1024", Effect::Acts),
     def("am_droprate", Kind::Int, "10", Effect::Acts),
@@ -146,7 +147,21 @@ pub const TABLE: &[Def] = &[
     def("lblcr_expiration", Kind::Seconds, "86400", Effect::Acts),
     // rvs additions (no kernel counterpart; the `rvs_` prefix says so).
     def("rvs_mh_grace", Kind::Seconds, "0", Effect::Acts),
+    // Machine-dependent default: see [`conn_max_default`].
+    def(
+        "rvs_conn_max",
+        Kind::Range(1, 0x7fff_ffff),
+        "1048576",
+        Effect::Acts,
+    ),
 ];
+
+/// The default `rvs_conn_max` for `free_buffer_pages` pages of memory: a quarter of it at
+/// 256 bytes an entry (what an entry costs with its index slots and the slab's growth slack,
+/// measured at about 245 B under a SYN flood), i.e. one entry per 1 KiB, and at least 65 536.
+pub fn conn_max_default(free_buffer_pages: u64) -> i64 {
+    (free_buffer_pages.saturating_mul(4)).clamp(65_536, 0x7fff_ffff) as i64
+}
 
 const fn def(name: &'static str, kind: Kind, default: &'static str, effect: Effect) -> Def {
     Def {
@@ -248,6 +263,7 @@ impl SysctlSet {
                 "sync_qlen_max" => {
                     Value::Int((m.free_buffer_pages / 32).min(i64::MAX as u64) as i64)
                 }
+                "rvs_conn_max" => Value::Int(conn_max_default(m.free_buffer_pages)),
                 "est_cpulist" => Value::Text(match m.cpus {
                     0 | 1 => "0".to_string(),
                     n => format!("0-{}", n - 1),
@@ -346,6 +362,9 @@ impl SysctlSet {
             // Read by the packet path only while a master sync daemon runs.
             n if n.starts_with("sync_") || n == "backup_only" => d.sync.params = self.sync_params(),
             "rvs_mh_grace" => d.table.set_mh_grace(Duration::from_secs(v.max(0) as u64)),
+            "rvs_conn_max" => d
+                .conns
+                .set_max_entries(v.clamp(1, i64::from(i32::MAX)) as usize),
             "lblc_expiration" | "lblcr_expiration" => {
                 let lblc = Duration::from_secs(self.int("lblc_expiration").max(0) as u64);
                 let lblcr = Duration::from_secs(self.int("lblcr_expiration").max(0) as u64);
@@ -492,6 +511,10 @@ mod tests {
         assert_eq!(s.int("conn_reuse_mode"), 1);
         assert_eq!(s.int("amemthresh"), 1024);
         assert_eq!(s.int("sync_qlen_max"), 1000);
+        // A quarter of 32 000 pages at 256 B an entry; never below 65 536.
+        assert_eq!(s.int("rvs_conn_max"), 128_000);
+        assert_eq!(conn_max_default(1000), 65_536);
+        assert_eq!(conn_max_default(4 << 20), 16 << 20);
         assert_eq!(s.pair("sync_threshold"), Some((3, 50)));
         assert_eq!(s.get("est_cpulist"), Some(&Value::Text("0-3".into())));
         assert_eq!(s.get("sync_threshold").unwrap().to_string(), "3\t50");
@@ -500,7 +523,7 @@ mod tests {
             assert_eq!(lookup(d.name).unwrap().0, i, "{}", d.name);
         }
         // The kernel's 32, then rvs's own, each named `rvs_*`.
-        assert_eq!(TABLE.len(), 33);
+        assert_eq!(TABLE.len(), 34);
         assert!(TABLE[32..].iter().all(|d| d.name.starts_with("rvs_")));
         assert!(TABLE[..32].iter().all(|d| !d.name.starts_with("rvs_")));
     }
@@ -571,6 +594,7 @@ mod tests {
             ("am_droprate", "20"),
             ("run_estimation", "0"),
             ("lblc_expiration", "60"),
+            ("rvs_conn_max", "5000"),
         ] {
             let def = s.set(n, v, 4).unwrap();
             assert_eq!(def.effect, Effect::Acts, "{n}");
@@ -586,11 +610,13 @@ mod tests {
         assert_eq!(d.defense.drop_packet, crate::defense::Mode(3));
         assert_eq!((d.defense.amemthresh, d.defense.am_droprate), (2048, 20));
         assert_eq!(d.table.params.lblc_expiration, 60);
+        assert_eq!(d.conns.max_entries(), 5000);
         // A fresh director gets everything at once.
         let mut d2 = Director::new(HashSeed([1, 2, 3, 4]), Time::from_secs(0));
         s.apply_all(&mut d2);
         assert!(d2.sys.conn.sloppy_tcp && !d2.sys.run_estimation);
         assert_eq!(d2.table.params.lblc_expiration, 60);
+        assert_eq!(d2.conns.max_entries(), 5000);
     }
 
     #[test]

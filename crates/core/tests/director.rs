@@ -731,3 +731,179 @@ fn fullnat_local_address_comes_from_the_picker() {
     };
     assert_eq!(r.local, None);
 }
+
+/// A NAT service 10.0.0.1:80 → 192.168.1.1:80 whose table holds at most `max` entries.
+fn bounded(max: usize) -> Director {
+    let mut d = director();
+    let k = tcp_key("10.0.0.1", 80);
+    setup(
+        &mut d,
+        k,
+        ServiceConfig::new(SchedKind::Rr, k.family()),
+        &["192.168.1.1"],
+        80,
+        FwdMethod::Masq,
+    );
+    d.conns.set_max_entries(max);
+    d
+}
+
+#[test]
+fn a_full_table_refuses_new_connections_and_keeps_established_ones() {
+    let mut d = bounded(3);
+    let now = Time::from_secs(1);
+    // An established connection, then two half-open ones fill the table.
+    let est = tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "S");
+    assert!(matches!(
+        d.packet_in(&est, now, &mut NoRandom),
+        Verdict::Forward(_)
+    ));
+    let reply = tcp_pkt("192.168.1.1", 80, "1.1.1.1", 1000, "SA");
+    assert!(d.packet_out(&reply, now).is_some());
+    let ack = tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "A");
+    assert!(matches!(
+        d.packet_in(&ack, now, &mut NoRandom),
+        Verdict::Forward(_)
+    ));
+    for port in [2000, 2001] {
+        let syn = tcp_pkt("6.6.6.6", port, "10.0.0.1", 80, "S");
+        assert!(matches!(
+            d.packet_in(&syn, now, &mut NoRandom),
+            Verdict::Forward(_)
+        ));
+    }
+    assert_eq!(d.conns.len(), 3);
+    // The fourth is refused and counted; the table does not grow.
+    for port in 3000..3100 {
+        let syn = tcp_pkt("6.6.6.6", port, "10.0.0.1", 80, "S");
+        assert_eq!(
+            d.packet_in(&syn, now, &mut NoRandom),
+            Verdict::Drop(DropReason::TableFull)
+        );
+    }
+    assert_eq!(d.conns.len(), 3);
+    assert_eq!(d.conns.refused_full(), 100);
+    assert_eq!(d.total.shown().conns, 3);
+    // The established connection still flows both ways.
+    assert_eq!(
+        dest_of(d.packet_in(&ack, now, &mut NoRandom)),
+        ip("192.168.1.1")
+    );
+    assert!(d
+        .packet_out(&tcp_pkt("192.168.1.1", 80, "1.1.1.1", 1000, "A"), now)
+        .is_some());
+    // Once entries leave, new connections are accepted again.
+    let later = Time::from_secs(200);
+    while d.tick(later, u64::MAX, 1000, &mut NoRandom) {}
+    assert!(d.conns.len() < 3);
+    let syn = tcp_pkt("1.1.1.1", 4000, "10.0.0.1", 80, "S");
+    assert!(matches!(
+        d.packet_in(&syn, later, &mut NoRandom),
+        Verdict::Forward(_)
+    ));
+}
+
+/// A small deterministic generator, so the sampling windows move.
+struct Lcg(u64);
+impl RandomSource for Lcg {
+    fn below(&mut self, n: u32) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % u64::from(n.max(1))) as u32
+    }
+}
+
+#[test]
+fn drop_entry_under_memory_pressure_removes_half_open_entries_first() {
+    use rvs_core::defense::Mode;
+    let mut d = bounded(1 << 20);
+    d.defense.drop_entry = Mode(1);
+    let now = Time::from_secs(1);
+    // One established connection.
+    let syn = tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "S");
+    d.packet_in(&syn, now, &mut NoRandom);
+    d.packet_out(&tcp_pkt("192.168.1.1", 80, "1.1.1.1", 1000, "SA"), now);
+    d.packet_in(
+        &tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "A"),
+        now,
+        &mut NoRandom,
+    );
+    // 3 200 spoofed SYNs: SYN_RECV entries.
+    for i in 0..3200u32 {
+        let src = format!("6.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff);
+        d.packet_in(
+            &tcp_pkt(&src, 5000, "10.0.0.1", 80, "S"),
+            now,
+            &mut NoRandom,
+        );
+    }
+    assert_eq!(d.conns.len(), 3201);
+    // Plenty of memory: the automatic mode stays off and nothing is dropped.
+    d.tick(Time::from_secs(2), u64::MAX, 0, &mut NoRandom);
+    assert_eq!(d.defense.drop_entry, Mode(1));
+    assert_eq!(d.conns.len(), 3201);
+    // Below amemthresh: each second a random 32nd of the table is scanned and its half-open
+    // entries go. After 32 passes about 1 - (31/32)^32 = 64 % of them are gone (the windows
+    // overlap at random), long before the 60 s SYN_RECV timeout.
+    let mut rng = Lcg(7);
+    for t in 3..35 {
+        d.tick(Time::from_secs(t), 10, 0, &mut rng);
+    }
+    assert_eq!(d.defense.drop_entry, Mode(2));
+    let left = d.conns.len();
+    assert!(left < 3201 * 55 / 100, "{left} entries left");
+    let t = 35;
+    // The established connection (idle < 60 s) is never a candidate.
+    let ack = tcp_pkt("1.1.1.1", 1000, "10.0.0.1", 80, "A");
+    assert_eq!(
+        dest_of(d.packet_in(&ack, Time::from_secs(t), &mut NoRandom)),
+        ip("192.168.1.1")
+    );
+}
+
+#[test]
+fn drop_packet_and_secure_tcp_act_under_memory_pressure() {
+    use rvs_core::conn::state::tcp;
+    use rvs_core::defense::Mode;
+    let mut d = bounded(1 << 20);
+    d.defense.drop_packet = Mode(1);
+    d.defense.secure_tcp = Mode(1);
+    // amemthresh 1024, 512 pages available: 1 in 1024 / 512 = 2 new connections is dropped.
+    d.tick(Time::from_secs(1), 512, 0, &mut NoRandom);
+    let now = Time::from_secs(1);
+    let mut dropped = 0;
+    for port in 0..100u16 {
+        let syn = tcp_pkt("6.6.6.6", 1000 + port, "10.0.0.1", 80, "S");
+        if d.packet_in(&syn, now, &mut NoRandom) == Verdict::Drop(DropReason::Defense) {
+            dropped += 1;
+        }
+    }
+    assert_eq!(dropped, 50);
+    // secure_tcp: a client's ACK without the server's SYN-ACK does not establish (a spoofed
+    // handshake stays SYN_RECV, which drop_entry may remove).
+    let state = |d: &Director, port: u16| {
+        let id = d
+            .conns
+            .lookup_in(6, &ip("6.6.6.9"), port, &ip("10.0.0.1"), 80)
+            .unwrap();
+        d.conns.get(id).unwrap().state()
+    };
+    let handshake = |d: &mut Director, port: u16| {
+        for f in ["S", "A"] {
+            let p = tcp_pkt("6.6.6.9", port, "10.0.0.1", 80, f);
+            while d.packet_in(&p, now, &mut NoRandom) == Verdict::Drop(DropReason::Defense) {}
+        }
+    };
+    handshake(&mut d, 1);
+    assert_eq!(state(&d, 1), tcp::SYN_RECV);
+    // Pressure over: everything accepted again, and the normal table establishes on the ACK.
+    d.tick(Time::from_secs(2), u64::MAX, 0, &mut NoRandom);
+    assert!((0..10).all(|p| {
+        let syn = tcp_pkt("6.6.6.7", p, "10.0.0.1", 80, "S");
+        matches!(d.packet_in(&syn, now, &mut NoRandom), Verdict::Forward(_))
+    }));
+    handshake(&mut d, 2);
+    assert_eq!(state(&d, 2), tcp::ESTABLISHED);
+}

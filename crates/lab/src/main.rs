@@ -75,6 +75,11 @@ enum Kind {
     Selftest,
     /// Two directors on the client segment, for VRRP.
     Ha,
+    /// Two directors (VRRP) for direct routing: real servers with the VIP on lo answer the
+    /// client through a router, not through a director.
+    HaDr,
+    /// `ha-dr` with a userspace decapsulator on every real server, for tunnelling.
+    HaTun,
     /// Scale-out: three directors (rvsd + BIRD) behind an ECMP router running BIRD with BGP
     /// multipath and BFD, four DR real servers, a client behind the router.
     Ecmp,
@@ -100,6 +105,8 @@ impl Kind {
                 Mode::Tun => SelftestMode::Tun,
             }),
             Kind::Ha => LabKind::Ha,
+            Kind::HaDr => LabKind::HaDr,
+            Kind::HaTun => LabKind::HaTun,
             Kind::Ecmp => unreachable!("ecmp is built by up_ecmp"),
         }
     }

@@ -25,6 +25,12 @@ pub enum LabKind {
     Selftest(SelftestMode),
     /// Two directors on the client segment (for VRRP), two real servers.
     Ha,
+    /// The HA pair for direct routing: the two directors share the VIP segment with a router
+    /// (the client sits behind it); real servers hold the VIP on `lo` (ARP sysctls) and answer
+    /// the client straight through the router, never through a director.
+    HaDr,
+    /// [`LabKind::HaDr`] with a decapsulator on every real server, for tunnelling.
+    HaTun,
 }
 
 /// The per-mode setup of the kernel selftest (docs/internals/forwarding.md#the-kernels-ipvs-selftest).
@@ -47,7 +53,16 @@ impl fmt::Display for LabKind {
             LabKind::Fullnat => f.write_str("fullnat"),
             LabKind::Selftest(m) => write!(f, "selftest-{}", m.as_str()),
             LabKind::Ha => f.write_str("ha"),
+            LabKind::HaDr => f.write_str("ha-dr"),
+            LabKind::HaTun => f.write_str("ha-tun"),
         }
+    }
+}
+
+impl LabKind {
+    /// One of the HA pairs (two directors, VIP left to VRRP).
+    pub fn is_ha_pair(self) -> bool {
+        matches!(self, LabKind::Ha | LabKind::HaDr | LabKind::HaTun)
     }
 }
 
@@ -137,6 +152,12 @@ pub const LAB_VIP: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 1);
 pub const HA_VIP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 100);
 /// Floating server-side gateway of the HA pair (not configured: VRRP owns it).
 pub const HA_DIP: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
+/// The client's address in the direct-routing HA pairs ([`LabKind::HaDr`], [`LabKind::HaTun`]),
+/// behind the router.
+pub const HA_DIRECT_CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
+/// The router's address on the server segment of the direct-routing HA pairs: the real servers'
+/// default route, so their replies bypass the directors.
+pub const HA_DIRECT_GW: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 254);
 /// VIP of the kernel selftest.
 pub const SELFTEST_VIP: Ipv4Addr = Ipv4Addr::new(207, 175, 44, 110);
 /// Service port of the kernel selftest.
@@ -396,6 +417,8 @@ impl Topology {
             LabKind::Fullnat => build_fullnat(&mut b)?,
             LabKind::Selftest(mode) => build_selftest(&mut b, mode)?,
             LabKind::Ha => build_ha(&mut b)?,
+            LabKind::HaDr => build_ha_direct(&mut b, false)?,
+            LabKind::HaTun => build_ha_direct(&mut b, true)?,
         };
         let mut topo = Topology {
             kind,
@@ -738,8 +761,8 @@ impl Topology {
         let mut v = vec![format!("rvsadm -A -t {svc} -s rr")];
         let method = match self.kind {
             LabKind::Nat | LabKind::Selftest(SelftestMode::Nat) | LabKind::Ha => "-m",
-            LabKind::Dr | LabKind::Selftest(SelftestMode::Dr) => "-g",
-            LabKind::Tun | LabKind::Selftest(SelftestMode::Tun) => "-i",
+            LabKind::Dr | LabKind::Selftest(SelftestMode::Dr) | LabKind::HaDr => "-g",
+            LabKind::Tun | LabKind::Selftest(SelftestMode::Tun) | LabKind::HaTun => "-i",
             LabKind::Fullnat => "--fullnat",
         };
         for rip in self.rips() {
@@ -1100,6 +1123,64 @@ fn build_ha(b: &mut Builder) -> Result<Spec> {
         b.route(r, "default", HA_DIP)?;
     }
     Ok(Spec::new(HA_VIP, 80))
+}
+
+/// Direct-routing HA pair (DR, or TUN with `tun`):
+///
+/// * client 192.168.1.2 — 192.168.1.1 router (`eth0`), the client's default route;
+/// * VIP segment `br0`: router `eth1` 10.1.0.1, director1 `eth0` 10.1.0.11, director2 `eth0`
+///   10.1.0.12; the VIP 10.1.0.100 lies on it and is left to VRRP, so the router finds the
+///   MASTER by ARP (and follows its gratuitous ARPs);
+/// * server segment `br1`: director1 `eth1` 10.2.0.2, director2 `eth1` 10.2.0.3, router `eth2`
+///   10.2.0.254, rs*i* 10.2.0.(10+*i*);
+/// * every real server has the VIP on `lo` with `arp_ignore=1`, `arp_announce=2` and
+///   `rp_filter=0` (the LVS-DR real-server setup: it accepts packets for the VIP but never
+///   answers ARP for it), and its default route via the router, so replies (source VIP) go to
+///   the client without a director; for TUN a decapsulator too;
+/// * the router forwards with `rp_filter` off (replies from the VIP arrive on `eth2`, not on
+///   the VIP segment); the directors' default route is the router.
+fn build_ha_direct(b: &mut Builder, tun: bool) -> Result<Spec> {
+    let rs = nodes_with_servers(b, &["client", "router", "director1", "director2", "switch"])?;
+    b.p2p(
+        ("client", "eth0", HA_DIRECT_CLIENT),
+        ("router", "eth0", ip(192, 168, 1, 1)),
+        24,
+    )?;
+    b.segment(
+        "br0",
+        &[
+            ("router", "eth1", ip(10, 1, 0, 1)),
+            ("director1", "eth0", ip(10, 1, 0, 11)),
+            ("director2", "eth0", ip(10, 1, 0, 12)),
+        ],
+        24,
+    )?;
+    let mut seg = vec![
+        ("director1", "eth1", ip(10, 2, 0, 2)),
+        ("director2", "eth1", ip(10, 2, 0, 3)),
+        ("router", "eth2", HA_DIRECT_GW),
+    ];
+    for (i, r) in rs.iter().enumerate() {
+        seg.push((r.as_str(), "eth0", rs_addr([10, 2, 0], i + 1)));
+    }
+    b.segment("br1", &seg, 24)?;
+    b.forward("router", true)?;
+    b.no_rp_filter("router", &["eth0", "eth1", "eth2"])?;
+    b.route("client", "default", ip(192, 168, 1, 1))?;
+    for d in ["director1", "director2"] {
+        b.forward(d, true)?;
+        b.route(d, "default", ip(10, 1, 0, 1))?;
+    }
+    for r in &rs {
+        b.real_server_vip(r, HA_VIP, &["eth0", "lo"])?;
+        b.route(r, "default", HA_DIRECT_GW)?;
+    }
+    let mut spec = Spec::new(HA_VIP, 80);
+    if tun {
+        spec.gue_port = Some(TUN_GUE_PORT);
+        spec.decap_roles = rs;
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -31,13 +31,18 @@ impl Step {
 
 /// VRRP instance of the HA lab's walkthrough: the VIP on the client segment and the floating
 /// DIP (the real servers' gateway) on the server segment move together.
-fn ha_vrrp_conf(priority: u8) -> String {
+fn ha_vrrp_conf(priority: u8, dip: bool) -> String {
+    // The direct-routing pairs' real servers route through the router, not a floating DIP.
+    let dip = if dip {
+        format!("        {HA_DIP}/24 dev eth1 label eth1:1\n")
+    } else {
+        String::new()
+    };
     format!(
         "# written by rvs-lab for the HA lab's walkthrough\n\
          vrrp_instance VI_LAB {{\n    state BACKUP\n    interface eth0\n    \
          virtual_router_id 51\n    priority {priority}\n    advert_int 1\n    \
-         virtual_ipaddress {{\n        {HA_VIP}/24 dev eth0 label eth0:1\n        \
-         {HA_DIP}/24 dev eth1 label eth1:1\n    }}\n}}\n"
+         virtual_ipaddress {{\n        {HA_VIP}/24 dev eth0 label eth0:1\n{dip}    }}\n}}\n"
     )
 }
 
@@ -67,7 +72,7 @@ impl Topology {
     /// Writes the files the walkthrough's commands read (the HA lab's rules and VRRP
     /// configurations; nothing for the other labs).
     pub fn write_walkthrough_files(&self) -> Result<()> {
-        if self.kind() != LabKind::Ha {
+        if !self.kind().is_ha_pair() {
             return Ok(());
         }
         let rules: String = self
@@ -80,7 +85,10 @@ impl Topology {
         };
         write(self.ha_rules(), &rules)?;
         for (d, prio) in self.directors().into_iter().zip([150u8, 100]) {
-            write(self.ha_vrrp(d), &ha_vrrp_conf(prio))?;
+            write(
+                self.ha_vrrp(d),
+                &ha_vrrp_conf(prio, self.kind() == LabKind::Ha),
+            )?;
         }
         Ok(())
     }
@@ -125,7 +133,7 @@ impl Topology {
                 ),
             ));
         }
-        let is_ha = self.kind() == LabKind::Ha;
+        let is_ha = self.kind().is_ha_pair();
         for (i, d) in directors.iter().enumerate() {
             let ifaces: String = d
                 .ifaces

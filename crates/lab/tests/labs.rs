@@ -636,6 +636,79 @@ fn ha_pair_shares_both_segments() {
     }
 }
 
+/// The direct-routing HA pairs: the router and both directors share the VIP segment, the
+/// directors, the router and the real servers the server segment; the real servers hold the
+/// VIP on `lo` without claiming it by ARP and route to the client through the router (not a
+/// director); the TUN pair runs a decapsulator on each.
+#[test]
+fn ha_direct_pairs_route_replies_around_the_directors() {
+    rvs_require::require_root!();
+    for kind in [LabKind::HaDr, LabKind::HaTun] {
+        let t = Topology::build(
+            Lab::new(&format!("hadir{}", kind == LabKind::HaTun)).unwrap(),
+            kind,
+            rvs_lab::BuildOptions::default(),
+        )
+        .unwrap();
+        assert_macs(&t);
+        assert!(t.kind().is_ha_pair());
+        let ds = t.directors();
+        assert_eq!(ds.len(), 2);
+        let router = t.router().unwrap();
+        let data = payload();
+        // The router reaches both directors on the VIP segment and the real servers on the
+        // server segment; the client reaches the real servers through the router.
+        for d in &ds {
+            let a = d.iface("eth0").unwrap().addr;
+            assert_eq!(
+                socat_transfer(&d.ns, &router.ns, a, 7041, &data).unwrap(),
+                data
+            );
+        }
+        for rs in t.real_servers() {
+            let a = rs.addr().unwrap();
+            assert_eq!(
+                socat_transfer(&rs.ns, &t.client().ns, a, 7042, &data).unwrap(),
+                data
+            );
+            let lo = rs.ns.ip(["-4", "addr", "show", "dev", "lo"]).unwrap();
+            assert!(lo.contains("10.1.0.100/32"), "{lo}");
+            assert_eq!(
+                rs.ns.sysctl_get("net.ipv4.conf.eth0.arp_ignore").unwrap(),
+                "1"
+            );
+            assert_eq!(
+                rs.ns.sysctl_get("net.ipv4.conf.eth0.arp_announce").unwrap(),
+                "2"
+            );
+            // A reply from the VIP to the client leaves through the router.
+            let r = rs
+                .ns
+                .ip(["-4", "route", "get", "192.168.1.2", "from", "10.1.0.100"])
+                .unwrap();
+            assert!(r.contains("via 10.2.0.254 dev eth0"), "{r}");
+        }
+        // Nothing holds the VIP yet (VRRP will), and nobody answers ARP for it: the real
+        // servers keep theirs to themselves (while a director's address answers).
+        router
+            .ns
+            .cmd("ping")
+            .args(["-c", "1", "-W", "1", "10.1.0.11"])
+            .run()
+            .expect("ping director1");
+        let arp = router
+            .ns
+            .cmd("ping")
+            .args(["-c", "1", "-W", "1", "10.1.0.100"])
+            .run();
+        assert!(arp.is_err(), "the VIP answered before any director held it");
+        assert_eq!(
+            t.lab().decaps().len(),
+            if kind == LabKind::HaTun { 2 } else { 0 }
+        );
+    }
+}
+
 #[test]
 fn a_panicking_test_leaves_nothing_behind() {
     rvs_require::require_root!();

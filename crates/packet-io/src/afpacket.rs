@@ -179,6 +179,14 @@ impl<'a> RxFrame<'a> {
         }
     }
 
+    /// A frame of a port that reads the packet type and the partial-checksum state from
+    /// somewhere other than a ring header (the AF_XDP port).
+    pub(crate) fn with_meta(mut self, pkt_type: u8, csum_not_ready: bool) -> Self {
+        self.pkt_type = pkt_type;
+        self.csum_not_ready = csum_not_ready;
+        self
+    }
+
     /// The frame bytes, starting at the destination MAC.
     pub fn data(&self) -> &[u8] {
         self.data
@@ -261,12 +269,17 @@ impl<'a> RxFrame<'a> {
     }
 }
 
-fn last_err() -> io::Error {
+pub(crate) fn last_err() -> io::Error {
     io::Error::last_os_error()
 }
 
 /// `setsockopt` for plain-old-data option values.
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+pub(crate) fn setsockopt<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: `value` points to a live `T` of exactly `size_of::<T>()` bytes for the call.
     let rc = unsafe {
         libc::setsockopt(
@@ -286,7 +299,7 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
 
 /// An `AF_PACKET` socket bound to one interface, with the batched transmit path.
 #[derive(Debug)]
-struct RawSocket {
+pub(crate) struct RawSocket {
     fd: OwnedFd,
     ifname: String,
     ifindex: u32,
@@ -299,7 +312,7 @@ struct RawSocket {
 impl RawSocket {
     /// Opens a packet socket with protocol 0: it receives nothing until bound with a protocol,
     /// so no frame of another interface slips in between `socket()` and `bind()`.
-    fn open(ifname: &str, tx_batch: usize) -> Result<Self, Error> {
+    pub(crate) fn open(ifname: &str, tx_batch: usize) -> Result<Self, Error> {
         if tx_batch == 0 {
             return Err(Error::Config("tx_batch must be at least 1".into()));
         }
@@ -329,7 +342,17 @@ impl RawSocket {
         })
     }
 
-    fn bind(&self, protocol: u16) -> Result<(), Error> {
+    /// The interface's MAC address and index.
+    pub(crate) fn identity(&self) -> ([u8; 6], u32) {
+        (self.mac, self.ifindex)
+    }
+
+    /// Frames the kernel accepted and frames that could not be sent, so far.
+    pub(crate) fn tx_counts(&self) -> (u64, u64) {
+        (self.tx_frames, self.tx_errors)
+    }
+
+    pub(crate) fn bind(&self, protocol: u16) -> Result<(), Error> {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -358,7 +381,7 @@ impl RawSocket {
     ///
     /// # Safety
     /// `frame` must stay valid and unmodified until the next [`flush`](Self::flush).
-    unsafe fn queue(&mut self, frame: *const u8, len: usize, ifindex: u32) {
+    pub(crate) unsafe fn queue(&mut self, frame: *const u8, len: usize, ifindex: u32) {
         if self.tx.len == self.tx.capacity() {
             self.flush();
         }
@@ -368,7 +391,7 @@ impl RawSocket {
     /// Sends everything queued. Transient back-pressure (`ENOBUFS`/`EAGAIN`) is waited out a
     /// bounded number of times; a frame the kernel rejects is counted and skipped so one bad
     /// frame does not stall the batch.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let n = self.tx.len;
         if n == 0 {
             return;
@@ -410,7 +433,7 @@ impl RawSocket {
         self.tx.len = 0;
     }
 
-    fn send_frames(&mut self, frames: &[&[u8]]) -> usize {
+    pub(crate) fn send_frames(&mut self, frames: &[&[u8]]) -> usize {
         let before = self.tx_frames;
         for frame in frames {
             // SAFETY: `frames` outlives this function, and we flush before returning.
@@ -432,7 +455,7 @@ fn wait_writable(fd: RawFd, timeout_ms: i32) {
 }
 
 /// Reads the interface's MAC address with `SIOCGIFHWADDR`.
-fn hw_addr(fd: RawFd, ifname: &str) -> Result<[u8; 6], Error> {
+pub(crate) fn hw_addr(fd: RawFd, ifname: &str) -> Result<[u8; 6], Error> {
     // SAFETY: ifreq is plain old data; all-zero is valid.
     let mut req: libc::ifreq = unsafe { zeroed() };
     let name = ifname.as_bytes();

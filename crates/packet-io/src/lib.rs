@@ -11,6 +11,8 @@
 //! - [`neigh`]: next-hop MAC resolution from the kernel's route and neighbour tables over
 //!   rtnetlink, with a cache and probing of missing entries.
 //! - [`announce`]: gratuitous ARP and unsolicited neighbour advertisement frames.
+//! - [`xsk`]: an AF_XDP port (UMEM, fill/completion/rx/tx rings) on one receive queue, fed by
+//!   the XDP program's redirect: the packet plane's slow path when XDP runs.
 //!
 //! Receiving is *pull-style*: a [`PacketPort`] lends out one block of received frames at a
 //! time ([`PacketPort::next_block`]); the caller walks its frames ([`RxBlock::next_frame`]),
@@ -19,8 +21,8 @@
 //! the kernel. The caller decides what happens between the last frame and the transmission
 //! (the rvsd packet worker releases its table lock there) without callbacks. [`Port`]
 //! (AF_PACKET, TPACKET_V3: a block is a ring block) and [`MemIo`] (in memory, for tests
-//! without root) implement it; an AF_XDP port implements the same trait (a block is a batch
-//! of RX descriptors, frames are borrowed UMEM chunks, marked frames go to the TX ring).
+//! without root) implement it, and so does [`XskPort`] (AF_XDP: a block is a batch of RX
+//! descriptors, frames are UMEM chunks rewritten in place, marked frames go to the TX ring).
 
 //! # Network namespaces
 //!
@@ -41,6 +43,7 @@ pub mod mem;
 pub mod neigh;
 pub mod nft;
 pub mod sockopt;
+pub mod xsk;
 
 mod error;
 
@@ -49,6 +52,7 @@ pub use error::Error;
 pub use mem::MemIo;
 pub use neigh::{NextHop, Resolver, ResolverConfig, Route};
 pub use nft::{GuardRules, IngressGuard, LocalPorts, Match};
+pub use xsk::{XskBind, XskConfig, XskMode, XskPort, XskStats};
 
 use std::time::Duration;
 

@@ -146,6 +146,8 @@ pub enum DropReason {
     PersistenceEngine,
     /// No connection entry could be created.
     NoMemory,
+    /// The connection table holds `rvs_conn_max` entries (docs/internals/sysctls.md).
+    TableFull,
     /// No full-NAT local address/port left.
     NoLocalAddress,
     /// No route or unresolved neighbour toward the next hop.
@@ -170,7 +172,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::Fragment,
@@ -178,6 +180,7 @@ impl DropReason {
         DropReason::Defense,
         DropReason::PersistenceEngine,
         DropReason::NoMemory,
+        DropReason::TableFull,
         DropReason::NoLocalAddress,
         DropReason::NoRoute,
         DropReason::TtlExceeded,
@@ -199,6 +202,7 @@ impl DropReason {
             DropReason::Defense => "defense",
             DropReason::PersistenceEngine => "persistence_engine",
             DropReason::NoMemory => "no_memory",
+            DropReason::TableFull => "table_full",
             DropReason::NoLocalAddress => "no_local_address",
             DropReason::NoRoute => "no_route",
             DropReason::TtlExceeded => "ttl_exceeded",
@@ -609,6 +613,7 @@ impl<N: Neighbours> Plane<N> {
                 CoreDrop::Defense => DropReason::Defense,
                 CoreDrop::PersistenceEngine => DropReason::PersistenceEngine,
                 CoreDrop::NoMemory => DropReason::NoMemory,
+                CoreDrop::TableFull => DropReason::TableFull,
                 CoreDrop::NoLocalAddress => DropReason::NoLocalAddress,
             }),
         }

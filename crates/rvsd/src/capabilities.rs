@@ -19,7 +19,9 @@
 //!   rights start-up had, whoever owns them.
 //! - Only with the packet plane's XDP fast path (`--interface` with `--xdp` other than
 //!   `off`): `CAP_BPF` (its maps, and the syncer reads them all the daemon's life) and
-//!   `CAP_PERFMON` (the verifier accepts the program's packet-pointer arithmetic only with it).
+//!   `CAP_PERFMON` (the verifier accepts the program's packet-pointer arithmetic only with it),
+//!   and `CAP_IPC_LOCK`: the AF_XDP slow path's UMEM (8 MiB per socket) is pinned memory,
+//!   which without it is charged to `RLIMIT_MEMLOCK` (often 8 MiB for the whole process).
 //!   The proxy's kernel splicing (`--proxy-splice` other than `off`) keeps the same two: its
 //!   sockmap program and maps need `CAP_BPF`.
 //!
@@ -42,7 +44,9 @@ pub const KEEP: CapabilitySet = CapabilitySet::NET_ADMIN
     .union(CapabilitySet::DAC_READ_SEARCH);
 
 /// What the XDP fast path needs on top of [`KEEP`].
-pub const KEEP_XDP: CapabilitySet = CapabilitySet::BPF.union(CapabilitySet::PERFMON);
+pub const KEEP_XDP: CapabilitySet = CapabilitySet::BPF
+    .union(CapabilitySet::PERFMON)
+    .union(CapabilitySet::IPC_LOCK);
 
 /// What [`drop_unneeded`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

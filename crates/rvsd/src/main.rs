@@ -85,6 +85,12 @@ struct Args {
     /// log line saying why; `on` requires it; `native` / `generic` require that mode; `off`.
     #[arg(long, default_value = "off", value_parser = clap::value_parser!(rvsd::packet_plane::XdpSetting))]
     xdp: rvsd::packet_plane::XdpSetting,
+    /// Packet plane with `--xdp`: where the packets the XDP program does not forward go.
+    /// `auto` (default): an AF_XDP socket per worker (the program redirects to it the packets
+    /// the plane handles), AF_PACKET where one cannot be bound (one log line says why); `xsk`
+    /// requires AF_XDP; `af_packet` keeps the AF_PACKET tap alone.
+    #[arg(long, default_value = "auto", value_parser = clap::value_parser!(rvsd::packet_plane::SlowPathSetting))]
+    xdp_slow_path: rvsd::packet_plane::SlowPathSetting,
     /// Set an IPVS sysctl at start, `NAME=VALUE` as under /proc/sys/net/ipv4/vs/ (e.g.
     /// `sloppy_tcp=1`); repeatable. `rvsadm --sysctl` lists and changes them at run time.
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl_arg)]
@@ -476,6 +482,7 @@ async fn run(args: Args) -> Result<(), String> {
             marks: args.fwmark_rule.clone(),
             workers_per_interface: args.packet_workers,
             xdp: args.xdp,
+            slow_path: args.xdp_slow_path,
             ..Default::default()
         };
         Some(

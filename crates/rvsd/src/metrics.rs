@@ -98,6 +98,16 @@ pub fn render(st: &State) -> String {
     );
     o.sample("rvs_connection_table_entries", "", entries);
     o.header(
+        "rvs_connection_table_full_total",
+        "counter",
+        "New connections refused because the table held rvs_conn_max entries.",
+    );
+    o.sample(
+        "rvs_connection_table_full_total",
+        "",
+        st.conns_refused_full(),
+    );
+    o.header(
         "rvs_proxy_reschedules_total",
         "counter",
         "Proxy connections rescheduled to another real server after a failed connect.",
@@ -317,6 +327,19 @@ fn xdp(o: &mut Out, st: &State) {
         return;
     }
     o.header(
+        "rvs_xdp_slow_path",
+        "gauge",
+        "1 for the slow path in use on each packet-plane interface with XDP: path=\"xsk\" (AF_XDP, xsk_mode copy or zerocopy) or \"af_packet\".",
+    );
+    for (iface, path) in &r.slow_paths {
+        let (path, mode) = path.split_once(' ').unwrap_or((path.as_str(), ""));
+        o.sample(
+            "rvs_xdp_slow_path",
+            &format!("interface=\"{iface}\",path=\"{path}\",xsk_mode=\"{mode}\""),
+            1,
+        );
+    }
+    o.header(
         "rvs_xdp_packets_total",
         "counter",
         "Packets seen by the XDP program, by verdict: forwarded (tx, redirect) or passed to userspace (and why).",
@@ -329,6 +352,7 @@ fn xdp(o: &mut Out, st: &State) {
         ("pass_state", c.pass_state),
         ("pass_other", c.pass_other),
         ("pass_limit", c.pass_limit),
+        ("xsk", c.xsk),
     ] {
         o.sample(
             "rvs_xdp_packets_total",

@@ -435,6 +435,15 @@ impl State {
         (c, r, conns, resched)
     }
 
+    /// New connections refused because a shard's table held `rvs_conn_max` entries, summed
+    /// over shards.
+    pub fn conns_refused_full(&self) -> u64 {
+        self.shards()
+            .into_iter()
+            .map(|s| shard::lock(&s).director.conns.refused_full())
+            .sum()
+    }
+
     /// Proxy flows of content persistence engines closed unserved, summed over shards, per
     /// [`rvs_proxy::ContentReject::ALL`] reason.
     pub fn pe_rejects(&self) -> [u64; rvs_proxy::ContentReject::ALL.len()] {

@@ -169,7 +169,12 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
         xdp: xdp_report
             .modes
             .iter()
-            .map(|(i, m)| format!("{i} {m}"))
+            .map(
+                |(i, m)| match xdp_report.slow_paths.iter().find(|(s, _)| s == i) {
+                    Some((_, path)) => format!("{i} {m} slow path {path}"),
+                    None => format!("{i} {m}"),
+                },
+            )
             .collect(),
         xdp_unavailable: xdp_report.unavailable,
         totals: Totals {

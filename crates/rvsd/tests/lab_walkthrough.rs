@@ -161,7 +161,7 @@ fn walkthrough(test: &str, kind: LabKind) {
         seen, names,
         "the curls through the VIP reached every real server:\n{printed}"
     );
-    if kind != LabKind::Ha {
+    if !kind.is_ha_pair() {
         assert!(
             stats_checked,
             "the walkthrough shows the counters:\n{printed}"
@@ -207,6 +207,16 @@ fn selftest_tun_lab_walkthrough_runs() {
 #[test]
 fn ha_lab_walkthrough_runs() {
     walkthrough("wtha", LabKind::Ha);
+}
+
+#[test]
+fn ha_dr_lab_walkthrough_runs() {
+    walkthrough("wthadr", LabKind::HaDr);
+}
+
+#[test]
+fn ha_tun_lab_walkthrough_runs() {
+    walkthrough("wthatun", LabKind::HaTun);
 }
 
 /// Lines of `uniq -c` output: (count, text).

@@ -76,6 +76,33 @@ fn check_xdp_log_forwarding(xdp: bool, ifaces: &[&str], log: &str, forwards: boo
         forwards,
         "the XDP program forwarded {forwarded} frames:\n{log}"
     );
+    // The slow path: the packets the program did not forward (the handshakes at least) went
+    // through the AF_XDP socket of each interface, not the host stack and the AF_PACKET tap.
+    for i in ifaces {
+        assert!(
+            log.contains(&format!("XDP slow path on {i} queue 0: AF_XDP (copy mode)")),
+            "{log}"
+        );
+        let head = format!("XDP slow path on {i} queue 0 (AF_XDP, copy): ");
+        let received: u64 = log
+            .split(head.as_str())
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no AF_XDP counters for {i} in the log:\n{log}"));
+        assert!(received > 0, "no frame went through the XSK of {i}:\n{log}");
+    }
+    let to_xsk: u64 = log
+        .split("XDP fast path: ")
+        .nth(1)
+        .and_then(|r| r.split(" to the AF_XDP slow path").next())
+        .and_then(|r| r.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no AF_XDP count in the XDP counters:\n{log}"));
+    assert!(
+        to_xsk > 0,
+        "the program redirected nothing to AF_XDP:\n{log}"
+    );
 }
 
 /// A 300 KB download that arrives intact: a connection long enough that its ESTABLISHED

@@ -9,12 +9,16 @@ use std::time::Duration;
 
 use common::*;
 
-/// The listing with the two machine-dependent values (`sync_qlen_max` from the memory,
-/// `est_cpulist` from the CPU count) replaced by `<machine>`.
+/// The listing with the machine-dependent values (`sync_qlen_max` and `rvs_conn_max` from the
+/// memory, `est_cpulist` from the CPU count) replaced by `<machine>`.
 fn normalised(out: &str) -> String {
     out.lines()
         .map(|l| {
-            let machine = ["net.ipv4.vs.sync_qlen_max = ", "net.ipv4.vs.est_cpulist = "];
+            let machine = [
+                "net.ipv4.vs.sync_qlen_max = ",
+                "net.ipv4.vs.est_cpulist = ",
+                "net.ipv4.vs.rvs_conn_max = ",
+            ];
             match machine.iter().find(|p| l.starts_with(*p)) {
                 Some(p) => {
                     let note = l.find('\t').map(|i| &l[i..]).unwrap_or("");
@@ -61,6 +65,7 @@ net.ipv4.vs.debug_level = 0\t# read-only: kernel debug output (CONFIG_IP_VS_DEBU
 net.ipv4.vs.lblc_expiration = 86400
 net.ipv4.vs.lblcr_expiration = 86400
 net.ipv4.vs.rvs_mh_grace = 0
+net.ipv4.vs.rvs_conn_max = <machine>
 "
     )
 }

@@ -12,6 +12,8 @@
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
 //! * [`Etcd`], [`Dockerd`]: a real etcd and a real dockerd (own data, ports or socket and
 //!   bridge), stopped on drop, for the discovery tests.
+//! * [`failover`]: an HA pair of directors with connection sync (NAT, FULLNAT, DR, TUN),
+//!   long-lived clients and a lost MASTER, for the sync end-to-end tests.
 //! * [`EchoStreams`]: connections streaming numbered lines through a failover, with the
 //!   largest gap each one saw.
 //! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
@@ -25,6 +27,7 @@ pub mod agent;
 pub mod client;
 pub mod docker;
 pub mod etcd;
+pub mod failover;
 pub mod ha;
 pub mod listing;
 pub mod proc;

@@ -54,7 +54,46 @@ enum rvs_xdp_stat {
 	RVS_STAT_PASS_STATE,   /* may change the connection's state (SYN, FIN, RST) */
 	RVS_STAT_PASS_OTHER,   /* not a case the fast path handles (ICMP, fragment, options, ...) */
 	RVS_STAT_PASS_LIMIT,   /* has an entry but too big, TTL expiring, no egress: userspace */
+	RVS_STAT_XSK,          /* not forwarded here, redirected to the slow path's AF_XDP socket */
 	RVS_STAT_MAX,
 };
+
+/* The slow path over AF_XDP (docs/internals/packet-plane.md#the-af_xdp-slow-path).
+ *
+ * A packet the program does not forward goes to the XSK of the receive queue it arrived on
+ * when rvsd's userspace plane is the one to handle it — the packets rvsd's nft guard keeps
+ * from the host stack — and to the host stack (XDP_PASS, where the AF_PACKET tap sees it)
+ * otherwise. rvs_take holds those rules as keys: */
+enum rvs_take_kind {
+	RVS_TAKE_VIP_ADDR = 1, /* destination address (port-0 and firewall-mark services) */
+	RVS_TAKE_VIP_SVC,      /* destination address, protocol, port */
+	RVS_TAKE_LPORT,        /* destination address and protocol, port in the value's ranges */
+	RVS_TAKE_KEEP,         /* destination is the director's own: not taken by the rules below */
+	RVS_TAKE_RS_ADDR,      /* source address (a NAT real server) */
+	RVS_TAKE_RS_SVC,       /* source address, protocol, port */
+};
+
+struct rvs_take_key {
+	__u8 addr[16];
+	__be16 port;   /* 0 where the kind has no port */
+	__u8 family;   /* 4 or 6 */
+	__u8 proto;    /* 0 where the kind has no protocol */
+	__u8 kind;     /* enum rvs_take_kind */
+	__u8 pad[3];
+};
+
+#define RVS_TAKE_RANGES 4
+/* RVS_TAKE_LPORT: up to four port ranges (host order, inclusive); unused ones are lo > hi. */
+struct rvs_take_val {
+	__u16 lo[RVS_TAKE_RANGES];
+	__u16 hi[RVS_TAKE_RANGES];
+};
+
+/* XSKMAP index: an interface's slot (rvs_xsk_slots, by ifindex) times this, plus the queue. */
+#define RVS_XSK_QUEUES 64
+#define RVS_XSK_SLOTS 64
+/* Longest frame redirected to an XSK (the UMEM chunk less the kernel's XDP headroom); longer
+ * ones (GRO/GSO super-frames) stay on the AF_PACKET path. Equal to rvs_packet_io::xsk::MAX_FRAME. */
+#define RVS_XSK_MAX_FRAME 3584
 
 #endif

@@ -685,7 +685,14 @@ pub struct ConnTable {
     seed: HashSeed,
     no_cport: u32,
     expired: Vec<u32>,
+    /// Most entries the table holds (`rvs_conn_max`); an insert beyond it is refused.
+    max_entries: usize,
+    /// Inserts refused because the table held `max_entries`.
+    refused_full: u64,
 }
+
+/// The error [`ConnTable::insert`] returns when the table holds its maximum number of entries.
+pub const TABLE_FULL: &str = "connection table full";
 
 /// Hash of entry `c` for the client index.
 #[inline]
@@ -728,7 +735,27 @@ impl ConnTable {
             seed,
             no_cport: 0,
             expired: Vec::new(),
+            max_entries: MAX_ENTRIES,
+            refused_full: 0,
         }
+    }
+
+    /// Bound the number of entries (`rvs_conn_max`): once the table holds `n`, inserts are
+    /// refused with [`TABLE_FULL`] and counted, so that a flood of new flows cannot grow it
+    /// (and the daemon's memory) without limit. Entries already there are untouched, even if
+    /// there are more than `n`; they leave as they expire.
+    pub fn set_max_entries(&mut self, n: usize) {
+        self.max_entries = n.clamp(1, MAX_ENTRIES);
+    }
+
+    /// The bound set by [`ConnTable::set_max_entries`].
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// How many inserts were refused because the table was full.
+    pub fn refused_full(&self) -> u64 {
+        self.refused_full
     }
 
     /// Number of entries (connections and templates, hashed or not).
@@ -846,15 +873,18 @@ impl ConnTable {
     /// (non-templates) and take the forwarding method from the dest. ONE_PACKET is dropped for
     /// non-UDP protocols and ONE_PACKET entries are not hashed.
     ///
-    /// Errors: PE data longer than 255 bytes, or 2^31 entries.
+    /// Errors: PE data longer than 255 bytes, or [`TABLE_FULL`] when the table holds
+    /// [`ConnTable::max_entries`] entries (at most 2^31).
     pub fn insert(&mut self, n: &NewConn<'_>, now: Time, svc: &mut ServiceTable) -> Result<ConnId> {
         if n.pe_data.is_some_and(|d| d.len() > PE_DATA_MAX) {
             return Err(Error::Invalid(
                 "persistence engine data longer than 255 bytes",
             ));
         }
-        if self.free_head == NIL && self.slab.len() >= MAX_ENTRIES {
-            return Err(Error::Range("connection table full"));
+        if self.len >= self.max_entries || (self.free_head == NIL && self.slab.len() >= MAX_ENTRIES)
+        {
+            self.refused_full = self.refused_full.wrapping_add(1);
+            return Err(Error::Range(TABLE_FULL));
         }
         // Start the two cache misses an insert cannot avoid, the free slab slot and the index
         // line the entry goes to, before the (cached) work below, so they overlap instead of

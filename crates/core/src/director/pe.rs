@@ -180,8 +180,9 @@ impl Director {
         if target.template.is_some() {
             n.timeout = INITIAL_TIMEOUT;
         }
-        let Ok(id) = self.conns.insert(&n, now, &mut self.table) else {
-            return Verdict::Drop(DropReason::NoMemory);
+        let id = match self.conns.insert(&n, now, &mut self.table) {
+            Ok(id) => id,
+            Err(e) => return super::insert_refused(&e),
         };
         if let Some(t) = target.template {
             self.conns.set_control(id, t);
@@ -263,6 +264,6 @@ impl Director {
         n.pe_data = Some(data);
         self.conns
             .insert(&n, now, &mut self.table)
-            .map_err(|_| Verdict::Drop(DropReason::NoMemory))
+            .map_err(|e| super::insert_refused(&e))
     }
 }

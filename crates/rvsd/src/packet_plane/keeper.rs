@@ -126,11 +126,14 @@ pub(super) struct Context {
     pub misses: Arc<Misses>,
     pub stop: Arc<AtomicBool>,
     pub ifaces: Arc<Vec<Iface>>,
+    /// The XDP program's slow-path rules (what goes to the AF_XDP sockets), kept equal to
+    /// the guard's, when AF_XDP sockets run.
+    pub slow: Option<rvs_bpf::xdp::SlowPath>,
 }
 
 pub(super) fn keeper(
     mut guard: IngressGuard,
-    cx: Context,
+    mut cx: Context,
     mut marks: NftMarks,
 ) -> Result<(), String> {
     let resolver =
@@ -178,6 +181,11 @@ pub(super) fn keeper(
         seen = Some(view.version());
         if let Err(e) = guard.update(&view.guard) {
             tracing::error!("nft ingress guard update: {e}");
+        }
+        if let Some(slow) = cx.slow.as_mut() {
+            if let Err(e) = slow.set_rules(&super::xsk::rules(&view.guard)) {
+                tracing::error!("XDP slow path rules update: {e}");
+            }
         }
         let new: Vec<(IpAddr, PortId)> = view
             .config

@@ -93,6 +93,7 @@ mod iface;
 mod keeper;
 mod worker;
 pub mod xdp;
+pub mod xsk;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,6 +107,7 @@ use rvs_packet_io::Port;
 pub use config::{parse_mark_rule, Iface, Options, PacketFeed, PacketView};
 pub use worker::WorkerReport;
 pub use xdp::{XdpReport, XdpSetting};
+pub use xsk::SlowPathSetting;
 
 use crate::clock::Clock;
 use crate::learned_neighbours::Learned;
@@ -232,7 +234,23 @@ impl PacketPlane {
         // The XDP fast path, when asked for: attached before the workers start, so they know
         // whether to make offers.
         let mut offers_tx = None;
-        if let Some(attached) = xdp::attach(feed.opts.xdp, &ifaces, &feed.xdp)? {
+        let mut xsks: Vec<Option<rvs_packet_io::XskPort>> = Vec::new();
+        let mut slow = None;
+        if let Some(mut attached) = xdp::attach(feed.opts.xdp, &ifaces, &feed.xdp)? {
+            // The slow path over AF_XDP: a socket per worker where one can be bound, the
+            // rules of what goes to them in place before the first frame.
+            if let Some(mut sp) = attached.slow_path() {
+                let modes = crate::lock::lock(&feed.xdp).modes.clone();
+                let (opened, paths) =
+                    xsk::open(feed.opts.slow_path, &mut sp, &ifaces, &modes, &ports)?;
+                xsks = opened;
+                crate::lock::lock(&feed.xdp).slow_paths = paths;
+                if xsks.iter().any(Option::is_some) {
+                    sp.set_rules(&xsk::rules(&feed.view.load().guard))
+                        .map_err(|e| format!("XDP slow path rules: {e}"))?;
+                    slow = Some(sp);
+                }
+            }
             let (tx, rx) = std::sync::mpsc::sync_channel(xdp::QUEUE);
             offers_tx = Some(tx);
             let scx = xdp::SyncContext {
@@ -260,6 +278,7 @@ impl PacketPlane {
             misses: misses.clone(),
             stop: stop.clone(),
             ifaces: ifaces.clone(),
+            slow,
         };
         pp.keeper = Some(
             std::thread::Builder::new()
@@ -267,7 +286,8 @@ impl PacketPlane {
                 .spawn(move || keeper::keeper(guard, kcx, marks))
                 .map_err(|e| format!("spawning the keeper thread: {e}"))?,
         );
-        for (i, port) in ports {
+        xsks.resize_with(ports.len(), || None);
+        for ((i, port), xsk) in ports.into_iter().zip(xsks) {
             let cx = worker::Context {
                 shard: packet_shard.clone(),
                 view: feed.view.clone(),
@@ -282,7 +302,10 @@ impl PacketPlane {
             };
             let h = std::thread::Builder::new()
                 .name(format!("rvs-pkt-{}", ifaces[i].name))
-                .spawn(move || worker::run(i, port, cx))
+                .spawn(move || match xsk {
+                    Some(x) => xsk::run(i, port, x, cx),
+                    None => worker::run(i, port, cx),
+                })
                 .map_err(|e| format!("spawning a packet worker: {e}"))?;
             pp.workers.push(h);
         }

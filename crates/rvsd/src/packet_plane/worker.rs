@@ -35,7 +35,7 @@ const OUT_SLOTS: usize = 64;
 /// Ring blocks a worker processes per hold of the shard lock (see "Locking" above).
 pub(super) const BLOCKS_PER_BATCH: usize = 1;
 /// How long a worker waits for frames before it looks at the stop flag again.
-const POLL: Duration = Duration::from_millis(100);
+pub(super) const POLL: Duration = Duration::from_millis(100);
 /// Most fragments one packet is split into (a 9 KB frame at the 68-byte minimum MTU).
 const MAX_FRAGMENTS: usize = 256;
 
@@ -242,28 +242,38 @@ fn addressed_to_us(pkt_type: u8) -> bool {
 
 /// Runs a worker on `port` until the plane stops; returns what it counted.
 pub(super) fn run<P: PacketPort>(me: usize, mut port: P, cx: Context) -> WorkerReport {
-    let fail = |e: String| WorkerReport {
-        iface: cx.ifaces[me].name.clone(),
-        error: Some(e),
-        ..WorkerReport::default()
-    };
-    let mut senders = Vec::with_capacity(cx.ifaces.len());
-    for i in cx.ifaces.iter() {
-        match Sender::open(&i.name) {
-            Ok(s) => senders.push(s),
-            Err(e) => return fail(format!("sender on {}: {e}", i.name)),
-        }
-    }
-    let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
     let stop = cx.stop.clone();
-    let mut w = Worker::new(me, cx, hops, senders);
+    let mut w = match open(me, cx) {
+        Ok(w) => w,
+        Err(rep) => return *rep,
+    };
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = w.step(&mut port, POLL) {
-            w.rep.error = Some(format!("receive on {}: {e}", w.rep.iface));
+            w.fail(format!("receive on {}: {e}", w.rep.iface));
             break;
         }
     }
     w.report(&mut port)
+}
+
+/// A worker for interface `me` with its transmit sockets (one per interface); the report
+/// saying why when they cannot be opened.
+pub(super) fn open(me: usize, cx: Context) -> Result<Worker<Hops, Sender>, Box<WorkerReport>> {
+    let mut senders = Vec::with_capacity(cx.ifaces.len());
+    for i in cx.ifaces.iter() {
+        match Sender::open(&i.name) {
+            Ok(s) => senders.push(s),
+            Err(e) => {
+                return Err(Box::new(WorkerReport {
+                    iface: cx.ifaces[me].name.clone(),
+                    error: Some(format!("sender on {}: {e}", i.name)),
+                    ..WorkerReport::default()
+                }))
+            }
+        }
+    }
+    let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
+    Ok(Worker::new(me, cx, hops, senders))
 }
 
 /// One worker's state between blocks: its plane (configuration, neighbours, drop counters),
@@ -408,6 +418,11 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         em.out.flush(&mut em.senders);
         plane.neigh.after_block(cx);
         Ok(seen)
+    }
+
+    /// Records why the worker stops early.
+    pub(super) fn fail(&mut self, why: String) {
+        self.rep.error = Some(why);
     }
 
     /// The worker's counters, with the port's.

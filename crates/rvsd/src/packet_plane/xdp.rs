@@ -83,6 +83,8 @@ impl FromStr for XdpSetting {
 pub struct XdpReport {
     /// Interface name and XDP mode (`native` / `generic`), when attached.
     pub modes: Vec<(String, &'static str)>,
+    /// Interface name and its slow path: `xsk copy`, `xsk zerocopy` (AF_XDP) or `af_packet`.
+    pub slow_paths: Vec<(String, String)>,
     /// Why it is not in use (`--xdp auto` fell back), if so.
     pub unavailable: Option<String>,
     /// The program's verdict counters (updated every sweep).
@@ -94,6 +96,13 @@ pub struct XdpReport {
 /// The loaded and attached program, before the syncer starts.
 pub(super) struct Attached {
     fp: FastPath,
+}
+
+impl Attached {
+    /// The program's AF_XDP slow-path maps (once).
+    pub(super) fn slow_path(&mut self) -> Option<rvs_bpf::xdp::SlowPath> {
+        self.fp.slow_path()
+    }
 }
 
 /// Loads the program and attaches it to `ifaces` per `setting`. `Ok(None)`: not in use (off,
@@ -212,10 +221,11 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, cx: SyncContext)
     sweep(&mut fp, &mut installed, &cx);
     let c = crate::lock::lock(&cx.report).counters;
     tracing::info!(
-        "XDP fast path: {} frames forwarded (tx {}, redirect {}), passed to userspace: {} without an entry, {} SYN/FIN/RST, {} other, {} over a limit",
+        "XDP fast path: {} frames forwarded (tx {}, redirect {}), {} to the AF_XDP slow path, passed to the host stack: {} without an entry, {} SYN/FIN/RST, {} other, {} over a limit",
         c.tx + c.redirect,
         c.tx,
         c.redirect,
+        c.xsk,
         c.pass_no_flow,
         c.pass_state,
         c.pass_other,
