@@ -6,9 +6,10 @@
 //! real servers rs1..rs4 (10.2.0.11..14, each a socat TCP echo server on port 9000) on another;
 //! the real servers' default route is the floating DIP 10.2.0.1. Two real `rvsd` processes,
 //! each with the AF_PACKET plane on both interfaces, configured only by a keepalived.conf
-//! (`-f`): one VRRP instance that owns the VIP 10.1.0.100 on `eth0` and the DIP on `eth1`
-//! (priorities 150 / 100), a NAT virtual server VIP:9000 with `rr` over the four real
-//! servers, and — in the synced run — `lvs_sync_daemon eth1 VI_SYNC` in `global_defs`.
+//! (`-f`): two VRRP instances in one `vrrp_sync_group` — VI_SYNC owns the VIP 10.1.0.100 on
+//! `eth0`, VI_GW the gateway DIP on `eth1` (priorities 150 / 100) — a NAT virtual server
+//! VIP:9000 with `rr` over the four real servers, and — in the synced run — `lvs_sync_daemon
+//! eth1 VI_SYNC` in `global_defs`.
 //!
 //! N long-lived TCP connections (one thread each, from the client's namespace) send a line
 //! every 100 ms and wait for its echo. Once the BACKUP lists every connection (`-Lnc`, so the
@@ -19,8 +20,8 @@
 //! mid-stream segment and does not schedule it), so the test can fail.
 //!
 //! The pair, the clients and the failover run are rvs-testkit's `failover` module (shared with
-//! `sync_failover_direct.rs`, DR and TUN). Root only (CI runs it as root). Needs `ip`, `nft` and `socat` (Debian `iproute2 nftables
-//! socat`). Every wait is bounded; the lab, the echo servers, the client threads and rvsd are
+//! `sync_failover_direct.rs`, DR and TUN). Root only (CI runs it as root). Needs `ip`, `nft`
+//! and `socat` (Debian `iproute2 nftables socat`). Every wait is bounded; the lab, the echo servers, the client threads and rvsd are
 //! torn down on drop, also when the test panics.
 
 mod common;
@@ -172,13 +173,17 @@ fn failback_setup() -> PairSetup {
 
 /// An HA pair after the first failover: director1 (priority 150) was lost, director2 (100)
 /// carries the `n` connections. Returns the topology, both directors and the clients.
-fn after_failover(tag: &str, n: usize) -> (Topology, Director, Director, Clients) {
+fn after_failover(
+    tag: &str,
+    n: usize,
+    setup: &PairSetup,
+) -> (Topology, Director, Director, Clients) {
     let HaPair {
         topo,
         mut d1,
         d2,
         client,
-    } = HaPair::start(tag, &failback_setup());
+    } = HaPair::start(tag, setup);
     let clients = Clients::start(&client, n);
     assert!(
         wait(Duration::from_secs(15), || d1.established() >= n
@@ -203,18 +208,14 @@ fn after_failover(tag: &str, n: usize) -> (Topology, Director, Director, Clients
     (topo, d1, d2, clients)
 }
 
-#[test]
-fn failback_resyncs_before_preempting_and_keeps_every_connection() {
-    if !rvs_lab::require(
-        "failback_resyncs_before_preempting_and_keeps_every_connection",
-        &["ip", "nft", "socat"],
-    ) {
-        return;
-    }
+/// The failback run: after the first failover director1 comes back with the higher priority;
+/// it must resync (the log says "complete: N records"), then preempt, and every connection
+/// continues through the move back.
+fn failback(tag: &str, setup: &PairSetup) {
     let n = 200;
-    let (topo, d1, d2, clients) = after_failover("syncfb", n);
+    let (topo, d1, d2, clients) = after_failover(tag, n, setup);
     // director1 comes back with the higher priority: it must resync, then preempt.
-    let d1 = d1.reboot(&topo, 150, &failback_setup());
+    let d1 = d1.reboot(&topo, 150, setup);
     let mut at_vip = None;
     // Bounded: 40 s (the resync takes ~5 s, then VRRP's down timer ~1.8 s).
     let end = Instant::now() + Duration::from_secs(40);
@@ -235,6 +236,13 @@ fn failback_resyncs_before_preempting_and_keeps_every_connection() {
         listed >= n,
         "director1 took the VIP listing {listed} of {n} connections"
     );
+    if let Some(group) = setup.sync_opts.split("group ").nth(1) {
+        let daemons = d1.daemons();
+        assert!(
+            daemons.contains(&format!("group={group},")),
+            "not on {group}: {daemons}"
+        );
+    }
     assert!(
         wait(Duration::from_secs(10), || !d2.has_vip()),
         "director2 kept the VIP"
@@ -244,8 +252,9 @@ fn failback_resyncs_before_preempting_and_keeps_every_connection() {
     let logs = clients.finish();
     let (ok, failures, worst) = continued_after(&logs, back);
     println!(
-        "failback: {}/{n} connections continued; director1 listed {listed} when it took the VIP; \
-         worst first echo {:.2} s after",
+        "failback ({}): {}/{n} connections continued; director1 listed {listed} when it took \
+         the VIP; longest silence after {:.2} s",
+        d1.daemons().trim(),
         ok.len(),
         worst.as_secs_f64()
     );
@@ -259,6 +268,35 @@ fn failback_resyncs_before_preempting_and_keeps_every_connection() {
 }
 
 #[test]
+fn failback_resyncs_before_preempting_and_keeps_every_connection() {
+    if !rvs_lab::require(
+        "failback_resyncs_before_preempting_and_keeps_every_connection",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    failback("syncfb", &failback_setup());
+}
+
+/// The same failback with the daemons on the IPv6 group ff02::1:81 (`lvs_sync_daemon … group`):
+/// the live stream, the resync request (multicast to the group on port + 64) and the answer
+/// (unicast to the asker's link-local address on `eth1`) all over IPv6.
+#[test]
+fn failback_resyncs_over_an_ipv6_group() {
+    if !rvs_lab::require(
+        "failback_resyncs_over_an_ipv6_group",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let setup = PairSetup {
+        sync_opts: "maxlen 100 group ff02::1:81",
+        ..failback_setup()
+    };
+    failback("syncfb6", &setup);
+}
+
+#[test]
 fn killing_the_master_during_a_resync_keeps_what_arrived() {
     if !rvs_lab::require(
         "killing_the_master_during_a_resync_keeps_what_arrived",
@@ -267,7 +305,7 @@ fn killing_the_master_during_a_resync_keeps_what_arrived() {
         return;
     }
     let n = 200;
-    let (topo, d1, mut d2, clients) = after_failover("syncfbk", n);
+    let (topo, d1, mut d2, clients) = after_failover("syncfbk", n, &failback_setup());
     let d1 = d1.reboot(&topo, 150, &failback_setup());
     // Part of the table has arrived (the answer takes ~5 s at 40 records per second).
     assert!(

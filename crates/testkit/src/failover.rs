@@ -127,17 +127,34 @@ impl Director {
                 11 + i
             ));
         }
-        // The addresses VRRP moves: the VIP always; NAT's real servers route through the
-        // DIP; FULLNAT's answer the local address. DR and TUN real servers route through the
-        // lab's router and need neither.
-        let mut vips = format!("        {HA_VIP}/24 dev eth0 label eth0:1\n");
-        match setup.method {
-            Method::Nat => vips.push_str(&format!("        {HA_DIP}/24 dev eth1 label eth1:1\n")),
-            Method::Fullnat => {
-                vips.push_str(&format!("        {HA_DIP}/24 dev eth1 label eth1:1\n"));
-                vips.push_str(&format!("        {LIP}/24 dev eth1 label eth1:2\n"));
-            }
-            Method::Dr | Method::Tun => {}
+        // The addresses VRRP moves. The VIP, on the client side, is instance VI_SYNC (the
+        // one the sync daemons follow). NAT's real servers route through the DIP and
+        // FULLNAT's answer the local address: those are a second instance, VI_GW, on the
+        // server side, in one `vrrp_sync_group` with VI_SYNC so that both always move
+        // together (the keepalived layout for a NAT gateway). DR and TUN real servers route
+        // through the lab's router and need no gateway instance.
+        let mut gw = format!("        {HA_DIP}/24 dev eth1 label eth1:1\n");
+        if setup.method == Method::Fullnat {
+            gw.push_str(&format!("        {LIP}/24 dev eth1 label eth1:2\n"));
+        }
+        let instance = |name: &str, dev: &str, vrid: u8, addrs: &str| {
+            format!(
+                "vrrp_instance {name} {{\n    state BACKUP\n    interface {dev}\n    \
+                 version 3\n    virtual_router_id {vrid}\n    priority {priority}\n    \
+                 advert_int 0.5\n    virtual_ipaddress {{\n{addrs}    }}\n}}\n"
+            )
+        };
+        let mut vrrp = instance(
+            "VI_SYNC",
+            "eth0",
+            63,
+            &format!("        {HA_VIP}/24 dev eth0 label eth0:1\n"),
+        );
+        if !setup.method.direct() {
+            vrrp.push_str(&instance("VI_GW", "eth1", 64, &gw));
+            vrrp.push_str(
+                "vrrp_sync_group SG_PAIR {\n    group {\n        VI_SYNC\n        VI_GW\n    }\n}\n",
+            );
         }
         let virtual_server = match setup.method {
             Method::Fullnat => String::new(),
@@ -157,10 +174,7 @@ impl Director {
             &conf,
             format!(
                 "global_defs {{\n    vrrp_garp_master_delay 1\n{sync_line}}}\n\
-                 vrrp_instance VI_SYNC {{\n    state BACKUP\n    interface eth0\n    \
-                 version 3\n    \
-                 virtual_router_id 63\n    priority {priority}\n    advert_int 0.5\n    \
-                 virtual_ipaddress {{\n{vips}    }}\n}}\n{virtual_server}"
+                 {vrrp}{virtual_server}"
             ),
         )
         .expect("write keepalived.conf");
@@ -262,6 +276,12 @@ impl Director {
         crate::ha::has_addr(&self.ns, "eth0", &format!("{HA_VIP}/24"))
     }
 
+    /// True while this director holds the gateway address (the DIP) on `eth1`: the MASTER of
+    /// the NAT and FULLNAT pairs' VI_GW.
+    pub fn has_dip(&self) -> bool {
+        crate::ha::has_addr(&self.ns, "eth1", &format!("{HA_DIP}/24"))
+    }
+
     /// Machine loss: both links go down (no last advert, no more sync messages), then rvsd is
     /// SIGKILLed and reaped.
     pub fn crash(&mut self) {
@@ -298,6 +318,20 @@ impl Director {
             .collect()
     }
 
+    /// Stops rvsd in order (SIGTERM) and returns its packet workers' final reports (frames,
+    /// ring drops, drops by reason): what to look at when a connection went missing.
+    pub fn stop_and_report(&mut self) -> String {
+        match self.rvsd.as_mut() {
+            Some(r) => r
+                .stop()
+                .lines()
+                .filter(|l| l.contains("packet worker"))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            None => format!("{}: rvsd crashed\n", self.name),
+        }
+    }
+
     /// rvsd's log so far (empty after a crash).
     pub fn log_text(&self) -> String {
         self.rvsd.as_ref().map(Rvsd::log_text).unwrap_or_default()
@@ -313,6 +347,9 @@ pub struct ConnLog {
     pub echoes: Vec<Instant>,
     /// How the connection ended early (reset, end of stream, connect failure).
     pub error: Option<String>,
+    /// How long its connect took (a lost SYN or SYN-ACK shows as ≥ 1 s, the first
+    /// retransmission).
+    pub connect: Duration,
 }
 
 /// N client connections, each on its own thread: send `id:seq\n`, wait for the echo, pause
@@ -330,19 +367,26 @@ impl Clients {
         let vip = SocketAddr::from((HA_VIP, PORT));
         // Sockets made inside the namespace stay there.
         // Bounded: 3 s per connect and 15 s in all; what is not connected by then fails.
-        let streams: Vec<std::io::Result<TcpStream>> = client
+        let streams: Vec<(std::io::Result<TcpStream>, Duration)> = client
             .exec(move || {
                 let end = Instant::now() + Duration::from_secs(15);
                 (0..n)
                     .map(|_| {
-                        if Instant::now() >= end {
-                            return Err(std::io::Error::new(
-                                ErrorKind::TimedOut,
-                                "connect budget spent",
-                            ));
+                        let t = Instant::now();
+                        if t >= end {
+                            return (
+                                Err(std::io::Error::new(
+                                    ErrorKind::TimedOut,
+                                    "connect budget spent",
+                                )),
+                                Duration::ZERO,
+                            );
                         }
-                        // 3 s: a SYN lost on a loaded machine is sent again after 1 s.
-                        TcpStream::connect_timeout(&vip, Duration::from_secs(3))
+                        // 3 s: a SYN lost anyway is sent again after 1 s. (A full accept
+                        // queue of the echo servers used to drop one now and then under load,
+                        // which the former 1 s bound turned into a missing connection.)
+                        let s = TcpStream::connect_timeout(&vip, Duration::from_secs(3));
+                        (s, t.elapsed())
                     })
                     .collect()
             })
@@ -350,9 +394,12 @@ impl Clients {
         let threads = streams
             .into_iter()
             .enumerate()
-            .map(|(id, s)| {
+            .map(|(id, (s, took))| {
                 let stop = stop.clone();
-                thread::spawn(move || converse(id, s, &stop))
+                thread::spawn(move || ConnLog {
+                    connect: took,
+                    ..converse(id, s, &stop)
+                })
             })
             .collect();
         Clients { stop, threads }
@@ -465,6 +512,33 @@ pub struct Outcome {
     /// the client, counted by an nftables rule in the router (before the crash, at the end):
     /// proof that the real servers answered directly. (0, 0) in the other labs.
     pub router_replies: (u64, u64),
+    /// The longest connect of the `n` clients (≥ 1 s: a handshake packet was lost and sent
+    /// again).
+    pub slowest_connect: Duration,
+    /// Handshakes the real servers dropped with a full accept queue while the clients
+    /// connected (`TcpExtListenDrops`).
+    pub listen_drops: u64,
+}
+
+/// SYNs and handshakes the real servers' kernels dropped because the echo server's accept
+/// queue was full (`TcpExtListenDrops`, summed over the real servers): a connect that then
+/// takes 1 s (the client's SYN retransmission) was held up there, not by a director.
+fn listen_drops(topo: &Topology) -> u64 {
+    topo.real_servers()
+        .iter()
+        .map(|rs| {
+            let out = rs
+                .ns
+                .cmd("nstat")
+                .args(["-asz", "TcpExtListenDrops"])
+                .run()
+                .unwrap_or_default();
+            out.lines()
+                .filter_map(|l| l.strip_prefix("TcpExtListenDrops"))
+                .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// nftables table of the reply counter in the DR/TUN labs' router.
@@ -623,11 +697,24 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     }
     let clients = Clients::start(&client, n);
     // Every connection is established on the MASTER; with sync the BACKUP lists them too.
-    assert!(
-        wait(Duration::from_secs(10), || d1.established() >= n),
-        "MASTER lists {} of {n} connections",
-        d1.established()
-    );
+    if !wait(Duration::from_secs(10), || d1.established() >= n) {
+        let listed = d1.established();
+        let table = d1.adm(&["-L", "-n", "-c"]).1;
+        let report = d1.stop_and_report();
+        let drops = listen_drops(&_topo);
+        let logs = clients.finish();
+        let bad: Vec<String> = logs
+            .iter()
+            .filter(|l| l.error.is_some() || l.connect >= Duration::from_millis(900))
+            .map(|l| format!("port {}: connect {:?}, {:?}", l.port, l.connect, l.error))
+            .collect();
+        panic!(
+            "MASTER lists {listed} of {n} connections\nslow or failed clients:\n{}\n\
+             MASTER's table:\n{table}\nits packet workers:\n{report}\nthe real servers' \
+             listen drops: {drops}",
+            bad.join("\n")
+        );
+    }
     if sync {
         assert!(
             wait(Duration::from_secs(10), || d2.established() >= n),
@@ -639,6 +726,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         thread::sleep(Duration::from_secs(2));
     }
     let backup_entries = d2.established();
+    let listen_drops = listen_drops(&_topo);
     let before = d2.in_pkts();
     let out_before = d1.out_pkts();
     let replies_before = router.as_ref().map_or(0, router_replies);
@@ -652,6 +740,14 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         d2.log_text()
     );
     let moved = Instant::now();
+    if !setup.method.direct() {
+        // The sync group moves the gateway with the VIP.
+        assert!(
+            wait(Duration::from_secs(5), || d2.has_dip()),
+            "director2 took the VIP but not the gateway address:\n{}",
+            d2.log_text()
+        );
+    }
     // Time for the stalled connections to retransmit (TCP backs off up to a few seconds
     // while the VIP was away) and then to echo on.
     thread::sleep(Duration::from_secs(8));
@@ -672,6 +768,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     let logs = clients.finish();
     let after = d2.in_pkts();
     let out_after = d2.out_pkts();
+    let slowest_connect = logs.iter().map(|l| l.connect).max().unwrap_or_default();
     let replies_after = router.as_ref().map_or(0, router_replies);
     let (ok, failures, worst_gap) = continued_after(&logs, moved);
     let via_router = if router.is_some() {
@@ -683,11 +780,12 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         "{:?} sync={sync} persist={persist}: {}/{n} connections continued; the VIP moved {:.2} s \
          after the crash; longest silence after it {:.2} s; BACKUP had {backup_entries} entries; \
          new MASTER InPkts {before} -> {after}; OutPkts old {out_before}, new {out_after}\
-         {via_router}",
+         {via_router}; slowest connect {:.3} s, real servers' listen drops {listen_drops}",
         setup.method,
         ok.len(),
         (moved - crashed).as_secs_f64(),
-        worst_gap.as_secs_f64()
+        worst_gap.as_secs_f64(),
+        slowest_connect.as_secs_f64()
     );
     if sync {
         assert!(
@@ -707,5 +805,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         out_pkts: (out_before, out_after),
         moved_after: moved - crashed,
         router_replies: (replies_before, replies_after),
+        slowest_connect,
+        listen_drops,
     }
 }

@@ -140,6 +140,8 @@ pub struct PacketFeed {
     pub bell: Arc<Doorbell>,
     /// The XDP fast path's modes and counters (metrics, status).
     pub xdp: Arc<std::sync::Mutex<super::xdp::XdpReport>>,
+    /// The workers' reassembly counters (metrics).
+    pub frag: Arc<super::frag_stats::FragStats>,
 }
 
 impl PacketFeed {
@@ -153,6 +155,7 @@ impl PacketFeed {
             applied: Arc::new(Published::new(0)),
             bell,
             xdp: Arc::default(),
+            frag: Arc::default(),
         }
     }
 }
