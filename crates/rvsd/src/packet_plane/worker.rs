@@ -656,6 +656,7 @@ mod tests {
                 stop: cx.stop.clone(),
                 ifaces: cx.ifaces.clone(),
                 offers: None,
+                frag: cx.frag.clone(),
             };
             let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
             let senders = (0..2)
