@@ -71,7 +71,10 @@ if [ "$NICE" != 0 ]; then
   fi
 fi
 
-VIP=127.0.0.41:18291
+# One service per scheduler, so that one run's leftover connection entries (TIME_WAIT
+# counts as inactive, which wlc weighs) never skew the next run of another scheduler.
+declare -A VIPS=([wlc]=127.0.0.41:18291 [pewma]=127.0.0.41:18292 [ideal]=127.0.0.41:18293)
+VIP=${VIPS[wlc]}
 RS=(127.0.0.42:18292 127.0.0.43:18292 127.0.0.44:18292)
 DELAY=(0 0 "$SLOW_MS")
 
@@ -86,8 +89,12 @@ RUST_LOG=warn "$RVSD" --socket "$SOCK" --workers 1 --metrics-listen off &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 adm() { "$RVSADM" --socket "$SOCK" "$@"; }
-adm -A -t "$VIP" -s wlc
-for r in "${RS[@]}"; do adm -a -t "$VIP" -r "$r" -m; done
+for s in wlc pewma ideal; do
+  adm -A -t "${VIPS[$s]}" -s "$([ "$s" = pewma ] && echo pewma || echo wlc)"
+  for r in "${RS[@]}"; do adm -a -t "${VIPS[$s]}" -r "$r" -m; done
+done
+# ideal: the slow server quiesced.
+adm -e -t "${VIPS[ideal]}" -r "${RS[2]}" -m -w 0
 sleep 0.5
 for r in "${RS[@]}"; do
   for _ in $(seq 50); do curl -sf "http://$r/" >/dev/null && break; sleep 0.1; done
@@ -98,7 +105,7 @@ curl -sf "http://$VIP/" >/dev/null || { echo "bench/latency.sh: rvsd does not an
 # Connections each real server got since the last zeroing, in RS order.
 per_server() {
   local out
-  out=$(adm -L -n --stats)
+  out=$(adm -L -n --stats -t "$1")
   for r in "${RS[@]}"; do
     awk -v r="$r" '$1 == "->" && $2 == r { print $3 }' <<<"$out"
   done | tr '\n' ' '
@@ -114,17 +121,11 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); v = v / 1000 }
 # the check that the fast servers do not queue at this load).
 run() {
   local sched=$1 out
-  if [ "$sched" = ideal ]; then
-    adm -E -t "$VIP" -s wlc
-    adm -e -t "$VIP" -r "${RS[2]}" -m -w 0
-  else
-    adm -E -t "$VIP" -s "$sched"
-    adm -e -t "$VIP" -r "${RS[2]}" -m -w 1
-  fi
-  adm -Z
-  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -H "Connection: close" "http://$VIP/" 2>&1)
+  local vip=${VIPS[$sched]}
+  adm -Z -t "$vip"
+  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -H "Connection: close" "http://$vip/" 2>&1)
   local counts rps mean p50 p90 p99
-  counts=$(per_server)
+  counts=$(per_server "$vip")
   rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
   mean=$(ms "$(awk '$1 == "Latency" { print $2; exit }' <<<"$out")")
   p50=$(ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
@@ -144,7 +145,9 @@ spread() {
 SCHEDS=(wlc pewma ideal)
 declare -A RPS MEAN P50 P90 P99 N1 N2 N3 SHARE
 # Warm-up, not measured.
-wrk -t1 -c"$CONNS" -d2s -H "Connection: close" "http://$VIP/" >/dev/null 2>&1
+for s in wlc pewma ideal; do
+  wrk -t1 -c"$CONNS" -d2s -H "Connection: close" "http://${VIPS[$s]}/" >/dev/null 2>&1
+done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
   # Rotate the order, so no scheduler always inherits the previous run's TIME_WAIT sockets.
