@@ -506,7 +506,14 @@ fn quiesce_then_delete(name: &str, xdp: bool) {
 /// DR and TUN labs with nginx: both real servers answer under rr, they see the client's own
 /// address, and the replies bypass the director (its OutPkts stay 0).
 /// `on_link`: the real servers are neighbours of the director (DR), not behind a router (TUN).
-fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool, xdp: bool) {
+/// `forwards`: whether the XDP program must have forwarded the client's packets itself.
+fn bypass_lab(
+    t: &mut rvs_lab::Topology,
+    client_addr: &str,
+    on_link: bool,
+    xdp: bool,
+    forwards: bool,
+) {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
@@ -533,35 +540,55 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool, xdp: 
     if xdp {
         long_transfer(t, &client, &base, "bypass");
     }
-    check_xdp_log_forwarding(xdp, &["eth0"], &rvsd.stop(), on_link);
+    check_xdp_log_forwarding(xdp, &["eth0"], &rvsd.stop(), forwards);
 }
 
 #[test]
 fn dr_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdr").expect("dr lab");
-    bypass_lab(&mut t, "192.168.1.2", true, false);
+    bypass_lab(&mut t, "192.168.1.2", true, false, false);
 }
 
 #[test]
 fn dr_lab_replies_bypass_the_director_xdp() {
     rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdrx").expect("dr lab");
-    bypass_lab(&mut t, "192.168.1.2", true, true);
+    bypass_lab(&mut t, "192.168.1.2", true, true, true);
 }
 
 #[test]
 fn tun_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptun").expect("tun lab");
-    bypass_lab(&mut t, "192.168.1.2", false, false);
+    bypass_lab(&mut t, "192.168.1.2", false, false, false);
 }
 
+/// TUN with XDP, the client sending from a veth with checksum offload (its packets arrive
+/// with partial checksums): the program passes them to the userspace plane, which completes
+/// the checksum before encapsulating (the lab's real servers decapsulate in userspace and
+/// would drop them otherwise), so the program forwards none of the client's packets.
 #[test]
 fn tun_lab_replies_bypass_the_director_xdp() {
     rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptunx").expect("tun lab");
-    bypass_lab(&mut t, "192.168.1.2", false, true);
+    bypass_lab(&mut t, "192.168.1.2", false, true, false);
+}
+
+/// TUN with XDP, the client sending complete checksums (offload off, as from a NIC): the
+/// program encapsulates the client's packets itself (IP-in-IP) once the flow is installed.
+#[test]
+fn tun_lab_replies_bypass_the_director_xdp_encapsulates() {
+    rvs_require::require_root!();
+    rvs_require::require_tools!("ethtool");
+    let mut t = rvs_lab::tun("pptunxe").expect("tun lab");
+    let client = t.client().ns.clone();
+    client
+        .cmd("ethtool")
+        .args(["-K", "eth0", "tx", "off"])
+        .run()
+        .expect("ethtool -K eth0 tx off");
+    bypass_lab(&mut t, "192.168.1.2", false, true, true);
 }
 
 /// One UDP request from `client` to `[dst]:port` over IPv6 with socat (`-t 1`: it waits 1 s

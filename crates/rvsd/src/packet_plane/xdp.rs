@@ -429,13 +429,6 @@ impl OfferOut {
             self.pruned = now;
         }
         for o in made {
-            // IP-in-IP is not installed yet: in a veth lab (generic XDP) a TUN flow's
-            // encapsulated packets left the director but stopped reaching the real server once
-            // the program carried them (transfers stalled), although the program's output is
-            // byte-exact in the golden test. Until that is understood, TUN stays in userspace.
-            if matches!(o.action, rvs_packet::fastpath::OfferAction::Ipip { .. }) {
-                continue;
-            }
             if let Some(o) = self.admit(o, now) {
                 self.batch.push(o);
             }
