@@ -72,13 +72,55 @@ fn key(proto: Protocol, addr: &str, port: u16) -> ServiceKey {
 fn director() -> Director {
     let mut d = Director::new(HashSeed([1, 2, 3, 4]), Time(0));
     let services: [(ServiceKey, FwdMethod, u16, Option<u32>, [&str; 2]); 7] = [
-        (key(Protocol::Tcp, "198.51.100.10", 80), FwdMethod::Masq, 8080, None, ["192.168.1.11", "192.168.1.12"]),
-        (key(Protocol::Udp, "198.51.100.10", 53), FwdMethod::Route, 53, None, ["192.168.1.11", "192.168.1.12"]),
-        (key(Protocol::Tcp, "198.51.100.10", 443), FwdMethod::Tunnel, 443, None, ["192.168.1.13", "192.168.1.99"]),
-        (key(Protocol::Tcp, "198.51.100.10", 8443), FwdMethod::FullNat, 8443, None, ["192.168.1.11", "192.168.1.12"]),
-        (key(Protocol::Tcp, "198.51.100.10", 21), FwdMethod::Masq, 21, Some(300), ["192.168.1.11", "192.168.1.12"]),
-        (key(Protocol::Tcp, "2001:db8:1::10", 80), FwdMethod::Masq, 8080, None, ["2001:db8:2::b", "2001:db8:2::c"]),
-        (key(Protocol::Udp, "2001:db8:1::10", 53), FwdMethod::Route, 53, None, ["2001:db8:2::b", "2001:db8:2::c"]),
+        (
+            key(Protocol::Tcp, "198.51.100.10", 80),
+            FwdMethod::Masq,
+            8080,
+            None,
+            ["192.168.1.11", "192.168.1.12"],
+        ),
+        (
+            key(Protocol::Udp, "198.51.100.10", 53),
+            FwdMethod::Route,
+            53,
+            None,
+            ["192.168.1.11", "192.168.1.12"],
+        ),
+        (
+            key(Protocol::Tcp, "198.51.100.10", 443),
+            FwdMethod::Tunnel,
+            443,
+            None,
+            ["192.168.1.13", "192.168.1.99"],
+        ),
+        (
+            key(Protocol::Tcp, "198.51.100.10", 8443),
+            FwdMethod::FullNat,
+            8443,
+            None,
+            ["192.168.1.11", "192.168.1.12"],
+        ),
+        (
+            key(Protocol::Tcp, "198.51.100.10", 21),
+            FwdMethod::Masq,
+            21,
+            Some(300),
+            ["192.168.1.11", "192.168.1.12"],
+        ),
+        (
+            key(Protocol::Tcp, "2001:db8:1::10", 80),
+            FwdMethod::Masq,
+            8080,
+            None,
+            ["2001:db8:2::b", "2001:db8:2::c"],
+        ),
+        (
+            key(Protocol::Udp, "2001:db8:1::10", 53),
+            FwdMethod::Route,
+            53,
+            None,
+            ["2001:db8:2::b", "2001:db8:2::c"],
+        ),
     ];
     for (k, fwd, port, persist, dests) in services {
         let mut cfg = ServiceConfig::new(SchedKind::Wlc, k.family());
@@ -133,7 +175,8 @@ fuzz_target!(|data: &[u8]| {
     let mut p = plane();
     let mut rng = Rng(7);
     let mut now = 1_000u64;
-    let mut buf = vec![0u8; HEADROOM + 4096];
+    // Room for a reassembled datagram of up to 64 KiB (the plane writes it over the fragment).
+    let mut buf = vec![0u8; HEADROOM + 65_600 + 256];
     let mut rest = data;
     for _ in 0..32 {
         if rest.len() < 4 {
@@ -151,14 +194,21 @@ fuzz_target!(|data: &[u8]| {
         let v = p.process(&mut d, &mut buf, HEADROOM, n, port, Time(now), &mut rng);
         match v {
             Verdict::Transmit { start, len, .. } | Verdict::Local { start, len, .. } => {
-                assert!(start.checked_add(len).is_some_and(|e| e <= buf.len()), "{v:?}");
+                assert!(
+                    start.checked_add(len).is_some_and(|e| e <= buf.len()),
+                    "{v:?}"
+                );
             }
             Verdict::Fragment {
-                start, len, mtu, ..
+                start,
+                len,
+                mtu,
+                ident,
+                ..
             } => {
                 let frame = &buf[start..start + len];
                 let parsed = rvs_packet::parse(frame).expect("a frame to fragment parses");
-                let mut frags = rvs_packet::frag::fragment_ipv4(frame, &parsed, mtu)
+                let mut frags = rvs_packet::frag::fragment(frame, &parsed, mtu, ident)
                     .expect("a frame to fragment can be fragmented");
                 let mut out = vec![0u8; 2048];
                 let mut covered = 0usize;
@@ -168,7 +218,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(covered < 64 * len, "fragmentation does not end");
                 }
             }
-            Verdict::Pass | Verdict::Drop(_) => {}
+            Verdict::Pass | Verdict::Drop(_) | Verdict::Queued => {}
         }
         if rest.first().is_some_and(|b| b & 0x80 != 0) {
             d.tick(Time(now), u64::MAX, 1_000, &mut rng);

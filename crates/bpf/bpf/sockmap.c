@@ -12,7 +12,16 @@
  * Zero-length skbs (a bare FIN handed over by tcp_read_skb) are dropped: the FIN itself is
  * already recorded by TCP (the socket reads EOF), and redirecting an empty skb would make the
  * peer's transmit path report EPIPE on a healthy socket. A socket without an rvs_dirs entry is
- * passed to its own receive queue (SK_PASS), so user space reads it as usual. */
+ * passed to its own receive queue (SK_PASS), so user space reads it as usual.
+ *
+ * A socket whose peer is not in rvs_socks is *held*: its data is passed to its own receive
+ * queue, now and for the rest of the flow, and user space relays that direction. The proxy
+ * inserts the two sockets one after the other, so data that reaches the first one before the
+ * second is in the hash has nowhere to go; dropping it (as an earlier version did) lost a
+ * request that arrived in that window and stalled the flow. Passing only that skb would let
+ * later skbs, redirected by the kernel, overtake it on the way to the peer; holding the socket
+ * for good keeps the bytes in order (user space forwards them one read after another). A peer
+ * also leaves the hash when it closes; then the flow is ending and user space finds the error. */
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -25,6 +34,7 @@ struct rvs_splice_dir {
 	__u64 bytes;   /* payload bytes redirected */
 	__u64 skbs;    /* skbs redirected */
 	__u64 last_ns; /* bpf_ktime_get_ns() of the last redirect */
+	__u64 held;    /* nonzero: passed to user space from now on (see above) */
 };
 
 /* The sockets of spliced flows, keyed by socket cookie. */
@@ -50,16 +60,17 @@ int rvs_splice(struct __sk_buff *skb)
 		return SK_DROP;
 	__u64 me = bpf_get_socket_cookie(skb);
 	struct rvs_splice_dir *d = bpf_map_lookup_elem(&rvs_dirs, &me);
-	if (!d)
+	if (!d || d->held)
 		return SK_PASS;
 	__u64 peer = d->peer;
 	__u32 len = skb->len;
-	int verdict = bpf_sk_redirect_hash(skb, &rvs_socks, &peer, 0);
-	/* SK_DROP: the peer has left the map (closed); nothing was moved. */
-	if (verdict == SK_PASS) {
-		__sync_fetch_and_add(&d->bytes, len);
-		__sync_fetch_and_add(&d->skbs, 1);
-		d->last_ns = bpf_ktime_get_ns();
+	if (bpf_sk_redirect_hash(skb, &rvs_socks, &peer, 0) != SK_PASS) {
+		/* The peer is not in the hash (not yet, or no longer): nothing was moved. */
+		d->held = 1;
+		return SK_PASS;
 	}
-	return verdict;
+	__sync_fetch_and_add(&d->bytes, len);
+	__sync_fetch_and_add(&d->skbs, 1);
+	d->last_ns = bpf_ktime_get_ns();
+	return SK_PASS;
 }

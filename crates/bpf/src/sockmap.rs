@@ -51,11 +51,12 @@ struct Dir {
     bytes: u64,
     skbs: u64,
     last_ns: u64,
+    held: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<Dir>() == 32);
+const _: () = assert!(std::mem::size_of::<Dir>() == 40);
 
-// SAFETY: #[repr(C)] struct of four u64 (no padding, size asserted above), so every bit pattern
+// SAFETY: #[repr(C)] struct of five u64 (no padding, size asserted above), so every bit pattern
 // is a valid value and it can be copied to and from the kernel as plain bytes.
 unsafe impl aya::Pod for Dir {}
 
@@ -126,7 +127,24 @@ impl Splicer {
     /// Splices two connected TCP sockets: from now on what `a` receives is sent from `b` and
     /// the other way round, including what is already waiting in their receive queues. Fails
     /// (leaving both sockets as they were) when the kernel refuses either socket.
+    ///
+    /// The sockets join the hash one after the other: data that reaches `a` in between has no
+    /// peer to go to, and the program *holds* `a` (its data stays readable by user space, for
+    /// the rest of the flow, so that nothing overtakes it). The caller must therefore keep
+    /// reading both sockets and forward what it reads, as `rvs-proxy` does.
     pub fn splice(&mut self, a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<Pair, Error> {
+        self.splice_pausing(a, b, || {})
+    }
+
+    /// [`Splicer::splice`], running `between` after `a` joined the hash and before `b` does:
+    /// lets a test put data into that window.
+    #[doc(hidden)]
+    pub fn splice_pausing(
+        &mut self,
+        a: BorrowedFd<'_>,
+        b: BorrowedFd<'_>,
+        between: impl FnOnce(),
+    ) -> Result<Pair, Error> {
         let pair = Pair {
             a: cookie(a)?,
             b: cookie(b)?,
@@ -147,6 +165,7 @@ impl Splicer {
             self.unsplice(&pair);
             return Err(e.into());
         }
+        between();
         if let Err(e) = self.socks.insert(pair.b, b, 0) {
             let _ = self.socks.remove(&pair.a);
             self.unsplice(&pair);
@@ -160,6 +179,16 @@ impl Splicer {
         kick(a)?;
         kick(b)?;
         Ok(pair)
+    }
+
+    /// Whether the program holds the socket `cookie` of a pair (its data goes to user space,
+    /// see [`Splicer::splice`]).
+    pub fn held(&self, cookie: u64) -> Result<bool, Error> {
+        match self.dirs.get(&cookie, 0) {
+            Ok(d) => Ok(d.held != 0),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Bytes moved `a → b` and `b → a`.

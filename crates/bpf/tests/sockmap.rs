@@ -105,3 +105,42 @@ fn a_closing_socket_is_refused_and_nothing_is_left_behind() {
     assert!(sp.splice(near.as_fd(), closing.as_fd()).is_err());
     assert_eq!((sp.sockets(), sp.directions()), (0, 0));
 }
+
+/// Data that reaches the first socket while the second is not in the hash yet (the window
+/// between the two insertions) is neither lost nor overtaken: the first socket is held, so it
+/// and everything after it stay readable there for user space to forward, in order, while
+/// the other direction is still spliced by the kernel. Dropping it instead stalled short
+/// flows whose request arrived just then (no response ever came).
+#[test]
+fn data_in_the_insertion_window_is_held_for_user_space_in_order() {
+    let Some(mut sp) = load() else { return };
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (mut client, a) = pair(&l);
+    let (mut server, b) = pair(&l);
+    let p = sp
+        .splice_pausing(a.as_fd(), b.as_fd(), || {
+            client.write_all(b"GET / ").unwrap();
+            // Let it arrive and run the program while only `a` is in the hash.
+            std::thread::sleep(Duration::from_millis(50));
+        })
+        .unwrap();
+    assert!(sp.held(p.a).unwrap(), "a should be held");
+    assert!(!sp.held(p.b).unwrap());
+    client.write_all(b"HTTP/1.0").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < 14 {
+        let n = (&a).read(&mut buf).unwrap();
+        assert!(n > 0, "EOF after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"GET / HTTP/1.0");
+    // Nothing of it reached the server by the kernel; the other way is still spliced.
+    assert_eq!(sp.moved(&p).unwrap().0.bytes, 0);
+    server.write_all(b"200").unwrap();
+    let mut back = [0u8; 3];
+    client.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"200");
+    assert_eq!(sp.moved(&p).unwrap().1.bytes, 3);
+    sp.unsplice(&p);
+}

@@ -322,16 +322,21 @@ impl Netns {
     }
 
     /// Starts an echo server on `port` (all addresses): TCP and SCTP send back what each
-    /// connection sends (socat `TCP-LISTEN:PORT,fork,reuseaddr PIPE`, `SCTP-LISTEN` likewise),
-    /// UDP answers each datagram with itself ([`Netns::udp_responder`]). Returns once the port
-    /// is bound (≤ 5 s).
+    /// connection sends (socat `TCP-LISTEN:PORT,fork,reuseaddr,backlog=256 PIPE`, `SCTP-LISTEN`
+    /// likewise), UDP answers each datagram with itself ([`Netns::udp_responder`]). Returns once
+    /// the port is bound (≤ 5 s).
+    ///
+    /// Why the backlog: socat's default is 5, and it forks a child per connection before it
+    /// accepts the next. On a loaded machine a burst of connections filled that queue and the
+    /// kernel dropped a SYN (`TcpExtListenDrops`), so one connect in a few hundred took the
+    /// client's 1 s SYN retransmission — a failover test then missed a connection.
     pub fn echo_server(&self, proto: Protocol, port: u16) -> Result<NsChild> {
         let kind = match proto {
             Protocol::Tcp => "TCP",
             Protocol::Sctp => "SCTP",
             Protocol::Udp => return self.udp_responder(port, None),
         };
-        let listen = format!("{kind}-LISTEN:{port},fork,reuseaddr");
+        let listen = format!("{kind}-LISTEN:{port},fork,reuseaddr,backlog=256");
         let child = self.cmd("socat").args([listen.as_str(), "PIPE"]).spawn()?;
         self.wait_for_port(proto, port, Duration::from_secs(5))?;
         Ok(child)

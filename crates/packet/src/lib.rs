@@ -4,9 +4,12 @@
 //! with `AsMut<[u8]>`), one classifying [`parse`], the Internet checksum and its
 //! RFC 1624 incremental updates, and the in-place rewrites of the IPVS forwarding
 //! methods (docs/internals/forwarding.md): NAT, DR, TUN (IPIP / GUE / GRE), FULLNAT, ICMP
-//! error relay and the ICMP/ARP/ND messages the director generates.
+//! error relay and the ICMP/ARP/ND messages the director generates, and the reassembly and
+//! fragmentation of IPv4 and IPv6 datagrams.
 //!
-//! Nothing here allocates, does I/O or reads the clock; no input panics.
+//! Nothing here does I/O or reads the clock; no input panics. Nothing allocates on the
+//! forward path except [`reassembly`], which must hold fragments until their datagram is
+//! complete (bounded in bytes, like the kernel's `ipfrag_high_thresh`).
 //! Decisions (which connection, which destination) belong to `rvs-core`.
 //!
 //! ```
@@ -55,6 +58,7 @@ pub mod ipv6;
 pub mod nat;
 pub mod parse;
 pub mod plane;
+pub mod reassembly;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;

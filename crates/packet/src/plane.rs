@@ -12,9 +12,13 @@
 //! replies in `packet_out`, so DR and TUN connections keep OutPkts at 0 (docs/internals/connections.md#counters).
 //!
 //! What the plane does not do, and where it differs from the kernel:
-//! - No IPv4 reassembly: the kernel reassembles before IPVS sees a fragment (docs/internals/forwarding.md#where-the-director-sees-packets). Here a
-//!   fragment addressed to a VIP or full-NAT local address is dropped and counted
-//!   ([`DropReason::Fragment`]); other fragments are passed to the host stack.
+//! - Fragments are reassembled before they are scheduled, as the kernel does
+//!   (docs/internals/forwarding.md#fragments): those addressed to a VIP or full-NAT local
+//!   address, and those from a NAT real server (its replies). The datagram is processed
+//!   whole, then sent on in fragments no bigger than the largest one received
+//!   ([`crate::reassembly`]). A fragment the reassembler refuses is counted as
+//!   [`DropReason::Fragment`] and, by reason, in [`Plane::frag_counters`]; other fragments
+//!   are passed to the host stack.
 //! - TCP/UDP checksums of forwarded packets are not verified, as in the kernel (which checks
 //!   them only when an application helper mangles the payload); the incremental update of
 //!   RFC 1624 keeps a bad checksum bad, so the receiver still rejects it. The checksum of an
@@ -43,6 +47,7 @@ use crate::generate;
 use crate::icmp_relay::{self, IcmpError};
 use crate::nat::Endpoint;
 use crate::parse::{parse, proto, verify_l4_checksum, Parsed, L3};
+use crate::reassembly::{FragCounters, Insert, Reassembled, Reassembler, ReassemblyConfig};
 use crate::tunnel::{self, TunnelCsum, TunnelParams, TunnelType};
 use crate::xmit::{self, Egress, Method, Outcome};
 
@@ -137,7 +142,8 @@ pub enum DropReason {
     Malformed,
     /// Bad IPv4 header checksum, or bad checksum of an ICMP error to relay (docs/internals/forwarding.md#icmp-errors).
     BadChecksum,
-    /// A fragment for an address the director owns (no reassembly here, docs/internals/forwarding.md#where-the-director-sees-packets).
+    /// A fragment the reassembler refused (overlap, duplicate, too big, inconsistent length;
+    /// by reason in [`Plane::frag_counters`], docs/internals/forwarding.md#fragments).
     Fragment,
     /// The connection's destination was deleted (docs/internals/connections.md#when-a-packet-meets-an-existing-entry, `expire_nodest_conn` = 0).
     DestUnavailable,
@@ -233,9 +239,10 @@ pub enum Verdict {
         /// Frame length.
         len: usize,
     },
-    /// Forward the IPv4 packet in `buf[start..start + len]` on `port` in fragments of at most
-    /// `mtu` bytes ([`crate::frag::fragment_ipv4`]): too big, and allowed to be fragmented
-    /// (docs/internals/forwarding.md#mtu).
+    /// Forward the IP packet in `buf[start..start + len]` on `port` in fragments of at most
+    /// `mtu` bytes ([`crate::frag::fragment`]): too big and allowed to be fragmented
+    /// (docs/internals/forwarding.md#mtu), or a reassembled datagram sent on in fragments no
+    /// bigger than the ones received.
     Fragment {
         /// Egress port.
         port: PortId,
@@ -245,6 +252,8 @@ pub enum Verdict {
         len: usize,
         /// IP MTU of the fragments.
         mtu: u32,
+        /// Identification of IPv6 fragment headers (IPv4 fragments keep their header's).
+        ident: u32,
     },
     /// Send the frame the director generated in `buf[start..start + len]` (ARP reply,
     /// neighbour advertisement, ICMP error) on `port`. The input frame is consumed.
@@ -258,6 +267,8 @@ pub enum Verdict {
     },
     /// Not the director's business: hand the frame, unchanged, to the host stack.
     Pass,
+    /// A fragment kept for reassembly: nothing to send yet.
+    Queued,
     /// Dropped, and counted under this reason.
     Drop(DropReason),
 }
@@ -309,6 +320,10 @@ pub struct Plane<N: Neighbours> {
     /// The flow of the packet being forwarded, when it may be offered (set by `ip`, taken by
     /// `send`).
     offer_ctx: Option<OfferCtx>,
+    /// Fragments being reassembled.
+    reasm: Reassembler,
+    /// Set while the packet being processed is a datagram just reassembled.
+    reasm_ctx: Option<Reassembled>,
 }
 
 /// What `ip` knows of an offerable packet before it is rewritten.
@@ -342,7 +357,30 @@ impl<N: Neighbours> Plane<N> {
             ident: 0,
             offers: None,
             offer_ctx: None,
+            reasm: Reassembler::new(ReassemblyConfig::default()),
+            reasm_ctx: None,
         }
+    }
+
+    /// Replaces the reassembly limits (dropping the datagrams being reassembled).
+    pub fn set_reassembly(&mut self, cfg: ReassemblyConfig) {
+        self.reasm = Reassembler::new(cfg);
+    }
+
+    /// What the reassembler counted (fragments, datagrams, drops by reason).
+    pub fn frag_counters(&self) -> &FragCounters {
+        self.reasm.counters()
+    }
+
+    /// Bytes held and datagrams being reassembled.
+    pub fn frag_held(&self) -> (usize, usize) {
+        (self.reasm.mem(), self.reasm.queues())
+    }
+
+    /// Gives up the datagrams not reassembled in time (also done at every fragment): call it
+    /// when idle so that their memory is returned.
+    pub fn expire_fragments(&mut self, now: Time) {
+        self.reasm.expire(now);
     }
 
     /// Turns fast-path offers on or off (off by default): with them on, every forwarded
@@ -547,11 +585,10 @@ impl<N: Neighbours> Plane<N> {
             }
         }
         if p.is_fragment() {
-            // docs/internals/forwarding.md#where-the-director-sees-packets: the kernel reassembles IPv4 and never schedules non-first IPv6
-            // fragments; without reassembly we refuse fragments for the addresses we serve
-            // (VIPs, local addresses). The host's own (DIP) traffic goes to its stack.
-            return if self.owns(dst, None) {
-                self.drop(DropReason::Fragment)
+            // docs/internals/forwarding.md#fragments: reassembled before scheduling, as the
+            // kernel does. The host's own (DIP) traffic goes to its stack.
+            return if self.wants_reassembly(director, p, src, dst) {
+                self.reassemble(director, buf, f, p, now, rng)
             } else {
                 Verdict::Pass
             };
@@ -621,6 +658,58 @@ impl<N: Neighbours> Plane<N> {
                 CoreDrop::NoLocalAddress => DropReason::NoLocalAddress,
             }),
         }
+    }
+
+    /// Whether a fragment is IPVS traffic to reassemble: addressed to a VIP or local address
+    /// (requests, full-NAT replies, ICMP errors), or a transport fragment from a NAT real
+    /// server (a reply on its way back through the director, which the kernel's out-hook
+    /// gathers too).
+    fn wants_reassembly(&self, director: &Director, p: &Parsed, src: IpAddr, dst: IpAddr) -> bool {
+        let transport = matches!(p.proto, proto::TCP | proto::UDP | proto::SCTP);
+        if self.owns(dst, None) {
+            return transport || matches!(p.proto, proto::ICMP | proto::ICMPV6);
+        }
+        transport
+            && director
+                .table
+                .dests
+                .iter()
+                .any(|(_, d)| d.cfg.fwd == FwdMethod::Masq && d.cfg.addr == src)
+    }
+
+    /// Queues a fragment; once its datagram is complete, writes it over the fragment (the
+    /// buffer must have room for it) and processes it like any packet.
+    fn reassemble(
+        &mut self,
+        director: &mut Director,
+        buf: &mut [u8],
+        f: Frame,
+        p: &Parsed,
+        now: Time,
+        rng: &mut dyn RandomSource,
+    ) -> Verdict {
+        let info = match self.reasm.insert(&buf[f.start..f.end], p, now) {
+            Insert::Queued => return Verdict::Queued,
+            Insert::Dropped(_) => return self.drop(DropReason::Fragment),
+            Insert::Complete(info) => info,
+        };
+        let Some(len) = self.reasm.write_complete(&mut buf[f.start..]) else {
+            return self.drop(DropReason::NoRoom);
+        };
+        let g = Frame {
+            start: f.start,
+            end: f.start + len,
+            port_in: f.port_in,
+        };
+        let q = match parse(&buf[g.start..g.end]) {
+            Ok(q) if !q.is_fragment() => q,
+            Ok(_) => return self.drop(DropReason::Malformed),
+            Err(e) => return self.parse_error(e),
+        };
+        self.reasm_ctx = Some(info);
+        let v = self.ip(director, buf, g, &q, now, rng);
+        self.reasm_ctx = None;
+        v
     }
 
     fn mark(&self, protocol: u8, dst: IpAddr, dport: u16) -> u32 {
@@ -753,9 +842,32 @@ impl<N: Neighbours> Plane<N> {
             mtu: port.mtu,
             pmtu_disc: self.cfg.pmtu_disc,
             relayed_icmp,
+            frag_max: self.reasm_ctx.map(|r| r.max_frag),
         };
         let ctx = self.offer_ctx.take().filter(|_| !relayed_icmp);
+        // A reassembled datagram goes on in fragments no bigger than the largest received
+        // (the kernel's `frag_max_size`; never below the minimum every host reassembles),
+        // except inside a tunnel, whose outer packet is fragmented at the route MTU.
+        let tunnel = matches!(method, Method::Tun(_));
+        let resend = self.reasm_ctx.filter(|_| !tunnel).map(|r| {
+            let floor = if p.l3 == L3::Ipv6 { 1280 } else { 576 };
+            (port.mtu.min(r.max_frag.max(floor)), r.ident)
+        });
         match xmit::transmit(buf, f.start, f.end - f.start, p, method, &eg) {
+            Ok(Outcome::Send { start, len })
+                if resend.is_some_and(|(m, _)| len - p.l2_len > m as usize)
+                    && may_fragment(&buf[start..start + len], p) =>
+            {
+                let (mtu, ident) = resend.unwrap_or((port.mtu, 0));
+                let ident = if p.l3 == L3::Ipv6 { ident } else { 0 };
+                Verdict::Fragment {
+                    port: hop.port,
+                    start,
+                    len,
+                    mtu,
+                    ident,
+                }
+            }
             Ok(Outcome::Send { start, len }) => {
                 if let (Some(ctx), Some(offers)) = (ctx, self.offers.as_mut()) {
                     if let Some(o) = make_offer(ctx, method, hop.port, &eg) {
@@ -768,12 +880,26 @@ impl<N: Neighbours> Plane<N> {
                     len,
                 }
             }
-            Ok(Outcome::Fragment { start, len, mtu }) => Verdict::Fragment {
-                port: hop.port,
-                start,
-                len,
-                mtu,
-            },
+            Ok(Outcome::Fragment { start, len, mtu }) => {
+                // IPv6 fragment headers need an identification; IPv4 keeps the header's.
+                let v6_out = if tunnel {
+                    next.is_ipv6()
+                } else {
+                    p.l3 == L3::Ipv6
+                };
+                let ident = match (v6_out, self.reasm_ctx) {
+                    (false, _) => 0,
+                    (true, Some(r)) if !tunnel => r.ident,
+                    (true, _) => u32::from(self.next_ident()),
+                };
+                Verdict::Fragment {
+                    port: hop.port,
+                    start,
+                    len,
+                    mtu: resend.map_or(mtu, |(m, _)| m.min(mtu)),
+                    ident,
+                }
+            }
             Ok(Outcome::TimeExceeded) => self.icmp_to_sender(buf, f, p, Gen::TimeExceeded),
             Ok(Outcome::FragNeeded(m)) => self.icmp_to_sender(buf, f, p, Gen::FragNeeded(m)),
             Ok(Outcome::PacketTooBig(m)) => self.icmp_to_sender(buf, f, p, Gen::TooBig(m)),
@@ -1115,6 +1241,17 @@ fn tunnel_inner_mtu(outer: L3, inner: L3, reported: u32) -> u32 {
         m.max(1280)
     } else {
         m
+    }
+}
+
+/// Whether the rewritten packet `frame` (classified as `p` before the rewrite, which kept its
+/// headers where they were) may be cut into fragments: IPv6 always (the director fragments
+/// what it reassembled), IPv4 without DF. A reassembled IPv4 datagram keeps DF only when its
+/// sender set it on the largest fragment; it then goes whole when it fits the link.
+fn may_fragment(frame: &[u8], p: &Parsed) -> bool {
+    match p.l3 {
+        L3::Ipv4 => frame.get(p.l2_len + 6).is_some_and(|b| b & 0x40 == 0),
+        _ => true,
     }
 }
 

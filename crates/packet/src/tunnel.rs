@@ -493,9 +493,10 @@ pub enum MtuVerdict {
     /// IPv6 too big (first fragment or unfragmented, not relayed ICMP): send
     /// ICMPv6 PACKET_TOO_BIG with this MTU to the sender, drop.
     PacketTooBig(u32),
-    /// Too big and IPv4 fragmentation is allowed (no DF, relayed ICMP, or a tunnel
-    /// with `pmtu_disc` = 0 whose outer packet may be fragmented): the packet must
-    /// be fragmented on output (this crate does not fragment).
+    /// Too big and fragmentation is allowed (IPv4 without DF, relayed ICMP, a tunnel
+    /// with `pmtu_disc` = 0 whose outer packet may be fragmented, or a reassembled IPv6
+    /// datagram whose fragments each fit): the packet must be fragmented on output
+    /// ([`crate::frag`]).
     MayFragment,
     /// Too big, and the kernel silently drops it (IPv6 non-first fragment or
     /// relayed ICMPv6).
@@ -513,12 +514,17 @@ pub struct MtuCheck {
     pub pmtu_disc: bool,
     /// The packet is an ICMP error being relayed (`ip_vs_iph_icmp`).
     pub relayed_icmp: bool,
+    /// The packet was reassembled by the director and its largest fragment had this IP
+    /// length (the kernel's `frag_max_size`).
+    pub frag_max: Option<u32>,
 }
 
 /// The kernel's `ensure_mtu_is_adequate` (docs/internals/forwarding.md#mtu), applied to the inner packet's
 /// family. For IPv4: DF and too big and not relayed ICMP → FRAG_NEEDED, except
 /// tunnels with `pmtu_disc` = 0. For IPv6: too big → PACKET_TOO_BIG only for the
-/// first fragment and not for relayed ICMP, dropped in any case.
+/// first fragment and not for relayed ICMP, dropped in any case; a reassembled datagram
+/// is too big only when its largest fragment was (`__mtu_check_toobig_v6`), and is
+/// otherwise sent on in fragments.
 pub fn mtu_check(frame: &[u8], p: &Parsed, c: &MtuCheck) -> Result<MtuVerdict> {
     p.check_against(frame)?;
     let len = p.l3_len() as u32;
@@ -538,7 +544,9 @@ pub fn mtu_check(frame: &[u8], p: &Parsed, c: &MtuCheck) -> Result<MtuVerdict> {
         }
         _ => {
             let first = !matches!(p.frag, Some(f) if f.offset != 0);
-            if first && !c.relayed_icmp {
+            if c.frag_max.is_some_and(|m| m <= c.mtu) {
+                MtuVerdict::MayFragment
+            } else if first && !c.relayed_icmp {
                 MtuVerdict::PacketTooBig(c.mtu)
             } else {
                 MtuVerdict::Drop

@@ -53,6 +53,9 @@ pub struct Egress {
     pub pmtu_disc: bool,
     /// The frame is an ICMP error being relayed (no FRAG_NEEDED about it).
     pub relayed_icmp: bool,
+    /// The frame is a datagram the director reassembled, whose largest fragment had this IP
+    /// length: an IPv6 one is too big only when that fragment is (docs/internals/forwarding.md#mtu).
+    pub frag_max: Option<u32>,
 }
 
 /// Result of [`transmit`].
@@ -66,7 +69,7 @@ pub enum Outcome {
         len: usize,
     },
     /// Rewritten but larger than `mtu` and allowed to be fragmented: send the
-    /// fragments of `buf[start..start + len]` ([`crate::frag::fragment_ipv4`]).
+    /// fragments of `buf[start..start + len]` ([`crate::frag::fragment`]).
     Fragment {
         /// Frame start.
         start: usize,
@@ -125,6 +128,7 @@ pub fn transmit(
         tunnel: is_tunnel,
         pmtu_disc: eg.pmtu_disc,
         relayed_icmp: eg.relayed_icmp,
+        frag_max: eg.frag_max,
     };
     let verdict = tunnel::mtu_check(frame, p, &check)?;
     let undo_ttl = |frame: &mut [u8]| restore_ttl(frame, p, saved);

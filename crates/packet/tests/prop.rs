@@ -64,6 +64,7 @@ fn exercise(frame: &[u8], p: &Parsed) {
                 tunnel,
                 pmtu_disc,
                 relayed_icmp,
+                frag_max: None,
             },
         );
     }
@@ -97,6 +98,7 @@ fn exercise(frame: &[u8], p: &Parsed) {
                 mtu,
                 pmtu_disc: mtu > 100,
                 relayed_icmp: false,
+                frag_max: None,
             };
             let mut buf = vec![0u8; 64];
             buf.extend_from_slice(frame);

@@ -305,6 +305,7 @@ fn tunnel_mtu_and_mtu_check() {
         tunnel,
         pmtu_disc,
         relayed_icmp,
+        frag_max: None,
     };
     assert_eq!(
         tunnel::mtu_check(&big4, &p4, &c(1500, false, true, false)),

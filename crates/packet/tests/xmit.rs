@@ -16,6 +16,7 @@ fn egress(mtu: u32) -> Egress {
         mtu,
         pmtu_disc: true,
         relayed_icmp: false,
+        frag_max: None,
     }
 }
 

@@ -82,22 +82,34 @@ pub(crate) async fn relay(flow: &Flow, client: &TcpStream, server: &TcpStream) -
 
 /// One direction: wait for its end, then pass the half-close on once `to` has taken all the
 /// kernel redirected toward it.
+///
+/// Data read here was not redirected: the program *holds* a socket whose peer was not in the
+/// hash when data arrived (the window between the two insertions of [`Splicer::splice`]), and
+/// passes it and everything after it to this socket. This loop then relays the direction
+/// itself, after `to` has taken what the kernel redirected before the hold, so nothing is
+/// overtaken.
 async fn direction(flow: &Flow, from: &TcpStream, to: &TcpStream, inbound: bool) -> io::Result<()> {
-    let mut scratch = [0u8; 512];
+    // Reads normally find only EOF; a held direction gets a full buffer once it has data.
+    let mut probe = [0u8; 512];
+    let mut big: Vec<u8> = Vec::new();
     loop {
         from.ready(Interest::READABLE).await?;
-        // The program redirects every byte, so a read finds EOF or an error. Data can only be
-        // here if the kernel passed it to the socket (no direction entry): forward it.
-        match from.try_io(Interest::READABLE, || {
-            (&*SockRef::from(from)).read(&mut scratch)
-        }) {
+        let held = !big.is_empty();
+        let buf: &mut [u8] = if held { &mut big } else { &mut probe };
+        let n = match from.try_io(Interest::READABLE, || (&*SockRef::from(from)).read(buf)) {
             Ok(0) => break,
-            Ok(n) => {
-                flow.count_bytes(inbound, n);
-                crate::tcp::write_all(to, &scratch[..n]).await?;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
+        };
+        if !held {
+            // What the kernel redirected before the hold goes out first.
+            flushed(flow, to, inbound).await?;
+        }
+        flow.count_bytes(inbound, n);
+        crate::tcp::write_all(to, if held { &big[..n] } else { &probe[..n] }).await?;
+        if !held {
+            big = vec![0u8; flow.worker().cfg.buffer_size];
         }
     }
     flushed(flow, to, inbound).await?;

@@ -352,11 +352,17 @@ pub(crate) async fn copy_dir(
                 SpliceEnd::Unsupported => splice_ok = false,
             }
         }
-        let ready = from.ready(Interest::READABLE).await?;
+        let ready = from.ready(Interest::READABLE | Interest::ERROR).await?;
         // The peer's FIN is already queued behind whatever this read returns (EPOLLRDHUP), so
         // the next read is EOF and the FIN is forwarded right after: MSG_MORE holds the data
         // back so that data and FIN leave in one segment, as HAProxy does. One loopback
         // segment less per closing flow (and one wake-up less for the receiver).
+        // More: TCP takes the FIN only in sequence, so every byte before it was queued when
+        // the readiness said so, and a short read (which empties the queue, see
+        // `read_drain`) leaves nothing but the EOF: that read is not made (one syscall less
+        // per closing direction that carried data, e.g. a response followed by the server's
+        // close). Not after an error (EPOLLERR, e.g. a reset): the read must report it.
+        let fin_queued = ready.is_read_closed() && !ready.is_error();
         let flags = if ready.is_read_closed() {
             MSG_MORE | MSG_NOSIGNAL
         } else {
@@ -389,13 +395,16 @@ pub(crate) async fn copy_dir(
             }
         };
         match step {
-            Step::Again => {}
+            Step::Again => continue,
             Step::Eof => break,
             Step::Sent { full } => bulk = full,
             Step::Pending { rest, full } => {
                 write_all(to, &rest).await?;
                 bulk = full;
             }
+        }
+        if fin_queued && !bulk {
+            break;
         }
     }
     if !flow.half_closed() {

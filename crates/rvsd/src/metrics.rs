@@ -301,7 +301,59 @@ pub fn render(st: &State) -> String {
         v.render_metrics(&mut o.text);
     }
     xdp(&mut o, st);
+    frag(&mut o, st);
     o.text
+}
+
+/// The packet plane's reassembly (docs/internals/forwarding.md#fragments), summed over the
+/// workers (nothing when the packet plane does not run).
+fn frag(o: &mut Out, st: &State) {
+    let Some(feed) = st.packet_feed() else {
+        return;
+    };
+    let t = feed.frag.totals();
+    o.header(
+        "rvs_packet_frag_fragments_total",
+        "counter",
+        "IP fragments the packet plane took for reassembly (to a VIP or local address, or from a NAT real server).",
+    );
+    o.sample("rvs_packet_frag_fragments_total", "", t.fragments);
+    o.header(
+        "rvs_packet_frag_reassembled_total",
+        "counter",
+        "Datagrams the packet plane reassembled.",
+    );
+    o.sample("rvs_packet_frag_reassembled_total", "", t.reassembled);
+    o.header(
+        "rvs_packet_frag_drops_total",
+        "counter",
+        "Fragments (overlap, duplicate, too_big, bad_length, malformed, no_room) or incomplete datagrams (timeout, evicted) the packet plane gave up, by reason.",
+    );
+    for (reason, n) in &t.drops {
+        o.sample(
+            "rvs_packet_frag_drops_total",
+            &format!("reason=\"{}\"", reason.name()),
+            *n,
+        );
+    }
+    o.header(
+        "rvs_packet_frag_sent_total",
+        "counter",
+        "Fragments the packet plane sent (reassembled datagrams sent on, packets too big for the link).",
+    );
+    o.sample("rvs_packet_frag_sent_total", "", t.sent);
+    o.header(
+        "rvs_packet_frag_held_bytes",
+        "gauge",
+        "Memory charged to incomplete datagrams (bounded per worker by the 4 MiB high threshold).",
+    );
+    o.sample("rvs_packet_frag_held_bytes", "", t.held_bytes);
+    o.header(
+        "rvs_packet_frag_held_datagrams",
+        "gauge",
+        "Incomplete datagrams being reassembled.",
+    );
+    o.sample("rvs_packet_frag_held_datagrams", "", t.held_datagrams);
 }
 
 /// The packet plane's XDP fast path: which mode on which interface, the program's verdicts,

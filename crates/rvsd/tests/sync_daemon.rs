@@ -4,29 +4,31 @@
 //! bound to the local real server), a wrong syncid and a bad size are dropped and counted by
 //! reason in the metrics; and the same receive path on an IPv6 group.
 //!
-//! Two namespaces joined by a veth (a: 10.9.0.1, b: 10.9.0.2); rvsd (socket proxy only) in b.
+//! Two namespaces joined by a veth (a: 10.9.0.1, b: 10.9.0.2; rvs-testkit's `SyncLink`); rvsd
+//! (socket proxy only) in b.
 //! Root only (CI runs it as root); needs `ip` and `curl`. Everything is torn down on drop.
 
 mod common;
 
 use rvs_testkit::wait;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use rvs_lab::{Lab, Netns};
+use rvs_lab::Netns;
 use rvs_sync::{Encoder, SyncConn, Version};
+use rvs_testkit::SyncLink;
 
 const METRICS: &str = "127.0.0.1:19105";
 
-/// rvsd (socket proxy only) in a namespace, started and torn down by the shared harness.
+/// rvsd (socket proxy only) in the link's `b`, started and torn down by the shared harness.
 struct Rvsd(common::Rvsd);
 
 impl Rvsd {
-    fn start(ns: &Netns, dir: &std::path::Path) -> Rvsd {
+    fn start(link: &SyncLink) -> Rvsd {
         Rvsd(common::Rvsd::start_in(
             common::RVSD,
-            Some(ns),
-            dir,
+            Some(&link.b),
+            &link.dir,
             &["--metrics-listen", METRICS, "--drain-time", "0"],
         ))
     }
@@ -80,15 +82,9 @@ fn daemons_are_controlled_like_ipvsadm_and_the_backup_installs_what_it_receives(
     ) {
         return;
     }
-    let mut lab = Lab::new("syncd").expect("lab");
-    let a = lab.add_netns("a").expect("netns a");
-    let b = lab.add_netns("b").expect("netns b");
-    lab.veth(&a, "a0", &b, "b0").expect("veth");
-    a.add_addr("a0", "10.9.0.1/24").expect("addr a");
-    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
-    let dir = lab.workdir().join("b");
-    std::fs::create_dir_all(&dir).expect("workdir");
-    let d = Rvsd::start(&b, &dir);
+    let link = SyncLink::new("syncd");
+    let b = &link.b;
+    let d = Rvsd::start(&link);
 
     for l in [
         &["-A", "-t", "10.0.0.1:80", "-s", "rr"][..],
@@ -130,20 +126,7 @@ fn daemons_are_controlled_like_ipvsadm_and_the_backup_installs_what_it_receives(
     );
 
     // The "master": a multicast sender in namespace a.
-    let tx = a
-        .exec(|| -> std::io::Result<UdpSocket> {
-            let s = socket2::Socket::new(
-                socket2::Domain::IPV4,
-                socket2::Type::DGRAM,
-                Some(socket2::Protocol::UDP),
-            )?;
-            s.set_multicast_if_v4(&Ipv4Addr::new(10, 9, 0, 1))?;
-            s.set_multicast_ttl_v4(1)?;
-            s.bind(&SocketAddr::from(([10, 9, 0, 1], 0)).into())?;
-            Ok(s.into())
-        })
-        .expect("enter a")
-        .expect("sender socket");
+    let tx = link.sender(false);
     let to = SocketAddr::from(([224, 0, 0, 81], 8848));
     let good = message(7, &record());
     let mut short = good.clone();
@@ -175,7 +158,7 @@ fn daemons_are_controlled_like_ipvsadm_and_the_backup_installs_what_it_receives(
         table.contains("  -> 10.9.0.5:80                  Masq    1      1          0"),
         "{table}"
     );
-    let m = |l: &str| metric(&b, l);
+    let m = |l: &str| metric(b, l);
     assert!(
         wait(Duration::from_secs(5), || m(
             "rvs_sync_applied_connections_total{result=\"created\"}"
@@ -224,23 +207,10 @@ fn backup_receives_on_an_ipv6_group() {
     if !rvs_lab::require("backup_receives_on_an_ipv6_group", &["ip", "curl"]) {
         return;
     }
-    let mut lab = Lab::new("syncd6").expect("lab");
-    let a = lab.add_netns("a").expect("netns a");
-    let b = lab.add_netns("b").expect("netns b");
-    lab.veth(&a, "a0", &b, "b0").expect("veth");
+    let link = SyncLink::new("syncd6");
     // Link-local addresses come with the links; wait until they left duplicate detection.
-    for (ns, dev) in [(&a, "a0"), (&b, "b0")] {
-        assert!(
-            wait(Duration::from_secs(10), || {
-                ns.ip(["-6", "-o", "addr", "show", "dev", dev])
-                    .is_ok_and(|s| s.contains("fe80") && !s.contains("tentative"))
-            }),
-            "no usable link-local address on {dev}"
-        );
-    }
-    let dir = lab.workdir().join("b");
-    std::fs::create_dir_all(&dir).expect("workdir");
-    let d = Rvsd::start(&b, &dir);
+    link.wait_ipv6();
+    let d = Rvsd::start(&link);
     for l in [
         &["-A", "-t", "10.0.0.1:80", "-s", "rr"][..],
         &["-a", "-t", "10.0.0.1:80", "-r", "10.9.0.5:80", "-m"],
@@ -259,21 +229,7 @@ fn backup_receives_on_an_ipv6_group() {
         d.adm(&["-L", "--daemon"]).1,
         "backup sync daemon (mcast=b0, syncid=0, maxlen=1452, group=ff02::1:81, port=8848, ttl=1)\n"
     );
-    let tx = a
-        .exec(|| -> std::io::Result<UdpSocket> {
-            let idx = nix::net::if_::if_nametoindex("a0").map_err(std::io::Error::from)?;
-            let s = socket2::Socket::new(
-                socket2::Domain::IPV6,
-                socket2::Type::DGRAM,
-                Some(socket2::Protocol::UDP),
-            )?;
-            s.set_multicast_if_v6(idx)?;
-            s.set_multicast_hops_v6(1)?;
-            s.bind_device(Some(b"a0"))?;
-            Ok(s.into())
-        })
-        .expect("enter a")
-        .expect("sender socket");
+    let tx = link.sender(true);
     let to: SocketAddr = "[ff02::1:81]:8848".parse().unwrap();
     tx.send_to(&message(0, &record()), to).expect("send");
     assert!(
@@ -299,14 +255,8 @@ fn mixed_family_services_and_sync_daemons_exclude_each_other() {
     ) {
         return;
     }
-    let mut lab = Lab::new("syncmix").expect("lab");
-    let a = lab.add_netns("a").expect("netns a");
-    let b = lab.add_netns("b").expect("netns b");
-    lab.veth(&a, "a0", &b, "b0").expect("veth");
-    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
-    let dir = lab.workdir().join("b");
-    std::fs::create_dir_all(&dir).expect("workdir");
-    let d = Rvsd::start(&b, &dir);
+    let link = SyncLink::new("syncmix");
+    let d = Rvsd::start(&link);
     let einval = "Invalid operation.  Possibly wrong module version, address not unicast, ...\n";
     let mixed = ["-a", "-t", "10.0.0.2:80", "-r", "[fd00::5]:80", "-i"];
     assert_eq!(d.adm(&["-A", "-t", "10.0.0.2:80", "-s", "rr"]).0, 0);
@@ -340,13 +290,7 @@ fn lvs_sync_daemon_changes_on_reload_restart_the_daemons() {
     ) {
         return;
     }
-    let mut lab = Lab::new("syncrl").expect("lab");
-    let a = lab.add_netns("a").expect("netns a");
-    let b = lab.add_netns("b").expect("netns b");
-    lab.veth(&a, "a0", &b, "b0").expect("veth");
-    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
-    let dir = lab.workdir().join("b");
-    std::fs::create_dir_all(&dir).expect("workdir");
+    let link = SyncLink::new("syncrl");
     let conf = |line: &str| {
         format!(
             "global_defs {{\n{line}\n}}\nvirtual_server 10.0.0.3 80 {{\n    lb_algo rr\n    \
@@ -355,8 +299,8 @@ fn lvs_sync_daemon_changes_on_reload_restart_the_daemons() {
     };
     let d = common::Rvsd::keepalived_in(
         common::RVSD,
-        Some(&b),
-        &dir,
+        Some(&link.b),
+        &link.dir,
         &conf("    lvs_sync_daemon b0 id 5"),
         &["--drain-time", "0"],
     );
@@ -399,18 +343,11 @@ fn backup_receives_on_every_sync_port() {
     if !rvs_lab::require("backup_receives_on_every_sync_port", &["ip", "curl"]) {
         return;
     }
-    let mut lab = Lab::new("syncports").expect("lab");
-    let a = lab.add_netns("a").expect("netns a");
-    let b = lab.add_netns("b").expect("netns b");
-    lab.veth(&a, "a0", &b, "b0").expect("veth");
-    a.add_addr("a0", "10.9.0.1/24").expect("addr a");
-    b.add_addr("b0", "10.9.0.2/24").expect("addr b");
-    let dir = lab.workdir().join("b");
-    std::fs::create_dir_all(&dir).expect("workdir");
+    let link = SyncLink::new("syncports");
     let d = common::Rvsd::start_in(
         common::RVSD,
-        Some(&b),
-        &dir,
+        Some(&link.b),
+        &link.dir,
         &["--drain-time", "0", "--sysctl", "sync_ports=4"],
     );
     for l in [
@@ -420,20 +357,7 @@ fn backup_receives_on_every_sync_port() {
     ] {
         assert_eq!(d.adm(l).code, 0, "{l:?}");
     }
-    let tx = a
-        .exec(|| -> std::io::Result<UdpSocket> {
-            let s = socket2::Socket::new(
-                socket2::Domain::IPV4,
-                socket2::Type::DGRAM,
-                Some(socket2::Protocol::UDP),
-            )?;
-            s.set_multicast_if_v4(&Ipv4Addr::new(10, 9, 0, 1))?;
-            s.set_multicast_ttl_v4(1)?;
-            s.bind(&SocketAddr::from(([10, 9, 0, 1], 0)).into())?;
-            Ok(s.into())
-        })
-        .expect("enter a")
-        .expect("sender socket");
+    let tx = link.sender(false);
     // One connection per port, 8848 … 8851.
     for i in 0..4u16 {
         let mut c = record();

@@ -172,13 +172,17 @@ fn failback_setup() -> PairSetup {
 
 /// An HA pair after the first failover: director1 (priority 150) was lost, director2 (100)
 /// carries the `n` connections. Returns the topology, both directors and the clients.
-fn after_failover(tag: &str, n: usize) -> (Topology, Director, Director, Clients) {
+fn after_failover(
+    tag: &str,
+    n: usize,
+    setup: &PairSetup,
+) -> (Topology, Director, Director, Clients) {
     let HaPair {
         topo,
         mut d1,
         d2,
         client,
-    } = HaPair::start(tag, &failback_setup());
+    } = HaPair::start(tag, setup);
     let clients = Clients::start(&client, n);
     assert!(
         wait(Duration::from_secs(15), || d1.established() >= n
@@ -203,18 +207,14 @@ fn after_failover(tag: &str, n: usize) -> (Topology, Director, Director, Clients
     (topo, d1, d2, clients)
 }
 
-#[test]
-fn failback_resyncs_before_preempting_and_keeps_every_connection() {
-    if !rvs_lab::require(
-        "failback_resyncs_before_preempting_and_keeps_every_connection",
-        &["ip", "nft", "socat"],
-    ) {
-        return;
-    }
+/// The failback run: after the first failover director1 comes back with the higher priority;
+/// it must resync (the log says "complete: N records"), then preempt, and every connection
+/// continues through the move back.
+fn failback(tag: &str, setup: &PairSetup) {
     let n = 200;
-    let (topo, d1, d2, clients) = after_failover("syncfb", n);
+    let (topo, d1, d2, clients) = after_failover(tag, n, setup);
     // director1 comes back with the higher priority: it must resync, then preempt.
-    let d1 = d1.reboot(&topo, 150, &failback_setup());
+    let d1 = d1.reboot(&topo, 150, setup);
     let mut at_vip = None;
     // Bounded: 40 s (the resync takes ~5 s, then VRRP's down timer ~1.8 s).
     let end = Instant::now() + Duration::from_secs(40);
@@ -235,6 +235,13 @@ fn failback_resyncs_before_preempting_and_keeps_every_connection() {
         listed >= n,
         "director1 took the VIP listing {listed} of {n} connections"
     );
+    if let Some(group) = setup.sync_opts.split("group ").nth(1) {
+        let daemons = d1.daemons();
+        assert!(
+            daemons.contains(&format!("group={group},")),
+            "not on {group}: {daemons}"
+        );
+    }
     assert!(
         wait(Duration::from_secs(10), || !d2.has_vip()),
         "director2 kept the VIP"
@@ -244,8 +251,9 @@ fn failback_resyncs_before_preempting_and_keeps_every_connection() {
     let logs = clients.finish();
     let (ok, failures, worst) = continued_after(&logs, back);
     println!(
-        "failback: {}/{n} connections continued; director1 listed {listed} when it took the VIP; \
-         worst first echo {:.2} s after",
+        "failback ({}): {}/{n} connections continued; director1 listed {listed} when it took \
+         the VIP; longest silence after {:.2} s",
+        d1.daemons().trim(),
         ok.len(),
         worst.as_secs_f64()
     );
@@ -259,6 +267,35 @@ fn failback_resyncs_before_preempting_and_keeps_every_connection() {
 }
 
 #[test]
+fn failback_resyncs_before_preempting_and_keeps_every_connection() {
+    if !rvs_lab::require(
+        "failback_resyncs_before_preempting_and_keeps_every_connection",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    failback("syncfb", &failback_setup());
+}
+
+/// The same failback with the daemons on the IPv6 group ff02::1:81 (`lvs_sync_daemon … group`):
+/// the live stream, the resync request (multicast to the group on port + 64) and the answer
+/// (unicast to the asker's link-local address on `eth1`) all over IPv6.
+#[test]
+fn failback_resyncs_over_an_ipv6_group() {
+    if !rvs_lab::require(
+        "failback_resyncs_over_an_ipv6_group",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let setup = PairSetup {
+        sync_opts: "maxlen 100 group ff02::1:81",
+        ..failback_setup()
+    };
+    failback("syncfb6", &setup);
+}
+
+#[test]
 fn killing_the_master_during_a_resync_keeps_what_arrived() {
     if !rvs_lab::require(
         "killing_the_master_during_a_resync_keeps_what_arrived",
@@ -267,7 +304,7 @@ fn killing_the_master_during_a_resync_keeps_what_arrived() {
         return;
     }
     let n = 200;
-    let (topo, d1, mut d2, clients) = after_failover("syncfbk", n);
+    let (topo, d1, mut d2, clients) = after_failover("syncfbk", n, &failback_setup());
     let d1 = d1.reboot(&topo, 150, &failback_setup());
     // Part of the table has arrived (the answer takes ~5 s at 40 records per second).
     assert!(

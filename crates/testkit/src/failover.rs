@@ -298,6 +298,20 @@ impl Director {
             .collect()
     }
 
+    /// Stops rvsd in order (SIGTERM) and returns its packet workers' final reports (frames,
+    /// ring drops, drops by reason): what to look at when a connection went missing.
+    pub fn stop_and_report(&mut self) -> String {
+        match self.rvsd.as_mut() {
+            Some(r) => r
+                .stop()
+                .lines()
+                .filter(|l| l.contains("packet worker"))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            None => format!("{}: rvsd crashed\n", self.name),
+        }
+    }
+
     /// rvsd's log so far (empty after a crash).
     pub fn log_text(&self) -> String {
         self.rvsd.as_ref().map(Rvsd::log_text).unwrap_or_default()
@@ -313,6 +327,9 @@ pub struct ConnLog {
     pub echoes: Vec<Instant>,
     /// How the connection ended early (reset, end of stream, connect failure).
     pub error: Option<String>,
+    /// How long its connect took (a lost SYN or SYN-ACK shows as ≥ 1 s, the first
+    /// retransmission).
+    pub connect: Duration,
 }
 
 /// N client connections, each on its own thread: send `id:seq\n`, wait for the echo, pause
@@ -330,19 +347,26 @@ impl Clients {
         let vip = SocketAddr::from((HA_VIP, PORT));
         // Sockets made inside the namespace stay there.
         // Bounded: 3 s per connect and 15 s in all; what is not connected by then fails.
-        let streams: Vec<std::io::Result<TcpStream>> = client
+        let streams: Vec<(std::io::Result<TcpStream>, Duration)> = client
             .exec(move || {
                 let end = Instant::now() + Duration::from_secs(15);
                 (0..n)
                     .map(|_| {
-                        if Instant::now() >= end {
-                            return Err(std::io::Error::new(
-                                ErrorKind::TimedOut,
-                                "connect budget spent",
-                            ));
+                        let t = Instant::now();
+                        if t >= end {
+                            return (
+                                Err(std::io::Error::new(
+                                    ErrorKind::TimedOut,
+                                    "connect budget spent",
+                                )),
+                                Duration::ZERO,
+                            );
                         }
-                        // 3 s: a SYN lost on a loaded machine is sent again after 1 s.
-                        TcpStream::connect_timeout(&vip, Duration::from_secs(3))
+                        // 3 s: a SYN lost anyway is sent again after 1 s. (A full accept
+                        // queue of the echo servers used to drop one now and then under load,
+                        // which the former 1 s bound turned into a missing connection.)
+                        let s = TcpStream::connect_timeout(&vip, Duration::from_secs(3));
+                        (s, t.elapsed())
                     })
                     .collect()
             })
@@ -350,9 +374,12 @@ impl Clients {
         let threads = streams
             .into_iter()
             .enumerate()
-            .map(|(id, s)| {
+            .map(|(id, (s, took))| {
                 let stop = stop.clone();
-                thread::spawn(move || converse(id, s, &stop))
+                thread::spawn(move || ConnLog {
+                    connect: took,
+                    ..converse(id, s, &stop)
+                })
             })
             .collect();
         Clients { stop, threads }
@@ -465,6 +492,33 @@ pub struct Outcome {
     /// the client, counted by an nftables rule in the router (before the crash, at the end):
     /// proof that the real servers answered directly. (0, 0) in the other labs.
     pub router_replies: (u64, u64),
+    /// The longest connect of the `n` clients (≥ 1 s: a handshake packet was lost and sent
+    /// again).
+    pub slowest_connect: Duration,
+    /// Handshakes the real servers dropped with a full accept queue while the clients
+    /// connected (`TcpExtListenDrops`).
+    pub listen_drops: u64,
+}
+
+/// SYNs and handshakes the real servers' kernels dropped because the echo server's accept
+/// queue was full (`TcpExtListenDrops`, summed over the real servers): a connect that then
+/// takes 1 s (the client's SYN retransmission) was held up there, not by a director.
+fn listen_drops(topo: &Topology) -> u64 {
+    topo.real_servers()
+        .iter()
+        .map(|rs| {
+            let out = rs
+                .ns
+                .cmd("nstat")
+                .args(["-asz", "TcpExtListenDrops"])
+                .run()
+                .unwrap_or_default();
+            out.lines()
+                .filter_map(|l| l.strip_prefix("TcpExtListenDrops"))
+                .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// nftables table of the reply counter in the DR/TUN labs' router.
@@ -623,11 +677,24 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     }
     let clients = Clients::start(&client, n);
     // Every connection is established on the MASTER; with sync the BACKUP lists them too.
-    assert!(
-        wait(Duration::from_secs(10), || d1.established() >= n),
-        "MASTER lists {} of {n} connections",
-        d1.established()
-    );
+    if !wait(Duration::from_secs(10), || d1.established() >= n) {
+        let listed = d1.established();
+        let table = d1.adm(&["-L", "-n", "-c"]).1;
+        let report = d1.stop_and_report();
+        let drops = listen_drops(&_topo);
+        let logs = clients.finish();
+        let bad: Vec<String> = logs
+            .iter()
+            .filter(|l| l.error.is_some() || l.connect >= Duration::from_millis(900))
+            .map(|l| format!("port {}: connect {:?}, {:?}", l.port, l.connect, l.error))
+            .collect();
+        panic!(
+            "MASTER lists {listed} of {n} connections\nslow or failed clients:\n{}\n\
+             MASTER's table:\n{table}\nits packet workers:\n{report}\nthe real servers' \
+             listen drops: {drops}",
+            bad.join("\n")
+        );
+    }
     if sync {
         assert!(
             wait(Duration::from_secs(10), || d2.established() >= n),
@@ -639,6 +706,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         thread::sleep(Duration::from_secs(2));
     }
     let backup_entries = d2.established();
+    let listen_drops = listen_drops(&_topo);
     let before = d2.in_pkts();
     let out_before = d1.out_pkts();
     let replies_before = router.as_ref().map_or(0, router_replies);
@@ -672,6 +740,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     let logs = clients.finish();
     let after = d2.in_pkts();
     let out_after = d2.out_pkts();
+    let slowest_connect = logs.iter().map(|l| l.connect).max().unwrap_or_default();
     let replies_after = router.as_ref().map_or(0, router_replies);
     let (ok, failures, worst_gap) = continued_after(&logs, moved);
     let via_router = if router.is_some() {
@@ -683,11 +752,12 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         "{:?} sync={sync} persist={persist}: {}/{n} connections continued; the VIP moved {:.2} s \
          after the crash; longest silence after it {:.2} s; BACKUP had {backup_entries} entries; \
          new MASTER InPkts {before} -> {after}; OutPkts old {out_before}, new {out_after}\
-         {via_router}",
+         {via_router}; slowest connect {:.3} s, real servers' listen drops {listen_drops}",
         setup.method,
         ok.len(),
         (moved - crashed).as_secs_f64(),
-        worst_gap.as_secs_f64()
+        worst_gap.as_secs_f64(),
+        slowest_connect.as_secs_f64()
     );
     if sync {
         assert!(
@@ -707,5 +777,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         out_pkts: (out_before, out_after),
         moved_after: moved - crashed,
         router_replies: (replies_before, replies_after),
+        slowest_connect,
+        listen_drops,
     }
 }

@@ -14,6 +14,8 @@
 //!   bridge), stopped on drop, for the discovery tests.
 //! * [`failover`]: an HA pair of directors with connection sync (NAT, FULLNAT, DR, TUN),
 //!   long-lived clients and a lost MASTER, for the sync end-to-end tests.
+//! * [`SyncLink`]: two namespaces on one veth and a multicast sender, for the sync daemon
+//!   tests.
 //! * [`EchoStreams`]: connections streaming numbered lines through a failover, with the
 //!   largest gap each one saw.
 //! * [`parse_conns`], [`parse_stats`], [`parse_dests`]: rvsadm listings.
@@ -34,6 +36,7 @@ pub mod proc;
 pub mod rvsd;
 pub mod slow_http;
 pub mod stream;
+pub mod sync_link;
 pub mod wait;
 
 pub use agent::Agent;
@@ -49,6 +52,7 @@ pub use rvs_require::{require_root, require_that, require_tools, which};
 pub use rvsd::{rvsadm_exe, rvsadm_lib, wait_plane_ready, Adm, Rvsd};
 pub use slow_http::SlowHttp;
 pub use stream::{EchoStreams, StreamReport};
+pub use sync_link::SyncLink;
 pub use wait::{tempdir, wait, wait_for, wait_until};
 
 use std::path::Path;

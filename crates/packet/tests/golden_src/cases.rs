@@ -1186,7 +1186,32 @@ fn non_vip(v: &mut Vec<Case>) {
     );
 }
 
-/// Fragments: no reassembly; those for owned addresses are dropped and counted, others pass.
+/// The fragments of the datagram `i`/`l4` (`i` without DF), cut after `cut` bytes of its
+/// payload, each as a frame from the client (`from_rs`: from real server 11), in the order
+/// given: IPv4 fragments keep `i`'s identification, IPv6 ones get the builder's 0xabcd.
+fn frag_frames(i: &Ip, l4: &L4, cut: usize, from_rs_link: bool) -> [Vec<u8>; 2] {
+    let whole = packet(i, l4);
+    let body = &whole[if i.v6() { 40 } else { 20 }..];
+    let proto = l4.proto(i.v6());
+    let first = raw_packet(&i.clone().frag(0, true), proto, &body[..cut]);
+    let last = raw_packet(
+        &i.clone().frag((cut / 8) as u16, false),
+        proto,
+        &body[cut..],
+    );
+    let wrap = |l3: &[u8]| {
+        if from_rs_link {
+            eth(P1_MAC, host_mac(i.src), et_of(i), l3)
+        } else {
+            eth(P0_MAC, ROUTER_MAC, et_of(i), l3)
+        }
+    };
+    [wrap(&first), wrap(&last)]
+}
+
+/// Fragments (docs/internals/forwarding.md#fragments): those for owned addresses and those
+/// from NAT real servers are reassembled, scheduled and sent on in fragments no bigger than
+/// the largest received; overlaps discard the datagram; others pass to the host stack.
 fn fragments(v: &mut Vec<Case>) {
     for v6 in [false, true] {
         let i = ip(client(v6), vip(v6)).frag(0, true);
@@ -1195,12 +1220,11 @@ fn fragments(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("frag-first-{}", fam(v6)),
-                    "first fragment of a datagram to the VIP: dropped (docs/internals/forwarding.md, no reassembly)",
+                    "first fragment of a datagram to the VIP: queued for reassembly (docs/internals/forwarding.md#fragments)",
                 ),
                 service(M::Nat, v6, true, "rr", &[11]),
             )
-            .step("first fragment", 0, f, "drop fragment", None)
-            .drops("fragment=1")
+            .step("first fragment", 0, f, "queued", None)
             .done(),
         );
         let i = ip(client(v6), vip(v6)).frag(185, false);
@@ -1214,12 +1238,98 @@ fn fragments(v: &mut Vec<Case>) {
             with_config(
                 case(
                     &format!("frag-later-{}", fam(v6)),
-                    "non-first fragment to the VIP: dropped, never scheduled (docs/internals/forwarding.md)",
+                    "non-first fragment to the VIP: queued, never scheduled alone (docs/internals/forwarding.md#fragments)",
                 ),
                 service(M::Nat, v6, true, "rr", &[11]),
             )
-            .step("later fragment", 0, f, "drop fragment", None)
+            .step("later fragment", 0, f, "queued", None)
+            .done(),
+        );
+        // A 1 600-byte query in two fragments (1 000 bytes, then the rest), last one first.
+        let payload: Vec<u8> = (0..1600u32).map(|k| (k * 7 + 1) as u8).collect();
+        let l4 = udp(40017, 53, &payload);
+        let i = ip(client(v6), vip(v6)).df(false);
+        let [first, last] = frag_frames(&i, &l4, 1000, false);
+        for m in [M::Nat, M::Dr, M::FullNat] {
+            let out = fwd_expect(m, &i, &l4, rs(v6, 11), (lip(v6), 1024), 1, true);
+            let n = packet(&i, &l4).len();
+            // Sent on in fragments no bigger than the first (1 020 / 1 048 bytes of IP
+            // packet), never below 576 for IPv4 and 1 280 for IPv6.
+            let verdict = if v6 {
+                "fragment port=1 mtu=1280 ident=0xabcd"
+            } else {
+                "fragment port=1 mtu=1020"
+            };
+            v.push(
+                with_config(
+                    case(
+                        &format!("frag-reasm-{}-{}", m.name(), fam(v6)),
+                        "a fragmented UDP query to the VIP, last fragment first: reassembled, scheduled, rewritten whole and sent on in fragments no bigger than the largest received (docs/internals/forwarding.md#fragments)",
+                    ),
+                    service(m, v6, true, "rr", &[11]),
+                )
+                .step("last fragment", 0, last.clone(), "queued", None)
+                .step("first fragment", 0, first.clone(), verdict, Some(out))
+                .counters(1, 1, n, 0, 0)
+                .live(1)
+                .done(),
+            );
+        }
+        // Overlap: the second fragment starts 8 bytes inside the first: the datagram is
+        // discarded (RFC 5722; Linux does it for IPv4 too); its first fragment again starts anew.
+        let whole = packet(&i, &l4);
+        let body = whole[if v6 { 40 } else { 20 }..].to_vec();
+        let over = raw_packet(&i.clone().frag(124, false), 17, &body[992..]);
+        let over = eth(P0_MAC, ROUTER_MAC, et_of(&i), &over);
+        v.push(
+            with_config(
+                case(
+                    &format!("frag-overlap-{}", fam(v6)),
+                    "overlapping fragments: the datagram is discarded and counted, nothing is scheduled (docs/internals/forwarding.md#fragments)",
+                ),
+                service(M::Nat, v6, true, "rr", &[11]),
+            )
+            .step("first fragment", 0, first.clone(), "queued", None)
+            .step("overlapping last fragment", 0, over, "drop fragment", None)
+            .step("the correct last fragment: a datagram without its first part now", 0, last.clone(), "queued", None)
             .drops("fragment=1")
+            .done(),
+        );
+        // A fragmented reply from a NAT real server: reassembled, matched to its connection,
+        // its source rewritten to the VIP.
+        let req = req_l4(true, 40018);
+        let reply = udp(RS_PORT, 40018, &payload);
+        let ri = ip(rs(v6, 11), client(v6)).df(false);
+        let [rfirst, rlast] = frag_frames(&ri, &reply, 1000, true);
+        let out = frame(
+            ROUTER_MAC,
+            P0_MAC,
+            &dec(&ri).src(vip(v6)),
+            &reply.ports(53, 40018),
+        );
+        let verdict = if v6 {
+            "fragment port=0 mtu=1280 ident=0xabcd"
+        } else {
+            "fragment port=0 mtu=1020"
+        };
+        let qi = ip(client(v6), vip(v6));
+        let q = from_client(&qi, &req);
+        let qout = fwd_expect(M::Nat, &qi, &req, rs(v6, 11), (lip(v6), 1024), 1, true);
+        let nq = q.len() - 14;
+        let nr = packet(&ri, &reply).len();
+        v.push(
+            with_config(
+                case(
+                    &format!("frag-reply-nat-{}", fam(v6)),
+                    "a fragmented reply from a NAT real server: reassembled, source rewritten to the VIP, sent on in fragments (docs/internals/forwarding.md#fragments)",
+                ),
+                service(M::Nat, v6, true, "rr", &[11]),
+            )
+            .step("client request", 0, q, "transmit port=1", Some(qout))
+            .step("reply, first fragment", 1, rfirst, "queued", None)
+            .step("reply, last fragment", 1, rlast, verdict, Some(out))
+            .counters(1, 1, nq, 1, nr)
+            .live(1)
             .done(),
         );
         let i = ip(client(v6), p0_addr(v6)).frag(0, true);

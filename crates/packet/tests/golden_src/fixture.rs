@@ -556,9 +556,13 @@ pub fn build(config: &[String]) -> Result<Rig, String> {
 pub fn verdict_text(v: &Verdict) -> String {
     match v {
         Verdict::Transmit { port, .. } => format!("transmit port={port}"),
+        Verdict::Fragment {
+            port, mtu, ident, ..
+        } if *ident != 0 => format!("fragment port={port} mtu={mtu} ident={ident:#x}"),
         Verdict::Fragment { port, mtu, .. } => format!("fragment port={port} mtu={mtu}"),
         Verdict::Local { port, .. } => format!("local port={port}"),
         Verdict::Pass => "pass".into(),
+        Verdict::Queued => "queued".into(),
         Verdict::Drop(r) => format!("drop {}", r.name()),
     }
 }

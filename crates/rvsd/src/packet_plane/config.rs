@@ -139,6 +139,8 @@ pub struct PacketFeed {
     pub bell: Arc<Doorbell>,
     /// The XDP fast path's modes and counters (metrics, status).
     pub xdp: Arc<std::sync::Mutex<super::xdp::XdpReport>>,
+    /// The workers' reassembly counters (metrics).
+    pub frag: Arc<super::frag_stats::FragStats>,
 }
 
 impl PacketFeed {
@@ -152,6 +154,7 @@ impl PacketFeed {
             applied: Arc::new(Published::new(0)),
             bell,
             xdp: Arc::default(),
+            frag: Arc::default(),
         }
     }
 }

@@ -88,6 +88,7 @@
 //! rule to rvsd directly.
 
 pub mod config;
+pub mod frag_stats;
 mod hops;
 mod iface;
 mod keeper;
@@ -299,6 +300,7 @@ impl PacketPlane {
                 stop: stop.clone(),
                 ifaces: ifaces.clone(),
                 offers: offers_tx.clone(),
+                frag: feed.frag.clone(),
             };
             let h = std::thread::Builder::new()
                 .name(format!("rvs-pkt-{}", ifaces[i].name))

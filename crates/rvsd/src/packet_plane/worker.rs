@@ -11,6 +11,7 @@ use rvs_packet::plane::{DropCounters, Neighbours, Plane, PortId, Verdict};
 use rvs_packet_io::{FrameSink, PacketPort, RxBlock, RxFrame, Sender};
 
 use super::config::{Iface, PacketView};
+use super::frag_stats::{FragStats, Publisher};
 use super::hops::{HopTable, Hops, Misses};
 use super::xdp::OfferOut;
 use crate::clock::Clock;
@@ -165,6 +166,8 @@ pub(super) struct Context {
     pub ifaces: Arc<Vec<Iface>>,
     /// Where fast-path offers go, when the XDP fast path runs (`super::xdp`).
     pub offers: Option<std::sync::mpsc::SyncSender<Vec<rvs_packet::fastpath::Offer>>>,
+    /// Where the reassembly counters are summed (metrics).
+    pub frag: Arc<FragStats>,
 }
 
 /// Where a verdict's bytes go: back into the ring slot (sent by the port's batched
@@ -174,6 +177,8 @@ struct Emitter<S> {
     senders: Vec<S>,
     out: OutQueue,
     frag: Vec<u8>,
+    /// Fragments sent (re-fragmented packets).
+    frags_sent: u64,
 }
 
 impl<S: FrameSink> Emitter<S> {
@@ -199,24 +204,29 @@ impl<S: FrameSink> Emitter<S> {
                 start,
                 len,
                 mtu,
+                ident,
             } => {
                 let frame = &buf[start..start + len];
                 let Ok(p) = rvs_packet::parse(frame) else {
                     return;
                 };
-                let Ok(mut fr) = rvs_packet::frag::fragment_ipv4(frame, &p, mtu) else {
+                let Ok(mut fr) = rvs_packet::frag::fragment(frame, &p, mtu, ident) else {
                     return;
                 };
                 for _ in 0..MAX_FRAGMENTS {
                     match fr.next_into(&mut self.frag) {
-                        Ok(Some(k)) => self.out.push(&mut self.senders, port, &self.frag[..k]),
+                        Ok(Some(k)) => {
+                            self.frags_sent += 1;
+                            self.out.push(&mut self.senders, port, &self.frag[..k]);
+                        }
                         _ => break,
                     }
                 }
             }
             // Pass: the host stack has its own copy (the guard lets it through);
-            // Drop: counted by the plane, and the guard keeps it from the host.
-            Verdict::Pass | Verdict::Drop(_) => {}
+            // Drop: counted by the plane, and the guard keeps it from the host;
+            // Queued: a fragment the plane keeps until its datagram is complete.
+            Verdict::Pass | Verdict::Drop(_) | Verdict::Queued => {}
         }
     }
 }
@@ -289,6 +299,7 @@ pub(super) struct Worker<N: Lookup, S: FrameSink> {
     em: Emitter<S>,
     rep: WorkerReport,
     offers: Option<OfferOut>,
+    frag: Publisher,
 }
 
 impl<N: Lookup, S: FrameSink> Worker<N, S> {
@@ -309,7 +320,9 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
                 senders,
                 out: OutQueue::new(),
                 frag: vec![0u8; OUT_FRAME],
+                frags_sent: 0,
             },
+            frag: Publisher::default(),
             rep: WorkerReport {
                 iface: cx.ifaces[me].name.clone(),
                 ..WorkerReport::default()
@@ -328,6 +341,9 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         timeout: Duration,
     ) -> Result<usize, rvs_packet_io::Error> {
         let Some(mut block) = port.next_block(timeout)? else {
+            // Idle: datagrams not reassembled in time give their memory back.
+            self.plane.expire_fragments(self.cx.clock.now());
+            self.publish_frag();
             return Ok(0);
         };
         let Worker {
@@ -339,6 +355,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             em,
             rep,
             offers,
+            frag: _,
         } = self;
         let port_in = *me as PortId;
         let mtu = cx.ifaces[*me].mtu;
@@ -417,7 +434,18 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         block.finish();
         em.out.flush(&mut em.senders);
         plane.neigh.after_block(cx);
+        self.publish_frag();
         Ok(seen)
+    }
+
+    /// Adds the reassembly counters that changed to the plane's sums (metrics).
+    fn publish_frag(&mut self) {
+        self.frag.publish(
+            &self.cx.frag,
+            self.plane.frag_counters(),
+            self.plane.frag_held(),
+            self.em.frags_sent,
+        );
     }
 
     /// Records why the worker stops early.
@@ -574,6 +602,7 @@ mod tests {
             stop: Arc::new(AtomicBool::new(false)),
             ifaces: feed.ifaces.clone(),
             offers: None,
+            frag: feed.frag.clone(),
         };
         let (lookups, unlocked) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
         let table = Table {
@@ -745,16 +774,21 @@ mod tests {
         // The real server's next hop is unknown.
         io.inject(&udp4("10.100.0.3", 53, 64, false));
         io.inject(&udp4("10.100.0.3", 53, 64, false));
-        // A fragment for a VIP: no reassembly here.
-        let mut frag = udp4("10.100.0.1", 53, 64, false);
-        frag[20] |= 0x20; // more fragments
-        let c = {
-            frag[24..26].copy_from_slice(&[0, 0]);
-            rvs_packet::checksum::checksum(&frag[14..34])
-        };
-        frag[24..26].copy_from_slice(&c.to_be_bytes());
-        io.inject(&frag);
-        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 3);
+        // Two fragments for a VIP, the second overlapping the first: queued, then the
+        // datagram is discarded.
+        io.inject(&fragment_of(
+            &udp4("10.100.0.1", 53, 64, false),
+            0,
+            72,
+            true,
+        ));
+        io.inject(&fragment_of(
+            &udp4("10.100.0.1", 53, 64, false),
+            8,
+            72,
+            true,
+        ));
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 4);
         assert!(io.take_sent().is_empty());
         // The miss went to the keeper (once, after the block) and woke it.
         assert_eq!(
@@ -769,7 +803,57 @@ mod tests {
         assert_eq!(rep.drops.get(DropReason::NoRoute), 2);
         assert_eq!(rep.neighbour_pending, 2);
         assert_eq!(rep.drops.get(DropReason::Fragment), 1);
-        assert_eq!(rep.frames, 3);
+        assert_eq!(rep.frames, 4);
+    }
+
+    /// The IPv4 fragment of the unfragmented frame `whole` holding bytes `off..end` of its
+    /// IP payload.
+    fn fragment_of(whole: &[u8], off: usize, end: usize, more: bool) -> Vec<u8> {
+        let mut f = whole[..34].to_vec();
+        f.extend_from_slice(&whole[34 + off..34 + end]);
+        f[16..18].copy_from_slice(&((20 + end - off) as u16).to_be_bytes());
+        let ff = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+        f[20..22].copy_from_slice(&ff.to_be_bytes());
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = rvs_packet::checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn fragments_are_reassembled_and_sent_on_at_the_egress_mtu() {
+        let mut r = rig(&DR);
+        let mut io = port();
+        // A 2 408-byte UDP datagram in fragments of 1 480 bytes, last one first.
+        let whole = udp4("10.100.0.1", 53, 2400, false);
+        io.inject(&fragment_of(&whole, 1480, 2408, false));
+        io.inject(&fragment_of(&whole, 0, 1480, true));
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 2);
+        // Toward eth1 (MTU 1 000): three fragments of at most 1 000 bytes, which put
+        // together are the datagram (DR: only the MACs and the TTL change).
+        let out = r.out[1].borrow().clone();
+        assert_eq!(out.len(), 3);
+        let mut data = Vec::new();
+        for f in &out {
+            assert!(f.len() <= 1000 + 14);
+            assert_eq!(f[..6], RS_MAC);
+            assert_eq!(f[22], 63, "TTL decremented");
+            data.extend_from_slice(&f[34..]);
+        }
+        assert_eq!(data, whole[34..]);
+        let t = r.worker.cx.frag.totals();
+        assert_eq!((t.fragments, t.reassembled, t.sent), (2, 1, 3));
+        assert_eq!((t.held_bytes, t.held_datagrams), (0, 0));
+        // A lone fragment is held, then given up once its time is out.
+        io.inject(&fragment_of(&whole, 0, 1480, true));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert_eq!(r.worker.cx.frag.totals().held_datagrams, 1);
+        r.worker.cx.clock = Clock::at(Time(r.worker.cx.clock.now().0 + 31_000));
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 0);
+        let t = r.worker.cx.frag.totals();
+        assert_eq!((t.held_bytes, t.held_datagrams), (0, 0));
+        let timeouts = t.drops.iter().find(|(d, _)| d.name() == "timeout");
+        assert_eq!(timeouts.map(|&(_, n)| n), Some(1));
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub const ATTEMPTS: u32 = 3;
 const ANSWER_WAIT: Duration = Duration::from_millis(500);
 /// How long a running answer may pause before the backup asks again.
 const STALL: Duration = Duration::from_secs(2);
+/// How long after the start a request that cannot leave is tried again. A director whose
+/// link just came up has no usable source address for a while: an IPv6 link-local address
+/// stays tentative through duplicate address detection (1–2 s), and sending to an IPv6 group
+/// fails with EADDRNOTAVAIL meanwhile. Such a request asked nobody, so it spends no attempt.
+const SEND_WAIT: Duration = Duration::from_secs(5);
+/// Pause between two tries of a request that could not leave.
+const SEND_RETRY: Duration = Duration::from_millis(100);
 /// Entries resolved per shard-lock hold on the master.
 const CHUNK: usize = 256;
 
@@ -94,10 +101,23 @@ pub(super) fn ask(
             nonce,
         }
         .encode();
-        if let Err(e) = sock.send_to(&req, to) {
-            tracing::warn!("sync resync request: {e}");
+        // Bounded: SEND_WAIT after the start, or a stop.
+        loop {
+            match sock.send_to(&req, to) {
+                Ok(_) => {
+                    c.requests.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) if started.elapsed() < SEND_WAIT && !stop.load(Ordering::Relaxed) => {
+                    tracing::debug!("sync resync request not sent yet: {e}");
+                    std::thread::sleep(SEND_RETRY);
+                }
+                Err(e) => {
+                    tracing::warn!("sync resync request: {e}");
+                    break;
+                }
+            }
         }
-        c.requests.fetch_add(1, Ordering::Relaxed);
         got = 0;
         let mut answered = false;
         let mut last = Instant::now();
