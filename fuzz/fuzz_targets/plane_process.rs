@@ -172,6 +172,8 @@ fn plane() -> Plane<Topology> {
 
 fuzz_target!(|data: &[u8]| {
     let mut d = director();
+    // The SYN proxy (NAT and full-NAT services) on for inputs with an odd first byte.
+    d.sys.syn_proxy = data.first().is_some_and(|b| b & 1 != 0);
     let mut p = plane();
     let mut rng = Rng(7);
     let mut now = 1_000u64;

@@ -48,6 +48,10 @@ pub struct Sysctls {
     pub cache_bypass: bool,
     /// `run_estimation`: the 2-second rate estimator runs (rates freeze while it is off).
     pub run_estimation: bool,
+    /// `rvs_syn_proxy`: the packet plane answers a TCP SYN to a NAT / full-NAT service with a
+    /// SYN cookie and creates the connection only when the client's ACK proves the handshake
+    /// (docs/internals/syn-flood.md).
+    pub syn_proxy: bool,
 }
 
 impl Default for Sysctls {
@@ -57,6 +61,7 @@ impl Default for Sysctls {
             expire_quiescent_template: false,
             cache_bypass: false,
             run_estimation: true,
+            syn_proxy: false,
         }
     }
 }
@@ -276,6 +281,31 @@ impl Director {
         local: &mut dyn LocalAddrs,
     ) -> Verdict {
         self.input(pkt, now, rng, true, Some(local))
+    }
+
+    /// Whether the packet plane's SYN proxy answers for a TCP packet to `daddr:dport` (mark
+    /// `fwmark`): `rvs_syn_proxy` is on and the service it belongs to has real servers, all of
+    /// them NAT or full-NAT — the methods whose replies pass through the director, so that it
+    /// can open the connection to the real server itself and adjust sequence numbers both ways
+    /// (docs/internals/syn-flood.md says why DR and TUN cannot).
+    pub fn syn_proxy_serves(&self, fwmark: u32, daddr: &IpAddr, dport: u16) -> bool {
+        if !self.sys.syn_proxy {
+            return false;
+        }
+        let Some(svc) = self
+            .table
+            .find(fwmark, Protocol::Tcp, daddr, dport)
+            .and_then(|sid| self.table.service(sid))
+        else {
+            return false;
+        };
+        !svc.dests.is_empty()
+            && svc.dests.iter().all(|&d| {
+                self.table
+                    .dests
+                    .get(d)
+                    .is_some_and(|d| matches!(d.cfg.fwd, FwdMethod::Masq | FwdMethod::FullNat))
+            })
     }
 
     /// Like [`Director::packet_in`] for a socket data plane that sees connection events rather

@@ -74,7 +74,8 @@ const EST_NOTE: &str = "rvs runs the rate estimator in the daemon's ticker, not 
 /// Every sysctl of `/proc/sys/net/ipv4/vs/`, in the kernel's registration order, followed by
 /// those of the lblc/lblcr modules, then rvs's own (named `rvs_*`): `rvs_mh_grace` keeps mh's
 /// previous table for mid-stream packets after a real-server change (docs/scale-out.md),
-/// `rvs_conn_max` bounds the connection table (docs/internals/sysctls.md).
+/// `rvs_conn_max` bounds the connection table (docs/internals/sysctls.md), `rvs_syn_proxy`
+/// answers TCP SYNs to NAT and full-NAT services with SYN cookies (docs/internals/syn-flood.md).
 pub const TABLE: &[Def] = &[
     def("amemthresh", Kind::Int, "1024", Effect::Acts),
     def("am_droprate", Kind::Int, "10", Effect::Acts),
@@ -154,6 +155,7 @@ pub const TABLE: &[Def] = &[
         "1048576",
         Effect::Acts,
     ),
+    def("rvs_syn_proxy", Kind::Range(0, 1), "0", Effect::Acts),
 ];
 
 /// The default `rvs_conn_max` for `free_buffer_pages` pages of memory: a quarter of it at
@@ -365,6 +367,7 @@ impl SysctlSet {
             "rvs_conn_max" => d
                 .conns
                 .set_max_entries(v.clamp(1, i64::from(i32::MAX)) as usize),
+            "rvs_syn_proxy" => d.sys.syn_proxy = on,
             "lblc_expiration" | "lblcr_expiration" => {
                 let lblc = Duration::from_secs(self.int("lblc_expiration").max(0) as u64);
                 let lblcr = Duration::from_secs(self.int("lblcr_expiration").max(0) as u64);
@@ -523,7 +526,7 @@ mod tests {
             assert_eq!(lookup(d.name).unwrap().0, i, "{}", d.name);
         }
         // The kernel's 32, then rvs's own, each named `rvs_*`.
-        assert_eq!(TABLE.len(), 34);
+        assert_eq!(TABLE.len(), 35);
         assert!(TABLE[32..].iter().all(|d| d.name.starts_with("rvs_")));
         assert!(TABLE[..32].iter().all(|d| !d.name.starts_with("rvs_")));
     }
@@ -595,6 +598,7 @@ mod tests {
             ("run_estimation", "0"),
             ("lblc_expiration", "60"),
             ("rvs_conn_max", "5000"),
+            ("rvs_syn_proxy", "1"),
         ] {
             let def = s.set(n, v, 4).unwrap();
             assert_eq!(def.effect, Effect::Acts, "{n}");
@@ -611,6 +615,7 @@ mod tests {
         assert_eq!((d.defense.amemthresh, d.defense.am_droprate), (2048, 20));
         assert_eq!(d.table.params.lblc_expiration, 60);
         assert_eq!(d.conns.max_entries(), 5000);
+        assert!(d.sys.syn_proxy);
         // A fresh director gets everything at once.
         let mut d2 = Director::new(HashSeed([1, 2, 3, 4]), Time::from_secs(0));
         s.apply_all(&mut d2);

@@ -16,7 +16,8 @@
 //! * [`topo`] builds the topologies: [`nat`], [`dr`], [`tun()`], [`fullnat`], [`selftest`] (the
 //!   kernel's `ipvs.sh`) and [`ha`], each a [`Topology`] describing names, addresses and MACs;
 //!   [`nat_dual`] and [`tun_dual`] are the NAT and TUN labs with an IPv6 layer
-//!   ([`Topology::add_ipv6`]).
+//!   ([`Topology::add_ipv6`]); [`LabKind::HaDr`] and [`LabKind::HaTun`] are HA pairs whose real
+//!   servers answer the client through a router ([`Topology::build`]).
 //! * [`decap`] is a userspace IPIP/GRE/GUE decapsulator on a TUN device for the TUN lab's real
 //!   servers, because **this kernel has no ipip/gre/fou modules** (see its module docs for how
 //!   it works).

@@ -352,18 +352,28 @@ impl Netns {
     /// window sometimes gets no answer (seen as a flaky IPv6 NAT test). This server is one
     /// process with one socket and no fork (Debian's `python3`).
     pub fn udp_responder(&self, port: u16, reply: Option<&str>) -> Result<NsChild> {
+        self.udp_responder_on("::", port, reply)
+    }
+
+    /// [`Netns::udp_responder`] bound to one address (`"::"`: every address of both
+    /// families). Answers then leave from that address, which a direct-routing real server
+    /// needs: bound to the VIP on its `lo`, it replies from the VIP, not from the address the
+    /// route to the client would pick.
+    pub fn udp_responder_on(&self, addr: &str, port: u16, reply: Option<&str>) -> Result<NsChild> {
         const SERVER: &str = r#"
 import socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(("::", int(sys.argv[1])))
-reply = sys.argv[2].encode() if len(sys.argv) > 2 else None
+addr, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+if addr == "::":
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind((addr, port))
+reply = sys.argv[3].encode() if len(sys.argv) > 3 else None
 while True:
     data, peer = s.recvfrom(65535)
     s.sendto(reply if reply is not None else data, peer)
 "#;
         let port_arg = port.to_string();
-        let mut args = vec!["-c", SERVER, port_arg.as_str()];
+        let mut args = vec!["-c", SERVER, addr, port_arg.as_str()];
         if let Some(r) = reply {
             args.push(r);
         }

@@ -59,6 +59,7 @@ pub mod nat;
 pub mod parse;
 pub mod plane;
 pub mod reassembly;
+pub mod syncookie;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;

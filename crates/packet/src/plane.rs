@@ -51,6 +51,9 @@ use crate::reassembly::{FragCounters, Insert, Reassembled, Reassembler, Reassemb
 use crate::tunnel::{self, TunnelCsum, TunnelParams, TunnelType};
 use crate::xmit::{self, Egress, Method, Outcome};
 
+mod syn_proxy;
+pub use syn_proxy::SynProxyCounters;
+
 /// Index of a port (interface) of the plane, into [`PlaneConfig::ports`].
 pub type PortId = u16;
 
@@ -175,11 +178,16 @@ pub enum DropReason {
     Rewrite,
     /// An ICMP error about one of the director's tunnel packets, consumed (docs/internals/forwarding.md#icmp-errors).
     TunnelIcmp,
+    /// SYN proxy: an ACK to a proxied service that matches no connection and carries no
+    /// valid SYN cookie (docs/internals/syn-flood.md).
+    BadCookie,
+    /// SYN proxy: a packet of a proxied connection before the real server answered its SYN.
+    SynProxyWait,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::Fragment,
@@ -198,6 +206,8 @@ impl DropReason {
         DropReason::NoRoom,
         DropReason::Rewrite,
         DropReason::TunnelIcmp,
+        DropReason::BadCookie,
+        DropReason::SynProxyWait,
     ];
     /// Stable snake_case name (metrics, fixtures).
     pub fn name(self) -> &'static str {
@@ -220,6 +230,8 @@ impl DropReason {
             DropReason::NoRoom => "no_room",
             DropReason::Rewrite => "rewrite",
             DropReason::TunnelIcmp => "tunnel_icmp",
+            DropReason::BadCookie => "bad_cookie",
+            DropReason::SynProxyWait => "syn_proxy_wait",
         }
     }
     fn index(self) -> usize {
@@ -324,6 +336,10 @@ pub struct Plane<N: Neighbours> {
     reasm: Reassembler,
     /// Set while the packet being processed is a datagram just reassembled.
     reasm_ctx: Option<Reassembled>,
+    /// The SYN proxy's cookie key, derived from the director's seed on first use.
+    cookie_key: Option<syn_proxy::KeyCache>,
+    /// What the SYN proxy did.
+    syn: SynProxyCounters,
 }
 
 /// What `ip` knows of an offerable packet before it is rewritten.
@@ -359,6 +375,8 @@ impl<N: Neighbours> Plane<N> {
             offer_ctx: None,
             reasm: Reassembler::new(ReassemblyConfig::default()),
             reasm_ctx: None,
+            cookie_key: None,
+            syn: SynProxyCounters::default(),
         }
     }
 
@@ -606,7 +624,9 @@ impl<N: Neighbours> Plane<N> {
         };
         let (seg, payload_off) = segment(frame, p);
         let fwmark = self.mark(p.proto, dst, dport);
-        let pkt = Packet {
+        // The packet without its payload (which borrows the frame), for the SYN proxy that
+        // rewrites the frame before the director sees the packet.
+        let head: Packet<'static> = Packet {
             fwmark,
             proto: protocol,
             saddr: src,
@@ -615,7 +635,12 @@ impl<N: Neighbours> Plane<N> {
             dport,
             seg,
             len: p.l3_len() as u32,
-            payload: &frame[payload_off.min(p.l3_end)..p.l3_end],
+            payload: &[],
+        };
+        let payload = payload_off.min(p.l3_end)..p.l3_end;
+        let pkt = Packet {
+            payload: &frame[payload.clone()],
+            ..head
         };
         let steady = self.offers.is_some() && steady_packet(frame, p, seg);
         let offer = |director: &Director, conn: ConnId, dir: Direction| {
@@ -626,7 +651,8 @@ impl<N: Neighbours> Plane<N> {
                     .is_some_and(|c| c.state() == rvs_core::conn::state::tcp::ESTABLISHED),
                 _ => true,
             };
-            (steady && established).then_some(OfferCtx {
+            // A SYN-proxied connection's segments are shifted here: never by a fast path.
+            (steady && established && !is_proxied(director, conn)).then_some(OfferCtx {
                 conn,
                 dir,
                 proto: p.proto,
@@ -637,17 +663,41 @@ impl<N: Neighbours> Plane<N> {
         // Out-hook before in-hook (docs/internals/forwarding.md#where-the-director-sees-packets: LOCAL_IN priorities 98 < 99; FORWARD replies).
         if let Some(r) = director.packet_out(&pkt, now) {
             self.offer_ctx = offer(director, r.conn, Direction::Output);
+            if is_proxied(director, r.conn) {
+                return self.syn_proxy_reply(director, buf, f, p, &r, now);
+            }
             return self.reply(buf, f, p, &r);
         }
+        if protocol == Protocol::Tcp && director.sys.syn_proxy {
+            if let Some(v) = self.syn_proxy_open(director, buf, f, p, &head, now, rng) {
+                return v;
+            }
+        }
+        let pkt = Packet {
+            payload: &buf[f.start..f.end][payload],
+            ..head
+        };
         let v = director.packet_in_fullnat(&pkt, now, rng, &mut self.pools);
         match v {
             rvs_core::Verdict::Forward(route) => {
                 if let (Some(conn), Some(_)) = (route.conn, route.dest) {
                     self.offer_ctx = offer(director, conn, Direction::Input);
+                    if is_proxied(director, conn) {
+                        if let Some(v) = self.syn_proxy_forward(director, buf, f, p, conn) {
+                            return v;
+                        }
+                    }
                 }
                 self.forward(director, buf, f, p, &route)
             }
-            rvs_core::Verdict::Pass => Verdict::Pass,
+            other => self.refused(other, buf, f, p),
+        }
+    }
+
+    /// The verdict for a packet the director did not forward.
+    fn refused(&mut self, v: rvs_core::Verdict, buf: &mut [u8], f: Frame, p: &Parsed) -> Verdict {
+        match v {
+            rvs_core::Verdict::Forward(_) | rvs_core::Verdict::Pass => Verdict::Pass,
             rvs_core::Verdict::Reject => self.icmp_to_sender(buf, f, p, Gen::PortUnreach),
             rvs_core::Verdict::Drop(r) => self.drop(match r {
                 CoreDrop::DestUnavailable => DropReason::DestUnavailable,
@@ -1273,6 +1323,14 @@ impl Gen {
             Gen::PortUnreach => DropReason::Rejected,
         }
     }
+}
+
+/// Whether connection `id` was opened by the SYN proxy (its segments are shifted).
+fn is_proxied(director: &Director, id: ConnId) -> bool {
+    director
+        .conns
+        .get(id)
+        .is_some_and(|c| c.flags() & cflags::SYNPROXY != 0)
 }
 
 /// The forwarding method in a connection's flags.

@@ -6,9 +6,10 @@
 //! real servers rs1..rs4 (10.2.0.11..14, each a socat TCP echo server on port 9000) on another;
 //! the real servers' default route is the floating DIP 10.2.0.1. Two real `rvsd` processes,
 //! each with the AF_PACKET plane on both interfaces, configured only by a keepalived.conf
-//! (`-f`): one VRRP instance that owns the VIP 10.1.0.100 on `eth0` and the DIP on `eth1`
-//! (priorities 150 / 100), a NAT virtual server VIP:9000 with `rr` over the four real
-//! servers, and — in the synced run — `lvs_sync_daemon eth1 VI_SYNC` in `global_defs`.
+//! (`-f`): two VRRP instances in one `vrrp_sync_group` — VI_SYNC owns the VIP 10.1.0.100 on
+//! `eth0`, VI_GW the gateway DIP on `eth1` (priorities 150 / 100) — a NAT virtual server
+//! VIP:9000 with `rr` over the four real servers, and — in the synced run — `lvs_sync_daemon
+//! eth1 VI_SYNC` in `global_defs`.
 //!
 //! N long-lived TCP connections (one thread each, from the client's namespace) send a line
 //! every 100 ms and wait for its echo. Once the BACKUP lists every connection (`-Lnc`, so the
@@ -19,8 +20,8 @@
 //! mid-stream segment and does not schedule it), so the test can fail.
 //!
 //! The pair, the clients and the failover run are rvs-testkit's `failover` module (shared with
-//! `sync_failover_direct.rs`, DR and TUN). Root only (CI runs it as root). Needs `ip`, `nft` and `socat` (Debian `iproute2 nftables
-//! socat`). Every wait is bounded; the lab, the echo servers, the client threads and rvsd are
+//! `sync_failover_direct.rs`, DR and TUN). Root only (CI runs it as root). Needs `ip`, `nft`
+//! and `socat` (Debian `iproute2 nftables socat`). Every wait is bounded; the lab, the echo servers, the client threads and rvsd are
 //! torn down on drop, also when the test panics.
 
 mod common;

@@ -66,6 +66,7 @@ net.ipv4.vs.lblc_expiration = 86400
 net.ipv4.vs.lblcr_expiration = 86400
 net.ipv4.vs.rvs_mh_grace = 0
 net.ipv4.vs.rvs_conn_max = <machine>
+net.ipv4.vs.rvs_syn_proxy = 0
 "
     )
 }

@@ -127,17 +127,34 @@ impl Director {
                 11 + i
             ));
         }
-        // The addresses VRRP moves: the VIP always; NAT's real servers route through the
-        // DIP; FULLNAT's answer the local address. DR and TUN real servers route through the
-        // lab's router and need neither.
-        let mut vips = format!("        {HA_VIP}/24 dev eth0 label eth0:1\n");
-        match setup.method {
-            Method::Nat => vips.push_str(&format!("        {HA_DIP}/24 dev eth1 label eth1:1\n")),
-            Method::Fullnat => {
-                vips.push_str(&format!("        {HA_DIP}/24 dev eth1 label eth1:1\n"));
-                vips.push_str(&format!("        {LIP}/24 dev eth1 label eth1:2\n"));
-            }
-            Method::Dr | Method::Tun => {}
+        // The addresses VRRP moves. The VIP, on the client side, is instance VI_SYNC (the
+        // one the sync daemons follow). NAT's real servers route through the DIP and
+        // FULLNAT's answer the local address: those are a second instance, VI_GW, on the
+        // server side, in one `vrrp_sync_group` with VI_SYNC so that both always move
+        // together (the keepalived layout for a NAT gateway). DR and TUN real servers route
+        // through the lab's router and need no gateway instance.
+        let mut gw = format!("        {HA_DIP}/24 dev eth1 label eth1:1\n");
+        if setup.method == Method::Fullnat {
+            gw.push_str(&format!("        {LIP}/24 dev eth1 label eth1:2\n"));
+        }
+        let instance = |name: &str, dev: &str, vrid: u8, addrs: &str| {
+            format!(
+                "vrrp_instance {name} {{\n    state BACKUP\n    interface {dev}\n    \
+                 version 3\n    virtual_router_id {vrid}\n    priority {priority}\n    \
+                 advert_int 0.5\n    virtual_ipaddress {{\n{addrs}    }}\n}}\n"
+            )
+        };
+        let mut vrrp = instance(
+            "VI_SYNC",
+            "eth0",
+            63,
+            &format!("        {HA_VIP}/24 dev eth0 label eth0:1\n"),
+        );
+        if !setup.method.direct() {
+            vrrp.push_str(&instance("VI_GW", "eth1", 64, &gw));
+            vrrp.push_str(
+                "vrrp_sync_group SG_PAIR {\n    group {\n        VI_SYNC\n        VI_GW\n    }\n}\n",
+            );
         }
         let virtual_server = match setup.method {
             Method::Fullnat => String::new(),
@@ -157,10 +174,7 @@ impl Director {
             &conf,
             format!(
                 "global_defs {{\n    vrrp_garp_master_delay 1\n{sync_line}}}\n\
-                 vrrp_instance VI_SYNC {{\n    state BACKUP\n    interface eth0\n    \
-                 version 3\n    \
-                 virtual_router_id 63\n    priority {priority}\n    advert_int 0.5\n    \
-                 virtual_ipaddress {{\n{vips}    }}\n}}\n{virtual_server}"
+                 {vrrp}{virtual_server}"
             ),
         )
         .expect("write keepalived.conf");
@@ -260,6 +274,12 @@ impl Director {
     /// True while this director holds the VIP (it is the VRRP MASTER).
     pub fn has_vip(&self) -> bool {
         crate::ha::has_addr(&self.ns, "eth0", &format!("{HA_VIP}/24"))
+    }
+
+    /// True while this director holds the gateway address (the DIP) on `eth1`: the MASTER of
+    /// the NAT and FULLNAT pairs' VI_GW.
+    pub fn has_dip(&self) -> bool {
+        crate::ha::has_addr(&self.ns, "eth1", &format!("{HA_DIP}/24"))
     }
 
     /// Machine loss: both links go down (no last advert, no more sync messages), then rvsd is
@@ -720,6 +740,14 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         d2.log_text()
     );
     let moved = Instant::now();
+    if !setup.method.direct() {
+        // The sync group moves the gateway with the VIP.
+        assert!(
+            wait(Duration::from_secs(5), || d2.has_dip()),
+            "director2 took the VIP but not the gateway address:\n{}",
+            d2.log_text()
+        );
+    }
     // Time for the stalled connections to retransmit (TCP backs off up to a few seconds
     // while the VIP was away) and then to echo on.
     thread::sleep(Duration::from_secs(8));

@@ -121,6 +121,12 @@ pub mod flags {
     pub const ONE_PACKET: u32 = 0x2000;
     /// Keep netfilter conntrack.
     pub const NFCT: u32 = 0x10000;
+    /// Opened by the packet plane's SYN proxy: the director answered the client's handshake
+    /// with a SYN cookie, so the two halves of the connection number their bytes from
+    /// different initial sequence numbers and every packet is adjusted
+    /// ([`super::SeqAdjust`], docs/internals/syn-flood.md). rvs addition; like every flag
+    /// from bit 16 up, it is never sent to a sync backup.
+    pub const SYNPROXY: u32 = 0x20000;
 }
 
 /// Timeout the kernel gives a new connection before its first state transition
@@ -689,6 +695,22 @@ pub struct ConnTable {
     max_entries: usize,
     /// Inserts refused because the table held `max_entries`.
     refused_full: u64,
+    /// Sequence adjustments of the entries flagged SYNPROXY, by slot. A side table because
+    /// few entries have one and [`Conn`] has no room to spare (96 bytes, three cache halves).
+    seq: HashMap<u32, SeqAdjust>,
+}
+
+/// The sequence-number bookkeeping of a SYN-proxied connection (flag [`flags::SYNPROXY`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SeqAdjust {
+    /// The initial sequence number the director gave the client (its SYN cookie).
+    pub client_isn: u32,
+    /// The real server's initial sequence number minus `client_isn`, once its SYN-ACK came;
+    /// `None` while the director waits for it.
+    pub delta: Option<u32>,
+    /// The window of the client's handshake ACK: what the director advertises on the client's
+    /// behalf when it completes the real server's handshake itself.
+    pub client_window: u16,
 }
 
 /// The error [`ConnTable::insert`] returns when the table holds its maximum number of entries.
@@ -737,7 +759,28 @@ impl ConnTable {
             expired: Vec::new(),
             max_entries: MAX_ENTRIES,
             refused_full: 0,
+            seq: HashMap::new(),
         }
+    }
+
+    /// Marks entry `id` as SYN-proxied ([`flags::SYNPROXY`]) with sequence bookkeeping `s`.
+    /// Returns false if `id` is not live.
+    pub fn set_seq_adjust(&mut self, id: ConnId, s: SeqAdjust) -> bool {
+        let Some(c) = self.get_mut(id) else {
+            return false;
+        };
+        c.flags |= flags::SYNPROXY;
+        self.seq.insert(id.0, s);
+        true
+    }
+
+    /// The sequence bookkeeping of a SYN-proxied entry.
+    pub fn seq_adjust(&self, id: ConnId) -> Option<SeqAdjust> {
+        let c = self.get(id)?;
+        if c.flags & flags::SYNPROXY == 0 {
+            return None;
+        }
+        self.seq.get(&id.0).copied()
     }
 
     /// Bound the number of entries (`rvs_conn_max`): once the table holds `n`, inserts are
@@ -756,6 +799,12 @@ impl ConnTable {
     /// How many inserts were refused because the table was full.
     pub fn refused_full(&self) -> u64 {
         self.refused_full
+    }
+
+    /// The key of the table's hash, for a data plane that needs a secret of its own derived
+    /// from the daemon's random seed (the SYN proxy's cookie key).
+    pub fn seed(&self) -> HashSeed {
+        self.seed
     }
 
     /// Number of entries (connections and templates, hashed or not).
@@ -787,6 +836,7 @@ impl ConnTable {
             + self.pool.bytes()
             + self.pe.capacity() * core::mem::size_of::<PeSlot>()
             + self.pe_free.capacity() * 4
+            + self.seq.capacity() * (4 + core::mem::size_of::<SeqAdjust>() + 1)
             + (6 * 64 + 1) * 4
     }
 
@@ -1085,6 +1135,9 @@ impl ConnTable {
         if fl & flags::NO_CPORT != 0 {
             self.no_cport = self.no_cport.saturating_sub(1);
         }
+        if fl & flags::SYNPROXY != 0 {
+            self.seq.remove(&i);
+        }
         let mut v = Conn::vacant();
         v.next = self.free_head;
         self.slab[i as usize] = v;
@@ -1118,6 +1171,7 @@ impl ConnTable {
         self.pe_free.clear();
         self.wheel = Wheel::new(now.0);
         self.no_cport = 0;
+        self.seq.clear();
     }
 
     // -----------------------------------------------------------------------------------------

@@ -460,6 +460,7 @@ pub fn apply(d: &mut Director, line: &str, now: Time) -> Result<(), String> {
             match args.get(1).copied() {
                 Some("expire_nodest_conn") => d.sys.conn.expire_nodest_conn = v,
                 Some("cache_bypass") => d.sys.cache_bypass = v,
+                Some("rvs_syn_proxy") => d.sys.syn_proxy = v,
                 Some("pmtu_disc") => {} // plane setting, see `build`
                 _ => return Err("unknown sysctl".into()),
             }
