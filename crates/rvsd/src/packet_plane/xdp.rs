@@ -385,9 +385,9 @@ fn monotonic_now() -> Duration {
 /// Why the second packet: every UDP packet with a checksum makes an offer, and a flow of one
 /// datagram (a DNS query, or each packet of a new-flow flood) gains nothing from an entry but
 /// costs one: a map update when installed, and a map read every sweep for as long as its
-/// connection lives (UDP: 5 minutes). Under a flood of new flows that work, on the syncer
-/// thread, took the CPU the workers needed (the 2026-12-05 new-flow benchmark lost 43.6 % of
-/// the packets with XDP on against 14.9 % on AF_PACKET alone). TCP offers come only for an
+/// connection lives (UDP: 5 minutes); under a flood of new flows, one map write per packet on
+/// the syncer thread, which shares the workers' CPU. (It was not the main cause of the
+/// new-flow loss with XDP on: see docs/benchmarks.md.) TCP offers come only for an
 /// ESTABLISHED connection, after a handshake, so they go at once.
 pub(super) struct OfferOut {
     tx: SyncSender<Vec<Offer>>,
