@@ -31,21 +31,33 @@ fn svc_labels(k: &ServiceKey) -> String {
     }
 }
 
+/// The `# HELP` and `# TYPE` lines that open metric family `name`. Every part of the
+/// exposition (this module, the sync daemons', the discovery sources') writes through this and
+/// [`sample`], so the format lives in one place.
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample line: `name{labels} value`, or `name value` when `labels` is empty.
+pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {v}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+    }
+}
+
 struct Out {
     text: String,
 }
 
 impl Out {
     fn header(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+        header(&mut self.text, name, kind, help);
     }
     fn sample(&mut self, name: &str, labels: &str, v: u64) {
-        if labels.is_empty() {
-            let _ = writeln!(self.text, "{name} {v}");
-        } else {
-            let _ = writeln!(self.text, "{name}{{{labels}}} {v}");
-        }
+        sample(&mut self.text, name, labels, v);
     }
 }
 
