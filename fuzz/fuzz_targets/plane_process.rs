@@ -160,10 +160,14 @@ fn plane() -> Plane<Topology> {
             (ip("2001:db8:1::10"), 0),
             (ip("192.168.1.100"), 1),
         ],
-        laddrs: vec![(
-            key(Protocol::Tcp, "198.51.100.10", 8443),
-            ip("192.168.1.100"),
-        )],
+        laddrs: {
+            let mut l = rvs_core::laddr::LaddrPools::default();
+            l.add(
+                key(Protocol::Tcp, "198.51.100.10", 8443),
+                ip("192.168.1.100"),
+            );
+            l
+        },
         pmtu_disc: true,
         ..PlaneConfig::default()
     };

@@ -19,8 +19,8 @@ pub struct PewmaParams {
     /// Lowest sample in µs (1..=1000000, default 50): faster answers count as this, so loopback
     /// noise does not separate equal servers.
     pub floor_us: u32,
-    /// Highest sample in µs (default 10 s, at least `floor_us`): one pathological sample cannot
-    /// push an estimate beyond it.
+    /// Highest sample in µs (at least `floor_us`, at most 60 s, default 10 s): one
+    /// pathological sample cannot push an estimate beyond it.
     pub ceiling_us: u32,
     /// Estimate of a destination without samples, and the value an idle estimate relaxes to,
     /// in µs (between floor and ceiling, default 1000): the penalty for not being measured.
@@ -51,7 +51,7 @@ impl PewmaParams {
     /// The parameters forced into their documented bounds.
     pub fn clamped(self) -> PewmaParams {
         let floor_us = self.floor_us.clamp(1, 1_000_000);
-        let ceiling_us = self.ceiling_us.max(floor_us);
+        let ceiling_us = self.ceiling_us.clamp(floor_us, 60_000_000);
         PewmaParams {
             decay_ms: self.decay_ms.clamp(100, 60_000),
             floor_us,
@@ -77,6 +77,14 @@ impl LatencyEwma {
     /// Samples folded in so far.
     pub fn samples(&self) -> u64 {
         self.samples
+    }
+
+    /// The estimate right after the last sample, µs (`None` before the first): what the data
+    /// planes measured, without the relaxation toward `unmeasured_us` that [`Self::estimate`]
+    /// adds for the time since. Exported by the metrics, which do not share the data planes'
+    /// clocks.
+    pub fn last_estimate(&self) -> Option<f64> {
+        (self.samples > 0).then_some(self.est_us)
     }
 
     /// The expected response time at `now`, µs: the estimate relaxed toward `unmeasured_us`

@@ -211,33 +211,41 @@ pub fn sync_needed(
     pkts: u32,
     now: Time,
 ) -> bool {
-    let persistent = in_persistence(conns, id);
+    // Cheapest rejections first: this runs for every forwarded client packet, and most
+    // packets (a handshake, the packets between two periods) are not announced.
+    let persistent = p.persist_mode && in_persistence(conns, id);
     let Some(c) = conns.get_mut(id) else {
         return false;
     };
-    let orig = c.sync_endtime;
-    let now_ms = now.0 as u32;
-    let timeout = c.timeout().as_millis().min(u64::from(u32::MAX)) as u32;
-    let mut n = now_ms.wrapping_add(timeout) & !3;
     let template = c.is_template();
-    if template {
-        // Templates have no state filter.
-    } else if p.persist_mode && persistent {
-        return false;
-    } else {
+    let refresh = p.refresh_period_secs.saturating_mul(1000);
+    // A state change into a state other than ESTABLISHED.
+    let mut force_now = false;
+    if !template {
+        if persistent {
+            return false;
+        }
         let Some(established) = synced_state(c.protocol(), c.state()) else {
             return false;
         };
         // A state change is announced at once, except into ESTABLISHED, which waits for the
         // packet-count rule below (and stays a "change" until announced).
         let force = matches!(c.protocol(), proto::TCP | proto::SCTP) && c.state() != c.old_state;
-        if force && !established {
-            c.old_state = c.state();
-            c.sync_endtime = n;
-            return true;
+        force_now = force && !established;
+        if !force_now && refresh == 0 && p.period > 0 && pkts % p.period != p.threshold {
+            return false;
         }
     }
-    let refresh = p.refresh_period_secs.saturating_mul(1000);
+    // Templates have no state filter.
+    let orig = c.sync_endtime;
+    let now_ms = now.0 as u32;
+    let timeout = c.timeout_ms();
+    let mut n = now_ms.wrapping_add(timeout) & !3;
+    if force_now {
+        c.old_state = c.state();
+        c.sync_endtime = n;
+        return true;
+    }
     if refresh > 0 {
         let diff = i64::from(n.wrapping_sub(orig) as i32);
         let min_diff = i64::from((timeout / 2).max(10_000));
@@ -267,40 +275,104 @@ pub fn sync_needed(
     true
 }
 
-/// Most announcements the director holds for the sync engine to collect; beyond this they are
-/// dropped and counted (the engine drains far more often than this fills).
+/// Most announcements a [`SyncQueue`] holds; beyond this they are dropped and counted (the
+/// engine drains far more often than this fills).
 pub const TAP_CAPACITY: usize = 65_536;
 
-/// The master side of a director: while a master daemon runs, the packet path queues the
-/// entries the kernel's rules say to announce; the sync engine drains them (outside the data
-/// plane's lock) into messages.
+/// Where a master's announcements go, called by the packet path under the shard's lock.
+///
+/// The daemon installs the wire encoder of rvs-sync here, so a record is written straight into
+/// the datagram it travels in, with no per-connection queue, copy or allocation in between;
+/// the master thread only collects finished datagrams. [`SyncQueue`] keeps the records
+/// themselves, for the model's tests and for any user that encodes elsewhere. A trait because
+/// rvs-core sits below the wire crate.
+pub trait SyncSink: Send + std::fmt::Debug {
+    /// Entry `c` is to be announced at `now` under the sysctls `params`.
+    fn announce(&mut self, c: &SyncConn, params: &SyncParams, now: Time);
+    /// Announcements the sink holds that the engine has not collected yet.
+    fn waiting(&self) -> usize;
+    /// Announcements dropped because the sink was full, since it was installed.
+    fn dropped(&self) -> u64;
+    /// A copy (a cloned [`Director`] keeps announcing to its own copy).
+    fn clone_box(&self) -> Box<dyn SyncSink>;
+    /// For the engine, which knows the concrete sink it installed ([`SyncTap::sink_mut`]).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+/// A sink that keeps the announced records, oldest first, for [`SyncTap::drain_into`].
 #[derive(Clone, Debug, Default)]
-pub struct SyncTap {
-    /// The sync sysctls.
-    pub params: SyncParams,
-    master: bool,
-    backup: bool,
+pub struct SyncQueue {
     queue: VecDeque<SyncConn>,
     /// When the oldest waiting announcement was queued (the start of the sync lag).
     oldest: Option<Time>,
-    /// Announcements dropped because the queue was full.
-    pub dropped_full: u64,
-    /// Announcements queued since start.
+    dropped: u64,
+}
+
+impl SyncSink for SyncQueue {
+    fn announce(&mut self, c: &SyncConn, _params: &SyncParams, now: Time) {
+        if self.queue.len() >= TAP_CAPACITY {
+            self.dropped += 1;
+            return;
+        }
+        self.oldest.get_or_insert(now);
+        self.queue.push_back(c.clone());
+    }
+    fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+    fn dropped(&self) -> u64 {
+        self.dropped
+    }
+    fn clone_box(&self) -> Box<dyn SyncSink> {
+        Box::new(self.clone())
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// The master side of a director: while a master daemon runs, the packet path hands the
+/// entries the kernel's rules say to announce to a [`SyncSink`]; the sync engine collects
+/// from it (outside the data plane's lock) and sends.
+#[derive(Debug, Default)]
+pub struct SyncTap {
+    /// The sync sysctls.
+    pub params: SyncParams,
+    backup: bool,
+    /// Present exactly while a master daemon runs.
+    sink: Option<Box<dyn SyncSink>>,
+    /// Announcements made since start.
     pub queued: u64,
+}
+
+impl Clone for SyncTap {
+    fn clone(&self) -> Self {
+        SyncTap {
+            params: self.params,
+            backup: self.backup,
+            sink: self.sink.as_ref().map(|s| s.clone_box()),
+            queued: self.queued,
+        }
+    }
 }
 
 impl SyncTap {
     /// Whether a master daemon runs (the packet path announces connections).
     pub fn is_master(&self) -> bool {
-        self.master
+        self.sink.is_some()
     }
-    /// Start or stop announcing. Stopping discards what was not collected.
+    /// Start announcing into a [`SyncQueue`] (read with [`SyncTap::drain_into`]), or stop.
+    /// Stopping discards what was not collected.
     pub fn set_master(&mut self, on: bool) {
-        self.master = on;
-        if !on {
-            self.queue.clear();
-            self.oldest = None;
-        }
+        self.sink = on.then(|| Box::new(SyncQueue::default()) as Box<dyn SyncSink>);
+    }
+    /// Start announcing into `sink` (replacing any other; what it held is discarded).
+    pub fn set_sink(&mut self, sink: Box<dyn SyncSink>) {
+        self.sink = Some(sink);
+    }
+    /// The installed sink, if it is a `T`.
+    pub fn sink_mut<T: SyncSink + 'static>(&mut self) -> Option<&mut T> {
+        self.sink.as_mut()?.as_any_mut().downcast_mut::<T>()
     }
     /// Whether a backup daemon runs (with `backup_only` the director then forwards nothing).
     pub fn is_backup(&self) -> bool {
@@ -315,28 +387,30 @@ impl SyncTap {
     pub fn forwarding_disabled(&self) -> bool {
         self.backup && self.params.backup_only
     }
-    /// Announcements waiting.
+    /// Announcements waiting in the sink.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.sink.as_ref().map_or(0, |s| s.waiting())
     }
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
-    /// Move every waiting announcement to `out`, oldest first; returns when the oldest of them
-    /// was queued.
+    /// Announcements the sink dropped because it was full.
+    pub fn dropped_full(&self) -> u64 {
+        self.sink.as_ref().map_or(0, |s| s.dropped())
+    }
+    /// With a [`SyncQueue`] sink: move every waiting announcement to `out`, oldest first;
+    /// returns when the oldest of them was queued.
     pub fn drain_into(&mut self, out: &mut Vec<SyncConn>) -> Option<Time> {
-        out.extend(self.queue.drain(..));
-        self.oldest.take()
+        let q = self.sink_mut::<SyncQueue>()?;
+        out.extend(q.queue.drain(..));
+        q.oldest.take()
     }
-    fn push(&mut self, c: SyncConn, now: Time) {
-        if self.queue.len() >= TAP_CAPACITY {
-            self.dropped_full += 1;
-            return;
+    fn push(&mut self, c: &SyncConn, now: Time) {
+        if let Some(s) = self.sink.as_mut() {
+            self.queued += 1;
+            s.announce(c, &self.params, now);
         }
-        self.queued += 1;
-        self.oldest.get_or_insert(now);
-        self.queue.push_back(c);
     }
 }
 
@@ -423,11 +497,11 @@ impl Director {
                     return;
                 }
                 if let Some(s) = self.snapshot(id) {
-                    self.sync.push(s, now);
+                    self.sync.push(&s, now);
                 }
             } else if !one_packet && sync_needed(&p, &mut self.conns, id, pkts, now) {
                 if let Some(s) = self.snapshot(id) {
-                    self.sync.push(s, now);
+                    self.sync.push(&s, now);
                 }
             }
             let Some(ctl) = control else { return };
@@ -482,14 +556,21 @@ impl Director {
         self.snapshot(id)
     }
 
-    /// Entry `id` as a sync record.
+    /// Entry `id` as a sync record. Built from the entry and its pooled addresses directly
+    /// (not a whole [`crate::conn::ConnInfo`]): the packet path does this for every announced
+    /// connection.
     pub fn snapshot(&self, id: ConnId) -> Option<SyncConn> {
-        let i = self.conns.info(id)?;
-        let pe_data = i.pe_data.map(<[u8]>::to_vec).unwrap_or_default();
+        let c = self.conns.get(id)?;
+        let (vaddr, daddr, local) = self.conns.pooled_addrs(id)?;
+        let pe_data = self
+            .conns
+            .pe_data(id)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         let pe_name = if pe_data.is_empty() {
             Vec::new()
         } else {
-            match self.pe_of(i.dest) {
+            match self.pe_of(c.dest()) {
                 // The content engines' templates are not sent: their keys are meaningful to
                 // this daemon only (the cookie engine's hash key is per daemon), and their
                 // names do not fit the protocol's 16 bytes. A backup schedules such requests
@@ -499,21 +580,21 @@ impl Director {
             }
         };
         Some(SyncConn {
-            protocol: i.protocol,
-            flags: i.flags & !flags::HASHED,
-            state: u16::from(i.state),
-            caddr: i.caddr,
-            cport: i.cport,
-            vaddr: i.vaddr,
-            vport: i.vport,
-            daddr: i.daddr,
-            dport: i.dport,
-            fwmark: i.fwmark,
-            timeout_secs: (i.timeout.as_millis() / 1000).min(u64::from(u32::MAX)) as u32,
+            protocol: c.protocol(),
+            flags: c.flags() & !flags::HASHED,
+            state: u16::from(c.state()),
+            caddr: c.caddr(),
+            cport: c.cport(),
+            vaddr,
+            vport: c.vport(),
+            daddr,
+            dport: c.dport(),
+            fwmark: c.fwmark,
+            timeout_secs: c.timeout_ms() / 1000,
             seq: None,
             pe_data,
             pe_name,
-            local: i.local,
+            local,
         })
     }
 

@@ -75,7 +75,10 @@ const EST_NOTE: &str = "rvs runs the rate estimator in the daemon's ticker, not 
 /// those of the lblc/lblcr modules, then rvs's own (named `rvs_*`): `rvs_mh_grace` keeps mh's
 /// previous table for mid-stream packets after a real-server change (docs/scale-out.md),
 /// `rvs_conn_max` bounds the connection table (docs/internals/sysctls.md), `rvs_syn_proxy`
-/// answers TCP SYNs to NAT and full-NAT services with SYN cookies (docs/internals/syn-flood.md).
+/// answers TCP SYNs to NAT and full-NAT services with SYN cookies (docs/internals/syn-flood.md),
+/// and `rvs_pewma_*` are the latency-aware scheduler's parameters
+/// ([`crate::latency::PewmaParams`], whose bounds the ranges here repeat; the cross rule
+/// floor ≤ unmeasured ≤ ceiling is checked by [`SysctlSet::set`]).
 pub const TABLE: &[Def] = &[
     def("amemthresh", Kind::Int, "1024", Effect::Acts),
     def("am_droprate", Kind::Int, "10", Effect::Acts),
@@ -156,6 +159,36 @@ pub const TABLE: &[Def] = &[
         Effect::Acts,
     ),
     def("rvs_syn_proxy", Kind::Range(0, 1), "0", Effect::Acts),
+    def(
+        "rvs_pewma_decay_ms",
+        Kind::Range(100, 60_000),
+        "2000",
+        Effect::Acts,
+    ),
+    def(
+        "rvs_pewma_floor_us",
+        Kind::Range(1, 1_000_000),
+        "50",
+        Effect::Acts,
+    ),
+    def(
+        "rvs_pewma_ceiling_us",
+        Kind::Range(1, 60_000_000),
+        "10000000",
+        Effect::Acts,
+    ),
+    def(
+        "rvs_pewma_unmeasured_us",
+        Kind::Range(1, 60_000_000),
+        "1000",
+        Effect::Acts,
+    ),
+    def(
+        "rvs_pewma_explore",
+        Kind::Range(2, 65_536),
+        "64",
+        Effect::Acts,
+    ),
 ];
 
 /// The default `rvs_conn_max` for `free_buffer_pages` pages of memory: a quarter of it at
@@ -310,8 +343,36 @@ impl SysctlSet {
         if let Effect::ReadOnly(why) = d.effect {
             return Err(SysctlError::ReadOnly { name: d.name, why });
         }
-        self.values[i] = parse(d, text, cpus)?;
+        let v = parse(d, text, cpus)?;
+        let old = std::mem::replace(&mut self.values[i], v);
+        if d.name.starts_with("rvs_pewma_") {
+            let p = self.pewma_params();
+            if !(p.floor_us <= p.unmeasured_us && p.unmeasured_us <= p.ceiling_us) {
+                self.values[i] = old;
+                return Err(SysctlError::Invalid {
+                    name: d.name,
+                    value: text.to_string(),
+                    why: format!(
+                        "rvs_pewma_floor_us ≤ rvs_pewma_unmeasured_us ≤ rvs_pewma_ceiling_us \
+                         must hold (now {} ≤ {} ≤ {} would not)",
+                        p.floor_us, p.unmeasured_us, p.ceiling_us
+                    ),
+                });
+            }
+        }
         Ok(d)
+    }
+
+    /// The `rvs_pewma_*` values as the latency-aware scheduler's parameters.
+    pub fn pewma_params(&self) -> crate::latency::PewmaParams {
+        let u = |n: &str| self.int(n).clamp(0, i64::from(u32::MAX)) as u32;
+        crate::latency::PewmaParams {
+            decay_ms: u("rvs_pewma_decay_ms"),
+            floor_us: u("rvs_pewma_floor_us"),
+            ceiling_us: u("rvs_pewma_ceiling_us"),
+            unmeasured_us: u("rvs_pewma_unmeasured_us"),
+            explore: u("rvs_pewma_explore"),
+        }
     }
 
     /// The `sync_*` and `backup_only` values as the connection-sync engine reads them (the
@@ -368,6 +429,7 @@ impl SysctlSet {
                 .conns
                 .set_max_entries(v.clamp(1, i64::from(i32::MAX)) as usize),
             "rvs_syn_proxy" => d.sys.syn_proxy = on,
+            n if n.starts_with("rvs_pewma_") => d.table.set_pewma(self.pewma_params()),
             "lblc_expiration" | "lblcr_expiration" => {
                 let lblc = Duration::from_secs(self.int("lblc_expiration").max(0) as u64);
                 let lblcr = Duration::from_secs(self.int("lblcr_expiration").max(0) as u64);
@@ -526,7 +588,7 @@ mod tests {
             assert_eq!(lookup(d.name).unwrap().0, i, "{}", d.name);
         }
         // The kernel's 32, then rvs's own, each named `rvs_*`.
-        assert_eq!(TABLE.len(), 35);
+        assert_eq!(TABLE.len(), 40);
         assert!(TABLE[32..].iter().all(|d| d.name.starts_with("rvs_")));
         assert!(TABLE[..32].iter().all(|d| !d.name.starts_with("rvs_")));
     }
@@ -645,6 +707,49 @@ mod tests {
         let mut d = Director::new(HashSeed([1, 2, 3, 4]), Time::from_secs(0));
         s.apply("sync_threshold", &mut d);
         assert_eq!(d.sync.params, p);
+    }
+
+    #[test]
+    fn pewma_parameters_are_bounded_and_reach_the_schedulers() {
+        let mut s = SysctlSet::new(M);
+        assert_eq!(s.pewma_params(), crate::latency::PewmaParams::default());
+        for (n, v) in [
+            ("rvs_pewma_decay_ms", "99"),
+            ("rvs_pewma_decay_ms", "60001"),
+            ("rvs_pewma_floor_us", "0"),
+            ("rvs_pewma_ceiling_us", "60000001"),
+            ("rvs_pewma_explore", "1"),
+            ("rvs_pewma_explore", "65537"),
+            // Cross rule: the unmeasured value between floor and ceiling.
+            ("rvs_pewma_unmeasured_us", "20"),
+            ("rvs_pewma_floor_us", "2000"),
+            ("rvs_pewma_ceiling_us", "999"),
+        ] {
+            let e = s.set(n, v, 4).unwrap_err();
+            assert!(matches!(e, SysctlError::Invalid { .. }), "{n}={v}: {e}");
+        }
+        // A refused write leaves the previous value.
+        assert_eq!(s.pewma_params(), crate::latency::PewmaParams::default());
+        let mut d = Director::new(HashSeed([1, 2, 3, 4]), Time::from_secs(0));
+        for (n, v) in [
+            ("rvs_pewma_decay_ms", "500"),
+            ("rvs_pewma_floor_us", "100"),
+            ("rvs_pewma_ceiling_us", "2000000"),
+            ("rvs_pewma_unmeasured_us", "5000"),
+            ("rvs_pewma_explore", "16"),
+        ] {
+            assert_eq!(s.set(n, v, 4).unwrap().effect, Effect::Acts);
+            s.apply(n, &mut d);
+        }
+        let want = crate::latency::PewmaParams {
+            decay_ms: 500,
+            floor_us: 100,
+            ceiling_us: 2_000_000,
+            unmeasured_us: 5000,
+            explore: 16,
+        };
+        assert_eq!(s.pewma_params(), want);
+        assert_eq!(d.table.params.pewma, want);
     }
 
     #[test]

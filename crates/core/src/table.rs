@@ -510,6 +510,16 @@ impl ServiceTable {
         }
     }
 
+    /// `rvs_pewma_*`: the parameters of every pewma scheduler (new services too).
+    pub fn set_pewma(&mut self, params: crate::latency::PewmaParams) {
+        self.params.pewma = params.clamped();
+        for s in self.services.iter_mut().flatten() {
+            if let Some(sched) = s.sched.as_mut() {
+                sched.set_pewma(params);
+            }
+        }
+    }
+
     /// Scheduler housekeeping (lblc/lblcr garbage collection) and trash collection; call about
     /// once a second.
     pub fn tick(&mut self, now: Time) {

@@ -126,3 +126,22 @@ fn listed_by_name_and_not_among_the_kernel_schedulers() {
     assert_eq!(SchedKind::Pewma.name(), "pewma");
     assert!(!SchedKind::ALL.contains(&SchedKind::Pewma));
 }
+
+#[test]
+fn parameters_set_at_run_time_reach_an_existing_scheduler() {
+    // `rvs_pewma_explore` on a running table: with one decision in 2 taken blind, the slow
+    // destination's share rises from ~1/192 to ~1/6.
+    let mut s = Svc::new(SchedKind::Pewma);
+    let ids: Vec<_> = (1..=3).map(|i| s.add(i, 1)).collect();
+    for (i, us) in [500, 500, 20_500].into_iter().enumerate() {
+        sample(&mut s, ids[i], us, 0);
+    }
+    s.table.set_pewma(PewmaParams {
+        explore: 2,
+        ..PewmaParams::default()
+    });
+    let got = shares(&mut s, 6000, &ids);
+    assert!(got[2] > 800 && got[2] < 1200, "slow share {got:?}");
+    // The parameters are kept for new services too.
+    assert_eq!(s.table.params.pewma.explore, 2);
+}

@@ -670,6 +670,8 @@ async fn checker_loop(
     let mut delay = first;
     // AGENT_CHECK: what the agent asked for so far (`ready` returns to the last percentage).
     let mut agent = crate::check::agent::AgentMemory::default();
+    // AGENT_CHECK `maxconn:N` is not acted on: said once per checker, not once per reply.
+    let mut maxconn_warned = false;
     loop {
         tokio::time::sleep(delay).await;
         if suspended.load(Ordering::Relaxed) {
@@ -721,6 +723,15 @@ async fn checker_loop(
             ..
         }) = &res
         {
+            if let (Some(n), false) = (reply.maxconn, maxconn_warned) {
+                maxconn_warned = true;
+                tracing::warn!(
+                    "{name} on service {tgt}: the agent's maxconn:{n} is not acted on (rvs does \
+                     not queue connections per real server; the rest of the reply is applied; \
+                     an upper connection threshold, ipvsadm -x / uthreshold, is the nearest \
+                     equivalent); said once for this checker"
+                );
+            }
             // Like misc_dynamic: the weight first, then any up transition.
             let percent = agent.apply(reply);
             if reports

@@ -53,6 +53,7 @@
 
 pub mod cmd;
 pub mod decap;
+pub mod delay;
 pub mod ecmp;
 pub mod error;
 pub mod netns;
@@ -63,6 +64,7 @@ pub mod walkthrough;
 
 pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};
 pub use decap::{DecapConfig, DecapCounters, Decapsulator};
+pub use delay::{DelayConfig, OutputDelay};
 pub use error::{LabError, Result};
 pub use netns::{
     cleanup_orphans, cleanup_stale, is_root, list_namespaces, socat_transfer, Lab, MacAddr, Netns,

@@ -155,11 +155,15 @@ impl Topology {
                      background (log: {})",
                     self.walkthrough_log(d).display()
                 )),
-                (0, true) => Some(
+                (0, true) => Some(format!(
                     "both directors: rvsd with the packet plane, the table from the rules \
-                     file, VRRP for the VIP and the real servers' gateway (priority 150 and 100)"
-                        .to_owned(),
-                ),
+                     file, VRRP for the VIP{} (priority 150 and 100)",
+                    if self.kind() == LabKind::Ha {
+                        " and the real servers' gateway"
+                    } else {
+                        " (the real servers answer through the router)"
+                    }
+                )),
                 _ => None,
             };
             v.push(Step::new(

@@ -36,9 +36,9 @@ use rvs_core::conn::state::Direction;
 use rvs_core::conn::state::{sctp_event_chunk, TcpFlags};
 use rvs_core::conn::{ConnId, Segment};
 use rvs_core::director::{DropReason as CoreDrop, Packet, ReplyRoute, Route};
-use rvs_core::laddr::LaddrPool;
+use rvs_core::laddr::LaddrPools;
 use rvs_core::stats::Traffic;
-use rvs_core::{Director, FwdMethod, Protocol, RandomSource, ServiceKey, Time};
+use rvs_core::{Director, FwdMethod, Protocol, RandomSource, Time};
 
 use crate::error::Error;
 use crate::ethernet::{self, ethertype, MacAddr};
@@ -117,10 +117,10 @@ pub struct PlaneConfig {
     pub owned: Vec<(IpAddr, PortId)>,
     /// Firewall-mark rules, first match wins.
     pub marks: Vec<MarkRule>,
-    /// Full-NAT local addresses per service (`rvsadm --add-laddr -t VIP:port -z LIP`).
-    pub laddrs: Vec<(ServiceKey, IpAddr)>,
-    /// Local port range for full-NAT, inclusive.
-    pub lport_range: (u16, u16),
+    /// Full-NAT local addresses per service (`rvsadm --add-laddr -t VIP:port -z LIP`) and the
+    /// local port range: each service's pool is the control side's instance, shared by every
+    /// worker (one port cursor, one conflict counter per address; see `rvs_core::laddr`).
+    pub laddrs: LaddrPools,
     /// `pmtu_disc` sysctl (docs/internals/sysctls.md, default 1).
     pub pmtu_disc: bool,
 }
@@ -131,8 +131,7 @@ impl Default for PlaneConfig {
             ports: Vec::new(),
             owned: Vec::new(),
             marks: Vec::new(),
-            laddrs: Vec::new(),
-            lport_range: (1024, 65535),
+            laddrs: LaddrPools::default(),
             pmtu_disc: true,
         }
     }
@@ -312,18 +311,17 @@ impl DropCounters {
 /// ([`generate::ICMP6_MAX`]) plus an L2 header with two VLAN tags.
 const SCRATCH: usize = generate::ICMP6_MAX + 32;
 
-/// The packet data plane of one worker: the configuration of the machine it runs on, the
-/// full-NAT port allocator, drop counters and scratch space. The director (services,
-/// connections, statistics) is *not* part of it: the daemon keeps it — in rvsd, the
-/// [`Director`] of the shard that holds every packet-plane service, shared by all workers (the
-/// socket proxy's services live in shards of their own) — and lends it to [`Plane::process`];
-/// the caller decides how it is locked (rvsd locks it once per received batch of frames, not
-/// per frame).
+/// The packet data plane of one worker: the configuration of the machine it runs on (with the
+/// services' full-NAT pools, shared with the other workers), drop counters and scratch space.
+/// The director (services, connections, statistics) is *not* part of it: the daemon keeps it —
+/// in rvsd, the [`Director`] of the shard that holds every packet-plane service, shared by all
+/// workers (the socket proxy's services live in shards of their own) — and lends it to
+/// [`Plane::process`]; the caller decides how it is locked (rvsd locks it once per received
+/// batch of frames, not per frame).
 pub struct Plane<N: Neighbours> {
     /// Route and neighbour resolution.
     pub neigh: N,
     cfg: PlaneConfig,
-    pools: LaddrPool,
     drops: DropCounters,
     scratch: Box<[u8]>,
     ident: u16,
@@ -363,11 +361,9 @@ struct Frame {
 impl<N: Neighbours> Plane<N> {
     /// A plane with configuration `cfg`.
     pub fn new(cfg: PlaneConfig, neigh: N) -> Plane<N> {
-        let pools = LaddrPool::new(cfg.laddrs.clone(), cfg.lport_range);
         Plane {
             neigh,
             cfg,
-            pools,
             drops: DropCounters::default(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             ident: 0,
@@ -421,10 +417,10 @@ impl<N: Neighbours> Plane<N> {
         &self.cfg
     }
 
-    /// Replaces the configuration (after a table or interface change). Drop counters and the
-    /// full-NAT port cursor are kept, so ports are not reused sooner than necessary.
+    /// Replaces the configuration (after a table or interface change). Drop counters are
+    /// kept; the full-NAT port cursors live in the services' pools, which the new
+    /// configuration shares, so ports are not reused sooner than necessary.
     pub fn set_config(&mut self, cfg: PlaneConfig) {
-        self.pools.reconfigure(cfg.laddrs.clone(), cfg.lport_range);
         self.cfg = cfg;
     }
 
@@ -677,7 +673,7 @@ impl<N: Neighbours> Plane<N> {
             payload: &buf[f.start..f.end][payload],
             ..head
         };
-        let v = director.packet_in_fullnat(&pkt, now, rng, &mut self.pools);
+        let v = director.packet_in_fullnat(&pkt, now, rng, &mut self.cfg.laddrs);
         match v {
             rvs_core::Verdict::Forward(route) => {
                 if let (Some(conn), Some(_)) = (route.conn, route.dest) {

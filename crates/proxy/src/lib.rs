@@ -7,7 +7,8 @@
 //!
 //! Shape: [`Proxy::start`] spawns N worker threads, each a tokio current-thread runtime with its
 //! own `SO_REUSEPORT` socket per listener, so the kernel spreads connections over workers and no
-//! lock is taken per connection. [`Proxy::set_listeners`] reconciles the listener set,
+//! lock is taken per connection. [`Proxy::set_listeners`] reconciles the listener set
+//! ([`Proxy::change_listeners`] applies a change to it),
 //! [`Proxy::shutdown`] stops accepting and drains.
 //!
 //! # Implementing [`Balancer`] over an IPVS connection table
@@ -254,12 +255,36 @@ impl Proxy {
     /// go on). Blocks until the workers have applied the change (from async code call it via
     /// `spawn_blocking` or `block_in_place`). Listeners that cannot be opened
     /// are reported together in [`ProxyError::Listen`]; the rest of the change is applied.
+    /// Costs O(listeners); [`Proxy::change_listeners`] costs O(change).
     pub fn set_listeners(&self, specs: &[ListenerSpec]) -> Result<(), ProxyError> {
-        let mut current = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         let wanted: BTreeSet<ListenerSpec> = specs.iter().copied().collect();
+        let (add, remove): (Vec<ListenerSpec>, Vec<ListenerSpec>) = {
+            let current = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                wanted.difference(&current).copied().collect(),
+                current.difference(&wanted).copied().collect(),
+            )
+        };
+        self.change_listeners(&add, &remove)
+    }
+
+    /// Open the listeners `add` and close the listeners `remove`, as
+    /// [`Proxy::set_listeners`] does, in time proportional to the change and not to the number
+    /// of listeners (one `-A` on a table of 10 000 services opens one listener and looks at no
+    /// other). A listener in `add` that is already open, or in `remove` that is not, is left
+    /// as it is. Removals are applied before additions.
+    pub fn change_listeners(
+        &self,
+        add: &[ListenerSpec],
+        remove: &[ListenerSpec],
+    ) -> Result<(), ProxyError> {
+        let mut current = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         let (ack_tx, ack_rx) = std_mpsc::channel();
         let mut expected = 0;
-        for spec in current.difference(&wanted) {
+        for spec in remove {
+            if !current.remove(spec) {
+                continue;
+            }
             for (i, w) in self.workers.iter().enumerate() {
                 w.tx.send(Command::Remove {
                     spec: *spec,
@@ -270,8 +295,10 @@ impl Proxy {
             }
         }
         let mut failures = Vec::new();
-        let mut added = Vec::new();
-        for spec in wanted.difference(&current) {
+        for spec in add {
+            if current.contains(spec) {
+                continue;
+            }
             if spec.addr.port() == 0 {
                 // Every worker would get its own ephemeral port: not one listener.
                 let e = io::Error::new(io::ErrorKind::InvalidInput, "a listener needs a port");
@@ -294,7 +321,7 @@ impl Proxy {
                         .map_err(|_| ProxyError::WorkerGone(i))?;
                         expected += 1;
                     }
-                    added.push(*spec);
+                    current.insert(*spec);
                 }
                 Err(e) => failures.push((*spec, e)),
             }
@@ -306,8 +333,6 @@ impl Proxy {
                 Err(_) => return Err(ProxyError::WorkerTimeout(ACK_TIMEOUT)),
             }
         }
-        current.retain(|s| wanted.contains(s));
-        current.extend(added);
         if failures.is_empty() {
             Ok(())
         } else {

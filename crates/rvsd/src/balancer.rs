@@ -227,7 +227,7 @@ impl DirectorBalancer {
         };
         // Full-NAT: connect from one of the service's local addresses, round robin.
         let source: Option<IpAddr> = match (route.fwd, extra) {
-            (FwdMethod::FullNat, Some(x)) => x.laddrs.next_addr(&svc_key, route.daddr),
+            (FwdMethod::FullNat, Some(x)) => x.laddrs.next_addr(route.daddr),
             _ => None,
         };
         let handle = st.next_handle();

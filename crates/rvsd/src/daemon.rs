@@ -40,7 +40,9 @@ impl Daemon {
         let (mut resp, changed, packet) = {
             let mut st = self.lock();
             let r = st.handle(&req, self.clock.now());
-            let changed = is_change(&req) && r.result.is_ok();
+            // A failed request may have changed the table too (a batch, or the undo of a
+            // service that could not listen): any pending listener change is applied.
+            let changed = (is_change(&req) && r.result.is_ok()) || st.listeners_changed();
             let packet = st
                 .packet_feed()
                 .map(|f| (f.applied.clone(), st.generation()));
@@ -130,14 +132,18 @@ impl Daemon {
         left
     }
 
-    /// Open and close proxy listeners to match the services (blocking).
+    /// Open and close proxy listeners as the requests applied so far changed the services
+    /// (blocking). Only the change is applied (see [`State::take_listener_changes`]), so a
+    /// single `-A` costs the same on a table of any size. The proxy's lock is taken before the
+    /// state's, so changes taken by concurrent requests reach the proxy in the order they were
+    /// made.
     pub fn sync_listeners(&self) -> Result<(), rvs_proxy::ProxyError> {
-        let want = self.lock().proxy_listeners();
         let proxy = crate::lock::lock(&self.proxy);
+        let (open, close) = self.lock().take_listener_changes();
         let Some(p) = proxy.as_ref() else {
             return Ok(());
         };
-        p.set_listeners(&want)
+        p.change_listeners(&open, &close)
     }
 
     /// Expiry, estimator and defences: run until the task is dropped.

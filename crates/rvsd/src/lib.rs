@@ -17,6 +17,7 @@ pub mod capabilities;
 pub mod clock;
 pub mod control_server;
 pub mod convert;
+pub mod cow_map;
 pub mod daemon;
 pub mod demo;
 pub mod discovery;

@@ -400,7 +400,14 @@ fn prepare_vrrp(
     config_id: Option<String>,
     explicit: bool,
     resync_hold: StdDuration,
-) -> Result<(Option<rvsd::vrrp::Prepared>, rvsd::sync::follow::Target), String> {
+) -> Result<
+    (
+        Option<rvsd::vrrp::Prepared>,
+        rvsd::sync::follow::Target,
+        rvsd::keepalived::netconf::StaticNet,
+    ),
+    String,
+> {
     let opts = rvs_config::CheckOptions {
         config_id,
         check_interfaces: true,
@@ -413,6 +420,8 @@ fn prepare_vrrp(
         }
     }
     let mut h = rvsd::vrrp::prepare(&cfg)?;
+    // static_ipaddress / static_routes / static_rules: in place from now until rvsd stops.
+    let statics = rvsd::keepalived::netconf::StaticNet::install(&cfg);
     match &h {
         Some(h) => daemon.lock().set_vrrp(h.status()),
         None if explicit => tracing::warn!("{}: no vrrp_instance", path.display()),
@@ -426,7 +435,7 @@ fn prepare_vrrp(
             h.hold_preempt_while(Arc::new(move || gate.holding()));
         }
     }
-    Ok((h, target))
+    Ok((h, target, statics))
 }
 
 /// SIGHUP: what `lvs_sync_daemon` says now in `path` (`None` when the file cannot be read:
@@ -536,7 +545,7 @@ async fn run(args: Args) -> Result<(), String> {
     // never owns or announces a VIP that VRRP has not made ours; started once the table is in.
     daemon.lock().sync.resync_rate = args.sync_resync_rate;
     let resync_hold = StdDuration::from_secs_f64(args.sync_resync_hold.clamp(0.0, 3600.0));
-    let (vrrp, sync_follow) = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
+    let (vrrp, sync_follow, statics) = match args.vrrp.as_ref().or(args.use_file.as_ref()) {
         Some(path) => prepare_vrrp(
             &daemon,
             path,
@@ -544,7 +553,7 @@ async fn run(args: Args) -> Result<(), String> {
             args.vrrp.is_some(),
             resync_hold,
         )?,
-        None => (None, None),
+        None => (None, None, rvsd::keepalived::netconf::StaticNet::default()),
     };
 
     if args.demo {
@@ -738,6 +747,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(v) = vrrp {
         v.shutdown().await;
     }
+    statics.remove();
     control.abort();
     for d in discovery {
         d.abort();

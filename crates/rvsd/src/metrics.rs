@@ -31,21 +31,33 @@ fn svc_labels(k: &ServiceKey) -> String {
     }
 }
 
+/// The `# HELP` and `# TYPE` lines that open metric family `name`. Every part of the
+/// exposition (this module, the sync daemons', the discovery sources') writes through this and
+/// [`sample`], so the format lives in one place.
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample line: `name{labels} value`, or `name value` when `labels` is empty.
+pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {v}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+    }
+}
+
 struct Out {
     text: String,
 }
 
 impl Out {
     fn header(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+        header(&mut self.text, name, kind, help);
     }
     fn sample(&mut self, name: &str, labels: &str, v: u64) {
-        if labels.is_empty() {
-            let _ = writeln!(self.text, "{name} {v}");
-        } else {
-            let _ = writeln!(self.text, "{name}{{{labels}}} {v}");
-        }
+        sample(&mut self.text, name, labels, v);
     }
 }
 
@@ -53,6 +65,8 @@ impl Out {
 struct Svc {
     key: ServiceKey,
     stats: rvs_core::stats::Stats,
+    /// The service schedules with `pewma`: its real servers' latency estimates are exported.
+    pewma: bool,
 }
 
 /// Render every metric for the current state.
@@ -139,6 +153,7 @@ pub fn render(st: &State) -> String {
                 let svc = Svc {
                     key: s.key,
                     stats: s.stats.clone(),
+                    pewma: matches!(s.scheduler(), Some(rvs_core::sched::Scheduler::Pewma(_))),
                 };
                 Some((svc, dests.collect()))
             })
@@ -275,6 +290,40 @@ pub fn render(st: &State) -> String {
                 let v = get(&d.stats.shown(), &d.stats.est.rates());
                 o.sample(&name, &backend_labels(&s.key, d), v);
             }
+        }
+    }
+    // pewma's estimates: the value right after the last sample (the data planes keep their own
+    // clocks, so the relaxation since is not computed here), and the samples taken.
+    o.header(
+        "rvs_backend_latency_estimate_seconds",
+        "gauge",
+        "pewma services: the real server's peak-EWMA response time right after its last sample \
+         (absent before the first sample).",
+    );
+    for (s, dests) in services.iter().filter(|(s, _)| s.pewma) {
+        for d in dests {
+            if let Some(us) = d.latency.last_estimate() {
+                let _ = writeln!(
+                    o.text,
+                    "rvs_backend_latency_estimate_seconds{{{}}} {}",
+                    backend_labels(&s.key, d),
+                    us / 1e6
+                );
+            }
+        }
+    }
+    o.header(
+        "rvs_backend_latency_samples_total",
+        "counter",
+        "pewma services: response-time samples taken of the real server.",
+    );
+    for (s, dests) in services.iter().filter(|(s, _)| s.pewma) {
+        for d in dests {
+            o.sample(
+                "rvs_backend_latency_samples_total",
+                &backend_labels(&s.key, d),
+                d.latency.samples(),
+            );
         }
     }
     o.header(

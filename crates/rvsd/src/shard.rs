@@ -29,6 +29,7 @@ use rvs_core::laddr::LaddrPool;
 use rvs_core::{DestId, Director, Protocol, ServiceKey, Time};
 
 use crate::clock::{os_random_u64, Rng};
+use crate::cow_map::CowMap;
 use crate::published::{Published, ThreadCache};
 
 pub use crate::lock::lock;
@@ -38,10 +39,11 @@ pub use crate::lock::lock;
 pub struct ServiceExtra {
     /// PROXY protocol header toward real servers (`--proxy-protocol`).
     pub proxy_protocol: m::ProxyProtocol,
-    /// Full-NAT local addresses (`--add-laddr -z`): the socket proxy takes them round-robin
-    /// from this pool, the packet plane builds its own pool of the same type from them. Their
-    /// use (`--get-laddr` CONNS) is counted from the live connections when asked
-    /// ([`crate::listing::local_addr_conns`]).
+    /// Full-NAT local addresses (`--add-laddr -z`): the service's one pool. The socket proxy
+    /// takes addresses round-robin from it; the packet plane's workers get clones of it in
+    /// their published configuration, which share its port cursor and conflict counters
+    /// (`rvs_core::laddr`), so `--get-laddr` CONFLICTS reads them here. The use (CONNS) is
+    /// counted from the live connections when asked ([`crate::listing::local_addr_conns`]).
     pub laddrs: LaddrPool,
 }
 
@@ -140,14 +142,16 @@ pub fn shard_of_handle(handle: u64) -> u32 {
     (handle >> SEQ_BITS) as u32
 }
 
-/// Where the proxy finds a service's shard.
+/// Where the proxy finds a service's shard. The control side keeps one and changes it entry by
+/// entry; copy-on-write buckets ([`CowMap`]) make publishing it after a change cost O(changed
+/// bucket), not O(table).
 #[derive(Clone, Default)]
 pub struct RouteMap {
     /// Current services.
-    pub by_service: HashMap<ServiceKey, ShardRef>,
+    pub by_service: CowMap<ServiceKey, ShardRef>,
     /// Every live shard by id, also shards of deleted services whose connections and flows are
     /// still winding down.
-    pub by_id: HashMap<u32, ShardRef>,
+    pub by_id: CowMap<u32, ShardRef>,
 }
 
 /// The published [`RouteMap`]: written by the control plane on every change of the service

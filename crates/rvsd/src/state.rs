@@ -55,6 +55,9 @@ pub struct State {
     next_seq: u64,
     /// The proxy's view of the shards.
     pub routes: Arc<Routes>,
+    /// The control side's copy of what `routes` publishes, changed entry by entry as services
+    /// and shards come and go, and published whole (a cheap copy, see [`RouteMap`]).
+    route_map: RouteMap,
     /// Running data planes.
     pub planes: Planes,
     /// The VRRP driver's status, when it runs (rendered into the metrics).
@@ -83,6 +86,10 @@ pub struct State {
     /// While a [`Request::Batch`] is applied: publications to the data planes are deferred
     /// to its end (see [`Deferred`]).
     deferred: Option<Deferred>,
+    /// Socket-proxy listeners to open (`true`) or close since the proxy last took them
+    /// ([`State::take_listener_changes`]), in order: what a request changed, so the proxy
+    /// applies the change without comparing the whole table.
+    listener_changes: Vec<(rvs_proxy::ListenerSpec, bool)>,
 }
 
 /// What a batch owes the data planes once it is applied. Publishing the routes or the packet
@@ -110,6 +117,7 @@ impl State {
             next_shard: 1,
             next_seq: 0,
             routes: Arc::new(Routes::default()),
+            route_map: RouteMap::default(),
             planes,
             vrrp: None,
             health: None,
@@ -122,10 +130,15 @@ impl State {
             managed: crate::discovery::status::Managed::default(),
             discovery: Vec::new(),
             deferred: None,
+            listener_changes: Vec::new(),
         };
         st.sync.params = st.sysctls.sync_params();
         if planes.packet {
-            st.packet_shard = Some(st.new_shard(now));
+            let sh = st.new_shard(now);
+            let id = shard::lock(&sh).id;
+            st.route_map.by_id.insert(id, sh.clone());
+            st.packet_shard = Some(sh);
+            st.publish_routes();
         }
         st
     }
@@ -351,27 +364,31 @@ impl State {
     }
 
     /// Tell the proxy where every service and shard is now (at the end of a batch, when one
-    /// is being applied).
+    /// is being applied). The map was kept up to date change by change; publishing copies
+    /// only its bucket pointers, so a single `-A` does not pay for the whole table.
     fn publish_routes(&mut self) {
         if let Some(d) = &mut self.deferred {
             d.routes = true;
             return;
         }
-        let mut m = RouteMap::default();
-        for (k, p) in &self.services {
-            m.by_service.insert(*k, p.shard.clone());
-        }
-        for s in self.shards() {
-            let id = shard::lock(&s).id;
-            m.by_id.insert(id, s);
-        }
-        self.routes.publish(m);
+        self.routes.publish(self.route_map.clone());
     }
 
     /// Drop retired shards nothing refers to any more; called by the ticker.
     pub fn reap_retired(&mut self) {
         let before = self.retired.len();
-        self.retired.retain(|s| !shard::lock(s).is_idle());
+        let mut gone = Vec::new();
+        self.retired.retain(|s| {
+            let g = shard::lock(s);
+            let idle = g.is_idle();
+            if idle {
+                gone.push(g.id);
+            }
+            !idle
+        });
+        for id in &gone {
+            self.route_map.by_id.remove(id);
+        }
         if self.retired.len() != before {
             self.publish_routes();
         }
@@ -383,6 +400,10 @@ impl State {
         let Some(p) = self.services.remove(key) else {
             return;
         };
+        self.route_map.by_service.remove(key);
+        if let Some(l) = self.proxy_listener(key) {
+            self.listener_changes.push((l, false));
+        }
         let shared = self
             .packet_shard
             .as_ref()
@@ -565,7 +586,7 @@ impl State {
                 };
                 let added = {
                     let mut g = shard::lock(&shard);
-                    let r = g.director.table.add_service(key, cfg, now).map(|_| ());
+                    let r = g.director.table.add_service(key, cfg, now).map(|_| g.id);
                     if r.is_ok() {
                         g.extra.insert(
                             key,
@@ -577,8 +598,14 @@ impl State {
                     }
                     r
                 };
-                if let Err(e) = added {
-                    return Response::err(remote_error(&e));
+                let id = match added {
+                    Ok(id) => id,
+                    Err(e) => return Response::err(remote_error(&e)),
+                };
+                self.route_map.by_service.insert(key, shard.clone());
+                self.route_map.by_id.insert(id, shard.clone());
+                if let Some(l) = self.proxy_listener(&key) {
+                    self.listener_changes.push((l, true));
                 }
                 self.services.insert(
                     key,
@@ -770,7 +797,7 @@ impl State {
                 }
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    if !x.laddrs.add(key, *addr) {
+                    if !x.laddrs.add(*addr) {
                         return Response::err(remote_error(&rvs_core::Error::Exists));
                     }
                     done()
@@ -781,7 +808,7 @@ impl State {
                 let key = key_to_core(service);
                 self.with_service(&key, |g| {
                     let x = g.extra.entry(key).or_default();
-                    if x.laddrs.remove(&key, *addr) {
+                    if x.laddrs.remove(*addr) {
                         done()
                     } else {
                         Response::err(remote_error(&rvs_core::Error::NotFound))
@@ -806,16 +833,16 @@ impl State {
                         service: key_from_core(key),
                         laddrs: self
                             .with_service(key, |g| {
-                                let addrs: Vec<IpAddr> = g
+                                let addrs: Vec<(IpAddr, u64)> = g
                                     .extra
                                     .get(key)
-                                    .map(|x| x.laddrs.entries().iter().map(|&(_, a)| a).collect())
+                                    .map(|x| x.laddrs.conflicts().collect())
                                     .unwrap_or_default();
                                 addrs
                                     .into_iter()
-                                    .map(|addr| m::LocalAddrEntry {
+                                    .map(|(addr, port_conflicts)| m::LocalAddrEntry {
                                         addr,
-                                        port_conflicts: 0,
+                                        port_conflicts,
                                         conns: crate::listing::local_addr_conns(g, key, addr),
                                     })
                                     .collect()
@@ -835,23 +862,49 @@ impl State {
         let mut v: Vec<rvs_proxy::ListenerSpec> = self
             .services
             .keys()
-            .filter_map(|key| match *key {
-                // The proxy carries TCP and UDP; SCTP services are the packet plane's.
-                ServiceKey::Addr { proto, addr, port }
-                    if port != 0
-                        && proto != Protocol::Sctp
-                        && (!self.planes.packet || addr.is_loopback()) =>
-                {
-                    Some(rvs_proxy::ListenerSpec {
-                        protocol: proto,
-                        addr: SocketAddr::new(addr, port),
-                    })
-                }
-                _ => None,
-            })
+            .filter_map(|key| self.proxy_listener(key))
             .collect();
         v.sort_by_key(|l| (l.addr, l.protocol == Protocol::Udp));
         v
+    }
+
+    /// The listener the socket proxy needs for service `key`, if it carries it.
+    fn proxy_listener(&self, key: &ServiceKey) -> Option<rvs_proxy::ListenerSpec> {
+        match *key {
+            // The proxy carries TCP and UDP; SCTP services are the packet plane's.
+            ServiceKey::Addr { proto, addr, port }
+                if port != 0
+                    && proto != Protocol::Sctp
+                    && (!self.planes.packet || addr.is_loopback()) =>
+            {
+                Some(rvs_proxy::ListenerSpec {
+                    protocol: proto,
+                    addr: SocketAddr::new(addr, port),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// True when listener changes wait for [`State::take_listener_changes`].
+    pub fn listeners_changed(&self) -> bool {
+        !self.listener_changes.is_empty()
+    }
+
+    /// The listener changes made since the last call, folded to one per listener (the last
+    /// wins): `(open, close)`. The proxy applies them with
+    /// [`rvs_proxy::Proxy::change_listeners`], in time proportional to the change.
+    pub fn take_listener_changes(
+        &mut self,
+    ) -> (Vec<rvs_proxy::ListenerSpec>, Vec<rvs_proxy::ListenerSpec>) {
+        let mut last: HashMap<rvs_proxy::ListenerSpec, bool> = HashMap::new();
+        let mut order = Vec::new();
+        for (l, open) in self.listener_changes.drain(..) {
+            if last.insert(l, open).is_none() {
+                order.push(l);
+            }
+        }
+        order.into_iter().partition(|l| last[l])
     }
 }
 
@@ -1092,6 +1145,54 @@ mod tests {
 
     /// `shards()` lists each shard once: the packet plane's shard (shared by its services)
     /// once, every proxied service's own, and retired ones.
+    /// One `-A`/`-D` on a large table hands the proxy exactly its own listener change and
+    /// publishes routes that differ from the previous ones in one entry: nothing in the
+    /// request is proportional to the table.
+    #[test]
+    fn one_change_on_a_large_table_touches_one_listener_and_one_route() {
+        let mut st = State::new(Time(0), Planes { packet: false });
+        let reqs: Vec<Request> = (0..2000)
+            .map(|i| parse_cmd(&format!("-A -t 127.1.{}.{}:80", i / 250, i % 250 + 1)))
+            .collect();
+        st.handle(&Request::Batch(reqs), Time(0));
+        let (open, close) = st.take_listener_changes();
+        assert_eq!((open.len(), close.len()), (2000, 0));
+        let before = st.routes.load();
+        st.handle(&parse_cmd("-A -t 127.2.0.1:80"), Time(0));
+        st.handle(&parse_cmd("-A -u 127.2.0.2:53"), Time(0));
+        st.handle(&parse_cmd("-D -t 127.1.0.1:80"), Time(0));
+        // Added and deleted again before the proxy looked: the last change wins (a close of a
+        // listener the proxy never opened, which it ignores).
+        st.handle(&parse_cmd("-A -t 127.2.0.3:80"), Time(0));
+        st.handle(&parse_cmd("-D -t 127.2.0.3:80"), Time(0));
+        let l = |s: &str, p| rvs_proxy::ListenerSpec {
+            protocol: p,
+            addr: s.parse().unwrap(),
+        };
+        let (open, close) = st.take_listener_changes();
+        assert_eq!(
+            open,
+            [
+                l("127.2.0.1:80", Protocol::Tcp),
+                l("127.2.0.2:53", Protocol::Udp)
+            ]
+        );
+        assert_eq!(
+            close,
+            [
+                l("127.1.0.1:80", Protocol::Tcp),
+                l("127.2.0.3:80", Protocol::Tcp)
+            ]
+        );
+        assert_eq!(st.take_listener_changes(), (vec![], vec![]));
+        let after = st.routes.load();
+        assert_eq!(after.by_service.len(), 2001);
+        assert!(before.by_service.get(&key("127.1.0.1:80")).is_some());
+        assert!(after.by_service.get(&key("127.1.0.1:80")).is_none());
+        assert!(after.by_service.get(&key("127.2.0.1:80")).is_some());
+        assert_eq!(before.by_service.len(), 2000, "the old copy is unchanged");
+    }
+
     #[test]
     fn shards_lists_each_shard_once() {
         let mut st = state_with(

@@ -67,6 +67,11 @@ net.ipv4.vs.lblcr_expiration = 86400
 net.ipv4.vs.rvs_mh_grace = 0
 net.ipv4.vs.rvs_conn_max = <machine>
 net.ipv4.vs.rvs_syn_proxy = 0
+net.ipv4.vs.rvs_pewma_decay_ms = 2000
+net.ipv4.vs.rvs_pewma_floor_us = 50
+net.ipv4.vs.rvs_pewma_ceiling_us = 10000000
+net.ipv4.vs.rvs_pewma_unmeasured_us = 1000
+net.ipv4.vs.rvs_pewma_explore = 64
 "
     )
 }

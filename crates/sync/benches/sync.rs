@@ -1,9 +1,13 @@
 //! What connection synchronisation costs the master: the same 10 000 new TCP connections
 //! (SYN, ACK, one data segment each: the third packet announces the connection) through a
-//! director with no sync daemon, and with a master daemon whose announcements are drained and
-//! encoded into messages as the engine does; and what a backup pays to decode and apply them.
+//! director with no sync daemon, and with a master daemon's sink installed, as the engine
+//! installs it (the packet path encodes each announced record into its datagram; the engine
+//! collects the finished datagrams and hands their buffers back); and what a backup pays to
+//! decode and apply them.
 //!
 //! `cargo bench -p rvs-sync --bench sync`. Prints the bytes on the wire per connection once.
+//! `RVS_SYNC_BENCH_ONCE=none|master` runs the 10 000 connections once and exits, for
+//! `valgrind --tool=callgrind` (instruction counts do not depend on the machine's load).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,12 +16,11 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use rvs_core::conn::state::TcpFlags;
 use rvs_core::conn::{HashSeed, Segment};
 use rvs_core::director::Packet;
-use rvs_core::sync::SyncConn;
 use rvs_core::{
     DestConfig, Director, FwdMethod, Protocol, RandomSource, SchedKind, ServiceConfig, ServiceKey,
     Time,
 };
-use rvs_sync::{Outbox, RxStats, Version};
+use rvs_sync::{MasterSink, RxStats, Version};
 
 const CONNS: u32 = 10_000;
 
@@ -48,8 +51,15 @@ fn director(master: bool) -> Director {
             .add_dest(&k, DestConfig::new(rs, 80).fwd(FwdMethod::Masq), Time(0))
             .unwrap();
     }
-    d.sync.set_master(master);
+    if master {
+        d.sync.set_sink(Box::new(sink()));
+    }
     d
+}
+
+/// The sink the master daemon installs (one sync port, 1472-byte messages).
+fn sink() -> MasterSink {
+    MasterSink::new(Version::V1, 1, 1472, 100_000, 1, 20)
 }
 
 fn pkt(i: u32, f: TcpFlags) -> Packet<'static> {
@@ -79,40 +89,46 @@ const ACK: TcpFlags = TcpFlags {
     rst: false,
 };
 
-/// Run the connections; with `out`, drain the announcements every 64 connections (the engine
-/// drains every 10 ms) and encode them. Returns the bytes of the finished messages.
-fn run(d: &mut Director, mut out: Option<&mut Outbox>) -> usize {
+/// Run the connections; with a master sink, collect the finished datagrams every 64
+/// connections (the engine collects every 10 ms) and hand their buffers back. Returns the
+/// bytes of the datagrams and their number.
+fn run(d: &mut Director) -> (usize, usize) {
     let mut rng = Zero;
-    let mut batch: Vec<SyncConn> = Vec::new();
-    let mut bytes = 0;
+    let mut out = Vec::new();
+    let (mut bytes, mut n) = (0, 0);
     for i in 0..CONNS {
         let now = Time(u64::from(i) / 50);
         for f in [SYN, ACK, ACK] {
             black_box(d.packet_in(&pkt(i, f), now, &mut rng));
         }
-        if let Some(o) = out.as_deref_mut() {
-            if i % 64 == 63 || i == CONNS - 1 {
-                d.sync.drain_into(&mut batch);
-                for c in batch.drain(..) {
-                    let _ = o.push(&c, now.0);
-                }
-                while let Some(m) = o.poll(now.0 + 1000) {
-                    bytes += m.len();
+        if i % 64 == 63 || i == CONNS - 1 {
+            if let Some(s) = d.sync.sink_mut::<MasterSink>() {
+                // The last round flushes the partial message.
+                let at = if i == CONNS - 1 { now.0 + 1000 } else { now.0 };
+                s.collect(at, &mut out);
+                for g in out.drain(..) {
+                    bytes += g.bytes.len();
+                    n += 1;
+                    s.recycle(g);
                 }
             }
         }
     }
-    bytes
+    (bytes, n)
 }
 
 fn bench(c: &mut Criterion) {
+    if let Ok(mode) = std::env::var("RVS_SYNC_BENCH_ONCE") {
+        let mut d = director(mode == "master");
+        let (bytes, n) = run(&mut d);
+        println!("{mode}: {bytes} bytes in {n} datagrams");
+        return;
+    }
     // Bytes per connection, once.
     let mut d = director(true);
-    let mut o = Outbox::new(Version::V1, 1, 1472, 100_000, 20);
-    let bytes = run(&mut d, Some(&mut o));
+    let (bytes, n) = run(&mut d);
     println!(
-        "sync: {CONNS} connections → {bytes} bytes in {} messages ({:.1} bytes per connection)",
-        o.stats.messages,
+        "sync: {CONNS} connections → {bytes} bytes in {n} messages ({:.1} bytes per connection)",
         bytes as f64 / f64::from(CONNS)
     );
 
@@ -124,7 +140,7 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter_batched(
                 || director(false),
-                |mut d| run(&mut d, None),
+                |mut d| run(&mut d),
                 BatchSize::PerIteration,
             )
         },
@@ -133,13 +149,8 @@ fn bench(c: &mut Criterion) {
         "10k new TCP connections, 3 packets each, master daemon + encode",
         |b| {
             b.iter_batched(
-                || {
-                    (
-                        director(true),
-                        Outbox::new(Version::V1, 1, 1472, 100_000, 20),
-                    )
-                },
-                |(mut d, mut o)| run(&mut d, Some(&mut o)),
+                || director(true),
+                |mut d| run(&mut d),
                 BatchSize::PerIteration,
             )
         },
@@ -148,23 +159,19 @@ fn bench(c: &mut Criterion) {
 
     // The backup: decode and apply the messages the master produced.
     let mut m = director(true);
-    let mut o = Outbox::new(Version::V1, 1, 1472, 100_000, 20);
     let mut msgs = Vec::new();
     {
         let mut rng = Zero;
-        let mut batch = Vec::new();
         for i in 0..CONNS {
             for f in [SYN, ACK, ACK] {
                 m.packet_in(&pkt(i, f), Time(0), &mut rng);
             }
         }
-        m.sync.drain_into(&mut batch);
-        for c in &batch {
-            let _ = o.push(c, 0);
+        let mut out = Vec::new();
+        if let Some(s) = m.sync.sink_mut::<MasterSink>() {
+            s.collect(10_000, &mut out);
         }
-        while let Some(x) = o.poll(10_000) {
-            msgs.push(x);
-        }
+        msgs.extend(out.into_iter().map(|g| g.bytes));
     }
     let mut g = c.benchmark_group("backup");
     g.throughput(Throughput::Elements(u64::from(CONNS)));

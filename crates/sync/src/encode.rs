@@ -79,7 +79,13 @@ pub struct Encoder {
     maxlen: usize,
     buf: Vec<u8>,
     nr: u8,
+    /// Sent messages' buffers handed back ([`Encoder::recycle`]): a new message reuses one
+    /// instead of allocating.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Buffers an [`Encoder`] keeps for reuse.
+const SPARE_BUFFERS: usize = 16;
 
 impl Encoder {
     /// An encoder for messages of at most `maxlen` bytes (UDP payload; see
@@ -92,6 +98,15 @@ impl Encoder {
             maxlen: (maxlen as usize).min(usize::from(u16::MAX)),
             buf: Vec::new(),
             nr: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Hand back the buffer of a message that was sent, for a later message to reuse.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() >= self.maxlen {
+            buf.clear();
+            self.spare.push(buf);
         }
     }
 
@@ -132,7 +147,9 @@ impl Encoder {
             self.start(len);
         }
         let pad = self.pad();
-        self.buf.resize(self.buf.len() + pad, 0);
+        if pad > 0 {
+            self.buf.resize(self.buf.len() + pad, 0);
+        }
         match self.version {
             Version::V1 => write_v1(&mut self.buf, c, len),
             Version::V0 => write_v0(&mut self.buf, c),
@@ -164,7 +181,11 @@ impl Encoder {
             Version::V1 => V1_HEADER_LEN,
             Version::V0 => V0_HEADER_LEN,
         };
-        self.buf = Vec::with_capacity(self.maxlen.max(first + hdr));
+        let cap = self.maxlen.max(first + hdr);
+        self.buf = match self.spare.pop() {
+            Some(b) if b.capacity() >= cap => b,
+            _ => Vec::with_capacity(cap),
+        };
         match self.version {
             Version::V1 => {
                 self.buf
@@ -251,17 +272,13 @@ pub fn record_len(c: &SyncConn, v: Version) -> usize {
     }
 }
 
-/// The 16 (IPv6 record) or 4 bytes of an address; an IPv4 address in an IPv6 record (a fwmark
-/// template's mark) fills the first four.
-fn put_addr(buf: &mut Vec<u8>, a: &IpAddr, v6: bool) {
-    match (a, v6) {
-        (IpAddr::V4(a), false) => buf.extend_from_slice(&a.octets()),
-        (IpAddr::V6(a), true) => buf.extend_from_slice(&a.octets()),
-        (IpAddr::V4(a), true) => {
-            buf.extend_from_slice(&a.octets());
-            buf.extend_from_slice(&[0; 12]);
-        }
-        (IpAddr::V6(a), false) => buf.extend_from_slice(&a.octets()[12..]),
+/// The 16 (IPv6 record) or 4 bytes of an address into `out` (of that length); an IPv4
+/// address in an IPv6 record (a fwmark template's mark) fills the first four.
+fn put_addr(out: &mut [u8], a: &IpAddr) {
+    match a {
+        IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) if out.len() == 16 => out.copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => out.copy_from_slice(&a.octets()[12..]),
     }
 }
 
@@ -277,20 +294,18 @@ fn seq_words(s: &SeqData) -> [u32; 6] {
 }
 
 fn write_v1(buf: &mut Vec<u8>, c: &SyncConn, len: usize) {
+    // The fixed part is built on the stack and appended at once: this runs on the packet
+    // path for every announced connection.
     let v6 = c.is_v6();
-    buf.push(if v6 { TYPE_F_INET6 } else { 0 });
-    buf.push(c.protocol);
-    buf.extend_from_slice(&((len as u16) & SIZE_MASK).to_be_bytes());
-    buf.extend_from_slice(&(c.flags & !flags::HASHED).to_be_bytes());
-    buf.extend_from_slice(&c.state.to_be_bytes());
-    buf.extend_from_slice(&c.cport.to_be_bytes());
-    buf.extend_from_slice(&c.vport.to_be_bytes());
-    buf.extend_from_slice(&c.dport.to_be_bytes());
-    buf.extend_from_slice(&c.fwmark.to_be_bytes());
-    buf.extend_from_slice(&c.timeout_secs.to_be_bytes());
-    put_addr(buf, &c.caddr, v6);
-    put_addr(buf, &c.vaddr, v6);
-    put_addr(buf, &c.daddr, v6);
+    if v6 {
+        let mut r = [0u8; V1_V6_RECORD_LEN];
+        fixed_v1(&mut r, c, len, 16);
+        buf.extend_from_slice(&r);
+    } else {
+        let mut r = [0u8; V1_V4_RECORD_LEN];
+        fixed_v1(&mut r, c, len, 4);
+        buf.extend_from_slice(&r);
+    }
     if has_seq(c) {
         buf.push(OPT_SEQ_DATA);
         buf.push(SEQ_DATA_LEN as u8);
@@ -311,9 +326,30 @@ fn write_v1(buf: &mut Vec<u8>, c: &SyncConn, len: usize) {
     if let Some((a, port)) = c.local {
         buf.push(OPT_LOCAL_ADDR | OPT_F_OPTIONAL);
         buf.push(local_len(v6) as u8);
-        put_addr(buf, &a, v6);
-        buf.extend_from_slice(&port.to_be_bytes());
+        let mut l = [0u8; 18];
+        let n = local_len(v6);
+        put_addr(&mut l[..n - 2], &a);
+        l[n - 2..n].copy_from_slice(&port.to_be_bytes());
+        buf.extend_from_slice(&l[..n]);
     }
+}
+
+/// The record without options into `r`, for addresses of `a` bytes (4 or 16).
+#[inline(always)]
+fn fixed_v1(r: &mut [u8], c: &SyncConn, len: usize, a: usize) {
+    r[0] = if a == 16 { TYPE_F_INET6 } else { 0 };
+    r[1] = c.protocol;
+    r[2..4].copy_from_slice(&((len as u16) & SIZE_MASK).to_be_bytes());
+    r[4..8].copy_from_slice(&(c.flags & !flags::HASHED).to_be_bytes());
+    r[8..10].copy_from_slice(&c.state.to_be_bytes());
+    r[10..12].copy_from_slice(&c.cport.to_be_bytes());
+    r[12..14].copy_from_slice(&c.vport.to_be_bytes());
+    r[14..16].copy_from_slice(&c.dport.to_be_bytes());
+    r[16..20].copy_from_slice(&c.fwmark.to_be_bytes());
+    r[20..24].copy_from_slice(&c.timeout_secs.to_be_bytes());
+    put_addr(&mut r[24..24 + a], &c.caddr);
+    put_addr(&mut r[24 + a..24 + 2 * a], &c.vaddr);
+    put_addr(&mut r[24 + 2 * a..24 + 3 * a], &c.daddr);
 }
 
 /// Version 0 copies the sequence data in the sender's byte order (a kernel quirk). rvs writes
@@ -324,9 +360,11 @@ fn write_v0(buf: &mut Vec<u8>, c: &SyncConn) {
     buf.extend_from_slice(&c.cport.to_be_bytes());
     buf.extend_from_slice(&c.vport.to_be_bytes());
     buf.extend_from_slice(&c.dport.to_be_bytes());
-    put_addr(buf, &c.caddr, false);
-    put_addr(buf, &c.vaddr, false);
-    put_addr(buf, &c.daddr, false);
+    let mut a = [0u8; 12];
+    put_addr(&mut a[..4], &c.caddr);
+    put_addr(&mut a[4..8], &c.vaddr);
+    put_addr(&mut a[8..], &c.daddr);
+    buf.extend_from_slice(&a);
     buf.extend_from_slice(&((c.flags & !flags::HASHED) as u16).to_be_bytes());
     buf.extend_from_slice(&c.state.to_be_bytes());
     if has_seq(c) {

@@ -27,6 +27,19 @@ pub struct TxStats {
     pub messages: u64,
     /// Messages dropped because `sync_qlen_max` were already waiting.
     pub dropped_queue_full: u64,
+    /// The records those messages carried.
+    pub dropped_records: u64,
+}
+
+impl TxStats {
+    /// Add `o`'s counts.
+    pub fn add(&mut self, o: &TxStats) {
+        self.records += o.records;
+        self.refused += o.refused;
+        self.messages += o.messages;
+        self.dropped_queue_full += o.dropped_queue_full;
+        self.dropped_records += o.dropped_records;
+    }
 }
 
 /// Encoder + bounded queue + flush timer.
@@ -71,6 +84,22 @@ impl Outbox {
     /// Messages waiting to be sent.
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Records not handed out yet: in waiting messages and in the one under construction.
+    pub fn waiting_records(&self) -> usize {
+        let nr = |m: &Vec<u8>| usize::from(message_records(m));
+        self.queue.iter().map(|(m, _)| nr(m)).sum::<usize>() + usize::from(self.enc.pending())
+    }
+
+    /// The version records are written in.
+    pub fn version(&self) -> Version {
+        self.enc.version()
+    }
+
+    /// Hand back a sent message's buffer for reuse (no allocation per message).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.enc.recycle(buf);
     }
 
     /// Change the protocol version (the `sync_version` sysctl): the current message is closed.
@@ -161,9 +190,21 @@ impl Outbox {
         self.stats.messages += 1;
         if self.queue.len() >= self.qlen_max {
             self.stats.dropped_queue_full += 1;
+            self.stats.dropped_records += u64::from(message_records(&m));
+            self.enc.recycle(m);
             return;
         }
         self.queue.push_back((m, oldest_ms));
+    }
+}
+
+/// The record count in the header of a message the encoder wrote: a version-0 message has
+/// it in byte 0, never 0; a version-1 message has 0 there and the count in byte 4.
+fn message_records(m: &[u8]) -> u8 {
+    match m.first() {
+        Some(0) => m.get(4).copied().unwrap_or(0),
+        Some(n) => *n,
+        None => 0,
     }
 }
 

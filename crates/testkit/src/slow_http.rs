@@ -1,5 +1,6 @@
-//! A real server that answers HTTP after a fixed delay (python3 asyncio), for latency-aware
-//! scheduling tests: one request per connection, `Connection: close`.
+//! A real server that answers HTTP after a fixed delay (python3 asyncio, `slow_http.py`, which
+//! bench/latency.sh runs too), for latency-aware scheduling tests: one request per connection,
+//! `Connection: close`.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -8,31 +9,8 @@ use std::time::Duration;
 use crate::proc::Proc;
 use crate::wait::wait_until;
 
-const SERVER: &str = r#"
-import asyncio, sys
-host, port, delay, body = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) / 1000.0, sys.argv[4].encode()
-RESP = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
-async def serve(r, w):
-    try:
-        data = b""
-        while b"\r\n\r\n" not in data and len(data) < 65536:
-            chunk = await r.read(4096)
-            if not chunk:
-                return
-            data += chunk
-        await asyncio.sleep(delay)
-        w.write(RESP)
-        await w.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        w.close()
-async def main():
-    s = await asyncio.start_server(serve, host, port, backlog=1024, reuse_address=True)
-    async with s:
-        await s.serve_forever()
-asyncio.run(main())
-"#;
+/// The server itself, one file shared with bench/latency.sh.
+const SERVER: &str = include_str!("slow_http.py");
 
 /// The server process; killed on drop.
 #[derive(Debug)]

@@ -15,14 +15,10 @@ use crate::model::*;
 use crate::tree::Node;
 
 /// keepalived keywords rvs parses (into the model, with keepalived's checks) but rvsd does not
-/// act on: no addresses, routes or rules are installed from them, no mail is sent, and VRRP
-/// starts without the delay. Each occurrence is reported (see `Config::not_acted_on`).
+/// act on: no mail is sent, and VRRP starts without the delay. Each occurrence is reported
+/// (see `Config::not_acted_on`). (`static_*` and `virtual_routes`/`virtual_rules` are acted
+/// on by rvsd, which warns about the sub-options it cannot install.)
 pub const NOT_ACTED_ON: &[&str] = &[
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
-    "virtual_routes",
-    "virtual_rules",
     "vrrp_startup_delay",
     "notification_email",
     "notification_email_from",

@@ -335,6 +335,12 @@ impl Conn {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(u64::from(self.timeout))
     }
+    /// Current timeout in milliseconds (without a [`Duration`]'s conversions: the sync
+    /// master reads it on the packet path).
+    #[inline]
+    pub fn timeout_ms(&self) -> u32 {
+        self.timeout
+    }
     /// When the timer fires, if armed.
     pub fn expires(&self) -> Option<Time> {
         Wheel::is_armed(self).then_some(Time(self.expires))
@@ -509,6 +515,10 @@ pub enum Expired {
     /// The entry was removed.
     Removed(Removed),
 }
+
+/// An entry's virtual address, real-server address and full-NAT local address with its port
+/// ([`ConnTable::pooled_addrs`]).
+pub type PooledAddrs = (IpAddr, IpAddr, Option<(IpAddr, u16)>);
 
 /// A resolved, read-only view of one entry for listing (`ipvsadm -Lc`, `/proc/net/ip_vs_conn`)
 /// and for the control plane.
@@ -880,6 +890,21 @@ impl ConnTable {
             in_pkts: c.in_pkts,
             pe_data: self.pe_data(id),
         })
+    }
+
+    /// The addresses entry `id` keeps in the pool: virtual, real server, full-NAT local (with
+    /// its port). What a sync record needs beyond the entry's own fields, without building a
+    /// whole [`ConnInfo`]: the sync master resolves them for every announced connection, on
+    /// the packet path.
+    pub fn pooled_addrs(&self, id: ConnId) -> Option<PooledAddrs> {
+        let c = self.get(id)?;
+        let addr = |r: u32| self.pool.get(r).map(Addr16::ip);
+        let unspec = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        Some((
+            addr(c.vaddr).unwrap_or(unspec),
+            addr(c.daddr).unwrap_or(unspec),
+            addr(c.laddr).map(|a| (a, c.lport)),
+        ))
     }
 
     /// Persistence-engine data of entry `id`.

@@ -301,6 +301,14 @@ impl Scheduler {
             s.set_grace(grace);
         }
     }
+
+    /// Set a pewma scheduler's parameters (`rvs_pewma_*`, clamped to their bounds); others
+    /// have none.
+    pub fn set_pewma(&mut self, params: crate::latency::PewmaParams) {
+        if let Scheduler::Pewma(s) = self {
+            s.set_params(params);
+        }
+    }
 }
 
 impl Scheduler {

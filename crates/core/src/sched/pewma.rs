@@ -51,6 +51,10 @@ impl Pewma {
         &self.params
     }
 
+    pub(crate) fn set_params(&mut self, params: PewmaParams) {
+        self.params = params.clamped();
+    }
+
     pub(crate) fn rebuild(&mut self, view: &DestView<'_>) {
         self.weights
             .rebuild(view.len(), |p| view.get(p).map_or(0, val));

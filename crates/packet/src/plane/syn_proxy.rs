@@ -139,7 +139,7 @@ impl<N: Neighbours> Plane<N> {
             seg: Segment::Tcp(SYN_ONLY),
             ..*head
         };
-        let route = match director.packet_in_fullnat(&syn, now, rng, &mut self.pools) {
+        let route = match director.packet_in_fullnat(&syn, now, rng, &mut self.cfg.laddrs) {
             rvs_core::Verdict::Forward(r) => r,
             other => return Some(self.refused(other, buf, f, p)),
         };

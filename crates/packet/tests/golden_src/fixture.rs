@@ -514,7 +514,7 @@ pub fn build(config: &[String]) -> Result<Rig, String> {
                     .ok_or("no -z")?
                     .parse()
                     .map_err(|_| "bad -z")?;
-                cfg.laddrs.push((key, a));
+                cfg.laddrs.add(key, a);
             }
             Some("mtu") => {
                 let p: usize = args[1].parse().map_err(|_| "bad port")?;
@@ -524,10 +524,10 @@ pub fn build(config: &[String]) -> Result<Rig, String> {
                 cfg.pmtu_disc = args[2] != "0";
             }
             Some("lport") => {
-                cfg.lport_range = (
+                cfg.laddrs.set_range((
                     args[1].parse().map_err(|_| "bad lport")?,
                     args[2].parse().map_err(|_| "bad lport")?,
-                );
+                ));
             }
             Some("mark") => {
                 let (lo, hi) = args[3].split_once('-').ok_or("bad range")?;

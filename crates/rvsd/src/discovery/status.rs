@@ -136,7 +136,6 @@ impl SourceStatus {
 
 /// Render the sources' metrics.
 pub fn render_metrics(sources: &[Arc<SourceStatus>], out: &mut String) {
-    use std::fmt::Write as _;
     if sources.is_empty() {
         return;
     }
@@ -204,15 +203,10 @@ pub fn render_metrics(sources: &[Arc<SourceStatus>], out: &mut String) {
         ),
     ];
     for (name, kind, help, get) in series {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
+        crate::metrics::header(out, name, kind, help);
         for s in sources {
-            let _ = writeln!(
-                out,
-                "{name}{{source=\"{}\"}} {}",
-                s.name,
-                get(s).load(Ordering::Relaxed)
-            );
+            let labels = format!("source=\"{}\"", s.name);
+            crate::metrics::sample(out, name, &labels, get(s).load(Ordering::Relaxed));
         }
     }
 }

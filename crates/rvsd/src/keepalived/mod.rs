@@ -24,6 +24,7 @@
 mod apply;
 pub mod counters;
 mod fifo;
+pub mod netconf;
 mod plan;
 
 use std::collections::HashMap;

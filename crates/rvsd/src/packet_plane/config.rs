@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use rvs_core::laddr::LaddrPools;
 use rvs_core::{FwdMethod, Protocol, ServiceKey};
 use rvs_packet::plane::{MarkRule, PlaneConfig, PortConfig, PortId};
 use rvs_packet_io::nft::{GuardRules, LocalPorts, Match};
@@ -78,7 +79,7 @@ impl Default for Options {
             xdp: super::xdp::XdpSetting::default(),
             slow_path: super::xsk::SlowPathSetting::default(),
             marks: Vec::new(),
-            lport_range: PlaneConfig::default().lport_range,
+            lport_range: rvs_core::laddr::DEFAULT_PORT_RANGE,
         }
     }
 }
@@ -222,7 +223,7 @@ fn plane_config_of(
             owned.push((a, port_of(ifaces, a)));
         }
     };
-    let mut laddrs = Vec::new();
+    let mut laddrs = LaddrPools::new(opts.lport_range);
     let services = || sh.into_iter().flat_map(|sh| sh.director.table.services());
     for (_, s) in services() {
         if !packet_serves(&s.key) {
@@ -232,8 +233,11 @@ fn plane_config_of(
             own(addr);
         }
         if let Some(x) = sh.and_then(|sh| sh.extra.get(&s.key)) {
-            for &(_, a) in x.laddrs.entries() {
-                laddrs.push((s.key, a));
+            if !x.laddrs.is_empty() {
+                // The service's own pool, shared: every worker allocates from one cursor.
+                laddrs.insert(s.key, x.laddrs.clone());
+            }
+            for a in x.laddrs.addrs() {
                 own(a);
             }
         }
@@ -258,7 +262,6 @@ fn plane_config_of(
         owned,
         marks: opts.marks.clone(),
         laddrs,
-        lport_range: opts.lport_range,
         pmtu_disc: true,
     }
 }
@@ -327,7 +330,7 @@ fn guard_rules_of(
                     v
                 }
             };
-            for &(_, addr) in x.laddrs.entries() {
+            for addr in x.laddrs.addrs() {
                 for &proto in &protos {
                     g.local_ports.push(LocalPorts {
                         addr,

@@ -575,8 +575,12 @@ mod tests {
     /// A state with the packet plane attached (configured by rvsadm commands) and a worker
     /// on interface 0; the real servers 10.2.0.11 and 10.2.0.12 are resolved, 10.2.0.13 not.
     fn rig(cmds: &[&str]) -> Rig {
+        rig_with(cmds, Options::default())
+    }
+
+    fn rig_with(cmds: &[&str], opts: Options) -> Rig {
         let mut st = State::new(Time(0), Planes { packet: true });
-        let feed = PacketFeed::new(ifaces(), Options::default());
+        let feed = PacketFeed::new(ifaces(), opts);
         st.attach_packet_plane(feed.clone());
         for c in cmds {
             let r = st.handle(&parse_cmd(c), Time(0));
@@ -635,8 +639,44 @@ mod tests {
         MemIo::new(MAC0, 2)
     }
 
+    impl Rig {
+        /// Another worker on interface 0 sharing this one's shard, published view, next hops
+        /// and keeper (as the workers of a `--packet-workers 2` fanout group do); its out
+        /// queue sends nowhere.
+        fn second_worker(&self) -> Worker<Hops, Probe> {
+            let cx = &self.worker.cx;
+            let cx = Context {
+                shard: cx.shard.clone(),
+                view: cx.view.clone(),
+                learned: cx.learned.clone(),
+                hops: cx.hops.clone(),
+                misses: cx.misses.clone(),
+                bell: cx.bell.clone(),
+                clock: cx.clock,
+                stop: cx.stop.clone(),
+                ifaces: cx.ifaces.clone(),
+                offers: None,
+                frag: cx.frag.clone(),
+            };
+            let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
+            let senders = (0..2)
+                .map(|_| Probe {
+                    shard: cx.shard.clone(),
+                    frames: Rc::default(),
+                    locked: Rc::default(),
+                })
+                .collect();
+            Worker::new(0, cx, hops, senders)
+        }
+    }
+
     /// An Ethernet + IPv4 + UDP frame from the client to `dst`, `payload` bytes of data.
     fn udp4(dst: &str, dport: u16, payload: usize, df: bool) -> Vec<u8> {
+        udp4_from(40000, dst, dport, payload, df)
+    }
+
+    /// [`udp4`] from client port `sport`.
+    fn udp4_from(sport: u16, dst: &str, dport: u16, payload: usize, df: bool) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend(MAC0);
         f.extend(CLIENT_MAC);
@@ -650,7 +690,7 @@ mod tests {
         let c = rvs_packet::checksum::checksum(&h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         f.extend(h);
-        f.extend(40000u16.to_be_bytes());
+        f.extend(sport.to_be_bytes());
         f.extend(dport.to_be_bytes());
         f.extend(((8 + payload) as u16).to_be_bytes());
         f.extend([0, 0]); // no UDP checksum
@@ -854,6 +894,83 @@ mod tests {
         assert_eq!((t.held_bytes, t.held_datagrams), (0, 0));
         let timeouts = t.drops.iter().find(|(d, _)| d.name() == "timeout");
         assert_eq!(timeouts.map(|&(_, n)| n), Some(1));
+    }
+
+    /// `--get-laddr -u SVC`: (local address, CONFLICTS, CONNS).
+    fn get_laddr(st: &mut State, svc: &str) -> Vec<(IpAddr, u64, u64)> {
+        let a: std::net::SocketAddr = svc.parse().unwrap();
+        let key = rvs_core::ServiceKey::Addr {
+            proto: rvs_core::Protocol::Udp,
+            addr: a.ip(),
+            port: a.port(),
+        };
+        let req =
+            rvs_control::proto::Request::GetLocalAddrs(Some(crate::convert::key_from_core(&key)));
+        let r = st.handle(&req, Time(0));
+        match r.result {
+            Ok(rvs_control::proto::Payload::LocalAddrs(v)) => v[0]
+                .laddrs
+                .iter()
+                .map(|l| (l.addr, l.port_conflicts, l.conns))
+                .collect(),
+            other => panic!("--get-laddr: {other:?}"),
+        }
+    }
+
+    /// Two workers of one interface serve a full-NAT service from the service's one pool: they
+    /// hand out its ports in turn without colliding (one cursor), and a port whose tuple is
+    /// taken is a conflict that `--get-laddr` shows, with the connections using the address.
+    #[test]
+    fn fullnat_workers_share_one_pool_and_conflicts_reach_get_laddr() {
+        let opts = Options {
+            lport_range: (5000, 5003),
+            ..Options::default()
+        };
+        let cmds = [
+            "-A -u 10.100.0.5:53 -s rr",
+            "-a -u 10.100.0.5:53 -r 10.2.0.11:53 --fullnat",
+            "--add-laddr -u 10.100.0.5:53 -z 10.2.0.100",
+        ];
+        let mut r = rig_with(&cmds, opts);
+        let mut other = r.second_worker();
+        let lip: IpAddr = "10.2.0.100".parse().unwrap();
+        // Four new flows, alternating between the workers: four distinct ports in turn.
+        let mut ports = Vec::new();
+        for sport in 41000..41004u16 {
+            let mut io = port();
+            io.inject(&udp4_from(sport, "10.100.0.5", 53, 32, false));
+            let w_steps = if sport % 2 == 0 {
+                r.worker.step(&mut io, Duration::ZERO)
+            } else {
+                other.step(&mut io, Duration::ZERO)
+            };
+            assert_eq!(w_steps.unwrap(), 1);
+            let sent = io.take_sent();
+            assert_eq!(sent.len(), 1, "flow from {sport} forwarded");
+            let f = &sent[0].1;
+            assert_eq!(f[26..30], [10, 2, 0, 100], "source is the local address");
+            ports.push(u16::from_be_bytes([f[34], f[35]]));
+        }
+        assert_eq!(ports, [5000, 5001, 5002, 5003]);
+        assert_eq!(get_laddr(&mut r.st, "10.100.0.5:53"), [(lip, 0, 4)]);
+        // A fifth flow: every port toward 10.2.0.11:53 is in use. Four tries, four conflicts,
+        // and the frame is dropped for want of a local address.
+        let mut io = port();
+        io.inject(&udp4_from(41004, "10.100.0.5", 53, 32, false));
+        other.step(&mut io, Duration::ZERO).unwrap();
+        assert!(io.take_sent().is_empty());
+        assert_eq!(get_laddr(&mut r.st, "10.100.0.5:53"), [(lip, 4, 4)]);
+        assert_eq!(
+            other.report(&mut io).drops.get(DropReason::NoLocalAddress),
+            1
+        );
+        // A later table change republishes the pool: the counter and the cursor carry on.
+        let resp = r.st.handle(&parse_cmd("-A -t 10.100.0.9:80"), Time(0));
+        assert!(resp.result.is_ok());
+        let mut io = port();
+        io.inject(&udp4_from(41005, "10.100.0.5", 53, 32, false));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert_eq!(get_laddr(&mut r.st, "10.100.0.5:53"), [(lip, 8, 4)]);
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rvs_control::model::DaemonConfig;
-use rvs_core::sync::{SyncConn, SyncParams};
+use rvs_core::sync::SyncParams;
 use rvs_sync::outbox::DEFAULT_FLUSH_MS;
-use rvs_sync::{Outbox, Version};
+use rvs_sync::{Datagram, MasterSink, TxStats, Version};
 
 use super::resync::{answerable, request_of, Bulk};
 use super::{Counters, Shards};
@@ -26,7 +26,7 @@ const MAX_ANSWERS: usize = 4;
 /// The sockets of a master daemon.
 pub(super) struct MasterSockets {
     /// The live stream, connected to the group: one socket per `sync_ports` port; a connection
-    /// always goes out on the same one ([`SyncConn::port_index`]).
+    /// always goes out on the same one ([`rvs_core::sync::SyncConn::port_index`]).
     pub stream: Vec<UdpSocket>,
     /// Bound to the group's resync port: requests (`None` when it could not be opened: the
     /// master then only streams).
@@ -47,18 +47,18 @@ pub(super) fn run(
     stop: Arc<AtomicBool>,
 ) {
     let ports = socks.stream.len().max(1);
-    let mut outs: Vec<Outbox> = (0..ports)
-        .map(|_| {
-            Outbox::new(
-                Version::from_sysctl(params.version),
-                cfg.syncid,
-                u32::from(cfg.sync_maxlen),
-                params.qlen_max,
-                DEFAULT_FLUSH_MS,
-            )
-        })
-        .collect();
-    let mut batch: Vec<SyncConn> = Vec::new();
+    // Installed in every shard: the packet path encodes announced records straight into
+    // datagrams (`rvs_sync::sink`); this thread only collects and sends them.
+    let sink = MasterSink::new(
+        Version::from_sysctl(params.version),
+        cfg.syncid,
+        u32::from(cfg.sync_maxlen),
+        params.qlen_max,
+        ports,
+        DEFAULT_FLUSH_MS,
+    );
+    let mut batch: Vec<Datagram> = Vec::new();
+    let mut tx = TxStats::default();
     let mut answers: VecDeque<Bulk> = VecDeque::new();
     // Resync pacing: a token bucket filled at `resync_rate` datagrams per second, holding at
     // most 100 ms worth (a late round does not turn into a burst).
@@ -66,64 +66,45 @@ pub(super) fn run(
     let cap = (f64::from(resync_rate) / 10.0).max(1.0);
     let mut last_round = std::time::Instant::now();
     let mut buf = [0u8; 64];
+    // Sent datagrams, whose buffers go back to a sink next round.
+    let mut spent: Vec<Datagram> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(COLLECT_EVERY);
-        // The shards carry the current sysctls (the control plane applies `sync_*` to each);
-        // a changed `sync_version` closes the message under construction.
-        let mut version = None;
-        let mut oldest: Option<u64> = None;
-        for s in shards.all() {
-            let mut g = shard::lock(&s);
-            let tap = &mut g.director.sync;
-            if !tap.is_master() {
-                tap.set_master(true);
-            }
-            version.get_or_insert(tap.params.version);
-            if let Some(t) = tap.drain_into(&mut batch) {
-                oldest = Some(oldest.map_or(t.0, |o| o.min(t.0)));
-            }
-        }
-        if let Some(v) = version {
-            for out in &mut outs {
-                out.set_version(Version::from_sysctl(v));
-            }
-        }
-        let now = clock.now().0;
-        let queued = oldest.unwrap_or(now);
-        for c in batch.drain(..) {
-            let i = c.port_index(ports as u32);
-            // Refusals (IPv6 under version 0, …) are counted by the outbox.
-            let _ = outs[i].push_queued(&c, now, queued);
-        }
-        // The live stream first.
+        // Each shard's lock is taken once per round: to hand back the buffers sent last
+        // round, take what is due, and read the oldest record still waiting.
         let mut waiting: Option<u64> = None;
-        let mut tx = rvs_sync::TxStats::default();
-        for (out, sock) in outs.iter_mut().zip(&socks.stream) {
-            while let Some((m, oldest)) = out.poll_timed(now) {
-                match sock.send(&m) {
-                    Ok(n) => {
-                        counters.tx_datagrams.fetch_add(1, Ordering::Relaxed);
-                        counters.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        counters.tx_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!("sync send: {e}");
-                    }
-                }
-                counters.lag.record(now.saturating_sub(oldest));
+        for s in &shards.all() {
+            let mut g = shard::lock(s);
+            // Read under the lock: every record the packet path announced is older.
+            let now = clock.now().0;
+            let tap = &mut g.director.sync;
+            if tap.sink_mut::<MasterSink>().is_none() {
+                tap.set_sink(Box::new(sink.clone()));
             }
-            if let Some(t) = out.oldest_unsent() {
+            let Some(m) = tap.sink_mut::<MasterSink>() else {
+                continue;
+            };
+            for d in spent.drain(..) {
+                m.recycle(d);
+            }
+            m.collect(now, &mut batch);
+            tx.add(&m.take_stats());
+            if let Some(t) = m.oldest_unsent() {
                 waiting = Some(waiting.map_or(t, |w| w.min(t)));
             }
-            tx.records += out.stats.records;
-            tx.refused += out.stats.refused;
-            tx.messages += out.stats.messages;
-            tx.dropped_queue_full += out.stats.dropped_queue_full;
+            drop(g);
+            for d in batch.drain(..) {
+                let d = send(&socks.stream, d, &counters);
+                counters
+                    .lag
+                    .record(clock.now().0.saturating_sub(d.oldest_ms));
+                spent.push(d);
+            }
         }
         counters
             .lag
             .set_waiting(waiting.map_or(0, |t| clock.now().0.saturating_sub(t)));
-        *crate::lock::lock(&counters.tx) = tx;
+        *crate::lock::lock(&counters.tx) = tx.clone();
         // Then resync: new requests (bounded per round), and one answer's share of the rate.
         if let (Some(l), Some(a)) = (&socks.listener, &socks.answer) {
             for _ in 0..16 {
@@ -159,8 +140,28 @@ pub(super) fn run(
             }
         }
     }
-    // Stopped: the packet path stops announcing.
+    // Stopped: the packet path stops announcing (what it had not handed over is dropped).
     for s in shards.all() {
         shard::lock(&s).director.sync.set_master(false);
     }
+}
+
+/// Send one datagram on its port's socket and count it; the datagram comes back for its
+/// buffer to be reused.
+fn send(stream: &[UdpSocket], d: Datagram, counters: &Counters) -> Datagram {
+    let Some(sock) = stream.get(d.port) else {
+        counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+        return d;
+    };
+    match sock.send(&d.bytes) {
+        Ok(n) => {
+            counters.tx_datagrams.fetch_add(1, Ordering::Relaxed);
+            counters.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Err(e) => {
+            counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("sync send: {e}");
+        }
+    }
+    d
 }

@@ -1,6 +1,5 @@
 //! The sync daemons' counters in the Prometheus text format.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use rvs_control::model::SyncRole;
@@ -9,12 +8,8 @@ use rvs_sync::DropReason;
 
 use super::lag::BOUNDS_MS;
 use super::SyncDaemons;
+use crate::metrics::{header, sample};
 use crate::shard::{self, ShardRef};
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
 
 /// Append the sync metrics for daemons `d` over `shards`.
 pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
@@ -25,17 +20,18 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         "1 while the sync daemon of this role runs.",
     );
     for (r, name) in [(SyncRole::Master, "master"), (SyncRole::Backup, "backup")] {
-        let _ = writeln!(
+        sample(
             out,
-            "rvs_sync_daemon_running{{role=\"{name}\"}} {}",
-            u8::from(d.runs(r))
+            "rvs_sync_daemon_running",
+            &format!("role=\"{name}\""),
+            u8::from(d.runs(r)),
         );
     }
     let (mut waiting, mut tap_full) = (0u64, 0u64);
     for s in shards {
         let g = shard::lock(s);
         waiting += g.director.sync.len() as u64;
-        tap_full += g.director.sync.dropped_full;
+        tap_full += g.director.sync.dropped_full();
     }
     let c = &d.counters;
     let tx = crate::lock::lock(&c.tx).clone();
@@ -92,7 +88,7 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         ),
     ] {
         header(out, name, kind, help);
-        let _ = writeln!(out, "{name} {v}");
+        sample(out, name, "", v);
     }
     let name = "rvs_sync_dropped_connections_total";
     header(
@@ -102,7 +98,7 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         "Connection announcements the master could not send, by reason.",
     );
     for (reason, v) in [("tap_full", tap_full), ("refused", tx.refused)] {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+        sample(out, name, &format!("reason=\"{reason}\""), v);
     }
     let name = "rvs_sync_dropped_datagrams_total";
     header(
@@ -111,18 +107,15 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         "counter",
         "Sync messages dropped (or their rest), by side and reason.",
     );
-    let _ = writeln!(
+    sample(
         out,
-        "{name}{{side=\"send\",reason=\"queue_full\"}} {}",
-        tx.dropped_queue_full
+        name,
+        "side=\"send\",reason=\"queue_full\"",
+        tx.dropped_queue_full,
     );
     for r in DropReason::ALL {
-        let _ = writeln!(
-            out,
-            "{name}{{side=\"receive\",reason=\"{}\"}} {}",
-            r.as_str(),
-            rx.dropped(r)
-        );
+        let labels = format!("side=\"receive\",reason=\"{}\"", r.as_str());
+        sample(out, name, &labels, rx.dropped(r));
     }
     let name = "rvs_sync_skipped_connections_total";
     header(
@@ -131,18 +124,20 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         "counter",
         "Received connection records not applied, by reason.",
     );
-    let _ = writeln!(
+    sample(
         out,
-        "{name}{{reason=\"unknown_option\"}} {}",
-        rx.skipped_unknown_option
+        name,
+        "reason=\"unknown_option\"",
+        rx.skipped_unknown_option,
     );
-    let _ = writeln!(
+    sample(
         out,
-        "{name}{{reason=\"no_service\"}} {}",
-        c.rx_no_shard.load(Ordering::Relaxed)
+        name,
+        "reason=\"no_service\"",
+        c.rx_no_shard.load(Ordering::Relaxed),
     );
     for (i, r) in ApplySkip::ALL.iter().enumerate() {
-        let _ = writeln!(out, "{name}{{reason=\"{}\"}} {}", r.as_str(), skipped[i]);
+        sample(out, name, &format!("reason=\"{}\"", r.as_str()), skipped[i]);
     }
     render_lag(d, out);
     render_resync(d, out);
@@ -153,16 +148,14 @@ pub fn render(d: &SyncDaemons, shards: &[ShardRef], out: &mut String) {
         "counter",
         "Received connection records applied, by result.",
     );
-    let _ = writeln!(
-        out,
-        "{name}{{result=\"created\"}} {}",
-        c.rx_created.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "{name}{{result=\"updated\"}} {}",
-        c.rx_updated.load(Ordering::Relaxed)
-    );
+    for (result, v) in [("created", &c.rx_created), ("updated", &c.rx_updated)] {
+        sample(
+            out,
+            name,
+            &format!("result=\"{result}\""),
+            v.load(Ordering::Relaxed),
+        );
+    }
 }
 
 /// The master's sync lag: histogram, p99 since start, age of the oldest update waiting now.
@@ -177,16 +170,12 @@ fn render_lag(d: &SyncDaemons, out: &mut String) {
     );
     let (cum, sum_ms, count) = lag.snapshot();
     for (i, b) in BOUNDS_MS.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"{}\"}} {}",
-            *b as f64 / 1000.0,
-            cum[i]
-        );
+        let le = format!("le=\"{}\"", *b as f64 / 1000.0);
+        sample(out, &format!("{name}_bucket"), &le, cum[i]);
     }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "{name}_sum {}", sum_ms as f64 / 1000.0);
-    let _ = writeln!(out, "{name}_count {count}");
+    sample(out, &format!("{name}_bucket"), "le=\"+Inf\"", count);
+    sample(out, &format!("{name}_sum"), "", sum_ms as f64 / 1000.0);
+    sample(out, &format!("{name}_count"), "", count);
     let name = "rvs_sync_lag_p99_seconds";
     header(
         out,
@@ -199,7 +188,7 @@ fn render_lag(d: &SyncDaemons, out: &mut String) {
         Some(u64::MAX) => "+Inf".to_string(),
         Some(ms) => (ms as f64 / 1000.0).to_string(),
     };
-    let _ = writeln!(out, "{name} {p99}");
+    sample(out, name, "", p99);
     let name = "rvs_sync_oldest_unsent_seconds";
     header(
         out,
@@ -207,7 +196,7 @@ fn render_lag(d: &SyncDaemons, out: &mut String) {
         "gauge",
         "Age of the oldest connection update the master has not sent yet (0: none waits).",
     );
-    let _ = writeln!(out, "{name} {}", lag.waiting_ms() as f64 / 1000.0);
+    sample(out, name, "", lag.waiting_ms() as f64 / 1000.0);
 }
 
 /// Bulk resync: what this director asked for and got, and what it served as master.
@@ -225,10 +214,11 @@ fn render_resync(d: &SyncDaemons, out: &mut String) {
         ("partial", &r.partial),
         ("unanswered", &r.unanswered),
     ] {
-        let _ = writeln!(
+        sample(
             out,
-            "{name}{{outcome=\"{o}\"}} {}",
-            v.load(Ordering::Relaxed)
+            name,
+            &format!("outcome=\"{o}\""),
+            v.load(Ordering::Relaxed),
         );
     }
     for (name, kind, help, v) in [
@@ -270,6 +260,6 @@ fn render_resync(d: &SyncDaemons, out: &mut String) {
         ),
     ] {
         header(out, name, kind, help);
-        let _ = writeln!(out, "{name} {v}");
+        sample(out, name, "", v);
     }
 }

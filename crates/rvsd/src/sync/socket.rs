@@ -47,14 +47,8 @@ impl Interface {
     }
 }
 
-/// The master's socket, connected to `group:port`.
-pub fn master(
-    ifc: &Interface,
-    group: IpAddr,
-    port: u16,
-    ttl: u8,
-    sndbuf: u32,
-) -> io::Result<UdpSocket> {
+/// A UDP socket of the group's family, bound to the interface.
+fn udp_on(ifc: &Interface, group: IpAddr) -> io::Result<Socket> {
     let dom = if group.is_ipv6() {
         Domain::IPV6
     } else {
@@ -62,7 +56,15 @@ pub fn master(
     };
     let s = Socket::new(dom, Type::DGRAM, Some(Protocol::UDP))?;
     s.bind_device(Some(ifc.name.as_bytes()))?;
-    match group {
+    Ok(s)
+}
+
+/// A socket that sends to the group out of the interface, as the kernel's master sends: from
+/// the interface's primary IPv4 address (IPv6: any address, ephemeral port), multicast
+/// loopback off, `ttl` hops.
+fn multicast_sender(ifc: &Interface, group: IpAddr, ttl: u8) -> io::Result<Socket> {
+    let s = udp_on(ifc, group)?;
+    let src = match group {
         IpAddr::V4(_) => {
             let src = ifc.ipv4.ok_or_else(|| {
                 io::Error::new(
@@ -73,14 +75,28 @@ pub fn master(
             s.set_multicast_if_v4(&src)?;
             s.set_multicast_loop_v4(false)?;
             s.set_multicast_ttl_v4(u32::from(ttl))?;
-            s.bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(src), 0)))?;
+            IpAddr::V4(src)
         }
         IpAddr::V6(_) => {
             s.set_multicast_if_v6(ifc.index)?;
             s.set_multicast_loop_v6(false)?;
             s.set_multicast_hops_v6(u32::from(ttl))?;
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
         }
-    }
+    };
+    s.bind(&SockAddr::from(SocketAddr::new(src, 0)))?;
+    Ok(s)
+}
+
+/// The master's socket, connected to `group:port`.
+pub fn master(
+    ifc: &Interface,
+    group: IpAddr,
+    port: u16,
+    ttl: u8,
+    sndbuf: u32,
+) -> io::Result<UdpSocket> {
+    let s = multicast_sender(ifc, group, ttl)?;
     if sndbuf > 0 {
         s.set_send_buffer_size(sndbuf as usize)?;
     }
@@ -90,14 +106,8 @@ pub fn master(
 
 /// The backup's socket, bound to `group:port` on the interface and joined to the group.
 pub fn backup(ifc: &Interface, group: IpAddr, port: u16, rcvbuf: u32) -> io::Result<UdpSocket> {
-    let dom = if group.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let s = Socket::new(dom, Type::DGRAM, Some(Protocol::UDP))?;
+    let s = udp_on(ifc, group)?;
     s.set_reuse_address(true)?;
-    s.bind_device(Some(ifc.name.as_bytes()))?;
     if rcvbuf > 0 {
         s.set_recv_buffer_size(rcvbuf as usize)?;
     }
@@ -124,36 +134,7 @@ pub fn resync_listener(ifc: &Interface, group: IpAddr, port: u16) -> io::Result<
 /// A backup's resync socket: sends the request to `group:port` out of the interface and
 /// receives the master's unicast answer on its own address and an ephemeral port.
 pub fn resync_asker(ifc: &Interface, group: IpAddr, ttl: u8) -> io::Result<UdpSocket> {
-    let dom = if group.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let s = Socket::new(dom, Type::DGRAM, Some(Protocol::UDP))?;
-    s.bind_device(Some(ifc.name.as_bytes()))?;
-    match group {
-        IpAddr::V4(_) => {
-            let src = ifc.ipv4.ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::AddrNotAvailable,
-                    format!("interface {} has no IPv4 address", ifc.name),
-                )
-            })?;
-            s.set_multicast_if_v4(&src)?;
-            s.set_multicast_loop_v4(false)?;
-            s.set_multicast_ttl_v4(u32::from(ttl))?;
-            s.bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(src), 0)))?;
-        }
-        IpAddr::V6(_) => {
-            s.set_multicast_if_v6(ifc.index)?;
-            s.set_multicast_loop_v6(false)?;
-            s.set_multicast_hops_v6(u32::from(ttl))?;
-            s.bind(&SockAddr::from(SocketAddr::new(
-                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                0,
-            )))?;
-        }
-    }
+    let s = multicast_sender(ifc, group, ttl)?;
     // A whole paced burst fits while the applying thread holds a shard lock.
     s.set_recv_buffer_size(4 << 20)?;
     Ok(s.into())

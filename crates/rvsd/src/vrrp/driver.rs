@@ -446,6 +446,7 @@ impl Driver {
                         Err(e) => tracing::error!("({name}) cannot add {}: {e}", a.addr),
                     }
                 }
+                self.add_routes(id);
             }
             Action::RemoveVips => self.remove_vips(id),
             Action::Garp { rounds } => {
@@ -460,7 +461,49 @@ impl Driver {
         }
     }
 
+    /// `virtual_routes` then `virtual_rules` of instance `id` (after its addresses: a route
+    /// may name one as `src`).
+    fn add_routes(&mut self, id: usize) {
+        use crate::keepalived::netconf::{add_route, add_rule};
+        let ip = &self.plan.instances[id];
+        let (name, routes, rules) = (ip.cfg.name.clone(), ip.routes.clone(), ip.rules.clone());
+        for r in &routes {
+            match add_route(&mut self.rtnl, r) {
+                Ok(()) => tracing::info!("({name}) added route {}", r.text),
+                Err(e) => tracing::error!("({name}) cannot add route {}: {e}", r.text),
+            }
+        }
+        for r in &rules {
+            match add_rule(&mut self.rtnl, r) {
+                Ok(()) => tracing::info!("({name}) added rule {}", r.text),
+                Err(e) => tracing::error!("({name}) cannot add rule {}: {e}", r.text),
+            }
+        }
+    }
+
+    /// The reverse of [`Self::add_routes`]: rules, then routes.
+    fn remove_routes(&mut self, id: usize) {
+        use crate::keepalived::netconf::{del_route, del_rule};
+        let ip = &self.plan.instances[id];
+        let (name, routes, rules) = (ip.cfg.name.clone(), ip.routes.clone(), ip.rules.clone());
+        for r in &rules {
+            match del_rule(&mut self.rtnl, r) {
+                Ok(true) => tracing::info!("({name}) removed rule {}", r.text),
+                Ok(false) => {}
+                Err(e) => tracing::error!("({name}) cannot remove rule {}: {e}", r.text),
+            }
+        }
+        for r in &routes {
+            match del_route(&mut self.rtnl, r) {
+                Ok(true) => tracing::info!("({name}) removed route {}", r.text),
+                Ok(false) => {}
+                Err(e) => tracing::error!("({name}) cannot remove route {}: {e}", r.text),
+            }
+        }
+    }
+
     fn remove_vips(&mut self, id: usize) {
+        self.remove_routes(id);
         let name = self.plan.instances[id].cfg.name.clone();
         for a in self.plan.instances[id].addrs.clone() {
             match self.rtnl.del_address(&a) {

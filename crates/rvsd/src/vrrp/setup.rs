@@ -35,6 +35,12 @@ pub struct InstancePlan {
     pub track_primary: bool,
     /// `virtual_ipaddress` then `virtual_ipaddress_excluded`, as rtnetlink requests.
     pub addrs: Vec<AddrSpec>,
+    /// `virtual_routes` and `virtual_rules`: installed after the addresses when the instance
+    /// becomes MASTER, removed before them when it leaves (lines rvs cannot install were
+    /// left out with a warning when the plan was made).
+    pub routes: Vec<crate::keepalived::netconf::RouteSpec>,
+    /// See `routes`.
+    pub rules: Vec<crate::keepalived::netconf::RuleSpec>,
     /// Tracker sources, parallel to `cfg.trackers`.
     pub track: Vec<TrackSource>,
     /// Notify commands.
@@ -298,6 +304,18 @@ fn instance(
     {
         addrs.push(addr_spec(rtnl, a, &ifname).map_err(err)?);
     }
+    let mut warnings = Vec::new();
+    let (routes, rules) = crate::keepalived::netconf::routes_and_rules(
+        rtnl,
+        "virtual",
+        &vi.virtual_routes,
+        &vi.virtual_rules,
+        Some(&ifname),
+        &mut warnings,
+    );
+    for w in warnings {
+        tracing::warn!("({}) {w}", vi.name);
+    }
     c.validate().map_err(|e| e.to_string())?;
     Ok(InstancePlan {
         cfg: c,
@@ -305,6 +323,8 @@ fn instance(
         ifindex: link.index,
         track_primary: !vi.dont_track_primary,
         addrs,
+        routes,
+        rules,
         track,
         notify: vi.notify.clone(),
     })

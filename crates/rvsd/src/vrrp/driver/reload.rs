@@ -286,6 +286,10 @@ impl Driver {
                     if !added.is_empty() {
                         announce.push((new_id, added));
                     }
+                    self.reload_routes(
+                        &self.plan.instances[old_id].clone(),
+                        &plan.instances[new_id],
+                    );
                 }
             }
             if let (Unit::Group(_, gp_old), Unit::Group(_, gp_new)) = (&mut old, &units[nu]) {
@@ -374,5 +378,36 @@ impl Driver {
         Ok(format!(
             "{kept_instances} instance(s) kept, {started} started, {removed} removed"
         ))
+    }
+}
+
+impl Driver {
+    /// A MASTER instance kept by a reload: its `virtual_routes`/`virtual_rules` that are gone
+    /// are removed and the new ones added (the addresses are handled alike above).
+    fn reload_routes(&mut self, old: &InstancePlan, new: &InstancePlan) {
+        use crate::keepalived::netconf::{add_route, add_rule, del_route, del_rule};
+        let name = &new.cfg.name;
+        for r in old.rules.iter().filter(|r| !new.rules.contains(r)) {
+            if let Err(e) = del_rule(&mut self.rtnl, r) {
+                tracing::error!("({name}) reload: cannot remove rule {}: {e}", r.text);
+            }
+        }
+        for r in old.routes.iter().filter(|r| !new.routes.contains(r)) {
+            if let Err(e) = del_route(&mut self.rtnl, r) {
+                tracing::error!("({name}) reload: cannot remove route {}: {e}", r.text);
+            }
+        }
+        for r in new.routes.iter().filter(|r| !old.routes.contains(r)) {
+            match add_route(&mut self.rtnl, r) {
+                Ok(()) => tracing::info!("({name}) reload: added route {}", r.text),
+                Err(e) => tracing::error!("({name}) reload: cannot add route {}: {e}", r.text),
+            }
+        }
+        for r in new.rules.iter().filter(|r| !old.rules.contains(r)) {
+            match add_rule(&mut self.rtnl, r) {
+                Ok(()) => tracing::info!("({name}) reload: added rule {}", r.text),
+                Err(e) => tracing::error!("({name}) reload: cannot add rule {}: {e}", r.text),
+            }
+        }
     }
 }
