@@ -43,6 +43,36 @@ pub const SWEEP: Duration = Duration::from_millis(100);
 /// (its flows are offered again by their next packet).
 pub(super) const QUEUE: usize = 1024;
 
+/// `--xdp-slow-path`. It lives beside [`XdpSetting`] (not in `xsk`) because the plane's
+/// configuration names it, and `xsk` depends on the worker, which depends on the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SlowPathSetting {
+    /// AF_XDP where a socket can be bound, AF_PACKET elsewhere (one log line says why).
+    #[default]
+    Auto,
+    /// AF_XDP on every worker, or rvsd does not start.
+    Xsk,
+    /// AF_PACKET alone, as without XDP.
+    AfPacket,
+}
+
+impl FromStr for SlowPathSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" => SlowPathSetting::Auto,
+            "xsk" => SlowPathSetting::Xsk,
+            "af_packet" => SlowPathSetting::AfPacket,
+            _ => {
+                return Err(format!(
+                    "--xdp-slow-path {s}: expected auto, xsk or af_packet"
+                ))
+            }
+        })
+    }
+}
+
 /// `--xdp`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum XdpSetting {
