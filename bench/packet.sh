@@ -32,7 +32,8 @@
 #
 # Contenders, in one run (issue 13): a baseline where the director drops everything at
 # ingress, rvsd on AF_PACKET alone, rvsd with the XDP fast path (`--xdp generic`: the lab's
-# links are veths), the kernel's nftables DNAT; each first with $FLOWS steady flows, then with
+# links are veths) and its slow path on AF_PACKET, the same with the slow path on AF_XDP
+# (`--xdp-slow-path xsk`), the kernel's nftables DNAT; each first with $FLOWS steady flows, then with
 # a new connection per packet. Reported per contender: offered and delivered packets per
 # second, loss, and the CPU time of the WHOLE MACHINE (/proc/stat, every CPU) above the
 # baseline's, per delivered packet — so a contender gains nothing by using another core.
@@ -207,17 +208,29 @@ measure "new connections: rvsd AF_PACKET" "$work/newconn.cfg"
 rvsd_stop
 
 # 2. rvsd with the XDP fast path (generic mode: the lab's links are veths, see
-# docs/internals/packet-plane.md; XDP_MODE=native to force native)
-rvsd_start --xdp "${XDP_MODE:-generic}"
+# docs/internals/packet-plane.md; XDP_MODE=native to force native), the slow path (what the
+# program does not forward) on AF_PACKET
+rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path af_packet
 measure "rvsd XDP (${XDP_MODE:-generic}) + AF_PACKET" "$work/udp64.cfg"
 "$RVSADM" --socket "$work/rvsd.sock" -L -n --stats > "$work/rvsd-xdp.stats"
 rvsd_stop
 xdp_log=$(grep -o 'XDP fast path.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
-rvsd_start --xdp "${XDP_MODE:-generic}"
+rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path af_packet
 measure "new connections: rvsd XDP (${XDP_MODE:-generic}) + AF_PACKET" "$work/newconn.cfg"
 rvsd_stop
+xdp_new_log=$(grep -o 'XDP fast path.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
 
-# 3. the kernel's nftables DNAT (what rvs-lab's kernel_nat_baseline installs), rvsd stopped
+# 3. the same with the slow path over AF_XDP (an XSK per worker; required, so a run that
+# could not bind one fails rather than measuring AF_PACKET twice)
+rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path xsk
+measure "rvsd XDP (${XDP_MODE:-generic}) + AF_XDP" "$work/udp64.cfg"
+rvsd_stop
+rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path xsk
+measure "new connections: rvsd XDP (${XDP_MODE:-generic}) + AF_XDP" "$work/newconn.cfg"
+rvsd_stop
+xsk_log=$(grep -o 'XDP \(fast\|slow\) path.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
+
+# 4. the kernel's nftables DNAT (what rvs-lab's kernel_nat_baseline installs), rvsd stopped
 kernel_nat_on
 measure "kernel nftables DNAT (numgen inc mod 2)" "$work/udp64.cfg"
 kernel_nat_off
@@ -245,6 +258,8 @@ echo "$DUR s per run, $FLOWS flows (new connections: a new source address per pa
 ring_drops=$(sed -n 's/.* \([0-9][0-9]*\) ring drops.*/\1/p' <<<"$workers" | awk '{ n += $1 } END { print n + 0 }')
 echo "rvsd AF_PACKET ring drops: $ring_drops"
 echo "rvsd: $workers" | head -5
-echo "$xdp_log" | head -4
+echo "$xdp_log" | head -5
+echo "new connections, XDP + AF_PACKET: $xdp_new_log" | tail -2
+echo "new connections, XDP + AF_XDP:"; echo "$xsk_log" | tail -5
 echo "rvsd AF_PACKET --stats:"; sed -n '3,6p' "$work/rvsd.stats"
 echo "rvsd XDP --stats:"; sed -n '3,6p' "$work/rvsd-xdp.stats"

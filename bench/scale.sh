@@ -60,8 +60,8 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg), nproc $(nproc), RLIMIT_NOFILE hard $(ulimit -Hn), workers $WORKERS"
 echo
-echo "| services | lines | rvsadm -R (s) | rvsd RSS after (MiB) | idle CPU (% of a core, ${IDLE} s) | -Ln (s) | -Sn (s) | -Lnc (s) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| services | lines | rvsadm -R (s, wall) | rvsd CPU for -R (s) | rvsd RSS after (MiB) | idle CPU (% of a core, ${IDLE} s) | -Ln (s) | -Sn (s) | -Lnc (s) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in "${SIZES[@]}"; do
   gen "$n" >"$work/rules"
   lines=$(wc -l <"$work/rules")
@@ -70,7 +70,12 @@ for n in "${SIZES[@]}"; do
   pid=$!
   for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
   adm() { "$BIN/rvsadm" --socket "$sock" "$@"; }
+  # rvsd's own CPU (utime + stime) for the load: on a loaded machine the wall time is
+  # mostly waiting for a CPU.
+  l0=$(ticks "$pid")
   t_load=$(secs adm -R <"$work/rules")
+  l1=$(ticks "$pid")
+  c_load=$(awk -v a="$l0" -v b="$l1" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
   got=$(adm -Sn | wc -l)
   if [ "$got" != "$lines" ]; then
     echo "bench/scale.sh: $n services: rvsd holds $got of $lines lines after -R" >&2
@@ -86,7 +91,7 @@ for n in "${SIZES[@]}"; do
   t_ln=$(secs adm -Ln)
   t_sn=$(secs adm -Sn)
   t_lnc=$(secs adm -Lnc)
-  echo "| $n | $lines | $t_load | $rss | $idle | $t_ln | $t_sn | $t_lnc |"
+  echo "| $n | $lines | $t_load | $c_load | $rss | $idle | $t_ln | $t_sn | $t_lnc |"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   pid=

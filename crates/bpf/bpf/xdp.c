@@ -188,6 +188,36 @@ struct parsed {
 	__u8 df;
 };
 
+/* True when the TCP/UDP checksum field holds only the folded pseudo-header sum: a packet
+ * handed over with CHECKSUM_PARTIAL (a local sender on a veth, seen by generic XDP), whose
+ * checksum a device or the stack was still to complete. XDP has no access to the skb's
+ * ip_summed; this is its signature in the bytes. */
+static __always_inline int partial_csum(const struct rvs_flow_key *k, const struct parsed *p,
+					const __u8 *l4, void *end)
+{
+	__u16 field;
+	if (p->proto == IPPROTO_TCP) {
+		if ((void *)(l4 + 18) > end)
+			return 0;
+		field = get16(l4 + 16);
+	} else {
+		if ((void *)(l4 + 8) > end)
+			return 0;
+		field = get16(l4 + 6);
+	}
+	__u64 s = p->proto + (p->l3_len - (p->v6 ? 40 : 20));
+	int words = p->v6 ? 8 : 2;
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		if (i >= words)
+			break;
+		s += get16(k->saddr + 2 * i);
+		s += get16(k->daddr + 2 * i);
+	}
+	__u16 f = fold(s);
+	return field == f || (f == 0xffff && field == 0);
+}
+
 /* NAT / FULLNAT / DR in place. `v6` is a constant at each call, so every offset below is one
  * and the verifier sees each access checked. Returns 0 (untouched) when the packet is shorter
  * than the headers it needs. */
@@ -351,6 +381,12 @@ int rvs_xdp(struct xdp_md *ctx)
 		if (!ok)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 	} else if (op == RVS_OP_IPIP) {
+		/* A partial checksum would reach the real server as it is: a kernel tunnel there
+		 * keeps the skb's CHECKSUM_PARTIAL state only if the packet never left a veth, and
+		 * anything that reads the bytes (a userspace decapsulator, a capture) sees a wrong
+		 * checksum. Userspace completes it before encapsulating. */
+		if (partial_csum(&key, &p, l4, end))
+			return slow_path(ctx, &key, RVS_STAT_PASS_OTHER);
 		int outer_v6 = (flags & RVS_F_OUTER_V6) != 0;
 		int hdr = outer_v6 ? 40 : 20;
 		/* TTL first (the inner packet is forwarded), then the outer header around it. */

@@ -27,6 +27,16 @@
 //! 6. source in `rs4`/`rs6` or source `addr . proto . port` in `rs4_svc`/`rs6_svc` (NAT replies
 //!    from real servers): drop.
 //!
+//! Fragments: rvsd reassembles TCP, UDP and SCTP fragments to a VIP or local address and from a
+//! NAT real server (docs/internals/forwarding.md#fragments), but port-qualified rules cannot
+//! see a non-first fragment, which has no transport header. So every address of a VIP, a
+//! local address or a NAT real server is also in `frag4`/`frag6` (destinations) or
+//! `rsfrag4`/`rsfrag6` (sources), and their TCP/UDP/SCTP fragments are dropped — the
+//! destination rule with the VIP drops (before rule 4), the source rule with the real-server
+//! drops (after it, so fragments to the director's own addresses still reach it). Without
+//! them the host would hold a VIP's fragments it can never reassemble and forward a real
+//! server's later reply fragments unrewritten.
+//!
 //! For rule 3 to be safe the local-port range must not overlap the kernel's
 //! `net.ipv4.ip_local_port_range` on those addresses.
 //!
@@ -98,7 +108,7 @@ pub struct GuardRules {
 }
 
 /// The sets of the table, with their nftables types; order is the declaration order.
-const SETS: [(&str, &str, bool); 12] = [
+const SETS: [(&str, &str, bool); 16] = [
     ("vip4", "ipv4_addr", false),
     ("vip4_svc", "ipv4_addr . inet_proto . inet_service", false),
     ("vip6", "ipv6_addr", false),
@@ -111,10 +121,16 @@ const SETS: [(&str, &str, bool); 12] = [
     ("rs4_svc", "ipv4_addr . inet_proto . inet_service", false),
     ("rs6", "ipv6_addr", false),
     ("rs6_svc", "ipv6_addr . inet_proto . inet_service", false),
+    ("frag4", "ipv4_addr", false),
+    ("frag6", "ipv6_addr", false),
+    ("rsfrag4", "ipv4_addr", false),
+    ("rsfrag6", "ipv6_addr", false),
 ];
 
 /// The rules of every chain, in order (see the module docs).
-const CHAIN_RULES: [&str; 13] = [
+const CHAIN_RULES: [&str; 17] = [
+    "ip daddr @frag4 ip frag-off & 0x3fff != 0 meta l4proto { tcp, udp, sctp } counter drop",
+    "ip6 daddr @frag6 exthdr frag exists meta l4proto { tcp, udp, sctp } counter drop",
     "ip daddr @vip4 counter drop",
     "ip daddr . meta l4proto . th dport @vip4_svc counter drop",
     "ip6 daddr @vip6 counter drop",
@@ -124,6 +140,8 @@ const CHAIN_RULES: [&str; 13] = [
     "ip daddr @keep4 accept",
     "ip6 daddr @keep6 accept",
     "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept",
+    "ip saddr @rsfrag4 ip frag-off & 0x3fff != 0 meta l4proto { tcp, udp, sctp } counter drop",
+    "ip6 saddr @rsfrag6 exthdr frag exists meta l4proto { tcp, udp, sctp } counter drop",
     "ip saddr @rs4 counter drop",
     "ip saddr . meta l4proto . th sport @rs4_svc counter drop",
     "ip6 saddr @rs6 counter drop",
@@ -131,8 +149,8 @@ const CHAIN_RULES: [&str; 13] = [
 ];
 
 /// Elements of each set in [`SETS`] order, rendered as nft element text.
-fn elements(rules: &GuardRules) -> [Vec<String>; 12] {
-    let mut out: [Vec<String>; 12] = Default::default();
+fn elements(rules: &GuardRules) -> [Vec<String>; 16] {
+    let mut out: [Vec<String>; 16] = Default::default();
     let mut put = |name: &str, e: String| {
         let i = SETS.iter().position(|s| s.0 == name).expect("known set");
         if !out[i].contains(&e) {
@@ -141,6 +159,7 @@ fn elements(rules: &GuardRules) -> [Vec<String>; 12] {
     };
     let fam = |a: &IpAddr| if a.is_ipv4() { "4" } else { "6" };
     for m in &rules.vips {
+        put(&format!("frag{}", fam(&m.addr)), m.addr.to_string());
         match m.l4 {
             None => put(&format!("vip{}", fam(&m.addr)), m.addr.to_string()),
             Some((p, port)) => put(
@@ -150,6 +169,7 @@ fn elements(rules: &GuardRules) -> [Vec<String>; 12] {
         }
     }
     for l in &rules.local_ports {
+        put(&format!("frag{}", fam(&l.addr)), l.addr.to_string());
         put(
             &format!("lport{}", fam(&l.addr)),
             format!(
@@ -165,6 +185,7 @@ fn elements(rules: &GuardRules) -> [Vec<String>; 12] {
         put(&format!("keep{}", fam(a)), a.to_string());
     }
     for m in &rules.replies {
+        put(&format!("rsfrag{}", fam(&m.addr)), m.addr.to_string());
         match m.l4 {
             None => put(&format!("rs{}", fam(&m.addr)), m.addr.to_string()),
             Some((p, port)) => put(
@@ -415,6 +436,13 @@ mod tests {
             .unwrap();
         assert!(s.find("@vip6_svc counter drop").unwrap() < nd);
         assert!(nd < s.find("ip6 saddr @rs6 counter drop").unwrap());
+        // Fragments, which port rules cannot see: by address, to the VIPs and local
+        // addresses first, from the real servers after the keep rule.
+        assert!(s.contains("add element netdev rvs frag4 { 10.0.0.100, 10.0.0.101, 10.0.1.1 }\n"));
+        assert!(s.contains("add element netdev rvs frag6 { 2001:db8::100 }\n"));
+        assert!(s.contains("add element netdev rvs rsfrag4 { 10.0.1.10 }\n"));
+        assert!(s.find("ip daddr @frag4 ip frag-off").unwrap() < keep);
+        assert!(keep < s.find("ip saddr @rsfrag4 ip frag-off").unwrap());
     }
 
     #[test]

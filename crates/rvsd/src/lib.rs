@@ -21,6 +21,7 @@ pub mod cow_map;
 pub mod daemon;
 pub mod demo;
 pub mod discovery;
+pub mod exposition;
 pub mod fd_limit;
 pub mod keepalived;
 pub mod learned_neighbours;

@@ -235,6 +235,12 @@ fn main() -> ExitCode {
     if args.interface.is_empty() && args.xdp != rvsd::packet_plane::XdpSetting::Off {
         tracing::warn!("--xdp without --interface: there is no packet plane to accelerate");
     }
+    if !xdp && args.xdp_slow_path != rvsd::packet_plane::SlowPathSetting::Auto {
+        tracing::warn!(
+            "--xdp-slow-path is ignored without --interface and --xdp: without the XDP program \
+             the slow path is AF_PACKET"
+        );
+    }
     // The proxy's kernel splicing loads a BPF program and maps too (CAP_BPF), like XDP.
     let bpf = xdp || args.proxy_splice != rvs_proxy::KernelSplice::Off;
     match rvsd::capabilities::drop_unneeded(bpf) {

@@ -31,22 +31,7 @@ fn svc_labels(k: &ServiceKey) -> String {
     }
 }
 
-/// The `# HELP` and `# TYPE` lines that open metric family `name`. Every part of the
-/// exposition (this module, the sync daemons', the discovery sources') writes through this and
-/// [`sample`], so the format lives in one place.
-pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// One sample line: `name{labels} value`, or `name value` when `labels` is empty.
-pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: impl std::fmt::Display) {
-    if labels.is_empty() {
-        let _ = writeln!(out, "{name} {v}");
-    } else {
-        let _ = writeln!(out, "{name}{{{labels}}} {v}");
-    }
-}
+use crate::exposition::{header, sample};
 
 struct Out {
     text: String,

@@ -506,7 +506,14 @@ fn quiesce_then_delete(name: &str, xdp: bool) {
 /// DR and TUN labs with nginx: both real servers answer under rr, they see the client's own
 /// address, and the replies bypass the director (its OutPkts stay 0).
 /// `on_link`: the real servers are neighbours of the director (DR), not behind a router (TUN).
-fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool, xdp: bool) {
+/// `forwards`: whether the XDP program must have forwarded the client's packets itself.
+fn bypass_lab(
+    t: &mut rvs_lab::Topology,
+    client_addr: &str,
+    on_link: bool,
+    xdp: bool,
+    forwards: bool,
+) {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
@@ -533,35 +540,55 @@ fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool, xdp: 
     if xdp {
         long_transfer(t, &client, &base, "bypass");
     }
-    check_xdp_log_forwarding(xdp, &["eth0"], &rvsd.stop(), on_link);
+    check_xdp_log_forwarding(xdp, &["eth0"], &rvsd.stop(), forwards);
 }
 
 #[test]
 fn dr_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdr").expect("dr lab");
-    bypass_lab(&mut t, "192.168.1.2", true, false);
+    bypass_lab(&mut t, "192.168.1.2", true, false, false);
 }
 
 #[test]
 fn dr_lab_replies_bypass_the_director_xdp() {
     rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdrx").expect("dr lab");
-    bypass_lab(&mut t, "192.168.1.2", true, true);
+    bypass_lab(&mut t, "192.168.1.2", true, true, true);
 }
 
 #[test]
 fn tun_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptun").expect("tun lab");
-    bypass_lab(&mut t, "192.168.1.2", false, false);
+    bypass_lab(&mut t, "192.168.1.2", false, false, false);
 }
 
+/// TUN with XDP, the client sending from a veth with checksum offload (its packets arrive
+/// with partial checksums): the program passes them to the userspace plane, which completes
+/// the checksum before encapsulating (the lab's real servers decapsulate in userspace and
+/// would drop them otherwise), so the program forwards none of the client's packets.
 #[test]
 fn tun_lab_replies_bypass_the_director_xdp() {
     rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptunx").expect("tun lab");
-    bypass_lab(&mut t, "192.168.1.2", false, true);
+    bypass_lab(&mut t, "192.168.1.2", false, true, false);
+}
+
+/// TUN with XDP, the client sending complete checksums (offload off, as from a NIC): the
+/// program encapsulates the client's packets itself (IP-in-IP) once the flow is installed.
+#[test]
+fn tun_lab_replies_bypass_the_director_xdp_encapsulates() {
+    rvs_require::require_root!();
+    rvs_require::require_tools!("ethtool");
+    let mut t = rvs_lab::tun("pptunxe").expect("tun lab");
+    let client = t.client().ns.clone();
+    client
+        .cmd("ethtool")
+        .args(["-K", "eth0", "tx", "off"])
+        .run()
+        .expect("ethtool -K eth0 tx off");
+    bypass_lab(&mut t, "192.168.1.2", false, true, true);
 }
 
 /// One UDP request from `client` to `[dst]:port` over IPv6 with socat (`-t 1`: it waits 1 s
@@ -585,8 +612,19 @@ fn udp6_request(client: &Netns, dst: std::net::Ipv6Addr, port: u16, msg: &str) -
 /// for UDP with socat UDP6 echo servers.
 #[test]
 fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
+    nat6_lab("ppnat6", false);
+}
+
+/// The same with the XDP fast path and its AF_XDP slow path: the handshakes go through the
+/// XSKs, the transfers through the program.
+#[test]
+fn nat_lab_ipv6_nd_round_robin_snat_and_stats_xdp() {
+    nat6_lab("ppnat6x", true);
+}
+
+fn nat6_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat_dual("ppnat6").expect("dual-stack nat lab");
+    let mut t = rvs_lab::nat_dual(name).expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     const UDP_PORT: u16 = 5353;
@@ -605,7 +643,12 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
     let director = t.director().ns.clone();
     let director_mac = t.director().iface("eth0").expect("director eth0").mac;
     let client = t.client().ns.clone();
-    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        xdp_args(xdp),
+    );
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
     let usvc = format!("[{}]:{UDP_PORT}", v6.vip);
     rvsd.line(&format!("-A -t {tsvc} -s rr"));
@@ -693,16 +736,20 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
         assert!(out.contains(&format!("[{rip}]:")), "{rip} in -Lnc:\n{out}");
     }
     // The kernel never saw the VIP traffic nor the real servers' replies: the guard's IPv6
-    // rules dropped them (after rvsd's tap saw them).
+    // rules dropped them (after rvsd's tap saw them). With XDP they never reach the guard:
+    // the program forwards them or redirects them to the AF_XDP sockets (checked in the log
+    // below).
     let guard = director
         .cmd("nft")
         .args(["list", "table", "netdev", "rvs"])
         .run()
         .expect("nft list");
-    assert!(
-        nft_counter_total(&guard, "@vip6_svc") > 0 && nft_counter_total(&guard, "@rs6_svc") > 0,
-        "IPv6 guard rules dropped nothing:\n{guard}"
-    );
+    if !xdp {
+        assert!(
+            nft_counter_total(&guard, "@vip6_svc") > 0 && nft_counter_total(&guard, "@rs6_svc") > 0,
+            "IPv6 guard rules dropped nothing:\n{guard}"
+        );
+    }
 
     // A port-0 (all ports, persistent) service lists its real server by address only in the
     // guard (`rs6`). The real server must still resolve its gateway, the director, with a
@@ -731,6 +778,7 @@ fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
         !log.contains("no_route"),
         "a reply found no neighbour:\n{log}"
     );
+    check_xdp_log(xdp, &["eth0", "eth1"], &log);
 }
 
 /// Sum of the packet counters of the rules of an `nft list` output that match `set`.
@@ -872,8 +920,19 @@ fn fullnat_lab_ipv6_local_address_nd_and_stats() {
 /// kernel routes the replies to the client: rvsd never handles them, so OutPkts stay 0).
 #[test]
 fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
+    dr6_lab("ppdr6", false);
+}
+
+/// The same with the XDP fast path (a long download, so the program carries the client's
+/// packets) and its AF_XDP slow path.
+#[test]
+fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero_xdp() {
+    dr6_lab("ppdr6x", true);
+}
+
+fn dr6_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat_dual("ppdr6").expect("dual-stack nat lab");
+    let mut t = rvs_lab::nat_dual(name).expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     let director = t.director().ns.clone();
@@ -902,7 +961,12 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
             .run()
             .expect("nft counters on the real server");
     }
-    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        xdp_args(xdp),
+    );
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
     rvsd.line(&format!("-A -t {tsvc} -s rr"));
     for rip in &v6.rips {
@@ -923,6 +987,9 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
         v6.client.to_string(),
         "DR keeps the client address"
     );
+    if xdp {
+        long_transfer(&t, &client, &url, "dr6");
+    }
 
     for ns in &servers {
         let listing = ns
@@ -951,6 +1018,7 @@ fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
     let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
     assert!(conns >= 5 && inpkts >= 5 * 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "DR replies bypass rvsd");
+    check_xdp_log(xdp, &["eth0"], &rvsd.stop());
 }
 
 /// (g) IPv6 TUN, end to end, on the dual-stack TUN lab (`rvs_lab::tun_dual`): the client

@@ -163,7 +163,31 @@ fn fragmented_udp_through_nat_is_echoed_byte_for_byte() {
         assert_eq!(frag_drops(&director, reason), 0, "{reason}");
     }
     assert_eq!(metric(&director, "rvs_packet_frag_held_datagrams"), 0);
+    // The host stack saw none of those fragments: the guard dropped them by address (its port
+    // rules cannot see a non-first fragment), to the VIPs and from the real servers.
+    let guard = director
+        .cmd("nft")
+        .args(["list", "table", "netdev", "rvs"])
+        .run()
+        .expect("nft list");
+    for set in ["@frag4 ", "@frag6 ", "@rsfrag4 ", "@rsfrag6 "] {
+        assert!(
+            guard_counter(&guard, set) > 0,
+            "no fragment dropped by the {set}rule:\n{guard}"
+        );
+    }
     rvsd.stop();
+}
+
+/// The packets counted by the guard's rules that name `set` (one per interface chain).
+fn guard_counter(listing: &str, set: &str) -> u64 {
+    listing
+        .lines()
+        .filter(|l| l.contains(set))
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
 }
 
 /// (b) Direct routing: the reassembled request is sent on to the real server's MAC in

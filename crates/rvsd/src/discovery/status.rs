@@ -203,10 +203,10 @@ pub fn render_metrics(sources: &[Arc<SourceStatus>], out: &mut String) {
         ),
     ];
     for (name, kind, help, get) in series {
-        crate::metrics::header(out, name, kind, help);
+        crate::exposition::header(out, name, kind, help);
         for s in sources {
             let labels = format!("source=\"{}\"", s.name);
-            crate::metrics::sample(out, name, &labels, get(s).load(Ordering::Relaxed));
+            crate::exposition::sample(out, name, &labels, get(s).load(Ordering::Relaxed));
         }
     }
 }

@@ -69,7 +69,7 @@ pub struct Options {
     /// `--xdp`: the XDP fast path for established flows.
     pub xdp: super::xdp::XdpSetting,
     /// `--xdp-slow-path`: AF_XDP or AF_PACKET for what the XDP program does not forward.
-    pub slow_path: super::xsk::SlowPathSetting,
+    pub slow_path: super::xdp::SlowPathSetting,
 }
 
 impl Default for Options {
@@ -77,7 +77,7 @@ impl Default for Options {
         Options {
             workers_per_interface: 1,
             xdp: super::xdp::XdpSetting::default(),
-            slow_path: super::xsk::SlowPathSetting::default(),
+            slow_path: super::xdp::SlowPathSetting::default(),
             marks: Vec::new(),
             lport_range: rvs_core::laddr::DEFAULT_PORT_RANGE,
         }

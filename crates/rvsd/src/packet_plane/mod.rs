@@ -108,7 +108,7 @@ use rvs_packet_io::Port;
 pub use config::{parse_mark_rule, Iface, Options, PacketFeed, PacketView};
 pub use worker::WorkerReport;
 pub use xdp::{XdpReport, XdpSetting};
-pub use xsk::SlowPathSetting;
+pub use xdp::SlowPathSetting;
 
 use crate::clock::Clock;
 use crate::learned_neighbours::Learned;

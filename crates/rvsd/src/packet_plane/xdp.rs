@@ -43,6 +43,36 @@ pub const SWEEP: Duration = Duration::from_millis(100);
 /// (its flows are offered again by their next packet).
 pub(super) const QUEUE: usize = 1024;
 
+/// `--xdp-slow-path`. It lives beside [`XdpSetting`] (not in `xsk`) because the plane's
+/// configuration names it, and `xsk` depends on the worker, which depends on the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SlowPathSetting {
+    /// AF_XDP where a socket can be bound, AF_PACKET elsewhere (one log line says why).
+    #[default]
+    Auto,
+    /// AF_XDP on every worker, or rvsd does not start.
+    Xsk,
+    /// AF_PACKET alone, as without XDP.
+    AfPacket,
+}
+
+impl FromStr for SlowPathSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" => SlowPathSetting::Auto,
+            "xsk" => SlowPathSetting::Xsk,
+            "af_packet" => SlowPathSetting::AfPacket,
+            _ => {
+                return Err(format!(
+                    "--xdp-slow-path {s}: expected auto, xsk or af_packet"
+                ))
+            }
+        })
+    }
+}
+
 /// `--xdp`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum XdpSetting {
@@ -200,13 +230,15 @@ struct Installed {
 pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, cx: SyncContext) {
     let mut fp = a.fp;
     let mut installed: HashMap<FlowKey, Installed> = HashMap::new();
+    // Entries written over the plane's life (each one map update on this thread).
+    let mut writes = 0u64;
     let mut next_sweep = Instant::now() + SWEEP;
     while !cx.stop.load(Ordering::Relaxed) {
         let wait = next_sweep.saturating_duration_since(Instant::now());
         match offers.recv_timeout(wait) {
             Ok(batch) => {
                 for o in batch {
-                    install(&mut fp, &mut installed, &cx, o);
+                    writes += u64::from(install(&mut fp, &mut installed, &cx, o));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -231,21 +263,26 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, cx: SyncContext)
         c.pass_other,
         c.pass_limit
     );
+    tracing::info!(
+        "XDP fast path: {writes} flow entries written, {} installed at the end",
+        installed.len()
+    );
 }
 
+/// Installs the entry of `o`; true when the map was written.
 fn install(
     fp: &mut FastPath,
     installed: &mut HashMap<FlowKey, Installed>,
     cx: &SyncContext,
     o: Offer,
-) {
+) -> bool {
     let Some(ifindex) = cx.ifaces.get(usize::from(o.port)).map(|i| i.ifindex) else {
-        return;
+        return false;
     };
     let (key, flow) = Flow::from_offer(&o, ifindex);
     if let Some(old) = installed.get(&key) {
         if old.offer == o {
-            return;
+            return false;
         }
         // A changed rewrite (a new next hop, a reused tuple): the old entry's last traffic
         // goes to its connection first, since replacing resets the counters.
@@ -262,8 +299,12 @@ fn install(
                     bytes: 0,
                 },
             );
+            true
         }
-        Err(e) => tracing::debug!("XDP entry not installed: {e}"),
+        Err(e) => {
+            tracing::debug!("XDP entry not installed: {e}");
+            false
+        }
     }
 }
 
@@ -368,12 +409,27 @@ fn monotonic_now() -> Duration {
         .unwrap_or_default()
 }
 
-/// The worker's side: offers go to the syncer at most once per second per flow direction.
+/// The worker's side: offers go to the syncer at most once per second per flow direction,
+/// and a UDP flow direction's only from its second packet on.
+///
+/// Why the second packet: every UDP packet with a checksum makes an offer, and a flow of one
+/// datagram (a DNS query, or each packet of a new-flow flood) gains nothing from an entry but
+/// costs one: a map update when installed, and a map read every sweep for as long as its
+/// connection lives (UDP: 5 minutes); under a flood of new flows, one map write per packet on
+/// the syncer thread, which shares the workers' CPU. (It was not the main cause of the
+/// new-flow loss with XDP on: see docs/benchmarks.md.) TCP offers come only for an
+/// ESTABLISHED connection, after a handshake, so they go at once.
 pub(super) struct OfferOut {
     tx: SyncSender<Vec<Offer>>,
     batch: Vec<Offer>,
-    recent: HashMap<(rvs_core::conn::ConnId, bool), Instant>,
+    recent: HashMap<(rvs_core::conn::ConnId, bool), Recent>,
     pruned: Instant,
+}
+
+/// When a flow direction was last offered, and whether that offer went to the syncer.
+struct Recent {
+    at: Instant,
+    sent: bool,
 }
 
 impl OfferOut {
@@ -399,24 +455,12 @@ impl OfferOut {
         let now = Instant::now();
         if now.duration_since(self.pruned) > Duration::from_secs(1) {
             self.recent
-                .retain(|_, t| now.duration_since(*t) < Duration::from_secs(1));
+                .retain(|_, r| now.duration_since(r.at) < Duration::from_secs(1));
             self.pruned = now;
         }
         for o in made {
-            // IP-in-IP is not installed yet: in a veth lab (generic XDP) a TUN flow's
-            // encapsulated packets left the director but stopped reaching the real server once
-            // the program carried them (transfers stalled), although the program's output is
-            // byte-exact in the golden test. Until that is understood, TUN stays in userspace.
-            if matches!(o.action, rvs_packet::fastpath::OfferAction::Ipip { .. }) {
-                continue;
-            }
-            let k = (o.conn, o.dir == Direction::Input);
-            match self.recent.get(&k) {
-                Some(t) if now.duration_since(*t) < Duration::from_secs(1) => {}
-                _ => {
-                    self.recent.insert(k, now);
-                    self.batch.push(o);
-                }
+            if let Some(o) = self.admit(o, now) {
+                self.batch.push(o);
             }
         }
         if !self.batch.is_empty() {
@@ -424,5 +468,74 @@ impl OfferOut {
             // Full: the syncer is behind; these flows are offered again later.
             let _ = self.tx.try_send(b);
         }
+    }
+
+    /// The offer if it is to go to the syncer now (see the type's docs).
+    fn admit(&mut self, o: Offer, now: Instant) -> Option<Offer> {
+        let k = (o.conn, o.dir == Direction::Input);
+        match self.recent.get_mut(&k) {
+            Some(r) if r.sent && now.duration_since(r.at) < Duration::from_secs(1) => None,
+            Some(r) => {
+                *r = Recent {
+                    at: now,
+                    sent: true,
+                };
+                Some(o)
+            }
+            None => {
+                let sent = o.proto != UDP;
+                self.recent.insert(k, Recent { at: now, sent });
+                sent.then_some(o)
+            }
+        }
+    }
+}
+
+/// IP protocol number of UDP.
+const UDP: u8 = 17;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_packet::fastpath::OfferAction;
+
+    fn offer(proto: u8, conn: u32, dir: Direction) -> Offer {
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        Offer {
+            conn: rvs_core::conn::ConnId(conn),
+            dir,
+            proto,
+            src: (a, 1000),
+            dst: (a, 53),
+            action: OfferAction::Rewrite {
+                src: None,
+                dst: None,
+            },
+            port: 0,
+            dst_mac: [0; 6],
+            src_mac: [0; 6],
+            max_len: 1500,
+        }
+    }
+
+    #[test]
+    fn udp_flows_are_offered_from_their_second_packet_tcp_at_once() {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(4);
+        let mut out = OfferOut::new(tx);
+        let t = Instant::now();
+        // A one-datagram UDP flow: never installed.
+        assert!(out.admit(offer(UDP, 1, Direction::Input), t).is_none());
+        assert!(out.admit(offer(UDP, 2, Direction::Input), t).is_none());
+        // Its second packet: installed; later ones within a second are not sent again.
+        assert!(out.admit(offer(UDP, 2, Direction::Input), t).is_some());
+        assert!(out.admit(offer(UDP, 2, Direction::Input), t).is_none());
+        // The other direction counts on its own.
+        assert!(out.admit(offer(UDP, 2, Direction::Output), t).is_none());
+        // After a second, a sent flow direction is offered again (a changed rewrite).
+        let later = t + Duration::from_millis(1100);
+        assert!(out.admit(offer(UDP, 2, Direction::Input), later).is_some());
+        // TCP (offered only when ESTABLISHED): at once.
+        assert!(out.admit(offer(6, 3, Direction::Input), t).is_some());
+        assert!(out.admit(offer(6, 3, Direction::Input), t).is_none());
     }
 }

@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -26,35 +25,7 @@ use rvs_packet_io::{GuardRules, Port, XskBind, XskConfig, XskPort};
 
 use super::iface::Iface;
 use super::worker::{self, Context, WorkerReport};
-
-/// `--xdp-slow-path`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SlowPathSetting {
-    /// AF_XDP where a socket can be bound, AF_PACKET elsewhere (one log line says why).
-    #[default]
-    Auto,
-    /// AF_XDP on every worker, or rvsd does not start.
-    Xsk,
-    /// AF_PACKET alone, as without XDP.
-    AfPacket,
-}
-
-impl FromStr for SlowPathSetting {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "auto" => SlowPathSetting::Auto,
-            "xsk" => SlowPathSetting::Xsk,
-            "af_packet" => SlowPathSetting::AfPacket,
-            _ => {
-                return Err(format!(
-                    "--xdp-slow-path {s}: expected auto, xsk or af_packet"
-                ))
-            }
-        })
-    }
-}
+pub use super::xdp::SlowPathSetting;
 
 /// What [`open`] made: a socket or none per worker port, and each interface's slow path
 /// (`xsk copy`, `xsk zerocopy`, `af_packet`).

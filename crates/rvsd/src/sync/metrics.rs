@@ -8,7 +8,7 @@ use rvs_sync::DropReason;
 
 use super::lag::BOUNDS_MS;
 use super::SyncDaemons;
-use crate::metrics::{header, sample};
+use crate::exposition::{header, sample};
 use crate::shard::{self, ShardRef};
 
 /// Append the sync metrics for daemons `d` over `shards`.
