@@ -107,8 +107,8 @@ use rvs_packet_io::Port;
 
 pub use config::{parse_mark_rule, Iface, Options, PacketFeed, PacketView};
 pub use worker::WorkerReport;
-pub use xdp::{XdpReport, XdpSetting};
 pub use xdp::SlowPathSetting;
+pub use xdp::{XdpReport, XdpSetting};
 
 use crate::clock::Clock;
 use crate::learned_neighbours::Learned;
