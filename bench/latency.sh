@@ -27,33 +27,16 @@ set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/.."
 
-# Own session = own autogroup, so the nice value below is ours alone (see bench/proxy.sh).
-if [ -z "${RVS_BENCH_CHILD:-}" ] && [ "${RVS_BENCH_NICE:--15}" != 0 ] && command -v setsid >/dev/null; then
-  RVS_BENCH_CHILD=1 setsid --wait "$self" "$@" &
-  child=$!
-  trap 'kill -TERM "$child" 2>/dev/null || true' INT TERM
-  rc=0
-  wait "$child" || rc=$?
-  wait "$child" 2>/dev/null || true
-  exit "$rc"
-fi
+. bench/common.sh
+bench_own_session "$@"
 
 DUR=${1:-10}
 ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-10}
 SLOW_MS=${SLOW_MS:-20}
 NICE=${RVS_BENCH_NICE:--15}
-work=$(mktemp -d /tmp/rvs-bench-latency.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir latency
 
-need() { command -v "$1" >/dev/null || { echo "bench/latency.sh: $1 is missing (apt-get install -y $2)" >&2; exit 2; }; }
 need python3 python3
 need wrk wrk
 

@@ -23,37 +23,16 @@ set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/.."
 
-# Own session = own autogroup, so the nice value below is ours alone (not the caller's
-# shell, nor a build it runs in the background).
-if [ -z "${RVS_BENCH_CHILD:-}" ] && [ "${RVS_BENCH_NICE:--15}" != 0 ] && command -v setsid >/dev/null; then
-  RVS_BENCH_CHILD=1 setsid --wait "$self" "$@" &
-  child=$!
-  trap 'kill -TERM "$child" 2>/dev/null || true' INT TERM
-  rc=0
-  wait "$child" || rc=$?
-  # A trapped signal interrupts the first wait; the child is then cleaning up.
-  wait "$child" 2>/dev/null || true
-  exit "$rc"
-fi
+. bench/common.sh
+bench_own_session "$@"
 
 DUR=${1:-5}
 ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-50}
 BULK_CONNS=${BULK_CONNS:-10}
 NICE=${RVS_BENCH_NICE:--15}
-work=$(mktemp -d /tmp/rvs-bench-proxy.XXXXXX)
-# nginx workers (user www-data) read the bulk file from here.
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir proxy
 
-need() { command -v "$1" >/dev/null || { echo "bench/proxy.sh: $1 is missing (apt-get install -y $2)" >&2; exit 2; }; }
 need haproxy haproxy
 need nginx "nginx-light libnginx-mod-stream"
 need wrk wrk
