@@ -14,6 +14,7 @@
 //! with its `// SAFETY:` reasoning.
 
 pub mod sockmap;
+pub mod syn_answer;
 pub mod test_run;
 pub mod xdp;
 

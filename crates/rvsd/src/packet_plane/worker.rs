@@ -168,6 +168,8 @@ pub(super) struct Context {
     pub offers: Option<std::sync::mpsc::SyncSender<Vec<rvs_packet::fastpath::Offer>>>,
     /// Where the reassembly counters are summed (metrics).
     pub frag: Arc<FragStats>,
+    /// Where the SYN-proxy counters are summed (metrics).
+    pub syn: Arc<super::syn_stats::SynStats>,
 }
 
 /// Where a verdict's bytes go: back into the ring slot (sent by the port's batched
@@ -300,6 +302,7 @@ pub(super) struct Worker<N: Lookup, S: FrameSink> {
     rep: WorkerReport,
     offers: Option<OfferOut>,
     frag: Publisher,
+    syn: super::syn_stats::Publisher,
 }
 
 impl<N: Lookup, S: FrameSink> Worker<N, S> {
@@ -323,6 +326,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
                 frags_sent: 0,
             },
             frag: Publisher::default(),
+            syn: super::syn_stats::Publisher::default(),
             rep: WorkerReport {
                 iface: cx.ifaces[me].name.clone(),
                 ..WorkerReport::default()
@@ -356,6 +360,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             rep,
             offers,
             frag: _,
+            syn: _,
         } = self;
         let port_in = *me as PortId;
         let mtu = cx.ifaces[*me].mtu;
@@ -445,6 +450,13 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             self.plane.frag_counters(),
             self.plane.frag_held(),
             self.em.frags_sent,
+        );
+        self.syn.publish(
+            &self.cx.syn,
+            self.plane.syn_proxy_counters(),
+            self.plane
+                .drops()
+                .get(rvs_packet::plane::DropReason::BadCookie),
         );
     }
 
@@ -607,6 +619,7 @@ mod tests {
             ifaces: feed.ifaces.clone(),
             offers: None,
             frag: feed.frag.clone(),
+            syn: feed.syn.clone(),
         };
         let (lookups, unlocked) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
         let table = Table {
@@ -657,6 +670,7 @@ mod tests {
                 ifaces: cx.ifaces.clone(),
                 offers: None,
                 frag: cx.frag.clone(),
+                syn: cx.syn.clone(),
             };
             let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
             let senders = (0..2)
