@@ -65,6 +65,8 @@ pub(crate) struct Worker {
     /// UDP datagram batch (recvmmsg/sendmmsg buffers), same rule.
     pub udp_batch: RefCell<crate::udp_batch::Batch>,
     pipes: RefCell<Vec<Pipe>>,
+    /// Idle keep-alive connections to real servers (HTTP relay of the content engines).
+    pub server_pool: crate::server_pool::ServerPool,
     /// The kernel splicer (BPF sockmap) of this worker, when the kernel allows it.
     pub splicer: RefCell<Option<rvs_bpf::sockmap::Splicer>>,
     /// Flows with traffic not yet reported; drained by [`traffic_tick`].
@@ -83,6 +85,7 @@ impl Worker {
             scratch: RefCell::new(vec![0u8; cfg.buffer_size].into_boxed_slice()),
             udp_batch: RefCell::new(crate::udp_batch::Batch::new()),
             pipes: RefCell::new(Vec::new()),
+            server_pool: crate::server_pool::ServerPool::default(),
             splicer: RefCell::new(crate::kernel_splice::load(cfg.kernel_splice)),
             dirty: RefCell::new(Vec::new()),
             spliced: RefCell::new(Vec::new()),
