@@ -2,6 +2,7 @@
 
 use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ pub(crate) async fn accept_loop(w: Rc<Worker>, spec: ListenerSpec, listener: Tcp
 }
 
 /// Close `s` with RST instead of FIN (SO_LINGER 0), to pass on an abort or a refusal.
-pub(crate) fn reset(s: &TcpStream) {
+pub(crate) fn reset(s: &impl AsFd) {
     let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
@@ -197,48 +198,81 @@ pub(crate) async fn serve(
         result = write_all(&server, first).await;
     }
     let mut server_abort = ResetOnDrop(Some(&server));
+    let limits = (backend.tcp_idle_timeout, backend.tcp_fin_timeout);
+    // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
+    // A flow timed for pewma stays in user space: the splicer would hide the first byte.
+    if result.is_ok() && !backend.measure_latency {
+        if let crate::kernel_splice::Started::Spliced { held } =
+            crate::kernel_splice::start(&flow, &client, &server)
+        {
+            // The spliced relay takes the sockets out of tokio (and resets them if dropped).
+            client_abort.disarm();
+            server_abort.disarm();
+            drop((client_abort, server_abort));
+            let addrs = (peer, backend.addr);
+            return crate::kernel_splice::serve(&flow, client, server, held, limits, addrs).await;
+        }
+    }
     let mut idled = false;
     if result.is_ok() {
-        // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
-        // A flow timed for pewma stays in user space: the splicer would hide the first byte.
-        let in_kernel =
-            !backend.measure_latency && crate::kernel_splice::start(&flow, &client, &server);
         let relay = async {
-            if in_kernel {
-                crate::kernel_splice::relay(&flow, &client, &server).await
-            } else {
-                tokio::try_join!(
-                    copy_dir(&flow, &client, &server, true),
-                    copy_dir(&flow, &server, &client, false)
-                )
-                .map(|_| ())
-            }
+            tokio::try_join!(
+                copy_dir(&flow, &client, &server, true),
+                copy_dir(&flow, &server, &client, false)
+            )
+            .map(|_| ())
         };
         tokio::select! {
             r = relay => result = r,
-            () = idle_watch(&flow, backend.tcp_idle_timeout, backend.tcp_fin_timeout) => {
+            () = idle_watch(&flow, limits.0, limits.1) => {
                 idled = true;
             }
         }
     }
+    if finish(
+        &flow,
+        result,
+        idled,
+        &*client,
+        &*server,
+        (peer, backend.addr),
+    ) {
+        client_abort.disarm();
+        server_abort.disarm();
+    }
+}
+
+/// Ends a relayed flow after its relay returned `result` (or its idle limit ran out: `idled`):
+/// resets both sockets unless it ended normally, and reports `Closed`. `true` when it ended
+/// normally (the sockets may close with FIN). `addrs`: client and real server, for the log.
+pub(crate) fn finish(
+    flow: &Flow,
+    result: io::Result<()>,
+    idled: bool,
+    client: &impl AsFd,
+    server: &impl AsFd,
+    addrs: (SocketAddr, SocketAddr),
+) -> bool {
+    let (peer, rs) = addrs;
     match result {
         Ok(()) if idled => {
-            tracing::debug!(client = %peer, rs = %backend.addr, "flow idle, reset");
-            reset(&client);
-            reset(&server);
+            tracing::debug!(client = %peer, %rs, "flow idle, reset");
+            reset(client);
+            reset(server);
             flow.close(CloseReason::IdleTimeout);
+            false
         }
         Ok(()) => {
-            client_abort.disarm();
-            server_abort.disarm();
             flow.close(CloseReason::Normal);
+            true
         }
         Err(e) => {
-            tracing::debug!(client = %peer, rs = %backend.addr, error = %e, "flow reset");
-            Counters::inc(&w.counters.resets);
-            reset(&client);
-            reset(&server);
+            tracing::debug!(client = %peer, %rs, error = %e, "flow reset");
+            Counters::inc(&flow.worker().counters.resets);
+            reset(client);
+            reset(server);
             flow.close(CloseReason::Reset);
+            false
         }
     }
 }

@@ -931,3 +931,81 @@ async fn kernel_splice_relays_early_data_banner_and_half_close() {
     );
     proxy.shutdown(Duration::from_secs(1));
 }
+
+/// Context switches of this process's thread named `name` (voluntary: it slept and was woken).
+fn wakeups_of_thread(name: &str) -> u64 {
+    for t in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = t.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+            .unwrap();
+        return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    }
+    panic!("no thread named {name}");
+}
+
+/// A spliced flow costs its worker no wake-up per message: its sockets are out of tokio's
+/// reactor and watched for the end of the flow only (`rvs_bpf::sock_watch`). 300 echoed
+/// round trips through one spliced flow wake the worker thread a handful of times (its traffic
+/// tick), not once or more per message as they did while the sockets stayed registered for
+/// readable/writable edges. Counts wake-ups (context switches), not time.
+#[tokio::test]
+async fn a_spliced_flow_does_not_wake_its_worker_per_message() {
+    rvs_require::require_root!();
+    let rs = echo_server("127.0.0.116:0").await;
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        kernel_splice: KernelSplice::On,
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port("127.0.0.115");
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+
+    let mut c = within(TcpStream::connect(vip)).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    let mut buf = [0u8; 100];
+    let mut round_trip = async |c: &mut TcpStream, i: u8| {
+        let msg = [i; 100];
+        c.write_all(&msg).await.unwrap();
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(buf, msg);
+    };
+    // The flow is connected and spliced once one message came back.
+    within(round_trip(&mut c, 0)).await;
+    assert_eq!(proxy.stats().kernel_spliced, 1, "{:?}", proxy.stats());
+    const N: u64 = 300;
+    let before = wakeups_of_thread("rvs-proxy-0");
+    within(async {
+        for i in 1..=N {
+            round_trip(&mut c, i as u8).await;
+        }
+    })
+    .await;
+    let woken = wakeups_of_thread("rvs-proxy-0") - before;
+    assert!(
+        woken < N / 10,
+        "the worker woke {woken} times for {N} round trips of a spliced flow"
+    );
+    // The end of the flow is still seen: half-close passed on, the flow closes normally.
+    c.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    within(c.read_to_end(&mut rest)).await.unwrap();
+    assert!(rest.is_empty());
+    let h = bal.opened()[0].1.handle;
+    bal.wait_closed(h).await;
+    assert_eq!(
+        bal.events_of(h).last(),
+        Some(&FlowEvent::Closed(CloseReason::Normal))
+    );
+    let t = bal.traffic_of(h);
+    assert_eq!((t.in_bytes, t.out_bytes), (100 * (N + 1), 100 * (N + 1)));
+    proxy.shutdown(Duration::from_secs(1));
+}
