@@ -219,7 +219,7 @@ mod tests {
             m.extend_from_slice(&port.to_be_bytes());
         }
         m.extend_from_slice(&v6(a.0));
-        m.extend_from_slice(&a.1.to_be_bytes());
+        m.extend_from_slice(&u16::to_be_bytes(a.1));
         let (h1, h2) = (siphash(2, 4, 1, 2, &m), siphash(2, 4, 3, 4, &m));
         assert_eq!(k.value(&svc(), a.0, a.1), format!("{h1:016x}{h2:016x}"));
         let va = k.value(&svc(), a.0, a.1);
