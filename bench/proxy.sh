@@ -7,7 +7,16 @@
 # Three loads: keep-alive requests (25-byte body), Connection: close (a new connection through
 # the proxy per request), and bulk (1 MiB responses over keep-alive connections).
 #
-# Usage: bench/proxy.sh [seconds-per-run]   (needs: haproxy, nginx-light + libnginx-mod-stream, wrk)
+# CPU per request is counted over the whole machine: busy time of all CPUs (/proc/stat) during
+# the run, minus the machine's idle busy rate (measured once, IDLE_SECS=3, with every daemon up),
+# minus wrk's and the real servers' own CPU. What is left is the proxy and everything the kernel
+# did for it on any CPU (kworker threads, softirq): kernel splicing moves work out of the proxy's
+# process, and a proxy that wins by using another core has not won. The proxy's own process
+# time is printed beside it ("own").
+#
+# Usage: bench/proxy.sh [seconds-per-run]   (as root: --proxy-splice on loads BPF;
+#        needs: haproxy, nginx-light + libnginx-mod-stream, wrk)
+#   Takes about 4 proxies x 3 loads x ROUNDS x seconds + 30 s: 5 rounds of 5 s, about 5.5 min.
 #   ROUNDS=5   rounds; each round runs every proxy once per mode, in turn, so a change in the
 #              machine's load hits all of them alike; the table shows the median of the rounds
 #   CONNS=50   wrk connections (bulk: BULK_CONNS=10)
@@ -37,6 +46,7 @@ need haproxy haproxy
 need nginx "nginx-light libnginx-mod-stream"
 need wrk wrk
 need taskset util-linux
+[ "$(id -u)" = 0 ] || { echo "bench/proxy.sh: run as root (rvsd --proxy-splice on loads a BPF program)" >&2; exit 2; }
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f "$STREAM_MOD" ] || { echo "bench/proxy.sh: $STREAM_MOD missing (apt-get install -y libnginx-mod-stream)" >&2; exit 2; }
 
@@ -77,6 +87,7 @@ http {
 CONF
 taskset -c 1 nginx -c "$work/rs/nginx.conf" -p "$work/rs" -g 'daemon off;' &
 pids+=($!)
+RS_PID=$!
 
 # HAProxy: tcp mode, one thread, round robin.
 cat > "$work/haproxy.cfg" <<CONF
@@ -141,22 +152,49 @@ cpu_ticks() {
     rvsd) pids_of=$RVSD_PID ;;
     haproxy) pids_of=$HAPROXY_PID ;;
     nginx-stream) pids_of="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
+    real-servers) pids_of="$RS_PID $(pgrep -P "$RS_PID" | tr '\n' ' ')" ;;
   esac
   local t=0 p
   for p in $pids_of; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
   echo "$t"
 }
 
-# One wrk run: prints "req/s p99_ms cpu_us_per_request MiB/s" (the proxy's CPU time per request).
+# Busy clock ticks of the whole machine, all CPUs (/proc/stat: user nice system irq softirq
+# steal; not idle or iowait). Work the kernel does for a proxy outside its own threads —
+# kworker threads sending what the sockmap program redirected, softirq on other CPUs — shows
+# here and not in the proxy's own CPU time.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+now_ns() { date +%s%N; }
+
+# The machine's busy rate with every daemon up and no load (ticks per second, all CPUs):
+# subtracted from each run, so the other sessions' background and the daemons' timers do not
+# count as any proxy's work.
+measure_idle() {
+  local m0 m1 t0 t1
+  m0=$(machine_ticks); t0=$(now_ns)
+  sleep "${IDLE_SECS:-3}"
+  m1=$(machine_ticks); t1=$(now_ns)
+  awk -v m="$((m1 - m0))" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f", m / (ns / 1e9) }'
+}
+
+# One wrk run: prints "req/s p99_ms cpu_us_per_request own_us_per_request MiB/s".
+# CPU per request (the fair one): the whole machine's busy time during the run, minus the idle
+# rate over the run's length, minus wrk's and the real servers' own CPU time, per request: the
+# proxy's process plus whatever the kernel did for it on any CPU (kworker, ksoftirqd, softirq).
+# Own: the proxy's process alone (user + system of its threads).
 run_wrk() {
   local n=$1 url=$2 c=$3; shift 3
-  local out c0 c1
-  c0=$(cpu_ticks "$n")
-  out=$(taskset -c 1 wrk -t1 -c"$c" -d"${DUR}s" --latency "$@" "$url" 2>&1)
-  c1=$(cpu_ticks "$n")
-  awk -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" '
+  local out c0 c1 m0 m1 r0 r1 t0 t1
+  c0=$(cpu_ticks "$n"); r0=$(cpu_ticks real-servers); m0=$(machine_ticks); t0=$(now_ns)
+  # wrk's own CPU: the subshell's reaped-children times (/proc/PID/stat cutime + cstime).
+  out=$(taskset -c 1 wrk -t1 -c"$c" -d"${DUR}s" --latency "$@" "$url" 2>&1
+        echo "wrk-cpu-ticks $(awk '{ print $16 + $17 }' "/proc/$BASHPID/stat")")
+  m1=$(machine_ticks); t1=$(now_ns); c1=$(cpu_ticks "$n"); r1=$(cpu_ticks real-servers)
+  awk -v c0="$c0" -v c1="$c1" -v m="$((m1 - m0))" -v rs="$((r1 - r0))" -v ns="$((t1 - t0))" \
+      -v idle="$IDLE_RATE" -v hz="$(getconf CLK_TCK)" '
     /requests in/ { req = $1 }
     /Requests\/sec/ { rps = $2 }
+    /^wrk-cpu-ticks/ { wrk = $2 }
     /Transfer\/sec/ { v = $2
       if (v ~ /GB$/) { sub(/GB/, "", v); v = v * 1024 }
       else if (v ~ /MB$/) { sub(/MB/, "", v) }
@@ -168,14 +206,18 @@ run_wrk() {
       else if (v ~ /ms$/) { sub(/ms/, "", v) }
       else if (v ~ /s$/) { sub(/s/, "", v); v = v * 1000 }
       p99 = v }
-    END { cpu = req > 0 ? (c1 - c0) / hz * 1e6 / req : 0; printf "%s %s %.1f %.1f\n", rps + 0, p99 + 0, cpu, mibs + 0 }' <<<"$out"
+    END {
+      fair = m - idle * ns / 1e9 - wrk - rs; if (fair < 0) fair = 0
+      cpu = req > 0 ? fair / hz * 1e6 / req : 0
+      own = req > 0 ? (c1 - c0) / hz * 1e6 / req : 0
+      printf "%s %s %.1f %.1f %.1f\n", rps + 0, p99 + 0, cpu, own, mibs + 0 }' <<<"$out"
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 NAMES=(rvsd-splice rvsd haproxy nginx-stream)
 declare -A PORT=([rvsd-splice]=18081 [rvsd]=18084 [haproxy]=18082 [nginx-stream]=18083)
-declare -A KA_RPS KA_P99 KA_CPU CL_RPS CL_P99 CL_CPU BK_MIB BK_P99 BK_CPU
+declare -A KA_RPS KA_P99 KA_CPU KA_OWN CL_RPS CL_P99 CL_CPU CL_OWN BK_MIB BK_P99 BK_CPU BK_OWN
 for n in "${NAMES[@]}"; do
   curl -sf "http://127.0.0.1:${PORT[$n]}/" >/dev/null || { echo "bench/proxy.sh: $n does not answer on ${PORT[$n]}" >&2; exit 1; }
   size=$(curl -sf "http://127.0.0.1:${PORT[$n]}/bulk" | wc -c)
@@ -184,17 +226,26 @@ for n in "${NAMES[@]}"; do
   taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORT[$n]}/" >/dev/null 2>&1
 done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+IDLE_RATE=$(measure_idle)
+echo "bench/proxy.sh: idle machine busy rate $IDLE_RATE ticks/s (subtracted from every run)" >&2
+if awk -v r="$IDLE_RATE" -v n="$(nproc)" -v hz="$(getconf CLK_TCK)" 'BEGIN { exit !(r > 0.25 * n * hz) }'; then
+  echo "bench/proxy.sh: WARNING: the machine is busy without load (over 25 % of its CPUs):" \
+    "the whole-machine CPU columns are not meaningful in this run (own columns still are)" >&2
+fi
 for r in $(seq "$ROUNDS"); do
   # Rotate who goes first, so no proxy always inherits the previous run's TIME_WAIT sockets.
   for i in 0 1 2 3; do
     n=${NAMES[$(((r + i) % 4))]}
     base="http://127.0.0.1:${PORT[$n]}"
-    read -r rps p99 cpu _ < <(run_wrk "$n" "$base/" "$CONNS")
-    KA_RPS[$n]+=" $rps"; KA_P99[$n]+=" $p99"; KA_CPU[$n]+=" $cpu"
-    read -r rps p99 cpu _ < <(run_wrk "$n" "$base/" "$CONNS" -H "Connection: close")
-    CL_RPS[$n]+=" $rps"; CL_P99[$n]+=" $p99"; CL_CPU[$n]+=" $cpu"
-    read -r rps p99 cpu mib < <(run_wrk "$n" "$base/bulk" "$BULK_CONNS")
-    BK_MIB[$n]+=" $mib"; BK_P99[$n]+=" $p99"; BK_CPU[$n]+=" $cpu"
+    read -r rps p99 cpu own _ < <(run_wrk "$n" "$base/" "$CONNS")
+    KA_RPS[$n]+=" $rps"; KA_P99[$n]+=" $p99"; KA_CPU[$n]+=" $cpu"; KA_OWN[$n]+=" $own"
+    read -r rps p99 cpu own _ < <(run_wrk "$n" "$base/" "$CONNS" -H "Connection: close")
+    CL_RPS[$n]+=" $rps"; CL_P99[$n]+=" $p99"; CL_CPU[$n]+=" $cpu"; CL_OWN[$n]+=" $own"
+    read -r rps p99 cpu own mib < <(run_wrk "$n" "$base/bulk" "$BULK_CONNS")
+    # Per MiB: the run moved mib * DUR MiB in about as many seconds as requests took.
+    cpu=$(awk -v c="$cpu" -v mib="$mib" -v rps="$rps" 'BEGIN { printf "%.1f\n", (mib > 0 ? c * rps / mib : 0) }')
+    own=$(awk -v c="$own" -v mib="$mib" -v rps="$rps" 'BEGIN { printf "%.1f\n", (mib > 0 ? c * rps / mib : 0) }')
+    BK_MIB[$n]+=" $mib"; BK_P99[$n]+=" $p99"; BK_CPU[$n]+=" $cpu"; BK_OWN[$n]+=" $own"
   done
   echo "bench/proxy.sh: round $r/$ROUNDS done, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
@@ -202,33 +253,38 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 declare -A M
 for n in "${NAMES[@]}"; do
-  M[$n,ka]=$(median <<<"${KA_RPS[$n]}"); M[$n,kap]=$(median <<<"${KA_P99[$n]}"); M[$n,kac]=$(median <<<"${KA_CPU[$n]}")
-  M[$n,cl]=$(median <<<"${CL_RPS[$n]}"); M[$n,clp]=$(median <<<"${CL_P99[$n]}"); M[$n,clc]=$(median <<<"${CL_CPU[$n]}")
-  M[$n,bk]=$(median <<<"${BK_MIB[$n]}"); M[$n,bkp]=$(median <<<"${BK_P99[$n]}"); M[$n,bkc]=$(median <<<"${BK_CPU[$n]}")
+  M[$n,ka]=$(median <<<"${KA_RPS[$n]}"); M[$n,kap]=$(median <<<"${KA_P99[$n]}"); M[$n,kac]=$(median <<<"${KA_CPU[$n]}"); M[$n,kao]=$(median <<<"${KA_OWN[$n]}")
+  M[$n,cl]=$(median <<<"${CL_RPS[$n]}"); M[$n,clp]=$(median <<<"${CL_P99[$n]}"); M[$n,clc]=$(median <<<"${CL_CPU[$n]}"); M[$n,clo]=$(median <<<"${CL_OWN[$n]}")
+  M[$n,bk]=$(median <<<"${BK_MIB[$n]}"); M[$n,bkp]=$(median <<<"${BK_P99[$n]}"); M[$n,bkc]=$(median <<<"${BK_CPU[$n]}"); M[$n,bko]=$(median <<<"${BK_OWN[$n]}")
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 echo
-echo "| proxy (1 worker, CPU 0) | keep-alive req/s | p99 ms | CPU µs/req | close conn/s | p99 ms | CPU µs/conn | bulk MiB/s | p99 ms | CPU µs/MiB |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "CPU: the whole machine's busy time minus the idle rate, wrk's and the real servers' CPU (the proxy plus"
+echo "all the kernel did for it, on any CPU); own: the proxy's process alone."
+echo
+echo "| proxy (1 worker, CPU 0) | keep-alive req/s | p99 ms | CPU µs/req | own µs/req | close conn/s | p99 ms | CPU µs/conn | own µs/conn | bulk MiB/s | p99 ms | CPU µs/MiB | own µs/MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${NAMES[@]}"; do
-  printf '| %s | %.0f | %s | %s | %.0f | %s | %s | %.0f | %s | %s |\n' "$n" "${M[$n,ka]}" "${M[$n,kap]}" "${M[$n,kac]}" \
-    "${M[$n,cl]}" "${M[$n,clp]}" "${M[$n,clc]}" "${M[$n,bk]}" "${M[$n,bkp]}" "${M[$n,bkc]}"
+  printf '| %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.0f | %s | %s | %s |\n' "$n" \
+    "${M[$n,ka]}" "${M[$n,kap]}" "${M[$n,kac]}" "${M[$n,kao]}" \
+    "${M[$n,cl]}" "${M[$n,clp]}" "${M[$n,clc]}" "${M[$n,clo]}" \
+    "${M[$n,bk]}" "${M[$n,bkp]}" "${M[$n,bkc]}" "${M[$n,bko]}"
 done
 echo
+echo "Goals (issue 14): keep-alive >= 1.5x HAProxy's req/s at CPU/req <= 0.7x and p99 <= HAProxy's; close >= 1.25x;"
+echo "bulk >= 1.5x HAProxy's MiB per CPU-second (= HAProxy's CPU µs/MiB / ours)."
 for n in rvsd-splice rvsd; do
-  echo "$n / HAProxy: keep-alive $(ratio "${M[$n,ka]}" "${M[haproxy,ka]}")x," \
-    "close $(ratio "${M[$n,cl]}" "${M[haproxy,cl]}")x," \
-    "bulk $(ratio "${M[$n,bk]}" "${M[haproxy,bk]}")x;" \
-    "p99 (HAProxy / $n, higher is better) keep-alive $(ratio "${M[haproxy,kap]}" "${M[$n,kap]}")x," \
-    "close $(ratio "${M[haproxy,clp]}" "${M[$n,clp]}")x, bulk $(ratio "${M[haproxy,bkp]}" "${M[$n,bkp]}")x;" \
-    "CPU per request (HAProxy / $n) keep-alive $(ratio "${M[haproxy,kac]}" "${M[$n,kac]}")x," \
-    "close $(ratio "${M[haproxy,clc]}" "${M[$n,clc]}")x, per MiB $(ratio "${M[haproxy,bkc]}" "${M[$n,bkc]}")x"
+  echo "$n / HAProxy: keep-alive $(ratio "${M[$n,ka]}" "${M[haproxy,ka]}")x req/s," \
+    "CPU/req $(ratio "${M[$n,kac]}" "${M[haproxy,kac]}")x, p99 $(ratio "${M[$n,kap]}" "${M[haproxy,kap]}")x;" \
+    "close $(ratio "${M[$n,cl]}" "${M[haproxy,cl]}")x conn/s (p99 $(ratio "${M[$n,clp]}" "${M[haproxy,clp]}")x," \
+    "CPU/conn $(ratio "${M[$n,clc]}" "${M[haproxy,clc]}")x);" \
+    "bulk $(ratio "${M[$n,bk]}" "${M[haproxy,bk]}")x MiB/s, $(ratio "${M[haproxy,bkc]}" "${M[$n,bkc]}")x MiB per CPU-second"
 done
 echo
-echo "samples (keep-alive req/s; p99 ms | close conn/s; p99 ms | bulk MiB/s; CPU µs/MiB), one per round:"
+echo "samples (keep-alive req/s; CPU µs/req | close conn/s; CPU µs/conn | bulk MiB/s; CPU µs/MiB), one per round:"
 for n in "${NAMES[@]}"; do
-  echo "  $n:${KA_RPS[$n]};${KA_P99[$n]} |${CL_RPS[$n]};${CL_P99[$n]} |${BK_MIB[$n]};${BK_CPU[$n]}"
+  echo "  $n:${KA_RPS[$n]};${KA_CPU[$n]} |${CL_RPS[$n]};${CL_CPU[$n]} |${BK_MIB[$n]};${BK_CPU[$n]}"
 done
 echo "($(date -u '+%F %H:%M UTC'), $ROUNDS rounds of ${DUR}s per proxy and load (medians), $CONNS connections" \
-  "($BULK_CONNS for bulk), autogroup nice $NICE, load at start: $load_start, at end: $load_end)"
+  "($BULK_CONNS for bulk), autogroup nice $NICE, idle busy rate $IDLE_RATE ticks/s, load at start: $load_start, at end: $load_end)"

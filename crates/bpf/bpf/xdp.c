@@ -4,7 +4,8 @@
  * Forwards the packets of connections rvsd already has, without leaving the kernel: it looks
  * the packet's 5-tuple up in rvs_flows (an entry per direction, installed by rvsd once
  * rvs-core has the connection established) and applies the entry's precomputed rewrite:
- * NAT (either direction), FULLNAT (either direction), DR, or IP-in-IP encapsulation, with the
+ * NAT (either direction), FULLNAT (either direction), DR, or a tunnel (IP-in-IP, GUE, GRE:
+ * encap.h), with the
  * TTL decrement, incremental transport checksums, a recomputed IPv4 header checksum and the
  * next hop's MACs, then XDP_TX or XDP_REDIRECT through rvs_xdp_ports.
  *
@@ -26,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "rvs_xdp.h"
+#include "syn_answer.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -276,6 +278,8 @@ static __always_inline int rewrite(void *data, void *end, const struct parsed *p
 	return 1;
 }
 
+#include "encap.h"
+
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
 {
@@ -340,8 +344,13 @@ int rvs_xdp(struct xdp_md *ctx)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 		key.sport = tcp->source;
 		key.dport = tcp->dest;
-		if (tcp->syn || tcp->fin || tcp->rst)
+		if (tcp->syn || tcp->fin || tcp->rst) {
+			/* A SYN to a SYN-proxied service: its cookie SYN-ACK from here (syn_answer.h). */
+			int v = p.v6 ? -1 : rvs_syn_answer(ctx, p.l3_len);
+			if (v >= 0)
+				return v;
 			return slow_path(ctx, &key, RVS_STAT_PASS_STATE);
+		}
 	} else if (p.proto == IPPROTO_UDP) {
 		struct udphdr *udp = (void *)l4;
 		if ((void *)(udp + 1) > end)
@@ -380,82 +389,18 @@ int rvs_xdp(struct xdp_md *ctx)
 			      : rewrite(data, end, &p, 0, flags, naddr_s, naddr_d, nsport, ndport);
 		if (!ok)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
-	} else if (op == RVS_OP_IPIP) {
+	} else if (op == RVS_OP_IPIP || op == RVS_OP_GUE || op == RVS_OP_GRE) {
 		/* A partial checksum would reach the real server as it is: a kernel tunnel there
 		 * keeps the skb's CHECKSUM_PARTIAL state only if the packet never left a veth, and
 		 * anything that reads the bytes (a userspace decapsulator, a capture) sees a wrong
 		 * checksum. Userspace completes it before encapsulating. */
 		if (partial_csum(&key, &p, l4, end))
 			return slow_path(ctx, &key, RVS_STAT_PASS_OTHER);
-		int outer_v6 = (flags & RVS_F_OUTER_V6) != 0;
-		int hdr = outer_v6 ? 40 : 20;
-		/* TTL first (the inner packet is forwarded), then the outer header around it. */
-		__u8 *ip = data + sizeof(struct ethhdr);
-		__u8 ttl = p.ttl - 1;
-		if (p.v6) {
-			if ((void *)(ip + 40) > end)
-				return count(RVS_STAT_PASS_OTHER, XDP_PASS);
-			ip[7] = ttl;
-		} else {
-			if ((void *)(ip + 20) > end)
-				return count(RVS_STAT_PASS_OTHER, XDP_PASS);
-			ip[8] = ttl;
-			ip[10] = 0;
-			ip[11] = 0;
-			__u16 h = ipv4_csum(ip);
-			ip[10] = h >> 8;
-			ip[11] = h & 0xff;
-		}
-		/* Ethernet padding after the inner packet goes. */
-		int pad = (int)((long)end - (long)data) - (int)(p.l3_off + l3_len);
-		if (pad > 0 && bpf_xdp_adjust_tail(ctx, -pad))
+		int e = encapsulate(ctx, &p, op, flags, naddr_s, naddr_d, nsport, ndport);
+		if (e == RVS_ENCAP_UNTOUCHED)
+			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+		if (e != RVS_ENCAP_OK)
 			return count(RVS_STAT_PASS_OTHER, XDP_ABORTED);
-		if (bpf_xdp_adjust_head(ctx, -hdr))
-			return count(RVS_STAT_PASS_OTHER, XDP_ABORTED);
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		__u8 *o = data + sizeof(struct ethhdr);
-		if ((void *)(o + 40) > end)
-			return XDP_ABORTED;
-		struct ethhdr *oeth = data;
-		oeth->h_proto = outer_v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
-		__u8 ecn = p.tos & 3;
-		__u8 tos = (p.tos & ~3) | (ecn == 3 ? 2 : ecn);
-		__u8 inner_proto = p.v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
-		if (outer_v6) {
-			__u16 plen = l3_len;
-			o[0] = 0x60 | (tos >> 4);
-			o[1] = (tos & 0xf) << 4;
-			o[2] = 0;
-			o[3] = 0;
-			o[4] = plen >> 8;
-			o[5] = plen & 0xff;
-			o[6] = inner_proto;
-			o[7] = ttl;
-			__builtin_memcpy(o + 8, naddr_s, 16);
-			__builtin_memcpy(o + 24, naddr_d, 16);
-		} else {
-			__u16 tot = l3_len + 20;
-			__u16 id = bpf_get_prandom_u32();
-			int df = !p.v6 && (flags & RVS_F_PMTU_DISC) && p.df;
-			o[0] = 0x45;
-			o[1] = tos;
-			o[2] = tot >> 8;
-			o[3] = tot & 0xff;
-			o[4] = id >> 8;
-			o[5] = id & 0xff;
-			o[6] = df ? 0x40 : 0;
-			o[7] = 0;
-			o[8] = ttl;
-			o[9] = inner_proto;
-			o[10] = 0;
-			o[11] = 0;
-			__builtin_memcpy(o + 12, naddr_s, 4);
-			__builtin_memcpy(o + 16, naddr_d, 4);
-			__u16 h = ipv4_csum(o);
-			o[10] = h >> 8;
-			o[11] = h & 0xff;
-		}
 	} else {
 		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 	}

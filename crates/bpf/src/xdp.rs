@@ -15,7 +15,7 @@ use std::time::Duration;
 use aya::maps::{DevMapHash, HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::Ebpf;
-use rvs_packet::fastpath::{Offer, OfferAction};
+use rvs_packet::fastpath::{Offer, OfferAction, OfferEncap};
 
 /// The program's name in `bpf/xdp.c`.
 const PROGRAM: &str = "rvs_xdp";
@@ -88,10 +88,13 @@ unsafe impl aya::Pod for Flow {}
 
 const OP_REWRITE: u8 = 1;
 const OP_IPIP: u8 = 2;
+const OP_GUE: u8 = 3;
+const OP_GRE: u8 = 4;
 const F_SRC: u8 = 0x01;
 const F_DST: u8 = 0x02;
 const F_PMTU_DISC: u8 = 0x04;
 const F_OUTER_V6: u8 = 0x08;
+const F_TUN_CSUM: u8 = 0x10;
 
 fn addr16(a: IpAddr) -> [u8; 16] {
     let mut out = [0; 16];
@@ -168,12 +171,12 @@ impl Flow {
                     f.dport = p.to_be();
                 }
             }
-            OfferAction::Ipip {
+            OfferAction::Tunnel {
                 src,
                 dst,
                 pmtu_disc,
+                encap,
             } => {
-                f.op = OP_IPIP;
                 f.saddr = addr16(src);
                 f.daddr = addr16(dst);
                 if pmtu_disc {
@@ -181,6 +184,26 @@ impl Flow {
                 }
                 if dst.is_ipv6() {
                     f.flags |= F_OUTER_V6;
+                }
+                let csum = match encap {
+                    OfferEncap::Ipip => {
+                        f.op = OP_IPIP;
+                        false
+                    }
+                    OfferEncap::Gue { sport, port, csum } => {
+                        f.op = OP_GUE;
+                        // The rewrite's ports are unused by a tunnel: they hold the outer UDP's.
+                        f.sport = sport.to_be();
+                        f.dport = port.to_be();
+                        csum
+                    }
+                    OfferEncap::Gre { csum } => {
+                        f.op = OP_GRE;
+                        csum
+                    }
+                };
+                if csum {
+                    f.flags |= F_TUN_CSUM;
                 }
             }
         }
@@ -265,6 +288,7 @@ pub struct FastPath {
     ports: DevMapHash<MapData>,
     stats: PerCpuArray<MapData, u64>,
     slow: Option<SlowPath>,
+    syn: crate::syn_answer::SynAnswer,
     attached: Vec<(u32, Mode)>,
 }
 
@@ -299,12 +323,14 @@ impl FastPath {
             take: HashMap::try_from(take("rvs_take")?)?,
             taken: std::collections::HashMap::new(),
         };
+        let syn = crate::syn_answer::SynAnswer::take(&mut ebpf)?;
         Ok(FastPath {
             ebpf,
             flows,
             ports,
             stats,
             slow: Some(slow),
+            syn,
             attached: Vec::new(),
         })
     }
@@ -354,6 +380,11 @@ impl FastPath {
     /// keeps the rules (the first call takes them; later calls answer `None`).
     pub fn slow_path(&mut self) -> Option<SlowPath> {
         self.slow.take()
+    }
+
+    /// The maps of the program's SYN answering (`bpf/syn_answer.h`).
+    pub fn syn_answer(&mut self) -> &mut crate::syn_answer::SynAnswer {
+        &mut self.syn
     }
 
     /// Where the program is attached, and how.

@@ -105,6 +105,24 @@ impl Netns {
         NsCommand::new(&self.name, program)
     }
 
+    /// A shell script run inside the namespace (`sh -c SCRIPT`); fails unless it exits 0,
+    /// with its stderr. Returns stdout.
+    pub fn sh(&self, script: &str) -> Result<String> {
+        self.cmd("sh").args(["-c", script]).run()
+    }
+
+    /// Like [`Netns::sh`] for a script that may fail: whether it exited 0, and its stdout
+    /// followed by its stderr.
+    pub fn try_sh(&self, script: &str) -> Result<(bool, String)> {
+        let out = self.cmd("sh").args(["-c", script]).output()?;
+        let text = format!(
+            "{}{}",
+            out.stdout_str(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
+    }
+
     /// `ip ARGS` inside the namespace (`ip -n NAME ARGS`); returns stdout.
     pub fn ip<I, S>(&self, args: I) -> Result<String>
     where

@@ -7,57 +7,25 @@
 //!
 //! `taskset -c 0 cargo run --release -p rvs-packet-io --example veth_bench [SECONDS]`
 
-use std::fs::File;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use nix::sched::{setns, CloneFlags};
+use rvs_lab::{Lab, Netns};
 use rvs_packet_io::{Port, PortConfig};
 
-struct Ns(String);
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let st = Command::new("ip")
-        .args(args)
-        .status()
-        .map_err(|e| e.to_string())?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {st}", args.join(" ")))
-    }
-}
-
 /// Opens a port on `ifname` inside namespace `ns` (the socket stays there).
-fn open_in(ns: &str, ifname: &'static str, cfg: PortConfig) -> Result<Port, String> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let f = File::open(&path).map_err(|e| e.to_string())?;
-        setns(f, CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
-        Port::open(ifname, &cfg).map_err(|e| e.to_string())
-    })
-    .join()
-    .map_err(|_| "thread panicked".to_string())?
+fn open_in(ns: &Netns, ifname: &'static str, cfg: PortConfig) -> Result<Port, String> {
+    ns.exec(move || Port::open(ifname, &cfg))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 fn run(seconds: u64) -> Result<(), String> {
-    let pid = std::process::id();
-    let (a, b) = (format!("rvsbench-{pid}-a"), format!("rvsbench-{pid}-b"));
-    ip(&["netns", "add", &a])?;
-    let _a = Ns(a.clone());
-    ip(&["netns", "add", &b])?;
-    let _b = Ns(b.clone());
-    ip(&[
-        "link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "b0", "netns", &b,
-    ])?;
-    ip(&["-n", &a, "link", "set", "a0", "up"])?;
-    ip(&["-n", &b, "link", "set", "b0", "up"])?;
+    // The namespaces are deleted when the lab drops, also on an error.
+    let mut lab = Lab::new("vethbench").map_err(|e| e.to_string())?;
+    let a = lab.add_netns("a").map_err(|e| e.to_string())?;
+    let b = lab.add_netns("b").map_err(|e| e.to_string())?;
+    lab.veth(&a, "a0", &b, "b0").map_err(|e| e.to_string())?;
 
     let cfg = PortConfig {
         block_size: 1 << 20,

@@ -6,7 +6,8 @@
 //! An offer is made only for a packet that changed nothing in rvs-core's model and whose
 //! followers would not either: TCP without SYN/FIN/RST on an ESTABLISHED connection, UDP with a
 //! checksum; no VLAN tag, IPv4 options or IPv6 extension headers; sent whole (not fragmented);
-//! NAT, FULLNAT, DR or an IP-in-IP tunnel. The fast path still passes to userspace every packet
+//! NAT, FULLNAT, DR or a tunnel (IP-in-IP, GUE, GRE, each with its checksum option). The fast
+//! path still passes to userspace every packet
 //! that could change a state (see docs/internals/packet-plane.md#the-xdp-fast-path), so the
 //! offer is what the plane *would* do with the flow's ordinary packets, nothing more.
 
@@ -29,14 +30,42 @@ pub enum OfferAction {
         /// New destination address and port.
         dst: Option<(IpAddr, u16)>,
     },
-    /// IP-in-IP encapsulation with this outer header.
-    Ipip {
+    /// Tunnel encapsulation with this outer header (its family is the destination's).
+    Tunnel {
         /// Outer source.
         src: IpAddr,
         /// Outer destination.
         dst: IpAddr,
         /// `pmtu_disc`: DF copied from an IPv4 inner header.
         pmtu_disc: bool,
+        /// What goes between the outer IP header and the inner packet.
+        encap: OfferEncap,
+    },
+}
+
+/// The headers of an offered tunnel between its outer IP header and the inner packet.
+///
+/// `--tun-remcsum` is offered as [`OfferEncap::Gue`] with `csum`: the plane adds the remote
+/// checksum option only to a packet whose inner checksum is partial, and such a packet is
+/// never handed to a fast path (it completes the checksum first, or passes it to the plane),
+/// so what a fast path sends for the flow is a plain GUE header with the UDP checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferEncap {
+    /// IP-in-IP (4in4, 6in4, 4in6, 6in6): nothing.
+    Ipip,
+    /// GUE: UDP from `sport` to `port`, then a 4-byte GUE header.
+    Gue {
+        /// The GUE source port of the inner flow (stable per flow).
+        sport: u16,
+        /// The GUE port (`--tun-port`).
+        port: u16,
+        /// The UDP checksum is computed (`--tun-csum`, `--tun-remcsum`); else 0.
+        csum: bool,
+    },
+    /// GRE (version 0, no key or sequence).
+    Gre {
+        /// With the C bit and the checksum word (`--tun-csum`).
+        csum: bool,
     },
 }
 

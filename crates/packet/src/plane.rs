@@ -42,7 +42,7 @@ use rvs_core::{Director, FwdMethod, Protocol, RandomSource, Time};
 
 use crate::error::Error;
 use crate::ethernet::{self, ethertype, MacAddr};
-use crate::fastpath::{Offer, OfferAction};
+use crate::fastpath::{Offer, OfferAction, OfferEncap};
 use crate::generate;
 use crate::icmp_relay::{self, IcmpError};
 use crate::nat::Endpoint;
@@ -1361,7 +1361,8 @@ fn steady_packet(frame: &[u8], p: &Parsed, seg: Segment) -> bool {
 }
 
 /// The offer for a packet just sent whole with `method` through `eg` on `port`; `None` for a
-/// rewrite the fast path does not do (GUE and GRE tunnels).
+/// rewrite the fast path does not do (a tunnel whose inner checksum was partial, which the
+/// plane never sees from the wire).
 fn make_offer(ctx: OfferCtx, method: Method<'_>, port: PortId, eg: &Egress) -> Option<Offer> {
     let (action, dst_mac, src_mac, max_len) = match method {
         Method::Nat { dst } => (
@@ -1400,20 +1401,36 @@ fn make_offer(ctx: OfferCtx, method: Method<'_>, port: PortId, eg: &Egress) -> O
             eg.src_mac,
             eg.mtu,
         ),
-        Method::Tun(t) if t.kind == TunnelType::Ipip => {
+        Method::Tun(t) => {
+            // The inner checksum is complete here (see `tunnel_params`), so no remote
+            // checksum option was added and `remcsum` sends what `csum` sends.
+            let encap = match (t.kind, t.csum) {
+                (TunnelType::Ipip, _) => OfferEncap::Ipip,
+                (TunnelType::Gue { port }, c) => OfferEncap::Gue {
+                    sport: t.gue_sport,
+                    port,
+                    csum: c != TunnelCsum::NoCsum,
+                },
+                (TunnelType::Gre, TunnelCsum::NoCsum) => OfferEncap::Gre { csum: false },
+                (TunnelType::Gre, TunnelCsum::Csum) => OfferEncap::Gre { csum: true },
+                (TunnelType::Gre, TunnelCsum::RemCsum) => return None,
+            };
+            if t.inner_partial.is_some() {
+                return None;
+            }
             let mtu = tunnel::tunnel_mtu(eg.mtu, t.dst.is_ipv6(), t.kind, t.csum, false).ok()?;
             (
-                OfferAction::Ipip {
+                OfferAction::Tunnel {
                     src: t.src,
                     dst: t.dst,
                     pmtu_disc: t.pmtu_disc,
+                    encap,
                 },
                 t.dst_mac,
                 t.src_mac,
                 mtu,
             )
         }
-        Method::Tun(_) => return None,
     };
     Some(Offer {
         conn: ctx.conn,

@@ -2,6 +2,7 @@
 
 use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ pub(crate) async fn accept_loop(w: Rc<Worker>, spec: ListenerSpec, listener: Tcp
 }
 
 /// Close `s` with RST instead of FIN (SO_LINGER 0), to pass on an abort or a refusal.
-pub(crate) fn reset(s: &TcpStream) {
+pub(crate) fn reset(s: &impl AsFd) {
     let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
@@ -197,48 +198,98 @@ pub(crate) async fn serve(
         result = write_all(&server, first).await;
     }
     let mut server_abort = ResetOnDrop(Some(&server));
+    let limits = (backend.tcp_idle_timeout, backend.tcp_fin_timeout);
+    // Kernel splicing (BPF sockmap) where the worker has it: at once, or after a few reads in
+    // user space (`ProxyConfig::kernel_splice_after`), so a short flow does not pay for it.
+    // A flow timed for pewma stays in user space: the splicer would hide the first byte.
+    let splicer = !backend.measure_latency && w.splicer.borrow().is_some();
+    let mut hand_off_now = splicer && w.cfg.kernel_splice_after == 0;
+    if splicer && !hand_off_now {
+        flow.hand_off_after(Some(w.cfg.kernel_splice_after));
+    }
     let mut idled = false;
-    if result.is_ok() {
-        // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
-        // A flow timed for pewma stays in user space: the splicer would hide the first byte.
-        let in_kernel =
-            !backend.measure_latency && crate::kernel_splice::start(&flow, &client, &server);
-        let relay = async {
-            if in_kernel {
-                crate::kernel_splice::relay(&flow, &client, &server).await
-            } else {
-                tokio::try_join!(
-                    copy_dir(&flow, &client, &server, true),
-                    copy_dir(&flow, &server, &client, false)
-                )
-                .map(|_| ())
+    while result.is_ok() {
+        if hand_off_now {
+            if let crate::kernel_splice::Started::Spliced { held } =
+                crate::kernel_splice::start(&flow, &client, &server)
+            {
+                // The spliced relay takes the sockets out of tokio (and resets them if
+                // dropped).
+                client_abort.disarm();
+                server_abort.disarm();
+                drop((client_abort, server_abort));
+                let addrs = (peer, backend.addr);
+                return crate::kernel_splice::serve(&flow, client, server, held, limits, addrs)
+                    .await;
             }
+            // Refused for these sockets: on in user space, for good.
+            flow.hand_off_after(None);
+        }
+        let relay = async {
+            tokio::try_join!(
+                copy_dir(&flow, &client, &server, true),
+                copy_dir(&flow, &server, &client, false)
+            )
+            .map(|_| ())
         };
         tokio::select! {
             r = relay => result = r,
-            () = idle_watch(&flow, backend.tcp_idle_timeout, backend.tcp_fin_timeout) => {
+            () = idle_watch(&flow, limits.0, limits.1) => {
                 idled = true;
             }
         }
+        if is_hand_off(&result) {
+            // Both directions stopped with nothing in hand (`Flow::hand_off_due`).
+            result = Ok(());
+            hand_off_now = true;
+            continue;
+        }
+        break;
     }
+    if finish(
+        &flow,
+        result,
+        idled,
+        &*client,
+        &*server,
+        (peer, backend.addr),
+    ) {
+        client_abort.disarm();
+        server_abort.disarm();
+    }
+}
+
+/// Ends a relayed flow after its relay returned `result` (or its idle limit ran out: `idled`):
+/// resets both sockets unless it ended normally, and reports `Closed`. `true` when it ended
+/// normally (the sockets may close with FIN). `addrs`: client and real server, for the log.
+pub(crate) fn finish(
+    flow: &Flow,
+    result: io::Result<()>,
+    idled: bool,
+    client: &impl AsFd,
+    server: &impl AsFd,
+    addrs: (SocketAddr, SocketAddr),
+) -> bool {
+    let (peer, rs) = addrs;
     match result {
         Ok(()) if idled => {
-            tracing::debug!(client = %peer, rs = %backend.addr, "flow idle, reset");
-            reset(&client);
-            reset(&server);
+            tracing::debug!(client = %peer, %rs, "flow idle, reset");
+            reset(client);
+            reset(server);
             flow.close(CloseReason::IdleTimeout);
+            false
         }
         Ok(()) => {
-            client_abort.disarm();
-            server_abort.disarm();
             flow.close(CloseReason::Normal);
+            true
         }
         Err(e) => {
-            tracing::debug!(client = %peer, rs = %backend.addr, error = %e, "flow reset");
-            Counters::inc(&w.counters.resets);
-            reset(&client);
-            reset(&server);
+            tracing::debug!(client = %peer, %rs, error = %e, "flow reset");
+            Counters::inc(&flow.worker().counters.resets);
+            reset(client);
+            reset(server);
             flow.close(CloseReason::Reset);
+            false
         }
     }
 }
@@ -395,16 +446,26 @@ pub(crate) async fn copy_dir(
             }
         };
         match step {
-            Step::Again => continue,
+            Step::Again => {
+                flow.set_clean(inbound, true);
+                continue;
+            }
             Step::Eof => break,
             Step::Sent { full } => bulk = full,
             Step::Pending { rest, full } => {
+                flow.set_clean(inbound, false);
                 write_all(to, &rest).await?;
                 bulk = full;
             }
         }
+        // A short read emptied the queue (`read_drain`); a full one may have stopped inside an
+        // skb. Bulk directions are handed over from `splice_dir`, at their EAGAIN.
+        flow.set_clean(inbound, !bulk);
         if fin_queued && !bulk {
             break;
+        }
+        if !bulk && flow.hand_off_due(inbound, false) {
+            return Err(io::Error::other(HandOff));
         }
     }
     if !flow.half_closed() {
@@ -458,7 +519,15 @@ async fn splice_dir(
                 return Ok(SpliceEnd::Eof);
             }
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // The queue is empty and the pipe too: a clean point to hand the flow over.
+                flow.set_clean(inbound, true);
+                if flow.hand_off_due(inbound, true) {
+                    w.put_pipe(pipe);
+                    return Err(io::Error::other(HandOff));
+                }
+                continue;
+            }
             Err(e) if !moved_any && e.raw_os_error() == Some(nix::libc::EINVAL) => {
                 w.put_pipe(pipe);
                 return Ok(SpliceEnd::Unsupported);
@@ -467,6 +536,7 @@ async fn splice_dir(
         };
         moved_any = true;
         flow.count_bytes(inbound, n);
+        flow.set_clean(inbound, false);
         let mut in_pipe = n;
         while in_pipe > 0 {
             to.writable().await?;
@@ -481,4 +551,21 @@ async fn splice_dir(
             }
         }
     }
+}
+
+/// The error a user-space relay direction returns to stop the relay when the flow is due for
+/// the kernel splicer ([`Flow::hand_off_due`]); never leaves [`serve`].
+#[derive(Debug)]
+struct HandOff;
+
+impl std::fmt::Display for HandOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("flow handed to the kernel splicer")
+    }
+}
+
+impl std::error::Error for HandOff {}
+
+fn is_hand_off(r: &io::Result<()>) -> bool {
+    matches!(r, Err(e) if e.get_ref().is_some_and(|i| i.is::<HandOff>()))
 }

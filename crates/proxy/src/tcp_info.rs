@@ -75,8 +75,8 @@ sockopt_impl!(
 );
 
 /// `TCP_INFO` of `sock` (one getsockopt).
-pub fn tcp_info<F: AsFd>(sock: &F) -> std::io::Result<TcpInfoHead> {
-    getsockopt(sock, TcpInfoOpt).map_err(std::io::Error::from)
+pub fn tcp_info<F: AsFd + ?Sized>(sock: &F) -> std::io::Result<TcpInfoHead> {
+    getsockopt(&sock.as_fd(), TcpInfoOpt).map_err(std::io::Error::from)
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -67,6 +66,9 @@ pub(crate) struct Worker {
     pipes: RefCell<Vec<Pipe>>,
     /// The kernel splicer (BPF sockmap) of this worker, when the kernel allows it.
     pub splicer: RefCell<Option<rvs_bpf::sockmap::Splicer>>,
+    /// The epoll set watching spliced sockets outside tokio (with the splicer; made when the
+    /// worker's runtime runs).
+    pub splice_watch: RefCell<Option<Rc<rvs_bpf::sock_watch::SockWatch>>>,
     /// Flows with traffic not yet reported; drained by [`traffic_tick`].
     dirty: RefCell<Vec<Weak<Flow>>>,
     /// Flows spliced in the kernel: user space sees none of their reads, so every traffic tick
@@ -84,6 +86,7 @@ impl Worker {
             udp_batch: RefCell::new(crate::udp_batch::Batch::new()),
             pipes: RefCell::new(Vec::new()),
             splicer: RefCell::new(crate::kernel_splice::load(cfg.kernel_splice)),
+            splice_watch: RefCell::new(None),
             dirty: RefCell::new(Vec::new()),
             spliced: RefCell::new(Vec::new()),
             balancer,
@@ -156,6 +159,12 @@ pub(crate) struct Flow {
     segments: RefCell<Option<Segments>>,
     /// TCP: the flow's pair in the kernel splicer, and the bytes of it already reported.
     kernel: RefCell<Option<KernelSpliced>>,
+    /// TCP, user-space relay: reads left before the flow is handed to the kernel splicer
+    /// (`None`: never; see [`Flow::hand_off_due`]).
+    hand_off_in: Cell<Option<u32>>,
+    /// TCP, user-space relay: each direction (client → server first) may not be handed to the
+    /// kernel now (see [`Flow::set_clean`]).
+    unclean: [Cell<bool>; 2],
 }
 
 /// Why a flow's traffic is reported.
@@ -180,8 +189,8 @@ struct KernelSpliced {
 /// "out" those received from the real server, as IPVS counts the packets it sees in each
 /// direction. Weak, so a flow outliving its sockets (dropped task) reads nothing.
 struct Segments {
-    client: Weak<TcpStream>,
-    server: Weak<TcpStream>,
+    client: Weak<dyn AsFd>,
+    server: Weak<dyn AsFd>,
     reported_in: u32,
     reported_out: u32,
 }
@@ -189,7 +198,7 @@ struct Segments {
 impl Segments {
     /// Segments received on each socket since the last call (wrapping `u32` counters).
     fn take(&mut self) -> (u64, u64) {
-        let seen = |s: &Weak<TcpStream>| {
+        let seen = |s: &Weak<dyn AsFd>| {
             s.upgrade()
                 .and_then(|s| crate::tcp_info::tcp_info(&*s).ok())
                 .map(|i| i.segs_in)
@@ -221,7 +230,38 @@ impl Flow {
             latency: Cell::new(crate::latency_probe::LatencyProbe::Off),
             segments: RefCell::new(None),
             kernel: RefCell::new(None),
+            hand_off_in: Cell::new(None),
+            unclean: [Cell::new(false), Cell::new(false)],
         })
+    }
+
+    /// Hand the flow to the kernel splicer after `reads` more reads of the user-space relay
+    /// (`None`: never).
+    pub fn hand_off_after(&self, reads: Option<u32>) {
+        self.hand_off_in.set(reads);
+    }
+
+    /// Whether the user-space relay's direction `inbound` could stop now without losing or
+    /// repeating a byte: it holds nothing read and not yet written, and its last read emptied
+    /// the socket's receive queue (a short read, or `EAGAIN`). The second matters because the
+    /// kernel's splicer takes the queue skb by skb and ignores how much of the first one was
+    /// read already: a read that stopped inside an skb would have that part sent twice.
+    pub fn set_clean(&self, inbound: bool, clean: bool) {
+        self.unclean[usize::from(!inbound)].set(!clean);
+    }
+
+    /// Called by a direction of the user-space relay at a clean point ([`Flow::set_clean`]),
+    /// `bulk` when its transfer is bulk: whether the flow should go to the kernel splicer now.
+    /// Yes when its reads are used up or the transfer is bulk, both directions are still open,
+    /// and the other direction is clean too (it waits for data: stopping it loses nothing, and
+    /// what arrives from now on waits in the sockets' queues for the kernel).
+    pub fn hand_off_due(&self, inbound: bool, bulk: bool) -> bool {
+        let Some(left) = self.hand_off_in.get() else {
+            return false;
+        };
+        let left = left.saturating_sub(1);
+        self.hand_off_in.set(Some(left));
+        (left == 0 || bulk) && !self.half_closed.get() && !self.unclean[usize::from(inbound)].get()
     }
 
     /// The flow's sockets are spliced in the kernel as `pair`: its bytes are the splicer's
@@ -272,13 +312,20 @@ impl Flow {
     }
 
     /// TCP: count packets from now on as the kernel's segments of `client` and `server`, from
-    /// the start of each connection (handshake included, as IPVS counts the SYN).
-    pub fn count_segments(&self, client: &Rc<TcpStream>, server: &Rc<TcpStream>) {
-        *self.segments.borrow_mut() = Some(Segments {
-            client: Rc::downgrade(client),
-            server: Rc::downgrade(server),
-            reported_in: 0,
-            reported_out: 0,
+    /// the start of each connection (handshake included, as IPVS counts the SYN). Called again
+    /// with the same sockets under a new owner (a spliced flow's sockets leave tokio), the
+    /// counts carry on.
+    pub fn count_segments<S: AsFd + 'static>(&self, client: &Rc<S>, server: &Rc<S>) {
+        let (c, s): (Rc<dyn AsFd>, Rc<dyn AsFd>) = (client.clone(), server.clone());
+        let mut segments = self.segments.borrow_mut();
+        let reported = segments
+            .as_ref()
+            .map_or((0, 0), |s| (s.reported_in, s.reported_out));
+        *segments = Some(Segments {
+            client: Rc::downgrade(&c),
+            server: Rc::downgrade(&s),
+            reported_in: reported.0,
+            reported_out: reported.1,
         });
     }
 
@@ -500,6 +547,25 @@ async fn traffic_tick(w: Rc<Worker>) {
 
 async fn serve(w: Rc<Worker>, mut rx: mpsc::UnboundedReceiver<Command>) -> usize {
     let _tick = AbortOnDrop(tokio::task::spawn_local(traffic_tick(w.clone())));
+    // With a splicer: the set that watches spliced sockets, and its task.
+    let _watch = if w.splicer.borrow().is_some() {
+        match rvs_bpf::sock_watch::SockWatch::new() {
+            Ok(watch) => {
+                *w.splice_watch.borrow_mut() = Some(watch.clone());
+                Some(AbortOnDrop(tokio::task::spawn_local(async move {
+                    let e = watch.run().await;
+                    tracing::error!(error = %e, "the watch of spliced sockets failed");
+                })))
+            }
+            Err(e) => {
+                // Spliced flows then stay registered in tokio (correct, more wake-ups).
+                tracing::warn!(error = %e, "no epoll set for spliced sockets");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut listeners: HashMap<ListenerSpec, JoinHandle<()>> = HashMap::new();
     let mut drain = Duration::ZERO;
     while let Some(cmd) = rx.recv().await {

@@ -812,8 +812,19 @@ fn neigh6_is(ns: &Netns, addr: &str, dev: &str, mac: &str) -> (bool, String) {
 /// flows, and the real servers' neighbour entry for the local address is the director's MAC.
 #[test]
 fn fullnat_lab_ipv6_local_address_nd_and_stats() {
+    fullnat6_lab("ppfnat6", false);
+}
+
+/// [`fullnat_lab_ipv6_local_address_nd_and_stats`] with the XDP fast path: the program
+/// forwarded frames of the 300 KB download itself (both directions are rewritten there).
+#[test]
+fn fullnat_lab_ipv6_local_address_nd_and_stats_xdp() {
+    fullnat6_lab("ppfnat6x", true);
+}
+
+fn fullnat6_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat_dual("ppfnat6").expect("dual-stack nat lab");
+    let mut t = rvs_lab::nat_dual(name).expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     let lip = "fd00:2::100";
@@ -834,7 +845,12 @@ fn fullnat_lab_ipv6_local_address_nd_and_stats() {
     let dirs = director.ip(["-6", "addr", "show"]).expect("ip -6 addr");
     assert!(!dirs.contains(lip), "{lip} must not be configured:\n{dirs}");
 
-    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        xdp_args(xdp),
+    );
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
     rvsd.line(&format!("-A -t {tsvc} -s rr"));
     rvsd.line(&format!("--add-laddr -t {tsvc} -z {lip}"));
@@ -910,6 +926,7 @@ fn fullnat_lab_ipv6_local_address_nd_and_stats() {
         !log.contains("no_route"),
         "a frame found no neighbour:\n{log}"
     );
+    check_xdp_log(xdp, &["eth0", "eth1"], &log);
 }
 
 /// (h) DR over IPv6 in the dual-stack NAT lab: the real servers carry the VIP fd00:1::100/128
@@ -1021,32 +1038,93 @@ fn dr6_lab(name: &str, xdp: bool) {
     check_xdp_log(xdp, &["eth0"], &rvsd.stop());
 }
 
-/// (g) IPv6 TUN, end to end, on the dual-stack TUN lab (`rvs_lab::tun_dual`): the client
-/// fd00:1::2 dials the VIP fd00:100::1, which the router routes to the director; rvsd
-/// encapsulates each request in IPv6 to the real server's own address behind the router
-/// (6in6, then GUE over IPv6 on the decapsulators' port, then GRE over IPv6: the same dests
-/// edited with `-e`), the real server's userspace decapsulator injects the inner packet into
-/// its TUN device, nginx answers from the VIP on `lo` straight through the router. For each
-/// encapsulation: curl -6 gets both real servers' pages alternating under rr, the real server
-/// sees the client's own address, only the decapsulator counter of that encapsulation moved
-/// (by at least 3 packets per request), and `--stats` OutPkts stay 0 (replies bypass rvsd).
+/// (g) TUN, end to end, on the dual-stack TUN lab (`rvs_lab::tun_dual`), every encapsulation
+/// and checksum option, both families: the client dials the VIP (192.168.100.1 / fd00:100::1),
+/// which the router routes to the director; rvsd encapsulates each request to the real
+/// server's own address behind the router (IP-in-IP, then GUE on the decapsulators' port, GUE
+/// with `--tun-csum` and `--tun-remcsum`, GRE, GRE with `--tun-csum`: the same dests edited
+/// with `-e`), the real server's userspace decapsulator (which verifies the outer checksums)
+/// injects the inner packet into its TUN device, nginx answers from the VIP on `lo` straight
+/// through the router. For each encapsulation: curl gets both real servers' pages alternating
+/// under rr, the real server sees the client's own address, only the decapsulator counter of
+/// that encapsulation moved (by at least 3 packets per request), and `--stats` OutPkts stay 0
+/// (replies bypass rvsd).
 #[test]
 fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
+    tun_kinds_lab("pptun6", false);
+}
+
+/// [`tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director`] with the XDP fast path, the
+/// client sending complete checksums (`ethtool -K eth0 tx off`, as from a NIC: a partial one
+/// is the userspace plane's to complete): for each encapsulation and family a 300 KB download
+/// arrives intact, and the program's forwarded-frame counter (`rvs_xdp_packets_total`,
+/// verdicts tx + redirect) moved during it — so the program itself built GUE, GRE and their
+/// checksums, which the decapsulators verified.
+#[test]
+fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director_xdp() {
+    tun_kinds_lab("pptun6x", true);
+}
+
+/// Where the tests that read the XDP counters run rvsd's metrics (in the director's namespace).
+const XDP_METRICS: &str = "127.0.0.1:9760";
+
+/// Frames the XDP program forwarded (verdicts `tx` and `redirect`), from the metrics of the
+/// rvsd in `ns` (started with `--metrics-listen` [`XDP_METRICS`]).
+fn xdp_forwarded(ns: &Netns) -> u64 {
+    let text = curl(ns, &format!("http://{XDP_METRICS}/metrics"));
+    text.lines()
+        .filter(|l| {
+            l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
+                || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
+        .sum()
+}
+
+fn tun_kinds_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::tun_dual("pptun6").expect("dual-stack tun lab");
+    if xdp {
+        rvs_require::require_tools!("ethtool");
+    }
+    let mut t = rvs_lab::tun_dual(name).expect("dual-stack tun lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     let gue_port = t.gue_port.expect("TUN lab GUE port");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let rvsd = start(&director, t.lab().workdir(), &["eth0"], &[]);
-    let tsvc = format!("[{}]:{}", v6.vip, t.port);
-    rvsd.line(&format!("-A -t {tsvc} -s rr"));
-    for rip in &v6.rips {
-        rvsd.line(&format!("-a -t {tsvc} -r [{rip}]:{} -i", t.port));
+    if xdp {
+        client
+            .cmd("ethtool")
+            .args(["-K", "eth0", "tx", "off"])
+            .run()
+            .expect("ethtool -K eth0 tx off");
     }
-    // The real servers are behind the router: nothing to resolve on the director's link.
-    wait_plane_ready(&director, &v6.vip.to_string(), &[]);
+    let mut args = xdp_args(xdp).to_vec();
+    args.extend(["--metrics-listen", XDP_METRICS]);
+    let rvsd = start(&director, t.lab().workdir(), &["eth0"], &args);
+    let v4_rips: Vec<std::net::IpAddr> = t.rips().into_iter().map(Into::into).collect();
+    let v6_rips: Vec<std::net::IpAddr> = v6.rips.iter().copied().map(Into::into).collect();
+    let families = [
+        (
+            std::net::IpAddr::from(t.vip),
+            v4_rips,
+            "192.168.1.2".to_string(),
+        ),
+        (v6.vip.into(), v6_rips, v6.client.to_string()),
+    ];
+    let ep = |a: std::net::IpAddr, port: u16| match a {
+        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+    };
+    for (vip, rips, _) in &families {
+        let tsvc = ep(*vip, t.port);
+        rvsd.line(&format!("-A -t {tsvc} -s rr"));
+        for rip in rips {
+            rvsd.line(&format!("-a -t {tsvc} -r {} -i", ep(*rip, t.port)));
+        }
+        // The real servers are behind the router: nothing to resolve on the director's link.
+        wait_plane_ready(&director, &vip.to_string(), &[]);
+    }
 
     // (ipip, gre, gue) summed over the real servers' decapsulators.
     let decapped = |t: &rvs_lab::Topology| {
@@ -1060,54 +1138,102 @@ fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
         v6.rips.len(),
         "one decapsulator each"
     );
-    let url = format!("http://[{}]:{}/", v6.vip, t.port);
+    let big = random_bytes(300_000);
+    publish(&t, "big.bin", &big);
+    let gue = format!("--tun-type gue --tun-port {gue_port}");
     let kinds = [
-        ("6in6", String::new()),
-        ("gue", format!("--tun-type gue --tun-port {gue_port}")),
+        ("ipip", String::new()),
+        ("gue", gue.clone()),
+        ("gue-csum", format!("{gue} --tun-csum")),
+        ("gue-remcsum", format!("{gue} --tun-remcsum")),
         ("gre", "--tun-type gre".to_string()),
+        ("gre-csum", "--tun-type gre --tun-csum".to_string()),
     ];
-    let mut requests = 0u64;
-    for (kind, opts) in &kinds {
-        if !opts.is_empty() {
-            for rip in &v6.rips {
-                rvsd.line(&format!("-e -t {tsvc} -r [{rip}]:{} -i {opts}", t.port));
+    for (vip, rips, client_addr) in &families {
+        let tsvc = ep(*vip, t.port);
+        let url = format!("http://{}/", ep(*vip, t.port));
+        let mut requests = 0u64;
+        for (kind, opts) in &kinds {
+            let kind = format!("{kind} to {vip}");
+            for rip in rips {
+                rvsd.line(&format!("-e -t {tsvc} -r {} -i {opts}", ep(*rip, t.port)));
             }
+            let before = decapped(&t);
+            let pages: Vec<String> = (0..4).map(|_| curl(&client, &url)).collect();
+            for w in pages.windows(2) {
+                assert_ne!(w[0], w[1], "{kind}: rr must alternate: {pages:?}");
+            }
+            assert!(
+                pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"),
+                "{kind}: {pages:?}"
+            );
+            let who = curl(&client, &format!("{url}whoami"));
+            assert_eq!(
+                who.trim(),
+                client_addr,
+                "{kind}: TUN keeps the client address"
+            );
+            requests += 5;
+            if xdp {
+                let fwd_before = xdp_forwarded(&director);
+                let got = download(
+                    &client,
+                    t.lab().workdir(),
+                    &format!("{url}big.bin"),
+                    None,
+                    name,
+                );
+                assert!(
+                    got == big,
+                    "{kind}: 300 KB download: got {} bytes",
+                    got.len()
+                );
+                requests += 1;
+                // The metric follows the program's counters at each sweep (100 ms).
+                let mut fwd = 0;
+                for _ in 0..20 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    fwd = xdp_forwarded(&director) - fwd_before;
+                    if fwd > 0 {
+                        break;
+                    }
+                }
+                assert!(
+                    fwd > 0,
+                    "{kind}: the XDP program forwarded nothing:\n{}",
+                    curl(&director, &format!("http://{XDP_METRICS}/metrics"))
+                        .lines()
+                        .filter(|l| l.starts_with("rvs_xdp"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                eprintln!("{kind}: the XDP program forwarded {fwd} frames of the download");
+            }
+            let after = decapped(&t);
+            let delta = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+            let (this, others) = if kind.starts_with("ipip") {
+                (delta.0, delta.1 + delta.2)
+            } else if kind.starts_with("gre") {
+                (delta.1, delta.0 + delta.2)
+            } else {
+                (delta.2, delta.0 + delta.1)
+            };
+            assert!(
+                this >= 5 * 3,
+                "{kind}: decapsulated (ipip, gre, gue) {delta:?}"
+            );
+            assert_eq!(others, 0, "{kind}: other encapsulations seen {delta:?}");
         }
-        let before = decapped(&t);
-        let pages: Vec<String> = (0..4).map(|_| curl(&client, &url)).collect();
-        for w in pages.windows(2) {
-            assert_ne!(w[0], w[1], "{kind}: rr must alternate: {pages:?}");
-        }
+        let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
         assert!(
-            pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"),
-            "{kind}: {pages:?}"
+            conns >= requests && inpkts >= requests * 3,
+            "{tsvc}: {conns} {inpkts}"
         );
-        let who = curl(&client, &format!("{url}whoami"));
-        assert_eq!(
-            who.trim(),
-            v6.client.to_string(),
-            "{kind}: TUN keeps the client address"
-        );
-        requests += 5;
-        let after = decapped(&t);
-        let delta = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
-        let (this, others) = match *kind {
-            "6in6" => (delta.0, delta.1 + delta.2),
-            "gre" => (delta.1, delta.0 + delta.2),
-            _ => (delta.2, delta.0 + delta.1),
-        };
-        assert!(
-            this >= 5 * 3,
-            "{kind}: decapsulated (ipip, gre, gue) {delta:?}"
-        );
-        assert_eq!(others, 0, "{kind}: other encapsulations seen {delta:?}");
+        assert_eq!(outpkts, 0, "TUN replies bypass the director");
     }
-    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
-    assert!(
-        conns >= requests && inpkts >= requests * 3,
-        "{conns} {inpkts}"
-    );
-    assert_eq!(outpkts, 0, "TUN replies bypass the director");
+    let mut rvsd = rvsd;
+    let log = rvsd.stop();
+    check_xdp_log(xdp, &["eth0"], &log);
 }
 
 /// Echo connections opened from `client` to `addr`, with a read timeout so a stalled path is a

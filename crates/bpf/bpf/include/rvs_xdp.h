@@ -21,12 +21,15 @@ struct rvs_flow_key {
 enum rvs_flow_op {
 	RVS_OP_REWRITE = 1, /* NAT, FULLNAT, DR: addresses/ports per flags, MACs, TTL */
 	RVS_OP_IPIP = 2,    /* TUN: IP-in-IP (4in4, 6in4, 4in6, 6in6) */
+	RVS_OP_GUE = 3,     /* TUN: UDP from sport to dport, GUE header, inner packet */
+	RVS_OP_GRE = 4,     /* TUN: GRE header (version 0), inner packet */
 };
 
 #define RVS_F_SRC 0x01       /* rewrite the source to saddr:sport */
 #define RVS_F_DST 0x02       /* rewrite the destination to daddr:dport */
 #define RVS_F_PMTU_DISC 0x04 /* tunnel: copy DF from an IPv4 inner header */
 #define RVS_F_OUTER_V6 0x08  /* tunnel: the outer header is IPv6 */
+#define RVS_F_TUN_CSUM 0x10  /* GUE: UDP checksum (else 0); GRE: C bit and checksum word */
 
 struct rvs_flow {
 	__u32 ifindex;  /* egress interface: XDP_TX when it is the ingress one, else devmap */
@@ -37,8 +40,8 @@ struct rvs_flow {
 	__u8 src_mac[6];
 	__u8 saddr[16]; /* new source (rewrite) or outer source (tunnel) */
 	__u8 daddr[16]; /* new destination (rewrite) or outer destination (tunnel) */
-	__be16 sport;
-	__be16 dport;
+	__be16 sport;   /* new source port (rewrite) or GUE's UDP source port */
+	__be16 dport;   /* new destination port (rewrite) or the GUE port */
 	__u32 pad[2];
 	/* Written by the program. */
 	__u64 packets;

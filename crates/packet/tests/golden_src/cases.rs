@@ -98,6 +98,9 @@ pub enum M {
     Gre,
     GreCsum,
     FullNat,
+    /// GUE with `--tun-remcsum`: frames from the wire have complete checksums, so it sends
+    /// what [`M::GueCsum`] sends (not in [`M::ALL`]).
+    GueRemCsum,
 }
 
 impl M {
@@ -118,6 +121,7 @@ impl M {
             M::Ipip => "tun-ipip",
             M::Gue => "tun-gue",
             M::GueCsum => "tun-gue-csum",
+            M::GueRemCsum => "tun-gue-remcsum",
             M::Gre => "tun-gre",
             M::GreCsum => "tun-gre-csum",
             M::FullNat => "fullnat",
@@ -130,6 +134,7 @@ impl M {
             M::Ipip => "-i --tun-type ipip".into(),
             M::Gue => format!("-i --tun-type gue --tun-port {GUE_PORT}"),
             M::GueCsum => format!("-i --tun-type gue --tun-port {GUE_PORT} --tun-csum"),
+            M::GueRemCsum => format!("-i --tun-type gue --tun-port {GUE_PORT} --tun-remcsum"),
             M::Gre => "-i --tun-type gre".into(),
             M::GreCsum => "-i --tun-type gre --tun-csum".into(),
             M::FullNat => "--fullnat".into(),
@@ -156,7 +161,7 @@ impl M {
                 sport: sport(),
                 csum: false,
             }),
-            M::GueCsum => Some(Tun::Gue {
+            M::GueCsum | M::GueRemCsum => Some(Tun::Gue {
                 port: GUE_PORT,
                 sport: sport(),
                 csum: true,
@@ -170,7 +175,7 @@ impl M {
     fn overhead(self, outer_v6: bool) -> u32 {
         let ip = if outer_v6 { 40 } else { 20 };
         ip + match self {
-            M::Gue | M::GueCsum => 12,
+            M::Gue | M::GueCsum | M::GueRemCsum => 12,
             M::Gre => 4,
             M::GreCsum => 8,
             _ => 0,
@@ -574,9 +579,21 @@ fn dr_tun_sequences(v: &mut Vec<Case>) {
 /// A TCP connection carried on after it is ESTABLISHED: handshake, data both ways, ACKs. The
 /// packets after the handshake are the ones a kernel fast path (rvsd's XDP program) takes
 /// over, so these cases give it established traffic in both directions to be checked against.
-/// NAT and FULLNAT see the replies; DR and TUN only the client's packets.
+/// NAT and FULLNAT see the replies; DR and TUN only the client's packets. Tunnels also carry
+/// an odd-length packet and one longer than 512 bytes (the checksum options sum the whole
+/// inner packet, in 512-byte chunks in the XDP program).
 fn established(v: &mut Vec<Case>) {
-    for m in [M::Nat, M::FullNat, M::Dr, M::Ipip] {
+    for m in [
+        M::Nat,
+        M::FullNat,
+        M::Dr,
+        M::Ipip,
+        M::Gue,
+        M::GueCsum,
+        M::GueRemCsum,
+        M::Gre,
+        M::GreCsum,
+    ] {
         for v6 in [false, true] {
             let c = client(v6);
             let i = ip(c, vip(v6));
@@ -623,6 +640,20 @@ fn established(v: &mut Vec<Case>) {
             steps.push(("client ACK", true, tcp(sport, 80, "A")));
             if replies {
                 steps.push(("real-server ACK", false, tcp(RS_PORT, rport, "A")));
+            }
+            if m.tun(&i, &tcp(sport, 80, "A")).is_some() {
+                let odd = b"x=1\r\n".to_vec();
+                steps.push((
+                    "client data, odd length",
+                    true,
+                    tcp_data(sport, 80, "PA", odd),
+                ));
+                let long: Vec<u8> = (0..1201u32).map(|k| (k * 7 + 3) as u8).collect();
+                steps.push((
+                    "client data, 1201 bytes",
+                    true,
+                    tcp_data(sport, 80, "PA", long),
+                ));
             }
             for (doc, from_c, l4) in steps {
                 if from_c {

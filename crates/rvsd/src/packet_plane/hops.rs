@@ -3,11 +3,15 @@
 //! The plane asks for a next hop per forwarded packet, under the packet shard's lock. A
 //! worker answers from the [`HopTable`] the keeper publishes, then from the neighbours learned
 //! from solicitations ([`crate::learned_neighbours`]); when neither knows the destination the
-//! answer is *neighbour pending*: the frame is dropped (counted `no_route`, as before) and
-//! the destination is noted. After the block, outside the lock, the worker hands its misses
+//! answer is *neighbour pending*: the plane drops the frame (counted `no_route`), the worker
+//! holds a copy until the next hop is known ([`super::unresolved`]) and the destination is
+//! noted. After the block, outside the lock, the worker hands its misses
 //! to the keeper ([`Misses`]) and rings its bell; the keeper asks the kernel over rtnetlink
 //! (firing a probe when the neighbour is unknown) and publishes the table again when it
-//! learned something. No worker makes a system call for a next hop.
+//! learned something. No worker makes a system call for a next hop. A destination the kernel
+//! does not know yet is looked at again soon after the probe ([`Resolving::retry`]: 2 ms,
+//! then twice as long each time, for up to [`PROBE_FOR`]), so that held frames leave as soon
+//! as the neighbour answers rather than when the next packet reports it again.
 //!
 //! The keeper also resolves every real server as soon as it is added (blocking, before the
 //! control request returns), and re-reads entries older than [`REFRESH_AFTER`] so that a
@@ -34,6 +38,11 @@ pub(super) const REPORT_AGAIN_AFTER: Duration = Duration::from_millis(200);
 const REPORTED_MAX: usize = 4096;
 /// Most misses waiting for the keeper; more are dropped (the next packet reports them again).
 const MISSES_MAX: usize = 4096;
+/// How long the keeper keeps looking for a destination it probed: the kernel gives up on a
+/// neighbour after three probes one second apart.
+pub(super) const PROBE_FOR: Duration = Duration::from_secs(3);
+/// First wait before looking again at a probed destination (doubled each time).
+const PROBE_FIRST_LOOK: Duration = Duration::from_millis(2);
 /// Age after which the keeper re-reads a cached next hop from the kernel.
 pub(super) const REFRESH_AFTER: Duration = Duration::from_secs(30);
 
@@ -92,6 +101,9 @@ pub(super) struct Hops {
     reported: RefCell<HashMap<IpAddr, Instant>>,
     /// Lookups that found nothing (each one a dropped frame).
     pending: Cell<u64>,
+    /// The destination of the last lookup that found nothing, until the worker takes it
+    /// (to hold the frame, [`super::unresolved`]).
+    last_miss: Cell<Option<IpAddr>>,
 }
 
 impl Hops {
@@ -103,7 +115,20 @@ impl Hops {
             misses: RefCell::new(Vec::new()),
             reported: RefCell::new(HashMap::new()),
             pending: Cell::new(0),
+            last_miss: Cell::new(None),
         }
+    }
+
+    /// The destination the last lookup missed, if any since the last call.
+    pub(super) fn take_miss(&self) -> Option<IpAddr> {
+        self.last_miss.take()
+    }
+
+    /// Whether a lookup of `dst` would find a next hop now; counts and reports nothing.
+    pub(super) fn resolved(&self, dst: &IpAddr) -> bool {
+        let mut snap = self.snap.borrow_mut();
+        self.table.refresh(&mut snap);
+        snap.get(dst).is_some() || lock(&self.learned).get(dst, Instant::now()).is_some()
     }
 
     /// Lookups that found no next hop so far.
@@ -137,6 +162,7 @@ impl Neighbours for Hops {
             return Some(h);
         }
         self.pending.set(self.pending.get() + 1);
+        self.last_miss.set(Some(dst));
         let mut reported = self.reported.borrow_mut();
         let due = reported
             .get(&dst)
@@ -162,6 +188,8 @@ pub(super) struct Resolving {
     table: Arc<Published<HopTable>>,
     /// The table as last published, with when each entry was read from the kernel.
     current: HashMap<IpAddr, (NextHop, Instant)>,
+    /// Destinations probed and not resolved yet: (give up at, next look, wait after it).
+    probing: HashMap<IpAddr, (Instant, Instant, Duration)>,
     changed: bool,
 }
 
@@ -176,6 +204,7 @@ impl Resolving {
             ifindexes: ifaces.iter().map(|i| i.ifindex).collect(),
             table,
             current: HashMap::new(),
+            probing: HashMap::new(),
             changed: false,
         }
     }
@@ -207,17 +236,61 @@ impl Resolving {
     }
 
     /// One look at the kernel for each destination a worker missed, without waiting: what
-    /// the kernel knows goes into the table, the rest are probed (a worker reports them
-    /// again if they are still missing).
+    /// the kernel knows goes into the table, the rest are probed and looked at again by
+    /// [`Resolving::retry`] (and a worker reports them again if they are still missing).
     pub(super) fn misses(&mut self, dsts: Vec<IpAddr>) {
+        let now = Instant::now();
         for dst in dsts {
-            if self.current.contains_key(&dst) {
+            if self.current.contains_key(&dst) || self.probing.contains_key(&dst) {
                 continue;
             }
-            if let Ok(Some(nh)) = self.resolver.try_resolve(dst) {
-                self.note(dst, nh);
+            match self.resolver.try_resolve(dst) {
+                Ok(Some(nh)) => self.note(dst, nh),
+                Ok(None) => {
+                    let first = PROBE_FIRST_LOOK;
+                    self.probing
+                        .insert(dst, (now + PROBE_FOR, now + first, first * 2));
+                }
+                Err(_) => {}
             }
         }
+    }
+
+    /// Looks again at the probed destinations that are due: found ones go into the table,
+    /// those still unknown after [`PROBE_FOR`] are given up (the workers drop what they
+    /// held for them).
+    pub(super) fn retry(&mut self) {
+        let now = Instant::now();
+        let due: Vec<IpAddr> = self
+            .probing
+            .iter()
+            .filter(|(_, (_, next, _))| *next <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        for dst in due {
+            let found = match self.resolver.try_resolve(dst) {
+                Ok(Some(nh)) => {
+                    self.note(dst, nh);
+                    true
+                }
+                _ => false,
+            };
+            match self.probing.get_mut(&dst) {
+                Some((until, _, _)) if found || *until <= now => {
+                    self.probing.remove(&dst);
+                }
+                Some((_, next, wait)) => {
+                    *next = now + *wait;
+                    *wait *= 2;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// When [`Resolving::retry`] has something to look at next.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.probing.values().map(|(_, next, _)| *next).min()
     }
 
     /// Re-reads the entries older than [`REFRESH_AFTER`]; those the kernel no longer

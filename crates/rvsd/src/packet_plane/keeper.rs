@@ -9,8 +9,10 @@
 //!
 //! It wakes when the control side publishes a new [`PacketView`], a worker queues a miss or
 //! the VRRP status board records a transition (all three ring its [`Doorbell`]), not on a
-//! timer. One input has no notification of its own and is looked at on the keeper's bounded
-//! wait: the nft ruleset (every [`NFT_POLL`] while a firewall-mark service exists).
+//! timer. Two inputs have no notification of their own and are looked at on the keeper's
+//! bounded wait: the nft ruleset (every [`NFT_POLL`] while a firewall-mark service exists)
+//! and the kernel's neighbour table for destinations it probed (a few milliseconds after the
+//! probe, then less and less often, while workers hold frames for them).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -155,13 +157,19 @@ pub(super) fn keeper(
             board.follow(&cx.bell);
         }
         if seen == Some(cur.version()) {
-            cx.bell.wait(STOP_CHECK);
+            // A probed next hop is looked at again soon: workers hold frames for it.
+            let wait = hops
+                .next_retry()
+                .map_or(STOP_CHECK, |t| t.saturating_duration_since(Instant::now()))
+                .min(STOP_CHECK);
+            cx.bell.wait(wait);
             if cx.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
         // Next hops the workers missed: one look at the kernel each, outside any batch.
         hops.misses(cx.misses.take());
+        hops.retry();
         if Instant::now() >= next_refresh {
             hops.refresh();
             next_refresh = Instant::now() + REFRESH_EVERY;

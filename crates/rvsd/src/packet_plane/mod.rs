@@ -61,21 +61,23 @@
 //! # Modules
 //!
 //! [`config`]: interfaces, options and the view; `worker`: the per-port loop; `keeper`:
-//! the guard, announcements, real-server resolution and mark rules.
+//! the guard, announcements, real-server resolution and mark rules; `hops`: the workers'
+//! next-hop cache; `unresolved`: frames waiting for a next hop.
 //!
 //! # Next hops
 //!
 //! A worker's next-hop lookup is cache-only (`hops`): it reads the table the keeper
 //! publishes, then the neighbours learned from solicitations, and makes no system call. A
-//! destination in neither is *neighbour pending*: the frame is dropped (counted `no_route`),
-//! and after the block, outside the lock, the destination goes to the keeper (at most once
-//! per 200 ms per worker), which asks the kernel over rtnetlink, fires a probe when the
-//! neighbour is unknown, and publishes what it learned. The keeper resolves every real server
-//! with the blocking [`Resolver::resolve`](rvs_packet_io::Resolver::resolve) as soon as it is
-//! added (before the control request returns), so the first packet of a flow normally finds
-//! the entry; entries older than 30 s are re-read from the kernel. What this costs: the first
-//! packet toward a destination the kernel knows but the table does not yet (a new client
-//! behind a router, say) is dropped, where the old inline lookup found it.
+//! destination in neither is *neighbour pending*: the plane drops the frame (counted
+//! `no_route`) and the worker holds a copy (`unresolved`, as the kernel queues packets for a
+//! neighbour it is resolving); after the block, outside the lock, the destination goes to the
+//! keeper (at most once per 200 ms per worker), which asks the kernel over rtnetlink, fires a
+//! probe when the neighbour is unknown, looks again a few milliseconds later, and publishes
+//! what it learned. The worker then processes the held frames again and sends them; frames
+//! whose next hop is not known within 3 s are dropped and counted. The keeper resolves every
+//! real server with the blocking [`Resolver::resolve`](rvs_packet_io::Resolver::resolve) as
+//! soon as it is added (before the control request returns), so the first packet of a flow
+//! normally finds the entry; entries older than 30 s are re-read from the kernel.
 //!
 //! # Firewall marks
 //!
@@ -92,6 +94,9 @@ pub mod frag_stats;
 mod hops;
 mod iface;
 mod keeper;
+mod syn_answer;
+pub mod syn_stats;
+mod unresolved;
 mod worker;
 pub mod xdp;
 pub mod xsk;
@@ -260,6 +265,15 @@ impl PacketPlane {
                 stop: stop.clone(),
                 ifaces: ifaces.clone(),
                 report: feed.xdp.clone(),
+                syn_answer: {
+                    let mut k = syn_answer::SynAnswerKeeper::new(
+                        &clock,
+                        packet_shard.clone(),
+                        feed.view.clone(),
+                        ifaces.clone(),
+                    );
+                    Box::new(move |fp| k.keep(fp))
+                },
             };
             pp.syncer = Some(
                 std::thread::Builder::new()
@@ -301,6 +315,7 @@ impl PacketPlane {
                 ifaces: ifaces.clone(),
                 offers: offers_tx.clone(),
                 frag: feed.frag.clone(),
+                syn: feed.syn.clone(),
             };
             let h = std::thread::Builder::new()
                 .name(format!("rvs-pkt-{}", ifaces[i].name))
@@ -340,7 +355,7 @@ impl PacketPlane {
                         .map(|(d, n)| format!("{}={n}", d.name()))
                         .collect();
                     tracing::info!(
-                        "packet worker {}: {} frames in {} batches, {} oversize, {} for other hosts, {} ring drops, {} transmit errors, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), {} next hops pending, drops: {}",
+                        "packet worker {}: {} frames in {} batches, {} oversize, {} for other hosts, {} ring drops, {} transmit errors, {} checksums completed, {} super-frames segmented, {} sent outside the ring ({} failed), {} next hops pending, {} frames held for a next hop ({} sent on, {} expired, {} discarded), drops: {}",
                         r.iface,
                         r.frames,
                         r.batches,
@@ -353,6 +368,10 @@ impl PacketPlane {
                         r.out_sent,
                         r.out_failed,
                         r.neighbour_pending,
+                        r.held.held,
+                        r.held.released,
+                        r.held.expired,
+                        r.held.discarded,
                         if drops.is_empty() { "none".into() } else { drops.join(" ") }
                     );
                     if let Some(e) = r.error {

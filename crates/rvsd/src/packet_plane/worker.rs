@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rvs_core::Time;
-use rvs_packet::plane::{DropCounters, Neighbours, Plane, PortId, Verdict};
+use rvs_packet::plane::{DropCounters, DropReason, Neighbours, Plane, PortId, Verdict};
 use rvs_packet_io::{FrameSink, PacketPort, RxBlock, RxFrame, Sender};
 
 use super::config::{Iface, PacketView};
 use super::frag_stats::{FragStats, Publisher};
 use super::hops::{HopTable, Hops, Misses};
+use super::unresolved::{HoldCounters, Unresolved};
 use super::xdp::OfferOut;
 use crate::clock::Clock;
 use crate::learned_neighbours::{solicitation_sender, Learned};
@@ -39,6 +40,9 @@ pub(super) const BLOCKS_PER_BATCH: usize = 1;
 pub(super) const POLL: Duration = Duration::from_millis(100);
 /// Most fragments one packet is split into (a 9 KB frame at the 68-byte minimum MTU).
 const MAX_FRAGMENTS: usize = 256;
+/// How long a worker holding frames for an unresolved next hop waits for a block before it
+/// looks at the published next hops again ([`super::unresolved`]).
+const HELD_POLL: Duration = Duration::from_millis(1);
 
 /// What a worker does with its next-hop lookup after a block, outside the lock.
 pub(super) trait Lookup: Neighbours {
@@ -46,6 +50,10 @@ pub(super) trait Lookup: Neighbours {
     fn after_block(&self, cx: &Context);
     /// Lookups that found nothing so far.
     fn pending(&self) -> u64;
+    /// The destination the last lookup missed, if any since the last call.
+    fn take_miss(&self) -> Option<std::net::IpAddr>;
+    /// Whether a lookup of `dst` would find a next hop now (counts nothing).
+    fn resolved(&self, dst: &std::net::IpAddr) -> bool;
 }
 
 impl Lookup for Hops {
@@ -55,6 +63,14 @@ impl Lookup for Hops {
 
     fn pending(&self) -> u64 {
         Hops::pending(self)
+    }
+
+    fn take_miss(&self) -> Option<std::net::IpAddr> {
+        Hops::take_miss(self)
+    }
+
+    fn resolved(&self, dst: &std::net::IpAddr) -> bool {
+        Hops::resolved(self, dst)
     }
 }
 
@@ -144,6 +160,8 @@ pub struct WorkerReport {
     /// Next-hop lookups that found nothing (neighbour pending; each frame is in the
     /// `no_route` drops), handed to the keeper.
     pub neighbour_pending: u64,
+    /// Frames held for an unresolved next hop, and what became of them.
+    pub held: HoldCounters,
     /// Why the worker stopped early, if it did.
     pub error: Option<String>,
 }
@@ -168,6 +186,8 @@ pub(super) struct Context {
     pub offers: Option<std::sync::mpsc::SyncSender<Vec<rvs_packet::fastpath::Offer>>>,
     /// Where the reassembly counters are summed (metrics).
     pub frag: Arc<FragStats>,
+    /// Where the SYN-proxy counters are summed (metrics).
+    pub syn: Arc<super::syn_stats::SynStats>,
 }
 
 /// Where a verdict's bytes go: back into the ring slot (sent by the port's batched
@@ -229,6 +249,22 @@ impl<S: FrameSink> Emitter<S> {
             Verdict::Pass | Verdict::Drop(_) | Verdict::Queued => {}
         }
     }
+}
+
+/// Completes the transport checksum of a `CHECKSUM_PARTIAL` frame (veth, local senders), or
+/// the incremental rewrite of docs/internals/forwarding.md#nat keeps it wrong and the receiver
+/// drops the packet. TCP, UDP and ICMP only; others are left as they are. True when done.
+fn complete_checksum(frame: &mut [u8]) -> bool {
+    match rvs_packet::parse(frame) {
+        Ok(p) => rvs_packet::parse::fill_l4_checksum(frame, &p).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Whether a frame whose next hop was missing may be held and processed again later: not a
+/// fragment (its datagram was put together from others, which are gone).
+fn holdable(frame: &[u8]) -> bool {
+    rvs_packet::parse(frame).is_ok_and(|p| !p.is_fragment())
 }
 
 /// True when `frame` is a TCP packet longer than the link MTU: a GRO / GSO super-frame that
@@ -300,6 +336,9 @@ pub(super) struct Worker<N: Lookup, S: FrameSink> {
     rep: WorkerReport,
     offers: Option<OfferOut>,
     frag: Publisher,
+    syn: super::syn_stats::Publisher,
+    /// Frames waiting for their next hop.
+    held: Unresolved,
 }
 
 impl<N: Lookup, S: FrameSink> Worker<N, S> {
@@ -323,6 +362,8 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
                 frags_sent: 0,
             },
             frag: Publisher::default(),
+            syn: super::syn_stats::Publisher::default(),
+            held: Unresolved::default(),
             rep: WorkerReport {
                 iface: cx.ifaces[me].name.clone(),
                 ..WorkerReport::default()
@@ -340,6 +381,12 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         port: &mut P,
         timeout: Duration,
     ) -> Result<usize, rvs_packet_io::Error> {
+        self.release_held();
+        let timeout = if self.held.is_empty() {
+            timeout
+        } else {
+            timeout.min(HELD_POLL)
+        };
         let Some(mut block) = port.next_block(timeout)? else {
             // Idle: datagrams not reassembled in time give their memory back.
             self.plane.expire_fragments(self.cx.clock.now());
@@ -356,6 +403,8 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             rep,
             offers,
             frag: _,
+            syn: _,
+            held,
         } = self;
         let port_in = *me as PortId;
         let mtu = cx.ifaces[*me].mtu;
@@ -413,18 +462,17 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             }
             let len = f.data().len();
             buf[HEADROOM..HEADROOM + len].copy_from_slice(f.data());
-            if f.checksum_not_ready() {
-                // CHECKSUM_PARTIAL (veth, local senders): complete the transport checksum,
-                // or the incremental rewrite of docs/internals/forwarding.md#nat keeps it wrong and the receiver drops
-                // the packet. TCP, UDP and ICMP only; others are left as they are.
-                let frame = &mut buf[HEADROOM..HEADROOM + len];
-                if let Ok(p) = rvs_packet::parse(frame) {
-                    if rvs_packet::parse::fill_l4_checksum(frame, &p).is_ok() {
-                        rep.csum_completed += 1;
-                    }
+            if f.checksum_not_ready() && complete_checksum(&mut buf[HEADROOM..HEADROOM + len]) {
+                rep.csum_completed += 1;
+            }
+            plane.neigh.take_miss();
+            let v = plane.process(director, buf, HEADROOM, len, port_in, now, rng);
+            if let Some(dst) = plane.neigh.take_miss() {
+                // Neighbour pending: held as received, sent once the keeper resolved it.
+                if v == Verdict::Drop(DropReason::NoRoute) && holdable(f.data()) {
+                    held.hold(dst, f.data(), f.checksum_not_ready(), now);
                 }
             }
-            let v = plane.process(director, buf, HEADROOM, len, port_in, now, rng);
             em.emit(v, buf, Some(f));
         }
         drop(guard);
@@ -438,6 +486,45 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         Ok(seen)
     }
 
+    /// Processes again, under the shard lock, the held frames whose next hop the keeper has
+    /// published since, and sends them; drops those that waited too long.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let now = self.cx.clock.now();
+        let neigh = &self.plane.neigh;
+        let ready = self.held.take_ready(|d| neigh.resolved(d), now);
+        if ready.is_empty() {
+            return;
+        }
+        let port_in = self.me as PortId;
+        let mut guard = shard::lock(&self.cx.shard);
+        let Shard { director, rng, .. } = &mut *guard;
+        for h in ready {
+            let len = h.bytes.len();
+            let frame = &mut self.buf[HEADROOM..HEADROOM + len];
+            frame.copy_from_slice(&h.bytes);
+            if h.partial {
+                complete_checksum(frame);
+            }
+            self.plane.neigh.take_miss();
+            let v = self
+                .plane
+                .process(director, &mut self.buf, HEADROOM, len, port_in, now, rng);
+            if self.plane.neigh.take_miss().is_some() && v == Verdict::Drop(DropReason::NoRoute) {
+                self.held.lost();
+            }
+            self.em.emit(v, &self.buf, None);
+        }
+        drop(guard);
+        if let Some(o) = self.offers.as_mut() {
+            o.send(&mut self.plane);
+        }
+        self.em.out.flush(&mut self.em.senders);
+        self.plane.neigh.after_block(&self.cx);
+    }
+
     /// Adds the reassembly counters that changed to the plane's sums (metrics).
     fn publish_frag(&mut self) {
         self.frag.publish(
@@ -445,6 +532,13 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             self.plane.frag_counters(),
             self.plane.frag_held(),
             self.em.frags_sent,
+        );
+        self.syn.publish(
+            &self.cx.syn,
+            self.plane.syn_proxy_counters(),
+            self.plane
+                .drops()
+                .get(rvs_packet::plane::DropReason::BadCookie),
         );
     }
 
@@ -463,6 +557,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         self.rep.out_failed = self.em.out.failed;
         self.rep.drops = self.plane.drops().clone();
         self.rep.neighbour_pending = self.plane.neigh.pending();
+        self.rep.held = self.held.counters();
         self.rep
     }
 }
@@ -482,6 +577,7 @@ mod tests {
     use rvs_packet_io::MemIo;
 
     use crate::packet_plane::config::{Options, PacketFeed};
+    use crate::packet_plane::unresolved::HOLD_FOR;
     use crate::state::{Planes, State};
     use crate::test_support::parse_cmd;
 
@@ -540,6 +636,14 @@ mod tests {
 
         fn pending(&self) -> u64 {
             Lookup::pending(&self.hops)
+        }
+
+        fn take_miss(&self) -> Option<IpAddr> {
+            self.hops.take_miss()
+        }
+
+        fn resolved(&self, dst: &IpAddr) -> bool {
+            self.hops.resolved(dst)
         }
     }
 
@@ -607,6 +711,7 @@ mod tests {
             ifaces: feed.ifaces.clone(),
             offers: None,
             frag: feed.frag.clone(),
+            syn: feed.syn.clone(),
         };
         let (lookups, unlocked) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
         let table = Table {
@@ -657,6 +762,7 @@ mod tests {
                 ifaces: cx.ifaces.clone(),
                 offers: None,
                 frag: cx.frag.clone(),
+                syn: cx.syn.clone(),
             };
             let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
             let senders = (0..2)
@@ -844,6 +950,112 @@ mod tests {
         assert_eq!(rep.neighbour_pending, 2);
         assert_eq!(rep.drops.get(DropReason::Fragment), 1);
         assert_eq!(rep.frames, 4);
+    }
+
+    /// A frame toward a next hop nobody has resolved yet is held, as the kernel queues packets
+    /// for a neighbour it is resolving: once the keeper publishes the next hop, the worker
+    /// sends the held frames in order, rewritten like any other, without a new frame arriving.
+    #[test]
+    fn frames_to_an_unresolved_next_hop_are_held_and_sent_once_it_resolves() {
+        let mut cmds = DR.to_vec();
+        cmds.extend([
+            "-A -u 10.100.0.3:53 -s rr",
+            "-a -u 10.100.0.3:53 -r 10.2.0.13:53 -g",
+        ]);
+        let mut r = rig(&cmds);
+        let mut io = port();
+        let first = udp4_from(40001, "10.100.0.3", 53, 64, false);
+        let second = udp4_from(40002, "10.100.0.3", 53, 64, false);
+        io.inject(&first);
+        io.inject(&second);
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 2);
+        assert!(io.take_sent().is_empty(), "no next hop yet");
+        assert_eq!(
+            r.worker.cx.misses.take(),
+            vec!["10.2.0.13".parse::<IpAddr>().unwrap()]
+        );
+        // Nothing resolved yet: the frames stay held.
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 0);
+        assert!(r.out[1].borrow().is_empty());
+        // The keeper resolved 10.2.0.13 and published it.
+        let mut table: Vec<(IpAddr, NextHop)> = ["10.2.0.11", "10.2.0.12", "10.2.0.13"]
+            .iter()
+            .map(|a| {
+                (
+                    a.parse().unwrap(),
+                    NextHop {
+                        port: 1,
+                        mac: RS_MAC,
+                    },
+                )
+            })
+            .collect();
+        table[2].1.mac[5] = 0x13;
+        r.worker.cx.hops.publish(table.into_iter().collect());
+        let batches = r.worker.rep.batches;
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 0);
+        let out = r.out[1].borrow().clone();
+        assert_eq!(out.len(), 2, "both held frames sent");
+        for (f, sent) in [&first, &second].iter().zip(&out) {
+            assert_eq!(sent[..6], [2, 0, 0, 0, 0, 0x13], "the resolved MAC");
+            assert_eq!(sent[6..12], MAC1);
+            assert_eq!(sent[34..], f[34..], "same datagram (DR)");
+        }
+        assert_eq!(r.locked_sends.get(), 0, "sent under the lock");
+        assert_eq!(r.worker.rep.batches, batches);
+        // Nothing is sent twice.
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 0);
+        assert_eq!(r.out[1].borrow().len(), 2);
+        let rep = r.worker.report(&mut io);
+        assert_eq!((rep.held.held, rep.held.released), (2, 2));
+        assert_eq!((rep.held.expired, rep.held.discarded), (0, 0));
+    }
+
+    /// Held frames whose next hop does not resolve within the kernel's three probes are
+    /// dropped and counted; a fragment is never held (its datagram's other parts are gone).
+    #[test]
+    fn held_frames_are_dropped_when_the_next_hop_never_resolves() {
+        let mut cmds = DR.to_vec();
+        cmds.extend([
+            "-A -u 10.100.0.3:53 -s rr",
+            "-a -u 10.100.0.3:53 -r 10.2.0.13:53 -g",
+        ]);
+        let mut r = rig(&cmds);
+        let mut io = port();
+        io.inject(&udp4("10.100.0.3", 53, 64, false));
+        let whole = udp4_from(40003, "10.100.0.3", 53, 64, false);
+        io.inject(&fragment_of(&whole, 0, 40, true));
+        io.inject(&fragment_of(&whole, 40, 72, false));
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 3);
+        assert_eq!(
+            r.worker.held.counters().held,
+            1,
+            "the fragments are not held"
+        );
+        let t0 = r.worker.cx.clock.now().0;
+        r.worker.cx.clock = Clock::at(Time(t0 + HOLD_FOR.0 - 1));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert!(!r.worker.held.is_empty(), "still waiting");
+        r.worker.cx.clock = Clock::at(Time(t0 + HOLD_FOR.0));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert!(r.worker.held.is_empty());
+        // Resolved too late: nothing goes out.
+        let hop = NextHop {
+            port: 1,
+            mac: RS_MAC,
+        };
+        r.worker
+            .cx
+            .hops
+            .publish([("10.2.0.13".parse().unwrap(), hop)].into_iter().collect());
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert!(r.out[1].borrow().is_empty() && io.take_sent().is_empty());
+        let rep = r.worker.report(&mut io);
+        assert_eq!(
+            (rep.held.held, rep.held.released, rep.held.expired),
+            (1, 0, 1)
+        );
+        assert_eq!(rep.drops.get(DropReason::NoRoute), 2, "frame and datagram");
     }
 
     /// The IPv4 fragment of the unfragmented frame `whole` holding bytes `off..end` of its
