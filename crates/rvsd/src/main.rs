@@ -278,7 +278,7 @@ fn main() -> ExitCode {
 
 /// The `STATUS=` text for the service manager.
 fn status_summary(daemon: &Daemon) -> String {
-    let doc = rvsd::status::snapshot(&daemon.lock());
+    let doc = rvsd::status::snapshot_limited(&daemon.lock(), 0);
     rvsd::status::summary(&doc)
 }
 

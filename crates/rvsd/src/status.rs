@@ -53,6 +53,10 @@ pub struct Totals {
     pub connection_entries: u64,
     /// Proxy connections rescheduled after a failed connect.
     pub proxy_reschedules: u64,
+    /// Virtual services.
+    pub services: u64,
+    /// Real servers of those services.
+    pub real_servers: u64,
 }
 
 /// Everything the status page shows.
@@ -101,10 +105,18 @@ pub fn snapshot(st: &State) -> StatusDoc {
 /// 10 000-service table once a second would be an idle rvsd's main cost.
 pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
     let (c, r, entries, resched) = st.totals();
+    let (n_services, n_dests) = st.size();
     let mut services = Vec::new();
     let mut series = 0usize;
     let mut partial = false;
-    for k in st.service_keys() {
+    // `max_series` 0 (the service manager's status line) lists nothing, not even the keys.
+    let keys = if max_series == 0 {
+        partial = n_services > 0;
+        Vec::new()
+    } else {
+        st.service_keys()
+    };
+    for k in keys {
         if series >= max_series {
             partial = true;
             break;
@@ -181,6 +193,8 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
             stats: crate::convert::stats_of(c, r),
             connection_entries: entries,
             proxy_reschedules: resched,
+            services: n_services,
+            real_servers: n_dests,
         },
         services,
         vrrp,
@@ -192,11 +206,10 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
 /// One line for the service manager (`systemctl status rvsd`): what is served, how busy, and
 /// the VRRP states.
 pub fn summary(doc: &StatusDoc) -> String {
-    let dests: usize = doc.services.iter().map(|s| s.dests.len()).sum();
     let mut s = format!(
         "{} service(s), {} real server(s), {} connection(s), {} conn/s",
-        doc.services.len(),
-        dests,
+        doc.totals.services,
+        doc.totals.real_servers,
         doc.totals.connection_entries,
         doc.totals.stats.cps
     );
@@ -373,6 +386,8 @@ mod tests {
                 stats: m::Stats::default(),
                 connection_entries: 0,
                 proxy_reschedules: 0,
+                services: 1,
+                real_servers: 0,
             },
             services: vec![ServiceStatus {
                 name: "TCP 10.0.0.1:80".into(),
