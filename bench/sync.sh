@@ -33,7 +33,9 @@
 #        RVSD_BIN=path (another rvsd build, for A/B) RVSD_ARGS=extra rvsd options
 # Needs: trafgen (Debian netsniff-ng), nftables, iproute2, util-linux (taskset), curl.
 set -euo pipefail
+self=$(realpath "$0")
 cd "$(dirname "$0")/.."
+. bench/common.sh
 DUR=${1:-10}
 RATE=${RATE:-50000}
 PKTS=${PKTS:-3}
@@ -43,7 +45,6 @@ GEN_CPU=${GEN_CPU:-0}
 DIR_CPU=${DIR_CPU:-1}
 MPORT=9477
 
-need() { command -v "$1" >/dev/null || { echo "bench/sync.sh: $1 is missing (apt-get install -y $2)" >&2; exit 2; }; }
 need trafgen netsniff-ng
 need nft nftables
 need ip iproute2
@@ -51,37 +52,10 @@ need taskset util-linux
 need curl curl
 [ "$(id -u)" = 0 ] || { echo "bench/sync.sh: needs root (network namespaces)" >&2; exit 2; }
 
-cargo build --release -q -p rvsd -p rvsadm -p rvs-lab
-LAB=target/release/rvs-lab
-RVSD=${RVSD_BIN:-target/release/rvsd}
-RVSADM=target/release/rvsadm
-work=$(mktemp -d /tmp/rvs-bench-sync.XXXXXX)
-rvsd_pid=
-cleanup() {
-  if [ -n "$rvsd_pid" ]; then kill -TERM "$rvsd_pid" 2>/dev/null || true; wait "$rvsd_pid" 2>/dev/null || true; fi
-  "$LAB" down --prefix "$P" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$LAB" down --prefix "$P" >/dev/null 2>&1 || true
-"$LAB" up nat --prefix "$P" --no-nginx >/dev/null
-C=$P-client D=$P-director RS=("$P-rs1" "$P-rs2")
-VIP=10.100.0.1
-DMAC=$(ip netns exec "$D" cat /sys/class/net/eth0/address)
-CMAC=$(ip netns exec "$C" cat /sys/class/net/eth0/address)
-# As bench/packet.sh: no netfilter in the lab's bridge (a real switch has none).
-for t in iptables ip6tables arptables; do
-  ip netns exec "$P-switch" sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
-done
+bench_lab_build
+bench_nat_lab sync
+bench_switch_without_netfilter
 for k in all default eth0; do ip netns exec "$D" sysctl -qw "net.ipv4.conf.$k.rp_filter=0" 2>/dev/null || true; done
-for rs in "${RS[@]}"; do
-  ip netns exec "$rs" nft -f - <<NFT
-table ip sink {
-  chain in { type filter hook input priority 0; policy accept; udp dport 9 counter drop; }
-}
-NFT
-done
 
 # $PKTS templates, each with its own counters, sent in turn: one connection per round.
 : >"$work/conn.cfg"
@@ -91,18 +65,6 @@ for _ in $(seq "$PKTS"); do
 CFG
 done
 
-rx_total() {
-  local n=0 r
-  for rs in "${RS[@]}"; do
-    r=$(ip netns exec "$rs" cat /sys/class/net/eth0/statistics/rx_packets)
-    n=$((n + r))
-  done
-  echo "$n"
-}
-tx_client() { ip netns exec "$C" cat /sys/class/net/eth0/statistics/tx_packets; }
-busy_ns() {
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
-}
 # utime + stime of a process or thread, ns.
 proc_ns() {
   [ -r "$1" ] || { echo 0; return; }
@@ -125,16 +87,7 @@ rvsd_start() {
     ${RVSD_ARGS:-} 2>"$work/rvsd.log" &
   rvsd_pid=$!
   for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
-  "$RVSADM" --socket "$work/rvsd.sock" -A -u $VIP:9 -s rr
-  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.11:9 -m
-  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.12:9 -m
-  for _ in $(seq 100); do ip netns exec "$D" nft list table netdev rvs 2>/dev/null | grep -q "$VIP" && break; sleep 0.1; done
-  ip netns exec "$D" ping -c1 -W1 10.2.0.11 >/dev/null 2>&1 || true
-  ip netns exec "$D" ping -c1 -W1 10.2.0.12 >/dev/null 2>&1 || true
-}
-rvsd_stop() {
-  kill -TERM "$rvsd_pid"; wait "$rvsd_pid" 2>/dev/null || true; rvsd_pid=
-  rm -f "$work/rvsd.sock"
+  bench_nat_service
 }
 
 # One traffic window: prints "<offered pkt/s> <delivered pkt/s> <machine busy ns> <delivered>
