@@ -1,6 +1,8 @@
-# Sourced by the proxy-family bench scripts (proxy.sh, cookie.sh, proxy-udp.sh, latency.sh):
-# the parts that must behave the same in each, so a fix to one (signal handling, clean-up)
-# reaches all. The caller sets `self` (its own resolved path) and has cd'ed to the repository.
+# Sourced by the bench scripts: the parts that must behave the same in each, so a fix to one
+# (signal handling, clean-up, the lab set-up) reaches all. The proxy family (proxy.sh,
+# cookie.sh, proxy-udp.sh, latency.sh) uses the first part, the packet-plane benches
+# (packet.sh, sync.sh) the second. The caller sets `self` (its own resolved path) and has
+# cd'ed to the repository.
 
 # Re-runs the script in its own session, hence its own autogroup, so the nice value the script
 # sets is ours alone (not the caller's shell, nor a build it runs in the background). Returns
@@ -40,4 +42,89 @@ need() {
     echo "bench/$(basename "$self"): $1 is missing (apt-get install -y $2)" >&2
     exit 2
   }
+}
+
+# --- The packet-plane benches (packet.sh, sync.sh): rvsd in the rvs-lab NAT lab, driven by
+# trafgen. The caller sets `P` (the lab's prefix) and has cd'ed to the repository.
+
+# Release builds of rvsd, rvsadm and rvs-lab: sets LAB, RVSD (RVSD_BIN: another build, for
+# A/B runs) and RVSADM.
+bench_lab_build() {
+  cargo build --release -q -p rvsd -p rvsadm -p rvs-lab
+  LAB=target/release/rvs-lab
+  RVSD=${RVSD_BIN:-target/release/rvsd}
+  RVSADM=target/release/rvsadm
+}
+
+# bench_nat_lab NAME: a work directory `$work` and an EXIT trap that stops rvsd (`$rvsd_pid`),
+# takes the lab down and removes `$work`; then the NAT lab with prefix $P (a leftover of that
+# prefix taken down first) and its names: C, D, RS (array), VIP, DMAC, CMAC. The real servers
+# drop the UDP datagrams to port 9 (nft), so no replies or port-unreachables flow back.
+bench_nat_lab() {
+  work=$(mktemp -d "/tmp/rvs-bench-$1.XXXXXX")
+  rvsd_pid=
+  trap bench_nat_lab_cleanup EXIT
+  "$LAB" down --prefix "$P" >/dev/null 2>&1 || true
+  "$LAB" up nat --prefix "$P" --no-nginx >/dev/null
+  C=$P-client D=$P-director RS=("$P-rs1" "$P-rs2")
+  VIP=10.100.0.1
+  DMAC=$(ip netns exec "$D" cat /sys/class/net/eth0/address)
+  CMAC=$(ip netns exec "$C" cat /sys/class/net/eth0/address)
+  local rs
+  for rs in "${RS[@]}"; do
+    ip netns exec "$rs" nft -f - <<NFT
+table ip sink {
+  chain in { type filter hook input priority 0; policy accept; udp dport 9 counter drop; }
+}
+NFT
+  done
+}
+
+bench_nat_lab_cleanup() {
+  if [ -n "$rvsd_pid" ]; then kill -TERM "$rvsd_pid" 2>/dev/null || true; wait "$rvsd_pid" 2>/dev/null || true; fi
+  "$LAB" down --prefix "$P" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+
+# No netfilter in the lab's bridge (a real switch has none): on a host with br_netfilter
+# loaded, the bridge would hand every frame to its namespace's netfilter hooks too.
+bench_switch_without_netfilter() {
+  local t
+  for t in iptables ip6tables arptables; do
+    ip netns exec "$P-switch" sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
+  done
+}
+
+# The UDP service VIP:9 under rr over the two NAT real servers, on the rvsd started with
+# control socket $work/rvsd.sock; returns once the nft guard has the VIP and the director's
+# kernel has resolved the real servers.
+bench_nat_service() {
+  "$RVSADM" --socket "$work/rvsd.sock" -A -u $VIP:9 -s rr
+  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.11:9 -m
+  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.12:9 -m
+  for _ in $(seq 100); do ip netns exec "$D" nft list table netdev rvs 2>/dev/null | grep -q "$VIP" && break; sleep 0.1; done
+  ip netns exec "$D" ping -c1 -W1 10.2.0.11 >/dev/null 2>&1 || true
+  ip netns exec "$D" ping -c1 -W1 10.2.0.12 >/dev/null 2>&1 || true
+}
+
+rvsd_stop() {
+  kill -TERM "$rvsd_pid"; wait "$rvsd_pid" 2>/dev/null || true; rvsd_pid=
+  rm -f "$work/rvsd.sock"
+}
+
+# Packets received by the real servers' interfaces, and sent by the client's.
+rx_total() {
+  local n=0 r rs
+  for rs in "${RS[@]}"; do
+    r=$(ip netns exec "$rs" cat /sys/class/net/eth0/statistics/rx_packets)
+    n=$((n + r))
+  done
+  echo "$n"
+}
+tx_client() { ip netns exec "$C" cat /sys/class/net/eth0/statistics/tx_packets; }
+
+# Busy CPU time of the whole machine, in nanoseconds (all CPUs: user, nice, system, irq,
+# softirq, steal from /proc/stat), so that no contender gains by using another core.
+busy_ns() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
 }

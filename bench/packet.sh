@@ -44,7 +44,9 @@
 # Needs: trafgen (Debian netsniff-ng), nftables, iproute2, util-linux (taskset). Prints a
 # markdown table for docs/benchmarks.md with `uptime` (the numbers depend on the host's load).
 set -euo pipefail
+self=$(realpath "$0")
 cd "$(dirname "$0")/.."
+. bench/common.sh
 DUR=${1:-10}
 FLOWS=${FLOWS:-256}
 P=${PREFIX:-rvbench}
@@ -54,36 +56,16 @@ BR_NF=${BR_NF:-0}
 GEN_CPU=${GEN_CPU:-0}
 DIR_CPU=${DIR_CPU:-1}
 
-need() { command -v "$1" >/dev/null || { echo "bench/packet.sh: $1 is missing (apt-get install -y $2)" >&2; exit 2; }; }
 need trafgen netsniff-ng
 need nft nftables
 need ip iproute2
 need taskset util-linux
 [ "$(id -u)" = 0 ] || { echo "bench/packet.sh: needs root (network namespaces)" >&2; exit 2; }
 
-cargo build --release -q -p rvsd -p rvsadm -p rvs-lab
-LAB=target/release/rvs-lab
-RVSD=${RVSD_BIN:-target/release/rvsd}
-RVSADM=target/release/rvsadm
-work=$(mktemp -d /tmp/rvs-bench-packet.XXXXXX)
-rvsd_pid=
-cleanup() {
-  if [ -n "$rvsd_pid" ]; then kill -TERM "$rvsd_pid" 2>/dev/null || true; wait "$rvsd_pid" 2>/dev/null || true; fi
-  "$LAB" down --prefix "$P" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$LAB" down --prefix "$P" >/dev/null 2>&1 || true
-"$LAB" up nat --prefix "$P" --no-nginx >/dev/null
-C=$P-client D=$P-director RS=("$P-rs1" "$P-rs2")
-VIP=10.100.0.1
-DMAC=$(ip netns exec "$D" cat /sys/class/net/eth0/address)
-CMAC=$(ip netns exec "$C" cat /sys/class/net/eth0/address)
+bench_lab_build
+bench_nat_lab packet
 if [ "$BR_NF" = 0 ]; then
-  for t in iptables ip6tables arptables; do
-    ip netns exec "$P-switch" sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
-  done
+  bench_switch_without_netfilter
 fi
 brnf="switch bridge netfilter $([ "$BR_NF" = 0 ] && echo off || echo on) (BR_NF=$BR_NF)"
 if [ "$PIN" = 1 ]; then
@@ -93,27 +75,11 @@ else
   GEN_PIN=() DIR_PIN=()
   pin="unpinned (PIN=0): trafgen -P 1 pins itself to CPU 0, rvsd runs where the scheduler puts it"
 fi
-for rs in "${RS[@]}"; do
-  ip netns exec "$rs" nft -f - <<NFT
-table ip sink {
-  chain in { type filter hook input priority 0; policy accept; udp dport 9 counter drop; }
-}
-NFT
-done
 # 14 + 20 + 8 + 18 = 60 bytes + FCS = a 64-byte frame.
 cat > "$work/udp64.cfg" <<CFG
 { eth(da=$DMAC, sa=$CMAC), ipv4(saddr=10.1.0.2, daddr=$VIP, ttl=64), udp(sp=dinc(10000, $((10000 + FLOWS - 1))), dp=9), fill(0x41, 18) }
 CFG
 
-rx_total() {
-  local n=0 r
-  for rs in "${RS[@]}"; do
-    r=$(ip netns exec "$rs" cat /sys/class/net/eth0/statistics/rx_packets)
-    n=$((n + r))
-  done
-  echo "$n"
-}
-tx_client() { ip netns exec "$C" cat /sys/class/net/eth0/statistics/tx_packets; }
 # Backlog drops (all CPUs).
 softnet_drops() {
   local n=0 _p d _r
@@ -123,11 +89,6 @@ softnet_drops() {
   echo "$n"
 }
 
-# Busy CPU time of the whole machine, in nanoseconds (all CPUs: user, nice, system, irq,
-# softirq, steal from /proc/stat), so that no contender gains by using another core.
-busy_ns() {
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
-}
 
 # One run with trafgen config $1: prints
 # "<sent pps> <delivered pps> <softnet drops> <busy CPU ns of the machine> <delivered total>".
@@ -156,16 +117,7 @@ rvsd_start() {
     --interface eth0 --interface eth1 --packet-workers "$PW" "$@" ${RVSD_ARGS:-} 2>"$work/rvsd.log" &
   rvsd_pid=$!
   for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
-  "$RVSADM" --socket "$work/rvsd.sock" -A -u $VIP:9 -s rr
-  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.11:9 -m
-  "$RVSADM" --socket "$work/rvsd.sock" -a -u $VIP:9 -r 10.2.0.12:9 -m
-  for _ in $(seq 100); do ip netns exec "$D" nft list table netdev rvs 2>/dev/null | grep -q "$VIP" && break; sleep 0.1; done
-  ip netns exec "$D" ping -c1 -W1 10.2.0.11 >/dev/null 2>&1 || true
-  ip netns exec "$D" ping -c1 -W1 10.2.0.12 >/dev/null 2>&1 || true
-}
-rvsd_stop() {
-  kill -TERM "$rvsd_pid"; wait "$rvsd_pid" 2>/dev/null || true; rvsd_pid=
-  rm -f "$work/rvsd.sock"
+  bench_nat_service
 }
 kernel_nat_on() {
   ip netns exec "$D" nft -f - <<NFT

@@ -228,6 +228,10 @@ done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 IDLE_RATE=$(measure_idle)
 echo "bench/proxy.sh: idle machine busy rate $IDLE_RATE ticks/s (subtracted from every run)" >&2
+if awk -v r="$IDLE_RATE" -v n="$(nproc)" -v hz="$(getconf CLK_TCK)" 'BEGIN { exit !(r > 0.25 * n * hz) }'; then
+  echo "bench/proxy.sh: WARNING: the machine is busy without load (over 25 % of its CPUs):" \
+    "the whole-machine CPU columns are not meaningful in this run (own columns still are)" >&2
+fi
 for r in $(seq "$ROUNDS"); do
   # Rotate who goes first, so no proxy always inherits the previous run's TIME_WAIT sockets.
   for i in 0 1 2 3; do
@@ -239,8 +243,8 @@ for r in $(seq "$ROUNDS"); do
     CL_RPS[$n]+=" $rps"; CL_P99[$n]+=" $p99"; CL_CPU[$n]+=" $cpu"; CL_OWN[$n]+=" $own"
     read -r rps p99 cpu own mib < <(run_wrk "$n" "$base/bulk" "$BULK_CONNS")
     # Per MiB: the run moved mib * DUR MiB in about as many seconds as requests took.
-    cpu=$(awk -v c="$cpu" -v mib="$mib" -v rps="$rps" 'BEGIN { printf "%.1f", mib > 0 ? c * rps / mib : 0 }')
-    own=$(awk -v c="$own" -v mib="$mib" -v rps="$rps" 'BEGIN { printf "%.1f", mib > 0 ? c * rps / mib : 0 }')
+    cpu=$(awk -v c="$cpu" -v mib="$mib" -v rps="$rps" 'BEGIN { printf "%.1f\n", (mib > 0 ? c * rps / mib : 0) }')
+    own=$(awk -v c="$own" -v mib="$mib" -v rps="$rps" 'BEGIN { printf "%.1f\n", (mib > 0 ? c * rps / mib : 0) }')
     BK_MIB[$n]+=" $mib"; BK_P99[$n]+=" $p99"; BK_CPU[$n]+=" $cpu"; BK_OWN[$n]+=" $own"
   done
   echo "bench/proxy.sh: round $r/$ROUNDS done, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2

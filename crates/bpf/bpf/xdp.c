@@ -27,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "rvs_xdp.h"
+#include "syn_answer.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -343,8 +344,13 @@ int rvs_xdp(struct xdp_md *ctx)
 			return count(RVS_STAT_PASS_OTHER, XDP_PASS);
 		key.sport = tcp->source;
 		key.dport = tcp->dest;
-		if (tcp->syn || tcp->fin || tcp->rst)
+		if (tcp->syn || tcp->fin || tcp->rst) {
+			/* A SYN to a SYN-proxied service: its cookie SYN-ACK from here (syn_answer.h). */
+			int v = p.v6 ? -1 : rvs_syn_answer(ctx, p.l3_len);
+			if (v >= 0)
+				return v;
 			return slow_path(ctx, &key, RVS_STAT_PASS_STATE);
+		}
 	} else if (p.proto == IPPROTO_UDP) {
 		struct udphdr *udp = (void *)l4;
 		if ((void *)(udp + 1) > end)

@@ -17,6 +17,7 @@
 
 pub mod sock_watch;
 pub mod sockmap;
+pub mod syn_answer;
 pub mod test_run;
 pub mod xdp;
 

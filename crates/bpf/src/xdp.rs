@@ -288,6 +288,7 @@ pub struct FastPath {
     ports: DevMapHash<MapData>,
     stats: PerCpuArray<MapData, u64>,
     slow: Option<SlowPath>,
+    syn: crate::syn_answer::SynAnswer,
     attached: Vec<(u32, Mode)>,
 }
 
@@ -322,12 +323,14 @@ impl FastPath {
             take: HashMap::try_from(take("rvs_take")?)?,
             taken: std::collections::HashMap::new(),
         };
+        let syn = crate::syn_answer::SynAnswer::take(&mut ebpf)?;
         Ok(FastPath {
             ebpf,
             flows,
             ports,
             stats,
             slow: Some(slow),
+            syn,
             attached: Vec::new(),
         })
     }
@@ -377,6 +380,11 @@ impl FastPath {
     /// keeps the rules (the first call takes them; later calls answer `None`).
     pub fn slow_path(&mut self) -> Option<SlowPath> {
         self.slow.take()
+    }
+
+    /// The maps of the program's SYN answering (`bpf/syn_answer.h`).
+    pub fn syn_answer(&mut self) -> &mut crate::syn_answer::SynAnswer {
+        &mut self.syn
     }
 
     /// Where the program is attached, and how.

@@ -451,15 +451,20 @@ impl Director {
         let (dest, one_packet, control) =
             (info.dest, info.flags & flags::ONE_PACKET != 0, info.control);
         let mut pkts = 0;
+        let master = count && self.sync.is_master();
+        // Whether the sync rules can announce anything at this packet: decided on the entry
+        // in hand, so the common packet of a master costs a few instructions.
+        let mut announce = master;
         if count {
             if let Some(c) = self.conns.get_mut(id) {
                 c.in_pkts = c.in_pkts.wrapping_add(1);
                 pkts = c.in_pkts;
+                announce =
+                    master && (one_packet || crate::sync::may_announce(&self.sync.params, c, pkts));
             }
             self.count(dest, u64::from(pkt.len), true);
         }
-        let master = count && self.sync.is_master();
-        if master {
+        if announce {
             // `ip_vs_sync_conn`: one-packet entries count as at the threshold (only their
             // template can be announced, and the sync rules count the template's packet).
             let pkts = if one_packet {
@@ -490,13 +495,6 @@ impl Director {
     /// `ip_vs_in_stats` / `ip_vs_out_stats`: counted only while the dest is AVAILABLE.
     fn count(&mut self, dest: Option<DestId>, bytes: u64, inbound: bool) {
         let Some(did) = dest else { return };
-        let Some(d) = self.table.dests.get_mut(did) else {
-            return;
-        };
-        if !d.available {
-            return;
-        }
-        let sid = d.svc;
         let add = |s: &mut Stats| {
             if inbound {
                 s.count_in(bytes)
@@ -504,11 +502,9 @@ impl Director {
                 s.count_out(bytes)
             }
         };
-        add(&mut d.stats);
-        if let Some(s) = self.table.service_stats_mut(sid) {
-            add(s);
+        if self.table.count(did, true, add) {
+            add(&mut self.total);
         }
-        add(&mut self.total);
     }
 
     /// A data plane measured how long `dest` took to answer (`us` microseconds: connect plus
@@ -539,31 +535,16 @@ impl Director {
     /// Add a batch of traffic to the dest, its service and the total (AVAILABLE dests only).
     fn count_many(&mut self, dest: Option<DestId>, t: Traffic) {
         let Some(did) = dest else { return };
-        let Some(d) = self.table.dests.get_mut(did) else {
-            return;
-        };
-        if !d.available {
-            return;
+        if self.table.count(did, true, |s| s.count_traffic(t)) {
+            self.total.count_traffic(t);
         }
-        let sid = d.svc;
-        d.stats.count_traffic(t);
-        if let Some(s) = self.table.service_stats_mut(sid) {
-            s.count_traffic(t);
-        }
-        self.total.count_traffic(t);
     }
 
     /// `ip_vs_conn_stats`: one more connection for the dest, its service and the total.
     fn count_conn(&mut self, dest: DestId) {
-        let Some(d) = self.table.dests.get_mut(dest) else {
-            return;
-        };
-        d.stats.count_conn();
-        let sid = d.svc;
-        if let Some(s) = self.table.service_stats_mut(sid) {
-            s.count_conn();
+        if self.table.count(dest, false, Stats::count_conn) {
+            self.total.count_conn();
         }
-        self.total.count_conn();
     }
 
     /// `ip_vs_try_to_schedule` + `ip_vs_schedule` (docs/internals/connections.md#life-of-an-entry).
@@ -931,10 +912,47 @@ impl Director {
             if !self.sys.run_estimation {
                 continue;
             }
-            self.table.for_each_stats_mut(|s| s.est.tick(s.live));
+            self.table.estimate();
             self.total.est.tick(self.total.live);
         }
         more
+    }
+
+    /// Whether [`Director::tick`] has nothing to do however long it is not called: no
+    /// connection entry (nothing to expire, no drop_entry candidate), no estimator with work,
+    /// no trashed destination waiting, no scheduler housekeeping. A data plane may then stop
+    /// ticking this director until it uses it again, and must call [`Director::resume`]
+    /// first: that is how an idle table of 10 000 services costs its ticker nothing.
+    pub fn settled(&self) -> bool {
+        let est = self.sys.run_estimation;
+        self.conns.is_empty() && self.table.at_rest(est) && (!est || self.total.is_settled())
+    }
+
+    /// Bring a [`Director::settled`] director that has not been ticked for a while up to
+    /// `now`, before anything else uses it, with what every skipped tick would have left:
+    /// the defences' state from the current memory figure (`update_defense_level` depends on
+    /// nothing else), the schedulers' housekeeping caught up, and the estimator's 2-second
+    /// steps skipped (each was the identity on settled estimators), keeping their phase.
+    pub fn resume(&mut self, now: Time, available_pages: u64) {
+        // Nothing is armed: this only moves the wheel's clock, so new timers are filed
+        // relative to now.
+        let mut out = core::mem::take(&mut self.expired);
+        out.clear();
+        self.conns.expire(now, 1, &mut self.table, &mut out);
+        self.expired = out;
+        let second = Duration::from_secs(1);
+        if now >= self.next_second {
+            let missed = now.saturating_since(self.next_second).0 / second.0 + 1;
+            self.next_second = self.next_second + Duration(missed * second.0);
+            self.defense.update(available_pages);
+            self.sys.conn.secure_tcp = self.defense.secure_tcp_active();
+            self.table.resume(now);
+            self.table.tick(now);
+        }
+        if now >= self.next_estimate {
+            let missed = now.saturating_since(self.next_estimate).0 / PERIOD.0 + 1;
+            self.next_estimate = self.next_estimate + Duration(missed * PERIOD.0);
+        }
     }
 
     /// `ip_vs_random_dropentry`: scan a random 1/32 of the table and drop what the rules allow

@@ -21,6 +21,17 @@ pub struct Rates {
     pub outbps: u64,
 }
 
+impl core::ops::SubAssign for Rates {
+    /// Takes out one estimator's part of a sum made with `+=` (wrapping, like the counters).
+    fn sub_assign(&mut self, o: Rates) {
+        self.cps = self.cps.wrapping_sub(o.cps);
+        self.inpps = self.inpps.wrapping_sub(o.inpps);
+        self.outpps = self.outpps.wrapping_sub(o.outpps);
+        self.inbps = self.inbps.wrapping_sub(o.inbps);
+        self.outbps = self.outbps.wrapping_sub(o.outbps);
+    }
+}
+
 impl core::ops::AddAssign for Rates {
     /// Rates of several estimators add up to the rate of their sum (the averages are linear).
     fn add_assign(&mut self, o: Rates) {
@@ -60,6 +71,22 @@ impl Estimator {
         smooth(&mut self.inbps, cur.inbytes, self.last.inbytes, 4);
         smooth(&mut self.outbps, cur.outbytes, self.last.outbytes, 4);
         self.last = cur;
+    }
+
+    /// Whether a step with the counters `cur` would change nothing: the counters have not
+    /// moved since the last step and every average has decayed as far as the kernel's
+    /// arithmetic takes it (`avg += (0 - avg) >> 2` leaves 0 — and -1..-3, reachable only
+    /// after a counter went backwards — where they are). A settled estimator can skip any
+    /// number of steps and still read exactly what the kernel's would: this is what lets the
+    /// director step only the estimators that have work ([`crate::table::ServiceTable`]).
+    pub fn is_settled(&self, cur: Counters) -> bool {
+        let rest = |avg: i64| (avg.wrapping_neg() >> 2) == 0;
+        self.last == cur
+            && rest(self.cps)
+            && rest(self.inpps)
+            && rest(self.outpps)
+            && rest(self.inbps)
+            && rest(self.outbps)
     }
 
     /// Zeroing: averages to 0, `last` to the current values.
@@ -111,6 +138,51 @@ mod tests {
         }
         assert_eq!(e.rates().inbps, 1_000_000);
         assert_eq!(e.rates().outbps, 0);
+    }
+
+    /// Settled means "a step changes nothing", in both directions: a settled estimator stays
+    /// the same through a step, and one that is not settled changes.
+    #[test]
+    fn settled_exactly_when_a_step_is_a_no_op() {
+        let mut e = Estimator::default();
+        let mut c = Counters::default();
+        assert!(e.is_settled(c));
+        c.inbytes += 1;
+        assert!(!e.is_settled(c), "moved counters are work");
+        // After one burst the averages take many steps to decay to rest.
+        e.tick(c);
+        let mut steps = 0;
+        while !e.is_settled(c) {
+            let before = e.clone();
+            e.tick(c);
+            assert!(
+                before.cps != e.cps
+                    || before.inpps != e.inpps
+                    || before.outpps != e.outpps
+                    || before.inbps != e.inbps
+                    || before.outbps != e.outbps
+                    || before.last != e.last,
+                "a step of an unsettled estimator changed nothing"
+            );
+            steps += 1;
+            assert!(steps < 200);
+        }
+        assert!(steps > 0);
+        let rest = e.clone();
+        e.tick(c);
+        assert_eq!(format!("{rest:?}"), format!("{e:?}"));
+        // Averages at -1..-3 (a counter went backwards) are at rest too.
+        let mut e = Estimator::default();
+        let c1 = Counters {
+            inpkts: 1,
+            ..Counters::default()
+        };
+        e.tick(c1);
+        e.tick(Counters::default());
+        for _ in 0..100 {
+            e.tick(Counters::default());
+        }
+        assert!(e.is_settled(Counters::default()), "{e:?}");
     }
 
     #[test]

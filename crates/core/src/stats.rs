@@ -62,6 +62,8 @@ pub struct Stats {
     pub zero: Counters,
     /// The 2-second rate estimator.
     pub est: crate::estimator::Estimator,
+    /// On its table's list of estimators with work (`ServiceTable::moving`).
+    pub(crate) listed: bool,
 }
 
 impl Stats {
@@ -73,6 +75,11 @@ impl Stats {
     pub fn zero(&mut self) {
         self.zero = self.live;
         self.est.reset(self.live);
+    }
+    /// Whether an estimator step would change nothing (see
+    /// [`crate::estimator::Estimator::is_settled`]).
+    pub fn is_settled(&self) -> bool {
+        self.est.is_settled(self.live)
     }
     /// One connection scheduled.
     pub fn count_conn(&mut self) {

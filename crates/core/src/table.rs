@@ -26,6 +26,13 @@ pub fn mh_table_size(index: u8) -> Option<u32> {
         .and_then(|i| PRIMES.get(usize::from(i)).copied())
 }
 
+/// An estimator on [`ServiceTable::moving`].
+#[derive(Clone, Copy, Debug)]
+enum Moving {
+    Service(ServiceId),
+    Dest(DestId),
+}
+
 /// All virtual services and destinations of one director.
 #[derive(Clone, Debug, Default)]
 pub struct ServiceTable {
@@ -35,6 +42,14 @@ pub struct ServiceTable {
     /// Every destination, live or trashed.
     pub dests: DestArena,
     trash: Vec<DestId>,
+    /// Services and destinations whose estimators have work: counters moved since the last
+    /// step, or averages not yet at rest. Every estimator not listed is settled (a step would
+    /// change nothing, [`Stats::is_settled`]), so the 2-second step visits only this list and
+    /// reads exactly as stepping every estimator would (see [`ServiceTable::estimate`]). May
+    /// hold stale or repeated ids; `Stats::listed` decides.
+    moving: Vec<Moving>,
+    /// Scratch for [`ServiceTable::estimate`].
+    due: Vec<Moving>,
     /// Number of port-0 (catch-all) services, to skip that lookup when there are none.
     port0: u32,
     /// Number of TCP port-21 services (the FTP lookup rule of docs/internals/connections.md#services-and-real-servers).
@@ -305,6 +320,12 @@ impl ServiceTable {
                 d.update(cfg);
                 // `last_weight` is set on add even when the weight is 0.
                 d.last_weight = cfg.weight;
+                // Its estimator stopped in the trash (as the kernel stops it); it runs again
+                // from where it was.
+                if !d.stats.is_settled() && !d.stats.listed {
+                    d.stats.listed = true;
+                    self.moving.push(Moving::Dest(id));
+                }
                 id
             }
             None => self.dests.insert(Dest::new(sid, *key, cfg, now)),
@@ -531,13 +552,114 @@ impl ServiceTable {
         self.gc_trash(now);
     }
 
+    /// Whether [`ServiceTable::tick`] and [`ServiceTable::estimate`] have nothing to do: no
+    /// trashed destination waits to be freed, no scheduler keeps timed state, and (when
+    /// `estimating`) no estimator has work. A table at rest may go unticked for any time; call
+    /// [`ServiceTable::resume`] before using it again.
+    pub fn at_rest(&self, estimating: bool) -> bool {
+        self.trash.is_empty()
+            && (!estimating || self.moving.is_empty())
+            && self
+                .services
+                .iter()
+                .flatten()
+                .all(|s| s.sched.as_ref().is_none_or(|x| !x.needs_ticks()))
+    }
+
+    /// Catch up with the once-a-second housekeeping missed while at rest (see
+    /// [`crate::sched::Scheduler::resume`]).
+    pub fn resume(&mut self, now: Time) {
+        for s in self.services.iter_mut().flatten() {
+            if let Some(sched) = s.sched.as_mut() {
+                sched.resume(now);
+            }
+        }
+    }
+
+    /// Count against destination `did` and its service with `f` (only while the destination
+    /// is AVAILABLE when `only_available`), and list both estimators as having work. Returns
+    /// whether anything was counted.
+    pub(crate) fn count(
+        &mut self,
+        did: DestId,
+        only_available: bool,
+        f: impl Fn(&mut Stats),
+    ) -> bool {
+        let Some(d) = self.dests.get_mut(did) else {
+            return false;
+        };
+        if only_available && !d.available {
+            return false;
+        }
+        f(&mut d.stats);
+        if !d.stats.listed {
+            d.stats.listed = true;
+            self.moving.push(Moving::Dest(did));
+        }
+        let sid = d.svc;
+        if let Some(s) = self.service_mut(sid) {
+            f(&mut s.stats);
+            if !s.stats.listed {
+                s.stats.listed = true;
+                self.moving.push(Moving::Service(sid));
+            }
+        }
+        true
+    }
+
+    /// One 2-second estimator step of every live service and every destination linked into
+    /// one, in time proportional to the estimators with work rather than to the table: a
+    /// settled estimator's step is the identity ([`Stats::is_settled`]), so stepping only the
+    /// listed ones gives exactly the kernel's figures for all. Trashed destinations are not
+    /// stepped (the kernel stops their estimator); [`ServiceTable::add_dest`] lists a revived
+    /// one again.
+    pub fn estimate(&mut self) {
+        let mut due = core::mem::take(&mut self.due);
+        due.clear();
+        // Take each listed estimator once: the flag is cleared at its first id, so a repeated
+        // id, or a stale id whose slot now holds an object that listed itself too, is stepped
+        // once.
+        for m in self.moving.drain(..) {
+            let st = match m {
+                Moving::Service(id) => self
+                    .services
+                    .get_mut(id.0 as usize)
+                    .and_then(Option::as_mut)
+                    .map(|s| &mut s.stats),
+                Moving::Dest(id) => self
+                    .dests
+                    .get_mut(id)
+                    .filter(|d| d.available)
+                    .map(|d| &mut d.stats),
+            };
+            if let Some(st) = st.filter(|st| st.listed) {
+                st.listed = false;
+                due.push(m);
+            }
+        }
+        for &m in &due {
+            let st = match m {
+                Moving::Service(id) => self.service_mut(id).map(|s| &mut s.stats),
+                Moving::Dest(id) => self.dests.get_mut(id).map(|d| &mut d.stats),
+            };
+            if let Some(st) = st {
+                st.est.tick(st.live);
+                if !st.is_settled() {
+                    st.listed = true;
+                    self.moving.push(m);
+                }
+            }
+        }
+        self.due = due;
+    }
+
     /// Mutable access to a service's counters.
     pub fn service_stats_mut(&mut self, id: ServiceId) -> Option<&mut Stats> {
         self.service_mut(id).map(|s| &mut s.stats)
     }
 
-    /// Mutable access to every service's and destination's stats, for the estimator tick and
-    /// zeroing.
+    /// Mutable access to every service's and linked destination's stats (zeroing; changing
+    /// anything but the zero point must keep [`ServiceTable::moving`]'s rule).
     pub fn for_each_stats_mut(&mut self, mut f: impl FnMut(&mut Stats)) {
         for s in self.services.iter_mut().flatten() {
             f(&mut s.stats);

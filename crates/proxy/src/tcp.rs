@@ -199,22 +199,32 @@ pub(crate) async fn serve(
     }
     let mut server_abort = ResetOnDrop(Some(&server));
     let limits = (backend.tcp_idle_timeout, backend.tcp_fin_timeout);
-    // Kernel splicing (BPF sockmap) where the worker has it; else the user-space relay.
+    // Kernel splicing (BPF sockmap) where the worker has it: at once, or after a few reads in
+    // user space (`ProxyConfig::kernel_splice_after`), so a short flow does not pay for it.
     // A flow timed for pewma stays in user space: the splicer would hide the first byte.
-    if result.is_ok() && !backend.measure_latency {
-        if let crate::kernel_splice::Started::Spliced { held } =
-            crate::kernel_splice::start(&flow, &client, &server)
-        {
-            // The spliced relay takes the sockets out of tokio (and resets them if dropped).
-            client_abort.disarm();
-            server_abort.disarm();
-            drop((client_abort, server_abort));
-            let addrs = (peer, backend.addr);
-            return crate::kernel_splice::serve(&flow, client, server, held, limits, addrs).await;
-        }
+    let splicer = !backend.measure_latency && w.splicer.borrow().is_some();
+    let mut hand_off_now = splicer && w.cfg.kernel_splice_after == 0;
+    if splicer && !hand_off_now {
+        flow.hand_off_after(Some(w.cfg.kernel_splice_after));
     }
     let mut idled = false;
-    if result.is_ok() {
+    while result.is_ok() {
+        if hand_off_now {
+            if let crate::kernel_splice::Started::Spliced { held } =
+                crate::kernel_splice::start(&flow, &client, &server)
+            {
+                // The spliced relay takes the sockets out of tokio (and resets them if
+                // dropped).
+                client_abort.disarm();
+                server_abort.disarm();
+                drop((client_abort, server_abort));
+                let addrs = (peer, backend.addr);
+                return crate::kernel_splice::serve(&flow, client, server, held, limits, addrs)
+                    .await;
+            }
+            // Refused for these sockets: on in user space, for good.
+            flow.hand_off_after(None);
+        }
         let relay = async {
             tokio::try_join!(
                 copy_dir(&flow, &client, &server, true),
@@ -228,6 +238,13 @@ pub(crate) async fn serve(
                 idled = true;
             }
         }
+        if is_hand_off(&result) {
+            // Both directions stopped with nothing in hand (`Flow::hand_off_due`).
+            result = Ok(());
+            hand_off_now = true;
+            continue;
+        }
+        break;
     }
     if finish(
         &flow,
@@ -429,16 +446,26 @@ pub(crate) async fn copy_dir(
             }
         };
         match step {
-            Step::Again => continue,
+            Step::Again => {
+                flow.set_clean(inbound, true);
+                continue;
+            }
             Step::Eof => break,
             Step::Sent { full } => bulk = full,
             Step::Pending { rest, full } => {
+                flow.set_clean(inbound, false);
                 write_all(to, &rest).await?;
                 bulk = full;
             }
         }
+        // A short read emptied the queue (`read_drain`); a full one may have stopped inside an
+        // skb. Bulk directions are handed over from `splice_dir`, at their EAGAIN.
+        flow.set_clean(inbound, !bulk);
         if fin_queued && !bulk {
             break;
+        }
+        if !bulk && flow.hand_off_due(inbound, false) {
+            return Err(io::Error::other(HandOff));
         }
     }
     if !flow.half_closed() {
@@ -492,7 +519,15 @@ async fn splice_dir(
                 return Ok(SpliceEnd::Eof);
             }
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // The queue is empty and the pipe too: a clean point to hand the flow over.
+                flow.set_clean(inbound, true);
+                if flow.hand_off_due(inbound, true) {
+                    w.put_pipe(pipe);
+                    return Err(io::Error::other(HandOff));
+                }
+                continue;
+            }
             Err(e) if !moved_any && e.raw_os_error() == Some(nix::libc::EINVAL) => {
                 w.put_pipe(pipe);
                 return Ok(SpliceEnd::Unsupported);
@@ -501,6 +536,7 @@ async fn splice_dir(
         };
         moved_any = true;
         flow.count_bytes(inbound, n);
+        flow.set_clean(inbound, false);
         let mut in_pipe = n;
         while in_pipe > 0 {
             to.writable().await?;
@@ -515,4 +551,21 @@ async fn splice_dir(
             }
         }
     }
+}
+
+/// The error a user-space relay direction returns to stop the relay when the flow is due for
+/// the kernel splicer ([`Flow::hand_off_due`]); never leaves [`serve`].
+#[derive(Debug)]
+struct HandOff;
+
+impl std::fmt::Display for HandOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("flow handed to the kernel splicer")
+    }
+}
+
+impl std::error::Error for HandOff {}
+
+fn is_hand_off(r: &io::Result<()>) -> bool {
+    matches!(r, Err(e) if e.get_ref().is_some_and(|i| i.is::<HandOff>()))
 }

@@ -64,6 +64,8 @@ pub(crate) struct Worker {
     /// UDP datagram batch (recvmmsg/sendmmsg buffers), same rule.
     pub udp_batch: RefCell<crate::udp_batch::Batch>,
     pipes: RefCell<Vec<Pipe>>,
+    /// Idle keep-alive connections to real servers (HTTP relay of the content engines).
+    pub server_pool: crate::server_pool::ServerPool,
     /// The kernel splicer (BPF sockmap) of this worker, when the kernel allows it.
     pub splicer: RefCell<Option<rvs_bpf::sockmap::Splicer>>,
     /// The epoll set watching spliced sockets outside tokio (with the splicer; made when the
@@ -85,6 +87,7 @@ impl Worker {
             scratch: RefCell::new(vec![0u8; cfg.buffer_size].into_boxed_slice()),
             udp_batch: RefCell::new(crate::udp_batch::Batch::new()),
             pipes: RefCell::new(Vec::new()),
+            server_pool: crate::server_pool::ServerPool::default(),
             splicer: RefCell::new(crate::kernel_splice::load(cfg.kernel_splice)),
             splice_watch: RefCell::new(None),
             dirty: RefCell::new(Vec::new()),
@@ -159,6 +162,12 @@ pub(crate) struct Flow {
     segments: RefCell<Option<Segments>>,
     /// TCP: the flow's pair in the kernel splicer, and the bytes of it already reported.
     kernel: RefCell<Option<KernelSpliced>>,
+    /// TCP, user-space relay: reads left before the flow is handed to the kernel splicer
+    /// (`None`: never; see [`Flow::hand_off_due`]).
+    hand_off_in: Cell<Option<u32>>,
+    /// TCP, user-space relay: each direction (client → server first) may not be handed to the
+    /// kernel now (see [`Flow::set_clean`]).
+    unclean: [Cell<bool>; 2],
 }
 
 /// Why a flow's traffic is reported.
@@ -224,7 +233,38 @@ impl Flow {
             latency: Cell::new(crate::latency_probe::LatencyProbe::Off),
             segments: RefCell::new(None),
             kernel: RefCell::new(None),
+            hand_off_in: Cell::new(None),
+            unclean: [Cell::new(false), Cell::new(false)],
         })
+    }
+
+    /// Hand the flow to the kernel splicer after `reads` more reads of the user-space relay
+    /// (`None`: never).
+    pub fn hand_off_after(&self, reads: Option<u32>) {
+        self.hand_off_in.set(reads);
+    }
+
+    /// Whether the user-space relay's direction `inbound` could stop now without losing or
+    /// repeating a byte: it holds nothing read and not yet written, and its last read emptied
+    /// the socket's receive queue (a short read, or `EAGAIN`). The second matters because the
+    /// kernel's splicer takes the queue skb by skb and ignores how much of the first one was
+    /// read already: a read that stopped inside an skb would have that part sent twice.
+    pub fn set_clean(&self, inbound: bool, clean: bool) {
+        self.unclean[usize::from(!inbound)].set(!clean);
+    }
+
+    /// Called by a direction of the user-space relay at a clean point ([`Flow::set_clean`]),
+    /// `bulk` when its transfer is bulk: whether the flow should go to the kernel splicer now.
+    /// Yes when its reads are used up or the transfer is bulk, both directions are still open,
+    /// and the other direction is clean too (it waits for data: stopping it loses nothing, and
+    /// what arrives from now on waits in the sockets' queues for the kernel).
+    pub fn hand_off_due(&self, inbound: bool, bulk: bool) -> bool {
+        let Some(left) = self.hand_off_in.get() else {
+            return false;
+        };
+        let left = left.saturating_sub(1);
+        self.hand_off_in.set(Some(left));
+        (left == 0 || bulk) && !self.half_closed.get() && !self.unclean[usize::from(inbound)].get()
     }
 
     /// The flow's sockets are spliced in the kernel as `pair`: its bytes are the splicer's

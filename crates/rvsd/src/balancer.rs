@@ -36,6 +36,9 @@ use rvs_proxy::{
 use crate::clock::Clock;
 use crate::shard::{self, shard_of_handle, FlowKey, FlowRec, Routes, Shard};
 
+// Every use of a shard below that may create an entry, count traffic or change a flow starts
+// with `Shard::wake`: the ticker leaves settled shards alone until then.
+
 /// The balancer: the shards (found through the published routes, never through the daemon
 /// state's lock) plus the clock.
 #[derive(Clone)]
@@ -299,6 +302,7 @@ impl Balancer for DirectorBalancer {
         let shard = self.routes.service(&key).ok_or(Refusal::NoService)?;
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
+        st.wake(now);
         Self::schedule(&mut st, flow, now, None, None)
     }
 
@@ -309,6 +313,7 @@ impl Balancer for DirectorBalancer {
             .ok_or(Refusal::NoService)?;
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
+        st.wake(now);
         Self::schedule(&mut st, flow, now, None, Some(first))
     }
 
@@ -319,6 +324,7 @@ impl Balancer for DirectorBalancer {
             .ok_or(Refusal::NoService)?;
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
+        st.wake(now);
         Self::pe_open_tls(&mut st, flow, server_name, now)
     }
 
@@ -334,6 +340,7 @@ impl Balancer for DirectorBalancer {
             .ok_or(Refusal::NoService)?;
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
+        st.wake(now);
         Self::pe_route_request(&mut st, flow, request, current, now)
     }
 
@@ -343,6 +350,7 @@ impl Balancer for DirectorBalancer {
         };
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
+        st.wake(now);
         Self::pe_learn(&mut st, handle, response, now);
     }
 
@@ -359,6 +367,7 @@ impl Balancer for DirectorBalancer {
         let shard = self.routes.shard(shard_of_handle(failed.handle.0))?;
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
+        st.wake(now);
         // The failed flow is over: its entry is dropped now, and its coming Closed event must
         // not touch the new entry for the same client tuple.
         let rec = st.flows.remove(&failed.handle.0)?;
@@ -375,6 +384,7 @@ impl Balancer for DirectorBalancer {
         };
         let now = self.clock.now();
         let mut st = shard::lock(&shard);
+        st.wake(now);
         let Some(rec) = st.flows.get(&handle.0).copied() else {
             return;
         };
@@ -515,7 +525,7 @@ impl DirectorBalancer {
             _ => None,
         };
         let data = raw.map(crate::pe::template_key);
-        let issue = |addr, port| ckey.value(&svc, addr, port).into_bytes();
+        let issue = |addr, port| ckey.value_bytes(&svc, addr, port).to_vec();
         let record = match &pe {
             PeKind::Cookie(_) => PeRecord::Issued(&issue),
             PeKind::Header(_) => PeRecord::Data,
@@ -534,9 +544,10 @@ impl DirectorBalancer {
         let add_header = match cookie_name {
             Some(name) => {
                 let d = &director.table.dests[target.dest];
-                let v = ckey.value(&svc, d.cfg.addr, d.cfg.port);
-                (raw != Some(v.as_bytes()))
-                    .then(|| rvs_proxy::http::cookie::set_cookie_line(name, &v))
+                let v = ckey.value_bytes(&svc, d.cfg.addr, d.cfg.port);
+                (raw != Some(&v[..])).then(|| {
+                    rvs_proxy::http::cookie::set_cookie_line(name, &String::from_utf8_lossy(&v))
+                })
             }
             None => None,
         };

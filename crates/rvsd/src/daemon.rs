@@ -12,8 +12,9 @@ use crate::clock::Clock;
 use crate::shard::Shard;
 use crate::state::{is_change, State};
 
-/// Ticks (of 100 ms) between two visits of every shard by the ticker.
-const FULL_PASS: u64 = 10;
+/// Ticks (of 100 ms) in a second: the memory figure and retired shards are looked at once a
+/// second.
+const SECOND: u64 = 10;
 
 /// Everything the daemon's tasks share.
 pub struct Daemon {
@@ -146,57 +147,86 @@ impl Daemon {
         p.change_listeners(&open, &close)
     }
 
-    /// Expiry, estimator and defences: run until the task is dropped.
-    ///
-    /// Every [`FULL_PASS`]-th tick (once a second) visits every shard: the per-second work
-    /// (defences, the estimator) is due, and each shard with connections or proxy flows is
-    /// noted. The ticks between visit only those shards, so an idle table of 10 000 services
-    /// costs one visit per shard per second, not ten. A shard that gets its first connection
-    /// between two full passes is seen at the next one: entries live at least a second
-    /// (timeouts are whole seconds), so none expires more than a tick late.
+    /// Expiry, estimator and defences ([`Ticker`]) every 100 ms, and the service manager's
+    /// watchdog and status line: run until the task is dropped.
     pub async fn ticker(self: Arc<Self>) {
         let mut iv = tokio::time::interval(StdDuration::from_millis(100));
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut avail = crate::memory::available_pages();
+        let mut t = Ticker::new(&self.lock());
         let mut n: u64 = 0;
-        let mut busy: Vec<crate::shard::ShardRef> = Vec::new();
         loop {
             iv.tick().await;
-            let full = n.is_multiple_of(FULL_PASS);
             n += 1;
-            let shards = if full {
-                avail = crate::memory::available_pages();
-                let mut st = self.lock();
-                st.reap_retired();
-                busy.clear();
-                st.shards()
-            } else {
-                busy.clone()
-            };
-            for s in shards {
-                let mut g = crate::shard::lock(&s);
-                let now = self.clock.now();
-                let Shard { director, rng, .. } = &mut *g;
-                // A bounded amount of expiry per tick keeps every lock hold short; what is
-                // left is done on the next tick.
-                director.tick(now, avail, 20_000, rng);
-                let active = !g.director.conns.is_empty() || !g.flows.is_empty();
-                drop(g);
-                if full && active {
-                    busy.push(s);
-                }
-            }
+            t.step(&self.state, &self.clock);
             if let Some(notifier) = crate::sd_notify::get() {
-                // Only a ticker that got through every shard keeps systemd's watchdog quiet.
+                // Only a ticker that got through its shards keeps systemd's watchdog quiet.
                 notifier.watchdog_tick(std::time::Instant::now());
                 if n.is_multiple_of(50) {
-                    let doc = crate::status::snapshot(&self.lock());
+                    // Totals and counts only: not a listing of every service.
+                    let doc = crate::status::snapshot_limited(&self.lock(), 0);
                     notifier.send(&crate::sd_notify::status_line(&crate::status::summary(
                         &doc,
                     )));
                 }
             }
         }
+    }
+}
+
+/// The periodic work over the shards: expiry, the estimator, the defences, reaping retired
+/// shards.
+///
+/// Each 100 ms step visits the shards on the ticker's list, and only those: a shard joins it
+/// when something uses it ([`crate::shard::Shard::wake`]) and leaves it once settled (no
+/// connection entry, no proxy flow, no estimator with work, nothing in the trash, no
+/// scheduler housekeeping; see [`crate::shard::Wakeups`]). So the work is proportional to
+/// the shards with something to expire or estimate, not to the table: an idle table of
+/// 10 000 services costs a step nothing.
+pub struct Ticker {
+    ticking: Vec<crate::shard::ShardRef>,
+    wakeups: Arc<crate::shard::Wakeups>,
+    avail: u64,
+    steps: u64,
+}
+
+impl Ticker {
+    /// A ticker over `st`'s shards.
+    pub fn new(st: &State) -> Ticker {
+        Ticker {
+            ticking: Vec::new(),
+            wakeups: st.wakeups().clone(),
+            avail: crate::memory::available_pages(),
+            steps: 0,
+        }
+    }
+
+    /// One step (the daemon makes one every 100 ms); returns the number of shards visited.
+    pub fn step(&mut self, state: &Mutex<State>, clock: &Clock) -> usize {
+        self.steps += 1;
+        if self.steps.is_multiple_of(SECOND) {
+            self.avail = crate::memory::available_pages();
+            self.wakeups.set_pages(self.avail);
+            crate::lock::lock(state).reap_retired();
+        }
+        let woken = self.wakeups.take();
+        if !woken.is_empty() {
+            let st = crate::lock::lock(state);
+            self.ticking
+                .extend(woken.into_iter().filter_map(|id| st.shard_by_id(id)));
+        }
+        let visited = self.ticking.len();
+        let avail = self.avail;
+        self.ticking.retain(|s| {
+            let mut g = crate::shard::lock(s);
+            let now = clock.now();
+            let Shard { director, rng, .. } = &mut *g;
+            // A bounded amount of expiry per tick keeps every lock hold short; what is left
+            // is done on the next tick.
+            director.tick(now, avail, 20_000, rng);
+            g.publish_totals();
+            g.keep_ticking()
+        });
+        visited
     }
 }
 
@@ -218,4 +248,123 @@ fn key_of(l: &rvs_proxy::ListenerSpec) -> m::ServiceKey {
         addr: l.addr.ip(),
         port: l.addr.port(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balancer::DirectorBalancer;
+    use crate::state::Planes;
+    use crate::test_support::parse_cmd;
+    use rvs_proxy::{Balancer, CloseReason, FlowEvent, FlowInfo};
+
+    /// The ticker visits a shard only while it has work: after a large table is loaded each
+    /// new shard is visited once and then left alone; a proxy flow brings its shard back
+    /// (and only its), until the flow is over and the shard settles again.
+    #[test]
+    fn the_ticker_visits_only_shards_with_work() {
+        let clock = Clock::new();
+        let mut st = State::new(clock.now(), Planes { packet: false });
+        let n = 2000;
+        let reqs: Vec<Request> = (0..n)
+            .flat_map(|i| {
+                let vip = format!("127.1.{}.{}:80", i / 250, i % 250 + 1);
+                [
+                    parse_cmd(&format!("-A -t {vip} -s rr")),
+                    parse_cmd(&format!("-a -t {vip} -r 127.0.0.11:8081 -m")),
+                ]
+            })
+            .collect();
+        st.handle(&Request::Batch(reqs), clock.now());
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock,
+        };
+        let mut t = Ticker::new(&st);
+        let state = Mutex::new(st);
+        assert_eq!(t.step(&state, &clock), n, "each new shard is visited once");
+        for _ in 0..5 {
+            assert_eq!(t.step(&state, &clock), 0, "a settled shard is left alone");
+        }
+        let flow = FlowInfo {
+            protocol: rvs_core::Protocol::Tcp,
+            client: "127.0.0.5:40000".parse().unwrap(),
+            vip: "127.1.3.7:80".parse().unwrap(),
+        };
+        let be = b.open(&flow).expect("scheduled");
+        assert_eq!(t.step(&state, &clock), 1, "the flow's shard is visited");
+        assert_eq!(t.step(&state, &clock), 1, "and stays while the flow lives");
+        b.event(be.handle, FlowEvent::Connected);
+        b.event(be.handle, FlowEvent::Closed(CloseReason::Reset));
+        // The entry (CLOSE, 10 s) and the estimator keep it on the list; nothing else is.
+        assert_eq!(t.step(&state, &clock), 1);
+        let key = rvs_core::ServiceKey::Addr {
+            proto: rvs_core::Protocol::Tcp,
+            addr: "127.1.3.7".parse().unwrap(),
+            port: 80,
+        };
+        let woken_shard = crate::lock::lock(&state).shard_of(&key).unwrap().clone();
+        assert!(crate::shard::lock(&woken_shard).is_ticking());
+    }
+
+    /// The totals the once-a-second samplers read without visiting the shards are the
+    /// exact totals as of the ticker's last step: after traffic, zeroing, deletion and reaping.
+    #[test]
+    fn cached_totals_follow_the_exact_ones() {
+        let clock = Clock::new();
+        let mut st = State::new(clock.now(), Planes { packet: false });
+        for i in 0..20 {
+            for c in [
+                format!("-A -t 127.1.0.{}:80 -s rr", i + 1),
+                format!("-a -t 127.1.0.{}:80 -r 127.0.0.11:8081 -m", i + 1),
+                format!("-a -t 127.1.0.{}:80 -r 127.0.0.12:8081 -m", i + 1),
+            ] {
+                assert!(st.handle(&parse_cmd(&c), clock.now()).result.is_ok());
+            }
+        }
+        assert_eq!(st.size(), (20, 40));
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock,
+        };
+        let mut t = Ticker::new(&st);
+        let state = Mutex::new(st);
+        let same = |state: &Mutex<State>| {
+            let st = crate::lock::lock(state);
+            assert_eq!(st.totals_cached(), st.totals());
+        };
+        for i in 0..30u16 {
+            let flow = FlowInfo {
+                protocol: rvs_core::Protocol::Tcp,
+                client: format!("127.0.0.5:{}", 40000 + i).parse().unwrap(),
+                vip: format!("127.1.0.{}:80", i % 7 + 1).parse().unwrap(),
+            };
+            let be = b.open(&flow).expect("scheduled");
+            b.event(be.handle, FlowEvent::Connected);
+            if i % 2 == 0 {
+                b.event(be.handle, FlowEvent::Closed(CloseReason::Reset));
+            }
+        }
+        t.step(&state, &clock);
+        same(&state);
+        assert_eq!(crate::lock::lock(&state).totals_cached().0.conns, 30);
+        let mut st = crate::lock::lock(&state);
+        assert!(st.handle(&parse_cmd("-Z"), clock.now()).result.is_ok());
+        assert!(st
+            .handle(&parse_cmd("-D -t 127.1.0.1:80"), clock.now())
+            .result
+            .is_ok());
+        assert!(st
+            .handle(
+                &parse_cmd("-d -t 127.1.0.2:80 -r 127.0.0.11:8081"),
+                clock.now()
+            )
+            .result
+            .is_ok());
+        assert_eq!(st.size(), (19, 37));
+        drop(st);
+        same(&state);
+        t.step(&state, &clock);
+        same(&state);
+    }
 }

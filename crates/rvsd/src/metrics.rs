@@ -336,6 +336,7 @@ pub fn render(st: &State) -> String {
     }
     xdp(&mut o, st);
     frag(&mut o, st);
+    syn_proxy(&mut o, st);
     o.text
 }
 
@@ -452,6 +453,59 @@ fn xdp(o: &mut Out, st: &State) {
         "Flow directions the XDP program forwards in the kernel.",
     );
     o.sample("rvs_xdp_flow_entries", "", r.entries);
+}
+
+/// The SYN proxy (docs/internals/syn-flood.md#what-it-counts): SYN-ACKs with a cookie sent
+/// by the packet workers and by the XDP program, the handshake ACKs checked, the proxied
+/// connections whose real server answered (nothing when the packet plane does not run).
+fn syn_proxy(o: &mut Out, st: &State) {
+    let Some(feed) = st.packet_feed() else {
+        return;
+    };
+    let t = feed.syn.totals();
+    let x = crate::lock::lock(&feed.xdp).syn;
+    o.header(
+        "rvs_syn_proxy_cookies_sent_total",
+        "counter",
+        "Client SYNs answered with a SYN cookie, by where: the packet workers (userspace) or the XDP program (xdp).",
+    );
+    o.sample(
+        "rvs_syn_proxy_cookies_sent_total",
+        "where=\"userspace\"",
+        t.cookies_sent,
+    );
+    o.sample(
+        "rvs_syn_proxy_cookies_sent_total",
+        "where=\"xdp\"",
+        x.answered,
+    );
+    o.header(
+        "rvs_syn_proxy_xdp_left_total",
+        "counter",
+        "SYNs to a SYN-proxied service the XDP program left to userspace (a shape it does not rewrite, no room, not a plane interface).",
+    );
+    o.sample("rvs_syn_proxy_xdp_left_total", "", x.left);
+    o.header(
+        "rvs_syn_proxy_acks_total",
+        "counter",
+        "Handshake ACKs with no connection checked by the SYN proxy: result valid (a connection is scheduled) or invalid (dropped as bad_cookie).",
+    );
+    o.sample(
+        "rvs_syn_proxy_acks_total",
+        "result=\"valid\"",
+        t.cookies_valid,
+    );
+    o.sample(
+        "rvs_syn_proxy_acks_total",
+        "result=\"invalid\"",
+        t.cookies_invalid,
+    );
+    o.header(
+        "rvs_syn_proxy_connections_total",
+        "counter",
+        "SYN-proxied connections whose real server completed its handshake (sequence numbers shifted from then on).",
+    );
+    o.sample("rvs_syn_proxy_connections_total", "", t.servers_answered);
 }
 
 /// The IPVS sysctls: one gauge per integer value (`sync_threshold` as two, `part` =

@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use rvs_control::model as m;
@@ -92,6 +93,78 @@ pub struct Shard {
     /// Proxy flows of content persistence engines closed unserved, per
     /// [`rvs_proxy::ContentReject::ALL`] reason.
     pub pe_rejects: [u64; rvs_proxy::ContentReject::ALL.len()],
+    /// On the ticker's list ([`Shard::wake`]); false while settled and left alone.
+    ticking: bool,
+    /// Never left alone by the ticker: the packet plane's shard, whose workers use it without
+    /// waking it.
+    pinned: bool,
+    /// Where [`Shard::wake`] tells the ticker.
+    wakeups: Arc<Wakeups>,
+    /// What this shard last added to [`Wakeups::totals`].
+    contrib: Contribution,
+}
+
+/// One shard's part of the table's totals: counters (as shown), rates, connection entries,
+/// proxy reschedules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Contribution {
+    /// Counters since the last zeroing.
+    pub counters: rvs_core::stats::Counters,
+    /// Rates.
+    pub rates: rvs_core::estimator::Rates,
+    /// Connection-table entries.
+    pub entries: u64,
+    /// Proxy connections rescheduled.
+    pub reschedules: u64,
+}
+
+/// Shards that asked the ticker for visits, and the memory figure a waking shard's defences
+/// start from.
+///
+/// Why: a shard whose director is settled ([`rvs_core::Director::settled`]: no entry, no
+/// estimator with work, nothing in the trash, no scheduler housekeeping) and that carries no
+/// proxy flow has nothing for the ticker, so the ticker drops it from its list, and an idle
+/// table of 10 000 services costs nothing per tick. Whatever uses a shard again (a proxy
+/// flow, a control request, a synced connection) calls [`Shard::wake`] first, under the
+/// shard's lock: the director catches up with what the skipped ticks would have done
+/// ([`rvs_core::Director::resume`]), and the shard's id is queued here for the ticker.
+pub struct Wakeups {
+    ids: Mutex<Vec<u32>>,
+    /// The sum of every shard's [`Contribution`] as last published ([`Shard::publish_totals`]).
+    /// A settled shard's figures do not change while the ticker leaves it alone, and the
+    /// ticker publishes every shard it visits, so this is the table's totals as of the last
+    /// tick: the once-a-second samplers (status history, service manager's status line)
+    /// read it instead of locking every shard.
+    sum: Mutex<Contribution>,
+    /// `MemAvailable` in pages as the ticker last read it (once a second).
+    pages: AtomicU64,
+}
+
+impl Default for Wakeups {
+    fn default() -> Wakeups {
+        Wakeups {
+            ids: Mutex::new(Vec::new()),
+            sum: Mutex::new(Contribution::default()),
+            pages: AtomicU64::new(crate::memory::available_pages()),
+        }
+    }
+}
+
+impl Wakeups {
+    /// The ids queued since the last call.
+    pub fn take(&self) -> Vec<u32> {
+        std::mem::take(&mut *lock(&self.ids))
+    }
+
+    /// The totals as of the last tick (see [`Wakeups::sum`]).
+    pub fn totals(&self) -> Contribution {
+        *lock(&self.sum)
+    }
+
+    /// The ticker's latest memory figure.
+    pub fn set_pages(&self, pages: u64) {
+        self.pages.store(pages, Relaxed);
+    }
 }
 
 /// A shared shard.
@@ -102,8 +175,14 @@ pub type ShardRef = Arc<Mutex<Shard>>;
 pub const SEQ_BITS: u32 = 40;
 
 impl Shard {
-    /// An empty shard at time `now` with a random connection-hash seed.
-    pub fn new(id: u32, now: Time, sys: &rvs_core::director::Sysctls) -> Shard {
+    /// An empty shard at time `now` with a random connection-hash seed, settled and not on
+    /// the ticker's list until [`Shard::wake`].
+    pub fn new(
+        id: u32,
+        now: Time,
+        sys: &rvs_core::director::Sysctls,
+        wakeups: Arc<Wakeups>,
+    ) -> Shard {
         let seed = rvs_core::conn::HashSeed([
             os_random_u64(),
             os_random_u64(),
@@ -121,7 +200,85 @@ impl Shard {
             next_flow: 1,
             reschedules: 0,
             pe_rejects: [0; rvs_proxy::ContentReject::ALL.len()],
+            ticking: false,
+            pinned: false,
+            wakeups,
+            contrib: Contribution::default(),
         }
+    }
+
+    /// About to be used at `now`: if the ticker left this shard alone, bring its director up
+    /// to date and ask the ticker to visit it again (see [`Wakeups`]). Call it under the
+    /// shard's lock before anything that may create an entry, count traffic or change the
+    /// table; it costs one test when the shard is already ticking.
+    pub fn wake(&mut self, now: Time) {
+        if self.ticking {
+            return;
+        }
+        let pages = self.wakeups.pages.load(Relaxed);
+        self.director.resume(now, pages);
+        self.ticking = true;
+        lock(&self.wakeups.ids).push(self.id);
+    }
+
+    /// Keep this shard on the ticker's list for good (the packet plane's), starting now.
+    pub fn pin(&mut self, now: Time) {
+        self.wake(now);
+        self.pinned = true;
+    }
+
+    /// Whether the ticker has nothing to do here until the next [`Shard::wake`].
+    pub fn settled(&self) -> bool {
+        !self.pinned && self.flows.is_empty() && self.director.settled()
+    }
+
+    /// Called by the ticker after its visit: leave the shard alone if it is settled. Returns
+    /// whether it stays on the ticker's list.
+    pub fn keep_ticking(&mut self) -> bool {
+        if self.settled() {
+            self.ticking = false;
+        }
+        self.ticking
+    }
+
+    /// Bring this shard's part of [`Wakeups::totals`] up to date: after every ticker visit
+    /// and after anything that changes its figures without waking it (zeroing).
+    pub fn publish_totals(&mut self) {
+        let d = &self.director;
+        let now = Contribution {
+            counters: d.total.shown(),
+            rates: d.total.est.rates(),
+            entries: d.conns.len() as u64,
+            reschedules: self.reschedules,
+        };
+        if now != self.contrib {
+            let mut sum = lock(&self.wakeups.sum);
+            Self::take_out(&mut sum, &self.contrib);
+            sum.counters += now.counters;
+            sum.rates += now.rates;
+            sum.entries = sum.entries.wrapping_add(now.entries);
+            sum.reschedules = sum.reschedules.wrapping_add(now.reschedules);
+            self.contrib = now;
+        }
+    }
+
+    /// Take this shard's part out of [`Wakeups::totals`] (it is being dropped).
+    pub fn withdraw_totals(&mut self) {
+        let mut sum = lock(&self.wakeups.sum);
+        Self::take_out(&mut sum, &self.contrib);
+        self.contrib = Contribution::default();
+    }
+
+    fn take_out(sum: &mut Contribution, c: &Contribution) {
+        sum.counters = sum.counters - c.counters;
+        sum.rates -= c.rates;
+        sum.entries = sum.entries.wrapping_sub(c.entries);
+        sum.reschedules = sum.reschedules.wrapping_sub(c.reschedules);
+    }
+
+    /// Whether the shard is on the ticker's list.
+    pub fn is_ticking(&self) -> bool {
+        self.ticking
     }
 
     /// A new proxy flow handle naming this shard.
@@ -187,7 +344,12 @@ mod tests {
     use super::*;
 
     fn shard(id: u32) -> ShardRef {
-        Arc::new(Mutex::new(Shard::new(id, Time(0), &Default::default())))
+        Arc::new(Mutex::new(Shard::new(
+            id,
+            Time(0),
+            &Default::default(),
+            Arc::default(),
+        )))
     }
 
     #[test]

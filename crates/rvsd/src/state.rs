@@ -19,7 +19,7 @@ use rvs_core::{FwdMethod, Protocol, ServiceKey, Time};
 use crate::convert::*;
 use crate::listing;
 use crate::packet_plane::config::{self as packet_config, PacketFeed};
-use crate::shard::{self, RouteMap, Routes, ServiceExtra, Shard, ShardRef};
+use crate::shard::{self, RouteMap, Routes, ServiceExtra, Shard, ShardRef, Wakeups};
 
 /// Which data planes run beside the socket proxy (which always runs), to say what the table can
 /// and cannot serve.
@@ -90,6 +90,13 @@ pub struct State {
     /// ([`State::take_listener_changes`]), in order: what a request changed, so the proxy
     /// applies the change without comparing the whole table.
     listener_changes: Vec<(rvs_proxy::ListenerSpec, bool)>,
+    /// Shards asking the ticker for visits ([`Wakeups`]), shared by every shard.
+    wakeups: Arc<Wakeups>,
+    /// Current services by creation order (`seq`): the order of `-L --nosort`, read without
+    /// sorting the table.
+    order: std::collections::BTreeMap<u64, ServiceKey>,
+    /// Real servers of the current services, kept change by change.
+    real_servers: u64,
 }
 
 /// What a batch owes the data planes once it is applied. Publishing the routes or the packet
@@ -131,10 +138,15 @@ impl State {
             discovery: Vec::new(),
             deferred: None,
             listener_changes: Vec::new(),
+            wakeups: Arc::default(),
+            order: std::collections::BTreeMap::new(),
+            real_servers: 0,
         };
         st.sync.params = st.sysctls.sync_params();
         if planes.packet {
             let sh = st.new_shard(now);
+            // Its workers use it without waking it: the ticker visits it always.
+            shard::lock(&sh).pin(now);
             let id = shard::lock(&sh).id;
             st.route_map.by_id.insert(id, sh.clone());
             st.packet_shard = Some(sh);
@@ -148,7 +160,7 @@ impl State {
         // Ids are never reused while the daemon runs (2^24 services created is far away;
         // a handle keeps 24 bits for the id).
         self.next_shard = self.next_shard.wrapping_add(1).max(1) & 0x00ff_ffff;
-        let mut sh = Shard::new(id, now, &self.sys);
+        let mut sh = Shard::new(id, now, &self.sys, self.wakeups.clone());
         self.sysctls.apply_all(&mut sh.director);
         Arc::new(Mutex::new(sh))
     }
@@ -156,7 +168,7 @@ impl State {
     /// `rvsadm --sysctl NAME=VALUE` / `rvsd --sysctl`: validate, store, apply to every shard
     /// (the packet plane's view, published at the bump, carries `pmtu_disc`). A sysctl rvs does
     /// not act on yet is stored with a warning.
-    fn set_sysctl(&mut self, name: &str, value: &str) -> Response {
+    fn set_sysctl(&mut self, name: &str, value: &str, now: Time) -> Response {
         let def = match self.sysctls.set(name, value, cpu_count()) {
             Ok(d) => d,
             Err(e) => {
@@ -169,7 +181,10 @@ impl State {
             }
         };
         for s in self.shards() {
-            self.sysctls.apply(def.name, &mut shard::lock(&s).director);
+            // Woken first: a sysctl may give a settled shard work (`run_estimation`).
+            let mut g = shard::lock(&s);
+            g.wake(now);
+            self.sysctls.apply(def.name, &mut g.director);
         }
         if def.name.starts_with("sync_") || def.name == "backup_only" {
             // Sync daemons started from now on use them (`crate::sync`).
@@ -302,10 +317,13 @@ impl State {
 
     /// Every service key, in creation order.
     pub fn service_keys(&self) -> Vec<ServiceKey> {
-        let mut v: Vec<(u64, ServiceKey)> =
-            self.services.iter().map(|(k, p)| (p.seq, *k)).collect();
-        v.sort_unstable_by_key(|(s, _)| *s);
-        v.into_iter().map(|(_, k)| k).collect()
+        self.order.values().copied().collect()
+    }
+
+    /// Every service key in creation order, lazily (a sampler that stops early pays for
+    /// what it reads).
+    pub fn service_keys_iter(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.order.values()
     }
 
     /// Every shard once: the packet plane's, each service's, and retired ones. O(services):
@@ -338,6 +356,31 @@ impl State {
         let s = self.shard_of(key)?;
         let mut g = shard::lock(s);
         Some(f(&mut g))
+    }
+
+    /// [`State::with_service`] for a change made at `now`: the shard is woken first
+    /// ([`Shard::wake`]), so a change that gives it periodic work (a real server in the
+    /// trash, a revived one's estimator, a scheduler's state) gets its ticks.
+    fn change_service<R>(
+        &self,
+        key: &ServiceKey,
+        now: Time,
+        f: impl FnOnce(&mut Shard) -> R,
+    ) -> Option<R> {
+        self.with_service(key, |g| {
+            g.wake(now);
+            f(g)
+        })
+    }
+
+    /// The shard with id `id`, live or retired (the ticker resolves [`Wakeups`] with it).
+    pub fn shard_by_id(&self, id: u32) -> Option<ShardRef> {
+        self.route_map.by_id.get(&id).cloned()
+    }
+
+    /// The queue of shards asking for the ticker.
+    pub fn wakeups(&self) -> &Arc<Wakeups> {
+        &self.wakeups
     }
 
     /// Every service with its destinations in kernel list order (newest first); rvsadm sorts.
@@ -379,9 +422,10 @@ impl State {
         let before = self.retired.len();
         let mut gone = Vec::new();
         self.retired.retain(|s| {
-            let g = shard::lock(s);
+            let mut g = shard::lock(s);
             let idle = g.is_idle();
             if idle {
+                g.withdraw_totals();
                 gone.push(g.id);
             }
             !idle
@@ -400,6 +444,7 @@ impl State {
         let Some(p) = self.services.remove(key) else {
             return;
         };
+        self.order.remove(&p.seq);
         self.route_map.by_service.remove(key);
         if let Some(l) = self.proxy_listener(key) {
             self.listener_changes.push((l, false));
@@ -433,6 +478,26 @@ impl State {
             resched += g.reschedules;
         }
         (c, r, conns, resched)
+    }
+
+    /// The number of services and of their real servers (kept change by change).
+    pub fn size(&self) -> (u64, u64) {
+        (self.services.len() as u64, self.real_servers)
+    }
+
+    /// [`State::totals`] as of the ticker's last step, without visiting any shard
+    /// ([`crate::shard::Wakeups::totals`]): for the samplers that run every second whatever
+    /// the table's size.
+    pub fn totals_cached(
+        &self,
+    ) -> (
+        rvs_core::stats::Counters,
+        rvs_core::estimator::Rates,
+        u64,
+        u64,
+    ) {
+        let t = self.wakeups.totals();
+        (t.counters, t.rates, t.entries, t.reschedules)
     }
 
     /// New connections refused because a shard's table held `rvs_conn_max` entries, summed
@@ -567,7 +632,7 @@ impl State {
             Request::GetInfo => Response::ok(Payload::Info(m::Info::default())),
             Request::GetVrrp => crate::vrrp::status::answer(self.vrrp.as_deref()),
             Request::GetSysctls => Response::ok(Payload::Sysctls(self.sysctl_entries())),
-            Request::SetSysctl { name, value } => self.set_sysctl(name, value),
+            Request::SetSysctl { name, value } => self.set_sysctl(name, value, now),
             Request::AddService(spec) => {
                 let key = key_to_core(&spec.key);
                 let cfg = match service_to_core(spec) {
@@ -586,6 +651,7 @@ impl State {
                 };
                 let added = {
                     let mut g = shard::lock(&shard);
+                    g.wake(now);
                     let r = g.director.table.add_service(key, cfg, now).map(|_| g.id);
                     if r.is_ok() {
                         g.extra.insert(
@@ -614,6 +680,7 @@ impl State {
                         seq: self.next_seq,
                     },
                 );
+                self.order.insert(self.next_seq, key);
                 self.next_seq += 1;
                 self.publish_routes();
                 let mut r = done();
@@ -632,7 +699,7 @@ impl State {
                 if let Some(e) = self.pe_unusable(&key, &cfg) {
                     return Response::err(error(ErrorKind::Unsupported, &e));
                 }
-                self.with_service(&key, |g| {
+                self.change_service(&key, now, |g| {
                     let r = g.director.table.edit_service(&key, cfg, now);
                     if r.is_ok() {
                         g.extra.entry(key).or_default().proxy_protocol = spec.proxy_protocol;
@@ -643,8 +710,13 @@ impl State {
             }
             Request::DelService(k) => {
                 let key = key_to_core(k);
-                let r = self.with_service(&key, |g| {
-                    let r = g.director.del_service(&key, now);
+                let r = self.change_service(&key, now, |g| {
+                    let t = &g.director.table;
+                    let dests = t
+                        .id_of(&key)
+                        .and_then(|id| t.service(id))
+                        .map_or(0, |s| s.dests.len() as u64);
+                    let r = g.director.del_service(&key, now).map(|()| dests);
                     if r.is_ok() {
                         g.extra.remove(&key);
                     }
@@ -653,7 +725,8 @@ impl State {
                 match r {
                     None => no_service(),
                     Some(Err(e)) => Response::err(remote_error(&e)),
-                    Some(Ok(())) => {
+                    Some(Ok(dests)) => {
+                        self.real_servers = self.real_servers.saturating_sub(dests);
                         self.unplace(&key);
                         self.publish_routes();
                         done()
@@ -664,9 +737,11 @@ impl State {
                 for key in self.service_keys() {
                     self.unplace(&key);
                 }
+                self.real_servers = 0;
                 // Connections stay in their shards until they expire, as in the kernel.
                 for s in self.shards() {
                     let mut g = shard::lock(&s);
+                    g.wake(now);
                     g.director.clear(now);
                     g.extra.clear();
                 }
@@ -676,7 +751,10 @@ impl State {
             Request::Zero(k) => match k {
                 None => {
                     for s in self.shards() {
-                        shard::lock(&s).director.zero(None);
+                        let mut g = shard::lock(&s);
+                        g.director.zero(None);
+                        // Zeroing changes what a settled shard shows without waking it.
+                        g.publish_totals();
                     }
                     done()
                 }
@@ -685,6 +763,7 @@ impl State {
                     self.with_service(&key, |g| match g.director.table.id_of(&key) {
                         Some(id) => {
                             g.director.zero(Some(id));
+                            g.publish_totals();
                             done()
                         }
                         None => no_service(),
@@ -703,10 +782,12 @@ impl State {
                          refused",
                     ));
                 }
-                match self.with_service(&key, |g| g.director.table.add_dest(&key, cfg, now)) {
+                match self.change_service(&key, now, |g| g.director.table.add_dest(&key, cfg, now))
+                {
                     None => no_service(),
                     Some(Err(e)) => Response::err(remote_error(&e)),
                     Some(Ok(_)) => {
+                        self.real_servers += 1;
                         let mut r = done();
                         if let Some(w) = self.dest_unserved(&key, &cfg) {
                             tracing::warn!("{w}");
@@ -719,7 +800,7 @@ impl State {
             Request::EditDest { service, dest } => {
                 let key = key_to_core(service);
                 let cfg = dest_to_core(dest);
-                match self.with_service(&key, |g| g.director.table.edit_dest(&key, cfg)) {
+                match self.change_service(&key, now, |g| g.director.table.edit_dest(&key, cfg)) {
                     None => no_service(),
                     Some(Err(e)) => Response::err(remote_error(&e)),
                     Some(Ok(_)) => {
@@ -738,10 +819,15 @@ impl State {
                 port,
             } => {
                 let key = key_to_core(service);
-                self.with_service(&key, |g| {
-                    result(g.director.del_dest(&key, addr, *port, now).map(|_| ()))
-                })
-                .unwrap_or_else(no_service)
+                let r = self
+                    .change_service(&key, now, |g| {
+                        result(g.director.del_dest(&key, addr, *port, now).map(|_| ()))
+                    })
+                    .unwrap_or_else(no_service);
+                if r.result.is_ok() {
+                    self.real_servers = self.real_servers.saturating_sub(1);
+                }
+                r
             }
             Request::SetTimeouts(t) => {
                 let r = self.sys.conn.timeouts.set(

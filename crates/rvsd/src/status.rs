@@ -53,6 +53,10 @@ pub struct Totals {
     pub connection_entries: u64,
     /// Proxy connections rescheduled after a failed connect.
     pub proxy_reschedules: u64,
+    /// Virtual services.
+    pub services: u64,
+    /// Real servers of those services.
+    pub real_servers: u64,
 }
 
 /// Everything the status page shows.
@@ -92,19 +96,39 @@ pub fn now_ms() -> u64 {
 /// The document for the current state (each service copied under its shard's lock, one at a
 /// time, as the metrics are).
 pub fn snapshot(st: &State) -> StatusDoc {
-    snapshot_limited(st, usize::MAX)
+    document(st, usize::MAX, st.totals())
 }
 
 /// The same, with services (in creation order) only until they and their real servers make
 /// `max_series` entries; `partial` says whether some were left out. The history sampler
 /// takes no more than it keeps ([`HISTORY_SERIES`]): copying and naming every service of a
 /// 10 000-service table once a second would be an idle rvsd's main cost.
+///
+/// For the samplers that run every second whatever the table's size: the totals are the
+/// ticker's (as of its last step, [`State::totals_cached`]), not a visit of every shard, and
+/// only the services taken are read, so an idle table of 10 000 services costs a sample
+/// next to nothing.
 pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
-    let (c, r, entries, resched) = st.totals();
+    document(st, max_series, st.totals_cached())
+}
+
+fn document(
+    st: &State,
+    max_series: usize,
+    totals: (
+        rvs_core::stats::Counters,
+        rvs_core::estimator::Rates,
+        u64,
+        u64,
+    ),
+) -> StatusDoc {
+    let (c, r, entries, resched) = totals;
+    let (n_services, n_dests) = st.size();
     let mut services = Vec::new();
     let mut series = 0usize;
     let mut partial = false;
-    for k in st.service_keys() {
+    // `max_series` 0 (the service manager's status line) lists nothing, not even the keys.
+    for &k in st.service_keys_iter() {
         if series >= max_series {
             partial = true;
             break;
@@ -181,6 +205,8 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
             stats: crate::convert::stats_of(c, r),
             connection_entries: entries,
             proxy_reschedules: resched,
+            services: n_services,
+            real_servers: n_dests,
         },
         services,
         vrrp,
@@ -192,11 +218,10 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
 /// One line for the service manager (`systemctl status rvsd`): what is served, how busy, and
 /// the VRRP states.
 pub fn summary(doc: &StatusDoc) -> String {
-    let dests: usize = doc.services.iter().map(|s| s.dests.len()).sum();
     let mut s = format!(
         "{} service(s), {} real server(s), {} connection(s), {} conn/s",
-        doc.services.len(),
-        dests,
+        doc.totals.services,
+        doc.totals.real_servers,
         doc.totals.connection_entries,
         doc.totals.stats.cps
     );
@@ -373,6 +398,8 @@ mod tests {
                 stats: m::Stats::default(),
                 connection_entries: 0,
                 proxy_reschedules: 0,
+                services: 1,
+                real_servers: 0,
             },
             services: vec![ServiceStatus {
                 name: "TCP 10.0.0.1:80".into(),

@@ -53,6 +53,56 @@ fn frag_drops(director: &Netns, reason: &str) -> u64 {
     )
 }
 
+/// The dual-stack NAT lab with a UDP echo server on each real server, and rvsd serving UDP
+/// port [`UDP_PORT`] of both VIPs over every real server of its family (NAT, rr), ready: what
+/// the NAT echo test and the hostile-fragments test share. rvsd comes first, so that it is
+/// stopped before the lab is torn down.
+struct NatEcho {
+    rvsd: Rvsd,
+    t: rvs_lab::Topology,
+    v6: rvs_lab::Ipv6Layer,
+    director: Netns,
+    client: Netns,
+    /// `VIP:port` and `[VIP6]:port`, as `rvsadm` writes them.
+    svc4: String,
+    svc6: String,
+}
+
+fn nat_echo(tag: &str) -> NatEcho {
+    let mut t = rvs_lab::nat_dual(tag).expect("dual-stack nat lab");
+    let v6 = t.ipv6().cloned().expect("IPv6 layer");
+    let servers: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
+    for ns in &servers {
+        let child = ns.udp_responder(UDP_PORT, None).expect("UDP echo server");
+        t.lab_mut().own(child);
+    }
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"]);
+    let svc4 = format!("{}:{UDP_PORT}", t.vip);
+    let svc6 = format!("[{}]:{UDP_PORT}", v6.vip);
+    rvsd.line(&format!("-A -u {svc4} -s rr"));
+    rvsd.line(&format!("-A -u {svc6} -s rr"));
+    for rip in t.rips() {
+        rvsd.line(&format!("-a -u {svc4} -r {rip}:{UDP_PORT} -m"));
+    }
+    for rip in &v6.rips {
+        rvsd.line(&format!("-a -u {svc6} -r [{rip}]:{UDP_PORT} -m"));
+    }
+    let mut rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
+    rips.extend(v6.rips.iter().map(|r| r.to_string()));
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
+    NatEcho {
+        rvsd,
+        t,
+        v6,
+        director,
+        client,
+        svc4,
+        svc6,
+    }
+}
+
 /// `n` bytes that differ from one datagram (`seed`) to the next.
 fn payload(n: usize, seed: u8) -> Vec<u8> {
     let mut x = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
@@ -110,29 +160,15 @@ fn echo_sizes(client: &Netns, vip: SocketAddr, sizes: &[usize]) {
 fn fragmented_udp_through_nat_is_echoed_byte_for_byte() {
     rvs_require::require_root!();
     rvs_require::require_tools!("python3", "curl");
-    let mut t = rvs_lab::nat_dual("ppfrag").expect("dual-stack nat lab");
-    let v6 = t.ipv6().cloned().expect("IPv6 layer");
-    let servers: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
-    for ns in &servers {
-        let child = ns.udp_responder(UDP_PORT, None).expect("UDP echo server");
-        t.lab_mut().own(child);
-    }
-    let director = t.director().ns.clone();
-    let client = t.client().ns.clone();
-    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"]);
-    let svc4 = format!("{}:{UDP_PORT}", t.vip);
-    let svc6 = format!("[{}]:{UDP_PORT}", v6.vip);
-    rvsd.line(&format!("-A -u {svc4} -s rr"));
-    rvsd.line(&format!("-A -u {svc6} -s rr"));
-    for rip in t.rips() {
-        rvsd.line(&format!("-a -u {svc4} -r {rip}:{UDP_PORT} -m"));
-    }
-    for rip in &v6.rips {
-        rvsd.line(&format!("-a -u {svc6} -r [{rip}]:{UDP_PORT} -m"));
-    }
-    let mut rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    rips.extend(v6.rips.iter().map(|r| r.to_string()));
-    wait_plane_ready(&director, &t.vip.to_string(), &rips);
+    let NatEcho {
+        mut rvsd,
+        t,
+        v6,
+        director,
+        client,
+        svc4,
+        svc6,
+    } = nat_echo("ppfrag");
 
     let sizes = [4000, 30_000];
     echo_sizes(
@@ -308,29 +344,16 @@ for h in sys.argv[2:]:
 fn hostile_fragments_are_dropped_and_counted_and_the_plane_still_serves() {
     rvs_require::require_root!();
     rvs_require::require_tools!("python3", "curl");
-    let mut t = rvs_lab::nat_dual("ppfragx").expect("dual-stack nat lab");
-    let v6 = t.ipv6().cloned().expect("IPv6 layer");
-    let servers: Vec<Netns> = t.real_servers().iter().map(|n| n.ns.clone()).collect();
-    for ns in &servers {
-        let child = ns.udp_responder(UDP_PORT, None).expect("UDP echo server");
-        t.lab_mut().own(child);
-    }
-    let director = t.director().ns.clone();
+    let NatEcho {
+        mut rvsd,
+        t,
+        v6,
+        director,
+        client,
+        svc4,
+        svc6,
+    } = nat_echo("ppfragx");
     let director_mac = t.director().iface("eth0").expect("director eth0").mac;
-    let client = t.client().ns.clone();
-    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"]);
-    let svc4 = format!("{}:{UDP_PORT}", t.vip);
-    let svc6 = format!("[{}]:{UDP_PORT}", v6.vip);
-    rvsd.line(&format!("-A -u {svc4} -s rr"));
-    rvsd.line(&format!("-A -u {svc6} -s rr"));
-    for rip in t.rips() {
-        rvsd.line(&format!("-a -u {svc4} -r {rip}:{UDP_PORT} -m"));
-    }
-    for rip in &v6.rips {
-        rvsd.line(&format!("-a -u {svc6} -r [{rip}]:{UDP_PORT} -m"));
-    }
-    let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
-    wait_plane_ready(&director, &t.vip.to_string(), &rips);
 
     let c4 = t.client().iface("eth0").expect("client eth0").addr.octets();
     let (c6, vip6) = (v6.client.octets(), v6.vip.octets());

@@ -1,5 +1,4 @@
-//! Wire tests against the keepalived 2.2.7 captures (`shared/vectors/vrrp/*.pcap`, copied to
-//! `tests/data/`):
+//! Wire tests against captures of keepalived 2.2.7's VRRP traffic (`tests/data/*.pcap`):
 //!
 //! 1. every VRRP packet decodes to exactly the fields tshark 4.0 reports for it
 //!    (`tests/data/*.tshark`, an independent dissector's output, so tshark is not needed here);

@@ -127,6 +127,23 @@ impl Common {
         d.active > d.weight() && self.half_idle_count > 0
     }
 
+    /// Catch up with the GC runs missed while the cache was empty and nobody ticked: each one
+    /// would only have advanced the run counter (see [`check_expire`]), so the next full
+    /// expiration comes at the run the kernel's would.
+    fn resume(&mut self, now: Time) {
+        if self.entries != 0 {
+            return;
+        }
+        while now >= self.next_gc {
+            self.next_gc = self.next_gc + CHECK_EXPIRE_INTERVAL;
+            if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
+                self.counter = 1;
+            } else {
+                self.counter += 1;
+            }
+        }
+    }
+
     /// Whether the GC timer fires at `now`; re-arms it.
     fn gc_due(&mut self, now: Time) -> bool {
         if now < self.next_gc {
@@ -261,6 +278,15 @@ impl Lblc {
             }
         }
         Some(id)
+    }
+
+    /// Whether the cache holds entries the periodic GC must see.
+    pub(crate) fn needs_ticks(&self) -> bool {
+        self.common.entries != 0
+    }
+
+    pub(crate) fn resume(&mut self, now: Time) {
+        self.common.resume(now);
     }
 
     pub(crate) fn tick(&mut self, now: Time) {
@@ -418,6 +444,15 @@ impl Lblcr {
             en.lastmod = now;
         }
         Some(id)
+    }
+
+    /// Whether the cache holds entries the periodic GC must see.
+    pub(crate) fn needs_ticks(&self) -> bool {
+        self.common.entries != 0
+    }
+
+    pub(crate) fn resume(&mut self, now: Time) {
+        self.common.resume(now);
     }
 
     pub(crate) fn tick(&mut self, now: Time) {

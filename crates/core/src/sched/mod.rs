@@ -484,6 +484,27 @@ impl Scheduler {
         }
     }
 
+    /// Whether [`Scheduler::tick`] has anything to do: lblc/lblcr with cache entries, mh
+    /// keeping a previous table. Without, ticks may be skipped; call [`Scheduler::resume`]
+    /// before the next use.
+    pub fn needs_ticks(&self) -> bool {
+        match self {
+            Scheduler::Lblc(s) => s.needs_ticks(),
+            Scheduler::Lblcr(s) => s.needs_ticks(),
+            Scheduler::Mh(s) => s.keeps_previous(),
+            _ => false,
+        }
+    }
+
+    /// Catch up with the ticks skipped while [`Scheduler::needs_ticks`] was false.
+    pub fn resume(&mut self, now: Time) {
+        match self {
+            Scheduler::Lblc(s) => s.resume(now),
+            Scheduler::Lblcr(s) => s.resume(now),
+            _ => {}
+        }
+    }
+
     /// Periodic housekeeping (lblc/lblcr cache garbage collection every 60 s, the end of mh's
     /// previous-table grace); call about once a second.
     pub fn tick(&mut self, now: Time) {

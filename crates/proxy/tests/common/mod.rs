@@ -178,9 +178,12 @@ pub fn splice_mode() -> KernelSplice {
 }
 
 /// The proxy configuration of the tests: the defaults, with [`splice_mode`].
+/// Spliced flows are handed to the kernel at connect (`kernel_splice_after: 0`), so that every
+/// flow of every test takes the kernel path; the hand-off after a few reads has its own test.
 pub fn config() -> ProxyConfig {
     ProxyConfig {
         kernel_splice: splice_mode(),
+        kernel_splice_after: 0,
         ..ProxyConfig::default()
     }
 }

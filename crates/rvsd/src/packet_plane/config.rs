@@ -142,6 +142,8 @@ pub struct PacketFeed {
     pub xdp: Arc<std::sync::Mutex<super::xdp::XdpReport>>,
     /// The workers' reassembly counters (metrics).
     pub frag: Arc<super::frag_stats::FragStats>,
+    /// The workers' SYN-proxy counters (metrics).
+    pub syn: Arc<super::syn_stats::SynStats>,
 }
 
 impl PacketFeed {
@@ -156,6 +158,7 @@ impl PacketFeed {
             bell,
             xdp: Arc::default(),
             frag: Arc::default(),
+            syn: Arc::default(),
         }
     }
 }

@@ -94,6 +94,8 @@ pub mod frag_stats;
 mod hops;
 mod iface;
 mod keeper;
+mod syn_answer;
+pub mod syn_stats;
 mod unresolved;
 mod worker;
 pub mod xdp;
@@ -263,6 +265,15 @@ impl PacketPlane {
                 stop: stop.clone(),
                 ifaces: ifaces.clone(),
                 report: feed.xdp.clone(),
+                syn_answer: {
+                    let mut k = syn_answer::SynAnswerKeeper::new(
+                        &clock,
+                        packet_shard.clone(),
+                        feed.view.clone(),
+                        ifaces.clone(),
+                    );
+                    Box::new(move |fp| k.keep(fp))
+                },
             };
             pp.syncer = Some(
                 std::thread::Builder::new()
@@ -304,6 +315,7 @@ impl PacketPlane {
                 ifaces: ifaces.clone(),
                 offers: offers_tx.clone(),
                 frag: feed.frag.clone(),
+                syn: feed.syn.clone(),
             };
             let h = std::thread::Builder::new()
                 .name(format!("rvs-pkt-{}", ifaces[i].name))

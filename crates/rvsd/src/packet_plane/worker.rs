@@ -186,6 +186,8 @@ pub(super) struct Context {
     pub offers: Option<std::sync::mpsc::SyncSender<Vec<rvs_packet::fastpath::Offer>>>,
     /// Where the reassembly counters are summed (metrics).
     pub frag: Arc<FragStats>,
+    /// Where the SYN-proxy counters are summed (metrics).
+    pub syn: Arc<super::syn_stats::SynStats>,
 }
 
 /// Where a verdict's bytes go: back into the ring slot (sent by the port's batched
@@ -334,6 +336,7 @@ pub(super) struct Worker<N: Lookup, S: FrameSink> {
     rep: WorkerReport,
     offers: Option<OfferOut>,
     frag: Publisher,
+    syn: super::syn_stats::Publisher,
     /// Frames waiting for their next hop.
     held: Unresolved,
 }
@@ -359,6 +362,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
                 frags_sent: 0,
             },
             frag: Publisher::default(),
+            syn: super::syn_stats::Publisher::default(),
             held: Unresolved::default(),
             rep: WorkerReport {
                 iface: cx.ifaces[me].name.clone(),
@@ -399,6 +403,7 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             rep,
             offers,
             frag: _,
+            syn: _,
             held,
         } = self;
         let port_in = *me as PortId;
@@ -527,6 +532,13 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             self.plane.frag_counters(),
             self.plane.frag_held(),
             self.em.frags_sent,
+        );
+        self.syn.publish(
+            &self.cx.syn,
+            self.plane.syn_proxy_counters(),
+            self.plane
+                .drops()
+                .get(rvs_packet::plane::DropReason::BadCookie),
         );
     }
 
@@ -708,6 +720,7 @@ mod tests {
             ifaces: feed.ifaces.clone(),
             offers,
             frag: feed.frag.clone(),
+            syn: feed.syn.clone(),
         };
         let (lookups, unlocked) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
         let table = Table {
@@ -758,6 +771,7 @@ mod tests {
                 ifaces: cx.ifaces.clone(),
                 offers: None,
                 frag: cx.frag.clone(),
+                syn: cx.syn.clone(),
             };
             let hops = Hops::new(cx.hops.clone(), cx.learned.clone());
             let senders = (0..2)

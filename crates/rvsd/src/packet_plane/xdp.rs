@@ -121,6 +121,8 @@ pub struct XdpReport {
     pub counters: Counters,
     /// Entries installed now.
     pub entries: u64,
+    /// What the program's SYN answering counted (updated every sweep).
+    pub syn: rvs_bpf::syn_answer::SynCounters,
 }
 
 /// The loaded and attached program, before the syncer starts.
@@ -216,6 +218,10 @@ pub(super) struct SyncContext {
     pub stop: Arc<AtomicBool>,
     pub ifaces: Arc<Vec<Iface>>,
     pub report: Arc<Mutex<XdpReport>>,
+    /// Brings the program's SYN-answering maps up to date and returns its counters
+    /// (`packet_plane::syn_answer`; a closure so that this module does not depend on the
+    /// plane's view, which depends on it).
+    pub syn_answer: Box<dyn FnMut(&mut FastPath) -> rvs_bpf::syn_answer::SynCounters + Send>,
 }
 
 /// An installed entry: the offer it came from and the counters already given to rvs-core.
@@ -227,12 +233,13 @@ struct Installed {
 
 /// The syncer thread: installs offers, feeds the counters back, removes stale entries, until
 /// the plane stops (then the program is detached with the [`FastPath`]).
-pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, cx: SyncContext) {
+pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncContext) {
     let mut fp = a.fp;
     let mut installed: HashMap<FlowKey, Installed> = HashMap::new();
     // Entries written over the plane's life (each one map update on this thread).
     let mut writes = 0u64;
     let mut next_sweep = Instant::now() + SWEEP;
+    (cx.syn_answer)(&mut fp);
     while !cx.stop.load(Ordering::Relaxed) {
         let wait = next_sweep.saturating_duration_since(Instant::now());
         match offers.recv_timeout(wait) {
@@ -246,6 +253,8 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, cx: SyncContext)
         }
         if Instant::now() >= next_sweep {
             sweep(&mut fp, &mut installed, &cx);
+            let c = (cx.syn_answer)(&mut fp);
+            crate::lock::lock(&cx.report).syn = c;
             next_sweep = Instant::now() + SWEEP;
         }
     }
@@ -266,6 +275,12 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, cx: SyncContext)
     tracing::info!(
         "XDP fast path: {writes} flow entries written, {} installed at the end",
         installed.len()
+    );
+    let s = (cx.syn_answer)(&mut fp);
+    tracing::info!(
+        "XDP SYN answering: {} SYN-ACKs sent by the program, {} SYNs to served services left to userspace",
+        s.answered,
+        s.left
     );
 }
 

@@ -85,6 +85,8 @@ pub(super) fn apply(
         };
         let mut g = shard::lock(&s);
         let now = clock.now();
+        // A synced entry gives a settled shard work for the ticker.
+        g.wake(now);
         // Consecutive records of the same shard share the lock hold.
         loop {
             match g.director.apply_synced(&recs[i], v0, now) {
