@@ -70,6 +70,8 @@ pub struct State {
     generation: u64,
     /// The packet plane's feed, once it runs ([`State::attach_packet_plane`]).
     packet: Option<PacketFeed>,
+    /// The services `rvs_syn_proxy=1` does not cover, as last logged.
+    syn_proxy_warned: crate::syn_proxy_check::Warned,
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
     /// Virtual services whose keepalived `quorum` is not met: their VIPs are not announced
@@ -130,6 +132,7 @@ impl State {
             health: None,
             generation: 0,
             packet: None,
+            syn_proxy_warned: Default::default(),
             nft_marks: Vec::new(),
             quorum_lost: std::collections::HashSet::new(),
             announce: None,
@@ -191,7 +194,12 @@ impl State {
             self.sync.params = self.sysctls.sync_params();
         }
         self.bump_generation();
-        let r = done();
+        let mut r = done();
+        if def.name == "rvs_syn_proxy" {
+            for w in self.syn_proxy_unproxied() {
+                r = r.warn(w);
+            }
+        }
         match def.effect {
             Effect::NotYet(why) => r.warn(format!(
                 "net.ipv4.vs.{} = {}: stored, but rvs does not act on it yet ({why})",
@@ -240,6 +248,22 @@ impl State {
         }
         self.generation += 1;
         self.publish_packet_view();
+        let w = self.syn_proxy_unproxied();
+        self.syn_proxy_warned.log_new(w);
+    }
+
+    /// The TCP services `rvs_syn_proxy=1` leaves unprotected (see [`crate::syn_proxy_check`]).
+    pub fn syn_proxy_unproxied(&self) -> Vec<String> {
+        let on = self.sysctls.int("rvs_syn_proxy") != 0;
+        if !on {
+            return Vec::new();
+        }
+        let services: Vec<(ServiceKey, ShardRef)> = self
+            .service_keys()
+            .into_iter()
+            .filter_map(|k| Some((k, self.shard_of(&k)?.clone())))
+            .collect();
+        crate::syn_proxy_check::unproxied(on, self.packet_shard.as_ref(), &services)
     }
 
     /// Connect the packet plane: from now on every change publishes its view to `feed`
