@@ -54,85 +54,27 @@ if [ "$NICE" != 0 ]; then
   fi
 fi
 
-RS1=127.0.0.21:18191
-RS2=127.0.0.22:18191
-
-# Real servers: one nginx, one worker; each address answers with its own name (same length),
-# so the script can check where a pinned request went.
-mkdir -p "$work/rs"
-cat > "$work/rs/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/rs/nginx.pid;
-error_log $work/rs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/rs; proxy_temp_path $work/rs; fastcgi_temp_path $work/rs;
-  uwsgi_temp_path $work/rs; scgi_temp_path $work/rs;
-  keepalive_requests 1000000;
-  server { listen $RS1; location / { return 200 "hello from real server 1\n"; } }
-  server { listen $RS2; location / { return 200 "hello from real server 2\n"; } }
-}
-CONF
-taskset -c 1 nginx -c "$work/rs/nginx.conf" -p "$work/rs" -g 'daemon off;' &
-pids+=($!)
-
-# HAProxy: http mode, one thread, round robin, cookie insertion as its manual describes.
-cat > "$work/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  option http-keep-alive
-  timeout connect 3s
-  timeout client 30s
-  timeout server 30s
-  timeout http-keep-alive 30s
-frontend fe
-  bind 127.0.0.1:18192
-  default_backend be
-backend be
-  balance roundrobin
-  cookie RVSID insert indirect nocache
-  server rs1 $RS1 cookie rs1
-  server rs2 $RS2 cookie rs2
-CONF
+. bench/cookie-setup.sh
+cookie_start_nginx
+cookie_haproxy_conf
 taskset -c 0 haproxy -f "$work/haproxy.cfg" -db &
 pids+=($!)
 HAPROXY_PID=$!
 
-# rvsd: one proxy worker, round robin, the cookie engine (the persistence timeout is required).
+# rvsd: one proxy worker.
 SOCK=$work/rvsd.sock
 RUST_LOG=warn taskset -c 0 "$RVSD" --socket "$SOCK" --workers 1 --metrics-listen off &
 pids+=($!)
 RVSD_PID=$!
-for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
-"$RVSADM" --socket "$SOCK" -A -t 127.0.0.1:18193 -s rr -p 1800 --pe cookie
-"$RVSADM" --socket "$SOCK" -a -t 127.0.0.1:18193 -r "$RS1" -m
-"$RVSADM" --socket "$SOCK" -a -t 127.0.0.1:18193 -r "$RS2" -m
+cookie_rvsd_service "$RVSADM" "$SOCK"
 sleep 0.5
 
 NAMES=(rvsd haproxy)
-declare -A PORT=([rvsd]=18193 [haproxy]=18192) PID=([rvsd]=$RVSD_PID [haproxy]=$HAPROXY_PID)
+declare -A PORT=([rvsd]=$RVSD_PORT [haproxy]=$HAPROXY_PORT) PID=([rvsd]=$RVSD_PID [haproxy]=$HAPROXY_PID)
 declare -A COOKIE
-# The cookie each proxy issues for real server 1: ask until a response comes from it.
 for n in "${NAMES[@]}"; do
-  url="http://127.0.0.1:${PORT[$n]}/"
-  for _ in 1 2 3 4; do
-    hdrs=$(curl -sf -D - -o "$work/body" "$url") || { echo "bench/cookie.sh: $n does not answer" >&2; exit 1; }
-    if grep -q "server 1" "$work/body"; then
-      COOKIE[$n]=$(tr -d '\r' <<<"$hdrs" | sed -n 's/^[Ss]et-[Cc]ookie: *\(RVSID=[^;]*\).*/\1/p' | head -1)
-      break
-    fi
-  done
-  [ -n "${COOKIE[$n]:-}" ] || { echo "bench/cookie.sh: $n issued no RVSID cookie for real server 1" >&2; exit 1; }
-  # The cookie pins: 6 requests with it all reach real server 1.
-  for _ in 1 2 3 4 5 6; do
-    curl -sf -H "Cookie: ${COOKIE[$n]}" "$url" | grep -q "server 1" ||
-      { echo "bench/cookie.sh: $n did not keep ${COOKIE[$n]} on real server 1" >&2; exit 1; }
-  done
-  taskset -c 1 wrk -t1 -c"$CONNS" -d2s "$url" >/dev/null 2>&1
+  COOKIE[$n]=$(cookie_for_rs1 "$n" "${PORT[$n]}")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORT[$n]}/" >/dev/null 2>&1
 done
 
 # CPU time (user + system, all threads, clock ticks) of a proxy.

@@ -55,8 +55,9 @@ DMAC=$(ip netns exec "$D" cat /sys/class/net/eth0/address)
 CMAC=$(ip netns exec "$C" cat /sys/class/net/eth0/address)
 # Random sources: the director must not drop them for failing its reverse-path check.
 for k in all default eth0; do ip netns exec "$D" sysctl -qw "net.ipv4.conf.$k.rp_filter=0" 2>/dev/null || true; done
-# The client's own stack must not answer the director's SYN-ACKs to the spoofed sources it
-# happens to see (none are its address, so nothing to do there).
+# The lab's client is also a router: it would route the director's SYN-ACKs to the spoofed
+# sources back to the director, doubling the load in a way no real network does.
+ip netns exec "$C" sysctl -qw net.ipv4.ip_forward=0
 cat > "$work/syn.cfg" <<CFG
 { eth(da=$DMAC, sa=$CMAC), ipv4(saddr=drnd(), daddr=$VIP, ttl=64), tcp(sp=drnd(), dp=80, seq=drnd(), syn, win=65535) }
 CFG
@@ -101,6 +102,8 @@ run() {
   hwm=$(rss_kb "$rvsd_pid" VmHWM)
   kill -TERM "$rvsd_pid"; wait "$rvsd_pid" 2>/dev/null || true; rvsd_pid=
   rm -f "$work/rvsd.sock"
+  # The program's verdicts and the workers' summaries, for the record (stderr).
+  grep -hE "XDP SYN answering:|XDP fast path: [0-9]|packet worker|XDP slow path on .*received" "$work/rvsd.log" | sed "s/^/  [$*] /" >&2 || true
   local lost sa
   lost=$(grep -oE '[0-9]+ ring drops|[0-9]+ ring full|[0-9]+ fill ring empty' "$work/rvsd.log" | awk '{ n += $1 } END { print n + 0 }')
   sa=$(( $(metric "$work/m1" rvs_syn_proxy_cookies_sent_total) - $(metric "$work/m0" rvs_syn_proxy_cookies_sent_total) ))

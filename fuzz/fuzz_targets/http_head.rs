@@ -1,12 +1,22 @@
 //! The HTTP/1.x head parsers of the content persistence engines (`rvs_proxy::http`) on
 //! arbitrary bytes: never a panic, a complete head lies inside the input and never exceeds the
-//! size limit, and the accessors (framing, cookies, keep-alive) work on whatever parses.
+//! size limit, the relay's cheap completeness check (`request_head_len`) agrees with the full
+//! parser, and the accessors (framing, cookies, keep-alive) work on whatever parses.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rvs_proxy::http::{parse_request, parse_response, Parse, MAX_HEAD, MAX_HEADERS};
+use rvs_proxy::http::{
+    parse_request, parse_response, request_head_len, HeadError, Parse, MAX_HEAD, MAX_HEADERS,
+};
 
 fuzz_target!(|data: &[u8]| {
+    match (request_head_len(data), parse_request(data)) {
+        (Ok(Some(n)), Ok(Parse::Complete(r))) => assert_eq!(n, r.len),
+        (Ok(Some(_)), Err(HeadError::Malformed(_) | HeadError::NotHttp | HeadError::TooManyHeaders)) => {}
+        (Ok(None), Ok(Parse::Partial)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("request_head_len {a:?} but parse_request {b:?}"),
+    }
     if let Ok(Parse::Complete(r)) = parse_request(data) {
         assert!(r.len <= data.len() && r.len <= MAX_HEAD);
         assert!(r.headers.len() <= MAX_HEADERS);

@@ -20,9 +20,9 @@
  *
  * One difference is known and documented: userspace does not answer a SYN whose 4-tuple
  * already has a connection entry (a client reusing a port while the director still holds the
- * old connection in TIME_WAIT); this program cannot see the table and answers it too. The
- * userspace proxy handles the ACK of such a cookie (see syn_proxy.rs: a valid cookie on a
- * closing entry replaces it). */
+ * old connection in TIME_WAIT); this program cannot see the table and answers it too, and the
+ * client's ACK then meets the old entry in userspace (docs/internals/syn-flood.md says what
+ * follows). */
 #ifndef RVS_SYN_ANSWER_H
 #define RVS_SYN_ANSWER_H
 

@@ -451,15 +451,20 @@ impl Director {
         let (dest, one_packet, control) =
             (info.dest, info.flags & flags::ONE_PACKET != 0, info.control);
         let mut pkts = 0;
+        let master = count && self.sync.is_master();
+        // Whether the sync rules can announce anything at this packet: decided on the entry
+        // in hand, so the common packet of a master costs a few instructions.
+        let mut announce = master;
         if count {
             if let Some(c) = self.conns.get_mut(id) {
                 c.in_pkts = c.in_pkts.wrapping_add(1);
                 pkts = c.in_pkts;
+                announce =
+                    master && (one_packet || crate::sync::may_announce(&self.sync.params, c, pkts));
             }
             self.count(dest, u64::from(pkt.len), true);
         }
-        let master = count && self.sync.is_master();
-        if master {
+        if announce {
             // `ip_vs_sync_conn`: one-packet entries count as at the threshold (only their
             // template can be announced, and the sync rules count the template's packet).
             let pkts = if one_packet {

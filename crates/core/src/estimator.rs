@@ -21,6 +21,17 @@ pub struct Rates {
     pub outbps: u64,
 }
 
+impl core::ops::SubAssign for Rates {
+    /// Takes out one estimator's part of a sum made with `+=` (wrapping, like the counters).
+    fn sub_assign(&mut self, o: Rates) {
+        self.cps = self.cps.wrapping_sub(o.cps);
+        self.inpps = self.inpps.wrapping_sub(o.inpps);
+        self.outpps = self.outpps.wrapping_sub(o.outpps);
+        self.inbps = self.inbps.wrapping_sub(o.inbps);
+        self.outbps = self.outbps.wrapping_sub(o.outbps);
+    }
+}
+
 impl core::ops::AddAssign for Rates {
     /// Rates of several estimators add up to the rate of their sum (the averages are linear).
     fn add_assign(&mut self, o: Rates) {

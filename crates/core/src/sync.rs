@@ -184,6 +184,39 @@ fn synced_state(protocol: u8, state: u8) -> Option<bool> {
     }
 }
 
+/// The states whose entry is announced at once on a change into them (the synced states
+/// other than ESTABLISHED), as bit masks by state number.
+const TCP_FORCED: u32 =
+    1 << tcp::FIN_WAIT | 1 << tcp::CLOSE | 1 << tcp::CLOSE_WAIT | 1 << tcp::TIME_WAIT;
+const SCTP_FORCED: u32 = 1 << sctp::SHUTDOWN_SENT
+    | 1 << sctp::SHUTDOWN_RECEIVED
+    | 1 << sctp::SHUTDOWN_ACK_SENT
+    | 1 << sctp::CLOSED;
+
+/// The test the packet path runs on every forwarded client packet before the kernel's rules
+/// ([`sync_needed`]): false when neither the entry nor anything above it can be announced now,
+/// decided from the fields the path already has in hand — a handful of instructions instead of
+/// the rules' look-ups. It says false only when the packet-count rule alone governs (no
+/// refresh period, a period set), the count is off the period, no state change forces an
+/// announcement, and no template or controller above the entry has to be considered (their
+/// own counters advance with each packet, so those entries always take the full rules).
+#[inline]
+pub(crate) fn may_announce(p: &SyncParams, c: &crate::conn::Conn, pkts: u32) -> bool {
+    if c.control().is_some() || p.refresh_period_secs != 0 || p.period == 0 {
+        return true;
+    }
+    if pkts % p.period == p.threshold {
+        return true;
+    }
+    let state = c.state();
+    let forced = match c.protocol() {
+        proto::TCP => TCP_FORCED,
+        proto::SCTP => SCTP_FORCED,
+        _ => 0,
+    };
+    state != c.old_state && state < 32 && forced & (1 << state) != 0
+}
+
 /// Whether entry `id` is controlled, directly or further up, by a persistence template.
 fn in_persistence(conns: &ConnTable, id: ConnId) -> bool {
     let mut cur = conns.get(id).and_then(|c| c.control());
@@ -211,8 +244,9 @@ pub fn sync_needed(
     pkts: u32,
     now: Time,
 ) -> bool {
-    // Cheapest rejections first: this runs for every forwarded client packet, and most
-    // packets (a handshake, the packets between two periods) are not announced.
+    // Cheapest rejections first. On the packet path [`may_announce`] has already turned
+    // away most packets (a handshake, the packets between two periods); this runs for the
+    // rest, for templates and controllers, and for entries re-armed at expiry.
     let persistent = p.persist_mode && in_persistence(conns, id);
     let Some(c) = conns.get_mut(id) else {
         return false;
@@ -559,14 +593,10 @@ impl Director {
     /// Entry `id` as a sync record. Built from the entry and its pooled addresses directly
     /// (not a whole [`crate::conn::ConnInfo`]): the packet path does this for every announced
     /// connection.
+    #[inline]
     pub fn snapshot(&self, id: ConnId) -> Option<SyncConn> {
-        let c = self.conns.get(id)?;
-        let (vaddr, daddr, local) = self.conns.pooled_addrs(id)?;
-        let pe_data = self
-            .conns
-            .pe_data(id)
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default();
+        let (c, (vaddr, daddr, local), pe) = self.conns.sync_view(id)?;
+        let pe_data = pe.map(<[u8]>::to_vec).unwrap_or_default();
         let pe_name = if pe_data.is_empty() {
             Vec::new()
         } else {
@@ -765,5 +795,77 @@ impl Director {
         } else {
             self.conns.remove_and_unbind(id, now, &mut self.table);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::HashSeed;
+    use crate::table::ServiceTable;
+
+    /// The packet path's pre-check never hides an announcement the kernel's rules would make:
+    /// wherever [`may_announce`] says no, [`sync_needed`] says no too (and changes nothing),
+    /// over every protocol state and previous state, packet counts around several periods,
+    /// and the threshold/period/refresh settings.
+    #[test]
+    fn the_pre_check_never_hides_an_announcement() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut svc = ServiceTable::new();
+        let mut rejected = 0;
+        for (protocol, states) in [
+            (proto::TCP, tcp::COUNT as u8),
+            (proto::SCTP, sctp::COUNT as u8),
+            (proto::UDP, 1),
+        ] {
+            let mut conns = ConnTable::new(HashSeed([1, 2, 3, 4]), Time(0));
+            let n = NewConn {
+                protocol,
+                caddr: ip("10.0.0.9"),
+                cport: 1000,
+                vaddr: ip("10.0.0.1"),
+                vport: 80,
+                daddr: ip("10.0.0.2"),
+                dport: 80,
+                local: None,
+                fwmark: 0,
+                flags: 0,
+                dest: None,
+                timeout: crate::conn::INITIAL_TIMEOUT,
+                pe_data: None,
+            };
+            let id = conns.insert(&n, Time(0), &mut svc).unwrap();
+            for (threshold, period, refresh) in [(3, 50, 0), (0, 1, 0), (3, 0, 0), (3, 50, 10)] {
+                let p = SyncParams {
+                    threshold,
+                    period,
+                    refresh_period_secs: refresh,
+                    ..SyncParams::default()
+                };
+                for state in 0..states {
+                    for old in 0..states {
+                        for pkts in 0..160 {
+                            let mut t = conns.clone();
+                            t.set_synced_state(id, state);
+                            let c = t.get_mut(id).unwrap();
+                            c.old_state = old;
+                            if may_announce(&p, c, pkts) {
+                                continue;
+                            }
+                            rejected += 1;
+                            let before = (c.old_state, c.sync_endtime);
+                            assert!(
+                                !sync_needed(&p, &mut t, id, pkts, Time(5000)),
+                                "proto {protocol} state {state} old {old} pkts {pkts} {p:?}"
+                            );
+                            let c = t.get(id).unwrap();
+                            assert_eq!(before, (c.old_state, c.sync_endtime));
+                        }
+                    }
+                }
+            }
+        }
+        // The pre-check does reject: most packets of the default settings.
+        assert!(rejected > 10_000, "{rejected}");
     }
 }

@@ -43,6 +43,7 @@ mod kernel_splice;
 mod latency_probe;
 mod pe_relay;
 pub mod proxy_protocol;
+mod server_pool;
 mod tcp;
 pub mod tcp_info;
 mod udp;

@@ -9,16 +9,17 @@
 //!   (bounded: [`http::MAX_HEAD`] bytes, [`http::MAX_HEADERS`] lines; `431` and close beyond)
 //!   and routed by its own key ([`crate::Balancer::route_request`]). When a request goes to
 //!   another real server than the previous one, the previous response has been relayed in
-//!   full already (requests are handled one at a time), so the proxy closes its connection
-//!   to the old server and opens one to the new server: a client connection may be re-pinned
-//!   between requests, never within one. Request bodies and responses are framed
+//!   full already (requests are handled one at a time), so the proxy leaves its connection
+//!   to the old server — parked in the worker's [`ServerPool`] when it ended its last response
+//!   cleanly — and takes a parked one to the new server or opens one: a client connection
+//!   may be re-pinned between requests, never within one. Request bodies and responses are framed
 //!   (`Content-Length`, chunked, no-body responses) so the next head is found; pipelined
 //!   requests wait in the buffer and are served in order. A `101 Switching Protocols` answer
 //!   to an `Upgrade` request, or a 2xx answer to `CONNECT`, turns the rest of the connection
 //!   into a plain byte relay. Bytes that are not HTTP/1.x close the connection (counted by
 //!   reason, [`ContentReject`]).
 
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, IoSlice};
 use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::api::{
 };
 use crate::http::{self, tls, BodyKind, BodyScanner, HeadError, Parse};
 use crate::proxy_protocol::{encode_v1, encode_v2};
+use crate::server_pool::{self, ServerPool};
 use crate::tcp::{connect, copy_dir, reset, serve, write_all, ResetOnDrop};
 use crate::worker::{ActiveGuard, Counters, Flow, Worker};
 
@@ -61,25 +63,20 @@ pub(crate) async fn flow(w: Rc<Worker>, client: TcpStream, info: FlowInfo, what:
 }
 
 /// Read more bytes into `buf`; `Ok(0)` at EOF.
+///
+/// Reads into the vector's spare capacity (nothing is zeroed), so a buffer kept for a
+/// connection's life costs no allocation or clearing per read.
 async fn read_more(s: &TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> io::Result<usize> {
+    buf.reserve(READ_CHUNK);
     loop {
         match tokio::time::timeout_at(deadline, s.readable()).await {
             Err(_) => return Err(ErrorKind::TimedOut.into()),
             Ok(r) => r?,
         }
-        let len = buf.len();
-        buf.resize(len + READ_CHUNK, 0);
-        match s.try_read(&mut buf[len..]) {
-            Ok(n) => {
-                buf.truncate(len + n);
-                return Ok(n);
-            }
-            Err(e) => {
-                buf.truncate(len);
-                if e.kind() != ErrorKind::WouldBlock {
-                    return Err(e);
-                }
-            }
+        match s.try_read_buf(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -179,6 +176,14 @@ struct Upstream {
     backend: Backend,
     sock: TcpStream,
     flow: Rc<Flow>,
+    /// The connection has answered a request before (kept from the previous request or taken
+    /// from the pool), so the server may have closed it as idle just before this request: a
+    /// failure before any byte of an answer is then retried on a fresh connection, for
+    /// requests that can be sent again.
+    carried: bool,
+    /// The last exchange ended cleanly with both sides keeping the connection: it may be
+    /// parked in the worker's [`ServerPool`] when this client connection leaves it.
+    parkable: bool,
 }
 
 impl Upstream {
@@ -193,11 +198,17 @@ impl Upstream {
         !matches!(self.sock.try_read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock)
     }
 
-    /// Done with this server (FIN; its handle closes normally).
-    fn finish(self) {
-        let _ = SockRef::from(&self.sock).shutdown(Shutdown::Write);
+    /// Done with this server for this client connection: its handle closes normally, and the
+    /// connection is parked for reuse when it can be, else finished with FIN.
+    fn release(self, w: &Rc<Worker>) {
         self.flow.event(FlowEvent::ClientFin);
         self.flow.close(CloseReason::Normal);
+        match server_pool::Key::of(&self.backend).filter(|_| self.parkable) {
+            Some(key) => ServerPool::put(w, key, self.sock),
+            None => {
+                let _ = SockRef::from(&self.sock).shutdown(Shutdown::Write);
+            }
+        }
     }
 
     fn abort(self) {
@@ -234,6 +245,9 @@ struct Http {
     info: FlowInfo,
     /// Client bytes read and not yet forwarded (the next pipelined requests included).
     cbuf: Vec<u8>,
+    /// Server bytes read and not yet forwarded; kept for the connection's life so its memory
+    /// is reused from response to response.
+    sbuf: Vec<u8>,
     up: Option<Upstream>,
 }
 
@@ -244,6 +258,7 @@ impl Http {
             client,
             info,
             cbuf: Vec::new(),
+            sbuf: Vec::new(),
             up: None,
         }
     }
@@ -255,7 +270,7 @@ impl Http {
         match end {
             End::Done => {
                 if let Some(u) = self.up.take() {
-                    u.finish();
+                    u.release(&self.w);
                 }
                 abort.disarm();
                 let _ = SockRef::from(&self.client).shutdown(Shutdown::Write);
@@ -264,14 +279,14 @@ impl Http {
                 tracing::debug!(client = %self.info.client, reason = why.label(), "closed");
                 self.w.balancer.rejected(&self.info, why);
                 if let Some(u) = self.up.take() {
-                    u.finish();
+                    u.release(&self.w);
                 }
                 abort.disarm();
                 close_with(&self.client, status).await;
             }
             End::Refused => {
                 if let Some(u) = self.up.take() {
-                    u.finish();
+                    u.release(&self.w);
                 }
                 abort.disarm();
                 close_with(&self.client, Some("503 Service Unavailable")).await;
@@ -291,9 +306,9 @@ impl Http {
         let deadline = Instant::now() + HEAD_TIMEOUT;
         loop {
             if !self.cbuf.is_empty() {
-                match http::parse_request(&self.cbuf) {
-                    Ok(Parse::Complete(r)) => return Ok(Some(r.len)),
-                    Ok(Parse::Partial) => {}
+                match http::request_head_len(&self.cbuf) {
+                    Ok(Some(n)) => return Ok(Some(n)),
+                    Ok(None) => {}
                     Err(e) => return Err(reject_head(e)),
                 }
             }
@@ -314,25 +329,34 @@ impl Http {
 
     async fn serve(&mut self) -> End {
         loop {
-            let head_len = match self.request_head().await {
-                Ok(Some(n)) => n,
+            match self.request_head().await {
+                Ok(Some(_)) => {}
                 Ok(None) => return End::Done,
                 Err(e) => return e,
+            }
+            let req = match http::parse_request(&self.cbuf) {
+                Ok(Parse::Complete(r)) => r,
+                Ok(Parse::Partial) => {
+                    return End::Reject(ContentReject::BadRequest, Some("400 Bad Request"))
+                }
+                Err(e) => return reject_head(e),
             };
-            // The head parses (request_head said so); take what outlives the borrow.
-            let Ok(Parse::Complete(req)) = http::parse_request(&self.cbuf) else {
-                return End::Reject(ContentReject::BadRequest, Some("400 Bad Request"));
-            };
+            let head_len = req.len;
             let body = match req.body() {
                 Ok(b) => b,
                 Err(e) => return reject_head(e),
             };
-            let method = req.method.to_vec();
+            let method = Method::of(req.method);
             let client_keeps = req.keep_alive();
             let switching = req.wants_upgrade() || req.is_connect();
-            if self.up.as_ref().is_some_and(Upstream::gone) {
+            // A request that can be sent again goes over a kept or parked connection without
+            // a check (a closed one is noticed by the failed exchange and retried); any other
+            // first checks that the server has not closed the kept connection.
+            let repeatable =
+                !switching && server_pool::reusable_for(req.method, body != BodyKind::None);
+            if !repeatable && self.up.as_ref().is_some_and(Upstream::gone) {
                 if let Some(u) = self.up.take() {
-                    u.finish();
+                    u.abort();
                 }
             }
             let current = self.up.as_ref().map(|u| &u.backend);
@@ -344,37 +368,52 @@ impl Http {
                     return End::Refused;
                 }
             };
+            drop(req);
             if let Some(b) = routed.backend {
                 if let Some(old) = self.up.take() {
-                    old.finish();
+                    old.release(&self.w);
                 }
-                match self.open_upstream(b).await {
+                match self.open_upstream(b, repeatable).await {
                     Some(u) => self.up = Some(u),
                     None => return End::Refused,
                 }
             }
-            let Some(up) = self.up.as_ref() else {
-                return End::Refused;
-            };
-            up.flow.count(true, head_len);
-            if write_all(&up.sock, &self.cbuf[..head_len]).await.is_err() {
-                return End::Reset;
-            }
-            self.cbuf.drain(..head_len);
-            let (sent, answered) = tokio::join!(
-                send_body(up, &self.client, &mut self.cbuf, body),
-                relay_response(
-                    &self.w,
-                    up,
-                    &self.client,
-                    &method,
-                    switching,
-                    routed.add_header.as_deref()
+            let add_header = routed.add_header.as_deref();
+            let (sent, answered) = if repeatable {
+                match self.exchange_repeatable(head_len, method, add_header).await {
+                    Ok(a) => (Ok(()), a),
+                    Err(e) => return e,
+                }
+            } else {
+                let Some(up) = self.up.as_mut() else {
+                    return End::Refused;
+                };
+                up.parkable = false;
+                up.flow.count(true, head_len);
+                if write_all(&up.sock, &self.cbuf[..head_len]).await.is_err() {
+                    return End::Reset;
+                }
+                self.cbuf.drain(..head_len);
+                let up = &*up;
+                tokio::join!(
+                    send_body(up, &self.client, &mut self.cbuf, body),
+                    relay_response(
+                        &self.w,
+                        up,
+                        &self.client,
+                        &mut self.sbuf,
+                        method,
+                        switching,
+                        add_header,
+                    )
                 )
-            );
+            };
             let exchange = match answered {
                 Ok(x) => x,
-                Err(RespError::Io) => return End::Reset,
+                Err(RespError::Io | RespError::Silent { eof: false }) => return End::Reset,
+                Err(RespError::Silent { eof: true }) => {
+                    return End::Reject(ContentReject::BadResponse, Some("502 Bad Gateway"))
+                }
                 Err(RespError::Bad { sent_any }) => {
                     let status = (!sent_any).then_some("502 Bad Gateway");
                     return End::Reject(ContentReject::BadResponse, status);
@@ -384,19 +423,107 @@ impl Http {
                 (Err(_), Exchange::KeepAlive) => return End::Reset,
                 (_, Exchange::Upgraded(early)) => return self.tunnel(early).await,
                 (Err(_), Exchange::Close) | (Ok(()), Exchange::Close) => return End::Done,
-                (Ok(()), Exchange::KeepAlive) if !client_keeps => return End::Done,
-                (Ok(()), Exchange::KeepAlive) => {}
+                (Ok(()), Exchange::KeepAlive) => {
+                    if let Some(u) = self.up.as_mut() {
+                        u.parkable = true;
+                        u.carried = true;
+                    }
+                    if !client_keeps {
+                        return End::Done;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send a bodiless idempotent request (its head is `cbuf[..head_len]`) and relay the
+    /// answer. When the connection carried earlier exchanges and the server closes or resets it
+    /// before any byte of an answer (it timed the connection out as idle while the request
+    /// was on its way), the same request goes once more on a fresh connection to the same
+    /// server.
+    async fn exchange_repeatable(
+        &mut self,
+        head_len: usize,
+        method: Method,
+        add_header: Option<&str>,
+    ) -> Result<Result<Exchange, RespError>, End> {
+        let mut retried = false;
+        loop {
+            let Some(up) = self.up.as_mut() else {
+                return Err(End::Refused);
+            };
+            up.parkable = false;
+            let answered = match write_all(&up.sock, &self.cbuf[..head_len]).await {
+                Ok(()) => {
+                    relay_response(
+                        &self.w,
+                        up,
+                        &self.client,
+                        &mut self.sbuf,
+                        method,
+                        false,
+                        add_header,
+                    )
+                    .await
+                }
+                Err(_) => Err(RespError::Silent { eof: false }),
+            };
+            if up.carried && !retried && matches!(answered, Err(RespError::Silent { .. })) {
+                retried = true;
+                tracing::debug!(rs = %up.backend.addr, "idle server connection closed, retrying");
+                if !self.redial().await {
+                    return Err(End::Refused);
+                }
+                continue;
+            }
+            up.flow.count(true, head_len);
+            self.cbuf.drain(..head_len);
+            return Ok(answered);
+        }
+    }
+
+    /// Replace the current server connection (found closed) by a fresh one to the same server,
+    /// keeping its handle.
+    async fn redial(&mut self) -> bool {
+        let Some(up) = self.up.as_mut() else {
+            return false;
+        };
+        reset(&up.sock);
+        match dial(&self.w, &up.backend, &self.info).await {
+            Ok(s) => {
+                up.sock = s;
+                up.carried = false;
+                true
+            }
+            Err(_) => {
+                Counters::inc(&self.w.counters.connect_failures);
+                if let Some(u) = self.up.take() {
+                    u.flow.close(CloseReason::ConnectFailed);
+                }
+                false
             }
         }
     }
 
     /// Connect to a newly routed backend (one reschedule if the connect fails) and send its
-    /// PROXY header.
-    async fn open_upstream(&self, mut b: Backend) -> Option<Upstream> {
+    /// PROXY header; `reuse`: a parked connection to the server may serve instead.
+    async fn open_upstream(&self, mut b: Backend, reuse: bool) -> Option<Upstream> {
         let w = &self.w;
         let flow = Flow::new(w.clone(), b.handle);
-        let timeout = w.cfg.connect_timeout;
-        let sock = match connect(&b, timeout).await {
+        let parked = server_pool::Key::of(&b)
+            .filter(|_| reuse)
+            .and_then(|k| w.server_pool.take(k));
+        if let Some(sock) = parked {
+            flow.event(FlowEvent::Connected);
+            return Some(Upstream {
+                backend: b,
+                sock,
+                flow,
+                carried: true,
+                parkable: false,
+            });
+        }
+        let sock = match dial(w, &b, &self.info).await {
             Ok(s) => s,
             Err(e) => {
                 Counters::inc(&w.counters.connect_failures);
@@ -408,7 +535,7 @@ impl Http {
                 Counters::inc(&w.counters.reschedules);
                 flow.rebind(CloseReason::ConnectFailed, next.handle);
                 b = next;
-                match connect(&b, timeout).await {
+                match dial(w, &b, &self.info).await {
                     Ok(s) => s,
                     Err(_) => {
                         Counters::inc(&w.counters.connect_failures);
@@ -419,26 +546,12 @@ impl Http {
             }
         };
         flow.event(FlowEvent::Connected);
-        let header = match b.proxy_protocol {
-            ProxyProtocol::Off => None,
-            ProxyProtocol::V1 => Some(encode_v1(self.info.client, self.info.vip)),
-            ProxyProtocol::V2 => Some(encode_v2(
-                crate::api::Protocol::Tcp,
-                self.info.client,
-                self.info.vip,
-            )),
-        };
-        if let Some(h) = header {
-            if write_all(&sock, h.as_bytes()).await.is_err() {
-                reset(&sock);
-                flow.close(CloseReason::Reset);
-                return None;
-            }
-        }
         Some(Upstream {
             backend: b,
             sock,
             flow,
+            carried: false,
+            parkable: false,
         })
     }
 
@@ -481,6 +594,49 @@ impl Http {
                 End::Done
             }
             Err(_) => End::Reset,
+        }
+    }
+}
+
+/// A new connection to `b`'s real server, its PROXY header (if any) sent.
+async fn dial(w: &Worker, b: &Backend, info: &FlowInfo) -> io::Result<TcpStream> {
+    let sock = connect(b, w.cfg.connect_timeout).await?;
+    let header = match b.proxy_protocol {
+        ProxyProtocol::Off => None,
+        ProxyProtocol::V1 => Some(encode_v1(info.client, info.vip)),
+        ProxyProtocol::V2 => Some(encode_v2(crate::api::Protocol::Tcp, info.client, info.vip)),
+    };
+    if let Some(h) = header {
+        if let Err(e) = write_all(&sock, h.as_bytes()).await {
+            reset(&sock);
+            return Err(e);
+        }
+    }
+    Ok(sock)
+}
+
+/// What of a request's method its response's framing depends on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Head,
+    Connect,
+    Other,
+}
+
+impl Method {
+    fn of(m: &[u8]) -> Method {
+        match m {
+            b"HEAD" => Method::Head,
+            b"CONNECT" => Method::Connect,
+            _ => Method::Other,
+        }
+    }
+    /// The token [`http::Response::body`] takes.
+    fn token(self) -> &'static [u8] {
+        match self {
+            Method::Head => b"HEAD",
+            Method::Connect => b"CONNECT",
+            Method::Other => b"GET",
         }
     }
 }
@@ -528,36 +684,67 @@ async fn send_body(
 enum RespError {
     /// The server or the client failed: reset.
     Io,
+    /// The server closed (`eof`) or reset the connection before any byte of an answer.
+    Silent { eof: bool },
     /// The server's response cannot be framed; `sent_any`: part of it reached the client.
     Bad { sent_any: bool },
 }
 
+/// Write all of `parts` in as few `writev` calls as the socket takes.
+async fn write_parts(to: &TcpStream, mut parts: [&[u8]; 3]) -> io::Result<()> {
+    loop {
+        let Some(first) = parts.iter().position(|p| !p.is_empty()) else {
+            return Ok(());
+        };
+        to.writable().await?;
+        let iov = parts.map(IoSlice::new);
+        match to.try_write_vectored(&iov[first..]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                for p in &mut parts {
+                    let k = n.min(p.len());
+                    *p = &p[k..];
+                    n -= k;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Relay the response to one request: interim (1xx) responses, the final head (with the
-/// engine's added header), and its body.
+/// engine's added header), and its body. The head, the added header and the body bytes read
+/// with the head leave in one `writev` (a small response: one read, one write).
 async fn relay_response(
     w: &Worker,
     up: &Upstream,
     client: &TcpStream,
-    method: &[u8],
+    sbuf: &mut Vec<u8>,
+    method: Method,
     switching: bool,
     add_header: Option<&str>,
 ) -> Result<Exchange, RespError> {
-    let mut sbuf = Vec::new();
     let mut sent_any = false;
     let bad = |sent_any| RespError::Bad { sent_any };
     loop {
         let deadline = Instant::now() + up.idle();
         let head = loop {
             if !sbuf.is_empty() {
-                match http::parse_response(&sbuf) {
+                match http::parse_response(sbuf) {
                     Ok(Parse::Complete(r)) => break r,
                     Ok(Parse::Partial) => {}
                     Err(_) => return Err(bad(sent_any)),
                 }
             }
-            match read_more(&up.sock, &mut sbuf, deadline).await {
+            let silent = sbuf.is_empty() && !sent_any;
+            match read_more(&up.sock, sbuf, deadline).await {
+                Ok(0) if silent => return Err(RespError::Silent { eof: true }),
                 Ok(0) => return Err(bad(sent_any)),
                 Ok(_) => {}
+                Err(e) if silent && e.kind() != ErrorKind::TimedOut => {
+                    return Err(RespError::Silent { eof: false })
+                }
                 Err(_) => return Err(RespError::Io),
             }
         };
@@ -565,33 +752,35 @@ async fn relay_response(
         if !interim {
             w.balancer.response(up.backend.handle, &head);
         }
-        let kind = head.body(method).map_err(|_| bad(sent_any))?;
+        let kind = head.body(method.token()).map_err(|_| bad(sent_any))?;
         let (status, keep, at, len) = (head.status, head.keep_alive(), head.headers_at, head.len);
         drop(head);
         up.flow.count(false, len);
-        let wrote = match add_header.filter(|_| !interim) {
-            Some(h) => {
-                let mut out = Vec::with_capacity(len + h.len());
-                out.extend_from_slice(&sbuf[..at]);
-                out.extend_from_slice(h.as_bytes());
-                out.extend_from_slice(&sbuf[at..len]);
-                write_all(client, &out).await
-            }
-            None => write_all(client, &sbuf[..len]).await,
+        let added = add_header.filter(|_| !interim).unwrap_or("").as_bytes();
+        let upgraded = switching
+            && (status == 101 || (method == Method::Connect && (200..300).contains(&status)));
+        // The body bytes already read go out with the head.
+        let mut scan = BodyScanner::new(kind);
+        let with_head = if interim || upgraded {
+            0
+        } else {
+            scan.feed(&sbuf[len..]).map_err(|_| bad(sent_any))?
         };
-        wrote.map_err(|_| RespError::Io)?;
+        up.flow.count(false, with_head);
+        write_parts(client, [&sbuf[..at], added, &sbuf[at..len + with_head]])
+            .await
+            .map_err(|_| RespError::Io)?;
         sent_any = true;
-        sbuf.drain(..len);
+        sbuf.drain(..len + with_head);
         if interim {
             continue;
         }
-        if switching && (status == 101 || (method == b"CONNECT" && (200..300).contains(&status))) {
-            return Ok(Exchange::Upgraded(sbuf));
+        if upgraded {
+            return Ok(Exchange::Upgraded(std::mem::take(sbuf)));
         }
-        let mut scan = BodyScanner::new(kind);
         loop {
             if !sbuf.is_empty() && !scan.done() {
-                let n = scan.feed(&sbuf).map_err(|_| bad(true))?;
+                let n = scan.feed(sbuf).map_err(|_| bad(true))?;
                 if n > 0 {
                     up.flow.count(false, n);
                     write_all(client, &sbuf[..n])
@@ -604,7 +793,7 @@ async fn relay_response(
                 break;
             }
             let deadline = Instant::now() + up.idle();
-            match read_more(&up.sock, &mut sbuf, deadline).await {
+            match read_more(&up.sock, sbuf, deadline).await {
                 Ok(0) if scan.until_close() => return Ok(Exchange::Close),
                 Ok(0) => return Err(bad(true)),
                 Ok(_) => {}

@@ -64,6 +64,8 @@ pub(crate) struct Worker {
     /// UDP datagram batch (recvmmsg/sendmmsg buffers), same rule.
     pub udp_batch: RefCell<crate::udp_batch::Batch>,
     pipes: RefCell<Vec<Pipe>>,
+    /// Idle keep-alive connections to real servers (HTTP relay of the content engines).
+    pub server_pool: crate::server_pool::ServerPool,
     /// The kernel splicer (BPF sockmap) of this worker, when the kernel allows it.
     pub splicer: RefCell<Option<rvs_bpf::sockmap::Splicer>>,
     /// The epoll set watching spliced sockets outside tokio (with the splicer; made when the
@@ -85,6 +87,7 @@ impl Worker {
             scratch: RefCell::new(vec![0u8; cfg.buffer_size].into_boxed_slice()),
             udp_batch: RefCell::new(crate::udp_batch::Batch::new()),
             pipes: RefCell::new(Vec::new()),
+            server_pool: crate::server_pool::ServerPool::default(),
             splicer: RefCell::new(crate::kernel_splice::load(cfg.kernel_splice)),
             splice_watch: RefCell::new(None),
             dirty: RefCell::new(Vec::new()),

@@ -525,7 +525,7 @@ impl DirectorBalancer {
             _ => None,
         };
         let data = raw.map(crate::pe::template_key);
-        let issue = |addr, port| ckey.value(&svc, addr, port).into_bytes();
+        let issue = |addr, port| ckey.value_bytes(&svc, addr, port).to_vec();
         let record = match &pe {
             PeKind::Cookie(_) => PeRecord::Issued(&issue),
             PeKind::Header(_) => PeRecord::Data,
@@ -544,9 +544,10 @@ impl DirectorBalancer {
         let add_header = match cookie_name {
             Some(name) => {
                 let d = &director.table.dests[target.dest];
-                let v = ckey.value(&svc, d.cfg.addr, d.cfg.port);
-                (raw != Some(v.as_bytes()))
-                    .then(|| rvs_proxy::http::cookie::set_cookie_line(name, &v))
+                let v = ckey.value_bytes(&svc, d.cfg.addr, d.cfg.port);
+                (raw != Some(&v[..])).then(|| {
+                    rvs_proxy::http::cookie::set_cookie_line(name, &String::from_utf8_lossy(&v))
+                })
             }
             None => None,
         };

@@ -223,6 +223,7 @@ impl Ticker {
             // A bounded amount of expiry per tick keeps every lock hold short; what is left
             // is done on the next tick.
             director.tick(now, avail, 20_000, rng);
+            g.publish_totals();
             g.keep_ticking()
         });
         visited
@@ -304,5 +305,66 @@ mod tests {
         };
         let woken_shard = crate::lock::lock(&state).shard_of(&key).unwrap().clone();
         assert!(crate::shard::lock(&woken_shard).is_ticking());
+    }
+
+    /// The totals the once-a-second samplers read without visiting the shards are the
+    /// exact totals as of the ticker's last step: after traffic, zeroing, deletion and reaping.
+    #[test]
+    fn cached_totals_follow_the_exact_ones() {
+        let clock = Clock::new();
+        let mut st = State::new(clock.now(), Planes { packet: false });
+        for i in 0..20 {
+            for c in [
+                format!("-A -t 127.1.0.{}:80 -s rr", i + 1),
+                format!("-a -t 127.1.0.{}:80 -r 127.0.0.11:8081 -m", i + 1),
+                format!("-a -t 127.1.0.{}:80 -r 127.0.0.12:8081 -m", i + 1),
+            ] {
+                assert!(st.handle(&parse_cmd(&c), clock.now()).result.is_ok());
+            }
+        }
+        assert_eq!(st.size(), (20, 40));
+        let b = DirectorBalancer {
+            routes: st.routes.clone(),
+            clock,
+        };
+        let mut t = Ticker::new(&st);
+        let state = Mutex::new(st);
+        let same = |state: &Mutex<State>| {
+            let st = crate::lock::lock(state);
+            assert_eq!(st.totals_cached(), st.totals());
+        };
+        for i in 0..30u16 {
+            let flow = FlowInfo {
+                protocol: rvs_core::Protocol::Tcp,
+                client: format!("127.0.0.5:{}", 40000 + i).parse().unwrap(),
+                vip: format!("127.1.0.{}:80", i % 7 + 1).parse().unwrap(),
+            };
+            let be = b.open(&flow).expect("scheduled");
+            b.event(be.handle, FlowEvent::Connected);
+            if i % 2 == 0 {
+                b.event(be.handle, FlowEvent::Closed(CloseReason::Reset));
+            }
+        }
+        t.step(&state, &clock);
+        same(&state);
+        assert_eq!(crate::lock::lock(&state).totals_cached().0.conns, 30);
+        let mut st = crate::lock::lock(&state);
+        assert!(st.handle(&parse_cmd("-Z"), clock.now()).result.is_ok());
+        assert!(st
+            .handle(&parse_cmd("-D -t 127.1.0.1:80"), clock.now())
+            .result
+            .is_ok());
+        assert!(st
+            .handle(
+                &parse_cmd("-d -t 127.1.0.2:80 -r 127.0.0.11:8081"),
+                clock.now()
+            )
+            .result
+            .is_ok());
+        assert_eq!(st.size(), (19, 37));
+        drop(st);
+        same(&state);
+        t.step(&state, &clock);
+        same(&state);
     }
 }

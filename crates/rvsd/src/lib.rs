@@ -40,6 +40,7 @@ pub mod sd_notify;
 pub mod shard;
 pub mod state;
 pub mod status;
+pub mod syn_proxy_check;
 pub mod sync;
 #[cfg(test)]
 mod test_support;

@@ -55,18 +55,39 @@ impl CookieKey {
 
     /// The cookie value naming real server `addr:port` of service `svc`.
     pub fn value(&self, svc: &ServiceKey, addr: IpAddr, port: u16) -> String {
-        let mut m = Vec::with_capacity(64);
-        m.extend_from_slice(b"rvs engine cookie v1\0");
+        let v = self.value_bytes(svc, addr, port);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    /// [`CookieKey::value`] as bytes on the stack: it is computed for every request of a
+    /// cookie service (verifying the request's cookie, deciding on `Set-Cookie`), so no heap
+    /// and no formatting machinery.
+    pub fn value_bytes(&self, svc: &ServiceKey, addr: IpAddr, port: u16) -> [u8; 32] {
+        const TAG: &[u8] = b"rvs engine cookie v1\0";
+        let mut m = [0u8; 64];
+        m[..TAG.len()].copy_from_slice(TAG);
+        let mut n = TAG.len();
+        let mut put = |b: &[u8]| {
+            m[n..n + b.len()].copy_from_slice(b);
+            n += b.len();
+        };
         if let ServiceKey::Addr { proto, addr, port } = svc {
-            m.push(proto.number());
-            m.extend_from_slice(&v6(*addr));
-            m.extend_from_slice(&port.to_be_bytes());
+            put(&[proto.number()]);
+            put(&v6(*addr));
+            put(&port.to_be_bytes());
         }
-        m.extend_from_slice(&v6(addr));
-        m.extend_from_slice(&port.to_be_bytes());
-        let a = siphash(2, 4, self.k[0], self.k[1], &m);
-        let b = siphash(2, 4, self.k[2], self.k[3], &m);
-        format!("{a:016x}{b:016x}")
+        put(&v6(addr));
+        put(&port.to_be_bytes());
+        let a = siphash(2, 4, self.k[0], self.k[1], &m[..n]);
+        let b = siphash(2, 4, self.k[2], self.k[3], &m[..n]);
+        let mut out = [0u8; 32];
+        for (i, word) in [a, b].into_iter().enumerate() {
+            for j in 0..16 {
+                let nibble = (word >> (60 - 4 * j)) & 0xf;
+                out[i * 16 + j] = b"0123456789abcdef"[nibble as usize];
+            }
+        }
+        out
     }
 
     /// The real server (of `dests`) whose value `value` is, if any. Compares without early
@@ -82,12 +103,8 @@ impl CookieKey {
         }
         let mut found = None;
         for (addr, port) in dests {
-            let v = self.value(svc, addr, port);
-            let diff = v
-                .as_bytes()
-                .iter()
-                .zip(value)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            let v = self.value_bytes(svc, addr, port);
+            let diff = v.iter().zip(value).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 {
                 found = Some((addr, port));
             }
@@ -194,6 +211,17 @@ mod tests {
         let k = CookieKey::new([1, 2, 3, 4]);
         let a = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 80);
         let b = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80);
+        // The stack-built value is the hex of the two keyed hashes, as it always was.
+        let mut m = b"rvs engine cookie v1\0".to_vec();
+        if let ServiceKey::Addr { proto, addr, port } = svc() {
+            m.push(proto.number());
+            m.extend_from_slice(&v6(addr));
+            m.extend_from_slice(&port.to_be_bytes());
+        }
+        m.extend_from_slice(&v6(a.0));
+        m.extend_from_slice(&u16::to_be_bytes(a.1));
+        let (h1, h2) = (siphash(2, 4, 1, 2, &m), siphash(2, 4, 3, 4, &m));
+        assert_eq!(k.value(&svc(), a.0, a.1), format!("{h1:016x}{h2:016x}"));
         let va = k.value(&svc(), a.0, a.1);
         assert_eq!(va.len(), 32);
         assert!(!va.contains("10"), "no address in the value: {va}");

@@ -100,6 +100,22 @@ pub struct Shard {
     pinned: bool,
     /// Where [`Shard::wake`] tells the ticker.
     wakeups: Arc<Wakeups>,
+    /// What this shard last added to [`Wakeups::totals`].
+    contrib: Contribution,
+}
+
+/// One shard's part of the table's totals: counters (as shown), rates, connection entries,
+/// proxy reschedules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Contribution {
+    /// Counters since the last zeroing.
+    pub counters: rvs_core::stats::Counters,
+    /// Rates.
+    pub rates: rvs_core::estimator::Rates,
+    /// Connection-table entries.
+    pub entries: u64,
+    /// Proxy connections rescheduled.
+    pub reschedules: u64,
 }
 
 /// Shards that asked the ticker for visits, and the memory figure a waking shard's defences
@@ -114,6 +130,12 @@ pub struct Shard {
 /// ([`rvs_core::Director::resume`]), and the shard's id is queued here for the ticker.
 pub struct Wakeups {
     ids: Mutex<Vec<u32>>,
+    /// The sum of every shard's [`Contribution`] as last published ([`Shard::publish_totals`]).
+    /// A settled shard's figures do not change while the ticker leaves it alone, and the
+    /// ticker publishes every shard it visits, so this is the table's totals as of the last
+    /// tick: the once-a-second samplers (status history, service manager's status line)
+    /// read it instead of locking every shard.
+    sum: Mutex<Contribution>,
     /// `MemAvailable` in pages as the ticker last read it (once a second).
     pages: AtomicU64,
 }
@@ -122,6 +144,7 @@ impl Default for Wakeups {
     fn default() -> Wakeups {
         Wakeups {
             ids: Mutex::new(Vec::new()),
+            sum: Mutex::new(Contribution::default()),
             pages: AtomicU64::new(crate::memory::available_pages()),
         }
     }
@@ -131,6 +154,11 @@ impl Wakeups {
     /// The ids queued since the last call.
     pub fn take(&self) -> Vec<u32> {
         std::mem::take(&mut *lock(&self.ids))
+    }
+
+    /// The totals as of the last tick (see [`Wakeups::sum`]).
+    pub fn totals(&self) -> Contribution {
+        *lock(&self.sum)
     }
 
     /// The ticker's latest memory figure.
@@ -175,6 +203,7 @@ impl Shard {
             ticking: false,
             pinned: false,
             wakeups,
+            contrib: Contribution::default(),
         }
     }
 
@@ -210,6 +239,41 @@ impl Shard {
             self.ticking = false;
         }
         self.ticking
+    }
+
+    /// Bring this shard's part of [`Wakeups::totals`] up to date: after every ticker visit
+    /// and after anything that changes its figures without waking it (zeroing).
+    pub fn publish_totals(&mut self) {
+        let d = &self.director;
+        let now = Contribution {
+            counters: d.total.shown(),
+            rates: d.total.est.rates(),
+            entries: d.conns.len() as u64,
+            reschedules: self.reschedules,
+        };
+        if now != self.contrib {
+            let mut sum = lock(&self.wakeups.sum);
+            Self::take_out(&mut sum, &self.contrib);
+            sum.counters += now.counters;
+            sum.rates += now.rates;
+            sum.entries = sum.entries.wrapping_add(now.entries);
+            sum.reschedules = sum.reschedules.wrapping_add(now.reschedules);
+            self.contrib = now;
+        }
+    }
+
+    /// Take this shard's part out of [`Wakeups::totals`] (it is being dropped).
+    pub fn withdraw_totals(&mut self) {
+        let mut sum = lock(&self.wakeups.sum);
+        Self::take_out(&mut sum, &self.contrib);
+        self.contrib = Contribution::default();
+    }
+
+    fn take_out(sum: &mut Contribution, c: &Contribution) {
+        sum.counters = sum.counters - c.counters;
+        sum.rates -= c.rates;
+        sum.entries = sum.entries.wrapping_sub(c.entries);
+        sum.reschedules = sum.reschedules.wrapping_sub(c.reschedules);
     }
 
     /// Whether the shard is on the ticker's list.

@@ -70,6 +70,8 @@ pub struct State {
     generation: u64,
     /// The packet plane's feed, once it runs ([`State::attach_packet_plane`]).
     packet: Option<PacketFeed>,
+    /// The services `rvs_syn_proxy=1` does not cover, as last logged.
+    syn_proxy_warned: crate::syn_proxy_check::Warned,
     /// Mark rules read from the director's nft ruleset (`crate::nft_marks`).
     pub nft_marks: Vec<rvs_packet::plane::MarkRule>,
     /// Virtual services whose keepalived `quorum` is not met: their VIPs are not announced
@@ -92,6 +94,11 @@ pub struct State {
     listener_changes: Vec<(rvs_proxy::ListenerSpec, bool)>,
     /// Shards asking the ticker for visits ([`Wakeups`]), shared by every shard.
     wakeups: Arc<Wakeups>,
+    /// Current services by creation order (`seq`): the order of `-L --nosort`, read without
+    /// sorting the table.
+    order: std::collections::BTreeMap<u64, ServiceKey>,
+    /// Real servers of the current services, kept change by change.
+    real_servers: u64,
 }
 
 /// What a batch owes the data planes once it is applied. Publishing the routes or the packet
@@ -125,6 +132,7 @@ impl State {
             health: None,
             generation: 0,
             packet: None,
+            syn_proxy_warned: Default::default(),
             nft_marks: Vec::new(),
             quorum_lost: std::collections::HashSet::new(),
             announce: None,
@@ -134,6 +142,8 @@ impl State {
             deferred: None,
             listener_changes: Vec::new(),
             wakeups: Arc::default(),
+            order: std::collections::BTreeMap::new(),
+            real_servers: 0,
         };
         st.sync.params = st.sysctls.sync_params();
         if planes.packet {
@@ -184,7 +194,12 @@ impl State {
             self.sync.params = self.sysctls.sync_params();
         }
         self.bump_generation();
-        let r = done();
+        let mut r = done();
+        if def.name == "rvs_syn_proxy" {
+            for w in self.syn_proxy_unproxied() {
+                r = r.warn(w);
+            }
+        }
         match def.effect {
             Effect::NotYet(why) => r.warn(format!(
                 "net.ipv4.vs.{} = {}: stored, but rvs does not act on it yet ({why})",
@@ -233,6 +248,22 @@ impl State {
         }
         self.generation += 1;
         self.publish_packet_view();
+        let w = self.syn_proxy_unproxied();
+        self.syn_proxy_warned.log_new(w);
+    }
+
+    /// The TCP services `rvs_syn_proxy=1` leaves unprotected (see [`crate::syn_proxy_check`]).
+    pub fn syn_proxy_unproxied(&self) -> Vec<String> {
+        let on = self.sysctls.int("rvs_syn_proxy") != 0;
+        if !on {
+            return Vec::new();
+        }
+        let services: Vec<(ServiceKey, ShardRef)> = self
+            .service_keys()
+            .into_iter()
+            .filter_map(|k| Some((k, self.shard_of(&k)?.clone())))
+            .collect();
+        crate::syn_proxy_check::unproxied(on, self.packet_shard.as_ref(), &services)
     }
 
     /// Connect the packet plane: from now on every change publishes its view to `feed`
@@ -310,10 +341,13 @@ impl State {
 
     /// Every service key, in creation order.
     pub fn service_keys(&self) -> Vec<ServiceKey> {
-        let mut v: Vec<(u64, ServiceKey)> =
-            self.services.iter().map(|(k, p)| (p.seq, *k)).collect();
-        v.sort_unstable_by_key(|(s, _)| *s);
-        v.into_iter().map(|(_, k)| k).collect()
+        self.order.values().copied().collect()
+    }
+
+    /// Every service key in creation order, lazily (a sampler that stops early pays for
+    /// what it reads).
+    pub fn service_keys_iter(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.order.values()
     }
 
     /// Every shard once: the packet plane's, each service's, and retired ones. O(services):
@@ -412,9 +446,10 @@ impl State {
         let before = self.retired.len();
         let mut gone = Vec::new();
         self.retired.retain(|s| {
-            let g = shard::lock(s);
+            let mut g = shard::lock(s);
             let idle = g.is_idle();
             if idle {
+                g.withdraw_totals();
                 gone.push(g.id);
             }
             !idle
@@ -433,6 +468,7 @@ impl State {
         let Some(p) = self.services.remove(key) else {
             return;
         };
+        self.order.remove(&p.seq);
         self.route_map.by_service.remove(key);
         if let Some(l) = self.proxy_listener(key) {
             self.listener_changes.push((l, false));
@@ -468,20 +504,24 @@ impl State {
         (c, r, conns, resched)
     }
 
-    /// The number of services and of their real servers (one pass over the shards, no
-    /// listing).
+    /// The number of services and of their real servers (kept change by change).
     pub fn size(&self) -> (u64, u64) {
-        let mut dests = 0u64;
-        for s in self.shards() {
-            let g = shard::lock(&s);
-            dests += g
-                .director
-                .table
-                .services()
-                .map(|(_, s)| s.dests.len() as u64)
-                .sum::<u64>();
-        }
-        (self.services.len() as u64, dests)
+        (self.services.len() as u64, self.real_servers)
+    }
+
+    /// [`State::totals`] as of the ticker's last step, without visiting any shard
+    /// ([`crate::shard::Wakeups::totals`]): for the samplers that run every second whatever
+    /// the table's size.
+    pub fn totals_cached(
+        &self,
+    ) -> (
+        rvs_core::stats::Counters,
+        rvs_core::estimator::Rates,
+        u64,
+        u64,
+    ) {
+        let t = self.wakeups.totals();
+        (t.counters, t.rates, t.entries, t.reschedules)
     }
 
     /// New connections refused because a shard's table held `rvs_conn_max` entries, summed
@@ -664,6 +704,7 @@ impl State {
                         seq: self.next_seq,
                     },
                 );
+                self.order.insert(self.next_seq, key);
                 self.next_seq += 1;
                 self.publish_routes();
                 let mut r = done();
@@ -694,7 +735,12 @@ impl State {
             Request::DelService(k) => {
                 let key = key_to_core(k);
                 let r = self.change_service(&key, now, |g| {
-                    let r = g.director.del_service(&key, now);
+                    let t = &g.director.table;
+                    let dests = t
+                        .id_of(&key)
+                        .and_then(|id| t.service(id))
+                        .map_or(0, |s| s.dests.len() as u64);
+                    let r = g.director.del_service(&key, now).map(|()| dests);
                     if r.is_ok() {
                         g.extra.remove(&key);
                     }
@@ -703,7 +749,8 @@ impl State {
                 match r {
                     None => no_service(),
                     Some(Err(e)) => Response::err(remote_error(&e)),
-                    Some(Ok(())) => {
+                    Some(Ok(dests)) => {
+                        self.real_servers = self.real_servers.saturating_sub(dests);
                         self.unplace(&key);
                         self.publish_routes();
                         done()
@@ -714,6 +761,7 @@ impl State {
                 for key in self.service_keys() {
                     self.unplace(&key);
                 }
+                self.real_servers = 0;
                 // Connections stay in their shards until they expire, as in the kernel.
                 for s in self.shards() {
                     let mut g = shard::lock(&s);
@@ -727,7 +775,10 @@ impl State {
             Request::Zero(k) => match k {
                 None => {
                     for s in self.shards() {
-                        shard::lock(&s).director.zero(None);
+                        let mut g = shard::lock(&s);
+                        g.director.zero(None);
+                        // Zeroing changes what a settled shard shows without waking it.
+                        g.publish_totals();
                     }
                     done()
                 }
@@ -736,6 +787,7 @@ impl State {
                     self.with_service(&key, |g| match g.director.table.id_of(&key) {
                         Some(id) => {
                             g.director.zero(Some(id));
+                            g.publish_totals();
                             done()
                         }
                         None => no_service(),
@@ -759,6 +811,7 @@ impl State {
                     None => no_service(),
                     Some(Err(e)) => Response::err(remote_error(&e)),
                     Some(Ok(_)) => {
+                        self.real_servers += 1;
                         let mut r = done();
                         if let Some(w) = self.dest_unserved(&key, &cfg) {
                             tracing::warn!("{w}");
@@ -790,10 +843,15 @@ impl State {
                 port,
             } => {
                 let key = key_to_core(service);
-                self.change_service(&key, now, |g| {
-                    result(g.director.del_dest(&key, addr, *port, now).map(|_| ()))
-                })
-                .unwrap_or_else(no_service)
+                let r = self
+                    .change_service(&key, now, |g| {
+                        result(g.director.del_dest(&key, addr, *port, now).map(|_| ()))
+                    })
+                    .unwrap_or_else(no_service);
+                if r.result.is_ok() {
+                    self.real_servers = self.real_servers.saturating_sub(1);
+                }
+                r
             }
             Request::SetTimeouts(t) => {
                 let r = self.sys.conn.timeouts.set(

@@ -96,27 +96,39 @@ pub fn now_ms() -> u64 {
 /// The document for the current state (each service copied under its shard's lock, one at a
 /// time, as the metrics are).
 pub fn snapshot(st: &State) -> StatusDoc {
-    snapshot_limited(st, usize::MAX)
+    document(st, usize::MAX, st.totals())
 }
 
 /// The same, with services (in creation order) only until they and their real servers make
 /// `max_series` entries; `partial` says whether some were left out. The history sampler
 /// takes no more than it keeps ([`HISTORY_SERIES`]): copying and naming every service of a
 /// 10 000-service table once a second would be an idle rvsd's main cost.
+///
+/// For the samplers that run every second whatever the table's size: the totals are the
+/// ticker's (as of its last step, [`State::totals_cached`]), not a visit of every shard, and
+/// only the services taken are read, so an idle table of 10 000 services costs a sample
+/// next to nothing.
 pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
-    let (c, r, entries, resched) = st.totals();
+    document(st, max_series, st.totals_cached())
+}
+
+fn document(
+    st: &State,
+    max_series: usize,
+    totals: (
+        rvs_core::stats::Counters,
+        rvs_core::estimator::Rates,
+        u64,
+        u64,
+    ),
+) -> StatusDoc {
+    let (c, r, entries, resched) = totals;
     let (n_services, n_dests) = st.size();
     let mut services = Vec::new();
     let mut series = 0usize;
     let mut partial = false;
     // `max_series` 0 (the service manager's status line) lists nothing, not even the keys.
-    let keys = if max_series == 0 {
-        partial = n_services > 0;
-        Vec::new()
-    } else {
-        st.service_keys()
-    };
-    for k in keys {
+    for &k in st.service_keys_iter() {
         if series >= max_series {
             partial = true;
             break;

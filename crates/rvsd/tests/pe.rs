@@ -1,6 +1,7 @@
 //! Content persistence engines end to end (docs/guide/persistence.md): rvsd's socket proxy with
 //! nginx, socat (TLS) and python3 (SIP) real servers, curl, openssl and raw sockets as
-//! clients. Each test owns 127.77.N.0/24 (N = 80..85; VIP .1, real servers .11–.13).
+//! clients, and rvs-testkit's counting server for the server-connection reuse tests. Each test owns
+//! 127.77.N.0/24 (N = 80..88; VIP .1, real servers .11–.13).
 
 mod common;
 
@@ -622,4 +623,124 @@ fn http_engines_handle_pipelining_limits_and_foreign_bytes() {
         "cookie:bad name",
     ]);
     assert_ne!(a.code, 0);
+}
+
+/// rvsd with a `cookie` rr service on 127.77.`net`.1:8080 over `servers` (masquerading).
+fn cookie_service(dir: &std::path::Path, net: u8, servers: &[&CountingHttp]) -> Rvsd {
+    let d = start_rvsd(dir, &["--workers", "1"]);
+    let vip = format!("127.77.{net}.1:8080");
+    d.ok(&["-A", "-t", &vip, "-s", "rr", "-p", "60", "--pe", "cookie"]);
+    for s in servers {
+        d.ok(&["-a", "-t", &vip, "-r", &s.addr().to_string(), "-m"]);
+    }
+    d
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+#[test]
+fn cookie_relay_reuses_idle_server_connections() {
+    require!("curl");
+    let dir = tempdir("pe-reuse");
+    let servers: Vec<CountingHttp> = (11..=13)
+        .zip(["A", "B", "C"])
+        .map(|(i, n)| {
+            CountingHttp::start(
+                &format!("127.77.86.{i}:8080"),
+                n,
+                counting_http::Mode::KeepAlive(30 * SEC),
+            )
+        })
+        .collect();
+    let _d = cookie_service(dir.path(), 86, &servers.iter().collect::<Vec<_>>());
+    let url = "http://127.77.86.1:8080/";
+    let urls: Vec<&str> = std::iter::repeat_n(url, 30).collect();
+
+    // No cookie: every request is scheduled on its own (rr), so consecutive requests of one
+    // client connection go to different servers; two client connections one after the other.
+    let mut seen = served(&urls);
+    seen.extend(served(&urls));
+    assert_eq!(seen.len(), 60);
+    let names: Vec<&str> = seen.iter().map(|l| &l[..1]).collect();
+    assert!(
+        names.windows(2).all(|w| w[0] != w[1]),
+        "rr alternates: {seen:?}"
+    );
+    let requests: u64 = servers.iter().map(CountingHttp::requests).sum();
+    let connections: u64 = servers.iter().map(CountingHttp::connections).sum();
+    assert_eq!(requests, 60);
+    // One server connection per real server, reused by every later request routed to it
+    // (also from the second client connection); without reuse there is one per request.
+    assert_eq!(
+        connections, 3,
+        "server connections for 60 requests: {seen:?}"
+    );
+    assert_eq!(distinct(&seen), 3, "{seen:?}");
+}
+
+#[test]
+fn a_server_connection_the_server_closed_while_idle_is_retried_on_a_new_one() {
+    let dir = tempdir("pe-stale");
+    // The server closes a connection 300 ms after its last response.
+    let a = CountingHttp::start(
+        "127.77.87.11:8080",
+        "A",
+        counting_http::Mode::KeepAlive(Duration::from_millis(300)),
+    );
+    let _d = cookie_service(dir.path(), 87, &[&a]);
+    let connect = || {
+        let s = TcpStream::connect("127.77.87.1:8080").unwrap();
+        s.set_read_timeout(Some(5 * SEC)).unwrap();
+        s
+    };
+    // The connection kept for this client connection is closed by the server between two
+    // requests of the client.
+    let mut s = connect();
+    s.write_all(get("/1").as_bytes()).unwrap();
+    assert_eq!(read_responses(&mut s, 1), [(200, "A 1\n".to_string())]);
+    std::thread::sleep(Duration::from_millis(900));
+    s.write_all(get("/2").as_bytes()).unwrap();
+    assert_eq!(
+        read_responses(&mut s, 1),
+        [(200, "A 2\n".to_string())],
+        "the request after the server's idle close"
+    );
+    drop(s);
+    // The client left: its server connection is parked, and closed by the server before the
+    // next client's request takes it.
+    std::thread::sleep(Duration::from_millis(900));
+    let mut s = connect();
+    s.write_all(get("/3").as_bytes()).unwrap();
+    assert_eq!(
+        read_responses(&mut s, 1),
+        [(200, "A 3\n".to_string())],
+        "the request on a parked connection the server closed"
+    );
+    assert_eq!((a.connections(), a.requests()), (3, 3));
+}
+
+#[test]
+fn connection_close_from_a_real_server_is_honoured() {
+    require!("curl");
+    let dir = tempdir("pe-close");
+    // Every response says `Connection: close`, but the server keeps the socket open and
+    // counts any request sent on it afterwards.
+    let a = CountingHttp::start("127.77.88.11:8080", "A", counting_http::Mode::Close);
+    let _d = cookie_service(dir.path(), 88, &[&a]);
+    let url = "http://127.77.88.1:8080/";
+    let urls: Vec<&str> = std::iter::repeat_n(url, 10).collect();
+    let seen = served(&urls);
+    assert_eq!(seen.len(), 10, "{seen:?}");
+    // And from another client connection while the previous server connections are still
+    // open at the server.
+    let seen2 = served(&urls[..3]);
+    assert_eq!(seen2.len(), 3, "{seen2:?}");
+    assert_eq!(
+        a.requests_after_close(),
+        0,
+        "a request after Connection: close"
+    );
+    assert_eq!(a.connections(), 13);
 }

@@ -155,15 +155,16 @@ impl Encoder {
             Version::V0 => write_v0(&mut self.buf, c),
         }
         self.nr += 1;
-        self.patch_header();
         Ok(done)
     }
 
-    /// Finish the message under construction, if it has records.
+    /// Finish the message under construction, if it has records: its header gets the length
+    /// and record count now (once per message, not per record).
     pub fn finish(&mut self) -> Option<Vec<u8>> {
         if self.nr == 0 {
             return None;
         }
+        self.patch_header();
         self.nr = 0;
         Some(std::mem::take(&mut self.buf))
     }
@@ -207,6 +208,16 @@ impl Encoder {
 
 fn check(c: &SyncConn, v: Version) -> Result<(), EncodeError> {
     let v6 = c.is_v6();
+    // The common record first: one family, no engine data, no local address.
+    if !v6
+        && !c.daddr.is_ipv6()
+        && !c.vaddr.is_ipv6()
+        && c.pe_data.is_empty()
+        && c.pe_name.is_empty()
+        && c.local.is_none()
+    {
+        return Ok(());
+    }
     let fwmark_template = c.flags & flags::TEMPLATE != 0 && c.protocol == 0;
     if c.daddr.is_ipv6() != v6 || (c.vaddr.is_ipv6() != v6 && !fwmark_template) {
         return Err(EncodeError::MixedFamily);

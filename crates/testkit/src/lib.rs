@@ -9,6 +9,8 @@
 //! * [`start_nginx`]: nginx real servers (rvs-lab's [`Nginx`], the one launcher the labs use
 //!   too).
 //! * [`curl`], [`curl_ok`], [`curl_get`], [`Download`], [`ClientLoop`]: real clients.
+//! * [`CountingHttp`]: a real server counting connections and requests (server-connection
+//!   reuse tests).
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
 //! * [`Etcd`], [`Dockerd`]: a real etcd and a real dockerd (own data, ports or socket and
 //!   bridge), stopped on drop, for the discovery tests.
@@ -27,6 +29,7 @@
 
 pub mod agent;
 pub mod client;
+pub mod counting_http;
 pub mod docker;
 pub mod etcd;
 pub mod failover;
@@ -43,6 +46,7 @@ pub use agent::Agent;
 pub use client::{
     curl, curl_get, curl_in, curl_in_ok, curl_ok, report, write_pattern, ClientLoop, Download,
 };
+pub use counting_http::CountingHttp;
 pub use docker::Dockerd;
 pub use etcd::Etcd;
 pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};

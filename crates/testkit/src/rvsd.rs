@@ -113,7 +113,8 @@ impl Rvsd {
 
     /// Start the rvsd binary `bin` (tests pass `env!("CARGO_BIN_EXE_rvsd")`) in `ns` (`None`:
     /// the host) with `--socket DIR/rvsd.sock` and, unless `args` set them,
-    /// `--metrics-listen off --workers 1` (and `--proxy-splice $RVS_TEST_PROXY_SPLICE` when set);
+    /// `--metrics-listen off --workers 1` (and `--proxy-splice $RVS_TEST_PROXY_SPLICE
+    /// --proxy-splice-after ${RVS_TEST_PROXY_SPLICE_AFTER:-0}` when set);
     /// its stderr goes to `DIR/rvsd.log`. Waits (≤ 20 s)
     /// until it answers rvsadm.
     ///
@@ -171,9 +172,15 @@ impl Rvsd {
         }
         // The proxy e2e tests run once as they are (splicing off, the default) and once with
         // kernel splicing on (scripts/test sets RVS_TEST_PROXY_SPLICE=on): both relays covered.
+        // Spliced from the connect (`--proxy-splice-after 0`, or RVS_TEST_PROXY_SPLICE_AFTER),
+        // so that the tests' short flows take the kernel path too.
         if let Ok(mode) = std::env::var("RVS_TEST_PROXY_SPLICE") {
             if !args.contains(&"--proxy-splice") {
                 cmd.args(["--proxy-splice", &mode]);
+            }
+            if !args.contains(&"--proxy-splice-after") {
+                let after = std::env::var("RVS_TEST_PROXY_SPLICE_AFTER");
+                cmd.args(["--proxy-splice-after", after.as_deref().unwrap_or("0")]);
             }
         }
         cmd.args(args)

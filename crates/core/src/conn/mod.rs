@@ -517,7 +517,7 @@ pub enum Expired {
 }
 
 /// An entry's virtual address, real-server address and full-NAT local address with its port
-/// ([`ConnTable::pooled_addrs`]).
+/// ([`ConnTable::sync_view`]).
 pub type PooledAddrs = (IpAddr, IpAddr, Option<(IpAddr, u16)>);
 
 /// A resolved, read-only view of one entry for listing (`ipvsadm -Lc`, `/proc/net/ip_vs_conn`)
@@ -892,18 +892,30 @@ impl ConnTable {
         })
     }
 
-    /// The addresses entry `id` keeps in the pool: virtual, real server, full-NAT local (with
-    /// its port). What a sync record needs beyond the entry's own fields, without building a
-    /// whole [`ConnInfo`]: the sync master resolves them for every announced connection, on
-    /// the packet path.
-    pub fn pooled_addrs(&self, id: ConnId) -> Option<PooledAddrs> {
+    /// Entry `id` with the addresses it keeps in the pool (virtual, real server, full-NAT
+    /// local with its port) and its persistence-engine data: what a sync record needs beyond
+    /// the entry's own fields, in one look-up and without building a whole [`ConnInfo`] — the
+    /// sync master resolves this for every announced connection, on the packet path.
+    #[inline]
+    pub fn sync_view(&self, id: ConnId) -> Option<(&Conn, PooledAddrs, Option<&[u8]>)> {
         let c = self.get(id)?;
         let addr = |r: u32| self.pool.get(r).map(Addr16::ip);
         let unspec = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let pe = if c.pe == NONE_REF {
+            None
+        } else {
+            self.pe
+                .get(c.pe as usize)
+                .map(|p| &p.data[..usize::from(p.len)])
+        };
         Some((
-            addr(c.vaddr).unwrap_or(unspec),
-            addr(c.daddr).unwrap_or(unspec),
-            addr(c.laddr).map(|a| (a, c.lport)),
+            c,
+            (
+                addr(c.vaddr).unwrap_or(unspec),
+                addr(c.daddr).unwrap_or(unspec),
+                addr(c.laddr).map(|a| (a, c.lport)),
+            ),
+            pe,
         ))
     }
 

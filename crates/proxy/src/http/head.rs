@@ -178,8 +178,10 @@ fn leading_blank(buf: &[u8]) -> usize {
     }
 }
 
-/// Parse a request head at the start of `buf`.
-pub fn parse_request(buf: &[u8]) -> Result<Parse<Request<'_>>, HeadError> {
+/// Where the request head at the start of `buf` ends once all of it is there (`Ok(None)`:
+/// more bytes are needed), with [`parse_request`]'s early refusals (not HTTP, too large) but
+/// without parsing the lines: the relay asks after every read and parses a complete head once.
+pub fn request_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
     let skip = leading_blank(buf);
     let b = &buf[skip..];
     // Decide "not HTTP" as early as possible: the method must be a token followed by a space.
@@ -190,16 +192,22 @@ pub fn parse_request(buf: &[u8]) -> Result<Parse<Request<'_>>, HeadError> {
         None if b.len() > 32 => return Err(HeadError::NotHttp),
         _ => {}
     }
-    let Some(end) = head_end(b) else {
-        return if buf.len() >= MAX_HEAD {
-            Err(HeadError::TooLarge)
-        } else {
-            Ok(Parse::Partial)
-        };
-    };
-    if skip + end > MAX_HEAD {
-        return Err(HeadError::TooLarge);
+    match head_end(b) {
+        None if buf.len() >= MAX_HEAD => Err(HeadError::TooLarge),
+        None => Ok(None),
+        Some(end) if skip + end > MAX_HEAD => Err(HeadError::TooLarge),
+        Some(end) => Ok(Some(skip + end)),
     }
+}
+
+/// Parse a request head at the start of `buf`.
+pub fn parse_request(buf: &[u8]) -> Result<Parse<Request<'_>>, HeadError> {
+    let Some(len) = request_head_len(buf)? else {
+        return Ok(Parse::Partial);
+    };
+    let skip = leading_blank(buf);
+    let b = &buf[skip..];
+    let end = len - skip;
     let lines = lines(&b[..end])?;
     let Some((first, rest)) = lines.split_first() else {
         return Err(HeadError::Malformed("empty request"));
@@ -227,7 +235,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Parse<Request<'_>>, HeadError> {
         target,
         minor,
         headers: parse_headers(rest)?,
-        len: skip + end,
+        len,
     }))
 }
 
@@ -450,6 +458,18 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(parse_request(&many), Err(HeadError::TooManyHeaders));
+    }
+
+    #[test]
+    fn head_length_agrees_with_the_parser() {
+        let b = b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET";
+        assert_eq!(request_head_len(b), Ok(Some(b.len() - 3)));
+        assert_eq!(req(b).len, b.len() - 3);
+        assert_eq!(request_head_len(&b[..10]), Ok(None));
+        assert_eq!(request_head_len(b"\x16\x03\x01"), Err(HeadError::NotHttp));
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_HEAD, b'a');
+        assert_eq!(request_head_len(&big), Err(HeadError::TooLarge));
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub mod head;
 pub mod tls;
 
 pub use framing::{BodyKind, BodyScanner, FramingError};
-pub use head::{parse_request, parse_response, HeadError, Header, Parse, Request, Response};
+pub use head::{
+    parse_request, parse_response, request_head_len, HeadError, Header, Parse, Request, Response,
+};
 
 /// Largest request or response head (start line, header lines and the empty line) the proxy
 /// buffers. The same order as nginx's default `large_client_header_buffers` (4 × 8 KiB).
