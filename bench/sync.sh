@@ -37,7 +37,8 @@
 # Counting modes (slow: use a low RATE; the CPU columns are then not meaningful):
 #   CALLGRIND=1  rvsd runs under valgrind --tool=callgrind; the counters are zeroed before each
 #                traffic window and dumped after it: "instr/pkt" is the user-space instructions
-#                of all of rvsd's threads per delivered packet (kernel work is not counted).
+#                of all of rvsd's threads per delivered packet (kernel work is not counted);
+#                CALLGRIND_DIR=dir keeps each window's dump as dir/<run>.out.
 #   STRACE=1     strace -c -f is attached to rvsd for each window: "syscalls/pkt" is rvsd's
 #                system calls per delivered packet; the per-call tables go to $STRACE_DIR.
 #
@@ -113,6 +114,8 @@ cg_dump() {
   local f
   callgrind_control -d "$rvsd_pid" >/dev/null 2>&1 || { echo 0; return; }
   f=$(ls -t "$work"/cg."$rvsd_pid"* 2>/dev/null | head -1)
+  # CALLGRIND_DIR=dir keeps each window's dump (for callgrind_annotate).
+  if [ -n "${CALLGRIND_DIR:-}" ] && [ -n "$f" ]; then mkdir -p "$CALLGRIND_DIR"; cp "$f" "$CALLGRIND_DIR/$1.out"; fi
   awk '/^(totals|summary):/ { print $2; exit }' "$f" 2>/dev/null || echo 0
 }
 metrics() { ip netns exec "$D" curl -s --max-time 5 "http://127.0.0.1:$MPORT/metrics"; }
@@ -157,7 +160,7 @@ run() {
   p1=$( [ -n "$rvsd_pid" ] && proc_ns /proc/"$rvsd_pid"/stat || echo 0); s1=$(proc_ns "${st:-/nonexistent}")
   x1=$(ctx_switches)
   read -r xa xb xc <<<"$(paste -d' ' <(tr ' ' '\n' <<<"$x0") <(tr ' ' '\n' <<<"$x1") | awk '{ printf "%d ", $2 - $1 }')"
-  if [ -n "$rvsd_pid" ] && [ "$CALLGRIND" != 0 ]; then ins=$(cg_dump); fi
+  if [ -n "$rvsd_pid" ] && [ "$CALLGRIND" != 0 ]; then ins=$(cg_dump "$tag"); fi
   if [ -n "$spid" ]; then
     kill -INT "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true

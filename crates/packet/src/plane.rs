@@ -47,7 +47,9 @@ use crate::generate;
 use crate::icmp_relay::{self, IcmpError};
 use crate::nat::Endpoint;
 use crate::parse::{parse, proto, verify_l4_checksum, Parsed, L3};
-use crate::reassembly::{FragCounters, Insert, Reassembled, Reassembler, ReassemblyConfig};
+use crate::reassembly::{
+    FragCounters, FragMemory, Insert, Reassembled, Reassembler, ReassemblyConfig,
+};
 use crate::tunnel::{self, TunnelCsum, TunnelParams, TunnelType};
 use crate::xmit::{self, Egress, Method, Outcome};
 
@@ -379,6 +381,13 @@ impl<N: Neighbours> Plane<N> {
     /// Replaces the reassembly limits (dropping the datagrams being reassembled).
     pub fn set_reassembly(&mut self, cfg: ReassemblyConfig) {
         self.reasm = Reassembler::new(cfg);
+    }
+
+    /// Applies the reassembly memory bound to the total of every plane sharing `memory`
+    /// (the workers of one director, as the kernel's bound is per namespace), with the
+    /// default limits (dropping the datagrams being reassembled).
+    pub fn share_reassembly_memory(&mut self, memory: std::sync::Arc<FragMemory>) {
+        self.reasm = Reassembler::sharing(ReassemblyConfig::default(), memory);
     }
 
     /// What the reassembler counted (fragments, datagrams, drops by reason).

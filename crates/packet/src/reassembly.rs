@@ -28,6 +28,13 @@
 //!   the high threshold instead. We evict: the fragments of an honest datagram arrive within
 //!   milliseconds of each other, so its queue is young, while a flood of fragments that never
 //!   complete ages; refusing would let such a flood stop all reassembly for the whole timeout.
+//!   The bound is the director's, not a worker's, as the kernel's is per network namespace:
+//!   the reassemblers of one director share one [`FragMemory`], each charges it what it holds,
+//!   and one that finds the shared total over the high threshold evicts its own oldest
+//!   datagrams until the total is under the low threshold, and, when it has nothing older
+//!   left, the datagram it was adding to. So what a director holds stays under the high
+//!   threshold plus one fragment per worker, and a worker flooded with fragments that never
+//!   complete evicts its own, not another worker's honest datagrams.
 //!
 //! The reassembled datagram has the first fragment's L2 and IP headers (IPv4 options included;
 //! the IPv6 fragment header removed), its length fields fixed, the IPv4 MF flag and offset
@@ -37,6 +44,8 @@
 
 use core::net::IpAddr;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 use rvs_core::Time;
 
@@ -260,6 +269,17 @@ struct Located {
     l3_len: usize,
 }
 
+/// Bytes held by all the reassemblers of one director (see the module's memory rule).
+#[derive(Debug, Default)]
+pub struct FragMemory(AtomicUsize);
+
+impl FragMemory {
+    /// Bytes charged now, over every reassembler sharing it.
+    pub fn held(&self) -> usize {
+        self.0.load(Relaxed)
+    }
+}
+
 /// The reassembly queues of one worker: bounded, expiring, and never panicking on input.
 #[derive(Debug)]
 pub struct Reassembler {
@@ -270,15 +290,32 @@ pub struct Reassembler {
     order: [BTreeMap<u64, Key>; 2],
     seq: u64,
     mem: usize,
+    /// The director's total, which `mem` is part of.
+    shared: Arc<FragMemory>,
     counters: FragCounters,
     /// The datagram [`Insert::Complete`] announced, until written.
     done: Option<Queue>,
 }
 
+impl Drop for Reassembler {
+    /// What it held leaves the director's total with it.
+    fn drop(&mut self) {
+        let n = self.mem;
+        self.release(n);
+    }
+}
+
 impl Reassembler {
-    /// An empty reassembler with limits `cfg`.
+    /// An empty reassembler with limits `cfg`, alone under them.
     pub fn new(cfg: ReassemblyConfig) -> Reassembler {
+        Reassembler::sharing(cfg, Arc::default())
+    }
+
+    /// An empty reassembler with limits `cfg` applied to the total of every reassembler
+    /// sharing `memory` (the workers of one director).
+    pub fn sharing(cfg: ReassemblyConfig, memory: Arc<FragMemory>) -> Reassembler {
         Reassembler {
+            shared: memory,
             cfg,
             queues: HashMap::new(),
             order: [BTreeMap::new(), BTreeMap::new()],
@@ -294,9 +331,20 @@ impl Reassembler {
         &self.counters
     }
 
-    /// Bytes charged for the datagrams being reassembled.
+    /// Bytes charged for the datagrams being reassembled (by this reassembler).
     pub fn mem(&self) -> usize {
         self.mem
+    }
+
+    fn charge(&mut self, n: usize) {
+        self.mem += n;
+        self.shared.0.fetch_add(n, Relaxed);
+    }
+
+    fn release(&mut self, n: usize) {
+        let n = n.min(self.mem);
+        self.mem -= n;
+        self.shared.0.fetch_sub(n, Relaxed);
     }
 
     /// Datagrams being reassembled.
@@ -339,7 +387,7 @@ impl Reassembler {
             // A datagram in one fragment (an IPv6 atomic fragment): whole at once, and kept
             // out of any queue (RFC 6946).
             let mut q = Queue::new(0, now);
-            self.mem += QUEUE_OVERHEAD;
+            self.charge(QUEUE_OVERHEAD);
             q.last_in = true;
             q.len = end;
             return self.add_piece(q, &loc, frame, (d0, d1), end, false);
@@ -349,7 +397,7 @@ impl Reassembler {
             None => {
                 self.seq += 1;
                 self.order[family(&loc.key)].insert(self.seq, loc.key);
-                self.mem += QUEUE_OVERHEAD;
+                self.charge(QUEUE_OVERHEAD);
                 Queue::new(self.seq, now)
             }
         };
@@ -429,9 +477,9 @@ impl Reassembler {
             q.max_df_size = loc.l3_len;
         }
         q.mem += cost;
-        self.mem += cost;
+        self.charge(cost);
         if q.complete() {
-            self.mem -= q.mem.min(self.mem);
+            self.release(q.mem);
             if queued {
                 self.order[family(&loc.key)].remove(&q.seq);
             }
@@ -447,13 +495,19 @@ impl Reassembler {
         }
         if !queued {
             // Only a datagram in one piece is not queued, and it is always complete.
-            self.mem -= q.mem.min(self.mem);
+            self.release(q.mem);
             return self.dropped(FragDrop::Malformed);
         }
         let seq = q.seq;
         self.queues.insert(loc.key, q);
-        if self.mem > self.cfg.high_thresh {
+        if self.shared.held() > self.cfg.high_thresh {
             self.evict(seq);
+            if self.shared.held() > self.cfg.high_thresh && self.remove(&loc.key) {
+                // Nothing older of ours is left and other workers hold the rest: this
+                // datagram goes, as the kernel refuses fragments over the high threshold.
+                self.counters.add(FragDrop::Evicted);
+                return Insert::Dropped(FragDrop::Evicted);
+            }
         }
         Insert::Queued
     }
@@ -524,7 +578,7 @@ impl Reassembler {
     /// Discards the oldest datagrams (except the one numbered `keep`) until under the low
     /// threshold.
     fn evict(&mut self, keep: u64) {
-        while self.mem > self.cfg.low_thresh {
+        while self.shared.held() > self.cfg.low_thresh {
             let oldest =
                 |m: &BTreeMap<u64, Key>| m.iter().find(|(&s, _)| s != keep).map(|(&s, &k)| (s, k));
             let victim = match (oldest(&self.order[0]), oldest(&self.order[1])) {
@@ -547,7 +601,7 @@ impl Reassembler {
         match self.queues.remove(key) {
             Some(q) => {
                 self.order[family(key)].remove(&q.seq);
-                self.mem -= q.mem.min(self.mem);
+                self.release(q.mem);
                 true
             }
             None => false,
@@ -557,7 +611,7 @@ impl Reassembler {
     /// Drops the queue `q` (already out of the table) and its fragment for `why`.
     fn discard(&mut self, q: Queue, key: &Key, why: FragDrop) -> Insert {
         self.order[family(key)].remove(&q.seq);
-        self.mem -= q.mem.min(self.mem);
+        self.release(q.mem);
         self.dropped(why)
     }
 
@@ -886,6 +940,60 @@ mod tests {
             feed(&mut r, &frag4(11, 104, false, false, &d[104..]), 40_000),
             Insert::Queued
         );
+    }
+
+    /// Two workers' reassemblers share the director's bound: a flood of fragments that never
+    /// complete on one worker keeps the total under the high threshold (plus a fragment per
+    /// worker), and the flooded worker evicts its own datagrams, not the other's.
+    #[test]
+    fn the_memory_bound_is_the_directors() {
+        let cfg = ReassemblyConfig {
+            high_thresh: 64 * 1024,
+            low_thresh: 48 * 1024,
+            ..ReassemblyConfig::default()
+        };
+        let shared = Arc::new(FragMemory::default());
+        let mut a = Reassembler::sharing(cfg, shared.clone());
+        let mut b = Reassembler::sharing(cfg, shared.clone());
+        let d = datagram(2000);
+        let one = 1480 + FRAGMENT_OVERHEAD + QUEUE_OVERHEAD + 60;
+        // Worker a holds a few honest incomplete datagrams.
+        for id in 0..8u16 {
+            feed(&mut a, &frag4(id, 0, true, false, &d[..1480]), 0);
+        }
+        let held_a = a.mem();
+        assert!(held_a > 0);
+        // Worker b is flooded.
+        for id in 100..1100u16 {
+            feed(&mut b, &frag4(id, 0, true, false, &d[..1480]), 0);
+            assert!(
+                shared.held() <= cfg.high_thresh + 2 * one,
+                "{} bytes held by the director",
+                shared.held()
+            );
+            assert_eq!(shared.held(), a.mem() + b.mem());
+        }
+        assert_eq!(
+            a.mem(),
+            held_a,
+            "the flood evicted another worker's datagrams"
+        );
+        assert!(b.counters().get(FragDrop::Evicted) > 900);
+        // a's datagrams still complete.
+        for id in 0..8u16 {
+            let r = feed(&mut a, &frag4(id, 1480, false, false, &d[1480..]), 1);
+            assert!(matches!(r, Insert::Complete(_)), "{r:?}");
+        }
+        drop(b);
+        assert_eq!(shared.held(), a.mem());
+        // Two workers flooded at once stay under one bound, not one each.
+        let mut c = Reassembler::sharing(cfg, shared.clone());
+        let mut e = Reassembler::sharing(cfg, shared.clone());
+        for id in 0..200u16 {
+            feed(&mut c, &frag4(id, 0, true, false, &d[..1480]), 2);
+            feed(&mut e, &frag4(id, 0, true, false, &d[..1480]), 2);
+            assert!(shared.held() <= cfg.high_thresh + 2 * one);
+        }
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct FragStats {
     held_datagrams: AtomicU64,
     /// Fragments sent on (re-fragmented datagrams).
     sent: AtomicU64,
+    /// Bytes the workers' reassemblers hold, all together: the director's one memory bound
+    /// (`rvs_packet::reassembly`), as the kernel's `ipfrag_high_thresh` is per namespace.
+    pub memory: std::sync::Arc<rvs_packet::reassembly::FragMemory>,
 }
 
 /// A snapshot of [`FragStats`].

@@ -346,6 +346,8 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
     pub(super) fn new(me: usize, cx: Context, neighbours: N, senders: Vec<S>) -> Self {
         let view = cx.view.load();
         let mut plane = Plane::new(view.config.clone(), neighbours);
+        // One reassembly memory bound for the director, not one per worker.
+        plane.share_reassembly_memory(cx.frag.memory.clone());
         let offers = cx.offers.clone().map(OfferOut::new);
         plane.set_fast_path_offers(offers.is_some());
         Worker {
