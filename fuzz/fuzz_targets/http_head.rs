@@ -12,7 +12,10 @@ use rvs_proxy::http::{
 fuzz_target!(|data: &[u8]| {
     match (request_head_len(data), parse_request(data)) {
         (Ok(Some(n)), Ok(Parse::Complete(r))) => assert_eq!(n, r.len),
-        (Ok(Some(_)), Err(HeadError::Malformed(_) | HeadError::NotHttp | HeadError::TooManyHeaders)) => {}
+        (
+            Ok(Some(_)),
+            Err(HeadError::Malformed(_) | HeadError::NotHttp | HeadError::TooManyHeaders),
+        ) => {}
         (Ok(None), Ok(Parse::Partial)) => {}
         (Err(a), Err(b)) => assert_eq!(a, b),
         (a, b) => panic!("request_head_len {a:?} but parse_request {b:?}"),

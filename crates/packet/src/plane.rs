@@ -686,7 +686,14 @@ impl<N: Neighbours> Plane<N> {
         match v {
             rvs_core::Verdict::Forward(route) => {
                 if let (Some(conn), Some(_)) = (route.conn, route.dest) {
-                    self.offer_ctx = offer(director, conn, Direction::Input);
+                    // Not the packet that made a UDP connection: a flow of one datagram (a DNS
+                    // query, every packet of a flood of new flows) gains nothing from a fast
+                    // path, and building its offer and filing it in rvsd's per-flow table
+                    // cost a new flow ~1 080 instructions more with `--xdp` on
+                    // (docs/internals/packet-plane.md, "New flows with XDP on").
+                    if !(route.new && protocol == Protocol::Udp) {
+                        self.offer_ctx = offer(director, conn, Direction::Input);
+                    }
                     if is_proxied(director, conn) {
                         if let Some(v) = self.syn_proxy_forward(director, buf, f, p, conn) {
                             return v;

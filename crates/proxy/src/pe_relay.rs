@@ -25,6 +25,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -73,8 +74,19 @@ async fn read_more(s: &TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> io::R
             Err(_) => return Err(ErrorKind::TimedOut.into()),
             Ok(r) => r?,
         }
+        let room = buf.capacity() - buf.len();
         match s.try_read_buf(buf) {
-            Ok(n) => return Ok(n),
+            Ok(n) => {
+                if n > 0 && n < room {
+                    // A short read emptied the socket's queue: forget the readiness now, so
+                    // the next wait goes to the event loop instead of costing a `read` that
+                    // returns EAGAIN first (bytes arriving meanwhile raise a new event).
+                    let _ = s.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::Error::from(ErrorKind::WouldBlock))
+                    });
+                }
+                return Ok(n);
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }

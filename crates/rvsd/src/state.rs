@@ -1472,6 +1472,61 @@ mod tests {
         assert_eq!(got, Ok("127.0.0.12:8081".parse().unwrap()));
     }
 
+    /// `rvs_syn_proxy=1` names every TCP service it leaves unprotected, in rvsadm's answer:
+    /// one with a DR or a TUN real server, one the socket proxy serves; not a NAT or full-NAT
+    /// one on the packet plane, not a UDP one; nothing while the sysctl is 0.
+    #[test]
+    fn syn_proxy_names_the_services_it_cannot_protect() {
+        let mut st = state_with(
+            Planes { packet: true },
+            &[
+                "-A -t 10.0.0.1:80 -s rr",
+                "-a -t 10.0.0.1:80 -r 10.1.0.11:80 -m",
+                "-A -t 10.0.0.2:80 -s rr",
+                "-a -t 10.0.0.2:80 -r 10.1.0.12:80 -m",
+                "-a -t 10.0.0.2:80 -r 10.1.0.13:80 -g",
+                "-A -t 10.0.0.3:80 -s rr",
+                "-a -t 10.0.0.3:80 -r 10.1.0.14:80 -i",
+                "-A -t 10.0.0.5:80 -s rr",
+                "-a -t 10.0.0.5:80 -r 10.1.0.15:80 --fullnat",
+                "-A -u 10.0.0.4:53 -s rr",
+                "-a -u 10.0.0.4:53 -r 10.1.0.16:53 -g",
+                "-A -t 127.0.0.1:80 -s rr",
+                "-a -t 127.0.0.1:80 -r 127.0.0.11:8081 -m",
+            ],
+        );
+        assert!(st.syn_proxy_unproxied().is_empty());
+        let set = |st: &mut State, v: &str| {
+            st.handle(
+                &Request::SetSysctl {
+                    name: "rvs_syn_proxy".into(),
+                    value: v.into(),
+                },
+                Time(0),
+            )
+        };
+        let r = set(&mut st, "1");
+        assert!(r.result.is_ok(), "{r:?}");
+        let mut w = r.warnings.clone();
+        w.sort();
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(
+            w[0].contains("TCP 10.0.0.2:80") && w[0].contains("DR or TUN"),
+            "{w:#?}"
+        );
+        assert!(
+            w[1].contains("TCP 10.0.0.3:80") && w[1].contains("DR or TUN"),
+            "{w:#?}"
+        );
+        assert!(
+            w[2].contains("TCP 127.0.0.1:80") && w[2].contains("socket proxy"),
+            "{w:#?}"
+        );
+        assert_eq!(st.syn_proxy_unproxied().len(), 3);
+        assert!(set(&mut st, "0").warnings.is_empty());
+        assert!(st.syn_proxy_unproxied().is_empty());
+    }
+
     /// A sysctl reaches the shards that exist and the ones created later; `--set` leaves it
     /// alone; a refused value changes nothing.
     #[test]

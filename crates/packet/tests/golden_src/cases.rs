@@ -54,6 +54,14 @@ impl B {
         });
         self
     }
+    /// [`B::step`] when `step` is some: `(doc, port, input, verdict, out)`.
+    #[allow(clippy::type_complexity)]
+    pub fn steps_if(self, step: Option<(&str, u16, Vec<u8>, &str, Option<Vec<u8>>)>) -> B {
+        match step {
+            Some((doc, port, input, verdict, out)) => self.step(doc, port, input, verdict, out),
+            None => self,
+        }
+    }
     /// Add a table edit before the last step's packet.
     pub fn cmd(mut self, l: &str) -> B {
         self.c.steps.last_mut().unwrap().cmds.push(l.into());
@@ -516,6 +524,14 @@ fn replies(v: &mut Vec<Case>) {
                 let req2 = from_client(&i, &l4b);
                 let fwd2 = fwd_expect(m, &i, &l4b, rsa, (lip(v6), lp), 2, true);
                 let (n1, n2, n3) = (req.len() - 14, reply.len() - 14, req2.len() - 14);
+                // UDP: a third request, the first a fast path may carry (a UDP flow is offered
+                // from its second packet).
+                let req3 = udp_.then(|| {
+                    let l4c = udp(40002, 53, b"query-3");
+                    let fwd3 = fwd_expect(m, &i, &l4c, rsa, (lip(v6), lp), 3, true);
+                    (from_client(&i, &l4c), fwd3)
+                });
+                let n4 = req3.as_ref().map_or(0, |(f, _)| f.len() - 14);
                 let b = case(
                     &format!("seq-{}-{}-{}", m.name(), fam(v6), pname(udp_)),
                     &format!("{} {} {}: request, reply rewritten back to VIP:vport (docs/internals/forwarding.md handle_response), second request", m.name(), fam(v6), pname(udp_)),
@@ -537,7 +553,10 @@ fn replies(v: &mut Vec<Case>) {
                             "transmit port=1",
                             Some(fwd2),
                         )
-                        .counters(1, 2, n1 + n3, 1, n2)
+                        .steps_if(req3.map(|(f, o)| {
+                            ("client's third packet", 0, f, "transmit port=1", Some(o))
+                        }))
+                        .counters(1, 2 + u64::from(udp_), n1 + n3 + n4, 1, n2)
                         .live(1)
                         .done(),
                 );

@@ -685,6 +685,15 @@ mod tests {
     }
 
     fn rig_with(cmds: &[&str], opts: Options) -> Rig {
+        rig_offering(cmds, opts, None)
+    }
+
+    /// [`rig_with`] whose worker hands fast-path offers to `offers` (as with `--xdp`).
+    fn rig_offering(
+        cmds: &[&str],
+        opts: Options,
+        offers: Option<std::sync::mpsc::SyncSender<Vec<rvs_packet::fastpath::Offer>>>,
+    ) -> Rig {
         let mut st = State::new(Time(0), Planes { packet: true });
         let feed = PacketFeed::new(ifaces(), opts);
         st.attach_packet_plane(feed.clone());
@@ -711,7 +720,7 @@ mod tests {
             clock: Clock::new(),
             stop: Arc::new(AtomicBool::new(false)),
             ifaces: feed.ifaces.clone(),
-            offers: None,
+            offers,
             frag: feed.frag.clone(),
             syn: feed.syn.clone(),
         };
@@ -1185,6 +1194,70 @@ mod tests {
         io.inject(&udp4_from(41005, "10.100.0.5", 53, 32, false));
         r.worker.step(&mut io, Duration::ZERO).unwrap();
         assert_eq!(get_laddr(&mut r.st, "10.100.0.5:53"), [(lip, 8, 4)]);
+    }
+
+    /// The worker's cost of a flood of new UDP flows (every packet from another client
+    /// address, as `bench/packet.sh`'s new-connection run), for instruction counts that the
+    /// machine's load does not change: run it under callgrind, counting only the worker's
+    /// `step` (see docs/benchmarks.md, "new flows"):
+    /// `RVS_NEWFLOW_PACKETS=N RVS_NEWFLOW_OFFERS=0|1 valgrind --tool=callgrind
+    /// --toggle-collect='*Worker*step*' TEST_BINARY --ignored --exact
+    /// packet_plane::worker::tests::new_flow_flood_cost`. `RVS_NEWFLOW_OFFERS=1` is the worker
+    /// of `--xdp` (the plane makes fast-path offers, the worker admits them); 0 is AF_PACKET
+    /// alone. Ignored in the suite: it measures, it checks only that every packet went out.
+    #[test]
+    #[ignore]
+    fn new_flow_flood_cost() {
+        let n: u32 = std::env::var("RVS_NEWFLOW_PACKETS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let offering = std::env::var("RVS_NEWFLOW_OFFERS").is_ok_and(|v| v == "1");
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let cmds = [
+            "-A -u 10.100.0.1:9 -s rr",
+            "-a -u 10.100.0.1:9 -r 10.2.0.11:9 -m",
+            "-a -u 10.100.0.1:9 -r 10.2.0.12:9 -m",
+        ];
+        let mut r = rig_offering(&cmds, Options::default(), offering.then_some(tx));
+        let mut io = port().with_block_frames(256);
+        let mut sent = 0usize;
+        let mut k = 0u32;
+        while k < n {
+            for _ in 0..256.min(n - k) {
+                io.inject(&udp4_new_flow(k));
+                k += 1;
+            }
+            while r.worker.step(&mut io, Duration::ZERO).unwrap() > 0 {}
+            sent += io.take_sent().len();
+            // The syncer's side: take what was offered.
+            while rx.try_recv().is_ok() {}
+        }
+        assert_eq!(sent, n as usize, "every new flow forwarded");
+    }
+
+    /// A 64-byte UDP frame (18 bytes of data, a UDP checksum) to 10.100.0.1:9 from client
+    /// 10.1.(k)/16 port 10000: the `k`-th flow of a new-flow flood.
+    fn udp4_new_flow(k: u32) -> Vec<u8> {
+        let src = Ipv4Addr::from(u32::from(ip("10.1.0.0")) | (k & 0xffff));
+        let dst = ip("10.100.0.1");
+        let mut f = Vec::new();
+        f.extend(MAC0);
+        f.extend(CLIENT_MAC);
+        f.extend([0x08, 0x00]);
+        let mut h = vec![0x45, 0, 0, 46, 0, 1, 0, 0, 64, 17, 0, 0];
+        h.extend(src.octets());
+        h.extend(dst.octets());
+        let c = rvs_packet::checksum::checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend(h);
+        let mut u = vec![0x27, 0x10, 0, 9, 0, 26, 0, 0];
+        u.extend([0x41; 18]);
+        let acc = rvs_packet::checksum::pseudo_v4(src, dst, 17, 26);
+        let c = !rvs_packet::checksum::fold(rvs_packet::checksum::sum(acc, &u));
+        u[6..8].copy_from_slice(&c.to_be_bytes());
+        f.extend(u);
+        f
     }
 
     #[test]

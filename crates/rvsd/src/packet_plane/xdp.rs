@@ -427,13 +427,12 @@ fn monotonic_now() -> Duration {
 /// The worker's side: offers go to the syncer at most once per second per flow direction,
 /// and a UDP flow direction's only from its second packet on.
 ///
-/// Why the second packet: every UDP packet with a checksum makes an offer, and a flow of one
-/// datagram (a DNS query, or each packet of a new-flow flood) gains nothing from an entry but
-/// costs one: a map update when installed, and a map read every sweep for as long as its
-/// connection lives (UDP: 5 minutes); under a flood of new flows, one map write per packet on
-/// the syncer thread, which shares the workers' CPU. (It was not the main cause of the
-/// new-flow loss with XDP on: see docs/benchmarks.md.) TCP offers come only for an
-/// ESTABLISHED connection, after a handshake, so they go at once.
+/// Why the second packet: a flow of one datagram (a DNS query, or each packet of a new-flow
+/// flood) gains nothing from an entry but costs one: a map update when installed, and a map
+/// read every sweep for as long as its connection lives (UDP: 5 minutes). The plane already
+/// makes no offer for the packet that created a UDP connection (the client's first), so a
+/// client-direction offer goes at once; a reply direction is sent from its second offer.
+/// TCP offers come only for an ESTABLISHED connection, after a handshake, so they go at once.
 pub(super) struct OfferOut {
     tx: SyncSender<Vec<Offer>>,
     batch: Vec<Offer>,
@@ -498,7 +497,7 @@ impl OfferOut {
                 Some(o)
             }
             None => {
-                let sent = o.proto != UDP;
+                let sent = o.proto != UDP || o.dir == Direction::Input;
                 self.recent.insert(k, Recent { at: now, sent });
                 sent.then_some(o)
             }
@@ -538,14 +537,15 @@ mod tests {
         let (tx, _rx) = std::sync::mpsc::sync_channel(4);
         let mut out = OfferOut::new(tx);
         let t = Instant::now();
-        // A one-datagram UDP flow: never installed.
-        assert!(out.admit(offer(UDP, 1, Direction::Input), t).is_none());
-        assert!(out.admit(offer(UDP, 2, Direction::Input), t).is_none());
-        // Its second packet: installed; later ones within a second are not sent again.
+        // The client direction: the plane offers it from its second packet, so the first
+        // offer goes; later ones within a second are not sent again.
         assert!(out.admit(offer(UDP, 2, Direction::Input), t).is_some());
         assert!(out.admit(offer(UDP, 2, Direction::Input), t).is_none());
-        // The other direction counts on its own.
+        // A reply direction counts on its own, from its second offer: a one-reply flow is
+        // never installed.
+        assert!(out.admit(offer(UDP, 1, Direction::Output), t).is_none());
         assert!(out.admit(offer(UDP, 2, Direction::Output), t).is_none());
+        assert!(out.admit(offer(UDP, 2, Direction::Output), t).is_some());
         // After a second, a sent flow direction is offered again (a changed rewrite).
         let later = t + Duration::from_millis(1100);
         assert!(out.admit(offer(UDP, 2, Direction::Input), later).is_some());
