@@ -115,14 +115,14 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
 fn document(
     st: &State,
     max_series: usize,
-    totals: (
-        rvs_core::stats::Counters,
-        rvs_core::estimator::Rates,
-        u64,
-        u64,
-    ),
+    totals: crate::shard::Contribution,
 ) -> StatusDoc {
-    let (c, r, entries, resched) = totals;
+    let crate::shard::Contribution {
+        counters: c,
+        rates: r,
+        entries,
+        reschedules: resched,
+    } = totals;
     let (n_services, n_dests) = st.size();
     let mut services = Vec::new();
     let mut series = 0usize;
