@@ -112,11 +112,7 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
     document(st, max_series, st.totals_cached())
 }
 
-fn document(
-    st: &State,
-    max_series: usize,
-    totals: crate::shard::Contribution,
-) -> StatusDoc {
+fn document(st: &State, max_series: usize, totals: crate::shard::Contribution) -> StatusDoc {
     let crate::shard::Contribution {
         counters: c,
         rates: r,
