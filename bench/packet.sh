@@ -192,7 +192,7 @@ rvsd_start() {
 logs=()
 log_lines() {
   local l
-  while IFS= read -r l; do logs+=("$1: $l"); done < <(grep -o "$2" "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' | head -6 || true)
+  while IFS= read -r l; do logs+=("$1: $l"); done < <(grep -o "$2" "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' | awk 'NR <= 6' || true)
 }
 kernel_nat_on() {
   ip netns exec "$D" nft -f - <<NFT
@@ -214,14 +214,14 @@ kernel_nat_off() { ip netns exec "$D" nft delete table ip rvslab_baseline; ip ne
 # eth0. Not part of the table's runs (the statistics cost a little per run themselves).
 prog_cost() {
   local id line
-  id=$(ip netns exec "$D" ip -d link show eth0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p' | head -1)
+  id=$(ip netns exec "$D" ip -d link show eth0 2>/dev/null | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p' | sed -n 1p)
   if [ -z "$id" ] || ! command -v bpftool >/dev/null; then
     logs+=("$1: XDP program alone: not measured (no program id on eth0 or no bpftool)")
     return
   fi
   sysctl -qw kernel.bpf_stats_enabled=1
   gen 1 "${STEADY[@]}" >/dev/null
-  line=$(bpftool prog show id "$id" | head -1)
+  line=$(bpftool prog show id "$id" | sed -n 1p)
   sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_old"
   logs+=("$1: XDP program on eth0 during a 1 s burst of the steady flows (kernel BPF stats): $(awk '{ for (i = 1; i < NF; i++) { if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") n = $(i + 1) } } END { if (n > 0) printf "%d runs, %.0f ns per run", n, t / n; else print "no runs counted" }' <<<"$line")")
 }
