@@ -380,4 +380,8 @@ fn pewma_packet_plane_samples_syn_to_syn_ack() {
         slow_c * 4 <= slow_c + fast_c,
         "pewma avoids the late server: rs1 {slow_c}, rs2 {fast_c}"
     );
+    // The packet-plane mode it ran in (RVS_TEST_XDP): with XDP the handshakes, which pewma
+    // samples, went through the AF_XDP slow path.
+    let mut rvsd = rvsd;
+    rvsd.stop_and_check_mode(&["eth0", "eth1"], common::Forwards::Maybe);
 }
