@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use rvs_lab::topo::{BuildOptions, LabKind, HA_DIP, HA_VIP};
 use rvs_lab::{Lab, Netns, Protocol, Topology};
 
+use crate::packet_path::{leading_count, XdpCounters};
 use crate::{parse_stats, stat, wait, Rvsd};
 
 /// The service port (socat echo servers on every real server).
@@ -345,31 +346,34 @@ impl Director {
         self.rvsd.as_ref().map(Rvsd::log_text).unwrap_or_default()
     }
 
-    /// Whether this director's packet plane runs the XDP fast path (its log says the program
-    /// is attached; a test pass with `RVS_TEST_XDP` or a test's own `--xdp`).
+    /// Whether this director's packet plane runs the XDP fast path (`RVS_TEST_XDP`, or a
+    /// test's own `--xdp`); false after a crash.
     pub fn xdp(&self) -> bool {
-        self.log_text().contains("XDP fast path on eth0")
+        self.rvsd.as_ref().is_some_and(Rvsd::xdp)
     }
 
     /// With the XDP fast path: stops rvsd in order (SIGTERM) and returns what its program did
     /// over the daemon's life, from the syncer's last log lines. `None` without XDP (rvsd is
     /// left running) or after a crash.
+    ///
+    /// # Panics
+    /// If the log of an XDP run lacks the syncer's lines.
     pub fn stop_xdp(&mut self) -> Option<XdpTotals> {
         if !self.xdp() {
             return None;
         }
         let log = self.rvsd.as_mut()?.stop();
-        // "XDP fast path: N frames forwarded (...)", "XDP fast path: N flow entries written".
-        let count = |what: &str| {
-            log.lines().rev().find_map(|l| {
-                let rest = l.split("XDP fast path: ").nth(1)?;
-                let (n, tail) = rest.split_once(' ')?;
-                tail.starts_with(what).then(|| n.parse::<u64>().ok())?
-            })
-        };
+        let counters = XdpCounters::from_log(&log)
+            .unwrap_or_else(|| panic!("{}: no XDP counters in the log:\n{log}", self.name));
+        // "XDP fast path: N flow entries written, M installed at the end".
+        let entries = log
+            .lines()
+            .filter(|l| l.contains("flow entries written"))
+            .find_map(|l| leading_count(l.split("XDP fast path: ").nth(1)?))
+            .unwrap_or_else(|| panic!("{}: no XDP entry count in the log:\n{log}", self.name));
         Some(XdpTotals {
-            forwarded: count("frames forwarded")?,
-            entries: count("flow entries written")?,
+            forwarded: counters.forwarded,
+            entries,
         })
     }
 }
