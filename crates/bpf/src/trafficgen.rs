@@ -26,7 +26,7 @@ const PROGRAM: &str = "rvs_trafficgen";
 
 /// `struct rvs_gen_cfg`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Cfg {
     mode: u32,
     span: u32,
@@ -36,12 +36,32 @@ struct Cfg {
     l4_sum: u32,
     udp: u32,
     pad: u32,
+    frame: [u8; 64],
 }
 
-const _: () = assert!(std::mem::size_of::<Cfg>() == 32);
+impl Default for Cfg {
+    fn default() -> Cfg {
+        Cfg {
+            mode: 0,
+            span: 0,
+            base: 0,
+            l4_csum_off: 0,
+            ip_sum: 0,
+            l4_sum: 0,
+            udp: 0,
+            pad: 0,
+            frame: [0; 64],
+        }
+    }
+}
 
-// SAFETY: a #[repr(C)] struct of u32s without padding (size asserted above, the C layout):
-// every bit pattern is valid, copyable as bytes.
+/// Every frame's length (`RVS_GEN_LEN`): 64 bytes on the wire with the FCS.
+const LEN: usize = 60;
+
+const _: () = assert!(std::mem::size_of::<Cfg>() == 96);
+
+// SAFETY: a #[repr(C)] struct of u32s and a byte array, without padding (size asserted above,
+// the C layout): every bit pattern is valid, copyable as bytes.
 unsafe impl aya::Pod for Cfg {}
 
 /// What the frames carry.
@@ -141,7 +161,7 @@ pub fn frame(spec: &Spec) -> Vec<u8> {
     let at = if spec.proto == Proto::Udp { 6 } else { 16 };
     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&l4);
-    f.resize(60, 0);
+    f.resize(LEN, 0);
     f
 }
 
@@ -163,6 +183,7 @@ fn cfg(spec: &Spec, f: &[u8]) -> Cfg {
         udp: u32::from(spec.proto == Proto::Udp),
         ..Cfg::default()
     };
+    c.frame[..LEN].copy_from_slice(f);
     match spec.vary {
         Vary::SourcePort { count } => {
             c.mode = 0;
@@ -232,8 +253,14 @@ impl Generator {
     /// One frame as the program makes it, without sending it (`BPF_PROG_TEST_RUN`, not live):
     /// for tests. Advances the sequence like a sent frame.
     pub fn next_frame(&self) -> Result<Run, Error> {
+        self.next_frame_over(&self.frame)
+    }
+
+    /// The same, the program given `stale` (60 bytes) as the page's content: what it makes of
+    /// a recycled page that still holds a frame a receiver rewrote.
+    pub fn next_frame_over(&self, stale: &[u8]) -> Result<Run, Error> {
         let fd = self.program()?.fd()?;
-        test_run::xdp(fd.as_fd(), &self.frame, 0)
+        test_run::xdp(fd.as_fd(), stale, 0)
             .map_err(|e| Error::Object(format!("BPF_PROG_TEST_RUN: {e}")))
     }
 

@@ -102,3 +102,22 @@ fn syns_vary_the_source_address() {
         }
     }
 }
+
+/// A live frame's page comes back after the receiver rewrote it in place: the next frame made
+/// on it must still be the template's, whatever the page held.
+#[test]
+fn a_recycled_page_gets_the_whole_template_again() {
+    let Some(g) = load(&spec(Proto::Udp, Vary::SourcePort { count: 2 })) else {
+        return;
+    };
+    let clean = g.next_frame().unwrap().data;
+    // What a NAT director leaves: other MACs, destination, TTL; here simply other bytes.
+    let stale = vec![0xa5u8; 60];
+    let run = g.next_frame_over(&stale).unwrap();
+    assert_eq!(run.retval, verdict::TX);
+    let (src, sport, ok) = inspect(&run.data);
+    assert!(ok);
+    assert_eq!((src, sport), (Ipv4Addr::new(10, 1, 0, 2), 65531));
+    // The third frame is the first one's flow again, byte for byte.
+    assert_eq!(g.next_frame_over(&stale).unwrap().data, clean);
+}

@@ -263,6 +263,7 @@ impl PacketPlane {
                 shard: packet_shard.clone(),
                 clock,
                 report: feed.xdp.clone(),
+                view: feed.view.clone(),
             };
             let shared = feed.xdp_sweep.clone();
             let scx = xdp::SyncContext {

@@ -15,13 +15,15 @@
 //!   a control request or page that shows counters runs the same sweep before it reads
 //!   ([`XdpSweep`]), so its answer holds every packet the program forwarded before it;
 //! * in the same pass it removes the entries whose connection expired, left ESTABLISHED or
-//!   lost its real server ([`rvs_packet::fastpath::still_valid`]): their packets meet rvs-core
-//!   again.
+//!   lost its real server ([`rvs_packet::fastpath::still_valid`]), and those of a VIP this
+//!   director no longer holds (its VRRP instance left MASTER) or of a director that forwards
+//!   nothing (`backup_only` with a backup daemon): their packets meet rvs-core again.
 //!
 //! rvs-core stays the one model: the program never creates, schedules or changes a
 //! connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -34,8 +36,10 @@ use rvs_core::stats::Traffic;
 use rvs_core::{Director, Time};
 use rvs_packet::fastpath::{same_connection, still_valid, Offer};
 
+use super::config::PacketView;
 use super::iface::Iface;
 use crate::clock::Clock;
+use crate::published::Published;
 use crate::shard::{self, ShardRef};
 
 /// How often the syncer reads the counters back and removes stale entries. Far below any
@@ -223,25 +227,37 @@ pub(super) struct SyncContext {
     pub syn_answer: Box<dyn FnMut(&mut FastPath) -> rvs_bpf::syn_answer::SynCounters + Send>,
 }
 
-/// Where a sweep puts what it reads: the connections (under the shard's lock), on the daemon's
-/// clock, and the report (metrics, status).
+/// What a sweep works with besides the maps: where the counters go (the connections, under
+/// the shard's lock, on the daemon's clock; the report for metrics and status) and the view
+/// whose VRRP status board says which VIPs are on standby.
 pub(super) struct Sink {
     pub shard: ShardRef,
     pub clock: Clock,
     pub report: Arc<Mutex<XdpReport>>,
+    pub view: Arc<Published<PacketView>>,
 }
 
 /// The program's maps, the entries rvsd installed in them and where their counters go. The
 /// syncer thread owns it; it sits behind a lock ([`XdpSweep`]) only so that a control request
-/// that shows counters or timeouts can run the same [`sweep`] first.
+/// that shows counters or timeouts can run the same sweep first.
 struct Table {
     fp: FastPath,
     installed: HashMap<FlowKey, Installed>,
     sink: Sink,
+    /// The addresses of VRRP instances that are not MASTER, as of the last sweep.
+    standby: HashSet<IpAddr>,
+}
+
+impl Table {
+    /// One sweep (the VRRP standby addresses read again first).
+    fn sweep(&mut self) {
+        self.standby = standby_addrs(&self.sink);
+        sweep(&mut self.fp, &mut self.installed, &self.sink, &self.standby);
+    }
 }
 
 /// A sweep on request: `rvsadm -L` (with `--stats`, `--rate`, `-c`), `-Z`, the metrics and the
-/// status page run one [`sweep`] before they read, so that their answer holds every packet the
+/// status page run one sweep before they read, so that their answer holds every packet the
 /// program forwarded before the request came, as the kernel's counters do — instead of lagging
 /// by up to one [`SWEEP`]. One sweep per request whatever the table's size (each installed
 /// entry read once, then the shard's lock taken once). Empty when the fast path is off, and
@@ -255,7 +271,7 @@ impl XdpSweep {
     /// must hold neither the shard's nor the daemon state's lock.
     pub fn now(&self) {
         if let Some(t) = crate::lock::lock(&self.0).as_mut() {
-            sweep(&mut t.fp, &mut t.installed, &t.sink);
+            t.sweep();
         }
     }
 
@@ -294,6 +310,7 @@ pub(super) fn syncer(
     let mut table = Table {
         fp: a.fp,
         installed: HashMap::new(),
+        standby: standby_addrs(&sink),
         sink,
     };
     (cx.syn_answer)(&mut table.fp);
@@ -311,10 +328,16 @@ pub(super) fn syncer(
         let mut held = crate::lock::lock(&shared.0);
         let Some(t) = held.as_mut() else { break };
         for o in batch.into_iter().flatten() {
+            // A VIP (or FULLNAT local address) on standby: a frame that still reached the
+            // plane is rvs-core's to judge, never the program's. (NAT replies name no VIP:
+            // the sweep removes those.)
+            if t.standby.contains(&o.dst.0) {
+                continue;
+            }
             writes += u64::from(install(t, &cx.ifaces, o));
         }
         if Instant::now() >= next_sweep {
-            sweep(&mut t.fp, &mut t.installed, &t.sink);
+            t.sweep();
             let c = (cx.syn_answer)(&mut t.fp);
             crate::lock::lock(&t.sink.report).syn = c;
             next_sweep = Instant::now() + SWEEP;
@@ -324,7 +347,7 @@ pub(super) fn syncer(
     let Some(mut t) = crate::lock::lock(&shared.0).take() else {
         return;
     };
-    sweep(&mut t.fp, &mut t.installed, &t.sink);
+    t.sweep();
     let c = crate::lock::lock(&t.sink.report).counters;
     tracing::info!(
         "XDP fast path: {} frames forwarded (tx {}, redirect {}), {} to the AF_XDP slow path, passed to the host stack: {} without an entry, {} SYN/FIN/RST, {} other, {} over a limit",
@@ -355,6 +378,7 @@ fn install(t: &mut Table, ifaces: &[Iface], o: Offer) -> bool {
         fp,
         installed,
         sink,
+        ..
     } = t;
     let Some(ifindex) = ifaces.get(usize::from(o.port)).map(|i| i.ifindex) else {
         return false;
@@ -367,7 +391,7 @@ fn install(t: &mut Table, ifaces: &[Iface], o: Offer) -> bool {
         // A changed rewrite (a new next hop, a reused tuple): the old entry's last traffic
         // goes to its connection first, since replacing resets the counters.
         let mut one = HashMap::from([(key, installed.remove(&key).expect("present"))]);
-        feed_back(fp, &mut one, sink);
+        feed_back(fp, &mut one, sink, &HashSet::new());
     }
     match fp.insert(&key, &flow) {
         Ok(()) => {
@@ -388,9 +412,41 @@ fn install(t: &mut Table, ifaces: &[Iface], o: Offer) -> bool {
     }
 }
 
+/// The VIPs of VRRP instances that are not MASTER (none without VRRP).
+fn standby_addrs(cx: &Sink) -> HashSet<IpAddr> {
+    cx.view
+        .load()
+        .vrrp
+        .as_ref()
+        .map(|(board, _)| board.standby_vips())
+        .unwrap_or_default()
+}
+
+/// Whether this director serves the connection of `offer` now: it forwards at all (not
+/// `backup_only` with a backup daemon running) and holds its virtual address and, for
+/// FULLNAT, its local address (no VRRP instance of them is on standby).
+///
+/// Why the sweep checks it: rvs-core and the userspace plane decide this per packet (a
+/// director with forwarding off passes every packet; a BACKUP does not see the frames a
+/// switch floods toward the MASTER's MAC), but an installed entry would go on forwarding the
+/// flow's packets on its own — a stale program answering for a VIP the peer now holds.
+fn serves(director: &Director, offer: &Offer, standby: &HashSet<IpAddr>) -> bool {
+    if director.sync.forwarding_disabled() {
+        return false;
+    }
+    director.conns.info(offer.conn).is_some_and(|c| {
+        !standby.contains(&c.vaddr) && !c.local.is_some_and(|(a, _)| standby.contains(&a))
+    })
+}
+
 /// One sweep: counters back into rvs-core, stale entries out.
-fn sweep(fp: &mut FastPath, installed: &mut HashMap<FlowKey, Installed>, cx: &Sink) {
-    let stale = feed_back(fp, installed, cx);
+fn sweep(
+    fp: &mut FastPath,
+    installed: &mut HashMap<FlowKey, Installed>,
+    cx: &Sink,
+    standby: &HashSet<IpAddr>,
+) {
+    let stale = feed_back(fp, installed, cx, standby);
     for key in stale {
         installed.remove(&key);
         if let Err(e) = fp.remove(&key) {
@@ -404,11 +460,13 @@ fn sweep(fp: &mut FastPath, installed: &mut HashMap<FlowKey, Installed>, cx: &Si
 }
 
 /// Reads every entry's counters (outside the lock), then, under the shard's lock once, gives
-/// each connection its new traffic and finds the entries that no longer hold. Returns those.
+/// each connection its new traffic and finds the entries that no longer hold (see
+/// [`still_valid`], [`serves`]). Returns those.
 fn feed_back(
     fp: &FastPath,
     installed: &mut HashMap<FlowKey, Installed>,
     cx: &Sink,
+    standby: &HashSet<IpAddr>,
 ) -> Vec<FlowKey> {
     let mut seen = Vec::with_capacity(installed.len());
     for (key, inst) in installed.iter() {
@@ -447,9 +505,9 @@ fn feed_back(
                     ..Traffic::default()
                 },
             };
-            director.conn_traffic(inst.offer.conn, traffic, at);
+            director.fast_path_traffic(inst.offer.conn, traffic, at);
         }
-        if !still_valid(director, &inst.offer) {
+        if !still_valid(director, &inst.offer) || !serves(director, &inst.offer, standby) {
             stale.push(key);
         }
     }
