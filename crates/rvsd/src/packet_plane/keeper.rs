@@ -131,6 +131,9 @@ pub(super) struct Context {
     /// The XDP program's slow-path rules (what goes to the AF_XDP sockets), kept equal to
     /// the guard's, when AF_XDP sockets run.
     pub slow: Option<rvs_bpf::xdp::SlowPath>,
+    /// The XDP syncer, when the fast path runs: its entries are checked against each new
+    /// table before the change counts as applied.
+    pub xdp: Option<super::xdp::Revalidate>,
 }
 
 pub(super) fn keeper(
@@ -214,6 +217,10 @@ pub(super) fn keeper(
         }
         // The workers have the real servers' next hops before the change counts as applied.
         hops.publish();
+        // And the XDP program forwards no flow the new table would not.
+        if let Some(x) = &cx.xdp {
+            x.sweep_now();
+        }
         cx.applied.publish(view.generation);
     }
     guard

@@ -102,7 +102,7 @@ pub mod xdp;
 pub mod xsk;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -242,6 +242,7 @@ impl PacketPlane {
         let mut offers_tx = None;
         let mut xsks: Vec<Option<rvs_packet_io::XskPort>> = Vec::new();
         let mut slow = None;
+        let mut revalidate = None;
         if let Some(mut attached) = xdp::attach(feed.opts.xdp, &ifaces, &feed.xdp)? {
             // The slow path over AF_XDP: a socket per worker where one can be bound, the
             // rules of what goes to them in place before the first frame.
@@ -258,6 +259,12 @@ impl PacketPlane {
                 }
             }
             let (tx, rx) = std::sync::mpsc::sync_channel(xdp::QUEUE);
+            let (asked, swept) = (Arc::new(AtomicU64::new(0)), Arc::new(Published::new(0)));
+            revalidate = Some(xdp::Revalidate {
+                wake: tx.clone(),
+                asked: asked.clone(),
+                swept: swept.clone(),
+            });
             offers_tx = Some(tx);
             let scx = xdp::SyncContext {
                 shard: packet_shard.clone(),
@@ -266,6 +273,8 @@ impl PacketPlane {
                 ifaces: ifaces.clone(),
                 report: feed.xdp.clone(),
                 view: feed.view.clone(),
+                asked,
+                swept,
                 syn_answer: {
                     let mut k = syn_answer::SynAnswerKeeper::new(
                         &clock,
@@ -295,6 +304,7 @@ impl PacketPlane {
             stop: stop.clone(),
             ifaces: ifaces.clone(),
             slow,
+            xdp: revalidate,
         };
         pp.keeper = Some(
             std::thread::Builder::new()

@@ -23,7 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -224,6 +224,10 @@ pub(super) struct SyncContext {
     pub report: Arc<Mutex<XdpReport>>,
     /// The plane's published view: its VRRP status board says which VIPs are on standby.
     pub view: Arc<Published<PacketView>>,
+    /// The keeper's sweep requests ([`Revalidate`]): how many it made, and, published after
+    /// each sweep, how many of them the sweep covers (those made before it began).
+    pub asked: Arc<AtomicU64>,
+    pub swept: Arc<Published<u64>>,
     /// Brings the program's SYN-answering maps up to date and returns its counters
     /// (`packet_plane::syn_answer`; a closure so that this module does not depend on the
     /// plane's view, which depends on it).
@@ -252,6 +256,10 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncCont
         let wait = next_sweep.saturating_duration_since(Instant::now());
         match offers.recv_timeout(wait) {
             Ok(batch) => {
+                if batch.is_empty() {
+                    // The keeper's wake-up after a table change (`Revalidate`): sweep now.
+                    next_sweep = Instant::now();
+                }
                 for o in batch {
                     // A VIP (or FULLNAT local address) on standby: a frame that still
                     // reached the plane is rvs-core's to judge, never the program's. (NAT
@@ -266,8 +274,10 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncCont
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if Instant::now() >= next_sweep {
+            let covers = cx.asked.load(Ordering::Acquire);
             standby = standby_addrs(&cx);
             sweep(&mut fp, &mut installed, &cx, &standby);
+            cx.swept.publish(covers);
             let c = (cx.syn_answer)(&mut fp);
             crate::lock::lock(&cx.report).syn = c;
             next_sweep = Instant::now() + SWEEP;
@@ -471,6 +481,51 @@ fn monotonic_now() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(Duration::from)
         .unwrap_or_default()
+}
+
+/// The keeper's handle on the syncer: after a table change (a real server deleted or made
+/// unavailable, a service removed, a VRRP transition) the keeper has every entry checked
+/// against the new table before it reports the change applied, so that when `rvsadm -d`
+/// returns the program forwards nothing more to the deleted server — as with the kernel,
+/// whose table is the data path's. Without it the program went on forwarding the flows for
+/// up to one sweep (100 ms) after the control request returned
+/// (`scale_out::directors_come_and_go_and_every_connection_continues` in XDP mode saw
+/// connections of a deleted real server still answered).
+pub(super) struct Revalidate {
+    /// Wakes the syncer: an empty offer batch means "sweep now".
+    pub wake: SyncSender<Vec<Offer>>,
+    /// Shared with the syncer ([`SyncContext::asked`], [`SyncContext::swept`]).
+    pub asked: Arc<AtomicU64>,
+    pub swept: Arc<Published<u64>>,
+}
+
+impl Revalidate {
+    /// Longest the keeper waits for the sweep.
+    const WAIT: Duration = Duration::from_secs(1);
+
+    /// Returns once a sweep that began after this call finished (at most [`Self::WAIT`]).
+    pub(super) fn sweep_now(&self) {
+        let ask = self.asked.fetch_add(1, Ordering::AcqRel) + 1;
+        // A full queue: the syncer is busy with offers and sweeps at its own pace.
+        let _ = self.wake.try_send(Vec::new());
+        let end = Instant::now() + Self::WAIT;
+        // Bounded by `end`.
+        loop {
+            let seen = self.swept.version();
+            if *self.swept.load() >= ask {
+                return;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "XDP syncer: no sweep within {:?} of a table change",
+                    Self::WAIT
+                );
+                return;
+            }
+            self.swept.wait_newer(seen, left);
+        }
+    }
 }
 
 /// The worker's side: offers go to the syncer at most once per second per flow direction,
