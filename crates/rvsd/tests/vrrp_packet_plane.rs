@@ -114,10 +114,6 @@ impl Director {
     /// `Conns InPkts OutPkts` of the VIP's service line in `rvsadm -L -n --stats --exact`.
     fn stats(&self) -> (u64, u64, u64) {
         let rvsd = self.rvsd.as_ref().expect("rvsd running");
-        if rvsd.xdp() {
-            // What the XDP program forwarded reaches the statistics at its next sweep.
-            thread::sleep(rvs_testkit::packet_path::XDP_COUNTERS_LAG);
-        }
         let out = rvsd.ok(&["-L", "-n", "--stats", "--exact"]);
         let lines = common::parse_stats(&out);
         let n = common::stat(&lines, &format!("{HA_VIP}:{PORT}"), true).n;

@@ -102,7 +102,7 @@ pub mod xdp;
 pub mod xsk;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -113,7 +113,7 @@ use rvs_packet_io::Port;
 pub use config::{parse_mark_rule, Iface, Options, PacketFeed, PacketView};
 pub use worker::WorkerReport;
 pub use xdp::SlowPathSetting;
-pub use xdp::{XdpReport, XdpSetting};
+pub use xdp::{XdpReport, XdpSetting, XdpSweep};
 
 use crate::clock::Clock;
 use crate::learned_neighbours::Learned;
@@ -242,7 +242,6 @@ impl PacketPlane {
         let mut offers_tx = None;
         let mut xsks: Vec<Option<rvs_packet_io::XskPort>> = Vec::new();
         let mut slow = None;
-        let mut revalidate = None;
         if let Some(mut attached) = xdp::attach(feed.opts.xdp, &ifaces, &feed.xdp)? {
             // The slow path over AF_XDP: a socket per worker where one can be bound, the
             // rules of what goes to them in place before the first frame.
@@ -259,22 +258,17 @@ impl PacketPlane {
                 }
             }
             let (tx, rx) = std::sync::mpsc::sync_channel(xdp::QUEUE);
-            let (asked, swept) = (Arc::new(AtomicU64::new(0)), Arc::new(Published::new(0)));
-            revalidate = Some(xdp::Revalidate {
-                wake: tx.clone(),
-                asked: asked.clone(),
-                swept: swept.clone(),
-            });
             offers_tx = Some(tx);
-            let scx = xdp::SyncContext {
+            let sink = xdp::Sink {
                 shard: packet_shard.clone(),
                 clock,
-                stop: stop.clone(),
-                ifaces: ifaces.clone(),
                 report: feed.xdp.clone(),
                 view: feed.view.clone(),
-                asked,
-                swept,
+            };
+            let shared = feed.xdp_sweep.clone();
+            let scx = xdp::SyncContext {
+                stop: stop.clone(),
+                ifaces: ifaces.clone(),
                 syn_answer: {
                     let mut k = syn_answer::SynAnswerKeeper::new(
                         &clock,
@@ -288,7 +282,7 @@ impl PacketPlane {
             pp.syncer = Some(
                 std::thread::Builder::new()
                     .name("rvs-xdp".into())
-                    .spawn(move || xdp::syncer(attached, rx, scx))
+                    .spawn(move || xdp::syncer(attached, sink, shared, rx, scx))
                     .map_err(|e| format!("spawning the XDP syncer thread: {e}"))?,
             );
         }
@@ -304,7 +298,7 @@ impl PacketPlane {
             stop: stop.clone(),
             ifaces: ifaces.clone(),
             slow,
-            xdp: revalidate,
+            xdp_sweep: feed.xdp_sweep.clone(),
         };
         pp.keeper = Some(
             std::thread::Builder::new()
