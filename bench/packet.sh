@@ -1,48 +1,53 @@
 #!/usr/bin/env bash
-# Whole-system benchmark of the packet data plane against the kernel, in one run and in the
-# identical topology (issue 4 "Benchmarks"): the rvs-lab NAT lab, 64-byte UDP frames from
-# trafgen in the client namespace to VIP:9, NAT to two real servers under round robin;
-#   1. rvsd --interface eth0 --interface eth1 (one worker per interface) in the director,
-#   2. the director's own kernel: nftables `dnat to numgen inc mod 2` (rvs-lab's
-#      kernel_nat_baseline, conntrack per flow), rvsd stopped.
-# Measured: packets delivered at the real servers per second (sum of the rx_packets counters
-# of their interfaces over the run; an nft rule on each real server then drops the datagrams,
-# so no ICMP port-unreachable flows back). trafgen sends as fast as it can on one CPU.
+# The packet data plane against the kernel's nftables DNAT, with the director's work on ONE
+# core and the generator on another (issue 13's goals), the same way for every contender.
 #
-# CPU pinning (PIN=1, the default; needs 2+ CPUs): trafgen is pinned to CPU $GEN_CPU (default
-# 0) and rvsd (all its threads) to CPU $DIR_CPU (default 1), the same in both runs. What the
-# pinning cannot equalise: on the kernel path the director's forwarding runs in the softirq of
-# the sender, i.e. inline on the generator's CPU (veth delivers in the sender's context), and
-# so do the server-side bridge and the real servers' receive path; on the rvsd path the
-# generator's CPU also pays the AF_PACKET tap (the copy into rvsd's ring) and the nft ingress
-# drop, while rvsd's CPU pays the forwarding, the transmit and, inline in its `sendmmsg`, the
-# server-side bridge and the real servers' receive path. (Steering the director's receive to
-# its own CPU with RPS does not work here: the queued skbs keep their trafgen socket reference,
-# trafgen's send buffer fills, and trafgen aborts on EAGAIN.) PIN=0 leaves placement to the
-# scheduler (trafgen -P 1 still pins itself to CPU 0). The CPUs are shared with whatever else
-# runs on the host: note the load.
+# Topology: the rvs-lab NAT lab. client eth0 <-veth-> director eth0; director eth1 <-veth->
+# the switch's bridge with the two real servers. 64-byte IPv4 frames to VIP:9 (UDP) or VIP:80
+# (TCP SYN), NAT to the two real servers under round robin; the real servers drop them (nft),
+# so nothing flows back.
 #
-# The lab's switch is a Linux bridge in its own namespace. On a host with br_netfilter loaded
-# (this one), a bridge hands every frame to that namespace's netfilter hooks too, which a real
-# switch does not do and which costs the same on both paths; BR_NF=0 (the default) turns that
-# off in the switch namespace only (net.bridge.bridge-nf-call-*=0), BR_NF=1 leaves it on.
+# Where the work runs (CPU $DIR_CPU = the director's, CPU $GEN_CPU = the generator's):
+#  - The generator is `rvs-lab trafficgen` (crates/bpf/bpf/trafficgen.c): BPF_PROG_TEST_RUN in
+#    live-frames mode, each frame handed by the client veth's ndo_xdp_xmit straight into the
+#    director eth0's receive ring; no socket, no skb on its CPU. It runs on CPU $GEN_CPU at
+#    nice 19. (trafgen cannot be used: see docs/benchmarks.md.)
+#  - The director's eth0 runs NAPI (GRO on, which is what gives a veth a NAPI instance) in
+#    THREADED mode, its kthread pinned to CPU $DIR_CPU: the frame's receive (the skb built from
+#    the frame, as a NIC driver builds it), the XDP program, the kernel's DNAT and forwarding,
+#    the AF_PACKET tap and the transmit on eth1 all run there, for every contender. rvsd (all
+#    its threads) is pinned to CPU $DIR_CPU too.
+#  - The far side (the switch's end of eth1, the bridge, the real servers' receive) runs in
+#    the switch veth's threaded NAPI kthread, pinned to CPU $GEN_CPU: not the director's work.
+#    TSO is off on eth1 so the kernel's forwarded skbs take that NAPI path too.
 #
-# Also reported: rvsd's receive-ring drops (frames the kernel could not queue to rvsd) and, for
-# both runs, the host's softnet backlog drops (/proc/net/softnet_stat, column 2).
+# Measured per run: offered = frames the generator produced; delivered = frames the real
+# servers received (rx_packets; with a SYN flood, the UDP sink's nft counter); loss = 1 -
+# delivered / offered, of which "ring" = frames the director's eth0 receive ring had no room
+# for (the client veth's xdp_xmit_errors: the director was saturated); CPU $DIR_CPU busy time
+# (/proc/stat: user, nice, system, irq, softirq, steal) as a share of the run and per
+# delivered packet; the capacity estimate delivered / busy share when CPU $DIR_CPU was not
+# saturated; and the whole machine's busy time less the generator's own (its schedstat), per
+# delivered packet, which contains the far side and would show director work escaping to the
+# other CPU.
 #
-# Contenders, in one run (issue 13): a baseline where the director drops everything at
-# ingress, rvsd on AF_PACKET alone, rvsd with the XDP fast path (`--xdp generic`: the lab's
-# links are veths) and its slow path on AF_PACKET, the same with the slow path on AF_XDP
-# (`--xdp-slow-path xsk`), the kernel's nftables DNAT; each first with $FLOWS steady flows, then with
-# a new connection per packet. Reported per contender: offered and delivered packets per
-# second, loss, and the CPU time of the WHOLE MACHINE (/proc/stat, every CPU) above the
-# baseline's, per delivered packet — so a contender gains nothing by using another core.
+# Runs: a baseline where the director drops everything at ingress (nft netdev), rvsd on
+# AF_PACKET (--xdp off), rvsd with the XDP fast path in generic mode with its slow path on
+# AF_PACKET and on AF_XDP, rvsd with the program in native mode (AF_XDP slow path), and the
+# kernel's nftables DNAT; each with $FLOWS steady flows at the generator's full rate, then
+# with a new source address per frame (new connections). Then each XDP contender at twice
+# the kernel's delivered steady rate (the goal's "2x with no loss"). Then established flows
+# during a SYN flood: $FLOWS steady flows at half the kernel's steady rate alone, and again
+# with a second generator flooding SYNs from random sources to VIP:80 as fast as it can,
+# for rvsd XDP (generic, AF_XDP) and the kernel.
 #
-# Usage: sudo bench/packet.sh [seconds-per-run]  (FLOWS=N source ports, default 256;
-#        PACKET_WORKERS=N rvsd workers per interface, default 1; RVSD_ARGS extra rvsd options;
-#        RVSD_BIN=path another rvsd binary, e.g. an older build, for A/B runs)
-# Needs: trafgen (Debian netsniff-ng), nftables, iproute2, util-linux (taskset). Prints a
-# markdown table for docs/benchmarks.md with `uptime` (the numbers depend on the host's load).
+# Usage: sudo bench/packet.sh [seconds-per-run]   (default 10; 17 runs, so 10 s fits in
+#        about 5 minutes once built)
+#   FLOWS=N steady flows (source ports, default 256); PACKET_WORKERS=N rvsd workers per
+#   interface (default 1); RVSD_ARGS extra rvsd options; RVSD_BIN another rvsd build (A/B);
+#   GEN_CPU / DIR_CPU (default 0 / 1); BR_NF=1 leaves the switch bridge's netfilter on.
+# Needs: nftables, iproute2, ethtool, util-linux (taskset), a kernel with BPF live frames
+# (5.18+) and threaded NAPI. Prints a markdown table for docs/benchmarks.md.
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$0")/.."
@@ -51,73 +56,143 @@ DUR=${1:-10}
 FLOWS=${FLOWS:-256}
 P=${PREFIX:-rvbench}
 PW=${PACKET_WORKERS:-1}
-PIN=${PIN:-1}
 BR_NF=${BR_NF:-0}
 GEN_CPU=${GEN_CPU:-0}
 DIR_CPU=${DIR_CPU:-1}
 
-need trafgen netsniff-ng
 need nft nftables
 need ip iproute2
+need ethtool ethtool
 need taskset util-linux
 [ "$(id -u)" = 0 ] || { echo "bench/packet.sh: needs root (network namespaces)" >&2; exit 2; }
+[ "$(nproc)" -ge 2 ] || { echo "bench/packet.sh: needs 2 CPUs (generator and director apart)" >&2; exit 2; }
 
 bench_lab_build
 bench_nat_lab packet
+# prog_cost turns the kernel's BPF statistics on for a moment: put them back on any exit.
+bpf_stats_old=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_old"; bench_nat_lab_cleanup' EXIT
 if [ "$BR_NF" = 0 ]; then
   bench_switch_without_netfilter
 fi
+SW=$P-switch
+# The switch's end of the director's eth1 (the lab names it after its node and device).
+SWPORT=director-eth1
 brnf="switch bridge netfilter $([ "$BR_NF" = 0 ] && echo off || echo on) (BR_NF=$BR_NF)"
-if [ "$PIN" = 1 ]; then
-  GEN_PIN=(taskset -c "$GEN_CPU") DIR_PIN=(taskset -c "$DIR_CPU")
-  pin="trafgen pinned to CPU $GEN_CPU, rvsd to CPU $DIR_CPU"
-else
-  GEN_PIN=() DIR_PIN=()
-  pin="unpinned (PIN=0): trafgen -P 1 pins itself to CPU 0, rvsd runs where the scheduler puts it"
-fi
-# 14 + 20 + 8 + 18 = 60 bytes + FCS = a 64-byte frame.
-cat > "$work/udp64.cfg" <<CFG
-{ eth(da=$DMAC, sa=$CMAC), ipv4(saddr=10.1.0.2, daddr=$VIP, ttl=64), udp(sp=dinc(10000, $((10000 + FLOWS - 1))), dp=9), fill(0x41, 18) }
-CFG
+# The real servers also drop the SYN flood (no SYN-ACK, no RST flows back).
+for rs in "${RS[@]}"; do
+  ip netns exec "$rs" nft add rule ip sink in tcp dport 80 drop
+done
+for k in all default eth0 eth1; do ip netns exec "$D" sysctl -qw "net.ipv4.conf.$k.rp_filter=0" 2>/dev/null || true; done
 
-# Backlog drops (all CPUs).
-softnet_drops() {
-  local n=0 _p d _r
-  while read -r _p d _r; do
-    n=$((n + 16#$d))
-  done </proc/net/softnet_stat
+# Threaded NAPI: `threaded_napi NS DEV CPU` gives DEV a NAPI instance (GRO on), runs it in
+# its own kthread and pins that to CPU. The kthreads are named napi/DEV-ID, and eth0 is
+# common, so they are found as the ones that appear.
+threaded_napi() {
+  local ns=$1 dev=$2 cpu=$3 before after p found=
+  before=$(pgrep -x 'napi/.*' | sort || true)
+  ip netns exec "$ns" ethtool -K "$dev" gro on
+  ip netns exec "$ns" sh -c "echo 1 > /sys/class/net/$dev/threaded"
+  for _ in $(seq 20); do
+    after=$(pgrep -x 'napi/.*' | sort || true)
+    found=$(comm -13 <(echo "$before") <(echo "$after"))
+    [ -n "$found" ] && break
+    sleep 0.05
+  done
+  [ -n "$found" ] || { echo "bench/packet.sh: no NAPI kthread appeared for $dev in $ns" >&2; exit 1; }
+  for p in $found; do taskset -pc "$cpu" "$p" >/dev/null; done
+  echo "$found"
+}
+# TSO off on eth1: a veth sends an skb through its peer's NAPI only when it cannot be a TSO
+# super-frame (veth_skb_is_eligible_for_gro).
+ip netns exec "$D" ethtool -K eth1 tso off >/dev/null
+dir_napi=$(threaded_napi "$D" eth0 "$DIR_CPU")
+far_napi=$(threaded_napi "$SW" "$SWPORT" "$GEN_CPU")
+napi_note="director eth0 NAPI threaded (kthread $(cat /proc/$dir_napi/comm) on CPU $DIR_CPU), far side $(cat /proc/$far_napi/comm) on CPU $GEN_CPU"
+
+# The generator: gen SECONDS [trafficgen options...], on CPU $GEN_CPU at nice 19 (so the far
+# side's NAPI kthread, on the same CPU, is served first). Prints "<frames produced> <its CPU ns>".
+gen() {
+  local secs=$1 log="$work/gen.$BASHPID"
+  shift
+  ip netns exec "$C" taskset -c "$GEN_CPU" nice -n 19 "$LAB" trafficgen --dev eth0 --dst-mac "$DMAC" \
+    --src 10.1.0.2 --dst "$VIP" --seconds "$secs" "$@" >"$log" 2>&1 || {
+    cat "$log" >&2
+    exit 1
+  }
+  sed -n 's/^produced \([0-9]*\) frames .* cpu \([0-9]*\) ns.*/\1 \2/p' "$log"
+}
+STEADY=(--flows "$FLOWS")
+NEWCONN=(--sources 16777216 --first-source 11.0.0.0)
+FLOOD=(--proto syn --dport 80 --sources 16777216 --first-source 12.0.0.0)
+
+# Counters.
+xmit_errors() { ip netns exec "$C" ethtool -S eth0 | awk '/xdp_xmit_errors/ { n += $2 } END { print n + 0 }'; }
+udp_sunk() {
+  local n=0 rs c
+  for rs in "${RS[@]}"; do
+    c=$(ip netns exec "$rs" nft list chain ip sink in | sed -n 's/.*udp dport 9 counter packets \([0-9]*\).*/\1/p')
+    n=$((n + c))
+  done
   echo "$n"
 }
-
-
-# One run with trafgen config $1: prints
-# "<sent pps> <delivered pps> <softnet drops> <busy CPU ns of the machine> <delivered total>".
-run() {
-  local cfg=$1 b0 t0 s0 c0 b1 t1 s1 c1
-  b0=$(rx_total); t0=$(tx_client); s0=$(softnet_drops); c0=$(busy_ns)
-  ip netns exec "$C" "${GEN_PIN[@]}" timeout -s INT "$DUR" trafgen --dev eth0 --conf "$cfg" -P 1 -C -q >"$work/trafgen.log" 2>&1 || true
-  # trafgen gives up on a send error (e.g. EAGAIN): say so rather than report a short run.
-  grep -i 'fail' "$work/trafgen.log" >&2 || true
-  sleep 0.5
-  b1=$(rx_total); t1=$(tx_client); s1=$(softnet_drops); c1=$(busy_ns)
-  echo "$(( (t1 - t0) / DUR )) $(( (b1 - b0) / DUR )) $((s1 - s0)) $((c1 - c0)) $((b1 - b0))"
+# Busy ns of CPU $1 ("" = the whole machine) from /proc/stat.
+cpu_busy_ns() {
+  awk -v hz="$(getconf CLK_TCK)" -v c="cpu$1" '$1 == c { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
 }
 
-# New connections: every packet from another source address (trafgen increments it per
-# packet), so every packet makes a connection (rvsd: a new rvs-core entry scheduled in
-# userspace, with XDP too; kernel: a new conntrack entry). Replies never come (the real
-# servers drop the datagrams), so the director's reverse-path filter is off for these.
-cat > "$work/newconn.cfg" <<CFG
-{ eth(da=$DMAC, sa=$CMAC), ipv4(saddr=dinc(), daddr=$VIP, ttl=64), udp(sp=10000, dp=9), fill(0x41, 18) }
-CFG
-for k in all default eth0; do ip netns exec "$D" sysctl -qw "net.ipv4.conf.$k.rp_filter=0" 2>/dev/null || true; done
+# One run: run NAME [trafficgen options...] appends a row:
+# "NAME|offered delivered ring-drops cpu1-busy-ns machine-busy-ns gen-ns wall-ns"
+rows=()
+run() {
+  local name=$1 b0 x0 c0 m0 t0 b1 x1 c1 m1 t1 out
+  shift
+  b0=$(rx_total); x0=$(xmit_errors); c0=$(cpu_busy_ns "$DIR_CPU"); m0=$(cpu_busy_ns ""); t0=$(date +%s%N)
+  out=$(gen "$DUR" "$@")
+  sleep 0.3
+  b1=$(rx_total); x1=$(xmit_errors); c1=$(cpu_busy_ns "$DIR_CPU"); m1=$(cpu_busy_ns ""); t1=$(date +%s%N)
+  read -r produced gen_ns <<<"$out"
+  rows+=("$name|$produced $((b1 - b0)) $((x1 - x0)) $((c1 - c0)) $((m1 - m0)) $gen_ns $((t1 - t0))")
+}
+# Established flows during a SYN flood: flood NAME RATE runs $FLOWS steady UDP flows at RATE
+# with (flood NAME RATE syn) or without a second generator flooding SYNs; delivered counts
+# only the UDP datagrams (the sink's counter).
+flood() {
+  local name=$1 rate=$2 syn=${3:-} u0 x0 c0 m0 t0 u1 x1 c1 m1 t1 out fpid fout=
+  u0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_busy_ns "$DIR_CPU"); m0=$(cpu_busy_ns ""); t0=$(date +%s%N)
+  if [ -n "$syn" ]; then
+    (gen "$DUR" "${FLOOD[@]}" >"$work/flood.out") &
+    fpid=$!
+  fi
+  out=$(gen "$DUR" "${STEADY[@]}" --rate "$rate")
+  if [ -n "$syn" ]; then wait "$fpid"; fout=$(cat "$work/flood.out"); fi
+  sleep 0.3
+  u1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_busy_ns "$DIR_CPU"); m1=$(cpu_busy_ns ""); t1=$(date +%s%N)
+  read -r produced gen_ns <<<"$out"
+  if [ -n "$fout" ]; then
+    read -r fprod fgen <<<"$fout"
+    flood_note+=("$name: the SYN flood offered $((fprod / DUR)) SYN/s")
+    gen_ns=$((gen_ns + fgen))
+  fi
+  rows+=("$name|$produced $((u1 - u0)) $((x1 - x0)) $((c1 - c0)) $((m1 - m0)) $gen_ns $((t1 - t0))")
+}
+flood_note=()
 
 rvsd_start() {
-  ip netns exec "$D" "${DIR_PIN[@]}" "$RVSD" --socket "$work/rvsd.sock" --metrics-listen off --workers 1 --drain-time 0 \
+  ip netns exec "$D" taskset -c "$DIR_CPU" "$RVSD" --socket "$work/rvsd.sock" --metrics-listen off --workers 1 --drain-time 0 \
     --interface eth0 --interface eth1 --packet-workers "$PW" "$@" ${RVSD_ARGS:-} 2>"$work/rvsd.log" &
   rvsd_pid=$!
   for _ in $(seq 100); do [ -S "$work/rvsd.sock" ] && break; sleep 0.1; done
   bench_nat_service
+  "$RVSADM" --socket "$work/rvsd.sock" -A -t $VIP:80 -s rr
+  "$RVSADM" --socket "$work/rvsd.sock" -a -t $VIP:80 -r 10.2.0.11:80 -m
+  "$RVSADM" --socket "$work/rvsd.sock" -a -t $VIP:80 -r 10.2.0.12:80 -m
+}
+# rvsd's log lines worth keeping, without colour codes: log_lines LABEL PATTERN
+logs=()
+log_lines() {
+  local l
+  while IFS= read -r l; do logs+=("$1: $l"); done < <(grep -o "$2" "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' | awk 'NR <= 6' || true)
 }
 kernel_nat_on() {
   ip netns exec "$D" nft -f - <<NFT
@@ -128,90 +203,117 @@ table ip rvslab_baseline {
   }
 }
 NFT
+  ip netns exec "$D" ping -c1 -W1 10.2.0.11 >/dev/null 2>&1 || true
+  ip netns exec "$D" ping -c1 -W1 10.2.0.12 >/dev/null 2>&1 || true
 }
 kernel_nat_off() { ip netns exec "$D" nft delete table ip rvslab_baseline; ip netns exec "$D" conntrack -F >/dev/null 2>&1 || true; }
 
-# Results, one row per run: name, and the five numbers of run().
-rows=()
-measure() {
-  local name=$1 cfg=$2
-  rows+=("$name|$(run "$cfg")")
+# The XDP program's own cost per packet in the steady flows: the kernel's BPF run-time
+# statistics (kernel.bpf_stats_enabled, host-wide, so on only for this 1-second extra burst
+# after the measured run and restored at once) give the program's run time and run count on
+# eth0. Not part of the table's runs (the statistics cost a little per run themselves).
+prog_cost() {
+  local id line
+  id=$(ip netns exec "$D" ip -d link show eth0 2>/dev/null | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p' | sed -n 1p)
+  if [ -z "$id" ] || ! command -v bpftool >/dev/null; then
+    logs+=("$1: XDP program alone: not measured (no program id on eth0 or no bpftool)")
+    return
+  fi
+  sysctl -qw kernel.bpf_stats_enabled=1
+  gen 1 "${STEADY[@]}" >/dev/null
+  line=$(bpftool prog show id "$id" | sed -n 1p)
+  sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_old"
+  logs+=("$1: XDP program on eth0 during a 1 s burst of the steady flows (kernel BPF stats): $(awk '{ for (i = 1; i < NF; i++) { if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") n = $(i + 1) } } END { if (n > 0) printf "%d runs, %.0f ns per run", n, t / n; else print "no runs counted" }' <<<"$line")")
 }
 
+# rvsd contenders: name and options.
+contenders=(
+  "rvsd AF_PACKET|--xdp off"
+  "rvsd XDP generic + AF_PACKET|--xdp generic --xdp-slow-path af_packet"
+  "rvsd XDP generic + AF_XDP|--xdp generic --xdp-slow-path xsk"
+  "rvsd XDP native + AF_XDP|--xdp native --xdp-slow-path xsk"
+)
+
 # 0. Baseline: the director drops everything at ingress (netdev ingress hook on eth0): what
-# the generator, the links and the director's receive cost without any forwarding.
+# the receive alone costs CPU $DIR_CPU.
 ip netns exec "$D" nft -f - <<NFT
 table netdev rvsbench_drop {
   chain in { type filter hook ingress device eth0 priority -500; policy accept; udp dport 9 drop; }
 }
 NFT
-measure "baseline: dropped at the director's ingress" "$work/udp64.cfg"
-base_new=$(run "$work/newconn.cfg")
+run "baseline: dropped at the director's ingress (costs per frame received)" "${STEADY[@]}"
 ip netns exec "$D" nft delete table netdev rvsbench_drop
 
-# 1. rvsd, AF_PACKET alone
-rvsd_start --xdp off
-measure "rvsd AF_PACKET ($PW worker(s)/interface)" "$work/udp64.cfg"
-"$RVSADM" --socket "$work/rvsd.sock" -L -n --stats > "$work/rvsd.stats"
-rvsd_stop
-workers=$(grep -o 'packet worker.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
-rvsd_start --xdp off
-measure "new connections: rvsd AF_PACKET" "$work/newconn.cfg"
-rvsd_stop
-
-# 2. rvsd with the XDP fast path (generic mode: the lab's links are veths, see
-# docs/internals/packet-plane.md; XDP_MODE=native to force native), the slow path (what the
-# program does not forward) on AF_PACKET
-rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path af_packet
-measure "rvsd XDP (${XDP_MODE:-generic}) + AF_PACKET" "$work/udp64.cfg"
-"$RVSADM" --socket "$work/rvsd.sock" -L -n --stats > "$work/rvsd-xdp.stats"
-rvsd_stop
-xdp_log=$(grep -o 'XDP fast path.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
-rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path af_packet
-measure "new connections: rvsd XDP (${XDP_MODE:-generic}) + AF_PACKET" "$work/newconn.cfg"
-rvsd_stop
-xdp_new_log=$(grep -o 'XDP fast path.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
-
-# 3. the same with the slow path over AF_XDP (an XSK per worker; required, so a run that
-# could not bind one fails rather than measuring AF_PACKET twice)
-rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path xsk
-measure "rvsd XDP (${XDP_MODE:-generic}) + AF_XDP" "$work/udp64.cfg"
-rvsd_stop
-rvsd_start --xdp "${XDP_MODE:-generic}" --xdp-slow-path xsk
-measure "new connections: rvsd XDP (${XDP_MODE:-generic}) + AF_XDP" "$work/newconn.cfg"
-rvsd_stop
-xsk_log=$(grep -o 'XDP \(fast\|slow\) path.*' "$work/rvsd.log" | sed 's/\x1b\[[0-9;]*m//g' || true)
-
-# 4. the kernel's nftables DNAT (what rvs-lab's kernel_nat_baseline installs), rvsd stopped
+# 1. The kernel first: its steady rate sets the XDP runs' "2x" and the flood runs' rate.
 kernel_nat_on
-measure "kernel nftables DNAT (numgen inc mod 2)" "$work/udp64.cfg"
+run "kernel nftables DNAT" "${STEADY[@]}"
+kernel_rate=$(( $(cut -d' ' -f2 <<<"${rows[-1]#*|}") / DUR ))
 kernel_nat_off
 kernel_nat_on
-measure "new connections: kernel nftables DNAT" "$work/newconn.cfg"
+run "new connections: kernel nftables DNAT" "${NEWCONN[@]}"
 kernel_nat_off
 
-read -r _ _ _ base_cpu _ <<<"$(cut -d'|' -f2 <<<"${rows[0]}")"
-read -r _ _ _ base_new_cpu _ <<<"$base_new"
-echo "| path | offered pkt/s | delivered pkt/s | loss | softnet drops | machine CPU ns / delivered pkt above the drop baseline |"
-echo "|---|---:|---:|---:|---:|---:|"
+# 2. rvsd, each contender: steady flows, then new connections (a fresh rvsd each).
+for c in "${contenders[@]}"; do
+  name=${c%%|*} opts=${c#*|}
+  # shellcheck disable=SC2086
+  rvsd_start $opts
+  run "$name" "${STEADY[@]}"
+  "$RVSADM" --socket "$work/rvsd.sock" -L -n --stats | grep -A2 '^UDP' > "$work/stats.$name" || true
+  case "$opts" in *generic*|*native*) prog_cost "$name" ;; esac
+  rvsd_stop
+  log_lines "$name" 'XDP \(fast\|slow\) path.*\|packet worker.*'
+  # shellcheck disable=SC2086
+  rvsd_start $opts
+  run "new connections: $name" "${NEWCONN[@]}"
+  rvsd_stop
+  log_lines "new connections, $name" 'XDP slow path.*frames received.*\|.*flow entries written.*'
+done
+
+# 3. The goal's rate: twice the kernel's delivered steady rate, for the XDP contenders.
+for c in "${contenders[@]:1}"; do
+  name=${c%%|*} opts=${c#*|}
+  # shellcheck disable=SC2086
+  rvsd_start $opts
+  run "$name at 2x the kernel's rate" "${STEADY[@]}" --rate $((2 * kernel_rate))
+  rvsd_stop
+done
+
+# 4. Established flows during a SYN flood, at half the kernel's steady rate.
+half=$((kernel_rate / 2))
+kernel_nat_on
+flood "steady flows alone: kernel nftables DNAT" "$half"
+flood "steady flows + SYN flood: kernel nftables DNAT" "$half" syn
+kernel_nat_off
+rvsd_start --xdp generic --xdp-slow-path xsk
+flood "steady flows alone: rvsd XDP generic + AF_XDP" "$half"
+flood "steady flows + SYN flood: rvsd XDP generic + AF_XDP" "$half" syn
+rvsd_stop
+
+echo "| path | offered pkt/s | delivered pkt/s | loss | director's ring full, pkt/s | CPU $DIR_CPU busy | CPU $DIR_CPU ns / delivered pkt | capacity estimate, pkt/s | machine CPU less the generator, ns / delivered pkt |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in "${rows[@]}"; do
   name=${r%%|*}
-  read -r sent pps snd cpu total <<<"${r#*|}"
-  case "$name" in
-    baseline*) per="(baseline: $(awk -v c="$cpu" -v d="$DUR" 'BEGIN { printf "%.0f%% of the machine", 100 * c / ((d + 0.5) * 1e9 * '"$(nproc)"') }'))" ;;
-    new*) per=$(awk -v c="$cpu" -v b="$base_new_cpu" -v n="$total" 'BEGIN { printf (n > 0) ? "%.0f" : "n/a", (c - b) / n }') ;;
-    *) per=$(awk -v c="$cpu" -v b="$base_cpu" -v n="$total" 'BEGIN { printf (n > 0) ? "%.0f" : "n/a", (c - b) / n }') ;;
-  esac
-  loss=$(awk -v s="$sent" -v p="$pps" 'BEGIN { if (s > 0) printf "%.1f %%", 100 * (s - p) / s; else print "n/a" }')
-  echo "| $name | $sent | $pps | $loss | $snd | $per |"
+  read -r sent got ring cpu mach genns wall <<<"${r#*|}"
+  awk -v name="$name" -v s="$sent" -v g="$got" -v r="$ring" -v c="$cpu" -v m="$mach" -v x="$genns" -v d="$DUR" -v w="$wall" '
+    function num(v,   s1, out) { s1 = sprintf("%.0f", v); out = ""; while (length(s1) > 3) { out = " " substr(s1, length(s1) - 2) out; s1 = substr(s1, 1, length(s1) - 3) } return s1 out }
+    BEGIN {
+      busy = c / w
+      # The baseline delivers nothing: its costs are per frame the director received.
+      base = (name ~ /^baseline/)
+      n = base ? s - r : g
+      loss = base ? "(all dropped)" : ((s > 0) ? sprintf("%.1f %%", 100 * (s - g) / s) : "n/a")
+      per = (n > 0) ? num(c / n) : "n/a"
+      cap = (n > 0 && busy < 0.95) ? "~" num(n / (w / 1e9) / busy) : (n > 0 ? "saturated" : "n/a")
+      rest = (n > 0) ? num((m - x) / n) : "n/a"
+      printf "| %s | %s | %s | %s | %s | %.0f %% | %s | %s | %s |\n", name, num(s / d), base ? "—" : num(g / d), loss, num(r / d), 100 * busy, per, cap, rest
+    }'
 done
 echo
-echo "$DUR s per run, $FLOWS flows (new connections: a new source address per packet), 64-byte UDP; $pin; $brnf; $(nproc) CPUs; $(uptime)"
-ring_drops=$(sed -n 's/.* \([0-9][0-9]*\) ring drops.*/\1/p' <<<"$workers" | awk '{ n += $1 } END { print n + 0 }')
-echo "rvsd AF_PACKET ring drops: $ring_drops"
-echo "rvsd: $workers" | head -5
-echo "$xdp_log" | head -5
-echo "new connections, XDP + AF_PACKET: $xdp_new_log" | tail -2
-echo "new connections, XDP + AF_XDP:"; echo "$xsk_log" | tail -5
-echo "rvsd AF_PACKET --stats:"; sed -n '3,6p' "$work/rvsd.stats"
-echo "rvsd XDP --stats:"; sed -n '3,6p' "$work/rvsd-xdp.stats"
+echo "$DUR s per run; $FLOWS steady flows (new connections: a new source address per frame); 64-byte frames from rvs-lab trafficgen (BPF live frames) on CPU $GEN_CPU at nice 19; rvsd and the director's NAPI on CPU $DIR_CPU; $napi_note; $brnf; the kernel's steady rate $kernel_rate pkt/s (the 2x runs offer $((2 * kernel_rate)), the flood runs' steady flows $half); $(nproc) CPUs; $(uname -r); $(uptime)"
+for n in "${flood_note[@]}"; do echo "$n"; done
+for l in "${logs[@]}"; do echo "$l"; done
+for c in "${contenders[@]}"; do
+  name=${c%%|*}
+  echo "$name --stats:"; cat "$work/stats.$name"
+done

@@ -120,6 +120,15 @@ static __always_inline void rvs_sipround(__u64 *v0, __u64 *v1, __u64 *v2, __u64 
 	*v2 = RVS_ROTL(*v2, 32);
 }
 
+/* Stores v at p in network byte order, byte by byte: p need not be aligned. */
+static __always_inline void rvs_syn_put_be32(__u8 *p, __u32 v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
 static __always_inline __u64 rvs_le64(const __u8 *b)
 {
 	return (__u64)b[0] | (__u64)b[1] << 8 | (__u64)b[2] << 16 | (__u64)b[3] << 24 |
@@ -138,10 +147,7 @@ static __always_inline __u32 rvs_cookie_hash(const __u64 *key, const __u8 *m, __
 	__u64 v3 = key[1] ^ 0x7465646279746573ULL;
 	__u8 last[8];
 	__builtin_memcpy(last, m + 32, 4);
-	last[4] = count >> 24;
-	last[5] = count >> 16;
-	last[6] = count >> 8;
-	last[7] = count;
+	rvs_syn_put_be32(last + 4, count);
 #pragma unroll
 	for (int i = 0; i < 5; i++) {
 		__u64 w = i < 4 ? rvs_le64(m + 8 * i) : rvs_le64(last);
@@ -169,6 +175,17 @@ static __always_inline __u16 rvs_syn_fold(__u64 s)
 	s = (s & 0xffff) + (s >> 16);
 	s = (s & 0xffff) + (s >> 16);
 	return (__u16)s;
+}
+
+/* The one's-complement sum's part for `words` big-endian 16-bit words at p (the caller has
+ * checked they are inside the packet); unrolled, so `words` must be a constant. */
+static __always_inline __u64 rvs_syn_sum16(const __u8 *p, int words)
+{
+	__u64 s = 0;
+#pragma unroll
+	for (int i = 0; i < words; i++)
+		s += ((__u16)p[2 * i] << 8) | p[2 * i + 1];
+	return s;
 }
 
 /* The walk over a SYN's options (a bpf_loop callback, so the verifier checks one step, not
@@ -318,11 +335,7 @@ static __always_inline int rvs_syn_answer(struct xdp_md *ctx, __u32 l3_len)
 	ip[8] = 64;
 	ip[10] = 0;
 	ip[11] = 0;
-	__u64 s = 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		s += ((__u16)ip[2 * i] << 8) | ip[2 * i + 1];
-	__u16 h = ~rvs_syn_fold(s);
+	__u16 h = ~rvs_syn_fold(rvs_syn_sum16(ip, 10));
 	ip[10] = h >> 8;
 	ip[11] = h & 0xff;
 	__u8 port[2];
@@ -330,14 +343,8 @@ static __always_inline int rvs_syn_answer(struct xdp_md *ctx, __u32 l3_len)
 	__builtin_memcpy(th, th + 2, 2);
 	__builtin_memcpy(th + 2, port, 2);
 	__u32 ack = isn + 1;
-	th[4] = cookie >> 24;
-	th[5] = cookie >> 16;
-	th[6] = cookie >> 8;
-	th[7] = cookie;
-	th[8] = ack >> 24;
-	th[9] = ack >> 16;
-	th[10] = ack >> 8;
-	th[11] = ack;
+	rvs_syn_put_be32(th + 4, cookie);
+	rvs_syn_put_be32(th + 8, ack);
 	th[12] = 6 << 4;
 	th[13] = 0x12; /* SYN | ACK */
 	th[14] = 0;    /* window 0: rvs_packet::syncookie::SYNACK_WINDOW */
@@ -351,14 +358,7 @@ static __always_inline int rvs_syn_answer(struct xdp_md *ctx, __u32 l3_len)
 	th[22] = our_mss >> 8;
 	th[23] = our_mss & 0xff;
 	/* Pseudo header (addresses, protocol, TCP length 24) and the 24 bytes. */
-	s = 6 + 24;
-#pragma unroll
-	for (int i = 0; i < 4; i++)
-		s += ((__u16)ip[12 + 2 * i] << 8) | ip[13 + 2 * i];
-#pragma unroll
-	for (int i = 0; i < 12; i++)
-		s += ((__u16)th[2 * i] << 8) | th[2 * i + 1];
-	h = ~rvs_syn_fold(s);
+	h = ~rvs_syn_fold(6 + 24 + rvs_syn_sum16(ip + 12, 4) + rvs_syn_sum16(th, 12));
 	th[16] = h >> 8;
 	th[17] = h & 0xff;
 	rvs_syn_count(RVS_SYN_ANSWERED);

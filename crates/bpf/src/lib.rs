@@ -5,13 +5,15 @@
 //! that is embedded in the binary; nothing prebuilt lives in the repository. A module per
 //! program loads it with aya and wraps its maps: [`xdp`] (the packet plane's fast path),
 //! [`sockmap`] (kernel splicing of the socket proxy's TCP flows), with [`sock_watch`] (the
-//! epoll set that watches spliced sockets outside tokio).
+//! epoll set that watches spliced sockets outside tokio), [`trafficgen`] (the benches' packet
+//! generator).
 //!
 //! A machine without clang still builds this crate: no object is embedded and [`object`]
 //! answers [`Unavailable`] with the reason ("built without clang"), which the daemon reports
 //! when it would have used the program.
 //!
-//! `unsafe` is confined to [`test_run`] (the raw `bpf(2)` call aya does not expose), the socket
+//! `unsafe` is confined to [`test_run`] (the raw `bpf(2)` call aya does not expose), the map
+//! value layouts, the socket
 //! options of [`sockmap`] and the epoll calls of [`sock_watch`], each block with its
 //! `// SAFETY:` reasoning.
 
@@ -19,6 +21,7 @@ pub mod sock_watch;
 pub mod sockmap;
 pub mod syn_answer;
 pub mod test_run;
+pub mod trafficgen;
 pub mod xdp;
 
 mod objects {

@@ -12,6 +12,8 @@
 //!
 //! Needs root (a network namespace with two interfaces, BPF) and clang at build time.
 
+mod common;
+
 #[path = "../../packet/tests/golden_src/build.rs"]
 #[allow(dead_code)]
 mod build;
@@ -133,13 +135,8 @@ fn run_all() -> Outcome {
     let Some(ports) = two_ports() else {
         return (None, Vec::new());
     };
-    let mut fp = match FastPath::load() {
-        Ok(fp) => fp,
-        Err(e @ rvs_bpf::xdp::Error::Unavailable(_)) => {
-            rvs_require::unmet(e);
-            return (None, Vec::new());
-        }
-        Err(e) => panic!("{e}"),
+    let Some(mut fp) = common::fast_path() else {
+        return (None, Vec::new());
     };
     for i in ports {
         fp.add_port(i).expect("devmap");

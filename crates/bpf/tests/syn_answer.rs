@@ -10,6 +10,8 @@
 //!
 //! Needs root (BPF) and clang at build time.
 
+mod common;
+
 #[path = "../../packet/tests/golden_src/build.rs"]
 #[allow(dead_code)]
 mod build;
@@ -39,21 +41,6 @@ const IFINDEX: u32 = 1;
 fn now_secs() -> u64 {
     let up = monotonic_ns() / 1_000_000_000;
     (up.saturating_sub(64) / 64).min(100_000) * 64 + 32
-}
-
-/// The loaded program, or `None` after reporting why it cannot be (fails under CI).
-fn load() -> Option<FastPath> {
-    if !rvs_require::root() {
-        return None;
-    }
-    match FastPath::load() {
-        Ok(fp) => Some(fp),
-        Err(e @ rvs_bpf::xdp::Error::Unavailable(_)) => {
-            rvs_require::unmet(e);
-            None
-        }
-        Err(e) => panic!("the kernel refused the XDP program: {e}"),
-    }
 }
 
 /// A director with a SYN-proxied NAT service VIP:80, a plain one VIP:81 (a DR real server:
@@ -139,7 +126,9 @@ fn fix_ip_checksum(f: &mut [u8]) {
 
 #[test]
 fn program_answers_syns_byte_for_byte_as_the_userspace_proxy() {
-    let Some(mut fp) = load() else { return };
+    let Some(mut fp) = common::fast_path() else {
+        return;
+    };
     let mut rig = setup(&mut fp);
     use TcpOptionElement::*;
     let linux = [
@@ -290,7 +279,9 @@ fn program_answers_syns_byte_for_byte_as_the_userspace_proxy() {
 
 #[test]
 fn program_leaves_to_userspace_what_it_must_not_answer() {
-    let Some(mut fp) = load() else { return };
+    let Some(mut fp) = common::fast_path() else {
+        return;
+    };
     let mut rig = setup(&mut fp);
     let mss = [TcpOptionElement::MaximumSegmentSize(1460)];
     let passed = |fp: &mut FastPath, f: &[u8], what: &str| {

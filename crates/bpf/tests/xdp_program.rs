@@ -1,10 +1,12 @@
 //! The XDP program on this kernel: the verifier accepts it, and `BPF_PROG_TEST_RUN` shows what
 //! it does with a packet with and without an entry (root; clang at build time).
 
+mod common;
+
 use std::net::IpAddr;
 
 use rvs_bpf::test_run::verdict;
-use rvs_bpf::xdp::{Egress, FastPath, Flow, FlowKey};
+use rvs_bpf::xdp::{Egress, Flow, FlowKey};
 use rvs_packet::fastpath::OfferAction;
 
 fn hex(s: &str) -> Vec<u8> {
@@ -13,24 +15,11 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The loaded program, or `None` after reporting why it cannot be (fails under CI).
-fn load() -> Option<FastPath> {
-    if !rvs_require::root() {
-        return None;
-    }
-    match FastPath::load() {
-        Ok(fp) => Some(fp),
-        Err(e @ rvs_bpf::xdp::Error::Unavailable(_)) => {
-            rvs_require::unmet(e);
-            None
-        }
-        Err(e) => panic!("the kernel refused the XDP program: {e}"),
-    }
-}
-
 #[test]
 fn verifier_accepts_the_program() {
-    let Some(fp) = load() else { return };
+    let Some(fp) = common::fast_path() else {
+        return;
+    };
     assert_eq!(fp.counters().unwrap(), Default::default());
 }
 
@@ -38,7 +27,9 @@ fn verifier_accepts_the_program() {
 /// entry, rewritten byte for byte as the userspace plane does with one, and counted.
 #[test]
 fn nat_request_rewritten_only_with_an_entry() {
-    let Some(mut fp) = load() else { return };
+    let Some(mut fp) = common::fast_path() else {
+        return;
+    };
     let input = hex("02 00 00 00 00 01 02 00 00 00 00 fe 08 00 45 00
         00 28 12 34 40 00 40 06 c2 58 cb 00 71 05 c6 33
         64 0a 9c 42 00 50 00 00 03 e8 00 00 00 4d 50 10

@@ -345,6 +345,31 @@ impl Director {
         true
     }
 
+    /// Count `traffic` a kernel fast path (rvsd's XDP program) forwarded for connection `id`
+    /// since the last call, as [`Director::conn_traffic`] does, and — on a sync master — run
+    /// the sync rules for that batch of client packets.
+    ///
+    /// Why: the kernel runs its rules at every client packet (`in_pkts % period ==
+    /// threshold`: packets 3, 53, 103 ...), and the packet path does so here, but the packets
+    /// the fast path forwards never reach it: rvs-core learns only their number, every sweep.
+    /// Without this a flow whose third packet already went through the program was never
+    /// announced, and one the program carries was never announced again, so its entry on the
+    /// backup expired while the connection lived on. A batch is announced once when any of its
+    /// packets would have been ([`crate::sync::batch_count`]).
+    pub fn fast_path_traffic(&mut self, id: ConnId, traffic: Traffic, now: Time) -> bool {
+        let Some(before) = self.conns.get(id).map(|c| c.in_pkts) else {
+            return false;
+        };
+        self.conn_traffic(id, traffic, now);
+        if self.sync.is_master() {
+            let added = u32::try_from(traffic.in_pkts).unwrap_or(u32::MAX);
+            if let Some(pkts) = crate::sync::batch_count(&self.sync.params, before, added) {
+                self.sync_conn(id, pkts, now);
+            }
+        }
+        true
+    }
+
     fn input(
         &mut self,
         pkt: &Packet<'_>,

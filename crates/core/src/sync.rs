@@ -349,6 +349,31 @@ pub(crate) fn decide_in_hand(
     InHand::Yes
 }
 
+/// For `added` client packets of one entry counted at once after its count `before` (a kernel
+/// fast path forwarded them; rvs-core learns their number later): the packet count to run
+/// [`sync_needed`] with, or `None` when none of those packets would have been announced by
+/// the packet rule. The kernel runs the rules at every packet; a batch is announced once when
+/// any count in `before + 1 ..= before + added` would have been: with a period, the last such
+/// count that is `threshold` modulo `period`; without one, `threshold` itself when the batch
+/// reached it, or — with a refresh period, whose time rule then decides alone — the batch's
+/// last count.
+pub fn batch_count(p: &SyncParams, before: u32, added: u32) -> Option<u32> {
+    if added == 0 {
+        return None;
+    }
+    let last = before.wrapping_add(added);
+    if p.period > 0 {
+        // How far back from `last` the nearest count `threshold` modulo `period` lies.
+        let back = (last % p.period + p.period - p.threshold % p.period) % p.period;
+        return (back < added).then(|| last.wrapping_sub(back));
+    }
+    if p.refresh_period_secs != 0 {
+        return Some(last);
+    }
+    let ahead = p.threshold.wrapping_sub(before);
+    (ahead >= 1 && ahead <= added).then_some(p.threshold)
+}
+
 /// Whether entry `id` is controlled, directly or further up, by a persistence template.
 fn in_persistence(conns: &ConnTable, id: ConnId) -> bool {
     let mut cur = conns.get(id).and_then(|c| c.control());
@@ -1058,5 +1083,46 @@ mod tests {
         // It decides most packets of the default settings, both ways, and leaves the rest
         // (templates above, refresh period, period 0, version 0) to the rules.
         assert!(no > 10_000 && yes > 100 && rules > 10_000, "{no} {yes} {rules}");
+    }
+
+    /// A batch of packets counted at once is announced exactly when one of its packets,
+    /// counted one by one, would have been by the packet rule, and with a count that rule
+    /// accepts (so [`sync_needed`] agrees).
+    #[test]
+    fn a_batch_is_announced_when_one_of_its_packets_would_have_been() {
+        for (threshold, period, refresh) in [(3, 50, 0), (0, 1, 0), (3, 0, 0), (7, 10, 0)] {
+            let p = SyncParams {
+                threshold,
+                period,
+                refresh_period_secs: refresh,
+                ..SyncParams::default()
+            };
+            let rule = |k: u32| {
+                if period > 0 {
+                    k % period == threshold
+                } else {
+                    k == threshold
+                }
+            };
+            for before in 0..130u32 {
+                for added in 0..120u32 {
+                    let any = (before + 1..=before + added).any(rule);
+                    let got = batch_count(&p, before, added);
+                    assert_eq!(got.is_some(), any, "{p:?} before {before} added {added}");
+                    if let Some(k) = got {
+                        assert!(k > before && k <= before + added && rule(k), "{k}");
+                    }
+                }
+            }
+        }
+        // With a refresh period and no packet period, the time rule decides: the last count.
+        let p = SyncParams {
+            threshold: 3,
+            period: 0,
+            refresh_period_secs: 10,
+            ..SyncParams::default()
+        };
+        assert_eq!(batch_count(&p, 100, 5), Some(105));
+        assert_eq!(batch_count(&p, 100, 0), None);
     }
 }

@@ -111,6 +111,52 @@ fn tcp_is_announced_on_packets_3_53_103() {
     assert_eq!(tcp_announcements(&mut d, 110), vec![3, 53, 103]);
 }
 
+/// Client packets a kernel fast path forwarded reach rvs-core as counts
+/// (`Director::fast_path_traffic`): a batch that holds a packet the rules would announce
+/// (the 3rd, 53rd, 103rd ...) announces the entry once; one that holds none announces nothing.
+#[test]
+fn fast_path_batches_are_announced_where_their_packets_would_have_been() {
+    let mut d = director(true);
+    // SYN and the handshake's ACK through the packet path: not announced yet.
+    assert!(tcp_announcements(&mut d, 2).is_empty());
+    let id = d
+        .conns
+        .lookup_in(6, &ip("1.1.1.1"), 1000, &ip("10.0.0.1"), 80)
+        .expect("the connection");
+    let batch = |d: &mut Director, n: u64, at: u64| {
+        let t = rvs_core::stats::Traffic {
+            in_pkts: n,
+            in_bytes: 60 * n,
+            ..Default::default()
+        };
+        assert!(d.fast_path_traffic(id, t, Time::from_secs(at)));
+        drain(d).len()
+    };
+    // Packets 3..=10 went through the fast path: the 3rd is in the batch.
+    assert_eq!(batch(&mut d, 8, 2), 1);
+    // 11..=52: none.
+    assert_eq!(batch(&mut d, 42, 3), 0);
+    // 53..=53 and then 54..=200 (103 and 153 in it: one announcement for the batch).
+    assert_eq!(batch(&mut d, 1, 4), 1);
+    assert_eq!(batch(&mut d, 147, 5), 1);
+    // The counters and the timer moved as for packets.
+    let c = d.conns.get(id).unwrap();
+    assert_eq!(c.in_pkts, 200);
+    // Not a master: nothing, whatever the batch.
+    let mut b = director(false);
+    tcp_announcements(&mut b, 2);
+    let id = b
+        .conns
+        .lookup_in(6, &ip("1.1.1.1"), 1000, &ip("10.0.0.1"), 80)
+        .unwrap();
+    let t = rvs_core::stats::Traffic {
+        in_pkts: 100,
+        ..Default::default()
+    };
+    assert!(b.fast_path_traffic(id, t, Time::from_secs(2)));
+    assert!(drain(&mut b).is_empty());
+}
+
 #[test]
 fn nothing_is_queued_without_a_master_daemon() {
     let mut d = director(false);

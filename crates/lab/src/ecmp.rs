@@ -65,6 +65,9 @@ pub struct Ecmp {
     pub real_servers: Vec<Netns>,
     /// Whether [`Ecmp::start_nginx`] ran (the walkthrough says so, or says what is missing).
     nginx: bool,
+    /// More options for the walkthrough's rvsd command lines
+    /// ([`Ecmp::set_walkthrough_rvsd_options`]), each with a leading space.
+    pub(crate) rvsd_options: String,
 }
 
 /// Builds the ECMP lab with `directors` directors and `real_servers` real servers in a fresh
@@ -108,6 +111,7 @@ impl Ecmp {
             directors: Vec::new(),
             real_servers: Vec::new(),
             nginx: false,
+            rvsd_options: String::new(),
         };
         for _ in 0..directors {
             e.add_director_ns()?;

@@ -60,6 +60,7 @@ pub mod netns;
 pub mod nginx;
 pub mod tools;
 pub mod topo;
+pub mod trafficgen;
 pub mod walkthrough;
 
 pub use cmd::{NsChild, NsCommand, Output, DEFAULT_TIMEOUT};

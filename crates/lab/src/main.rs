@@ -1,8 +1,12 @@
 //! `rvs-lab`: bring a lab up by hand, look at it, take it down.
 
+use std::net::Ipv4Addr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use rvs_bpf::trafficgen::{Proto, Spec, Vary};
+use rvs_lab::trafficgen;
 use rvs_lab::{
     cleanup_orphans, cleanup_stale, list_namespaces, BuildOptions, DecapConfig, Decapsulator, Lab,
     LabKind, NsCommand, SelftestMode, Topology, CLI_PREFIX, TEST_PREFIX,
@@ -59,6 +63,60 @@ enum Cmd {
         #[arg(long)]
         gue_port: Option<u16>,
     },
+    /// Send 64-byte IPv4 frames out of an interface of the current namespace with the
+    /// kernel's live-frames BPF_PROG_TEST_RUN (the benches' generator: no socket, no skb on
+    /// the sending CPU), then print how many were produced. Run it under `ip netns exec`.
+    Trafficgen {
+        /// The sending interface.
+        #[arg(long)]
+        dev: String,
+        /// The receiver's MAC address.
+        #[arg(long)]
+        dst_mac: String,
+        /// IPv4 source (with --sources: unused, the sources are generated).
+        #[arg(long)]
+        src: Ipv4Addr,
+        /// IPv4 destination.
+        #[arg(long)]
+        dst: Ipv4Addr,
+        /// UDP datagrams or TCP SYNs.
+        #[arg(long, value_enum, default_value_t = GenProto::Udp)]
+        proto: GenProto,
+        /// The first flow's source port.
+        #[arg(long, default_value_t = 10000)]
+        sport: u16,
+        /// Destination port.
+        #[arg(long, default_value_t = 9)]
+        dport: u16,
+        /// Steady flows: the source port runs through this many ports.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        flows: u32,
+        /// New flows: the source address runs through this many addresses from
+        /// --first-source instead (one port).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        sources: Option<u32>,
+        /// The first generated source address.
+        #[arg(long, default_value = "10.128.0.0")]
+        first_source: Ipv4Addr,
+        /// Frames per second (0: as fast as it goes).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Seconds to send.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Send nothing: write the template frame (the first flow's) to this file, e.g. for
+        /// `bpftool prog run ... data_in FILE`.
+        #[arg(long)]
+        write_frame: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenProto {
+    /// 64-byte UDP datagrams.
+    Udp,
+    /// TCP SYNs.
+    Syn,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,6 +187,37 @@ fn main() -> ExitCode {
         Cmd::Down { prefix, orphans } => down(&prefix, orphans),
         Cmd::List => list(),
         Cmd::Decap { dev, gue_port } => decap(dev, gue_port),
+        Cmd::Trafficgen {
+            dev,
+            dst_mac,
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            flows,
+            sources,
+            first_source,
+            rate,
+            seconds,
+            write_frame,
+        } => trafficgen(
+            dev,
+            &dst_mac,
+            (src, dst),
+            proto,
+            (sport, dport),
+            match sources {
+                Some(count) => Vary::SourceAddr {
+                    first: first_source,
+                    count,
+                },
+                None => Vary::SourcePort { count: flows },
+            },
+            rate,
+            seconds,
+            write_frame,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -259,6 +348,56 @@ fn list() -> rvs_lab::Result<()> {
             println!("{n}");
         }
     }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn trafficgen(
+    dev: String,
+    dst_mac: &str,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    proto: GenProto,
+    (sport, dport): (u16, u16),
+    vary: Vary,
+    rate: u64,
+    seconds: f64,
+    write_frame: Option<std::path::PathBuf>,
+) -> rvs_lab::Result<()> {
+    if !(seconds > 0.0 && seconds < 86_400.0) {
+        return Err(rvs_lab::LabError::Invalid(format!(
+            "--seconds {seconds}: between 0 and a day"
+        )));
+    }
+    let spec = Spec {
+        dst_mac: trafficgen::parse_mac(dst_mac)?,
+        src_mac: trafficgen::mac_of(&dev)?,
+        saddr: src,
+        daddr: dst,
+        proto: match proto {
+            GenProto::Udp => Proto::Udp,
+            GenProto::Syn => Proto::TcpSyn,
+        },
+        sport,
+        dport,
+        vary,
+    };
+    if let Some(path) = write_frame {
+        return std::fs::write(&path, rvs_bpf::trafficgen::frame(&spec))
+            .map_err(|e| rvs_lab::LabError::io(path.display().to_string(), e));
+    }
+    let report = trafficgen::run(&trafficgen::Options {
+        dev,
+        spec,
+        rate,
+        duration: Duration::from_secs_f64(seconds),
+    })?;
+    let secs = report.elapsed.as_secs_f64();
+    println!(
+        "produced {} frames in {secs:.3} s ({:.0} per second), cpu {} ns",
+        report.produced,
+        report.produced as f64 / secs,
+        report.cpu.as_nanos()
+    );
     Ok(())
 }
 

@@ -198,6 +198,9 @@ pub struct Topology {
     ipv6: Option<Ipv6Layer>,
     /// Whether [`Topology::start_nginx`] ran (the walkthrough says what listens).
     nginx: bool,
+    /// More options for the walkthrough's rvsd command lines
+    /// ([`Topology::set_walkthrough_rvsd_options`]), each with a leading space.
+    pub(crate) rvsd_options: String,
     // Last: the lab must be dropped after everything that refers to it.
     lab: Lab,
 }
@@ -430,6 +433,7 @@ impl Topology {
             decap_roles: spec.decap_roles,
             ipv6: None,
             nginx: false,
+            rvsd_options: String::new(),
             lab: b.lab,
         };
         if opts.in_process_decap {

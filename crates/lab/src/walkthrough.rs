@@ -46,7 +46,19 @@ fn ha_vrrp_conf(priority: u8, dip: bool) -> String {
     )
 }
 
+/// `args` as they follow a command line's other words: each with a leading space.
+fn options_text(args: &[&str]) -> String {
+    args.iter().map(|a| format!(" {a}")).collect()
+}
+
 impl Topology {
+    /// Adds `args` to every rvsd command line of the walkthrough (after its own options). The
+    /// test that runs the walkthrough gives it the packet-plane mode it covers (`--xdp
+    /// generic`, from rvs-testkit); `rvs-lab up` adds nothing.
+    pub fn set_walkthrough_rvsd_options(&mut self, args: &[&str]) {
+        self.rvsd_options = options_text(args);
+    }
+
     /// The control socket of `director`'s rvsd in the walkthrough.
     pub fn walkthrough_socket(&self, director: &Node) -> PathBuf {
         self.lab().workdir().join(format!("{}.sock", director.role))
@@ -169,9 +181,10 @@ impl Topology {
             v.push(Step::new(
                 comment,
                 format!(
-                    "ip netns exec {} rvsd --socket {}{ifaces}{extra} >{} 2>&1 &",
+                    "ip netns exec {} rvsd --socket {}{ifaces}{extra}{} >{} 2>&1 &",
                     d.ns_name(),
                     self.walkthrough_socket(d).display(),
+                    self.rvsd_options,
                     self.walkthrough_log(d).display()
                 ),
             ));
@@ -275,6 +288,12 @@ fn router_has_hops(router: &str, n: usize) -> String {
 }
 
 impl Ecmp {
+    /// Adds `args` to every rvsd command line of the walkthrough, as
+    /// [`Topology::set_walkthrough_rvsd_options`] does.
+    pub fn set_walkthrough_rvsd_options(&mut self, args: &[&str]) {
+        self.rvsd_options = options_text(args);
+    }
+
     /// The control socket of director `i`'s rvsd in the walkthrough.
     pub fn walkthrough_socket(&self, i: usize) -> PathBuf {
         self.lab()
@@ -345,9 +364,10 @@ impl Ecmp {
                 format!(
                     "ip netns exec {} rvsd --socket {} --interface eth0 --announce-table \
                      {ANNOUNCE_TABLE} --sysctl sloppy_tcp=1 --sysctl rvs_mh_grace=120 \
-                     --metrics-listen off >{} 2>&1 & echo $! >{}",
+                     --metrics-listen off{} >{} 2>&1 & echo $! >{}",
                     self.directors[i].name(),
                     self.walkthrough_socket(i).display(),
+                    self.rvsd_options,
                     self.walkthrough_log(i).display(),
                     self.walkthrough_pid(i).display()
                 ),

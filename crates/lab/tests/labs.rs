@@ -894,7 +894,7 @@ fn topologies_scale_the_number_of_real_servers() {
 #[test]
 fn topologies_describe_themselves() {
     rvs_require::require_root!();
-    let t = Topology::build(
+    let mut t = Topology::build(
         Lab::new("describe").unwrap(),
         LabKind::Fullnat,
         rvs_lab::BuildOptions::default(),
@@ -902,13 +902,23 @@ fn topologies_describe_themselves() {
     .unwrap();
     let d = t.describe();
     let cmds = rvs_lab::parse_walkthrough(&d);
-    let dir = t.director().ns.name();
+    let dir = t.director().ns.name().to_owned();
     let sock = t.walkthrough_socket(t.director()).display().to_string();
     assert!(
         cmds.iter().any(|c| c.starts_with(&format!(
             "ip netns exec {dir} rvsd --socket {sock} --interface eth0 --interface eth1 >"
         )) && c.ends_with(" 2>&1 &")),
         "{d}"
+    );
+    // The options a test adds (its packet-plane mode) follow rvsd's own on its line.
+    t.set_walkthrough_rvsd_options(&["--xdp", "generic"]);
+    let with = rvs_lab::parse_walkthrough(&t.describe());
+    assert!(
+        with.iter().any(|c| c.starts_with(&format!(
+            "ip netns exec {dir} rvsd --socket {sock} --interface eth0 --interface eth1 \
+             --xdp generic >"
+        ))),
+        "{with:?}"
     );
     assert!(
         cmds.contains(&format!(

@@ -347,7 +347,7 @@ mod tests {
         }
         t.step(&state, &clock);
         same(&state);
-        assert_eq!(crate::lock::lock(&state).totals_cached().0.conns, 30);
+        assert_eq!(crate::lock::lock(&state).totals_cached().counters.conns, 30);
         let mut st = crate::lock::lock(&state);
         assert!(st.handle(&parse_cmd("-Z"), clock.now()).result.is_ok());
         assert!(st

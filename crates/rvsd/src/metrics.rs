@@ -59,7 +59,12 @@ pub fn render(st: &State) -> String {
     let mut o = Out {
         text: String::with_capacity(4096),
     };
-    let (total, _, entries, reschedules) = st.totals();
+    let crate::shard::Contribution {
+        counters: total,
+        entries,
+        reschedules,
+        ..
+    } = st.totals();
     for (name, help, v) in [
         (
             "rvs_connections_total",

@@ -104,8 +104,8 @@ pub struct Shard {
     contrib: Contribution,
 }
 
-/// One shard's part of the table's totals: counters (as shown), rates, connection entries,
-/// proxy reschedules.
+/// One shard's part of the table's totals, or their sum over shards: counters (as shown),
+/// rates, connection entries, proxy reschedules.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Contribution {
     /// Counters since the last zeroing.
@@ -164,6 +164,15 @@ impl Wakeups {
     /// The ticker's latest memory figure.
     pub fn set_pages(&self, pages: u64) {
         self.pages.store(pages, Relaxed);
+    }
+}
+
+impl std::ops::AddAssign for Contribution {
+    fn add_assign(&mut self, o: Contribution) {
+        self.counters += o.counters;
+        self.rates += o.rates;
+        self.entries = self.entries.wrapping_add(o.entries);
+        self.reschedules = self.reschedules.wrapping_add(o.reschedules);
     }
 }
 
@@ -241,23 +250,25 @@ impl Shard {
         self.ticking
     }
 
-    /// Bring this shard's part of [`Wakeups::totals`] up to date: after every ticker visit
-    /// and after anything that changes its figures without waking it (zeroing).
-    pub fn publish_totals(&mut self) {
+    /// This shard's figures now (what [`Shard::publish_totals`] publishes).
+    pub fn contribution(&self) -> Contribution {
         let d = &self.director;
-        let now = Contribution {
+        Contribution {
             counters: d.total.shown(),
             rates: d.total.est.rates(),
             entries: d.conns.len() as u64,
             reschedules: self.reschedules,
-        };
+        }
+    }
+
+    /// Bring this shard's part of [`Wakeups::totals`] up to date: after every ticker visit
+    /// and after anything that changes its figures without waking it (zeroing).
+    pub fn publish_totals(&mut self) {
+        let now = self.contribution();
         if now != self.contrib {
             let mut sum = lock(&self.wakeups.sum);
             Self::take_out(&mut sum, &self.contrib);
-            sum.counters += now.counters;
-            sum.rates += now.rates;
-            sum.entries = sum.entries.wrapping_add(now.entries);
-            sum.reschedules = sum.reschedules.wrapping_add(now.reschedules);
+            *sum += now;
             self.contrib = now;
         }
     }

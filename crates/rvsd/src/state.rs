@@ -483,25 +483,12 @@ impl State {
     }
 
     /// Totals over every shard: counters, rates, connection-table entries, proxy reschedules.
-    pub fn totals(
-        &self,
-    ) -> (
-        rvs_core::stats::Counters,
-        rvs_core::estimator::Rates,
-        u64,
-        u64,
-    ) {
-        let mut c = rvs_core::stats::Counters::default();
-        let mut r = rvs_core::estimator::Rates::default();
-        let (mut conns, mut resched) = (0u64, 0u64);
+    pub fn totals(&self) -> shard::Contribution {
+        let mut t = shard::Contribution::default();
         for s in self.shards() {
-            let g = shard::lock(&s);
-            c += g.director.total.shown();
-            r += g.director.total.est.rates();
-            conns += g.director.conns.len() as u64;
-            resched += g.reschedules;
+            t += shard::lock(&s).contribution();
         }
-        (c, r, conns, resched)
+        t
     }
 
     /// The number of services and of their real servers (kept change by change).
@@ -512,16 +499,8 @@ impl State {
     /// [`State::totals`] as of the ticker's last step, without visiting any shard
     /// ([`crate::shard::Wakeups::totals`]): for the samplers that run every second whatever
     /// the table's size.
-    pub fn totals_cached(
-        &self,
-    ) -> (
-        rvs_core::stats::Counters,
-        rvs_core::estimator::Rates,
-        u64,
-        u64,
-    ) {
-        let t = self.wakeups.totals();
-        (t.counters, t.rates, t.entries, t.reschedules)
+    pub fn totals_cached(&self) -> shard::Contribution {
+        self.wakeups.totals()
     }
 
     /// New connections refused because a shard's table held `rvs_conn_max` entries, summed
@@ -1427,7 +1406,7 @@ mod tests {
                 .unwrap();
             b.event(be.handle, FlowEvent::Connected);
         }
-        assert_eq!(st.totals().0.conns, 2);
+        assert_eq!(st.totals().counters.conns, 2);
         assert!(st
             .handle(&parse_cmd("--set 100 20 30"), Time(0))
             .result
@@ -1443,7 +1422,7 @@ mod tests {
             30
         );
         assert!(st.handle(&parse_cmd("-Z"), Time(0)).result.is_ok());
-        assert_eq!(st.totals().0.conns, 0);
+        assert_eq!(st.totals().counters.conns, 0);
         assert!(st.handle(&parse_cmd("-C"), Time(0)).result.is_ok());
         assert!(st.service_keys().is_empty());
         assert_eq!(st.list_conns(Time(0)).len(), 2, "entries outlive -C");

@@ -112,17 +112,13 @@ pub fn snapshot_limited(st: &State, max_series: usize) -> StatusDoc {
     document(st, max_series, st.totals_cached())
 }
 
-fn document(
-    st: &State,
-    max_series: usize,
-    totals: (
-        rvs_core::stats::Counters,
-        rvs_core::estimator::Rates,
-        u64,
-        u64,
-    ),
-) -> StatusDoc {
-    let (c, r, entries, resched) = totals;
+fn document(st: &State, max_series: usize, totals: crate::shard::Contribution) -> StatusDoc {
+    let crate::shard::Contribution {
+        counters: c,
+        rates: r,
+        entries,
+        reschedules: resched,
+    } = totals;
     let (n_services, n_dests) = st.size();
     let mut services = Vec::new();
     let mut series = 0usize;

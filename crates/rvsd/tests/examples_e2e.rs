@@ -28,8 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    curl_in, curl_in_ok, report, start_nginx_in, tempdir, wait_for, wait_plane_ready, Nginx, Rvsd,
-    Site, RVSD,
+    curl_in, curl_in_ok, report, start_nginx_in, tempdir, wait_for, wait_plane_ready, Forwards,
+    Nginx, Rvsd, Site, RVSD,
 };
 use rvs_lab::{BuildOptions, Lab, LabKind, Netns, Topology};
 
@@ -48,6 +48,8 @@ struct Running {
     rvsd: Rvsd,
     servers: Vec<Nginx>,
     t: Topology,
+    /// The director's interfaces of the packet plane (none: the socket proxy).
+    ifaces: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -107,6 +109,7 @@ impl Running {
             rvsd,
             servers,
             t,
+            ifaces: ifaces.iter().map(|i| i.to_string()).collect(),
             _dir: dir,
         };
         assert!(
@@ -115,6 +118,16 @@ impl Running {
             r.rvsd.listing()
         );
         r
+    }
+
+    /// Stops rvsd and, with the packet plane, checks its log for the mode it ran in
+    /// (`RVS_TEST_XDP`: the XDP program on every interface, or no XDP line at all).
+    fn stop_and_check_mode(&mut self) {
+        if self.ifaces.is_empty() {
+            return;
+        }
+        let ifaces: Vec<&str> = self.ifaces.iter().map(String::as_str).collect();
+        self.rvsd.stop_and_check_mode(&ifaces, Forwards::Maybe);
     }
 
     fn client(&self) -> Netns {
@@ -256,6 +269,7 @@ fn nat_http(test: &str, tag: &str, ifaces: &[&str]) {
         p[0] == "rs1\n" && count(&p, "rs1") >= 2,
         "rs1 serves again: {p:?}"
     );
+    r.stop_and_check_mode();
 }
 
 #[test]
@@ -309,6 +323,7 @@ fn example_dr_tcp_check_wrr_three_to_one_and_replies_bypass() {
         "TCP_CHECK succeeds again",
     );
     assert_eq!(r.rvsd.weight("10.3.0.12:443".parse().unwrap()), Some(1));
+    r.stop_and_check_mode();
 }
 
 #[test]
@@ -359,6 +374,7 @@ fn example_tun_round_robin_through_tunnels_and_health_check() {
         Duration::from_secs(20),
         "HTTP_GET succeeds again",
     );
+    r.stop_and_check_mode();
 }
 
 /// The `nft` commands of the example's comment (`#   nft …`), as written.
@@ -452,6 +468,7 @@ fn example_fwmark_persistence_keeps_a_client_and_its_24_on_one_server() {
             "moved to {other}"
         );
     }
+    r.stop_and_check_mode();
 }
 
 #[test]
@@ -538,4 +555,5 @@ fn sorry_quorum(test: &str, tag: &str, ifaces: &[&str]) {
         p.iter().all(|x| x == "rs2\n" || x == "rs3\n"),
         "the pool serves again: {p:?}"
     );
+    r.stop_and_check_mode();
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{parse_stats, rvsadm_bin, rvsadm_lib, tempdir, RVSD};
+use common::{packet_path, parse_stats, rvsadm_bin, rvsadm_lib, tempdir, PacketPath, RVSD};
 use rvs_lab::{parse_walkthrough, BuildOptions, Lab, LabKind, NsCommand, SelftestMode, Topology};
 
 /// A directory holding `rvsd` (and `rvsadm`, when cargo built it) for the walkthrough's PATH.
@@ -70,6 +70,10 @@ fn walkthrough(test: &str, kind: LabKind) {
     let (bin, have_rvsadm) = bin_dir(dir.path());
     let lab = Lab::new(test).expect("lab");
     let mut t = Topology::build(lab, kind, BuildOptions::default()).expect("topology");
+    // The packet-plane mode these tests cover (RVS_TEST_XDP): `--xdp generic` on the printed
+    // rvsd lines for the XDP pass of scripts/test, nothing otherwise.
+    let mode = PacketPath::requested();
+    t.set_walkthrough_rvsd_options(mode.args());
     t.write_walkthrough_files().expect("walkthrough files");
     t.start_nginx().expect("nginx");
     let printed = t.describe();
@@ -167,6 +171,11 @@ fn walkthrough(test: &str, kind: LabKind) {
             "the walkthrough shows the counters:\n{printed}"
         );
     }
+    for d in t.directors() {
+        let ifaces: Vec<&str> = d.ifaces.iter().map(|i| i.name.as_str()).collect();
+        let log = std::fs::read_to_string(t.walkthrough_log(d)).unwrap_or_default();
+        packet_path::check_log(mode, &ifaces, &log, None);
+    }
 }
 
 #[test]
@@ -243,6 +252,8 @@ fn ecmp_lab_walkthrough_runs() {
     let dir = tempdir("wtecmp");
     let (bin, have_rvsadm) = bin_dir(dir.path());
     let mut e = rvs_lab::ecmp::ecmp("wtecmp", 3, 4).expect("ecmp lab");
+    let mode = PacketPath::requested();
+    e.set_walkthrough_rvsd_options(mode.args());
     e.start_nginx().expect("nginx");
     let printed = e.to_string();
     let cmds = parse_walkthrough(&printed);
@@ -326,4 +337,8 @@ fn ecmp_lab_walkthrough_runs() {
         stats.iter().all(|&s| s > 0) && stats.iter().sum::<u64>() >= rvs_lab::ECMP_CURLS as u64,
         "every director scheduled some of the connections: {stats:?}"
     );
+    for i in 0..e.directors.len() {
+        let log = std::fs::read_to_string(e.walkthrough_log(i)).unwrap_or_default();
+        packet_path::check_log(mode, &["eth0"], &log, None);
+    }
 }

@@ -280,8 +280,8 @@ fn latency_metrics(page: &str, rip: &str) -> (Option<f64>, Option<u64>) {
 /// client's SYN to the real server's SYN-ACK. rs1 sends everything toward the client network
 /// 40 ms late (rvs-lab's `OutputDelay`: a TUN device in its namespace; the lab's kernel has no
 /// netem), so its SYN-ACKs are 40 ms late; rs2 answers at once. After 40 sequential
-/// connections through the VIP, the metrics show rs1's estimate at ≥ 30 ms and rs2's below
-/// 10 ms, both measured, and rs1 got at most a quarter of the connections (both are compared
+/// connections through the VIP, the metrics show rs1's estimate at ≥ 30 ms and rs2's at least
+/// 20 ms below it, both measured, and rs1 got at most a quarter of the connections (both are compared
 /// on every decision but the 1-in-64 exploration; with no samples they would split evenly).
 #[test]
 fn pewma_packet_plane_samples_syn_to_syn_ack() {
@@ -373,11 +373,21 @@ fn pewma_packet_plane_samples_syn_to_syn_ack() {
         (0.030..1.0).contains(&slow_est),
         "rs1's SYN-ACKs are 40 ms late: {slow_est} s"
     );
-    assert!(fast_est < 0.010, "rs2 answers at once: {fast_est} s");
+    // rs2's estimate is its own (not rs1's 40 ms mixed in): at least 20 ms below rs1's. Not an
+    // absolute bound: on a loaded machine the director's scheduling delay adds to both
+    // estimates alike (a 10 ms bound once failed at 11 ms under a parallel test run).
+    assert!(
+        fast_est + 0.020 < slow_est,
+        "rs2 answers at once: {fast_est} s against rs1's {slow_est} s"
+    );
     // Retried requests count too.
     assert!(slow_c + fast_c >= u64::from(N), "{stats}");
     assert!(
         slow_c * 4 <= slow_c + fast_c,
         "pewma avoids the late server: rs1 {slow_c}, rs2 {fast_c}"
     );
+    // The packet-plane mode it ran in (RVS_TEST_XDP): with XDP the handshakes, which pewma
+    // samples, went through the AF_XDP slow path.
+    let mut rvsd = rvsd;
+    rvsd.stop_and_check_mode(&["eth0", "eth1"], common::Forwards::Maybe);
 }

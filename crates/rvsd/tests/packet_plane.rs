@@ -15,11 +15,14 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use common::packet_path::{leading_count, Forwards};
 use common::{wait_plane_ready, Adm, Rvsd};
 use rvs_lab::{socat_transfer, Netns, SelftestMode};
 
 /// rvsd with the packet plane on `ifaces` in `ns` (`--drain-time 0`), its socket and log in
-/// `dir`.
+/// `dir`. The packet plane runs in the mode `RVS_TEST_XDP` asks for (rvs-testkit adds
+/// `--xdp generic` for `RVS_TEST_XDP=generic`; scripts/test runs these tests in both modes), so
+/// every test here covers AF_PACKET and the XDP fast path with its AF_XDP slow path.
 fn start(ns: &Netns, dir: &Path, ifaces: &[&str], extra: &[&str]) -> Rvsd {
     let mut args = vec!["--drain-time", "0"];
     for i in ifaces {
@@ -29,85 +32,10 @@ fn start(ns: &Netns, dir: &Path, ifaces: &[&str], extra: &[&str]) -> Rvsd {
     Rvsd::start_in(common::RVSD, Some(ns), dir, &args)
 }
 
-/// `--xdp generic` for the XDP variants of the tests (the lab's interfaces are veths, whose
-/// native XDP needs the peers' NAPI), nothing for the AF_PACKET ones.
-fn xdp_args(xdp: bool) -> &'static [&'static str] {
-    if xdp {
-        &["--xdp", "generic"]
-    } else {
-        &[]
-    }
-}
-
-/// With the XDP fast path: rvsd attached it to each of `ifaces` and the program forwarded
-/// frames itself (the count rvsd logs when it stops). Without: no XDP line at all.
-fn check_xdp_log(xdp: bool, ifaces: &[&str], log: &str) {
-    check_xdp_log_forwarding(xdp, ifaces, log, true);
-}
-
-/// [`check_xdp_log`]; `forwards`: whether the program must have forwarded frames (TUN flows
-/// are not installed yet and must not have been).
-fn check_xdp_log_forwarding(xdp: bool, ifaces: &[&str], log: &str, forwards: bool) {
-    if !xdp {
-        assert!(!log.contains("XDP fast path"), "{log}");
-        return;
-    }
-    for i in ifaces {
-        assert!(
-            log.contains(&format!("XDP fast path on {i} (generic mode)")),
-            "{log}"
-        );
-    }
-    eprintln!(
-        "{}",
-        log.lines()
-            .filter(|l| l.contains("XDP"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let forwarded: u64 = log
-        .split("XDP fast path: ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no XDP counters in the log:\n{log}"));
-    assert_eq!(
-        forwarded > 0,
-        forwards,
-        "the XDP program forwarded {forwarded} frames:\n{log}"
-    );
-    // The slow path: the packets the program did not forward (the handshakes at least) went
-    // through the AF_XDP socket of each interface, not the host stack and the AF_PACKET tap.
-    for i in ifaces {
-        assert!(
-            log.contains(&format!("XDP slow path on {i} queue 0: AF_XDP (copy mode)")),
-            "{log}"
-        );
-        let head = format!("XDP slow path on {i} queue 0 (AF_XDP, copy): ");
-        let received: u64 = log
-            .split(head.as_str())
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no AF_XDP counters for {i} in the log:\n{log}"));
-        assert!(received > 0, "no frame went through the XSK of {i}:\n{log}");
-    }
-    let to_xsk: u64 = log
-        .split("XDP fast path: ")
-        .nth(1)
-        .and_then(|r| r.split(" to the AF_XDP slow path").next())
-        .and_then(|r| r.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no AF_XDP count in the XDP counters:\n{log}"));
-    assert!(
-        to_xsk > 0,
-        "the program redirected nothing to AF_XDP:\n{log}"
-    );
-}
-
-/// A 300 KB download that arrives intact: a connection long enough that its ESTABLISHED
-/// packets reach the XDP program after the syncer installed the flow (the short page fetches
-/// may all be over before).
+/// A 300 KB download from every real server's nginx through `base` that arrives intact: many
+/// segments (the real servers' GSO super-frames cut to the MTU, checksums right after the
+/// rewrites), and a connection long enough that its ESTABLISHED packets reach the XDP program
+/// after the flow was installed (the short page fetches may all be over before).
 fn long_transfer(t: &rvs_lab::Topology, client: &Netns, base: &str, tag: &str) {
     let big = random_bytes(300_000);
     publish(t, "big.bin", &big);
@@ -118,7 +46,11 @@ fn long_transfer(t: &rvs_lab::Topology, client: &Netns, base: &str, tag: &str) {
         None,
         tag,
     );
-    assert!(got == big, "300 KB download: got {} bytes", got.len());
+    assert!(
+        got == big,
+        "{tag}: 300 KB download: got {} bytes",
+        got.len()
+    );
 }
 
 /// curl with a few bounded retries (the first packets of a lab may meet an unresolved
@@ -180,30 +112,24 @@ fn guard_present(ns: &Netns) -> bool {
 /// (a) NAT lab: two real servers alternate under rr, replies are SNATed back to the VIP (the
 /// client talks to the VIP only, and gets answers), the real servers see the client's
 /// address, `--stats` counts both directions; the nft guard exists while rvsd runs and is
-/// gone after it stops.
+/// gone after it stops. With the XDP fast path, the download's established packets are
+/// forwarded by the XDP program, and `--stats` still counts them (rvsd reads the program's
+/// counters back).
 #[test]
 fn nat_lab_round_robin_snat_and_stats() {
-    nat_lab("ppnat", false);
-}
-
-/// (a) with the XDP fast path: established packets are forwarded by the XDP program, and
-/// `--stats` still counts them (rvsd reads the program's counters back).
-#[test]
-fn nat_lab_round_robin_snat_and_stats_xdp() {
-    nat_lab("ppnatx", true);
-}
-
-fn nat_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat(name).expect("nat lab");
+    let mut t = rvs_lab::nat("ppnat").expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
     // Two workers per interface: the PACKET_FANOUT path (a flow's two directions arrive on
     // different interfaces, so at different workers sharing the one director).
-    let mut extra = vec!["--packet-workers", "2"];
-    extra.extend_from_slice(xdp_args(xdp));
-    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &extra);
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        &["--packet-workers", "2"],
+    );
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -221,16 +147,7 @@ fn nat_lab(name: &str, xdp: bool) {
     assert!(pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"));
     // A transfer of many segments: the real servers' GSO super-frames are cut to the MTU
     // (rvs_packet::gso) and every byte arrives.
-    let big = random_bytes(300_000);
-    publish(&t, "big.bin", &big);
-    let got = download(
-        &client,
-        t.lab().workdir(),
-        &format!("{url}big.bin"),
-        None,
-        "a",
-    );
-    assert!(got == big, "300 KB through NAT: got {} bytes", got.len());
+    long_transfer(&t, &client, &url, "nat");
     // NAT keeps the client address toward the real server.
     let who = curl(&client, &format!("http://{}:{}/whoami", t.vip, t.port));
     assert_eq!(who.trim(), "10.1.0.2");
@@ -241,7 +158,7 @@ fn nat_lab(name: &str, xdp: bool) {
     let Adm { code, out, .. } = rvsd.adm(&["-L", "-n", "-c"]);
     assert_eq!(code, 0);
     assert!(out.contains("10.1.0.2"), "-Lnc shows the client:\n{out}");
-    let log = rvsd.stop();
+    let log = rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
     assert!(
         !guard_present(&director),
         "nft guard left after exit:\n{log}"
@@ -249,7 +166,6 @@ fn nat_lab(name: &str, xdp: bool) {
     assert!(log.contains("nft ingress guard removed"), "{log}");
     assert_eq!(log.matches("packet worker eth0:").count(), 2, "{log}");
     assert_eq!(log.matches("packet worker eth1:").count(), 2, "{log}");
-    check_xdp_log(xdp, &["eth0", "eth1"], &log);
 }
 
 /// (b) The kernel selftest's pass criterion (docs/internals/forwarding.md#the-kernels-ipvs-selftest) through rvsd: 32 random bytes sent
@@ -259,7 +175,7 @@ fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
     let rs = t.real_servers()[0].ns.clone();
-    let rvsd = start(&director, t.lab().workdir(), &["veth10", "veth12"], &[]);
+    let mut rvsd = start(&director, t.lab().workdir(), &["veth10", "veth12"], &[]);
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -278,7 +194,15 @@ fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
         }
     }
     assert_eq!(got, payload, "{tag}: bytes differ");
-    rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port))
+    let stats = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
+    // One short exchange: over before the XDP program may have its flow.
+    let ifaces: &[&str] = match mode {
+        // The replies bypass the director: nothing for rvsd on the real server's side.
+        SelftestMode::Dr | SelftestMode::Tun => &["veth10"],
+        SelftestMode::Nat => &["veth10", "veth12"],
+    };
+    rvsd.stop_and_check_mode(ifaces, Forwards::Maybe);
+    stats
 }
 
 #[test]
@@ -310,29 +234,16 @@ fn selftest_tun_bytes_and_outpkts_zero() {
 }
 
 /// (c) FULLNAT lab: the real server sees the director's local address (10.2.0.100), not the
-/// client; the client still talks to the VIP only.
+/// client; the client still talks to the VIP only; a download arrives intact (with XDP, the
+/// program rewrote both directions of it).
 #[test]
 fn fullnat_lab_real_server_sees_local_address() {
-    fullnat_lab("ppfnat", false);
-}
-
-#[test]
-fn fullnat_lab_real_server_sees_local_address_xdp() {
-    fullnat_lab("ppfnatx", true);
-}
-
-fn fullnat_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::fullnat(name).expect("fullnat lab");
+    let mut t = rvs_lab::fullnat("ppfnat").expect("fullnat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let mut rvsd = start(
-        &director,
-        t.lab().workdir(),
-        &["eth0", "eth1"],
-        xdp_args(xdp),
-    );
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -358,10 +269,8 @@ fn fullnat_lab(name: &str, xdp: bool) {
         .map(|w| w[2].parse::<u64>().expect("CONNS"))
         .sum();
     assert!(used >= 3, "--get-laddr:\n{l}");
-    if xdp {
-        long_transfer(&t, &client, &base, "fullnat");
-    }
-    check_xdp_log(xdp, &["eth0", "eth1"], &rvsd.stop());
+    long_transfer(&t, &client, &base, "fullnat");
+    rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
 }
 
 /// (d) A firewall-mark service joining ports 80 and 443 (`-f 6666`) with persistence (`-p`):
@@ -390,7 +299,7 @@ fn fwmark_service_with_persistence_joins_ports() {
         .args(["-f", rules_file.to_str().expect("utf-8 path")])
         .run()
         .expect("nft mark rule");
-    let rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     rvsd.line("-A -f 6666 -s rr -p 60");
     for rip in t.rips() {
         rvsd.line(&format!("-a -f 6666 -r {rip} -m"));
@@ -414,35 +323,21 @@ fn fwmark_service_with_persistence_joins_ports() {
         conns >= 6 && inpkts > 0 && outpkts > 0,
         "{conns} {inpkts} {outpkts}"
     );
+    rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Maybe);
 }
 
 /// (e) A real server taken out while traffic flows: weight 0 (quiesced: its running transfer
 /// finishes intact, new connections go to the other), then deleted (requests keep working;
-/// it is gone from the table).
+/// it is gone from the table). With the XDP fast path the quiesced server's transfer runs in
+/// the kernel, and once the server is deleted its entries go (its flows meet rvs-core again).
 #[test]
 fn real_server_quiesced_then_deleted_under_traffic() {
-    quiesce_then_delete("ppout", false);
-}
-
-/// (e) with the XDP fast path: the quiesced server's transfer runs in the kernel, and once the
-/// server is deleted its entries go (its flows meet rvs-core again).
-#[test]
-fn real_server_quiesced_then_deleted_under_traffic_xdp() {
-    quiesce_then_delete("ppoutx", true);
-}
-
-fn quiesce_then_delete(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat(name).expect("nat lab");
+    let mut t = rvs_lab::nat("ppout").expect("nat lab");
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let mut rvsd = start(
-        &director,
-        t.lab().workdir(),
-        &["eth0", "eth1"],
-        xdp_args(xdp),
-    );
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -500,24 +395,18 @@ fn quiesce_then_delete(name: &str, xdp: bool) {
     }
     let Adm { out, .. } = rvsd.adm(&["-L", "-n"]);
     assert!(!out.contains(&victim), "deleted:\n{out}");
-    check_xdp_log(xdp, &["eth0", "eth1"], &rvsd.stop());
+    rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
 }
 
 /// DR and TUN labs with nginx: both real servers answer under rr, they see the client's own
 /// address, and the replies bypass the director (its OutPkts stay 0).
 /// `on_link`: the real servers are neighbours of the director (DR), not behind a router (TUN).
-/// `forwards`: whether the XDP program must have forwarded the client's packets itself.
-fn bypass_lab(
-    t: &mut rvs_lab::Topology,
-    client_addr: &str,
-    on_link: bool,
-    xdp: bool,
-    forwards: bool,
-) {
+/// `forwards`: what the XDP program must have forwarded of the client's packets (XDP mode).
+fn bypass_lab(t: &mut rvs_lab::Topology, client_addr: &str, on_link: bool, forwards: Forwards) {
     t.start_nginx().expect("nginx");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
-    let mut rvsd = start(&director, t.lab().workdir(), &["eth0"], xdp_args(xdp));
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0"], &[]);
     for c in t.rvsadm_commands() {
         rvsd.line(&c);
     }
@@ -537,58 +426,42 @@ fn bypass_lab(
     let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
     assert!(conns >= 5 && inpkts >= 15, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "replies bypass the director");
-    if xdp {
-        long_transfer(t, &client, &base, "bypass");
-    }
-    check_xdp_log_forwarding(xdp, &["eth0"], &rvsd.stop(), forwards);
+    long_transfer(t, &client, &base, "bypass");
+    rvsd.stop_and_check_mode(&["eth0"], forwards);
 }
 
 #[test]
 fn dr_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::dr("ppdr").expect("dr lab");
-    bypass_lab(&mut t, "192.168.1.2", true, false, false);
+    bypass_lab(&mut t, "192.168.1.2", true, Forwards::Some);
 }
 
-#[test]
-fn dr_lab_replies_bypass_the_director_xdp() {
-    rvs_require::require_root!();
-    let mut t = rvs_lab::dr("ppdrx").expect("dr lab");
-    bypass_lab(&mut t, "192.168.1.2", true, true, true);
-}
-
+/// TUN, the client sending from a veth with checksum offload (its packets arrive with
+/// partial checksums): the userspace plane completes the checksum before encapsulating (the
+/// lab's real servers decapsulate in userspace and would drop them otherwise). With XDP the
+/// program passes those packets to the userspace plane, so it forwards none of them.
 #[test]
 fn tun_lab_replies_bypass_the_director() {
     rvs_require::require_root!();
     let mut t = rvs_lab::tun("pptun").expect("tun lab");
-    bypass_lab(&mut t, "192.168.1.2", false, false, false);
+    bypass_lab(&mut t, "192.168.1.2", false, Forwards::None);
 }
 
-/// TUN with XDP, the client sending from a veth with checksum offload (its packets arrive
-/// with partial checksums): the program passes them to the userspace plane, which completes
-/// the checksum before encapsulating (the lab's real servers decapsulate in userspace and
-/// would drop them otherwise), so the program forwards none of the client's packets.
-#[test]
-fn tun_lab_replies_bypass_the_director_xdp() {
-    rvs_require::require_root!();
-    let mut t = rvs_lab::tun("pptunx").expect("tun lab");
-    bypass_lab(&mut t, "192.168.1.2", false, true, false);
-}
-
-/// TUN with XDP, the client sending complete checksums (offload off, as from a NIC): the
+/// TUN, the client sending complete checksums (offload off, as from a NIC): with XDP the
 /// program encapsulates the client's packets itself (IP-in-IP) once the flow is installed.
 #[test]
-fn tun_lab_replies_bypass_the_director_xdp_encapsulates() {
+fn tun_lab_complete_checksums_replies_bypass_the_director() {
     rvs_require::require_root!();
     rvs_require::require_tools!("ethtool");
-    let mut t = rvs_lab::tun("pptunxe").expect("tun lab");
+    let mut t = rvs_lab::tun("pptunc").expect("tun lab");
     let client = t.client().ns.clone();
     client
         .cmd("ethtool")
         .args(["-K", "eth0", "tx", "off"])
         .run()
         .expect("ethtool -K eth0 tx off");
-    bypass_lab(&mut t, "192.168.1.2", false, true, true);
+    bypass_lab(&mut t, "192.168.1.2", false, Forwards::Some);
 }
 
 /// One UDP request from `client` to `[dst]:port` over IPv6 with socat (`-t 1`: it waits 1 s
@@ -609,22 +482,12 @@ fn udp6_request(client: &Netns, dst: std::net::Ipv6Addr, port: u16, msg: &str) -
 /// answered the neighbour solicitation); curl -6 to the VIP gets answers (so they came back
 /// SNATed from the VIP), the two real servers alternate under rr, they see the client's own
 /// address, `--stats` counts both directions and `-Lnc` lists the IPv6 connections; the same
-/// for UDP with socat UDP6 echo servers.
+/// for UDP with socat UDP6 echo servers. With the XDP fast path and its AF_XDP slow path, the
+/// handshakes go through the XSKs, the transfers through the program.
 #[test]
 fn nat_lab_ipv6_nd_round_robin_snat_and_stats() {
-    nat6_lab("ppnat6", false);
-}
-
-/// The same with the XDP fast path and its AF_XDP slow path: the handshakes go through the
-/// XSKs, the transfers through the program.
-#[test]
-fn nat_lab_ipv6_nd_round_robin_snat_and_stats_xdp() {
-    nat6_lab("ppnat6x", true);
-}
-
-fn nat6_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat_dual(name).expect("dual-stack nat lab");
+    let mut t = rvs_lab::nat_dual("ppnat6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     const UDP_PORT: u16 = 5353;
@@ -643,12 +506,7 @@ fn nat6_lab(name: &str, xdp: bool) {
     let director = t.director().ns.clone();
     let director_mac = t.director().iface("eth0").expect("director eth0").mac;
     let client = t.client().ns.clone();
-    let rvsd = start(
-        &director,
-        t.lab().workdir(),
-        &["eth0", "eth1"],
-        xdp_args(xdp),
-    );
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
     let usvc = format!("[{}]:{UDP_PORT}", v6.vip);
     rvsd.line(&format!("-A -t {tsvc} -s rr"));
@@ -681,20 +539,7 @@ fn nat6_lab(name: &str, xdp: bool) {
     }
     assert!(pages.iter().any(|p| p == "rs1\n") && pages.iter().any(|p| p == "rs2\n"));
     // A transfer of many segments over IPv6 (GSO super-frames cut, checksums right).
-    let big = random_bytes(300_000);
-    publish(&t, "big.bin", &big);
-    let got = download(
-        &client,
-        t.lab().workdir(),
-        &format!("{url}big.bin"),
-        None,
-        "v6",
-    );
-    assert!(
-        got == big,
-        "300 KB through IPv6 NAT: got {} bytes",
-        got.len()
-    );
+    long_transfer(&t, &client, &url, "nat6");
     let who = curl(&client, &format!("{url}whoami"));
     assert_eq!(
         who.trim(),
@@ -744,7 +589,7 @@ fn nat6_lab(name: &str, xdp: bool) {
         .args(["list", "table", "netdev", "rvs"])
         .run()
         .expect("nft list");
-    if !xdp {
+    if !rvsd.xdp() {
         assert!(
             nft_counter_total(&guard, "@vip6_svc") > 0 && nft_counter_total(&guard, "@rs6_svc") > 0,
             "IPv6 guard rules dropped nothing:\n{guard}"
@@ -772,13 +617,11 @@ fn nat6_lab(name: &str, xdp: bool) {
     assert!(n.contains("lladdr"), "rs1 resolved the director: {n:?}");
     // The director's kernel never resolved the client (it asked for the VIP, which rvsd
     // answered): rvsd learned it from the solicitation, so no reply waited for a neighbour.
-    let mut rvsd = rvsd;
-    let log = rvsd.stop();
+    let log = rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
     assert!(
         !log.contains("no_route"),
         "a reply found no neighbour:\n{log}"
     );
-    check_xdp_log(xdp, &["eth0", "eth1"], &log);
 }
 
 /// Sum of the packet counters of the rules of an `nft list` output that match `set`.
@@ -810,21 +653,12 @@ fn neigh6_is(ns: &Netns, addr: &str, dev: &str, mac: &str) -> (bool, String) {
 /// back to the on-link local address, not to a gateway). The real servers see the local
 /// address as the peer, rr alternates, `--stats` counts both directions, `-Lnc` lists the
 /// flows, and the real servers' neighbour entry for the local address is the director's MAC.
+/// With the XDP fast path the program forwarded frames of the 300 KB download itself (both
+/// directions are rewritten there).
 #[test]
 fn fullnat_lab_ipv6_local_address_nd_and_stats() {
-    fullnat6_lab("ppfnat6", false);
-}
-
-/// [`fullnat_lab_ipv6_local_address_nd_and_stats`] with the XDP fast path: the program
-/// forwarded frames of the 300 KB download itself (both directions are rewritten there).
-#[test]
-fn fullnat_lab_ipv6_local_address_nd_and_stats_xdp() {
-    fullnat6_lab("ppfnat6x", true);
-}
-
-fn fullnat6_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat_dual(name).expect("dual-stack nat lab");
+    let mut t = rvs_lab::nat_dual("ppfnat6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     let lip = "fd00:2::100";
@@ -845,12 +679,7 @@ fn fullnat6_lab(name: &str, xdp: bool) {
     let dirs = director.ip(["-6", "addr", "show"]).expect("ip -6 addr");
     assert!(!dirs.contains(lip), "{lip} must not be configured:\n{dirs}");
 
-    let rvsd = start(
-        &director,
-        t.lab().workdir(),
-        &["eth0", "eth1"],
-        xdp_args(xdp),
-    );
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
     rvsd.line(&format!("-A -t {tsvc} -s rr"));
     rvsd.line(&format!("--add-laddr -t {tsvc} -z {lip}"));
@@ -879,20 +708,7 @@ fn fullnat6_lab(name: &str, xdp: bool) {
         assert_eq!(w.trim(), lip, "both real servers see the local address");
     }
     // Many segments each way (GSO super-frames cut, checksums right after the 4 rewrites).
-    let big = random_bytes(300_000);
-    publish(&t, "big.bin", &big);
-    let got = download(
-        &client,
-        t.lab().workdir(),
-        &format!("{url}big.bin"),
-        None,
-        "fnat6",
-    );
-    assert!(
-        got == big,
-        "300 KB through IPv6 FULLNAT: got {} bytes",
-        got.len()
-    );
+    long_transfer(&t, &client, &url, "fnat6");
     // Each real server resolved the local address to the director's eth1: rvsd's neighbour
     // advertisement, since no one has the address.
     for ns in &servers {
@@ -920,13 +736,11 @@ fn fullnat6_lab(name: &str, xdp: bool) {
             "{rip} in -Lnc:\n{out}"
         );
     }
-    let mut rvsd = rvsd;
-    let log = rvsd.stop();
+    let log = rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
     assert!(
         !log.contains("no_route"),
         "a frame found no neighbour:\n{log}"
     );
-    check_xdp_log(xdp, &["eth0", "eth1"], &log);
 }
 
 /// (h) DR over IPv6 in the dual-stack NAT lab: the real servers carry the VIP fd00:1::100/128
@@ -935,21 +749,11 @@ fn fullnat6_lab(name: &str, xdp: bool) {
 /// client, destination the VIP, Ethernet source the director's eth1, and nothing else for the
 /// VIP. The real servers answer from the VIP through their default route (the director's
 /// kernel routes the replies to the client: rvsd never handles them, so OutPkts stay 0).
+/// A long download makes the XDP fast path carry the client's packets, in XDP mode.
 #[test]
 fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero() {
-    dr6_lab("ppdr6", false);
-}
-
-/// The same with the XDP fast path (a long download, so the program carries the client's
-/// packets) and its AF_XDP slow path.
-#[test]
-fn dr_lab_ipv6_mac_rewrite_only_and_outpkts_zero_xdp() {
-    dr6_lab("ppdr6x", true);
-}
-
-fn dr6_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    let mut t = rvs_lab::nat_dual(name).expect("dual-stack nat lab");
+    let mut t = rvs_lab::nat_dual("ppdr6").expect("dual-stack nat lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     let director = t.director().ns.clone();
@@ -978,12 +782,7 @@ fn dr6_lab(name: &str, xdp: bool) {
             .run()
             .expect("nft counters on the real server");
     }
-    let mut rvsd = start(
-        &director,
-        t.lab().workdir(),
-        &["eth0", "eth1"],
-        xdp_args(xdp),
-    );
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
     let tsvc = format!("[{}]:{}", v6.vip, t.port);
     rvsd.line(&format!("-A -t {tsvc} -s rr"));
     for rip in &v6.rips {
@@ -1004,9 +803,7 @@ fn dr6_lab(name: &str, xdp: bool) {
         v6.client.to_string(),
         "DR keeps the client address"
     );
-    if xdp {
-        long_transfer(&t, &client, &url, "dr6");
-    }
+    long_transfer(&t, &client, &url, "dr6");
 
     for ns in &servers {
         let listing = ns
@@ -1035,7 +832,7 @@ fn dr6_lab(name: &str, xdp: bool) {
     let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("TCP  {tsvc}"));
     assert!(conns >= 5 && inpkts >= 5 * 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "DR replies bypass rvsd");
-    check_xdp_log(xdp, &["eth0"], &rvsd.stop());
+    rvsd.stop_and_check_mode(&["eth0"], Forwards::Some);
 }
 
 /// (g) TUN, end to end, on the dual-stack TUN lab (`rvs_lab::tun_dual`), every encapsulation
@@ -1049,59 +846,54 @@ fn dr6_lab(name: &str, xdp: bool) {
 /// under rr, the real server sees the client's own address, only the decapsulator counter of
 /// that encapsulation moved (by at least 3 packets per request), and `--stats` OutPkts stay 0
 /// (replies bypass rvsd).
+///
+/// With the XDP fast path, the client sends complete checksums (`ethtool -K eth0 tx off`, as
+/// from a NIC: a partial one is the userspace plane's to complete, which AF_PACKET mode
+/// covers): for each encapsulation and family a 300 KB download arrives intact, and the
+/// program's forwarded-frame counter (`rvs_xdp_packets_total`, verdicts tx + redirect) moved
+/// during it — so the program itself built GUE, GRE and their checksums, which the
+/// decapsulators verified.
 #[test]
 fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director() {
-    tun_kinds_lab("pptun6", false);
-}
-
-/// [`tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director`] with the XDP fast path, the
-/// client sending complete checksums (`ethtool -K eth0 tx off`, as from a NIC: a partial one
-/// is the userspace plane's to complete): for each encapsulation and family a 300 KB download
-/// arrives intact, and the program's forwarded-frame counter (`rvs_xdp_packets_total`,
-/// verdicts tx + redirect) moved during it — so the program itself built GUE, GRE and their
-/// checksums, which the decapsulators verified.
-#[test]
-fn tun_lab_ipv6_6in6_gue_gre_replies_bypass_the_director_xdp() {
-    tun_kinds_lab("pptun6x", true);
-}
-
-/// Where the tests that read the XDP counters run rvsd's metrics (in the director's namespace).
-const XDP_METRICS: &str = "127.0.0.1:9760";
-
-/// Frames the XDP program forwarded (verdicts `tx` and `redirect`), from the metrics of the
-/// rvsd in `ns` (started with `--metrics-listen` [`XDP_METRICS`]).
-fn xdp_forwarded(ns: &Netns) -> u64 {
-    let text = curl(ns, &format!("http://{XDP_METRICS}/metrics"));
-    text.lines()
-        .filter(|l| {
-            l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
-                || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
-        })
-        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
-        .sum()
-}
-
-fn tun_kinds_lab(name: &str, xdp: bool) {
     rvs_require::require_root!();
-    if xdp {
-        rvs_require::require_tools!("ethtool");
-    }
-    let mut t = rvs_lab::tun_dual(name).expect("dual-stack tun lab");
+    let mut t = rvs_lab::tun_dual("pptun6").expect("dual-stack tun lab");
     t.start_nginx().expect("nginx");
     let v6 = t.ipv6().cloned().expect("IPv6 layer");
     let gue_port = t.gue_port.expect("TUN lab GUE port");
     let director = t.director().ns.clone();
     let client = t.client().ns.clone();
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0"],
+        &["--metrics-listen", XDP_METRICS],
+    );
+    let xdp = rvsd.xdp();
     if xdp {
+        rvs_require::require_tools!("ethtool");
         client
             .cmd("ethtool")
             .args(["-K", "eth0", "tx", "off"])
             .run()
             .expect("ethtool -K eth0 tx off");
     }
-    let mut args = xdp_args(xdp).to_vec();
-    args.extend(["--metrics-listen", XDP_METRICS]);
-    let rvsd = start(&director, t.lab().workdir(), &["eth0"], &args);
+
+    /// Where the tests that read the XDP counters run rvsd's metrics (in the director's namespace).
+    const XDP_METRICS: &str = "127.0.0.1:9760";
+
+    /// Frames the XDP program forwarded (verdicts `tx` and `redirect`), from the metrics of the
+    /// rvsd in `ns` (started with `--metrics-listen` [`XDP_METRICS`]).
+    fn xdp_forwarded(ns: &Netns) -> u64 {
+        let text = curl(ns, &format!("http://{XDP_METRICS}/metrics"));
+        text.lines()
+            .filter(|l| {
+                l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
+                    || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
+            })
+            .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum()
+    }
+
     let v4_rips: Vec<std::net::IpAddr> = t.rips().into_iter().map(Into::into).collect();
     let v6_rips: Vec<std::net::IpAddr> = v6.rips.iter().copied().map(Into::into).collect();
     let families = [
@@ -1181,7 +973,7 @@ fn tun_kinds_lab(name: &str, xdp: bool) {
                     t.lab().workdir(),
                     &format!("{url}big.bin"),
                     None,
-                    name,
+                    "pptun6",
                 );
                 assert!(
                     got == big,
@@ -1231,9 +1023,7 @@ fn tun_kinds_lab(name: &str, xdp: bool) {
         );
         assert_eq!(outpkts, 0, "TUN replies bypass the director");
     }
-    let mut rvsd = rvsd;
-    let log = rvsd.stop();
-    check_xdp_log(xdp, &["eth0"], &log);
+    rvsd.stop_and_check_mode(&["eth0"], Forwards::Some);
 }
 
 /// Echo connections opened from `client` to `addr`, with a read timeout so a stalled path is a
@@ -1322,8 +1112,8 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
         assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
     }
     // The director is replaced: same table, empty connection table, sloppy_tcp 0.
-    first.stop();
-    let second = start_rvsd("second");
+    first.stop_and_check_mode(&["eth0"], Forwards::Maybe);
+    let mut second = start_rvsd("second");
     assert_eq!(
         second.ok(&["--sysctl", "sloppy_tcp"]),
         "net.ipv4.vs.sloppy_tcp = 0\n"
@@ -1359,6 +1149,7 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
         conns_after >= 8 && inpkts >= 16,
         "the second director scheduled the mid-stream connections: {conns_after} {inpkts}"
     );
+    second.stop_and_check_mode(&["eth0"], Forwards::Maybe);
 }
 
 /// The SYN proxy (`rvs_syn_proxy=1`, docs/internals/syn-flood.md) end to end through the NAT
@@ -1422,20 +1213,21 @@ fn nat_lab_syn_proxy_pages_and_a_download_arrive_intact() {
     for w in pages.windows(2) {
         assert_ne!(w[0], w[1], "rr must alternate: {pages:?}");
     }
-    let big = random_bytes(300_000);
-    publish(&t, "big.bin", &big);
-    let got = download(
-        &client,
-        t.lab().workdir(),
-        &format!("{url}big.bin"),
-        None,
-        "synproxy",
-    );
-    assert!(
-        got == big,
-        "300 KB through the SYN proxy: got {} bytes",
-        got.len()
-    );
-    let log = rvsd.stop();
+    long_transfer(&t, &client, &url, "synproxy");
+    // The userspace plane shifts a SYN-proxied connection's sequence numbers in every segment,
+    // which the XDP program does not do: such connections are never offered to it
+    // (docs/internals/syn-flood.md), so with XDP on every segment went through the AF_XDP
+    // slow path.
+    let log = rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::None);
     assert!(!log.contains("panicked"), "{log}");
+    if rvsd.xdp() {
+        // With XDP the program answered the clients' SYNs with the cookie SYN-ACKs itself.
+        let answered = log
+            .lines()
+            .find(|l| l.contains("SYN-ACKs sent by the program"))
+            .and_then(|l| l.split("XDP SYN answering: ").nth(1))
+            .and_then(leading_count)
+            .unwrap_or_else(|| panic!("no XDP SYN answering counters:\n{log}"));
+        assert!(answered > 0, "the program answered no SYN:\n{log}");
+    }
 }

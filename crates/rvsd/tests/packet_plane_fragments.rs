@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
+use common::packet_path::{self, XdpCounters};
 use common::{wait_plane_ready, wait_until, Rvsd};
 use rvs_lab::Netns;
 
@@ -32,6 +33,26 @@ fn start(ns: &Netns, dir: &Path, ifaces: &[&str]) -> Rvsd {
         args.extend(["--interface", i]);
     }
     Rvsd::start_in(common::RVSD, Some(ns), dir, &args)
+}
+
+/// Stops `rvsd` and checks its log for the packet-plane mode it ran in (`RVS_TEST_XDP`, see
+/// rvs-testkit's `packet_path`). With the XDP fast path the program leaves every fragment to
+/// the host stack's path — the AF_PACKET tap, where the plane reassembles it, and the nft
+/// guard, which drops it — so it passed at least as many frames as "other" as the plane
+/// received fragments.
+fn stop_and_check_mode(rvsd: &mut Rvsd, director: &Netns, ifaces: &[&str]) {
+    let fragments = metric(director, "rvs_packet_frag_fragments_total");
+    let path = rvsd.packet_path().expect("a packet plane");
+    let log = rvsd.stop();
+    packet_path::check_log(path, ifaces, &log, None);
+    if path.is_xdp() {
+        let c = XdpCounters::from_log(&log)
+            .unwrap_or_else(|| panic!("no XDP counters in the log:\n{log}"));
+        assert!(
+            fragments > 0 && c.pass_other >= fragments,
+            "{fragments} fragments reached the plane, the program passed {c:?}:\n{log}"
+        );
+    }
 }
 
 /// The value of the metric line that starts with `series` (name and labels), 0 when absent.
@@ -150,6 +171,18 @@ fn echo_sizes(client: &Netns, vip: SocketAddr, sizes: &[usize]) {
     }
 }
 
+/// [`echo_sizes`] through the IPv4 VIP of `t` and the IPv6 VIP of its layer `v6`.
+fn echo_both_families(
+    client: &Netns,
+    t: &rvs_lab::Topology,
+    v6: &rvs_lab::Ipv6Layer,
+    sizes: &[usize],
+) {
+    for vip in [IpAddr::V4(t.vip), IpAddr::V6(v6.vip)] {
+        echo_sizes(client, SocketAddr::new(vip, UDP_PORT), sizes);
+    }
+}
+
 /// (a) NAT, both families: datagrams of 4 000 and 30 000 bytes (3 and 21 fragments at a
 /// 1 500-byte MTU) to the VIP are reassembled, scheduled, rewritten and sent on in fragments;
 /// the real server's echo comes back fragmented, is reassembled by the director as a reply of
@@ -170,17 +203,7 @@ fn fragmented_udp_through_nat_is_echoed_byte_for_byte() {
         svc6,
     } = nat_echo("ppfrag");
 
-    let sizes = [4000, 30_000];
-    echo_sizes(
-        &client,
-        SocketAddr::new(IpAddr::V4(t.vip), UDP_PORT),
-        &sizes,
-    );
-    echo_sizes(
-        &client,
-        SocketAddr::new(IpAddr::V6(v6.vip), UDP_PORT),
-        &sizes,
-    );
+    echo_both_families(&client, &t, &v6, &[4000, 30_000]);
 
     for svc in [&svc4, &svc6] {
         let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("UDP  {svc}"));
@@ -212,7 +235,7 @@ fn fragmented_udp_through_nat_is_echoed_byte_for_byte() {
             "no fragment dropped by the {set}rule:\n{guard}"
         );
     }
-    rvsd.stop();
+    stop_and_check_mode(&mut rvsd, &director, &["eth0", "eth1"]);
 }
 
 /// The packets counted by the guard's rules that name `set` (one per interface chain).
@@ -261,7 +284,7 @@ fn fragmented_udp_through_dr_is_echoed_byte_for_byte() {
     let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("UDP  {svc}"));
     assert_eq!((conns, inpkts, outpkts), (2, 2, 0), "DR: replies bypass");
     assert_eq!(metric(&director, "rvs_packet_frag_reassembled_total"), 2);
-    rvsd.stop();
+    stop_and_check_mode(&mut rvsd, &director, &["eth0"]);
 }
 
 /// An IPv4 packet: header (identification `id`, offset `off` bytes, MF) + `data`.
@@ -397,16 +420,7 @@ fn hostile_fragments_are_dropped_and_counted_and_the_plane_still_serves() {
         assert_eq!((conns, inpkts), (0, 0), "{svc}: nothing was scheduled");
     }
     // Still serving: a datagram of three fragments each way, in both families.
-    echo_sizes(
-        &client,
-        SocketAddr::new(IpAddr::V4(t.vip), UDP_PORT),
-        &[4000],
-    );
-    echo_sizes(
-        &client,
-        SocketAddr::new(IpAddr::V6(v6.vip), UDP_PORT),
-        &[4000],
-    );
+    echo_both_families(&client, &t, &v6, &[4000]);
     assert_eq!(metric(&director, "rvs_packet_frag_reassembled_total"), 4);
-    rvsd.stop();
+    stop_and_check_mode(&mut rvsd, &director, &["eth0", "eth1"]);
 }

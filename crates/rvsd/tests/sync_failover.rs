@@ -114,6 +114,40 @@ fn fullnat_persistent_clients_keep_their_real_server_after_failover() {
     assert_eq!(o.servers_after, o.servers_before);
 }
 
+/// Long-lived connections whose packets the MASTER's XDP program forwards stay synced: the
+/// sync rules run on the packet counts read back from the program's maps (every 10th client
+/// packet re-announces a connection here, `sync_threshold 3 10`), so the BACKUP's entries,
+/// with a TCP timeout of 4 s (`lvs_timeouts tcp 4`), never expire during 10 s of streaming,
+/// and `-Lnc` on the BACKUP shows at most those 4 s; then the MASTER is lost and every
+/// connection continues. On AF_PACKET the packet path runs the same rules per packet. Before
+/// the fix (XDP mode), the entries the program carried were announced at most once and
+/// expired on the BACKUP 4 s later (and ~15 % were never announced: their 3rd packet went
+/// through the program).
+#[test]
+fn flows_carried_past_their_timeout_stay_synced() {
+    if !rvs_lab::require(
+        "flows_carried_past_their_timeout_stay_synced",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let setup = PairSetup {
+        globals: "    lvs_timeouts tcp 4\n",
+        args: vec!["--sysctl", "sync_threshold=3 10"],
+        hold: Duration::from_secs(10),
+        ..nat(true, false)
+    };
+    let o = failover("synchold", 50, &setup);
+    assert!(o.hold.samples >= 10, "{:?}", o.hold);
+    assert_eq!(
+        o.hold.fewest, o.n,
+        "synced entries expired on the BACKUP while the MASTER carried them: {:?}",
+        o.hold
+    );
+    assert!(o.hold.longest_expire <= 4, "{:?}", o.hold);
+    assert_all_continued(&o);
+}
+
 #[test]
 fn failover_without_sync_loses_the_connections() {
     if !rvs_lab::require(
@@ -215,7 +249,7 @@ fn failback(tag: &str, setup: &PairSetup) {
     let n = 200;
     let (topo, d1, d2, clients) = after_failover(tag, n, setup);
     // director1 comes back with the higher priority: it must resync, then preempt.
-    let d1 = d1.reboot(&topo, 150, setup);
+    let mut d1 = d1.reboot(&topo, 150, setup);
     let mut at_vip = None;
     // Bounded: 40 s (the resync takes ~5 s, then VRRP's down timer ~1.8 s).
     let end = Instant::now() + Duration::from_secs(40);
@@ -265,6 +299,14 @@ fn failback(tag: &str, setup: &PairSetup) {
         failures.join("\n")
     );
     assert!(worst < Duration::from_secs(2), "{worst:?}");
+    // With the XDP fast path: director1 forwarded nothing before it preempted, so what its
+    // program forwarded is the resynced connections' traffic after the move back.
+    if let Some(x) = d1.stop_xdp() {
+        assert!(
+            x.entries >= n as u64 && x.forwarded >= 5 * n as u64,
+            "director1's XDP program did not take over the resynced connections: {x:?}"
+        );
+    }
 }
 
 #[test]
@@ -344,4 +386,120 @@ fn killing_the_master_during_a_resync_keeps_what_arrived() {
         "connections director1 had synced were lost: {lost:?}\n{}",
         failures.join("\n")
     );
+}
+
+/// InPkts of `d`'s service over 2 s, starting 0.5 s from now (the XDP syncer's sweep, 100 ms,
+/// has then removed what it was going to remove and counted what came before).
+fn in_pkts_over_two_seconds(d: &Director) -> (u64, u64) {
+    thread::sleep(Duration::from_millis(500));
+    let a = d.in_pkts();
+    thread::sleep(Duration::from_secs(2));
+    (a, d.in_pkts())
+}
+
+/// A director that gave the VIP back forwards nothing for it, also not with the XDP fast
+/// path: after the failback director2 is BACKUP again, and the switch turns into a hub
+/// (bridge `ageing_time 0`: every frame flooded), so the clients' frames to director1's MAC
+/// reach director2 too. The userspace plane ignores frames for another host's MAC; the XDP
+/// program matches flows by their addresses alone, so director2's entries from its time as
+/// MASTER must be gone: before the fix its program went on forwarding the flooded frames
+/// (duplicates to the real servers, counted in director2's InPkts). The connections continue
+/// through director1.
+#[test]
+fn a_director_that_gave_the_vip_back_forwards_nothing_for_it() {
+    if !rvs_lab::require(
+        "a_director_that_gave_the_vip_back_forwards_nothing_for_it",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let n = 20;
+    let setup = failback_setup();
+    let (topo, d1, mut d2, clients) = after_failover("syncgive", n, &setup);
+    // director2 carries the connections for a while (with XDP: in its program).
+    thread::sleep(Duration::from_secs(2));
+    let d1 = d1.reboot(&topo, 150, &setup);
+    assert!(
+        wait(Duration::from_secs(30), || d1.has_vip() && !d2.has_vip()),
+        "director1 did not take the VIP back:\n{}",
+        d1.log_text()
+    );
+    let back = Instant::now();
+    let switch = topo.node("switch").expect("the lab's switch").ns.clone();
+    switch
+        .ip(["link", "set", "br0", "type", "bridge", "ageing_time", "0"])
+        .expect("bridge ageing_time 0");
+    let (a, b) = in_pkts_over_two_seconds(&d2);
+    thread::sleep(Duration::from_secs(3));
+    let logs = clients.finish();
+    let (ok, failures, _) = continued_after(&logs, back);
+    let xdp = d2.stop_xdp();
+    println!(
+        "director2 as BACKUP with flooded frames: InPkts {a} -> {b}; {}/{n} continued; its \
+         XDP program {xdp:?}",
+        ok.len()
+    );
+    assert_eq!(a, b, "director2 forwarded frames for the VIP it gave back");
+    assert_eq!(ok.len(), n, "{}", failures.join("\n"));
+    if let Some(x) = xdp {
+        assert!(x.forwarded > 0, "director2's program never carried: {x:?}");
+    }
+}
+
+/// `backup_only`: a director that starts a backup daemon with `backup_only = 1` forwards
+/// nothing from then on, as the kernel's does — including the flows its XDP program was
+/// carrying (before the fix their entries kept forwarding them). The MASTER of a pair without
+/// `lvs_sync_daemon` (so that no VRRP-driven daemon control stops the one started here),
+/// carrying 20 connections, gets `--sysctl backup_only=1` and a backup daemon; its InPkts
+/// must stop.
+#[test]
+fn backup_only_stops_every_flow_also_in_the_fast_path() {
+    if !rvs_lab::require(
+        "backup_only_stops_every_flow_also_in_the_fast_path",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let n = 20;
+    let HaPair {
+        topo: _topo,
+        mut d1,
+        d2: _d2,
+        client,
+    } = HaPair::start("syncbonly", &nat(false, false));
+    let clients = Clients::start(&client, n);
+    assert!(
+        wait(Duration::from_secs(15), || d1.established() >= n),
+        "MASTER lists {} of {n} connections",
+        d1.established()
+    );
+    // The connections stream for a while (with XDP: through the program).
+    thread::sleep(Duration::from_secs(2));
+    let (code, _, err) = d1.adm(&["--sysctl", "backup_only=1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = d1.adm(&[
+        "--start-daemon",
+        "backup",
+        "--mcast-interface",
+        "eth1",
+        "--syncid",
+        "99",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (a, b) = in_pkts_over_two_seconds(&d1);
+    let daemons = d1.daemons();
+    drop(clients);
+    let xdp = d1.stop_xdp();
+    println!("MASTER with backup_only: InPkts {a} -> {b}; its XDP program {xdp:?}");
+    assert!(
+        daemons.contains("backup sync daemon"),
+        "the backup daemon stopped: {daemons:?}"
+    );
+    assert_eq!(
+        a, b,
+        "the MASTER forwarded with backup_only and a backup daemon"
+    );
+    if let Some(x) = xdp {
+        assert!(x.forwarded > 0, "the program never carried: {x:?}");
+    }
 }

@@ -23,8 +23,13 @@
 //! An nftables counter in the router shows the replies took the direct path before and after
 //! the failover.
 //!
+//! In XDP mode (`RVS_TEST_XDP=generic`) the new MASTER's program must take over the synced
+//! flows (it forwards their frames after their first packet met rvs-core); in TUN the client's
+//! checksum offload is turned off for it, since the program leaves packets with partial
+//! checksums to the userspace plane.
+//!
 //! The pair and the run are rvs-testkit's `failover` module. Root only (CI runs it as root);
-//! needs `ip`, `nft` and `socat`. Every wait is bounded; everything is torn down on drop.
+//! needs `ip`, `nft` and `socat` (and `ethtool` for TUN). Every wait is bounded; everything is torn down on drop.
 
 mod common;
 
@@ -86,6 +91,8 @@ fn assert_same_server(o: &Outcome) {
 }
 
 const TOOLS: &[&str] = &["ip", "nft", "socat"];
+/// TUN with the XDP fast path also turns checksum offload off on the client (`ethtool -K`).
+const TUN_TOOLS: &[&str] = &["ip", "nft", "socat", "ethtool"];
 
 #[test]
 fn dr_failover_keeps_every_synced_connection() {
@@ -118,7 +125,7 @@ fn dr_persistent_clients_keep_their_real_server_after_failover() {
 
 #[test]
 fn tun_failover_keeps_every_synced_connection() {
-    if !rvs_lab::require("tun_failover_keeps_every_synced_connection", TOOLS) {
+    if !rvs_lab::require("tun_failover_keeps_every_synced_connection", TUN_TOOLS) {
         return;
     }
     let o = failover("synctun", 200, &setup(Method::Tun, true, false));
@@ -128,7 +135,7 @@ fn tun_failover_keeps_every_synced_connection() {
 
 #[test]
 fn tun_failover_without_sync_loses_the_connections() {
-    if !rvs_lab::require("tun_failover_without_sync_loses_the_connections", TOOLS) {
+    if !rvs_lab::require("tun_failover_without_sync_loses_the_connections", TUN_TOOLS) {
         return;
     }
     assert_lost(&failover(
@@ -142,7 +149,7 @@ fn tun_failover_without_sync_loses_the_connections() {
 fn tun_persistent_clients_keep_their_real_server_after_failover() {
     if !rvs_lab::require(
         "tun_persistent_clients_keep_their_real_server_after_failover",
-        TOOLS,
+        TUN_TOOLS,
     ) {
         return;
     }

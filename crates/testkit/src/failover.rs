@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use rvs_lab::topo::{BuildOptions, LabKind, HA_DIP, HA_VIP};
 use rvs_lab::{Lab, Netns, Protocol, Topology};
 
+use crate::packet_path::{leading_count, XdpCounters};
 use crate::{parse_stats, stat, wait, Rvsd};
 
 /// The service port (socat echo servers on every real server).
@@ -80,6 +81,11 @@ pub struct PairSetup {
     pub sync_opts: &'static str,
     /// More rvsd arguments.
     pub args: Vec<&'static str>,
+    /// More `global_defs` lines (e.g. `    lvs_timeouts tcp 4\n`).
+    pub globals: &'static str,
+    /// How long the connections stream after the BACKUP lists them all and before the MASTER
+    /// is lost; the BACKUP's table is sampled meanwhile ([`Outcome::hold`]).
+    pub hold: Duration,
 }
 
 impl PairSetup {
@@ -92,6 +98,8 @@ impl PairSetup {
             persist: false,
             sync_opts: "",
             args: Vec::new(),
+            globals: "",
+            hold: Duration::ZERO,
         }
     }
 }
@@ -173,8 +181,9 @@ impl Director {
         std::fs::write(
             &conf,
             format!(
-                "global_defs {{\n    vrrp_garp_master_delay 1\n{sync_line}}}\n\
-                 {vrrp}{virtual_server}"
+                "global_defs {{\n    vrrp_garp_master_delay 1\n{sync_line}{}}}\n\
+                 {vrrp}{virtual_server}",
+                setup.globals
             ),
         )
         .expect("write keepalived.conf");
@@ -336,6 +345,46 @@ impl Director {
     pub fn log_text(&self) -> String {
         self.rvsd.as_ref().map(Rvsd::log_text).unwrap_or_default()
     }
+
+    /// Whether this director's packet plane runs the XDP fast path (`RVS_TEST_XDP`, or a
+    /// test's own `--xdp`); false after a crash.
+    pub fn xdp(&self) -> bool {
+        self.rvsd.as_ref().is_some_and(Rvsd::xdp)
+    }
+
+    /// With the XDP fast path: stops rvsd in order (SIGTERM) and returns what its program did
+    /// over the daemon's life, from the syncer's last log lines. `None` without XDP (rvsd is
+    /// left running) or after a crash.
+    ///
+    /// # Panics
+    /// If the log of an XDP run lacks the syncer's lines.
+    pub fn stop_xdp(&mut self) -> Option<XdpTotals> {
+        if !self.xdp() {
+            return None;
+        }
+        let log = self.rvsd.as_mut()?.stop();
+        let counters = XdpCounters::from_log(&log)
+            .unwrap_or_else(|| panic!("{}: no XDP counters in the log:\n{log}", self.name));
+        // "XDP fast path: N flow entries written, M installed at the end".
+        let entries = log
+            .lines()
+            .filter(|l| l.contains("flow entries written"))
+            .find_map(|l| leading_count(l.split("XDP fast path: ").nth(1)?))
+            .unwrap_or_else(|| panic!("{}: no XDP entry count in the log:\n{log}", self.name));
+        Some(XdpTotals {
+            forwarded: counters.forwarded,
+            entries,
+        })
+    }
+}
+
+/// What a director's XDP program did over its daemon's life ([`Director::stop_xdp`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XdpTotals {
+    /// Frames the program forwarded itself (`XDP_TX` + `XDP_REDIRECT`).
+    pub forwarded: u64,
+    /// Flow entries the syncer wrote into the program's map.
+    pub entries: u64,
 }
 
 /// What one client connection saw.
@@ -515,6 +564,12 @@ pub struct Outcome {
     /// The longest connect of the `n` clients (≥ 1 s: a handshake packet was lost and sent
     /// again).
     pub slowest_connect: Duration,
+    /// The BACKUP's table while the connections streamed for [`PairSetup::hold`] (sampled
+    /// every 500 ms).
+    pub hold: HoldSample,
+    /// With the XDP fast path: what the new MASTER's program did. It was BACKUP until the
+    /// crash and forwarded nothing then, so every frame it forwarded belongs to the takeover.
+    pub new_master_xdp: Option<XdpTotals>,
     /// Handshakes the real servers dropped with a full accept queue while the clients
     /// connected (`TcpExtListenDrops`).
     pub listen_drops: u64,
@@ -682,7 +737,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     let HaPair {
         topo: _topo,
         mut d1,
-        d2,
+        mut d2,
         client,
     } = HaPair::start(tag, setup);
     let router = setup.method.direct().then(|| {
@@ -694,6 +749,18 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     });
     if let Some(r) = &router {
         count_router_replies(r);
+    }
+    if setup.method == Method::Tun && d1.xdp() {
+        // The client's veth leaves its TCP checksums partial (offloaded), and the XDP program
+        // passes such packets to the userspace plane rather than encapsulate bytes that are
+        // not a checksum yet (docs/internals/packet-plane.md): with offload off, as from a
+        // NIC, the program encapsulates the client's packets itself, which is what the
+        // takeover check below needs to see.
+        client
+            .cmd("ethtool")
+            .args(["-K", "eth0", "tx", "off"])
+            .run()
+            .expect("ethtool -K eth0 tx off in the client");
     }
     let clients = Clients::start(&client, n);
     // Every connection is established on the MASTER; with sync the BACKUP lists them too.
@@ -725,6 +792,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     } else {
         thread::sleep(Duration::from_secs(2));
     }
+    let hold = sample_backup(&d2, setup.hold);
     let backup_entries = d2.established();
     let listen_drops = listen_drops(&_topo);
     let before = d2.in_pkts();
@@ -771,6 +839,7 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
     let slowest_connect = logs.iter().map(|l| l.connect).max().unwrap_or_default();
     let replies_after = router.as_ref().map_or(0, router_replies);
     let (ok, failures, worst_gap) = continued_after(&logs, moved);
+    let new_master_xdp = d2.stop_xdp();
     let via_router = if router.is_some() {
         format!("; replies through the router {replies_before} -> {replies_after}")
     } else {
@@ -780,7 +849,8 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         "{:?} sync={sync} persist={persist}: {}/{n} connections continued; the VIP moved {:.2} s \
          after the crash; longest silence after it {:.2} s; BACKUP had {backup_entries} entries; \
          new MASTER InPkts {before} -> {after}; OutPkts old {out_before}, new {out_after}\
-         {via_router}; slowest connect {:.3} s, real servers' listen drops {listen_drops}",
+         {via_router}; slowest connect {:.3} s, real servers' listen drops {listen_drops}; \
+         new MASTER's XDP program {new_master_xdp:?}",
         setup.method,
         ok.len(),
         (moved - crashed).as_secs_f64(),
@@ -792,6 +862,17 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
             after > before,
             "the new MASTER forwarded nothing ({before} -> {after})"
         );
+        // With the XDP fast path the synced connections, once their first packets met
+        // rvs-core on the new MASTER, are the program's to forward like any established
+        // flow: an entry per surviving connection at least, and most of their frames.
+        if let Some(x) = new_master_xdp {
+            assert!(
+                x.entries >= ok.len() as u64 && x.forwarded >= 5 * ok.len() as u64,
+                "the new MASTER's XDP program did not take over the {} synced connections \
+                 that continued: {x:?}",
+                ok.len()
+            );
+        }
     }
     Outcome {
         n,
@@ -807,5 +888,49 @@ pub fn failover(tag: &str, n: usize, setup: &PairSetup) -> Outcome {
         router_replies: (replies_before, replies_after),
         slowest_connect,
         listen_drops,
+        hold,
+        new_master_xdp,
     }
+}
+
+/// What the BACKUP listed while the MASTER carried the connections ([`PairSetup::hold`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HoldSample {
+    /// Samples taken.
+    pub samples: usize,
+    /// The fewest ESTABLISHED entries of the VIP's service in one sample.
+    pub fewest: usize,
+    /// The longest remaining time (`-Lnc`'s expire, seconds) of those entries.
+    pub longest_expire: u32,
+}
+
+/// Samples the BACKUP's `-Lnc` every 500 ms for `hold` ([`HoldSample`]).
+fn sample_backup(backup: &Director, hold: Duration) -> HoldSample {
+    let mut h = HoldSample {
+        fewest: usize::MAX,
+        ..HoldSample::default()
+    };
+    let end = Instant::now() + hold;
+    let vip = format!("{HA_VIP}:{PORT}");
+    // Bounded by `hold`.
+    while Instant::now() < end {
+        thread::sleep(Duration::from_millis(500));
+        let (_, out, _) = backup.adm(&["-L", "-n", "-c"]);
+        let est: Vec<_> = crate::parse_conns(&out)
+            .into_iter()
+            .filter(|c| c.state == "ESTABLISHED" && c.virt == vip)
+            .collect();
+        h.samples += 1;
+        h.fewest = h.fewest.min(est.len());
+        h.longest_expire = est
+            .iter()
+            .map(|c| c.expires)
+            .max()
+            .unwrap_or(0)
+            .max(h.longest_expire);
+    }
+    if h.samples == 0 {
+        h.fewest = 0;
+    }
+    h
 }

@@ -11,6 +11,8 @@
 //! * [`curl`], [`curl_ok`], [`curl_get`], [`Download`], [`ClientLoop`]: real clients.
 //! * [`CountingHttp`]: a real server counting connections and requests (server-connection
 //!   reuse tests).
+//! * [`PacketPath`]: AF_PACKET or XDP, the packet-plane mode `RVS_TEST_XDP` asks for; every
+//!   rvsd started with `--interface` runs in it unless the test passed `--xdp`.
 //! * [`wait_until`], [`wait_for`]: bounded polling; [`Proc`]: a process group killed on drop.
 //! * [`Etcd`], [`Dockerd`]: a real etcd and a real dockerd (own data, ports or socket and
 //!   bridge), stopped on drop, for the discovery tests.
@@ -35,6 +37,7 @@ pub mod etcd;
 pub mod failover;
 pub mod ha;
 pub mod listing;
+pub mod packet_path;
 pub mod proc;
 pub mod rvsd;
 pub mod slow_http;
@@ -50,6 +53,7 @@ pub use counting_http::CountingHttp;
 pub use docker::Dockerd;
 pub use etcd::Etcd;
 pub use listing::{parse_conns, parse_dests, parse_stats, stat, ConnLine, StatLine};
+pub use packet_path::{Forwards, PacketPath};
 pub use proc::{run_bounded, Proc};
 pub use rvs_lab::{in_ci, is_root, require, require_root, Listen, Netns, Nginx, Site};
 pub use rvs_require::{require_root, require_that, require_tools, which};

@@ -11,6 +11,7 @@ use rvsadm::app::{App, SocketBackend};
 use rvsadm::names::SystemNames;
 
 use crate::listing::parse_dests;
+use crate::packet_path::{self, Forwards, PacketPath};
 use crate::proc::{run_bounded, Proc};
 use crate::wait::{wait_for, wait_until};
 
@@ -103,6 +104,8 @@ pub struct Rvsd {
     pub log: PathBuf,
     /// The keepalived.conf it runs (`-f`), if started with [`Rvsd::keepalived`].
     pub conf: Option<PathBuf>,
+    /// Its packet plane's mode (`None`: started without `--interface`).
+    path: Option<PacketPath>,
 }
 
 impl Rvsd {
@@ -114,7 +117,8 @@ impl Rvsd {
     /// Start the rvsd binary `bin` (tests pass `env!("CARGO_BIN_EXE_rvsd")`) in `ns` (`None`:
     /// the host) with `--socket DIR/rvsd.sock` and, unless `args` set them,
     /// `--metrics-listen off --workers 1` (and `--proxy-splice $RVS_TEST_PROXY_SPLICE
-    /// --proxy-splice-after ${RVS_TEST_PROXY_SPLICE_AFTER:-0}` when set);
+    /// --proxy-splice-after ${RVS_TEST_PROXY_SPLICE_AFTER:-0}` when set; with `--interface`
+    /// and no `--xdp`, the packet-plane mode `RVS_TEST_XDP` asks for, see [`crate::packet_path`]);
     /// its stderr goes to `DIR/rvsd.log`. Waits (≤ 20 s)
     /// until it answers rvsadm.
     ///
@@ -183,7 +187,11 @@ impl Rvsd {
                 cmd.args(["--proxy-splice-after", after.as_deref().unwrap_or("0")]);
             }
         }
-        cmd.args(args)
+        // The packet-plane tests run once on AF_PACKET and once with the XDP fast path
+        // (scripts/test sets RVS_TEST_XDP=generic); a test that passed `--xdp` keeps it.
+        let mode = packet_path::rvsd_args(args);
+        let all: Vec<&str> = args.iter().chain(mode).copied().collect();
+        cmd.args(&all)
             .env_remove("RVS_SOCKET")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -195,6 +203,7 @@ impl Rvsd {
             socket,
             log,
             conf,
+            path: PacketPath::of(&all),
         };
         let up = wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
             r.proc.try_status().is_some()
@@ -207,6 +216,32 @@ impl Rvsd {
             r.log_text()
         );
         r
+    }
+
+    /// Whether its packet plane runs the XDP fast path (`--xdp` other than `off`, given by the
+    /// test or added for `RVS_TEST_XDP`); false without `--interface`.
+    pub fn xdp(&self) -> bool {
+        self.path.is_some_and(PacketPath::is_xdp)
+    }
+
+    /// Its packet plane's mode, `None` when started without `--interface`.
+    pub fn packet_path(&self) -> Option<PacketPath> {
+        self.path
+    }
+
+    /// Stops rvsd ([`Rvsd::stop`]) and checks its log for the packet-plane mode it ran in
+    /// ([`packet_path::check_log`]: the XDP program on each of `ifaces`, what it forwarded as
+    /// `forwards` says; no XDP line on AF_PACKET). Returns the log.
+    ///
+    /// # Panics
+    /// If rvsd was started without `--interface`, or the log says otherwise.
+    pub fn stop_and_check_mode(&mut self, ifaces: &[&str], forwards: Forwards) -> String {
+        let path = self
+            .path
+            .expect("stop_and_check_mode: rvsd runs no packet plane (no --interface)");
+        let log = self.stop();
+        packet_path::check_log(path, ifaces, &log, Some(forwards));
+        log
     }
 
     /// rvsadm (library) with these arguments.
@@ -286,11 +321,16 @@ impl Rvsd {
     }
 
     /// `Conns InPkts OutPkts` of the service line of `rvsadm -L -n --stats` starting with
-    /// `prefix` (e.g. `TCP  10.100.0.1:80`).
+    /// `prefix` (e.g. `TCP  10.100.0.1:80`). With the XDP fast path, read once the program's
+    /// counters of what came before the call had their sweep to reach the statistics
+    /// ([`packet_path::XDP_COUNTERS_LAG`]).
     ///
     /// # Panics
     /// If there is no such line.
     pub fn service_stats(&self, prefix: &str) -> (u64, u64, u64) {
+        if self.xdp() {
+            std::thread::sleep(packet_path::XDP_COUNTERS_LAG);
+        }
         let out = self.ok(&["-L", "-n", "--stats"]);
         let line = out
             .lines()

@@ -265,6 +265,7 @@ impl PacketPlane {
                 stop: stop.clone(),
                 ifaces: ifaces.clone(),
                 report: feed.xdp.clone(),
+                view: feed.view.clone(),
                 syn_answer: {
                     let mut k = syn_answer::SynAnswerKeeper::new(
                         &clock,

@@ -833,6 +833,16 @@ mod tests {
         "-a -u 10.100.0.1:53 -r 10.2.0.11:53 -g",
     ];
 
+    /// [`DR`] and a second UDP service `vip`:53 with one real server `rip`:53 forwarded by
+    /// `method` (`-g`, `-i`, `-m`).
+    fn rig_dr_and(vip: &str, rip: &str, method: &str) -> Rig {
+        let svc = format!("-A -u {vip}:53 -s rr");
+        let dest = format!("-a -u {vip}:53 -r {rip}:53 {method}");
+        let mut cmds = DR.to_vec();
+        cmds.extend([svc.as_str(), dest.as_str()]);
+        rig(&cmds)
+    }
+
     #[test]
     fn one_lock_per_block_held_while_frames_are_processed() {
         let mut r = rig(&DR);
@@ -889,12 +899,7 @@ mod tests {
 
     #[test]
     fn out_queue_and_fragments_are_flushed_without_the_lock() {
-        let mut cmds = DR.to_vec();
-        cmds.extend([
-            "-A -u 10.100.0.2:53 -s rr",
-            "-a -u 10.100.0.2:53 -r 10.2.0.12:53 -i",
-        ]);
-        let mut r = rig(&cmds);
+        let mut r = rig_dr_and("10.100.0.2", "10.2.0.12", "-i");
         let mut io = port();
         // IP-in-IP grows the frame past its ring slot: sent from the out queue.
         let small = udp4("10.100.0.2", 53, 200, false);
@@ -919,12 +924,7 @@ mod tests {
 
     #[test]
     fn drops_are_counted_and_misses_go_to_the_keeper() {
-        let mut cmds = DR.to_vec();
-        cmds.extend([
-            "-A -u 10.100.0.3:53 -s rr",
-            "-a -u 10.100.0.3:53 -r 10.2.0.13:53 -g",
-        ]);
-        let mut r = rig(&cmds);
+        let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", "-g");
         // Publications rang the keeper's bell already; only the miss may ring it now.
         r.worker.cx.bell.wait(Duration::ZERO);
         let mut io = port();
@@ -968,12 +968,7 @@ mod tests {
     /// sends the held frames in order, rewritten like any other, without a new frame arriving.
     #[test]
     fn frames_to_an_unresolved_next_hop_are_held_and_sent_once_it_resolves() {
-        let mut cmds = DR.to_vec();
-        cmds.extend([
-            "-A -u 10.100.0.3:53 -s rr",
-            "-a -u 10.100.0.3:53 -r 10.2.0.13:53 -g",
-        ]);
-        let mut r = rig(&cmds);
+        let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", "-g");
         let mut io = port();
         let first = udp4_from(40001, "10.100.0.3", 53, 64, false);
         let second = udp4_from(40002, "10.100.0.3", 53, 64, false);
@@ -1026,12 +1021,7 @@ mod tests {
     /// dropped and counted; a fragment is never held (its datagram's other parts are gone).
     #[test]
     fn held_frames_are_dropped_when_the_next_hop_never_resolves() {
-        let mut cmds = DR.to_vec();
-        cmds.extend([
-            "-A -u 10.100.0.3:53 -s rr",
-            "-a -u 10.100.0.3:53 -r 10.2.0.13:53 -g",
-        ]);
-        let mut r = rig(&cmds);
+        let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", "-g");
         let mut io = port();
         io.inject(&udp4("10.100.0.3", 53, 64, false));
         let whole = udp4_from(40003, "10.100.0.3", 53, 64, false);

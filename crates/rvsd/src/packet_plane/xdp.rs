@@ -13,13 +13,15 @@
 //!   which counts it where the kernel counts and restarts the connection's timer from the
 //!   last-seen time), so `--stats`, `--rate`, `-Lnc` timeouts and expiry stay rvs-core's;
 //! * in the same pass it removes the entries whose connection expired, left ESTABLISHED or
-//!   lost its real server ([`rvs_packet::fastpath::still_valid`]): their packets meet rvs-core
-//!   again.
+//!   lost its real server ([`rvs_packet::fastpath::still_valid`]), and those of a VIP this
+//!   director no longer holds (its VRRP instance left MASTER) or of a director that forwards
+//!   nothing (`backup_only` with a backup daemon): their packets meet rvs-core again.
 //!
 //! rvs-core stays the one model: the program never creates, schedules or changes a
 //! connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -32,8 +34,10 @@ use rvs_core::stats::Traffic;
 use rvs_core::{Director, Time};
 use rvs_packet::fastpath::{same_connection, still_valid, Offer};
 
+use super::config::PacketView;
 use super::iface::Iface;
 use crate::clock::Clock;
+use crate::published::Published;
 use crate::shard::{self, ShardRef};
 
 /// How often the syncer reads the counters back and removes stale entries. Far below any
@@ -218,6 +222,8 @@ pub(super) struct SyncContext {
     pub stop: Arc<AtomicBool>,
     pub ifaces: Arc<Vec<Iface>>,
     pub report: Arc<Mutex<XdpReport>>,
+    /// The plane's published view: its VRRP status board says which VIPs are on standby.
+    pub view: Arc<Published<PacketView>>,
     /// Brings the program's SYN-answering maps up to date and returns its counters
     /// (`packet_plane::syn_answer`; a closure so that this module does not depend on the
     /// plane's view, which depends on it).
@@ -239,12 +245,20 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncCont
     // Entries written over the plane's life (each one map update on this thread).
     let mut writes = 0u64;
     let mut next_sweep = Instant::now() + SWEEP;
+    // The addresses of VRRP instances that are not MASTER, as of the last sweep.
+    let mut standby = standby_addrs(&cx);
     (cx.syn_answer)(&mut fp);
     while !cx.stop.load(Ordering::Relaxed) {
         let wait = next_sweep.saturating_duration_since(Instant::now());
         match offers.recv_timeout(wait) {
             Ok(batch) => {
                 for o in batch {
+                    // A VIP (or FULLNAT local address) on standby: a frame that still
+                    // reached the plane is rvs-core's to judge, never the program's. (NAT
+                    // replies name no VIP: the sweep removes those.)
+                    if standby.contains(&o.dst.0) {
+                        continue;
+                    }
                     writes += u64::from(install(&mut fp, &mut installed, &cx, o));
                 }
             }
@@ -252,14 +266,15 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncCont
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if Instant::now() >= next_sweep {
-            sweep(&mut fp, &mut installed, &cx);
+            standby = standby_addrs(&cx);
+            sweep(&mut fp, &mut installed, &cx, &standby);
             let c = (cx.syn_answer)(&mut fp);
             crate::lock::lock(&cx.report).syn = c;
             next_sweep = Instant::now() + SWEEP;
         }
     }
     // Last counters in before the program goes.
-    sweep(&mut fp, &mut installed, &cx);
+    sweep(&mut fp, &mut installed, &cx, &standby);
     let c = crate::lock::lock(&cx.report).counters;
     tracing::info!(
         "XDP fast path: {} frames forwarded (tx {}, redirect {}), {} to the AF_XDP slow path, passed to the host stack: {} without an entry, {} SYN/FIN/RST, {} other, {} over a limit",
@@ -302,7 +317,7 @@ fn install(
         // A changed rewrite (a new next hop, a reused tuple): the old entry's last traffic
         // goes to its connection first, since replacing resets the counters.
         let mut one = HashMap::from([(key, installed.remove(&key).expect("present"))]);
-        feed_back(fp, &mut one, cx);
+        feed_back(fp, &mut one, cx, &HashSet::new());
     }
     match fp.insert(&key, &flow) {
         Ok(()) => {
@@ -323,9 +338,41 @@ fn install(
     }
 }
 
+/// The VIPs of VRRP instances that are not MASTER (none without VRRP).
+fn standby_addrs(cx: &SyncContext) -> HashSet<IpAddr> {
+    cx.view
+        .load()
+        .vrrp
+        .as_ref()
+        .map(|(board, _)| board.standby_vips())
+        .unwrap_or_default()
+}
+
+/// Whether this director serves the connection of `offer` now: it forwards at all (not
+/// `backup_only` with a backup daemon running) and holds its virtual address and, for
+/// FULLNAT, its local address (no VRRP instance of them is on standby).
+///
+/// Why the sweep checks it: rvs-core and the userspace plane decide this per packet (a
+/// director with forwarding off passes every packet; a BACKUP does not see the frames a
+/// switch floods toward the MASTER's MAC), but an installed entry would go on forwarding the
+/// flow's packets on its own — a stale program answering for a VIP the peer now holds.
+fn serves(director: &Director, offer: &Offer, standby: &HashSet<IpAddr>) -> bool {
+    if director.sync.forwarding_disabled() {
+        return false;
+    }
+    director.conns.info(offer.conn).is_some_and(|c| {
+        !standby.contains(&c.vaddr) && !c.local.is_some_and(|(a, _)| standby.contains(&a))
+    })
+}
+
 /// One sweep: counters back into rvs-core, stale entries out.
-fn sweep(fp: &mut FastPath, installed: &mut HashMap<FlowKey, Installed>, cx: &SyncContext) {
-    let stale = feed_back(fp, installed, cx);
+fn sweep(
+    fp: &mut FastPath,
+    installed: &mut HashMap<FlowKey, Installed>,
+    cx: &SyncContext,
+    standby: &HashSet<IpAddr>,
+) {
+    let stale = feed_back(fp, installed, cx, standby);
     for key in stale {
         installed.remove(&key);
         if let Err(e) = fp.remove(&key) {
@@ -339,11 +386,13 @@ fn sweep(fp: &mut FastPath, installed: &mut HashMap<FlowKey, Installed>, cx: &Sy
 }
 
 /// Reads every entry's counters (outside the lock), then, under the shard's lock once, gives
-/// each connection its new traffic and finds the entries that no longer hold. Returns those.
+/// each connection its new traffic and finds the entries that no longer hold (see
+/// [`still_valid`], [`serves`]). Returns those.
 fn feed_back(
     fp: &FastPath,
     installed: &mut HashMap<FlowKey, Installed>,
     cx: &SyncContext,
+    standby: &HashSet<IpAddr>,
 ) -> Vec<FlowKey> {
     let mut seen = Vec::with_capacity(installed.len());
     for (key, inst) in installed.iter() {
@@ -382,9 +431,9 @@ fn feed_back(
                     ..Traffic::default()
                 },
             };
-            director.conn_traffic(inst.offer.conn, traffic, at);
+            director.fast_path_traffic(inst.offer.conn, traffic, at);
         }
-        if !still_valid(director, &inst.offer) {
+        if !still_valid(director, &inst.offer) || !serves(director, &inst.offer, standby) {
             stale.push(key);
         }
     }
