@@ -480,11 +480,7 @@ impl Director {
         // The sync rules, decided on the entry in hand when it alone decides (the common
         // entry: no template above it, the packet-count rule): a master's packet then costs
         // a few instructions, and an announced entry needs no second look-up.
-        let mut announce = if master {
-            InHand::Rules
-        } else {
-            InHand::No
-        };
+        let mut announce = if master { InHand::Rules } else { InHand::No };
         if count {
             if let Some(c) = self.conns.get_mut(id) {
                 c.in_pkts = c.in_pkts.wrapping_add(1);

@@ -339,9 +339,7 @@ pub(crate) fn decide_in_hand(
     // A change into a synced state other than ESTABLISHED is announced at once; otherwise
     // only the packet count can announce (TCP/SCTP in a synced state, other protocols always).
     let forced_now = state != c.old_state && state < 32 && forced & (1 << state) != 0;
-    if !forced_now
-        && (!on_period || synced_state(c.protocol(), state).is_none())
-    {
+    if !forced_now && (!on_period || synced_state(c.protocol(), state).is_none()) {
         return InHand::No;
     }
     c.old_state = state;
@@ -1067,7 +1065,11 @@ mod tests {
                                         true
                                     }
                                 };
-                                assert_eq!(sync_needed(&p, &mut full, id, pkts, now), want, "{what}");
+                                assert_eq!(
+                                    sync_needed(&p, &mut full, id, pkts, now),
+                                    want,
+                                    "{what}"
+                                );
                                 let (a, b) = (t.get(id).unwrap(), full.get(id).unwrap());
                                 assert_eq!(
                                     (a.old_state, a.sync_endtime),
@@ -1082,7 +1084,10 @@ mod tests {
         }
         // It decides most packets of the default settings, both ways, and leaves the rest
         // (templates above, refresh period, period 0, version 0) to the rules.
-        assert!(no > 10_000 && yes > 100 && rules > 10_000, "{no} {yes} {rules}");
+        assert!(
+            no > 10_000 && yes > 100 && rules > 10_000,
+            "{no} {yes} {rules}"
+        );
     }
 
     /// A batch of packets counted at once is announced exactly when one of its packets,

@@ -681,9 +681,17 @@ fn the_fixed_form_is_the_general_record_and_only_for_plain_ipv4_entries() {
     let mut d = director(true);
     for i in 0..20u16 {
         for _ in 0..3 {
-            d.packet_in(&udp("1.1.1.1", 2000 + i, 53), Time::from_secs(1), &mut NoRandom);
+            d.packet_in(
+                &udp("1.1.1.1", 2000 + i, 53),
+                Time::from_secs(1),
+                &mut NoRandom,
+            );
         }
-        d.packet_in(&tcp("2.2.2.2", 3000 + i, "S"), Time::from_secs(1), &mut NoRandom);
+        d.packet_in(
+            &tcp("2.2.2.2", 3000 + i, "S"),
+            Time::from_secs(1),
+            &mut NoRandom,
+        );
     }
     let announced = drain(&mut d);
     assert_eq!(announced.len(), 20, "the UDP ones, at their third packet");

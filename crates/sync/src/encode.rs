@@ -478,13 +478,22 @@ mod tests {
         for i in 0..2000 {
             let c = conn(i);
             let r = SyncV4::of(&c).expect("a plain IPv4 record");
-            assert_eq!(r.to_conn(), SyncConn { flags: c.flags & !flags::HASHED, ..c.clone() });
+            assert_eq!(
+                r.to_conn(),
+                SyncConn {
+                    flags: c.flags & !flags::HASHED,
+                    ..c.clone()
+                }
+            );
             let fixed = fixed_v4(&r);
             let mut general = Vec::new();
             write_v1(&mut general, &c, record_len(&c, Version::V1));
             assert_eq!(&fixed[..], &general[..], "{c:?}");
             // And through the encoder, both entries give the same message.
-            let (mut a, mut b) = (Encoder::new(Version::V1, 3, 1472), Encoder::new(Version::V1, 3, 1472));
+            let (mut a, mut b) = (
+                Encoder::new(Version::V1, 3, 1472),
+                Encoder::new(Version::V1, 3, 1472),
+            );
             a.push(&c).unwrap();
             b.push_v4(&r).unwrap();
             assert_eq!(a.finish(), b.finish());
