@@ -44,6 +44,31 @@ need() {
   }
 }
 
+# bench_nginx_rs SERVERS: the real servers of the proxy family, the same in each bench: one
+# nginx, one worker, pinned to CPU 1 (the client's CPU; the proxy under test gets CPU 0), no
+# access log, its temporary files in $work/rs, no limit on the requests of a keep-alive
+# connection. SERVERS is the `server { ... }` block(s) of its http section. Adds nginx to `pids`
+# and sets RS_PID.
+bench_nginx_rs() {
+  mkdir -p "$work/rs"
+  cat > "$work/rs/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/rs/nginx.pid;
+error_log $work/rs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/rs; proxy_temp_path $work/rs; fastcgi_temp_path $work/rs;
+  uwsgi_temp_path $work/rs; scgi_temp_path $work/rs;
+  keepalive_requests 1000000;
+$1
+}
+CONF
+  taskset -c 1 nginx -c "$work/rs/nginx.conf" -p "$work/rs" -g 'daemon off;' &
+  pids+=($!)
+  RS_PID=$!
+}
+
 # --- The packet-plane benches (packet.sh, sync.sh): rvsd in the rvs-lab NAT lab, driven by
 # trafgen. The caller sets `P` (the lab's prefix) and has cd'ed to the repository.
 

@@ -11,23 +11,8 @@ RVSD_PORT=18193
 # Real servers: one nginx, one worker, on CPU 1; each address answers with its own name (same
 # length), so a caller can check where a pinned request went.
 cookie_start_nginx() {
-  mkdir -p "$work/rs"
-  cat > "$work/rs/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/rs/nginx.pid;
-error_log $work/rs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/rs; proxy_temp_path $work/rs; fastcgi_temp_path $work/rs;
-  uwsgi_temp_path $work/rs; scgi_temp_path $work/rs;
-  keepalive_requests 1000000;
-  server { listen $RS1; location / { return 200 "hello from real server 1\n"; } }
-  server { listen $RS2; location / { return 200 "hello from real server 2\n"; } }
-}
-CONF
-  taskset -c 1 nginx -c "$work/rs/nginx.conf" -p "$work/rs" -g 'daemon off;' &
-  pids+=($!)
+  bench_nginx_rs "  server { listen $RS1; location / { return 200 \"hello from real server 1\n\"; } }
+  server { listen $RS2; location / { return 200 \"hello from real server 2\n\"; } }"
 }
 
 # HAProxy: http mode, one thread, round robin, cookie insertion as its manual describes.

@@ -259,6 +259,16 @@ pub trait Balancer: Send + Sync + 'static {
     fn reschedule(&self, flow: &FlowInfo, failed: &Backend) -> Option<Backend>;
     /// A lifecycle or accounting event of the flow carrying `handle`.
     fn event(&self, handle: FlowHandle, ev: FlowEvent);
+    /// `traffic` (unless empty), then the lifecycle event `ev`, of the flow carrying `handle`:
+    /// what two [`Balancer::event`] calls would report. The proxy reports the traffic counted
+    /// before each FIN and before the close this way, so that a balancer paying per call (a
+    /// lock, a lookup of the flow) can take both at once.
+    fn event_after(&self, handle: FlowHandle, traffic: Traffic, ev: FlowEvent) {
+        if !traffic.is_empty() {
+            self.event(handle, FlowEvent::Traffic(traffic));
+        }
+        self.event(handle, ev);
+    }
     /// [`Balancer::open`] with the flow's first message: every UDP flow is opened this way
     /// (the datagram is at hand), and TCP flows after [`Inspect::FirstData`].
     fn open_with(&self, flow: &FlowInfo, first: &[u8]) -> Result<Backend, Refusal> {

@@ -386,6 +386,16 @@ impl Flow {
     /// getsockopts, so they are read at close and at a traffic tick when bytes moved, not
     /// before each FIN.
     fn flush(&self, when: Flush) {
+        let t = self.take_traffic(when);
+        if !t.is_empty() {
+            self.worker
+                .balancer
+                .event(self.handle.get(), FlowEvent::Traffic(t));
+        }
+    }
+
+    /// The traffic counted since the last report, taken for reporting `when`.
+    fn take_traffic(&self, when: Flush) -> Traffic {
         let mut t = self.traffic.replace(Traffic::default());
         if let Some(k) = self.kernel.borrow_mut().as_mut() {
             // Bytes the kernel moved (one map lookup per direction).
@@ -420,11 +430,7 @@ impl Flow {
                 t.out_packets += o;
             }
         }
-        if !t.is_empty() {
-            self.worker
-                .balancer
-                .event(self.handle.get(), FlowEvent::Traffic(t));
-        }
+        t
     }
 
     /// The flow's idle limits as the balancer has them now (`None`: unchanged since open).
@@ -450,11 +456,12 @@ impl Flow {
             self.half_closed.set(true);
             self.last_active.set(Instant::now());
         }
-        self.flush(match ev {
+        let t = self.take_traffic(match ev {
             FlowEvent::Closed(_) => Flush::Close,
             _ => Flush::Fin,
         });
-        self.worker.balancer.event(self.handle.get(), ev);
+        // One call for both (one shard lock and flow lookup in rvsd instead of two).
+        self.worker.balancer.event_after(self.handle.get(), t, ev);
     }
 
     /// Report pending traffic and the terminal event; later calls are no-ops.

@@ -855,6 +855,27 @@ async fn packets_are_the_segments_each_side_sent() {
     proxy.shutdown(Duration::from_secs(1));
 }
 
+/// A one-worker proxy with kernel splicing forced on, handing a flow to the kernel after
+/// `after` reads (0: at connect), round robin over `rs`, listening on a free port of `vip_ip`.
+/// The kernel-splice tests set their proxy up this way (they need root: BPF).
+fn start_splicing(
+    rs: SocketAddr,
+    vip_ip: &str,
+    after: u32,
+) -> (Arc<RrBalancer>, Proxy, SocketAddr) {
+    let bal = Arc::new(RrBalancer::new(vec![rs]));
+    let cfg = ProxyConfig {
+        workers: 1,
+        kernel_splice: KernelSplice::On,
+        kernel_splice_after: after,
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
+    let vip = free_port(vip_ip);
+    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    (bal, proxy, vip)
+}
+
 /// Kernel splicing forced on (whatever `RVS_TEST_PROXY_SPLICE` says): the flow is spliced, bytes
 /// the client sent before the real server was connected and a real server that speaks first
 /// both come through, the half-close is passed on after the data, and the counts are the
@@ -876,16 +897,7 @@ async fn kernel_splice_relays_early_data_banner_and_half_close() {
             .await
             .unwrap();
     });
-    let bal = Arc::new(RrBalancer::new(vec![rs]));
-    let cfg = ProxyConfig {
-        workers: 1,
-        kernel_splice: KernelSplice::On,
-        kernel_splice_after: 0,
-        ..ProxyConfig::default()
-    };
-    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
-    let vip = free_port("127.0.0.113");
-    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let (bal, proxy, vip) = start_splicing(rs, "127.0.0.113", 0);
 
     let mut c = within(TcpStream::connect(vip)).await.unwrap();
     // Sent at once: it may well arrive before the proxy has connected the real server.
@@ -960,16 +972,7 @@ fn wakeups_of_thread(name: &str) -> u64 {
 async fn a_spliced_flow_does_not_wake_its_worker_per_message() {
     rvs_require::require_root!();
     let rs = echo_server("127.0.0.116:0").await;
-    let bal = Arc::new(RrBalancer::new(vec![rs]));
-    let cfg = ProxyConfig {
-        workers: 1,
-        kernel_splice: KernelSplice::On,
-        kernel_splice_after: 0,
-        ..ProxyConfig::default()
-    };
-    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
-    let vip = free_port("127.0.0.115");
-    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let (bal, proxy, vip) = start_splicing(rs, "127.0.0.115", 0);
 
     let mut c = within(TcpStream::connect(vip)).await.unwrap();
     c.set_nodelay(true).unwrap();
@@ -1026,16 +1029,7 @@ async fn a_spliced_flow_does_not_wake_its_worker_per_message() {
 async fn a_long_flow_is_handed_to_the_kernel_mid_stream_a_short_one_is_not() {
     rvs_require::require_root!();
     let rs = echo_server("127.0.0.118:0").await;
-    let bal = Arc::new(RrBalancer::new(vec![rs]));
-    let cfg = ProxyConfig {
-        workers: 1,
-        kernel_splice: KernelSplice::On,
-        kernel_splice_after: 6,
-        ..ProxyConfig::default()
-    };
-    let proxy = Proxy::start(cfg, bal.clone()).unwrap();
-    let vip = free_port("127.0.0.117");
-    proxy.set_listeners(&[tcp(vip)]).unwrap();
+    let (bal, proxy, vip) = start_splicing(rs, "127.0.0.117", 6);
 
     // Short: one message each way (two reads), then the close.
     let mut c = within(TcpStream::connect(vip)).await.unwrap();

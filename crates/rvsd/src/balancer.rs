@@ -379,6 +379,19 @@ impl Balancer for DirectorBalancer {
     }
 
     fn event(&self, handle: FlowHandle, ev: FlowEvent) {
+        self.events(handle, None, ev);
+    }
+
+    fn event_after(&self, handle: FlowHandle, traffic: rvs_proxy::Traffic, ev: FlowEvent) {
+        let traffic = (!traffic.is_empty()).then_some(FlowEvent::Traffic(traffic));
+        self.events(handle, traffic, ev);
+    }
+}
+
+impl DirectorBalancer {
+    /// `first` (if any), then `ev`, of the flow carrying `handle`, under one lock of its shard
+    /// and one lookup of the flow (a short connection reports seven events; four calls).
+    fn events(&self, handle: FlowHandle, first: Option<FlowEvent>, ev: FlowEvent) {
         let Some(shard) = self.routes.shard(shard_of_handle(handle.0)) else {
             return;
         };
@@ -392,7 +405,19 @@ impl Balancer for DirectorBalancer {
             st.flows.remove(&handle.0);
         }
         let conn = Self::conn_of(&st, &rec);
-        let d = &mut st.director;
+        for ev in first.into_iter().chain([ev]) {
+            Self::apply(&mut st.director, &rec, conn, ev, now);
+        }
+    }
+
+    /// One event of the flow `rec` (its connection entry `conn`, if it still has one).
+    fn apply(
+        d: &mut rvs_core::Director,
+        rec: &FlowRec,
+        conn: Option<ConnId>,
+        ev: FlowEvent,
+        now: rvs_core::Time,
+    ) {
         let tcp_ev = |d: &mut rvs_core::Director, c: ConnId, dir: Direction, f: &str| {
             d.conn_event(c, dir, Segment::Tcp(flags(f)), now);
         };
