@@ -540,7 +540,7 @@ fn seen_at(
     }
 }
 
-/// `CLOCK_MONOTONIC`, the clock of the program's `bpf_ktime_get_ns`.
+/// `CLOCK_MONOTONIC`, the clock of the program's last-seen times (`bpf_ktime_get_coarse_ns`).
 fn monotonic_now() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(Duration::from)
