@@ -253,6 +253,8 @@ ip netns exec "$D" nft delete table netdev rvsbench_drop
 kernel_nat_on
 run "kernel nftables DNAT" "${STEADY[@]}"
 kernel_rate=$(( $(cut -d' ' -f2 <<<"${rows[-1]#*|}") / DUR ))
+# The paced runs below take their rate from it (--rate 0 would mean flat out).
+[ "$kernel_rate" -ge 2 ] || { echo "bench/packet.sh: the kernel's DNAT delivered $kernel_rate pkt/s; the lab is broken" >&2; exit 1; }
 kernel_nat_off
 kernel_nat_on
 run "new connections: kernel nftables DNAT" "${NEWCONN[@]}"
