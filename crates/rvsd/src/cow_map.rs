@@ -35,7 +35,7 @@ impl<K, V> Clone for CowMap<K, V> {
         CowMap {
             buckets: self.buckets.clone(),
             len: self.len,
-            hasher: self.hasher.clone(),
+            hasher: self.hasher,
         }
     }
 }
