@@ -21,8 +21,8 @@
 #    the switch veth's threaded NAPI kthread, pinned to CPU $GEN_CPU: not the director's work.
 #    TSO is off on eth1 so the kernel's forwarded skbs take that NAPI path too.
 #
-# Measured per run: offered = frames the generator produced; delivered = frames the real
-# servers received (rx_packets; with a SYN flood, the UDP sink's nft counter); loss = 1 -
+# Measured per run: offered = frames the generator produced; delivered = datagrams the real
+# servers received (their nft sink's counter: UDP to port 9 only, so not the SYNs); loss = 1 -
 # delivered / offered, of which "ring" = frames the director's eth0 receive ring had no room
 # for (the client veth's xdp_xmit_errors: the director was saturated); CPU $DIR_CPU busy time
 # (/proc/stat: user, nice, system, irq, softirq, steal) as a share of the run and per
@@ -110,12 +110,16 @@ dir_napi=$(threaded_napi "$D" eth0 "$DIR_CPU")
 far_napi=$(threaded_napi "$SW" "$SWPORT" "$GEN_CPU")
 napi_note="director eth0 NAPI threaded (kthread $(cat /proc/$dir_napi/comm) on CPU $DIR_CPU), far side $(cat /proc/$far_napi/comm) on CPU $GEN_CPU"
 
-# The generator: gen SECONDS [trafficgen options...], on CPU $GEN_CPU at nice 19 (so the far
-# side's NAPI kthread, on the same CPU, is served first). Prints "<frames produced> <its CPU ns>".
+# The generator: gen SECONDS [trafficgen options...], on CPU $GEN_CPU. Flat out (no --rate)
+# at nice 19, so the far side's NAPI kthread on the same CPU is served first; paced (--rate)
+# at nice 0, so it wakes on time (it sleeps between bursts of at most 32 frames and gives up
+# on what it could not send within a millisecond: the offered column is what it sent).
+# Prints "<frames produced> <its CPU ns>".
 gen() {
-  local secs=$1 log="$work/gen.$BASHPID"
+  local secs=$1 log="$work/gen.$BASHPID" nice=19
   shift
-  ip netns exec "$C" taskset -c "$GEN_CPU" nice -n 19 "$LAB" trafficgen --dev eth0 --dst-mac "$DMAC" \
+  case " $* " in *" --rate "*) nice=0 ;; esac
+  ip netns exec "$C" taskset -c "$GEN_CPU" nice -n "$nice" "$LAB" trafficgen --dev eth0 --dst-mac "$DMAC" \
     --src 10.1.0.2 --dst "$VIP" --seconds "$secs" "$@" >"$log" 2>&1 || {
     cat "$log" >&2
     exit 1
@@ -147,10 +151,10 @@ rows=()
 run() {
   local name=$1 b0 x0 c0 m0 t0 b1 x1 c1 m1 t1 out
   shift
-  b0=$(rx_total); x0=$(xmit_errors); c0=$(cpu_busy_ns "$DIR_CPU"); m0=$(cpu_busy_ns ""); t0=$(date +%s%N)
+  b0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_busy_ns "$DIR_CPU"); m0=$(cpu_busy_ns ""); t0=$(date +%s%N)
   out=$(gen "$DUR" "$@")
   sleep 0.3
-  b1=$(rx_total); x1=$(xmit_errors); c1=$(cpu_busy_ns "$DIR_CPU"); m1=$(cpu_busy_ns ""); t1=$(date +%s%N)
+  b1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_busy_ns "$DIR_CPU"); m1=$(cpu_busy_ns ""); t1=$(date +%s%N)
   read -r produced gen_ns <<<"$out"
   rows+=("$name|$produced $((b1 - b0)) $((x1 - x0)) $((c1 - c0)) $((m1 - m0)) $gen_ns $((t1 - t0))")
 }

@@ -54,6 +54,9 @@ pub struct Run {
     pub retval: u32,
     /// The packet after the program (grown or shrunk by `bpf_xdp_adjust_head/tail`).
     pub data: Vec<u8>,
+    /// The kernel's measure of the run, in nanoseconds (its clock around the program, not
+    /// the system call): what `benches/xdp_program.rs` adds up.
+    pub duration_ns: u32,
 }
 
 /// XDP verdicts.
@@ -111,6 +114,7 @@ pub fn xdp(prog: BorrowedFd<'_>, frame: &[u8], ingress_ifindex: u32) -> io::Resu
     Ok(Run {
         retval: attr.retval,
         data: out,
+        duration_ns: attr.duration,
     })
 }
 

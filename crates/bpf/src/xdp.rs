@@ -235,8 +235,8 @@ impl Flow {
         self.bytes
     }
 
-    /// When the program last forwarded a packet of the entry, on `CLOCK_MONOTONIC`; `None`
-    /// when it never did.
+    /// When the program last forwarded a packet of the entry, on `CLOCK_MONOTONIC` at tick
+    /// resolution (`bpf_ktime_get_coarse_ns`: up to one tick behind); `None` when it never did.
     pub fn last_seen(&self) -> Option<Duration> {
         (self.last_seen_ns != 0).then(|| Duration::from_nanos(self.last_seen_ns))
     }

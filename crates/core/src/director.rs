@@ -23,7 +23,7 @@ use crate::pe_sip;
 use crate::sched::{Flow, RandomSource};
 use crate::service::{PeKind, ServiceFlags, ServiceId, ServiceKey};
 use crate::stats::{Stats, Traffic};
-use crate::sync::SyncTap;
+use crate::sync::{InHand, SyncTap};
 use crate::table::ServiceTable;
 use crate::time::{Duration, Time};
 
@@ -477,27 +477,33 @@ impl Director {
             (info.dest, info.flags & flags::ONE_PACKET != 0, info.control);
         let mut pkts = 0;
         let master = count && self.sync.is_master();
-        // Whether the sync rules can announce anything at this packet: decided on the entry
-        // in hand, so the common packet of a master costs a few instructions.
-        let mut announce = master;
+        // The sync rules, decided on the entry in hand when it alone decides (the common
+        // entry: no template above it, the packet-count rule): a master's packet then costs
+        // a few instructions, and an announced entry needs no second look-up.
+        let mut announce = if master { InHand::Rules } else { InHand::No };
         if count {
             if let Some(c) = self.conns.get_mut(id) {
                 c.in_pkts = c.in_pkts.wrapping_add(1);
                 pkts = c.in_pkts;
-                announce =
-                    master && (one_packet || crate::sync::may_announce(&self.sync.params, c, pkts));
+                if master && !one_packet {
+                    announce = crate::sync::decide_in_hand(&self.sync.params, c, pkts, now);
+                }
             }
             self.count(dest, u64::from(pkt.len), true);
         }
-        if announce {
-            // `ip_vs_sync_conn`: one-packet entries count as at the threshold (only their
-            // template can be announced, and the sync rules count the template's packet).
-            let pkts = if one_packet {
-                self.sync.params.threshold
-            } else {
-                pkts
-            };
-            self.sync_conn(id, pkts, now);
+        match announce {
+            InHand::No => {}
+            InHand::Yes => self.sync_record(id, now),
+            InHand::Rules => {
+                // `ip_vs_sync_conn`: one-packet entries count as at the threshold (only their
+                // template can be announced, and the sync rules count the template's packet).
+                let pkts = if one_packet {
+                    self.sync.params.threshold
+                } else {
+                    pkts
+                };
+                self.sync_conn(id, pkts, now);
+            }
         }
         if one_packet {
             // One-packet scheduling: the entry served this packet and is gone; its template

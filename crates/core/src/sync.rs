@@ -78,33 +78,130 @@ pub struct SyncConn {
     pub local: Option<(IpAddr, u16)>,
 }
 
+/// Which of `ports` sync sockets (a power of two) carries the connection of this client
+/// tuple: the same one for every update of it, so a backup applies them in order.
+fn tuple_port(caddr: &[u8], cport: u16, vport: u16, protocol: u8, ports: u32) -> usize {
+    if ports <= 1 {
+        return 0;
+    }
+    // FNV-1a over the client tuple: cheap, and spreads clients over the sockets.
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |b: &[u8]| {
+        for x in b {
+            h = (h ^ u32::from(*x)).wrapping_mul(0x0100_0193);
+        }
+    };
+    eat(caddr);
+    eat(&cport.to_be_bytes());
+    eat(&vport.to_be_bytes());
+    eat(&[protocol]);
+    (h & (ports - 1)) as usize
+}
+
 impl SyncConn {
     /// Which of `ports` sync sockets (a power of two) carries this connection: the same one
     /// for every update of it, so a backup applies them in order.
     pub fn port_index(&self, ports: u32) -> usize {
-        if ports <= 1 {
-            return 0;
-        }
-        // FNV-1a over the client tuple: cheap, and spreads clients over the sockets.
-        let mut h: u32 = 0x811c_9dc5;
-        let mut eat = |b: &[u8]| {
-            for x in b {
-                h = (h ^ u32::from(*x)).wrapping_mul(0x0100_0193);
-            }
-        };
         match self.caddr {
-            IpAddr::V4(a) => eat(&a.octets()),
-            IpAddr::V6(a) => eat(&a.octets()),
+            IpAddr::V4(a) => tuple_port(&a.octets(), self.cport, self.vport, self.protocol, ports),
+            IpAddr::V6(a) => tuple_port(&a.octets(), self.cport, self.vport, self.protocol, ports),
         }
-        eat(&self.cport.to_be_bytes());
-        eat(&self.vport.to_be_bytes());
-        eat(&[self.protocol]);
-        (h & (ports - 1)) as usize
     }
 
     /// Whether the entry is IPv6 (by its client address).
     pub fn is_v6(&self) -> bool {
         self.caddr.is_ipv6()
+    }
+}
+
+/// The common [`SyncConn`] in fixed form: an IPv4 connection or template with nothing
+/// optional — no sequence adjustments (neither IN_SEQ nor OUT_SEQ), no persistence-engine
+/// data or name, no full-NAT local address — which is what nearly every announcement is.
+///
+/// Why a second form: the packet path announces one record per new connection, and building
+/// a whole `SyncConn` (three `IpAddr`s, two `Vec`s, the options), moving it and dropping it
+/// cost more than encoding it. This one is read straight from the entry
+/// ([`crate::conn::ConnTable::sync_v4`]) and handed to [`SyncSink::announce_v4`]; it means
+/// exactly the `SyncConn` [`SyncV4::to_conn`] gives.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SyncV4 {
+    /// IANA protocol; 0 for fwmark templates.
+    pub protocol: u8,
+    /// `IP_VS_CONN_F_*` flags, HASHED removed, neither IN_SEQ nor OUT_SEQ.
+    pub flags: u32,
+    /// Protocol state.
+    pub state: u16,
+    /// Client address.
+    pub caddr: [u8; 4],
+    /// Client port.
+    pub cport: u16,
+    /// Virtual address (a fwmark template: the mark).
+    pub vaddr: [u8; 4],
+    /// Virtual port.
+    pub vport: u16,
+    /// Real-server address.
+    pub daddr: [u8; 4],
+    /// Real-server port.
+    pub dport: u16,
+    /// Firewall mark.
+    pub fwmark: u32,
+    /// Timeout in seconds.
+    pub timeout_secs: u32,
+}
+
+impl SyncV4 {
+    /// `c` in fixed form, if it is one (see [`SyncV4`]).
+    pub fn of(c: &SyncConn) -> Option<SyncV4> {
+        let (IpAddr::V4(ca), IpAddr::V4(va), IpAddr::V4(da)) = (c.caddr, c.vaddr, c.daddr) else {
+            return None;
+        };
+        if c.flags & (flags::IN_SEQ | flags::OUT_SEQ) != 0
+            || !c.pe_data.is_empty()
+            || !c.pe_name.is_empty()
+            || c.local.is_some()
+        {
+            return None;
+        }
+        Some(SyncV4 {
+            protocol: c.protocol,
+            flags: c.flags & !flags::HASHED,
+            state: c.state,
+            caddr: ca.octets(),
+            cport: c.cport,
+            vaddr: va.octets(),
+            vport: c.vport,
+            daddr: da.octets(),
+            dport: c.dport,
+            fwmark: c.fwmark,
+            timeout_secs: c.timeout_secs,
+        })
+    }
+
+    /// The same record as a [`SyncConn`].
+    pub fn to_conn(&self) -> SyncConn {
+        SyncConn {
+            protocol: self.protocol,
+            flags: self.flags,
+            state: self.state,
+            caddr: IpAddr::from(self.caddr),
+            cport: self.cport,
+            vaddr: IpAddr::from(self.vaddr),
+            vport: self.vport,
+            daddr: IpAddr::from(self.daddr),
+            dport: self.dport,
+            fwmark: self.fwmark,
+            timeout_secs: self.timeout_secs,
+            seq: None,
+            pe_data: Vec::new(),
+            pe_name: Vec::new(),
+            local: None,
+        }
+    }
+
+    /// [`SyncConn::port_index`] of the same record.
+    #[inline]
+    pub fn port_index(&self, ports: u32) -> usize {
+        tuple_port(&self.caddr, self.cport, self.vport, self.protocol, ports)
     }
 }
 
@@ -193,28 +290,61 @@ const SCTP_FORCED: u32 = 1 << sctp::SHUTDOWN_SENT
     | 1 << sctp::SHUTDOWN_ACK_SENT
     | 1 << sctp::CLOSED;
 
-/// The test the packet path runs on every forwarded client packet before the kernel's rules
-/// ([`sync_needed`]): false when neither the entry nor anything above it can be announced now,
-/// decided from the fields the path already has in hand — a handful of instructions instead of
-/// the rules' look-ups. It says false only when the packet-count rule alone governs (no
-/// refresh period, a period set), the count is off the period, no state change forces an
-/// announcement, and no template or controller above the entry has to be considered (their
-/// own counters advance with each packet, so those entries always take the full rules).
+/// What the packet path can decide about announcing an entry from the entry in hand
+/// ([`decide_in_hand`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum InHand {
+    /// Nothing is announced at this packet (the entry is unchanged).
+    No,
+    /// The entry is announced: the rules' decision is already recorded in it (`old_state`,
+    /// `sync_endtime`), only its record remains to be written.
+    Yes,
+    /// The entry alone does not decide: run the full rules ([`Director::sync_conn`]).
+    Rules,
+}
+
+/// The kernel's rules ([`sync_needed`]) for the common entry, decided on the entry the packet
+/// path already holds, with no look-up: every forwarded client packet of a master runs this.
+/// It decides when the packet-count rule alone governs (no refresh period, a period set,
+/// version 1), the entry is a connection and nothing controls it (no template whose own
+/// counter advances with each packet, no persistence mode to consult); then it gives exactly
+/// what [`sync_needed`] gives, including what that records in the entry. Anything else is
+/// [`InHand::Rules`].
 #[inline]
-pub(crate) fn may_announce(p: &SyncParams, c: &crate::conn::Conn, pkts: u32) -> bool {
-    if c.control().is_some() || p.refresh_period_secs != 0 || p.period == 0 {
-        return true;
-    }
-    if pkts % p.period == p.threshold {
-        return true;
+pub(crate) fn decide_in_hand(
+    p: &SyncParams,
+    c: &mut crate::conn::Conn,
+    pkts: u32,
+    now: Time,
+) -> InHand {
+    if c.control().is_some()
+        || p.refresh_period_secs != 0
+        || p.period == 0
+        || p.version == 0
+        || c.is_template()
+    {
+        return InHand::Rules;
     }
     let state = c.state();
+    let on_period = pkts % p.period == p.threshold;
+    // Most packets: off the period and no state change (UDP never changes state).
+    if !on_period && state == c.old_state {
+        return InHand::No;
+    }
     let forced = match c.protocol() {
         proto::TCP => TCP_FORCED,
         proto::SCTP => SCTP_FORCED,
         _ => 0,
     };
-    state != c.old_state && state < 32 && forced & (1 << state) != 0
+    // A change into a synced state other than ESTABLISHED is announced at once; otherwise
+    // only the packet count can announce (TCP/SCTP in a synced state, other protocols always).
+    let forced_now = state != c.old_state && state < 32 && forced & (1 << state) != 0;
+    if !forced_now && (!on_period || synced_state(c.protocol(), state).is_none()) {
+        return InHand::No;
+    }
+    c.old_state = state;
+    c.sync_endtime = (now.0 as u32).wrapping_add(c.timeout_ms()) & !3;
+    InHand::Yes
 }
 
 /// For `added` client packets of one entry counted at once after its count `before` (a kernel
@@ -348,6 +478,11 @@ pub const TAP_CAPACITY: usize = 65_536;
 pub trait SyncSink: Send + std::fmt::Debug {
     /// Entry `c` is to be announced at `now` under the sysctls `params`.
     fn announce(&mut self, c: &SyncConn, params: &SyncParams, now: Time);
+    /// The same for an entry in the common fixed form (most announcements): a sink that
+    /// encodes writes it without building a [`SyncConn`].
+    fn announce_v4(&mut self, r: &SyncV4, params: &SyncParams, now: Time) {
+        self.announce(&r.to_conn(), params, now);
+    }
     /// Announcements the sink holds that the engine has not collected yet.
     fn waiting(&self) -> usize;
     /// Announcements dropped because the sink was full, since it was installed.
@@ -471,6 +606,13 @@ impl SyncTap {
             s.announce(c, &self.params, now);
         }
     }
+    #[inline]
+    fn push_v4(&mut self, r: &SyncV4, now: Time) {
+        if let Some(s) = self.sink.as_mut() {
+            self.queued += 1;
+            s.announce_v4(r, &self.params, now);
+        }
+    }
 }
 
 /// Why a received record was not applied (the kernel's "single msg dropped" cases).
@@ -555,13 +697,9 @@ impl Director {
                 if !sync_needed(&p, &mut self.conns, id, pkts, now) {
                     return;
                 }
-                if let Some(s) = self.snapshot(id) {
-                    self.sync.push(&s, now);
-                }
+                self.sync_record(id, now);
             } else if !one_packet && sync_needed(&p, &mut self.conns, id, pkts, now) {
-                if let Some(s) = self.snapshot(id) {
-                    self.sync.push(&s, now);
-                }
+                self.sync_record(id, now);
             }
             let Some(ctl) = control else { return };
             pkts = match self.conns.get_mut(ctl) {
@@ -573,6 +711,18 @@ impl Director {
                 None => return,
             };
             id = ctl;
+        }
+    }
+
+    /// Hand entry `id`, which the rules said to announce, to the sink.
+    #[inline]
+    pub(crate) fn sync_record(&mut self, id: ConnId, now: Time) {
+        // The common record straight from the entry; the others (IPv6, engine data, full-NAT
+        // local address, sequence data) as a whole [`SyncConn`].
+        if let Some(r) = self.conns.sync_v4(id) {
+            self.sync.push_v4(&r, now);
+        } else if let Some(s) = self.snapshot(id) {
+            self.sync.push(&s, now);
         }
     }
 
@@ -829,15 +979,17 @@ mod tests {
     use crate::conn::HashSeed;
     use crate::table::ServiceTable;
 
-    /// The packet path's pre-check never hides an announcement the kernel's rules would make:
-    /// wherever [`may_announce`] says no, [`sync_needed`] says no too (and changes nothing),
+    /// The packet path's decision on the entry in hand is the kernel's rules whenever it
+    /// decides: wherever [`decide_in_hand`] says yes or no, [`sync_needed`] says the same and
+    /// leaves the entry exactly as the in-hand decision left it (`old_state`, `sync_endtime`),
     /// over every protocol state and previous state, packet counts around several periods,
-    /// and the threshold/period/refresh settings.
+    /// the threshold/period/refresh settings, both versions, persistence mode, and entries
+    /// with and without a template above them.
     #[test]
-    fn the_pre_check_never_hides_an_announcement() {
+    fn the_decision_in_hand_is_the_kernels_rules() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let mut svc = ServiceTable::new();
-        let mut rejected = 0;
+        let (mut no, mut yes, mut rules) = (0, 0, 0);
         for (protocol, states) in [
             (proto::TCP, tcp::COUNT as u8),
             (proto::SCTP, sctp::COUNT as u8),
@@ -860,38 +1012,82 @@ mod tests {
                 pe_data: None,
             };
             let id = conns.insert(&n, Time(0), &mut svc).unwrap();
-            for (threshold, period, refresh) in [(3, 50, 0), (0, 1, 0), (3, 0, 0), (3, 50, 10)] {
-                let p = SyncParams {
-                    threshold,
-                    period,
-                    refresh_period_secs: refresh,
-                    ..SyncParams::default()
-                };
-                for state in 0..states {
-                    for old in 0..states {
-                        for pkts in 0..160 {
-                            let mut t = conns.clone();
-                            t.set_synced_state(id, state);
-                            let c = t.get_mut(id).unwrap();
-                            c.old_state = old;
-                            if may_announce(&p, c, pkts) {
-                                continue;
+            let tpl = NewConn {
+                cport: 0,
+                flags: flags::TEMPLATE,
+                ..n.clone()
+            };
+            let tid = conns.insert(&tpl, Time(0), &mut svc).unwrap();
+            let mut controlled = conns.clone();
+            controlled.set_control(id, tid);
+            for (table, with_template) in [(&conns, false), (&controlled, true)] {
+                for (threshold, period, refresh, version, persist_mode) in [
+                    (3, 50, 0, 1, false),
+                    (3, 50, 0, 1, true),
+                    (0, 1, 0, 1, false),
+                    (3, 0, 0, 1, false),
+                    (3, 50, 10, 1, false),
+                    (3, 50, 0, 0, false),
+                ] {
+                    let p = SyncParams {
+                        threshold,
+                        period,
+                        refresh_period_secs: refresh,
+                        version,
+                        persist_mode,
+                        ..SyncParams::default()
+                    };
+                    for state in 0..states {
+                        for old in 0..states {
+                            for pkts in 0..160 {
+                                let now = Time(5000 + u64::from(pkts));
+                                let mut t = table.clone();
+                                t.set_synced_state(id, state);
+                                t.get_mut(id).unwrap().old_state = old;
+                                let mut full = t.clone();
+                                let c = t.get_mut(id).unwrap();
+                                let d = decide_in_hand(&p, c, pkts, now);
+                                let what = format!(
+                                    "proto {protocol} state {state} old {old} pkts {pkts} \
+                                     template {with_template} {p:?}"
+                                );
+                                let want = match d {
+                                    InHand::Rules => {
+                                        rules += 1;
+                                        continue;
+                                    }
+                                    InHand::No => {
+                                        no += 1;
+                                        false
+                                    }
+                                    InHand::Yes => {
+                                        yes += 1;
+                                        true
+                                    }
+                                };
+                                assert_eq!(
+                                    sync_needed(&p, &mut full, id, pkts, now),
+                                    want,
+                                    "{what}"
+                                );
+                                let (a, b) = (t.get(id).unwrap(), full.get(id).unwrap());
+                                assert_eq!(
+                                    (a.old_state, a.sync_endtime),
+                                    (b.old_state, b.sync_endtime),
+                                    "{what}"
+                                );
                             }
-                            rejected += 1;
-                            let before = (c.old_state, c.sync_endtime);
-                            assert!(
-                                !sync_needed(&p, &mut t, id, pkts, Time(5000)),
-                                "proto {protocol} state {state} old {old} pkts {pkts} {p:?}"
-                            );
-                            let c = t.get(id).unwrap();
-                            assert_eq!(before, (c.old_state, c.sync_endtime));
                         }
                     }
                 }
             }
         }
-        // The pre-check does reject: most packets of the default settings.
-        assert!(rejected > 10_000, "{rejected}");
+        // It decides most packets of the default settings, both ways, and leaves the rest
+        // (templates above, refresh period, period 0, version 0) to the rules.
+        assert!(
+            no > 10_000 && yes > 100 && rules > 10_000,
+            "{no} {yes} {rules}"
+        );
     }
 
     /// A batch of packets counted at once is announced exactly when one of its packets,

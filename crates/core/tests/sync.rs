@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use rvs_core::conn::state::{tcp, tmpl, TcpFlags};
 use rvs_core::conn::{flags, HashSeed, Segment};
 use rvs_core::director::{Packet, Verdict};
-use rvs_core::sync::{Applied, ApplySkip, SyncConn};
+use rvs_core::sync::{Applied, ApplySkip, SyncConn, SyncV4};
 use rvs_core::{
     DestConfig, Director, FwdMethod, Protocol, RandomSource, SchedKind, ServiceConfig,
     ServiceFlags, ServiceKey, Time,
@@ -671,6 +671,61 @@ fn fullnat_local_address_travels_and_replies_find_the_synced_entry() {
         panic!("not created")
     };
     assert_eq!(b.conns.info(id).unwrap().local, None);
+}
+
+/// The fixed form the packet path announces most entries in is exactly the entry's general
+/// record, and the entries it cannot carry (full-NAT local address, IPv6, sequence data) are
+/// left to the general record.
+#[test]
+fn the_fixed_form_is_the_general_record_and_only_for_plain_ipv4_entries() {
+    let mut d = director(true);
+    for i in 0..20u16 {
+        for _ in 0..3 {
+            d.packet_in(
+                &udp("1.1.1.1", 2000 + i, 53),
+                Time::from_secs(1),
+                &mut NoRandom,
+            );
+        }
+        d.packet_in(
+            &tcp("2.2.2.2", 3000 + i, "S"),
+            Time::from_secs(1),
+            &mut NoRandom,
+        );
+    }
+    let announced = drain(&mut d);
+    assert_eq!(announced.len(), 20, "the UDP ones, at their third packet");
+    let mut plain = 0;
+    for id in d.resync_ids() {
+        let general = d.snapshot(id).unwrap();
+        let fixed = d.conns.sync_v4(id).expect("plain IPv4 entries");
+        assert_eq!(fixed.to_conn(), general);
+        assert_eq!(SyncV4::of(&general), Some(fixed));
+        plain += 1;
+    }
+    assert_eq!(plain, 40);
+    // What the daemon announced is what the fixed form says.
+    for r in &announced {
+        assert!(SyncV4::of(r).is_some_and(|f| f.to_conn() == *r));
+    }
+    // Entries the fixed form cannot carry.
+    let mut b = director(false);
+    let mut rec = record("192.168.1.1", tcp::ESTABLISHED, 5);
+    rec.local = Some((ip("10.9.0.1"), 2001));
+    let mut v6 = record("fd00::1", tcp::ESTABLISHED, 5);
+    v6.caddr = ip("fd00::9");
+    v6.vaddr = ip("fd00::2");
+    let mut seq = record("192.168.1.2", tcp::ESTABLISHED, 5);
+    seq.cport = 1001;
+    seq.flags |= flags::IN_SEQ;
+    seq.seq = Some(Default::default());
+    for r in [rec, v6, seq] {
+        let Ok(Applied::Created(id)) = b.apply_synced(&r, false, Time::from_secs(10)) else {
+            panic!("not created: {r:?}")
+        };
+        assert_eq!(b.conns.sync_v4(id), None, "{r:?}");
+        assert_eq!(SyncV4::of(&b.snapshot(id).unwrap()), None, "{r:?}");
+    }
 }
 
 #[test]

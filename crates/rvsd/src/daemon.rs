@@ -12,6 +12,23 @@ use crate::clock::Clock;
 use crate::shard::Shard;
 use crate::state::{is_change, State};
 
+/// Whether `req` shows or resets counters or connection timers (`-L` with `--stats`,
+/// `--rate`, `--exact`; `-Lc`; `-Z`, which must zero what the XDP program counted before it):
+/// those are answered after a sweep of the program's counters ([`Daemon::sweep_xdp`]).
+/// `-L` without options asks for the same services, so it pays the sweep too; a batch
+/// (`-R`) sweeps once if it holds a `-Z`.
+fn shows_counters(req: &Request) -> bool {
+    match req {
+        Request::GetServices
+        | Request::GetService(_)
+        | Request::GetDests(_)
+        | Request::GetConns
+        | Request::Zero(_) => true,
+        Request::Batch(reqs) => reqs.iter().any(shows_counters),
+        _ => false,
+    }
+}
+
 /// Ticks (of 100 ms) in a second: the memory figure and retired shards are looked at once a
 /// second.
 const SECOND: u64 = 10;
@@ -38,6 +55,12 @@ impl Daemon {
     /// `-A` answered [`ErrorKind::CannotListen`], as the kernel would refuse a service it
     /// cannot hold, so `rvsadm` fails (status 255) instead of warning with status 0.
     pub async fn request(self: &Arc<Self>, req: Request) -> Response {
+        if shows_counters(&req) {
+            if let Some(s) = self.xdp_sweep() {
+                // Blocking (one read per installed entry): off the runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || s.now()).await;
+            }
+        }
         let (mut resp, changed, packet) = {
             let mut st = self.lock();
             let r = st.handle(&req, self.clock.now());
@@ -74,6 +97,25 @@ impl Daemon {
             }
         }
         resp
+    }
+
+    /// The XDP fast path's sweep on request, when it runs (`packet_plane::XdpSweep`).
+    pub fn xdp_sweep(&self) -> Option<crate::packet_plane::XdpSweep> {
+        let st = self.lock();
+        let s = st.packet_feed()?.xdp_sweep.clone();
+        drop(st);
+        s.active().then_some(s)
+    }
+
+    /// Brings the XDP program's counters and last-seen times into the statistics and the
+    /// connection timers now (one sweep), before something that shows them is computed, so
+    /// that it holds every packet the program forwarded before, as the kernel's counters
+    /// would. Nothing without the fast path. Blocking: for threads that may block (the web
+    /// pages run in `spawn_blocking`); [`Daemon::request`] does it itself.
+    pub fn sweep_xdp(&self) {
+        if let Some(s) = self.xdp_sweep() {
+            s.now();
+        }
     }
 
     /// Services whose listener failed and that `req` added (alone or in its batch): delete

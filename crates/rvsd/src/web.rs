@@ -57,10 +57,13 @@ fn route(method: &str, path: &str, daemon: &Daemon, history: &Mutex<History>) ->
         };
     }
     match path {
-        "/metrics" => ok(
-            "text/plain; version=0.0.4",
-            crate::metrics::render(&daemon.lock()),
-        ),
+        "/metrics" => {
+            daemon.sweep_xdp();
+            ok(
+                "text/plain; version=0.0.4",
+                crate::metrics::render(&daemon.lock()),
+            )
+        }
         "/" | "/index.html" => Reply {
             status: "200 OK",
             content_type: "text/html; charset=utf-8",
@@ -68,6 +71,7 @@ fn route(method: &str, path: &str, daemon: &Daemon, history: &Mutex<History>) ->
             body: PAGE.to_string(),
         },
         "/api/status" => {
+            daemon.sweep_xdp();
             let doc = crate::status::snapshot(&daemon.lock());
             ok(
                 "application/json",

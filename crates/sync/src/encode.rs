@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use rvs_core::conn::flags;
-use rvs_core::sync::{SeqData, SyncConn};
+use rvs_core::sync::{SeqData, SyncConn, SyncV4};
 
 use crate::wire::*;
 
@@ -134,6 +134,13 @@ impl Encoder {
     /// Append `c`. If it does not fit in the current message, that message is finished and
     /// returned and `c` starts a new one.
     pub fn push(&mut self, c: &SyncConn) -> Result<Option<Vec<u8>>, EncodeError> {
+        // The common record — version 1, IPv4, no options — is one fixed 36-byte layout,
+        // built with a few stores: the packet path encodes one per new connection.
+        if self.version == Version::V1 {
+            if let Some(r) = SyncV4::of(c) {
+                return Ok(self.push_fixed_v4(&fixed_v4(&r)));
+            }
+        }
         check(c, self.version)?;
         let len = record_len(c, self.version);
         let mut done = None;
@@ -156,6 +163,37 @@ impl Encoder {
         }
         self.nr += 1;
         Ok(done)
+    }
+
+    /// [`Encoder::push`] of a record in fixed form, without building a [`SyncConn`] (version
+    /// 1; a version-0 encoder takes the general path).
+    #[inline]
+    pub fn push_v4(&mut self, r: &SyncV4) -> Result<Option<Vec<u8>>, EncodeError> {
+        if self.version != Version::V1 {
+            return self.push(&r.to_conn());
+        }
+        Ok(self.push_fixed_v4(&fixed_v4(r)))
+    }
+
+    /// Append a 36-byte version-1 record built by [`fixed_v4`].
+    #[inline]
+    fn push_fixed_v4(&mut self, r: &[u8; V1_V4_RECORD_LEN]) -> Option<Vec<u8>> {
+        let mut done = None;
+        if self.nr > 0 {
+            let pad = (4 - (self.buf.len() & 3)) & 3;
+            if self.buf.len() + pad + V1_V4_RECORD_LEN > self.maxlen || self.nr == MAX_RECORDS {
+                done = self.finish();
+            } else if pad > 0 {
+                // After a record with options of an odd length.
+                self.buf.resize(self.buf.len() + pad, 0);
+            }
+        }
+        if self.nr == 0 {
+            self.start(V1_V4_RECORD_LEN);
+        }
+        self.buf.extend_from_slice(r);
+        self.nr += 1;
+        done
     }
 
     /// Finish the message under construction, if it has records: its header gets the length
@@ -345,6 +383,28 @@ fn write_v1(buf: &mut Vec<u8>, c: &SyncConn, len: usize) {
     }
 }
 
+/// The version-1 record of a connection in fixed form: IPv4, no options, so one 36-byte
+/// layout written with a few stores. For such a record the general path ([`check`],
+/// [`write_v1`]) writes the same bytes (`tests::the_fixed_layout_is_the_general_encoding`).
+#[inline]
+fn fixed_v4(c: &SyncV4) -> [u8; V1_V4_RECORD_LEN] {
+    let mut r = [0u8; V1_V4_RECORD_LEN];
+    // r[0]: type 0 (IPv4).
+    r[1] = c.protocol;
+    r[2..4].copy_from_slice(&(V1_V4_RECORD_LEN as u16).to_be_bytes());
+    r[4..8].copy_from_slice(&(c.flags & !flags::HASHED).to_be_bytes());
+    r[8..10].copy_from_slice(&c.state.to_be_bytes());
+    r[10..12].copy_from_slice(&c.cport.to_be_bytes());
+    r[12..14].copy_from_slice(&c.vport.to_be_bytes());
+    r[14..16].copy_from_slice(&c.dport.to_be_bytes());
+    r[16..20].copy_from_slice(&c.fwmark.to_be_bytes());
+    r[20..24].copy_from_slice(&c.timeout_secs.to_be_bytes());
+    r[24..28].copy_from_slice(&c.caddr);
+    r[28..32].copy_from_slice(&c.vaddr);
+    r[32..36].copy_from_slice(&c.daddr);
+    r
+}
+
 /// The record without options into `r`, for addresses of `a` bytes (4 or 16).
 #[inline(always)]
 fn fixed_v1(r: &mut [u8], c: &SyncConn, len: usize, a: usize) {
@@ -382,5 +442,79 @@ fn write_v0(buf: &mut Vec<u8>, c: &SyncConn) {
         for w in seq_words(&c.seq.unwrap_or_default()) {
             buf.extend_from_slice(&w.to_le_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn conn(i: u32) -> SyncConn {
+        let a = |x: u32| IpAddr::V4(Ipv4Addr::from(x.wrapping_mul(0x9e37_79b9)));
+        SyncConn {
+            protocol: [6, 17, 132, 0][(i % 4) as usize],
+            flags: i.wrapping_mul(0x0101_0107) & !(flags::IN_SEQ | flags::OUT_SEQ) | flags::HASHED,
+            state: (i % 13) as u16,
+            caddr: a(i),
+            cport: i as u16 ^ 0x5a5a,
+            vaddr: a(i + 1),
+            vport: (i >> 3) as u16,
+            daddr: a(i + 2),
+            dport: (i >> 5) as u16 | 0x8000,
+            fwmark: i.wrapping_mul(77),
+            timeout_secs: i.wrapping_mul(1_000_003),
+            seq: None,
+            pe_data: Vec::new(),
+            pe_name: Vec::new(),
+            local: None,
+        }
+    }
+
+    /// The fixed 36-byte layout the packet path writes is, byte for byte, what the general
+    /// version-1 path writes for the same record (HASHED removed, length 36, type 0).
+    #[test]
+    fn the_fixed_layout_is_the_general_encoding() {
+        for i in 0..2000 {
+            let c = conn(i);
+            let r = SyncV4::of(&c).expect("a plain IPv4 record");
+            assert_eq!(
+                r.to_conn(),
+                SyncConn {
+                    flags: c.flags & !flags::HASHED,
+                    ..c.clone()
+                }
+            );
+            let fixed = fixed_v4(&r);
+            let mut general = Vec::new();
+            write_v1(&mut general, &c, record_len(&c, Version::V1));
+            assert_eq!(&fixed[..], &general[..], "{c:?}");
+            // And through the encoder, both entries give the same message.
+            let (mut a, mut b) = (
+                Encoder::new(Version::V1, 3, 1472),
+                Encoder::new(Version::V1, 3, 1472),
+            );
+            a.push(&c).unwrap();
+            b.push_v4(&r).unwrap();
+            assert_eq!(a.finish(), b.finish());
+        }
+    }
+
+    /// Records with options, IPv6 records and mixed families never take the fixed layout.
+    #[test]
+    fn only_plain_ipv4_records_take_the_fixed_layout() {
+        let with = |f: &dyn Fn(&mut SyncConn)| {
+            let mut c = conn(7);
+            f(&mut c);
+            SyncV4::of(&c).is_some()
+        };
+        assert!(with(&|_| {}));
+        assert!(!with(&|c| c.flags |= flags::IN_SEQ));
+        assert!(!with(&|c| c.pe_data = b"x".to_vec()));
+        assert!(!with(&|c| c.pe_name = b"sip".to_vec()));
+        assert!(!with(&|c| c.local = Some((c.daddr, 9))));
+        assert!(!with(&|c| c.caddr = "::1".parse().unwrap()));
+        assert!(!with(&|c| c.daddr = "::1".parse().unwrap()));
+        assert!(!with(&|c| c.vaddr = "::1".parse().unwrap()));
     }
 }

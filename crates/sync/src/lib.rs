@@ -25,6 +25,6 @@ pub mod wire;
 pub use decode::{parse, DropReason, Message, RecordError, Records, SkipReason};
 pub use encode::{EncodeError, Encoder, Version};
 pub use outbox::{Outbox, TxStats};
-pub use rvs_core::sync::{SeqAdjust, SeqData, SyncConn};
+pub use rvs_core::sync::{SeqAdjust, SeqData, SyncConn, SyncV4};
 pub use rx_stats::RxStats;
 pub use sink::{Datagram, MasterSink};

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use rvs_core::sync::SyncConn;
+use rvs_core::sync::{SyncConn, SyncV4};
 
 use crate::encode::{EncodeError, Encoder, Version};
 
@@ -124,7 +124,26 @@ impl Outbox {
         now_ms: u64,
         queued_ms: u64,
     ) -> Result<(), EncodeError> {
-        match self.enc.push(c) {
+        let r = self.enc.push(c);
+        self.pushed(r, now_ms, queued_ms)
+    }
+
+    /// [`Outbox::push`] of a record in fixed form (no [`SyncConn`] built).
+    #[inline]
+    pub fn push_v4(&mut self, r: &SyncV4, now_ms: u64) -> Result<(), EncodeError> {
+        let r = self.enc.push_v4(r);
+        self.pushed(r, now_ms, now_ms)
+    }
+
+    /// The bookkeeping after the encoder took a record (or refused it).
+    #[inline]
+    fn pushed(
+        &mut self,
+        r: Result<Option<Vec<u8>>, EncodeError>,
+        now_ms: u64,
+        queued_ms: u64,
+    ) -> Result<(), EncodeError> {
+        match r {
             Ok(done) => {
                 self.stats.records += 1;
                 if let Some(m) = done {

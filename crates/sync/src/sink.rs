@@ -11,7 +11,7 @@
 //! the flush delay (never more than 2 s), and a changed `sync_version` closes the message under
 //! construction.
 
-use rvs_core::sync::{SyncConn, SyncParams, SyncSink};
+use rvs_core::sync::{SyncConn, SyncParams, SyncSink, SyncV4};
 use rvs_core::Time;
 
 use crate::encode::Version;
@@ -103,6 +103,18 @@ impl SyncSink for MasterSink {
         }
         // Refusals (IPv6 under version 0, …) are counted by the outbox.
         let _ = o.push(c, now.0);
+    }
+
+    fn announce_v4(&mut self, r: &SyncV4, params: &SyncParams, now: Time) {
+        let i = r.port_index(self.outs.len() as u32);
+        let Some(o) = self.outs.get_mut(i) else {
+            return;
+        };
+        let v = Version::from_sysctl(params.version);
+        if o.version() != v {
+            o.set_version(v);
+        }
+        let _ = o.push_v4(r, now.0);
     }
 
     fn waiting(&self) -> usize {

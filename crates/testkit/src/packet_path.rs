@@ -16,12 +16,6 @@
 /// (AF_PACKET).
 pub const ENV: &str = "RVS_TEST_XDP";
 
-/// How long the statistics of a packet the XDP program forwarded may lag: rvsd gives the
-/// program's per-flow counters to its connections every sweep (100 ms, the lag
-/// docs/internals/packet-plane.md states), plus room for a loaded machine. In AF_PACKET mode
-/// the statistics count a packet before it is sent on.
-pub const XDP_COUNTERS_LAG: std::time::Duration = std::time::Duration::from_millis(300);
-
 /// The two modes of the packet plane the tests cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketPath {

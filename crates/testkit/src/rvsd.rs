@@ -321,16 +321,13 @@ impl Rvsd {
     }
 
     /// `Conns InPkts OutPkts` of the service line of `rvsadm -L -n --stats` starting with
-    /// `prefix` (e.g. `TCP  10.100.0.1:80`). With the XDP fast path, read once the program's
-    /// counters of what came before the call had their sweep to reach the statistics
-    /// ([`packet_path::XDP_COUNTERS_LAG`]).
+    /// `prefix` (e.g. `TCP  10.100.0.1:80`), read at once in both modes: with the XDP fast
+    /// path rvsd brings the program's counters in before it answers, so every packet forwarded
+    /// before the call is counted, as in AF_PACKET mode.
     ///
     /// # Panics
     /// If there is no such line.
     pub fn service_stats(&self, prefix: &str) -> (u64, u64, u64) {
-        if self.xdp() {
-            std::thread::sleep(packet_path::XDP_COUNTERS_LAG);
-        }
         let out = self.ok(&["-L", "-n", "--stats"]);
         let line = out
             .lines()

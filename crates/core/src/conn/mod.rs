@@ -919,6 +919,41 @@ impl ConnTable {
         ))
     }
 
+    /// Entry `id` as the fixed-form sync record, when it is one (IPv4, no sequence data, no
+    /// engine data, no full-NAT local address; see [`crate::sync::SyncV4`]): the fields the
+    /// record needs and nothing else, for the packet path, which announces one per new
+    /// connection. `None` when the entry is gone or needs the general record
+    /// ([`ConnTable::sync_view`]).
+    #[inline]
+    pub fn sync_v4(&self, id: ConnId) -> Option<crate::sync::SyncV4> {
+        let c = self.get(id)?;
+        if c.v6
+            || c.laddr != NONE_REF
+            || c.pe != NONE_REF
+            || c.flags & (flags::IN_SEQ | flags::OUT_SEQ) != 0
+        {
+            return None;
+        }
+        let v4 = |r: u32| match self.pool.get(r) {
+            Some(a) if !a.v6 => Some([a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]]),
+            Some(_) => None,
+            None => Some([0; 4]),
+        };
+        Some(crate::sync::SyncV4 {
+            protocol: c.protocol,
+            flags: c.flags & !flags::HASHED,
+            state: u16::from(c.state),
+            caddr: [c.caddr[0], c.caddr[1], c.caddr[2], c.caddr[3]],
+            cport: c.cport,
+            vaddr: v4(c.vaddr)?,
+            vport: c.vport,
+            daddr: v4(c.daddr)?,
+            dport: c.dport,
+            fwmark: c.fwmark,
+            timeout_secs: c.timeout / 1000,
+        })
+    }
+
     /// Persistence-engine data of entry `id`.
     pub fn pe_data(&self, id: ConnId) -> Option<&[u8]> {
         let c = self.get(id)?;

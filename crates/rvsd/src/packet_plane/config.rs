@@ -140,6 +140,9 @@ pub struct PacketFeed {
     pub bell: Arc<Doorbell>,
     /// The XDP fast path's modes and counters (metrics, status).
     pub xdp: Arc<std::sync::Mutex<super::xdp::XdpReport>>,
+    /// A sweep of the XDP program's counters on request: run by the control requests that show
+    /// counters or timeouts before they read them (nothing when the fast path is off).
+    pub xdp_sweep: super::xdp::XdpSweep,
     /// The workers' reassembly counters (metrics).
     pub frag: Arc<super::frag_stats::FragStats>,
     /// The workers' SYN-proxy counters (metrics).
@@ -157,6 +160,7 @@ impl PacketFeed {
             applied: Arc::new(Published::new(0)),
             bell,
             xdp: Arc::default(),
+            xdp_sweep: super::xdp::XdpSweep::default(),
             frag: Arc::default(),
             syn: Arc::default(),
         }

@@ -113,7 +113,7 @@ use rvs_packet_io::Port;
 pub use config::{parse_mark_rule, Iface, Options, PacketFeed, PacketView};
 pub use worker::WorkerReport;
 pub use xdp::SlowPathSetting;
-pub use xdp::{XdpReport, XdpSetting};
+pub use xdp::{XdpReport, XdpSetting, XdpSweep};
 
 use crate::clock::Clock;
 use crate::learned_neighbours::Learned;
@@ -259,13 +259,16 @@ impl PacketPlane {
             }
             let (tx, rx) = std::sync::mpsc::sync_channel(xdp::QUEUE);
             offers_tx = Some(tx);
-            let scx = xdp::SyncContext {
+            let sink = xdp::Sink {
                 shard: packet_shard.clone(),
                 clock,
-                stop: stop.clone(),
-                ifaces: ifaces.clone(),
                 report: feed.xdp.clone(),
                 view: feed.view.clone(),
+            };
+            let shared = feed.xdp_sweep.clone();
+            let scx = xdp::SyncContext {
+                stop: stop.clone(),
+                ifaces: ifaces.clone(),
                 syn_answer: {
                     let mut k = syn_answer::SynAnswerKeeper::new(
                         &clock,
@@ -279,7 +282,7 @@ impl PacketPlane {
             pp.syncer = Some(
                 std::thread::Builder::new()
                     .name("rvs-xdp".into())
-                    .spawn(move || xdp::syncer(attached, rx, scx))
+                    .spawn(move || xdp::syncer(attached, sink, shared, rx, scx))
                     .map_err(|e| format!("spawning the XDP syncer thread: {e}"))?,
             );
         }

@@ -12,6 +12,8 @@
 //!   gives the new traffic to rvs-core under the shard's lock ([`Director::conn_traffic`],
 //!   which counts it where the kernel counts and restarts the connection's timer from the
 //!   last-seen time), so `--stats`, `--rate`, `-Lnc` timeouts and expiry stay rvs-core's;
+//!   a control request or page that shows counters runs the same sweep before it reads
+//!   ([`XdpSweep`]), so its answer holds every packet the program forwarded before it;
 //! * in the same pass it removes the entries whose connection expired, left ESTABLISHED or
 //!   lost its real server ([`rvs_packet::fastpath::still_valid`]), and those of a VIP this
 //!   director no longer holds (its VRRP instance left MASTER) or of a director that forwards
@@ -217,17 +219,74 @@ fn is_veth(name: &str) -> bool {
 
 /// What the syncer shares with the plane.
 pub(super) struct SyncContext {
-    pub shard: ShardRef,
-    pub clock: Clock,
     pub stop: Arc<AtomicBool>,
     pub ifaces: Arc<Vec<Iface>>,
-    pub report: Arc<Mutex<XdpReport>>,
-    /// The plane's published view: its VRRP status board says which VIPs are on standby.
-    pub view: Arc<Published<PacketView>>,
     /// Brings the program's SYN-answering maps up to date and returns its counters
     /// (`packet_plane::syn_answer`; a closure so that this module does not depend on the
     /// plane's view, which depends on it).
     pub syn_answer: Box<dyn FnMut(&mut FastPath) -> rvs_bpf::syn_answer::SynCounters + Send>,
+}
+
+/// What a sweep works with besides the maps: where the counters go (the connections, under
+/// the shard's lock, on the daemon's clock; the report for metrics and status) and the view
+/// whose VRRP status board says which VIPs are on standby.
+pub(super) struct Sink {
+    pub shard: ShardRef,
+    pub clock: Clock,
+    pub report: Arc<Mutex<XdpReport>>,
+    pub view: Arc<Published<PacketView>>,
+}
+
+/// The program's maps, the entries rvsd installed in them and where their counters go. The
+/// syncer thread owns it; it sits behind a lock ([`XdpSweep`]) only so that a control request
+/// that shows counters or timeouts can run the same sweep first.
+struct Table {
+    fp: FastPath,
+    installed: HashMap<FlowKey, Installed>,
+    sink: Sink,
+    /// The addresses of VRRP instances that are not MASTER, as of the last sweep.
+    standby: HashSet<IpAddr>,
+}
+
+impl Table {
+    /// One sweep (the VRRP standby addresses read again first).
+    fn sweep(&mut self) {
+        self.standby = standby_addrs(&self.sink);
+        sweep(&mut self.fp, &mut self.installed, &self.sink, &self.standby);
+    }
+}
+
+/// A sweep on request: `rvsadm -L` (with `--stats`, `--rate`, `-c`), `-Z`, the metrics and the
+/// status page run one sweep before they read, so that their answer holds every packet the
+/// program forwarded before the request came, as the kernel's counters do — instead of lagging
+/// by up to one [`SWEEP`]. One sweep per request whatever the table's size (each installed
+/// entry read once, then the shard's lock taken once). Empty when the fast path is off, and
+/// again once the plane stopped (the syncer takes the program out to detach it): then
+/// [`XdpSweep::now`] does nothing.
+#[derive(Clone, Default)]
+pub struct XdpSweep(Arc<Mutex<Option<Table>>>);
+
+impl XdpSweep {
+    /// Runs one sweep now, if the fast path runs. Takes the shard's lock inside: the caller
+    /// must hold neither the shard's nor the daemon state's lock.
+    pub fn now(&self) {
+        if let Some(t) = crate::lock::lock(&self.0).as_mut() {
+            t.sweep();
+        }
+    }
+
+    /// Whether the fast path runs (a sweep would do something).
+    pub fn active(&self) -> bool {
+        crate::lock::lock(&self.0).is_some()
+    }
+}
+
+impl std::fmt::Debug for XdpSweep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpSweep")
+            .field("active", &self.active())
+            .finish()
+    }
 }
 
 /// An installed entry: the offer it came from and the counters already given to rvs-core.
@@ -238,44 +297,58 @@ struct Installed {
 }
 
 /// The syncer thread: installs offers, feeds the counters back, removes stale entries, until
-/// the plane stops (then the program is detached with the [`FastPath`]).
-pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncContext) {
-    let mut fp = a.fp;
-    let mut installed: HashMap<FlowKey, Installed> = HashMap::new();
+/// the plane stops (then the program is detached with the [`FastPath`]). `shared` is the
+/// plane's [`XdpSweep`]: the syncer puts its table there for control requests to sweep, and
+/// takes it out again at the end.
+pub(super) fn syncer(
+    a: Attached,
+    sink: Sink,
+    shared: XdpSweep,
+    offers: Receiver<Vec<Offer>>,
+    mut cx: SyncContext,
+) {
+    let mut table = Table {
+        fp: a.fp,
+        installed: HashMap::new(),
+        standby: standby_addrs(&sink),
+        sink,
+    };
+    (cx.syn_answer)(&mut table.fp);
+    *crate::lock::lock(&shared.0) = Some(table);
     // Entries written over the plane's life (each one map update on this thread).
     let mut writes = 0u64;
     let mut next_sweep = Instant::now() + SWEEP;
-    // The addresses of VRRP instances that are not MASTER, as of the last sweep.
-    let mut standby = standby_addrs(&cx);
-    (cx.syn_answer)(&mut fp);
     while !cx.stop.load(Ordering::Relaxed) {
         let wait = next_sweep.saturating_duration_since(Instant::now());
-        match offers.recv_timeout(wait) {
-            Ok(batch) => {
-                for o in batch {
-                    // A VIP (or FULLNAT local address) on standby: a frame that still
-                    // reached the plane is rvs-core's to judge, never the program's. (NAT
-                    // replies name no VIP: the sweep removes those.)
-                    if standby.contains(&o.dst.0) {
-                        continue;
-                    }
-                    writes += u64::from(install(&mut fp, &mut installed, &cx, o));
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
+        let batch = match offers.recv_timeout(wait) {
+            Ok(batch) => Some(batch),
+            Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut held = crate::lock::lock(&shared.0);
+        let Some(t) = held.as_mut() else { break };
+        for o in batch.into_iter().flatten() {
+            // A VIP (or FULLNAT local address) on standby: a frame that still reached the
+            // plane is rvs-core's to judge, never the program's. (NAT replies name no VIP:
+            // the sweep removes those.)
+            if t.standby.contains(&o.dst.0) {
+                continue;
+            }
+            writes += u64::from(install(t, &cx.ifaces, o));
         }
         if Instant::now() >= next_sweep {
-            standby = standby_addrs(&cx);
-            sweep(&mut fp, &mut installed, &cx, &standby);
-            let c = (cx.syn_answer)(&mut fp);
-            crate::lock::lock(&cx.report).syn = c;
+            t.sweep();
+            let c = (cx.syn_answer)(&mut t.fp);
+            crate::lock::lock(&t.sink.report).syn = c;
             next_sweep = Instant::now() + SWEEP;
         }
     }
-    // Last counters in before the program goes.
-    sweep(&mut fp, &mut installed, &cx, &standby);
-    let c = crate::lock::lock(&cx.report).counters;
+    // Out of reach of control requests; last counters in before the program goes.
+    let Some(mut t) = crate::lock::lock(&shared.0).take() else {
+        return;
+    };
+    t.sweep();
+    let c = crate::lock::lock(&t.sink.report).counters;
     tracing::info!(
         "XDP fast path: {} frames forwarded (tx {}, redirect {}), {} to the AF_XDP slow path, passed to the host stack: {} without an entry, {} SYN/FIN/RST, {} other, {} over a limit",
         c.tx + c.redirect,
@@ -289,9 +362,9 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncCont
     );
     tracing::info!(
         "XDP fast path: {writes} flow entries written, {} installed at the end",
-        installed.len()
+        t.installed.len()
     );
-    let s = (cx.syn_answer)(&mut fp);
+    let s = (cx.syn_answer)(&mut t.fp);
     tracing::info!(
         "XDP SYN answering: {} SYN-ACKs sent by the program, {} SYNs to served services left to userspace",
         s.answered,
@@ -300,13 +373,14 @@ pub(super) fn syncer(a: Attached, offers: Receiver<Vec<Offer>>, mut cx: SyncCont
 }
 
 /// Installs the entry of `o`; true when the map was written.
-fn install(
-    fp: &mut FastPath,
-    installed: &mut HashMap<FlowKey, Installed>,
-    cx: &SyncContext,
-    o: Offer,
-) -> bool {
-    let Some(ifindex) = cx.ifaces.get(usize::from(o.port)).map(|i| i.ifindex) else {
+fn install(t: &mut Table, ifaces: &[Iface], o: Offer) -> bool {
+    let Table {
+        fp,
+        installed,
+        sink,
+        ..
+    } = t;
+    let Some(ifindex) = ifaces.get(usize::from(o.port)).map(|i| i.ifindex) else {
         return false;
     };
     let (key, flow) = Flow::from_offer(&o, ifindex);
@@ -317,7 +391,7 @@ fn install(
         // A changed rewrite (a new next hop, a reused tuple): the old entry's last traffic
         // goes to its connection first, since replacing resets the counters.
         let mut one = HashMap::from([(key, installed.remove(&key).expect("present"))]);
-        feed_back(fp, &mut one, cx, &HashSet::new());
+        feed_back(fp, &mut one, sink, &HashSet::new());
     }
     match fp.insert(&key, &flow) {
         Ok(()) => {
@@ -339,7 +413,7 @@ fn install(
 }
 
 /// The VIPs of VRRP instances that are not MASTER (none without VRRP).
-fn standby_addrs(cx: &SyncContext) -> HashSet<IpAddr> {
+fn standby_addrs(cx: &Sink) -> HashSet<IpAddr> {
     cx.view
         .load()
         .vrrp
@@ -369,7 +443,7 @@ fn serves(director: &Director, offer: &Offer, standby: &HashSet<IpAddr>) -> bool
 fn sweep(
     fp: &mut FastPath,
     installed: &mut HashMap<FlowKey, Installed>,
-    cx: &SyncContext,
+    cx: &Sink,
     standby: &HashSet<IpAddr>,
 ) {
     let stale = feed_back(fp, installed, cx, standby);
@@ -391,7 +465,7 @@ fn sweep(
 fn feed_back(
     fp: &FastPath,
     installed: &mut HashMap<FlowKey, Installed>,
-    cx: &SyncContext,
+    cx: &Sink,
     standby: &HashSet<IpAddr>,
 ) -> Vec<FlowKey> {
     let mut seen = Vec::with_capacity(installed.len());
@@ -466,7 +540,7 @@ fn seen_at(
     }
 }
 
-/// `CLOCK_MONOTONIC`, the clock of the program's `bpf_ktime_get_ns`.
+/// `CLOCK_MONOTONIC`, the clock of the program's last-seen times (`bpf_ktime_get_coarse_ns`).
 fn monotonic_now() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(Duration::from)

@@ -68,12 +68,21 @@ pub(super) fn run(
     let mut buf = [0u8; 64];
     // Sent datagrams, whose buffers go back to a sink next round.
     let mut spent: Vec<Datagram> = Vec::new();
+    // The shards to visit, listed again only when the routes were republished (a service
+    // added or removed): listing them walks the whole route map, which cost more than the
+    // rest of a round.
+    let mut listed: Option<(u64, Vec<shard::ShardRef>)> = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(COLLECT_EVERY);
+        let version = shards.routes.version();
+        if !matches!(&listed, Some((v, _)) if *v == version) {
+            listed = Some((version, shards.all()));
+        }
+        let all = listed.as_ref().map_or(&[][..], |(_, l)| &l[..]);
         // Each shard's lock is taken once per round: to hand back the buffers sent last
         // round, take what is due, and read the oldest record still waiting.
         let mut waiting: Option<u64> = None;
-        for s in &shards.all() {
+        for s in all {
             let mut g = shard::lock(s);
             // Read under the lock: every record the packet path announced is older.
             let now = clock.now().0;
