@@ -294,7 +294,7 @@ fn arp_follows_vrrp_master_and_failover_through_the_packet_plane() {
     let capture = Capture::start(&client, "eth0", topo.lab().workdir());
     // Director1 first: with the shorter skew of the higher priority it becomes MASTER first.
     let mut d1 = Director::start(&topo, "director1", 150);
-    let d2 = Director::start(&topo, "director2", 100);
+    let mut d2 = Director::start(&topo, "director2", 100);
     let (m1, m2) = (d1.mac.to_string(), d2.mac.to_string());
     assert!(
         wait(Duration::from_secs(10), || d1.has_vip() && !d2.has_vip()),
@@ -337,6 +337,15 @@ fn arp_follows_vrrp_master_and_failover_through_the_packet_plane() {
     );
     assert_eq!(d2.stats(), (0, 0, 0), "the BACKUP served nothing");
     println!("before failover: MASTER director1 conns {c1} inpkts {i1} outpkts {o1}; BACKUP 0 0 0");
+
+    // Both directors run the packet plane in the mode the pass asks for (RVS_TEST_XDP): with
+    // XDP, the program is attached to both interfaces of both while VRRP elected one MASTER,
+    // so the adverts reached the VRRP engine through it.
+    for d in [&d1, &d2] {
+        let r = d.rvsd.as_ref().expect("rvsd running");
+        let path = r.packet_path().expect("a packet plane");
+        rvs_testkit::packet_path::check_log(path, &["eth0", "eth1"], &r.log_text(), None);
+    }
 
     // (c) The MASTER's machine is lost.
     let crash_epoch = epoch_now();
@@ -443,4 +452,10 @@ fn arp_follows_vrrp_master_and_failover_through_the_packet_plane() {
         gap.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     );
+    // The new MASTER's mode, with its counters once stopped (curl's short exchanges may end
+    // before their flows are installed: the program's forwarding is not required).
+    d2.rvsd
+        .as_mut()
+        .expect("rvsd running")
+        .stop_and_check_mode(&["eth0", "eth1"], common::Forwards::Maybe);
 }

@@ -131,6 +131,9 @@ pub(super) struct Context {
     /// The XDP program's slow-path rules (what goes to the AF_XDP sockets), kept equal to
     /// the guard's, when AF_XDP sockets run.
     pub slow: Option<rvs_bpf::xdp::SlowPath>,
+    /// The XDP fast path's sweep (empty without it): its entries are checked against each
+    /// new table before the change counts as applied.
+    pub xdp_sweep: super::xdp::XdpSweep,
 }
 
 pub(super) fn keeper(
@@ -214,6 +217,14 @@ pub(super) fn keeper(
         }
         // The workers have the real servers' next hops before the change counts as applied.
         hops.publish();
+        // And the XDP program forwards no flow the new table would not: a sweep checks every
+        // entry against it (a real server deleted or quiesced, a service removed, a VIP on
+        // standby), so that when `rvsadm -d` returns nothing more goes to the deleted server,
+        // as with the kernel, whose table is its data path's. Without it the program went on
+        // for up to one sweep period (`scale_out` in XDP mode saw connections of a deleted
+        // real server still answered). The keeper holds neither the shard's nor the state's
+        // lock here, as the sweep requires.
+        cx.xdp_sweep.now();
         cx.applied.publish(view.generation);
     }
     guard

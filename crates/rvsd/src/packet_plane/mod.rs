@@ -298,6 +298,7 @@ impl PacketPlane {
             stop: stop.clone(),
             ifaces: ifaces.clone(),
             slow,
+            xdp_sweep: feed.xdp_sweep.clone(),
         };
         pp.keeper = Some(
             std::thread::Builder::new()
