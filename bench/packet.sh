@@ -10,8 +10,8 @@
 # Where the work runs (CPU $DIR_CPU = the director's, CPU $GEN_CPU = the generator's):
 #  - The generator is `rvs-lab trafficgen` (crates/bpf/bpf/trafficgen.c): BPF_PROG_TEST_RUN in
 #    live-frames mode, each frame handed by the client veth's ndo_xdp_xmit straight into the
-#    director eth0's receive ring; no socket, no skb on its CPU. It runs on CPU $GEN_CPU at
-#    nice 19. (trafgen cannot be used: see docs/benchmarks.md.)
+#    director eth0's receive ring; no socket, no skb on its CPU. It runs on CPU $GEN_CPU, at
+#    nice 19 flat out, at nice 0 when paced. (trafgen cannot be used: see docs/benchmarks.md.)
 #  - The director's eth0 runs NAPI (GRO on, which is what gives a veth a NAPI instance) in
 #    THREADED mode, its kthread pinned to CPU $DIR_CPU: the frame's receive (the skb built from
 #    the frame, as a NIC driver builds it), the XDP program, the kernel's DNAT and forwarding,
@@ -23,7 +23,7 @@
 #
 # Measured per run: offered = frames the generator produced; delivered = datagrams the real
 # servers received (their nft sink's counter: UDP to port 9 only, so not the SYNs); loss = 1 -
-# delivered / offered, of which "ring" = frames the director's eth0 receive ring had no room
+# delivered / offered; "ring full" = frames the director's eth0 receive ring had no room
 # for (the client veth's xdp_xmit_errors: the director was saturated); CPU $DIR_CPU busy time
 # (/proc/stat: user, nice, system, irq, softirq, steal) as a share of the run and per
 # delivered packet; the capacity estimate delivered / busy share when CPU $DIR_CPU was not
@@ -38,11 +38,12 @@
 # with a new source address per frame (new connections). Then each XDP contender at twice
 # the kernel's delivered steady rate (the goal's "2x with no loss"). Then established flows
 # during a SYN flood: $FLOWS steady flows at half the kernel's steady rate alone, and again
-# with a second generator flooding SYNs from random sources to VIP:80 as fast as it can,
+# with a second generator flooding SYNs from 2^24 source addresses (a new one per SYN) to
+# VIP:80 as fast as it can,
 # for rvsd XDP (generic, AF_XDP) and the kernel.
 #
-# Usage: sudo bench/packet.sh [seconds-per-run]   (default 10; 17 runs, so 10 s fits in
-#        about 5 minutes once built)
+# Usage: sudo bench/packet.sh [seconds-per-run]   (default 10; 17 runs and three 1-second
+#        bursts, so 10 s fits in about 5 minutes once built)
 #   FLOWS=N steady flows (source ports, default 256); PACKET_WORKERS=N rvsd workers per
 #   interface (default 1); RVSD_ARGS extra rvsd options; RVSD_BIN another rvsd build (A/B);
 #   GEN_CPU / DIR_CPU (default 0 / 1); BR_NF=1 leaves the switch bridge's netfilter on.
@@ -252,6 +253,8 @@ ip netns exec "$D" nft delete table netdev rvsbench_drop
 kernel_nat_on
 run "kernel nftables DNAT" "${STEADY[@]}"
 kernel_rate=$(( $(cut -d' ' -f2 <<<"${rows[-1]#*|}") / DUR ))
+# The paced runs below take their rate from it (--rate 0 would mean flat out).
+[ "$kernel_rate" -ge 2 ] || { echo "bench/packet.sh: the kernel's DNAT delivered $kernel_rate pkt/s; the lab is broken" >&2; exit 1; }
 kernel_nat_off
 kernel_nat_on
 run "new connections: kernel nftables DNAT" "${NEWCONN[@]}"
@@ -314,7 +317,7 @@ for r in "${rows[@]}"; do
     }'
 done
 echo
-echo "$DUR s per run; $FLOWS steady flows (new connections: a new source address per frame); 64-byte frames from rvs-lab trafficgen (BPF live frames) on CPU $GEN_CPU at nice 19; rvsd and the director's NAPI on CPU $DIR_CPU; $napi_note; $brnf; the kernel's steady rate $kernel_rate pkt/s (the 2x runs offer $((2 * kernel_rate)), the flood runs' steady flows $half); $(nproc) CPUs; $(uname -r); $(uptime)"
+echo "$DUR s per run; $FLOWS steady flows (new connections: a new source address per frame); 64-byte frames from rvs-lab trafficgen (BPF live frames) on CPU $GEN_CPU (nice 19 flat out, nice 0 paced); rvsd and the director's NAPI on CPU $DIR_CPU; $napi_note; $brnf; the kernel's steady rate $kernel_rate pkt/s (the 2x runs offer $((2 * kernel_rate)), the flood runs' steady flows $half); $(nproc) CPUs; $(uname -r); $(uptime)"
 for n in "${flood_note[@]}"; do echo "$n"; done
 for l in "${logs[@]}"; do echo "$l"; done
 for c in "${contenders[@]}"; do
