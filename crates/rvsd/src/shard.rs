@@ -84,8 +84,9 @@ pub struct Shard {
     /// Per-service additions (PROXY protocol, full-NAT local addresses).
     pub extra: HashMap<ServiceKey, ServiceExtra>,
     /// Proxy flows: handle → the connection tuple (looked up on every event, so a connection
-    /// that expired in the meantime is never confused with a new one reusing its id).
-    pub flows: HashMap<u64, FlowRec>,
+    /// that expired in the meantime is never confused with a new one reusing its id). A fast
+    /// hasher: the handles are rvsd's own, not chosen by the network.
+    pub flows: hashbrown::HashMap<u64, FlowRec>,
     /// Next proxy flow sequence number (the low [`SEQ_BITS`] of a handle).
     pub next_flow: u64,
     /// Connections the proxy rescheduled after a failed connect.
@@ -205,7 +206,7 @@ impl Shard {
             director,
             rng: Rng::from_os(),
             extra: HashMap::new(),
-            flows: HashMap::new(),
+            flows: hashbrown::HashMap::new(),
             next_flow: 1,
             reschedules: 0,
             pe_rejects: [0; rvs_proxy::ContentReject::ALL.len()],
