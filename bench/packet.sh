@@ -46,7 +46,9 @@
 #        bursts, so 10 s fits in about 5 minutes once built)
 #   FLOWS=N steady flows (source ports, default 256); PACKET_WORKERS=N rvsd workers per
 #   interface (default 1); RVSD_ARGS extra rvsd options; RVSD_BIN another rvsd build (A/B);
-#   GEN_CPU / DIR_CPU (default 0 / 1); BR_NF=1 leaves the switch bridge's netfilter on.
+#   GEN_CPU / DIR_CPU (default 0 / 1); FAR_CPU the far side's CPU (default GEN_CPU; with a
+#   third CPU, FAR_CPU=2 keeps the generator from pausing for it); BR_NF=1 leaves the switch
+#   bridge's netfilter on.
 # Needs: nftables, iproute2, ethtool, util-linux (taskset), a kernel with BPF live frames
 # (5.18+) and threaded NAPI. Prints a markdown table for docs/benchmarks.md.
 set -euo pipefail
@@ -60,6 +62,7 @@ PW=${PACKET_WORKERS:-1}
 BR_NF=${BR_NF:-0}
 GEN_CPU=${GEN_CPU:-0}
 DIR_CPU=${DIR_CPU:-1}
+FAR_CPU=${FAR_CPU:-$GEN_CPU}
 
 need nft nftables
 need ip iproute2
@@ -108,8 +111,8 @@ threaded_napi() {
 # super-frame (veth_skb_is_eligible_for_gro).
 ip netns exec "$D" ethtool -K eth1 tso off >/dev/null
 dir_napi=$(threaded_napi "$D" eth0 "$DIR_CPU")
-far_napi=$(threaded_napi "$SW" "$SWPORT" "$GEN_CPU")
-napi_note="director eth0 NAPI threaded (kthread $(cat /proc/$dir_napi/comm) on CPU $DIR_CPU), far side $(cat /proc/$far_napi/comm) on CPU $GEN_CPU"
+far_napi=$(threaded_napi "$SW" "$SWPORT" "$FAR_CPU")
+napi_note="director eth0 NAPI threaded (kthread $(cat /proc/$dir_napi/comm) on CPU $DIR_CPU), far side $(cat /proc/$far_napi/comm) on CPU $FAR_CPU"
 
 # The generator: gen SECONDS [trafficgen options...], on CPU $GEN_CPU. Flat out (no --rate)
 # at nice 19, so the far side's NAPI kthread on the same CPU is served first; paced (--rate)
