@@ -25,7 +25,8 @@
 # servers received (their nft sink's counter: UDP to port 9 only, so not the SYNs); loss = 1 -
 # delivered / offered; "ring full" = frames the director's eth0 receive ring had no room
 # for (the client veth's xdp_xmit_errors: the director was saturated); CPU $DIR_CPU busy time
-# (/proc/stat: user, nice, system, irq, softirq, steal) as a share of the run and per
+# (wall time less /proc/stat's idle + iowait, which a tickless kernel measures exactly) as a
+# share of the run and per
 # delivered packet; the capacity estimate delivered / busy share when CPU $DIR_CPU was not
 # saturated; and the whole machine's busy time less the generator's own (its schedstat), per
 # delivered packet, which contains the far side and would show director work escaping to the
@@ -144,30 +145,36 @@ udp_sunk() {
   done
   echo "$n"
 }
-# Busy ns of CPU $1 ("" = the whole machine) from /proc/stat.
-cpu_busy_ns() {
-  awk -v hz="$(getconf CLK_TCK)" -v c="cpu$1" '$1 == c { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
+# Idle ns of CPU $1 ("" = every CPU) from /proc/stat: idle + iowait. On a tickless kernel
+# these come from the idle loop's own clock, while the busy fields are sampled at ticks and
+# miss a CPU that wakes for less than a tick at a time (a NAPI kthread draining a ring, here:
+# the busy fields showed 1 % for a CPU forwarding 100 000 packets a second). So busy time is
+# wall time less idle time.
+cpu_idle_ns() {
+  awk -v hz="$(getconf CLK_TCK)" -v c="cpu$1" '$1 == c { printf "%.0f\n", ($5 + $6) * 1e9 / hz }' /proc/stat
 }
+NCPU=$(nproc)
 
 # One run: run NAME [trafficgen options...] appends a row:
 # "NAME|offered delivered ring-drops cpu1-busy-ns machine-busy-ns gen-ns wall-ns"
 rows=()
 run() {
-  local name=$1 b0 x0 c0 m0 t0 b1 x1 c1 m1 t1 out
+  local name=$1 b0 x0 c0 m0 t0 b1 x1 c1 m1 t1 out w
   shift
-  b0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_busy_ns "$DIR_CPU"); m0=$(cpu_busy_ns ""); t0=$(date +%s%N)
+  b0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); t0=$(date +%s%N)
   out=$(gen "$DUR" "$@")
   sleep 0.3
-  b1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_busy_ns "$DIR_CPU"); m1=$(cpu_busy_ns ""); t1=$(date +%s%N)
+  b1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); t1=$(date +%s%N)
   read -r produced gen_ns <<<"$out"
-  rows+=("$name|$produced $((b1 - b0)) $((x1 - x0)) $((c1 - c0)) $((m1 - m0)) $gen_ns $((t1 - t0))")
+  w=$((t1 - t0))
+  rows+=("$name|$produced $((b1 - b0)) $((x1 - x0)) $((w - (c1 - c0))) $((NCPU * w - (m1 - m0))) $gen_ns $w")
 }
 # Established flows during a SYN flood: flood NAME RATE runs $FLOWS steady UDP flows at RATE
 # with (flood NAME RATE syn) or without a second generator flooding SYNs; delivered counts
 # only the UDP datagrams (the sink's counter).
 flood() {
-  local name=$1 rate=$2 syn=${3:-} u0 x0 c0 m0 t0 u1 x1 c1 m1 t1 out fpid fout=
-  u0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_busy_ns "$DIR_CPU"); m0=$(cpu_busy_ns ""); t0=$(date +%s%N)
+  local name=$1 rate=$2 syn=${3:-} u0 x0 c0 m0 t0 u1 x1 c1 m1 t1 out fpid w fout=
+  u0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); t0=$(date +%s%N)
   if [ -n "$syn" ]; then
     (gen "$DUR" "${FLOOD[@]}" >"$work/flood.out") &
     fpid=$!
@@ -175,14 +182,15 @@ flood() {
   out=$(gen "$DUR" "${STEADY[@]}" --rate "$rate")
   if [ -n "$syn" ]; then wait "$fpid"; fout=$(cat "$work/flood.out"); fi
   sleep 0.3
-  u1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_busy_ns "$DIR_CPU"); m1=$(cpu_busy_ns ""); t1=$(date +%s%N)
+  u1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); t1=$(date +%s%N)
   read -r produced gen_ns <<<"$out"
   if [ -n "$fout" ]; then
     read -r fprod fgen <<<"$fout"
     flood_note+=("$name: the SYN flood offered $((fprod / DUR)) SYN/s")
     gen_ns=$((gen_ns + fgen))
   fi
-  rows+=("$name|$produced $((u1 - u0)) $((x1 - x0)) $((c1 - c0)) $((m1 - m0)) $gen_ns $((t1 - t0))")
+  w=$((t1 - t0))
+  rows+=("$name|$produced $((u1 - u0)) $((x1 - x0)) $((w - (c1 - c0))) $((NCPU * w - (m1 - m0))) $gen_ns $w")
 }
 flood_note=()
 
