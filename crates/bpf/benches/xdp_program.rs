@@ -15,10 +15,9 @@ use rvs_bpf::test_run::verdict;
 use rvs_bpf::xdp::{Egress, FastPath, Flow, FlowKey};
 use rvs_packet::fastpath::OfferAction;
 
-/// A 64-byte UDP datagram 10.1.0.2:10000 -> 10.100.0.1:9 (as bench/packet.sh sends), made by
-/// the benches' generator.
-fn udp_frame() -> Vec<u8> {
-    rvs_bpf::trafficgen::frame(&rvs_bpf::trafficgen::Spec {
+/// The generator's spec for UDP 10.1.0.2:10000 -> 10.100.0.1:9 over `flows` source ports.
+fn udp_spec(flows: u32) -> rvs_bpf::trafficgen::Spec {
+    rvs_bpf::trafficgen::Spec {
         dst_mac: [2, 0, 0, 0, 0, 1],
         src_mac: [2, 0, 0, 0, 0, 2],
         saddr: "10.1.0.2".parse().unwrap(),
@@ -26,8 +25,14 @@ fn udp_frame() -> Vec<u8> {
         proto: rvs_bpf::trafficgen::Proto::Udp,
         sport: 10000,
         dport: 9,
-        vary: rvs_bpf::trafficgen::Vary::SourcePort { count: 1 },
-    })
+        vary: rvs_bpf::trafficgen::Vary::SourcePort { count: flows },
+    }
+}
+
+/// A 64-byte UDP datagram 10.1.0.2:10000 -> 10.100.0.1:9 (as bench/packet.sh sends), made by
+/// the benches' generator.
+fn udp_frame() -> Vec<u8> {
+    rvs_bpf::trafficgen::frame(&udp_spec(1))
 }
 
 fn kernel_time(fp: &mut FastPath, frame: &[u8], want: u32, iters: u64) -> Duration {
@@ -65,17 +70,7 @@ fn bench(c: &mut Criterion) {
     });
     // The reference: the benches' generator, a program of a few dozen instructions — the
     // kernel's fixed cost of timing one run is most of its figure.
-    let gen = rvs_bpf::trafficgen::Generator::load(&rvs_bpf::trafficgen::Spec {
-        dst_mac: [2, 0, 0, 0, 0, 1],
-        src_mac: [2, 0, 0, 0, 0, 2],
-        saddr: "10.1.0.2".parse().unwrap(),
-        daddr: "10.100.0.1".parse().unwrap(),
-        proto: rvs_bpf::trafficgen::Proto::Udp,
-        sport: 10000,
-        dport: 9,
-        vary: rvs_bpf::trafficgen::Vary::SourcePort { count: 256 },
-    })
-    .expect("the generator program");
+    let gen = rvs_bpf::trafficgen::Generator::load(&udp_spec(256)).expect("the generator program");
     g.bench_function("reference_trivial_program", |b| {
         b.iter_custom(|iters| {
             let mut ns = 0u64;

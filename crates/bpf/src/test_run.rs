@@ -95,21 +95,10 @@ pub fn xdp(prog: BorrowedFd<'_>, frame: &[u8], ingress_ifindex: u32) -> io::Resu
         ctx_in: &ctx as *const XdpMd as u64,
         ..TestAttr::default()
     };
-    // SAFETY: `attr` is a valid, fully initialised BPF_PROG_TEST_RUN attribute block that
-    // outlives the call; the kernel reads `data_size_in` bytes from `frame`, at most
-    // `ctx_size_in` bytes from `ctx`, and writes at most `data_size_out` bytes into `out`
-    // (all three alive and unaliased for the duration of the call).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            std::mem::size_of::<TestAttr>() as libc::c_uint,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // The kernel reads `data_size_in` bytes from `frame` and at most `ctx_size_in` bytes from
+    // `ctx`, and writes at most `data_size_out` bytes into `out`: all three live until the
+    // call returns, and `out` is not aliased.
+    test_run(&mut attr)?;
     out.truncate(attr.data_size_out as usize);
     Ok(Run {
         retval: attr.retval,
@@ -147,15 +136,23 @@ pub fn xdp_live(
         batch_size: batch,
         ..TestAttr::default()
     };
-    // SAFETY: `attr` is a valid, fully initialised BPF_PROG_TEST_RUN attribute block that
-    // outlives the call; in live-frames mode the kernel only reads: `data_size_in` bytes from
-    // `frame` and `ctx_size_in` bytes from `ctx` (both alive for the duration of the call);
-    // no output buffer is given.
+    // In live-frames mode the kernel only reads: `data_size_in` bytes from `frame` and
+    // `ctx_size_in` bytes from `ctx`, both alive until the call returns; no output buffer.
+    test_run(&mut attr)
+}
+
+/// The `bpf(BPF_PROG_TEST_RUN)` call itself, for the two callers above: each builds `attr`
+/// from buffers it keeps alive for the call, and says which the kernel reads and writes.
+fn test_run(attr: &mut TestAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid, fully initialised BPF_PROG_TEST_RUN attribute block, borrowed
+    // mutably for the whole call (the kernel writes `retval`, `duration` and
+    // `data_size_out` back into it); every pointer in it is to a buffer of the stated size
+    // that the caller keeps alive and unaliased until this returns (see the callers).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
+            attr as *mut TestAttr,
             std::mem::size_of::<TestAttr>() as libc::c_uint,
         )
     };
