@@ -263,7 +263,16 @@ impl PacketPlane {
                 shard: packet_shard.clone(),
                 clock,
                 report: feed.xdp.clone(),
-                view: feed.view.clone(),
+                standby: {
+                    let view = feed.view.clone();
+                    Box::new(move || {
+                        view.load()
+                            .vrrp
+                            .as_ref()
+                            .map(|(board, _)| board.standby_vips())
+                            .unwrap_or_default()
+                    })
+                },
             };
             let shared = feed.xdp_sweep.clone();
             let scx = xdp::SyncContext {

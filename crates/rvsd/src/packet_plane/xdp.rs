@@ -36,10 +36,8 @@ use rvs_core::stats::Traffic;
 use rvs_core::{Director, Time};
 use rvs_packet::fastpath::{same_connection, still_valid, Offer};
 
-use super::config::PacketView;
 use super::iface::Iface;
 use crate::clock::Clock;
-use crate::published::Published;
 use crate::shard::{self, ShardRef};
 
 /// How often the syncer reads the counters back and removes stale entries. Far below any
@@ -228,13 +226,16 @@ pub(super) struct SyncContext {
 }
 
 /// What a sweep works with besides the maps: where the counters go (the connections, under
-/// the shard's lock, on the daemon's clock; the report for metrics and status) and the view
-/// whose VRRP status board says which VIPs are on standby.
+/// the shard's lock, on the daemon's clock; the report for metrics and status) and which
+/// VIPs are on standby.
 pub(super) struct Sink {
     pub shard: ShardRef,
     pub clock: Clock,
     pub report: Arc<Mutex<XdpReport>>,
-    pub view: Arc<Published<PacketView>>,
+    /// The virtual addresses of VRRP instances that are not MASTER now (none without VRRP),
+    /// read again at every sweep: from the plane's view's VRRP status board (a closure so
+    /// that this module does not depend on the plane's view, which depends on it).
+    pub standby: Box<dyn Fn() -> HashSet<IpAddr> + Send>,
 }
 
 /// The program's maps, the entries rvsd installed in them and where their counters go. The
@@ -414,12 +415,7 @@ fn install(t: &mut Table, ifaces: &[Iface], o: Offer) -> bool {
 
 /// The VIPs of VRRP instances that are not MASTER (none without VRRP).
 fn standby_addrs(cx: &Sink) -> HashSet<IpAddr> {
-    cx.view
-        .load()
-        .vrrp
-        .as_ref()
-        .map(|(board, _)| board.standby_vips())
-        .unwrap_or_default()
+    (cx.standby)()
 }
 
 /// Whether this director serves the connection of `offer` now: it forwards at all (not
