@@ -213,13 +213,7 @@ pub struct Generator {
 impl Generator {
     /// Loads `bpf/trafficgen.c` (the verifier checks it here) configured for `spec`.
     pub fn load(spec: &Spec) -> Result<Generator, Error> {
-        let object = crate::object("trafficgen").map_err(|u| Error::Unavailable(u.reason))?;
-        let mut ebpf = Ebpf::load(object)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| Error::Object(format!("no program {PROGRAM}")))?
-            .try_into()?;
-        prog.load()?;
+        let mut ebpf = crate::xdp::load_xdp("trafficgen", PROGRAM)?;
         let frame = frame(spec);
         let mut cfgs: Array<MapData, Cfg> = Array::try_from(
             ebpf.take_map("rvs_gen_cfg")

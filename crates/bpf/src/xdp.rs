@@ -300,16 +300,24 @@ impl std::fmt::Debug for FastPath {
     }
 }
 
+/// The object `name` (one of `bpf/*.c`, built by build.rs) with its XDP program `program`
+/// loaded into the kernel (the verifier checks it here), not attached: what every XDP
+/// program of this crate starts from.
+pub(crate) fn load_xdp(name: &str, program: &str) -> Result<Ebpf, Error> {
+    let object = crate::object(name).map_err(|u| Error::Unavailable(u.reason))?;
+    let mut ebpf = Ebpf::load(object)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(program)
+        .ok_or_else(|| Error::Object(format!("no program {program}")))?
+        .try_into()?;
+    prog.load()?;
+    Ok(ebpf)
+}
+
 impl FastPath {
     /// Loads `bpf/xdp.c` into the kernel (the verifier checks it here); attaches nothing.
     pub fn load() -> Result<FastPath, Error> {
-        let object = crate::object("xdp").map_err(|u| Error::Unavailable(u.reason))?;
-        let mut ebpf = Ebpf::load(object)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| Error::Object(format!("no program {PROGRAM}")))?
-            .try_into()?;
-        prog.load()?;
+        let mut ebpf = load_xdp("xdp", PROGRAM)?;
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| Error::Object(format!("no map {name}")))
