@@ -124,6 +124,8 @@ ip netns exec "$D" ethtool -K eth1 tso off >/dev/null
 # threaded (the program gives the veth its NAPI too).
 ip netns exec "$SW" "$LAB" sink --dev "$SWPORT" --prefix 10.2.0.0/24 --count-file "$work/sink.count" \
   --seconds 7200 2>"$work/sink.log" &
+# The lab's teardown kills it (every process in the lab's namespaces): no job notice for that.
+disown
 for _ in $(seq 100); do [ -s "$work/sink.count" ] && break; sleep 0.05; done
 [ -s "$work/sink.count" ] || { cat "$work/sink.log" >&2; echo "bench/packet.sh: the sink did not start" >&2; exit 1; }
 dir_napi=$(threaded_napi "$D" eth0 "$DIR_CPU")
