@@ -58,7 +58,9 @@
 #   interface (default 1); RVSD_ARGS extra rvsd options; RVSD_BIN another rvsd build (A/B);
 #   GEN_CPU / DIR_CPU (default 0 / 1); FAR_CPU the far side's CPU (default GEN_CPU; with a
 #   third CPU, FAR_CPU=2 keeps the generator from pausing for it); BR_NF=1 leaves the switch
-#   bridge's netfilter on.
+#   bridge's netfilter on; PERF_DIR=DIR records `perf record -g` of the director's CPU during
+#   each table run into DIR/<row>.data (those runs' figures then include perf's own cost: a
+#   run for profiles, not for the table; needs perf).
 # Needs: nftables, iproute2, ethtool, util-linux (taskset), a kernel with BPF live frames
 # (5.18+) and threaded NAPI. Prints a markdown table for docs/benchmarks.md.
 set -euo pipefail
@@ -176,7 +178,15 @@ run() {
   local name=$1 b0 x0 c0 m0 t0 b1 x1 c1 m1 t1 out w
   shift
   b0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); t0=$(date +%s%N)
+  local prof=
+  if [ -n "${PERF_DIR:-}" ] && [ "$DUR" -ge 3 ]; then
+    # CPU $DIR_CPU's profile over the middle of the run (call graphs), named after the row.
+    (sleep 1; perf record -q -g -C "$DIR_CPU" -o "$PERF_DIR/$(tr -c 'a-zA-Z0-9\n' _ <<<"$name").data" \
+      -- sleep $((DUR - 2)) >/dev/null 2>&1) &
+    prof=$!
+  fi
   out=$(gen "$DUR" "$@")
+  [ -z "$prof" ] || wait "$prof"
   sleep 0.3
   b1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); t1=$(date +%s%N)
   read -r produced gen_ns <<<"$out"
