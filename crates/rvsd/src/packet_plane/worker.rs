@@ -1290,6 +1290,49 @@ mod tests {
         assert_eq!(stats[0], stats[1]);
     }
 
+    /// What the transmit step refuses at release is answered as it would have been at once:
+    /// a held DF datagram too big for the real server's link (eth1, MTU 1 000) gets the
+    /// client a FRAG_NEEDED, through the port it came in on, quoting it as it arrived.
+    #[test]
+    fn a_held_frame_too_big_is_answered_frag_needed_at_release() {
+        let big = udp4_from(40030, "10.100.0.3", 53, 1200, true);
+        let mut answers = Vec::new();
+        for known in [false, true] {
+            let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", "-m");
+            if known {
+                resolve(&r, &["10.2.0.13"]);
+            }
+            let mut io = port();
+            io.inject(&big);
+            r.worker.step(&mut io, Duration::ZERO).unwrap();
+            if !known {
+                assert!(io.take_sent().is_empty() && r.out[0].borrow().is_empty());
+                resolve(&r, &["10.2.0.13"]);
+                r.worker.step(&mut io, Duration::ZERO).unwrap();
+            }
+            let mut out: Vec<_> = io.take_sent().into_iter().map(|(_, f)| f).collect();
+            out.extend(r.out[0].borrow_mut().drain(..));
+            assert!(
+                r.out[1].borrow().is_empty(),
+                "nothing toward the real server"
+            );
+            assert_eq!(out.len(), 1, "known: {known}");
+            let icmp = &out[0];
+            assert_eq!(icmp[..6], CLIENT_MAC);
+            assert_eq!((icmp[23], icmp[34], icmp[35]), (1, 3, 4), "FRAG_NEEDED");
+            assert_eq!(u16::from_be_bytes([icmp[40], icmp[41]]), 1000);
+            assert_eq!(
+                icmp[42..62],
+                big[14..34],
+                "quotes the datagram as it arrived"
+            );
+            answers.push(out[0].clone());
+            let rep = r.worker.report(&mut io);
+            assert_eq!(rep.drops.get(DropReason::FragNeeded), 1);
+        }
+        assert_eq!(answers[0], answers[1]);
+    }
+
     /// The IPv4 fragment of the unfragmented frame `whole` holding bytes `off..end` of its
     /// IP payload.
     fn fragment_of(whole: &[u8], off: usize, end: usize, more: bool) -> Vec<u8> {
