@@ -905,6 +905,53 @@ impl<N: Neighbours> Plane<N> {
         self.send(buf, f, p, Xmit::Rewrite(method), r.caddr, false)
     }
 
+    /// Keeps what it takes to send a frame later, when its next hop was missing (see
+    /// [`Pending`]); not for a datagram the plane reassembled.
+    fn keep_pending(&mut self, pending: Pending) {
+        self.offer_ctx = None;
+        if self.reasm_ctx.is_none() {
+            self.pending = Some(pending);
+        }
+    }
+
+    /// Sends the frame the plane generated in `buf[start..start + len]` (an Ethernet header
+    /// without VLAN tags, its MACs still to write) toward `next`: writes the next hop's MAC
+    /// and the egress port's. Without a next hop, the frame is dropped and kept for later
+    /// ([`Xmit::Local`]).
+    fn send_local(
+        &mut self,
+        buf: &mut [u8],
+        port_in: PortId,
+        start: usize,
+        len: usize,
+        next: IpAddr,
+    ) -> Verdict {
+        let Some(hop) = self.neigh.next_hop(next) else {
+            self.keep_pending(Pending {
+                next,
+                port_in,
+                start,
+                len,
+                xmit: Xmit::Local,
+                relayed_icmp: false,
+            });
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(mac) = self.cfg.ports.get(usize::from(hop.port)).map(|q| q.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(macs) = buf.get_mut(start..start + 12).filter(|_| len >= 14) else {
+            return self.drop(DropReason::NoRoom);
+        };
+        macs[..6].copy_from_slice(&hop.mac);
+        macs[6..].copy_from_slice(&mac);
+        Verdict::Local {
+            port: hop.port,
+            start,
+            len,
+        }
+    }
+
     /// Runs [`xmit::transmit`] toward `next` and turns its outcome into a verdict, answering
     /// TTL expiry and MTU refusals with ICMP errors to the sender. Without a next hop, the
     /// frame is dropped and what it takes to send it later is kept ([`Pending`]).
@@ -917,18 +964,18 @@ impl<N: Neighbours> Plane<N> {
         next: IpAddr,
         relayed_icmp: bool,
     ) -> Verdict {
+        if xmit == Xmit::Local {
+            return self.send_local(buf, f.port_in, f.start, f.end - f.start, next);
+        }
         let Some(hop) = self.neigh.next_hop(next) else {
-            self.offer_ctx = None;
-            if self.reasm_ctx.is_none() {
-                self.pending = Some(Pending {
-                    next,
-                    port_in: f.port_in,
-                    start: f.start,
-                    len: f.end - f.start,
-                    xmit,
-                    relayed_icmp,
-                });
-            }
+            self.keep_pending(Pending {
+                next,
+                port_in: f.port_in,
+                start: f.start,
+                len: f.end - f.start,
+                xmit,
+                relayed_icmp,
+            });
             return self.drop(DropReason::NoRoute);
         };
         let Some(port) = self.cfg.ports.get(usize::from(hop.port)).copied() else {
@@ -937,6 +984,8 @@ impl<N: Neighbours> Plane<N> {
         let tun;
         let method = match xmit {
             Xmit::Rewrite(m) => m,
+            // Sent by `send_local` above; this arm only completes the match.
+            Xmit::Local => return self.send_local(buf, f.port_in, f.start, f.end - f.start, next),
             Xmit::Tunnel(mut t) => {
                 let Some(src) = self.port_addr(hop.port, t.dst.is_ipv6()) else {
                     return self.drop(DropReason::NoRoute);
@@ -1279,13 +1328,6 @@ impl<N: Neighbours> Plane<N> {
         if !self.verify_icmp(buf, f, p) {
             return Some(self.drop(DropReason::BadChecksum));
         }
-        // The error goes to the client from the VIP, through the client's next hop.
-        let Some(hop) = self.neigh.next_hop(t.inner_src) else {
-            return Some(self.drop(DropReason::NoRoute));
-        };
-        let Some(mac) = self.cfg.ports.get(usize::from(hop.port)).map(|q| q.mac) else {
-            return Some(self.drop(DropReason::NoRoute));
-        };
         let too_big = e.is_too_big(p.l3);
         if too_big && t.inner == L3::Ipv4 && !t.inner_df {
             // The client's packet may be fragmented: nothing to tell it.
@@ -1303,7 +1345,9 @@ impl<N: Neighbours> Plane<N> {
         } else {
             ethertype::IPV4
         };
-        let h = ethernet::write_header(buf, hop.mac, mac, &[], et).ok()?;
+        // The error goes to the client from the VIP, through the client's next hop, whose
+        // MACs `send_local` writes.
+        let h = ethernet::write_header(buf, [0; 6], [0; 6], &[], et).ok()?;
         let ident = self.next_ident();
         let orig = &self.scratch[..n];
         let out = &mut buf[h..];
@@ -1328,11 +1372,7 @@ impl<N: Neighbours> Plane<N> {
             _ => Ok(None),
         };
         Some(match written {
-            Ok(Some(len)) => Verdict::Local {
-                port: hop.port,
-                start: 0,
-                len: h + len,
-            },
+            Ok(Some(len)) => self.send_local(buf, f.port_in, 0, h + len, t.inner_src),
             _ => Verdict::Drop(DropReason::TunnelIcmp),
         })
     }

@@ -19,10 +19,12 @@
 //! queue only finishes what IPVS already did, so the packet is counted, scheduled and moved
 //! through its state machine once.
 //!
+//! An ICMP error the plane generates toward a client about one of its tunnel packets is kept
+//! the same way: generated at once (the director's part), its MACs written when the client's
+//! next hop is known — the kernel's neighbour queue holding a locally generated packet.
+//!
 //! A datagram the plane reassembled has no `Pending`: it is dropped, as it was before frames
-//! were held (sending it on later would need its fragment sizes as well). Nor has an ICMP
-//! error the plane generates toward a client about a tunnel packet (`icmp_tunnel`), which is
-//! dropped too; the client's next hop is noted all the same, so the next one goes out.
+//! were held (sending it on later would need its fragment sizes as well).
 
 use super::*;
 
@@ -34,8 +36,11 @@ pub(super) enum Xmit {
     Rewrite(Method<'static>),
     /// A tunnel: the parameters decided from the real server's configuration; the outer
     /// source address and the MACs are left unspecified here and written from the next hop
-    /// when the frame is sent (see `Plane::transmit`).
+    /// when the frame is sent (see `Plane::send`).
     Tunnel(TunnelParams),
+    /// A frame the plane generated (an ICMP error toward a client about a tunnel packet):
+    /// complete but for its MACs, which are all that is left to write.
+    Local,
 }
 
 /// What the plane needs to finish the transmission of a frame whose next hop was missing:

@@ -1035,9 +1035,9 @@ mod tests {
         assert_eq!(rep.drops.get(DropReason::NoRoute), 2, "frame and datagram");
     }
 
-    /// Publishes next hops through eth1 for `addrs` besides the rig's 10.2.0.11 and
-    /// 10.2.0.12, as the keeper does once it resolved them; the last byte of each one's MAC
-    /// is its address's.
+    /// Publishes next hops for `addrs` besides the rig's 10.2.0.11 and 10.2.0.12, as the
+    /// keeper does once it resolved them: through eth0 for the clients' 10.1.0.0/24, eth1
+    /// for the others; the last byte of each one's MAC is its address's.
     fn resolve(r: &Rig, addrs: &[&str]) {
         let rig_hop = NextHop {
             port: 1,
@@ -1051,7 +1051,8 @@ mod tests {
             let a = ip(a);
             let mut mac = RS_MAC;
             mac[5] = a.octets()[3];
-            table.push((IpAddr::V4(a), NextHop { port: 1, mac }));
+            let port = if a.octets()[..3] == [10, 1, 0] { 0 } else { 1 };
+            table.push((IpAddr::V4(a), NextHop { port, mac }));
         }
         r.worker.cx.hops.publish(table.into_iter().collect());
     }
@@ -1227,6 +1228,109 @@ mod tests {
             dests.iter().all(|d| (d.conns, d.inpkts) == (1, 1)),
             "{dests:?}"
         );
+    }
+
+    /// A real server's reply held for the client's next hop is counted once too (OutPkts),
+    /// and leaves rewritten as it would have with the client known (NAT: from the VIP).
+    #[test]
+    fn a_held_reply_is_counted_once() {
+        let cmds = [
+            "-A -u 10.100.0.1:53 -s rr",
+            "-a -u 10.100.0.1:53 -r 10.2.0.11:53 -m",
+        ];
+        // The real server's answer to the client's 10.1.0.50:40020.
+        let mut reply = udp4_from(53, "10.1.0.50", 40020, 32, false);
+        reply[6..12].copy_from_slice(&RS_MAC);
+        reply[26..30].copy_from_slice(&ip("10.2.0.11").octets());
+        reply[24..26].copy_from_slice(&[0, 0]);
+        let c = rvs_packet::checksum::checksum(&reply[14..34]);
+        reply[24..26].copy_from_slice(&c.to_be_bytes());
+        let request = udp4_from(40020, "10.100.0.1", 53, 16, false);
+        let mut sent_back = Vec::new();
+        let mut stats = Vec::new();
+        for client_known in [false, true] {
+            let mut r = rig(&cmds);
+            if client_known {
+                resolve(&r, &["10.1.0.50"]);
+            }
+            let mut io = port();
+            io.inject(&request);
+            r.worker.step(&mut io, Duration::ZERO).unwrap();
+            assert_eq!(
+                io.take_sent().len(),
+                1,
+                "the request went to the real server"
+            );
+            io.inject(&reply);
+            r.worker.step(&mut io, Duration::ZERO).unwrap();
+            let mut out = io.take_sent();
+            if !client_known {
+                assert!(out.is_empty(), "the client's next hop is not known yet");
+                resolve(&r, &["10.1.0.50"]);
+                r.worker.step(&mut io, Duration::ZERO).unwrap();
+                out = r.out[0].borrow().iter().map(|f| (2, f.clone())).collect();
+                let held = r.worker.held.counters();
+                assert_eq!((held.held, held.released), (1, 1));
+            }
+            assert_eq!(out.len(), 1, "the reply, sent on");
+            assert_eq!(out[0].1[26..30], [10, 100, 0, 1], "from the VIP");
+            sent_back.push(out[0].1.clone());
+            let (svc, _) = stats_of(&mut r.st, "10.100.0.1", 53);
+            assert_eq!(
+                (svc.inpkts, svc.outpkts),
+                (1, 1),
+                "client known: {client_known}"
+            );
+            stats.push((svc, conns(&r)));
+        }
+        assert_eq!(
+            sent_back[0], sent_back[1],
+            "as if the client had been known"
+        );
+        assert_eq!(stats[0], stats[1]);
+    }
+
+    /// What the transmit step refuses at release is answered as it would have been at once:
+    /// a held DF datagram too big for the real server's link (eth1, MTU 1 000) gets the
+    /// client a FRAG_NEEDED, through the port it came in on, quoting it as it arrived.
+    #[test]
+    fn a_held_frame_too_big_is_answered_frag_needed_at_release() {
+        let big = udp4_from(40030, "10.100.0.3", 53, 1200, true);
+        let mut answers = Vec::new();
+        for known in [false, true] {
+            let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", "-m");
+            if known {
+                resolve(&r, &["10.2.0.13"]);
+            }
+            let mut io = port();
+            io.inject(&big);
+            r.worker.step(&mut io, Duration::ZERO).unwrap();
+            if !known {
+                assert!(io.take_sent().is_empty() && r.out[0].borrow().is_empty());
+                resolve(&r, &["10.2.0.13"]);
+                r.worker.step(&mut io, Duration::ZERO).unwrap();
+            }
+            let mut out: Vec<_> = io.take_sent().into_iter().map(|(_, f)| f).collect();
+            out.extend(r.out[0].borrow_mut().drain(..));
+            assert!(
+                r.out[1].borrow().is_empty(),
+                "nothing toward the real server"
+            );
+            assert_eq!(out.len(), 1, "known: {known}");
+            let icmp = &out[0];
+            assert_eq!(icmp[..6], CLIENT_MAC);
+            assert_eq!((icmp[23], icmp[34], icmp[35]), (1, 3, 4), "FRAG_NEEDED");
+            assert_eq!(u16::from_be_bytes([icmp[40], icmp[41]]), 1000);
+            assert_eq!(
+                icmp[42..62],
+                big[14..34],
+                "quotes the datagram as it arrived"
+            );
+            answers.push(out[0].clone());
+            let rep = r.worker.report(&mut io);
+            assert_eq!(rep.drops.get(DropReason::FragNeeded), 1);
+        }
+        assert_eq!(answers[0], answers[1]);
     }
 
     /// The IPv4 fragment of the unfragmented frame `whole` holding bytes `off..end` of its
