@@ -4,25 +4,34 @@
 #
 # Topology: the rvs-lab NAT lab. client eth0 <-veth-> director eth0; director eth1 <-veth->
 # the switch's bridge with the two real servers. 64-byte IPv4 frames to VIP:9 (UDP) or VIP:80
-# (TCP SYN), NAT to the two real servers under round robin; the real servers drop them (nft),
-# so nothing flows back.
+# (TCP SYN), NAT to the two real servers under round robin. Nothing reaches the real servers
+# and nothing flows back: the sink (below) counts and drops the frames as they leave the
+# director.
 #
 # Where the work runs (CPU $DIR_CPU = the director's, CPU $GEN_CPU = the generator's):
 #  - The generator is `rvs-lab trafficgen` (crates/bpf/bpf/trafficgen.c): BPF_PROG_TEST_RUN in
 #    live-frames mode, each frame handed by the client veth's ndo_xdp_xmit straight into the
-#    director eth0's receive ring; no socket, no skb on its CPU. It runs on CPU $GEN_CPU, at
-#    nice 19 flat out, at nice 0 when paced. (trafgen cannot be used: see docs/benchmarks.md.)
+#    director eth0's receive ring; no socket, no skb on its CPU. ONE kernel call per run (a
+#    call's teardown costs an RCU grace period, tens of ms here), paced, when paced, by the
+#    program itself (it drops repetitions before the next frame is due). It runs on CPU
+#    $GEN_CPU at nice 19, so the far side is served first. (trafgen cannot be used: see
+#    docs/benchmarks.md.)
 #  - The director's eth0 runs NAPI (GRO on, which is what gives a veth a NAPI instance) in
 #    THREADED mode, its kthread pinned to CPU $DIR_CPU: the frame's receive (the skb built from
 #    the frame, as a NIC driver builds it), the XDP program, the kernel's DNAT and forwarding,
 #    the AF_PACKET tap and the transmit on eth1 all run there, for every contender. rvsd (all
 #    its threads) is pinned to CPU $DIR_CPU too.
-#  - The far side (the switch's end of eth1, the bridge, the real servers' receive) runs in
-#    the switch veth's threaded NAPI kthread, pinned to CPU $GEN_CPU: not the director's work.
-#    TSO is off on eth1 so the kernel's forwarded skbs take that NAPI path too.
+#  - The far side is the sink: `rvs-lab sink` (crates/bpf/bpf/sink.c), an XDP program on the
+#    switch's end of eth1 that counts and drops the UDP datagrams to port 9 (and TCP to port
+#    80) addressed to a real server (10.2.0.0/24: a frame the director did not rewrite is not
+#    counted) and passes the rest (ARP) to the bridge. It runs in that veth's threaded NAPI
+#    kthread, pinned to CPU $FAR_CPU: not the director's work, and a few tens of ns per packet
+#    (the real servers' own receive, the earlier method, cost CPU $GEN_CPU as much per packet
+#    as the director's work and left the generator too little). TSO is off on eth1 so the
+#    kernel's forwarded skbs take that NAPI path too.
 #
-# Measured per run: offered = frames the generator produced; delivered = datagrams the real
-# servers received (their nft sink's counter: UDP to port 9 only, so not the SYNs); loss = 1 -
+# Measured per run: offered = frames the generator produced; delivered = datagrams the sink
+# counted (UDP to port 9 to a real server only, so not the SYNs); loss = 1 -
 # delivered / offered; "ring full" = frames the director's eth0 receive ring had no room
 # for (the client veth's xdp_xmit_errors: the director was saturated); CPU $DIR_CPU busy time
 # (wall time less /proc/stat's idle + iowait, which a tickless kernel measures exactly) as a
@@ -49,7 +58,9 @@
 #   interface (default 1); RVSD_ARGS extra rvsd options; RVSD_BIN another rvsd build (A/B);
 #   GEN_CPU / DIR_CPU (default 0 / 1); FAR_CPU the far side's CPU (default GEN_CPU; with a
 #   third CPU, FAR_CPU=2 keeps the generator from pausing for it); BR_NF=1 leaves the switch
-#   bridge's netfilter on.
+#   bridge's netfilter on; PERF_DIR=DIR records `perf record -g` of the director's CPU during
+#   each table run into DIR/<row>.data (those runs' figures then include perf's own cost: a
+#   run for profiles, not for the table; needs perf).
 # Needs: nftables, iproute2, ethtool, util-linux (taskset), a kernel with BPF live frames
 # (5.18+) and threaded NAPI. Prints a markdown table for docs/benchmarks.md.
 set -euo pipefail
@@ -111,19 +122,26 @@ threaded_napi() {
 # TSO off on eth1: a veth sends an skb through its peer's NAPI only when it cannot be a TSO
 # super-frame (veth_skb_is_eligible_for_gro).
 ip netns exec "$D" ethtool -K eth1 tso off >/dev/null
+# The sink on the switch's end of eth1 (native XDP: a veth has it), before its NAPI is made
+# threaded (the program gives the veth its NAPI too).
+ip netns exec "$SW" "$LAB" sink --dev "$SWPORT" --prefix 10.2.0.0/24 --count-file "$work/sink.count" \
+  --seconds 7200 2>"$work/sink.log" &
+# The lab's teardown kills it (every process in the lab's namespaces): no job notice for that.
+disown
+for _ in $(seq 100); do [ -s "$work/sink.count" ] && break; sleep 0.05; done
+[ -s "$work/sink.count" ] || { cat "$work/sink.log" >&2; echo "bench/packet.sh: the sink did not start" >&2; exit 1; }
 dir_napi=$(threaded_napi "$D" eth0 "$DIR_CPU")
 far_napi=$(threaded_napi "$SW" "$SWPORT" "$FAR_CPU")
 napi_note="director eth0 NAPI threaded (kthread $(cat /proc/$dir_napi/comm) on CPU $DIR_CPU), far side $(cat /proc/$far_napi/comm) on CPU $FAR_CPU"
 
 # The generator: gen SECONDS [trafficgen options...], on CPU $GEN_CPU. Flat out (no --rate)
-# at nice 19, so the far side's NAPI kthread on the same CPU is served first; paced (--rate)
-# at nice 0, so it wakes on time (it sleeps between bursts of at most 32 frames and gives up
-# on what it could not send within a millisecond: the offered column is what it sent).
-# Prints "<frames produced> <its CPU ns>".
+# or paced (--rate: the program drops repetitions before the next frame is due, and after it
+# was preempted it sends at most 32 frames back to back and skips the rest: the offered column
+# is what it sent), always at nice 19 so the far side's NAPI kthread on the same CPU is
+# served first. Prints "<frames produced> <its CPU ns>".
 gen() {
   local secs=$1 log="$work/gen.$BASHPID" nice=19
   shift
-  case " $* " in *" --rate "*) nice=0 ;; esac
   ip netns exec "$C" taskset -c "$GEN_CPU" nice -n "$nice" "$LAB" trafficgen --dev eth0 --dst-mac "$DMAC" \
     --src 10.1.0.2 --dst "$VIP" --seconds "$secs" "$@" >"$log" 2>&1 || {
     cat "$log" >&2
@@ -137,13 +155,11 @@ FLOOD=(--proto syn --dport 80 --sources 16777216 --first-source 12.0.0.0)
 
 # Counters.
 xmit_errors() { ip netns exec "$C" ethtool -S eth0 | awk '/xdp_xmit_errors/ { n += $2 } END { print n + 0 }'; }
+# The sink's count of UDP datagrams to port 9 at a real server, read after its next 20 ms
+# update.
 udp_sunk() {
-  local n=0 rs c
-  for rs in "${RS[@]}"; do
-    c=$(ip netns exec "$rs" nft list chain ip sink in | sed -n 's/.*udp dport 9 counter packets \([0-9]*\).*/\1/p')
-    n=$((n + c))
-  done
-  echo "$n"
+  sleep 0.05
+  sed -n 's/^udp9 //p' "$work/sink.count"
 }
 # Idle ns of CPU $1 ("" = every CPU) from /proc/stat: idle + iowait. On a tickless kernel
 # these come from the idle loop's own clock, while the busy fields are sampled at ticks and
@@ -162,7 +178,15 @@ run() {
   local name=$1 b0 x0 c0 m0 t0 b1 x1 c1 m1 t1 out w
   shift
   b0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); t0=$(date +%s%N)
+  local prof=
+  if [ -n "${PERF_DIR:-}" ] && [ "$DUR" -ge 3 ]; then
+    # CPU $DIR_CPU's profile over the middle of the run (call graphs), named after the row.
+    (sleep 1; perf record -q -g -C "$DIR_CPU" -o "$PERF_DIR/$(tr -c 'a-zA-Z0-9\n' _ <<<"$name").data" \
+      -- sleep $((DUR - 2)) >/dev/null 2>&1) &
+    prof=$!
+  fi
   out=$(gen "$DUR" "$@")
+  [ -z "$prof" ] || wait "$prof"
   sleep 0.3
   b1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); t1=$(date +%s%N)
   read -r produced gen_ns <<<"$out"
@@ -328,7 +352,7 @@ for r in "${rows[@]}"; do
     }'
 done
 echo
-echo "$DUR s per run; $FLOWS steady flows (new connections: a new source address per frame); 64-byte frames from rvs-lab trafficgen (BPF live frames) on CPU $GEN_CPU (nice 19 flat out, nice 0 paced); rvsd and the director's NAPI on CPU $DIR_CPU; $napi_note; $brnf; the kernel's steady rate $kernel_rate pkt/s (the 2x runs offer $((2 * kernel_rate)), the flood runs' steady flows $half); $(nproc) CPUs; $(uname -r); $(uptime)"
+echo "$DUR s per run; $FLOWS steady flows (new connections: a new source address per frame); 64-byte frames from rvs-lab trafficgen (BPF live frames) on CPU $GEN_CPU (nice 19; one kernel call per run, paced by the program); rvsd and the director's NAPI on CPU $DIR_CPU; $napi_note; $brnf; the kernel's steady rate $kernel_rate pkt/s (the 2x runs offer $((2 * kernel_rate)), the flood runs' steady flows $half); $(nproc) CPUs; $(uname -r); $(uptime)"
 for n in "${flood_note[@]}"; do echo "$n"; done
 for l in "${logs[@]}"; do echo "$l"; done
 for c in "${contenders[@]}"; do

@@ -17,6 +17,7 @@
 //! options of [`sockmap`] and the epoll calls of [`sock_watch`], each block with its
 //! `// SAFETY:` reasoning.
 
+pub mod sink;
 pub mod sock_watch;
 pub mod sockmap;
 pub mod syn_answer;

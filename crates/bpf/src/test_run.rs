@@ -7,6 +7,9 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 /// `BPF_PROG_TEST_RUN`'s attribute block (`union bpf_attr`, the `test` member).
 #[repr(C)]
@@ -139,6 +142,90 @@ pub fn xdp_live(
     // In live-frames mode the kernel only reads: `data_size_in` bytes from `frame` and
     // `ctx_size_in` bytes from `ctx`, both alive until the call returns; no output buffer.
     test_run(&mut attr)
+}
+
+/// Runs like [`xdp_live`] until `deadline`: one call with as many repetitions as the kernel
+/// takes (`u32::MAX`), ended by a signal to this thread at the deadline. Why one call: each
+/// live-frames call ends with an RCU grace period (the kernel tears its page pool down), 24-40
+/// ms on the VM this was measured on, whatever the call's size — many short calls would send
+/// in bursts with long silences between them. The kernel checks for a pending signal after
+/// each batch and then returns `EINTR`, which is the normal end here.
+pub fn xdp_live_until(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    ingress_ifindex: u32,
+    batch: u32,
+    deadline: Instant,
+) -> io::Result<()> {
+    install_wake_handler()?;
+    // SAFETY: pthread_self has no preconditions; it names the calling thread.
+    let me = unsafe { libc::pthread_self() };
+    let done = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            // Until the deadline in short sleeps (the caller may finish early on an error),
+            // then a signal every few milliseconds until the caller says it is out of the
+            // call (a signal that came just before it entered the kernel did not stop it);
+            // bounded either way.
+            let step = Duration::from_millis(5);
+            for _ in 0..STOPPER_STEPS {
+                if done.load(Ordering::Acquire) {
+                    return;
+                }
+                let now = Instant::now();
+                if now < deadline {
+                    std::thread::sleep((deadline - now).min(step));
+                    continue;
+                }
+                // SAFETY: `me` is the thread running `xdp_live_until`, which joins this thread
+                // before it returns, so the id names a live thread; SIGALRM has a handler
+                // (install_wake_handler), so it interrupts the call and kills nothing.
+                unsafe { libc::pthread_kill(me, libc::SIGALRM) };
+                std::thread::sleep(step);
+            }
+        })
+    };
+    let result = loop {
+        if Instant::now() >= deadline {
+            break Ok(());
+        }
+        match xdp_live(prog, frame, ingress_ifindex, u32::MAX, batch) {
+            // All repetitions done before the deadline (a slow rate): go on.
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    done.store(true, Ordering::Release);
+    let _ = stopper.join();
+    result
+}
+
+/// How many 5 ms steps the stopper thread takes at most: a run of up to a day, then 10 s of
+/// signals.
+const STOPPER_STEPS: u32 = 86_400 * 200 + 2_000;
+
+/// SIGALRM gets a handler that does nothing, without `SA_RESTART`: its only effect is to
+/// interrupt the live-frames call ([`xdp_live_until`]).
+fn install_wake_handler() -> io::Result<()> {
+    extern "C" fn wake(_: libc::c_int) {}
+    static INSTALL: Once = Once::new();
+    let mut rc = 0;
+    INSTALL.call_once(|| {
+        // SAFETY: a zeroed `sigaction` is a valid value (empty mask, no flags) which is then
+        // filled in; `wake` is async-signal-safe (it does nothing); the old action is not asked for.
+        rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = wake as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut())
+        };
+    });
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The `bpf(BPF_PROG_TEST_RUN)` call itself, for the two callers above: each builds `attr`

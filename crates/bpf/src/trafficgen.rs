@@ -13,6 +13,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
+use std::time::Instant;
 
 use aya::maps::{Array, MapData};
 use aya::programs::Xdp;
@@ -59,6 +60,22 @@ impl Default for Cfg {
 const LEN: usize = 60;
 
 const _: () = assert!(std::mem::size_of::<Cfg>() == 96);
+
+/// `struct rvs_gen_pace`: the program's pacer, in 1/256 ns.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Pace {
+    interval: u64,
+    burst: u64,
+    next: u64,
+}
+
+// SAFETY: a #[repr(C)] struct of three u64s, no padding: every bit pattern is valid.
+unsafe impl aya::Pod for Pace {}
+
+/// The pacer's unit: 1/256 ns, so an interval keeps a fraction of a nanosecond (at a million
+/// frames a second, a whole-nanosecond interval would already be 0.05 % off at some rates).
+const PACE_UNIT: u128 = 256;
 
 // SAFETY: a #[repr(C)] struct of u32s and a byte array, without padding (size asserted above,
 // the C layout): every bit pattern is valid, copyable as bytes.
@@ -203,10 +220,26 @@ fn cfg(spec: &Spec, f: &[u8]) -> Cfg {
     c
 }
 
+/// The pacer's setting for `rate` frames per second (0: flat out) and bursts of at most
+/// `burst` frames.
+fn pacing(rate: u64, burst: u64) -> Pace {
+    if rate == 0 {
+        return Pace::default();
+    }
+    let interval = (1_000_000_000 * PACE_UNIT / u128::from(rate)).max(1) as u64;
+    Pace {
+        interval,
+        // `burst` frames due at once: the current one and `burst - 1` intervals' worth.
+        burst: interval.saturating_mul(burst.max(1) - 1),
+        next: 0,
+    }
+}
+
 /// The loaded generator.
 pub struct Generator {
     ebpf: Ebpf,
     seq: Array<MapData, u64>,
+    pace: Array<MapData, Pace>,
     frame: Vec<u8>,
 }
 
@@ -224,7 +257,16 @@ impl Generator {
             ebpf.take_map("rvs_gen_seq")
                 .ok_or_else(|| Error::Object("no map rvs_gen_seq".into()))?,
         )?;
-        Ok(Generator { ebpf, seq, frame })
+        let pace = Array::try_from(
+            ebpf.take_map("rvs_gen_pace")
+                .ok_or_else(|| Error::Object("no map rvs_gen_pace".into()))?,
+        )?;
+        Ok(Generator {
+            ebpf,
+            seq,
+            pace,
+            frame,
+        })
     }
 
     fn program(&self) -> Result<&Xdp, Error> {
@@ -235,12 +277,20 @@ impl Generator {
             .try_into()?)
     }
 
-    /// Sends `n` frames out of interface `ifindex` (of the caller's network namespace),
-    /// `batch` per transmission (0: the kernel's default, 64). A frame the interface could
-    /// not take (a veth whose peer's ring is full) is dropped by it and counted there.
-    pub fn send(&self, ifindex: u32, n: u32, batch: u32) -> Result<(), Error> {
+    /// Paces what follows at `rate` frames per second (0, the default: as fast as the CPU
+    /// goes), at most `burst` frames back to back when the sender fell behind. The program
+    /// paces itself (see `bpf/trafficgen.c`): a repetition before the next frame's due time is
+    /// dropped, not sent and not counted.
+    pub fn set_rate(&mut self, rate: u64, burst: u64) -> Result<(), Error> {
+        Ok(self.pace.set(0, pacing(rate, burst), 0)?)
+    }
+
+    /// Sends out of interface `ifindex` (of the caller's network namespace) until `deadline`,
+    /// at the set rate: one kernel call for the whole run. A frame the interface could not
+    /// take (a veth whose peer's ring is full) is dropped by it and counted there.
+    pub fn send_until(&self, ifindex: u32, deadline: Instant) -> Result<(), Error> {
         let fd = self.program()?.fd()?;
-        test_run::xdp_live(fd.as_fd(), &self.frame, ifindex, n, batch)
+        test_run::xdp_live_until(fd.as_fd(), &self.frame, ifindex, 0, deadline)
             .map_err(|e| Error::Object(format!("BPF_PROG_TEST_RUN (live frames): {e}")))
     }
 

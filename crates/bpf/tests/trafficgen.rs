@@ -121,3 +121,118 @@ fn a_recycled_page_gets_the_whole_template_again() {
     // The third frame is the first one's flow again, byte for byte.
     assert_eq!(g.next_frame_over(&stale).unwrap().data, clean);
 }
+
+/// The program paces itself: at one frame a second, the first repetition is sent and the
+/// ones right after it are dropped (not sent, not counted) until the next one is due.
+#[test]
+fn a_paced_generator_drops_what_is_not_yet_due() {
+    let Some(mut g) = load(&spec(Proto::Udp, Vary::SourcePort { count: 4 })) else {
+        return;
+    };
+    g.set_rate(1, 1).unwrap();
+    assert_eq!(g.next_frame().unwrap().retval, verdict::TX);
+    for _ in 0..3 {
+        assert_eq!(g.next_frame().unwrap().retval, verdict::DROP);
+    }
+    assert_eq!(g.produced().unwrap(), 1, "only the sent frame is counted");
+    // Flat out again: every repetition is a frame.
+    g.set_rate(0, 1).unwrap();
+    assert_eq!(g.next_frame().unwrap().retval, verdict::TX);
+    assert_eq!(g.produced().unwrap(), 2);
+}
+
+/// Frames received on `dev` of the calling thread's network namespace.
+fn rx_packets(dev: &str) -> u64 {
+    let t =
+        std::fs::read_to_string("/proc/thread-self/net/dev").expect("/proc/thread-self/net/dev");
+    let line = t
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{dev}:")))
+        .unwrap_or_else(|| panic!("{dev} in /proc/net/dev:\n{t}"));
+    line.split_once(':')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A live run: `send_until` ends at its deadline (the signal interrupts the one long kernel
+/// call), the frames reach the veth's peer, and a paced run sends no more than its rate allows
+/// (the rate times the time it ran, plus one burst) — flat out, the same time gives far more.
+#[test]
+fn live_runs_end_at_their_deadline_and_keep_their_rate() {
+    rvs_require::require_root!();
+    rvs_require::require_tools!("ip", "ethtool");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The namespace is this thread's; its interfaces go with it.
+    std::thread::spawn(move || {
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+            rvs_require::unmet(format!("unshare(CLONE_NEWNET): {e}"));
+            return;
+        }
+        let run = |cmd: &str, args: &[&str]| {
+            let st = std::process::Command::new(cmd)
+                .args(args)
+                .status()
+                .expect("run");
+            assert!(st.success(), "{cmd} {args:?}");
+        };
+        run(
+            "ip",
+            &["link", "add", "tg0", "type", "veth", "peer", "name", "tg1"],
+        );
+        run("ip", &["link", "set", "tg0", "up"]);
+        run("ip", &["link", "set", "tg1", "up"]);
+        // A veth takes frames from ndo_xdp_xmit only into a peer that runs NAPI.
+        run("ethtool", &["-K", "tg1", "gro", "on"]);
+        let ifindex = nix::net::if_::if_nametoindex("tg0").expect("ifindex");
+        let Some(mut g) = load(&spec(Proto::Udp, Vary::SourcePort { count: 4 })) else {
+            return;
+        };
+        let mut out = Vec::new();
+        for rate in [2_000u64, 0] {
+            g.set_rate(rate, 32).unwrap();
+            let before = (g.produced().unwrap(), rx_packets("tg1"));
+            let start = std::time::Instant::now();
+            g.send_until(ifindex, start + std::time::Duration::from_millis(300))
+                .unwrap();
+            let took = start.elapsed();
+            // The peer's NAPI may still be draining its ring: wait for it, bounded.
+            let produced = g.produced().unwrap() - before.0;
+            let mut got = 0;
+            for _ in 0..100 {
+                got = rx_packets("tg1") - before.1;
+                if got > 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            out.push((rate, produced, got, took));
+        }
+        tx.send(out).unwrap();
+    });
+    // Bounded: a run the signal did not end would take minutes.
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the live runs ended");
+    let [(rate, paced, paced_got, took), (_, flat, flat_got, flat_took)] = out[..] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        took.as_millis() < 10_000 && flat_took.as_millis() < 10_000,
+        "{out:?}"
+    );
+    assert!(paced > 0 && paced_got > 0 && flat_got > 0, "{out:?}");
+    let allowed = (rate as f64 * took.as_secs_f64()) as u64 + 32;
+    assert!(
+        paced <= allowed,
+        "paced at {rate}/s for {took:?}: {paced} frames > {allowed}"
+    );
+    assert!(
+        flat > 10 * allowed,
+        "flat out made only {flat} frames in {flat_took:?}"
+    );
+}

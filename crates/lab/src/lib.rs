@@ -58,6 +58,7 @@ pub mod ecmp;
 pub mod error;
 pub mod netns;
 pub mod nginx;
+pub mod sink;
 pub mod tools;
 pub mod topo;
 pub mod trafficgen;

@@ -109,6 +109,24 @@ enum Cmd {
         #[arg(long)]
         write_frame: Option<std::path::PathBuf>,
     },
+    /// Count and drop, with an XDP program on an interface of the current namespace, the UDP
+    /// datagrams to port 9 and TCP segments to port 80 addressed into a prefix (what a director
+    /// forwarded to its real servers); the counts go to a file every 20 ms. The benches' far
+    /// side. Run it under `ip netns exec`; it detaches when killed.
+    Sink {
+        /// The interface.
+        #[arg(long)]
+        dev: String,
+        /// The real servers' prefix, a.b.c.d/len.
+        #[arg(long)]
+        prefix: String,
+        /// Where the counts go ("udp9 N" and "tcp80 M" lines, replaced whole).
+        #[arg(long)]
+        count_file: std::path::PathBuf,
+        /// Seconds until it detaches by itself.
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -187,6 +205,13 @@ fn main() -> ExitCode {
         Cmd::Down { prefix, orphans } => down(&prefix, orphans),
         Cmd::List => list(),
         Cmd::Decap { dev, gue_port } => decap(dev, gue_port),
+        Cmd::Sink {
+            dev,
+            prefix,
+            count_file,
+            seconds,
+        } => parse_prefix(&prefix)
+            .and_then(|p| rvs_lab::sink::run(&dev, p, &count_file, Duration::from_secs(seconds))),
         Cmd::Trafficgen {
             dev,
             dst_mac,
@@ -399,6 +424,18 @@ fn trafficgen(
         report.cpu.as_nanos()
     );
     Ok(())
+}
+
+/// `a.b.c.d/len`.
+fn parse_prefix(s: &str) -> rvs_lab::Result<(Ipv4Addr, u8)> {
+    let bad =
+        || rvs_lab::LabError::Invalid(format!("--prefix {s}: not an IPv4 prefix a.b.c.d/len"));
+    let (a, l) = s.split_once('/').ok_or_else(bad)?;
+    let len: u8 = l.parse().map_err(|_| bad())?;
+    if len > 32 {
+        return Err(bad());
+    }
+    Ok((a.parse().map_err(|_| bad())?, len))
 }
 
 fn decap(dev: String, gue_port: Option<u16>) -> rvs_lab::Result<()> {

@@ -35,11 +35,8 @@ pub struct Report {
     pub cpu: Duration,
 }
 
-/// The most frames one `BPF_PROG_TEST_RUN` call makes: a few milliseconds at full speed, so
-/// the duration and the rate are kept to within that.
-const CHUNK: u64 = 16 * 1024;
-
-/// The most frames one call makes at a set rate: a burst far below a veth's 256-frame ring.
+/// The most frames a paced run sends back to back after it fell behind (preempted): far below
+/// a veth's 256-frame ring, so a rate the receiver sustains on average does not overflow it.
 const PACED_BURST: u64 = 32;
 
 fn sysfs(dev: &str, what: &str) -> Result<String> {
@@ -47,6 +44,13 @@ fn sysfs(dev: &str, what: &str) -> Result<String> {
     std::fs::read_to_string(&path)
         .map(|s| s.trim().to_string())
         .map_err(|e| LabError::io(path, e))
+}
+
+/// The interface index of `dev` in the current namespace.
+pub fn ifindex_of(dev: &str) -> Result<u32> {
+    sysfs(dev, "ifindex")?
+        .parse()
+        .map_err(|_| LabError::Invalid(format!("ifindex of {dev}")))
 }
 
 /// The MAC of `dev` in the current namespace.
@@ -70,41 +74,14 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
 
 /// Sends for `opts.duration`, at `opts.rate` when not 0.
 pub fn run(opts: &Options) -> Result<Report> {
-    let ifindex: u32 = sysfs(&opts.dev, "ifindex")?
-        .parse()
-        .map_err(|_| LabError::Invalid(format!("ifindex of {}", opts.dev)))?;
-    let gen = Generator::load(&opts.spec)
+    let ifindex = ifindex_of(&opts.dev)?;
+    let mut gen = Generator::load(&opts.spec)
         .map_err(|e| LabError::Invalid(format!("traffic generator: {e}")))?;
     let start = Instant::now();
-    let mut sent = 0u64;
-    // Frames a paced run gave up on (it fell more than a millisecond behind): catching up in
-    // one burst would overflow the receiver's ring at a rate it sustains on average.
-    let mut skipped = 0u64;
-    let max_behind = (opts.rate / 1000).max(PACED_BURST);
-    loop {
-        let elapsed = start.elapsed();
-        if elapsed >= opts.duration {
-            break;
-        }
-        let n = if opts.rate == 0 {
-            CHUNK
-        } else {
-            let due = ((opts.rate as f64 * elapsed.as_secs_f64()) as u64).saturating_sub(skipped);
-            if due <= sent {
-                std::thread::sleep(Duration::from_micros(20));
-                continue;
-            }
-            let mut behind = due - sent;
-            if behind > max_behind {
-                skipped += behind - max_behind;
-                behind = max_behind;
-            }
-            behind.min(PACED_BURST)
-        };
-        gen.send(ifindex, n as u32, 0)
-            .map_err(|e| LabError::Invalid(format!("sending on {}: {e}", opts.dev)))?;
-        sent += n;
-    }
+    gen.set_rate(opts.rate, PACED_BURST)
+        .map_err(|e| LabError::Invalid(format!("traffic generator: {e}")))?;
+    gen.send_until(ifindex, start + opts.duration)
+        .map_err(|e| LabError::Invalid(format!("sending on {}: {e}", opts.dev)))?;
     let produced = gen
         .produced()
         .map_err(|e| LabError::Invalid(format!("traffic generator: {e}")))?;

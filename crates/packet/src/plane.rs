@@ -53,7 +53,10 @@ use crate::reassembly::{
 use crate::tunnel::{self, TunnelCsum, TunnelParams, TunnelType};
 use crate::xmit::{self, Egress, Method, Outcome};
 
+mod pending;
 mod syn_proxy;
+pub use pending::Pending;
+use pending::Xmit;
 pub use syn_proxy::SynProxyCounters;
 
 /// Index of a port (interface) of the plane, into [`PlaneConfig::ports`].
@@ -90,8 +93,9 @@ pub struct NextHop {
 pub trait Neighbours {
     /// The cached next hop toward `dst`; `None` when the cache has none — *neighbour
     /// pending*, smoltcp's term: no route, or the neighbour is not resolved yet. The packet
-    /// is then dropped as [`DropReason::NoRoute`], and the implementation notes `dst` so
-    /// that it is resolved outside the batch (after which later packets find it).
+    /// is then dropped as [`DropReason::NoRoute`], the plane keeps what it needs to send it
+    /// later ([`Plane::take_pending`]), and the implementation notes `dst` so that it is
+    /// resolved outside the batch (after which later packets find it).
     fn next_hop(&self, dst: IpAddr) -> Option<NextHop>;
 }
 
@@ -340,6 +344,8 @@ pub struct Plane<N: Neighbours> {
     cookie_key: Option<syn_proxy::KeyCache>,
     /// What the SYN proxy did.
     syn: SynProxyCounters,
+    /// The transmission the last frame could not finish for want of a next hop.
+    pending: Option<Pending>,
 }
 
 /// What `ip` knows of an offerable packet before it is rewritten.
@@ -375,6 +381,7 @@ impl<N: Neighbours> Plane<N> {
             reasm_ctx: None,
             cookie_key: None,
             syn: SynProxyCounters::default(),
+            pending: None,
         }
     }
 
@@ -458,6 +465,7 @@ impl<N: Neighbours> Plane<N> {
         now: Time,
         rng: &mut dyn RandomSource,
     ) -> Verdict {
+        self.pending = None;
         let Some(end) = start.checked_add(len).filter(|&e| e <= buf.len()) else {
             return self.drop(DropReason::NoRoom);
         };
@@ -796,34 +804,35 @@ impl<N: Neighbours> Plane<N> {
         route: &Route,
     ) -> Verdict {
         let rs = Endpoint::new(route.daddr, route.dport);
-        let tun;
-        let method = match route.fwd {
-            FwdMethod::Masq => Method::Nat { dst: rs },
-            FwdMethod::Route => Method::Dr,
+        let xmit = match route.fwd {
+            FwdMethod::Masq => Xmit::Rewrite(Method::Nat { dst: rs }),
+            FwdMethod::Route => Xmit::Rewrite(Method::Dr),
             // docs/internals/forwarding.md#when-nothing-can-be-scheduled: bypass forwards to the original destination only if it is not one of
             // ours (the kernel requires a non-local unicast address).
             FwdMethod::Bypass if self.is_local(route.daddr) => return Verdict::Pass,
-            FwdMethod::Bypass => Method::Dr,
+            FwdMethod::Bypass => Xmit::Rewrite(Method::Dr),
             FwdMethod::FullNat => match route.local {
-                Some((la, lp)) => Method::FullNat {
+                Some((la, lp)) => Xmit::Rewrite(Method::FullNat {
                     src: Endpoint::new(la, lp),
                     dst: rs,
-                },
+                }),
                 None => return self.drop(DropReason::NoLocalAddress),
             },
             FwdMethod::Tunnel => {
                 let Some(t) = self.tunnel_params(director, buf, f, p, route) else {
                     return self.drop(DropReason::NoRoute);
                 };
-                tun = t;
-                Method::Tun(&tun)
+                Xmit::Tunnel(t)
             }
             // docs/internals/forwarding.md#when-nothing-can-be-scheduled: a local real server gets the packet through the host stack.
             FwdMethod::Local => return Verdict::Pass,
         };
-        self.send(buf, f, p, method, route.daddr, false)
+        self.send(buf, f, p, xmit, route.daddr, false)
     }
 
+    /// The tunnel toward the real server of `route`, from its configuration; the outer
+    /// source and the MACs, which come from the next hop, are left unspecified
+    /// ([`Xmit::Tunnel`]). `None` when the real server is gone.
     fn tunnel_params(
         &mut self,
         director: &mut Director,
@@ -836,9 +845,11 @@ impl<N: Neighbours> Plane<N> {
             .dest
             .and_then(|d| director.table.dests.get(d))
             .map(|d| d.cfg.tunnel)?;
-        let hop = self.neigh.next_hop(route.daddr)?;
-        let port = self.cfg.ports.get(usize::from(hop.port))?;
-        let src = self.port_addr(hop.port, route.daddr.is_ipv6())?;
+        let src = if route.daddr.is_ipv6() {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
         let kind = match cfg.tun_type {
             rvs_core::dest::TunType::Ipip => TunnelType::Ipip,
             rvs_core::dest::TunType::Gue => TunnelType::Gue { port: cfg.port },
@@ -856,8 +867,8 @@ impl<N: Neighbours> Plane<N> {
             csum,
             src,
             dst: route.daddr,
-            dst_mac: hop.mac,
-            src_mac: port.mac,
+            dst_mac: [0; 6],
+            src_mac: [0; 6],
             pmtu_disc: self.cfg.pmtu_disc,
             ident: self.next_ident(),
             gue_sport,
@@ -878,25 +889,100 @@ impl<N: Neighbours> Plane<N> {
             // Replies of other methods that pass through are accepted unchanged (docs/internals/forwarding.md#where-the-director-sees-packets).
             _ => return Verdict::Pass,
         };
-        self.send(buf, f, p, method, r.caddr, false)
+        self.send(buf, f, p, Xmit::Rewrite(method), r.caddr, false)
+    }
+
+    /// Keeps what it takes to send a frame later, when its next hop was missing (see
+    /// [`Pending`]); not for a datagram the plane reassembled.
+    fn keep_pending(&mut self, pending: Pending) {
+        self.offer_ctx = None;
+        if self.reasm_ctx.is_none() {
+            self.pending = Some(pending);
+        }
+    }
+
+    /// Sends the frame the plane generated in `buf[start..start + len]` (an Ethernet header
+    /// without VLAN tags, its MACs still to write) toward `next`: writes the next hop's MAC
+    /// and the egress port's. Without a next hop, the frame is dropped and kept for later
+    /// ([`Xmit::Local`]).
+    fn send_local(
+        &mut self,
+        buf: &mut [u8],
+        port_in: PortId,
+        start: usize,
+        len: usize,
+        next: IpAddr,
+    ) -> Verdict {
+        let Some(hop) = self.neigh.next_hop(next) else {
+            self.keep_pending(Pending {
+                next,
+                port_in,
+                start,
+                len,
+                xmit: Xmit::Local,
+                relayed_icmp: false,
+            });
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(mac) = self.cfg.ports.get(usize::from(hop.port)).map(|q| q.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(macs) = buf.get_mut(start..start + 12).filter(|_| len >= 14) else {
+            return self.drop(DropReason::NoRoom);
+        };
+        macs[..6].copy_from_slice(&hop.mac);
+        macs[6..].copy_from_slice(&mac);
+        Verdict::Local {
+            port: hop.port,
+            start,
+            len,
+        }
     }
 
     /// Runs [`xmit::transmit`] toward `next` and turns its outcome into a verdict, answering
-    /// TTL expiry and MTU refusals with ICMP errors to the sender.
+    /// TTL expiry and MTU refusals with ICMP errors to the sender. Without a next hop, the
+    /// frame is dropped and what it takes to send it later is kept ([`Pending`]).
     fn send(
         &mut self,
         buf: &mut [u8],
         f: Frame,
         p: &Parsed,
-        method: Method<'_>,
+        xmit: Xmit,
         next: IpAddr,
         relayed_icmp: bool,
     ) -> Verdict {
+        if xmit == Xmit::Local {
+            return self.send_local(buf, f.port_in, f.start, f.end - f.start, next);
+        }
         let Some(hop) = self.neigh.next_hop(next) else {
+            self.keep_pending(Pending {
+                next,
+                port_in: f.port_in,
+                start: f.start,
+                len: f.end - f.start,
+                xmit,
+                relayed_icmp,
+            });
             return self.drop(DropReason::NoRoute);
         };
         let Some(port) = self.cfg.ports.get(usize::from(hop.port)).copied() else {
             return self.drop(DropReason::NoRoute);
+        };
+        let tun;
+        let method = match xmit {
+            Xmit::Rewrite(m) => m,
+            // Sent by `send_local` above; this arm only completes the match.
+            Xmit::Local => return self.send_local(buf, f.port_in, f.start, f.end - f.start, next),
+            Xmit::Tunnel(mut t) => {
+                let Some(src) = self.port_addr(hop.port, t.dst.is_ipv6()) else {
+                    return self.drop(DropReason::NoRoute);
+                };
+                t.src = src;
+                t.dst_mac = hop.mac;
+                t.src_mac = port.mac;
+                tun = t;
+                Method::Tun(&tun)
+            }
         };
         let eg = Egress {
             dst_mac: hop.mac,
@@ -1120,8 +1206,7 @@ impl<N: Neighbours> Plane<N> {
         if rewritten.is_err() {
             return self.drop(DropReason::Rewrite);
         }
-        let tun;
-        let method = match fwd {
+        let xmit = match fwd {
             FwdMethod::Tunnel => {
                 let route = Route {
                     conn: Some(id),
@@ -1135,13 +1220,12 @@ impl<N: Neighbours> Plane<N> {
                 let Some(t) = self.tunnel_params(director, buf, f, p, &route) else {
                     return self.drop(DropReason::NoRoute);
                 };
-                tun = t;
-                Method::Tun(&tun)
+                Xmit::Tunnel(t)
             }
             // NAT / full-NAT after the rewrite, DR as is: MACs and TTL only.
-            _ => Method::Dr,
+            _ => Xmit::Rewrite(Method::Dr),
         };
-        self.send(buf, f, p, method, daddr, true)
+        self.send(buf, f, p, xmit, daddr, true)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1191,7 +1275,7 @@ impl<N: Neighbours> Plane<N> {
         if rewritten.is_err() {
             return self.drop(DropReason::Rewrite);
         }
-        self.send(buf, f, p, Method::Dr, client.addr, true)
+        self.send(buf, f, p, Xmit::Rewrite(Method::Dr), client.addr, true)
     }
 
     /// An ICMP error about one of our tunnel packets (addressed to an interface address,
@@ -1231,13 +1315,6 @@ impl<N: Neighbours> Plane<N> {
         if !self.verify_icmp(buf, f, p) {
             return Some(self.drop(DropReason::BadChecksum));
         }
-        // The error goes to the client from the VIP, through the client's next hop.
-        let Some(hop) = self.neigh.next_hop(t.inner_src) else {
-            return Some(self.drop(DropReason::NoRoute));
-        };
-        let Some(mac) = self.cfg.ports.get(usize::from(hop.port)).map(|q| q.mac) else {
-            return Some(self.drop(DropReason::NoRoute));
-        };
         let too_big = e.is_too_big(p.l3);
         if too_big && t.inner == L3::Ipv4 && !t.inner_df {
             // The client's packet may be fragmented: nothing to tell it.
@@ -1255,7 +1332,9 @@ impl<N: Neighbours> Plane<N> {
         } else {
             ethertype::IPV4
         };
-        let h = ethernet::write_header(buf, hop.mac, mac, &[], et).ok()?;
+        // The error goes to the client from the VIP, through the client's next hop, whose
+        // MACs `send_local` writes.
+        let h = ethernet::write_header(buf, [0; 6], [0; 6], &[], et).ok()?;
         let ident = self.next_ident();
         let orig = &self.scratch[..n];
         let out = &mut buf[h..];
@@ -1280,11 +1359,7 @@ impl<N: Neighbours> Plane<N> {
             _ => Ok(None),
         };
         Some(match written {
-            Ok(Some(len)) => Verdict::Local {
-                port: hop.port,
-                start: 0,
-                len: h + len,
-            },
+            Ok(Some(len)) => self.send_local(buf, f.port_in, 0, h + len, t.inner_src),
             _ => Verdict::Drop(DropReason::TunnelIcmp),
         })
     }

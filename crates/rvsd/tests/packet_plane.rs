@@ -1465,3 +1465,92 @@ fn xdp_forwarded_packets_are_in_the_stats_at_once() {
     eprintln!("{rounds} rounds, the last {in_a_row} forwarded by the program");
     rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
 }
+
+/// Frames held for a real server's unresolved next hop are counted once, as the kernel counts
+/// a packet its neighbour layer queued: the real server answers no ARP request when it is
+/// added (so rvsd has no next hop for it), then answers again; a burst of datagrams to it is
+/// held by the worker until the keeper resolved it, and `rvsadm -L -n --stats` counts exactly
+/// the datagrams sent (a held frame used to go through the director a second time when sent
+/// on, and was counted twice).
+#[test]
+fn frames_held_for_an_unresolved_real_server_are_counted_once() {
+    rvs_require::require_root!();
+    const PORT: u16 = 5356;
+    const N: usize = 6;
+    let mut t = rvs_lab::nat("pphold").expect("nat lab");
+    let rs = t.real_servers()[0].ns.clone();
+    let rs_if = t.real_servers()[0].ifaces[0].name.clone();
+    let rip = t.rips()[0];
+    let responder = rs.udp_responder(PORT, None).expect("UDP echo responder");
+    t.lab_mut().own(responder);
+    let arp_ignore = |v: &str| {
+        rs.cmd("sysctl")
+            .args(["-qw", &format!("net.ipv4.conf.{rs_if}.arp_ignore={v}")])
+            .run()
+            .expect("sysctl arp_ignore");
+    };
+    // 8: answer no ARP request for any local address.
+    arp_ignore("8");
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let mut rvsd = start(&director, t.lab().workdir(), &["eth0", "eth1"], &[]);
+    let svc = format!("{}:{PORT}", t.vip);
+    rvsd.line(&format!("-A -u {svc} -s rr"));
+    // Returns once rvsd's probe of the real server gave up (it is not answered).
+    rvsd.line(&format!("-a -u {svc} -r {rip}:{PORT} -m"));
+    wait_plane_ready(&director, &t.vip.to_string(), &[]);
+    let neigh = director
+        .cmd("ip")
+        .args(["neigh", "show", &rip.to_string()])
+        .run()
+        .unwrap_or_default();
+    assert!(
+        !neigh.contains("lladdr"),
+        "the director resolved {rip} anyway: {neigh:?}"
+    );
+    arp_ignore("0");
+    let addr: std::net::SocketAddr = svc.parse().unwrap();
+    let sock = client
+        .exec(move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            s.connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+            s
+        })
+        .expect("exec in the client namespace");
+    for i in 0..N {
+        sock.send(format!("datagram {i}\n").as_bytes())
+            .expect("send");
+    }
+    let mut echoed = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 64];
+    for _ in 0..N {
+        let n = sock.recv(&mut buf).expect("an echo through the director");
+        echoed.insert(buf[..n].to_vec());
+    }
+    assert_eq!(echoed.len(), N, "every datagram echoed once");
+    let (conns, inpkts, outpkts) = rvsd.service_stats(&format!("UDP  {svc}"));
+    assert_eq!(
+        (conns, inpkts, outpkts),
+        (1, N as u64, N as u64),
+        "one connection, each datagram counted once each way"
+    );
+    let log = rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Maybe);
+    // The first datagrams did wait for the next hop (else this tested nothing): the
+    // worker's report, `… N frames held for a next hop (M sent on, …`.
+    let (mut held, mut sent_on) = (0, 0);
+    for l in log.lines().filter(|l| l.contains("packet worker eth0:")) {
+        let after = l
+            .split(" next hops pending, ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no hold counters in {l:?}"));
+        held += leading_count(after).unwrap_or_else(|| panic!("{l:?}"));
+        let sent = after.split(" frames held for a next hop (").nth(1);
+        sent_on += sent
+            .and_then(leading_count)
+            .unwrap_or_else(|| panic!("{l:?}"));
+    }
+    eprintln!("{held} frames held, {sent_on} sent on");
+    assert!(held > 0, "no frame was held:\n{log}");
+    assert_eq!(sent_on, held, "every held frame sent on:\n{log}");
+}

@@ -26,6 +26,7 @@
 //! The topology is fixed (see [`topology`]): port 0 faces the clients through a router, port 1
 //! the real servers on 192.168.1.0/24 and 2001:db8:2::/64.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -36,7 +37,8 @@ use rvs_core::{
     ServiceFlags, ServiceKey, Time,
 };
 use rvs_packet::plane::{
-    DropCounters, MarkRule, Neighbours, NextHop, Plane, PlaneConfig, PortConfig, PortId, Verdict,
+    DropCounters, DropReason, MarkRule, Neighbours, NextHop, Plane, PlaneConfig, PortConfig,
+    PortId, Verdict,
 };
 
 use super::build::{a4, a6, Mac};
@@ -109,7 +111,11 @@ pub fn host_mac(a: IpAddr) -> Mac {
 
 /// Addresses on the real-server link are neighbours on port 1 (x.99 never resolves);
 /// everything else goes to the router on port 0.
-pub struct Topology;
+#[derive(Default)]
+pub struct Topology {
+    /// While set, no next hop is known yet (frames wait for it: [`run_held`]).
+    pub unresolved: Cell<bool>,
+}
 
 fn on_rs_link(a: IpAddr) -> bool {
     match a {
@@ -120,6 +126,9 @@ fn on_rs_link(a: IpAddr) -> bool {
 
 impl Neighbours for Topology {
     fn next_hop(&self, dst: IpAddr) -> Option<NextHop> {
+        if self.unresolved.get() {
+            return None;
+        }
         if on_rs_link(dst) {
             let m = host_mac(dst);
             (m[5] != 99).then_some(NextHop { port: 1, mac: m })
@@ -549,7 +558,7 @@ pub fn build(config: &[String]) -> Result<Rig, String> {
         apply(&mut d, line, Time(0)).map_err(|e| format!("config `{line}`: {e}"))?;
     }
     Ok(Rig {
-        plane: Plane::new(cfg, Topology),
+        plane: Plane::new(cfg, Topology::default()),
         director: d,
     })
 }
@@ -569,6 +578,11 @@ pub fn verdict_text(v: &Verdict) -> String {
 }
 
 pub fn counters_text(p: &Rig) -> (String, String, usize) {
+    counters_text_less_no_route(p, 0)
+}
+
+/// [`counters_text`] with `held` taken off the `no_route` drops.
+fn counters_text_less_no_route(p: &Rig, held: u64) -> (String, String, usize) {
     let t = p.director.total.shown();
     let c = format!(
         "conns={} inpkts={} inbytes={} outpkts={} outbytes={}",
@@ -577,6 +591,17 @@ pub fn counters_text(p: &Rig) -> (String, String, usize) {
     let d: Vec<String> = p
         .drops()
         .nonzero()
+        .map(|(r, n)| {
+            (
+                r,
+                if r == DropReason::NoRoute {
+                    n - held
+                } else {
+                    n
+                },
+            )
+        })
+        .filter(|&(_, n)| n != 0)
         .map(|(r, n)| format!("{}={n}", r.name()))
         .collect();
     let d = if d.is_empty() {
@@ -625,6 +650,63 @@ pub fn run(c: &Case) -> Result<Run, String> {
         drops,
         live,
     })
+}
+
+/// Runs a case as [`run`] does, but with every frame's next hop unknown when it arrives: a
+/// frame the plane could not send for want of it is kept ([`Plane::take_pending`]), copied
+/// into a fresh buffer (as rvsd's worker holds it) and finished once the next hop is known
+/// ([`Plane::send_pending`]), before the next step. Returns the run (its drops without the
+/// one `no_route` each frame that waited adds) and, per step, whether its frame waited for
+/// its next hop: `Some(true)` held and finished, `Some(false)` dropped without being kept (a
+/// reassembled datagram), `None` it did not wait.
+pub fn run_held(c: &Case) -> Result<(Run, Vec<Option<bool>>), String> {
+    let mut plane = build(&c.config)?;
+    let mut steps = Vec::new();
+    let mut waited = Vec::new();
+    for (i, st) in c.steps.iter().enumerate() {
+        let now = Time(st.at.unwrap_or(1000 * (i as u64 + 1)));
+        for cmd in &st.cmds {
+            apply(&mut plane.director, cmd, now).map_err(|e| format!("cmd `{cmd}`: {e}"))?;
+        }
+        let mut buf = vec![0u8; HEADROOM + st.input.len() + 2048];
+        buf[HEADROOM..HEADROOM + st.input.len()].copy_from_slice(&st.input);
+        plane.plane.neigh.unresolved.set(true);
+        let mut v = plane.process(&mut buf, HEADROOM, st.input.len(), st.port, now, &mut Zero);
+        plane.plane.neigh.unresolved.set(false);
+        let pending = plane.plane.take_pending();
+        waited.push(match (v, pending.is_some()) {
+            (Verdict::Drop(DropReason::NoRoute), kept) => Some(kept),
+            (_, false) => None,
+            (_, true) => return Err(format!("step {}: kept with verdict {v:?}", i + 1)),
+        });
+        if let Some(p) = pending {
+            let (start, len) = p.frame();
+            let kept = buf[start..start + len].to_vec();
+            buf = vec![0u8; HEADROOM + len + 2048];
+            buf[HEADROOM..HEADROOM + len].copy_from_slice(&kept);
+            v = plane.plane.send_pending(&p, &mut buf, HEADROOM, len);
+            // A next hop that never resolves (x.99) leaves it kept again.
+            plane.plane.take_pending();
+        }
+        let out = match v {
+            Verdict::Transmit { start, len, .. }
+            | Verdict::Fragment { start, len, .. }
+            | Verdict::Local { start, len, .. } => Some(buf[start..start + len].to_vec()),
+            _ => None,
+        };
+        steps.push((verdict_text(&v), out, false));
+    }
+    let n = waited.iter().filter(|w| w.is_some()).count() as u64;
+    let (counters, drops, live) = counters_text_less_no_route(&plane, n);
+    Ok((
+        Run {
+            steps,
+            counters,
+            drops,
+            live,
+        },
+        waited,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! worker answers from the [`HopTable`] the keeper publishes, then from the neighbours learned
 //! from solicitations ([`crate::learned_neighbours`]); when neither knows the destination the
 //! answer is *neighbour pending*: the plane drops the frame (counted `no_route`), the worker
-//! holds a copy until the next hop is known ([`super::unresolved`]) and the destination is
+//! holds the frame until the next hop is known ([`super::unresolved`]) and the destination is
 //! noted. After the block, outside the lock, the worker hands its misses
 //! to the keeper ([`Misses`]) and rings its bell; the keeper asks the kernel over rtnetlink
 //! (firing a probe when the neighbour is unknown) and publishes the table again when it
@@ -101,9 +101,6 @@ pub(super) struct Hops {
     reported: RefCell<HashMap<IpAddr, Instant>>,
     /// Lookups that found nothing (each one a dropped frame).
     pending: Cell<u64>,
-    /// The destination of the last lookup that found nothing, until the worker takes it
-    /// (to hold the frame, [`super::unresolved`]).
-    last_miss: Cell<Option<IpAddr>>,
 }
 
 impl Hops {
@@ -115,13 +112,7 @@ impl Hops {
             misses: RefCell::new(Vec::new()),
             reported: RefCell::new(HashMap::new()),
             pending: Cell::new(0),
-            last_miss: Cell::new(None),
         }
-    }
-
-    /// The destination the last lookup missed, if any since the last call.
-    pub(super) fn take_miss(&self) -> Option<IpAddr> {
-        self.last_miss.take()
     }
 
     /// Whether a lookup of `dst` would find a next hop now; counts and reports nothing.
@@ -162,7 +153,6 @@ impl Neighbours for Hops {
             return Some(h);
         }
         self.pending.set(self.pending.get() + 1);
-        self.last_miss.set(Some(dst));
         let mut reported = self.reported.borrow_mut();
         let due = reported
             .get(&dst)

@@ -69,11 +69,13 @@
 //! A worker's next-hop lookup is cache-only (`hops`): it reads the table the keeper
 //! publishes, then the neighbours learned from solicitations, and makes no system call. A
 //! destination in neither is *neighbour pending*: the plane drops the frame (counted
-//! `no_route`) and the worker holds a copy (`unresolved`, as the kernel queues packets for a
-//! neighbour it is resolving); after the block, outside the lock, the destination goes to the
-//! keeper (at most once per 200 ms per worker), which asks the kernel over rtnetlink, fires a
-//! probe when the neighbour is unknown, looks again a few milliseconds later, and publishes
-//! what it learned. The worker then processes the held frames again and sends them; frames
+//! `no_route`) and the worker holds it as the plane left it, the director done with it
+//! (`unresolved`, as the kernel queues packets for a neighbour it is resolving); after the
+//! block, outside the lock, the destination goes to the keeper (at most once per 200 ms per
+//! worker), which asks the kernel over rtnetlink, fires a probe when the neighbour is
+//! unknown, looks again a few milliseconds later, and publishes what it learned. The worker
+//! then runs only the held frames' transmit step and sends them (each frame is handled by the
+//! director once); frames
 //! whose next hop is not known within 3 s are dropped and counted. The keeper resolves every
 //! real server with the blocking [`Resolver::resolve`](rvs_packet_io::Resolver::resolve) as
 //! soon as it is added (before the control request returns), so the first packet of a flow

@@ -8,20 +8,28 @@
 //! a router) therefore waits a millisecond instead of being lost and retransmitted a second
 //! later. The packet plane's next-hop lookup is cache-only ([`super::hops`]): a frame whose
 //! next hop is not cached would be dropped while the keeper asks the kernel. Instead the
-//! worker holds it here, keyed by the destination the plane looked up, and processes it again
-//! once the keeper has published that next hop ([`Worker`](super::worker)); frames still
-//! waiting after [`HOLD_FOR`] are dropped and counted.
+//! worker holds it here, keyed by the destination the plane looked up, and sends it once the
+//! keeper has published that next hop ([`Worker`](super::worker)); frames still waiting after
+//! [`HOLD_FOR`] are dropped and counted.
+//!
+//! As in the kernel, where IPVS is done with a packet before the neighbour layer queues it,
+//! a held frame is one the director has already handled: scheduled, counted in the service,
+//! real-server and connection statistics, moved through its state machine, rewritten up to the
+//! transmit step. It is kept with the plane's [`Pending`] (where it goes, by which method) and
+//! on release only the transmit step runs ([`rvs_packet::plane::Plane::send_pending`]: TTL,
+//! MTU, the method's rewrite, the next hop's MACs), without the director, so every frame is
+//! accounted once however long it waited.
 //!
 //! Bounds (the kernel's shape, smaller numbers): at most [`BYTES_PER_HOP`] bytes per
 //! destination, the oldest frame giving way to a new one; at most [`HOPS_MAX`] destinations
-//! per worker, a frame toward one more being dropped. A held frame is the one received, not
-//! a rewritten one: it goes through the plane again when sent, so its connection counts it
-//! twice, as it would count a retransmission.
+//! per worker, a frame toward one more being dropped. A frame dropped here was counted by the
+//! director all the same, as the kernel counts a packet its neighbour queue later drops.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use rvs_core::Time;
+use rvs_packet::plane::Pending;
 
 /// Most bytes held per destination (the kernel's `unres_qlen_bytes` is 208 KiB; a worker
 /// holds fewer, since a queue here is per worker and only bridges one rtnetlink round).
@@ -47,27 +55,36 @@ pub struct HoldCounters {
     pub discarded: u64,
 }
 
-/// A frame as received, and whether its transport checksum was still to be completed
-/// (`CHECKSUM_PARTIAL`).
-pub(super) struct HeldFrame {
+/// A frame as the plane left it (its checksums completed when the input's were partial,
+/// before the plane saw it), and what is left to do to send it: the plane's [`Pending`] in
+/// the worker (another type only in this module's tests).
+pub(super) struct HeldFrame<T = Pending> {
     pub bytes: Vec<u8>,
-    pub partial: bool,
+    pub pending: T,
 }
 
-struct Queue {
-    frames: VecDeque<HeldFrame>,
+struct Queue<T> {
+    frames: VecDeque<HeldFrame<T>>,
     bytes: usize,
     since: Time,
 }
 
 /// One worker's held frames, by the destination whose next hop they wait for.
-#[derive(Default)]
-pub(super) struct Unresolved {
-    queues: HashMap<IpAddr, Queue>,
+pub(super) struct Unresolved<T = Pending> {
+    queues: HashMap<IpAddr, Queue<T>>,
     counters: HoldCounters,
 }
 
-impl Unresolved {
+impl<T> Default for Unresolved<T> {
+    fn default() -> Self {
+        Unresolved {
+            queues: HashMap::new(),
+            counters: HoldCounters::default(),
+        }
+    }
+}
+
+impl<T> Unresolved<T> {
     /// True when no frame waits.
     pub(super) fn is_empty(&self) -> bool {
         self.queues.is_empty()
@@ -77,8 +94,9 @@ impl Unresolved {
         self.counters
     }
 
-    /// Holds `frame` until the next hop toward `dst` is known.
-    pub(super) fn hold(&mut self, dst: IpAddr, frame: &[u8], partial: bool, now: Time) {
+    /// Holds `frame`, with what is left to do to send it, until the next hop toward `dst`
+    /// is known.
+    pub(super) fn hold(&mut self, dst: IpAddr, frame: &[u8], pending: T, now: Time) {
         if frame.len() > BYTES_PER_HOP {
             self.counters.discarded += 1;
             return;
@@ -102,7 +120,7 @@ impl Unresolved {
         q.bytes += frame.len();
         q.frames.push_back(HeldFrame {
             bytes: frame.to_vec(),
-            partial,
+            pending,
         });
         self.counters.held += 1;
     }
@@ -113,7 +131,7 @@ impl Unresolved {
         &mut self,
         resolved: impl Fn(&IpAddr) -> bool,
         now: Time,
-    ) -> Vec<HeldFrame> {
+    ) -> Vec<HeldFrame<T>> {
         let mut ready = Vec::new();
         let counters = &mut self.counters;
         self.queues.retain(|dst, q| {
@@ -149,17 +167,17 @@ mod tests {
 
     #[test]
     fn frames_wait_per_destination_and_leave_in_order_when_resolved() {
-        let mut u = Unresolved::default();
+        let mut u = Unresolved::<char>::default();
         let (a, b) = (dst("10.2.0.13"), dst("10.2.0.14"));
-        u.hold(a, &[1], false, Time(0));
-        u.hold(b, &[2], true, Time(0));
-        u.hold(a, &[3], false, Time(1));
+        u.hold(a, &[1], 'x', Time(0));
+        u.hold(b, &[2], 'y', Time(0));
+        u.hold(a, &[3], 'z', Time(1));
         assert!(u.take_ready(|_| false, Time(10)).is_empty());
         let got = u.take_ready(|d| *d == a, Time(10));
         let bytes: Vec<_> = got.iter().map(|f| f.bytes.clone()).collect();
         assert_eq!(bytes, [vec![1], vec![3]]);
         let got = u.take_ready(|_| true, Time(10));
-        assert_eq!((got.len(), got[0].partial), (1, true));
+        assert_eq!((got.len(), got[0].pending), (1, 'y'), "kept with its frame");
         assert!(u.is_empty());
         let c = u.counters();
         assert_eq!((c.held, c.released, c.expired, c.discarded), (3, 3, 0, 0));
@@ -167,11 +185,11 @@ mod tests {
 
     #[test]
     fn queues_are_bounded_and_a_hop_that_does_not_resolve_drops_them() {
-        let mut u = Unresolved::default();
+        let mut u = Unresolved::<()>::default();
         let a = dst("10.2.0.13");
         let fits = BYTES_PER_HOP / 1500;
         for i in 0..fits + 2 {
-            u.hold(a, &[i as u8; 1500], false, Time(0));
+            u.hold(a, &[i as u8; 1500], (), Time(0));
         }
         assert_eq!(u.counters().discarded, 2, "the two oldest gave way");
         let kept = u.take_ready(|_| true, Time(0));
@@ -180,7 +198,7 @@ mod tests {
         // More destinations than allowed: a frame toward one more is dropped.
         for i in 0..=HOPS_MAX as u32 {
             let d = IpAddr::from(std::net::Ipv4Addr::from(0x0a09_0000 + i));
-            u.hold(d, &[0], false, Time(0));
+            u.hold(d, &[0], (), Time(0));
         }
         assert_eq!(u.counters().discarded, 3);
         // Nothing resolves: after HOLD_FOR everything held is dropped as expired.

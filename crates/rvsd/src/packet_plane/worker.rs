@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rvs_core::Time;
-use rvs_packet::plane::{DropCounters, DropReason, Neighbours, Plane, PortId, Verdict};
+use rvs_packet::plane::{DropCounters, Neighbours, Plane, PortId, Verdict};
 use rvs_packet_io::{FrameSink, PacketPort, RxBlock, RxFrame, Sender};
 
 use super::config::{Iface, PacketView};
@@ -50,8 +50,6 @@ pub(super) trait Lookup: Neighbours {
     fn after_block(&self, cx: &Context);
     /// Lookups that found nothing so far.
     fn pending(&self) -> u64;
-    /// The destination the last lookup missed, if any since the last call.
-    fn take_miss(&self) -> Option<std::net::IpAddr>;
     /// Whether a lookup of `dst` would find a next hop now (counts nothing).
     fn resolved(&self, dst: &std::net::IpAddr) -> bool;
 }
@@ -63,10 +61,6 @@ impl Lookup for Hops {
 
     fn pending(&self) -> u64 {
         Hops::pending(self)
-    }
-
-    fn take_miss(&self) -> Option<std::net::IpAddr> {
-        Hops::take_miss(self)
     }
 
     fn resolved(&self, dst: &std::net::IpAddr) -> bool {
@@ -261,12 +255,6 @@ fn complete_checksum(frame: &mut [u8]) -> bool {
     }
 }
 
-/// Whether a frame whose next hop was missing may be held and processed again later: not a
-/// fragment (its datagram was put together from others, which are gone).
-fn holdable(frame: &[u8]) -> bool {
-    rvs_packet::parse(frame).is_ok_and(|p| !p.is_fragment())
-}
-
 /// True when `frame` is a TCP packet longer than the link MTU: a GRO / GSO super-frame that
 /// must be cut into segments first (`rvs_packet::gso`).
 fn super_frame(frame: &[u8], mtu: u32) -> Option<rvs_packet::Parsed> {
@@ -458,6 +446,9 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
                         _ => break,
                     };
                     let v = plane.process(director, buf, HEADROOM, n, port_in, now, rng);
+                    // A segment whose next hop is missing is not held: dropped (counted
+                    // `no_route`), as it always was; TCP sends it again.
+                    plane.take_pending();
                     em.emit(v, buf, None);
                 }
                 continue;
@@ -467,13 +458,13 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
             if f.checksum_not_ready() && complete_checksum(&mut buf[HEADROOM..HEADROOM + len]) {
                 rep.csum_completed += 1;
             }
-            plane.neigh.take_miss();
             let v = plane.process(director, buf, HEADROOM, len, port_in, now, rng);
-            if let Some(dst) = plane.neigh.take_miss() {
-                // Neighbour pending: held as received, sent once the keeper resolved it.
-                if v == Verdict::Drop(DropReason::NoRoute) && holdable(f.data()) {
-                    held.hold(dst, f.data(), f.checksum_not_ready(), now);
-                }
+            if let Some(pending) = plane.take_pending() {
+                // Neighbour pending: the director is done with the frame (counted, scheduled,
+                // rewritten up to the transmit step); held as the plane left it, finished and
+                // sent once the keeper resolved the next hop.
+                let (start, n) = pending.frame();
+                held.hold(pending.next(), &buf[start..start + n], pending, now);
             }
             em.emit(v, buf, Some(f));
         }
@@ -488,8 +479,9 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         Ok(seen)
     }
 
-    /// Processes again, under the shard lock, the held frames whose next hop the keeper has
-    /// published since, and sends them; drops those that waited too long.
+    /// Finishes and sends the held frames whose next hop the keeper has published since;
+    /// drops those that waited too long. The director handled them when they arrived, so
+    /// this takes no lock: only the transmit step is left ([`Plane::send_pending`]).
     fn release_held(&mut self) {
         if self.held.is_empty() {
             return;
@@ -500,28 +492,16 @@ impl<N: Lookup, S: FrameSink> Worker<N, S> {
         if ready.is_empty() {
             return;
         }
-        let port_in = self.me as PortId;
-        let mut guard = shard::lock(&self.cx.shard);
-        let Shard { director, rng, .. } = &mut *guard;
         for h in ready {
             let len = h.bytes.len();
-            let frame = &mut self.buf[HEADROOM..HEADROOM + len];
-            frame.copy_from_slice(&h.bytes);
-            if h.partial {
-                complete_checksum(frame);
-            }
-            self.plane.neigh.take_miss();
+            self.buf[HEADROOM..HEADROOM + len].copy_from_slice(&h.bytes);
             let v = self
                 .plane
-                .process(director, &mut self.buf, HEADROOM, len, port_in, now, rng);
-            if self.plane.neigh.take_miss().is_some() && v == Verdict::Drop(DropReason::NoRoute) {
+                .send_pending(&h.pending, &mut self.buf, HEADROOM, len);
+            if self.plane.take_pending().is_some() {
                 self.held.lost();
             }
             self.em.emit(v, &self.buf, None);
-        }
-        drop(guard);
-        if let Some(o) = self.offers.as_mut() {
-            o.send(&mut self.plane);
         }
         self.em.out.flush(&mut self.em.senders);
         self.plane.neigh.after_block(&self.cx);
@@ -638,10 +618,6 @@ mod tests {
 
         fn pending(&self) -> u64 {
             Lookup::pending(&self.hops)
-        }
-
-        fn take_miss(&self) -> Option<IpAddr> {
-            self.hops.take_miss()
         }
 
         fn resolved(&self, dst: &IpAddr) -> bool {
@@ -1057,6 +1033,304 @@ mod tests {
             (1, 0, 1)
         );
         assert_eq!(rep.drops.get(DropReason::NoRoute), 2, "frame and datagram");
+    }
+
+    /// Publishes next hops for `addrs` besides the rig's 10.2.0.11 and 10.2.0.12, as the
+    /// keeper does once it resolved them: through eth0 for the clients' 10.1.0.0/24, eth1
+    /// for the others; the last byte of each one's MAC is its address's.
+    fn resolve(r: &Rig, addrs: &[&str]) {
+        let rig_hop = NextHop {
+            port: 1,
+            mac: RS_MAC,
+        };
+        let mut table = vec![
+            (IpAddr::from(ip("10.2.0.11")), rig_hop),
+            (IpAddr::from(ip("10.2.0.12")), rig_hop),
+        ];
+        for a in addrs {
+            let a = ip(a);
+            let mut mac = RS_MAC;
+            mac[5] = a.octets()[3];
+            let port = if a.octets()[..3] == [10, 1, 0] { 0 } else { 1 };
+            table.push((IpAddr::V4(a), NextHop { port, mac }));
+        }
+        r.worker.cx.hops.publish(table.into_iter().collect());
+    }
+
+    /// The counters of service `vip`:`port` and of its real servers, as `rvsadm -L -n
+    /// --stats` shows them.
+    fn stats_of(
+        st: &mut State,
+        vip: &str,
+        port: u16,
+    ) -> (rvs_control::model::Stats, Vec<rvs_control::model::Stats>) {
+        let r = st.handle(&rvs_control::proto::Request::GetServices, Time(0));
+        let Ok(rvs_control::proto::Payload::Services(v)) = r.result else {
+            panic!("GetServices: {:?}", r.result);
+        };
+        let vip: IpAddr = vip.parse().unwrap();
+        let s = v
+            .iter()
+            .find(|s| {
+                matches!(s.spec.key, rvs_control::model::ServiceKey::Addr { addr, port: p, .. }
+                    if addr == vip && p == port)
+            })
+            .unwrap_or_else(|| panic!("no service {vip}:{port}"));
+        (s.stats, s.dests.iter().map(|d| d.stats).collect())
+    }
+
+    /// The packet shard's connections: (client port, real server, incoming packets counted
+    /// for the sync rules), by client port.
+    fn conns(r: &Rig) -> Vec<(u16, IpAddr, u32)> {
+        let guard = shard::lock(&r.worker.cx.shard);
+        let c = &guard.director.conns;
+        let mut v: Vec<_> = c
+            .iter()
+            .filter_map(|id| Some((c.info(id)?, c.get(id)?.in_pkts)))
+            .map(|(i, n)| (i.cport, i.daddr, n))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A TCP SYN from the client's port `sport` to `dst`:`dport`, with its checksums.
+    fn tcp4_syn(sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+        let (src, dst) = (ip("10.1.0.50"), ip(dst));
+        let mut f = Vec::new();
+        f.extend(MAC0);
+        f.extend(CLIENT_MAC);
+        f.extend([0x08, 0x00]);
+        let mut h = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+        h.extend(src.octets());
+        h.extend(dst.octets());
+        let c = rvs_packet::checksum::checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend(h);
+        let mut t = Vec::new();
+        t.extend(sport.to_be_bytes());
+        t.extend(dport.to_be_bytes());
+        t.extend(1000u32.to_be_bytes());
+        t.extend(0u32.to_be_bytes());
+        t.extend([0x50, 0x02]);
+        t.extend(64240u16.to_be_bytes());
+        t.extend([0, 0, 0, 0]);
+        let acc = rvs_packet::checksum::pseudo_v4(src, dst, 6, 20);
+        let c = !rvs_packet::checksum::fold(rvs_packet::checksum::sum(acc, &t));
+        t[16..18].copy_from_slice(&c.to_be_bytes());
+        f.extend(t);
+        f
+    }
+
+    /// Frames held for their next hop are the director's business once, as the kernel's
+    /// neighbour queue holds packets IPVS already handled: the service, its real server and
+    /// the connections (the sync rules' packet count) count each frame once, and what leaves
+    /// once the next hop is known is byte for byte what leaves when it was known from the
+    /// start — NAT, DR, and a tunnel, whose outer source and MACs come from the next hop.
+    #[test]
+    fn held_frames_are_accounted_once_and_leave_as_if_resolved() {
+        let frames: Vec<_> = [40011, 40011, 40012]
+            .iter()
+            .map(|&p| udp4_from(p, "10.100.0.3", 53, 64, false))
+            .collect();
+        // What a rig sent toward the real servers: from the ring slots, then the out queue.
+        let sent = |r: &Rig, io: &mut MemIo| -> Vec<Vec<u8>> {
+            let mut v: Vec<_> = io.take_sent().into_iter().map(|(_, f)| f).collect();
+            v.extend(r.out[1].borrow_mut().drain(..));
+            v
+        };
+        for method in ["-m", "-g", "-i"] {
+            let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", method);
+            let mut io = port();
+            for f in &frames {
+                io.inject(f);
+            }
+            assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 3);
+            assert!(sent(&r, &mut io).is_empty(), "{method}: no next hop yet");
+            resolve(&r, &["10.2.0.13"]);
+            assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 0);
+            let released = sent(&r, &mut io);
+            // The same frames through a worker that knew the next hop from the start.
+            let mut k = rig_dr_and("10.100.0.3", "10.2.0.13", method);
+            resolve(&k, &["10.2.0.13"]);
+            let mut kio = port();
+            for f in &frames {
+                kio.inject(f);
+            }
+            assert_eq!(k.worker.step(&mut kio, Duration::ZERO).unwrap(), 3);
+            let direct = sent(&k, &mut kio);
+            assert_eq!(direct.len(), 3, "{method}");
+            assert_eq!(
+                released, direct,
+                "{method}: as if the next hop had been known"
+            );
+            assert_eq!(released[0][..6], [2, 0, 0, 0, 0, 13], "{method}: its MAC");
+            let rs: IpAddr = "10.2.0.13".parse().unwrap();
+            // Counted once: 3 packets of 92 bytes (IP length), 2 connections.
+            let (svc, dests) = stats_of(&mut r.st, "10.100.0.3", 53);
+            assert_eq!(
+                (svc.conns, svc.inpkts, svc.inbytes),
+                (2, 3, 3 * 92),
+                "{method}"
+            );
+            assert_eq!(
+                (dests[0].conns, dests[0].inpkts, dests[0].inbytes),
+                (2, 3, 276)
+            );
+            assert_eq!(
+                (svc, dests),
+                stats_of(&mut k.st, "10.100.0.3", 53),
+                "{method}: as without holding"
+            );
+            assert_eq!(conns(&r), [(40011, rs, 2), (40012, rs, 1)], "{method}");
+            let rep = r.worker.report(&mut io);
+            assert_eq!((rep.held.held, rep.held.released), (3, 3));
+        }
+    }
+
+    /// A SYN held for its next hop is scheduled once: one connection, and the round robin
+    /// moved on by one, so the next client goes to the other real server.
+    #[test]
+    fn a_held_syn_is_scheduled_once() {
+        let cmds = [
+            "-A -t 10.100.0.4:80 -s rr",
+            "-a -t 10.100.0.4:80 -r 10.2.0.13:80 -g",
+            "-a -t 10.100.0.4:80 -r 10.2.0.14:80 -g",
+        ];
+        let mut r = rig(&cmds);
+        let mut io = port();
+        io.inject(&tcp4_syn(41000, "10.100.0.4", 80));
+        assert_eq!(r.worker.step(&mut io, Duration::ZERO).unwrap(), 1);
+        assert!(io.take_sent().is_empty(), "no next hop yet");
+        resolve(&r, &["10.2.0.13", "10.2.0.14"]);
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        let out = r.out[1].borrow().clone();
+        assert_eq!(out.len(), 1, "the held SYN");
+        io.inject(&tcp4_syn(41001, "10.100.0.4", 80));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        let sent = io.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert_ne!(sent[0].1[..6], out[0][..6], "the other real server");
+        let c = conns(&r);
+        assert_eq!(c.len(), 2, "one connection per SYN: {c:?}");
+        assert_ne!(c[0].1, c[1].1);
+        assert_eq!((c[0].2, c[1].2), (1, 1), "each SYN counted once");
+        let IpAddr::V4(first) = c[0].1 else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            out[0][5],
+            first.octets()[3],
+            "the first client's real server"
+        );
+        let (svc, dests) = stats_of(&mut r.st, "10.100.0.4", 80);
+        assert_eq!((svc.conns, svc.inpkts, svc.inbytes), (2, 2, 80));
+        assert!(
+            dests.iter().all(|d| (d.conns, d.inpkts) == (1, 1)),
+            "{dests:?}"
+        );
+    }
+
+    /// A real server's reply held for the client's next hop is counted once too (OutPkts),
+    /// and leaves rewritten as it would have with the client known (NAT: from the VIP).
+    #[test]
+    fn a_held_reply_is_counted_once() {
+        let cmds = [
+            "-A -u 10.100.0.1:53 -s rr",
+            "-a -u 10.100.0.1:53 -r 10.2.0.11:53 -m",
+        ];
+        // The real server's answer to the client's 10.1.0.50:40020.
+        let mut reply = udp4_from(53, "10.1.0.50", 40020, 32, false);
+        reply[6..12].copy_from_slice(&RS_MAC);
+        reply[26..30].copy_from_slice(&ip("10.2.0.11").octets());
+        reply[24..26].copy_from_slice(&[0, 0]);
+        let c = rvs_packet::checksum::checksum(&reply[14..34]);
+        reply[24..26].copy_from_slice(&c.to_be_bytes());
+        let request = udp4_from(40020, "10.100.0.1", 53, 16, false);
+        let mut sent_back = Vec::new();
+        let mut stats = Vec::new();
+        for client_known in [false, true] {
+            let mut r = rig(&cmds);
+            if client_known {
+                resolve(&r, &["10.1.0.50"]);
+            }
+            let mut io = port();
+            io.inject(&request);
+            r.worker.step(&mut io, Duration::ZERO).unwrap();
+            assert_eq!(
+                io.take_sent().len(),
+                1,
+                "the request went to the real server"
+            );
+            io.inject(&reply);
+            r.worker.step(&mut io, Duration::ZERO).unwrap();
+            let mut out = io.take_sent();
+            if !client_known {
+                assert!(out.is_empty(), "the client's next hop is not known yet");
+                resolve(&r, &["10.1.0.50"]);
+                r.worker.step(&mut io, Duration::ZERO).unwrap();
+                out = r.out[0].borrow().iter().map(|f| (2, f.clone())).collect();
+                let held = r.worker.held.counters();
+                assert_eq!((held.held, held.released), (1, 1));
+            }
+            assert_eq!(out.len(), 1, "the reply, sent on");
+            assert_eq!(out[0].1[26..30], [10, 100, 0, 1], "from the VIP");
+            sent_back.push(out[0].1.clone());
+            let (svc, _) = stats_of(&mut r.st, "10.100.0.1", 53);
+            assert_eq!(
+                (svc.inpkts, svc.outpkts),
+                (1, 1),
+                "client known: {client_known}"
+            );
+            stats.push((svc, conns(&r)));
+        }
+        assert_eq!(
+            sent_back[0], sent_back[1],
+            "as if the client had been known"
+        );
+        assert_eq!(stats[0], stats[1]);
+    }
+
+    /// What the transmit step refuses at release is answered as it would have been at once:
+    /// a held DF datagram too big for the real server's link (eth1, MTU 1 000) gets the
+    /// client a FRAG_NEEDED, through the port it came in on, quoting it as it arrived.
+    #[test]
+    fn a_held_frame_too_big_is_answered_frag_needed_at_release() {
+        let big = udp4_from(40030, "10.100.0.3", 53, 1200, true);
+        let mut answers = Vec::new();
+        for known in [false, true] {
+            let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", "-m");
+            if known {
+                resolve(&r, &["10.2.0.13"]);
+            }
+            let mut io = port();
+            io.inject(&big);
+            r.worker.step(&mut io, Duration::ZERO).unwrap();
+            if !known {
+                assert!(io.take_sent().is_empty() && r.out[0].borrow().is_empty());
+                resolve(&r, &["10.2.0.13"]);
+                r.worker.step(&mut io, Duration::ZERO).unwrap();
+            }
+            let mut out: Vec<_> = io.take_sent().into_iter().map(|(_, f)| f).collect();
+            out.extend(r.out[0].borrow_mut().drain(..));
+            assert!(
+                r.out[1].borrow().is_empty(),
+                "nothing toward the real server"
+            );
+            assert_eq!(out.len(), 1, "known: {known}");
+            let icmp = &out[0];
+            assert_eq!(icmp[..6], CLIENT_MAC);
+            assert_eq!((icmp[23], icmp[34], icmp[35]), (1, 3, 4), "FRAG_NEEDED");
+            assert_eq!(u16::from_be_bytes([icmp[40], icmp[41]]), 1000);
+            assert_eq!(
+                icmp[42..62],
+                big[14..34],
+                "quotes the datagram as it arrived"
+            );
+            answers.push(out[0].clone());
+            let rep = r.worker.report(&mut io);
+            assert_eq!(rep.drops.get(DropReason::FragNeeded), 1);
+        }
+        assert_eq!(answers[0], answers[1]);
     }
 
     /// The IPv4 fragment of the unfragmented frame `whole` holding bytes `off..end` of its
