@@ -386,8 +386,24 @@ fn pewma_packet_plane_samples_syn_to_syn_ack() {
         slow_c * 4 <= slow_c + fast_c,
         "pewma avoids the late server: rs1 {slow_c}, rs2 {fast_c}"
     );
+    // A 300 KB download: the page fetches above are short exchanges, which may be over
+    // before the XDP program has their flows; this flow goes on long after its entry was
+    // installed, so that in XDP mode the program must have forwarded some of it.
+    for rs in t.real_servers() {
+        common::write_pattern(&rs.ns.nginx_root(t.port).join("big.bin"), 300_000);
+    }
+    let got = common::download_in(
+        &client,
+        &format!("{url}big.bin"),
+        &t.lab().workdir().join("big.bin"),
+    );
+    assert!(
+        got == common::pattern(300_000),
+        "download: {} bytes",
+        got.len()
+    );
     // The packet-plane mode it ran in (RVS_TEST_XDP): with XDP the handshakes, which pewma
-    // samples, went through the AF_XDP slow path.
+    // samples, went through the AF_XDP slow path, and the program carried the download.
     let mut rvsd = rvsd;
-    rvsd.stop_and_check_mode(&["eth0", "eth1"], common::Forwards::Maybe);
+    rvsd.stop_and_check_mode(&["eth0", "eth1"], common::Forwards::Some);
 }

@@ -169,7 +169,8 @@ fn nat_lab_round_robin_snat_and_stats() {
 }
 
 /// (b) The kernel selftest's pass criterion (docs/internals/forwarding.md#the-kernels-ipvs-selftest) through rvsd: 32 random bytes sent
-/// with socat from ns0 to the VIP arrive unchanged at the real server in ns2.
+/// with socat from ns0 to the VIP arrive unchanged at the real server in ns2; then 300 KB, of
+/// which the XDP program (in XDP mode) must have forwarded some.
 fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
     let t = rvs_lab::selftest(tag, mode).expect("selftest lab");
     let director = t.director().ns.clone();
@@ -195,19 +196,34 @@ fn selftest(mode: SelftestMode, tag: &str) -> (u64, u64, u64) {
     }
     assert_eq!(got, payload, "{tag}: bytes differ");
     let stats = rvsd.service_stats(&format!("TCP  {}:{}", t.vip, t.port));
-    // One short exchange: over before the XDP program may have its flow.
+    // The 32 bytes are one short exchange, over before the XDP program may have its flow. A
+    // 300 KB upload after them gives the program an established flow to carry (checked in
+    // XDP mode below): its segments after the flow's entry was installed. The client's
+    // checksum offload goes off first, as from a NIC: a local sender's segments on a veth
+    // carry partial checksums (and TSO super-frames), which the program leaves to the
+    // userspace plane in TUN (docs/internals/packet-plane.md); its MTU-sized segments with
+    // complete checksums are the program's in every method. The same in both modes.
+    client
+        .cmd("ethtool")
+        .args(["-K", "veth01", "tx", "off"])
+        .run()
+        .expect("ethtool -K veth01 tx off");
+    let big = random_bytes(300_000);
+    let got = socat_transfer(&rs, &client, t.vip, t.port, &big).expect("300 KB upload");
+    assert!(got == big, "{tag}: 300 KB upload: got {} bytes", got.len());
     let ifaces: &[&str] = match mode {
         // The replies bypass the director: nothing for rvsd on the real server's side.
         SelftestMode::Dr | SelftestMode::Tun => &["veth10"],
         SelftestMode::Nat => &["veth10", "veth12"],
     };
-    rvsd.stop_and_check_mode(ifaces, Forwards::Maybe);
+    rvsd.stop_and_check_mode(ifaces, Forwards::Some);
     stats
 }
 
 #[test]
 fn selftest_dr_bytes_and_outpkts_zero() {
     rvs_require::require_root!();
+    rvs_require::require_tools!("ethtool", "socat");
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Dr, "ppsdr");
     assert!(conns >= 1 && inpkts >= 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "DR replies bypass the director");
@@ -216,6 +232,7 @@ fn selftest_dr_bytes_and_outpkts_zero() {
 #[test]
 fn selftest_nat_bytes() {
     rvs_require::require_root!();
+    rvs_require::require_tools!("ethtool", "socat");
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Nat, "ppsnat");
     // Replies pass the director (at least the SYN-ACK is counted when the transfer is
     // done; the server's last ACK/FIN may still be on its way when the stats are read).
@@ -228,6 +245,7 @@ fn selftest_nat_bytes() {
 #[test]
 fn selftest_tun_bytes_and_outpkts_zero() {
     rvs_require::require_root!();
+    rvs_require::require_tools!("ethtool", "socat");
     let (conns, inpkts, outpkts) = selftest(SelftestMode::Tun, "ppstun");
     assert!(conns >= 1 && inpkts >= 3, "{conns} {inpkts}");
     assert_eq!(outpkts, 0, "TUN replies bypass the director");
@@ -323,7 +341,11 @@ fn fwmark_service_with_persistence_joins_ports() {
         conns >= 6 && inpkts > 0 && outpkts > 0,
         "{conns} {inpkts} {outpkts}"
     );
-    rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Maybe);
+    // A firewall-mark service's established flows are the XDP program's like any other's
+    // (an entry is keyed by the 5-tuple; the mark only chose the service): the download's
+    // packets after its entry was installed are forwarded in the kernel.
+    long_transfer(&t, &client, &format!("http://{vip}:80/"), "fwmark");
+    rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
 }
 
 /// (e) A real server taken out while traffic flows: weight 0 (quiesced: its running transfer
@@ -1045,6 +1067,23 @@ fn echo_conns(client: &Netns, addr: std::net::SocketAddr, n: usize) -> Vec<std::
         .expect("exec in the client namespace")
 }
 
+/// `rounds` messages of ~1 KB echoed one after the other on `c`, each back intact: an
+/// established flow that goes on after its XDP entry was installed, in segments under the MTU
+/// (a bigger write from the client, a local sender on a veth, leaves as a TSO super-frame,
+/// which the program passes to the userspace plane), so that the program carries it.
+fn echo_rounds(c: &mut std::net::TcpStream, tag: &str, rounds: usize) {
+    use std::io::Write as _;
+    for r in 0..rounds {
+        let m = format!("{tag} {r:04} {}\n", "x".repeat(1000));
+        c.write_all(m.as_bytes()).unwrap();
+        assert_eq!(
+            read_for(c, m.len(), Duration::from_secs(5)),
+            m.as_bytes(),
+            "{tag}: round {r}"
+        );
+    }
+}
+
 /// Reads from `s` until `want` bytes arrived or `limit` passed; returns what arrived.
 fn read_for(s: &mut std::net::TcpStream, want: usize, limit: Duration) -> Vec<u8> {
     use std::io::Read as _;
@@ -1110,9 +1149,20 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
         let m = format!("hello {i}\n");
         c.write_all(m.as_bytes()).unwrap();
         assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
+        echo_rounds(c, &format!("first {i}"), 20);
     }
-    // The director is replaced: same table, empty connection table, sloppy_tcp 0.
-    first.stop_and_check_mode(&["eth0"], Forwards::Maybe);
+    // The client owes the last echo an ACK, which it delays (~40 ms: past its first segments a
+    // connection leaves quick-ACK mode): sent after the director below stopped, it would meet
+    // the director's own stack, which has no socket for it and resets the connection.
+    // TCP_QUICKACK sends a pending ACK at once.
+    for c in &conns {
+        socket2::SockRef::from(c)
+            .set_tcp_quickack(true)
+            .expect("TCP_QUICKACK");
+    }
+    // The director is replaced: same table, empty connection table, sloppy_tcp 0. With XDP the
+    // first one's program carried the echo rounds.
+    first.stop_and_check_mode(&["eth0"], Forwards::Some);
     let mut second = start_rvsd("second");
     assert_eq!(
         second.ok(&["--sysctl", "sloppy_tcp"]),
@@ -1143,13 +1193,100 @@ fn sloppy_tcp_lets_a_director_take_over_established_connections() {
         let m = format!("again {i}\n");
         c.write_all(m.as_bytes()).unwrap();
         assert_eq!(read_for(c, m.len(), Duration::from_secs(5)), m.as_bytes());
+        // A connection sloppy_tcp let in mid-stream is ESTABLISHED like any other (the
+        // kernel's state table takes an ACK from no state there), so the program carries it.
+        echo_rounds(c, &format!("second {i}"), 20);
     }
     let (conns_after, inpkts, _) = second.service_stats(&format!("TCP  {svc}"));
     assert!(
         conns_after >= 8 && inpkts >= 16,
         "the second director scheduled the mid-stream connections: {conns_after} {inpkts}"
     );
-    second.stop_and_check_mode(&["eth0"], Forwards::Maybe);
+    second.stop_and_check_mode(&["eth0"], Forwards::Some);
+}
+
+/// `expire_nodest_conn` (set at start with `--sysctl`) acts on flows the XDP program carries:
+/// `rvsadm -d` of a real server expires its connections at once (gone from `-Lnc` when the
+/// command returns), and their next segments reach that server no more — with XDP, the
+/// program's entries for them went with the same command, so it does not go on forwarding
+/// what rvs-core no longer has; the other server's connections go on, carried by the program.
+#[test]
+fn expire_nodest_conn_ends_a_deleted_servers_flows_also_in_the_fast_path() {
+    use std::io::Write as _;
+    rvs_require::require_root!();
+    let mut t = rvs_lab::dr("ppnodest").expect("dr lab");
+    let port = 7000;
+    for ns in t
+        .real_servers()
+        .iter()
+        .map(|n| n.ns.clone())
+        .collect::<Vec<_>>()
+    {
+        let c = ns
+            .echo_server(rvs_lab::Protocol::Tcp, port)
+            .expect("echo server");
+        t.lab_mut().own(c);
+    }
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let svc = format!("{}:{port}", t.vip);
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0"],
+        &["--sysctl", "expire_nodest_conn=1"],
+    );
+    rvsd.line(&format!("-A -t {svc} -s rr"));
+    for rip in t.rips() {
+        rvsd.line(&format!("-a -t {svc} -r {rip}:{port} -g"));
+    }
+    let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
+    let mut conns = echo_conns(&client, svc.parse().unwrap(), 4);
+    for (i, c) in conns.iter_mut().enumerate() {
+        echo_rounds(c, &format!("before {i}"), 20);
+    }
+    // Each connection's real server, from -Lnc (by the client's port).
+    let listed = common::parse_conns(&rvsd.ok(&["-L", "-n", "-c"]));
+    let server_of = |c: &std::net::TcpStream| -> String {
+        let client = c.local_addr().unwrap().to_string();
+        listed
+            .iter()
+            .find(|l| l.source == client)
+            .unwrap_or_else(|| panic!("{client} in -Lnc: {listed:?}"))
+            .dest
+            .clone()
+    };
+    let gone = format!("{}:{port}", rips[0]);
+    let on_gone: Vec<bool> = conns.iter().map(|c| server_of(c) == gone).collect();
+    assert!(
+        on_gone.iter().any(|g| *g) && on_gone.iter().any(|g| !*g),
+        "rr put connections on both servers: {listed:?}"
+    );
+    rvsd.line(&format!("-d -t {svc} -r {gone}"));
+    // At once, before anything else asks rvsd (a listing sweeps the program's entries too).
+    for (i, c) in conns.iter_mut().enumerate() {
+        if on_gone[i] {
+            c.write_all(format!("after {i}\n").as_bytes()).unwrap();
+        }
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        if on_gone[i] {
+            let got = read_for(c, 1, Duration::from_millis(500));
+            assert!(
+                got.is_empty(),
+                "connection {i} to the deleted {gone} still answered: {got:?}"
+            );
+        } else {
+            echo_rounds(c, &format!("after {i}"), 20);
+        }
+    }
+    let after = common::parse_conns(&rvsd.ok(&["-L", "-n", "-c"]));
+    assert!(
+        after.iter().all(|l| l.dest != gone),
+        "expire_nodest_conn=1: the deleted server's connections expired with the -d:\n{after:?}"
+    );
+    rvsd.stop_and_check_mode(&["eth0"], Forwards::Some);
 }
 
 /// The SYN proxy (`rvs_syn_proxy=1`, docs/internals/syn-flood.md) end to end through the NAT
@@ -1416,4 +1553,138 @@ fn frames_held_for_an_unresolved_real_server_are_counted_once() {
     eprintln!("{held} frames held, {sent_on} sent on");
     assert!(held > 0, "no frame was held:\n{log}");
     assert_eq!(sent_on, held, "every held frame sent on:\n{log}");
+}
+
+/// The count before `what` in rvsd's `log` line that holds `line`: `"... N what ..."`.
+fn count_before(log: &str, line: &str, what: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(line))
+        .filter_map(|l| {
+            let head = l.split(what).next()?;
+            head.rsplit([' ', ','])
+                .find(|w| !w.is_empty())?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Frames for another host's MAC are not the director's, in both modes: the kernel drops
+/// them (`PACKET_OTHERHOST`, e.g. a switch flooding an unknown unicast) before IP and IPVS
+/// see them, and so must rvsd. A UDP flow through the NAT lab's director runs (with XDP, until
+/// the program forwards it itself: its entries installed); then the client's neighbour entry
+/// for its gateway, the director's `eth0`, is pinned to another MAC (a veth delivers every
+/// frame to its peer, as a flooding switch would). Nothing more reaches the real server: no
+/// echo comes back, InPkts stays, and the director counted the frames as another host's (the
+/// userspace plane's AF_PACKET worker; with XDP also the program, which before the change
+/// forwarded them: 20 of 20 echoed).
+#[test]
+fn frames_for_another_hosts_mac_are_not_forwarded() {
+    rvs_require::require_root!();
+    const PORT: u16 = 5355;
+    const METRICS: &str = "127.0.0.1:9762";
+    const FOREIGN: &str = "02:00:00:00:00:99";
+    let mut t = rvs_lab::nat("ppmac").expect("nat lab");
+    for rs in t
+        .real_servers()
+        .iter()
+        .map(|n| n.ns.clone())
+        .collect::<Vec<_>>()
+    {
+        let c = rs.udp_responder(PORT, None).expect("UDP echo responder");
+        t.lab_mut().own(c);
+    }
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        &["--metrics-listen", METRICS],
+    );
+    let svc = format!("{}:{PORT}", t.vip);
+    rvsd.line(&format!("-A -u {svc} -s rr"));
+    for rip in t.rips() {
+        rvsd.line(&format!("-a -u {svc} -r {rip}:{PORT} -m"));
+    }
+    let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
+    let forwarded_by_program = || -> u64 {
+        curl(&director, &format!("http://{METRICS}/metrics"))
+            .lines()
+            .filter(|l| {
+                l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
+                    || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
+            })
+            .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum()
+    };
+    let addr: std::net::SocketAddr = svc.parse().unwrap();
+    let sock = client
+        .exec(move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            s.connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .expect("exec in the client namespace");
+    let mut buf = [0u8; 64];
+    let mut echo = |m: &str| -> bool {
+        sock.send(m.as_bytes()).expect("send");
+        matches!(sock.recv(&mut buf), Ok(n) if &buf[..n] == m.as_bytes())
+    };
+    // The flow runs; with XDP, until the program forwards its datagrams itself.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 50, "the flow did not get going ({rounds} rounds)");
+        let before = forwarded_by_program();
+        let ok = echo(&format!("warm {rounds}\n"));
+        if ok && rounds >= 3 && (!rvsd.xdp() || forwarded_by_program() > before) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let prefix = format!("UDP  {svc}");
+    let (_, in_before, _) = rvsd.service_stats(&prefix);
+    client
+        .ip([
+            "neigh",
+            "replace",
+            "10.1.0.1",
+            "lladdr",
+            FOREIGN,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])
+        .expect("pin the gateway to another MAC");
+    const N: usize = 20;
+    let echoed = (0..N).filter(|i| echo(&format!("flooded {i}\n"))).count();
+    let (_, in_after, _) = rvsd.service_stats(&prefix);
+    let log = rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
+    let ignored = count_before(&log, "packet worker eth0:", " for other hosts")
+        + count_before(
+            &log,
+            "frames for another host's MAC",
+            " frames for another host's MAC",
+        );
+    println!(
+        "{rounds} rounds before the pin; then {echoed}/{N} echoed, InPkts {in_before} -> \
+         {in_after}, {ignored} frames counted as another host's"
+    );
+    assert_eq!(
+        echoed, 0,
+        "datagrams for another MAC went through the director"
+    );
+    assert_eq!(
+        in_after, in_before,
+        "InPkts moved with frames for another MAC"
+    );
+    assert!(
+        ignored >= N as u64,
+        "the director counted {ignored} frames for another host's MAC (sent {N}):\n{log}"
+    );
 }

@@ -1,7 +1,10 @@
 //! The IPVS sysctls end to end: `rvsd --sysctl` at start, `rvsadm --sysctl` listing (golden)
 //! and setting at run time with the kernel's validation, and the values in the metrics. That
-//! they act is shown by `packet_plane::sloppy_tcp_lets_a_director_take_over_established_connections`
-//! and by rvs-core's unit tests. Owns 127.77.40.0/24.
+//! they act is shown by `packet_plane::sloppy_tcp_lets_a_director_take_over_established_connections`,
+//! `packet_plane::expire_nodest_conn_ends_a_deleted_servers_flows_also_in_the_fast_path` (both
+//! also with the XDP fast path) and by rvs-core's unit tests. No test here starts a packet
+//! plane, so scripts/test does not run this file again with the XDP fast path. Owns
+//! 127.77.40.0/24.
 
 mod common;
 

@@ -452,10 +452,25 @@ fn arp_follows_vrrp_master_and_failover_through_the_packet_plane() {
         gap.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     );
-    // The new MASTER's mode, with its counters once stopped (curl's short exchanges may end
-    // before their flows are installed: the program's forwarding is not required).
+    // A 300 KB download through the new MASTER: curl's page fetches are short exchanges,
+    // which may end before their flows are installed; this flow goes on long after, so that in
+    // XDP mode the new MASTER's program must have forwarded some of it.
+    for rs in topo.real_servers() {
+        common::write_pattern(&rs.ns.nginx_root(PORT).join("big.bin"), 300_000);
+    }
+    let got = common::download_in(
+        &client,
+        &format!("http://{HA_VIP}:{PORT}/big.bin"),
+        &topo.lab().workdir().join("big.bin"),
+    );
+    assert!(
+        got == common::pattern(300_000),
+        "download: {} bytes",
+        got.len()
+    );
+    // The new MASTER's mode, with its counters once stopped.
     d2.rvsd
         .as_mut()
         .expect("rvsd running")
-        .stop_and_check_mode(&["eth0", "eth1"], common::Forwards::Maybe);
+        .stop_and_check_mode(&["eth0", "eth1"], common::Forwards::Some);
 }

@@ -151,26 +151,41 @@ impl Drop for ClientLoop {
     }
 }
 
-/// Write `n` bytes of a fixed non-repeating-per-block pattern (so a truncated or reordered
+/// The `n` bytes of a fixed non-repeating-per-block pattern (so a truncated or reordered
 /// download would be noticed by size and content).
+pub fn pattern(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n);
+    let mut i: u32 = 0;
+    while out.len() < n {
+        let k = (n - out.len()).min(4096);
+        out.extend((0..k).map(|j| (i.wrapping_mul(31).wrapping_add(j as u32) % 251) as u8));
+        i += 1;
+    }
+    out
+}
+
+/// Write the [`pattern`] of `n` bytes to `path`.
 ///
 /// # Panics
 /// If the file cannot be written.
 pub fn write_pattern(path: &Path, n: usize) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create big file"));
-    let mut block = [0u8; 4096];
-    let mut left = n;
-    let mut i: u32 = 0;
-    while left > 0 {
-        for (j, b) in block.iter_mut().enumerate() {
-            *b = (i.wrapping_mul(31).wrapping_add(j as u32) % 251) as u8;
-        }
-        let k = left.min(block.len());
-        f.write_all(&block[..k]).expect("write big file");
-        left -= k;
-        i += 1;
-    }
-    f.flush().expect("flush big file");
+    std::fs::write(path, pattern(n)).expect("write big file");
+}
+
+/// Downloads `url` inside `ns` with curl (at most 15 s) into the file `out`; returns its bytes.
+/// For a transfer long enough that the XDP fast path must carry part of it (the flow's
+/// ESTABLISHED packets after its entry was installed), compared with what the server holds.
+///
+/// # Panics
+/// If curl fails or the file cannot be read.
+pub fn download_in(ns: &Netns, url: &str, out: &Path) -> Vec<u8> {
+    let o = out.display().to_string();
+    ns.cmd("curl")
+        .args(["-sS", "--max-time", "15", "-o", &o, url])
+        .timeout(Duration::from_secs(20))
+        .run()
+        .unwrap_or_else(|e| panic!("download {url} in {}: {e}", ns.name()));
+    std::fs::read(out).unwrap_or_else(|e| panic!("{o}: {e}"))
 }
 
 /// Print a measurement so it shows in the test output (`--nocapture`) and CI logs.

@@ -47,7 +47,8 @@ pub mod wait;
 
 pub use agent::Agent;
 pub use client::{
-    curl, curl_get, curl_in, curl_in_ok, curl_ok, report, write_pattern, ClientLoop, Download,
+    curl, curl_get, curl_in, curl_in_ok, curl_ok, download_in, pattern, report, write_pattern,
+    ClientLoop, Download,
 };
 pub use counting_http::CountingHttp;
 pub use docker::Dockerd;
