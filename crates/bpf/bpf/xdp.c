@@ -9,6 +9,10 @@
  * TTL decrement, incremental transport checksums, a recomputed IPv4 header checksum and the
  * next hop's MACs, then XDP_TX or XDP_REDIRECT through rvs_xdp_ports.
  *
+ * Only frames addressed to the receiving interface's MAC (or broadcast / multicast) are the
+ * director's: a unicast frame for another host's MAC is passed untouched, as the kernel drops
+ * it (PACKET_OTHERHOST).
+ *
  * It never schedules and never changes a connection's state: TCP SYN/FIN/RST, ICMP, fragments,
  * IPv4 options, IPv6 extension headers, UDP without checksum, packets that would expire (TTL
  * <= 1) or exceed the entry's MTU, and everything unknown go untouched to the userspace path,
@@ -47,6 +51,16 @@ struct {
 	__type(value, struct bpf_devmap_val);
 } rvs_xdp_ports SEC(".maps");
 
+/* The MAC of each interface the program is attached to, by ifindex: written by the loader
+ * before it attaches (rvs_bpf::xdp::FastPath::attach), so the program never runs on an
+ * interface without one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct rvs_port_mac);
+} rvs_port_macs SEC(".maps");
+
 /* The slow path's AF_XDP sockets, at slot * RVS_XSK_QUEUES + rx queue. */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -84,6 +98,18 @@ static __always_inline int count(__u32 stat, int verdict)
 	if (n)
 		*n += 1;
 	return verdict;
+}
+
+/* Whether a unicast destination MAC is the receiving interface's own. An interface with no
+ * registered MAC has none: nothing is for it (the loader registers one before attaching). */
+static __always_inline int own_mac(const struct xdp_md *ctx, const __u8 *dst)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	const struct rvs_port_mac *m = bpf_map_lookup_elem(&rvs_port_macs, &ifindex);
+	if (!m)
+		return 0;
+	return ((dst[0] ^ m->mac[0]) | (dst[1] ^ m->mac[1]) | (dst[2] ^ m->mac[2]) |
+		(dst[3] ^ m->mac[3]) | (dst[4] ^ m->mac[4]) | (dst[5] ^ m->mac[5])) == 0;
 }
 
 static __always_inline __u16 get16(const __u8 *b)
@@ -292,6 +318,14 @@ int rvs_xdp(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > end)
 		return count(RVS_STAT_PASS_OTHER, XDP_PASS);
+	/* A unicast frame for another host's MAC (the kernel's PACKET_OTHERHOST: a switch flooding
+	 * an unknown unicast, a VRRP peer's MAC still in its table, a veth, which does not filter
+	 * by MAC) is not this director's: the kernel drops it before IP sees it, IPVS never does,
+	 * and rvsd's userspace plane ignores it. So it is neither forwarded nor answered here, nor
+	 * sent to the slow path; the host stack gets it, to drop as it always does. Broadcast and
+	 * multicast frames (ARP, ND) go on as before. */
+	if (!(eth->h_dest[0] & 1) && !own_mac(ctx, eth->h_dest))
+		return count(RVS_STAT_PASS_OTHERHOST, XDP_PASS);
 	p.l3_off = sizeof(*eth);
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);

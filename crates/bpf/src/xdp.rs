@@ -76,6 +76,16 @@ pub struct Flow {
     last_seen_ns: u64,
 }
 
+/// An interface's own MAC (the C `struct rvs_port_mac`): the program forwards only the unicast
+/// frames addressed to it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PortMac {
+    mac: [u8; 6],
+    pad: [u8; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<PortMac>() == 8);
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
 const _: () = assert!(std::mem::size_of::<Flow>() == 88);
 
@@ -85,6 +95,8 @@ const _: () = assert!(std::mem::size_of::<Flow>() == 88);
 unsafe impl aya::Pod for FlowKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Flow {}
+// SAFETY: as above (bytes only).
+unsafe impl aya::Pod for PortMac {}
 
 const OP_REWRITE: u8 = 1;
 const OP_IPIP: u8 = 2;
@@ -279,6 +291,9 @@ pub struct Counters {
     /// Not forwarded, redirected to the slow path's AF_XDP socket (a subset of none of the
     /// above: a packet counts under one verdict).
     pub xsk: u64,
+    /// Passed untouched: a unicast frame for another host's MAC (`PACKET_OTHERHOST`, which
+    /// the host stack drops), neither forwarded nor sent to the slow path.
+    pub pass_other_host: u64,
 }
 
 /// The loaded program and its maps.
@@ -286,6 +301,7 @@ pub struct FastPath {
     ebpf: Ebpf,
     flows: HashMap<MapData, FlowKey, Flow>,
     ports: DevMapHash<MapData>,
+    macs: HashMap<MapData, u32, PortMac>,
     stats: PerCpuArray<MapData, u64>,
     slow: Option<SlowPath>,
     syn: crate::syn_answer::SynAnswer,
@@ -324,6 +340,7 @@ impl FastPath {
         };
         let flows = HashMap::try_from(take("rvs_flows")?)?;
         let ports = DevMapHash::try_from(take("rvs_xdp_ports")?)?;
+        let macs = HashMap::try_from(take("rvs_port_macs")?)?;
         let stats = PerCpuArray::try_from(take("rvs_xdp_stats")?)?;
         let slow = SlowPath {
             xsks: XskMap::try_from(take("rvs_xsks")?)?,
@@ -336,6 +353,7 @@ impl FastPath {
             ebpf,
             flows,
             ports,
+            macs,
             stats,
             slow: Some(slow),
             syn,
@@ -351,10 +369,19 @@ impl FastPath {
             .try_into()?)
     }
 
-    /// Attaches the program to interface `ifindex` in `mode` (or native, falling back to
-    /// generic, when `None`) and adds the interface to the redirect map. Returns the mode in
-    /// use. The program is detached when the [`FastPath`] is dropped.
-    pub fn attach(&mut self, ifindex: u32, mode: Option<Mode>) -> Result<Mode, Error> {
+    /// Attaches the program to interface `ifindex`, whose own MAC is `mac`, in `mode` (or
+    /// native, falling back to generic, when `None`) and adds the interface to the redirect
+    /// map. Returns the mode in use. The program is detached when the [`FastPath`] is dropped.
+    ///
+    /// The MAC is registered first ([`FastPath::set_mac`]), so the program never runs on the
+    /// interface without knowing which unicast frames are the director's.
+    pub fn attach(
+        &mut self,
+        ifindex: u32,
+        mac: [u8; 6],
+        mode: Option<Mode>,
+    ) -> Result<Mode, Error> {
+        self.set_mac(ifindex, mac)?;
         let prog = self.program()?;
         let used = match mode {
             Some(Mode::Native) => {
@@ -376,6 +403,16 @@ impl FastPath {
         self.add_port(ifindex)?;
         self.attached.push((ifindex, used));
         Ok(used)
+    }
+
+    /// Registers `mac` as interface `ifindex`'s own (again, after the interface's address
+    /// changed). The program forwards, answers or sends to the slow path only the unicast
+    /// frames addressed to the MAC of the interface they arrive on; a frame for another MAC,
+    /// or on an interface with none registered, is passed untouched and counted as
+    /// [`Counters::pass_other_host`] — the host stack drops it (`PACKET_OTHERHOST`).
+    pub fn set_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), Error> {
+        self.macs.insert(ifindex, PortMac { mac, pad: [0; 2] }, 0)?;
+        Ok(())
     }
 
     /// Makes `ifindex` a possible egress (`XDP_REDIRECT` target) without attaching to it.
@@ -429,7 +466,7 @@ impl FastPath {
 
     /// The program's verdict counters.
     pub fn counters(&self) -> Result<Counters, Error> {
-        let mut sums = [0u64; 7];
+        let mut sums = [0u64; 8];
         for (i, sum) in sums.iter_mut().enumerate() {
             let per_cpu = self.stats.get(&(i as u32), 0)?;
             *sum = per_cpu.iter().copied().fold(0u64, u64::wrapping_add);
@@ -442,6 +479,7 @@ impl FastPath {
             pass_other: sums[4],
             pass_limit: sums[5],
             xsk: sums[6],
+            pass_other_host: sums[7],
         })
     }
 

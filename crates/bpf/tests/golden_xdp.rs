@@ -138,8 +138,11 @@ fn run_all() -> Outcome {
     let Some(mut fp) = common::fast_path() else {
         return (None, Vec::new());
     };
-    for i in ports {
+    // Each port has the fixture's MAC of its plane port: the frames the cases send to the
+    // director are addressed to it.
+    for (i, mac) in ports.into_iter().zip([fixture::P0_MAC, fixture::P1_MAC]) {
         fp.add_port(i).expect("devmap");
+        fp.set_mac(i, mac).expect("the port's MAC");
     }
     let mut tally = BTreeMap::new();
     let mut fails = Vec::new();

@@ -56,6 +56,8 @@ fn setup(fp: &mut FastPath) -> Rig {
     .unwrap();
     let key = CookieKey::derive(rig.director.conns.seed().0);
     let epoch = monotonic_ns() - now_secs() * 1_000_000_000;
+    // The frames come in for the plane's port 0 (the fixture's director MAC).
+    fp.set_mac(IFINDEX, P0_MAC).unwrap();
     let syn = fp.syn_answer();
     syn.set_config(key, epoch, true).unwrap();
     let vip: IpAddr = VIP.parse().unwrap();
@@ -350,6 +352,13 @@ fn program_leaves_to_userspace_what_it_must_not_answer() {
         verdict::TX,
         "the same SYN on the plane's interface"
     );
+    // For another host's MAC (a flooded frame, PACKET_OTHERHOST): not the director's to
+    // answer, as the kernel would not, nor to leave to userspace (not counted as left).
+    let mut flooded = f.clone();
+    flooded[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    passed(&mut fp, &flooded, "SYN for another host's MAC");
+    assert_eq!(fp.syn_answer().counters().unwrap().left, 3);
+    assert_eq!(fp.counters().unwrap().pass_other_host, 1);
     // The proxy off: nothing is answered.
     let key = CookieKey::derive(rig.director.conns.seed().0);
     fp.syn_answer().set_config(key, 0, false).unwrap();

@@ -130,7 +130,8 @@ fn datagrams_go_through_the_xsk_and_back() {
             let mut port = XskPort::open("d0", &cfg).expect("XSK on d0");
             let ifindex = port.ifindex();
             let mut fp = FastPath::load().expect("XDP program");
-            fp.attach(ifindex, Some(Mode::Generic)).expect("attach");
+            fp.attach(ifindex, port.mac(), Some(Mode::Generic))
+                .expect("attach");
             let mut slow = fp.slow_path().expect("slow-path maps");
             slow.register(ifindex, 0, 0, port.as_raw_fd())
                 .expect("register the XSK");

@@ -129,6 +129,13 @@ pub struct PlaneConfig {
     pub laddrs: LaddrPools,
     /// `pmtu_disc` sysctl (docs/internals/sysctls.md, default 1).
     pub pmtu_disc: bool,
+    /// Addresses of the director's services that it does not hold now: the VIPs and local
+    /// addresses of VRRP instances that are not MASTER here (not in `owned`). TCP, UDP and
+    /// SCTP packets to them are passed, new and existing connections alike: on a kernel
+    /// BACKUP keepalived removed the address, so the packet is not local and IPVS's LOCAL_IN
+    /// hook never sees it (a synced connection gets its packets only after the takeover).
+    /// ICMP is not held back (the kernel's FORWARD hook relays errors for a connection too).
+    pub standby: Vec<IpAddr>,
 }
 
 impl Default for PlaneConfig {
@@ -139,6 +146,7 @@ impl Default for PlaneConfig {
             marks: Vec::new(),
             laddrs: LaddrPools::default(),
             pmtu_disc: true,
+            standby: Vec::new(),
         }
     }
 }
@@ -614,6 +622,11 @@ impl<N: Neighbours> Plane<N> {
             if let Some(v) = self.neighbour(buf, f, p) {
                 return v;
             }
+        }
+        // A VIP or local address the VRRP peer holds now: not this director's to serve (see
+        // `PlaneConfig::standby`).
+        if !matches!(p.proto, proto::ICMP | proto::ICMPV6) && self.cfg.standby.contains(&dst) {
+            return Verdict::Pass;
         }
         if p.is_fragment() {
             // docs/internals/forwarding.md#fragments: reassembled before scheduling, as the

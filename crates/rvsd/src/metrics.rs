@@ -445,6 +445,7 @@ fn xdp(o: &mut Out, st: &State) {
         ("pass_other", c.pass_other),
         ("pass_limit", c.pass_limit),
         ("xsk", c.xsk),
+        ("pass_other_host", c.pass_other_host),
     ] {
         o.sample(
             "rvs_xdp_packets_total",

@@ -1554,3 +1554,137 @@ fn frames_held_for_an_unresolved_real_server_are_counted_once() {
     assert!(held > 0, "no frame was held:\n{log}");
     assert_eq!(sent_on, held, "every held frame sent on:\n{log}");
 }
+
+/// The count before `what` in rvsd's `log` line that holds `line`: `"... N what ..."`.
+fn count_before(log: &str, line: &str, what: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(line))
+        .filter_map(|l| {
+            let head = l.split(what).next()?;
+            head.rsplit([' ', ','])
+                .find(|w| !w.is_empty())?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Frames for another host's MAC are not the director's, in both modes: the kernel drops
+/// them (`PACKET_OTHERHOST`, e.g. a switch flooding an unknown unicast) before IP and IPVS
+/// see them, and so must rvsd. A UDP flow through the NAT lab's director runs (with XDP, until
+/// the program forwards it itself: its entries installed); then the client's neighbour entry
+/// for its gateway, the director's `eth0`, is pinned to another MAC (a veth delivers every
+/// frame to its peer, as a flooding switch would). Nothing more reaches the real server: no
+/// echo comes back, InPkts stays, and the director counted the frames as another host's (the
+/// userspace plane's AF_PACKET worker; with XDP also the program, which before the change
+/// forwarded them: 20 of 20 echoed).
+#[test]
+fn frames_for_another_hosts_mac_are_not_forwarded() {
+    rvs_require::require_root!();
+    const PORT: u16 = 5355;
+    const METRICS: &str = "127.0.0.1:9762";
+    const FOREIGN: &str = "02:00:00:00:00:99";
+    let mut t = rvs_lab::nat("ppmac").expect("nat lab");
+    for rs in t
+        .real_servers()
+        .iter()
+        .map(|n| n.ns.clone())
+        .collect::<Vec<_>>()
+    {
+        let c = rs.udp_responder(PORT, None).expect("UDP echo responder");
+        t.lab_mut().own(c);
+    }
+    let director = t.director().ns.clone();
+    let client = t.client().ns.clone();
+    let mut rvsd = start(
+        &director,
+        t.lab().workdir(),
+        &["eth0", "eth1"],
+        &["--metrics-listen", METRICS],
+    );
+    let svc = format!("{}:{PORT}", t.vip);
+    rvsd.line(&format!("-A -u {svc} -s rr"));
+    for rip in t.rips() {
+        rvsd.line(&format!("-a -u {svc} -r {rip}:{PORT} -m"));
+    }
+    let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
+    wait_plane_ready(&director, &t.vip.to_string(), &rips);
+    let forwarded_by_program = || -> u64 {
+        curl(&director, &format!("http://{METRICS}/metrics"))
+            .lines()
+            .filter(|l| {
+                l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
+                    || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
+            })
+            .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum()
+    };
+    let addr: std::net::SocketAddr = svc.parse().unwrap();
+    let sock = client
+        .exec(move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            s.connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .expect("exec in the client namespace");
+    let mut buf = [0u8; 64];
+    let mut echo = |m: &str| -> bool {
+        sock.send(m.as_bytes()).expect("send");
+        matches!(sock.recv(&mut buf), Ok(n) if &buf[..n] == m.as_bytes())
+    };
+    // The flow runs; with XDP, until the program forwards its datagrams itself.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 50, "the flow did not get going ({rounds} rounds)");
+        let before = forwarded_by_program();
+        let ok = echo(&format!("warm {rounds}\n"));
+        if ok && rounds >= 3 && (!rvsd.xdp() || forwarded_by_program() > before) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let prefix = format!("UDP  {svc}");
+    let (_, in_before, _) = rvsd.service_stats(&prefix);
+    client
+        .ip([
+            "neigh",
+            "replace",
+            "10.1.0.1",
+            "lladdr",
+            FOREIGN,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])
+        .expect("pin the gateway to another MAC");
+    const N: usize = 20;
+    let echoed = (0..N).filter(|i| echo(&format!("flooded {i}\n"))).count();
+    let (_, in_after, _) = rvsd.service_stats(&prefix);
+    let log = rvsd.stop_and_check_mode(&["eth0", "eth1"], Forwards::Some);
+    let ignored = count_before(&log, "packet worker eth0:", " for other hosts")
+        + count_before(
+            &log,
+            "frames for another host's MAC",
+            " frames for another host's MAC",
+        );
+    println!(
+        "{rounds} rounds before the pin; then {echoed}/{N} echoed, InPkts {in_before} -> \
+         {in_after}, {ignored} frames counted as another host's"
+    );
+    assert_eq!(
+        echoed, 0,
+        "datagrams for another MAC went through the director"
+    );
+    assert_eq!(
+        in_after, in_before,
+        "InPkts moved with frames for another MAC"
+    );
+    assert!(
+        ignored >= N as u64,
+        "the director counted {ignored} frames for another host's MAC (sent {N}):\n{log}"
+    );
+}

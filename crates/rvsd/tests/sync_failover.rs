@@ -503,3 +503,146 @@ fn backup_only_stops_every_flow_also_in_the_fast_path() {
         assert!(x.forwarded > 0, "the program never carried: {x:?}");
     }
 }
+
+/// The packets the real servers received for the service port since [`count_at_servers`]
+/// installed its counter (nft, input hook, in each real server's namespace).
+fn received_at_servers(topo: &Topology) -> u64 {
+    topo.real_servers()
+        .iter()
+        .map(|rs| {
+            let out = rs
+                .ns
+                .cmd("nft")
+                .args(["list", "chain", "inet", SERVER_TABLE, "input"])
+                .run()
+                .expect("nft list: the real server's counter");
+            out.split_whitespace()
+                .skip_while(|w| *w != "packets")
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no counter in {out}"))
+        })
+        .sum()
+}
+
+/// nftables table of [`count_at_servers`].
+const SERVER_TABLE: &str = "rvs_test_received";
+
+/// Counts, in every real server, the TCP packets received for the service port.
+fn count_at_servers(topo: &Topology) {
+    let rules = format!(
+        "table inet {SERVER_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; \
+         policy accept;\n    tcp dport {} counter\n  }}\n}}\n",
+        rvs_testkit::failover::PORT
+    );
+    for rs in topo.real_servers() {
+        rs.ns
+            .cmd("nft")
+            .args(["-f", "-"])
+            .stdin(rules.clone())
+            .run()
+            .expect("nft: the real server's counter");
+    }
+}
+
+/// A BACKUP serves nothing for the VIP, not even the frames that reach it at its own MAC: the
+/// client's neighbour entry for the VIP is pinned to director2's MAC (a stale ARP cache, a
+/// static entry) while director1 is MASTER. A kernel BACKUP does not hold the VIP (keepalived
+/// removed it), so those packets are not local and IPVS never sees them: the synced
+/// connections get theirs only after a takeover, and no new connection is made. Before the
+/// change director2's userspace plane forwarded the synced connections' packets (its InPkts
+/// grew, the real servers received them) and scheduled new connections; in both modes (with
+/// XDP the program has no entry for a standby VIP and leaves the frames to the plane).
+#[test]
+fn a_backup_serves_nothing_for_the_vip_at_its_own_mac() {
+    if !rvs_lab::require(
+        "a_backup_serves_nothing_for_the_vip_at_its_own_mac",
+        &["ip", "nft", "socat"],
+    ) {
+        return;
+    }
+    let n = 10;
+    let HaPair {
+        topo,
+        d1: _d1,
+        mut d2,
+        client,
+    } = HaPair::start("syncbkmac", &nat(true, false));
+    let clients = Clients::start(&client, n);
+    assert!(
+        wait(Duration::from_secs(15), || d2.established() >= n),
+        "the BACKUP lists {} of {n} synced connections",
+        d2.established()
+    );
+    count_at_servers(&topo);
+    let mac = topo
+        .node("director2")
+        .and_then(|d| d.iface("eth0"))
+        .expect("director2's eth0")
+        .mac
+        .to_string();
+    let vip = rvs_lab::topo::HA_VIP;
+    let rx = |ns: &rvs_lab::Netns| -> u64 {
+        let out = ns
+            .ip(["-s", "-o", "link", "show", "eth0"])
+            .expect("ip -s link");
+        // `... RX: bytes packets ... \    N M ...`: the second number after "RX:".
+        out.split("RX:")
+            .nth(1)
+            .and_then(|r| {
+                r.split_whitespace()
+                    .filter_map(|w| w.parse::<u64>().ok())
+                    .nth(1)
+            })
+            .unwrap_or_else(|| panic!("no RX counters in {out}"))
+    };
+    let d2_ns = topo.node("director2").expect("director2").ns.clone();
+    let (before, rx_before) = (d2.stats(), rx(&d2_ns));
+    client
+        .ip([
+            "neigh",
+            "replace",
+            &vip.to_string(),
+            "lladdr",
+            &mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])
+        .expect("pin the VIP to director2's MAC");
+    // What director1 forwarded before the pin has arrived by now.
+    thread::sleep(Duration::from_millis(300));
+    let at_servers = received_at_servers(&topo);
+    // A new connection, at director2's MAC too.
+    let addr = std::net::SocketAddr::from((vip, rvs_testkit::failover::PORT));
+    let connected = client
+        .exec(move || std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok())
+        .expect("enter the client namespace");
+    let (a, b) = in_pkts_over_two_seconds(&d2);
+    let (after, rx_after, at_servers_after) = (d2.stats(), rx(&d2_ns), received_at_servers(&topo));
+    drop(clients);
+    let xdp = d2.stop_xdp();
+    println!(
+        "BACKUP with the client's frames at its MAC: stats {before:?} -> {after:?}, InPkts {a} \
+         -> {b}, frames received on eth0 {}, the real servers received {}; its XDP program \
+         {xdp:?}",
+        rx_after - rx_before,
+        at_servers_after - at_servers
+    );
+    assert!(
+        rx_after - rx_before >= n as u64,
+        "the client's frames did not reach director2"
+    );
+    assert!(!connected, "a new connection through the BACKUP");
+    assert_eq!(
+        (after[0], after[1]),
+        (before[0], before[1]),
+        "the BACKUP scheduled or forwarded (Conns, InPkts)"
+    );
+    assert_eq!(a, b, "the BACKUP forwarded for a VIP it does not hold");
+    assert_eq!(
+        at_servers_after, at_servers,
+        "the real servers received packets through the BACKUP"
+    );
+}

@@ -58,7 +58,15 @@ enum rvs_xdp_stat {
 	RVS_STAT_PASS_OTHER,   /* not a case the fast path handles (ICMP, fragment, options, ...) */
 	RVS_STAT_PASS_LIMIT,   /* has an entry but too big, TTL expiring, no egress: userspace */
 	RVS_STAT_XSK,          /* not forwarded here, redirected to the slow path's AF_XDP socket */
+	RVS_STAT_PASS_OTHERHOST, /* unicast for another host's MAC: the kernel drops it, untouched */
 	RVS_STAT_MAX,
+};
+
+/* The MAC of an interface the program runs on (rvs_port_macs, by ifindex): a unicast frame
+ * whose destination is another MAC is another host's (the kernel's PACKET_OTHERHOST). */
+struct rvs_port_mac {
+	__u8 mac[6];
+	__u8 pad[2];
 };
 
 /* The slow path over AF_XDP (docs/internals/packet-plane.md#the-af_xdp-slow-path).

@@ -257,12 +257,21 @@ fn plane_config_of(
             own(m.addr);
         }
     }
-    // With VRRP, a VIP belongs to this director only while its instance is MASTER: as BACKUP
-    // the plane must not answer ARP/ND for it (the VRRP driver removes it from the interface
-    // and the peer announces it).
+    // With VRRP, a VIP (or local address) belongs to this director only while its instance
+    // is MASTER: as BACKUP the plane must not answer ARP/ND for it (the VRRP driver removes
+    // it from the interface and the peer announces it), nor serve the packets that still
+    // reach it at this director's MAC, as a kernel BACKUP's IPVS never sees them (the
+    // address is not local there).
+    let mut standby = Vec::new();
     if let Some(board) = vrrp {
-        let standby = board.standby_vips();
-        owned.retain(|(a, _)| !standby.contains(a));
+        let held_by_peer = board.standby_vips();
+        owned.retain(|&(a, _)| {
+            let mine = !held_by_peer.contains(&a);
+            if !mine {
+                standby.push(a);
+            }
+            mine
+        });
     }
     PlaneConfig {
         ports,
@@ -270,6 +279,7 @@ fn plane_config_of(
         marks: opts.marks.clone(),
         laddrs,
         pmtu_disc: true,
+        standby,
     }
 }
 
@@ -453,6 +463,15 @@ mod tests {
             !owns(&st, "10.100.0.1"),
             "BACKUP must not answer ARP for its VIP"
         );
+        let standby = |st: &State| -> Vec<String> {
+            let v = published(st);
+            v.config.standby.iter().map(|a| a.to_string()).collect()
+        };
+        assert_eq!(
+            standby(&st),
+            ["10.100.0.1"],
+            "BACKUP must not serve its VIP's packets"
+        );
         assert!(
             owns(&st, "10.100.0.7"),
             "a VIP no instance manages stays owned"
@@ -467,6 +486,7 @@ mod tests {
             "a transition must publish a new view"
         );
         assert!(owns(&st, "10.100.0.1"));
+        assert!(standby(&st).is_empty(), "MASTER serves its VIP");
         let v1 = published(&st).version();
         board.publish(vec![inst("MASTER", "10.100.0.1")]);
         assert!(!published(&st).vrrp_moved());

@@ -599,6 +599,9 @@ mod tests {
         shard: ShardRef,
         lookups: Rc<Cell<usize>>,
         unlocked: Rc<Cell<usize>>,
+        /// While set, lookups find nothing though `resolved` says yes: a next hop that
+        /// vanishes between the worker's check and the send.
+        vanished: Cell<bool>,
     }
 
     impl Neighbours for Table {
@@ -606,6 +609,9 @@ mod tests {
             self.lookups.set(self.lookups.get() + 1);
             if self.shard.try_lock().is_ok() {
                 self.unlocked.set(self.unlocked.get() + 1);
+            }
+            if self.vanished.get() {
+                return None;
             }
             self.hops.next_hop(dst)
         }
@@ -706,6 +712,7 @@ mod tests {
             shard: shard.clone(),
             lookups: lookups.clone(),
             unlocked: unlocked.clone(),
+            vanished: Cell::new(false),
         };
         let locked_sends = Rc::new(Cell::new(0));
         let out: Vec<_> = (0..2).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
@@ -1331,6 +1338,29 @@ mod tests {
             assert_eq!(rep.drops.get(DropReason::FragNeeded), 1);
         }
         assert_eq!(answers[0], answers[1]);
+    }
+
+    /// A held frame whose next hop, found by the worker's check, is gone again when the frame
+    /// is sent is dropped and counted expired, not released; it is not held again.
+    #[test]
+    fn a_held_frame_whose_next_hop_vanishes_before_the_send_counts_as_expired() {
+        let mut r = rig_dr_and("10.100.0.3", "10.2.0.13", "-g");
+        let mut io = port();
+        io.inject(&udp4("10.100.0.3", 53, 64, false));
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        resolve(&r, &["10.2.0.13"]);
+        r.worker.plane.neigh.vanished.set(true);
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert!(r.worker.held.is_empty(), "not held again");
+        r.worker.plane.neigh.vanished.set(false);
+        r.worker.step(&mut io, Duration::ZERO).unwrap();
+        assert!(io.take_sent().is_empty() && r.out[1].borrow().is_empty());
+        let rep = r.worker.report(&mut io);
+        assert_eq!(
+            (rep.held.held, rep.held.released, rep.held.expired),
+            (1, 0, 1)
+        );
+        assert_eq!(rep.drops.get(DropReason::NoRoute), 2, "held, then lost");
     }
 
     /// The IPv4 fragment of the unfragmented frame `whole` holding bytes `off..end` of its
