@@ -43,6 +43,11 @@ use crate::shard::{self, ShardRef};
 /// How often the syncer reads the counters back and removes stale entries. Far below any
 /// connection timeout, so a flow the program carries never expires in rvs-core.
 pub const SWEEP: Duration = Duration::from_millis(100);
+/// Entries a sweep reads from the map and then handles under one taking of the shard's lock.
+/// The packet workers take that lock for every frame the program leaves to userspace; a sweep
+/// of 1 000 000 entries under one taking held them up for ~0.4–0.8 s (`cargo bench -p rvsd
+/// --bench xdp_sweep`, docs/benchmarks.md); 1 024 entries hold it about a thousandth of that.
+const LOCK_CHUNK: usize = 1024;
 /// Offer batches queued between the workers and the syncer; a full queue drops the batch
 /// (its flows are offered again by their next packet).
 pub(super) const QUEUE: usize = 1024;
@@ -499,56 +504,65 @@ fn sweep(
     r.entries = installed.len() as u64;
 }
 
-/// Reads every entry's counters (outside the lock), then, under the shard's lock once, gives
-/// each connection its new traffic and finds the entries that no longer hold (see
-/// [`still_valid`], [`serves`]). Returns those.
+/// For each [`LOCK_CHUNK`] of the entries: reads their counters (outside the lock), then,
+/// under the shard's lock, gives each connection its new traffic and finds the entries that
+/// no longer hold (see [`still_valid`], [`serves`]). Returns those.
 fn feed_back(
     fp: &FastPath,
     installed: &mut HashMap<FlowKey, Installed>,
     cx: &Sink,
     standby: &HashSet<IpAddr>,
 ) -> Vec<FlowKey> {
-    let mut seen = Vec::with_capacity(installed.len());
-    for (key, inst) in installed.iter() {
-        match fp.flow(key) {
-            Ok(Some(f)) => seen.push((*key, f)),
-            // Gone from the map (should not happen): forget it.
-            Ok(None) => seen.push((*key, Flow::default())),
-            Err(e) => tracing::debug!("XDP entry {:?} unreadable: {e}", inst.offer.conn),
-        }
-    }
-    let (now, mono_now) = (cx.clock.now(), monotonic_now());
+    let keys: Vec<FlowKey> = installed.keys().copied().collect();
+    let mut seen = Vec::with_capacity(LOCK_CHUNK.min(keys.len()));
     let mut stale = Vec::new();
-    let mut sh = shard::lock(&cx.shard);
-    let director = &mut sh.director;
-    for (key, f) in seen {
-        let Some(inst) = installed.get_mut(&key) else {
-            continue;
-        };
-        let (dp, db) = (
-            f.packets().saturating_sub(inst.packets),
-            f.bytes().saturating_sub(inst.bytes),
-        );
-        inst.packets = f.packets();
-        inst.bytes = f.bytes();
-        if dp > 0 && same_connection(director, &inst.offer) {
-            let at = seen_at(director, &inst.offer, f.last_seen(), now, mono_now);
-            let traffic = match inst.offer.dir {
-                Direction::Input => Traffic {
-                    in_pkts: dp,
-                    in_bytes: db,
-                    ..Traffic::default()
-                },
-                Direction::Output => Traffic {
-                    out_pkts: dp,
-                    out_bytes: db,
-                    ..Traffic::default()
-                },
-            };
-            director.fast_path_traffic(inst.offer.conn, traffic, at);
+    for chunk in keys.chunks(LOCK_CHUNK) {
+        // The map reads (a system call each) outside the lock, so that the workers get it
+        // between chunks: a lock released and at once taken again would not let them in.
+        seen.clear();
+        for key in chunk {
+            match fp.flow(key) {
+                Ok(Some(f)) => seen.push((*key, f)),
+                // Gone from the map (should not happen): forget it.
+                Ok(None) => seen.push((*key, Flow::default())),
+                Err(e) => tracing::debug!(
+                    "XDP entry {:?} unreadable: {e}",
+                    installed.get(key).map(|i| i.offer.conn)
+                ),
+            }
         }
-        if !still_valid(director, &inst.offer) || !serves(director, &inst.offer, standby) {
-            stale.push(key);
+        let (now, mono_now) = (cx.clock.now(), monotonic_now());
+        let mut sh = shard::lock(&cx.shard);
+        let director = &mut sh.director;
+        for &(key, f) in &seen {
+            let Some(inst) = installed.get_mut(&key) else {
+                continue;
+            };
+            let (dp, db) = (
+                f.packets().saturating_sub(inst.packets),
+                f.bytes().saturating_sub(inst.bytes),
+            );
+            inst.packets = f.packets();
+            inst.bytes = f.bytes();
+            if dp > 0 && same_connection(director, &inst.offer) {
+                let at = seen_at(director, &inst.offer, f.last_seen(), now, mono_now);
+                let traffic = match inst.offer.dir {
+                    Direction::Input => Traffic {
+                        in_pkts: dp,
+                        in_bytes: db,
+                        ..Traffic::default()
+                    },
+                    Direction::Output => Traffic {
+                        out_pkts: dp,
+                        out_bytes: db,
+                        ..Traffic::default()
+                    },
+                };
+                director.fast_path_traffic(inst.offer.conn, traffic, at);
+            }
+            if !still_valid(director, &inst.offer) || !serves(director, &inst.offer, standby) {
+                stale.push(key);
+            }
         }
     }
     stale
