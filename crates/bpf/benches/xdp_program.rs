@@ -67,7 +67,9 @@ fn bench(c: &mut Criterion) {
         src: None,
         dst: Some((ip("10.2.0.11"), 9)),
     };
-    fp.insert(&key, &Flow::new(action, egress)).unwrap();
+    // As rvsd installs it: the interface and MAC the flow's frames come in on.
+    let entry = Flow::new(action, egress).arriving(1, udp_spec(1).dst_mac);
+    fp.insert(&key, &entry).unwrap();
     g.bench_function("udp_nat_established", |b| {
         b.iter_custom(|iters| kernel_time(&mut fp, &frame, verdict::TX, iters))
     });

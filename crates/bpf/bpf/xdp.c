@@ -100,16 +100,19 @@ static __always_inline int count(__u32 stat, int verdict)
 	return verdict;
 }
 
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) |
+		(a[5] ^ b[5])) == 0;
+}
+
 /* Whether a unicast destination MAC is the receiving interface's own. An interface with no
  * registered MAC has none: nothing is for it (the loader registers one before attaching). */
 static __always_inline int own_mac(const struct xdp_md *ctx, const __u8 *dst)
 {
 	__u32 ifindex = ctx->ingress_ifindex;
 	const struct rvs_port_mac *m = bpf_map_lookup_elem(&rvs_port_macs, &ifindex);
-	if (!m)
-		return 0;
-	return ((dst[0] ^ m->mac[0]) | (dst[1] ^ m->mac[1]) | (dst[2] ^ m->mac[2]) |
-		(dst[3] ^ m->mac[3]) | (dst[4] ^ m->mac[4]) | (dst[5] ^ m->mac[5])) == 0;
+	return m && mac_eq(dst, m->mac);
 }
 
 static __always_inline __u16 get16(const __u8 *b)
@@ -195,6 +198,12 @@ static __always_inline int slow_path(struct xdp_md *ctx, const struct rvs_flow_k
 	long len = (long)ctx->data_end - (long)ctx->data;
 	if (len > RVS_XSK_MAX_FRAME || !taken(fk))
 		return count(stat, XDP_PASS);
+	/* Another host's frame is not the slow path's either (the AF_PACKET worker ignores it). */
+	const __u8 *dst = (const __u8 *)(long)ctx->data;
+	if ((void *)(dst + 6) > (void *)(long)ctx->data_end)
+		return count(stat, XDP_PASS);
+	if (!(dst[0] & 1) && !own_mac(ctx, dst))
+		return count(RVS_STAT_PASS_OTHERHOST, XDP_PASS);
 	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 *slot = bpf_map_lookup_elem(&rvs_xsk_slots, &ifindex);
 	if (!slot || *slot >= RVS_XSK_SLOTS || ctx->rx_queue_index >= RVS_XSK_QUEUES)
@@ -324,8 +333,9 @@ int rvs_xdp(struct xdp_md *ctx)
 	 * and rvsd's userspace plane ignores it. So it is neither forwarded nor answered here, nor
 	 * sent to the slow path; the host stack gets it, to drop as it always does. Broadcast and
 	 * multicast frames (ARP, ND) go on as before. */
-	if (!(eth->h_dest[0] & 1) && !own_mac(ctx, eth->h_dest))
-		return count(RVS_STAT_PASS_OTHERHOST, XDP_PASS);
+	__u8 dst[6];
+	__builtin_memcpy(dst, eth->h_dest, 6);
+	const int unicast = !(dst[0] & 1);
 	p.l3_off = sizeof(*eth);
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
@@ -379,6 +389,8 @@ int rvs_xdp(struct xdp_md *ctx)
 		key.sport = tcp->source;
 		key.dport = tcp->dest;
 		if (tcp->syn || tcp->fin || tcp->rst) {
+			if (unicast && !own_mac(ctx, dst))
+				return count(RVS_STAT_PASS_OTHERHOST, XDP_PASS);
 			/* A SYN to a SYN-proxied service: its cookie SYN-ACK from here (syn_answer.h). */
 			int v = p.v6 ? -1 : rvs_syn_answer(ctx, p.l3_len);
 			if (v >= 0)
@@ -401,6 +413,10 @@ int rvs_xdp(struct xdp_md *ctx)
 	struct rvs_flow *f = bpf_map_lookup_elem(&rvs_flows, &key);
 	if (!f)
 		return slow_path(ctx, &key, RVS_STAT_PASS_NOFLOW);
+	/* The flow's frames at the MAC of the interface they come in on need no look-up. */
+	if (unicast && !(f->in_ifindex == ctx->ingress_ifindex && mac_eq(dst, f->in_mac)) &&
+	    !own_mac(ctx, dst))
+		return count(RVS_STAT_PASS_OTHERHOST, XDP_PASS);
 	/* Time exceeded, too big: userspace answers with the ICMP error. */
 	if (p.ttl <= 1 || p.l3_len > f->max_len)
 		return slow_path(ctx, &key, RVS_STAT_PASS_LIMIT);

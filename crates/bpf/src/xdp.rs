@@ -70,7 +70,9 @@ pub struct Flow {
     daddr: [u8; 16],
     sport: u16,
     dport: u16,
-    pad: [u32; 2],
+    in_ifindex: u32,
+    in_mac: [u8; 6],
+    pad: [u8; 6],
     packets: u64,
     bytes: u64,
     last_seen_ns: u64,
@@ -87,7 +89,7 @@ struct PortMac {
 
 const _: () = assert!(std::mem::size_of::<PortMac>() == 8);
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
-const _: () = assert!(std::mem::size_of::<Flow>() == 88);
+const _: () = assert!(std::mem::size_of::<Flow>() == 96);
 
 // SAFETY: both are #[repr(C)] structs of integers and byte arrays with no implicit padding
 // (sizes asserted above match the C layout), so every bit pattern is a valid value and
@@ -148,8 +150,9 @@ pub struct Egress {
 
 impl Flow {
     /// The entry for `offer` (the plane's own rewrite of the flow), sent out of interface
-    /// `ifindex` (the offer's port), with its key.
-    pub fn from_offer(offer: &Offer, ifindex: u32) -> (FlowKey, Flow) {
+    /// `ifindex` (the offer's port), its frames coming in on `ingress` (the interface of the
+    /// offer's `in_port` and its MAC: see [`Flow::arriving`]), with its key.
+    pub fn from_offer(offer: &Offer, ifindex: u32, ingress: (u32, [u8; 6])) -> (FlowKey, Flow) {
         let key = FlowKey::new(offer.proto, offer.src, offer.dst);
         let egress = Egress {
             ifindex,
@@ -157,7 +160,23 @@ impl Flow {
             src_mac: offer.src_mac,
             max_len: offer.max_len,
         };
-        (key, Flow::new(offer.action, egress))
+        (
+            key,
+            Flow::new(offer.action, egress).arriving(ingress.0, ingress.1),
+        )
+    }
+
+    /// The entry with the interface its frames come in on and that interface's MAC: the
+    /// program takes a unicast frame arriving there at that MAC as the director's without
+    /// looking the interface's MAC up (which cost 12-20 ns a packet, see docs/benchmarks.md);
+    /// any other frame of the flow is checked against [`FastPath::set_mac`]'s registry. An
+    /// entry made by [`Flow::new`] alone is checked for every frame.
+    pub fn arriving(self, ifindex: u32, mac: [u8; 6]) -> Flow {
+        Flow {
+            in_ifindex: ifindex,
+            in_mac: mac,
+            ..self
+        }
     }
 
     /// An entry doing `action` toward `egress`, counters at zero.

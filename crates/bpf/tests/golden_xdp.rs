@@ -202,7 +202,13 @@ fn run_case(fp: &mut FastPath, ports: [u32; 2], c: &Case, t: &mut Tally, fails: 
         let _: Verdict = rig.process(&mut buf, HEADROOM, st.input.len(), st.port, now, &mut Zero);
         rig.plane.drain_offers(&mut offers);
         for o in offers.drain(..) {
-            let (k, f) = Flow::from_offer(&o, ports[usize::from(o.port)]);
+            let ingress = usize::from(o.in_port);
+            let macs = [fixture::P0_MAC, fixture::P1_MAC];
+            let (k, f) = Flow::from_offer(
+                &o,
+                ports[usize::from(o.port)],
+                (ports[ingress], macs[ingress]),
+            );
             fp.insert(&k, &f).expect("insert");
             installed.retain(|(ik, _)| *ik != k);
             installed.push((k, o));

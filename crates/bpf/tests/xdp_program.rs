@@ -132,6 +132,20 @@ fn a_frame_for_another_hosts_mac_is_passed_untouched() {
     let c = fp.counters().unwrap();
     assert_eq!((c.pass_other_host, c.tx), (3, 3), "{c:?}");
     assert_eq!(fp.flow(&key).unwrap().unwrap().packets(), 3);
+    // An entry as rvsd installs it names the interface and MAC its frames come in on: those
+    // need no look-up, any other is still checked against the registry.
+    fp.set_mac(1, DIRECTOR_MAC).unwrap();
+    let vouched = Flow::new(action, egress).arriving(1, DIRECTOR_MAC);
+    fp.insert(&key, &vouched).unwrap();
+    assert_eq!(fp.test_run(&own, 1).unwrap().retval, verdict::TX);
+    let r = fp.test_run(&foreign, 1).unwrap();
+    assert_eq!((r.retval, &r.data), (verdict::PASS, &foreign));
+    // Vouched for another interface: the look-up decides (ifindex 1's MAC is the frame's).
+    fp.insert(&key, &Flow::new(action, egress).arriving(7, DIRECTOR_MAC))
+        .unwrap();
+    assert_eq!(fp.test_run(&own, 1).unwrap().retval, verdict::TX);
+    let c = fp.counters().unwrap();
+    assert_eq!((c.pass_other_host, c.tx), (4, 5), "{c:?}");
 }
 
 /// The UDP checksum over an IPv4 pseudo-header of `addrs` (source and destination, 8 bytes)

@@ -86,6 +86,10 @@ pub struct Offer {
     pub action: OfferAction,
     /// Egress port.
     pub port: PortId,
+    /// The port the offered packet came in on (the flow direction's ingress): a fast path may
+    /// take the flow's frames that arrive there at that port's own MAC without looking the
+    /// port's MAC up again.
+    pub in_port: PortId,
     /// Next hop's MAC.
     pub dst_mac: MacAddr,
     /// Egress port's MAC.

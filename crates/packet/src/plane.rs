@@ -364,6 +364,7 @@ struct OfferCtx {
     proto: u8,
     src: (IpAddr, u16),
     dst: (IpAddr, u16),
+    in_port: PortId,
 }
 
 /// A frame and where it lies in the caller's buffer.
@@ -684,6 +685,7 @@ impl<N: Neighbours> Plane<N> {
                 proto: p.proto,
                 src: (src, sport),
                 dst: (dst, dport),
+                in_port: f.port_in,
             })
         };
         // Out-hook before in-hook (docs/internals/forwarding.md#where-the-director-sees-packets: LOCAL_IN priorities 98 < 99; FORWARD replies).
@@ -1544,6 +1546,7 @@ fn make_offer(ctx: OfferCtx, method: Method<'_>, port: PortId, eg: &Egress) -> O
         dst: ctx.dst,
         action,
         port,
+        in_port: ctx.in_port,
         dst_mac,
         src_mac,
         max_len: u16::try_from(max_len).unwrap_or(u16::MAX),

@@ -98,6 +98,7 @@ fn connections(shard: &ShardRef, clock: &Clock, n: u32) -> Vec<Offer> {
                     dst: Some((r.daddr, r.dport)),
                 },
                 port: 0,
+                in_port: 0,
                 dst_mac: [2, 0, 0, 0, 2, 11],
                 src_mac: [2, 0, 0, 0, 2, 1],
                 max_len: 1500,

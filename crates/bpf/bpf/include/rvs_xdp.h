@@ -42,7 +42,12 @@ struct rvs_flow {
 	__u8 daddr[16]; /* new destination (rewrite) or outer destination (tunnel) */
 	__be16 sport;   /* new source port (rewrite) or GUE's UDP source port */
 	__be16 dport;   /* new destination port (rewrite) or the GUE port */
-	__u32 pad[2];
+	/* Where the flow direction's frames come in (the offered frame's interface) and that
+	 * interface's MAC: a unicast frame arriving there at that MAC is the director's without
+	 * a look-up in rvs_port_macs. in_ifindex 0: look it up for every frame. */
+	__u32 in_ifindex;
+	__u8 in_mac[6];
+	__u8 pad[6];
 	/* Written by the program. */
 	__u64 packets;
 	__u64 bytes;        /* L3 length (of the inner packet for tunnels), as IPVS counts */

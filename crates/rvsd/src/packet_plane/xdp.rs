@@ -433,7 +433,13 @@ fn install(t: &mut Table, ifaces: &[Iface], o: Offer) -> bool {
     let Some(ifindex) = ifaces.get(usize::from(o.port)).map(|i| i.ifindex) else {
         return false;
     };
-    let (key, flow) = Flow::from_offer(&o, ifindex);
+    let Some(ingress) = ifaces
+        .get(usize::from(o.in_port))
+        .map(|i| (i.ifindex, i.mac))
+    else {
+        return false;
+    };
+    let (key, flow) = Flow::from_offer(&o, ifindex, ingress);
     if let Some(old) = installed.get(&key) {
         if old.offer == o {
             return false;
@@ -703,6 +709,7 @@ mod tests {
                 dst: None,
             },
             port: 0,
+            in_port: 0,
             dst_mac: [0; 6],
             src_mac: [0; 6],
             max_len: 1500,
