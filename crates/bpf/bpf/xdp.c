@@ -332,7 +332,10 @@ int rvs_xdp(struct xdp_md *ctx)
 	 * by MAC) is not this director's: the kernel drops it before IP sees it, IPVS never does,
 	 * and rvsd's userspace plane ignores it. So it is neither forwarded nor answered here, nor
 	 * sent to the slow path; the host stack gets it, to drop as it always does. Broadcast and
-	 * multicast frames (ARP, ND) go on as before. */
+	 * multicast frames (ARP, ND) go on as before. The check (own_mac, a map look-up) is made
+	 * only where the frame would otherwise be the director's: before a SYN answer, in
+	 * slow_path, and after a flow entry is found — where the entry's ingress interface and MAC
+	 * spare the look-up for the flow's own frames. A frame passed anyway is not looked at. */
 	__u8 dst[6];
 	__builtin_memcpy(dst, eth->h_dest, 6);
 	const int unicast = !(dst[0] & 1);

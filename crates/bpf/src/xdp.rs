@@ -311,7 +311,8 @@ pub struct Counters {
     /// above: a packet counts under one verdict).
     pub xsk: u64,
     /// Passed untouched: a unicast frame for another host's MAC (`PACKET_OTHERHOST`, which
-    /// the host stack drops), neither forwarded nor sent to the slow path.
+    /// the host stack drops) that the program would otherwise have forwarded, answered or
+    /// sent to the slow path (a frame it passes anyway is counted under that verdict).
     pub pass_other_host: u64,
 }
 

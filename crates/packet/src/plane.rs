@@ -135,6 +135,8 @@ pub struct PlaneConfig {
     /// BACKUP keepalived removed the address, so the packet is not local and IPVS's LOCAL_IN
     /// hook never sees it (a synced connection gets its packets only after the takeover).
     /// ICMP is not held back (the kernel's FORWARD hook relays errors for a connection too).
+    /// Any order: the plane sorts it, to look every packet's destination up by binary search
+    /// (a director MASTER for some instances and BACKUP for others may list many).
     pub standby: Vec<IpAddr>,
 }
 
@@ -380,7 +382,7 @@ impl<N: Neighbours> Plane<N> {
     pub fn new(cfg: PlaneConfig, neigh: N) -> Plane<N> {
         Plane {
             neigh,
-            cfg,
+            cfg: prepared(cfg),
             drops: DropCounters::default(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             ident: 0,
@@ -446,7 +448,7 @@ impl<N: Neighbours> Plane<N> {
     /// kept; the full-NAT port cursors live in the services' pools, which the new
     /// configuration shares, so ports are not reused sooner than necessary.
     pub fn set_config(&mut self, cfg: PlaneConfig) {
-        self.cfg = cfg;
+        self.cfg = prepared(cfg);
     }
 
     /// The drop counters.
@@ -626,7 +628,9 @@ impl<N: Neighbours> Plane<N> {
         }
         // A VIP or local address the VRRP peer holds now: not this director's to serve (see
         // `PlaneConfig::standby`).
-        if !matches!(p.proto, proto::ICMP | proto::ICMPV6) && self.cfg.standby.contains(&dst) {
+        if !matches!(p.proto, proto::ICMP | proto::ICMPV6)
+            && self.cfg.standby.binary_search(&dst).is_ok()
+        {
             return Verdict::Pass;
         }
         if p.is_fragment() {
@@ -1551,6 +1555,13 @@ fn make_offer(ctx: OfferCtx, method: Method<'_>, port: PortId, eg: &Egress) -> O
         src_mac,
         max_len: u16::try_from(max_len).unwrap_or(u16::MAX),
     })
+}
+
+/// `cfg` as the plane keeps it: the standby addresses sorted for their binary search.
+fn prepared(mut cfg: PlaneConfig) -> PlaneConfig {
+    cfg.standby.sort_unstable();
+    cfg.standby.dedup();
+    cfg
 }
 
 fn segment(frame: &[u8], p: &Parsed) -> (Segment, usize) {

@@ -68,7 +68,17 @@ fn packets_to_a_standby_vip_are_passed_new_and_existing_connections_alike() {
         assert_eq!(before.0, 1);
         // BACKUP: neither the existing connection's packets nor a new client's SYN are
         // served; nothing is counted or created.
-        set_standby(&mut rig, &[vip(v6)]);
+        // Among other standby addresses, in no particular order (the plane sorts them).
+        let other = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        set_standby(
+            &mut rig,
+            &[
+                other("2001:db8::ff"),
+                vip(v6),
+                other("192.0.2.200"),
+                other("10.0.0.1"),
+            ],
+        );
         let ack = to_vip(client(v6), 40000, "A");
         assert_eq!(process(&mut rig, &ack, 0, 2000), Verdict::Pass, "v6={v6}");
         let syn = to_vip(client2(v6), 40001, "S");

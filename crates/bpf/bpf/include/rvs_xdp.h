@@ -63,7 +63,8 @@ enum rvs_xdp_stat {
 	RVS_STAT_PASS_OTHER,   /* not a case the fast path handles (ICMP, fragment, options, ...) */
 	RVS_STAT_PASS_LIMIT,   /* has an entry but too big, TTL expiring, no egress: userspace */
 	RVS_STAT_XSK,          /* not forwarded here, redirected to the slow path's AF_XDP socket */
-	RVS_STAT_PASS_OTHERHOST, /* unicast for another host's MAC: the kernel drops it, untouched */
+	RVS_STAT_PASS_OTHERHOST, /* unicast for another host's MAC that would have been forwarded,
+				  * answered or sent to the XSK: the kernel drops it, untouched */
 	RVS_STAT_MAX,
 };
 
