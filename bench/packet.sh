@@ -176,15 +176,22 @@ udp_sunk() {
 cpu_idle_ns() {
   awk -v hz="$(getconf CLK_TCK)" -v c="cpu$1" '$1 == c { printf "%.0f\n", ($5 + $6) * 1e9 / hz }' /proc/stat
 }
+# Steal ns of CPU $1: time the hypervisor ran something else while this vCPU wanted to run.
+# It is inside the busy time above (wall less idle) and, while it lasts, nothing drains the
+# director's ring: reported per run so a ring overflow with CPU $DIR_CPU half idle can be
+# told apart from the director's own doing.
+cpu_steal_ns() {
+  awk -v hz="$(getconf CLK_TCK)" -v c="cpu$1" '$1 == c { printf "%.0f\n", $9 * 1e9 / hz }' /proc/stat
+}
 NCPU=$(nproc)
 
 # One run: run NAME [trafficgen options...] appends a row:
 # "NAME|offered delivered ring-drops cpu1-busy-ns machine-busy-ns gen-ns wall-ns"
 rows=()
 run() {
-  local name=$1 b0 x0 c0 m0 t0 b1 x1 c1 m1 t1 out w
+  local name=$1 b0 x0 c0 m0 s0 t0 b1 x1 c1 m1 s1 t1 out w
   shift
-  b0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); t0=$(date +%s%N)
+  b0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); s0=$(cpu_steal_ns "$DIR_CPU"); t0=$(date +%s%N)
   local prof=
   if [ -n "${PERF_DIR:-}" ] && [ "$DUR" -ge 3 ]; then
     # CPU $DIR_CPU's profile over the middle of the run (call graphs), named after the row.
@@ -195,17 +202,17 @@ run() {
   out=$(gen "$DUR" "$@")
   [ -z "$prof" ] || wait "$prof"
   sleep 0.3
-  b1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); t1=$(date +%s%N)
+  b1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); s1=$(cpu_steal_ns "$DIR_CPU"); t1=$(date +%s%N)
   read -r produced gen_ns <<<"$out"
   w=$((t1 - t0))
-  rows+=("$name|$produced $((b1 - b0)) $((x1 - x0)) $((w - (c1 - c0))) $((NCPU * w - (m1 - m0))) $gen_ns $w")
+  rows+=("$name|$produced $((b1 - b0)) $((x1 - x0)) $((w - (c1 - c0))) $((NCPU * w - (m1 - m0))) $gen_ns $w $((s1 - s0))")
 }
 # Established flows during a SYN flood: flood NAME RATE runs $FLOWS steady UDP flows at RATE
 # with (flood NAME RATE syn) or without a second generator flooding SYNs; delivered counts
 # only the UDP datagrams (the sink's counter).
 flood() {
-  local name=$1 rate=$2 syn=${3:-} u0 x0 c0 m0 t0 u1 x1 c1 m1 t1 out fpid w fout=
-  u0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); t0=$(date +%s%N)
+  local name=$1 rate=$2 syn=${3:-} u0 x0 c0 m0 s0 t0 u1 x1 c1 m1 s1 t1 out fpid w fout=
+  u0=$(udp_sunk); x0=$(xmit_errors); c0=$(cpu_idle_ns "$DIR_CPU"); m0=$(cpu_idle_ns ""); s0=$(cpu_steal_ns "$DIR_CPU"); t0=$(date +%s%N)
   if [ -n "$syn" ]; then
     (gen "$DUR" "${FLOOD[@]}" >"$work/flood.out") &
     fpid=$!
@@ -213,7 +220,7 @@ flood() {
   out=$(gen "$DUR" "${STEADY[@]}" --rate "$rate")
   if [ -n "$syn" ]; then wait "$fpid"; fout=$(cat "$work/flood.out"); fi
   sleep 0.3
-  u1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); t1=$(date +%s%N)
+  u1=$(udp_sunk); x1=$(xmit_errors); c1=$(cpu_idle_ns "$DIR_CPU"); m1=$(cpu_idle_ns ""); s1=$(cpu_steal_ns "$DIR_CPU"); t1=$(date +%s%N)
   read -r produced gen_ns <<<"$out"
   if [ -n "$fout" ]; then
     read -r fprod fgen <<<"$fout"
@@ -221,7 +228,7 @@ flood() {
     gen_ns=$((gen_ns + fgen))
   fi
   w=$((t1 - t0))
-  rows+=("$name|$produced $((u1 - u0)) $((x1 - x0)) $((w - (c1 - c0))) $((NCPU * w - (m1 - m0))) $gen_ns $w")
+  rows+=("$name|$produced $((u1 - u0)) $((x1 - x0)) $((w - (c1 - c0))) $((NCPU * w - (m1 - m0))) $gen_ns $w $((s1 - s0))")
 }
 flood_note=()
 
@@ -339,12 +346,12 @@ flood "steady flows alone: rvsd XDP generic + AF_XDP" "$half"
 flood "steady flows + SYN flood: rvsd XDP generic + AF_XDP" "$half" syn
 rvsd_stop
 
-echo "| path | offered pkt/s | delivered pkt/s | loss | director's ring full, pkt/s | CPU $DIR_CPU busy | CPU $DIR_CPU ns / delivered pkt | capacity estimate, pkt/s | machine CPU less the generator, ns / delivered pkt |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| path | offered pkt/s | delivered pkt/s | loss | director's ring full, pkt/s | CPU $DIR_CPU busy | CPU $DIR_CPU ns / delivered pkt | capacity estimate, pkt/s | machine CPU less the generator, ns / delivered pkt | CPU $DIR_CPU stolen by the host |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in "${rows[@]}"; do
   name=${r%%|*}
-  read -r sent got ring cpu mach genns wall <<<"${r#*|}"
-  awk -v name="$name" -v s="$sent" -v g="$got" -v r="$ring" -v c="$cpu" -v m="$mach" -v x="$genns" -v d="$DUR" -v w="$wall" '
+  read -r sent got ring cpu mach genns wall steal <<<"${r#*|}"
+  awk -v name="$name" -v s="$sent" -v g="$got" -v r="$ring" -v c="$cpu" -v m="$mach" -v x="$genns" -v d="$DUR" -v w="$wall" -v st="$steal" '
     function num(v,   s1, out) { s1 = sprintf("%.0f", v); out = ""; while (length(s1) > 3) { out = " " substr(s1, length(s1) - 2) out; s1 = substr(s1, 1, length(s1) - 3) } return s1 out }
     BEGIN {
       busy = c / w
@@ -355,7 +362,7 @@ for r in "${rows[@]}"; do
       per = (n > 0) ? num(c / n) : "n/a"
       cap = (n > 0 && busy < 0.95) ? "~" num(n / (w / 1e9) / busy) : (n > 0 ? "saturated" : "n/a")
       rest = (n > 0) ? num((m - x) / n) : "n/a"
-      printf "| %s | %s | %s | %s | %s | %.0f %% | %s | %s | %s |\n", name, num(s / d), base ? "—" : num(g / d), loss, num(r / d), 100 * busy, per, cap, rest
+      printf "| %s | %s | %s | %s | %s | %.0f %% | %s | %s | %s | %.2f %% |\n", name, num(s / d), base ? "—" : num(g / d), loss, num(r / d), 100 * busy, per, cap, rest, 100 * st / w
     }'
 done
 echo
