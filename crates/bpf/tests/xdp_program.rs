@@ -9,6 +9,24 @@ use rvs_bpf::test_run::verdict;
 use rvs_bpf::xdp::{Egress, Flow, FlowKey};
 use rvs_packet::fastpath::OfferAction;
 
+/// An entry that NATs to `dst` and sends out of interface 1 from the director's MAC to the
+/// real server's, as rvsd installs one for a NAT flow.
+fn nat_to(dst: (IpAddr, u16)) -> Flow {
+    let egress = Egress {
+        ifindex: 1,
+        dst_mac: [2, 0, 0, 0, 1, 0x0b],
+        src_mac: [2, 0, 0, 0, 1, 1],
+        max_len: 1500,
+    };
+    Flow::new(
+        OfferAction::Rewrite {
+            src: None,
+            dst: Some(dst),
+        },
+        egress,
+    )
+}
+
 /// The MAC of the director's interface in the frames below (ifindex 1, `lo`, in the runs).
 const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
@@ -46,17 +64,8 @@ fn nat_request_rewritten_only_with_an_entry() {
     assert_eq!((r.retval, &r.data), (verdict::PASS, &input));
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     let key = FlowKey::new(6, (ip("203.0.113.5"), 40002), (ip("198.51.100.10"), 80));
-    let egress = Egress {
-        ifindex: 1,
-        dst_mac: [2, 0, 0, 0, 1, 0x0b],
-        src_mac: [2, 0, 0, 0, 1, 1],
-        max_len: 1500,
-    };
-    let action = OfferAction::Rewrite {
-        src: None,
-        dst: Some((ip("192.168.1.11"), 8080)),
-    };
-    fp.insert(&key, &Flow::new(action, egress)).unwrap();
+    fp.insert(&key, &nat_to((ip("192.168.1.11"), 8080)))
+        .unwrap();
     let r = fp.test_run(&input, 1).unwrap();
     assert_eq!(r.retval, verdict::TX);
     assert_eq!(r.data, expected);
@@ -92,17 +101,8 @@ fn a_frame_for_another_hosts_mac_is_passed_untouched() {
     foreign[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     let key = FlowKey::new(17, (ip("203.0.113.5"), 40000), (ip("198.51.100.10"), 53));
-    let egress = Egress {
-        ifindex: 1,
-        dst_mac: [2, 0, 0, 0, 1, 0x0b],
-        src_mac: [2, 0, 0, 0, 1, 1],
-        max_len: 1500,
-    };
-    let action = OfferAction::Rewrite {
-        src: None,
-        dst: Some((ip("192.168.1.11"), 5353)),
-    };
-    fp.insert(&key, &Flow::new(action, egress)).unwrap();
+    fp.insert(&key, &nat_to((ip("192.168.1.11"), 5353)))
+        .unwrap();
     // No MAC registered for the interface: nothing is for it.
     let r = fp.test_run(&own, 1).unwrap();
     assert_eq!((r.retval, &r.data), (verdict::PASS, &own));
@@ -135,14 +135,14 @@ fn a_frame_for_another_hosts_mac_is_passed_untouched() {
     // An entry as rvsd installs it names the interface and MAC its frames come in on: those
     // need no look-up, any other is still checked against the registry.
     fp.set_mac(1, DIRECTOR_MAC).unwrap();
-    let vouched = Flow::new(action, egress).arriving(1, DIRECTOR_MAC);
+    let nat = nat_to((ip("192.168.1.11"), 5353));
+    let vouched = nat.arriving(1, DIRECTOR_MAC);
     fp.insert(&key, &vouched).unwrap();
     assert_eq!(fp.test_run(&own, 1).unwrap().retval, verdict::TX);
     let r = fp.test_run(&foreign, 1).unwrap();
     assert_eq!((r.retval, &r.data), (verdict::PASS, &foreign));
     // Vouched for another interface: the look-up decides (ifindex 1's MAC is the frame's).
-    fp.insert(&key, &Flow::new(action, egress).arriving(7, DIRECTOR_MAC))
-        .unwrap();
+    fp.insert(&key, &nat.arriving(7, DIRECTOR_MAC)).unwrap();
     assert_eq!(fp.test_run(&own, 1).unwrap().retval, verdict::TX);
     let c = fp.counters().unwrap();
     assert_eq!((c.pass_other_host, c.tx), (4, 5), "{c:?}");

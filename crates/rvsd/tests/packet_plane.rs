@@ -55,6 +55,19 @@ fn long_transfer(t: &rvs_lab::Topology, client: &Netns, base: &str, tag: &str) {
 
 /// curl with a few bounded retries (the first packets of a lab may meet an unresolved
 /// neighbour, which the plane drops while the kernel probes it).
+/// Frames the XDP program forwarded itself (`XDP_TX` and `XDP_REDIRECT`), from the metrics
+/// page of the rvsd in `director` listening on `metrics`.
+fn program_forwarded(director: &Netns, metrics: &str) -> u64 {
+    curl(director, &format!("http://{metrics}/metrics"))
+        .lines()
+        .filter(|l| {
+            l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
+                || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
+        .sum()
+}
+
 fn curl(ns: &Netns, url: &str) -> String {
     let mut last = String::new();
     for _ in 0..5 {
@@ -1412,16 +1425,7 @@ fn xdp_forwarded_packets_are_in_the_stats_at_once() {
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
     wait_plane_ready(&director, &t.vip.to_string(), &rips);
 
-    let forwarded = || -> u64 {
-        curl(&director, &format!("http://{METRICS}/metrics"))
-            .lines()
-            .filter(|l| {
-                l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
-                    || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
-            })
-            .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
-            .sum()
-    };
+    let forwarded = || program_forwarded(&director, METRICS);
     let addr: std::net::SocketAddr = svc.parse().unwrap();
     let sock = client
         .exec(move || {
@@ -1614,16 +1618,7 @@ fn frames_for_another_hosts_mac_are_not_forwarded() {
     }
     let rips: Vec<String> = t.rips().iter().map(|r| r.to_string()).collect();
     wait_plane_ready(&director, &t.vip.to_string(), &rips);
-    let forwarded_by_program = || -> u64 {
-        curl(&director, &format!("http://{METRICS}/metrics"))
-            .lines()
-            .filter(|l| {
-                l.starts_with("rvs_xdp_packets_total{verdict=\"tx\"}")
-                    || l.starts_with("rvs_xdp_packets_total{verdict=\"redirect\"}")
-            })
-            .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
-            .sum()
-    };
+    let forwarded_by_program = || program_forwarded(&director, METRICS);
     let addr: std::net::SocketAddr = svc.parse().unwrap();
     let sock = client
         .exec(move || {
