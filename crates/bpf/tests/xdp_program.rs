@@ -164,3 +164,57 @@ fn udp_checksum(addrs: &[u8], udp: &[u8]) -> u16 {
         c => c,
     }
 }
+
+/// The sweep reads the flow map in batches: every entry comes back once, with its value, in
+/// batches of at most the size asked for.
+#[test]
+fn the_flow_map_is_read_whole_in_batches() {
+    let Some(mut fp) = common::fast_path() else {
+        return;
+    };
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let n: u16 = 3000;
+    for i in 0..n {
+        let key = FlowKey::new(
+            17,
+            (ip("203.0.113.5"), 10_000 + i),
+            (ip("198.51.100.10"), 53),
+        );
+        fp.insert(&key, &nat_to((ip("192.168.1.11"), 1 + i)))
+            .unwrap();
+    }
+    let mut seen = std::collections::HashMap::new();
+    let mut batches = 0;
+    fp.flows_in_batches(1024, |keys, flows| {
+        assert!(keys.len() <= 1024 && keys.len() == flows.len());
+        batches += 1;
+        for (k, f) in keys.iter().zip(flows) {
+            assert!(seen.insert(*k, *f).is_none(), "{k:?} handed twice");
+        }
+    })
+    .unwrap();
+    assert_eq!(seen.len(), usize::from(n));
+    assert!(batches >= 3, "{batches} batches");
+    for i in 0..n {
+        let key = FlowKey::new(
+            17,
+            (ip("203.0.113.5"), 10_000 + i),
+            (ip("198.51.100.10"), 53),
+        );
+        assert_eq!(seen[&key], fp.flow(&key).unwrap().unwrap());
+        assert_eq!(seen[&key], nat_to((ip("192.168.1.11"), 1 + i)));
+    }
+    // An empty map: one call, no entries.
+    for i in 0..n {
+        let key = FlowKey::new(
+            17,
+            (ip("203.0.113.5"), 10_000 + i),
+            (ip("198.51.100.10"), 53),
+        );
+        fp.remove(&key).unwrap();
+    }
+    let mut got = 0;
+    fp.flows_in_batches(1024, |keys, _| got += keys.len())
+        .unwrap();
+    assert_eq!(got, 0);
+}

@@ -48,6 +48,9 @@ pub const SWEEP: Duration = Duration::from_millis(100);
 /// of 1 000 000 entries under one taking held them up for ~0.4–0.8 s (`cargo bench -p rvsd
 /// --bench xdp_sweep`, docs/benchmarks.md); 1 024 entries hold it about a thousandth of that.
 const LOCK_CHUNK: usize = 1024;
+/// Up to this many installed entries, a sweep reads each on its own (a look-up each) rather
+/// than the whole map in batches.
+const ONE_BY_ONE: usize = 64;
 /// Offer batches queued between the workers and the syncer; a full queue drops the batch
 /// (its flows are offered again by their next packet).
 pub(super) const QUEUE: usize = 1024;
@@ -339,6 +342,8 @@ struct Installed {
     offer: Offer,
     packets: u64,
     bytes: u64,
+    /// Read back in the current sweep (an installed entry the map no longer has is not).
+    seen: bool,
 }
 
 /// The syncer thread: installs offers, feeds the counters back, removes stale entries, until
@@ -457,6 +462,7 @@ fn install(t: &mut Table, ifaces: &[Iface], o: Offer) -> bool {
                     offer: o,
                     packets: 0,
                     bytes: 0,
+                    seen: false,
                 },
             );
             true
@@ -510,68 +516,116 @@ fn sweep(
     r.entries = installed.len() as u64;
 }
 
-/// For each [`LOCK_CHUNK`] of the entries: reads their counters (outside the lock), then,
-/// under the shard's lock, gives each connection its new traffic and finds the entries that
-/// no longer hold (see [`still_valid`], [`serves`]). Returns those.
+/// Reads the map's entries [`LOCK_CHUNK`] at a time (one batch read each, outside the lock),
+/// and after each batch, under the shard's lock, gives each connection its new traffic and
+/// finds the entries that no longer hold (see [`still_valid`], [`serves`]). Returns those.
+/// Where batch reads fail (a kernel before 5.6), each installed entry is read on its own.
 fn feed_back(
     fp: &FastPath,
     installed: &mut HashMap<FlowKey, Installed>,
     cx: &Sink,
     standby: &HashSet<IpAddr>,
 ) -> Vec<FlowKey> {
-    let keys: Vec<FlowKey> = installed.keys().copied().collect();
-    let mut seen = Vec::with_capacity(LOCK_CHUNK.min(keys.len()));
     let mut stale = Vec::new();
-    for chunk in keys.chunks(LOCK_CHUNK) {
-        // The map reads (a system call each) outside the lock, so that the workers get it
-        // between chunks: a lock released and at once taken again would not let them in.
-        seen.clear();
-        for key in chunk {
-            match fp.flow(key) {
-                Ok(Some(f)) => seen.push((*key, f)),
-                // Gone from the map (should not happen): forget it.
-                Ok(None) => seen.push((*key, Flow::default())),
-                Err(e) => tracing::debug!(
-                    "XDP entry {:?} unreadable: {e}",
-                    installed.get(key).map(|i| i.offer.conn)
-                ),
-            }
+    for inst in installed.values_mut() {
+        inst.seen = false;
+    }
+    let mut batch = Vec::with_capacity(LOCK_CHUNK);
+    // A few entries (one being replaced, a small table) are read on their own: a batch read
+    // walks the whole map.
+    let read = if installed.len() <= ONE_BY_ONE {
+        Err(None)
+    } else {
+        fp.flows_in_batches(LOCK_CHUNK, |keys, flows| {
+            batch.clear();
+            batch.extend(keys.iter().copied().zip(flows.iter().copied()));
+            apply(&batch, installed, cx, standby, &mut stale);
+        })
+        .map_err(Some)
+    };
+    if let Err(e) = read {
+        if let Some(e) = e {
+            tracing::debug!("XDP entries read one by one: {e}");
         }
-        let (now, mono_now) = (cx.clock.now(), monotonic_now());
-        let mut sh = shard::lock(&cx.shard);
-        let director = &mut sh.director;
-        for &(key, f) in &seen {
-            let Some(inst) = installed.get_mut(&key) else {
-                continue;
-            };
-            let (dp, db) = (
-                f.packets().saturating_sub(inst.packets),
-                f.bytes().saturating_sub(inst.bytes),
-            );
-            inst.packets = f.packets();
-            inst.bytes = f.bytes();
-            if dp > 0 && same_connection(director, &inst.offer) {
-                let at = seen_at(director, &inst.offer, f.last_seen(), now, mono_now);
-                let traffic = match inst.offer.dir {
-                    Direction::Input => Traffic {
-                        in_pkts: dp,
-                        in_bytes: db,
-                        ..Traffic::default()
-                    },
-                    Direction::Output => Traffic {
-                        out_pkts: dp,
-                        out_bytes: db,
-                        ..Traffic::default()
-                    },
-                };
-                director.fast_path_traffic(inst.offer.conn, traffic, at);
+        let keys: Vec<FlowKey> = installed
+            .iter()
+            .filter(|(_, i)| !i.seen)
+            .map(|(k, _)| *k)
+            .collect();
+        for chunk in keys.chunks(LOCK_CHUNK) {
+            batch.clear();
+            for key in chunk {
+                match fp.flow(key) {
+                    Ok(Some(f)) => batch.push((*key, f)),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(
+                        "XDP entry {:?} unreadable: {e}",
+                        installed.get(key).map(|i| i.offer.conn)
+                    ),
+                }
             }
-            if !still_valid(director, &inst.offer) || !serves(director, &inst.offer, standby) {
-                stale.push(key);
-            }
+            apply(&batch, installed, cx, standby, &mut stale);
         }
     }
+    // Installed but gone from the map (should not happen): counted as empty, so the entry is
+    // judged like any other and forgotten when it no longer holds.
+    let gone: Vec<(FlowKey, Flow)> = installed
+        .iter()
+        .filter(|(_, i)| !i.seen)
+        .map(|(k, _)| (*k, Flow::default()))
+        .collect();
+    for chunk in gone.chunks(LOCK_CHUNK) {
+        apply(chunk, installed, cx, standby, &mut stale);
+    }
     stale
+}
+
+/// One chunk of read-back entries under the shard's lock: the new traffic of each to rvs-core,
+/// and the entries that no longer hold onto `stale`.
+fn apply(
+    entries: &[(FlowKey, Flow)],
+    installed: &mut HashMap<FlowKey, Installed>,
+    cx: &Sink,
+    standby: &HashSet<IpAddr>,
+    stale: &mut Vec<FlowKey>,
+) {
+    if entries.is_empty() {
+        return;
+    }
+    let (now, mono_now) = (cx.clock.now(), monotonic_now());
+    let mut sh = shard::lock(&cx.shard);
+    let director = &mut sh.director;
+    for &(key, f) in entries {
+        let Some(inst) = installed.get_mut(&key) else {
+            continue;
+        };
+        inst.seen = true;
+        let (dp, db) = (
+            f.packets().saturating_sub(inst.packets),
+            f.bytes().saturating_sub(inst.bytes),
+        );
+        inst.packets = f.packets();
+        inst.bytes = f.bytes();
+        if dp > 0 && same_connection(director, &inst.offer) {
+            let at = seen_at(director, &inst.offer, f.last_seen(), now, mono_now);
+            let traffic = match inst.offer.dir {
+                Direction::Input => Traffic {
+                    in_pkts: dp,
+                    in_bytes: db,
+                    ..Traffic::default()
+                },
+                Direction::Output => Traffic {
+                    out_pkts: dp,
+                    out_bytes: db,
+                    ..Traffic::default()
+                },
+            };
+            director.fast_path_traffic(inst.offer.conn, traffic, at);
+        }
+        if !still_valid(director, &inst.offer) || !serves(director, &inst.offer, standby) {
+            stale.push(key);
+        }
+    }
 }
 
 /// The rvs-core time of the program's last packet of the flow: its last-seen
