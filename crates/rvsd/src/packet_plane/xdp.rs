@@ -268,8 +268,8 @@ impl Table {
 /// A sweep on request: `rvsadm -L` (with `--stats`, `--rate`, `-c`), `-Z`, the metrics and the
 /// status page run one sweep before they read, so that their answer holds every packet the
 /// program forwarded before the request came, as the kernel's counters do — instead of lagging
-/// by up to one [`SWEEP`]. One sweep per request whatever the table's size (each installed
-/// entry read once, then the shard's lock taken once). Empty when the fast path is off, and
+/// by up to one [`SWEEP`]. One sweep per request whatever the table's size (the map read
+/// once in batches, the shard's lock taken after each). Empty when the fast path is off, and
 /// again once the plane stopped (the syncer takes the program out to detach it): then
 /// [`XdpSweep::now`] does nothing.
 #[derive(Clone, Default)]
