@@ -141,7 +141,7 @@ napi_note="director eth0 NAPI threaded (kthread $(cat /proc/$dir_napi/comm) on C
 # is what it sent), always SCHED_IDLE: the far side's NAPI kthread on the same CPU preempts it
 # as soon as it is woken. (At nice 19 it did not: a woken kthread waited for the generator's
 # time slice, and the far side's 256-frame ring overflowed — 8 % of the frames at 1.15 Mpps,
-# 11 % at 290 kpps, measured 23:30 on the quiet machine; SCHED_IDLE: 0.2 % and 0 %.)
+# 11 % at 290 kpps, measured 23:30 on the quiet machine; SCHED_IDLE: 0.2 % at 1.15 Mpps.)
 # Prints "<frames produced> <its CPU ns>".
 gen() {
   local secs=$1 log="$work/gen.$BASHPID"
